@@ -1,0 +1,87 @@
+"""Untrusted file names become safe base names; received files never overwrite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatroom.filenames import FALLBACK, MAX_NAME_BYTES, safe_name, split_ext, unique_path
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("my file.txt", "my file.txt"),
+        ("../../x", "x"),
+        ("/etc/x", "x"),
+        ("/etc/passwd/", "passwd"),
+        ("..\\..\\windows\\win.ini", "win.ini"),
+        ("C:\\boot.ini", "boot.ini"),
+        ("a\x00b", "a_b"),
+        ("a\nb\rc\x1b[31m", "a_b_c_[31m"),
+        ("..", FALLBACK),
+        (".", FALLBACK),
+        ("", FALLBACK),
+        ("/", FALLBACK),
+        ("   ", FALLBACK),
+        (".bashrc", "bashrc"),
+        ("...hidden", "hidden"),
+        ("trailing. . .", "trailing"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("com1", "_com1"),
+        ("LPT9.log", "_LPT9.log"),
+        ("console.txt", "console.txt"),
+        ('what?<is>:"this"|*', "what__is___this___"),
+        ("caf\u0065\u0301.txt", "caf\u00e9.txt"),
+    ],
+)
+def test_safe_name(raw: str, expected: str) -> None:
+    assert safe_name(raw) == expected
+
+
+def test_long_name_is_capped_and_keeps_extension() -> None:
+    name = safe_name("é" * 500 + ".tar")
+    assert len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    assert name.endswith(".tar")
+    assert name.startswith("é")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=400))
+def test_any_text_gives_a_harmless_base_name(raw: str) -> None:
+    name = safe_name(raw)
+    assert name and name not in (".", "..")
+    assert "/" not in name and "\\" not in name and "\x00" not in name
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in name)
+    assert not name.startswith(".") and not name.endswith((".", " "))
+    assert len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    assert safe_name(name) == name
+    root = Path("/srv/received")
+    assert os.path.dirname(os.path.normpath(root / name)) == str(root)
+
+
+def test_split_ext() -> None:
+    assert split_ext("report.pdf") == ("report", ".pdf")
+    assert split_ext("archive.tar.gz") == ("archive.tar", ".gz")
+    assert split_ext("README") == ("README", "")
+
+
+def test_unique_path_never_reuses_a_name(tmp_path: Path) -> None:
+    assert unique_path(tmp_path, "a.txt") == tmp_path / "a.txt"
+    (tmp_path / "a.txt").write_text("1")
+    assert unique_path(tmp_path, "a.txt") == tmp_path / "a (1).txt"
+    (tmp_path / "a (1).txt").write_text("2")
+    assert unique_path(tmp_path, "a.txt") == tmp_path / "a (2).txt"
+    (tmp_path / "noext").write_text("3")
+    assert unique_path(tmp_path, "noext") == tmp_path / "noext (1)"
+
+
+def test_unique_path_counts_a_dangling_symlink_as_taken(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").symlink_to(tmp_path / "missing")
+    assert unique_path(tmp_path, "a.txt") == tmp_path / "a (1).txt"
