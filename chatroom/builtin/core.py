@@ -1,0 +1,101 @@
+"""Built-in room commands: /quit, /upper, /nick, /who, /msg, /help, /caps, /plugins.
+
+These use exactly the hooks and context a third-party plugin gets.
+"""
+
+from __future__ import annotations
+
+from chatroom.commands import Command, CommandError, UsageError
+from chatroom.context import Context
+from chatroom.hookspecs import hookimpl
+
+#: Capabilities a client may announce with /caps.
+KNOWN_CAPS = frozenset({"binary"})
+
+
+def quit_(ctx: Context, args: list[str]) -> None:
+    ctx.reply("OK")
+    ctx.disconnect(reason="quit")
+
+
+def upper(ctx: Context, args: list[str]) -> None:
+    ctx.reply(ctx.text.upper())
+
+
+def nick(ctx: Context, args: list[str]) -> None:
+    assert ctx.client is not None
+    ctx.server.set_nick(ctx.client, args[0])
+    ctx.reply(f"OK nick {ctx.client.nick}")
+
+
+def who(ctx: Context, args: list[str]) -> None:
+    nicks = ctx.room.nicks()
+    ctx.reply(f"* {len(nicks)} in {ctx.room.name}: {', '.join(nicks)}")
+
+
+def msg(ctx: Context, args: list[str]) -> None:
+    target_nick, _, text = ctx.text.partition(" ")
+    text = text.strip()
+    if not text:
+        raise UsageError("/msg NAME TEXT")
+    target = ctx.find(target_nick)
+    if target is None:
+        raise CommandError(f"no such nick: {target_nick}")
+    ctx.send(target, f"{ctx.nick} (private): {text}")
+    ctx.reply(f"OK sent to {target.nick}")
+
+
+def help_(ctx: Context, args: list[str]) -> None:
+    registry = ctx.server.plugins.registry
+    if args:
+        command = registry.get(args[0].lstrip("/"))
+        if command is None:
+            raise CommandError(f"no such command: /{args[0].lstrip('/')}")
+        commands = [command]
+    else:
+        commands = registry.sorted()
+    for command in commands:
+        aliases = "".join(f", /{a}" for a in command.aliases)
+        ctx.reply(f"{command.usage_line()}{aliases} - {command.summary}")
+
+
+def caps(ctx: Context, args: list[str]) -> None:
+    assert ctx.client is not None
+    unknown = [c for c in args if c.lower() not in KNOWN_CAPS]
+    if unknown:
+        raise CommandError(f"unknown capability: {' '.join(unknown)} (known: {' '.join(sorted(KNOWN_CAPS))})")
+    ctx.client.caps.update(c.lower() for c in args)
+    ctx.reply("OK caps " + " ".join(sorted(ctx.client.caps)))
+
+
+def plugins(ctx: Context, args: list[str]) -> None:
+    for line in describe_plugins(ctx.server.plugins.info.values()):
+        ctx.reply(line)
+
+
+def describe_plugins(infos) -> list[str]:  # type: ignore[no-untyped-def]
+    """One line per plugin: name, where it comes from, its hooks and commands."""
+    lines = []
+    for info in sorted(infos, key=lambda i: (i.source != "builtin", i.name)):
+        origin = info.path if info.source == "file" else f"{info.distribution} {info.version}".strip()
+        commands = " ".join("/" + c for c in info.commands) or "-"
+        hooks = ", ".join(h for h in info.hooks if h != "register_commands") or "-"
+        lines.append(f"* {info.name} ({info.source}: {origin}) commands: {commands}; hooks: {hooks}")
+    return lines
+
+
+@hookimpl
+def register_commands() -> list[Command]:
+    return [
+        Command("quit", quit_, usage="/quit", summary="Leave the room and close the connection", max_args=0),
+        Command("upper", upper, usage="/upper TEXT", summary="Echo TEXT back in upper case, to you only",
+                min_args=1, raw=True),
+        Command("nick", nick, usage="/nick NAME", summary="Choose your name in the room", min_args=1, max_args=1),
+        Command("who", who, usage="/who", summary="List the names in the room", max_args=0, aliases=("names",)),
+        Command("msg", msg, usage="/msg NAME TEXT", summary="Send a private line to one user", min_args=1,
+                raw=True, aliases=("tell",)),
+        Command("help", help_, usage="/help [COMMAND]", summary="List the commands, or explain one", max_args=1),
+        Command("caps", caps, usage="/caps CAPABILITY...", summary="Announce client capabilities (binary frames)",
+                min_args=1),
+        Command("plugins", plugins, usage="/plugins", summary="List the installed plugins", max_args=0),
+    ]

@@ -1,0 +1,39 @@
+"""Rooms: a named set of clients that broadcasts reach.
+
+The server has one room, ``lobby``, for now; every broadcast targets a room,
+never a global list, so more rooms need no change to the fan-out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chatroom.server import Client
+
+
+class Room:
+    """``name`` (``str``) and ``members``: client id -> Client, in join order."""
+
+    __slots__ = ("name", "members")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: dict[int, Client] = {}
+
+    def join(self, client: Client) -> None:
+        self.members[client.id] = client
+        client.room = self
+
+    def leave(self, client: Client) -> None:
+        self.members.pop(client.id, None)
+
+    def nicks(self) -> list[str]:
+        """Members' nicks in join order."""
+        return [c.nick for c in self.members.values()]
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self) -> str:
+        return f"Room({self.name!r}, {len(self.members)} members)"

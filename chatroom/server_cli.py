@@ -1,0 +1,102 @@
+"""``chatroom-server``: command-line entry point for :class:`chatroom.server.Server`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+from chatroom import __version__
+from chatroom.logs import setup_logging
+from chatroom.plugins import PluginHost
+from chatroom.server import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server, lan_addresses
+
+DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``"1GiB"``, ``"500M"``, ``"65536"`` -> bytes (``int``); k/M/G/T are powers of 1024.
+
+    Raises argparse.ArgumentTypeError for anything else.
+    """
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 65536, 500M, 1GiB)")
+    number, unit, _ = match.groups()
+    return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatroom-server",
+        description="Run a chat room: one event loop for every client; commands are plugins.",
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; 0.0.0.0 serves the LAN)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default 0: the kernel picks a free one)")
+    parser.add_argument("--data-dir", type=Path, default=Path("chatroom-data"),
+                        help="folder for the log and plugin databases (default ./chatroom-data)")
+    parser.add_argument("--log-file", type=Path, help="log file (default DATA_DIR/chatroom.log)")
+    parser.add_argument("--max-queue", type=parse_size, default=DEFAULT_MAX_QUEUE,
+                        help="drop a client whose unsent output passes this size (default 8MiB)")
+    parser.add_argument("--max-file-size", type=parse_size, default=DEFAULT_MAX_FILE_SIZE,
+                        help="largest file /sendfile relays (default 1GiB)")
+    parser.add_argument("--plugin-dir", type=Path, action="append", default=[],
+                        help="load every .py file in this folder as a plugin (repeatable)")
+    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                        help=f"do not load plugin NAME (repeatable; also ${DISABLE_ENV}=a,b)")
+    parser.add_argument("--no-plugins", action="store_true", help="load the built-in plugins only")
+    parser.add_argument("--list-plugins", action="store_true", help="list the plugins that would load, and exit")
+    parser.add_argument("--quiet", action="store_true", help="log to the log file only, not stderr")
+    parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
+    return parser
+
+
+def load_plugins(args: argparse.Namespace) -> PluginHost:
+    """Build the plugin manager the options ask for: built-ins, entry points, plugin folders."""
+    disabled = set(args.disable_plugin)
+    disabled.update(n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip())
+    host = PluginHost(disabled=disabled)
+    host.load_builtins()
+    if not args.no_plugins:
+        host.load_entry_points()
+        for folder in args.plugin_dir:
+            host.load_dir(folder)
+    host.finish_loading()
+    return host
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log_file = args.log_file or args.data_dir / "chatroom.log"
+    setup_logging(None if args.list_plugins else log_file, stderr=not args.quiet)
+    plugins = load_plugins(args)
+    if args.list_plugins:
+        from chatroom.builtin.core import describe_plugins
+
+        for line in describe_plugins(plugins.info.values()):
+            print(line[2:])
+        return 0
+    try:
+        server = Server(args.host, args.port, data_dir=args.data_dir, max_queue=args.max_queue,
+                        max_file_size=args.max_file_size, plugins=plugins)
+    except OSError as exc:
+        logging.getLogger("chatroom").error("cannot listen on %s:%d: %s", args.host, args.port, exc)
+        print(f"chatroom-server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    host, port = server.address
+    print(f"chatroom-server listening on {host}:{port}", flush=True)
+    if args.host in ("0.0.0.0", "", "::"):
+        for address in lan_addresses():
+            print(f"chatroom-server LAN address {address}:{port}", flush=True)
+    server.install_signal_handlers()
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
