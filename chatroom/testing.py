@@ -1,0 +1,4 @@
+"""Test kit for chatroom plugin authors (pytest plugin, registered via ``pytest11``).
+
+Work in progress: the ``chatroom_room`` fixture lands here shortly.
+"""
