@@ -210,6 +210,9 @@ class Parser:
             events.append(TooLong("frame", size))
             self._skip = size
             return
+        if size == 0:
+            events.append(Frame(meta, b""))
+            return
         self._meta = meta
         self._need = size
 

@@ -1,0 +1,184 @@
+"""Shared fixtures: start the real ``chatroom-server`` and talk to it over TCP.
+
+Everything synchronises on lines the programs print, with deadlines; nothing
+sleeps to wait.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from chatroom import protocol
+
+DEADLINE = 10.0  # seconds any single expectation may take
+
+
+class ServerProcess:
+    """A ``chatroom-server`` subprocess on port 0; ``port`` is read from its first stdout line."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.proc = subprocess.Popen(
+            ["chatroom-server", "--port", "0", "--data-dir", str(data_dir), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})},
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        if not first.startswith("chatroom-server listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {first!r} {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+        self.host, _, port = first.strip().rpartition(" ")[2].rpartition(":")
+        self.port = int(port)
+        self.clients: list[LineClient] = []
+
+    def raw_client(self, host: str | None = None) -> "LineClient":
+        """A connected :class:`LineClient` that has read nothing yet (closed at teardown)."""
+        client = LineClient(host or self.host, self.port)
+        self.clients.append(client)
+        return client
+
+    def connect(self, nick: str | None = None, *, binary: bool = False) -> "LineClient":
+        """A client past the greeting, optionally named and frame-capable."""
+        client = self.raw_client()
+        client.expect_prefix("* Welcome")
+        if binary:
+            client.send("/caps binary")
+            client.expect("OK caps binary")
+        if nick:
+            client.send(f"/nick {nick}")
+            client.expect(f"OK nick {nick}")
+        return client
+
+    def stop(self, sig: int | None = None, timeout: float = DEADLINE) -> int:
+        if self.proc.poll() is None:
+            if sig is None:
+                self.proc.terminate()
+            else:
+                self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def log_text(self) -> str:
+        path = self.data_dir / "chatroom.log"
+        return path.read_text() if path.exists() else ""
+
+
+class LineClient:
+    """A raw TCP client speaking the line protocol, like a person with ``nc``."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=DEADLINE)
+        self.parser = protocol.Parser(max_frame=64 * 1024 * 1024)
+        self.pending: list[protocol.Line | protocol.Frame | protocol.TooLong] = []
+        self.seen: list[str] = []
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode() + b"\n")
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def next_event(self, timeout: float = DEADLINE) -> protocol.Line | protocol.Frame | protocol.TooLong:
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no event within {timeout}s; seen so far: {self.seen[-10:]}")
+            self.sock.settimeout(remaining)
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError(f"server closed the connection; seen so far: {self.seen[-10:]}")
+            self.pending.extend(self.parser.feed(data))
+        return self.pending.pop(0)
+
+    def next_line(self, timeout: float = DEADLINE) -> str:
+        """The next text line (frames are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.next_event(max(0.01, deadline - time.monotonic()))
+            if isinstance(event, protocol.Line):
+                self.seen.append(event.text)
+                return event.text
+
+    def expect(self, wanted: str, timeout: float = DEADLINE) -> list[str]:
+        """Read lines until one equals *wanted*; return the lines before it."""
+        return self.expect_where(lambda line: line == wanted, wanted, timeout)
+
+    def expect_prefix(self, prefix: str, timeout: float = DEADLINE) -> str:
+        """Read lines until one starts with *prefix*; return that line."""
+        self.expect_where(lambda line: line.startswith(prefix), prefix, timeout)
+        return self.seen[-1]
+
+    def expect_where(self, test, what: str, timeout: float = DEADLINE) -> list[str]:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        before = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"never saw {what!r}; saw {before[-10:]}")
+            line = self.next_line(remaining)
+            if test(line):
+                return before
+            before.append(line)
+
+    def closed_by_server(self, timeout: float = DEADLINE) -> bool:
+        """True once the server closes this connection (reading and discarding until then)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                if not self.sock.recv(1 << 16):
+                    return True
+            except socket.timeout:
+                return False
+            except OSError:
+                return True
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator:
+    """Call ``server_factory(*extra_args, data_dir=None, env=None)`` to start servers; all are stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, data_dir: Path | None = None, env: dict[str, str] | None = None) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / f"data{len(started)}", *args, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        for client in server.clients:
+            client.close()
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+        for stream in (server.proc.stdout, server.proc.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture
+def server(server_factory) -> ServerProcess:  # type: ignore[no-untyped-def]
+    """One running ``chatroom-server`` on a free loopback port."""
+    return server_factory()
+
+
+def python_exe() -> str:
+    return sys.executable
