@@ -1,0 +1,192 @@
+"""``chatroom-client``: the terminal client.
+
+Usage::
+
+    chatroom-client --name alice --port 5000 [--host 127.0.0.1]
+                    [--send-dir send] [--received-dir received] [--auto-send]
+
+A missing ``--name`` or ``--port`` is asked for (prompt on stderr, answer on
+stdin). The client connects, sends ``/caps binary`` and ``/nick NAME``,
+prints every line the server sends and sends every line typed.
+
+Two UIs, picked at start-up:
+
+* **Terminal** (stdin and stdout are TTYs): :mod:`chatroom.tui`, a
+  prompt_toolkit prompt; incoming lines appear above it and never clobber the
+  line being typed; transfer progress bars live in the bottom toolbar. A
+  refused name asks for another one.
+* **Line mode** (anything else: pipes, files, scripts, tests): a stdin reader
+  thread feeds the network loop. At end of input the client waits for running
+  transfers, sends ``/quit``, waits for ``OK`` and exits 0. A refused name
+  prints the server's ``ERROR`` line on stderr and exits 2.
+
+Client-side commands: ``/quit`` and ``/sendfile NAME`` (any case; quote a name
+with spaces). Every other line, ``/command`` or chat, goes to the server as
+typed (type ``//text`` to say the literal ``/text``).
+
+Exit status: 0 after ``/quit``; 1 when the server cannot be reached or the
+connection is lost (``connection to server lost`` on stderr); 2 for bad
+arguments or a refused name in line mode; 130 on Ctrl-C in line mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO, Callable, TextIO
+
+from chatroom.client_console import LineConsole
+from chatroom.client_loop import ClientLoop, load_transfer
+
+__all__ = ["main", "build_parser", "resolve_args", "parse_port", "stdin_reader"]
+
+CONNECT_TIMEOUT = 10.0
+
+
+class UsageFailure(Exception):
+    """A required argument is missing or invalid and cannot be asked for again."""
+
+
+def parse_port(text: str) -> int:
+    """``"5000"`` -> 5000. Raises ValueError unless it is an integer in 1..65535."""
+    port = int(text.strip())
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port out of range: {port}")
+    return port
+
+
+def _port_arg(text: str) -> int:
+    try:
+        return parse_port(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port: {text!r} (an integer 1-65535)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``chatroom-client`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="chatroom-client",
+        description="Chat in a chatroom-server room. Type a line to send it; /help lists the "
+        "server's commands; /sendfile NAME sends a file from the send folder; /quit leaves.",
+    )
+    p.add_argument("--name", help="your nick in the room (asked for when missing)")
+    p.add_argument("--port", type=_port_arg, help="the server's port (asked for when missing)")
+    p.add_argument("--host", default="127.0.0.1", help="the server's address (default: %(default)s)")
+    p.add_argument("--send-dir", type=Path, default=Path("send"), help="folder /sendfile reads from (default: %(default)s)")
+    p.add_argument(
+        "--received-dir", type=Path, default=Path("received"), help="folder received files go to (default: %(default)s)"
+    )
+    p.add_argument("--auto-send", action="store_true", help="send every new complete file in the send folder")
+    return p
+
+
+def _ask_line(prompt: str, stdin: BinaryIO, err: TextIO) -> str | None:
+    err.write(prompt)
+    err.flush()
+    raw = stdin.readline()
+    if not raw:
+        return None
+    return raw.decode("utf-8", "replace").strip()
+
+
+def resolve_args(
+    args: argparse.Namespace, stdin: BinaryIO, err: TextIO, interactive: bool
+) -> argparse.Namespace:
+    """Ask for a missing name or port on *stdin* (prompt on *err*).
+
+    On a terminal (*interactive*) an empty or invalid answer is asked again;
+    otherwise it raises :class:`UsageFailure`, as does end of input.
+    """
+    while not args.name:
+        answer = _ask_line("name: ", stdin, err)
+        if answer is None:
+            raise UsageFailure("a name is needed (--name)")
+        if answer:
+            args.name = answer
+        elif not interactive:
+            raise UsageFailure("a name is needed (--name)")
+    while args.port is None:
+        answer = _ask_line("port: ", stdin, err)
+        if answer is None:
+            raise UsageFailure("a port is needed (--port)")
+        try:
+            args.port = parse_port(answer)
+        except ValueError:
+            if not interactive:
+                raise UsageFailure(f"invalid port: {answer!r}") from None
+            err.write("a port is an integer from 1 to 65535\n")
+    return args
+
+
+def stdin_reader(stdin: BinaryIO, submit: Callable[[str], None], end: Callable[[], None]) -> None:
+    """Read *stdin* line by line (bytes, decoded as UTF-8 with replacement) into *submit*; call *end* at EOF."""
+    try:
+        for raw in iter(stdin.readline, b""):
+            submit(raw.decode("utf-8", "replace").rstrip("\r\n"))
+    except (OSError, ValueError):
+        pass  # stdin closed under us: treat as end of input
+    end()
+
+
+def connect(host: str, port: int) -> socket.socket:
+    """A connected TCP socket with ``TCP_NODELAY``; raises OSError."""
+    sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin: BinaryIO) -> int:
+    """Plain line mode: stdin reader thread -> :class:`ClientLoop` on this thread."""
+    console = LineConsole()
+    loop = ClientLoop(
+        sock,
+        args.name,
+        console,
+        interactive=False,
+        send_dir=args.send_dir,
+        received_dir=args.received_dir,
+        auto_send=args.auto_send,
+        transfer=load_transfer(),
+    )
+    loop.on_change = lambda: console.update(loop.progress)
+    reader = threading.Thread(
+        target=stdin_reader, args=(stdin, loop.submit, loop.end_input), name="stdin-reader", daemon=True
+    )
+    reader.start()
+    try:
+        return loop.run()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        console.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``chatroom-client``; returns the exit status (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    stdin = sys.stdin.buffer
+    try:
+        resolve_args(args, stdin, sys.stderr, interactive=tty)
+    except UsageFailure as exc:
+        print(f"chatroom-client: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    try:
+        sock = connect(args.host, args.port)
+    except OSError as exc:
+        print(f"chatroom-client: cannot connect to {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if tty:
+        from chatroom.tui import run_tui
+
+        return run_tui(args, sock)
+    return run_line_mode(args, sock, stdin)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

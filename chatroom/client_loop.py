@@ -1,0 +1,478 @@
+"""The client's network event loop: one socket, one ``selectors`` loop, no UI.
+
+:class:`ClientLoop` owns the connection to the server. It runs on one thread
+(the main thread in line mode, a background thread under the terminal UI) and
+everything that touches the socket, the :class:`~chatroom.protocol.Parser` or
+the file-transfer component happens on that thread. Other threads (the stdin
+reader, the prompt, the send-folder watcher) talk to it only through
+:meth:`ClientLoop.submit`, :meth:`ClientLoop.end_input`,
+:meth:`ClientLoop.request_quit` and :meth:`ClientLoop.wake`, which put an item
+on a queue and write one byte to a wakeup socketpair registered in the
+selector (stdin itself is never registered: epoll refuses regular files).
+
+Life of a connection:
+
+1. **Handshake.** ``/caps binary`` (only when the transfer component is
+   installed, so frames can be handled) and ``/nick NAME`` are sent at once;
+   their ``OK`` replies are consumed, anything else is printed. A refused
+   name (``ERROR ...``) ends the loop with status 2, or, when
+   ``interactive=True``, makes the next submitted line the new name
+   (:attr:`ClientLoop.naming` is then true so the UI can say so). Typed lines
+   wait in the queue until the name is accepted.
+2. **Chat.** Every server line is printed through ``Console.line``; frames go
+   to the transfer component. Typed lines are sanitized and sent, except the
+   client-side commands ``/quit`` and ``/sendfile NAME``.
+3. **Quit.** ``/quit`` typed, end of input, or Ctrl-C: once no transfer is in
+   flight, ``/quit`` is sent; the loop ends with status 0 when the server says
+   ``OK`` and closes (bounded by ``quit_timeout`` seconds).
+
+Exit statuses returned by :meth:`ClientLoop.run`: 0 after a clean quit, 1 when
+the connection is lost (``connection to server lost`` on the error console),
+2 when the name is refused in non-interactive mode.
+"""
+
+from __future__ import annotations
+
+import queue
+import selectors
+import shlex
+import socket
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from chatroom.protocol import Frame, Line, Parser, TooLong, encode_line, sanitize
+
+__all__ = ["Console", "ClientLoop", "load_transfer", "ready_hint"]
+
+#: Bytes read from the socket per ``recv`` call.
+RECV_SIZE = 256 * 1024
+#: ``recv`` calls per readable event, so typing and pumping are never starved.
+RECV_ROUNDS = 16
+#: Seconds between refreshes of :attr:`ClientLoop.progress`.
+PROGRESS_INTERVAL = 0.2
+LOST = "connection to server lost"
+
+
+class Console(Protocol):
+    """Where the loop prints. ``line`` for server lines and status, ``error`` for problems."""
+
+    def line(self, text: str) -> None: ...
+
+    def error(self, text: str) -> None: ...
+
+
+def load_transfer() -> tuple[Any, Any] | None:
+    """Return ``(TransferManager, SendFolderWatcher)`` from the transfer component, or None.
+
+    None only when ``chatroom.transfer`` / ``chatroom.watch`` are not
+    installed; any other import error propagates (a broken module must not be
+    silently ignored).
+    """
+    try:
+        from chatroom.transfer import TransferManager
+        from chatroom.watch import SendFolderWatcher
+    except ModuleNotFoundError as exc:
+        if exc.name in ("chatroom.transfer", "chatroom.watch"):
+            return None
+        raise
+    return TransferManager, SendFolderWatcher
+
+
+def ready_hint(folder: str, name: str) -> str:
+    """The line printed when the watcher finds a complete file: ``send/a.txt is ready: /sendfile a.txt``."""
+    arg = name if name and not any(c.isspace() or c in "\"'\\" for c in name) else '"%s"' % name.replace('"', '\\"')
+    return f"{folder}/{name} is ready: /sendfile {arg}"
+
+
+def _is_reply(text: str) -> bool:
+    return text == "OK" or text.startswith("OK ") or text == "ERROR" or text.startswith("ERROR ")
+
+
+class ClientLoop:
+    """The connection to one server, driven by :meth:`run` on a single thread.
+
+    *sock* is a connected TCP socket (made non-blocking here). *console*
+    prints. *send_dir*/*received_dir* are the transfer folders (created when
+    missing); *auto_send* sends every file the watcher reports. *transfer* is
+    the ``(TransferManager, SendFolderWatcher)`` pair from
+    :func:`load_transfer` (None: no file transfer, ``/caps binary`` is not
+    sent). *on_change* is called (from the loop thread) when :attr:`naming` or
+    :attr:`progress` change, so a UI can redraw.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        name: str,
+        console: Console,
+        *,
+        interactive: bool = False,
+        send_dir: Path = Path("send"),
+        received_dir: Path = Path("received"),
+        auto_send: bool = False,
+        transfer: tuple[Any, Any] | None = None,
+        quit_timeout: float = 5.0,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.sock = sock
+        self.name = name
+        self.console = console
+        self.interactive = interactive
+        self.send_dir = Path(send_dir)
+        self.received_dir = Path(received_dir)
+        self.auto_send = auto_send
+        self.quit_timeout = quit_timeout
+        self.on_change = on_change
+        #: True while the server has refused the name and the next submitted line is a new one.
+        self.naming = False
+        #: Snapshot of the transfer component's ``progress()`` list, refreshed every 0.2 s.
+        self.progress: list[Any] = []
+        self._parser = Parser()
+        self._out = bytearray()
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._pending: deque[str] = deque()  # handshake replies still expected: "caps", "nick"
+        self._named = False
+        self._quit = "no"  # no -> wanted (waiting for transfers) -> sent -> ok
+        self._quit_deadline = 0.0
+        self._status: int | None = None
+        self._next_progress = 0.0
+        self._write_registered = False
+        self._tm: Any = None
+        self._watcher: Any = None
+        if transfer is not None:
+            manager_cls, watcher_cls = transfer
+            self.send_dir.mkdir(parents=True, exist_ok=True)
+            self.received_dir.mkdir(parents=True, exist_ok=True)
+            self._tm = manager_cls(self.send_dir, self.received_dir, self._write, self._out_queued, console.line)
+            self._watcher = watcher_cls(self.send_dir, self.wake)
+
+    # ---- called from any thread -------------------------------------------------
+
+    def wake(self) -> None:
+        """Wake the loop (thread-safe, never blocks)."""
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already pending, or closing
+
+    def submit(self, text: str) -> None:
+        """A line the user typed (thread-safe)."""
+        self._queue.put(("line", text))
+        self.wake()
+
+    def end_input(self) -> None:
+        """The user's input ended (EOF): quit once transfers are done (thread-safe)."""
+        self._queue.put(("eof", None))
+        self.wake()
+
+    def request_quit(self, force: bool = False) -> None:
+        """Quit (Ctrl-C). With *force*, abort running transfers instead of waiting (thread-safe)."""
+        self._queue.put(("quit", force))
+        self.wake()
+
+    @property
+    def busy(self) -> bool:
+        """True while file transfers are in flight."""
+        return bool(self._tm is not None and self._tm.busy)
+
+    # ---- the loop ------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until quit or connection loss; returns the exit status (0, 1 or 2)."""
+        self.sock.setblocking(False)
+        self._sel.register(self.sock, selectors.EVENT_READ, "sock")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        if self._tm is not None:
+            self._send("/caps binary")
+            self._pending.append("caps")
+        self._send_nick(self.name)
+        if self._watcher is not None:
+            self._watcher.start()
+        self._flush()
+        try:
+            while self._status is None:
+                self._pass()
+        finally:
+            self._shutdown()
+        return self._status
+
+    def _pass(self) -> None:
+        now = time.monotonic()
+        timeout = PROGRESS_INTERVAL
+        if self._quit == "sent" or self._quit == "ok":
+            timeout = max(0.0, min(timeout, self._quit_deadline - now))
+        for key, _ in self._sel.select(timeout):
+            if key.data == "wake":
+                self._drain_wake()
+            elif key.data == "sock":
+                pass  # read below
+        self._read()
+        if self._status is not None:
+            return
+        self._drain_queue()
+        self._drain_watcher()
+        self._pump()
+        self._advance_quit()
+        self._refresh_progress()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _read(self) -> None:
+        for _ in range(RECV_ROUNDS):
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._closed_by_server()
+                return
+            for event in self._parser.feed(data):
+                self._on_event(event)
+                if self._status is not None:
+                    return
+            if len(data) < RECV_SIZE:
+                return
+
+    def _closed_by_server(self) -> None:
+        if self._quit == "ok":
+            self._status = 0
+            return
+        if self._tm is not None:
+            self._tm.close()
+            self._tm = None
+        self.console.error(LOST)
+        self._status = 1
+
+    # ---- incoming ------------------------------------------------------------------
+
+    def _on_event(self, event: Line | Frame | TooLong) -> None:
+        if isinstance(event, Frame):
+            if self._tm is not None:
+                self._tm.handle_frame(event)
+            return
+        if isinstance(event, TooLong):
+            self.console.error(f"discarded an over-long {event.kind} from the server ({event.size} bytes)")
+            return
+        text = sanitize(event.text)
+        if self._pending and _is_reply(text):
+            self._handshake_reply(self._pending.popleft(), text)
+            return
+        if self._tm is not None and self._tm.handle_line(text):
+            return
+        if self._quit == "sent" and text.startswith("OK"):
+            self._quit = "ok"
+        self.console.line(text)
+
+    def _handshake_reply(self, what: str, text: str) -> None:
+        if text.startswith("OK"):
+            if what == "nick":
+                self._named = True
+                if self.naming:
+                    self.naming = False
+                    self._changed()
+            return  # the handshake's own OK replies are not shown
+        if what == "caps":
+            self.console.line(text)
+            return
+        if not self.interactive:
+            self.console.error(text)
+            self._status = 2
+            return
+        self.console.error(text)
+        self.naming = True
+        self._changed()
+
+    # ---- outgoing ------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        self._out += data
+
+    def _out_queued(self) -> int:
+        return len(self._out)
+
+    def _send(self, text: str) -> None:
+        self._out += encode_line(text)
+
+    def _send_nick(self, name: str) -> None:
+        self.name = name
+        self._send(f"/nick {name}")
+        self._pending.append("nick")
+
+    def _pump(self) -> None:
+        """Let the transfer component queue chunks, and send; repeat while the kernel takes it all."""
+        for _ in range(8):
+            before = len(self._out)
+            if self._tm is not None:
+                self._tm.pump()
+            produced = len(self._out) > before
+            self._flush()
+            if self._out or not produced or self._status is not None:
+                return
+
+    def _flush(self) -> None:
+        if self._out:
+            try:
+                n = self.sock.send(self._out)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError:
+                self._closed_by_server()
+                return
+            del self._out[:n]
+        want = bool(self._out)
+        if want != self._write_registered:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want else 0)
+            self._sel.modify(self.sock, events, "sock")
+            self._write_registered = want
+
+    def _drain_queue(self) -> None:
+        while True:
+            if not self._named and not self.naming:
+                # Hold typed lines until the name is accepted, but act on quit/EOF.
+                return self._drain_control_only()
+            try:
+                kind, value = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._on_input(kind, value)
+
+    def _drain_control_only(self) -> None:
+        held: list[tuple[str, Any]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item[0] == "quit":
+                self._on_input(*item)
+            else:
+                held.append(item)
+        for item in held:  # SimpleQueue has no push-front: re-queue in order
+            self._queue.put(item)
+
+    def _on_input(self, kind: str, value: Any) -> None:
+        if kind == "eof":
+            self._want_quit()
+        elif kind == "quit":
+            if value and self._tm is not None:
+                self._tm.close()
+                self._tm = None
+            if not self._named:
+                self._status = 0  # not in the room yet: nothing to say goodbye to
+                return
+            self._want_quit()
+        elif kind == "line":
+            self._on_typed(value)
+
+    def _on_typed(self, raw: str) -> None:
+        text = sanitize(raw.rstrip("\r\n"))
+        if self.naming:
+            if text.strip():
+                self.naming = False  # typed lines wait again until the server answers
+                self._send_nick(text.strip())
+                self._changed()
+            else:
+                self.console.error("a name is needed")
+            return
+        if self._quit != "no" or not text.strip():
+            return
+        if text.startswith("/") and not text.startswith("//"):
+            head, _, rest = text.partition(" ")
+            cmd = head.lower()
+            if cmd == "/quit":
+                self._want_quit()
+                return
+            if cmd == "/sendfile":
+                self._sendfile(rest)
+                return
+        self._send(text)
+
+    def _sendfile(self, rest: str) -> None:
+        try:
+            args = shlex.split(rest)
+        except ValueError:
+            args = []
+        if len(args) != 1:
+            self.console.error('usage: /sendfile NAME (quote a name with spaces: /sendfile "my file.txt")')
+            return
+        if self._tm is None:
+            self.console.error("file transfer is not available in this client")
+            return
+        self._tm.send_file(args[0])
+
+    def _drain_watcher(self) -> None:
+        if self._watcher is None or not self._named or self._quit != "no":
+            return
+        for path in self._watcher.ready():
+            name = Path(path).name
+            if self.auto_send and self._tm is not None:
+                self._tm.send_file(name)
+            else:
+                self.console.line(ready_hint(self.send_dir.as_posix(), name))
+
+    # ---- quitting ------------------------------------------------------------------
+
+    def _want_quit(self) -> None:
+        if self._quit == "no":
+            self._quit = "wanted"
+            if self.busy:
+                self.console.error("waiting for file transfers to finish before quitting")
+
+    def _advance_quit(self) -> None:
+        if self._quit == "wanted" and not self.busy and not self._pending:
+            self._send("/quit")
+            self._flush()
+            self._quit = "sent"
+            self._quit_deadline = time.monotonic() + self.quit_timeout
+        elif self._quit in ("sent", "ok") and time.monotonic() >= self._quit_deadline:
+            if self._quit == "ok":
+                self._status = 0
+            else:
+                self.console.error("no reply to /quit from the server; closing")
+                self._status = 1
+
+    # ---- progress ------------------------------------------------------------------
+
+    def _refresh_progress(self) -> None:
+        if self._tm is None:
+            if self.progress:
+                self.progress = []
+                self._changed()
+            return
+        now = time.monotonic()
+        if now < self._next_progress:
+            return
+        self._next_progress = now + PROGRESS_INTERVAL
+        snapshot = list(self._tm.progress())
+        if snapshot or self.progress:
+            self.progress = snapshot
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def _shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._tm is not None:
+            self._tm.close()
+            self._tm = None
+        self.progress = []
+        self._changed()
+        self._sel.close()
+        for s in (self.sock, self._wake_r, self._wake_w):
+            s.close()

@@ -1,0 +1,469 @@
+"""Unit tests of the client's pieces: arguments, stdin reader, console, and the network loop.
+
+The loop tests drive :class:`chatroom.client_loop.ClientLoop` over a
+``socket.socketpair()``: the test plays the server on the other end, so every
+byte the client sends is checked exactly, with deadlines and no sleeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import socket
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from chatroom import client as client_mod
+from chatroom.client import UsageFailure, build_parser, parse_port, resolve_args, stdin_reader
+from chatroom.client_console import LineConsole, format_bars
+from chatroom.client_loop import LOST, ClientLoop, ready_hint
+from chatroom.protocol import Frame, Line, Parser, encode_frame
+
+DEADLINE = 5.0
+
+
+# ---- arguments ----------------------------------------------------------------------
+
+
+def test_parse_port_accepts_range_and_rejects_rest() -> None:
+    assert parse_port(" 5000 ") == 5000
+    assert parse_port("65535") == 65535
+    for bad in ("0", "65536", "-1", "abc", ""):
+        with pytest.raises(ValueError):
+            parse_port(bad)
+
+
+def test_parser_defaults_and_options() -> None:
+    args = build_parser().parse_args(["--name", "alice", "--port", "4000"])
+    assert (args.name, args.port, args.host) == ("alice", 4000, "127.0.0.1")
+    assert args.send_dir == Path("send") and args.received_dir == Path("received")
+    assert args.auto_send is False
+    args = build_parser().parse_args(
+        ["--port", "1", "--host", "10.0.0.2", "--send-dir", "s", "--received-dir", "r", "--auto-send"]
+    )
+    assert args.name is None and args.send_dir == Path("s") and args.received_dir == Path("r") and args.auto_send
+
+
+def test_parser_rejects_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--port", "http"])
+    assert exc.value.code == 2
+    assert "invalid port" in capsys.readouterr().err
+
+
+def _ns(name: str | None = None, port: int | None = None) -> argparse.Namespace:
+    return argparse.Namespace(name=name, port=port)
+
+
+def test_missing_name_and_port_are_asked_for() -> None:
+    err = io.StringIO()
+    args = resolve_args(_ns(), io.BytesIO(b"alice\n4242\nhello\n"), err, interactive=False)
+    assert (args.name, args.port) == ("alice", 4242)
+    assert err.getvalue() == "name: port: "
+
+
+def test_interactive_asks_again_until_valid() -> None:
+    err = io.StringIO()
+    args = resolve_args(_ns(port=7), io.BytesIO(b"\n  bob \n"), err, interactive=True)
+    assert args.name == "bob"
+    args = resolve_args(_ns(name="x"), io.BytesIO(b"nope\n99999\n81\n"), err, interactive=True)
+    assert args.port == 81
+    assert err.getvalue().count("a port is an integer") == 2
+
+
+def test_non_interactive_bad_or_missing_answer_fails() -> None:
+    with pytest.raises(UsageFailure, match="invalid port"):
+        resolve_args(_ns(name="x"), io.BytesIO(b"abc\n"), io.StringIO(), interactive=False)
+    with pytest.raises(UsageFailure, match="name"):
+        resolve_args(_ns(), io.BytesIO(b""), io.StringIO(), interactive=False)
+    with pytest.raises(UsageFailure, match="name"):
+        resolve_args(_ns(), io.BytesIO(b"\n"), io.StringIO(), interactive=False)
+
+
+def test_main_without_name_at_end_of_input_exits_2(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert client_mod.main(["--port", "5"]) == 2
+    assert "a name is needed" in capsys.readouterr().err
+
+
+def test_main_unreachable_server_exits_1(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens on this port now
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert client_mod.main(["--name", "a", "--port", str(port)]) == 1
+    assert f"cannot connect to 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+# ---- stdin reader and console -------------------------------------------------------
+
+
+def test_stdin_reader_decodes_lines_and_signals_end() -> None:
+    got: list[str] = []
+    ended: list[bool] = []
+    stdin_reader(io.BytesIO(b"hi\r\n\xff bad\nlast-no-newline"), got.append, lambda: ended.append(True))
+    assert got == ["hi", "\ufffd bad", "last-no-newline"]
+    assert ended == [True]
+
+
+def test_ready_hint_quotes_names_with_spaces() -> None:
+    assert ready_hint("send", "a.txt") == "send/a.txt is ready: /sendfile a.txt"
+    assert ready_hint("send", "my file.txt") == 'send/my file.txt is ready: /sendfile "my file.txt"'
+
+
+def test_line_console_prints_and_draws_no_bars_off_terminal() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    console = LineConsole(out, err)
+    console.update([SimpleNamespace(desc="a.bin", done=5, total=10, started=time.monotonic(), direction="send")])
+    console.line("bob: hi")
+    console.error("oops")
+    console.close()
+    assert out.getvalue() == "bob: hi\n"
+    assert err.getvalue() == "oops\n"
+
+
+def test_format_bars_one_meter_per_transfer() -> None:
+    now = time.monotonic()
+    items = [
+        SimpleNamespace(desc="a.bin", done=512 * 1024, total=1024 * 1024, started=now - 2, direction="send"),
+        SimpleNamespace(desc="b.bin from bob", done=0, total=2048, started=now, direction="recv"),
+    ]
+    text = format_bars(items, 100, now=now)
+    first, second = text.split("\n")
+    assert first.startswith("↑ a.bin") and "50%" in first and "512k/1.00M" in first.replace("kB", "k").replace("MB", "M")
+    assert second.startswith("↓ b.bin from bob") and "0%" in second
+    assert all(len(line) <= 100 for line in (first, second))
+    assert format_bars([], 80) == ""
+
+
+# ---- the network loop over a socketpair ---------------------------------------------
+
+
+class RecordingConsole:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self.cond = threading.Condition()
+
+    def line(self, text: str) -> None:
+        with self.cond:
+            self.lines.append(text)
+            self.cond.notify_all()
+
+    def error(self, text: str) -> None:
+        with self.cond:
+            self.errors.append(text)
+            self.cond.notify_all()
+
+    def wait_for(self, pred, what: str) -> None:
+        deadline = time.monotonic() + DEADLINE
+        with self.cond:
+            while not pred():
+                left = deadline - time.monotonic()
+                assert left > 0, f"timed out waiting for {what}: lines={self.lines} errors={self.errors}"
+                self.cond.wait(left)
+
+
+class FakeServer:
+    """The test's end of the socketpair: reads the client's lines and frames, writes replies."""
+
+    open: list["FakeServer"] = []
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.settimeout(DEADLINE)
+        FakeServer.open.append(self)
+        self.parser = Parser()
+        self.events: list = []
+
+    def next_event(self):
+        deadline = time.monotonic() + DEADLINE
+        while not self.events:
+            assert time.monotonic() < deadline, "client sent nothing"
+            data = self.sock.recv(65536)
+            assert data, "client closed the connection"
+            self.events.extend(self.parser.feed(data))
+        return self.events.pop(0)
+
+    def expect(self, text: str) -> None:
+        assert self.next_event() == Line(text)
+
+    def say(self, *lines: str) -> None:
+        self.sock.sendall(b"".join(line.encode() + b"\n" for line in lines))
+
+    def at_eof(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+
+@pytest.fixture(autouse=True)
+def _close_fake_servers():
+    yield
+    while FakeServer.open:
+        FakeServer.open.pop().sock.close()
+
+
+class Running:
+    def __init__(self, loop: ClientLoop) -> None:
+        self.loop = loop
+        self.status: list[int] = []
+        self.thread = threading.Thread(target=lambda: self.status.append(loop.run()), daemon=True)
+        self.thread.start()
+
+    def result(self) -> int:
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), "client loop did not finish"
+        return self.status[0]
+
+
+def start(name: str = "alice", **kw) -> tuple[FakeServer, RecordingConsole, Running]:
+    ours, theirs = socket.socketpair()
+    console = RecordingConsole()
+    loop = ClientLoop(theirs, name, console, **kw)
+    return FakeServer(ours), console, Running(loop)
+
+
+def test_handshake_chat_and_clean_quit_at_end_of_input() -> None:
+    server, console, run = start()
+    run.loop.submit("early line")  # typed before the name is accepted: held back
+    server.say("* Welcome to chatroom, room lobby. You are guest1.")
+    server.expect("/nick alice")
+    server.say("* guest1 is now known as alice", "OK nick alice", "bob: hi there")
+    server.expect("early line")
+    run.loop.submit("//slash text")
+    run.loop.submit("/upper x")
+    run.loop.submit("")  # empty lines are not sent
+    run.loop.submit("tab\there \x1b[31mred\x1b[0m\x07")
+    server.expect("//slash text")
+    server.expect("/upper x")
+    server.expect("tab\there red")
+    run.loop.end_input()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.shutdown(socket.SHUT_WR)
+    assert run.result() == 0
+    assert console.lines == [
+        "* Welcome to chatroom, room lobby. You are guest1.",
+        "* guest1 is now known as alice",
+        "bob: hi there",
+        "OK",
+    ]
+    assert console.errors == []
+    assert server.at_eof()
+
+
+def test_typed_quit_any_case_is_sent_once_and_later_lines_dropped() -> None:
+    server, console, run = start()
+    server.expect("/nick alice")
+    server.say("OK")
+    run.loop.submit("/QUIT")
+    run.loop.submit("after quit")
+    run.loop.end_input()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+
+
+def test_refused_name_in_line_mode_exits_2_with_the_error() -> None:
+    server, console, run = start("bob")
+    server.expect("/nick bob")
+    server.say("ERROR nick bob is taken")
+    assert run.result() == 2
+    assert console.errors == ["ERROR nick bob is taken"]
+    assert server.at_eof()
+
+
+def test_refused_name_on_a_terminal_asks_for_another() -> None:
+    changes: list[bool] = []
+    server, console, run = start("bob", interactive=True)
+    run.loop.on_change = lambda: changes.append(run.loop.naming)
+    server.expect("/nick bob")
+    server.say("ERROR nick bob is taken")
+    console.wait_for(lambda: console.errors, "the error")
+    assert run.loop.naming and changes[-1] is True
+    run.loop.submit("  ")  # empty: asked again
+    run.loop.submit(" bob2 ")
+    server.expect("/nick bob2")
+    server.say("OK nick bob2")
+    run.loop.submit("hello")
+    server.expect("hello")
+    assert not run.loop.naming and run.loop.name == "bob2"
+    run.loop.request_quit()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+    assert console.errors == ["ERROR nick bob is taken", "a name is needed"]
+
+
+def test_lost_server_exits_1_with_message() -> None:
+    server, console, run = start()
+    server.expect("/nick alice")
+    server.say("OK", "bob: last words")
+    server.sock.close()
+    assert run.result() == 1
+    assert console.lines == ["bob: last words"]
+    assert console.errors == [LOST]
+
+
+def test_quit_without_reply_gives_up_after_timeout() -> None:
+    server, console, run = start(quit_timeout=0.3)
+    server.expect("/nick alice")
+    server.say("OK")
+    run.loop.end_input()
+    server.expect("/quit")
+    assert run.result() == 1
+    assert console.errors == ["no reply to /quit from the server; closing"]
+
+
+# ---- integration with the transfer component, through its contract ------------------
+
+
+class FakeTransferManager:
+    """Test double with the TransferManager contract; records what the client calls."""
+
+    instances: list["FakeTransferManager"] = []
+
+    def __init__(self, send_dir, received_dir, write, out_queued, emit) -> None:
+        self.dirs = (send_dir, received_dir)
+        self.write, self.out_queued, self.emit = write, out_queued, emit
+        self.sent: list[str] = []
+        self.frames: list[Frame] = []
+        self.busy = False
+        self.closed = False
+        self.pumps = 0
+        self.to_write: list[bytes] = []
+        FakeTransferManager.instances.append(self)
+
+    def send_file(self, name: str) -> None:
+        self.sent.append(name)
+        self.emit(f"queued {name}")
+
+    def handle_line(self, text: str) -> bool:
+        return text.startswith("OK sendfile")
+
+    def handle_frame(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def pump(self) -> None:
+        self.pumps += 1
+        while self.to_write and self.out_queued() < 1 << 20:
+            self.write(self.to_write.pop(0))
+
+    def progress(self) -> list:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeWatcher:
+    instances: list["FakeWatcher"] = []
+
+    def __init__(self, send_dir: Path, wake) -> None:
+        self.send_dir, self.wake = send_dir, wake
+        self.paths: list[Path] = []
+        self.started = self.stopped = False
+        FakeWatcher.instances.append(self)
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def ready(self) -> list[Path]:
+        out, self.paths = self.paths, []
+        return out
+
+
+def start_with_transfer(tmp_path: Path, **kw):
+    FakeTransferManager.instances.clear()
+    FakeWatcher.instances.clear()
+    server, console, run = start(
+        transfer=(FakeTransferManager, FakeWatcher),
+        send_dir=tmp_path / "out",
+        received_dir=tmp_path / "in",
+        **kw,
+    )
+    server.expect("/caps binary")
+    server.expect("/nick alice")
+    server.say("OK caps binary", "OK nick alice")
+    return server, console, run, FakeTransferManager.instances[0], FakeWatcher.instances[0]
+
+
+def test_transfer_component_gets_commands_frames_and_replies(tmp_path: Path) -> None:
+    server, console, run, tm, watcher = start_with_transfer(tmp_path)
+    assert tm.dirs == (tmp_path / "out", tmp_path / "in") and (tmp_path / "in").is_dir()
+    assert watcher.started
+    run.loop.submit('/SendFile "my file.txt"')
+    run.loop.submit("/sendfile")  # usage error, handled locally
+    run.loop.submit("/sendfile a b")
+    server.sock.sendall(b"OK sendfile 7 my file.txt\n" + encode_frame("file-data 3", b"\x00\x10\n") + b"carol: hi\n")
+    console.wait_for(lambda: "carol: hi" in console.lines, "chat after the frame")
+    assert tm.sent == ["my file.txt"]
+    assert tm.frames == [Frame("file-data 3", b"\x00\x10\n")]
+    # The consumed transfer reply is not printed (the emit and the chat may come in either order).
+    assert sorted(console.lines) == ["carol: hi", "queued my file.txt"]
+    assert len(console.errors) == 2 and all(e.startswith("usage: /sendfile") for e in console.errors)
+    # Chunks the component writes reach the server.
+    tm.to_write.append(encode_frame("file-data 7", b"x" * 100))
+    run.loop.wake()
+    assert server.next_event() == Frame("file-data 7", b"x" * 100)
+    run.loop.request_quit()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+    assert tm.closed and watcher.stopped
+
+
+def test_end_of_input_waits_for_running_transfers(tmp_path: Path) -> None:
+    server, console, run, tm, watcher = start_with_transfer(tmp_path)
+    tm.busy = True
+    run.loop.submit("/sendfile big.bin")
+    run.loop.end_input()
+    console.wait_for(lambda: console.errors, "the waiting notice")
+    assert console.errors == ["waiting for file transfers to finish before quitting"]
+    server.say("ping")  # the loop keeps serving while it waits
+    console.wait_for(lambda: "ping" in console.lines, "a line during the wait")
+    tm.busy = False
+    run.loop.wake()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+
+
+def test_ready_files_are_announced_or_auto_sent(tmp_path: Path) -> None:
+    server, console, run, tm, watcher = start_with_transfer(tmp_path)
+    watcher.paths = [tmp_path / "out" / "report.pdf"]
+    watcher.wake()
+    console.wait_for(lambda: console.lines, "the ready line")
+    assert console.lines == [f"{(tmp_path / 'out').as_posix()}/report.pdf is ready: /sendfile report.pdf"]
+    assert tm.sent == []
+    run.loop.request_quit()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+
+    server, console, run, tm, watcher = start_with_transfer(tmp_path, auto_send=True)
+    watcher.paths = [tmp_path / "out" / "a b.txt"]
+    watcher.wake()
+    console.wait_for(lambda: console.lines, "the auto-send")
+    assert console.lines == ["queued a b.txt"]
+    assert tm.sent == ["a b.txt"]
+    run.loop.request_quit()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
