@@ -1,0 +1,320 @@
+"""Server-side file relay: forwards file frames from a sender to its room.
+
+The server owns the sockets; it routes every frame a client sends to
+:meth:`Relay.on_frame` and tells the relay when a client left
+(:meth:`Relay.on_client_left`) or when a client's output queue drained
+(:meth:`Relay.on_drain`). The frame flow is in ``docs/protocol.md``
+("File transfer frames").
+
+Strategy: **pause the sender** (backpressure), no spooling. Each
+``file-data`` chunk (at most 1 MiB, already in memory as the parsed frame)
+is appended once to every receiver's output queue and dropped; while any
+receiver of any of the sender's transfers holds more than
+:data:`HIGH_WATER` bytes queued, the server stops reading the sender's
+socket, and it reads again when they drain. The relay's memory is therefore
+bounded by (HIGH_WATER + one chunk) per receiver whatever the file size, and
+the bytes never touch the disk. A receiver that makes no progress for
+:data:`STALL_TIMEOUT` seconds while it blocks a sender is dropped from that
+transfer (``file-abort``), so it cannot hold the others back for ever; a
+sender that sends nothing for :data:`IDLE_TIMEOUT` seconds loses its
+transfer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from itertools import count
+from typing import TYPE_CHECKING, Any, Callable
+
+from chatroom.commands import CommandError
+from chatroom.filenames import safe_name
+from chatroom.protocol import Frame, encode_frame, encode_frame_header, sanitize
+
+if TYPE_CHECKING:
+    from chatroom.server import Client, Server
+
+__all__ = ["HIGH_WATER", "STALL_TIMEOUT", "IDLE_TIMEOUT", "MAX_ACTIVE", "Relay", "Transfer"]
+
+log = logging.getLogger("chatroom.relay")
+
+#: Pause the sender while a receiver has more than this many bytes queued.
+HIGH_WATER = 1024 * 1024
+#: Seconds a receiver may block a sender without making progress.
+STALL_TIMEOUT = 30.0
+#: Seconds a transfer may go without data from its (unpaused) sender.
+IDLE_TIMEOUT = 60.0
+#: Transfers one sender may have open at once.
+MAX_ACTIVE = 8
+#: Seconds between checks for stalled receivers and idle senders.
+TICK = 1.0
+#: Ended transfer ids remembered, so late frames from their sender are dropped quietly.
+_ENDED_MEMORY = 1024
+
+
+@dataclass(eq=False)
+class Transfer:
+    """One file on its way from ``sender`` to ``receivers`` (client id -> Client).
+
+    ``size`` is the announced size and ``relayed`` the bytes forwarded so far
+    (both in bytes); ``started`` and ``last_data`` are ``time.monotonic()``
+    seconds.
+    """
+
+    id: int
+    sender: Client
+    name: str
+    size: int
+    receivers: dict[int, Client]
+    started: float
+    last_data: float
+    relayed: int = 0
+
+
+class Relay:
+    """Relays file frames for one :class:`~chatroom.server.Server`.
+
+    Keyword arguments override the module constants (tests use small ones);
+    ``clock`` returns seconds (``time.monotonic`` by default).
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        *,
+        high_water: int = HIGH_WATER,
+        stall_timeout: float = STALL_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_active: int = MAX_ACTIVE,
+        tick: float = TICK,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.server = server
+        self.high_water = high_water
+        self.stall_timeout = stall_timeout
+        self.idle_timeout = idle_timeout
+        self.max_active = max_active
+        self.tick = tick
+        self.clock = clock
+        self.transfers: dict[int, Transfer] = {}
+        self._ids = count(1)
+        self._paused: dict[int, Client] = {}  # senders whose reading we paused, by client id
+        self._progress: dict[int, tuple[int, float]] = {}  # blocking receiver id -> (queued, since)
+        self._ended: OrderedDict[int, int] = OrderedDict()  # ended transfer id -> sender id
+        self._timer: Any = None
+
+    # -- called by the sendfile command ------------------------------------------
+    def start(self, client: Client, name: str, size: int) -> int:
+        """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id.
+
+        Checks, before any byte moves: the sender announced ``/caps binary``,
+        *size* is within ``server.max_file_size``, the sender has fewer than
+        ``max_active`` open transfers, some other member of the room can
+        receive frames, and no ``file_offered`` hookimpl refuses. Raises
+        :class:`~chatroom.commands.CommandError` with the reason otherwise.
+        Then the room hears ``* NICK is sending "NAME" (SIZE bytes)`` and each
+        receiver gets ``file-begin``.
+        """
+        name = safe_name(name)
+        if "binary" not in client.caps:
+            raise CommandError("files travel in frames: send /caps binary first (chatroom-client does)")
+        limit = self.server.max_file_size
+        if size < 0:
+            raise CommandError("size must be a number of bytes")
+        if size > limit:
+            raise CommandError(f"{size} bytes is over the server's limit of {limit} bytes (--max-file-size)")
+        if sum(1 for t in self.transfers.values() if t.sender is client) >= self.max_active:
+            raise CommandError(f"you already have {self.max_active} transfers open; wait for one to finish")
+        receivers = {
+            c.id: c for c in client.room.members.values() if c is not client and not c.closed and "binary" in c.caps
+        }
+        if not receivers:
+            raise CommandError(f"nobody else in {client.room.name} can receive files")
+        for result in self._hook("file_offered", client, name=name, size=size):
+            if isinstance(result, str):
+                raise CommandError(result)
+        now = self.clock()
+        tid = next(self._ids)
+        self.transfers[tid] = Transfer(tid, client, name, size, receivers, now, now)
+        self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
+        begin = encode_frame(f"file-begin {tid} {size} {client.nick} {name}", b"")
+        for receiver in receivers.values():
+            self.server.send_bytes(receiver, begin)
+        log.info("transfer %d: %s sends %r (%d bytes) to %d receivers", tid, client.nick, name, size, len(receivers))
+        self._arm_timer()
+        return tid
+
+    # -- called by the server ------------------------------------------------------
+    def on_frame(self, client: Client, frame: Frame) -> None:
+        """Handle one frame *client* sent: ``file-data``, ``file-end`` or ``file-abort``.
+
+        A frame for an unknown transfer, or one that is not the client's, is
+        answered with an ``ERROR`` line (quietly dropped if the transfer just
+        ended, since chunks already in flight still arrive).
+        """
+        kind, _, rest = frame.meta.partition(" ")
+        tid_text, _, arg = rest.partition(" ")
+        if kind not in ("file-data", "file-end", "file-abort"):
+            self.server.send_line(client, f"ERROR unknown frame kind: {sanitize(kind)[:40]}")
+            return
+        transfer = self.transfers.get(int(tid_text)) if tid_text.isdigit() else None
+        if transfer is None or transfer.sender is not client:
+            if tid_text.isdigit() and self._ended.get(int(tid_text)) == client.id:
+                return
+            self.server.send_line(client, f"ERROR {kind}: no transfer {sanitize(tid_text)[:20]} of yours is open")
+            return
+        if kind == "file-data":
+            self._data(transfer, frame)
+        elif kind == "file-end":
+            self._finish(transfer, arg.strip().lower())
+        else:
+            reason = sanitize(arg).strip()[:200] or "cancelled"
+            self._end(transfer, f"sender cancelled: {reason}", tell_sender=False)
+
+    def on_client_left(self, client: Client) -> None:
+        """*client* is gone: abort its own transfers and remove it as a receiver."""
+        for transfer in list(self.transfers.values()):
+            if transfer.sender is client:
+                self._end(transfer, f"{client.nick} disconnected", tell_sender=False)
+            elif transfer.receivers.pop(client.id, None) is not None and not transfer.receivers:
+                self._end(transfer, "every receiver left")
+        self._paused.pop(client.id, None)
+        self._progress.pop(client.id, None)
+        self._resume_unblocked()
+
+    def on_drain(self, client: Client) -> None:
+        """*client*'s output queue drained: resume senders it no longer blocks."""
+        self._progress.pop(client.id, None)
+        if self._paused:
+            self._resume_unblocked()
+
+    # -- the flow -------------------------------------------------------------------
+    def _data(self, transfer: Transfer, frame: Frame) -> None:
+        payload = frame.payload
+        n = len(payload)
+        if transfer.relayed + n > transfer.size:
+            self._end(transfer, f"more data than the announced {transfer.size} bytes")
+            return
+        transfer.relayed += n
+        transfer.last_data = self.clock()
+        data = encode_frame_header(frame.meta, n) + payload
+        send, high, blocked = self.server.send_bytes, self.high_water, False
+        for receiver in transfer.receivers.values():
+            send(receiver, data)
+            if receiver.queued > high:
+                blocked = True
+        if blocked:
+            sender = transfer.sender
+            if sender.id not in self._paused:
+                self._paused[sender.id] = sender
+                self.server.pause_reading(sender)
+
+    def _finish(self, transfer: Transfer, digest: str) -> None:
+        if transfer.relayed != transfer.size:
+            self._end(transfer, f"size mismatch: sent {transfer.relayed} of {transfer.size} bytes")
+            return
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            self._end(transfer, "file-end without a SHA-256 hex digest")
+            return
+        end = encode_frame(f"file-end {transfer.id} {digest}", b"")
+        for receiver in transfer.receivers.values():
+            self.server.send_bytes(receiver, end)
+        nicks = [r.nick for r in transfer.receivers.values()]
+        self._forget(transfer)
+        self.server.send_bytes(transfer.sender, encode_frame(f"file-done {transfer.id} {','.join(nicks)}".rstrip(), b""))
+        elapsed = max(self.clock() - transfer.started, 1e-9)
+        log.info(
+            "transfer %d: %r (%d bytes) from %s delivered to %s, %.1f MB/s",
+            transfer.id, transfer.name, transfer.size, transfer.sender.nick, ", ".join(nicks),
+            transfer.size / elapsed / 1e6,
+        )  # fmt: skip
+        self._hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=nicks, ok=True)
+
+    def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True) -> None:
+        """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
+        abort = encode_frame(f"file-abort {transfer.id} {reason}", b"")
+        for receiver in transfer.receivers.values():
+            if not receiver.closed:
+                self.server.send_bytes(receiver, abort)
+        self._forget(transfer)
+        if tell_sender and not transfer.sender.closed:
+            self.server.send_bytes(transfer.sender, abort)
+        log.info("transfer %d: %r from %s aborted: %s", transfer.id, transfer.name, transfer.sender.nick, reason)
+        self._hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
+
+    def _forget(self, transfer: Transfer) -> None:
+        self.transfers.pop(transfer.id, None)
+        self._ended[transfer.id] = transfer.sender.id
+        while len(self._ended) > _ENDED_MEMORY:
+            self._ended.popitem(last=False)
+        self._resume_unblocked()
+
+    def _hook(self, hook: str, client: Client, /, **kwargs: Any) -> list[Any]:
+        """Call *hook* for *client* on every plugin; returns the non-None results.
+
+        The file hooks take an argument called ``name``, which collides with
+        ``Server.call_hook(name, client, **kwargs)``'s own first parameter, so
+        the server's plugin host is called directly when there is one.
+        """
+        plugins = getattr(self.server, "plugins", None)
+        if plugins is None:
+            return self.server.call_hook(hook, client, **kwargs)
+        from chatroom.context import Context
+
+        return plugins.call(hook, lambda plugin: Context(self.server, plugin, client), **kwargs)
+
+    # -- backpressure ----------------------------------------------------------------
+    def _blocking(self, sender: Client) -> list[Client]:
+        """Receivers of *sender*'s transfers whose queue is over the high-water mark."""
+        return [
+            r
+            for t in self.transfers.values()
+            if t.sender is sender
+            for r in t.receivers.values()
+            if r.queued > self.high_water and not r.closed
+        ]
+
+    def _resume_unblocked(self) -> None:
+        for sid, sender in list(self._paused.items()):
+            if not self._blocking(sender):
+                del self._paused[sid]
+                if not sender.closed:
+                    self.server.resume_reading(sender)
+                now = self.clock()  # the idle clock only runs while the sender may send
+                for transfer in self.transfers.values():
+                    if transfer.sender is sender:
+                        transfer.last_data = now
+
+    def _arm_timer(self) -> None:
+        if self._timer is None and self.transfers:
+            self._timer = self.server.call_later(self.tick, self._on_tick, plugin="sendfile")
+
+    def _on_tick(self) -> None:
+        """Drop receivers that stalled a sender too long, and transfers whose sender went idle."""
+        self._timer = None
+        now = self.clock()
+        for sender in list(self._paused.values()):
+            for receiver in self._blocking(sender):
+                queued = receiver.queued
+                last = self._progress.get(receiver.id)
+                if last is None or queued < last[0]:
+                    self._progress[receiver.id] = (queued, now)
+                elif now - last[1] >= self.stall_timeout:
+                    self._drop_receiver(sender, receiver)
+        for transfer in list(self.transfers.values()):
+            if transfer.sender.id not in self._paused and now - transfer.last_data >= self.idle_timeout:
+                self._end(transfer, f"the sender sent nothing for {self.idle_timeout:g} s")
+        self._resume_unblocked()
+        self._arm_timer()
+
+    def _drop_receiver(self, sender: Client, receiver: Client) -> None:
+        reason = f"{receiver.nick} made no progress for {self.stall_timeout:g} s"
+        self._progress.pop(receiver.id, None)
+        for transfer in list(self.transfers.values()):
+            if transfer.sender is sender and transfer.receivers.pop(receiver.id, None) is not None:
+                self.server.send_bytes(receiver, encode_frame(f"file-abort {transfer.id} too slow: {reason}", b""))
+                log.info("transfer %d: dropped receiver: %s", transfer.id, reason)
+                if not transfer.receivers:
+                    self._end(transfer, reason)

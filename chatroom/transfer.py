@@ -1,0 +1,376 @@
+"""Client side of file transfer: :class:`TransferManager`.
+
+The client loop owns the socket; the manager only turns user requests and
+server events into bytes and files, following ``docs/protocol.md`` ("File
+transfer frames"). Everything runs on the client's loop thread:
+
+* ``send_file(name)`` opens ``send_dir/name`` and offers it with
+  ``/sendfile "NAME" SIZE``; after the server's ``OK sendfile ID NAME``,
+  :meth:`TransferManager.pump` streams ``file-data ID`` frames of up to
+  :data:`CHUNK` bytes while the client's output queue is below
+  :data:`OUT_LIMIT`, hashing with SHA-256 as it reads, and ends with
+  ``file-end ID SHA256HEX``. The server answers ``file-done ID NICKS`` (or
+  ``file-abort ID reason``), and a one-line summary is emitted.
+* Incoming ``file-begin`` / ``file-data`` / ``file-end`` / ``file-abort``
+  frames are written to ``received_dir/.NAME.ID.part`` and moved into place
+  (never overwriting: ``name (1).ext``) only when the size and SHA-256 match;
+  otherwise the partial file is removed and the reason emitted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable
+
+from chatroom.filenames import safe_name, unique_path
+from chatroom.protocol import Frame, encode_frame, encode_frame_header, encode_line
+
+__all__ = ["CHUNK", "OUT_LIMIT", "Progress", "TransferManager"]
+
+#: Largest file-data payload sent, in bytes.
+CHUNK = 1024 * 1024
+#: pump() queues more chunks only while the client's output queue holds fewer bytes than this.
+OUT_LIMIT = 1024 * 1024
+
+
+@dataclass
+class Progress:
+    """One running transfer, for a progress bar: ``done``/``total`` bytes,
+    ``started`` (``time.monotonic()``), ``direction`` ``"send"`` or ``"recv"``."""
+
+    desc: str
+    done: int
+    total: int
+    started: float
+    direction: str
+
+
+class _Send:
+    __slots__ = ("name", "file", "size", "id", "done", "hasher", "started", "ended")
+
+    def __init__(self, name: str, file: IO[bytes], size: int) -> None:
+        self.name, self.file, self.size = name, file, size
+        self.id: int | None = None
+        self.done = 0
+        self.hasher = hashlib.sha256()
+        self.started = time.monotonic()
+        self.ended = False  # file-end written; waiting for file-done
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _Recv:
+    __slots__ = ("id", "name", "sender", "size", "part", "file", "done", "hasher", "started")
+
+    def __init__(self, tid: int, name: str, sender: str, size: int, part: Path, file: IO[bytes]) -> None:
+        self.id, self.name, self.sender, self.size, self.part, self.file = tid, name, sender, size, part, file
+        self.done = 0
+        self.hasher = hashlib.sha256()
+        self.started = time.monotonic()
+
+
+def _rate(size: int, started: float) -> str:
+    return f"{size / max(time.monotonic() - started, 1e-6) / 1e6:.1f} MB/s"
+
+
+class TransferManager:
+    """Sends files from *send_dir* and receives them into *received_dir*.
+
+    *write* queues bytes for the server socket; *out_queued* returns the
+    bytes still waiting in the client's output buffer; *emit* prints one
+    status line (``str``). No method raises for transfer problems: they are
+    emitted and the connection stays usable.
+    """
+
+    def __init__(
+        self,
+        send_dir: Path,
+        received_dir: Path,
+        write: Callable[[bytes], None],
+        out_queued: Callable[[], int],
+        emit: Callable[[str], None],
+        *,
+        chunk: int = CHUNK,
+        out_limit: int = OUT_LIMIT,
+    ) -> None:
+        self.send_dir = Path(send_dir)
+        self.received_dir = Path(received_dir)
+        self.write = write
+        self.out_queued = out_queued
+        self.emit = emit
+        self.chunk = chunk
+        self.out_limit = out_limit
+        self._offers: list[_Send] = []  # /sendfile written, waiting for OK or ERROR (replies come in order)
+        self._sends: dict[int, _Send] = {}
+        self._recvs: dict[int, _Recv | None] = {}  # None: discarded, ignore its frames until it ends
+        self._turn = 0
+
+    # -- state ------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while any file is offered, being sent, or being received."""
+        return bool(self._offers or self._sends or self._recvs)
+
+    def progress(self) -> list[Progress]:
+        """The running transfers, sends first."""
+        items = [Progress(s.name, s.done, s.size, s.started, "send") for s in self._sends.values()]
+        items += [
+            Progress(f"{r.name} from {r.sender}", r.done, r.size, r.started, "recv")
+            for r in self._recvs.values()
+            if r is not None
+        ]
+        return items
+
+    # -- sending ------------------------------------------------------------------
+    def send_file(self, name: str) -> None:
+        """Offer ``send_dir/name`` to the room (*name* already unquoted)."""
+        path = self._source(name)
+        if path is None:
+            return
+        try:
+            file = open(path, "rb")
+            size = os.fstat(file.fileno()).st_size
+        except OSError as exc:
+            self.emit(f"sendfile: cannot read {name!r}: {exc.strerror or exc}")
+            return
+        offer = _Send(safe_name(path.name), file, size)
+        self._offers.append(offer)
+        self.write(encode_line(f"/sendfile {shlex.quote(offer.name)} {size}"))
+
+    def _source(self, name: str) -> Path | None:
+        """``send_dir/name`` if it is a regular file inside send_dir, else emit why and return None."""
+        folder = self.send_dir.name or str(self.send_dir)
+        if not name or "\x00" in name:
+            self.emit("usage: /sendfile NAME (a file in the send folder; quote names with spaces)")
+            return None
+        root = self.send_dir.resolve()
+        path = (self.send_dir / name).resolve()
+        if Path(name).is_absolute() or not path.is_relative_to(root) or path == root:
+            self.emit(f"sendfile: {name!r} is not inside {folder}/")
+            return None
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            self.emit(f"sendfile: no file {name!r} in {folder}/")
+            return None
+        if not stat.S_ISREG(mode):
+            self.emit(f"sendfile: {folder}/{name} is not a regular file")
+            return None
+        return path
+
+    def pump(self) -> None:
+        """Queue the next chunks of running sends while the output queue is below the limit."""
+        active = [s for s in self._sends.values() if not s.ended]
+        while active and self.out_queued() < self.out_limit:
+            self._turn = (self._turn + 1) % len(active)
+            send = active[self._turn]
+            self._send_chunk(send)
+            if send.ended or send.id not in self._sends:
+                active = [s for s in self._sends.values() if not s.ended]
+
+    def _send_chunk(self, send: _Send) -> None:
+        want = min(self.chunk, send.size - send.done)
+        try:
+            data = send.file.read(want) if want else b""
+        except OSError as exc:
+            self._cancel_send(send, f"read failed: {exc.strerror or exc}")
+            return
+        if data:
+            send.hasher.update(data)
+            send.done += len(data)
+            self.write(encode_frame_header(f"file-data {send.id}", len(data)))
+            self.write(data)
+        elif send.done < send.size:
+            self._cancel_send(send, f"the file shrank while sending ({send.done} of {send.size} bytes)")
+            return
+        if send.done >= send.size:
+            send.ended = True
+            send.close()
+            self.write(encode_frame(f"file-end {send.id} {send.hasher.hexdigest()}", b""))
+
+    def _cancel_send(self, send: _Send, reason: str) -> None:
+        self.write(encode_frame(f"file-abort {send.id} {reason}", b""))
+        self._sends.pop(send.id or 0, None)
+        send.close()
+        self.emit(f'sending "{send.name}" stopped: {reason}')
+
+    # -- server events --------------------------------------------------------------
+    def handle_line(self, text: str) -> bool:
+        """Consume the reply to an offer (``OK sendfile ID NAME`` / ``ERROR sendfile ...``); True if consumed."""
+        if text.startswith("OK sendfile "):
+            parts = text.split(" ", 3)
+            if not self._offers or len(parts) < 3 or not parts[2].isdigit():
+                return False
+            send = self._offers.pop(0)
+            send.id = int(parts[2])
+            send.started = time.monotonic()
+            self._sends[send.id] = send
+            return True
+        if self._offers and (text.startswith("ERROR sendfile ") or text.startswith("ERROR usage: /sendfile")):
+            self._offers.pop(0).close()
+            self.emit(text)
+            return True
+        return False
+
+    def handle_frame(self, frame: Frame) -> None:
+        """Act on one frame from the server (unknown kinds and ids are ignored)."""
+        kind, _, rest = frame.meta.partition(" ")
+        tid_text, _, arg = rest.partition(" ")
+        if not tid_text.isdigit():
+            return
+        tid = int(tid_text)
+        if kind == "file-data":
+            self._data(tid, frame.payload)
+        elif kind == "file-begin":
+            self._begin(tid, arg)
+        elif kind == "file-end":
+            self._end(tid, arg.strip().lower())
+        elif kind == "file-abort":
+            self._abort(tid, arg.strip() or "cancelled")
+        elif kind == "file-done":
+            self._done(tid, [n for n in arg.strip().split(",") if n])
+
+    def _done(self, tid: int, receivers: list[str]) -> None:
+        send = self._sends.pop(tid, None)
+        if send is None:
+            return
+        who = ", ".join(receivers) or "nobody"
+        self.emit(
+            f'sent "{send.name}" ({send.size} bytes) to {who}: {_rate(send.size, send.started)}, '
+            f"sha256 {send.hasher.hexdigest()[:16]}"
+        )
+
+    def _abort(self, tid: int, reason: str) -> None:
+        if tid in self._recvs:
+            recv = self._recvs.pop(tid)
+            if recv is not None:
+                self._discard(recv, reason)
+            return
+        send = self._sends.pop(tid, None)
+        if send is not None:
+            send.close()
+            self.emit(f'sending "{send.name}" stopped: {reason}')
+
+    # -- receiving --------------------------------------------------------------------
+    def _begin(self, tid: int, arg: str) -> None:
+        size_text, _, rest = arg.partition(" ")
+        sender, _, raw_name = rest.partition(" ")
+        if not size_text.isdigit() or tid in self._recvs:
+            return
+        name = safe_name(raw_name)
+        try:
+            self.received_dir.mkdir(parents=True, exist_ok=True)
+            part, file = self._open_part(name, tid)
+        except OSError as exc:
+            self._recvs[tid] = None
+            self.emit(f'discarded "{name}" from {sender}: cannot write in {self.received_dir}: {exc.strerror or exc}')
+            return
+        self._recvs[tid] = _Recv(tid, name, sender, int(size_text), part, file)
+
+    def _open_part(self, name: str, tid: int) -> tuple[Path, IO[bytes]]:
+        for n in range(100):
+            extra = f".{n}" if n else ""
+            part = self.received_dir / f".{name}.{tid}{extra}.part"
+            try:
+                return part, open(part, "xb")
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"too many partial files for {name}")
+
+    def _data(self, tid: int, payload: bytes) -> None:
+        recv = self._recvs.get(tid)
+        if recv is None:
+            return
+        if recv.done + len(payload) > recv.size:
+            self._fail(recv, f"more data than the announced {recv.size} bytes")
+            return
+        try:
+            recv.file.write(payload)
+        except OSError as exc:
+            self._fail(recv, "disk full" if exc.errno == 28 else f"write failed: {exc.strerror or exc}")
+            return
+        recv.hasher.update(payload)
+        recv.done += len(payload)
+
+    def _end(self, tid: int, digest: str) -> None:
+        if tid not in self._recvs:
+            return
+        recv = self._recvs.pop(tid)
+        if recv is None:
+            return
+        try:
+            recv.file.close()
+        except OSError as exc:
+            self._discard(recv, "disk full" if exc.errno == 28 else f"write failed: {exc.strerror or exc}")
+            return
+        if recv.done != recv.size:
+            self._discard(recv, f"size mismatch: got {recv.done} of {recv.size} bytes")
+            return
+        got = recv.hasher.hexdigest()
+        if got != digest:
+            self._discard(recv, f"sha256 mismatch (announced {digest[:16]}, got {got[:16]})")
+            return
+        try:
+            dest = self._place(recv)
+        except OSError as exc:
+            self._discard(recv, f"cannot move it into place: {exc.strerror or exc}")
+            return
+        self.emit(
+            f'received "{recv.name}" ({recv.size} bytes) from {recv.sender}: '
+            f"{_rate(recv.size, recv.started)}, sha256 ok -> {dest}"
+        )
+
+    def _place(self, recv: _Recv) -> Path:
+        """Move the finished part file to a free name; never overwrites (link, then unlink)."""
+        for _ in range(1000):
+            dest = unique_path(self.received_dir, recv.name)
+            try:
+                os.link(recv.part, dest)
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here: rename to the name just found free
+                os.rename(recv.part, dest)
+                return dest
+            os.unlink(recv.part)
+            return dest
+        raise FileExistsError(f"no free name for {recv.name}")
+
+    def _fail(self, recv: _Recv, reason: str) -> None:
+        """Stop writing *recv* (its remaining frames are ignored) and discard it."""
+        self._recvs[recv.id] = None
+        self._discard(recv, reason)
+
+    def _discard(self, recv: _Recv, reason: str) -> None:
+        try:
+            recv.file.close()
+        except OSError:
+            pass
+        try:
+            recv.part.unlink()
+        except FileNotFoundError:
+            pass
+        self.emit(f'discarded "{recv.name}" from {recv.sender}: {reason}')
+
+    # -- shutdown ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Abort running sends (``file-abort``) and discard partial receives."""
+        for send in self._offers:
+            send.close()
+        self._offers.clear()
+        for send in list(self._sends.values()):
+            if not send.ended:
+                self.write(encode_frame(f"file-abort {send.id} the sender quit", b""))
+                self.emit(f'sending "{send.name}" stopped: cancelled')
+            send.close()
+        self._sends.clear()
+        for recv in list(self._recvs.values()):
+            if recv is not None:
+                self._discard(recv, "connection closed before the file was complete")
+        self._recvs.clear()
