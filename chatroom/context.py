@@ -15,8 +15,10 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:
+    from chatroom.connection import Client
     from chatroom.room import Room
-    from chatroom.server import Client, Server, Timer
+    from chatroom.scheduler import Timer
+    from chatroom.server import Server
 
 LineHandler = Callable[["Context", str], None]
 

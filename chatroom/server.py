@@ -15,25 +15,24 @@ lines arrived). A client whose socket is full is registered for
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
-import queue
 import selectors
 import signal
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from chatroom import protocol
 from chatroom.commands import NOT_UNDERSTOOD, CommandError, UsageError, split_command
+from chatroom.connection import Client
 from chatroom.context import Context
 from chatroom.logs import CONN, ERR
 from chatroom.names import check_nick, nick_key
 from chatroom.plugins import FAULT, PluginHost
 from chatroom.room import Room
+from chatroom.scheduler import Scheduler, Timer
 
 log = logging.getLogger("chatroom.server")
 
@@ -43,54 +42,6 @@ LOW_WATER = 256 * 1024
 DEFAULT_MAX_QUEUE = 8 * 1024 * 1024
 DEFAULT_MAX_FILE_SIZE = 1024**3
 _EVENT_BOTH = selectors.EVENT_READ | selectors.EVENT_WRITE
-
-
-class Client:
-    """One connection. Plugins read ``nick``, ``room``, ``caps``, ``addr``, ``id``, ``closed``."""
-
-    __slots__ = (
-        "id", "sock", "addr", "nick", "room", "caps", "parser", "out", "capture",
-        "closed", "closing", "dirty", "want_write", "paused", "streams", "named", "mask", "__weakref__",
-    )
-
-    def __init__(self, cid: int, sock: socket.socket, addr: Any) -> None:
-        self.id = cid
-        self.sock = sock
-        self.addr = addr
-        self.nick = f"guest{cid}"
-        self.named = False
-        self.room: Room = None  # type: ignore[assignment]  # set by Room.join
-        self.caps: set[str] = set()
-        self.parser = protocol.Parser()
-        self.out = bytearray()
-        self.capture: tuple[str, Callable[..., Any], Callable[..., Any] | None] | None = None
-        self.closed = False
-        self.closing = False  # no more input; close once output is flushed
-        self.dirty = False
-        self.want_write = False
-        self.paused = False
-        self.mask = selectors.EVENT_READ  # what the selector watches; 0 when unregistered
-        self.streams: list[tuple[Iterator[str], str]] = []
-
-    @property
-    def queued(self) -> int:
-        """Bytes waiting in the output queue."""
-        return len(self.out)
-
-    def __repr__(self) -> str:
-        return f"Client({self.id}, {self.nick!r})"
-
-
-class Timer:
-    """A pending ``call_later``; ``cancel()`` stops it."""
-
-    __slots__ = ("when", "fn", "args", "plugin", "cancelled")
-
-    def __init__(self, when: float, fn: Callable[..., Any], args: tuple, plugin: str) -> None:
-        self.when, self.fn, self.args, self.plugin, self.cancelled = when, fn, args, plugin, False
-
-    def cancel(self) -> None:
-        self.cancelled = True
 
 
 class Server:
@@ -121,10 +72,7 @@ class Server:
         self._ids = itertools.count(1)
         self._dirty: list[Client] = []
         self._streaming: set[Client] = set()
-        self._timers: list[tuple[float, int, Timer]] = []
-        self._timer_seq = itertools.count()
-        self._done: queue.SimpleQueue[tuple[Callable[..., Any], tuple, str]] = queue.SimpleQueue()
-        self._executor: ThreadPoolExecutor | None = None
+        self.scheduler = Scheduler(self.plugins.call_safely, self._poke)
         self._state: dict[str, dict[str, Any]] = {}
         self._stores: dict[str, Any] = {}
         self._running = False
@@ -159,8 +107,7 @@ class Server:
                     self._accept()
                 else:
                     self._wake()
-            if self._timers:
-                self._run_timers()
+            self.scheduler.run_ready()
             self._flush()
         self._close_all()
 
@@ -188,26 +135,9 @@ class Server:
                 pass
         except (BlockingIOError, OSError):
             pass
-        while True:
-            try:
-                fn, args, plugin = self._done.get_nowait()
-            except queue.Empty:
-                break
-            self.plugins.call_safely(plugin, fn, *args)
 
     def _timeout(self) -> float | None:
-        if self._streaming:
-            return 0
-        if not self._timers:
-            return None
-        return max(0.0, self._timers[0][0] - time.monotonic())
-
-    def _run_timers(self) -> None:
-        now = time.monotonic()
-        while self._timers and self._timers[0][0] <= now:
-            timer = heapq.heappop(self._timers)[2]
-            if not timer.cancelled:
-                self.plugins.call_safely(timer.plugin, timer.fn, *timer.args)
+        return 0 if self._streaming else self.scheduler.timeout()
 
     # -- connections -----------------------------------------------------------
     def _accept(self) -> None:
@@ -315,8 +245,7 @@ class Server:
             self.close_client(client, reason)
         for store in self._stores.values():
             store.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.scheduler.close()
         self._sel.close()
         self._listener.close()
         self._wake_r.close()
@@ -536,21 +465,13 @@ class Server:
         return store
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
-        timer = Timer(time.monotonic() + max(0.0, delay), fn, args, plugin)
-        heapq.heappush(self._timers, (timer.when, next(self._timer_seq), timer))
-        return timer
+        """See :meth:`chatroom.scheduler.Scheduler.call_later`."""
+        return self.scheduler.call_later(delay, fn, *args, plugin=plugin)
 
     def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
                       *, plugin: str = "core") -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chatroom-worker")
-
-        def finished(future: Any) -> None:
-            error = future.exception()
-            self._done.put((on_done, (None if error else future.result(), error), plugin))
-            self._poke()
-
-        self._executor.submit(fn).add_done_callback(finished)
+        """See :meth:`chatroom.scheduler.Scheduler.run_in_thread`."""
+        self.scheduler.run_in_thread(fn, on_done, plugin=plugin)
 
 
 def default_plugins() -> PluginHost:
@@ -573,13 +494,3 @@ def _format_exc() -> str:
     import traceback
 
     return traceback.format_exc()
-
-
-def lan_addresses() -> list[str]:
-    """This machine's non-loopback IPv4 addresses, as far as its host name resolves."""
-    try:
-        _, _, addrs = socket.gethostbyname_ex(socket.gethostname())
-    except OSError:
-        return []
-    return sorted(a for a in set(addrs) if not a.startswith("127."))
-

@@ -6,13 +6,14 @@ import argparse
 import logging
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 
 from chatroom import __version__
 from chatroom.logs import setup_logging
 from chatroom.plugins import PluginHost
-from chatroom.server import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server, lan_addresses
+from chatroom.server import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
 
 DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
@@ -96,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     server.install_signal_handlers()
     server.serve_forever()
     return 0
+
+
+def lan_addresses() -> list[str]:
+    """This machine's non-loopback IPv4 addresses, as far as its host name resolves."""
+    try:
+        _, _, addrs = socket.gethostbyname_ex(socket.gethostname())
+    except OSError:
+        return []
+    return sorted(a for a in set(addrs) if not a.startswith("127."))
 
 
 if __name__ == "__main__":

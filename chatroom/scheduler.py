@@ -1,0 +1,87 @@
+"""Timers and worker threads for the event loop, so nothing on it needs to block.
+
+``call_later`` keeps a heap of deadlines the loop checks each pass;
+``run_in_thread`` runs blocking work on a small thread pool and queues the
+result, waking the loop through its wakeup socket so the callback runs on the
+loop thread. Callbacks run with the plugin host's fault isolation.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+
+class Timer:
+    """A pending ``call_later``; ``cancel()`` stops it. ``when`` is a ``time.monotonic()`` deadline."""
+
+    __slots__ = ("when", "fn", "args", "plugin", "cancelled")
+
+    def __init__(self, when: float, fn: Callable[..., Any], args: tuple, plugin: str) -> None:
+        self.when, self.fn, self.args, self.plugin, self.cancelled = when, fn, args, plugin, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+Runner = Callable[..., Any]  # run(plugin, fn, *args) with fault isolation
+
+
+class Scheduler:
+    """Timers and thread results for one loop; ``wake()`` must make the loop call :meth:`run_ready`."""
+
+    def __init__(self, run: Runner, wake: Callable[[], None], workers: int = 4) -> None:
+        self._run = run
+        self._wake = wake
+        self._workers = workers
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        self._done: queue.SimpleQueue[tuple[Callable[..., Any], tuple, str]] = queue.SimpleQueue()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
+        """Call ``fn(*args)`` on the loop thread after *delay* seconds (``float``)."""
+        timer = Timer(time.monotonic() + max(0.0, delay), fn, args, plugin)
+        heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+        return timer
+
+    def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
+                      *, plugin: str = "core") -> None:
+        """Run ``fn()`` on a worker thread, then ``on_done(result, error)`` on the loop thread."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="chatroom-worker")
+
+        def finished(future: Future) -> None:
+            error = future.exception()
+            self._done.put((on_done, (None if error else future.result(), error), plugin))
+            self._wake()
+
+        self._executor.submit(fn).add_done_callback(finished)
+
+    def timeout(self) -> float | None:
+        """Seconds until the next timer is due (None: no timers)."""
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0][0] - time.monotonic())
+
+    def run_ready(self) -> None:
+        """Run finished thread callbacks and due timers (loop thread only)."""
+        while True:
+            try:
+                fn, args, plugin = self._done.get_nowait()
+            except queue.Empty:
+                break
+            self._run(plugin, fn, *args)
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            timer = heapq.heappop(self._timers)[2]
+            if not timer.cancelled:
+                self._run(timer.plugin, timer.fn, *timer.args)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
