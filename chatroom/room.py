@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chatroom.server import Client
+    from chatroom.connection import Client
 
 
 class Room:
