@@ -7,27 +7,31 @@ Plugins come from three places, loaded in this order: the built-ins listed in
 a plugin that fails to import or register is logged under ``[ERROR]`` with
 its source and the reason, and the server starts without it (pluggy's own
 ``load_setuptools_entrypoints`` stops at the first failure, so it is not
-used).
+used). A plugin name is taken by the first plugin that claims it, so a
+built-in is never replaced.
 
-Hooks are called through :meth:`PluginHost.call`, which runs every
-implementation in turn (pluggy's order: ``tryfirst`` first, then the most
-recently registered first), catches and logs an exception per plugin so the
-others still run, warns when one blocks the loop longer than
-``slow_seconds``, and disables a plugin after ``fault_limit`` faults.
+Hooks are called through :meth:`PluginHost.call` and :meth:`PluginHost.chain`,
+which run every implementation in turn (pluggy's order: ``tryfirst`` first,
+then the most recently registered first), catch and log an exception per
+plugin so the others still run, warn when one blocks the loop longer than
+``slow_seconds``, and disable a plugin after ``fault_limit`` faults.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
 import logging
+import re
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any, Callable
 
 import pluggy
@@ -46,66 +50,112 @@ BUILTIN_PLUGINS = (
     "chatroom.builtin.sendfile",
 )
 
+#: What a command name or alias may look like (it is typed after ``/``).
+COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
 log = logging.getLogger("chatroom.plugins")
 
-#: Returned by :meth:`PluginHost.run` when the plugin raised (and was logged).
+#: Returned by :meth:`PluginHost.run` and :meth:`PluginHost.call_safely` when
+#: the plugin raised (and was logged), or is disabled.
 FAULT = object()
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass
 class PluginInfo:
-    """What is known of one registered plugin (for ``--list-plugins`` and ``/plugins``)."""
+    """What is known of one plugin (for ``--list-plugins`` and ``/plugins``).
+
+    ``source`` is ``"builtin"``, ``"entry point"`` or ``"file"``;
+    ``distribution`` and ``version`` name the installed distribution (empty
+    for a file), ``path`` the file a drop-in plugin came from. ``disabled``
+    becomes True when the plugin was switched off after ``faults`` faults.
+    """
 
     name: str
-    source: str  # "builtin", "entry point", or "file"
+    source: str
     distribution: str = ""
     version: str = ""
     path: str = ""
     hooks: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     faults: int = 0
+    disabled: bool = False
+
+    @property
+    def origin(self) -> str:
+        """``"chatroom-remind 0.1.0"`` for a distribution, the file path for a drop-in."""
+        return self.path if self.source == "file" else f"{self.distribution} {self.version}".strip()
 
 
 class PluginHost:
-    """Owns the pluggy plugin manager, the command registry and plugin fault accounting."""
+    """Owns the pluggy plugin manager, the command registry and plugin fault accounting.
+
+    ``disabled``: plugin names (or distribution names) not to load.
+    ``config``: plugin name -> that plugin's settings (``ctx.config``).
+    ``fault_limit``: faults after which a plugin is switched off.
+    ``slow_seconds``: a hook or command call longer than this is logged as blocking the loop.
+    ``on_fault(plugin, traceback_text)``: called after each fault is logged (the test kit records them).
+    """
 
     def __init__(
         self,
         *,
-        disabled: frozenset[str] | set[str] = frozenset(),
+        disabled: Iterable[str] = (),
+        config: Mapping[str, Mapping[str, Any]] | None = None,
         fault_limit: int = 5,
         slow_seconds: float = 0.1,
+        on_fault: Callable[[str, str], None] | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.info: dict[str, PluginInfo] = {}
         self.disabled = set(disabled)
+        self.config = {name: MappingProxyType(dict(table)) for name, table in (config or {}).items()}
         self.fault_limit = fault_limit
         self.slow_seconds = slow_seconds
+        self.on_fault = on_fault
         self.load_errors: list[str] = []
+        self._skipped: set[str] = set()  # names in `disabled` that matched something
 
     # -- loading -------------------------------------------------------------
+    def _is_disabled(self, *names: str) -> bool:
+        for name in names:
+            if name and name in self.disabled:
+                self._skipped.add(name)
+                return True
+        return False
+
     def register(self, plugin: object, name: str, info: PluginInfo) -> bool:
-        """Register *plugin* (a module or object with hookimpls) as *name*; False if refused."""
-        if name in self.disabled:
-            log.info("plugin %s disabled by configuration", name)
+        """Register *plugin* (a module or object with hookimpls) as *name*; False if refused (logged)."""
+        if self._is_disabled(name, info.distribution if info.source == "entry point" else ""):
+            log.info("plugin %s (%s) disabled by configuration", name, info.origin)
             return False
-        if self.pm.has_plugin(name):
-            self._load_error(f"plugin name {name!r} from {info.source} {info.distribution or info.path} is already taken")
+        if self.pm.has_plugin(name) or name in self.info:
+            other = self.info.get(name)
+            taken_by = f"{other.source} {other.origin}" if other else "another plugin"
+            self._load_error(
+                f"plugin {name} ({info.source} {info.origin}) not loaded: the name is taken by {taken_by}"
+            )
             return False
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy raises PluginValidationError and others
-            self._load_error(f"plugin {name} ({info.source} {info.distribution or info.path}) failed to register: {exc}")
+            self._load_error(f"plugin {name} ({info.source} {info.origin}) failed to register: {exc}")
             return False
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
         self.info[name] = info
+        log.info("loaded plugin %s (%s %s)", name, info.source, info.origin)
         return True
 
     def load_builtins(self) -> None:
+        """Register the modules in :data:`BUILTIN_PLUGINS`."""
         for module_name in BUILTIN_PLUGINS:
             name = module_name.rsplit(".", 1)[1]
+            if self._is_disabled(name):
+                log.info("built-in plugin %s disabled by configuration", name)
+                continue
             try:
                 module = importlib.import_module(module_name)
             except Exception as exc:
@@ -114,17 +164,22 @@ class PluginHost:
             self.register(module, name, PluginInfo(name, "builtin", "chatroom", _version("chatroom")))
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        """Load every entry point in *group*, each on its own."""
+        """Load every entry point in *group*, each inside its own error handling."""
         for ep in importlib.metadata.entry_points(group=group):
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else ""
-            if ep.name in self.disabled:
-                log.info("plugin %s (%s) disabled by configuration", ep.name, dist)
+            if self._is_disabled(ep.name, dist):
+                log.info("plugin %s (%s %s) disabled by configuration", ep.name, dist, version)
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:
-                self._load_error(f"plugin {ep.name} from distribution {dist} {version} failed to load: {exc!r}")
+            except BaseException as exc:  # SystemExit from a module body must not stop the server either
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self._load_error(
+                    f"plugin {ep.name} from distribution {dist} {version} failed to load "
+                    f"({ep.value}): {exc!r}"
+                )
                 continue
             self.register(plugin, ep.name, PluginInfo(ep.name, "entry point", dist, version))
 
@@ -137,52 +192,96 @@ class PluginHost:
             name = path.stem
             if name.startswith("_"):
                 continue
-            if name in self.disabled:
+            if self._is_disabled(name):
                 log.info("plugin %s (%s) disabled by configuration", name, path)
+                continue
+            if name in self.info:  # checked before importing: never run a shadowed file's code
+                self.register(None, name, PluginInfo(name, "file", path=str(path)))
                 continue
             try:
                 module = _import_file(name, path)
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
                 self._load_error(f"plugin {name} from file {path} failed to import: {exc!r}")
                 continue
             self.register(module, name, PluginInfo(name, "file", path=str(path)))
 
     def finish_loading(self) -> None:
-        """Check hook names and collect commands; call once every plugin is loaded."""
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            self._load_error(f"unknown hook: {exc}")
-        builtin_first = sorted(self.info.values(), key=lambda i: i.source != "builtin")
-        for info in builtin_first:
-            plugin = self.pm.get_plugin(info.name)
-            impl = getattr(plugin, "register_commands", None)
-            if impl is None or not hasattr(impl, hookspecs.PROJECT + "_impl"):
+        """Report unknown hooks and disable names that matched nothing; collect commands.
+
+        Call once, after every plugin is loaded. Built-in commands are
+        collected first, so a plugin can never take a built-in's name.
+        """
+        self._check_hooks()
+        for name in sorted(self.disabled - self._skipped):
+            log.warning("--disable-plugin %s: no plugin of that name was found", name, extra=ERR)
+        impls = {impl.plugin_name: impl for impl in self.pm.hook.register_commands.get_hookimpls()}
+        for info in sorted(self.info.values(), key=lambda i: i.source != "builtin"):
+            impl = impls.get(info.name)
+            if impl is not None:
+                self._add_commands(info, self.call_safely(info.name, impl.function))
+
+    def _check_hooks(self) -> None:
+        """Log every hookimpl whose name is no hook (pluggy's ``check_pending`` stops at the first)."""
+        known = hookspecs.hook_names()
+        for hook_name, caller in vars(self.pm.hook).items():
+            if hook_name.startswith("_") or caller.has_spec():
                 continue
-            commands = self.call_safely(info.name, impl)
-            if commands is FAULT or commands is None:
-                continue
-            for command in commands:
-                if not isinstance(command, Command):
-                    self._load_error(f"plugin {info.name} returned {command!r} from register_commands, not a Command")
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook:
                     continue
-                command = _with_plugin(command, info.name)
-                clash = self.registry.add(command)
-                if clash:
-                    self._load_error(clash)
-                else:
-                    info.commands.append(command.name)
+                close = difflib.get_close_matches(hook_name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self._load_error(
+                    f"plugin {impl.plugin_name} implements unknown hook {hook_name!r}{hint}; "
+                    "it will never be called"
+                )
+
+    def _add_commands(self, info: PluginInfo, commands: Any) -> None:
+        if commands is FAULT or commands is None:
+            return
+        if isinstance(commands, Command):
+            commands = [commands]
+        try:
+            commands = list(commands)
+        except TypeError:
+            self._load_error(f"plugin {info.name}: register_commands returned {commands!r}, not a list of Command")
+            return
+        for command in commands:
+            if not isinstance(command, Command):
+                self._load_error(f"plugin {info.name} returned {command!r} from register_commands, not a Command")
+                continue
+            bad = [n for n in (command.name, *command.aliases) if not COMMAND_NAME.fullmatch(n)]
+            if bad:
+                self._load_error(f"plugin {info.name}: command name {bad[0]!r} is not a valid command name")
+                continue
+            clash = self.registry.add(replace(command, plugin=info.name))
+            if clash:
+                self._load_error(clash)
+            else:
+                info.commands.append(command.name)
 
     def _load_error(self, message: str) -> None:
         self.load_errors.append(message)
         log.error(message, extra=ERR)
+
+    # -- configuration ---------------------------------------------------------
+    def config_for(self, plugin: str) -> Mapping[str, Any]:
+        """*plugin*'s settings (read-only mapping; empty if it has none)."""
+        return self.config.get(plugin, _EMPTY)
+
+    def is_active(self, plugin: str) -> bool:
+        """False once *plugin* has been disabled after faults."""
+        info = self.info.get(plugin)
+        return info is None or not info.disabled
 
     # -- calling -------------------------------------------------------------
     def call(self, hook_name: str, make_ctx: Callable[[str], Any], **kwargs: Any) -> list[Any]:
         """Call every implementation of *hook_name*; return their non-None results.
 
         ``make_ctx(plugin_name)`` builds the ``ctx`` argument for each plugin.
-        A plugin that raises is logged and skipped.
+        A plugin that raises is logged and skipped; the others still run.
         """
         results = []
         for impl in self.impls(hook_name):
@@ -195,18 +294,24 @@ class PluginHost:
     def chain(self, hook_name: str, make_ctx: Callable[[str], Any], key: str, value: Any, **kwargs: Any) -> Any:
         """Pass *value* (as argument *key*) through every implementation in turn.
 
-        A non-None, non-False result replaces the value for the next plugin;
-        ``False`` stops the chain and returns None (dropped). A plugin that
-        raises leaves the value unchanged.
+        A result of the same type as *value* replaces it for the next plugin;
+        ``False`` stops the chain and returns None (dropped); None leaves it
+        unchanged. A plugin that raises, or returns anything else, is logged
+        as a fault and leaves the value unchanged.
         """
+        kind = type(value)
         for impl in self.impls(hook_name):
             kwargs[key] = value
             args = {a: (make_ctx(impl.plugin_name) if a == "ctx" else kwargs[a]) for a in impl.argnames}
             result = self.call_safely(impl.plugin_name, impl.function, **args)
+            if result is None or result is FAULT:
+                continue
             if result is False:
                 return None
-            if result is not None and result is not FAULT:
+            if isinstance(result, kind):
                 value = result
+            else:
+                self.fault(impl.plugin_name, f"{hook_name} returned {result!r}; expected {kind.__name__}, None or False")
         return value
 
     def implemented(self, hook_name: str) -> bool:
@@ -221,25 +326,34 @@ class PluginHost:
         """Call ``fn(*args)`` on behalf of *plugin* with fault isolation.
 
         Returns fn's result, or :data:`FAULT` if it raised (logged); a
-        :class:`~chatroom.commands.CommandError` is re-raised for the caller to report.
+        :class:`~chatroom.commands.CommandError` is re-raised for the caller
+        to report. Raises CommandError if *plugin* has been disabled.
         """
+        if not self.is_active(plugin):
+            raise CommandError(f"plugin {plugin} is disabled")
         start = time.perf_counter()
         try:
             return fn(*args)
         except CommandError:
             raise
-        except Exception:
+        except (Exception, SystemExit):
             self.fault(plugin, traceback.format_exc())
             return FAULT
         finally:
             self._check_time(plugin, fn, start)
 
     def call_safely(self, plugin: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn(*args, **kwargs)`` for *plugin*; any exception is logged as a fault and gives :data:`FAULT`."""
+        """Call ``fn(*args, **kwargs)`` for *plugin*; any exception is logged as a fault and gives :data:`FAULT`.
+
+        A disabled plugin's callables (late timers, worker results) are not
+        called at all: :data:`FAULT` is returned.
+        """
+        if not self.is_active(plugin):
+            return FAULT
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
-        except Exception:
+        except (Exception, SystemExit):
             self.fault(plugin, traceback.format_exc())
             return FAULT
         finally:
@@ -249,28 +363,26 @@ class PluginHost:
         elapsed = time.perf_counter() - start
         if elapsed > self.slow_seconds:
             log.warning(
-                "plugin %s blocked the loop for %.0f ms in %s",
-                plugin, elapsed * 1000, getattr(fn, "__qualname__", fn), extra=ERR,
+                "plugin %s blocked the loop for %.0f ms in %s (limit %.0f ms): use ctx.run_in_thread "
+                "or ctx.call_later", plugin, elapsed * 1000, getattr(fn, "__qualname__", fn),
+                self.slow_seconds * 1000, extra=ERR,
             )
 
     def fault(self, plugin: str, trace: str) -> None:
-        """Record one fault of *plugin*; disable it at ``fault_limit``."""
+        """Record one fault of *plugin* (logged with *trace*); disable it at ``fault_limit``."""
         log.error("plugin %s raised:\n%s", plugin, trace.rstrip(), extra=ERR)
+        if self.on_fault is not None:
+            self.on_fault(plugin, trace)
         info = self.info.get(plugin)
-        if info is None:
+        if info is None or info.disabled:
             return
         info.faults += 1
-        if info.faults >= self.fault_limit and self.pm.has_plugin(plugin):
-            self.pm.unregister(name=plugin)
+        if info.faults >= self.fault_limit:
+            info.disabled = True
+            if self.pm.has_plugin(plugin):
+                self.pm.unregister(name=plugin)
             self.registry.remove_plugin(plugin)
-            self.info.pop(plugin, None)
             log.error("plugin %s disabled after %d faults", plugin, info.faults, extra=ERR)
-
-
-def _with_plugin(command: Command, plugin: str) -> Command:
-    from dataclasses import replace
-
-    return replace(command, plugin=plugin)
 
 
 def _import_file(name: str, path: Path) -> ModuleType:

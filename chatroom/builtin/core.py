@@ -5,9 +5,15 @@ These use exactly the hooks and context a third-party plugin gets.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from chatroom.commands import Command, CommandError, UsageError
 from chatroom.context import Context
 from chatroom.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from chatroom.plugins import PluginInfo
 
 #: Capabilities a client may announce with /caps.
 KNOWN_CAPS = frozenset({"binary"})
@@ -73,14 +79,18 @@ def plugins(ctx: Context, args: list[str]) -> None:
         ctx.reply(line)
 
 
-def describe_plugins(infos) -> list[str]:  # type: ignore[no-untyped-def]
-    """One line per plugin: name, where it comes from, its hooks and commands."""
+def describe_plugins(infos: Iterable[PluginInfo]) -> list[str]:
+    """One line per plugin (``str``, starting ``"* "``), built-ins first:
+    name, where it comes from (distribution and version, or file), the
+    commands it adds and the hooks it implements; ``[disabled after N faults]``
+    for a plugin the host switched off.
+    """
     lines = []
     for info in sorted(infos, key=lambda i: (i.source != "builtin", i.name)):
-        origin = info.path if info.source == "file" else f"{info.distribution} {info.version}".strip()
         commands = " ".join("/" + c for c in info.commands) or "-"
         hooks = ", ".join(h for h in info.hooks if h != "register_commands") or "-"
-        lines.append(f"* {info.name} ({info.source}: {origin}) commands: {commands}; hooks: {hooks}")
+        state = f" [disabled after {info.faults} faults]" if info.disabled else ""
+        lines.append(f"* {info.name} ({info.source}: {info.origin}){state} commands: {commands}; hooks: {hooks}")
     return lines
 
 
