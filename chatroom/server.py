@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from chatroom import protocol
-from chatroom.commands import NOT_UNDERSTOOD, CommandError, UsageError, split_command
+from chatroom.commands import CommandError
 from chatroom.connection import Client
 from chatroom.context import Context
+from chatroom.dispatch import Dispatcher
 from chatroom.logs import CONN, ERR
 from chatroom.names import check_nick, nick_key
-from chatroom.plugins import FAULT, PluginHost
+from chatroom.plugins import PluginHost
 from chatroom.room import Room
 from chatroom.scheduler import Scheduler, Timer
 
@@ -73,6 +74,7 @@ class Server:
         self._dirty: list[Client] = []
         self._streaming: set[Client] = set()
         self.scheduler = Scheduler(self.plugins.call_safely, self._poke)
+        self.dispatcher = Dispatcher(self)
         self._state: dict[str, dict[str, Any]] = {}
         self._stores: dict[str, Any] = {}
         self._running = False
@@ -180,7 +182,7 @@ class Server:
                 return
             kind = event.__class__
             if kind is protocol.Line:
-                self.handle_line(client, event.text)  # type: ignore[union-attr]
+                self.dispatcher.handle_line(client, event.text)  # type: ignore[union-attr]
             elif kind is protocol.Frame:
                 if self.relay is None:
                     self.send_line(client, "ERROR this server does not accept frames")
@@ -381,50 +383,8 @@ class Server:
 
     # -- input handling ----------------------------------------------------------
     def handle_line(self, client: Client, text: str, *, bypass_capture: bool = False) -> None:
-        """Act on one line from *client*: captured input, a command, or chat."""
-        text = protocol.sanitize(text)
-        if client.capture is not None and not bypass_capture:
-            plugin, on_line, _ = client.capture
-            try:
-                self.plugins.run(plugin, on_line, Context(self, plugin, client), text)
-            except CommandError as exc:
-                self.send_line(client, f"ERROR {exc}")
-            return
-        if text[:1] == "/" and text[:2] != "//":
-            self._command(client, text)
-        elif text:
-            self.chat(client, text[1:] if text[:2] == "//" else text)
-
-    def chat(self, client: Client, text: str) -> None:
-        """Broadcast *text* from *client* to its room as ``NICK: text``, after the chat_message hook."""
-        if self.plugins.implemented("chat_message"):
-            filtered = self.plugins.chain("chat_message", lambda p: Context(self, p, client), "text", text)
-            if filtered is None:
-                return
-            text = protocol.sanitize(filtered)
-        self.broadcast(client.room, f"{client.nick}: {text}", exclude=client)
-
-    def _command(self, client: Client, text: str) -> None:
-        name, rest = split_command(text)
-        command = self.plugins.registry.get(name)
-        if command is None:
-            self.send_line(client, NOT_UNDERSTOOD)
-            hint = self.plugins.registry.suggest(name)
-            if hint:
-                self.send_line(client, f"* did you mean /{hint}?")
-            log.info("%s sent an unknown command /%s", client.nick, name[:40], extra=ERR)
-            return
-        ctx = Context(self, command.plugin, client, rest)
-        try:
-            ctx.args = command.parse_args(rest)
-            result = self.plugins.run(command.plugin, command.handler, ctx, ctx.args)
-        except UsageError as exc:
-            self.send_line(client, f"ERROR usage: {exc}")
-        except CommandError as exc:
-            self.send_line(client, f"ERROR {exc}")
-        else:
-            if result is FAULT:
-                self.send_line(client, f"ERROR /{command.name} failed: internal error in plugin {command.plugin}")
+        """Act on one line from *client* (see :meth:`chatroom.dispatch.Dispatcher.handle_line`)."""
+        self.dispatcher.handle_line(client, text, bypass_capture=bypass_capture)
 
     # -- services for plugins --------------------------------------------------------
     def call_hook(self, name: str, client: Client | None, **kwargs: Any) -> list[Any]:
