@@ -32,16 +32,18 @@ arguments or a refused name in line mode; 130 on Ctrl-C in line mode.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import socket
 import sys
 import threading
 from pathlib import Path
-from typing import BinaryIO, Callable, TextIO
+from typing import Callable, TextIO
 
 from chatroom.client_console import LineConsole
 from chatroom.client_loop import ClientLoop, load_transfer
 
-__all__ = ["main", "build_parser", "resolve_args", "parse_port", "stdin_reader"]
+__all__ = ["main", "build_parser", "resolve_args", "parse_port", "stdin_reader", "read_line_fd"]
 
 CONNECT_TIMEOUT = 10.0
 
@@ -83,25 +85,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _ask_line(prompt: str, stdin: BinaryIO, err: TextIO) -> str | None:
+def read_line_fd(fd: int) -> bytes:
+    """One line from file descriptor *fd*, unbuffered (byte by byte), ``b""`` at end of input.
+
+    Unbuffered so that nothing typed after the answer is swallowed before
+    :func:`stdin_reader` takes over the same descriptor.
+    """
+    out = bytearray()
+    while True:
+        b = os.read(fd, 1)
+        if not b:
+            return bytes(out)
+        out += b
+        if b == b"\n":
+            return bytes(out)
+
+
+def _ask_line(prompt: str, readline: Callable[[], bytes], err: TextIO) -> str | None:
     err.write(prompt)
     err.flush()
-    raw = stdin.readline()
+    raw = readline()
     if not raw:
         return None
     return raw.decode("utf-8", "replace").strip()
 
 
 def resolve_args(
-    args: argparse.Namespace, stdin: BinaryIO, err: TextIO, interactive: bool
+    args: argparse.Namespace, readline: Callable[[], bytes], err: TextIO, interactive: bool
 ) -> argparse.Namespace:
-    """Ask for a missing name or port on *stdin* (prompt on *err*).
+    """Ask for a missing name or port: prompt on *err*, answer from *readline* (``b""`` at EOF).
 
     On a terminal (*interactive*) an empty or invalid answer is asked again;
     otherwise it raises :class:`UsageFailure`, as does end of input.
     """
     while not args.name:
-        answer = _ask_line("name: ", stdin, err)
+        answer = _ask_line("name: ", readline, err)
         if answer is None:
             raise UsageFailure("a name is needed (--name)")
         if answer:
@@ -109,7 +127,7 @@ def resolve_args(
         elif not interactive:
             raise UsageFailure("a name is needed (--name)")
     while args.port is None:
-        answer = _ask_line("port: ", stdin, err)
+        answer = _ask_line("port: ", readline, err)
         if answer is None:
             raise UsageFailure("a port is needed (--port)")
         try:
@@ -121,13 +139,28 @@ def resolve_args(
     return args
 
 
-def stdin_reader(stdin: BinaryIO, submit: Callable[[str], None], end: Callable[[], None]) -> None:
-    """Read *stdin* line by line (bytes, decoded as UTF-8 with replacement) into *submit*; call *end* at EOF."""
+def stdin_reader(read: Callable[[int], bytes], submit: Callable[[str], None], end: Callable[[], None]) -> None:
+    """Split what *read(n)* returns (``b""`` at EOF) into lines for *submit*; call *end* at EOF.
+
+    Lines are decoded as UTF-8 with replacement; ``\r\n`` is accepted; a
+    last line without a newline is still submitted. Production passes
+    ``os.read`` on fd 0 (no buffered-reader lock is held by this daemon
+    thread, so the interpreter can exit while it blocks).
+    """
+    pending = b""
     try:
-        for raw in iter(stdin.readline, b""):
-            submit(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        while True:
+            data = read(65536)
+            if not data:
+                break
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                submit(raw.decode("utf-8", "replace").rstrip("\r"))
     except (OSError, ValueError):
         pass  # stdin closed under us: treat as end of input
+    if pending:
+        submit(pending.decode("utf-8", "replace").rstrip("\r"))
     end()
 
 
@@ -138,7 +171,7 @@ def connect(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin: BinaryIO) -> int:
+def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) -> int:
     """Plain line mode: stdin reader thread -> :class:`ClientLoop` on this thread."""
     console = LineConsole()
     loop = ClientLoop(
@@ -153,7 +186,10 @@ def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin: BinaryIO
     )
     loop.on_change = lambda: console.update(loop.progress)
     reader = threading.Thread(
-        target=stdin_reader, args=(stdin, loop.submit, loop.end_input), name="stdin-reader", daemon=True
+        target=stdin_reader,
+        args=(functools.partial(os.read, stdin_fd), loop.submit, loop.end_input),
+        name="stdin-reader",
+        daemon=True,
     )
     reader.start()
     try:
@@ -168,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``chatroom-client``; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    stdin = sys.stdin.buffer
+    stdin_fd = sys.stdin.fileno()
     try:
-        resolve_args(args, stdin, sys.stderr, interactive=tty)
+        resolve_args(args, functools.partial(read_line_fd, stdin_fd), sys.stderr, interactive=tty)
     except UsageFailure as exc:
         print(f"chatroom-client: {exc}", file=sys.stderr)
         return 2
@@ -185,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         from chatroom.tui import run_tui
 
         return run_tui(args, sock)
-    return run_line_mode(args, sock, stdin)
+    return run_line_mode(args, sock, stdin_fd)
 
 
 if __name__ == "__main__":

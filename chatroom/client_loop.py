@@ -64,19 +64,24 @@ class Console(Protocol):
 
 
 def load_transfer() -> tuple[Any, Any] | None:
-    """Return ``(TransferManager, SendFolderWatcher)`` from the transfer component, or None.
+    """Return ``(TransferManager, SendFolderWatcher or None)`` from the transfer component, or None.
 
-    None only when ``chatroom.transfer`` / ``chatroom.watch`` are not
-    installed; any other import error propagates (a broken module must not be
-    silently ignored).
+    None when ``chatroom.transfer`` is not installed; the watcher is None when
+    ``chatroom.watch`` is not. Any other import error propagates (a broken
+    module must not be silently ignored).
     """
     try:
         from chatroom.transfer import TransferManager
-        from chatroom.watch import SendFolderWatcher
     except ModuleNotFoundError as exc:
-        if exc.name in ("chatroom.transfer", "chatroom.watch"):
+        if exc.name == "chatroom.transfer":
             return None
         raise
+    try:
+        from chatroom.watch import SendFolderWatcher
+    except ModuleNotFoundError as exc:
+        if exc.name != "chatroom.watch":
+            raise
+        return TransferManager, None
     return TransferManager, SendFolderWatcher
 
 
@@ -98,7 +103,7 @@ class ClientLoop:
     missing); *auto_send* sends every file the watcher reports. *transfer* is
     the ``(TransferManager, SendFolderWatcher)`` pair from
     :func:`load_transfer` (None: no file transfer, ``/caps binary`` is not
-    sent). *on_change* is called (from the loop thread) when :attr:`naming` or
+    sent; a None watcher: the send folder is not watched). *on_change* is called (from the loop thread) when :attr:`naming` or
     :attr:`progress` change, so a UI can redraw.
     """
 
@@ -150,7 +155,8 @@ class ClientLoop:
             self.send_dir.mkdir(parents=True, exist_ok=True)
             self.received_dir.mkdir(parents=True, exist_ok=True)
             self._tm = manager_cls(self.send_dir, self.received_dir, self._write, self._out_queued, console.line)
-            self._watcher = watcher_cls(self.send_dir, self.wake)
+            if watcher_cls is not None:
+                self._watcher = watcher_cls(self.send_dir, self.wake)
 
     # ---- called from any thread -------------------------------------------------
 

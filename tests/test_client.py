@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import socket
 import threading
 import time
@@ -18,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from chatroom import client as client_mod
-from chatroom.client import UsageFailure, build_parser, parse_port, resolve_args, stdin_reader
+from chatroom.client import UsageFailure, build_parser, parse_port, read_line_fd, resolve_args, stdin_reader
 from chatroom.client_console import LineConsole, format_bars
 from chatroom.client_loop import LOST, ClientLoop, ready_hint
 from chatroom.protocol import Frame, Line, Parser, encode_frame
@@ -61,41 +62,49 @@ def _ns(name: str | None = None, port: int | None = None) -> argparse.Namespace:
 
 def test_missing_name_and_port_are_asked_for() -> None:
     err = io.StringIO()
-    args = resolve_args(_ns(), io.BytesIO(b"alice\n4242\nhello\n"), err, interactive=False)
+    args = resolve_args(_ns(), io.BytesIO(b"alice\n4242\nhello\n").readline, err, interactive=False)
     assert (args.name, args.port) == ("alice", 4242)
     assert err.getvalue() == "name: port: "
 
 
 def test_interactive_asks_again_until_valid() -> None:
     err = io.StringIO()
-    args = resolve_args(_ns(port=7), io.BytesIO(b"\n  bob \n"), err, interactive=True)
+    args = resolve_args(_ns(port=7), io.BytesIO(b"\n  bob \n").readline, err, interactive=True)
     assert args.name == "bob"
-    args = resolve_args(_ns(name="x"), io.BytesIO(b"nope\n99999\n81\n"), err, interactive=True)
+    args = resolve_args(_ns(name="x"), io.BytesIO(b"nope\n99999\n81\n").readline, err, interactive=True)
     assert args.port == 81
     assert err.getvalue().count("a port is an integer") == 2
 
 
 def test_non_interactive_bad_or_missing_answer_fails() -> None:
     with pytest.raises(UsageFailure, match="invalid port"):
-        resolve_args(_ns(name="x"), io.BytesIO(b"abc\n"), io.StringIO(), interactive=False)
+        resolve_args(_ns(name="x"), io.BytesIO(b"abc\n").readline, io.StringIO(), interactive=False)
     with pytest.raises(UsageFailure, match="name"):
-        resolve_args(_ns(), io.BytesIO(b""), io.StringIO(), interactive=False)
+        resolve_args(_ns(), io.BytesIO(b"").readline, io.StringIO(), interactive=False)
     with pytest.raises(UsageFailure, match="name"):
-        resolve_args(_ns(), io.BytesIO(b"\n"), io.StringIO(), interactive=False)
+        resolve_args(_ns(), io.BytesIO(b"\n").readline, io.StringIO(), interactive=False)
 
 
-def test_main_without_name_at_end_of_input_exits_2(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+@pytest.fixture
+def empty_stdin(monkeypatch: pytest.MonkeyPatch):
+    """``sys.stdin`` is a pipe already at end of input (main() needs a real file descriptor)."""
+    r, w = os.pipe()
+    os.close(w)
+    with os.fdopen(r, "r") as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        yield stdin
+
+
+def test_main_without_name_at_end_of_input_exits_2(empty_stdin, capsys) -> None:
     assert client_mod.main(["--port", "5"]) == 2
     assert "a name is needed" in capsys.readouterr().err
 
 
-def test_main_unreachable_server_exits_1(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_main_unreachable_server_exits_1(empty_stdin, capsys) -> None:
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()  # nothing listens on this port now
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
     assert client_mod.main(["--name", "a", "--port", str(port)]) == 1
     assert f"cannot connect to 127.0.0.1:{port}" in capsys.readouterr().err
 
@@ -106,9 +115,23 @@ def test_main_unreachable_server_exits_1(monkeypatch: pytest.MonkeyPatch, capsys
 def test_stdin_reader_decodes_lines_and_signals_end() -> None:
     got: list[str] = []
     ended: list[bool] = []
-    stdin_reader(io.BytesIO(b"hi\r\n\xff bad\nlast-no-newline"), got.append, lambda: ended.append(True))
-    assert got == ["hi", "\ufffd bad", "last-no-newline"]
+    # Reads of 3 bytes split lines and a multi-byte character across reads.
+    data = io.BytesIO(b"hi\r\n\xff bad\n" + "ünï".encode() + b"\nlast-no-newline")
+    stdin_reader(lambda n: data.read(3), got.append, lambda: ended.append(True))
+    assert got == ["hi", "\ufffd bad", "ünï", "last-no-newline"]
     assert ended == [True]
+
+
+def test_read_line_fd_reads_one_line_unbuffered() -> None:
+    r, w = os.pipe()
+    os.write(w, b"alice\nrest\n")
+    os.close(w)
+    try:
+        assert read_line_fd(r) == b"alice\n"
+        assert os.read(r, 100) == b"rest\n"  # nothing beyond the line was consumed
+        assert read_line_fd(r) == b""
+    finally:
+        os.close(r)
 
 
 def test_ready_hint_quotes_names_with_spaces() -> None:
