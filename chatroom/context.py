@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:
@@ -75,6 +76,18 @@ class Context:
         :mod:`chatroom.store` for schema migrations.
         """
         return self.server.plugin_store(self.plugin)
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """This plugin's settings, read-only (empty when it has none).
+
+        They come from the ``[plugins.NAME]`` table of the server's
+        ``--config`` TOML file (``NAME`` is the plugin's name, as
+        ``/plugins`` shows it), or from ``chatroom_room(config={NAME: {...}})``
+        in the test kit. Values are TOML types (``str``, ``int``, ``float``,
+        ``bool``, lists, tables). Example: ``ctx.config.get("words", [])``.
+        """
+        return self.server.plugins.config_for(self.plugin)
 
     @property
     def log(self) -> logging.Logger:

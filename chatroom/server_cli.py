@@ -8,7 +8,9 @@ import os
 import re
 import socket
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from chatroom import __version__
 from chatroom.logs import setup_logging
@@ -16,6 +18,7 @@ from chatroom.plugins import PluginHost
 from chatroom.server import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
 
 DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
+CONFIG_ENV = "CHATROOM_CONFIG"
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
 
 
@@ -52,16 +55,47 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"do not load plugin NAME (repeatable; also ${DISABLE_ENV}=a,b)")
     parser.add_argument("--no-plugins", action="store_true", help="load the built-in plugins only")
     parser.add_argument("--list-plugins", action="store_true", help="list the plugins that would load, and exit")
+    parser.add_argument("--config", type=Path, default=os.environ.get(CONFIG_ENV) or None, metavar="FILE",
+                        help=f"TOML file whose [plugins.NAME] tables configure plugins (ctx.config); "
+                             f"default ${CONFIG_ENV}")
+    parser.add_argument("--plugin-fault-limit", type=int, default=5, metavar="N",
+                        help="disable a plugin after N faults (default 5)")
+    parser.add_argument("--slow-hook-ms", type=float, default=100.0, metavar="MS",
+                        help="log a warning when a plugin blocks the loop longer than MS (default 100)")
     parser.add_argument("--quiet", action="store_true", help="log to the log file only, not stderr")
     parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
     return parser
 
 
-def load_plugins(args: argparse.Namespace) -> PluginHost:
+def read_config(path: Path | None) -> dict[str, dict[str, Any]]:
+    """Plugin name -> settings from the ``[plugins.NAME]`` tables of the TOML file *path*.
+
+    ``None`` gives ``{}``. Raises ValueError (with the file name and reason)
+    if the file cannot be read, is not TOML, or ``plugins`` or one of its
+    entries is not a table.
+    """
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from None
+    plugins = data.get("plugins", {})
+    if not isinstance(plugins, dict):
+        raise ValueError(f"{path}: 'plugins' must be a table of [plugins.NAME] tables")
+    for name, table in plugins.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: plugins.{name} must be a table, like [plugins.{name}]")
+    return plugins
+
+
+def load_plugins(args: argparse.Namespace, config: dict[str, dict[str, Any]] | None = None) -> PluginHost:
     """Build the plugin manager the options ask for: built-ins, entry points, plugin folders."""
     disabled = set(args.disable_plugin)
     disabled.update(n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip())
-    host = PluginHost(disabled=disabled)
+    host = PluginHost(disabled=disabled, config=config, fault_limit=args.plugin_fault_limit,
+                      slow_seconds=args.slow_hook_ms / 1000)
     host.load_builtins()
     if not args.no_plugins:
         host.load_entry_points()
@@ -72,10 +106,18 @@ def load_plugins(args: argparse.Namespace) -> PluginHost:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = read_config(args.config)
+    except ValueError as exc:
+        parser.error(str(exc))
     log_file = args.log_file or args.data_dir / "chatroom.log"
-    setup_logging(None if args.list_plugins else log_file, stderr=not args.quiet)
-    plugins = load_plugins(args)
+    if args.list_plugins:  # only problems on stderr: stdout is the listing
+        setup_logging(None, stderr=True, level=logging.WARNING)
+    else:
+        setup_logging(log_file, stderr=not args.quiet)
+    plugins = load_plugins(args, config)
     if args.list_plugins:
         from chatroom.builtin.core import describe_plugins
 
