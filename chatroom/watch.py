@@ -1,0 +1,264 @@
+"""Watch the send folder with watchdog and report files that are complete.
+
+:class:`SendFolderWatcher` runs a watchdog observer on ``send_dir`` (not
+recursive) plus one worker thread of its own:
+
+* the observer's handler only puts events on a queue (it runs on the
+  observer's thread);
+* the worker decides when a file is complete, and puts its path on the ready
+  queue and calls ``wake()`` so the client's loop drains :meth:`ready`.
+
+When is a file complete? With inotify (Linux), when it is closed after
+writing (``FileClosedEvent``) and not reopened or changed for ``quiet``
+seconds, or moved in: a rename inside the folder gives
+``FileMovedEvent``, and a ``mv`` from elsewhere on the same file system gives
+only ``FileCreatedEvent`` with the full content, which is told apart from a
+new file being written by the ``FileOpenedEvent`` a writer causes right after
+creating it; such a creation is confirmed once its size and mtime stayed the
+same for ``settle`` seconds. Observers without close events (polling, other
+systems) confirm every created, modified or moved-in file that way.
+``FileClosedNoWriteEvent`` (someone, e.g. our own sender, read the file) is
+ignored. Dotfiles and partial downloads (``*.part``, ``*.crdownload``...)
+are ignored.
+
+A file is reported again only if its content changed: the watcher remembers
+``(size, mtime_ns, sha256)`` of every file it reported (and ``(size,
+mtime_ns)`` of files present at start), and a ``touch`` that changes only
+the mtime is recognised by the unchanged SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from watchdog.events import (
+    DirModifiedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+__all__ = ["SETTLE", "SendFolderWatcher", "ignored"]
+
+log = logging.getLogger("chatroom.watch")
+
+#: Seconds a created-by-move or polled file's size and mtime must stay unchanged.
+SETTLE = 0.5
+#: Seconds a file closed after writing must stay closed and unchanged (a rewrite right after
+#: a ``touch`` or a truncate-then-write is one change, not two).
+QUIET = 0.1
+_PARTIAL_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".swp", "~")
+
+
+def ignored(name: str) -> bool:
+    """True for names the watcher never reports: dotfiles and partial or temporary files."""
+    return not name or name.startswith(".") or name.lower().endswith(_PARTIAL_SUFFIXES)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, events: queue.SimpleQueue[Any]) -> None:
+        self.events = events
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if not event.is_directory and not isinstance(event, DirModifiedEvent):
+            self.events.put(event)
+
+
+class SendFolderWatcher:
+    """Reports complete files appearing in *send_dir*; ``wake()`` is called (from
+    a watcher thread) whenever :meth:`ready` has something new.
+
+    *observer_factory* builds the watchdog observer (default
+    ``watchdog.observers.Observer``; tests pass ``PollingObserver``).
+    *settle* and *quiet* are in seconds.
+    """
+
+    def __init__(
+        self,
+        send_dir: Path,
+        wake: Callable[[], None],
+        *,
+        settle: float = SETTLE,
+        quiet: float = QUIET,
+        observer_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.send_dir = Path(send_dir)
+        self.wake = wake
+        self.settle = settle
+        self.quiet = quiet
+        self._factory = observer_factory or Observer
+        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._observer: Any = None
+        self._thread: threading.Thread | None = None
+        self._close_events = False
+        # worker-thread state
+        self._known: dict[str, tuple[int, int, str | None]] = {}  # path -> (size, mtime_ns, sha256 or None)
+        self._writing: set[str] = set()
+        self._pending: dict[str, tuple[float, tuple[int, int] | None]] = {}  # path -> (deadline, stat seen)
+
+    # -- public API ----------------------------------------------------------------
+    def start(self) -> None:
+        """Create the folder if needed, remember the files already there, start watching."""
+        self.send_dir.mkdir(parents=True, exist_ok=True)
+        self._dir = os.path.realpath(self.send_dir)
+        for entry in os.scandir(self._dir):
+            st = self._stat(entry.path)
+            if st is not None:
+                self._known[entry.path] = (*st, None)
+        self._observer = self._factory()
+        self._close_events = type(self._observer).__name__ == "InotifyObserver"
+        self._observer.schedule(_Handler(self._events), self._dir, recursive=False)
+        self._observer.start()
+        self._thread = threading.Thread(target=self._run, name="chatroom-send-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the observer and the worker; safe to call twice or before start()."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        if self._thread is not None:
+            self._events.put(None)
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def ready(self) -> list[Path]:
+        """The complete files found since the last call (``send_dir / name``), oldest first."""
+        found = []
+        while True:
+            try:
+                found.append(self._ready.get_nowait())
+            except queue.Empty:
+                return found
+
+    # -- worker thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._pending:
+                timeout = max(0.0, min(d for d, _ in self._pending.values()) - time.monotonic())
+            try:
+                event = self._events.get(timeout=timeout)
+            except queue.Empty:
+                event = False
+            if event is None:
+                return
+            try:
+                if event is not False:
+                    self._on_event(event)
+                self._check_pending()
+            except Exception:  # never let one odd file stop the watcher
+                log.exception("send folder watcher: error handling %r", event)
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        src = os.fsdecode(event.src_path)
+        if isinstance(event, FileMovedEvent):
+            self._forget(src)
+            dest = os.fsdecode(event.dest_path)
+            if self._watched(dest):
+                self._consider(dest) if self._close_events else self._wait(dest)
+            return
+        if not self._watched(src):
+            return
+        if isinstance(event, FileDeletedEvent):
+            self._forget(src)
+        elif isinstance(event, FileClosedEvent):
+            self._writing.discard(src)
+            self._wait(src, self.quiet)
+        elif isinstance(event, FileClosedNoWriteEvent):
+            self._writing.discard(src)
+            if src not in self._known and src not in self._pending:
+                self._wait(src)  # moved in, then read by someone before it settled
+        elif isinstance(event, FileOpenedEvent):
+            if self._close_events:
+                self._writing.add(src)
+                self._pending.pop(src, None)
+        elif isinstance(event, FileCreatedEvent):
+            if src not in self._writing:
+                self._wait(src)
+        elif isinstance(event, FileModifiedEvent) and not self._close_events:
+            self._wait(src)
+
+    def _watched(self, path: str) -> bool:
+        return os.path.dirname(path) == self._dir and not ignored(os.path.basename(path))
+
+    def _forget(self, path: str) -> None:
+        self._known.pop(path, None)
+        self._writing.discard(path)
+        self._pending.pop(path, None)
+
+    def _wait(self, path: str, delay: float | None = None) -> None:
+        """Confirm *path* once its size and mtime stay the same for *delay* (default ``settle``) seconds
+        and nobody opened it meanwhile."""
+        self._pending[path] = (time.monotonic() + (self.settle if delay is None else delay), self._stat(path))
+
+    def _check_pending(self) -> None:
+        now = time.monotonic()
+        for path, (deadline, seen) in list(self._pending.items()):
+            if deadline > now:
+                continue
+            current = self._stat(path)
+            if current is None:
+                del self._pending[path]
+            elif current == seen:
+                del self._pending[path]
+                self._consider(path)
+            else:
+                self._pending[path] = (now + self.settle, current)
+
+    def _consider(self, path: str) -> None:
+        """Report *path* if it is a regular file whose content is new."""
+        st = self._stat(path)
+        if st is None:
+            return
+        size, mtime = st
+        known = self._known.get(path)
+        if known is not None and known[:2] == st:
+            return
+        digest = self._hash(path)
+        if digest is None:
+            return
+        if known is not None and known[0] == size and known[2] == digest:
+            self._known[path] = (size, mtime, digest)  # touched, same content
+            return
+        self._known[path] = (size, mtime, digest)
+        self._ready.put(self.send_dir / os.path.basename(path))
+        self.wake()
+
+    @staticmethod
+    def _stat(path: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or ignored(os.path.basename(path)):
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    @staticmethod
+    def _hash(path: str) -> str | None:
+        hasher = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    hasher.update(chunk)
+        except OSError:
+            return None
+        return hasher.hexdigest()
