@@ -1,4 +1,534 @@
-"""Test kit for chatroom plugin authors (pytest plugin, registered via ``pytest11``).
+"""Test kit for chatroom plugins: a whole room in-process, with no network, threads or sleeps.
 
-Work in progress: the ``chatroom_room`` fixture lands here shortly.
+Installed with chatroom as a pytest plugin (the ``pytest11`` entry point), so
+every test can ask for the ``chatroom_room`` fixture::
+
+    import my_plugin
+
+    def test_remind(chatroom_room):
+        room = chatroom_room(plugins=[my_plugin])
+        alice = room.join("alice")
+        assert alice.say("/remind 10s stand up") == ["OK reminder 1 in 10s"]
+        room.advance(10)
+        assert alice.received[-1] == "* reminder: stand up"
+
+How it works: the room is a real :class:`chatroom.server.Server` (real
+plugin host, command dispatch, fan-out, streams, nick rules, file relay)
+whose listening socket, client sockets and selector are replaced by
+in-memory fakes, and whose timers and worker threads are replaced by a fake
+clock you move with :meth:`InProcessRoom.advance` and a queue run on the
+test's thread. Each call (``join``, ``say``, ``advance``...) then runs
+event-loop passes until nothing is left to do, so every reply is in
+``received`` when the call returns. (Building the server binds one listening
+socket on 127.0.0.1, closed at once: no connection is ever made.)
+
+Plugin faults are caught and logged as in a real room; they are also
+collected in :attr:`InProcessRoom.faults`, and the room's log records in
+:attr:`InProcessRoom.logs`.
 """
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import selectors
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from chatroom import protocol
+from chatroom.context import Context
+from chatroom.plugins import PluginHost, PluginInfo
+from chatroom.scheduler import Timer
+
+__all__ = ["InProcessRoom", "FakeClient", "PluginLoadError", "RoomNotSettled", "chatroom_room"]
+
+#: Passes :meth:`InProcessRoom.settle` runs before it gives up.
+MAX_PASSES = 100_000
+
+
+class PluginLoadError(Exception):
+    """A plugin given to the kit failed to load or register (the message lists every problem)."""
+
+
+class RoomNotSettled(RuntimeError):
+    """The room still had work after :data:`MAX_PASSES` loop passes (an endless stream or timer chain?)."""
+
+
+# -- fake I/O ---------------------------------------------------------------------
+class _FakeSocket:
+    """The server's end of one fake connection: bytes in (``inbound``), bytes out (to the FakeClient)."""
+
+    def __init__(self, deliver: Callable[[bytes], None]) -> None:
+        self.inbound = bytearray()
+        self.eof = False
+        self.closed = False
+        self.stalled = False
+        self._deliver = deliver
+
+    # the socket methods the server uses
+    def recv(self, n: int) -> bytes:
+        if self.inbound:
+            data = bytes(self.inbound[:n])
+            del self.inbound[:n]
+            return data
+        if self.eof:
+            return b""
+        raise BlockingIOError
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        if self.closed:
+            raise OSError("socket closed")
+        if self.stalled:
+            raise BlockingIOError
+        self._deliver(bytes(data))
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.send(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return -1
+
+
+class _FakeListener:
+    def __init__(self) -> None:
+        self.pending: list[_FakeSocket] = []
+        self._ports = itertools.count(40000)
+
+    def accept(self) -> tuple[_FakeSocket, tuple[str, int]]:
+        if not self.pending:
+            raise BlockingIOError
+        return self.pending.pop(0), ("127.0.0.1", next(self._ports))
+
+    def close(self) -> None:
+        pass
+
+
+class _FakeWakeSocket:
+    def send(self, data: bytes) -> int:
+        return len(data)
+
+    def recv(self, n: int) -> bytes:
+        raise BlockingIOError
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+class _FakeSelector:
+    """Remembers what the server registered; the kit asks it who wants reads and writes."""
+
+    def __init__(self) -> None:
+        self.masks: dict[Any, int] = {}
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> None:
+        self.masks[fileobj] = events
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> None:
+        self.masks[fileobj] = events
+
+    def unregister(self, fileobj: Any) -> None:
+        self.masks.pop(fileobj, None)
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        self.masks.clear()
+
+    def wants(self, fileobj: Any, event: int) -> bool:
+        return bool(self.masks.get(fileobj, 0) & event)
+
+
+class _FakeScheduler:
+    """``call_later`` on a fake clock; ``run_in_thread`` work runs on the next pass, on this thread."""
+
+    def __init__(self, run: Callable[..., Any]) -> None:
+        self._run = run
+        self.now = 0.0
+        self.timers: list[tuple[float, int, Timer]] = []
+        self.jobs: list[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None], str]] = []
+        self._seq = itertools.count()
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
+        timer = Timer(self.now + max(0.0, delay), fn, args, plugin)
+        heapq.heappush(self.timers, (timer.when, next(self._seq), timer))
+        return timer
+
+    def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
+                      *, plugin: str = "core") -> None:
+        self.jobs.append((fn, on_done, plugin))
+
+    def timeout(self) -> float | None:
+        return None
+
+    def next_due(self) -> float | None:
+        while self.timers and self.timers[0][2].cancelled:
+            heapq.heappop(self.timers)
+        return self.timers[0][0] if self.timers else None
+
+    def run_ready(self) -> int:
+        """Run queued thread work (then its callback) and due timers; return how many ran."""
+        ran = 0
+        jobs, self.jobs = self.jobs, []
+        for fn, on_done, plugin in jobs:
+            try:
+                result, error = fn(), None
+            except Exception as exc:
+                result, error = None, exc
+            self._run(plugin, on_done, result, error)
+            ran += 1
+        while self.timers and self.timers[0][0] <= self.now:
+            timer = heapq.heappop(self.timers)[2]
+            if not timer.cancelled:
+                self._run(timer.plugin, timer.fn, *timer.args)
+                ran += 1
+        return ran
+
+    def close(self) -> None:
+        self.timers.clear()
+        self.jobs.clear()
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        category = getattr(record, "category", "ERROR" if record.levelno >= logging.WARNING else "GENERAL")
+        self.lines.append(f"[{category}] {record.name}: {record.getMessage()}")
+
+
+# -- the public kit ------------------------------------------------------------------
+class FakeClient:
+    """One connected client of an :class:`InProcessRoom`, as a person at a terminal sees it.
+
+    ``received`` holds every text line the server sent (``str``, without the
+    newline), ``frames`` every binary frame (:class:`chatroom.protocol.Frame`).
+    ``client`` is the server-side :class:`~chatroom.connection.Client`.
+    """
+
+    def __init__(self, room: InProcessRoom) -> None:
+        self.room = room
+        self.received: list[str] = []
+        self.frames: list[protocol.Frame] = []
+        self._parser = protocol.Parser()
+        self.sock = _FakeSocket(self._deliver)
+        self.client: Any = None
+
+    def _deliver(self, data: bytes) -> None:
+        for event in self._parser.feed(data):
+            if isinstance(event, protocol.Line):
+                self.received.append(event.text)
+            elif isinstance(event, protocol.Frame):
+                self.frames.append(event)
+
+    @property
+    def nick(self) -> str:
+        """The nick the server knows this client by."""
+        return self.client.nick
+
+    @property
+    def closed(self) -> bool:
+        """True once the server closed this connection."""
+        return self.sock.closed
+
+    @property
+    def last(self) -> str:
+        """The last line received (IndexError if none)."""
+        return self.received[-1]
+
+    def say(self, line: str) -> list[str]:
+        """Send one line (chat or ``/command``) and let the room settle; return the lines *this* client got meanwhile."""
+        return self.send_bytes(protocol.encode_line(line))
+
+    def send_bytes(self, data: bytes) -> list[str]:
+        """Send raw bytes (lines and/or frames) and settle; return the lines this client got meanwhile."""
+        if self.sock.closed or self.sock.eof:
+            raise RuntimeError(f"{self.nick} is not connected")
+        start = len(self.received)
+        self.sock.inbound += data
+        self.room.settle()
+        return self.received[start:]
+
+    def send_frame(self, meta: str, payload: bytes = b"") -> list[str]:
+        """Send one binary frame (see docs/protocol.md) and settle."""
+        return self.send_bytes(protocol.encode_frame(meta, payload))
+
+    def clear(self) -> None:
+        """Forget the lines and frames received so far."""
+        self.received.clear()
+        self.frames.clear()
+
+    def leave(self) -> None:
+        """Drop the connection (as if the terminal was closed) and settle."""
+        self.sock.eof = True
+        self.room.settle()
+
+    def stall(self) -> None:
+        """Stop reading from the server (its output to this client queues up), to test backpressure."""
+        self.sock.stalled = True
+
+    def resume(self) -> None:
+        """Read again after :meth:`stall`, and settle."""
+        self.sock.stalled = False
+        self.room.settle()
+
+    def __repr__(self) -> str:
+        return f"FakeClient({self.nick!r}, {len(self.received)} lines)"
+
+
+class InProcessRoom:
+    """A chat room running in the test's thread; see the module docstring.
+
+    ``plugins``: modules or objects with hookimpls, registered under their
+    module's last dotted name (``a.b.remind`` -> ``remind``), or
+    ``(name, plugin)`` pairs. ``config``: plugin name -> its settings
+    (``ctx.config``). ``builtins``: also load chatroom's built-in commands
+    (``/nick``, ``/help``, ``/quit``...). ``entry_points``: also load the
+    installed ``chatroom`` entry points. ``strict``: raise
+    :class:`PluginLoadError` when any plugin fails to load, register or names
+    an unknown hook. ``fault_limit`` and ``slow_seconds`` are the host's.
+
+    Use it as a context manager, or call :meth:`close`; the
+    ``chatroom_room`` fixture closes its rooms itself.
+    """
+
+    def __init__(
+        self,
+        plugins: Iterable[object | tuple[str, object]] = (),
+        *,
+        data_dir: Path,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        builtins: bool = True,
+        entry_points: bool = False,
+        disabled: Iterable[str] = (),
+        strict: bool = True,
+        fault_limit: int = 5,
+        slow_seconds: float = 0.1,
+        max_queue: int | None = None,
+    ) -> None:
+        from chatroom.server import Server  # not at import: pytest loads this module for every project
+
+        self.faults: list[tuple[str, str]] = []
+        self.logs: list[str] = []
+        self._log_handler = _LogCollector(self.logs)
+        self._logger = logging.getLogger("chatroom")
+        self._old_level = self._logger.level
+        self._logger.addHandler(self._log_handler)
+        if self._logger.getEffectiveLevel() > logging.INFO:
+            self._logger.setLevel(logging.INFO)
+        self.plugins = PluginHost(disabled=disabled, config=config, fault_limit=fault_limit,
+                                  slow_seconds=slow_seconds, on_fault=lambda p, t: self.faults.append((p, t)))
+        if builtins:
+            self.plugins.load_builtins()
+        if entry_points:
+            self.plugins.load_entry_points()
+        for item in plugins:
+            name, plugin = item if isinstance(item, tuple) else (_plugin_name(item), item)
+            self.plugins.register(plugin, name, PluginInfo(name, "test", getattr(plugin, "__name__", type(plugin).__name__)))
+        self.plugins.finish_loading()
+        if strict and self.plugins.load_errors:
+            self._logger.removeHandler(self._log_handler)
+            raise PluginLoadError("; ".join(self.plugins.load_errors))
+
+        options: dict[str, Any] = {"data_dir": Path(data_dir), "plugins": self.plugins}
+        if max_queue is not None:
+            options["max_queue"] = max_queue
+        self.server = Server("127.0.0.1", 0, **options)
+        self._swap_io()
+        self.clients: list[FakeClient] = []
+        self._closed = False
+        self.server.call_hook("startup", None)
+        self.settle()
+
+    def _swap_io(self) -> None:
+        server = self.server
+        for real in (server._sel, server._listener, server._wake_r, server._wake_w):
+            real.close()
+        server.scheduler.close()
+        self._scheduler = _FakeScheduler(self.plugins.call_safely)
+        self._listener = _FakeListener()
+        self._sel = _FakeSelector()
+        server.scheduler = self._scheduler  # type: ignore[assignment]
+        server._listener = self._listener  # type: ignore[assignment]
+        server._sel = self._sel  # type: ignore[assignment]
+        server._wake_r = server._wake_w = _FakeWakeSocket()  # type: ignore[assignment]
+        if server.relay is not None and hasattr(server.relay, "clock"):
+            server.relay.clock = lambda: self._scheduler.now
+
+    # -- people ---------------------------------------------------------------------
+    def join(self, nick: str | None = None, *, binary: bool = False) -> FakeClient:
+        """Connect a new client (it gets the greeting), then ``/nick NICK`` and ``/caps binary`` if asked.
+
+        Raises ValueError if the server refuses the nick.
+        """
+        fake = FakeClient(self)
+        before = set(self.server.clients)
+        self._listener.pending.append(fake.sock)
+        self.settle()
+        new = [c for cid, c in self.server.clients.items() if cid not in before and c.sock is fake.sock]
+        if not new:
+            raise RuntimeError("the server did not accept the connection")
+        fake.client = new[0]
+        self.clients.append(fake)
+        if nick is not None:
+            reply = fake.say(f"/nick {nick}")
+            if f"OK nick {nick}" not in reply:
+                raise ValueError(f"/nick {nick} refused: {reply}")
+        if binary:
+            fake.say("/caps binary")
+        return fake
+
+    # -- time ----------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """The fake clock, in seconds (starts at 0.0; only :meth:`advance` moves it)."""
+        return self._scheduler.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward, firing every timer that falls due, in order, each at its own time."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        target = self._scheduler.now + seconds
+        self.settle()
+        for _ in range(MAX_PASSES):
+            due = self._scheduler.next_due()
+            if due is None or due > target:
+                break
+            self._scheduler.now = max(self._scheduler.now, due)
+            self.settle()
+        else:
+            raise RoomNotSettled("timers keep re-arming inside the advanced interval")
+        self._scheduler.now = target
+        self.settle()
+
+    @property
+    def timers(self) -> list[Timer]:
+        """Pending (not cancelled) timers, soonest first; each has ``when``, ``plugin``, ``fn``."""
+        return [t for _, _, t in sorted(self._scheduler.timers) if not t.cancelled]
+
+    # -- hooks and contexts ------------------------------------------------------------
+    def hook(self, name: str, client: FakeClient | None = None, **kwargs: Any) -> list[Any]:
+        """Call hook *name* on every plugin as the server would (``ctx.client`` is *client*'s), then settle.
+
+        Returns the non-None results. Example: ``room.hook("file_offered", alice, name="a.txt", size=3)``.
+        """
+        results = self.server.call_hook(name, client.client if client else None, **kwargs)
+        self.settle()
+        return results
+
+    def context(self, plugin: str, client: FakeClient | None = None) -> Context:
+        """A :class:`~chatroom.context.Context` for *plugin* (and *client*), to call plugin code directly."""
+        return Context(self.server, plugin, client.client if client else None)
+
+    def find(self, nick: str) -> FakeClient | None:
+        """The connected FakeClient whose nick is *nick* (case-insensitive), or None."""
+        client = self.server.find_client(nick)
+        return next((f for f in self.clients if f.client is client and client is not None), None)
+
+    @property
+    def errors(self) -> list[str]:
+        """The ``[ERROR]`` log lines so far (faults, slow hooks, rejected input)."""
+        return [line for line in self.logs if line.startswith("[ERROR]")]
+
+    # -- the loop --------------------------------------------------------------------
+    def settle(self) -> None:
+        """Run event-loop passes until nothing is left to read, run or write.
+
+        Raises :class:`RoomNotSettled` after :data:`MAX_PASSES` busy passes.
+        """
+        for _ in range(MAX_PASSES):
+            if not self._pass():
+                return
+        raise RoomNotSettled(f"still busy after {MAX_PASSES} loop passes (an endless ctx.stream or 0 s timer chain?)")
+
+    def _pass(self) -> bool:
+        server, sel = self.server, self._sel
+        busy = False
+        if self._listener.pending:
+            server._accept()
+            busy = True
+        for fake in list(self.clients):
+            client, sock = fake.client, fake.sock
+            if client is None or client.closed:
+                continue
+            if (sock.inbound or sock.eof) and sel.wants(sock, selectors.EVENT_READ):
+                server._read(client)
+                busy = True
+            if not client.closed and not sock.stalled and client.out and sel.wants(sock, selectors.EVENT_WRITE):
+                server._write(client)
+                busy = True
+        if self._scheduler.run_ready():
+            busy = True
+        sent = self._bytes_out()
+        server._flush()
+        return busy or self._bytes_out() != sent or bool(getattr(server, "_streaming", None))
+
+    def _bytes_out(self) -> int:
+        return sum(len(f.received) + len(f.frames) + f._parser.buffered for f in self.clients)
+
+    # -- end -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Shut the room down like the server does: ``shutdown`` hook, clients told and closed, stores closed."""
+        if self._closed:
+            return
+        self._closed = True
+        for fake in self.clients:
+            fake.sock.stalled = False
+        self.settle()
+        self.server._close_all()
+        self._logger.removeHandler(self._log_handler)
+        self._logger.setLevel(self._old_level)
+
+    def __enter__(self) -> InProcessRoom:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _plugin_name(plugin: object) -> str:
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__.rsplit(".", 1)[-1]
+    name = getattr(plugin, "__name__", None) or type(plugin).__name__
+    return str(name).rsplit(".", 1)[-1].lower()
+
+
+@pytest.fixture
+def chatroom_room(tmp_path: Path) -> Iterator[Callable[..., InProcessRoom]]:
+    """A factory of in-process rooms: ``room = chatroom_room(plugins=[my_plugin], config={...})``.
+
+    Takes the keyword arguments of :class:`InProcessRoom` (``data_dir``
+    defaults to a fresh folder under ``tmp_path``). Every room it made is
+    closed (``shutdown`` hook, stores closed) when the test ends.
+    """
+    rooms: list[InProcessRoom] = []
+
+    def make(plugins: Iterable[object | tuple[str, object]] = (), **options: Any) -> InProcessRoom:
+        options.setdefault("data_dir", tmp_path / f"chatroom-data-{len(rooms)}")
+        room = InProcessRoom(plugins, **options)
+        rooms.append(room)
+        return room
+
+    yield make
+    for room in rooms:
+        room.close()
