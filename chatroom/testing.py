@@ -30,6 +30,7 @@ collected in :attr:`InProcessRoom.faults`, and the room's log records in
 from __future__ import annotations
 
 import heapq
+import importlib.metadata
 import itertools
 import logging
 import selectors
@@ -42,7 +43,7 @@ import pytest
 
 from chatroom import protocol
 from chatroom.context import Context
-from chatroom.plugins import PluginHost, PluginInfo
+from chatroom.plugins import ENTRY_POINT_GROUP, PluginHost, PluginInfo
 from chatroom.scheduler import Timer
 
 __all__ = ["InProcessRoom", "FakeClient", "PluginLoadError", "RoomNotSettled", "chatroom_room"]
@@ -299,9 +300,12 @@ class FakeClient:
 class InProcessRoom:
     """A chat room running in the test's thread; see the module docstring.
 
-    ``plugins``: modules or objects with hookimpls, registered under their
-    module's last dotted name (``a.b.remind`` -> ``remind``), or
-    ``(name, plugin)`` pairs. ``config``: plugin name -> its settings
+    ``plugins``: modules or objects with hookimpls, or ``(name, plugin)``
+    pairs. A plugin's name keys its ``ctx.config``, ``ctx.state`` and
+    ``ctx.store``; without a pair it is the name of the installed entry
+    point whose value is the module, else the module's last dotted part
+    (``my_pkg.remind`` -> ``remind``), so pass ``("NAME", module)`` when
+    testing from source under the entry point's NAME. ``config``: plugin name -> its settings
     (``ctx.config``). ``builtins``: also load chatroom's built-in commands
     (``/nick``, ``/help``, ``/quit``...). ``entry_points``: also load the
     installed ``chatroom`` entry points. ``strict``: raise
@@ -507,10 +511,15 @@ class InProcessRoom:
 
 
 def _plugin_name(plugin: object) -> str:
-    if isinstance(plugin, ModuleType):
-        return plugin.__name__.rsplit(".", 1)[-1]
-    name = getattr(plugin, "__name__", None) or type(plugin).__name__
-    return str(name).rsplit(".", 1)[-1].lower()
+    """The name a real server would give *plugin*: its entry point's name when an installed
+    distribution declares it, else the module's last dotted part (or the object's class name)."""
+    module = getattr(plugin, "__name__", None)
+    if isinstance(plugin, ModuleType) and module:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.value == module:
+                return ep.name
+        return module.rsplit(".", 1)[-1]
+    return str(module or type(plugin).__name__).rsplit(".", 1)[-1].lower()
 
 
 @pytest.fixture
