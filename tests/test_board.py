@@ -6,7 +6,11 @@ the server (no sockets); the end-to-end tests at the end run the real
 
 from __future__ import annotations
 
+import signal
+import socket
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -162,9 +166,10 @@ def test_disconnect_in_mid_post_keeps_nothing(server: FakeServer, monkeypatch: p
     for i in range(25):
         server.type(alice, f"line {i}")
     conn = server.plugin_store(PLUGIN)
-    assert conn.execute("SELECT count(*) FROM drafts").fetchone()[0] == 20
+    assert conn.execute("SELECT count(*) FROM lines").fetchone()[0] == 20  # flushed, not yet a post
     server.leave(alice, "connection lost")
-    assert conn.execute("SELECT count(*) FROM drafts").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM lines").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
     server.type(bob, "/read")
     assert server.drain(bob) == ["#"]
 
@@ -186,7 +191,10 @@ def test_long_post_is_flushed_in_chunks_and_kept_in_order(server: FakeServer, mo
     server.type(alice, "/read")
     bob_lines = [f"bob {i}" for i in range(0, 1234, 100)]
     assert server.drain(alice) == [*bob_lines, *lines, "#"]  # in order of completion, each post whole
-    assert server.plugin_store(PLUGIN).execute("SELECT count(*) FROM drafts").fetchone()[0] == 0
+    assert server.plugin_store(PLUGIN).execute("SELECT count(*) FROM posts WHERE seq IS NULL").fetchone()[0] == 0
+    server.type(alice, "/read -v 1")
+    out = server.drain(alice)
+    assert out[0].startswith("-- post 2 by alice ") and out[1:] == [*lines, "#"]
 
 
 def test_read_last_n_and_verbose(server: FakeServer) -> None:
@@ -207,6 +215,23 @@ def test_read_last_n_and_verbose(server: FakeServer) -> None:
     for bad in ("/read 0", "/read x", "/read -1", "/read 1 2"):
         server.type(bob, bad)
         assert server.drain(bob) == [f"ERROR usage: {board.READ_USAGE}"]
+
+
+def test_read_pages_mix_small_and_long_posts(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(board, "PAGE", 4)
+    alice = FakeClient("alice")
+    expected: list[str] = []
+    for i in range(30):
+        lines = [f"p{i} l{j}" for j in range(1 + (i * 7) % 4 if i != 12 else 11)]  # post 13 is long
+        post(server, alice, *lines)
+        expected.extend(lines)
+    server.type(alice, "/read")
+    assert server.drain(alice) == [*expected, "#"]
+    server.type(alice, "/read -v")
+    out = server.drain(alice)
+    headers = [line for line in out if line.startswith("-- post ")]
+    assert [h.split()[2] for h in headers] == [str(i) for i in range(1, 31)]
+    assert [line for line in out if not line.startswith("-- post ")] == [*expected, "#"]
 
 
 def test_read_is_a_snapshot_and_lazy(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,17 +280,27 @@ def test_posts_persist_in_the_store(tmp_path: Path) -> None:
     assert out[1:] == ["kept", "Text#!", "#"]
 
 
-def test_stale_drafts_are_dropped_at_startup(tmp_path: Path) -> None:
+def test_half_written_posts_are_dropped_at_startup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(board, "FLUSH_LINES", 2)
+    first = FakeServer(tmp_path)
+    alice = FakeClient("alice")
+    post(first, alice, "kept")
+    first.type(alice, "/post")
+    for line in ("half", "written", "post"):
+        first.type(alice, line)
+    first.close()  # as if the server were killed: on_end never runs
     conn = open_store(plugin_store_path(tmp_path, PLUGIN))
-    from chatroom.store import migrate
-
-    migrate(conn, board.MIGRATIONS)
-    conn.execute("INSERT INTO drafts(draft, text) VALUES (1, 'from a killed server')")
+    assert conn.execute("SELECT count(*) FROM lines").fetchone()[0] == 3
     close_store(conn)
-    srv = FakeServer(tmp_path)
-    board.startup(Context(srv, PLUGIN))  # type: ignore[arg-type]
-    assert srv.plugin_store(PLUGIN).execute("SELECT count(*) FROM drafts").fetchone()[0] == 0
-    srv.close()
+    second = FakeServer(tmp_path)
+    board.startup(Context(second, PLUGIN))  # type: ignore[arg-type]
+    conn = second.plugin_store(PLUGIN)
+    assert conn.execute("SELECT count(*) FROM lines").fetchone()[0] == 1
+    assert conn.execute("SELECT seq FROM posts").fetchall() == [(1,)]
+    bob = FakeClient("bob")
+    second.type(bob, "/read")
+    assert second.drain(bob) == ["kept", "#"]
+    second.close()
 
 
 def test_commands_are_declared() -> None:
@@ -274,3 +309,137 @@ def test_commands_are_declared() -> None:
     assert "/quit" in names["post"].summary and "#" in names["post"].summary
     with pytest.raises(UsageError):
         names["read"].parse_args("1 2 3")
+
+
+# -- end to end: the real chatroom-server over TCP ------------------------------------------
+
+TRANSCRIPT = ["Welcome socket programming", "Text#!", "more text."]
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_e2e_origin_transcript_and_post_lines_not_broadcast(server_factory) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory("--quiet")
+    bob = srv.connect("bob")
+    alice = srv.connect("alice")
+    bob.expect_where(lambda line: line.endswith(" is now known as alice"), "alice's nick")
+    alice.send("/post")
+    for line in TRANSCRIPT:
+        alice.send(line)
+    alice.send("#")
+    assert alice.expect("OK") == []
+    alice.send("/read")
+    assert alice.expect("#") == TRANSCRIPT
+    alice.send("after the post")
+    assert bob.expect("alice: after the post") == []  # no post line reached the room
+    alice.send("/quit")
+    assert alice.expect("OK") == []
+    assert alice.closed_by_server()
+    log = srv.log_text()
+    assert "[GENERAL] chatroom.plugin.board: post 1 by alice: 3 lines" in log
+
+
+def test_e2e_read_empty_board(server_factory) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory("--quiet")
+    alice = srv.connect("alice")
+    alice.send("/read")
+    assert alice.expect("#") == []
+    alice.send("/read -v 5")
+    assert alice.expect("#") == []
+
+
+def test_e2e_quit_or_disconnect_in_mid_post_keeps_nothing(server_factory) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory("--quiet")
+    bob = srv.connect("bob")
+    alice = srv.connect("alice")
+    alice.send("/post")
+    alice.send("half a post")
+    alice.send("/quit")
+    assert alice.expect("OK") == []
+    assert alice.closed_by_server()
+    carol = srv.connect("carol")
+    carol.send("/post")
+    carol.send("another half")
+    carol.close()
+    bob.expect("* carol left lobby (connection lost)")
+    bob.send("/read")
+    assert bob.expect("#") == []
+
+
+def test_e2e_posts_survive_sigkill_and_sigterm(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "board-data"
+    srv = server_factory("--quiet", data_dir=data)
+    alice = srv.connect("alice")
+    alice.send("/post")
+    for line in TRANSCRIPT:
+        alice.send(line)
+    alice.send("#")
+    alice.expect("OK")
+    alice.send("/post")
+    alice.send("never finished")  # half a post when the server dies
+    srv.stop(signal.SIGKILL)
+    srv = server_factory("--quiet", data_dir=data)
+    bob = srv.connect("bob")
+    bob.send("/read")
+    assert bob.expect("#") == TRANSCRIPT
+    bob.send("/post second post")
+    bob.expect("OK")
+    assert srv.stop(signal.SIGTERM) == 0
+    srv = server_factory("--quiet", data_dir=data)
+    carol = srv.connect("carol")
+    carol.send("/read -v")
+    out = carol.expect("#")
+    assert out[0].startswith("-- post 1 by alice at ") and out[1:4] == TRANSCRIPT
+    assert out[4].startswith("-- post 2 by bob at ") and out[5:] == ["second post"]
+
+
+def test_e2e_read_100000_lines_while_chat_flows(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A 100,000-line /read is streamed with backpressure: while the reader does not read, the
+    server neither stalls the room nor buffers the board (its memory stays flat); then every line
+    arrives exactly."""
+    srv = server_factory("--quiet")
+    reader = srv.connect("reader")
+    carol = srv.connect("carol")
+    carol.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay between pings
+    dave = srv.connect("dave")
+    poster = srv.connect("poster")
+    lines = [f"{i:06d} " + "board text " * 9 for i in range(100_000)]  # ~10 MB of board
+    poster.send_raw(("/post\n" + "\n".join(lines) + "\n#\n").encode())
+    poster.expect("OK", timeout=30)
+    rss_before = _rss_kib(srv.proc.pid)
+
+    reader.send("/read")  # ... and do not read it yet
+    worst = 0.0
+    for i in range(50):
+        start = time.monotonic()
+        carol.send(f"ping {i}")
+        dave.expect(f"carol: ping {i}")
+        worst = max(worst, time.monotonic() - start)
+    growth_kib = _rss_kib(srv.proc.pid) - rss_before
+    assert worst < 1.0, f"chat stalled {worst:.3f} s behind a stalled /read"
+    assert growth_kib < 5 * 1024, f"server grew {growth_kib} KiB while a 10 MB /read was pending"
+
+    got: list[str] = []
+    done = threading.Event()
+
+    def read_all() -> None:
+        got.extend(line for line in reader.expect("#", timeout=30) if not line.startswith(("carol: ", "* ")))
+        done.set()
+
+    thread = threading.Thread(target=read_all)
+    thread.start()
+    pings = 0
+    while not done.is_set() and pings < 10_000:  # chat keeps flowing while the reader drains
+        start = time.monotonic()
+        carol.send(f"pong {pings}")
+        dave.expect(f"carol: pong {pings}")
+        worst = max(worst, time.monotonic() - start)
+        pings += 1
+    thread.join(timeout=30)
+    assert got == lines
+    assert worst < 1.0

@@ -31,16 +31,18 @@ does the same for the last N posts, and ``-v`` adds a header line with the
 number, author and time before each post.
 
 Storage (schema version 1, see :data:`MIGRATIONS`): ``posts`` (one row per
-post), ``lines`` (one row per line; a post's lines have consecutive ids, so
-a read is a keyset scan by ``lines.id``) and ``drafts`` (lines of posts still
-being written, flushed every :data:`FLUSH_LINES` lines or
-:data:`FLUSH_BYTES` bytes so a long post never sits in memory). Leftover
-drafts from a killed server are deleted at start-up.
+post; ``seq``, the post's number on the board, is given when the post is
+complete and is NULL while it is being written) and ``lines`` (keyed by
+``(post_id, n)``). A post being written is flushed from memory into
+``lines`` every :data:`FLUSH_LINES` lines or :data:`FLUSH_BYTES` bytes, so a
+long post never sits in memory, and completing it is one small transaction
+whatever its size. Posts left half-written by a killed server are deleted at
+start-up. A read walks posts by ``seq`` and lines by ``n`` in pages (keyset
+pagination), so it never holds the board in memory.
 """
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -55,29 +57,24 @@ from chatroom.store import migrate, transaction
 MIGRATIONS = [
     """
     CREATE TABLE posts (
-        id      INTEGER PRIMARY KEY,        -- in order of completion
+        id      INTEGER PRIMARY KEY,
+        seq     INTEGER UNIQUE,             -- number on the board; NULL while being written
         author  TEXT    NOT NULL,
         created REAL    NOT NULL,           -- Unix time, seconds
         nlines  INTEGER NOT NULL
     );
     CREATE TABLE lines (
-        id      INTEGER PRIMARY KEY,        -- consecutive within a post
         post_id INTEGER NOT NULL REFERENCES posts(id),
-        text    TEXT    NOT NULL
-    );
-    CREATE INDEX lines_post ON lines(post_id);
-    CREATE TABLE drafts (
-        id      INTEGER PRIMARY KEY,
-        draft   INTEGER NOT NULL,           -- one per post being written
-        text    TEXT    NOT NULL
-    );
-    CREATE INDEX drafts_draft ON drafts(draft);
+        n       INTEGER NOT NULL,           -- 1, 2, ... within the post
+        text    TEXT    NOT NULL,
+        PRIMARY KEY (post_id, n)
+    ) WITHOUT ROWID;
     """,
 ]
 
-#: Lines fetched per query while streaming a ``/read``.
+#: Lines (about) fetched per query while streaming a ``/read``.
 PAGE = 500
-#: A post being written is flushed from memory to ``drafts`` past this many lines...
+#: A post being written is flushed from memory to the store past this many lines...
 FLUSH_LINES = 1000
 #: ... or past this many bytes (UTF-8) of text.
 FLUSH_BYTES = 1 << 20
@@ -90,25 +87,25 @@ END = "#"
 
 @dataclass
 class Draft:
-    """A post being written by one client: lines in memory plus lines flushed to ``drafts``."""
+    """A post being written: its row id once flushed (``post_id``), the lines not flushed yet."""
 
-    key: int
+    post_id: int | None = None
     buffer: list[str] = field(default_factory=list)
     buffered_bytes: int = 0
-    flushed: int = 0
     lines: int = 0
     size: int = 0
     overflow: bool = False
 
 
 def _db(ctx: Context) -> sqlite3.Connection:
-    """The board's store, migrated and cleaned of stale drafts on first use."""
+    """The board's store, migrated and cleaned of half-written posts on first use."""
     conn = ctx.store
     if not ctx.state.get("ready"):
         migrate(conn, MIGRATIONS)
-        conn.execute("DELETE FROM drafts")
+        with transaction(conn):
+            conn.execute("DELETE FROM lines WHERE post_id IN (SELECT id FROM posts WHERE seq IS NULL)")
+            conn.execute("DELETE FROM posts WHERE seq IS NULL")
         ctx.state["ready"] = True
-        ctx.state["draft_ids"] = itertools.count(1)
     return conn
 
 
@@ -121,16 +118,15 @@ def cmd_post(ctx: Context, args: list[str]) -> None:
     if args:
         text = args[0]
         if text == END:
-            _reject(ctx, 'a post line cannot be exactly "#"')
-        _commit_post(ctx, conn, Draft(key=0, buffer=[text], lines=1, size=len(text.encode())))
+            ctx.log.warning("post by %s rejected: a lone #", ctx.nick, extra={"category": "ERROR"})
+            raise CommandError('a post line cannot be exactly "#"')
+        _commit_post(ctx, conn, Draft(buffer=[text], lines=1, size=len(text.encode())))
         return
-    draft = Draft(key=next(ctx.state["draft_ids"]))
+    draft = Draft()
     try:
         ctx.capture(lambda c, line: _on_line(c, draft, line), lambda c, reason: _on_end(c, draft, reason))
     except RuntimeError as exc:
         raise CommandError(f"cannot post now: {exc}") from None
-
-
 
 
 def _on_line(ctx: Context, draft: Draft, line: str) -> None:
@@ -160,7 +156,8 @@ def _on_line(ctx: Context, draft: Draft, line: str) -> None:
     draft.buffered_bytes += size
     if len(draft.buffer) >= FLUSH_LINES or draft.buffered_bytes >= FLUSH_BYTES:
         try:
-            _flush(_db(ctx), draft)
+            with transaction(_db(ctx)) as conn:
+                _write_lines(ctx, conn, draft)
         except sqlite3.Error as exc:
             ctx.log.error("post by %s: cannot save draft: %s", ctx.nick, exc)
             draft.overflow = True
@@ -173,25 +170,33 @@ def _on_end(ctx: Context, draft: Draft, reason: str) -> None:
     ctx.log.info("post by %s abandoned: %s", ctx.nick, reason)
 
 
-def _flush(conn: sqlite3.Connection, draft: Draft) -> None:
-    with transaction(conn):
-        conn.executemany(
-            "INSERT INTO drafts(draft, text) VALUES (?, ?)", ((draft.key, text) for text in draft.buffer)
-        )
-    draft.flushed += len(draft.buffer)
+def _write_lines(ctx: Context, conn: sqlite3.Connection, draft: Draft) -> None:
+    """Move *draft*'s buffered lines into ``lines`` (inside the caller's transaction)."""
+    if draft.post_id is None:
+        draft.post_id = conn.execute(
+            "INSERT INTO posts(seq, author, created, nlines) VALUES (NULL, ?, ?, 0)", (ctx.nick, time.time())
+        ).lastrowid
+    first = draft.lines - len(draft.buffer) + 1
+    conn.executemany(
+        "INSERT INTO lines(post_id, n, text) VALUES (?, ?, ?)",
+        ((draft.post_id, n, text) for n, text in enumerate(draft.buffer, first)),
+    )
     draft.buffer.clear()
     draft.buffered_bytes = 0
 
 
 def _discard(ctx: Context, draft: Draft) -> None:
+    """Forget *draft*: its buffer, and the lines already flushed."""
     draft.buffer.clear()
     draft.buffered_bytes = 0
-    if draft.flushed:
+    if draft.post_id is not None:
         try:
-            _db(ctx).execute("DELETE FROM drafts WHERE draft = ?", (draft.key,))
-        except sqlite3.Error as exc:  # stale rows are deleted at the next start-up
-            ctx.log.error("cannot delete draft %d: %s", draft.key, exc)
-        draft.flushed = 0
+            with transaction(_db(ctx)) as conn:
+                conn.execute("DELETE FROM lines WHERE post_id = ?", (draft.post_id,))
+                conn.execute("DELETE FROM posts WHERE id = ? AND seq IS NULL", (draft.post_id,))
+        except sqlite3.Error as exc:  # half-written posts are deleted at the next start-up anyway
+            ctx.log.error("cannot delete half-written post %d: %s", draft.post_id, exc)
+        draft.post_id = None
 
 
 def _finish(ctx: Context, draft: Draft) -> None:
@@ -213,36 +218,24 @@ def _finish(ctx: Context, draft: Draft) -> None:
 
 
 def _commit_post(ctx: Context, conn: sqlite3.Connection, draft: Draft) -> None:
-    """Store *draft* as one post in one transaction, then reply ``OK``.
+    """Complete *draft* as the board's next post in one transaction, then reply ``OK``.
 
-    Raises CommandError (nothing stored) if the database refuses.
+    Raises CommandError (nothing kept) if the database refuses.
     """
     try:
         with transaction(conn):
-            cur = conn.execute(
-                "INSERT INTO posts(author, created, nlines) VALUES (?, ?, ?)", (ctx.nick, time.time(), draft.lines)
+            _write_lines(ctx, conn, draft)
+            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM posts").fetchone()[0]
+            conn.execute(
+                "UPDATE posts SET seq = ?, author = ?, created = ?, nlines = ? WHERE id = ?",
+                (seq, ctx.nick, time.time(), draft.lines, draft.post_id),
             )
-            post_id = cur.lastrowid
-            if draft.flushed:
-                conn.execute(
-                    "INSERT INTO lines(post_id, text) SELECT ?, text FROM drafts WHERE draft = ? ORDER BY id",
-                    (post_id, draft.key),
-                )
-                conn.execute("DELETE FROM drafts WHERE draft = ?", (draft.key,))
-            conn.executemany("INSERT INTO lines(post_id, text) VALUES (?, ?)", ((post_id, t) for t in draft.buffer))
     except sqlite3.Error as exc:
         ctx.log.error("post by %s not saved: %s", ctx.nick, exc)
         _discard(ctx, draft)
         raise CommandError(f"post not saved: {exc}") from None
-    draft.buffer.clear()
-    draft.flushed = 0
-    ctx.log.info("post %d by %s: %d lines, %d bytes", post_id, ctx.nick, draft.lines, draft.size)
+    ctx.log.info("post %d by %s: %d lines, %d bytes", seq, ctx.nick, draft.lines, draft.size)
     ctx.reply("OK")
-
-
-def _reject(ctx: Context, reason: str) -> None:
-    ctx.log.warning("post by %s rejected: %s", ctx.nick, reason, extra={"category": "ERROR"})
-    raise CommandError(reason)
 
 
 # -- reading ---------------------------------------------------------------------
@@ -265,54 +258,94 @@ def cmd_read(ctx: Context, args: list[str]) -> None:
 
 
 def board_range(conn: sqlite3.Connection, count: int | None = None) -> tuple[int, int]:
-    """``(first, last)`` line ids of the whole board, or of its last *count* posts.
+    """``(first, last)`` post numbers (``seq``) of the whole board, or of its last *count* posts.
 
     ``last`` is fixed now, so a read in progress does not grow with posts
-    made after it started. ``(1, 0)`` for an empty board.
+    completed after it started. ``(1, 0)`` for an empty board.
     """
-    last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM lines").fetchone()[0]
+    last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM posts").fetchone()[0]
     first = 1
     if count is not None:
-        row = conn.execute("SELECT id FROM posts ORDER BY id DESC LIMIT 1 OFFSET ?", (count - 1,)).fetchone()
-        if row is not None:
-            first = conn.execute("SELECT MIN(id) FROM lines WHERE post_id = ?", (row[0],)).fetchone()[0] or 1
+        row = conn.execute(
+            "SELECT seq FROM posts WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?", (count - 1,)
+        ).fetchone()
+        first = row[0] if row else 1
     return first, last
 
 
-def iter_board(conn: sqlite3.Connection, first: int, last: int, *, verbose: bool = False) -> Iterator[str]:
-    """Yield the board's lines with ids in ``[first, last]``, then ``"#"``.
+Post = tuple[int, int, str, float, int]  # (id, seq, author, created, nlines)
 
-    Keyset pagination: one short query per :data:`PAGE` lines, no cursor held
-    between pages, so memory stays flat for any board size and the store is
-    free between pages. With *verbose*, each post starts with a line
-    ``-- post ID by AUTHOR at YYYY-MM-DD HH:MM:SS UTC (N lines) --``.
+
+def iter_board(conn: sqlite3.Connection, first: int, last: int, *, verbose: bool = False) -> Iterator[str]:
+    """Yield the lines of posts number *first* to *last*, oldest first, then ``"#"``.
+
+    Keyset pagination: posts are fetched :data:`PAGE` at a time by ``seq``;
+    the lines of small posts are fetched together, about :data:`PAGE` per
+    query, and a long post's lines :data:`PAGE` at a time by ``n``. No cursor
+    is held between pages, so memory stays flat for any board size and the
+    store is free between pages. With *verbose*, each post starts with a line
+    ``-- post SEQ by AUTHOR at YYYY-MM-DD HH:MM:SS UTC (N lines) --``.
     """
     after = first - 1
-    post = None
     while after < last:
-        if verbose:
-            rows = conn.execute(
-                "SELECT l.id, l.text, l.post_id, p.author, p.created, p.nlines FROM lines l"
-                " JOIN posts p ON p.id = l.post_id WHERE l.id > ? AND l.id <= ? ORDER BY l.id LIMIT ?",
-                (after, last, PAGE),
-            ).fetchall()
-        else:
-            rows = conn.execute(
-                "SELECT id, text FROM lines WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (after, last, PAGE)
-            ).fetchall()
-        if not rows:
+        posts: list[Post] = conn.execute(
+            "SELECT id, seq, author, created, nlines FROM posts WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, last, PAGE),
+        ).fetchall()
+        if not posts:
             break
-        for row in rows:
-            if verbose and row[2] != post:
-                post = row[2]
-                yield f"-- post {post} by {row[3]} at {_utc(row[4])} ({row[5]} lines) --"
-            yield row[1]
-        after = rows[-1][0]
+        batch: list[Post] = []
+        budget = 0
+        for post in posts:
+            if post[4] > PAGE:
+                yield from _small_posts(conn, batch, verbose)
+                batch, budget = [], 0
+                yield from _long_post(conn, post, verbose)
+                continue
+            batch.append(post)
+            budget += post[4]
+            if budget >= PAGE:
+                yield from _small_posts(conn, batch, verbose)
+                batch, budget = [], 0
+        yield from _small_posts(conn, batch, verbose)
+        after = posts[-1][1]
     yield END
 
 
-def _utc(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+def _small_posts(conn: sqlite3.Connection, posts: list[Post], verbose: bool) -> Iterator[str]:
+    if not posts:
+        return
+    marks = ",".join("?" * len(posts))
+    rows = conn.execute(
+        f"SELECT post_id, text FROM lines WHERE post_id IN ({marks}) ORDER BY post_id, n", [p[0] for p in posts]
+    ).fetchall()
+    by_post: dict[int, list[str]] = {}
+    for post_id, text in rows:
+        by_post.setdefault(post_id, []).append(text)
+    for post in posts:
+        if verbose:
+            yield _header(post)
+        yield from by_post.get(post[0], ())
+
+
+def _long_post(conn: sqlite3.Connection, post: Post, verbose: bool) -> Iterator[str]:
+    if verbose:
+        yield _header(post)
+    n = 0
+    while True:
+        rows = conn.execute(
+            "SELECT n, text FROM lines WHERE post_id = ? AND n > ? ORDER BY n LIMIT ?", (post[0], n, PAGE)
+        ).fetchall()
+        for _, text in rows:
+            yield text
+        if len(rows) < PAGE:
+            return
+        n = rows[-1][0]
+
+
+def _header(post: Post) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(post[3]))
+    return f"-- post {post[1]} by {post[2]} at {when} ({post[4]} lines) --"
 
 
 # -- hooks -------------------------------------------------------------------------
