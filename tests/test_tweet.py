@@ -6,6 +6,7 @@ the server (no sockets); the end-to-end tests at the end run the real
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
@@ -199,3 +200,76 @@ def test_tweets_persist_in_the_store(tmp_path: Path) -> None:
     assert second.type(bob, "/tweet -d") == ["kept #x"]
     assert second.type(bob, "/tweet -d #x") == ["kept #x"]
     second.close()
+
+
+# -- end to end: the real chatroom-server over TCP ------------------------------------------
+
+
+def test_e2e_upload_limits_and_empty_message(server_factory) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory("--quiet")
+    alice = srv.connect("alice")
+    alice.send("/tweet -d")
+    assert alice.expect("Empty Message") == []
+    at_limit = "a" * 149 + "!"
+    alice.send(f"/tweet -u {at_limit}")
+    assert alice.expect("OK") == []
+    alice.send('/tweet -u "' + "b" * 151 + '"')
+    assert alice.expect("ERROR message too long: 151 characters, max 150") == []
+    alice.send("/tweet -u")
+    assert alice.expect_prefix("ERROR empty message") == "ERROR empty message: a tweet needs 1 to 150 characters"
+    alice.send("/tweet -d")
+    assert alice.expect(at_limit) == []  # the rejected ones stored nothing
+    alice.send('/tweet -u "hello from alice"')
+    alice.expect("OK")
+    alice.send("/tweet -d")
+    assert alice.expect("hello from alice") == []
+    alice.send("/tweets")
+    lines = alice.expect("OK 2 tweets")
+    assert [line.split(" at ")[0] for line in lines] == ["tweet 1 by alice", "tweet 2 by alice"]
+    assert lines[1].endswith(" UTC: hello from alice")
+    log = srv.log_text()
+    assert "[GENERAL] chatroom.plugin.tweet: tweet 2 by alice: hello from alice" in log
+    assert "[ERROR] chatroom.plugin.tweet: tweet from alice rejected: message too long: 151 characters" in log
+
+
+def test_e2e_hashtag_filter_and_subscription(server_factory) -> None:  # type: ignore[no-untyped-def]
+    srv = server_factory("--quiet")
+    bob = srv.connect("bob")
+    alice = srv.connect("alice")
+    bob.send("/subscribe #cats")
+    bob.expect("OK subscribed to #cats")
+    alice.send("/tweet -u only #dogs here")
+    alice.expect("OK")
+    alice.send("/tweet -u now #Cats too")
+    alice.expect("OK")
+    pushed = bob.expect_prefix("alice (tweet): ")
+    assert pushed == "alice (tweet): now #Cats too"  # the #dogs tweet was not pushed before it
+    alice.send("/tweet -d #dogs")
+    assert alice.expect("only #dogs here") == []
+    alice.send("/tweet -d #cats")
+    assert alice.expect("now #Cats too") == []
+    alice.send("/tweet -d #birds")
+    assert alice.expect("Empty Message") == []
+    bob.send("/unsubscribe #cats")
+    bob.expect("OK unsubscribed from #cats")
+    alice.send("/tweet -u more #cats")
+    alice.expect("OK")
+    alice.send("sync")
+    assert not [line for line in bob.expect("alice: sync") if "(tweet)" in line]
+
+
+def test_e2e_tweets_survive_sigkill(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "tweet-data"
+    srv = server_factory("--quiet", data_dir=data)
+    alice = srv.connect("alice")
+    alice.send("/tweet -u kept #x")
+    alice.expect("OK")
+    alice.send("/tweet -u latest")
+    alice.expect("OK")
+    srv.stop(signal.SIGKILL)
+    srv = server_factory("--quiet", data_dir=data)
+    bob = srv.connect("bob")
+    bob.send("/tweet -d")
+    assert bob.expect("latest") == []
+    bob.send("/tweet -d #x")
+    assert bob.expect("kept #x") == []
