@@ -144,7 +144,7 @@ class PluginHost:
         except Exception as exc:  # pluggy raises PluginValidationError and others
             self._load_error(f"plugin {name} ({info.source} {info.origin}) failed to register: {exc}")
             return False
-        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [] if h.has_spec())
         self.info[name] = info
         log.info("loaded plugin %s (%s %s)", name, info.source, info.origin)
         return True
