@@ -224,12 +224,21 @@ def _commit_post(ctx: Context, conn: sqlite3.Connection, draft: Draft) -> None:
     """
     try:
         with transaction(conn):
+            fields = (ctx.nick, time.time(), draft.lines)
+            if draft.post_id is None:  # never flushed: one row, numbered at once
+                draft.post_id = conn.execute(
+                    "INSERT INTO posts(seq, author, created, nlines)"
+                    " VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM posts), ?, ?, ?)",
+                    fields,
+                ).lastrowid
+            else:
+                conn.execute(
+                    "UPDATE posts SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM posts),"
+                    " author = ?, created = ?, nlines = ? WHERE id = ?",
+                    (*fields, draft.post_id),
+                )
             _write_lines(ctx, conn, draft)
-            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM posts").fetchone()[0]
-            conn.execute(
-                "UPDATE posts SET seq = ?, author = ?, created = ?, nlines = ? WHERE id = ?",
-                (seq, ctx.nick, time.time(), draft.lines, draft.post_id),
-            )
+            seq = conn.execute("SELECT seq FROM posts WHERE id = ?", (draft.post_id,)).fetchone()[0]
     except sqlite3.Error as exc:
         ctx.log.error("post by %s not saved: %s", ctx.nick, exc)
         _discard(ctx, draft)
