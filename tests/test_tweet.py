@@ -1,116 +1,59 @@
 """The ttweet plugin (chatroom.builtin.tweet).
 
-Unit tests drive the plugin through the real Context against a small stand-in for
-the server (no sockets); the end-to-end tests at the end run the real
-``chatroom-server`` and talk TCP."""
+The first tests run a whole room in-process with the test kit
+(``chatroom_room``: the real server with fake sockets); the end-to-end tests
+at the end run the real ``chatroom-server`` and talk TCP."""
 
 from __future__ import annotations
 
 import signal
-import sqlite3
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 
 from chatroom.builtin import tweet
-from chatroom.commands import CommandError, Registry, UsageError, split_command
-from chatroom.context import Context
-from chatroom.store import close_store, open_store, plugin_store_path
+from chatroom.commands import CommandError
+from chatroom.testing import InProcessRoom
 
-PLUGIN = "tweet"
-
-
-class FakeClient:
-    def __init__(self, nick: str) -> None:
-        self.nick = nick
-        self.closed = False
-        self.capture = None
-        self.out: list[str] = []
-
-
-class FakeServer:
-    """Just what Context calls for this plugin: state, store, line output."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.state: dict[str, Any] = {}
-        self.conn: sqlite3.Connection | None = None
-        self.registry = Registry()
-        for command in tweet.register_commands():
-            self.registry.add(command)
-
-    def plugin_state(self, plugin: str) -> dict[str, Any]:
-        return self.state
-
-    def plugin_store(self, plugin: str) -> sqlite3.Connection:
-        if self.conn is None:
-            self.conn = open_store(plugin_store_path(self.data_dir, plugin))
-        return self.conn
-
-    def send_line(self, client: FakeClient, text: str) -> None:
-        client.out.append(text)
-
-    def type(self, client: FakeClient, line: str) -> list[str]:
-        """Run the command *line* as *client*; return and clear its output."""
-        name, text = split_command(line)
-        command = self.registry.get(name)
-        assert command is not None, line
-        ctx = Context(self, PLUGIN, client, text)  # type: ignore[arg-type]
-        try:
-            command.handler(ctx, command.parse_args(text))
-        except UsageError as exc:
-            client.out.append(f"ERROR usage: {exc}")
-        except CommandError as exc:
-            client.out.append(f"ERROR {exc}")
-        out, client.out = client.out, []
-        return out
-
-    def leave(self, client: FakeClient) -> None:
-        client.closed = True
-        tweet.client_left(Context(self, PLUGIN, client), "quit")  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        if self.conn is not None:
-            close_store(self.conn)
+TOO_LONG = "ERROR message too long: 151 characters, max 150"
+EMPTY = "ERROR empty message: a tweet needs 1 to 150 characters"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[FakeServer]:
-    srv = FakeServer(tmp_path)
-    yield srv
-    srv.close()
+def room(chatroom_room) -> InProcessRoom:  # type: ignore[no-untyped-def]
+    return chatroom_room()  # the built-ins: core, board, tweet, sendfile
 
 
-def test_upload_and_download(server: FakeServer) -> None:
-    alice = FakeClient("alice")
-    assert server.type(alice, "/tweet -d") == ["Empty Message"]
-    assert server.type(alice, "/tweet -u hello world") == ["OK"]
-    assert server.type(alice, "/tweet -d") == ["hello world"]
-    assert server.type(alice, '/tweet -u "quoted  message"') == ["OK"]
-    assert server.type(alice, "/tweet -d") == ["quoted  message"]
-    assert server.type(alice, "/tweet -u don't stop") == ["OK"]  # unbalanced quote: taken as typed
-    assert server.type(alice, "/tweet -d") == ["don't stop"]
-    assert server.type(alice, '/tweet -u "a" "b"') == ["OK"]  # two quoted words: taken as typed
-    assert server.type(alice, "/tweet -d") == ['"a" "b"']
+def test_upload_and_download(room: InProcessRoom) -> None:
+    alice = room.join("alice")
+    assert alice.say("/tweet -d") == ["Empty Message"]
+    assert alice.say("/tweet -u hello world") == ["OK"]
+    assert alice.say("/tweet -d") == ["hello world"]
+    assert alice.say('/tweet -u "quoted  message"') == ["OK"]
+    assert alice.say("/tweet -d") == ["quoted  message"]
+    assert alice.say("/tweet -u don't stop") == ["OK"]  # unbalanced quote: taken as typed
+    assert alice.say("/tweet -d") == ["don't stop"]
+    assert alice.say('/tweet -u "a" "b"') == ["OK"]  # two quoted words: taken as typed
+    assert alice.say("/tweet -d") == ['"a" "b"']
+    assert "[GENERAL] chatroom.plugin.tweet: tweet 1 by alice: hello world" in room.logs
 
 
-def test_length_limits(server: FakeServer) -> None:
-    alice = FakeClient("alice")
-    assert server.type(alice, "/tweet -u " + "x" * 150) == ["OK"]
-    assert server.type(alice, "/tweet -u " + "é" * 150) == ["OK"]  # characters, not bytes
-    assert server.type(alice, "/tweet -u " + "y" * 151) == ["ERROR message too long: 151 characters, max 150"]
-    assert server.type(alice, '/tweet -u "' + "z" * 151 + '"') == ["ERROR message too long: 151 characters, max 150"]
+def test_length_limits(room: InProcessRoom) -> None:
+    alice = room.join("alice")
+    assert alice.say("/tweet -u " + "x" * 150) == ["OK"]
+    assert alice.say("/tweet -u " + "é" * 150) == ["OK"]  # characters, not bytes
+    assert alice.say("/tweet -u " + "y" * 151) == [TOO_LONG]
+    assert alice.say('/tweet -u "' + "z" * 151 + '"') == [TOO_LONG]
     for empty in ("/tweet -u", '/tweet -u ""', "/tweet -u    ", '/tweet -u "   "'):
-        reply = server.type(alice, empty)
-        assert reply == ["ERROR empty message: a tweet needs 1 to 150 characters"], empty
-    assert server.type(alice, "/tweet -d") == ["é" * 150]  # nothing rejected was stored
+        assert alice.say(empty) == [EMPTY], empty
+    assert alice.say("/tweet -d") == ["é" * 150]  # nothing rejected was stored
+    assert "[ERROR] chatroom.plugin.tweet: tweet from alice rejected: " + TOO_LONG[6:] in room.logs
 
 
-def test_usage(server: FakeServer) -> None:
-    alice = FakeClient("alice")
+def test_usage(room: InProcessRoom) -> None:
+    alice = room.join("alice")
     for bad in ("/tweet", "/tweet hello", "/tweet -x", "/tweet -d #a #b", "/tweets 0", "/tweets x"):
-        reply = server.type(alice, bad)
+        reply = alice.say(bad)
         assert len(reply) == 1 and reply[0].startswith("ERROR usage: "), bad
 
 
@@ -122,84 +65,86 @@ def test_hashtags() -> None:
         tweet.parse_tag("#not a tag")
 
 
-def test_download_by_hashtag(server: FakeServer) -> None:
-    alice = FakeClient("alice")
-    server.type(alice, "/tweet -u first #cats")
-    server.type(alice, "/tweet -u then #dogs")
-    server.type(alice, "/tweet -u no tag at all")
-    assert server.type(alice, "/tweet -d #cats") == ["first #cats"]
-    assert server.type(alice, "/tweet -d #CATS") == ["first #cats"]
-    assert server.type(alice, "/tweet -d #dogs") == ["then #dogs"]
-    assert server.type(alice, "/tweet -d #birds") == ["Empty Message"]
-    assert server.type(alice, "/tweet -d") == ["no tag at all"]
+def test_download_by_hashtag(room: InProcessRoom) -> None:
+    alice = room.join("alice")
+    alice.say("/tweet -u first #cats")
+    alice.say("/tweet -u then #dogs")
+    alice.say("/tweet -u no tag at all")
+    assert alice.say("/tweet -d #cats") == ["first #cats"]
+    assert alice.say("/tweet -d #CATS") == ["first #cats"]
+    assert alice.say("/tweet -d #dogs") == ["then #dogs"]
+    assert alice.say("/tweet -d #birds") == ["Empty Message"]
+    assert alice.say("/tweet -d") == ["no tag at all"]
 
 
-def test_subscribe_push_and_unsubscribe(server: FakeServer) -> None:
-    alice, bob, carol = FakeClient("alice"), FakeClient("bob"), FakeClient("carol")
-    assert server.type(bob, "/subscribe") == ["OK no subscriptions"]
-    assert server.type(bob, "/subscribe #cats") == ["OK subscribed to #cats"]
-    assert server.type(bob, "/subscribe Dogs") == ["OK subscribed to #dogs"]
-    assert server.type(bob, "/subscribe #cats") == ["OK already subscribed to #cats"]
-    assert server.type(bob, "/subscribe") == ["OK subscribed to #cats #dogs"]
-    assert server.type(alice, "/subscribe #cats") == ["OK subscribed to #cats"]
-    assert server.type(alice, "/tweet -u my #Cats and #dogs") == ["OK"]  # the author is not pushed her own
-    assert bob.out == ["alice (tweet): my #Cats and #dogs"]  # once, though two tags match
-    assert carol.out == []
-    bob.out.clear()
-    assert server.type(carol, "/tweet -u only #birds") == ["OK"]
-    assert bob.out == [] and alice.out == []
-    assert server.type(carol, "/tweet -u more #cats") == ["OK"]
-    assert bob.out == ["carol (tweet): more #cats"] and alice.out == ["carol (tweet): more #cats"]
-    bob.out.clear()
-    alice.out.clear()
-    assert server.type(bob, "/unsubscribe #cats") == ["OK unsubscribed from #cats"]
-    assert server.type(bob, "/unsubscribe #cats") == ["ERROR not subscribed to #cats"]
-    server.type(carol, "/tweet -u again #cats")
-    assert bob.out == [] and alice.out == ["carol (tweet): again #cats"]
+def test_subscribe_push_and_unsubscribe(room: InProcessRoom) -> None:
+    alice, bob, carol = room.join("alice"), room.join("bob"), room.join("carol")
+    assert bob.say("/subscribe") == ["OK no subscriptions"]
+    assert bob.say("/subscribe #cats") == ["OK subscribed to #cats"]
+    assert bob.say("/subscribe Dogs") == ["OK subscribed to #dogs"]
+    assert bob.say("/subscribe #cats") == ["OK already subscribed to #cats"]
+    assert bob.say("/subscribe") == ["OK subscribed to #cats #dogs"]
+    assert alice.say("/subscribe #cats") == ["OK subscribed to #cats"]
+    for client in (alice, bob, carol):
+        client.clear()
+    assert alice.say("/tweet -u my #Cats and #dogs") == ["OK"]  # the author is not pushed her own
+    assert bob.received == ["alice (tweet): my #Cats and #dogs"]  # once, though two tags match
+    assert carol.received == []
+    bob.clear()
+    assert carol.say("/tweet -u only #birds") == ["OK"]
+    assert bob.received == [] and alice.received == ["OK"]
+    alice.clear()
+    assert carol.say("/tweet -u more #cats") == ["OK"]
+    assert bob.received == alice.received == ["carol (tweet): more #cats"]
+    alice.clear()
+    assert bob.say("/unsubscribe #cats") == ["OK unsubscribed from #cats"]
+    assert bob.say("/unsubscribe #cats") == ["ERROR not subscribed to #cats"]
+    bob.clear()
+    carol.say("/tweet -u again #cats")
+    assert bob.received == [] and alice.received == ["carol (tweet): again #cats"]
 
 
-def test_subscriptions_are_dropped_when_the_client_leaves(server: FakeServer) -> None:
-    alice, bob = FakeClient("alice"), FakeClient("bob")
-    server.type(bob, "/subscribe #cats")
-    server.leave(bob)
-    assert server.state["by_tag"] == {} and server.state["by_client"] == {}
-    server.type(alice, "/tweet -u hi #cats")
-    assert bob.out == []
+def test_subscriptions_are_dropped_when_the_client_leaves(room: InProcessRoom) -> None:
+    alice, bob = room.join("alice"), room.join("bob")
+    bob.say("/subscribe #cats")
+    bob.leave()
+    state = room.context("tweet").state
+    assert state["by_tag"] == {} and state["by_client"] == {}
+    assert alice.say("/tweet -u hi #cats") == ["OK"]
+    assert room.errors == []
 
 
-def test_subscription_limit(server: FakeServer) -> None:
-    bob = FakeClient("bob")
+def test_subscription_limit(room: InProcessRoom) -> None:
+    bob = room.join("bob")
     for i in range(tweet.MAX_SUBSCRIPTIONS):
-        assert server.type(bob, f"/subscribe #t{i}") == [f"OK subscribed to #t{i}"]
-    reply = server.type(bob, "/subscribe #onemore")
-    assert reply[0].startswith("ERROR too many subscriptions")
+        assert bob.say(f"/subscribe #t{i}") == [f"OK subscribed to #t{i}"]
+    assert bob.say("/subscribe #onemore")[0].startswith("ERROR too many subscriptions")
 
 
-def test_list_recent(server: FakeServer) -> None:
-    alice, bob = FakeClient("alice"), FakeClient("bob")
-    assert server.type(alice, "/tweets") == ["OK 0 tweets"]
+def test_list_recent(room: InProcessRoom) -> None:
+    alice, bob = room.join("alice"), room.join("bob")
+    assert alice.say("/tweets") == ["OK 0 tweets"]
     for i in range(12):
-        server.type(alice if i % 2 else bob, f"/tweet -u number {i}" + (" #even" if i % 2 == 0 else ""))
-    out = server.type(alice, "/tweets")
+        (alice if i % 2 else bob).say(f"/tweet -u number {i}" + (" #even" if i % 2 == 0 else ""))
+    out = alice.say("/tweets")
     assert len(out) == 11 and out[-1] == "OK 10 tweets"
     assert out[0].startswith("tweet 3 by bob at ") and out[0].endswith(" UTC: number 2 #even")
-    assert [line.rsplit(": ", 1)[1] for line in out[:-1]] == [f"number {i}" + (" #even" if i % 2 == 0 else "") for i in range(2, 12)]
     assert out[1].startswith("tweet 4 by alice at ")
-    out = server.type(alice, "/tweets 2 #even")
+    expected = [f"number {i}" + (" #even" if i % 2 == 0 else "") for i in range(2, 12)]
+    assert [line.split(": ", 1)[1] for line in out[:-1]] == expected
+    out = alice.say("/tweets 2 #even")
     assert [line.split(": ", 1)[1] for line in out[:-1]] == ["number 8 #even", "number 10 #even"]
     assert out[-1] == "OK 2 tweets"
-    assert server.type(alice, "/tweet -l 1")[-1] == "OK 1 tweet"
+    assert alice.say("/tweet -l 1")[-1] == "OK 1 tweet"
 
 
-def test_tweets_persist_in_the_store(tmp_path: Path) -> None:
-    first = FakeServer(tmp_path)
-    first.type(FakeClient("alice"), "/tweet -u kept #x")
+def test_tweets_persist_in_the_store(chatroom_room, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = chatroom_room(data_dir=tmp_path / "data")
+    first.join("alice").say("/tweet -u kept #x")
     first.close()
-    second = FakeServer(tmp_path)
-    bob = FakeClient("bob")
-    assert second.type(bob, "/tweet -d") == ["kept #x"]
-    assert second.type(bob, "/tweet -d #x") == ["kept #x"]
-    second.close()
+    bob = chatroom_room(data_dir=tmp_path / "data").join("bob")
+    assert bob.say("/tweet -d") == ["kept #x"]
+    assert bob.say("/tweet -d #x") == ["kept #x"]
 
 
 # -- end to end: the real chatroom-server over TCP ------------------------------------------
