@@ -45,10 +45,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def register_commands() -> list[Command]:
     """Return the :class:`chatroom.commands.Command` objects this plugin adds.
 
-    Called once, after all plugins are loaded. A command name or alias that
-    another plugin already provides is reported at start-up naming both
-    providers, and the later one is not registered; a built-in command is
-    never replaced.
+    Called once, after all plugins are loaded, built-ins first. No
+    arguments. Return value: a list of ``Command`` (a single ``Command`` is
+    accepted too; None adds nothing). A command name or alias that another
+    plugin already provides is reported at start-up naming both providers,
+    and the later one is not registered; a built-in command is never
+    replaced.
 
     Example::
 
@@ -63,8 +65,12 @@ def register_commands() -> list[Command]:
 def startup(ctx: Context) -> None:
     """The server is listening and about to run its loop.
 
-    ``ctx.client`` is None. Use it to open resources or start timers
-    (``ctx.call_later``). Example::
+    Called once, before the first client is accepted. ``ctx`` is bound to
+    the plugin; ``ctx.client`` is None. Use it to check ``ctx.config``,
+    migrate ``ctx.store`` or start timers (``ctx.call_later``). Return
+    value: ignored.
+
+    Example::
 
         @hookimpl
         def startup(ctx):
@@ -76,8 +82,16 @@ def startup(ctx: Context) -> None:
 def shutdown(ctx: Context) -> None:
     """The server is stopping (SIGINT, SIGTERM or ``Server.shutdown()``).
 
-    Called before clients are disconnected; messages broadcast here still
-    reach them. ``ctx.client`` is None.
+    Called once, before clients are disconnected: lines sent with
+    ``ctx.broadcast`` here still reach them. ``ctx.client`` is None; the
+    plugin's ``ctx.store`` is closed by the server afterwards. Return
+    value: ignored.
+
+    Example::
+
+        @hookimpl
+        def shutdown(ctx):
+            ctx.broadcast("* the board is saved; see you soon", include_self=True)
     """
 
 
@@ -85,7 +99,10 @@ def shutdown(ctx: Context) -> None:
 def client_joined(ctx: Context) -> None:
     """A client connected and joined ``ctx.room``; ``ctx.client`` is it.
 
-    Called after the room was told. Example: greet the newcomer::
+    Called after the greeting was sent and the room was told, while the
+    client still has its ``guestN`` nick. Return value: ignored.
+
+    Example: greet the newcomer::
 
         @hookimpl
         def client_joined(ctx):
@@ -95,26 +112,49 @@ def client_joined(ctx: Context) -> None:
 
 @hookspec
 def client_left(ctx: Context, reason: str) -> None:
-    """``ctx.client`` left the room; ``reason`` is a short text (``"quit"``,
-    ``"connection lost"``, ``"too slow"``, ``"server shutting down"``).
+    """``ctx.client`` left the room.
 
-    The client can no longer be written to.
+    Called after the room was told. ``reason`` is a short text:
+    ``"quit"``, ``"connection lost"``, ``"too slow"``, ``"server shutting
+    down"``. The client can no longer be written to: forget what you kept
+    about it (``ctx.client.id`` is a good key). Return value: ignored.
+
+    Example::
+
+        @hookimpl
+        def client_left(ctx, reason):
+            ctx.state.get("away", {}).pop(ctx.client.id, None)
     """
 
 
 @hookspec
 def nick_changed(ctx: Context, old: str, new: str) -> None:
-    """``ctx.client`` changed its nick from ``old`` to ``new`` (both ``str``)."""
+    """``ctx.client`` changed its nick from ``old`` to ``new`` (both ``str``).
+
+    Called after the rename (``ctx.nick == new``) and after the room was
+    told; not called when a client keeps the same nick. Return value:
+    ignored.
+
+    Example::
+
+        @hookimpl
+        def nick_changed(ctx, old, new):
+            ctx.log.info("%s is now %s", old, new)
+    """
 
 
 @hookspec
 def chat_message(ctx: Context, text: str) -> str | None | bool:
     """A chat line from ``ctx.client`` is about to be broadcast to ``ctx.room``.
 
+    Called for every chat line (not for commands or private messages).
     ``text`` is the sanitized line (``str``, without the ``NICK: `` prefix).
-    Return ``None`` to leave it as it is, a ``str`` to replace it (the next
-    plugin sees the replacement), or ``False`` to drop it (no later plugin is
-    called and nobody receives it). Example, a word filter::
+    Return value: ``None`` to leave it as it is, a ``str`` to replace it
+    (the next plugin sees the replacement), or ``False`` to drop it (no
+    later plugin is called and nobody receives it). Anything else is
+    logged as a fault and ignored.
+
+    Example, a word filter::
 
         @hookimpl
         def chat_message(ctx, text):
@@ -124,11 +164,19 @@ def chat_message(ctx: Context, text: str) -> str | None | bool:
 
 @hookspec
 def file_offered(ctx: Context, name: str, size: int) -> str | None:
-    """``ctx.client`` offers the file ``name`` of ``size`` bytes to the room.
+    """``ctx.client`` offers the file ``name`` of ``size`` bytes to the room (``/sendfile``).
 
-    Called before any byte is relayed. Return a reason (``str``) to refuse
-    the transfer (the sender gets ``ERROR sendfile NAME: reason``), or None to
-    allow it.
+    Called before any byte is relayed. ``name`` is the sanitized base name
+    (``str``), ``size`` is in bytes (``int``). Return value: a reason
+    (``str``) to refuse the transfer (the sender gets ``ERROR sendfile
+    NAME: reason``), or None to allow it.
+
+    Example::
+
+        @hookimpl
+        def file_offered(ctx, name, size):
+            if name.endswith(".exe"):
+                return "no executables here"
     """
 
 
@@ -136,9 +184,17 @@ def file_offered(ctx: Context, name: str, size: int) -> str | None:
 def file_delivered(ctx: Context, name: str, size: int, receivers: list[str], ok: bool) -> None:
     """A transfer from ``ctx.client`` ended.
 
-    ``receivers`` are the nicks the file was relayed to in full; ``ok`` is
-    False when the sender aborted or disconnected (then ``receivers`` is
-    empty). Size is in bytes.
+    Called once per transfer offered with ``/sendfile``. ``name`` and
+    ``size`` (bytes) are the offer's; ``receivers`` are the nicks the file
+    was relayed to in full; ``ok`` is False when the sender aborted or
+    disconnected (then ``receivers`` is empty). Return value: ignored.
+
+    Example::
+
+        @hookimpl
+        def file_delivered(ctx, name, size, receivers, ok):
+            if ok:
+                ctx.log.info("%s sent %s (%d bytes) to %d people", ctx.nick, name, size, len(receivers))
     """
 
 
