@@ -39,10 +39,10 @@ from pathlib import Path
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "MigrationError",
-    "open_store",
     "close_store",
-    "plugin_store_path",
     "migrate",
+    "open_store",
+    "plugin_store_path",
     "schema_version",
     "split_statements",
     "transaction",
@@ -142,7 +142,7 @@ def split_statements(script: str) -> list[str]:
 
 
 def _only_comments(text: str) -> bool:
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
     return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
 
 
