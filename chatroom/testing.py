@@ -34,6 +34,7 @@ import importlib.metadata
 import itertools
 import logging
 import selectors
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -48,8 +49,10 @@ from chatroom.scheduler import Timer
 
 __all__ = ["InProcessRoom", "FakeClient", "PluginLoadError", "RoomNotSettled", "chatroom_room"]
 
-#: Passes :meth:`InProcessRoom.settle` runs before it gives up.
-MAX_PASSES = 100_000
+#: Loop passes :meth:`InProcessRoom.settle` runs before it gives up...
+MAX_PASSES = 10_000
+#: ...and seconds (wall clock) it may take: a safety net for runaway plugins, not a timing.
+MAX_SETTLE_SECONDS = 10.0
 
 
 class PluginLoadError(Exception):
@@ -431,12 +434,14 @@ class InProcessRoom:
         return [t for _, _, t in sorted(self._scheduler.timers) if not t.cancelled]
 
     # -- hooks and contexts ------------------------------------------------------------
-    def hook(self, name: str, client: FakeClient | None = None, **kwargs: Any) -> list[Any]:
-        """Call hook *name* on every plugin as the server would (``ctx.client`` is *client*'s), then settle.
+    def hook(self, hook: str, client: FakeClient | None = None, /, **kwargs: Any) -> list[Any]:
+        """Call *hook* on every plugin as the server would (``ctx.client`` is *client*'s), then settle.
 
         Returns the non-None results. Example: ``room.hook("file_offered", alice, name="a.txt", size=3)``.
         """
-        results = self.server.call_hook(name, client.client if client else None, **kwargs)
+        target = client.client if client else None
+        # not server.call_hook: its first parameter is called `name`, like the file hooks' argument
+        results = self.plugins.call(hook, lambda plugin: Context(self.server, plugin, target), **kwargs)
         self.settle()
         return results
 
@@ -458,12 +463,16 @@ class InProcessRoom:
     def settle(self) -> None:
         """Run event-loop passes until nothing is left to read, run or write.
 
-        Raises :class:`RoomNotSettled` after :data:`MAX_PASSES` busy passes.
+        Raises :class:`RoomNotSettled` after :data:`MAX_PASSES` busy passes or
+        :data:`MAX_SETTLE_SECONDS` seconds.
         """
+        deadline = time.monotonic() + MAX_SETTLE_SECONDS
         for _ in range(MAX_PASSES):
             if not self._pass():
                 return
-        raise RoomNotSettled(f"still busy after {MAX_PASSES} loop passes (an endless ctx.stream or 0 s timer chain?)")
+            if time.monotonic() > deadline:
+                break
+        raise RoomNotSettled("the room is still busy (an endless ctx.stream, or a 0 s timer re-arming itself?)")
 
     def _pass(self) -> bool:
         server, sel = self.server, self._sel
