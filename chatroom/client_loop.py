@@ -33,6 +33,7 @@ the connection is lost (``connection to server lost`` on the error console),
 
 from __future__ import annotations
 
+import itertools
 import queue
 import selectors
 import shlex
@@ -50,6 +51,8 @@ __all__ = ["Console", "ClientLoop", "load_transfer", "ready_hint"]
 RECV_SIZE = 256 * 1024
 #: ``recv`` calls per readable event, so typing and pumping are never starved.
 RECV_ROUNDS = 16
+#: Buffers handed to one ``sendmsg`` call.
+SEND_BUFFERS = 64
 #: Seconds between refreshes of :attr:`ClientLoop.progress`.
 PROGRESS_INTERVAL = 0.2
 LOST = "connection to server lost"
@@ -95,6 +98,42 @@ def _is_reply(text: str) -> bool:
     return text == "OK" or text.startswith("OK ") or text == "ERROR" or text.startswith("ERROR ")
 
 
+class OutQueue:
+    """Bytes waiting for the socket, kept as the caller's buffers (no copying of 1 MiB chunks).
+
+    ``size`` is the number of bytes queued. :meth:`send_to` hands up to
+    :data:`SEND_BUFFERS` buffers to one ``sendmsg`` call and drops what the
+    kernel took; it raises what ``sendmsg`` raises (``BlockingIOError`` when
+    the socket buffer is full).
+    """
+
+    __slots__ = ("_bufs", "size")
+
+    def __init__(self) -> None:
+        self._bufs: deque[memoryview] = deque()
+        self.size = 0
+
+    def append(self, data: bytes) -> None:
+        if data:
+            self._bufs.append(memoryview(data if isinstance(data, bytes) else bytes(data)))
+            self.size += len(data)
+
+    def send_to(self, sock: socket.socket) -> int:
+        bufs = self._bufs
+        n = sock.sendmsg(list(itertools.islice(bufs, SEND_BUFFERS)))
+        self.size -= n
+        left = n
+        while left:
+            head = bufs[0]
+            if len(head) <= left:
+                left -= len(head)
+                bufs.popleft()
+            else:
+                bufs[0] = head[left:]
+                left = 0
+        return n
+
+
 class ClientLoop:
     """The connection to one server, driven by :meth:`run` on a single thread.
 
@@ -135,7 +174,7 @@ class ClientLoop:
         #: Snapshot of the transfer component's ``progress()`` list, refreshed every 0.2 s.
         self.progress: list[Any] = []
         self._parser = Parser()
-        self._out = bytearray()
+        self._out = OutQueue()
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -304,13 +343,13 @@ class ClientLoop:
     # ---- outgoing ------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        self._out += data
+        self._out.append(data)
 
     def _out_queued(self) -> int:
-        return len(self._out)
+        return self._out.size
 
     def _send(self, text: str) -> None:
-        self._out += encode_line(text)
+        self._out.append(encode_line(text))
 
     def _send_nick(self, name: str) -> None:
         self.name = name
@@ -320,25 +359,24 @@ class ClientLoop:
     def _pump(self) -> None:
         """Let the transfer component queue chunks, and send; repeat while the kernel takes it all."""
         for _ in range(8):
-            before = len(self._out)
+            before = self._out.size
             if self._tm is not None:
                 self._tm.pump()
-            produced = len(self._out) > before
+            produced = self._out.size > before
             self._flush()
-            if self._out or not produced or self._status is not None:
+            if self._out.size or not produced or self._status is not None:
                 return
 
     def _flush(self) -> None:
-        if self._out:
+        if self._out.size:
             try:
-                n = self.sock.send(self._out)
+                self._out.send_to(self.sock)
             except (BlockingIOError, InterruptedError):
-                n = 0
+                pass
             except OSError:
                 self._closed_by_server()
                 return
-            del self._out[:n]
-        want = bool(self._out)
+        want = self._out.size > 0
         if want != self._write_registered:
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want else 0)
             self._sel.modify(self.sock, events, "sock")

@@ -21,7 +21,7 @@ import pytest
 from chatroom import client as client_mod
 from chatroom.client import UsageFailure, build_parser, parse_port, read_line_fd, resolve_args, stdin_reader
 from chatroom.client_console import LineConsole, format_bars
-from chatroom.client_loop import LOST, ClientLoop, ready_hint
+from chatroom.client_loop import LOST, ClientLoop, OutQueue, ready_hint
 from chatroom.protocol import Frame, Line, Parser, encode_frame
 
 DEADLINE = 5.0
@@ -490,3 +490,32 @@ def test_ready_files_are_announced_or_auto_sent(tmp_path: Path) -> None:
     server.say("OK")
     server.sock.close()
     assert run.result() == 0
+
+
+def test_out_queue_sends_partially_and_keeps_order() -> None:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.settimeout(DEADLINE)
+    try:
+        q = OutQueue()
+        parts = [b"line one\n", bytearray(b"x" * 300_000), b"", b"tail\n"]
+        for part in parts:
+            q.append(part)
+        parts[1][:] = b"y" * 300_000  # the queue copied the mutable buffer
+        assert q.size == 9 + 300_000 + 5
+        expected = b"line one\n" + b"x" * 300_000 + b"tail\n"
+        got = bytearray()
+        deadline = time.monotonic() + DEADLINE
+        while q.size:
+            assert time.monotonic() < deadline
+            try:
+                q.send_to(a)  # partial: the socket buffer is smaller than the queue
+            except BlockingIOError:
+                pass
+            got += b.recv(1 << 20)
+        while len(got) < len(expected):
+            got += b.recv(1 << 20)
+        assert bytes(got) == expected
+    finally:
+        a.close()
+        b.close()
