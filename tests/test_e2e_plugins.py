@@ -1,0 +1,160 @@
+"""Third-party plugins for real: pip-installed into a folder, loaded by the real ``chatroom-server``, used over TCP.
+
+The example distributions in plugins/ are installed with
+``pip install --no-deps --no-build-isolation --target DIR`` and the server
+runs with ``PYTHONPATH=DIR``, exactly as a user's would after ``pip install``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ["chatroom-remind", "chatroom-wordfilter"]
+PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore", "PIP_NO_INPUT": "1"}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugins, installed into a folder of their own."""
+    target = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), *(str(ROOT / "plugins" / name) for name in EXAMPLES)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **PIP_ENV},
+    )
+    assert result.returncode == 0, result.stderr
+    return target
+
+
+def pythonpath(*folders: Path) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join(str(f) for f in folders)}
+
+
+def list_plugins(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["chatroom-server", "--list-plugins", *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **env})
+
+
+def fake_broken_dist(folder: Path) -> Path:
+    """A third-party distribution whose plugin module fails to import, written as pip would install it."""
+    info = folder / "chatroom_broken-0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: chatroom-broken\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text("[chatroom]\nbroken = chatroom_broken\n")
+    (folder / "chatroom_broken.py").write_text("import requests_that_are_not_installed\n")
+    return folder
+
+
+def test_list_plugins_shows_the_installed_distributions(site):
+    result = list_plugins(env=pythonpath(site))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "remind (entry point: chatroom-remind 0.1.0) commands: /remind /reminders; hooks: client_left" in lines
+    assert "wordfilter (entry point: chatroom-wordfilter 0.1.0) commands: -; hooks: chat_message, startup" in lines
+    assert "[ERROR]" not in result.stderr
+
+
+def test_installed_plugins_work_in_a_running_room(site, server_factory, tmp_path):
+    config = tmp_path / "room.toml"
+    config.write_text('[plugins.wordfilter]\nwords = ["spoiler"]\nmask = "#"\n\n[plugins.remind]\nmax_per_user = 1\n')
+    server = server_factory("--quiet", "--config", str(config), env=pythonpath(site))
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.send("no spoiler please")
+    bob.expect("alice: no s###### please")
+    alice.send("/remind 1s stretch")
+    alice.expect("OK reminder 1 in 1s")
+    alice.send("/remind 1s again")
+    alice.expect("ERROR you have 1 reminders pending; /remind cancel ID one first")
+    alice.expect("* reminder: stretch")  # a real second later, from the server's timer
+    bob.send("/plugins")
+    listing = bob.expect_where(lambda line: line.startswith("* wordfilter"), "wordfilter line")
+    assert any(line.startswith("* remind (entry point: chatroom-remind 0.1.0)") for line in listing)
+
+
+def test_a_broken_third_party_plugin_is_reported_and_the_room_still_works(site, server_factory, tmp_path):
+    broken = fake_broken_dist(tmp_path / "broken-site")
+    server = server_factory("--quiet", env=pythonpath(broken, site))
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.send("darn, hello")
+    bob.expect("alice: d***, hello")
+    alice.send("/remind 5m later")
+    alice.expect("OK reminder 1 in 5m")
+    log = server.log_text()
+    [error] = [line for line in log.splitlines() if "chatroom-broken" in line]
+    assert "[ERROR] chatroom.plugins: plugin broken from distribution chatroom-broken 0.0 failed to load" in error
+    assert "No module named 'requests_that_are_not_installed'" in error
+
+
+def test_disable_plugin_option_env_var_and_no_plugins(site, server_factory):
+    server = server_factory("--quiet", "--disable-plugin", "remind",
+                            env={**pythonpath(site), "CHATROOM_DISABLE_PLUGINS": "chatroom-wordfilter"})
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.send("/remind 1s x")
+    alice.expect("ERROR - Command not understood")
+    alice.send("darn")
+    bob.expect("alice: darn")
+    result = list_plugins("--no-plugins", env=pythonpath(site))
+    assert result.returncode == 0
+    assert {line.split()[0] for line in result.stdout.splitlines()} == {"core", "board", "tweet", "sendfile"}
+
+
+FLAKY = '''
+    import time
+
+    from chatroom import Command, hookimpl
+
+
+    def boom(ctx, args):
+        raise RuntimeError("flaky plugin failed")
+
+
+    def slow(ctx, args):
+        time.sleep(0.2)  # blocks the loop on purpose
+        ctx.reply("OK slow")
+
+
+    @hookimpl
+    def register_commands():
+        return [Command("boom", boom), Command("slow", slow)]
+'''
+
+
+def test_a_failing_and_slow_drop_in_plugin_is_contained(server_factory, tmp_path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "flaky.py").write_text(textwrap.dedent(FLAKY))
+    server = server_factory("--quiet", "--plugin-dir", str(folder), "--plugin-fault-limit", "2")
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.send("/slow")
+    alice.expect("OK slow")
+    for _ in range(2):
+        alice.send("/boom")
+        alice.expect("ERROR /boom failed: internal error in plugin flaky")
+    alice.send("/boom")
+    alice.expect("ERROR - Command not understood")
+    alice.send("still chatting")
+    bob.expect("alice: still chatting")
+    bob.send("/plugins")
+    bob.expect_where(lambda line: line.startswith("* flaky (file: ") and "[disabled after 2 faults]" in line, "flaky")
+    log = server.log_text()
+    assert "[ERROR] chatroom.plugins: plugin flaky blocked the loop for " in log
+    assert "RuntimeError: flaky plugin failed" in log
+    assert "[ERROR] chatroom.plugins: plugin flaky disabled after 2 faults" in log
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_the_example_plugins_own_tests_pass_with_the_kit(site, name):
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT / "plugins" / name, capture_output=True, text=True, timeout=120,
+        env={**os.environ, **pythonpath(site)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
