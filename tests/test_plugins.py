@@ -218,6 +218,17 @@ def test_config_file_gives_each_plugin_its_table(tmp_path):
         host.config_for("one")["limit"] = 4  # type: ignore[index]
 
 
+def test_config_file_defaults_to_the_environment_variable(tmp_path, monkeypatch):
+    config = tmp_path / "env.toml"
+    config.write_text('[plugins.one]\nlevel = 2\n')
+    monkeypatch.setenv(server_cli.CONFIG_ENV, str(config))
+    args = cli_args()
+    assert args.config == config
+    assert server_cli.read_config(args.config) == {"one": {"level": 2}}
+    monkeypatch.delenv(server_cli.CONFIG_ENV)
+    assert cli_args().config is None and server_cli.read_config(None) == {}
+
+
 @pytest.mark.parametrize("text, message", [
     ("[plugins\n", "cannot read config file"),
     ("plugins = 3\n", "'plugins' must be a table"),

@@ -1,8 +1,7 @@
 """Tests for chatroom-remind, with chatroom's test kit (the ``chatroom_room`` fixture)."""
 
-import pytest
-
 import chatroom_remind
+import pytest
 from chatroom_remind import format_duration, parse_duration
 
 

@@ -1,8 +1,8 @@
 """Tests for chatroom-wordfilter, with chatroom's test kit (the ``chatroom_room`` fixture)."""
 
+import chatroom_wordfilter
 import pytest
 
-import chatroom_wordfilter
 from chatroom import hookimpl
 
 
