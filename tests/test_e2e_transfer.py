@@ -320,3 +320,38 @@ def test_watchdog_finds_slow_and_moved_files_and_auto_send_sends_once(
     assert files(bob.received_dir) == ["marker1.txt", "marker2.txt", "moved in.bin", "slow.txt"]
     (watcher_alice.send_dir / "report.pdf").write_bytes(b"%PDF")
     watcher_alice.expect("send/report.pdf is ready: /sendfile report.pdf")
+
+
+def _proc_stat(pid: int) -> tuple[int, int]:
+    """(minor page faults, peak RSS in KiB) of process *pid*."""
+    minflt = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    hwm = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmHWM:"))  # fmt: skip
+    return minflt, hwm
+
+
+def test_relay_memory_is_flat_and_reused(server: Any) -> None:
+    """64 MiB through the relay: peak RSS stays small and chunk buffers are reused, not faulted in anew."""
+    alice = server.connect("alice", binary=True)
+    bob = server.connect("bob", binary=True)
+    size = 64 * MiB
+    chunk = os.urandom(MiB)
+    tid = offer(alice, "flat.bin", size)
+    assert next_frame(bob).meta == f"file-begin {tid} {size} alice flat.bin"
+    faults0, _ = _proc_stat(server.proc.pid)
+
+    def send() -> None:
+        for _ in range(size // MiB):
+            alice.send_raw(data(tid, chunk))
+        alice.send_raw(end(tid, chunk * (size // MiB)))
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    got = 0
+    while (frame := next_frame(bob)).meta.startswith("file-data"):
+        got += len(frame.payload)
+    sender.join(DEADLINE)
+    assert frame.meta.startswith(f"file-end {tid} ") and got == size
+    faults, hwm = _proc_stat(server.proc.pid)
+    assert hwm < 100 * 1024, f"server peak RSS {hwm} KiB"
+    assert faults - faults0 < 100 * size // MiB, f"{faults - faults0} page faults for {size // MiB} MiB"  # ~730/MiB untuned
