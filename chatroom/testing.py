@@ -355,6 +355,7 @@ class InProcessRoom:
         self.plugins.finish_loading()
         if strict and self.plugins.load_errors:
             self._logger.removeHandler(self._log_handler)
+            self._logger.setLevel(self._old_level)
             raise PluginLoadError("; ".join(self.plugins.load_errors))
 
         options: dict[str, Any] = {"data_dir": Path(data_dir), "plugins": self.plugins}
