@@ -36,11 +36,16 @@ class Dispatcher:
         text = protocol.sanitize(text)
         if client.capture is not None and not bypass_capture:
             plugin, on_line, _ = client.capture
-            try:
-                self.plugins.run(plugin, on_line, Context(self.server, plugin, client), text)
-            except CommandError as exc:
-                self.server.send_line(client, f"ERROR {exc}")
-            return
+            if self.plugins.is_active(plugin):
+                try:
+                    result = self.plugins.run(plugin, on_line, Context(self.server, plugin, client), text)
+                except CommandError as exc:
+                    self.server.send_line(client, f"ERROR {exc}")
+                else:
+                    if result is FAULT:
+                        self.server.send_line(client, f"ERROR internal error in plugin {plugin}")
+                return
+            client.capture = None  # its plugin was disabled after faults: the input is the client's again
         if text[:1] == "/" and text[:2] != "//":
             self._command(client, text)
         elif text:

@@ -428,6 +428,22 @@ def test_a_disabled_plugins_timers_and_thread_results_are_dropped(chatroom_room)
     assert ran == []
 
 
+def test_a_capturing_plugin_that_faults_is_reported_and_its_capture_released_when_disabled(chatroom_room):
+    def grab(ctx, args):
+        ctx.capture(lambda c, line: 1 / 0)
+        ctx.reply("OK captured")
+
+    room = chatroom_room(plugins=[("grabber", command_plugin(Command("grab", grab)))], fault_limit=2)
+    alice, bob = room.join("alice"), room.join("bob")
+    assert alice.say("/grab") == ["OK captured"]
+    assert alice.say("first") == ["ERROR internal error in plugin grabber"]
+    assert alice.say("second") == ["ERROR internal error in plugin grabber"]  # second fault: disabled
+    assert "[ERROR] chatroom.plugins: plugin grabber disabled after 2 faults" in room.errors
+    alice.say("free again")
+    assert bob.last == "alice: free again"
+    assert alice.say("/quit") == ["OK"]
+
+
 @pytest.mark.parametrize("returned", [42, b"bytes", ["list"]])
 def test_a_chat_message_hook_returning_garbage_is_a_fault_and_the_line_goes_through(chatroom_room, returned):
     plugin = SimpleNamespace(chat_message=hookimpl(lambda ctx, text: returned))
