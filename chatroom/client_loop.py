@@ -187,6 +187,7 @@ class ClientLoop:
         self._status: int | None = None
         self._next_progress = 0.0
         self._write_registered = False
+        self._hurry = False  # the last pass stopped pumping early: do not block in select
         self._tm: Any = None
         self._watcher: Any = None
         if transfer is not None:
@@ -249,7 +250,7 @@ class ClientLoop:
 
     def _pass(self) -> None:
         now = time.monotonic()
-        timeout = PROGRESS_INTERVAL
+        timeout = 0.0 if self._hurry else PROGRESS_INTERVAL
         if self._quit == "sent" or self._quit == "ok":
             timeout = max(0.0, min(timeout, self._quit_deadline - now))
         for key, _ in self._sel.select(timeout):
@@ -358,6 +359,7 @@ class ClientLoop:
 
     def _pump(self) -> None:
         """Let the transfer component queue chunks, and send; repeat while the kernel takes it all."""
+        self._hurry = False
         for _ in range(8):
             before = self._out.size
             if self._tm is not None:
@@ -366,6 +368,9 @@ class ClientLoop:
             self._flush()
             if self._out.size or not produced or self._status is not None:
                 return
+        # The kernel took everything, 8 times over: there may be more to send, and no
+        # write event will come (nothing is queued), so the next select must not wait.
+        self._hurry = True
 
     def _flush(self) -> None:
         if self._out.size:

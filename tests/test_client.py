@@ -519,3 +519,28 @@ def test_out_queue_sends_partially_and_keeps_order() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_pump_never_stalls_when_the_kernel_takes_everything(tmp_path: Path) -> None:
+    """A sender whose chunks the kernel always accepts must not wait for the 0.2 s select timeout."""
+    server, console, run, tm, watcher = start_with_transfer(tmp_path)
+    chunks = [encode_frame(f"file-data {i}", b"z" * 512) for i in range(200)]
+
+    def pump_one() -> None:  # one small chunk per pump() call, like a slow disk read
+        tm.pumps += 1
+        if chunks:
+            tm.write(chunks.pop(0))
+
+    tm.pump = pump_one
+    started = time.monotonic()
+    run.loop.wake()
+    for i in range(200):
+        assert server.next_event() == Frame(f"file-data {i}", b"z" * 512)
+    elapsed = time.monotonic() - started
+    # 200 chunks at 8 per loop pass would be 25 passes: 5 s if each waited for the select timeout.
+    assert elapsed < 2.0, elapsed
+    run.loop.request_quit()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
