@@ -176,6 +176,7 @@ class ClientLoop:
         self._parser = Parser()
         self._out = OutQueue()
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._held: deque[tuple[str, Any]] = deque()  # input taken off the queue, not acted on yet
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -388,29 +389,20 @@ class ClientLoop:
             self._write_registered = want
 
     def _drain_queue(self) -> None:
-        while True:
-            if not self._named and not self.naming:
-                # Hold typed lines until the name is accepted, but act on quit/EOF.
-                return self._drain_control_only()
-            try:
-                kind, value = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._on_input(kind, value)
-
-    def _drain_control_only(self) -> None:
-        held: list[tuple[str, Any]] = []
+        """Act on queued input in order; typed lines wait while the name is not accepted yet."""
         while True:
             try:
-                item = self._queue.get_nowait()
+                self._held.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-            if item[0] == "quit":
-                self._on_input(*item)
-            else:
-                held.append(item)
-        for item in held:  # SimpleQueue has no push-front: re-queue in order
-            self._queue.put(item)
+        while self._held and self._status is None:
+            if not self._named and not self.naming:
+                # Waiting for the server to accept the name: only Ctrl-C acts now.
+                if any(kind == "quit" for kind, _ in self._held):
+                    self._on_input("quit", True)
+                return
+            kind, value = self._held.popleft()
+            self._on_input(kind, value)
 
     def _on_input(self, kind: str, value: Any) -> None:
         if kind == "eof":
