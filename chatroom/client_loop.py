@@ -254,14 +254,16 @@ class ClientLoop:
         timeout = 0.0 if self._hurry else PROGRESS_INTERVAL
         if self._quit == "sent" or self._quit == "ok":
             timeout = max(0.0, min(timeout, self._quit_deadline - now))
-        for key, _ in self._sel.select(timeout):
+        readable = False
+        for key, mask in self._sel.select(timeout):
             if key.data == "wake":
                 self._drain_wake()
-            elif key.data == "sock":
-                pass  # read below
-        self._read()
-        if self._status is not None:
-            return
+            elif mask & selectors.EVENT_READ:
+                readable = True
+        if readable:
+            self._read()
+            if self._status is not None:
+                return
         self._drain_queue()
         self._drain_watcher()
         self._pump()
