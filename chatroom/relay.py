@@ -13,9 +13,11 @@ receiver of any of the sender's transfers holds more than
 :data:`HIGH_WATER` bytes queued, the server stops reading the sender's
 socket, and it reads again when they drain. The relay's memory is therefore
 bounded by (HIGH_WATER + one chunk) per receiver whatever the file size, and
-the bytes never touch the disk. A receiver that makes no progress for
-:data:`STALL_TIMEOUT` seconds while it blocks a sender is dropped from that
-transfer (``file-abort``), so it cannot hold the others back for ever; a
+the bytes never touch the disk. A receiver that holds a sender back for
+:data:`STALL_TIMEOUT` seconds without its queue once draining below the
+server's low-water mark (so one slower than about 1 MiB per 30 s, or
+stalled) is dropped from that transfer (``file-abort``), so it cannot hold
+the others back for ever; a
 sender that sends nothing for :data:`IDLE_TIMEOUT` seconds loses its
 transfer.
 """
@@ -136,7 +138,7 @@ class Relay:
         self.transfers: dict[int, Transfer] = {}
         self._ids = count(1)
         self._paused: dict[int, Client] = {}  # senders whose reading we paused, by client id
-        self._progress: dict[int, tuple[int, float]] = {}  # blocking receiver id -> (queued, since)
+        self._blocked_since: dict[int, float] = {}  # receiver id -> when it was first seen holding a sender back
         self._ended: OrderedDict[int, int] = OrderedDict()  # ended transfer id -> sender id
         self._timer: Any = None
 
@@ -216,12 +218,12 @@ class Relay:
             elif transfer.receivers.pop(client.id, None) is not None and not transfer.receivers:
                 self._end(transfer, "every receiver left")
         self._paused.pop(client.id, None)
-        self._progress.pop(client.id, None)
+        self._blocked_since.pop(client.id, None)
         self._resume_unblocked()
 
     def on_drain(self, client: Client) -> None:
         """*client*'s output queue drained: resume senders it no longer blocks."""
-        self._progress.pop(client.id, None)
+        self._blocked_since.pop(client.id, None)
         if self._paused:
             self._resume_unblocked()
 
@@ -328,16 +330,12 @@ class Relay:
             self._timer = self.server.call_later(self.tick, self._on_tick, plugin="sendfile")
 
     def _on_tick(self) -> None:
-        """Drop receivers that stalled a sender too long, and transfers whose sender went idle."""
+        """Drop receivers that held a sender back too long, and transfers whose sender went idle."""
         self._timer = None
         now = self.clock()
         for sender in list(self._paused.values()):
             for receiver in self._blocking(sender):
-                queued = receiver.queued
-                last = self._progress.get(receiver.id)
-                if last is None or queued < last[0]:
-                    self._progress[receiver.id] = (queued, now)
-                elif now - last[1] >= self.stall_timeout:
+                if now - self._blocked_since.setdefault(receiver.id, now) >= self.stall_timeout:
                     self._drop_receiver(sender, receiver)
         for transfer in list(self.transfers.values()):
             if transfer.sender.id not in self._paused and now - transfer.last_data >= self.idle_timeout:
@@ -346,8 +344,8 @@ class Relay:
         self._arm_timer()
 
     def _drop_receiver(self, sender: Client, receiver: Client) -> None:
-        reason = f"{receiver.nick} made no progress for {self.stall_timeout:g} s"
-        self._progress.pop(receiver.id, None)
+        reason = f"{receiver.nick} held the transfer back for {self.stall_timeout:g} s"
+        self._blocked_since.pop(receiver.id, None)
         for transfer in list(self.transfers.values()):
             if transfer.sender is sender and transfer.receivers.pop(receiver.id, None) is not None:
                 self.server.send_bytes(receiver, encode_frame(f"file-abort {transfer.id} too slow: {reason}", b""))

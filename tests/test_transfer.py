@@ -289,11 +289,19 @@ def test_stalled_receiver_is_dropped_and_the_sender_resumes(room: Any) -> None:
     relay.on_frame(alice, data_frame(tid, b"x" * 100 * 1024))
     assert alice.paused
     bob.drain()
-    relay.on_drain(bob)  # bob keeps up; carol never reads
-    for _ in range(31):
+    relay.on_drain(bob)  # bob keeps up; carol reads a little, but never drains
+    read = bytearray()
+    for _ in range(29):
         clock.now += 1
         server.run_timers()
-    assert frames(carol.drain())[-1] == f"file-abort {tid} too slow: carol made no progress for 30 s"
+        read += carol.out[:100]  # carol reads a trickle
+        del carol.out[:100]
+    assert alice.paused and bob.id in relay.transfers[tid].receivers and carol.id in relay.transfers[tid].receivers
+    for _ in range(2):
+        clock.now += 1
+        server.run_timers()
+    carol.out[:0] = read
+    assert frames(carol.drain())[-1] == f"file-abort {tid} too slow: carol held the transfer back for 30 s"
     assert not alice.paused
     assert list(relay.transfers[tid].receivers) == [bob.id]
 
