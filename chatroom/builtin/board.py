@@ -43,6 +43,8 @@ pagination), so it never holds the board in memory.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -322,12 +324,16 @@ def iter_board(conn: sqlite3.Connection, first: int, last: int, *, verbose: bool
 
 
 def _small_posts(conn: sqlite3.Connection, posts: list[Post], verbose: bool) -> Iterator[str]:
+    """The lines of *posts* (each at most about :data:`PAGE` lines), in their order, in one query."""
     if not posts:
         return
-    marks = ",".join("?" * len(posts))
+    ids = [p[0] for p in posts]
     rows = conn.execute(
-        f"SELECT post_id, text FROM lines WHERE post_id IN ({marks}) ORDER BY post_id, n", [p[0] for p in posts]
+        f"SELECT post_id, text FROM lines WHERE post_id IN ({','.join('?' * len(ids))}) ORDER BY post_id, n", ids
     ).fetchall()
+    if not verbose and all(a < b for a, b in itertools.pairwise(ids)):
+        yield from map(_text, rows)  # the usual case: row ids in board order, no regrouping
+        return
     by_post: dict[int, list[str]] = {}
     for post_id, text in rows:
         by_post.setdefault(post_id, []).append(text)
@@ -338,6 +344,7 @@ def _small_posts(conn: sqlite3.Connection, posts: list[Post], verbose: bool) -> 
 
 
 def _long_post(conn: sqlite3.Connection, post: Post, verbose: bool) -> Iterator[str]:
+    """The lines of one long post, :data:`PAGE` per query."""
     if verbose:
         yield _header(post)
     n = 0
@@ -345,11 +352,13 @@ def _long_post(conn: sqlite3.Connection, post: Post, verbose: bool) -> Iterator[
         rows = conn.execute(
             "SELECT n, text FROM lines WHERE post_id = ? AND n > ? ORDER BY n LIMIT ?", (post[0], n, PAGE)
         ).fetchall()
-        for _, text in rows:
-            yield text
+        yield from map(_text, rows)
         if len(rows) < PAGE:
             return
         n = rows[-1][0]
+
+
+_text = operator.itemgetter(1)
 
 
 def _header(post: Post) -> str:
