@@ -277,7 +277,7 @@ class PluginHost:
         return info is None or not info.disabled
 
     # -- calling -------------------------------------------------------------
-    def call(self, hook_name: str, make_ctx: Callable[[str], Any], **kwargs: Any) -> list[Any]:
+    def call(self, hook_name: str, make_ctx: Callable[[str], Any], /, **kwargs: Any) -> list[Any]:
         """Call every implementation of *hook_name*; return their non-None results.
 
         ``make_ctx(plugin_name)`` builds the ``ctx`` argument for each plugin.

@@ -387,9 +387,12 @@ class Server:
         self.dispatcher.handle_line(client, text, bypass_capture=bypass_capture)
 
     # -- services for plugins --------------------------------------------------------
-    def call_hook(self, name: str, client: Client | None, **kwargs: Any) -> list[Any]:
-        """Call hook *name* on every plugin (see :meth:`PluginHost.call`); returns non-None results."""
-        return self.plugins.call(name, lambda plugin: Context(self, plugin, client), **kwargs)
+    def call_hook(self, hook: str, client: Client | None, /, **kwargs: Any) -> list[Any]:
+        """Call *hook* on every plugin with ``ctx.client`` = *client* (see :meth:`PluginHost.call`).
+
+        Returns the non-None results. Positional-only, so hooks may take an argument called ``name``.
+        """
+        return self.plugins.call(hook, lambda plugin: Context(self, plugin, client), **kwargs)
 
     def find_client(self, nick: str) -> Client | None:
         return self.nicks.get(nick_key(nick))

@@ -441,8 +441,7 @@ class InProcessRoom:
         Returns the non-None results. Example: ``room.hook("file_offered", alice, name="a.txt", size=3)``.
         """
         target = client.client if client else None
-        # not server.call_hook: its first parameter is called `name`, like the file hooks' argument
-        results = self.plugins.call(hook, lambda plugin: Context(self.server, plugin, target), **kwargs)
+        results = self.server.call_hook(hook, target, **kwargs)
         self.settle()
         return results
 
