@@ -37,13 +37,15 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from chatroom.client_console import LineConsole
-from chatroom.client_loop import ClientLoop, load_transfer
+from chatroom.client_io import load_transfer
+from chatroom.client_loop import ClientLoop
 
-__all__ = ["main", "build_parser", "resolve_args", "parse_port", "stdin_reader", "read_line_fd"]
+__all__ = ["build_parser", "main", "parse_port", "read_line_fd", "resolve_args", "stdin_reader"]
 
 CONNECT_TIMEOUT = 10.0
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
-__all__ = ["LineConsole", "format_bars", "ARROWS"]
+__all__ = ["ARROWS", "LineConsole", "format_bars"]
 
 #: Marker shown before a bar's description: upload or download.
 ARROWS = {"send": "↑", "recv": "↓"}

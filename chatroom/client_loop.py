@@ -33,105 +33,32 @@ the connection is lost (``connection to server lost`` on the error console),
 
 from __future__ import annotations
 
-import itertools
 import queue
 import selectors
 import shlex
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any
 
+from chatroom.client_io import Console, OutQueue, ready_hint
 from chatroom.protocol import Frame, Line, Parser, TooLong, encode_line, sanitize
 
-__all__ = ["Console", "ClientLoop", "load_transfer", "ready_hint"]
+__all__ = ["LOST", "ClientLoop"]
 
 #: Bytes read from the socket per ``recv`` call.
 RECV_SIZE = 256 * 1024
 #: ``recv`` calls per readable event, so typing and pumping are never starved.
 RECV_ROUNDS = 16
-#: Buffers handed to one ``sendmsg`` call.
-SEND_BUFFERS = 64
 #: Seconds between refreshes of :attr:`ClientLoop.progress`.
 PROGRESS_INTERVAL = 0.2
 LOST = "connection to server lost"
 
 
-class Console(Protocol):
-    """Where the loop prints. ``line`` for server lines and status, ``error`` for problems."""
-
-    def line(self, text: str) -> None: ...
-
-    def error(self, text: str) -> None: ...
-
-
-def load_transfer() -> tuple[Any, Any] | None:
-    """Return ``(TransferManager, SendFolderWatcher or None)`` from the transfer component, or None.
-
-    None when ``chatroom.transfer`` is not installed; the watcher is None when
-    ``chatroom.watch`` is not. Any other import error propagates (a broken
-    module must not be silently ignored).
-    """
-    try:
-        from chatroom.transfer import TransferManager
-    except ModuleNotFoundError as exc:
-        if exc.name == "chatroom.transfer":
-            return None
-        raise
-    try:
-        from chatroom.watch import SendFolderWatcher
-    except ModuleNotFoundError as exc:
-        if exc.name != "chatroom.watch":
-            raise
-        return TransferManager, None
-    return TransferManager, SendFolderWatcher
-
-
-def ready_hint(folder: str, name: str) -> str:
-    """The line printed when the watcher finds a complete file: ``send/a.txt is ready: /sendfile a.txt``."""
-    arg = name if name and not any(c.isspace() or c in "\"'\\" for c in name) else '"%s"' % name.replace('"', '\\"')
-    return f"{folder}/{name} is ready: /sendfile {arg}"
-
-
 def _is_reply(text: str) -> bool:
-    return text == "OK" or text.startswith("OK ") or text == "ERROR" or text.startswith("ERROR ")
-
-
-class OutQueue:
-    """Bytes waiting for the socket, kept as the caller's buffers (no copying of 1 MiB chunks).
-
-    ``size`` is the number of bytes queued. :meth:`send_to` hands up to
-    :data:`SEND_BUFFERS` buffers to one ``sendmsg`` call and drops what the
-    kernel took; it raises what ``sendmsg`` raises (``BlockingIOError`` when
-    the socket buffer is full).
-    """
-
-    __slots__ = ("_bufs", "size")
-
-    def __init__(self) -> None:
-        self._bufs: deque[memoryview] = deque()
-        self.size = 0
-
-    def append(self, data: bytes) -> None:
-        if data:
-            self._bufs.append(memoryview(data if isinstance(data, bytes) else bytes(data)))
-            self.size += len(data)
-
-    def send_to(self, sock: socket.socket) -> int:
-        bufs = self._bufs
-        n = sock.sendmsg(list(itertools.islice(bufs, SEND_BUFFERS)))
-        self.size -= n
-        left = n
-        while left:
-            head = bufs[0]
-            if len(head) <= left:
-                left -= len(head)
-                bufs.popleft()
-            else:
-                bufs[0] = head[left:]
-                left = 0
-        return n
+    return text in ("OK", "ERROR") or text.startswith(("OK ", "ERROR "))
 
 
 class ClientLoop:

@@ -28,9 +28,10 @@ from prompt_toolkit.application.current import get_app_or_none
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from chatroom.client_console import format_bars
-from chatroom.client_loop import ClientLoop, load_transfer
+from chatroom.client_io import load_transfer
+from chatroom.client_loop import ClientLoop
 
-__all__ = ["run_tui", "TuiConsole"]
+__all__ = ["TuiConsole", "run_tui"]
 
 #: Seconds between redraws of the progress toolbar.
 REFRESH = 0.2

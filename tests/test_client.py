@@ -15,13 +15,22 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
 from chatroom import client as client_mod
-from chatroom.client import UsageFailure, build_parser, parse_port, read_line_fd, resolve_args, stdin_reader
+from chatroom.client import (
+    UsageFailure,
+    build_parser,
+    parse_port,
+    read_line_fd,
+    resolve_args,
+    stdin_reader,
+)
 from chatroom.client_console import LineConsole, format_bars
-from chatroom.client_loop import LOST, ClientLoop, OutQueue, ready_hint
+from chatroom.client_io import OutQueue, ready_hint
+from chatroom.client_loop import LOST, ClientLoop
 from chatroom.protocol import Frame, Line, Parser, encode_frame
 
 DEADLINE = 5.0
@@ -195,7 +204,7 @@ class RecordingConsole:
 class FakeServer:
     """The test's end of the socketpair: reads the client's lines and frames, writes replies."""
 
-    open: list["FakeServer"] = []
+    open: ClassVar[list[FakeServer]] = []
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -283,7 +292,7 @@ def test_handshake_chat_and_clean_quit_at_end_of_input() -> None:
 
 
 def test_typed_quit_any_case_is_sent_once_and_later_lines_dropped() -> None:
-    server, console, run = start()
+    server, _console, run = start()
     server.expect("/nick alice")
     server.say("OK")
     run.loop.submit("/QUIT")
@@ -353,7 +362,7 @@ def test_quit_without_reply_gives_up_after_timeout() -> None:
 class FakeTransferManager:
     """Test double with the TransferManager contract; records what the client calls."""
 
-    instances: list["FakeTransferManager"] = []
+    instances: ClassVar[list[FakeTransferManager]] = []
 
     def __init__(self, send_dir, received_dir, write, out_queued, emit) -> None:
         self.dirs = (send_dir, received_dir)
@@ -389,7 +398,7 @@ class FakeTransferManager:
 
 
 class FakeWatcher:
-    instances: list["FakeWatcher"] = []
+    instances: ClassVar[list[FakeWatcher]] = []
 
     def __init__(self, send_dir: Path, wake) -> None:
         self.send_dir, self.wake = send_dir, wake
@@ -450,7 +459,7 @@ def test_transfer_component_gets_commands_frames_and_replies(tmp_path: Path) -> 
 
 
 def test_end_of_input_waits_for_running_transfers(tmp_path: Path) -> None:
-    server, console, run, tm, watcher = start_with_transfer(tmp_path)
+    server, console, run, tm, _watcher = start_with_transfer(tmp_path)
     tm.busy = True
     run.loop.submit("/sendfile big.bin")
     run.loop.end_input()
@@ -523,7 +532,7 @@ def test_out_queue_sends_partially_and_keeps_order() -> None:
 
 def test_pump_never_stalls_when_the_kernel_takes_everything(tmp_path: Path) -> None:
     """A sender whose chunks the kernel always accepts must not wait for the 0.2 s select timeout."""
-    server, console, run, tm, watcher = start_with_transfer(tmp_path)
+    server, _console, run, tm, _watcher = start_with_transfer(tmp_path)
     chunks = [encode_frame(f"file-data {i}", b"z" * 512) for i in range(200)]
 
     def pump_one() -> None:  # one small chunk per pump() call, like a slow disk read

@@ -21,8 +21,9 @@ import subprocess
 import termios
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO
 
 import pytest
 
@@ -206,7 +207,7 @@ def test_missing_name_and_port_are_asked_for(server, clients, tmp_path: Path) ->
         stderr=subprocess.PIPE,
         text=True,
     )
-    out, err = proc.communicate(f"dave\n{server.port}\nasked and answered\n", timeout=DEADLINE)
+    _out, err = proc.communicate(f"dave\n{server.port}\nasked and answered\n", timeout=DEADLINE)
     assert proc.returncode == 0, err
     assert err.startswith("name: port: ")
     carol.expect_where(joined("dave"), "dave's nick")
@@ -283,7 +284,7 @@ def test_terminal_ui_keeps_the_half_typed_line_intact(server, tmp_path: Path) ->
     term = Pty(["--name", "carol", "--port", str(server.port)], tmp_path / "tina")
     try:
         # The name is taken: the client says so and the prompt asks for another one.
-        term.read_until(lambda out: re.search(rb"taken\r\n.*name:", out, re.S) is not None, "the name prompt")
+        term.read_until(lambda out: re.search(rb"taken\r\n.*name:", out, re.DOTALL) is not None, "the name prompt")
         term.type("tina\r")
         carol.expect_where(joined("tina"), "tina's nick")
         term.read_until(lambda out: out.rstrip().endswith(b">"), "the chat prompt")
@@ -295,7 +296,7 @@ def test_terminal_ui_keeps_the_half_typed_line_intact(server, tmp_path: Path) ->
         # The incoming line is printed on its own line, and the prompt with the
         # half-typed text is drawn again below it.
         term.read_until(
-            lambda out: re.search(rb"carol: incoming while typing\r\n.*> ?half typ$", out, re.S) is not None,
+            lambda out: re.search(rb"carol: incoming while typing\r\n.*> ?half typ$", out, re.DOTALL) is not None,
             "the incoming line above an intact prompt",
             start=mark,
         )
