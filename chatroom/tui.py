@@ -58,8 +58,15 @@ def _columns() -> int:
 
 
 def run_tui(args: argparse.Namespace, sock: socket.socket) -> int:
-    """Run the terminal UI on a connected *sock* until quit; returns the exit status."""
-    return asyncio.run(_run(args, sock))
+    """Run the terminal UI on a connected *sock* until quit; returns the exit status.
+
+    A SIGINT that lands between two prompts (not as a Ctrl-C key inside one)
+    cancels the UI: the session quits at once and the status is 130.
+    """
+    try:
+        return asyncio.run(_run(args, sock))
+    except KeyboardInterrupt:
+        return 130
 
 
 async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
