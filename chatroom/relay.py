@@ -236,7 +236,7 @@ class Relay:
             return
         transfer.relayed += n
         transfer.last_data = self.clock()
-        header = encode_frame_header(frame.meta, n)  # the same meta: "file-data ID"
+        header = encode_frame_header(f"file-data {transfer.id}", n)
         send, high, blocked = self.server.send_bytes, self.high_water, False
         for receiver in transfer.receivers.values():
             send(receiver, header)  # two appends: no 1 MiB concatenation per chunk
