@@ -143,7 +143,7 @@ class FrameReader:
 
 
 def role_receiver(args: argparse.Namespace) -> None:
-    out = open(args.out, "wb", buffering=0)
+    out = open(args.out, "wb", buffering=0)  # noqa: SIM115 - closed at file-end; the process exits after
     hasher = hashlib.sha256()
     got = 0
     if args.mode == "socat":
@@ -261,9 +261,9 @@ def role_bystander(args: argparse.Namespace) -> None:
 
 # -- orchestration -----------------------------------------------------------------------------
 def spawn(role: str, *args: str, stdin: Any = subprocess.DEVNULL, nice: int = 0) -> subprocess.Popen[str]:
+    prefix = ["nice", "-n", str(nice)] if nice else []
     return subprocess.Popen(
-        [sys.executable, __file__, "--role", role, *args], stdin=stdin, stdout=subprocess.PIPE, text=True,
-        preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        [*prefix, sys.executable, __file__, "--role", role, *args], stdin=stdin, stdout=subprocess.PIPE, text=True
     )
 
 

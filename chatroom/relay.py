@@ -31,9 +31,10 @@ import os
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from chatroom.commands import CommandError
 from chatroom.filenames import safe_name
@@ -42,7 +43,7 @@ from chatroom.protocol import Frame, encode_frame, encode_frame_header, sanitize
 if TYPE_CHECKING:
     from chatroom.server import Client, Server
 
-__all__ = ["HIGH_WATER", "STALL_TIMEOUT", "IDLE_TIMEOUT", "MAX_ACTIVE", "Relay", "Transfer"]
+__all__ = ["HIGH_WATER", "IDLE_TIMEOUT", "MAX_ACTIVE", "STALL_TIMEOUT", "Relay", "Transfer", "tune_malloc"]
 
 log = logging.getLogger("chatroom.relay")
 

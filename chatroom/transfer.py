@@ -24,9 +24,10 @@ import os
 import shlex
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from chatroom.filenames import safe_name, unique_path
 from chatroom.protocol import Frame, encode_frame, encode_frame_header, encode_line
@@ -52,7 +53,7 @@ class Progress:
 
 
 class _Send:
-    __slots__ = ("name", "file", "size", "id", "done", "hasher", "started", "ended")
+    __slots__ = ("done", "ended", "file", "hasher", "id", "name", "size", "started")
 
     def __init__(self, name: str, file: IO[bytes], size: int) -> None:
         self.name, self.file, self.size = name, file, size
@@ -67,7 +68,7 @@ class _Send:
 
 
 class _Recv:
-    __slots__ = ("id", "name", "sender", "size", "part", "file", "done", "hasher", "started")
+    __slots__ = ("done", "file", "hasher", "id", "name", "part", "sender", "size", "started")
 
     def __init__(self, tid: int, name: str, sender: str, size: int, part: Path, file: IO[bytes]) -> None:
         self.id, self.name, self.sender, self.size, self.part, self.file = tid, name, sender, size, part, file
@@ -135,7 +136,7 @@ class TransferManager:
         if path is None:
             return
         try:
-            file = open(path, "rb")
+            file = open(path, "rb")  # noqa: SIM115 - open until the transfer ends (closed by _Send.close)
             size = os.fstat(file.fileno()).st_size
         except OSError as exc:
             self.emit(f"sendfile: cannot read {name!r}: {exc.strerror or exc}")
@@ -213,7 +214,7 @@ class TransferManager:
             send.started = time.monotonic()
             self._sends[send.id] = send
             return True
-        if self._offers and (text.startswith("ERROR sendfile ") or text.startswith("ERROR usage: /sendfile")):
+        if self._offers and text.startswith(("ERROR sendfile ", "ERROR usage: /sendfile")):
             self._offers.pop(0).close()
             self.emit(text)
             return True

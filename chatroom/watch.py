@@ -36,8 +36,9 @@ import queue
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from watchdog.events import (
     DirModifiedEvent,

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatroom.filenames import FALLBACK, MAX_NAME_BYTES, safe_name, split_ext, unique_path
+from chatroom.filenames import (
+    FALLBACK,
+    MAX_NAME_BYTES,
+    safe_name,
+    split_ext,
+    unique_path,
+)
 
 
 @pytest.mark.parametrize(

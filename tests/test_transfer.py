@@ -482,7 +482,7 @@ def test_send_file_refuses_symlink_out_of_send(peers: Any) -> None:
 
 
 def test_refused_offer_is_reported(peers: Any) -> None:
-    server, a, b, c = peers
+    server, a, *_ = peers
     server.max_file_size = 10
     (a.send_dir / "big").write_bytes(b"x" * 11)
     a.tm.send_file("big")

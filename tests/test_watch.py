@@ -11,8 +11,9 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from watchdog.observers.polling import PollingObserver
@@ -27,6 +28,7 @@ class Seen:
         self.event = threading.Event()
         self.names: list[str] = []
         self.watcher: SendFolderWatcher | None = None
+        self.markers = 0
 
     def wake(self) -> None:
         self.event.set()
@@ -61,9 +63,9 @@ def watched(tmp_path: Path) -> Iterator[tuple[Path, Seen]]:
         watcher.stop()
 
 
-def marker(folder: Path, seen: Seen, n: list[int] = [0]) -> list[str]:
-    n[0] += 1
-    name = f"marker{n[0]}.txt"
+def marker(folder: Path, seen: Seen) -> list[str]:
+    seen.markers += 1
+    name = f"marker{seen.markers}.txt"
     (folder / name).write_text(name)
     return seen.until(name)
 
