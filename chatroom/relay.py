@@ -245,8 +245,16 @@ class Relay:
             if receiver.queued > high:
                 blocked = True
         if blocked:
-            sender = transfer.sender
-            if sender.id not in self._paused:
+            self._pause_senders(transfer)
+
+    def _pause_senders(self, transfer: Transfer) -> None:
+        """Pause *transfer*'s sender, and every other sender to a receiver now over the high-water mark,
+        so several senders cannot pile chunks on one slow receiver (its queue stays near HIGH_WATER + 1 chunk,
+        far below the server's --max-queue)."""
+        full = {r.id for r in transfer.receivers.values() if r.queued > self.high_water}
+        for other in self.transfers.values():
+            sender = other.sender
+            if sender.id not in self._paused and (other is transfer or not full.isdisjoint(other.receivers)):
                 self._paused[sender.id] = sender
                 self.server.pause_reading(sender)
 
