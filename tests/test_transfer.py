@@ -270,7 +270,7 @@ def test_backpressure_pauses_the_sender_until_receivers_drain(room: Any) -> None
 def test_a_full_receiver_pauses_every_sender_to_it(room: Any) -> None:
     _, relay, alice, bob, carol, _ = room
     t1 = relay.start(alice, "a", 1 << 20)
-    t2 = relay.start(bob, "b", 1 << 20)
+    relay.start(bob, "b", 1 << 20)
     carol.drain()
     relay.on_frame(alice, data_frame(t1, b"x" * 100 * 1024))  # carol is now over the high-water mark
     assert alice.paused and bob.paused
