@@ -167,7 +167,9 @@ class Parser:
                 if end - pos < self._need:
                     break
                 stop = pos + self._need
-                events.append(Frame(self._meta, bytes(buf[pos:stop])))
+                with memoryview(buf) as view:  # one copy, not two (a slice of buf is a copy too)
+                    payload = bytes(view[pos:stop])
+                events.append(Frame(self._meta, payload))
                 pos = stop
                 self._need = -1
                 continue

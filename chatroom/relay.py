@@ -129,7 +129,6 @@ class Relay:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.server = server
-        self.tuned = tune_malloc()
         self.high_water = high_water
         self.stall_timeout = stall_timeout
         self.idle_timeout = idle_timeout
@@ -299,18 +298,8 @@ class Relay:
         self._resume_unblocked()
 
     def _hook(self, hook: str, client: Client, /, **kwargs: Any) -> list[Any]:
-        """Call *hook* for *client* on every plugin; returns the non-None results.
-
-        The file hooks take an argument called ``name``, which collides with
-        ``Server.call_hook(name, client, **kwargs)``'s own first parameter, so
-        the server's plugin host is called directly when there is one.
-        """
-        plugins = getattr(self.server, "plugins", None)
-        if plugins is None:
-            return self.server.call_hook(hook, client, **kwargs)
-        from chatroom.context import Context
-
-        return plugins.call(hook, lambda plugin: Context(self.server, plugin, client), **kwargs)
+        """Call *hook* for *client* on every plugin; returns the non-None results."""
+        return self.server.call_hook(hook, client, **kwargs)
 
     # -- backpressure ----------------------------------------------------------------
     def _blocking(self, sender: Client) -> list[Client]:

@@ -15,6 +15,7 @@ from typing import Any
 from chatroom import __version__
 from chatroom.logs import setup_logging
 from chatroom.plugins import PluginHost
+from chatroom.relay import tune_malloc
 from chatroom.server import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
 
 DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.host in ("0.0.0.0", "", "::"):
         for address in lan_addresses():
             print(f"chatroom-server LAN address {address}:{port}", flush=True)
+    tune_malloc()  # reuse chunk buffers instead of faulting them in again (see relay.tune_malloc)
     server.install_signal_handlers()
     server.serve_forever()
     return 0
