@@ -256,8 +256,11 @@ class Server:
 
     # -- output --------------------------------------------------------------
     def send_line(self, client: Client, text: str) -> None:
-        """Queue one line (``str`` without newline) for *client*."""
+        """Queue one line (``str`` without newline) for *client*, after any output it is streaming."""
         if client.closed:
+            return
+        if client.streams:  # keep replies in order behind a listing still being pulled
+            client.streams.append((iter((text,)), "core"))
             return
         client.out += protocol.encode_line(text)
         self._mark(client)

@@ -205,3 +205,11 @@ def test_lan_host_prints_lan_addresses_line_or_only_listening(server_factory) ->
     assert server.host == "0.0.0.0"
     client = server.raw_client("127.0.0.1")
     client.expect_prefix("* Welcome")
+
+
+def test_replies_after_a_streamed_listing_keep_their_order(server: ServerProcess) -> None:
+    alice = server.connect("alice")
+    alice.send_raw(b"/post\n" + b"".join(b"line %d\n" % i for i in range(3000)) + b"#\n/read\n/upper after\n")
+    alice.expect("OK")
+    lines = alice.expect("AFTER")
+    assert lines == [f"line {i}" for i in range(3000)] + ["#"]
