@@ -42,7 +42,6 @@ READ_SIZE = 256 * 1024
 LOW_WATER = 256 * 1024
 DEFAULT_MAX_QUEUE = 8 * 1024 * 1024
 DEFAULT_MAX_FILE_SIZE = 1024**3
-_EVENT_BOTH = selectors.EVENT_READ | selectors.EVENT_WRITE
 
 
 class Server:
@@ -197,7 +196,7 @@ class Server:
         """Disconnect *client*; with *flush*, after its queued output is sent."""
         if client.closed:
             return
-        if flush and client.out and not client.closing:
+        if flush and (client.out or client.streams) and not client.closing:
             client.closing = True
             client.capture = None
             self._set_mask(client)
@@ -326,7 +325,7 @@ class Server:
                 client.want_write = True
                 self._set_mask(client)
         else:
-            if client.closing:
+            if client.closing and not client.streams:
                 self.close_client(client, "quit")
                 return
             if client.want_write:

@@ -213,3 +213,12 @@ def test_replies_after_a_streamed_listing_keep_their_order(server: ServerProcess
     alice.expect("OK")
     lines = alice.expect("AFTER")
     assert lines == [f"line {i}" for i in range(3000)] + ["#"]
+
+
+def test_quit_right_after_a_listing_still_gets_the_listing_and_ok(server: ServerProcess) -> None:
+    alice = server.connect("alice")
+    alice.send_raw(b"/post\n" + b"".join(b"row %d\n" % i for i in range(2000)) + b"#\n")
+    alice.expect("OK")
+    alice.send_raw(b"/read\n/quit\n")
+    assert alice.expect("OK") == [f"row {i}" for i in range(2000)] + ["#"]
+    assert alice.closed_by_server()
