@@ -20,6 +20,7 @@ import logging
 import selectors
 import signal
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -34,12 +35,15 @@ from chatroom.names import check_nick, nick_key
 from chatroom.plugins import PluginHost
 from chatroom.room import Room
 from chatroom.scheduler import Scheduler, Timer
+from chatroom.store import close_store, open_store, plugin_store_path
 
 log = logging.getLogger("chatroom.server")
 
 READ_SIZE = 256 * 1024
 #: A client's queue below this many bytes pulls more from streams and wakes paused senders.
 LOW_WATER = 256 * 1024
+#: Lines pulled from a client's streams per loop pass (about 80 KB of board lines).
+STREAM_BATCH = 2000
 DEFAULT_MAX_QUEUE = 8 * 1024 * 1024
 DEFAULT_MAX_FILE_SIZE = 1024**3
 
@@ -198,10 +202,9 @@ class Server:
             return
         if flush and (client.out or client.streams) and not client.closing:
             client.closing = True
-            client.capture = None
             self._set_mask(client)
             self._mark(client)
-            self._leave(client, reason)
+            self._leave(client, reason)  # ends any capture
             return
         client.closed = True
         if client.mask:
@@ -242,10 +245,9 @@ class Server:
                 if key.data.__class__ is Client and mask & selectors.EVENT_WRITE:
                     self._write(key.data)
         for client in list(self.clients.values()):
-            client.capture = None
-            self.close_client(client, reason)
+            self.close_client(client, reason)  # a capture's on_end still runs
         for store in self._stores.values():
-            store.close()
+            close_store(store)
         self.scheduler.close()
         self._sel.close()
         self._listener.close()
@@ -338,18 +340,28 @@ class Server:
                 self.relay.on_drain(client)
 
     def _pump(self, client: Client) -> None:
-        """Pull lines from *client*'s streams until its queue reaches LOW_WATER."""
-        while client.streams and len(client.out) < LOW_WATER and not client.closed:
+        """Pull up to STREAM_BATCH lines from *client*'s streams, if its queue is below LOW_WATER.
+
+        One batch per loop pass keeps a long listing from delaying other
+        clients' chat; the client is pumped again on the next pass once its
+        queue drains (see :meth:`_write`).
+        """
+        budget = STREAM_BATCH
+        while client.streams and budget > 0 and len(client.out) < LOW_WATER and not client.closed:
             lines, plugin = client.streams[0]
+            out = client.out
+            taken = 0
             try:
-                for _ in range(1000):
-                    client.out += protocol.encode_line(next(lines))
+                while taken < budget and len(out) < LOW_WATER:
+                    out += protocol.encode_line(next(lines))
+                    taken += 1
             except StopIteration:
                 client.streams.pop(0)
             except Exception:
                 client.streams.pop(0)
                 self.plugins.fault(plugin, _format_exc())
-                client.out += protocol.encode_line(f"ERROR plugin {plugin} failed while streaming output")
+                out += protocol.encode_line(f"ERROR plugin {plugin} failed while streaming output")
+            budget -= taken + 1
             self._mark(client)
 
     def _too_slow(self, client: Client) -> None:
@@ -420,12 +432,11 @@ class Server:
     def plugin_state(self, plugin: str) -> dict[str, Any]:
         return self._state.setdefault(plugin, {})
 
-    def plugin_store(self, plugin: str) -> Any:
+    def plugin_store(self, plugin: str) -> sqlite3.Connection:
+        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.store.open_store`)."""
         store = self._stores.get(plugin)
         if store is None:
-            from chatroom.store import open_store
-
-            store = open_store(self.data_dir / "plugins" / f"{plugin}.sqlite3")
+            store = open_store(plugin_store_path(self.data_dir, plugin))
             self._stores[plugin] = store
         return store
 

@@ -81,6 +81,7 @@ class LineClient:
 
     def __init__(self, host: str, port: int) -> None:
         self.sock = socket.create_connection((host, port), timeout=DEADLINE)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.parser = protocol.Parser(max_frame=64 * 1024 * 1024)
         self.pending: list[protocol.Line | protocol.Frame | protocol.TooLong] = []
         self.seen: list[str] = []

@@ -177,15 +177,30 @@ def test_posts_persist_and_half_written_ones_are_dropped(
     post(alice, "kept", "Text#!")
     alice.say("/post")
     alice.send_bytes(b"half\nwritten\npost\n")
-    first.close()  # the post was never finished
     conn = open_store(plugin_store_path(data, "board"))
     assert conn.execute("SELECT count(*) FROM lines").fetchone()[0] == 2 + 2  # the post's first 2 lines were flushed
     close_store(conn)
-    second = chatroom_room(data_dir=data)  # start-up drops the half-written post
+    # as after a crash (the first server never finished the post): start-up drops the half-written post
+    second = chatroom_room(data_dir=data)
     assert count(second, "SELECT count(*) FROM lines") == 2
     out = second.join("bob").say("/read -v")
     assert out[0].startswith("-- post 1 by alice at ")
     assert out[1:] == ["kept", "Text#!", "#"]
+    first.close()
+
+
+def test_a_clean_shutdown_mid_post_discards_the_post(chatroom_room, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(board, "FLUSH_LINES", 2)
+    data = tmp_path / "data"
+    first = chatroom_room(data_dir=data)
+    alice = first.join("alice")
+    post(alice, "kept")
+    alice.say("/post")
+    alice.send_bytes(b"half\nwritten\npost\n")
+    first.close()  # the capture's on_end runs at shutdown: nothing half-written is kept
+    conn = open_store(plugin_store_path(data, "board"))
+    assert conn.execute("SELECT count(*) FROM lines").fetchone()[0] == 1
+    close_store(conn)
 
 
 def test_commands_are_declared() -> None:
