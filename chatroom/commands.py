@@ -58,6 +58,7 @@ class Command:
         return (self.name.lower(), *(a.lower() for a in self.aliases))
 
     def usage_line(self) -> str:
+        """``usage``, or ``/name`` when the command declared none."""
         return self.usage or "/" + self.name
 
     def parse_args(self, text: str) -> list[str]:
@@ -111,6 +112,7 @@ class Registry:
         self._by_name = {n: c for n, c in self._by_name.items() if c.plugin != plugin}
 
     def get(self, name: str) -> Command | None:
+        """The command called *name* (or with that alias), any case; None if unknown."""
         return self._by_name.get(name.lower())
 
     def suggest(self, name: str) -> str | None:
@@ -119,4 +121,5 @@ class Registry:
         return close[0] if close else None
 
     def sorted(self) -> list[Command]:
+        """Every registered command, by name (for ``/help``)."""
         return sorted(self.commands, key=lambda c: c.name)

@@ -22,10 +22,12 @@ class Room:
         self.members: dict[int, Client] = {}
 
     def join(self, client: Client) -> None:
+        """Add *client* (last in join order) and set its ``room``."""
         self.members[client.id] = client
         client.room = self
 
     def leave(self, client: Client) -> None:
+        """Remove *client*; no error if it is not a member."""
         self.members.pop(client.id, None)
 
     def nicks(self) -> list[str]:

@@ -25,6 +25,7 @@ class Timer:
         self.when, self.fn, self.args, self.plugin, self.cancelled = when, fn, args, plugin, False
 
     def cancel(self) -> None:
+        """Stop the call if it has not run yet; no error otherwise."""
         self.cancelled = True
 
 
@@ -83,5 +84,6 @@ class Scheduler:
                 self._run(timer.plugin, timer.fn, *timer.args)
 
     def close(self) -> None:
+        """Stop the worker threads; queued jobs that have not started are dropped."""
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)

@@ -409,6 +409,7 @@ class Server:
         return self.plugins.call(hook, lambda plugin: Context(self, plugin, client), **kwargs)
 
     def find_client(self, nick: str) -> Client | None:
+        """The connected client named *nick* (case-insensitive), or None."""
         return self.nicks.get(nick_key(nick))
 
     def set_nick(self, client: Client, nick: str) -> None:
@@ -430,6 +431,7 @@ class Server:
             self.call_hook("nick_changed", client, old=old, new=nick)
 
     def plugin_state(self, plugin: str) -> dict[str, Any]:
+        """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""
         return self._state.setdefault(plugin, {})
 
     def plugin_store(self, plugin: str) -> sqlite3.Connection:

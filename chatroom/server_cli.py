@@ -36,6 +36,7 @@ def parse_size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``chatroom-server`` argument parser (sizes parsed by :func:`parse_size`)."""
     parser = argparse.ArgumentParser(
         prog="chatroom-server",
         description="Run a chat room: one event loop for every client; commands are plugins.",
@@ -107,6 +108,12 @@ def load_plugins(args: argparse.Namespace, config: dict[str, dict[str, Any]] | N
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``chatroom-server`` with *argv* (default ``sys.argv[1:]``); returns the exit status.
+
+    Prints ``chatroom-server listening on HOST:PORT`` first (flushed), serves
+    until SIGINT/SIGTERM and returns 0; 1 if the address cannot be bound;
+    2 for bad arguments or configuration (from argparse).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
