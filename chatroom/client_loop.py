@@ -45,6 +45,7 @@ from typing import Any
 
 from chatroom.client_io import Console, OutQueue, ready_hint
 from chatroom.protocol import Frame, Line, Parser, TooLong, encode_line, sanitize
+from chatroom.wakeup import Waker
 
 __all__ = ["LOST", "ClientLoop"]
 
@@ -105,9 +106,7 @@ class ClientLoop:
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._held: deque[tuple[str, Any]] = deque()  # input taken off the queue, not acted on yet
         self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._waker = Waker()
         self._pending: deque[str] = deque()  # handshake replies still expected: "caps", "nick"
         self._named = False
         self._quit = "no"  # no -> wanted (waiting for transfers) -> sent -> ok
@@ -130,10 +129,7 @@ class ClientLoop:
 
     def wake(self) -> None:
         """Wake the loop (thread-safe, never blocks)."""
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass  # already pending, or closing
+        self._waker.wake()
 
     def submit(self, text: str) -> None:
         """A line the user typed (thread-safe)."""
@@ -161,7 +157,7 @@ class ClientLoop:
         """Run until quit or connection loss; returns the exit status (0, 1 or 2)."""
         self.sock.setblocking(False)
         self._sel.register(self.sock, selectors.EVENT_READ, "sock")
-        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._sel.register(self._waker, selectors.EVENT_READ, "wake")
         if self._tm is not None:
             self._send("/caps binary")
             self._pending.append("caps")
@@ -184,7 +180,7 @@ class ClientLoop:
         readable = False
         for key, mask in self._sel.select(timeout):
             if key.data == "wake":
-                self._drain_wake()
+                self._waker.drain()
             elif mask & selectors.EVENT_READ:
                 readable = True
         if readable:
@@ -196,13 +192,6 @@ class ClientLoop:
         self._pump()
         self._advance_quit()
         self._refresh_progress()
-
-    def _drain_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
 
     def _read(self) -> None:
         for _ in range(RECV_ROUNDS):
@@ -444,5 +433,5 @@ class ClientLoop:
         self.progress = []
         self._changed()
         self._sel.close()
-        for s in (self.sock, self._wake_r, self._wake_w):
-            s.close()
+        self.sock.close()
+        self._waker.close()

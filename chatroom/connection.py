@@ -17,7 +17,7 @@ class Client:
 
     __slots__ = (
         "id", "sock", "addr", "nick", "room", "caps", "parser", "out", "capture",
-        "closed", "closing", "dirty", "want_write", "paused", "streams", "named", "mask", "__weakref__",
+        "closed", "closing", "dirty", "want_write", "paused", "streams", "mask", "__weakref__",
     )
 
     def __init__(self, cid: int, sock: socket.socket, addr: Any) -> None:
@@ -25,7 +25,6 @@ class Client:
         self.sock = sock
         self.addr = addr
         self.nick = f"guest{cid}"
-        self.named = False
         self.room: Room = None  # type: ignore[assignment]  # set by Room.join
         self.caps: set[str] = set()
         self.parser = protocol.Parser()

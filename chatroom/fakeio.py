@@ -75,12 +75,14 @@ class _FakeListener:
         pass
 
 
-class _FakeWakeSocket:
-    def send(self, data: bytes) -> int:
-        return len(data)
+class _FakeWaker:
+    """Stands in for :class:`chatroom.wakeup.Waker`: the in-process room never blocks, so nothing to wake."""
 
-    def recv(self, n: int) -> bytes:
-        raise BlockingIOError
+    def wake(self) -> None:
+        pass
+
+    def drain(self) -> None:
+        pass
 
     def fileno(self) -> int:
         return -1

@@ -22,6 +22,7 @@ import signal
 import socket
 import sqlite3
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,9 +34,11 @@ from chatroom.dispatch import Dispatcher
 from chatroom.logs import CONN, ERR
 from chatroom.names import check_nick, nick_key
 from chatroom.plugins import PluginHost
+from chatroom.relay import Relay
 from chatroom.room import Room
 from chatroom.scheduler import Scheduler, Timer
 from chatroom.store import close_store, open_store, plugin_store_path
+from chatroom.wakeup import Waker
 
 log = logging.getLogger("chatroom.server")
 
@@ -76,7 +79,8 @@ class Server:
         self._ids = itertools.count(1)
         self._dirty: list[Client] = []
         self._streaming: set[Client] = set()
-        self.scheduler = Scheduler(self.plugins.call_safely, self._poke)
+        self._waker = Waker()
+        self.scheduler = Scheduler(self.plugins.call_safely, self._waker.wake)
         self.dispatcher = Dispatcher(self)
         self._state: dict[str, dict[str, Any]] = {}
         self._stores: dict[str, Any] = {}
@@ -85,13 +89,10 @@ class Server:
         self._listener = socket.create_server((host, port), backlog=512, reuse_port=False)
         self._listener.setblocking(False)
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._listener, selectors.EVENT_READ, "accept")
-        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self.relay = _make_relay(self)
+        self._sel.register(self._waker, selectors.EVENT_READ, "wake")
+        self.relay = Relay(self)
 
     # -- the loop ------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -111,7 +112,7 @@ class Server:
                 elif data == "accept":
                     self._accept()
                 else:
-                    self._wake()
+                    self._waker.drain()
             self.scheduler.run_ready()
             self._flush()
         self._close_all()
@@ -120,26 +121,13 @@ class Server:
         """Ask the loop to stop (thread-safe); it tells the clients and closes."""
         self._stop_reason = reason
         self._running = False
-        self._poke()
+        self._waker.wake()
 
     def install_signal_handlers(self) -> None:
         """Make SIGINT and SIGTERM stop the loop cleanly (main thread only)."""
-        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        signal.set_wakeup_fd(self._waker.write_fd, warn_on_full_buffer=False)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: self.shutdown())
-
-    def _poke(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass
-
-    def _wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
 
     def _timeout(self) -> float | None:
         return 0 if self._streaming else self.scheduler.timeout()
@@ -187,10 +175,7 @@ class Server:
             if kind is protocol.Line:
                 self.dispatcher.handle_line(client, event.text)  # type: ignore[union-attr]
             elif kind is protocol.Frame:
-                if self.relay is None:
-                    self.send_line(client, "ERROR this server does not accept frames")
-                else:
-                    self.relay.on_frame(client, event)
+                self.relay.on_frame(client, event)
             else:
                 limit = protocol.MAX_LINE if event.kind == "line" else protocol.MAX_FRAME  # type: ignore[union-attr]
                 self.send_line(client, f"ERROR {event.kind} too long ({event.size} bytes, max {limit})")  # type: ignore[union-attr]
@@ -229,8 +214,7 @@ class Server:
         room.leave(client)
         log.info("%s disconnected (%s)", client.nick, reason, extra=CONN)
         self.broadcast(room, f"* {client.nick} left {room.name} ({reason})")
-        if self.relay is not None:
-            self.relay.on_client_left(client)
+        self.relay.on_client_left(client)
         self.call_hook("client_left", client, reason=reason)
 
     def _close_all(self) -> None:
@@ -251,8 +235,7 @@ class Server:
         self.scheduler.close()
         self._sel.close()
         self._listener.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._waker.close()
         log.info("stopped")
 
     # -- output --------------------------------------------------------------
@@ -336,7 +319,7 @@ class Server:
         if len(out) < LOW_WATER:
             if client.streams:
                 self._streaming.add(client)  # pump more on the next pass
-            if was_high and self.relay is not None:
+            if was_high:
                 self.relay.on_drain(client)
 
     def _pump(self, client: Client) -> None:
@@ -359,7 +342,7 @@ class Server:
                 client.streams.pop(0)
             except Exception:
                 client.streams.pop(0)
-                self.plugins.fault(plugin, _format_exc())
+                self.plugins.fault(plugin, traceback.format_exc())
                 out += protocol.encode_line(f"ERROR plugin {plugin} failed while streaming output")
             budget -= taken + 1
             self._mark(client)
@@ -424,7 +407,6 @@ class Server:
         del self.nicks[nick_key(old)]
         self.nicks[nick_key(nick)] = client
         client.nick = nick
-        client.named = True
         log.info("%s is now known as %s", old, nick, extra=CONN)
         if old != nick:
             self.broadcast(client.room, f"* {old} is now known as {nick}", exclude=client)
@@ -458,17 +440,3 @@ def default_plugins() -> PluginHost:
     host.load_builtins()
     host.finish_loading()
     return host
-
-
-def _make_relay(server: Server) -> Any:
-    try:
-        from chatroom.relay import Relay
-    except ImportError:
-        return None
-    return Relay(server)
-
-
-def _format_exc() -> str:
-    import traceback
-
-    return traceback.format_exc()

@@ -47,7 +47,7 @@ from chatroom.fakeio import (
     _FakeScheduler,
     _FakeSelector,
     _FakeSocket,
-    _FakeWakeSocket,
+    _FakeWaker,
     _LogCollector,
 )
 from chatroom.plugins import ENTRY_POINT_GROUP, PluginHost, PluginInfo
@@ -220,7 +220,7 @@ class InProcessRoom:
 
     def _swap_io(self) -> None:
         server = self.server
-        for real in (server._sel, server._listener, server._wake_r, server._wake_w):
+        for real in (server._sel, server._listener, server._waker):
             real.close()
         server.scheduler.close()
         self._scheduler = _FakeScheduler(self.plugins.call_safely)
@@ -229,9 +229,8 @@ class InProcessRoom:
         server.scheduler = self._scheduler  # type: ignore[assignment]
         server._listener = self._listener  # type: ignore[assignment]
         server._sel = self._sel  # type: ignore[assignment]
-        server._wake_r = server._wake_w = _FakeWakeSocket()  # type: ignore[assignment]
-        if server.relay is not None and hasattr(server.relay, "clock"):
-            server.relay.clock = lambda: self._scheduler.now
+        server._waker = _FakeWaker()  # type: ignore[assignment]
+        server.relay.clock = lambda: self._scheduler.now
 
     # -- people ---------------------------------------------------------------------
     def join(self, nick: str | None = None, *, binary: bool = False) -> FakeClient:
