@@ -331,16 +331,7 @@ class PluginHost:
         """
         if not self.is_active(plugin):
             raise CommandError(f"plugin {plugin} is disabled")
-        start = time.perf_counter()
-        try:
-            return fn(*args)
-        except CommandError:
-            raise
-        except (Exception, SystemExit):
-            self.fault(plugin, traceback.format_exc())
-            return FAULT
-        finally:
-            self._check_time(plugin, fn, start)
+        return self._guarded(plugin, fn, args, {}, passthrough=CommandError)
 
     def call_safely(self, plugin: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, **kwargs)`` for *plugin*; any exception is logged as a fault and gives :data:`FAULT`.
@@ -350,9 +341,16 @@ class PluginHost:
         """
         if not self.is_active(plugin):
             return FAULT
+        return self._guarded(plugin, fn, args, kwargs, passthrough=())
+
+    def _guarded(self, plugin: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
+                 passthrough: type[BaseException] | tuple[()]) -> Any:
+        """The one place plugin code runs: faults are logged and counted, slow calls warned about."""
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
+        except passthrough:
+            raise
         except (Exception, SystemExit):
             self.fault(plugin, traceback.format_exc())
             return FAULT
