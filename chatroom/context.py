@@ -117,9 +117,12 @@ class Context:
     def stream(self, lines: Iterable[str]) -> None:
         """Send many lines to the caller, pulled lazily as its output queue drains.
 
-        *lines* is any iterable of ``str``; it is consumed on the loop thread
-        only while the caller's queue is below its low-water mark, so a huge
-        listing never sits in memory and never stalls other clients.
+        *lines* is any iterable of ``str``; it is consumed on the loop thread,
+        at most 2,000 lines per loop pass and only while the caller's queue is
+        below its 256 KiB low-water mark, so a huge listing never sits in
+        memory and never stalls other clients. Lines later sent to the caller
+        with :meth:`reply` or :meth:`send` queue behind the stream, keeping
+        replies in order; room broadcasts may arrive in between.
         """
         if self.client is not None:
             self.server.stream(self.client, iter(lines), self.plugin)
@@ -153,7 +156,7 @@ class Context:
     def dispatch(self, line: str) -> None:
         """Handle *line* as if the caller typed it (chat or command), bypassing any capture."""
         if self.client is not None:
-            self.server.handle_line(self.client, line, bypass_capture=True)
+            self.server.dispatcher.handle_line(self.client, line, bypass_capture=True)
 
     # -- time and threads ------------------------------------------------------
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
@@ -167,8 +170,13 @@ class Context:
     # -- files --------------------------------------------------------------------
     def start_transfer(self, name: str, size: int) -> int:
         """Open a relay of the file *name* (*size* bytes) from the caller to the room's other
-        frame-capable members; returns the transfer id. Raises
-        :class:`~chatroom.commands.CommandError` when the size is over the server's limit.
+        frame-capable members; returns the transfer id.
+
+        Raises :class:`~chatroom.commands.CommandError` with the reason if the
+        caller never sent ``/caps binary``, *size* is negative or over
+        ``--max-file-size``, the caller has too many transfers open, nobody
+        else can receive files, or a ``file_offered`` hook refuses (see
+        :meth:`chatroom.relay.Relay.start`).
         """
         assert self.client is not None
         return self.server.relay.start(self.client, name, size)

@@ -378,11 +378,6 @@ class Server:
             client.paused = False
             self._set_mask(client)
 
-    # -- input handling ----------------------------------------------------------
-    def handle_line(self, client: Client, text: str, *, bypass_capture: bool = False) -> None:
-        """Act on one line from *client* (see :meth:`chatroom.dispatch.Dispatcher.handle_line`)."""
-        self.dispatcher.handle_line(client, text, bypass_capture=bypass_capture)
-
     # -- services for plugins --------------------------------------------------------
     def call_hook(self, hook: str, client: Client | None, /, **kwargs: Any) -> list[Any]:
         """Call *hook* on every plugin with ``ctx.client`` = *client* (see :meth:`PluginHost.call`).
