@@ -169,7 +169,7 @@ class Relay:
         }
         if not receivers:
             raise CommandError(f"nobody else in {client.room.name} can receive files")
-        for result in self._hook("file_offered", client, name=name, size=size):
+        for result in self.server.call_hook("file_offered", client, name=name, size=size):
             if isinstance(result, str):
                 raise CommandError(result)
         now = self.clock()
@@ -276,7 +276,8 @@ class Relay:
             transfer.id, transfer.name, transfer.size, transfer.sender.nick, ", ".join(nicks),
             transfer.size / elapsed / 1e6,
         )  # fmt: skip
-        self._hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=nicks, ok=True)
+        self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size,
+                              receivers=nicks, ok=True)
 
     def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True) -> None:
         """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
@@ -288,7 +289,7 @@ class Relay:
         if tell_sender and not transfer.sender.closed:
             self.server.send_bytes(transfer.sender, abort)
         log.info("transfer %d: %r from %s aborted: %s", transfer.id, transfer.name, transfer.sender.nick, reason)
-        self._hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
+        self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
 
     def _forget(self, transfer: Transfer) -> None:
         self.transfers.pop(transfer.id, None)
@@ -296,10 +297,6 @@ class Relay:
         while len(self._ended) > _ENDED_MEMORY:
             self._ended.popitem(last=False)
         self._resume_unblocked()
-
-    def _hook(self, hook: str, client: Client, /, **kwargs: Any) -> list[Any]:
-        """Call *hook* for *client* on every plugin; returns the non-None results."""
-        return self.server.call_hook(hook, client, **kwargs)
 
     # -- backpressure ----------------------------------------------------------------
     def _blocking(self, sender: Client) -> list[Client]:
