@@ -75,11 +75,16 @@ class OutQueue:
         self.size = 0
 
     def append(self, data: bytes) -> None:
+        """Queue *data* (``bytes`` are kept as they are; other buffers are copied once)."""
         if data:
             self._bufs.append(memoryview(data if isinstance(data, bytes) else bytes(data)))
             self.size += len(data)
 
     def send_to(self, sock: socket.socket) -> int:
+        """One ``sendmsg`` of the queued buffers; returns the bytes sent and drops them.
+
+        Raises what ``sendmsg`` raises (``BlockingIOError`` when the socket is full).
+        """
         bufs = self._bufs
         n = sock.sendmsg(list(itertools.islice(bufs, SEND_BUFFERS)))
         self.size -= n
