@@ -55,9 +55,9 @@ LINE_BREAKS = (0x2028, 0x2029)
 # price of never relaying a zero-width character. C0/C1 controls (NEL, U+0085,
 # included) are protocol.sanitize's job.
 
-_TABLE: dict[int, str | None] = {cp: None for first, last, _ in INVISIBLE for cp in range(first, last + 1)}
-_TABLE.update({cp: " " for cp in LINE_BREAKS})
-_FIND = re.compile("[" + "".join(f"{re.escape(chr(f))}-{re.escape(chr(l))}" for f, l, _ in INVISIBLE) + "\u2028\u2029]")
+_RANGES = "".join(f"{re.escape(chr(first))}-{re.escape(chr(last))}" for first, last, _ in INVISIBLE)
+_STRIP = re.compile(f"[{_RANGES}]+")
+_FIND = re.compile(f"[{_RANGES}\u2028\u2029]")
 
 
 def strip_invisible(text: str) -> str:
@@ -69,7 +69,7 @@ def strip_invisible(text: str) -> str:
     """
     if text.isascii() or _FIND.search(text) is None:
         return text
-    return text.translate(_TABLE)
+    return _STRIP.sub("", text).replace("\u2028", " ").replace("\u2029", " ")
 
 
 #: Confusable prototypes (source code point -> prototype string) from Unicode
