@@ -1,16 +1,39 @@
-"""``chatroom-server``: command-line entry point for :class:`chatroom.server.Server`."""
+"""``chatroom-server``: command-line entry point for :class:`chatroom.server.Server`.
+
+Start-up order, so that every mistake a new user can make ends in one line
+on stderr (``chatroom-server: error: ...``) and exit status 2 before
+anything listens: the arguments are parsed and range-checked (a port is
+0-65535, rates and timeouts are finite and not negative); the data folder is
+created if needed and a file is written and removed in it; every existing
+plugin store ``DATA_DIR/plugins/*.sqlite3`` is opened read-write and checked
+with ``PRAGMA quick_check`` (about 0.1 s per 50 MB); the log file is opened.
+Only then are the plugins loaded and the socket bound. A socket that cannot be
+bound (address in use, unknown host) is one line and exit status 1.
+
+Output on stdout, flushed: first ``chatroom-server listening on HOST:PORT``
+(an IPv6 host in brackets: ``[::1]:PORT``), then, for a wildcard host
+(``0.0.0.0``, ``::`` or empty), one ``chatroom-server LAN address ADDR:PORT``
+line per address of this machine that other machines can use (see
+:func:`lan_addresses`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import ipaddress
 import logging
+import math
 import os
 import re
 import socket
+import sqlite3
+import struct
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from chatroom import __version__
 from chatroom.logs import setup_logging
@@ -35,15 +58,73 @@ def parse_size(text: str) -> int:
     return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
 
 
+def parse_port(text: str) -> int:
+    """``"5000"`` -> 5000: a TCP port, 0-65535 (0: the kernel picks one). Raises argparse.ArgumentTypeError."""
+    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: an integer 0-65535 (0 lets the kernel pick)")
+    return int(text)
+
+
+def _number(kind: type, text: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more: {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """``"2.5"`` -> 2.5; refuses negative, NaN and infinite values (argparse.ArgumentTypeError)."""
+    return float(_number(float, text))
+
+
+def positive_float(text: str) -> float:
+    """Like :func:`non_negative_float`, but 0 is refused too."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """``"64"`` -> 64; refuses negative numbers and non-integers (argparse.ArgumentTypeError)."""
+    return int(_number(int, text))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, ``PROG: error: MESSAGE``, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+#: Flood-control and connection-limit options -> Server keyword argument.
+SERVER_LIMITS = {
+    "flood_rate": "flood_rate",
+    "flood_burst": "flood_burst",
+    "flood_kill": "flood_kill",
+    "idle_timeout": "partial_timeout",
+    "max_per_address": "max_per_address",
+    "announce_limit": "announce_limit",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``chatroom-server`` argument parser (sizes parsed by :func:`parse_size`)."""
-    parser = argparse.ArgumentParser(
+    """The ``chatroom-server`` argument parser (sizes parsed by :func:`parse_size`).
+
+    A usage error prints one line on stderr and exits with status 2.
+    """
+    parser = _Parser(
         prog="chatroom-server",
         description="Run a chat room: one event loop for every client; commands are plugins.",
     )
     parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1; 0.0.0.0 serves the LAN)")
-    parser.add_argument("--port", type=int, default=0, help="TCP port (default 0: the kernel picks a free one)")
+                        help="address to bind (default 127.0.0.1; 0.0.0.0 serves the LAN over IPv4, "
+                             ":: over IPv6, ::1 is the IPv6 loopback)")
+    parser.add_argument("--port", type=parse_port, default=0,
+                        help="TCP port, 0-65535 (default 0: the kernel picks a free one)")
     parser.add_argument("--data-dir", type=Path, default=Path("chatroom-data"),
                         help="folder for the log and plugin databases (default ./chatroom-data)")
     parser.add_argument("--log-file", type=Path, help="log file (default DATA_DIR/chatroom.log)")
@@ -64,6 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="disable a plugin after N faults (default 5)")
     parser.add_argument("--slow-hook-ms", type=float, default=100.0, metavar="MS",
                         help="log a warning when a plugin blocks the loop longer than MS (default 100)")
+    limits = parser.add_argument_group("flood control and connection limits")
+    limits.add_argument("--flood-rate", type=non_negative_float, default=25.0, metavar="R",
+                        help="token bucket per connection: R tokens per second (a chat line costs 1, "
+                             "an unknown command or /who in a big room more); a client out of tokens is "
+                             "read no further until they refill (default 25; 0 disables flood control)")
+    limits.add_argument("--flood-burst", type=positive_float, default=250.0, metavar="B",
+                        help="bucket size: tokens a client may spend at once (default 250)")
+    limits.add_argument("--flood-kill", type=non_negative_float, default=30.0, metavar="S",
+                        help="disconnect with 'ERROR excess flood' a client throttled for S seconds "
+                             "in a row (default 30; 0: never)")
+    limits.add_argument("--idle-timeout", type=positive_float, default=60.0, metavar="S",
+                        help="close a connection that holds an unfinished line or frame for S seconds "
+                             "(default 60)")
+    limits.add_argument("--max-per-address", type=non_negative_int, default=64, metavar="N",
+                        help="connections allowed from one IP address (default 64, generous for a LAN "
+                             "behind one NAT; 0: unlimited)")
+    limits.add_argument("--announce-limit", type=non_negative_int, default=200, metavar="N",
+                        help="a room with more than N members does not announce joins and leaves "
+                             "(default 200; 0: always announce)")
     parser.add_argument("--quiet", action="store_true", help="log to the log file only, not stderr")
     parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
     return parser
@@ -107,12 +207,98 @@ def load_plugins(args: argparse.Namespace, config: dict[str, dict[str, Any]] | N
     return host
 
 
+class StartupError(Exception):
+    """A problem found before listening; its message is the one line to print."""
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Create *data_dir* if needed and prove it writable (a file is created and removed).
+
+    Raises :class:`StartupError` naming the folder and the reason.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot create data dir {data_dir}: {exc.strerror or exc}") from None
+    if not data_dir.is_dir():
+        raise StartupError(f"data dir {data_dir} is not a folder")
+    for folder in (data_dir, data_dir / "plugins"):
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            raise StartupError(f"{folder} is not a folder (plugin stores live there)")
+        try:
+            fd, name = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            raise StartupError(f"cannot write in data dir {folder}: {exc.strerror or exc}") from None
+
+
+def check_store(path: Path) -> None:
+    """Open the SQLite database *path* read-write and check it (``PRAGMA quick_check``).
+
+    Never creates a file. Raises :class:`StartupError` naming the file if it is
+    not a database, is corrupt, or cannot be opened.
+    """
+    conn = None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
+    except sqlite3.Error as exc:
+        raise StartupError(f"plugin store {path} is unreadable: {exc} (move it away to start afresh)") from None
+    finally:
+        if conn is not None:
+            conn.close()
+    if problems != ["ok"]:
+        first = " ".join(" ".join(problems).split())[:200]  # one line, however sqlite words it
+        raise StartupError(f"plugin store {path} is corrupt: {first} (move it away to start afresh)")
+
+
+def check_stores(data_dir: Path) -> None:
+    """:func:`check_store` on every ``DATA_DIR/plugins/*.sqlite3``, in name order."""
+    folder = data_dir / "plugins"
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.sqlite3")):
+            check_store(path)
+
+
+def limit_options(args: argparse.Namespace, accepted: set[str] | None = None) -> dict[str, Any]:
+    """The flood-control and limit options as Server keyword arguments (see :data:`SERVER_LIMITS`).
+
+    *accepted* (default: the parameters of ``Server``) filters out keywords
+    the installed Server does not take yet.
+    """
+    if accepted is None:
+        accepted = set(inspect.signature(Server).parameters)
+    return {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items() if kw in accepted}
+
+
+def _fail(status: int, message: str) -> int:
+    """Print ``chatroom-server: error: MESSAGE`` once on stderr, log it to the log file only; return *status*."""
+    print(f"chatroom-server: error: {message}", file=sys.stderr, flush=True)
+    logger = logging.getLogger("chatroom")
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    record.category = "ERROR"
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    return status
+
+
+def format_address(host: str, port: int) -> str:
+    """``HOST:PORT``, with an IPv6 host in brackets: ``[::1]:5000``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``chatroom-server`` with *argv* (default ``sys.argv[1:]``); returns the exit status.
 
     Prints ``chatroom-server listening on HOST:PORT`` first (flushed), serves
     until SIGINT/SIGTERM and returns 0; 1 if the address cannot be bound;
-    2 for bad arguments or configuration (from argparse).
+    2 for bad arguments, configuration, data dir, log file or plugin store
+    (one line on stderr each; see the module docstring).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -121,10 +307,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     log_file = args.log_file or args.data_dir / "chatroom.log"
-    if args.list_plugins:  # only problems on stderr: stdout is the listing
-        setup_logging(None, stderr=True, level=logging.WARNING)
-    else:
-        setup_logging(log_file, stderr=not args.quiet)
+    if not args.list_plugins:  # --list-plugins starts no server and creates nothing
+        try:
+            check_data_dir(args.data_dir)
+            check_stores(args.data_dir)
+        except StartupError as exc:
+            return _fail(2, str(exc))
+    try:
+        if args.list_plugins:  # only problems on stderr: stdout is the listing
+            setup_logging(None, stderr=True, level=logging.WARNING)
+        else:
+            setup_logging(log_file, stderr=not args.quiet)
+    except OSError as exc:
+        return _fail(2, f"cannot open log file {log_file}: {exc.strerror or exc}")
     plugins = load_plugins(args, config)
     if args.list_plugins:
         from chatroom.builtin.core import describe_plugins
@@ -134,29 +329,105 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         server = Server(args.host, args.port, data_dir=args.data_dir, max_queue=args.max_queue,
-                        max_file_size=args.max_file_size, plugins=plugins)
+                        max_file_size=args.max_file_size, plugins=plugins, **limit_options(args))
     except OSError as exc:
-        logging.getLogger("chatroom").error("cannot listen on %s:%d: %s", args.host, args.port, exc)
-        print(f"chatroom-server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    host, port = server.address
-    print(f"chatroom-server listening on {host}:{port}", flush=True)
+        reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
+        return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")
+    host, port = server.address[:2]
+    print(f"chatroom-server listening on {format_address(host, port)}", flush=True)
     if args.host in ("0.0.0.0", "", "::"):
-        for address in lan_addresses():
-            print(f"chatroom-server LAN address {address}:{port}", flush=True)
+        family = socket.AF_INET6 if args.host == "::" else socket.AF_INET
+        for address in lan_addresses(family):
+            print(f"chatroom-server LAN address {format_address(address, port)}", flush=True)
     tune_malloc()  # reuse chunk buffers instead of faulting them in again (see relay.tune_malloc)
     server.install_signal_handlers()
     server.serve_forever()
     return 0
 
 
-def lan_addresses() -> list[str]:
-    """This machine's non-loopback IPv4 addresses, as far as its host name resolves."""
+# -- LAN addresses --------------------------------------------------------------------------------
+#: Linux ioctl: the IPv4 address of the interface named in a ``struct ifreq``.
+SIOCGIFADDR = 0x8915
+#: Addresses a UDP socket is "connected" to (nothing is sent) to learn the source address
+#: the routing table would use: TEST-NET-2 and the IPv6 documentation prefix.
+_ROUTE_PROBES = {socket.AF_INET: ("198.51.100.1", 9), socket.AF_INET6: ("2001:db8::1", 9)}
+
+
+def lan_addresses(family: int = socket.AF_INET) -> list[str]:
+    """This machine's addresses other machines can reach it at, sorted (``str`` each).
+
+    *family* is ``socket.AF_INET`` (IPv4) or ``socket.AF_INET6``. Gathered
+    from three sources, since none alone is reliable: every interface's
+    address (Linux: ``SIOCGIFADDR`` for IPv4, ``/proc/net/if_inet6`` for
+    IPv6), the source address the routing table picks for an outside
+    destination (a UDP socket connect, which sends nothing), and the host
+    name's resolution. Loopback, unspecified, multicast and IPv6 link-local
+    addresses (unusable without a zone) are left out. Never raises.
+    """
+    found = _interface_addresses(family) | _route_source(family) | _resolved(family)
+    usable = set()
+    for text in found:
+        try:
+            ip = ipaddress.ip_address(text.split("%")[0])
+        except ValueError:
+            continue
+        if ip.is_loopback or ip.is_unspecified or ip.is_multicast or (ip.version == 6 and ip.is_link_local):
+            continue
+        if ip.version == (6 if family == socket.AF_INET6 else 4):
+            usable.add(ip)
+    return [str(ip) for ip in sorted(usable)]
+
+
+def _interface_addresses(family: int) -> set[str]:
+    if not sys.platform.startswith("linux"):
+        return set()
+    if family == socket.AF_INET6:
+        try:
+            return parse_if_inet6(Path("/proc/net/if_inet6").read_text())
+        except OSError:
+            return set()
     try:
-        _, _, addrs = socket.gethostbyname_ex(socket.gethostname())
+        import fcntl
+
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, OSError):
+        return set()
+    found = set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for name in names:
+            try:
+                ifreq = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
+            except OSError:  # no IPv4 address on this interface
+                continue
+            found.add(socket.inet_ntoa(ifreq[20:24]))
+    return found
+
+
+def parse_if_inet6(text: str) -> set[str]:
+    """IPv6 addresses from the text of Linux's ``/proc/net/if_inet6`` (32 hex digits first on each line)."""
+    found = set()
+    for line in text.splitlines():
+        digits = line.split()[0] if line.split() else ""
+        if re.fullmatch(r"[0-9a-fA-F]{32}", digits):
+            found.add(str(ipaddress.IPv6Address(bytes.fromhex(digits))))
+    return found
+
+
+def _route_source(family: int) -> set[str]:
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect(_ROUTE_PROBES[family])
+            return {sock.getsockname()[0]}
+    except OSError:  # no route out of this machine
+        return set()
+
+
+def _resolved(family: int) -> set[str]:
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
     except OSError:
-        return []
-    return sorted(a for a in set(addrs) if not a.startswith("127."))
+        return set()
+    return {str(info[4][0]) for info in infos}
 
 
 if __name__ == "__main__":
