@@ -1,15 +1,19 @@
-"""The servers bench/fanout.py measures: chatroom-server, ngircd, and the batched Python baseline.
+"""Start and stop the servers bench/fanout.py measures.
 
-Run as a script, it serves the baseline (used by start_server).
+Targets (:data:`TARGETS`): ``chatroom``, ``chatroom-noflood`` (the same with
+``--flood-rate 0`` when ``chatroom-server --help`` lists that flag, otherwise
+exactly ``chatroom``), ``ngircd`` (Debian's ngIRCd with :data:`NGIRCD_CONF`),
+``baseline-line`` and ``baseline-pass`` (the two loops in
+``bench/fanout_baselines.py``).
 """
 
 
 from __future__ import annotations
 
+import functools
 import os
-import selectors
+import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +49,16 @@ def _read_listen_line(proc: subprocess.Popen, deadline: float) -> int:
     return int(box[0].strip().rsplit(b":", 1)[1])
 
 
+#: ngIRCd's settings for this load, as its sample config documents them: no
+#: connection limit (``MaxConnections = 0``, the default: with a number ngIRCd
+#: preallocates that many connection slots and scans all of them three times
+#: per loop pass, ``Conn_Handler`` in src/ngircd/conn.c), no per-IP limit (every
+#: client comes from 127.0.0.1), no join limit, penalties off
+#: (``MaxPenaltyTime = 0``), user mode ``F`` for everyone (10 instead of 3
+#: commands per connection per loop pass; checked: ``MODE nick`` answers
+#: ``221 +F``), ping timeouts longer than a run, and no DNS, ident or PAM
+#: lookups at connect. Log lines go to the target's log file (stderr); there
+#: is no per-message logging.
 NGIRCD_CONF = """[Global]
   Name = bench.local
   Info = fanout benchmark
@@ -55,7 +69,7 @@ NGIRCD_CONF = """[Global]
   AdminInfo2 = loopback
   AdminEMail = bench@bench.local
 [Limits]
-  MaxConnections = 20000
+  MaxConnections = 0
   MaxConnectionsIP = 0
   MaxJoins = 0
   MaxNickLength = 30
@@ -81,29 +95,62 @@ def _wait_port(proc: subprocess.Popen, port: int, deadline: float) -> int:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
-def start_server(target: str, tmp: str) -> Server:
-    """Start *target* (chatroom, ngircd or baseline) as a child process.
+TARGETS = ("chatroom", "chatroom-noflood", "ngircd", "baseline-line", "baseline-pass")
+BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fanout_baselines.py")
+
+
+@functools.lru_cache(maxsize=None)
+def chatroom_has_flag(flag: str) -> bool:
+    """True if ``chatroom-server --help`` lists *flag* (e.g. ``--flood-rate``)."""
+    exe = shutil.which("chatroom-server")
+    if exe is None:
+        return False
+    try:
+        out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=20,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return flag in out.split()
+
+
+def target_command(target: str, tmp: str, port: int, extra: str = "") -> list[str]:
+    """The argv that starts *target* (files it needs are written under *tmp*).
+
+    *extra* (shell-quoted) is appended to the chatroom targets' arguments.
+    Raises ValueError for an unknown target, RuntimeError if a program is missing.
+    """
+    if target == "ngircd":
+        exe = shutil.which("ngircd") or "/usr/sbin/ngircd"
+        if not os.path.exists(exe):
+            raise RuntimeError("ngircd is not installed (apt-get install -y ngircd)")
+        conf = os.path.join(tmp, "ngircd.conf")
+        with open(conf, "w") as f:
+            f.write(NGIRCD_CONF.format(host=HOST, port=port))
+        return [exe, "-n", "-f", conf]
+    if target in ("chatroom", "chatroom-noflood"):
+        exe = shutil.which("chatroom-server")
+        if exe is None:
+            raise RuntimeError("chatroom-server is not installed (pip install -e .)")
+        data = os.path.join(tmp, "chatroom-data")
+        os.makedirs(data, exist_ok=True)
+        cmd = [exe, "--port", "0", "--data-dir", data] + shlex.split(extra)
+        if target == "chatroom-noflood" and chatroom_has_flag("--flood-rate"):
+            cmd += ["--flood-rate", "0"]  # last, so it wins over *extra*
+        return cmd
+    if target in ("baseline-line", "baseline-pass"):
+        return [sys.executable, BASELINES, target.split("-", 1)[1]]
+    raise ValueError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+
+
+def start_server(target: str, tmp: str, extra: str = "") -> Server:
+    """Start *target* (one of :data:`TARGETS`) as a child process.
 
     Raises RuntimeError (with the tail of the server's log) if it does not come up in 15 s.
     """
     deadline = time.monotonic() + 15
     log_path = os.path.join(tmp, f"{target}.log")
     port = free_port()
-    if target == "ngircd":
-        conf = os.path.join(tmp, "ngircd.conf")
-        with open(conf, "w") as f:
-            f.write(NGIRCD_CONF.format(host=HOST, port=port))
-        cmd = [shutil.which("ngircd") or "/usr/sbin/ngircd", "-n", "-f", conf]
-    elif target == "chatroom":
-        exe = shutil.which("chatroom-server")
-        if exe is None:
-            raise RuntimeError("chatroom-server is not installed (pip install -e .)")
-        cmd = [exe, "--port", "0", "--data-dir", os.path.join(tmp, "chatroom-data")]
-        os.makedirs(cmd[-1], exist_ok=True)
-    elif target == "baseline":
-        cmd = [sys.executable, os.path.abspath(__file__)]
-    else:
-        raise ValueError(f"unknown target {target!r}")
+    cmd = target_command(target, tmp, port, extra)
     irc = target == "ngircd"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log if irc else subprocess.PIPE, stderr=log)
@@ -127,95 +174,3 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait(3)
-
-
-class _Peer:
-    __slots__ = ("inbuf", "nick", "out", "sock", "writing")
-
-    def __init__(self, sock: socket.socket, nick: bytes) -> None:
-        self.sock, self.nick, self.inbuf, self.out, self.writing = sock, nick, b"", bytearray(), False
-
-
-def serve_baseline() -> None:
-    """The reference broadcast server (chatroom wire subset), run until killed.
-
-    Greeting, ``/nick NAME`` -> ``OK nick NAME``, a plain line goes to every
-    other client as ``NICK: text``; joins, nick changes and leaves are
-    announced as ``* ...`` lines. Each line is encoded once and appended to
-    every recipient's bytearray; output is flushed with one ``send`` per
-    connection per loop pass (``EVENT_WRITE`` only while output is pending).
-    """
-    lsock = socket.create_server((HOST, 0), backlog=4096)
-    lsock.setblocking(False)
-    sel = selectors.DefaultSelector()
-    sel.register(lsock, selectors.EVENT_READ, None)
-    peers: list[_Peer] = []
-    serial = 0
-    print(f"baseline listening on {HOST}:{lsock.getsockname()[1]}", flush=True)
-
-    def broadcast(msg: bytes, skip: _Peer | None) -> None:
-        for p in peers:
-            if p is not skip:
-                p.out += msg
-
-    while True:
-        for key, mask in sel.select():
-            p = key.data
-            if p is None:
-                while True:
-                    try:
-                        sock, _ = lsock.accept()
-                    except BlockingIOError:
-                        break
-                    sock.setblocking(False)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    serial += 1
-                    p = _Peer(sock, b"guest%d" % serial)
-                    broadcast(b"* %s joined lobby\n" % p.nick, None)
-                    peers.append(p)
-                    p.out += b"* Welcome to baseline, room lobby. You are %s.\n" % p.nick
-                    sel.register(sock, selectors.EVENT_READ, p)
-                continue
-            if mask & selectors.EVENT_READ:
-                try:
-                    data = p.sock.recv(65536)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    sel.unregister(p.sock)
-                    p.sock.close()
-                    peers.remove(p)
-                    broadcast(b"* %s left lobby (quit)\n" % p.nick, None)
-                    continue
-                lines = (p.inbuf + data).split(b"\n")
-                p.inbuf = lines.pop()
-                for line in lines:
-                    line = line.rstrip(b"\r")
-                    if line.startswith(b"/nick "):
-                        old, p.nick = p.nick, line[6:].strip()
-                        p.out += b"OK nick %s\n" % p.nick
-                        broadcast(b"* %s is now known as %s\n" % (old, p.nick), p)
-                    elif line.startswith(b"/") and not line.startswith(b"//"):
-                        p.out += b"ERROR - Command not understood\n"
-                    else:
-                        broadcast(b"%s: %s\n" % (p.nick, line.removeprefix(b"/")), p)
-        for p in peers:
-            if p.out:
-                try:
-                    del p.out[: p.sock.send(p.out)]
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except OSError:
-                    p.out.clear()
-            if bool(p.out) != p.writing:
-                p.writing = not p.writing
-                events = selectors.EVENT_READ | (selectors.EVENT_WRITE if p.writing else 0)
-                sel.modify(p.sock, events, p)
-
-
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve_baseline()
