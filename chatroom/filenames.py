@@ -13,6 +13,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from chatroom.textsafety import strip_invisible
+
 __all__ = ["FALLBACK", "MAX_NAME_BYTES", "safe_name", "split_ext", "unique_path"]
 
 #: Name used when nothing usable is left of the offered one.
@@ -21,9 +23,10 @@ FALLBACK = "file"
 #: rest is room for `` (N)`` and for the receiver's ``.NAME.ID.part`` temp name.
 MAX_NAME_BYTES = 200
 
-# C0/C1 controls, DEL, and characters Windows forbids in names (`/` and `\`
-# are path separators and handled before this).
-_BAD_CHARS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*]')
+# C0/C1 controls, DEL, characters Windows forbids in names (`/` and `\`
+# are path separators and handled before this), and lone surrogates (what
+# os.listdir gives for undecodable bytes: they cannot be encoded as UTF-8).
+_BAD_CHARS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*\ud800-\udfff]')
 # Device names Windows reserves, with or without an extension ("NUL.txt").
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?$", re.IGNORECASE)
 
@@ -33,8 +36,12 @@ def safe_name(raw: str) -> str:
 
     * Only the last path component is kept (``/`` and ``\\`` both separate),
       so ``../../x`` and ``/etc/x`` become ``x``.
-    * NUL, control characters and ``<>:"|?*`` become ``_``; Unicode is
+    * NUL, control characters, lone surrogates and ``<>:"|?*`` become ``_``; Unicode is
       NFC-normalised.
+    * Invisible characters are removed and line/paragraph separators
+      (U+2028, U+2029) become spaces (:func:`chatroom.textsafety.strip_invisible`):
+      no bidi override turns ``evil\\u202etxt.exe`` into a name that reads
+      ``evilexe.txt``, no zero-width character makes two names look the same.
     * Leading dots and spaces are removed (no hidden files, no ``..``),
       and so are trailing dots and spaces (Windows drops them).
     * A Windows device name (``CON``, ``NUL.txt``, ``com1``...) gets a ``_``
@@ -45,7 +52,7 @@ def safe_name(raw: str) -> str:
 
     Never raises; ``safe_name(safe_name(x)) == safe_name(x)``.
     """
-    text = unicodedata.normalize("NFC", str(raw))
+    text = unicodedata.normalize("NFC", strip_invisible(str(raw)))
     text = text.replace("\\", "/").rstrip("/")
     text = text.rsplit("/", 1)[-1]
     text = _BAD_CHARS.sub("_", text)

@@ -16,6 +16,7 @@ from chatroom.filenames import (
     split_ext,
     unique_path,
 )
+from chatroom.textsafety import INVISIBLE
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,18 @@ from chatroom.filenames import (
         ("console.txt", "console.txt"),
         ('what?<is>:"this"|*', "what__is___this___"),
         ("caf\u0065\u0301.txt", "caf\u00e9.txt"),
+        # invisible characters (issue 8, item 14: Trojan Source, CVE-2021-42574)
+        ("evil\u202etxt.exe", "eviltxt.exe"),  # would read "evilexe.txt"
+        ("\u2066report\u2069.pdf", "report.pdf"),
+        ("a\u200eb\u200fc\u061cd\u202ae\u202bf\u202cg\u202dh", "abcdefgh"),
+        ("pay\u200b\u200c\u200droll\u2060\ufeff\u180e.xlsx", "payroll.xlsx"),
+        ("line\u2028break\u2029.txt", "line break .txt"),
+        ("\u2028\u2029", FALLBACK),
+        ("\u200b.bashrc", "bashrc"),  # no hidden file behind a zero-width space
+        ("\u200bCON", "_CON"),  # nor a device name
+        ("e\u034f\u0301.txt", "\u00e9.txt"),  # stripped before NFC: still idempotent
+        ("flag\U000e0041\U000e0042.png", "flag.png"),
+        ("a\udcffb\ud800.txt", "a_b_.txt"),  # undecodable bytes from os.listdir (surrogateescape)
     ],
 )
 def test_safe_name(raw: str, expected: str) -> None:
@@ -70,6 +83,17 @@ def test_any_text_gives_a_harmless_base_name(raw: str) -> None:
     assert safe_name(name) == name
     root = Path("/srv/received")
     assert os.path.dirname(os.path.normpath(root / name)) == str(root)
+
+
+INVISIBLE_CHARS = [chr(cp) for first, last, _ in INVISIBLE for cp in range(first, last + 1)] + ["\u2028", "\u2029"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.one_of(st.sampled_from(INVISIBLE_CHARS), st.characters()), max_size=100))
+def test_no_invisible_character_survives(raw: str) -> None:
+    name = safe_name(raw)
+    assert not set(name) & set(INVISIBLE_CHARS)
+    assert safe_name(name) == name
 
 
 def test_split_ext() -> None:
