@@ -3,11 +3,16 @@
 Installed distributions are faked the way importlib.metadata finds real ones:
 a ``NAME-VERSION.dist-info`` folder with ``METADATA`` and ``entry_points.txt``
 next to the module, on ``sys.path``. Rooms are in-process (the test kit).
+
+Hermetic: every test sees only the fake distributions of its own ``site``
+folder, never the chatroom plugins installed in the environment that runs the
+suite (:func:`only_fake_distributions`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import sys
 import textwrap
@@ -34,6 +39,32 @@ def make_dist(site: Path, dist: str, version: str, entry_points: dict[str, str],
     (info / "entry_points.txt").write_text(f"[chatroom]\n{lines}")
     for filename, source in modules.items():
         (site / filename).write_text(textwrap.dedent(source))
+
+
+@pytest.fixture(autouse=True)
+def only_fake_distributions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entry points come only from the test's ``site`` folder, not from what is installed.
+
+    ``importlib.metadata.entry_points`` (which the plugin host calls) is
+    replaced by one that reads the distributions in ``tmp_path/site`` alone,
+    so a plugin package installed next to chatroom cannot change a result.
+    """
+    folder = tmp_path / "site"
+
+    def entry_points(**params: str) -> importlib.metadata.EntryPoints:
+        found: list[importlib.metadata.EntryPoint] = []
+        if folder.is_dir():
+            for dist in importlib.metadata.distributions(path=[str(folder)]):
+                found.extend(dist.entry_points)
+        return importlib.metadata.EntryPoints(found).select(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+
+def test_installed_plugins_are_invisible_to_these_tests(tmp_path: Path) -> None:
+    assert list(importlib.metadata.entry_points(group="chatroom")) == []
+    host = load()
+    assert {info.source for info in host.info.values()} == {"builtin"} and host.load_errors == []
 
 
 @pytest.fixture
