@@ -9,11 +9,14 @@ Usage::
 Targets (each started as a child process on a free 127.0.0.1 port; how, in
 ``fanout_servers.py``):
 
-* ``chatroom``: ``chatroom-server --port 0 --data-dir TMP`` (chatroom protocol),
-  plus ``--chatroom-args`` if given.
-* ``chatroom-noflood``: the same with ``--flood-rate 0`` (flood control off) if
-  ``chatroom-server --help`` lists ``--flood-rate``; otherwise the same command
-  as ``chatroom`` (the header says so).
+* ``chatroom``: ``chatroom-server --port 0 --data-dir TMP`` (chatroom protocol)
+  with ``--max-per-address 0`` (all clients share 127.0.0.1) and flood control
+  on with a generous budget (``--flood-rate 100000 --flood-burst 100000``),
+  each only if ``chatroom-server --help`` lists the flag; then
+  ``--chatroom-args`` if given (later flags win).
+* ``chatroom-noflood``: the same with ``--flood-rate 0`` (flood control off),
+  placed last; without that flag in ``--help`` it runs the same command as
+  ``chatroom`` (the header says so).
 * ``ngircd``: Debian's ``ngircd -n -f CONF`` with a generated config, set up as
   its sample config documents for this load: no connection limit
   (``MaxConnections = 0``), no per-IP or join limits, penalties off
@@ -96,7 +99,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from fanout_load import CLK_TCK, SENDERS, cpu_ticks, mono, worker_main
-from fanout_servers import TARGETS, chatroom_has_flag, start_server, stop_server
+from fanout_servers import TARGETS, chatroom_args, chatroom_has_flag, start_server, stop_server
 
 
 # --------------------------------------------------------------------------- coordinator
@@ -306,8 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     if "chatroom-noflood" in targets and not chatroom_has_flag("--flood-rate"):
         print("<!-- chatroom-server --help lists no --flood-rate: chatroom-noflood runs the same "
               "command as chatroom -->")
-    if args.chatroom_args:
-        print(f"<!-- chatroom targets get extra arguments: {args.chatroom_args} -->")
+    for t in targets:
+        if t.startswith("chatroom"):
+            print(f"<!-- {t}: chatroom-server --port 0 --data-dir TMP "
+                  f"{' '.join(chatroom_args(t))} {args.chatroom_args} -->")
     print()
     print(markdown([]), flush=True)
     failed = False

@@ -1,8 +1,9 @@
 """Start and stop the servers bench/fanout.py measures.
 
-Targets (:data:`TARGETS`): ``chatroom``, ``chatroom-noflood`` (the same with
-``--flood-rate 0`` when ``chatroom-server --help`` lists that flag, otherwise
-exactly ``chatroom``), ``ngircd`` (Debian's ngIRCd with :data:`NGIRCD_CONF`),
+Targets (:data:`TARGETS`): ``chatroom`` and ``chatroom-noflood`` (flood control
+with a generous budget, and off; both without the per-address connection
+limit; each flag only if ``chatroom-server --help`` lists it, see
+:func:`chatroom_args`), ``ngircd`` (Debian's ngIRCd with :data:`NGIRCD_CONF`),
 ``baseline-line`` and ``baseline-pass`` (the two loops in
 ``bench/fanout_baselines.py``).
 """
@@ -100,17 +101,42 @@ BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fanout_bas
 
 
 @functools.lru_cache(maxsize=None)
-def chatroom_has_flag(flag: str) -> bool:
-    """True if ``chatroom-server --help`` lists *flag* (e.g. ``--flood-rate``)."""
+def _chatroom_help() -> tuple[str, ...]:
     exe = shutil.which("chatroom-server")
     if exe is None:
-        return False
+        return ()
     try:
         out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=20,
                              check=False).stdout
     except (OSError, subprocess.SubprocessError):
-        return False
-    return flag in out.split()
+        return ()
+    return tuple(out.split())
+
+
+def chatroom_has_flag(flag: str) -> bool:
+    """True if ``chatroom-server --help`` lists *flag* (e.g. ``--flood-rate``)."""
+    return flag in _chatroom_help()
+
+
+#: Budget for the ``chatroom`` target when the server has flood control: on, but
+#: generous (tokens per second and bucket size 40x the fastest sender's rate in
+#: this load, ~2,500 lines/s), so the run measures its cost, not its limit.
+GENEROUS_FLOOD = ("--flood-rate", "100000", "--flood-burst", "100000")
+
+
+def chatroom_args(target: str) -> list[str]:
+    """Arguments the bench adds for *target* (chatroom or chatroom-noflood), per ``--help``.
+
+    ``--max-per-address 0``: every client comes from 127.0.0.1 (ngIRCd gets
+    ``MaxConnectionsIP = 0`` alike). Flood control: :data:`GENEROUS_FLOOD` for
+    ``chatroom``, ``--flood-rate 0`` (off) for ``chatroom-noflood``.
+    """
+    out: list[str] = []
+    if chatroom_has_flag("--max-per-address"):
+        out += ["--max-per-address", "0"]
+    if chatroom_has_flag("--flood-rate"):
+        out += list(GENEROUS_FLOOD) if target == "chatroom" else ["--flood-rate", "0"]
+    return out
 
 
 def target_command(target: str, tmp: str, port: int, extra: str = "") -> list[str]:
@@ -133,10 +159,10 @@ def target_command(target: str, tmp: str, port: int, extra: str = "") -> list[st
             raise RuntimeError("chatroom-server is not installed (pip install -e .)")
         data = os.path.join(tmp, "chatroom-data")
         os.makedirs(data, exist_ok=True)
-        cmd = [exe, "--port", "0", "--data-dir", data] + shlex.split(extra)
-        if target == "chatroom-noflood" and chatroom_has_flag("--flood-rate"):
-            cmd += ["--flood-rate", "0"]  # last, so it wins over *extra*
-        return cmd
+        extra_args = shlex.split(extra)
+        if target == "chatroom-noflood":  # its flood setting wins over *extra*
+            return [exe, "--port", "0", "--data-dir", data] + extra_args + chatroom_args(target)
+        return [exe, "--port", "0", "--data-dir", data] + chatroom_args(target) + extra_args
     if target in ("baseline-line", "baseline-pass"):
         return [sys.executable, BASELINES, target.split("-", 1)[1]]
     raise ValueError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
