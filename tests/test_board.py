@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -167,6 +168,101 @@ def test_too_long_post_keeps_nothing(room: InProcessRoom, monkeypatch: pytest.Mo
     assert alice.say("/read") == ["#"]
 
 
+def test_read_n_is_bounded_ascii_digits_and_misuse_is_never_a_fault(room: InProcessRoom) -> None:
+    """Issue 8, item 2: each of these once crashed the handler, and five faults disabled the board
+    for everyone; now each is a usage error, however often it is sent."""
+    alice = room.join("alice")
+    post(alice, "kept")
+    usage = [f"ERROR usage: {board.READ_USAGE}"]
+    assert "1000000" in board.READ_USAGE  # the bound is in the usage line
+    bad = ["²", "99999999999999999999", "1000001", "٣", "１", "+1", "1_0", "0x1", "9" * 5000, "-v ²", "1 1"]
+    for _ in range(6):  # more than the plugin host's fault limit
+        for arg in bad:
+            assert alice.say(f"/read {arg}") == usage, arg
+    assert room.faults == []
+    assert alice.say("/read 1000000") == ["kept", "#"]
+    assert alice.say("/read -v 01")[1:] == ["kept", "#"]
+    assert post(alice, "the board still works") == ["OK"]
+
+
+class FullDisk:
+    """A board store whose writes fail as SQLite's do when the disk is full (SQLITE_FULL),
+    once ``full`` is set; deletes and reads still work."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.full = False
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+    def _check(self, sql: str) -> None:
+        if self.full and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "COMMIT")):
+            self.refused += 1
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        self._check(sql)
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: object) -> sqlite3.Cursor:
+        self._check(sql)
+        return self.conn.executemany(sql, *args)
+
+
+@pytest.fixture
+def full_disk(room: InProcessRoom, monkeypatch: pytest.MonkeyPatch) -> FullDisk:
+    real = board._db
+    disk = FullDisk(real(room.context("board")))
+    monkeypatch.setattr(board, "_db", lambda ctx: (real(ctx), disk)[1])
+    return disk
+
+
+def test_a_full_disk_in_mid_post_says_so_and_keeps_nothing(
+    room: InProcessRoom, full_disk: FullDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8, item 16: the flush of a long post fails with SQLITE_FULL."""
+    monkeypatch.setattr(board, "FLUSH_LINES", 10)
+    alice, bob = room.join("alice"), room.join("bob")
+    post(alice, "before")
+    bob.clear()
+    alice.say("/post")
+    alice.send_bytes("".join(f"line {i}\n" for i in range(15)).encode())
+    assert count(room, "SELECT count(*) FROM lines WHERE post_id IN (SELECT id FROM posts WHERE seq IS NULL)") == 10
+    full_disk.full = True
+    assert alice.send_bytes("".join(f"more {i}\n" for i in range(20)).encode()) == []  # still post lines
+    assert full_disk.refused == 2  # the flush, then the delete of the flushed part; later lines are dropped
+    assert alice.say("#") == ["ERROR post not saved: disk full"]
+    assert bob.received == []  # nothing of the post reached the room
+    full_disk.full = False
+    assert alice.say("/read") == ["before", "#"]
+    assert "[ERROR] chatroom.plugin.board: post by alice rejected: post not saved: disk full" in room.logs
+    assert room.faults == []
+    # the full disk refused even the delete of the flushed part: it goes with the next post
+    assert count(room, "SELECT count(*) FROM lines") == 1 + 10
+    assert post(alice, "after") == ["OK"]  # the disk has room again
+    assert count(room, "SELECT count(*) FROM posts") == 2
+    assert count(room, "SELECT count(*) FROM lines") == 2
+    assert alice.say("/read") == ["before", "after", "#"]
+
+
+def test_a_full_disk_at_commit_says_so_and_keeps_nothing(room: InProcessRoom, full_disk: FullDisk) -> None:
+    alice = room.join("alice")
+    full_disk.full = True
+    assert post(alice, "short", "post") == ["ERROR post not saved: disk full"]
+    assert alice.say("/post one line") == ["ERROR post not saved: disk full"]
+    full_disk.full = False
+    assert count(room, "SELECT count(*) FROM posts") == 0 and count(room, "SELECT count(*) FROM lines") == 0
+    assert alice.say("/read") == ["#"]
+    assert room.faults == []
+
+
+def test_other_database_errors_are_reported_as_such(room: InProcessRoom) -> None:
+    assert board.not_saved(sqlite3.OperationalError("database or disk is full")) == "post not saved: disk full"
+    assert board.not_saved(sqlite3.OperationalError("disk I/O error")) == "post not saved: disk I/O error"
+
+
 def test_posts_persist_and_half_written_ones_are_dropped(
     chatroom_room, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
@@ -207,6 +303,8 @@ def test_commands_are_declared() -> None:
     names = {c.name: c for c in board.register_commands()}
     assert set(names) == {"post", "read"}
     assert "/quit" in names["post"].summary and "#" in names["post"].summary
+    assert "/quit aborts the post and disconnects" in names["post"].summary
+    assert "1000000" in names["read"].usage
 
 
 # -- end to end: the real chatroom-server over TCP ------------------------------------------

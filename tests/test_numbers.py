@@ -66,3 +66,32 @@ def test_never_raises_and_agrees_with_the_ascii_grammar(text: str) -> None:
 @given(st.integers(min_value=0, max_value=10**12))
 def test_round_trip(n: int) -> None:
     assert parse_uint(str(n), max_digits=13) == n
+
+
+# -- every number a built-in reads from a user goes through parse_uint ------------------
+
+
+def test_the_builtins_answer_bad_numbers_with_usage_errors_never_a_fault(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    """Issue 8, item 2: each of these, sent five times, once disabled a built-in for everyone."""
+    room = chatroom_room()  # the built-ins: core, board, tweet, sendfile
+    alice, bob = room.join("alice", binary=True), room.join("bob", binary=True)
+    attacks = ["/read ²", "/read 99999999999999999999", "/tweets ²", "/tweet -l ²", "/sendfile x ²",
+               "/sendfile x " + "5" * 5000, "/sendfile x -1", "/sendfile x 1e3", "/sendfile x ٣"]
+    bob.clear()
+    for _ in range(6):  # more than the plugin host's fault limit
+        for line in attacks:
+            reply = alice.say(line)
+            assert len(reply) == 1 and reply[0].startswith("ERROR usage: "), (line, reply)
+    assert room.faults == []
+    assert bob.received == []  # nothing reached the room
+    # every built-in still works, for the attacker too
+    assert alice.say("/post still here") == ["OK"]
+    assert alice.say("/read 1") == ["still here", "#"]
+    assert alice.say("/tweets 1") == ["OK 0 tweets"]
+    assert alice.say(f"/sendfile x {'0' * 18}7") == ["OK sendfile 1 x"]
+
+
+def test_sendfile_names_lose_invisible_characters(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room()
+    alice, _bob = room.join("alice", binary=True), room.join("bob", binary=True)
+    assert alice.say('/sendfile "evil\u202etxt.exe" 5') == ["OK sendfile 1 eviltxt.exe"]

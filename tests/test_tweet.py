@@ -7,6 +7,7 @@ at the end run the real ``chatroom-server`` and talk TCP."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,48 @@ def test_usage(room: InProcessRoom) -> None:
     for bad in ("/tweet", "/tweet hello", "/tweet -x", "/tweet -d #a #b", "/tweets 0", "/tweets x"):
         reply = alice.say(bad)
         assert len(reply) == 1 and reply[0].startswith("ERROR usage: "), bad
+
+
+def test_counts_are_bounded_ascii_digits_and_misuse_is_never_a_fault(room: InProcessRoom) -> None:
+    """Issue 8, item 2: "/tweets ²" once raised in the handler, and five faults disabled the
+    plugin for everyone; now each is a usage error, however often it is sent."""
+    alice = room.join("alice")
+    alice.say("/tweet -u one #x")
+    bad = ["²", "٣", "0", "1001", "+1", " 1_0", "99999999999999999999", "9" * 5000, "5 6", "#x #y", "5 #x 6"]
+    for _ in range(6):  # more than the plugin host's fault limit
+        for arg in bad:
+            for command in ("/tweets", "/tweet -l"):
+                reply = alice.say(f"{command} {arg}")
+                assert len(reply) == 1 and reply[0].startswith("ERROR usage: "), (command, arg, reply)
+    assert room.faults == []
+    assert alice.say("/tweets 1000")[-1] == "OK 1 tweet"
+    assert alice.say("/tweets #x 01")[-1] == "OK 1 tweet"
+    assert alice.say("/tweet -l 1 #x")[-1] == "OK 1 tweet"
+
+
+def test_a_full_disk_is_reported_and_the_store_still_works(room: InProcessRoom, monkeypatch: pytest.MonkeyPatch) -> None:
+    class FullDisk:  # the store's COMMIT fails as SQLite's does when the disk is full
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn, self.full = conn, True
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.conn, name)
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if self.full and sql == "COMMIT":
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.conn.execute(sql, *args)
+
+    real = tweet._db
+    disk = FullDisk(real(room.context("tweet")))
+    monkeypatch.setattr(tweet, "_db", lambda ctx: (real(ctx), disk)[1])
+    alice = room.join("alice")
+    assert alice.say("/tweet -u lost #x") == ["ERROR tweet not saved: disk full"]
+    disk.full = False
+    assert alice.say("/tweet -d") == ["Empty Message"]
+    assert alice.say("/tweet -u kept") == ["OK"]  # no transaction was left open
+    assert alice.say("/tweets")[-1] == "OK 1 tweet"
+    assert room.faults == []
 
 
 def test_hashtags() -> None:

@@ -25,10 +25,18 @@ lines are never broadcast. Exceptions, so nobody is trapped:
   ``/quit``;
 * a disconnect in mid-post keeps nothing of it.
 
+A post the store cannot keep is refused when its ``#`` arrives, and nothing
+of it is kept: ``ERROR post too long (...)`` past :data:`MAX_POST_LINES` or
+:data:`MAX_POST_BYTES`, ``ERROR post not saved: disk full`` when SQLite
+reports ``SQLITE_FULL`` ("database or disk is full"), ``ERROR post not
+saved: REASON`` for any other database error. The lines typed after the
+failure are still post lines (read and dropped), never chat.
+
 ``/post TEXT`` posts the one line TEXT at once. ``/read`` streams every line,
 oldest post first, each exactly as posted, then a line ``#``; ``/read N``
-does the same for the last N posts, and ``-v`` adds a header line with the
-number, author and time before each post.
+does the same for the last N posts (N is 1 to :data:`MAX_READ`, ASCII
+digits; anything else is a usage error), and ``-v`` adds a header line with
+the number, author and time before each post.
 
 Storage (schema version 1, see :data:`MIGRATIONS`): ``posts`` (one row per
 post; ``seq``, the post's number on the board, is given when the post is
@@ -53,6 +61,7 @@ from dataclasses import dataclass, field
 from chatroom.commands import Command, CommandError, UsageError
 from chatroom.context import Context
 from chatroom.hookspecs import hookimpl
+from chatroom.numbers import parse_uint
 from chatroom.store import migrate, transaction
 
 #: Schema migrations of the board's store, applied in order (append only).
@@ -83,6 +92,8 @@ FLUSH_BYTES = 1 << 20
 #: Largest post accepted, in lines and in bytes of text; a longer one is discarded.
 MAX_POST_LINES = 1_000_000
 MAX_POST_BYTES = 64 << 20
+#: Largest N of ``/read N``.
+MAX_READ = 1_000_000
 #: The line that ends a post, and ends a ``/read``.
 END = "#"
 
@@ -96,7 +107,16 @@ class Draft:
     buffered_bytes: int = 0
     lines: int = 0
     size: int = 0
-    overflow: bool = False
+    #: Why the post will be refused at its ``#`` (``"post too long ..."``, ``"post not saved: ..."``), or None.
+    failure: str | None = None
+
+
+def not_saved(exc: sqlite3.Error) -> str:
+    """The refusal for a post the store failed to keep: ``"post not saved: disk full"`` for
+    ``SQLITE_FULL``, else ``"post not saved: <sqlite's message>"``."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc):
+        return "post not saved: disk full"
+    return f"post not saved: {exc}"
 
 
 def _db(ctx: Context) -> sqlite3.Connection:
@@ -145,13 +165,13 @@ def _on_line(ctx: Context, draft: Draft, line: str) -> None:
         return
     if line.lower() == "//quit":
         line = line[1:]
-    if draft.overflow:
+    if draft.failure is not None:
         return
     size = len(line.encode())
     draft.lines += 1
     draft.size += size
     if draft.lines > MAX_POST_LINES or draft.size > MAX_POST_BYTES:
-        draft.overflow = True
+        draft.failure = f"post too long (max {MAX_POST_LINES} lines, {MAX_POST_BYTES} bytes); nothing was kept"
         _discard(ctx, draft)
         return
     draft.buffer.append(line)
@@ -161,8 +181,9 @@ def _on_line(ctx: Context, draft: Draft, line: str) -> None:
             with transaction(_db(ctx)) as conn:
                 _write_lines(ctx, conn, draft)
         except sqlite3.Error as exc:
+            _rollback_open(_db(ctx))
             ctx.log.error("post by %s: cannot save draft: %s", ctx.nick, exc)
-            draft.overflow = True
+            draft.failure = not_saved(exc)
             _discard(ctx, draft)
 
 
@@ -196,19 +217,45 @@ def _discard(ctx: Context, draft: Draft) -> None:
             with transaction(_db(ctx)) as conn:
                 conn.execute("DELETE FROM lines WHERE post_id = ?", (draft.post_id,))
                 conn.execute("DELETE FROM posts WHERE id = ? AND seq IS NULL", (draft.post_id,))
-        except sqlite3.Error as exc:  # half-written posts are deleted at the next start-up anyway
+        except sqlite3.Error as exc:  # a full disk may refuse even a delete: retried at the next post
+            _rollback_open(_db(ctx))
             ctx.log.error("cannot delete half-written post %d: %s", draft.post_id, exc)
+            ctx.state.setdefault("orphans", set()).add(draft.post_id)
         draft.post_id = None
+
+
+def _rollback_open(conn: sqlite3.Connection) -> None:
+    """Roll back a transaction that a failed ``COMMIT`` left open.
+
+    SQLite may or may not roll back by itself when ``COMMIT`` fails
+    (``SQLITE_FULL``, ``SQLITE_IOERR``...), and :func:`chatroom.store.transaction`
+    only rolls back when its block raises; an open transaction would make
+    every later write fail with "cannot start a transaction within a transaction".
+    """
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _purge_orphans(ctx: Context, conn: sqlite3.Connection) -> None:
+    """Delete the half-written posts whose discard failed (inside the caller's transaction).
+
+    They are never shown (their ``seq`` is NULL) and start-up deletes them too;
+    this frees their space without waiting for a restart.
+    """
+    orphans: set[int] = ctx.state.get("orphans", set())
+    for post_id in orphans:
+        conn.execute("DELETE FROM lines WHERE post_id = ?", (post_id,))
+        conn.execute("DELETE FROM posts WHERE id = ? AND seq IS NULL", (post_id,))
 
 
 def _finish(ctx: Context, draft: Draft) -> None:
     """The lone ``#``: commit the post, then reply ``OK`` (or ``ERROR`` if nothing was kept)."""
-    if draft.overflow:
-        ctx.log.warning(
-            "post by %s rejected: over %d lines or %d bytes", ctx.nick, MAX_POST_LINES, MAX_POST_BYTES,
-            extra={"category": "ERROR"},
-        )
-        ctx.reply(f"ERROR post too long (max {MAX_POST_LINES} lines, {MAX_POST_BYTES} bytes); nothing was kept")
+    if draft.failure is not None:
+        ctx.log.warning("post by %s rejected: %s", ctx.nick, draft.failure, extra={"category": "ERROR"})
+        ctx.reply(f"ERROR {draft.failure}")
         return
     if draft.lines == 0:
         ctx.reply("OK")  # an empty post: nothing to keep
@@ -224,8 +271,10 @@ def _commit_post(ctx: Context, conn: sqlite3.Connection, draft: Draft) -> None:
 
     Raises CommandError (nothing kept) if the database refuses.
     """
+    orphans: set[int] = ctx.state.get("orphans", set())
     try:
         with transaction(conn):
+            _purge_orphans(ctx, conn)
             fields = (ctx.nick, time.time(), draft.lines)
             if draft.post_id is None:  # never flushed: one row, numbered at once
                 draft.post_id = conn.execute(
@@ -242,9 +291,11 @@ def _commit_post(ctx: Context, conn: sqlite3.Connection, draft: Draft) -> None:
             _write_lines(ctx, conn, draft)
             seq = conn.execute("SELECT seq FROM posts WHERE id = ?", (draft.post_id,)).fetchone()[0]
     except sqlite3.Error as exc:
+        _rollback_open(conn)
         ctx.log.error("post by %s not saved: %s", ctx.nick, exc)
         _discard(ctx, draft)
-        raise CommandError(f"post not saved: {exc}") from None
+        raise CommandError(not_saved(exc)) from None
+    orphans.clear()
     ctx.log.info("post %d by %s: %d lines, %d bytes", seq, ctx.nick, draft.lines, draft.size)
     ctx.reply("OK")
 
@@ -259,8 +310,8 @@ def cmd_read(ctx: Context, args: list[str]) -> None:
     for arg in args:
         if arg in ("-v", "--verbose"):
             verbose = True
-        elif arg.isdigit() and int(arg) > 0 and count is None:
-            count = int(arg)
+        elif count is None and (n := parse_uint(arg, max_digits=7, minimum=1, maximum=MAX_READ)) is not None:
+            count = n
         else:
             raise UsageError(READ_USAGE)
     conn = _db(ctx)
@@ -369,7 +420,7 @@ def _header(post: Post) -> str:
 # -- hooks -------------------------------------------------------------------------
 
 POST_USAGE = "/post [TEXT]"
-READ_USAGE = "/read [-v] [N]"
+READ_USAGE = f"/read [-v] [N] (N: the last N posts, 1 to {MAX_READ})"
 
 
 @hookimpl
@@ -385,7 +436,8 @@ def register_commands() -> list[Command]:
             "post",
             cmd_post,
             usage=POST_USAGE,
-            summary='Post lines to the board until a lone "#" (then OK); /quit aborts the post, //quit posts "/quit"',
+            summary='Post lines to the board until a lone "#" (then OK); /quit aborts the post and disconnects,'
+            ' //quit posts "/quit"',
             raw=True,
         ),
         Command(

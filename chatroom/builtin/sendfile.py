@@ -19,19 +19,28 @@ from chatroom.commands import Command, CommandError, UsageError
 from chatroom.context import Context
 from chatroom.filenames import safe_name
 from chatroom.hookspecs import hookimpl
+from chatroom.numbers import parse_uint
 
 USAGE = "/sendfile NAME SIZE"
+#: Most digits SIZE may have (the server's ``--max-file-size`` bounds the value).
+MAX_SIZE_DIGITS = 19
 SUMMARY = 'Offer a file of SIZE bytes to the room (in chatroom-client: /sendfile NAME, quoted if it has spaces)'
 
 
 def sendfile(ctx: Context, args: list[str]) -> None:
-    """Handle ``/sendfile NAME SIZE``: reply ``OK sendfile ID NAME`` or ``ERROR sendfile NAME: reason``."""
+    """Handle ``/sendfile NAME SIZE``: reply ``OK sendfile ID NAME`` or ``ERROR sendfile NAME: reason``.
+
+    SIZE is 1 to :data:`MAX_SIZE_DIGITS` ASCII digits; anything else (``-1``,
+    ``²``, 5,000 digits) raises UsageError. A size over ``--max-file-size`` is
+    refused by the relay with its reason.
+    """
     raw_name, size_text = args
-    if not size_text.isdigit():
-        raise UsageError(USAGE)
+    size = parse_uint(size_text, max_digits=MAX_SIZE_DIGITS)
+    if size is None:
+        raise UsageError(f"{USAGE} (SIZE: the file's size in bytes)")
     name = safe_name(raw_name)
     try:
-        tid = ctx.start_transfer(raw_name, int(size_text))
+        tid = ctx.start_transfer(raw_name, size)
     except CommandError as exc:
         ctx.reply(f"ERROR sendfile {name}: {exc}")
         return

@@ -5,7 +5,7 @@ Commands (the origin's ``-u``/``-d`` options become ``/tweet`` options)::
     /tweet -u MESSAGE       store a tweet (1-150 characters, quoted or not) -> OK
     /tweet -d               the last tweet's text, or exactly "Empty Message"
     /tweet -d #tag          the last tweet carrying #tag, or "Empty Message"
-    /tweets [N] [#tag]      the last N (default 10) tweets with authors, then "OK n tweets"
+    /tweets [N] [#tag]      the last N (default 10, 1 to 1000) tweets with authors, then "OK n tweets"
     /subscribe #tag         push later tweets carrying #tag: "NICK (tweet): TEXT"
     /subscribe              list this connection's subscriptions
     /unsubscribe #tag       stop that
@@ -33,6 +33,7 @@ from typing import Any
 from chatroom.commands import Command, CommandError, UsageError
 from chatroom.context import Context
 from chatroom.hookspecs import hookimpl
+from chatroom.numbers import parse_uint
 from chatroom.store import migrate, transaction
 
 MIGRATIONS = [
@@ -153,7 +154,8 @@ def cmd_tweets(ctx: Context, args: list[str]) -> None:
 def upload(ctx: Context, message: str) -> None:
     """Store *message* as a tweet by the caller, reply ``OK``, push it to subscribers.
 
-    Raises CommandError (nothing stored) when it is empty or too long.
+    Raises CommandError (nothing stored) when it is empty or too long, or
+    when the store refuses it (``tweet not saved: disk full`` for ``SQLITE_FULL``).
     """
     reason = check_message(message)
     if reason is not None:
@@ -169,8 +171,11 @@ def upload(ctx: Context, message: str) -> None:
             tweet_id = cur.lastrowid
             conn.executemany("INSERT INTO tags(tag, tweet_id) VALUES (?, ?)", ((t, tweet_id) for t in tags))
     except sqlite3.Error as exc:
+        if conn.in_transaction:  # a failed COMMIT may leave it open; every later tweet would fail
+            conn.execute("ROLLBACK")
         ctx.log.error("tweet from %s not saved: %s", ctx.nick, exc)
-        raise CommandError(f"tweet not saved: {exc}") from None
+        full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc)
+        raise CommandError(f"tweet not saved: {'disk full' if full else exc}") from None
     ctx.log.info("tweet %d by %s: %s", tweet_id, ctx.nick, message)
     ctx.reply("OK")
     _push(ctx, message, tags)
@@ -217,16 +222,21 @@ def recent_tweets(conn: sqlite3.Connection, count: int, tag: str | None = None) 
 
 
 def list_tweets(ctx: Context, args: list[str]) -> None:
-    """Reply one line per recent tweet, ``tweet ID by AUTHOR at TIME: TEXT``, then ``OK n tweets``."""
-    count, tag = DEFAULT_LIST, None
+    """Reply one line per recent tweet, ``tweet ID by AUTHOR at TIME: TEXT``, then ``OK n tweets``.
+
+    *args* are ``[N] [#tag]`` in any order; N is 1 to :data:`MAX_LIST` in
+    ASCII digits. Raises UsageError for anything else (``²``, ``0``, 5,000
+    digits, two counts, two tags).
+    """
+    count, tag = None, None
     for arg in args:
-        if arg.isdigit() and 0 < int(arg) <= MAX_LIST:
-            count = int(arg)
+        if count is None and (n := parse_uint(arg, max_digits=4, minimum=1, maximum=MAX_LIST)) is not None:
+            count = n
         elif arg.startswith("#") and tag is None:
             tag = parse_tag(arg)
         else:
             raise UsageError(TWEETS_USAGE + f" (N at most {MAX_LIST})")
-    rows = recent_tweets(_db(ctx), count, tag)
+    rows = recent_tweets(_db(ctx), count or DEFAULT_LIST, tag)
     for tweet_id, author, created, text in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created))
         ctx.reply(f"tweet {tweet_id} by {author} at {when}: {text}")
