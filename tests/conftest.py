@@ -71,6 +71,48 @@ class ServerProcess:
             self.proc.wait()
             raise
 
+    # -- helpers for the hostile-client tests (tests/test_hostile.py) ----------------
+    def proc_status_kib(self, field: str) -> int:
+        """A ``kB`` field of ``/proc/PID/status`` of the server (``VmRSS``, ``VmHWM``...), in KiB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
+
+    def rss_kib(self) -> int:
+        """The server's resident set size now (``VmRSS``), in KiB."""
+        return self.proc_status_kib("VmRSS")
+
+    def peak_rss_kib(self) -> int:
+        """The server's peak resident set size (``VmHWM``), in KiB; see :meth:`reset_peak_rss`."""
+        return self.proc_status_kib("VmHWM")
+
+    def reset_peak_rss(self) -> None:
+        """Reset ``VmHWM`` to the current RSS (Linux >= 4.0: ``echo 5 > /proc/PID/clear_refs``).
+
+        If the kernel refuses, ``VmHWM`` keeps its old value, which only overstates later growth.
+        """
+        try:
+            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+    def open_fds(self) -> int:
+        """Number of file descriptors the server process holds open now."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def silent_client(self, rcvbuf: int | None = None) -> "LineClient":
+        """A connected :class:`LineClient` (closed at teardown) whose receive buffer is *rcvbuf* bytes
+        (set before connecting, so the TCP window stays small), for clients that never read."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(DEADLINE)
+        sock.connect((self.host, self.port))
+        client = LineClient.from_socket(sock)
+        self.clients.append(client)
+        return client
+
     def log_text(self) -> str:
         path = self.data_dir / "chatroom.log"
         return path.read_text() if path.exists() else ""
@@ -85,6 +127,42 @@ class LineClient:
         self.parser = protocol.Parser(max_frame=64 * 1024 * 1024)
         self.pending: list[protocol.Line | protocol.Frame | protocol.TooLong] = []
         self.seen: list[str] = []
+
+    @classmethod
+    def from_socket(cls, sock: socket.socket) -> "LineClient":
+        """Wrap an already connected socket (its timeout is left as it is)."""
+        client = cls.__new__(cls)
+        client.sock = sock
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.parser = protocol.Parser(max_frame=64 * 1024 * 1024)
+        client.pending = []
+        client.seen = []
+        return client
+
+    def send_some(self, data: bytes, timeout: float = 1.0) -> int:
+        """Send as much of *data* as the server takes within *timeout* seconds; return the bytes sent.
+
+        Never blocks longer than *timeout*, and a connection the server closed or
+        reset just ends the sending (for floods and frames the server may refuse).
+        """
+        deadline = time.monotonic() + timeout
+        sent = 0
+        view = memoryview(data)
+        while sent < len(data):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.sock.settimeout(remaining)
+            try:
+                sent += self.sock.send(view[sent:])
+            except (socket.timeout, OSError):
+                break
+        return sent
+
+    def sync(self, tag: str = "sync", timeout: float = DEADLINE) -> list[str]:
+        """Send ``/upper TAG`` and read up to its reply; return the lines that came before it."""
+        self.send(f"/upper {tag}")
+        return self.expect(tag.upper(), timeout)
 
     def send(self, text: str) -> None:
         self.sock.sendall(text.encode() + b"\n")
