@@ -101,6 +101,25 @@ class ServerProcess:
         """Number of file descriptors the server process holds open now."""
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
+    def unread_input_bytes(self) -> int:
+        """Bytes clients sent that sit in the kernel, not yet read by the server.
+
+        The sum of ``rx_queue`` over the server's TCP sockets on its port
+        (``/proc/net/tcp`` and ``tcp6``); 0 once the server has read everything.
+        """
+        total = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                rows = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == self.port and fields[3] == "01":  # ESTABLISHED
+                    total += int(fields[4].split(":")[1], 16)
+        return total
+
     def silent_client(self, rcvbuf: int | None = None) -> "LineClient":
         """A connected :class:`LineClient` (closed at teardown) whose receive buffer is *rcvbuf* bytes
         (set before connecting, so the TCP window stays small), for clients that never read."""
