@@ -5,21 +5,17 @@
   and :class:`chatroom.tui.TuiConsole` implement it.
 * :func:`load_transfer`: the file-transfer component, if installed.
 * :func:`ready_hint`: the line shown when the send folder has a new file.
-* :class:`OutQueue`: bytes waiting for the socket, sent with ``sendmsg``
-  without copying the caller's buffers.
+* :class:`OutQueue` (from :mod:`chatroom.outqueue`, shared with the server):
+  bytes waiting for the socket, sent with ``sendmsg``.
 """
 
 from __future__ import annotations
 
-import itertools
-import socket
-from collections import deque
 from typing import Any, Protocol
 
-__all__ = ["SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
+from chatroom.outqueue import SEND_BUFFERS, OutQueue
 
-#: Buffers handed to one ``sendmsg`` call.
-SEND_BUFFERS = 64
+__all__ = ["SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
 
 
 class Console(Protocol):
@@ -57,44 +53,3 @@ def ready_hint(folder: str, name: str) -> str:
     plain = name and not any(c.isspace() or c in "\"'\\" for c in name)
     arg = name if plain else '"' + name.replace('"', '\\"') + '"'
     return f"{folder}/{name} is ready: /sendfile {arg}"
-
-
-class OutQueue:
-    """Bytes waiting for the socket, kept as the caller's buffers (no copying of 1 MiB chunks).
-
-    ``size`` is the number of bytes queued. :meth:`send_to` hands up to
-    :data:`SEND_BUFFERS` buffers to one ``sendmsg`` call and drops what the
-    kernel took; it raises what ``sendmsg`` raises (``BlockingIOError`` when
-    the socket buffer is full).
-    """
-
-    __slots__ = ("_bufs", "size")
-
-    def __init__(self) -> None:
-        self._bufs: deque[memoryview] = deque()
-        self.size = 0
-
-    def append(self, data: bytes) -> None:
-        """Queue *data* (``bytes`` are kept as they are; other buffers are copied once)."""
-        if data:
-            self._bufs.append(memoryview(data if isinstance(data, bytes) else bytes(data)))
-            self.size += len(data)
-
-    def send_to(self, sock: socket.socket) -> int:
-        """One ``sendmsg`` of the queued buffers; returns the bytes sent and drops them.
-
-        Raises what ``sendmsg`` raises (``BlockingIOError`` when the socket is full).
-        """
-        bufs = self._bufs
-        n = sock.sendmsg(list(itertools.islice(bufs, SEND_BUFFERS)))
-        self.size -= n
-        left = n
-        while left:
-            head = bufs[0]
-            if len(head) <= left:
-                left -= len(head)
-                bufs.popleft()
-            else:
-                bufs[0] = head[left:]
-                left = 0
-        return n

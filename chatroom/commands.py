@@ -41,6 +41,9 @@ class Command:
     ``min_args``/``max_args`` bound ``len(args)`` (``max_args=None``: no
     bound). With ``raw=True`` the arguments are not shell-split: ``args`` is
     ``[text]`` (or ``[]`` when empty), for free text with quotes in it.
+    ``cost`` is what one call takes from the caller's flood token bucket
+    (a chat line costs 1; see :mod:`chatroom.budget`): give an expensive
+    command a higher cost.
     """
 
     name: str
@@ -51,6 +54,7 @@ class Command:
     min_args: int = 0
     max_args: int | None = None
     raw: bool = False
+    cost: float = 1.0
     plugin: str = field(default="", compare=False)
 
     def names(self) -> tuple[str, ...]:

@@ -134,19 +134,25 @@ class Context:
             self.server.close_client(target, reason, flush=True)
 
     # -- input ---------------------------------------------------------------
-    def capture(self, on_line: LineHandler, on_end: Callable[[Context, str], None] | None = None) -> None:
+    def capture(self, on_line: LineHandler, on_end: Callable[[Context, str], None] | None = None,
+                *, terminator: str | None = None) -> None:
         """Take over the caller's next lines until :meth:`release`.
 
         Every line the caller sends (sanitized ``str``) goes to
         ``on_line(ctx, line)`` instead of chat or commands. ``on_end(ctx,
-        reason)`` is called if the client leaves while captured. Raises
-        RuntimeError if the caller's input is already captured.
+        reason)`` is called if the client leaves while captured.
+        *terminator* is the line that ends the input (``"#"`` for a post):
+        if the plugin is disabled while it holds the capture, the server
+        discards the caller's lines up to and including the terminator, so
+        the rest of the input is never broadcast as chat (without a
+        terminator, the capture ends at once). Raises RuntimeError if the
+        caller's input is already captured.
         """
         if self.client is None:
             raise RuntimeError("capture needs a client")
         if self.client.capture is not None:
             raise RuntimeError("input already captured")
-        self.client.capture = (self.plugin, on_line, on_end)
+        self.client.capture = (self.plugin, on_line, on_end, terminator)
 
     def release(self) -> None:
         """Give the caller's input back to chat and commands."""

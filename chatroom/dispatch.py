@@ -5,6 +5,9 @@ touches a socket, so the plugin test kit drives the same code with a fake
 server. *server* needs ``plugins`` (a :class:`~chatroom.plugins.PluginHost`),
 ``send_line(client, text)`` and ``broadcast(room, text, exclude)``, plus
 whatever the :class:`~chatroom.context.Context` methods the plugins call use.
+
+:meth:`Dispatcher.handle_line` returns what the line costs the sender's flood
+token bucket (:mod:`chatroom.budget`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from chatroom import protocol
+from chatroom.budget import UNKNOWN_COST
 from chatroom.commands import NOT_UNDERSTOOD, CommandError, UsageError, split_command
 from chatroom.context import Context
 from chatroom.logs import ERR
@@ -23,6 +27,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatroom.server")
 
+#: Per connection: at most HINT_BURST did-you-mean lookups, and one log line about unknown commands,
+#: per HINT_INTERVAL seconds.
+HINT_INTERVAL = 10.0
+HINT_BURST = 3
+#: Cost of a line captured by a plugin (a post's body): stored, not fanned out.
+CAPTURED_COST = 0.0
+#: Cost of a chat line.
+CHAT_COST = 1.0
+
 
 class Dispatcher:
     """Routes lines from clients to captures, commands and the room."""
@@ -31,45 +44,70 @@ class Dispatcher:
         self.server = server
         self.plugins = server.plugins
 
-    def handle_line(self, client: Client, text: str, *, bypass_capture: bool = False) -> None:
-        """Act on one line from *client*: captured input, a command, or chat."""
+    def handle_line(self, client: Client, text: str, *, bypass_capture: bool = False) -> float:
+        """Act on one line from *client*: captured input, a command, or chat; return its flood cost."""
         text = protocol.sanitize(text)
         if client.capture is not None and not bypass_capture:
-            plugin, on_line, _ = client.capture
-            if self.plugins.is_active(plugin):
-                try:
-                    result = self.plugins.run(plugin, on_line, Context(self.server, plugin, client), text)
-                except CommandError as exc:
-                    self.server.send_line(client, f"ERROR {exc}")
-                else:
-                    if result is FAULT:
-                        self.server.send_line(client, f"ERROR internal error in plugin {plugin}")
-                return
-            client.capture = None  # its plugin was disabled after faults: the input is the client's again
+            self._captured(client, text)
+            return CAPTURED_COST
         if text[:1] == "/" and text[:2] != "//":
-            self._command(client, text)
-        elif text:
+            return self._command(client, text)
+        if text:
             self.chat(client, text[1:] if text[:2] == "//" else text)
+        return CHAT_COST
+
+    def _captured(self, client: Client, text: str) -> None:
+        plugin, on_line, _, terminator = client.capture  # type: ignore[misc]
+        if plugin == "":  # what is left of a capture whose plugin went away: swallowed up to its terminator
+            if text == terminator:
+                client.capture = None
+                self.server.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
+            return
+        if not self.plugins.is_active(plugin):
+            self._orphan(client, terminator, text)
+            return
+        try:
+            result = self.plugins.run(plugin, on_line, Context(self.server, plugin, client), text)
+        except CommandError as exc:
+            self.server.send_line(client, f"ERROR {exc}")
+        else:
+            if result is FAULT:
+                self.server.send_line(client, f"ERROR internal error in plugin {plugin}")
+
+    def _orphan(self, client: Client, terminator: str | None, text: str) -> None:
+        """The capturing plugin was disabled: its input is discarded, never broadcast."""
+        if terminator is None or text == terminator:
+            client.capture = None
+            self.server.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
+        else:
+            client.capture = ("", None, None, terminator)
 
     def chat(self, client: Client, text: str) -> None:
-        """Broadcast *text* from *client* to its room as ``NICK: text``, after the chat_message hook."""
+        """Broadcast *text* from *client* to its room as ``NICK: text``, after the chat_message hook.
+
+        A line that would not fit the protocol's line limit with the ``NICK: ``
+        prefix is refused with ``ERROR`` to its sender, never cut.
+        """
         if self.plugins.implemented("chat_message"):
             filtered = self.plugins.chain("chat_message", lambda p: Context(self.server, p, client), "text", text)
             if filtered is None:
                 return
             text = protocol.sanitize(filtered)
-        self.server.broadcast(client.room, f"{client.nick}: {text}", exclude=client)
+        line = f"{client.nick}: {text}"
+        if not protocol.line_fits(line):
+            size = len(line.encode("utf-8", "replace")) + 1
+            self.server.send_line(
+                client, f"ERROR line too long for the room ({size} bytes with your name, max {protocol.MAX_LINE})"
+            )
+            return
+        self.server.broadcast(client.room, line, exclude=client)
 
-    def _command(self, client: Client, text: str) -> None:
+    def _command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)
         command = self.plugins.registry.get(name)
         if command is None:
-            self.server.send_line(client, NOT_UNDERSTOOD)
-            hint = self.plugins.registry.suggest(name)
-            if hint:
-                self.server.send_line(client, f"* did you mean /{hint}?")
-            log.info("%s sent an unknown command /%s", client.nick, name[:40], extra=ERR)
-            return
+            self._unknown(client, name)
+            return UNKNOWN_COST
         ctx = Context(self.server, command.plugin, client, rest)
         try:
             ctx.args = command.parse_args(rest)
@@ -81,3 +119,29 @@ class Dispatcher:
         else:
             if result is FAULT:
                 self.server.send_line(client, f"ERROR /{command.name} failed: internal error in plugin {command.plugin}")
+        return command.cost
+
+    def _unknown(self, client: Client, name: str) -> None:
+        """``ERROR - Command not understood``; the did-you-mean lookup and the log line are rate-limited."""
+        self.server.send_line(client, NOT_UNDERSTOOD)
+        now = self.server.now
+        if now - client.hint_at >= HINT_INTERVAL:
+            client.hint_at, client.hints = now, 0
+        if client.hints < HINT_BURST:
+            client.hints += 1
+            hint = self.plugins.registry.suggest(name[:64])
+            if hint:
+                self.server.send_line(client, f"* did you mean /{hint}?")
+        self.log_rejected(client, f"an unknown command /{name[:40]}")
+
+    def log_rejected(self, client: Client, what: str) -> None:
+        """Log ``NICK sent WHAT`` under ``[ERROR]``, at most once per HINT_INTERVAL per connection
+        (the next line says how many were not logged), so a flood of bad input cannot flood the log."""
+        now = self.server.now
+        if now - client.unknown_at >= HINT_INTERVAL:
+            more = f" (and {client.unknown_quiet} more rejected since the last report)" if client.unknown_quiet else ""
+            log.warning("%s sent %s%s", client.nick, what, more, extra=ERR)
+            client.unknown_at = now
+            client.unknown_quiet = 0
+        else:
+            client.unknown_quiet += 1

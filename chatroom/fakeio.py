@@ -45,6 +45,9 @@ class _FakeSocket:
         self._deliver(bytes(data))
         return len(data)
 
+    def sendmsg(self, buffers: list[Any]) -> int:
+        return self.send(b"".join(buffers))
+
     def sendall(self, data: bytes) -> None:
         self.send(data)
 

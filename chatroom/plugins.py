@@ -14,7 +14,10 @@ Hooks are called through :meth:`PluginHost.call` and :meth:`PluginHost.chain`,
 which run every implementation in turn (pluggy's order: ``tryfirst`` first,
 then the most recently registered first), catch and log an exception per
 plugin so the others still run, warn when one blocks the loop longer than
-``slow_seconds``, and disable a plugin after ``fault_limit`` faults.
+``slow_seconds``, and disable a plugin after ``fault_limit`` faults made on its
+own account (hooks, timers, worker results). A fault while serving one
+client's command or input is that command's error, answered to the caller and
+never counted, so no client can switch a plugin off for everyone.
 """
 
 from __future__ import annotations
@@ -323,36 +326,55 @@ class PluginHost:
         return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
 
     def run(self, plugin: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call ``fn(*args)`` on behalf of *plugin* with fault isolation.
+        """Call ``fn(*args)`` on behalf of *plugin* while serving one client's command or input.
 
         Returns fn's result, or :data:`FAULT` if it raised (logged); a
         :class:`~chatroom.commands.CommandError` is re-raised for the caller
-        to report. Raises CommandError if *plugin* has been disabled.
+        to report. A fault here is that command's error, answered to its
+        caller: it is not counted towards disabling the plugin, so no
+        client's input can switch a plugin off for everyone. Raises
+        CommandError if *plugin* has been disabled.
         """
         if not self.is_active(plugin):
             raise CommandError(f"plugin {plugin} is disabled")
-        return self._guarded(plugin, fn, args, {}, passthrough=CommandError)
+        return self._guarded(plugin, fn, args, {}, passthrough=CommandError, count=False)
+
+    def run_for_client(self, plugin: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Like :meth:`call_safely`, for plugin code run because of one client (a capture's
+        ``on_end``): a fault is logged but not counted towards disabling the plugin."""
+        if not self.is_active(plugin):
+            return FAULT
+        return self._guarded(plugin, fn, args, {}, passthrough=(), count=False)
 
     def call_safely(self, plugin: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn(*args, **kwargs)`` for *plugin*; any exception is logged as a fault and gives :data:`FAULT`.
+        """Call ``fn(*args, **kwargs)`` for *plugin* on its own account (a hook, a timer, a worker
+        result); any exception is logged as a fault, counted, and gives :data:`FAULT`.
 
         A disabled plugin's callables (late timers, worker results) are not
         called at all: :data:`FAULT` is returned.
         """
         if not self.is_active(plugin):
             return FAULT
-        return self._guarded(plugin, fn, args, kwargs, passthrough=())
+        return self._guarded(plugin, fn, args, kwargs, passthrough=(), count=True)
 
     def _guarded(self, plugin: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
-                 passthrough: type[BaseException] | tuple[()]) -> Any:
-        """The one place plugin code runs: faults are logged and counted, slow calls warned about."""
+                 passthrough: type[BaseException] | tuple[()], count: bool) -> Any:
+        """The one place plugin code runs: faults are logged (and counted if *count*), slow calls warned about.
+
+        Every ``BaseException`` is caught, ``KeyboardInterrupt``,
+        ``SystemExit`` and ``GeneratorExit`` included: the server handles
+        SIGINT and SIGTERM itself (they never raise in plugin code), so any
+        of these coming out of a plugin is the plugin's doing and must not
+        stop the server. Only ``os._exit`` (uncatchable) or a signal can end
+        the process from plugin code.
+        """
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         except passthrough:
             raise
-        except (Exception, SystemExit):
-            self.fault(plugin, traceback.format_exc())
+        except BaseException:  # noqa: BLE001 - see the docstring
+            self.fault(plugin, traceback.format_exc(), count=count)
             return FAULT
         finally:
             self._check_time(plugin, fn, start)
@@ -366,13 +388,13 @@ class PluginHost:
                 self.slow_seconds * 1000, extra=ERR,
             )
 
-    def fault(self, plugin: str, trace: str) -> None:
-        """Record one fault of *plugin* (logged with *trace*); disable it at ``fault_limit``."""
+    def fault(self, plugin: str, trace: str, *, count: bool = True) -> None:
+        """Record one fault of *plugin* (logged with *trace*); with *count*, disable it at ``fault_limit``."""
         log.error("plugin %s raised:\n%s", plugin, trace.rstrip(), extra=ERR)
         if self.on_fault is not None:
             self.on_fault(plugin, trace)
         info = self.info.get(plugin)
-        if info is None or info.disabled:
+        if info is None or info.disabled or not count:
             return
         info.faults += 1
         if info.faults >= self.fault_limit:

@@ -20,6 +20,7 @@ server and the client use this module. The format is specified in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 __all__ = [
     "MAX_LINE",
@@ -28,8 +29,10 @@ __all__ = [
     "Line",
     "Frame",
     "TooLong",
+    "Refused",
     "Parser",
     "encode_line",
+    "line_fits",
     "encode_frame_header",
     "encode_frame",
     "sanitize",
@@ -120,111 +123,195 @@ class TooLong:
         return f"TooLong({self.kind!r}, {self.size})"
 
 
-Event = Line | Frame | TooLong
+class Refused:
+    """A frame the receiver would not take: its payload was skipped, never buffered.
+
+    ``meta`` and ``size`` are the header's; ``reason`` (``str``) is what the
+    :class:`Parser`'s ``frame_filter`` answered. The stream stays in sync.
+    """
+
+    __slots__ = ("meta", "size", "reason")
+
+    def __init__(self, meta: str, size: int, reason: str) -> None:
+        self.meta = meta
+        self.size = size
+        self.reason = reason
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Refused and (other.meta, other.size, other.reason) == (self.meta, self.size, self.reason)
+
+    def __repr__(self) -> str:
+        return f"Refused({self.meta!r}, {self.size}, {self.reason!r})"
+
+
+Event = Line | Frame | TooLong | Refused
+
+#: A frame's length field: 1 to 10 ASCII digits (never ``str.isdigit()``, which
+#: accepts "²" and other digits ``int()`` refuses or reads differently).
+_LENGTH = re.compile(rb"[0-9]{1,10}")
+
+#: ``frame_filter(meta, size)`` returns None to accept a frame, or the reason to refuse it.
+FrameFilter = Callable[[str, int], "str | None"]
 
 
 class Parser:
-    """Incremental parser for one direction of one connection.
+    """Incremental parser for one direction of one connection, in the style of h11.
 
-    ``feed(data)`` accepts any split of the byte stream and returns the list
-    of events (:class:`Line`, :class:`Frame`, :class:`TooLong`) completed so
-    far, in order. Any split of the same stream yields the same events.
-    Memory held is bounded by ``max_line`` (text) and ``max_frame`` (payload).
-    A malformed frame header (bad length) is reported as a :class:`Line` of
-    its sanitized text so a person sees what happened.
+    Pull style: :meth:`receive_data` appends bytes, :meth:`next_event`
+    returns the next complete event (:class:`Line`, :class:`Frame`,
+    :class:`TooLong`, :class:`Refused`) or None when more bytes are needed,
+    so a server can handle a bounded number of events per loop pass.
+    :meth:`feed` does both and returns every complete event (a list). Any
+    split of the same stream yields the same events.
+
+    Memory held is bounded: a partial line by ``max_line`` bytes (past it
+    the rest of the line is discarded as it arrives), a partial frame by
+    ``max_frame`` bytes, and only for frames ``frame_filter`` accepted (a
+    refused or oversized frame's payload is skipped as it arrives, never
+    buffered). A frame header whose length is not 1-10 ASCII digits is
+    reported as a :class:`Line` of its sanitized text, so a person sees what
+    happened. Never raises on any input.
     """
 
-    __slots__ = ("max_line", "max_frame", "_buf", "_need", "_meta", "_skip", "_skip_line")
+    __slots__ = ("max_line", "max_frame", "frame_filter", "_buf", "_pos", "_need", "_meta", "_skip", "_skip_line")
 
-    def __init__(self, max_line: int = MAX_LINE, max_frame: int = MAX_FRAME) -> None:
+    def __init__(self, max_line: int = MAX_LINE, max_frame: int = MAX_FRAME,
+                 frame_filter: FrameFilter | None = None) -> None:
         self.max_line = max_line
         self.max_frame = max_frame
+        self.frame_filter = frame_filter
         self._buf = bytearray()
+        self._pos = 0  # start of the unparsed bytes in _buf
         self._need = -1  # payload bytes still expected for the current frame, -1 when none
         self._meta = ""
-        self._skip = 0  # payload bytes of an oversized frame still to discard
+        self._skip = 0  # payload bytes of a refused or oversized frame still to discard
         self._skip_line = 0  # > 0 while discarding the rest of an over-long line (bytes so far)
 
     @property
     def buffered(self) -> int:
-        """Bytes held waiting for the rest of a line or frame."""
-        return len(self._buf)
+        """Bytes held, not yet returned as events (complete events waiting included)."""
+        return len(self._buf) - self._pos
+
+    @property
+    def partial(self) -> bool:
+        """True while the parser is inside a line or frame (started, not finished)."""
+        return self._need >= 0 or self._skip > 0 or self._skip_line > 0 or self.buffered > 0
+
+    @property
+    def in_frame(self) -> bool:
+        """True while a frame's payload is being received or skipped."""
+        return self._need >= 0 or self._skip > 0
+
+    def receive_data(self, data: bytes) -> None:
+        """Append *data* (``bytes``-like) to the stream; events come from :meth:`next_event`."""
+        buf = self._buf
+        if self._pos and self._pos >= len(buf) >> 1:
+            del buf[: self._pos]
+            self._pos = 0
+        if self._skip and self._pos == len(buf):  # discarding a payload: never buffer it
+            n = min(self._skip, len(data))
+            self._skip -= n
+            data = data[n:]
+        buf += data
 
     def feed(self, data: bytes) -> list[Event]:
-        """Consume *data* (``bytes``-like) and return the events it completes."""
+        """Consume *data* and return every event it completes, in order."""
+        self.receive_data(data)
         events: list[Event] = []
+        append = events.append
+        next_event = self.next_event
+        while (event := next_event()) is not None:
+            append(event)
+        return events
+
+    def next_event(self) -> Event | None:
+        """The next complete event, or None until more data arrives."""
         buf = self._buf
-        buf += data
-        pos = 0
-        end = len(buf)
-        while pos < end:
+        while True:
+            pos, end = self._pos, len(buf)
+            if pos >= end:
+                if pos:
+                    buf.clear()
+                    self._pos = 0
+                return None
             if self._skip:
                 n = min(self._skip, end - pos)
                 self._skip -= n
-                pos += n
+                self._pos = pos + n
                 continue
             if self._need >= 0:
                 if end - pos < self._need:
-                    break
+                    return None
                 stop = pos + self._need
                 with memoryview(buf) as view:  # one copy, not two (a slice of buf is a copy too)
                     payload = bytes(view[pos:stop])
-                events.append(Frame(self._meta, payload))
-                pos = stop
+                self._pos = stop
                 self._need = -1
-                continue
+                return Frame(self._meta, payload)
             nl = buf.find(b"\n", pos)
             if self._skip_line:
                 if nl < 0:
                     self._skip_line += end - pos
-                    pos = end
-                    break
-                events.append(TooLong("line", self._skip_line + nl + 1 - pos))
+                    del buf[pos:]
+                    return None
+                size = self._skip_line + nl + 1 - pos
                 self._skip_line = 0
-                pos = nl + 1
-                continue
+                self._pos = nl + 1
+                return TooLong("line", size)
             if nl < 0:
                 if end - pos >= self.max_line:
                     self._skip_line = end - pos
-                    pos = end
-                break
+                    del buf[pos:]
+                return None
+            self._pos = nl + 1
             if nl + 1 - pos > self.max_line:
-                events.append(TooLong("line", nl + 1 - pos))
-                pos = nl + 1
-                continue
+                return TooLong("line", nl + 1 - pos)
             stop = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
             if buf[pos] == FRAME_MARK:
-                self._start_frame(bytes(buf[pos + 1 : stop]), events)
-            else:
-                events.append(Line(buf[pos:stop].decode("utf-8", "replace")))
-            pos = nl + 1
-        del buf[:pos]
-        return events
+                event = self._start_frame(bytes(buf[pos + 1 : stop]))
+                if event is not None:
+                    return event
+                continue
+            return Line(buf[pos:stop].decode("utf-8", "replace"))
 
-    def _start_frame(self, header: bytes, events: list[Event]) -> None:
-        text = header.decode("utf-8", "replace")
-        size_text, _, meta = text.partition(" ")
-        if not size_text.isdigit():
-            events.append(Line(sanitize(text)))
-            return
-        size = int(size_text)
+    def _start_frame(self, header: bytes) -> Event | None:
+        size_bytes, _, meta_bytes = header.partition(b" ")
+        if _LENGTH.fullmatch(size_bytes) is None:
+            return Line(sanitize(header.decode("utf-8", "replace")))
+        size = int(size_bytes)
+        meta = meta_bytes.decode("utf-8", "replace")
         if size > self.max_frame:
-            events.append(TooLong("frame", size))
             self._skip = size
-            return
+            return TooLong("frame", size)
+        if self.frame_filter is not None:
+            reason = self.frame_filter(meta, size)
+            if reason is not None:
+                self._skip = size
+                return Refused(meta, size, reason)
         if size == 0:
-            events.append(Frame(meta, b""))
-            return
+            return Frame(meta, b"")
         self._meta = meta
         self._need = size
+        return None
 
 
 def encode_line(text: str) -> bytes:
-    """Encode one outgoing text line: UTF-8 plus ``\\n``.
+    """Encode one outgoing text line: UTF-8 plus ``\\n``, at most :data:`MAX_LINE` bytes.
 
-    *text* must not contain ``\\n``; callers pass sanitized text.
+    *text* must not contain ``\\n``; callers pass sanitized text. A text
+    that would not fit is cut at a character boundary (callers that must
+    refuse instead check :func:`line_fits` first), so no peer ever receives a
+    line over the limit.
     """
-    return text.encode("utf-8", "replace") + b"\n"
+    data = text.encode("utf-8", "replace")
+    if len(data) >= MAX_LINE:
+        data = data[: MAX_LINE - 1].decode("utf-8", "ignore").encode()
+    return data + b"\n"
+
+
+def line_fits(text: str) -> bool:
+    """True if *text* encodes to a line within :data:`MAX_LINE` bytes, terminator included."""
+    return len(text) < MAX_LINE // 4 or len(text.encode("utf-8", "replace")) < MAX_LINE
 
 
 def encode_frame_header(meta: str, size: int) -> bytes:

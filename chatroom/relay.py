@@ -28,22 +28,23 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from chatroom.commands import CommandError
 from chatroom.filenames import safe_name
-from chatroom.protocol import Frame, encode_frame, encode_frame_header, sanitize
+from chatroom.protocol import MAX_FRAME, Frame, encode_frame, encode_frame_header, sanitize
 
 if TYPE_CHECKING:
     from chatroom.server import Client, Server
 
-__all__ = ["HIGH_WATER", "IDLE_TIMEOUT", "MAX_ACTIVE", "STALL_TIMEOUT", "Relay", "Transfer", "tune_malloc"]
+__all__ = ["HIGH_WATER", "IDLE_TIMEOUT", "MAX_ACTIVE", "MIN_PROGRESS", "STALL_TIMEOUT", "Relay", "Transfer", "tune_malloc"]
 
 log = logging.getLogger("chatroom.relay")
 
@@ -51,8 +52,10 @@ log = logging.getLogger("chatroom.relay")
 HIGH_WATER = 1024 * 1024
 #: Seconds a receiver may block a sender without making progress.
 STALL_TIMEOUT = 30.0
-#: Seconds a transfer may go without data from its (unpaused) sender.
+#: Seconds a transfer may go without data from its (unpaused) sender...
 IDLE_TIMEOUT = 60.0
+#: ... and the least it must relay in that time (bytes), so a trickle cannot hold its receivers for ever.
+MIN_PROGRESS = 64 * 1024
 #: Transfers one sender may have open at once.
 MAX_ACTIVE = 8
 #: Seconds between checks for stalled receivers and idle senders.
@@ -91,6 +94,14 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def parse_id(text: str) -> int | None:
+    """A transfer id from the wire: 1-18 ASCII digits, else None (never ``str.isdigit()`` + ``int()``)."""
+    return int(text) if _ID.fullmatch(text) else None
+
+
 @dataclass(eq=False)
 class Transfer:
     """One file on its way from ``sender`` to ``receivers`` (client id -> Client).
@@ -108,6 +119,9 @@ class Transfer:
     started: float
     last_data: float
     relayed: int = 0
+    window: float = 0.0  # when the current progress window started...
+    mark: int = 0  # ... and the bytes relayed by then
+    held: dict[int, list[bytes | memoryview]] = field(default_factory=dict)  # receiver id -> buffers not queued yet
 
 
 class Relay:
@@ -125,6 +139,7 @@ class Relay:
         stall_timeout: float = STALL_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
         max_active: int = MAX_ACTIVE,
+        min_progress: int = MIN_PROGRESS,
         tick: float = TICK,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -133,6 +148,7 @@ class Relay:
         self.stall_timeout = stall_timeout
         self.idle_timeout = idle_timeout
         self.max_active = max_active
+        self.min_progress = min_progress
         self.tick = tick
         self.clock = clock
         self.transfers: dict[int, Transfer] = {}
@@ -141,6 +157,7 @@ class Relay:
         self._blocked_since: dict[int, float] = {}  # receiver id -> when it was first seen holding a sender back
         self._ended: OrderedDict[int, int] = OrderedDict()  # ended transfer id -> sender id
         self._timer: Any = None
+        self._flushing: dict[int, Transfer] = {}  # ended transfers with buffers still held for slow receivers
 
     # -- called by the sendfile command ------------------------------------------
     def start(self, client: Client, name: str, size: int) -> int:
@@ -174,7 +191,7 @@ class Relay:
                 raise CommandError(result)
         now = self.clock()
         tid = next(self._ids)
-        self.transfers[tid] = Transfer(tid, client, name, size, receivers, now, now)
+        self.transfers[tid] = Transfer(tid, client, name, size, receivers, now, now, window=now)
         self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
         begin = encode_frame(f"file-begin {tid} {size} {client.nick} {name}", b"")
         for receiver in receivers.values():
@@ -184,6 +201,30 @@ class Relay:
         return tid
 
     # -- called by the server ------------------------------------------------------
+    def check_frame(self, client: Client, meta: str, size: int) -> str | None:
+        """May *client* send a frame with this header? None, or why not (``""``: drop it quietly).
+
+        Called by the parser before any payload byte is buffered: only a
+        client that sent ``/caps binary`` may send frames, a ``file-data``
+        payload must belong to one of its open transfers and fit in what is
+        left of it, and other frames carry no payload. A refused payload is
+        skipped as it arrives, never held in memory.
+        """
+        if "binary" not in client.caps:
+            return "frames need /caps binary first"
+        kind, _, rest = meta.partition(" ")
+        if kind != "file-data":
+            return None if size <= 4096 else f"{sanitize(kind)[:40]} frames carry no payload"
+        tid = parse_id(rest.partition(" ")[0])
+        transfer = self.transfers.get(tid) if tid is not None else None
+        if transfer is None or transfer.sender is not client:
+            if tid is not None and self._ended.get(tid) == client.id:
+                return ""  # chunks already in flight when the transfer ended
+            return f"file-data: no transfer {sanitize(rest)[:20]} of yours is open"
+        if size > transfer.size - transfer.relayed or size > MAX_FRAME:
+            return f"file-data {tid}: {size} bytes is more than the {transfer.size - transfer.relayed} left to send"
+        return None
+
     def on_frame(self, client: Client, frame: Frame) -> None:
         """Handle one frame *client* sent: ``file-data``, ``file-end`` or ``file-abort``.
 
@@ -196,9 +237,10 @@ class Relay:
         if kind not in ("file-data", "file-end", "file-abort"):
             self.server.send_line(client, f"ERROR unknown frame kind: {sanitize(kind)[:40]}")
             return
-        transfer = self.transfers.get(int(tid_text)) if tid_text.isdigit() else None
+        tid = parse_id(tid_text)
+        transfer = self.transfers.get(tid) if tid is not None else None
         if transfer is None or transfer.sender is not client:
-            if tid_text.isdigit() and self._ended.get(int(tid_text)) == client.id:
+            if tid is not None and self._ended.get(tid) == client.id:
                 return
             self.server.send_line(client, f"ERROR {kind}: no transfer {sanitize(tid_text)[:20]} of yours is open")
             return
@@ -215,15 +257,24 @@ class Relay:
         for transfer in list(self.transfers.values()):
             if transfer.sender is client:
                 self._end(transfer, f"{client.nick} disconnected", tell_sender=False)
-            elif transfer.receivers.pop(client.id, None) is not None and not transfer.receivers:
-                self._end(transfer, "every receiver left")
+            elif transfer.receivers.pop(client.id, None) is not None:
+                transfer.held.pop(client.id, None)
+                if not transfer.receivers:
+                    self._end(transfer, "every receiver left")
+        for transfer in list(self._flushing.values()):
+            transfer.held.pop(client.id, None)
+            if not transfer.held:
+                del self._flushing[transfer.id]
         self._paused.pop(client.id, None)
         self._blocked_since.pop(client.id, None)
         self._resume_unblocked()
 
     def on_drain(self, client: Client) -> None:
-        """*client*'s output queue drained: resume senders it no longer blocks."""
+        """*client*'s output queue drained: give it what was held for it, resume senders it no longer blocks."""
         self._blocked_since.pop(client.id, None)
+        for transfer in [*self.transfers.values(), *self._flushing.values()]:
+            if client.id in transfer.held:
+                self._release(transfer, client)
         if self._paused:
             self._resume_unblocked()
 
@@ -237,20 +288,40 @@ class Relay:
         transfer.relayed += n
         transfer.last_data = self.clock()
         header = encode_frame_header(f"file-data {transfer.id}", n)
-        send, high, blocked = self.server.send_bytes, self.high_water, False
-        for receiver in transfer.receivers.values():
-            send(receiver, header)  # two appends: no 1 MiB concatenation per chunk
-            send(receiver, payload)
-            if receiver.queued > high:
+        blocked = False
+        for receiver in transfer.receivers.values():  # one payload object, shared by every receiver's queue
+            if not self._send(transfer, receiver, header, payload) or receiver.queued > self.high_water:
                 blocked = True
         if blocked:
             self._pause_senders(transfer)
+
+    def _send(self, transfer: Transfer, receiver: Client, *bufs: bytes | memoryview) -> bool:
+        """Queue *bufs* to *receiver* if they fit in its output budget; else hold them (no copy) and return False.
+
+        The sender is paused while anything is held, so at most about one chunk per
+        receiver waits here: memory stays within connections x budget + transfers x chunk.
+        """
+        held = transfer.held.get(receiver.id)
+        size = sum(len(b) for b in bufs)
+        if held is None and (not receiver.queued or receiver.queued + size <= self.server.max_queue):
+            for buf in bufs:
+                self.server.send_bytes(receiver, buf)
+            return True
+        transfer.held.setdefault(receiver.id, []).extend(bufs)
+        return False
+
+    def _release(self, transfer: Transfer, receiver: Client) -> None:
+        held = transfer.held.pop(receiver.id, [])
+        if held and not self._send(transfer, receiver, *held):
+            return
+        if not transfer.held:
+            self._flushing.pop(transfer.id, None)
 
     def _pause_senders(self, transfer: Transfer) -> None:
         """Pause *transfer*'s sender, and every other sender to a receiver now over the high-water mark,
         so several senders cannot pile chunks on one slow receiver (its queue stays near HIGH_WATER + 1 chunk,
         far below the server's --max-queue)."""
-        full = {r.id for r in transfer.receivers.values() if r.queued > self.high_water}
+        full = {r.id for r in transfer.receivers.values() if r.queued > self.high_water} | set(transfer.held)
         for other in self.transfers.values():
             sender = other.sender
             if sender.id not in self._paused and (other is transfer or not full.isdisjoint(other.receivers)):
@@ -266,7 +337,7 @@ class Relay:
             return
         end = encode_frame(f"file-end {transfer.id} {digest}", b"")
         for receiver in transfer.receivers.values():
-            self.server.send_bytes(receiver, end)
+            self._send(transfer, receiver, end)
         nicks = [r.nick for r in transfer.receivers.values()]
         self._forget(transfer)
         self.server.send_bytes(transfer.sender, encode_frame(f"file-done {transfer.id} {','.join(nicks)}".rstrip(), b""))
@@ -282,6 +353,7 @@ class Relay:
     def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True) -> None:
         """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
         abort = encode_frame(f"file-abort {transfer.id} {reason}", b"")
+        transfer.held.clear()  # the receivers discard the file anyway
         for receiver in transfer.receivers.values():
             if not receiver.closed:
                 self.server.send_bytes(receiver, abort)
@@ -293,6 +365,8 @@ class Relay:
 
     def _forget(self, transfer: Transfer) -> None:
         self.transfers.pop(transfer.id, None)
+        if transfer.held:
+            self._flushing[transfer.id] = transfer
         self._ended[transfer.id] = transfer.sender.id
         while len(self._ended) > _ENDED_MEMORY:
             self._ended.popitem(last=False)
@@ -300,13 +374,13 @@ class Relay:
 
     # -- backpressure ----------------------------------------------------------------
     def _blocking(self, sender: Client) -> list[Client]:
-        """Receivers of *sender*'s transfers whose queue is over the high-water mark."""
+        """Receivers of *sender*'s transfers whose queue is over the high-water mark or that hold a chunk."""
         return [
             r
             for t in self.transfers.values()
             if t.sender is sender
             for r in t.receivers.values()
-            if r.queued > self.high_water and not r.closed
+            if (r.queued > self.high_water or r.id in t.held) and not r.closed
         ]
 
     def _resume_unblocked(self) -> None:
@@ -318,10 +392,11 @@ class Relay:
                 now = self.clock()  # the idle clock only runs while the sender may send
                 for transfer in self.transfers.values():
                     if transfer.sender is sender:
-                        transfer.last_data = now
+                        transfer.last_data = transfer.window = now
+                        transfer.mark = transfer.relayed
 
     def _arm_timer(self) -> None:
-        if self._timer is None and self.transfers:
+        if self._timer is None and (self.transfers or self._flushing):
             self._timer = self.server.call_later(self.tick, self._on_tick, plugin="sendfile")
 
     def _on_tick(self) -> None:
@@ -332,9 +407,29 @@ class Relay:
             for receiver in self._blocking(sender):
                 if now - self._blocked_since.setdefault(receiver.id, now) >= self.stall_timeout:
                     self._drop_receiver(sender, receiver)
+        for transfer in list(self._flushing.values()):
+            for rid in list(transfer.held):
+                if now - self._blocked_since.setdefault(rid, now) >= self.stall_timeout:
+                    receiver = transfer.receivers.get(rid)
+                    transfer.held.pop(rid)
+                    if receiver is not None:
+                        self.server.send_bytes(receiver, encode_frame(
+                            f"file-abort {transfer.id} too slow: {receiver.nick} held the transfer back for "
+                            f"{self.stall_timeout:g} s", b""))
+            if not transfer.held:
+                del self._flushing[transfer.id]
         for transfer in list(self.transfers.values()):
-            if transfer.sender.id not in self._paused and now - transfer.last_data >= self.idle_timeout:
+            if transfer.sender.id in self._paused:
+                continue
+            if now - transfer.last_data >= self.idle_timeout:
                 self._end(transfer, f"the sender sent nothing for {self.idle_timeout:g} s")
+            elif now - transfer.window >= self.idle_timeout:
+                progress = transfer.relayed - transfer.mark
+                if progress < self.min_progress and transfer.relayed < transfer.size:
+                    self._end(transfer, f"the sender sent only {progress} bytes in {self.idle_timeout:g} s "
+                                        f"(at least {self.min_progress} are needed)")
+                else:
+                    transfer.window, transfer.mark = now, transfer.relayed
         self._resume_unblocked()
         self._arm_timer()
 
@@ -343,6 +438,7 @@ class Relay:
         self._blocked_since.pop(receiver.id, None)
         for transfer in list(self.transfers.values()):
             if transfer.sender is sender and transfer.receivers.pop(receiver.id, None) is not None:
+                transfer.held.pop(receiver.id, None)
                 self.server.send_bytes(receiver, encode_frame(f"file-abort {transfer.id} too slow: {reason}", b""))
                 log.info("transfer %d: dropped receiver: %s", transfer.id, reason)
                 if not transfer.receivers:

@@ -13,13 +13,19 @@ if TYPE_CHECKING:
 
 
 class Room:
-    """``name`` (``str``) and ``members``: client id -> Client, in join order."""
+    """``name`` (``str``) and ``members``: client id -> Client, in join order.
 
-    __slots__ = ("name", "members")
+    ``pending`` holds the lines broadcast to the room during the current loop
+    pass, as ``(sender id or 0, encoded line)``; the server fans them out once
+    at the end of the pass (see :meth:`chatroom.server.Server.broadcast`).
+    """
+
+    __slots__ = ("name", "members", "pending")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.members: dict[int, Client] = {}
+        self.pending: list[tuple[int, bytes]] = []
 
     def join(self, client: Client) -> None:
         """Add *client* (last in join order) and set its ``room``."""

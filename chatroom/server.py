@@ -1,20 +1,28 @@
 """The chatroom server: one thread, one ``selectors`` loop, every client.
 
-Read top to bottom: :meth:`Server.serve_forever` waits for events, reads what
-arrived on each readable socket, feeds it to that connection's sans-I/O
-:class:`~chatroom.protocol.Parser`, and acts on the events (chat is fanned
-out to the room, ``/commands`` go to plugins, frames to the transfer relay).
-Output is only *queued* while handling events: each recipient's bytes are
-appended to its output buffer, and at the end of the pass every client with
-pending output gets one ``send`` (a fan-out of one line to 200 clients costs
-200 buffer appends and, per pass, one syscall per recipient, however many
-lines arrived). A client whose socket is full is registered for
-``EVENT_WRITE`` until its buffer drains; one whose buffer passes
-``max_queue`` bytes is disconnected as too slow, so nobody waits for it.
+Read top to bottom: :meth:`Server.run_once` waits for events, reads at most
+:data:`READ_SIZE` bytes from each readable socket into that connection's
+sans-I/O :class:`~chatroom.protocol.Parser`, and handles at most
+:data:`SLICE` of its events per pass (chat goes to the room, ``/commands`` to
+plugins, frames to the transfer relay); a connection with more waiting is
+served again on the next pass, before its socket is read again, so one flood
+delays the others by at most one slice. Every connection lives within
+budgets (:mod:`chatroom.budget`): its input is bounded (one read plus one
+partial line or accepted frame), its output is counted when it is queued and
+a client whose queue would pass ``max_queue`` bytes is dropped as too slow
+before memory grows, and its token bucket slows a flood by not reading it.
+
+Output is only *queued* while handling events. Room broadcasts of one pass
+are batched: at the end of the pass each room's lines are joined once and
+appended once to every member (a sender gets the batch without its own
+lines), then every client with pending output gets one ``sendmsg``. Anything
+sent straight to a client first flushes the batches of its room, so one
+sender's lines always arrive in order.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import selectors
@@ -27,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from chatroom import protocol
+from chatroom.budget import TOO_LONG_COST, FloodPolicy
 from chatroom.commands import CommandError
 from chatroom.connection import Client
 from chatroom.context import Context
@@ -42,20 +51,37 @@ from chatroom.wakeup import Waker
 
 log = logging.getLogger("chatroom.server")
 
-READ_SIZE = 256 * 1024
+#: Bytes read from one socket per readable event.
+READ_SIZE = 64 * 1024
+#: Events (lines, frames) handled per connection per loop pass.
+SLICE = 64
 #: A client's queue below this many bytes pulls more from streams and wakes paused senders.
 LOW_WATER = 256 * 1024
 #: Lines pulled from a client's streams per loop pass (about 80 KB of board lines).
 STREAM_BATCH = 2000
 DEFAULT_MAX_QUEUE = 8 * 1024 * 1024
 DEFAULT_MAX_FILE_SIZE = 1024**3
+#: Seconds a closing connection may take to read its last output before it is closed anyway.
+CLOSE_GRACE = 5.0
+#: Seconds accepting pauses after the process ran out of file descriptors.
+ACCEPT_PAUSE = 0.5
+_OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
 
 
 class Server:
     """A chat server bound at construction; run it with :meth:`serve_forever`.
 
-    ``address`` is the bound ``(host, port)``. :meth:`shutdown` may be called
-    from any thread. Raises OSError if the address cannot be bound.
+    ``address`` is the bound ``(host, port)``. Budgets: ``max_queue`` bytes
+    of output per client; ``flood`` (a :class:`~chatroom.budget.FloodPolicy`,
+    or ``flood_rate``/``flood_burst``/``flood_kill``); ``partial_timeout``
+    seconds a connection may hold an unfinished line or frame;
+    ``max_per_address`` connections per peer address (0: no limit);
+    ``announce_limit``: rooms with more members do not announce joins and
+    leaves (0: always). :meth:`shutdown` may be called from any thread; the
+    rest only from the loop thread. Raises OSError if the address cannot be
+    bound.
     """
 
     def __init__(
@@ -67,18 +93,38 @@ class Server:
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_file_size: int = DEFAULT_MAX_FILE_SIZE,
         plugins: PluginHost | None = None,
+        flood_rate: float = 25.0,
+        flood_burst: float = 250.0,
+        flood_kill: float = 30.0,
+        partial_timeout: float = 60.0,
+        max_per_address: int = 64,
+        announce_limit: int = 200,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.max_queue = max_queue
         self.max_file_size = max_file_size
+        self.flood = FloodPolicy(flood_rate, flood_burst, flood_kill)
+        self.partial_timeout = partial_timeout
+        self.max_per_address = max_per_address
+        self.announce_limit = announce_limit
+        self.clock = clock
         self.lobby = Room("lobby")
         self.clients: dict[int, Client] = {}
         self.nicks: dict[str, Client] = {}
+        self.per_address: dict[str, int] = {}
         self.plugins = plugins if plugins is not None else default_plugins()
+        self.now = clock()
         self._ids = itertools.count(1)
         self._dirty: list[Client] = []
+        self._doomed: list[Client] = []
+        self._rooms_pending: list[Room] = []
+        self._backlog: set[Client] = set()
         self._streaming: set[Client] = set()
+        self._watch: set[Client] = set()  # closing, or holding an unfinished line or frame
+        self._sweep: Timer | None = None
+        self._accept_paused = False
         self._waker = Waker()
         self.scheduler = Scheduler(self.plugins.call_safely, self._waker.wake)
         self.dispatcher = Dispatcher(self)
@@ -86,12 +132,13 @@ class Server:
         self._stores: dict[str, Any] = {}
         self._running = False
         self._stop_reason = ""
-        self._listener = socket.create_server((host, port), backlog=512, reuse_port=False)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=512, reuse_port=False)
         self._listener.setblocking(False)
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._sel = selectors.DefaultSelector()
-        self._sel.register(self._listener, selectors.EVENT_READ, "accept")
-        self._sel.register(self._waker, selectors.EVENT_READ, "wake")
+        self._sel.register(self._listener, _READ, "accept")
+        self._sel.register(self._waker, _READ, "wake")
         self.relay = Relay(self)
 
     # -- the loop ------------------------------------------------------------
@@ -100,22 +147,29 @@ class Server:
         self._running = True
         log.info("listening on %s:%d", *self.address)
         self.call_hook("startup", None)
-        select = self._sel.select
         while self._running:
-            for key, mask in select(self._timeout()):
-                data = key.data
-                if data.__class__ is Client:
-                    if mask & selectors.EVENT_READ:
-                        self._read(data)
-                    if mask & selectors.EVENT_WRITE and not data.closed:
-                        self._write(data)
-                elif data == "accept":
-                    self._accept()
-                else:
-                    self._waker.drain()
-            self.scheduler.run_ready()
-            self._flush()
+            self.run_once(self._timeout())
         self._close_all()
+
+    def run_once(self, timeout: float | None) -> None:
+        """One loop pass: wait up to *timeout* seconds for events, handle them, run timers, flush."""
+        for key, mask in self._sel.select(timeout):
+            data = key.data
+            if data.__class__ is Client:
+                if mask & _READ:
+                    self._readable(data)
+                if mask & _WRITE and not data.closed:
+                    self._write(data)
+            elif data == "accept":
+                self._accept()
+            else:
+                self._waker.drain()
+        self.now = self.clock()
+        if self._backlog:
+            for client in list(self._backlog):
+                self._serve(client)
+        self.scheduler.run_ready()
+        self._flush()
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Ask the loop to stop (thread-safe); it tells the clients and closes."""
@@ -130,7 +184,7 @@ class Server:
             signal.signal(sig, lambda signum, frame: self.shutdown())
 
     def _timeout(self) -> float | None:
-        return 0 if self._streaming else self.scheduler.timeout()
+        return 0 if (self._streaming or self._backlog or self._doomed) else self.scheduler.timeout()
 
     # -- connections -----------------------------------------------------------
     def _accept(self) -> None:
@@ -139,26 +193,60 @@ class Server:
                 sock, addr = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: log, keep serving
-                log.error("accept failed: %s", exc, extra=ERR)
+            except OSError as exc:
+                if exc.errno in _OUT_OF_FDS:
+                    self._pause_accepting(exc)
+                else:
+                    log.error("accept failed: %s", exc, extra=ERR)
                 return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client = Client(next(self._ids), sock, addr)
-            self.clients[client.id] = client
-            self.nicks[nick_key(client.nick)] = client
-            self._sel.register(sock, selectors.EVENT_READ, client)
-            log.info("%s connected from %s:%d", client.nick, addr[0], addr[1], extra=CONN)
-            self.send_line(
-                client,
-                f"* Welcome to chatroom, room {self.lobby.name}. You are {client.nick}. "
-                "Type /nick NAME to choose a name, /help for commands.",
-            )
-            self.broadcast(self.lobby, f"* {client.nick} joined {self.lobby.name}")
-            self.lobby.join(client)
-            self.call_hook("client_joined", client)
+            if self._accept_paused:
+                self._accept_paused = False
+                log.warning("accepting connections again", extra=ERR)
+            self._admit(sock, addr)
 
-    def _read(self, client: Client) -> None:
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
+        host = str(addr[0]) if isinstance(addr, tuple) else ""
+        count = self.per_address.get(host, 0)
+        if self.max_per_address and count >= self.max_per_address:
+            try:
+                sock.send(protocol.encode_line(f"ERROR too many connections from {host} (max {self.max_per_address})"))
+            except OSError:
+                pass
+            sock.close()
+            log.info("refused a connection from %s: %d open already", host, count, extra=CONN)
+            return
+        self.per_address[host] = count + 1
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client = Client(next(self._ids), sock, addr, tokens=self.flood.burst, now=self.now)
+        client.parser.frame_filter = lambda meta, size: self.relay.check_frame(client, meta, size)
+        self.clients[client.id] = client
+        self.nicks[nick_key(client.nick)] = client
+        self._sel.register(sock, _READ, client)
+        log.info("%s connected from %s:%s", client.nick, host, addr[1] if isinstance(addr, tuple) else "", extra=CONN)
+        self.send_line(
+            client,
+            f"* Welcome to chatroom, room {self.lobby.name}. You are {client.nick}. "
+            "Type /nick NAME to choose a name, /help for commands.",
+        )
+        self.announce(self.lobby, f"* {client.nick} joined {self.lobby.name}", exclude=client)
+        self.lobby.join(client)
+        self.call_hook("client_joined", client)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Out of file descriptors: stop accepting for ACCEPT_PAUSE s instead of spinning; log once per episode."""
+        if not self._accept_paused:
+            self._accept_paused = True
+            log.error("accept failed: %s; pausing new connections (logged once until accepting works again)",
+                      exc, extra=ERR)
+        self._sel.unregister(self._listener)
+        self.scheduler.call_later(ACCEPT_PAUSE, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        if self._running or self._listener.fileno() >= 0:
+            self._sel.register(self._listener, _READ, "accept")
+
+    def _readable(self, client: Client) -> None:
         try:
             data = client.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -168,27 +256,135 @@ class Server:
         if not data:
             self.close_client(client, "connection lost")
             return
-        for event in client.parser.feed(data):
-            if client.closing or client.closed:
+        client.parser.receive_data(data)
+        self._serve(client)
+
+    def _serve(self, client: Client) -> None:
+        """Handle up to SLICE of *client*'s events; a fault caused by its bytes closes it alone."""
+        try:
+            self._handle_events(client)
+        except Exception:  # our own bug, triggered by this client's input: never the loop's end
+            log.error("closing %s: internal error handling its input:\n%s", client.nick,
+                      traceback.format_exc().rstrip(), extra=ERR)
+            self._backlog.discard(client)
+            if not client.closed:
+                self.send_line(client, "ERROR internal error; closing the connection")
+                self.close_client(client, "internal error", flush=True)
+
+    def _handle_events(self, client: Client) -> None:
+        parser, flood, now = client.parser, self.flood, self.now
+        for _ in range(SLICE):
+            if client.closing or client.closed or client.paused:
+                return  # closing: input is over; paused: resume_reading puts it back in the backlog
+            event = client.held or parser.next_event()
+            client.held = None
+            if event is None:  # input ran dry: the slice is over, and any flood episode too
+                client.flood_since = 0.0
+                self._backlog.discard(client)
+                client.backlog = False
+                self._track_partial(client)
+                self._set_mask(client)
                 return
+            if flood.rate:
+                if client.tokens < 1.0:
+                    client.tokens = flood.refill(client.tokens, client.stamp, now)
+                    client.stamp = now
+                    if client.tokens < 1.0:
+                        client.held = event
+                        self._throttle(client)
+                        return
             kind = event.__class__
             if kind is protocol.Line:
-                self.dispatcher.handle_line(client, event.text)  # type: ignore[union-attr]
+                cost = self.dispatcher.handle_line(client, event.text)  # type: ignore[union-attr]
             elif kind is protocol.Frame:
-                self.relay.on_frame(client, event)
+                cost = 0.0
+                self.relay.on_frame(client, event)  # type: ignore[arg-type]
             else:
-                limit = protocol.MAX_LINE if event.kind == "line" else protocol.MAX_FRAME  # type: ignore[union-attr]
-                self.send_line(client, f"ERROR {event.kind} too long ({event.size} bytes, max {limit})")  # type: ignore[union-attr]
-                log.warning("%s sent a %s of %d bytes: discarded", client.nick, event.kind, event.size, extra=ERR)  # type: ignore[union-attr]
+                cost = TOO_LONG_COST
+                self._refuse_input(client, event)  # type: ignore[arg-type]
+            client.tokens -= cost
+        if not (client.closed or client.closing or client.paused or client.throttled):
+            client.backlog = True
+            self._backlog.add(client)
+            self._set_mask(client)
+
+    def _refuse_input(self, client: Client, event: protocol.TooLong | protocol.Refused) -> None:
+        if event.__class__ is protocol.Refused:
+            if event.reason:  # type: ignore[union-attr]
+                self.send_line(client, f"ERROR {event.reason}")  # type: ignore[union-attr]
+                self.dispatcher.log_rejected(client, f"a frame: {event.reason}")  # type: ignore[union-attr]
+            return
+        limit = protocol.MAX_LINE if event.kind == "line" else protocol.MAX_FRAME  # type: ignore[union-attr]
+        self.send_line(client, f"ERROR {event.kind} too long ({event.size} bytes, max {limit})")  # type: ignore[union-attr]
+        self.dispatcher.log_rejected(client, f"a {event.kind} of {event.size} bytes: discarded")  # type: ignore[union-attr]
+
+    def _throttle(self, client: Client) -> None:
+        """The flood bucket is empty: stop reading *client* until it refills; past the hard limit, drop it."""
+        if not client.flood_since:
+            client.flood_since = self.now
+        elif self.flood.kill and self.now - client.flood_since >= self.flood.kill:
+            log.warning("dropping %s: excess flood (throttled for %.0f s)", client.nick,
+                        self.now - client.flood_since, extra=CONN)
+            self.send_line(client, "ERROR excess flood")
+            self.close_client(client, "excess flood", flush=True)
+            return
+        client.throttled = True
+        self._backlog.discard(client)
+        self._set_mask(client)
+        self.scheduler.call_later(self.flood.wait(client.tokens), self._unthrottle, client)
+
+    def _unthrottle(self, client: Client) -> None:
+        if client.closed or not client.throttled:
+            return
+        client.throttled = False
+        self.now = self.clock()
+        self._serve(client)
+
+    def _track_partial(self, client: Client) -> None:
+        if client.parser.partial:
+            if not client.partial_since:
+                client.partial_since = self.now
+                self._watch_client(client)
+        else:
+            client.partial_since = 0.0
+
+    def _watch_client(self, client: Client) -> None:
+        self._watch.add(client)
+        if self._sweep is None:
+            self._sweep = self.scheduler.call_later(1.0, self._sweep_watched)
+
+    def _sweep_watched(self) -> None:
+        """Close connections that held an unfinished line or frame too long, and reap closing ones."""
+        self._sweep = None
+        now = self.now = self.clock()
+        for client in list(self._watch):
+            if client.closed:
+                self._watch.discard(client)
+            elif client.closing:
+                if now >= client.deadline:
+                    self.close_client(client, "quit")
+            elif not client.partial_since:
+                self._watch.discard(client)
+            elif client.paused or client.throttled:
+                client.partial_since = now  # not reading it: its clock does not run
+            elif self.partial_timeout and now - client.partial_since >= self.partial_timeout:
+                what = "frame" if client.parser.in_frame else "line"
+                self.send_line(client, f"ERROR timeout: unfinished {what} for {self.partial_timeout:g} s")
+                self.close_client(client, "timeout", flush=True)
+        if self._watch:
+            self._sweep = self.scheduler.call_later(1.0, self._sweep_watched)
 
     def close_client(self, client: Client, reason: str, *, flush: bool = False) -> None:
-        """Disconnect *client*; with *flush*, after its queued output is sent."""
+        """Disconnect *client*; with *flush*, after its queued output is sent (or CLOSE_GRACE s)."""
         if client.closed:
             return
         if flush and (client.out or client.streams) and not client.closing:
             client.closing = True
+            client.deadline = self.clock() + CLOSE_GRACE
+            self._backlog.discard(client)
             self._set_mask(client)
             self._mark(client)
+            self._watch_client(client)
             self._leave(client, reason)  # ends any capture
             return
         client.closed = True
@@ -197,23 +393,33 @@ class Server:
             client.mask = 0
         client.sock.close()
         self._streaming.discard(client)
-        client.out = bytearray()
+        self._backlog.discard(client)
+        self._watch.discard(client)
+        client.out.clear()
+        client.streams = None
+        client.held = None
+        host = client.host
+        left = self.per_address.get(host, 1) - 1
+        if left > 0:
+            self.per_address[host] = left
+        else:
+            self.per_address.pop(host, None)
         if not client.closing:
             self._leave(client, reason)
         self.clients.pop(client.id, None)
 
     def _leave(self, client: Client, reason: str) -> None:
         if client.capture is not None:
-            plugin, _, on_end = client.capture
+            plugin, _, on_end, _ = client.capture
             client.capture = None
             if on_end is not None:
-                self.plugins.call_safely(plugin, on_end, Context(self, plugin, client), reason)
+                self.plugins.run_for_client(plugin, on_end, Context(self, plugin, client), reason)
         if self.nicks.get(nick_key(client.nick)) is client:
             del self.nicks[nick_key(client.nick)]
         room = client.room
         room.leave(client)
         log.info("%s disconnected (%s)", client.nick, reason, extra=CONN)
-        self.broadcast(room, f"* {client.nick} left {room.name} ({reason})")
+        self.announce(room, f"* {client.nick} left {room.name} ({reason})")
         self.relay.on_client_left(client)
         self.call_hook("client_left", client, reason=reason)
 
@@ -226,7 +432,7 @@ class Server:
         deadline = time.monotonic() + 2.0
         while any(c.out for c in self.clients.values()) and time.monotonic() < deadline:
             for key, mask in self._sel.select(0.05):
-                if key.data.__class__ is Client and mask & selectors.EVENT_WRITE:
+                if key.data.__class__ is Client and mask & _WRITE:
                     self._write(key.data)
         for client in list(self.clients.values()):
             self.close_client(client, reason)  # a capture's on_end still runs
@@ -239,6 +445,19 @@ class Server:
         log.info("stopped")
 
     # -- output --------------------------------------------------------------
+    def _queue(self, client: Client, data: bytes | memoryview) -> None:
+        """Append *data* to *client*'s output, within its budget: past ``max_queue`` it is dropped as too slow."""
+        if client.closed or client.doomed:
+            return
+        out = client.out
+        if out.size and out.size + len(data) > self.max_queue:
+            self._too_slow(client)
+            return
+        out.append(data)
+        if not client.dirty:
+            client.dirty = True
+            self._dirty.append(client)
+
     def send_line(self, client: Client, text: str) -> None:
         """Queue one line (``str`` without newline) for *client*, after any output it is streaming."""
         if client.closed:
@@ -246,28 +465,53 @@ class Server:
         if client.streams:  # keep replies in order behind a listing still being pulled
             client.streams.append((iter((text,)), "core"))
             return
-        client.out += protocol.encode_line(text)
-        self._mark(client)
+        if client.room is not None and client.room.pending:
+            self._fan_out(client.room)
+        self._queue(client, protocol.encode_line(text))
 
-    def send_bytes(self, client: Client, data: bytes) -> None:
+    def send_bytes(self, client: Client, data: bytes | memoryview) -> None:
         """Queue raw bytes (frames) for *client*; only for clients with ``"binary"`` in caps."""
-        if not client.closed:
-            client.out += data
-            self._mark(client)
+        if client.room is not None and client.room.pending:
+            self._fan_out(client.room)
+        self._queue(client, data)
 
     def broadcast(self, room: Room, text: str, exclude: Client | None = None) -> None:
-        """Queue one line for every member of *room* except *exclude*: encode once, append to each."""
-        data = protocol.encode_line(text)
-        dirty = self._dirty
-        for client in room.members.values():
-            if client is not exclude:
-                client.out += data
-                if not client.dirty:
-                    client.dirty = True
-                    dirty.append(client)
+        """Queue one line for every member of *room* except *exclude*.
+
+        The line is encoded once now and fanned out with the rest of the
+        pass's lines at the end of the pass (:meth:`_fan_out`).
+        """
+        if not room.pending:
+            self._rooms_pending.append(room)
+        room.pending.append((exclude.id if exclude is not None else 0, protocol.encode_line(text)))
+
+    def announce(self, room: Room, text: str, exclude: Client | None = None) -> None:
+        """Broadcast a join or leave notice, unless *room* is bigger than ``announce_limit``."""
+        if not self.announce_limit or len(room.members) <= self.announce_limit:
+            self.broadcast(room, text, exclude)
+
+    def _fan_out(self, room: Room) -> None:
+        """Append *room*'s pending lines to each member's queue: one join, one append per member."""
+        pending, room.pending = room.pending, []
+        if len(pending) == 1:
+            sender, batch = pending[0]
+            senders = {sender}
+        else:
+            batch = b"".join([line for _, line in pending])
+            senders = {sender for sender, _ in pending}
+        queue = self._queue
+        for member in list(room.members.values()):
+            if member.id not in senders:
+                queue(member, batch)
+            else:
+                own = b"".join([line for sender, line in pending if sender != member.id])
+                if own:
+                    queue(member, own)
 
     def stream(self, client: Client, lines: Iterator[str], plugin: str) -> None:
         """Queue a lazy source of lines, pulled while *client*'s queue is below LOW_WATER."""
+        if client.streams is None:
+            client.streams = []
         client.streams.append((lines, plugin))
         self._streaming.add(client)
 
@@ -281,31 +525,33 @@ class Server:
             streaming, self._streaming = self._streaming, set()
             for client in streaming:
                 self._pump(client)
+        for _ in range(4):  # dropping a slow client broadcasts its leave: a few rounds settle it
+            while self._rooms_pending:
+                self._fan_out(self._rooms_pending.pop())
+            if not self._doomed:
+                break
+            doomed, self._doomed = self._doomed, []
+            for client in doomed:
+                self.close_client(client, client.doomed)
         dirty, self._dirty = self._dirty, []
         for client in dirty:
             client.dirty = False
-            if client.closed:
-                continue
-            if not client.want_write:
+            if not client.closed and not client.want_write:
                 self._write(client)
-            elif len(client.out) > self.max_queue:
-                self._too_slow(client)
 
     def _write(self, client: Client) -> None:
         out = client.out
-        was_high = len(out) >= LOW_WATER
+        was_high = out.size >= LOW_WATER
         try:
-            sent = client.sock.send(out)
+            for _ in range(4):
+                if not out.size or not out.send_to(client.sock):
+                    break
         except (BlockingIOError, InterruptedError):
-            sent = 0
+            pass
         except OSError:
             self.close_client(client, "connection lost")
             return
-        del out[:sent]
-        if out:
-            if len(out) > self.max_queue:
-                self._too_slow(client)
-                return
+        if out.size:
             if not client.want_write:
                 client.want_write = True
                 self._set_mask(client)
@@ -316,7 +562,7 @@ class Server:
             if client.want_write:
                 client.want_write = False
                 self._set_mask(client)
-        if len(out) < LOW_WATER:
+        if out.size < LOW_WATER:
             if client.streams:
                 self._streaming.add(client)  # pump more on the next pass
             if was_high:
@@ -327,35 +573,44 @@ class Server:
 
         One batch per loop pass keeps a long listing from delaying other
         clients' chat; the client is pumped again on the next pass once its
-        queue drains (see :meth:`_write`).
+        queue drains (see :meth:`_write`). A stream that raises is a fault of
+        the command that started it: the caller gets ``ERROR`` and the
+        plugin is not counted towards auto-disable.
         """
+        streams = client.streams
         budget = STREAM_BATCH
-        while client.streams and budget > 0 and len(client.out) < LOW_WATER and not client.closed:
-            lines, plugin = client.streams[0]
-            out = client.out
-            taken = 0
+        while streams and budget > 0 and client.out.size < LOW_WATER and not client.closed:
+            lines, plugin = streams[0]
+            chunk: list[bytes] = []
+            size = client.out.size
             try:
-                while taken < budget and len(out) < LOW_WATER:
-                    out += protocol.encode_line(next(lines))
-                    taken += 1
+                while len(chunk) < budget and size < LOW_WATER:
+                    data = protocol.encode_line(next(lines))
+                    chunk.append(data)
+                    size += len(data)
             except StopIteration:
-                client.streams.pop(0)
-            except Exception:
-                client.streams.pop(0)
-                self.plugins.fault(plugin, traceback.format_exc())
-                out += protocol.encode_line(f"ERROR plugin {plugin} failed while streaming output")
-            budget -= taken + 1
-            self._mark(client)
+                streams.pop(0)
+            except BaseException:  # noqa: BLE001 - plugin code: isolated, see docs/plugins.md
+                streams.pop(0)
+                self.plugins.fault(plugin, traceback.format_exc(), count=False)
+                chunk.append(protocol.encode_line(f"ERROR plugin {plugin} failed while streaming output"))
+            budget -= len(chunk) + 1
+            if chunk:
+                self._queue(client, b"".join(chunk))
 
     def _too_slow(self, client: Client) -> None:
-        log.warning("dropping %s: output queue %d bytes over the %d limit", client.nick,
-                    len(client.out), self.max_queue, extra=CONN)
-        self.close_client(client, "too slow")
+        log.warning("dropping %s: output queue %d bytes would pass the %d limit", client.nick,
+                    client.out.size, self.max_queue, extra=CONN)
+        client.doomed = "too slow"
+        client.out.clear()
+        client.streams = None
+        self._doomed.append(client)
 
     def _set_mask(self, client: Client) -> None:
-        mask = 0 if (client.paused or client.closing) else selectors.EVENT_READ
+        reading = not (client.paused or client.throttled or client.closing or client.backlog)
+        mask = _READ if reading else 0
         if client.want_write:
-            mask |= selectors.EVENT_WRITE
+            mask |= _WRITE
         if mask == client.mask or client.closed:
             return
         if not client.mask:
@@ -373,9 +628,11 @@ class Server:
             self._set_mask(client)
 
     def resume_reading(self, client: Client) -> None:
-        """Undo :meth:`pause_reading`."""
+        """Undo :meth:`pause_reading`; events already parsed are handled on the next pass."""
         if client.paused and not client.closed:
             client.paused = False
+            client.backlog = True
+            self._backlog.add(client)
             self._set_mask(client)
 
     # -- services for plugins --------------------------------------------------------

@@ -231,6 +231,8 @@ class InProcessRoom:
         server._sel = self._sel  # type: ignore[assignment]
         server._waker = _FakeWaker()  # type: ignore[assignment]
         server.relay.clock = lambda: self._scheduler.now
+        server.clock = lambda: self._scheduler.now
+        server.now = 0.0
 
     # -- people ---------------------------------------------------------------------
     def join(self, nick: str | None = None, *, binary: bool = False) -> FakeClient:
@@ -280,8 +282,11 @@ class InProcessRoom:
 
     @property
     def timers(self) -> list[Timer]:
-        """Pending (not cancelled) timers, soonest first; each has ``when``, ``plugin``, ``fn``."""
-        return [t for _, _, t in sorted(self._scheduler.timers) if not t.cancelled]
+        """Pending (not cancelled) timers of plugins, soonest first; each has ``when``, ``plugin``, ``fn``.
+
+        The server's own housekeeping timers (``plugin == "core"``) are left out.
+        """
+        return [t for _, _, t in sorted(self._scheduler.timers) if not t.cancelled and t.plugin != "core"]
 
     # -- hooks and contexts ------------------------------------------------------------
     def hook(self, hook: str, client: FakeClient | None = None, /, **kwargs: Any) -> list[Any]:
@@ -334,11 +339,15 @@ class InProcessRoom:
             if client is None or client.closed:
                 continue
             if (sock.inbound or sock.eof) and sel.wants(sock, selectors.EVENT_READ):
-                server._read(client)
+                server._readable(client)
                 busy = True
             if not client.closed and not sock.stalled and client.out and sel.wants(sock, selectors.EVENT_WRITE):
                 server._write(client)
                 busy = True
+        if server._backlog:
+            for client in list(server._backlog):
+                server._serve(client)
+            busy = True
         if self._scheduler.run_ready():
             busy = True
         sent = self._bytes_out()

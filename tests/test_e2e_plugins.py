@@ -121,6 +121,11 @@ FLAKY = '''
 
 
     @hookimpl
+    def client_joined(ctx):
+        raise RuntimeError("flaky plugin failed on its own")
+
+
+    @hookimpl
     def register_commands():
         return [Command("boom", boom), Command("slow", slow)]
 '''
@@ -131,12 +136,13 @@ def test_a_failing_and_slow_drop_in_plugin_is_contained(server_factory, tmp_path
     folder.mkdir()
     (folder / "flaky.py").write_text(textwrap.dedent(FLAKY))
     server = server_factory("--quiet", "--plugin-dir", str(folder), "--plugin-fault-limit", "2")
-    alice, bob = server.connect("alice"), server.connect("bob")
+    alice = server.connect("alice")  # client_joined raises: the plugin's own fault, counted (1 of 2)
     alice.send("/slow")
     alice.expect("OK slow")
-    for _ in range(2):
+    for _ in range(3):  # a command's fault is that command's error: answered, never counted
         alice.send("/boom")
         alice.expect("ERROR /boom failed: internal error in plugin flaky")
+    bob = server.connect("bob")  # a second fault of its own: disabled
     alice.send("/boom")
     alice.expect("ERROR - Command not understood")
     alice.send("still chatting")

@@ -53,8 +53,9 @@ class FakeClient:
 
 
 class FakeServer:
-    def __init__(self, max_file_size: int = 1 << 30) -> None:
+    def __init__(self, max_file_size: int = 1 << 30, max_queue: int = 8 << 20) -> None:
         self.max_file_size = max_file_size
+        self.max_queue = max_queue
         self.lobby = FakeRoom()
         self.hooks: list[tuple[str, str, dict[str, Any]]] = []
         self.offer_answer: str | None = None

@@ -70,7 +70,7 @@ def caps(ctx: Context, args: list[str]) -> None:
     unknown = [c for c in args if c.lower() not in KNOWN_CAPS]
     if unknown:
         raise CommandError(f"unknown capability: {' '.join(unknown)} (known: {' '.join(sorted(KNOWN_CAPS))})")
-    ctx.client.caps.update(c.lower() for c in args)
+    ctx.client.caps = frozenset(ctx.client.caps) | {c.lower() for c in args}
     ctx.reply("OK caps " + " ".join(sorted(ctx.client.caps)))
 
 
