@@ -4,6 +4,7 @@ Usage::
 
     chatroom-client --name alice --port 5000 [--host 127.0.0.1]
                     [--send-dir send] [--received-dir received] [--auto-send]
+                    [--quit-wait 30]
 
 A missing ``--name`` or ``--port`` is asked for (prompt on stderr, answer on
 stdin). The client connects, sends ``/caps binary`` and ``/nick NAME``,
@@ -19,6 +20,13 @@ Two UIs, picked at start-up:
   thread feeds the network loop. At end of input the client waits for running
   transfers, sends ``/quit``, waits for ``OK`` and exits 0. A refused name
   prints the server's ``ERROR`` line on stderr and exits 2.
+
+Quitting waits for transfers, within bounds: the user's own sends are waited
+for until they end (the server aborts one that stops moving); files still
+*arriving* get ``--quit-wait`` seconds (default 30) from the end of input or
+``/quit``, then are discarded (part files removed, one ``discarded ...`` line
+each) so that a sender trickling a byte now and then cannot keep the client
+from exiting. ``--quit-wait 0`` discards them at once.
 
 Client-side commands: ``/quit`` and ``/sendfile NAME`` (any case; quote a name
 with spaces). Every other line, ``/command`` or chat, goes to the server as
@@ -43,7 +51,7 @@ from typing import TextIO
 
 from chatroom.client_console import LineConsole
 from chatroom.client_io import load_transfer
-from chatroom.client_loop import ClientLoop
+from chatroom.client_loop import QUIT_WAIT, ClientLoop
 
 __all__ = ["build_parser", "main", "parse_port", "read_line_fd", "resolve_args", "stdin_reader"]
 
@@ -69,6 +77,16 @@ def _port_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid port: {text!r} (an integer 1-65535)") from None
 
 
+def _seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"invalid seconds: {text!r} (a number, 0 or more)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``chatroom-client`` argument parser."""
     p = argparse.ArgumentParser(
@@ -84,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--received-dir", type=Path, default=Path("received"), help="folder received files go to (default: %(default)s)"
     )
     p.add_argument("--auto-send", action="store_true", help="send every new complete file in the send folder")
+    p.add_argument(
+        "--quit-wait", type=_seconds_arg, default=QUIT_WAIT, metavar="S",
+        help="at end of input or /quit, wait at most S seconds for files still arriving, then discard them "
+        "and quit; your own sends are always finished (default: %(default)g)",
+    )
     return p
 
 
@@ -185,6 +208,7 @@ def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) 
         received_dir=args.received_dir,
         auto_send=args.auto_send,
         transfer=load_transfer(),
+        quit_wait=args.quit_wait,
     )
     loop.on_change = lambda: console.update(loop.progress)
     reader = threading.Thread(

@@ -26,6 +26,17 @@ Life of a connection:
    flight, ``/quit`` is sent; the loop ends with status 0 when the server says
    ``OK`` and closes (bounded by ``quit_timeout`` seconds).
 
+   The wait for transfers is bounded for files *arriving*, never for the
+   user's own sends: files still arriving ``quit_wait`` seconds (default
+   :data:`QUIT_WAIT`, ``--quit-wait``) after quitting began are discarded
+   (part file removed, ``discarded "NAME" from SENDER: still arriving 30 s
+   after quitting (DONE of SIZE bytes)``), and so is any file that starts
+   arriving after that. A sender trickling one byte every few seconds can
+   therefore delay a client's exit by ``quit_wait`` seconds at most. The
+   user's own sends are waited for until they end: they move as fast as the
+   server takes them, and the server aborts a transfer that stops moving.
+   Ctrl-C (``request_quit(force=True)``) aborts everything at once.
+
 Exit statuses returned by :meth:`ClientLoop.run`: 0 after a clean quit, 1 when
 the connection is lost (``connection to server lost`` on the error console),
 2 when the name is refused in non-interactive mode.
@@ -47,7 +58,7 @@ from chatroom.client_io import Console, OutQueue, ready_hint
 from chatroom.protocol import Frame, Line, Parser, TooLong, encode_line, sanitize
 from chatroom.wakeup import Waker
 
-__all__ = ["LOST", "ClientLoop"]
+__all__ = ["LOST", "QUIT_WAIT", "ClientLoop"]
 
 #: Bytes read from the socket per ``recv`` call.
 RECV_SIZE = 256 * 1024
@@ -55,6 +66,8 @@ RECV_SIZE = 256 * 1024
 RECV_ROUNDS = 16
 #: Seconds between refreshes of :attr:`ClientLoop.progress`.
 PROGRESS_INTERVAL = 0.2
+#: Default seconds files still arriving are waited for once quitting began (see the module docstring).
+QUIT_WAIT = 30.0
 LOST = "connection to server lost"
 
 
@@ -70,8 +83,12 @@ class ClientLoop:
     missing); *auto_send* sends every file the watcher reports. *transfer* is
     the ``(TransferManager, SendFolderWatcher)`` pair from
     :func:`load_transfer` (None: no file transfer, ``/caps binary`` is not
-    sent; a None watcher: the send folder is not watched). *on_change* is called (from the loop thread) when :attr:`naming` or
-    :attr:`progress` change, so a UI can redraw.
+    sent; a None watcher: the send folder is not watched). *quit_wait* is
+    how many seconds files still arriving are waited for once quitting
+    began (then they are discarded); *quit_timeout* how many seconds the
+    server has to answer ``/quit``. *on_change* is called (from the loop
+    thread) when :attr:`naming` or :attr:`progress` change, so a UI can
+    redraw.
     """
 
     def __init__(
@@ -86,6 +103,7 @@ class ClientLoop:
         auto_send: bool = False,
         transfer: tuple[Any, Any] | None = None,
         quit_timeout: float = 5.0,
+        quit_wait: float = QUIT_WAIT,
         on_change: Callable[[], None] | None = None,
     ) -> None:
         self.sock = sock
@@ -96,6 +114,7 @@ class ClientLoop:
         self.received_dir = Path(received_dir)
         self.auto_send = auto_send
         self.quit_timeout = quit_timeout
+        self.quit_wait = quit_wait
         self.on_change = on_change
         #: True while the server has refused the name and the next submitted line is a new one.
         self.naming = False
@@ -111,6 +130,7 @@ class ClientLoop:
         self._named = False
         self._quit = "no"  # no -> wanted (waiting for transfers) -> sent -> ok
         self._quit_deadline = 0.0
+        self._arrivals_deadline = 0.0  # once quitting: files still arriving after this are discarded
         self._status: int | None = None
         self._next_progress = 0.0
         self._write_registered = False
@@ -387,10 +407,15 @@ class ClientLoop:
     def _want_quit(self) -> None:
         if self._quit == "no":
             self._quit = "wanted"
+            self._arrivals_deadline = time.monotonic() + self.quit_wait
             if self.busy:
-                self.console.error("waiting for file transfers to finish before quitting")
+                self.console.error(f"waiting for file transfers to finish before quitting "
+                                   f"(files arriving get {self.quit_wait:g} s at most)")
 
     def _advance_quit(self) -> None:
+        if (self._quit == "wanted" and self._tm is not None and self._tm.receiving
+                and time.monotonic() >= self._arrivals_deadline):
+            self._tm.discard_incoming(f"still arriving {self.quit_wait:g} s after quitting")
         if self._quit == "wanted" and not self.busy and not self._pending:
             self._send("/quit")
             self._flush()

@@ -15,6 +15,9 @@ transfer frames"). Everything runs on the client's loop thread:
   frames are written to ``received_dir/.NAME.ID.part`` and moved into place
   (never overwriting: ``name (1).ext``) only when the size and SHA-256 match;
   otherwise the partial file is removed and the reason emitted.
+* :meth:`TransferManager.discard_incoming` gives up on the files still
+  arriving (the client loop calls it when quitting takes too long: see
+  :mod:`chatroom.client_loop`); the rest of their frames are ignored.
 """
 
 from __future__ import annotations
@@ -116,8 +119,24 @@ class TransferManager:
     # -- state ------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """True while any file is offered, being sent, or being received."""
-        return bool(self._offers or self._sends or self._recvs)
+        """True while any file is offered, being sent, or being received (discarded ones do not count)."""
+        return bool(self._offers or self._sends or self.receiving)
+
+    @property
+    def receiving(self) -> bool:
+        """True while any incoming file is still being written (not discarded)."""
+        return any(recv is not None for recv in self._recvs.values())
+
+    def discard_incoming(self, reason: str) -> int:
+        """Give up on every incoming file: remove its part file, emit why, ignore its later frames.
+
+        Returns how many were discarded. The emitted line is
+        ``discarded "NAME" from SENDER: REASON (DONE of SIZE bytes)``.
+        """
+        live = [recv for recv in self._recvs.values() if recv is not None]
+        for recv in live:
+            self._fail(recv, f"{reason} ({recv.done} of {recv.size} bytes)")
+        return len(live)
 
     def progress(self) -> list[Progress]:
         """The running transfers, sends first."""

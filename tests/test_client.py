@@ -51,11 +51,20 @@ def test_parser_defaults_and_options() -> None:
     args = build_parser().parse_args(["--name", "alice", "--port", "4000"])
     assert (args.name, args.port, args.host) == ("alice", 4000, "127.0.0.1")
     assert args.send_dir == Path("send") and args.received_dir == Path("received")
-    assert args.auto_send is False
+    assert args.auto_send is False and args.quit_wait == 30.0
     args = build_parser().parse_args(
         ["--port", "1", "--host", "10.0.0.2", "--send-dir", "s", "--received-dir", "r", "--auto-send"]
     )
     assert args.name is None and args.send_dir == Path("s") and args.received_dir == Path("r") and args.auto_send
+
+
+@pytest.mark.parametrize("bad", ["-1", "nan", "inf", "soon"])
+def test_parser_rejects_bad_quit_wait(capsys: pytest.CaptureFixture[str], bad: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--quit-wait", bad])
+    assert exc.value.code == 2
+    assert "invalid seconds" in capsys.readouterr().err
+    assert build_parser().parse_args(["--quit-wait", "0"]).quit_wait == 0.0
 
 
 def test_parser_rejects_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
@@ -370,6 +379,8 @@ class FakeTransferManager:
         self.sent: list[str] = []
         self.frames: list[Frame] = []
         self.busy = False
+        self.receiving = False
+        self.discarded: list[str] = []
         self.closed = False
         self.pumps = 0
         self.to_write: list[bytes] = []
@@ -392,6 +403,12 @@ class FakeTransferManager:
 
     def progress(self) -> list:
         return []
+
+    def discard_incoming(self, reason: str) -> int:
+        self.discarded.append(reason)
+        self.receiving = False
+        self.emit(f"discarded: {reason}")
+        return 1
 
     def close(self) -> None:
         self.closed = True
@@ -464,7 +481,7 @@ def test_end_of_input_waits_for_running_transfers(tmp_path: Path) -> None:
     run.loop.submit("/sendfile big.bin")
     run.loop.end_input()
     console.wait_for(lambda: console.errors, "the waiting notice")
-    assert console.errors == ["waiting for file transfers to finish before quitting"]
+    assert console.errors == ["waiting for file transfers to finish before quitting (files arriving get 30 s at most)"]
     server.say("ping")  # the loop keeps serving while it waits
     console.wait_for(lambda: "ping" in console.lines, "a line during the wait")
     tm.busy = False
@@ -553,3 +570,205 @@ def test_pump_never_stalls_when_the_kernel_takes_everything(tmp_path: Path) -> N
     server.say("OK")
     server.sock.close()
     assert run.result() == 0
+
+
+# ---- quitting while files arrive: bounded by quit_wait (issue 8, item 15) ---------------------
+
+
+def start_receiving(tmp_path: Path, quit_wait: float):
+    """A client with the real TransferManager (no watcher), past the handshake."""
+    from chatroom.transfer import TransferManager
+
+    server, console, run = start(transfer=(TransferManager, None), send_dir=tmp_path / "out",
+                                 received_dir=tmp_path / "in", quit_wait=quit_wait)
+    server.expect("/caps binary")
+    server.expect("/nick alice")
+    server.say("OK caps binary", "OK nick alice")
+    return server, console, run
+
+
+def part_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".*.part"))
+
+
+def begin_incoming(server: FakeServer, console: RecordingConsole, frames: bytes) -> None:
+    """Send *frames*, then a marker line; once the client prints the marker, it has handled the frames."""
+    server.sock.sendall(frames + b"* marker\n")
+    console.wait_for(lambda: "* marker" in console.lines, "the marker after the frames")
+
+
+def trickle_until_quit(server: FakeServer, tid: int, every: float, most: int) -> int:
+    """Send one byte of transfer *tid* every *every* seconds until the client sends ``/quit``.
+
+    Returns the bytes trickled; fails after *most* bytes without ``/quit``.
+    The pacing is the bounded wait for the client's next bytes, not a sleep.
+    """
+    for sent in range(most):
+        server.sock.settimeout(every)
+        try:
+            data = server.sock.recv(65536)
+        except socket.timeout:
+            server.sock.sendall(encode_frame(f"file-data {tid}", b"x"))
+            continue
+        assert data, "client closed the connection"
+        server.events.extend(server.parser.feed(data))
+        if Line("/quit") in server.events:
+            server.sock.settimeout(DEADLINE)
+            return sent
+    raise AssertionError(f"no /quit after {most} trickled bytes")
+
+
+def test_a_trickling_incoming_file_does_not_keep_the_client_after_end_of_input(tmp_path: Path) -> None:
+    server, console, run = start_receiving(tmp_path, quit_wait=0.5)
+    begin_incoming(server, console, encode_frame("file-begin 4 1000 bob slow.bin", b"") + encode_frame("file-data 4", b"x"))
+    assert run.loop.busy and len(part_files(tmp_path / "in")) == 1
+    started = time.monotonic()
+    run.loop.end_input()
+    trickled = trickle_until_quit(server, 4, every=0.05, most=200)
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed < 2.5, elapsed
+    assert trickled >= 3, "bytes kept arriving while the client waited"
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+    assert console.errors == ["waiting for file transfers to finish before quitting (files arriving get 0.5 s at most)"]
+    [discarded] = [line for line in console.lines if line.startswith("discarded")]
+    assert discarded.startswith('discarded "slow.bin" from bob: still arriving 0.5 s after quitting (')
+    assert discarded.endswith(" of 1000 bytes)")
+    assert part_files(tmp_path / "in") == [] and list((tmp_path / "in").iterdir()) == []
+
+
+def test_an_incoming_file_that_finishes_within_quit_wait_is_kept(tmp_path: Path) -> None:
+    import hashlib
+
+    server, console, run = start_receiving(tmp_path, quit_wait=30)
+    body = b"hello file\n" * 100
+    begin_incoming(server, console,
+                   encode_frame(f"file-begin 9 {len(body)} bob notes.txt", b"") + encode_frame("file-data 9", body[:500]))
+    run.loop.end_input()
+    console.wait_for(lambda: console.errors, "the waiting notice")
+    server.sock.sendall(encode_frame("file-data 9", body[500:])
+                        + encode_frame(f"file-end 9 {hashlib.sha256(body).hexdigest()}", b""))
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+    assert (tmp_path / "in" / "notes.txt").read_bytes() == body
+    assert any(line.startswith('received "notes.txt"') for line in console.lines)
+
+
+def test_quit_wait_zero_discards_incoming_files_at_once(tmp_path: Path) -> None:
+    server, console, run = start_receiving(tmp_path, quit_wait=0)
+    begin_incoming(server, console, encode_frame("file-begin 2 50 bob x.bin", b"") + encode_frame("file-data 2", b"12345"))
+    run.loop.end_input()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+    assert 'discarded "x.bin" from bob: still arriving 0 s after quitting (5 of 50 bytes)' in console.lines
+    assert part_files(tmp_path / "in") == []
+
+
+def test_own_sends_are_finished_however_long_and_late_arrivals_are_discarded(tmp_path: Path) -> None:
+    server, console, run, tm, _watcher = start_with_transfer(tmp_path, quit_wait=0)
+    tm.busy = True  # a send of ours is running
+    run.loop.end_input()
+    console.wait_for(lambda: console.errors, "the waiting notice")
+    server.say("ping")
+    console.wait_for(lambda: "ping" in console.lines, "a line while waiting")
+    server.sock.settimeout(0.3)
+    with pytest.raises(socket.timeout):  # no /quit while our send runs, although quit_wait is 0
+        server.sock.recv(65536)
+    assert tm.discarded == []
+    tm.receiving = True  # a file starts arriving after the deadline: given up at once
+    run.loop.wake()
+    console.wait_for(lambda: tm.discarded, "the discard")
+    assert tm.discarded == ["still arriving 0 s after quitting"]
+    tm.busy = False
+    run.loop.wake()
+    server.sock.settimeout(DEADLINE)
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.close()
+    assert run.result() == 0
+
+
+def test_transfer_manager_discard_incoming_frees_busy_and_ignores_later_frames(tmp_path: Path) -> None:
+    from chatroom.transfer import TransferManager
+
+    emitted: list[str] = []
+    tm = TransferManager(tmp_path / "out", tmp_path / "in", lambda data: None, lambda: 0, emitted.append)
+    tm.handle_frame(Frame("file-begin 1 10 bob a.bin", b""))
+    tm.handle_frame(Frame("file-data 1", b"abc"))
+    assert tm.busy and tm.receiving
+    assert tm.discard_incoming("bored") == 1
+    assert not tm.busy and not tm.receiving
+    assert emitted == ['discarded "a.bin" from bob: bored (3 of 10 bytes)']
+    tm.handle_frame(Frame("file-data 1", b"def"))  # still in flight: ignored
+    tm.handle_frame(Frame("file-end 1 " + "0" * 64, b""))
+    assert emitted == ['discarded "a.bin" from bob: bored (3 of 10 bytes)'] and part_files(tmp_path / "in") == []
+    assert tm.discard_incoming("again") == 0
+
+
+def test_a_real_pipe_driven_client_exits_although_a_sender_trickles(server_factory, tmp_path: Path) -> None:
+    """Item 15 end to end: real server, real ``chatroom-client`` on a pipe, a raw sender trickling bytes."""
+    import queue
+    import subprocess
+
+    server = server_factory("--quiet")
+    bob = server.connect("bob", binary=True)
+    alice = subprocess.Popen(
+        ["chatroom-client", "--name", "alice", "--port", str(server.port), "--quit-wait", "1"],
+        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert alice.stdout is not None
+        for line in alice.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def expect(prefix: str) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            assert line is not None, f"client ended before {prefix!r}"
+            if line.startswith(prefix):
+                return
+
+    try:
+        bob.expect_prefix("* guest")  # alice's join
+        bob.expect(f"* {bob.seen[-1].split()[1]} is now known as alice")
+        bob.send("/sendfile slow.bin 1000")
+        tid = int(bob.expect_prefix("OK sendfile ").split()[2])
+        bob.send_raw(encode_frame(f"file-data {tid}", b"x"))
+        expect('* bob is sending "slow.bin" (1000 bytes)')
+        assert alice.stdin is not None
+        alice.stdin.write("hello\n")
+        alice.stdin.close()  # end of input, with the file still arriving
+        started = time.monotonic()
+        for _ in range(100):  # one byte every 0.1 s (the wait for the client's exit paces it), 10 s at most
+            try:
+                alice.wait(0.1)
+                break
+            except subprocess.TimeoutExpired:
+                bob.send_raw(encode_frame(f"file-data {tid}", b"x"))
+        elapsed = time.monotonic() - started
+        assert alice.returncode == 0 and 1.0 <= elapsed < 6.0, (alice.returncode, elapsed)
+        reader.join(DEADLINE)
+        out: list[str] = []
+        while (line := lines.get_nowait()) is not None:
+            out.append(line)
+        assert any(line.startswith('discarded "slow.bin" from bob: still arriving 1 s after quitting (') for line in out), out
+        assert list((tmp_path / "received").iterdir()) == []
+        bob.expect("alice: hello")
+    finally:
+        if alice.poll() is None:
+            alice.kill()
+            alice.wait()
+        if alice.stdout is not None:
+            alice.stdout.close()
