@@ -20,7 +20,6 @@ line per address of this machine that other machines can use (see
 from __future__ import annotations
 
 import argparse
-import inspect
 import ipaddress
 import logging
 import math
@@ -264,15 +263,9 @@ def check_stores(data_dir: Path) -> None:
             check_store(path)
 
 
-def limit_options(args: argparse.Namespace, accepted: set[str] | None = None) -> dict[str, Any]:
-    """The flood-control and limit options as Server keyword arguments (see :data:`SERVER_LIMITS`).
-
-    *accepted* (default: the parameters of ``Server``) filters out keywords
-    the installed Server does not take yet.
-    """
-    if accepted is None:
-        accepted = set(inspect.signature(Server).parameters)
-    return {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items() if kw in accepted}
+def limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flood-control and limit options as Server keyword arguments (see :data:`SERVER_LIMITS`)."""
+    return {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items()}
 
 
 def _fail(status: int, message: str) -> int:
