@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from chatroom.textsafety import strip_invisible
+
 __all__ = [
     "MAX_LINE",
     "MAX_FRAME",
@@ -58,17 +60,21 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def sanitize(text: str) -> str:
-    """Strip control characters and terminal escape sequences from *text*.
+    """Strip control characters, terminal escapes and invisible characters from *text*.
 
     Removes ANSI/VT100 escape sequences (CSI, OSC and two-byte ``ESC x``
     forms, as described in ECMA-48) and every remaining C0/C1 control
-    character except TAB. The result is safe to print on a terminal and can
-    never begin with :data:`FRAME_MARK`. Plain text is returned unchanged
-    (and cheaply: one regex scan).
+    character except TAB; then bidi controls, zero-width characters and
+    the other invisible characters of
+    :func:`chatroom.textsafety.strip_invisible` (U+2028/U+2029 become
+    spaces), so relayed text cannot reorder or hide what others see
+    (Trojan Source, CVE-2021-42574). The result is safe to print on a
+    terminal and can never begin with :data:`FRAME_MARK`. Plain ASCII text
+    is returned unchanged, cheaply (one regex scan).
     """
-    if _CONTROL.search(text) is None:
-        return text
-    return _CONTROL.sub("", _ANSI.sub("", text))
+    if _CONTROL.search(text) is not None:
+        text = _CONTROL.sub("", _ANSI.sub("", text))
+    return text if text.isascii() else strip_invisible(text)
 
 
 class Line:

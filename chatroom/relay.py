@@ -28,7 +28,6 @@ import ctypes
 import ctypes.util
 import logging
 import os
-import re
 import sys
 import time
 from collections import OrderedDict
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatroom.commands import CommandError
 from chatroom.filenames import safe_name
+from chatroom.numbers import parse_uint
 from chatroom.protocol import MAX_FRAME, Frame, encode_frame, encode_frame_header, sanitize
 
 if TYPE_CHECKING:
@@ -94,12 +94,9 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
-_ID = re.compile(r"[0-9]{1,18}")
-
-
 def parse_id(text: str) -> int | None:
-    """A transfer id from the wire: 1-18 ASCII digits, else None (never ``str.isdigit()`` + ``int()``)."""
-    return int(text) if _ID.fullmatch(text) else None
+    """A transfer id from the wire: 1-18 ASCII digits, else None (see :func:`chatroom.numbers.parse_uint`)."""
+    return parse_uint(text, max_digits=18)
 
 
 @dataclass(eq=False)

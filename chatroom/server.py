@@ -41,7 +41,7 @@ from chatroom.connection import Client
 from chatroom.context import Context
 from chatroom.dispatch import Dispatcher
 from chatroom.logs import CONN, ERR
-from chatroom.names import check_nick, nick_key
+from chatroom.names import check_nick, nick_key, nick_skeleton_key, too_alike
 from chatroom.plugins import PluginHost
 from chatroom.relay import Relay
 from chatroom.room import Room
@@ -113,6 +113,7 @@ class Server:
         self.lobby = Room("lobby")
         self.clients: dict[int, Client] = {}
         self.nicks: dict[str, Client] = {}
+        self.skeletons: dict[str, Client] = {}  # confusable skeleton -> member (UTS #39), for look-alike nicks
         self.per_address: dict[str, int] = {}
         self.plugins = plugins if plugins is not None else default_plugins()
         self.now = clock()
@@ -222,6 +223,7 @@ class Server:
         client.parser.frame_filter = lambda meta, size: self.relay.check_frame(client, meta, size)
         self.clients[client.id] = client
         self.nicks[nick_key(client.nick)] = client
+        self.skeletons[nick_skeleton_key(client.nick)] = client
         self._sel.register(sock, _READ, client)
         log.info("%s connected from %s:%s", client.nick, host, addr[1] if isinstance(addr, tuple) else "", extra=CONN)
         self.send_line(
@@ -416,6 +418,8 @@ class Server:
                 self.plugins.run_for_client(plugin, on_end, Context(self, plugin, client), reason)
         if self.nicks.get(nick_key(client.nick)) is client:
             del self.nicks[nick_key(client.nick)]
+        if self.skeletons.get(nick_skeleton_key(client.nick)) is client:
+            del self.skeletons[nick_skeleton_key(client.nick)]
         room = client.room
         room.leave(client)
         log.info("%s disconnected (%s)", client.nick, reason, extra=CONN)
@@ -648,16 +652,24 @@ class Server:
         return self.nicks.get(nick_key(nick))
 
     def set_nick(self, client: Client, nick: str) -> None:
-        """Rename *client*; raises CommandError if *nick* is invalid or taken."""
+        """Rename *client*; raises CommandError if *nick* is invalid, taken, or looks like
+        (same UTS #39 confusable skeleton as) another connected member's nick."""
         reason = check_nick(nick)
         if reason:
             raise CommandError(reason)
         other = self.nicks.get(nick_key(nick))
         if other is not None and other is not client:
             raise CommandError(f"the nick {nick} is taken")
+        skeleton = nick_skeleton_key(nick)
+        alike = self.skeletons.get(skeleton)
+        if alike is not None and alike is not client:
+            raise CommandError(too_alike(nick, alike.nick))
         old = client.nick
         del self.nicks[nick_key(old)]
+        if self.skeletons.get(nick_skeleton_key(old)) is client:
+            del self.skeletons[nick_skeleton_key(old)]
         self.nicks[nick_key(nick)] = client
+        self.skeletons[skeleton] = client
         client.nick = nick
         log.info("%s is now known as %s", old, nick, extra=CONN)
         if old != nick:

@@ -190,15 +190,16 @@ def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator
 
     Starts ``BEGIN IMMEDIATE`` (takes the write lock at once; pass
     ``immediate=False`` for a deferred ``BEGIN``), commits when the block
-    ends, rolls back and re-raises if it raises. When ``COMMIT`` returns the
+    ends, rolls back and re-raises if it (or the ``COMMIT``) raises, so a
+    failed commit never leaves the connection inside a transaction. When ``COMMIT`` returns the
     writes are durable against a process crash. Not re-entrant: raises
     ``sqlite3.OperationalError`` if a transaction is already open.
     """
     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
+        if conn.in_transaction:  # also after a COMMIT that failed (SQLITE_FULL, I/O error)
             conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")

@@ -146,7 +146,8 @@ def cmd_post(ctx: Context, args: list[str]) -> None:
         return
     draft = Draft()
     try:
-        ctx.capture(lambda c, line: _on_line(c, draft, line), lambda c, reason: _on_end(c, draft, reason))
+        ctx.capture(lambda c, line: _on_line(c, draft, line), lambda c, reason: _on_end(c, draft, reason),
+                    terminator=END)
     except RuntimeError as exc:
         raise CommandError(f"cannot post now: {exc}") from None
 
