@@ -120,12 +120,18 @@ class ServerProcess:
                     total += int(fields[4].split(":")[1], 16)
         return total
 
-    def silent_client(self, rcvbuf: int | None = None) -> "LineClient":
+    def silent_client(self, rcvbuf: int | None = None, source: str | None = None) -> "LineClient":
         """A connected :class:`LineClient` (closed at teardown) whose receive buffer is *rcvbuf* bytes
-        (set before connecting, so the TCP window stays small), for clients that never read."""
+        (set before connecting, so the TCP window stays small), for clients that never read.
+
+        *source* binds the client to that local address first (any ``127.x.y.z``
+        reaches a server on 127.0.0.1), to spread many connections over addresses.
+        """
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            sock.bind((source, 0))
         sock.settimeout(DEADLINE)
         sock.connect((self.host, self.port))
         client = LineClient.from_socket(sock)
