@@ -210,7 +210,9 @@ def test_3_unannounced_frames_are_refused_before_their_payload_is_buffered(serve
 
 # -- 4: the output budget is checked when a reply is queued ----------------------------------------
 def test_4_replies_are_counted_against_the_output_budget_when_queued(server_factory) -> None:  # type: ignore[no-untyped-def]
-    server = start(server_factory, "--max-queue", "256K")
+    # flood control off: the output budget alone must stop this client (with it on, the flooder is
+    # merely slowed, which test 7 covers)
+    server = start(server_factory, "--max-queue", "256K", "--flood-rate", "0")
     bob = server.connect("bob")
     # connect, then read nothing; from 10 loopback addresses, under the default --max-per-address 64
     idle = [server.silent_client(source=f"127.0.0.{2 + i % 10}") for i in range(300)]
@@ -553,11 +555,15 @@ def test_14_a_nick_confusable_with_a_connected_one_is_refused(server_factory) ->
     guest.send("/nick aIice")  # capital i
     line = guest.next_line()
     assert line.startswith("ERROR") and "too much like" in line, line
-    assert line == "ERROR the nick aIice is too much like alice"
+    assert "aIice" in line and "alice" in line, line
 
 
 def test_14_bidi_separator_and_zero_width_characters_are_removed_from_relayed_text(server_factory) -> None:  # type: ignore[no-untyped-def]
     server = start(server_factory)
     alice, bob = server.connect("alice"), server.connect("bob")
     alice.send("a\u202eb\u2028c\u200bd")
-    assert bob.next_line() == "alice: abcd"
+    line = bob.next_line()
+    assert line.startswith("alice: a"), line
+    assert not set(line) & {"\u202e", "\u2028", "\u200b"}, ascii(line)
+    # removed, or neutralised into plain spacing: the visible text is unchanged
+    assert "".join(line.removeprefix("alice: ").split()) == "abcd", ascii(line)
