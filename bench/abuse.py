@@ -22,7 +22,9 @@ arrives counts with the time it waited, so a stalled room shows as a huge p99).
 
 Columns: probe p50/p99 during the attack, baseline p99 (same server, just
 before), server peak RSS (``VmHWM`` of ``/proc/PID/status``, MiB; the server is
-fresh per attack), server CPU seconds during the attack window (utime+stime),
+fresh per attack), server CPU seconds during the attack window (utime+stime;
+the outcome cell adds the baseline's, scaled to the same length, since the
+probe's own pings cost CPU: 200 lines/s to every member),
 and the attacker's outcome read from its sockets (the server closing a socket
 is seen through ``TCP_INFO`` state even behind unread data; the last line
 received, when read, tells why). With ``--runs`` > 1 the numbers are medians.
@@ -573,8 +575,11 @@ def run_attack(key: str, args: argparse.Namespace, extra: list[str], tmp: str) -
         if setup:
             setup(sc)
             server.settle()
-        probe.start(min(3.0, args.seconds))
-        base, base_lost, _ = probe.result()
+        base_s = min(3.0, args.seconds)
+        c = server.cpu()
+        probe.start(base_s)
+        base, _, _ = probe.result()
+        base_cpu = (server.cpu() - c) * args.seconds / base_s  # scaled to the attack's length
         cpu0 = server.cpu()
         sc.deadline = time.monotonic() + args.seconds
         probe.start(args.seconds)
@@ -587,7 +592,7 @@ def run_attack(key: str, args: argparse.Namespace, extra: list[str], tmp: str) -
         notes = [] if alive else [f"SERVER DIED rc={server.proc.returncode}"]
         if lost or dead:
             notes.append(f"probe lost {lost}/{len(lat)} pings" + (", probe disconnected" if dead else ""))
-        row["outcome"] = "; ".join(notes + [sc.note + outcome])
+        row["outcome"] = "; ".join(notes + [sc.note + outcome, f"server CPU at baseline {base_cpu:.2f} s"])
     except Exception as exc:  # noqa: BLE001 - one failed attack is a row, the others go on
         row["outcome"] = f"bench error: {exc!r}"[:200]
         if server is not None and server.proc.poll() is not None:
