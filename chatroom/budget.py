@@ -43,5 +43,10 @@ class FloodPolicy:
         return min(self.burst, tokens + (now - stamp) * self.rate)
 
     def wait(self, tokens: float) -> float:
-        """Seconds until a bucket at *tokens* (<= 0) holds one token again."""
-        return (1.0 - tokens) / self.rate
+        """Seconds until a bucket at *tokens* (< 1) holds one token again (at least 1 ms)."""
+        return max(0.001, (1.0 - tokens) / self.rate)
+
+    @staticmethod
+    def empty(tokens: float) -> bool:
+        """True when a bucket at *tokens* cannot pay for one more line (float rounding forgiven)."""
+        return tokens < 1.0 - 1e-9

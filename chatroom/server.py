@@ -154,7 +154,10 @@ class Server:
 
     def run_once(self, timeout: float | None) -> None:
         """One loop pass: wait up to *timeout* seconds for events, handle them, run timers, flush."""
-        for key, mask in self._sel.select(timeout):
+        backlog = list(self._backlog)  # served after this pass's reads: one slice per client per pass
+        events = self._sel.select(timeout)
+        self.now = self.clock()
+        for key, mask in events:
             data = key.data
             if data.__class__ is Client:
                 if mask & _READ:
@@ -165,9 +168,8 @@ class Server:
                 self._accept()
             else:
                 self._waker.drain()
-        self.now = self.clock()
-        if self._backlog:
-            for client in list(self._backlog):
+        for client in backlog:
+            if client.backlog and not client.throttled:
                 self._serve(client)
         self.scheduler.run_ready()
         self._flush()
@@ -288,10 +290,10 @@ class Server:
                 self._set_mask(client)
                 return
             if flood.rate:
-                if client.tokens < 1.0:
+                if flood.empty(client.tokens):
                     client.tokens = flood.refill(client.tokens, client.stamp, now)
                     client.stamp = now
-                    if client.tokens < 1.0:
+                    if flood.empty(client.tokens):
                         client.held = event
                         self._throttle(client)
                         return

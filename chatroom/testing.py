@@ -162,6 +162,10 @@ class InProcessRoom:
     installed ``chatroom`` entry points. ``strict``: raise
     :class:`PluginLoadError` when any plugin fails to load, register or names
     an unknown hook. ``fault_limit`` and ``slow_seconds`` are the host's.
+    ``max_queue`` is each client's output budget in bytes. Flood control is
+    off in the kit (``flood_rate=0.0``) so a test can send any number of
+    lines; pass ``flood_rate``/``flood_burst`` to test a plugin under it
+    (throttled clients resume as :meth:`advance` moves the clock).
 
     Use it as a context manager, or call :meth:`close`; the
     ``chatroom_room`` fixture closes its rooms itself.
@@ -180,6 +184,8 @@ class InProcessRoom:
         fault_limit: int = 5,
         slow_seconds: float = 0.1,
         max_queue: int | None = None,
+        flood_rate: float = 0.0,
+        flood_burst: float = 250.0,
     ) -> None:
         from chatroom.server import (
             Server,  # not at import: pytest loads this module for every project
@@ -208,7 +214,8 @@ class InProcessRoom:
             self._logger.setLevel(self._old_level)
             raise PluginLoadError("; ".join(self.plugins.load_errors))
 
-        options: dict[str, Any] = {"data_dir": Path(data_dir), "plugins": self.plugins}
+        options: dict[str, Any] = {"data_dir": Path(data_dir), "plugins": self.plugins,
+                                   "flood_rate": flood_rate, "flood_burst": flood_burst}
         if max_queue is not None:
             options["max_queue"] = max_queue
         self.server = Server("127.0.0.1", 0, **options)
@@ -331,6 +338,7 @@ class InProcessRoom:
     def _pass(self) -> bool:
         server, sel = self.server, self._sel
         busy = False
+        backlog = list(server._backlog)  # as in Server.run_once: one slice per client per pass
         if self._listener.pending:
             server._accept()
             busy = True
@@ -344,15 +352,15 @@ class InProcessRoom:
             if not client.closed and not sock.stalled and client.out and sel.wants(sock, selectors.EVENT_WRITE):
                 server._write(client)
                 busy = True
-        if server._backlog:
-            for client in list(server._backlog):
+        for client in backlog:
+            if client.backlog and not client.throttled:
                 server._serve(client)
             busy = True
         if self._scheduler.run_ready():
             busy = True
         sent = self._bytes_out()
         server._flush()
-        return busy or self._bytes_out() != sent or bool(getattr(server, "_streaming", None))
+        return busy or self._bytes_out() != sent or bool(server._streaming) or bool(server._backlog)
 
     def _bytes_out(self) -> int:
         return sum(len(f.received) + len(f.frames) + f._parser.buffered for f in self.clients)
