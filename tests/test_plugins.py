@@ -431,12 +431,14 @@ def test_a_raising_command_gets_the_caller_an_error_and_the_room_goes_on(chatroo
 def test_a_plugin_that_keeps_failing_is_disabled_with_a_log_line(chatroom_room):
     recorder = Recorder()
     room = chatroom_room(plugins=[("recorder", recorder), ("faulty", Faulty())], fault_limit=3)
-    alice = room.join("alice")  # client_joined and nick_changed: two faults
-    assert alice.say("/boom") == ["ERROR /boom failed: internal error in plugin faulty"]  # third: disabled
+    alice = room.join("alice")  # client_joined and nick_changed: two faults of its own
+    for _ in range(4):  # a command's fault is that command's error: answered, never counted
+        assert alice.say("/boom") == ["ERROR /boom failed: internal error in plugin faulty"]
+    assert not any("disabled after" in line for line in room.errors)
+    bob = room.join()  # client_joined again: third fault of its own, disabled
     assert "[ERROR] chatroom.plugins: plugin faulty disabled after 3 faults" in room.errors
     assert alice.say("/boom")[0] == "ERROR - Command not understood"
     faults = len(room.faults)
-    bob = room.join("bob")
     alice.say("hi")
     assert bob.last == "alice: hi"
     assert len(room.faults) == faults, "a disabled plugin's hooks are no longer called"
@@ -450,29 +452,55 @@ def test_a_disabled_plugins_timers_and_thread_results_are_dropped(chatroom_room)
     def arm(ctx, args):
         ctx.call_later(5, ran.append, "timer")
         ctx.run_in_thread(lambda: 1, lambda result, error: ran.append("thread"))
+        ctx.dispatch("trip")  # its own chat_message hook raises: a fault of its own, disabled at once
+
+    def trip(ctx, text):
         raise RuntimeError("fault after arming")
 
     plugin = command_plugin(Command("arm", arm))
+    plugin.chat_message = hookimpl(trip)
     room = chatroom_room(plugins=[("armed", plugin)], fault_limit=1)
     room.join("alice").say("/arm")
     room.advance(10)
     assert ran == []
+    assert "[ERROR] chatroom.plugins: plugin armed disabled after 1 faults" in room.errors
 
 
-def test_a_capturing_plugin_that_faults_is_reported_and_its_capture_released_when_disabled(chatroom_room):
+def test_a_capturing_plugin_that_faults_keeps_its_capture_and_its_input_is_never_broadcast(chatroom_room):
     def grab(ctx, args):
         ctx.capture(lambda c, line: 1 / 0)
+        ctx.call_later(10, lambda: 1 / 0)  # a fault of its own, later: disables it
         ctx.reply("OK captured")
 
-    room = chatroom_room(plugins=[("grabber", command_plugin(Command("grab", grab)))], fault_limit=2)
+    room = chatroom_room(plugins=[("grabber", command_plugin(Command("grab", grab)))], fault_limit=1)
     alice, bob = room.join("alice"), room.join("bob")
     assert alice.say("/grab") == ["OK captured"]
     assert alice.say("first") == ["ERROR internal error in plugin grabber"]
-    assert alice.say("second") == ["ERROR internal error in plugin grabber"]  # second fault: disabled
-    assert "[ERROR] chatroom.plugins: plugin grabber disabled after 2 faults" in room.errors
+    assert alice.say("second") == ["ERROR internal error in plugin grabber"]  # not counted: still captured
+    room.advance(10)
+    assert "[ERROR] chatroom.plugins: plugin grabber disabled after 1 faults" in room.errors
+    assert alice.say("third") == ["ERROR what you typed was discarded: the plugin that took it is gone"]
     alice.say("free again")
     assert bob.last == "alice: free again"
+    assert not any(line in ("alice: first", "alice: second", "alice: third") for line in bob.received)
     assert alice.say("/quit") == ["OK"]
+
+
+def test_a_capture_with_a_terminator_swallows_input_up_to_it_when_its_plugin_goes_away(chatroom_room):
+    def grab(ctx, args):
+        ctx.capture(lambda c, line: None, terminator="#")
+        ctx.call_later(1, lambda: 1 / 0)
+        ctx.reply("OK captured")
+
+    room = chatroom_room(plugins=[("grabber", command_plugin(Command("grab", grab)))], fault_limit=1)
+    alice, bob = room.join("alice"), room.join("bob")
+    alice.say("/grab")
+    room.advance(1)
+    assert alice.say("secret line") == []
+    assert alice.say("#") == ["ERROR what you typed was discarded: the plugin that took it is gone"]
+    alice.say("public")
+    assert bob.last == "alice: public"
+    assert "alice: secret line" not in bob.received
 
 
 @pytest.mark.parametrize("returned", [42, b"bytes", ["list"]])
