@@ -80,6 +80,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         received_dir=args.received_dir,
         auto_send=args.auto_send,
         transfer=load_transfer(),
+        quit_wait=args.quit_wait,
         on_change=session.app.invalidate,
     )
     session.message = lambda: "name: " if loop.naming else "> "

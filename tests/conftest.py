@@ -37,6 +37,7 @@ class ServerProcess:
             self.proc.kill()
             raise RuntimeError(f"server did not start: {first!r} {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
         self.host, _, port = first.strip().rpartition(" ")[2].rpartition(":")
+        self.host = self.host.strip("[]")  # an IPv6 address is printed in brackets
         self.port = int(port)
         self.clients: list[LineClient] = []
 
