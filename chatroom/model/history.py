@@ -45,6 +45,7 @@ plugins here: the module imports the standard library and
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 import time
 from collections.abc import Callable
@@ -208,12 +209,18 @@ class History:
 
         Memory only (no SQL): :meth:`commit` writes it. *kind* is one of
         :data:`KINDS` (ValueError otherwise); *room*, *nick*, *text* are
-        ``str``, *account* ``str`` or None (not checked here: a wrong type
-        makes :meth:`commit` raise). The room needs no record
-        (:meth:`save_room`) to have history. About 1 microsecond.
+        ``str`` and *account* ``str`` or None (TypeError otherwise, so a bad
+        entry never reaches the buffer and blocks every later commit). The
+        room needs no record (:meth:`save_room`) to have history. About 0.6
+        microseconds (``bench/history.py``).
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
+        if not (
+            isinstance(room, str) and isinstance(nick, str) and isinstance(text, str)
+            and (account is None or isinstance(account, str))
+        ):
+            raise TypeError("room, nick and text must be str, account str or None")
         next_ids = self._next
         entry_id = next_ids.get(room, 1)
         next_ids[room] = entry_id + 1
@@ -373,9 +380,10 @@ class History:
         old lines may wait behind a newer one until it ages too.
 
         One call deletes at most *max_rows* rows and looks at most at
-        *max_rows* rooms (one transaction), resuming with the next room where
-        the previous call stopped, so its cost is bounded whatever the size of
-        the history. Call it again (from a timer) while it returns True.
+        *max_rows* rooms (one transaction), resuming at the room where the
+        previous call stopped, so its cost is bounded whatever the size of the
+        history. Call it again (from a timer) while it returns True; False
+        means every room was found within its limits (until new lines come).
         Room id counters are kept: ids are never reused. ValueError for a
         negative limit or ``max_rows < 1``.
         """
@@ -388,14 +396,14 @@ class History:
         if keep_lines is None and keep_days is None:
             return False
         age_cut = self._clock() - keep_days * 86400.0 if keep_days is not None else None
+        # A round walks the rooms in name order, over as many calls as it takes;
+        # a call resumes at the room where the previous one stopped.
         rooms = sorted(self._next)
-        start = next((i for i, r in enumerate(rooms) if r >= self._prune_from), 0)
-        order = rooms[start:] + rooms[:start]
         budget = max_rows
         visited = 0
         with transaction(self._conn):
-            for room in order:
-                if budget <= 0 or visited >= max_rows:
+            for room in rooms[bisect.bisect_left(rooms, self._prune_from):]:
+                if visited >= max_rows:
                     self._prune_from = room
                     return True
                 visited += 1
@@ -414,11 +422,10 @@ class History:
                 if taken:
                     self._conn.execute(_DELETE_TO, (room, upto))
                     budget -= taken
-                    if budget <= 0:
-                        # This room may have more; resume with it next time.
+                    if budget <= 0:  # this room may have more: resume with it
                         self._prune_from = room
                         return True
-        self._prune_from = ""
+        self._prune_from = ""  # round complete: every room is within its limits
         return False
 
     # -- life cycle ------------------------------------------------------------------
