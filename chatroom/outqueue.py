@@ -68,8 +68,9 @@ class OutQueue:
         self._bufs = []
         self.size = 0
 
-    def send_to(self, sock: socket.socket) -> int:
-        """One ``sendmsg`` of the queued buffers; returns the bytes sent and drops them.
+    def send_to(self, sock: socket.socket, limit: int = 0) -> int:
+        """One ``sendmsg`` of the queued buffers (at most *limit* bytes when *limit* > 0);
+        returns the bytes sent and drops them.
 
         Raises what ``sendmsg`` raises (``BlockingIOError`` when the socket is full,
         ``OSError`` when the peer is gone).
@@ -77,7 +78,17 @@ class OutQueue:
         bufs = self._bufs
         if not bufs:
             return 0
-        n = sock.sendmsg(bufs[:SEND_BUFFERS])
+        batch = bufs[:SEND_BUFFERS]
+        if limit:
+            total = 0
+            for i, buf in enumerate(batch):
+                total += len(buf)
+                if total >= limit:
+                    batch = batch[: i + 1]
+                    if total > limit:
+                        batch[i] = memoryview(buf)[: len(buf) - (total - limit)]
+                    break
+        n = sock.sendmsg(batch)
         self.size -= n
         left = n
         i = 0

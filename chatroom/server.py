@@ -55,6 +55,9 @@ log = logging.getLogger("chatroom.server")
 READ_SIZE = 64 * 1024
 #: Events (lines, frames) handled per connection per loop pass.
 SLICE = 64
+#: Bytes written to one socket per loop pass at most, so one huge queue (a relayed 4 MiB chunk to many
+#: receivers) is spread over passes instead of stalling one.
+WRITE_SIZE = 256 * 1024
 #: A client's queue below this many bytes pulls more from streams and wakes paused senders.
 LOW_WATER = 256 * 1024
 #: Lines pulled from a client's streams per loop pass (about 80 KB of board lines).
@@ -62,7 +65,7 @@ STREAM_BATCH = 2000
 DEFAULT_MAX_QUEUE = 8 * 1024 * 1024
 DEFAULT_MAX_FILE_SIZE = 1024**3
 #: Seconds a closing connection may take to read its last output before it is closed anyway.
-CLOSE_GRACE = 5.0
+CLOSE_GRACE = 3.0
 #: Seconds accepting pauses after the process ran out of file descriptors.
 ACCEPT_PAUSE = 0.5
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -549,9 +552,7 @@ class Server:
         out = client.out
         was_high = out.size >= LOW_WATER
         try:
-            for _ in range(4):
-                if not out.size or not out.send_to(client.sock):
-                    break
+            out.send_to(client.sock, WRITE_SIZE)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
