@@ -175,6 +175,7 @@ def test_last_since_before_edges(hist: History) -> None:
     assert ids(hist.before("#a", 3, 50)) == [1, 2]
     assert hist.before("#a", 1, 50) == [] and hist.before("#a", 0, 50) == []
     assert ids(hist.before("#a", 10**9, 2)) == [29, 30]
+    assert ids(hist.before("#a", 2**63 - 1, 1)) == [30] and hist.since("#a", 2**63 - 1, 1) == []
     assert ids(hist.last("#b", 50)) == [1, 2]  # rooms do not mix
     assert all(e.room == "#a" for e in hist.since("#a", 0, 50))
 
@@ -190,7 +191,7 @@ def test_bad_counts_raise_value_error(hist: History, bad: object) -> None:
 
 
 def test_bad_ids_raise_value_error(hist: History) -> None:
-    for bad in (-1, 1.0, None):
+    for bad in (-1, 1.0, None, 2**63, 10**30):
         with pytest.raises(ValueError):
             hist.since("#a", bad, 5)  # type: ignore[arg-type]
         with pytest.raises(ValueError):

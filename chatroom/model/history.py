@@ -24,18 +24,11 @@ the last commits. A crash loses only buffered entries, which nobody has
 received yet if the caller commits before sending the pass's output; their
 ids are then assigned again after the restart (nobody saw them).
 
-Reads: :meth:`History.last`, :meth:`History.since` and
-:meth:`History.before` are index range scans on the primary key
-``(room, id)`` of a ``WITHOUT ROWID`` table, so they cost O(log N + n) with N
-lines stored: a 1,000,000-line room answers as fast as a small one (see
-``bench/history.py``). Buffered entries are visible to every query (they
-are merged in from memory), so the caller need not commit before reading.
-
-Retention: :meth:`History.prune` deletes at most ``max_rows`` rows per call,
-oldest first, so the loop can call it from a timer until it returns False.
-
-Start-up reads the per-room id counters from a small table (one row per room)
-and every room record; it never scans the history table.
+Queries are range scans of the primary key ``(room, id)`` of a ``WITHOUT
+ROWID`` table: O(log N + n), a 1,000,000-line room answers as fast as a small
+one (``bench/history.py``). They see buffered entries too (merged from
+memory). Start-up reads one id counter per room, never the history table;
+:meth:`History.prune` deletes in bounded steps.
 
 Threading: a :class:`History` is used only by the server's loop thread (the
 thread that created it; ``sqlite3`` enforces this). No sockets, no loop, no
@@ -67,28 +60,17 @@ MIGRATIONS = [
     # 1: first schema.
     """
     CREATE TABLE history (
-        room    TEXT    NOT NULL,
-        id      INTEGER NOT NULL,
-        ts      REAL    NOT NULL,
-        kind    TEXT    NOT NULL,
-        nick    TEXT    NOT NULL,
-        account TEXT,
-        text    TEXT    NOT NULL,
+        room TEXT NOT NULL, id INTEGER NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL,
+        nick TEXT NOT NULL, account TEXT, text TEXT NOT NULL,
         PRIMARY KEY (room, id)
     ) WITHOUT ROWID;
     -- Highest id ever assigned per room, written in the same transaction as
     -- the lines: ids survive retention deleting every line of a room, and
     -- start-up never scans history.
-    CREATE TABLE history_seq (
-        room    TEXT    NOT NULL PRIMARY KEY,
-        last_id INTEGER NOT NULL
-    ) WITHOUT ROWID;
+    CREATE TABLE history_seq (room TEXT NOT NULL PRIMARY KEY, last_id INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE rooms (
-        name     TEXT NOT NULL PRIMARY KEY,
-        topic    TEXT NOT NULL DEFAULT '',
-        topic_by TEXT NOT NULL DEFAULT '',
-        topic_at REAL NOT NULL DEFAULT 0,
-        created  REAL NOT NULL
+        name TEXT NOT NULL PRIMARY KEY, topic TEXT NOT NULL DEFAULT '', topic_by TEXT NOT NULL DEFAULT '',
+        topic_at REAL NOT NULL DEFAULT 0, created REAL NOT NULL
     ) WITHOUT ROWID;
     """,
 ]
@@ -152,16 +134,12 @@ class RoomRecord:
     created: float = 0.0
 
 
-def _check_count(name: str, n: object) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_FETCH:
-        raise ValueError(f"{name} must be an int in 1..{MAX_FETCH}, not {n!r}")
-    return n
+_MAX_ID = 2**63 - 1  # SQLite's largest integer
 
 
-def _check_id(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, not {value!r}")
-    return value
+def _check(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int in {low}..{high}, not {value!r}")
 
 
 class History:
@@ -272,7 +250,7 @@ class History:
 
         Buffered entries included. ValueError unless 1 <= n <= :data:`MAX_FETCH`.
         """
-        _check_count("n", n)
+        _check("n", n, 1, MAX_FETCH)
         pending = self._buffered(room)
         if len(pending) >= n:
             return pending[len(pending) - n:]
@@ -287,10 +265,10 @@ class History:
         *limit* long, ask again with the last id. Entries deleted by
         retention are simply absent (compare the first id with
         ``after_id + 1`` to tell). Buffered entries included.
-        ValueError unless 1 <= limit <= :data:`MAX_FETCH` and after_id >= 0.
+        ValueError unless 1 <= limit <= :data:`MAX_FETCH` and 0 <= after_id < 2**63.
         """
-        _check_count("limit", limit)
-        _check_id("after_id", after_id)
+        _check("limit", limit, 1, MAX_FETCH)
+        _check("after_id", after_id, 0, _MAX_ID)
         out = [Entry._make(r) for r in self._conn.execute(_SINCE, (room, after_id, limit)).fetchall()]
         if len(out) < limit:
             out += [e for e in self._buffered(room) if e.id > after_id][: limit - len(out)]
@@ -301,10 +279,10 @@ class History:
 
         For "load older" scrollback: pass the oldest id the reader has.
         Buffered entries included. ValueError unless 1 <= n <= :data:`MAX_FETCH`
-        and before_id >= 0.
+        and 0 <= before_id < 2**63.
         """
-        _check_count("n", n)
-        _check_id("before_id", before_id)
+        _check("n", n, 1, MAX_FETCH)
+        _check("before_id", before_id, 0, _MAX_ID)
         pending = [e for e in self._buffered(room) if e.id < before_id]
         if len(pending) >= n:
             return pending[len(pending) - n:]
