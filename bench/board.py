@@ -234,7 +234,7 @@ def latency_summary(samples: list[tuple[float, float]], start: float, end: float
 def one_run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="chatroom-bench-board-") as tmp:
         server = subprocess.Popen(
-            ["chatroom-server", "--port", "0", "--data-dir", tmp, "--quiet"],
+            ["chatroom-server", "--port", "0", "--data-dir", tmp, "--quiet", "--flood-rate", "0", "--max-per-address", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         by = None

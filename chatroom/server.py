@@ -57,7 +57,7 @@ READ_SIZE = 64 * 1024
 SLICE = 64
 #: Bytes written to one socket per loop pass at most, so one huge queue (a relayed 4 MiB chunk to many
 #: receivers) is spread over passes instead of stalling one.
-WRITE_SIZE = 256 * 1024
+WRITE_SIZE = 64 * 1024
 #: A client's queue below this many bytes pulls more from streams and wakes paused senders.
 LOW_WATER = 256 * 1024
 #: Lines pulled from a client's streams per loop pass (about 80 KB of board lines).
