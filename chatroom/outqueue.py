@@ -69,8 +69,8 @@ class OutQueue:
         self.size = 0
 
     def send_to(self, sock: socket.socket, limit: int = 0) -> int:
-        """One ``sendmsg`` of the queued buffers (at most *limit* bytes when *limit* > 0);
-        returns the bytes sent and drops them.
+        """One ``sendmsg`` of the queued buffers (at most about *limit* bytes when *limit* > 0:
+        a coalesced tail of up to 64 KiB is sent whole); returns the bytes sent and drops them.
 
         Raises what ``sendmsg`` raises (``BlockingIOError`` when the socket is full,
         ``OSError`` when the peer is gone).
@@ -85,10 +85,11 @@ class OutQueue:
                 total += len(buf)
                 if total >= limit:
                     batch = batch[: i + 1]
-                    if total > limit:
+                    if total > limit and buf.__class__ is not bytearray:  # never export the tail: it is resized
                         batch[i] = memoryview(buf)[: len(buf) - (total - limit)]
                     break
         n = sock.sendmsg(batch)
+        del batch  # drop any view before the tail is resized below
         self.size -= n
         left = n
         i = 0

@@ -549,6 +549,16 @@ class Server:
                 self._write(client)
 
     def _write(self, client: Client) -> None:
+        """Send what *client* has queued (one bounded ``sendmsg``); an unexpected error closes it alone."""
+        try:
+            self._send_queued(client)
+        except Exception:  # noqa: BLE001 - our bug, one connection's: never the loop's end
+            log.error("closing %s: internal error writing to it:\n%s", client.nick,
+                      traceback.format_exc().rstrip(), extra=ERR)
+            client.out.clear()
+            self.close_client(client, "internal error")
+
+    def _send_queued(self, client: Client) -> None:
         out = client.out
         was_high = out.size >= LOW_WATER
         try:

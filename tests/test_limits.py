@@ -93,3 +93,36 @@ def test_one_senders_chat_and_private_lines_keep_their_order(chatroom_room) -> N
     alice, bob = room.join("alice"), room.join("bob")
     alice.send_bytes(b"one\n/msg bob two\nthree\n/msg bob four\n")
     assert bob.received[-4:] == ["alice: one", "alice (private): two", "alice: three", "alice (private): four"]
+
+
+def test_out_queue_sends_within_a_limit_and_survives_partial_sends_of_its_tail() -> None:
+    """A write limit that falls inside the coalesced tail, then a partial send by the kernel: the tail is
+    resized in place (the crash under attack 4 of issue 8 was a view on it still alive)."""
+    from chatroom.outqueue import OutQueue
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    queue = OutQueue()
+    expected = b"".join(b"line %d\n" % i for i in range(20_000)) + b"x" * 100_000
+    for i in range(20_000):
+        queue.append(b"line %d\n" % i)
+    queue.append(b"x" * 100_000)
+    got = bytearray()
+    for _ in range(100_000):
+        if not queue.size:
+            break
+        try:
+            queue.send_to(a, 1000)
+        except BlockingIOError:
+            pass
+        b.setblocking(False)
+        try:
+            got += b.recv(1 << 20)
+        except BlockingIOError:
+            pass
+    while len(got) < len(expected):
+        got += b.recv(1 << 20)
+    assert bytes(got) == expected and queue.size == 0
+    a.close()
+    b.close()
