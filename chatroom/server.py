@@ -151,8 +151,18 @@ class Server:
         self._running = True
         log.info("listening on %s:%d", *self.address)
         self.call_hook("startup", None)
+        errors = 0
         while self._running:
-            self.run_once(self._timeout())
+            try:
+                self.run_once(self._timeout())
+                errors = 0
+            except Exception:  # noqa: BLE001 - a bug of ours: log it and serve on, unless it repeats every pass
+                errors += 1
+                log.error("internal error in the loop (%d in a row):\n%s", errors, traceback.format_exc().rstrip(),
+                          extra=ERR)
+                if errors >= 100:
+                    self._stop_reason = "server error"
+                    break
         self._close_all()
 
     def run_once(self, timeout: float | None) -> None:
