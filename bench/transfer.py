@@ -11,7 +11,7 @@ Every process below is started by this script (it re-runs itself with
 * ``chatroom-server --quiet --flood-rate 0`` (fresh for every run, so its peak RSS is per run; flood
   control off because the bystander pings 200 lines/s, over the default budget);
 * **raw socket** receivers and sender speaking the frame protocol with
-  :mod:`chatroom.protocol` (not ``chatroom-client``, so the terminal UI is not
+  :mod:`chatroom.wire.lines` (not ``chatroom-client``, so the terminal UI is not
   what is measured): the sender reads the file in 1 MiB chunks, hashes it
   with SHA-256 and sends ``file-data`` frames; each receiver parses frames,
   hashes and writes the payload to its own file in a temporary folder, and
@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chatroom import protocol
+from chatroom.wire import lines as protocol
 
 CHUNK = 1024 * 1024
 DEADLINE = 300.0

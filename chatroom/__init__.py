@@ -5,8 +5,8 @@ hook implementations, ``Command`` to declare commands, and the errors a
 command handler raises to refuse a call.
 """
 
-from chatroom.commands import Command, CommandError, UsageError
-from chatroom.hookspecs import hookimpl
+from chatroom.plugins.commands import Command, CommandError, UsageError
+from chatroom.plugins.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,7 @@
 """In-memory stand-ins for the server's I/O, used by :mod:`chatroom.testing`.
 
 A fake listener, client sockets, wakeup socket and selector let a real
-:class:`chatroom.server.Server` run its loop with no network; a fake
+:class:`chatroom.net.loop.Server` run its loop with no network; a fake
 scheduler runs timers on a clock the test moves and worker-thread jobs on the
 test's own thread.
 """
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chatroom.scheduler import Timer
+from chatroom.net.scheduler import Timer
 
 
 class _FakeSocket:
@@ -79,7 +79,7 @@ class _FakeListener:
 
 
 class _FakeWaker:
-    """Stands in for :class:`chatroom.wakeup.Waker`: the in-process room never blocks, so nothing to wake."""
+    """Stands in for :class:`chatroom.wire.wakeup.Waker`: the in-process room never blocks, so nothing to wake."""
 
     def wake(self) -> None:
         pass

@@ -12,7 +12,7 @@ every test can ask for the ``chatroom_room`` fixture::
         room.advance(10)
         assert alice.received[-1] == "* reminder: stand up"
 
-How it works: the room is a real :class:`chatroom.server.Server` (real
+How it works: the room is a real :class:`chatroom.net.loop.Server` (real
 plugin host, command dispatch, fan-out, streams, nick rules, file relay)
 whose listening socket, client sockets and selector are replaced by
 in-memory fakes, and whose timers and worker threads are replaced by a fake
@@ -40,8 +40,8 @@ from typing import Any
 
 import pytest
 
-from chatroom import protocol
-from chatroom.context import Context
+from chatroom.wire import lines as protocol
+from chatroom.plugins.context import Context
 from chatroom.fakeio import (
     _FakeListener,
     _FakeScheduler,
@@ -50,8 +50,8 @@ from chatroom.fakeio import (
     _FakeWaker,
     _LogCollector,
 )
-from chatroom.plugins import ENTRY_POINT_GROUP, PluginHost, PluginInfo
-from chatroom.scheduler import Timer
+from chatroom.plugins.manager import ENTRY_POINT_GROUP, PluginHost, PluginInfo
+from chatroom.net.scheduler import Timer
 
 __all__ = ["InProcessRoom", "FakeClient", "PluginLoadError", "RoomNotSettled", "chatroom_room"]
 
@@ -74,8 +74,8 @@ class FakeClient:
     """One connected client of an :class:`InProcessRoom`, as a person at a terminal sees it.
 
     ``received`` holds every text line the server sent (``str``, without the
-    newline), ``frames`` every binary frame (:class:`chatroom.protocol.Frame`).
-    ``client`` is the server-side :class:`~chatroom.connection.Client`.
+    newline), ``frames`` every binary frame (:class:`chatroom.wire.lines.Frame`).
+    ``client`` is the server-side :class:`~chatroom.net.connection.Client`.
     """
 
     def __init__(self, room: InProcessRoom) -> None:
@@ -187,7 +187,7 @@ class InProcessRoom:
         flood_rate: float = 0.0,
         flood_burst: float = 250.0,
     ) -> None:
-        from chatroom.server import (
+        from chatroom.net.loop import (
             Server,  # not at import: pytest loads this module for every project
         )
 
@@ -307,7 +307,7 @@ class InProcessRoom:
         return results
 
     def context(self, plugin: str, client: FakeClient | None = None) -> Context:
-        """A :class:`~chatroom.context.Context` for *plugin* (and *client*), to call plugin code directly."""
+        """A :class:`~chatroom.plugins.context.Context` for *plugin* (and *client*), to call plugin code directly."""
         return Context(self.server, plugin, client.client if client else None)
 
     def find(self, nick: str) -> FakeClient | None:

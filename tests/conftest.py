@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from chatroom import protocol
+from chatroom.wire import lines as protocol
 
 DEADLINE = 10.0  # seconds any single expectation may take
 

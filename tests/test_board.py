@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chatroom.builtin import board
-from chatroom.store import close_store, open_store, plugin_store_path
+from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.testing import FakeClient, InProcessRoom
 
 TRANSCRIPT = ["Welcome socket programming", "Text#!", "more text."]

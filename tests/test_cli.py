@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import DEADLINE, LineClient
 
-from chatroom import server_cli
-from chatroom.server import Server
+from chatroom.server import cli as server_cli
+from chatroom.net.loop import Server
 
 # ---- helpers -----------------------------------------------------------------------------
 

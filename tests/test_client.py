@@ -1,6 +1,6 @@
 """Unit tests of the client's pieces: arguments, stdin reader, console, and the network loop.
 
-The loop tests drive :class:`chatroom.client_loop.ClientLoop` over a
+The loop tests drive :class:`chatroom.client.loop.ClientLoop` over a
 ``socket.socketpair()``: the test plays the server on the other end, so every
 byte the client sends is checked exactly, with deadlines and no sleeps.
 """
@@ -19,8 +19,8 @@ from typing import ClassVar
 
 import pytest
 
-from chatroom import client as client_mod
-from chatroom.client import (
+from chatroom.client import cli as client_mod
+from chatroom.client.cli import (
     UsageFailure,
     build_parser,
     parse_port,
@@ -28,10 +28,10 @@ from chatroom.client import (
     resolve_args,
     stdin_reader,
 )
-from chatroom.client_console import LineConsole, format_bars
-from chatroom.client_io import OutQueue, ready_hint
-from chatroom.client_loop import LOST, ClientLoop
-from chatroom.protocol import Frame, Line, Parser, encode_frame
+from chatroom.client.console import LineConsole, format_bars
+from chatroom.client.io import OutQueue, ready_hint
+from chatroom.client.loop import LOST, ClientLoop
+from chatroom.wire.lines import Frame, Line, Parser, encode_frame
 
 DEADLINE = 5.0
 
@@ -577,7 +577,7 @@ def test_pump_never_stalls_when_the_kernel_takes_everything(tmp_path: Path) -> N
 
 def start_receiving(tmp_path: Path, quit_wait: float):
     """A client with the real TransferManager (no watcher), past the handshake."""
-    from chatroom.transfer import TransferManager
+    from chatroom.client.transfer import TransferManager
 
     server, console, run = start(transfer=(TransferManager, None), send_dir=tmp_path / "out",
                                  received_dir=tmp_path / "in", quit_wait=quit_wait)
@@ -694,7 +694,7 @@ def test_own_sends_are_finished_however_long_and_late_arrivals_are_discarded(tmp
 
 
 def test_transfer_manager_discard_incoming_frees_busy_and_ignores_later_frames(tmp_path: Path) -> None:
-    from chatroom.transfer import TransferManager
+    from chatroom.client.transfer import TransferManager
 
     emitted: list[str] = []
     tm = TransferManager(tmp_path / "out", tmp_path / "in", lambda data: None, lambda: 0, emitted.append)

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import pytest
 
-from chatroom import protocol
+from chatroom.wire import lines as protocol
 
 DEADLINE = 20.0
 MiB = 1024 * 1024

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatroom.filenames import (
+from chatroom.wire.filenames import (
     FALLBACK,
     MAX_NAME_BYTES,
     safe_name,
     split_ext,
     unique_path,
 )
-from chatroom.textsafety import INVISIBLE
+from chatroom.wire.textsafety import INVISIBLE
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 Two targets:
 
-* :class:`chatroom.protocol.Parser` fed arbitrary bytes in arbitrary splits:
+* :class:`chatroom.wire.lines.Parser` fed arbitrary bytes in arbitrary splits:
   no exception escapes, and ``parser.buffered`` never exceeds
   ``max_line + max_frame`` after any ``feed``.
 * The in-process room (``chatroom_room`` fixture): one client sends arbitrary
@@ -24,7 +24,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from chatroom import protocol
+from chatroom.wire import lines as protocol
 
 #: Numbers as a hostile peer writes them: non-ASCII digits, signs, huge and empty ones.
 TRICKY_NUMBERS = ["\u00b2", "\u0663", "\uff11", "1" * 5000, "9" * 25, "0", "", "-1", "+1", "1_0", " 1", "4194304"]

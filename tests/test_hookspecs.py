@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chatroom import hookspecs
+from chatroom.plugins import hookspecs
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 START, END = "<!-- hooks:start (generated from chatroom/hookspecs.py) -->", "<!-- hooks:end -->"

@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 import pytest
 
-from chatroom import Command, hookimpl, protocol
+from chatroom import Command, hookimpl
+from chatroom.wire import lines as protocol
 from conftest import LineClient, ServerProcess
 
 MiB_KIB = 1024  # KiB per MiB: /proc reports kB

@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import DEADLINE, LineClient
 
 from chatroom import Command, hookimpl
-from chatroom.server import SLICE
+from chatroom.net.loop import SLICE
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -98,7 +98,7 @@ def test_one_senders_chat_and_private_lines_keep_their_order(chatroom_room) -> N
 def test_out_queue_sends_within_a_limit_and_survives_partial_sends_of_its_tail() -> None:
     """A write limit that falls inside the coalesced tail, then a partial send by the kernel: the tail is
     resized in place (the crash under attack 4 of issue 8 was a view on it still alive)."""
-    from chatroom.outqueue import OutQueue
+    from chatroom.wire.outqueue import OutQueue
 
     a, b = socket.socketpair()
     a.setblocking(False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatroom.names import MAX_NICK, check_nick, nick_key, nick_skeleton_key, too_alike
+from chatroom.model.names import MAX_NICK, check_nick, nick_key, nick_skeleton_key, too_alike
 
 
 @pytest.mark.parametrize("nick", ["alice", "Bob", "_x", "a.b-c_d", "x" * MAX_NICK, "guest", "guestbook", "oks", "you2", "_0K", "b0b"])

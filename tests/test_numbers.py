@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatroom.numbers import parse_uint
+from chatroom.wire.numbers import parse_uint
 
 
 @pytest.mark.parametrize(

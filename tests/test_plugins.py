@@ -23,9 +23,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from chatroom import Command, CommandError, hookimpl, server_cli
+from chatroom import Command, CommandError, hookimpl
+from chatroom.server import cli as server_cli
 from chatroom.builtin.core import describe_plugins
-from chatroom.plugins import BUILTIN_PLUGINS, FAULT, PluginHost
+from chatroom.plugins.manager import BUILTIN_PLUGINS, FAULT, PluginHost
 from chatroom.testing import PluginLoadError
 
 
@@ -561,7 +562,7 @@ def test_run_and_call_safely_return_fault_for_a_raising_callable():
 def test_hooks_timers_and_worker_results_run_on_the_loop_thread(tmp_path):
     from conftest import LineClient
 
-    from chatroom.server import Server
+    from chatroom.net.loop import Server
 
     seen: list[tuple[str, int]] = []
     done = threading.Event()
@@ -586,7 +587,7 @@ def test_hooks_timers_and_worker_results_run_on_the_loop_thread(tmp_path):
     plugin.shutdown = hookimpl(lambda ctx: (mark("shutdown"), done.set()))
     host = PluginHost()
     host.load_builtins()
-    host.register(plugin, "probe", __import__("chatroom.plugins").plugins.PluginInfo("probe", "test"))
+    host.register(plugin, "probe", __import__("chatroom.plugins.manager").plugins.manager.PluginInfo("probe", "test"))
     host.finish_loading()
     server = Server("127.0.0.1", 0, data_dir=tmp_path, plugins=host)
     loop = threading.Thread(target=server.serve_forever)

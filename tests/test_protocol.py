@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatroom.protocol import (
+from chatroom.wire.lines import (
     FRAME_MARK,
     MAX_LINE,
     Frame,

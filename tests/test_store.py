@@ -1,4 +1,4 @@
-"""chatroom.store: opening a plugin store, migrations, transactions, durability."""
+"""chatroom.model.store: opening a plugin store, migrations, transactions, durability."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chatroom.store import (
+from chatroom.model.store import (
     MigrationError,
     close_store,
     migrate,
@@ -166,7 +166,7 @@ def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
 
 KILLED_WRITER = """
 import os, signal, sys
-from chatroom.store import open_store, migrate, transaction
+from chatroom.model.store import open_store, migrate, transaction
 conn = open_store(sys.argv[1])
 migrate(conn, ["CREATE TABLE t (x INTEGER);"])
 for i in range(200):

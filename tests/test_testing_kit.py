@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from chatroom import Command, CommandError, hookimpl
-from chatroom.store import migrate
+from chatroom.model.store import migrate
 from chatroom.testing import InProcessRoom, PluginLoadError, RoomNotSettled
 
 pytest_plugins = ["pytester"]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatroom.textsafety import INVISIBLE, LINE_BREAKS, nick_skeleton, skeleton, strip_invisible
+from chatroom.wire.textsafety import INVISIBLE, LINE_BREAKS, nick_skeleton, skeleton, strip_invisible
 
 INVISIBLE_CHARS = [chr(cp) for first, last, _ in INVISIBLE for cp in range(first, last + 1)]
 REQUIRED = (

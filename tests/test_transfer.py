@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from chatroom.builtin.sendfile import register_commands, sendfile
-from chatroom.commands import CommandError, UsageError
-from chatroom.protocol import Frame, Line, Parser, encode_frame
-from chatroom.relay import Relay
-from chatroom.transfer import TransferManager
+from chatroom.plugins.commands import CommandError, UsageError
+from chatroom.wire.lines import Frame, Line, Parser, encode_frame
+from chatroom.net.relay import Relay
+from chatroom.client.transfer import TransferManager
 
 # -- fakes ---------------------------------------------------------------------
 

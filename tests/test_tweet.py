@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chatroom.builtin import tweet
-from chatroom.commands import CommandError
+from chatroom.plugins.commands import CommandError
 from chatroom.testing import InProcessRoom
 
 TOO_LONG = "ERROR message too long: 151 characters, max 150"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from watchdog.observers.polling import PollingObserver
 
-from chatroom.watch import SendFolderWatcher, ignored
+from chatroom.client.watch import SendFolderWatcher, ignored
 
 
 class Seen:

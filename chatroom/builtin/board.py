@@ -58,11 +58,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from chatroom.commands import Command, CommandError, UsageError
-from chatroom.context import Context
-from chatroom.hookspecs import hookimpl
-from chatroom.numbers import parse_uint
-from chatroom.store import migrate, transaction
+from chatroom.plugins.commands import Command, CommandError, UsageError
+from chatroom.plugins.context import Context
+from chatroom.plugins.hookspecs import hookimpl
+from chatroom.wire.numbers import parse_uint
+from chatroom.model.store import migrate, transaction
 
 #: Schema migrations of the board's store, applied in order (append only).
 MIGRATIONS = [
@@ -229,7 +229,7 @@ def _rollback_open(conn: sqlite3.Connection) -> None:
     """Roll back a transaction that a failed ``COMMIT`` left open.
 
     SQLite may or may not roll back by itself when ``COMMIT`` fails
-    (``SQLITE_FULL``, ``SQLITE_IOERR``...), and :func:`chatroom.store.transaction`
+    (``SQLITE_FULL``, ``SQLITE_IOERR``...), and :func:`chatroom.model.store.transaction`
     only rolls back when its block raises; an open transaction would make
     every later write fail with "cannot start a transaction within a transaction".
     """

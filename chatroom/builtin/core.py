@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from chatroom.commands import Command, CommandError, UsageError
-from chatroom.context import Context
-from chatroom.hookspecs import hookimpl
+from chatroom.plugins.commands import Command, CommandError, UsageError
+from chatroom.plugins.context import Context
+from chatroom.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from chatroom.plugins import PluginInfo
+    from chatroom.plugins.manager import PluginInfo
 
 #: Capabilities a client may announce with /caps.
 KNOWN_CAPS = frozenset({"binary"})

@@ -4,7 +4,7 @@ This is the server side of a transfer's first step (``docs/protocol.md``,
 "File transfer frames"): ``chatroom-client`` sends ``/sendfile "NAME" SIZE``
 for a file in its ``send/`` folder, waits for ``OK sendfile ID NAME`` and then
 streams ``file-data ID`` frames, which the server's relay
-(:mod:`chatroom.relay`) forwards to every other frame-capable member of the
+(:mod:`chatroom.net.relay`) forwards to every other frame-capable member of the
 room. NAME in the reply is the sanitised name the room sees. A refusal is
 ``ERROR sendfile NAME: reason``; it happens before any byte moves (size over
 ``--max-file-size``, no receivers, a ``file_offered`` hookimpl said no...).
@@ -15,11 +15,11 @@ be typed, so files are sent with ``chatroom-client``.
 
 from __future__ import annotations
 
-from chatroom.commands import Command, CommandError, UsageError
-from chatroom.context import Context
-from chatroom.filenames import safe_name
-from chatroom.hookspecs import hookimpl
-from chatroom.numbers import parse_uint
+from chatroom.plugins.commands import Command, CommandError, UsageError
+from chatroom.plugins.context import Context
+from chatroom.wire.filenames import safe_name
+from chatroom.plugins.hookspecs import hookimpl
+from chatroom.wire.numbers import parse_uint
 
 USAGE = "/sendfile NAME SIZE"
 #: Most digits SIZE may have (the server's ``--max-file-size`` bounds the value).

@@ -30,11 +30,11 @@ import sqlite3
 import time
 from typing import Any
 
-from chatroom.commands import Command, CommandError, UsageError
-from chatroom.context import Context
-from chatroom.hookspecs import hookimpl
-from chatroom.numbers import parse_uint
-from chatroom.store import migrate, transaction
+from chatroom.plugins.commands import Command, CommandError, UsageError
+from chatroom.plugins.context import Context
+from chatroom.plugins.hookspecs import hookimpl
+from chatroom.wire.numbers import parse_uint
+from chatroom.model.store import migrate, transaction
 
 MIGRATIONS = [
     """

@@ -17,7 +17,7 @@ Write path (the hot path: one call per chat line)::
 :meth:`History.append` only assigns the id and timestamp and buffers the
 entry; :meth:`History.commit` writes every buffered entry (and every changed
 room record) in one ``BEGIN IMMEDIATE ... COMMIT`` with ``executemany``. The
-connection follows :mod:`chatroom.store` (WAL, ``synchronous=NORMAL``,
+connection follows :mod:`chatroom.model.store` (WAL, ``synchronous=NORMAL``,
 autocommit outside explicit transactions), so once ``commit()`` returns the
 lines survive a kill of the process (SIGKILL included); a power loss can lose
 the last commits. A crash loses only buffered entries, which nobody has
@@ -33,7 +33,7 @@ memory). Start-up reads one id counter per room, never the history table;
 Threading: a :class:`History` is used only by the server's loop thread (the
 thread that created it; ``sqlite3`` enforces this). No sockets, no loop, no
 plugins here: the module imports the standard library and
-:mod:`chatroom.store` only.
+:mod:`chatroom.model.store` only.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from chatroom.store import close_store, migrate, open_store, transaction
+from chatroom.model.store import close_store, migrate, open_store, transaction
 
 __all__ = ["KINDS", "MAX_FETCH", "Entry", "History", "RoomRecord"]
 
@@ -146,13 +146,13 @@ class History:
     """Room history and room records in the SQLite file at *path*.
 
     Opens (creating file and folder if needed) with
-    :func:`chatroom.store.open_store`, brings the schema up to date with
-    :func:`chatroom.store.migrate`, then loads each room's next id and every
+    :func:`chatroom.model.store.open_store`, brings the schema up to date with
+    :func:`chatroom.model.store.migrate`, then loads each room's next id and every
     room record into memory. *clock* gives timestamps (Unix seconds UTC, as
     :func:`time.time`); tests pass a fake one.
 
     Raises ``sqlite3.Error`` if the file is not a database,
-    :class:`chatroom.store.MigrationError` if its schema is newer than this
+    :class:`chatroom.model.store.MigrationError` if its schema is newer than this
     module's, ``OSError`` if the folder cannot be created.
 
     Use from the server's loop thread only (the thread that created it).
@@ -410,7 +410,7 @@ class History:
 
     def close(self) -> None:
         """Commit what is buffered, then close the database
-        (:func:`chatroom.store.close_store`: checkpoint the WAL). A second call
+        (:func:`chatroom.model.store.close_store`: checkpoint the WAL). A second call
         does nothing. If the final commit raises, the database is closed
         anyway and the error re-raised (the buffered entries are lost).
         """

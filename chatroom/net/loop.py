@@ -2,12 +2,12 @@
 
 Read top to bottom: :meth:`Server.run_once` waits for events, reads at most
 :data:`READ_SIZE` bytes from each readable socket into that connection's
-sans-I/O :class:`~chatroom.protocol.Parser`, and handles at most
+sans-I/O :class:`~chatroom.wire.lines.Parser`, and handles at most
 :data:`SLICE` of its events per pass (chat goes to the room, ``/commands`` to
 plugins, frames to the transfer relay); a connection with more waiting is
 served again on the next pass, before its socket is read again, so one flood
 delays the others by at most one slice. Every connection lives within
-budgets (:mod:`chatroom.budget`): its input is bounded (one read plus one
+budgets (:mod:`chatroom.net.budget`): its input is bounded (one read plus one
 partial line or accepted frame), its output is counted when it is queued and
 a client whose queue would pass ``max_queue`` bytes is dropped as too slow
 before memory grows, and its token bucket slows a flood by not reading it.
@@ -34,20 +34,20 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from chatroom import protocol
-from chatroom.budget import TOO_LONG_COST, FloodPolicy
-from chatroom.commands import CommandError
-from chatroom.connection import Client
-from chatroom.context import Context
-from chatroom.dispatch import Dispatcher
-from chatroom.logs import CONN, ERR
-from chatroom.names import check_nick, nick_key, nick_skeleton_key, too_alike
-from chatroom.plugins import PluginHost
-from chatroom.relay import Relay
-from chatroom.room import Room
-from chatroom.scheduler import Scheduler, Timer
-from chatroom.store import close_store, open_store, plugin_store_path
-from chatroom.wakeup import Waker
+from chatroom.wire import lines as protocol
+from chatroom.net.budget import TOO_LONG_COST, FloodPolicy
+from chatroom.plugins.commands import CommandError
+from chatroom.net.connection import Client
+from chatroom.plugins.context import Context
+from chatroom.plugins.dispatch import Dispatcher
+from chatroom.net.logs import CONN, ERR
+from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, too_alike
+from chatroom.plugins.manager import PluginHost
+from chatroom.net.relay import Relay
+from chatroom.net.room_legacy import Room
+from chatroom.net.scheduler import Scheduler, Timer
+from chatroom.model.store import close_store, open_store, plugin_store_path
+from chatroom.wire.wakeup import Waker
 
 log = logging.getLogger("chatroom.server")
 
@@ -77,7 +77,7 @@ class Server:
     """A chat server bound at construction; run it with :meth:`serve_forever`.
 
     ``address`` is the bound ``(host, port)``. Budgets: ``max_queue`` bytes
-    of output per client; ``flood`` (a :class:`~chatroom.budget.FloodPolicy`,
+    of output per client; ``flood`` (a :class:`~chatroom.net.budget.FloodPolicy`,
     or ``flood_rate``/``flood_burst``/``flood_kill``); ``partial_timeout``
     seconds a connection may hold an unfinished line or frame;
     ``max_per_address`` connections per peer address (0: no limit);
@@ -704,7 +704,7 @@ class Server:
         return self._state.setdefault(plugin, {})
 
     def plugin_store(self, plugin: str) -> sqlite3.Connection:
-        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.store.open_store`)."""
+        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.model.store.open_store`)."""
         store = self._stores.get(plugin)
         if store is None:
             store = open_store(plugin_store_path(self.data_dir, plugin))
@@ -712,12 +712,12 @@ class Server:
         return store
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
-        """See :meth:`chatroom.scheduler.Scheduler.call_later`."""
+        """See :meth:`chatroom.net.scheduler.Scheduler.call_later`."""
         return self.scheduler.call_later(delay, fn, *args, plugin=plugin)
 
     def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
                       *, plugin: str = "core") -> None:
-        """See :meth:`chatroom.scheduler.Scheduler.run_in_thread`."""
+        """See :meth:`chatroom.net.scheduler.Scheduler.run_in_thread`."""
         self.scheduler.run_in_thread(fn, on_done, plugin=plugin)
 
 

@@ -1,11 +1,11 @@
 """Pieces of the client's network loop that stand alone.
 
 * :class:`Console`: where the loop prints (``line`` for server lines and
-  status, ``error`` for problems); :class:`chatroom.client_console.LineConsole`
-  and :class:`chatroom.tui.TuiConsole` implement it.
+  status, ``error`` for problems); :class:`chatroom.client.console.LineConsole`
+  and :class:`chatroom.client.tui.TuiConsole` implement it.
 * :func:`load_transfer`: the file-transfer component, if installed.
 * :func:`ready_hint`: the line shown when the send folder has a new file.
-* :class:`OutQueue` (from :mod:`chatroom.outqueue`, shared with the server):
+* :class:`OutQueue` (from :mod:`chatroom.wire.outqueue`, shared with the server):
   bytes waiting for the socket, sent with ``sendmsg``.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from chatroom.outqueue import SEND_BUFFERS, OutQueue
+from chatroom.wire.outqueue import SEND_BUFFERS, OutQueue
 
 __all__ = ["SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
 
@@ -29,20 +29,20 @@ class Console(Protocol):
 def load_transfer() -> tuple[Any, Any] | None:
     """Return ``(TransferManager, SendFolderWatcher or None)`` from the transfer component, or None.
 
-    None when ``chatroom.transfer`` is not installed; the watcher is None when
-    ``chatroom.watch`` is not. Any other import error propagates (a broken
+    None when ``chatroom.client.transfer`` is not installed; the watcher is None when
+    ``chatroom.client.watch`` is not. Any other import error propagates (a broken
     module must not be silently ignored).
     """
     try:
-        from chatroom.transfer import TransferManager
+        from chatroom.client.transfer import TransferManager
     except ModuleNotFoundError as exc:
-        if exc.name == "chatroom.transfer":
+        if exc.name == "chatroom.client.transfer":
             return None
         raise
     try:
-        from chatroom.watch import SendFolderWatcher
+        from chatroom.client.watch import SendFolderWatcher
     except ModuleNotFoundError as exc:
-        if exc.name != "chatroom.watch":
+        if exc.name != "chatroom.client.watch":
             raise
         return TransferManager, None
     return TransferManager, SendFolderWatcher

@@ -17,7 +17,7 @@ transfer frames"). Everything runs on the client's loop thread:
   otherwise the partial file is removed and the reason emitted.
 * :meth:`TransferManager.discard_incoming` gives up on the files still
   arriving (the client loop calls it when quitting takes too long: see
-  :mod:`chatroom.client_loop`); the rest of their frames are ignored.
+  :mod:`chatroom.client.loop`); the rest of their frames are ignored.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from chatroom.filenames import safe_name, unique_path
-from chatroom.protocol import Frame, encode_frame, encode_frame_header, encode_line
+from chatroom.wire.filenames import safe_name, unique_path
+from chatroom.wire.lines import Frame, encode_frame, encode_frame_header, encode_line
 
 __all__ = ["CHUNK", "OUT_LIMIT", "Progress", "TransferManager"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from chatroom.textsafety import nick_skeleton
+from chatroom.wire.textsafety import nick_skeleton
 
 __all__ = ["MAX_NICK", "RESERVED", "check_nick", "nick_key", "nick_skeleton_key", "too_alike"]
 
@@ -42,7 +42,7 @@ def nick_key(nick: str) -> str:
 def nick_skeleton_key(nick: str) -> str:
     """The key under which look-alike nicks collide (``str``): the case-folded UTS #39 skeleton.
 
-    See :func:`chatroom.textsafety.nick_skeleton`. ``"aIice"``, ``"AIice"``
+    See :func:`chatroom.wire.textsafety.nick_skeleton`. ``"aIice"``, ``"AIice"``
     and ``"alice"`` all give ``"alice"``. Nicks that differ only in case may
     give different keys (``"ALICE"`` gives ``"allce"``): check
     :func:`nick_key` as well.

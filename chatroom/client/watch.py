@@ -56,7 +56,7 @@ from watchdog.observers import Observer
 
 __all__ = ["SETTLE", "SendFolderWatcher", "ignored"]
 
-log = logging.getLogger("chatroom.watch")
+log = logging.getLogger("chatroom.client.watch")
 
 #: Seconds a created-by-move or polled file's size and mtime must stay unchanged.
 SETTLE = 0.5

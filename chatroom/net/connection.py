@@ -6,11 +6,11 @@ import selectors
 import socket
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from chatroom import protocol
-from chatroom.outqueue import OutQueue
+from chatroom.wire import lines as protocol
+from chatroom.wire.outqueue import OutQueue
 
 if TYPE_CHECKING:
-    from chatroom.room import Room
+    from chatroom.net.room_legacy import Room
 
 _NO_CAPS: frozenset[str] = frozenset()
 
@@ -18,7 +18,7 @@ _NO_CAPS: frozenset[str] = frozenset()
 class Client:
     """One connection. Plugins read ``nick``, ``room``, ``caps``, ``addr``, ``id``, ``closed``.
 
-    The rest is the loop's bookkeeping: ``out`` (an :class:`~chatroom.outqueue.OutQueue`,
+    The rest is the loop's bookkeeping: ``out`` (an :class:`~chatroom.wire.outqueue.OutQueue`,
     the output budget is checked against its size when bytes are queued),
     ``tokens`` and ``stamp`` (the flood token bucket and when it was last
     refilled, loop-clock seconds), ``held`` (an event read while the bucket

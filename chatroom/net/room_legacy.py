@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chatroom.connection import Client
+    from chatroom.net.connection import Client
 
 
 class Room:
@@ -17,7 +17,7 @@ class Room:
 
     ``pending`` holds the lines broadcast to the room during the current loop
     pass, as ``(sender id or 0, encoded line)``; the server fans them out once
-    at the end of the pass (see :meth:`chatroom.server.Server.broadcast`).
+    at the end of the pass (see :meth:`chatroom.net.loop.Server.broadcast`).
     """
 
     __slots__ = ("name", "members", "pending")

@@ -1,4 +1,4 @@
-"""``chatroom-server``: command-line entry point for :class:`chatroom.server.Server`.
+"""``chatroom-server``: command-line entry point for :class:`chatroom.net.loop.Server`.
 
 Start-up order, so that every mistake a new user can make ends in one line
 on stderr (``chatroom-server: error: ...``) and exit status 2 before
@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from chatroom import __version__
-from chatroom.logs import setup_logging
-from chatroom.plugins import PluginHost
-from chatroom.relay import tune_malloc
-from chatroom.server import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
+from chatroom.net.logs import setup_logging
+from chatroom.plugins.manager import PluginHost
+from chatroom.net.relay import tune_malloc
+from chatroom.net.loop import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
 
 DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
 CONFIG_ENV = "CHATROOM_CONFIG"

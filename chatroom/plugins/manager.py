@@ -39,9 +39,9 @@ from typing import Any, Callable
 
 import pluggy
 
-from chatroom import hookspecs
-from chatroom.commands import Command, CommandError, Registry
-from chatroom.logs import ERR
+from chatroom.plugins import hookspecs
+from chatroom.plugins.commands import Command, CommandError, Registry
+from chatroom.net.logs import ERR
 
 ENTRY_POINT_GROUP = "chatroom"
 
@@ -329,7 +329,7 @@ class PluginHost:
         """Call ``fn(*args)`` on behalf of *plugin* while serving one client's command or input.
 
         Returns fn's result, or :data:`FAULT` if it raised (logged); a
-        :class:`~chatroom.commands.CommandError` is re-raised for the caller
+        :class:`~chatroom.plugins.commands.CommandError` is re-raised for the caller
         to report. A fault here is that command's error, answered to its
         caller: it is not counted towards disabling the plugin, so no
         client's input can switch a plugin off for everyone. Raises

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from chatroom.textsafety import strip_invisible
+from chatroom.wire.textsafety import strip_invisible
 
 __all__ = [
     "MAX_LINE",
@@ -66,7 +66,7 @@ def sanitize(text: str) -> str:
     forms, as described in ECMA-48) and every remaining C0/C1 control
     character except TAB; then bidi controls, zero-width characters and
     the other invisible characters of
-    :func:`chatroom.textsafety.strip_invisible` (U+2028/U+2029 become
+    :func:`chatroom.wire.textsafety.strip_invisible` (U+2028/U+2029 become
     spaces), so relayed text cannot reorder or hide what others see
     (Trojan Source, CVE-2021-42574). The result is safe to print on a
     terminal and can never begin with :data:`FRAME_MARK`. Plain ASCII text

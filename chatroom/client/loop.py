@@ -2,7 +2,7 @@
 
 :class:`ClientLoop` owns the connection to the server. It runs on one thread
 (the main thread in line mode, a background thread under the terminal UI) and
-everything that touches the socket, the :class:`~chatroom.protocol.Parser` or
+everything that touches the socket, the :class:`~chatroom.wire.lines.Parser` or
 the file-transfer component happens on that thread. Other threads (the stdin
 reader, the prompt, the send-folder watcher) talk to it only through
 :meth:`ClientLoop.submit`, :meth:`ClientLoop.end_input`,
@@ -54,9 +54,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chatroom.client_io import Console, OutQueue, ready_hint
-from chatroom.protocol import Frame, Line, Parser, TooLong, encode_line, sanitize
-from chatroom.wakeup import Waker
+from chatroom.client.io import Console, OutQueue, ready_hint
+from chatroom.wire.lines import Frame, Line, Parser, TooLong, encode_line, sanitize
+from chatroom.wire.wakeup import Waker
 
 __all__ = ["LOST", "QUIT_WAIT", "ClientLoop"]
 

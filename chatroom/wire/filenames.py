@@ -13,7 +13,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from chatroom.textsafety import strip_invisible
+from chatroom.wire.textsafety import strip_invisible
 
 __all__ = ["FALLBACK", "MAX_NAME_BYTES", "safe_name", "split_ext", "unique_path"]
 
@@ -39,7 +39,7 @@ def safe_name(raw: str) -> str:
     * NUL, control characters, lone surrogates and ``<>:"|?*`` become ``_``; Unicode is
       NFC-normalised.
     * Invisible characters are removed and line/paragraph separators
-      (U+2028, U+2029) become spaces (:func:`chatroom.textsafety.strip_invisible`):
+      (U+2028, U+2029) become spaces (:func:`chatroom.wire.textsafety.strip_invisible`):
       no bidi override turns ``evil\\u202etxt.exe`` into a name that reads
       ``evilexe.txt``, no zero-width character makes two names look the same.
     * Leading dots and spaces are removed (no hidden files, no ``..``),

@@ -12,7 +12,7 @@ prints every line the server sends and sends every line typed.
 
 Two UIs, picked at start-up:
 
-* **Terminal** (stdin and stdout are TTYs): :mod:`chatroom.tui`, a
+* **Terminal** (stdin and stdout are TTYs): :mod:`chatroom.client.tui`, a
   prompt_toolkit prompt; incoming lines appear above it and never clobber the
   line being typed; transfer progress bars live in the bottom toolbar. A
   refused name asks for another one.
@@ -49,9 +49,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from chatroom.client_console import LineConsole
-from chatroom.client_io import load_transfer
-from chatroom.client_loop import QUIT_WAIT, ClientLoop
+from chatroom.client.console import LineConsole
+from chatroom.client.io import load_transfer
+from chatroom.client.loop import QUIT_WAIT, ClientLoop
 
 __all__ = ["build_parser", "main", "parse_port", "read_line_fd", "resolve_args", "stdin_reader"]
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chatroom-client: cannot connect to {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     if tty:
-        from chatroom.tui import run_tui
+        from chatroom.client.tui import run_tui
 
         return run_tui(args, sock)
     return run_line_mode(args, sock, stdin_fd)

@@ -2,12 +2,12 @@
 
 The server loop hands every complete line here; nothing in this module
 touches a socket, so the plugin test kit drives the same code with a fake
-server. *server* needs ``plugins`` (a :class:`~chatroom.plugins.PluginHost`),
+server. *server* needs ``plugins`` (a :class:`~chatroom.plugins.manager.PluginHost`),
 ``send_line(client, text)`` and ``broadcast(room, text, exclude)``, plus
-whatever the :class:`~chatroom.context.Context` methods the plugins call use.
+whatever the :class:`~chatroom.plugins.context.Context` methods the plugins call use.
 
 :meth:`Dispatcher.handle_line` returns what the line costs the sender's flood
-token bucket (:mod:`chatroom.budget`).
+token bucket (:mod:`chatroom.net.budget`).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from chatroom import protocol
-from chatroom.budget import UNKNOWN_COST
-from chatroom.commands import NOT_UNDERSTOOD, CommandError, UsageError, split_command
-from chatroom.context import Context
-from chatroom.logs import ERR
-from chatroom.plugins import FAULT
+from chatroom.wire import lines as protocol
+from chatroom.net.budget import UNKNOWN_COST
+from chatroom.plugins.commands import NOT_UNDERSTOOD, CommandError, UsageError, split_command
+from chatroom.plugins.context import Context
+from chatroom.net.logs import ERR
+from chatroom.plugins.manager import FAULT
 
 if TYPE_CHECKING:
-    from chatroom.connection import Client
+    from chatroom.net.connection import Client
 
 log = logging.getLogger("chatroom.server")
 

@@ -1,7 +1,7 @@
 """The terminal UI of ``chatroom-client`` (stdin and stdout are TTYs).
 
 A prompt_toolkit ``PromptSession`` reads lines on the main thread (in an
-asyncio loop) while :class:`~chatroom.client_loop.ClientLoop` runs the
+asyncio loop) while :class:`~chatroom.client.loop.ClientLoop` runs the
 connection on a background thread. Everything is printed under
 ``patch_stdout(raw=True)``, so incoming lines appear above the prompt and the
 line being typed stays intact. Transfer progress is drawn in the prompt's
@@ -27,9 +27,9 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.application.current import get_app_or_none
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from chatroom.client_console import format_bars
-from chatroom.client_io import load_transfer
-from chatroom.client_loop import ClientLoop
+from chatroom.client.console import format_bars
+from chatroom.client.io import load_transfer
+from chatroom.client.loop import ClientLoop
 
 __all__ = ["TuiConsole", "run_tui"]
 

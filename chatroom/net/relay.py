@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
-from chatroom.commands import CommandError
-from chatroom.filenames import safe_name
-from chatroom.numbers import parse_uint
-from chatroom.protocol import MAX_FRAME, Frame, encode_frame, encode_frame_header, sanitize
+from chatroom.plugins.commands import CommandError
+from chatroom.wire.filenames import safe_name
+from chatroom.wire.numbers import parse_uint
+from chatroom.wire.lines import MAX_FRAME, Frame, encode_frame, encode_frame_header, sanitize
 
 if TYPE_CHECKING:
-    from chatroom.server import Client, Server
+    from chatroom.net.loop import Client, Server
 
 __all__ = ["HIGH_WATER", "IDLE_TIMEOUT", "MAX_ACTIVE", "MIN_PROGRESS", "STALL_TIMEOUT", "Relay", "Transfer", "tune_malloc"]
 
@@ -95,7 +95,7 @@ def tune_malloc() -> bool:
 
 
 def parse_id(text: str) -> int | None:
-    """A transfer id from the wire: 1-18 ASCII digits, else None (see :func:`chatroom.numbers.parse_uint`)."""
+    """A transfer id from the wire: 1-18 ASCII digits, else None (see :func:`chatroom.wire.numbers.parse_uint`)."""
     return parse_uint(text, max_digits=18)
 
 
@@ -122,7 +122,7 @@ class Transfer:
 
 
 class Relay:
-    """Relays file frames for one :class:`~chatroom.server.Server`.
+    """Relays file frames for one :class:`~chatroom.net.loop.Server`.
 
     Keyword arguments override the module constants (tests use small ones);
     ``clock`` returns seconds (``time.monotonic`` by default).
@@ -164,7 +164,7 @@ class Relay:
         *size* is within ``server.max_file_size``, the sender has fewer than
         ``max_active`` open transfers, some other member of the room can
         receive frames, and no ``file_offered`` hookimpl refuses. Raises
-        :class:`~chatroom.commands.CommandError` with the reason otherwise.
+        :class:`~chatroom.plugins.commands.CommandError` with the reason otherwise.
         Then the room hears ``* NICK is sending "NAME" (SIZE bytes)`` and each
         receiver gets ``file-begin``.
         """

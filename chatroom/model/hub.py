@@ -1,0 +1,263 @@
+"""The hub: every member, nick and room of one server, and the fan-out of what is said in them.
+
+No sockets, no loop, no plugins: a transport registers its connections as
+:class:`~chatroom.model.member.Member` objects and the hub reaches them only
+through :meth:`Member.deliver`. Everything runs on the loop thread.
+
+Fan-out, once per loop pass (the hot path): what is said in a room during a
+pass is appended to the room's ``pending`` list (and to the history's batch);
+:meth:`Hub.flush` then encodes each room's batch once per wire variant present
+among its members (the line protocol has four: with or without message tags,
+current room or another one) and hands every member one buffer; a member who
+spoke in the pass gets the batch without its own lines. Anything sent
+straight to one member first fans out the rooms it is in
+(:meth:`Hub.flush_for`), so one sender's lines always arrive in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from chatroom.model.errors import Refused
+from chatroom.model.history import Entry, History
+from chatroom.model.member import Member
+from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
+from chatroom.model.room import Room
+from chatroom.wire.lines import encode_line
+from chatroom.wire.render import iso_time, render, stamp, tags
+
+__all__ = ["Hub"]
+
+
+class Hub:
+    """The room model of one server.
+
+    *history* records chat, ``/me`` and topic changes (None: nothing is
+    recorded and events carry no ids). *default_room* is where every member
+    starts. Rooms with more than *announce_limit* members do not announce
+    joins and leaves (0: always). *clock* gives Unix seconds for events.
+    Raises :class:`~chatroom.model.errors.Refused` for a bad default room.
+    """
+
+    def __init__(self, history: History | None = None, *, default_room: str = "#lobby",
+                 announce_limit: int = 200, clock: Callable[[], float] = time.time) -> None:
+        self.history = history
+        self.announce_limit = announce_limit
+        self.clock = clock
+        self.members: dict[int, Member] = {}
+        self.nicks: dict[str, Member] = {}
+        self.skeletons: dict[str, Member] = {}  # UTS #39 confusable skeleton -> member, for look-alike nicks
+        self.rooms: dict[str, Room] = {}
+        self._pending: list[Room] = []
+        if history is not None:
+            for record in history.rooms():
+                self.rooms[record.name] = Room(record.name, record.topic, record.topic_by, record.topic_at)
+        self.default_room = self.open_room(default_room)
+
+    # -- members ---------------------------------------------------------------------
+    def add(self, member: Member) -> None:
+        """Register a new *member* under its (guest) nick; it is in no room yet."""
+        self.members[member.id] = member
+        self.nicks[nick_key(member.nick)] = member
+        self.skeletons[nick_skeleton_key(member.nick)] = member
+
+    def remove(self, member: Member, reason: str) -> None:
+        """*member* is gone: it leaves every room (announced as ``* NICK left ROOM (reason)``)."""
+        member.gone = True
+        for room in list(member.rooms.values()):
+            self._leave(member, room, f"{member.nick} left {room.label} ({reason})")
+        member.room = None
+        self.members.pop(member.id, None)
+        if self.nicks.get(nick_key(member.nick)) is member:
+            del self.nicks[nick_key(member.nick)]
+        if self.skeletons.get(nick_skeleton_key(member.nick)) is member:
+            del self.skeletons[nick_skeleton_key(member.nick)]
+
+    def find(self, nick: str) -> Member | None:
+        """The member called *nick* (case-insensitive), or None."""
+        return self.nicks.get(nick_key(nick))
+
+    def rename(self, member: Member, nick: str) -> str:
+        """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once.
+
+        Raises Refused if *nick* is invalid, taken, or looks like (same
+        confusable skeleton as) another member's nick.
+        """
+        reason = check_nick(nick)
+        if reason:
+            raise Refused(reason)
+        other = self.nicks.get(nick_key(nick))
+        if other is not None and other is not member:
+            raise Refused(f"the nick {nick} is taken")
+        skeleton = nick_skeleton_key(nick)
+        alike = self.skeletons.get(skeleton)
+        if alike is not None and alike is not member:
+            raise Refused(too_alike(nick, alike.nick))
+        old = member.nick
+        del self.nicks[nick_key(old)]
+        if self.skeletons.get(nick_skeleton_key(old)) is member:
+            del self.skeletons[nick_skeleton_key(old)]
+        self.nicks[nick_key(nick)] = member
+        self.skeletons[skeleton] = member
+        member.nick = nick
+        if old != nick:
+            entry = self._notice_entry("", f"{old} is now known as {nick}")
+            for other_member in self.co_members(member):
+                self.send(other_member, entry)
+        return old
+
+    def co_members(self, member: Member) -> list[Member]:
+        """Every other member sharing at least one room with *member*, once each."""
+        seen: dict[int, Member] = {}
+        for room in member.rooms.values():
+            for other in room.members.values():
+                if other is not member:
+                    seen[other.id] = other
+        return list(seen.values())
+
+    # -- rooms -----------------------------------------------------------------------
+    def room(self, name: str) -> Room | None:
+        """The room called *name* (``#x`` or ``x``, any case), or None (also for an invalid name)."""
+        key = room_key(name)
+        return self.rooms.get(key) if key else None
+
+    def open_room(self, name: str) -> Room:
+        """The room called *name*, created (and persisted) if new. Raises Refused for an invalid name."""
+        key = room_key(name)
+        if key is None:
+            raise Refused(f"{name!r} is not a room name: # and 1-32 of a-z 0-9 _ -")
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(key)
+            if self.history is not None:
+                self.history.ensure_room(key)
+        return room
+
+    def join(self, member: Member, room: Room, *, quiet: bool = False) -> bool:
+        """Put *member* in *room* and make it the current room; False if it was in it already.
+
+        The others hear ``* NICK joined ROOM`` unless *quiet* or the room is
+        over the announce limit.
+        """
+        member.room = room
+        if room.name in member.rooms:
+            return False
+        if not quiet:
+            self.announce(room, f"{member.nick} joined {room.label}", exclude=member)
+        room.members[member.id] = member
+        member.rooms[room.name] = room
+        return True
+
+    def part(self, member: Member, room: Room, reason: str = "") -> None:
+        """Take *member* out of *room* (announced); its current room becomes the last one it joined."""
+        self._leave(member, room, f"{member.nick} left {room.label}" + (f" ({reason})" if reason else ""))
+        if member.room is room:
+            member.room = next(reversed(member.rooms.values()), None)
+
+    def _leave(self, member: Member, room: Room, text: str) -> None:
+        if room.pending:
+            self._fan_out(room)
+        room.members.pop(member.id, None)
+        member.rooms.pop(room.name, None)
+        self.announce(room, text)
+
+    # -- what is said ----------------------------------------------------------------------
+    def say(self, member: Member, room: Room, text: str, kind: str = "msg") -> Entry:
+        """Record (in the history) and fan out *text* said by *member* in *room*; returns the event.
+
+        *kind* is ``"msg"`` or ``"me"``. The fan-out happens at :meth:`flush`.
+        """
+        entry = self._record(room, kind, member, text)
+        self._pend(room, member.id, entry)
+        return entry
+
+    def set_topic(self, member: Member, room: Room, text: str) -> Entry:
+        """Set *room*'s topic (``""`` clears it), persist it and tell the room (the setter too)."""
+        entry = self._record(room, "topic", member, text)
+        room.topic, room.topic_by, room.topic_at = text, member.nick, entry.ts
+        if self.history is not None:
+            self.history.set_topic(room.name, text, member.nick, entry.ts)
+        self._pend(room, 0, entry)
+        return entry
+
+    def notice(self, room: Room, text: str, exclude: Member | None = None) -> None:
+        """Tell *room* ``* text`` (not recorded)."""
+        self._pend(room, exclude.id if exclude is not None else 0, self._notice_entry(room.name, text))
+
+    def announce(self, room: Room, text: str, exclude: Member | None = None) -> None:
+        """A join or leave notice: :meth:`notice`, unless *room* has more than ``announce_limit`` members."""
+        if not self.announce_limit or len(room.members) <= self.announce_limit:
+            self.notice(room, text, exclude)
+
+    def _record(self, room: Room, kind: str, member: Member, text: str) -> Entry:
+        if self.history is not None:
+            return self.history.append(room.name, kind, member.nick, text, member.account)
+        return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
+
+    def _notice_entry(self, room: str, text: str) -> Entry:
+        return Entry(room, 0, self.clock(), "notice", "", None, text)
+
+    def _pend(self, room: Room, sender: int, entry: Entry) -> None:
+        if not room.pending:
+            self._pending.append(room)
+        room.pending.append((sender, entry))
+
+    # -- output ----------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Fan out every room's pending events (end of the loop pass)."""
+        while self._pending:
+            room = self._pending.pop()
+            if room.pending:
+                self._fan_out(room)
+
+    def flush_for(self, member: Member) -> None:
+        """Fan out the pending events of *member*'s rooms, before something is sent to it directly."""
+        if self._pending:
+            for room in member.rooms.values():
+                if room.pending:
+                    self._fan_out(room)
+
+    def send(self, member: Member, entry: Entry, *, history: bool = False) -> None:
+        """Deliver one event to *member* alone (after its rooms' pending events)."""
+        self.flush_for(member)
+        room = member.rooms.get(entry.room)
+        member.deliver(self.encode(entry, member.tagged, room is None or room is member.room, history))
+
+    def replay(self, member: Member, entries: Iterable[Entry]) -> int:
+        """Deliver history *entries* to *member*, marked as history; returns how many."""
+        self.flush_for(member)
+        lines = [self.encode(e, member.tagged, e.room == (member.room.name if member.room else ""), True)
+                 for e in entries]
+        if lines:
+            member.deliver(b"".join(lines))
+        return len(lines)
+
+    def _fan_out(self, room: Room) -> None:
+        pending, room.pending = room.pending, []
+        senders = {sender for sender, _ in pending}
+        cache: dict[int, bytes] = {}
+        encode = self.encode
+        for member in room.members.values():
+            key = member.tagged | ((member.room is not room) << 1)
+            if member.id in senders:
+                data = b"".join([encode(e, key & 1, not key & 2) for s, e in pending if s != member.id])
+            else:
+                data = cache.get(key)  # type: ignore[assignment]
+                if data is None:
+                    data = cache[key] = b"".join([encode(e, key & 1, not key & 2) for _, e in pending])
+            if data:
+                member.deliver(data)
+
+    @staticmethod
+    def encode(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
+        """One event as a line of the line protocol (see :mod:`chatroom.wire.render`)."""
+        line = render(entry.kind, entry.room, entry.nick, entry.text)
+        if history:
+            line = stamp(entry.ts) + line
+        if not current and entry.room:
+            line = f"[{entry.room}] {line}"
+        if tagged:
+            line = tags(msgid=entry.id or None, room=entry.room or None, time=iso_time(entry.ts), kind=entry.kind,
+                        nick=entry.nick or None, account=entry.account, history=history) + line
+        return encode_line(line)

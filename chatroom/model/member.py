@@ -1,0 +1,56 @@
+"""A member: one presence in the rooms, reached through a small delivery interface.
+
+The room model never knows which wire a member speaks or how its bytes
+travel. A transport (floor 3) subclasses :class:`Member` and implements
+:meth:`Member.deliver`; the model encodes each event once per wire format
+and variant, and hands every recipient the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatroom.model.room import Room
+
+__all__ = ["Member"]
+
+_NO_CAPS: frozenset[str] = frozenset()
+
+
+class Member:
+    """One member: ``id`` (``int``, unique per server run), ``nick``, ``account`` (``str`` or None),
+    ``room`` (the current :class:`~chatroom.model.room.Room`, or None when in no room), ``rooms``
+    (room name -> Room, in join order), ``caps`` (``frozenset[str]`` announced with ``/caps``).
+
+    ``wire`` names the member's wire format (``"text"`` for the line protocol);
+    ``tagged`` is 1 when room lines carry message tags (``/caps tags``), else 0.
+    ``capture`` belongs to the command layer (input taken by a plugin).
+    Loop thread only.
+    """
+
+    __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "__weakref__")
+
+    wire = "text"
+
+    def __init__(self, mid: int, nick: str) -> None:
+        self.id = mid
+        self.nick = nick
+        self.account: str | None = None
+        self.room: Room | None = None
+        self.rooms: dict[str, Room] = {}
+        self.caps: frozenset[str] = _NO_CAPS
+        self.tagged = 0
+        self.capture: Any = None
+        self.gone = False
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        """Queue already-encoded *data* (in this member's wire format) for the member.
+
+        Implemented by the transport; it charges the bytes to the member's
+        output budget (which may drop a member that is too slow) and never blocks.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id}, {self.nick!r})"

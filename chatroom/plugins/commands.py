@@ -1,0 +1,129 @@
+"""Commands: what a plugin declares, and the registry that looks them up.
+
+A command line is ``/name args...``. The name is matched case-insensitively
+against every command's name and aliases; the arguments are split like a
+POSIX shell (:func:`shlex.split`), so ``/sendfile "my file.txt"`` is one
+argument. The registry checks the argument count and answers misuse with the
+command's usage line, so handlers only see well-formed calls.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from chatroom.plugins.context import Context
+
+Handler = Callable[["Context", list[str]], None]
+
+NOT_UNDERSTOOD = "ERROR - Command not understood"
+
+
+class CommandError(Exception):
+    """Raised by a handler to refuse a call; the caller gets ``ERROR <message>``."""
+
+
+class UsageError(CommandError):
+    """Raised when a call is malformed; the caller gets ``ERROR usage: <usage>``."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command a plugin adds, returned from the ``register_commands`` hook.
+
+    ``handler(ctx, args)`` gets a :class:`~chatroom.plugins.context.Context` (whose
+    ``ctx.text`` is the raw argument text after the name) and the
+    shell-split ``args`` (``list[str]``). ``usage`` is shown on misuse and in
+    ``/help`` (e.g. ``"/msg NAME TEXT"``); ``summary`` is one line.
+    ``min_args``/``max_args`` bound ``len(args)`` (``max_args=None``: no
+    bound). With ``raw=True`` the arguments are not shell-split: ``args`` is
+    ``[text]`` (or ``[]`` when empty), for free text with quotes in it.
+    ``cost`` is what one call takes from the caller's flood token bucket
+    (a chat line costs 1; see :mod:`chatroom.net.budget`): give an expensive
+    command a higher cost.
+    """
+
+    name: str
+    handler: Handler
+    usage: str = ""
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+    min_args: int = 0
+    max_args: int | None = None
+    raw: bool = False
+    cost: float = 1.0
+    plugin: str = field(default="", compare=False)
+
+    def names(self) -> tuple[str, ...]:
+        """The lower-cased name and aliases."""
+        return (self.name.lower(), *(a.lower() for a in self.aliases))
+
+    def usage_line(self) -> str:
+        """``usage``, or ``/name`` when the command declared none."""
+        return self.usage or "/" + self.name
+
+    def parse_args(self, text: str) -> list[str]:
+        """Split and check *text*; raises :class:`UsageError` on misuse."""
+        if self.raw:
+            args = [text] if text else []
+        else:
+            try:
+                args = shlex.split(text)
+            except ValueError:
+                raise UsageError(self.usage_line()) from None
+        if len(args) < self.min_args or (self.max_args is not None and len(args) > self.max_args):
+            raise UsageError(self.usage_line())
+        return args
+
+
+def split_command(line: str) -> tuple[str, str]:
+    """``"/Name  rest of line"`` -> ``("name", "rest of line")``."""
+    head, _, rest = line[1:].partition(" ")
+    return head.lower(), rest.strip()
+
+
+class Registry:
+    """Command name (and alias) -> :class:`Command`, case-insensitive.
+
+    ``add`` refuses a name that is taken and returns a message naming both
+    providers; the first provider keeps the name.
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Command] = {}
+        self.commands: list[Command] = []
+
+    def add(self, command: Command) -> str | None:
+        """Register *command*; return None, or a clash message if any name is taken."""
+        for name in command.names():
+            other = self._by_name.get(name)
+            if other is not None:
+                return (
+                    f"command /{name} from plugin {command.plugin!r} clashes with "
+                    f"/{other.name} from plugin {other.plugin!r}; keeping {other.plugin!r}"
+                )
+        for name in command.names():
+            self._by_name[name] = command
+        self.commands.append(command)
+        return None
+
+    def remove_plugin(self, plugin: str) -> None:
+        """Drop every command that *plugin* provides."""
+        self.commands = [c for c in self.commands if c.plugin != plugin]
+        self._by_name = {n: c for n, c in self._by_name.items() if c.plugin != plugin}
+
+    def get(self, name: str) -> Command | None:
+        """The command called *name* (or with that alias), any case; None if unknown."""
+        return self._by_name.get(name.lower())
+
+    def suggest(self, name: str) -> str | None:
+        """The closest known command name to a mistyped *name*, or None."""
+        close = difflib.get_close_matches(name.lower(), list(self._by_name), n=1, cutoff=0.7)
+        return close[0] if close else None
+
+    def sorted(self) -> list[Command]:
+        """Every registered command, by name (for ``/help``)."""
+        return sorted(self.commands, key=lambda c: c.name)

@@ -1,0 +1,77 @@
+"""How room events look on the line protocol: the human text and the optional message tags.
+
+Sans-I/O: strings in, strings out. The format is specified in
+``docs/protocol.md`` ("Rooms" and "History"):
+
+* a line from the reader's *current* room is ``NICK: text`` (``* NICK text``
+  for ``/me``, ``* ...`` for a notice), exactly as before rooms existed; a
+  line from another room the reader is in gets the prefix ``[#room] ``;
+* a history line (replayed on join or by ``/history``) gets the prefix
+  ``[HH:MM] `` (``[YYYY-MM-DD HH:MM] `` when not from today), in the
+  server's local time, after any room prefix;
+* a connection that announced ``/caps tags`` gets every room line prefixed
+  with IRCv3-style message tags (https://ircv3.net/specs/extensions/message-tags):
+  ``@msgid=42;room=#lobby;time=2026-12-01T23:14:05.123Z;kind=msg;nick=alice alice: hi``,
+  so a program never parses the human text to learn a line's room, author,
+  time, id or kind. ``history`` is a tag without value on replayed lines.
+"""
+
+from __future__ import annotations
+
+import time
+
+__all__ = ["KINDS", "iso_time", "render", "room_label", "stamp", "tags"]
+
+#: Event kinds: chat, /me, a topic change, a notice (join, part...).
+KINDS = ("msg", "me", "topic", "notice")
+
+_ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
+
+
+def room_label(name: str) -> str:
+    """The bare name used in notices (``"#lobby"`` -> ``"lobby"``), as the line protocol always showed it."""
+    return name[1:] if name.startswith("#") else name
+
+
+def iso_time(ts: float) -> str:
+    """*ts* (Unix seconds) as UTC ISO 8601 with milliseconds, IRCv3 ``server-time`` style."""
+    whole = int(ts)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((ts - whole) * 1000):03d}Z"
+
+
+def stamp(ts: float, now: float | None = None) -> str:
+    """The history marker for *ts*: ``[HH:MM] `` today, ``[YYYY-MM-DD HH:MM] `` otherwise (local time)."""
+    when = time.localtime(ts)
+    today = time.localtime(time.time() if now is None else now)
+    if when[:3] == today[:3]:
+        return time.strftime("[%H:%M] ", when)
+    return time.strftime("[%Y-%m-%d %H:%M] ", when)
+
+
+def tags(**values: object) -> str:
+    """``@k=v;k=v `` from *values* in order (None skipped, True a bare key), IRCv3-escaped."""
+    parts = []
+    for key, value in values.items():
+        if value is None or value is False:
+            continue
+        parts.append(key if value is True else f"{key}={str(value).translate(_ESCAPES)}")
+    return "@" + ";".join(parts) + " " if parts else ""
+
+
+def render(kind: str, room: str, nick: str, text: str, *, current: bool = True) -> str:
+    """The human line for one room event (``str``, no newline).
+
+    *kind* is one of :data:`KINDS`; *room* the room's name (``#lobby``);
+    *current* whether it is the reader's current room (else the line gets
+    ``[#room] ``). A ``notice``'s *text* is the whole notice after ``* ``.
+    """
+    if kind == "msg":
+        line = f"{nick}: {text}"
+    elif kind == "me":
+        line = f"* {nick} {text}"
+    elif kind == "topic":
+        label = room_label(room)
+        line = f"* {nick} set the topic of {label}: {text}" if text else f"* {nick} cleared the topic of {label}"
+    else:
+        line = f"* {text}"
+    return line if current else f"[{room}] {line}"
