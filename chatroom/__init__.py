@@ -1,13 +1,58 @@
 """chatroom: a plugin-based chat-room server and terminal client.
 
-Plugin authors need only what this package exports: ``hookimpl`` to mark
-hook implementations, ``Command`` to declare commands, and the errors a
-command handler raises to refuse a call.
+This package's namespace is the **public plugin API**: a plugin (the
+built-in ones included) imports only what it exports::
+
+    from chatroom import Command, CommandError, Context, UsageError, hookimpl
+
+``hookimpl`` marks hook implementations; ``Command`` declares a command and
+``CommandError``/``UsageError`` refuse a call; ``Context`` is the ``ctx``
+every hook and command gets; ``migrate``, ``transaction`` and
+``MigrationError`` manage a plugin's SQLite store; ``Room``, ``Member``,
+``Entry`` (a history line), ``Timer`` and ``PluginInfo`` are the types the
+context hands out; ``Refused`` is the room model's refusal (``CommandError``
+is a subclass); ``parse_uint`` parses a bounded number from user input and
+``safe_name`` makes an untrusted file name safe. Names are loaded on first use, so importing a submodule
+(the client imports :mod:`chatroom.wire`) does not load the plugin machinery.
 """
 
-from chatroom.plugins.commands import Command, CommandError, UsageError
-from chatroom.plugins.hookspecs import hookimpl
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-__all__ = ["Command", "CommandError", "UsageError", "hookimpl", "__version__"]
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "Command": "chatroom.plugins.commands",
+    "CommandError": "chatroom.plugins.commands",
+    "UsageError": "chatroom.plugins.commands",
+    "hookimpl": "chatroom.plugins.hookspecs",
+    "Context": "chatroom.plugins.context",
+    "PluginInfo": "chatroom.plugins.manager",
+    "migrate": "chatroom.model.store",
+    "transaction": "chatroom.model.store",
+    "MigrationError": "chatroom.model.store",
+    "Refused": "chatroom.model.errors",
+    "Room": "chatroom.model.room",
+    "Member": "chatroom.model.member",
+    "Entry": "chatroom.model.history",
+    "Timer": "chatroom.net.scheduler",
+    "parse_uint": "chatroom.wire.numbers",
+    "safe_name": "chatroom.wire.filenames",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chatroom' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,24 +1,27 @@
 """In-memory stand-ins for the server's I/O, used by :mod:`chatroom.testing`.
 
-A fake listener, client sockets, wakeup socket and selector let a real
-:class:`chatroom.net.loop.Server` run its loop with no network; a fake
-scheduler runs timers on a clock the test moves and worker-thread jobs on the
-test's own thread.
+A fake listener, client sockets, waker and selector let a real
+:class:`chatroom.server.app.Server` run its loop with no network: the
+selector reports a socket readable when bytes (or the end of input) wait in
+it, writable unless the test stalled it, and a listener readable while
+connections are pending. The server is built from these public parts through
+its constructor (``selector=``, ``listener=``, ``waker=``, ``clock=``).
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
+import selectors
 from collections.abc import Callable
 from typing import Any
 
-from chatroom.net.scheduler import Timer
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
 
 
-class _FakeSocket:
-    """The server's end of one fake connection: bytes in (``inbound``), bytes out (to the FakeClient)."""
+class FakeSocket:
+    """The server's end of one fake connection: bytes in (``inbound``), bytes out (to the kit's client)."""
 
     def __init__(self, deliver: Callable[[bytes], None]) -> None:
         self.inbound = bytearray()
@@ -26,6 +29,12 @@ class _FakeSocket:
         self.closed = False
         self.stalled = False
         self._deliver = deliver
+
+    def ready(self) -> int:
+        """The selector events this socket would report now."""
+        if self.closed:
+            return 0
+        return (_READ if self.inbound or self.eof else 0) | (0 if self.stalled else _WRITE)
 
     # the socket methods the server uses
     def recv(self, n: int) -> bytes:
@@ -64,22 +73,42 @@ class _FakeSocket:
         return -1
 
 
-class _FakeListener:
+class FakeListener:
+    """A listening socket whose pending connections the kit appends to ``pending``."""
+
     def __init__(self) -> None:
-        self.pending: list[_FakeSocket] = []
+        self.pending: list[FakeSocket] = []
+        self.closed = False
         self._ports = itertools.count(40000)
 
-    def accept(self) -> tuple[_FakeSocket, tuple[str, int]]:
+    def ready(self) -> int:
+        return _READ if self.pending else 0
+
+    def accept(self) -> tuple[FakeSocket, tuple[str, int]]:
         if not self.pending:
             raise BlockingIOError
         return self.pending.pop(0), ("127.0.0.1", next(self._ports))
 
-    def close(self) -> None:
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 0)
+
+    def setblocking(self, flag: bool) -> None:
         pass
 
+    def fileno(self) -> int:
+        return -1 if self.closed else 0
 
-class _FakeWaker:
-    """Stands in for :class:`chatroom.wire.wakeup.Waker`: the in-process room never blocks, so nothing to wake."""
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeWaker:
+    """Stands in for :class:`chatroom.wire.wakeup.Waker`: the in-process room never blocks."""
+
+    write_fd = -1
+
+    def ready(self) -> int:
+        return 0
 
     def wake(self) -> None:
         pass
@@ -94,82 +123,46 @@ class _FakeWaker:
         pass
 
 
-class _FakeSelector:
-    """Remembers what the server registered; the kit asks it who wants reads and writes."""
+class FakeSelector:
+    """A selector over objects with ``ready()``: ``select`` reports what is ready now, never waits."""
 
     def __init__(self) -> None:
-        self.masks: dict[Any, int] = {}
+        self._keys: dict[int, selectors.SelectorKey] = {}
 
-    def register(self, fileobj: Any, events: int, data: Any = None) -> None:
-        self.masks[fileobj] = events
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        key = selectors.SelectorKey(fileobj, -1, events, data)
+        self._keys[id(fileobj)] = key
+        return key
 
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> None:
-        self.masks[fileobj] = events
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self.register(fileobj, events, data)
 
-    def unregister(self, fileobj: Any) -> None:
-        self.masks.pop(fileobj, None)
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._keys.pop(id(fileobj))
 
-    def select(self, timeout: float | None = None) -> list[Any]:
-        return []
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = []
+        for key in list(self._keys.values()):
+            mask = key.fileobj.ready() & key.events
+            if mask:
+                ready.append((key, mask))
+        return ready
+
+    def get_map(self) -> dict[int, selectors.SelectorKey]:
+        return dict(self._keys)
 
     def close(self) -> None:
-        self.masks.clear()
+        self._keys.clear()
 
     def wants(self, fileobj: Any, event: int) -> bool:
-        return bool(self.masks.get(fileobj, 0) & event)
+        """True if *fileobj* is registered for *event*."""
+        key = self._keys.get(id(fileobj))
+        return bool(key and key.events & event)
 
 
-class _FakeScheduler:
-    """``call_later`` on a fake clock; ``run_in_thread`` work runs on the next pass, on this thread."""
+class LogCollector(logging.Handler):
+    """Keeps every record as ``[CATEGORY] logger: message`` in *lines*."""
 
-    def __init__(self, run: Callable[..., Any]) -> None:
-        self._run = run
-        self.now = 0.0
-        self.timers: list[tuple[float, int, Timer]] = []
-        self.jobs: list[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None], str]] = []
-        self._seq = itertools.count()
-
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
-        timer = Timer(self.now + max(0.0, delay), fn, args, plugin)
-        heapq.heappush(self.timers, (timer.when, next(self._seq), timer))
-        return timer
-
-    def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
-                      *, plugin: str = "core") -> None:
-        self.jobs.append((fn, on_done, plugin))
-
-    def timeout(self) -> float | None:
-        return None
-
-    def next_due(self) -> float | None:
-        while self.timers and self.timers[0][2].cancelled:
-            heapq.heappop(self.timers)
-        return self.timers[0][0] if self.timers else None
-
-    def run_ready(self) -> int:
-        """Run queued thread work (then its callback) and due timers; return how many ran."""
-        ran = 0
-        jobs, self.jobs = self.jobs, []
-        for fn, on_done, plugin in jobs:
-            try:
-                result, error = fn(), None
-            except Exception as exc:
-                result, error = None, exc
-            self._run(plugin, on_done, result, error)
-            ran += 1
-        while self.timers and self.timers[0][0] <= self.now:
-            timer = heapq.heappop(self.timers)[2]
-            if not timer.cancelled:
-                self._run(timer.plugin, timer.fn, *timer.args)
-                ran += 1
-        return ran
-
-    def close(self) -> None:
-        self.timers.clear()
-        self.jobs.clear()
-
-
-class _LogCollector(logging.Handler):
     def __init__(self, lines: list[str]) -> None:
         super().__init__(logging.DEBUG)
         self.lines = lines
@@ -177,6 +170,3 @@ class _LogCollector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         category = getattr(record, "category", "ERROR" if record.levelno >= logging.WARNING else "GENERAL")
         self.lines.append(f"[{category}] {record.name}: {record.getMessage()}")
-
-
-# -- the public kit ------------------------------------------------------------------

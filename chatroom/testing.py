@@ -12,15 +12,14 @@ every test can ask for the ``chatroom_room`` fixture::
         room.advance(10)
         assert alice.received[-1] == "* reminder: stand up"
 
-How it works: the room is a real :class:`chatroom.net.loop.Server` (real
-plugin host, command dispatch, fan-out, streams, nick rules, file relay)
-whose listening socket, client sockets and selector are replaced by
-in-memory fakes, and whose timers and worker threads are replaced by a fake
-clock you move with :meth:`InProcessRoom.advance` and a queue run on the
-test's thread. Each call (``join``, ``say``, ``advance``...) then runs
+How it works: the room is a real :class:`chatroom.server.app.Server` (real
+loop, plugin host, command dispatch, rooms and history, fan-out, streams,
+nick rules, file relay, budgets) built from public parts: an in-memory
+selector, listener and client sockets (:mod:`chatroom.fakeio`), a fake clock
+you move with :meth:`InProcessRoom.advance`, and worker-thread jobs run on
+the test's thread. Each call (``join``, ``say``, ``advance``...) then runs
 event-loop passes until nothing is left to do, so every reply is in
-``received`` when the call returns. (Building the server binds one listening
-socket on 127.0.0.1, closed at once: no connection is ever made.)
+``received`` when the call returns. No socket is ever opened.
 
 Plugin faults are caught and logged as in a real room; they are also
 collected in :attr:`InProcessRoom.faults`, and the room's log records in
@@ -31,7 +30,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import selectors
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -42,14 +40,7 @@ import pytest
 
 from chatroom.wire import lines as protocol
 from chatroom.plugins.context import Context
-from chatroom.fakeio import (
-    _FakeListener,
-    _FakeScheduler,
-    _FakeSelector,
-    _FakeSocket,
-    _FakeWaker,
-    _LogCollector,
-)
+from chatroom.fakeio import FakeListener, FakeSelector, FakeSocket, FakeWaker, LogCollector
 from chatroom.plugins.manager import ENTRY_POINT_GROUP, PluginHost, PluginInfo
 from chatroom.net.scheduler import Timer
 
@@ -83,7 +74,7 @@ class FakeClient:
         self.received: list[str] = []
         self.frames: list[protocol.Frame] = []
         self._parser = protocol.Parser()
-        self.sock = _FakeSocket(self._deliver)
+        self.sock = FakeSocket(self._deliver)
         self.client: Any = None
 
     def _deliver(self, data: bytes) -> None:
@@ -186,14 +177,14 @@ class InProcessRoom:
         max_queue: int | None = None,
         flood_rate: float = 0.0,
         flood_burst: float = 250.0,
+        history_on_join: int = 20,
+        announce_limit: int = 200,
     ) -> None:
-        from chatroom.net.loop import (
-            Server,  # not at import: pytest loads this module for every project
-        )
+        from chatroom.server.app import Server  # not at import: pytest loads this module for every project
 
         self.faults: list[tuple[str, str]] = []
         self.logs: list[str] = []
-        self._log_handler = _LogCollector(self.logs)
+        self._log_handler = LogCollector(self.logs)
         self._logger = logging.getLogger("chatroom")
         self._old_level = self._logger.level
         self._logger.addHandler(self._log_handler)
@@ -214,32 +205,24 @@ class InProcessRoom:
             self._logger.setLevel(self._old_level)
             raise PluginLoadError("; ".join(self.plugins.load_errors))
 
-        options: dict[str, Any] = {"data_dir": Path(data_dir), "plugins": self.plugins,
-                                   "flood_rate": flood_rate, "flood_burst": flood_burst}
+        self._now = 0.0
+        self._wall_start = time.time()
+        self._listener = FakeListener()
+        options: dict[str, Any] = {
+            "data_dir": Path(data_dir), "plugins": self.plugins, "flood_rate": flood_rate,
+            "flood_burst": flood_burst, "history_on_join": history_on_join, "announce_limit": announce_limit,
+            "selector": FakeSelector(), "listener": self._listener, "waker": FakeWaker(),
+            "clock": lambda: self._now, "wall_clock": lambda: self._wall_start + self._now,
+            "inline_threads": True,
+        }
         if max_queue is not None:
             options["max_queue"] = max_queue
-        self.server = Server("127.0.0.1", 0, **options)
-        self._swap_io()
+        self.server = Server(**options)
+        self._scheduler = self.server.loop.scheduler
         self.clients: list[FakeClient] = []
         self._closed = False
-        self.server.call_hook("startup", None)
+        self.server.start()
         self.settle()
-
-    def _swap_io(self) -> None:
-        server = self.server
-        for real in (server._sel, server._listener, server._waker):
-            real.close()
-        server.scheduler.close()
-        self._scheduler = _FakeScheduler(self.plugins.call_safely)
-        self._listener = _FakeListener()
-        self._sel = _FakeSelector()
-        server.scheduler = self._scheduler  # type: ignore[assignment]
-        server._listener = self._listener  # type: ignore[assignment]
-        server._sel = self._sel  # type: ignore[assignment]
-        server._waker = _FakeWaker()  # type: ignore[assignment]
-        server.relay.clock = lambda: self._scheduler.now
-        server.clock = lambda: self._scheduler.now
-        server.now = 0.0
 
     # -- people ---------------------------------------------------------------------
     def join(self, nick: str | None = None, *, binary: bool = False) -> FakeClient:
@@ -268,23 +251,23 @@ class InProcessRoom:
     @property
     def now(self) -> float:
         """The fake clock, in seconds (starts at 0.0; only :meth:`advance` moves it)."""
-        return self._scheduler.now
+        return self._now
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward, firing every timer that falls due, in order, each at its own time."""
         if seconds < 0:
             raise ValueError("time only moves forward")
-        target = self._scheduler.now + seconds
+        target = self._now + seconds
         self.settle()
         for _ in range(MAX_PASSES):
             due = self._scheduler.next_due()
             if due is None or due > target:
                 break
-            self._scheduler.now = max(self._scheduler.now, due)
+            self._now = max(self._now, due)
             self.settle()
         else:
             raise RoomNotSettled("timers keep re-arming inside the advanced interval")
-        self._scheduler.now = target
+        self._now = target
         self.settle()
 
     @property
@@ -293,7 +276,7 @@ class InProcessRoom:
 
         The server's own housekeeping timers (``plugin == "core"``) are left out.
         """
-        return [t for _, _, t in sorted(self._scheduler.timers) if not t.cancelled and t.plugin != "core"]
+        return [t for t in self._scheduler.pending() if t.plugin != "core"]
 
     # -- hooks and contexts ------------------------------------------------------------
     def hook(self, hook: str, client: FakeClient | None = None, /, **kwargs: Any) -> list[Any]:
@@ -336,34 +319,8 @@ class InProcessRoom:
         raise RoomNotSettled("the room is still busy (an endless ctx.stream, or a 0 s timer re-arming itself?)")
 
     def _pass(self) -> bool:
-        server, sel = self.server, self._sel
-        busy = False
-        backlog = list(server._backlog)  # as in Server.run_once: one slice per client per pass
-        if self._listener.pending:
-            server._accept()
-            busy = True
-        for fake in list(self.clients):
-            client, sock = fake.client, fake.sock
-            if client is None or client.closed:
-                continue
-            if (sock.inbound or sock.eof) and sel.wants(sock, selectors.EVENT_READ):
-                server._readable(client)
-                busy = True
-            if not client.closed and not sock.stalled and client.out and sel.wants(sock, selectors.EVENT_WRITE):
-                server._write(client)
-                busy = True
-        for client in backlog:
-            if client.backlog and not client.throttled:
-                server._serve(client)
-            busy = True
-        if self._scheduler.run_ready():
-            busy = True
-        sent = self._bytes_out()
-        server._flush()
-        return busy or self._bytes_out() != sent or bool(server._streaming) or bool(server._backlog)
-
-    def _bytes_out(self) -> int:
-        return sum(len(f.received) + len(f.frames) + f._parser.buffered for f in self.clients)
+        """One loop pass of the real server (``Server.loop.run_once``); True if it did anything."""
+        return self.server.loop.run_once(0)
 
     # -- end -------------------------------------------------------------------------
     def close(self) -> None:
@@ -374,7 +331,7 @@ class InProcessRoom:
         for fake in self.clients:
             fake.sock.stalled = False
         self.settle()
-        self.server._close_all()
+        self.server.close()
         self._logger.removeHandler(self._log_handler)
         self._logger.setLevel(self._old_level)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import LineClient
 
-from chatroom.net.loop import Server
+from chatroom.server.app import Server
 
 
 def test_in_process_server_serves_and_shuts_down(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import DEADLINE, LineClient
 
 from chatroom import Command, hookimpl
-from chatroom.net.loop import SLICE
+from chatroom.net.tcp import SLICE
 
 
 def _cpu_seconds(pid: int) -> float:

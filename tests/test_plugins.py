@@ -562,7 +562,7 @@ def test_run_and_call_safely_return_fault_for_a_raising_callable():
 def test_hooks_timers_and_worker_results_run_on_the_loop_thread(tmp_path):
     from conftest import LineClient
 
-    from chatroom.net.loop import Server
+    from chatroom.server.app import Server
 
     seen: list[tuple[str, int]] = []
     done = threading.Event()

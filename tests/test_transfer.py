@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from chatroom.builtin.sendfile import register_commands, sendfile
+from chatroom.model.errors import Refused
 from chatroom.plugins.commands import CommandError, UsageError
 from chatroom.wire.lines import Frame, Line, Parser, encode_frame
 from chatroom.net.relay import Relay
@@ -27,8 +28,9 @@ from chatroom.client.transfer import TransferManager
 
 
 class FakeRoom:
-    def __init__(self, name: str = "lobby") -> None:
+    def __init__(self, name: str = "#lobby") -> None:
         self.name = name
+        self.label = name.lstrip("#")
         self.members: dict[int, FakeClient] = {}
 
 
@@ -155,12 +157,12 @@ def test_relay_forwards_to_binary_members_and_tells_nc_users(room: Any) -> None:
 def test_relay_refuses_before_any_byte_moves(room: Any) -> None:
     server, relay, alice, bob, carol, dave = room
     server.max_file_size = 100
-    with pytest.raises(CommandError, match="over the server's limit of 100 bytes"):
+    with pytest.raises(Refused, match="over the server's limit of 100 bytes"):
         relay.start(alice, "big.bin", 101)
-    with pytest.raises(CommandError, match="caps binary"):
+    with pytest.raises(Refused, match="caps binary"):
         relay.start(dave, "x", 1)
     server.offer_answer = "no files on Sundays"
-    with pytest.raises(CommandError, match="no files on Sundays"):
+    with pytest.raises(Refused, match="no files on Sundays"):
         relay.start(alice, "x", 1)
     assert [h[0] for h in server.hooks] == ["file_offered"]
     assert server.hooks[0][2] == {"name": "x", "size": 1}
@@ -174,7 +176,7 @@ def test_relay_refuses_when_nobody_can_receive() -> None:
     relay = Relay(server)  # type: ignore[arg-type]
     alice = FakeClient(1, "alice", server.lobby)
     FakeClient(2, "dave", server.lobby, binary=False)
-    with pytest.raises(CommandError, match="nobody else in lobby can receive files"):
+    with pytest.raises(Refused, match="nobody else in lobby can receive files"):
         relay.start(alice, "x", 1)
 
 
@@ -335,7 +337,7 @@ def test_too_many_open_transfers_are_refused(room: Any) -> None:
     _, relay, alice, *_ = room
     for _ in range(relay.max_active):
         relay.start(alice, "x", 1)
-    with pytest.raises(CommandError, match="already have 8 transfers open"):
+    with pytest.raises(Refused, match="already have 8 transfers open"):
         relay.start(alice, "x", 1)
 
 

@@ -58,11 +58,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from chatroom.plugins.commands import Command, CommandError, UsageError
-from chatroom.plugins.context import Context
-from chatroom.plugins.hookspecs import hookimpl
-from chatroom.wire.numbers import parse_uint
-from chatroom.model.store import migrate, transaction
+from chatroom import Command, CommandError, Context, UsageError, hookimpl, migrate, parse_uint, transaction
 
 #: Schema migrations of the board's store, applied in order (append only).
 MIGRATIONS = [

@@ -1,4 +1,4 @@
-"""Built-in room commands: /quit, /upper, /nick, /who, /msg, /help, /caps, /plugins.
+"""Built-in commands: /quit, /upper, /nick, /who, /msg, /help, /caps, /plugins.
 
 These use exactly the hooks and context a third-party plugin gets.
 """
@@ -8,15 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from chatroom.plugins.commands import Command, CommandError, UsageError
-from chatroom.plugins.context import Context
-from chatroom.plugins.hookspecs import hookimpl
+from chatroom import Command, CommandError, Context, UsageError, hookimpl
 
 if TYPE_CHECKING:
-    from chatroom.plugins.manager import PluginInfo
+    from chatroom import PluginInfo
 
-#: Capabilities a client may announce with /caps.
-KNOWN_CAPS = frozenset({"binary"})
+#: Capabilities a client may announce with /caps: frames (file transfer), message tags on room lines.
+KNOWN_CAPS = frozenset({"binary", "tags"})
 
 
 def quit_(ctx: Context, args: list[str]) -> None:
@@ -29,14 +27,19 @@ def upper(ctx: Context, args: list[str]) -> None:
 
 
 def nick(ctx: Context, args: list[str]) -> None:
-    assert ctx.client is not None
-    ctx.server.set_nick(ctx.client, args[0])
-    ctx.reply(f"OK nick {ctx.client.nick}")
+    ctx.rename(args[0])
+    ctx.reply(f"OK nick {ctx.nick}")
 
 
 def who(ctx: Context, args: list[str]) -> None:
-    nicks = ctx.room.nicks()
-    ctx.reply(f"* {len(nicks)} in {ctx.room.name}: {', '.join(nicks)}")
+    room = ctx.room
+    if args:
+        found = ctx.find_room(args[0])
+        if found is None:
+            raise CommandError(f"no such room: {args[0]}")
+        room = found
+    nicks = room.nicks()
+    ctx.reply(f"* {len(nicks)} in {room.label}: {', '.join(nicks)}")
 
 
 def msg(ctx: Context, args: list[str]) -> None:
@@ -52,30 +55,27 @@ def msg(ctx: Context, args: list[str]) -> None:
 
 
 def help_(ctx: Context, args: list[str]) -> None:
-    registry = ctx.server.plugins.registry
     if args:
-        command = registry.get(args[0].lstrip("/"))
+        command = ctx.command(args[0])
         if command is None:
             raise CommandError(f"no such command: /{args[0].lstrip('/')}")
         commands = [command]
     else:
-        commands = registry.sorted()
+        commands = ctx.commands()
     for command in commands:
         aliases = "".join(f", /{a}" for a in command.aliases)
         ctx.reply(f"{command.usage_line()}{aliases} - {command.summary}")
 
 
 def caps(ctx: Context, args: list[str]) -> None:
-    assert ctx.client is not None
     unknown = [c for c in args if c.lower() not in KNOWN_CAPS]
     if unknown:
         raise CommandError(f"unknown capability: {' '.join(unknown)} (known: {' '.join(sorted(KNOWN_CAPS))})")
-    ctx.client.caps = frozenset(ctx.client.caps) | {c.lower() for c in args}
-    ctx.reply("OK caps " + " ".join(sorted(ctx.client.caps)))
+    ctx.reply("OK caps " + " ".join(sorted(ctx.set_caps(args))))
 
 
 def plugins(ctx: Context, args: list[str]) -> None:
-    for line in describe_plugins(ctx.server.plugins.info.values()):
+    for line in describe_plugins(ctx.plugins()):
         ctx.reply(line)
 
 
@@ -101,13 +101,15 @@ def register_commands() -> list[Command]:
         Command("upper", upper, usage="/upper TEXT", summary="Echo TEXT back in upper case, to you only",
                 min_args=1, raw=True),
         Command("nick", nick, usage="/nick NAME", summary="Choose your name in the room", min_args=1, max_args=1),
-        Command("who", who, usage="/who", summary="List the names in the room", max_args=0, aliases=("names",),
+        Command("who", who, usage="/who [#ROOM]", summary="List the names in your room (or in #ROOM)", max_args=1,
+                aliases=("names",),
                 cost=3.0),
         Command("msg", msg, usage="/msg NAME TEXT", summary="Send a private line to one user", min_args=1,
                 raw=True, aliases=("tell",)),
         Command("help", help_, usage="/help [COMMAND]", summary="List the commands, or explain one", max_args=1,
                 cost=3.0),
-        Command("caps", caps, usage="/caps CAPABILITY...", summary="Announce client capabilities (binary frames)",
+        Command("caps", caps, usage="/caps CAPABILITY...",
+                summary="Announce client capabilities (binary: file frames; tags: message tags on room lines)",
                 min_args=1),
         Command("plugins", plugins, usage="/plugins", summary="List the installed plugins", max_args=0, cost=3.0),
     ]

@@ -15,11 +15,7 @@ be typed, so files are sent with ``chatroom-client``.
 
 from __future__ import annotations
 
-from chatroom.plugins.commands import Command, CommandError, UsageError
-from chatroom.plugins.context import Context
-from chatroom.wire.filenames import safe_name
-from chatroom.plugins.hookspecs import hookimpl
-from chatroom.wire.numbers import parse_uint
+from chatroom import Command, Context, Refused, UsageError, hookimpl, parse_uint, safe_name
 
 USAGE = "/sendfile NAME SIZE"
 #: Most digits SIZE may have (the server's ``--max-file-size`` bounds the value).
@@ -41,7 +37,7 @@ def sendfile(ctx: Context, args: list[str]) -> None:
     name = safe_name(raw_name)
     try:
         tid = ctx.start_transfer(raw_name, size)
-    except CommandError as exc:
+    except Refused as exc:
         ctx.reply(f"ERROR sendfile {name}: {exc}")
         return
     ctx.reply(f"OK sendfile {tid} {name}")

@@ -30,11 +30,7 @@ import sqlite3
 import time
 from typing import Any
 
-from chatroom.plugins.commands import Command, CommandError, UsageError
-from chatroom.plugins.context import Context
-from chatroom.plugins.hookspecs import hookimpl
-from chatroom.wire.numbers import parse_uint
-from chatroom.model.store import migrate, transaction
+from chatroom import Command, CommandError, Context, UsageError, hookimpl, migrate, parse_uint, transaction
 
 MIGRATIONS = [
     """

@@ -161,7 +161,7 @@ class History:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self._clock = clock
-        self._conn = open_store(self.path)
+        self._conn = open_store(self.path, check_same_thread=False)  # built on one thread, used on the loop's
         try:
             migrate(self._conn, MIGRATIONS)
             #: room -> next id to assign (last assigned + 1, buffered included).

@@ -185,6 +185,10 @@ class Hub:
         """Tell *room* ``* text`` (not recorded)."""
         self._pend(room, exclude.id if exclude is not None else 0, self._notice_entry(room.name, text))
 
+    def post(self, room: Room, text: str, exclude: Member | None = None) -> None:
+        """Send the line *text*, as it is, to everyone in *room* but *exclude* (a plugin's broadcast; not recorded)."""
+        self._pend(room, exclude.id if exclude is not None else 0, Entry(room.name, 0, self.clock(), "raw", "", None, text))
+
     def announce(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """A join or leave notice: :meth:`notice`, unless *room* has more than ``announce_limit`` members."""
         if not self.announce_limit or len(room.members) <= self.announce_limit:

@@ -1,4 +1,4 @@
-"""Nick rules: which names a client may take.
+"""Name rules: which nicks a member may take, and what a room may be called (:func:`room_key`).
 
 A nick is 1 to :data:`MAX_NICK` characters: ASCII letters, digits, ``_``,
 ``-`` and ``.``, starting with a letter or ``_``. Nicks are compared
@@ -23,7 +23,7 @@ import re
 
 from chatroom.wire.textsafety import nick_skeleton
 
-__all__ = ["MAX_NICK", "RESERVED", "check_nick", "nick_key", "nick_skeleton_key", "too_alike"]
+__all__ = ["MAX_NICK", "RESERVED", "check_nick", "nick_key", "nick_skeleton_key", "room_key", "too_alike"]
 
 MAX_NICK = 32
 _NICK = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,%d}" % (MAX_NICK - 1))
@@ -71,3 +71,18 @@ def check_nick(nick: str) -> str | None:
     if _GUEST_SKELETON.fullmatch(skeleton):
         return f"the nick {nick} is too much like a guest's, which is reserved"
     return None
+
+
+_ROOM = re.compile(r"#?[a-z0-9_-]{1,32}")
+
+
+def room_key(name: str) -> str | None:
+    """The canonical name of a room: ``"lobby"``, ``"#Lobby"`` -> ``"#lobby"``; None if *name* is not one.
+
+    A room name is ``#`` plus 1 to 32 of ``a-z 0-9 _ -`` (ASCII only),
+    compared case-insensitively; the ``#`` may be left out when typing it.
+    """
+    lowered = name.strip().lower()
+    if not lowered.isascii() or _ROOM.fullmatch(lowered) is None:
+        return None
+    return lowered if lowered.startswith("#") else "#" + lowered

@@ -70,18 +70,22 @@ def plugin_store_path(data_dir: Path, plugin: str) -> Path:
     return Path(data_dir) / "plugins" / f"{plugin}.sqlite3"
 
 
-def open_store(path: Path) -> sqlite3.Connection:
+def open_store(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
     """Open (creating it and its folder if needed) the SQLite database at *path*.
 
     The connection is in autocommit mode (``isolation_level=None``), uses
     WAL journaling with ``synchronous=NORMAL``, waits up to
     :data:`BUSY_TIMEOUT_MS` for locks held by other connections, and enforces
     foreign keys. Raises ``sqlite3.Error`` if the file is not a database or
-    cannot be opened, ``OSError`` if the folder cannot be created.
+    cannot be opened, ``OSError`` if the folder cannot be created. With
+    ``check_same_thread=False`` the connection may be made on one thread and
+    used (never concurrently) on another: the server opens the room history
+    before its loop thread starts.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=check_same_thread)
     try:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":

@@ -1,53 +1,54 @@
-"""One client connection as the server loop sees it: its socket, parser, output queue and budgets."""
+"""One connection as the loop sees it: a member of the rooms, plus its socket, parser, output queue and budgets."""
 
 from __future__ import annotations
 
 import selectors
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from chatroom.wire import lines as protocol
+from chatroom.model.member import Member
+from chatroom.wire.lines import Event, Parser
 from chatroom.wire.outqueue import OutQueue
 
 if TYPE_CHECKING:
-    from chatroom.net.room_legacy import Room
-
-_NO_CAPS: frozenset[str] = frozenset()
+    from chatroom.net.loop import Loop
 
 
-class Client:
-    """One connection. Plugins read ``nick``, ``room``, ``caps``, ``addr``, ``id``, ``closed``.
+class Connection(Member):
+    """One client connection; a :class:`~chatroom.model.member.Member` the room model delivers to.
 
-    The rest is the loop's bookkeeping: ``out`` (an :class:`~chatroom.wire.outqueue.OutQueue`,
-    the output budget is checked against its size when bytes are queued),
-    ``tokens`` and ``stamp`` (the flood token bucket and when it was last
-    refilled, loop-clock seconds), ``held`` (an event read while the bucket
-    was empty), ``flood_since`` (start of the current throttling episode, 0
-    when none), ``partial_since`` (since when an unfinished line or frame has
-    been held, 0 when none), ``deadline`` (when a closing connection is
-    reaped). Slots keep an idle connection small (see docs/benchmarks.md).
+    Plugins read ``nick``, ``room``, ``rooms``, ``caps``, ``addr``, ``id``,
+    ``closed``. The rest is the loop's bookkeeping: ``out`` (an
+    :class:`~chatroom.wire.outqueue.OutQueue`; the output budget is checked
+    against its size when bytes are queued, in :meth:`deliver`), ``tokens``
+    and ``stamp`` (the flood token bucket and when it was last refilled, loop
+    seconds), ``held`` (an event read while the bucket was empty),
+    ``flood_since`` (start of the current throttling episode, 0 when none),
+    ``partial_since`` (since when an unfinished line or frame has been held,
+    0 when none), ``deadline`` (when a closing connection is reaped).
+    ``transport`` is the object that reads it (:class:`~chatroom.net.tcp.LineTransport`).
+    Slots keep an idle connection small (docs/benchmarks.md). Loop thread only.
     """
 
     __slots__ = (
-        "id", "sock", "addr", "nick", "room", "caps", "parser", "out", "capture",
+        "sock", "addr", "parser", "out", "loop", "transport",
         "closed", "closing", "doomed", "dirty", "want_write", "paused", "throttled", "backlog",
         "streams", "mask", "tokens", "stamp", "held", "flood_since", "partial_since", "deadline",
-        "hint_at", "hints", "unknown_at", "unknown_quiet", "__weakref__",
+        "hint_at", "hints", "unknown_at", "unknown_quiet",
     )
 
-    def __init__(self, cid: int, sock: socket.socket, addr: Any, *, tokens: float = 0.0, now: float = 0.0) -> None:
-        self.id = cid
+    def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Loop, transport: Any, *,
+                 tokens: float = 0.0, now: float = 0.0) -> None:
+        super().__init__(cid, f"guest{cid}")
         self.sock = sock
         self.addr = addr
-        self.nick = f"guest{cid}"
-        self.room: Room = None  # type: ignore[assignment]  # set by Room.join
-        self.caps: frozenset[str] = _NO_CAPS
-        self.parser = protocol.Parser()
+        self.parser = Parser()
         self.out = OutQueue()
-        self.capture: tuple[str, Callable[..., Any], Callable[..., Any] | None, str | None] | None = None
+        self.loop = loop
+        self.transport = transport
         self.closed = False
         self.closing = False  # no more input; close once output is flushed (or at `deadline`)
-        self.doomed = ""  # set to the reason when the client must be closed at the end of the pass
+        self.doomed = ""  # the reason, when the connection must be closed at the end of the pass
         self.dirty = False
         self.want_write = False
         self.paused = False  # the relay paused reading (file backpressure)
@@ -57,7 +58,7 @@ class Client:
         self.streams: list[tuple[Iterator[str], str]] | None = None
         self.tokens = tokens
         self.stamp = now
-        self.held: protocol.Event | None = None
+        self.held: Event | None = None
         self.flood_since = 0.0
         self.partial_since = 0.0
         self.deadline = 0.0
@@ -65,6 +66,23 @@ class Client:
         self.hints = 0
         self.unknown_at = -1e9
         self.unknown_quiet = 0
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        """Queue *data* within the output budget; past ``loop.max_queue`` the connection is dropped as too slow.
+
+        The check is made here, when bytes are queued, so memory never runs
+        ahead of the budget (an empty queue always takes one item, whatever its size).
+        """
+        if self.closed or self.doomed:
+            return
+        out = self.out
+        if out.size and out.size + len(data) > self.loop.max_queue:
+            self.loop.too_slow(self)
+            return
+        out.append(data)
+        if not self.dirty:
+            self.dirty = True
+            self.loop.dirty.append(self)
 
     @property
     def queued(self) -> int:
@@ -76,5 +94,6 @@ class Client:
         """The peer's address without the port (``str``; ``""`` if unknown)."""
         return str(self.addr[0]) if isinstance(self.addr, tuple) and self.addr else ""
 
-    def __repr__(self) -> str:
-        return f"Client({self.id}, {self.nick!r})"
+
+#: The name plugins and older code knew a connection by.
+Client = Connection

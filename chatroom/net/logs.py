@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 GENERAL = "GENERAL"
 CONNECTION = "CONNECTION"
@@ -56,3 +57,25 @@ def setup_logging(log_file: Path | None, *, stderr: bool = True, level: int = lo
     logger.setLevel(level)
     logger.propagate = False
     return logger
+
+
+#: Seconds between two log lines about one connection's rejected input.
+REJECT_LOG_INTERVAL = 10.0
+
+_log = logging.getLogger("chatroom.server")
+
+
+def log_rejected(conn: Any, what: str, now: float) -> None:
+    """Log ``NICK sent WHAT`` under ``[ERROR]``, at most once per :data:`REJECT_LOG_INTERVAL` seconds per
+    connection (the next line says how many were not logged), so a flood of bad input cannot flood the log.
+
+    *conn* needs ``nick``, ``unknown_at`` and ``unknown_quiet`` (a
+    :class:`~chatroom.net.connection.Connection`); *now* is loop seconds.
+    """
+    if now - conn.unknown_at >= REJECT_LOG_INTERVAL:
+        more = f" (and {conn.unknown_quiet} more rejected since the last report)" if conn.unknown_quiet else ""
+        _log.warning("%s sent %s%s", conn.nick, what, more, extra=ERR)
+        conn.unknown_at = now
+        conn.unknown_quiet = 0
+    else:
+        conn.unknown_quiet += 1

@@ -36,13 +36,15 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
-from chatroom.plugins.commands import CommandError
+from chatroom.model.errors import Refused
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.numbers import parse_uint
 from chatroom.wire.lines import MAX_FRAME, Frame, encode_frame, encode_frame_header, sanitize
 
 if TYPE_CHECKING:
-    from chatroom.net.loop import Client, Server
+    from chatroom.net.connection import Connection as Client
+
+    Server = Any  # the application: send_line, send_bytes, broadcast, pause/resume_reading, call_hook, call_later
 
 __all__ = ["HIGH_WATER", "IDLE_TIMEOUT", "MAX_ACTIVE", "MIN_PROGRESS", "STALL_TIMEOUT", "Relay", "Transfer", "tune_malloc"]
 
@@ -164,28 +166,30 @@ class Relay:
         *size* is within ``server.max_file_size``, the sender has fewer than
         ``max_active`` open transfers, some other member of the room can
         receive frames, and no ``file_offered`` hookimpl refuses. Raises
-        :class:`~chatroom.plugins.commands.CommandError` with the reason otherwise.
+        :class:`~chatroom.model.errors.Refused` with the reason otherwise.
         Then the room hears ``* NICK is sending "NAME" (SIZE bytes)`` and each
         receiver gets ``file-begin``.
         """
         name = safe_name(name)
         if "binary" not in client.caps:
-            raise CommandError("files travel in frames: send /caps binary first (chatroom-client does)")
+            raise Refused("files travel in frames: send /caps binary first (chatroom-client does)")
         limit = self.server.max_file_size
         if size < 0:
-            raise CommandError("size must be a number of bytes")
+            raise Refused("size must be a number of bytes")
         if size > limit:
-            raise CommandError(f"{size} bytes is over the server's limit of {limit} bytes (--max-file-size)")
+            raise Refused(f"{size} bytes is over the server's limit of {limit} bytes (--max-file-size)")
         if sum(1 for t in self.transfers.values() if t.sender is client) >= self.max_active:
-            raise CommandError(f"you already have {self.max_active} transfers open; wait for one to finish")
+            raise Refused(f"you already have {self.max_active} transfers open; wait for one to finish")
+        if client.room is None:
+            raise Refused("you are in no room: /join #room first")
         receivers = {
             c.id: c for c in client.room.members.values() if c is not client and not c.closed and "binary" in c.caps
         }
         if not receivers:
-            raise CommandError(f"nobody else in {client.room.name} can receive files")
+            raise Refused(f"nobody else in {client.room.label} can receive files")
         for result in self.server.call_hook("file_offered", client, name=name, size=size):
             if isinstance(result, str):
-                raise CommandError(result)
+                raise Refused(result)
         now = self.clock()
         tid = next(self._ids)
         self.transfers[tid] = Transfer(tid, client, name, size, receivers, now, now, window=now)

@@ -35,10 +35,14 @@ Runner = Callable[..., Any]  # run(plugin, fn, *args) with fault isolation
 class Scheduler:
     """Timers and thread results for one loop; ``wake()`` must make the loop call :meth:`run_ready`."""
 
-    def __init__(self, run: Runner, wake: Callable[[], None], workers: int = 4) -> None:
+    def __init__(self, run: Runner, wake: Callable[[], None], workers: int = 4, *,
+                 clock: Callable[[], float] = time.monotonic, inline: bool = False) -> None:
         self._run = run
         self._wake = wake
         self._workers = workers
+        self.clock = clock
+        self.inline = inline  # run_in_thread work runs on the loop thread at the next run_ready (test kit)
+        self._jobs: list[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None], str]] = []
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._done: queue.SimpleQueue[tuple[Callable[..., Any], tuple, str]] = queue.SimpleQueue()
@@ -46,13 +50,19 @@ class Scheduler:
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
         """Call ``fn(*args)`` on the loop thread after *delay* seconds (``float``)."""
-        timer = Timer(time.monotonic() + max(0.0, delay), fn, args, plugin)
+        timer = Timer(self.clock() + max(0.0, delay), fn, args, plugin)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         return timer
 
     def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
                       *, plugin: str = "core") -> None:
-        """Run ``fn()`` on a worker thread, then ``on_done(result, error)`` on the loop thread."""
+        """Run ``fn()`` on a worker thread, then ``on_done(result, error)`` on the loop thread.
+
+        With ``inline=True`` (the test kit) ``fn`` runs on the loop thread at the next :meth:`run_ready`.
+        """
+        if self.inline:
+            self._jobs.append((fn, on_done, plugin))
+            return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="chatroom-worker")
 
@@ -64,26 +74,52 @@ class Scheduler:
         self._executor.submit(fn).add_done_callback(finished)
 
     def timeout(self) -> float | None:
-        """Seconds until the next timer is due (None: no timers)."""
+        """Seconds until the next timer is due (None: no timers; 0 when inline jobs wait)."""
+        if self._jobs:
+            return 0.0
         if not self._timers:
             return None
-        return max(0.0, self._timers[0][0] - time.monotonic())
+        return max(0.0, self._timers[0][0] - self.clock())
 
-    def run_ready(self) -> None:
-        """Run finished thread callbacks and due timers (loop thread only)."""
+    def next_due(self) -> float | None:
+        """The clock time of the next pending timer, or None."""
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def pending(self) -> list[Timer]:
+        """Pending (not cancelled) timers, soonest first."""
+        return [t for _, _, t in sorted(self._timers) if not t.cancelled]
+
+    def run_ready(self) -> int:
+        """Run finished thread callbacks, inline jobs and due timers (loop thread only); return how many ran."""
+        ran = 0
         while True:
             try:
                 fn, args, plugin = self._done.get_nowait()
             except queue.Empty:
                 break
             self._run(plugin, fn, *args)
-        now = time.monotonic()
+            ran += 1
+        jobs, self._jobs = self._jobs, []
+        for fn, on_done, plugin in jobs:
+            try:
+                result, error = fn(), None
+            except Exception as exc:  # noqa: BLE001 - handed to on_done, as a worker thread would
+                result, error = None, exc
+            self._run(plugin, on_done, result, error)
+            ran += 1
+        now = self.clock()
         while self._timers and self._timers[0][0] <= now:
             timer = heapq.heappop(self._timers)[2]
             if not timer.cancelled:
                 self._run(timer.plugin, timer.fn, *timer.args)
+                ran += 1
+        return ran
 
     def close(self) -> None:
         """Stop the worker threads; queued jobs that have not started are dropped."""
+        self._timers.clear()
+        self._jobs.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)

@@ -14,6 +14,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from chatroom.model.errors import Refused
+
 if TYPE_CHECKING:
     from chatroom.plugins.context import Context
 
@@ -22,8 +24,12 @@ Handler = Callable[["Context", list[str]], None]
 NOT_UNDERSTOOD = "ERROR - Command not understood"
 
 
-class CommandError(Exception):
-    """Raised by a handler to refuse a call; the caller gets ``ERROR <message>``."""
+class CommandError(Refused):
+    """Raised by a handler to refuse a call; the caller gets ``ERROR <message>``.
+
+    A subclass of the room model's :class:`~chatroom.model.errors.Refused`,
+    which the dispatcher answers the same way.
+    """
 
 
 class UsageError(CommandError):

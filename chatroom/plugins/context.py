@@ -15,11 +15,17 @@ import sqlite3
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from chatroom.model.errors import Refused
+
 if TYPE_CHECKING:
-    from chatroom.net.connection import Client
-    from chatroom.net.room_legacy import Room
+    from chatroom.model.history import Entry
+    from chatroom.model.member import Member as Client
+    from chatroom.model.room import Room
     from chatroom.net.scheduler import Timer
-    from chatroom.net.loop import Server
+    from chatroom.plugins.commands import Command
+    from chatroom.plugins.manager import PluginInfo
+
+    Server = Any  # the server assembly (chatroom.server.app.Server): the services below
 
 LineHandler = Callable[["Context", str], None]
 
@@ -28,15 +34,16 @@ class Context:
     """What a plugin may do, bound to ``(server, plugin, client)``.
 
     Attributes: ``plugin`` (``str``, the plugin's name), ``client`` (the
-    :class:`~chatroom.net.loop.Client` concerned, or None for server events),
-    ``args`` and ``text`` (for a command: the split arguments and the raw
-    argument text).
+    member concerned, a :class:`~chatroom.model.member.Member`, or None for
+    server events), ``args`` and ``text`` (for a command: the split
+    arguments and the raw argument text). Everything a plugin does goes
+    through the methods below (the server behind them is private).
     """
 
-    __slots__ = ("server", "plugin", "client", "args", "text")
+    __slots__ = ("_server", "plugin", "client", "args", "text")
 
     def __init__(self, server: Server, plugin: str, client: Client | None = None, text: str = "") -> None:
-        self.server = server
+        self._server = server
         self.plugin = plugin
         self.client = client
         self.args: list[str] = []
@@ -50,12 +57,13 @@ class Context:
 
     @property
     def room(self) -> Room:
-        """The calling client's room (the lobby for server events)."""
-        return self.client.room if self.client else self.server.lobby
+        """The calling client's current room (the default room for server events, or when the client
+        is in no room)."""
+        return (self.client.room if self.client else None) or self._server.lobby
 
     def find(self, nick: str) -> Client | None:
         """The connected client named *nick* (case-insensitive), or None."""
-        return self.server.find_client(nick)
+        return self._server.find_client(nick)
 
     def members(self) -> list[Client]:
         """The clients in the caller's room, in join order."""
@@ -65,7 +73,7 @@ class Context:
     @property
     def state(self) -> dict[str, Any]:
         """A dict private to this plugin, kept for the server's lifetime."""
-        return self.server.plugin_state(self.plugin)
+        return self._server.plugin_state(self.plugin)
 
     @property
     def store(self) -> sqlite3.Connection:
@@ -75,7 +83,7 @@ class Context:
         explicit ``BEGIN``/``COMMIT`` or ``with store:``). See
         :mod:`chatroom.model.store` for schema migrations.
         """
-        return self.server.plugin_store(self.plugin)
+        return self._server.plugin_store(self.plugin)
 
     @property
     def config(self) -> Mapping[str, Any]:
@@ -87,7 +95,7 @@ class Context:
         in the test kit. Values are TOML types (``str``, ``int``, ``float``,
         ``bool``, lists, tables). Example: ``ctx.config.get("words", [])``.
         """
-        return self.server.plugins.config_for(self.plugin)
+        return self._server.plugins.config_for(self.plugin)
 
     @property
     def log(self) -> logging.Logger:
@@ -99,20 +107,21 @@ class Context:
     def reply(self, text: str) -> None:
         """Send one line (``str``, no newline) to the caller."""
         if self.client is not None:
-            self.server.send_line(self.client, text)
+            self._server.send_line(self.client, text)
 
     def send(self, to: Client | str, text: str) -> bool:
         """Send one line to the client *to* (or the nick *to*); False if there is no such client."""
-        client = self.server.find_client(to) if isinstance(to, str) else to
+        client = self._server.find_client(to) if isinstance(to, str) else to
         if client is None or client.closed:
             return False
-        self.server.send_line(client, text)
+        self._server.send_line(client, text)
         return True
 
     def broadcast(self, text: str, *, include_self: bool = False) -> None:
-        """Send one line to everyone in the caller's room (the caller too if *include_self*)."""
+        """Send one line, as it is, to everyone in the caller's current room (the caller too if
+        *include_self*); members for whom it is not the current room see it as ``[#room] text``."""
         exclude = None if include_self else self.client
-        self.server.broadcast(self.room, text, exclude=exclude)
+        self._server.broadcast(self.room, text, exclude=exclude)
 
     def stream(self, lines: Iterable[str]) -> None:
         """Send many lines to the caller, pulled lazily as its output queue drains.
@@ -125,13 +134,13 @@ class Context:
         replies in order; room broadcasts may arrive in between.
         """
         if self.client is not None:
-            self.server.stream(self.client, iter(lines), self.plugin)
+            self._server.stream(self.client, iter(lines), self.plugin)
 
     def disconnect(self, client: Client | None = None, reason: str = "disconnected") -> None:
         """Close *client* (default: the caller) after its queued output is sent."""
         target = client or self.client
         if target is not None:
-            self.server.close_client(target, reason, flush=True)
+            self._server.close_client(target, reason, flush=True)
 
     # -- input ---------------------------------------------------------------
     def capture(self, on_line: LineHandler, on_end: Callable[[Context, str], None] | None = None,
@@ -162,16 +171,104 @@ class Context:
     def dispatch(self, line: str) -> None:
         """Handle *line* as if the caller typed it (chat or command), bypassing any capture."""
         if self.client is not None:
-            self.server.dispatcher.handle_line(self.client, line, bypass_capture=True)
+            self._server.dispatcher.handle_line(self.client, line, bypass_capture=True)
 
     # -- time and threads ------------------------------------------------------
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
         """Call ``fn(*args)`` on the loop thread after *delay* seconds; returns a handle with ``cancel()``."""
-        return self.server.call_later(delay, fn, *args, plugin=self.plugin)
+        return self._server.call_later(delay, fn, *args, plugin=self.plugin)
 
     def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None]) -> None:
         """Run blocking ``fn()`` on a worker thread; then ``on_done(result, error)`` on the loop thread."""
-        self.server.run_in_thread(fn, on_done, plugin=self.plugin)
+        self._server.run_in_thread(fn, on_done, plugin=self.plugin)
+
+    # -- names, rooms and history ----------------------------------------------------------
+    def rename(self, nick: str) -> None:
+        """Give the caller the nick *nick* (everyone sharing a room hears it; ``nick_changed`` hooks run).
+
+        Raises :class:`~chatroom.plugins.commands.CommandError`-compatible
+        :class:`~chatroom.model.errors.Refused` if it is invalid, taken or
+        looks like (same confusable skeleton as) another member's nick.
+        """
+        self._server.set_nick(self._caller(), nick)
+
+    def set_caps(self, caps: Iterable[str]) -> frozenset[str]:
+        """Add capabilities to the caller's (``binary``: frames; ``tags``: message tags on room lines);
+        returns them all."""
+        client = self._caller()
+        client.caps = frozenset(client.caps) | {c.lower() for c in caps}
+        client.tagged = 1 if "tags" in client.caps else 0
+        return client.caps
+
+    def rooms(self) -> list[Room]:
+        """Every room of the server (empty ones too), by name."""
+        return sorted(self._server.hub.rooms.values(), key=lambda r: r.name)
+
+    def find_room(self, name: str) -> Room | None:
+        """The room called *name* (``#name`` or ``name``, any case), or None."""
+        return self._server.hub.room(name)
+
+    def join(self, name: str) -> tuple[Room, bool]:
+        """Put the caller in room *name* (created if new) and make it the current room.
+
+        Returns ``(room, joined)``: *joined* is False when the caller was in
+        it already (the room just became current). A new member gets the
+        room's recent history, marked as history. Raises Refused for a bad
+        room name.
+        """
+        client = self._caller()
+        room = self._server.hub.open_room(name)
+        joined = self._server.hub.join(client, room)
+        return room, joined
+
+    def replay_recent(self, room: Room) -> int:
+        """Send the caller the last lines of *room* (``--history-on-join`` of them), marked as history."""
+        return self._server.replay_recent(self._caller(), room)
+
+    def part(self, room: Room, reason: str = "") -> None:
+        """Take the caller out of *room* (announced); its current room becomes the last one it joined."""
+        self._server.hub.part(self._caller(), room, reason)
+
+    def say(self, text: str, *, kind: str = "msg") -> None:
+        """Say *text* in the caller's current room as the caller (``kind="me"``: ``* NICK text``), after
+        the ``chat_message`` hooks, recorded in the history."""
+        self._server.dispatcher.chat(self._caller(), text, kind)
+
+    def set_topic(self, room: Room, text: str) -> None:
+        """Set *room*'s topic (``""`` clears it): persisted, recorded, told to the room."""
+        self._server.hub.set_topic(self._caller(), room, text)
+
+    def history(self, room: Room, *, last: int | None = None, since: int | None = None,
+                before: int | None = None) -> list[Entry]:
+        """Stored lines of *room*, oldest first: the *last* N, those after id *since*, or the N=*last*
+        before id *before*. N is 1..500; raises ValueError otherwise."""
+        history = self._server.history
+        if since is not None:
+            return history.since(room.name, since, last or 500)
+        if before is not None:
+            return history.before(room.name, before, last or 50)
+        return history.last(room.name, last or 20)
+
+    def replay(self, entries: Iterable[Entry]) -> int:
+        """Send history *entries* to the caller, marked as history (``[HH:MM] ``); returns how many."""
+        return self._server.hub.replay(self._caller(), entries)
+
+    def commands(self) -> list[Command]:
+        """Every registered command, by name (what ``/help`` lists)."""
+        return self._server.plugins.registry.sorted()
+
+    def command(self, name: str) -> Command | None:
+        """The command called *name* (or with that alias, any case, with or without ``/``), or None."""
+        return self._server.plugins.registry.get(name.lstrip("/"))
+
+    def plugins(self) -> list[PluginInfo]:
+        """What is known of every loaded plugin (name, source, version, hooks, commands, faults)."""
+        return list(self._server.plugins.info.values())
+
+    def _caller(self) -> Client:
+        if self.client is None:
+            raise Refused("this needs a client")
+        return self.client
 
     # -- files --------------------------------------------------------------------
     def start_transfer(self, name: str, size: int) -> int:
@@ -185,4 +282,4 @@ class Context:
         :meth:`chatroom.net.relay.Relay.start`).
         """
         assert self.client is not None
-        return self.server.relay.start(self.client, name, size)
+        return self._server.relay.start(self.client, name, size)

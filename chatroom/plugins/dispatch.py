@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from chatroom.wire import lines as protocol
+from chatroom.model.errors import Refused
 from chatroom.net.budget import UNKNOWN_COST
-from chatroom.plugins.commands import NOT_UNDERSTOOD, CommandError, UsageError, split_command
+from chatroom.net.logs import log_rejected
+from chatroom.plugins.commands import NOT_UNDERSTOOD, UsageError, split_command
 from chatroom.plugins.context import Context
-from chatroom.net.logs import ERR
 from chatroom.plugins.manager import FAULT
+from chatroom.wire import lines as protocol
 
 if TYPE_CHECKING:
     from chatroom.net.connection import Client
@@ -35,6 +36,8 @@ HINT_BURST = 3
 CAPTURED_COST = 0.0
 #: Cost of a chat line.
 CHAT_COST = 1.0
+#: Bytes kept free in a relayed line for the prefixes a reader may see (``[#room] ``, message tags).
+PREFIX_RESERVE = 256
 
 
 class Dispatcher:
@@ -68,7 +71,7 @@ class Dispatcher:
             return
         try:
             result = self.plugins.run(plugin, on_line, Context(self.server, plugin, client), text)
-        except CommandError as exc:
+        except Refused as exc:
             self.server.send_line(client, f"ERROR {exc}")
         else:
             if result is FAULT:
@@ -82,25 +85,30 @@ class Dispatcher:
         else:
             client.capture = ("", None, None, terminator)
 
-    def chat(self, client: Client, text: str) -> None:
-        """Broadcast *text* from *client* to its room as ``NICK: text``, after the chat_message hook.
+    def chat(self, client: Client, text: str, kind: str = "msg") -> None:
+        """Say *text* from *client* in its current room (``NICK: text``; ``* NICK text`` for
+        ``kind="me"``), after the chat_message hook; recorded in the room's history.
 
-        A line that would not fit the protocol's line limit with the ``NICK: ``
-        prefix is refused with ``ERROR`` to its sender, never cut.
+        A line that would not fit the protocol's line limit with its prefixes
+        (``NICK: ``, a room tag, message tags: :data:`PREFIX_RESERVE` bytes) is
+        refused with ``ERROR`` to its sender, never cut.
         """
+        room = client.room
+        if room is None:
+            self.server.send_line(client, "ERROR you are in no room: /join #room first")
+            return
         if self.plugins.implemented("chat_message"):
             filtered = self.plugins.chain("chat_message", lambda p: Context(self.server, p, client), "text", text)
             if filtered is None:
                 return
             text = protocol.sanitize(filtered)
         line = f"{client.nick}: {text}"
-        if not protocol.line_fits(line):
-            size = len(line.encode("utf-8", "replace")) + 1
-            self.server.send_line(
-                client, f"ERROR line too long for the room ({size} bytes with your name, max {protocol.MAX_LINE})"
-            )
+        size = (len(line) if line.isascii() else len(line.encode("utf-8", "replace"))) + 1
+        if size + PREFIX_RESERVE > protocol.MAX_LINE:
+            self.server.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
+                                          f"max {protocol.MAX_LINE - PREFIX_RESERVE})")
             return
-        self.server.broadcast(client.room, line, exclude=client)
+        self.server.hub.say(client, room, text, kind)
 
     def _command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)
@@ -114,7 +122,7 @@ class Dispatcher:
             result = self.plugins.run(command.plugin, command.handler, ctx, ctx.args)
         except UsageError as exc:
             self.server.send_line(client, f"ERROR usage: {exc}")
-        except CommandError as exc:
+        except Refused as exc:
             self.server.send_line(client, f"ERROR {exc}")
         else:
             if result is FAULT:
@@ -132,16 +140,4 @@ class Dispatcher:
             hint = self.plugins.registry.suggest(name[:64])
             if hint:
                 self.server.send_line(client, f"* did you mean /{hint}?")
-        self.log_rejected(client, f"an unknown command /{name[:40]}")
-
-    def log_rejected(self, client: Client, what: str) -> None:
-        """Log ``NICK sent WHAT`` under ``[ERROR]``, at most once per HINT_INTERVAL per connection
-        (the next line says how many were not logged), so a flood of bad input cannot flood the log."""
-        now = self.server.now
-        if now - client.unknown_at >= HINT_INTERVAL:
-            more = f" (and {client.unknown_quiet} more rejected since the last report)" if client.unknown_quiet else ""
-            log.warning("%s sent %s%s", client.nick, what, more, extra=ERR)
-            client.unknown_at = now
-            client.unknown_quiet = 0
-        else:
-            client.unknown_quiet += 1
+        log_rejected(client, f"an unknown command /{name[:40]}", now)

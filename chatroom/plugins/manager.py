@@ -40,6 +40,7 @@ from typing import Any, Callable
 import pluggy
 
 from chatroom.plugins import hookspecs
+from chatroom.model.errors import Refused
 from chatroom.plugins.commands import Command, CommandError, Registry
 from chatroom.net.logs import ERR
 
@@ -48,6 +49,7 @@ ENTRY_POINT_GROUP = "chatroom"
 #: Modules of the built-in plugins, registered under their last dotted part.
 BUILTIN_PLUGINS = (
     "chatroom.builtin.core",
+    "chatroom.builtin.rooms",
     "chatroom.builtin.board",
     "chatroom.builtin.tweet",
     "chatroom.builtin.sendfile",
@@ -329,15 +331,15 @@ class PluginHost:
         """Call ``fn(*args)`` on behalf of *plugin* while serving one client's command or input.
 
         Returns fn's result, or :data:`FAULT` if it raised (logged); a
-        :class:`~chatroom.plugins.commands.CommandError` is re-raised for the caller
-        to report. A fault here is that command's error, answered to its
+        :class:`~chatroom.plugins.commands.CommandError` (any
+        :class:`~chatroom.model.errors.Refused`) is re-raised for the caller to report. A fault here is that command's error, answered to its
         caller: it is not counted towards disabling the plugin, so no
         client's input can switch a plugin off for everyone. Raises
         CommandError if *plugin* has been disabled.
         """
         if not self.is_active(plugin):
             raise CommandError(f"plugin {plugin} is disabled")
-        return self._guarded(plugin, fn, args, {}, passthrough=CommandError, count=False)
+        return self._guarded(plugin, fn, args, {}, passthrough=Refused, count=False)
 
     def run_for_client(self, plugin: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Like :meth:`call_safely`, for plugin code run because of one client (a capture's

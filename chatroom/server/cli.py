@@ -1,4 +1,4 @@
-"""``chatroom-server``: command-line entry point for :class:`chatroom.net.loop.Server`.
+"""``chatroom-server``: command-line entry point for :class:`chatroom.server.app.Server`.
 
 Start-up order, so that every mistake a new user can make ends in one line
 on stderr (``chatroom-server: error: ...``) and exit status 2 before
@@ -35,10 +35,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from chatroom import __version__
+from chatroom.server.addresses import lan_addresses, parse_if_inet6  # noqa: F401 - parse_if_inet6 re-exported
 from chatroom.net.logs import setup_logging
+from chatroom.model.names import room_key
 from chatroom.plugins.manager import PluginHost
 from chatroom.net.relay import tune_malloc
-from chatroom.net.loop import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
+from chatroom.server.app import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
 
 DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
 CONFIG_ENV = "CHATROOM_CONFIG"
@@ -163,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--announce-limit", type=non_negative_int, default=200, metavar="N",
                         help="a room with more than N members does not announce joins and leaves "
                              "(default 200; 0: always announce)")
+    rooms = parser.add_argument_group("rooms and history")
+    rooms.add_argument("--default-room", type=room_name, default="#lobby", metavar="#ROOM",
+                       help="the room everyone starts in (default #lobby)")
+    rooms.add_argument("--history-on-join", type=non_negative_int, default=20, metavar="N",
+                       help="lines of a room's history sent to a member who joins it (default 20; 0: none)")
+    rooms.add_argument("--history-keep", type=history_keep, default=(None, None), metavar="SPEC",
+                       help="retention of the room history: LINES per room, DAYS with a d (30d), or both "
+                            "(100000,30d); default: keep everything")
     parser.add_argument("--quiet", action="store_true", help="log to the log file only, not stderr")
     parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
     return parser
@@ -264,8 +274,41 @@ def check_stores(data_dir: Path) -> None:
 
 
 def limit_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The flood-control and limit options as Server keyword arguments (see :data:`SERVER_LIMITS`)."""
-    return {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items()}
+    """The flood-control, limit and room options as Server keyword arguments (see :data:`SERVER_LIMITS`)."""
+    options = {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items()}
+    options.update(default_room=args.default_room, history_on_join=args.history_on_join,
+                   history_keep_lines=args.history_keep[0], history_keep_days=args.history_keep[1])
+    return options
+
+
+def room_name(text: str) -> str:
+    """``lobby`` or ``#Lobby`` -> ``#lobby``; raises argparse.ArgumentTypeError for a bad room name."""
+    key = room_key(text)
+    if key is None:
+        raise argparse.ArgumentTypeError(f"not a room name: {text!r} (# and 1-32 of a-z 0-9 _ -)")
+    return key
+
+
+def history_keep(text: str) -> tuple[int | None, float | None]:
+    """``"100000"`` -> (100000, None); ``"30d"`` -> (None, 30.0); ``"100000,30d"`` -> both.
+
+    Raises argparse.ArgumentTypeError for anything else.
+    """
+    lines: int | None = None
+    days: float | None = None
+    for part in text.replace(" ", "").split(","):
+        try:
+            if part.endswith("d"):
+                days = float(part[:-1])
+                if not days > 0:
+                    raise ValueError
+            else:
+                lines = int(part)
+                if lines < 1:
+                    raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a retention: {text!r} (LINES, DAYSd or LINES,DAYSd)") from None
+    return lines, days
 
 
 def _fail(status: int, message: str) -> int:
@@ -336,92 +379,3 @@ def main(argv: list[str] | None = None) -> int:
     server.install_signal_handlers()
     server.serve_forever()
     return 0
-
-
-# -- LAN addresses --------------------------------------------------------------------------------
-#: Linux ioctl: the IPv4 address of the interface named in a ``struct ifreq``.
-SIOCGIFADDR = 0x8915
-#: Addresses a UDP socket is "connected" to (nothing is sent) to learn the source address
-#: the routing table would use: TEST-NET-2 and the IPv6 documentation prefix.
-_ROUTE_PROBES = {socket.AF_INET: ("198.51.100.1", 9), socket.AF_INET6: ("2001:db8::1", 9)}
-
-
-def lan_addresses(family: int = socket.AF_INET) -> list[str]:
-    """This machine's addresses other machines can reach it at, sorted (``str`` each).
-
-    *family* is ``socket.AF_INET`` (IPv4) or ``socket.AF_INET6``. Gathered
-    from three sources, since none alone is reliable: every interface's
-    address (Linux: ``SIOCGIFADDR`` for IPv4, ``/proc/net/if_inet6`` for
-    IPv6), the source address the routing table picks for an outside
-    destination (a UDP socket connect, which sends nothing), and the host
-    name's resolution. Loopback, unspecified, multicast and IPv6 link-local
-    addresses (unusable without a zone) are left out. Never raises.
-    """
-    found = _interface_addresses(family) | _route_source(family) | _resolved(family)
-    usable = set()
-    for text in found:
-        try:
-            ip = ipaddress.ip_address(text.split("%")[0])
-        except ValueError:
-            continue
-        if ip.is_loopback or ip.is_unspecified or ip.is_multicast or (ip.version == 6 and ip.is_link_local):
-            continue
-        if ip.version == (6 if family == socket.AF_INET6 else 4):
-            usable.add(ip)
-    return [str(ip) for ip in sorted(usable)]
-
-
-def _interface_addresses(family: int) -> set[str]:
-    if not sys.platform.startswith("linux"):
-        return set()
-    if family == socket.AF_INET6:
-        try:
-            return parse_if_inet6(Path("/proc/net/if_inet6").read_text())
-        except OSError:
-            return set()
-    try:
-        import fcntl
-
-        names = [name for _, name in socket.if_nameindex()]
-    except (ImportError, OSError):
-        return set()
-    found = set()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for name in names:
-            try:
-                ifreq = fcntl.ioctl(sock.fileno(), SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
-            except OSError:  # no IPv4 address on this interface
-                continue
-            found.add(socket.inet_ntoa(ifreq[20:24]))
-    return found
-
-
-def parse_if_inet6(text: str) -> set[str]:
-    """IPv6 addresses from the text of Linux's ``/proc/net/if_inet6`` (32 hex digits first on each line)."""
-    found = set()
-    for line in text.splitlines():
-        digits = line.split()[0] if line.split() else ""
-        if re.fullmatch(r"[0-9a-fA-F]{32}", digits):
-            found.add(str(ipaddress.IPv6Address(bytes.fromhex(digits))))
-    return found
-
-
-def _route_source(family: int) -> set[str]:
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.connect(_ROUTE_PROBES[family])
-            return {sock.getsockname()[0]}
-    except OSError:  # no route out of this machine
-        return set()
-
-
-def _resolved(family: int) -> set[str]:
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
-    except OSError:
-        return set()
-    return {str(info[4][0]) for info in infos}
-
-
-if __name__ == "__main__":
-    sys.exit(main())

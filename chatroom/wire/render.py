@@ -22,8 +22,8 @@ import time
 
 __all__ = ["KINDS", "iso_time", "render", "room_label", "stamp", "tags"]
 
-#: Event kinds: chat, /me, a topic change, a notice (join, part...).
-KINDS = ("msg", "me", "topic", "notice")
+#: Event kinds: chat, /me, a topic change, a notice (join, part...), a plugin's line sent as it is.
+KINDS = ("msg", "me", "topic", "notice", "raw")
 
 _ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
 
@@ -63,7 +63,8 @@ def render(kind: str, room: str, nick: str, text: str, *, current: bool = True) 
 
     *kind* is one of :data:`KINDS`; *room* the room's name (``#lobby``);
     *current* whether it is the reader's current room (else the line gets
-    ``[#room] ``). A ``notice``'s *text* is the whole notice after ``* ``.
+    ``[#room] ``). A ``notice``'s *text* is the whole notice after ``* ``;
+    a ``raw`` event's *text* is the whole line.
     """
     if kind == "msg":
         line = f"{nick}: {text}"
@@ -72,6 +73,8 @@ def render(kind: str, room: str, nick: str, text: str, *, current: bool = True) 
     elif kind == "topic":
         label = room_label(room)
         line = f"* {nick} set the topic of {label}: {text}" if text else f"* {nick} cleared the topic of {label}"
+    elif kind == "raw":
+        line = text
     else:
         line = f"* {text}"
     return line if current else f"[{room}] {line}"

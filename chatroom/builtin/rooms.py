@@ -1,0 +1,137 @@
+"""Built-in room commands: /join, /part, /rooms, /topic, /me, /history.
+
+A connection can be in several rooms; one is its *current* room, where its
+plain lines go. Lines from the current room look exactly as they always did
+(``NICK: text``); lines from the other rooms it is in carry ``[#room] ``.
+Room names are ``#`` plus 1-32 of ``a-z 0-9 _ -``, any case (``/join lobby``
+is ``/join #lobby``). Written against the public plugin API only, like any
+third-party plugin. The wire format is in docs/protocol.md ("Rooms").
+"""
+
+from __future__ import annotations
+
+import time
+
+from chatroom import Command, CommandError, Context, Room, UsageError, hookimpl, parse_uint
+
+JOIN_USAGE = "/join #ROOM"
+PART_USAGE = "/part [#ROOM] [REASON]"
+TOPIC_USAGE = "/topic [TEXT | --clear]"
+HISTORY_USAGE = "/history [#ROOM] [N] | since ID [N] | before ID [N]"
+#: Most lines one /history call returns.
+MAX_HISTORY = 500
+
+
+def join(ctx: Context, args: list[str]) -> None:
+    """``/join #room``: join (creating it) and make it current; topic, recent history, then ``OK``."""
+    room, joined = ctx.join(args[0])
+    if not joined:
+        ctx.reply(f"OK current room {room.name}")
+        return
+    if room.topic:
+        ctx.reply(f"* topic of {room.label}: {room.topic}")
+    ctx.replay_recent(room)
+    ctx.reply(f"OK join {room.name} ({len(room)} member{'s' * (len(room) != 1)})")
+
+
+def part(ctx: Context, args: list[str]) -> None:
+    """``/part [#room] [reason]``: leave the room (default: the current one)."""
+    assert ctx.client is not None
+    first, _, rest = ctx.text.partition(" ")
+    room = ctx.find_room(first) if first.startswith("#") else None
+    if first.startswith("#") and (room is None or room.name not in ctx.client.rooms):
+        raise CommandError(f"you are not in {first}")
+    if room is None:
+        room, rest = ctx.client.room, ctx.text
+    if room is None:
+        raise CommandError("you are in no room")
+    ctx.part(room, rest.strip()[:200])
+    now = ctx.client.room
+    ctx.reply(f"OK part {room.name}; " + (f"current room {now.name}" if now else "you are in no room: /join #room"))
+
+
+def rooms(ctx: Context, args: list[str]) -> None:
+    """``/rooms``: every room with its member count and topic, then ``OK N rooms``."""
+    listed = ctx.rooms()
+    for room in listed:
+        topic = f": {room.topic}" if room.topic else ""
+        ctx.reply(f"* {room.name} ({len(room)}){topic}")
+    ctx.reply(f"OK {len(listed)} room{'s' * (len(listed) != 1)}")
+
+
+def topic(ctx: Context, args: list[str]) -> None:
+    """``/topic``: show the current room's topic; ``/topic TEXT`` sets it, ``/topic --clear`` clears it."""
+    room = _current(ctx)
+    text = ctx.text.strip()
+    if not text:
+        if room.topic:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(room.topic_at))
+            ctx.reply(f"* topic of {room.label}: {room.topic} (set by {room.topic_by}, {when})")
+        else:
+            ctx.reply(f"* {room.label} has no topic")
+        return
+    ctx.set_topic(room, "" if text == "--clear" else text[:400])
+    ctx.reply("OK topic")
+
+
+def me(ctx: Context, args: list[str]) -> None:
+    """``/me TEXT``: ``* NICK TEXT`` to the current room, recorded like chat."""
+    ctx.say(ctx.text, kind="me")
+
+
+def history(ctx: Context, args: list[str]) -> None:
+    """``/history [#room] [N]``, ``/history since ID [N]``, ``/history before ID [N]``: stored lines
+    (marked as history), then ``OK N lines``."""
+    room = _current(ctx)
+    if args and args[0].startswith("#"):
+        found = ctx.find_room(args[0])
+        if found is None:
+            raise CommandError(f"no such room: {args[0]}")
+        room, args = found, args[1:]
+    if args and args[0] in ("since", "before"):
+        if len(args) not in (2, 3):
+            raise UsageError(HISTORY_USAGE)
+        anchor = parse_uint(args[1], max_digits=18)
+        count = _count(args[2:], 50)
+        if anchor is None:
+            raise UsageError(HISTORY_USAGE)
+        key = "since" if args[0] == "since" else "before"
+        entries = ctx.history(room, last=count, **{key: anchor})
+    else:
+        if len(args) > 1:
+            raise UsageError(HISTORY_USAGE)
+        entries = ctx.history(room, last=_count(args, 20))
+    shown = ctx.replay(entries)
+    ctx.reply(f"OK history {room.name} {shown} line{'s' * (shown != 1)}")
+
+
+def _count(args: list[str], default: int) -> int:
+    if not args:
+        return default
+    count = parse_uint(args[0], maximum=MAX_HISTORY, minimum=1)
+    if count is None:
+        raise UsageError(f"{HISTORY_USAGE} (N from 1 to {MAX_HISTORY})")
+    return count
+
+
+def _current(ctx: Context) -> Room:
+    room = ctx.client.room if ctx.client is not None else None
+    if room is None:
+        raise CommandError("you are in no room: /join #room first")
+    return room
+
+
+@hookimpl
+def register_commands() -> list[Command]:
+    return [
+        Command("join", join, usage=JOIN_USAGE, summary="Join a room (created if new) and make it your current room",
+                min_args=1, max_args=1, aliases=("j",)),
+        Command("part", part, usage=PART_USAGE, summary="Leave a room (default: your current room)", raw=True,
+                aliases=("leave",)),
+        Command("rooms", rooms, usage="/rooms", summary="List every room with its member count and topic",
+                max_args=0, cost=3.0),
+        Command("topic", topic, usage=TOPIC_USAGE, summary="Show or set your current room's topic", raw=True),
+        Command("me", me, usage="/me TEXT", summary="Say * NICK TEXT in your current room", min_args=1, raw=True),
+        Command("history", history, usage=HISTORY_USAGE,
+                summary="Show stored lines of your current room (ids need /caps tags)", max_args=4, cost=3.0),
+    ]

@@ -1,0 +1,298 @@
+"""The line transport: the line protocol over TCP, one :class:`~chatroom.net.connection.Connection` per client.
+
+It adapts each connection to the application (the server assembly, duck
+typed): its codec's events become calls ``app.on_line(conn, text) -> cost``,
+``app.on_frame(conn, frame)``; ``app.check_frame(conn, meta, size)`` vets a
+frame header before any payload byte is buffered; ``app.on_connect(conn)``
+and ``app.on_close(conn, reason)`` bracket a connection's life. Output goes
+through the loop (:mod:`chatroom.net.loop`). A second transport (WebSocket)
+is another module like this one, not a change to the model.
+
+Budgets enforced here (docs/protocol.md, "Budgets and limits"): at most
+:data:`READ_SIZE` bytes read per readable event and :data:`SLICE` events
+handled per pass; the flood token bucket (:mod:`chatroom.net.budget`); the
+time an unfinished line or frame may be held; connections per address;
+closing connections reaped after :data:`CLOSE_GRACE`; accepting paused when
+the process runs out of file descriptors.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import socket
+import traceback
+from typing import Any
+
+from chatroom.net.budget import TOO_LONG_COST, FloodPolicy
+from chatroom.net.connection import Connection
+from chatroom.net.logs import CONN, ERR, log_rejected
+from chatroom.net.loop import Loop
+from chatroom.wire.lines import MAX_FRAME, MAX_LINE, Frame, Line, Refused, TooLong, encode_line
+
+__all__ = ["ACCEPT_PAUSE", "CLOSE_GRACE", "READ_SIZE", "SLICE", "LineTransport"]
+
+log = logging.getLogger("chatroom.server")
+
+#: Bytes read from one socket per readable event.
+READ_SIZE = 64 * 1024
+#: Events (lines, frames) handled per connection per loop pass.
+SLICE = 64
+#: Seconds a closing connection may take to read its last output before it is closed anyway.
+CLOSE_GRACE = 3.0
+#: Seconds accepting pauses after the process ran out of file descriptors.
+ACCEPT_PAUSE = 0.5
+_OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class LineTransport:
+    """Accepts TCP connections on *listener* (a bound, listening socket) and serves the line protocol.
+
+    *app* is the application (see the module docstring); *flood* the token
+    bucket policy; *partial_timeout* seconds an unfinished line or frame may
+    be held (0: for ever); *max_per_address* connections per peer address
+    (0: no limit); *ids* gives connection ids (shared by every transport of
+    a server). Loop thread only.
+    """
+
+    def __init__(self, loop: Loop, app: Any, listener: Any, *, flood: FloodPolicy, partial_timeout: float = 60.0,
+                 max_per_address: int = 64, ids: Any = None) -> None:
+        self.loop = loop
+        self.app = app
+        self.listener = listener
+        self.flood = flood
+        self.partial_timeout = partial_timeout
+        self.max_per_address = max_per_address
+        self.ids = ids if ids is not None else itertools.count(1)
+        self.connections: dict[int, Connection] = {}
+        self.per_address: dict[str, int] = {}
+        self._watch: set[Connection] = set()  # closing, or holding an unfinished line or frame
+        self._sweep: Any = None
+        self._accept_paused = False
+        listener.setblocking(False)
+        loop.selector.register(listener, 1, self.accept)
+
+    # -- accepting ----------------------------------------------------------------------
+    def accept(self) -> None:
+        """Accept up to 64 pending connections (the listener is readable)."""
+        for _ in range(64):
+            try:
+                sock, addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_FDS:
+                    self._pause_accepting(exc)
+                else:
+                    log.error("accept failed: %s", exc, extra=ERR)
+                return
+            if self._accept_paused:
+                self._accept_paused = False
+                log.warning("accepting connections again", extra=ERR)
+            self._admit(sock, addr)
+
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
+        host = str(addr[0]) if isinstance(addr, tuple) else ""
+        count = self.per_address.get(host, 0)
+        if self.max_per_address and count >= self.max_per_address:
+            try:
+                sock.send(encode_line(f"ERROR too many connections from {host} (max {self.max_per_address})"))
+            except OSError:
+                pass
+            sock.close()
+            log.info("refused a connection from %s: %d open already", host, count, extra=CONN)
+            return
+        self.per_address[host] = count + 1
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(next(self.ids), sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now)
+        conn.parser.frame_filter = lambda meta, size: self.app.check_frame(conn, meta, size)
+        self.connections[conn.id] = conn
+        self.loop.selector.register(sock, 1, conn)
+        log.info("%s connected from %s:%s", conn.nick, host, addr[1] if isinstance(addr, tuple) else "", extra=CONN)
+        self.app.on_connect(conn)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Out of file descriptors: stop accepting for ACCEPT_PAUSE s instead of spinning; log once per episode."""
+        if not self._accept_paused:
+            self._accept_paused = True
+            log.error("accept failed: %s; pausing new connections (logged once until accepting works again)",
+                      exc, extra=ERR)
+        self.loop.selector.unregister(self.listener)
+        self.loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        if self.listener.fileno() >= 0:
+            self.loop.selector.register(self.listener, 1, self.accept)
+
+    # -- reading ---------------------------------------------------------------------------
+    def readable(self, conn: Connection) -> None:
+        """Read one slice of *conn*'s socket and handle what it completes."""
+        try:
+            data = conn.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close(conn, "connection lost")
+            return
+        conn.parser.receive_data(data)
+        self.serve(conn)
+
+    def serve(self, conn: Connection) -> None:
+        """Handle up to SLICE of *conn*'s events; a fault caused by its bytes closes it alone."""
+        try:
+            self._handle_events(conn)
+        except Exception:  # noqa: BLE001 - our own bug, triggered by this client's input: never the loop's end
+            log.error("closing %s: internal error handling its input:\n%s", conn.nick,
+                      traceback.format_exc().rstrip(), extra=ERR)
+            self.loop.backlog.discard(conn)
+            if not conn.closed:
+                self.loop.send_line(conn, "ERROR internal error; closing the connection")
+                self.close(conn, "internal error", flush=True)
+
+    def _handle_events(self, conn: Connection) -> None:
+        parser, flood, now, app = conn.parser, self.flood, self.loop.now, self.app
+        for _ in range(SLICE):
+            if conn.closing or conn.closed or conn.paused:
+                return  # closing: input is over; paused: resume_reading puts it back in the backlog
+            event = conn.held or parser.next_event()
+            conn.held = None
+            if event is None:  # input ran dry: the slice is over, and any flood episode too
+                conn.flood_since = 0.0
+                self.loop.backlog.discard(conn)
+                conn.backlog = False
+                self._track_partial(conn)
+                self.loop.set_mask(conn)
+                return
+            if flood.rate and flood.empty(conn.tokens):
+                conn.tokens = flood.refill(conn.tokens, conn.stamp, now)
+                conn.stamp = now
+                if flood.empty(conn.tokens):
+                    conn.held = event
+                    self._throttle(conn)
+                    return
+            kind = event.__class__
+            if kind is Line:
+                cost = app.on_line(conn, event.text)  # type: ignore[union-attr]
+            elif kind is Frame:
+                cost = 0.0
+                app.on_frame(conn, event)
+            else:
+                cost = TOO_LONG_COST
+                self._refuse(conn, event)  # type: ignore[arg-type]
+            conn.tokens -= cost
+        if not (conn.closed or conn.closing or conn.paused or conn.throttled):
+            conn.backlog = True
+            self.loop.backlog.add(conn)
+            self.loop.set_mask(conn)
+
+    def _refuse(self, conn: Connection, event: TooLong | Refused) -> None:
+        if event.__class__ is Refused:
+            if event.reason:  # type: ignore[union-attr]
+                self.loop.send_line(conn, f"ERROR {event.reason}")  # type: ignore[union-attr]
+                log_rejected(conn, f"a frame: {event.reason}", self.loop.now)  # type: ignore[union-attr]
+            return
+        limit = MAX_LINE if event.kind == "line" else MAX_FRAME  # type: ignore[union-attr]
+        self.loop.send_line(conn, f"ERROR {event.kind} too long ({event.size} bytes, max {limit})")  # type: ignore[union-attr]
+        log_rejected(conn, f"a {event.kind} of {event.size} bytes: discarded", self.loop.now)  # type: ignore[union-attr]
+
+    # -- flood control ------------------------------------------------------------------------
+    def _throttle(self, conn: Connection) -> None:
+        """The flood bucket is empty: stop reading *conn* until it refills; past the hard limit, drop it."""
+        now = self.loop.now
+        if not conn.flood_since:
+            conn.flood_since = now
+        elif self.flood.kill and now - conn.flood_since >= self.flood.kill:
+            log.warning("dropping %s: excess flood (throttled for %.0f s)", conn.nick, now - conn.flood_since,
+                        extra=CONN)
+            self.loop.send_line(conn, "ERROR excess flood")
+            self.close(conn, "excess flood", flush=True)
+            return
+        conn.throttled = True
+        self.loop.backlog.discard(conn)
+        self.loop.set_mask(conn)
+        self.loop.call_later(self.flood.wait(conn.tokens), self._unthrottle, conn)
+
+    def _unthrottle(self, conn: Connection) -> None:
+        if conn.closed or not conn.throttled:
+            return
+        conn.throttled = False
+        self.loop.now = self.loop.clock()
+        self.serve(conn)
+
+    # -- unfinished input and closing connections ----------------------------------------------
+    def _track_partial(self, conn: Connection) -> None:
+        if conn.parser.partial:
+            if not conn.partial_since:
+                conn.partial_since = self.loop.now
+                self._watch_conn(conn)
+        else:
+            conn.partial_since = 0.0
+
+    def _watch_conn(self, conn: Connection) -> None:
+        self._watch.add(conn)
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(1.0, self._sweep_watched)
+
+    def _sweep_watched(self) -> None:
+        """Close connections that held an unfinished line or frame too long, and reap closing ones."""
+        self._sweep = None
+        now = self.loop.now = self.loop.clock()
+        for conn in list(self._watch):
+            if conn.closed:
+                self._watch.discard(conn)
+            elif conn.closing:
+                if now >= conn.deadline:
+                    self.close(conn, "quit")
+            elif not conn.partial_since:
+                self._watch.discard(conn)
+            elif conn.paused or conn.throttled:
+                conn.partial_since = now  # not reading it: its clock does not run
+            elif self.partial_timeout and now - conn.partial_since >= self.partial_timeout:
+                what = "frame" if conn.parser.in_frame else "line"
+                self.loop.send_line(conn, f"ERROR timeout: unfinished {what} for {self.partial_timeout:g} s")
+                self.close(conn, "timeout", flush=True)
+        if self._watch:
+            self._sweep = self.loop.call_later(1.0, self._sweep_watched)
+
+    def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:
+        """Disconnect *conn*; with *flush*, after its queued output is sent (or CLOSE_GRACE seconds).
+
+        The application hears ``on_close(conn, reason)`` once, when the
+        connection stops taking part (at once, even when flushing).
+        """
+        if conn.closed:
+            return
+        if flush and (conn.out or conn.streams) and not conn.closing:
+            conn.closing = True
+            conn.deadline = self.loop.clock() + CLOSE_GRACE
+            self.loop.backlog.discard(conn)
+            self.loop.set_mask(conn)
+            self.loop.mark(conn)
+            self._watch_conn(conn)
+            self.app.on_close(conn, reason)
+            return
+        conn.closed = True
+        self.loop.forget(conn)
+        conn.sock.close()
+        self._watch.discard(conn)
+        host = conn.host
+        left = self.per_address.get(host, 1) - 1
+        if left > 0:
+            self.per_address[host] = left
+        else:
+            self.per_address.pop(host, None)
+        self.connections.pop(conn.id, None)
+        if not conn.closing:
+            self.app.on_close(conn, reason)
+
+    def shutdown(self) -> None:
+        """Stop accepting (the listener is closed)."""
+        try:
+            self.loop.selector.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+        self.listener.close()

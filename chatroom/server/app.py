@@ -1,0 +1,328 @@
+"""The server: the floors wired together.
+
+:class:`Server` builds the loop (:mod:`chatroom.net.loop`), the room model
+(:mod:`chatroom.model.hub`) with its history, the plugin host, the command
+dispatcher, the file relay and the line transport over TCP, and is the
+application the transport calls (``on_connect``, ``on_line``, ``on_frame``,
+``on_close``) and the services the context and the relay use
+(``send_line``, ``broadcast``, ``call_hook``...). Every part is given its
+collaborators at construction: the test kit builds the same server from a
+fake selector, clock and listener (:mod:`chatroom.testing`).
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from chatroom.model.history import History
+from chatroom.model.hub import Hub
+from chatroom.model.member import Member
+from chatroom.model.room import Room
+from chatroom.model.store import close_store, open_store, plugin_store_path
+from chatroom.net.budget import FloodPolicy
+from chatroom.net.connection import Connection
+from chatroom.net.logs import CONN, ERR
+from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
+from chatroom.net.relay import Relay
+from chatroom.net.scheduler import Scheduler, Timer
+from chatroom.net.tcp import LineTransport
+from chatroom.plugins.context import Context
+from chatroom.plugins.dispatch import Dispatcher
+from chatroom.plugins.manager import PluginHost
+
+__all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "default_plugins"]
+
+log = logging.getLogger("chatroom.server")
+
+DEFAULT_MAX_FILE_SIZE = 1024**3
+#: Seconds between two retention passes over the history.
+PRUNE_EVERY = 60.0
+
+
+class Server:
+    """A chat server bound at construction; run it with :meth:`serve_forever`.
+
+    ``address`` is the bound ``(host, port)``. Budgets (docs/protocol.md,
+    "Budgets and limits"): ``max_queue`` bytes of output per connection;
+    ``flood_rate``/``flood_burst``/``flood_kill`` (token bucket; rate 0
+    disables); ``partial_timeout`` seconds an unfinished line or frame may be
+    held; ``max_per_address`` connections per address (0: no limit);
+    ``announce_limit``: rooms with more members do not announce joins and
+    leaves (0: always). Rooms: everyone starts in ``default_room``; joining a
+    room replays its last ``history_on_join`` lines (0: none); the history
+    keeps at most ``history_keep_lines`` lines per room and
+    ``history_keep_days`` days (None: no limit). I/O parts are injectable for
+    the test kit: ``selector``, ``clock`` (loop seconds), ``wall_clock``
+    (Unix seconds for message times), ``listener`` (a bound listening
+    socket; else one is bound on *host*:*port*), ``waker``,
+    ``inline_threads`` (``ctx.run_in_thread`` work runs on the loop thread).
+    :meth:`shutdown` may be called from any thread; the rest only from the
+    loop thread. Raises OSError if the address cannot be bound, sqlite3.Error
+    if the history cannot be opened, Refused for a bad ``default_room``.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        data_dir: Path = Path("chatroom-data"),
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+        plugins: PluginHost | None = None,
+        flood_rate: float = 25.0,
+        flood_burst: float = 250.0,
+        flood_kill: float = 30.0,
+        partial_timeout: float = 60.0,
+        max_per_address: int = 64,
+        announce_limit: int = 200,
+        default_room: str = "#lobby",
+        history_on_join: int = 20,
+        history_keep_lines: int | None = None,
+        history_keep_days: float | None = None,
+        selector: selectors.BaseSelector | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        listener: Any = None,
+        waker: Any = None,
+        inline_threads: bool = False,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.max_file_size = max_file_size
+        self.history_on_join = history_on_join
+        self.history_keep = (history_keep_lines, history_keep_days)
+        self.plugins = plugins if plugins is not None else default_plugins()
+        self._state: dict[str, dict[str, Any]] = {}
+        self._stores: dict[str, sqlite3.Connection] = {}
+        self.loop = Loop(selector=selector, clock=clock, waker=waker, run=self.plugins.call_safely,
+                         max_queue=max_queue)
+        if inline_threads:
+            self.loop.scheduler.inline = True
+        self.loop.stream_fault = lambda owner, trace: self.plugins.fault(owner, trace, count=False)
+        self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock)
+        self.hub = Hub(self.history, default_room=default_room, announce_limit=announce_limit, clock=wall_clock)
+        self.dispatcher = Dispatcher(self)
+        self.relay = Relay(self, clock=clock)
+        self.loop.on_drain = self.relay.on_drain
+        self.loop.before_write += [self.hub.flush, self._commit_history]
+        if listener is None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            listener = socket.create_server((host, port), family=family, backlog=512, reuse_port=False)
+        self.transport = LineTransport(self.loop, self, listener, flood=FloodPolicy(flood_rate, flood_burst, flood_kill),
+                                       partial_timeout=partial_timeout, max_per_address=max_per_address)
+        self.address: tuple[str, int] = listener.getsockname()[:2]
+        self._history_failing = False
+
+    # -- running -------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        """Run until :meth:`shutdown` or a signal (see :meth:`install_signal_handlers`), then close."""
+        self.start()
+        self.loop.serve_forever()
+        self.close()
+
+    def start(self) -> None:
+        """Call the ``startup`` hook and arm the history retention (the kit calls this instead of serving)."""
+        log.info("listening on %s:%d", *self.address)
+        self.call_hook("startup", None)
+        if any(v is not None for v in self.history_keep):
+            self.loop.call_later(0, self._prune)
+
+    def shutdown(self, reason: str = "server shutting down") -> None:
+        """Ask the loop to stop (thread-safe); it tells the clients and closes."""
+        self.loop.shutdown(reason)
+
+    def install_signal_handlers(self) -> None:
+        """Make SIGINT and SIGTERM stop the loop cleanly (main thread only)."""
+        self.loop.install_signal_handlers()
+
+    def close(self) -> None:
+        """Shut down: ``shutdown`` hook, every room told, output flushed (2 s at most), connections
+        closed (``client_left`` for each), stores and history closed."""
+        reason = self.loop.stop_reason or "server shutting down"
+        log.info("shutting down: %s", reason)
+        self.call_hook("shutdown", None)
+        for room in self.hub.rooms.values():
+            if room.members:
+                self.hub.notice(room, reason)
+        self.loop.flush()
+        deadline = time.monotonic() + 2.0
+        while any(c.out for c in self.clients.values()) and time.monotonic() < deadline:
+            for key, mask in self.loop.selector.select(0.05):
+                if isinstance(key.data, Connection) and mask & selectors.EVENT_WRITE:
+                    self.loop.write(key.data)
+        for conn in list(self.clients.values()):
+            self.transport.close(conn, reason)  # a capture's on_end still runs
+        self.hub.flush()
+        self._commit_history()
+        for store in self._stores.values():
+            close_store(store)
+        self.history.close()
+        self.transport.shutdown()
+        self.loop.close()
+        log.info("stopped")
+
+    # -- the application the transport calls ------------------------------------------------
+    def on_connect(self, conn: Connection) -> None:
+        """A new connection: greet it, put it in the default room with its recent history."""
+        self.hub.add(conn)
+        room = self.hub.default_room
+        self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
+                                  "Type /nick NAME to choose a name, /help for commands.")
+        self.hub.join(conn, room)
+        self.replay_recent(conn, room)
+        self.call_hook("client_joined", conn)
+
+    def on_line(self, conn: Connection, text: str) -> float:
+        """One line from *conn*; returns its flood cost."""
+        return self.dispatcher.handle_line(conn, text)
+
+    def on_frame(self, conn: Connection, frame: Any) -> None:
+        """One frame from *conn* (file transfer)."""
+        self.relay.on_frame(conn, frame)
+
+    def check_frame(self, conn: Connection, meta: str, size: int) -> str | None:
+        """May *conn* send this frame? (see :meth:`chatroom.net.relay.Relay.check_frame`)."""
+        return self.relay.check_frame(conn, meta, size)
+
+    def on_close(self, conn: Connection, reason: str) -> None:
+        """*conn* stops taking part: end its capture, leave its rooms, end its transfers, tell plugins."""
+        if conn.capture is not None:
+            plugin, _, on_end, _ = conn.capture
+            conn.capture = None
+            if on_end is not None:
+                self.plugins.run_for_client(plugin, on_end, Context(self, plugin, conn), reason)
+        self.hub.remove(conn, reason)
+        log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
+        self.relay.on_client_left(conn)
+        self.call_hook("client_left", conn, reason=reason)
+
+    def _commit_history(self) -> None:
+        try:
+            self.history.commit()
+        except sqlite3.Error as exc:  # kept in memory and retried next pass; logged once per episode
+            if not self._history_failing:
+                log.error("cannot save the room history (will retry): %s", exc, extra=ERR)
+            self._history_failing = True
+        else:
+            self._history_failing = False
+
+    def _prune(self) -> None:
+        lines, days = self.history_keep
+        more = self.history.prune(lines, days)
+        self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
+
+    # -- services for plugins, the dispatcher and the relay ------------------------------------------
+    @property
+    def clients(self) -> dict[int, Connection]:
+        """Connection id -> every open connection."""
+        return self.transport.connections
+
+    @property
+    def now(self) -> float:
+        """The loop's clock at the start of this pass (seconds)."""
+        return self.loop.now
+
+    @property
+    def lobby(self) -> Room:
+        """The default room."""
+        return self.hub.default_room
+
+    @property
+    def max_queue(self) -> int:
+        """Every connection's output budget in bytes."""
+        return self.loop.max_queue
+
+    def send_line(self, member: Member, text: str) -> None:
+        """Queue one line for *member*, after its rooms' pending lines and behind any listing it is streaming."""
+        self.hub.flush_for(member)
+        self.loop.send_line(member, text)  # type: ignore[arg-type]
+
+    def send_bytes(self, member: Member, data: bytes | memoryview) -> None:
+        """Queue raw bytes (frames) for *member*; only for members with ``"binary"`` in caps."""
+        self.hub.flush_for(member)
+        member.deliver(data)
+
+    def broadcast(self, room: Room, text: str, exclude: Member | None = None) -> None:
+        """Send the line *text* to everyone in *room* but *exclude*, fanned out at the end of the pass."""
+        self.hub.post(room, text, exclude)
+
+    def stream(self, member: Member, lines: Iterator[str], plugin: str) -> None:
+        """Send many lines to *member*, pulled lazily as its queue drains."""
+        self.hub.flush_for(member)
+        self.loop.stream(member, lines, plugin)  # type: ignore[arg-type]
+
+    def close_client(self, member: Member, reason: str, *, flush: bool = False) -> None:
+        """Disconnect *member*; with *flush*, after its queued output is sent."""
+        member.transport.close(member, reason, flush=flush)  # type: ignore[attr-defined]
+
+    def pause_reading(self, member: Member) -> None:
+        """Stop reading *member*'s input (file backpressure)."""
+        self.loop.pause_reading(member)  # type: ignore[arg-type]
+
+    def resume_reading(self, member: Member) -> None:
+        """Undo :meth:`pause_reading`."""
+        self.loop.resume_reading(member)  # type: ignore[arg-type]
+
+    def call_hook(self, hook: str, client: Member | None, /, **kwargs: Any) -> list[Any]:
+        """Call *hook* on every plugin with ``ctx.client`` = *client*; returns the non-None results."""
+        return self.plugins.call(hook, lambda plugin: Context(self, plugin, client), **kwargs)
+
+    def find_client(self, nick: str) -> Member | None:
+        """The member called *nick* (case-insensitive), or None."""
+        return self.hub.find(nick)
+
+    def set_nick(self, member: Member, nick: str) -> None:
+        """Rename *member*; raises Refused if *nick* is invalid, taken or looks like another member's."""
+        old = self.hub.rename(member, nick)
+        log.info("%s is now known as %s", old, nick, extra=CONN)
+        if old != nick:
+            self.call_hook("nick_changed", member, old=old, new=nick)
+
+    def replay_recent(self, member: Member, room: Room) -> int:
+        """Send *member* the last ``history_on_join`` lines of *room*, marked as history; returns how many."""
+        if not self.history_on_join:
+            return 0
+        return self.hub.replay(member, self.history.last(room.name, self.history_on_join))
+
+    def plugin_state(self, plugin: str) -> dict[str, Any]:
+        """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""
+        return self._state.setdefault(plugin, {})
+
+    def plugin_store(self, plugin: str) -> sqlite3.Connection:
+        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.model.store.open_store`)."""
+        store = self._stores.get(plugin)
+        if store is None:
+            store = open_store(plugin_store_path(self.data_dir, plugin))
+            self._stores[plugin] = store
+        return store
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
+        """Call ``fn(*args)`` on the loop thread after *delay* seconds, with *plugin*'s fault isolation."""
+        return self.loop.call_later(delay, fn, *args, owner=plugin)
+
+    def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
+                      *, plugin: str = "core") -> None:
+        """See :meth:`chatroom.net.scheduler.Scheduler.run_in_thread`."""
+        self.loop.scheduler.run_in_thread(fn, on_done, plugin=plugin)
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The loop's timers and worker threads."""
+        return self.loop.scheduler
+
+
+def default_plugins() -> PluginHost:
+    """A plugin manager with the built-in plugins only."""
+    host = PluginHost()
+    host.load_builtins()
+    host.finish_loading()
+    return host
+
