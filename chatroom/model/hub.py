@@ -33,16 +33,18 @@ __all__ = ["Hub"]
 class Hub:
     """The room model of one server.
 
-    *history* records chat, ``/me`` and topic changes (None: nothing is
-    recorded and events carry no ids). *default_room* is where every member
+    *history* keeps the rooms with their topics and records chat, ``/me``
+    and topic changes (None, or ``record=False``: nothing is recorded and
+    events carry no ids). *default_room* is where every member
     starts. Rooms with more than *announce_limit* members do not announce
     joins and leaves (0: always). *clock* gives Unix seconds for events.
     Raises :class:`~chatroom.model.errors.Refused` for a bad default room.
     """
 
     def __init__(self, history: History | None = None, *, default_room: str = "#lobby",
-                 announce_limit: int = 200, clock: Callable[[], float] = time.time) -> None:
+                 announce_limit: int = 200, clock: Callable[[], float] = time.time, record: bool = True) -> None:
         self.history = history
+        self.record = record and history is not None
         self.announce_limit = announce_limit
         self.clock = clock
         self.members: dict[int, Member] = {}
@@ -195,8 +197,8 @@ class Hub:
             self.notice(room, text, exclude)
 
     def _record(self, room: Room, kind: str, member: Member, text: str) -> Entry:
-        if self.history is not None:
-            return self.history.append(room.name, kind, member.nick, text, member.account)
+        if self.record:
+            return self.history.append(room.name, kind, member.nick, text, member.account)  # type: ignore[union-attr]
         return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
 
     def _notice_entry(self, room: str, text: str) -> Entry:

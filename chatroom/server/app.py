@@ -58,7 +58,8 @@ class Server:
     leaves (0: always). Rooms: everyone starts in ``default_room``; joining a
     room replays its last ``history_on_join`` lines (0: none); the history
     keeps at most ``history_keep_lines`` lines per room and
-    ``history_keep_days`` days (None: no limit). I/O parts are injectable for
+    ``history_keep_days`` days (None: no limit); ``record_history=False``
+    records nothing (rooms and topics still persist). I/O parts are injectable for
     the test kit: ``selector``, ``clock`` (loop seconds), ``wall_clock``
     (Unix seconds for message times), ``listener`` (a bound listening
     socket; else one is bound on *host*:*port*), ``waker``,
@@ -87,6 +88,7 @@ class Server:
         history_on_join: int = 20,
         history_keep_lines: int | None = None,
         history_keep_days: float | None = None,
+        record_history: bool = True,
         selector: selectors.BaseSelector | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -108,7 +110,8 @@ class Server:
             self.loop.scheduler.inline = True
         self.loop.stream_fault = lambda owner, trace: self.plugins.fault(owner, trace, count=False)
         self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock)
-        self.hub = Hub(self.history, default_room=default_room, announce_limit=announce_limit, clock=wall_clock)
+        self.hub = Hub(self.history, default_room=default_room, announce_limit=announce_limit, clock=wall_clock,
+                       record=record_history)
         self.dispatcher = Dispatcher(self)
         self.relay = Relay(self, clock=clock)
         self.loop.on_drain = self.relay.on_drain

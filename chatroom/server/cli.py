@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the room everyone starts in (default #lobby)")
     rooms.add_argument("--history-on-join", type=non_negative_int, default=20, metavar="N",
                        help="lines of a room's history sent to a member who joins it (default 20; 0: none)")
+    rooms.add_argument("--no-history", action="store_true",
+                       help="do not record what is said in rooms (rooms and topics still persist)")
     rooms.add_argument("--history-keep", type=history_keep, default=(None, None), metavar="SPEC",
                        help="retention of the room history: LINES per room, DAYS with a d (30d), or both "
                             "(100000,30d); default: keep everything")
@@ -277,7 +279,8 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     """The flood-control, limit and room options as Server keyword arguments (see :data:`SERVER_LIMITS`)."""
     options = {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items()}
     options.update(default_room=args.default_room, history_on_join=args.history_on_join,
-                   history_keep_lines=args.history_keep[0], history_keep_days=args.history_keep[1])
+                   history_keep_lines=args.history_keep[0], history_keep_days=args.history_keep[1],
+                   record_history=not args.no_history)
     return options
 
 
