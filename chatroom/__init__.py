@@ -29,7 +29,7 @@ _EXPORTS = {
     "UsageError": "chatroom.plugins.commands",
     "hookimpl": "chatroom.plugins.hookspecs",
     "Context": "chatroom.plugins.context",
-    "PluginInfo": "chatroom.plugins.manager",
+    "PluginInfo": "chatroom.plugins.info",
     "migrate": "chatroom.model.store",
     "transaction": "chatroom.model.store",
     "MigrationError": "chatroom.model.store",

@@ -19,7 +19,7 @@ import pytest
 
 from chatroom.builtin.sendfile import register_commands, sendfile
 from chatroom.model.errors import Refused
-from chatroom.plugins.commands import CommandError, UsageError
+from chatroom.plugins.commands import UsageError
 from chatroom.wire.lines import Frame, Line, Parser, encode_frame
 from chatroom.net.relay import Relay
 from chatroom.client.transfer import TransferManager

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import queue
 import selectors
-import shlex
 import socket
 import time
 from collections import deque
@@ -54,7 +53,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chatroom.client.io import Console, OutQueue, ready_hint
+from chatroom.client.files import PROGRESS_INTERVAL, FileSide
+from chatroom.client.io import Console, OutQueue
 from chatroom.wire.lines import Frame, Line, Parser, TooLong, encode_line, sanitize
 from chatroom.wire.wakeup import Waker
 
@@ -64,8 +64,6 @@ __all__ = ["LOST", "QUIT_WAIT", "ClientLoop"]
 RECV_SIZE = 256 * 1024
 #: ``recv`` calls per readable event, so typing and pumping are never starved.
 RECV_ROUNDS = 16
-#: Seconds between refreshes of :attr:`ClientLoop.progress`.
-PROGRESS_INTERVAL = 0.2
 #: Default seconds files still arriving are waited for once quitting began (see the module docstring).
 QUIT_WAIT = 30.0
 LOST = "connection to server lost"
@@ -75,7 +73,7 @@ def _is_reply(text: str) -> bool:
     return text in ("OK", "ERROR") or text.startswith(("OK ", "ERROR "))
 
 
-class ClientLoop:
+class ClientLoop(FileSide):
     """The connection to one server, driven by :meth:`run` on a single thread.
 
     *sock* is a connected TCP socket (made non-blocking here). *console*
@@ -379,31 +377,6 @@ class ClientLoop:
                 return
         self._send(text)
 
-    def _sendfile(self, rest: str) -> None:
-        try:
-            args = shlex.split(rest)
-        except ValueError:
-            args = []
-        if len(args) != 1:
-            self.console.error('usage: /sendfile NAME (quote a name with spaces: /sendfile "my file.txt")')
-            return
-        if self._tm is None:
-            self.console.error("file transfer is not available in this client")
-            return
-        self._tm.send_file(args[0])
-
-    def _drain_watcher(self) -> None:
-        if self._watcher is None or not self._named or self._quit != "no":
-            return
-        for path in self._watcher.ready():
-            name = Path(path).name
-            if self.auto_send and self._tm is not None:
-                self._tm.send_file(name)
-            else:
-                self.console.line(ready_hint(self.send_dir.as_posix(), name))
-
-    # ---- quitting ------------------------------------------------------------------
-
     def _want_quit(self) -> None:
         if self._quit == "no":
             self._quit = "wanted"
@@ -429,21 +402,6 @@ class ClientLoop:
                 self._status = 1
 
     # ---- progress ------------------------------------------------------------------
-
-    def _refresh_progress(self) -> None:
-        if self._tm is None:
-            if self.progress:
-                self.progress = []
-                self._changed()
-            return
-        now = time.monotonic()
-        if now < self._next_progress:
-            return
-        self._next_progress = now + PROGRESS_INTERVAL
-        snapshot = list(self._tm.progress())
-        if snapshot or self.progress:
-            self.progress = snapshot
-            self._changed()
 
     def _changed(self) -> None:
         if self.on_change is not None:

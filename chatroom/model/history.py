@@ -39,7 +39,6 @@ plugins here: the module imports the standard library and
 from __future__ import annotations
 
 import bisect
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

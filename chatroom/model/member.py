@@ -8,10 +8,7 @@ and variant, and hands every recipient the same bytes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from chatroom.model.room import Room
+from typing import Any
 
 __all__ = ["Member"]
 
@@ -37,8 +34,8 @@ class Member:
         self.id = mid
         self.nick = nick
         self.account: str | None = None
-        self.room: Room | None = None
-        self.rooms: dict[str, Room] = {}
+        self.room: Any = None  # a chatroom.model.room.Room (not imported: the room imports the member)
+        self.rooms: dict[str, Any] = {}
         self.caps: frozenset[str] = _NO_CAPS
         self.tagged = 0
         self.capture: Any = None

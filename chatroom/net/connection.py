@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import selectors
 import socket
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from chatroom.model.member import Member
 from chatroom.wire.lines import Event, Parser
 from chatroom.wire.outqueue import OutQueue
-
-if TYPE_CHECKING:
-    from chatroom.net.loop import Loop
 
 
 class Connection(Member):
@@ -26,7 +23,8 @@ class Connection(Member):
     ``flood_since`` (start of the current throttling episode, 0 when none),
     ``partial_since`` (since when an unfinished line or frame has been held,
     0 when none), ``deadline`` (when a closing connection is reaped).
-    ``transport`` is the object that reads it (:class:`~chatroom.net.tcp.LineTransport`).
+    ``transport`` is the object that reads it (:class:`~chatroom.net.tcp.LineTransport`), ``loop``
+    the :class:`~chatroom.net.loop.Loop` that writes it (``max_queue``, ``dirty``, ``too_slow``).
     Slots keep an idle connection small (docs/benchmarks.md). Loop thread only.
     """
 
@@ -37,7 +35,7 @@ class Connection(Member):
         "hint_at", "hints", "unknown_at", "unknown_quiet",
     )
 
-    def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Loop, transport: Any, *,
+    def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Any, transport: Any, *,
                  tokens: float = 0.0, now: float = 0.0) -> None:
         super().__init__(cid, f"guest{cid}")
         self.sock = sock

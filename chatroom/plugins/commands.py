@@ -12,14 +12,12 @@ from __future__ import annotations
 import difflib
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 from chatroom.model.errors import Refused
 
-if TYPE_CHECKING:
-    from chatroom.plugins.context import Context
-
-Handler = Callable[["Context", list[str]], None]
+#: ``handler(ctx, args)``: *ctx* a :class:`chatroom.plugins.context.Context`, *args* ``list[str]``.
+Handler = Callable[[Any, list[str]], None]
 
 NOT_UNDERSTOOD = "ERROR - Command not understood"
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from chatroom.model.room import Room
     from chatroom.net.scheduler import Timer
     from chatroom.plugins.commands import Command
-    from chatroom.plugins.manager import PluginInfo
+    from chatroom.plugins.info import PluginInfo
 
     Server = Any  # the server assembly (chatroom.server.app.Server): the services below
 

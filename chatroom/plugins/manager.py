@@ -32,7 +32,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any, Callable
@@ -42,6 +42,7 @@ import pluggy
 from chatroom.plugins import hookspecs
 from chatroom.model.errors import Refused
 from chatroom.plugins.commands import Command, CommandError, Registry
+from chatroom.plugins.info import PluginInfo
 from chatroom.net.logs import ERR
 
 ENTRY_POINT_GROUP = "chatroom"
@@ -65,32 +66,6 @@ log = logging.getLogger("chatroom.plugins")
 FAULT = object()
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-@dataclass
-class PluginInfo:
-    """What is known of one plugin (for ``--list-plugins`` and ``/plugins``).
-
-    ``source`` is ``"builtin"``, ``"entry point"`` or ``"file"``;
-    ``distribution`` and ``version`` name the installed distribution (empty
-    for a file), ``path`` the file a drop-in plugin came from. ``disabled``
-    becomes True when the plugin was switched off after ``faults`` faults.
-    """
-
-    name: str
-    source: str
-    distribution: str = ""
-    version: str = ""
-    path: str = ""
-    hooks: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    faults: int = 0
-    disabled: bool = False
-
-    @property
-    def origin(self) -> str:
-        """``"chatroom-remind 0.1.0"`` for a distribution, the file path for a drop-in."""
-        return self.path if self.source == "file" else f"{self.distribution} {self.version}".strip()
 
 
 class PluginHost:

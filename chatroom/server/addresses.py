@@ -97,7 +97,3 @@ def _resolved(family: int) -> set[str]:
     except OSError:
         return set()
     return {str(info[4][0]) for info in infos}
-
-
-if __name__ == "__main__":
-    sys.exit(main())

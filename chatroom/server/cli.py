@@ -20,14 +20,12 @@ line per address of this machine that other machines can use (see
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import math
 import os
 import re
 import socket
 import sqlite3
-import struct
 import sys
 import tempfile
 import tomllib
@@ -382,3 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     server.install_signal_handlers()
     server.serve_forever()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The architecture as tests: the floors' import contracts, no import cycles, small modules, and a test
+kit that builds the server from public parts only."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import grimp
+from importlinter.cli import lint_imports
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "chatroom"
+#: "No module over about 400 lines": the hard stop of this test.
+MAX_LINES = 450
+
+
+def test_the_import_linter_contracts_are_kept(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """pyproject.toml's [tool.importlinter] contracts: the floors, a wire that imports nothing of ours,
+    a client that shares only the wire, built-ins that use only the public plugin API."""
+    monkeypatch.chdir(ROOT)
+    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0
+
+
+def test_no_import_cycles_counting_type_only_imports() -> None:
+    graph = grimp.build_graph("chatroom")
+    cycles = [
+        (module, imported)
+        for module in sorted(graph.modules)
+        for imported in graph.find_modules_directly_imported_by(module)
+        if graph.find_shortest_chain(importer=imported, imported=module)
+    ]
+    assert cycles == []
+
+
+def test_no_module_is_much_over_400_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_the_kit_and_the_built_ins_use_no_private_names_of_the_server() -> None:
+    """``server._x`` / ``ctx._server`` reached from the kit or a built-in would be private plumbing."""
+    offenders = []
+    for path in [PACKAGE / "testing.py", *sorted((PACKAGE / "builtin").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                base = node.value
+                if isinstance(base, ast.Attribute) and base.attr in ("server", "loop", "hub", "transport"):
+                    offenders.append(f"{path.name}:{node.lineno} .{base.attr}.{node.attr}")
+                if isinstance(base, ast.Name) and base.id in ("server", "ctx") and node.attr != "_":
+                    offenders.append(f"{path.name}:{node.lineno} {base.id}.{node.attr}")
+    assert offenders == []
+
+
+def test_the_example_plugins_still_import_the_old_paths() -> None:
+    """Compatibility: plugins written before the layout change import chatroom.context and chatroom.store."""
+    assert os.path.exists(PACKAGE / "context.py") and os.path.exists(PACKAGE / "store.py")
+    from chatroom.context import Context
+    from chatroom.store import migrate
+
+    import chatroom
+
+    assert Context is chatroom.Context and migrate is chatroom.migrate
