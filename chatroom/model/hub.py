@@ -145,6 +145,8 @@ class Hub:
         member.room = room
         if room.name in member.rooms:
             return False
+        if room.pending:  # what was said before the join belongs to the members present then
+            self._fan_out(room)
         if not quiet:
             self.announce(room, f"{member.nick} joined {room.label}", exclude=member)
         room.members[member.id] = member
@@ -211,11 +213,13 @@ class Hub:
 
     # -- output ----------------------------------------------------------------------------
     def flush(self) -> None:
-        """Fan out every room's pending events (end of the loop pass)."""
+        """Fan out every room's pending events (end of the loop pass), rooms in the order they were
+        first spoken in, so a reader of several rooms gets one speaker's lines in order."""
         while self._pending:
-            room = self._pending.pop()
-            if room.pending:
-                self._fan_out(room)
+            rooms, self._pending = self._pending, []
+            for room in rooms:
+                if room.pending:
+                    self._fan_out(room)
 
     def flush_for(self, member: Member) -> None:
         """Fan out the pending events of *member*'s rooms, before something is sent to it directly."""
