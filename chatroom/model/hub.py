@@ -51,6 +51,8 @@ class Hub:
         self.nicks: dict[str, Member] = {}
         self.skeletons: dict[str, Member] = {}  # UTS #39 confusable skeleton -> member, for look-alike nicks
         self.rooms: dict[str, Room] = {}
+        #: ``encode(entry, tagged, current, history) -> bytes`` per wire format, by ``Member.wire_index``.
+        self.encoders: list[Callable[[Entry, int, bool, bool], bytes]] = [self.encode]
         self._pending: list[Room] = []
         if history is not None:
             for record in history.rooms():
@@ -232,30 +234,40 @@ class Hub:
         """Deliver one event to *member* alone (after its rooms' pending events)."""
         self.flush_for(member)
         room = member.rooms.get(entry.room)
-        member.deliver(self.encode(entry, member.tagged, room is None or room is member.room, history))
+        encode = self.encoders[member.wire_index]
+        member.deliver(encode(entry, member.tagged, room is None or room is member.room, history))
 
     def replay(self, member: Member, entries: Iterable[Entry]) -> int:
         """Deliver history *entries* to *member*, marked as history; returns how many."""
         self.flush_for(member)
-        lines = [self.encode(e, member.tagged, e.room == (member.room.name if member.room else ""), True)
-                 for e in entries]
+        encode = self.encoders[member.wire_index]
+        current = member.room.name if member.room else ""
+        lines = [encode(e, member.tagged, e.room == current, True) for e in entries]
         if lines:
             member.deliver(b"".join(lines))
         return len(lines)
+
+    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes]) -> int:
+        """Register another wire format's encoder; returns the ``wire_index`` its members must carry."""
+        self.encoders.append(encode)
+        return len(self.encoders) - 1
 
     def _fan_out(self, room: Room) -> None:
         pending, room.pending = room.pending, []
         senders = {sender for sender, _ in pending}
         cache: dict[int, bytes] = {}
-        encode = self.encode
+        encoders = self.encoders
         for member in room.members.values():
-            key = member.tagged | ((member.room is not room) << 1)
+            # one encoding per (wire format, tags or not, current room or not) present in the room
+            key = (member.wire_index << 2) | member.tagged | ((member.room is not room) << 1)
             if member.id in senders:
-                data = b"".join([encode(e, key & 1, not key & 2) for s, e in pending if s != member.id])
+                encode = encoders[member.wire_index]
+                data = b"".join([encode(e, key & 1, not key & 2, False) for s, e in pending if s != member.id])
             else:
                 data = cache.get(key)  # type: ignore[assignment]
                 if data is None:
-                    data = cache[key] = b"".join([encode(e, key & 1, not key & 2) for _, e in pending])
+                    encode = encoders[member.wire_index]
+                    data = cache[key] = b"".join([encode(e, key & 1, not key & 2, False) for _, e in pending])
             if data:
                 member.deliver(data)
 

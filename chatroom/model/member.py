@@ -20,7 +20,9 @@ class Member:
     ``room`` (the current :class:`~chatroom.model.room.Room`, or None when in no room), ``rooms``
     (room name -> Room, in join order), ``caps`` (``frozenset[str]`` announced with ``/caps``).
 
-    ``wire`` names the member's wire format (``"text"`` for the line protocol);
+    ``wire`` names the member's wire format (``"text"`` for the line protocol) and
+    ``wire_index`` is its place in the hub's encoders (a transport with another
+    format registers an encoder with :meth:`chatroom.model.hub.Hub.add_wire`);
     ``tagged`` is 1 when room lines carry message tags (``/caps tags``), else 0.
     ``capture`` belongs to the command layer (input taken by a plugin).
     Loop thread only.
@@ -29,6 +31,8 @@ class Member:
     __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "__weakref__")
 
     wire = "text"
+    #: Index of the member's wire format in :attr:`chatroom.model.hub.Hub.encoders` (0: the line protocol).
+    wire_index = 0
 
     def __init__(self, mid: int, nick: str) -> None:
         self.id = mid
