@@ -147,14 +147,13 @@ class Server:
         self.loop.install_signal_handlers()
 
     def close(self) -> None:
-        """Shut down: ``shutdown`` hook, every room told, output flushed (2 s at most), connections
+        """Shut down: ``shutdown`` hook, every connection told once, output flushed (2 s at most), connections
         closed (``client_left`` for each), stores and history closed."""
         reason = self.loop.stop_reason or "server shutting down"
         log.info("shutting down: %s", reason)
         self.call_hook("shutdown", None)
-        for room in self.hub.rooms.values():
-            if room.members:
-                self.hub.notice(room, reason)
+        for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in
+            self.send_line(conn, f"* {reason}")
         self.loop.flush()
         deadline = time.monotonic() + 2.0
         while any(c.out for c in self.clients.values()) and time.monotonic() < deadline:
