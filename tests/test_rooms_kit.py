@@ -1,0 +1,247 @@
+"""Rooms and history through the in-process kit (:mod:`chatroom.testing`, fixture ``chatroom_room``).
+
+The kit runs the real server (hub, history, dispatcher, built-in room
+commands) on fake I/O, so these tests can put several clients' input into ONE
+loop pass (``client.sock.inbound += ...`` then ``room.settle()``), move the
+clock, restart a room on the same data folder, and drive a plugin that uses
+the public room API: things an end-to-end test cannot arrange exactly.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from chatroom import Command, hookimpl
+from chatroom.wire import lines as protocol
+
+STAMP = r"\[\d\d:\d\d\] "
+
+
+def stamped(line: str, text: str, prefix: str = "") -> bool:
+    return re.fullmatch(re.escape(prefix) + STAMP + re.escape(text), line) is not None
+
+
+def tags_of(line: str) -> dict[str, str | bool]:
+    head, _, _ = line.partition(" ")
+    assert head.startswith("@"), line
+    return {k: (v if eq else True) for k, eq, v in (p.partition("=") for p in head[1:].split(";"))}
+
+
+def same_pass(*inputs: tuple[object, bytes]) -> None:
+    """Queue each client's bytes, then run the loop: everything is read in one pass."""
+    room = None
+    for client, data in inputs:
+        client.sock.inbound += data  # type: ignore[attr-defined]
+        room = client.room  # type: ignore[attr-defined]
+    room.settle()  # type: ignore[union-attr]
+
+
+def test_room_commands_replies(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room()
+    alice, bob = room.join("alice"), room.join("bob")
+    assert alice.say("/join #Design") == ["OK join #design (1 member)"]
+    assert bob.say("/j design") == ["OK join #design (2 members)"]
+    assert alice.received[-1] == "* bob joined design"
+    assert alice.say("/topic ship it") == ["* alice set the topic of design: ship it", "OK topic"]
+    assert bob.received[-1] == "* alice set the topic of design: ship it"
+    assert bob.say("/rooms") == ["* #design (2): ship it", "* #lobby (2)", "OK 2 rooms"]
+    assert bob.say("/who") == ["* 2 in design: alice, bob"]
+    assert bob.say("/who #lobby") == ["* 2 in lobby: alice, bob"]
+    assert bob.say("/who #nowhere") == ["ERROR no such room: #nowhere"]
+    assert bob.say("/me nods") == []
+    assert alice.received[-1] == "* bob nods"
+    assert bob.say("/join #lobby") == ["OK current room #lobby"]
+    assert alice.say("in design") == []
+    assert bob.received[-1] == "[#design] alice: in design"
+    assert alice.say("/part #lobby") == ["OK part #lobby; current room #design"]
+    assert bob.received[-1] == "* alice left lobby"
+    assert alice.say("/part #lobby") == ["ERROR you are not in #lobby"]
+    assert alice.say("/part because") == ["OK part #design; you are in no room: /join #room"]
+    assert bob.received[-1] == "[#design] * alice left design (because)"
+    assert alice.say("hello?") == ["ERROR you are in no room: /join #room first"]
+    assert alice.say("/me is lost") == ["ERROR you are in no room: /join #room first"]
+    assert alice.say("/history") == ["ERROR you are in no room: /join #room first"]
+    assert alice.say("/join #x y")[0].startswith("ERROR usage")
+    assert alice.say("/join #no!") == ["ERROR '#no!' is not a room name: # and 1-32 of a-z 0-9 _ -"]
+    assert bob.say("/rooms") == ["* #design (1): ship it", "* #lobby (1)", "OK 2 rooms"]
+
+
+def test_a_joiner_gets_a_line_of_the_same_pass_once(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    """A line said in the pass where someone joins reaches the joiner once (live or as history, not both)."""
+    room = chatroom_room()
+    alice, bob = room.join("alice"), room.join("bob")
+    alice.say("/join #design")
+    bob.clear()
+    same_pass((alice, b"said as bob joins\n"), (bob, b"/join #design\n"))
+    assert [line for line in bob.received if "said as bob joins" in line] in (
+        ["alice: said as bob joins"], [line for line in bob.received if stamped(line, "alice: said as bob joins")])
+    assert len([line for line in bob.received if "said as bob joins" in line]) == 1
+    bob.clear()
+    same_pass((bob, b"/join #fresh\n"), (alice, b"/join #fresh\nfirst words\n"))
+    assert len([line for line in bob.received if "first words" in line]) == 1
+
+
+def test_one_pass_keeps_a_speakers_order_across_rooms(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room()
+    alice, bob = room.join("alice"), room.join("bob")
+    for who in (alice, bob):
+        who.say("/join #design")
+    bob.say("/join #lobby")
+    bob.clear()
+    same_pass((alice, b"one\n/join #lobby\ntwo\n/me three\n/join #design\n/topic four\n/msg bob five\n"))
+    assert bob.received == ["[#design] alice: one", "alice: two", "* alice three",
+                            "[#design] * alice set the topic of design: four", "alice (private): five"]
+
+
+def test_direct_line_follows_the_room_line_before_it(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room()
+    alice, bob = room.join("alice"), room.join("bob")
+    bob.clear()
+    same_pass((alice, b"public first\n/msg bob private second\n"))
+    assert bob.received == ["alice: public first", "alice (private): private second"]
+
+
+def test_rename_is_told_once_and_leaving_is_told_in_every_room(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room()
+    alice, bob, carol = room.join("alice"), room.join("bob"), room.join("carol")
+    for who in (alice, bob):
+        who.say("/join #design")
+    carol.say("/part")
+    for who in (alice, bob, carol):
+        who.clear()
+    alice.say("/nick alicia")
+    assert bob.received == ["* alice is now known as alicia"]
+    assert carol.received == []  # shares no room with alice
+    bob.say("/join #lobby")
+    bob.clear()
+    alice.leave()
+    assert sorted(bob.received) == ["* alicia left lobby (connection lost)",
+                                    "[#design] * alicia left design (connection lost)"]
+
+
+def test_tags_ids_and_coming_back_for_what_was_missed(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room(history_on_join=0)
+    alice, bob = room.join("alice"), room.join("bob")
+    assert bob.say("/caps tags") == ["OK caps tags"]
+    alice.say("/join #design")
+    bob.say("/join #design")
+    alice.say("seen live")
+    tags = tags_of(bob.last)
+    assert tags["room"] == "#design" and tags["kind"] == "msg" and tags["nick"] == "alice"
+    last_seen = int(str(tags["msgid"]))
+    bob.say("/quit")
+    assert bob.closed
+    alice.say("missed 1")
+    alice.say("/me missed 2")
+    alice.say("/topic missed 3")
+    back = room.join("bob")
+    assert back.received[1:] == ["OK nick bob"]  # --history-on-join 0: no history after the welcome
+    back.say("/caps tags")
+    got = back.say(f"/history #design since {last_seen}")
+    assert got[-1] == "OK history #design 3 lines"
+    assert [int(str(tags_of(line)["msgid"])) for line in got[:-1]] == [last_seen + 1, last_seen + 2, last_seen + 3]
+    assert [tags_of(line)["kind"] for line in got[:-1]] == ["msg", "me", "topic"]
+    assert all(tags_of(line)["history"] is True for line in got[:-1])
+    assert got[0].split(" ", 1)[1].startswith("[#design] [")  # not its current room: prefixed, then stamped
+    plain = room.join("carol")
+    assert plain.say("/history #design 1")[0].startswith("[#design] [")  # no tags unless asked
+
+
+def test_history_stamp_shows_the_date_when_not_today(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room()
+    alice = room.join("alice")
+    room.advance(3 * 86400)  # the kit's wall clock moves with its loop clock
+    alice.say("three days on")
+    line = room.join("bob").received[1]
+    day = time.strftime("%Y-%m-%d", time.localtime(time.time() + 3 * 86400))
+    assert re.fullmatch(re.escape(f"[{day} ") + r"\d\d:\d\d\] alice: three days on", line), line
+
+
+def test_announce_limit_in_the_kit(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room(announce_limit=1)
+    first = room.join("first")
+    room.join("second")
+    assert "* guest2 joined lobby" in first.received
+    first.clear()
+    room.join("third")
+    assert not [line for line in first.received if "joined" in line]
+    assert first.received == ["* guest3 is now known as third"]
+
+
+def test_rooms_topics_and_history_persist_in_the_data_dir(chatroom_room, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "kept"
+    first = chatroom_room(data_dir=data)
+    alice = first.join("alice")
+    alice.say("/join #design")
+    alice.say("/topic remembered")
+    alice.say("remember this")
+    alice.say("/join #quiet")
+    alice.say("/part")
+    first.close()
+    second = chatroom_room(data_dir=data)
+    bob = second.join("bob")
+    assert bob.say("/rooms") == ["* #design (0): remembered", "* #lobby (1)", "* #quiet (0)", "OK 3 rooms"]
+    got = bob.say("/join #design")
+    assert got[0] == "* topic of design: remembered"
+    assert stamped(got[1], "* alice set the topic of design: remembered") and stamped(got[2], "alice: remember this")
+    assert got[3] == "OK join #design (1 member)"
+
+
+class RoomsPlugin:
+    """A third-party plugin using the public room API only."""
+
+    @hookimpl
+    def register_commands(self) -> list[Command]:
+        return [Command("where", self.where, usage="/where", summary="your rooms", max_args=0),
+                Command("shout", self.shout, usage="/shout TEXT", summary="broadcast", raw=True, min_args=1)]
+
+    @staticmethod
+    def where(ctx, args) -> None:  # type: ignore[no-untyped-def]
+        ctx.reply(f"current {ctx.room.name}; all " + ",".join(r.name for r in ctx.rooms()))
+
+    @staticmethod
+    def shout(ctx, args) -> None:  # type: ignore[no-untyped-def]
+        ctx.broadcast(ctx.text.upper())
+
+
+def test_a_plugin_sees_rooms_and_broadcasts_into_the_current_one(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room(plugins=[("roomsplugin", RoomsPlugin())])
+    alice, bob, carol = room.join("alice"), room.join("bob"), room.join("carol")
+    alice.say("/join #design")
+    bob.say("/join #design")
+    bob.say("/join #lobby")
+    assert alice.say("/where") == ["current #design; all #design,#lobby"]
+    carol.clear()
+    assert alice.say("/shout hey") == []
+    assert bob.last == "[#design] HEY"
+    assert carol.received == []  # not in #design
+
+
+def test_the_longest_line_fits_with_every_prefix(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    """A chat line the server accepts still fits the line limit for a reader with tags and a room prefix."""
+    room = chatroom_room()
+    nick = "n" * 32
+    long_room = "#" + "r" * 32
+    sender, reader = room.join(nick), room.join("reader")
+    reader.say("/caps tags")
+    for who in (sender, reader):
+        who.say(f"/join {long_room}")
+    reader.say("/join #lobby")
+    sender.say(f"/topic {'t' * 300}")
+    reader.clear()
+    text = "x" * (protocol.MAX_LINE - 1 - len(nick) - 2 - 1024)
+    for _ in range(20):  # grow the line to the largest the server accepts (bounded search)
+        reply = sender.say(text + "x" * 64)
+        if reply:
+            assert reply[0].startswith("ERROR line too long for the room")
+            break
+        text += "x" * 64
+    else:
+        raise AssertionError("no line was ever refused")
+    got = [line for line in reader.received if "x" * 100 in line]
+    assert got and all(len(line.encode()) + 1 <= protocol.MAX_LINE for line in got)
+    assert got[-1].endswith(f"[{long_room}] {nick}: {text}")
+    reader.clear()
+    assert reader.say(f"/history {long_room} 1")[0].endswith(text)  # the history line fits too
