@@ -115,7 +115,7 @@ def test_two_connections_migrate_once(tmp_path: Path) -> None:
     def run() -> None:
         conn = open_store(path)
         try:
-            barrier.wait(timeout=5)
+            barrier.wait(timeout=30)  # generous: a loaded CI machine may be slow to open four WAL connections
             migrate(conn, steps)
         except (sqlite3.Error, MigrationError, threading.BrokenBarrierError) as exc:  # reported below
             errors.append(exc)
@@ -126,7 +126,7 @@ def test_two_connections_migrate_once(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=10)
+        t.join(timeout=40)
     assert errors == []
     conn = open_store(path)
     assert conn.execute("SELECT count(*) FROM notes").fetchone()[0] == 1
