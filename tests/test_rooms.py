@@ -326,7 +326,10 @@ def test_no_history_records_nothing_but_rooms_persist(server_factory, tmp_path: 
     assert carol.expect("OK 2 rooms") == ["* #kept (0): still persists", "* #lobby (1)"]
 
 
-def test_history_keep_lines_after_restart(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("spec", ["3", "3,30d"])
+def test_history_keep_lines_after_restart(server_factory, tmp_path: Path, spec: str) -> None:  # type: ignore[no-untyped-def]
+    """--history-keep 3: after a restart only the 3 newest lines of each room remain, for the very
+    first client too (retention runs at start-up, then every 60 s)."""
     data = tmp_path / "keep"
     server = server_factory(data_dir=data)
     alice = server.connect("alice")
@@ -338,7 +341,12 @@ def test_history_keep_lines_after_restart(server_factory, tmp_path: Path) -> Non
         alice.send(f"other {i}")
     alice.sync()
     server.stop()
-    server = server_factory("--history-keep", "3", data_dir=data)
+    server = server_factory("--history-keep", spec, data_dir=data)
+    first = server.raw_client()
+    first.expect_prefix("* Welcome")
+    replay = first.sync()  # retention ran at start-up, before anyone joined
+    assert [stamped(line, f"alice: old {i}") for line, i in zip(replay, (5, 6, 7))] == [True] * 3
+    assert len(replay) == 3
     bob = server.connect("bob")
     bob.send("/history 50")
     got = bob.expect("OK history #lobby 3 lines")
@@ -349,6 +357,14 @@ def test_history_keep_lines_after_restart(server_factory, tmp_path: Path) -> Non
     bob.sync()
     bob.send("/history 50")  # lines said since start-up stay until the next retention pass (60 s)
     assert len(bob.expect("OK history #lobby 4 lines")) == 4
+
+
+@pytest.mark.parametrize("flag", [("--history-keep", "lots"), ("--history-keep", "-3"), ("--default-room", "#no!"),
+                                  ("--history-on-join", "-1")])
+def test_bad_room_flags_are_refused(tmp_path: Path, flag: tuple[str, str]) -> None:
+    done = subprocess.run(["chatroom-server", "--port", "0", "--data-dir", str(tmp_path / "d"), *flag],
+                          capture_output=True, text=True, timeout=DEADLINE)
+    assert done.returncode == 2 and flag[0] in done.stderr and not done.stdout
 
 
 def test_default_room_flag(server_factory) -> None:  # type: ignore[no-untyped-def]
