@@ -273,9 +273,15 @@ def test_history_survives_restart_and_sigkill(server_factory, tmp_path: Path) ->
     assert server.stop(signal.SIGTERM) == 0
     server = server_factory(data_dir=data)
     alice, bob = server.connect("alice"), server.connect("bob")
+    bob.send("/caps tags")
+    bob.expect("OK caps tags")
     for i in range(20):
         alice.send(f"/me counts {i}" if i == 0 else f"lobby {i}")
-    bob.expect("alice: lobby 19")
+    line = bob.expect_prefix("@msgid=")  # the /me
+    first_id = int(str(parse_tags(line)[0]["msgid"]))
+    bob.expect_where(lambda line: line.endswith(" alice: lobby 19"), "lobby 19")
+    last_id = int(str(parse_tags(bob.seen[-1])[0]["msgid"]))
+    assert last_id == first_id + 19
     server.proc.kill()  # SIGKILL right after the receiver got the line
     server.proc.wait(DEADLINE)
     server = server_factory(data_dir=data)
@@ -286,6 +292,14 @@ def test_history_survives_restart_and_sigkill(server_factory, tmp_path: Path) ->
     carol.send("/join #design")
     got = carol.expect("OK join #design (1 member)")
     assert len(got) == 1 and stamped(got[0], "alice: said before SIGTERM")
+    carol.send("/caps tags")
+    carol.expect("OK caps tags")
+    carol.send("/join #lobby")
+    carol.expect("OK current room #lobby")
+    dave = server.connect("dave")
+    dave.send("after the kill")
+    line = carol.expect_prefix("@msgid=")
+    assert parse_tags(line)[0]["msgid"] == str(last_id + 1)  # ids go on, never reused
 
 
 def test_history_on_join_zero(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -301,6 +315,24 @@ def test_history_on_join_zero(server_factory) -> None:  # type: ignore[no-untype
     bob.send("/history")
     got = bob.expect("OK history #lobby 1 line")
     assert stamped(got[0], "alice: remember me")
+
+
+def test_history_on_join_above_the_fetch_limit(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """--history-on-join above /history's 500 is either refused at start or served (capped), never a crash."""
+    try:
+        server = server_factory("--history-on-join", "501")
+    except RuntimeError as exc:
+        assert "--history-on-join" in str(exc)
+        return
+    alice = server.raw_client()
+    assert alice.next_line(timeout=5).startswith("* Welcome")
+    alice.send("/nick alice")
+    alice.expect("OK nick alice", timeout=5)
+    alice.send("one line")
+    alice.sync()
+    bob = server.raw_client()
+    assert bob.next_line(timeout=5).startswith("* Welcome")
+    assert stamped(bob.next_line(timeout=5), "alice: one line")
 
 
 def test_no_history_records_nothing_but_rooms_persist(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
