@@ -245,3 +245,27 @@ def test_the_longest_line_fits_with_every_prefix(chatroom_room) -> None:  # type
     assert got[-1].endswith(f"[{long_room}] {nick}: {text}")
     reader.clear()
     assert reader.say(f"/history {long_room} 1")[0].endswith(text)  # the history line fits too
+
+
+def test_history_defaults_and_paging(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    """Join replays the newest 20; /history 20; since ID pages by 50 (again while a page is full); before ID."""
+    room = chatroom_room()
+    alice = room.join("alice")
+    same_pass((alice, b"".join(b"n%d\n" % i for i in range(1, 61))))
+    bob = room.join("bob")
+    replay = bob.received[1:-1]  # between the welcome and OK nick
+    assert len(replay) == 20 and stamped(replay[0], "alice: n41") and stamped(replay[-1], "alice: n60")
+    assert len(bob.say("/history")) == 21
+    bob.say("/caps tags")
+    page = bob.say("/history since 0")
+    assert page[-1] == "OK history #lobby 50 lines"
+    ids = [int(str(tags_of(line)["msgid"])) for line in page[:-1]]
+    assert ids == list(range(1, 51))
+    page = bob.say(f"/history since {ids[-1]}")
+    assert page[-1] == "OK history #lobby 10 lines" and tags_of(page[0])["msgid"] == "51"
+    page = bob.say("/history before 11 3")
+    assert [tags_of(line)["msgid"] for line in page[:-1]] == ["8", "9", "10"]
+    assert bob.say("/history before 1") == ["OK history #lobby 0 lines"]
+    assert bob.say("/history since 999999999999999999") == ["OK history #lobby 0 lines"]
+    assert bob.say("/history since 9999999999999999999")[0].startswith("ERROR usage: /history")
+    assert bob.say("/history 500")[-1] == "OK history #lobby 60 lines"
