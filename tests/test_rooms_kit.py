@@ -269,3 +269,37 @@ def test_history_defaults_and_paging(chatroom_room) -> None:  # type: ignore[no-
     assert bob.say("/history since 999999999999999999") == ["OK history #lobby 0 lines"]
     assert bob.say("/history since 9999999999999999999")[0].startswith("ERROR usage: /history")
     assert bob.say("/history 500")[-1] == "OK history #lobby 60 lines"
+
+
+def test_no_room_line_reaches_a_socket_before_it_is_committed(chatroom_room, tmp_path: Path,
+                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The durability rule: a line anyone received is already in rooms.sqlite3 (committed), so a
+    SIGKILL right after cannot lose it. Here bob has output waiting (his socket was full), so the
+    loop sees him writable in the same pass where alice says a line and then /msg's him (which
+    fans her room's pending line out into bob's queue at once)."""
+    import sqlite3
+
+    data = tmp_path / "durable-kit"
+    room = chatroom_room(data_dir=data)
+    alice, bob = room.join("alice"), room.join("bob")
+    db = sqlite3.connect(data / "rooms.sqlite3")
+    uncommitted: list[str] = []
+    real_send = bob.sock.send
+
+    def checking_send(chunk):  # type: ignore[no-untyped-def]
+        for line in bytes(chunk).decode().splitlines():
+            if line.startswith("alice: "):  # room lines only (a /msg is "alice (private): ...")
+                text = line.split(": ", 1)[1]
+                if not db.execute("SELECT count(*) FROM history WHERE text = ?", (text,)).fetchone()[0]:
+                    uncommitted.append(line)
+        return real_send(chunk)
+
+    monkeypatch.setattr(bob.sock, "send", checking_send)
+    bob.stall()
+    alice.say("queued while bob is full")
+    bob.sock.stalled = False  # bob can take bytes again; the loop finds out at its next select
+    same_pass((alice, b"said in the same pass\n/msg bob psst\n"))
+    assert bob.received[-3:] == ["alice: queued while bob is full", "alice: said in the same pass",
+                                 "alice (private): psst"]
+    db.close()
+    assert uncommitted == []
