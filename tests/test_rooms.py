@@ -302,6 +302,22 @@ def test_history_survives_restart_and_sigkill(server_factory, tmp_path: Path) ->
     assert parse_tags(line)[0]["msgid"] == str(last_id + 1)  # ids go on, never reused
 
 
+def test_new_rooms_and_topics_survive_sigkill(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "killed"
+    server = server_factory(data_dir=data)
+    alice = server.connect("alice")
+    alice.send("/join #brandnew")
+    alice.expect("OK join #brandnew (1 member)")
+    alice.send("/topic set just before the kill")
+    alice.expect("OK topic")
+    server.proc.kill()
+    server.proc.wait(DEADLINE)
+    server = server_factory(data_dir=data)
+    bob = server.connect("bob")
+    bob.send("/rooms")
+    assert bob.expect("OK 2 rooms") == ["* #brandnew (0): set just before the kill", "* #lobby (1)"]
+
+
 def test_history_on_join_zero(server_factory) -> None:  # type: ignore[no-untyped-def]
     server = server_factory("--history-on-join", "0")
     alice = server.connect("alice")
