@@ -12,7 +12,9 @@ every hook and command gets; ``migrate``, ``transaction`` and
 ``Entry`` (a history line), ``Timer`` and ``PluginInfo`` are the types the
 context hands out; ``Refused`` is the room model's refusal (``CommandError``
 is a subclass); ``parse_uint`` parses a bounded number from user input and
-``safe_name`` makes an untrusted file name safe. Names are loaded on first use, so importing a submodule
+``safe_name`` makes an untrusted file name safe; ``AccountStore``, ``Account``,
+``hash_password``, ``verify_password`` and ``check_password`` are the accounts (``ctx.accounts``),
+``author_label`` how a listing shows a verified author. Names are loaded on first use, so importing a submodule
 (the client imports :mod:`chatroom.wire`) does not load the plugin machinery.
 """
 
@@ -40,6 +42,12 @@ _EXPORTS = {
     "Timer": "chatroom.net.scheduler",
     "parse_uint": "chatroom.wire.numbers",
     "safe_name": "chatroom.wire.filenames",
+    "Account": "chatroom.model.accounts",
+    "AccountStore": "chatroom.model.accounts",
+    "author_label": "chatroom.model.accounts",
+    "check_password": "chatroom.model.accounts",
+    "hash_password": "chatroom.model.accounts",
+    "verify_password": "chatroom.model.accounts",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

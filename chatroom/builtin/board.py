@@ -36,9 +36,10 @@ failure are still post lines (read and dropped), never chat.
 oldest post first, each exactly as posted, then a line ``#``; ``/read N``
 does the same for the last N posts (N is 1 to :data:`MAX_READ`, ASCII
 digits; anything else is a usage error), and ``-v`` adds a header line with
-the number, author and time before each post.
+the number, author and time before each post; an author who was logged in
+reads ``alice (verified)`` (:func:`chatroom.author_label`), a guest nick just ``bob``.
 
-Storage (schema version 1, see :data:`MIGRATIONS`): ``posts`` (one row per
+Storage (schema version 2, see :data:`MIGRATIONS`): ``posts`` (one row per
 post; ``seq``, the post's number on the board, is given when the post is
 complete and is NULL while it is being written) and ``lines`` (keyed by
 ``(post_id, n)``). A post being written is flushed from memory into
@@ -58,7 +59,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from chatroom import Command, CommandError, Context, UsageError, hookimpl, migrate, parse_uint, transaction
+from chatroom import Command, CommandError, Context, UsageError, author_label, hookimpl, migrate, parse_uint, transaction
 
 #: Schema migrations of the board's store, applied in order (append only).
 MIGRATIONS = [
@@ -77,6 +78,7 @@ MIGRATIONS = [
         PRIMARY KEY (post_id, n)
     ) WITHOUT ROWID;
     """,
+    "ALTER TABLE posts ADD COLUMN account TEXT;",  # 2: the author's account if logged in (NULL: a guest)
 ]
 
 #: Lines (about) fetched per query while streaming a ``/read``.
@@ -194,7 +196,8 @@ def _write_lines(ctx: Context, conn: sqlite3.Connection, draft: Draft) -> None:
     """Move *draft*'s buffered lines into ``lines`` (inside the caller's transaction)."""
     if draft.post_id is None:
         draft.post_id = conn.execute(
-            "INSERT INTO posts(seq, author, created, nlines) VALUES (NULL, ?, ?, 0)", (ctx.nick, time.time())
+            "INSERT INTO posts(seq, author, created, nlines, account) VALUES (NULL, ?, ?, 0, ?)",
+            (ctx.nick, time.time(), ctx.account),
         ).lastrowid
     first = draft.lines - len(draft.buffer) + 1
     conn.executemany(
@@ -272,17 +275,17 @@ def _commit_post(ctx: Context, conn: sqlite3.Connection, draft: Draft) -> None:
     try:
         with transaction(conn):
             _purge_orphans(ctx, conn)
-            fields = (ctx.nick, time.time(), draft.lines)
+            fields = (ctx.nick, time.time(), draft.lines, ctx.account)
             if draft.post_id is None:  # never flushed: one row, numbered at once
                 draft.post_id = conn.execute(
-                    "INSERT INTO posts(seq, author, created, nlines)"
-                    " VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM posts), ?, ?, ?)",
+                    "INSERT INTO posts(seq, author, created, nlines, account)"
+                    " VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM posts), ?, ?, ?, ?)",
                     fields,
                 ).lastrowid
             else:
                 conn.execute(
                     "UPDATE posts SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM posts),"
-                    " author = ?, created = ?, nlines = ? WHERE id = ?",
+                    " author = ?, created = ?, nlines = ?, account = ? WHERE id = ?",
                     (*fields, draft.post_id),
                 )
             _write_lines(ctx, conn, draft)
@@ -332,7 +335,7 @@ def board_range(conn: sqlite3.Connection, count: int | None = None) -> tuple[int
     return first, last
 
 
-Post = tuple[int, int, str, float, int]  # (id, seq, author, created, nlines)
+Post = tuple[int, int, str, float, int, str | None]  # (id, seq, author, created, nlines, account)
 
 
 def iter_board(conn: sqlite3.Connection, first: int, last: int, *, verbose: bool = False) -> Iterator[str]:
@@ -348,7 +351,7 @@ def iter_board(conn: sqlite3.Connection, first: int, last: int, *, verbose: bool
     after = first - 1
     while after < last:
         posts: list[Post] = conn.execute(
-            "SELECT id, seq, author, created, nlines FROM posts WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            "SELECT id, seq, author, created, nlines, account FROM posts WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
             (after, last, PAGE),
         ).fetchall()
         if not posts:
@@ -411,7 +414,7 @@ _text = operator.itemgetter(1)
 
 def _header(post: Post) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(post[3]))
-    return f"-- post {post[1]} by {post[2]} at {when} ({post[4]} lines) --"
+    return f"-- post {post[1]} by {author_label(post[2], post[5])} at {when} ({post[4]} lines) --"
 
 
 # -- hooks -------------------------------------------------------------------------

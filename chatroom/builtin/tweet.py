@@ -17,8 +17,9 @@ belong to the connection (kept in ``ctx.state``, at most
 :data:`MAX_SUBSCRIPTIONS`), are dropped when it leaves, and the author of a
 tweet is not pushed their own tweet.
 
-Storage (schema version 1, :data:`MIGRATIONS`): ``tweets`` and ``tags``
-(one row per distinct hashtag of a tweet). A tweet is committed before
+Storage (schema version 2, :data:`MIGRATIONS`): ``tweets`` (with the
+author's account when logged in) and ``tags`` (one row per distinct hashtag
+of a tweet). A tweet is committed before
 ``OK`` is sent.
 """
 
@@ -30,7 +31,7 @@ import sqlite3
 import time
 from typing import Any
 
-from chatroom import Command, CommandError, Context, UsageError, hookimpl, migrate, parse_uint, transaction
+from chatroom import Command, CommandError, Context, UsageError, author_label, hookimpl, migrate, parse_uint, transaction
 
 MIGRATIONS = [
     """
@@ -46,6 +47,8 @@ MIGRATIONS = [
         PRIMARY KEY (tag, tweet_id)
     ) WITHOUT ROWID;
     """,
+    # 2: the author's account when they were logged in (NULL: a guest nick).
+    "ALTER TABLE tweets ADD COLUMN account TEXT;",
 ]
 
 #: Longest tweet, in characters (code points), as in the origin.
@@ -162,7 +165,8 @@ def upload(ctx: Context, message: str) -> None:
     try:
         with transaction(conn):
             cur = conn.execute(
-                "INSERT INTO tweets(author, created, text) VALUES (?, ?, ?)", (ctx.nick, time.time(), message)
+                "INSERT INTO tweets(author, created, text, account) VALUES (?, ?, ?, ?)",
+                (ctx.nick, time.time(), message, ctx.account),
             )
             tweet_id = cur.lastrowid
             conn.executemany("INSERT INTO tags(tag, tweet_id) VALUES (?, ?)", ((t, tweet_id) for t in tags))
@@ -202,15 +206,17 @@ def last_tweet(conn: sqlite3.Connection, tag: str | None = None) -> str:
     return row[0] if row else EMPTY
 
 
-def recent_tweets(conn: sqlite3.Connection, count: int, tag: str | None = None) -> list[tuple[int, str, float, str]]:
-    """The last *count* tweets (carrying *tag*), oldest first, as ``(id, author, created, text)``."""
+def recent_tweets(conn: sqlite3.Connection, count: int,
+                  tag: str | None = None) -> list[tuple[int, str, float, str, str | None]]:
+    """The last *count* tweets (carrying *tag*), oldest first, as ``(id, author, created, text, account)``
+    (``account``: the author's account if they were logged in, else None)."""
     if tag is None:
         rows = conn.execute(
-            "SELECT id, author, created, text FROM tweets ORDER BY id DESC LIMIT ?", (count,)
+            "SELECT id, author, created, text, account FROM tweets ORDER BY id DESC LIMIT ?", (count,)
         ).fetchall()
     else:
         rows = conn.execute(
-            "SELECT t.id, t.author, t.created, t.text FROM tags g JOIN tweets t ON t.id = g.tweet_id"
+            "SELECT t.id, t.author, t.created, t.text, t.account FROM tags g JOIN tweets t ON t.id = g.tweet_id"
             " WHERE g.tag = ? ORDER BY g.tweet_id DESC LIMIT ?",
             (tag, count),
         ).fetchall()
@@ -218,7 +224,8 @@ def recent_tweets(conn: sqlite3.Connection, count: int, tag: str | None = None) 
 
 
 def list_tweets(ctx: Context, args: list[str]) -> None:
-    """Reply one line per recent tweet, ``tweet ID by AUTHOR at TIME: TEXT``, then ``OK n tweets``.
+    """Reply one line per recent tweet, ``tweet ID by AUTHOR at TIME: TEXT``, then ``OK n tweets``
+    (an author who was logged in: ``alice (verified)``, see :func:`chatroom.author_label`).
 
     *args* are ``[N] [#tag]`` in any order; N is 1 to :data:`MAX_LIST` in
     ASCII digits. Raises UsageError for anything else (``²``, ``0``, 5,000
@@ -233,9 +240,9 @@ def list_tweets(ctx: Context, args: list[str]) -> None:
         else:
             raise UsageError(TWEETS_USAGE + f" (N at most {MAX_LIST})")
     rows = recent_tweets(_db(ctx), count or DEFAULT_LIST, tag)
-    for tweet_id, author, created, text in rows:
+    for tweet_id, author, created, text, account in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created))
-        ctx.reply(f"tweet {tweet_id} by {author} at {when}: {text}")
+        ctx.reply(f"tweet {tweet_id} by {author_label(author, account)} at {when}: {text}")
     ctx.reply(f"OK {len(rows)} tweet{'s' if len(rows) != 1 else ''}")
 
 

@@ -51,6 +51,9 @@ class Hub:
         self.nicks: dict[str, Member] = {}
         self.skeletons: dict[str, Member] = {}  # UTS #39 confusable skeleton -> member, for look-alike nicks
         self.rooms: dict[str, Room] = {}
+        #: ``registered(nick) -> account name | None``: the account a nick belongs to (None: no accounts).
+        #: A registered nick (or a look-alike of it) is only given to a member logged in to that account.
+        self.registered: Callable[[str], str | None] | None = None
         #: ``encode(entry, tagged, current, history) -> bytes`` per wire format, by ``Member.wire_index``.
         self.encoders: list[Callable[[Entry, int, bool, bool], bytes]] = [self.encode]
         self._pending: list[Room] = []
@@ -85,12 +88,18 @@ class Hub:
     def rename(self, member: Member, nick: str) -> str:
         """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once.
 
-        Raises Refused if *nick* is invalid, taken, or looks like (same
-        confusable skeleton as) another member's nick.
+        Raises Refused if *nick* is invalid, taken, looks like (same
+        confusable skeleton as) another member's nick, or belongs to an
+        account *member* is not logged in to (see :attr:`registered`).
         """
         reason = check_nick(nick)
         if reason:
             raise Refused(reason)
+        owner = self.registered(nick) if self.registered is not None else None
+        if owner is not None and (member.account is None or nick_key(owner) != nick_key(member.account)):
+            if nick_key(owner) == nick_key(nick):
+                raise Refused(f"{nick} is registered; /login {nick} PASSWORD")
+            raise Refused(f"the nick {nick} is too much like the registered nick {owner}")
         other = self.nicks.get(nick_key(nick))
         if other is not None and other is not member:
             raise Refused(f"the nick {nick} is taken")
@@ -98,6 +107,14 @@ class Hub:
         alike = self.skeletons.get(skeleton)
         if alike is not None and alike is not member:
             raise Refused(too_alike(nick, alike.nick))
+        return self._swap(member, nick)
+
+    def to_guest(self, member: Member) -> str:
+        """Give *member* back its guest nick ``guestN`` (N: its id), reserved to it; return the old nick."""
+        return self._swap(member, f"guest{member.id}")
+
+    def _swap(self, member: Member, nick: str) -> str:
+        skeleton = nick_skeleton_key(nick)
         old = member.nick
         del self.nicks[nick_key(old)]
         if self.skeletons.get(nick_skeleton_key(old)) is member:

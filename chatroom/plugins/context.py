@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from chatroom.model.errors import Refused
+from chatroom.model.names import nick_skeleton_key
 
 if TYPE_CHECKING:
+    from chatroom.model.accounts import AccountStore
     from chatroom.model.history import Entry
     from chatroom.model.member import Member as Client
     from chatroom.model.room import Room
@@ -264,6 +266,54 @@ class Context:
     def plugins(self) -> list[PluginInfo]:
         """What is known of every loaded plugin (name, source, version, hooks, commands, faults)."""
         return list(self._server.plugins.info.values())
+
+    # -- accounts ----------------------------------------------------------------------
+    @property
+    def account(self) -> str | None:
+        """The account the caller is logged in to (``str``, as registered), or None (a guest)."""
+        return self.client.account if self.client else None
+
+    @property
+    def accounts(self) -> AccountStore:
+        """The server's account store (``DATA_DIR/accounts.sqlite3``; see :class:`chatroom.AccountStore`).
+
+        Loop thread only: compute password hashes with :func:`chatroom.hash_password` and
+        :func:`chatroom.verify_password` in ``ctx.run_in_thread``, never on the loop.
+        """
+        return self._server.accounts
+
+    @property
+    def now(self) -> float:
+        """The loop's monotonic clock, in seconds (the test kit's fake clock in ``chatroom_room``)."""
+        return self._server.now
+
+    def login(self, account: str) -> None:
+        """Log the caller in to *account* (a registered account's name) and give it that nick.
+
+        Checks no password: the caller (the ``accounts`` built-in) has. Whoever
+        else holds the nick or a look-alike of it (a guest, or another connection
+        logged in to the same account) is logged out, renamed back to its
+        ``guestN`` nick and told ``* you are guestN now: ACCOUNT logged in``.
+        Everyone sharing a room hears the renames; ``nick_changed`` hooks run.
+        Raises Refused if *account* is not registered.
+        """
+        client = self._caller()
+        name = self._server.accounts.registered(account)
+        if name is None or name.casefold() != account.casefold():
+            raise Refused(f"no account {account}")
+        hub = self._server.hub
+        holders = {hub.find(name), hub.skeletons.get(nick_skeleton_key(name))} - {None, client}
+        for other in holders:
+            assert other is not None
+            other.account = None
+            old = hub.to_guest(other)
+            logging.getLogger("chatroom.server").info("%s is now known as %s (%s logged in)", old, other.nick, name,
+                                                      extra={"category": "CONNECTION"})
+            self._server.send_line(other, f"* you are {other.nick} now: {name} logged in")
+            self._server.call_hook("nick_changed", other, old=old, new=other.nick)
+        client.account = name
+        if client.nick != name:
+            self._server.set_nick(client, name)
 
     def _caller(self) -> Client:
         if self.client is None:

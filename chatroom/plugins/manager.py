@@ -54,6 +54,7 @@ BUILTIN_PLUGINS = (
     "chatroom.builtin.board",
     "chatroom.builtin.tweet",
     "chatroom.builtin.sendfile",
+    "chatroom.builtin.accounts",
 )
 
 #: What a command name or alias may look like (it is typed after ``/``).

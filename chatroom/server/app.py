@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from chatroom.model.accounts import AccountStore
 from chatroom.model.history import History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
@@ -112,6 +113,8 @@ class Server:
         self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock)
         self.hub = Hub(self.history, default_room=default_room, announce_limit=announce_limit, clock=wall_clock,
                        record=record_history)
+        self.accounts = AccountStore(self.data_dir / "accounts.sqlite3")  # registered nicks (ctx.accounts)
+        self.hub.registered = self.accounts.registered
         self.dispatcher = Dispatcher(self)
         self.relay = Relay(self, clock=clock)
         self.loop.on_drain = self.relay.on_drain
@@ -167,6 +170,7 @@ class Server:
         for store in self._stores.values():
             close_store(store)
         self.history.close()
+        self.accounts.close()
         self.transport.shutdown()
         self.loop.close()
         log.info("stopped")
