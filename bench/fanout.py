@@ -17,6 +17,9 @@ Targets (each started as a child process on a free 127.0.0.1 port; how, in
 * ``chatroom-noflood``: the same with ``--flood-rate 0`` (flood control off),
   placed last; without that flag in ``--help`` it runs the same command as
   ``chatroom`` (the header says so).
+* ``chatroom-nohistory``: ``chatroom`` plus ``--no-history`` (issue 9: rooms
+  kept, nothing said is recorded); beside ``chatroom`` it shows what
+  recording the history (one SQLite transaction per loop pass) costs.
 * ``ngircd``: Debian's ``ngircd -n -f CONF`` with a generated config, set up as
   its sample config documents for this load: no connection limit
   (``MaxConnections = 0``), no per-IP or join limits, penalties off
@@ -81,7 +84,12 @@ Then a Markdown table of medians per (target, N) and the checks of issue 8's
 targets at N=200 for those whose targets ran: chatroom's server CPU per
 delivery at most 1.25x baseline-pass's, its deliveries/s at least 1.5x
 ngircd's, flood control (chatroom vs chatroom-noflood) costing at most 5 % of
-deliveries/s, and no line lost.
+deliveries/s, and no line lost; and issue 9's: history recording (chatroom vs
+chatroom-nohistory) costing at most 5 % of deliveries/s (and of server CPU per
+delivery).
+
+``bench/rooms.py`` reuses :func:`run_once` with ``args.rooms`` set (clients
+spread over that many rooms; see ``fanout_load.py``).
 """
 
 from __future__ import annotations
@@ -137,7 +145,8 @@ def run_once(target: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=worker_main, daemon=True,
                             args=(w, W, n, server.port, server.irc, theirs, done_arr, sent_arr,
-                                  stopped, pipes[w][0], [wr for _, wr in pipes], args.lat_every))
+                                  stopped, pipes[w][0], [wr for _, wr in pipes], args.lat_every,
+                                  getattr(args, "rooms", 0)))
             p.start()
             procs.append(p)
             ctls.append(mine)
@@ -242,7 +251,8 @@ def verdict(summary: dict[tuple[str, int], dict[str, Any]], n: int = 200) -> str
 
     chatroom srv us/deliv <= 1.25x baseline-pass; deliv/s >= 1.5x ngircd;
     deliv/s >= 0.95x chatroom-noflood (flood control costs <= 5 %), and, steadier on a
-    busy machine, srv us/deliv <= 1.05x chatroom-noflood; no line lost.
+    busy machine, srv us/deliv <= 1.05x chatroom-noflood; the same two against
+    chatroom-nohistory (issue 9: history recording costs <= 5 %); no line lost.
     """
     c = summary.get(("chatroom", n))
     if not c or "error" in c:
@@ -251,7 +261,9 @@ def verdict(summary: dict[tuple[str, int], dict[str, Any]], n: int = 200) -> str
     for other, key, factor, better in (("baseline-pass", "us_deliv", 1.25, "le"),
                                        ("ngircd", "deliv_s", 1.5, "ge"),
                                        ("chatroom-noflood", "deliv_s", 0.95, "ge"),
-                                       ("chatroom-noflood", "us_deliv", 1.05, "le")):
+                                       ("chatroom-noflood", "us_deliv", 1.05, "le"),
+                                       ("chatroom-nohistory", "deliv_s", 0.95, "ge"),
+                                       ("chatroom-nohistory", "us_deliv", 1.05, "le")):
         o = summary.get((other, n))
         if not o or "error" in o:
             continue

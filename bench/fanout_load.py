@@ -1,4 +1,13 @@
-"""Load-generator workers and shared constants for bench/fanout.py (see its docstring)."""
+"""Load-generator workers and shared constants for bench/fanout.py (see its docstring).
+
+Rooms (``rooms`` > 0, chatroom protocol only; bench/rooms.py): client ``i`` is
+in room ``#rNNN`` with ``NNN = i % rooms``; after ``/nick`` it sends
+``/join #rNNN`` then ``/part #lobby`` and is registered at ``OK part``, so it
+is in its room only. Sender ``k`` (client ``k``) then reaches the other
+members of room ``k % rooms``; each worker's completion levels, loss count and
+disconnect handling count only those. A line from a sender of another room
+counts as an anomaly (misrouted). ``rooms`` = 0 is everyone in ``#lobby``.
+"""
 
 
 from __future__ import annotations
@@ -53,10 +62,11 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- workers
 class _Client:
-    __slots__ = ("got", "idx", "nick", "nxt", "out", "sent", "sid", "sock", "state", "tail")
+    __slots__ = ("got", "idx", "nick", "nxt", "out", "room", "sent", "sid", "sock", "state", "tail")
 
-    def __init__(self, idx: int) -> None:
+    def __init__(self, idx: int, rooms: int = 0) -> None:
         self.idx = idx
+        self.room = idx % rooms if rooms else -1  # -1: #lobby
         self.sid = idx if idx < SENDERS else -1
         self.nick = b"s%02d" % idx if idx < SENDERS else b"r%04d" % idx
         self.sock: socket.socket | None = None
@@ -70,8 +80,10 @@ class _Client:
 
 def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connection,
                 done_arr: Any, sent_arr: Any, stopped: Any, wake_r: int, wake_w: list[int],
-                lat_every: int) -> None:
+                lat_every: int, rooms: int = 0) -> None:
     """Worker process *w*: owns clients ``w, w+W, ...``; see the module docstring.
+
+    *rooms* > 0 spreads the clients over that many rooms (``i % rooms``).
 
     Protocol with the coordinator over *ctl*: sends ``("ready",)`` or
     ``("fail", reason)``; receives ``("go", t_go, m0, m1, drain_end)`` (monotonic
@@ -79,7 +91,7 @@ def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connec
     """
     try:
         _Worker(w, nworkers, n, port, irc, ctl, done_arr, sent_arr, stopped, wake_r, wake_w,
-                lat_every).run()
+                lat_every, rooms).run()
     except Exception as exc:  # noqa: BLE001 - any failure is reported, never hangs the coordinator
         ctl.send(("fail", f"worker {w}: {exc!r}"))
 
@@ -87,15 +99,19 @@ def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connec
 class _Worker:
     def __init__(self, w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connection,
                  done_arr: Any, sent_arr: Any, stopped: Any, wake_r: int, wake_w: list[int],
-                 lat_every: int) -> None:
+                 lat_every: int, rooms: int = 0) -> None:
+        if rooms and irc:
+            raise ValueError("rooms are for the chatroom protocol only")
         self.w, self.W, self.port, self.irc, self.ctl = w, nworkers, port, irc, ctl
         self.done_arr, self.sent_arr, self.stopped = done_arr, sent_arr, stopped
         self.wake_r, self.wake_w = wake_r, wake_w
-        self.clients = [_Client(i) for i in range(w, n, nworkers)]
+        self.clients = [_Client(i, rooms) for i in range(w, n, nworkers)]
         self.senders = [c for c in self.clients if c.sid >= 0]
         self.win = sender_windows()
-        nlocal = len(self.clients)
-        self.need = [nlocal - (1 if k % nworkers == w else 0) for k in range(SENDERS)]
+        #: room of each sender (-1: #lobby); a client hears sender k iff same room
+        self.sroom = [k % rooms if rooms else -1 for k in range(SENDERS)]
+        self.need = [sum(1 for c in self.clients if c.room == self.sroom[k] and c.idx != k)
+                     for k in range(SENDERS)]
         self.done = [0 if self.need[k] else 1 << 62 for k in range(SENDERS)]
         self.levels = [{0: self.need[k]} if self.need[k] else {} for k in range(SENDERS)]
         self.changed: set[int] = set()
@@ -152,6 +168,12 @@ class _Worker:
                 self.send(c, b"/nick %s\n" % c.nick)
                 c.state = 1
             elif c.state == 1 and line.startswith(b"OK"):
+                if c.room < 0:
+                    c.state = 3
+                else:
+                    self.send(c, b"/join #r%03d\n/part #lobby\n" % c.room)
+                    c.state = 2
+            elif c.state == 2 and line.startswith(b"OK part"):
                 c.state = 3
             elif line.startswith(b"ERROR"):
                 raise RuntimeError(f"{c.nick!r}: {line!r}")
@@ -229,6 +251,9 @@ class _Worker:
             if k == c.sid:
                 self.echoes += 1
                 continue
+            if self.sroom[k] != c.room:
+                self.anomalies += 1
+                continue
             e, s1 = nxt[k], int(v[:8]) + 1
             span += s1 - e
             nxt[k] = s1
@@ -249,7 +274,7 @@ class _Worker:
         """Drop a disconnected receiver from the completion levels."""
         self.dead += 1
         for k in range(SENDERS):
-            if k == c.sid or not self.need[k]:
+            if k == c.sid or not self.need[k] or self.sroom[k] != c.room:
                 continue
             lv = self.levels[k]
             lv[c.nxt[k]] -= 1
@@ -349,7 +374,7 @@ class _Worker:
         expected = lost = got = 0
         final = list(self.sent_arr)
         for c in self.clients:
-            exp = sum(final) - (final[c.sid] if c.sid >= 0 else 0)
+            exp = sum(final[k] for k in range(SENDERS) if self.sroom[k] == c.room and k != c.sid)
             expected += exp
             got += c.got
             lost += max(0, exp - c.got)

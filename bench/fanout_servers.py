@@ -1,8 +1,9 @@
 """Start and stop the servers bench/fanout.py measures.
 
-Targets (:data:`TARGETS`): ``chatroom`` and ``chatroom-noflood`` (flood control
-with a generous budget, and off; both without the per-address connection
-limit; each flag only if ``chatroom-server --help`` lists it, see
+Targets (:data:`TARGETS`): ``chatroom``, ``chatroom-noflood`` and
+``chatroom-nohistory`` (flood control with a generous budget, flood control
+off, history recording off; all without the per-address connection limit;
+each flag only if ``chatroom-server --help`` lists it, see
 :func:`chatroom_args`), ``ngircd`` (Debian's ngIRCd with :data:`NGIRCD_CONF`),
 ``baseline-line`` and ``baseline-pass`` (the two loops in
 ``bench/fanout_baselines.py``).
@@ -96,7 +97,9 @@ def _wait_port(proc: subprocess.Popen, port: int, deadline: float) -> int:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
-TARGETS = ("chatroom", "chatroom-noflood", "ngircd", "baseline-line", "baseline-pass")
+TARGETS = ("chatroom", "chatroom-noflood", "chatroom-nohistory", "ngircd", "baseline-line",
+           "baseline-pass")
+CHATROOMS = ("chatroom", "chatroom-noflood", "chatroom-nohistory")
 BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fanout_baselines.py")
 
 
@@ -129,13 +132,18 @@ def chatroom_args(target: str) -> list[str]:
 
     ``--max-per-address 0``: every client comes from 127.0.0.1 (ngIRCd gets
     ``MaxConnectionsIP = 0`` alike). Flood control: :data:`GENEROUS_FLOOD` for
-    ``chatroom``, ``--flood-rate 0`` (off) for ``chatroom-noflood``.
+    ``chatroom`` and ``chatroom-nohistory``, ``--flood-rate 0`` (off) for
+    ``chatroom-noflood``. ``chatroom-nohistory`` adds ``--no-history`` (rooms
+    kept, nothing said recorded): beside ``chatroom`` it shows what recording
+    the history costs.
     """
     out: list[str] = []
     if chatroom_has_flag("--max-per-address"):
         out += ["--max-per-address", "0"]
     if chatroom_has_flag("--flood-rate"):
-        out += list(GENEROUS_FLOOD) if target == "chatroom" else ["--flood-rate", "0"]
+        out += ["--flood-rate", "0"] if target == "chatroom-noflood" else list(GENEROUS_FLOOD)
+    if target == "chatroom-nohistory" and chatroom_has_flag("--no-history"):
+        out += ["--no-history"]
     return out
 
 
@@ -153,14 +161,14 @@ def target_command(target: str, tmp: str, port: int, extra: str = "") -> list[st
         with open(conf, "w") as f:
             f.write(NGIRCD_CONF.format(host=HOST, port=port))
         return [exe, "-n", "-f", conf]
-    if target in ("chatroom", "chatroom-noflood"):
+    if target in CHATROOMS:
         exe = shutil.which("chatroom-server")
         if exe is None:
             raise RuntimeError("chatroom-server is not installed (pip install -e .)")
         data = os.path.join(tmp, "chatroom-data")
         os.makedirs(data, exist_ok=True)
         extra_args = shlex.split(extra)
-        if target == "chatroom-noflood":  # its flood setting wins over *extra*
+        if target != "chatroom":  # its flood / history setting wins over *extra*
             return [exe, "--port", "0", "--data-dir", data] + extra_args + chatroom_args(target)
         return [exe, "--port", "0", "--data-dir", data] + chatroom_args(target) + extra_args
     if target in ("baseline-line", "baseline-pass"):
