@@ -53,11 +53,14 @@ class LineTransport:
     bucket policy; *partial_timeout* seconds an unfinished line or frame may
     be held (0: for ever); *max_per_address* connections per peer address
     (0: no limit); *ids* gives connection ids (shared by every transport of
-    a server). Loop thread only.
+    a server); *share*, another transport of the same server whose ids,
+    connection table and per-address counts this one shares. A client that
+    opens a TLS handshake here (first bytes ``16 03``) is closed at once.
+    Loop thread only.
     """
 
     def __init__(self, loop: Loop, app: Any, listener: Any, *, flood: FloodPolicy, partial_timeout: float = 60.0,
-                 max_per_address: int = 64, ids: Any = None) -> None:
+                 max_per_address: int = 64, ids: Any = None, share: LineTransport | None = None) -> None:
         self.loop = loop
         self.app = app
         self.listener = listener
@@ -67,6 +70,8 @@ class LineTransport:
         self.ids = ids if ids is not None else itertools.count(1)
         self.connections: dict[int, Connection] = {}
         self.per_address: dict[str, int] = {}
+        if share is not None:  # a second listener of the same server: one id counter, one table, one budget
+            self.ids, self.connections, self.per_address = share.ids, share.connections, share.per_address
         self._watch: set[Connection] = set()  # closing, or holding an unfinished line or frame
         self._sweep: Any = None
         self._accept_paused = False
@@ -93,6 +98,13 @@ class LineTransport:
             self._admit(sock, addr)
 
     def _admit(self, sock: socket.socket, addr: Any) -> None:
+        if self._count_in(sock, addr):
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._start(sock, addr)
+
+    def _count_in(self, sock: socket.socket, addr: Any) -> bool:
+        """Count a new connection against its address's budget; False (and *sock* closed) past it."""
         host = str(addr[0]) if isinstance(addr, tuple) else ""
         count = self.per_address.get(host, 0)
         if self.max_per_address and count >= self.max_per_address:
@@ -102,16 +114,31 @@ class LineTransport:
                 pass
             sock.close()
             log.info("refused a connection from %s: %d open already", host, count, extra=CONN)
-            return
+            return False
         self.per_address[host] = count + 1
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(next(self.ids), sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now)
+        return True
+
+    def _count_out(self, host: str) -> None:
+        left = self.per_address.get(host, 1) - 1
+        if left > 0:
+            self.per_address[host] = left
+        else:
+            self.per_address.pop(host, None)
+
+    def _connection(self, cid: int, sock: Any, addr: Any) -> Connection:
+        """A new connection object (a transport with its own kind of socket makes its own)."""
+        return Connection(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now)
+
+    def _start(self, sock: Any, addr: Any) -> Connection:
+        """*sock* (non-blocking, counted) becomes a connection: registered, greeted by the application."""
+        host = str(addr[0]) if isinstance(addr, tuple) else ""
+        conn = self._connection(next(self.ids), sock, addr)
         conn.parser.frame_filter = lambda meta, size: self.app.check_frame(conn, meta, size)
         self.connections[conn.id] = conn
         self.loop.selector.register(sock, 1, conn)
         log.info("%s connected from %s:%s", conn.nick, host, addr[1] if isinstance(addr, tuple) else "", extra=CONN)
         self.app.on_connect(conn)
+        return conn
 
     def _pause_accepting(self, exc: OSError) -> None:
         """Out of file descriptors: stop accepting for ACCEPT_PAUSE s instead of spinning; log once per episode."""
@@ -137,6 +164,10 @@ class LineTransport:
             data = b""
         if not data:
             self.close(conn, "connection lost")
+            return
+        if data[:2] == b"\x16\x03" and not conn.parser.partial:  # a TLS ClientHello: it cannot read our lines
+            log.info("closing %s: it speaks TLS on the clear port", conn.nick, extra=CONN)
+            self.close(conn, "TLS on the clear port")
             return
         conn.parser.receive_data(data)
         self.serve(conn)
@@ -279,12 +310,7 @@ class LineTransport:
         self.loop.forget(conn)
         conn.sock.close()
         self._watch.discard(conn)
-        host = conn.host
-        left = self.per_address.get(host, 1) - 1
-        if left > 0:
-            self.per_address[host] = left
-        else:
-            self.per_address.pop(host, None)
+        self._count_out(conn.host)
         self.connections.pop(conn.id, None)
         if not conn.closing:
             self.app.on_close(conn, reason)

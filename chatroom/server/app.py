@@ -34,6 +34,7 @@ from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
 from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
 from chatroom.net.tcp import LineTransport
+from chatroom.net.tls import TLSTransport
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.manager import PluginHost
@@ -65,6 +66,9 @@ class Server:
     (Unix seconds for message times), ``listener`` (a bound listening
     socket; else one is bound on *host*:*port*), ``waker``,
     ``inline_threads`` (``ctx.run_in_thread`` work runs on the loop thread).
+    TLS: *tls* (an ``ssl.SSLContext``, see :mod:`chatroom.net.tls`) makes the
+    main port speak TLS, or, with *tls_port*, adds a TLS listener on
+    *host*:*tls_port* beside the clear one (``tls_address``; both feed the same rooms).
     :meth:`shutdown` may be called from any thread; the rest only from the
     loop thread. Raises OSError if the address cannot be bound, sqlite3.Error
     if the history cannot be opened, Refused for a bad ``default_room``.
@@ -96,6 +100,8 @@ class Server:
         listener: Any = None,
         waker: Any = None,
         inline_threads: bool = False,
+        tls: Any = None,
+        tls_port: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -122,9 +128,22 @@ class Server:
         if listener is None:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             listener = socket.create_server((host, port), family=family, backlog=512, reuse_port=False)
-        self.transport = LineTransport(self.loop, self, listener, flood=FloodPolicy(flood_rate, flood_burst, flood_kill),
-                                       partial_timeout=partial_timeout, max_per_address=max_per_address)
+        budgets = dict(flood=FloodPolicy(flood_rate, flood_burst, flood_kill), partial_timeout=partial_timeout,
+                       max_per_address=max_per_address)
+        if tls is not None and tls_port is None:  # the main port speaks TLS
+            self.transport = TLSTransport(self.loop, self, listener, context=tls, **budgets)
+        else:
+            self.transport = LineTransport(self.loop, self, listener, **budgets)
         self.address: tuple[str, int] = listener.getsockname()[:2]
+        #: Every transport (the TLS listener beside the clear one, if any); they share ids, connections, budgets.
+        self.transports: list[LineTransport] = [self.transport]
+        self.tls_address: tuple[str, int] | None = self.address if tls is not None and tls_port is None else None
+        if tls is not None and tls_port is not None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            tls_listener = socket.create_server((host, tls_port), family=family, backlog=512, reuse_port=False)
+            self.transports.append(TLSTransport(self.loop, self, tls_listener, context=tls, share=self.transport,
+                                                **budgets))
+            self.tls_address = tls_listener.getsockname()[:2]
         self._history_failing = False
 
     # -- running -------------------------------------------------------------------------
@@ -164,14 +183,15 @@ class Server:
                 if isinstance(key.data, Connection) and mask & selectors.EVENT_WRITE:
                     self.loop.write(key.data)
         for conn in list(self.clients.values()):
-            self.transport.close(conn, reason)  # a capture's on_end still runs
+            conn.transport.close(conn, reason)  # a capture's on_end still runs
         self.hub.flush()
         self._commit_history()
         for store in self._stores.values():
             close_store(store)
         self.history.close()
         self.accounts.close()
-        self.transport.shutdown()
+        for transport in self.transports:
+            transport.shutdown()
         self.loop.close()
         log.info("stopped")
 

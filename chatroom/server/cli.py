@@ -173,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     rooms.add_argument("--history-keep", type=history_keep, default=(None, None), metavar="SPEC",
                        help="retention of the room history: LINES per room, DAYS with a d (30d), or both "
                             "(100000,30d); default: keep everything")
+    tls = parser.add_argument_group(
+        "TLS", "serve TLS on the main port (--tls, or --tls-cert and --tls-key), or beside it: --tls-port PORT "
+               "adds a TLS listener next to the clear one, e.g. --host 0.0.0.0 --port 5000 --tls-port 5001 "
+               "(both reach the same rooms); the certificate's SHA-256 fingerprint is printed at start-up")
+    tls.add_argument("--tls", action="store_true",
+                     help="speak TLS with a self-signed certificate made in the data dir on first run "
+                          "(tls-cert.pem, tls-key.pem) and reused after")
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate (chain) to serve; needs --tls-key")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
+    tls.add_argument("--tls-port", type=parse_port, metavar="PORT",
+                     help="serve TLS on PORT beside the clear --port (0: the kernel picks); implies --tls "
+                          "unless --tls-cert is given")
     parser.add_argument("--quiet", action="store_true", help="log to the log file only, not stderr")
     parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
     return parser
@@ -324,6 +336,31 @@ def _fail(status: int, message: str) -> int:
     return status
 
 
+def tls_setup(args: argparse.Namespace) -> tuple[Any, str]:
+    """``(ssl.SSLContext or None, "SHA256:..." or "")`` for the TLS options (see :mod:`chatroom.net.tls`).
+
+    Makes the self-signed pair in the data dir when needed. Raises
+    :class:`StartupError` for a missing half of --tls-cert/--tls-key or a
+    certificate or key that cannot be read or used.
+    """
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise StartupError("--tls-cert and --tls-key go together")
+    if not (args.tls or args.tls_cert or args.tls_port is not None):
+        return None, ""
+    import ssl
+
+    from chatroom.net.tls import ensure_certificate, fingerprint, server_context
+
+    try:
+        if args.tls_cert:
+            cert, key = args.tls_cert, args.tls_key
+        else:
+            cert, key, _ = ensure_certificate(args.data_dir, args.host)
+        return server_context(cert, key), fingerprint(cert)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise StartupError(f"TLS certificate or key unusable: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def format_address(host: str, port: int) -> str:
     """``HOST:PORT``, with an IPv6 host in brackets: ``[::1]:5000``."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -344,10 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     log_file = args.log_file or args.data_dir / "chatroom.log"
+    tls, tls_fingerprint = None, ""
     if not args.list_plugins:  # --list-plugins starts no server and creates nothing
         try:
             check_data_dir(args.data_dir)
             check_stores(args.data_dir)
+            tls, tls_fingerprint = tls_setup(args)
         except StartupError as exc:
             return _fail(2, str(exc))
     try:
@@ -366,12 +405,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         server = Server(args.host, args.port, data_dir=args.data_dir, max_queue=args.max_queue,
-                        max_file_size=args.max_file_size, plugins=plugins, **limit_options(args))
+                        max_file_size=args.max_file_size, plugins=plugins, tls=tls, tls_port=args.tls_port,
+                        **limit_options(args))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
         return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")
     host, port = server.address[:2]
     print(f"chatroom-server listening on {format_address(host, port)}", flush=True)
+    if server.tls_address is not None:
+        print(f"chatroom-server TLS on {format_address(*server.tls_address)} fingerprint {tls_fingerprint}", flush=True)
     if args.host in ("0.0.0.0", "", "::"):
         family = socket.AF_INET6 if args.host == "::" else socket.AF_INET
         for address in lan_addresses(family):

@@ -1,0 +1,413 @@
+"""TLS for the line transport: the server's certificate, the non-blocking handshake, TLS connections.
+
+:class:`TLSTransport` is a :class:`~chatroom.net.tcp.LineTransport` whose
+accepted sockets first go through a :class:`_Handshake` driven by the one
+loop (``do_handshake()``, the selector mask switched on
+``SSLWantReadError``/``SSLWantWriteError``), bounded by
+:data:`HANDSHAKE_TIMEOUT` seconds and counted against the per-address
+budget from the moment they are accepted. Its first byte is peeked: a client
+that does not start with a TLS handshake record (``0x16``) gets
+:data:`CLEAR_ERROR` in clear text and is closed. After the handshake the
+connection is an ordinary connection whose socket is a :class:`TLSSocket`.
+
+Reading follows the TLS rule: decrypted bytes can sit inside the SSL object
+while the raw socket is empty (``select`` no longer reports them), so each
+pass reads until ``SSLWantReadError`` but at most
+:data:`~chatroom.net.tcp.READ_SIZE` bytes; bytes left in the SSL object
+(``pending()``) put the connection back in the loop's backlog so the next
+pass reads them. Writing: SSL sockets have no ``sendmsg``; :class:`TLSSocket`
+gives the output queue one that writes its buffers record by record (views,
+not copies) and reports partial writes.
+
+Certificates: :func:`ensure_certificate` makes a self-signed ECDSA P-256
+certificate and key (mode 0600) in the data dir on first use and reuses them;
+:func:`fingerprint` is its ``SHA256:AB:CD:...`` fingerprint, as
+``openssl x509 -noout -fingerprint -sha256`` prints it (upper-case hex).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import os
+import selectors
+import socket
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from chatroom.net.connection import Connection
+from chatroom.net.logs import CONN
+from chatroom.net.tcp import READ_SIZE, LineTransport
+from chatroom.wire.lines import encode_line
+
+__all__ = ["CERT_FILE", "CLEAR_ERROR", "HANDSHAKE_TIMEOUT", "KEY_FILE", "TLSConnection", "TLSSocket", "TLSTransport",
+           "ensure_certificate", "fingerprint", "server_context"]
+
+log = logging.getLogger("chatroom.server")
+
+#: Seconds a client has from connecting to finishing the TLS handshake.
+HANDSHAKE_TIMEOUT = 10.0
+#: Bytes handed to one ``SSL_write``: one TLS record, so a partial write is retried with the same bytes.
+RECORD = 16 * 1024
+#: The line a clear-text client on a TLS port gets before it is closed.
+CLEAR_ERROR = "ERROR this port speaks TLS; use chatroom-client --tls or openssl s_client"
+CERT_FILE = "tls-cert.pem"
+KEY_FILE = "tls-key.pem"
+_WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+# -- certificates ---------------------------------------------------------------------------
+def _alt_names(host: str) -> list[Any]:
+    from cryptography import x509
+
+    ips = {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
+    dns = ["localhost"]
+    hostname = socket.gethostname()
+    if hostname and hostname not in dns:
+        dns.append(hostname)
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+        if not address.is_unspecified:
+            ips.add(address)
+    except ValueError:
+        if host and host not in dns:
+            dns.append(host)
+    return [x509.DNSName(name) for name in dns] + [x509.IPAddress(ip) for ip in sorted(ips, key=str)]
+
+
+def ensure_certificate(data_dir: Path, host: str = "") -> tuple[Path, Path, bool]:
+    """``(cert_path, key_path, created)``: the self-signed pair in *data_dir*, made on first use.
+
+    The certificate is ECDSA P-256, valid for ten years, with the subject
+    alternative names ``DNS:localhost``, the host name, ``IP:127.0.0.1``,
+    ``IP:::1`` and *host* (the address the server binds) unless it is a
+    wildcard. The key file is created with mode 0600. Raises ValueError when
+    only one of the two files exists, OSError when they cannot be written.
+    """
+    cert_path, key_path = data_dir / CERT_FILE, data_dir / KEY_FILE
+    if cert_path.exists() or key_path.exists():
+        if not (cert_path.exists() and key_path.exists()):
+            have, missing = (cert_path, key_path) if cert_path.exists() else (key_path, cert_path)
+            raise ValueError(f"{have} exists but {missing} does not (move {have} away to make a new pair)")
+        return cert_path, key_path, False
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"chatroom-server {socket.gethostname()}"[:64])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName(_alt_names(host)), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    _write_new(key_path, key_pem, 0o600)
+    _write_new(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert_path, key_path, True
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Write *data* to a new file *path* with *mode* (never wider), through a temporary name."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def fingerprint(cert_path: Path) -> str:
+    """``SHA256:AB:CD:...``: the SHA-256 of the first certificate in the PEM file *cert_path*.
+
+    Raises ValueError if the file holds no PEM certificate, OSError if it cannot be read.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    certs = x509.load_pem_x509_certificates(Path(cert_path).read_bytes())
+    return "SHA256:" + certs[0].fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    """A server-side context (TLS 1.2 or later) with this certificate chain and key; raises ssl.SSLError, OSError."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+# -- the socket and the connection ------------------------------------------------------------
+class TLSSocket:
+    """An ``ssl.SSLSocket`` as the loop and the output queue use a socket.
+
+    ``recv(n)`` returns decrypted bytes (``b""`` at the end), raising
+    BlockingIOError while TLS waits for the network; ``sendmsg(buffers)``
+    writes the buffers as TLS records of at most :data:`RECORD` bytes
+    (memoryview slices: nothing copied before encryption) and returns how
+    many bytes were taken, BlockingIOError if none. A record interrupted by
+    ``SSLWantWriteError`` is not counted: the queue still holds it and offers
+    the same bytes first on the next call, as OpenSSL requires. Other TLS
+    errors are ``ssl.SSLError`` (an OSError).
+    """
+
+    __slots__ = ("ssl",)
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self.ssl = sock
+
+    def fileno(self) -> int:
+        return self.ssl.fileno()
+
+    def pending(self) -> int:
+        """Decrypted bytes waiting inside the SSL object."""
+        return self.ssl.pending()
+
+    def recv(self, size: int) -> bytes:
+        try:
+            return self.ssl.recv(size)
+        except _WANT:
+            raise BlockingIOError("TLS wants more bytes") from None
+        except ssl.SSLZeroReturnError:
+            return b""
+
+    def sendmsg(self, buffers: Iterable[Any]) -> int:
+        sent = 0
+        write = self.ssl.send
+        for buf in buffers:
+            with memoryview(buf) as view:
+                size = len(view)
+                offset = 0
+                while offset < size:
+                    try:
+                        n = write(view[offset:offset + RECORD])
+                    except _WANT:
+                        if sent:
+                            return sent
+                        raise BlockingIOError("TLS output is full") from None
+                    offset += n
+                    sent += n
+        return sent
+
+    def close(self) -> None:
+        """Send ``close_notify`` if the socket takes it at once, and close."""
+        try:
+            self.ssl.unwrap()
+        except (OSError, ValueError):
+            pass
+        self.ssl.close()
+
+
+class TLSConnection(Connection):
+    """A connection over TLS; ``more`` is true while decrypted bytes wait in its SSL object for the next pass."""
+
+    __slots__ = ("more",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.more = False
+
+
+# -- the handshake ---------------------------------------------------------------------------
+class _Handshake:
+    """One accepted socket until its TLS handshake is done (then a connection), fails or times out."""
+
+    __slots__ = ("transport", "sock", "addr", "host", "tls", "mask", "timer", "refused")
+
+    def __init__(self, transport: TLSTransport, sock: socket.socket, addr: Any) -> None:
+        self.transport = transport
+        self.sock = sock
+        self.addr = addr
+        self.host = str(addr[0]) if isinstance(addr, tuple) else ""
+        self.tls: ssl.SSLSocket | None = None
+        self.refused = False  # told CLEAR_ERROR; draining until the peer closes
+        self.mask = selectors.EVENT_READ
+        transport.loop.selector.register(sock, self.mask, self.step)
+        self.timer = transport.loop.call_later(transport.handshake_timeout, self.expire)
+
+    def step(self) -> None:
+        """The socket is ready: peek at the first byte, then drive ``do_handshake()``."""
+        if self.tls is None:
+            self._sniff()
+            if self.tls is None:
+                return
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._watch(selectors.EVENT_READ)
+        except ssl.SSLWantWriteError:
+            self._watch(selectors.EVENT_WRITE)
+        except (OSError, ValueError) as exc:
+            self.end(f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
+        else:
+            self._done()
+
+    def _sniff(self) -> None:
+        try:
+            first = self.sock.recv(1, socket.MSG_PEEK) if not self.refused else self.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            first = b""
+        if not first:
+            self.end("closed by the client before the TLS handshake" if not self.refused else "")
+        elif self.refused:
+            return  # discard until the peer closes or the timer ends it
+        elif first != b"\x16":
+            self._refuse("clear text on the TLS port")
+        else:
+            self.transport.loop.selector.unregister(self.sock)
+            self.mask = 0
+            try:
+                self.tls = self.transport.context.wrap_socket(self.sock, server_side=True,
+                                                              do_handshake_on_connect=False)
+            except (OSError, ValueError) as exc:
+                self.end(f"TLS setup failed: {exc}")
+
+    def _refuse(self, reason: str) -> None:
+        """Tell a clear-text client in clear text, then drain what it sends until it closes (no reset)."""
+        log.info("refusing %s: %s", self.host, reason, extra=CONN)
+        self.refused = True
+        try:
+            self.sock.recv(READ_SIZE)
+            self.sock.send(encode_line(CLEAR_ERROR))
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.end("")
+
+    def _watch(self, mask: int) -> None:
+        selector = self.transport.loop.selector
+        if not self.mask:
+            selector.register(self.tls, mask, self.step)
+        elif mask != self.mask:
+            selector.modify(self.tls, mask, self.step)
+        self.mask = mask
+
+    def expire(self) -> None:
+        """The handshake took too long; a client that sent nothing may be a person on ``nc``: tell it."""
+        if self.transport.handshakes.get(self) is None:
+            return
+        if self.tls is None and not self.refused:
+            try:
+                self.sock.send(encode_line(CLEAR_ERROR))
+            except OSError:
+                pass
+        self.end("" if self.refused else f"TLS handshake timeout ({self.transport.handshake_timeout:g} s)")
+
+    def _unregister(self) -> None:
+        if self.mask:
+            try:
+                self.transport.loop.selector.unregister(self.tls or self.sock)
+            except (KeyError, ValueError):
+                pass
+            self.mask = 0
+
+    def end(self, reason: str) -> None:
+        """Give up: close the socket and release its place in the per-address budget."""
+        self._forget()
+        if reason:
+            log.info("closing %s: %s", self.host, reason, extra=CONN)
+        (self.tls or self.sock).close()
+
+    def _forget(self) -> None:
+        self.timer.cancel()
+        self._unregister()
+        if self.transport.handshakes.pop(self, None) is not None:
+            self.transport._count_out(self.host)
+
+    def _done(self) -> None:
+        assert self.tls is not None
+        self.timer.cancel()
+        self._unregister()
+        self.transport.handshakes.pop(self, None)
+        self.transport._start(TLSSocket(self.tls), self.addr)
+
+
+# -- the transport ---------------------------------------------------------------------------
+class TLSTransport(LineTransport):
+    """The line protocol over TLS on *listener*; *context* is the server's ``ssl.SSLContext``.
+
+    Takes the keyword arguments of :class:`~chatroom.net.tcp.LineTransport`
+    (pass ``share=`` the clear transport to serve the same rooms and budgets)
+    and *handshake_timeout* (seconds). ``handshakes`` holds the sockets still
+    in their handshake. Loop thread only.
+    """
+
+    def __init__(self, loop: Any, app: Any, listener: Any, *, context: ssl.SSLContext,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT, **options: Any) -> None:
+        super().__init__(loop, app, listener, **options)
+        self.context = context
+        self.handshake_timeout = handshake_timeout
+        self.handshakes: dict[_Handshake, bool] = {}
+
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
+        if self._count_in(sock, addr):
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.handshakes[_Handshake(self, sock, addr)] = True
+
+    def _connection(self, cid: int, sock: Any, addr: Any) -> Connection:
+        return TLSConnection(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now)
+
+    def _start(self, sock: Any, addr: Any) -> Connection:
+        conn = super()._start(sock, addr)
+        if not conn.closed and sock.pending():  # bytes that came with the handshake's last flight
+            self._again(conn)  # type: ignore[arg-type]
+        return conn
+
+    def readable(self, conn: Connection) -> None:
+        """Read until TLS wants more from the network, at most READ_SIZE bytes, and handle what it completes."""
+        sock, parser = conn.sock, conn.parser
+        got = 0
+        conn.more = False  # type: ignore[attr-defined]
+        while got < READ_SIZE:
+            try:
+                data = sock.recv(READ_SIZE - got)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:
+                if got:
+                    break  # serve what came first; the end is read again on the next pass
+                self.close(conn, "connection lost")
+                return
+            parser.receive_data(data)
+            got += len(data)
+        if got:
+            self.serve(conn)
+
+    def serve(self, conn: Connection) -> None:
+        """Handle up to SLICE events; when input runs dry but the SSL object holds bytes, read them next pass."""
+        if conn.more:  # type: ignore[attr-defined]
+            self.readable(conn)
+            return
+        super().serve(conn)
+        if not (conn.backlog or conn.closed or conn.closing or conn.paused or conn.throttled) and conn.sock.pending():
+            self._again(conn)  # type: ignore[arg-type]
+
+    def _again(self, conn: TLSConnection) -> None:
+        conn.more = True
+        conn.backlog = True
+        self.loop.backlog.add(conn)
+        self.loop.set_mask(conn)
+
+    def shutdown(self) -> None:
+        """Stop accepting and drop the handshakes in progress."""
+        for handshake in list(self.handshakes):
+            handshake.end("")
+        super().shutdown()
