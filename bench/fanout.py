@@ -106,7 +106,7 @@ from collections import Counter
 from multiprocessing import get_context
 from typing import Any
 
-from fanout_load import CLK_TCK, SENDERS, cpu_ticks, mono, worker_main
+from fanout_load import CLK_TCK, SENDERS, WINDOW, cpu_ticks, mono, worker_main
 from fanout_servers import TARGETS, chatroom_args, chatroom_has_flag, start_server, stop_server
 
 
@@ -146,7 +146,7 @@ def run_once(target: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
             p = ctx.Process(target=worker_main, daemon=True,
                             args=(w, W, n, server.port, server.irc, theirs, done_arr, sent_arr,
                                   stopped, pipes[w][0], [wr for _, wr in pipes], args.lat_every,
-                                  getattr(args, "rooms", 0)))
+                                  getattr(args, "rooms", 0), getattr(args, "window", WINDOW)))
             p.start()
             procs.append(p)
             ctls.append(mine)

@@ -80,10 +80,11 @@ class _Client:
 
 def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connection,
                 done_arr: Any, sent_arr: Any, stopped: Any, wake_r: int, wake_w: list[int],
-                lat_every: int, rooms: int = 0) -> None:
+                lat_every: int, rooms: int = 0, window: int = WINDOW) -> None:
     """Worker process *w*: owns clients ``w, w+W, ...``; see the module docstring.
 
-    *rooms* > 0 spreads the clients over that many rooms (``i % rooms``).
+    *rooms* > 0 spreads the clients over that many rooms (``i % rooms``);
+    *window* is the number of lines in flight over all senders.
 
     Protocol with the coordinator over *ctl*: sends ``("ready",)`` or
     ``("fail", reason)``; receives ``("go", t_go, m0, m1, drain_end)`` (monotonic
@@ -91,7 +92,7 @@ def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connec
     """
     try:
         _Worker(w, nworkers, n, port, irc, ctl, done_arr, sent_arr, stopped, wake_r, wake_w,
-                lat_every, rooms).run()
+                lat_every, rooms, window).run()
     except Exception as exc:  # noqa: BLE001 - any failure is reported, never hangs the coordinator
         ctl.send(("fail", f"worker {w}: {exc!r}"))
 
@@ -99,7 +100,7 @@ def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connec
 class _Worker:
     def __init__(self, w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connection,
                  done_arr: Any, sent_arr: Any, stopped: Any, wake_r: int, wake_w: list[int],
-                 lat_every: int, rooms: int = 0) -> None:
+                 lat_every: int, rooms: int = 0, window: int = WINDOW) -> None:
         if rooms and irc:
             raise ValueError("rooms are for the chatroom protocol only")
         self.w, self.W, self.port, self.irc, self.ctl = w, nworkers, port, irc, ctl
@@ -107,7 +108,7 @@ class _Worker:
         self.wake_r, self.wake_w = wake_r, wake_w
         self.clients = [_Client(i, rooms) for i in range(w, n, nworkers)]
         self.senders = [c for c in self.clients if c.sid >= 0]
-        self.win = sender_windows()
+        self.win = sender_windows(window=window)
         #: room of each sender (-1: #lobby); a client hears sender k iff same room
         self.sroom = [k % rooms if rooms else -1 for k in range(SENDERS)]
         self.need = [sum(1 for c in self.clients if c.room == self.sroom[k] and c.idx != k)
@@ -325,6 +326,8 @@ class _Worker:
 
     def run(self) -> None:
         self.setup()
+        for k in range(SENDERS):  # a worker with none of k's receivers (rooms) must not pin k at 0
+            self.done_arr[self.w * SENDERS + k] = self.done[k]
         self.ctl.send(("ready",))
         _, t_go, self.m0, self.m1, drain_end = self.ctl.recv()
         self.sel.register(self.wake_r, selectors.EVENT_READ, None)

@@ -28,6 +28,13 @@ accounting, the same server flags for ``--target``):
 history replayed, and ``/history 50``, with 1,000,000 lines stored in the
 room, p99 under 5 ms each (see :func:`latency_main`).
 
+In-flight window (``--inflight``): ``lines`` (default) keeps fanout's 256
+lines in flight in both cases, so the rooms case has 10x fewer deliveries in
+flight (256 x 19 against 256 x 199): a closed loop with little work per
+round trip, latency-bound, with many small loop passes (per-pass costs weigh
+more). ``deliveries`` gives the rooms case 256 x 199 / 19 = 2,681 lines in
+flight (134 per sender), the same deliveries in flight as one room of 200.
+
 The cases are interleaved run by run (a busy neighbour hurts both alike);
 each run starts a fresh server. Printed: one Markdown row per run (``lines/s``
 is deliveries/s over the deliveries a line makes), the medians, and the
@@ -51,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout import environment, medians, run_once
-from fanout_load import SENDERS
+from fanout_load import SENDERS, WINDOW
 from fanout_servers import CHATROOMS, chatroom_args
 
 COLUMNS = ["case", "clients", "rooms", "run", "deliv/s", "lines/s", "p50 ms", "p99 ms", "lost",
@@ -225,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--lat-every", type=int, default=4)
     ap.add_argument("--chatroom-args", default="")
+    ap.add_argument("--inflight", choices=("lines", "deliveries"), default="lines",
+                    help="lines: 256 lines in flight in both cases (the fanout load as it is); "
+                         "deliveries: the rooms case gets 256 x (one-1)/(members-1) lines in flight, "
+                         "so both cases have the same deliveries in flight")
     ap.add_argument("--latency", action="store_true",
                     help="measure join and /history latency on a big room instead")
     ap.add_argument("--lines", type=int, default=1_000_000, help="--latency: lines stored in #big")
@@ -239,13 +250,16 @@ def main(argv: list[str] | None = None) -> int:
         return rc
     if args.rooms < SENDERS or args.members < 2 or args.one < SENDERS:
         ap.error(f"need --rooms >= {SENDERS} (one sender per room), --members >= 2, --one >= {SENDERS}")
-    cases = [dict(name="one room", n=args.one, rooms=0, fan=args.one - 1),
-             dict(name="rooms", n=args.rooms * args.members, rooms=args.rooms, fan=args.members - 1)]
+    many_window = WINDOW if args.inflight == "lines" else round(WINDOW * (args.one - 1) / (args.members - 1))
+    cases = [dict(name="one room", n=args.one, rooms=0, fan=args.one - 1, window=WINDOW),
+             dict(name="rooms", n=args.rooms * args.members, rooms=args.rooms, fan=args.members - 1,
+                  window=many_window)]
     print(f"<!-- before: {environment()} -->")
     print(f"<!-- {args.target}: chatroom-server --port 0 --data-dir TMP "
           f"{' '.join(chatroom_args(args.target))} {args.chatroom_args} -->")
     print(f"<!-- rooms: {args.rooms} rooms x {args.members} members, senders = clients 0..{SENDERS - 1}, "
-          f"one in each of rooms 0..{SENDERS - 1} -->\n")
+          f"one in each of rooms 0..{SENDERS - 1}; lines in flight: one room {WINDOW}, "
+          f"rooms {many_window} (--inflight {args.inflight}) -->\n")
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "|".join("---" if i < 4 else "---:" for i in range(len(COLUMNS))) + "|", flush=True)
     rows: dict[str, list[dict[str, Any]]] = {c["name"]: [] for c in cases}
@@ -253,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in range(1, args.runs + 1):
         for case in cases:
             ns = argparse.Namespace(**vars(args))
-            ns.rooms = case["rooms"]
+            ns.rooms, ns.window = case["rooms"], case["window"]
             row = run_once(args.target, case["n"], ns)
             rows[case["name"]].append(row)
             failed |= "error" in row
