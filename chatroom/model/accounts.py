@@ -29,12 +29,15 @@ touch no database and are the functions to run on a worker thread.
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import hmac
 import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 from chatroom.model.errors import Refused
 from chatroom.model.names import nick_key, nick_skeleton_key
@@ -48,7 +51,10 @@ __all__ = [
     "AccountStore",
     "author_label",
     "check_password",
+    "console_password",
+    "console_reset",
     "hash_password",
+    "reset_password",
     "verify_password",
 ]
 
@@ -218,3 +224,47 @@ class AccountStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def console_password(name: str, stdin: TextIO | None = None) -> str:
+    """A new password for the account *name*, from the console: asked twice without echo
+    (``getpass``) when *stdin* (default ``sys.stdin``) is a terminal, else its first line
+    (without the newline). Raises ValueError when the two typed passwords differ."""
+    stdin = stdin if stdin is not None else sys.stdin
+    if not stdin.isatty():
+        return stdin.readline().rstrip("\r\n")
+    password = getpass.getpass(f"new password for {name}: ")
+    if getpass.getpass("the same again: ") != password:
+        raise ValueError("the two passwords differ; nothing was changed")
+    return password
+
+
+def reset_password(path: Path, nick: str, read_password: Callable[[str], str] = console_password) -> str:
+    """Set a new password for the account *nick* in the store file *path* (``chatroom-server
+    --reset-password NICK``); returns the account's name. ``read_password(name)`` gives the password
+    (:func:`console_password`), asked only once the account is found. Raises LookupError when there is
+    no such account (or no store file: none is created), ValueError for a refused password."""
+    if not Path(path).is_file():
+        raise LookupError(f"no account {nick} ({path} does not exist)")
+    with AccountStore(path) as store:
+        account = store.get(nick)
+        if account is None:
+            raise LookupError(f"no account {nick}")
+        password = read_password(account.name)
+        reason = check_password(password)
+        if reason is not None:
+            raise ValueError(f"{reason}; nothing was changed")
+        store.set_password(account.name, hash_password(password))
+    return account.name
+
+
+def console_reset(path: Path, nick: str) -> tuple[int, str]:
+    """``chatroom-server --reset-password NICK``: :func:`reset_password` with :func:`console_password`;
+    returns ``(exit status, line)``: ``(0, "OK password of NICK reset")``, ``(1, reason)`` for no such
+    account, ``(2, reason)`` for a refused password."""
+    try:
+        return 0, f"OK password of {reset_password(path, nick)} reset"
+    except LookupError as exc:
+        return 1, str(exc)
+    except ValueError as exc:
+        return 2, str(exc)

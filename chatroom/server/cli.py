@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 from chatroom import __version__
 from chatroom.server.addresses import lan_addresses, parse_if_inet6  # noqa: F401 - parse_if_inet6 re-exported
 from chatroom.net.logs import setup_logging
+from chatroom.model.accounts import console_reset
 from chatroom.model.names import room_key
 from chatroom.plugins.manager import PluginHost
 from chatroom.net.relay import tune_malloc
@@ -185,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-port", type=parse_port, metavar="PORT",
                      help="serve TLS on PORT beside the clear --port (0: the kernel picks); implies --tls "
                           "unless --tls-cert is given")
+    parser.add_argument("--reset-password", metavar="NICK",
+                        help="set the password of the account NICK (asked twice without echo; one line of stdin "
+                             "when it is not a terminal), then exit")
     parser.add_argument("--quiet", action="store_true", help="log to the log file only, not stderr")
     parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
     return parser
@@ -381,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     log_file = args.log_file or args.data_dir / "chatroom.log"
+    if args.reset_password is not None:  # exit 0 (OK printed), 1 (no such account), 2 (refused password)
+        status, line = console_reset(args.data_dir / "accounts.sqlite3", args.reset_password)
+        if status:
+            return _fail(status, line)
+        print(line, flush=True)
+        return 0
     tls, tls_fingerprint = None, ""
     if not args.list_plugins:  # --list-plugins starts no server and creates nothing
         try:
