@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 from typing import Any
 
 from chatroom import (
@@ -166,7 +167,13 @@ def _start(ctx: Context, fn: Any, done: Any) -> None:
             ctx.log.error("password check for %s failed: %r", ctx.nick, error)
             ctx.reply("ERROR internal error while checking the password")
             return
-        done(result)
+        try:
+            done(result)
+        except Refused as exc:  # the caller's error, not a plugin fault (faults here would disable the plugin)
+            ctx.reply(f"ERROR {exc}")
+        except sqlite3.Error as exc:
+            ctx.log.error("account store error for %s: %s", ctx.nick, exc)
+            ctx.reply(f"ERROR account store error: {exc}")
 
     ctx.run_in_thread(fn, finished)
 
