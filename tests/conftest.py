@@ -35,7 +35,11 @@ class ServerProcess:
         first = self.proc.stdout.readline()
         if not first.startswith("chatroom-server listening on "):
             self.proc.kill()
-            raise RuntimeError(f"server did not start: {first!r} {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+            err = self.proc.stderr.read()  # type: ignore[union-attr]
+            self.proc.wait()
+            self.proc.stdout.close()
+            self.proc.stderr.close()  # type: ignore[union-attr]
+            raise RuntimeError(f"server did not start: {first!r} {err!r}")
         self.host, _, port = first.strip().rpartition(" ")[2].rpartition(":")
         self.host = self.host.strip("[]")  # an IPv6 address is printed in brackets
         self.port = int(port)

@@ -15,7 +15,7 @@ import time
 from chatroom import Command, CommandError, Context, Room, UsageError, hookimpl, parse_uint
 
 JOIN_USAGE = "/join #ROOM"
-PART_USAGE = "/part [#ROOM] [REASON]"
+PART_USAGE = "/part [#ROOM] [REASON]"  # the # may be left out when the word names one of your rooms
 TOPIC_USAGE = "/topic [TEXT | --clear]"
 HISTORY_USAGE = "/history [#ROOM] [N] | since ID [N] | before ID [N]"
 #: Most lines one /history call returns.
@@ -38,10 +38,12 @@ def part(ctx: Context, args: list[str]) -> None:
     """``/part [#room] [reason]``: leave the room (default: the current one)."""
     assert ctx.client is not None
     first, _, rest = ctx.text.partition(" ")
-    room = ctx.find_room(first) if first.startswith("#") else None
-    if first.startswith("#") and (room is None or room.name not in ctx.client.rooms):
+    room = ctx.find_room(first) if first else None
+    if room is not None and room.name not in ctx.client.rooms:
+        room = None
+    if first.startswith("#") and room is None:
         raise CommandError(f"you are not in {first}")
-    if room is None:
+    if room is None:  # the first word names no room of yours: it is part of the reason
         room, rest = ctx.client.room, ctx.text
     if room is None:
         raise CommandError("you are in no room")

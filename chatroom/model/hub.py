@@ -243,8 +243,9 @@ class Hub:
     def flush_for(self, member: Member) -> None:
         """Fan out the pending events of *member*'s rooms, before something is sent to it directly."""
         if self._pending:
-            for room in member.rooms.values():
-                if room.pending:
+            rooms = member.rooms
+            for room in self._pending:  # in the order they were spoken in; only the pending ones
+                if room.pending and rooms.get(room.name) is room:
                     self._fan_out(room)
 
     def send(self, member: Member, entry: Entry, *, history: bool = False) -> None:

@@ -2,12 +2,13 @@
 
 Read top to bottom: :meth:`Loop.run_once` waits for events; a readable
 listener accepts, a readable connection is handed to its transport (which
-reads at most one slice), a writable one gets its queue sent. Connections
+reads at most one slice), a writable one is noted. Connections
 with parsed input left over from the previous pass get one more slice each
 (:data:`chatroom.net.tcp.SLICE` events), then timers and worker results run,
 then the ``before_write`` steps (the room model's fan-out, the history
-commit), then every connection with pending output gets one bounded
-``sendmsg``. Output is only ever *queued* during a pass: a connection's
+commit), then every connection with pending output (or that became
+writable) gets one bounded ``sendmsg``: no byte of a pass reaches a socket
+before that pass's history is committed. Output is only ever *queued* during a pass: a connection's
 :meth:`~chatroom.net.connection.Connection.deliver` checks its output budget
 (``max_queue``) when bytes are queued and dooms a connection that would pass
 it; doomed connections are closed at the end of the pass.
@@ -76,6 +77,7 @@ class Loop:
         self.before_write: list[Callable[[], None]] = []
         self.on_drain: Callable[[Connection], None] = lambda conn: None
         self._doomed: list[Connection] = []
+        self._writable: list[Connection] = []
         self._streaming: set[Connection] = set()
         self._running = False
         self.stop_reason = ""
@@ -107,11 +109,11 @@ class Loop:
         self.now = self.clock()
         for key, mask in events:
             data = key.data
-            if data.__class__ is Connection or isinstance(data, Connection):
+            if isinstance(data, Connection):
                 if mask & _READ:
                     data.transport.readable(data)
-                if mask & _WRITE and not data.closed:
-                    self.write(data)
+                if mask & _WRITE:
+                    self._writable.append(data)  # written in flush(), after the history commit
             else:
                 data()
         for conn in backlog:
@@ -195,6 +197,10 @@ class Loop:
             doomed, self._doomed = self._doomed, []
             for conn in doomed:
                 conn.transport.close(conn, conn.doomed)
+        writable, self._writable = self._writable, []
+        for conn in writable:
+            if not conn.closed:
+                self.write(conn)
         dirty, self.dirty = self.dirty, []
         for conn in dirty:
             conn.dirty = False
