@@ -4,7 +4,7 @@ Usage::
 
     chatroom-client --name alice --port 5000 [--host 127.0.0.1]
                     [--send-dir send] [--received-dir received] [--auto-send]
-                    [--quit-wait 30]
+                    [--quit-wait 30] [--tls [--ca FILE | --fingerprint SHA256:...]]
 
 A missing ``--name`` or ``--port`` is asked for (prompt on stderr, answer on
 stdin). The client connects, sends ``/caps binary`` and ``/nick NAME``,
@@ -32,8 +32,13 @@ Client-side commands: ``/quit`` and ``/sendfile NAME`` (any case; quote a name
 with spaces). Every other line, ``/command`` or chat, goes to the server as
 typed (type ``//text`` to say the literal ``/text``).
 
-Exit status: 0 after ``/quit``; 1 when the server cannot be reached or the
-connection is lost (``connection to server lost`` on stderr); 2 for bad
+TLS (``--tls``): the certificate is checked as :mod:`chatroom.client.trust`
+says (system CAs or ``--ca FILE``; a self-signed server trusted on first use
+and remembered in ``~/.config/chatroom/known_hosts``; ``--fingerprint`` pins
+it); a refusal is one line on stderr and exit status 1.
+
+Exit status: 0 after ``/quit``; 1 when the server cannot be reached, its
+TLS certificate is refused or the connection is lost (``connection to server lost`` on stderr); 2 for bad
 arguments or a refused name in line mode; 130 on Ctrl-C in line mode.
 """
 
@@ -52,6 +57,7 @@ from typing import TextIO
 from chatroom.client.console import LineConsole
 from chatroom.client.io import load_transfer
 from chatroom.client.loop import QUIT_WAIT, ClientLoop
+from chatroom.client.trust import TrustRefused, open_tls
 
 __all__ = ["build_parser", "main", "parse_port", "read_line_fd", "resolve_args", "stdin_reader"]
 
@@ -107,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="at end of input or /quit, wait at most S seconds for files still arriving, then discard them "
         "and quit; your own sends are always finished (default: %(default)g)",
     )
+    tls = p.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true",
+                     help="connect with TLS (chatroom-server --tls or --tls-port); a self-signed certificate is "
+                     "trusted on first use and remembered in ~/.config/chatroom/known_hosts (XDG_CONFIG_HOME)")
+    tls.add_argument("--ca", type=Path, metavar="FILE",
+                     help="trust only certificates signed by the CA certificates in FILE (implies --tls)")
+    tls.add_argument("--fingerprint", metavar="SHA256:..",
+                     help="trust only the certificate with this SHA-256 fingerprint, as chatroom-server prints "
+                     "it (implies --tls)")
     return p
 
 
@@ -239,9 +254,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     try:
-        sock = connect(args.host, args.port)
+        if args.tls or args.ca or args.fingerprint:
+            sock = open_tls(functools.partial(connect, args.host, args.port), args.host, args.port, ca=args.ca,
+                            pin=args.fingerprint, err=sys.stderr)
+        else:
+            sock = connect(args.host, args.port)
+    except (TrustRefused, ValueError) as exc:
+        print(f"chatroom-client: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"chatroom-client: cannot connect to {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        reason = getattr(exc, "reason", None) or exc.strerror or exc
+        print(f"chatroom-client: cannot connect to {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 1
     if tty:
         from chatroom.client.tui import run_tui

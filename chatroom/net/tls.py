@@ -44,7 +44,7 @@ from chatroom.net.tcp import READ_SIZE, LineTransport
 from chatroom.wire.lines import encode_line
 
 __all__ = ["CERT_FILE", "CLEAR_ERROR", "HANDSHAKE_TIMEOUT", "KEY_FILE", "TLSConnection", "TLSSocket", "TLSTransport",
-           "ensure_certificate", "fingerprint", "server_context"]
+           "ensure_certificate", "fingerprint", "load_tls", "server_context"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -141,6 +141,22 @@ def fingerprint(cert_path: Path) -> str:
 
     certs = x509.load_pem_x509_certificates(Path(cert_path).read_bytes())
     return "SHA256:" + certs[0].fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def load_tls(data_dir: Path, host: str, cert: Path | None = None, key: Path | None = None) -> tuple[ssl.SSLContext, str]:
+    """``(context, fingerprint)`` for *cert* and *key*, or for the self-signed pair in *data_dir* (made if needed).
+
+    Raises ValueError with one line to print when only one of *cert*, *key*
+    is given or the pair cannot be made, read or used.
+    """
+    if bool(cert) != bool(key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    try:
+        if cert is None or key is None:
+            cert, key, _ = ensure_certificate(data_dir, host)
+        return server_context(cert, key), fingerprint(cert)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ValueError(f"TLS certificate or key unusable: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:

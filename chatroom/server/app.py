@@ -68,7 +68,8 @@ class Server:
     ``inline_threads`` (``ctx.run_in_thread`` work runs on the loop thread).
     TLS: *tls* (an ``ssl.SSLContext``, see :mod:`chatroom.net.tls`) makes the
     main port speak TLS, or, with *tls_port*, adds a TLS listener on
-    *host*:*tls_port* beside the clear one (``tls_address``; both feed the same rooms).
+    *host*:*tls_port* beside the clear one (``tls_address``; both feed the same rooms);
+    ``tls_handshake_timeout`` seconds to finish a handshake.
     :meth:`shutdown` may be called from any thread; the rest only from the
     loop thread. Raises OSError if the address cannot be bound, sqlite3.Error
     if the history cannot be opened, Refused for a bad ``default_room``.
@@ -102,6 +103,7 @@ class Server:
         inline_threads: bool = False,
         tls: Any = None,
         tls_port: int | None = None,
+        tls_handshake_timeout: float = 10.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +133,8 @@ class Server:
         budgets = dict(flood=FloodPolicy(flood_rate, flood_burst, flood_kill), partial_timeout=partial_timeout,
                        max_per_address=max_per_address)
         if tls is not None and tls_port is None:  # the main port speaks TLS
-            self.transport = TLSTransport(self.loop, self, listener, context=tls, **budgets)
+            self.transport = TLSTransport(self.loop, self, listener, context=tls,
+                                          handshake_timeout=tls_handshake_timeout, **budgets)
         else:
             self.transport = LineTransport(self.loop, self, listener, **budgets)
         self.address: tuple[str, int] = listener.getsockname()[:2]
@@ -142,7 +145,7 @@ class Server:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             tls_listener = socket.create_server((host, tls_port), family=family, backlog=512, reuse_port=False)
             self.transports.append(TLSTransport(self.loop, self, tls_listener, context=tls, share=self.transport,
-                                                **budgets))
+                                                handshake_timeout=tls_handshake_timeout, **budgets))
             self.tls_address = tls_listener.getsockname()[:2]
         self._history_failing = False
 

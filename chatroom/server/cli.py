@@ -40,6 +40,7 @@ from chatroom.model.names import room_key
 from chatroom.plugins.manager import PluginHost
 from chatroom.net.relay import tune_malloc
 from chatroom.server.app import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
+from chatroom.net.tls import load_tls
 
 DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
 CONFIG_ENV = "CHATROOM_CONFIG"
@@ -175,9 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="retention of the room history: LINES per room, DAYS with a d (30d), or both "
                             "(100000,30d); default: keep everything")
     tls = parser.add_argument_group(
-        "TLS", "serve TLS on the main port (--tls, or --tls-cert and --tls-key), or beside it: --tls-port PORT "
-               "adds a TLS listener next to the clear one, e.g. --host 0.0.0.0 --port 5000 --tls-port 5001 "
-               "(both reach the same rooms); the certificate's SHA-256 fingerprint is printed at start-up")
+        "TLS", "TLS on the main port (--tls, or --tls-cert and --tls-key), or beside the clear one: --port 5000 "
+               "--tls-port 5001 (same rooms). The certificate's SHA-256 fingerprint is printed at start-up")
     tls.add_argument("--tls", action="store_true",
                      help="speak TLS with a self-signed certificate made in the data dir on first run "
                           "(tls-cert.pem, tls-key.pem) and reused after")
@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-port", type=parse_port, metavar="PORT",
                      help="serve TLS on PORT beside the clear --port (0: the kernel picks); implies --tls "
                           "unless --tls-cert is given")
+    tls.add_argument("--tls-handshake-timeout", type=positive_float, default=10.0, metavar="S",
+                     help="close a connection that has not finished its TLS handshake after S seconds (default 10)")
     parser.add_argument("--reset-password", metavar="NICK",
                         help="set the password of the account NICK (asked twice without echo; one line of stdin "
                              "when it is not a terminal), then exit")
@@ -340,31 +342,6 @@ def _fail(status: int, message: str) -> int:
     return status
 
 
-def tls_setup(args: argparse.Namespace) -> tuple[Any, str]:
-    """``(ssl.SSLContext or None, "SHA256:..." or "")`` for the TLS options (see :mod:`chatroom.net.tls`).
-
-    Makes the self-signed pair in the data dir when needed. Raises
-    :class:`StartupError` for a missing half of --tls-cert/--tls-key or a
-    certificate or key that cannot be read or used.
-    """
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise StartupError("--tls-cert and --tls-key go together")
-    if not (args.tls or args.tls_cert or args.tls_port is not None):
-        return None, ""
-    import ssl
-
-    from chatroom.net.tls import ensure_certificate, fingerprint, server_context
-
-    try:
-        if args.tls_cert:
-            cert, key = args.tls_cert, args.tls_key
-        else:
-            cert, key, _ = ensure_certificate(args.data_dir, args.host)
-        return server_context(cert, key), fingerprint(cert)
-    except (OSError, ValueError, ssl.SSLError) as exc:
-        raise StartupError(f"TLS certificate or key unusable: {getattr(exc, 'strerror', None) or exc}") from None
-
-
 def format_address(host: str, port: int) -> str:
     """``HOST:PORT``, with an IPv6 host in brackets: ``[::1]:5000``."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -396,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             check_data_dir(args.data_dir)
             check_stores(args.data_dir)
-            tls, tls_fingerprint = tls_setup(args)
-        except StartupError as exc:
+            if args.tls or args.tls_cert or args.tls_key or args.tls_port is not None:
+                tls, tls_fingerprint = load_tls(args.data_dir, args.host, args.tls_cert, args.tls_key)
+        except (StartupError, ValueError) as exc:
             return _fail(2, str(exc))
     try:
         if args.list_plugins:  # only problems on stderr: stdout is the listing
@@ -416,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = Server(args.host, args.port, data_dir=args.data_dir, max_queue=args.max_queue,
                         max_file_size=args.max_file_size, plugins=plugins, tls=tls, tls_port=args.tls_port,
+                        tls_handshake_timeout=args.tls_handshake_timeout,
                         **limit_options(args))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
