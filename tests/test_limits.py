@@ -43,7 +43,7 @@ def test_out_of_file_descriptors_pauses_accepting_logs_once_and_recovers(tmp_pat
         time.sleep(2.0)  # measuring a duration: the server must stay idle while it cannot accept
         assert _cpu_seconds(proc.pid) - cpu < 0.5, "accepting spins while out of descriptors"
         assert log.read_text().count("pausing new connections") == 1, "logged more than once per episode"
-        for sock in socks[:40]:
+        for sock in socks:  # every descriptor comes back (the pending ones are accepted, then see their EOF)
             sock.close()
         late = LineClient("127.0.0.1", port)
         try:

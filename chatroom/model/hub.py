@@ -273,19 +273,23 @@ class Hub:
     def _fan_out(self, room: Room) -> None:
         pending, room.pending = room.pending, []
         senders = {sender for sender, _ in pending}
-        cache: dict[int, bytes] = {}
+        encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
+        batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
         encoders = self.encoders
         for member in room.members.values():
             # one encoding per (wire format, tags or not, current room or not) present in the room
             key = (member.wire_index << 2) | member.tagged | ((member.room is not room) << 1)
-            if member.id in senders:
+            lines = encoded.get(key)
+            if lines is None:
                 encode = encoders[member.wire_index]
-                data = b"".join([encode(e, key & 1, not key & 2, False) for s, e in pending if s != member.id])
+                lines = encoded[key] = [encode(e, key & 1, not key & 2, False) for _, e in pending]
+            if member.id in senders:  # a speaker gets the batch without its own lines
+                mid = member.id
+                data = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
             else:
-                data = cache.get(key)  # type: ignore[assignment]
+                data = batches.get(key)  # type: ignore[assignment]
                 if data is None:
-                    encode = encoders[member.wire_index]
-                    data = cache[key] = b"".join([encode(e, key & 1, not key & 2, False) for _, e in pending])
+                    data = batches[key] = b"".join(lines)
             if data:
                 member.deliver(data)
 

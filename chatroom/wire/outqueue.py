@@ -57,7 +57,9 @@ class OutQueue:
                 if tail.__class__ is bytearray and len(tail) < _TAIL_MAX:
                     tail += data
                     return
-            bufs.append(bytearray(data))
+                bufs.append(bytearray(data))  # a tail to coalesce the next small pieces into
+            else:  # an empty queue keeps the (immutable) buffer itself: no copy per recipient
+                bufs.append(data if data.__class__ is bytes else bytes(data))
         elif data.__class__ is bytearray:
             bufs.append(bytes(data))
         else:
