@@ -191,6 +191,35 @@ def test_handshake_timeout_closes_a_silent_client(server_factory: Any) -> None:
     assert "TLS handshake timeout" in server.log_text()
 
 
+def test_handshakes_count_against_the_per_address_budget(server_factory: Any) -> None:
+    server, port, _ = start_tls(server_factory, "--tls-port", "0", "--max-per-address", "2")
+    waiting = [socket.create_connection((server.host, port), timeout=DEADLINE) for _ in range(2)]
+    third = LineClient(server.host, port)
+    server.clients.append(third)
+    assert third.next_line() == "ERROR too many connections from 127.0.0.1 (max 2)"
+    for sock in waiting:
+        sock.close()
+    deadline = time.monotonic() + DEADLINE
+    while True:  # the closed handshakes give their places back as the server notices them
+        try:
+            tls_client(server, port).expect_prefix("* Welcome", timeout=2.0)
+            break
+        except OSError:  # refused in clear text: the TLS handshake fails (ssl.SSLError), or the socket closes
+            assert time.monotonic() < deadline, "the budget was never given back"
+
+
+def test_unusable_certificate_is_one_line_and_status_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    run = subprocess.run(["chatroom-server", "--port", "0", "--data-dir", str(tmp_path / "d"), "--tls-cert", str(bad),
+                          "--tls-key", str(bad)], capture_output=True, text=True, timeout=DEADLINE)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"chatroom-server: error: cannot use TLS certificate {bad} with key {bad}: ")
+    half = subprocess.run(["chatroom-server", "--port", "0", "--data-dir", str(tmp_path / "d"), "--tls-cert", str(bad)],
+                          capture_output=True, text=True, timeout=DEADLINE)
+    assert half.returncode == 2 and half.stderr == "chatroom-server: error: --tls-cert and --tls-key go together\n"
+
+
 # -- chatroom-client --tls ----------------------------------------------------------------------
 
 

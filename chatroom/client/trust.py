@@ -126,7 +126,10 @@ def open_tls(connect: Callable[[], socket.socket], host: str, port: int, *, ca: 
             raise TrustRefused(f"REFUSED: the certificate of {where} has fingerprint {offered}, "
                                f"not the pinned {wanted}")
         return TLSClientSocket(sock)
-    context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    try:
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    except (OSError, ValueError) as exc:
+        raise TrustRefused(f"cannot use --ca {ca}: {getattr(exc, 'reason', None) or exc.strerror or exc}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         return TLSClientSocket(context.wrap_socket(connect(), server_hostname=host))

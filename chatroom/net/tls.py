@@ -156,7 +156,10 @@ def load_tls(data_dir: Path, host: str, cert: Path | None = None, key: Path | No
             cert, key, _ = ensure_certificate(data_dir, host)
         return server_context(cert, key), fingerprint(cert)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        raise ValueError(f"TLS certificate or key unusable: {getattr(exc, 'strerror', None) or exc}") from None
+        reason = getattr(exc, "strerror", None) or exc
+        if isinstance(exc, ssl.SSLError):
+            reason = f"not a PEM certificate and its private key ({exc.reason or exc})"
+        raise ValueError(f"cannot use TLS certificate {cert} with key {key}: {reason}") from None
 
 
 def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
@@ -404,12 +407,11 @@ class TLSTransport(LineTransport):
                 return
             parser.receive_data(data)
             got += len(data)
-        if got:
-            self.serve(conn)
+        self.serve(conn)
 
     def serve(self, conn: Connection) -> None:
         """Handle up to SLICE events; when input runs dry but the SSL object holds bytes, read them next pass."""
-        if conn.more:  # type: ignore[attr-defined]
+        if conn.more and not (conn.paused or conn.throttled or conn.closing):  # type: ignore[attr-defined]
             self.readable(conn)
             return
         super().serve(conn)
