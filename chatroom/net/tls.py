@@ -204,6 +204,15 @@ class TLSSocket:
         except ssl.SSLZeroReturnError:
             return b""
 
+    def recv_into(self, buffer: Any, size: int) -> int:
+        """Like :meth:`recv`, into *buffer*; 0 at the end."""
+        try:
+            return self.ssl.recv_into(buffer, size)
+        except _WANT:
+            raise BlockingIOError("TLS wants more bytes") from None
+        except ssl.SSLZeroReturnError:
+            return 0
+
     def sendmsg(self, buffers: Iterable[Any]) -> int:
         sent = 0
         write = self.ssl.send
@@ -372,6 +381,7 @@ class TLSTransport(LineTransport):
         self.context = context
         self.handshake_timeout = handshake_timeout
         self.handshakes: dict[_Handshake, bool] = {}
+        self._scratch = memoryview(bytearray(READ_SIZE))  # one read's bytes, copied by the parser at once
 
     def _admit(self, sock: socket.socket, addr: Any) -> None:
         if self._count_in(sock, addr):
@@ -390,23 +400,24 @@ class TLSTransport(LineTransport):
 
     def readable(self, conn: Connection) -> None:
         """Read until TLS wants more from the network, at most READ_SIZE bytes, and handle what it completes."""
-        sock, parser = conn.sock, conn.parser
+        sock, scratch = conn.sock, self._scratch
         got = 0
         conn.more = False  # type: ignore[attr-defined]
         while got < READ_SIZE:
             try:
-                data = sock.recv(READ_SIZE - got)
+                n = sock.recv_into(scratch[got:], READ_SIZE - got)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
-                data = b""
-            if not data:
+                n = 0
+            if not n:
                 if got:
                     break  # serve what came first; the end is read again on the next pass
                 self.close(conn, "connection lost")
                 return
-            parser.receive_data(data)
-            got += len(data)
+            got += n
+        if got:
+            conn.parser.receive_data(scratch[:got])
         self.serve(conn)
 
     def serve(self, conn: Connection) -> None:
