@@ -166,6 +166,7 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     """A server-side context (TLS 1.2 or later) with this certificate chain and key; raises ssl.SSLError, OSError."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION  # a TLS 1.2 client cannot make the loop redo handshakes
     context.load_cert_chain(cert_path, key_path)
     return context
 
