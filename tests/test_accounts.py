@@ -182,6 +182,16 @@ def test_failed_logins_back_off_per_address(chatroom_room) -> None:  # type: ign
     assert mallory.say(f"/login alice {PW}")[-1] == "OK logged in as alice"
 
 
+def test_one_password_check_at_a_time_per_connection(chatroom_room) -> None:  # type: ignore[no-untyped-def]
+    room = chatroom_room()
+    registered(room).leave()
+    bob = room.join("bob")
+    # both lines are handled in one loop pass, before the first check has run on its worker
+    assert bob.send_bytes(f"/login alice wrong-password\n/login alice {PW}\n".encode()) == [
+        "ERROR a password check of yours is running; wait for its answer", "ERROR wrong password for alice"]
+    assert room.faults == []
+
+
 def test_password_change(chatroom_room) -> None:  # type: ignore[no-untyped-def]
     room = chatroom_room()
     bob = room.join("bob")

@@ -12,7 +12,7 @@ room model refuses it). Logging in takes the nick from whoever holds it (they
 become ``guestN`` again, with a notice). A password is 8 to 256 characters
 without spaces; it is stored only as a salted scrypt hash
 (:func:`chatroom.hash_password`), computed on a worker thread
-(``ctx.run_in_thread``, about 46 ms each): the answer comes when it is done.
+(``ctx.run_in_thread``, about 50 ms each): the answer comes when it is done.
 Each connection has at most one password check running, and the server at
 most :data:`MAX_PENDING`.
 

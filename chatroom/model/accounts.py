@@ -11,10 +11,12 @@ salt, and the store keeps ``scrypt$N$r$p$SALT$KEY`` (base64 without padding).
 hash and compares in constant time (``hmac.compare_digest``).
 
 Cost: N = 2**14, r = 8, p = 1 takes 128 * r * N = 16 MiB of memory and, on
-the 2-core machine this was written on, about 46 ms per call (median of 10,
-``python -c "import hashlib,os,time; ..."``, see the module's tests); so a
-hash is always computed off the loop thread (``ctx.run_in_thread``). The
-parameters live in each hash, so raising them later keeps old hashes valid.
+the 2-core machine this was written on, about 50 ms of CPU per call (46 ms
+median of 10 single calls; ``python -m timeit -n 10 -r 5 -s "import hashlib,os"
+"hashlib.scrypt(b'correct-horse', salt=os.urandom(16), n=2**14, r=8, p=1,
+dklen=32)"``: best of 5, 50.8 ms); N = 2**15 took about 100 ms. So a hash is
+always computed off the loop thread (``ctx.run_in_thread``). The parameters
+live in each hash, so raising them later keeps old hashes valid.
 
 Nicks and accounts: an account is named after the nick it registered and
 is keyed like nicks (case-insensitive, :func:`~chatroom.model.names.nick_key`);
@@ -58,7 +60,7 @@ __all__ = [
     "verify_password",
 ]
 
-#: scrypt cost parameters for new hashes: 16 MiB and about 46 ms per hash here.
+#: scrypt cost parameters for new hashes: 16 MiB and about 50 ms per hash here.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SALT_BYTES = 16
 KEY_BYTES = 32
@@ -119,7 +121,7 @@ def _unb64(text: str) -> bytes:
 def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
     """A salted scrypt hash of *password*: ``"scrypt$N$r$p$SALT$KEY"`` (``str``, base64 parts).
 
-    Slow on purpose (about 46 ms and 16 MiB with the defaults): call it on a
+    Slow on purpose (about 50 ms and 16 MiB with the defaults): call it on a
     worker thread. Raises ValueError for parameters scrypt refuses.
     """
     salt = os.urandom(SALT_BYTES)
