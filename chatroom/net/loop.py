@@ -78,6 +78,9 @@ class Loop:
         self.on_drain: Callable[[Connection], None] = lambda conn: None
         self._doomed: list[Connection] = []
         self._writable: list[Connection] = []
+        #: Loop-clock time before which output is held (a ``before_write`` step sets it: the history's
+        #: group-commit window); 0 when writes go out at the end of every pass.
+        self.hold_until = 0.0
         self._streaming: set[Connection] = set()
         self._running = False
         self.stop_reason = ""
@@ -125,8 +128,14 @@ class Loop:
         return busy
 
     def timeout(self) -> float | None:
-        """How long the next ``select`` may wait (0 while work is pending)."""
-        return 0 if (self._streaming or self.backlog or self._doomed) else self.scheduler.timeout()
+        """How long the next ``select`` may wait (0 while work is pending; no later than a held write)."""
+        if self._streaming or self.backlog or self._doomed:
+            return 0
+        timeout = self.scheduler.timeout()
+        if self.hold_until:
+            held = max(0.0, self.hold_until - self.clock())
+            timeout = held if timeout is None else min(timeout, held)
+        return timeout
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Ask :meth:`serve_forever` to return (thread-safe)."""
@@ -197,6 +206,8 @@ class Loop:
             doomed, self._doomed = self._doomed, []
             for conn in doomed:
                 conn.transport.close(conn, conn.doomed)
+        if self.hold_until > self.now:  # output waits for the next commit (see Server._commit_history)
+            return
         writable, self._writable = self._writable, []
         for conn in writable:
             if not conn.closed:

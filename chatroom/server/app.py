@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chatroom.model.accounts import AccountStore
-from chatroom.model.history import History
+from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.room import Room
@@ -58,7 +58,7 @@ class Server:
     held; ``max_per_address`` connections per address (0: no limit);
     ``announce_limit``: rooms with more members do not announce joins and
     leaves (0: always). Rooms: everyone starts in ``default_room``; joining a
-    room replays its last ``history_on_join`` lines (0: none); the history
+    room replays its last ``history_on_join`` lines (0: none; at most 500); the history
     keeps at most ``history_keep_lines`` lines per room and
     ``history_keep_days`` days (None: no limit); ``record_history=False``
     records nothing (rooms and topics still persist). I/O parts are injectable for
@@ -66,6 +66,8 @@ class Server:
     (Unix seconds for message times), ``listener`` (a bound listening
     socket; else one is bound on *host*:*port*), ``waker``,
     ``inline_threads`` (``ctx.run_in_thread`` work runs on the loop thread).
+    ``commit_window`` (seconds) groups history commits under load (see
+    :meth:`_commit_history`; 0: one commit per pass).
     TLS: *tls* (an ``ssl.SSLContext``, see :mod:`chatroom.net.tls`) makes the
     main port speak TLS, or, with *tls_port*, adds a TLS listener on
     *host*:*tls_port* beside the clear one (``tls_address``; both feed the same rooms);
@@ -101,6 +103,7 @@ class Server:
         listener: Any = None,
         waker: Any = None,
         inline_threads: bool = False,
+        commit_window: float = 0.002,
         tls: Any = None,
         tls_port: int | None = None,
         tls_handshake_timeout: float = 10.0,
@@ -108,7 +111,7 @@ class Server:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.max_file_size = max_file_size
-        self.history_on_join = history_on_join
+        self.history_on_join = min(history_on_join, MAX_FETCH)
         self.history_keep = (history_keep_lines, history_keep_days)
         self.plugins = plugins if plugins is not None else default_plugins()
         self._state: dict[str, dict[str, Any]] = {}
@@ -148,6 +151,8 @@ class Server:
                                                 handshake_timeout=tls_handshake_timeout, **budgets))
             self.tls_address = tls_listener.getsockname()[:2]
         self._history_failing = False
+        self.commit_window = commit_window
+        self._last_commit = -1e9
 
     # -- running -------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -161,7 +166,12 @@ class Server:
         log.info("listening on %s:%d", *self.address)
         self.call_hook("startup", None)
         if any(v is not None for v in self.history_keep):
-            self.loop.call_later(0, self._prune)
+            lines, days = self.history_keep
+            for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
+                if not self.history.prune(lines, days):
+                    break
+            self.history.commit()
+            self.loop.call_later(PRUNE_EVERY, self._prune)
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Ask the loop to stop (thread-safe); it tells the clients and closes."""
@@ -188,6 +198,7 @@ class Server:
         for conn in list(self.clients.values()):
             conn.transport.close(conn, reason)  # a capture's on_end still runs
         self.hub.flush()
+        self.commit_window = 0.0
         self._commit_history()
         for store in self._stores.values():
             close_store(store)
@@ -234,6 +245,26 @@ class Server:
         self.call_hook("client_left", conn, reason=reason)
 
     def _commit_history(self) -> None:
+        """Commit the pass's history lines before any output leaves; under load, group commits.
+
+        A commit costs about as much as fanning a pass out to 200 members, so
+        when the last commit is less than ``commit_window`` seconds old (and
+        fewer than 1,000 lines wait) this pass's output is held instead
+        (``Loop.hold_until``) and goes out with the next commit: PostgreSQL's
+        ``commit_delay`` idea. At most ``commit_window`` of added latency, only
+        when passes come faster than that; no byte ever leaves before the
+        lines it carries are saved.
+        """
+        pending = self.history.pending
+        if not pending:
+            self.loop.hold_until = 0.0
+            return
+        now = self.loop.clock()
+        if now - self._last_commit < self.commit_window and pending < 1000:
+            self.loop.hold_until = self._last_commit + self.commit_window
+            return
+        self._last_commit = now
+        self.loop.hold_until = 0.0
         try:
             self.history.commit()
         except sqlite3.Error as exc:  # kept in memory and retried next pass; logged once per episode

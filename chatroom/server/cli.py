@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     rooms = parser.add_argument_group("rooms and history")
     rooms.add_argument("--default-room", type=room_name, default="#lobby", metavar="#ROOM",
                        help="the room everyone starts in (default #lobby)")
-    rooms.add_argument("--history-on-join", type=non_negative_int, default=20, metavar="N",
-                       help="lines of a room's history sent to a member who joins it (default 20; 0: none)")
+    rooms.add_argument("--history-on-join", type=history_lines, default=20, metavar="N",
+                       help="lines of a room's history sent to a member who joins it (0-500, default 20; 0: none)")
     rooms.add_argument("--no-history", action="store_true",
                        help="do not record what is said in rooms (rooms and topics still persist)")
     rooms.add_argument("--history-keep", type=history_keep, default=(None, None), metavar="SPEC",
@@ -298,6 +298,14 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
                    history_keep_lines=args.history_keep[0], history_keep_days=args.history_keep[1],
                    record_history=not args.no_history)
     return options
+
+
+def history_lines(text: str) -> int:
+    """``"20"`` -> 20: a number of history lines, 0 to 500; raises argparse.ArgumentTypeError otherwise."""
+    value = non_negative_int(text)
+    if value > 500:
+        raise argparse.ArgumentTypeError(f"at most 500 lines: {text!r}")
+    return value
 
 
 def room_name(text: str) -> str:
