@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         reason = getattr(exc, "reason", None) or exc.strerror or exc
+        if getattr(exc, "library", None) == "SSL":  # an ssl.SSLError: TCP worked, TLS did not
+            reason = f"no TLS handshake ({reason}); is {args.port} the server's TLS port?"
         print(f"chatroom-client: cannot connect to {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 1
     if tty:
