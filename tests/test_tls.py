@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,32 @@ def test_a_burst_over_tls_is_read_to_its_last_byte(server_factory: Any) -> None:
     client.send_raw(b"y" * (65536 - 13) + b"\n/upper done\n")
     client.expect("P6")
     client.expect("DONE", timeout=5.0)
+
+
+def test_openssl_s_client_works_like_nc(server_factory: Any) -> None:
+    server, port, _ = start_tls(server_factory, "--tls-port", "0")
+    proc = subprocess.Popen(["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{port}"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    watchdog = threading.Timer(DEADLINE, proc.kill)  # a silent server cannot block readline past the deadline
+    watchdog.start()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"/nick sam\n/upper over openssl\n")
+        proc.stdin.flush()
+        seen: list[bytes] = []
+        deadline = time.monotonic() + DEADLINE
+        while b"OVER OPENSSL\n" not in seen:
+            assert time.monotonic() < deadline, f"no reply through openssl s_client; saw {seen}"
+            line = proc.stdout.readline()
+            assert line, f"openssl s_client ended; saw {seen}"
+            seen.append(line)
+        assert seen[0].startswith(b"* Welcome") and b"OK nick sam\n" in seen
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            stream.close()  # type: ignore[union-attr]
 
 
 # -- confusion between the ports, handshake timeout ---------------------------------------------
