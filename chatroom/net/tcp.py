@@ -55,7 +55,7 @@ class LineTransport:
     (0: no limit); *ids* gives connection ids (shared by every transport of
     a server); *share*, another transport of the same server whose ids,
     connection table and per-address counts this one shares. A client that
-    opens a TLS handshake here (first bytes ``16 03``) is closed at once.
+    opens a TLS handshake here (a line that starts with byte 0x16) is closed at once.
     Loop thread only.
     """
 
@@ -165,7 +165,7 @@ class LineTransport:
         if not data:
             self.close(conn, "connection lost")
             return
-        if data[:2] == b"\x16\x03" and not conn.parser.partial:  # a TLS ClientHello: it cannot read our lines
+        if data[:1] == b"\x16" and not conn.parser.partial:  # a TLS handshake record: it cannot read our lines
             log.info("closing %s: it speaks TLS on the clear port", conn.nick, extra=CONN)
             self.close(conn, "TLS on the clear port")
             return
