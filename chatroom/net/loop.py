@@ -33,7 +33,7 @@ from chatroom.net.scheduler import Scheduler
 from chatroom.wire.lines import encode_line
 from chatroom.wire.wakeup import Waker
 
-__all__ = ["DEFAULT_MAX_QUEUE", "LOW_WATER", "STREAM_BATCH", "WRITE_SIZE", "Loop"]
+__all__ = ["DEFAULT_MAX_QUEUE", "LOW_WATER", "PASS_BUDGET", "STREAM_BATCH", "WRITE_SIZE", "Loop"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -45,6 +45,8 @@ STREAM_BATCH = 2000
 #: Bytes written to one socket per loop pass at most, so one huge queue (a relayed 4 MiB chunk to many
 #: receivers) is spread over passes instead of stalling one.
 WRITE_SIZE = 64 * 1024
+#: Seconds a pass may spend reading and serving input before it leaves the rest to the next pass.
+PASS_BUDGET = 0.005
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
@@ -81,6 +83,7 @@ class Loop:
         #: Loop-clock time before which output is held (a ``before_write`` step sets it: the history's
         #: group-commit window); 0 when writes go out at the end of every pass.
         self.hold_until = 0.0
+        self._turn = 0  # rotates where a pass starts reading and serving
         self._streaming: set[Connection] = set()
         self._running = False
         self.stop_reason = ""
@@ -106,20 +109,35 @@ class Loop:
 
     def run_once(self, timeout: float | None) -> bool:
         """One pass: wait up to *timeout* seconds, handle events, one slice per backlogged connection,
-        timers, the ``before_write`` steps, writes. Returns True if anything was done."""
+        timers, the ``before_write`` steps, writes. Returns True if anything was done.
+
+        A pass spends at most about :data:`PASS_BUDGET` seconds reading and
+        serving input: past it, the remaining readable connections are left
+        for the next pass (epoll reports them again) and the backlog waits;
+        the starting point rotates every pass, so nobody is always last.
+        """
         backlog = list(self.backlog)  # served after this pass's reads: one slice per connection per pass
         events = self.selector.select(timeout)
         self.now = self.clock()
-        for key, mask in events:
+        start = time.perf_counter()
+        deadline = start + PASS_BUDGET
+        self._turn += 1
+        count = len(events)
+        for i in range(count):
+            key, mask = events[(self._turn + i) % count]
             data = key.data
             if isinstance(data, Connection):
-                if mask & _READ:
+                if mask & _READ and (time.perf_counter() < deadline or data.closing):
                     data.transport.readable(data)
                 if mask & _WRITE:
                     self._writable.append(data)  # written in flush(), after the history commit
             else:
                 data()
-        for conn in backlog:
+        count = len(backlog)
+        for i in range(count):
+            if time.perf_counter() >= deadline:
+                break
+            conn = backlog[(self._turn + i) % count]
             if conn.backlog and not conn.throttled:
                 conn.transport.serve(conn)
         ran = self.scheduler.run_ready()
@@ -129,7 +147,7 @@ class Loop:
 
     def timeout(self) -> float | None:
         """How long the next ``select`` may wait (0 while work is pending; no later than a held write)."""
-        if self._streaming or self.backlog or self._doomed:
+        if self._streaming or self.backlog or self._doomed or self.dirty or self._writable:
             return 0
         timeout = self.scheduler.timeout()
         if self.hold_until:
@@ -208,12 +226,19 @@ class Loop:
                 conn.transport.close(conn, conn.doomed)
         if self.hold_until > self.now:  # output waits for the next commit (see Server._commit_history)
             return
+        deadline = time.perf_counter() + PASS_BUDGET  # writes too: what is left goes out next pass
         writable, self._writable = self._writable, []
-        for conn in writable:
+        for i, conn in enumerate(writable):
+            if time.perf_counter() >= deadline:
+                self._writable.extend(writable[i:])
+                break
             if not conn.closed:
                 self.write(conn)
         dirty, self.dirty = self.dirty, []
-        for conn in dirty:
+        for i, conn in enumerate(dirty):
+            if time.perf_counter() >= deadline:
+                self.dirty.extend(dirty[i:])
+                break
             conn.dirty = False
             if not conn.closed and not conn.want_write:
                 self.write(conn)
