@@ -14,7 +14,8 @@ context hands out; ``Refused`` is the room model's refusal (``CommandError``
 is a subclass); ``parse_uint`` parses a bounded number from user input and
 ``safe_name`` makes an untrusted file name safe; ``AccountStore``, ``Account``,
 ``hash_password``, ``verify_password`` and ``check_password`` are the accounts (``ctx.accounts``),
-``author_label`` how a listing shows a verified author. Names are loaded on first use, so importing a submodule
+``author_label`` how a listing shows a verified author; ``RoomRules`` and ``Ban`` a room's moderation
+(``room.rules``: owner, operators, bans, topic lock, key). Names are loaded on first use, so importing a submodule
 (the client imports :mod:`chatroom.wire`) does not load the plugin machinery.
 """
 
@@ -37,6 +38,8 @@ _EXPORTS = {
     "MigrationError": "chatroom.model.store",
     "Refused": "chatroom.model.errors",
     "Room": "chatroom.model.room",
+    "RoomRules": "chatroom.model.moderation",
+    "Ban": "chatroom.model.moderation",
     "Member": "chatroom.model.member",
     "Entry": "chatroom.model.history",
     "Timer": "chatroom.net.scheduler",

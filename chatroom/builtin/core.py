@@ -13,6 +13,7 @@ from chatroom import Command, CommandError, Context, UsageError, hookimpl
 if TYPE_CHECKING:
     from chatroom import PluginInfo
 
+PLUGINS_USAGE = "/plugins [enable|disable NAME]"
 #: Capabilities a client may announce with /caps: frames (file transfer), message tags on room lines.
 KNOWN_CAPS = frozenset({"binary", "tags"})
 
@@ -61,7 +62,7 @@ def help_(ctx: Context, args: list[str]) -> None:
             raise CommandError(f"no such command: /{args[0].lstrip('/')}")
         commands = [command]
     else:
-        commands = ctx.commands()
+        commands = [c for c in ctx.commands() if ctx.may(c)]  # only what the caller may use
     for command in commands:
         aliases = "".join(f", /{a}" for a in command.aliases)
         ctx.reply(f"{command.usage_line()}{aliases} - {command.summary}")
@@ -75,6 +76,15 @@ def caps(ctx: Context, args: list[str]) -> None:
 
 
 def plugins(ctx: Context, args: list[str]) -> None:
+    """``/plugins``: list them; ``/plugins enable|disable NAME`` (admins, declared in ``sub_requires``)."""
+    if args:
+        if len(args) != 2 or args[0].lower() not in ("enable", "disable"):
+            raise UsageError(PLUGINS_USAGE)
+        enable = args[0].lower() == "enable"
+        ctx.set_plugin_enabled(args[1], enable)
+        ctx.log.info("%s (account %s) %s plugin %s", ctx.nick, ctx.account, args[0].lower() + "d", args[1])
+        ctx.reply(f"OK plugin {args[1]} {'enabled' if enable else 'disabled'}")
+        return
     for line in describe_plugins(ctx.plugins()):
         ctx.reply(line)
 
@@ -89,7 +99,7 @@ def describe_plugins(infos: Iterable[PluginInfo]) -> list[str]:
     for info in sorted(infos, key=lambda i: (i.source != "builtin", i.name)):
         commands = " ".join("/" + c for c in info.commands) or "-"
         hooks = ", ".join(h for h in info.hooks if h != "register_commands") or "-"
-        state = f" [disabled after {info.faults} faults]" if info.disabled else ""
+        state = (f" [disabled after {info.faults} faults]" if info.faults else " [disabled]") if info.disabled else ""
         lines.append(f"* {info.name} ({info.source}: {info.origin}){state} commands: {commands}; hooks: {hooks}")
     return lines
 
@@ -111,5 +121,7 @@ def register_commands() -> list[Command]:
         Command("caps", caps, usage="/caps CAPABILITY...",
                 summary="Announce client capabilities (binary: file frames; tags: message tags on room lines)",
                 min_args=1),
-        Command("plugins", plugins, usage="/plugins", summary="List the installed plugins", max_args=0, cost=3.0),
+        Command("plugins", plugins, usage=PLUGINS_USAGE, cost=3.0, max_args=2,
+                summary="List the installed plugins (admins: enable or disable one at run time)",
+                sub_requires=(("enable", "admin"), ("disable", "admin"))),
     ]

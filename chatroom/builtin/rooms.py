@@ -14,17 +14,22 @@ import time
 
 from chatroom import Command, CommandError, Context, Room, UsageError, hookimpl, parse_uint
 
-JOIN_USAGE = "/join #ROOM"
+JOIN_USAGE = "/join #ROOM [KEY]"
 PART_USAGE = "/part [#ROOM] [REASON]"  # the # may be left out when the word names one of your rooms
-TOPIC_USAGE = "/topic [TEXT | --clear]"
+TOPIC_USAGE = "/topic [TEXT | --clear | lock | unlock]"
 HISTORY_USAGE = "/history [#ROOM] [N] | since ID [N] | before ID [N]"
 #: Most lines one /history call returns.
 MAX_HISTORY = 500
 
 
 def join(ctx: Context, args: list[str]) -> None:
-    """``/join #room``: join (creating it) and make it current; topic, recent history, then ``OK``."""
-    room, joined = ctx.join(args[0])
+    """``/join #room [KEY]``: join (creating it: you own it if logged in) and make it current; topic,
+    recent history, then ``OK``. A room with a key (``/key``) needs it; a ban keeps you out."""
+    if len(args) > 1:  # a KEY for a room without one is a mistake worth saying
+        found = ctx.find_room(args[0])
+        if found is None or not found.rules.key:
+            raise UsageError(f"{JOIN_USAGE} (KEY only for a room with a key; {args[0]} has none)")
+    room, joined = ctx.join(args[0], args[1] if len(args) > 1 else None)
     if not joined:
         ctx.reply(f"OK current room {room.name}")
         return
@@ -72,6 +77,13 @@ def topic(ctx: Context, args: list[str]) -> None:
         else:
             ctx.reply(f"* {room.label} has no topic")
         return
+    if text.lower() in ("lock", "unlock"):  # operators only: declared in sub_requires, checked by the core
+        room.rules.topic_locked = text.lower() == "lock"
+        ctx.moderate(room, f"{ctx.nick} {text.lower()}ed the topic of {room.label}")
+        ctx.reply(f"OK topic {text.lower()}ed")
+        return
+    if room.rules.topic_locked:
+        ctx.require("operator", f"/topic in {room.label} (locked)")
     ctx.set_topic(room, "" if text == "--clear" else text[:400])
     ctx.reply("OK topic")
 
@@ -127,12 +139,13 @@ def _current(ctx: Context) -> Room:
 def register_commands() -> list[Command]:
     return [
         Command("join", join, usage=JOIN_USAGE, summary="Join a room (created if new) and make it your current room",
-                min_args=1, max_args=1, aliases=("j",)),
+                min_args=1, max_args=2, aliases=("j",)),
         Command("part", part, usage=PART_USAGE, summary="Leave a room (default: your current room)", raw=True,
                 aliases=("leave",)),
         Command("rooms", rooms, usage="/rooms", summary="List every room with its member count and topic",
                 max_args=0, cost=3.0),
-        Command("topic", topic, usage=TOPIC_USAGE, summary="Show or set your current room's topic", raw=True),
+        Command("topic", topic, usage=TOPIC_USAGE, raw=True, sub_requires=(("lock", "operator"), ("unlock", "operator")),
+                summary="Show or set your current room's topic (operators: lock or unlock it)"),
         Command("me", me, usage="/me TEXT", summary="Say * NICK TEXT in your current room", min_args=1, raw=True),
         Command("history", history, usage=HISTORY_USAGE,
                 summary="Show stored lines of your current room (ids need /caps tags)", max_args=4, cost=3.0),

@@ -72,6 +72,8 @@ MIGRATIONS = [
         topic_at REAL NOT NULL DEFAULT 0, created REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: room moderation (owner, operators, bans, topic lock, key) as JSON: chatroom.model.moderation.
+    "ALTER TABLE rooms ADD COLUMN rules TEXT NOT NULL DEFAULT ''",
 ]
 
 _COLUMNS = "room, id, ts, kind, nick, account, text"
@@ -340,6 +342,16 @@ class History:
     def room(self, name: str) -> RoomRecord | None:
         """Room *name*'s record (saved, committed or not), or None."""
         return self._rooms.get(name)
+
+    def room_rules(self) -> dict[str, str]:
+        """Room name -> its moderation rules (JSON text, :class:`chatroom.model.moderation.RoomRules`)."""
+        return dict(self._conn.execute("SELECT name, rules FROM rooms WHERE rules != ''"))
+
+    def save_rules(self, name: str, rules: str) -> None:
+        """Write room *name*'s rules (JSON text) at once, in their own transaction (rare: moderation)."""
+        with transaction(self._conn):
+            self._conn.execute("INSERT INTO rooms (name, created, rules) VALUES (?, ?, ?) ON CONFLICT (name) "
+                               "DO UPDATE SET rules = excluded.rules", (name, self._clock(), rules))
 
     def rooms(self) -> list[RoomRecord]:
         """Every room record, sorted by name (uncommitted changes included)."""

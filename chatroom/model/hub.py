@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
+from chatroom.model.moderation import RoomRules
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
 from chatroom.model.room import Room
 from chatroom.wire.lines import encode_line
@@ -60,6 +61,9 @@ class Hub:
         if history is not None:
             for record in history.rooms():
                 self.rooms[record.name] = Room(record.name, record.topic, record.topic_by, record.topic_at)
+            for name, rules in history.room_rules().items():
+                if name in self.rooms:
+                    self.rooms[name].rules = RoomRules.from_json(rules)
         self.default_room = self.open_room(default_room)
 
     # -- members ---------------------------------------------------------------------
@@ -143,8 +147,9 @@ class Hub:
         key = room_key(name)
         return self.rooms.get(key) if key else None
 
-    def open_room(self, name: str) -> Room:
-        """The room called *name*, created (and persisted) if new. Raises Refused for an invalid name."""
+    def open_room(self, name: str, owner: str | None = None) -> Room:
+        """The room called *name*, created (and persisted) if new, then owned by the account *owner*
+        (None: no owner). Raises Refused for an invalid name."""
         key = room_key(name)
         if key is None:
             raise Refused(f"{name!r} is not a room name: # and 1-32 of a-z 0-9 _ -")
@@ -153,7 +158,15 @@ class Hub:
             room = self.rooms[key] = Room(key)
             if self.history is not None:
                 self.history.ensure_room(key)
+            if owner:
+                room.rules.owner = owner
+                self.save_rules(room)
         return room
+
+    def save_rules(self, room: Room) -> None:
+        """Persist *room*'s moderation rules (``room.rules``) at once."""
+        if self.history is not None:
+            self.history.save_rules(room.name, room.rules.to_json())
 
     def join(self, member: Member, room: Room, *, quiet: bool = False) -> bool:
         """Put *member* in *room* and make it the current room; False if it was in it already.
@@ -172,18 +185,20 @@ class Hub:
         member.rooms[room.name] = room
         return True
 
-    def part(self, member: Member, room: Room, reason: str = "") -> None:
-        """Take *member* out of *room* (announced); its current room becomes the last one it joined."""
-        self._leave(member, room, f"{member.nick} left {room.label}" + (f" ({reason})" if reason else ""))
+    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "") -> None:
+        """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
+        size); its current room becomes the last one it joined."""
+        self._leave(member, room, notice or f"{member.nick} left {room.label}" + (f" ({reason})" if reason else ""),
+                    always=bool(notice))
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
 
-    def _leave(self, member: Member, room: Room, text: str) -> None:
+    def _leave(self, member: Member, room: Room, text: str, always: bool = False) -> None:
         if room.pending:
             self._fan_out(room)
         room.members.pop(member.id, None)
         member.rooms.pop(room.name, None)
-        self.announce(room, text)
+        (self.notice if always else self.announce)(room, text)
 
     # -- what is said ----------------------------------------------------------------------
     def say(self, member: Member, room: Room, text: str, kind: str = "msg") -> Entry:

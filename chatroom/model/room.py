@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chatroom.model.moderation import RoomRules
 from chatroom.wire.render import room_label
 
 if TYPE_CHECKING:
@@ -20,13 +21,14 @@ __all__ = ["Room"]
 
 class Room:
     """``name`` (canonical ``#name``), ``label`` (the bare name notices show), ``members``
-    (member id -> Member, in join order), ``topic`` with ``topic_by`` and ``topic_at`` (Unix s).
+    (member id -> Member, in join order), ``topic`` with ``topic_by`` and ``topic_at`` (Unix s),
+    ``rules`` (owner, operators, bans, topic lock, key: :class:`~chatroom.model.moderation.RoomRules`).
 
     ``pending`` holds the events of the current loop pass as ``(sender id or 0, Entry)``;
     the hub fans them out once at the end of the pass. Loop thread only.
     """
 
-    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending")
+    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules")
 
     def __init__(self, name: str, topic: str = "", topic_by: str = "", topic_at: float = 0.0) -> None:
         self.name = name
@@ -36,6 +38,7 @@ class Room:
         self.topic_by = topic_by
         self.topic_at = topic_at
         self.pending: list[tuple[int, Entry]] = []
+        self.rules = RoomRules()
 
     def nicks(self) -> list[str]:
         """Members' nicks in join order."""

@@ -48,6 +48,12 @@ class Command:
     ``cost`` is what one call takes from the caller's flood token bucket
     (a chat line costs 1; see :mod:`chatroom.net.budget`): give an expensive
     command a higher cost.
+    ``requires`` is who may call it (:data:`chatroom.model.moderation.LEVELS`): ``"anyone"``,
+    ``"account"`` (logged in), ``"operator"`` (of the caller's current room, or an admin) or
+    ``"admin"``; the core checks it before the handler runs and answers ``ERROR permission
+    denied: /kick needs a room operator``, and ``/help`` lists only what the caller may use.
+    ``sub_requires`` raises it for some first words: ``(("lock", "operator"),)`` makes
+    ``/topic lock`` an operator's while ``/topic`` stays anyone's.
     """
 
     name: str
@@ -59,7 +65,18 @@ class Command:
     max_args: int | None = None
     raw: bool = False
     cost: float = 1.0
+    requires: str = "anyone"
+    sub_requires: tuple[tuple[str, str], ...] = ()
     plugin: str = field(default="", compare=False)
+
+    def required(self, text: str) -> str:
+        """What a call with argument text *text* requires: ``sub_requires`` for its first word, else ``requires``."""
+        if self.sub_requires:
+            first = text.split(None, 1)[0].lower() if text.strip() else ""
+            for word, level in self.sub_requires:
+                if word == first:
+                    return level
+        return self.requires
 
     def names(self) -> tuple[str, ...]:
         """The lower-cased name and aliases."""

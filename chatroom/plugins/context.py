@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from chatroom.model.errors import Refused
+from chatroom.model.moderation import allowed, denied
 from chatroom.model.names import nick_skeleton_key
 
 if TYPE_CHECKING:
@@ -210,17 +211,26 @@ class Context:
         """The room called *name* (``#name`` or ``name``, any case), or None."""
         return self._server.hub.room(name)
 
-    def join(self, name: str) -> tuple[Room, bool]:
-        """Put the caller in room *name* (created if new) and make it the current room.
+    def join(self, name: str, key: str | None = None) -> tuple[Room, bool]:
+        """Put the caller in room *name* (created if new, owned by the caller's account) and make it current.
 
         Returns ``(room, joined)``: *joined* is False when the caller was in
-        it already (the room just became current). A new member gets the
-        room's recent history, marked as history. Raises Refused for a bad
-        room name.
+        it already (the room just became current). Raises Refused for a bad
+        room name, a caller banned from the room, or a room with a key
+        (``/key``) when *key* is not it (its operators and admins need none).
         """
         client = self._caller()
-        room = self._server.hub.open_room(name)
-        joined = self._server.hub.join(client, room)
+        hub = self._server.hub
+        room = hub.room(name)
+        if room is None:
+            room = hub.open_room(name, owner=client.account)
+        elif room.name not in client.rooms and not self.is_admin:
+            if room.rules.banned(client.account, self.address(client)):
+                raise Refused(f"you are banned from {room.name}")
+            if not room.rules.key_matches(key) and not room.rules.is_operator(client.account):
+                raise Refused(f"{room.name} needs a key: /join {room.name} KEY" if key is None
+                              else f"wrong key for {room.name}")
+        joined = hub.join(client, room)
         return room, joined
 
     def replay_recent(self, room: Room) -> int:
@@ -266,6 +276,56 @@ class Context:
     def plugins(self) -> list[PluginInfo]:
         """What is known of every loaded plugin (name, source, version, hooks, commands, faults)."""
         return list(self._server.plugins.info.values())
+
+    # -- permissions and moderation (see chatroom.model.moderation) -----------------------------
+    @property
+    def is_admin(self) -> bool:
+        """True if the caller is logged in to an account named in the server's ``admins`` (config file)."""
+        return self.admin(self.client)
+
+    def admin(self, member: Client | None) -> bool:
+        """True if *member* is logged in to an admin's account."""
+        account = member.account if member is not None else None
+        return account is not None and account.casefold() in getattr(self._server, "admins", ())
+
+    def allowed(self, requires: str, room: Room | None = None) -> bool:
+        """May the caller do what needs *requires* (``"anyone"``, ``"account"``, ``"operator"``,
+        ``"admin"``) in *room* (default: its current room)? The check the core makes for commands."""
+        if room is None and self.client is not None:
+            room = self.client.room
+        return allowed(requires, self.account, room.rules if room is not None else None, self.is_admin)
+
+    def require(self, requires: str, what: str, room: Room | None = None) -> None:
+        """Raise Refused ``permission denied: WHAT needs a room operator`` (etc.) unless :meth:`allowed`."""
+        if not self.allowed(requires, room):
+            raise Refused(denied(requires, what))
+
+    def may(self, command: Command) -> bool:
+        """True if the caller may use *command* (its ``requires``; its plugin enabled): what ``/help`` lists."""
+        return self._server.plugins.is_active(command.plugin) and self.allowed(command.requires)
+
+    def address(self, member: Client | None = None) -> str:
+        """*member*'s (default: the caller's) address without the port, ``""`` if unknown."""
+        target = member or self.client
+        return str(getattr(target, "host", "") or "")
+
+    def moderate(self, room: Room, action: str) -> None:
+        """Persist ``room.rules`` (after a change), tell *room* ``* ACTION`` and log ``[GENERAL]`` who did it."""
+        self._server.hub.save_rules(room)
+        self._server.hub.notice(room, action)
+        self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
+
+    def kick(self, member: Client, room: Room, notice: str) -> None:
+        """Take *member* out of *room*: the room and *member* are told ``* NOTICE``, whatever the room's size."""
+        self._server.hub.part(member, room, notice=notice)
+        self._server.send_line(member, f"* {notice}")
+
+    def set_plugin_enabled(self, name: str, enabled: bool) -> None:
+        """Enable or disable the plugin *name* at run time (admins: ``/plugins enable|disable NAME``).
+
+        Raises Refused for an unknown plugin, for ``core`` (it holds ``/plugins``), or to enable a plugin
+        switched off after faults."""
+        self._server.plugins.set_enabled(name, enabled)
 
     # -- accounts ----------------------------------------------------------------------
     @property
@@ -314,6 +374,9 @@ class Context:
         client.account = name
         if client.nick != name:
             self._server.set_nick(client, name)
+        for room in list(client.rooms.values()):  # an account ban holds whatever connection it logs in from
+            if room.rules.banned(name, "") and not self.is_admin:
+                self.kick(client, room, f"{name} is banned from {room.label}")
 
     def _caller(self) -> Client:
         if self.client is None:

@@ -117,7 +117,11 @@ class Dispatcher:
             self._unknown(client, name)
             return UNKNOWN_COST
         ctx = Context(self.server, command.plugin, client, rest)
+        requires = command.required(rest)
         try:
+            if requires != "anyone":  # the declared permission, checked before the handler runs
+                word = rest.split(None, 1)[0].lower() if requires != command.requires else ""
+                ctx.require(requires, f"/{command.name}" + (f" {word}" if word else ""))
             ctx.args = command.parse_args(rest)
             result = self.plugins.run(command.plugin, command.handler, ctx, ctx.args)
         except UsageError as exc:

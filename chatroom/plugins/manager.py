@@ -55,6 +55,7 @@ BUILTIN_PLUGINS = (
     "chatroom.builtin.tweet",
     "chatroom.builtin.sendfile",
     "chatroom.builtin.accounts",
+    "chatroom.builtin.moderation",
 )
 
 #: What a command name or alias may look like (it is typed after ``/``).
@@ -257,7 +258,19 @@ class PluginHost:
         info = self.info.get(plugin)
         return info is None or not info.disabled
 
-    # -- calling -------------------------------------------------------------
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Switch the loaded plugin *name* on or off at run time (its hooks, commands and timers).
+
+        Raises CommandError for an unknown plugin, for ``core`` (``/plugins`` lives there), and to
+        enable a plugin switched off after faults (it was unloaded: restart the server)."""
+        info = self.info.get(name)
+        if info is None or name == "core":
+            raise CommandError(f"no plugin {name}" if info is None else "the core plugin cannot be disabled")
+        if enabled and info.disabled and not self.pm.has_plugin(name):
+            raise CommandError(f"plugin {name} was disabled after {info.faults} faults; restart the server")
+        info.disabled = not enabled
+        log.info("plugin %s %s at run time", name, "enabled" if enabled else "disabled")
+
     def call(self, hook_name: str, make_ctx: Callable[[str], Any], /, **kwargs: Any) -> list[Any]:
         """Call every implementation of *hook_name*; return their non-None results.
 

@@ -17,7 +17,7 @@ import selectors
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ class Server:
     main port speak TLS, or, with *tls_port*, adds a TLS listener on
     *host*:*tls_port* beside the clear one (``tls_address``; both feed the same rooms);
     ``tls_handshake_timeout`` seconds to finish a handshake.
+    ``admins``: account names that moderate every room and enable or disable plugins at run time.
     :meth:`shutdown` may be called from any thread; the rest only from the
     loop thread. Raises OSError if the address cannot be bound, sqlite3.Error
     if the history cannot be opened, Refused for a bad ``default_room``.
@@ -107,6 +108,7 @@ class Server:
         tls: Any = None,
         tls_port: int | None = None,
         tls_handshake_timeout: float = 10.0,
+        admins: Iterable[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +128,8 @@ class Server:
                        record=record_history)
         self.accounts = AccountStore(self.data_dir / "accounts.sqlite3")  # registered nicks (ctx.accounts)
         self.hub.registered = self.accounts.registered
+        #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
+        self.admins = frozenset(a.casefold() for a in admins)
         self.dispatcher = Dispatcher(self)
         self.relay = Relay(self, clock=clock)
         self.loop.on_drain = self.relay.on_drain
@@ -216,8 +220,11 @@ class Server:
         room = self.hub.default_room
         self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
                                   "Type /nick NAME to choose a name, /help for commands.")
-        self.hub.join(conn, room)
-        self.replay_recent(conn, room)
+        if room.rules.banned(None, conn.host):  # a guest banned by address from the default room
+            self.loop.send_line(conn, f"* you are banned from {room.label}: /join another room")
+        else:
+            self.hub.join(conn, room)
+            self.replay_recent(conn, room)
         self.call_hook("client_joined", conn)
 
     def on_line(self, conn: Connection, text: str) -> float:

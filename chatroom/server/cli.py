@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-plugins", action="store_true", help="load the built-in plugins only")
     parser.add_argument("--list-plugins", action="store_true", help="list the plugins that would load, and exit")
     parser.add_argument("--config", type=Path, default=os.environ.get(CONFIG_ENV) or None, metavar="FILE",
-                        help=f"TOML file whose [plugins.NAME] tables configure plugins (ctx.config); "
+                        help=f"TOML file: admins = [ACCOUNT, ...] (moderate every room, /plugins enable|disable), "
+                             f"and [plugins.NAME] tables that configure plugins (ctx.config); "
                              f"default ${CONFIG_ENV}")
     parser.add_argument("--plugin-fault-limit", type=int, default=5, metavar="N",
                         help="disable a plugin after N faults (default 5)")
@@ -196,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Config file -> its top-level ``admins`` (account names), as :func:`read_config` found them.
+ADMINS: dict[str, list[str]] = {}
+
+
 def read_config(path: Path | None) -> dict[str, dict[str, Any]]:
     """Plugin name -> settings from the ``[plugins.NAME]`` tables of the TOML file *path*.
 
@@ -211,6 +216,10 @@ def read_config(path: Path | None) -> dict[str, dict[str, Any]]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"cannot read config file {path}: {exc}") from None
     plugins = data.get("plugins", {})
+    admins = data.get("admins", [])
+    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+        raise ValueError(f"{path}: 'admins' must be a list of account names, like admins = [\"alice\"]")
+    ADMINS[str(path)] = admins
     if not isinstance(plugins, dict):
         raise ValueError(f"{path}: 'plugins' must be a table of [plugins.NAME] tables")
     for name, table in plugins.items():
@@ -403,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(args.host, args.port, data_dir=args.data_dir, max_queue=args.max_queue,
                         max_file_size=args.max_file_size, plugins=plugins, tls=tls, tls_port=args.tls_port,
                         tls_handshake_timeout=args.tls_handshake_timeout,
-                        **limit_options(args))
+                        admins=ADMINS.get(str(args.config), []), **limit_options(args))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
         return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")
