@@ -139,7 +139,7 @@ def test_relay_forwards_to_binary_members_and_tells_nc_users(room: Any) -> None:
         events = receiver.drain()
         assert lines(events) == ['* alice is sending "report.pdf" (10 bytes)']
         assert frames(events) == [f"file-begin {tid} 10 alice report.pdf"]
-    assert alice.drain() == []
+    assert lines(alice.drain()) == [f"OK sendfile {tid} report.pdf"]  # nobody asked for consent: at once
     relay.on_frame(alice, data_frame(tid, b"0123456789"))
     digest = hashlib.sha256(b"0123456789").hexdigest()
     relay.on_frame(alice, Frame(f"file-end {tid} {digest}", b""))
@@ -228,6 +228,7 @@ def test_sender_abort_is_relayed(room: Any) -> None:
     _, relay, alice, bob, *_ = room
     tid = relay.start(alice, "x", 100)
     bob.drain()
+    alice.drain()
     relay.on_frame(alice, Frame(f"file-abort {tid} changed my mind", b""))
     assert frames(bob.drain()) == [f"file-abort {tid} sender cancelled: changed my mind"]
     assert alice.drain() == []
@@ -358,14 +359,14 @@ class FakeCtx:
 
 def test_sendfile_command(room: Any) -> None:
     server, relay, alice, *_ = room
-    (command,) = register_commands()
-    assert command.name == "sendfile"
+    command, *consent = register_commands()
+    assert command.name == "sendfile" and [c.name for c in consent] == ["accept", "decline", "files"]
     with pytest.raises(UsageError, match=r"/sendfile NAME SIZE"):
         command.parse_args("x")
     assert command.parse_args('"my file.txt" 12') == ["my file.txt", "12"]
     ctx = FakeCtx(relay, alice)
     sendfile(ctx, ["../my file.txt", "12"])  # type: ignore[arg-type]
-    assert ctx.replies == ["OK sendfile 1 my file.txt"]
+    assert ctx.replies == [] and lines(alice.drain()) == ["OK sendfile 1 my file.txt"]  # the relay replies
     server.max_file_size = 5
     sendfile(ctx, ["big.bin", "6"])  # type: ignore[arg-type]
     assert ctx.replies[-1] == "ERROR sendfile big.bin: 6 bytes is over the server's limit of 5 bytes (--max-file-size)"

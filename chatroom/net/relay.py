@@ -20,15 +20,17 @@ stalled) is dropped from that transfer (``file-abort``), so it cannot hold
 the others back for ever; a
 sender that sends nothing for :data:`IDLE_TIMEOUT` seconds loses its
 transfer.
+
+Consent and quotas (:mod:`chatroom.net.consent`): a transfer first goes
+through an answer phase, in which members that asked for it (``/files ask``)
+get a ``file-offer`` and answer ``/accept ID`` or ``/decline ID``; only the
+acceptors get ``file-begin`` and the bytes, and the sender's ``OK sendfile``
+comes when every answer is in. Per-sender quotas are checked before that.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import os
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,16 +39,26 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
+from chatroom.net.backpressure import BackpressureSide
+from chatroom.net.consent import OFFER_TIMEOUT, OfferSide, Quota, quota_key
+from chatroom.net.malloc import tune_malloc
 from chatroom.wire.filenames import safe_name
+from chatroom.wire.lines import (
+    MAX_FRAME,
+    Frame,
+    encode_frame,
+    encode_frame_header,
+    sanitize,
+)
 from chatroom.wire.numbers import parse_uint
-from chatroom.wire.lines import MAX_FRAME, Frame, encode_frame, encode_frame_header, sanitize
 
 if TYPE_CHECKING:
     from chatroom.net.connection import Connection as Client
 
     Server = Any  # the application: send_line, send_bytes, broadcast, pause/resume_reading, call_hook, call_later
 
-__all__ = ["HIGH_WATER", "IDLE_TIMEOUT", "MAX_ACTIVE", "MIN_PROGRESS", "STALL_TIMEOUT", "Relay", "Transfer", "tune_malloc"]
+__all__ = ["HIGH_WATER", "IDLE_TIMEOUT", "MAX_ACTIVE", "MIN_PROGRESS", "OFFER_TIMEOUT", "STALL_TIMEOUT", "Relay",
+           "Transfer", "tune_malloc"]
 
 log = logging.getLogger("chatroom.relay")
 
@@ -66,36 +78,6 @@ TICK = 1.0
 _ENDED_MEMORY = 1024
 
 
-#: glibc ``mallopt`` parameters (malloc.h) and the values :func:`tune_malloc` sets, in bytes.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_TRIM_THRESHOLD = 64 * 1024 * 1024
-_MMAP_THRESHOLD = 16 * 1024 * 1024
-
-
-def tune_malloc() -> bool:
-    """Keep glibc from returning freed chunk buffers to the kernel; True if applied.
-
-    Relaying allocates and frees a few MiB-sized buffers per chunk (the
-    parsed frame, the output queues). With glibc's defaults, buffers this big
-    are ``mmap``-ed, or the heap top is trimmed after they are freed, so every
-    chunk is faulted in again page by page: measured on loopback, ~730 minor
-    page faults per MiB relayed, and 3/4 of the server's CPU time in the
-    kernel. Raising the mmap threshold to 16 MiB (frames are at most 4 MiB) and
-    the trim threshold to 64 MiB lets the same memory be reused; peak RSS is
-    unchanged (it is bounded by the buffers in use, not by these limits).
-    Does nothing and returns False off glibc (the ``MALLOC_*_THRESHOLD_``
-    environment variables, if set, are left to win).
-    """
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
-
-
 def parse_id(text: str) -> int | None:
     """A transfer id from the wire: 1-18 ASCII digits, else None (see :func:`chatroom.wire.numbers.parse_uint`)."""
     return parse_uint(text, max_digits=18)
@@ -103,11 +85,13 @@ def parse_id(text: str) -> int | None:
 
 @dataclass(eq=False)
 class Transfer:
-    """One file on its way from ``sender`` to ``receivers`` (client id -> Client).
+    """One file on its way from ``sender`` to ``receivers`` (client id -> Client: those who accepted).
 
     ``size`` is the announced size and ``relayed`` the bytes forwarded so far
     (both in bytes); ``started`` and ``last_data`` are ``time.monotonic()``
-    seconds.
+    seconds. While ``asked`` (client id -> Client) is not empty the transfer is
+    in its answer phase (until ``deadline``); ``accepted``, ``declined`` and
+    ``timed_out`` are the nicks of the answers, for the sender's report.
     """
 
     id: int
@@ -121,13 +105,22 @@ class Transfer:
     window: float = 0.0  # when the current progress window started...
     mark: int = 0  # ... and the bytes relayed by then
     held: dict[int, list[bytes | memoryview]] = field(default_factory=dict)  # receiver id -> buffers not queued yet
+    asked: dict[int, Client] = field(default_factory=dict)
+    accepted: list[str] = field(default_factory=list)
+    declined: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    deadline: float = 0.0
+    report: bool = False  # somebody was asked or declined: tell the sender who said what
+    charge: Any = None  # the quota entry, refunded if nobody accepts
 
 
-class Relay:
+class Relay(OfferSide, BackpressureSide):
     """Relays file frames for one :class:`~chatroom.net.loop.Server`.
 
     Keyword arguments override the module constants (tests use small ones);
-    ``clock`` returns seconds (``time.monotonic`` by default).
+    ``offer_timeout`` is how long asked receivers have to answer (seconds);
+    ``files_per_hour`` and ``bytes_per_day`` are the per-sender quotas (0:
+    unlimited); ``clock`` returns seconds (``time.monotonic`` by default).
     """
 
     def __init__(
@@ -140,6 +133,9 @@ class Relay:
         max_active: int = MAX_ACTIVE,
         min_progress: int = MIN_PROGRESS,
         tick: float = TICK,
+        offer_timeout: float = OFFER_TIMEOUT,
+        files_per_hour: int = 0,
+        bytes_per_day: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.server = server
@@ -150,6 +146,9 @@ class Relay:
         self.min_progress = min_progress
         self.tick = tick
         self.clock = clock
+        self.offer_timeout = offer_timeout
+        self.quota = Quota(files_per_hour, bytes_per_day, clock)
+        self.policies: dict[int, str] = {}  # client id -> "ask" or "none" (absent: "all")
         self.transfers: dict[int, Transfer] = {}
         self._ids = count(1)
         self._paused: dict[int, Client] = {}  # senders whose reading we paused, by client id
@@ -165,10 +164,12 @@ class Relay:
         Checks, before any byte moves: the sender announced ``/caps binary``,
         *size* is within ``server.max_file_size``, the sender has fewer than
         ``max_active`` open transfers, some other member of the room can
-        receive frames, and no ``file_offered`` hookimpl refuses. Raises
-        :class:`~chatroom.model.errors.Refused` with the reason otherwise.
-        Then the room hears ``* NICK is sending "NAME" (SIZE bytes)`` and each
-        receiver gets ``file-begin``.
+        receive frames, no ``file_offered`` hookimpl refuses, and the sender's
+        quota allows it. Raises :class:`~chatroom.model.errors.Refused` with the
+        reason otherwise. Then the room hears ``* NICK is sending "NAME" (SIZE
+        bytes)`` and the answer phase starts (:class:`~chatroom.net.consent.OfferSide`):
+        the sender gets ``OK sendfile ID NAME`` and the acceptors ``file-begin``
+        once every answer is in, at once when nobody has to be asked.
         """
         name = safe_name(name)
         if "binary" not in client.caps:
@@ -190,16 +191,29 @@ class Relay:
         for result in self.server.call_hook("file_offered", client, name=name, size=size):
             if isinstance(result, str):
                 raise Refused(result)
+        over = self.quota.check(quota_key(client), size)
+        if over:
+            raise Refused(over)
         now = self.clock()
         tid = next(self._ids)
-        self.transfers[tid] = Transfer(tid, client, name, size, receivers, now, now, window=now)
+        transfer = Transfer(tid, client, name, size, {}, now, now, window=now)
+        transfer.charge = self.quota.charge(quota_key(client), size)
+        self.transfers[tid] = transfer
         self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
-        begin = encode_frame(f"file-begin {tid} {size} {client.nick} {name}", b"")
-        for receiver in receivers.values():
-            self.server.send_bytes(receiver, begin)
-        log.info("transfer %d: %s sends %r (%d bytes) to %d receivers", tid, client.nick, name, size, len(receivers))
-        self._arm_timer()
+        self._offer(transfer, list(receivers.values()))
         return tid
+
+    def _go(self, transfer: Transfer) -> None:
+        """The answers are in and somebody accepted: ``file-begin`` to them, ``OK sendfile`` to the sender."""
+        now = self.clock()
+        transfer.started = transfer.last_data = transfer.window = now
+        begin = encode_frame(f"file-begin {transfer.id} {transfer.size} {transfer.sender.nick} {transfer.name}", b"")
+        for receiver in transfer.receivers.values():
+            self.server.send_bytes(receiver, begin)
+        self.server.send_line(transfer.sender, f"OK sendfile {transfer.id} {transfer.name}")
+        log.info("transfer %d: %s sends %r (%d bytes) to %d receivers", transfer.id, transfer.sender.nick,
+                 transfer.name, transfer.size, len(transfer.receivers))
+        self._arm_timer()
 
     # -- called by the server ------------------------------------------------------
     def check_frame(self, client: Client, meta: str, size: int) -> str | None:
@@ -222,6 +236,8 @@ class Relay:
             if tid is not None and self._ended.get(tid) == client.id:
                 return ""  # chunks already in flight when the transfer ended
             return f"file-data: no transfer {sanitize(rest)[:20]} of yours is open"
+        if transfer.asked:
+            return f"file-data {tid}: the receivers have not answered yet; wait for OK sendfile"
         if size > transfer.size - transfer.relayed or size > MAX_FRAME:
             return f"file-data {tid}: {size} bytes is more than the {transfer.size - transfer.relayed} left to send"
         return None
@@ -245,6 +261,9 @@ class Relay:
                 return
             self.server.send_line(client, f"ERROR {kind}: no transfer {sanitize(tid_text)[:20]} of yours is open")
             return
+        if transfer.asked and kind != "file-abort":
+            self.server.send_line(client, f"ERROR {kind} {tid}: the receivers have not answered yet")
+            return
         if kind == "file-data":
             self._data(transfer, frame)
         elif kind == "file-end":
@@ -258,9 +277,13 @@ class Relay:
         for transfer in list(self.transfers.values()):
             if transfer.sender is client:
                 self._end(transfer, f"{client.nick} disconnected", tell_sender=False)
+            elif transfer.asked.pop(client.id, None) is not None:
+                transfer.timed_out.append(client.nick)
+                if not transfer.asked:
+                    self._decided(transfer)
             elif transfer.receivers.pop(client.id, None) is not None:
                 transfer.held.pop(client.id, None)
-                if not transfer.receivers:
+                if not transfer.receivers and not transfer.asked:
                     self._end(transfer, "every receiver left")
         for transfer in list(self._flushing.values()):
             transfer.held.pop(client.id, None)
@@ -268,6 +291,7 @@ class Relay:
                 del self._flushing[transfer.id]
         self._paused.pop(client.id, None)
         self._blocked_since.pop(client.id, None)
+        self.policies.pop(client.id, None)
         self._resume_unblocked()
 
     def on_drain(self, client: Client) -> None:
@@ -318,17 +342,6 @@ class Relay:
         if not transfer.held:
             self._flushing.pop(transfer.id, None)
 
-    def _pause_senders(self, transfer: Transfer) -> None:
-        """Pause *transfer*'s sender, and every other sender to a receiver now over the high-water mark,
-        so several senders cannot pile chunks on one slow receiver (its queue stays near HIGH_WATER + 1 chunk,
-        far below the server's --max-queue)."""
-        full = {r.id for r in transfer.receivers.values() if r.queued > self.high_water} | set(transfer.held)
-        for other in self.transfers.values():
-            sender = other.sender
-            if sender.id not in self._paused and (other is transfer or not full.isdisjoint(other.receivers)):
-                self._paused[sender.id] = sender
-                self.server.pause_reading(sender)
-
     def _finish(self, transfer: Transfer, digest: str) -> None:
         if transfer.relayed != transfer.size:
             self._end(transfer, f"size mismatch: sent {transfer.relayed} of {transfer.size} bytes")
@@ -355,7 +368,7 @@ class Relay:
         """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
         abort = encode_frame(f"file-abort {transfer.id} {reason}", b"")
         transfer.held.clear()  # the receivers discard the file anyway
-        for receiver in transfer.receivers.values():
+        for receiver in [*transfer.receivers.values(), *transfer.asked.values()]:
             if not receiver.closed:
                 self.server.send_bytes(receiver, abort)
         self._forget(transfer)
@@ -373,29 +386,6 @@ class Relay:
             self._ended.popitem(last=False)
         self._resume_unblocked()
 
-    # -- backpressure ----------------------------------------------------------------
-    def _blocking(self, sender: Client) -> list[Client]:
-        """Receivers of *sender*'s transfers whose queue is over the high-water mark or that hold a chunk."""
-        return [
-            r
-            for t in self.transfers.values()
-            if t.sender is sender
-            for r in t.receivers.values()
-            if (r.queued > self.high_water or r.id in t.held) and not r.closed
-        ]
-
-    def _resume_unblocked(self) -> None:
-        for sid, sender in list(self._paused.items()):
-            if not self._blocking(sender):
-                del self._paused[sid]
-                if not sender.closed:
-                    self.server.resume_reading(sender)
-                now = self.clock()  # the idle clock only runs while the sender may send
-                for transfer in self.transfers.values():
-                    if transfer.sender is sender:
-                        transfer.last_data = transfer.window = now
-                        transfer.mark = transfer.relayed
-
     def _arm_timer(self) -> None:
         if self._timer is None and (self.transfers or self._flushing):
             self._timer = self.server.call_later(self.tick, self._on_tick, plugin="sendfile")
@@ -404,6 +394,7 @@ class Relay:
         """Drop receivers that held a sender back too long, and transfers whose sender went idle."""
         self._timer = None
         now = self.clock()
+        self._expire_offers(now)
         for sender in list(self._paused.values()):
             for receiver in self._blocking(sender):
                 if now - self._blocked_since.setdefault(receiver.id, now) >= self.stall_timeout:
@@ -420,7 +411,7 @@ class Relay:
             if not transfer.held:
                 del self._flushing[transfer.id]
         for transfer in list(self.transfers.values()):
-            if transfer.sender.id in self._paused:
+            if transfer.sender.id in self._paused or transfer.asked:
                 continue
             if now - transfer.last_data >= self.idle_timeout:
                 self._end(transfer, f"the sender sent nothing for {self.idle_timeout:g} s")
@@ -433,14 +424,3 @@ class Relay:
                     transfer.window, transfer.mark = now, transfer.relayed
         self._resume_unblocked()
         self._arm_timer()
-
-    def _drop_receiver(self, sender: Client, receiver: Client) -> None:
-        reason = f"{receiver.nick} held the transfer back for {self.stall_timeout:g} s"
-        self._blocked_since.pop(receiver.id, None)
-        for transfer in list(self.transfers.values()):
-            if transfer.sender is sender and transfer.receivers.pop(receiver.id, None) is not None:
-                transfer.held.pop(receiver.id, None)
-                self.server.send_bytes(receiver, encode_frame(f"file-abort {transfer.id} too slow: {reason}", b""))
-                log.info("transfer %d: dropped receiver: %s", transfer.id, reason)
-                if not transfer.receivers:
-                    self._end(transfer, reason)

@@ -72,6 +72,8 @@ class Server:
     main port speak TLS, or, with *tls_port*, adds a TLS listener on
     *host*:*tls_port* beside the clear one (``tls_address``; both feed the same rooms);
     ``tls_handshake_timeout`` seconds to finish a handshake.
+    Files: ``file_offer_timeout`` seconds a receiver asked for consent has to answer;
+    ``quota_files_per_hour`` and ``quota_bytes_per_day`` per sender (0: unlimited).
     ``admins``: account names that moderate every room and enable or disable plugins at run time.
     :meth:`shutdown` may be called from any thread; the rest only from the
     loop thread. Raises OSError if the address cannot be bound, sqlite3.Error
@@ -108,6 +110,9 @@ class Server:
         tls: Any = None,
         tls_port: int | None = None,
         tls_handshake_timeout: float = 10.0,
+        file_offer_timeout: float = 60.0,
+        quota_files_per_hour: int = 0,
+        quota_bytes_per_day: int = 0,
         admins: Iterable[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -131,7 +136,9 @@ class Server:
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in admins)
         self.dispatcher = Dispatcher(self)
-        self.relay = Relay(self, clock=clock)
+        self.relay = Relay(self, clock=clock, offer_timeout=file_offer_timeout, files_per_hour=quota_files_per_hour,
+                           bytes_per_day=quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
+        self.plugin_state("sendfile")["relay"] = self.relay  # /accept, /decline, /files reach it as ctx.state
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
         if listener is None:
