@@ -109,6 +109,9 @@ SERVER_LIMITS = {
     "idle_timeout": "partial_timeout",
     "max_per_address": "max_per_address",
     "announce_limit": "announce_limit",
+    "quota_files_per_hour": "quota_files_per_hour",
+    "quota_bytes_per_day": "quota_bytes_per_day",
+    "file_offer_timeout": "file_offer_timeout",
 }
 
 
@@ -133,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="drop a client whose unsent output passes this size (default 8MiB)")
     parser.add_argument("--max-file-size", type=parse_size, default=DEFAULT_MAX_FILE_SIZE,
                         help="largest file /sendfile relays (default 1GiB)")
+    parser.add_argument("--quota-files-per-hour", type=non_negative_int, default=0, metavar="N",
+                        help="files one sender (account, else address) may offer per hour (default 0: unlimited)")
+    parser.add_argument("--quota-bytes-per-day", type=parse_size, default=0, metavar="SIZE",
+                        help="bytes one sender may offer per day, e.g. 2GiB (default 0: unlimited)")
+    parser.add_argument("--file-offer-timeout", type=positive_float, default=60.0, metavar="S",
+                        help="seconds a receiver that asks for consent (/files ask) has to /accept or /decline "
+                             "an offer before it counts as declined (default 60)")
     parser.add_argument("--plugin-dir", type=Path, action="append", default=[],
                         help="load every .py file in this folder as a plugin (repeatable)")
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
