@@ -30,7 +30,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatroom import Command, CommandError, Context, Refused, UsageError, hookimpl, parse_uint, safe_name
+from chatroom import (
+    Command,
+    CommandError,
+    Context,
+    Refused,
+    UsageError,
+    hookimpl,
+    parse_uint,
+    safe_name,
+)
 
 USAGE = "/sendfile NAME SIZE"
 #: Most digits SIZE may have (the server's ``--max-file-size`` bounds the value).

@@ -5,6 +5,7 @@ Usage::
     chatroom-client --name alice --port 5000 [--host 127.0.0.1]
                     [--send-dir send] [--received-dir received] [--auto-send]
                     [--quit-wait 30] [--tls [--ca FILE | --fingerprint SHA256:...]]
+                    [--accept-files ask|all|none] [--password [PASSWORD]]
 
 A missing ``--name`` or ``--port`` is asked for (prompt on stderr, answer on
 stdin). The client connects, sends ``/caps binary`` and ``/nick NAME``,
@@ -32,6 +33,17 @@ Client-side commands: ``/quit`` and ``/sendfile NAME`` (any case; quote a name
 with spaces). Every other line, ``/command`` or chat, goes to the server as
 typed (type ``//text`` to say the literal ``/text``).
 
+Files offered by others (``--accept-files``): ``ask`` (the default on a
+terminal) shows each offer with its name, size and sender and waits for
+``/accept ID`` or ``/decline ID`` (no answer within the server's offer timeout,
+60 s by default, counts as declined); ``all`` (the default when stdin is not a
+terminal, as before consent existed) takes every file; ``none`` refuses them all.
+
+Accounts: with ``--password PASSWORD``, ``--password`` alone (a prompt without
+echo on the terminal) or ``$CHATROOM_PASSWORD``, the client logs in after
+``/nick NAME`` with ``/login NAME PASSWORD``; a refused login is handled like a
+refused name. The password is never printed.
+
 TLS (``--tls``): the certificate is checked as :mod:`chatroom.client.trust`
 says (system CAs or ``--ca FILE``; a self-signed server trusted on first use
 and remembered in ``~/.config/chatroom/known_hosts``; ``--fingerprint`` pins
@@ -46,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import getpass
 import os
 import socket
 import sys
@@ -62,6 +75,8 @@ from chatroom.client.trust import TrustRefused, open_tls
 __all__ = ["build_parser", "main", "parse_port", "read_line_fd", "resolve_args", "stdin_reader"]
 
 CONNECT_TIMEOUT = 10.0
+#: The environment variable a password may come from (``--password`` wins).
+PASSWORD_ENV = "CHATROOM_PASSWORD"
 
 
 class UsageFailure(Exception):
@@ -113,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="at end of input or /quit, wait at most S seconds for files still arriving, then discard them "
         "and quit; your own sends are always finished (default: %(default)g)",
     )
+    p.add_argument("--accept-files", choices=("ask", "all", "none"), default=None,
+                   help="files others offer you: ask each time (/accept ID or /decline ID; the default on a "
+                   "terminal), take all (the default when stdin is not a terminal), or refuse all")
+    p.add_argument("--password", nargs="?", const="", default=None, metavar="PASSWORD",
+                   help=f"log in to the account NAME after connecting; without a value it is asked for without "
+                   f"echo (a terminal only); ${PASSWORD_ENV} works too and keeps it out of the process list")
     tls = p.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true",
                      help="connect with TLS (chatroom-server --tls or --tls-port); a self-signed certificate is "
@@ -179,6 +200,29 @@ def resolve_args(
     return args
 
 
+def resolve_password(
+    given: str | None, env: dict[str, str], tty: bool, ask: Callable[[str], str] = getpass.getpass
+) -> str | None:
+    """The password to log in with: *given* (``--password VALUE``), else ``env[PASSWORD_ENV]``; ``""``
+    (``--password`` alone) asks with *ask* (no echo) on a terminal. None: no login.
+
+    Raises :class:`UsageFailure` when it must be asked for but stdin is no terminal, or the answer is empty
+    or holds a space (the server's passwords have none). The password is never printed.
+    """
+    password = given if given else None
+    if password is None and given is None:
+        password = env.get(PASSWORD_ENV) or None
+    if password is None and given == "":
+        if not tty:
+            raise UsageFailure(f"--password without a value needs a terminal; give ${PASSWORD_ENV} instead")
+        password = ask("password: ")
+        if not password:
+            raise UsageFailure("a password is needed (--password)")
+    if password is not None and any(c.isspace() for c in password):
+        raise UsageFailure("a password has no spaces")
+    return password
+
+
 def stdin_reader(read: Callable[[int], bytes], submit: Callable[[str], None], end: Callable[[], None]) -> None:
     """Split what *read(n)* returns (``b""`` at EOF) into lines for *submit*; call *end* at EOF.
 
@@ -224,6 +268,8 @@ def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) 
         auto_send=args.auto_send,
         transfer=load_transfer(),
         quit_wait=args.quit_wait,
+        accept_files=args.accept_files or "all",
+        password=args.password,
     )
     loop.on_change = lambda: console.update(loop.progress)
     reader = threading.Thread(
@@ -248,10 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     stdin_fd = sys.stdin.fileno()
     try:
         resolve_args(args, functools.partial(read_line_fd, stdin_fd), sys.stderr, interactive=tty)
+        args.password = resolve_password(args.password, dict(os.environ), tty)
+        if args.accept_files is None:
+            args.accept_files = "ask" if tty else "all"
     except UsageFailure as exc:
         print(f"chatroom-client: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, EOFError):
         return 130
     try:
         if args.tls or args.ca or args.fingerprint:

@@ -1,5 +1,14 @@
 """The file-transfer side of :class:`chatroom.client.loop.ClientLoop`: ``/sendfile``, the watched send
-folder, and the progress snapshot the UIs draw.
+folder, offers waiting for consent, and the progress snapshot the UIs draw.
+
+Consent (``--accept-files ask``, the default on a terminal): the server sends
+``file-offer ID SIZE SENDER NAME`` and the client shows
+``bob offers "NAME" (SIZE bytes): /accept ID or /decline ID``; the person
+types one of them (sent to the server as typed). An offer nobody answers ends
+with the server's ``file-abort ID no answer in 60 s: declined``, shown as
+``offer ID of "NAME" from bob: no answer in 60 s: declined``. In ``all`` or
+``none`` mode the server answers for the client (``/files``), and an offer that
+still arrives is answered at once.
 
 A mixin: these methods run on the client loop's thread and use its
 attributes (``_tm``, the transfer manager; ``_watcher``; ``console``;
@@ -14,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from chatroom.client.io import ready_hint
+from chatroom.wire.filenames import safe_name
+from chatroom.wire.lines import Frame
 
 #: Seconds between refreshes of ``ClientLoop.progress``.
 PROGRESS_INTERVAL = 0.2
@@ -31,9 +42,39 @@ class FileSide:
     send_dir: Path
     auto_send: bool
     progress: list[Any]
+    accept_files: str
+    _offered: dict[str, tuple[str, str]]  # offer id -> (name, sender), waiting for the person's answer
 
     def _changed(self) -> None:  # provided by ClientLoop
         raise NotImplementedError
+
+    def _send(self, text: str) -> None:  # provided by ClientLoop
+        raise NotImplementedError
+
+    def _file_frame(self, frame: Frame) -> None:
+        """A frame from the server: offers are handled here, everything else by the transfer component."""
+        kind, _, rest = frame.meta.partition(" ")
+        tid, _, arg = rest.partition(" ")
+        offered = self._offered
+        if kind == "file-offer":
+            size, _, rest = arg.partition(" ")
+            sender, _, raw_name = rest.partition(" ")
+            if not tid.isdigit() or not size.isdigit():
+                return
+            if self.accept_files in ("all", "none"):
+                self._send(f"/{'accept' if self.accept_files == 'all' else 'decline'} {tid}")
+                return
+            offered[tid] = (safe_name(raw_name), sender)
+            self.console.line(f'{sender} offers "{safe_name(raw_name)}" ({size} bytes): '
+                              f"/accept {tid} or /decline {tid}")
+            return
+        if kind in ("file-begin", "file-abort") and tid in offered:
+            name, sender = offered.pop(tid)
+            if kind == "file-abort":
+                self.console.line(f'offer {tid} of "{name}" from {sender}: {arg.strip() or "cancelled"}')
+                return
+        if self._tm is not None:
+            self._tm.handle_frame(frame)
 
     def _sendfile(self, rest: str) -> None:
         try:

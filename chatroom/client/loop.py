@@ -12,13 +12,15 @@ selector (stdin itself is never registered: epoll refuses regular files).
 
 Life of a connection:
 
-1. **Handshake.** ``/caps binary`` (only when the transfer component is
-   installed, so frames can be handled) and ``/nick NAME`` are sent at once;
-   their ``OK`` replies are consumed, anything else is printed. A refused
-   name (``ERROR ...``) ends the loop with status 2, or, when
+1. **Handshake** (:mod:`chatroom.client.handshake`). ``/caps binary`` (only
+   when the transfer component is installed, so frames can be handled),
+   ``/files ask|none`` (``accept_files``), ``/nick NAME`` and, with a
+   password, ``/login NAME PASSWORD`` are sent at once; their ``OK`` replies
+   are consumed, anything else is printed. A refused name or login
+   (``ERROR ...``) ends the loop with status 2, or, when
    ``interactive=True``, makes the next submitted line the new name
    (:attr:`ClientLoop.naming` is then true so the UI can say so). Typed lines
-   wait in the queue until the name is accepted.
+   wait in the queue until every handshake reply is in.
 2. **Chat.** Every server line is printed through ``Console.line``; frames go
    to the transfer component. Typed lines are sanitized and sent, except the
    client-side commands ``/quit`` and ``/sendfile NAME``.
@@ -54,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from chatroom.client.files import PROGRESS_INTERVAL, FileSide
+from chatroom.client.handshake import HandshakeSide
 from chatroom.client.io import Console, OutQueue
 from chatroom.wire.lines import Frame, Line, Parser, TooLong, encode_line, sanitize
 from chatroom.wire.wakeup import Waker
@@ -73,7 +76,7 @@ def _is_reply(text: str) -> bool:
     return text in ("OK", "ERROR") or text.startswith(("OK ", "ERROR "))
 
 
-class ClientLoop(FileSide):
+class ClientLoop(FileSide, HandshakeSide):
     """The connection to one server, driven by :meth:`run` on a single thread.
 
     *sock* is a connected TCP socket (made non-blocking here). *console*
@@ -86,7 +89,9 @@ class ClientLoop(FileSide):
     began (then they are discarded); *quit_timeout* how many seconds the
     server has to answer ``/quit``. *on_change* is called (from the loop
     thread) when :attr:`naming` or :attr:`progress` change, so a UI can
-    redraw.
+    redraw. *accept_files* (``ask``, ``all``, ``none``) is how offered files
+    are answered, *password* logs in to the account NAME
+    (:mod:`chatroom.client.handshake`).
     """
 
     def __init__(
@@ -103,6 +108,8 @@ class ClientLoop(FileSide):
         quit_timeout: float = 5.0,
         quit_wait: float = QUIT_WAIT,
         on_change: Callable[[], None] | None = None,
+        accept_files: str = "all",
+        password: str | None = None,
     ) -> None:
         self.sock = sock
         self.name = name
@@ -114,6 +121,9 @@ class ClientLoop(FileSide):
         self.quit_timeout = quit_timeout
         self.quit_wait = quit_wait
         self.on_change = on_change
+        self.accept_files = accept_files
+        self.password = password
+        self._offered: dict[str, tuple[str, str]] = {}  # file offers waiting for the person's answer
         #: True while the server has refused the name and the next submitted line is a new one.
         self.naming = False
         #: Snapshot of the transfer component's ``progress()`` list, refreshed every 0.2 s.
@@ -124,7 +134,7 @@ class ClientLoop(FileSide):
         self._held: deque[tuple[str, Any]] = deque()  # input taken off the queue, not acted on yet
         self._sel = selectors.DefaultSelector()
         self._waker = Waker()
-        self._pending: deque[str] = deque()  # handshake replies still expected: "caps", "nick"
+        self._pending: deque[str] = deque()  # handshake replies still expected: "caps", "files", "nick", "login"
         self._named = False
         self._quit = "no"  # no -> wanted (waiting for transfers) -> sent -> ok
         self._quit_deadline = 0.0
@@ -176,10 +186,7 @@ class ClientLoop(FileSide):
         self.sock.setblocking(False)
         self._sel.register(self.sock, selectors.EVENT_READ, "sock")
         self._sel.register(self._waker, selectors.EVENT_READ, "wake")
-        if self._tm is not None:
-            self._send("/caps binary")
-            self._pending.append("caps")
-        self._send_nick(self.name)
+        self._start_handshake()
         if self._watcher is not None:
             self._watcher.start()
         self._flush()
@@ -244,7 +251,7 @@ class ClientLoop(FileSide):
     def _on_event(self, event: Line | Frame | TooLong) -> None:
         if isinstance(event, Frame):
             if self._tm is not None:
-                self._tm.handle_frame(event)
+                self._file_frame(event)
             return
         if isinstance(event, TooLong):
             self.console.error(f"discarded an over-long {event.kind} from the server ({event.size} bytes)")
@@ -259,25 +266,6 @@ class ClientLoop(FileSide):
             self._quit = "ok"
         self.console.line(text)
 
-    def _handshake_reply(self, what: str, text: str) -> None:
-        if text.startswith("OK"):
-            if what == "nick":
-                self._named = True
-                if self.naming:
-                    self.naming = False
-                    self._changed()
-            return  # the handshake's own OK replies are not shown
-        if what == "caps":
-            self.console.line(text)
-            return
-        if not self.interactive:
-            self.console.error(text)
-            self._status = 2
-            return
-        self.console.error(text)
-        self.naming = True
-        self._changed()
-
     # ---- outgoing ------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
@@ -288,11 +276,6 @@ class ClientLoop(FileSide):
 
     def _send(self, text: str) -> None:
         self._out.append(encode_line(text))
-
-    def _send_nick(self, name: str) -> None:
-        self.name = name
-        self._send(f"/nick {name}")
-        self._pending.append("nick")
 
     def _pump(self) -> None:
         """Let the transfer component queue chunks, and send; repeat while the kernel takes it all."""
@@ -332,7 +315,7 @@ class ClientLoop(FileSide):
             except queue.Empty:
                 break
         while self._held and self._status is None:
-            if not self._named and not self.naming:
+            if (not self._named or self._pending) and not self.naming:
                 # Waiting for the server to accept the name: only Ctrl-C acts now.
                 if any(kind == "quit" for kind, _ in self._held):
                     self._on_input("quit", True)

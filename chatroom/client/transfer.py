@@ -222,19 +222,34 @@ class TransferManager:
         self.emit(f'sending "{send.name}" stopped: {reason}')
 
     # -- server events --------------------------------------------------------------
+    def _offer_named(self, name: str) -> _Send | None:
+        """The oldest offer of *name*, else the oldest offer (a server that renamed it), else None."""
+        for send in self._offers:
+            if send.name == name:
+                return send
+        return self._offers[0] if self._offers else None
+
     def handle_line(self, text: str) -> bool:
-        """Consume the reply to an offer (``OK sendfile ID NAME`` / ``ERROR sendfile ...``); True if consumed."""
+        """Consume the reply to an offer (``OK sendfile ID NAME`` / ``ERROR sendfile NAME: ...``); True if consumed.
+
+        Replies are matched to offers by NAME: the server answers an offer only
+        when its receivers did (consent), so replies may come out of order.
+        """
         if text.startswith("OK sendfile "):
             parts = text.split(" ", 3)
-            if not self._offers or len(parts) < 3 or not parts[2].isdigit():
+            send = self._offer_named(parts[3] if len(parts) > 3 else "")
+            if send is None or len(parts) < 3 or not parts[2].isdigit():
                 return False
-            send = self._offers.pop(0)
+            self._offers.remove(send)
             send.id = int(parts[2])
             send.started = time.monotonic()
             self._sends[send.id] = send
             return True
         if self._offers and text.startswith(("ERROR sendfile ", "ERROR usage: /sendfile")):
-            self._offers.pop(0).close()
+            named = [s for s in self._offers if text.startswith(f"ERROR sendfile {s.name}: ")]
+            send = named[0] if named else self._offers[0]
+            self._offers.remove(send)
+            send.close()
             self.emit(text)
             return True
         return False

@@ -82,6 +82,8 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         transfer=load_transfer(),
         quit_wait=args.quit_wait,
         on_change=session.app.invalidate,
+        accept_files=args.accept_files or "ask",
+        password=args.password,
     )
     session.message = lambda: "name: " if loop.naming else "> "
     aio = asyncio.get_running_loop()
