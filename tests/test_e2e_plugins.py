@@ -102,7 +102,8 @@ def test_disable_plugin_option_env_var_and_no_plugins(site, server_factory):
     bob.expect("alice: darn")
     result = list_plugins("--no-plugins", env=pythonpath(site))
     assert result.returncode == 0
-    assert {line.split()[0] for line in result.stdout.splitlines()} == {"core", "rooms", "accounts", "board", "tweet", "sendfile"}
+    assert {line.split()[0] for line in result.stdout.splitlines()} == {"core", "rooms", "accounts", "board", "tweet", "sendfile",
+                                                                         "moderation"}
 
 
 FLAKY = '''
