@@ -17,15 +17,9 @@ the bytes never touch the disk. A receiver that holds a sender back for
 :data:`STALL_TIMEOUT` seconds without its queue once draining below the
 server's low-water mark (so one slower than about 1 MiB per 30 s, or
 stalled) is dropped from that transfer (``file-abort``), so it cannot hold
-the others back for ever; a
-sender that sends nothing for :data:`IDLE_TIMEOUT` seconds loses its
-transfer.
-
-Consent and quotas (:mod:`chatroom.net.consent`): a transfer first goes
-through an answer phase, in which members that asked for it (``/files ask``)
-get a ``file-offer`` and answer ``/accept ID`` or ``/decline ID``; only the
-acceptors get ``file-begin`` and the bytes, and the sender's ``OK sendfile``
-comes when every answer is in. Per-sender quotas are checked before that.
+the others back for ever; a sender that sends nothing for
+:data:`IDLE_TIMEOUT` seconds loses its transfer. Consent and quotas come
+first (:mod:`chatroom.net.consent`): only receivers who accepted get bytes.
 """
 
 from __future__ import annotations

@@ -109,9 +109,6 @@ SERVER_LIMITS = {
     "idle_timeout": "partial_timeout",
     "max_per_address": "max_per_address",
     "announce_limit": "announce_limit",
-    "quota_files_per_hour": "quota_files_per_hour",
-    "quota_bytes_per_day": "quota_bytes_per_day",
-    "file_offer_timeout": "file_offer_timeout",
 }
 
 
@@ -422,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(args.host, args.port, data_dir=args.data_dir, max_queue=args.max_queue,
                         max_file_size=args.max_file_size, plugins=plugins, tls=tls, tls_port=args.tls_port,
                         tls_handshake_timeout=args.tls_handshake_timeout,
+                        file_offer_timeout=args.file_offer_timeout, quota_files_per_hour=args.quota_files_per_hour,
+                        quota_bytes_per_day=args.quota_bytes_per_day,
                         admins=ADMINS.get(str(args.config), []), **limit_options(args))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
