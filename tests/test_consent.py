@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_client import start as start_client
 from test_e2e_transfer import ClientProcess, data, join_all, next_frame, starts
 from test_transfer import Clock, FakeClient, FakeServer, data_frame, frames, lines
 
 from chatroom.client.cli import UsageFailure, resolve_password
+from chatroom.client.io import load_transfer
 from chatroom.model.errors import Refused
 from chatroom.net.consent import Quota
 from chatroom.net.relay import Relay
-from chatroom.wire.lines import Frame
+from chatroom.wire.lines import Frame, encode_frame
 
 DEADLINE = 20.0
 
@@ -224,8 +227,6 @@ def frames_until_sync(raw: Any) -> list[str]:
 
 
 def protocol_end(tid: int, payload: bytes) -> bytes:
-    from chatroom.wire.lines import encode_frame
-
     return encode_frame(f"file-end {tid} {hashlib.sha256(payload).hexdigest()}", b"")
 
 
@@ -319,3 +320,50 @@ def test_e2e_password_logs_in_and_a_wrong_one_exits_2(server_factory: Any, tmp_p
     assert proc.returncode == 2
     assert "ERROR wrong password for alice" in proc.stderr + proc.stdout
     assert "wrong-password" not in proc.stderr + proc.stdout
+
+
+# -- the client loop against a scripted server (test_client's socketpair harness) --------------------
+
+
+def test_client_logs_in_after_nick_and_holds_typed_lines_until_then() -> None:
+    server, console, run = start_client("alice", password="correct-horse")
+    run.loop.submit("hello")
+    server.expect("/nick alice")
+    server.expect("/login alice correct-horse")
+    server.say("ERROR alice is registered; /login alice PASSWORD")  # the login decides, not this
+    server.say("OK logged in as alice")
+    server.expect("hello")
+    run.loop.end_input()
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.shutdown(socket.SHUT_WR)
+    assert run.result() == 0
+    assert console.errors == [] and not any("correct-horse" in line for line in console.lines)
+
+
+def test_client_refused_login_exits_2_in_pipe_mode() -> None:
+    server, console, run = start_client("alice", password="wrong-password")
+    server.expect("/nick alice")
+    server.expect("/login alice wrong-password")
+    server.say("OK nick alice", "ERROR wrong password for alice")
+    assert run.result() == 2
+    assert console.errors == ["ERROR wrong password for alice"]
+
+
+def test_client_ask_mode_shows_offers_and_their_end(tmp_path: Path) -> None:
+    server, console, run = start_client("bob", accept_files="ask", transfer=load_transfer(),
+                                        send_dir=tmp_path / "send", received_dir=tmp_path / "received")
+    server.expect("/caps binary")
+    server.expect("/files ask")
+    server.expect("/nick bob")
+    server.say("OK caps binary", "OK files ask", "OK nick bob")
+    server.sock.sendall(encode_frame("file-offer 7 12 alice a b.txt", b"")
+                        + encode_frame("file-abort 7 no answer in 60 s: declined", b""))
+    console.wait_for(lambda: len(console.lines) >= 2, "the offer and its end")
+    assert console.lines == ['alice offers "a b.txt" (12 bytes): /accept 7 or /decline 7',
+                             'offer 7 of "a b.txt" from alice: no answer in 60 s: declined']
+    run.loop.request_quit(force=True)
+    server.expect("/quit")
+    server.say("OK")
+    server.sock.shutdown(socket.SHUT_WR)
+    assert run.result() == 0
