@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
-import re
 import socket
-import sqlite3
 import sys
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,64 +32,24 @@ from chatroom import __version__
 from chatroom.server.addresses import lan_addresses, parse_if_inet6  # noqa: F401 - parse_if_inet6 re-exported
 from chatroom.net.logs import setup_logging
 from chatroom.model.accounts import console_reset
-from chatroom.model.names import room_key
 from chatroom.plugins.manager import PluginHost
 from chatroom.net.relay import tune_malloc
 from chatroom.server.app import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
+from chatroom.server.checks import StartupError, check_data_dir, check_store, check_stores  # noqa: F401
+from chatroom.server.options import (  # noqa: F401 - re-exported for callers and tests
+    history_keep,
+    history_lines,
+    non_negative_float,
+    non_negative_int,
+    parse_port,
+    parse_size,
+    positive_float,
+    room_name,
+)
 from chatroom.net.tls import load_tls
 
 DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
 CONFIG_ENV = "CHATROOM_CONFIG"
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """``"1GiB"``, ``"500M"``, ``"65536"`` -> bytes (``int``); k/M/G/T are powers of 1024.
-
-    Raises argparse.ArgumentTypeError for anything else.
-    """
-    match = _SIZE.fullmatch(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 65536, 500M, 1GiB)")
-    number, unit, _ = match.groups()
-    return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
-
-
-def parse_port(text: str) -> int:
-    """``"5000"`` -> 5000: a TCP port, 0-65535 (0: the kernel picks one). Raises argparse.ArgumentTypeError."""
-    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: an integer 0-65535 (0 lets the kernel pick)")
-    return int(text)
-
-
-def _number(kind: type, text: str) -> float:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more: {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """``"2.5"`` -> 2.5; refuses negative, NaN and infinite values (argparse.ArgumentTypeError)."""
-    return float(_number(float, text))
-
-
-def positive_float(text: str) -> float:
-    """Like :func:`non_negative_float`, but 0 is refused too."""
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """``"64"`` -> 64; refuses negative numbers and non-integers (argparse.ArgumentTypeError)."""
-    return int(_number(int, text))
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, ``PROG: error: MESSAGE``, and exit status 2."""
 
@@ -204,8 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Config file -> its top-level ``admins`` (account names), as :func:`read_config` found them.
-ADMINS: dict[str, list[str]] = {}
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from None
 
 
 def read_config(path: Path | None) -> dict[str, dict[str, Any]]:
@@ -213,26 +173,32 @@ def read_config(path: Path | None) -> dict[str, dict[str, Any]]:
 
     ``None`` gives ``{}``. Raises ValueError (with the file name and reason)
     if the file cannot be read, is not TOML, or ``plugins`` or one of its
-    entries is not a table.
+    entries is not a table, or ``admins`` is not a list of names.
     """
     if path is None:
         return {}
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"cannot read config file {path}: {exc}") from None
+    data = _load_toml(path)
+    read_admins(path, data)
     plugins = data.get("plugins", {})
-    admins = data.get("admins", [])
-    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
-        raise ValueError(f"{path}: 'admins' must be a list of account names, like admins = [\"alice\"]")
-    ADMINS[str(path)] = admins
     if not isinstance(plugins, dict):
         raise ValueError(f"{path}: 'plugins' must be a table of [plugins.NAME] tables")
     for name, table in plugins.items():
         if not isinstance(table, dict):
             raise ValueError(f"{path}: plugins.{name} must be a table, like [plugins.{name}]")
     return plugins
+
+
+def read_admins(path: Path | None, data: dict[str, Any] | None = None) -> list[str]:
+    """The account names in the top-level ``admins = [...]`` of the TOML file *path* (``[]`` without one).
+
+    Raises ValueError if the file cannot be read or ``admins`` is not a list of strings.
+    """
+    if path is None:
+        return []
+    admins = (data if data is not None else _load_toml(path)).get("admins", [])
+    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+        raise ValueError(f"{path}: 'admins' must be a list of account names, like admins = [\"alice\"]")
+    return admins
 
 
 def load_plugins(args: argparse.Namespace, config: dict[str, dict[str, Any]] | None = None) -> PluginHost:
@@ -250,63 +216,6 @@ def load_plugins(args: argparse.Namespace, config: dict[str, dict[str, Any]] | N
     return host
 
 
-class StartupError(Exception):
-    """A problem found before listening; its message is the one line to print."""
-
-
-def check_data_dir(data_dir: Path) -> None:
-    """Create *data_dir* if needed and prove it writable (a file is created and removed).
-
-    Raises :class:`StartupError` naming the folder and the reason.
-    """
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StartupError(f"cannot create data dir {data_dir}: {exc.strerror or exc}") from None
-    if not data_dir.is_dir():
-        raise StartupError(f"data dir {data_dir} is not a folder")
-    for folder in (data_dir, data_dir / "plugins"):
-        if not folder.exists():
-            continue
-        if not folder.is_dir():
-            raise StartupError(f"{folder} is not a folder (plugin stores live there)")
-        try:
-            fd, name = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-            os.close(fd)
-            os.unlink(name)
-        except OSError as exc:
-            raise StartupError(f"cannot write in data dir {folder}: {exc.strerror or exc}") from None
-
-
-def check_store(path: Path) -> None:
-    """Open the SQLite database *path* read-write and check it (``PRAGMA quick_check``).
-
-    Never creates a file. Raises :class:`StartupError` naming the file if it is
-    not a database, is corrupt, or cannot be opened.
-    """
-    conn = None
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
-    except sqlite3.Error as exc:
-        raise StartupError(f"plugin store {path} is unreadable: {exc} (move it away to start afresh)") from None
-    finally:
-        if conn is not None:
-            conn.close()
-    if problems != ["ok"]:
-        first = " ".join(" ".join(problems).split())[:200]  # one line, however sqlite words it
-        raise StartupError(f"plugin store {path} is corrupt: {first} (move it away to start afresh)")
-
-
-def check_stores(data_dir: Path) -> None:
-    """:func:`check_store` on every ``DATA_DIR/plugins/*.sqlite3``, in name order."""
-    folder = data_dir / "plugins"
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.sqlite3")):
-            check_store(path)
-
-
 def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     """The flood-control, limit and room options as Server keyword arguments (see :data:`SERVER_LIMITS`)."""
     options = {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items()}
@@ -314,44 +223,6 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
                    history_keep_lines=args.history_keep[0], history_keep_days=args.history_keep[1],
                    record_history=not args.no_history)
     return options
-
-
-def history_lines(text: str) -> int:
-    """``"20"`` -> 20: a number of history lines, 0 to 500; raises argparse.ArgumentTypeError otherwise."""
-    value = non_negative_int(text)
-    if value > 500:
-        raise argparse.ArgumentTypeError(f"at most 500 lines: {text!r}")
-    return value
-
-
-def room_name(text: str) -> str:
-    """``lobby`` or ``#Lobby`` -> ``#lobby``; raises argparse.ArgumentTypeError for a bad room name."""
-    key = room_key(text)
-    if key is None:
-        raise argparse.ArgumentTypeError(f"not a room name: {text!r} (# and 1-32 of a-z 0-9 _ -)")
-    return key
-
-
-def history_keep(text: str) -> tuple[int | None, float | None]:
-    """``"100000"`` -> (100000, None); ``"30d"`` -> (None, 30.0); ``"100000,30d"`` -> both.
-
-    Raises argparse.ArgumentTypeError for anything else.
-    """
-    lines: int | None = None
-    days: float | None = None
-    for part in text.replace(" ", "").split(","):
-        try:
-            if part.endswith("d"):
-                days = float(part[:-1])
-                if not days > 0:
-                    raise ValueError
-            else:
-                lines = int(part)
-                if lines < 1:
-                    raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a retention: {text!r} (LINES, DAYSd or LINES,DAYSd)") from None
-    return lines, days
 
 
 def _fail(status: int, message: str) -> int:
@@ -421,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                         tls_handshake_timeout=args.tls_handshake_timeout,
                         file_offer_timeout=args.file_offer_timeout, quota_files_per_hour=args.quota_files_per_hour,
                         quota_bytes_per_day=args.quota_bytes_per_day,
-                        admins=ADMINS.get(str(args.config), []), **limit_options(args))
+                        admins=read_admins(args.config), **limit_options(args))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
         return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")

@@ -1,0 +1,68 @@
+"""Start-up checks of ``chatroom-server``: is the data folder usable, are the stores readable?
+
+Run before the server binds, so a mistake is one line and exit status 2,
+not a traceback later or a failure for everyone at the first ``/read``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+
+class StartupError(Exception):
+    """A problem found before listening; its message is the one line to print."""
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Create *data_dir* if needed and prove it writable (a file is created and removed).
+
+    Raises :class:`StartupError` naming the folder and the reason.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot create data dir {data_dir}: {exc.strerror or exc}") from None
+    if not data_dir.is_dir():
+        raise StartupError(f"data dir {data_dir} is not a folder")
+    for folder in (data_dir, data_dir / "plugins"):
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            raise StartupError(f"{folder} is not a folder (plugin stores live there)")
+        try:
+            fd, name = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            raise StartupError(f"cannot write in data dir {folder}: {exc.strerror or exc}") from None
+
+
+def check_store(path: Path) -> None:
+    """Open the SQLite database *path* read-write and check it (``PRAGMA quick_check``).
+
+    Never creates a file. Raises :class:`StartupError` naming the file if it is
+    not a database, is corrupt, or cannot be opened.
+    """
+    conn = None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
+    except sqlite3.Error as exc:
+        raise StartupError(f"plugin store {path} is unreadable: {exc} (move it away to start afresh)") from None
+    finally:
+        if conn is not None:
+            conn.close()
+    if problems != ["ok"]:
+        first = " ".join(" ".join(problems).split())[:200]  # one line, however sqlite words it
+        raise StartupError(f"plugin store {path} is corrupt: {first} (move it away to start afresh)")
+
+
+def check_stores(data_dir: Path) -> None:
+    """:func:`check_store` on every ``DATA_DIR/plugins/*.sqlite3``, in name order."""
+    folder = data_dir / "plugins"
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.sqlite3")):
+            check_store(path)
