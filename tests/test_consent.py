@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from test_client import start as start_client
+from test_e2e_room import Pty
 from test_e2e_transfer import ClientProcess, data, join_all, next_frame, starts
 from test_transfer import Clock, FakeClient, FakeServer, data_frame, frames, lines
 
@@ -367,3 +369,38 @@ def test_client_ask_mode_shows_offers_and_their_end(tmp_path: Path) -> None:
     server.say("OK")
     server.sock.shutdown(socket.SHUT_WR)
     assert run.result() == 0
+
+
+# -- a real terminal: the password prompt does not echo, and offers are asked by default ------------
+
+
+def test_terminal_client_prompts_for_the_password_without_echo_and_asks_before_files(
+        server_factory: Any, tmp_path: Path) -> None:
+    server = server_factory()
+    owner = server.connect("alice")
+    owner.send("/register correct-horse")
+    owner.expect_prefix("OK registered alice")
+    owner.send("/quit")
+    owner.expect("OK")
+    sender = server.connect("sam", binary=True)
+    term = Pty(["--name", "alice", "--port", str(server.port), "--password"], tmp_path / "alice")
+    try:
+        term.read_until(lambda out: b"password:" in out, "the password prompt")
+        mark = len(term.raw)
+        term.type("correct-horse\r")
+        sender.expect_where(lambda line: "alice" in line, "alice logging in")
+        term.read_until(lambda out: out.rstrip().endswith(b">"), "the chat prompt", start=mark)
+        assert b"correct-horse" not in term.raw  # never echoed, never printed
+        sender.send("/sendfile f.txt 3")
+        term.read_until(lambda out: re.search(rb'sam offers "f.txt" \(3 bytes\): /accept (\d+)', out) is not None,
+                        "the offer (ask is the default on a terminal)")
+        match = re.search(rb"/accept (\d+)", term.plain())
+        assert match is not None
+        tid = int(match.group(1))
+        term.type(f"/accept {tid}\r")
+        sender.expect(f"OK sendfile {tid} f.txt")
+        sender.send_raw(data(tid, b"abc") + protocol_end(tid, b"abc"))
+        term.read_until(lambda out: b'received "f.txt" (3 bytes) from sam' in out, "the file")
+        assert (tmp_path / "alice" / "received" / "f.txt").read_bytes() == b"abc"
+    finally:
+        term.close()
