@@ -32,9 +32,11 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
+
+from chatroom.wire.tlssocket import TLSSocket
 
 __all__ = ["TLSClientSocket", "TrustRefused", "known_hosts_path", "normalize_fingerprint", "open_tls"]
 
@@ -158,22 +160,11 @@ def open_tls(connect: Callable[[], socket.socket], host: str, port: int, *, ca: 
     return TLSClientSocket(sock)
 
 
-class TLSClientSocket:
-    """An ``ssl.SSLSocket`` with the socket methods the client loop and ``OutQueue`` use (see the module docstring)."""
+class TLSClientSocket(TLSSocket):
+    """A :class:`~chatroom.wire.tlssocket.TLSSocket` whose ``recv`` reads until TLS wants the network
+    (the client loop reads less often than the server)."""
 
-    __slots__ = ("ssl",)
-
-    def __init__(self, sock: ssl.SSLSocket) -> None:
-        self.ssl = sock
-
-    def fileno(self) -> int:
-        return self.ssl.fileno()
-
-    def setblocking(self, flag: bool) -> None:
-        self.ssl.setblocking(flag)
-
-    def setsockopt(self, *args: Any) -> None:
-        self.ssl.setsockopt(*args)
+    __slots__ = ()
 
     def recv(self, size: int) -> bytes:
         """Up to *size* decrypted bytes, reading until TLS wants the network; ``b""`` at the end."""
@@ -194,27 +185,3 @@ class TLSClientSocket:
             got += len(data)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def sendmsg(self, buffers: Iterable[Any]) -> int:
-        """Write *buffers* as TLS records; the bytes taken (a record cut short is not counted)."""
-        sent = 0
-        for buf in buffers:
-            with memoryview(buf) as view:
-                offset, size = 0, len(view)
-                while offset < size:
-                    try:
-                        n = self.ssl.send(view[offset:offset + RECORD])
-                    except _WANT:
-                        if sent:
-                            return sent
-                        raise BlockingIOError("TLS output is full") from None
-                    offset += n
-                    sent += n
-        return sent
-
-    def close(self) -> None:
-        """Send ``close_notify`` if the socket takes it at once, and close."""
-        try:
-            self.ssl.unwrap()
-        except (OSError, ValueError):
-            pass
-        self.ssl.close()

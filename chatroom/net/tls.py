@@ -28,10 +28,16 @@ import logging
 import selectors
 import socket
 import ssl
-from collections.abc import Iterable
 from typing import Any
 
-from chatroom.net.certs import CERT_FILE, KEY_FILE, ensure_certificate, fingerprint, load_tls, server_context
+from chatroom.net.certs import (
+    CERT_FILE,
+    KEY_FILE,
+    ensure_certificate,
+    fingerprint,
+    load_tls,
+    server_context,
+)
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN
 from chatroom.net.tcp import READ_SIZE, LineTransport
@@ -40,87 +46,18 @@ from chatroom.wire.lines import encode_line
 __all__ = ["CERT_FILE", "CLEAR_ERROR", "HANDSHAKE_TIMEOUT", "KEY_FILE", "TLSConnection", "TLSSocket", "TLSTransport",
            "ensure_certificate", "fingerprint", "load_tls", "server_context"]
 
+from chatroom.wire.tlssocket import RECORD, TLSSocket  # noqa: E402,F401 - re-exported
+
 log = logging.getLogger("chatroom.server")
 
 #: Seconds a client has from connecting to finishing the TLS handshake.
 HANDSHAKE_TIMEOUT = 10.0
-#: Bytes handed to one ``SSL_write``: one TLS record, so a partial write is retried with the same bytes.
-RECORD = 16 * 1024
 #: The line a clear-text client on a TLS port gets before it is closed.
 CLEAR_ERROR = "ERROR this port speaks TLS; use chatroom-client --tls or openssl s_client"
 _WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
-# -- the socket and the connection ------------------------------------------------------------
-class TLSSocket:
-    """An ``ssl.SSLSocket`` as the loop and the output queue use a socket.
-
-    ``recv(n)`` returns decrypted bytes (``b""`` at the end), raising
-    BlockingIOError while TLS waits for the network; ``sendmsg(buffers)``
-    writes the buffers as TLS records of at most :data:`RECORD` bytes
-    (memoryview slices: nothing copied before encryption) and returns how
-    many bytes were taken, BlockingIOError if none. A record interrupted by
-    ``SSLWantWriteError`` is not counted: the queue still holds it and offers
-    the same bytes first on the next call, as OpenSSL requires. Other TLS
-    errors are ``ssl.SSLError`` (an OSError).
-    """
-
-    __slots__ = ("ssl",)
-
-    def __init__(self, sock: ssl.SSLSocket) -> None:
-        self.ssl = sock
-
-    def fileno(self) -> int:
-        return self.ssl.fileno()
-
-    def pending(self) -> int:
-        """Decrypted bytes waiting inside the SSL object."""
-        return self.ssl.pending()
-
-    def recv(self, size: int) -> bytes:
-        try:
-            return self.ssl.recv(size)
-        except _WANT:
-            raise BlockingIOError("TLS wants more bytes") from None
-        except ssl.SSLZeroReturnError:
-            return b""
-
-    def recv_into(self, buffer: Any, size: int) -> int:
-        """Like :meth:`recv`, into *buffer*; 0 at the end."""
-        try:
-            return self.ssl.recv_into(buffer, size)
-        except _WANT:
-            raise BlockingIOError("TLS wants more bytes") from None
-        except ssl.SSLZeroReturnError:
-            return 0
-
-    def sendmsg(self, buffers: Iterable[Any]) -> int:
-        sent = 0
-        write = self.ssl.send
-        for buf in buffers:
-            with memoryview(buf) as view:
-                size = len(view)
-                offset = 0
-                while offset < size:
-                    try:
-                        n = write(view[offset:offset + RECORD])
-                    except _WANT:
-                        if sent:
-                            return sent
-                        raise BlockingIOError("TLS output is full") from None
-                    offset += n
-                    sent += n
-        return sent
-
-    def close(self) -> None:
-        """Send ``close_notify`` if the socket takes it at once, and close."""
-        try:
-            self.ssl.unwrap()
-        except (OSError, ValueError):
-            pass
-        self.ssl.close()
-
-
+# -- the connection ------------------------------------------------------------------------
 class TLSConnection(Connection):
     """A connection over TLS; ``more`` is true while decrypted bytes wait in its SSL object for the next pass."""
 
