@@ -28,7 +28,6 @@ be typed, so files are sent with ``chatroom-client``.
 
 from __future__ import annotations
 
-from typing import Any
 
 from chatroom import (
     Command,
@@ -68,19 +67,11 @@ def sendfile(ctx: Context, args: list[str]) -> None:
         ctx.reply(f"ERROR sendfile {name}: {exc}")
 
 
-def _relay(ctx: Context) -> Any:
-    """The file relay the server handed this plugin (``ctx.state["relay"]``)."""
-    relay = ctx.state.get("relay")
-    if relay is None:
-        raise CommandError("file transfer is not available on this server")
-    return relay
-
-
 def _answer(ctx: Context, args: list[str], accept: bool) -> None:
     verb = "accept" if accept else "decline"
     tid = parse_uint(args[0], max_digits=18)
     try:
-        _relay(ctx).answer(ctx.client, tid, accept)  # replies OK accepted/declined itself
+        ctx.answer_offer(tid, accept)  # the relay replies OK accepted/declined itself
     except Refused as exc:
         ctx.reply(f"ERROR {verb} {'' if tid is None else tid}: {exc}".replace("  ", " "))
 
@@ -101,7 +92,7 @@ def files(ctx: Context, args: list[str]) -> None:
     if policy not in POLICIES:
         raise UsageError("/files ask|all|none")
     try:
-        _relay(ctx).set_policy(ctx.client, policy)
+        ctx.set_file_policy(policy)
     except Refused as exc:
         raise CommandError(str(exc)) from None
     ctx.reply(f"OK files {policy}")

@@ -396,3 +396,14 @@ class Context:
         """
         assert self.client is not None
         return self._server.relay.start(self.client, name, size)
+
+    def answer_offer(self, transfer_id: int | None, accept: bool) -> None:
+        """The caller accepts (or declines) the file offered to it as *transfer_id*; the relay
+        replies ``OK accepted ...``/``OK declined ...`` itself. Raises Refused for an unknown or
+        expired offer (see docs/protocol.md, "Consent and quotas")."""
+        self._server.relay.answer(self._caller(), transfer_id, accept)
+
+    def set_file_policy(self, policy: str) -> None:
+        """How offers to the caller are answered from now on: ``"ask"``, ``"all"`` or ``"none"``
+        (offers already waiting are answered by ``all``/``none``). Raises Refused otherwise."""
+        self._server.relay.set_policy(self._caller(), policy)

@@ -138,7 +138,6 @@ class Server:
         self.dispatcher = Dispatcher(self)
         self.relay = Relay(self, clock=clock, offer_timeout=file_offer_timeout, files_per_hour=quota_files_per_hour,
                            bytes_per_day=quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
-        self.plugin_state("sendfile")["relay"] = self.relay  # /accept, /decline, /files reach it as ctx.state
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
         if listener is None:
