@@ -28,6 +28,10 @@ Targets (each started as a child process on a free 127.0.0.1 port; how, in
 * ``baseline-line``: a bare ``selectors`` loop (``fanout_baselines.py line``,
   chatroom's wire subset) that appends each line to every recipient as it is
   read, and sends once per connection per loop pass: what chatroom does.
+* ``chatroom-tls`` and ``ngircd-tls``: ``chatroom`` with ``--tls`` and ngIRCd
+  with an ``[SSL]`` section, the clients speaking TLS (``fanout_tls.py``; the
+  negotiated version and cipher are printed with each row). Issue 10's target:
+  chatroom-tls's deliv/s at least ngircd-tls's at N=200.
 * ``baseline-pass``: the same, but each loop pass's lines from all clients are
   joined into one batch appended once per member (a sender gets the batch
   without its own lines), then one send per dirty connection: the fastest
@@ -146,7 +150,8 @@ def run_once(target: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
             p = ctx.Process(target=worker_main, daemon=True,
                             args=(w, W, n, server.port, server.irc, theirs, done_arr, sent_arr,
                                   stopped, pipes[w][0], [wr for _, wr in pipes], args.lat_every,
-                                  getattr(args, "rooms", 0), getattr(args, "window", WINDOW)))
+                                  getattr(args, "rooms", 0), getattr(args, "window", WINDOW),
+                                  server.tls))
             p.start()
             procs.append(p)
             ctls.append(mine)
@@ -189,6 +194,7 @@ def run_once(target: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
             anomalies=sum(r["anomalies"] + r["echoes"] for r in results),
             dead=sum(r["dead"] for r in results),
             drained=all(r["drained"] for r in results),
+            cipher=next((r["cipher"] for r in results if r.get("cipher")), ""),
         )
     except Exception as exc:  # noqa: BLE001 - a failed run becomes an ERROR row, the rest go on
         row["error"] = str(exc)[:200]
@@ -276,6 +282,18 @@ def verdict(summary: dict[tuple[str, int], dict[str, Any]], n: int = 200) -> str
     return f"Targets at N={n}: {'MET' if met else 'NOT MET'} (" + "; ".join(checks) + ")"
 
 
+def tls_verdict(summary: dict[tuple[str, int], dict[str, Any]], n: int = 200) -> str | None:
+    """Issue 10's target at *n*: chatroom-tls deliv/s >= ngircd-tls's, no line lost; None if either did not run."""
+    c, o = summary.get(("chatroom-tls", n)), summary.get(("ngircd-tls", n))
+    if not c or not o or "error" in c or "error" in o:
+        return None
+    ratio = c["deliv_s"] / o["deliv_s"] if o["deliv_s"] else float("nan")
+    ok = ratio >= 1.0 and c["lost"] == 0
+    return (f"TLS target at N={n}: {'MET' if ok else 'NOT MET'} (deliv/s >= 1x ngircd-tls: {ratio:.2f}x; "
+            f"srv us/deliv {c['us_deliv'] / o['us_deliv']:.2f}x ngircd-tls's; "
+            f"no line lost: {'yes' if c['lost'] == 0 else 'no'})")
+
+
 def environment() -> str:
     """One line about the machine: cores, CPU model, Python, ngircd, load average."""
     model = "?"
@@ -339,15 +357,16 @@ def main(argv: list[str] | None = None) -> int:
                 note = "" if "error" in row else (
                     f"  (setup {row['setup_s']:.1f}s" + (f", anomalies {row['anomalies']}" if row["anomalies"] else "")
                     + (f", disconnected {row['dead']}" if row["dead"] else "")
-                    + ("" if row["drained"] else ", NOT drained") + ")")
+                    + ("" if row["drained"] else ", NOT drained")
+                    + (f", {row['cipher']}" if row.get("cipher") else "") + ")")
                 print("| " + " | ".join(format_row(row, run)) + " |" + note, flush=True)
     summary = {key: medians(rows) for key, rows in runs.items()}
     print(f"\nMedians over {args.runs} run(s), {args.seconds:g} s measured each "
           "(lost: sum over runs):\n")
     print(markdown([format_row(summary[(t, n)], "med") for n in sizes for t in targets]))
-    line = verdict(summary)
-    if line:
-        print("\n" + line)
+    for line in (verdict(summary), tls_verdict(summary)):
+        if line:
+            print("\n" + line)
     print(f"\n<!-- after: {environment()} -->")
     return 1 if failed else 0
 

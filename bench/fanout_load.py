@@ -80,19 +80,23 @@ class _Client:
 
 def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connection,
                 done_arr: Any, sent_arr: Any, stopped: Any, wake_r: int, wake_w: list[int],
-                lat_every: int, rooms: int = 0, window: int = WINDOW) -> None:
+                lat_every: int, rooms: int = 0, window: int = WINDOW, tls: bool = False) -> None:
     """Worker process *w*: owns clients ``w, w+W, ...``; see the module docstring.
 
     *rooms* > 0 spreads the clients over that many rooms (``i % rooms``);
-    *window* is the number of lines in flight over all senders.
+    *window* is the number of lines in flight over all senders; *tls* wraps
+    every client socket in TLS (``fanout_tls.TLSWorker``).
 
     Protocol with the coordinator over *ctl*: sends ``("ready",)`` or
     ``("fail", reason)``; receives ``("go", t_go, m0, m1, drain_end)`` (monotonic
     ns); sends ``("result", dict)``; receives ``("exit",)``.
     """
     try:
-        _Worker(w, nworkers, n, port, irc, ctl, done_arr, sent_arr, stopped, wake_r, wake_w,
-                lat_every, rooms, window).run()
+        cls = _Worker
+        if tls:
+            from fanout_tls import TLSWorker as cls  # noqa: N813 - the TLS client subclass
+        cls(w, nworkers, n, port, irc, ctl, done_arr, sent_arr, stopped, wake_r, wake_w,
+            lat_every, rooms, window).run()
     except Exception as exc:  # noqa: BLE001 - any failure is reported, never hangs the coordinator
         ctl.send(("fail", f"worker {w}: {exc!r}"))
 
@@ -198,7 +202,9 @@ class _Worker:
                 if mask & selectors.EVENT_WRITE:
                     self.flush(c)
                 if mask & selectors.EVENT_READ:
-                    data = c.sock.recv(65536)
+                    data = self.recv(c)
+                    if data is None:
+                        continue
                     if not data:
                         raise RuntimeError(f"{c.nick!r} closed by server during setup")
                     if c.state != 3 and self.handshake(c, data):
@@ -208,6 +214,15 @@ class _Worker:
                         self.ping(c, data)
 
     # -- steady state
+    def recv(self, c: _Client) -> bytes | None:
+        """What *c*'s socket has (up to 64 KiB); None if nothing yet, b"" at its end."""
+        try:
+            return c.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return b""
+
     def flush(self, c: _Client) -> None:
         try:
             del c.out[: c.sock.send(c.out)]
@@ -357,12 +372,9 @@ class _Worker:
                 if mask & selectors.EVENT_WRITE:
                     self.flush(c)
                 if mask & selectors.EVENT_READ:
-                    try:
-                        data = c.sock.recv(65536)
-                    except (BlockingIOError, InterruptedError):
+                    data = self.recv(c)
+                    if data is None:
                         continue
-                    except OSError:
-                        data = b""
                     if not data:
                         self.forget(c)
                         self.sel.unregister(c.sock)
@@ -384,6 +396,7 @@ class _Worker:
         result = {"win_deliv": self.win_deliv, "lat": dict(Counter(self.lat)), "lost": lost,
                   "expected": expected, "got": got, "anomalies": self.anomalies,
                   "echoes": self.echoes, "dead": self.dead, "cpu": cpu1 - cpu0,
+                  "cipher": getattr(self, "cipher", ""),
                   "drained": self.drained()}
         self.ctl.send(("result", result))
         self.ctl.recv()  # ("exit",): the coordinator stops the server first

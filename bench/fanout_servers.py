@@ -6,7 +6,10 @@ off, history recording off; all without the per-address connection limit;
 each flag only if ``chatroom-server --help`` lists it, see
 :func:`chatroom_args`), ``ngircd`` (Debian's ngIRCd with :data:`NGIRCD_CONF`),
 ``baseline-line`` and ``baseline-pass`` (the two loops in
-``bench/fanout_baselines.py``).
+``bench/fanout_baselines.py``), and over TLS: ``chatroom-tls`` (``chatroom``
+plus ``--tls``: TLS on the main port, a self-signed certificate made in the
+fresh data dir) and ``ngircd-tls`` (the same ngIRCd config plus an ``[SSL]``
+section, clients on its TLS port; see ``fanout_tls.py``).
 """
 
 
@@ -24,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 from fanout_load import HOST, free_port
+from fanout_tls import ngircd_tls_section
 
 
 # --------------------------------------------------------------------------- servers
@@ -35,6 +39,7 @@ class Server:
     proc: subprocess.Popen
     port: int
     irc: bool
+    tls: bool = False
 
 
 def _read_listen_line(proc: subprocess.Popen, deadline: float) -> int:
@@ -98,8 +103,8 @@ def _wait_port(proc: subprocess.Popen, port: int, deadline: float) -> int:
 
 
 TARGETS = ("chatroom", "chatroom-noflood", "chatroom-nohistory", "ngircd", "baseline-line",
-           "baseline-pass")
-CHATROOMS = ("chatroom", "chatroom-noflood", "chatroom-nohistory")
+           "baseline-pass", "chatroom-tls", "ngircd-tls")
+CHATROOMS = ("chatroom", "chatroom-noflood", "chatroom-nohistory", "chatroom-tls")
 BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fanout_baselines.py")
 
 
@@ -144,6 +149,8 @@ def chatroom_args(target: str) -> list[str]:
         out += ["--flood-rate", "0"] if target == "chatroom-noflood" else list(GENEROUS_FLOOD)
     if target == "chatroom-nohistory" and chatroom_has_flag("--no-history"):
         out += ["--no-history"]
+    if target == "chatroom-tls":
+        out += ["--tls"]
     return out
 
 
@@ -153,13 +160,16 @@ def target_command(target: str, tmp: str, port: int, extra: str = "") -> list[st
     *extra* (shell-quoted) is appended to the chatroom targets' arguments.
     Raises ValueError for an unknown target, RuntimeError if a program is missing.
     """
-    if target == "ngircd":
+    if target in ("ngircd", "ngircd-tls"):
         exe = shutil.which("ngircd") or "/usr/sbin/ngircd"
         if not os.path.exists(exe):
             raise RuntimeError("ngircd is not installed (apt-get install -y ngircd)")
         conf = os.path.join(tmp, "ngircd.conf")
         with open(conf, "w") as f:
-            f.write(NGIRCD_CONF.format(host=HOST, port=port))
+            if target == "ngircd":
+                f.write(NGIRCD_CONF.format(host=HOST, port=port))
+            else:  # clients use *port*, TLS; the clear port is another, unused
+                f.write(NGIRCD_CONF.format(host=HOST, port=free_port()) + ngircd_tls_section(tmp, port))
         return [exe, "-n", "-f", conf]
     if target in CHATROOMS:
         exe = shutil.which("chatroom-server")
@@ -168,7 +178,7 @@ def target_command(target: str, tmp: str, port: int, extra: str = "") -> list[st
         data = os.path.join(tmp, "chatroom-data")
         os.makedirs(data, exist_ok=True)
         extra_args = shlex.split(extra)
-        if target != "chatroom":  # its flood / history setting wins over *extra*
+        if target not in ("chatroom", "chatroom-tls"):  # its flood / history setting wins over *extra*
             return [exe, "--port", "0", "--data-dir", data] + extra_args + chatroom_args(target)
         return [exe, "--port", "0", "--data-dir", data] + chatroom_args(target) + extra_args
     if target in ("baseline-line", "baseline-pass"):
@@ -185,7 +195,7 @@ def start_server(target: str, tmp: str, extra: str = "") -> Server:
     log_path = os.path.join(tmp, f"{target}.log")
     port = free_port()
     cmd = target_command(target, tmp, port, extra)
-    irc = target == "ngircd"
+    irc = target.startswith("ngircd")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log if irc else subprocess.PIPE, stderr=log)
     try:
@@ -196,7 +206,7 @@ def start_server(target: str, tmp: str, extra: str = "") -> Server:
         with open(log_path, "rb") as log:
             tail = log.read()[-300:].decode(errors="replace")
         raise RuntimeError(f"{target} did not start ({exc}); log ends: {tail}") from None
-    return Server(target, proc, port, irc)
+    return Server(target, proc, port, irc, target.endswith("-tls"))
 
 
 def stop_server(server: Server) -> None:
