@@ -1,17 +1,17 @@
 """The server: the floors wired together.
 
-:class:`Server` builds the loop (:mod:`chatroom.net.loop`), the room model
-(:mod:`chatroom.model.hub`) with its history, the plugin host, the command
-dispatcher, the file relay and the line transport over TCP, and is the
-application the transport calls (``on_connect``, ``on_line``, ``on_frame``,
-``on_close``) and the services the context and the relay use
-(``send_line``, ``broadcast``, ``call_hook``...). Every part is given its
-collaborators at construction: the test kit builds the same server from a
-fake selector, clock and listener (:mod:`chatroom.testing`).
+:class:`Server` builds the loop (:mod:`chatroom.net.loop`), the room model (:mod:`chatroom.model.hub`)
+with its history, the plugin host, the command dispatcher, the file relay and the line transport over
+TCP, and is the application the transport calls (``on_connect``, ``on_line``, ``on_frame``, ``on_close``)
+and the services the context and the relay use (``send_line``, ``broadcast``, ``call_hook``...). Every
+part is given its collaborators at construction: the test kit builds the same server from a fake
+selector, clock and listener (:mod:`chatroom.testing`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import selectors
 import socket
@@ -38,6 +38,7 @@ from chatroom.net.tls import TLSTransport
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.manager import PluginHost
+from chatroom.wire.lines import sanitize
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "default_plugins"]
 
@@ -46,6 +47,9 @@ log = logging.getLogger("chatroom.server")
 DEFAULT_MAX_FILE_SIZE = 1024**3
 #: Seconds between two retention passes over the history.
 PRUNE_EVERY = 60.0
+#: With a server password: the one line a new connection gets, and wrong passwords before it is disconnected.
+PASS_ASK = "* This server needs a password: /pass PASSWORD"
+PASS_TRIES = 3
 
 
 class Server:
@@ -75,6 +79,7 @@ class Server:
     Files: ``file_offer_timeout`` seconds a receiver asked for consent has to answer;
     ``quota_files_per_hour`` and ``quota_bytes_per_day`` per sender (0: unlimited).
     ``admins``: account names that moderate every room and enable or disable plugins at run time.
+    ``server_password``: every connection must first give it with ``/pass`` (see :meth:`_gate`; None: no gate).
     :meth:`shutdown` may be called from any thread; the rest only from the
     loop thread. Raises OSError if the address cannot be bound, sqlite3.Error
     if the history cannot be opened, Refused for a bad ``default_room``.
@@ -114,6 +119,7 @@ class Server:
         quota_files_per_hour: int = 0,
         quota_bytes_per_day: int = 0,
         admins: Iterable[str] = (),
+        server_password: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +141,8 @@ class Server:
         self.hub.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in admins)
+        self._password = hashlib.sha256(server_password.encode()).digest() if server_password else None
+        self._gated: dict[int, int] = {}  # connection id -> wrong passwords, until it gives the right one
         self.dispatcher = Dispatcher(self)
         self.relay = Relay(self, clock=clock, offer_timeout=file_offer_timeout, files_per_hour=quota_files_per_hour,
                            bytes_per_day=quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
@@ -220,8 +228,12 @@ class Server:
         log.info("stopped")
 
     # -- the application the transport calls ------------------------------------------------
-    def on_connect(self, conn: Connection) -> None:
-        """A new connection: greet it, put it in the default room with its recent history."""
+    def on_connect(self, conn: Connection, *, passed: bool = False) -> None:
+        """A new connection: greet it, put it in the default room with its recent history; with a server
+        password not *passed* yet, only ask for it (:data:`PASS_ASK`) and wait for ``/pass`` (:meth:`_gate`)."""
+        if self._password is not None and not passed:
+            self._gated[conn.id] = 0
+            return self.loop.send_line(conn, PASS_ASK)
         self.hub.add(conn)
         room = self.hub.default_room
         self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
@@ -235,7 +247,31 @@ class Server:
 
     def on_line(self, conn: Connection, text: str) -> float:
         """One line from *conn*; returns its flood cost."""
+        if conn.id in self._gated:
+            return self._gate(conn, sanitize(text).strip())
         return self.dispatcher.handle_line(conn, text)
+
+    def _gate(self, conn: Connection, text: str) -> float:
+        """Before the server password: only ``/pass PASSWORD`` (compared in constant time; ``OK pass``, then
+        all of :meth:`on_connect`) and ``/quit`` act, the rest is ``ERROR send /pass PASSWORD first``; the
+        :data:`PASS_TRIES`-th wrong one disconnects. Returns the flood cost."""
+        word, _, given = text.partition(" ")
+        if word.lower() == "/quit":  # the built-in: OK, then disconnect
+            return self.dispatcher.handle_line(conn, text)
+        if word.lower() != "/pass":
+            self.loop.send_line(conn, "ERROR send /pass PASSWORD first")
+        elif hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), self._password or b""):
+            del self._gated[conn.id]
+            self.loop.send_line(conn, "OK pass")
+            self.on_connect(conn, passed=True)
+        else:
+            failures = self._gated[conn.id] = self._gated[conn.id] + 1
+            log.warning("%s from %s: wrong server password (%d of %d)", conn.nick, conn.host, failures,  # never it
+                        PASS_TRIES, extra=CONN)
+            self.loop.send_line(conn, "ERROR wrong password")
+            if failures >= PASS_TRIES:
+                self.close_client(conn, "wrong server password", flush=True)
+        return 1.0
 
     def on_frame(self, conn: Connection, frame: Any) -> None:
         """One frame from *conn* (file transfer)."""
@@ -247,6 +283,8 @@ class Server:
 
     def on_close(self, conn: Connection, reason: str) -> None:
         """*conn* stops taking part: end its capture, leave its rooms, end its transfers, tell plugins."""
+        if self._gated.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
+            return log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         if conn.capture is not None:
             plugin, _, on_end, _ = conn.capture
             conn.capture = None
@@ -260,13 +298,11 @@ class Server:
     def _commit_history(self) -> None:
         """Commit the pass's history lines before any output leaves; under load, group commits.
 
-        A commit costs about as much as fanning a pass out to 200 members, so
-        when the last commit is less than ``commit_window`` seconds old (and
-        fewer than 1,000 lines wait) this pass's output is held instead
-        (``Loop.hold_until``) and goes out with the next commit: PostgreSQL's
-        ``commit_delay`` idea. At most ``commit_window`` of added latency, only
-        when passes come faster than that; no byte ever leaves before the
-        lines it carries are saved.
+        A commit costs about as much as fanning a pass out to 200 members, so when the last commit is less
+        than ``commit_window`` seconds old (and fewer than 1,000 lines wait) this pass's output is held
+        instead (``Loop.hold_until``) and goes out with the next commit: PostgreSQL's ``commit_delay`` idea.
+        At most ``commit_window`` of added latency, only when passes come faster than that; no byte ever
+        leaves before the lines it carries are saved.
         """
         pending = self.history.pending
         if not pending:

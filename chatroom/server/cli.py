@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "unless --tls-cert is given")
     tls.add_argument("--tls-handshake-timeout", type=positive_float, default=10.0, metavar="S",
                      help="close a connection that has not finished its TLS handshake after S seconds (default 10)")
+    parser.add_argument("--password-file", type=Path, metavar="FILE",
+                        help="a shared server password (the first line of FILE): every connection, clear or TLS, "
+                             "must send /pass PASSWORD before anything else")
     parser.add_argument("--reset-password", metavar="NICK",
                         help="set the password of the account NICK (asked twice without echo; one line of stdin "
                              "when it is not a terminal), then exit")
@@ -225,6 +228,21 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def read_password_file(path: Path) -> str:
+    """The server password: the first line of the file *path*, stripped.
+
+    Raises ValueError (naming the file, never the password) if it cannot be read or that line is empty.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            password = f.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read --password-file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not password:
+        raise ValueError(f"--password-file {path} is empty: its first line is the server password")
+    return password
+
+
 def _fail(status: int, message: str) -> int:
     """Print ``chatroom-server: error: MESSAGE`` once on stderr, log it to the log file only; return *status*."""
     print(f"chatroom-server: error: {message}", file=sys.stderr, flush=True)
@@ -247,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Prints ``chatroom-server listening on HOST:PORT`` first (flushed), serves
     until SIGINT/SIGTERM and returns 0; 1 if the address cannot be bound;
-    2 for bad arguments, configuration, data dir, log file or plugin store
+    2 for bad arguments, configuration, data dir, password file, log file or plugin store
     (one line on stderr each; see the module docstring).
     """
     parser = build_parser()
@@ -263,11 +281,13 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(status, line)
         print(line, flush=True)
         return 0
-    tls, tls_fingerprint = None, ""
+    tls, tls_fingerprint, server_password = None, "", None
     if not args.list_plugins:  # --list-plugins starts no server and creates nothing
         try:
             check_data_dir(args.data_dir)
             check_stores(args.data_dir)
+            if args.password_file is not None:
+                server_password = read_password_file(args.password_file)
             if args.tls or args.tls_cert or args.tls_key or args.tls_port is not None:
                 tls, tls_fingerprint = load_tls(args.data_dir, args.host, args.tls_cert, args.tls_key)
         except (StartupError, ValueError) as exc:
@@ -292,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                         tls_handshake_timeout=args.tls_handshake_timeout,
                         file_offer_timeout=args.file_offer_timeout, quota_files_per_hour=args.quota_files_per_hour,
                         quota_bytes_per_day=args.quota_bytes_per_day,
-                        admins=read_admins(args.config), **limit_options(args))
+                        admins=read_admins(args.config), server_password=server_password, **limit_options(args))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
         return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")
