@@ -85,7 +85,7 @@ class Loop:
         self.hold_until = 0.0
         self._turn = 0  # rotates where a pass starts reading and serving
         self._streaming: set[Connection] = set()
-        self._running = False
+        self._stopping = False  # set once by shutdown(), never reset: a signal before serving still stops it
         self.stop_reason = ""
         self.selector.register(self.waker, _READ, self._wakeup)
 
@@ -93,9 +93,8 @@ class Loop:
     def serve_forever(self) -> None:
         """Run passes until :meth:`shutdown`; an unexpected error is logged and the loop serves on
         (after 100 in a row it stops)."""
-        self._running = True
         errors = 0
-        while self._running:
+        while not self._stopping:
             try:
                 self.run_once(self.timeout())
                 errors = 0
@@ -158,7 +157,7 @@ class Loop:
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Ask :meth:`serve_forever` to return (thread-safe)."""
         self.stop_reason = reason
-        self._running = False
+        self._stopping = True
         self.waker.wake()
 
     def wake(self) -> None:

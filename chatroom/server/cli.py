@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
         return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")
     host, port = server.address[:2]
+    server.install_signal_handlers()  # before the first line: a SIGTERM right after it stops cleanly
     print(f"chatroom-server listening on {format_address(host, port)}", flush=True)
     if server.tls_address is not None:
         print(f"chatroom-server TLS on {format_address(*server.tls_address)} fingerprint {tls_fingerprint}", flush=True)
@@ -325,7 +326,6 @@ def main(argv: list[str] | None = None) -> int:
         for address in lan_addresses(family):
             print(f"chatroom-server LAN address {format_address(address, port)}", flush=True)
     tune_malloc()  # reuse chunk buffers instead of faulting them in again (see relay.tune_malloc)
-    server.install_signal_handlers()
     server.serve_forever()
     return 0
 
