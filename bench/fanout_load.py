@@ -94,7 +94,7 @@ def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connec
     try:
         cls = _Worker
         if tls:
-            from fanout_tls import TLSWorker as cls  # noqa: N813 - the TLS client subclass
+            from fanout_tls import TLSWorker as cls  # the TLS client subclass
         cls(w, nworkers, n, port, irc, ctl, done_arr, sent_arr, stopped, wake_r, wake_w,
             lat_every, rooms, window).run()
     except Exception as exc:  # noqa: BLE001 - any failure is reported, never hangs the coordinator
