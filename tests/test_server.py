@@ -222,3 +222,10 @@ def test_quit_right_after_a_listing_still_gets_the_listing_and_ok(server: Server
     alice.send_raw(b"/read\n/quit\n")
     assert alice.expect("OK") == [f"row {i}" for i in range(2000)] + ["#"]
     assert alice.closed_by_server()
+
+
+def test_sigterm_right_after_the_first_line_stops_the_server(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A signal that lands before the loop starts serving must still stop it (it once set a flag the loop reset)."""
+    for _ in range(3):
+        server = server_factory("--quiet")
+        assert server.stop(signal.SIGTERM, timeout=10) == 0
