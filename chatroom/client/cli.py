@@ -6,6 +6,7 @@ Usage::
                     [--send-dir send] [--received-dir received] [--auto-send]
                     [--quit-wait 30] [--tls [--ca FILE | --fingerprint SHA256:...]]
                     [--accept-files ask|all|none] [--password [PASSWORD]]
+                    [--server-password PASSWORD]
 
 A missing ``--name`` or ``--port`` is asked for (prompt on stderr, answer on
 stdin). The client connects, sends ``/caps binary`` and ``/nick NAME``,
@@ -44,6 +45,12 @@ echo on the terminal) or ``$CHATROOM_PASSWORD``, the client logs in after
 ``/nick NAME`` with ``/login NAME PASSWORD``; a refused login is handled like a
 refused name. The password is never printed.
 
+Server password (``chatroom-server --password-file``): a server whose first
+line asks for it gets ``/pass PASSWORD`` from ``--server-password PASSWORD`` or
+``$CHATROOM_SERVER_PASSWORD``; without one, a terminal asks for it (typed
+without echo), line mode prints the server's line on stderr and exits 2, as it
+does when the server refuses it.
+
 TLS (``--tls``): the certificate is checked as :mod:`chatroom.client.trust`
 says (system CAs or ``--ca FILE``; a self-signed server trusted on first use
 and remembered in ``~/.config/chatroom/known_hosts``; ``--fingerprint`` pins
@@ -68,6 +75,7 @@ from pathlib import Path
 from typing import TextIO
 
 from chatroom.client.console import LineConsole
+from chatroom.client.handshake import SERVER_PASSWORD_ENV
 from chatroom.client.io import load_transfer
 from chatroom.client.loop import QUIT_WAIT, ClientLoop
 from chatroom.client.trust import TrustRefused, open_tls
@@ -134,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", nargs="?", const="", default=None, metavar="PASSWORD",
                    help=f"log in to the account NAME after connecting; without a value it is asked for without "
                    f"echo (a terminal only); ${PASSWORD_ENV} works too and keeps it out of the process list")
+    p.add_argument("--server-password", metavar="PASSWORD",
+                   help=f"the shared password of a server that asks for one (chatroom-server --password-file); "
+                   f"${SERVER_PASSWORD_ENV} works too; otherwise a terminal asks for it without echo")
     tls = p.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true",
                      help="connect with TLS (chatroom-server --tls or --tls-port); a self-signed certificate is "
@@ -270,6 +281,7 @@ def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) 
         quit_wait=args.quit_wait,
         accept_files=args.accept_files or "all",
         password=args.password,
+        server_password=args.server_password,
     )
     loop.on_change = lambda: console.update(loop.progress)
     reader = threading.Thread(
@@ -295,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resolve_args(args, functools.partial(read_line_fd, stdin_fd), sys.stderr, interactive=tty)
         args.password = resolve_password(args.password, dict(os.environ), tty)
+        args.server_password = args.server_password or os.environ.get(SERVER_PASSWORD_ENV) or None
         if args.accept_files is None:
             args.accept_files = "ask" if tty else "all"
     except UsageFailure as exc:

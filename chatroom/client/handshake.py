@@ -15,6 +15,13 @@ expected); typed lines wait until every reply is in.
   or, interactive, makes the next typed line the new name; when a login
   follows, the login decides instead (``/nick alice`` is refused for a
   registered nick, and ``/login`` takes it).
+* ``pass``: a server started with ``--password-file`` answers the connection with one line,
+  ``* This server needs a password: /pass PASSWORD``, and every other line with ``ERROR send /pass
+  PASSWORD first``. When that is its first line, the replies to the handshake already sent are
+  ignored, ``/pass PASSWORD`` (``server_password``) is sent and the handshake again behind it. Without
+  a server password, line mode prints the server's line on stderr and ends with status 2; on a terminal
+  :attr:`asking_password` is set and the next typed line is the password. A refused ``/pass`` is
+  the same (the server disconnects after 3).
 * ``login``: ``OK`` names the client (the server gave it the account's nick).
   ``ERROR`` (wrong password, rate limit...) ends line mode with status 2; on a
   terminal it is shown and the client goes on as a guest (asking for a name if
@@ -26,7 +33,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-__all__ = ["HandshakeSide"]
+__all__ = ["PASS_ASK", "SERVER_PASSWORD_ENV", "HandshakeSide"]
+
+#: How the first line of a server that needs the shared server password begins.
+PASS_ASK = "* This server needs a password"
+#: The environment variable the server password may come from (``--server-password`` wins).
+SERVER_PASSWORD_ENV = "CHATROOM_SERVER_PASSWORD"
 
 
 class HandshakeSide:
@@ -37,7 +49,11 @@ class HandshakeSide:
     naming: bool
     console: Any
     password: str | None
+    server_password: str | None
+    #: True while the server wants its password and the next typed line is it (a terminal only).
+    asking_password: bool
     accept_files: str
+    _stale: int  # replies still to come for lines the server refused before /pass: ignored
     _pending: deque[str]
     _named: bool
     _status: int | None
@@ -61,6 +77,38 @@ class HandshakeSide:
             self._send(f"/login {self.name} {self.password}")  # never echoed, never printed
             self._pending.append("login")
 
+    def _asked_for_password(self, text: str) -> bool:
+        """*text* is the server's first line: True if it asks for the server password (then handled here)."""
+        if not text.startswith(PASS_ASK):
+            return False
+        self._stale += len(self._pending)  # the handshake sent so far is refused before /pass
+        self._pending.clear()
+        if self.server_password:
+            self._send_pass(self.server_password)
+        elif self.interactive:
+            self.console.line(text)
+            self.asking_password = True
+            self._changed()
+        else:
+            self.console.error(text)
+            self.console.error(f"chatroom-client: give it with --server-password or ${SERVER_PASSWORD_ENV}")
+            self._status = 2
+        return True
+
+    def _send_pass(self, password: str) -> None:
+        """``/pass PASSWORD`` (never printed), then the whole handshake again behind it."""
+        self.asking_password = False
+        self._send(f"/pass {password}")
+        self._pending.append("pass")
+        self._start_handshake()
+
+    def _typed_password(self, text: str) -> None:
+        if text.strip():
+            self._send_pass(text.strip())
+            self._changed()
+        else:
+            self.console.error("a password is needed")
+
     def _send_nick(self, name: str) -> None:
         self.name = name
         self._send(f"/nick {name}")
@@ -73,6 +121,16 @@ class HandshakeSide:
             self._changed()
 
     def _handshake_reply(self, what: str, text: str) -> None:
+        if what == "pass" and not text.startswith("OK"):
+            self._stale += len(self._pending)  # the handshake behind the wrong /pass is refused too
+            self._pending.clear()
+            self.console.error(text)
+            if not self.interactive:
+                self._status = 2
+            else:
+                self.asking_password = True
+                self._changed()
+            return
         if text.startswith("OK"):
             if what in ("nick", "login"):
                 self._named_now()

@@ -16,7 +16,8 @@ Life of a connection:
    when the transfer component is installed, so frames can be handled),
    ``/files ask|none`` (``accept_files``), ``/nick NAME`` and, with a
    password, ``/login NAME PASSWORD`` are sent at once; their ``OK`` replies
-   are consumed, anything else is printed. A refused name or login
+   are consumed, anything else is printed (a server that first asks for its
+   password gets ``/pass`` and the handshake again). A refused name or login
    (``ERROR ...``) ends the loop with status 2, or, when
    ``interactive=True``, makes the next submitted line the new name
    (:attr:`ClientLoop.naming` is then true so the UI can say so). Typed lines
@@ -90,8 +91,8 @@ class ClientLoop(FileSide, HandshakeSide):
     server has to answer ``/quit``. *on_change* is called (from the loop
     thread) when :attr:`naming` or :attr:`progress` change, so a UI can
     redraw. *accept_files* (``ask``, ``all``, ``none``) is how offered files
-    are answered, *password* logs in to the account NAME
-    (:mod:`chatroom.client.handshake`).
+    are answered, *password* logs in to the account NAME, *server_password*
+    answers a server that asks for one (:mod:`chatroom.client.handshake`).
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class ClientLoop(FileSide, HandshakeSide):
         on_change: Callable[[], None] | None = None,
         accept_files: str = "all",
         password: str | None = None,
+        server_password: str | None = None,
     ) -> None:
         self.sock = sock
         self.name = name
@@ -123,6 +125,10 @@ class ClientLoop(FileSide, HandshakeSide):
         self.on_change = on_change
         self.accept_files = accept_files
         self.password = password
+        self.server_password = server_password
+        self.asking_password = False
+        self._stale = 0
+        self._greeted = False  # the server's first line came
         self._offered: dict[str, tuple[str, str]] = {}  # file offers waiting for the person's answer
         #: True while the server has refused the name and the next submitted line is a new one.
         self.naming = False
@@ -257,6 +263,13 @@ class ClientLoop(FileSide, HandshakeSide):
             self.console.error(f"discarded an over-long {event.kind} from the server ({event.size} bytes)")
             return
         text = sanitize(event.text)
+        if not self._greeted:
+            self._greeted = True
+            if self._asked_for_password(text):
+                return
+        if self._stale and _is_reply(text):
+            self._stale -= 1
+            return
         if self._pending and _is_reply(text):
             self._handshake_reply(self._pending.popleft(), text)
             return
@@ -315,7 +328,7 @@ class ClientLoop(FileSide, HandshakeSide):
             except queue.Empty:
                 break
         while self._held and self._status is None:
-            if (not self._named or self._pending) and not self.naming:
+            if (not self._named or self._pending) and not self.naming and not self.asking_password:
                 # Waiting for the server to accept the name: only Ctrl-C acts now.
                 if any(kind == "quit" for kind, _ in self._held):
                     self._on_input("quit", True)
@@ -339,6 +352,9 @@ class ClientLoop(FileSide, HandshakeSide):
 
     def _on_typed(self, raw: str) -> None:
         text = sanitize(raw.rstrip("\r\n"))
+        if self.asking_password:
+            self._typed_password(text)
+            return
         if self.naming:
             if text.strip():
                 self.naming = False  # typed lines wait again until the server answers

@@ -11,7 +11,9 @@ no transfer runs): tqdm's own bars would garble the prompt.
 Keys: Enter sends the line; Ctrl-D (on an empty line) or Ctrl-C quits (after
 running transfers finish; a second Ctrl-C aborts them). When the server
 refuses the name the prompt turns into ``name: `` and the next line is the new
-name.
+name. When the server asks for its password, the prompt turns into
+``server password: `` and what is typed is not shown (prompt_toolkit's
+``is_password``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import traceback
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application.current import get_app_or_none
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from chatroom.client.console import format_bars
@@ -84,8 +87,10 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         on_change=session.app.invalidate,
         accept_files=args.accept_files or "ask",
         password=args.password,
+        server_password=getattr(args, "server_password", None),
     )
-    session.message = lambda: "name: " if loop.naming else "> "
+    session.message = lambda: "server password: " if loop.asking_password else "name: " if loop.naming else "> "
+    session.is_password = Condition(lambda: loop.asking_password)
     aio = asyncio.get_running_loop()
     finished = asyncio.Event()
     status: list[int] = []
