@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import DEADLINE, LineClient, ServerProcess
+from test_e2e_room import Pty
 
 PW = "open sesame"  # a server password may hold spaces: the whole first line, stripped
 ASK = "* This server needs a password: /pass PASSWORD"
@@ -145,6 +146,26 @@ def test_the_client_without_a_password_or_with_a_wrong_one_exits_2(server_factor
     assert done.returncode == 2
     assert "ERROR wrong password" in done.stderr.splitlines() and "not-it" not in done.stdout + done.stderr
     assert "never sent" not in server.log_text()
+
+
+def test_the_terminal_client_asks_without_showing_what_is_typed(server_factory, tmp_path: Path) -> None:
+    server = gated_server(server_factory, tmp_path)
+    bob = passed(server, "bob")
+    term = Pty(["--name", "carol", "--port", str(server.port)], tmp_path / "carol")
+    try:
+        term.read_until(lambda out: b"server password:" in out, "the server password prompt")
+        mark = len(term.raw)
+        term.type("wrong-guess\r")
+        term.read_until(lambda out: b"ERROR wrong password" in out and out.rstrip().endswith(b"server password:"),
+                        "the prompt again after a wrong password", start=mark)
+        mark = len(term.raw)
+        term.type(PW + "\r")
+        term.read_until(lambda out: out.rstrip().endswith(b">"), "the chat prompt", start=mark)
+        term.type("hi from the terminal\r")
+        bob.expect("carol: hi from the terminal")
+        assert b"wrong-guess" not in term.raw and PW.encode() not in term.raw  # never shown
+    finally:
+        term.close()
 
 
 def test_an_unreadable_or_empty_password_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
