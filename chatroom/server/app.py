@@ -55,34 +55,27 @@ PASS_TRIES = 3
 class Server:
     """A chat server bound at construction; run it with :meth:`serve_forever`.
 
-    ``address`` is the bound ``(host, port)``. Budgets (docs/protocol.md,
-    "Budgets and limits"): ``max_queue`` bytes of output per connection;
-    ``flood_rate``/``flood_burst``/``flood_kill`` (token bucket; rate 0
-    disables); ``partial_timeout`` seconds an unfinished line or frame may be
-    held; ``max_per_address`` connections per address (0: no limit);
-    ``announce_limit``: rooms with more members do not announce joins and
-    leaves (0: always). Rooms: everyone starts in ``default_room``; joining a
-    room replays its last ``history_on_join`` lines (0: none; at most 500); the history
-    keeps at most ``history_keep_lines`` lines per room and
-    ``history_keep_days`` days (None: no limit); ``record_history=False``
-    records nothing (rooms and topics still persist). I/O parts are injectable for
-    the test kit: ``selector``, ``clock`` (loop seconds), ``wall_clock``
-    (Unix seconds for message times), ``listener`` (a bound listening
-    socket; else one is bound on *host*:*port*), ``waker``,
-    ``inline_threads`` (``ctx.run_in_thread`` work runs on the loop thread).
-    ``commit_window`` (seconds) groups history commits under load (see
+    ``address`` is the bound ``(host, port)``. Budgets (docs/protocol.md, "Budgets and limits"): ``max_queue``
+    bytes of output per connection; ``flood_rate``/``flood_burst``/``flood_kill`` (token bucket; rate 0
+    disables); ``partial_timeout`` seconds an unfinished line or frame may be held; ``max_per_address``
+    connections per address (0: no limit); ``announce_limit``: rooms with more members do not announce joins
+    and leaves (0: always). Rooms: everyone starts in ``default_room``; joining a room replays its last
+    ``history_on_join`` lines (0: none; at most 500); the history keeps at most ``history_keep_lines`` lines
+    per room and ``history_keep_days`` days (None: no limit); ``record_history=False`` records nothing (rooms
+    and topics still persist). I/O parts are injectable for the test kit: ``selector``, ``clock`` (loop
+    seconds), ``wall_clock`` (Unix seconds for message times), ``listener`` (a bound listening socket; else
+    one is bound on *host*:*port*), ``waker``, ``inline_threads`` (``ctx.run_in_thread`` work runs on the
+    loop thread). ``commit_window`` (seconds) groups history commits under load (see
     :meth:`_commit_history`; 0: one commit per pass).
-    TLS: *tls* (an ``ssl.SSLContext``, see :mod:`chatroom.net.tls`) makes the
-    main port speak TLS, or, with *tls_port*, adds a TLS listener on
-    *host*:*tls_port* beside the clear one (``tls_address``; both feed the same rooms);
-    ``tls_handshake_timeout`` seconds to finish a handshake.
+    TLS: *tls* (an ``ssl.SSLContext``, see :mod:`chatroom.net.tls`) makes the main port speak TLS, or, with
+    *tls_port*, adds a TLS listener on *host*:*tls_port* beside the clear one (``tls_address``; both feed the
+    same rooms); ``tls_handshake_timeout`` seconds to finish a handshake.
     Files: ``file_offer_timeout`` seconds a receiver asked for consent has to answer;
     ``quota_files_per_hour`` and ``quota_bytes_per_day`` per sender (0: unlimited).
     ``admins``: account names that moderate every room and enable or disable plugins at run time.
     ``server_password``: every connection must first give it with ``/pass`` (see :meth:`_gate`; None: no gate).
-    :meth:`shutdown` may be called from any thread; the rest only from the
-    loop thread. Raises OSError if the address cannot be bound, sqlite3.Error
-    if the history cannot be opened, Refused for a bad ``default_room``.
+    :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises OSError if the
+    address cannot be bound, sqlite3.Error if the history cannot be opened, Refused for a bad ``default_room``.
     """
 
     def __init__(
