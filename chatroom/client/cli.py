@@ -58,7 +58,8 @@ it); a refusal is one line on stderr and exit status 1.
 
 Exit status: 0 after ``/quit``; 1 when the server cannot be reached, its
 TLS certificate is refused or the connection is lost (``connection to server lost`` on stderr); 2 for bad
-arguments or a refused name in line mode; 130 on Ctrl-C in line mode.
+arguments, a refused name, or a missing or refused server password in line mode;
+130 on Ctrl-C in line mode.
 """
 
 from __future__ import annotations
