@@ -139,6 +139,15 @@ def test_a_board_store_that_is_not_a_database_is_one_line_and_status_2(tmp_path:
     assert store.read_bytes() == garbage, "the check must not touch the file"
 
 
+@pytest.mark.parametrize("name", ["rooms.sqlite3", "accounts.sqlite3"])
+def test_a_damaged_room_or_account_store_is_one_line_and_status_2(tmp_path: Path, name: str) -> None:
+    store = tmp_path / "data" / name
+    store.parent.mkdir(parents=True)
+    store.write_bytes(bytes(range(256)) * 40)
+    result = run_server("--data-dir", str(tmp_path / "data"))
+    assert_one_line_error(result, 2, f"store {store}", "not a database")
+
+
 def test_a_store_with_corrupt_pages_is_one_line_and_status_2(tmp_path: Path) -> None:
     store = tmp_path / "data" / "plugins" / "board.sqlite3"
     store.parent.mkdir(parents=True)

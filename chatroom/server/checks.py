@@ -39,7 +39,7 @@ def check_data_dir(data_dir: Path) -> None:
             raise StartupError(f"cannot write in data dir {folder}: {exc.strerror or exc}") from None
 
 
-def check_store(path: Path) -> None:
+def check_store(path: Path, kind: str = "plugin store") -> None:
     """Open the SQLite database *path* read-write and check it (``PRAGMA quick_check``).
 
     Never creates a file. Raises :class:`StartupError` naming the file if it is
@@ -51,18 +51,19 @@ def check_store(path: Path) -> None:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
     except sqlite3.Error as exc:
-        raise StartupError(f"plugin store {path} is unreadable: {exc} (move it away to start afresh)") from None
+        raise StartupError(f"{kind} {path} is unreadable: {exc} (move it away to start afresh)") from None
     finally:
         if conn is not None:
             conn.close()
     if problems != ["ok"]:
         first = " ".join(" ".join(problems).split())[:200]  # one line, however sqlite words it
-        raise StartupError(f"plugin store {path} is corrupt: {first} (move it away to start afresh)")
+        raise StartupError(f"{kind} {path} is corrupt: {first} (move it away to start afresh)")
 
 
 def check_stores(data_dir: Path) -> None:
-    """:func:`check_store` on every ``DATA_DIR/plugins/*.sqlite3``, in name order."""
-    folder = data_dir / "plugins"
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.sqlite3")):
-            check_store(path)
+    """:func:`check_store` on the server's own stores (``DATA_DIR/*.sqlite3``: rooms, accounts) and on
+    every ``DATA_DIR/plugins/*.sqlite3``, in name order."""
+    for folder, kind in ((data_dir, "store"), (data_dir / "plugins", "plugin store")):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.sqlite3")):
+                check_store(path, kind)
