@@ -17,7 +17,8 @@ loop, plugin host, command dispatch, rooms and history, fan-out, streams,
 nick rules, file relay, budgets) built from public parts: an in-memory
 selector, listener and client sockets (:mod:`chatroom.fakeio`), a fake clock
 you move with :meth:`InProcessRoom.advance`, and worker-thread jobs run on
-the test's thread. Each call (``join``, ``say``, ``advance``...) then runs
+the test's thread (``threads=True``: on real worker threads, which the room
+waits for, so a test catches a context used off the loop thread). Each call (``join``, ``say``, ``advance``...) then runs
 event-loop passes until nothing is left to do, so every reply is in
 ``received`` when the call returns. No socket is ever opened.
 
@@ -157,6 +158,9 @@ class InProcessRoom:
     off in the kit (``flood_rate=0.0``) so a test can send any number of
     lines; pass ``flood_rate``/``flood_burst`` to test a plugin under it
     (throttled clients resume as :meth:`advance` moves the clock).
+    ``threads``: run ``ctx.run_in_thread`` jobs on real worker threads (as
+    the server does) instead of on the test's thread; every call still
+    waits (at most :data:`MAX_SETTLE_SECONDS`) for the jobs it started.
 
     Use it as a context manager, or call :meth:`close`; the
     ``chatroom_room`` fixture closes its rooms itself.
@@ -179,6 +183,7 @@ class InProcessRoom:
         flood_burst: float = 250.0,
         history_on_join: int = 20,
         announce_limit: int = 200,
+        threads: bool = False,
     ) -> None:
         from chatroom.server.app import Server  # not at import: pytest loads this module for every project
 
@@ -213,7 +218,7 @@ class InProcessRoom:
             "flood_burst": flood_burst, "history_on_join": history_on_join, "announce_limit": announce_limit,
             "selector": FakeSelector(), "listener": self._listener, "waker": FakeWaker(),
             "clock": lambda: self._now, "wall_clock": lambda: self._wall_start + self._now,
-            "inline_threads": True, "commit_window": 0.0,
+            "inline_threads": not threads, "commit_window": 0.0,
         }
         if max_queue is not None:
             options["max_queue"] = max_queue
@@ -313,10 +318,13 @@ class InProcessRoom:
         deadline = time.monotonic() + MAX_SETTLE_SECONDS
         for _ in range(MAX_PASSES):
             if not self._pass():
-                return
+                if not self._scheduler.outstanding:
+                    return
+                self._scheduler.wait_done(max(0.0, deadline - time.monotonic()))  # threads=True: a job runs
             if time.monotonic() > deadline:
                 break
-        raise RoomNotSettled("the room is still busy (an endless ctx.stream, or a 0 s timer re-arming itself?)")
+        raise RoomNotSettled("the room is still busy (an endless ctx.stream, a 0 s timer re-arming itself, "
+                             "or a worker job that never ends?)")
 
     def _pass(self) -> bool:
         """One loop pass of the real server (``Server.loop.run_once``); True if it did anything."""

@@ -1,16 +1,22 @@
 """Timers and worker threads for the event loop, so nothing on it needs to block.
 
 ``call_later`` keeps a heap of deadlines the loop checks each pass;
-``run_in_thread`` runs blocking work on a small thread pool and queues the
-result, waking the loop through its wakeup socket so the callback runs on the
-loop thread. Callbacks run with the plugin host's fault isolation.
+``run_in_thread`` runs blocking work on a small thread pool (completion order
+undefined) or, with ``serial=True``, on one worker thread per plugin (jobs run
+one at a time in submission order), and queues the result, waking the loop
+through its wakeup socket so the callback runs on the loop thread;
+``call_soon_threadsafe`` queues a call from any thread the same way. Callbacks
+run with the plugin host's fault isolation. :meth:`Scheduler.drain` (at
+shutdown) waits for queued jobs and runs their callbacks.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import queue
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -28,6 +34,8 @@ class Timer:
         """Stop the call if it has not run yet; no error otherwise."""
         self.cancelled = True
 
+
+log = logging.getLogger("chatroom.server")
 
 Runner = Callable[..., Any]  # run(plugin, fn, *args) with fault isolation
 
@@ -47,6 +55,10 @@ class Scheduler:
         self._seq = itertools.count()
         self._done: queue.SimpleQueue[tuple[Callable[..., Any], tuple, str]] = queue.SimpleQueue()
         self._executor: ThreadPoolExecutor | None = None
+        self._serial: dict[str, ThreadPoolExecutor] = {}  # plugin -> its single worker thread
+        self._lock = threading.Lock()
+        self._outstanding = 0  # worker jobs submitted whose callback is not queued yet
+        self._signal = threading.Event()  # set whenever a callback is queued (wait_done)
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
         """Call ``fn(*args)`` on the loop thread after *delay* seconds (``float``)."""
@@ -55,23 +67,72 @@ class Scheduler:
         return timer
 
     def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
-                      *, plugin: str = "core") -> None:
+                      *, plugin: str = "core", serial: bool = False) -> None:
         """Run ``fn()`` on a worker thread, then ``on_done(result, error)`` on the loop thread.
 
-        With ``inline=True`` (the test kit) ``fn`` runs on the loop thread at the next :meth:`run_ready`.
+        Without *serial*, on a pool of ``workers`` threads: completion order is undefined. With
+        *serial*, on *plugin*'s own worker thread (created on first use): its serial jobs run one at a
+        time, in submission order, and their ``on_done`` calls come in that order too. With
+        ``inline=True`` (the test kit) ``fn`` runs on the loop thread at the next :meth:`run_ready`.
         """
         if self.inline:
             self._jobs.append((fn, on_done, plugin))
             return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="chatroom-worker")
+        if serial:
+            executor = self._serial.get(plugin)
+            if executor is None:
+                executor = self._serial[plugin] = ThreadPoolExecutor(1, thread_name_prefix=f"chatroom-{plugin}")
+        else:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="chatroom-worker")
+            executor = self._executor
 
         def finished(future: Future) -> None:
-            error = future.exception()
-            self._done.put((on_done, (None if error else future.result(), error), plugin))
-            self._wake()
+            cancelled = future.cancelled()
+            error = RuntimeError("the server stopped before this job ran") if cancelled else future.exception()
+            self._queue(on_done, (None if error else future.result(), error), plugin)
+            with self._lock:
+                self._outstanding -= 1
 
-        self._executor.submit(fn).add_done_callback(finished)
+        with self._lock:
+            self._outstanding += 1
+        executor.submit(fn).add_done_callback(finished)
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], args: tuple, plugin: str = "core") -> None:
+        """Queue ``fn(*args)`` to run on the loop thread at its next pass (callable from any thread)."""
+        self._queue(fn, args, plugin)
+
+    def _queue(self, fn: Callable[..., Any], args: tuple, plugin: str) -> None:
+        self._done.put((fn, args, plugin))
+        self._signal.set()
+        self._wake()
+
+    @property
+    def outstanding(self) -> int:
+        """Worker jobs submitted whose ``on_done`` is not queued yet (thread-safe read)."""
+        return self._outstanding
+
+    def wait_done(self, timeout: float) -> bool:
+        """Block up to *timeout* seconds until a callback is queued (test kit with real threads)."""
+        hit = self._signal.wait(timeout)
+        self._signal.clear()
+        return hit or not self._done.empty()
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """At shutdown (loop thread): wait for every queued and running worker job and run the
+        callbacks, at most *timeout* seconds; False (and logged) if jobs were still left."""
+        deadline = time.monotonic() + timeout
+        for _ in range(1_000_000):
+            self._jobs_and_done()
+            if not self._outstanding and self._done.empty() and not self._jobs:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.wait_done(min(left, 0.05))
+        log.error("shutdown: %d worker jobs still unfinished after %.1f s; their on_done will not run",
+                  self._outstanding, timeout, extra={"category": "ERROR"})
+        return False
 
     def timeout(self) -> float | None:
         """Seconds until the next timer is due (None: no timers; 0 when inline jobs wait)."""
@@ -93,6 +154,16 @@ class Scheduler:
 
     def run_ready(self) -> int:
         """Run finished thread callbacks, inline jobs and due timers (loop thread only); return how many ran."""
+        ran = self._jobs_and_done()
+        now = self.clock()
+        while self._timers and self._timers[0][0] <= now:
+            timer = heapq.heappop(self._timers)[2]
+            if not timer.cancelled:
+                self._run(timer.plugin, timer.fn, *timer.args)
+                ran += 1
+        return ran
+
+    def _jobs_and_done(self) -> int:
         ran = 0
         while True:
             try:
@@ -109,17 +180,12 @@ class Scheduler:
                 result, error = None, exc
             self._run(plugin, on_done, result, error)
             ran += 1
-        now = self.clock()
-        while self._timers and self._timers[0][0] <= now:
-            timer = heapq.heappop(self._timers)[2]
-            if not timer.cancelled:
-                self._run(timer.plugin, timer.fn, *timer.args)
-                ran += 1
         return ran
 
     def close(self) -> None:
-        """Stop the worker threads; queued jobs that have not started are dropped."""
+        """Stop the worker threads; jobs not started yet are dropped (:meth:`drain` first to run them)."""
         self._timers.clear()
         self._jobs.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        for executor in [self._executor, *self._serial.values()]:
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)

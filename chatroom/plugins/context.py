@@ -5,19 +5,25 @@ Plugins never touch sockets. Each hook call and command call gets a
 ``ctx.state`` and ``ctx.store`` are that plugin's own) and, for client
 events and commands, to the client concerned. Everything here runs on the
 event-loop thread and returns at once; output is queued and written by the
-loop.
+loop. Used from another thread, every method that touches the server raises
+RuntimeError (see :mod:`chatroom.plugins.threads`); ``call_soon_threadsafe``,
+``now``, ``monotonic``, ``data_dir``, ``config``, ``log`` work from any thread.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import allowed, denied
 from chatroom.model.names import nick_skeleton_key
+from chatroom.model.store import plugin_store_path, transaction
+from chatroom.plugins.threads import Now, check_loop_thread
 
 if TYPE_CHECKING:
     from chatroom.model.accounts import AccountStore
@@ -43,14 +49,19 @@ class Context:
     through the methods below (the server behind them is private).
     """
 
-    __slots__ = ("_server", "plugin", "client", "args", "text")
+    __slots__ = ("_srv", "plugin", "client", "args", "text")
 
     def __init__(self, server: Server, plugin: str, client: Client | None = None, text: str = "") -> None:
-        self._server = server
+        self._srv = server
         self.plugin = plugin
         self.client = client
         self.args: list[str] = []
         self.text = text
+
+    @property
+    def _server(self) -> Server:  # the server, on the loop thread only (names the calling method otherwise)
+        check_loop_thread(self._srv)
+        return self._srv
 
     # -- who and where ---------------------------------------------------
     @property
@@ -82,11 +93,21 @@ class Context:
     def store(self) -> sqlite3.Connection:
         """This plugin's SQLite connection (``DATA_DIR/plugins/<plugin>.sqlite3``), opened on first use.
 
-        WAL mode, ``synchronous=NORMAL``, ``isolation_level=None`` (use
-        explicit ``BEGIN``/``COMMIT`` or ``with store:``). See
-        :mod:`chatroom.model.store` for schema migrations.
-        """
+        WAL, autocommit (``isolation_level=None``: ``with store:`` gives no atomicity; group writes with
+        :meth:`transaction`). Loop thread only. Migrations: :mod:`chatroom.model.store`."""
         return self._server.plugin_store(self.plugin)
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """``with ctx.transaction() as db:``: the block in one ``BEGIN IMMEDIATE`` transaction on :attr:`store`
+        (``COMMIT``; ``ROLLBACK`` and re-raise if it raises). See :func:`chatroom.model.store.transaction`."""
+        return transaction(self._server.plugin_store(self.plugin))
+
+    @property
+    def data_dir(self) -> Path:
+        """This plugin's own folder, ``DATA_DIR/plugins/<plugin>/`` (a ``Path``), created on first use."""
+        folder = plugin_store_path(self._srv.data_dir, self.plugin).with_suffix("")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     @property
     def config(self) -> Mapping[str, Any]:
@@ -98,7 +119,7 @@ class Context:
         in the test kit. Values are TOML types (``str``, ``int``, ``float``,
         ``bool``, lists, tables). Example: ``ctx.config.get("words", [])``.
         """
-        return self._server.plugins.config_for(self.plugin)
+        return self._srv.plugins.config_for(self.plugin)
 
     @property
     def log(self) -> logging.Logger:
@@ -181,9 +202,23 @@ class Context:
         """Call ``fn(*args)`` on the loop thread after *delay* seconds; returns a handle with ``cancel()``."""
         return self._server.call_later(delay, fn, *args, plugin=self.plugin)
 
-    def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None]) -> None:
-        """Run blocking ``fn()`` on a worker thread; then ``on_done(result, error)`` on the loop thread."""
-        self._server.run_in_thread(fn, on_done, plugin=self.plugin)
+    def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
+                      *, serial: bool = False) -> None:
+        """Run blocking ``fn()`` on a worker thread; then ``on_done(result, error)`` on the loop thread.
+
+        Without *serial*: a shared pool, completion order undefined. ``serial=True``: one at a time, in
+        submission order, on this plugin's own worker thread. ``fn`` must not use the context. Queued
+        jobs and their ``on_done`` still run at shutdown (5 s at most), before the ``shutdown`` hook."""
+        self._server.run_in_thread(fn, on_done, plugin=self.plugin, serial=serial)
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """From any thread (a bridge's own thread): run ``fn(*args)`` on the loop thread at its next pass,
+        waking it, with this plugin's fault isolation."""
+        self._srv.scheduler.call_soon_threadsafe(fn, args, self.plugin)
+
+    def monotonic(self) -> float:
+        """The loop's monotonic clock in seconds (``float``; the kit's fake clock, from 0.0): for timeouts."""
+        return float(self._srv.loop.clock())
 
     # -- names, rooms and history ----------------------------------------------------------
     def rename(self, nick: str) -> None:
@@ -343,9 +378,10 @@ class Context:
         return self._server.accounts
 
     @property
-    def now(self) -> float:
-        """The loop's monotonic clock, in seconds (the test kit's fake clock in ``chatroom_room``)."""
-        return self._server.now
+    def now(self) -> Now:
+        """``ctx.now()``: the wall clock, Unix seconds. ``ctx.now`` uncalled, as a number: the loop's
+        monotonic clock at the start of the pass (before API 1.0; use ``ctx.monotonic()``)."""
+        return Now(self._srv.now, self._srv.wall_clock)
 
     def login(self, account: str) -> None:
         """Log the caller in to *account* (a registered account's name) and give it that nick.

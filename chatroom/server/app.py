@@ -16,6 +16,7 @@ import logging
 import selectors
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -120,6 +121,8 @@ class Server:
         self.history_on_join = min(history_on_join, MAX_FETCH)
         self.history_keep = (history_keep_lines, history_keep_days)
         self.plugins = plugins if plugins is not None else default_plugins()
+        self.wall_clock = wall_clock  # ctx.now(); the loop's clock is ctx.monotonic()
+        self.loop_thread: int | None = None  # the thread that ran start(): contexts check it (chatroom.plugins.threads)
         self._state: dict[str, dict[str, Any]] = {}
         self._stores: dict[str, sqlite3.Connection] = {}
         self.loop = Loop(selector=selector, clock=clock, waker=waker, run=self.plugins.call_safely,
@@ -162,6 +165,7 @@ class Server:
                                                 handshake_timeout=tls_handshake_timeout, **budgets))
             self.tls_address = tls_listener.getsockname()[:2]
         self._history_failing = False
+        self._left = False  # set by close() once every member got client_left
         self.commit_window = commit_window
         self._last_commit = -1e9
 
@@ -175,6 +179,7 @@ class Server:
     def start(self) -> None:
         """Call the ``startup`` hook and arm the history retention (the kit calls this instead of serving)."""
         log.info("listening on %s:%d", *self.address)
+        self.loop_thread = threading.get_ident()
         self.call_hook("startup", None)
         if any(v is not None for v in self.history_keep):
             lines, days = self.history_keep
@@ -193,10 +198,19 @@ class Server:
         self.loop.install_signal_handlers()
 
     def close(self) -> None:
-        """Shut down: ``shutdown`` hook, every connection told once, output flushed (2 s at most), connections
-        closed (``client_left`` for each), stores and history closed."""
+        """Shut down, in this order (docs/plugins.md, "Shutdown order"): stop accepting; ``client_left`` for
+        every member (the reason); queued worker jobs drained and their ``on_done`` run (5 s at most, logged if
+        exceeded); ``shutdown`` hook (its lines still reach the clients); every connection told the reason,
+        output flushed (2 s at most), connections closed (no second ``client_left``); history and stores closed."""
         reason = self.loop.stop_reason or "server shutting down"
         log.info("shutting down: %s", reason)
+        for transport in self.transports:
+            transport.shutdown()
+        for conn in list(self.clients.values()):
+            if conn.id not in self._gated:
+                self.call_hook("client_left", conn, reason=reason)
+        self._left = True  # on_close: client_left ran already
+        self.scheduler.drain(5.0)
         self.call_hook("shutdown", None)
         for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in
             self.send_line(conn, f"* {reason}")
@@ -215,8 +229,6 @@ class Server:
             close_store(store)
         self.history.close()
         self.accounts.close()
-        for transport in self.transports:
-            transport.shutdown()
         self.loop.close()
         log.info("stopped")
 
@@ -286,7 +298,8 @@ class Server:
         self.hub.remove(conn, reason)
         log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         self.relay.on_client_left(conn)
-        self.call_hook("client_left", conn, reason=reason)
+        if not self._left:
+            self.call_hook("client_left", conn, reason=reason)
 
     def _commit_history(self) -> None:
         """Commit the pass's history lines before any output leaves; under load, group commits.
@@ -411,9 +424,9 @@ class Server:
         return self.loop.call_later(delay, fn, *args, owner=plugin)
 
     def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
-                      *, plugin: str = "core") -> None:
+                      *, plugin: str = "core", serial: bool = False) -> None:
         """See :meth:`chatroom.net.scheduler.Scheduler.run_in_thread`."""
-        self.loop.scheduler.run_in_thread(fn, on_done, plugin=plugin)
+        self.loop.scheduler.run_in_thread(fn, on_done, plugin=plugin, serial=serial)
 
     @property
     def scheduler(self) -> Scheduler:
