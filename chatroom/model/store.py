@@ -23,8 +23,9 @@ SIGKILL) as soon as its ``COMMIT`` returns; only a power loss or OS crash can
 lose the last commits. So a plugin commits *before* it replies ``OK``.
 
 Connections are in autocommit mode (``isolation_level=None``): every
-statement outside an explicit transaction commits on its own. Group writes
-with :func:`transaction`. A connection may only be used by the thread that
+statement outside an explicit transaction commits on its own, and
+``with conn:`` gives no atomicity (a block that raises keeps its writes).
+Group writes with :func:`transaction` (``with ctx.transaction():`` in a plugin). A connection may only be used by the thread that
 opened it (the event-loop thread, for ``ctx.store``).
 """
 

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import allowed, denied
 from chatroom.model.names import nick_skeleton_key
-from chatroom.model.store import plugin_store_path, transaction
-from chatroom.plugins.threads import Now, check_loop_thread
+from chatroom.plugins.threads import ThreadSafeParts
 
 if TYPE_CHECKING:
     from chatroom.model.accounts import AccountStore
@@ -39,7 +36,7 @@ if TYPE_CHECKING:
 LineHandler = Callable[["Context", str], None]
 
 
-class Context:
+class Context(ThreadSafeParts):
     """What a plugin may do, bound to ``(server, plugin, client)``.
 
     Attributes: ``plugin`` (``str``, the plugin's name), ``client`` (the
@@ -57,11 +54,6 @@ class Context:
         self.client = client
         self.args: list[str] = []
         self.text = text
-
-    @property
-    def _server(self) -> Server:  # the server, on the loop thread only (names the calling method otherwise)
-        check_loop_thread(self._srv)
-        return self._srv
 
     # -- who and where ---------------------------------------------------
     @property
@@ -96,18 +88,6 @@ class Context:
         WAL, autocommit (``isolation_level=None``: ``with store:`` gives no atomicity; group writes with
         :meth:`transaction`). Loop thread only. Migrations: :mod:`chatroom.model.store`."""
         return self._server.plugin_store(self.plugin)
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """``with ctx.transaction() as db:``: the block in one ``BEGIN IMMEDIATE`` transaction on :attr:`store`
-        (``COMMIT``; ``ROLLBACK`` and re-raise if it raises). See :func:`chatroom.model.store.transaction`."""
-        return transaction(self._server.plugin_store(self.plugin))
-
-    @property
-    def data_dir(self) -> Path:
-        """This plugin's own folder, ``DATA_DIR/plugins/<plugin>/`` (a ``Path``), created on first use."""
-        folder = plugin_store_path(self._srv.data_dir, self.plugin).with_suffix("")
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
 
     @property
     def config(self) -> Mapping[str, Any]:
@@ -210,15 +190,6 @@ class Context:
         submission order, on this plugin's own worker thread. ``fn`` must not use the context. Queued
         jobs and their ``on_done`` still run at shutdown (5 s at most), before the ``shutdown`` hook."""
         self._server.run_in_thread(fn, on_done, plugin=self.plugin, serial=serial)
-
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
-        """From any thread (a bridge's own thread): run ``fn(*args)`` on the loop thread at its next pass,
-        waking it, with this plugin's fault isolation."""
-        self._srv.scheduler.call_soon_threadsafe(fn, args, self.plugin)
-
-    def monotonic(self) -> float:
-        """The loop's monotonic clock in seconds (``float``; the kit's fake clock, from 0.0): for timeouts."""
-        return float(self._srv.loop.clock())
 
     # -- names, rooms and history ----------------------------------------------------------
     def rename(self, nick: str) -> None:
@@ -376,12 +347,6 @@ class Context:
         :func:`chatroom.verify_password` in ``ctx.run_in_thread``, never on the loop.
         """
         return self._server.accounts
-
-    @property
-    def now(self) -> Now:
-        """``ctx.now()``: the wall clock, Unix seconds. ``ctx.now`` uncalled, as a number: the loop's
-        monotonic clock at the start of the pass (before API 1.0; use ``ctx.monotonic()``)."""
-        return Now(self._srv.now, self._srv.wall_clock)
 
     def login(self, account: str) -> None:
         """Log the caller in to *account* (a registered account's name) and give it that nick.

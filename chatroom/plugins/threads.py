@@ -1,4 +1,4 @@
-"""Thread rules of the plugin context: the loop-thread check and the clock value ``ctx.now``.
+"""Thread rules of the plugin context: the loop-thread check, and the parts of it usable from any thread.
 
 Everything a :class:`~chatroom.plugins.context.Context` does to the server
 must happen on the event-loop thread (the thread that ran
@@ -11,11 +11,16 @@ server is being built) every thread is allowed.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["Now", "check_loop_thread"]
+from chatroom.model.store import plugin_store_path, transaction
+
+__all__ = ["Now", "ThreadSafeParts", "check_loop_thread"]
 
 
 def check_loop_thread(server: Any, depth: int = 2) -> None:
@@ -47,3 +52,47 @@ class Now(float):
 
     def __call__(self) -> float:
         return float(self._wall())
+
+
+class ThreadSafeParts:
+    """The base of :class:`~chatroom.plugins.context.Context`: its server (``_server``, checked) and the
+    clocks, folder, transactions and thread hand-off (``call_soon_threadsafe``, ``now``, ``monotonic`` and
+    ``data_dir`` work from any thread)."""
+
+    __slots__ = ()
+    _srv: Any
+    plugin: str
+
+    @property
+    def _server(self) -> Any:  # the server, on the loop thread only (names the calling method otherwise)
+        check_loop_thread(self._srv)
+        return self._srv
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """From any thread (a bridge's own thread): run ``fn(*args)`` on the loop thread at its next pass,
+        waking it, with this plugin's fault isolation."""
+        self._srv.scheduler.call_soon_threadsafe(fn, args, self.plugin)
+
+    @property
+    def now(self) -> Now:
+        """``ctx.now()``: the wall clock, Unix seconds (``float``; the kit's fake clock moves it). ``ctx.now``
+        uncalled, as a number: the loop's monotonic clock at the start of the pass (as before API 1.0; use
+        ``ctx.monotonic()``)."""
+        return Now(self._srv.now, self._srv.wall_clock)
+
+    def monotonic(self) -> float:
+        """The loop's monotonic clock in seconds (``float``; the kit's fake clock, from 0.0): for timeouts."""
+        return float(self._srv.loop.clock())
+
+    @property
+    def data_dir(self) -> Path:
+        """This plugin's own folder, ``DATA_DIR/plugins/<plugin>/`` (a ``Path``), created on first use."""
+        folder = plugin_store_path(self._srv.data_dir, self.plugin).with_suffix("")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """``with ctx.transaction() as db:``: the block in one ``BEGIN IMMEDIATE`` transaction on ``ctx.store``
+        (``COMMIT``; ``ROLLBACK`` and re-raise if it raises; not re-entrant). Loop thread only. See
+        :func:`chatroom.model.store.transaction`."""
+        return transaction(self._server.plugin_store(self.plugin))
