@@ -179,14 +179,11 @@ def test_transaction_commits_or_rolls_back(chatroom_room):
     ctx.store.execute("CREATE TABLE t (x INTEGER)")
     with ctx.transaction() as db:
         db.execute("INSERT INTO t VALUES (1)")
-    with pytest.raises(ZeroDivisionError):
-        with ctx.transaction() as db:
-            db.execute("INSERT INTO t VALUES (2)")
-            assert ctx.store.in_transaction
-            1 / 0
+    with pytest.raises(RuntimeError, match="boom"), ctx.transaction() as db:
+        db.execute("INSERT INTO t VALUES (2)")
+        assert ctx.store.in_transaction
+        raise RuntimeError("boom")
     assert [x for (x,) in ctx.store.execute("SELECT x FROM t")] == [1]
     assert not ctx.store.in_transaction
-    with pytest.raises(sqlite3.OperationalError):  # not re-entrant
-        with ctx.transaction():
-            with ctx.transaction():
-                pass
+    with pytest.raises(sqlite3.OperationalError), ctx.transaction(), ctx.transaction():  # not re-entrant
+        pass
