@@ -112,12 +112,14 @@ def client_joined(ctx: Context) -> None:
 
 @hookspec
 def client_left(ctx: Context, reason: str) -> None:
-    """``ctx.client`` left the room.
+    """``ctx.client`` left: it is out of every room and takes no more part.
 
-    Called after the room was told. ``reason`` is a short text:
+    Called after its rooms were told. ``reason`` is a short text:
     ``"quit"``, ``"connection lost"``, ``"too slow"``, ``"server shutting
-    down"``. The client can no longer be written to: forget what you kept
-    about it (``ctx.client.id`` is a good key). Return value: ignored.
+    down"``. Forget what you kept about the client (``ctx.client.id`` is a
+    good key); do not write to it. At shutdown it is called for every member
+    first, before queued worker jobs finish and before the ``shutdown`` hook
+    (see "Shutdown order" in docs/plugins.md). Return value: ignored.
 
     Example::
 
