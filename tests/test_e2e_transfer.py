@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import pytest
 
+from chatroom.net.relay import STALL_TIMEOUT
 from chatroom.wire import lines as protocol
 
 DEADLINE = 20.0
@@ -250,14 +251,18 @@ def test_sender_killed_mid_transfer_leaves_nothing(server: Any, clients: Any) ->
     assert next_frame(stuck).meta.startswith("file-begin ")
     assert next_frame(stuck).meta.startswith("file-data ")  # the transfer is under way
     alice.proc.send_signal(signal.SIGKILL)
-    line = bob.expect(starts('discarded "huge.bin" from alice: '))
+    # Usually the server reads alice's end at once. If the relay had just paused her (stuck is full), her
+    # kernel still holds unsent bytes and the FIN waits behind them: the server learns she is gone only
+    # when the stalled receiver is dropped (STALL_TIMEOUT, 30 s) and she is read again. Both are right.
+    line = bob.expect(starts('discarded "huge.bin" from alice: '), timeout=STALL_TIMEOUT + 15)
     assert line.endswith("alice disconnected")
     assert files(bob.received_dir) == []  # no file, no .part
     for _ in range(200):  # the stalled receiver gets the abort after the chunks queued before it
         frame = next_frame(stuck)
         if not frame.meta.startswith("file-data"):
             break
-    assert frame.meta.endswith("alice disconnected") and frame.meta.startswith("file-abort ")
+    assert frame.meta.startswith("file-abort ")
+    assert frame.meta.endswith("alice disconnected") or " too slow: stuck held the transfer back" in frame.meta
 
 
 def test_receiver_leaving_does_not_disturb_the_others(server: Any, clients: Any) -> None:
