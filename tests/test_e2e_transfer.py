@@ -83,6 +83,12 @@ class ClientProcess:
             if pred(line):
                 return line
 
+    def lines_until(self, test: str | Callable[[str], bool], timeout: float = DEADLINE) -> list[str]:
+        """Like :meth:`expect`, but return the lines read before the one that matched."""
+        start = len(self.out)
+        ClientProcess.expect(self, test, timeout)  # not self.expect: a subclass may alias it to this
+        return self.out[start:-1]
+
     def saw(self, test: Callable[[str], bool], timeout: float = DEADLINE) -> str:
         """Like :meth:`expect`, but a line already read also counts (for lines in any order)."""
         for line in self.out:

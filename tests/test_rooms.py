@@ -9,16 +9,13 @@ test can also check that a line did NOT arrive.
 
 from __future__ import annotations
 
-import queue
 import re
 import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
-from typing import IO, Callable
 
 import pytest
+from test_e2e_transfer import ClientProcess
 
 DEADLINE = 10.0
 STAMP = r"\[\d\d:\d\d\] "  # the history marker of a line from today
@@ -429,59 +426,14 @@ def test_default_room_flag(server_factory) -> None:  # type: ignore[no-untyped-d
 
 
 # -- chatroom-client and the issue's "Done when" ------------------------------------------------
-class PipeClient:
-    """The real ``chatroom-client`` in pipe mode: stdin a pipe, server lines printed on stdout."""
+class PipeClient(ClientProcess):
+    """The real ``chatroom-client`` in pipe mode (see tests/test_e2e_transfer.py); ``expect`` returns
+    the lines read before the one that matched."""
 
     def __init__(self, port: int, cwd: Path, nick: str) -> None:
-        cwd.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            ["chatroom-client", "--port", str(port), "--name", nick], cwd=cwd,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-        )
-        self.out: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
+        super().__init__(port, cwd, "--name", nick)
 
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def expect(self, test: str | Callable[[str], bool], timeout: float = DEADLINE) -> list[str]:
-        """Read stdout lines until one equals *test* (or satisfies it); return the lines before it."""
-        pred = test if callable(test) else (lambda line: line == test)
-        deadline = time.monotonic() + timeout
-        before: list[str] = []
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"never saw {test!r}; saw {before[-10:]}")
-            try:
-                line = self._lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                self._lines.put(None)
-                raise EOFError(f"output ended before {test!r}; saw {before[-10:]}")
-            self.out.append(line)
-            if pred(line):
-                return before
-            before.append(line)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
+    expect = ClientProcess.lines_until  # type: ignore[assignment]
 
 
 @pytest.fixture
