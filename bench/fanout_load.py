@@ -102,6 +102,9 @@ def worker_main(w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connec
 
 
 class _Worker:
+    #: Exceptions that mean "the socket cannot take more now" (a TLS worker adds SSL's want-errors).
+    BLOCKED: tuple[type[BaseException], ...] = (BlockingIOError,)
+
     def __init__(self, w: int, nworkers: int, n: int, port: int, irc: bool, ctl: Connection,
                  done_arr: Any, sent_arr: Any, stopped: Any, wake_r: int, wake_w: list[int],
                  lat_every: int, rooms: int = 0, window: int = WINDOW) -> None:
@@ -144,7 +147,7 @@ class _Worker:
         if not c.out:
             try:
                 n = c.sock.send(data)
-            except BlockingIOError:
+            except self.BLOCKED:
                 n = 0
             data = data[n:]
             if not data:
@@ -226,7 +229,7 @@ class _Worker:
     def flush(self, c: _Client) -> None:
         try:
             del c.out[: c.sock.send(c.out)]
-        except BlockingIOError:
+        except self.BLOCKED:
             pass
         if not c.out:
             self.sel.modify(c.sock, selectors.EVENT_READ, c)

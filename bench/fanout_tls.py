@@ -50,6 +50,8 @@ def client_context() -> ssl.SSLContext:
 class TLSWorker(_Worker):
     """A fan-out worker whose clients speak TLS (see the module docstring)."""
 
+    BLOCKED = _WANT
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ctx = client_context()
@@ -92,26 +94,6 @@ class TLSWorker(_Worker):
         if left:
             chunks.append(sock.recv(left))
         return b"".join(chunks) if chunks else None
-
-    def send(self, c: _Client, data: bytes) -> None:
-        if not c.out:
-            try:
-                n = c.sock.send(data)
-            except _WANT:
-                n = 0
-            data = data[n:]
-            if not data:
-                return
-            self.sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
-        c.out += data
-
-    def flush(self, c: _Client) -> None:
-        try:
-            del c.out[: c.sock.send(c.out)]
-        except _WANT:
-            pass
-        if not c.out:
-            self.sel.modify(c.sock, selectors.EVENT_READ, c)
 
 
 def make_certificate(tmp: str) -> tuple[str, str]:
