@@ -19,20 +19,24 @@ KNOWN_CAPS = frozenset({"binary", "tags"})
 
 
 def quit_(ctx: Context, args: list[str]) -> None:
+    """``/quit``: ``OK``, then the connection closes once its output is sent."""
     ctx.reply("OK")
     ctx.disconnect(reason="quit")
 
 
 def upper(ctx: Context, args: list[str]) -> None:
+    """``/upper TEXT``: TEXT in upper case, to the caller only."""
     ctx.reply(ctx.text.upper())
 
 
 def nick(ctx: Context, args: list[str]) -> None:
+    """``/nick NAME``: rename the caller (``OK nick NAME``)."""
     ctx.rename(args[0])
     ctx.reply(f"OK nick {ctx.nick}")
 
 
 def who(ctx: Context, args: list[str]) -> None:
+    """``/who [#ROOM]``: ``* N in ROOM: nick, nick...``."""
     room = ctx.room
     if args:
         found = ctx.find_room(args[0])
@@ -44,6 +48,7 @@ def who(ctx: Context, args: list[str]) -> None:
 
 
 def msg(ctx: Context, args: list[str]) -> None:
+    """``/msg NICK TEXT``: a private line to NICK (``NICK (private): TEXT``)."""
     target_nick, _, text = ctx.text.partition(" ")
     text = text.strip()
     if not text:
@@ -56,6 +61,7 @@ def msg(ctx: Context, args: list[str]) -> None:
 
 
 def help_(ctx: Context, args: list[str]) -> None:
+    """``/help [COMMAND]``: the usage and summary of each command the caller may use, or of one."""
     if args:
         command = ctx.command(args[0])
         if command is None:
@@ -69,6 +75,7 @@ def help_(ctx: Context, args: list[str]) -> None:
 
 
 def caps(ctx: Context, args: list[str]) -> None:
+    """``/caps CAPABILITY...``: announce ``binary`` and/or ``tags``; replies ``OK caps ...``."""
     unknown = [c for c in args if c.lower() not in KNOWN_CAPS]
     if unknown:
         raise CommandError(f"unknown capability: {' '.join(unknown)} (known: {' '.join(sorted(KNOWN_CAPS))})")

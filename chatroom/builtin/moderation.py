@@ -64,6 +64,7 @@ def _log(ctx: Context, room: Room, text: str) -> None:
 
 
 def op(ctx: Context, args: list[str]) -> None:
+    """``/op NICK``: make a logged-in member an operator of your current room."""
     room = _room(ctx)
     member = _member(ctx, args[0])
     if member.account is None:
@@ -76,6 +77,7 @@ def op(ctx: Context, args: list[str]) -> None:
 
 
 def deop(ctx: Context, args: list[str]) -> None:
+    """``/deop NICK``: take operator rights in your current room away from NICK."""
     room = _room(ctx)
     member = ctx.find(args[0])
     account = member.account if member is not None and member.account else args[0]
@@ -88,6 +90,7 @@ def deop(ctx: Context, args: list[str]) -> None:
 
 
 def kick(ctx: Context, args: list[str]) -> None:
+    """``/kick NICK [REASON]``: take NICK out of your current room (announced)."""
     room = _room(ctx)
     name, _, reason = ctx.text.partition(" ")
     member = _member(ctx, name)
@@ -102,6 +105,7 @@ def kick(ctx: Context, args: list[str]) -> None:
 
 
 def ban(ctx: Context, args: list[str]) -> None:
+    """``/ban NICK|ACCOUNT``: ban an account (or a guest's address) from your current room."""
     room = _room(ctx)
     name = args[0]
     member = ctx.find(name)
@@ -133,6 +137,7 @@ def ban(ctx: Context, args: list[str]) -> None:
 
 
 def unban(ctx: Context, args: list[str]) -> None:
+    """``/unban NICK|ACCOUNT|ADDRESS``: lift a ban of your current room."""
     room = _room(ctx)
     removed = room.rules.remove_ban(args[0])
     if removed is None:
@@ -142,6 +147,7 @@ def unban(ctx: Context, args: list[str]) -> None:
 
 
 def bans(ctx: Context, args: list[str]) -> None:
+    """``/bans``: list the bans of your current room."""
     room = _room(ctx)
     for entry in room.rules.bans:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.at))
@@ -151,6 +157,7 @@ def bans(ctx: Context, args: list[str]) -> None:
 
 
 def key(ctx: Context, args: list[str]) -> None:
+    """``/key PASSWORD`` or ``/key off``: require (or stop requiring) a password to join your current room."""
     room = _room(ctx)
     if args[0].lower() == "off":
         if not room.rules.key:

@@ -67,6 +67,7 @@ class Quota:
 
     @property
     def active(self) -> bool:
+        """True when any quota is set (0 means unlimited)."""
         return bool(self.files_per_hour or self.bytes_per_day)
 
     def _entries(self, key: str, now: float) -> deque[list[float]]:

@@ -37,6 +37,7 @@ class TLSSocket:
         self.ssl = sock
 
     def fileno(self) -> int:
+        """The underlying socket's descriptor, for the selector."""
         return self.ssl.fileno()
 
     def pending(self) -> int:
@@ -44,6 +45,7 @@ class TLSSocket:
         return self.ssl.pending()
 
     def recv(self, size: int) -> bytes:
+        """Up to *size* decrypted bytes; ``b""`` at the end; BlockingIOError while TLS waits for the network."""
         try:
             return self.ssl.recv(size)
         except _WANT:
@@ -61,6 +63,7 @@ class TLSSocket:
             return 0
 
     def sendmsg(self, buffers: Iterable[Any]) -> int:
+        """Write *buffers* as TLS records; the bytes taken (see the class docstring), BlockingIOError if none."""
         sent = 0
         write = self.ssl.send
         for buf in buffers:
