@@ -436,8 +436,8 @@ def register_commands() -> list[Command]:
             "post",
             cmd_post,
             usage=POST_USAGE,
-            summary='Post lines to the board until a lone "#" (then OK); /quit aborts the post and disconnects,'
-            ' //quit posts "/quit"',
+            summary='Post lines to the board until a lone "#" (then OK); /quit aborts the post and disconnects'
+            ' you (nothing of the post is kept; you leave the chat as with /quit), //quit posts "/quit"',
             raw=True,
         ),
         Command(

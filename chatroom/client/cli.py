@@ -146,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-password", metavar="PASSWORD",
                    help=f"the shared password of a server that asks for one (chatroom-server --password-file); "
                    f"${SERVER_PASSWORD_ENV} works too; otherwise a terminal asks for it without echo")
+    p.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
+                   help="when the connection drops, connect again (backoff 0.5 s doubling up to 30 s), log in, "
+                   "rejoin your rooms and show what you missed; /quit or Ctrl-D gives up at once (default: on "
+                   "a terminal, off when stdin or stdout is not one, so scripts see the loss: exit status 1)")
     tls = p.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true",
                      help="connect with TLS (chatroom-server --tls or --tls-port); a self-signed certificate is "
@@ -267,6 +271,25 @@ def connect(host: str, port: int) -> socket.socket:
     return sock
 
 
+def dial(args: argparse.Namespace) -> socket.socket:
+    """A new connection to ``args.host``:``args.port``, over TLS when asked (trust checked as
+    :func:`~chatroom.client.trust.open_tls` says). Raises OSError, ``ssl.SSLError``, TrustRefused, ValueError."""
+    if args.tls or args.ca or args.fingerprint:
+        return open_tls(functools.partial(connect, args.host, args.port), args.host, args.port, ca=args.ca,
+                        pin=args.fingerprint, err=sys.stderr)
+    return connect(args.host, args.port)
+
+
+def refusal_hint(loop: ClientLoop, args: argparse.Namespace) -> str | None:
+    """What to do after the server refused the name, the login or the server password (line mode, status 2)."""
+    if loop.refused == "nick":
+        return (f"chatroom-client: the server refused the name {loop.name} (its reason is above); "
+                f"choose another with --name NAME, or log in to your account with --password")
+    if loop.refused == "login":
+        return f"chatroom-client: login as {loop.name} refused (its reason is above); check --password"
+    return None
+
+
 def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) -> int:
     """Plain line mode: stdin reader thread -> :class:`ClientLoop` on this thread."""
     console = LineConsole()
@@ -283,6 +306,8 @@ def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) 
         accept_files=args.accept_files or "all",
         password=args.password,
         server_password=args.server_password,
+        tags=getattr(args, "connect", None) is not None,
+        connect=getattr(args, "connect", None),
     )
     loop.on_change = lambda: console.update(loop.progress)
     reader = threading.Thread(
@@ -293,11 +318,15 @@ def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) 
     )
     reader.start()
     try:
-        return loop.run()
+        status = loop.run()
     except KeyboardInterrupt:
         return 130
     finally:
         console.close()
+    hint = refusal_hint(loop, args) if status == 2 else None
+    if hint:
+        print(hint, file=sys.stderr)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,11 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, EOFError):
         return 130
     try:
-        if args.tls or args.ca or args.fingerprint:
-            sock = open_tls(functools.partial(connect, args.host, args.port), args.host, args.port, ca=args.ca,
-                            pin=args.fingerprint, err=sys.stderr)
-        else:
-            sock = connect(args.host, args.port)
+        sock = dial(args)
     except (TrustRefused, ValueError) as exc:
         print(f"chatroom-client: {exc}", file=sys.stderr)
         return 1
@@ -331,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             reason = f"no TLS handshake ({reason}); is {args.port} the server's TLS port?"
         print(f"chatroom-client: cannot connect to {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 1
+    reconnect = tty if args.reconnect is None else args.reconnect
+    args.connect = functools.partial(dial, args) if reconnect else None
     if tty:
         from chatroom.client.tui import run_tui
 

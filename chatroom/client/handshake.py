@@ -5,14 +5,16 @@ A mixin: these methods run on the client loop's thread. At start the loop
 sends, pipelined, ``/caps binary`` (when the transfer component is
 installed), ``/files ask`` or ``/files none`` (``--accept-files``; nothing
 for ``all``, the server's default, so an old server sees today's handshake),
+``/caps tags`` (when ``tags`` is set: its reply turns on :mod:`chatroom.client.catchup`),
 ``/nick NAME`` and, with a password, ``/login NAME PASSWORD``. Their replies
 come in that order and are consumed here (``_pending`` lists what is still
 expected); typed lines wait until every reply is in.
 
 * ``caps`` / ``files``: an ``ERROR`` is shown, nothing else happens (a server
   without consent sends files without asking: the line says so).
-* ``nick``: ``OK`` names the client. ``ERROR`` ends line mode with status 2,
-  or, interactive, makes the next typed line the new name; when a login
+* ``nick``: ``OK`` names the client (on a terminal: ``* you are NAME``). ``ERROR`` ends line mode with
+  status 2 (``refused = "nick"``; the command line says what to do), or, interactive, says
+  ``* the server refused the name NAME: type another name (or /quit)`` and makes the next typed line the new name; when a login
   follows, the login decides instead (``/nick alice`` is refused for a
   registered nick, and ``/login`` takes it).
 * ``pass``: a server started with ``--password-file`` answers the connection with one line,
@@ -50,6 +52,8 @@ class HandshakeSide:
     console: Any
     password: str | None
     server_password: str | None
+    tags: bool
+    refused: str | None
     #: True while the server wants its password and the next typed line is it (a terminal only).
     asking_password: bool
     accept_files: str
@@ -72,6 +76,9 @@ class HandshakeSide:
             if self.accept_files in ("ask", "none"):
                 self._send(f"/files {self.accept_files}")
                 self._pending.append("files")
+        if self.tags:
+            self._send("/caps tags")
+            self._pending.append("tags")
         self._send_nick(self.name)
         if self.password:
             self._send(f"/login {self.name} {self.password}")  # never echoed, never printed
@@ -93,11 +100,13 @@ class HandshakeSide:
             self.console.error(text)
             self.console.error(f"chatroom-client: give it with --server-password or ${SERVER_PASSWORD_ENV}")
             self._status = 2
+            self.refused = "pass"
         return True
 
     def _send_pass(self, password: str) -> None:
         """``/pass PASSWORD`` (never printed), then the whole handshake again behind it."""
         self.asking_password = False
+        self.server_password = password  # a reconnect gives it again
         self._send(f"/pass {password}")
         self._pending.append("pass")
         self._start_handshake()
@@ -127,6 +136,7 @@ class HandshakeSide:
             self.console.error(text)
             if not self.interactive:
                 self._status = 2
+                self.refused = "pass"
             else:
                 self.asking_password = True
                 self._changed()
@@ -147,8 +157,11 @@ class HandshakeSide:
         self.console.error(text)
         if not self.interactive:
             self._status = 2
+            self.refused = what
             return
         if what == "login" and self._named:
+            self.console.line(f"* not logged in; you go on as {self.name}, without an account")
             return  # go on as a guest under the nick the server accepted
+        self.console.line(f"* the server refused the name {self.name}: type another name (or /quit)")
         self.naming = True
         self._changed()

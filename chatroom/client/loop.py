@@ -40,9 +40,15 @@ Life of a connection:
    server takes them, and the server aborts a transfer that stops moving.
    Ctrl-C (``request_quit(force=True)``) aborts everything at once.
 
+4. **Reconnect** (*connect* given, :mod:`chatroom.client.reconnect`): a
+   connection that drops while not quitting is dialled again with backoff;
+   the handshake is redone and the rooms rejoined, and what was missed is
+   fetched by history id (:mod:`chatroom.client.catchup`, needs ``tags``).
+   Typed input: :mod:`chatroom.client.inputs`.
+
 Exit statuses returned by :meth:`ClientLoop.run`: 0 after a clean quit, 1 when
-the connection is lost (``connection to server lost`` on the error console),
-2 when the name is refused in non-interactive mode.
+the connection is lost without reconnecting (``connection to server lost`` on
+the error console), 2 when the name is refused in non-interactive mode.
 """
 
 from __future__ import annotations
@@ -56,9 +62,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chatroom.client.catchup import RoomSide
 from chatroom.client.files import PROGRESS_INTERVAL, FileSide
 from chatroom.client.handshake import HandshakeSide
+from chatroom.client.inputs import InputSide
 from chatroom.client.io import Console, OutQueue
+from chatroom.client.reconnect import LOST, Backoff, ReconnectSide
 from chatroom.wire.lines import Frame, Line, Parser, TooLong, encode_line, sanitize
 from chatroom.wire.wakeup import Waker
 
@@ -70,14 +79,13 @@ RECV_SIZE = 256 * 1024
 RECV_ROUNDS = 16
 #: Default seconds files still arriving are waited for once quitting began (see the module docstring).
 QUIT_WAIT = 30.0
-LOST = "connection to server lost"
 
 
 def _is_reply(text: str) -> bool:
     return text in ("OK", "ERROR") or text.startswith(("OK ", "ERROR "))
 
 
-class ClientLoop(FileSide, HandshakeSide):
+class ClientLoop(FileSide, HandshakeSide, RoomSide, InputSide, ReconnectSide):
     """The connection to one server, driven by :meth:`run` on a single thread.
 
     *sock* is a connected TCP socket (made non-blocking here). *console*
@@ -93,6 +101,10 @@ class ClientLoop(FileSide, HandshakeSide):
     redraw. *accept_files* (``ask``, ``all``, ``none``) is how offered files
     are answered, *password* logs in to the account NAME, *server_password*
     answers a server that asks for one (:mod:`chatroom.client.handshake`).
+    *tags* asks for message tags (``/caps tags``; they are taken off before
+    printing) so rooms and history ids are known; *connect* (no arguments,
+    returns a new connected socket, may block) turns on reconnecting, with
+    *backoff* (default :class:`~chatroom.client.reconnect.Backoff`).
     """
 
     def __init__(
@@ -112,6 +124,9 @@ class ClientLoop(FileSide, HandshakeSide):
         accept_files: str = "all",
         password: str | None = None,
         server_password: str | None = None,
+        tags: bool = False,
+        connect: Callable[[], socket.socket] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.sock = sock
         self.name = name
@@ -126,7 +141,14 @@ class ClientLoop(FileSide, HandshakeSide):
         self.accept_files = accept_files
         self.password = password
         self.server_password = server_password
+        self.tags = tags
+        self.sync_ids = tags and connect is not None
         self.asking_password = False
+        self._init_rooms()
+        self._init_reconnect(connect, backoff)
+        self._confirmed = False  # "* you are NAME" was shown
+        #: Set when the loop ends with status 2: ``"name"`` (refused name or login) or ``"pass"``.
+        self.refused: str | None = None
         self._stale = 0
         self._greeted = False  # the server's first line came
         self._offered: dict[str, tuple[str, str]] = {}  # file offers waiting for the person's answer
@@ -151,6 +173,7 @@ class ClientLoop(FileSide, HandshakeSide):
         self._hurry = False  # the last pass stopped pumping early: do not block in select
         self._tm: Any = None
         self._watcher: Any = None
+        self._transfer = transfer
         if transfer is not None:
             manager_cls, watcher_cls = transfer
             self.send_dir.mkdir(parents=True, exist_ok=True)
@@ -188,14 +211,11 @@ class ClientLoop(FileSide, HandshakeSide):
     # ---- the loop ------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run until quit or connection loss; returns the exit status (0, 1 or 2)."""
-        self.sock.setblocking(False)
-        self._sel.register(self.sock, selectors.EVENT_READ, "sock")
+        """Run until quit, or connection loss without reconnecting; returns the exit status (0, 1 or 2)."""
         self._sel.register(self._waker, selectors.EVENT_READ, "wake")
-        self._start_handshake()
         if self._watcher is not None:
             self._watcher.start()
-        self._flush()
+        self._attach(self.sock, first=True)
         try:
             while self._status is None:
                 self._pass()
@@ -203,21 +223,49 @@ class ClientLoop(FileSide, HandshakeSide):
             self._shutdown()
         return self._status
 
+    def _attach(self, sock: socket.socket, first: bool = False) -> None:
+        """Start a connection on *sock*: fresh parser and output, the handshake sent."""
+        self.sock = sock
+        sock.setblocking(False)
+        self._sel.register(sock, selectors.EVENT_READ, "sock")
+        if not first:
+            self._parser = Parser()
+            self._out = OutQueue()
+            self._pending.clear()
+            self._stale = 0
+            self._greeted = False
+            self._named = False
+            self._write_registered = False
+            self._offered.clear()
+            if self._transfer is not None and self._tm is None:
+                manager_cls = self._transfer[0]
+                self._tm = manager_cls(self.send_dir, self.received_dir, self._write, self._out_queued,
+                                       self.console.line)
+        self._start_handshake()
+        self._flush()
+
     def _pass(self) -> None:
         now = time.monotonic()
         timeout = 0.0 if self._hurry else PROGRESS_INTERVAL
         if self._quit == "sent" or self._quit == "ok":
             timeout = max(0.0, min(timeout, self._quit_deadline - now))
+        if self.offline:
+            timeout = min(timeout, self._offline_wait(now))
         readable = False
         for key, mask in self._sel.select(timeout):
             if key.data == "wake":
                 self._waker.drain()
             elif mask & selectors.EVENT_READ:
                 readable = True
-        if readable:
+        if readable and not self.offline:
             self._read()
             if self._status is not None:
                 return
+        if self.offline:
+            self._drain_queue()
+            if self._status is None:
+                self._offline_pass()
+            return
         self._drain_queue()
         self._drain_watcher()
         self._pump()
@@ -246,11 +294,31 @@ class ClientLoop(FileSide, HandshakeSide):
         if self._quit == "ok":
             self._status = 0
             return
+        self._read_rest()
+        if self._status is not None:
+            return
         if self._tm is not None:
             self._tm.close()
             self._tm = None
+        if self._connect is not None and self._quit == "no" and (self._confirmed or self._lost_at):
+            self._go_offline()
+            return
         self.console.error(LOST)
         self._status = 1
+
+    def _read_rest(self) -> None:
+        """Show what the server sent before the connection broke (a failed send may come first)."""
+        for _ in range(RECV_ROUNDS):
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except OSError:
+                return
+            if not data:
+                return
+            for event in self._parser.feed(data):
+                self._on_event(event)
+                if self._status is not None:
+                    return
 
     # ---- incoming ------------------------------------------------------------------
 
@@ -271,13 +339,31 @@ class ClientLoop(FileSide, HandshakeSide):
             self._stale -= 1
             return
         if self._pending and _is_reply(text):
-            self._handshake_reply(self._pending.popleft(), text)
+            what = self._pending.popleft()
+            if what != "pass":
+                self._muted = False  # a reconnect's greeting and replay came before this
+            if not self._catchup_reply(what, text):
+                self._handshake_reply(what, text)
+            self._after_handshake_reply()
             return
         if self._tm is not None and self._tm.handle_line(text):
             return
         if self._quit == "sent" and text.startswith("OK"):
             self._quit = "ok"
+        if _is_reply(text):
+            self._room_reply(text)
+            if text.startswith(("OK nick ", "OK logged in as ")):
+                self.name = text.split()[-1]  # the name a reconnect asks for
+        elif self._room_event(text):
+            return
         self.console.line(text)
+
+    def _after_handshake_reply(self) -> None:
+        if self._named and not self._confirmed and not any(p in ("nick", "login") for p in self._pending):
+            self._confirmed = True
+            if self.interactive:
+                self.console.line(f"* you are {self.name}")
+        self._after_reply()
 
     # ---- outgoing ------------------------------------------------------------------
 
@@ -320,86 +406,6 @@ class ClientLoop(FileSide, HandshakeSide):
             self._sel.modify(self.sock, events, "sock")
             self._write_registered = want
 
-    def _drain_queue(self) -> None:
-        """Act on queued input in order; typed lines wait while the name is not accepted yet."""
-        while True:
-            try:
-                self._held.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        while self._held and self._status is None:
-            if (not self._named or self._pending) and not self.naming and not self.asking_password:
-                # Waiting for the server to accept the name: only Ctrl-C acts now.
-                if any(kind == "quit" for kind, _ in self._held):
-                    self._on_input("quit", True)
-                return
-            kind, value = self._held.popleft()
-            self._on_input(kind, value)
-
-    def _on_input(self, kind: str, value: Any) -> None:
-        if kind == "eof":
-            self._want_quit()
-        elif kind == "quit":
-            if value and self._tm is not None:
-                self._tm.close()
-                self._tm = None
-            if not self._named:
-                self._status = 0  # not in the room yet: nothing to say goodbye to
-                return
-            self._want_quit()
-        elif kind == "line":
-            self._on_typed(value)
-
-    def _on_typed(self, raw: str) -> None:
-        text = sanitize(raw.rstrip("\r\n"))
-        if self.asking_password:
-            self._typed_password(text)
-            return
-        if self.naming:
-            if text.strip():
-                self.naming = False  # typed lines wait again until the server answers
-                self._send_nick(text.strip())
-                self._changed()
-            else:
-                self.console.error("a name is needed")
-            return
-        if self._quit != "no" or not text.strip():
-            return
-        if text.startswith("/") and not text.startswith("//"):
-            head, _, rest = text.partition(" ")
-            cmd = head.lower()
-            if cmd == "/quit":
-                self._want_quit()
-                return
-            if cmd == "/sendfile":
-                self._sendfile(rest)
-                return
-        self._send(text)
-
-    def _want_quit(self) -> None:
-        if self._quit == "no":
-            self._quit = "wanted"
-            self._arrivals_deadline = time.monotonic() + self.quit_wait
-            if self.busy:
-                self.console.error(f"waiting for file transfers to finish before quitting "
-                                   f"(files arriving get {self.quit_wait:g} s at most)")
-
-    def _advance_quit(self) -> None:
-        if (self._quit == "wanted" and self._tm is not None and self._tm.receiving
-                and time.monotonic() >= self._arrivals_deadline):
-            self._tm.discard_incoming(f"still arriving {self.quit_wait:g} s after quitting")
-        if self._quit == "wanted" and not self.busy and not self._pending:
-            self._send("/quit")
-            self._flush()
-            self._quit = "sent"
-            self._quit_deadline = time.monotonic() + self.quit_timeout
-        elif self._quit in ("sent", "ok") and time.monotonic() >= self._quit_deadline:
-            if self._quit == "ok":
-                self._status = 0
-            else:
-                self.console.error("no reply to /quit from the server; closing")
-                self._status = 1
-
     # ---- progress ------------------------------------------------------------------
 
     def _changed(self) -> None:
@@ -407,6 +413,7 @@ class ClientLoop(FileSide, HandshakeSide):
             self.on_change()
 
     def _shutdown(self) -> None:
+        self._stop_dialing()
         if self._watcher is not None:
             self._watcher.stop()
         if self._tm is not None:

@@ -8,8 +8,10 @@ line being typed stays intact. Transfer progress is drawn in the prompt's
 bottom toolbar with ``tqdm.format_meter`` (refreshed every 0.2 s; hidden when
 no transfer runs): tqdm's own bars would garble the prompt.
 
-Keys: Enter sends the line; Ctrl-D (on an empty line) or Ctrl-C quits (after
-running transfers finish; a second Ctrl-C aborts them). When the server
+Keys: Enter sends the line; Ctrl-D (on an empty line) quits (after running
+transfers finish); Ctrl-C once keeps the typed line and says how to quit, twice
+within 2 s quits, a third time aborts running transfers
+(:class:`chatroom.client.inputs.CtrlC`). When the server
 refuses the name the prompt turns into ``name: `` and the next line is the new
 name. When the server asks for its password, the prompt turns into
 ``server password: `` and what is typed is not shown (prompt_toolkit's
@@ -23,6 +25,7 @@ import asyncio
 import socket
 import sys
 import threading
+import time
 import traceback
 
 from prompt_toolkit import PromptSession
@@ -31,6 +34,7 @@ from prompt_toolkit.filters import Condition
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from chatroom.client.console import format_bars
+from chatroom.client.inputs import CTRL_C_HINT, CtrlC
 from chatroom.client.io import load_transfer
 from chatroom.client.loop import ClientLoop
 
@@ -88,6 +92,8 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         accept_files=args.accept_files or "ask",
         password=args.password,
         server_password=getattr(args, "server_password", None),
+        tags=True,
+        connect=getattr(args, "connect", None),
     )
     session.message = lambda: "server password: " if loop.asking_password else "name: " if loop.naming else "> "
     session.is_password = Condition(lambda: loop.asking_password)
@@ -131,16 +137,22 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         thread = threading.Thread(target=network, name="chatroom-network", daemon=True)
         thread.start()
         refresher = asyncio.create_task(refresh())
-        interrupts = 0
+        ctrl_c = CtrlC()
+        kept = ""  # the line being typed when Ctrl-C came: given back to the next prompt
         try:
             while not finished.is_set():
                 # KeyboardInterrupt / EOFError come out of the prompt as exceptions (Ctrl-C / Ctrl-D);
                 # the prompt runs in this coroutine, not in a task, so they never escape asyncio.
                 try:
-                    text = await session.prompt_async(pre_run=stop_prompt)
+                    text = await session.prompt_async(pre_run=stop_prompt, default=kept)
+                    kept = ""
                 except KeyboardInterrupt:
-                    interrupts += 1
-                    loop.request_quit(force=interrupts > 1)
+                    kept = session.default_buffer.text
+                    action = ctrl_c.press(time.monotonic())
+                    if action == "hint":
+                        print(CTRL_C_HINT, flush=True)
+                    else:
+                        loop.request_quit(force=action == "abort")
                     continue
                 except EOFError:
                     loop.end_input()

@@ -1,0 +1,302 @@
+"""Rooms and history ids for :class:`chatroom.client.loop.ClientLoop`: what a reconnect needs to rejoin and
+fetch exactly the lines it missed.
+
+A mixin: these methods run on the client loop's thread. With ``tags=True`` the
+handshake sends ``/caps tags`` (docs/protocol.md "Capabilities"); every room
+line then comes with message tags, which are taken off here (the person sees
+exactly the line a client without tags sees) and remembered:
+
+* the last history id seen per room (``msgid``), the rooms the client is in
+  (any tagged line, ``OK join``, ``OK part``, a kick of its own nick) and the
+  current room (``OK join``/``OK current room``/``OK part``, or a tagged line
+  without the ``[#room] `` prefix), and the key given to ``/join #room KEY``;
+* the greeting's replay is sent before ``/caps tags`` takes effect, so once
+  named the client asks ``/history 1`` (its reply is not shown) to learn the
+  default room's last id.
+
+After a reconnect and a new handshake (:meth:`_begin_rejoin`), the greeting,
+the default room's replay and every ``/join`` replay are not shown; the
+client sends ``/join #room [KEY]`` for each room it was in (the current room
+last, so it is current again; ``/part`` of the default room if it had left
+it), then ``/history #room since ID 500`` per room, again while a page comes
+back full (at most :data:`MAX_PAGES` pages). Lines of its own nick are not
+counted as missed. Live lines of those rooms that arrive meanwhile are held.
+When every reply is in it prints ``* reconnected after 12 s; 5 missed lines
+in #lobby``, the missed lines, then the held live lines that were not among
+them (so each line is shown exactly once).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from chatroom.client.events import Event, parse
+
+__all__ = ["MAX_PAGES", "PAGE", "RoomSide", "away_text"]
+
+#: Lines asked per ``/history #room since ID N`` page (the server's maximum).
+PAGE = 500
+#: Pages fetched per room at most after a reconnect.
+MAX_PAGES = 20
+#: Live lines held while catching up (beyond that they are shown at once).
+MAX_HELD = 10_000
+_WELCOME = re.compile(r"^\* Welcome to chatroom, room (\S+?)\. ")
+
+
+def away_text(seconds: float) -> str:
+    """``12 s``, ``3 min 5 s``, ``2 h 4 min`` (rounded down)."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def _room(name: str) -> str:
+    return name.lower() if name.startswith("#") else "#" + name.lower()
+
+
+class RoomSide:
+    """Room and history-id bookkeeping of the client loop (see the module docstring)."""
+
+    name: str
+    console: Any
+    tags: bool
+    sync_ids: bool  # learn the default room's last id once named (needed by a later rejoin)
+    _pending: deque[str]
+    _named: bool
+
+    if TYPE_CHECKING:  # provided by ClientLoop (type-only: no stub shadows it)
+        def _send(self, text: str) -> None: ...
+
+    def _init_rooms(self) -> None:
+        #: Room -> last history id seen (0: none yet). Insertion order is join order.
+        self.last_ids: dict[str, int] = {}
+        self.current_room: str | None = None
+        self._keys: dict[str, str] = {}
+        self._default_room: str | None = None
+        self._tags_on = False
+        self._synced = False  # the default room's last id was asked for (/history 1)
+        self._muted = False  # a reconnect's greeting and replay: not shown
+        self._catching = False  # a reconnect's rejoin and history fetch are running
+        self._rejoin_rooms: list[str] = []
+        self._missed: dict[str, list[str]] = {}
+        self._missed_ids: dict[str, set[int]] = {}
+        self._pages: dict[str, int] = {}
+        self._held_live: list[Event] = []
+        self._lost_at = 0.0
+
+    # ---- every line -------------------------------------------------------------------
+
+    def _room_event(self, text: str) -> bool:
+        """A server line that is no reply: bookkeeping; True when it was shown or must not be (handled here)."""
+        if self._default_room is None or self._muted:
+            found = _WELCOME.match(text)
+            if found:
+                self._default_room = _room(found.group(1))
+        if self._muted:
+            return True  # a reconnect's greeting and the default room's replay
+        if not self._tags_on:
+            return False
+        event = parse(text)
+        if event.room is None or event.kind is None:  # not a room line (a reply starting with "@" stays whole)
+            return self._catching and text.startswith("* topic of ")  # a rejoin's /join reply
+        room = _room(event.room or "")
+        if self._catching and room in self._pages:
+            if event.history:
+                self._missed_line(room, event)
+                return True
+            if len(self._held_live) < MAX_HELD:
+                self._held_live.append(event)
+                return True
+        if event.history and "sync" in self._pending:
+            if event.msgid is not None:
+                self._note_id(room, event.msgid)
+            return True
+        self._show_live(room, event)
+        return True
+
+    def _missed_line(self, room: str, event: Event) -> None:
+        """A history line during a rejoin: missed when it answers ``/history since`` (not a /join replay)."""
+        msgid = event.msgid
+        if msgid is None or self._pages[room] == 0:
+            return
+        self._note_id(room, msgid)
+        if msgid not in self._missed_ids[room] and event.nick != self.name:
+            self._missed_ids[room].add(msgid)
+            marked = event.text.startswith(f"[{event.room}] ")  # /history does not mark the room: say it
+            self._missed[room].append(event.text if marked else f"[{room}] {event.text}")
+
+    def _show_live(self, room: str, event: Event) -> None:
+        if event.msgid is not None:
+            self._note_id(room, event.msgid)
+        self.last_ids.setdefault(room, 0)
+        if not event.text.startswith(f"[{event.room}] "):  # no room prefix: the current room
+            self.current_room = room
+        if event.kind == "notice" and _kicked(event.text, self.name):
+            self._left(room)
+        self.console.line(event.text)
+
+    def _note_id(self, room: str, msgid: int) -> None:
+        self.last_ids[room] = max(msgid, self.last_ids.get(room, 0))
+
+    def _left(self, room: str) -> None:
+        self.last_ids.pop(room, None)
+        if self.current_room == room:
+            self.current_room = None
+
+    # ---- replies ----------------------------------------------------------------------
+
+    def _room_reply(self, text: str) -> None:
+        """A reply to a line the person typed: follow joins and parts."""
+        if text.startswith("OK join "):
+            room = _room(text.split()[2])
+            self.last_ids.setdefault(room, 0)
+            self.current_room = room
+        elif text.startswith("OK current room "):
+            self.current_room = _room(text.split()[3])
+        elif text.startswith("OK part "):
+            parts = text.split()
+            self._left(_room(parts[2].rstrip(";")))
+            if "current room" in text:
+                self.current_room = _room(parts[-1])
+
+    def _typed_room_command(self, cmd: str, rest: str) -> None:
+        """Remember the key of ``/join #room KEY`` for a rejoin."""
+        if cmd in ("/join", "/j"):
+            words = rest.split()
+            if len(words) == 2:
+                self._keys[_room(words[0])] = words[1]
+
+    def _catchup_reply(self, what: str, text: str) -> bool:
+        """A reply to one of this module's lines (``what`` from ``_pending``); True if handled here."""
+        kind, _, room = what.partition(":")
+        ok = text.startswith("OK")
+        if kind == "tags":
+            self._tags_on = ok
+            return True
+        if kind == "sync":
+            if ok and text.startswith("OK history "):
+                named = _room(text.split()[2])
+                self.last_ids.setdefault(named, 0)
+                self.current_room = self.current_room or named
+            return True
+        if kind == "join":
+            if ok:
+                self._room_reply(text)
+            else:
+                self.console.error(f"could not rejoin {room}: {text}")
+                self._left(room)
+                self._pages.pop(room, None)
+            return True
+        if kind == "part":
+            if ok:
+                self._room_reply(text)
+            return True
+        if kind == "history":
+            if not ok:
+                self.console.error(f"could not fetch what was missed in {room}: {text}")
+                return True
+            count = text.split()
+            pages = self._pages.get(room, 1)
+            if len(count) >= 4 and count[3].isdigit() and int(count[3]) >= PAGE and pages < MAX_PAGES:
+                self._ask_history(room)
+            return True
+        return False
+
+    def _after_reply(self) -> None:
+        """After each handshake reply: the next step once every reply so far is in."""
+        if self._pending or not self._named:
+            return
+        if not self._lost_at:
+            if self.sync_ids and self._tags_on and not self._synced:
+                self._synced = True
+                self._send("/history 1")
+                self._pending.append("sync")
+        elif not self._catching:
+            self._send_rejoin()
+        else:
+            self._finish_catchup()
+
+    # ---- a reconnect ------------------------------------------------------------------
+
+    def _begin_rejoin(self) -> None:
+        """A new connection after a loss: keep quiet until the handshake is through, then rejoin."""
+        self._rejoin_rooms = list(self.last_ids)
+        if self.current_room in self._rejoin_rooms:  # the current room last: /join makes it current
+            self._rejoin_rooms.remove(self.current_room)
+            self._rejoin_rooms.append(self.current_room)
+        self._muted = True
+        self._catching = False
+        self._synced = True
+        self._tags_on = False
+
+    def _send_rejoin(self) -> None:
+        self._catching = True
+        self._muted = False
+        self._missed = {}
+        self._missed_ids = {}
+        self._held_live = []
+        self._pages = {}
+        old_ids = dict(self.last_ids)
+        for room in self._rejoin_rooms:
+            self._missed[room] = []
+            self._missed_ids[room] = set()
+            self._pages[room] = 0
+            key = self._keys.get(room)
+            self._send(f"/join {room}" + (f" {key}" if key else ""))
+            self._pending.append(f"join:{room}")
+        default = self._default_room
+        if default and default not in self._rejoin_rooms:
+            self._send(f"/part {default}")
+            self._pending.append(f"part:{default}")
+        self.last_ids = {room: old_ids[room] for room in self._rejoin_rooms}
+        if self._tags_on:
+            for room in self._rejoin_rooms:
+                self._ask_history(room)
+        if not self._pending:
+            self._finish_catchup()
+
+    def _ask_history(self, room: str) -> None:
+        self._pages[room] = self._pages.get(room, 0) + 1
+        self._send(f"/history {room} since {self.last_ids.get(room, 0)} {PAGE}")
+        self._pending.append(f"history:{room}")
+
+    def _finish_catchup(self) -> None:
+        self._catching = False
+        away = away_text(time.monotonic() - self._lost_at)
+        self._lost_at = 0.0
+        counts = [(room, len(lines)) for room, lines in self._missed.items() if lines]
+        if not self._tags_on:
+            summary = "missed lines unknown (this server has no /caps tags)"
+        elif not counts:
+            summary = "nothing missed"
+        else:
+            first, n = counts[0]
+            summary = f"{n} missed line{'s' * (n != 1)} in {first}"
+            summary += "".join(f", {n} in {room}" for room, n in counts[1:])
+            full = [room for room, pages in self._pages.items() if pages >= MAX_PAGES]
+            if full:
+                summary += f" (more in {', '.join(full)}: /history ROOM)"
+        self.console.line(f"* reconnected after {away}; {summary}")
+        for room, lines in self._missed.items():
+            for line in lines:
+                self.console.line(line[len(room) + 3:] if room == self.current_room else line)
+        held, self._held_live = self._held_live, []
+        seen = self._missed_ids
+        self._pages = {}
+        for event in held:
+            room = _room(event.room or "")
+            if event.msgid is None or event.msgid not in seen.get(room, ()):
+                self._show_live(room, event)
+        self._missed = {}
+        self._missed_ids = {}
+
+
+def _kicked(text: str, nick: str) -> bool:
+    """True for the notice ``* alice kicked NICK from den (...)`` (any room prefix)."""
+    return re.match(rf"^(\[\S+\] )?\* \S+ kicked {re.escape(nick)} from ", text) is not None
