@@ -1,0 +1,650 @@
+// The chatroom page: rooms, messages, members, composer, account, reconnect, notifications.
+// Wire: docs/protocol.md "WebSocket and JSON events" (wire.js); files: files.js; docs/web.md.
+// All text goes into the page with textContent, never as HTML.
+
+import { Wire } from "./wire.js";
+import { Transfers } from "./files.js";
+import { formatTime, mentions, nickHue } from "./names.js";
+
+const $ = (id) => document.getElementById(id);
+const OLDER_PAGE = 50;    // lines per "load older"
+const CATCH_UP_PAGE = 50; // lines per /history since (the server's default page)
+const CATCH_UP_ROUNDS = 20;
+const MAX_MESSAGE = 60 * 1024; // bytes of lines per WebSocket message (the server takes 64 KiB)
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const state = {
+  nick: null,
+  account: null,
+  current: null,      // the server's current room for this connection
+  joined: [],         // rooms this connection is in, in join order
+  selected: null,     // the room shown
+  rooms: new Map(),   // name -> Room
+  identity: null,     // the /login or /nick line to send again after a reconnect
+  pendingIdentity: null,
+  hidden: new Map(),  // reply prefix -> how many automatic replies to keep out of the log
+  connectedOnce: false,
+  resyncing: false,
+  quitting: false,
+  pendingEcho: [],    // own chat lines shown before the server's copy: {room, text, node}
+};
+
+class Room {
+  constructor(name) {
+    this.name = name;
+    this.log = el("ol", "log");
+    this.log.setAttribute("role", "log");
+    this.log.setAttribute("aria-live", "polite");
+    this.log.setAttribute("aria-label", `Messages in ${name}`);
+    this.log.hidden = true;
+    this.log.dataset.room = name;
+    $("logs").append(this.log);
+    this.ids = new Set();
+    this.maxId = null;
+    this.minId = null;
+    this.unread = 0;
+    this.members = new Set();
+    this.topic = "";
+    this.olderDone = false;
+    this.olderPending = false;
+    this.catchUp = 0; // rounds of /history since left for this room
+  }
+}
+
+function room(name) {
+  let entry = state.rooms.get(name);
+  if (!entry) {
+    entry = new Room(name);
+    state.rooms.set(name, entry);
+  }
+  return entry;
+}
+
+// -- the wire -------------------------------------------------------------------------------------
+const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+const wire = new Wire(`${scheme}//${location.host}/ws`, {
+  open: () => setStatus("connected; waiting for the server…"),
+  event: (event) => (handlers[event.type] || (() => {}))(event),
+  frame: (frame) => transfers.onFrame(frame),
+  closed: ({ retryIn, reason }) => {
+    transfers.lost();
+    state.current = null;
+    if (state.quitting || retryIn === null) {
+      setStatus("disconnected");
+      $("reconnect").hidden = true;
+      return;
+    }
+    const why = reason ? ` (${reason})` : "";
+    setStatus(`connection lost${why}; trying again in ${Math.ceil(retryIn / 1000)} s`);
+    $("reconnect").hidden = false;
+    document.body.classList.add("offline");
+  },
+});
+const transfers = new Transfers(wire, $("transfers"), announce);
+
+function hideReply(prefix) {
+  state.hidden.set(prefix, (state.hidden.get(prefix) || 0) + 1);
+}
+
+// Lines to the server, in messages under MAX_MESSAGE bytes (the server splits them at "\n").
+function sendLines(lines) {
+  let batch = [];
+  let size = 0;
+  for (const line of lines) {
+    const bytes = new TextEncoder().encode(line).length + 1;
+    if (batch.length && size + bytes > MAX_MESSAGE) {
+      wire.sendLines(batch.join("\n"));
+      batch = [];
+      size = 0;
+    }
+    batch.push(line);
+    size += bytes;
+  }
+  if (batch.length) return wire.sendLines(batch.join("\n"));
+  return true;
+}
+
+// -- events from the server -----------------------------------------------------------------------
+const handlers = {
+  hello(event) {
+    wire.established();
+    document.body.classList.remove("offline");
+    $("reconnect").hidden = true;
+    state.nick = event.nick;
+    const lines = ["/files ask"];
+    hideReply("OK files");
+    const saved = localStorage.getItem("chatroom.nick");
+    if (state.identity) lines.push(state.identity.line);
+    else if (saved) {
+      state.pendingIdentity = { name: saved, line: `/nick ${saved}` };
+      lines.push(`/nick ${saved}`);
+    }
+    if (state.connectedOnce) lines.push(...resyncLines());
+    state.connectedOnce = true;
+    sendLines(lines);
+    renderMe();
+  },
+
+  you(event) {
+    state.nick = event.nick;
+    state.account = event.account;
+    const wanted = state.pendingIdentity;
+    if (wanted && wanted.name.toLowerCase() === String(event.nick).toLowerCase()) {
+      state.identity = wanted;
+      state.pendingIdentity = null;
+      localStorage.setItem("chatroom.nick", event.nick);
+    }
+    const before = state.current;
+    state.current = event.room;
+    state.joined = event.rooms || [];
+    for (const name of state.joined) room(name);
+    if (!state.resyncing && event.room && (event.room !== before || !state.joined.includes(state.selected))) {
+      select(event.room, { tellServer: false });
+    }
+    renderRooms();
+    renderMe();
+  },
+
+  members(event) {
+    const entry = room(event.room);
+    entry.members = new Set(event.nicks || []);
+    entry.topic = event.topic || "";
+    if (event.room === state.selected) renderRoomHeader();
+  },
+
+  msg: (event) => message(event),
+  me: (event) => message(event),
+  topic(event) {
+    message(event);
+    if (!event.history) {
+      room(event.room).topic = event.text || "";
+      if (event.room === state.selected) renderRoomHeader();
+    }
+  },
+
+  join(event) {
+    const entry = room(event.room);
+    entry.members.add(event.nick);
+    notice(entry, event.text, event.time, "join");
+    if (event.room === state.selected) renderMembers();
+  },
+
+  part(event) {
+    const entry = room(event.room);
+    entry.members.delete(event.nick);
+    notice(entry, event.text, event.time, "part");
+    if (event.room === state.selected) renderMembers();
+  },
+
+  nick(event) {
+    let shown = false;
+    for (const entry of state.rooms.values()) {
+      if (entry.members.delete(event.old)) {
+        entry.members.add(event.nick);
+        notice(entry, event.text, event.time, "nick");
+        shown = true;
+      }
+    }
+    if (!shown && state.selected) notice(room(state.selected), event.text, event.time, "nick");
+    renderMembers();
+  },
+
+  notice: (event) => notice(room(event.room), event.text, event.time, "notice"),
+  raw: (event) => notice(room(event.room), event.text, event.time, "raw"),
+
+  private(event) {
+    const target = state.selected ? room(state.selected) : null;
+    if (!target) return;
+    const item = el("li", "private");
+    item.append(timeNode(event.time), nickNode(event.nick), el("span", "tag", " (private)"), el("span", "sep", ": "), el("span", "text", event.text));
+    append(target, item, null);
+    maybeNotify(`${event.nick} (private)`, event.text, true);
+  },
+
+  line(event) {
+    const text = String(event.text);
+    transfers.onLine(text);
+    historyReply(text);
+    if (identityReply(text)) return;
+    for (const [prefix, count] of state.hidden) {
+      if (count > 0 && text.startsWith(prefix)) {
+        state.hidden.set(prefix, count - 1);
+        return;
+      }
+    }
+    const target = state.selected ? room(state.selected) : null;
+    if (!target) return;
+    const item = el("li", `line ${event.kind || "info"}`, text);
+    append(target, item, null);
+  },
+};
+
+// Replies that settle a /login, /register or /nick: remember it (for reconnects) or forget it.
+function identityReply(text) {
+  const wanted = state.pendingIdentity;
+  if (!wanted) return false;
+  if (text.startsWith("OK registered") || text.startsWith("OK logged in")) {
+    state.identity = wanted;
+    state.pendingIdentity = null;
+    localStorage.setItem("chatroom.nick", wanted.name);
+  } else if (text.startsWith("ERROR") && /nick|login|password|account|registered/i.test(text)) {
+    state.pendingIdentity = null;
+    if (!state.identity) localStorage.removeItem("chatroom.nick");
+  }
+  return false;
+}
+
+// "OK history #room N lines": finishes a "load older" page or a round of catching up.
+function historyReply(text) {
+  const match = /^OK history (#\S+) (\d+) lines?/.exec(text);
+  if (!match) return;
+  const entry = state.rooms.get(match[1]);
+  if (!entry) return;
+  const count = Number(match[2]);
+  if (entry.olderPending) {
+    entry.olderPending = false;
+    if (count < OLDER_PAGE) entry.olderDone = true;
+    if (entry.name === state.selected) renderOlder();
+  } else if (entry.catchUp > 0) {
+    entry.catchUp -= 1;
+    if (count >= CATCH_UP_PAGE && entry.catchUp > 0 && entry.maxId !== null) {
+      hideReply("OK history");
+      sendLines([`/history ${entry.name} since ${entry.maxId} ${CATCH_UP_PAGE}`]);
+    } else {
+      entry.catchUp = 0;
+      finishResync();
+    }
+  }
+}
+
+// After a reconnect: identify, rejoin every room, fetch what was missed, show the same room.
+function resyncLines() {
+  const lines = [];
+  state.resyncing = true;
+  const rooms = [...state.rooms.values()].filter((entry) => state.joined.includes(entry.name));
+  for (const entry of rooms) {
+    hideReply("OK join");
+    lines.push(`/join ${entry.name}`);
+    if (entry.maxId !== null) {
+      entry.catchUp = CATCH_UP_ROUNDS;
+      hideReply("OK history");
+      lines.push(`/history ${entry.name} since ${entry.maxId} ${CATCH_UP_PAGE}`);
+    }
+  }
+  if (state.selected) {
+    hideReply("OK current room");
+    lines.push(`/join ${state.selected}`);
+  }
+  if (!rooms.some((entry) => entry.catchUp > 0)) setTimeout(finishResync, 0);
+  else setTimeout(() => finishResync(true), 10000);  // a room that refused us must not hold the page
+  return lines;
+}
+
+function finishResync(force = false) {
+  if (!state.resyncing) return;
+  if (!force && [...state.rooms.values()].some((entry) => entry.catchUp > 0)) return;
+  for (const entry of state.rooms.values()) entry.catchUp = 0;
+  state.resyncing = false;
+  if (state.current && !state.joined.includes(state.selected)) select(state.current, { tellServer: false });
+  setStatus(`connected as ${state.nick}`);
+  announce("reconnected; missed messages loaded");
+  document.body.dataset.synced = String(Number(document.body.dataset.synced || 0) + 1);
+}
+
+// -- the log --------------------------------------------------------------------------------------
+function timeNode(iso) {
+  const node = el("time", "time", formatTime(iso));
+  if (iso) node.dateTime = iso;
+  return node;
+}
+
+function nickNode(nick) {
+  const node = el("span", "nick", nick);
+  node.style.setProperty("--hue", String(nickHue(nick)));
+  return node;
+}
+
+// Put item in the room's log: ordered by history id when it has one, else at the end.
+function append(entry, item, id) {
+  const log = entry.log;
+  const nearBottom = log === currentLog() && isNearBottom();
+  if (id === null || entry.maxId === null || id > entry.maxId) {
+    log.append(item);
+  } else {
+    let before = null;
+    for (const child of log.children) {
+      if (child.dataset.id && Number(child.dataset.id) > id) {
+        before = child;
+        break;
+      }
+    }
+    const scroller = $("logs");
+    const height = scroller.scrollHeight;
+    log.insertBefore(item, before);
+    if (!nearBottom && log === currentLog()) scroller.scrollTop += scroller.scrollHeight - height;
+  }
+  if (id !== null) {
+    item.dataset.id = String(id);
+    entry.ids.add(id);
+    entry.maxId = entry.maxId === null ? id : Math.max(entry.maxId, id);
+    entry.minId = entry.minId === null ? id : Math.min(entry.minId, id);
+  }
+  if (nearBottom) scrollToBottom();
+}
+
+function message(event) {
+  const entry = room(event.room);
+  const id = typeof event.id === "number" ? event.id : null;
+  if (id !== null && entry.ids.has(id)) return;
+  const own = event.nick === state.nick;
+  if (own && !event.history) {  // the server's copy of a line shown already: replace the local one
+    const index = state.pendingEcho.findIndex((echo) => echo.room === event.room && echo.text === event.text);
+    if (index >= 0) state.pendingEcho.splice(index, 1)[0].node.remove();
+  }
+  const item = el("li", `${event.type}${event.history ? " history" : ""}`);
+  item.append(timeNode(event.time));
+  if (event.type === "me") item.append(el("span", "star", "* "), nickNode(event.nick), el("span", "text", ` ${event.text}`));
+  else if (event.type === "topic") {
+    const what = event.text ? `set the topic: ${event.text}` : "cleared the topic";
+    item.append(el("span", "star", "* "), nickNode(event.nick), el("span", "text", ` ${what}`));
+  } else item.append(nickNode(event.nick), el("span", "sep", ": "), el("span", "text", event.text));
+  if (event.account) item.dataset.account = event.account;
+  if (!own && mentions(event.text, state.nick)) item.classList.add("mention");
+  append(entry, item, id);
+  if (!event.history && !own) {
+    if (event.room !== state.selected) {
+      entry.unread += 1;
+      renderRooms();
+    }
+    if (mentions(event.text, state.nick)) maybeNotify(`${event.nick} in ${event.room}`, event.text, false);
+    updateTitle();
+  }
+}
+
+function notice(entry, text, time, kind) {
+  const item = el("li", `notice ${kind}`);
+  item.append(timeNode(time), el("span", "text", `* ${text}`));
+  append(entry, item, null);
+}
+
+const currentLog = () => (state.selected ? room(state.selected).log : null);
+const isNearBottom = () => {
+  const scroller = $("logs");
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+};
+const scrollToBottom = () => {
+  const scroller = $("logs");
+  scroller.scrollTop = scroller.scrollHeight;
+};
+
+// -- rendering ------------------------------------------------------------------------------------
+function renderRooms() {
+  const list = $("room-list");
+  list.replaceChildren();
+  for (const name of state.joined) {
+    const entry = room(name);
+    const button = el("button", "room", name);
+    button.type = "button";
+    button.dataset.room = name;
+    if (name === state.selected) button.setAttribute("aria-current", "true");
+    if (entry.unread > 0) {
+      const badge = el("span", "unread", String(entry.unread));
+      badge.setAttribute("aria-label", `${entry.unread} unread`);
+      button.append(" ", badge);
+    }
+    button.addEventListener("click", () => {
+      select(name, { tellServer: true });
+      closeSidebar();
+      $("composer-input").focus();
+    });
+    const item = el("li");
+    item.append(button);
+    list.append(item);
+  }
+}
+
+function renderRoomHeader() {
+  const entry = state.selected ? room(state.selected) : null;
+  $("room-name").textContent = entry ? entry.name : "no room";
+  $("topic").textContent = entry && entry.topic ? entry.topic : "";
+  $("topic").hidden = !(entry && entry.topic);
+  $("composer-input").placeholder = entry ? `Message ${entry.name}` : "/join #room";
+  renderMembers();
+  renderOlder();
+}
+
+function renderMembers() {
+  const entry = state.selected ? room(state.selected) : null;
+  const list = $("member-list");
+  list.replaceChildren();
+  const nicks = entry ? [...entry.members].sort((a, b) => a.localeCompare(b)) : [];
+  $("members-heading").textContent = `Members (${nicks.length})`;
+  for (const nick of nicks) {
+    const item = el("li");
+    item.append(nickNode(nick));
+    if (nick === state.nick) item.append(el("span", "you", " (you)"));
+    list.append(item);
+  }
+}
+
+function renderOlder() {
+  const entry = state.selected ? room(state.selected) : null;
+  const button = $("load-older");
+  button.hidden = !entry;
+  if (!entry) return;
+  const none = entry.olderDone || entry.minId === null || entry.minId <= 1;
+  button.disabled = none || entry.olderPending;
+  button.textContent = none ? "No older messages" : entry.olderPending ? "Loading…" : "Load older messages";
+}
+
+function renderMe() {
+  const who = state.account ? `${state.nick} (logged in)` : state.nick || "";
+  $("me").textContent = who ? `You are ${who}` : "";
+  if (!state.resyncing && wire.open) setStatus(`connected as ${state.nick}`);
+}
+
+function updateTitle() {
+  const total = [...state.rooms.values()].reduce((sum, entry) => sum + entry.unread, 0);
+  document.title = total > 0 ? `(${total}) chatroom` : "chatroom";
+}
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+function announce(text) {
+  const region = $("announce");
+  region.textContent = "";
+  region.append(el("span", "", text));
+}
+
+function select(name, { tellServer }) {
+  if (!name) return;
+  const entry = room(name);
+  if (state.selected && state.rooms.has(state.selected)) room(state.selected).log.hidden = true;
+  state.selected = name;
+  entry.log.hidden = false;
+  entry.unread = 0;
+  if (tellServer && state.current !== name) {
+    hideReply("OK current room");
+    sendLines([`/join ${name}`]);
+  }
+  renderRooms();
+  renderRoomHeader();
+  updateTitle();
+  scrollToBottom();
+}
+
+function closeSidebar() {
+  document.body.classList.remove("sidebar-open");
+  $("menu-toggle").setAttribute("aria-expanded", "false");
+}
+
+// -- notifications --------------------------------------------------------------------------------
+function maybeNotify(title, body, always) {
+  if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
+  if (!always && !body) return;
+  try {
+    new Notification(title, { body, tag: "chatroom" });
+  } catch {
+    // some browsers only allow notifications from a service worker; the unread count remains
+  }
+}
+
+function renderNotifyButton() {
+  const button = $("notify");
+  button.hidden = !("Notification" in window) || Notification.permission !== "default";
+}
+
+// -- the composer ---------------------------------------------------------------------------------
+function submit() {
+  const input = $("composer-input");
+  const lines = input.value.split(/\r?\n/).filter((line) => line.trim() !== "");
+  if (!lines.length) return;
+  if (!wire.open) {
+    announce("not connected: the message was kept");
+    return;
+  }
+  const out = [];
+  for (const line of lines) {
+    const command = /^\/(\S+)\s*(.*)$/.exec(line);
+    const name = command && !line.startsWith("//") ? command[1].toLowerCase() : null;
+    if (name === "sendfile") {
+      $("file-input").click();
+      continue;
+    }
+    if (name === "quit") state.quitting = true;
+    if (name === "login") {
+      const [nick, password] = command[2].split(/\s+/);
+      if (nick && password) state.pendingIdentity = { name: nick, line: `/login ${nick} ${password}` };
+    } else if (name === "nick") {
+      const nick = command[2].trim();
+      if (nick) state.pendingIdentity = { name: nick, line: `/nick ${nick}` };
+    } else if (name === "register" && state.nick) {
+      const password = command[2].trim();
+      if (password) state.pendingIdentity = { name: state.nick, line: `/login ${state.nick} ${password}` };
+    }
+    if (!name && state.selected) {
+      if (state.current !== state.selected) {
+        hideReply("OK current room");
+        out.push(`/join ${state.selected}`);
+        state.current = state.selected;
+      }
+      echo(state.selected, line.startsWith("//") ? line.slice(1) : line);
+    }
+    out.push(line);
+  }
+  sendLines(out);
+  if (state.quitting) wire.stop();
+  input.value = "";
+  autosize();
+}
+
+// Show an own chat line at once; the server's copy (with its id and time) replaces it.
+function echo(name, text) {
+  const item = el("li", "msg pending");
+  item.append(timeNode(null), nickNode(state.nick), el("span", "sep", ": "), el("span", "text", text));
+  state.pendingEcho.push({ room: name, text, node: item });
+  append(room(name), item, null);
+  scrollToBottom();
+}
+
+function autosize() {
+  const input = $("composer-input");
+  input.rows = Math.min(6, Math.max(1, input.value.split("\n").length));
+}
+
+// -- wiring up ------------------------------------------------------------------------------------
+function start() {
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  $("composer-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  $("composer-input").addEventListener("input", autosize);
+  $("file-button").addEventListener("click", () => $("file-input").click());
+  $("file-input").addEventListener("change", () => {
+    for (const file of $("file-input").files) transfers.send(file);
+    $("file-input").value = "";
+  });
+  const drop = $("main");
+  drop.addEventListener("dragover", (event) => {
+    if (event.dataTransfer && [...event.dataTransfer.types].includes("Files")) {
+      event.preventDefault();
+      drop.classList.add("dragging");
+    }
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));
+  drop.addEventListener("drop", (event) => {
+    drop.classList.remove("dragging");
+    if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    for (const file of event.dataTransfer.files) transfers.send(file);
+  });
+  $("load-older").addEventListener("click", () => {
+    const entry = state.selected ? room(state.selected) : null;
+    if (!entry || entry.minId === null || entry.olderPending) return;
+    entry.olderPending = true;
+    renderOlder();
+    hideReply("OK history");
+    sendLines([`/history ${entry.name} before ${entry.minId} ${OLDER_PAGE}`]);
+  });
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("login-name").value.trim();
+    const password = $("login-password").value;
+    if (!name) return;
+    const line = password ? `/login ${name} ${password}` : `/nick ${name}`;
+    state.pendingIdentity = { name, line };
+    sendLines([line]);
+    $("login-password").value = "";
+    $("account").open = false;
+    $("composer-input").focus();
+  });
+  $("join-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    let name = $("join-input").value.trim();
+    if (!name) return;
+    if (!name.startsWith("#")) name = `#${name}`;
+    sendLines([`/join ${name}`]);
+    $("join-input").value = "";
+    $("composer-input").focus();
+  });
+  $("menu-toggle").addEventListener("click", () => {
+    const open = document.body.classList.toggle("sidebar-open");
+    $("menu-toggle").setAttribute("aria-expanded", String(open));
+  });
+  $("notify").addEventListener("click", async () => {
+    await Notification.requestPermission();
+    renderNotifyButton();
+  });
+  $("reconnect").addEventListener("click", () => wire.retryNow());
+  window.addEventListener("online", () => wire.retryNow());
+  document.addEventListener("visibilitychange", updateTitle);
+  document.addEventListener("keydown", (event) => {  // Alt+Up/Down: previous/next room
+    if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
+    const index = state.joined.indexOf(state.selected);
+    const next = state.joined[index + (event.key === "ArrowUp" ? -1 : 1)];
+    if (next) {
+      event.preventDefault();
+      select(next, { tellServer: true });
+    }
+  });
+  renderNotifyButton();
+  renderRoomHeader();
+  wire.connect();
+  $("composer-input").focus();
+}
+
+start();
