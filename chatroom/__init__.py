@@ -5,8 +5,11 @@ built-in ones included) imports only what it exports::
 
     from chatroom import Command, CommandError, Context, UsageError, hookimpl
 
-``hookimpl`` marks hook implementations; ``Command`` declares a command and
-``CommandError``/``UsageError`` refuse a call; ``Context`` is the ``ctx``
+``hookimpl`` marks hook implementations; ``Command`` declares a command (with
+``Param`` typed arguments parsed into ``Args``, ``REQUIRED`` for a parameter or
+setting without a default, ``Rate`` limits and ``Example`` calls) and
+``CommandError``/``UsageError`` refuse a call; ``Setting`` declares a plugin's
+config schema; ``Context`` is the ``ctx``
 every hook and command gets; ``migrate``, ``transaction`` and
 ``MigrationError`` manage a plugin's SQLite store; ``Room``, ``Member``,
 ``Entry`` (a history line), ``Timer`` and ``PluginInfo`` are the types the
@@ -30,6 +33,12 @@ _EXPORTS = {
     "Command": "chatroom.plugins.commands",
     "CommandError": "chatroom.plugins.commands",
     "UsageError": "chatroom.plugins.commands",
+    "Example": "chatroom.plugins.commands",
+    "Param": "chatroom.plugins.params",
+    "Args": "chatroom.plugins.params",
+    "REQUIRED": "chatroom.plugins.params",
+    "Rate": "chatroom.plugins.ratelimit",
+    "Setting": "chatroom.plugins.config",
     "hookimpl": "chatroom.plugins.hookspecs",
     "Context": "chatroom.plugins.context",
     "PluginInfo": "chatroom.plugins.info",

@@ -44,8 +44,10 @@ from chatroom.plugins.context import Context
 from chatroom.fakeio import FakeListener, FakeSelector, FakeSocket, FakeWaker, LogCollector
 from chatroom.plugins.manager import ENTRY_POINT_GROUP, PluginHost, PluginInfo
 from chatroom.net.scheduler import Timer
+from chatroom.kitexamples import example_tests  # noqa: F401 - part of the kit
 
-__all__ = ["InProcessRoom", "FakeClient", "PluginLoadError", "RoomNotSettled", "chatroom_room"]
+__all__ = ["InProcessRoom", "FakeClient", "PluginLoadError", "RoomNotSettled", "chatroom_room", "example_tests",
+           "plugin_name"]
 
 #: Loop passes :meth:`InProcessRoom.settle` runs before it gives up...
 MAX_PASSES = 10_000
@@ -202,7 +204,7 @@ class InProcessRoom:
         if entry_points:
             self.plugins.load_entry_points()
         for item in plugins:
-            name, plugin = item if isinstance(item, tuple) else (_plugin_name(item), item)
+            name, plugin = item if isinstance(item, tuple) else (plugin_name(item), item)
             self.plugins.register(plugin, name, PluginInfo(name, "test", getattr(plugin, "__name__", type(plugin).__name__)))
         self.plugins.finish_loading()
         if strict and self.plugins.load_errors:
@@ -350,7 +352,7 @@ class InProcessRoom:
         self.close()
 
 
-def _plugin_name(plugin: object) -> str:
+def plugin_name(plugin: object) -> str:
     """The name a real server would give *plugin*: its entry point's name when an installed
     distribution declares it, else the module's last dotted part (or the object's class name)."""
     module = getattr(plugin, "__name__", None)

@@ -56,8 +56,8 @@ def test_list_plugins_shows_the_installed_distributions(site):
     result = list_plugins(env=pythonpath(site))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "remind (entry point: chatroom-remind 0.1.0) commands: /remind /reminders; hooks: client_left" in lines
-    assert "wordfilter (entry point: chatroom-wordfilter 0.1.0) commands: -; hooks: chat_message, startup" in lines
+    assert "remind (entry point: chatroom-remind 0.2.0) commands: /remind /reminders; hooks: client_joined, client_left, config_schema, member_ready, nick_changed, startup" in lines
+    assert "wordfilter (entry point: chatroom-wordfilter 0.2.0) commands: -; hooks: chat_message, config_schema" in lines
     assert "[ERROR]" not in result.stderr
 
 
@@ -75,7 +75,7 @@ def test_installed_plugins_work_in_a_running_room(site, server_factory, tmp_path
     alice.expect("* reminder: stretch")  # a real second later, from the server's timer
     bob.send("/plugins")
     listing = bob.expect_where(lambda line: line.startswith("* wordfilter"), "wordfilter line")
-    assert any(line.startswith("* remind (entry point: chatroom-remind 0.1.0)") for line in listing)
+    assert any(line.startswith("* remind (entry point: chatroom-remind 0.2.0)") for line in listing)
 
 
 def test_a_broken_third_party_plugin_is_reported_and_the_room_still_works(site, server_factory, tmp_path):

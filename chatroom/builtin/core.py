@@ -56,14 +56,15 @@ def msg(ctx: Context, args: list[str]) -> None:
     target = ctx.find(target_nick)
     if target is None:
         raise CommandError(f"no such nick: {target_nick}")
-    ctx.send(target, f"{ctx.nick} (private): {text}")
+    if not ctx.private(target, text):
+        raise CommandError(f"not sent to {target.nick}: a plugin refused it")
     ctx.reply(f"OK sent to {target.nick}")
 
 
 def help_(ctx: Context, args: list[str]) -> None:
     """``/help [COMMAND]``: the usage and summary of each command the caller may use, or of one."""
     if args:
-        command = ctx.command(args[0])
+        command = ctx.lookup_command(args[0])
         if command is None:
             raise CommandError(f"no such command: /{args[0].lstrip('/')}")
         commands = [command]
@@ -72,6 +73,16 @@ def help_(ctx: Context, args: list[str]) -> None:
     for command in commands:
         aliases = "".join(f", /{a}" for a in command.aliases)
         ctx.reply(f"{command.usage_line()}{aliases} - {command.summary}")
+        if len(commands) == 1:  # one command asked for: its subcommands, parameters and examples too
+            for sub in command.subcommands:
+                if ctx.may(sub):
+                    ctx.reply(f"  {sub.usage_line()} - {sub.summary}")
+            for param in command.params:
+                if param.help:
+                    ctx.reply(f"  {param.name.upper()}: {param.help}")
+            for example in (*command.examples, *(e for s in command.subcommands for e in s.examples)):
+                shown = " / ".join(example.replies) if example.replies else "(no reply)"
+                ctx.reply(f"  e.g. {example.line}  ->  {shown}")
 
 
 def caps(ctx: Context, args: list[str]) -> None:
@@ -116,13 +127,13 @@ def register_commands() -> list[Command]:
     return [
         Command("quit", quit_, usage="/quit", summary="Leave the room and close the connection", max_args=0),
         Command("upper", upper, usage="/upper TEXT", summary="Echo TEXT back in upper case, to you only",
-                min_args=1, raw=True),
-        Command("nick", nick, usage="/nick NAME", summary="Choose your name in the room", min_args=1, max_args=1),
+                min_args=1, raw=True, examples=[("/upper hello, world", "HELLO, WORLD")]),
+        Command("nick", nick, usage="/nick NAME", summary="Choose your name in the room", min_args=1, max_args=1,
+                examples=[("/nick carol", "OK nick carol"), ("/nick bob", "ERROR the nick bob is taken")]),
         Command("who", who, usage="/who [#ROOM]", summary="List the names in your room (or in #ROOM)", max_args=1,
-                aliases=("names",),
-                cost=3.0),
+                aliases=("names",), cost=3.0, examples=[("/who", "* 2 in lobby: alice, bob")]),
         Command("msg", msg, usage="/msg NAME TEXT", summary="Send a private line to one user", min_args=1,
-                raw=True, aliases=("tell",)),
+                raw=True, aliases=("tell",), examples=[("/msg bob lunch?", "OK sent to bob")]),
         Command("help", help_, usage="/help [COMMAND]", summary="List the commands, or explain one", max_args=1,
                 cost=3.0),
         Command("caps", caps, usage="/caps CAPABILITY...",

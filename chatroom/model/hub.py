@@ -31,6 +31,10 @@ from chatroom.wire.render import iso_time, render, stamp, tags
 __all__ = ["Hub"]
 
 
+#: Rounds of fan-out per :meth:`Hub.flush` (events added while reporting deliveries get more rounds).
+FLUSH_ROUNDS = 8
+
+
 class Hub:
     """The room model of one server.
 
@@ -57,6 +61,10 @@ class Hub:
         self.registered: Callable[[str], str | None] | None = None
         #: ``encode(entry, tagged, current, history) -> bytes`` per wire format, by ``Member.wire_index``.
         self.encoders: list[Callable[[Entry, int, bool, bool], bytes]] = [self.encode]
+        #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
+        #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
+        self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
+        self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
         self._pending: list[Room] = []
         if history is not None:
             for record in history.rooms():
@@ -248,12 +256,20 @@ class Hub:
     # -- output ----------------------------------------------------------------------------
     def flush(self) -> None:
         """Fan out every room's pending events (end of the loop pass), rooms in the order they were
-        first spoken in, so a reader of several rooms gets one speaker's lines in order."""
-        while self._pending:
+        first spoken in, so a reader of several rooms gets one speaker's lines in order; then report them
+        to :attr:`on_delivered`. Events that report adds are fanned out too, for at most
+        :data:`FLUSH_ROUNDS` rounds (the rest waits for the next pass)."""
+        for _ in range(FLUSH_ROUNDS):
+            if not self._pending and not self._delivered:
+                return
             rooms, self._pending = self._pending, []
             for room in rooms:
                 if room.pending:
                     self._fan_out(room)
+            if self._delivered and self.on_delivered is not None:
+                delivered, self._delivered = self._delivered, []
+                for event in delivered:
+                    self.on_delivered(*event)
 
     def flush_for(self, member: Member) -> None:
         """Fan out the pending events of *member*'s rooms, before something is sent to it directly."""
@@ -287,6 +303,10 @@ class Hub:
 
     def _fan_out(self, room: Room) -> None:
         pending, room.pending = room.pending, []
+        if self.on_delivered is not None:
+            members = room.members
+            count = len(members)
+            self._delivered += [(room, e, self.members.get(s), count - (s in members)) for s, e in pending]
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once

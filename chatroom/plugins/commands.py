@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from chatroom.model.errors import Refused
+from chatroom.plugins.params import Args, Param, ParamError, check_params, params_usage, parse_params
+from chatroom.plugins.ratelimit import Rate
 
-#: ``handler(ctx, args)``: *ctx* a :class:`chatroom.plugins.context.Context`, *args* ``list[str]``.
-Handler = Callable[[Any, list[str]], None]
+#: ``handler(ctx, args)``: *ctx* a :class:`chatroom.plugins.context.Context`, *args* ``list[str]``
+#: (or an :class:`~chatroom.plugins.params.Args` when the command declares ``params``).
+Handler = Callable[[Any, Any], None]
 
 NOT_UNDERSTOOD = "ERROR - Command not understood"
 
@@ -31,7 +34,40 @@ class CommandError(Refused):
 
 
 class UsageError(CommandError):
-    """Raised when a call is malformed; the caller gets ``ERROR usage: <usage>``."""
+    """Raised when a call is malformed; the caller gets ``ERROR usage: <message>``.
+
+    Without a message (``raise UsageError()``) the caller gets the command's
+    usage line: ``ERROR usage: /poll "QUESTION" OPTION...``.
+    """
+
+
+@dataclass(frozen=True)
+class Example:
+    """A documented call and what the caller receives, after Sopel's ``@plugin.example``.
+
+    ``line`` is what a member types (``"/hello Bob"``); ``replies`` the lines
+    it then receives, in order (``("hello, Bob!",)``; empty: nothing). With
+    ``regex=True`` each reply is a regular expression that must match the
+    whole line (for replies with times or ids). ``/help NAME`` shows the
+    examples; the test kit runs them (:func:`chatroom.testing.example_tests`).
+    A ``(line, reply)`` or ``(line, (reply, ...))`` tuple is accepted wherever
+    an Example is.
+    """
+
+    line: str
+    replies: tuple[str, ...] = ()
+    regex: bool = False
+
+    @classmethod
+    def of(cls, value: Example | tuple[Any, ...]) -> Example:
+        """An Example from an Example or a ``(line, reply-or-replies[, regex])`` tuple; TypeError otherwise."""
+        if isinstance(value, Example):
+            return value
+        if isinstance(value, tuple) and 1 <= len(value) <= 3 and isinstance(value[0], str):
+            replies = value[1] if len(value) > 1 else ()
+            replies = (replies,) if isinstance(replies, str) else tuple(replies)
+            return cls(value[0], replies, bool(value[2]) if len(value) > 2 else False)
+        raise TypeError(f"an example is (line, reply) or Example(...), not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +90,20 @@ class Command:
     denied: /kick needs a room operator``, and ``/help`` lists only what the caller may use.
     ``sub_requires`` raises it for some first words: ``(("lock", "operator"),)`` makes
     ``/topic lock`` an operator's while ``/topic`` stays anyone's.
+
+    API 1.0 additions (docs/plugins.md, "Commands"):
+
+    - ``params``: typed arguments (:class:`~chatroom.plugins.params.Param`),
+      converted and checked by the core; the handler then gets an
+      :class:`~chatroom.plugins.params.Args` instead of a list, and the usage
+      line is made from them when ``usage`` is empty.
+    - ``subcommands``: commands reached by a first word (``/poll close``),
+      each with its own handler, params, usage, requires, rate and examples.
+      A call whose first word names none goes to this command's own handler.
+    - ``rate``: a :class:`~chatroom.plugins.ratelimit.Rate` (seconds between
+      calls per member, room or server).
+    - ``examples``: :class:`Example` calls shown by ``/help NAME`` and run as
+      tests by the test kit.
     """
 
     name: str
@@ -67,7 +117,34 @@ class Command:
     cost: float = 1.0
     requires: str = "anyone"
     sub_requires: tuple[tuple[str, str], ...] = ()
+    params: tuple[Param, ...] = ()
+    subcommands: tuple[Command, ...] = ()
+    rate: Rate | None = None
+    examples: tuple[Example, ...] = ()
     plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        params = tuple(self.params)
+        check_params(params)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "examples", tuple(Example.of(e) for e in self.examples))
+        subs = []
+        for sub in self.subcommands:
+            if not isinstance(sub, Command):
+                raise TypeError(f"/{self.name}: a subcommand must be a Command, not {sub!r}")
+            word = sub.name.rsplit(" ", 1)[-1]
+            subs.append(replace(sub, name=f"{self.name} {word}", plugin=self.plugin))
+        object.__setattr__(self, "subcommands", tuple(subs))
+
+    def resolve(self, text: str) -> tuple[Command, str]:
+        """The (sub)command a call with argument text *text* runs, and the argument text left for it."""
+        if self.subcommands and text:
+            first, _, rest = text.partition(" ")
+            first = first.lower()
+            for sub in self.subcommands:
+                if first == sub.name.rsplit(" ", 1)[-1].lower() or first in (a.lower() for a in sub.aliases):
+                    return sub, rest.strip()
+        return self, text
 
     def required(self, text: str) -> str:
         """What a call with argument text *text* requires: ``sub_requires`` for its first word, else ``requires``."""
@@ -83,11 +160,24 @@ class Command:
         return (self.name.lower(), *(a.lower() for a in self.aliases))
 
     def usage_line(self) -> str:
-        """``usage``, or ``/name`` when the command declared none."""
-        return self.usage or "/" + self.name
+        """``usage``; else made from ``params``; else ``/name``."""
+        return self.usage or params_usage(self.name, self.params)
 
-    def parse_args(self, text: str) -> list[str]:
-        """Split and check *text*; raises :class:`UsageError` on misuse."""
+    def usage_lines(self) -> list[str]:
+        """This command's usage line, then each subcommand's."""
+        return [self.usage_line(), *(sub.usage_line() for sub in self.subcommands)]
+
+    def parse_args(self, text: str, members: Callable[[str], Any] | None = None) -> list[str] | Args:
+        """Split and check *text*; raises :class:`UsageError` on misuse.
+
+        Returns ``list[str]``, or :class:`~chatroom.plugins.params.Args` when
+        the command declares ``params`` (*members* looks up ``"nick"`` values).
+        """
+        if self.params:
+            try:
+                return parse_params(self.params, text, members)
+            except ParamError as exc:
+                raise UsageError(f"{self.usage_line()}: {exc}") from None
         if self.raw:
             args = [text] if text else []
         else:

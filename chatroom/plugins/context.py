@@ -42,18 +42,23 @@ class Context(ThreadSafeParts):
     Attributes: ``plugin`` (``str``, the plugin's name), ``client`` (the
     member concerned, a :class:`~chatroom.model.member.Member`, or None for
     server events), ``args`` and ``text`` (for a command: the split
-    arguments and the raw argument text). Everything a plugin does goes
+    arguments, or the :class:`~chatroom.plugins.params.Args` of a command
+    with ``params``, and the raw argument text), ``command`` (for a command
+    call: the :class:`~chatroom.plugins.commands.Command` being run, the
+    subcommand when one was named; else None). Everything a plugin does goes
     through the methods below (the server behind them is private).
     """
 
-    __slots__ = ("_srv", "plugin", "client", "args", "text")
+    __slots__ = ("_srv", "plugin", "client", "args", "text", "command")
 
-    def __init__(self, server: Server, plugin: str, client: Client | None = None, text: str = "") -> None:
+    def __init__(self, server: Server, plugin: str, client: Client | None = None, text: str = "",
+                 command: Command | None = None) -> None:
         self._srv = server
         self.plugin = plugin
         self.client = client
-        self.args: list[str] = []
+        self.args: Any = []
         self.text = text
+        self.command = command
 
     # -- who and where ---------------------------------------------------
     @property
@@ -119,6 +124,25 @@ class Context(ThreadSafeParts):
         if client is None or client.closed:
             return False
         self._server.send_line(client, text)
+        return True
+
+    def private(self, to: Client | str, text: str) -> bool:
+        """Send the caller's private line *text* to *to* as ``NICK (private): text`` (what ``/msg`` does).
+
+        The ``private_message`` hooks run first and may rewrite or drop it.
+        Returns False if there is no such member or a hook dropped the line.
+        Loop thread only.
+        """
+        target = self._server.find_client(to) if isinstance(to, str) else to
+        if target is None or target.closed:
+            return False
+        plugins = self._server.plugins
+        if plugins.implemented("private_message"):
+            make = lambda p: Context(self._srv, p, self.client)  # noqa: E731
+            text = plugins.chain("private_message", make, "text", text, target=target)
+            if text is None:
+                return False
+        self._server.send_line(target, f"{self.nick} (private): {text}")
         return True
 
     def broadcast(self, text: str, *, include_self: bool = False) -> None:
@@ -275,8 +299,10 @@ class Context(ThreadSafeParts):
         """Every registered command, by name (what ``/help`` lists)."""
         return self._server.plugins.registry.sorted()
 
-    def command(self, name: str) -> Command | None:
-        """The command called *name* (or with that alias, any case, with or without ``/``), or None."""
+    def lookup_command(self, name: str) -> Command | None:
+        """The command called *name* (or with that alias, any case, with or without ``/``), or None.
+
+        (Before API 1.0 this was ``ctx.command(name)``; ``ctx.command`` is now the command being run.)"""
         return self._server.plugins.registry.get(name.lstrip("/"))
 
     def plugins(self) -> list[PluginInfo]:
@@ -375,6 +401,8 @@ class Context(ThreadSafeParts):
         client.account = name
         if client.nick != name:
             self._server.set_nick(client, name)
+        else:
+            self._server.events.named(client)
         for room in list(client.rooms.values()):  # an account ban holds whatever connection it logs in from
             if room.rules.banned(name, "") and not self.is_admin:
                 self.kick(client, room, f"{name} is banned from {room.label}")

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 from chatroom.model.errors import Refused
 from chatroom.net.budget import UNKNOWN_COST
 from chatroom.net.logs import log_rejected
-from chatroom.plugins.commands import NOT_UNDERSTOOD, UsageError, split_command
+from chatroom.model.names import nick_key
+from chatroom.plugins.commands import NOT_UNDERSTOOD, Command, UsageError, split_command
 from chatroom.plugins.context import Context
 from chatroom.plugins.manager import FAULT
+from chatroom.plugins.ratelimit import RateLimiter
 from chatroom.wire import lines as protocol
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ class Dispatcher:
     def __init__(self, server: Any) -> None:
         self.server = server
         self.plugins = server.plugins
+        self.rates = RateLimiter()
 
     def handle_line(self, client: Client, text: str, *, bypass_capture: bool = False) -> float:
         """Act on one line from *client*: captured input, a command, or chat; return its flood cost."""
@@ -112,26 +115,44 @@ class Dispatcher:
 
     def _command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)
-        command = self.plugins.registry.get(name)
-        if command is None:
+        top = self.plugins.registry.get(name)
+        if top is None:
             self._unknown(client, name)
             return UNKNOWN_COST
-        ctx = Context(self.server, command.plugin, client, rest)
+        command, rest = top.resolve(rest)
+        ctx = Context(self.server, command.plugin, client, rest, command)
         requires = command.required(rest)
         try:
             if requires != "anyone":  # the declared permission, checked before the handler runs
                 word = rest.split(None, 1)[0].lower() if requires != command.requires else ""
                 ctx.require(requires, f"/{command.name}" + (f" {word}" if word else ""))
-            ctx.args = command.parse_args(rest)
+            ctx.args = command.parse_args(rest, self.server.find_client)  # type: ignore[assignment]
+            if command.rate is not None and not self._within_rate(ctx, command):
+                return command.cost
             result = self.plugins.run(command.plugin, command.handler, ctx, ctx.args)
         except UsageError as exc:
-            self.server.send_line(client, f"ERROR usage: {exc}")
+            self.server.send_line(client, f"ERROR usage: {str(exc) or command.usage_line()}")
         except Refused as exc:
             self.server.send_line(client, f"ERROR {exc}")
         else:
             if result is FAULT:
                 self.server.send_line(client, f"ERROR /{command.name} failed: internal error in plugin {command.plugin}")
         return command.cost
+
+    def _within_rate(self, ctx: Context, command: Command) -> bool:
+        """Check and record the command's :class:`~chatroom.plugins.ratelimit.Rate`; answer a call too soon."""
+        rate = command.rate
+        assert rate is not None
+        if ctx.is_admin:
+            return True
+        account = ctx.client.account if ctx.client is not None else None
+        member, room, now = (f"@{account}" if account else nick_key(ctx.nick)), ctx.room.name, self.server.now
+        left = self.rates.wait(command.name, rate, member, room, now)
+        if left > 0:
+            self.server.send_line(ctx.client, "ERROR " + self.rates.refusal(command.name, rate, left))
+            return False
+        self.rates.record(command.name, rate, member, room, now)
+        return True
 
     def _unknown(self, client: Client, name: str) -> None:
         """``ERROR - Command not understood``; the did-you-mean lookup and the log line are rate-limited."""

@@ -32,7 +32,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from chatroom.model.history import Entry
+    from chatroom.model.member import Member
+    from chatroom.model.room import Room
     from chatroom.plugins.commands import Command
+    from chatroom.plugins.config import Setting
     from chatroom.plugins.context import Context
 
 PROJECT = "chatroom"
@@ -197,6 +201,83 @@ def file_delivered(ctx: Context, name: str, size: int, receivers: list[str], ok:
         def file_delivered(ctx, name, size, receivers, ok):
             if ok:
                 ctx.log.info("%s sent %s (%d bytes) to %d people", ctx.nick, name, size, len(receivers))
+    """
+
+
+@hookspec
+def config_schema() -> dict[str, Setting]:
+    """Declare this plugin's settings: ``{key: chatroom.Setting(...)}`` for its ``[plugins.NAME]`` table.
+
+    Called once, when loading ends (no arguments). The host checks the
+    server's ``--config`` table against it (types, bounds, choices,
+    required keys), fills in defaults, reports unknown keys with a
+    did-you-mean, and deep-freezes the result into ``ctx.config``. A value
+    that does not fit stops the server at start-up (``chatroom-server
+    --check-config FILE`` shows every problem). Without this hook the table
+    is passed through unchecked (but frozen). Return value: a dict of
+    :class:`chatroom.plugins.config.Setting`.
+
+    Example::
+
+        @hookimpl
+        def config_schema():
+            return {"timeout": Setting(int, default=300, min=10, max=86400, help="seconds a poll stays open")}
+    """
+
+
+@hookspec
+def member_ready(ctx: Context) -> None:
+    """``ctx.client`` is ready: it named itself (its first ``/nick`` or ``/login``), or it stayed
+    ``grace`` seconds (``chatroom-server --ready-grace``, default 5) without doing so (a person on ``nc``).
+
+    Called at most once per connection, after ``client_joined`` and never
+    after ``client_left``. Use it instead of ``client_joined`` to greet
+    someone by the name they chose. Return value: ignored.
+
+    Example::
+
+        @hookimpl
+        def member_ready(ctx):
+            ctx.reply(f"* welcome, {ctx.nick}")
+    """
+
+
+@hookspec
+def private_message(ctx: Context, target: Member, text: str) -> str | None | bool:
+    """``ctx.client`` sends the private line ``text`` to the member ``target`` (``/msg``).
+
+    Called on the loop thread before delivery, for every ``/msg`` (and
+    ``ctx.private``). Return value, as for :func:`chat_message`: ``None``
+    to leave it, a ``str`` to replace it, ``False`` to drop it (the sender
+    is told it was not delivered).
+
+    Example::
+
+        @hookimpl
+        def private_message(ctx, target, text):
+            ctx.log.info("%s -> %s: %d characters", ctx.nick, target.nick, len(text))
+    """
+
+
+@hookspec
+def message_delivered(ctx: Context, room: Room, entry: Entry, recipients: int) -> None:
+    """A room line was handed to its readers: observe only (loggers, bridges, counters).
+
+    Called at the end of the loop pass in which ``entry`` (a chat line,
+    ``/me``, topic change or notice of ``room``; ``entry.id`` is its history
+    id, 0 for notices) was queued to the ``recipients`` members who got it
+    (the room's members but its author). ``ctx.client`` is the author while
+    connected, else None. Lines are reported in the order they were said.
+    Output a plugin sends from here reaches clients after the line itself.
+    Return value: ignored. It runs once per line, so keep it cheap, and
+    hand slow work to ``ctx.run_in_thread(..., serial=True)``.
+
+    Example, a transcript::
+
+        @hookimpl
+        def message_delivered(ctx, room, entry, recipients):
+            line = json.dumps({"room": room.name, "id": entry.id, "nick": entry.nick, "text": entry.text})
+            ctx.run_in_thread(lambda: append(line), lambda result, error: None, serial=True)
     """
 
 

@@ -42,6 +42,7 @@ import pluggy
 from chatroom.plugins import hookspecs
 from chatroom.model.errors import Refused
 from chatroom.plugins.commands import Command, CommandError, Registry
+from chatroom.plugins.config import Setting, check_schema, check_tables, freeze, validate
 from chatroom.plugins.info import PluginInfo
 from chatroom.net.logs import ERR
 
@@ -94,7 +95,13 @@ class PluginHost:
         self.registry = Registry()
         self.info: dict[str, PluginInfo] = {}
         self.disabled = set(disabled)
-        self.config = {name: MappingProxyType(dict(table)) for name, table in (config or {}).items()}
+        self._tables = {name: dict(table) for name, table in (config or {}).items()}  # as given, checked at the end
+        self.config: dict[str, Mapping[str, Any]] = {name: freeze(table) for name, table in self._tables.items()}
+        #: Plugin name -> its declared settings (``config_schema``), once loading ended.
+        self.schemas: dict[str, Mapping[str, Setting]] = {}
+        #: Settings that cannot be used, and names that match nothing (also in ``load_errors``).
+        self.config_errors: list[str] = []
+        self.config_warnings: list[str] = []
         self.fault_limit = fault_limit
         self.slow_seconds = slow_seconds
         self.on_fault = on_fault
@@ -203,6 +210,35 @@ class PluginHost:
             impl = impls.get(info.name)
             if impl is not None:
                 self._add_commands(info, self.call_safely(info.name, impl.function))
+        self._check_config()
+
+    def _check_config(self) -> None:
+        """Validate every plugin's table against its ``config_schema`` (see :mod:`chatroom.plugins.config`)."""
+        schemas = {impl.plugin_name: impl for impl in self.pm.hook.config_schema.get_hookimpls()}
+        for warning in check_tables(self._tables, [*self.info, *self.disabled]):
+            self._config_problem(warning, error=False)
+        for name in self.info:
+            table = self._tables.get(name, {})
+            impl = schemas.get(name)
+            if impl is None:
+                continue
+            schema = self.call_safely(name, impl.function)
+            problem = None if schema is FAULT else check_schema(name, schema)
+            if schema is FAULT or problem:
+                self._config_problem(problem or f"plugin {name}: config_schema raised", error=True)
+                continue
+            self.schemas[name] = schema
+            values, report = validate(name, schema, table)
+            for message in report.errors:
+                self._config_problem(message, error=True)
+            for message in report.warnings:
+                self._config_problem(message, error=False)
+            self.config[name] = freeze(values)
+
+    def _config_problem(self, message: str, *, error: bool) -> None:
+        """A setting that cannot be used (*error*: the server does not start) or a name that matches nothing."""
+        (self.config_errors if error else self.config_warnings).append(message)
+        self._load_error(message)
 
     def _check_hooks(self) -> None:
         """Log every hookimpl whose name is no hook (pluggy's ``check_pending`` stops at the first)."""

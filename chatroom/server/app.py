@@ -39,6 +39,7 @@ from chatroom.net.tls import TLSTransport
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.manager import PluginHost
+from chatroom.server.events import PluginEvents
 from chatroom.wire.lines import sanitize
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "default_plugins"]
@@ -106,6 +107,7 @@ class Server:
         waker: Any = None,
         inline_threads: bool = False,
         commit_window: float = 0.002,
+        ready_grace: float = 5.0,
         tls: Any = None,
         tls_port: int | None = None,
         tls_handshake_timeout: float = 10.0,
@@ -140,6 +142,7 @@ class Server:
         self._password = hashlib.sha256(server_password.encode()).digest() if server_password else None
         self._gated: dict[int, int] = {}  # connection id -> wrong passwords, until it gives the right one
         self.dispatcher = Dispatcher(self)
+        self.events = PluginEvents(self, ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=file_offer_timeout, files_per_hour=quota_files_per_hour,
                            bytes_per_day=quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
         self.loop.on_drain = self.relay.on_drain
@@ -181,6 +184,7 @@ class Server:
         log.info("listening on %s:%d", *self.address)
         self.loop_thread = threading.get_ident()
         self.call_hook("startup", None)
+        self.hub.on_delivered = self.events.delivered_hook()
         if any(v is not None for v in self.history_keep):
             lines, days = self.history_keep
             for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
@@ -249,6 +253,7 @@ class Server:
             self.hub.join(conn, room)
             self.replay_recent(conn, room)
         self.call_hook("client_joined", conn)
+        self.events.joined(conn)
 
     def on_line(self, conn: Connection, text: str) -> float:
         """One line from *conn*; returns its flood cost."""
@@ -298,6 +303,7 @@ class Server:
         self.hub.remove(conn, reason)
         log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         self.relay.on_client_left(conn)
+        self.events.left(conn)
         if not self._left:
             self.call_hook("client_left", conn, reason=reason)
 
@@ -400,6 +406,7 @@ class Server:
         log.info("%s is now known as %s", old, nick, extra=CONN)
         if old != nick:
             self.call_hook("nick_changed", member, old=old, new=nick)
+        self.events.named(member)
 
     def replay_recent(self, member: Member, room: Room) -> int:
         """Send *member* the last ``history_on_join`` lines of *room*, marked as history; returns how many."""

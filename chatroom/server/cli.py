@@ -20,6 +20,7 @@ line per address of this machine that other machines can use (see
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import socket
@@ -106,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"TOML file: admins = [ACCOUNT, ...] (moderate every room, /plugins enable|disable), "
                              f"and [plugins.NAME] tables that configure plugins (ctx.config); "
                              f"default ${CONFIG_ENV}")
+    parser.add_argument("--check-config", type=Path, metavar="FILE",
+                        help="check FILE (a --config file) against every loaded plugin's declared settings, "
+                             "print each problem, and exit (0: valid, 1: problems, 2: unreadable)")
+    parser.add_argument("--ready-grace", type=float, default=5.0, metavar="S",
+                        help="seconds after which a member that never named itself counts as ready for the "
+                             "member_ready hook (default 5)")
     parser.add_argument("--plugin-fault-limit", type=int, default=5, metavar="N",
                         help="disable a plugin after N faults (default 5)")
     parser.add_argument("--slow-hook-ms", type=float, default=100.0, metavar="MS",
@@ -171,6 +178,10 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ValueError(f"cannot read config file {path}: {exc}") from None
 
 
+#: The top-level keys of a ``--config`` file.
+CONFIG_KEYS = ["admins", "plugins"]
+
+
 def read_config(path: Path | None) -> dict[str, dict[str, Any]]:
     """Plugin name -> settings from the ``[plugins.NAME]`` tables of the TOML file *path*.
 
@@ -182,6 +193,11 @@ def read_config(path: Path | None) -> dict[str, dict[str, Any]]:
         return {}
     data = _load_toml(path)
     read_admins(path, data)
+    for key in data:
+        if key not in CONFIG_KEYS:
+            close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(CONFIG_KEYS)})"
+            raise ValueError(f"{path}: unknown top-level key {key!r}{hint}")
     plugins = data.get("plugins", {})
     if not isinstance(plugins, dict):
         raise ValueError(f"{path}: 'plugins' must be a table of [plugins.NAME] tables")
@@ -217,6 +233,29 @@ def load_plugins(args: argparse.Namespace, config: dict[str, dict[str, Any]] | N
             host.load_dir(folder)
     host.finish_loading()
     return host
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """``--check-config FILE``: load the plugins as the server would, check FILE's tables, print, exit status."""
+    path = args.check_config
+    try:
+        config = read_config(path)
+        setup_logging(None, stderr=False, level=logging.CRITICAL)  # problems are printed below, once
+    except ValueError as exc:
+        return _fail(2, str(exc))
+    plugins = load_plugins(args, config)
+    problems = plugins.load_errors  # the settings' problems, and plugins that failed to load
+    for problem in problems:
+        print(f"{path}: {problem}")
+    for name, schema in sorted(plugins.schemas.items()):
+        if not problems:
+            for key, setting in schema.items():
+                value = plugins.config_for(name).get(key)
+                print(f"[plugins.{name}] {key} = {value!r}" + (f"  # {setting.help}" if setting.help else ""))
+    if problems:
+        return 1
+    print(f"{path}: valid ({len(config)} plugin table{'s' if len(config) != 1 else ''})")
+    return 0
 
 
 def limit_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -270,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.check_config is not None:
+        return check_config(args)
     try:
         config = read_config(args.config)
     except ValueError as exc:
@@ -300,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return _fail(2, f"cannot open log file {log_file}: {exc.strerror or exc}")
     plugins = load_plugins(args, config)
+    if plugins.config_errors:
+        return _fail(2, "; ".join(plugins.config_errors) + f" (check it with --check-config {args.config})")
     if args.list_plugins:
         from chatroom.builtin.core import describe_plugins
 
@@ -312,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                         tls_handshake_timeout=args.tls_handshake_timeout,
                         file_offer_timeout=args.file_offer_timeout, quota_files_per_hour=args.quota_files_per_hour,
                         quota_bytes_per_day=args.quota_bytes_per_day,
-                        admins=read_admins(args.config), server_password=server_password, **limit_options(args))
+                        admins=read_admins(args.config), server_password=server_password,
+                        ready_grace=args.ready_grace, **limit_options(args))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
         return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")

@@ -4,6 +4,8 @@ import chatroom_remind
 import pytest
 from chatroom_remind import format_duration, parse_duration
 
+from chatroom.testing import example_tests
+
 
 @pytest.fixture
 def room(chatroom_room):
@@ -65,12 +67,13 @@ def test_cannot_cancel_someone_elses_reminder(room):
 
 
 @pytest.mark.parametrize("line, reply", [
-    ("/remind", "ERROR usage: /remind DURATION TEXT | /remind cancel ID"),
-    ("/remind 10s", "ERROR usage: /remind DURATION TEXT | /remind cancel ID"),
-    ("/remind soon wake up", "ERROR not a duration: 'soon' (try 90s, 5m, 1h30m)"),
-    ("/remind 0s now", "ERROR not a duration: '0s' (try 90s, 5m, 1h30m)"),
+    ("/remind", "ERROR usage: /remind DURATION TEXT: DURATION is missing"),
+    ("/remind 10s", "ERROR usage: /remind DURATION TEXT: TEXT is missing"),
+    ("/remind soon wake up", "ERROR usage: /remind DURATION TEXT: not a duration: 'soon' (try 90s, 5m, 1h30m)"),
+    ("/remind 0s now", "ERROR usage: /remind DURATION TEXT: not a duration: '0s' (try 90s, 5m, 1h30m)"),
     ("/remind 2d later", "ERROR at most 1d ahead"),
-    ("/remind cancel x", "ERROR usage: /remind cancel ID"),
+    ("/remind cancel x", "ERROR usage: /remind cancel ID: ID must be a whole number"),
+    ("/remind cancel 0", "ERROR usage: /remind cancel ID: ID must be at least 1"),
 ])
 def test_misuse_is_answered_with_an_error(room, line, reply):
     alice = room.join("alice")
@@ -104,6 +107,32 @@ def test_config_limits(chatroom_room):
     alice.say("/remind 1m b")
     assert alice.say("/remind 1m c") == ["ERROR you have 2 reminders pending; /remind cancel ID one first"]
     assert alice.say("/remind 61s d") == ["ERROR at most 1m ahead"]
+
+
+test_examples = example_tests(("remind", chatroom_remind))
+
+
+def test_an_accounts_reminders_survive_a_restart_and_wait_for_it_to_log_in(chatroom_room, tmp_path):
+    data = tmp_path / "data"
+    room = chatroom_room(plugins=[("remind", chatroom_remind)], data_dir=data)
+    alice = room.join("alice")
+    assert alice.say("/register hunter2hunter2")[0].startswith("OK registered")
+    assert alice.say("/remind 1h water the plants") == ["OK reminder 1 in 1h"]
+    room.close()  # the server stops; the reminder is in the store
+    room = chatroom_room(plugins=[("remind", chatroom_remind)], data_dir=data)
+    assert len(room.timers) == 1
+    room.advance(3600)  # due while nobody is logged in to alice
+    guest = room.join()
+    assert guest.say("/login alice hunter2hunter2") == ["OK logged in as alice", "* reminder: water the plants"]
+    assert guest.say("/reminders") == ["* no pending reminders"]
+
+
+def test_a_failed_insert_leaves_nothing_behind(chatroom_room):
+    room = chatroom_room(plugins=[("remind", chatroom_remind)], config={"remind": {"max_per_user": 1}})
+    alice = room.join("alice")
+    alice.say("/remind 10s one")
+    assert alice.say("/remind 10s two") == ["ERROR you have 1 reminders pending; /remind cancel ID one first"]
+    assert alice.say("/reminders") == ["* reminder 1 (set for 10s): one"]
 
 
 def test_help_lists_the_commands(room):

@@ -4,6 +4,7 @@ import chatroom_wordfilter
 import pytest
 
 from chatroom import hookimpl
+from chatroom.testing import PluginLoadError
 
 
 def make_room(chatroom_room, **settings):
@@ -47,12 +48,20 @@ def test_commands_are_not_filtered(chatroom_room):
     assert alice.say("/upper darn") == ["DARN"]
 
 
-def test_bad_config_is_reported_at_startup_and_defaults_used(chatroom_room):
-    room = make_room(chatroom_room, words="darn", mode="shout", mask="**")
-    errors = "\n".join(room.errors)
-    assert "config [plugins.wordfilter]: words must be a list" in errors
-    assert "mode must be one of mask, drop, not 'shout'" in errors
-    assert "mask must be one character" in errors
+def test_bad_config_is_refused_at_startup(chatroom_room):
+    with pytest.raises(PluginLoadError) as caught:
+        make_room(chatroom_room, words="darn", mode="shout", mask="**", colour="red")
+    message = str(caught.value)
+    assert "[plugins.wordfilter] words must be an array, not 'darn'" in message
+    assert "[plugins.wordfilter] mode must be one of 'mask', 'drop', not 'shout'" in message
+    assert "[plugins.wordfilter] mask is '**'; the most allowed is 1 long" in message
+    assert "[plugins.wordfilter] has unknown setting 'colour'" in message
+
+
+def test_bad_config_falls_back_to_the_defaults_when_not_strict(chatroom_room):
+    room = chatroom_room(plugins=[("wordfilter", chatroom_wordfilter)], strict=False,
+                         config={"wordfilter": {"words": "darn", "mode": "shout"}})
+    assert any("mode must be one of" in line for line in room.errors)
     alice, bob = room.join("alice"), room.join("bob")
     alice.say("darn")
     assert bob.last == "alice: d***"

@@ -11,42 +11,41 @@ it is broadcast and may rewrite it (return a ``str``) or drop it (return
   ``"drop"`` (the line is not sent; the sender is told why);
 - ``mask``: the masking character (default ``"*"``).
 
-A bad setting is logged under ``[ERROR]`` at start-up and the default used.
+The settings are declared with the ``config_schema`` hook, so the server
+checks them at start-up (``chatroom-server --check-config FILE`` reports a
+bad value or a misspelled key) and ``ctx.config`` always holds valid values.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
-from chatroom import hookimpl
-from chatroom.context import Context
+from chatroom import Context, Setting, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 DEFAULT_WORDS = ("darn", "heck")
 MODES = ("mask", "drop")
 
 
-class Settings:
-    """The parsed ``[plugins.wordfilter]`` table: ``pattern`` (compiled, or None), ``mode``, ``mask``."""
+@hookimpl
+def config_schema() -> dict[str, Setting]:
+    """The ``[plugins.wordfilter]`` table: checked, defaulted and frozen by the host."""
+    return {
+        "words": Setting(list, default=DEFAULT_WORDS, items=str, help="words to filter, whole words, any case"),
+        "mode": Setting(str, default="mask", choices=MODES, help="mask the words, or drop the line"),
+        "mask": Setting(str, default="*", min=1, max=1, help="the masking character"),
+    }
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.problems: list[str] = []
-        words = config.get("words", list(DEFAULT_WORDS))
-        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
-            self.problems.append(f"words must be a list of non-empty strings, not {words!r}")
-            words = list(DEFAULT_WORDS)
-        self.mode = config.get("mode", "mask")
-        if self.mode not in MODES:
-            self.problems.append(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-            self.mode = "mask"
-        self.mask = config.get("mask", "*")
-        if not isinstance(self.mask, str) or len(self.mask) != 1:
-            self.problems.append(f"mask must be one character, not {self.mask!r}")
-            self.mask = "*"
-        alternatives = "|".join(re.escape(w.strip()) for w in sorted(words, key=len, reverse=True))
+
+class Settings:
+    """The compiled settings: ``pattern`` (or None when there are no words), ``mode``, ``mask``."""
+
+    def __init__(self, config: Any) -> None:
+        words = [w.strip() for w in config["words"] if w.strip()]
+        self.mode, self.mask = config["mode"], config["mask"]
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
         self.pattern = re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE) if words else None
 
     def apply(self, text: str) -> str | None:
@@ -57,19 +56,11 @@ class Settings:
 
 
 def settings(ctx: Context) -> Settings:
-    """This room's settings, parsed once and kept in the plugin's ``ctx.state``."""
+    """The compiled settings, made once and kept in the plugin's ``ctx.state``."""
     cached = ctx.state.get("settings")
     if cached is None:
         cached = ctx.state["settings"] = Settings(ctx.config)
-        for problem in cached.problems:
-            ctx.log.error("config [plugins.%s]: %s; using the default", ctx.plugin, problem)
     return cached
-
-
-@hookimpl
-def startup(ctx: Context) -> None:
-    """Parse the settings at start-up, so a bad config file is reported at once."""
-    settings(ctx)
 
 
 @hookimpl
