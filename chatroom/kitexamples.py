@@ -19,22 +19,34 @@ pattern in full). Main thread of the test only.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from chatroom.plugins.commands import Command, Example
 from chatroom.plugins.info import PluginInfo
-from chatroom.plugins.manager import PluginHost
+from chatroom.plugins.manager import ENTRY_POINT_GROUP, PluginHost
 
-__all__ = ["check_example", "collect_examples", "example_tests"]
+__all__ = ["check_example", "collect_examples", "example_tests", "plugin_name"]
+
+
+def plugin_name(plugin: object) -> str:
+    """The name a real server would give *plugin*: its entry point's name when an installed
+    distribution declares it, else the module's last dotted part (or the object's class name)."""
+    module = getattr(plugin, "__name__", None)
+    if isinstance(plugin, ModuleType) and module:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.value == module:
+                return ep.name
+        return module.rsplit(".", 1)[-1]
+    return str(module or type(plugin).__name__).rsplit(".", 1)[-1].lower()
 
 
 def _named(plugins: Iterable[object | tuple[str, object]]) -> list[tuple[str, object]]:
-    from chatroom.testing import plugin_name  # the kit's naming rule (not at import: testing imports this)
-
     return [item if isinstance(item, tuple) else (plugin_name(item), item) for item in plugins]
 
 

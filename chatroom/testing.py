@@ -29,12 +29,10 @@ collected in :attr:`InProcessRoom.faults`, and the room's log records in
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -42,9 +40,9 @@ import pytest
 from chatroom.wire import lines as protocol
 from chatroom.plugins.context import Context
 from chatroom.fakeio import FakeListener, FakeSelector, FakeSocket, FakeWaker, LogCollector
-from chatroom.plugins.manager import ENTRY_POINT_GROUP, PluginHost, PluginInfo
+from chatroom.plugins.manager import PluginHost, PluginInfo
 from chatroom.net.scheduler import Timer
-from chatroom.kitexamples import example_tests  # noqa: F401 - part of the kit
+from chatroom.kitexamples import example_tests, plugin_name  # noqa: F401 - part of the kit
 
 __all__ = ["InProcessRoom", "FakeClient", "PluginLoadError", "RoomNotSettled", "chatroom_room", "example_tests",
            "plugin_name"]
@@ -350,18 +348,6 @@ class InProcessRoom:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def plugin_name(plugin: object) -> str:
-    """The name a real server would give *plugin*: its entry point's name when an installed
-    distribution declares it, else the module's last dotted part (or the object's class name)."""
-    module = getattr(plugin, "__name__", None)
-    if isinstance(plugin, ModuleType) and module:
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.value == module:
-                return ep.name
-        return module.rsplit(".", 1)[-1]
-    return str(module or type(plugin).__name__).rsplit(".", 1)[-1].lower()
 
 
 @pytest.fixture

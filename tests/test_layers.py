@@ -6,9 +6,11 @@ from __future__ import annotations
 import ast
 import logging
 import os
+
 from pathlib import Path
 
 import grimp
+import pytest
 from importlinter.cli import lint_imports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +62,17 @@ def test_the_kit_and_the_built_ins_use_no_private_names_of_the_server() -> None:
     assert offenders == []
 
 
-def test_the_example_plugins_still_import_the_old_paths() -> None:
-    """Compatibility: plugins written before the layout change import chatroom.context and chatroom.store."""
+def test_the_old_plugin_paths_still_work_and_warn() -> None:
+    """Compatibility: plugins written before the layout change import chatroom.context and chatroom.store;
+    since API 1.0 that works with a DeprecationWarning naming the replacement."""
+    import importlib
+    import sys
+
     assert os.path.exists(PACKAGE / "context.py") and os.path.exists(PACKAGE / "store.py")
+    for old in ("chatroom.context", "chatroom.store", "chatroom.commands", "chatroom.hookspecs"):
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=rf"{old} is deprecated since plugin API 1.0.*from chatroom import"):
+            importlib.import_module(old)
     from chatroom.context import Context
     from chatroom.store import migrate
 

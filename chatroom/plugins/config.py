@@ -31,7 +31,7 @@ from typing import Any
 
 from chatroom.plugins.params import REQUIRED
 
-__all__ = ["REQUIRED", "ConfigReport", "Setting", "check_tables", "freeze", "validate"]
+__all__ = ["REQUIRED", "ConfigReport", "Setting", "apply_schemas", "check_tables", "freeze", "validate"]
 
 _TYPES = (str, int, float, bool, list, dict)
 _NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "an array",
@@ -149,3 +149,28 @@ def freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
     return value
+
+
+def apply_schemas(host: Any, tables: Mapping[str, Mapping[str, Any]], impls: Mapping[str, Any]) -> None:
+    """Check *tables* (plugin name -> its ``[plugins.NAME]`` table, as given) against the schemas the
+    ``config_schema`` hookimpls *impls* (plugin name -> hookimpl) return, for the plugin host *host*
+    (:class:`~chatroom.plugins.manager.PluginHost`: ``info``, ``disabled``, ``call_safely``, ``config``,
+    ``schemas``, ``_config_problem``). Loop thread (or start-up) only."""
+    for warning in check_tables(tables, [*host.info, *host.disabled]):
+        host._config_problem(warning, error=False)
+    for name in host.info:
+        impl = impls.get(name)
+        if impl is None:
+            continue
+        schema = host.call_safely(name, impl.function)
+        problem = check_schema(name, schema)
+        if problem:
+            host._config_problem(problem, error=True)
+            continue
+        host.schemas[name] = schema
+        values, report = validate(name, schema, tables.get(name, {}))
+        for message in report.errors:
+            host._config_problem(message, error=True)
+        for message in report.warnings:
+            host._config_problem(message, error=False)
+        host.config[name] = freeze(values)

@@ -42,7 +42,7 @@ import pluggy
 from chatroom.plugins import hookspecs
 from chatroom.model.errors import Refused
 from chatroom.plugins.commands import Command, CommandError, Registry
-from chatroom.plugins.config import Setting, check_schema, check_tables, freeze, validate
+from chatroom.plugins.config import Setting, apply_schemas, freeze
 from chatroom.plugins.info import PluginInfo
 from chatroom.net.logs import ERR
 
@@ -214,26 +214,7 @@ class PluginHost:
 
     def _check_config(self) -> None:
         """Validate every plugin's table against its ``config_schema`` (see :mod:`chatroom.plugins.config`)."""
-        schemas = {impl.plugin_name: impl for impl in self.pm.hook.config_schema.get_hookimpls()}
-        for warning in check_tables(self._tables, [*self.info, *self.disabled]):
-            self._config_problem(warning, error=False)
-        for name in self.info:
-            table = self._tables.get(name, {})
-            impl = schemas.get(name)
-            if impl is None:
-                continue
-            schema = self.call_safely(name, impl.function)
-            problem = None if schema is FAULT else check_schema(name, schema)
-            if schema is FAULT or problem:
-                self._config_problem(problem or f"plugin {name}: config_schema raised", error=True)
-                continue
-            self.schemas[name] = schema
-            values, report = validate(name, schema, table)
-            for message in report.errors:
-                self._config_problem(message, error=True)
-            for message in report.warnings:
-                self._config_problem(message, error=False)
-            self.config[name] = freeze(values)
+        apply_schemas(self, self._tables, {i.plugin_name: i for i in self.pm.hook.config_schema.get_hookimpls()})
 
     def _config_problem(self, message: str, *, error: bool) -> None:
         """A setting that cannot be used (*error*: the server does not start) or a name that matches nothing."""
