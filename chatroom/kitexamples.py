@@ -36,13 +36,22 @@ __all__ = ["check_example", "collect_examples", "example_tests", "plugin_name"]
 
 def plugin_name(plugin: object) -> str:
     """The name a real server would give *plugin*: its entry point's name when an installed
-    distribution declares it, else the module's last dotted part (or the object's class name)."""
+    distribution declares it (``name = "pkg.mod"`` for a module, ``name = "pkg.mod:obj"`` for an object),
+    else the module's last dotted part (or the object's class name, lower-cased)."""
     module = getattr(plugin, "__name__", None)
     if isinstance(plugin, ModuleType) and module:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.value == module:
                 return ep.name
         return module.rsplit(".", 1)[-1]
+    home = getattr(plugin, "__module__", None) or type(plugin).__module__
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):  # a "module:object" entry point
+        if ep.module == home and ep.attr:
+            try:
+                if ep.load() is plugin:
+                    return ep.name
+            except Exception:  # noqa: BLE001 - someone else's broken distribution: not this plugin
+                continue
     return str(module or type(plugin).__name__).rsplit(".", 1)[-1].lower()
 
 

@@ -185,8 +185,11 @@ class InProcessRoom:
         announce_limit: int = 200,
         threads: bool = False,
     ) -> None:
-        from chatroom.server.app import Server  # not at import: pytest loads this module for every project
-
+        self._setup = dict(plugins=list(plugins), data_dir=Path(data_dir), config=config, builtins=builtins,
+                           entry_points=entry_points, disabled=tuple(disabled), strict=strict,
+                           fault_limit=fault_limit, slow_seconds=slow_seconds, max_queue=max_queue,
+                           flood_rate=flood_rate, flood_burst=flood_burst, history_on_join=history_on_join,
+                           announce_limit=announce_limit, threads=threads)
         self.faults: list[tuple[str, str]] = []
         self.logs: list[str] = []
         self._log_handler = LogCollector(self.logs)
@@ -195,6 +198,17 @@ class InProcessRoom:
         self._logger.addHandler(self._log_handler)
         if self._logger.getEffectiveLevel() > logging.INFO:
             self._logger.setLevel(logging.INFO)
+        self._now = 0.0
+        self._wall_start = time.time()
+        self._build(**self._setup)
+
+    def _build(self, plugins: list[Any], data_dir: Path, config: Any, builtins: bool, entry_points: bool,
+               disabled: tuple[str, ...], strict: bool, fault_limit: int, slow_seconds: float,
+               max_queue: int | None, flood_rate: float, flood_burst: float, history_on_join: int,
+               announce_limit: int, threads: bool) -> None:
+        """Load the plugins and start a server on the fake I/O parts (see :meth:`__init__`, :meth:`restart`)."""
+        from chatroom.server.app import Server  # not at import: pytest loads this module for every project
+
         self.plugins = PluginHost(disabled=disabled, config=config, fault_limit=fault_limit,
                                   slow_seconds=slow_seconds, on_fault=lambda p, t: self.faults.append((p, t)))
         if builtins:
@@ -209,12 +223,9 @@ class InProcessRoom:
             self._logger.removeHandler(self._log_handler)
             self._logger.setLevel(self._old_level)
             raise PluginLoadError("; ".join(self.plugins.load_errors))
-
-        self._now = 0.0
-        self._wall_start = time.time()
         self._listener = FakeListener()
         options: dict[str, Any] = {
-            "data_dir": Path(data_dir), "plugins": self.plugins, "flood_rate": flood_rate,
+            "data_dir": data_dir, "plugins": self.plugins, "flood_rate": flood_rate,
             "flood_burst": flood_burst, "history_on_join": history_on_join, "announce_limit": announce_limit,
             "selector": FakeSelector(), "listener": self._listener, "waker": FakeWaker(),
             "clock": lambda: self._now, "wall_clock": lambda: self._wall_start + self._now,
@@ -228,6 +239,17 @@ class InProcessRoom:
         self._closed = False
         self.server.start()
         self.settle()
+
+    def restart(self) -> InProcessRoom:
+        """Stop the server as :meth:`close` does and start a new one on the same data folder, plugins and
+        options, as a restarted ``chatroom-server`` would (the clock goes on; every client is gone: join
+        again). Returns the room itself, so a persistence test is ``room.restart().join("alice")``."""
+        self.close()
+        self._logger.addHandler(self._log_handler)
+        if self._logger.getEffectiveLevel() > logging.INFO:
+            self._logger.setLevel(logging.INFO)
+        self._build(**self._setup)
+        return self
 
     # -- people ---------------------------------------------------------------------
     def join(self, nick: str | None = None, *, binary: bool = False) -> FakeClient:

@@ -65,7 +65,7 @@ def _members(cls: type) -> list[tuple[str, Any]]:
         if not klass.__module__.startswith("chatroom"):
             continue
         for name, value in vars(klass).items():
-            if name.startswith("_") or name in ("args", "text", "plugin", "client", "command"):
+            if name.startswith("_") or name in ("args", "text", "plugin", "client"):
                 continue
             if isinstance(value, type):  # a dataclass field whose default is a type (Param.type = str)
                 continue

@@ -44,13 +44,17 @@ def test_settings_are_checked_defaulted_and_deep_frozen(chatroom_room):
                          config={"poll": {"token": "t", "ratio": 1, "words": ["a"], "limits": {"x": [1, 2]}}})
     room.join("alice").say("/cfg")
     config = seen[0]
-    assert dict(config) == {"timeout": 300, "ratio": 1, "mode": "open", "words": ("a",),
-                            "limits": {"x": (1, 2)}, "token": "t"}
+    assert dict(config) == {"timeout": 300, "ratio": 1, "mode": "open", "words": ["a"],
+                            "limits": {"x": [1, 2]}, "token": "t"}
     with pytest.raises(TypeError):
         config["timeout"] = 1
     with pytest.raises(TypeError):
         config["limits"]["x"] = 3  # nested tables are read-only too
-    assert isinstance(config["limits"]["x"], tuple)
+    assert isinstance(config["words"], list)  # still a list for plugins that check, but read-only
+    with pytest.raises(TypeError):
+        config["words"].append("b")
+    with pytest.raises(TypeError):
+        config["limits"]["x"][0] = 5
 
 
 @pytest.mark.parametrize("table, message", [

@@ -243,7 +243,9 @@ def test_config_file_gives_each_plugin_its_table(tmp_path):
     config = tmp_path / "room.toml"
     config.write_text('[plugins.one]\nwords = ["a", "b"]\nlimit = 3\n[plugins.two]\nmode = "drop"\n')
     host = PluginHost(config=server_cli.read_config(config))
-    assert host.config_for("one") == {"words": ("a", "b"), "limit": 3}  # deep-frozen: arrays are tuples
+    assert host.config_for("one") == {"words": ["a", "b"], "limit": 3}
+    with pytest.raises(TypeError):
+        host.config_for("one")["words"].append("c")  # deep-frozen: arrays are read-only lists
     assert host.config_for("two")["mode"] == "drop"
     assert host.config_for("three") == {}
     with pytest.raises(TypeError):

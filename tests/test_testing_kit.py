@@ -293,6 +293,40 @@ def test_a_module_is_named_after_its_installed_entry_point(chatroom_room, tmp_pa
     monkeypatch.delitem(sys.modules, "kit_probe_mod")
 
 
+def test_an_object_plugin_is_named_after_its_module_colon_object_entry_point(chatroom_room, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "chatroom_kit_obj-1.0.dist-info").mkdir(parents=True)
+    (site / "chatroom_kit_obj-1.0.dist-info" / "METADATA").write_text("Name: chatroom-kit-obj\nVersion: 1.0\n")
+    (site / "chatroom_kit_obj-1.0.dist-info" / "entry_points.txt").write_text(
+        "[chatroom]\ncounter = kit_obj_mod:plugin\n")
+    (site / "kit_obj_mod.py").write_text(textwrap.dedent("""
+        from chatroom import hookimpl, Command
+
+        class Counter:
+            def __init__(self):
+                self.calls = 0
+
+            def count(self, ctx, args):
+                self.calls += 1
+                ctx.reply(f"{ctx.plugin} {self.calls}")
+
+            @hookimpl
+            def register_commands(self):
+                return [Command("count", self.count)]
+
+        plugin = Counter()
+    """))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "kit_obj_mod", raising=False)
+    import kit_obj_mod
+
+    room = chatroom_room(plugins=[kit_obj_mod.plugin])
+    assert room.join("alice").say("/count") == ["counter 1"]
+    installed = chatroom_room(entry_points=True)
+    assert installed.join("alice").say("/count") == ["counter 2"]  # the same object, loaded by the server
+    monkeypatch.delitem(sys.modules, "kit_obj_mod")
+
+
 def test_the_fixture_is_available_to_any_project_through_the_pytest11_entry_point(pytester):
     """A plugin author's project gets ``chatroom_room`` without a conftest or an import."""
     pytester.makepyfile(test_author="""
@@ -309,3 +343,25 @@ def test_the_fixture_is_available_to_any_project_through_the_pytest11_entry_poin
     """)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_restart_keeps_the_data_folder_and_drops_clients_and_state(chatroom_room):
+    def note(ctx, args):
+        migrate(ctx.store, ["CREATE TABLE notes (text TEXT);"])
+        with ctx.transaction() as db:
+            db.execute("INSERT INTO notes VALUES (?)", (ctx.text,))
+        ctx.state["n"] = ctx.state.get("n", 0) + 1
+        count = ctx.store.execute("SELECT COUNT(*) FROM notes").fetchone()[0]
+        ctx.reply(f"OK {count} stored, {ctx.state['n']} this run")
+
+    plugin = SimpleNamespace(register_commands=hookimpl(lambda: [Command("note", note)]))
+    room = chatroom_room(plugins=[("notes", plugin)])
+    alice = room.join("alice")
+    assert alice.say("/note one") == ["OK 1 stored, 1 this run"]
+    alice.say("hello before the restart")
+    data_dir = room.server.data_dir
+    assert room.restart() is room
+    assert alice.closed and room.clients == [] and room.server.data_dir == data_dir
+    bob = room.join("bob")
+    assert bob.say("/note two") == ["OK 2 stored, 1 this run"]  # the store survived, ctx.state did not
+    assert any(line.endswith("alice: hello before the restart") for line in bob.received)  # history too

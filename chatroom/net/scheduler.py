@@ -148,6 +148,13 @@ class Scheduler:
             heapq.heappop(self._timers)
         return self._timers[0][0] if self._timers else None
 
+    def cancel_plugin(self, plugin: str) -> int:
+        """Cancel every pending timer of *plugin* (a plugin being reloaded); returns how many. Loop thread only."""
+        timers = [t for _, _, t in self._timers if t.plugin == plugin and not t.cancelled]
+        for timer in timers:
+            timer.cancel()
+        return len(timers)
+
     def pending(self) -> list[Timer]:
         """Pending (not cancelled) timers, soonest first."""
         return [t for _, _, t in sorted(self._timers) if not t.cancelled]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import shlex
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -188,6 +189,47 @@ class Command:
         if len(args) < self.min_args or (self.max_args is not None and len(args) > self.max_args):
             raise UsageError(self.usage_line())
         return args
+
+
+class RunningCommand:
+    """What ``ctx.command`` gives: the :class:`Command` being run, seen through a thin proxy.
+
+    Attribute access goes to that command (``ctx.command.name``,
+    ``ctx.command.usage_line()``); it is falsy when no command is running (in
+    a hook) and equal to the command itself. Calling it, ``ctx.command(name)``,
+    is the lookup it was before plugin API 1.0: it still works, with a
+    ``DeprecationWarning`` naming :meth:`~chatroom.plugins.context.Context.lookup_command`.
+    Any thread (it only reads).
+    """
+
+    __slots__ = ("_command", "_lookup")
+
+    def __init__(self, command: Command | None, lookup: Callable[[str], Command | None]) -> None:
+        self._command = command
+        self._lookup = lookup
+
+    def __getattr__(self, name: str) -> Any:
+        if self._command is None:
+            raise AttributeError(f"ctx.command.{name}: no command is running (this is a hook)")
+        return getattr(self._command, name)
+
+    def __call__(self, name: str) -> Command | None:
+        warnings.warn("ctx.command(name) is deprecated since plugin API 1.0: use ctx.lookup_command(name) "
+                      "(ctx.command is now the command being run)", DeprecationWarning, stacklevel=2)
+        return self._lookup(name)
+
+    def __bool__(self) -> bool:
+        return self._command is not None
+
+    def __eq__(self, other: object) -> bool:
+        target = other._command if isinstance(other, RunningCommand) else other
+        return self._command == target
+
+    def __hash__(self) -> int:
+        return hash(self._command)
+
+    def __repr__(self) -> str:
+        return f"RunningCommand({self._command!r})"
 
 
 def split_command(line: str) -> tuple[str, str]:

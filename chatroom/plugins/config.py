@@ -15,7 +15,7 @@ choices are **errors** (the server does not start, the test kit raises);
 keys a schema does not declare and tables naming no plugin are **warnings**
 with a did-you-mean (a misspelled setting is never silently ignored).
 Missing keys take their defaults; the result is deep-frozen (tables become
-read-only mappings, arrays tuples) and is what ``ctx.config`` returns.
+read-only mappings, arrays read-only lists) and is what ``ctx.config`` returns.
 Values are TOML types (https://toml.io/en/v1.0.0): ``str``, ``int``, ``float``
 (an ``int`` is accepted), ``bool``, ``list``, ``dict`` (a table). Any thread may
 read the frozen values.
@@ -73,6 +73,8 @@ def _is(value: Any, kind: type) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is list:
+        return isinstance(value, (list, tuple))  # a default may be a tuple
     return isinstance(value, kind)
 
 
@@ -142,12 +144,28 @@ def check_tables(tables: Iterable[str], plugins: Iterable[str]) -> list[str]:
     return warnings
 
 
+class FrozenList(list):  # type: ignore[type-arg]
+    """A list that refuses every change (``TypeError``): still a ``list`` for ``isinstance`` and ``==``,
+    so plugins written before settings were frozen keep working."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("plugin settings are read-only (ctx.config)")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+
 def freeze(value: Any) -> Any:
-    """*value* made read-only, deeply: dicts become MappingProxyType, lists tuples."""
+    """*value* made read-only, deeply: tables become ``MappingProxyType``, arrays :class:`FrozenList`."""
     if isinstance(value, Mapping):
         return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
+        return FrozenList(freeze(v) for v in value)
     return value
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import allowed, denied
 from chatroom.model.names import nick_skeleton_key
+from chatroom.plugins.commands import RunningCommand
 from chatroom.plugins.threads import ThreadSafeParts
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class Context(ThreadSafeParts):
     through the methods below (the server behind them is private).
     """
 
-    __slots__ = ("_srv", "plugin", "client", "args", "text", "command")
+    __slots__ = ("_srv", "plugin", "client", "args", "text", "_command")
 
     def __init__(self, server: Server, plugin: str, client: Client | None = None, text: str = "",
                  command: Command | None = None) -> None:
@@ -58,7 +59,14 @@ class Context(ThreadSafeParts):
         self.client = client
         self.args: Any = []
         self.text = text
-        self.command = command
+        self._command = command
+
+    @property
+    def command(self) -> RunningCommand:
+        """For a command call, the :class:`~chatroom.plugins.commands.Command` being run (the subcommand
+        when one was named), through a proxy that is falsy in hooks; calling it, ``ctx.command(name)``,
+        is the deprecated lookup (use :meth:`lookup_command`). Any thread."""
+        return RunningCommand(self._command, self.lookup_command)
 
     # -- who and where ---------------------------------------------------
     @property

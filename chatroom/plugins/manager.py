@@ -44,6 +44,7 @@ from chatroom.model.errors import Refused
 from chatroom.plugins.commands import Command, CommandError, Registry
 from chatroom.plugins.config import Setting, apply_schemas, freeze
 from chatroom.plugins.info import PluginInfo
+from chatroom.plugins.reloading import Reloading
 from chatroom.net.logs import ERR
 
 ENTRY_POINT_GROUP = "chatroom"
@@ -71,7 +72,7 @@ FAULT = object()
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-class PluginHost:
+class PluginHost(Reloading):
     """Owns the pluggy plugin manager, the command registry and plugin fault accounting.
 
     ``disabled``: plugin names (or distribution names) not to load.
@@ -411,6 +412,11 @@ class PluginHost:
                 self.pm.unregister(name=plugin)
             self.registry.remove_plugin(plugin)
             log.error("plugin %s disabled after %d faults", plugin, info.faults, extra=ERR)
+
+
+def import_file(name: str, path: Path) -> ModuleType:
+    """Import the drop-in plugin file *path* as the module ``chatroom_plugin_NAME`` (replacing an older one)."""
+    return _import_file(name, path)
 
 
 def _import_file(name: str, path: Path) -> ModuleType:

@@ -35,6 +35,7 @@ from chatroom.net.logs import setup_logging
 from chatroom.model.accounts import console_reset
 from chatroom.plugins.manager import PluginHost
 from chatroom.net.relay import tune_malloc
+from chatroom.server.reload import PluginReloader
 from chatroom.server.app import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
 from chatroom.server.checks import StartupError, check_data_dir, check_store, check_stores  # noqa: F401
 from chatroom.server.options import (  # noqa: F401 - re-exported for callers and tests
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load every .py file in this folder as a plugin (repeatable)")
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
                         help=f"do not load plugin NAME (repeatable; also ${DISABLE_ENV}=a,b)")
+    parser.add_argument("--reload", action="store_true",
+                        help="with --plugin-dir: reload a plugin file when it changes (the old version keeps "
+                             "running if the new one fails to load); for developing plugins")
     parser.add_argument("--no-plugins", action="store_true", help="load the built-in plugins only")
     parser.add_argument("--list-plugins", action="store_true", help="list the plugins that would load, and exit")
     parser.add_argument("--config", type=Path, default=os.environ.get(CONFIG_ENV) or None, metavar="FILE",
@@ -309,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.reload and not args.plugin_dir:
+        parser.error("--reload needs --plugin-dir DIR (the folder of plugin files to watch)")
+    if args.no_plugins and args.plugin_dir:
+        print(f"chatroom-server: warning: --no-plugins: not loading the --plugin-dir folder "
+              f"{', '.join(map(str, args.plugin_dir))}", file=sys.stderr, flush=True)
+        args.reload = False
     if args.check_config is not None:
         return check_config(args)
     try:
@@ -370,7 +380,14 @@ def main(argv: list[str] | None = None) -> int:
         for address in lan_addresses(family):
             print(f"chatroom-server LAN address {format_address(address, port)}", flush=True)
     tune_malloc()  # reuse chunk buffers instead of faulting them in again (see relay.tune_malloc)
-    server.serve_forever()
+    reloader = PluginReloader(server, args.plugin_dir) if args.reload else None
+    if reloader is not None:
+        reloader.start()
+    try:
+        server.serve_forever()
+    finally:
+        if reloader is not None:
+            reloader.stop()
     return 0
 
 

@@ -112,14 +112,12 @@ def test_config_limits(chatroom_room):
 test_examples = example_tests(("remind", chatroom_remind))
 
 
-def test_an_accounts_reminders_survive_a_restart_and_wait_for_it_to_log_in(chatroom_room, tmp_path):
-    data = tmp_path / "data"
-    room = chatroom_room(plugins=[("remind", chatroom_remind)], data_dir=data)
+def test_an_accounts_reminders_survive_a_restart_and_wait_for_it_to_log_in(chatroom_room):
+    room = chatroom_room(plugins=[("remind", chatroom_remind)])
     alice = room.join("alice")
     assert alice.say("/register hunter2hunter2")[0].startswith("OK registered")
     assert alice.say("/remind 1h water the plants") == ["OK reminder 1 in 1h"]
-    room.close()  # the server stops; the reminder is in the store
-    room = chatroom_room(plugins=[("remind", chatroom_remind)], data_dir=data)
+    room.restart()  # the server stops and starts again; the reminder was in the store
     assert len(room.timers) == 1
     room.advance(3600)  # due while nobody is logged in to alice
     guest = room.join()
