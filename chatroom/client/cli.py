@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import TextIO
 
 from chatroom.client.console import LineConsole
+from chatroom.client.display import add_display_options
 from chatroom.client.handshake import SERVER_PASSWORD_ENV
 from chatroom.client.io import load_transfer
 from chatroom.client.loop import QUIT_WAIT, ClientLoop
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--fingerprint", metavar="SHA256:..",
                      help="trust only the certificate with this SHA-256 fingerprint, as chatroom-server prints "
                      "it (implies --tls)")
+    add_display_options(p)
     return p
 
 
