@@ -4,7 +4,9 @@ fetch exactly the lines it missed.
 A mixin: these methods run on the client loop's thread. With ``tags=True`` the
 handshake sends ``/caps tags`` (docs/protocol.md "Capabilities"); every room
 line then comes with message tags, which are taken off here (the person sees
-exactly the line a client without tags sees) and remembered:
+exactly the line a client without tags sees; a console with an ``event(Event)``
+method, the terminal UI's, gets the whole :class:`~chatroom.client.events.Event`
+instead) and remembered:
 
 * the last history id seen per room (``msgid``), the rooms the client is in
   (any tagged line, ``OK join``, ``OK part``, a kick of its own nick) and the
@@ -139,7 +141,11 @@ class RoomSide:
             self.current_room = room
         if event.kind == "notice" and _kicked(event.text, self.name):
             self._left(room)
-        self.console.line(event.text)
+        show = getattr(self.console, "event", None)  # a console that draws tagged lines itself (the terminal UI)
+        if show is not None:
+            show(event)
+        else:
+            self.console.line(event.text)
 
     def _note_id(self, room: str, msgid: int) -> None:
         self.last_ids[room] = max(msgid, self.last_ids.get(room, 0))

@@ -1,0 +1,177 @@
+"""Units of the terminal UI's display side: tag parsing, line formatting, room state, completion, paste."""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+
+from chatroom.client.complete import ChatCompleter
+from chatroom.client.display import (
+    DISPLAY_DEFAULTS,
+    Look,
+    add_display_options,
+    color_depth,
+    format_event,
+    format_own,
+    nick_sgr,
+)
+from chatroom.client.events import parse, parse_tags, parse_time
+from chatroom.client.keys import keep_in_history, split_paste
+from chatroom.client.resize import extra_rows, terminal_rewraps
+from chatroom.client.rooms import Rooms
+from chatroom.wire.render import iso_time, render, tags
+
+PLAIN = Look(depth=0, timestamps="")
+
+
+def tagged(kind: str, room: str, nick: str, text: str, *, current: bool = True, history: bool = False,
+           msgid: int | None = 1, ts: float = 1_700_000_000.0) -> str:
+    line = render(kind, room, nick, text)
+    if history:
+        line = "[12:00] " + line
+    if not current:
+        line = f"[{room}] {line}"
+    return tags(msgid=msgid, room=room, time=iso_time(ts), kind=kind, nick=nick or None, history=history) + line
+
+
+# ---- events -----------------------------------------------------------------------------
+
+
+def test_tags_round_trip_with_the_servers_escaping() -> None:
+    raw = tags(msgid=42, room="#lobby", nick="a;b c\\d", history=True)[1:-1]
+    assert parse_tags(raw) == {"msgid": "42", "room": "#lobby", "nick": "a;b c\\d", "history": True}
+    assert parse_tags(";=x;k=;j=v\\") == {"k": True, "j": "v"}  # empty keys skipped, a lone \ dropped
+
+
+def test_parse_gives_room_nick_kind_id_time_and_the_bare_body() -> None:
+    ts = calendar.timegm((2026, 12, 1, 23, 14, 5, 0, 0, 0)) + 0.123
+    ev = parse(tagged("msg", "#design", "bob", "hi", current=False, history=True, msgid=7, ts=ts))
+    assert (ev.room, ev.nick, ev.kind, ev.msgid, ev.history) == ("#design", "bob", "msg", 7, True)
+    assert ev.time == pytest.approx(ts, abs=0.001)
+    assert ev.text == "[#design] [12:00] bob: hi" and ev.body == "bob: hi"
+    plain = parse("OK join #design (2 members)")
+    assert plain.tags == {} and plain.body == plain.text and plain.room is None and plain.msgid is None
+    assert parse("@no-space-here").text == "@no-space-here"
+    assert parse_time("yesterday") is None
+
+
+# ---- display ----------------------------------------------------------------------------
+
+
+def test_colour_depth_follows_no_color_term_and_the_option() -> None:
+    assert color_depth("auto", {"TERM": "xterm-256color"}) == 256
+    assert color_depth("auto", {"TERM": "xterm"}) == 16
+    assert color_depth("auto", {"TERM": "xterm", "COLORTERM": "truecolor"}) == 256
+    assert color_depth("auto", {"TERM": "xterm-256color", "NO_COLOR": "1"}) == 0
+    assert color_depth("auto", {"TERM": "dumb"}) == 0
+    assert color_depth("never", {"TERM": "xterm-256color"}) == 0
+    assert color_depth("always", {"TERM": "dumb", "NO_COLOR": "1"}) == 16
+
+
+def test_a_nick_keeps_its_colour_everywhere() -> None:
+    assert nick_sgr("Bob", 256) == nick_sgr("bob", 256) == "38;5;33"  # CRC-32, not Python's salted hash
+    assert nick_sgr("bob", 0) == ""
+    assert len({nick_sgr(f"user{i}", 256) for i in range(100)}) > 8
+
+
+def test_plain_lines_are_the_servers_text_with_room_markers_of_the_ui() -> None:
+    ev = parse(tagged("msg", "#design", "bob", "hi", current=False))
+    assert format_event(ev, me="alice", current="#lobby", look=PLAIN).text == "[#design] bob: hi"
+    assert format_event(ev, me="alice", current="#design", look=PLAIN).text == "bob: hi"
+    me_line = parse(tagged("me", "#lobby", "bob", "waves"))
+    assert format_event(me_line, me="alice", current="#lobby", look=PLAIN).text == "* bob waves"
+    stamped = format_event(ev, me="alice", current="#design", look=Look(0, "%H:%M"), now=0)
+    assert stamped.text.endswith(" bob: hi") and stamped.text[2] == ":"
+
+
+def test_mentions_private_lines_and_history_are_told_apart() -> None:
+    look = Look(depth=256, timestamps="")
+    mention = format_event(parse(tagged("msg", "#lobby", "bob", "hey ALICE!")), me="alice", current="#lobby", look=look)
+    assert mention.mention and "\x1b[7mALICE\x1b[27m" in mention.text
+    assert not format_event(parse(tagged("msg", "#lobby", "bob", "malice aforethought")), me="alice",
+                            current="#lobby", look=look).mention
+    old = format_event(parse(tagged("msg", "#lobby", "bob", "alice?", history=True)), me="alice",
+                       current="#lobby", look=Look(256, "%H:%M"))
+    assert not old.mention and old.text.startswith("\x1b[38;5;244m[") and "\x1b[7m" not in old.text
+    private = format_event(parse("bob (private): psst"), me="alice", current="#lobby", look=PLAIN)
+    assert private.private and private.text == "bob (private): psst"
+    assert format_own("hello", me="alice", current="#lobby", look=PLAIN) == "alice: hello"
+    assert format_own("/join #x", me="alice", current="#lobby", look=PLAIN) == "> /join #x"
+    assert format_own("//slash", me="alice", current="#lobby", look=PLAIN) == "alice: /slash"
+
+
+def test_display_options_and_their_defaults() -> None:
+    p = argparse.ArgumentParser()
+    add_display_options(p)
+    args = p.parse_args([])
+    assert {k: getattr(args, k) for k in DISPLAY_DEFAULTS} == DISPLAY_DEFAULTS
+    args = p.parse_args(["--no-timestamps", "--no-bell", "--no-title", "--paste-confirm", "0", "--color", "never"])
+    assert (args.timestamps, args.bell, args.title, args.paste_confirm, args.color) == ("", False, False, 0, "never")
+    with pytest.raises(SystemExit):
+        p.parse_args(["--paste-confirm", "-1"])
+
+
+# ---- rooms and completion -------------------------------------------------------------------
+
+
+def test_rooms_follow_the_servers_replies_and_count_unread_lines() -> None:
+    rooms = Rooms()
+    rooms.seen(parse("* Welcome to chatroom, room lobby. You are guest1. Type /nick NAME ..."))
+    rooms.seen(parse("OK join #design (2 members)"))
+    assert rooms.current == "#design" and [t.name for t in rooms.tabs()] == ["#lobby", "#design"]
+    rooms.seen(parse(tagged("msg", "#lobby", "bob", "hi alice", current=False)), me="alice", mention=True)
+    rooms.seen(parse(tagged("msg", "#lobby", "carol", "hi", current=False, history=True)))
+    rooms.seen(parse(tagged("notice", "#lobby", "", "dave joined lobby", current=False, msgid=None)))
+    (lobby, design) = rooms.tabs()
+    assert (lobby.unread, lobby.mentions, design.current) == (1, 1, True)
+    assert rooms.nicks()[:3] == ["dave", "carol", "bob"]
+    assert rooms.neighbour(1) == "#lobby" and rooms.neighbour(-1) == "#lobby" and rooms.nth(3) is None
+    rooms.seen(parse("OK current room #lobby"))
+    assert rooms.tabs()[0].unread == 0 and rooms.current == "#lobby"
+    rooms.seen(parse("OK part #lobby; current room #design"))
+    assert rooms.current == "#design" and [t.name for t in rooms.tabs()] == ["#design"]
+    rooms.seen(parse("OK part #design; you are in no room: /join #room"))
+    assert rooms.current is None and rooms.tabs() == []
+
+
+def _complete(completer: ChatCompleter, text: str) -> list[str]:
+    return [c.text for c in completer.get_completions(Document(text), CompleteEvent(completion_requested=True))]
+
+
+def test_completion_of_commands_rooms_and_nicks() -> None:
+    rooms = Rooms()
+    rooms.seen(parse("OK join #design (1 member)"))
+    rooms.seen(parse("* 2 in lobby: bob, Bea"))
+    completer = ChatCompleter(rooms)
+    assert _complete(completer, "/jo") == ["/join "]
+    assert "/rooms " in _complete(completer, "/ro")
+    assert _complete(completer, "/join #d") == ["#design "]
+    assert sorted(_complete(completer, "b")) == ["Bea: ", "bob: "]
+    assert _complete(completer, "hi be") == ["Bea "]
+    completer.learn_help("/dice [N], /roll - Roll dice")
+    assert _complete(completer, "/di") == ["/dice "] and _complete(completer, "/rol") == ["/roll "]
+
+
+# ---- typing ------------------------------------------------------------------------------------
+
+
+def test_pasted_lines_and_what_the_history_file_may_keep() -> None:
+    assert split_paste("a\r\nb\rc\n") == ["a", "b", "c"]
+    assert split_paste("one line") == ["one line"]
+    assert split_paste("a\n\nb") == ["a", "", "b"]
+    assert keep_in_history("hello") and keep_in_history("/join #x")
+    for secret in ("/login alice pw", "/IDENTIFY alice pw", "/register pw", "/password a b", "/pass pw",
+                   "/key k", "/join #x key", "   "):
+        assert not keep_in_history(secret)
+
+
+def test_rows_a_rewrapping_terminal_adds_above_the_cursor() -> None:
+    assert extra_rows([], 71, 50) == 1  # an 80-column prompt row, cursor at 71, now 50 columns wide
+    assert extra_rows([70, 10], 3, 40) == 1
+    assert extra_rows([40], 39, 40) == 0
+    assert terminal_rewraps({"TERM": "xterm-256color"}) and terminal_rewraps({"TMUX": "x", "XTERM_VERSION": "1"})
+    assert not terminal_rewraps({"XTERM_VERSION": "XTerm(390)"}) and not terminal_rewraps({"TERM": "linux"})
