@@ -243,6 +243,7 @@ def test_fast_typing_during_incoming_chat_leaves_no_stray_copy(server, term) -> 
         alice.type(f"typed {i}\r")
     bob.expect("alice: typed 39")
     alice.wait_for(r"bob: incoming 39$", "the last incoming line")
+    alice.wait_for(r"alice: typed 39$", "the last typed line, echoed")
     alice.wait_for(r"^#lobby>$", "an empty prompt")
     text = alice.text()
     for i in range(40):
