@@ -24,7 +24,9 @@ Life of a connection:
    wait in the queue until every handshake reply is in.
 2. **Chat.** Every server line is printed through ``Console.line``; frames go
    to the transfer component. Typed lines are sanitized and sent, except the
-   client-side commands ``/quit`` and ``/sendfile NAME``.
+   client-side commands ``/quit`` and the file commands of
+   :mod:`chatroom.client.files` (``/sendfile NAME``, ``/transfers``,
+   ``/cancel ID``, ``/accept [ID]``, ``/decline [ID]``).
 3. **Quit.** ``/quit`` typed, end of input, or Ctrl-C: once no transfer is in
    flight, ``/quit`` is sent; the loop ends with status 0 when the server says
    ``OK`` and closes (bounded by ``quit_timeout`` seconds).
@@ -298,7 +300,7 @@ class ClientLoop(FileSide, HandshakeSide, RoomSide, InputSide, ReconnectSide):
         if self._status is not None:
             return
         if self._tm is not None:
-            self._tm.close()
+            self._tm.close(LOST)  # 'sending "NAME" stopped: connection to server lost'
             self._tm = None
         if self._connect is not None and self._quit == "no" and (self._confirmed or self._lost_at):
             self._go_offline()

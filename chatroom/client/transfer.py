@@ -53,10 +53,11 @@ class Progress:
     total: int
     started: float
     direction: str
+    tid: int = 0
 
 
 class _Send:
-    __slots__ = ("done", "ended", "file", "hasher", "id", "name", "size", "started")
+    __slots__ = ("cancelled", "done", "ended", "file", "hasher", "id", "name", "size", "started")
 
     def __init__(self, name: str, file: IO[bytes], size: int) -> None:
         self.name, self.file, self.size = name, file, size
@@ -65,6 +66,7 @@ class _Send:
         self.hasher = hashlib.sha256()
         self.started = time.monotonic()
         self.ended = False  # file-end written; waiting for file-done
+        self.cancelled = False  # /cancel while the offer waited for OK: abort as soon as the ID is known
 
     def close(self) -> None:
         self.file.close()
@@ -140,13 +142,45 @@ class TransferManager:
 
     def progress(self) -> list[Progress]:
         """The running transfers, sends first."""
-        items = [Progress(s.name, s.done, s.size, s.started, "send") for s in self._sends.values()]
+        items = [Progress(s.name, s.done, s.size, s.started, "send", s.id or 0) for s in self._sends.values()]
         items += [
-            Progress(f"{r.name} from {r.sender}", r.done, r.size, r.started, "recv")
+            Progress(f"{r.name} from {r.sender}", r.done, r.size, r.started, "recv", r.id)
             for r in self._recvs.values()
             if r is not None
         ]
         return items
+
+    def offered(self) -> list[str]:
+        """Names of this client's offers still waiting for the server's ``OK sendfile`` (not cancelled)."""
+        return [s.name for s in self._offers if not s.cancelled]
+
+    def cancel(self, what: str) -> bool:
+        """``/cancel WHAT``: stop one transfer; False if *what* names none of this manager's.
+
+        *what* is a transfer ID (a running send gets ``file-abort ID cancelled``; a file
+        arriving is discarded, part file removed, and its remaining frames ignored: the
+        protocol has no receiver abort, so its bytes still arrive) or the name of an own
+        offer still waiting for the receivers (aborted as soon as the server gives its ID).
+        """
+        if what.isdigit():
+            tid = int(what)
+            send = self._sends.get(tid)
+            if send is not None:
+                if send.ended:
+                    self.emit(f'"{send.name}" is already sent; waiting for the server to confirm')
+                else:
+                    self._cancel_send(send, "cancelled")
+                return True
+            recv = self._recvs.get(tid)
+            if recv is not None:
+                self._fail(recv, f"cancelled ({recv.done} of {recv.size} bytes)")
+                return True
+        for send in self._offers:
+            if send.name == what and not send.cancelled:
+                send.cancelled = True
+                self.emit(f'offer of "{send.name}" cancelled')
+                return True
+        return False
 
     # -- sending ------------------------------------------------------------------
     def send_file(self, name: str) -> None:
@@ -243,6 +277,10 @@ class TransferManager:
             self._offers.remove(send)
             send.id = int(parts[2])
             send.started = time.monotonic()
+            if send.cancelled:
+                self.write(encode_frame(f"file-abort {send.id} cancelled", b""))
+                send.close()
+                return True
             self._sends[send.id] = send
             return True
         if self._offers and text.startswith(("ERROR sendfile ", "ERROR usage: /sendfile")):
@@ -250,7 +288,8 @@ class TransferManager:
             send = named[0] if named else self._offers[0]
             self._offers.remove(send)
             send.close()
-            self.emit(text)
+            if not send.cancelled:
+                self.emit(text)
             return True
         return False
 
@@ -394,15 +433,15 @@ class TransferManager:
         self.emit(f'discarded "{recv.name}" from {recv.sender}: {reason}')
 
     # -- shutdown ----------------------------------------------------------------------
-    def close(self) -> None:
-        """Abort running sends (``file-abort``) and discard partial receives."""
+    def close(self, reason: str = "cancelled") -> None:
+        """Abort running sends (``file-abort``; ``sending "NAME" stopped: REASON``) and discard partial receives."""
         for send in self._offers:
             send.close()
         self._offers.clear()
         for send in list(self._sends.values()):
             if not send.ended:
                 self.write(encode_frame(f"file-abort {send.id} the sender quit", b""))
-                self.emit(f'sending "{send.name}" stopped: cancelled')
+                self.emit(f'sending "{send.name}" stopped: {reason}')
             send.close()
         self._sends.clear()
         for recv in list(self._recvs.values()):

@@ -1,0 +1,95 @@
+"""File offers waiting for this person's answer, and the text of ``/transfers``.
+
+The server asks a receiver in ``ask`` mode with a frame ``file-offer ID SIZE
+SENDER NAME`` (``docs/protocol.md``, "Consent and quotas"). The client loop
+keeps those offers (:class:`Offer`, by ID) until the server starts the file
+(``file-begin``) or ends the offer (``file-abort``), so that ``/accept``
+alone can answer the only waiting one (:func:`pick_offer`) and
+``/transfers`` can list them (:func:`transfer_lines`). Pure functions, no
+I/O: the client loop's thread calls them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Offer", "human_size", "pick_offer", "transfer_lines"]
+
+
+def human_size(size: int) -> str:
+    """``2097152`` -> ``"2.0 MiB"``; bytes below 1 KiB as ``"512 B"`` (binary units, one decimal)."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Offer:
+    """A file offered to this person: server transfer ID (``str`` of digits), name, sender, size in bytes;
+    ``answer`` is ``""`` until ``/accept`` (``"accepted"``) or ``/decline`` (``"declined"``) is sent."""
+
+    tid: str
+    name: str
+    sender: str
+    size: int
+    answer: str = ""
+    since: float = field(default_factory=time.monotonic)
+
+
+def pick_offer(offers: dict[str, Offer], arg: str, verb: str) -> tuple[Offer | None, str | None]:
+    """The offer ``/accept ARG`` or ``/decline ARG`` (*verb*) means, from *offers* (transfer ID -> offer,
+    oldest first): ``(offer, None)``, or ``(None, why)`` when *arg* is empty and not exactly one offer
+    waits for an answer. An ID this client does not know is ``(None, None)``: the caller sends it to
+    the server as typed, which answers for it."""
+    if arg:
+        return offers.get(arg), None
+    waiting = [o for o in offers.values() if not o.answer]
+    if len(waiting) == 1:
+        return waiting[0], None
+    if not waiting:
+        return None, f"no file offer is waiting for your answer (/{verb} ID)"
+    ids = ", ".join(o.tid for o in waiting)
+    return None, f"{len(waiting)} file offers are waiting for your answer ({ids}): /{verb} ID"
+
+
+def _percent(done: int, total: int) -> str:
+    return f"{100 * done // total}%" if total else "100%"
+
+
+def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer], now: float | None = None) -> list[str]:
+    """The lines ``/transfers`` prints: a summary line, then one line per transfer.
+
+    *progress* are running transfers (``.tid``, ``.desc``, ``.done``, ``.total`` bytes,
+    ``.started`` monotonic seconds, ``.direction`` ``"send"``/``"recv"``), *outgoing* the names of
+    this client's offers still waiting for the receivers' answers, *offers* the offers made to this
+    person. Example::
+
+        transfers: 1 out, 1 in, 1 offer
+          up 12 a.bin: 1.0 MiB of 2.0 MiB (50%), 3.1 MB/s; /cancel 12
+    """
+    now = time.monotonic() if now is None else now
+    sends = [p for p in progress if p.direction == "send"]
+    recvs = [p for p in progress if p.direction == "recv"]
+    if not (sends or recvs or outgoing or offers):
+        return ["transfers: none"]
+    parts = [f"{len(sends) + len(outgoing)} out", f"{len(recvs)} in"]
+    if offers:
+        parts.append(f"{len(offers)} offer{'s' * (len(offers) > 1)}")
+    lines = ["transfers: " + ", ".join(parts)]
+    for p in [*sends, *recvs]:
+        arrow = "up" if p.direction == "send" else "down"
+        rate = p.done / max(now - p.started, 1e-6) / 1e6
+        lines.append(f"  {arrow} {p.tid} {p.desc}: {human_size(p.done)} of {human_size(p.total)} "
+                     f"({_percent(p.done, p.total)}), {rate:.1f} MB/s; /cancel {p.tid}")
+    for name in outgoing:
+        lines.append(f'  up - "{name}": offered, waiting for the receivers\' answers; /cancel "{name}"')
+    for o in offers:
+        what = (f"{o.answer}, waiting for the file" if o.answer
+                else f"waiting for your answer: /accept {o.tid} or /decline {o.tid}")
+        lines.append(f'  offer {o.tid} "{o.name}" ({human_size(o.size)}) from {o.sender}: {what}')
+    return lines
