@@ -1,4 +1,5 @@
-"""The send-folder watcher reports complete files once, and nothing else.
+"""The send-folder watcher reports complete files once, and nothing else (issue 12's rule:
+closed and then unchanged for the settle time, or renamed or moved in; never again after a change).
 
 Negative checks ("not reported") are made deterministic with a marker file:
 events are handled in order, so once a marker written after the action is
@@ -29,6 +30,7 @@ class Seen:
         self.names: list[str] = []
         self.watcher: SendFolderWatcher | None = None
         self.markers = 0
+        self.changed: list[str] = []
 
     def wake(self) -> None:
         self.event.set()
@@ -41,6 +43,7 @@ class Seen:
             assert left > 0, f"{name} was not reported; saw {self.names}"
             self.event.wait(min(left, 0.5))
             self.event.clear()
+            self.changed += [p.name for p in self.watcher.changed()]
             self.names += [p.name for p in self.watcher.ready()]
         return self.names
 
@@ -108,9 +111,46 @@ def test_dotfiles_partial_files_reads_and_touches_are_not_reported(watched: Any)
     names = marker(folder, seen)
     assert names.count("a.txt") == 1
     assert ".hidden" not in names and "big.iso.part" not in names
+    assert seen.changed == []
     (folder / "a.txt").write_text("changed")
     names = marker(folder, seen)
-    assert names.count("a.txt") == 2
+    assert names.count("a.txt") == 1  # changed after it was reported: named in changed(), not reported again
+    assert seen.changed == ["a.txt"]
+    (folder / "a.txt").write_text("changed again")
+    assert marker(folder, seen).count("a.txt") == 1 and seen.changed == ["a.txt"]  # named once
+
+
+def test_a_file_appended_in_five_steps_is_reported_once_whole(watched: Any) -> None:
+    """Issue 12: five appends, each opening and closing the file, less than the settle time apart."""
+    folder, seen = watched
+    for step in range(5):
+        with open(folder / "log.txt", "ab") as f:
+            f.write(b"step %d\n" % step)
+        time.sleep(0.05)  # a writer's pace, shorter than settle (0.2 s); not a synchronisation
+    names = seen.until("log.txt")
+    assert names.count("log.txt") == 1
+    assert (folder / "log.txt").read_bytes() == b"".join(b"step %d\n" % i for i in range(5))
+    assert marker(folder, seen).count("log.txt") == 1 and seen.changed == []
+
+
+def test_a_file_kept_open_is_not_reported_until_closed(watched: Any) -> None:
+    folder, seen = watched
+    with open(folder / "held.bin", "wb") as f:
+        f.write(b"x" * 1000)
+        f.flush()
+        time.sleep(0.5)  # more than settle with nothing written: still open, so not complete
+        assert "held.bin" not in marker(folder, seen)
+        f.write(b"y")
+    assert seen.until("held.bin").count("held.bin") == 1
+
+
+def test_renamed_over_a_reported_file_is_a_new_file(watched: Any) -> None:
+    folder, seen = watched
+    (folder / "r.txt").write_text("v1")
+    seen.until("r.txt")
+    (folder / "r.txt.part").write_text("v2")
+    os.rename(folder / "r.txt.part", folder / "r.txt")
+    assert marker(folder, seen).count("r.txt") == 2 and seen.changed == []
 
 
 def test_files_present_at_start_are_not_reported(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Usage::
 
     chatroom-client --name alice --port 5000 [--host 127.0.0.1]
-                    [--send-dir send] [--received-dir received] [--auto-send]
+                    [--send-dir send] [--received-dir received] [--auto-send [--settle 1.0]]
                     [--quit-wait 30] [--tls [--ca FILE | --fingerprint SHA256:...]]
                     [--accept-files ask|all|none] [--password [PASSWORD]]
                     [--server-password PASSWORD]
@@ -30,9 +30,16 @@ for until they end (the server aborts one that stops moving); files still
 each) so that a sender trickling a byte now and then cannot keep the client
 from exiting. ``--quit-wait 0`` discards them at once.
 
-Client-side commands: ``/quit`` and ``/sendfile NAME`` (any case; quote a name
-with spaces). Every other line, ``/command`` or chat, goes to the server as
-typed (type ``//text`` to say the literal ``/text``).
+Client-side commands: ``/quit``, ``/sendfile NAME`` (any case; quote a name
+with spaces), ``/transfers``, ``/cancel ID``, ``/accept [ID]`` and ``/decline
+[ID]`` (:mod:`chatroom.client.files`). Every other line, ``/command`` or chat,
+goes to the server as typed (type ``//text`` to say the literal ``/text``).
+
+``--auto-send`` sends each new file of the send folder once, when it is
+complete: closed after writing and then unchanged for ``--settle`` seconds
+(default 1), or renamed or moved into the folder (write elsewhere, then
+rename: the safe way); a file changed after it was sent is not sent again
+(``/sendfile NAME`` does). See :mod:`chatroom.client.watch`.
 
 Files offered by others (``--accept-files``): ``ask`` (the default on a
 terminal) shows each offer with its name, size and sender and waits for
@@ -78,7 +85,7 @@ from typing import TextIO
 from chatroom.client.console import LineConsole
 from chatroom.client.display import add_display_options
 from chatroom.client.handshake import SERVER_PASSWORD_ENV
-from chatroom.client.io import load_transfer
+from chatroom.client.io import SETTLE, load_transfer
 from chatroom.client.loop import QUIT_WAIT, ClientLoop
 from chatroom.client.trust import TrustRefused, open_tls
 
@@ -123,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chatroom-client",
         description="Chat in a chatroom-server room. Type a line to send it; /help lists the "
-        "server's commands; /sendfile NAME sends a file from the send folder; /quit leaves.",
+        "server's commands; /sendfile NAME sends a file from the send folder; /transfers lists files moving "
+        "and offers waiting; /cancel ID stops one; /accept [ID] or /decline [ID] answers an offer; /quit leaves.",
     )
     p.add_argument("--name", help="your nick in the room (asked for when missing)")
     p.add_argument("--port", type=_port_arg, help="the server's port (asked for when missing)")
@@ -132,7 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--received-dir", type=Path, default=Path("received"), help="folder received files go to (default: %(default)s)"
     )
-    p.add_argument("--auto-send", action="store_true", help="send every new complete file in the send folder")
+    p.add_argument("--auto-send", action="store_true",
+                   help="send each new file in the send folder once, when it is complete: closed after writing "
+                   "and then unchanged for --settle seconds, or renamed or moved into the folder (the safe way: "
+                   "write it elsewhere or as NAME.part, then rename it). A file changed after it was sent is not "
+                   "sent again: /sendfile NAME sends it. Without --auto-send the client says when a file is ready")
+    p.add_argument("--settle", type=_seconds_arg, default=SETTLE, metavar="S",
+                   help="seconds a file written in the send folder must stay closed and unchanged before it counts "
+                   "as complete (default: %(default)g)")
     p.add_argument(
         "--quit-wait", type=_seconds_arg, default=QUIT_WAIT, metavar="S",
         help="at end of input or /quit, wait at most S seconds for files still arriving, then discard them "
@@ -303,7 +318,7 @@ def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) 
         send_dir=args.send_dir,
         received_dir=args.received_dir,
         auto_send=args.auto_send,
-        transfer=load_transfer(),
+        transfer=load_transfer(settle=args.settle),
         quit_wait=args.quit_wait,
         accept_files=args.accept_files or "all",
         password=args.password,

@@ -11,11 +11,16 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Protocol
 
 from chatroom.wire.outqueue import SEND_BUFFERS, OutQueue
 
-__all__ = ["SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
+__all__ = ["SEND_BUFFERS", "SETTLE", "Console", "OutQueue", "load_transfer", "ready_hint"]
+
+#: Default seconds a file written in the send folder must stay closed and unchanged (``--settle``);
+#: :mod:`chatroom.client.watch` uses the same value.
+SETTLE = 1.0
 
 
 class Console(Protocol):
@@ -26,12 +31,13 @@ class Console(Protocol):
     def error(self, text: str) -> None: ...
 
 
-def load_transfer() -> tuple[Any, Any] | None:
+def load_transfer(settle: float | None = None) -> tuple[Any, Any] | None:
     """Return ``(TransferManager, SendFolderWatcher or None)`` from the transfer component, or None.
 
     None when ``chatroom.client.transfer`` is not installed; the watcher is None when
-    ``chatroom.client.watch`` is not. Any other import error propagates (a broken
-    module must not be silently ignored).
+    ``chatroom.client.watch`` is not. *settle* (seconds, ``--settle``; None: the
+    watcher's default, :data:`SETTLE`) is passed to the watcher. Any other import
+    error propagates (a broken module must not be silently ignored).
     """
     try:
         from chatroom.client.transfer import TransferManager
@@ -45,7 +51,9 @@ def load_transfer() -> tuple[Any, Any] | None:
         if exc.name != "chatroom.client.watch":
             raise
         return TransferManager, None
-    return TransferManager, SendFolderWatcher
+    if settle is None:
+        return TransferManager, SendFolderWatcher
+    return TransferManager, functools.partial(SendFolderWatcher, settle=settle)
 
 
 def ready_hint(folder: str, name: str) -> str:

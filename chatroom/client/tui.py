@@ -208,7 +208,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         send_dir=args.send_dir,
         received_dir=args.received_dir,
         auto_send=args.auto_send,
-        transfer=load_transfer(),
+        transfer=load_transfer(settle=getattr(args, "settle", None)),
         quit_wait=args.quit_wait,
         accept_files=args.accept_files or "ask",
         password=args.password,

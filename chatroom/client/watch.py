@@ -1,30 +1,40 @@
-"""Watch the send folder with watchdog and report files that are complete.
+"""Watch the send folder with watchdog and report files that are complete, once.
 
 :class:`SendFolderWatcher` runs a watchdog observer on ``send_dir`` (not
 recursive) plus one worker thread of its own:
 
 * the observer's handler only puts events on a queue (it runs on the
   observer's thread);
-* the worker decides when a file is complete, and puts its path on the ready
-  queue and calls ``wake()`` so the client's loop drains :meth:`ready`.
+* the worker decides when a file is complete, puts its path on the ready
+  queue and calls ``wake()`` so the client's loop drains :meth:`ready` (and
+  :meth:`changed`).
 
-When is a file complete? With inotify (Linux), when it is closed after
-writing (``FileClosedEvent``) and not reopened or changed for ``quiet``
-seconds, or moved in: a rename inside the folder gives
-``FileMovedEvent``, and a ``mv`` from elsewhere on the same file system gives
-only ``FileCreatedEvent`` with the full content, which is told apart from a
-new file being written by the ``FileOpenedEvent`` a writer causes right after
-creating it; such a creation is confirmed once its size and mtime stayed the
-same for ``settle`` seconds. Observers without close events (polling, other
-systems) confirm every created, modified or moved-in file that way.
-``FileClosedNoWriteEvent`` (someone, e.g. our own sender, read the file) is
-ignored. Dotfiles and partial downloads (``*.part``, ``*.crdownload``...)
+The rule (``chatroom-client --auto-send``, ``--settle``): a file is complete
+
+* when it was closed after writing and then stayed closed and unchanged (size
+  and mtime) for ``settle`` seconds (default :data:`SETTLE`, 1 s): a file
+  appended to in several steps, each closing it, is reported once, whole, as
+  long as the steps come less than ``settle`` seconds apart; or
+* when it is renamed or moved into the folder (``FileMovedEvent`` for a rename
+  inside it; a ``mv`` from elsewhere on the same file system gives only
+  ``FileCreatedEvent`` with the full content, confirmed once nobody has it
+  open and it stayed the same for ``settle`` seconds). Writing elsewhere (or
+  as ``NAME.part``) and then renaming is therefore the safe way.
+
+Opens and closes are counted (inotify's ``FileOpenedEvent``,
+``FileClosedEvent``, ``FileClosedNoWriteEvent``): a file somebody still has
+open is not confirmed. Observers without open and close events (polling,
+other systems) confirm every created, modified or moved-in file by the settle
+check alone. Dotfiles and partial downloads (``*.part``, ``*.crdownload``...)
 are ignored.
 
-A file is reported again only if its content changed: the watcher remembers
-``(size, mtime_ns, sha256)`` of every file it reported (and ``(size,
-mtime_ns)`` of files present at start), and a ``touch`` that changes only
-the mtime is recognised by the unchanged SHA-256.
+A file is reported once. If it changes in place after it was reported, it is
+not reported again; :meth:`changed` names it once (the client says how to
+send it again: ``/sendfile NAME``); a ``touch`` that changes only the mtime
+is no change (the SHA-256 is compared). A file deleted, or replaced by a new
+one renamed or moved over it, is a new file. Files present at start are not
+reported, but one of them rewritten later is (that content was never
+reported).
 """
 
 from __future__ import annotations
@@ -54,15 +64,12 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from chatroom.client.io import SETTLE
+
 __all__ = ["SETTLE", "SendFolderWatcher", "ignored"]
 
 log = logging.getLogger("chatroom.client.watch")
 
-#: Seconds a created-by-move or polled file's size and mtime must stay unchanged.
-SETTLE = 0.5
-#: Seconds a file closed after writing must stay closed and unchanged (a rewrite right after
-#: a ``touch`` or a truncate-then-write is one change, not two).
-QUIET = 0.1
 _PARTIAL_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".swp", "~")
 
 
@@ -82,11 +89,12 @@ class _Handler(FileSystemEventHandler):
 
 class SendFolderWatcher:
     """Reports complete files appearing in *send_dir*; ``wake()`` is called (from
-    a watcher thread) whenever :meth:`ready` has something new.
+    a watcher thread) whenever :meth:`ready` or :meth:`changed` has something new.
 
-    *observer_factory* builds the watchdog observer (default
-    ``watchdog.observers.Observer``; tests pass ``PollingObserver``).
-    *settle* and *quiet* are in seconds.
+    *settle* is in seconds (see the module docstring). *observer_factory*
+    builds the watchdog observer (default ``watchdog.observers.Observer``;
+    tests pass ``PollingObserver``). :meth:`start`, :meth:`stop`,
+    :meth:`ready` and :meth:`changed` may be called from any one thread.
     """
 
     def __init__(
@@ -95,22 +103,22 @@ class SendFolderWatcher:
         wake: Callable[[], None],
         *,
         settle: float = SETTLE,
-        quiet: float = QUIET,
         observer_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.send_dir = Path(send_dir)
         self.wake = wake
         self.settle = settle
-        self.quiet = quiet
         self._factory = observer_factory or Observer
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ready: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._changed: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._observer: Any = None
         self._thread: threading.Thread | None = None
         self._close_events = False
         # worker-thread state
         self._known: dict[str, tuple[int, int, str | None]] = {}  # path -> (size, mtime_ns, sha256 or None)
-        self._writing: set[str] = set()
+        self._reported: dict[str, bool] = {}  # path reported -> told changed() about a later change already
+        self._open: dict[str, int] = {}  # path -> opens seen minus closes seen
         self._pending: dict[str, tuple[float, tuple[int, int] | None]] = {}  # path -> (deadline, stat seen)
 
     # -- public API ----------------------------------------------------------------
@@ -142,10 +150,18 @@ class SendFolderWatcher:
 
     def ready(self) -> list[Path]:
         """The complete files found since the last call (``send_dir / name``), oldest first."""
+        return self._take(self._ready)
+
+    def changed(self) -> list[Path]:
+        """Files reported earlier whose content changed in place since (each named once), oldest first."""
+        return self._take(self._changed)
+
+    @staticmethod
+    def _take(source: queue.SimpleQueue[Path]) -> list[Path]:
         found = []
         while True:
             try:
-                found.append(self._ready.get_nowait())
+                found.append(source.get_nowait())
             except queue.Empty:
                 return found
 
@@ -174,26 +190,24 @@ class SendFolderWatcher:
             self._forget(src)
             dest = os.fsdecode(event.dest_path)
             if self._watched(dest):
+                self._forget(dest)  # renamed over: a new file
                 self._consider(dest) if self._close_events else self._wait(dest)
             return
         if not self._watched(src):
             return
         if isinstance(event, FileDeletedEvent):
             self._forget(src)
-        elif isinstance(event, FileClosedEvent):
-            self._writing.discard(src)
-            self._wait(src, self.quiet)
-        elif isinstance(event, FileClosedNoWriteEvent):
-            self._writing.discard(src)
-            if src not in self._known and src not in self._pending:
-                self._wait(src)  # moved in, then read by someone before it settled
         elif isinstance(event, FileOpenedEvent):
-            if self._close_events:
-                self._writing.add(src)
-                self._pending.pop(src, None)
-        elif isinstance(event, FileCreatedEvent):
-            if src not in self._writing:
+            self._open[src] = self._open.get(src, 0) + 1
+        elif isinstance(event, (FileClosedEvent, FileClosedNoWriteEvent)):
+            left = self._open.pop(src, 0) - 1
+            if left > 0:
+                self._open[src] = left
+            if isinstance(event, FileClosedEvent):
                 self._wait(src)
+        elif isinstance(event, FileCreatedEvent):
+            self._forget(src)  # a new inode at this path: created, or moved in from elsewhere
+            self._wait(src)
         elif isinstance(event, FileModifiedEvent) and not self._close_events:
             self._wait(src)
 
@@ -202,13 +216,13 @@ class SendFolderWatcher:
 
     def _forget(self, path: str) -> None:
         self._known.pop(path, None)
-        self._writing.discard(path)
+        self._reported.pop(path, None)
+        self._open.pop(path, None)
         self._pending.pop(path, None)
 
-    def _wait(self, path: str, delay: float | None = None) -> None:
-        """Confirm *path* once its size and mtime stay the same for *delay* (default ``settle``) seconds
-        and nobody opened it meanwhile."""
-        self._pending[path] = (time.monotonic() + (self.settle if delay is None else delay), self._stat(path))
+    def _wait(self, path: str) -> None:
+        """Confirm *path* once nobody has it open and its size and mtime stayed the same for ``settle`` s."""
+        self._pending[path] = (time.monotonic() + self.settle, self._stat(path))
 
     def _check_pending(self) -> None:
         now = time.monotonic()
@@ -218,14 +232,14 @@ class SendFolderWatcher:
             current = self._stat(path)
             if current is None:
                 del self._pending[path]
-            elif current == seen:
+            elif current == seen and not self._open.get(path):
                 del self._pending[path]
                 self._consider(path)
             else:
                 self._pending[path] = (now + self.settle, current)
 
     def _consider(self, path: str) -> None:
-        """Report *path* if it is a regular file whose content is new."""
+        """Report *path* if it is a regular file whose content is new (or name it in changed())."""
         st = self._stat(path)
         if st is None:
             return
@@ -236,11 +250,18 @@ class SendFolderWatcher:
         digest = self._hash(path)
         if digest is None:
             return
-        if known is not None and known[0] == size and known[2] == digest:
-            self._known[path] = (size, mtime, digest)  # touched, same content
-            return
         self._known[path] = (size, mtime, digest)
-        self._ready.put(self.send_dir / os.path.basename(path))
+        if known is not None and known[0] == size and known[2] == digest:
+            return  # touched, same content
+        told = self._reported.get(path)
+        if told is None:
+            self._reported[path] = False
+            self._ready.put(self.send_dir / os.path.basename(path))
+        elif not told:
+            self._reported[path] = True
+            self._changed.put(self.send_dir / os.path.basename(path))
+        else:
+            return
         self.wake()
 
     @staticmethod
