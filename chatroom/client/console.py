@@ -5,7 +5,8 @@ When stderr is a terminal it also draws one tqdm bar per running transfer
 (``disable=None``: no bars when stderr is not a TTY), and while bars are live
 it routes every printed line through ``tqdm.write`` so bars and text never
 garble each other. :func:`format_bars` renders the same progress as plain
-text lines with ``tqdm.format_meter`` for the terminal UI's bottom toolbar.
+text lines with ``tqdm.format_meter`` for the terminal UI's bottom toolbar,
+shortened (never cut off) to the terminal's width.
 
 A progress item (from the transfer component's ``progress()``) has ``.desc``
 (str), ``.done`` and ``.total`` (bytes), ``.started`` (``time.monotonic()``
@@ -21,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from tqdm import tqdm
+from tqdm.utils import disp_len
 
 __all__ = ["ARROWS", "LineConsole", "format_bars"]
 
@@ -32,28 +34,57 @@ def _key(item: Any) -> tuple[str, str, float]:
     return (item.direction, item.desc, item.started)
 
 
+#: Richest first: the bar text for each width tier (tqdm ``bar_format``); ``{bar}`` takes what is left.
+_TIERS = (
+    "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]",
+    "{l_bar}{bar}| {n_fmt}/{total_fmt} {rate_fmt}",
+    "{l_bar}{bar}| {n_fmt}/{total_fmt}",
+    "{l_bar}{bar}|",
+)
+#: The same for a transfer of unknown or zero size (no percentage, no bar).
+_UNSIZED = ("{desc}: {n_fmt}B [{elapsed}, {rate_fmt}]", "{desc}: {n_fmt}B")
+#: Fewest columns kept for the bar itself and for the description before a richer tier is given up.
+_MIN_BAR, _MIN_DESC = 4, 12
+
+
+def _shorten(text: str, room: int) -> str:
+    """*text* cut to *room* display columns, ending in ``…`` when cut."""
+    if disp_len(text) <= room:
+        return text
+    cut = text
+    while cut and disp_len(cut) > room - 1:
+        cut = cut[:-1]
+    return cut + "…" if room > 0 else ""
+
+
+def _meter(item: Any, elapsed: float, prefix: str, bar_format: str, ncols: int | None) -> str:
+    return tqdm.format_meter(item.done, item.total or None, elapsed, ncols=ncols, prefix=prefix, unit="B",
+                             unit_scale=True, unit_divisor=1024, bar_format=bar_format)
+
+
 def format_bars(items: Iterable[Any], width: int, now: float | None = None) -> str:
-    """One ``tqdm.format_meter`` line per progress item, joined by newlines (``""`` when none).
+    """One progress line per item, joined by newlines (``""`` when none), each at most ``width - 1`` columns.
 
     *width* is the terminal's column count; *now* a ``time.monotonic()``
-    value (default: the current one).
+    value (default: the current one). A narrow terminal shortens a line
+    instead of cutting it off: first the ETA goes, then the rate, then the
+    sizes, and the description (``↓ NAME from SENDER``) is cut with ``…``;
+    the arrow, the start of the name, the percentage and a bar stay
+    (down to about 20 columns).
     """
     now = time.monotonic() if now is None else now
+    cols = max(12, width - 1)
     lines = []
     for item in items:
         prefix = f"{ARROWS.get(item.direction, ' ')} {item.desc}"
-        lines.append(
-            tqdm.format_meter(
-                item.done,
-                item.total or None,
-                max(0.0, now - item.started),
-                ncols=max(20, width - 1),
-                prefix=prefix,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-            )
-        )
+        elapsed = max(0.0, now - item.started)
+        tiers = _TIERS if item.total else _UNSIZED
+        for bar_format in tiers:
+            rest = disp_len(_meter(item, elapsed, "", bar_format.replace("{bar}", ""), None)) + 2  # + ": "
+            room = cols - rest - (_MIN_BAR if "{bar}" in bar_format else 0)
+            if room >= min(disp_len(prefix), _MIN_DESC) or bar_format == tiers[-1]:
+                lines.append(_meter(item, elapsed, _shorten(prefix, max(room, 3)), bar_format, cols))
+                break
     return "\n".join(lines)
 
 
