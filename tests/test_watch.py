@@ -73,6 +73,14 @@ def marker(folder: Path, seen: Seen) -> list[str]:
     return seen.until(name)
 
 
+def test_settle_default_is_the_one_the_help_gives() -> None:
+    from chatroom.client.cli import build_parser
+    from chatroom.client.watch import SETTLE
+
+    assert f"(default: {SETTLE:g})" in " ".join(build_parser().format_help().split())
+    assert build_parser().parse_args(["--settle", "0.5"]).settle == 0.5
+
+
 def test_ignored_names() -> None:
     assert ignored(".hidden") and ignored("movie.mkv.part") and ignored("x.crdownload") and ignored("notes~")
     assert not ignored("report.pdf") and not ignored("my file.txt")

@@ -85,7 +85,7 @@ from typing import TextIO
 from chatroom.client.console import LineConsole
 from chatroom.client.display import add_display_options
 from chatroom.client.handshake import SERVER_PASSWORD_ENV
-from chatroom.client.io import SETTLE, load_transfer
+from chatroom.client.io import load_transfer
 from chatroom.client.loop import QUIT_WAIT, ClientLoop
 from chatroom.client.trust import TrustRefused, open_tls
 
@@ -145,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "and then unchanged for --settle seconds, or renamed or moved into the folder (the safe way: "
                    "write it elsewhere or as NAME.part, then rename it). A file changed after it was sent is not "
                    "sent again: /sendfile NAME sends it. Without --auto-send the client says when a file is ready")
-    p.add_argument("--settle", type=_seconds_arg, default=SETTLE, metavar="S",
+    p.add_argument("--settle", type=_seconds_arg, default=None, metavar="S",
                    help="seconds a file written in the send folder must stay closed and unchanged before it counts "
-                   "as complete (default: %(default)g)")
+                   "as complete (default: 1)")
     p.add_argument(
         "--quit-wait", type=_seconds_arg, default=QUIT_WAIT, metavar="S",
         help="at end of input or /quit, wait at most S seconds for files still arriving, then discard them "

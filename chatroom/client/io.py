@@ -16,11 +16,7 @@ from typing import Any, Protocol
 
 from chatroom.wire.outqueue import SEND_BUFFERS, OutQueue
 
-__all__ = ["SEND_BUFFERS", "SETTLE", "Console", "OutQueue", "load_transfer", "ready_hint"]
-
-#: Default seconds a file written in the send folder must stay closed and unchanged (``--settle``);
-#: :mod:`chatroom.client.watch` uses the same value.
-SETTLE = 1.0
+__all__ = ["SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
 
 
 class Console(Protocol):
@@ -36,7 +32,7 @@ def load_transfer(settle: float | None = None) -> tuple[Any, Any] | None:
 
     None when ``chatroom.client.transfer`` is not installed; the watcher is None when
     ``chatroom.client.watch`` is not. *settle* (seconds, ``--settle``; None: the
-    watcher's default, :data:`SETTLE`) is passed to the watcher. Any other import
+    watcher's default, :data:`chatroom.client.watch.SETTLE`) is passed to the watcher. Any other import
     error propagates (a broken module must not be silently ignored).
     """
     try:

@@ -64,12 +64,13 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from chatroom.client.io import SETTLE
-
 __all__ = ["SETTLE", "SendFolderWatcher", "ignored"]
 
 log = logging.getLogger("chatroom.client.watch")
 
+#: Default seconds a file closed after writing (or moved in, or polled) must stay closed and unchanged
+#: (``chatroom-client --settle``, whose help repeats the value).
+SETTLE = 1.0
 _PARTIAL_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".swp", "~")
 
 
