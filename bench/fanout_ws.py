@@ -76,6 +76,8 @@ WS_TARGETS = ("websockets", "websockets-uvloop", "chatroom-ws-noflood", "chatroo
 DEFAULT_TARGETS = "websockets,websockets-uvloop,chatroom-ws-noflood,chatroom-ws"
 #: The line a target prints when its WebSocket port is open: chatroom's URL line, the baseline's listen line.
 ANNOUNCE = (b"chatroom-server web ", b"websockets listening on ")
+#: ``--profile DIR``: run the chatroom WebSocket targets under cProfile, one ``.prof`` file per run there.
+PROFILE_DIR = ""
 
 
 def ws_chatroom_args(target: str) -> list[str]:
@@ -103,6 +105,9 @@ def ws_command(target: str, tmp: str, extra: str = "") -> list[str]:
     cmd = [exe, "--data-dir", data] + ws_chatroom_args(target) + shlex.split(extra)
     if target == "chatroom-ws-noflood" and chatroom_has_flag("--flood-rate"):
         cmd += ["--flood-rate", "0"]
+    if PROFILE_DIR:  # cProfile writes its file when the server exits on the bench's SIGTERM
+        out = os.path.join(PROFILE_DIR, f"{target}-{time.time_ns()}.prof")
+        cmd = [sys.executable, "-P", "-m", "cProfile", "-o", out] + cmd  # -P: not the cwd's chatroom
     return cmd
 
 
@@ -216,7 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="load-generator processes")
     ap.add_argument("--lat-every", type=int, default=4, help="keep the latency of 1 in this many deliveries")
     ap.add_argument("--chatroom-args", default="", help="extra chatroom-server arguments (shell-quoted)")
+    ap.add_argument("--profile", default="", metavar="DIR",
+                    help="run the chatroom-ws targets under cProfile, writing DIR/TARGET-NS.prof per run "
+                         "(cProfile's overhead inflates their CPU figures: profile, do not measure)")
     args = ap.parse_args(argv)
+    global PROFILE_DIR
+    PROFILE_DIR = args.profile
+    if PROFILE_DIR:
+        os.makedirs(PROFILE_DIR, exist_ok=True)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in WS_TARGETS + TCP_TARGETS]
     if unknown:
