@@ -20,7 +20,7 @@ import pytest
 from chatroom.builtin.sendfile import register_commands, sendfile
 from chatroom.model.errors import Refused
 from chatroom.plugins.commands import UsageError
-from chatroom.wire.lines import Frame, Line, Parser, encode_frame
+from chatroom.wire.lines import Frame, Line, Parser, encode_frame, encode_frame_header
 from chatroom.net.relay import Relay
 from chatroom.client.transfer import TransferManager
 
@@ -46,6 +46,12 @@ class FakeClient:
     @property
     def queued(self) -> int:
         return len(self.out)
+
+    def frame(self, meta: str, payload: bytes = b"") -> bytes:  # the line protocol's, as Connection's
+        return encode_frame(meta, payload)
+
+    def frame_header(self, meta: str, size: int) -> bytes:
+        return encode_frame_header(meta, size)
 
     def drain(self) -> list[Any]:
         """Everything queued for this client, parsed; empties the queue."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
@@ -28,7 +29,34 @@ from chatroom.model.room import Room
 from chatroom.wire.lines import encode_line
 from chatroom.wire.render import iso_time, render, stamp, tags
 
-__all__ = ["Hub"]
+__all__ = ["Hub", "Notice"]
+
+#: Notice kinds with a structure of their own: a line client sees them as plain ``* text`` notices.
+_MEMBERSHIP = frozenset({"join", "part", "nick"})
+
+
+class Notice(NamedTuple):
+    """An event that is not stored: the fields of :class:`~chatroom.model.history.Entry` (``id`` 0) plus two.
+
+    ``kind`` is ``"notice"``, ``"raw"``, ``"join"`` / ``"part"`` (``nick``
+    joined or left ``room``; ``extra`` the reason of a part), ``"nick"``
+    (``room`` ``""``; ``nick`` the new nick, ``extra`` the old one) or
+    ``"private"`` (a ``/msg`` from ``nick`` to ``extra``). ``text`` is the
+    human notice (the whole ``* ...`` line without ``* ``; a private line's
+    text). ``quiet``: a join or part in a room over the announce limit, which
+    only wires that show members structurally receive (the line protocol
+    encodes it as nothing).
+    """
+
+    room: str
+    id: int
+    ts: float
+    kind: str
+    nick: str
+    account: str | None
+    text: str
+    extra: str = ""
+    quiet: bool = False
 
 
 #: Rounds of fan-out per :meth:`Hub.flush` (events added while reporting deliveries get more rounds).
@@ -59,12 +87,14 @@ class Hub:
         #: ``registered(nick) -> account name | None``: the account a nick belongs to (None: no accounts).
         #: A registered nick (or a look-alike of it) is only given to a member logged in to that account.
         self.registered: Callable[[str], str | None] | None = None
-        #: ``encode(entry, tagged, current, history) -> bytes`` per wire format, by ``Member.wire_index``.
+        #: ``encode(entry, tagged, current, history) -> bytes`` per wire format, by ``Member.wire_index``
+        #: (*entry* an :class:`Entry` or a :class:`Notice`).
         self.encoders: list[Callable[[Entry, int, bool, bool], bytes]] = [self.encode]
         #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
         #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
         self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
         self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
+        self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
         self._pending: list[Room] = []
         if history is not None:
             for record in history.rooms():
@@ -85,7 +115,7 @@ class Hub:
         """*member* is gone: it leaves every room (announced as ``* NICK left ROOM (reason)``)."""
         member.gone = True
         for room in list(member.rooms.values()):
-            self._leave(member, room, f"{member.nick} left {room.label} ({reason})")
+            self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason)
         member.room = None
         self.members.pop(member.id, None)
         if self.nicks.get(nick_key(member.nick)) is member:
@@ -135,9 +165,10 @@ class Hub:
         self.skeletons[skeleton] = member
         member.nick = nick
         if old != nick:
-            entry = self._notice_entry("", f"{old} is now known as {nick}")
+            entry = Notice("", 0, self.clock(), "nick", nick, member.account, f"{old} is now known as {nick}", old)
             for other_member in self.co_members(member):
-                self.send(other_member, entry)
+                self.send(other_member, entry)  # type: ignore[arg-type]
+        member.changed()
         return old
 
     def co_members(self, member: Member) -> list[Member]:
@@ -184,29 +215,50 @@ class Hub:
         """
         member.room = room
         if room.name in member.rooms:
+            member.changed()
             return False
         if room.pending:  # what was said before the join belongs to the members present then
             self._fan_out(room)
         if not quiet:
-            self.announce(room, f"{member.nick} joined {room.label}", exclude=member)
+            self._membership(room, "join", member, f"{member.nick} joined {room.label}")
         room.members[member.id] = member
         member.rooms[room.name] = room
+        if member.wire_index:
+            self._structured[room.name] = self._structured.get(room.name, 0) + 1
+        member.joined(room)
+        member.changed()
         return True
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
         size); its current room becomes the last one it joined."""
         self._leave(member, room, notice or f"{member.nick} left {room.label}" + (f" ({reason})" if reason else ""),
-                    always=bool(notice))
+                    always=bool(notice), reason=reason)
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
+        member.changed()
 
-    def _leave(self, member: Member, room: Room, text: str, always: bool = False) -> None:
+    def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "") -> None:
         if room.pending:
             self._fan_out(room)
-        room.members.pop(member.id, None)
+        if room.members.pop(member.id, None) is not None and member.wire_index:
+            left = self._structured.get(room.name, 1) - 1
+            if left:
+                self._structured[room.name] = left
+            else:
+                self._structured.pop(room.name, None)
         member.rooms.pop(room.name, None)
-        (self.notice if always else self.announce)(room, text)
+        self._membership(room, "part", member, text, reason=reason, always=always)
+
+    def _membership(self, room: Room, kind: str, member: Member, text: str, *, reason: str = "",
+                    always: bool = False) -> None:
+        """Tell *room* that *member* joined or left (*kind*): a notice to everyone (but a joiner), or, over the
+        announce limit, only to members whose wire shows members structurally, if there are any."""
+        quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
+        if quiet and not self._structured.get(room.name):
+            return
+        entry = Notice(room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet)
+        self._pend(room, member.id if kind == "join" else 0, entry)  # type: ignore[arg-type]
 
     # -- what is said ----------------------------------------------------------------------
     def say(self, member: Member, room: Room, text: str, kind: str = "msg") -> Entry:
@@ -247,6 +299,12 @@ class Hub:
 
     def _notice_entry(self, room: str, text: str) -> Entry:
         return Entry(room, 0, self.clock(), "notice", "", None, text)
+
+    def private(self, sender: Member, target: Member, text: str) -> None:
+        """Deliver a private line (``/msg``) from *sender* to *target* alone: ``NICK (private): text`` on the
+        line protocol, a ``private`` event on wires that show it structurally."""
+        self.send(target, Notice("", 0, self.clock(), "private", sender.nick, sender.account, text,  # type: ignore[arg-type]
+                                 target.nick))
 
     def _pend(self, room: Room, sender: int, entry: Entry) -> None:
         if not room.pending:
@@ -306,7 +364,8 @@ class Hub:
         if self.on_delivered is not None:
             members = room.members
             count = len(members)
-            self._delivered += [(room, e, self.members.get(s), count - (s in members)) for s, e in pending]
+            self._delivered += [(room, _public(e), self.members.get(s), count - (s in members)) for s, e in pending
+                                if not (e.kind in _MEMBERSHIP and e.quiet)]  # type: ignore[attr-defined]
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
@@ -330,7 +389,15 @@ class Hub:
 
     @staticmethod
     def encode(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
-        """One event as a line of the line protocol (see :mod:`chatroom.wire.render`)."""
+        """One event as a line of the line protocol (see :mod:`chatroom.wire.render`); joins, parts and
+        renames are plain notices (nothing for a quiet one), a private line carries no tags."""
+        kind = entry.kind
+        if kind in _MEMBERSHIP:
+            if entry.quiet:  # type: ignore[attr-defined]
+                return b""
+            entry = _public(entry)
+        elif kind == "private":
+            return encode_line(f"{entry.nick} (private): {entry.text}")
         line = render(entry.kind, entry.room, entry.nick, entry.text)
         if history:
             line = stamp(entry.ts) + line
@@ -340,3 +407,11 @@ class Hub:
             line = tags(msgid=entry.id or None, room=entry.room or None, time=iso_time(entry.ts), kind=entry.kind,
                         nick=entry.nick or None, account=entry.account, history=history) + line
         return encode_line(line)
+
+
+def _public(entry: Entry) -> Entry:
+    """What the line protocol and plugins (``message_delivered``) see of an event: a join, part or rename is a
+    plain notice (kind ``"notice"``, no nick), as before these had a structure."""
+    if entry.kind in _MEMBERSHIP:
+        return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
+    return entry

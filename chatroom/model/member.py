@@ -53,5 +53,14 @@ class Member:
         """
         raise NotImplementedError
 
+    def joined(self, room: Any) -> None:
+        """The hub just put this member in *room* (a :class:`~chatroom.model.room.Room`; the member is in
+        ``room.members`` already, nothing of the room's history was sent yet). A wire that shows members and
+        topics structurally (the browser's) sends them here; the line protocol does nothing."""
+
+    def changed(self) -> None:
+        """The hub changed this member's nick, current room or rooms (its account changes with its nick). A wire
+        that shows them structurally tells the member here; the line protocol does nothing (replies say it)."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.id}, {self.nick!r})"

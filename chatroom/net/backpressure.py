@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chatroom.wire.lines import encode_frame
 
 __all__ = ["BackpressureSide"]
 
@@ -74,7 +73,7 @@ class BackpressureSide:
         for transfer in list(self.transfers.values()):
             if transfer.sender is sender and transfer.receivers.pop(receiver.id, None) is not None:
                 transfer.held.pop(receiver.id, None)
-                self.server.send_bytes(receiver, encode_frame(f"file-abort {transfer.id} too slow: {reason}", b""))
+                self.server.send_bytes(receiver, receiver.frame(f"file-abort {transfer.id} too slow: {reason}"))
                 log.info("transfer %d: dropped receiver: %s", transfer.id, reason)
                 if not transfer.receivers:
                     self._end(transfer, reason)

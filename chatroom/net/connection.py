@@ -7,7 +7,7 @@ import socket
 from typing import Any, Iterator
 
 from chatroom.model.member import Member
-from chatroom.wire.lines import Event, Parser
+from chatroom.wire.lines import Event, Parser, encode_frame, encode_frame_header, encode_line
 from chatroom.wire.outqueue import OutQueue
 
 
@@ -81,6 +81,20 @@ class Connection(Member):
         if not self.dirty:
             self.dirty = True
             self.loop.dirty.append(self)
+
+    # -- the connection's wire: a transport with another format overrides these three --------------
+    def encode_text(self, text: str) -> bytes:
+        """One line (a reply, a listing line: ``str``, no newline) as this connection's wire carries it."""
+        return encode_line(text)
+
+    def frame(self, meta: str, payload: bytes = b"") -> bytes:
+        """A whole file frame (docs/protocol.md, "Frames") with *meta* text and *payload*."""
+        return encode_frame(meta, payload)
+
+    def frame_header(self, meta: str, size: int) -> bytes:
+        """What precedes *size* payload bytes of a frame with *meta* text: the relay queues it, then the
+        payload buffer it shares with every receiver."""
+        return encode_frame_header(meta, size)
 
     @property
     def queued(self) -> int:

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any
 
 from chatroom.model.errors import Refused
-from chatroom.wire.lines import encode_frame
 
 __all__ = ["DAY", "HOUR", "OFFER_TIMEOUT", "POLICIES", "OfferSide", "Quota", "quota_key"]
 
@@ -214,9 +213,9 @@ class OfferSide:
             self._decided(transfer)
             return
         transfer.deadline = self.clock() + self.offer_timeout
-        offer = encode_frame(f"file-offer {transfer.id} {transfer.size} {transfer.sender.nick} {transfer.name}", b"")
+        offer = f"file-offer {transfer.id} {transfer.size} {transfer.sender.nick} {transfer.name}"
         for member in transfer.asked.values():
-            self.server.send_bytes(member, offer)
+            self.server.send_bytes(member, member.frame(offer))
         asked = _nicks([m.nick for m in transfer.asked.values()])
         self.server.send_line(transfer.sender, f'* offering "{transfer.name}" ({transfer.size} bytes) to {asked}: '
                                                f"waiting up to {self.offer_timeout:g} s for their answers")
@@ -240,10 +239,10 @@ class OfferSide:
     def _expire_offers(self, now: float) -> None:
         """Offers past their deadline: the receivers who did not answer count as declined."""
         for transfer in [t for t in self.transfers.values() if t.asked and now >= t.deadline]:
-            abort = encode_frame(f"file-abort {transfer.id} no answer in {self.offer_timeout:g} s: declined", b"")
+            abort = f"file-abort {transfer.id} no answer in {self.offer_timeout:g} s: declined"
             for member in transfer.asked.values():
                 transfer.timed_out.append(member.nick)
                 if not member.closed:
-                    self.server.send_bytes(member, abort)
+                    self.server.send_bytes(member, member.frame(abort))
             transfer.asked.clear()
             self._decided(transfer)

@@ -30,7 +30,6 @@ from typing import Any
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
 from chatroom.net.scheduler import Scheduler
-from chatroom.wire.lines import encode_line
 from chatroom.wire.wakeup import Waker
 
 __all__ = ["DEFAULT_MAX_QUEUE", "LOW_WATER", "PASS_BUDGET", "STREAM_BATCH", "WRITE_SIZE", "Loop"]
@@ -185,7 +184,7 @@ class Loop:
         if conn.streams:  # keep replies in order behind a listing still being pulled
             conn.streams.append((iter((text,)), "core"))
             return
-        conn.deliver(encode_line(text))
+        conn.deliver(conn.encode_text(text))
 
     def stream(self, conn: Connection, lines: Iterator[str], owner: str) -> None:
         """Queue a lazy source of lines for *conn*, pulled while its queue is below LOW_WATER."""
@@ -287,6 +286,7 @@ class Loop:
         towards disabling a plugin) and the caller gets ``ERROR``.
         """
         streams = conn.streams
+        encode = conn.encode_text
         budget = STREAM_BATCH
         while streams and budget > 0 and conn.out.size < LOW_WATER and not conn.closed:
             lines, owner = streams[0]
@@ -294,7 +294,7 @@ class Loop:
             size = conn.out.size
             try:
                 while len(chunk) < budget and size < LOW_WATER:
-                    data = encode_line(next(lines))
+                    data = encode(next(lines))
                     chunk.append(data)
                     size += len(data)
             except StopIteration:
@@ -302,7 +302,7 @@ class Loop:
             except BaseException:  # noqa: BLE001 - plugin code: isolated, see docs/plugins.md
                 streams.pop(0)
                 self.stream_fault(owner, traceback.format_exc())
-                chunk.append(encode_line(f"ERROR plugin {owner} failed while streaming output"))
+                chunk.append(encode(f"ERROR plugin {owner} failed while streaming output"))
             budget -= len(chunk) + 1
             if chunk:
                 conn.deliver(b"".join(chunk))

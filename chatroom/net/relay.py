@@ -37,13 +37,7 @@ from chatroom.net.backpressure import BackpressureSide
 from chatroom.net.consent import OFFER_TIMEOUT, OfferSide, Quota, quota_key
 from chatroom.net.malloc import tune_malloc
 from chatroom.wire.filenames import safe_name
-from chatroom.wire.lines import (
-    MAX_FRAME,
-    Frame,
-    encode_frame,
-    encode_frame_header,
-    sanitize,
-)
+from chatroom.wire.lines import MAX_FRAME, Frame, sanitize
 from chatroom.wire.numbers import parse_uint
 
 if TYPE_CHECKING:
@@ -201,9 +195,9 @@ class Relay(OfferSide, BackpressureSide):
         """The answers are in and somebody accepted: ``file-begin`` to them, ``OK sendfile`` to the sender."""
         now = self.clock()
         transfer.started = transfer.last_data = transfer.window = now
-        begin = encode_frame(f"file-begin {transfer.id} {transfer.size} {transfer.sender.nick} {transfer.name}", b"")
+        begin = f"file-begin {transfer.id} {transfer.size} {transfer.sender.nick} {transfer.name}"
         for receiver in transfer.receivers.values():
-            self.server.send_bytes(receiver, begin)
+            self.server.send_bytes(receiver, receiver.frame(begin))
         self.server.send_line(transfer.sender, f"OK sendfile {transfer.id} {transfer.name}")
         log.info("transfer %d: %s sends %r (%d bytes) to %d receivers", transfer.id, transfer.sender.nick,
                  transfer.name, transfer.size, len(transfer.receivers))
@@ -306,9 +300,10 @@ class Relay(OfferSide, BackpressureSide):
             return
         transfer.relayed += n
         transfer.last_data = self.clock()
-        header = encode_frame_header(f"file-data {transfer.id}", n)
+        meta = f"file-data {transfer.id}"
         blocked = False
         for receiver in transfer.receivers.values():  # one payload object, shared by every receiver's queue
+            header = receiver.frame_header(meta, n)  # a few bytes, in the receiver's wire format
             if not self._send(transfer, receiver, header, payload) or receiver.queued > self.high_water:
                 blocked = True
         if blocked:
@@ -343,12 +338,12 @@ class Relay(OfferSide, BackpressureSide):
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             self._end(transfer, "file-end without a SHA-256 hex digest")
             return
-        end = encode_frame(f"file-end {transfer.id} {digest}", b"")
+        end = f"file-end {transfer.id} {digest}"
         for receiver in transfer.receivers.values():
-            self._send(transfer, receiver, end)
+            self._send(transfer, receiver, receiver.frame(end))
         nicks = [r.nick for r in transfer.receivers.values()]
         self._forget(transfer)
-        self.server.send_bytes(transfer.sender, encode_frame(f"file-done {transfer.id} {','.join(nicks)}".rstrip(), b""))
+        self.server.send_bytes(transfer.sender, transfer.sender.frame(f"file-done {transfer.id} {','.join(nicks)}".rstrip()))
         elapsed = max(self.clock() - transfer.started, 1e-9)
         log.info(
             "transfer %d: %r (%d bytes) from %s delivered to %s, %.1f MB/s",
@@ -360,14 +355,14 @@ class Relay(OfferSide, BackpressureSide):
 
     def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True) -> None:
         """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
-        abort = encode_frame(f"file-abort {transfer.id} {reason}", b"")
+        abort = f"file-abort {transfer.id} {reason}"
         transfer.held.clear()  # the receivers discard the file anyway
         for receiver in [*transfer.receivers.values(), *transfer.asked.values()]:
             if not receiver.closed:
-                self.server.send_bytes(receiver, abort)
+                self.server.send_bytes(receiver, receiver.frame(abort))
         self._forget(transfer)
         if tell_sender and not transfer.sender.closed:
-            self.server.send_bytes(transfer.sender, abort)
+            self.server.send_bytes(transfer.sender, transfer.sender.frame(abort))
         log.info("transfer %d: %r from %s aborted: %s", transfer.id, transfer.name, transfer.sender.nick, reason)
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
 
@@ -399,9 +394,9 @@ class Relay(OfferSide, BackpressureSide):
                     receiver = transfer.receivers.get(rid)
                     transfer.held.pop(rid)
                     if receiver is not None:
-                        self.server.send_bytes(receiver, encode_frame(
+                        self.server.send_bytes(receiver, receiver.frame(
                             f"file-abort {transfer.id} too slow: {receiver.nick} held the transfer back for "
-                            f"{self.stall_timeout:g} s", b""))
+                            f"{self.stall_timeout:g} s"))
             if not transfer.held:
                 del self._flushing[transfer.id]
         for transfer in list(self.transfers.values()):
