@@ -31,7 +31,7 @@ from chatroom.net.logs import CONN, ERR, log_rejected
 from chatroom.net.loop import Loop
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE, Frame, Line, Refused, TooLong, encode_line
 
-__all__ = ["ACCEPT_PAUSE", "CLOSE_GRACE", "READ_SIZE", "SLICE", "LineTransport"]
+__all__ = ["ACCEPT_PAUSE", "CLOSE_GRACE", "READ_SIZE", "SLICE", "LineTransport", "listen"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -44,6 +44,13 @@ CLOSE_GRACE = 3.0
 #: Seconds accepting pauses after the process ran out of file descriptors.
 ACCEPT_PAUSE = 0.5
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket bound to *host* (IPv4, or IPv6 when it has a colon) and *port* (0: the kernel
+    picks), backlog 512. Raises OSError if it cannot bind."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=512, reuse_port=False)
 
 
 class LineTransport:
@@ -109,7 +116,7 @@ class LineTransport:
         count = self.per_address.get(host, 0)
         if self.max_per_address and count >= self.max_per_address:
             try:
-                sock.send(encode_line(f"ERROR too many connections from {host} (max {self.max_per_address})"))
+                sock.send(self._too_many(f"too many connections from {host} (max {self.max_per_address})"))
             except OSError:
                 pass
             sock.close()
@@ -117,6 +124,10 @@ class LineTransport:
             return False
         self.per_address[host] = count + 1
         return True
+
+    def _too_many(self, text: str) -> bytes:
+        """What a connection over the per-address budget is told before it is closed (*text*: why)."""
+        return encode_line(f"ERROR {text}")
 
     def _count_out(self, host: str) -> None:
         left = self.per_address.get(host, 1) - 1
@@ -134,11 +145,16 @@ class LineTransport:
         host = str(addr[0]) if isinstance(addr, tuple) else ""
         conn = self._connection(next(self.ids), sock, addr)
         conn.parser.frame_filter = lambda meta, size: self.app.check_frame(conn, meta, size)
-        self.connections[conn.id] = conn
         self.loop.selector.register(sock, 1, conn)
         log.info("%s connected from %s:%s", conn.nick, host, addr[1] if isinstance(addr, tuple) else "", extra=CONN)
-        self.app.on_connect(conn)
+        self._greet(conn)
         return conn
+
+    def _greet(self, conn: Connection) -> None:
+        """*conn* takes part: it enters the server's table and the application greets it (the web transport
+        does this only once a WebSocket is open)."""
+        self.connections[conn.id] = conn
+        self.app.on_connect(conn)
 
     def _pause_accepting(self, exc: OSError) -> None:
         """Out of file descriptors: stop accepting for ACCEPT_PAUSE s instead of spinning; log once per episode."""
@@ -212,13 +228,17 @@ class LineTransport:
                 cost = 0.0
                 app.on_frame(conn, event)
             else:
-                cost = TOO_LONG_COST
-                self._refuse(conn, event)  # type: ignore[arg-type]
+                cost = self._other(conn, event)
             conn.tokens -= cost
         if not (conn.closed or conn.closing or conn.paused or conn.throttled):
             conn.backlog = True
             self.loop.backlog.add(conn)
             self.loop.set_mask(conn)
+
+    def _other(self, conn: Connection, event: Any) -> float:
+        """An event that is neither a line nor a frame (here: input refused); returns its flood cost."""
+        self._refuse(conn, event)
+        return TOO_LONG_COST
 
     def _refuse(self, conn: Connection, event: TooLong | Refused) -> None:
         if event.__class__ is Refused:

@@ -150,7 +150,7 @@ class Context(ThreadSafeParts):
             text = plugins.chain("private_message", make, "text", text, target=target)
             if text is None:
                 return False
-        self._server.send_line(target, f"{self.nick} (private): {text}")
+        self._server.send_private(self.nick, self.account, target, text)
         return True
 
     def broadcast(self, text: str, *, include_self: bool = False) -> None:

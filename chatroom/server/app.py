@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import logging
 import selectors
-import socket
 import sqlite3
 import threading
 import time
@@ -34,8 +33,9 @@ from chatroom.net.logs import CONN, ERR
 from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
 from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
-from chatroom.net.tcp import LineTransport
+from chatroom.net.tcp import LineTransport, listen
 from chatroom.net.tls import TLSTransport
+from chatroom.net.web import open_web
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.manager import PluginHost
@@ -76,6 +76,7 @@ class Server:
     ``quota_files_per_hour`` and ``quota_bytes_per_day`` per sender (0: unlimited).
     ``admins``: account names that moderate every room and enable or disable plugins at run time.
     ``server_password``: every connection must first give it with ``/pass`` (see :meth:`_gate`; None: no gate).
+    *web*: :func:`chatroom.net.web.open_web`'s ``port`` and options, to serve the page and its WebSocket (None: no).
     :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises OSError if the
     address cannot be bound, sqlite3.Error if the history cannot be opened, Refused for a bad ``default_room``.
     """
@@ -116,6 +117,7 @@ class Server:
         quota_bytes_per_day: int = 0,
         admins: Iterable[str] = (),
         server_password: str | None = None,
+        web: dict[str, Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -148,8 +150,7 @@ class Server:
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
         if listener is None:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            listener = socket.create_server((host, port), family=family, backlog=512, reuse_port=False)
+            listener = listen(host, port)
         budgets = dict(flood=FloodPolicy(flood_rate, flood_burst, flood_kill), partial_timeout=partial_timeout,
                        max_per_address=max_per_address)
         if tls is not None and tls_port is None:  # the main port speaks TLS
@@ -162,11 +163,16 @@ class Server:
         self.transports: list[LineTransport] = [self.transport]
         self.tls_address: tuple[str, int] | None = self.address if tls is not None and tls_port is None else None
         if tls is not None and tls_port is not None:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            tls_listener = socket.create_server((host, tls_port), family=family, backlog=512, reuse_port=False)
+            tls_listener = listen(host, tls_port)
             self.transports.append(TLSTransport(self.loop, self, tls_listener, context=tls, share=self.transport,
                                                 handshake_timeout=tls_handshake_timeout, **budgets))
             self.tls_address = tls_listener.getsockname()[:2]
+        self.web_address: tuple[str, int] | None = None
+        if web is not None:  # the browser's door (HTTPS/WSS with tls; web_address): same rooms, ids and budgets
+            door = open_web(self.loop, self, self.hub, host, tls=tls, handshake_timeout=tls_handshake_timeout,
+                            share=self.transport, **web, **budgets)
+            self.transports.append(door)
+            self.web_address = door.listener.getsockname()[:2]
         self._history_failing = False
         self._left = False  # set by close() once every member got client_left
         self.commit_window = commit_window
@@ -308,14 +314,10 @@ class Server:
             self.call_hook("client_left", conn, reason=reason)
 
     def _commit_history(self) -> None:
-        """Commit the pass's history lines before any output leaves; under load, group commits.
-
-        A commit costs about as much as fanning a pass out to 200 members, so when the last commit is less
-        than ``commit_window`` seconds old (and fewer than 1,000 lines wait) this pass's output is held
-        instead (``Loop.hold_until``) and goes out with the next commit: PostgreSQL's ``commit_delay`` idea.
-        At most ``commit_window`` of added latency, only when passes come faster than that; no byte ever
-        leaves before the lines it carries are saved.
-        """
+        """Commit the pass's history lines before any output leaves; under load, group commits: when the last
+        commit is less than ``commit_window`` s old (and fewer than 1,000 lines wait) the pass's output is held
+        (``Loop.hold_until``) and goes with the next commit (PostgreSQL's ``commit_delay``; a commit costs about a
+        200-member fan-out). At most ``commit_window`` of added latency; no byte leaves before its lines are saved."""
         pending = self.history.pending
         if not pending:
             self.loop.hold_until = 0.0
@@ -346,15 +348,8 @@ class Server:
         """Connection id -> every open connection."""
         return self.transport.connections
 
-    @property
-    def now(self) -> float:
-        """The loop's clock at the start of this pass (seconds)."""
-        return self.loop.now
-
-    @property
-    def lobby(self) -> Room:
-        """The default room."""
-        return self.hub.default_room
+    now = property(lambda self: self.loop.now, doc="The loop's clock at the start of this pass (seconds).")
+    lobby = property(lambda self: self.hub.default_room, doc="The default room (a Room).")
 
     @property
     def max_queue(self) -> int:
@@ -365,6 +360,10 @@ class Server:
         """Queue one line for *member*, after its rooms' pending lines and behind any listing it is streaming."""
         self.hub.flush_for(member)
         self.loop.send_line(member, text)  # type: ignore[arg-type]
+
+    def send_private(self, nick: str, account: str | None, target: Member, text: str) -> None:
+        """A ``/msg`` *text* from *nick* to *target* (a line ``NICK (private): text``, or a ``private`` event)."""
+        self.hub.private(nick, account, target, text)
 
     def send_bytes(self, member: Member, data: bytes | memoryview) -> None:
         """Queue raw bytes (frames) for *member*; only for members with ``"binary"`` in caps."""

@@ -47,6 +47,7 @@ from chatroom.server.options import (  # noqa: F401 - re-exported for callers an
     parse_size,
     positive_float,
     room_name,
+    web_port,
 )
 from chatroom.net.tls import load_tls
 
@@ -163,6 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
                           "unless --tls-cert is given")
     tls.add_argument("--tls-handshake-timeout", type=positive_float, default=10.0, metavar="S",
                      help="close a connection that has not finished its TLS handshake after S seconds (default 10)")
+    web = parser.add_argument_group(
+        "web client", "the page and its WebSocket on a port of their own, same rooms (docs/protocol.md, "
+                      "\"WebSocket and JSON events\"); the URL to open is printed at start-up")
+    web.add_argument("--web-port", type=web_port, default=0, metavar="PORT",
+                     help="serve the browser client on PORT (default 0: on, on a port the kernel picks, like "
+                          "--port, so a fresh server always prints a URL to open; give a fixed PORT for pages to "
+                          "reconnect to after a restart; 'off': no web listener); HTTPS/WSS with TLS")
+    web.add_argument("--web-origin", action="append", default=[], metavar="ORIGIN",
+                     help="also accept WebSockets from pages of ORIGIN (https://chat.example.org; repeatable; "
+                          "'*': any); by default only the server's own page may connect")
+    web.add_argument("--web-static", type=Path, metavar="DIR",
+                     help="serve the page's files from DIR instead of the installed ones (to work on the page)")
+    web.add_argument("--web-request-timeout", type=positive_float, default=10.0, metavar="S",
+                     help="close an HTTP connection whose request is not complete S seconds after it began "
+                          "(408; default 10)")
     parser.add_argument("--password-file", type=Path, metavar="FILE",
                         help="a shared server password (the first line of FILE): every connection, clear or TLS, "
                              "must send /pass PASSWORD before anything else")
@@ -271,6 +287,26 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def web_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The web listener's options as Server's ``web`` argument (None for ``--web-port off``)."""
+    if args.web_port is None:
+        return None
+    return dict(port=args.web_port, origins=args.web_origin, static=args.web_static,
+                request_timeout=args.web_request_timeout)
+
+
+def web_urls(server: Server, host: str, tls: bool) -> list[str]:
+    """The URLs of the web client to print: the bound address (the loopback one for a wildcard host), then each
+    LAN address for a wildcard host; none without a web listener."""
+    if server.web_address is None:
+        return []
+    port, scheme = server.web_address[1], "https" if tls else "http"
+    wildcard = host in ("0.0.0.0", "", "::")
+    first = ("::1" if host == "::" else "127.0.0.1") if wildcard else server.web_address[0]
+    lan = lan_addresses(socket.AF_INET6 if host == "::" else socket.AF_INET) if wildcard else []
+    return [f"{scheme}://{format_address(a, port)}/" for a in [first, *lan]]
+
+
 def read_password_file(path: Path) -> str:
     """The server password: the first line of the file *path*, stripped.
 
@@ -366,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                         file_offer_timeout=args.file_offer_timeout, quota_files_per_hour=args.quota_files_per_hour,
                         quota_bytes_per_day=args.quota_bytes_per_day,
                         admins=read_admins(args.config), server_password=server_password,
-                        ready_grace=args.ready_grace, **limit_options(args))
+                        ready_grace=args.ready_grace, web=web_options(args), **limit_options(args))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
         return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")
@@ -379,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         family = socket.AF_INET6 if args.host == "::" else socket.AF_INET
         for address in lan_addresses(family):
             print(f"chatroom-server LAN address {format_address(address, port)}", flush=True)
+    for url in web_urls(server, args.host, tls is not None):
+        print(f"chatroom-server web {url}", flush=True)
     tune_malloc()  # reuse chunk buffers instead of faulting them in again (see relay.tune_malloc)
     reloader = PluginReloader(server, args.plugin_dir) if args.reload else None
     if reloader is not None:

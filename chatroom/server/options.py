@@ -98,3 +98,14 @@ def history_keep(text: str) -> tuple[int | None, float | None]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a retention: {text!r} (LINES, DAYSd or LINES,DAYSd)") from None
     return lines, days
+
+
+# -- the web listener (chatroom.net.web) --------------------------------------------------------------
+def web_port(text: str) -> int | None:
+    """``--web-port``: ``"8080"`` -> 8080, ``"0"`` -> 0 (the kernel picks), ``"off"`` -> None (no web listener).
+
+    Raises argparse.ArgumentTypeError for anything else.
+    """
+    if text.strip().lower() in ("off", "no", "none"):
+        return None
+    return parse_port(text)
