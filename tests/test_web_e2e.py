@@ -98,6 +98,18 @@ def test_http_bounds_head_size_header_count_body_and_time(web) -> None:  # type:
     assert "request timeout" in server.log_text()
 
 
+def test_web_connections_count_against_the_per_address_limit(web) -> None:  # type: ignore[no-untyped-def]
+    server, host, port = web("--max-per-address", "2")
+    tcp = server.connect("tom")
+    browser = WSClient(host, port)
+    browser.expect("you")
+    status, headers, body = get(host, port, "/")  # the third connection from 127.0.0.1
+    assert status == 503 and body == b"too many connections from 127.0.0.1 (max 2)\n"
+    browser.close()
+    tcp.expect_where(lambda line: line.endswith("(connection lost)"), "the browser's leave")
+    assert get(host, port, "/")[0] == 200
+
+
 def test_upgrade_origin_check_and_hello(web) -> None:  # type: ignore[no-untyped-def]
     _, host, port = web("--web-origin", "https://chat.example.org")
     client = WSClient(host, port)

@@ -170,12 +170,15 @@ def test_one_encoding_for_every_json_member_and_quiet_joins_over_the_announce_li
         calls.append(entry.kind)
         return encode_entry(entry, tagged, current, history)
 
-    web = hub.add_wire(counting)
-    browsers = [Recorder(10 + i, f"web{i}", wire=web) for i in range(5)]
+    web = hub.add_wire(counting, variants=False)
+    browsers = [Recorder(10 + i, f"web{i}", wire=web, tagged=i % 2) for i in range(5)]
     line = Recorder(1, "ann")
     for member in [line, *browsers]:
         hub.add(member)
         hub.join(member, hub.default_room)
+    hub.flush()
+    other = hub.open_room("#other")
+    hub.join(browsers[4], other)  # #other is its current room now: a variant that changes no JSON byte
     hub.flush()
     for member in [line, *browsers]:
         member.take()

@@ -95,6 +95,7 @@ class Hub:
         self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
         self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
         self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
+        self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
         self._pending: list[Room] = []
         if history is not None:
             for record in history.rooms():
@@ -353,9 +354,14 @@ class Hub:
             member.deliver(b"".join(lines))
         return len(lines)
 
-    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes]) -> int:
-        """Register another wire format's encoder; returns the ``wire_index`` its members must carry."""
+    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes], *, variants: bool = True) -> int:
+        """Register another wire format's encoder; returns the ``wire_index`` its members must carry.
+
+        ``variants=False``: its bytes depend neither on message tags nor on the current room (the JSON
+        events), so each event is encoded once for all its members and they all share one batch buffer.
+        """
         self.encoders.append(encode)
+        self._variants.append(variants)
         return len(self.encoders) - 1
 
     def _fan_out(self, room: Room) -> None:
@@ -368,21 +374,27 @@ class Hub:
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
+        shared: dict[int, bytes] = {}  # id(encoded list) -> its batch, for variants that share one encoding
         encoders = self.encoders
         for member in room.members.values():
             # one encoding per (wire format, tags or not, current room or not) present in the room
             key = (member.wire_index << 2) | member.tagged | ((member.room is not room) << 1)
             lines = encoded.get(key)
-            if lines is None:
-                encode = encoders[member.wire_index]
-                lines = encoded[key] = [encode(e, key & 1, not key & 2, False) for _, e in pending]
+            if lines is None:  # once per variant present: a wire without variants shares one encoding
+                base = key if self._variants[member.wire_index] else key & ~3
+                lines = encoded.get(base)
+                if lines is None:
+                    encode = encoders[member.wire_index]
+                    lines = encoded[base] = [encode(e, key & 1, not key & 2, False) for _, e in pending]
+                encoded[key] = lines
             if member.id in senders:  # a speaker gets the batch without its own lines
                 mid = member.id
                 data = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
             else:
                 data = batches.get(key)  # type: ignore[assignment]
                 if data is None:
-                    data = batches[key] = b"".join(lines)
+                    data = shared.get(id(lines)) or shared.setdefault(id(lines), b"".join(lines))
+                    batches[key] = data
             if data:
                 member.deliver(data)
 

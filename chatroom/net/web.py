@@ -354,7 +354,7 @@ def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: An
     here); *request_timeout*, seconds per HTTP request;
     *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Raises OSError if it cannot bind."""
     listener = listen(host, port)
-    web = dict(wire_index=hub.add_wire(encode_entry), version=_version(), rooms=lambda: list(hub.rooms),
+    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=lambda: list(hub.rooms),
                origins=origins, static=StaticFiles(static), request_timeout=request_timeout)
     if tls is not None:
         return WebTLSTransport(loop, app, listener, context=tls, handshake_timeout=handshake_timeout, **web, **options)
