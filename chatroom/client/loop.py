@@ -2,7 +2,7 @@
 
 :class:`ClientLoop` owns the connection to the server. It runs on one thread
 (the main thread in line mode, a background thread under the terminal UI) and
-everything that touches the socket, the :class:`~chatroom.wire.lines.Parser` or
+everything that touches the socket, the :class:`~chatroom.wire.stream.StreamParser` or
 the file-transfer component happens on that thread. Other threads (the stdin
 reader, the prompt, the send-folder watcher) talk to it only through
 :meth:`ClientLoop.submit`, :meth:`ClientLoop.end_input`,
@@ -70,7 +70,8 @@ from chatroom.client.handshake import HandshakeSide
 from chatroom.client.inputs import InputSide
 from chatroom.client.io import Console, OutQueue
 from chatroom.client.reconnect import LOST, Backoff, ReconnectSide
-from chatroom.wire.lines import Frame, Line, Parser, TooLong, encode_line, sanitize
+from chatroom.wire.lines import Frame, Line, TooLong, encode_line, sanitize
+from chatroom.wire.stream import StreamParser
 from chatroom.wire.wakeup import Waker
 
 __all__ = ["LOST", "QUIT_WAIT", "ClientLoop"]
@@ -158,7 +159,7 @@ class ClientLoop(FileSide, HandshakeSide, RoomSide, InputSide, ReconnectSide):
         self.naming = False
         #: Snapshot of the transfer component's ``progress()`` list, refreshed every 0.2 s.
         self.progress: list[Any] = []
-        self._parser = Parser()
+        self._parser = StreamParser()
         self._out = OutQueue()
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._held: deque[tuple[str, Any]] = deque()  # input taken off the queue, not acted on yet
@@ -231,7 +232,7 @@ class ClientLoop(FileSide, HandshakeSide, RoomSide, InputSide, ReconnectSide):
         sock.setblocking(False)
         self._sel.register(sock, selectors.EVENT_READ, "sock")
         if not first:
-            self._parser = Parser()
+            self._parser = StreamParser()
             self._out = OutQueue()
             self._pending.clear()
             self._stale = 0
@@ -275,21 +276,26 @@ class ClientLoop(FileSide, HandshakeSide, RoomSide, InputSide, ReconnectSide):
         self._refresh_progress()
 
     def _read(self) -> None:
+        """Read straight into the parser's buffer; frame payloads reach the transfer component as views
+        of it (no copy, no allocation per chunk: :mod:`chatroom.wire.stream`)."""
+        parser = self._parser
         for _ in range(RECV_ROUNDS):
+            free = parser.get_buffer()
             try:
-                data = self.sock.recv(RECV_SIZE)
+                got = self.sock.recv_into(free, len(free))
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                data = b""
-            if not data:
+                got = 0
+            if not got:
                 self._closed_by_server()
                 return
-            for event in self._parser.feed(data):
+            parser.buffer_updated(got)
+            for event in parser.events():
                 self._on_event(event)
                 if self._status is not None:
                     return
-            if len(data) < RECV_SIZE:
+            if got < len(free) and not (hasattr(self.sock, "pending") and self.sock.pending()):
                 return
 
     def _closed_by_server(self) -> None:

@@ -12,7 +12,10 @@ transfer frames"). Everything runs on the client's loop thread:
   ``file-end ID SHA256HEX``. The server answers ``file-done ID NICKS`` (or
   ``file-abort ID reason``), and a one-line summary is emitted.
 * Incoming ``file-begin`` / ``file-data`` / ``file-end`` / ``file-abort``
-  frames are written to ``received_dir/.NAME.ID.part`` and moved into place
+  frames are written to ``received_dir/.NAME.ID.part`` (a
+  :class:`~chatroom.client.partfile.PartFile`: ``file-data`` payloads may be
+  pieces, ``memoryview`` slices of the loop's receive buffer, written and
+  hashed without a copy) and moved into place
   (never overwriting: ``name (1).ext``) only when the size and SHA-256 match;
   otherwise the partial file is removed and the reason emitted.
 * :meth:`TransferManager.discard_incoming` gives up on the files still
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from chatroom.client.partfile import PartFile, open_part
 from chatroom.wire.filenames import safe_name, unique_path
 from chatroom.wire.lines import Frame, encode_frame, encode_frame_header, encode_line
 
@@ -75,7 +79,7 @@ class _Send:
 class _Recv:
     __slots__ = ("done", "file", "hasher", "id", "name", "part", "sender", "size", "started")
 
-    def __init__(self, tid: int, name: str, sender: str, size: int, part: Path, file: IO[bytes]) -> None:
+    def __init__(self, tid: int, name: str, sender: str, size: int, part: Path, file: PartFile) -> None:
         self.id, self.name, self.sender, self.size, self.part, self.file = tid, name, sender, size, part, file
         self.done = 0
         self.hasher = hashlib.sha256()
@@ -341,28 +345,20 @@ class TransferManager:
         name = safe_name(raw_name)
         try:
             self.received_dir.mkdir(parents=True, exist_ok=True)
-            part, file = self._open_part(name, tid)
+            file = open_part(self.received_dir, name, tid)
         except OSError as exc:
             self._recvs[tid] = None
             self.emit(f'discarded "{name}" from {sender}: cannot write in {self.received_dir}: {exc.strerror or exc}')
             return
-        self._recvs[tid] = _Recv(tid, name, sender, int(size_text), part, file)
+        self._recvs[tid] = _Recv(tid, name, sender, int(size_text), file.path, file)
 
-    def _open_part(self, name: str, tid: int) -> tuple[Path, IO[bytes]]:
-        for n in range(100):
-            extra = f".{n}" if n else ""
-            part = self.received_dir / f".{name}.{tid}{extra}.part"
-            try:
-                return part, open(part, "xb")
-            except FileExistsError:
-                continue
-        raise FileExistsError(f"too many partial files for {name}")
-
-    def _data(self, tid: int, payload: bytes) -> None:
+    def _data(self, tid: int, payload: bytes | memoryview) -> None:
+        """A piece of file *tid*: written and hashed as it is (a view of the receive buffer: never copied)."""
         recv = self._recvs.get(tid)
         if recv is None:
             return
-        if recv.done + len(payload) > recv.size:
+        size = len(payload)
+        if recv.done + size > recv.size:
             self._fail(recv, f"more data than the announced {recv.size} bytes")
             return
         try:
@@ -371,7 +367,7 @@ class TransferManager:
             self._fail(recv, "disk full" if exc.errno == 28 else f"write failed: {exc.strerror or exc}")
             return
         recv.hasher.update(payload)
-        recv.done += len(payload)
+        recv.done += size
 
     def _end(self, tid: int, digest: str) -> None:
         if tid not in self._recvs:

@@ -21,7 +21,8 @@ prints them: ``SHA256:`` and upper-case hex pairs joined by colons.
 :class:`TLSClientSocket` is the face of the ``ssl.SSLSocket`` the client loop
 and the output queue use: ``recv`` reads until TLS wants more from the
 network (decrypted bytes can sit inside the SSL object, where ``select`` does
-not see them) and raises BlockingIOError when nothing came; ``sendmsg``
+not see them) and raises BlockingIOError when nothing came (``recv_into`` the
+same, into the loop's receive buffer); ``sendmsg``
 writes buffers as TLS records and reports partial writes.
 """
 
@@ -34,7 +35,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from chatroom.wire.tlssocket import TLSSocket
 
@@ -184,4 +185,22 @@ class TLSClientSocket(TLSSocket):
             chunks.append(data)
             got += len(data)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def recv_into(self, buffer: Any, size: int) -> int:
+        """Like :meth:`recv`, decrypting into *buffer* (up to *size* bytes); 0 at the end."""
+        got = 0
+        with memoryview(buffer) as view:
+            while got < size:
+                try:
+                    n = self.ssl.recv_into(view[got:size], size - got)
+                except _WANT:
+                    if got:
+                        break
+                    raise BlockingIOError("TLS wants more bytes") from None
+                except ssl.SSLZeroReturnError:
+                    n = 0
+                if not n:
+                    break  # the end: reported now if nothing came first, else on the next call
+                got += n
+        return got
 

@@ -38,6 +38,7 @@ __all__ = [
     "encode_frame_header",
     "encode_frame",
     "sanitize",
+    "split_frame_header",
 ]
 
 #: Longest line accepted, in bytes, terminator included.
@@ -281,11 +282,10 @@ class Parser:
             return Line(buf[pos:stop].decode("utf-8", "replace"))
 
     def _start_frame(self, header: bytes) -> Event | None:
-        size_bytes, _, meta_bytes = header.partition(b" ")
-        if _LENGTH.fullmatch(size_bytes) is None:
-            return Line(sanitize(header.decode("utf-8", "replace")))
-        size = int(size_bytes)
-        meta = meta_bytes.decode("utf-8", "replace")
+        parsed = split_frame_header(header)
+        if isinstance(parsed, Line):
+            return parsed
+        size, meta = parsed
         if size > self.max_frame:
             self._skip = size
             return TooLong("frame", size)
@@ -299,6 +299,15 @@ class Parser:
         self._meta = meta
         self._need = size
         return None
+
+
+def split_frame_header(header: bytes) -> tuple[int, str] | Line:
+    """A frame header line without its DLE and newline -> ``(payload size, meta)``; a header whose
+    length is not 1-10 ASCII digits -> a :class:`Line` of its sanitized text (shown to a person)."""
+    size_bytes, _, meta_bytes = header.partition(b" ")
+    if _LENGTH.fullmatch(size_bytes) is None:
+        return Line(sanitize(header.decode("utf-8", "replace")))
+    return int(size_bytes), meta_bytes.decode("utf-8", "replace")
 
 
 def encode_line(text: str) -> bytes:
