@@ -123,6 +123,17 @@ def who_count(client: LineClient) -> int:
     return int(who_line(client).split()[1])
 
 
+def wait_who_count(client: LineClient, want: int, rounds: int = 200) -> int:
+    """``/who`` until the room has *want* members (connections the kernel completed may not be accepted
+    yet under load), at most *rounds* round trips; returns the last count."""
+    count = who_count(client)
+    for _ in range(rounds):
+        if count == want:
+            break
+        count = who_count(client)
+    return count
+
+
 # -- 1: numbers from the wire ---------------------------------------------------------------
 FRAME_ATTACKS = {
     "length-superscript-two": (False, b"\x10\xc2\xb2 x\n"),
@@ -289,7 +300,7 @@ def test_6_quitting_clients_that_never_read_are_reaped(server_factory) -> None: 
     bob = server.connect("bob")  # paces the poll below with round trips
     baseline = server.open_fds()
     quitters = [server.silent_client(rcvbuf=4096) for _ in range(20)]
-    assert who_count(alice) == 22
+    assert wait_who_count(alice, 22) == 22
     for quitter in quitters:
         quitter.send_raw(b"/read\n/quit\n")  # and never read a byte
     sent = time.monotonic()
