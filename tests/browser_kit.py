@@ -1,6 +1,6 @@
 """Test kit of the browser tests (tests/test_browser*.py): Debian's Chromium driven by Playwright.
 
-* ``chromium``: one headless Chromium for the whole session, launched with
+* ``chromium`` (in conftest.py): one headless Chromium for the whole session, launched with
   ``executable_path`` (``playwright install`` cannot download browsers on these
   machines; ``scripts/test.sh`` installs Debian's ``chromium``).
 * ``static_page``: a page whose origin ``http://localhost:1`` (routed) serves
@@ -44,9 +44,12 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Browser]:
-    """One headless Chromium for the session (about 0.7 s to launch cold)."""
+def launch_chromium() -> Iterator[Browser]:
+    """Run one headless Chromium (about 0.7 s to launch cold) while the generator is suspended.
+
+    The session fixture ``chromium`` (tests/conftest.py) is the only caller: Playwright's sync API
+    allows one running instance per thread, so the fixture must be defined once, not per module.
+    """
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path())
         yield browser
@@ -160,6 +163,7 @@ class Pages:
         self.contexts: list[Any] = []
         self.dialogs: list[str] = []
         self.errors: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
 
     def open(self, url: str, nick: str | None = None, init_script: str | None = None, **context_args: Any) -> Page:
         """A new page at *url* once the server greeted it, named *nick* if given (through the page's form).
@@ -186,8 +190,13 @@ class Pages:
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
+    def allow(self, pattern: str) -> None:
+        """Console errors matching the regex *pattern* are expected (e.g. refused reconnects)."""
+        self.allowed.append(re.compile(pattern))
+
     def check(self) -> None:
-        assert self.dialogs == [] and self.errors == []
+        errors = [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+        assert (self.dialogs, errors) == ([], [])
 
     def close(self) -> None:
         for context in self.contexts:

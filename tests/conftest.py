@@ -291,3 +291,12 @@ def server(server_factory) -> ServerProcess:  # type: ignore[no-untyped-def]
 
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def chromium():  # type: ignore[no-untyped-def]
+    """One headless Chromium (Playwright, Debian's ``chromium``) for every browser test of the session;
+    see tests/browser_kit.py."""
+    from browser_kit import launch_chromium
+
+    yield from launch_chromium()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from browser_kit import chromium, static_page  # noqa: F401  (fixtures)
+from browser_kit import static_page  # noqa: F401  (a fixture)
 from playwright.sync_api import Page
 
 from chatroom.wire.filenames import safe_name

@@ -28,11 +28,11 @@ const state = {
   rooms: new Map(),   // name -> Room
   identity: null,     // the /login or /nick line to send again after a reconnect
   pendingIdentity: null,
-  hidden: new Map(),  // reply prefix -> how many automatic replies to keep out of the log
+  hidden: new Map(),  // kind of reply (REPLIES) -> how many automatic replies to keep out of the log
   connectedOnce: false,
   resyncing: false,
   quitting: false,
-  pendingEcho: [],    // own chat lines shown before the server's copy: {room, text, node}
+  pendingEcho: [],    // own lines shown by the page (the server sends them to the others only)
 };
 
 class Room {
@@ -88,8 +88,15 @@ const wire = new Wire(`${scheme}//${location.host}/ws`, {
 });
 const transfers = new Transfers(wire, $("transfers"), announce);
 
-function hideReply(prefix) {
-  state.hidden.set(prefix, (state.hidden.get(prefix) || 0) + 1);
+// Replies to lines the page sent by itself (not typed) stay out of the log: count one more of kind.
+const REPLIES = {
+  files: /^OK files /,
+  join: /^OK (join|current room) /,  // /join of a room one is in only switches to it
+  history: /^OK history /,
+};
+
+function hideReply(kind) {
+  state.hidden.set(kind, (state.hidden.get(kind) || 0) + 1);
 }
 
 // Lines to the server, in messages under MAX_MESSAGE bytes (the server splits them at "\n").
@@ -118,7 +125,7 @@ const handlers = {
     $("reconnect").hidden = true;
     state.nick = event.nick;
     const lines = ["/files ask"];
-    hideReply("OK files");
+    hideReply("files");
     const saved = localStorage.getItem("chatroom.nick");
     if (state.identity) lines.push(state.identity.line);
     else if (saved) {
@@ -132,6 +139,11 @@ const handlers = {
   },
 
   you(event) {
+    if (state.nick && state.nick !== event.nick) {  // others get a "nick" event; the page learns its own here
+      for (const entry of state.rooms.values()) {
+        if (entry.members.delete(state.nick)) entry.members.add(event.nick);
+      }
+    }
     state.nick = event.nick;
     state.account = event.account;
     const wanted = state.pendingIdentity;
@@ -148,6 +160,7 @@ const handlers = {
       select(event.room, { tellServer: false });
     }
     renderRooms();
+    renderMembers();
     renderMe();
   },
 
@@ -212,9 +225,9 @@ const handlers = {
     transfers.onLine(text);
     historyReply(text);
     if (identityReply(text)) return;
-    for (const [prefix, count] of state.hidden) {
-      if (count > 0 && text.startsWith(prefix)) {
-        state.hidden.set(prefix, count - 1);
+    for (const [kind, count] of state.hidden) {
+      if (count > 0 && REPLIES[kind].test(text)) {
+        state.hidden.set(kind, count - 1);
         return;
       }
     }
@@ -254,7 +267,7 @@ function historyReply(text) {
   } else if (entry.catchUp > 0) {
     entry.catchUp -= 1;
     if (count >= CATCH_UP_PAGE && entry.catchUp > 0 && entry.maxId !== null) {
-      hideReply("OK history");
+      hideReply("history");
       sendLines([`/history ${entry.name} since ${entry.maxId} ${CATCH_UP_PAGE}`]);
     } else {
       entry.catchUp = 0;
@@ -269,16 +282,16 @@ function resyncLines() {
   state.resyncing = true;
   const rooms = [...state.rooms.values()].filter((entry) => state.joined.includes(entry.name));
   for (const entry of rooms) {
-    hideReply("OK join");
+    hideReply("join");
     lines.push(`/join ${entry.name}`);
     if (entry.maxId !== null) {
       entry.catchUp = CATCH_UP_ROUNDS;
-      hideReply("OK history");
+      hideReply("history");
       lines.push(`/history ${entry.name} since ${entry.maxId} ${CATCH_UP_PAGE}`);
     }
   }
   if (state.selected) {
-    hideReply("OK current room");
+    hideReply("join");
     lines.push(`/join ${state.selected}`);
   }
   if (!rooms.some((entry) => entry.catchUp > 0)) setTimeout(finishResync, 0);
@@ -292,7 +305,7 @@ function finishResync(force = false) {
   for (const entry of state.rooms.values()) entry.catchUp = 0;
   state.resyncing = false;
   if (state.current && !state.joined.includes(state.selected)) select(state.current, { tellServer: false });
-  setStatus(`connected as ${state.nick}`);
+  setStatus("connected");
   announce("reconnected; missed messages loaded");
   document.body.dataset.synced = String(Number(document.body.dataset.synced || 0) + 1);
 }
@@ -333,7 +346,9 @@ function append(entry, item, id) {
     item.dataset.id = String(id);
     entry.ids.add(id);
     entry.maxId = entry.maxId === null ? id : Math.max(entry.maxId, id);
+    const oldest = entry.minId;
     entry.minId = entry.minId === null ? id : Math.min(entry.minId, id);
+    if (entry.minId !== oldest && entry.name === state.selected) renderOlder();
   }
   if (nearBottom) scrollToBottom();
 }
@@ -343,10 +358,11 @@ function message(event) {
   const id = typeof event.id === "number" ? event.id : null;
   if (id !== null && entry.ids.has(id)) return;
   const own = event.nick === state.nick;
-  if (own && !event.history) {  // the server's copy of a line shown already: replace the local one
-    const index = state.pendingEcho.findIndex((echo) => echo.room === event.room && echo.text === event.text);
-    if (index >= 0) state.pendingEcho.splice(index, 1)[0].node.remove();
-  }
+  // The server does not send a speaker its own lines; the page shows them at once (echo()). When the
+  // stored copy comes back (catching up after a reconnect, "load older"), it replaces the local one.
+  const index = state.pendingEcho.findIndex((echo) => echo.room === event.room && echo.nick === event.nick
+    && echo.type === event.type && echo.text === event.text);
+  if (index >= 0) state.pendingEcho.splice(index, 1)[0].node.remove();
   const item = el("li", `${event.type}${event.history ? " history" : ""}`);
   item.append(timeNode(event.time));
   if (event.type === "me") item.append(el("span", "star", "* "), nickNode(event.nick), el("span", "text", ` ${event.text}`));
@@ -367,9 +383,10 @@ function message(event) {
   }
 }
 
+// A room notice ("* alice joined lobby"); a plugin's raw line is shown as it is.
 function notice(entry, text, time, kind) {
-  const item = el("li", `notice ${kind}`);
-  item.append(timeNode(time), el("span", "text", `* ${text}`));
+  const item = el("li", `notice notice-${kind}`);
+  item.append(timeNode(time), el("span", "text", kind === "raw" ? text : `* ${text}`));
   append(entry, item, null);
 }
 
@@ -446,7 +463,7 @@ function renderOlder() {
 function renderMe() {
   const who = state.account ? `${state.nick} (logged in)` : state.nick || "";
   $("me").textContent = who ? `You are ${who}` : "";
-  if (!state.resyncing && wire.open) setStatus(`connected as ${state.nick}`);
+  if (!state.resyncing && wire.open) setStatus("connected");
 }
 
 function updateTitle() {
@@ -472,7 +489,7 @@ function select(name, { tellServer }) {
   entry.log.hidden = false;
   entry.unread = 0;
   if (tellServer && state.current !== name) {
-    hideReply("OK current room");
+    hideReply("join");
     sendLines([`/join ${name}`]);
   }
   renderRooms();
@@ -530,13 +547,14 @@ function submit() {
       const password = command[2].trim();
       if (password) state.pendingIdentity = { name: state.nick, line: `/login ${state.nick} ${password}` };
     }
-    if (!name && state.selected) {
+    if ((!name || name === "me") && state.selected) {
       if (state.current !== state.selected) {
-        hideReply("OK current room");
+        hideReply("join");
         out.push(`/join ${state.selected}`);
         state.current = state.selected;
       }
-      echo(state.selected, line.startsWith("//") ? line.slice(1) : line);
+      if (name === "me") echo(state.selected, "me", command[2]);
+      else echo(state.selected, "msg", line.startsWith("//") ? line.slice(1) : line);
     }
     out.push(line);
   }
@@ -546,11 +564,14 @@ function submit() {
   autosize();
 }
 
-// Show an own chat line at once; the server's copy (with its id and time) replaces it.
-function echo(name, text) {
-  const item = el("li", "msg pending");
-  item.append(timeNode(null), nickNode(state.nick), el("span", "sep", ": "), el("span", "text", text));
-  state.pendingEcho.push({ room: name, text, node: item });
+// Show an own chat line (type "msg") or /me ("me") at once: the server sends it to the others only.
+function echo(name, type, text) {
+  const item = el("li", `${type} own`);
+  item.append(timeNode(new Date().toISOString()));
+  if (type === "me") item.append(el("span", "star", "* "), nickNode(state.nick), el("span", "text", ` ${text}`));
+  else item.append(nickNode(state.nick), el("span", "sep", ": "), el("span", "text", text));
+  state.pendingEcho.push({ room: name, nick: state.nick, type, text, node: item });
+  if (state.pendingEcho.length > 500) state.pendingEcho.shift();
   append(room(name), item, null);
   scrollToBottom();
 }
@@ -597,7 +618,7 @@ function start() {
     if (!entry || entry.minId === null || entry.olderPending) return;
     entry.olderPending = true;
     renderOlder();
-    hideReply("OK history");
+    hideReply("history");
     sendLines([`/history ${entry.name} before ${entry.minId} ${OLDER_PAGE}`]);
   });
   $("login-form").addEventListener("submit", (event) => {

@@ -34,6 +34,7 @@ export class Wire {
     this.attempt = 0;
     this.stopped = false;
     this.timer = null;
+    this.soon = false;
   }
 
   get open() {
@@ -75,7 +76,8 @@ export class Wire {
       let retryIn = null;
       if (!this.stopped) {
         const base = Math.min(15000, 500 * 2 ** this.attempt);
-        retryIn = Math.round(base * (0.75 + Math.random() * 0.5));
+        retryIn = this.soon ? 0 : Math.round(base * (0.75 + Math.random() * 0.5));
+        this.soon = false;
         this.attempt = Math.min(this.attempt + 1, 10);
         this.timer = setTimeout(() => this.connect(), retryIn);
       }
@@ -90,8 +92,9 @@ export class Wire {
 
   // Try again now (the "Reconnect now" button, the browser coming back online).
   retryNow() {
-    if (this.stopped || this.socket !== null) return;
-    this.connect();
+    if (this.stopped) return;
+    if (this.socket === null) this.connect();
+    else if (this.socket.readyState === WebSocket.CONNECTING) this.soon = true;  // if this try fails, again at once
   }
 
   // Lines as typed (several separated by "\n" go in one message; the server splits them).
