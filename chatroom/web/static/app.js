@@ -32,6 +32,7 @@ const state = {
   connectedOnce: false,
   resyncing: false,
   quitting: false,
+  early: [],         // lines that came before there was a room to show them in
   pendingEcho: [],    // own lines shown by the page (the server sends them to the others only)
 };
 
@@ -231,10 +232,9 @@ const handlers = {
         return;
       }
     }
-    const target = state.selected ? room(state.selected) : null;
-    if (!target) return;
     const item = el("li", `line ${event.kind || "info"}`, text);
-    append(target, item, null);
+    if (state.selected) append(room(state.selected), item, null);
+    else if (state.early.length < 50) state.early.push(item);  // the welcome comes before any room
   },
 };
 
@@ -487,6 +487,7 @@ function select(name, { tellServer }) {
   if (state.selected && state.rooms.has(state.selected)) room(state.selected).log.hidden = true;
   state.selected = name;
   entry.log.hidden = false;
+  if (state.early.length) entry.log.prepend(...state.early.splice(0));
   entry.unread = 0;
   if (tellServer && state.current !== name) {
     hideReply("join");
