@@ -614,6 +614,11 @@ function start() {
     event.preventDefault();
     for (const file of event.dataTransfer.files) transfers.send(file);
   });
+  for (const type of ["dragover", "drop"]) {  // a file dropped beside the messages must not replace the page
+    window.addEventListener(type, (event) => {
+      if (event.dataTransfer && [...event.dataTransfer.types].includes("Files")) event.preventDefault();
+    });
+  }
   $("load-older").addEventListener("click", () => {
     const entry = state.selected ? room(state.selected) : null;
     if (!entry || entry.minId === null || entry.olderPending) return;
