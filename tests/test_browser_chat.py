@@ -44,6 +44,10 @@ def test_two_pages_a_terminal_client_and_nc_chat_in_two_rooms(web_servers, pages
     dave.expect("* bob waves")
     expect(alice.locator("#member-list li")).to_have_count(4)
     assert alice.locator("#member-list .nick").all_text_contents() == ["alice", "bob", "carol", "dave"]
+    colours = {nick: alice.locator("#member-list .nick", has_text=nick).evaluate("e => getComputedStyle(e).color")
+               for nick in ("alice", "bob", "carol", "dave")}
+    assert len(set(colours.values())) == 4  # a colour per nick, the same in every page
+    assert bob.locator("#member-list .nick", has_text="carol").evaluate("e => getComputedStyle(e).color") == colours["carol"]
     shot(alice, "chat-lobby-alice")
 
     # #design: alice (by typing /join) and carol; a topic; bob stays in #lobby
