@@ -112,3 +112,21 @@ def offer_when_asked(raw, page, name: str, size: int) -> int:  # type: ignore[no
     page.locator("li.transfer.in", has_text=f"mallory offers {name}").get_by_role("button", name="Accept").click()
     reply = raw.expect_prefix("OK sendfile ")
     return int(reply.split()[2])
+
+
+def test_over_https_and_wss_with_the_servers_certificate(web_servers, pages: Pages) -> None:
+    server = web_servers("--tls")
+    assert server.url.startswith("https://")
+    alice = pages.open(server.url, "alice", ignore_https_errors=True)  # the self-signed certificate
+    bob = pages.open(server.url, "bob", ignore_https_errors=True)
+    assert alice.evaluate("window.isSecureContext && Boolean(crypto.subtle)")
+    alice.locator("#composer-input").fill("over wss")
+    alice.locator("#composer-input").press("Enter")
+    expect(log(bob, "#lobby")).to_contain_text("alice: over wss")
+    content = os.urandom(300_000)
+    alice.locator("#file-input").set_input_files(files=[{"name": "tls.bin", "mimeType": OCTETS, "buffer": content}])
+    card = bob.locator("li.transfer.in", has_text="alice offers tls.bin")
+    card.get_by_role("button", name="Accept").click()
+    expect(card).to_have_attribute("data-state", "done")
+    assert card.locator("a.save").get_attribute("data-sha256") == hashlib.sha256(content).hexdigest()
+    shot(bob, "files-over-tls")
