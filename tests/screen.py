@@ -55,7 +55,9 @@ class Term:
         full.update({"TERM": "xterm-256color", "XDG_DATA_HOME": str(cwd / "data"), "XDG_CONFIG_HOME": str(cwd / "config")})
         full.update(env or {})
         self.raw = b""
+        self._lines: tuple[tuple[int, int, int], list[str]] | None = None  # lines(), for the output so far
         self.child = pexpect.spawn(command, args, cwd=str(cwd), env=full, dimensions=(rows, cols))
+        self.child.delaybeforesend = None  # pexpect sleeps 50 ms before every send by default
         self.screen = _Screen(cols, rows, self.child.send)
         self.stream = pyte.ByteStream(self.screen)
 
@@ -110,8 +112,12 @@ class Term:
 
     def lines(self) -> list[str]:
         """Every row: the scrolled-off history, then the screen (trailing blanks stripped)."""
-        cols = self.screen.columns
-        return [self._row(row, cols) for row in self.screen.history.top] + [r.rstrip() for r in self.screen.display]
+        key = (len(self.raw), self.screen.columns, self.screen.lines)
+        if self._lines is None or self._lines[0] != key:
+            cols = self.screen.columns
+            rows = [self._row(row, cols) for row in self.screen.history.top] + [r.rstrip() for r in self.screen.display]
+            self._lines = (key, rows)
+        return list(self._lines[1])
 
     def text(self) -> str:
         """:meth:`lines` joined by newlines."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 import zlib
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ __all__ = [
     "format_own",
     "nick_sgr",
     "paint",
+    "write_line",
 ]
 
 #: ``dest -> default`` of every option :func:`add_display_options` adds (for a config file to fill in).
@@ -121,6 +123,22 @@ class Shown(NamedTuple):
     text: str
     mention: bool = False
     private: bool = False
+
+
+def write_line(text: str) -> None:
+    """Print *text* and its newline in **one** ``write`` to whatever ``sys.stdout`` is now; any thread.
+
+    Under ``patch_stdout`` two threads printing at once (incoming lines, the
+    echo of a typed one) must not interleave: ``print`` writes the text and the
+    newline separately, so another thread's line could land between them and
+    two lines would merge into one.
+    """
+    out = sys.stdout
+    try:
+        out.write(text + "\n")
+        out.flush()
+    except (BrokenPipeError, ValueError):
+        pass  # the terminal is gone: nothing to show it on
 
 
 def paint(text: str, sgr: str, look: Look) -> str:

@@ -29,7 +29,7 @@ from prompt_toolkit.history import History
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.keys import Keys
 
-from chatroom.client.display import format_own
+from chatroom.client.display import format_own, write_line
 from chatroom.client.rooms import Rooms
 
 __all__ = ["SECRET_COMMANDS", "Typing", "key_bindings", "keep_in_history", "split_paste"]
@@ -115,7 +115,7 @@ class Typing:
             self.in_post = text != "#"
         elif text.split()[0].lower() == "/post":
             self.in_post = True
-        print(format_own(text, me=me, current=room, look=look, raw=post), flush=True)
+        write_line(format_own(text, me=me, current=room, look=look, raw=post))
 
     def paste(self, buff: Buffer, data: str) -> None:
         """A bracketed paste of *data* into *buff*."""
@@ -140,7 +140,7 @@ class Typing:
             for line in lines:
                 self.send(line)
         else:
-            print(f"paste of {len(lines)} lines dropped", flush=True)
+            write_line(f"paste of {len(lines)} lines dropped")
 
     def switch(self, room: str | None) -> None:
         """Make joined *room* current (None: nothing)."""

@@ -2,9 +2,10 @@
 
 A prompt_toolkit ``PromptSession`` reads lines on the main thread (in an
 asyncio loop) while :class:`~chatroom.client.loop.ClientLoop` runs the
-connection on a background thread. Everything is printed under
-``patch_stdout(raw=True)``, so incoming lines appear above the prompt and the
-line being typed stays intact. The prompt is **one** long-running
+connection on a background thread. Everything is printed through
+:func:`chatroom.client.screenout.chat_stdout` (prompt_toolkit's ``patch_stdout``
+without its switch to cooked mode, which echoed keys typed meanwhile), so
+incoming lines appear above the prompt and the line being typed stays intact. The prompt is **one** long-running
 application: Enter hands the line to the loop and clears the input without
 leaving the application (its ``accept_handler``), so there is never a moment
 between two prompts where output could land on a half-drawn prompt (which
@@ -44,7 +45,6 @@ import argparse
 import asyncio
 import os
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -56,14 +56,13 @@ from prompt_toolkit.application.current import get_app_or_none
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.output import ColorDepth
-from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import is_dumb_terminal
 
 from chatroom.client.complete import ChatCompleter
 from chatroom.client.console import format_bars
-from chatroom.client.display import ERROR, Look, Shown, color_depth, format_event, paint
+from chatroom.client.display import ERROR, Look, Shown, color_depth, format_event, paint, write_line
 from chatroom.client.events import Event, parse
 from chatroom.client.inputs import CTRL_C_HINT, CtrlC
 from chatroom.client.io import load_transfer
@@ -71,6 +70,7 @@ from chatroom.client.keys import Typing, key_bindings
 from chatroom.client.loop import ClientLoop
 from chatroom.client.resize import fix_resize, terminal_rewraps
 from chatroom.client.rooms import Rooms
+from chatroom.client.screenout import chat_stdout
 
 __all__ = ["TuiConsole", "history_path", "run_tui"]
 
@@ -135,12 +135,12 @@ class TuiConsole:
         self.rooms.seen(ev, me=self.me(), mention=shown.mention)
         if not ev.tags and text.startswith("/"):
             self.completer.learn_help(text)
-        print(shown.text, file=sys.stdout, flush=True)
+        write_line(shown.text)
         if (shown.mention or shown.private) and self.notify is not None:
             self.notify(shown, ev)
 
     def error(self, text: str) -> None:
-        print(paint(text, ERROR.get(self.look.depth, ""), self.look), file=sys.stdout, flush=True)
+        write_line(paint(text, ERROR.get(self.look.depth, ""), self.look))
 
 
 def _columns() -> int:
@@ -283,7 +283,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
                 session.app.invalidate()
 
     session.bottom_toolbar = toolbar
-    with patch_stdout(raw=True):
+    with chat_stdout():
         if history_problem:
             console.error(history_problem)
         thread = threading.Thread(target=network, name="chatroom-network", daemon=True)
@@ -303,7 +303,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
                     kept = session.default_buffer.text
                     action = ctrl_c.press(time.monotonic())
                     if action == "hint":
-                        print(CTRL_C_HINT, flush=True)
+                        write_line(CTRL_C_HINT)
                     else:
                         loop.request_quit(force=action == "abort")
                     continue
