@@ -5,6 +5,7 @@ Usage::
     python bench/client_recv.py                       # 1 GiB, 3 runs of each case, results as Markdown
     python bench/client_recv.py --size 256M --runs 1  # a quick look
     python bench/client_recv.py --profile             # one 1-receiver run with the client under cProfile
+    python bench/client_recv.py --before /tmp/v-old/bin/chatroom-client  # plus the old client, same run
 
 Every case runs through a fresh ``chatroom-server --quiet --flood-rate 0 --no-plugins`` on 127.0.0.1, with
 the raw frame-protocol sender of ``bench/transfer.py`` (1 MiB ``file-data`` frames read from a file, hashed
@@ -14,7 +15,9 @@ with SHA-256, sent with ``sendmsg``); cases are interleaved run by run so backgr
   see ``file-end``, nothing else: no hashing, no disk). Its MB/s is what the relay can deliver;
 * **chatroom-client, 1 receiver** and **3 receivers**: ``chatroom-client --accept-files all`` in line
   mode (stdin a pipe kept open), each writing to its own ``--received-dir``; done when it prints
-  ``received "bench.bin" ... sha256 ok`` (the client hashed, wrote, checked and moved the file).
+  ``received "bench.bin" ... sha256 ok`` (the client hashed, wrote, checked and moved the file);
+* with ``--before CLIENT``, 1 receiver again with another ``chatroom-client`` executable (an older
+  version in another venv), for a before/after comparison in the same run.
 
 MB/s is end to end (10^6 bytes/s), from the sender's first data byte to the last receiver done. CPU
 seconds per GiB per receiver are utime+stime of each receiving process from ``/proc/PID/stat`` over the
@@ -67,12 +70,13 @@ def role_discard(args: argparse.Namespace) -> None:
 class Client:
     """A ``chatroom-client`` receiving into *folder*; its stdout lines are queued by a thread."""
 
-    def __init__(self, port: int, nick: str, folder: Path, profile: Path | None = None) -> None:
+    def __init__(self, port: int, nick: str, folder: Path, profile: Path | None = None,
+                 program: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         args = ["--port", str(port), "--name", nick, "--accept-files", "all", "--received-dir", str(folder / "in"),
                 "--send-dir", str(folder / "out")]
         if profile is None:
-            cmd = [shutil.which("chatroom-client") or "chatroom-client", *args]
+            cmd = [program or shutil.which("chatroom-client") or "chatroom-client", *args]
         else:
             code = ("import cProfile, sys; from chatroom.client.cli import main; "
                     f"sys.argv = ['chatroom-client', *{args!r}]; "
@@ -119,8 +123,10 @@ class Client:
                 self.proc.wait()
 
 
-def run_case(path: Path, size: int, receivers: int, tmp: Path, profile: Path | None = None) -> dict[str, Any]:
-    """One run through a fresh server; ``receivers == 0`` is the discarding baseline receiver."""
+def run_case(path: Path, size: int, receivers: int, tmp: Path, profile: Path | None = None,
+             program: str | None = None) -> dict[str, Any]:
+    """One run through a fresh server; ``receivers == 0`` is the discarding baseline receiver; *program*
+    is another ``chatroom-client`` executable (``--before``)."""
     server = subprocess.Popen(
         ["chatroom-server", "--port", "0", "--quiet", "--data-dir", str(tmp / "data"), *tb.NO_FLOOD,
          "--max-file-size", str(size), "--no-plugins"],
@@ -137,7 +143,7 @@ def run_case(path: Path, size: int, receivers: int, tmp: Path, profile: Path | N
             procs.append(discard)
             tb.wait_ready(discard)
         for i in range(receivers):
-            clients.append(Client(port, f"r{i}", tmp / f"r{i}", profile))
+            clients.append(Client(port, f"r{i}", tmp / f"r{i}", profile, program))
         cpu0 = [c.cpu() for c in clients]
         sender = tb.spawn("sender", "--mode", "chatroom", "--port", str(port), "--file", str(path),
                           "--size", str(size))
@@ -178,6 +184,8 @@ def main() -> None:
     parser.add_argument("--size", type=tb.parse_size, default=GIB, help="file size (default 1G)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="one 1-receiver run, the client under cProfile")
+    parser.add_argument("--before", metavar="CLIENT", help="also run 1 receiver with this chatroom-client "
+                        "executable (e.g. an older version installed in another venv), in the same run")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--nick", help=argparse.SUPPRESS)
@@ -185,8 +193,11 @@ def main() -> None:
     if args.role == "discard":
         role_discard(args)
         return
-    plan = [("relay (raw receiver that discards)", 0), ("chatroom-client, 1 receiver", 1),
-            ("chatroom-client, 3 receivers", 3)]
+    plan: list[tuple[str, int, str | None]] = [("relay (raw receiver that discards)", 0, None),
+                                               ("chatroom-client, 1 receiver", 1, None),
+                                               ("chatroom-client, 3 receivers", 3, None)]
+    if args.before:
+        plan.append(("--before client, 1 receiver", 1, args.before))
     load0 = os.getloadavg()[0]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chatroom-client-bench-") as tmp_name:
@@ -200,10 +211,10 @@ def main() -> None:
 
             pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
             return
-        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in plan}
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in plan}
         for run in range(args.runs):
-            for name, n in plan:
-                results[name].append(run_case(path, args.size, n, tmp))
+            for name, n, program in plan:
+                results[name].append(run_case(path, args.size, n, tmp, program=program))
                 print(f"run {run + 1}/{args.runs} {name}: {results[name][-1]}", file=sys.stderr)
     med = {k: {f: statistics.median(r[f] for r in v) for f in ("mbps", "cpu_per_gib")} for k, v in results.items()}
     relay = med[plan[0][0]]["mbps"]
