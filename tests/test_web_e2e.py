@@ -126,6 +126,7 @@ def test_upgrade_origin_check_and_hello(web) -> None:  # type: ignore[no-untyped
     assert WSClient(host, port, origin=None).status == 101  # not a browser: no Origin to check
     status, headers, _ = get(host, port, "/ws")
     assert status == 426
+    assert get(host, port, "/ws", "Upgrade: websocket", "Connection: Upgrade")[0] == 400  # no key, no version
 
 
 def test_oversized_messages_bad_frames_and_bad_utf8(web) -> None:  # type: ignore[no-untyped-def]

@@ -167,8 +167,14 @@ class Hub:
         member.nick = nick
         if old != nick:
             entry = Notice("", 0, self.clock(), "nick", nick, member.account, f"{old} is now known as {nick}", old)
-            for other_member in self.co_members(member):
-                self.send(other_member, entry)  # type: ignore[arg-type]
+            encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
+            for other in self.co_members(member):
+                self.flush_for(other)
+                key = (other.wire_index << 1) | other.tagged
+                data = encoded.get(key)
+                if data is None:
+                    data = encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
+                other.deliver(data)
         member.changed()
         return old
 

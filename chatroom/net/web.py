@@ -32,6 +32,7 @@ from typing import Any
 import h11
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
+from wsproto.utilities import ProtocolError
 
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN
@@ -200,7 +201,10 @@ class _Web:
                 origin = headers.get(b"origin", b"").decode("latin-1")[:100]
                 log.info("refused a WebSocket from %s: origin %r", conn.host, origin, extra=CONN)
                 return self._refuse_http(conn, 403, f"origin {origin} is not allowed (chatroom-server --web-origin)")
-            conn.deliver(parser.upgrade(request))
+            try:
+                conn.deliver(parser.upgrade(request))
+            except ProtocolError as exc:  # no key, a wrong version...: wsproto's reason
+                return self._refuse_http(conn, 400, f"not a WebSocket upgrade: {exc}")
             return self._open(conn)
         if request.method not in (b"GET", b"HEAD"):
             return self._refuse_http(conn, 405, "GET or HEAD only", allow=True)

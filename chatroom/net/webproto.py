@@ -138,7 +138,10 @@ class WebParser:
             self.http.receive_data(bytes(data))
 
     def upgrade(self, request: HttpRequest) -> bytes:
-        """Accept *request* as a WebSocket (no extension, no subprotocol); returns the ``101`` response."""
+        """Accept *request* as a WebSocket (no extension, no subprotocol); returns the ``101`` response.
+
+        Raises ``wsproto.utilities.ProtocolError`` for a request that is no valid upgrade (no key, another version).
+        """
         assert self.http is not None
         while self.http.next_event() not in (h11.PAUSED, h11.NEED_DATA):  # the request's EndOfMessage
             pass
