@@ -261,9 +261,12 @@ def test_requests_and_their_bounds() -> None:
 
 def test_text_messages_are_lines_and_binary_messages_frames() -> None:
     parser, client = upgraded([TextMessage(data="hi\n/join #x\r\nlast\n"), TextMessage(data=""),
-                               BytesMessage(data=b"file-data 7\n\x00\x01\x02"), Ping(payload=b"p")])
+                               BytesMessage(data=b"file-data 7\n\x00\x01\x02"), Ping(payload=b"p"),
+                               TextMessage(data="one line\r"), TextMessage(data="é" * 20000),
+                               TextMessage(data="é" * 40000)])  # 40,000 characters, 80,000 bytes
     events = drain(parser)
     assert events[:5] == [Line("hi"), Line("/join #x"), Line("last"), Line(""), Frame("file-data 7", b"\x00\x01\x02")]
+    assert events[6:] == [Line("one line"), Line("é" * 20000), TooLong("line", 80000)]
     assert isinstance(events[5], WsPing)
     client.receive_data(events[5].pong)
     assert [type(e).__name__ for e in client.events()] == ["Pong"]

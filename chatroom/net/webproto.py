@@ -100,7 +100,7 @@ class WebParser:
     """h11 until :meth:`upgrade`, then wsproto; ``events`` holds the lines of a text message not handed out yet."""
 
     __slots__ = ("http", "ws", "events", "frame_filter", "max_text", "max_frame", "_parts", "_size", "_open",
-                 "_text", "_skip")
+                 "_text", "_skip", "_gen")
 
     def __init__(self, max_text: int = MAX_LINE, max_frame: int = MAX_FRAME) -> None:
         self.http: h11.Connection | None = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
@@ -114,6 +114,7 @@ class WebParser:
         self._open = False  # inside a message
         self._text = False
         self._skip = False  # over the limit: counted, not kept
+        self._gen: Any = None  # wsproto's events() generator while it has events left
 
     @property
     def partial(self) -> bool:
@@ -209,10 +210,18 @@ class WebParser:
         ws = self.ws
         assert ws is not None
         for _ in range(64):
-            event = next(ws.events(), None)
-            if event is None:
+            gen = self._gen
+            if gen is None:
+                gen = self._gen = ws.events()
+            event = next(gen, None)
+            if event is None:  # wsproto ran dry: a new generator once more bytes came
+                self._gen = None
                 return None
             kind = event.__class__
+            if kind is TextMessage and not self._open and event.message_finished and len(event.data) <= self.max_text \
+                    and "\n" not in event.data and (len(event.data) * 4 <= self.max_text or event.data.isascii()):
+                data = event.data  # the common case: one line typed, one whole frame
+                return Line(data[:-1] if data.endswith("\r") else data)
             if kind is TextMessage or kind is BytesMessage:
                 done = self._piece(event, kind is TextMessage)
                 if done is not None:
