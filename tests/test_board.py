@@ -415,7 +415,8 @@ def test_e2e_read_100000_lines_while_chat_flows(server_factory) -> None:  # type
         dave.expect(f"carol: ping {i}")
         worst = max(worst, time.monotonic() - start)
     growth_kib = _rss_kib(srv.proc.pid) - rss_before
-    assert worst < 1.0, f"chat stalled {worst:.3f} s behind a stalled /read"
+    # a generous bound (a shared CI machine): without backpressure chat would wait for ever behind the read
+    assert worst < 5.0, f"chat stalled {worst:.3f} s behind a stalled /read"
     assert growth_kib < 5 * 1024, f"server grew {growth_kib} KiB while a 10 MB /read was pending"
 
     got: list[str] = []
@@ -436,4 +437,4 @@ def test_e2e_read_100000_lines_while_chat_flows(server_factory) -> None:  # type
         pings += 1
     thread.join(timeout=30)
     assert got == lines
-    assert worst < 1.0
+    assert worst < 5.0
