@@ -8,10 +8,12 @@ same port and data dir. Everything synchronises on printed lines with deadlines;
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from conftest import DEADLINE
+from chatroom.wire.lines import Frame
 from test_e2e_transfer import ClientProcess
 
 
@@ -147,3 +149,22 @@ def test_a_refused_name_in_pipe_mode_says_what_to_do(server, tmp_path: Path) -> 
         assert "--name NAME" in hint
     finally:
         dup.kill()
+
+
+def test_a_sender_sees_the_shutdown_notice_when_the_server_stops_mid_transfer(server, tmp_path: Path) -> None:
+    stuck = server.connect("stuck", binary=True)  # reads one chunk, then nothing: the sender stalls
+    alice = ClientProcess(server.port, tmp_path / "alice", "--name", "alice")
+    try:
+        stuck.expect_where(joined("alice"), "alice's nick")
+        (alice.send_dir / "huge.bin").write_bytes(os.urandom(64 * 1024 * 1024))
+        alice.send("/sendfile huge.bin")
+        frame = stuck.next_event()
+        while not (isinstance(frame, Frame) and frame.meta.startswith("file-data ")):
+            frame = stuck.next_event()  # the transfer is under way
+        server.stop()
+        assert alice.proc.wait(DEADLINE) == 1
+        out = rest_of_output(alice)
+        assert "* server shutting down" in out, out
+        assert out[-1] == "connection to server lost", out
+    finally:
+        alice.kill()
