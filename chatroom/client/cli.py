@@ -82,6 +82,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from chatroom.client.config import ConfigError, default_config_path, load_config
 from chatroom.client.console import LineConsole
 from chatroom.client.display import add_display_options
 from chatroom.client.handshake import SERVER_PASSWORD_ENV
@@ -129,10 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``chatroom-client`` argument parser."""
     p = argparse.ArgumentParser(
         prog="chatroom-client",
-        description="Chat in a chatroom-server room. Type a line to send it; /help lists the "
-        "server's commands; /sendfile NAME sends a file from the send folder; /transfers lists files moving "
-        "and offers waiting; /cancel ID stops one; /accept [ID] or /decline [ID] answers an offer; /quit leaves.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the config path below is never broken up
+        description="Chat in a chatroom-server room. Type a line to send it; /help lists the server's\n"
+        "commands; /sendfile NAME sends a file from the send folder; /transfers lists files\n"
+        "moving and offers waiting; /cancel ID stops one; /accept [ID] or /decline [ID]\n"
+        "answers an offer; /quit leaves.",
+        epilog=f"config file: {default_config_path()}\n"
+        "  ($XDG_CONFIG_HOME/chatroom/client.toml, or --config PATH) sets any long option\n"
+        "  by its name without dashes (port = 5000, send_dir = \"out\", reconnect = true;\n"
+        "  tables [tls] and [display] only group keys); flags given here win. See the README.",
     )
+    p.add_argument("--config", type=Path, metavar="PATH",
+                   help="read settings from PATH instead of the config file named below")
     p.add_argument("--name", help="your nick in the room (asked for when missing)")
     p.add_argument("--port", type=_port_arg, help="the server's port (asked for when missing)")
     p.add_argument("--host", default="127.0.0.1", help="the server's address (default: %(default)s)")
@@ -177,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "it (implies --tls)")
     add_display_options(p)
     return p
+
+
+def parse_with_config(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, with the config file's values (:mod:`chatroom.client.config`) as defaults: flags win.
+
+    Raises :class:`~chatroom.client.config.ConfigError`; argparse exits (status 2) on bad flags."""
+    parser = build_parser()
+    first, _ = parser.parse_known_args(argv)
+    path = first.config if first.config is not None else default_config_path()
+    parser.set_defaults(**load_config(path, parser, required=first.config is not None))
+    return parser.parse_args(argv)
 
 
 def read_line_fd(fd: int) -> bytes:
@@ -348,7 +368,11 @@ def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``chatroom-client``; returns the exit status (see the module docstring)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_with_config(argv)
+    except ConfigError as exc:
+        print(f"chatroom-client: {exc}", file=sys.stderr)
+        return 2
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     stdin_fd = sys.stdin.fileno()
     try:
