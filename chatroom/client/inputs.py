@@ -165,7 +165,7 @@ def _ends(kind: str, value: Any) -> bool:
 
 #: Seconds within which a second Ctrl-C quits.
 CTRL_C_WINDOW = 2.0
-CTRL_C_HINT = "* Ctrl-C again within 2 s quits (so do /quit and Ctrl-D); your typed line is kept"
+CTRL_C_HINT = "* Ctrl-C again within 2 s quits (or /quit); your typed line is kept"
 
 
 class CtrlC:
