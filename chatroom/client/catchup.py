@@ -86,7 +86,7 @@ class RoomSide:
         self._muted = False  # a reconnect's greeting and replay: not shown
         self._catching = False  # a reconnect's rejoin and history fetch are running
         self._rejoin_rooms: list[str] = []
-        self._missed: dict[str, list[str]] = {}
+        self._missed: dict[str, list[Event]] = {}
         self._missed_ids: dict[str, set[int]] = {}
         self._pages: dict[str, int] = {}
         self._held_live: list[Event] = []
@@ -130,8 +130,7 @@ class RoomSide:
         self._note_id(room, msgid)
         if msgid not in self._missed_ids[room] and event.nick != self.name:
             self._missed_ids[room].add(msgid)
-            marked = event.text.startswith(f"[{event.room}] ")  # /history does not mark the room: say it
-            self._missed[room].append(event.text if marked else f"[{room}] {event.text}")
+            self._missed[room].append(event)
 
     def _show_live(self, room: str, event: Event) -> None:
         if event.msgid is not None:
@@ -145,7 +144,15 @@ class RoomSide:
         if show is not None:
             show(event)
         else:
-            self.console.line(event.text)
+            self._print(event)
+
+    def _print(self, event: Event, text: str | None = None) -> None:
+        """Hand a room line to the console: with its tags when it takes events (the terminal UI)."""
+        show = getattr(self.console, "event", None)
+        if show is not None:
+            show(event)
+        else:
+            self.console.line(event.text if text is None else text)
 
     def _note_id(self, room: str, msgid: int) -> None:
         self.last_ids[room] = max(msgid, self.last_ids.get(room, 0))
@@ -289,9 +296,10 @@ class RoomSide:
             if full:
                 summary += f" (more in {', '.join(full)}: /history ROOM)"
         self.console.line(f"* reconnected after {away}; {summary}")
-        for room, lines in self._missed.items():
-            for line in lines:
-                self.console.line(line[len(room) + 3:] if room == self.current_room else line)
+        for room, events in self._missed.items():
+            for event in events:  # /history does not mark another room in its text: say it
+                marked = room == self.current_room or event.text.startswith(f"[{event.room}] ")
+                self._print(event, event.text if marked else f"[{event.room}] {event.text}")
         held, self._held_live = self._held_live, []
         seen = self._missed_ids
         self._pages = {}

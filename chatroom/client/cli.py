@@ -2,7 +2,7 @@
 
 Usage::
 
-    chatroom-client --name alice --port 5000 [--host 127.0.0.1]
+    chatroom-client --name alice --port 5000 [--host 127.0.0.1] [--config PATH] [--[no-]reconnect]
                     [--send-dir send] [--received-dir received] [--auto-send [--settle 1.0]]
                     [--quit-wait 30] [--tls [--ca FILE | --fingerprint SHA256:...]]
                     [--accept-files ask|all|none] [--password [PASSWORD]]
@@ -62,6 +62,16 @@ TLS (``--tls``): the certificate is checked as :mod:`chatroom.client.trust`
 says (system CAs or ``--ca FILE``; a self-signed server trusted on first use
 and remembered in ``~/.config/chatroom/known_hosts``; ``--fingerprint`` pins
 it); a refusal is one line on stderr and exit status 1.
+
+Config file (:mod:`chatroom.client.config`): ``$XDG_CONFIG_HOME/chatroom/client.toml``
+(default ``~/.config/chatroom/client.toml``) or ``--config PATH`` sets any long
+option; flags win; a bad file is one line on stderr and exit status 2.
+
+Reconnect (``--reconnect``/``--no-reconnect``; default on for a terminal, off
+in line mode so that scripts see the loss): a dropped connection is dialled
+again with backoff, the handshake redone, rooms rejoined and missed lines
+fetched by history id (:mod:`chatroom.client.reconnect`,
+:mod:`chatroom.client.catchup`); ``/quit``, Ctrl-D and Ctrl-C end it at once.
 
 Exit status: 0 after ``/quit``; 1 when the server cannot be reached, its
 TLS certificate is refused or the connection is lost (``connection to server lost`` on stderr); 2 for bad

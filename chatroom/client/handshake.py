@@ -33,7 +33,7 @@ expected); typed lines wait until every reply is in.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["PASS_ASK", "SERVER_PASSWORD_ENV", "HandshakeSide"]
 
@@ -62,12 +62,16 @@ class HandshakeSide:
     _named: bool
     _status: int | None
     _tm: Any
+    _confirmed: bool  # "* you are NAME" was shown
 
     def _send(self, text: str) -> None:  # provided by ClientLoop
         raise NotImplementedError
 
     def _changed(self) -> None:  # provided by ClientLoop
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # provided by RoomSide (type-only: no stub shadows it)
+        def _after_reply(self) -> None: ...
 
     def _start_handshake(self) -> None:
         if self._tm is not None:
@@ -165,3 +169,12 @@ class HandshakeSide:
         self.console.line(f"* the server refused the name {self.name}: type another name (or /quit)")
         self.naming = True
         self._changed()
+
+    def _after_handshake_reply(self) -> None:
+        """After each consumed handshake reply: ``* you are NAME`` once named (a terminal), then the next
+        step of :mod:`chatroom.client.catchup`."""
+        if self._named and not self._confirmed and not any(p in ("nick", "login") for p in self._pending):
+            self._confirmed = True
+            if self.interactive:
+                self.console.line(f"* you are {self.name}")
+        self._after_reply()

@@ -48,9 +48,13 @@ Life of a connection:
    fetched by history id (:mod:`chatroom.client.catchup`, needs ``tags``).
    Typed input: :mod:`chatroom.client.inputs`.
 
-Exit statuses returned by :meth:`ClientLoop.run`: 0 after a clean quit, 1 when
-the connection is lost without reconnecting (``connection to server lost`` on
-the error console), 2 when the name is refused in non-interactive mode.
+A lost connection first shows what the server still sent (a failed send can
+come before the read that finds ``* server shutting down``), then ends the
+running transfers. Exit statuses returned by :meth:`ClientLoop.run`: 0 after a
+clean quit (or ``/quit``, Ctrl-D, Ctrl-C while reconnecting), 1 when the
+connection is lost without reconnecting (``connection to server lost`` on the
+error console), 2 when the name is refused in non-interactive mode
+(:attr:`ClientLoop.refused` says which: ``nick``, ``login`` or ``pass``).
 """
 
 from __future__ import annotations
@@ -309,6 +313,8 @@ class ClientLoop(FileSide, HandshakeSide, RoomSide, InputSide, ReconnectSide):
             self._tm.close(LOST)  # 'sending "NAME" stopped: connection to server lost'
             self._tm = None
         if self._connect is not None and self._quit == "no" and (self._confirmed or self._lost_at):
+            self.progress = []  # the transfers ended with the connection
+            self._changed()
             self._go_offline()
             return
         self.console.error(LOST)
@@ -365,13 +371,6 @@ class ClientLoop(FileSide, HandshakeSide, RoomSide, InputSide, ReconnectSide):
         elif self._room_event(text):
             return
         self.console.line(text)
-
-    def _after_handshake_reply(self) -> None:
-        if self._named and not self._confirmed and not any(p in ("nick", "login") for p in self._pending):
-            self._confirmed = True
-            if self.interactive:
-                self.console.line(f"* you are {self.name}")
-        self._after_reply()
 
     # ---- outgoing ------------------------------------------------------------------
 
