@@ -125,8 +125,8 @@ class RoomSide:
     def _missed_line(self, room: str, event: Event) -> None:
         """A history line during a rejoin: missed when it answers ``/history since`` (not a /join replay)."""
         msgid = event.msgid
-        if msgid is None or self._pages[room] == 0:
-            return
+        if msgid is None or not self._pending or self._pending[0] != f"history:{room}":
+            return  # the replay of a /join (replies come in order: the head of _pending is answering)
         self._note_id(room, msgid)
         if msgid not in self._missed_ids[room] and event.nick != self.name:
             self._missed_ids[room].add(msgid)
