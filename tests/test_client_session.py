@@ -9,24 +9,18 @@ same port and data dir. Everything synchronises on printed lines with deadlines;
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 import time
 from pathlib import Path
 
-from conftest import DEADLINE
+from conftest import DEADLINE, LineClient
 from chatroom.wire.lines import Frame
 from test_e2e_transfer import ClientProcess
 
 
 def joined(nick: str):  # type: ignore[no-untyped-def]
     return lambda line: line == f"* {nick} joined lobby" or line.endswith(f" is now known as {nick}")
-
-
-def named(server, nick: str, source: str | None = None):  # type: ignore[no-untyped-def]
-    client = server.silent_client(source=source)
-    client.expect_prefix("* Welcome")
-    client.send(f"/nick {nick}")
-    client.expect(f"OK nick {nick}")
-    return client
 
 
 def rest_of_output(client: ClientProcess) -> list[str]:
@@ -59,24 +53,26 @@ def test_reconnect_after_a_restart_rejoins_and_shows_missed_lines_once(server_fa
         alice.expect("* server shutting down")
         alice.expect(lambda line: line.startswith("connection to server lost; reconnecting in "))
 
-        second = server_factory("--port", str(port), "--max-per-address", "1", data_dir=data)
-        blocker = second.silent_client()  # 127.0.0.1's only slot: alice cannot get back in yet
-        blocker.expect_prefix("* Welcome")
-        bob = named(second, "bob", source="127.0.0.2")
+        # While alice keeps trying the old port, the rooms go on elsewhere on the same data dir.
+        interim = server_factory(data_dir=data)
+        bob = interim.connect("bob")
         bob.send("missed one")
         bob.send("missed two")
         bob.send("/join #design")
         bob.expect("OK join #design (1 member)")
         bob.send("missed in design")
         bob.sync()
-        blocker.close()  # now alice's next attempt gets in
+        interim.stop()
+        second = server_factory("--port", str(port), data_dir=data)  # the old port again: alice gets in
+        bob = second.connect("bob")
+        bob.send("/join #design")
+        bob.expect("OK join #design (1 member)")
 
         summary = alice.expect(lambda line: line.startswith("* reconnected after "), timeout=3 * DEADLINE)
         assert summary.endswith("; 1 missed line in #design, 2 in #lobby"), summary
         missed = alice.lines_until(lambda line: "missed two" in line)
         assert [line.split("] ", 2)[-1] for line in missed] == ["bob: missed in design", "bob: missed one"]
         assert missed[0].startswith("[#design] [")
-        bob.expect_where(lambda line: line == "* alice joined design", "alice back in #design")
         bob.send("live after")
         alice.expect("[#design] bob: live after")
         alice.send("back again")
@@ -166,5 +162,71 @@ def test_a_sender_sees_the_shutdown_notice_when_the_server_stops_mid_transfer(se
         out = rest_of_output(alice)
         assert "* server shutting down" in out, out
         assert out[-1] == "connection to server lost", out
+    finally:
+        alice.kill()
+
+
+SERVER_PW = "letmein-pass"
+ALICE_PW = "alice-secret-1"
+
+
+def tls_client(server, nick: str | None = None):  # type: ignore[no-untyped-def]
+    """A raw line client over TLS past the server password (named *nick*), with message tags."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection((server.host, server.port), timeout=DEADLINE)
+    client = LineClient.from_socket(context.wrap_socket(raw, server_hostname="localhost"))
+    server.clients.append(client)
+    client.expect_prefix("* This server needs a password")
+    client.send(f"/pass {SERVER_PW}")
+    client.expect("OK pass")
+    client.send("/caps tags")
+    client.expect("OK caps tags")
+    if nick:
+        client.send(f"/nick {nick}")
+        client.expect(f"OK nick {nick}")
+    return client
+
+
+def test_reconnect_over_tls_gives_the_server_password_and_logs_in_again(server_factory, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    secret = tmp_path / "server-password"
+    secret.write_text(SERVER_PW + "\n")
+    first = server_factory("--tls", "--password-file", str(secret), data_dir=data)
+    fingerprint = first.proc.stdout.readline().split(" fingerprint ")[1].strip()  # type: ignore[union-attr]
+    port = first.port
+    registrar = tls_client(first, "alice")
+    registrar.send(f"/register {ALICE_PW}")
+    registrar.expect_prefix("OK registered alice")
+    registrar.send("/quit")
+    registrar.expect("OK")
+    bob = tls_client(first, "bob")
+    alice = ClientProcess(port, tmp_path / "alice", "--name", "alice", "--reconnect", "--tls", "--fingerprint",
+                          fingerprint, "--server-password", SERVER_PW, "--password", ALICE_PW)
+    try:
+        bob.expect_where(lambda line: line.endswith(" is now known as alice"), "alice logged in")
+        alice.send("/upper ready")
+        alice.expect("READY")
+        first.stop()
+        alice.expect(lambda line: line.startswith("connection to server lost; reconnecting in "))
+
+        interim = server_factory("--tls", "--password-file", str(secret), data_dir=data)  # another port
+        away = tls_client(interim, "bob")
+        away.send("said while alice was away")
+        away.sync()
+        interim.stop()
+        second = server_factory("--port", str(port), "--tls", "--password-file", str(secret), data_dir=data)
+        bob = tls_client(second, "bob")
+        summary = alice.expect(lambda line: line.startswith("* reconnected after "), timeout=3 * DEADLINE)
+        assert summary.endswith("; 1 missed line in #lobby"), summary
+        alice.expect(lambda line: line.endswith("bob: said while alice was away"))
+        alice.send("back, logged in")
+        bob.expect_where(lambda text: text.endswith(" alice: back, logged in"), "alice's line")
+        assert "account=alice" in bob.seen[-1].split(" ", 1)[0].lstrip("@").split(";"), bob.seen[-1]
+        alice.send("/quit")
+        assert alice.proc.wait(DEADLINE) == 0
+        out = rest_of_output(alice)
+        assert SERVER_PW not in "\n".join(out) and ALICE_PW not in "\n".join(out)
     finally:
         alice.kill()
