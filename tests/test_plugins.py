@@ -547,7 +547,8 @@ def test_a_slow_hook_is_logged_naming_the_plugin(chatroom_room):
 
     room = chatroom_room(plugins=[("sluggish", command_plugin(Command("slow", slow)))])
     assert room.join("alice").say("/slow") == ["done"]
-    [warning] = [line for line in room.errors if "blocked the loop" in line]
+    # only sluggish's line: on a loaded machine a built-in can pass the 100 ms limit too
+    [warning] = [line for line in room.errors if "plugin sluggish blocked the loop" in line]
     assert warning.startswith("[ERROR] chatroom.plugins: plugin sluggish blocked the loop for ")
     assert "ms in test_a_slow_hook_is_logged_naming_the_plugin.<locals>.slow (limit 100 ms)" in warning
 
