@@ -97,6 +97,9 @@ def test_mentions_private_lines_and_history_are_told_apart() -> None:
     old = format_event(parse(tagged("msg", "#lobby", "bob", "alice?", history=True)), me="alice",
                        current="#lobby", look=Look(256, "%H:%M"))
     assert not old.mention and old.text.startswith("\x1b[38;5;244m[") and "\x1b[7m" not in old.text
+    for untagged in ("[12:01] bob: before the tags", "[#design] [2026-12-01 12:01] bob: missed"):
+        shown = format_event(parse(untagged), me="alice", current="#lobby", look=Look(256, "%H:%M")).text
+        assert shown == f"\x1b[38;5;244m{untagged}\x1b[0m"  # grey, the server's own time
     private = format_event(parse("bob (private): psst"), me="alice", current="#lobby", look=PLAIN)
     assert private.private and private.text == "bob (private): psst"
     assert format_own("hello", me="alice", current="#lobby", look=PLAIN) == "alice: hello"

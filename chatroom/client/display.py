@@ -65,7 +65,7 @@ GREY = {256: "38;5;244", 16: "90"}
 NOTICE = {256: "38;5;73", 16: "36"}
 ERROR = {256: "38;5;160", 16: "31"}
 _PRIVATE = re.compile(r"([^\s:]+) \(private\): ")
-_STAMP = re.compile(r"\[(?:\d{4}-\d{2}-\d{2} )?\d{2}:\d{2}\] ")
+_STAMP = re.compile(r"(?:\[#[^\]\s]+\] )?\[(?:\d{4}-\d{2}-\d{2} )?\d{2}:\d{2}\] ")
 
 
 def _count(text: str) -> int:
@@ -215,7 +215,7 @@ def format_event(ev: Event, *, me: str, current: str | None, look: Look, now: fl
 
 def _format_untagged(text: str, *, me: str, look: Look, now: float) -> Shown:
     stamp = paint(_stamp(None, look, False, now), GREY.get(look.depth, ""), look)
-    if _STAMP.match(text):  # history replayed on connecting, before "/caps tags" was answered
+    if _STAMP.match(text):  # history without tags: replayed on connecting (before "/caps tags"), or caught up
         return Shown(paint(text, GREY.get(look.depth, ""), look))
     m = _PRIVATE.match(text)
     if m is not None:
