@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +72,19 @@ def plugin_store_path(data_dir: Path, plugin: str) -> Path:
     return Path(data_dir) / "plugins" / f"{plugin}.sqlite3"
 
 
+def _set_wal(conn: sqlite3.Connection) -> str:
+    """``PRAGMA journal_mode=WAL``, retried while another connection converting the same new file holds
+    the lock (SQLite answers that at once, without the busy handler), for at most BUSY_TIMEOUT_MS."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def open_store(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
     """Open (creating it and its folder if needed) the SQLite database at *path*.
 
@@ -88,7 +102,7 @@ def open_store(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connect
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=check_same_thread)
     try:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = _set_wal(conn)
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"cannot switch {path} to WAL mode (got {mode!r})")
         conn.execute("PRAGMA synchronous=NORMAL")
