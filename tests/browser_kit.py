@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import DEADLINE, ServerProcess
+from conftest import DEADLINE, ServerProcess, stop_servers
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,15 +140,7 @@ def web_servers(tmp_path: Path) -> Iterator:
         return server
 
     yield start
-    for server in started:
-        for client in server.clients:
-            client.close()
-        if server.proc.poll() is None:
-            server.proc.kill()
-        server.proc.wait()
-        for stream in (server.proc.stdout, server.proc.stderr):
-            if stream:
-                stream.close()
+    stop_servers(started)
 
 
 class Pages:

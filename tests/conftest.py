@@ -272,12 +272,17 @@ def server_factory(tmp_path: Path) -> Iterator:
         return server
 
     yield start
+    stop_servers(started)
+
+
+def stop_servers(started: list) -> None:  # type: ignore[type-arg]
+    """Close each server's clients, kill the server if it still runs, and close its pipes (fixture teardown)."""
     for server in started:
         for client in server.clients:
             client.close()
         if server.proc.poll() is None:
             server.proc.kill()
-            server.proc.wait()
+        server.proc.wait()
         for stream in (server.proc.stdout, server.proc.stderr):
             if stream:
                 stream.close()

@@ -380,27 +380,23 @@ class Hub:
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
-        shared: dict[int, bytes] = {}  # id(encoded list) -> its batch, for variants that share one encoding
-        encoders = self.encoders
+        encoders, variants = self.encoders, self._variants
         for member in room.members.values():
-            # one encoding per (wire format, tags or not, current room or not) present in the room
-            key = (member.wire_index << 2) | member.tagged | ((member.room is not room) << 1)
+            # one encoding per (wire format, tags or not, current room or not) present in the room;
+            # a wire registered without variants has one encoding for all its members
+            wire = member.wire_index
+            key = (wire << 2) | member.tagged | ((member.room is not room) << 1) if variants[wire] else wire << 2
             lines = encoded.get(key)
-            if lines is None:  # once per variant present: a wire without variants shares one encoding
-                base = key if self._variants[member.wire_index] else key & ~3
-                lines = encoded.get(base)
-                if lines is None:
-                    encode = encoders[member.wire_index]
-                    lines = encoded[base] = [encode(e, key & 1, not key & 2, False) for _, e in pending]
-                encoded[key] = lines
+            if lines is None:
+                encode = encoders[wire]
+                lines = encoded[key] = [encode(e, key & 1, not key & 2, False) for _, e in pending]
             if member.id in senders:  # a speaker gets the batch without its own lines
                 mid = member.id
                 data = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
             else:
                 data = batches.get(key)  # type: ignore[assignment]
                 if data is None:
-                    data = shared.get(id(lines)) or shared.setdefault(id(lines), b"".join(lines))
-                    batches[key] = data
+                    data = batches[key] = b"".join(lines)
             if data:
                 member.deliver(data)
 
