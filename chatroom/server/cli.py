@@ -46,6 +46,7 @@ from chatroom.server.options import (  # noqa: F401 - re-exported for callers an
     parse_port,
     parse_size,
     positive_float,
+    room_count,
     room_name,
     web_port,
 )
@@ -146,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the room everyone starts in (default #lobby)")
     rooms.add_argument("--history-on-join", type=history_lines, default=20, metavar="N",
                        help="lines of a room's history sent to a member who joins it (0-500, default 20; 0: none)")
+    rooms.add_argument("--max-rooms", type=room_count, default=1000, metavar="N", help="most rooms the server holds "
+                       "(1-1000000, default 1000); creating one more is refused (docs/protocol.md, Room lifetime)")
     rooms.add_argument("--no-history", action="store_true",
                        help="do not record what is said in rooms (rooms and topics still persist)")
     rooms.add_argument("--history-keep", type=history_keep, default=(None, None), metavar="SPEC",
@@ -283,7 +286,7 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items()}
     options.update(default_room=args.default_room, history_on_join=args.history_on_join,
                    history_keep_lines=args.history_keep[0], history_keep_days=args.history_keep[1],
-                   record_history=not args.no_history)
+                   record_history=not args.no_history, max_rooms=args.max_rooms)
     return options
 
 

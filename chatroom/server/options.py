@@ -62,6 +62,14 @@ def non_negative_int(text: str) -> int:
     return int(_number(int, text))
 
 
+def room_count(text: str) -> int:
+    """``"1000"`` -> 1000: a number of rooms, 1 to 1,000,000; raises argparse.ArgumentTypeError otherwise."""
+    value = non_negative_int(text)
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"from 1 to 1000000 rooms: {text!r}")
+    return value
+
+
 def history_lines(text: str) -> int:
     """``"20"`` -> 20: a number of history lines, 0 to 500; raises argparse.ArgumentTypeError otherwise."""
     value = non_negative_int(text)
