@@ -112,12 +112,13 @@ def me(ctx: Context, args: list[str]) -> None:
 def history(ctx: Context, args: list[str]) -> None:
     """``/history [#room] [N]``, ``/history since ID [N]``, ``/history before ID [N]``: stored lines
     (marked as history), then ``OK N lines``."""
-    room = _current(ctx)
     if args and args[0].startswith("#"):
         found = ctx.find_room(args[0])
         if found is None:
             raise CommandError(f"no such room: {args[0]}")
         room, args = found, args[1:]
+    else:
+        room = _current(ctx)
     if args and args[0] in ("since", "before"):
         if len(args) not in (2, 3):
             raise UsageError(HISTORY_USAGE)
