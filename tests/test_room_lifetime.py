@@ -7,6 +7,7 @@ Over TCP against the real chatroom-server: tests/test_lifetime_e2e.py.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,36 @@ def test_the_server_deletes_lingering_rooms_and_a_reused_name_never_confuses_a_c
     assert got[0].startswith("@msgid=3;") and got[-1] == "OK join #team (1 member)"
     carol.say("after the restart")
     assert carol.say("/history 1")[0].startswith("@msgid=4;")
+
+
+def test_a_failing_store_keeps_the_room_lingering_until_it_can_be_deleted(
+        tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    with History(tmp_path / "rooms.sqlite3", clock=clock) as history:
+        hub = Hub(history, clock=clock)
+        (guest,) = people(hub, "guest1")
+        real_drop = history.drop_room
+
+        def broken(name: str) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(history, "drop_room", broken)
+        visit(hub, guest, "#r1")  # holds nothing, but cannot be deleted now: it lingers, nothing raises
+        assert hub.room("#r1") is not None and hub.room("#r1").emptied == T0  # type: ignore[union-attr]
+        clock.now += LINGER
+        assert hub.rooms.expire() is False and hub.room("#r1") is not None
+        monkeypatch.setattr(history, "drop_room", real_drop)
+        assert hub.rooms.expire() is False and hub.room("#r1") is None and history.room("#r1") is None
+
+
+def test_listing_shows_each_viewer_what_the_access_rule_lets_it_see(tmp_path: Path, clock: Clock) -> None:
+    with History(tmp_path / "rooms.sqlite3", clock=clock) as history:
+        hub = Hub(history, clock=clock)
+        alice, bob = people(hub, "alice", "bob")
+        den = hub.open_room("#den", creator=alice)
+        hub.join(alice, den)
+        hub.set_topic(alice, den, "secret plans")
+        den.rules.key = "door"
+        views = {v.name: v for v in hub.rooms.listing(hub.rooms.viewer(bob))}
+        assert (views["#den"].members, views["#den"].keyed, views["#den"].topic) == (1, True, "")
+        assert hub.rooms.listing(hub.rooms.viewer(alice), "de")[0].topic == "secret plans"
+        assert [v.name for v in hub.rooms.listing(hub.rooms.viewer(bob), "#LOB")] == ["#lobby"]

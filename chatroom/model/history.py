@@ -342,13 +342,13 @@ class History:
         lines are hidden from every query now and deleted by :meth:`prune`'s bounded steps, then its counter
         goes. Ids are never given again: the name continues its counter, or, once forgotten, starts above
         every id a forgotten room had (``history_meta``): a client catching up by id is never confused."""
-        self._rooms.pop(name, None)
-        self._dirty_rooms.discard(name)
         last = self.latest_id(name)
-        with transaction(self._conn):
+        with transaction(self._conn):  # raises sqlite3.Error (nothing changed) when the store fails
             self._conn.execute("DELETE FROM rooms WHERE name = ?", (name,))
             if last:
                 self._conn.execute(_FLOOR, (name, last, last))
+        self._rooms.pop(name, None)
+        self._dirty_rooms.discard(name)
         if last:
             self._floor[name] = last
 

@@ -26,6 +26,7 @@ Reading a room's history goes through :meth:`Rooms.read`, which applies the acce
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
@@ -146,7 +147,8 @@ class Rooms:
     # -- life cycle ------------------------------------------------------------------------------
     def open(self, name: str, owner: str | None = None, creator: Member | None = None) -> Room:
         """The room called *name*, created (and persisted) if new, then owned by the account *owner*
-        (None: no owner). A new room is charged to *creator*'s creation rate (None: the server, a plugin).
+        (None: no owner). A new room is charged to *creator*'s creation rate and counted against
+        ``max_rooms`` (None: the server, which makes the default room, is not bounded).
 
         Raises :class:`~chatroom.model.errors.Refused` for an invalid name, a creator over its rate, or a
         server at ``max_rooms`` with no lingering room to delete.
@@ -157,11 +159,12 @@ class Rooms:
         room = self._rooms.get(key)
         if room is not None:
             return room
-        bucket = self._bucket(creator) if creator is not None else None
-        if len(self._rooms) >= self.max_rooms and not self._evict():
-            raise Refused(f"this server holds {len(self._rooms)} rooms, its limit: join one of them (/rooms)")
-        if bucket is not None and creator is not None:
-            self._buckets[creator.id] = (bucket[0] - 1.0, bucket[1])
+        if creator is not None:  # a member creates it (not the server: the default room is always there)
+            bucket = self._bucket(creator)
+            if len(self._rooms) >= self.max_rooms and not self._evict():
+                raise Refused(f"this server holds {len(self._rooms)} rooms, its limit: join one of them (/rooms)")
+            if bucket is not None:
+                self._buckets[creator.id] = (bucket[0] - 1.0, bucket[1])
         room = self._rooms[key] = Room(key)
         if self.history is not None:
             self.history.ensure_room(key)
@@ -214,19 +217,23 @@ class Rooms:
         cut = self.clock() - self.linger
         gone = [r for r in self._rooms.values() if r.emptied and r.emptied <= cut and not r.members]
         for room in gone[:limit]:
-            self._drop(room)
+            if not self._drop(room):
+                return False  # the store fails: try again next time
         return len(gone) > limit
 
     def _evict(self) -> bool:
-        """Delete the room that has lingered longest, to make room; False if none lingers."""
+        """Delete the room that has lingered longest, to make room; False if none lingers (or the store fails)."""
         lingering = [r for r in self._rooms.values() if r.emptied and not r.members]
-        if not lingering:
-            return False
-        self._drop(min(lingering, key=lambda r: r.emptied))
-        return True
+        return bool(lingering) and self._drop(min(lingering, key=lambda r: r.emptied))
 
-    def _drop(self, room: Room) -> None:
+    def _drop(self, room: Room) -> bool:
+        """Delete *room* and its history; False if the store failed (it lingers, and expires again later)."""
+        if self.history is not None:
+            try:
+                self.history.drop_room(room.name)
+            except sqlite3.Error:  # the history commit logs a failing store; nothing is lost by waiting
+                room.emptied = room.emptied or self.clock()
+                return False
         del self._rooms[room.name]
         room.emptied = 0.0
-        if self.history is not None:
-            self.history.drop_room(room.name)
+        return True
