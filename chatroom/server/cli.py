@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     rooms.add_argument("--max-rooms", type=room_count, default=1000, metavar="N", help="most rooms the server holds "
                        "(1-1000000, default 1000); creating one more is refused (docs/protocol.md, Room lifetime)")
     rooms.add_argument("--no-history", action="store_true",
-                       help="do not record what is said in rooms (rooms and topics still persist)")
+                       help="do not record what is said in rooms (rooms and topics are still kept)")
     rooms.add_argument("--history-keep", type=history_keep, default=(None, None), metavar="SPEC",
                        help="retention of the room history: LINES per room, DAYS with a d (30d), or both "
                             "(100000,30d); default: keep everything")
