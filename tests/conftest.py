@@ -305,3 +305,34 @@ def chromium():  # type: ignore[no-untyped-def]
     from browser_kit import launch_chromium
 
     yield from launch_chromium()
+
+
+@pytest.fixture
+def redis_factory() -> Iterator:  # type: ignore[type-arg]
+    """``start(appendonly=True, extra=()) -> RedisServer``: real ``redis-server`` processes on unix sockets in
+    short temporary folders (a socket path has at most 107 bytes), stopped by PID at teardown
+    (tests/redis_kit.py)."""
+    import shutil
+    import tempfile
+
+    from redis_kit import RedisServer
+
+    started: list[RedisServer] = []
+    folders: list[str] = []
+
+    def start(*, appendonly: bool = True, extra: tuple[str, ...] = ()) -> RedisServer:
+        folders.append(tempfile.mkdtemp(prefix="cr-redis-"))
+        started.append(RedisServer(Path(folders[-1]), appendonly=appendonly, extra=extra).start())
+        return started[-1]
+
+    yield start
+    for redis in started:
+        redis.stop()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server(redis_factory):  # type: ignore[no-untyped-def]
+    """One running ``redis-server`` with append-only persistence on a unix socket (tests/redis_kit.py)."""
+    return redis_factory()
