@@ -46,7 +46,7 @@ from chatroom.wire.lines import encode_line
 __all__ = ["CERT_FILE", "CLEAR_ERROR", "HANDSHAKE_TIMEOUT", "KEY_FILE", "TLSConnection", "TLSSocket", "TLSTransport",
            "ensure_certificate", "fingerprint", "load_tls", "server_context"]
 
-from chatroom.wire.tlssocket import RECORD, TLSSocket  # noqa: E402,F401 - re-exported
+from chatroom.sockets.tlssocket import RECORD, TLSSocket  # noqa: E402,F401 - re-exported
 
 log = logging.getLogger("chatroom.server")
 

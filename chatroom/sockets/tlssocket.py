@@ -1,4 +1,4 @@
-"""A TLS socket as a non-blocking loop and :class:`~chatroom.wire.outqueue.OutQueue` use a socket.
+"""A TLS socket as a non-blocking loop and :class:`~chatroom.sockets.outqueue.OutQueue` use a socket.
 
 Shared by the server's TLS transport and the client, like the output queue:
 ``recv`` raises BlockingIOError while TLS waits for the network, and
