@@ -66,6 +66,8 @@ MAX_ACTIVE = 8
 TICK = 1.0
 #: Ended transfer ids remembered, so late frames from their sender are dropped quietly.
 _ENDED_MEMORY = 1024
+#: The frames a client may send (docs/protocol.md, "File transfer frames").
+FRAME_KINDS = ("file-data", "file-end", "file-abort")
 
 
 def parse_id(text: str) -> int | None:
@@ -201,22 +203,23 @@ class Relay:
         """May *client* send a frame with this header? None, or why not (``""``: drop it quietly).
 
         Called by the parser before any payload byte is buffered: only a
-        client that sent ``/caps binary`` may send frames, a ``file-data``
-        payload must belong to one of its open transfers and fit in what is
-        left of it, and other frames carry no payload. A refused payload is
-        skipped as it arrives, never held in memory.
+        client that sent ``/caps binary`` may send frames, only of the
+        :data:`FRAME_KINDS`, each for one of its open transfers; a ``file-data``
+        payload must fit in what is left of it, and other frames carry no
+        payload. A refused payload is skipped as it arrives, never held in
+        memory, and the transport charges the refusal to flood control.
         """
         if "binary" not in client.caps:
             return "frames need /caps binary first"
         kind, _, rest = meta.partition(" ")
+        if kind not in FRAME_KINDS:
+            return f"unknown frame kind: {sanitize(kind)[:40]}"
+        found = self._own(client, kind, rest.partition(" ")[0])
+        if isinstance(found, str):
+            return found
         if kind != "file-data":
-            return None if size <= 4096 else f"{sanitize(kind)[:40]} frames carry no payload"
-        tid = parse_id(rest.partition(" ")[0])
-        transfer = self.transfers.get(tid) if tid is not None else None
-        if transfer is None or transfer.sender is not client:
-            if tid is not None and self._ended.get(tid) == client.id:
-                return ""  # chunks already in flight when the transfer ended
-            return f"file-data: no transfer {sanitize(rest)[:20]} of yours is open"
+            return None if size <= 4096 else f"{kind} frames carry no payload"
+        transfer, tid = found, found.id
         if transfer.asked:
             return f"file-data {tid}: the receivers have not answered yet; wait for OK sendfile"
         if size > transfer.size - transfer.relayed or size > MAX_FRAME:
@@ -232,18 +235,17 @@ class Relay:
         """
         kind, _, rest = frame.meta.partition(" ")
         tid_text, _, arg = rest.partition(" ")
-        if kind not in ("file-data", "file-end", "file-abort"):
+        if kind not in FRAME_KINDS:
             self.server.send_line(client, f"ERROR unknown frame kind: {sanitize(kind)[:40]}")
             return
-        tid = parse_id(tid_text)
-        transfer = self.transfers.get(tid) if tid is not None else None
-        if transfer is None or transfer.sender is not client:
-            if tid is not None and self._ended.get(tid) == client.id:
-                return
-            self.server.send_line(client, f"ERROR {kind}: no transfer {sanitize(tid_text)[:20]} of yours is open")
+        found = self._own(client, kind, tid_text)
+        if isinstance(found, str):
+            if found:
+                self.server.send_line(client, f"ERROR {found}")
             return
+        transfer = found
         if transfer.asked and kind != "file-abort":
-            self.server.send_line(client, f"ERROR {kind} {tid}: the receivers have not answered yet")
+            self.server.send_line(client, f"ERROR {kind} {transfer.id}: the receivers have not answered yet")
             return
         if kind == "file-data":
             self._data(transfer, frame)
@@ -252,6 +254,17 @@ class Relay:
         else:
             reason = sanitize(arg).strip()[:200] or "cancelled"
             self._end(transfer, f"sender cancelled: {reason}", tell_sender=False)
+
+    def _own(self, client: Client, kind: str, tid_text: str) -> Transfer | str:
+        """*client*'s open transfer *tid_text* names, or why not (``""``: it just ended; drop the frame quietly,
+        as chunks already in flight still arrive)."""
+        tid = parse_id(tid_text)
+        transfer = self.transfers.get(tid) if tid is not None else None
+        if transfer is not None and transfer.sender is client:
+            return transfer
+        if tid is not None and self._ended.get(tid) == client.id:
+            return ""
+        return f"{kind}: no transfer {sanitize(tid_text)[:20]} of yours is open"
 
     def on_client_left(self, client: Client) -> None:
         """*client* is gone: abort its own transfers and remove it as a receiver."""

@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web-origin", action="append", default=[], metavar="ORIGIN",
                      help="also accept WebSockets from pages of ORIGIN (https://chat.example.org; repeatable; "
                           "'*': any); by default only the server's own page may connect")
+    web.add_argument("--web-host", action="append", default=[], metavar="NAME",
+                     help="also answer pages asked for as NAME (a DNS name or address of this server; repeatable; "
+                          "'*': any); by default only this machine's names and addresses, against DNS rebinding")
     web.add_argument("--web-static", type=Path, metavar="DIR",
                      help="serve the page's files from DIR instead of the installed ones (to work on the page)")
     web.add_argument("--web-request-timeout", type=positive_float, default=10.0, metavar="S",
@@ -292,7 +295,7 @@ def web_options(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.web_port is None:
         return None
     return dict(port=args.web_port, origins=args.web_origin, static=args.web_static,
-                request_timeout=args.web_request_timeout)
+                request_timeout=args.web_request_timeout, hosts=args.web_host)
 
 
 def web_urls(server: Server, host: str, tls: bool) -> list[str]:

@@ -40,6 +40,10 @@ class TLSSocket:
         """The underlying socket's descriptor, for the selector."""
         return self.ssl.fileno()
 
+    def getsockname(self) -> Any:
+        """The local address, as the underlying socket's ``getsockname()``."""
+        return self.ssl.getsockname()
+
     def pending(self) -> int:
         """Decrypted bytes waiting inside the SSL object."""
         return self.ssl.pending()
