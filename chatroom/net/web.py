@@ -57,6 +57,8 @@ log = logging.getLogger("chatroom.server")
 
 #: Seconds an HTTP request may take from its first byte to its last header.
 REQUEST_TIMEOUT = 10.0
+#: Most room names the ``hello`` event lists (the first listed ones by name; ``/rooms`` pages through every one).
+HELLO_ROOMS = 100
 #: WebSocket close code by the reason a connection is closed for (anything else: 1001, going away).
 CLOSE_CODES = {"quit": 1000, "excess flood": 1008, "timeout": 1008, "too slow": 1008, "wrong server password": 1008,
                "internal error": 1011}
@@ -137,19 +139,16 @@ class _Web:
     _watch: set[Connection]
     _connection_class: type[WebConnection] = WebConnection
 
-    def _setup(self, *, wire_index: int, version: str, rooms: Callable[[], Iterable[str]],
-               origins: Iterable[str] = (), static: StaticFiles | None = None, hosts: Hosts | None = None,
-               request_timeout: float = REQUEST_TIMEOUT, scheme: str = "http") -> None:
+    def _setup(self, *, wire_index: int, version: str, rooms: Callable[[], Iterable[str]], gate: Gate,
+               request_timeout: float = REQUEST_TIMEOUT) -> None:
         self.wire_index = wire_index
         self.version = version
         self.rooms = rooms
-        self.gate = Gate(static if static is not None else StaticFiles(), hosts if hosts is not None else Hosts(()),
-                         origins, scheme)
+        self.gate = gate
         # HTTP connections count on a counter of their own; a member takes the server's next id when its
         # WebSocket opens, so loading a page (a connection per file) costs one guest number, not eight
         self.member_ids, self.ids = self.ids, itertools.count(1)
         self.request_timeout = request_timeout
-        self.scheme = scheme
         self.http: dict[int, WebConnection] = {}
         self._http_timer: Any = None
 
@@ -169,7 +168,7 @@ class _Web:
 
     def _too_many(self, text: str) -> bytes:
         """A 503 on the clear port; nothing on the TLS one (a browser there reads no clear text)."""
-        return plain_answer(503, text) if self.scheme == "http" else b""
+        return plain_answer(503, text) if self.gate.scheme == "http" else b""
 
     def serve(self, conn: WebConnection) -> None:  # type: ignore[override]
         """Handle a slice of events (the line transport's code), then start an HTTP request's timer, or tell a
@@ -329,17 +328,16 @@ def _local_address(sock: Any) -> str:
 
 class WebTransport(_Web, LineTransport):
     """HTTP and WebSocket on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (pass
-    ``share=`` the main transport: one id counter, connection table and per-address budget) plus those of
-    ``_Web._setup``: *wire_index* (the hub's index of :func:`~chatroom.wire.jsonwire.encode_entry`),
-    *version*, *rooms* (the server's room names, for ``hello``), *origins* (allowed besides the page's own;
-    ``"*"``: any), *static*, *hosts* (the ``Host`` names answered), *request_timeout* (seconds)."""
+    ``share=`` the main transport: one id counter, connection table and per-address budget) plus *wire_index*
+    (the hub's index of :func:`~chatroom.wire.jsonwire.encode_entry`), *version*, *rooms* (the room names
+    ``hello`` lists), *gate* (:class:`~chatroom.net.webgate.Gate`: what each request gets), *request_timeout*
+    (seconds)."""
 
     def __init__(self, loop: Any, app: Any, listener: Any, *, wire_index: int, version: str,
-                 rooms: Callable[[], Iterable[str]], origins: Iterable[str] = (), static: StaticFiles | None = None,
-                 hosts: Hosts | None = None, request_timeout: float = REQUEST_TIMEOUT, **options: Any) -> None:
+                 rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
+                 **options: Any) -> None:
         LineTransport.__init__(self, loop, app, listener, **options)
-        self._setup(wire_index=wire_index, version=version, rooms=rooms, origins=origins, static=static,
-                    hosts=hosts, request_timeout=request_timeout)
+        self._setup(wire_index=wire_index, version=version, rooms=rooms, gate=gate, request_timeout=request_timeout)
 
 
 class WebTLSTransport(_Web, TLSTransport):
@@ -349,11 +347,10 @@ class WebTLSTransport(_Web, TLSTransport):
     _connection_class = WebTLSConnection
 
     def __init__(self, loop: Any, app: Any, listener: Any, *, wire_index: int, version: str,
-                 rooms: Callable[[], Iterable[str]], origins: Iterable[str] = (), static: StaticFiles | None = None,
-                 hosts: Hosts | None = None, request_timeout: float = REQUEST_TIMEOUT, **options: Any) -> None:
+                 rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
+                 **options: Any) -> None:
         TLSTransport.__init__(self, loop, app, listener, **options)
-        self._setup(wire_index=wire_index, version=version, rooms=rooms, origins=origins, static=static,
-                    hosts=hosts, request_timeout=request_timeout, scheme="https")
+        self._setup(wire_index=wire_index, version=version, rooms=rooms, gate=gate, request_timeout=request_timeout)
 
     def _clear_text_answer(self, spoke: bool) -> bytes:
         """Clear HTTP on the HTTPS port gets a short HTTP 400 in clear (nothing else goes out in clear; a
@@ -363,18 +360,24 @@ class WebTLSTransport(_Web, TLSTransport):
 
 def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
              origins: Iterable[str] = (), static: Path | None = None, hosts: Iterable[str] = (),
-             request_timeout: float = REQUEST_TIMEOUT, **options: Any) -> WebTransport | WebTLSTransport:
+             request_timeout: float = REQUEST_TIMEOUT, listener: Any = None,
+             **options: Any) -> WebTransport | WebTLSTransport:
     """Bind *host*:*port* (0: the kernel picks) and serve the web transport there for *app*, whose room model is
     *hub* (:class:`~chatroom.model.hub.Hub`: the JSON encoder is registered with it); over TLS with the
     ``ssl.SSLContext`` *tls* (*handshake_timeout* seconds). *origins* are allowed besides the page's own (``"*"``:
     any); *static*, the folder of the page's files (default: the package's ``chatroom/web/static``; read once,
     here); *hosts*, ``Host`` names answered besides the machine's own names, *host* and the addresses
     (``--web-host``; ``"*"``: any); *request_timeout*, seconds per HTTP request;
+    *listener*, a listening socket bound already (then *port* is unused);
     *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Raises OSError if it cannot bind."""
-    listener = listen(host, port)
-    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=lambda: list(hub.rooms),
-               origins=origins, static=StaticFiles(static), request_timeout=request_timeout,
-               hosts=Hosts([*_own_names(), host, *hosts]))
+    listener = listener if listener is not None else listen(host, port)
+
+    def rooms() -> list[str]:  # what hello lists: the first listed rooms (/rooms pages through the rest)
+        return [room.name for room in hub.rooms.listed()[:HELLO_ROOMS]]
+
+    gate = Gate(StaticFiles(static), Hosts([*_own_names(), host, *hosts]), origins, "http" if tls is None else "https")
+    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=rooms, gate=gate,
+               request_timeout=request_timeout)
     if tls is not None:
         return WebTLSTransport(loop, app, listener, context=tls, handshake_timeout=handshake_timeout, **web, **options)
     return WebTransport(loop, app, listener, **web, **options)
