@@ -98,7 +98,7 @@ def test_one_senders_chat_and_private_lines_keep_their_order(chatroom_room) -> N
 def test_out_queue_sends_within_a_limit_and_survives_partial_sends_of_its_tail() -> None:
     """A write limit that falls inside the coalesced tail, then a partial send by the kernel: the tail is
     resized in place (the crash under attack 4 of issue 8 was a view on it still alive)."""
-    from chatroom.wire.outqueue import OutQueue
+    from chatroom.sockets.outqueue import OutQueue
 
     a, b = socket.socketpair()
     a.setblocking(False)

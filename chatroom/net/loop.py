@@ -30,7 +30,7 @@ from typing import Any
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
 from chatroom.net.scheduler import Scheduler
-from chatroom.wire.wakeup import Waker
+from chatroom.sockets.wakeup import Waker
 
 __all__ = ["DEFAULT_MAX_QUEUE", "LOW_WATER", "MAX_WAIT", "PASS_BUDGET", "STREAM_BATCH", "WRITE_SIZE", "Loop"]
 
