@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from chatroom.scaleout.resp import Codec, pack
+from chatroom.scaleout.address import parse_redis_url
+from chatroom.scaleout.probe import BlockingRedis
 
 DEADLINE = 10.0
 
@@ -117,17 +117,8 @@ class RedisServer:
 
     def command(self, *args: Any, timeout: float = DEADLINE) -> Any:
         """Send one command on a new blocking connection and return its reply (a ReplyError value too)."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(self.socket_path))
-            sock.sendall(pack(*args))
-            codec = Codec()
-            while True:
-                data = sock.recv(65536)
-                assert data, "redis-server closed the connection"
-                codec.feed(data)
-                for reply in codec.replies():
-                    return reply
+        with BlockingRedis(parse_redis_url(self.url), timeout) as redis:
+            return redis.command(*args)
 
     def clients(self) -> list[dict[str, str]]:
         """``CLIENT LIST`` as one dict per client (``name``, ``flags``, ``sub``...)."""

@@ -46,11 +46,12 @@ ACCEPT_PAUSE = 0.5
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket bound to *host* (IPv4, or IPv6 when it has a colon) and *port* (0: the kernel
-    picks), backlog 512. Raises OSError if it cannot bind."""
+    picks), backlog 512; *reuse_port*: with ``SO_REUSEPORT``, so other processes may bind the same port (the
+    kernel spreads new connections among them). Raises OSError if it cannot bind."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=512, reuse_port=False)
+    return socket.create_server((host, port), family=family, backlog=512, reuse_port=reuse_port)
 
 
 class LineTransport:

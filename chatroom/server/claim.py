@@ -188,6 +188,7 @@ def _take(options: ServerOptions, listener: Any, lock: DataDirLock) -> Claim:
     bound: list[socket.socket] = []
     try:
         claim = Claim(lock, listener)
+        reuse = options.reuse_port
         if options.tls_enabled:
             try:
                 claim.tls, claim.tls_fingerprint = load_tls(options.data_dir, options.host, options.tls_cert,
@@ -195,14 +196,14 @@ def _take(options: ServerOptions, listener: Any, lock: DataDirLock) -> Claim:
             except ValueError as exc:
                 raise StartupError(str(exc)) from None
         if listener is None:
-            claim.listener = _bind(options.host, options.port, lock.last.get("port"), "port", claim.notes)
+            claim.listener = _bind(options.host, options.port, lock.last.get("port"), "port", claim.notes, reuse)
             bound.append(claim.listener)
         if options.tls_port is not None:
-            claim.tls_listener = _bind(options.host, options.tls_port, None, "TLS port", claim.notes)
+            claim.tls_listener = _bind(options.host, options.tls_port, None, "TLS port", claim.notes, reuse)
             bound.append(claim.tls_listener)
         if options.web:
             claim.web_listener = _bind(options.host, options.web_port, lock.last.get("web_port"), "web port",
-                                       claim.notes)
+                                       claim.notes, reuse)
             bound.append(claim.web_listener)
     except BaseException:
         for sock in bound:
@@ -219,27 +220,28 @@ def _port(sock: Any) -> int | None:
     return None if sock is None else int(sock.getsockname()[1])
 
 
-def _bind(host: str, port: int | None, last: Any, what: str, notes: list[str]) -> socket.socket:
+def _bind(host: str, port: int | None, last: Any, what: str, notes: list[str], reuse: bool = False) -> socket.socket:
     """Listen on *host*:*port*; for ``port=None``, on *last* (the data dir's port last time) if it is free,
-    else on a port the kernel picks, with a note saying which. Raises StartupError (one line)."""
+    else on a port the kernel picks, with a note saying which; *reuse*: with ``SO_REUSEPORT``. Raises
+    StartupError (one line)."""
     if port is None and isinstance(last, int) and 0 < last <= 65535:
         try:
-            sock = listen(host, last)
+            sock = listen(host, last, reuse_port=reuse)
         except OSError as exc:
             if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
                 raise StartupError(_cannot_listen(host, last, exc)) from None
-            sock = _listen(host, 0)
+            sock = _listen(host, 0, reuse)
             notes.append(f"{what} {last}, the one this data dir had last time, is taken: using {_port(sock)} "
                          f"instead (clients must use the new one)")
         else:
             notes.append(f"reusing {what} {last}, the one this data dir had last time")
         return sock
-    return _listen(host, port or 0)
+    return _listen(host, port or 0, reuse)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, reuse: bool = False) -> socket.socket:
     try:
-        return listen(host, port)
+        return listen(host, port, reuse_port=reuse)
     except OSError as exc:
         raise StartupError(_cannot_listen(host, port, exc)) from None
 

@@ -44,6 +44,7 @@ from chatroom.model.accounts import console_reset
 from chatroom.plugins.manager import PluginHost
 from chatroom.net.relay import tune_malloc
 from chatroom.server.reload import PluginReloader
+from chatroom.server.scale import preflight
 from chatroom.server.app import Server, plugin_host
 from chatroom.server.checks import StartupError, check_data_dir, check_store, check_stores  # noqa: F401
 from chatroom.server.claim import format_address, take
@@ -268,6 +269,8 @@ def _main(argv: list[str] | None) -> int:
         return _fail(2, str(exc))
     try:
         check_stores(options.data_dir)
+        for warning in preflight(options):  # --redis: reachable, and set up not to lose chat
+            logging.getLogger("chatroom.server").warning("%s", warning)
         with _console_at(logging.INFO if args.verbose else logging.WARNING):
             plugins = load_plugins(args, config, options)
         if plugins.config_errors:

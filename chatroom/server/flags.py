@@ -172,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reset-password", metavar="NICK",
                         help="set the password of the account NICK (asked twice without echo; one line of stdin "
                              "when it is not a terminal), then exit")
+    scale = parser.add_argument_group(
+        "scale-out", "several servers as one chat through Redis (docs/scale-out.md; pip install 'chatroom[redis]')")
+    scale.add_argument("--redis", default=UNSET, metavar="URL",
+                       help="share rooms, nicks, presence, accounts and history with the other servers on this Redis "
+                            "(redis://HOST:PORT/DB or unix:///PATH/redis.sock; a password as redis://:PASSWORD@HOST)")
+    scale.add_argument("--node", default=UNSET, metavar="NAME",
+                       help="this server's name among the nodes (default: host name and PID)")
+    _number(scale, "--redis-timeout", metavar="S",
+            help="seconds Redis has to answer before the command fails and the connection is made again "
+                 "(default 2)")
+    scale.add_argument("--reuse-port", action="store_true", default=UNSET,
+                       help="bind with SO_REUSEPORT: several servers on this host share the same ports (each with "
+                            "its own --data-dir; with --redis they are one chat)")
     console = parser.add_mutually_exclusive_group()
     console.add_argument("--quiet", action="store_true", help="log to the log file only, not stderr")
     console.add_argument("-v", "--verbose", action="store_true",

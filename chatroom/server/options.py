@@ -43,6 +43,7 @@ DEFAULT_MAX_FILE_SIZE = 1024**3
 #: The longest duration option, in seconds: the loop's ``select`` refuses waits of more than about 24 days.
 DAY = 86400.0
 
+_NODE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
 
 
@@ -286,6 +287,15 @@ class ServerOptions:
     admins: tuple[str, ...] = ()
     #: Every connection must first send ``/pass PASSWORD`` (None: no gate). Never shown in ``repr``.
     server_password: str | None = field(default=None, repr=False)
+    #: Scale-out (docs/scale-out.md): the Redis URL several servers share rooms through (None: one process,
+    #: Redis never imported); this server's node name among them (None: host name and PID); seconds Redis has
+    #: to answer before a command fails and the connection is made again.
+    redis: str | None = field(default=None, repr=False)
+    node: str | None = None
+    redis_timeout: float = _num(2.0, above=True, high=60.0)
+    #: Bind the ports with SO_REUSEPORT, so several servers on this host share them (the kernel spreads the
+    #: connections); with --redis, they are one chat.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -307,6 +317,15 @@ class ServerOptions:
             if isinstance(values, str) or not all(isinstance(v, str) for v in values):
                 self._refuse(name, "must be a list of strings")
             object.__setattr__(self, name, tuple(values))
+        if self.node is not None and (not isinstance(self.node, str) or not _NODE.fullmatch(self.node)):
+            self._refuse("node", "must be 1-64 of A-Z a-z 0-9 . _ -")
+        if self.redis is not None:
+            from chatroom.scaleout.address import parse_redis_url  # pure parsing: no Redis client is imported
+
+            try:
+                parse_redis_url(self.redis)
+            except ValueError as exc:
+                raise OptionError(f"option redis (--redis) {exc}") from None
         object.__setattr__(self, "default_room", room)
         object.__setattr__(self, "data_dir", Path(self.data_dir))
 
