@@ -135,3 +135,16 @@ class RedisServer:
                 assert len(found) == count, f"{len(found)} clients named {name}, wanted {count}"
                 return found
             time.sleep(0.01)
+
+
+def start_node(server_factory: Any, redis: RedisServer, name: str, *args: str, data_dir: Path | None = None) -> Any:
+    """A ``chatroom-server --redis`` node (tests/conftest.py's ServerProcess) that has said it shares rooms."""
+    node = server_factory("--redis", redis.url, "--node", name, "--redis-timeout", "1", "--web-port", "off", *args,
+                          data_dir=data_dir)
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        line = node.proc.stdout.readline()
+        assert line, f"node {name} stopped: {node.proc.stderr.read()}"
+        if line.startswith(f"chatroom-server node {name} sharing rooms through Redis"):
+            return node
+    raise AssertionError(f"node {name} did not join")

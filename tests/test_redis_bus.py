@@ -137,3 +137,17 @@ def test_keys_and_their_room() -> None:
         KEYS.room_of("u:{#a}")
     with pytest.raises(ValueError):
         Keys("a{b")
+
+
+def test_a_call_redis_runs_after_its_deadline_stores_and_publishes_nothing(loop, redis_server) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    bus = Bus(loop, redis_server.url)
+    assert bus.publish([(True, b"in time")], deadline=time.time() + 5)[1:] == (1, 1)
+    late = bus.publish([(True, b"late")], deadline=time.time() - 1)
+    assert late.code == "STALE"
+    assert stream_ids(redis_server) == [b"1-0"]
+    assert bus.publish([(True, b"next")])[1:] == (2, 2)
+    pump(loop, lambda: len(bus.batches()) == 2)
+    assert [b.events for b in bus.batches()] == [[(1, b"in time")], [(2, b"next")]]
+    bus.close()

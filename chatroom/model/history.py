@@ -8,13 +8,8 @@ The server opens one :class:`History` on ``DATA_DIR/rooms.sqlite3``. It holds
 - **room records** (:class:`RoomRecord`): name, topic, who set it and when,
   creation time, so rooms (empty ones too) survive a restart.
 
-Write path (the hot path: one call per chat line)::
-
-    entry = history.append("#lobby", "msg", "alice", "hello")  # memory only
-    ...                                                         # rest of the loop pass
-    history.commit()      # ONE transaction for the whole pass, before output is sent
-
-:meth:`History.append` only assigns the id and timestamp and buffers the
+Write path (the hot path): :meth:`History.append` (memory only) per line, one
+:meth:`History.commit` per loop pass before its output is sent. ``append`` only assigns the id and timestamp and buffers the
 entry; :meth:`History.commit` writes every buffered entry (and every changed
 room record) in one ``BEGIN IMMEDIATE ... COMMIT`` with ``executemany``. The
 connection follows :mod:`chatroom.model.store` (WAL, ``synchronous=NORMAL``,
@@ -24,16 +19,11 @@ the last commits. A crash loses only buffered entries, which nobody has
 received yet if the caller commits before sending the pass's output; their
 ids are then assigned again after the restart (nobody saw them).
 
-Queries are range scans of the primary key ``(room, id)`` of a ``WITHOUT
-ROWID`` table: O(log N + n), a 1,000,000-line room answers as fast as a small
-one (``bench/history.py``). They see buffered entries too (merged from
-memory). Start-up reads one id counter per room, never the history table;
-:meth:`History.prune` deletes in bounded steps.
+Queries are range scans of the ``(room, id)`` primary key: O(log N + n)
+(``bench/history.py``), buffered entries merged in. Start-up reads one id
+counter per room; :meth:`History.prune` deletes in bounded steps.
 
-Threading: a :class:`History` is used only by the server's loop thread (the
-thread that created it; ``sqlite3`` enforces this). No sockets, no loop, no
-plugins here: the module imports the standard library and
-:mod:`chatroom.model.store` only.
+Threading: the server's loop thread only. No sockets, no loop, no plugins here.
 """
 
 from __future__ import annotations
@@ -178,6 +168,15 @@ class History:
         entry = Entry(room, entry_id, self._clock(), kind, nick, account, text)
         self._buffer.append(entry)
         return entry
+
+    def put(self, entry: Entry) -> bool:
+        """Buffer *entry* with the id it has (scale-out: Redis numbers every node's lines), for the next
+        :meth:`commit`; False, nothing done, unless its id is above the room's last (a duplicate)."""
+        if entry.id < (self._next.get(entry.room) or self._dropped_max + 1):
+            return False
+        self._next[entry.room] = entry.id + 1
+        self._buffer.append(entry)
+        return True
 
     def commit(self) -> int:
         """Write every buffered entry and changed room record in ONE transaction.

@@ -105,6 +105,10 @@ class Hub:
         self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
         self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
         self._pending: list[Room] = []
+        #: Scale-out (chatroom.scaleout): ``bus(room, events)`` takes each room's pending events instead of the
+        #: fan-out, and they come back in the bus's order through :meth:`deliver_batch` (on every node, this
+        #: one too); stored lines get their ids there, not from the history. None: one process, as always.
+        self.bus: Callable[[Room, list[tuple[int, Entry]]], None] | None = None
         self.default_room = self.rooms.open(default)
 
     # -- members ---------------------------------------------------------------------
@@ -255,7 +259,7 @@ class Hub:
         """Tell *room* that *member* joined or left (*kind*): a notice to everyone (but a joiner), or, over the
         announce limit, only to members whose wire shows members structurally, if there are any."""
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
-        if quiet and not self._structured.get(room.name):
+        if quiet and not self._structured.get(room.name) and self.bus is None:  # other nodes keep presence by it
             return
         entry = Notice(room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet)
         self._pend(room, member.id if kind == "join" else 0, entry)  # type: ignore[arg-type]
@@ -293,7 +297,7 @@ class Hub:
             self.notice(room, text, exclude)
 
     def _record(self, room: Room, kind: str, member: Member, text: str) -> Entry:
-        if self.record:
+        if self.record and self.bus is None:  # with a bus, the line's id comes back with it (deliver_batch)
             return self.history.append(room.name, kind, member.nick, text, member.account)  # type: ignore[union-attr]
         return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
 
@@ -365,6 +369,14 @@ class Hub:
 
     def _fan_out(self, room: Room) -> None:
         pending, room.pending = room.pending, []
+        if self.bus is not None:
+            self.bus(room, pending)
+        else:
+            self.deliver_batch(room, pending)
+
+    def deliver_batch(self, room: Room, pending: list[tuple[int, Entry]]) -> None:
+        """Fan out *pending* (``(sender member id or 0, event)`` in order) to *room*'s members: each wire variant
+        encoded once, a sender's own lines left out of its batch (the end of every pass, or a bus's batch)."""
         if self.on_delivered is not None:
             members = room.members
             count = len(members)

@@ -127,15 +127,17 @@ class Publisher:
         self.link.call("SCRIPT", "LOAD", PUBLISH_LUA)
 
     def publish(self, room: str, events: Sequence[tuple[bool, bytes]], *, keep: int = 0, floor: int = 0,
-                epoch: str | None = None, on_reply: Callable[[Any], None]) -> None:
+                epoch: str | None = None, deadline: float = 0.0, on_reply: Callable[[Any], None]) -> None:
         """Store and publish *room*'s *events* of one pass (``(stored, payload)`` in order; a payload holds no
         ``\\n``) in one call. ``on_reply`` gets ``(epoch, first, last)`` (``str``, ``int``, ``int``), a
         :class:`~chatroom.scaleout.resp.ReplyError` or an :class:`~chatroom.scaleout.link.Unavailable`. *keep*:
         lines the stream keeps (0: all); *floor*: the highest id of the room the caller knows (a room Redis
-        lost starts above it); *epoch*: the room's epoch if Redis must create it (default: a new one).
+        lost starts above it); *epoch*: the room's epoch if Redis must create it (default: a new one); *deadline*:
+        Unix seconds after which Redis must not run the call (``STALE`` error reply instead; 0: none), so a
+        call given up on for its slowness is never stored later.
         Raises :class:`~chatroom.scaleout.link.Unavailable` (or Backpressure) when it cannot be queued."""
         args: list[str | bytes | int | float] = [self.keys.meta(room), self.keys.stream(room), self.keys.channel(room), keep, floor,
-                epoch or new_epoch(), *[(STORED if stored else ONLY_PUBLISHED) + payload for stored, payload in events]]
+                epoch or new_epoch(), int(deadline * 1000), *[(STORED if stored else ONLY_PUBLISHED) + payload for stored, payload in events]]
 
         def answered(reply: Any) -> None:
             if isinstance(reply, ReplyError) and reply.code == "NOSCRIPT":

@@ -8,7 +8,9 @@
 -- ARGV[3]  the caller's floor: the highest id it knows in this room; a room Redis does not hold
 --          (new, or lost with an empty restart) starts above it, so ids never go back
 -- ARGV[4]  the epoch to give the room if Redis does not hold it (random, made by the caller)
--- ARGV[5..] the events, in order: "s" .. payload for a line to store (it gets the next id),
+-- ARGV[5]  the caller's deadline, Unix ms (0: none): a call Redis runs later than that (it was stopped,
+--          or the caller gave up waiting and told its speakers "not delivered") stores nothing
+-- ARGV[6..] the events, in order: "s" .. payload for a line to store (it gets the next id),
 --          "n" .. payload for an event that is only published (a join, a notice: no id)
 --
 -- Publishes one message on the channel: "<epoch> <first id> <last id>\n<event>\n<event>..."
@@ -16,6 +18,13 @@
 -- stored line, first = last + 1). Returns {epoch, first id, last id}.
 
 local meta, stream = KEYS[1], KEYS[2]
+local deadline = tonumber(ARGV[5])
+if deadline > 0 then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > deadline then
+    return redis.error_reply('STALE this call came after its deadline: nothing was stored')
+  end
+end
 local held = redis.call('HMGET', meta, 'epoch', 'seq')
 local epoch, seq = held[1], tonumber(held[2])
 if not epoch then
@@ -30,7 +39,7 @@ if not epoch then
 end
 local first = seq + 1
 local events = {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local event = ARGV[i]
   if string.sub(event, 1, 1) == 's' then
     seq = seq + 1

@@ -41,6 +41,7 @@ from chatroom.plugins.manager import PluginHost
 from chatroom.server.claim import Claim, take
 from chatroom.server.events import PluginEvents
 from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
+from chatroom.server.scale import attach
 from chatroom.wire.lines import sanitize
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "ServerOptions", "default_plugins"]
@@ -146,6 +147,9 @@ class Server:
                             static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
+        #: Scale-out (``--redis``): this server as a node of several (chatroom.scaleout.node.Node), or None.
+        self.scaleout = (attach(options, self.loop, self.hub, self.history, self.send_line)
+                         if options.redis is not None else None)
         self._history_failing = False
         self._left = False  # set by close() once every member got client_left
         self.commit_window = options.commit_window
@@ -164,6 +168,8 @@ class Server:
         for note in self.claim.notes:
             log.info("%s", note)
         self.loop_thread = threading.get_ident()
+        if self.scaleout is not None:
+            self.scaleout.start()
         self.call_hook("startup", None)
         self.hub.on_delivered = self.events.delivered_hook()
         for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
@@ -206,6 +212,8 @@ class Server:
         for conn in list(self.clients.values()):
             conn.transport.close(conn, reason)  # a capture's on_end still runs
         self.hub.flush()
+        if self.scaleout is not None:
+            self.scaleout.close()
         self.commit_window = 0.0
         self._commit_history()
         for store in self._stores.values():

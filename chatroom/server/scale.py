@@ -9,10 +9,26 @@ evicting memory policy). Nothing here runs, and :mod:`chatroom.scaleout` is neve
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from chatroom.server.checks import StartupError
 from chatroom.server.options import ServerOptions
 
-__all__ = ["INSTALL_HINT", "preflight"]
+if TYPE_CHECKING:
+    from chatroom.model.history import History
+    from chatroom.model.hub import Hub
+    from chatroom.model.member import Member
+    from chatroom.net.loop import Loop
+    from chatroom.scaleout.node import Node
+
+__all__ = ["INSTALL_HINT", "attach", "node_name", "preflight"]
+
+log = logging.getLogger("chatroom.server")
 
 INSTALL_HINT = "--redis needs the redis extra: pip install 'chatroom[redis]'"
 
@@ -31,3 +47,29 @@ def preflight(options: ServerOptions) -> list[str]:
         return check_redis(parse_redis_url(options.redis), options.redis_timeout)
     except RedisCheckError as exc:
         raise StartupError(str(exc)) from None
+
+
+def node_name(options: ServerOptions) -> str:
+    """``--node``, or this host's name and the PID (``host-1234``; characters outside ``A-Za-z0-9._-`` as ``-``)."""
+    if options.node:
+        return options.node
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:50] or "node"
+    return f"{host}-{os.getpid()}"
+
+
+def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None,
+           tell: Callable[[Member, str], None]) -> Node:
+    """Make the server of these parts a node of the scale-out *options* name (``--redis``): its room model
+    publishes through Redis and delivers what every node said; ``tell(member, line)`` answers a speaker. Call
+    only with ``options.redis`` set (and :func:`preflight` passed)."""
+    from chatroom.scaleout.node import Node
+
+    assert options.redis is not None
+    return Node(loop, hub, history, url=options.redis, name=node_name(options), timeout=options.redis_timeout,
+                keep_lines=options.history_keep[0] or 0, tell=tell, announce=announce)
+
+
+def announce(text: str) -> None:
+    """A start-up line on stdout (``chatroom-server node NAME sharing rooms through Redis at URL``), logged too."""
+    log.info("%s", text)
+    print(f"chatroom-server {text}", flush=True)

