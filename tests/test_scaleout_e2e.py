@@ -97,3 +97,93 @@ def test_redis_unreachable_the_speaker_gets_error_and_nobody_gets_the_line(two_n
     said(bob, f"alice: after {attempt}")
     bob.send("/history 50")  # Redis ran the stalled call after it resumed: too late, it stored nothing
     assert not any("during" in line for line in bob.sync())
+
+
+def numbered(client, count: int, prefix: str = "alice: n ") -> list[int]:  # type: ignore[no-untyped-def]
+    """The numbers of the next *count* lines ``alice: n N`` (other lines skipped)."""
+    return [int(line.rsplit(" ", 1)[1]) for line in collect(client, count, prefix)]
+
+
+@pytest.fixture
+def flood_nodes(server_factory, redis_server):  # type: ignore[no-untyped-def]
+    """Two nodes without flood control (the tests send bursts)."""
+    return (redis_server, start_node(server_factory, redis_server, "a", "--flood-rate", "0"),
+            start_node(server_factory, redis_server, "b", "--flood-rate", "0"))
+
+
+def test_subscriptions_killed_by_redis_mid_burst_recover_every_line_exactly_once(flood_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = flood_nodes
+    alice, carol, bob = a.connect("alice"), a.connect("carol"), b.connect("bob")
+    for i in range(150):
+        alice.send(f"n {i}")
+    assert numbered(bob, 10) == list(range(10))
+    assert redis.command("CLIENT", "KILL", "TYPE", "pubsub") == 2  # both nodes' subscriptions
+    for i in range(150, 300):
+        alice.send(f"n {i}")
+    assert numbered(bob, 290) == list(range(10, 300))
+    assert numbered(carol, 300) == list(range(300))
+    bob.send("/history 500")
+    assert [int(l.rsplit(" ", 1)[1]) for l in bob.sync() if "alice: n " in l] == list(range(300))
+
+
+def test_a_tiny_pubsub_output_buffer_limit_drops_subscribers_and_nothing_is_lost(flood_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = flood_nodes
+    assert redis.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 4kb 2kb 1") == b"OK"
+    alice, bob = a.connect("alice"), b.connect("bob")
+    for i in range(400):
+        alice.send(f"n {i} " + "x" * 200)
+    assert [int(l.split(" ")[2]) for l in collect(bob, 400, "alice: n ")] == list(range(400))
+    assert any("overcoming of output buffer limits" in line for line in redis.log)
+
+
+def reconnected(client, after: str) -> int:  # type: ignore[no-untyped-def]
+    """Say ``after N`` until it is not refused (the node's links are back); returns N."""
+    deadline = time.monotonic() + DEADLINE
+    for attempt in range(10_000):
+        client.send(f"{after} {attempt}")
+        if not any(line.startswith("ERROR") for line in client.sync()):
+            return attempt
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    raise AssertionError("never reconnected")
+
+
+def test_redis_restarted_with_its_append_only_file_loses_nothing_and_ids_go_on(flood_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = flood_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    for c in (alice, bob):
+        c.send("/caps tags")
+        c.expect("OK caps tags")
+    for i in range(5):
+        alice.send(f"n {i}")
+    first = [int(tag(line, "msgid")) for line in collect(bob, 5, "alice: n ")]
+    redis.restart()
+    attempt = reconnected(alice, "after")
+    line = collect(bob, 1, f"alice: after {attempt}")[0]
+    assert int(tag(line, "msgid")) == first[-1] + 1  # the refused attempts took no id
+    bob.send("/history 20")
+    assert not any("were lost" in l for l in bob.sync())
+
+
+def test_redis_restarted_empty_ids_keep_increasing_and_a_node_that_missed_lines_is_told(flood_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = flood_nodes
+    alice, bob, carol = a.connect("alice"), b.connect("bob"), a.connect("carol")
+    for i in range(5):
+        alice.send(f"n {i}")
+    assert numbered(bob, 5) == list(range(5))
+    b.proc.send_signal(signal.SIGSTOP)  # node b hears nothing of the next lines...
+    try:
+        assert redis.command("CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes") == 2  # (nor can it resubscribe)
+        for i in range(5, 8):
+            alice.send(f"n {i}")
+        assert numbered(carol, 8) == list(range(8))  # stored and published (node a delivered them)
+        redis.restart(empty=True)  # ...and Redis forgets them before b reads them
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    attempt = reconnected(alice, "after")
+    lines = bob.expect_where(lambda line: line.endswith(f"alice: after {attempt}"), "the new epoch's line")
+    assert "* 3 lines of lobby were lost while the servers' shared store (Redis) restarted" in lines
+    alice.send("/caps tags")
+    alice.expect("OK caps tags")
+    alice.send("/history 1")
+    assert int(tag([l for l in alice.sync() if "after" in l][-1], "msgid")) == 9  # above the 8 a knew
