@@ -109,6 +109,9 @@ class Hub:
         #: fan-out, and they come back in the bus's order through :meth:`deliver_batch` (on every node, this
         #: one too); stored lines get their ids there, not from the history. None: one process, as always.
         self.bus: Callable[[Room, list[tuple[int, Entry]]], None] | None = None
+        #: Scale-out: ``observer(kind, member, detail)`` hears ``"add"``, ``"remove"`` (detail: the reason) and
+        #: ``"nick"`` (detail: the old nick) of every member. None: nobody listens.
+        self.observer: Callable[[str, Member, str], None] | None = None
         self.default_room = self.rooms.open(default)
 
     # -- members ---------------------------------------------------------------------
@@ -117,6 +120,8 @@ class Hub:
         self.members[member.id] = member
         self.nicks[nick_key(member.nick)] = member
         self.skeletons[nick_skeleton_key(member.nick)] = member
+        if self.observer is not None:
+            self.observer("add", member, "")
 
     def remove(self, member: Member, reason: str) -> None:
         """*member* is gone: it leaves every room (announced as ``* NICK left ROOM (reason)``)."""
@@ -130,6 +135,8 @@ class Hub:
             del self.nicks[nick_key(member.nick)]
         if self.skeletons.get(nick_skeleton_key(member.nick)) is member:
             del self.skeletons[nick_skeleton_key(member.nick)]
+        if self.observer is not None:
+            self.observer("remove", member, reason)
 
     def find(self, nick: str) -> Member | None:
         """The member called *nick* (case-insensitive), or None."""
@@ -163,10 +170,16 @@ class Hub:
         """Give *member* back its guest nick ``guestN`` (N: its id), reserved to it; return the old nick."""
         return self._swap(member, f"guest{member.id}")
 
+    def renamed(self, member: Member, nick: str) -> str:
+        """Give *member* *nick* without :meth:`rename`'s checks (another node's member, renamed there; or a nick
+        lost to another node); co-members hear it. Returns the old nick."""
+        return self._swap(member, nick)
+
     def _swap(self, member: Member, nick: str) -> str:
         skeleton = nick_skeleton_key(nick)
         old = member.nick
-        del self.nicks[nick_key(old)]
+        if self.nicks.get(nick_key(old)) is member:
+            del self.nicks[nick_key(old)]
         if self.skeletons.get(nick_skeleton_key(old)) is member:
             del self.skeletons[nick_skeleton_key(old)]
         self.nicks[nick_key(nick)] = member
@@ -182,6 +195,8 @@ class Hub:
                 if data is None:
                     data = encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
                 other.deliver(data)
+            if self.observer is not None:
+                self.observer("nick", member, old)
         member.changed()
         return old
 

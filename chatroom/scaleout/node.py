@@ -28,7 +28,10 @@ from chatroom.scaleout.address import parse_redis_url
 from chatroom.scaleout.bus import Keys, Publisher, parse_batch
 from chatroom.scaleout.events import decode, encode, stored
 from chatroom.scaleout.feed import FETCH_COUNT, Deliver, Feed, Fetch, Lost, Out
+from chatroom.scaleout.ids import IdBlocks
 from chatroom.scaleout.link import RedisLink, Unavailable
+from chatroom.scaleout.presence import Presence
+from chatroom.scaleout.probe import BlockingRedis
 
 if TYPE_CHECKING:
     from chatroom.model.history import History
@@ -67,6 +70,7 @@ class Node:
         self.sub = RedisLink(loop, address, name=f"chatroom-{name}-sub", subscriber=True, timeout=timeout,
                              on_ready=self._sub_ready, on_push=self._push)
         self.publisher = Publisher(self.link, self.keys)
+        self.presence = Presence(hub, self.link, self.keys, name, tell=tell, call_later=loop.call_later)
         self.feeds: dict[str, Feed] = {}
         self._failing = False
         self._closing = False
@@ -75,6 +79,18 @@ class Node:
         #: Counters: passes published, passes refused (their speakers told), lines reported lost.
         self.published = self.refused = self.lost = 0
         hub.bus = self.publish
+
+    def ids(self, timeout: float = 2.0) -> IdBlocks:
+        """Member ids unique across the nodes (a transport's ``ids``): the first block is reserved now, blocking
+        (start-up only, before the loop runs). Raises OSError or ValueError when Redis cannot give it."""
+        with BlockingRedis(self.link.address, timeout) as redis:
+            if self.link.address.password is not None:
+                redis.command("AUTH", *([self.link.address.username] if self.link.address.username else []),
+                              self.link.address.password)
+            if self.link.address.db:
+                redis.command("SELECT", self.link.address.db)
+            first = IdBlocks.reserve(redis, f"{self.keys.prefix}:ids")
+        return IdBlocks(first, self.link, f"{self.keys.prefix}:ids")
 
     def start(self) -> None:
         """Connect both links (they reconnect by themselves for as long as the node runs)."""
@@ -86,6 +102,12 @@ class Node:
         self._closing = True
         if self.hub.bus == self.publish:
             self.hub.bus = None
+        self.presence.close()
+        try:  # leaving on purpose: never reaped as dead (each member's departure was said already)
+            self.link.call("DEL", self.presence.alive + self.name)
+            self.link.call("SREM", self.presence.key["nodes"], self.name)
+        except Unavailable:
+            pass
         self.link.flush()  # the last pass (members leaving) goes out if the socket takes it
         self.link.close()
         self.sub.close()
@@ -93,6 +115,7 @@ class Node:
     # -- publishing -------------------------------------------------------------------------------
     def publish(self, room: Room, pending: list[tuple[int, Entry]]) -> None:
         """``hub.bus``: *room*'s events of this pass, ``(sender member id or 0, event)``, to Redis in one call."""
+        self.presence.joined_or_left(pending)
         record = self.hub.record
         events = [(stored(event, record), encode(event, self.name, sender)) for sender, event in pending]
         try:
@@ -134,6 +157,7 @@ class Node:
 
     # -- receiving --------------------------------------------------------------------------------
     def _sub_ready(self) -> None:
+        self.sub.send("SUBSCRIBE", self.presence.key["ctl"], self.presence.direct + self.name)
         self.sub.send("PSUBSCRIBE", self.keys.channel("#*"))
 
     def _both_ready(self) -> None:
@@ -143,6 +167,7 @@ class Node:
 
     def _link_ready(self) -> None:
         self.publisher.load()
+        self.presence.ready()
         self._both_ready()
         for room, feed in list(self.feeds.items()):  # fetches that waited for the link
             if feed.fetching is not None:
@@ -158,6 +183,14 @@ class Node:
                 log.error("ignoring a message on %r: %s", reply[2], exc)
                 return
             self._run(room, self._feed(room).receive(batch))
+        elif kind == b"message":
+            try:
+                if reply[1] == self.presence.key["ctl"].encode():
+                    self.presence.on_control(reply[2])
+                else:
+                    self.presence.on_direct(reply[2])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("ignoring a message on %r: %s", reply[1], exc)
         elif kind == b"psubscribe":  # (re)subscribed: anything published meanwhile is fetched
             self._subscribed = True
             self._both_ready()
@@ -222,6 +255,8 @@ class Node:
                 continue
             event = carried.event
             local = carried.node == self.name and carried.member in self.hub.members
+            if carried.node != self.name and event.kind in ("join", "part") and carried.member:
+                self.presence.batch_event(room, carried.node, carried.member, event)
             if entry_id and history is not None:
                 history.put(event)
             if event.kind == "topic" and entry_id:

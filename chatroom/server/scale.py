@@ -14,7 +14,7 @@ import os
 import re
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatroom.server.checks import StartupError
 from chatroom.server.options import ServerOptions
@@ -58,15 +58,23 @@ def node_name(options: ServerOptions) -> str:
 
 
 def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None,
-           tell: Callable[[Member, str], None]) -> Node:
+           tell: Callable[[Member, str], None], transports: list[Any]) -> Node:
     """Make the server of these parts a node of the scale-out *options* name (``--redis``): its room model
     publishes through Redis and delivers what every node said; ``tell(member, line)`` answers a speaker. Call
     only with ``options.redis`` set (and :func:`preflight` passed)."""
     from chatroom.scaleout.node import Node
 
     assert options.redis is not None
-    return Node(loop, hub, history, url=options.redis, name=node_name(options), timeout=options.redis_timeout,
+    node = Node(loop, hub, history, url=options.redis, name=node_name(options), timeout=options.redis_timeout,
                 keep_lines=options.history_keep[0] or 0, tell=tell, announce=announce)
+    try:
+        ids = node.ids(options.redis_timeout)  # guest numbers unique across the nodes
+    except (OSError, ValueError) as exc:
+        node.close()
+        raise StartupError(f"cannot reserve member ids in Redis: {exc}") from None
+    for transport in transports:
+        transport.ids = ids
+    return node
 
 
 def announce(text: str) -> None:

@@ -1,0 +1,323 @@
+"""Who is where on the other nodes, nick claims, and nodes that die (docs/scale-out.md, "Presence").
+
+Every node mirrors the other nodes' members as :class:`RemoteMember` objects in its own room model (in
+``hub.members``, ``hub.nicks`` and each room's ``members``), so ``/who``, NAMES, member counts, nick
+uniqueness and ``/msg`` work unchanged on every door. A remote member's wire encodes room lines as
+nothing (its own node delivers them) and a private line as the event itself, which
+:meth:`RemoteMember.deliver` forwards to its node's channel, as it does any line sent to it directly.
+
+Redis keeps (under the prefix): ``presence`` (hash ``node/id`` -> JSON nick, account, rooms), ``nicks``
+and ``skeletons`` (hashes: nick key or look-alike skeleton -> ``node/id``, the claims), ``nodes`` (set)
+and ``alive:NODE`` (a key with a :data:`TTL`, refreshed every :data:`BEAT` s). Joins and parts travel
+in the rooms' batches (ordered with the lines); renames, departures and dead nodes on the ``ctl``
+channel. A node whose ``alive`` key expired (SIGKILLed, cut off) is reaped by whichever node runs
+``reap.lua`` first: its presence and claims go, and every node announces its members as leaving
+(``left ROOM (server lost)``), within :data:`TTL` + :data:`BEAT` seconds.
+
+A rename is checked locally (the mirrors hold every known nick), then claimed in Redis by ``claim.lua``;
+when another node claimed the nick in the same instant, the loser gets its guest nick back and is told.
+Loop thread only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from chatroom.model.hub import Notice
+from chatroom.model.member import Member
+from chatroom.model.names import nick_key, nick_skeleton_key
+from chatroom.scaleout.events import decode, encode
+from chatroom.scaleout.link import Unavailable
+
+if TYPE_CHECKING:
+    from chatroom.model.history import Entry
+    from chatroom.model.hub import Hub
+    from chatroom.model.room import Room
+    from chatroom.scaleout.bus import Keys
+    from chatroom.scaleout.link import RedisLink
+
+__all__ = ["BEAT", "TTL", "Presence", "RemoteMember"]
+
+log = logging.getLogger("chatroom.server")
+
+#: Seconds between heartbeats (and reaper runs); seconds a node's ``alive`` key lives without one.
+BEAT = 1.0
+TTL = 3.0
+CLAIM_LUA = files("chatroom.scaleout").joinpath("claim.lua").read_text(encoding="utf-8")
+REAP_LUA = files("chatroom.scaleout").joinpath("reap.lua").read_text(encoding="utf-8")
+
+
+def _encode_remote(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
+    """The remote wire: room lines are nothing here; a private line is the event, for its node."""
+    return b"\0" + encode(entry, "", 0) if entry.kind == "private" else b""
+
+
+class RemoteMember(Member):
+    """Another node's member, mirrored here: ``node`` its node's name. Lines sent to it go to that node."""
+
+    __slots__ = ("node", "presence", "wire_index")
+
+    def __init__(self, mid: int, nick: str, node: str, presence: Presence) -> None:
+        super().__init__(mid, nick)
+        self.node = node
+        self.presence = presence
+        self.wire_index = presence.wire
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        """Forward a direct line (or a private event) to the member's node; room batches are empty here."""
+        if data:
+            self.presence.forward(self, bytes(data))
+
+    @property
+    def closed(self) -> bool:
+        return self.gone
+
+
+class Presence:
+    """The mirror and the claims of one node (*name*), on *link*, with *keys*' prefix, for *hub*.
+    ``tell(member, line)`` sends a local member a line. Call :meth:`ready` when the link is (re)connected and
+    :meth:`on_control` / :meth:`on_direct` with the ``ctl`` and the node's own channel's messages."""
+
+    def __init__(self, hub: Hub, link: RedisLink, keys: Keys, name: str, *, tell: Callable[[Member, str], None],
+                 call_later: Callable[..., Any]) -> None:
+        self.hub = hub
+        self.link = link
+        self.name = name
+        self.tell = tell
+        self.call_later = call_later
+        prefix = keys.prefix
+        self.key = {k: f"{prefix}:{k}" for k in ("presence", "nicks", "skeletons", "nodes", "ctl")}
+        self.alive = f"{prefix}:alive:"
+        self.direct = f"{prefix}:node:"
+        self.wire = hub.add_wire(_encode_remote, variants=False)
+        self.mirrors: dict[tuple[str, int], RemoteMember] = {}
+        self.reaped = 0  # nodes this node reaped
+        hub.observer = self.observe
+        self._timer = call_later(BEAT, self._beat)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        if self.hub.observer == self.observe:
+            self.hub.observer = None
+
+    # -- this node's members ----------------------------------------------------------------------
+    def me(self, member: Member) -> str:
+        return f"{self.name}/{member.id}"
+
+    def _send(self, *args: Any, on_reply: Callable[[Any], None] | None = None) -> None:
+        try:
+            self.link.call(*args, on_reply=on_reply)
+        except Unavailable:
+            pass  # re-registered whole when the link is back (ready)
+
+    def record(self, member: Member) -> None:
+        """Write a local member's presence (nick, account, rooms) to Redis."""
+        value = json.dumps([member.nick, member.account, list(member.rooms)])
+        self._send("HSET", self.key["presence"], self.me(member), value)
+
+    def observe(self, kind: str, member: Member, detail: str) -> None:
+        """``hub.observer``: a local member was added, removed or renamed."""
+        if isinstance(member, RemoteMember):
+            return
+        if kind == "add":
+            self.record(member)
+        elif kind == "remove":
+            self._send("HDEL", self.key["presence"], self.me(member))
+            self._claim(member, "", detail_old=member.nick)
+            self._ctl({"k": "gone", "id": member.id})
+        elif kind == "nick":
+            self.record(member)
+            self._ctl({"k": "nick", "id": member.id, "nick": member.nick, "account": member.account})
+            new = "" if member.nick.lower() == f"guest{member.id}" else member.nick
+            self._claim(member, new, detail_old=detail)
+
+    def _claim(self, member: Member, nick: str, *, detail_old: str) -> None:
+        old = "" if detail_old.lower() == f"guest{member.id}" else detail_old
+        args = [self.me(member), nick_key(nick) if nick else "", nick_skeleton_key(nick) if nick else "",
+                nick_key(old) if old else "", nick_skeleton_key(old) if old else ""]
+        self._send("EVAL", CLAIM_LUA, 2, self.key["nicks"], self.key["skeletons"], *args,
+                   on_reply=lambda reply: self._claimed(member, nick, reply))
+
+    def _claimed(self, member: Member, nick: str, reply: Any) -> None:
+        if not isinstance(reply, list) or reply[0] == b"ok" or member.gone or member.nick != nick:
+            return
+        holder = reply[1].decode()
+        log.info("%s lost the nick %s to %s (claimed on another node at the same moment)", self.me(member), nick,
+                 holder)
+        self.hub.renamed(member, f"guest{member.id}")
+        for remote in self.mirrors.values():  # the winner, if this node knows it already, holds the nick here
+            if remote.nick == nick:
+                self.hub.nicks[nick_key(nick)] = remote
+                self.hub.skeletons[nick_skeleton_key(nick)] = remote
+        self.tell(member, f"ERROR the nick {nick} was taken on another server at the same moment: you are "
+                          f"{member.nick} again (/nick NAME)")
+
+    def _ctl(self, message: dict[str, Any]) -> None:
+        message["node"] = self.name
+        self._send("PUBLISH", self.key["ctl"], json.dumps(message))
+
+    def joined_or_left(self, pending: list[tuple[int, Entry]]) -> None:
+        """A pass about to be published: record the rooms of its local members that joined or left."""
+        for sender, event in pending:
+            if event.kind in ("join", "part"):
+                member = self.hub.find(event.nick)
+                if member is not None and not isinstance(member, RemoteMember) and not member.gone:
+                    self.record(member)
+
+    # -- (re)connected --------------------------------------------------------------------------------
+    def ready(self) -> None:
+        """The link is (re)connected: clear what this node's name left before, register again (Redis may have
+        restarted empty), then take the others' presence."""
+        self._send("EVAL", REAP_LUA, 4, self.key["nodes"], self.key["presence"], self.key["nicks"],
+                   self.key["skeletons"], self.alive, self.name)
+        self._heartbeat()
+        for member in list(self.hub.members.values()):
+            if not isinstance(member, RemoteMember):
+                self.record(member)
+                if member.nick.lower() != f"guest{member.id}":
+                    self._claim(member, member.nick, detail_old=member.nick)
+        self._send("HGETALL", self.key["presence"], on_reply=self._snapshot)
+
+    def _snapshot(self, reply: Any) -> None:
+        if not isinstance(reply, list):
+            return
+        seen = set()
+        for field, value in zip(reply[::2], reply[1::2]):
+            node, _, mid = field.decode().partition("/")
+            if node == self.name:
+                continue
+            nick, account, rooms = json.loads(value)
+            seen.add((node, int(mid)))
+            self.mirror(node, int(mid), nick, account, rooms)
+        for key in [k for k in self.mirrors if k not in seen]:
+            self.drop(self.mirrors[key], "gone")
+
+    # -- the mirror -------------------------------------------------------------------------------------
+    def mirror(self, node: str, mid: int, nick: str, account: str | None, rooms: list[str] | None = None) -> RemoteMember:
+        """The mirror of *node*'s member *mid*, made if new; its nick set; with *rooms*, in exactly those."""
+        remote = self.mirrors.get((node, mid))
+        if remote is None:
+            remote = self.mirrors[(node, mid)] = RemoteMember(mid, nick, node, self)
+            remote.account = account
+            self.hub.members[mid] = remote
+            self.hub.nicks[nick_key(nick)] = remote
+            self.hub.skeletons.setdefault(nick_skeleton_key(nick), remote)
+        elif remote.nick != nick:
+            remote.account = account
+            key, skeleton = nick_key(nick), nick_skeleton_key(nick)
+            local = self.hub.nicks.get(key), self.hub.skeletons.get(skeleton)
+            self.hub.renamed(remote, nick)
+            if local[0] is not None and not isinstance(local[0], RemoteMember):  # the claim decides between them
+                self.hub.nicks[key] = local[0]
+            if local[1] is not None and not isinstance(local[1], RemoteMember):
+                self.hub.skeletons[skeleton] = local[1]
+        if rooms is not None:
+            for name in [r for r in remote.rooms if r not in rooms]:
+                self.leave(remote, remote.rooms[name])
+            for name in rooms:
+                room = self.hub.rooms.get(name)
+                if room is not None and name not in remote.rooms:
+                    self.enter(remote, room)
+        return remote
+
+    def enter(self, remote: RemoteMember, room: Room) -> None:
+        room.members[remote.id] = remote
+        remote.rooms[room.name] = room
+        remote.room = room
+        self.hub.rooms.occupied(room)
+
+    def leave(self, remote: RemoteMember, room: Room) -> None:
+        room.members.pop(remote.id, None)
+        remote.rooms.pop(room.name, None)
+        if not room.members:
+            self.hub.rooms.vacated(room)
+
+    def batch_event(self, room: Room, node: str, mid: int, event: Entry) -> None:
+        """A join or part of another node's member, in *room*'s batch: the mirror follows (before delivery)."""
+        if event.kind == "join":
+            self.enter(self.mirror(node, mid, event.nick, event.account), room)
+        elif event.kind == "part":
+            remote = self.mirrors.get((node, mid))
+            if remote is not None:
+                self.leave(remote, room)
+
+    def drop(self, remote: RemoteMember, reason: str, announce: bool = False) -> None:
+        """Forget a mirrored member; with *announce*, its rooms here hear that it left (*reason*)."""
+        self.mirrors.pop((remote.node, remote.id), None)
+        remote.gone = True
+        for room in list(remote.rooms.values()):
+            self.leave(remote, room)
+            if announce:
+                text = f"{remote.nick} left {room.label} ({reason})"
+                notice = Notice(room.name, 0, self.hub.clock(), "part", remote.nick, remote.account, text, reason)
+                self.hub.deliver_batch(room, [(0, notice)])  # type: ignore[list-item]
+        if self.hub.members.get(remote.id) is remote:
+            del self.hub.members[remote.id]
+        if self.hub.nicks.get(nick_key(remote.nick)) is remote:
+            del self.hub.nicks[nick_key(remote.nick)]
+        if self.hub.skeletons.get(nick_skeleton_key(remote.nick)) is remote:
+            del self.hub.skeletons[nick_skeleton_key(remote.nick)]
+
+    # -- messages -----------------------------------------------------------------------------------------
+    def on_control(self, data: bytes) -> None:
+        """A ``ctl`` message: another node's member renamed or gone, a node dead."""
+        message = json.loads(data)
+        node = message.get("node")
+        if node == self.name:
+            return
+        if message["k"] == "nick":
+            self.mirror(node, message["id"], message["nick"], message.get("account"))
+        elif message["k"] == "gone":
+            remote = self.mirrors.get((node, message["id"]))
+            if remote is not None:
+                self.drop(remote, "quit")
+        elif message["k"] == "dead":
+            dead = [m for (n, _), m in self.mirrors.items() if n == message["dead"]]
+            log.warning("node %s is gone (no heartbeat for %g s): %d of its members leave", message["dead"], TTL,
+                        len(dead))
+            for remote in dead:
+                self.drop(remote, "server lost", announce=True)
+
+    def forward(self, remote: RemoteMember, data: bytes) -> None:
+        """Send what a local part of the server gave a mirrored member to its node."""
+        if data[:1] == b"\0":
+            message = {"to": remote.id, "event": data[1:].decode()}
+        else:
+            message = {"to": remote.id, "lines": data.decode("utf-8", "replace").splitlines()}
+        self._send("PUBLISH", self.direct + remote.node, json.dumps(message))
+
+    def on_direct(self, data: bytes) -> None:
+        """A message on this node's channel: a line or a private event for one of its members."""
+        message = json.loads(data)
+        member = self.hub.members.get(message["to"])
+        if member is None or isinstance(member, RemoteMember):
+            return
+        if "event" in message:
+            self.hub.send(member, decode(message["event"].encode(), "", 0).event)
+        else:
+            for line in message["lines"]:
+                self.tell(member, line)
+
+    # -- heartbeat and reaper -----------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        self._send("SET", self.alive + self.name, "1", "PX", int(TTL * 1000))
+        self._send("SADD", self.key["nodes"], self.name)
+
+    def _beat(self) -> None:
+        self._timer = self.call_later(BEAT, self._beat)
+        if not self.link.ready:
+            return
+        self._heartbeat()
+        self._send("EVAL", REAP_LUA, 4, self.key["nodes"], self.key["presence"], self.key["nicks"],
+                   self.key["skeletons"], self.alive, "", on_reply=self._reaped)
+
+    def _reaped(self, reply: Any) -> None:
+        if isinstance(reply, list):
+            for node in reply:
+                self.reaped += 1
+                self._ctl({"k": "dead", "dead": node.decode()})
+                self.on_control(json.dumps({"k": "dead", "dead": node.decode(), "node": ""}).encode())

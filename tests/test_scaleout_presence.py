@@ -1,0 +1,101 @@
+"""Presence across ``chatroom-server --redis`` nodes over real TCP: who is where on every node, private lines
+between nodes, guest numbers unique across nodes, a SIGKILLed node's members announced as leaving within the
+stated TTL and its nick claims released, and a 20-round race of two nodes claiming one nick."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from redis_kit import start_node
+
+from conftest import DEADLINE
+
+TTL_BOUND = 3.0 + 1.0 + 2.0  # chatroom.scaleout.presence: TTL + BEAT, and the reaper's own beat
+
+
+def who(client, room: str = "") -> list[str]:  # type: ignore[no-untyped-def]
+    client.send(f"/who {room}".strip())
+    line = client.expect_where(lambda l: l.startswith("* ") and " in " in l and ":" in l, "/who")
+    reply = client.seen[-1]
+    return sorted(reply.split(": ", 1)[1].split(", ")) if ": " in reply else []
+
+
+def eventually(check, what: str, timeout: float = DEADLINE) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+def test_who_and_private_lines_across_nodes_and_guest_numbers_unique(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    guests = [a.raw_client(), b.raw_client(), a.raw_client(), b.raw_client()]
+    numbers = [g.next_line().split(" You are ")[1].split(".")[0] for g in guests]
+    assert len(set(numbers)) == 4, numbers
+    alice, bob = a.connect("alice"), b.connect("bob")
+    eventually(lambda: "bob" in who(alice) and "alice" in who(bob), "both see both")
+    assert who(alice) == who(bob)
+    alice.send("/msg bob psst")
+    alice.expect("OK sent to bob")
+    bob.expect("alice (private): psst")
+    bob.send("/msg alice back")
+    alice.expect("bob (private): back")
+    bob.send("/nick robert")
+    bob.expect("OK nick robert")
+    alice.expect_where(lambda l: l == "* bob is now known as robert", "the rename")
+    eventually(lambda: "robert" in who(alice), "robert on a")
+    alice.send("/nick robert")
+    alice.expect("ERROR the nick robert is taken")
+    alice.send("/join #side")
+    bob.send("/join #side")
+    alice.expect_where(lambda l: "robert joined" in l, "robert joins #side")
+    eventually(lambda: who(alice, "#side") == ["alice", "robert"], "#side on a")
+    bob.send("/quit")
+    alice.expect_where(lambda l: l.startswith("* robert left side"), "robert leaves")
+    eventually(lambda: "robert" not in who(alice, "#lobby"), "robert gone from a")
+
+
+def test_a_sigkilled_node_leaves_every_other_node_within_the_ttl_and_frees_its_nicks(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    alice, bob = a.connect("alice"), b.connect("bob")
+    eventually(lambda: "bob" in who(alice), "bob on a")
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait()
+    killed = time.monotonic()
+    alice.expect_where(lambda l: l == "* bob left lobby (server lost)", "bob's leave", timeout=TTL_BOUND + 2)
+    assert time.monotonic() - killed < TTL_BOUND
+    assert who(alice) == ["alice"]
+    newcomer = a.connect("bob")  # the dead node's claim is gone
+    assert newcomer is not None
+    assert redis_server.command("HGET", "chatroom:nicks", "bob").startswith(b"a/")
+
+
+def test_two_nodes_racing_for_one_nick_twenty_times_end_with_exactly_one_holder(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    left, right, watch = a.connect(), b.connect(), a.connect("watcher")
+    for round_ in range(20):
+        nick = f"racer{round_}"
+        left.send(f"/nick {nick}")
+        right.send(f"/nick {nick}")
+        answers = [left.expect_where(lambda l: l.startswith(("OK nick", "ERROR")), "left's answer"),
+                   right.expect_where(lambda l: l.startswith(("OK nick", "ERROR")), "right's answer")]
+        answers = [c.seen[-1] for c in (left, right)]
+        holders = [c for c, line in zip((left, right), answers) if line == f"OK nick {nick}"]
+        assert holders, answers  # one of them at least took it locally
+
+        def settled() -> bool:
+            names = who(watch)
+            return names.count(nick) == 1 and sum(1 for n in names if n.startswith("racer")) <= 2
+
+        eventually(settled, f"one {nick}")
+        owner = redis_server.command("HGET", "chatroom:nicks", nick).decode()
+        assert owner.split("/")[0] in ("a", "b")
+        winner, loser = (right, left) if owner.startswith("b/") else (left, right)
+        if len(holders) == 2:  # both passed their node's check: the claim's loser is told and renamed
+            loser.expect_where(lambda l: l.startswith(f"ERROR the nick {nick} was taken on another server"),
+                               "the loser told")
+        for sender in (watch, loser):  # on both nodes, the nick reaches its one holder
+            sender.send(f"/msg {nick} hello {round_}")
+            sender.expect(f"OK sent to {nick}")
+            winner.expect_where(lambda l: l.endswith(f"(private): hello {round_}"), "the private line")
