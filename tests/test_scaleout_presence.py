@@ -99,3 +99,16 @@ def test_two_nodes_racing_for_one_nick_twenty_times_end_with_exactly_one_holder(
             sender.send(f"/msg {nick} hello {round_}")
             sender.expect(f"OK sent to {nick}")
             winner.expect_where(lambda l: l.endswith(f"(private): hello {round_}"), "the private line")
+
+
+def test_a_file_offered_on_one_node_is_refused_to_the_others_with_a_clear_message(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    alice, carol, bob = a.connect("alice", binary=True), a.connect("carol", binary=True), b.connect("bob", binary=True)
+    eventually(lambda: "bob" in who(alice) and "carol" in who(bob), "all three everywhere")
+    alice.send("/sendfile notes.txt 3")
+    notice = ('* "notes.txt" reaches only the members on alice\'s server: files are not relayed between servers '
+              '(1 in lobby are on others)')
+    bob.expect_where(lambda l: l == '* alice is sending "notes.txt" (3 bytes)', "the offer's notice")
+    bob.expect(notice)
+    before = alice.expect_where(lambda l: l == notice, "the sender told too")
+    assert any(l.startswith("OK sendfile ") for l in before)  # carol, on alice's node, gets it as ever

@@ -162,6 +162,11 @@ class Relay:
         transfer.charge = self.quota.charge(quota_key(client), size)
         self.transfers[tid] = transfer
         self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
+        away = sum(1 for c in client.room.members.values() if "remote" in c.caps)  # scale-out: other nodes' members
+        if away:
+            self.server.broadcast(client.room, f'* "{name}" reaches only the members on {client.nick}\'s server: files '
+                                               f'are not relayed between servers ({away} in {client.room.label} are '
+                                               f'on others)')
         self.consent.offer(transfer, receivers)
         self._arm_timer()
         return tid

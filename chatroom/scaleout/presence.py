@@ -51,6 +51,9 @@ CLAIM_LUA = files("chatroom.scaleout").joinpath("claim.lua").read_text(encoding=
 REAP_LUA = files("chatroom.scaleout").joinpath("reap.lua").read_text(encoding="utf-8")
 
 
+_REMOTE_CAPS = frozenset({"remote"})
+
+
 def _encode_remote(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
     """The remote wire: room lines are nothing here; a private line is the event, for its node."""
     return b"\0" + encode(entry, "", 0) if entry.kind == "private" else b""
@@ -66,6 +69,7 @@ class RemoteMember(Member):
         self.node = node
         self.presence = presence
         self.wire_index = presence.wire
+        self.caps = _REMOTE_CAPS  # never offered a file (chatroom.net.relay says so to the room)
 
     def deliver(self, data: bytes | memoryview) -> None:
         """Forward a direct line (or a private event) to the member's node; room batches are empty here."""
