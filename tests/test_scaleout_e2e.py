@@ -187,3 +187,26 @@ def test_redis_restarted_empty_ids_keep_increasing_and_a_node_that_missed_lines_
     alice.expect("OK caps tags")
     alice.send("/history 1")
     assert int(tag([l for l in alice.sync() if "after" in l][-1], "msgid")) == 9  # above the 8 a knew
+
+
+def test_a_node_restarted_catches_up_on_what_was_said_while_it_was_down(server_factory, redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a = start_node(server_factory, redis_server, "a")
+    b = start_node(server_factory, redis_server, "b", data_dir=tmp_path / "b")
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alice.send("before")
+    said(bob, "alice: before")
+    carol = a.connect("carol")
+    assert b.stop() == 0
+    for i in range(3):
+        alice.send(f"while b was down {i}")
+    assert len(collect(carol, 3, "while b was down")) == 3  # stored and published (a delivered them)
+    b = start_node(server_factory, redis_server, "b", data_dir=tmp_path / "b")
+    dave = b.connect("dave")
+    for attempt in range(200):  # the catch-up is one XRANGE per room, right after the node subscribed
+        dave.send("/history 10")
+        history = dave.sync()
+        if sum("while b was down" in line for line in history) == 3:
+            break
+        time.sleep(0.05)
+    assert [line.split("] ", 1)[1] for line in history if "alice:" in line] == [
+        "alice: before", "alice: while b was down 0", "alice: while b was down 1", "alice: while b was down 2"]

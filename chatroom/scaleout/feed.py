@@ -95,7 +95,7 @@ class Feed:
 
     def resync(self) -> list[Out]:
         """This node may have missed batches (its subscription was lost): fetch all after :attr:`next_id`."""
-        if self.fetching is None:
+        if self.fetching is None and self.next_id:  # (a node without history starts with the next batch)
             self.fetching = Fetch(self.next_id, 0)
             return [self.fetching]
         return []

@@ -194,6 +194,8 @@ class Node:
         elif kind == b"psubscribe":  # (re)subscribed: anything published meanwhile is fetched
             self._subscribed = True
             self._both_ready()
+            for name in list(self.hub.rooms):  # the rooms this node holds: what was said while it was away
+                self._feed(name)
             for room, feed in list(self.feeds.items()):
                 self._run(room, feed.resync())
 
