@@ -139,12 +139,14 @@ class RedisServer:
 
 def start_node(server_factory: Any, redis: RedisServer, name: str, *args: str, data_dir: Path | None = None) -> Any:
     """A ``chatroom-server --redis`` node (tests/conftest.py's ServerProcess) that has said it shares rooms."""
-    node = server_factory("--redis", redis.url, "--node", name, "--redis-timeout", "1", "--web-port", "off", *args,
-                          data_dir=data_dir)
+    web = () if "--web-port" in args else ("--web-port", "off")
+    node = server_factory("--redis", redis.url, "--node", name, "--redis-timeout", "1", *web, *args, data_dir=data_dir)
     deadline = time.monotonic() + DEADLINE
+    node.startup_lines = []  # what it printed before (the web URL...)
     while time.monotonic() < deadline:
         line = node.proc.stdout.readline()
         assert line, f"node {name} stopped: {node.proc.stderr.read()}"
         if line.startswith(f"chatroom-server node {name} sharing rooms through Redis"):
             return node
+        node.startup_lines.append(line)
     raise AssertionError(f"node {name} did not join")
