@@ -204,3 +204,34 @@ def test_a_node_restarted_catches_up_on_what_was_said_while_it_was_down(server_f
         time.sleep(0.05)
     assert [line.split("] ", 1)[1] for line in history if "alice:" in line] == [
         "alice: before", "alice: while b was down 0", "alice: while b was down 1", "alice: while b was down 2"]
+
+
+def test_a_terminal_client_whose_node_is_killed_and_restarted_gets_what_others_said_meanwhile_once(
+        server_factory, redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from test_e2e_transfer import ClientProcess
+
+    a = start_node(server_factory, redis_server, "a")
+    b = start_node(server_factory, redis_server, "b", data_dir=tmp_path / "b")
+    alice = ClientProcess(b.port, tmp_path / "alice", "--name", "alice", "--reconnect")
+    try:
+        bob = a.connect("bob")
+        bob.expect_where(lambda line: line == "* alice joined lobby" or line.endswith("is now known as alice"),
+                         "alice on node b")
+        bob.send("seen live")
+        alice.expect("bob: seen live")
+        b.proc.send_signal(signal.SIGKILL)  # no goodbye: its members and claims wait for the restart or the TTL
+        b.proc.wait()
+        alice.expect(lambda line: line.startswith("connection to server lost"))
+        bob.send("missed one")
+        bob.send("missed two")
+        b = start_node(server_factory, redis_server, "b", "--port", str(b.port), data_dir=tmp_path / "b")
+        bob.expect_where(lambda line: line == "* alice left lobby (server restarted)", "the old alice gone")
+        alice.expect(lambda line: line.endswith("bob: missed two"), timeout=DEADLINE + 5)
+        assert any(line.startswith("* reconnected after") for line in alice.out)
+        # (as missed lines fetched by id, or live from b's own catch-up if alice asked before it was done)
+        bob.send("live again")
+        alice.expect("bob: live again")
+        for text in ("bob: seen live", "bob: missed one", "bob: missed two", "bob: live again"):
+            assert sum(line.endswith(text) for line in alice.out) == 1, text
+    finally:
+        alice.kill()

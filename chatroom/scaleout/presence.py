@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,8 @@ class Presence:
         self.direct = f"{prefix}:node:"
         self.wire = hub.add_wire(_encode_remote, variants=False)
         self.mirrors: dict[tuple[str, int], RemoteMember] = {}
+        self.boot = os.urandom(6).hex()  # this process's life: a node started again under its name has another
+        self.boots: dict[str, str] = {}  # node -> the boot id last heard from it
         self.reaped = 0  # nodes this node reaped
         hub.observer = self.observe
         self._timer = call_later(BEAT, self._beat)
@@ -179,6 +182,7 @@ class Presence:
         self._send("EVAL", REAP_LUA, 4, self.key["nodes"], self.key["presence"], self.key["nicks"],
                    self.key["skeletons"], self.alive, self.name)
         self._heartbeat()
+        self._ctl({"k": "hello", "boot": self.boot})
         for member in list(self.hub.members.values()):
             if not isinstance(member, RemoteMember):
                 self.record(member)
@@ -273,7 +277,12 @@ class Presence:
         node = message.get("node")
         if node == self.name:
             return
-        if message["k"] == "nick":
+        if message["k"] == "hello":  # a node (re)connected: if it started again, its old members are gone
+            if self.boots.get(node, message["boot"]) != message["boot"]:
+                for remote in [m for (n, _), m in self.mirrors.items() if n == node]:
+                    self.drop(remote, "server restarted", announce=True)
+            self.boots[node] = message["boot"]
+        elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "gone":
             remote = self.mirrors.get((node, message["id"]))
