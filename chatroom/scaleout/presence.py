@@ -279,15 +279,15 @@ class Presence:
             return
         if message["k"] == "hello":  # a node (re)connected: if it started again, its old members are gone
             if self.boots.get(node, message["boot"]) != message["boot"]:
-                for remote in [m for (n, _), m in self.mirrors.items() if n == node]:
-                    self.drop(remote, "server restarted", announce=True)
+                for old in [m for (n, _), m in self.mirrors.items() if n == node]:
+                    self.drop(old, "server restarted", announce=True)
             self.boots[node] = message["boot"]
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "gone":
-            remote = self.mirrors.get((node, message["id"]))
-            if remote is not None:
-                self.drop(remote, "quit")
+            gone = self.mirrors.get((node, message["id"]))
+            if gone is not None:
+                self.drop(gone, "quit")
         elif message["k"] == "dead":
             dead = [m for (n, _), m in self.mirrors.items() if n == message["dead"]]
             log.warning("node %s is gone (no heartbeat for %g s): %d of its members leave", message["dead"], TTL,
