@@ -134,3 +134,37 @@ def test_a_web_page_on_one_node_and_nc_on_another_are_one_room(server_factory, r
     assert (event["room"], event["text"]) == ("#lobby", "hello from nc") and isinstance(event["id"], int)
     nc.send("/who")
     assert nc.expect_prefix("* 2 in lobby: ") in ("* 2 in lobby: nora, wendy", "* 2 in lobby: wendy, nora")
+
+
+def test_room_rules_are_the_same_on_every_node_and_a_kick_reaches_the_members_node(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alice.send("/register correct-horse-battery")
+    alice.expect("OK registered alice; you are logged in")
+    alice.send("/join #den")  # a logged-in creator owns the room
+    alice.expect_prefix("OK join #den")
+    alice.send("/key door")
+    alice.expect("OK key set")
+
+    def refused_without_key() -> bool:
+        bob.send("/join #den")
+        lines = bob.sync()
+        if any(l.startswith("OK join #den") for l in lines):  # before the rules reached node b: out again
+            bob.send("/part #den")
+            bob.sync()
+        return any(l == "ERROR #den needs a key: /join #den KEY" for l in lines)
+
+    eventually(refused_without_key, "node b enforcing node a's key")
+    bob.send("/join #den door")
+    bob.expect_prefix("OK join #den (2 members)")
+    eventually(lambda: who(alice, "#den") == ["alice", "bob"], "bob in #den on node a")
+    alice.send("/kick bob")
+    alice.expect("OK kick bob")
+    bob.expect_where(lambda l: l == "* alice kicked bob from den", "bob told he was kicked")
+    bob.send("/who #den")
+    assert bob.expect_prefix("ERROR ") == "ERROR #den has a key: only its members can read it (/join #den KEY)"
+    eventually(lambda: who(alice, "#den") == ["alice"], "bob out of #den on a")
+    bob.send("/join #lobby")
+    bob.send("hello from lobby")  # bob's current room is no longer #den on his node
+    alice.expect_where(lambda l: l == "[#lobby] bob: hello from lobby" or l == "bob: hello from lobby", "bob in lobby")
+    assert sum(l == "* alice kicked bob from den" for l in bob.sync()) == 0  # told once

@@ -73,6 +73,8 @@ class Rooms:
         self.create_burst = create_burst
         self.create_every = create_every
         self.is_admin: Callable[[str | None], bool] = lambda account: False
+        #: Scale-out: ``on_rules(room)`` hears every change of a room's rules made here (None: nobody).
+        self.on_rules: Callable[[Room], None] | None = None
         self._rooms: dict[str, Room] = {}
         self._buckets: dict[int, tuple[float, float]] = {}  # member id -> (tokens, when), creators only
         if history is not None:
@@ -191,10 +193,13 @@ class Rooms:
         """*member* is gone: drop its creation bucket."""
         self._buckets.pop(member.id, None)
 
-    def save_rules(self, room: Room) -> None:
-        """Persist *room*'s moderation rules (``room.rules``) at once."""
+    def save_rules(self, room: Room, *, share: bool = True) -> None:
+        """Persist *room*'s moderation rules (``room.rules``) at once; tell :attr:`on_rules` unless *share* is
+        False (rules that came from another node)."""
         if self.history is not None and self._rooms.get(room.name) is room:
             self.history.save_rules(room.name, room.rules.to_json())
+        if share and self.on_rules is not None:
+            self.on_rules(room)
 
     def occupied(self, room: Room) -> None:
         """A member joined *room*: it lingers no more."""

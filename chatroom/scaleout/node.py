@@ -18,6 +18,7 @@ own). Loop thread only.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,8 @@ from chatroom.scaleout.events import decode, encode, stored
 from chatroom.scaleout.feed import FETCH_COUNT, Deliver, Feed, Fetch, Lost, Out
 from chatroom.scaleout.ids import IdBlocks
 from chatroom.scaleout.link import RedisLink, Unavailable
-from chatroom.scaleout.presence import Presence
+from chatroom.scaleout.presence import Presence, RemoteMember
+from chatroom.scaleout.rules import SharedRules, part_here
 from chatroom.scaleout.probe import BlockingRedis
 
 if TYPE_CHECKING:
@@ -71,6 +73,7 @@ class Node:
                              on_ready=self._sub_ready, on_push=self._push)
         self.publisher = Publisher(self.link, self.keys)
         self.presence = Presence(hub, self.link, self.keys, name, tell=tell, call_later=loop.call_later)
+        self.rules = SharedRules(hub, self.link, self.keys, name, self.presence.key["ctl"])
         self.feeds: dict[str, Feed] = {}
         self._failing = False
         self._closing = False
@@ -103,6 +106,7 @@ class Node:
         if self.hub.bus == self.publish:
             self.hub.bus = None
         self.presence.close()
+        self.rules.close()
         try:  # leaving on purpose: never reaped as dead (each member's departure was said already)
             self.link.call("DEL", self.presence.alive + self.name)
             self.link.call("SREM", self.presence.key["nodes"], self.name)
@@ -186,7 +190,10 @@ class Node:
         elif kind == b"message":
             try:
                 if reply[1] == self.presence.key["ctl"].encode():
-                    self.presence.on_control(reply[2])
+                    if json.loads(reply[2]).get("k") == "rules":
+                        self.rules.on_control(json.loads(reply[2]))
+                    else:
+                        self.presence.on_control(reply[2])
                 else:
                     self.presence.on_direct(reply[2])
             except (ValueError, KeyError, TypeError) as exc:
@@ -196,6 +203,7 @@ class Node:
             self._both_ready()
             for name in list(self.hub.rooms):  # the rooms this node holds: what was said while it was away
                 self._feed(name)
+            self.rules.resync(list(self.hub.rooms))
             for room, feed in list(self.feeds.items()):
                 self._run(room, feed.resync())
 
@@ -249,6 +257,7 @@ class Node:
             return
         history = self.history if self.hub.record else None
         pending: list[tuple[int, Entry]] = []
+        parted: list[tuple[Member, str]] = []
         for entry_id, payload in events:
             try:
                 carried = decode(payload, name, entry_id)
@@ -257,8 +266,14 @@ class Node:
                 continue
             event = carried.event
             local = carried.node == self.name and carried.member in self.hub.members
-            if carried.node != self.name and event.kind in ("join", "part") and carried.member:
+            if carried.node != self.name and event.kind == "join" and carried.member:
                 self.presence.batch_event(room, carried.node, carried.member, event)
+            elif carried.node != self.name and event.kind == "part":
+                target = self.hub.find(event.nick)
+                if isinstance(target, RemoteMember):
+                    self.presence.leave(target, room)
+                elif target is not None:  # this node's member, taken out by another node (a kick): after delivery
+                    parted.append((target, event.text))
             if entry_id and history is not None:
                 history.put(event)
             if event.kind == "topic" and entry_id:
@@ -266,5 +281,7 @@ class Node:
                 if history is not None:
                     history.set_topic(name, event.text, event.nick, event.ts)
             pending.append((carried.member if local else 0, event))
+        for member, text in parted:  # out first: the node that did it tells the member directly
+            part_here(self.hub, member, room, text)
         if pending:
             self.hub.deliver_batch(room, pending)

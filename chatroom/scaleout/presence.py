@@ -33,6 +33,7 @@ from chatroom.model.member import Member
 from chatroom.model.names import nick_key, nick_skeleton_key
 from chatroom.scaleout.events import decode, encode
 from chatroom.scaleout.link import Unavailable
+from chatroom.wire.lines import encode_line
 
 if TYPE_CHECKING:
     from chatroom.model.history import Entry
@@ -71,6 +72,12 @@ class RemoteMember(Member):
         self.presence = presence
         self.wire_index = presence.wire
         self.caps = _REMOTE_CAPS  # never offered a file (chatroom.net.relay says so to the room)
+
+    streams = None  # (what the loop checks before queueing a line: nothing is streamed to a mirror)
+
+    def encode_text(self, text: str) -> bytes:
+        """A direct line (a reply, a kick notice) as :meth:`deliver` forwards it: the line protocol's bytes."""
+        return encode_line(text)
 
     def deliver(self, data: bytes | memoryview) -> None:
         """Forward a direct line (or a private event) to the member's node; room batches are empty here."""

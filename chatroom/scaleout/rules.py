@@ -1,0 +1,101 @@
+"""Room rules across nodes: owner, operators, bans, topic lock and key are the same on every node.
+
+A change made on a node (``/key``, ``/ban``, ``/op``... anything that saves a room's rules,
+:meth:`chatroom.model.rooms.Rooms.save_rules`) is written to the room's meta hash in Redis (field
+``rules``: the rules' JSON, :class:`~chatroom.model.moderation.RoomRules`) and published on the
+``ctl`` channel; every other node replaces its copy and saves it in its own data dir (so a node
+restarted without Redis still enforces them). A node (re)subscribing reads each room's rules from the
+meta hash. The last change wins (changes are rare and made by people).
+
+A member removed from a room by another node (a kick, or a ban that parts it) arrives as that room's
+``part`` notice: the member's own node takes it out of the room too (:meth:`Node._deliver` calls
+:func:`part_here`), without announcing it twice. Loop thread only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from chatroom.model.errors import Refused
+from chatroom.model.moderation import RoomRules
+from chatroom.scaleout.link import Unavailable
+
+if TYPE_CHECKING:
+    from chatroom.model.hub import Hub
+    from chatroom.model.member import Member
+    from chatroom.model.room import Room
+    from chatroom.scaleout.bus import Keys
+    from chatroom.scaleout.link import RedisLink
+
+__all__ = ["SharedRules", "part_here"]
+
+log = logging.getLogger("chatroom.server")
+
+
+class SharedRules:
+    """Keeps *hub*'s rooms' rules the same as every other node's, through *link* (commands), *keys*, and the
+    ``ctl`` channel *ctl*; *name* is this node's."""
+
+    def __init__(self, hub: Hub, link: RedisLink, keys: Keys, name: str, ctl: str) -> None:
+        self.hub = hub
+        self.link = link
+        self.keys = keys
+        self.name = name
+        self.ctl = ctl
+        hub.rooms.on_rules = self.changed
+
+    def close(self) -> None:
+        if self.hub.rooms.on_rules == self.changed:
+            self.hub.rooms.on_rules = None
+
+    def changed(self, room: Room) -> None:
+        """``Rooms.on_rules``: *room*'s rules changed here: to Redis and the other nodes."""
+        text = room.rules.to_json()
+        try:
+            self.link.call("HSET", self.keys.meta(room.name), "rules", text)
+            self.link.call("PUBLISH", self.ctl, json.dumps({"k": "rules", "node": self.name, "room": room.name,
+                                                            "rules": text}))
+        except Unavailable as exc:
+            log.error("the rules of %s could not be shared (%s): other servers keep the old ones until they change "
+                      "again", room.name, exc)
+
+    def apply(self, name: str, text: str) -> None:
+        """Rules of room *name* from another node (or Redis): replace this node's copy, save it here."""
+        try:
+            room = self.hub.rooms.get(name) or self.hub.rooms.open(name)
+        except Refused as exc:
+            log.error("cannot hold room %s from another node: %s", name, exc)
+            return
+        if room.rules.to_json() != text:
+            room.rules = RoomRules.from_json(text)
+            self.hub.rooms.save_rules(room, share=False)
+
+    def on_control(self, message: dict[str, Any]) -> None:
+        if message.get("node") != self.name:
+            self.apply(str(message["room"]), str(message["rules"]))
+
+    def resync(self, names: list[str]) -> None:
+        """Read the rules of the rooms *names* from Redis (after a (re)subscription)."""
+        for name in names:
+            try:
+                self.link.call("HGET", self.keys.meta(name), "rules", on_reply=functools.partial(self._got, name))
+            except Unavailable:
+                return
+
+    def _got(self, name: str, reply: Any) -> None:
+        if isinstance(reply, bytes):
+            self.apply(name, reply.decode())
+
+
+def part_here(hub: Hub, member: Member, room: Room, text: str) -> None:
+    """Another node took this node's *member* out of *room* (its notice *text* was delivered already): do it
+    here too, without a second notice."""
+    if room.members.get(member.id) is not member:
+        return
+    hub.part(member, room, notice=text)
+    pending = room.pending
+    if pending and pending[-1][1].kind == "part" and pending[-1][1].nick == member.nick:
+        pending.pop()  # the notice went out from the node that did it
