@@ -176,7 +176,7 @@ def test_redis_restarted_empty_ids_keep_increasing_and_a_node_that_missed_lines_
         b.proc.send_signal(signal.SIGCONT)
     attempt = reconnected(alice, "after")
     lines = bob.expect_where(lambda line: line.endswith(f"alice: after {attempt}"), "the new epoch's line")
-    assert "* 3 lines of lobby were lost while the servers' shared store (Redis) restarted" in lines
+    assert "* 3 lines of lobby were lost while the servers' shared store (Redis) restarted" in lines, lines
     alice.send("/caps tags")
     alice.expect("OK caps tags")
     alice.send("/history 1")

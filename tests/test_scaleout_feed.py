@@ -83,3 +83,11 @@ def test_a_new_epoch_reports_the_ids_this_node_never_saw_and_goes_on_from_there(
     assert feed.epoch == "e2" and feed.next_id == 15
     assert feed.receive(batch(15, 1, epoch="e3")) == [Deliver(lines(15, 15))]  # nothing missed: no loss
     assert feed.receive(batch(9, 1, epoch="e4")) == [Deliver(lines(9, 9))]  # a lower start is the truth too
+
+
+def test_a_hole_found_by_a_fetch_with_a_new_epoch_waiting_is_blamed_on_the_restart() -> None:
+    feed = Feed(1)
+    feed.receive(batch(1, 5))
+    assert feed.resync() == [Fetch(6, 0)]
+    assert feed.receive(batch(9, 1, epoch="e2")) == []  # the new epoch's first line, held
+    assert feed.fetched(lines(9, 9)) == [Lost(3, 6, True), Deliver(lines(9, 9))]

@@ -109,11 +109,13 @@ class Feed:
             return []
         out: list[Out] = []
         events = []
+        # a batch of another epoch waiting behind this fetch: Redis lost the room, which explains a hole
+        restarted = self.epoch is not None and any(b.epoch != self.epoch for b in self.held)
         for line_id, payload in lines:
             if line_id < self.next_id or (want.last and line_id > want.last):
                 continue
             if line_id > self.next_id:
-                out.append(Lost(line_id - self.next_id, self.next_id))
+                out.append(Lost(line_id - self.next_id, self.next_id, restarted))
             events.append((line_id, payload))
             self.next_id = line_id + 1
         if events:
@@ -123,9 +125,11 @@ class Feed:
             out.append(self.fetching)
             return out
         if want.last and self.next_id <= want.last:  # trimmed away before this node read it
-            out.append(Lost(want.last + 1 - self.next_id, self.next_id))
+            out.append(Lost(want.last + 1 - self.next_id, self.next_id, restarted))
             self.next_id = want.last + 1
         self.fetching = None
+        if restarted:  # what was fetched is the new epoch's: its batches that wait are the same epoch
+            self.epoch = next(b.epoch for b in self.held if b.epoch != self.epoch)
         held, self.held = self.held, []
         for batch in held:
             out += self.receive(batch)
