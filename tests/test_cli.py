@@ -259,17 +259,17 @@ def test_ipv6_loopback_listens_and_prints_the_address_in_brackets(tmp_path: Path
 def test_limit_options_have_the_documented_defaults_and_server_names() -> None:
     args = server_cli.build_parser().parse_args([])
     assert server_cli.limit_options(args) == {
-        "flood_rate": 25.0, "flood_burst": 250.0, "flood_kill": 30.0,
+        "flood_rate": 2.0, "flood_burst": 20.0, "flood_kill": 0.0, "flood_backlog": 100,
         "partial_timeout": 60.0, "max_per_address": 64, "announce_limit": 200,
         "default_room": "#lobby", "history_on_join": 20, "history_keep_lines": None, "history_keep_days": None,
         "record_history": True,
     }
     args = server_cli.build_parser().parse_args([
-        "--flood-rate", "0", "--flood-burst", "10.5", "--flood-kill", "0", "--idle-timeout", "2.5",
+        "--flood-rate", "0", "--flood-burst", "10.5", "--flood-kill", "0", "--flood-backlog", "7", "--idle-timeout", "2.5",
         "--max-per-address", "0", "--announce-limit", "0", "--default-room", "Class",
         "--history-on-join", "0", "--history-keep", "1000,7d"])
     assert server_cli.limit_options(args) == {
-        "flood_rate": 0.0, "flood_burst": 10.5, "flood_kill": 0.0,
+        "flood_rate": 0.0, "flood_burst": 10.5, "flood_kill": 0.0, "flood_backlog": 7,
         "partial_timeout": 2.5, "max_per_address": 0, "announce_limit": 0,
         "default_room": "#class", "history_on_join": 0, "history_keep_lines": 1000, "history_keep_days": 7.0,
         "record_history": True,
@@ -279,6 +279,7 @@ def test_limit_options_have_the_documented_defaults_and_server_names() -> None:
 
 @pytest.mark.parametrize("option, value", [
     ("--flood-rate", "-1"), ("--flood-rate", "inf"), ("--flood-burst", "0"), ("--flood-kill", "nan"),
+    ("--flood-backlog", "-1"), ("--flood-backlog", "2.5"),
     ("--idle-timeout", "0"), ("--max-per-address", "-3"), ("--max-per-address", "1.5"), ("--announce-limit", "x"),
 ])
 def test_a_bad_limit_is_one_line_and_status_2(tmp_path: Path, option: str, value: str) -> None:
@@ -290,9 +291,10 @@ def test_the_help_gives_units_and_defaults_of_every_limit() -> None:
     result = run_server("--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for option, words in [("--flood-rate R", ("per second", "default 25", "0 disables")),
-                          ("--flood-burst B", ("default 250",)),
-                          ("--flood-kill S", ("seconds", "default 30", "0: never")),
+    for option, words in [("--flood-rate R", ("per second", "default 2", "0 disables")),
+                          ("--flood-burst B", ("default 20",)),
+                          ("--flood-backlog N", ("lines", "default 100")),
+                          ("--flood-kill S", ("seconds", "default 0: never")),
                           ("--idle-timeout S", ("seconds", "default 60")),
                           ("--max-per-address N", ("default 64", "0: unlimited")),
                           ("--announce-limit N", ("default 200", "0: always announce"))]:
@@ -330,7 +332,8 @@ def test_limit_options_reach_the_server_constructor(tmp_path: Path, monkeypatch:
                               "--no-plugins", "--quiet"])
     assert status == 1
     assert seen["flood_rate"] == 7.0 and seen["max_per_address"] == 3 and seen["partial_timeout"] == 60.0
-    assert seen["announce_limit"] == 200 and seen["flood_burst"] == 250.0 and seen["flood_kill"] == 30.0
+    assert seen["announce_limit"] == 200 and seen["flood_burst"] == 20.0 and seen["flood_kill"] == 0.0
+    assert seen["flood_backlog"] == 100
 
 
 def test_non_negative_int_and_floats_refuse_what_they_should() -> None:

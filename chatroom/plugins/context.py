@@ -173,9 +173,13 @@ class Context(ThreadSafeParts):
             self._server.stream(self.client, iter(lines), self.plugin)
 
     def disconnect(self, client: Client | None = None, reason: str = "disconnected") -> None:
-        """Close *client* (default: the caller) after its queued output is sent."""
+        """Close *client* (default: the caller) after its queued output is sent; it is told
+        ``ERROR disconnected (REASON)`` last, unless *reason* is ``"quit"`` (the caller asked, and got ``OK``)."""
         target = client or self.client
         if target is not None:
+            if reason != "quit":
+                self._server.send_line(target, "ERROR disconnected" + (f" ({reason})" if reason != "disconnected"
+                                                                       else ""))
             self._server.close_client(target, reason, flush=True)
 
     # -- input ---------------------------------------------------------------

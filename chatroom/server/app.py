@@ -58,8 +58,8 @@ class Server:
     """A chat server bound at construction; run it with :meth:`serve_forever`.
 
     ``address`` is the bound ``(host, port)``. Budgets (docs/protocol.md, "Budgets and limits"): ``max_queue``
-    bytes of output per connection; ``flood_rate``/``flood_burst``/``flood_kill`` (token bucket; rate 0
-    disables); ``partial_timeout`` seconds an unfinished line or frame may be held; ``max_per_address``
+    bytes of output per connection; ``flood_rate``/``flood_burst``/``flood_kill``/``flood_backlog`` (token
+    bucket; rate 0 disables); ``partial_timeout`` seconds an unfinished line or frame may be held; ``max_per_address``
     connections per address (0: no limit); ``announce_limit``: rooms with more members do not announce joins
     and leaves (0: always). Rooms: everyone starts in ``default_room``; joining a room replays its last
     ``history_on_join`` lines (0: none; at most 500); the history keeps at most ``history_keep_lines`` lines
@@ -90,9 +90,10 @@ class Server:
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_file_size: int = DEFAULT_MAX_FILE_SIZE,
         plugins: PluginHost | None = None,
-        flood_rate: float = 25.0,
-        flood_burst: float = 250.0,
-        flood_kill: float = 30.0,
+        flood_rate: float = 2.0,
+        flood_burst: float = 20.0,
+        flood_kill: float = 0.0,
+        flood_backlog: int = 100,  # lines a throttled client may have waiting (docs/protocol.md "Budgets and limits")
         partial_timeout: float = 60.0,
         max_per_address: int = 64,
         announce_limit: int = 200,
@@ -151,7 +152,7 @@ class Server:
         self.loop.before_write += [self.hub.flush, self._commit_history]
         if listener is None:
             listener = listen(host, port)
-        budgets = dict(flood=FloodPolicy(flood_rate, flood_burst, flood_kill), partial_timeout=partial_timeout,
+        budgets = dict(flood=FloodPolicy(flood_rate, flood_burst, flood_kill, flood_backlog), partial_timeout=partial_timeout,
                        max_per_address=max_per_address)
         if tls is not None and tls_port is None:  # the main port speaks TLS
             self.transport = TLSTransport(self.loop, self, listener, context=tls,
@@ -232,6 +233,7 @@ class Server:
                     self.loop.write(key.data)
         for conn in list(self.clients.values()):
             conn.transport.close(conn, reason)  # a capture's on_end still runs
+        self.transport.finish(1.0)  # closed gracefully: their input drained until they close (1 s at most)
         self.hub.flush()
         self.commit_window = 0.0
         self._commit_history()

@@ -65,6 +65,7 @@ SERVER_LIMITS = {
     "flood_rate": "flood_rate",
     "flood_burst": "flood_burst",
     "flood_kill": "flood_kill",
+    "flood_backlog": "flood_backlog",
     "idle_timeout": "partial_timeout",
     "max_per_address": "max_per_address",
     "announce_limit": "announce_limit",
@@ -123,15 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slow-hook-ms", type=float, default=100.0, metavar="MS",
                         help="log a warning when a plugin blocks the loop longer than MS (default 100)")
     limits = parser.add_argument_group("flood control and connection limits")
-    limits.add_argument("--flood-rate", type=non_negative_float, default=25.0, metavar="R",
+    limits.add_argument("--flood-rate", type=non_negative_float, default=2.0, metavar="R",
                         help="token bucket per connection: R tokens per second (a chat line costs 1, "
-                             "an unknown command or /who in a big room more); a client out of tokens is "
-                             "read no further until they refill (default 25; 0 disables flood control)")
-    limits.add_argument("--flood-burst", type=positive_float, default=250.0, metavar="B",
-                        help="bucket size: tokens a client may spend at once (default 250)")
-    limits.add_argument("--flood-kill", type=non_negative_float, default=30.0, metavar="S",
-                        help="disconnect with 'ERROR excess flood' a client throttled for S seconds "
-                             "in a row (default 30; 0: never)")
+                             "an unknown command or /who more); a client out of tokens waits until they "
+                             "refill (default 2; 0 disables flood control)")
+    limits.add_argument("--flood-burst", type=positive_float, default=20.0, metavar="B",
+                        help="bucket size: tokens a client may spend at once, so a paste of B lines is never "
+                             "slowed (default 20)")
+    limits.add_argument("--flood-backlog", type=non_negative_int, default=100, metavar="N",
+                        help="a client out of tokens with more than N lines (or 128 KiB) waiting is flooding: "
+                             "'ERROR excess flood' and disconnected (default 100; 0: the 128 KiB only)")
+    limits.add_argument("--flood-kill", type=non_negative_float, default=0.0, metavar="S",
+                        help="also disconnect with 'ERROR excess flood' a client throttled for S seconds "
+                             "in a row (default 0: never)")
     limits.add_argument("--idle-timeout", type=positive_float, default=60.0, metavar="S",
                         help="close a connection that holds an unfinished line or frame for S seconds "
                              "(default 60)")
