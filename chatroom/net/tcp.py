@@ -20,13 +20,10 @@ descriptors.
 
 Closing: every close the server decides (excess flood, too slow, a timeout,
 a wrong password, a plugin's disconnect, shutdown) sends the connection's
-last line, then closes gracefully: the output is flushed (at most
-:data:`CLOSE_GRACE` seconds), the server shuts down its writing (TCP FIN; a
-TLS ``close_notify`` first), then reads and discards what the client still
-sends for up to :data:`LINGER` seconds (until it closes its end), and only
-then closes the socket. Closing a socket with unread input makes the kernel
-answer with a reset, and a client such as ``nc`` that is still sending then
-fails on its next write and never shows the last line it was sent.
+last line, flushes its output (at most :data:`CLOSE_GRACE` seconds), then
+ends the socket gracefully (:mod:`chatroom.net.linger`: shut down writing,
+drain the input, close), so ``nc`` shows that line even while it is still
+sending.
 """
 
 from __future__ import annotations
@@ -34,23 +31,20 @@ from __future__ import annotations
 import errno
 import itertools
 import logging
-import selectors
 import socket
 import sys
-import time
 import traceback
 from collections import deque
-from functools import partial
 from typing import Any
 
 from chatroom.net.budget import TOO_LONG_COST, FloodPolicy
 from chatroom.net.connection import Connection
+from chatroom.net.linger import Lingering, shut_tcp
 from chatroom.net.logs import CONN, ERR, log_rejected
 from chatroom.net.loop import Loop
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE, Frame, Line, Refused, TooLong, encode_line
 
-__all__ = ["ACCEPT_PAUSE", "CLOSE_GRACE", "LINGER", "LINGER_BYTES", "LOST", "MAX_LINGERING", "READ_SIZE", "SLICE",
-           "LineTransport", "listen"]
+__all__ = ["ACCEPT_PAUSE", "CLOSE_GRACE", "LOST", "READ_SIZE", "SLICE", "LineTransport", "listen"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -62,12 +56,6 @@ SLICE = 64
 CLOSE_GRACE = 3.0
 #: Seconds accepting pauses after the process ran out of file descriptors.
 ACCEPT_PAUSE = 0.5
-#: Seconds a closed connection's input is still read and discarded, after the server shut down its writing.
-LINGER = 2.0
-#: Bytes read and discarded from one lingering connection at most before it is closed anyway.
-LINGER_BYTES = 4 * 1024 * 1024
-#: Connections lingering at once at most (per server); past it, a close is immediate.
-MAX_LINGERING = 1024
 #: The reason of a close the client made (end of input or a socket error): nothing to tell, nothing to drain.
 LOST = "connection lost"
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -104,8 +92,8 @@ class LineTransport:
         self.ids = ids if ids is not None else itertools.count(1)
         self.connections: dict[int, Connection] = {}
         self.per_address: dict[str, int] = {}
-        #: Closed sockets still drained (see the module docstring) -> [peer host or None, bytes left, timer].
-        self.lingering: dict[Any, list[Any]] = {}
+        #: Sockets this server closed, drained until their clients close (see :mod:`chatroom.net.linger`).
+        self.lingering = Lingering(loop, self._count_out)
         if share is not None:  # a second listener of the same server: one id counter, one table, one budget
             self.ids, self.connections, self.per_address = share.ids, share.connections, share.per_address
             self.lingering = share.lingering
@@ -152,7 +140,7 @@ class LineTransport:
             except OSError:
                 sock.close()
                 return False
-            self._release(sock, None)
+            self.lingering.release(sock, None, self._shut)
             return False
         self.per_address[host] = count + 1
         return True
@@ -417,81 +405,16 @@ class LineTransport:
             conn.sock.close()
             self._count_out(conn.host)
         else:
-            self._release(conn.sock, conn.host)
-
-    # -- the end of a socket -----------------------------------------------------------------------
-    def _release(self, sock: Any, host: str | None) -> None:
-        """Close *sock* (no longer a connection, unregistered) gracefully: shut down writing, drain what the
-        peer still sends for up to LINGER seconds (or LINGER_BYTES), then close it and count it out of *host*'s
-        budget (None: it was never counted). Immediate when MAX_LINGERING sockets linger already."""
-        if len(self.lingering) < MAX_LINGERING:
-            entry: list[Any] = [host, LINGER_BYTES, None]
-            try:
-                self._shut(sock)
-                open_end = self._drain(sock, entry)
-            except OSError:
-                open_end = False
-            if open_end:
-                entry[2] = self.loop.call_later(LINGER, self._unlinger, sock)
-                self.lingering[sock] = entry
-                self.loop.selector.register(sock, selectors.EVENT_READ, partial(self._drain_ready, sock))
-                return
-        sock.close()
-        if host is not None:
-            self._count_out(host)
+            self.lingering.release(conn.sock, conn.host, self._shut)
 
     def _shut(self, sock: Any) -> None:
         """Shut down the writing side of *sock* (a TCP FIN after what was written). Raises OSError."""
-        sock.shutdown(socket.SHUT_WR)
-
-    @staticmethod
-    def _drain(sock: Any, entry: list[Any]) -> bool:
-        """Read and discard what *sock* has (a few reads, ``entry[1]`` bytes at most); False at its end."""
-        for _ in range(4):
-            try:
-                data = sock.recv(READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return True
-            except OSError:
-                return False
-            entry[1] -= len(data)
-            if not data or entry[1] <= 0:
-                return False
-        return True
-
-    def _drain_ready(self, sock: Any) -> None:
-        entry = self.lingering.get(sock)
-        if entry is not None and not self._drain(sock, entry):
-            self._unlinger(sock)
-
-    def _unlinger(self, sock: Any) -> None:
-        """*sock*'s linger is over (the peer closed, LINGER seconds passed, or the server stops): close it."""
-        entry = self.lingering.pop(sock, None)
-        if entry is None:
-            return
-        host, _, timer = entry
-        timer.cancel()
-        try:
-            self.loop.selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
-        sock.close()
-        if host is not None:
-            self._count_out(host)
+        shut_tcp(sock)
 
     def finish(self, timeout: float) -> None:
         """Server shutdown, after every connection was closed: drain the lingering ones for at most *timeout*
         seconds (until their clients close), then close them all. Loop thread only."""
-        deadline = time.monotonic() + timeout
-        while self.lingering:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            for key, _ in self.loop.selector.select(min(left, 0.05)):
-                if key.fileobj in self.lingering:
-                    self._drain_ready(key.fileobj)
-        for sock in list(self.lingering):
-            self._unlinger(sock)
+        self.lingering.finish(timeout)
 
     @staticmethod
     def _shared_host(addr: Any) -> Any:
