@@ -55,6 +55,13 @@ def read_to_end(client: LineClient, timeout: float = 10.0) -> tuple[list[str], s
         got += [e.text for e in parser.feed(data) if isinstance(e, protocol.Line)]
 
 
+def told_then_closed(client: LineClient) -> list[str]:
+    """Read *client* to its end: it must be a clean close (EOF, not a reset); returns every line it got."""
+    lines, end = read_to_end(client)
+    assert end == "eof", f"the stream ended with a {end}, not a clean close; last lines {lines[-3:]}"
+    return lines
+
+
 def push(client: LineClient, data: bytes, timeout: float = 10.0) -> int:
     """Send all of *data* without reading (as ``nc < file`` does); the bytes the server took before it closed."""
     return client.send_some(data, timeout=timeout)
@@ -72,9 +79,7 @@ def test_a_flood_of_5000_lines_from_a_client_that_never_reads_is_cut_in_tens_wit
     mallory = server.connect("mallory")
     flood = b"".join(b"flood %d\n" % i for i in range(5000))
     push(mallory, flood)
-    lines, end = read_to_end(mallory)
-    assert lines[-1] == "ERROR excess flood", lines[-5:]
-    assert end == "eof", f"the flooder's stream ended with a {end}, not a clean close"
+    assert told_then_closed(mallory)[-1] == "ERROR excess flood"
     before = bob.expect("* mallory left lobby (excess flood)")
     got = said_by(before, "mallory")
     assert got == [f"mallory: flood {i}" for i in range(len(got))], "lines reached bob out of order"
@@ -94,9 +99,7 @@ def test_a_flood_over_tls_is_cut_with_excess_flood_and_a_clean_close(server_fact
     server.clients.append(client)
     client.expect_prefix("* Welcome")
     client.send_some(b"".join(b"tls flood %d\n" % i for i in range(5000)), timeout=10)
-    lines, end = read_to_end(client)
-    assert lines[-1] == "ERROR excess flood", lines[-5:]
-    assert end == "eof", f"the stream ended with a {end}"
+    assert told_then_closed(client)[-1] == "ERROR excess flood"
 
 
 def test_a_paste_of_20_lines_passes_whole_and_at_once(server_factory: Any) -> None:
@@ -126,8 +129,7 @@ def test_more_lines_waiting_than_the_backlog_is_a_flood(server_factory: Any) -> 
     server = start(server_factory, "--flood-burst", "5", "--flood-backlog", "10")
     alice, bob = server.connect("alice"), server.connect("bob")
     alice.send_raw(b"".join(b"line %d\n" % i for i in range(30)))  # 4 handled (one token went on /nick), 26 wait
-    lines, end = read_to_end(alice)
-    assert (lines[-1], end) == ("ERROR excess flood", "eof")
+    assert told_then_closed(alice)[-1] == "ERROR excess flood"
     before = bob.expect("* alice left lobby (excess flood)")
     assert said_by(before, "alice") == [f"alice: line {i}" for i in range(4)]
 
@@ -141,9 +143,8 @@ def test_a_client_too_slow_to_read_gets_what_was_queued_then_too_slow(server_fac
     bob.expect("* guest2 is now known as slow")
     bob.send_raw(b"".join(b"chat %d %s\n" % (i, b"z" * 200) for i in range(10_000)))  # 2 MB for slow
     bob.expect("* slow left lobby (too slow)")
-    lines, end = read_to_end(slow)
+    lines = told_then_closed(slow)
     assert lines[-1].startswith("ERROR too slow"), lines[-3:]
-    assert end == "eof"
     chat = [line for line in lines if line.startswith("bob: chat ")]
     assert chat and chat == [f"bob: chat {i} {'z' * 200}" for i in range(len(chat))], "a line was cut or lost"
 
@@ -152,9 +153,7 @@ def test_an_unfinished_line_past_the_idle_timeout_gets_its_error_then_a_clean_cl
     server = start(server_factory, "--idle-timeout", "1")
     holder = server.connect()
     holder.send_raw(b"never finished")
-    lines, end = read_to_end(holder)
-    assert lines[-1].startswith("ERROR timeout: unfinished line"), lines[-3:]
-    assert end == "eof"
+    assert told_then_closed(holder)[-1].startswith("ERROR timeout: unfinished line")
 
 
 def test_a_wrong_password_three_times_with_more_input_unread_closes_cleanly(server_factory: Any,
@@ -165,9 +164,8 @@ def test_a_wrong_password_three_times_with_more_input_unread_closes_cleanly(serv
     guesser = server.raw_client()
     guesser.expect_prefix("* This server needs a password")
     push(guesser, b"/pass a\n/pass b\n/pass c\n" + b"/pass d\n" * 20_000)  # far more than it reads before
-    lines, end = read_to_end(guesser)
+    lines = told_then_closed(guesser)
     assert lines[-1] == "ERROR wrong password" and lines.count("ERROR wrong password") == 3, lines[-5:]
-    assert end == "eof"
 
 
 def test_a_plugin_disconnecting_a_member_tells_it_why(server_factory: Any, tmp_path: Path) -> None:
@@ -188,18 +186,14 @@ def test_a_plugin_disconnecting_a_member_tells_it_why(server_factory: Any, tmp_p
     push(bob, b"busy typing\n" * 10)  # input it may not all have been read
     alice.send("/boot bob")
     alice.expect("OK boot bob")
-    lines, end = read_to_end(bob)
-    assert lines[-1] == "ERROR disconnected (booted by alice)", lines[-3:]
-    assert end == "eof"
+    assert told_then_closed(bob)[-1] == "ERROR disconnected (booted by alice)"
 
 
 def test_quit_with_more_input_unread_closes_cleanly(server_factory: Any) -> None:
     server = start(server_factory)
     alice = server.connect("alice")
     push(alice, b"/quit\n" + b"after quit\n" * 20_000)
-    lines, end = read_to_end(alice)
-    assert lines[-1] == "OK", lines[-3:]
-    assert end == "eof"
+    assert told_then_closed(alice)[-1] == "OK"
 
 
 def test_shutdown_tells_every_client_then_closes_cleanly(server_factory: Any) -> None:
@@ -209,6 +203,4 @@ def test_shutdown_tells_every_client_then_closes_cleanly(server_factory: Any) ->
     push(bob, b"typing while the server stops\n" * 50)
     server.stop(signal.SIGTERM)
     for client in (alice, bob):
-        lines, end = read_to_end(client)
-        assert lines[-1] == "* server shutting down", lines[-3:]
-        assert end == "eof"
+        assert told_then_closed(client)[-1] == "* server shutting down"

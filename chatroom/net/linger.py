@@ -1,7 +1,7 @@
 """The graceful end of a socket the server closes: shut down writing, drain the input, then close.
 
 Closing a TCP socket while input it never read waits in it makes the kernel
-answer with a reset (RFC 2525, section 2.17) instead of the end of the stream. A client such as
+answer with a reset (RFC 1122, section 4.2.2.13) instead of the end of the stream. A client such as
 ``nc`` that is still sending then fails on its next write and exits without
 showing the last line it was sent (``ERROR excess flood``). So the server
 ends a connection it decided to close in three steps: it shuts down its

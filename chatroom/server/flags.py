@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="connections allowed from one IP address (default 64, generous for a LAN "
                  "behind one NAT; 0: unlimited)")
     _number(limits, "--announce-limit", metavar="N",
-            help="a room with more than N members does not announce joins and leaves "
+            help="a room with more than N other members does not announce joins, leaves and renames "
                  "(default 200; 0: always announce)")
     rooms = parser.add_argument_group("rooms and history")
     rooms.add_argument("--default-room", type=room_name, default=UNSET, metavar="#ROOM",
