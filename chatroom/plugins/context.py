@@ -174,14 +174,10 @@ class Context(ThreadSafeParts):
             self._server.stream(self.client, iter(lines), self.plugin)
 
     def disconnect(self, client: Client | None = None, reason: str = "disconnected") -> None:
-        """Close *client* (default: the caller) after its queued output is sent; it is told
-        ``ERROR disconnected (REASON)`` last, unless *reason* is ``"quit"`` (the caller asked, and got ``OK``)."""
+        """Close *client* (default: the caller) once its output is sent, ``ERROR disconnected (REASON)`` last."""
         target = client or self.client
         if target is not None:
-            if reason != "quit":
-                self._server.send_line(target, "ERROR disconnected" + (f" ({reason})" if reason != "disconnected"
-                                                                       else ""))
-            self._server.close_client(target, reason, flush=True)
+            self._server.close_client(target, reason, flush=True, tell=reason != "quit")  # /quit got its OK
 
     # -- input ---------------------------------------------------------------
     def capture(self, on_line: LineHandler, on_end: Callable[[Context, str], None] | None = None,

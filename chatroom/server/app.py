@@ -353,8 +353,11 @@ class Server:
         self.hub.flush_for(member)
         self.loop.stream(member, lines, plugin)  # type: ignore[arg-type]
 
-    def close_client(self, member: Member, reason: str, *, flush: bool = False) -> None:
-        """Disconnect *member*; with *flush*, after its queued output is sent."""
+    def close_client(self, member: Member, reason: str, *, flush: bool = False, tell: bool = False) -> None:
+        """Disconnect *member*; with *flush*, after its queued output is sent; with *tell*, its last line is
+        ``ERROR disconnected (REASON)`` (just ``ERROR disconnected`` for the reason ``"disconnected"``)."""
+        if tell:
+            self.send_line(member, "ERROR disconnected" + (f" ({reason})" if reason != "disconnected" else ""))
         member.transport.close(member, reason, flush=flush)  # type: ignore[attr-defined]
 
     def pause_reading(self, member: Member) -> None:
