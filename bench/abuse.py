@@ -43,7 +43,7 @@ Attacks (each bounded by its deadline; every loop bounded in count and time):
     RSS per idle connection and per unfinished line (``VmRSS`` differences).
 11  ``--idle`` idle members; connect/close churn at ``--churn-rate`` per second.
 13  a 65,535-byte chat line (line end included): does a receiver get a line over 65,536 bytes?
-14  (issue 17, row 4) a named client sends 5,000 chat lines at once and never reads, as ``nc < file``
+14  (issue 17, row 4) a named client sends 5,000 chat lines of 100 bytes at once and never reads, as ``nc < file``
     does; a named witness counts how many reach it before the flooder is gone (or the attack ends),
     and the flooder's socket is read to its end: its last line, and a clean close (EOF) or a reset.
 """
@@ -555,7 +555,8 @@ def a14_flood_count(sc: Scene) -> str:
         s.send(b"/nick %s\n" % nick)
         recv_lines(s, time.monotonic() + 5, until=b"\nOK")
     t0 = time.monotonic()
-    sent = pump({flooder: b"".join(b"flood %d\n" % i for i in range(5000))}, sc.deadline)[flooder]
+    flood = b"".join(b"flood %04d %s\n" % (i, b"z" * 88) for i in range(5000))  # 100-byte lines: 500 KB
+    sent = pump({flooder: flood}, sc.deadline)[flooder]
     got, gone, buf = 0, 0.0, b""
     while time.monotonic() < sc.deadline and not gone:  # the witness: flood lines until the flooder left
         lines, eof = recv_lines(witness, min(sc.deadline, time.monotonic() + 0.2), until=b"flooder left")

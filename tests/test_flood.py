@@ -77,12 +77,12 @@ def test_a_flood_of_5000_lines_from_a_client_that_never_reads_is_cut_in_tens_wit
     server = start(server_factory)
     bob = server.connect("bob")
     mallory = server.connect("mallory")
-    flood = b"".join(b"flood %d\n" % i for i in range(5000))
+    flood = b"".join(b"flood %04d %s\n" % (i, b"z" * 88) for i in range(5000))  # 500 KB: more than one read
     push(mallory, flood)
     assert told_then_closed(mallory)[-1] == "ERROR excess flood"
     before = bob.expect("* mallory left lobby (excess flood)")
     got = said_by(before, "mallory")
-    assert got == [f"mallory: flood {i}" for i in range(len(got))], "lines reached bob out of order"
+    assert got == [f"mallory: flood {i:04d} {'z' * 88}" for i in range(len(got))], "lines reached bob out of order"
     assert 1 <= len(got) <= 40, f"bob got {len(got)} of the flooder's 5,000 lines"
     assert bob.sync() == [], "more of the flood reached bob after mallory left"
 
@@ -98,7 +98,7 @@ def test_a_flood_over_tls_is_cut_with_excess_flood_and_a_clean_close(server_fact
     client = LineClient.from_socket(context.wrap_socket(raw))
     server.clients.append(client)
     client.expect_prefix("* Welcome")
-    client.send_some(b"".join(b"tls flood %d\n" % i for i in range(5000)), timeout=10)
+    client.send_some(b"".join(b"tls flood %04d %s\n" % (i, b"z" * 84) for i in range(5000)), timeout=10)
     assert told_then_closed(client)[-1] == "ERROR excess flood"
 
 
