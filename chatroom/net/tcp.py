@@ -382,9 +382,7 @@ class LineTransport:
         """
         if conn.closed:
             return
-        if conn.doomed and not conn.closing:  # over its output budget: what it has queued, then why
-            conn.out.append(conn.encode_text(f"ERROR too slow: more than {self.loop.max_queue} bytes of output "
-                                             "waiting for you"))
+        if conn.doomed:  # over its output budget (Loop.too_slow): it reads what it has, then why
             flush = True
         if flush and (conn.out or conn.streams) and not conn.closing:
             conn.closing = True
