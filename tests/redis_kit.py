@@ -140,7 +140,9 @@ class RedisServer:
 def start_node(server_factory: Any, redis: RedisServer, name: str, *args: str, data_dir: Path | None = None) -> Any:
     """A ``chatroom-server --redis`` node (tests/conftest.py's ServerProcess) that has said it shares rooms."""
     web = () if "--web-port" in args else ("--web-port", "off")
-    node = server_factory("--redis", redis.url, "--node", name, "--redis-timeout", "1", *web, *args, data_dir=data_dir)
+    flood = () if "--flood-rate" in args else ("--flood-rate", "0")  # the tests poll and send bursts as set-up
+    node = server_factory("--redis", redis.url, "--node", name, "--redis-timeout", "1", *web, *flood, *args,
+                          data_dir=data_dir)
     deadline = time.monotonic() + DEADLINE
     node.startup_lines = []  # what it printed before (the web URL...)
     while time.monotonic() < deadline:

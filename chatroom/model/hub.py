@@ -26,13 +26,10 @@ from chatroom.model.member import Member
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
 from chatroom.model.room import Room
 from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
-from chatroom.wire.lines import encode_line
-from chatroom.wire.render import iso_time, render, stamp, tags
+from chatroom.model.lineproto import MEMBERSHIP as _MEMBERSHIP, encode_event, public as _public
 
 __all__ = ["Hub", "Notice"]
 
-#: Notice kinds with a structure of their own: a line client sees them as plain ``* text`` notices.
-_MEMBERSHIP = frozenset({"join", "part", "nick"})
 
 
 class Notice(NamedTuple):
@@ -143,7 +140,8 @@ class Hub:
         return self.nicks.get(nick_key(nick))
 
     def rename(self, member: Member, nick: str) -> str:
-        """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once.
+        """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once, by the
+        announce rule of joins and leaves (rooms over ``announce_limit``: only structured wires).
 
         Raises Refused if *nick* is invalid, taken, looks like (same
         confusable skeleton as) another member's nick, or belongs to an
@@ -186,19 +184,35 @@ class Hub:
         self.skeletons[skeleton] = member
         member.nick = nick
         if old != nick:
-            entry = Notice("", 0, self.clock(), "nick", nick, member.account, f"{old} is now known as {nick}", old)
-            encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
-            for other in self.co_members(member):
+            self._tell_rename(member, Notice("", 0, self.clock(), "nick", nick, member.account,
+                                             f"{old} is now known as {nick}", old))
+            if self.observer is not None:
+                self.observer("nick", member, old)
+        member.changed()
+        return old
+
+    def _tell_rename(self, member: Member, entry: Notice) -> None:
+        """Deliver a rename notice once to every member sharing a room with *member*, by the announce rule of
+        joins and leaves: in a room over ``announce_limit`` members only those whose wire shows members
+        structurally hear it (a room without any is not even walked), so 10,000 renames in one big room cost
+        10,000 replies, not 10,000 x 10,000 notices."""
+        limit = self.announce_limit
+        told = {member.id}
+        encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
+        for room in member.rooms.values():
+            loud = not limit or len(room.members) - 1 <= limit  # the others, as a join or a leave counts them
+            if not loud and not self._structured.get(room.name):
+                continue
+            for other in room.members.values():
+                if other.id in told or not (loud or other.wire_index):
+                    continue
+                told.add(other.id)
                 self.flush_for(other)
                 key = (other.wire_index << 1) | other.tagged
                 data = encoded.get(key)
                 if data is None:
                     data = encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
                 other.deliver(data)
-            if self.observer is not None:
-                self.observer("nick", member, old)
-        member.changed()
-        return old
 
     def co_members(self, member: Member) -> list[Member]:
         """Every other member sharing at least one room with *member*, once each."""
@@ -420,31 +434,5 @@ class Hub:
             if data:
                 member.deliver(data)
 
-    @staticmethod
-    def encode(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
-        """One event as a line of the line protocol (see :mod:`chatroom.wire.render`); joins, parts and
-        renames are plain notices (nothing for a quiet one), a private line carries no tags."""
-        kind = entry.kind
-        if kind in _MEMBERSHIP:
-            if entry.quiet:  # type: ignore[attr-defined]
-                return b""
-            entry = _public(entry)
-        elif kind == "private":
-            return encode_line(f"{entry.nick} (private): {entry.text}")
-        line = render(entry.kind, entry.room, entry.nick, entry.text)
-        if history:
-            line = stamp(entry.ts) + line
-        if not current and entry.room:
-            line = f"[{entry.room}] {line}"
-        if tagged:
-            line = tags(msgid=entry.id or None, room=entry.room or None, time=iso_time(entry.ts), kind=entry.kind,
-                        nick=entry.nick or None, account=entry.account, history=history) + line
-        return encode_line(line)
-
-
-def _public(entry: Entry) -> Entry:
-    """What the line protocol and plugins (``message_delivered``) see of an event: a join, part or rename is a
-    plain notice (kind ``"notice"``, no nick), as before these had a structure."""
-    if entry.kind in _MEMBERSHIP:
-        return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
-    return entry
+    #: The line protocol's encoder (``Hub.encoders[0]``): :func:`chatroom.model.lineproto.encode_event`.
+    encode = staticmethod(encode_event)
