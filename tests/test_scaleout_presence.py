@@ -168,3 +168,23 @@ def test_room_rules_are_the_same_on_every_node_and_a_kick_reaches_the_members_no
     bob.send("hello from lobby")  # bob's current room is no longer #den on his node
     alice.expect_where(lambda l: l == "[#lobby] bob: hello from lobby" or l == "bob: hello from lobby", "bob in lobby")
     assert sum(l == "* alice kicked bob from den" for l in bob.sync()) == 0  # told once
+
+
+def test_an_account_registered_on_one_node_logs_in_on_another(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    alice = a.connect("alice")
+    alice.send("/register correct-horse-battery")
+    alice.expect("OK registered alice; you are logged in")
+    alice.send("/quit")
+    guest = b.connect()
+
+    def logged_in() -> bool:  # once node b has the account (and node a's alice is gone)
+        guest.send("/login alice correct-horse-battery")
+        lines = guest.expect_where(lambda l: l.startswith(("OK logged in", "ERROR")), "the login's answer")
+        return guest.seen[-1] == "OK logged in as alice"
+
+    eventually(logged_in, "alice logs in on node b")
+    other = b.connect()
+    other.send("/nick alice")
+    assert other.expect_prefix("ERROR") in ("ERROR the nick alice is taken", "ERROR alice is registered; /login alice PASSWORD")
+    assert redis_server.command("HEXISTS", "chatroom:accounts", "alice") == 1

@@ -173,6 +173,8 @@ class AccountStore:
         except BaseException:
             self._conn.close()
             raise
+        #: Scale-out: ``on_change(account)`` hears every account created or changed here (None: nobody).
+        self.on_change: Callable[[Account], None] | None = None
 
     def get(self, name: str) -> Account | None:
         """The account called *name* (case-insensitive), or None."""
@@ -204,14 +206,36 @@ class AccountStore:
                               else f"{name} is too much like the registered nick {row[0]}")
             conn.execute("INSERT INTO accounts (key, skeleton, name, password, created, changed) VALUES (?, ?, ?, ?, ?, ?)",
                          (nick_key(name), nick_skeleton_key(name), name, password_hash, now, now))
-        return Account(name, password_hash, now, now)
+        account = Account(name, password_hash, now, now)
+        if self.on_change is not None:
+            self.on_change(account)
+        return account
 
     def set_password(self, name: str, password_hash: str, *, now: float | None = None) -> bool:
         """Replace the password hash of the account *name*; False if there is no such account."""
         now = time.time() if now is None else now
         cur = self._conn.execute("UPDATE accounts SET password = ?, changed = ? WHERE key = ?",
                                  (password_hash, now, nick_key(name)))
+        changed = cur.rowcount == 1
+        account = self.get(name) if changed and self.on_change is not None else None
+        if account is not None and self.on_change is not None:
+            self.on_change(account)
+        return changed
+
+    def put(self, account: Account) -> bool:
+        """Store *account* as another node made or changed it (scale-out), unless this store has a newer change
+        of it; True if stored. Not told to :attr:`on_change`."""
+        cur = self._conn.execute(
+            "INSERT INTO accounts (key, skeleton, name, password, created, changed) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET password = excluded.password, changed = excluded.changed "
+            "WHERE excluded.changed > accounts.changed",
+            (nick_key(account.name), nick_skeleton_key(account.name), account.name, account.password_hash,
+             account.created, account.changed))
         return cur.rowcount == 1
+
+    def all(self) -> list[Account]:
+        """Every account (scale-out shares them when a node joins)."""
+        return [Account(*row) for row in self._conn.execute("SELECT name, password, created, changed FROM accounts")]
 
     def count(self) -> int:
         """How many accounts there are."""

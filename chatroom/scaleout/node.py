@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry
+from chatroom.scaleout.accounts import SharedAccounts
 from chatroom.scaleout.address import parse_redis_url
 from chatroom.scaleout.bus import Keys, Publisher, parse_batch
 from chatroom.scaleout.events import decode, encode, stored
@@ -36,6 +37,7 @@ from chatroom.scaleout.rules import SharedRules, part_here
 from chatroom.scaleout.probe import BlockingRedis
 
 if TYPE_CHECKING:
+    from chatroom.model.accounts import AccountStore
     from chatroom.model.history import History
     from chatroom.model.hub import Hub
     from chatroom.model.member import Member
@@ -58,7 +60,8 @@ class Node:
 
     def __init__(self, loop: Loop, hub: Hub, history: History | None, *, url: str, name: str,
                  timeout: float = 2.0, keep_lines: int = 0, tell: Callable[[Member, str], None],
-                 announce: Callable[[str], None] = lambda text: None, prefix: str = "chatroom") -> None:
+                 announce: Callable[[str], None] = lambda text: None, accounts: AccountStore | None = None,
+                 prefix: str = "chatroom") -> None:
         self.loop = loop
         self.hub = hub
         self.history = history
@@ -74,6 +77,8 @@ class Node:
         self.publisher = Publisher(self.link, self.keys)
         self.presence = Presence(hub, self.link, self.keys, name, tell=tell, call_later=loop.call_later)
         self.rules = SharedRules(hub, self.link, self.keys, name, self.presence.key["ctl"])
+        self.accounts = (SharedAccounts(accounts, self.link, f"{prefix}:accounts", self.presence.key["ctl"], name)
+                         if accounts is not None else None)
         self.feeds: dict[str, Feed] = {}
         self._failing = False
         self._closing = False
@@ -107,6 +112,8 @@ class Node:
             self.hub.bus = None
         self.presence.close()
         self.rules.close()
+        if self.accounts is not None:
+            self.accounts.close()
         try:  # leaving on purpose: never reaped as dead (each member's departure was said already)
             self.link.call("DEL", self.presence.alive + self.name)
             self.link.call("SREM", self.presence.key["nodes"], self.name)
@@ -172,6 +179,8 @@ class Node:
     def _link_ready(self) -> None:
         self.publisher.load()
         self.presence.ready()
+        if self.accounts is not None:
+            self.accounts.ready()
         self._both_ready()
         for room, feed in list(self.feeds.items()):  # fetches that waited for the link
             if feed.fetching is not None:
@@ -190,8 +199,11 @@ class Node:
         elif kind == b"message":
             try:
                 if reply[1] == self.presence.key["ctl"].encode():
-                    if json.loads(reply[2]).get("k") == "rules":
-                        self.rules.on_control(json.loads(reply[2]))
+                    message = json.loads(reply[2])
+                    if message.get("k") == "rules":
+                        self.rules.on_control(message)
+                    elif message.get("k") == "account" and self.accounts is not None:
+                        self.accounts.on_control(message)
                     else:
                         self.presence.on_control(reply[2])
                 else:

@@ -148,8 +148,8 @@ class Server:
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
         #: Scale-out (``--redis``): this server as a node of several (chatroom.scaleout.node.Node), or None.
-        self.scaleout = (attach(options, self.loop, self.hub, self.history, self.send_line, self.transports)
-                         if options.redis is not None else None)
+        self.scaleout = (attach(options, self.loop, self.hub, self.history, self.send_line, self.transports,
+                                self.accounts) if options.redis is not None else None)
         self._history_failing = False
         self._left = False  # set by close() once every member got client_left
         self.commit_window = options.commit_window

@@ -20,6 +20,7 @@ from chatroom.server.checks import StartupError
 from chatroom.server.options import ServerOptions
 
 if TYPE_CHECKING:
+    from chatroom.model.accounts import AccountStore
     from chatroom.model.history import History
     from chatroom.model.hub import Hub
     from chatroom.model.member import Member
@@ -58,7 +59,7 @@ def node_name(options: ServerOptions) -> str:
 
 
 def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None,
-           tell: Callable[[Member, str], None], transports: list[Any]) -> Node:
+           tell: Callable[[Member, str], None], transports: list[Any], accounts: AccountStore | None = None) -> Node:
     """Make the server of these parts a node of the scale-out *options* name (``--redis``): its room model
     publishes through Redis and delivers what every node said; ``tell(member, line)`` answers a speaker. Call
     only with ``options.redis`` set (and :func:`preflight` passed)."""
@@ -66,7 +67,7 @@ def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None
 
     assert options.redis is not None
     node = Node(loop, hub, history, url=options.redis, name=node_name(options), timeout=options.redis_timeout,
-                keep_lines=options.history_keep[0] or 0, tell=tell, announce=announce)
+                keep_lines=options.history_keep[0] or 0, tell=tell, announce=announce, accounts=accounts)
     try:
         ids = node.ids(options.redis_timeout)  # guest numbers unique across the nodes
     except (OSError, ValueError) as exc:
