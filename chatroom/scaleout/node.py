@@ -81,6 +81,9 @@ class Node:
                          if accounts is not None else None)
         self.feeds: dict[str, Feed] = {}
         self._failing = False
+        #: Redis's clock minus this host's (seconds; measured with TIME on every connection): a call's deadline is
+        #: set on Redis's clock, so hosts whose clocks differ still agree when a call is too late.
+        self.clock_offset = 0.0
         self._closing = False
         self._joined = False  # both links were ready once (announced)
         self._subscribed = False  # the pattern subscription was confirmed once
@@ -131,7 +134,7 @@ class Node:
         events = [(stored(event, record), encode(event, self.name, sender)) for sender, event in pending]
         try:
             self.publisher.publish(room.name, events, keep=self.keep_lines, floor=self._floor(room.name),
-                                   deadline=self.hub.clock() + self.link.timeout,
+                                   deadline=self.hub.clock() + self.clock_offset + self.link.timeout,
                                    on_reply=lambda reply: self._published(room, pending, reply))
         except Unavailable as exc:
             self._not_published(room, pending, str(exc))
@@ -177,6 +180,8 @@ class Node:
             self.announce(f"node {self.name} sharing rooms through Redis at {self.link.address}")
 
     def _link_ready(self) -> None:
+        sent = self.hub.clock()
+        self.link.call("TIME", on_reply=lambda reply: self._timed(sent, reply))
         self.publisher.load()
         self.presence.ready()
         if self.accounts is not None:
@@ -185,6 +190,14 @@ class Node:
         for room, feed in list(self.feeds.items()):  # fetches that waited for the link
             if feed.fetching is not None:
                 self._run(room, feed.failed())
+
+    def _timed(self, sent: float, reply: Any) -> None:
+        if isinstance(reply, list):
+            now = self.hub.clock()
+            redis = int(reply[0]) + int(reply[1]) / 1e6
+            self.clock_offset = redis - (sent + now) / 2
+            if abs(self.clock_offset) > 1.0:
+                log.warning("this host's clock is %.1f s off Redis's: deadlines follow Redis's", -self.clock_offset)
 
     def _push(self, reply: Any) -> None:
         kind = reply[0]
