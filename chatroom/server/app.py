@@ -42,6 +42,7 @@ from chatroom.server.claim import Claim, take
 from chatroom.server.events import PluginEvents
 from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
 from chatroom.wire.lines import sanitize
+from chatroom.wire.render import hit_line
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "ServerOptions", "default_plugins"]
 
@@ -385,6 +386,17 @@ class Server:
         if not self.history_on_join:
             return 0
         return self.hub.replay(member, self.hub.rooms.read(member, room, last=self.history_on_join))
+
+    def search(self, member: Member | None, query: Any, limit: int, show: bool) -> Any:
+        """A page of a full-text search of what *member* may read (None: the server, every room; see
+        :meth:`chatroom.model.rooms.Rooms.search`); with *show*, *member* is sent the hits (``Member.hit``)."""
+        rooms = self.hub.rooms
+        page = rooms.search(rooms.viewer(member), query, limit=limit)
+        if show and member is not None:
+            self.hub.flush_for(member)
+            for entry in page.hits:
+                member.hit(entry, hit_line(entry, member.tagged))
+        return page
 
     def plugin_state(self, plugin: str) -> dict[str, Any]:
         """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""
