@@ -162,3 +162,25 @@ def test_a_plugins_search_follows_the_same_rule(server_factory, tmp_path: Path) 
                                          "found #secret 1 alice: the hidden treasure"]
     bob.send("/find #secret treasure")
     bob.expect(f"ERROR {KEYED}")
+
+
+def test_the_terminal_client_prints_hits_and_stays_in_its_room(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from test_e2e_transfer import ClientProcess
+
+    server = server_factory()
+    alice = server.connect("alice")
+    for line in ("/join #design", "the café sketches", "/join #lobby"):
+        alice.send(line)
+    alice.sync()
+    carol = ClientProcess(server.port, tmp_path / "carol", "--name", "carol")
+    try:
+        carol.send("/upper ready")  # named (the client asks for message tags itself)
+        carol.expect("READY")
+        carol.send("/search cafe")
+        hit = carol.expect(lambda line: "the café sketches" in line)
+        assert HIT.fullmatch(hit) and hit.startswith("[#design 1 ")  # no tags, no room bookkeeping
+        carol.expect("OK search 1 hit")
+        carol.send("still in the lobby")  # a hit from #design did not make #design current
+        alice.expect("carol: still in the lobby")
+    finally:
+        carol.kill()

@@ -50,6 +50,9 @@ log = logging.getLogger("chatroom.server")
 
 #: Seconds between two retention passes over the history.
 PRUNE_EVERY = 60.0
+#: Lines one retention step deletes at most: deleting a line also takes its words out of the search index
+#: (about 10-25 us a line, bench/search.py), so a step holds the loop for a few milliseconds.
+PRUNE_ROWS = 500
 #: With a server password: the one line a new connection gets, and wrong passwords before it is disconnected.
 PASS_ASK = "* This server needs a password: /pass PASSWORD"
 PASS_TRIES = 3
@@ -314,7 +317,7 @@ class Server:
 
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
         more = self.hub.rooms.expire()
-        more = self.history.prune(*self.history_keep) or more
+        more = self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS) or more
         self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
