@@ -258,3 +258,40 @@ def test_a_page_is_bounded_and_goes_on_where_it_stopped(hub: Hub, monkeypatch: p
         run(hub.history._conn, parse("needle"), floors, [], Entry._make, budget=-1.0)
     monkeypatch.undo()
     assert [e.room for e in hub.rooms.search(reader, "needle", limit=30).hits] == ["#lobby"] * 30
+
+
+def test_searching_is_budgeted_per_connection_and_for_the_server(chatroom_room, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Every /search is charged the time it took: a connection that keeps searching (or all of them together)
+    is told to wait, the others are not, and the budget comes back with time (the kit, in process)."""
+    import time as real_time
+
+    from chatroom.builtin import search as builtin
+
+    class SlowClock:  # every search seems to take 0.25 s; the rest of the time module is the real one
+        now = 1000.0
+        ticks = 0.0
+
+        def perf_counter(self) -> float:
+            self.ticks += 0.25
+            return self.ticks
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_time, name)
+
+    clock = SlowClock()
+    monkeypatch.setattr(builtin, "time", clock)
+    room = chatroom_room()
+    alice, bob = room.join("alice"), room.join("bob")
+    alice.say("needle in the lobby")
+    replies = [alice.say("/search needle")[-1] for _ in range(4)]
+    assert replies[:3] == ["OK search 1 hit"] * 3  # 0.5 s at once: a third search runs on the last of it
+    assert replies[3].startswith("ERROR you are searching too much: try again in ")
+    assert bob.say("/search needle")[-1] == "OK search 1 hit"  # bob has his own budget
+    for _ in range(5):  # the server's: 2 s at once (1 s spent so far), then 0.3 s a second
+        assert room.join().say("/search needle")[-1] == "OK search 1 hit"
+    assert room.join().say("/search needle")[-1].startswith("ERROR the server is searching too much")
+    clock.now += 60.0  # budgets refill
+    assert alice.say("/search needle")[-1] == "OK search 1 hit"
