@@ -29,9 +29,14 @@ the index costs at most 1.3x storing them without.
    ``off`` (the search triggers dropped: no index), ``on`` (the schema as shipped: one trigger numbers
    each line, the words go into FTS5 once per commit), ``naive`` (a trigger writes each line into
    FTS5 itself: SQLite 3.40's FTS5 writes out its pending terms at every statement savepoint, so this
-   writes one index segment per line), ``column`` and ``nopos`` (``on`` with FTS5's ``detail=column``
-   and ``detail=none``: smaller posting lists, but no phrase queries). CPU seconds of this process
-   (``process_time``, steady on a loaded machine) per line and the ratio to ``off``, medians of the runs.
+   writes one index segment per line), ``map`` (only the numbering of ``on``, no words indexed: what
+   the map costs), ``column`` and ``nopos`` (``on`` with FTS5's ``detail=column`` and ``detail=none``:
+   smaller posting lists, but no phrase queries). CPU seconds of this process (``process_time``,
+   steady on a loaded machine) per line and the ratio to ``off``, medians of the runs. Then the other
+   design, **the commit writing both**: the history's own statements (``INSERT`` the lines, upsert the
+   counters) in one transaction per commit, with and without one more ``executemany`` putting the
+   lines' words into FTS5 under a number the caller keeps (no map, no triggers: a lower bound of what
+   that design costs, since it would still need the map to find a line's number when deleting it).
 4. **Retention**: ten consecutive ``prune`` steps deleting ``PRUNE_ROWS`` (500) lines each, the server's
    step, with and without the index, on copies of a store of 100,000 lines: the median step, wall and CPU.
 
@@ -142,8 +147,8 @@ def query_run(rooms: Rooms, corpus: Corpus, names: list[str], samples: int) -> d
 def variant(history: History, name: str) -> None:
     """Turn the fresh store of *history* into variant *name* (see the module docstring)."""
     conn = history._conn  # the benchmark reaches into the store on purpose: variants are schema changes
-    if name in ("off", "naive"):
-        for trigger in TRIGGERS[:3]:
+    if name in ("off", "naive", "map"):
+        for trigger in TRIGGERS[:3] if name != "map" else TRIGGERS[1:3]:
             conn.execute(f"DROP TRIGGER {trigger}")
     if name == "off":
         conn.execute(f"DROP TRIGGER {TRIGGERS[3]}")
@@ -177,6 +182,38 @@ def store_lines(folder: Path, name: str, lines: list[tuple[str, str, str]], batc
     return spent
 
 
+def commit_both(lines: list[tuple[str, str, str]], batch: int, fts: bool, folder: Path) -> float:
+    """CPU seconds of the history's own statements per commit (and the FTS5 executemany, *fts*) on a store of
+    the schema before search plus the FTS5 table."""
+    path = folder / "both.sqlite3"
+    conn = open_store(path)
+    migrate(conn, MIGRATIONS[:3])
+    conn.execute("CREATE VIRTUAL TABLE search_fts USING fts5(text, nick, room, content='', columnsize=0, "
+                 "tokenize='unicode61 remove_diacritics 2')")
+    ids: dict[str, int] = {}
+    seq = 0
+    t = time.process_time()
+    for i in range(0, len(lines), batch):
+        rows = []
+        for room, nick, text in lines[i:i + batch]:
+            ids[room] = ids.get(room, 0) + 1
+            rows.append((room, ids[room], T0, "msg", nick, None, text))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO history_seq (room, last_id) VALUES (?, ?) ON CONFLICT (room) DO UPDATE "
+                         "SET last_id = max(last_id, excluded.last_id)", {r[0]: r[1] for r in rows}.items())
+        if fts:
+            conn.executemany("INSERT INTO search_fts (rowid, text, nick, room) VALUES (?, ?, ?, ?)",
+                             [(seq + k + 1, r[6], r[4], r[0]) for k, r in enumerate(rows)])
+            seq += len(rows)
+        conn.execute("COMMIT")
+    spent = time.process_time() - t
+    close_store(conn)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return spent
+
+
 def prune_steps(path: Path, index: bool, steps: int) -> tuple[float, float]:
     """Median (wall, CPU) seconds of *steps* consecutive retention steps of the server (``PRUNE_ROWS`` lines
     each) on a copy of the store at *path*."""
@@ -205,7 +242,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--write-lines", type=int, default=20_000, help="lines stored per write measurement")
     parser.add_argument("--batches", default="1,20,200", help="lines per commit, comma-separated")
-    parser.add_argument("--variants", default="off,on,naive,column,nopos")
+    parser.add_argument("--variants", default="off,on,map,naive,column,nopos")
     parser.add_argument("--dir", type=Path, default=None, help="an empty folder for the stores (default: a temp one)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -256,6 +293,12 @@ def main() -> int:
             cells = [f"{statistics.median(spent[v]) / len(lines) * 1e6:.1f} ({statistics.median(spent[v]) / base:.2f}x)"
                      for v in variants]
             print(f"| {batch} | " + " | ".join(cells) + " |")
+        print("\nthe commit writing both (history statements alone / with the FTS5 executemany), CPU us per line:")
+        for batch in (int(b) for b in args.batches.split(",")):
+            raw = statistics.median(commit_both(lines, batch, False, folder) for _ in range(args.runs))
+            both = statistics.median(commit_both(lines, batch, True, folder) for _ in range(args.runs))
+            print(f"- {batch} lines per commit: {raw / len(lines) * 1e6:.1f} / {both / len(lines) * 1e6:.1f} "
+                  f"({both / raw:.2f}x)")
 
         small = folder / "small.sqlite3"
         fill(small, 100_000, names[:5], corpus)
