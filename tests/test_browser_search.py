@@ -21,7 +21,7 @@ def search(page: Page, words: str) -> None:
 
 
 def test_the_search_box_finds_pages_and_opens_a_hit_in_its_room(web_servers, pages: Pages) -> None:  # type: ignore[no-untyped-def]
-    server = web_servers()
+    server = web_servers("--flood-rate", "0")  # set-up lines come in bursts
     alice = registered(server, "alice")  # on nc: a keyed room of her own, and a busy #design
     for line in ("/join #vault", "/key door", "the café vault plan", "/join #design",
                  *[f"design line {i}" for i in range(1, 41)], "Café meeting moved", "/join #lobby"):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from test_access_e2e import KEYED, guest, registered
 
+#: Flood control off: the tests say their set-up lines in bursts (the default is 2 lines a second after 20).
+FAST = ("--flood-rate", "0")
 HIT = re.compile(r"\[(#[a-z0-9_-]+) (\d+) \d{4}-\d\d-\d\d \d\d:\d\d\] (.*)")
 
 FINDER = '''
@@ -42,7 +44,7 @@ def hits(client, summary: str) -> list[tuple[str, int, str]]:  # type: ignore[no
 
 
 def test_keys_and_bans_keep_rooms_out_of_every_page(server_factory) -> None:  # type: ignore[no-untyped-def]
-    server = server_factory()
+    server = server_factory(*FAST)
     alice = registered(server, "alice")
     for line in ("/join #secret", "/key door", "the launch plan is secret"):
         alice.send(line)
@@ -74,7 +76,7 @@ def test_keys_and_bans_keep_rooms_out_of_every_page(server_factory) -> None:  # 
 
 
 def test_pages_diacritics_tags_and_errors(server_factory) -> None:  # type: ignore[no-untyped-def]
-    server = server_factory()
+    server = server_factory(*FAST)
     alice = server.connect("alice")
     for i in range(45):
         alice.send(f"needle number {i}")
@@ -113,7 +115,7 @@ def test_pages_diacritics_tags_and_errors(server_factory) -> None:  # type: igno
 
 
 def test_a_hit_opens_with_the_lines_around_it(server_factory) -> None:  # type: ignore[no-untyped-def]
-    server = server_factory()
+    server = server_factory(*FAST)
     alice = server.connect("alice")
     for line in ("/join #design", *[f"design line {i}" for i in range(1, 31)], "/join #lobby"):
         alice.send(line)
@@ -133,13 +135,13 @@ def test_a_hit_opens_with_the_lines_around_it(server_factory) -> None:  # type: 
 
 
 def test_retention_at_a_restart_takes_lines_out_of_search(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = server_factory(data_dir=tmp_path / "data")
+    server = server_factory(*FAST, data_dir=tmp_path / "data")
     alice = server.connect("alice")
     for i in range(10):
         alice.send(f"retained word {i}")
     alice.sync()
     server.stop()
-    again = server_factory("--history-keep", "3", data_dir=tmp_path / "data")
+    again = server_factory(*FAST, "--history-keep", "3", data_dir=tmp_path / "data")
     bob = again.connect("bob")
     bob.send("/search retained")
     assert [line for _, _, line in hits(bob, "OK search 3 hits")] == [f"alice: retained word {i}" for i in (9, 8, 7)]
@@ -149,7 +151,7 @@ def test_a_plugins_search_follows_the_same_rule(server_factory, tmp_path: Path) 
     folder = tmp_path / "plugins"
     folder.mkdir()
     (folder / "finder.py").write_text(textwrap.dedent(FINDER))
-    server = server_factory("--plugin-dir", str(folder))
+    server = server_factory(*FAST, "--plugin-dir", str(folder))
     alice = registered(server, "alice")
     for line in ("/join #secret", "/key door", "the hidden treasure", "/join #lobby", "the public treasure"):
         alice.send(line)
@@ -167,7 +169,7 @@ def test_a_plugins_search_follows_the_same_rule(server_factory, tmp_path: Path) 
 def test_the_terminal_client_prints_hits_and_stays_in_its_room(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from test_e2e_transfer import ClientProcess
 
-    server = server_factory()
+    server = server_factory(*FAST)
     alice = server.connect("alice")
     for line in ("/join #design", "the café sketches", "/join #lobby"):
         alice.send(line)

@@ -81,6 +81,6 @@ def client_left(ctx: Context, reason: str) -> None:
 @hookimpl
 def register_commands() -> list[Command]:
     return [
-        Command("search", search, usage=USAGE, raw=True, cost=5.0,
+        Command("search", search, usage=USAGE, raw=True, cost=3.0,
                 summary="Search what was said in the rooms you may read, newest first (/search --more: next page)"),
     ]
