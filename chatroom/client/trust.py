@@ -18,12 +18,7 @@ Every refusal is a :class:`TrustRefused` whose message is the one line to
 print (the client exits with status 1). Fingerprints are written as OpenSSL
 prints them: ``SHA256:`` and upper-case hex pairs joined by colons.
 
-:class:`TLSClientSocket` is the face of the ``ssl.SSLSocket`` the client loop
-and the output queue use: ``recv`` reads until TLS wants more from the
-network (decrypted bytes can sit inside the SSL object, where ``select`` does
-not see them) and raises BlockingIOError when nothing came (``recv_into`` the
-same, into the loop's receive buffer); ``sendmsg``
-writes buffers as TLS records and reports partial writes.
+The TLS socket returned is a :class:`~chatroom.client.connection.TLSClientSocket`.
 """
 
 from __future__ import annotations
@@ -35,15 +30,12 @@ import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from chatroom.wire.tlssocket import TLSSocket
+from chatroom.client.connection import TLSClientSocket
 
 __all__ = ["TLSClientSocket", "TrustRefused", "known_hosts_path", "normalize_fingerprint", "open_tls"]
 
-#: Bytes handed to one ``SSL_write`` (one TLS record): an interrupted record is retried with the same bytes.
-RECORD = 16 * 1024
-_WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _HEX = re.compile(r"[0-9A-F]{64}")
 
 
@@ -159,48 +151,3 @@ def open_tls(connect: Callable[[], socket.socket], host: str, port: int, *, ca: 
         raise TrustRefused(f"REFUSED: the certificate of {where} CHANGED: {path} has {known}, the server now offers "
                            f"{offered}; if the server really has a new certificate, delete its line from {path}")
     return TLSClientSocket(sock)
-
-
-class TLSClientSocket(TLSSocket):
-    """A :class:`~chatroom.wire.tlssocket.TLSSocket` whose ``recv`` reads until TLS wants the network
-    (the client loop reads less often than the server)."""
-
-    __slots__ = ()
-
-    def recv(self, size: int) -> bytes:
-        """Up to *size* decrypted bytes, reading until TLS wants the network; ``b""`` at the end."""
-        chunks: list[bytes] = []
-        got = 0
-        while got < size:
-            try:
-                data = self.ssl.recv(size - got)
-            except _WANT:
-                if chunks:
-                    break
-                raise BlockingIOError("TLS wants more bytes") from None
-            except ssl.SSLZeroReturnError:
-                data = b""
-            if not data:
-                break  # the end: returned now if nothing came first, else on the next call
-            chunks.append(data)
-            got += len(data)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def recv_into(self, buffer: Any, size: int) -> int:
-        """Like :meth:`recv`, decrypting into *buffer* (up to *size* bytes); 0 at the end."""
-        got = 0
-        with memoryview(buffer) as view:
-            while got < size:
-                try:
-                    n = self.ssl.recv_into(view[got:size], size - got)
-                except _WANT:
-                    if got:
-                        break
-                    raise BlockingIOError("TLS wants more bytes") from None
-                except ssl.SSLZeroReturnError:
-                    n = 0
-                if not n:
-                    break  # the end: reported now if nothing came first, else on the next call
-                got += n
-        return got
-
