@@ -60,8 +60,10 @@ does when the server refuses it.
 
 TLS (``--tls``): the certificate is checked as :mod:`chatroom.client.trust`
 says (system CAs or ``--ca FILE``; a self-signed server trusted on first use
-and remembered in ``~/.config/chatroom/known_hosts``; ``--fingerprint`` pins
-it); a refusal is one line on stderr and exit status 1.
+and remembered in ``~/.config/chatroom/known_hosts``, as are CA-verified ones,
+which never fall back to a self-signed certificate; a failed CA check is a
+refusal; ``--fingerprint`` pins it); a refusal is one line on stderr and exit
+status 1.
 
 Config file (:mod:`chatroom.client.config`): ``$XDG_CONFIG_HOME/chatroom/client.toml``
 (default ``~/.config/chatroom/client.toml``) or ``--config PATH`` sets any long
@@ -187,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "a terminal, off when stdin or stdout is not one, so scripts see the loss: exit status 1)")
     tls = p.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true",
-                     help="connect with TLS (chatroom-server --tls or --tls-port); a self-signed certificate is "
-                     "trusted on first use and remembered in ~/.config/chatroom/known_hosts (XDG_CONFIG_HOME)")
+                     help="connect with TLS (chatroom-server --tls or --tls-port); a certificate the system CAs "
+                     "verify is trusted, a self-signed one on first use, both remembered in "
+                     "~/.config/chatroom/known_hosts (XDG_CONFIG_HOME); a host once CA-verified is never trusted "
+                     "with a self-signed certificate, and any other failed check is a refusal")
     tls.add_argument("--ca", type=Path, metavar="FILE",
                      help="trust only certificates signed by the CA certificates in FILE (implies --tls)")
     tls.add_argument("--fingerprint", metavar="SHA256:..",
