@@ -123,6 +123,12 @@ class Term:
         """:meth:`lines` joined by newlines."""
         return "\n".join(self.lines())
 
+    def shows(self, text: str) -> bool:
+        """True if *text* is on the screen (scrollback included) however it was wrapped: compared with
+        every space and row break taken out (the client wraps long lines itself, indenting the rows)."""
+        squeeze = str.maketrans("", "", " \n")
+        return text.translate(squeeze) in self.text().translate(squeeze)
+
     def cursor_row(self) -> str:
         """The screen row the cursor is on (the prompt line)."""
         return self.screen.display[self.screen.cursor.y].rstrip()

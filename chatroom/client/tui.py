@@ -52,6 +52,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import Application
 from prompt_toolkit.application.current import get_app_or_none
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
@@ -62,11 +63,11 @@ from prompt_toolkit.utils import is_dumb_terminal
 
 from chatroom.client.complete import ChatCompleter
 from chatroom.client.console import format_bars
-from chatroom.client.display import ERROR, Look, Shown, color_depth, format_event, paint, write_line
+from chatroom.client.display import ERROR, Look, Shown, color_depth, format_event, hang, paint, write_line
 from chatroom.client.events import Event, parse
 from chatroom.client.inputs import CTRL_C_HINT, CtrlC
 from chatroom.client.io import load_transfer
-from chatroom.client.keys import Typing, key_bindings
+from chatroom.client.keys import MaskSecrets, Typing, key_bindings
 from chatroom.client.loop import ClientLoop
 from chatroom.client.resize import fix_resize, terminal_rewraps
 from chatroom.client.rooms import Rooms
@@ -89,19 +90,29 @@ STYLE = Style.from_dict({
 class TuiConsole:
     """Shows server lines the terminal UI's way; prints through whatever ``sys.stdout`` is at call time.
 
-    ``line``/``error`` run on the network thread. *rooms* learns from every
-    line, *completer* from ``/help`` lines; *notify* (thread-safe) is called
-    with the shown line and its event for a mention or a private message.
+    ``line``/``error`` run on the network thread, :meth:`show` on any. *rooms*
+    learns from every line, *completer* from ``/help`` lines; *notify*
+    (thread-safe) is called with the shown line and its event for a mention
+    or a private message. *columns* gives the terminal's width now: lines
+    wider are wrapped with their rows indented (:func:`~chatroom.client.display.hang`).
     """
 
     def __init__(self, look: Look, rooms: Rooms, completer: ChatCompleter,
-                 notify: Callable[[Shown, Event], None] | None = None) -> None:
+                 notify: Callable[[Shown, Event], None] | None = None,
+                 columns: Callable[[], int] = lambda: 80) -> None:
         self.look = look
         self.rooms = rooms
         self.completer = completer
         self.notify = notify
+        self.columns = columns
         self.nick = ""  # learnt from replies; before that, fallback_nick()
         self.fallback_nick: Callable[[], str] = lambda: ""
+
+    def show(self, shown: Shown) -> None:
+        """Print *shown*, its rows after the first indented (never less than 2 columns, never more
+        than half the terminal)."""
+        columns = self.columns()
+        write_line(hang(shown.text, columns, max(2, min(shown.indent, columns // 2))))
 
     def me(self) -> str:
         """The user's nick as far as the UI knows."""
@@ -135,16 +146,18 @@ class TuiConsole:
         self.rooms.seen(ev, me=self.me(), mention=shown.mention)
         if not ev.tags and text.startswith("/"):
             self.completer.learn_help(text)
-        write_line(shown.text)
+        self.show(shown)
         if (shown.mention or shown.private) and self.notify is not None:
             self.notify(shown, ev)
 
     def error(self, text: str) -> None:
-        write_line(paint(text, ERROR.get(self.look.depth, ""), self.look))
+        self.show(Shown(paint(text, ERROR.get(self.look.depth, ""), self.look)))
 
 
-def _columns() -> int:
-    app = get_app_or_none()
+def _columns(app: Application[str] | None = None) -> int:
+    """The terminal's width: of *app* (any thread), else of the running application (UI thread); 80
+    when unknown."""
+    app = app if app is not None else get_app_or_none()
     if app is None:
         return 80
     try:
@@ -223,11 +236,13 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         completer=completer,
         complete_style=CompleteStyle.READLINE_LIKE,
         complete_while_typing=False,
+        input_processors=[MaskSecrets()],
         key_bindings=key_bindings(typing, rooms),
         style=STYLE,
         color_depth=None if look.depth else ColorDepth.DEPTH_1_BIT,
     )
     loop.on_change = session.app.invalidate
+    console.columns = lambda: _columns(session.app)
     if terminal_rewraps(env):
         fix_resize(session.app)
     dumb = is_dumb_terminal()
@@ -303,7 +318,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
                     kept = session.default_buffer.text
                     action = ctrl_c.press(time.monotonic())
                     if action == "hint":
-                        write_line(CTRL_C_HINT)
+                        console.show(Shown(CTRL_C_HINT))
                     else:
                         loop.request_quit(force=action == "abort")
                     continue
