@@ -186,7 +186,7 @@ def test_rows_a_rewrapping_terminal_adds_above_the_cursor() -> None:
 def test_own_me_lines_secrets_and_rates_read_as_a_person_expects() -> None:
     from chatroom.client.display import own_line
     from chatroom.client.keys import mask_secrets, secret_spans
-    from chatroom.client.offers import human_rate
+    from chatroom.client.offers import human_rate, took
 
     assert format_own("/me waves", me="alice", current="#lobby", look=PLAIN) == "* alice waves"
     assert own_line("/ME waves", me="alice", current=None, look=PLAIN).indent == len("* alice ")
@@ -198,9 +198,9 @@ def test_own_me_lines_secrets_and_rates_read_as_a_person_expects() -> None:
     assert mask_secrets("/REGISTER  s3cr3t ") == "/REGISTER  ******** "
     assert mask_secrets("the /register command") == "the /register command"
     assert secret_spans("/pass a b") == [(6, 7), (8, 9)]
-    assert [human_rate(5, 0.003), human_rate(5, 0.0), human_rate(40, 2.0)] == ["in 3 ms", "in 1 ms", "20 B/s"]
-    assert [human_rate(12_500, 1.0), human_rate(446_100_000, 1.0), human_rate(3_000_000_000, 1.0)] == [
-        "12.5 kB/s", "446.1 MB/s", "3.0 GB/s"]
+    assert [took(5, 0.003), took(5, 0.0), took(40, 2.0), took(0, 1.0)] == ["in 3 ms", "in 1 ms", "20 B/s", "0 B/s"]
+    assert [human_rate(12_500, 1.0), human_rate(446_100_000, 1.0), human_rate(8 << 20, 0.0)] == [
+        "12.5 kB/s", "446.1 MB/s", "8388608.0 MB/s"]
 
 
 def test_long_lines_wrap_between_words_with_every_later_row_indented() -> None:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Offer", "human_rate", "human_size", "pick_offer", "transfer_lines"]
+__all__ = ["Offer", "human_rate", "human_size", "pick_offer", "took", "transfer_lines"]
 
 
 def human_size(size: int) -> str:
@@ -28,21 +28,24 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-#: Below this many seconds a transfer's rate means nothing: its time is said instead.
+#: Below this many seconds a finished transfer's rate means nothing: its time is said instead.
 MEASURABLE = 0.1
 
 
 def human_rate(size: int, seconds: float) -> str:
     """How fast *size* bytes moved in *seconds*: ``"446.1 MB/s"``, ``"12.5 kB/s"``, ``"40 B/s"`` (decimal
-    units, as network rates are given); ``"in 3 ms"`` when *seconds* is too short to measure a rate
-    (below :data:`MEASURABLE`), so a tiny file never reads ``0.0 MB/s``."""
-    if seconds < MEASURABLE:
-        return f"in {max(1, round(seconds * 1000))} ms"
-    rate = size / seconds
-    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+    units, as network rates are given), so a slow or tiny transfer never reads ``0.0 MB/s``."""
+    rate = size / max(seconds, 1e-6)
+    for unit, scale in (("MB/s", 1e6), ("kB/s", 1e3)):
         if rate >= scale:
             return f"{rate / scale:.1f} {unit}"
     return f"{rate:.0f} B/s"
+
+
+def took(size: int, seconds: float) -> str:
+    """What a finished transfer's summary says of its speed: :func:`human_rate`, or ``"in 3 ms"`` when it
+    took less than :data:`MEASURABLE` seconds (too short for a rate to mean anything)."""
+    return f"in {max(1, round(seconds * 1000))} ms" if seconds < MEASURABLE else human_rate(size, seconds)
 
 
 @dataclass
@@ -100,8 +103,7 @@ def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer]
     lines = ["transfers: " + ", ".join(parts)]
     for p in [*sends, *recvs]:
         arrow = "up" if p.direction == "send" else "down"
-        elapsed = max(now - p.started, 0.0)
-        rate = human_rate(p.done, elapsed) if elapsed >= MEASURABLE else "just started"
+        rate = human_rate(p.done, now - p.started)
         lines.append(f"  {arrow} {p.tid} {p.desc}: {human_size(p.done)} of {human_size(p.total)} "
                      f"({_percent(p.done, p.total)}), {rate}; /cancel {p.tid}")
     for name in outgoing:

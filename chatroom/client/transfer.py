@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from chatroom.client.offers import human_rate
+from chatroom.client.offers import took
 from chatroom.client.partfile import PartFile, open_part
 from chatroom.wire.filenames import safe_name, unique_path
 from chatroom.wire.lines import Frame, encode_frame, encode_frame_header, encode_line
@@ -88,7 +88,7 @@ class _Recv:
 
 
 def _rate(size: int, started: float) -> str:
-    return human_rate(size, time.monotonic() - started)
+    return took(size, time.monotonic() - started)
 
 
 class TransferManager:
