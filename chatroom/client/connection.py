@@ -27,7 +27,7 @@ from chatroom.wire.tlssocket import TLSSocket
 from chatroom.wire.wakeup import Waker
 
 __all__ = ["RECV_ROUNDS", "RECV_SIZE", "SEND_BUFFERS", "Connection", "OutQueue", "ServerEvent", "TLSClientSocket",
-           "Waker"]
+           "Transport", "Waker"]
 
 #: Bytes read from the socket per ``recv`` call after a failure (:meth:`Connection.rest`).
 RECV_SIZE = 256 * 1024
@@ -44,7 +44,7 @@ class Connection:
     :attr:`closed` turns true once a read finds the end of the stream (or a reset).
     """
 
-    def __init__(self, sock: socket.socket | TLSClientSocket) -> None:
+    def __init__(self, sock: Transport) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.parser = StreamParser()
@@ -160,3 +160,7 @@ class TLSClientSocket(TLSSocket):
                     break  # the end: reported now if nothing came first, else on the next call
                 got += n
         return got
+
+
+#: A connected socket as the client uses it: plain TCP, or TLS (``chatroom-client --tls``).
+Transport = socket.socket | TLSClientSocket

@@ -46,7 +46,6 @@ error console), 2 when the name is refused in non-interactive mode.
 from __future__ import annotations
 
 import selectors
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +53,7 @@ from typing import Any
 
 from chatroom.client.catchup import CatchUp
 from chatroom.client.commands import Help
-from chatroom.client.connection import Connection, Waker
+from chatroom.client.connection import Connection, Transport, Waker
 from chatroom.client.files import PROGRESS_INTERVAL, Transfers
 from chatroom.client.handshake import Handshake
 from chatroom.client.inputs import QUIT_WAIT, Inbox, Quit
@@ -93,7 +92,7 @@ class ClientLoop:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: Transport,
         name: str,
         console: Console,
         *,
@@ -109,7 +108,7 @@ class ClientLoop:
         password: str | None = None,
         server_password: str | None = None,
         tags: bool = False,
-        connect: Callable[[], socket.socket] | None = None,
+        connect: Callable[[], Transport] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         self.sock = sock
@@ -234,7 +233,7 @@ class ClientLoop:
             self._shutdown()
         return session.status
 
-    def _attach(self, sock: socket.socket) -> None:
+    def _attach(self, sock: Transport) -> None:
         """Start a connection on *sock*: fresh parser and output, the handshake sent."""
         self.sock = sock
         self._conn = Connection(sock)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import queue
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import cast
 
+from chatroom.client.connection import Transport
 from chatroom.client.io import LOST, Console
 
 __all__ = ["CAP", "FIRST", "GIVE_UP", "LOST", "Backoff", "Dialer", "Reconnector"]
@@ -50,7 +50,7 @@ class Backoff:
 
     def next(self) -> float:
         """The wait before the next attempt, in seconds: half of the step plus up to another half at random."""
-        step = min(self.cap, self.first * (2 ** min(self.attempts, 32)))
+        step = min(self.cap, self.first * 2.0 ** min(self.attempts, 32))
         self.attempts += 1
         return step / 2 + self.rng() * step / 2
 
@@ -65,7 +65,7 @@ class Dialer:
     :meth:`start` and :meth:`cancel` may be called from any thread.
     """
 
-    def __init__(self, connect: Callable[[], socket.socket], deliver: Callable[[object], None]) -> None:
+    def __init__(self, connect: Callable[[], Transport], deliver: Callable[[object], None]) -> None:
         self._connect = connect
         self._deliver = deliver
         self._lock = threading.Lock()
@@ -90,7 +90,7 @@ class Dialer:
                 return
         if not isinstance(result, BaseException):
             try:
-                cast(socket.socket, result).close()
+                cast(Transport, result).close()
             except OSError:
                 pass
 
@@ -104,7 +104,7 @@ class Reconnector:
     :meth:`poll`. :attr:`lost_at` stays set from the loss until :meth:`recovered` (the rejoin is through).
     """
 
-    def __init__(self, connect: Callable[[], socket.socket] | None, console: Console, *,
+    def __init__(self, connect: Callable[[], Transport] | None, console: Console, *,
                  wake: Callable[[], None], end: Callable[[int], None], backoff: Backoff | None = None) -> None:
         self._connect = connect
         self.console = console
@@ -141,7 +141,7 @@ class Reconnector:
         """Seconds the loop may sleep before the next attempt is due (0 when due or dialing)."""
         return 0.0 if self._dialer is None and now >= self._dial_at else max(0.0, self._dial_at - now)
 
-    def poll(self) -> socket.socket | None:
+    def poll(self) -> Transport | None:
         """Start the attempt when due; the new connected socket once one got through, else None."""
         if self._dialer is None and time.monotonic() >= self._dial_at and self._connect is not None:
             self._dialer = Dialer(self._connect, self._deliver)
@@ -155,7 +155,7 @@ class Reconnector:
             self._attempt_failed(result)
             return None
         self.offline = False
-        return cast(socket.socket, result)  # a Dialer delivers what connect() returned, or an exception
+        return cast(Transport, result)  # a Dialer delivers what connect() returned, or an exception
 
     def recovered(self) -> None:
         """The new connection has rejoined: the loss is over."""

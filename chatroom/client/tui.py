@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import threading
 import time
 import traceback
@@ -55,6 +54,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
 from prompt_toolkit.application.current import get_app_or_none
 from prompt_toolkit.filters import Condition
+from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.shortcuts import CompleteStyle
@@ -62,6 +62,7 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import is_dumb_terminal
 
 from chatroom.client.complete import ChatCompleter
+from chatroom.client.connection import Transport
 from chatroom.client.console import format_bars
 from chatroom.client.display import ERROR, Look, Shown, color_depth, format_event, hang, paint, write_line
 from chatroom.client.events import Event, parse
@@ -188,7 +189,7 @@ def _history(path: Path | None) -> tuple[History, str | None]:
     return FileHistory(str(path)), None
 
 
-def run_tui(args: argparse.Namespace, sock: socket.socket) -> int:
+def run_tui(args: argparse.Namespace, sock: Transport) -> int:
     """Run the terminal UI on a connected *sock* until quit; returns the exit status.
 
     A SIGINT that lands between two prompts (not as a Ctrl-C key inside one)
@@ -204,7 +205,7 @@ def _opt(args: argparse.Namespace, name: str, default: object) -> object:
     return getattr(args, name, default)
 
 
-async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
+async def _run(args: argparse.Namespace, sock: Transport) -> int:
     env = dict(os.environ)
     look = Look(depth=color_depth(str(_opt(args, "color", "auto")), env),
                 timestamps=str(_opt(args, "timestamps", "%H:%M")))
@@ -252,7 +253,11 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
     session.is_password = Condition(lambda: loop.asking_password)
     notifier = Notifier(session, bool(_opt(args, "bell", True)), bool(_opt(args, "title", True)))
     typing.on_sent = notifier.seen
-    console.notify = lambda shown, ev: aio.call_soon_threadsafe(notifier.ring, shown, ev)
+
+    def notify(shown: Shown, ev: Event) -> None:  # the network thread: ring on the UI thread
+        aio.call_soon_threadsafe(notifier.ring, shown, ev)
+
+    console.notify = notify
     finished = asyncio.Event()
     status: list[int] = []
 
@@ -260,7 +265,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         # On the asyncio thread: end a running prompt (it then returns None).
         future = session.app.future
         if finished.is_set() and future is not None and not future.done():
-            session.app.exit(result=None)
+            session.app.exit()  # the prompt returns None
 
     def on_finished() -> None:
         finished.set()
@@ -275,8 +280,8 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         finally:
             aio.call_soon_threadsafe(on_finished)
 
-    def toolbar() -> list[tuple[str, str]]:
-        parts: list[tuple[str, str]] = []
+    def toolbar() -> StyleAndTextTuples:
+        parts: StyleAndTextTuples = []
         for tab in rooms.tabs():
             style = "class:room.current" if tab.current else "class:room.unread" if tab.unread else "class:room"
             label = tab.name + (f" ({tab.unread}" + (f", @{tab.mentions}" if tab.mentions else "") + ")"
