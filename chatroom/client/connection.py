@@ -1,8 +1,7 @@
 """The client's socket I/O: one connection (socket, stream parser, output queue), its TLS face, the waker.
 
 This is the only module of the client that imports the socket plumbing it shares with the server
-(:class:`OutQueue` and its ``sendmsg``, :class:`Waker`, :class:`TLSSocket`), so that moving those
-pieces to another floor changes one import block. Everything here runs on the client loop's thread,
+(:mod:`chatroom.sockets`: :class:`OutQueue` and its ``sendmsg``, :class:`Waker`, :class:`TLSSocket`). Everything here runs on the client loop's thread,
 except :meth:`Waker.wake`, which any thread may call.
 
 * :class:`Connection`: a non-blocking socket with a :class:`~chatroom.wire.stream.StreamParser`
@@ -20,11 +19,11 @@ import ssl
 from collections.abc import Iterator
 from typing import Any
 
+from chatroom.sockets.outqueue import SEND_BUFFERS, OutQueue
+from chatroom.sockets.tlssocket import TLSSocket
+from chatroom.sockets.wakeup import Waker
 from chatroom.wire.lines import Frame, Line, TooLong, encode_line
-from chatroom.wire.outqueue import SEND_BUFFERS, OutQueue
 from chatroom.wire.stream import StreamParser
-from chatroom.wire.tlssocket import TLSSocket
-from chatroom.wire.wakeup import Waker
 
 __all__ = ["RECV_ROUNDS", "RECV_SIZE", "SEND_BUFFERS", "Connection", "OutQueue", "ServerEvent", "TLSClientSocket",
            "Transport", "Waker"]

@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the room everyone starts in (default #lobby)")
     _number(rooms, "--history-on-join", metavar="N",
             help="lines of a room's history sent to a member who joins it (0-500, default 20; 0: none)")
+    _number(rooms, "--max-rooms", metavar="N", help="most rooms the server holds (1-1000000, default 1000); "
+            "creating one more is refused (docs/protocol.md, Room lifetime)")
     rooms.add_argument("--no-history", dest="record_history", action="store_false", default=UNSET,
                        help="do not record what is said in rooms (rooms and topics still persist)")
     rooms.add_argument("--history-keep", type=history_keep, default=UNSET, metavar="SPEC",
@@ -156,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web-origin", dest="web_origins", action="append", default=UNSET, metavar="ORIGIN",
                      help="also accept WebSockets from pages of ORIGIN (https://chat.example.org; repeatable; "
                           "'*': any); by default only the server's own page may connect")
+    web.add_argument("--web-host", dest="web_hosts", action="append", default=UNSET, metavar="NAME",
+                     help="also answer pages asked for as NAME (a DNS name or address of this server; repeatable; "
+                          "'*': any); by default only this machine's names and addresses, against DNS rebinding")
     web.add_argument("--web-static", type=Path, default=UNSET, metavar="DIR",
                      help="serve the page's files from DIR instead of the installed ones (to work on the page)")
     _number(web, "--web-request-timeout", metavar="S",
