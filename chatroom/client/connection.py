@@ -1,8 +1,8 @@
 """The client's socket I/O: one connection (socket, stream parser, output queue), its TLS face, the waker.
 
 This is the only module of the client that imports the socket plumbing it shares with the server
-(:mod:`chatroom.sockets`: :class:`OutQueue` and its ``sendmsg``, :class:`Waker`, :class:`TLSSocket`). Everything here runs on the client loop's thread,
-except :meth:`Waker.wake`, which any thread may call.
+(:mod:`chatroom.sockets`: :class:`OutQueue` and its ``sendmsg``, :class:`Waker`, :class:`TLSSocket`).
+Everything here runs on the client loop's thread, except :meth:`Waker.wake`, which any thread may call.
 
 * :class:`Connection`: a non-blocking socket with a :class:`~chatroom.wire.stream.StreamParser`
   (frame payloads reach the transfer component as views of its buffer: no copy per chunk) and an
@@ -117,7 +117,7 @@ class Connection:
 
 
 class TLSClientSocket(TLSSocket):
-    """A :class:`~chatroom.wire.tlssocket.TLSSocket` whose ``recv`` reads until TLS wants the network
+    """A :class:`~chatroom.sockets.tlssocket.TLSSocket` whose ``recv`` reads until TLS wants the network
     (decrypted bytes can sit inside the SSL object, where ``select`` does not see them) and raises
     BlockingIOError when nothing came; ``recv_into`` the same, into the loop's receive buffer."""
 
