@@ -10,31 +10,10 @@ screen or on what a peer receives.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from screen import Term
-
-
-@pytest.fixture
-def term(server: Any, tmp_path: Path) -> Iterator[Callable[..., Term]]:
-    started: list[Term] = []
-
-    def start(name: str = "alice", *extra: str, cols: int = 80) -> Term:
-        t = Term(["--name", name, "--port", str(server.port), *extra], tmp_path / name, cols=cols)
-        started.append(t)
-        t.wait_for(r"^#lobby>", "the prompt")
-        return t
-
-    yield start
-    for t in started:
-        t.close()
-
-
-def joined(nick: str) -> Callable[[str], bool]:
-    return lambda line: line.endswith(f"* {nick} joined lobby") or line.endswith(f"is now known as {nick}")
+from test_client_screen import joined, term  # noqa: F401  (term: the terminal fixture of that module)
 
 
 def test_passwords_are_masked_as_typed_and_in_the_echo(server: Any, term: Any) -> None:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from chatroom.client.connection import Transport
 from chatroom.client.console import LineConsole
-from chatroom.client.io import load_transfer
 from chatroom.client.loop import ClientLoop
 
 __all__ = ["refusal_hint", "run_line_mode", "stdin_reader"]
@@ -60,22 +59,7 @@ def refusal_hint(loop: ClientLoop, args: argparse.Namespace) -> str | None:
 def run_line_mode(args: argparse.Namespace, sock: Transport, stdin_fd: int) -> int:
     """Plain line mode: stdin reader thread -> :class:`ClientLoop` on this thread."""
     console = LineConsole()
-    loop = ClientLoop(
-        sock,
-        args.name,
-        console,
-        interactive=False,
-        send_dir=args.send_dir,
-        received_dir=args.received_dir,
-        auto_send=args.auto_send,
-        transfer=load_transfer(settle=args.settle),
-        quit_wait=args.quit_wait,
-        accept_files=args.accept_files or "all",
-        password=args.password,
-        server_password=args.server_password,
-        tags=getattr(args, "connect", None) is not None,
-        connect=getattr(args, "connect", None),
-    )
+    loop = ClientLoop.from_args(args, sock, console, interactive=False)
     loop.on_change = lambda: console.update(loop.progress)
     reader = threading.Thread(
         target=stdin_reader,

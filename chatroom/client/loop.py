@@ -45,6 +45,7 @@ error console), 2 when the name is refused in non-interactive mode.
 
 from __future__ import annotations
 
+import argparse
 import selectors
 import time
 from collections.abc import Callable
@@ -57,7 +58,7 @@ from chatroom.client.connection import Connection, Transport, Waker
 from chatroom.client.files import PROGRESS_INTERVAL, Transfers
 from chatroom.client.handshake import Handshake
 from chatroom.client.inputs import QUIT_WAIT, Inbox, Quit
-from chatroom.client.io import LOST, Console
+from chatroom.client.io import LOST, Console, load_transfer
 from chatroom.client.reconnect import Backoff, Reconnector
 from chatroom.client.replies import Replies
 from chatroom.client.session import Session
@@ -136,6 +137,20 @@ class ClientLoop:
                                transfers=transfers,
                                quitting=Quit(quit_wait=quit_wait, quit_timeout=quit_timeout, error=console.error),
                                recovery=self._reconnect, help_list=Help(console, self.send, terminal=interactive))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, sock: Transport, console: Console, *,
+                  interactive: bool) -> ClientLoop:
+        """The loop ``chatroom-client``'s parsed *args* ask for (:mod:`chatroom.client.cli`). On a terminal
+        (*interactive*) offers are asked about and message tags always asked for; in line mode every file
+        is taken and tags are asked for only when reconnecting (``args.connect``)."""
+        connect = getattr(args, "connect", None)
+        return cls(sock, args.name, console, interactive=interactive, send_dir=args.send_dir,
+                   received_dir=args.received_dir, auto_send=args.auto_send,
+                   transfer=load_transfer(settle=getattr(args, "settle", None)), quit_wait=args.quit_wait,
+                   accept_files=args.accept_files or ("ask" if interactive else "all"), password=args.password,
+                   server_password=getattr(args, "server_password", None), tags=interactive or connect is not None,
+                   connect=connect)
 
     # ---- called from any thread -------------------------------------------------------
 

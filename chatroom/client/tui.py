@@ -67,7 +67,6 @@ from chatroom.client.console import format_bars
 from chatroom.client.display import ERROR, Look, Shown, color_depth, format_event, hang, paint, write_line
 from chatroom.client.events import Event, parse
 from chatroom.client.inputs import CTRL_C_HINT, CtrlC
-from chatroom.client.io import load_transfer
 from chatroom.client.keys import MaskSecrets, Typing, key_bindings
 from chatroom.client.loop import ClientLoop
 from chatroom.client.resize import fix_resize, terminal_rewraps
@@ -214,22 +213,7 @@ async def _run(args: argparse.Namespace, sock: Transport) -> int:
     history, history_problem = _history(history_path(_opt(args, "history_file", None), env))  # type: ignore[arg-type]
     aio = asyncio.get_running_loop()
     console = TuiConsole(look, rooms, completer)
-    loop = ClientLoop(
-        sock,
-        args.name,
-        console,
-        interactive=True,
-        send_dir=args.send_dir,
-        received_dir=args.received_dir,
-        auto_send=args.auto_send,
-        transfer=load_transfer(settle=getattr(args, "settle", None)),
-        quit_wait=args.quit_wait,
-        accept_files=args.accept_files or "ask",
-        password=args.password,
-        server_password=getattr(args, "server_password", None),
-        tags=True,
-        connect=getattr(args, "connect", None),
-    )
+    loop = ClientLoop.from_args(args, sock, console, interactive=True)
     console.fallback_nick = lambda: loop.name
     typing = Typing(loop, console, history, paste_confirm=int(_opt(args, "paste_confirm", 5)))  # type: ignore[call-overload]
     session: PromptSession[str] = PromptSession(
