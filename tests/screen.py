@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,7 +168,9 @@ class Term:
         return self.child.exitstatus
 
     def close(self) -> None:
-        """Kill the client if it still runs."""
+        """Kill the client if it still runs (SIGKILL, then wait for it: pexpect's own ``terminate`` gives up
+        after 0.1 s, too short on a loaded machine)."""
         if self.child.isalive():
-            self.child.terminate(force=True)
+            self.child.kill(signal.SIGKILL)
+            self.child.wait()
         self.child.close(force=True)

@@ -48,7 +48,7 @@ def test_your_own_me_line_reads_as_the_others_see_it(server: Any, term: Any) -> 
 def test_help_lists_the_clients_own_commands_after_the_servers(server: Any, term: Any) -> None:
     alice = term()
     alice.type("/help\r")
-    alice.wait_for(r"^\d\d:\d\d /transfers - ", "the client's /transfers")
+    alice.wait_for(r"^\d\d:\d\d /switch #ROOM - ", "the client's last command")
     lines = alice.lines()
     header = next(i for i, line in enumerate(lines) if line.endswith("* chatroom-client's own commands:"))
     server_list = [i for i, line in enumerate(lines) if re.match(r"\d\d:\d\d /(who|join|upper) ", line)]
