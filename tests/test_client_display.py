@@ -198,7 +198,8 @@ def test_own_me_lines_secrets_and_rates_read_as_a_person_expects() -> None:
     assert mask_secrets("/REGISTER  s3cr3t ") == "/REGISTER  ******** "
     assert mask_secrets("the /register command") == "the /register command"
     assert secret_spans("/pass a b") == [(6, 7), (8, 9)]
-    assert [took(5, 0.003), took(5, 0.0), took(40, 2.0), took(0, 1.0)] == ["in 3 ms", "in 1 ms", "20 B/s", "0 B/s"]
+    assert [took(5, 0.003), took(5, 0.0), took(40, 2.04), took(6 << 20, 0.091)] == ["in 3 ms", "in 1 ms", "in 2.0 s",
+                                                                                 "69.1 MB/s"]
     assert [human_rate(12_500, 1.0), human_rate(446_100_000, 1.0), human_rate(8 << 20, 0.0)] == [
         "12.5 kB/s", "446.1 MB/s", "8388608.0 MB/s"]
 

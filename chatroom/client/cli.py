@@ -32,7 +32,8 @@ from exiting. ``--quit-wait 0`` discards them at once.
 
 Client-side commands: ``/quit``, ``/sendfile NAME`` (any case; quote a name
 with spaces), ``/transfers``, ``/cancel ID``, ``/accept [ID]`` and ``/decline
-[ID]`` (:mod:`chatroom.client.files`). Every other line, ``/command`` or chat,
+[ID]`` (:mod:`chatroom.client.files`); ``/help`` shows them after the server's
+list (:mod:`chatroom.client.commands`). Every other line, ``/command`` or chat,
 goes to the server as typed (type ``//text`` to say the literal ``/text``).
 
 ``--auto-send`` sends each new file of the send folder once, when it is

@@ -28,8 +28,9 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-#: Below this many seconds a finished transfer's rate means nothing: its time is said instead.
-MEASURABLE = 0.1
+#: A finished transfer smaller than this (bytes) reports its time, not a rate: its round trips are most
+#: of that time, so a rate would say little (and it used to read ``0.0 MB/s``).
+TINY = 64 * 1024
 
 
 def human_rate(size: int, seconds: float) -> str:
@@ -43,9 +44,11 @@ def human_rate(size: int, seconds: float) -> str:
 
 
 def took(size: int, seconds: float) -> str:
-    """What a finished transfer's summary says of its speed: :func:`human_rate`, or ``"in 3 ms"`` when it
-    took less than :data:`MEASURABLE` seconds (too short for a rate to mean anything)."""
-    return f"in {max(1, round(seconds * 1000))} ms" if seconds < MEASURABLE else human_rate(size, seconds)
+    """What a finished transfer's summary says of its speed: :func:`human_rate`, or for a file under
+    :data:`TINY` bytes its time, ``"in 3 ms"`` (``"in 2.5 s"`` from a second on)."""
+    if size >= TINY:
+        return human_rate(size, seconds)
+    return f"in {max(1, round(seconds * 1000))} ms" if seconds < 1 else f"in {seconds:.1f} s"
 
 
 @dataclass
