@@ -251,6 +251,9 @@ class Server:
             return self.loop.send_line(conn, PASS_ASK)
         self.hub.add(conn)
         room = self.hub.default_room
+        if not conn.greeted:  # a door whose clients choose their rooms (IRC): no welcome line, no join
+            self.call_hook("client_joined", conn)
+            return self.events.joined(conn)
         self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
                                   "Type /nick NAME to choose a name, /help for commands.")
         if room.rules.banned(None, conn.host):  # a guest banned by address from the default room
