@@ -32,7 +32,9 @@ from chatroom.wire.render import iso_time, render, stamp, tags
 __all__ = ["Hub", "Notice"]
 
 #: Notice kinds with a structure of their own: a line client sees them as plain ``* text`` notices.
-_MEMBERSHIP = frozenset({"join", "part", "nick"})
+_STRUCTURED = frozenset({"join", "part", "nick", "mode"})
+#: Notices told to a member's co-members once, not per room (the line protocol shows none of them).
+_ONCE = frozenset({"quit", "away"})
 
 
 class Notice(NamedTuple):
@@ -41,11 +43,16 @@ class Notice(NamedTuple):
     ``kind`` is ``"notice"``, ``"raw"``, ``"join"`` / ``"part"`` (``nick``
     joined or left ``room``; ``extra`` the reason of a part), ``"nick"``
     (``room`` ``""``; ``nick`` the new nick, ``extra`` the old one) or
-    ``"private"`` (a ``/msg`` from ``nick`` to ``extra``). ``text`` is the
-    human notice (the whole ``* ...`` line without ``* ``; a private line's
-    text). ``quiet``: a join or part in a room over the announce limit, which
-    only wires that show members structurally receive (the line protocol
-    encodes it as nothing).
+    ``"private"`` (a ``/msg`` from ``nick`` to ``extra``), ``"mode"`` (``by`` changed
+    the mode ``extra`` of ``room``, such as ``+o bob`` or ``+k``), and two told once to
+    each co-member, not per room: ``"quit"`` (``nick`` left the server; ``extra``
+    the reason) and ``"away"`` (``extra``: the away message, ``""`` when back).
+    ``text`` is the human notice (the whole ``* ...`` line without ``* ``; a
+    private line's text). ``quiet``: a join or part in a room over the announce
+    limit, which only wires that show members structurally receive (the line
+    protocol encodes it as nothing). ``by``: who did it (a kick's or mode's
+    author); ``cause``: why a ``"part"`` happened (``"kick"``, ``"quit"`` or
+    ``""``: the member left).
     """
 
     room: str
@@ -57,6 +64,8 @@ class Notice(NamedTuple):
     text: str
     extra: str = ""
     quiet: bool = False
+    by: str = ""
+    cause: str = ""
 
 
 #: Rounds of fan-out per :meth:`Hub.flush` (events added while reporting deliveries get more rounds).
@@ -96,6 +105,7 @@ class Hub:
         self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
         self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
         self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
+        self._once: list[bool] = [False]  # per wire: are quits and away changes told once, not per room?
         self._pending: list[Room] = []
         if history is not None:
             for record in history.rooms():
@@ -115,8 +125,10 @@ class Hub:
     def remove(self, member: Member, reason: str) -> None:
         """*member* is gone: it leaves every room (announced as ``* NICK left ROOM (reason)``)."""
         member.gone = True
+        self._tell(member, Notice("", 0, self.clock(), "quit", member.nick, member.account,
+                                  f"{member.nick} left ({reason})", reason), once=True)
         for room in list(member.rooms.values()):
-            self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason)
+            self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason, cause="quit")
         member.room = None
         self.members.pop(member.id, None)
         if self.nicks.get(nick_key(member.nick)) is member:
@@ -166,17 +178,31 @@ class Hub:
         self.skeletons[skeleton] = member
         member.nick = nick
         if old != nick:
-            entry = Notice("", 0, self.clock(), "nick", nick, member.account, f"{old} is now known as {nick}", old)
-            encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
-            for other in self.co_members(member):
-                self.flush_for(other)
-                key = (other.wire_index << 1) | other.tagged
-                data = encoded.get(key)
-                if data is None:
-                    data = encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
-                other.deliver(data)
+            self._tell(member, Notice("", 0, self.clock(), "nick", nick, member.account,
+                                      f"{old} is now known as {nick}", old))
         member.changed()
         return old
+
+    def set_away(self, member: Member, message: str) -> None:
+        """Mark *member* away with *message* (``""``: back); co-members whose wire shows it are told once."""
+        member.away = message
+        text = f"{member.nick} is away: {message}" if message else f"{member.nick} is back"
+        self._tell(member, Notice("", 0, self.clock(), "away", member.nick, member.account, text, message), once=True)
+
+    def _tell(self, member: Member, entry: Notice, *, once: bool = False) -> None:
+        """Deliver a roomless notice about *member* to each co-member once (*once*: only to members of wires
+        registered with ``once=True``), encoded once per wire format and tags."""
+        encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
+        for other in self.co_members(member):
+            if once and not self._once[other.wire_index]:
+                continue
+            self.flush_for(other)
+            key = (other.wire_index << 8) | other.tagged
+            data = encoded.get(key)
+            if data is None:
+                data = encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
+            if data:
+                other.deliver(data)
 
     def co_members(self, member: Member) -> list[Member]:
         """Every other member sharing at least one room with *member*, once each."""
@@ -228,6 +254,8 @@ class Hub:
             self._fan_out(room)
         if not quiet:
             self._membership(room, "join", member, f"{member.nick} joined {room.label}")
+        if not room.members and not room.rules.owner and room is not self.default_room:
+            room.ops.add(member.id)  # the first member of an unowned room operates it while connected (IRC)
         room.members[member.id] = member
         member.rooms[room.name] = room
         if member.wire_index:
@@ -236,18 +264,21 @@ class Hub:
         member.changed()
         return True
 
-    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "") -> None:
+    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
-        size); its current room becomes the last one it joined."""
+        size); its current room becomes the last one it joined. *by*: the nick that kicked it (the notice's
+        ``cause`` is then ``"kick"`` and *reason* the kick's reason)."""
         self._leave(member, room, notice or f"{member.nick} left {room.label}" + (f" ({reason})" if reason else ""),
-                    always=bool(notice), reason=reason)
+                    always=bool(notice), reason=reason, cause="kick" if by else "", by=by)
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()
 
-    def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "") -> None:
+    def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "",
+               cause: str = "", by: str = "") -> None:
         if room.pending:
             self._fan_out(room)
+        room.ops.discard(member.id)
         if room.members.pop(member.id, None) is not None and member.wire_index:
             left = self._structured.get(room.name, 1) - 1
             if left:
@@ -255,16 +286,16 @@ class Hub:
             else:
                 self._structured.pop(room.name, None)
         member.rooms.pop(room.name, None)
-        self._membership(room, "part", member, text, reason=reason, always=always)
+        self._membership(room, "part", member, text, reason=reason, always=always, cause=cause, by=by)
 
     def _membership(self, room: Room, kind: str, member: Member, text: str, *, reason: str = "",
-                    always: bool = False) -> None:
+                    always: bool = False, cause: str = "", by: str = "") -> None:
         """Tell *room* that *member* joined or left (*kind*): a notice to everyone (but a joiner), or, over the
         announce limit, only to members whose wire shows members structurally, if there are any."""
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
         if quiet and not self._structured.get(room.name):
             return
-        entry = Notice(room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet)
+        entry = Notice(room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause)
         self._pend(room, member.id if kind == "join" else 0, entry)  # type: ignore[arg-type]
 
     # -- what is said ----------------------------------------------------------------------
@@ -285,6 +316,17 @@ class Hub:
             self.history.set_topic(room.name, text, member.nick, entry.ts)
         self._pend(room, 0, entry)
         return entry
+
+    def mode(self, room: Room, by: Member, change: str, text: str) -> None:
+        """Tell *room* that *by* changed its mode *change* (``"+o bob"``, ``"-k"``, ``"+b alice"``...): a
+        ``"mode"`` notice whose human *text* the line protocol shows as ``* text`` (not recorded)."""
+        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change,  # type: ignore[arg-type]
+                                   by=by.nick))
+
+    def is_operator(self, member: Member, room: Room) -> bool:
+        """True if *member* operates *room*: its account owns or operates it (``room.rules``), or it is the
+        first member of an unowned room, while it stays (``room.ops``). Server admins are the caller's business."""
+        return member.id in room.ops or room.rules.is_operator(member.account)
 
     def notice(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Tell *room* ``* text`` (not recorded)."""
@@ -360,14 +402,20 @@ class Hub:
             member.deliver(b"".join(lines))
         return len(lines)
 
-    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes], *, variants: bool = True) -> int:
+    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes], *, variants: bool = True,
+                 once: bool = False) -> int:
         """Register another wire format's encoder; returns the ``wire_index`` its members must carry.
 
         ``variants=False``: its bytes depend neither on message tags nor on the current room (the JSON
         events), so each event is encoded once for all its members and they all share one batch buffer.
+        With variants, ``Member.tagged`` may be any small number (0-255) the wire gives a meaning to (the
+        line protocol: 0 or 1). ``once=True``: its members are told a co-member's quit and away changes
+        once (``"quit"`` and ``"away"`` notices without a room), and its encoder shows the room ``"part"``
+        notices whose ``cause`` is ``"quit"`` as nothing (IRC's ``QUIT``).
         """
         self.encoders.append(encode)
         self._variants.append(variants)
+        self._once.append(once)
         return len(self.encoders) - 1
 
     def _fan_out(self, room: Room) -> None:
@@ -376,7 +424,7 @@ class Hub:
             members = room.members
             count = len(members)
             self._delivered += [(room, _public(e), self.members.get(s), count - (s in members)) for s, e in pending
-                                if not (e.kind in _MEMBERSHIP and e.quiet)]  # type: ignore[attr-defined]
+                                if not (e.kind in _STRUCTURED and e.quiet)]  # type: ignore[attr-defined]
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
@@ -385,11 +433,11 @@ class Hub:
             # one encoding per (wire format, tags or not, current room or not) present in the room;
             # a wire registered without variants has one encoding for all its members
             wire = member.wire_index
-            key = (wire << 2) | member.tagged | ((member.room is not room) << 1) if variants[wire] else wire << 2
+            key = (wire << 10) | (member.tagged << 1) | (member.room is not room) if variants[wire] else wire << 10
             lines = encoded.get(key)
             if lines is None:
                 encode = encoders[wire]
-                lines = encoded[key] = [encode(e, key & 1, not key & 2, False) for _, e in pending]
+                lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
             if member.id in senders:  # a speaker gets the batch without its own lines
                 mid = member.id
                 data = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
@@ -405,7 +453,9 @@ class Hub:
         """One event as a line of the line protocol (see :mod:`chatroom.wire.render`); joins, parts and
         renames are plain notices (nothing for a quiet one), a private line carries no tags."""
         kind = entry.kind
-        if kind in _MEMBERSHIP:
+        if kind in _ONCE:  # told per room as parts; away is not shown on the line protocol
+            return b""
+        if kind in _STRUCTURED:
             if entry.quiet:  # type: ignore[attr-defined]
                 return b""
             entry = _public(entry)
@@ -425,6 +475,6 @@ class Hub:
 def _public(entry: Entry) -> Entry:
     """What the line protocol and plugins (``message_delivered``) see of an event: a join, part or rename is a
     plain notice (kind ``"notice"``, no nick), as before these had a structure."""
-    if entry.kind in _MEMBERSHIP:
+    if entry.kind in _STRUCTURED:
         return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
     return entry

@@ -22,13 +22,15 @@ __all__ = ["Room"]
 class Room:
     """``name`` (canonical ``#name``), ``label`` (the bare name notices show), ``members``
     (member id -> Member, in join order), ``topic`` with ``topic_by`` and ``topic_at`` (Unix s),
-    ``rules`` (owner, operators, bans, topic lock, key: :class:`~chatroom.model.moderation.RoomRules`).
+    ``rules`` (owner, operators, bans, topic lock, key: :class:`~chatroom.model.moderation.RoomRules`);
+    ``ops``, the ids of members who operate the room while they stay in it (the first member of an unowned
+    room: :meth:`chatroom.model.hub.Hub.join`), not persisted.
 
     ``pending`` holds the events of the current loop pass as ``(sender id or 0, Entry)``;
     the hub fans them out once at the end of the pass. Loop thread only.
     """
 
-    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules")
+    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules", "ops")
 
     def __init__(self, name: str, topic: str = "", topic_by: str = "", topic_at: float = 0.0) -> None:
         self.name = name
@@ -39,6 +41,7 @@ class Room:
         self.topic_at = topic_at
         self.pending: list[tuple[int, Entry]] = []
         self.rules = RoomRules()
+        self.ops: set[int] = set()
 
     def nicks(self) -> list[str]:
         """Members' nicks in join order."""

@@ -333,6 +333,8 @@ class Context(ThreadSafeParts):
         ``"admin"``) in *room* (default: its current room)? The check the core makes for commands."""
         if room is None and self.client is not None:
             room = self.client.room
+        if requires == "operator" and room is not None and self.client is not None and self.client.id in room.ops:
+            return True  # the first member of an unowned room, while it stays (Hub.join)
         return allowed(requires, self.account, room.rules if room is not None else None, self.is_admin)
 
     def require(self, requires: str, what: str, room: Room | None = None) -> None:
@@ -357,7 +359,7 @@ class Context(ThreadSafeParts):
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
         """Take *member* out of *room*: the room and *member* are told ``* NOTICE``, whatever the room's size."""
-        self._server.hub.part(member, room, notice=notice)
+        self._server.hub.part(member, room, notice=notice, by=self.nick)
         self._server.send_line(member, f"* {notice}")
 
     def set_plugin_enabled(self, name: str, enabled: bool) -> None:
