@@ -49,17 +49,17 @@ def test_first_member_of_an_unowned_room_operates_it_while_it_stays(tmp_path: Pa
     room = hub.open_room("#new")
     hub.join(alice, room)
     hub.join(bob, room)
-    assert hub.is_operator(alice, room) and not hub.is_operator(bob, room)
+    assert room.operated_by(alice) and not room.operated_by(bob)
     hub.part(alice, room)
-    assert not hub.is_operator(alice, room) and not room.ops  # nobody inherits it
+    assert not room.operated_by(alice) and not room.ops  # nobody inherits it
     hub.join(alice, room)
-    assert not hub.is_operator(alice, room)  # the room was not empty
+    assert not room.operated_by(alice)  # the room was not empty
     owned = hub.open_room("#owned", owner="carol")
     hub.join(bob, owned)
-    assert not hub.is_operator(bob, owned)  # an owned room has its owner and the operators it named
+    assert not owned.operated_by(bob)  # an owned room has its owner and the operators it named
     hub.part(bob, hub.default_room) if hub.default_room.name in bob.rooms else None
     hub.join(bob, hub.default_room)
-    assert not hub.is_operator(bob, hub.default_room)  # admins moderate the default room
+    assert not hub.default_room.operated_by(bob)  # admins moderate the default room
     hub.remove(bob, "quit")
     assert bob.id not in owned.ops
 

@@ -26,15 +26,11 @@ from chatroom.model.member import Member
 from chatroom.model.moderation import RoomRules
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
 from chatroom.model.room import Room
-from chatroom.wire.lines import encode_line
-from chatroom.wire.render import iso_time, render, stamp, tags
+from chatroom.wire.render import STRUCTURED, encode_event
 
 __all__ = ["Hub", "Notice"]
 
-#: Notice kinds with a structure of their own: a line client sees them as plain ``* text`` notices.
-_STRUCTURED = frozenset({"join", "part", "nick", "mode"})
-#: Notices told to a member's co-members once, not per room (the line protocol shows none of them).
-_ONCE = frozenset({"quit", "away"})
+
 
 
 class Notice(NamedTuple):
@@ -43,16 +39,11 @@ class Notice(NamedTuple):
     ``kind`` is ``"notice"``, ``"raw"``, ``"join"`` / ``"part"`` (``nick``
     joined or left ``room``; ``extra`` the reason of a part), ``"nick"``
     (``room`` ``""``; ``nick`` the new nick, ``extra`` the old one) or
-    ``"private"`` (a ``/msg`` from ``nick`` to ``extra``), ``"mode"`` (``by`` changed
-    the mode ``extra`` of ``room``, such as ``+o bob`` or ``+k``), and two told once to
-    each co-member, not per room: ``"quit"`` (``nick`` left the server; ``extra``
-    the reason) and ``"away"`` (``extra``: the away message, ``""`` when back).
-    ``text`` is the human notice (the whole ``* ...`` line without ``* ``; a
-    private line's text). ``quiet``: a join or part in a room over the announce
-    limit, which only wires that show members structurally receive (the line
-    protocol encodes it as nothing). ``by``: who did it (a kick's or mode's
-    author); ``cause``: why a ``"part"`` happened (``"kick"``, ``"quit"`` or
-    ``""``: the member left).
+    ``"private"`` (a ``/msg`` from ``nick`` to ``extra``), ``"mode"`` (``by`` set mode ``extra``, ``+o bob``),
+    and, told once per co-member: ``"quit"`` (``extra``: the reason), ``"away"`` (``extra``: the message, ``""``
+    when back). ``text``: the human notice (the ``* ...`` line without ``* ``; a private line's text).
+    ``quiet``: a join or part over the announce limit, for wires that show members structurally only. ``by``: a
+    kick's or mode's author; ``cause``: why a ``"part"`` happened (``"kick"``, ``"quit"``, ``""``).
     """
 
     room: str
@@ -147,22 +138,29 @@ class Hub:
         confusable skeleton as) another member's nick, or belongs to an
         account *member* is not logged in to (see :attr:`registered`).
         """
-        reason = check_nick(nick)
+        reason = self.nick_refusal(nick, member, accounts=True)
         if reason:
             raise Refused(reason)
-        owner = self.registered(nick) if self.registered is not None else None
+        return self._swap(member, nick)
+
+    def nick_refusal(self, nick: str, member: Member, *, accounts: bool = False) -> str | None:
+        """Why *member* may not take *nick* (``str``), or None: invalid, taken, like another's, or (*accounts*)
+        registered to an account *member* is not in. The one nick rule of every door (:meth:`rename` applies it)."""
+        reason = check_nick(nick)
+        if reason:
+            return reason
+        owner = self.registered(nick) if accounts and self.registered is not None else None
         if owner is not None and (member.account is None or nick_key(owner) != nick_key(member.account)):
             if nick_key(owner) == nick_key(nick):
-                raise Refused(f"{nick} is registered; /login {nick} PASSWORD")
-            raise Refused(f"the nick {nick} is too much like the registered nick {owner}")
+                return f"{nick} is registered; /login {nick} PASSWORD"
+            return f"the nick {nick} is too much like the registered nick {owner}"
         other = self.nicks.get(nick_key(nick))
         if other is not None and other is not member:
-            raise Refused(f"the nick {nick} is taken")
-        skeleton = nick_skeleton_key(nick)
-        alike = self.skeletons.get(skeleton)
+            return f"the nick {nick} is taken"
+        alike = self.skeletons.get(nick_skeleton_key(nick))
         if alike is not None and alike is not member:
-            raise Refused(too_alike(nick, alike.nick))
-        return self._swap(member, nick)
+            return too_alike(nick, alike.nick)
+        return None
 
     def to_guest(self, member: Member) -> str:
         """Give *member* back its guest nick ``guestN`` (N: its id), reserved to it; return the old nick."""
@@ -184,25 +182,22 @@ class Hub:
         return old
 
     def set_away(self, member: Member, message: str) -> None:
-        """Mark *member* away with *message* (``""``: back); co-members whose wire shows it are told once."""
+        """Mark *member* away with *message* (``""``: back); co-members of ``once`` wires are told."""
         member.away = message
         text = f"{member.nick} is away: {message}" if message else f"{member.nick} is back"
         self._tell(member, Notice("", 0, self.clock(), "away", member.nick, member.account, text, message), once=True)
 
     def _tell(self, member: Member, entry: Notice, *, once: bool = False) -> None:
-        """Deliver a roomless notice about *member* to each co-member once (*once*: only to members of wires
-        registered with ``once=True``), encoded once per wire format and tags."""
+        """A roomless notice about *member* to each co-member (*once*: of ``once`` wires only), encoded once per wire."""
         encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
         for other in self.co_members(member):
-            if once and not self._once[other.wire_index]:
-                continue
-            self.flush_for(other)
-            key = (other.wire_index << 8) | other.tagged
-            data = encoded.get(key)
-            if data is None:
-                data = encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
-            if data:
-                other.deliver(data)
+            if not once or self._once[other.wire_index]:
+                self.flush_for(other)
+                key = (other.wire_index << 8) | other.tagged
+                if key not in encoded:
+                    encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
+                if encoded[key]:
+                    other.deliver(encoded[key])
 
     def co_members(self, member: Member) -> list[Member]:
         """Every other member sharing at least one room with *member*, once each."""
@@ -266,16 +261,17 @@ class Hub:
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
-        size); its current room becomes the last one it joined. *by*: the nick that kicked it (the notice's
-        ``cause`` is then ``"kick"`` and *reason* the kick's reason)."""
-        self._leave(member, room, notice or f"{member.nick} left {room.label}" + (f" ({reason})" if reason else ""),
-                    always=bool(notice), reason=reason, cause="kick" if by else "", by=by)
+        size); its current room becomes the last one it joined. *by*: who kicked it (``cause`` ``"kick"``)."""
+        text = notice or f"{member.nick} left {room.label}" + (f" ({reason})" if reason else "")
+        entry = self._leave(member, room, text, always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
+        if by and entry is not None:  # the one kicked is told too, in its wire's words
+            self.send(member, entry)  # type: ignore[arg-type]
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()
 
     def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "",
-               cause: str = "", by: str = "") -> None:
+               cause: str = "", by: str = "") -> Notice | None:
         if room.pending:
             self._fan_out(room)
         room.ops.discard(member.id)
@@ -286,17 +282,18 @@ class Hub:
             else:
                 self._structured.pop(room.name, None)
         member.rooms.pop(room.name, None)
-        self._membership(room, "part", member, text, reason=reason, always=always, cause=cause, by=by)
+        return self._membership(room, "part", member, text, reason=reason, always=always, cause=cause, by=by)
 
     def _membership(self, room: Room, kind: str, member: Member, text: str, *, reason: str = "",
-                    always: bool = False, cause: str = "", by: str = "") -> None:
+                    always: bool = False, cause: str = "", by: str = "") -> Notice | None:
         """Tell *room* that *member* joined or left (*kind*): a notice to everyone (but a joiner), or, over the
-        announce limit, only to members whose wire shows members structurally, if there are any."""
+        announce limit, only to members whose wire shows members structurally, if there are any; returns it."""
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
         if quiet and not self._structured.get(room.name):
-            return
+            return None
         entry = Notice(room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause)
         self._pend(room, member.id if kind == "join" else 0, entry)  # type: ignore[arg-type]
+        return entry
 
     # -- what is said ----------------------------------------------------------------------
     def say(self, member: Member, room: Room, text: str, kind: str = "msg") -> Entry:
@@ -318,15 +315,8 @@ class Hub:
         return entry
 
     def mode(self, room: Room, by: Member, change: str, text: str) -> None:
-        """Tell *room* that *by* changed its mode *change* (``"+o bob"``, ``"-k"``, ``"+b alice"``...): a
-        ``"mode"`` notice whose human *text* the line protocol shows as ``* text`` (not recorded)."""
-        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change,  # type: ignore[arg-type]
-                                   by=by.nick))
-
-    def is_operator(self, member: Member, room: Room) -> bool:
-        """True if *member* operates *room*: its account owns or operates it (``room.rules``), or it is the
-        first member of an unowned room, while it stays (``room.ops``). Server admins are the caller's business."""
-        return member.id in room.ops or room.rules.is_operator(member.account)
+        """Tell *room* that *by* changed its mode *change* (``"+o bob"``, ``"-k"``): a ``"mode"`` notice (not recorded)."""
+        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))  # type: ignore[arg-type]
 
     def notice(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Tell *room* ``* text`` (not recorded)."""
@@ -408,10 +398,9 @@ class Hub:
 
         ``variants=False``: its bytes depend neither on message tags nor on the current room (the JSON
         events), so each event is encoded once for all its members and they all share one batch buffer.
-        With variants, ``Member.tagged`` may be any small number (0-255) the wire gives a meaning to (the
-        line protocol: 0 or 1). ``once=True``: its members are told a co-member's quit and away changes
-        once (``"quit"`` and ``"away"`` notices without a room), and its encoder shows the room ``"part"``
-        notices whose ``cause`` is ``"quit"`` as nothing (IRC's ``QUIT``).
+        With variants, ``Member.tagged`` is a number (0-255) the wire gives a meaning to (line protocol: 0/1).
+        ``once=True``: its members get a co-member's ``"quit"`` and ``"away"`` notices once (IRC's ``QUIT``),
+        and its encoder shows parts whose ``cause`` is ``"quit"`` as nothing.
         """
         self.encoders.append(encode)
         self._variants.append(variants)
@@ -424,7 +413,7 @@ class Hub:
             members = room.members
             count = len(members)
             self._delivered += [(room, _public(e), self.members.get(s), count - (s in members)) for s, e in pending
-                                if not (e.kind in _STRUCTURED and e.quiet)]  # type: ignore[attr-defined]
+                                if not (e.kind in STRUCTURED and e.quiet)]  # type: ignore[attr-defined]
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
@@ -448,33 +437,13 @@ class Hub:
             if data:
                 member.deliver(data)
 
-    @staticmethod
-    def encode(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
-        """One event as a line of the line protocol (see :mod:`chatroom.wire.render`); joins, parts and
-        renames are plain notices (nothing for a quiet one), a private line carries no tags."""
-        kind = entry.kind
-        if kind in _ONCE:  # told per room as parts; away is not shown on the line protocol
-            return b""
-        if kind in _STRUCTURED:
-            if entry.quiet:  # type: ignore[attr-defined]
-                return b""
-            entry = _public(entry)
-        elif kind == "private":
-            return encode_line(f"{entry.nick} (private): {entry.text}")
-        line = render(entry.kind, entry.room, entry.nick, entry.text)
-        if history:
-            line = stamp(entry.ts) + line
-        if not current and entry.room:
-            line = f"[{entry.room}] {line}"
-        if tagged:
-            line = tags(msgid=entry.id or None, room=entry.room or None, time=iso_time(entry.ts), kind=entry.kind,
-                        nick=entry.nick or None, account=entry.account, history=history) + line
-        return encode_line(line)
+    #: One event as a line of the line protocol (:func:`chatroom.wire.render.encode_event`).
+    encode = staticmethod(encode_event)
 
 
 def _public(entry: Entry) -> Entry:
     """What the line protocol and plugins (``message_delivered``) see of an event: a join, part or rename is a
     plain notice (kind ``"notice"``, no nick), as before these had a structure."""
-    if entry.kind in _STRUCTURED:
+    if entry.kind in STRUCTURED:
         return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
     return entry

@@ -43,6 +43,11 @@ class Room:
         self.rules = RoomRules()
         self.ops: set[int] = set()
 
+    def operated_by(self, member: Member) -> bool:
+        """True if *member* operates the room: by account (``rules``: owner or operator), or as the first member of
+        an unowned room, while it stays (``ops``). Server admins are the caller's business."""
+        return member.id in self.ops or self.rules.is_operator(member.account)
+
     def nicks(self) -> list[str]:
         """Members' nicks in join order."""
         return [m.nick for m in self.members.values()]
