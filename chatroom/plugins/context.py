@@ -358,9 +358,9 @@ class Context(ThreadSafeParts):
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
-        """Take *member* out of *room*: the room and *member* are told ``* NOTICE``, whatever the room's size."""
-        self._server.hub.part(member, room, notice=notice, by=self.nick)
-        self._server.send_line(member, f"* {notice}")
+        """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC clients: ``KICK``),
+        whatever the room's size."""
+        self._server.hub.part(member, room, notice=notice, by=self.nick)  # the hub tells *member* too
 
     def set_plugin_enabled(self, name: str, enabled: bool) -> None:
         """Enable or disable the plugin *name* at run time (admins: ``/plugins enable|disable NAME``).
