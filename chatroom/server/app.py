@@ -10,8 +10,6 @@ selector, clock and listener (:mod:`chatroom.testing`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import selectors
 import sqlite3
@@ -35,11 +33,13 @@ from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
 from chatroom.net.tcp import LineTransport, listen
 from chatroom.net.tls import TLSTransport
-from chatroom.net.web import open_web
+from chatroom.net.irctransport import open_irc
+from chatroom.net.web import _version, open_web
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.manager import PluginHost
 from chatroom.server.events import PluginEvents
+from chatroom.server.gate import PasswordGate
 from chatroom.wire.lines import sanitize
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "default_plugins"]
@@ -49,9 +49,6 @@ log = logging.getLogger("chatroom.server")
 DEFAULT_MAX_FILE_SIZE = 1024**3
 #: Seconds between two retention passes over the history.
 PRUNE_EVERY = 60.0
-#: With a server password: the one line a new connection gets, and wrong passwords before it is disconnected.
-PASS_ASK = "* This server needs a password: /pass PASSWORD"
-PASS_TRIES = 3
 
 
 class Server:
@@ -75,7 +72,7 @@ class Server:
     Files: ``file_offer_timeout`` seconds a receiver asked for consent has to answer;
     ``quota_files_per_hour`` and ``quota_bytes_per_day`` per sender (0: unlimited).
     ``admins``: account names that moderate every room and enable or disable plugins at run time.
-    ``server_password``: every connection must first give it with ``/pass`` (see :meth:`_gate`; None: no gate).
+    ``server_password``: every connection must first give it (``gate``, :mod:`chatroom.server.gate`; None: none).
     *web*: :func:`chatroom.net.web.open_web`'s ``port`` and options, to serve the page and its WebSocket (None: no).
     :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises OSError if the
     address cannot be bound, sqlite3.Error if the history cannot be opened, Refused for a bad ``default_room``.
@@ -118,6 +115,7 @@ class Server:
         admins: Iterable[str] = (),
         server_password: str | None = None,
         web: dict[str, Any] | None = None,
+        irc: dict[str, Any] | None = None,  # chatroom.net.irc.open_irc's port, tls_port, server_name (None: no IRC)
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -141,8 +139,7 @@ class Server:
         self.hub.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in admins)
-        self._password = hashlib.sha256(server_password.encode()).digest() if server_password else None
-        self._gated: dict[int, int] = {}  # connection id -> wrong passwords, until it gives the right one
+        self.gate = PasswordGate(self, server_password)  # --password-file: who still must give it
         self.dispatcher = Dispatcher(self)
         self.events = PluginEvents(self, ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=file_offer_timeout, files_per_hour=quota_files_per_hour,
@@ -173,6 +170,10 @@ class Server:
                             share=self.transport, **web, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
+        doors = [] if irc is None else open_irc(self.loop, self, host, tls=tls, version=_version(), share=self.transport,
+                                                handshake_timeout=tls_handshake_timeout, **irc, **budgets)
+        self.transports += doors
+        self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]  # IRC (clear first), IRC over TLS
         self._history_failing = False
         self._left = False  # set by close() once every member got client_left
         self.commit_window = commit_window
@@ -217,7 +218,7 @@ class Server:
         for transport in self.transports:
             transport.shutdown()
         for conn in list(self.clients.values()):
-            if conn.id not in self._gated:
+            if conn.id not in self.gate.held:
                 self.call_hook("client_left", conn, reason=reason)
         self._left = True  # on_close: client_left ran already
         self.scheduler.drain(5.0)
@@ -245,10 +246,9 @@ class Server:
     # -- the application the transport calls ------------------------------------------------
     def on_connect(self, conn: Connection, *, passed: bool = False) -> None:
         """A new connection: greet it, put it in the default room with its recent history; with a server
-        password not *passed* yet, only ask for it (:data:`PASS_ASK`) and wait for ``/pass`` (:meth:`_gate`)."""
-        if self._password is not None and not passed:
-            self._gated[conn.id] = 0
-            return self.loop.send_line(conn, PASS_ASK)
+        password not *passed* yet, only ask for it and wait for ``/pass`` (:class:`~chatroom.server.gate.PasswordGate`)."""
+        if self.gate.needed and not passed:
+            return self.gate.hold(conn)
         self.hub.add(conn)
         room = self.hub.default_room
         if not conn.greeted:  # a door whose clients choose their rooms (IRC): no welcome line, no join
@@ -266,31 +266,14 @@ class Server:
 
     def on_line(self, conn: Connection, text: str) -> float:
         """One line from *conn*; returns its flood cost."""
-        if conn.id in self._gated:
-            return self._gate(conn, sanitize(text).strip())
+        if conn.id in self.gate.held:
+            return self.gate.line(conn, sanitize(text).strip())
         return self.dispatcher.handle_line(conn, text)
 
-    def _gate(self, conn: Connection, text: str) -> float:
-        """Before the server password: only ``/pass PASSWORD`` (compared in constant time; ``OK pass``, then
-        all of :meth:`on_connect`) and ``/quit`` act, the rest is ``ERROR send /pass PASSWORD first``; the
-        :data:`PASS_TRIES`-th wrong one disconnects. Returns the flood cost."""
-        word, _, given = text.partition(" ")
-        if word.lower() == "/quit":  # the built-in: OK, then disconnect
-            return self.dispatcher.handle_line(conn, text)
-        if word.lower() != "/pass":
-            self.loop.send_line(conn, "ERROR send /pass PASSWORD first")
-        elif hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), self._password or b""):
-            del self._gated[conn.id]
-            self.loop.send_line(conn, "OK pass")
-            self.on_connect(conn, passed=True)
-        else:
-            failures = self._gated[conn.id] = self._gated[conn.id] + 1
-            log.warning("%s from %s: wrong server password (%d of %d)", conn.nick, conn.host, failures,  # never it
-                        PASS_TRIES, extra=CONN)
-            self.loop.send_line(conn, "ERROR wrong password")
-            if failures >= PASS_TRIES:
-                self.close_client(conn, "wrong server password", flush=True)
-        return 1.0
+    def say_private(self, member: Member, target: Member, text: str) -> bool:
+        """A private line from *member* to *target* through the ``private_message`` hooks (what ``/msg`` does);
+        False if a hook dropped it."""
+        return Context(self, "core", member).private(target, text)
 
     def on_frame(self, conn: Connection, frame: Any) -> None:
         """One frame from *conn* (file transfer)."""
@@ -302,7 +285,7 @@ class Server:
 
     def on_close(self, conn: Connection, reason: str) -> None:
         """*conn* stops taking part: end its capture, leave its rooms, end its transfers, tell plugins."""
-        if self._gated.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
+        if self.gate.held.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
             return log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         if conn.capture is not None:
             plugin, _, on_end, _ = conn.capture

@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web-request-timeout", type=positive_float, default=10.0, metavar="S",
                      help="close an HTTP connection whose request is not complete S seconds after it began "
                           "(408; default 10)")
+    irc = parser.add_argument_group("IRC", "IRC clients in the same rooms (docs/irc.md); its address is printed at start-up")
+    irc.add_argument("--irc-port", type=parse_port, metavar="PORT", help="serve IRC on PORT (0: the kernel picks; default: no IRC)")
+    irc.add_argument("--irc-tls-port", type=parse_port, metavar="PORT", help="with --tls: IRC over TLS on PORT (6697 by convention)")
+    irc.add_argument("--irc-server-name", default="", metavar="NAME", help="the IRC server name (default: the host name)")
     parser.add_argument("--password-file", type=Path, metavar="FILE",
                         help="a shared server password (the first line of FILE): every connection, clear or TLS, "
                              "must send /pass PASSWORD before anything else")
@@ -375,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             check_stores(args.data_dir)
             if args.password_file is not None:
                 server_password = read_password_file(args.password_file)
-            if args.tls or args.tls_cert or args.tls_key or args.tls_port is not None:
+            if args.tls or args.tls_cert or args.tls_key or args.tls_port is not None \
+                    or args.irc_tls_port is not None:
                 tls, tls_fingerprint = load_tls(args.data_dir, args.host, args.tls_cert, args.tls_key)
         except (StartupError, ValueError) as exc:
             return _fail(2, str(exc))
@@ -402,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                         file_offer_timeout=args.file_offer_timeout, quota_files_per_hour=args.quota_files_per_hour,
                         quota_bytes_per_day=args.quota_bytes_per_day,
                         admins=read_admins(args.config), server_password=server_password,
-                        ready_grace=args.ready_grace, web=web_options(args), **limit_options(args))
+                        ready_grace=args.ready_grace, web=web_options(args), **limit_options(args),
+                        irc=None if args.irc_port is None and args.irc_tls_port is None else dict(
+                            port=args.irc_port, tls_port=args.irc_tls_port, server_name=args.irc_server_name))
     except OSError as exc:
         reason = str(exc.strerror or exc).split(" (while attempting")[0]  # socket.create_server repeats the address
         return _fail(1, f"cannot listen on {format_address(args.host, args.port)}: {reason}")
@@ -417,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"chatroom-server LAN address {format_address(address, port)}", flush=True)
     for url in web_urls(server, args.host, tls is not None):
         print(f"chatroom-server web {url}", flush=True)
+    for i, address in enumerate(server.irc_addresses):  # the clear IRC port first, then IRC over TLS
+        tls_irc = args.irc_tls_port is not None and (args.irc_port is None or i == 1)
+        print(f"chatroom-server IRC{' TLS' if tls_irc else ''} on {format_address(*address)}", flush=True)
     tune_malloc()  # reuse chunk buffers instead of faulting them in again (see relay.tune_malloc)
     reloader = PluginReloader(server, args.plugin_dir) if args.reload else None
     if reloader is not None:
