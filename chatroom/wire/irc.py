@@ -34,7 +34,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "CASEMAPPING", "MAX_CLIENT_TAGS", "MAX_LINE", "MAX_TAGS", "IrcParser", "Message", "TooLong", "casefold",
-    "encode", "escape_tag", "fit_text", "format_tags", "parse_line", "parse_tags", "split_text", "unescape_tag",
+    "encode", "escape_tag", "fit_text", "format_tags", "line_size", "parse_line", "parse_tags", "split_text", "unescape_tag",
 ]
 
 #: Longest line without its tag section, in bytes, CR LF included (RFC 1459 section 2.3).
@@ -271,11 +271,7 @@ class IrcParser:
 
 
 # -- encoding -------------------------------------------------------------------------------------------
-def encode(message: Message) -> bytes:
-    """*message* as one line of bytes (UTF-8, CR LF). The last parameter gets a ``:`` when it is empty, has a
-    space or starts with ``:``; the others must be non-empty words (not checked: the server builds them).
-    NUL, CR and LF in parameters are dropped. A line over :data:`MAX_LINE` without its tags is cut at a
-    character boundary (callers that must not cut use :func:`split_text` first)."""
+def _body(message: Message) -> bytes:
     parts: list[str] = []
     if message.source:
         parts.append(":" + message.source)
@@ -287,7 +283,21 @@ def encode(message: Message) -> bytes:
         if not last or " " in last or last[0] == ":":
             last = ":" + last
         parts.append(last)
-    body = " ".join(parts).translate(_CONTROLS).encode("utf-8", "replace")
+    return " ".join(parts).translate(_CONTROLS).encode("utf-8", "replace")
+
+
+def line_size(message: Message) -> int:
+    """Bytes *message* takes without its tags, CR LF included, before any cut: over :data:`MAX_LINE`,
+    :func:`encode` would cut it."""
+    return len(_body(message)) + 2
+
+
+def encode(message: Message) -> bytes:
+    """*message* as one line of bytes (UTF-8, CR LF). The last parameter gets a ``:`` when it is empty, has a
+    space or starts with ``:``; the others must be non-empty words (not checked: the server builds them).
+    NUL, CR and LF in parameters are dropped. A line over :data:`MAX_LINE` without its tags is cut at a
+    character boundary (callers that must not cut use :func:`split_text` first)."""
+    body = _body(message)
     if len(body) > MAX_LINE - 2:
         body = body[: MAX_LINE - 2].decode("utf-8", "ignore").encode()
     head = format_tags(message.tags).encode("utf-8", "replace")

@@ -1,0 +1,95 @@
+"""chatroom's controller for irctest (github.com/progval/irctest), the IRC conformance suite.
+
+Not a test module of ours (pytest does not collect it): irctest loads it from its own checkout with
+``--controller irctest_controller`` and this folder on ``PYTHONPATH``. docs/irc.md gives the exact command,
+the selection of tests and the figures. irctest starts one server per test: here a real ``chatroom-server``
+(the one on ``PATH``) with only its IRC door listening where irctest asks, a fresh data dir, the server
+name irctest expects (``My.Little.Server``), and, when a test asks for them, the server password
+(``--password-file``), TLS (``--irc-tls-port`` with irctest's certificate) and accounts: an account is
+registered by logging in over IRC and sending chatroom's ``/register`` as the ``REGISTER`` command.
+``OPER operuser operpassword`` works for the account ``operuser``, an admin of the config file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any, Optional, Set, Type
+
+from irctest.basecontrollers import BaseServerController, DirectoryBasedController  # type: ignore[import-not-found]
+from irctest.runner import NotImplementedByController  # type: ignore[import-not-found]
+
+SERVER_NAME = "My.Little.Server"
+
+
+class ChatroomController(BaseServerController, DirectoryBasedController):  # type: ignore[misc]
+    software_name = "chatroom"
+    supported_sasl_mechanisms: Set[str] = {"PLAIN"}
+    supports_sts = False
+
+    def run(self, hostname: str, port: int, *, password: Optional[str], ssl: bool, run_services: bool,
+            faketime: Optional[str], websocket_hostname: Optional[str], websocket_port: Optional[int]) -> None:
+        if websocket_hostname is not None or websocket_port is not None:
+            raise NotImplementedByController("Websocket")
+        assert self.proc is None
+        self.create_config()
+        assert self.directory is not None
+        self.hostname, self.port = hostname, port
+        data = Path(self.directory) / "data"
+        config = Path(self.directory) / "chatroom.toml"
+        config.write_text('admins = ["operuser"]\n')
+        command = [shutil.which("chatroom-server") or "chatroom-server", "--host", hostname, "--port", "0",
+                   "--web-port", "off", "--data-dir", str(data), "--config", str(config), "--quiet",
+                   "--irc-server-name", SERVER_NAME, "--history-on-join", "0"]
+        if ssl:
+            self.gen_ssl()
+            command += ["--irc-tls-port", str(port), "--tls-cert", str(self.pem_path), "--tls-key", str(self.key_path)]
+        else:
+            command += ["--irc-port", str(port)]
+        if password is not None:
+            secret = Path(self.directory) / "password.txt"
+            secret.write_text(password + "\n")
+            command += ["--password-file", str(secret)]
+        self.password = password
+        self.proc = self.execute(command)
+        self.wait_for_port()
+        self._register("operuser", "operpassword")
+
+    def registerUser(self, case: Any, username: str, password: Optional[str] = None) -> None:
+        """An account: connect as *username* and send chatroom's ``/register PASSWORD`` as ``REGISTER``."""
+        self._register(username, password or "")
+
+    def _register(self, username: str, password: str) -> None:
+        if not password:
+            raise NotImplementedByController("accounts without a password")
+        conn = socket.create_connection((self.hostname, self.port), timeout=10)
+        try:
+            if getattr(self, "password", None):
+                conn.sendall(f"PASS {self.password}\r\n".encode())
+            conn.sendall(f"NICK {username}\r\nUSER {username} 0 * :{username}\r\n".encode())
+            _wait(conn, b" 001 ")
+            conn.sendall(f"REGISTER {password}\r\n".encode())
+            _wait(conn, b":OK registered")
+            conn.sendall(b"QUIT\r\n")
+            _wait(conn, b"ERROR")
+        finally:
+            conn.close()
+        time.sleep(0.05)  # the nick is free again once the server has seen the QUIT
+
+
+def _wait(conn: socket.socket, token: bytes) -> None:
+    data = b""
+    deadline = time.monotonic() + 10
+    while token not in data:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"chatroom did not answer {token!r}: {data[-300:]!r}")
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise RuntimeError(f"chatroom closed before {token!r}: {data[-300:]!r}")
+        data += chunk
+
+
+def get_irctest_controller_class() -> Type[ChatroomController]:
+    return ChatroomController
