@@ -42,13 +42,15 @@ class Ban:
 class RoomRules:
     """A room's moderation state: ``owner`` (account name, ``""`` for none: ``#lobby``),
     ``operators`` (casefolded account -> account as registered), ``bans``, ``topic_locked``
-    (only operators set the topic) and ``key`` (``""``: none; else joining needs it)."""
+    (only operators set the topic), ``key`` (``""``: none; else joining needs it) and ``secret`` (the room is
+    listed and its members shown to its members only: IRC's ``+s``)."""
 
     owner: str = ""
     operators: dict[str, str] = field(default_factory=dict)
     bans: list[Ban] = field(default_factory=list)
     topic_locked: bool = False
     key: str = ""
+    secret: bool = False
 
     def is_operator(self, account: str | None) -> bool:
         """True if *account* owns the room or is one of its operators (None: a guest, never)."""
@@ -106,7 +108,7 @@ class RoomRules:
             data = {}
         return cls(owner=str(data.get("owner", "")), operators=dict(data.get("operators", {})),
                    bans=[Ban(**b) for b in data.get("bans", [])], topic_locked=bool(data.get("topic_locked")),
-                   key=str(data.get("key", "")))
+                   key=str(data.get("key", "")), secret=bool(data.get("secret")))
 
 
 def allowed(requires: str, account: str | None, rules: RoomRules | None, admin: bool) -> bool:

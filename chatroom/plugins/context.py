@@ -242,8 +242,10 @@ class Context(ThreadSafeParts):
         return client.caps
 
     def rooms(self) -> list[Room]:
-        """Every room of the server (empty ones too), by name."""
-        return sorted(self._server.hub.rooms.values(), key=lambda r: r.name)
+        """Every room of the server (empty ones too), by name; a secret room only to its members and admins."""
+        mine = self.client.rooms if self.client is not None else {}
+        return sorted((r for r in self._server.hub.rooms.values() if not r.rules.secret or r.name in mine
+                       or self.is_admin), key=lambda r: r.name)
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name* (``#name`` or ``name``, any case), or None."""
