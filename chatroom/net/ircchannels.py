@@ -132,12 +132,13 @@ def names_of(door: IrcDoor, conn: IrcConnection, room: Any) -> None:
     size = 0
     for item in items:
         if line and size + len(item) > 380:
-            door.numeric(conn, "353", "=", room.name, " ".join(line))
+            door.numeric(conn, "353", "@" if room.rules.secret else "=", room.name, " ".join(line))
             line, size = [], 0
         line.append(item)
         size += len(item) + 1
+    symbol = "@" if room.rules.secret else "="
     if line:
-        door.numeric(conn, "353", "=", room.name, " ".join(line))
+        door.numeric(conn, "353", symbol, room.name, " ".join(line))
     door.numeric(conn, "366", room.name, "End of /NAMES list")
 
 
@@ -148,7 +149,7 @@ def names(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     for name in msg.params[0].split(",")[:1]:
         room = door.hub.room(name)
-        if room is None or (room.rules.key and room.name not in conn.rooms):
+        if room is None or not visible(conn, room):
             door.numeric(conn, "366", name, "End of /NAMES list")
         else:
             names_of(door, conn, room)
@@ -162,7 +163,7 @@ def list_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     for room in sorted(door.hub.rooms.values(), key=lambda r: r.name):
         if wanted is not None and room not in wanted:
             continue
-        if room.rules.key and room.name not in conn.rooms:
+        if not visible(conn, room):
             continue
         door.numeric(conn, "322", room.name, str(len(room)), room.topic)
     door.numeric(conn, "323", "End of /LIST")
@@ -236,7 +237,7 @@ def who(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     whox = msg.params[1][1:] if len(msg.params) > 1 and msg.params[1].startswith("%") else None
     room = door.hub.room(mask) if mask.startswith("#") else None
     rows: list[tuple[Any, Any]] = []
-    if room is not None and not (room.rules.key and room.name not in conn.rooms):
+    if room is not None and visible(conn, room):
         rows = [(m, room) for m in room.members.values()]
     elif mask.startswith("#"):
         rows = []
@@ -259,6 +260,11 @@ def who(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
             door.numeric(conn, "354", *_whox(door, whox, member, channel, user, host, flags))
     door.numeric(conn, "315", mask, "End of WHO list")
     return 3.0
+
+
+def visible(conn: IrcConnection, room: Any) -> bool:
+    """May *conn* see *room*'s members and topic: a member, or a room without key and not secret."""
+    return room.name in conn.rooms or not (room.rules.key or room.rules.secret)
 
 
 def _visible(conn: IrcConnection, member: Any) -> bool:
@@ -287,10 +293,9 @@ def whois(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 2.0
     user, host = door.mask_of(member.nick).split("!", 1)[1].split("@", 1)
     door.numeric(conn, "311", member.nick, user, host, "*", getattr(member, "realname", "") or member.nick)
-    visible = [(_prefix(door, conn, member, r) + r.name) for r in member.rooms.values()
-               if not r.rules.key or r.name in conn.rooms]
-    if visible:
-        door.numeric(conn, "319", member.nick, " ".join(visible))
+    shown = [(_prefix(door, conn, member, r) + r.name) for r in member.rooms.values() if visible(conn, r)]
+    if shown:
+        door.numeric(conn, "319", member.nick, " ".join(shown))
     door.numeric(conn, "312", member.nick, door.server_name, "chatroom")
     if door.is_admin(member):
         door.numeric(conn, "313", member.nick, "is a server admin")
@@ -314,7 +319,8 @@ def mode(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if room is None:
         return 1.0
     if len(msg.params) == 1:
-        modes = "+n" + ("t" if room.rules.topic_locked else "") + ("k" if room.rules.key else "")
+        rules = room.rules
+        modes = "+n" + "s" * rules.secret + "t" * rules.topic_locked + "k" * bool(rules.key)
         key = [room.rules.key] if room.rules.key and room.name in conn.rooms else []
         door.numeric(conn, "324", room.name, modes, *key)
         created = door.app.history.room(room.name) if hasattr(door.app, "history") else None

@@ -2,7 +2,7 @@
 
 ``+o/-o NICK`` (an account: persisted as the room's operator; a guest: operator while it stays, as the first
 member of an unowned room is), ``+b/-b MASK`` and ``b`` alone (the list: 367, 368), ``+k KEY``/``-k``, ``+t``/``-t``
-(the topic lock), ``+n`` (always on), ``+v NICK`` (shown as ``+``, for IRC clients only: no room is moderated,
+(the topic lock), ``+s`` (secret: listed, and its members shown, to its members only), ``+n`` (always on), ``+v NICK`` (shown as ``+``, for IRC clients only: no room is moderated,
 so it changes nothing). Anything else (``+i``, ``+m``, ``+l``, ``+s``, ``+v``, ``-n``) is a rule
 chatroom's rooms do not have: ``472``. Every change is persisted, told to the room as a structured ``mode``
 notice (IRC clients see ``MODE``, the others the human line) and logged. Loop thread only.
@@ -43,7 +43,7 @@ def change_modes(door: IrcDoor, conn: IrcConnection, room: Any, changes: str, ar
                              else ban.label, ban.by or door.server_name, str(int(ban.at)))
             door.numeric(conn, "368", room.name, "End of channel ban list")
             continue
-        if char not in "obktnv":
+        if char not in "obktnvs":
             door.numeric(conn, "472", char, f"is not a mode of chatroom's rooms ({room.name})")
             continue
         if char == "n":
@@ -137,6 +137,11 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
         elif rules.key:
             rules.key = ""
             _changed(door, conn, room, "-k *", f"{conn.nick} removed the key of {label}")
+    elif char == "s":
+        if rules.secret != (sign == "+"):
+            rules.secret = sign == "+"
+            what = "secret: listed to its members only" if rules.secret else "listed again"
+            _changed(door, conn, room, f"{sign}s", f"{conn.nick} made {label} {what}")
     elif char == "t":
         if rules.topic_locked != (sign == "+"):
             rules.topic_locked = sign == "+"

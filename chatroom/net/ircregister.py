@@ -48,7 +48,7 @@ TOPICLEN, KICKLEN, AWAYLEN, USERLEN = 400, 200, 200, 16
 def isupport() -> list[str]:
     """The ISUPPORT tokens (``005``), the real limits of chatroom's rooms and nicks."""
     return [
-        f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", "CHANLIMIT=#:", "CHANMODES=b,k,,nt", "CHANNELLEN=33",
+        f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", "CHANLIMIT=#:", "CHANMODES=b,k,,nst", "CHANNELLEN=33",
         "CHANTYPES=#", "CHATHISTORY=500", f"KICKLEN={KICKLEN}", "LINELEN=512", "MODES=4", "MSGREFTYPES=msgid",
         "NETWORK=chatroom", f"NICKLEN={MAX_NICK}", "PREFIX=(ov)@+", "STATUSMSG=@",
         "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1", f"TOPICLEN={TOPICLEN}",
@@ -190,7 +190,7 @@ def welcome(door: IrcDoor, conn: IrcConnection) -> None:
     door.numeric(conn, "001", f"Welcome to the chatroom IRC door {conn.source}")
     door.numeric(conn, "002", f"Your host is {door.server_name}, running version {version}")
     door.numeric(conn, "003", "This server was created when it started")
-    door.numeric(conn, "004", door.server_name, version, "iow", "bknotv", "bkov")
+    door.numeric(conn, "004", door.server_name, version, "iow", "bknostv", "bkov")
     tokens = isupport()
     for start in range(0, len(tokens), 12):
         door.numeric(conn, "005", *tokens[start:start + 12], "are supported by this server")
