@@ -353,10 +353,16 @@ class Context(ThreadSafeParts):
         target = member or self.client
         return str(getattr(target, "host", "") or "")
 
-    def moderate(self, room: Room, action: str) -> None:
-        """Persist ``room.rules`` (after a change), tell *room* ``* ACTION`` and log ``[GENERAL]`` who did it."""
+    def moderate(self, room: Room, action: str, *, mode: str = "") -> None:
+        """Persist ``room.rules`` (after a change), tell *room* ``* ACTION`` and log ``[GENERAL]`` who did it.
+
+        *mode*: the change as an IRC mode (``"+o bob"``, ``"+k KEY"``, ``"+b $a:bob"``, ``"-t"``): the room is
+        told a structured mode notice that IRC clients see as ``MODE`` (the others still see ``* ACTION``)."""
         self._server.hub.save_rules(room)
-        self._server.hub.notice(room, action)
+        if mode and self.client is not None:
+            self._server.hub.mode(room, self.client, mode, action)
+        else:
+            self._server.hub.notice(room, action)
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
