@@ -36,15 +36,15 @@ from typing import Any
 from chatroom.wire.irc import MAX_LINE, Message, encode, fit_text, line_size, split_text
 from chatroom.wire.render import iso_time
 
-__all__ = ["ACCOUNT", "AWAY", "TAGS", "TIME", "event_tags", "render_event"]
+__all__ = ["ACCOUNT", "AWAY", "TAGS", "TIME", "event_tags", "msgid", "parse_msgid", "render_event"]
 
 #: ``Member.tagged`` bits of an IRC member: the capabilities that change the bytes it receives.
 TIME, TAGS, ACCOUNT, AWAY = 1, 2, 4, 8
 
 
 def event_tags(entry: Any, flags: int, history: bool = False) -> dict[str, str]:
-    """The server tags of *entry* for a client with *flags*: ``time``, ``msgid`` (a stored line's
-    ``ROOM/ID``... see :func:`msgid`), ``account``."""
+    """The server tags of *entry* for a client with *flags*: ``time`` (server-time or message-tags),
+    ``msgid`` (a stored line's, :func:`msgid`; message-tags), ``account`` (account-tag or message-tags)."""
     tags: dict[str, str] = {}
     if flags & (TIME | TAGS):
         tags["time"] = iso_time(entry.ts)
