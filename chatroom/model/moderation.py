@@ -14,6 +14,7 @@ Pure data, no I/O: the standard library only.
 
 from __future__ import annotations
 
+import fnmatch
 import hmac
 import json
 from dataclasses import asdict, dataclass, field
@@ -27,8 +28,9 @@ _NEEDS = {"account": "a logged-in account", "operator": "a room operator", "admi
 
 @dataclass
 class Ban:
-    """One ban: ``kind`` ``"account"`` or ``"address"``; ``value`` the casefolded account or the
-    address; ``label`` what the operator named (a nick or account); ``by`` who banned (nick);
+    """One ban: ``kind`` ``"account"``, ``"address"`` or ``"mask"`` (an IRC ``nick!user@host`` pattern with
+    ``*`` and ``?``, for a nick nobody holds now); ``value`` the casefolded account, the address or the
+    lower-case mask; ``label`` what the operator named (a nick or account); ``by`` who banned (nick);
     ``at`` when (Unix seconds)."""
 
     kind: str
@@ -42,8 +44,9 @@ class Ban:
 class RoomRules:
     """A room's moderation state: ``owner`` (account name, ``""`` for none: ``#lobby``),
     ``operators`` (casefolded account -> account as registered), ``bans``, ``topic_locked``
-    (only operators set the topic), ``key`` (``""``: none; else joining needs it) and ``secret`` (the room is
-    listed and its members shown to its members only: IRC's ``+s``)."""
+    (only operators set the topic), ``key`` (``""``: none; else joining needs it), ``secret`` (the room is
+    listed and its members shown to its members only: IRC's ``+s``), ``limit`` (most members, 0: no limit;
+    ``+l``) and ``invite_only`` (only invited members join; ``+i``)."""
 
     owner: str = ""
     operators: dict[str, str] = field(default_factory=dict)
@@ -51,6 +54,8 @@ class RoomRules:
     topic_locked: bool = False
     key: str = ""
     secret: bool = False
+    limit: int = 0
+    invite_only: bool = False
 
     def is_operator(self, account: str | None) -> bool:
         """True if *account* owns the room or is one of its operators (None: a guest, never)."""
@@ -59,17 +64,49 @@ class RoomRules:
         folded = account.casefold()
         return folded == self.owner.casefold() or folded in self.operators
 
-    def banned(self, account: str | None, address: str) -> Ban | None:
-        """The ban that keeps out a member logged in to *account* (None: a guest) from *address*.
+    def banned(self, account: str | None, address: str, mask: str = "") -> Ban | None:
+        """The ban that keeps out a member logged in to *account* (None: a guest) from *address*, whose IRC
+        ``nick!user@host`` is *mask*.
 
         Address bans catch guests only: a logged-in member is known by its account (a LAN shares
-        addresses behind NAT)."""
+        addresses behind NAT); mask bans catch anyone whose mask matches."""
         for ban in self.bans:
             if ban.kind == "account" and account and ban.value == account.casefold():
                 return ban
             if ban.kind == "address" and not account and address and ban.value == address:
                 return ban
+            if ban.kind == "mask" and mask and fnmatch.fnmatchcase(mask.lower(), ban.value):
+                return ban
         return None
+
+    def refusal(self, account: str | None, address: str, *, mask: str = "", key: str | None = None,
+                members: int = 0, invited: bool = False) -> str | None:
+        """Why a member (see :meth:`banned`) may not join the room now: ``"banned"``, ``"invite"`` (invite-only,
+        not *invited*), ``"key"`` (*key* is not the room's), ``"full"`` (*members* reached ``limit``); None if it
+        may. An invitation passes all but a ban. The room's operators and server admins are the caller's
+        business: every door lets them in."""
+        if self.banned(account, address, mask):
+            return "banned"
+        if invited:
+            return None
+        if self.invite_only:
+            return "invite"
+        if not self.key_matches(key):
+            return "key"
+        if self.limit and members >= self.limit:
+            return "full"
+        return None
+
+    def join_refusal(self, room: str, account: str | None, address: str, *, mask: str = "", key: str | None = None,
+                     members: int = 0) -> str | None:
+        """:meth:`refusal` in words for the room called *room* (``you are banned from #r``...), or None; the
+        room's owner and operators pass all but a ban."""
+        why = self.refusal(account, address, mask=mask, key=key, members=members)
+        if why is None or (why != "banned" and self.is_operator(account)):
+            return None
+        if why == "key":
+            return f"{room} needs a key: /join {room} KEY" if key is None else f"wrong key for {room}"
+        return {"banned": "you are banned from {0}", "invite": "{0} is invite-only", "full": "{0} is full"}[why].format(room)
 
     def add_ban(self, ban: Ban) -> bool:
         """Add *ban*; False if the same kind and value is banned already."""
@@ -108,7 +145,8 @@ class RoomRules:
             data = {}
         return cls(owner=str(data.get("owner", "")), operators=dict(data.get("operators", {})),
                    bans=[Ban(**b) for b in data.get("bans", [])], topic_locked=bool(data.get("topic_locked")),
-                   key=str(data.get("key", "")), secret=bool(data.get("secret")))
+                   key=str(data.get("key", "")), secret=bool(data.get("secret")), limit=int(data.get("limit", 0)),
+                   invite_only=bool(data.get("invite_only")))
 
 
 def allowed(requires: str, account: str | None, rules: RoomRules | None, admin: bool) -> bool:

@@ -134,12 +134,12 @@ class Context(ThreadSafeParts):
         self._server.send_line(client, text)
         return True
 
-    def private(self, to: Client | str, text: str) -> bool:
+    def private(self, to: Client | str, text: str, *, notice: bool = False) -> bool:
         """Send the caller's private line *text* to *to* as ``NICK (private): text`` (what ``/msg`` does).
 
         The ``private_message`` hooks run first and may rewrite or drop it.
         Returns False if there is no such member or a hook dropped the line.
-        Loop thread only.
+        *notice*: an IRC ``NOTICE`` (bots never answer one). Loop thread only.
         """
         target = self._server.find_client(to) if isinstance(to, str) else to
         if target is None or target.closed:
@@ -150,7 +150,7 @@ class Context(ThreadSafeParts):
             text = plugins.chain("private_message", make, "text", text, target=target)
             if text is None:
                 return False
-        self._server.send_private(self.nick, self.account, target, text)
+        self._server.send_private(self.nick, self.account, target, text, notice=notice)
         return True
 
     def broadcast(self, text: str, *, include_self: bool = False) -> None:
@@ -244,8 +244,8 @@ class Context(ThreadSafeParts):
     def rooms(self) -> list[Room]:
         """Every room of the server (empty ones too), by name; a secret room only to its members and admins."""
         mine = self.client.rooms if self.client is not None else {}
-        return sorted((r for r in self._server.hub.rooms.values() if not r.rules.secret or r.name in mine
-                       or self.is_admin), key=lambda r: r.name)
+        return sorted((r for r in self._server.hub.rooms.values() if not r.rules.secret or r.name in mine or
+                       self.is_admin), key=lambda r: r.name)
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name* (``#name`` or ``name``, any case), or None."""
@@ -254,22 +254,20 @@ class Context(ThreadSafeParts):
     def join(self, name: str, key: str | None = None) -> tuple[Room, bool]:
         """Put the caller in room *name* (created if new, owned by the caller's account) and make it current.
 
-        Returns ``(room, joined)``: *joined* is False when the caller was in
-        it already (the room just became current). Raises Refused for a bad
-        room name, a caller banned from the room, or a room with a key
-        (``/key``) when *key* is not it (its operators and admins need none).
-        """
+        Returns ``(room, joined)``: *joined* is False when the caller was in it already (the room just
+        became current). Raises Refused for a bad room name or what the room's rules refuse
+        (:meth:`~chatroom.model.moderation.RoomRules.join_refusal`: a ban, a key, invite-only, full)."""
         client = self._caller()
         hub = self._server.hub
         room = hub.room(name)
         if room is None:
             room = hub.open_room(name, owner=client.account)
         elif room.name not in client.rooms and not self.is_admin:
-            if room.rules.banned(client.account, self.address(client)):
-                raise Refused(f"you are banned from {room.name}")
-            if not room.rules.key_matches(key) and not room.rules.is_operator(client.account):
-                raise Refused(f"{room.name} needs a key: /join {room.name} KEY" if key is None
-                              else f"wrong key for {room.name}")
+            address = self.address(client)
+            refused = room.rules.join_refusal(room.name, client.account, address, key=key, members=len(room),
+                                              mask=f"{client.nick}!{client.nick}@{address}")
+            if refused:
+                raise Refused(refused)
         joined = hub.join(client, room)
         return room, joined
 
@@ -335,9 +333,8 @@ class Context(ThreadSafeParts):
         ``"admin"``) in *room* (default: its current room)? The check the core makes for commands."""
         if room is None and self.client is not None:
             room = self.client.room
-        if requires == "operator" and room is not None and self.client is not None and self.client.id in room.ops:
-            return True  # the first member of an unowned room, while it stays (Hub.join)
-        return allowed(requires, self.account, room.rules if room is not None else None, self.is_admin)
+        first = room is not None and self.client is not None and self.client.id in room.ops  # Room.operated_by
+        return first and requires == "operator" or allowed(requires, self.account, room and room.rules, self.is_admin)
 
     def require(self, requires: str, what: str, room: Room | None = None) -> None:
         """Raise Refused ``permission denied: WHAT needs a room operator`` (etc.) unless :meth:`allowed`."""
@@ -354,10 +351,8 @@ class Context(ThreadSafeParts):
         return str(getattr(target, "host", "") or "")
 
     def moderate(self, room: Room, action: str, *, mode: str = "") -> None:
-        """Persist ``room.rules`` (after a change), tell *room* ``* ACTION`` and log ``[GENERAL]`` who did it.
-
-        *mode*: the change as an IRC mode (``"+o bob"``, ``"+k KEY"``, ``"+b $a:bob"``, ``"-t"``): the room is
-        told a structured mode notice that IRC clients see as ``MODE`` (the others still see ``* ACTION``)."""
+        """Persist ``room.rules`` (after a change), tell *room* ``* ACTION`` and log ``[GENERAL]`` who did it;
+        *mode*, the change as an IRC mode (``"+o bob"``, ``"-t"``), makes it a mode notice (IRC: ``MODE``)."""
         self._server.hub.save_rules(room)
         if mode and self.client is not None:
             self._server.hub.mode(room, self.client, mode, action)
@@ -366,9 +361,8 @@ class Context(ThreadSafeParts):
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
-        """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC clients: ``KICK``),
-        whatever the room's size."""
-        self._server.hub.part(member, room, notice=notice, by=self.nick)  # the hub tells *member* too
+        """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC: ``KICK``), always."""
+        self._server.hub.part(member, room, notice=notice, by=self.nick)
 
     def set_plugin_enabled(self, name: str, enabled: bool) -> None:
         """Enable or disable the plugin *name* at run time (admins: ``/plugins enable|disable NAME``).
