@@ -339,10 +339,11 @@ class Hub:
     def _notice_entry(self, room: str, text: str) -> Entry:
         return Entry(room, 0, self.clock(), "notice", "", None, text)
 
-    def private(self, nick: str, account: str | None, target: Member, text: str) -> None:
-        """Deliver a private line (``/msg``) from *nick* (logged in to *account*, or None) to *target* alone:
-        ``NICK (private): text`` on the line protocol, a ``private`` event on wires that show it structurally."""
-        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick))  # type: ignore[arg-type]
+    def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
+        """A private line (``/msg``) from *nick* (logged in to *account*, or None) to *target* alone: ``NICK
+        (private): text`` on the line protocol; *notice*: an IRC ``NOTICE`` (the event's ``cause``: ``"notice"``)."""
+        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick,  # type: ignore[arg-type]
+                                 cause="notice" * notice))
 
     def _pend(self, room: Room, sender: int, entry: Entry) -> None:
         if not room.pending:

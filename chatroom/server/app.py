@@ -270,10 +270,10 @@ class Server:
             return self.gate.line(conn, sanitize(text).strip())
         return self.dispatcher.handle_line(conn, text)
 
-    def say_private(self, member: Member, target: Member, text: str) -> bool:
-        """A private line from *member* to *target* through the ``private_message`` hooks (what ``/msg`` does);
-        False if a hook dropped it."""
-        return Context(self, "core", member).private(target, text)
+    def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
+        """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
+        hooks (what ``/msg`` does); False if a hook dropped it."""
+        return Context(self, "core", member).private(target, text, notice=notice)
 
     def on_frame(self, conn: Connection, frame: Any) -> None:
         """One frame from *conn* (file transfer)."""
@@ -347,9 +347,9 @@ class Server:
         self.hub.flush_for(member)
         self.loop.send_line(member, text)  # type: ignore[arg-type]
 
-    def send_private(self, nick: str, account: str | None, target: Member, text: str) -> None:
+    def send_private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A ``/msg`` *text* from *nick* to *target* (a line ``NICK (private): text``, or a ``private`` event)."""
-        self.hub.private(nick, account, target, text)
+        self.hub.private(nick, account, target, text, notice=notice)
 
     def send_bytes(self, member: Member, data: bytes | memoryview) -> None:
         """Queue raw bytes (frames) for *member*; only for members with ``"binary"`` in caps."""

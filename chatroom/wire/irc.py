@@ -34,7 +34,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "CASEMAPPING", "MAX_CLIENT_TAGS", "MAX_LINE", "MAX_TAGS", "IrcParser", "Message", "TooLong", "casefold",
-    "encode", "escape_tag", "fit_text", "format_tags", "line_size", "parse_line", "parse_tags", "split_text", "unescape_tag",
+    "encode", "encode_whole", "escape_tag", "fit_text", "format_tags", "line_size", "parse_line", "parse_tags", "split_text", "unescape_tag",
 ]
 
 #: Longest line without its tag section, in bytes, CR LF included (RFC 1459 section 2.3).
@@ -290,6 +290,14 @@ def line_size(message: Message) -> int:
     """Bytes *message* takes without its tags, CR LF included, before any cut: over :data:`MAX_LINE`,
     :func:`encode` would cut it."""
     return len(_body(message)) + 2
+
+
+def encode_whole(message: Message) -> bytes | None:
+    """*message* as one line of bytes, like :func:`encode`, or None when it would have to be cut."""
+    body = _body(message)
+    if len(body) > MAX_LINE - 2:
+        return None
+    return format_tags(message.tags).encode("utf-8", "replace") + body + b"\r\n"
 
 
 def encode(message: Message) -> bytes:

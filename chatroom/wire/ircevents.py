@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chatroom.wire.irc import MAX_LINE, Message, encode, fit_text, line_size, split_text
+from chatroom.wire.irc import Message, encode, encode_whole, fit_text, split_text
 from chatroom.wire.render import iso_time
 
 __all__ = ["ACCOUNT", "AWAY", "TAGS", "TIME", "event_tags", "msgid", "parse_msgid", "render_event"]
@@ -79,9 +79,10 @@ def render_event(entry: Any, flags: int, mask: Callable[[str], str], server: str
         target = entry.extra if kind == "private" else room
         source = mask(entry.nick)
         text = entry.text
+        command = "NOTICE" if getattr(entry, "cause", "") == "notice" else "PRIVMSG"
         if kind == "me":
-            return _one(tags, source, "PRIVMSG", target, f"\x01ACTION {text}\x01")
-        return _long(tags, source, "PRIVMSG", target, text)
+            return _one(tags, source, command, target, f"\x01ACTION {text}\x01")
+        return _long(tags, source, command, target, text)
     if kind == "join":
         return _one(tags, mask(entry.nick), "JOIN", room)
     if kind == "part":
@@ -111,8 +112,9 @@ def render_event(entry: Any, flags: int, mask: Callable[[str], str], server: str
 
 def _long(tags: dict[str, str], source: str, command: str, target: str, text: str) -> bytes:
     """One message, or, when it would pass 512 bytes, several with the same tags (one ``msgid``)."""
-    if line_size(Message(command, [target, text], source=source)) <= MAX_LINE:
-        return _one(tags, source, command, target, text)
+    whole = encode_whole(Message(command, [target, text], source=source, tags=tags))
+    if whole is not None:
+        return whole
     pieces = split_text(text, fit_text(f":{source} {command} {target} :"))
     return b"".join(_one(tags, source, command, target, piece) for piece in pieces)
 
