@@ -54,8 +54,12 @@ class ChatroomController(BaseServerController, DirectoryBasedController):  # typ
             command += ["--password-file", str(secret)]
         self.password = password
         self.proc = self.execute(command)
-        self.wait_for_port()
-        self._register("operuser", "operpassword")
+        try:
+            self.wait_for_port()
+            self._register("operuser", "operpassword")
+        except Exception:
+            self.kill()  # never leave a server behind a failed start
+            raise
 
     def registerUser(self, case: Any, username: str, password: Optional[str] = None) -> None:
         """An account: connect as *username* and send chatroom's ``/register PASSWORD`` as ``REGISTER``."""

@@ -25,12 +25,13 @@ replies come back as NOTICEs). Loop thread only.
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from chatroom.net.connection import Connection
 from chatroom.wire.irc import IrcParser, Message, TooLong, encode
-from chatroom.wire.ircevents import render_event
+from chatroom.wire.ircevents import AWAY, render_event
 from chatroom.wire.render import iso_time
 
 __all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
@@ -117,6 +118,10 @@ class IrcDoor:
         self.created = loop.clock()
         self.batches = itertools.count(1)
         self.wire_index = self.hub.add_wire(self.encode_event, once=True)
+        #: WHOWAS: ``(nick, user, host, realname, when)`` of IRC members who left a nick, newest first.
+        self.whowas: deque[tuple[str, str, str, str, float]] = deque(maxlen=1000)
+        #: Most members registered at once (LUSERS).
+        self.max_users = 0
         #: ``(room name, member id)`` of voiced members (``+v``: shown, no effect: no room is moderated).
         self.voices: set[tuple[str, int]] = set()
         self.commands: dict[str, tuple[Callable[[IrcDoor, IrcConnection, Message], float], bool, int]] = {}
@@ -165,8 +170,14 @@ class IrcDoor:
         return f"{member.nick}!{user}@{irc_host(str(getattr(member, 'host', '') or ''))}"
 
     def encode_event(self, entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
-        """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`)."""
-        return render_event(entry, tagged, self.mask_of, self.server_name, history)
+        """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`); with
+        ``away-notify``, a JOIN of a member who is away is followed by its AWAY."""
+        data = render_event(entry, tagged, self.mask_of, self.server_name, history)
+        if entry.kind == "join" and tagged & AWAY:
+            member = self.hub.find(entry.nick)
+            if member is not None and member.away:
+                data += encode(Message("AWAY", [member.away], source=self.mask_of(member.nick)))
+        return data
 
     # -- output ------------------------------------------------------------------------------------------
     def send(self, conn: IrcConnection, data: bytes) -> None:

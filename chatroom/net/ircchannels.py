@@ -3,9 +3,10 @@
 Every change goes through the room model (:class:`~chatroom.model.hub.Hub`) and its rules
 (:class:`~chatroom.model.moderation.RoomRules`), so members of every door see it. Channel modes map to
 room rules: ``+o`` operators (an account: persisted with the room; a guest: while it stays), ``+b`` bans
-(``NICK``, ``NICK!*@*``: that member's account, else its address; ``*!*@ADDRESS``: an address;
-``$a:ACCOUNT``: an account), ``+k`` the key, ``+t`` the topic lock, ``+n`` always on (a room hears only
-its members). Any other mode is refused with ``472``. Loop thread only.
+(see :mod:`chatroom.net.ircmodes`), ``+k`` the key, ``+l`` the member limit, ``+i`` invite-only, ``+s``
+secret, ``+t`` the topic lock, ``+n`` always on (a room hears only its members). Any other mode is refused
+with ``472``. LIST shows the rooms that have members (an IRC channel exists while occupied; ``/rooms`` of the
+line protocol lists the empty ones too). Loop thread only.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def _nick_item(door: IrcDoor, conn: IrcConnection, member: Any, room: Any) -> st
     return _prefix(door, conn, member, room) + name
 
 
+#: RoomRules.refusal's reasons -> the numeric and the mode that refuses.
+_REFUSED = {"banned": ("474", "b"), "invite": ("473", "i"), "key": ("475", "k"), "full": ("471", "l")}
+
+
 # -- JOIN and PART ----------------------------------------------------------------------------------------
 def join(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``JOIN #a,#b [key,key]``; ``JOIN 0`` leaves every channel."""
@@ -73,12 +78,11 @@ def join_one(door: IrcDoor, conn: IrcConnection, name: str, key: str | None) -> 
             door.numeric(conn, "403", name, "No such channel")
             return
     elif not door.is_admin(conn):
-        if room.rules.banned(conn.account, conn.host):
-            door.numeric(conn, "474", room.name, "Cannot join channel (+b)")
-            return
-        invited = room.name in conn.invited
-        if not invited and not room.rules.key_matches(key) and not room.operated_by(conn):
-            door.numeric(conn, "475", room.name, "Cannot join channel (+k)")
+        why = room.rules.refusal(conn.account, conn.host, mask=conn.source, key=key, members=len(room),
+                                 invited=room.name in conn.invited)
+        if why is not None and (why == "banned" or not room.operated_by(conn)):
+            code, mode = _REFUSED[why]
+            door.numeric(conn, code, room.name, f"Cannot join channel (+{mode})")
             return
     conn.invited.discard(room.name)
     hub.join(conn, room)
@@ -161,7 +165,7 @@ def list_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     wanted = {door.hub.room(n) for n in msg.params[0].split(",")} if msg.params and msg.params[0] else None
     door.numeric(conn, "321", "Channel", "Users  Name")
     for room in sorted(door.hub.rooms.values(), key=lambda r: r.name):
-        if wanted is not None and room not in wanted:
+        if (wanted is not None and room not in wanted) or not len(room):  # a channel exists while occupied
             continue
         if not visible(conn, room):
             continue
@@ -216,7 +220,7 @@ def invite(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if room.name in target.rooms:
         door.numeric(conn, "443", target.nick, room.name, "is already on channel")
         return 1.0
-    if room.rules.key and not door.is_op(conn, room):
+    if (room.rules.key or room.rules.invite_only or room.rules.limit) and not door.is_op(conn, room):
         door.numeric(conn, "482", room.name, "You're not channel operator")
         return 1.0
     door.numeric(conn, "341", target.nick, room.name)
@@ -320,9 +324,15 @@ def mode(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     if len(msg.params) == 1:
         rules = room.rules
-        modes = "+n" + "s" * rules.secret + "t" * rules.topic_locked + "k" * bool(rules.key)
-        key = [room.rules.key] if room.rules.key and room.name in conn.rooms else []
-        door.numeric(conn, "324", room.name, modes, *key)
+        modes = "+" + "i" * rules.invite_only + "n" + "s" * rules.secret + "t" * rules.topic_locked
+        args = []
+        if rules.key:
+            modes += "k"
+            args.append(rules.key if room.name in conn.rooms else "*")
+        if rules.limit:
+            modes += "l"
+            args.append(str(rules.limit))
+        door.numeric(conn, "324", room.name, modes, *args)
         created = door.app.history.room(room.name) if hasattr(door.app, "history") else None
         door.numeric(conn, "329", room.name, str(int(created.created if created else 0)))
         return 1.0

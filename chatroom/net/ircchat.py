@@ -98,7 +98,7 @@ def _to_member(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice:
         elif text.startswith("\x01"):
             return
         text = sanitize(text)
-    if not door.app.say_private(conn, target, text):
+    if not door.app.say_private(conn, target, text, notice=notice):
         return
     if "echo-message" in conn.irccaps:
         door.message(conn, "NOTICE" if notice else "PRIVMSG", target.nick, text, source=conn.source,

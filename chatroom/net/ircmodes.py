@@ -1,7 +1,8 @@
 """Channel mode changes from IRC, as changes of the room's rules (:class:`~chatroom.model.moderation.RoomRules`).
 
 ``+o/-o NICK`` (an account: persisted as the room's operator; a guest: operator while it stays, as the first
-member of an unowned room is), ``+b/-b MASK`` and ``b`` alone (the list: 367, 368), ``+k KEY``/``-k``, ``+t``/``-t``
+member of an unowned room is), ``+b/-b MASK`` and ``b`` alone (the list: 367, 368; which masks map to which bans: :func:`make_ban`), ``+l N``/``-l``
+(the member limit), ``+i``/``-i`` (invite-only: INVITE lets a member in once), ``+k KEY``/``-k``, ``+t``/``-t``
 (the topic lock), ``+s`` (secret: listed, and its members shown, to its members only), ``+n`` (always on), ``+v NICK`` (shown as ``+``, for IRC clients only: no room is moderated,
 so it changes nothing). Anything else (``+i``, ``+m``, ``+l``, ``+s``, ``+v``, ``-n``) is a rule
 chatroom's rooms do not have: ``472``. Every change is persisted, told to the room as a structured ``mode``
@@ -22,7 +23,7 @@ __all__ = ["change_modes"]
 log = logging.getLogger("chatroom.server")
 
 #: Modes that take a parameter when set (and, for o, b and k, when unset).
-_WITH_ARG = {"+": "obkv", "-": "obv"}
+_WITH_ARG = {"+": "obkvl", "-": "obv"}
 #: Most mode changes with a parameter in one MODE command (ISUPPORT MODES).
 MAX_MODES = 4
 
@@ -39,11 +40,12 @@ def change_modes(door: IrcDoor, conn: IrcConnection, room: Any, changes: str, ar
         arg = args.pop(0) if char in _WITH_ARG[sign] and args else None
         if char == "b" and arg is None:
             for ban in room.rules.bans:
-                door.numeric(conn, "367", room.name, ban.label if "!" in ban.label or ban.label.startswith("$")
-                             else ban.label, ban.by or door.server_name, str(int(ban.at)))
+                shown = ban.label if "!" in ban.label or ban.label.startswith("$") else \
+                    f"$a:{ban.value}" if ban.kind == "account" else f"*!*@{ban.value}"
+                door.numeric(conn, "367", room.name, shown, ban.by or door.server_name, str(int(ban.at)))
             door.numeric(conn, "368", room.name, "End of channel ban list")
             continue
-        if char not in "obktnvs":
+        if char not in "obktnvsli":
             door.numeric(conn, "472", char, f"is not a mode of chatroom's rooms ({room.name})")
             continue
         if char == "n":
@@ -56,7 +58,7 @@ def change_modes(door: IrcDoor, conn: IrcConnection, room: Any, changes: str, ar
         if not door.is_op(conn, room):
             door.numeric(conn, "482", room.name, "You're not channel operator")
             return 1.0
-        if char in "obkv" and arg is None and not (char == "k" and sign == "-"):
+        if char in "obkvl" and arg is None and sign == "+" or char in "obv" and arg is None:
             door.numeric(conn, "461", "MODE", "Not enough parameters")
             continue
         done += 1
@@ -110,20 +112,18 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
     elif char == "b":
         if sign == "+":
             ban = make_ban(door, arg, conn.nick)
-            if ban is None:
-                door.numeric(conn, "472", "b", f"{arg}: chatroom bans a nick, *!*@ADDRESS or $a:ACCOUNT")
-                return
             if not rules.add_ban(ban):
                 return
             if ban.kind == "account":
                 rules.operators.pop(ban.value, None)
-            _changed(door, conn, room, f"+b {arg}", f"{conn.nick} banned {ban.kind} {ban.value} from {label}")
+            _changed(door, conn, room, f"+b {ban.label}", f"{conn.nick} banned {ban.kind} {ban.value} from {label}")
             for other in list(room.members.values()):
-                if other is not conn and rules.banned(other.account, str(getattr(other, "host", ""))) \
-                        and not door.is_admin(other):
+                if other is not conn and rules.banned(other.account, str(getattr(other, "host", "")),
+                                                      door.mask_of(other.nick)) and not door.is_admin(other):
                     hub.part(other, room, "banned", notice=f"{other.nick} is banned from {label}", by=conn.nick)
         else:
-            removed = rules.remove_ban(arg[3:] if arg.lower().startswith("$a:") else arg)
+            removed = rules.remove_ban(arg) or rules.remove_ban(arg[3:] if arg.lower().startswith("$a:") else
+                                                                arg[4:] if arg.startswith("*!*@") else arg)
             if removed is None:
                 return
             _changed(door, conn, room, f"-b {arg}", f"{conn.nick} lifted the ban on {removed.label} in {label}")
@@ -137,6 +137,20 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
         elif rules.key:
             rules.key = ""
             _changed(door, conn, room, "-k *", f"{conn.nick} removed the key of {label}")
+    elif char == "l":
+        limit = int(arg) if sign == "+" and arg.isdigit() and 0 < int(arg) < 1_000_000 else 0
+        if sign == "+" and not limit:
+            door.numeric(conn, "696", room.name, "l", arg, "The limit is a number of members, 1 or more")
+            return
+        if rules.limit != limit:
+            rules.limit = limit
+            what = f"limited {label} to {limit} members" if limit else f"lifted the member limit of {label}"
+            _changed(door, conn, room, f"+l {limit}" if limit else "-l", f"{conn.nick} {what}")
+    elif char == "i":
+        if rules.invite_only != (sign == "+"):
+            rules.invite_only = sign == "+"
+            what = "made {0} invite-only" if rules.invite_only else "opened {0} to everyone"
+            _changed(door, conn, room, f"{sign}i", f"{conn.nick} {what.format(label)}")
     elif char == "s":
         if rules.secret != (sign == "+"):
             rules.secret = sign == "+"
@@ -155,20 +169,26 @@ def _changed(door: IrcDoor, conn: IrcConnection, room: Any, change: str, text: s
     log.info("%s: %s (by %s, account %s)", room.name, text, conn.nick, conn.account or "-")
 
 
-def make_ban(door: IrcDoor, mask: str, by: str) -> Ban | None:
-    """The chatroom ban a ``+b`` mask stands for (see the module docstring), or None if it names nothing."""
+def make_ban(door: IrcDoor, mask: str, by: str) -> Ban:
+    """The chatroom ban a ``+b`` mask stands for: ``$a:ACCOUNT`` an account ban; ``*!*@ADDRESS`` an address ban
+    (guests from that address); ``NICK`` or ``NICK!*@*`` of a member here or a registered nick: that account,
+    else that member's address (what ``/ban NICK`` does); any other mask: a mask ban, matched against the
+    ``nick!user@host`` of whoever joins, from any door (``nick!nick@address`` for the line protocol)."""
+    now = time.time()
     if mask.lower().startswith("$a:") and len(mask) > 3:
-        return Ban("account", mask[3:].casefold(), mask, by, time.time())
+        return Ban("account", mask[3:].casefold(), mask, by, now)
     nick, bang, rest = mask.partition("!")
-    if mask.startswith("*!*@") and rest[2:] not in ("", "*"):
-        return Ban("address", rest[2:], mask, by, time.time())
+    if mask.startswith("*!*@") and rest[2:] and not any(c in rest[2:] for c in "*?"):
+        return Ban("address", rest[2:], mask, by, now)
     if not bang or rest in ("*@*", "*"):
         member = door.hub.find(nick)
-        if member is not None:
+        if member is not None and (member.account or getattr(member, "host", "")):
             if member.account:
-                return Ban("account", member.account.casefold(), mask, by, time.time())
-            return Ban("address", str(getattr(member, "host", "")), mask, by, time.time())
+                return Ban("account", member.account.casefold(), mask, by, now)
+            return Ban("address", str(getattr(member, "host", "")), mask, by, now)
         account = door.app.accounts.registered(nick)
         if account is not None:
-            return Ban("account", account.casefold(), mask, by, time.time())
-    return None
+            return Ban("account", account.casefold(), mask, by, now)
+        if not bang:
+            mask = nick + "!*@*"
+    return Ban("mask", mask.lower(), mask, by, now)

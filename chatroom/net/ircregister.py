@@ -23,6 +23,7 @@ from chatroom.model.accounts import verify_password
 from chatroom.model.errors import Refused
 from chatroom.model.names import MAX_NICK
 from chatroom.net.irc import IrcConnection, IrcDoor
+from chatroom.net.ircinfo import remember
 from chatroom.net.logs import CONN
 from chatroom.wire.irc import CASEMAPPING, Message
 from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME
@@ -48,9 +49,9 @@ TOPICLEN, KICKLEN, AWAYLEN, USERLEN = 400, 200, 200, 16
 def isupport() -> list[str]:
     """The ISUPPORT tokens (``005``), the real limits of chatroom's rooms and nicks."""
     return [
-        f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", "CHANLIMIT=#:", "CHANMODES=b,k,,nst", "CHANNELLEN=33",
+        f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", "CHANLIMIT=#:", "CHANMODES=b,k,l,imnst", "CHANNELLEN=33",
         "CHANTYPES=#", "CHATHISTORY=500", f"KICKLEN={KICKLEN}", "LINELEN=512", "MODES=4", "MSGREFTYPES=msgid",
-        "NETWORK=chatroom", f"NICKLEN={MAX_NICK}", "PREFIX=(ov)@+", "STATUSMSG=@",
+        "NETWORK=chatroom", f"NICKLEN={MAX_NICK}", "PREFIX=(ov)@+",
         "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1", f"TOPICLEN={TOPICLEN}",
         f"USERLEN={USERLEN}", "WHOX",
     ]
@@ -128,6 +129,7 @@ def nick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if wanted == conn.nick:
         return 1.0
     old_mask = conn.source
+    remember(door, conn)
     try:
         door.app.set_nick(conn, wanted)
     except Refused as exc:
@@ -190,7 +192,7 @@ def welcome(door: IrcDoor, conn: IrcConnection) -> None:
     door.numeric(conn, "001", f"Welcome to the chatroom IRC door {conn.source}")
     door.numeric(conn, "002", f"Your host is {door.server_name}, running version {version}")
     door.numeric(conn, "003", "This server was created when it started")
-    door.numeric(conn, "004", door.server_name, version, "iow", "bknostv", "bkov")
+    door.numeric(conn, "004", door.server_name, version, "iow", "biklmnostv", "bklov")
     tokens = isupport()
     for start in range(0, len(tokens), 12):
         door.numeric(conn, "005", *tokens[start:start + 12], "are supported by this server")
@@ -204,6 +206,7 @@ def lusers(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``LUSERS``: 251, 252, 253, 254, 255, 265, 266."""
     hub = door.hub
     users = len(hub.members)
+    door.max_users = most = max(door.max_users, users)
     admins = sum(1 for m in hub.members.values() if door.is_admin(m))
     unknown = sum(len(getattr(t, "pending", ())) for t in getattr(door.app, "transports", ()))
     door.numeric(conn, "251", f"There are {users} users and 0 invisible on 1 servers")
@@ -211,8 +214,8 @@ def lusers(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     door.numeric(conn, "253", str(unknown), "unknown connection(s)")
     door.numeric(conn, "254", str(len(hub.rooms)), "channels formed")
     door.numeric(conn, "255", f"I have {users} clients and 0 servers")
-    door.numeric(conn, "265", str(users), str(users), f"Current local users {users}, max {users}")
-    door.numeric(conn, "266", str(users), str(users), f"Current global users {users}, max {users}")
+    door.numeric(conn, "265", str(users), str(most), f"Current local users {users}, max {most}")
+    door.numeric(conn, "266", str(users), str(most), f"Current global users {users}, max {most}")
     return 2.0
 
 
@@ -327,6 +330,9 @@ def oper(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         if ok and not error:
             conn.account = record.name
             door.numeric(conn, "381", "You are now an IRC operator")
+            if "o" not in conn.umodes:
+                conn.umodes += "o"
+                door.message(conn, "MODE", conn.nick, "+o", source=conn.source)
             log.info("%s is the admin %s (OPER)", conn.source, record.name, extra=CONN)
         else:
             door.numeric(conn, "464", "Password incorrect")

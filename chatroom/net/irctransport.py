@@ -19,6 +19,8 @@ from chatroom.net.connection import Connection
 from chatroom.net.irc import IrcConnection, IrcDoor, IrcTLSConnection
 from chatroom.net.ircchannels import install as install_channels
 from chatroom.net.ircchat import install as install_chat
+from chatroom.net.ircinfo import install as install_info
+from chatroom.net.ircinfo import remember
 from chatroom.net.ircregister import install as install_register
 from chatroom.net.logs import CONN
 from chatroom.net.tcp import LineTransport, listen
@@ -118,6 +120,8 @@ class _Irc:
             self._watch.discard(conn)  # type: ignore[attr-defined]
             self._count_out(conn.host)  # type: ignore[attr-defined]
             return
+        if isinstance(conn, IrcConnection) and not conn.closing and not conn.closed:
+            remember(self.door, conn)
         super().close(conn, reason, flush=flush)  # type: ignore[misc]
 
     def shutdown(self) -> None:
@@ -156,7 +160,7 @@ def open_irc(loop: Any, app: Any, host: str, port: int = 0, *, server_name: str 
     of server messages; *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Returns the transports (the clear
     one first). Raises OSError if it cannot bind."""
     door = IrcDoor(app, loop, server_name or socket.gethostname() or "chatroom", version)
-    for install in (install_register, install_channels, install_chat):
+    for install in (install_register, install_channels, install_chat, install_info):
         install(door)
     transports: list[LineTransport] = []
     if port is not None:
