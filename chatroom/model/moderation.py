@@ -79,35 +79,6 @@ class RoomRules:
                 return ban
         return None
 
-    def refusal(self, account: str | None, address: str, *, mask: str = "", key: str | None = None,
-                members: int = 0, invited: bool = False) -> str | None:
-        """Why a member (see :meth:`banned`) may not join the room now: ``"banned"``, ``"invite"`` (invite-only,
-        not *invited*), ``"key"`` (*key* is not the room's), ``"full"`` (*members* reached ``limit``); None if it
-        may. An invitation passes all but a ban. The room's operators and server admins are the caller's
-        business: every door lets them in."""
-        if self.banned(account, address, mask):
-            return "banned"
-        if invited:
-            return None
-        if self.invite_only:
-            return "invite"
-        if not self.key_matches(key):
-            return "key"
-        if self.limit and members >= self.limit:
-            return "full"
-        return None
-
-    def join_refusal(self, room: str, account: str | None, address: str, *, mask: str = "", key: str | None = None,
-                     members: int = 0) -> str | None:
-        """:meth:`refusal` in words for the room called *room* (``you are banned from #r``...), or None; the
-        room's owner and operators pass all but a ban."""
-        why = self.refusal(account, address, mask=mask, key=key, members=members)
-        if why is None or (why != "banned" and self.is_operator(account)):
-            return None
-        if why == "key":
-            return f"{room} needs a key: /join {room} KEY" if key is None else f"wrong key for {room}"
-        return {"banned": "you are banned from {0}", "invite": "{0} is invite-only", "full": "{0} is full"}[why].format(room)
-
     def add_ban(self, ban: Ban) -> bool:
         """Add *ban*; False if the same kind and value is banned already."""
         if any(b.kind == ban.kind and b.value == ban.value for b in self.bans):

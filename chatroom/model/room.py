@@ -27,10 +27,12 @@ class Room:
     room: :meth:`chatroom.model.hub.Hub.join`), not persisted.
 
     ``pending`` holds the events of the current loop pass as ``(sender id or 0, Entry)``;
-    the hub fans them out once at the end of the pass. Loop thread only.
+    the hub fans them out once at the end of the pass. ``emptied`` is when (Unix s) a room without
+    an owner was left empty, or the server started, 0.0 while it has members or will never linger
+    (its lifetime: :mod:`chatroom.model.rooms`). Loop thread only.
     """
 
-    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules", "ops")
+    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules", "ops", "emptied")
 
     def __init__(self, name: str, topic: str = "", topic_by: str = "", topic_at: float = 0.0) -> None:
         self.name = name
@@ -42,6 +44,7 @@ class Room:
         self.pending: list[tuple[int, Entry]] = []
         self.rules = RoomRules()
         self.ops: set[int] = set()
+        self.emptied = 0.0
 
     def operated_by(self, member: Member) -> bool:
         """True if *member* operates the room: by account (``rules``: owner or operator), or as the first member of

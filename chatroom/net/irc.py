@@ -149,7 +149,7 @@ class IrcDoor:
         count = getattr(self.app, "history_on_join", 0)
         if not count or "server-time" not in caps or "batch" not in caps or "draft/chathistory" in caps:
             return
-        entries = self.app.history.last(room.name, count)
+        entries = self.hub.rooms.read(conn, room, last=count)  # the access rule: a member reads
         if not entries:
             return
         ref = f"j{next(self.batches)}"

@@ -14,7 +14,9 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from chatroom.model.access import join_block, listed_to, may_read
 from chatroom.model.errors import Refused
+from chatroom.model.names import room_key
 from chatroom.net.irc import IrcConnection, IrcDoor, irc_host
 from chatroom.net.ircmodes import change_modes
 from chatroom.net.ircregister import KICKLEN, TOPICLEN
@@ -73,14 +75,13 @@ def join_one(door: IrcDoor, conn: IrcConnection, name: str, key: str | None) -> 
         return
     if room is None:
         try:
-            room = hub.open_room(name, owner=conn.account)
-        except Refused:
-            door.numeric(conn, "403", name, "No such channel")
+            room = hub.open_room(name, owner=conn.account, creator=conn)
+        except Refused as exc:  # a bad name, or too many rooms made (the room lifetime's bounds)
+            door.numeric(conn, "405" if room_key(name) else "403", name, str(exc))
             return
-    elif not door.is_admin(conn):
-        why = room.rules.refusal(conn.account, conn.host, mask=conn.source, key=key, members=len(room),
-                                 invited=room.name in conn.invited)
-        if why is not None and (why == "banned" or not room.operated_by(conn)):
+    else:
+        why = join_block(hub.rooms.viewer(conn), room, key, invited=room.name in conn.invited)
+        if why is not None:
             code, mode = _REFUSED[why]
             door.numeric(conn, code, room.name, f"Cannot join channel (+{mode})")
             return
@@ -120,7 +121,10 @@ def topic(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if room is None:
         return 1.0
     if len(msg.params) == 1:
-        send_topic(door, conn, room)
+        if visible(door, conn, room):
+            send_topic(door, conn, room)
+        else:
+            door.numeric(conn, "442", room.name, "You're not on that channel")
         return 1.0
     if room.rules.topic_locked and not door.is_op(conn, room):
         door.numeric(conn, "482", room.name, "You're not channel operator")
@@ -153,7 +157,7 @@ def names(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     for name in msg.params[0].split(",")[:1]:
         room = door.hub.room(name)
-        if room is None or not visible(conn, room):
+        if room is None or not visible(door, conn, room):
             door.numeric(conn, "366", name, "End of /NAMES list")
         else:
             names_of(door, conn, room)
@@ -164,12 +168,11 @@ def list_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``LIST [#a,#b]``: 321, a 322 per room (a keyed room only to its members), 323."""
     wanted = {door.hub.room(n) for n in msg.params[0].split(",")} if msg.params and msg.params[0] else None
     door.numeric(conn, "321", "Channel", "Users  Name")
-    for room in sorted(door.hub.rooms.values(), key=lambda r: r.name):
-        if (wanted is not None and room not in wanted) or not len(room):  # a channel exists while occupied
-            continue
-        if not visible(conn, room):
-            continue
-        door.numeric(conn, "322", room.name, str(len(room)), room.topic)
+    viewer = door.hub.rooms.viewer(conn)
+    for room in door.hub.rooms.listed():
+        if (wanted is not None and room not in wanted) or not len(room) or not listed_to(viewer, room):
+            continue  # a channel exists while occupied; a secret one is listed to its members
+        door.numeric(conn, "322", room.name, str(len(room)), room.topic if may_read(viewer, room) else "")
     door.numeric(conn, "323", "End of /LIST")
     return 3.0
 
@@ -241,7 +244,7 @@ def who(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     whox = msg.params[1][1:] if len(msg.params) > 1 and msg.params[1].startswith("%") else None
     room = door.hub.room(mask) if mask.startswith("#") else None
     rows: list[tuple[Any, Any]] = []
-    if room is not None and visible(conn, room):
+    if room is not None and visible(door, conn, room):
         rows = [(m, room) for m in room.members.values()]
     elif mask.startswith("#"):
         rows = []
@@ -266,9 +269,11 @@ def who(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     return 3.0
 
 
-def visible(conn: IrcConnection, room: Any) -> bool:
-    """May *conn* see *room*'s members and topic: a member, or a room without key and not secret."""
-    return room.name in conn.rooms or not (room.rules.key or room.rules.secret)
+def visible(door: IrcDoor, conn: IrcConnection, room: Any) -> bool:
+    """May *conn* see *room*'s members and topic (:mod:`chatroom.model.access`: it may read the room, and a
+    secret room only as a member)."""
+    viewer = door.hub.rooms.viewer(conn)
+    return listed_to(viewer, room) and may_read(viewer, room)
 
 
 def _visible(conn: IrcConnection, member: Any) -> bool:
@@ -297,7 +302,7 @@ def whois(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 2.0
     user, host = door.mask_of(member.nick).split("!", 1)[1].split("@", 1)
     door.numeric(conn, "311", member.nick, user, host, "*", getattr(member, "realname", "") or member.nick)
-    shown = [(_prefix(door, conn, member, r) + r.name) for r in member.rooms.values() if visible(conn, r)]
+    shown = [(_prefix(door, conn, member, r) + r.name) for r in member.rooms.values() if visible(door, conn, r)]
     if shown:
         door.numeric(conn, "319", member.nick, " ".join(shown))
     door.numeric(conn, "312", member.nick, door.server_name, "chatroom")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatroom.model.access import may_read
 from chatroom.net.irc import IrcConnection, IrcDoor, tagged
 from chatroom.wire.irc import MAX_LINE, Message, encode, line_size
 from chatroom.wire.ircevents import parse_msgid, render_event
@@ -154,7 +155,7 @@ def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if sub == "TARGETS":
         batch = _open_batch(door, conn, "draft/chathistory-targets")
         for room in conn.rooms.values():
-            last = door.app.history.last(room.name, 1)
+            last = door.hub.rooms.read(conn, room, last=1)
             when = last[0].ts if last else room.topic_at
             door.message(conn, "CHATHISTORY", "TARGETS", room.name, iso_time(when), tags={"batch": batch})
         door.message(conn, "BATCH", f"-{batch}")
@@ -163,8 +164,8 @@ def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
         return 1.0
     room = door.hub.room(msg.params[1])
-    if room is None or room.name not in conn.rooms:
-        door.message(conn, "FAIL", "CHATHISTORY", "INVALID_TARGET", sub, msg.params[1], "No such channel or not on it")
+    if room is None or not may_read(door.hub.rooms.viewer(conn), room):  # the access rule for reading a room
+        door.message(conn, "FAIL", "CHATHISTORY", "INVALID_TARGET", sub, msg.params[1], "No such channel you may read")
         return 1.0
     limit_text = msg.params[-1]
     limit = min(int(limit_text), MAX_HISTORY) if limit_text.isdigit() else 0
@@ -172,7 +173,7 @@ def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if not limit or any(r is None for r in refs) or (sub != "LATEST" and refs[0] == 0):
         door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
         return 1.0
-    entries = _query(door.app.history, room.name, sub, [r or 0 for r in refs], limit)
+    entries = _query(lambda **how: door.hub.rooms.read(conn, room, **how), sub, [r or 0 for r in refs], limit)
     batch = _open_batch(door, conn, "chathistory", room.name)
     for entry in entries:
         line = render_event(entry, conn.tagged, door.mask_of, door.server_name, history=True)
@@ -192,18 +193,19 @@ def _ref(door: IrcDoor, room: Any, text: str) -> int | None:
     return None
 
 
-def _query(history: Any, room: str, sub: str, refs: list[int], limit: int) -> list[Any]:
+def _query(read: Any, sub: str, refs: list[int], limit: int) -> list[Any]:
+    """The entries a CHATHISTORY subcommand asks for, through *read* (``Rooms.read`` for the room and viewer)."""
     if sub == "LATEST":
-        return history.since(room, refs[0], limit)[-limit:] if refs[0] else history.last(room, limit)
+        return read(since=refs[0], last=limit)[-limit:] if refs[0] else read(last=limit)
     if sub == "BEFORE":
-        return history.before(room, refs[0], limit)
+        return read(before=refs[0], last=limit)
     if sub == "AFTER":
-        return history.since(room, refs[0], limit)
+        return read(since=refs[0], last=limit)
     if sub == "AROUND":
-        before = history.before(room, refs[0], max(1, limit // 2))
-        return (before + history.since(room, refs[0] - 1, limit))[:limit]
+        before = read(before=refs[0], last=max(1, limit // 2))
+        return (before + read(since=refs[0] - 1, last=limit))[:limit]
     low, high = sorted(refs[:2]) if len(refs) > 1 else (refs[0], refs[0])
-    return [e for e in history.since(room, low, limit + (high - low)) if e.id < high][:limit]
+    return [e for e in read(since=low, last=min(500, limit)) if e.id < high][:limit]
 
 
 def _open_batch(door: IrcDoor, conn: IrcConnection, kind: str, *params: str) -> str:

@@ -23,7 +23,7 @@ from chatroom.net.ircinfo import install as install_info
 from chatroom.net.ircinfo import remember
 from chatroom.net.ircregister import install as install_register
 from chatroom.net.logs import CONN
-from chatroom.net.tcp import LineTransport, listen
+from chatroom.net.tcp import LineTransport
 from chatroom.net.tls import TLSTransport
 from chatroom.wire.irc import Message, TooLong, encode
 
@@ -152,22 +152,20 @@ class IrcTLSTransport(_Irc, TLSTransport):
         self._setup(door)
 
 
-def open_irc(loop: Any, app: Any, host: str, port: int = 0, *, server_name: str = "", version: str = "",
-             tls: Any = None, tls_port: int | None = None, handshake_timeout: float = 10.0,
-             **options: Any) -> list[LineTransport]:
-    """Bind *host*:*port* (0: the kernel picks) and serve IRC there for *app*; with the ``ssl.SSLContext`` *tls*
-    and *tls_port*, IRC over TLS on *host*:*tls_port* too. *server_name* (default: the host name) is the source
-    of server messages; *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Returns the transports (the clear
-    one first). Raises OSError if it cannot bind."""
+def open_irc(loop: Any, app: Any, listener: Any, tls_listener: Any = None, *, server_name: str = "",
+             version: str = "", tls: Any = None, handshake_timeout: float = 10.0, **options: Any) -> list[LineTransport]:
+    """Serve IRC for *app* on *listener* (a bound listening socket, or None) and, with the ``ssl.SSLContext``
+    *tls*, IRC over TLS on *tls_listener*. *server_name* (default: the host name) is the source of server
+    messages; *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Returns the transports (the clear one
+    first)."""
     door = IrcDoor(app, loop, server_name or socket.gethostname() or "chatroom", version)
     for install in (install_register, install_channels, install_chat, install_info):
         install(door)
     transports: list[LineTransport] = []
-    if port is not None:
-        transports.append(IrcTransport(loop, app, listen(host, port), door=door, **options))
-    if tls is not None and tls_port is not None:
-        transports.append(IrcTLSTransport(loop, app, listen(host, tls_port), door=door, context=tls,
+    if listener is not None:
+        transports.append(IrcTransport(loop, app, listener, door=door, **options))
+    if tls is not None and tls_listener is not None:
+        transports.append(IrcTLSTransport(loop, app, tls_listener, door=door, context=tls,
                                           handshake_timeout=handshake_timeout, **options))
     log.info("IRC door as %s", door.server_name, extra=CONN)
     return transports
-
