@@ -25,7 +25,7 @@ replies come back as NOTICEs). Loop thread only.
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +36,10 @@ from chatroom.wire.render import iso_time
 
 __all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
 
+
+
+#: Lines whose client-only tags the door keeps for their fan-out (they go out in the same loop pass).
+CLIENT_TAGS = 1024
 
 
 class IrcConnection(Connection):
@@ -120,6 +124,11 @@ class IrcDoor:
         self.wire_index = self.hub.add_wire(self.encode_event, once=True)
         #: WHOWAS: ``(nick, user, host, realname, when)`` of IRC members who left a nick, newest first.
         self.whowas: deque[tuple[str, str, str, str, float]] = deque(maxlen=1000)
+        #: Tags an IRC sender gave a line, for the IRC members with ``message-tags``: client-only tags by
+        #: ``(room, history id)`` (the latest :data:`CLIENT_TAGS` lines), and those of the private line being sent
+        #: (with its ``msgid``; private lines are not stored).
+        self.client_tags: OrderedDict[tuple[str, int], dict[str, str]] = OrderedDict()
+        self.private_tags: dict[str, str] | None = None
         #: Most members registered at once (LUSERS).
         self.max_users = 0
         #: ``(room name, member id)`` of voiced members (``+v``: shown, no effect: no room is moderated).
@@ -133,6 +142,13 @@ class IrcDoor:
         """Route the IRC command *name* to ``handler(door, conn, message) -> flood cost``; *registered*: only
         after registration (else ``451``); *params*: fewer parameters get ``461``."""
         self.commands[name] = (handler, registered, params)
+
+    def keep_tags(self, entry: Any, tags: dict[str, str]) -> None:
+        """Relay *tags* (client-only ``+name`` tags) with *entry* to IRC members that negotiated message-tags."""
+        if entry.id and tags:
+            self.client_tags[(entry.room, entry.id)] = tags
+            while len(self.client_tags) > CLIENT_TAGS:
+                self.client_tags.popitem(last=False)
 
     def is_op(self, member: Any, room: Any) -> bool:
         """Does *member* operate *room* (its rules, the first member's right, or a server admin)?"""
@@ -172,7 +188,8 @@ class IrcDoor:
     def encode_event(self, entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
         """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`); with
         ``away-notify``, a JOIN of a member who is away is followed by its AWAY."""
-        data = render_event(entry, tagged, self.mask_of, self.server_name, history)
+        more = self.private_tags if entry.kind == "private" else self.client_tags.get((entry.room, entry.id))
+        data = render_event(entry, tagged, self.mask_of, self.server_name, history, more)
         if entry.kind == "join" and tagged & AWAY:
             member = self.hub.find(entry.nick)
             if member is not None and member.away:

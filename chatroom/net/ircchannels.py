@@ -329,7 +329,7 @@ def mode(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     if len(msg.params) == 1:
         rules = room.rules
-        modes = "+" + "i" * rules.invite_only + "n" + "s" * rules.secret + "t" * rules.topic_locked
+        modes = "+" + "i" * rules.invite_only + "n" * (not rules.external) + "s" * rules.secret + "t" * rules.topic_locked
         args = []
         if rules.key:
             modes += "k"

@@ -51,22 +51,24 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
         return 1.0
     text = msg.params[1]
     cost = 0.0
+    tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}  # client-only tags travel with the line
     for target in msg.params[0].split(",")[:4]:
         cost += 1.0
-        if target.startswith("#") or target.startswith("@#"):
-            _to_room(door, conn, target.lstrip("@"), text, notice)
+        if target.startswith("#"):
+            _to_room(door, conn, target, text, notice, tags)
         else:
-            _to_member(door, conn, target, text, notice)
+            _to_member(door, conn, target, text, notice, tags)
     return cost
 
 
-def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool) -> None:
+def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
     room = door.hub.room(name)
     if room is None:
         if not notice:
             door.numeric(conn, "403", name, "No such channel")
         return
-    if room.name not in conn.rooms:
+    if room.name not in conn.rooms and (not room.rules.external or room.rules.banned(conn.account, conn.host,
+                                                                                         conn.source)):
         if not notice:
             door.numeric(conn, "404", room.name, "Cannot send to channel (you are not in it)")
         return
@@ -80,11 +82,13 @@ def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: b
         door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
         return
     entry = door.app.dispatcher.chat(conn, text, kind, room)
-    if entry is not None and "echo-message" in conn.irccaps:
-        door.send(conn, render_event(entry, conn.tagged, door.mask_of, door.server_name))
+    if entry is not None:
+        door.keep_tags(entry, tags)
+        if "echo-message" in conn.irccaps:
+            door.send(conn, render_event(entry, conn.tagged, door.mask_of, door.server_name, more=tags))
 
 
-def _to_member(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool) -> None:
+def _to_member(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
     target = door.hub.find(name)
     if target is None:
         if not notice:
@@ -99,11 +103,17 @@ def _to_member(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice:
         elif text.startswith("\x01"):
             return
         text = sanitize(text)
-    if not door.app.say_private(conn, target, text, notice=notice):
-        return
+    door.private_tags = {**tags, "msgid": f"pm-{next(door.batches)}"}  # the same msgid for the echo
+    try:
+        if not door.app.say_private(conn, target, text, notice=notice):
+            return
+    finally:
+        more, door.private_tags = door.private_tags, None
     if "echo-message" in conn.irccaps:
-        door.message(conn, "NOTICE" if notice else "PRIVMSG", target.nick, text, source=conn.source,
-                     tags=door.server_tags(conn))
+        echo = door.server_tags(conn)
+        if "message-tags" in conn.irccaps:
+            echo.update(more)
+        door.message(conn, "NOTICE" if notice else "PRIVMSG", target.nick, text, source=conn.source, tags=echo)
     if target.away and not notice:
         door.numeric(conn, "301", target.nick, target.away)
 
@@ -127,10 +137,12 @@ def tagmsg(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
             return 1.0
         members = [found]
         target = found.nick
-    tags = {**client_tags, **door.server_tags(conn)}
-    for member in members:
+    tags = {**client_tags, **door.server_tags(conn), "msgid": f"tag-{next(door.batches)}"}  # a TAGMSG is not stored
+    relayed = encode(Message("TAGMSG", [target], source=conn.source, tags=tags))
+    for member in members:  # as any relayed line: never part of the sender's labeled reply, even sent to itself
         if isinstance(member, IrcConnection) and "message-tags" in member.irccaps:
-            door.send(member, encode(Message("TAGMSG", [target], source=conn.source, tags=tags)))
+            door.hub.flush_for(member)
+            member.deliver(relayed)
     if "echo-message" in conn.irccaps:
         door.send(conn, encode(Message("TAGMSG", [target], source=conn.source, tags=tags)))
     return 1.0

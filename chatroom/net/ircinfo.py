@@ -26,10 +26,14 @@ def help_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     registry = door.app.plugins.registry
     if subject:
         command = registry.get(subject)
-        if command is None:
+        handler = door.commands.get(subject.upper())
+        if command is not None:
+            lines = [command.usage_line(), command.summary]
+        elif handler is not None:  # one of the door's own IRC commands
+            lines = [f"{subject.upper()}: an IRC command", *(handler[0].__doc__ or "").split("\n")[:1]]
+        else:
             door.numeric(conn, "524", subject, "Help not found")
             return 2.0
-        lines = [command.usage_line(), command.summary]
     else:
         lines = ["chatroom's commands (send them as IRC commands: /quote NAME ARGS in irssi):"]
         lines += [f"{c.usage_line()} - {c.summary}" for c in registry.sorted()]

@@ -3,7 +3,8 @@
 ``+o/-o NICK`` (an account: persisted as the room's operator; a guest: operator while it stays, as the first
 member of an unowned room is), ``+b/-b MASK`` and ``b`` alone (the list: 367, 368; which masks map to which bans: :func:`make_ban`), ``+l N``/``-l``
 (the member limit), ``+i``/``-i`` (invite-only: INVITE lets a member in once), ``+k KEY``/``-k``, ``+t``/``-t``
-(the topic lock), ``+s`` (secret: listed, and its members shown, to its members only), ``+n`` (always on), ``+v NICK`` (shown as ``+``, for IRC clients only: no room is moderated,
+(the topic lock), ``+s`` (secret: listed, and its members shown, to its members only), ``+n``/``-n`` (whether
+IRC clients outside the room may send to it; on by default; no other door has a way to), ``+v NICK`` (shown as ``+``, for IRC clients only: no room is moderated,
 so it changes nothing). Anything else (``+i``, ``+m``, ``+l``, ``+s``, ``+v``, ``-n``) is a rule
 chatroom's rooms do not have: ``472``. Every change is persisted, told to the room as a structured ``mode``
 notice (IRC clients see ``MODE``, the others the human line) and logged. Loop thread only.
@@ -33,6 +34,7 @@ def change_modes(door: IrcDoor, conn: IrcConnection, room: Any, changes: str, ar
     sign = "+"
     args = list(args)
     done = 0
+    made: list[tuple[str, str, str]] = []  # (sign and letter, parameter, human text) of each change applied
     for char in changes:
         if char in "+-":
             sign = char
@@ -48,27 +50,45 @@ def change_modes(door: IrcDoor, conn: IrcConnection, room: Any, changes: str, ar
         if char not in "obktnvsli":
             door.numeric(conn, "472", char, f"is not a mode of chatroom's rooms ({room.name})")
             continue
-        if char == "n":
-            if sign == "-":
-                door.numeric(conn, "472", char, "is always on: a room hears only its members")
-            continue
         if room.name not in conn.rooms and not door.is_admin(conn):
             door.numeric(conn, "442", room.name, "You're not on that channel")
             return 1.0
         if not door.is_op(conn, room):
             door.numeric(conn, "482", room.name, "You're not channel operator")
             return 1.0
-        if char in "obkvl" and arg is None and sign == "+" or char in "obv" and arg is None:
+        if char == "l" and sign == "+" and arg is None:
+            door.numeric(conn, "696", room.name, "l", "*", "The limit is a number of members, 1 or more")
+            continue
+        if char in "obkv" and arg is None and sign == "+" or char in "obv" and arg is None:
             door.numeric(conn, "461", "MODE", "Not enough parameters")
             continue
         done += 1
         if done > MAX_MODES:
             break
-        _one(door, conn, room, sign, char, arg or "")
+        _one(door, conn, room, sign, char, arg or "", made)
+    if made:  # one MODE for the whole command, as IRC servers send it; one human line per change
+        door.hub.save_rules(room)
+        door.hub.mode(room, conn, _mode_string(made), "; ".join(text for _, _, text in made))
+        for _, _, text in made:
+            log.info("%s: %s (by %s, account %s)", room.name, text, conn.nick, conn.account or "-")
     return 1.0 + done
 
 
-def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, arg: str) -> None:
+def _mode_string(made: list[tuple[str, str, str]]) -> str:
+    """``[("+i", "", ..), ("+k", "key", ..), ("-t", "", ..)]`` -> ``"+ik-t key"``."""
+    letters, params, sign = "", [], ""
+    for change, param, _ in made:
+        if change[0] != sign:
+            sign = change[0]
+            letters += sign
+        letters += change[1]
+        if param:
+            params.append(param)
+    return " ".join([letters, *params])
+
+
+def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, arg: str,
+         made: list[tuple[str, str, str]]) -> None:
     hub, rules = door.hub, room.rules
     label = room.label
     if char == "o":
@@ -96,7 +116,7 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
             if not was:
                 return
             text = f"{conn.nick} took operator from {member.nick} in {label}"
-        _changed(door, conn, room, f"{sign}o {member.nick}", text)
+        _changed(made, f"{sign}o {member.nick}", text)
     elif char == "v":
         member = hub.find(arg)
         if member is None or room.name not in member.rooms:
@@ -108,7 +128,7 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
         (door.voices.add if sign == "+" else door.voices.discard)(key)
         door.voices -= {(r, i) for r, i in door.voices if i not in hub.members}  # members gone since
         verb = "gave voice to" if sign == "+" else "took voice from"
-        _changed(door, conn, room, f"{sign}v {member.nick}", f"{conn.nick} {verb} {member.nick} in {label}")
+        _changed(made, f"{sign}v {member.nick}", f"{conn.nick} {verb} {member.nick} in {label}")
     elif char == "b":
         if sign == "+":
             ban = make_ban(door, arg, conn.nick)
@@ -116,7 +136,7 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
                 return
             if ban.kind == "account":
                 rules.operators.pop(ban.value, None)
-            _changed(door, conn, room, f"+b {ban.label}", f"{conn.nick} banned {ban.kind} {ban.value} from {label}")
+            _changed(made, f"+b {ban.label}", f"{conn.nick} banned {ban.kind} {ban.value} from {label}")
             for other in list(room.members.values()):
                 if other is not conn and rules.banned(other.account, str(getattr(other, "host", "")),
                                                       door.mask_of(other.nick)) and not door.is_admin(other):
@@ -126,47 +146,52 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
                                                                 arg[4:] if arg.startswith("*!*@") else arg)
             if removed is None:
                 return
-            _changed(door, conn, room, f"-b {arg}", f"{conn.nick} lifted the ban on {removed.label} in {label}")
+            _changed(made, f"-b {arg}", f"{conn.nick} lifted the ban on {removed.label} in {label}")
     elif char == "k":
         if sign == "+":
-            if " " in arg or len(arg) > 64:
-                door.numeric(conn, "525", room.name, "Key is not well-formed")
+            if not arg.strip() or " " in arg or len(arg) > 64:
+                door.numeric(conn, "696", room.name, "k", "*", "A key is 1 to 64 characters without spaces")
                 return
             rules.key = arg
-            _changed(door, conn, room, f"+k {arg}", f"{conn.nick} set a key on {label}: /join {room.name} KEY")
+            _changed(made, f"+k {arg}", f"{conn.nick} set a key on {label}: /join {room.name} KEY")
         elif rules.key:
             rules.key = ""
-            _changed(door, conn, room, "-k *", f"{conn.nick} removed the key of {label}")
+            _changed(made, "-k *", f"{conn.nick} removed the key of {label}")
     elif char == "l":
         limit = int(arg) if sign == "+" and arg.isdigit() and 0 < int(arg) < 1_000_000 else 0
         if sign == "+" and not limit:
-            door.numeric(conn, "696", room.name, "l", arg, "The limit is a number of members, 1 or more")
+            door.numeric(conn, "696", room.name, "l", arg or "*", "The limit is a number of members, 1 or more")
             return
         if rules.limit != limit:
             rules.limit = limit
             what = f"limited {label} to {limit} members" if limit else f"lifted the member limit of {label}"
-            _changed(door, conn, room, f"+l {limit}" if limit else "-l", f"{conn.nick} {what}")
+            _changed(made, f"+l {limit}" if limit else "-l", f"{conn.nick} {what}")
     elif char == "i":
         if rules.invite_only != (sign == "+"):
             rules.invite_only = sign == "+"
             what = "made {0} invite-only" if rules.invite_only else "opened {0} to everyone"
-            _changed(door, conn, room, f"{sign}i", f"{conn.nick} {what.format(label)}")
+            _changed(made, f"{sign}i", f"{conn.nick} {what.format(label)}")
+    elif char == "n":
+        if rules.external == (sign == "+"):
+            rules.external = sign == "-"
+            what = "to its members only" if sign == "+" else "open to messages from outside (IRC clients)"
+            _changed(made, f"{sign}n", f"{conn.nick} made {label} {what}")
     elif char == "s":
         if rules.secret != (sign == "+"):
             rules.secret = sign == "+"
             what = "secret: listed to its members only" if rules.secret else "listed again"
-            _changed(door, conn, room, f"{sign}s", f"{conn.nick} made {label} {what}")
+            _changed(made, f"{sign}s", f"{conn.nick} made {label} {what}")
     elif char == "t":
         if rules.topic_locked != (sign == "+"):
             rules.topic_locked = sign == "+"
             verb = "locked" if sign == "+" else "unlocked"
-            _changed(door, conn, room, f"{sign}t", f"{conn.nick} {verb} the topic of {label}")
+            _changed(made, f"{sign}t", f"{conn.nick} {verb} the topic of {label}")
 
 
-def _changed(door: IrcDoor, conn: IrcConnection, room: Any, change: str, text: str) -> None:
-    door.hub.save_rules(room)
-    door.hub.mode(room, conn, change, text)
-    log.info("%s: %s (by %s, account %s)", room.name, text, conn.nick, conn.account or "-")
+def _changed(made: list[tuple[str, str, str]], change: str, text: str) -> None:
+    """Note one applied change (``"+k KEY"``, ``"-t"``) and its human *text*; :func:`change_modes` tells the room."""
+    letters, _, param = change.partition(" ")
+    made.append((letters, param, text))
 
 
 def make_ban(door: IrcDoor, mask: str, by: str) -> Ban:

@@ -69,12 +69,16 @@ def parse_msgid(text: str) -> tuple[str, int] | None:
     return "#" + room, int(number)
 
 
-def render_event(entry: Any, flags: int, mask: Callable[[str], str], server: str, history: bool = False) -> bytes:
+def render_event(entry: Any, flags: int, mask: Callable[[str], str], server: str, history: bool = False,
+                 more: dict[str, str] | None = None) -> bytes:
     """*entry* as IRC bytes for a member with *flags* (see the module docstring); *mask* gives
-    ``nick!user@host`` for a nick, *server* is the server's name (the source of notices)."""
+    ``nick!user@host`` for a nick, *server* is the server's name (the source of notices); *more*: tags
+    added for a member with ``message-tags`` (a private line's ``msgid``, the sender's client-only tags)."""
     kind = entry.kind
     room = entry.room
     tags = event_tags(entry, flags, history)
+    if more and flags & TAGS:
+        tags.update(more)
     if kind == "msg" or kind == "me" or kind == "private":
         target = entry.extra if kind == "private" else room
         source = mask(entry.nick)
