@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatroom.wire.irc import (
@@ -45,6 +45,7 @@ def test_tag_escapes_both_ways() -> None:
     assert format_tags({}) == ""
 
 
+@settings(deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=50))
 def test_tag_values_round_trip(value: str) -> None:
     assert unescape_tag(escape_tag(value)) == value
@@ -66,6 +67,7 @@ def test_encode_never_passes_512_bytes_without_tags() -> None:
     body.decode()  # never cut inside a character
 
 
+@settings(deadline=None)
 @given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\0\r\n ", blacklist_categories=("Cs",)),
                         min_size=1, max_size=8), min_size=1, max_size=5),
        st.text(alphabet=st.characters(blacklist_characters="\0\r\n", blacklist_categories=("Cs",)), max_size=40))
@@ -141,6 +143,7 @@ def test_split_text_fits_each_piece_and_loses_nothing() -> None:
     assert split_text("", 10) == [""] and split_text("short", 10) == ["short"]
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=3000), st.integers(min_value=1, max_value=600))
 def test_parser_never_raises_and_any_split_gives_the_same_events(data: bytes, cut: int) -> None:
     whole = IrcParser().feed(data)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from chatroom.model.history import Entry
 from chatroom.model.hub import Notice
-from chatroom.wire.irc import MAX_LINE, IrcParser, Message
+from chatroom.net.ircchat import relayed_size
+from chatroom.wire.irc import MAX_LINE, IrcParser, Message, line_size
 from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME, msgid, parse_msgid, render_event
 
 T = 1_790_000_000.5
@@ -77,3 +81,13 @@ def test_msgids_name_their_room() -> None:
     assert parse_msgid("my-room-7") == ("#my-room", 7)
     for bad in ("lobby", "-4", "lobby-x", "lobby-" + "9" * 19):
         assert parse_msgid(bad) is None
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="\0\r\n", blacklist_categories=("Cs",)), max_size=60),
+       st.booleans())
+@settings(deadline=None)
+def test_the_door_counts_a_relayed_line_as_the_codec_encodes_it(text: str, action: bool) -> None:
+    shown = f"\x01ACTION {text}\x01" if action else text
+    for command, target in (("PRIVMSG", "#room"), ("NOTICE", "bob")):
+        assert relayed_size("alice!~a@127.0.0.1", command, target, text, action) == \
+            line_size(Message(command, [target, shown], source="alice!~a@127.0.0.1"))
