@@ -135,6 +135,23 @@ def test_kick_mode_and_quit_reach_every_door(irc: Any) -> None:
     bob.expect("* alice left ops (bye)")
 
 
+def test_a_moderated_room_silences_every_door(irc: Any) -> None:
+    alice = irc.irc("alice")
+    alice.send("JOIN #quiet")
+    alice.expect("366")
+    bob = irc.connect("bob")
+    bob.send("/join #quiet")
+    bob.expect_prefix("OK join #quiet")
+    alice.send("MODE #quiet +m")
+    assert alice.expect("MODE").params == ["#quiet", "+m"]
+    bob.send("may I?")
+    bob.expect("ERROR #quiet is moderated: only its operators and voiced members speak")
+    alice.send("MODE #quiet +v bob")
+    alice.expect("MODE")
+    bob.send("thanks")
+    assert alice.expect("PRIVMSG").params == ["#quiet", "thanks"]
+
+
 def test_unknown_commands_reach_chatroom_commands_with_notice_replies(irc: Any) -> None:
     alice = irc.irc("alice")
     alice.send("UPPER hello there")

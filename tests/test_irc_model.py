@@ -136,3 +136,36 @@ def test_mode_notice_has_a_structure_and_a_human_text(tmp_path: Path) -> None:
     hub.flush()
     assert alice.take() == ["* alice set a key on r"]
     assert carol.take() == ["mode|#r|alice|+k|alice||5"]  # a wire's own variant number reaches its encoder
+
+
+def test_room_rules_irc_modes_name_hold_for_every_door(tmp_path: Path) -> None:
+    from chatroom.model.access import Viewer, join_block, join_refusal, listed_to
+    from chatroom.model.moderation import Ban
+
+    hub = _hub(tmp_path)
+    alice, bob, carol = Recorder(1, "alice"), Recorder(2, "bob"), Recorder(3, "carol")
+    room = hub.open_room("#r")
+    for m in (alice, bob, carol):
+        hub.add(m)
+    hub.join(alice, room)  # the first member: its operator
+    rules = room.rules
+    guest = Viewer.of(bob)
+    assert guest.mask == "bob!bob@chatroom"
+    rules.invite_only = True
+    assert join_block(guest, room, None) == "invite" and join_block(guest, room, None, invited=True) is None
+    assert join_refusal(guest, room, None) == "#r is invite-only: it needs an invitation"
+    rules.invite_only, rules.limit = False, 1
+    assert join_refusal(guest, room, None) == "#r is full"
+    rules.limit = 0
+    rules.add_ban(Ban("mask", "b*!*@*", "b*!*@*"))
+    assert join_block(guest, room, None, invited=True) == "banned"  # an invitation never passes a ban
+    assert join_block(Viewer.of(carol), room, None) is None
+    rules.secret = True
+    assert not listed_to(guest, room) and listed_to(Viewer.of(alice), room)
+    rules.moderated = True
+    hub.join(carol, room)
+    assert room.may_speak(alice) and not room.may_speak(carol)
+    room.voices.add(carol.id)
+    assert room.may_speak(carol)
+    hub.part(carol, room)
+    assert carol.id not in room.voices  # voice lasts while the member stays

@@ -266,6 +266,7 @@ class Hub:
         if room.pending:
             self._fan_out(room)
         room.ops.discard(member.id)
+        room.voices.discard(member.id)
         if room.members.pop(member.id, None) is not None and member.wire_index:
             left = self._structured.get(room.name, 1) - 1
             if left:

@@ -47,7 +47,8 @@ class RoomRules:
     (only operators set the topic), ``key`` (``""``: none; else joining needs it), ``secret`` (the room is
     listed and its members shown to its members only: IRC's ``+s``), ``limit`` (most members, 0: no limit;
     ``+l``), ``invite_only`` (only invited members join; ``+i``) and ``external`` (members outside the room may
-    send to it: IRC's ``-n``; only the IRC door has a way to)."""
+    send to it: IRC's ``-n``; only the IRC door has a way to) and ``moderated`` (only operators and voiced
+    members speak: IRC's ``+m``, :meth:`~chatroom.model.room.Room.may_speak`)."""
 
     owner: str = ""
     operators: dict[str, str] = field(default_factory=dict)
@@ -58,6 +59,7 @@ class RoomRules:
     limit: int = 0
     invite_only: bool = False
     external: bool = False
+    moderated: bool = False
 
     def is_operator(self, account: str | None) -> bool:
         """True if *account* owns the room or is one of its operators (None: a guest, never)."""
@@ -119,7 +121,8 @@ class RoomRules:
         return cls(owner=str(data.get("owner", "")), operators=dict(data.get("operators", {})),
                    bans=[Ban(**b) for b in data.get("bans", [])], topic_locked=bool(data.get("topic_locked")),
                    key=str(data.get("key", "")), secret=bool(data.get("secret")), limit=int(data.get("limit", 0)),
-                   invite_only=bool(data.get("invite_only")), external=bool(data.get("external")))
+                   invite_only=bool(data.get("invite_only")), external=bool(data.get("external")),
+                   moderated=bool(data.get("moderated")))
 
 
 def allowed(requires: str, account: str | None, rules: RoomRules | None, admin: bool) -> bool:

@@ -131,8 +131,6 @@ class IrcDoor:
         self.private_tags: dict[str, str] | None = None
         #: Most members registered at once (LUSERS).
         self.max_users = 0
-        #: ``(room name, member id)`` of voiced members (``+v``: shown, no effect: no room is moderated).
-        self.voices: set[tuple[str, int]] = set()
         self.commands: dict[str, tuple[Callable[[IrcDoor, IrcConnection, Message], float], bool, int]] = {}
         #: ``handler(door, conn, message)`` for a command not in the table (else ``421``).
         self.fallback: Callable[[IrcDoor, IrcConnection, Message], float] | None = None

@@ -39,7 +39,7 @@ def _room(door: IrcDoor, conn: IrcConnection, name: str, *, member: bool = True)
 
 def _prefix(door: IrcDoor, conn: IrcConnection, member: Any, room: Any) -> str:
     """``@`` for an operator, ``+`` for a voiced member (both with ``multi-prefix``)."""
-    marks = ("@" if door.is_op(member, room) else "") + ("+" if (room.name, member.id) in door.voices else "")
+    marks = ("@" if door.is_op(member, room) else "") + ("+" if member.id in room.voices else "")
     return marks if "multi-prefix" in conn.irccaps else marks[:1]
 
 
@@ -329,7 +329,8 @@ def mode(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     if len(msg.params) == 1:
         rules = room.rules
-        modes = "+" + "i" * rules.invite_only + "n" * (not rules.external) + "s" * rules.secret + "t" * rules.topic_locked
+        modes = "+" + "i" * rules.invite_only + "m" * rules.moderated + "n" * (not rules.external) + "s" * rules.secret \
+            + "t" * rules.topic_locked
         args = []
         if rules.key:
             modes += "k"

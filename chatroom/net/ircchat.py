@@ -72,6 +72,10 @@ def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: b
         if not notice:
             door.numeric(conn, "404", room.name, "Cannot send to channel (you are not in it)")
         return
+    if not room.may_speak(conn) and not door.is_admin(conn):
+        if not notice:
+            door.numeric(conn, "404", room.name, "Cannot send to channel (+m)")
+        return
     kind = "notice" if notice else "msg"
     if text.startswith("\x01ACTION ") or text == "\x01ACTION\x01":
         kind, text = "me", text[8:].rstrip("\x01")

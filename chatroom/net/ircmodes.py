@@ -4,8 +4,7 @@
 member of an unowned room is), ``+b/-b MASK`` and ``b`` alone (the list: 367, 368; which masks map to which bans: :func:`make_ban`), ``+l N``/``-l``
 (the member limit), ``+i``/``-i`` (invite-only: INVITE lets a member in once), ``+k KEY``/``-k``, ``+t``/``-t``
 (the topic lock), ``+s`` (secret: listed, and its members shown, to its members only), ``+n``/``-n`` (whether
-IRC clients outside the room may send to it; on by default; no other door has a way to), ``+v NICK`` (shown as ``+``, for IRC clients only: no room is moderated,
-so it changes nothing). Anything else (``+i``, ``+m``, ``+l``, ``+s``, ``+v``, ``-n``) is a rule
+IRC clients outside the room may send to it; on by default; no other door has a way to), ``+v NICK`` (may speak in a moderated room, while it stays), ``+m`` (moderated). Anything else (``+i``, ``+m``, ``+l``, ``+s``, ``+v``, ``-n``) is a rule
 chatroom's rooms do not have: ``472``. Every change is persisted, told to the room as a structured ``mode``
 notice (IRC clients see ``MODE``, the others the human line) and logged. Loop thread only.
 """
@@ -47,7 +46,7 @@ def change_modes(door: IrcDoor, conn: IrcConnection, room: Any, changes: str, ar
                 door.numeric(conn, "367", room.name, shown, ban.by or door.server_name, str(int(ban.at)))
             door.numeric(conn, "368", room.name, "End of channel ban list")
             continue
-        if char not in "obktnvsli":
+        if char not in "obktnvslim":
             door.numeric(conn, "472", char, f"is not a mode of chatroom's rooms ({room.name})")
             continue
         if room.name not in conn.rooms and not door.is_admin(conn):
@@ -122,11 +121,9 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
         if member is None or room.name not in member.rooms:
             door.numeric(conn, "441", arg, room.name, "They aren't on that channel")
             return
-        key = (room.name, member.id)
-        if (key in door.voices) == (sign == "+"):
+        if (member.id in room.voices) == (sign == "+"):
             return
-        (door.voices.add if sign == "+" else door.voices.discard)(key)
-        door.voices -= {(r, i) for r, i in door.voices if i not in hub.members}  # members gone since
+        (room.voices.add if sign == "+" else room.voices.discard)(member.id)
         verb = "gave voice to" if sign == "+" else "took voice from"
         _changed(made, f"{sign}v {member.nick}", f"{conn.nick} {verb} {member.nick} in {label}")
     elif char == "b":
@@ -171,6 +168,11 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
             rules.invite_only = sign == "+"
             what = "made {0} invite-only" if rules.invite_only else "opened {0} to everyone"
             _changed(made, f"{sign}i", f"{conn.nick} {what.format(label)}")
+    elif char == "m":
+        if rules.moderated != (sign == "+"):
+            rules.moderated = sign == "+"
+            what = "moderated: only operators and voiced members speak" if rules.moderated else "unmoderated"
+            _changed(made, f"{sign}m", f"{conn.nick} made {label} {what}")
     elif char == "n":
         if rules.external == (sign == "+"):
             rules.external = sign == "-"

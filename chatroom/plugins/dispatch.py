@@ -103,6 +103,9 @@ class Dispatcher:
         if room is None:
             self.server.send_line(client, "ERROR you are in no room: /join #room first")
             return None
+        if not room.may_speak(client) and (client.account or "").casefold() not in getattr(self.server, "admins", ()):
+            self.server.send_line(client, f"ERROR {room.name} is moderated: only its operators and voiced members speak")
+            return None
         if self.plugins.implemented("chat_message"):
             filtered = self.plugins.chain("chat_message", lambda p: Context(self.server, p, client), "text", text)
             if filtered is None:
