@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# A step of the project's test command (README "Test it"; .ci/run runs exactly that line): the system
-# programs the tests start besides chatroom itself, from Debian's packages, each only when missing:
-# irssi (tests/test_irc_irssi.py: a real IRC client in a pseudo-terminal). As root, or with sudo when not root.
+# The first step of the project's test command (README "Test it"; .ci/run runs exactly that line): the
+# system programs the tests start besides chatroom itself, from Debian's packages with apt-get, each only
+# when missing (as root, or with sudo when not root):
+#   chromium  the browser tests (tests/test_browser*.py) drive Debian's Chromium through Playwright, whose
+#             own browser download does not work everywhere (~480 MB, once)
+#   irssi     a real IRC client in a pseudo-terminal (tests/test_irc_irssi.py)
 set -euo pipefail
 
 missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v irssi >/dev/null 2>&1 || missing+=(irssi)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -18,7 +22,8 @@ else
     exit 2
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "scripts/install-test-packages.sh: missing ${missing[*]} and there is no apt-get (Debian/Ubuntu)" >&2
+    echo "scripts/install-test-packages.sh: missing ${missing[*]} and there is no apt-get (Debian/Ubuntu);" >&2
+    echo "  install them so that /usr/bin/chromium and irssi run, then run this again" >&2
     exit 2
 fi
 echo "scripts/install-test-packages.sh: installing ${missing[*]} with apt-get (once)" >&2

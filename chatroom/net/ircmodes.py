@@ -163,31 +163,22 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, ar
             rules.limit = limit
             what = f"limited {label} to {limit} members" if limit else f"lifted the member limit of {label}"
             _changed(made, f"+l {limit}" if limit else "-l", f"{conn.nick} {what}")
-    elif char == "i":
-        if rules.invite_only != (sign == "+"):
-            rules.invite_only = sign == "+"
-            what = "made {0} invite-only" if rules.invite_only else "opened {0} to everyone"
-            _changed(made, f"{sign}i", f"{conn.nick} {what.format(label)}")
-    elif char == "m":
-        if rules.moderated != (sign == "+"):
-            rules.moderated = sign == "+"
-            what = "moderated: only operators and voiced members speak" if rules.moderated else "unmoderated"
-            _changed(made, f"{sign}m", f"{conn.nick} made {label} {what}")
-    elif char == "n":
-        if rules.external == (sign == "+"):
-            rules.external = sign == "-"
-            what = "to its members only" if sign == "+" else "open to messages from outside (IRC clients)"
-            _changed(made, f"{sign}n", f"{conn.nick} made {label} {what}")
-    elif char == "s":
-        if rules.secret != (sign == "+"):
-            rules.secret = sign == "+"
-            what = "secret: listed to its members only" if rules.secret else "listed again"
-            _changed(made, f"{sign}s", f"{conn.nick} made {label} {what}")
-    elif char == "t":
-        if rules.topic_locked != (sign == "+"):
-            rules.topic_locked = sign == "+"
-            verb = "locked" if sign == "+" else "unlocked"
-            _changed(made, f"{sign}t", f"{conn.nick} {verb} the topic of {label}")
+    else:  # a flag: the rule it sets (n sets the opposite: ``external``) and what the room is told
+        field, on, off = _FLAGS[char]
+        value = (sign == "+") != (char == "n")
+        if getattr(rules, field) != value:
+            setattr(rules, field, value)
+            _changed(made, f"{sign}{char}", f"{conn.nick} " + (on if sign == "+" else off).format(label))
+
+
+#: Flag modes: the RoomRules field each sets, and the human text of setting and of unsetting it.
+_FLAGS = {
+    "i": ("invite_only", "made {0} invite-only", "opened {0} to everyone"),
+    "m": ("moderated", "made {0} moderated: only operators and voiced members speak", "made {0} unmoderated"),
+    "n": ("external", "made {0} hear its members only", "opened {0} to messages from outside (IRC clients)"),
+    "s": ("secret", "made {0} secret: listed to its members only", "made {0} listed again"),
+    "t": ("topic_locked", "locked the topic of {0}", "unlocked the topic of {0}"),
+}
 
 
 def _changed(made: list[tuple[str, str, str]], change: str, text: str) -> None:

@@ -106,20 +106,7 @@ class _Irc:
         """As the line transport's; a connection that never registered is closed without the application."""
         if isinstance(conn, IrcConnection) and not conn.registered and not conn.closed:
             self.pending.pop(conn.id, None)
-            if flush and conn.out and not conn.closing:
-                conn.closing = True
-                conn.deadline = self.loop.clock() + 3.0
-                self.loop.backlog.discard(conn)
-                self.loop.set_mask(conn)
-                self.loop.mark(conn)
-                self._watch_conn(conn)  # type: ignore[attr-defined]
-                return
-            conn.closed = True
-            self.loop.forget(conn)
-            conn.sock.close()
-            self._watch.discard(conn)  # type: ignore[attr-defined]
-            self._count_out(conn.host)  # type: ignore[attr-defined]
-            return
+            return self.close_unseen(conn, flush=flush)  # type: ignore[attr-defined,no-any-return]
         if isinstance(conn, IrcConnection) and not conn.closing and not conn.closed:
             remember(self.door, conn)
         super().close(conn, reason, flush=flush)  # type: ignore[misc]

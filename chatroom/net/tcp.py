@@ -335,6 +335,23 @@ class LineTransport:
         if not conn.closing:
             self.app.on_close(conn, reason)
 
+    def close_unseen(self, conn: Connection, *, flush: bool = False) -> None:
+        """Close a connection the application never heard of (an HTTP request, an IRC client that never
+        registered): no ``on_close``; with *flush*, once its queued output is sent (or CLOSE_GRACE seconds)."""
+        if flush and conn.out and not conn.closing:
+            conn.closing = True
+            conn.deadline = self.loop.clock() + CLOSE_GRACE
+            self.loop.backlog.discard(conn)
+            self.loop.set_mask(conn)
+            self.loop.mark(conn)
+            self._watch_conn(conn)
+            return
+        conn.closed = True
+        self.loop.forget(conn)
+        conn.sock.close()
+        self._watch.discard(conn)
+        self._count_out(conn.host)
+
     def shutdown(self) -> None:
         """Stop accepting (the listener is closed)."""
         try:

@@ -16,7 +16,8 @@ one of RFC 1459/2812 as the "Modern IRC" document describes it
   included. The tag section (``@`` to the space after it) a client may send
   is at most :data:`MAX_CLIENT_TAGS` (4096) bytes; a server's, at most
   :data:`MAX_TAGS` (8191). A longer line is reported as :class:`TooLong`
-  (the server answers ``417 ERR_INPUTTOOLONG``) and skipped as it arrives,
+  (:class:`chatroom.wire.lines.TooLong` with ``kind`` ``"line"`` or ``"tags"``; the server answers
+  ``417 ERR_INPUTTOOLONG``) and skipped as it arrives,
   never buffered past the limit.
 * Text is UTF-8; invalid bytes become U+FFFD, never an error. NUL, CR and
   LF never reach a parameter.
@@ -31,6 +32,8 @@ Never raises on any input.
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from chatroom.wire.lines import TooLong  # the line protocol's event: kind "line" or "tags" here
 
 __all__ = [
     "CASEMAPPING", "MAX_CLIENT_TAGS", "MAX_LINE", "MAX_TAGS", "IrcParser", "Message", "TooLong", "casefold",
@@ -84,24 +87,6 @@ class Message:
         tags = f", tags={self.tags!r}" if self.tags else ""
         source = f", source={self.source!r}" if self.source else ""
         return f"Message({self.command!r}, {self.params!r}{source}{tags})"
-
-
-class TooLong:
-    """A line was discarded: its tag section (``kind`` ``"tags"``) or the rest of it (``"line"``) was over
-    the limit; ``size`` is the bytes discarded (the whole line, terminator included). Parsing resumes at
-    the next line."""
-
-    __slots__ = ("kind", "size")
-
-    def __init__(self, kind: str, size: int) -> None:
-        self.kind = kind
-        self.size = size
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is TooLong and (self.kind, self.size) == (other.kind, other.size)
-
-    def __repr__(self) -> str:
-        return f"TooLong({self.kind!r}, {self.size})"
 
 
 # -- tags -----------------------------------------------------------------------------------------
