@@ -54,7 +54,7 @@ class IrcConnection(Connection):
     """
 
     __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
-                 "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited")
+                 "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text")
 
     greeted = False  # no welcome line and no automatic join: an IRC client joins its channels
 
@@ -77,6 +77,7 @@ class IrcConnection(Connection):
         self.password_ok = True
         self.failures = 0
         self.invited: set[str] = set()
+        self.mask_text = "!"
 
     def encode_text(self, text: str) -> bytes:
         """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client."""
@@ -85,8 +86,11 @@ class IrcConnection(Connection):
 
     @property
     def source(self) -> str:
-        """``nick!user@host`` as other clients see this one."""
-        return f"{self.nick}!{self.user or '~' + self.nick}@{irc_host(self.host)}"
+        """``nick!user@host`` as other clients see this one (made again when the nick changed)."""
+        mask = self.mask_text
+        if not mask.startswith(self.nick) or mask[len(self.nick)] != "!":
+            mask = self.mask_text = f"{self.nick}!{self.user or '~' + self.nick}@{irc_host(self.host)}"
+        return mask
 
 
 class IrcTLSConnection(IrcConnection):
@@ -180,6 +184,8 @@ class IrcDoor:
         member = self.hub.find(nick)
         if member is None:
             return f"{nick}!{nick}@{self.server_name}"
+        if isinstance(member, IrcConnection):
+            return member.source
         user = getattr(member, "user", "") or member.nick
         return f"{member.nick}!{user}@{irc_host(str(getattr(member, 'host', '') or ''))}"
 

@@ -62,7 +62,7 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
 
 
 def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
-    room = door.hub.room(name)
+    room = conn.rooms.get(name) or door.hub.room(name)  # the exact name of one of its rooms: no parsing
     if room is None:
         if not notice:
             door.numeric(conn, "403", name, "No such channel")

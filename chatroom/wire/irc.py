@@ -134,7 +134,8 @@ def parse_line(line: str) -> Message | None:
     """One line (``str``, no terminator) -> a :class:`Message`, or None for a line with no command (empty,
     spaces only, or tags and source alone). Spaces between parameters may repeat; more than
     :data:`MAX_PARAMS` parameters are joined, with their spaces, into the fifteenth."""
-    line = line.translate(_CONTROLS)
+    if "\0" in line or "\r" in line:
+        line = line.translate(_CONTROLS)
     tags: dict[str, str] = {}
     if line.startswith("@"):
         section, _, line = line.partition(" ")
@@ -268,7 +269,10 @@ def _body(message: Message) -> bytes:
         if not last or " " in last or last[0] == ":":
             last = ":" + last
         parts.append(last)
-    return " ".join(parts).translate(_CONTROLS).encode("utf-8", "replace")
+    body = " ".join(parts)
+    if "\0" in body or "\r" in body or "\n" in body:
+        body = body.translate(_CONTROLS)
+    return body.encode("utf-8", "replace")
 
 
 def line_size(message: Message) -> int:
