@@ -75,7 +75,9 @@ class ChatroomController(BaseServerController, DirectoryBasedController):  # typ
             conn.sendall(f"NICK {username}\r\nUSER {username} 0 * :{username}\r\n".encode())
             _wait(conn, b" 001 ")
             conn.sendall(f"REGISTER {password}\r\n".encode())
-            _wait(conn, b":OK registered")
+            answer = _wait(conn, b":OK registered", refusal=b":ERROR ")
+            if b":OK registered" not in answer:  # chatroom's password rules: 8 to 256 characters, no spaces
+                raise NotImplementedByController(f"an account chatroom refuses: {answer.strip()[-120:]!r}")
             conn.sendall(b"QUIT\r\n")
             _wait(conn, b"ERROR")
         finally:
@@ -83,16 +85,18 @@ class ChatroomController(BaseServerController, DirectoryBasedController):  # typ
         time.sleep(0.05)  # the nick is free again once the server has seen the QUIT
 
 
-def _wait(conn: socket.socket, token: bytes) -> None:
+def _wait(conn: socket.socket, token: bytes, refusal: bytes | None = None) -> bytes:
+    """Read until *token* (or *refusal*) arrives; returns what was read."""
     data = b""
     deadline = time.monotonic() + 10
-    while token not in data:
+    while token not in data and (refusal is None or refusal not in data):
         if time.monotonic() > deadline:
             raise RuntimeError(f"chatroom did not answer {token!r}: {data[-300:]!r}")
         chunk = conn.recv(4096)
         if not chunk:
             raise RuntimeError(f"chatroom closed before {token!r}: {data[-300:]!r}")
         data += chunk
+    return data
 
 
 def get_irctest_controller_class() -> Type[ChatroomController]:
