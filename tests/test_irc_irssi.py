@@ -14,6 +14,7 @@ import pytest
 
 from irc_kit import start_irc
 from screen import Term
+from test_e2e_transfer import ClientProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("irssi") is None,
                                 reason="irssi is missing: scripts/install-test-packages.sh installs it")
@@ -47,6 +48,9 @@ def test_irssi_talks_with_line_and_terminal_members(server_factory: Any, tmp_pat
     bob = server.connect("bob")
     bob.send("/join #team")
     bob.expect_prefix("OK join #team")
+    dave = ClientProcess(server.port, tmp_path / "dave", "--name", "dave")  # the terminal client, line mode
+    dave.send("/join #team")
+    dave.expect(lambda line: "OK join #team" in line)
     term = _irssi(tmp_path, server.irc_port, "correct-horse")
     try:
         term.wait_for(r"Welcome to the chatroom IRC door alice!", "irssi registered")
@@ -56,6 +60,9 @@ def test_irssi_talks_with_line_and_terminal_members(server_factory: Any, tmp_pat
         term.wait_for(r"alice.*has joined #team", "irssi in #team")
         term.type("hello from irssi\r")
         bob.expect("alice: hello from irssi")
+        dave.expect(lambda line: "alice: hello from irssi" in line)
+        dave.send("hi from the terminal client")
+        term.wait_for(r"dave> hi from the terminal client", "the terminal client's line in irssi")
         bob.send("hi irssi")
         term.wait_for(r"bob> hi irssi", "bob's line in irssi")
         term.type("/me waves\r")
@@ -92,5 +99,7 @@ def test_irssi_talks_with_line_and_terminal_members(server_factory: Any, tmp_pat
         term.type("/quit leaving now\r")
         bob.expect("* alice left team (leaving now)")
         assert term.exit_status(timeout=10) is not None
+        dave.expect(lambda line: "alice left team (leaving now)" in line)
     finally:
         term.close()
+        dave.kill()
