@@ -244,3 +244,30 @@ def test_over_long_input_is_refused_not_relayed(irc: Any) -> None:
     alice.expect("417")
     alice.send("PRIVMSG #x :" + "a" * 480)  # fits the 512 bytes, not with alice's address for the others
     alice.expect("417")
+
+
+def test_irc_over_tls_with_the_server_certificate(server_factory: Any) -> None:
+    import socket
+    import ssl
+
+    from chatroom.wire.irc import IrcParser, Message
+
+    server = server_factory("--tls", "--irc-port", "0", "--irc-tls-port", "0", "--irc-server-name", "irc.test")
+    irc: list[str] = []
+    for _ in range(10):  # the start-up lines: listening, TLS, web, IRC, IRC TLS
+        line = server.proc.stdout.readline()
+        if line.startswith("chatroom-server IRC"):
+            irc.append(line)
+        if len(irc) == 2:
+            break
+    assert irc[0].startswith("chatroom-server IRC on ") and irc[1].startswith("chatroom-server IRC TLS on ")
+    port = int(irc[1].strip().rpartition(":")[2])
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the self-signed certificate
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10)) as sock:
+        sock.sendall(b"NICK tls\r\nUSER t 0 * :T\r\n")
+        parser, got = IrcParser(), []
+        while not any(isinstance(m, Message) and m.command == "001" for m in got):
+            data = sock.recv(65536)
+            assert data, "closed before the welcome"
+            got += parser.feed(data)

@@ -281,7 +281,7 @@ class ServerOptions:
     web_static: Path | None = None
     web_request_timeout: float = _num(10.0, above=True, high=DAY)
     #: The IRC door (docs/irc.md): *irc_port* (None: no IRC; 0: the kernel picks), *irc_tls_port* IRC over TLS
-    #: (implies TLS), *irc_server_name* the server name IRC clients see (``""``: the host name).
+    #: (needs TLS on), *irc_server_name* the server name IRC clients see (``""``: the host name).
     irc_port: int | None = _port()
     irc_tls_port: int | None = _port()
     irc_server_name: str = ""
@@ -303,6 +303,8 @@ class ServerOptions:
             self._refuse("history_keep", problem)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise OptionError("--tls-cert and --tls-key go together")
+        if self.irc_tls_port is not None and not self.tls_enabled:
+            raise OptionError("--irc-tls-port needs TLS: add --tls (or --tls-cert and --tls-key)")
         if self.server_password is not None and not (isinstance(self.server_password, str) and self.server_password):
             self._refuse("server_password", "must be a non-empty string or None")
         for name in ("admins", "web_origins"):
@@ -319,7 +321,7 @@ class ServerOptions:
     @property
     def tls_enabled(self) -> bool:
         """Does the server speak TLS (on its main port, or on *tls_port* beside it)?"""
-        return self.tls or self.tls_cert is not None or self.tls_port is not None or self.irc_tls_port is not None
+        return self.tls or self.tls_cert is not None or self.tls_port is not None
 
     def replace(self, **changes: Any) -> ServerOptions:
         """A copy with *changes* (checked like a new one)."""
