@@ -18,7 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Set, Type
 
-from irctest.basecontrollers import BaseServerController, DirectoryBasedController  # type: ignore[import-not-found]
+from irctest.basecontrollers import (  # type: ignore[import-not-found]
+    BaseServerController,
+    BaseServicesController,
+    DirectoryBasedController,
+)
 from irctest.runner import NotImplementedByController  # type: ignore[import-not-found]
 
 SERVER_NAME = "My.Little.Server"
@@ -54,6 +58,8 @@ class ChatroomController(BaseServerController, DirectoryBasedController):  # typ
             command += ["--password-file", str(secret)]
         self.password = password
         self.proc = self.execute(command)
+        if run_services:  # chatroom's accounts are its own: no services process, the server registers them
+            self.services_controller = ChatroomServices(self.test_config, self)
         try:
             self.wait_for_port()
             self._register("operuser", "operpassword")
@@ -65,6 +71,9 @@ class ChatroomController(BaseServerController, DirectoryBasedController):  # typ
         """An account: connect as *username* and send chatroom's ``/register PASSWORD`` as ``REGISTER``."""
         self._register(username, password or "")
 
+    def wait_for_services(self) -> None:
+        """Nothing to wait for (see :class:`ChatroomServices`)."""
+
     def _register(self, username: str, password: str) -> None:
         if not password:
             raise NotImplementedByController("accounts without a password")
@@ -75,7 +84,7 @@ class ChatroomController(BaseServerController, DirectoryBasedController):  # typ
             conn.sendall(f"NICK {username}\r\nUSER {username} 0 * :{username}\r\n".encode())
             _wait(conn, b" 001 ")
             conn.sendall(f"REGISTER {password}\r\n".encode())
-            answer = _wait(conn, b":OK registered", refusal=b":ERROR ")
+            answer = _wait(conn, b":OK registered", refusal=b":ERROR ", too_long=b" 417 ")
             if b":OK registered" not in answer:  # chatroom's password rules: 8 to 256 characters, no spaces
                 raise NotImplementedByController(f"an account chatroom refuses: {answer.strip()[-120:]!r}")
             conn.sendall(b"QUIT\r\n")
@@ -85,11 +94,11 @@ class ChatroomController(BaseServerController, DirectoryBasedController):  # typ
         time.sleep(0.05)  # the nick is free again once the server has seen the QUIT
 
 
-def _wait(conn: socket.socket, token: bytes, refusal: bytes | None = None) -> bytes:
-    """Read until *token* (or *refusal*) arrives; returns what was read."""
+def _wait(conn: socket.socket, token: bytes, refusal: bytes | None = None, too_long: bytes | None = None) -> bytes:
+    """Read until *token* (or *refusal*, or *too_long*) arrives; returns what was read."""
     data = b""
     deadline = time.monotonic() + 10
-    while token not in data and (refusal is None or refusal not in data):
+    while token not in data and not any(t is not None and t in data for t in (refusal, too_long)):
         if time.monotonic() > deadline:
             raise RuntimeError(f"chatroom did not answer {token!r}: {data[-300:]!r}")
         chunk = conn.recv(4096)
@@ -97,6 +106,28 @@ def _wait(conn: socket.socket, token: bytes, refusal: bytes | None = None) -> by
             raise RuntimeError(f"chatroom closed before {token!r}: {data[-300:]!r}")
         data += chunk
     return data
+
+
+class ChatroomServices(BaseServicesController):  # type: ignore[misc]
+    """irctest's "services" for chatroom: accounts live in chatroom itself (``/register``, SASL PLAIN), so
+    there is no process to start or wait for; registering a user is the server controller's ``REGISTER``."""
+
+    software_name = "chatroom"
+
+    def run(self, protocol: str, server_hostname: str, server_port: int) -> None:
+        pass
+
+    def wait_for_services(self) -> None:
+        pass
+
+    def registerUser(self, case: Any, username: str, password: Optional[str] = None) -> None:
+        self.server_controller._register(username, password or "")
+
+    def kill(self) -> None:
+        pass
+
+    def terminate(self) -> None:
+        pass
 
 
 def get_irctest_controller_class() -> Type[ChatroomController]:

@@ -199,6 +199,8 @@ def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
         return 1.0
     entries = _query(lambda **how: door.hub.rooms.read(conn, room, **how), sub, [r or 0 for r in refs], limit)
+    if "draft/event-playback" not in conn.irccaps:  # without it, the lines said, not the topic changes
+        entries = [e for e in entries if e.kind in ("msg", "me") or (e.kind == "notice" and e.nick)]
     batch = _open_batch(door, conn, "chathistory", room.name)
     for entry in entries:
         line = render_event(entry, conn.tagged, door.mask_of, door.server_name, history=True)
@@ -226,11 +228,14 @@ def _query(read: Any, sub: str, refs: list[int], limit: int) -> list[Any]:
         return read(before=refs[0], last=limit)
     if sub == "AFTER":
         return read(since=refs[0], last=limit)
-    if sub == "AROUND":
-        before = read(before=refs[0], last=max(1, limit // 2))
-        return (before + read(since=refs[0] - 1, last=limit))[:limit]
-    low, high = sorted(refs[:2]) if len(refs) > 1 else (refs[0], refs[0])
-    return [e for e in read(since=low, last=min(500, limit)) if e.id < high][:limit]
+    if sub == "AROUND":  # the line itself, centred: (limit - 1) // 2 before it
+        wanted = (limit - 1) // 2
+        before = read(before=refs[0], last=wanted) if wanted else []
+        return before + read(since=refs[0] - 1, last=limit - len(before))
+    first, second = refs[0], refs[1] if len(refs) > 1 else refs[0]
+    if first <= second:  # between, both excluded: the *limit* lines nearest the first reference
+        return [e for e in read(since=first, last=limit) if e.id < second]
+    return [e for e in read(before=first, last=limit) if e.id > second]
 
 
 def _open_batch(door: IrcDoor, conn: IrcConnection, kind: str, *params: str) -> str:
