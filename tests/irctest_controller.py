@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Optional, Set, Type
@@ -28,8 +29,20 @@ from irctest.runner import NotImplementedByController  # type: ignore[import-not
 SERVER_NAME = "My.Little.Server"
 
 
+def _store_account(self: Any, name: str, password: str) -> None:
+    """Create the account *name* with *password* straight in the server's account store (the server reads it
+    on the next login), with chatroom's own code run by the Python that runs ``chatroom-server``: for the
+    passwords irctest uses that ``/register`` refuses for being short. SASL still checks them the normal way."""
+    python = Path(shutil.which("chatroom-server") or "chatroom-server").parent / "python"
+    code = ("import sys; from chatroom.model.accounts import AccountStore, hash_password; "
+            "AccountStore(__import__('pathlib').Path(sys.argv[1])).create(sys.argv[2], hash_password(sys.argv[3]))")
+    store = Path(self.directory) / "data" / "accounts.sqlite3"
+    subprocess.run([str(python), "-c", code, str(store), name, password], check=True, timeout=30)
+
+
 class ChatroomController(BaseServerController, DirectoryBasedController):  # type: ignore[misc]
     software_name = "chatroom"
+    _store_account = _store_account
     supported_sasl_mechanisms: Set[str] = {"PLAIN"}
     supports_sts = False
 
@@ -85,8 +98,8 @@ class ChatroomController(BaseServerController, DirectoryBasedController):  # typ
             _wait(conn, b" 001 ")
             conn.sendall(f"REGISTER {password}\r\n".encode())
             answer = _wait(conn, b":OK registered", refusal=b":ERROR ", too_long=b" 417 ")
-            if b":OK registered" not in answer:  # chatroom's password rules: 8 to 256 characters, no spaces
-                raise NotImplementedByController(f"an account chatroom refuses: {answer.strip()[-120:]!r}")
+            if b":OK registered" not in answer:  # chatroom's password rules (8 to 256 characters, no spaces)
+                self._store_account(username, password)  # refuse irctest's "sesame": store it as an admin would
             conn.sendall(b"QUIT\r\n")
             _wait(conn, b"ERROR")
         finally:

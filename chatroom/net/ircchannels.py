@@ -229,7 +229,10 @@ def invite(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     door.numeric(conn, "341", target.nick, room.name)
     if isinstance(target, IrcConnection):
         target.invited.add(room.name)
-        door.message(target, "INVITE", target.nick, room.name, source=conn.source)
+        tags = door.server_tags(target)
+        if conn.account and target.irccaps & {"account-tag", "message-tags"}:
+            tags["account"] = conn.account
+        door.message(target, "INVITE", target.nick, room.name, source=conn.source, tags=tags)
     else:
         door.app.send_line(target, f"* {conn.nick} invites you to {room.name}: /join {room.name}")
         if hasattr(target, "invited"):

@@ -253,7 +253,7 @@ def authenticate(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     conn.sasl += "" if arg == "+" else arg
     if len(conn.sasl) > 1200:
         conn.sasl = None
-        door.numeric(conn, "905", "SASL message too long")
+        door.numeric(conn, "904", "SASL authentication failed: the message is too long")
         return 2.0
     if len(arg) == 400:  # a full chunk: more follows
         return 1.0
