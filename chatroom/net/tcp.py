@@ -317,28 +317,17 @@ class LineTransport:
         """
         if conn.closed:
             return
-        if flush and (conn.out or conn.streams) and not conn.closing:
-            conn.closing = True
-            conn.deadline = self.loop.clock() + CLOSE_GRACE
-            self.loop.backlog.discard(conn)
-            self.loop.set_mask(conn)
-            self.loop.mark(conn)
-            self._watch_conn(conn)
-            self.app.on_close(conn, reason)
-            return
-        conn.closed = True
-        self.loop.forget(conn)
-        conn.sock.close()
-        self._watch.discard(conn)
-        self._count_out(conn.host)
-        self.connections.pop(conn.id, None)
-        if not conn.closing:
+        heard = conn.closing  # a closing connection's application heard on_close when it began
+        self.close_unseen(conn, flush=flush)
+        if conn.closed:
+            self.connections.pop(conn.id, None)
+        if not heard:
             self.app.on_close(conn, reason)
 
     def close_unseen(self, conn: Connection, *, flush: bool = False) -> None:
         """Close a connection the application never heard of (an HTTP request, an IRC client that never
         registered): no ``on_close``; with *flush*, once its queued output is sent (or CLOSE_GRACE seconds)."""
-        if flush and conn.out and not conn.closing:
+        if flush and (conn.out or conn.streams) and not conn.closing:
             conn.closing = True
             conn.deadline = self.loop.clock() + CLOSE_GRACE
             self.loop.backlog.discard(conn)
