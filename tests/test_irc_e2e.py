@@ -271,3 +271,29 @@ def test_irc_over_tls_with_the_server_certificate(server_factory: Any) -> None:
             data = sock.recv(65536)
             assert data, "closed before the welcome"
             got += parser.feed(data)
+
+
+def test_an_irc_client_hears_its_nick_taken_back_by_a_login_elsewhere(irc: Any) -> None:
+    owner = irc.connect("alice")
+    owner.send("/register correct-horse")
+    owner.expect_prefix("OK registered alice")
+    owner.send("/quit")
+    owner.expect("OK")
+    client = irc.irc()
+    client.send("CAP REQ :sasl")
+    client.send("NICK alice")
+    client.send("USER a 0 * :A")
+    client.expect("CAP")
+    client.send("AUTHENTICATE PLAIN")
+    client.expect("AUTHENTICATE")
+    client.send("AUTHENTICATE " + base64.b64encode(b"alice\0alice\0correct-horse").decode())
+    client.expect("903")
+    client.send("CAP END")
+    client.expect("001")
+    terminal = irc.connect()
+    terminal.send("/login alice correct-horse")
+    terminal.expect_prefix("OK")
+    renamed = client.expect("NICK")
+    assert renamed.source.startswith("alice!") and renamed.params[0].startswith("guest")
+    client.send("WHOIS " + renamed.params[0])
+    assert client.expect("311").params[1] == renamed.params[0]

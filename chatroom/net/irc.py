@@ -54,7 +54,8 @@ class IrcConnection(Connection):
     """
 
     __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
-                 "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text")
+                 "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text",
+                 "shown_nick")
 
     greeted = False  # no welcome line and no automatic join: an IRC client joins its channels
 
@@ -78,11 +79,20 @@ class IrcConnection(Connection):
         self.failures = 0
         self.invited: set[str] = set()
         self.mask_text = "!"
+        self.shown_nick = ""
 
     def encode_text(self, text: str) -> bytes:
         """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client."""
         server = getattr(self.transport, "server_name", "chatroom")
         return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
+
+    def changed(self) -> None:
+        """The hub changed this member's nick (its own NICK, or a login elsewhere that took it back): the client
+        hears ``:old!user@host NICK new``, as IRC clients track their own nick from it."""
+        if self.registered and not self.closed and self.nick != self.shown_nick:
+            old = self.source.replace(self.nick, self.shown_nick, 1) if self.shown_nick else self.source
+            self.shown_nick = self.nick
+            self.transport.door.message(self, "NICK", self.nick, source=old)
 
     @property
     def source(self) -> str:

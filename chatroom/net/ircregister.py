@@ -128,14 +128,11 @@ def nick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     if wanted == conn.nick:
         return 1.0
-    old_mask = conn.source
     remember(door, conn)
     try:
-        door.app.set_nick(conn, wanted)
+        door.app.set_nick(conn, wanted)  # the client hears its NICK from IrcConnection.changed
     except Refused as exc:
         _refuse_nick(door, conn, wanted, str(exc))
-        return 1.0
-    door.message(conn, "NICK", conn.nick, source=old_mask)
     return 1.0
 
 
@@ -182,6 +179,7 @@ def try_register(door: IrcDoor, conn: IrcConnection) -> None:
         conn.want_nick = ""
         return
     conn.registered = True
+    conn.shown_nick = conn.nick
     conn.transport.welcome(conn)  # the application's on_connect: the member is in, in no room
     log.info("%s registered on IRC (%s)", conn.nick, conn.source, extra=CONN)
     welcome(door, conn)
