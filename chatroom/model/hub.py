@@ -39,11 +39,9 @@ class Notice(NamedTuple):
     ``kind`` is ``"notice"``, ``"raw"``, ``"join"`` / ``"part"`` (``nick``
     joined or left ``room``; ``extra`` the reason of a part), ``"nick"``
     (``room`` ``""``; ``nick`` the new nick, ``extra`` the old one) or
-    ``"private"`` (a ``/msg`` from ``nick`` to ``extra``), ``"mode"`` (``by`` set mode ``extra``, ``+o bob``),
-    and, told once per co-member: ``"quit"`` (``extra``: the reason), ``"away"`` (``extra``: the message, ``""``
-    when back). ``text``: the human notice (the ``* ...`` line without ``* ``; a private line's text).
-    ``quiet``: a join or part over the announce limit, for wires that show members structurally only. ``by``: a
-    kick's or mode's author; ``cause``: why a ``"part"`` happened (``"kick"``, ``"quit"``, ``""``).
+    ``"private"`` (``/msg`` to ``extra``), ``"mode"`` (``by`` set ``extra``: ``+o bob``), once per co-member
+    ``"quit"``/``"away"`` (``extra``: reason, message). ``text``: the human notice. ``quiet``: past the announce
+    limit (structured wires only). ``by``: a kick's or mode's author; ``cause``: ``"kick"``, ``"quit"``, ``"notice"``.
     """
 
     room: str
@@ -135,7 +133,8 @@ class Hub:
         return self.nicks.get(nick_key(nick))
 
     def rename(self, member: Member, nick: str) -> str:
-        """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once.
+        """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once, by the
+        announce rule of joins and leaves (rooms over ``announce_limit``: only structured wires).
 
         Raises Refused if *nick* is invalid, taken, looks like (same
         confusable skeleton as) another member's nick, or belongs to an
@@ -147,8 +146,7 @@ class Hub:
         return self._swap(member, nick)
 
     def nick_refusal(self, nick: str, member: Member, *, accounts: bool = False) -> str | None:
-        """Why *member* may not take *nick* (``str``), or None: invalid, taken, like another's, or (*accounts*)
-        registered to an account *member* is not in. The one nick rule of every door (:meth:`rename` applies it)."""
+        """Why *member* may not take *nick*, or None (*accounts*: registered nicks too): every door's nick rule."""
         reason = check_nick(nick)
         if reason:
             return reason
@@ -180,25 +178,32 @@ class Hub:
         member.nick = nick
         if old != nick:
             self._tell(member, Notice("", 0, self.clock(), "nick", nick, member.account,
-                                      f"{old} is now known as {nick}", old))
+                                             f"{old} is now known as {nick}", old))
         member.changed()
         return old
 
     def set_away(self, member: Member, message: str) -> None:
         """Mark *member* away with *message* (``""``: back); co-members of ``once`` wires are told."""
-        member.away = message
-        text = f"{member.nick} is away: {message}" if message else f"{member.nick} is back"
+        member.away, text = message, f"{member.nick} is away: {message}" if message else f"{member.nick} is back"
         self._tell(member, Notice("", 0, self.clock(), "away", member.nick, member.account, text, message), once=True)
 
     def _tell(self, member: Member, entry: Notice, *, once: bool = False) -> None:
-        """A roomless notice about *member* to each co-member (*once*: of ``once`` wires only), encoded once per wire."""
-        encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
-        for other in self.co_members(member):
-            if not once or self._once[other.wire_index]:
+        """A roomless notice about *member* once to each co-member: *once* (quit, away) to ``once`` wires only; a
+        rename by the announce rule (over the limit, structured wires only: 10,000 renames cost 10,000 replies)."""
+        limit, told, encoded = self.announce_limit, {member.id}, {}
+        for room in member.rooms.values():
+            loud = not once and (not limit or len(room.members) - 1 <= limit)
+            if not loud and not self._structured.get(room.name):
+                continue
+            for other in room.members.values():
+                wire = other.wire_index
+                if other.id in told or not (self._once[wire] if once else loud or wire):
+                    continue
+                told.add(other.id)
                 self.flush_for(other)
-                key = (other.wire_index << 8) | other.tagged
+                key = (wire << 8) | other.tagged  # tagged: the wire's variant number
                 if key not in encoded:
-                    encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
+                    encoded[key] = self.encoders[wire](entry, other.tagged, True, False)  # type: ignore[arg-type]
                 if encoded[key]:
                     other.deliver(encoded[key])
 
@@ -253,8 +258,8 @@ class Hub:
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
         size); its current room becomes the last one it joined. *by*: who kicked it (``cause`` ``"kick"``)."""
-        text = notice or f"{member.nick} left {room.label}" + (f" ({reason})" if reason else "")
-        entry = self._leave(member, room, text, always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
+        entry = self._leave(member, room, notice or f"{member.nick} left {room.label}" + f" ({reason})" * bool(reason),
+                            always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
         if by and entry is not None:  # the one kicked is told too, in its wire's words
             self.send(member, entry)  # type: ignore[arg-type]
         if member.room is room:
@@ -286,8 +291,8 @@ class Hub:
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
         if quiet and not self._structured.get(room.name):
             return None
-        entry = Notice(room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause)
-        self._pend(room, member.id if kind == "join" else 0, entry)  # type: ignore[arg-type]
+        self._pend(room, member.id if kind == "join" else 0, entry := Notice(  # type: ignore[arg-type]
+            room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause))
         return entry
 
     # -- what is said ----------------------------------------------------------------------
@@ -310,8 +315,7 @@ class Hub:
         return entry
 
     def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
-        """Tell *room* that *by* changed its mode *change* (``"+o bob"``, ``"-k"``): a ``"mode"`` notice (not
-        recorded); without *by* or *change*, the plain notice ``* text``."""
+        """*by* changed *room*'s mode *change* (``"+o bob"``): a ``"mode"`` notice; else the plain ``* text``."""
         if by is None or not change:
             return self.notice(room, text)
         self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))  # type: ignore[arg-type]
@@ -338,10 +342,8 @@ class Hub:
         return Entry(room, 0, self.clock(), "notice", "", None, text)
 
     def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
-        """A private line (``/msg``) from *nick* (logged in to *account*, or None) to *target* alone: ``NICK
-        (private): text`` on the line protocol; *notice*: an IRC ``NOTICE`` (the event's ``cause``: ``"notice"``)."""
-        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick,  # type: ignore[arg-type]
-                                 cause="notice" * notice))
+        """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone."""
+        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))  # type: ignore[arg-type]
 
     def _pend(self, room: Room, sender: int, entry: Entry) -> None:
         if not room.pending:
