@@ -1,7 +1,7 @@
 """A real ``redis-server`` for the tests: started on a unix socket in a temporary folder, stopped by PID.
 
 ``redis-server`` is Debian's package (the README's test command installs it when it is missing,
-``scripts/install-redis.sh``). Each :class:`RedisServer` listens only on ``DIR/redis.sock``
+``scripts/install-test-packages.sh``). Each :class:`RedisServer` listens only on ``DIR/redis.sock``
 (``--port 0`` disables TCP), keeps its files in *DIR*, and by default persists with the append-only
 file (``--appendonly yes --appendfsync always``: what a SIGKILL leaves is what was acknowledged).
 Start-up synchronises on the line Redis prints when it is ready, never on a sleep.
@@ -26,7 +26,7 @@ from chatroom.scaleout.probe import BlockingRedis
 
 DEADLINE = 10.0
 
-INSTALL_HINT = "redis-server is missing: run scripts/install-redis.sh (the README's test command does)"
+INSTALL_HINT = "redis-server is missing: run scripts/install-test-packages.sh (the README's test command does)"
 
 
 def redis_binary() -> str:

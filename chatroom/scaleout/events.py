@@ -5,8 +5,8 @@ An event of a room's pass (:class:`~chatroom.model.history.Entry`, or a
 member that caused it, so that every node can tell its own speaker (who does not get its own lines back)
 and keep its mirror of the other nodes' members::
 
-    ["msg", TS, "alice", "alice-account-or-null", "text", "", 0, "node-a", 12]
-      kind  ts  nick     account                  text   extra quiet node  member id (0: none)
+    ["msg", TS, "alice", "alice-account-or-null", "text", "", 0, "node-a", 12, "", ""]
+      kind  ts  nick     account                  text   extra quiet node  member id (0: none) by cause
 
 Its id is not in it: a stored line's id is its place in the published batch
 (:func:`chatroom.scaleout.bus.parse_batch`). Which events are stored: :func:`stored`. Pure; any thread.
@@ -18,14 +18,14 @@ import json
 from typing import NamedTuple
 
 from chatroom.model.history import Entry
-from chatroom.model.hub import Notice
+from chatroom.model.notice import Notice
 
 __all__ = ["STORED_KINDS", "Carried", "decode", "encode", "stored"]
 
 #: Kinds a room's history stores (what the hub records): chat, ``/me`` and topic changes.
 STORED_KINDS = frozenset({"msg", "me", "topic"})
 #: Kinds that are structured notices (fields ``extra`` and ``quiet`` matter).
-_NOTICES = frozenset({"join", "part", "nick", "private", "kick", "mode", "quit", "away"})
+_NOTICES = frozenset({"join", "part", "nick", "private", "kick", "mode", "quit", "away", "invite"})
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -48,19 +48,19 @@ def encode(event: Entry, node: str, member: int) -> bytes:
     """*event* (of *node*'s *member*, 0: none) as one line of UTF-8 JSON."""
     extra = getattr(event, "extra", "")
     quiet = 1 if getattr(event, "quiet", False) else 0
-    return _dumps([event.kind, event.ts, event.nick, event.account, event.text, extra, quiet, node,
-                   member]).encode()
+    return _dumps([event.kind, event.ts, event.nick, event.account, event.text, extra, quiet, node, member,
+                   getattr(event, "by", ""), getattr(event, "cause", "")]).encode()
 
 
 def decode(payload: bytes, room: str, entry_id: int) -> Carried:
     """The event *payload* (see :func:`encode`) of *room*, numbered *entry_id* (0: not stored). Raises
     ValueError when it is not one."""
     try:
-        kind, ts, nick, account, text, extra, quiet, node, member = json.loads(payload)
+        kind, ts, nick, account, text, extra, quiet, node, member, by, cause = json.loads(payload)
         event: Entry
-        if kind in _NOTICES or extra or quiet:
+        if kind in _NOTICES or extra or quiet or by or cause:
             event = Notice(room, entry_id, float(ts), str(kind), str(nick), account, str(text), str(extra),
-                           bool(quiet))  # type: ignore[assignment]
+                           bool(quiet), str(by), str(cause))  # type: ignore[assignment]
         else:
             event = Entry(room, entry_id, float(ts), str(kind), str(nick), account, str(text))
         return Carried(event, str(node), int(member))

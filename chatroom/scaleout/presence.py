@@ -28,7 +28,7 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from chatroom.model.hub import Notice
+from chatroom.model.notice import Notice
 from chatroom.model.member import Member
 from chatroom.model.names import nick_key, nick_skeleton_key
 from chatroom.scaleout.events import decode, encode
