@@ -282,7 +282,7 @@ class Node:
             return
         history = self.history if self.hub.record else None
         pending: list[tuple[int, Entry]] = []
-        parted: list[tuple[Member, str]] = []
+        parted: list[tuple[Member, Entry]] = []
         for entry_id, payload in events:
             try:
                 carried = decode(payload, name, entry_id)
@@ -297,8 +297,8 @@ class Node:
                 target = self.hub.find(event.nick)
                 if isinstance(target, RemoteMember):
                     self.presence.leave(target, room)
-                elif target is not None:  # this node's member, taken out by another node (a kick): after delivery
-                    parted.append((target, event.text))
+                elif target is not None:  # this node's member, taken out by another node (a kick)
+                    parted.append((target, event))
             if entry_id and history is not None:
                 history.put(event)
             if event.kind == "topic" and entry_id:
@@ -306,7 +306,7 @@ class Node:
                 if history is not None:
                     history.set_topic(name, event.text, event.nick, event.ts)
             pending.append((carried.member if local else 0, event))
-        for member, text in parted:  # out first: the node that did it tells the member directly
-            part_here(self.hub, member, room, text)
+        for member, gone in parted:  # out first: the batch is for those who stay; the member is told alone
+            part_here(self.hub, member, room, gone)
         if pending:
             self.hub.deliver_batch(room, pending)

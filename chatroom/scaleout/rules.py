@@ -24,6 +24,7 @@ from chatroom.model.moderation import RoomRules
 from chatroom.scaleout.link import Unavailable
 
 if TYPE_CHECKING:
+    from chatroom.model.history import Entry
     from chatroom.model.hub import Hub
     from chatroom.model.member import Member
     from chatroom.model.room import Room
@@ -90,12 +91,13 @@ class SharedRules:
             self.apply(name, reply.decode())
 
 
-def part_here(hub: Hub, member: Member, room: Room, text: str) -> None:
-    """Another node took this node's *member* out of *room* (its notice *text* was delivered already): do it
-    here too, without a second notice."""
+def part_here(hub: Hub, member: Member, room: Room, event: Entry) -> None:
+    """Another node took this node's *member* out of *room* (*event*: its part notice, which the room's other
+    members get from the batch): do it here too; the member is told (a kick, in its wire's words), the room not
+    a second time."""
     if room.members.get(member.id) is not member:
         return
-    hub.part(member, room, notice=text)
+    hub.part(member, room, notice=event.text, by=getattr(event, "by", "") or "someone")
     pending = room.pending
     if pending and pending[-1][1].kind == "part" and pending[-1][1].nick == member.nick:
         pending.pop()  # the notice went out from the node that did it
