@@ -188,3 +188,29 @@ def test_an_account_registered_on_one_node_logs_in_on_another(server_factory, re
     other.send("/nick alice")
     assert other.expect_prefix("ERROR") in ("ERROR the nick alice is taken", "ERROR alice is registered; /login alice PASSWORD")
     assert redis_server.command("HEXISTS", "chatroom:accounts", "alice") == 1
+
+
+def test_an_irc_client_on_one_node_and_nc_on_another_are_one_channel(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    from irc_kit import IrcClient
+
+    a = start_node(server_factory, redis_server, "a", "--irc-port", "0", "--irc-server-name", "irc.test")
+    b = start_node(server_factory, redis_server, "b")
+    line = next(l for l in a.startup_lines if l.startswith("chatroom-server IRC on "))
+    irc = IrcClient(int(line.strip().rpartition(":")[2]))
+    irc.register("ivy")
+    irc.send("JOIN #lobby")
+    irc.expect("JOIN")
+    nora = b.connect("nora")
+    irc.expect("JOIN", lambda m: m.source is not None and m.source.startswith("guest"))  # a join on node b
+    irc.expect("NICK", lambda m: m.params[0] == "nora")
+    nora.send("hello from nc")
+    msg = irc.expect("PRIVMSG")
+    assert msg.params == ["#lobby", "hello from nc"] and msg.source.startswith("nora")  # type: ignore[union-attr]
+    irc.send("PRIVMSG #lobby :hello from irc")
+    nora.expect("ivy: hello from irc")
+    irc.send("NAMES #lobby")
+    names = irc.expect("353").params[-1].split()
+    assert {"ivy", "nora"} <= {n.lstrip("@+") for n in names}
+    irc.send("PRIVMSG nora :psst")
+    nora.expect("ivy (private): psst")
+    irc.close()
