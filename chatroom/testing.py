@@ -153,7 +153,7 @@ class InProcessRoom:
     (``/nick``, ``/help``, ``/quit``...). ``entry_points``: also load the
     installed ``chatroom`` entry points. ``strict``: raise
     :class:`PluginLoadError` when any plugin fails to load, register or names
-    an unknown hook. ``fault_limit`` and ``slow_seconds`` are the host's.
+    an unknown hook. ``fault_limit``, ``slow_seconds`` and ``slow_limit`` are the host's.
     ``max_queue`` is each client's output budget in bytes. Flood control is
     off in the kit (``flood_rate=0.0``) so a test can send any number of
     lines; pass ``flood_rate``/``flood_burst`` to test a plugin under it
@@ -178,6 +178,7 @@ class InProcessRoom:
         strict: bool = True,
         fault_limit: int = 5,
         slow_seconds: float = 0.1,
+        slow_limit: int = 2,
         max_queue: int | None = None,
         flood_rate: float = 0.0,
         flood_burst: float = 250.0,
@@ -187,7 +188,8 @@ class InProcessRoom:
     ) -> None:
         self._setup = dict(plugins=list(plugins), data_dir=Path(data_dir), config=config, builtins=builtins,
                            entry_points=entry_points, disabled=tuple(disabled), strict=strict,
-                           fault_limit=fault_limit, slow_seconds=slow_seconds, max_queue=max_queue,
+                           fault_limit=fault_limit, slow_seconds=slow_seconds, slow_limit=slow_limit,
+                           max_queue=max_queue,
                            flood_rate=flood_rate, flood_burst=flood_burst, history_on_join=history_on_join,
                            announce_limit=announce_limit, threads=threads)
         self.faults: list[tuple[str, str]] = []
@@ -203,14 +205,15 @@ class InProcessRoom:
         self._build(**self._setup)
 
     def _build(self, plugins: list[Any], data_dir: Path, config: Any, builtins: bool, entry_points: bool,
-               disabled: tuple[str, ...], strict: bool, fault_limit: int, slow_seconds: float,
+               disabled: tuple[str, ...], strict: bool, fault_limit: int, slow_seconds: float, slow_limit: int,
                max_queue: int | None, flood_rate: float, flood_burst: float, history_on_join: int,
                announce_limit: int, threads: bool) -> None:
         """Load the plugins and start a server on the fake I/O parts (see :meth:`__init__`, :meth:`restart`)."""
         from chatroom.server.app import Server  # not at import: pytest loads this module for every project
 
         self.plugins = PluginHost(disabled=disabled, config=config, fault_limit=fault_limit,
-                                  slow_seconds=slow_seconds, on_fault=lambda p, t: self.faults.append((p, t)))
+                                  slow_seconds=slow_seconds, slow_limit=slow_limit,
+                                  on_fault=lambda p, t: self.faults.append((p, t)))
         if builtins:
             self.plugins.load_builtins()
         if entry_points:

@@ -165,3 +165,54 @@ def test_the_example_plugins_own_tests_pass_with_the_kit(site, name):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+SLEEPY = '''
+    import time
+
+    from chatroom import Command, hookimpl
+
+
+    def nap(ctx, args):
+        time.sleep(0.6)  # blocks the loop on purpose (limit: --slow-hook-ms 150)
+        ctx.reply("OK napped")
+
+
+    @hookimpl
+    def register_commands():
+        return [Command("nap", nap)]
+'''
+
+
+def test_a_plugin_that_keeps_blocking_the_loop_is_quarantined(server_factory, tmp_path):
+    """Issue 17 row 8: the second call over --slow-hook-ms quarantines the plugin, so a third never stalls the
+    room; the admins are told, the log says why, and an admin's /plugins enable takes it back."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "sleepy.py").write_text(textwrap.dedent(SLEEPY))
+    config = tmp_path / "room.toml"
+    config.write_text('admins = ["root"]\n')
+    server = server_factory("--quiet", "--plugin-dir", str(folder), "--slow-hook-ms", "150", "--config", str(config))
+    root = server.connect("root")
+    root.send("/register correct-horse")
+    root.expect("OK registered root; you are logged in")
+    guest, bob = server.connect("guest"), server.connect("bob")
+    for _ in range(2):
+        guest.send("/nap")
+        guest.expect("OK napped")
+    notice = root.expect_prefix("* plugin sleepy quarantined: it blocked the loop 2 times in 10 minutes")
+    assert "in nap (limit 150 ms)" in notice and notice.endswith("until an admin types /plugins enable sleepy")
+    guest.send("/nap")  # the third call: refused at once, the handler never runs
+    guest.expect("ERROR plugin sleepy is quarantined: it blocked the loop; an admin may /plugins enable sleepy")
+    guest.send("still here")
+    bob.expect("guest: still here")
+    bob.send("/plugins")
+    bob.expect_where(lambda line: line.startswith("* sleepy (file: ") and "[quarantined: it blocked the loop]" in line,
+                     "sleepy quarantined")
+    bob.send("/help nap")
+    bob.expect("/nap - ")  # still a known command, only unavailable
+    assert "[ERROR] chatroom.plugins: plugin sleepy quarantined: it blocked the loop 2 times" in server.log_text()
+    root.send("/plugins enable sleepy")
+    root.expect("OK plugin sleepy enabled")
+    guest.send("/nap")
+    guest.expect("OK napped")

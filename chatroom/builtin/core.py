@@ -111,13 +111,14 @@ def describe_plugins(infos: Iterable[PluginInfo]) -> list[str]:
     """One line per plugin (``str``, starting ``"* "``), built-ins first:
     name, where it comes from (distribution and version, or file), the
     commands it adds and the hooks it implements; ``[disabled after N faults]``
-    for a plugin the host switched off.
+    or ``[quarantined: it blocked the loop]`` for a plugin the host switched off.
     """
     lines = []
     for info in sorted(infos, key=lambda i: (i.source != "builtin", i.name)):
         commands = " ".join("/" + c for c in info.commands) or "-"
         hooks = ", ".join(h for h in info.hooks if h != "register_commands") or "-"
-        state = (f" [disabled after {info.faults} faults]" if info.faults else " [disabled]") if info.disabled else ""
+        state = (" [quarantined: it blocked the loop]" if info.quarantined else f" [disabled after {info.faults} faults]"
+                 if info.faults else " [disabled]") if info.disabled else ""
         lines.append(f"* {info.name} ({info.source}: {info.origin}){state} commands: {commands}; hooks: {hooks}")
     return lines
 

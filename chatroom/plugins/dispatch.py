@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from chatroom.model.errors import Refused
 from chatroom.net.budget import UNKNOWN_COST
 from chatroom.net.logs import log_rejected
-from chatroom.model.names import nick_key
 from chatroom.plugins.commands import NOT_UNDERSTOOD, Command, UsageError, split_command
 from chatroom.plugins.context import Context
 from chatroom.plugins.manager import FAULT
@@ -140,19 +139,31 @@ class Dispatcher:
         return command.cost
 
     def _within_rate(self, ctx: Context, command: Command) -> bool:
-        """Check and record the command's :class:`~chatroom.plugins.ratelimit.Rate`; answer a call too soon."""
+        """Check and record the command's :class:`~chatroom.plugins.ratelimit.Rate`; answer a call too soon.
+
+        The ``user`` scope is keyed by account for a logged-in caller, else by connection (a ``/nick`` keeps
+        it); a guest's connection also waits out what guests who left from its address still owe, so
+        reconnecting gives no fresh bucket either (see :meth:`left`)."""
         rate = command.rate
-        assert rate is not None
+        assert rate is not None and ctx.client is not None
         if ctx.is_admin:
             return True
-        account = ctx.client.account if ctx.client is not None else None
-        member, room, now = (f"@{account}" if account else nick_key(ctx.nick)), ctx.room.name, self.server.now
-        left = self.rates.wait(command.name, rate, member, room, now)
+        member, address = rate_keys(ctx.client, ctx.address())
+        room, now = ctx.room.name, self.server.now
+        left = self.rates.wait(command.name, rate, member, room, now, also=address)
         if left > 0:
             self.server.send_line(ctx.client, "ERROR " + self.rates.refusal(command.name, rate, left))
             return False
         self.rates.record(command.name, rate, member, room, now)
         return True
+
+    def left(self, client: Client) -> None:
+        """*client* disconnected: what a guest's connection owes its ``Rate(user=...)`` limits passes to its
+        address, so a guest who reconnects from there waits it out all the same."""
+        if client.account is None:
+            member, address = rate_keys(client, getattr(client, "host", ""))
+            if address:
+                self.rates.move(member, address)
 
     def _unknown(self, client: Client, name: str) -> None:
         """``ERROR - Command not understood``; the did-you-mean lookup and the log line are rate-limited."""
@@ -166,3 +177,11 @@ class Dispatcher:
             if hint:
                 self.server.send_line(client, f"* did you mean /{hint}?")
         log_rejected(client, f"an unknown command /{name[:40]}", now)
+
+
+def rate_keys(client: Client, address: str) -> tuple[str, str]:
+    """The ``Rate(user=...)`` keys of *client*: ``("@account", "")`` when logged in, else its connection's
+    ``("#id", "=address")`` (``""`` for an unknown address)."""
+    if client.account:
+        return f"@{client.account.casefold()}", ""
+    return f"#{client.id}", f"={address}" if address else ""

@@ -310,6 +310,7 @@ class Server:
         log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         self.relay.on_client_left(conn)
         self.events.left(conn)
+        self.dispatcher.left(conn)
         if not self._left:
             self.call_hook("client_left", conn, reason=reason)
 

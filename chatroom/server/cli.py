@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plugin-fault-limit", type=int, default=5, metavar="N",
                         help="disable a plugin after N faults (default 5)")
     parser.add_argument("--slow-hook-ms", type=float, default=100.0, metavar="MS",
-                        help="log a warning when a plugin blocks the loop longer than MS (default 100)")
+                        help="log a warning when a plugin blocks the loop longer than MS (default 100); "
+                             "twice within 10 minutes quarantines the plugin until an admin enables it")
     limits = parser.add_argument_group("flood control and connection limits")
     limits.add_argument("--flood-rate", type=non_negative_float, default=25.0, metavar="R",
                         help="token bucket per connection: R tokens per second (a chat line costs 1, "

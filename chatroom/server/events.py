@@ -32,6 +32,14 @@ class PluginEvents:
         self.server = server
         self.grace = grace
         self._waiting: dict[int, Any] = {}  # member id -> its grace timer
+        server.plugins.on_quarantine = self.quarantined
+
+    def quarantined(self, plugin: str, text: str) -> None:
+        """*plugin* was quarantined for blocking the loop: tell every connected admin ``* TEXT``."""
+        admins = self.server.admins
+        for member in list(self.server.hub.members.values()):
+            if member.account is not None and member.account.casefold() in admins:
+                self.server.send_line(member, f"* {text}")
 
     # -- member_ready ----------------------------------------------------------------
     def joined(self, member: Member) -> None:

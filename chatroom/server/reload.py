@@ -20,7 +20,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from chatroom.plugins.context import Context
-from chatroom.plugins.manager import import_file
+from chatroom.plugins.manager import FAULT
+from chatroom.plugins.reloading import import_file
 
 __all__ = ["SETTLE", "PluginReloader"]
 
@@ -91,11 +92,14 @@ class PluginReloader:
         self.server.loop.scheduler.cancel_plugin(name)
         self.server.plugin_state(name).clear()  # a new version starts with an empty ctx.state
 
-    def _call_one(self, hook: str, name: str) -> None:
-        """Call *hook* (``startup`` or ``shutdown``) of the plugin *name* only."""
+    def _call_one(self, hook: str, name: str) -> bool:
+        """Call *hook* (``startup`` or ``shutdown``) of the plugin *name* only; False if it raised."""
         host = self.server.plugins
+        ok = True
         for impl in host.impls(hook):
             if impl.plugin_name == name:
                 ctx = Context(self.server, name)
-                host.call_safely(name, impl.function, **({"ctx": ctx} if "ctx" in impl.argnames else {}))
+                result = host.call_safely(name, impl.function, **({"ctx": ctx} if "ctx" in impl.argnames else {}))
+                ok = ok and result is not FAULT
         self.server.hub.on_delivered = self.server.events.delivered_hook()
+        return ok
