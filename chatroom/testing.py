@@ -321,7 +321,7 @@ class InProcessRoom:
 
     def context(self, plugin: str, client: FakeClient | None = None) -> Context:
         """A :class:`~chatroom.plugins.context.Context` for *plugin* (and *client*), to call plugin code directly."""
-        return Context(self.server, plugin, client.client if client else None)
+        return Context(self.server.port, plugin, client.client if client else None)
 
     def find(self, nick: str) -> FakeClient | None:
         """The connected FakeClient whose nick is *nick* (case-insensitive), or None."""

@@ -1,9 +1,10 @@
 """The context object: the only way a plugin acts on the room.
 
 Plugins never touch sockets. Each hook call and command call gets a
-:class:`Context` bound to the server, to the plugin being called (so
-``ctx.state`` and ``ctx.store`` are that plugin's own) and, for client
-events and commands, to the client concerned. Everything here runs on the
+:class:`Context` bound to the host (the plugin port,
+:class:`chatroom.plugins.port.Host`: the only way to the server), to the
+plugin being called (so ``ctx.state`` and ``ctx.store`` are that plugin's
+own) and, for client events and commands, to the client concerned. Everything here runs on the
 event-loop thread and returns at once; output is queued and written by the
 loop. Used from another thread, every method that touches the server raises
 RuntimeError (see :mod:`chatroom.plugins.threads`); ``call_soon_threadsafe``,
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import allowed, denied
-from chatroom.model.names import nick_skeleton_key
 from chatroom.plugins.commands import RunningCommand
 from chatroom.plugins.threads import ThreadSafeParts
 
@@ -31,14 +31,13 @@ if TYPE_CHECKING:
     from chatroom.net.scheduler import Timer
     from chatroom.plugins.commands import Command
     from chatroom.plugins.info import PluginInfo
-
-    Server = Any  # the server assembly (chatroom.server.app.Server): the services below
+    from chatroom.plugins.port import Host
 
 LineHandler = Callable[["Context", str], None]
 
 
 class Context(ThreadSafeParts):
-    """What a plugin may do, bound to ``(server, plugin, client)``.
+    """What a plugin may do, bound to ``(host, plugin, client)``.
 
     Attributes: ``plugin`` (``str``, the plugin's name), ``client`` (the
     member concerned, a :class:`~chatroom.model.member.Member`, or None for
@@ -47,14 +46,14 @@ class Context(ThreadSafeParts):
     with ``params``, and the raw argument text), ``command`` (for a command
     call: the :class:`~chatroom.plugins.commands.Command` being run, the
     subcommand when one was named; else None). Everything a plugin does goes
-    through the methods below (the server behind them is private).
+    through the methods below (the host behind them, :class:`~chatroom.plugins.port.Host`, is private).
     """
 
     __slots__ = ("_srv", "plugin", "client", "args", "text", "_command")
 
-    def __init__(self, server: Server, plugin: str, client: Client | None = None, text: str = "",
+    def __init__(self, host: Host, plugin: str, client: Client | None = None, text: str = "",
                  command: Command | None = None) -> None:
-        self._srv = server
+        self._srv = host
         self.plugin = plugin
         self.client = client
         self.args: Any = []
@@ -207,7 +206,7 @@ class Context(ThreadSafeParts):
     def dispatch(self, line: str) -> None:
         """Handle *line* as if the caller typed it (chat or command), bypassing any capture."""
         if self.client is not None:
-            self._server.dispatcher.handle_line(self.client, line, bypass_capture=True)
+            self._server.handle_line(self.client, line, bypass_capture=True)
 
     # -- time and threads ------------------------------------------------------
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
@@ -243,11 +242,11 @@ class Context(ThreadSafeParts):
 
     def rooms(self) -> list[Room]:
         """Every room of the server (empty ones too), by name."""
-        return sorted(self._server.hub.rooms.values(), key=lambda r: r.name)
+        return self._server.rooms()
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name* (``#name`` or ``name``, any case), or None."""
-        return self._server.hub.room(name)
+        return self._server.find_room(name)
 
     def join(self, name: str, key: str | None = None) -> tuple[Room, bool]:
         """Put the caller in room *name* (created if new, owned by the caller's account) and make it current.
@@ -258,18 +257,16 @@ class Context(ThreadSafeParts):
         (``/key``) when *key* is not it (its operators and admins need none).
         """
         client = self._caller()
-        hub = self._server.hub
-        room = hub.room(name)
+        room = self._server.find_room(name)
         if room is None:
-            room = hub.open_room(name, owner=client.account)
+            room = self._server.open_room(name, owner=client.account)
         elif room.name not in client.rooms and not self.is_admin:
             if room.rules.banned(client.account, self.address(client)):
                 raise Refused(f"you are banned from {room.name}")
             if not room.rules.key_matches(key) and not room.rules.is_operator(client.account):
                 raise Refused(f"{room.name} needs a key: /join {room.name} KEY" if key is None
                               else f"wrong key for {room.name}")
-        joined = hub.join(client, room)
-        return room, joined
+        return room, self._server.join(client, room)
 
     def replay_recent(self, room: Room) -> int:
         """Send the caller the last lines of *room* (``--history-on-join`` of them), marked as history."""
@@ -277,31 +274,26 @@ class Context(ThreadSafeParts):
 
     def part(self, room: Room, reason: str = "") -> None:
         """Take the caller out of *room* (announced); its current room becomes the last one it joined."""
-        self._server.hub.part(self._caller(), room, reason)
+        self._server.part(self._caller(), room, reason)
 
     def say(self, text: str, *, kind: str = "msg") -> None:
         """Say *text* in the caller's current room as the caller (``kind="me"``: ``* NICK text``), after
         the ``chat_message`` hooks, recorded in the history."""
-        self._server.dispatcher.chat(self._caller(), text, kind)
+        self._server.chat(self._caller(), text, kind)
 
     def set_topic(self, room: Room, text: str) -> None:
         """Set *room*'s topic (``""`` clears it): persisted, recorded, told to the room."""
-        self._server.hub.set_topic(self._caller(), room, text)
+        self._server.set_topic(self._caller(), room, text)
 
     def history(self, room: Room, *, last: int | None = None, since: int | None = None,
                 before: int | None = None) -> list[Entry]:
         """Stored lines of *room*, oldest first: the *last* N, those after id *since*, or the N=*last*
         before id *before*. N is 1..500; raises ValueError otherwise."""
-        history = self._server.history
-        if since is not None:
-            return history.since(room.name, since, last or 500)
-        if before is not None:
-            return history.before(room.name, before, last or 50)
-        return history.last(room.name, last or 20)
+        return self._server.history(self.client, room, last=last, since=since, before=before)
 
     def replay(self, entries: Iterable[Entry]) -> int:
         """Send history *entries* to the caller, marked as history (``[HH:MM] ``); returns how many."""
-        return self._server.hub.replay(self._caller(), entries)
+        return self._server.replay(self._caller(), entries)
 
     def commands(self) -> list[Command]:
         """Every registered command, by name (what ``/help`` lists)."""
@@ -326,7 +318,7 @@ class Context(ThreadSafeParts):
     def admin(self, member: Client | None) -> bool:
         """True if *member* is logged in to an admin's account."""
         account = member.account if member is not None else None
-        return account is not None and account.casefold() in getattr(self._server, "admins", ())
+        return account is not None and account.casefold() in self._server.admins
 
     def allowed(self, requires: str, room: Room | None = None) -> bool:
         """May the caller do what needs *requires* (``"anyone"``, ``"account"``, ``"operator"``,
@@ -351,13 +343,13 @@ class Context(ThreadSafeParts):
 
     def moderate(self, room: Room, action: str) -> None:
         """Persist ``room.rules`` (after a change), tell *room* ``* ACTION`` and log ``[GENERAL]`` who did it."""
-        self._server.hub.save_rules(room)
-        self._server.hub.notice(room, action)
+        self._server.save_rules(room)
+        self._server.notice(room, action)
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
         """Take *member* out of *room*: the room and *member* are told ``* NOTICE``, whatever the room's size."""
-        self._server.hub.part(member, room, notice=notice)
+        self._server.part(member, room, notice=notice)
         self._server.send_line(member, f"* {notice}")
 
     def set_plugin_enabled(self, name: str, enabled: bool) -> None:
@@ -396,21 +388,7 @@ class Context(ThreadSafeParts):
         name = self._server.accounts.registered(account)
         if name is None or name.casefold() != account.casefold():
             raise Refused(f"no account {account}")
-        hub = self._server.hub
-        holders = {hub.find(name), hub.skeletons.get(nick_skeleton_key(name))} - {None, client}
-        for other in holders:
-            assert other is not None
-            other.account = None
-            old = hub.to_guest(other)
-            logging.getLogger("chatroom.server").info("%s is now known as %s (%s logged in)", old, other.nick, name,
-                                                      extra={"category": "CONNECTION"})
-            self._server.send_line(other, f"* you are {other.nick} now: {name} logged in")
-            self._server.call_hook("nick_changed", other, old=old, new=other.nick)
-        client.account = name
-        if client.nick != name:
-            self._server.set_nick(client, name)
-        else:
-            self._server.events.named(client)
+        self._server.log_in(client, name)
         for room in list(client.rooms.values()):  # an account ban holds whatever connection it logs in from
             if room.rules.banned(name, "") and not self.is_admin:
                 self.kick(client, room, f"{name} is banned from {room.label}")
@@ -431,16 +409,15 @@ class Context(ThreadSafeParts):
         else can receive files, or a ``file_offered`` hook refuses (see
         :meth:`chatroom.net.relay.Relay.start`).
         """
-        assert self.client is not None
-        return self._server.relay.start(self.client, name, size)
+        return self._server.start_transfer(self._caller(), name, size)
 
     def answer_offer(self, transfer_id: int | None, accept: bool) -> None:
         """The caller accepts (or declines) the file offered to it as *transfer_id*; the relay
         replies ``OK accepted ...``/``OK declined ...`` itself. Raises Refused for an unknown or
         expired offer (see docs/protocol.md, "Consent and quotas")."""
-        self._server.relay.answer(self._caller(), transfer_id, accept)
+        self._server.answer_offer(self._caller(), transfer_id, accept)
 
     def set_file_policy(self, policy: str) -> None:
         """How offers to the caller are answered from now on: ``"ask"``, ``"all"`` or ``"none"``
         (offers already waiting are answered by ``all``/``none``). Raises Refused otherwise."""
-        self._server.relay.set_policy(self._caller(), policy)
+        self._server.set_file_policy(self._caller(), policy)

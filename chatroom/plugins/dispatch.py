@@ -1,10 +1,10 @@
 """What a line from a client means: captured input, a command, or chat.
 
 The server loop hands every complete line here; nothing in this module
-touches a socket, so the plugin test kit drives the same code with a fake
-server. *server* needs ``plugins`` (a :class:`~chatroom.plugins.manager.PluginHost`),
-``send_line(client, text)`` and ``broadcast(room, text, exclude)``, plus
-whatever the :class:`~chatroom.plugins.context.Context` methods the plugins call use.
+touches a socket. It reaches the server only through the plugin port
+(:class:`chatroom.plugins.port.Host`: ``send_line``, ``find_client``, ``say``,
+``now``), the same host every :class:`~chatroom.plugins.context.Context` it
+makes is bound to.
 
 :meth:`Dispatcher.handle_line` returns what the line costs the sender's flood
 token bucket (:mod:`chatroom.net.budget`).
@@ -13,7 +13,7 @@ token bucket (:mod:`chatroom.net.budget`).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chatroom.model.errors import Refused
 from chatroom.net.budget import UNKNOWN_COST
@@ -25,7 +25,10 @@ from chatroom.plugins.ratelimit import RateLimiter
 from chatroom.wire import lines as protocol
 
 if TYPE_CHECKING:
+    from chatroom.model.member import Member
     from chatroom.net.connection import Client
+    from chatroom.plugins.manager import PluginHost
+    from chatroom.plugins.port import Host
 
 log = logging.getLogger("chatroom.server")
 
@@ -44,9 +47,9 @@ PREFIX_RESERVE = 256
 class Dispatcher:
     """Routes lines from clients to captures, commands and the room."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.plugins = server.plugins
+    def __init__(self, host: Host, plugins: PluginHost) -> None:
+        self.host = host
+        self.plugins = plugins
         self.rates = RateLimiter()
 
     def handle_line(self, client: Client, text: str, *, bypass_capture: bool = False) -> float:
@@ -66,24 +69,24 @@ class Dispatcher:
         if plugin == "":  # what is left of a capture whose plugin went away: swallowed up to its terminator
             if text == terminator:
                 client.capture = None
-                self.server.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
+                self.host.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
             return
         if not self.plugins.is_active(plugin):
             self._orphan(client, terminator, text)
             return
         try:
-            result = self.plugins.run(plugin, on_line, Context(self.server, plugin, client), text)
+            result = self.plugins.run(plugin, on_line, Context(self.host, plugin, client), text)
         except Refused as exc:
-            self.server.send_line(client, f"ERROR {exc}")
+            self.host.send_line(client, f"ERROR {exc}")
         else:
             if result is FAULT:
-                self.server.send_line(client, f"ERROR internal error in plugin {plugin}")
+                self.host.send_line(client, f"ERROR internal error in plugin {plugin}")
 
     def _orphan(self, client: Client, terminator: str | None, text: str) -> None:
         """The capturing plugin was disabled: its input is discarded, never broadcast."""
         if terminator is None or text == terminator:
             client.capture = None
-            self.server.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
+            self.host.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
         else:
             client.capture = ("", None, None, terminator)
 
@@ -97,20 +100,20 @@ class Dispatcher:
         """
         room = client.room
         if room is None:
-            self.server.send_line(client, "ERROR you are in no room: /join #room first")
+            self.host.send_line(client, "ERROR you are in no room: /join #room first")
             return
         if self.plugins.implemented("chat_message"):
-            filtered = self.plugins.chain("chat_message", lambda p: Context(self.server, p, client), "text", text)
+            filtered = self.plugins.chain("chat_message", lambda p: Context(self.host, p, client), "text", text)
             if filtered is None:
                 return
             text = protocol.sanitize(filtered)
         line = f"{client.nick}: {text}"
         size = (len(line) if line.isascii() else len(line.encode("utf-8", "replace"))) + 1
         if size + PREFIX_RESERVE > protocol.MAX_LINE:
-            self.server.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
+            self.host.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
                                           f"max {protocol.MAX_LINE - PREFIX_RESERVE})")
             return
-        self.server.hub.say(client, room, text, kind)
+        self.host.say(client, room, text, kind)
 
     def _command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)
@@ -119,23 +122,23 @@ class Dispatcher:
             self._unknown(client, name)
             return UNKNOWN_COST
         command, rest = top.resolve(rest)
-        ctx = Context(self.server, command.plugin, client, rest, command)
+        ctx = Context(self.host, command.plugin, client, rest, command)
         requires = command.required(rest)
         try:
             if requires != "anyone":  # the declared permission, checked before the handler runs
                 word = rest.split(None, 1)[0].lower() if requires != command.requires else ""
                 ctx.require(requires, f"/{command.name}" + (f" {word}" if word else ""))
-            ctx.args = command.parse_args(rest, self.server.find_client)  # type: ignore[assignment]
+            ctx.args = command.parse_args(rest, self.host.find_client)  # type: ignore[assignment]
             if command.rate is not None and not self._within_rate(ctx, command):
                 return command.cost
             result = self.plugins.run(command.plugin, command.handler, ctx, ctx.args)
         except UsageError as exc:
-            self.server.send_line(client, f"ERROR usage: {str(exc) or command.usage_line()}")
+            self.host.send_line(client, f"ERROR usage: {str(exc) or command.usage_line()}")
         except Refused as exc:
-            self.server.send_line(client, f"ERROR {exc}")
+            self.host.send_line(client, f"ERROR {exc}")
         else:
             if result is FAULT:
-                self.server.send_line(client, f"ERROR /{command.name} failed: internal error in plugin {command.plugin}")
+                self.host.send_line(client, f"ERROR /{command.name} failed: internal error in plugin {command.plugin}")
         return command.cost
 
     def _within_rate(self, ctx: Context, command: Command) -> bool:
@@ -149,10 +152,10 @@ class Dispatcher:
         if ctx.is_admin:
             return True
         member, address = rate_keys(ctx.client, ctx.address())
-        room, now = ctx.room.name, self.server.now
+        room, now = ctx.room.name, self.host.now
         left = self.rates.wait(command.name, rate, member, room, now, also=address)
         if left > 0:
-            self.server.send_line(ctx.client, "ERROR " + self.rates.refusal(command.name, rate, left))
+            self.host.send_line(ctx.client, "ERROR " + self.rates.refusal(command.name, rate, left))
             return False
         self.rates.record(command.name, rate, member, room, now)
         return True
@@ -167,19 +170,19 @@ class Dispatcher:
 
     def _unknown(self, client: Client, name: str) -> None:
         """``ERROR - Command not understood``; the did-you-mean lookup and the log line are rate-limited."""
-        self.server.send_line(client, NOT_UNDERSTOOD)
-        now = self.server.now
+        self.host.send_line(client, NOT_UNDERSTOOD)
+        now = self.host.now
         if now - client.hint_at >= HINT_INTERVAL:
             client.hint_at, client.hints = now, 0
         if client.hints < HINT_BURST:
             client.hints += 1
             hint = self.plugins.registry.suggest(name[:64])
             if hint:
-                self.server.send_line(client, f"* did you mean /{hint}?")
+                self.host.send_line(client, f"* did you mean /{hint}?")
         log_rejected(client, f"an unknown command /{name[:40]}", now)
 
 
-def rate_keys(client: Client, address: str) -> tuple[str, str]:
+def rate_keys(client: Member, address: str) -> tuple[str, str]:
     """The ``Rate(user=...)`` keys of *client*: ``("@account", "")`` when logged in, else its connection's
     ``("#id", "=address")`` (``""`` for an unknown address)."""
     if client.account:

@@ -16,20 +16,23 @@ import sys
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chatroom.model.store import plugin_store_path, transaction
+
+if TYPE_CHECKING:
+    from chatroom.plugins.port import Host
 
 __all__ = ["Now", "ThreadSafeParts", "check_loop_thread"]
 
 
-def check_loop_thread(server: Any, depth: int = 2) -> None:
+def check_loop_thread(host: Host, depth: int = 2) -> None:
     """Raise RuntimeError ``ctx.NAME called off the loop thread; use ctx.call_soon_threadsafe``
-    unless the caller runs on *server*'s loop thread (``server.loop_thread``; None: not started, allowed).
+    unless the caller runs on *host*'s loop thread (``host.loop_thread``; None: not started, allowed).
 
     *depth* is how many frames up the context method's name is found (for the message).
     """
-    owner = getattr(server, "loop_thread", None)
+    owner = host.loop_thread
     if owner is None or owner == threading.get_ident():
         return
     name = sys._getframe(depth).f_code.co_name
@@ -60,18 +63,18 @@ class ThreadSafeParts:
     ``data_dir`` work from any thread)."""
 
     __slots__ = ()
-    _srv: Any
+    _srv: Host
     plugin: str
 
     @property
-    def _server(self) -> Any:  # the server, on the loop thread only (names the calling method otherwise)
+    def _server(self) -> Host:  # the host, on the loop thread only (names the calling method otherwise)
         check_loop_thread(self._srv)
         return self._srv
 
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
         """From any thread (a bridge's own thread): run ``fn(*args)`` on the loop thread at its next pass,
         waking it, with this plugin's fault isolation."""
-        self._srv.scheduler.call_soon_threadsafe(fn, args, self.plugin)
+        self._srv.call_soon_threadsafe(fn, args, self.plugin)
 
     @property
     def now(self) -> Now:
@@ -82,7 +85,7 @@ class ThreadSafeParts:
 
     def monotonic(self) -> float:
         """The loop's monotonic clock in seconds (``float``; the kit's fake clock, from 0.0): for timeouts."""
-        return float(self._srv.loop.clock())
+        return self._srv.monotonic()
 
     @property
     def data_dir(self) -> Path:

@@ -3,7 +3,8 @@
 :class:`Server` builds the loop (:mod:`chatroom.net.loop`), the room model (:mod:`chatroom.model.hub`)
 with its history, the plugin host, the command dispatcher, the file relay and the line transport over
 TCP, and is the application the transport calls (``on_connect``, ``on_line``, ``on_frame``, ``on_close``)
-and the services the context and the relay use (``send_line``, ``broadcast``, ``call_hook``...). Every
+and the services the relay uses (``send_line``, ``broadcast``, ``call_hook``...); plugins reach it only
+through its plugin port (``port``, :class:`chatroom.server.port.ServerPort`). Every
 part is given its collaborators at construction: the test kit builds the same server from a fake
 selector, clock and listener (:mod:`chatroom.testing`).
 """
@@ -26,7 +27,6 @@ from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.room import Room
-from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.net.budget import FloodPolicy
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
@@ -38,8 +38,9 @@ from chatroom.net.tls import TLSTransport
 from chatroom.net.web import open_web
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
+from chatroom.plugins.events import PluginEvents
 from chatroom.plugins.manager import PluginHost
-from chatroom.server.events import PluginEvents
+from chatroom.server.port import ServerPort
 from chatroom.wire.lines import sanitize
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "default_plugins"]
@@ -127,8 +128,6 @@ class Server:
         self.plugins = plugins if plugins is not None else default_plugins()
         self.wall_clock = wall_clock  # ctx.now(); the loop's clock is ctx.monotonic()
         self.loop_thread: int | None = None  # the thread that ran start(): contexts check it (chatroom.plugins.threads)
-        self._state: dict[str, dict[str, Any]] = {}
-        self._stores: dict[str, sqlite3.Connection] = {}
         self.loop = Loop(selector=selector, clock=clock, waker=waker, run=self.plugins.call_safely,
                          max_queue=max_queue)
         if inline_threads:
@@ -143,8 +142,9 @@ class Server:
         self.admins = frozenset(a.casefold() for a in admins)
         self._password = hashlib.sha256(server_password.encode()).digest() if server_password else None
         self._gated: dict[int, int] = {}  # connection id -> wrong passwords, until it gives the right one
-        self.dispatcher = Dispatcher(self)
-        self.events = PluginEvents(self, ready_grace)  # member_ready, message_delivered
+        self.port = ServerPort(self)  # what plugins see of the server: the typed plugin port (plugins/port.py)
+        self.dispatcher = Dispatcher(self.port, self.plugins)
+        self.events = PluginEvents(self.port, self.plugins, ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=file_offer_timeout, files_per_hour=quota_files_per_hour,
                            bytes_per_day=quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
         self.loop.on_drain = self.relay.on_drain
@@ -190,7 +190,7 @@ class Server:
         log.info("listening on %s:%d", *self.address)
         self.loop_thread = threading.get_ident()
         self.call_hook("startup", None)
-        self.hub.on_delivered = self.events.delivered_hook()
+        self.events.refresh()
         if any(v is not None for v in self.history_keep):
             lines, days = self.history_keep
             for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
@@ -235,8 +235,7 @@ class Server:
         self.hub.flush()
         self.commit_window = 0.0
         self._commit_history()
-        for store in self._stores.values():
-            close_store(store)
+        self.port.close()
         self.history.close()
         self.accounts.close()
         self.loop.close()
@@ -305,7 +304,7 @@ class Server:
             plugin, _, on_end, _ = conn.capture
             conn.capture = None
             if on_end is not None:
-                self.plugins.run_for_client(plugin, on_end, Context(self, plugin, conn), reason)
+                self.plugins.run_for_client(plugin, on_end, Context(self.port, plugin, conn), reason)
         self.hub.remove(conn, reason)
         log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         self.relay.on_client_left(conn)
@@ -394,7 +393,7 @@ class Server:
 
     def call_hook(self, hook: str, client: Member | None, /, **kwargs: Any) -> list[Any]:
         """Call *hook* on every plugin with ``ctx.client`` = *client*; returns the non-None results."""
-        return self.plugins.call(hook, lambda plugin: Context(self, plugin, client), **kwargs)
+        return self.plugins.call(hook, lambda plugin: Context(self.port, plugin, client), **kwargs)
 
     def find_client(self, nick: str) -> Member | None:
         """The member called *nick* (case-insensitive), or None."""
@@ -413,18 +412,6 @@ class Server:
         if not self.history_on_join:
             return 0
         return self.hub.replay(member, self.history.last(room.name, self.history_on_join))
-
-    def plugin_state(self, plugin: str) -> dict[str, Any]:
-        """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""
-        return self._state.setdefault(plugin, {})
-
-    def plugin_store(self, plugin: str) -> sqlite3.Connection:
-        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.model.store.open_store`)."""
-        store = self._stores.get(plugin)
-        if store is None:
-            store = open_store(plugin_store_path(self.data_dir, plugin))
-            self._stores[plugin] = store
-        return store
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
         """Call ``fn(*args)`` on the loop thread after *delay* seconds, with *plugin*'s fault isolation."""
