@@ -350,14 +350,15 @@ class WebTLSTransport(_Web, TLSTransport):
 
 def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
              origins: Iterable[str] = (), static: Path | None = None, request_timeout: float = REQUEST_TIMEOUT,
-             **options: Any) -> WebTransport | WebTLSTransport:
+             listener: Any = None, **options: Any) -> WebTransport | WebTLSTransport:
     """Bind *host*:*port* (0: the kernel picks) and serve the web transport there for *app*, whose room model is
     *hub* (:class:`~chatroom.model.hub.Hub`: the JSON encoder is registered with it); over TLS with the
     ``ssl.SSLContext`` *tls* (*handshake_timeout* seconds). *origins* are allowed besides the page's own (``"*"``:
     any); *static*, the folder of the page's files (default: the package's ``chatroom/web/static``; read once,
     here); *request_timeout*, seconds per HTTP request;
+    *listener*, a listening socket bound already (then *port* is unused);
     *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Raises OSError if it cannot bind."""
-    listener = listen(host, port)
+    listener = listener if listener is not None else listen(host, port)
     web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=lambda: list(hub.rooms),
                origins=origins, static=StaticFiles(static), request_timeout=request_timeout)
     if tls is not None:
