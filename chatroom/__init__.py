@@ -10,7 +10,7 @@ built-in ones included) imports only what it exports::
 setting without a default, ``Rate`` limits and ``Example`` calls) and
 ``CommandError``/``UsageError`` refuse a call; ``Setting`` declares a plugin's
 config schema; ``Context`` is the ``ctx``
-every hook and command gets; ``migrate``, ``transaction`` and
+every hook and command gets (``ContextExpired``: one used for a client that left); ``migrate``, ``transaction`` and
 ``MigrationError`` manage a plugin's SQLite store; ``Room``, ``Member``,
 ``Entry`` (a history line), ``Timer`` and ``PluginInfo`` are the types the
 context hands out; ``Refused`` is the room model's refusal (``CommandError``
@@ -53,16 +53,17 @@ if TYPE_CHECKING:
     from chatroom.plugins.info import PluginInfo
     from chatroom.plugins.params import REQUIRED, Args, Param
     from chatroom.plugins.ratelimit import Rate
+    from chatroom.plugins.threads import ContextExpired
     from chatroom.wire.filenames import safe_name
     from chatroom.wire.numbers import parse_uint
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "Account", "AccountStore", "Args", "Ban", "Command", "CommandError", "Context", "Entry", "Example", "Member",
-    "MigrationError", "Param", "PluginInfo", "REQUIRED", "Rate", "Refused", "Room", "RoomRules", "Setting", "Timer",
-    "UsageError", "__version__", "author_label", "check_password", "hash_password", "hookimpl", "migrate",
-    "parse_uint", "safe_name", "transaction", "verify_password"
+    "Account", "AccountStore", "Args", "Ban", "Command", "CommandError", "Context", "ContextExpired", "Entry",
+    "Example", "Member", "MigrationError", "Param", "PluginInfo", "REQUIRED", "Rate", "Refused", "Room",
+    "RoomRules", "Setting", "Timer", "UsageError", "__version__", "author_label", "check_password", "hash_password",
+    "hookimpl", "migrate", "parse_uint", "safe_name", "transaction", "verify_password"
 ]
 
 
@@ -72,11 +73,11 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'chatroom' has no attribute {name!r}")
     from chatroom.model import accounts, errors, history, member, moderation, room, store
     from chatroom.net import scheduler
-    from chatroom.plugins import commands, config, context, hookspecs, info, params, ratelimit
+    from chatroom.plugins import commands, config, context, hookspecs, info, params, ratelimit, threads
     from chatroom.wire import filenames, numbers
 
     for module in (accounts, errors, history, member, moderation, room, store, scheduler, commands, config,
-                   context, hookspecs, info, params, ratelimit, filenames, numbers):
+                   context, hookspecs, info, params, ratelimit, threads, filenames, numbers):
         globals().update({n: getattr(module, n) for n in __all__ if n not in globals() and hasattr(module, n)})
     return globals()[name]
 

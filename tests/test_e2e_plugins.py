@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ["chatroom-remind", "chatroom-transcript", "chatroom-wordfilter"]
+EXAMPLES = ["chatroom-remind", "chatroom-standup", "chatroom-transcript", "chatroom-wordfilter"]
 PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore", "PIP_NO_INPUT": "1"}
 
 
@@ -216,3 +216,53 @@ def test_a_plugin_that_keeps_blocking_the_loop_is_quarantined(server_factory, tm
     root.expect("OK plugin sleepy enabled")
     guest.send("/nap")
     guest.expect("OK napped")
+
+
+SAYER = '''
+    from chatroom import Command, hookimpl
+
+
+    def announce(ctx, args):
+        ctx.say(args[0], " ".join(args[1:]))
+
+
+    @hookimpl
+    def register_commands():
+        return [Command("announce", announce, min_args=2)]
+
+
+    @hookimpl
+    def member_joined(ctx, room):
+        if room.name == "#ops":
+            ctx.say(room, f"* welcome to ops, {ctx.nick}")
+'''
+
+
+def test_a_plugins_room_line_is_a_room_event_on_every_door(server_factory, tmp_path):
+    """Issue 22: ctx.say(room, text) reaches a browser as a room event (``raw`` with its room), not a roomless
+    ``line``; a terminal whose current room is another sees ``[#ops] ...``; member_joined greets in the room."""
+    from web_kit import WSClient, close_all, web_url
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "sayer.py").write_text(textwrap.dedent(SAYER))
+    server = server_factory("--quiet", "--plugin-dir", str(folder), "--web-port", "0")
+    _, host, port = web_url(server)
+    try:
+        browser = WSClient(host, port)
+        browser.expect("you")
+        browser.send("/nick webby")
+        browser.send("/join #ops")
+        assert browser.expect("raw", room="#ops")["text"] == "* welcome to ops, webby"
+        bob = server.connect("bob")
+        bob.send("/join #ops")
+        bob.expect("* welcome to ops, bob")
+        bob.send("/join #side")
+        bob.expect_prefix("OK join #side")
+        alice = server.connect("alice")
+        alice.send("/announce #ops the build is green")
+        event = browser.expect("raw", text="the build is green")
+        assert event["room"] == "#ops" and event["time"]
+        bob.expect("[#ops] the build is green")
+    finally:
+        close_all()

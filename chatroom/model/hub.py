@@ -93,6 +93,10 @@ class Hub:
         #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
         #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
         self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
+        #: ``on_membership(member, room, joined, reason)``, called once a member joined (True) or left (False) a
+        #: room and the room was told (*reason*: a part's reason, a kick's notice, a disconnect's reason); None:
+        #: nothing is reported.
+        self.on_membership: Callable[[Member, Room, bool, str], None] | None = None
         self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
         self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
         self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
@@ -115,7 +119,8 @@ class Hub:
     def remove(self, member: Member, reason: str) -> None:
         """*member* is gone: it leaves every room (announced as ``* NICK left ROOM (reason)``)."""
         member.gone = True
-        for room in list(member.rooms.values()):
+        left = list(member.rooms.values())
+        for room in left:
             self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason)
         member.room = None
         self.members.pop(member.id, None)
@@ -123,6 +128,9 @@ class Hub:
             del self.nicks[nick_key(member.nick)]
         if self.skeletons.get(nick_skeleton_key(member.nick)) is member:
             del self.skeletons[nick_skeleton_key(member.nick)]
+        if self.on_membership is not None:
+            for room in left:
+                self.on_membership(member, room, False, reason)
 
     def find(self, nick: str) -> Member | None:
         """The member called *nick* (case-insensitive), or None."""
@@ -234,16 +242,21 @@ class Hub:
             self._structured[room.name] = self._structured.get(room.name, 0) + 1
         member.joined(room)
         member.changed()
+        if self.on_membership is not None:
+            self.on_membership(member, room, True, "")
         return True
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
         size); its current room becomes the last one it joined."""
+        was_in = room.members.get(member.id) is member
         self._leave(member, room, notice or f"{member.nick} left {room.label}" + (f" ({reason})" if reason else ""),
                     always=bool(notice), reason=reason)
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()
+        if self.on_membership is not None and was_in:
+            self.on_membership(member, room, False, notice or reason)
 
     def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "") -> None:
         if room.pending:

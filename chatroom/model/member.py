@@ -24,8 +24,8 @@ class Member:
     ``wire_index`` is its place in the hub's encoders (a transport with another
     format registers an encoder with :meth:`chatroom.model.hub.Hub.add_wire`);
     ``tagged`` is 1 when room lines carry message tags (``/caps tags``), else 0.
-    ``capture`` belongs to the command layer (input taken by a plugin).
-    Loop thread only.
+    ``capture`` belongs to the command layer (input taken by a plugin); ``gone`` is True once the
+    member left the server. Loop thread only.
     """
 
     __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "__weakref__")

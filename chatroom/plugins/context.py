@@ -9,12 +9,17 @@ event-loop thread and returns at once; output is queued and written by the
 loop. Used from another thread, every method that touches the server raises
 RuntimeError (see :mod:`chatroom.plugins.threads`); ``call_soon_threadsafe``,
 ``now``, ``monotonic``, ``data_dir``, ``config``, ``log`` work from any thread.
+
+A context's room-wide parts (``say(room, ...)``, ``state``, ``call_later``...) work as long as the server
+runs, its client parts (``reply``, ``room``, ``join``...) until the client leaves (``ctx.expired``; see
+:class:`~chatroom.plugins.threads.ContextExpired` and docs/plugins.md, "How long a ctx stays usable").
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -76,8 +81,10 @@ class Context(ThreadSafeParts):
     @property
     def room(self) -> Room:
         """The calling client's current room (the default room for server events, or when the client
-        is in no room)."""
-        return (self.client.room if self.client else None) or self._server.lobby
+        is in no room). A client part: see :attr:`expired`."""
+        client = self._live("room")
+        return (client.room if client else None) or self._server.lobby
+
 
     def find(self, nick: str) -> Client | None:
         """The connected client named *nick* (case-insensitive), or None."""
@@ -121,14 +128,15 @@ class Context(ThreadSafeParts):
 
     # -- output -------------------------------------------------------------
     def reply(self, text: str) -> None:
-        """Send one line (``str``, no newline) to the caller."""
-        if self.client is not None:
-            self._server.send_line(self.client, text)
+        """Send one line (``str``, no newline) to the caller (see :attr:`expired`)."""
+        client = self._live("reply")
+        if client is not None:
+            self._server.send_line(client, text)
 
     def send(self, to: Client | str, text: str) -> bool:
         """Send one line to the client *to* (or the nick *to*); False if there is no such client."""
         client = self._server.find_client(to) if isinstance(to, str) else to
-        if client is None or client.closed:
+        if client is None or client.gone:
             return False
         self._server.send_line(client, text)
         return True
@@ -141,7 +149,7 @@ class Context(ThreadSafeParts):
         Loop thread only.
         """
         target = self._server.find_client(to) if isinstance(to, str) else to
-        if target is None or target.closed:
+        if target is None or target.gone or (self.client is not None and self._live("private") is None):
             return False
         plugins = self._server.plugins
         if plugins.implemented("private_message"):
@@ -152,11 +160,36 @@ class Context(ThreadSafeParts):
         self._server.send_private(self.nick, self.account, target, text)
         return True
 
-    def broadcast(self, text: str, *, include_self: bool = False) -> None:
-        """Send one line, as it is, to everyone in the caller's current room (the caller too if
-        *include_self*); members for whom it is not the current room see it as ``[#room] text``."""
-        exclude = None if include_self else self.client
-        self._server.broadcast(self.room, text, exclude=exclude)
+    def broadcast(self, text: str, *, include_self: bool = False, room: Room | str | None = None) -> None:
+        """Send one line, as it is, to everyone in *room* (a Room or its name; default: the caller's current
+        room) but the caller (the caller too if *include_self*): a room event, shown as ``[#room] text`` where
+        another room is current. Refused for an unknown room name. Not recorded."""
+        target = self.room if room is None else self._find(room)
+        self._server.broadcast(target, text, exclude=None if include_self else self.client)
+
+    def say(self, room: Room | str | None = None, text: str | None = None, *, kind: str | None = None) -> None:
+        """``ctx.say(room, text)``: say *text* in *room* (a Room or its name) as this plugin. Every member gets
+        the line as it is, ``[#room] text`` where another room is current: a room event on every door (the
+        browser's ``raw`` event carries the room), reported to ``message_delivered``, not recorded. Works from
+        any context, also a timer's whose client left. Refused for an unknown room name.
+
+        ``ctx.say(text, kind="msg")``, plugin API 1.0's "the caller chats", still works with a
+        DeprecationWarning: it is :meth:`chat` now."""
+        if room is None or text is None:
+            warnings.warn("ctx.say(text) is deprecated since plugin API 1.1: use ctx.chat(text) to speak as the "
+                          "caller, or ctx.say(room, text) to say something in a room", DeprecationWarning,
+                          stacklevel=2)
+            said = text if room is None else room
+            return self.chat(said if isinstance(said, str) else str(said), kind=kind or "msg")
+        if kind is not None:
+            raise TypeError("ctx.say(room, text) takes no kind: ctx.chat(text, kind=...) speaks as the caller")
+        self._server.broadcast(self._find(room), text)
+
+    def _find(self, room: Room | str) -> Room:
+        found = self._server.find_room(room) if isinstance(room, str) else room
+        if found is None:
+            raise Refused(f"no such room: {room}")
+        return found
 
     def stream(self, lines: Iterable[str]) -> None:
         """Send many lines to the caller, pulled lazily as its output queue drains.
@@ -168,13 +201,14 @@ class Context(ThreadSafeParts):
         with :meth:`reply` or :meth:`send` queue behind the stream, keeping
         replies in order; room broadcasts may arrive in between.
         """
-        if self.client is not None:
-            self._server.stream(self.client, iter(lines), self.plugin)
+        client = self._live("stream")
+        if client is not None:
+            self._server.stream(client, iter(lines), self.plugin)
 
     def disconnect(self, client: Client | None = None, reason: str = "disconnected") -> None:
         """Close *client* (default: the caller) after its queued output is sent."""
         target = client or self.client
-        if target is not None:
+        if target is not None and not target.gone:
             self._server.close_client(target, reason, flush=True)
 
     # -- input ---------------------------------------------------------------
@@ -192,11 +226,10 @@ class Context(ThreadSafeParts):
         terminator, the capture ends at once). Raises RuntimeError if the
         caller's input is already captured.
         """
-        if self.client is None:
-            raise RuntimeError("capture needs a client")
-        if self.client.capture is not None:
+        client = self._caller()
+        if client.capture is not None:
             raise RuntimeError("input already captured")
-        self.client.capture = (self.plugin, on_line, on_end, terminator)
+        client.capture = (self.plugin, on_line, on_end, terminator)
 
     def release(self) -> None:
         """Give the caller's input back to chat and commands."""
@@ -205,8 +238,7 @@ class Context(ThreadSafeParts):
 
     def dispatch(self, line: str) -> None:
         """Handle *line* as if the caller typed it (chat or command), bypassing any capture."""
-        if self.client is not None:
-            self._server.handle_line(self.client, line, bypass_capture=True)
+        self._server.handle_line(self._caller(), line, bypass_capture=True)
 
     # -- time and threads ------------------------------------------------------
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
@@ -276,9 +308,10 @@ class Context(ThreadSafeParts):
         """Take the caller out of *room* (announced); its current room becomes the last one it joined."""
         self._server.part(self._caller(), room, reason)
 
-    def say(self, text: str, *, kind: str = "msg") -> None:
-        """Say *text* in the caller's current room as the caller (``kind="me"``: ``* NICK text``), after
-        the ``chat_message`` hooks, recorded in the history."""
+    def chat(self, text: str, *, kind: str = "msg") -> None:
+        """The caller says *text* in its current room, as if typed (``NICK: text``; ``kind="me"``:
+        ``* NICK text``), after the ``chat_message`` hooks, recorded in the history. (``ctx.say(text)`` in
+        plugin API 1.0.)"""
         self._server.chat(self._caller(), text, kind)
 
     def set_topic(self, room: Room, text: str) -> None:
@@ -393,22 +426,12 @@ class Context(ThreadSafeParts):
             if room.rules.banned(name, "") and not self.is_admin:
                 self.kick(client, room, f"{name} is banned from {room.label}")
 
-    def _caller(self) -> Client:
-        if self.client is None:
-            raise Refused("this needs a client")
-        return self.client
-
     # -- files --------------------------------------------------------------------
     def start_transfer(self, name: str, size: int) -> int:
-        """Open a relay of the file *name* (*size* bytes) from the caller to the room's other
-        frame-capable members; returns the transfer id.
-
-        Raises :class:`~chatroom.plugins.commands.CommandError` with the reason if the
-        caller never sent ``/caps binary``, *size* is negative or over
-        ``--max-file-size``, the caller has too many transfers open, nobody
-        else can receive files, or a ``file_offered`` hook refuses (see
-        :meth:`chatroom.net.relay.Relay.start`).
-        """
+        """Open a relay of the file *name* (*size* bytes) from the caller to the room's other frame-capable
+        members; returns the transfer id. Raises :class:`~chatroom.plugins.commands.CommandError` with the
+        reason if the caller never sent ``/caps binary``, *size* is negative or over ``--max-file-size``, the
+        caller has too many transfers open, nobody else can receive files, or a ``file_offered`` hook refuses."""
         return self._server.start_transfer(self._caller(), name, size)
 
     def answer_offer(self, transfer_id: int | None, accept: bool) -> None:

@@ -21,7 +21,7 @@ from chatroom.net.logs import log_rejected
 from chatroom.plugins.commands import NOT_UNDERSTOOD, Command, UsageError, split_command
 from chatroom.plugins.context import Context
 from chatroom.plugins.manager import FAULT
-from chatroom.plugins.ratelimit import RateLimiter
+from chatroom.plugins.ratelimit import Rate, RateLimiter
 from chatroom.wire import lines as protocol
 
 if TYPE_CHECKING:
@@ -129,7 +129,8 @@ class Dispatcher:
                 word = rest.split(None, 1)[0].lower() if requires != command.requires else ""
                 ctx.require(requires, f"/{command.name}" + (f" {word}" if word else ""))
             ctx.args = command.parse_args(rest, self.host.find_client)  # type: ignore[assignment]
-            if command.rate is not None and not self._within_rate(ctx, command):
+            charge = self._within_rate(ctx, command) if command.rate is not None else None
+            if charge is False:
                 return command.cost
             result = self.plugins.run(command.plugin, command.handler, ctx, ctx.args)
         except UsageError as exc:
@@ -139,10 +140,14 @@ class Dispatcher:
         else:
             if result is FAULT:
                 self.host.send_line(client, f"ERROR /{command.name} failed: internal error in plugin {command.plugin}")
+            elif isinstance(charge, tuple):  # only a call that succeeded counts against its Rate
+                self.rates.record(*charge)
         return command.cost
 
-    def _within_rate(self, ctx: Context, command: Command) -> bool:
-        """Check and record the command's :class:`~chatroom.plugins.ratelimit.Rate`; answer a call too soon.
+    def _within_rate(self, ctx: Context, command: Command) -> tuple[str, Rate, str, str, float] | bool:
+        """Check the command's :class:`~chatroom.plugins.ratelimit.Rate`: False (answered) for a call too soon,
+        True for an admin (never limited), else what to record (:meth:`RateLimiter.record`'s arguments) once the
+        handler succeeded: a call the handler refuses (``CommandError``), or that fails, does not count.
 
         The ``user`` scope is keyed by account for a logged-in caller, else by connection (a ``/nick`` keeps
         it); a guest's connection also waits out what guests who left from its address still owe, so
@@ -157,8 +162,7 @@ class Dispatcher:
         if left > 0:
             self.host.send_line(ctx.client, "ERROR " + self.rates.refusal(command.name, rate, left))
             return False
-        self.rates.record(command.name, rate, member, room, now)
-        return True
+        return command.name, rate, member, room, now
 
     def left(self, client: Client) -> None:
         """*client* disconnected: what a guest's connection owes its ``Rate(user=...)`` limits passes to its

@@ -1,4 +1,5 @@
-"""Plugin events derived from the room: ``member_ready``, ``message_delivered``, and quarantine notices.
+"""Plugin events derived from the room: ``member_ready``, ``message_delivered``, ``member_joined`` and
+``member_left``, and quarantine notices.
 
 The hooks are specified in :mod:`chatroom.plugins.hookspecs`. This module
 only decides *when* they fire, through the plugin port
@@ -11,6 +12,8 @@ only decides *when* they fire, through the plugin port
 - ``message_delivered`` fires for each room line after the pass's fan-out
   queued it (``Host.watch_rooms``), with the number of
   members it was queued to, in the order the lines were said.
+- ``member_joined`` and ``member_left`` fire for every join and leave of
+  every room, once the room was told (``Host.watch_rooms`` again).
 - A plugin quarantined for blocking the loop (:mod:`chatroom.plugins.slowness`)
   is reported to every connected admin.
 """
@@ -41,7 +44,13 @@ class PluginEvents:
 
     def refresh(self) -> None:
         """Ask the host for the room events some plugin needs now (at start-up, and after a reload)."""
-        self.host.watch_rooms(self._delivered if self.plugins.implemented("message_delivered") else None)
+        implemented = self.plugins.implemented
+        self.host.watch_rooms(self._delivered if implemented("message_delivered") else None,
+                              self._membership if implemented("member_joined") or implemented("member_left") else None)
+
+    def stop(self) -> None:
+        """No more room events (the server is closing its connections: ``client_left`` ran for them)."""
+        self.host.watch_rooms(None, None)
 
     def quarantined(self, plugin: str, text: str) -> None:
         """*plugin* was quarantined for blocking the loop: tell every connected admin ``* TEXT``."""
@@ -72,6 +81,12 @@ class PluginEvents:
             self.host.call_hook("member_ready", member)
 
     # -- message_delivered ---------------------------------------------------------------
+    def _membership(self, member: Member, room: Room, joined: bool, reason: str) -> None:
+        if joined:
+            self.host.call_hook("member_joined", member, room=room)
+        else:
+            self.host.call_hook("member_left", member, room=room, reason=reason)
+
     def _delivered(self, room: Room, entry: Entry, author: Member | None, recipients: int) -> None:
         author = author if author is not None and not author.gone else None
         self.host.call_hook("message_delivered", author, room=room, entry=entry, recipients=recipients)

@@ -43,6 +43,8 @@ __all__ = ["FilePort", "Host", "LoopPort", "MemberPort", "PluginsPort", "RoomPor
 
 #: ``on_delivered(room, entry, author, recipients)``: a room line was fanned out (see ``message_delivered``).
 Delivered = Callable[["Room", "Entry", "Member | None", int], None]
+#: ``on_membership(member, room, joined, reason)``: *member* joined (True) or left (False) *room*.
+Membership = Callable[["Member", "Room", bool, str], None]
 
 
 @runtime_checkable
@@ -173,8 +175,9 @@ class RoomPort(Protocol):
     def replay_recent(self, member: Member, room: Room) -> int:
         """Send *member* the last ``--history-on-join`` lines of *room*; how many."""
 
-    def watch_rooms(self, delivered: Delivered | None) -> None:
-        """Report every fanned-out room line to *delivered* (None: not reported, nothing is computed for it)."""
+    def watch_rooms(self, delivered: Delivered | None, membership: Membership | None) -> None:
+        """Report every fanned-out room line to *delivered* and every join and leave of a room to
+        *membership* (None: not reported, nothing is computed for it)."""
 
 
 @runtime_checkable
@@ -231,3 +234,7 @@ class Host(LoopPort, MemberPort, RoomPort, FilePort, Protocol):
 
     def plugin_store(self, plugin: str) -> sqlite3.Connection:
         """*plugin*'s SQLite connection (``ctx.store``), opened on first use."""
+
+    def context_expired(self, plugin: str, what: str, member: Member) -> None:
+        """*plugin* used ``ctx.WHAT``, a client part of a context whose client, *member*, left: log it once
+        and return, or raise :class:`~chatroom.plugins.threads.ContextExpired` (the test kit)."""

@@ -5,8 +5,11 @@ between two calls of it (``room=``: anyone in the same room; ``server=``:
 anyone at all). A call that comes too soon is answered
 ``ERROR /poll: too soon, try again in 7 s`` (or the command's own
 ``Rate.message``, where ``{seconds}`` is replaced) and the handler does not
-run. Server admins are not limited, as in Sopel. Only calls that reached the
-handler count. ``user`` means the caller's account when logged in, else its
+run. Server admins are not limited, as in Sopel. Only calls that succeeded
+count: a call refused before its handler (arguments, permission, too soon),
+one its handler refuses (``raise CommandError``: "a stand-up is already
+running") and one whose handler fails spend nothing, so a refusal never
+locks anyone out. ``user`` means the caller's account when logged in, else its
 connection (a ``/nick`` keeps the bucket), and a guest who reconnects from an
 address still waits out what the guests who left from it owe. This is on top of the flood token bucket every connection
 has (:mod:`chatroom.net.budget`), which bounds all input whatever the command.

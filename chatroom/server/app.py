@@ -193,6 +193,7 @@ class Server:
             if conn.id not in self._gated:
                 self.call_hook("client_left", conn, reason=reason)
         self._left = True  # on_close: client_left ran already
+        self.events.stop()  # nor member_left for the connections closed below
         self.scheduler.drain(5.0)
         self.call_hook("shutdown", None)
         for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in

@@ -2,7 +2,8 @@
 
 :class:`ServerPort` is what every plugin context, the command dispatcher and the plugin events are bound
 to: it implements each service of the port with the server's parts (the hub, the history, the loop, the
-relay, the dispatcher) and keeps what belongs to the plugins (each plugin's ``ctx.state`` and ``ctx.store``). The server builds one (``Server.port``); so does
+relay, the dispatcher) and keeps what belongs to the plugins (each plugin's ``ctx.state`` and ``ctx.store``,
+the record of contexts used after their client left). The server builds one (``Server.port``); so does
 the test kit, through the same server. A new door or a shared-state backend changes the parts behind
 these methods, not the plugins. Loop thread only, except where :class:`~chatroom.plugins.port.Host` says.
 """
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from chatroom.model.errors import Refused
 from chatroom.model.names import nick_skeleton_key
 from chatroom.model.store import close_store, open_store, plugin_store_path
-from chatroom.net.logs import CONN
+from chatroom.net.logs import CONN, ERR
+from chatroom.plugins.threads import ContextExpired
 
 if TYPE_CHECKING:
     from chatroom.model.accounts import AccountStore
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from chatroom.plugins.dispatch import Dispatcher
     from chatroom.plugins.events import PluginEvents
     from chatroom.plugins.manager import PluginHost
-    from chatroom.plugins.port import Delivered
+    from chatroom.plugins.port import Delivered, Membership
 
 __all__ = ["ServerPort"]
 
@@ -72,12 +74,16 @@ class Assembly(Protocol):
 
 
 class ServerPort:
-    """The plugin port of one server (*server*: its assembly)."""
+    """The plugin port of one server (*server*: its assembly). ``strict``: a context used after its client left
+    raises :class:`~chatroom.plugins.threads.ContextExpired` (the kit) instead of being logged once and
+    ignored."""
 
     def __init__(self, server: Assembly) -> None:
         self._server = server
         self._state: dict[str, dict[str, Any]] = {}
         self._stores: dict[str, sqlite3.Connection] = {}
+        self._told: set[tuple[str, str]] = set()  # (plugin, method) used after the client left, logged once
+        self.strict = False
 
     # -- the plugin floor's own parts ---------------------------------------------------------
     plugins = property(lambda self: self._server.plugins, doc="The plugin manager.")
@@ -99,6 +105,16 @@ class ServerPort:
         for store in self._stores.values():
             close_store(store)
         self._stores.clear()
+
+    def context_expired(self, plugin: str, what: str, member: Member) -> None:
+        """See :meth:`chatroom.plugins.port.Host.context_expired`."""
+        error = ContextExpired(f"ctx.{what} of plugin {plugin} used after its client {member.nick} (connection "
+                               f"{member.id}) left; see docs/plugins.md, \"How long a ctx stays usable\"")
+        if self.strict:
+            raise error
+        if (plugin, what) not in self._told:
+            self._told.add((plugin, what))
+            log.error("%s; ignored (logged once per plugin and method)", error, extra=ERR)
 
     # -- time and threads ---------------------------------------------------------------------
     loop_thread = property(lambda self: self._server.loop_thread, doc="The loop's thread id (None: not started).")
@@ -261,9 +277,10 @@ class ServerPort:
         """The last lines of *room* to *member*."""
         return self._server.replay_recent(member, room)
 
-    def watch_rooms(self, delivered: Delivered | None) -> None:
-        """Report fanned-out lines to *delivered*."""
+    def watch_rooms(self, delivered: Delivered | None, membership: Membership | None) -> None:
+        """Report fanned-out lines to *delivered*, joins and leaves to *membership*."""
         self._server.hub.on_delivered = delivered
+        self._server.hub.on_membership = membership
 
     # -- files --------------------------------------------------------------------------------
     def start_transfer(self, member: Member, name: str, size: int) -> int:
