@@ -257,7 +257,7 @@ def test_ipv6_loopback_listens_and_prints_the_address_in_brackets(tmp_path: Path
 
 
 LIMITS = ("flood_rate", "flood_burst", "flood_kill", "idle_timeout", "max_per_address", "announce_limit",
-          "default_room", "history_on_join", "history_keep", "record_history")
+          "default_room", "history_on_join", "history_keep", "record_history", "max_rooms")
 
 
 def limit_options(*argv: str) -> dict[str, object]:
@@ -271,16 +271,16 @@ def test_limit_options_have_the_documented_defaults_and_server_names() -> None:
         "flood_rate": 25.0, "flood_burst": 250.0, "flood_kill": 30.0,
         "idle_timeout": 60.0, "max_per_address": 64, "announce_limit": 200,
         "default_room": "#lobby", "history_on_join": 20, "history_keep": (None, None),
-        "record_history": True,
+        "record_history": True, "max_rooms": 1000,
     }
     assert limit_options(
         "--flood-rate", "0", "--flood-burst", "10.5", "--flood-kill", "0", "--idle-timeout", "2.5",
         "--max-per-address", "0", "--announce-limit", "0", "--default-room", "Class",
-        "--history-on-join", "0", "--history-keep", "1000,7d") == {
+        "--history-on-join", "0", "--history-keep", "1000,7d", "--max-rooms", "5") == {
         "flood_rate": 0.0, "flood_burst": 10.5, "flood_kill": 0.0,
         "idle_timeout": 2.5, "max_per_address": 0, "announce_limit": 0,
         "default_room": "#class", "history_on_join": 0, "history_keep": (1000, 7.0),
-        "record_history": True,
+        "record_history": True, "max_rooms": 5,
     }
     assert set(LIMITS) <= {f.name for f in dataclasses.fields(ServerOptions)}
     assert limit_options("--no-history")["record_history"] is False

@@ -45,6 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from chatroom.model.history_sql import (
+    BEFORE as _BEFORE, DELETE_TO as _DELETE_TO, DROPPED_MAX as _DROPPED_MAX, FLOOR as _FLOOR, INSERT as _INSERT,
+    LAST as _LAST, MIGRATIONS, OLDEST as _OLDEST, ROOM as _ROOM, SEQ as _SEQ, SINCE as _SINCE,
+)
 from chatroom.model.store import close_store, migrate, open_store, transaction
 
 __all__ = ["KINDS", "MAX_FETCH", "Entry", "History", "RoomRecord"]
@@ -54,45 +58,6 @@ MAX_FETCH = 500
 
 #: The kinds of stored lines: chat, ``/me`` action, topic change, room notice.
 KINDS = frozenset({"msg", "me", "topic", "notice"})
-
-MIGRATIONS = [
-    # 1: first schema.
-    """
-    CREATE TABLE history (
-        room TEXT NOT NULL, id INTEGER NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL,
-        nick TEXT NOT NULL, account TEXT, text TEXT NOT NULL,
-        PRIMARY KEY (room, id)
-    ) WITHOUT ROWID;
-    -- Highest id ever assigned per room, written in the same transaction as
-    -- the lines: ids survive retention deleting every line of a room, and
-    -- start-up never scans history.
-    CREATE TABLE history_seq (room TEXT NOT NULL PRIMARY KEY, last_id INTEGER NOT NULL) WITHOUT ROWID;
-    CREATE TABLE rooms (
-        name TEXT NOT NULL PRIMARY KEY, topic TEXT NOT NULL DEFAULT '', topic_by TEXT NOT NULL DEFAULT '',
-        topic_at REAL NOT NULL DEFAULT 0, created REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # 2: room moderation (owner, operators, bans, topic lock, key) as JSON: chatroom.model.moderation.
-    "ALTER TABLE rooms ADD COLUMN rules TEXT NOT NULL DEFAULT ''",
-]
-
-_COLUMNS = "room, id, ts, kind, nick, account, text"
-_INSERT = f"INSERT INTO history ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-_SEQ = (
-    "INSERT INTO history_seq (room, last_id) VALUES (?, ?) "
-    "ON CONFLICT (room) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
-)
-_ROOM = (
-    "INSERT INTO rooms (name, topic, topic_by, topic_at, created) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, topic_by = excluded.topic_by, "
-    "topic_at = excluded.topic_at, created = excluded.created"
-)
-_LAST = f"SELECT {_COLUMNS} FROM history WHERE room = ? ORDER BY id DESC LIMIT ?"
-_SINCE = f"SELECT {_COLUMNS} FROM history WHERE room = ? AND id > ? ORDER BY id LIMIT ?"
-_BEFORE = f"SELECT {_COLUMNS} FROM history WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?"
-_OLDEST = "SELECT id, ts FROM history WHERE room = ? ORDER BY id LIMIT ?"
-_DELETE_TO = "DELETE FROM history WHERE room = ? AND id <= ?"
-
 
 class Entry(NamedTuple):
     """One stored line of a room (immutable).
@@ -166,9 +131,16 @@ class History:
         try:
             migrate(self._conn, MIGRATIONS)
             #: room -> next id to assign (last assigned + 1, buffered included).
-            self._next: dict[str, int] = {
-                room: last + 1 for room, last in self._conn.execute("SELECT room, last_id FROM history_seq")
-            }
+            self._next: dict[str, int] = {}
+            #: room -> its floor: lines with id <= floor are a dropped room's (hidden, being deleted).
+            self._floor: dict[str, int] = {}
+            for room, last, floor in self._conn.execute("SELECT room, last_id, floor FROM history_seq"):
+                self._next[room] = last + 1
+                if floor:
+                    self._floor[room] = floor
+            row = self._conn.execute("SELECT value FROM history_meta WHERE key = 'dropped_max'").fetchone()
+            #: The highest id any fully deleted room had: a room without a counter starts above it.
+            self._dropped_max = int(row[0]) if row else 0
             self._rooms: dict[str, RoomRecord] = {
                 row[0]: RoomRecord(*row)
                 for row in self._conn.execute("SELECT name, topic, topic_by, topic_at, created FROM rooms")
@@ -201,7 +173,7 @@ class History:
         ):
             raise TypeError("room, nick and text must be str, account str or None")
         next_ids = self._next
-        entry_id = next_ids.get(room, 1)
+        entry_id = next_ids.get(room) or self._dropped_max + 1
         next_ids[room] = entry_id + 1
         entry = Entry(room, entry_id, self._clock(), kind, nick, account, text)
         self._buffer.append(entry)
@@ -244,7 +216,8 @@ class History:
     # -- reading ---------------------------------------------------------------------
 
     def _buffered(self, room: str) -> list[Entry]:
-        return [e for e in self._buffer if e.room == room]
+        floor = self._floor.get(room, 0)
+        return [e for e in self._buffer if e.room == room and e.id > floor]
 
     def last(self, room: str, n: int) -> list[Entry]:
         """The *n* newest entries of *room* (fewer if it has fewer), oldest first.
@@ -255,7 +228,7 @@ class History:
         pending = self._buffered(room)
         if len(pending) >= n:
             return pending[len(pending) - n:]
-        rows = self._conn.execute(_LAST, (room, n - len(pending))).fetchall()
+        rows = self._conn.execute(_LAST, (room, self._floor.get(room, 0), n - len(pending))).fetchall()
         rows.reverse()
         return [Entry._make(r) for r in rows] + pending
 
@@ -270,7 +243,8 @@ class History:
         """
         _check("limit", limit, 1, MAX_FETCH)
         _check("after_id", after_id, 0, _MAX_ID)
-        out = [Entry._make(r) for r in self._conn.execute(_SINCE, (room, after_id, limit)).fetchall()]
+        low = max(after_id, self._floor.get(room, 0))
+        out = [Entry._make(r) for r in self._conn.execute(_SINCE, (room, low, limit)).fetchall()]
         if len(out) < limit:
             out += [e for e in self._buffered(room) if e.id > after_id][: limit - len(out)]
         return out
@@ -287,16 +261,20 @@ class History:
         pending = [e for e in self._buffered(room) if e.id < before_id]
         if len(pending) >= n:
             return pending[len(pending) - n:]
-        rows = self._conn.execute(_BEFORE, (room, before_id, n - len(pending))).fetchall()
+        rows = self._conn.execute(_BEFORE, (room, before_id, self._floor.get(room, 0), n - len(pending))).fetchall()
         rows.reverse()
         return [Entry._make(r) for r in rows] + pending
 
     def latest_id(self, room: str) -> int:
         """The last id assigned in *room* (buffered included), 0 if none ever was.
 
-        Still the last assigned id after retention deleted the lines.
+        Still the last assigned id after retention deleted the lines (or :meth:`drop_room` the room).
         """
         return self._next.get(room, 1) - 1
+
+    def has_lines(self, room: str) -> bool:
+        """True if a line was stored in *room* since it was last dropped (:meth:`drop_room`), pruned or not."""
+        return self.latest_id(room) > self._floor.get(room, 0)
 
     # -- room records ----------------------------------------------------------------
 
@@ -359,6 +337,23 @@ class History:
 
     # -- retention -------------------------------------------------------------------
 
+    def drop_room(self, name: str) -> None:
+        """Forget room *name* (:mod:`chatroom.model.rooms`): its record goes now (its own transaction), its
+        lines are hidden from every query now and deleted by :meth:`prune`'s bounded steps, then its counter
+        goes. Ids are never given again: the name continues its counter, or, once forgotten, starts above
+        every id a forgotten room had (``history_meta``): a client catching up by id is never confused."""
+        last = self.latest_id(name)
+        with transaction(self._conn):  # raises sqlite3.Error (nothing changed) when the store fails
+            self._conn.execute("DELETE FROM rooms WHERE name = ?", (name,))
+            if last:
+                self._conn.execute(_FLOOR, (name, last, last))
+        self._rooms.pop(name, None)
+        self._dirty_rooms.discard(name)
+        if last:
+            self._floor[name] = last
+
+    # -- retention -------------------------------------------------------------------
+
     def prune(self, keep_lines: int | None, keep_days: float | None, max_rows: int = 2000) -> bool:
         """Delete old history in one bounded step; True if there may be more to delete.
 
@@ -366,15 +361,16 @@ class History:
         ones) and nothing older than *keep_days* days (by the clock); None
         disables that limit. Deletion goes oldest id first and stops at the
         first line both limits keep, so with a clock that stepped back a few
-        old lines may wait behind a newer one until it ages too.
+        old lines may wait behind a newer one until it ages too. A dropped
+        room's lines (:meth:`drop_room`) all go.
 
         One call deletes at most *max_rows* rows and looks at most at
         *max_rows* rooms (one transaction), resuming at the room where the
         previous call stopped, so its cost is bounded whatever the size of the
         history. Call it again (from a timer) while it returns True; False
         means every room was found within its limits (until new lines come).
-        Room id counters are kept: ids are never reused. ValueError for a
-        negative limit or ``max_rows < 1``.
+        Id counters are kept (a dropped room's folds into ``dropped_max``):
+        ids are never reused. ValueError for a negative limit or ``max_rows < 1``.
         """
         if keep_lines is not None and (not isinstance(keep_lines, int) or keep_lines < 0):
             raise ValueError(f"keep_lines must be None or an int >= 0, not {keep_lines!r}")
@@ -382,38 +378,51 @@ class History:
             raise ValueError(f"keep_days must be None or >= 0, not {keep_days!r}")
         if not isinstance(max_rows, int) or max_rows < 1:
             raise ValueError(f"max_rows must be an int >= 1, not {max_rows!r}")
-        if keep_lines is None and keep_days is None:
+        if keep_lines is None and keep_days is None and not self._floor:
             return False
         age_cut = self._clock() - keep_days * 86400.0 if keep_days is not None else None
+        gone: list[str] = []  # dropped rooms whose lines are all deleted: their counters go after the commit
+        with transaction(self._conn):
+            more = self._prune_step(keep_lines, age_cut, max_rows, gone)
+        for room in gone:
+            self._dropped_max = max(self._dropped_max, self._next.pop(room) - 1)
+            del self._floor[room]
+        return more
+
+    def _prune_step(self, keep_lines: int | None, age_cut: float | None, max_rows: int, gone: list[str]) -> bool:
         # A round walks the rooms in name order, over as many calls as it takes;
         # a call resumes at the room where the previous one stopped.
         rooms = sorted(self._next)
         budget = max_rows
         visited = 0
-        with transaction(self._conn):
-            for room in rooms[bisect.bisect_left(rooms, self._prune_from):]:
-                if visited >= max_rows:
+        for room in rooms[bisect.bisect_left(rooms, self._prune_from):]:
+            if visited >= max_rows:
+                self._prune_from = room
+                return True
+            visited += 1
+            last, floor = self._next[room] - 1, self._floor.get(room, 0)
+            id_cut = max(last - keep_lines if keep_lines is not None else 0, floor)
+            upto = 0
+            taken = 0
+            # Lazily: only the rows that go, plus the first one that stays, are read.
+            cursor = self._conn.execute(_OLDEST, (room, budget))
+            for row_id, ts in cursor:
+                if row_id <= id_cut or (age_cut is not None and ts < age_cut):
+                    upto = row_id
+                    taken += 1
+                else:
+                    break
+            cursor.close()
+            if taken:
+                self._conn.execute(_DELETE_TO, (room, upto))
+                budget -= taken
+                if budget <= 0:  # this room may have more: resume with it
                     self._prune_from = room
                     return True
-                visited += 1
-                id_cut = self._next[room] - 1 - keep_lines if keep_lines is not None else 0
-                upto = 0
-                taken = 0
-                # Lazily: only the rows that go, plus the first one that stays, are read.
-                cursor = self._conn.execute(_OLDEST, (room, budget))
-                for row_id, ts in cursor:
-                    if row_id <= id_cut or (age_cut is not None and ts < age_cut):
-                        upto = row_id
-                        taken += 1
-                    else:
-                        break
-                cursor.close()
-                if taken:
-                    self._conn.execute(_DELETE_TO, (room, upto))
-                    budget -= taken
-                    if budget <= 0:  # this room may have more: resume with it
-                        self._prune_from = room
-                        return True
+            if floor == last and room not in self._rooms and not any(e.room == room for e in self._buffer):
+                self._conn.execute("DELETE FROM history_seq WHERE room = ?", (room,))  # dropped, and all gone
+                self._conn.execute(_DROPPED_MAX, (last,))
+                gone.append(room)
         self._prune_from = ""  # round complete: every room is within its limits
         return False
 

@@ -162,19 +162,16 @@ class Context(ThreadSafeParts):
 
     def broadcast(self, text: str, *, include_self: bool = False, room: Room | str | None = None) -> None:
         """Send one line, as it is, to everyone in *room* (a Room or its name; default: the caller's current
-        room) but the caller (the caller too if *include_self*): a room event, shown as ``[#room] text`` where
-        another room is current. Refused for an unknown room name. Not recorded."""
+        room) but the caller (the caller too if *include_self*): as :meth:`say` does."""
         target = self.room if room is None else self._find(room)
         self._server.broadcast(target, text, exclude=None if include_self else self.client)
 
     def say(self, room: Room | str | None = None, text: str | None = None, *, kind: str | None = None) -> None:
-        """``ctx.say(room, text)``: say *text* in *room* (a Room or its name) as this plugin. Every member gets
-        the line as it is, ``[#room] text`` where another room is current: a room event on every door (the
+        """``ctx.say(room, text)``: say *text* in *room* (a Room or its name) as this plugin: every member gets
+        the line as it is (``[#room] text`` where another room is current), a room event on every door (the
         browser's ``raw`` event carries the room), reported to ``message_delivered``, not recorded. Works from
-        any context, also a timer's whose client left. Refused for an unknown room name.
-
-        ``ctx.say(text, kind="msg")``, plugin API 1.0's "the caller chats", still works with a
-        DeprecationWarning: it is :meth:`chat` now."""
+        any context, a timer's whose client left too. Refused for an unknown room name. (1.0's
+        ``ctx.say(text, kind=...)``, the caller chatting, still works with a DeprecationWarning: :meth:`chat`.)"""
         if room is None or text is None:
             warnings.warn("ctx.say(text) is deprecated since plugin API 1.1: use ctx.chat(text) to speak as the "
                           "caller, or ctx.say(room, text) to say something in a room", DeprecationWarning,
@@ -216,15 +213,12 @@ class Context(ThreadSafeParts):
                 *, terminator: str | None = None) -> None:
         """Take over the caller's next lines until :meth:`release`.
 
-        Every line the caller sends (sanitized ``str``) goes to
-        ``on_line(ctx, line)`` instead of chat or commands. ``on_end(ctx,
-        reason)`` is called if the client leaves while captured.
-        *terminator* is the line that ends the input (``"#"`` for a post):
-        if the plugin is disabled while it holds the capture, the server
-        discards the caller's lines up to and including the terminator, so
-        the rest of the input is never broadcast as chat (without a
-        terminator, the capture ends at once). Raises RuntimeError if the
-        caller's input is already captured.
+        Every line the caller sends (sanitized ``str``) goes to ``on_line(ctx, line)`` instead of chat or
+        commands. ``on_end(ctx, reason)`` is called if the client leaves while captured. *terminator* is the
+        line that ends the input (``"#"`` for a post): if the plugin is disabled while it holds the capture,
+        the server discards the caller's lines up to and including the terminator, so the rest of the input
+        is never broadcast as chat (without a terminator, the capture ends at once). Raises RuntimeError if
+        the caller's input is already captured.
         """
         client = self._caller()
         if client.capture is not None:
@@ -273,12 +267,23 @@ class Context(ThreadSafeParts):
         return client.caps
 
     def rooms(self) -> list[Room]:
-        """Every room of the server (empty ones too), by name."""
+        """Every listed room by name (docs/protocol.md, "Room lifetime"); show what is in one only if :meth:`may_read`."""
         return self._server.rooms()
 
     def find_room(self, name: str) -> Room | None:
-        """The room called *name* (``#name`` or ``name``, any case), or None."""
+        """The room called *name* (``#name`` or ``name``, any case; a lingering one too), or None."""
         return self._server.find_room(name)
+
+    def may_read(self, room: Room, member: Client | None = None) -> bool:
+        """May *member* (default: the caller; none: the server) read *room*'s history, members and topic?
+        (:mod:`chatroom.model.access`: a member reads, a banned viewer never, a keyed room only its members.)"""
+        return self._server.read_refusal(member or self.client, room) is None
+
+    def require_read(self, room: Room) -> None:
+        """Raise Refused (``you are banned from #den``, ``#den has a key: ...``) unless :meth:`may_read`."""
+        reason = self._server.read_refusal(self.client, room)
+        if reason is not None:
+            raise Refused(reason)
 
     def join(self, name: str, key: str | None = None) -> tuple[Room, bool]:
         """Put the caller in room *name* (created if new, owned by the caller's account) and make it current.
@@ -286,18 +291,16 @@ class Context(ThreadSafeParts):
         Returns ``(room, joined)``: *joined* is False when the caller was in
         it already (the room just became current). Raises Refused for a bad
         room name, a caller banned from the room, or a room with a key
-        (``/key``) when *key* is not it (its operators and admins need none).
-        """
+        (``/key``) when *key* is not it (its operators and admins need none); for a new room, a caller
+        creating rooms too fast or a server at ``--max-rooms`` (docs/protocol.md, "Room lifetime")."""
         client = self._caller()
         room = self._server.find_room(name)
         if room is None:
-            room = self._server.open_room(name, owner=client.account)
-        elif room.name not in client.rooms and not self.is_admin:
-            if room.rules.banned(client.account, self.address(client)):
-                raise Refused(f"you are banned from {room.name}")
-            if not room.rules.key_matches(key) and not room.rules.is_operator(client.account):
-                raise Refused(f"{room.name} needs a key: /join {room.name} KEY" if key is None
-                              else f"wrong key for {room.name}")
+            room = self._server.open_room(name, owner=client.account, creator=client)
+        else:
+            reason = self._server.join_refusal(client, room, key)
+            if reason is not None:
+                raise Refused(reason)
         return room, self._server.join(client, room)
 
     def replay_recent(self, room: Room) -> int:
@@ -320,8 +323,8 @@ class Context(ThreadSafeParts):
 
     def history(self, room: Room, *, last: int | None = None, since: int | None = None,
                 before: int | None = None) -> list[Entry]:
-        """Stored lines of *room*, oldest first: the *last* N, those after id *since*, or the N=*last*
-        before id *before*. N is 1..500; raises ValueError otherwise."""
+        """Stored lines of *room*, oldest first: the *last* N, those after id *since*, or the N=*last* before id
+        *before* (N 1..500, else ValueError), as the caller may read them (Refused if not, :meth:`may_read`)."""
         return self._server.history(self.client, room, last=last, since=since, before=before)
 
     def replay(self, entries: Iterable[Entry]) -> int:

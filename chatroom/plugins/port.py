@@ -132,13 +132,21 @@ class RoomPort(Protocol):
         """The default room."""
 
     def rooms(self) -> list[Room]:
-        """Every room, by name."""
+        """Every listed room, by name (the room lifetime's listing)."""
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name* (``#x`` or ``x``, any case), or None."""
 
-    def open_room(self, name: str, owner: str | None) -> Room:
-        """The room *name*, created if new (owned by the account *owner*); Refused for a bad name."""
+    def open_room(self, name: str, owner: str | None, creator: Member | None = None) -> Room:
+        """The room *name*, created if new (owned by the account *owner*, charged to *creator*'s creation
+        rate); Refused for a bad name, a creator too fast, a server at ``--max-rooms``."""
+
+    def read_refusal(self, reader: Member | None, room: Room) -> str | None:
+        """Why *reader* (None: the server itself) may not read *room*'s history, members and topic, or None if
+        it may: the model's room access rule (:mod:`chatroom.model.access`), which every plugin read asks."""
+
+    def join_refusal(self, member: Member, room: Room, key: str | None) -> str | None:
+        """Why *member* may not enter *room* with *key* (a ban, a key), or None: the model's rule."""
 
     def join(self, member: Member, room: Room) -> bool:
         """Put *member* in *room* and make it current; False if it was in it."""
@@ -167,7 +175,7 @@ class RoomPort(Protocol):
     def history(self, reader: Member | None, room: Room, *, last: int | None, since: int | None,
                 before: int | None) -> list[Entry]:
         """Stored lines of *room*, oldest first, as *reader* (None: the server itself) may read them (see
-        ``Context.history``); raises Refused if it may not (the model's room access rule)."""
+        ``Context.history``); raises Refused if it may not (:meth:`read_refusal`)."""
 
     def replay(self, member: Member, entries: Iterable[Entry]) -> int:
         """Send *member* history *entries*, marked as history; how many."""

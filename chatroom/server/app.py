@@ -105,11 +105,12 @@ class Server:
         self.loop.stream_fault = lambda owner, trace: self.plugins.fault(owner, trace, count=False)
         self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock)
         self.hub = Hub(self.history, default_room=options.default_room, announce_limit=options.announce_limit,
-                       clock=wall_clock, record=options.record_history)
+                       clock=wall_clock, record=options.record_history, max_rooms=options.max_rooms)
         self.accounts = AccountStore(self.data_dir / "accounts.sqlite3")  # registered nicks (ctx.accounts)
         self.hub.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in options.admins)
+        self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
         password = options.server_password
         self._password = hashlib.sha256(password.encode()).digest() if password else None
         self._gated: dict[int, int] = {}  # connection id -> wrong passwords, until it gives the right one
@@ -164,13 +165,11 @@ class Server:
         self.loop_thread = threading.get_ident()
         self.call_hook("startup", None)
         self.events.refresh()
-        if any(v is not None for v in self.history_keep):
-            lines, days = self.history_keep
-            for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
-                if not self.history.prune(lines, days):
-                    break
-            self.history.commit()
-            self.loop.call_later(PRUNE_EVERY, self._prune)
+        for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
+            if not self.history.prune(*self.history_keep):
+                break
+        self.history.commit()
+        self.loop.call_later(PRUNE_EVERY, self._prune)
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Ask the loop to stop (thread-safe); it tells the clients and closes."""
@@ -312,9 +311,9 @@ class Server:
         else:
             self._history_failing = False
 
-    def _prune(self) -> None:
-        lines, days = self.history_keep
-        more = self.history.prune(lines, days)
+    def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
+        more = self.hub.rooms.expire()
+        more = self.history.prune(*self.history_keep) or more
         self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
@@ -386,7 +385,7 @@ class Server:
         """Send *member* the last ``history_on_join`` lines of *room*, marked as history; returns how many."""
         if not self.history_on_join:
             return 0
-        return self.hub.replay(member, self.history.last(room.name, self.history_on_join))
+        return self.hub.replay(member, self.hub.rooms.read(member, room, last=self.history_on_join))
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
         """Call ``fn(*args)`` on the loop thread after *delay* seconds, with *plugin*'s fault isolation."""

@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the room everyone starts in (default #lobby)")
     _number(rooms, "--history-on-join", metavar="N",
             help="lines of a room's history sent to a member who joins it (0-500, default 20; 0: none)")
+    _number(rooms, "--max-rooms", metavar="N", help="most rooms the server holds (1-1000000, default 1000); "
+            "creating one more is refused (docs/protocol.md, Room lifetime)")
     rooms.add_argument("--no-history", dest="record_history", action="store_false", default=UNSET,
                        help="do not record what is said in rooms (rooms and topics still persist)")
     rooms.add_argument("--history-keep", type=history_keep, default=UNSET, metavar="SPEC",

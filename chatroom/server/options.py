@@ -249,6 +249,8 @@ class ServerOptions:
     default_room: str = "#lobby"
     #: History lines replayed to a member joining a room (0: none).
     history_on_join: int = _num(20, int, high=500)
+    #: Most rooms the server holds, lingering ones included (docs/protocol.md, "Room lifetime").
+    max_rooms: int = _num(1000, int, 1, 1_000_000)
     #: Retention: (lines per room, days); None: no limit.
     history_keep: tuple[int | None, float | None] = (None, None)
     #: False: record nothing said in rooms (rooms and topics still persist).

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from chatroom.model.errors import Refused
+from chatroom.model import access
 from chatroom.model.names import nick_skeleton_key
 from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.net.logs import CONN, ERR
@@ -209,16 +209,24 @@ class ServerPort:
     lobby = property(lambda self: self._server.hub.default_room, doc="The default room.")
 
     def rooms(self) -> list[Room]:
-        """Every room, by name."""
-        return sorted(self._server.hub.rooms.values(), key=lambda r: r.name)
+        """Every listed room, by name."""
+        return self._server.hub.rooms.listed()
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name*, or None."""
         return self._server.hub.room(name)
 
-    def open_room(self, name: str, owner: str | None) -> Room:
+    def open_room(self, name: str, owner: str | None, creator: Member | None = None) -> Room:
         """The room *name*, created if new."""
-        return self._server.hub.open_room(name, owner=owner)
+        return self._server.hub.open_room(name, owner=owner, creator=creator)
+
+    def read_refusal(self, reader: Member | None, room: Room) -> str | None:
+        """The model's room access rule for *reader* (None: the server)."""
+        return access.read_refusal(self._server.hub.rooms.viewer(reader), room)
+
+    def join_refusal(self, member: Member, room: Room, key: str | None) -> str | None:
+        """The model's rule for entering *room*."""
+        return access.join_refusal(self._server.hub.rooms.viewer(member), room, key)
 
     def join(self, member: Member, room: Room) -> bool:
         """*member* into *room*."""
@@ -252,22 +260,11 @@ class ServerPort:
         """Persist ``room.rules``."""
         self._server.hub.save_rules(room)
 
-    def may_read(self, reader: Member | None, room: Room) -> bool:
-        """The one place plugin reads of a room ask the room access rule (on main so far: everyone reads;
-        the model's rule, ``chatroom.model.access``, is called here once it is merged)."""
-        return True
-
     def history(self, reader: Member | None, room: Room, *, last: int | None, since: int | None,
                 before: int | None) -> list[Entry]:
-        """Stored lines of *room*, as *reader* may read them."""
-        if not self.may_read(reader, room):
-            raise Refused(f"you may not read {room.name}")
-        history = self._server.history
-        if since is not None:
-            return history.since(room.name, since, last or 500)
-        if before is not None:
-            return history.before(room.name, before, last or 50)
-        return history.last(room.name, last or 20)
+        """Stored lines of *room*, as *reader* may read them (the model's one way to read a room)."""
+        rooms = self._server.hub.rooms
+        return rooms.read(rooms.viewer(reader), room, last=last, since=since, before=before)
 
     def replay(self, member: Member, entries: Iterable[Entry]) -> int:
         """History *entries* to *member*."""
