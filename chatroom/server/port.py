@@ -286,8 +286,8 @@ class ServerPort:
 
     def answer_offer(self, member: Member, transfer_id: int | None, accept: bool) -> None:
         """*member* answers an offer."""
-        self._server.relay.answer(member, transfer_id, accept)
+        self._server.relay.answer(cast("Connection", member), transfer_id, accept)
 
     def set_file_policy(self, member: Member, policy: str) -> None:
         """How offers to *member* are answered."""
-        self._server.relay.set_policy(member, policy)
+        self._server.relay.set_policy(cast("Connection", member), policy)
