@@ -103,8 +103,9 @@ class MemberPort(Protocol):
     def stream(self, member: Member, lines: Iterator[str], plugin: str) -> None:
         """Send many lines to *member*, pulled as its queue drains."""
 
-    def close_client(self, member: Member, reason: str, *, flush: bool = False) -> None:
-        """Disconnect *member* (after its queued output, with *flush*)."""
+    def close_client(self, member: Member, reason: str, *, flush: bool = False, tell: bool = False) -> None:
+        """Disconnect *member* (after its queued output, with *flush*; ``ERROR disconnected (REASON)`` last,
+        with *tell*)."""
 
     def set_nick(self, member: Member, nick: str) -> None:
         """Rename *member* (``nick_changed`` runs); raises Refused for a bad, taken or look-alike nick."""
