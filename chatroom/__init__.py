@@ -12,8 +12,8 @@ setting without a default, ``Rate`` limits and ``Example`` calls) and
 config schema; ``Context`` is the ``ctx``
 every hook and command gets (``ContextExpired``: one used for a client that left); ``migrate``, ``transaction`` and
 ``MigrationError`` manage a plugin's SQLite store; ``Room``, ``Member``,
-``Entry`` (a history line), ``Timer`` and ``PluginInfo`` are the types the
-context hands out; ``Refused`` is the room model's refusal (``CommandError``
+``Entry`` (a history line), ``SearchPage`` and ``SearchCursor`` (``ctx.search``), ``Timer`` and
+``PluginInfo`` are the types the context hands out; ``Refused`` is the room model's refusal (``CommandError``
 is a subclass); ``parse_uint`` parses a bounded number from user input and
 ``safe_name`` makes an untrusted file name safe; ``AccountStore``, ``Account``,
 ``hash_password``, ``verify_password`` and ``check_password`` are the accounts (``ctx.accounts``),
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from chatroom.model.member import Member
     from chatroom.model.moderation import Ban, RoomRules
     from chatroom.model.room import Room
+    from chatroom.model.search import SearchCursor, SearchPage
     from chatroom.model.store import MigrationError, migrate, transaction
     from chatroom.net.scheduler import Timer
     from chatroom.plugins.commands import Command, CommandError, Example, UsageError
@@ -62,8 +63,9 @@ __version__ = "0.2.0"
 __all__ = [
     "Account", "AccountStore", "Args", "Ban", "Command", "CommandError", "Context", "ContextExpired", "Entry",
     "Example", "Member", "MigrationError", "Param", "PluginInfo", "REQUIRED", "Rate", "Refused", "Room",
-    "RoomRules", "Setting", "Timer", "UsageError", "__version__", "author_label", "check_password", "hash_password",
-    "hookimpl", "migrate", "parse_uint", "safe_name", "transaction", "verify_password"
+    "RoomRules", "SearchCursor", "SearchPage", "Setting", "Timer", "UsageError", "__version__", "author_label",
+    "check_password", "hash_password", "hookimpl", "migrate", "parse_uint", "safe_name", "transaction",
+    "verify_password"
 ]
 
 
@@ -71,12 +73,12 @@ def __getattr__(name: str) -> Any:
     """The plugin API's names, imported on first use of any of them (``AttributeError`` for any other name)."""
     if name not in __all__:
         raise AttributeError(f"module 'chatroom' has no attribute {name!r}")
-    from chatroom.model import accounts, errors, history, member, moderation, room, store
+    from chatroom.model import accounts, errors, history, member, moderation, room, search, store
     from chatroom.net import scheduler
     from chatroom.plugins import commands, config, context, hookspecs, info, params, ratelimit, threads
     from chatroom.wire import filenames, numbers
 
-    for module in (accounts, errors, history, member, moderation, room, store, scheduler, commands, config,
+    for module in (accounts, errors, history, member, moderation, room, search, store, scheduler, commands, config,
                    context, hookspecs, info, params, ratelimit, threads, filenames, numbers):
         globals().update({n: getattr(module, n) for n in __all__ if n not in globals() and hasattr(module, n)})
     return globals()[name]

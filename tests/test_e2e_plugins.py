@@ -103,7 +103,7 @@ def test_disable_plugin_option_env_var_and_no_plugins(site, server_factory):
     result = list_plugins("--no-plugins", env=pythonpath(site))
     assert result.returncode == 0
     assert {line.split()[0] for line in result.stdout.splitlines()} == {"core", "rooms", "accounts", "board", "tweet", "sendfile",
-                                                                         "moderation"}
+                                                                         "moderation", "search"}
 
 
 FLAKY = '''
@@ -240,16 +240,30 @@ SAYER = '''
 
 def test_a_plugins_room_line_is_a_room_event_on_every_door(server_factory, tmp_path):
     """Issue 22: ctx.say(room, text) reaches a browser as a room event (``raw`` with its room), not a roomless
-    ``line``; a terminal whose current room is another sees ``[#ops] ...``; member_joined greets in the room."""
-    from web_kit import WSClient, close_all, web_url
+    ``line``; an IRC client as a NOTICE to the channel; a terminal whose current room is another sees
+    ``[#ops] ...``; member_joined greets in the room."""
+    from irc_kit import IrcClient
+    from web_kit import WSClient, close_all
 
     folder = tmp_path / "drop"
     folder.mkdir()
     (folder / "sayer.py").write_text(textwrap.dedent(SAYER))
-    server = server_factory("--quiet", "--plugin-dir", str(folder), "--web-port", "0")
-    _, host, port = web_url(server)
+    server = server_factory("--quiet", "--plugin-dir", str(folder), "--web-port", "0", "--irc-port", "0",
+                            "--irc-server-name", "irc.test", "--flood-rate", "0")
+    doors: dict[str, str] = {}
+    while len(doors) < 2:  # the web URL and the IRC address, in the order the server prints them
+        line = server.proc.stdout.readline()
+        assert line, "the server printed no web URL or IRC address"
+        for door, prefix in (("web", "chatroom-server web http://"), ("irc", "chatroom-server IRC on ")):
+            if line.startswith(prefix):
+                doors[door] = line.strip()[len(prefix):].rstrip("/")
+    host, _, port = doors["web"].rpartition(":")
+    irc = IrcClient(int(doors["irc"].rpartition(":")[2]))
+    irc.register("ircy")
+    irc.send("JOIN #ops")
+    assert irc.expect("NOTICE", lambda m: m.params[0] == "#ops").params[1] == "* welcome to ops, ircy"
     try:
-        browser = WSClient(host, port)
+        browser = WSClient(host, int(port))
         browser.expect("you")
         browser.send("/nick webby")
         browser.send("/join #ops")
@@ -264,5 +278,8 @@ def test_a_plugins_room_line_is_a_room_event_on_every_door(server_factory, tmp_p
         event = browser.expect("raw", text="the build is green")
         assert event["room"] == "#ops" and event["time"]
         bob.expect("[#ops] the build is green")
+        notice = irc.expect("NOTICE", lambda m: m.params[-1] == "the build is green")
+        assert notice.params[0] == "#ops" and notice.source == "irc.test"
     finally:
+        irc.sock.close()
         close_all()

@@ -61,6 +61,7 @@ BUILTIN_PLUGINS = (
     "chatroom.builtin.sendfile",
     "chatroom.builtin.accounts",
     "chatroom.builtin.moderation",
+    "chatroom.builtin.search",
 )
 
 #: What a command name or alias may look like (it is typed after ``/``).
@@ -368,8 +369,7 @@ class PluginHost(Reloading):
 
     def unavailable(self, plugin: str) -> str:
         """Why *plugin*'s commands are refused: ``plugin NAME is disabled`` (or quarantined, and how to undo it)."""
-        info = self.info.get(plugin)
-        if info is not None and info.quarantined:
+        if (info := self.info.get(plugin)) is not None and info.quarantined:
             return f"plugin {plugin} is quarantined: it blocked the loop; an admin may /plugins enable {plugin}"
         return f"plugin {plugin} is disabled"
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from chatroom.model.history import Entry
     from chatroom.model.member import Member
     from chatroom.model.room import Room
+    from chatroom.model.search import SearchCursor, SearchPage
     from chatroom.net.scheduler import Timer
     from chatroom.plugins.commands import Registry
     from chatroom.plugins.info import PluginInfo
@@ -97,8 +98,9 @@ class MemberPort(Protocol):
     def send_line(self, member: Member, text: str) -> None:
         """Queue one line for *member* (after its rooms' pending lines)."""
 
-    def send_private(self, nick: str, account: str | None, target: Member, text: str) -> None:
-        """A private line from *nick* (logged in to *account*) to *target* (what ``/msg`` sends)."""
+    def send_private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
+        """A private line from *nick* (logged in to *account*) to *target* (what ``/msg`` sends; *notice*: an
+        IRC ``NOTICE``)."""
 
     def stream(self, member: Member, lines: Iterator[str], plugin: str) -> None:
         """Send many lines to *member*, pulled as its queue drains."""
@@ -132,8 +134,8 @@ class RoomPort(Protocol):
     def lobby(self) -> Room:
         """The default room."""
 
-    def rooms(self) -> list[Room]:
-        """Every listed room, by name (the room lifetime's listing)."""
+    def rooms(self, reader: Member | None) -> list[Room]:
+        """Every room listed to *reader* (None: the server), by name (the room lifetime's listing)."""
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name* (``#x`` or ``x``, any case), or None."""
@@ -152,11 +154,11 @@ class RoomPort(Protocol):
     def join(self, member: Member, room: Room) -> bool:
         """Put *member* in *room* and make it current; False if it was in it."""
 
-    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "") -> None:
-        """Take *member* out of *room* (announced; a *notice* is told whatever the room's size)."""
+    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
+        """Take *member* out of *room* (announced; a *notice* is told whatever the room's size; *by*: who kicked)."""
 
-    def say(self, member: Member, room: Room, text: str, kind: str) -> None:
-        """*member* says *text* in *room* (``kind`` ``"msg"`` or ``"me"``): recorded and fanned out."""
+    def say(self, member: Member, room: Room, text: str, kind: str) -> Entry:
+        """*member* says *text* in *room* (``kind`` ``"msg"`` or ``"me"``): recorded and fanned out; the event."""
 
     def chat(self, member: Member, text: str, kind: str) -> None:
         """*member* says *text* in its current room after the ``chat_message`` hooks (what typing does)."""
@@ -164,8 +166,8 @@ class RoomPort(Protocol):
     def broadcast(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """The line *text*, as it is, to everyone in *room* but *exclude* (a room event, not recorded)."""
 
-    def notice(self, room: Room, text: str) -> None:
-        """Tell *room* ``* text`` (not recorded)."""
+    def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
+        """Tell *room* a moderation change ``* text``, an IRC mode *change* (``"+o bob"``) on the IRC door."""
 
     def set_topic(self, member: Member, room: Room, text: str) -> None:
         """Set *room*'s topic as *member* (persisted, recorded, told)."""
@@ -177,6 +179,10 @@ class RoomPort(Protocol):
                 before: int | None) -> list[Entry]:
         """Stored lines of *room*, oldest first, as *reader* (None: the server itself) may read them (see
         ``Context.history``); raises Refused if it may not (:meth:`read_refusal`)."""
+
+    def search(self, reader: Member | None, query: str | SearchCursor, limit: int, show: bool) -> SearchPage:
+        """A page of a full-text search of what *reader* (None: the server) may read; with *show*, *reader* is
+        sent the hits too."""
 
     def replay(self, member: Member, entries: Iterable[Entry]) -> int:
         """Send *member* history *entries*, marked as history; how many."""

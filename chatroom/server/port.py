@@ -20,6 +20,7 @@ from chatroom.model import access
 from chatroom.model.names import nick_skeleton_key
 from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.net.logs import CONN, ERR
+from chatroom.wire.render import hit_line
 from chatroom.plugins.threads import ContextExpired
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from chatroom.model.hub import Hub
     from chatroom.model.member import Member
     from chatroom.model.room import Room
+    from chatroom.model.search import SearchCursor, SearchPage
     from chatroom.net.connection import Connection
     from chatroom.net.loop import Loop
     from chatroom.net.relay import Relay
@@ -60,7 +62,8 @@ class Assembly(Protocol):
     wall_clock: Callable[[], float]
 
     def send_line(self, member: Member, text: str) -> None: ...
-    def send_private(self, nick: str, account: str | None, target: Member, text: str) -> None: ...
+    def send_private(self, nick: str, account: str | None, target: Member, text: str, *,
+                     notice: bool = False) -> None: ...
     def broadcast(self, room: Room, text: str, exclude: Member | None = None) -> None: ...
     def stream(self, member: Member, lines: Iterator[str], plugin: str) -> None: ...
     def close_client(self, member: Member, reason: str, *, flush: bool = False, tell: bool = False) -> None: ...
@@ -157,9 +160,9 @@ class ServerPort:
         """One line to *member*."""
         self._server.send_line(member, text)
 
-    def send_private(self, nick: str, account: str | None, target: Member, text: str) -> None:
+    def send_private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A private line to *target*."""
-        self._server.send_private(nick, account, target, text)
+        self._server.send_private(nick, account, target, text, notice=notice)
 
     def stream(self, member: Member, lines: Iterator[str], plugin: str) -> None:
         """Many lines to *member*, as its queue drains."""
@@ -208,9 +211,9 @@ class ServerPort:
     # -- rooms --------------------------------------------------------------------------------
     lobby = property(lambda self: self._server.hub.default_room, doc="The default room.")
 
-    def rooms(self) -> list[Room]:
-        """Every listed room, by name."""
-        return self._server.hub.rooms.listed()
+    def rooms(self, reader: Member | None) -> list[Room]:
+        """Every room listed to *reader*, by name."""
+        return self._server.hub.rooms.listed(self._server.hub.rooms.viewer(reader))
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name*, or None."""
@@ -232,13 +235,13 @@ class ServerPort:
         """*member* into *room*."""
         return self._server.hub.join(member, room)
 
-    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "") -> None:
+    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """*member* out of *room*."""
-        self._server.hub.part(member, room, reason, notice=notice)
+        self._server.hub.part(member, room, reason, notice=notice, by=by)
 
-    def say(self, member: Member, room: Room, text: str, kind: str) -> None:
+    def say(self, member: Member, room: Room, text: str, kind: str) -> Entry:
         """*member* says *text* in *room*."""
-        self._server.hub.say(member, room, text, kind)
+        return self._server.hub.say(member, room, text, kind)
 
     def chat(self, member: Member, text: str, kind: str) -> None:
         """*member* chats in its current room, through the hooks."""
@@ -248,9 +251,9 @@ class ServerPort:
         """*text*, as it is, to *room*."""
         self._server.broadcast(room, text, exclude)
 
-    def notice(self, room: Room, text: str) -> None:
-        """``* text`` to *room*."""
-        self._server.hub.notice(room, text)
+    def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
+        """A moderation change told to *room*."""
+        self._server.hub.mode(room, by, change, text)
 
     def set_topic(self, member: Member, room: Room, text: str) -> None:
         """*room*'s topic, set by *member*."""
@@ -265,6 +268,17 @@ class ServerPort:
         """Stored lines of *room*, as *reader* may read them (the model's one way to read a room)."""
         rooms = self._server.hub.rooms
         return rooms.read(rooms.viewer(reader), room, last=last, since=since, before=before)
+
+    def search(self, reader: Member | None, query: str | SearchCursor, limit: int, show: bool) -> SearchPage:
+        """A page of a full-text search of what *reader* may read (see :meth:`chatroom.model.rooms.Rooms.search`);
+        with *show*, *reader* is sent the hits (``Member.hit``)."""
+        rooms = self._server.hub.rooms
+        page = rooms.search(rooms.viewer(reader), query, limit=limit)
+        if show and reader is not None:
+            self._server.hub.flush_for(reader)
+            for entry in page.hits:
+                reader.hit(entry, hit_line(entry, reader.tagged))
+        return page
 
     def replay(self, member: Member, entries: Iterable[Entry]) -> int:
         """History *entries* to *member*."""
