@@ -23,13 +23,12 @@ from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
-from chatroom.model.notice import Notice
+from chatroom.model.notice import Notice, plain
 from chatroom.model.room import Room
 from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
 from chatroom.wire.render import STRUCTURED, encode_event
 
 __all__ = ["Hub", "Notice"]
-
 
 #: Rounds of fan-out per :meth:`Hub.flush` (events added while reporting deliveries get more rounds).
 FLUSH_ROUNDS = 8
@@ -73,6 +72,8 @@ class Hub:
         #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
         #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
         self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
+        #: ``on_membership(member, room, joined, reason)`` once a join (True) or leave (False) was told; None: off.
+        self.on_membership: Callable[[Member, Room, bool, str], None] | None = None
         self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
         self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
         self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
@@ -99,7 +100,7 @@ class Hub:
         member.gone = True
         self._tell(member, Notice("", 0, self.clock(), "quit", member.nick, member.account,
                                   f"{member.nick} left ({reason})", reason), once=True)
-        for room in list(member.rooms.values()):
+        for room in (left := list(member.rooms.values())):
             self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason, cause="quit")
         member.room = None
         self.members.pop(member.id, None)
@@ -108,6 +109,9 @@ class Hub:
             del self.nicks[nick_key(member.nick)]
         if self.skeletons.get(nick_skeleton_key(member.nick)) is member:
             del self.skeletons[nick_skeleton_key(member.nick)]
+        if self.on_membership is not None:
+            for room in left:
+                self.on_membership(member, room, False, reason)
         if self.observer is not None:
             self.observer("remove", member, reason)
 
@@ -243,11 +247,14 @@ class Hub:
             self._structured[room.name] = self._structured.get(room.name, 0) + 1
         member.joined(room)
         member.changed()
+        if self.on_membership is not None:
+            self.on_membership(member, room, True, "")
         return True
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
         size); its current room becomes the last one it joined. *by*: who kicked it (``cause`` ``"kick"``)."""
+        was_in = room.members.get(member.id) is member
         entry = self._leave(member, room, notice or f"{member.nick} left {room.label}" + f" ({reason})" * bool(reason),
                             always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
         if by and entry is not None:  # the one kicked is told too, in its wire's words
@@ -255,6 +262,8 @@ class Hub:
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()
+        if self.on_membership is not None and was_in:
+            self.on_membership(member, room, False, notice or reason)
 
     def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "",
                cause: str = "", by: str = "") -> Notice | None:
@@ -312,24 +321,16 @@ class Hub:
 
     def notice(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Tell *room* ``* text`` (not recorded)."""
-        self._pend(room, exclude.id if exclude is not None else 0, self._notice_entry(room.name, text))
+        self._pend(room, exclude.id if exclude is not None else 0, Entry(room.name, 0, self.clock(), "notice", "", None, text))
 
     def post(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Send the line *text*, as it is, to everyone in *room* but *exclude* (a plugin's broadcast; not recorded)."""
         self._pend(room, exclude.id if exclude is not None else 0, Entry(room.name, 0, self.clock(), "raw", "", None, text))
 
-    def announce(self, room: Room, text: str, exclude: Member | None = None) -> None:
-        """A join or leave notice: :meth:`notice`, unless *room* has more than ``announce_limit`` members."""
-        if not self.announce_limit or len(room.members) <= self.announce_limit:
-            self.notice(room, text, exclude)
-
     def _record(self, room: Room, kind: str, member: Member, text: str) -> Entry:
         if self.record and self.bus is None:  # with a bus, the line's id comes back with it (deliver_batch)
             return self.history.append(room.name, kind, member.nick, text, member.account)  # type: ignore[union-attr]
         return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
-
-    def _notice_entry(self, room: str, text: str) -> Entry:
-        return Entry(room, 0, self.clock(), "notice", "", None, text)
 
     def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone."""
@@ -410,7 +411,7 @@ class Hub:
         if self.on_delivered is not None:
             members = room.members
             count = len(members)
-            self._delivered += [(room, _public(e), self.members.get(s), count - (s in members)) for s, e in pending
+            self._delivered += [(room, plain(e), self.members.get(s), count - (s in members)) for s, e in pending
                                 if not (e.kind in STRUCTURED and e.quiet)]  # type: ignore[attr-defined]
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
@@ -438,10 +439,3 @@ class Hub:
     #: One event as a line of the line protocol (:func:`chatroom.wire.render.encode_event`).
     encode = staticmethod(encode_event)
 
-
-def _public(entry: Entry) -> Entry:
-    """What the line protocol and plugins (``message_delivered``) see of an event: a join, part or rename is a
-    plain notice (kind ``"notice"``, no nick), as before these had a structure."""
-    if entry.kind in STRUCTURED:
-        return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
-    return entry

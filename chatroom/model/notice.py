@@ -1,15 +1,18 @@
-"""Events of the room model that are not stored: joins, parts, renames, kicks, modes, quits, private lines.
+"""Events the room model tells but does not store: joins, parts, renames, private lines, modes, quits.
 
-Every wire renders a :class:`Notice` its own way (the line protocol as a ``* ...`` notice, the browser's JSON
-and IRC structurally: :mod:`chatroom.wire.render`, :mod:`chatroom.wire.jsonwire`, :mod:`chatroom.wire.irc`).
-The hub (:mod:`chatroom.model.hub`) makes them and re-exports the name.
+:class:`Notice` has the fields of :class:`~chatroom.model.history.Entry` and a few of its own; the hub
+(:mod:`chatroom.model.hub`, which re-exports it) fans notices out like room lines, and each wire renders them
+(``chatroom.wire.render``, ``chatroom.wire.jsonwire``, the IRC door).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Notice"]
+from chatroom.model.history import Entry
+from chatroom.wire.render import STRUCTURED
+
+__all__ = ["Notice", "plain"]
 
 
 class Notice(NamedTuple):
@@ -34,3 +37,11 @@ class Notice(NamedTuple):
     quiet: bool = False
     by: str = ""
     cause: str = ""
+
+
+def plain(entry: Entry) -> Entry:
+    """What the line protocol and plugins (``message_delivered``) see of an event: a join, part, rename or
+    mode is a plain notice (kind ``"notice"``, no nick, id 0), as before these had a structure."""
+    if entry.kind in STRUCTURED:
+        return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
+    return entry
