@@ -33,7 +33,7 @@ from chatroom.scaleout.feed import FETCH_COUNT, Deliver, Feed, Fetch, Lost, Out
 from chatroom.scaleout.ids import IdBlocks
 from chatroom.scaleout.link import RedisLink, Unavailable
 from chatroom.scaleout.presence import Presence, RemoteMember
-from chatroom.scaleout.rules import SharedRules, part_here
+from chatroom.scaleout.rules import SharedRules, mode_here, part_here
 from chatroom.scaleout.probe import BlockingRedis
 
 if TYPE_CHECKING:
@@ -299,6 +299,8 @@ class Node:
                     self.presence.leave(target, room)
                 elif target is not None:  # this node's member, taken out by another node (a kick)
                     parted.append((target, event))
+            elif carried.node != self.name and event.kind == "mode":
+                mode_here(self.hub, room, getattr(event, "extra", ""))
             if entry_id and history is not None:
                 history.put(event)
             if event.kind == "topic" and entry_id:

@@ -88,6 +88,23 @@ class RemoteMember(Member):
     def closed(self) -> bool:
         return self.gone
 
+    @property
+    def invited(self) -> _Invites:
+        """The rooms an IRC ``INVITE`` lets it join once: an invitation goes to its node (chatroom.net.ircchannels)."""
+        return _Invites(self)
+
+
+class _Invites:
+    """``remote.invited.add(room)``: tell the member's node that it was invited to *room*."""
+
+    __slots__ = ("member",)
+
+    def __init__(self, member: RemoteMember) -> None:
+        self.member = member
+
+    def add(self, room: str) -> None:
+        self.member.presence.forward_invite(self.member, room)
+
 
 class Presence:
     """The mirror and the claims of one node (*name*), on *link*, with *keys*' prefix, for *hub*.
@@ -247,6 +264,8 @@ class Presence:
 
     def leave(self, remote: RemoteMember, room: Room) -> None:
         room.members.pop(remote.id, None)
+        room.ops.discard(remote.id)
+        room.voices.discard(remote.id)
         remote.rooms.pop(room.name, None)
         if not room.members:
             self.hub.rooms.vacated(room)
@@ -254,11 +273,14 @@ class Presence:
     def batch_event(self, room: Room, node: str, mid: int, event: Entry) -> None:
         """A join or part of another node's member, in *room*'s batch: the mirror follows (before delivery)."""
         if event.kind == "join":
-            self.enter(self.mirror(node, mid, event.nick, event.account), room)
+            first = not room.members and not room.rules.owner and room is not self.hub.default_room
+            self.enter(remote := self.mirror(node, mid, event.nick, event.account), room)
+            if first:  # as its own node decided (Hub.join): the first member of an unowned room operates it
+                room.ops.add(remote.id)
         elif event.kind == "part":
-            remote = self.mirrors.get((node, mid))
-            if remote is not None:
-                self.leave(remote, room)
+            gone = self.mirrors.get((node, mid))
+            if gone is not None:
+                self.leave(gone, room)
 
     def drop(self, remote: RemoteMember, reason: str, announce: bool = False) -> None:
         """Forget a mirrored member; with *announce*, its rooms here hear that it left (*reason*)."""
@@ -310,13 +332,21 @@ class Presence:
             message = {"to": remote.id, "lines": data.decode("utf-8", "replace").splitlines()}
         self._send("PUBLISH", self.direct + remote.node, json.dumps(message))
 
+    def forward_invite(self, remote: RemoteMember, room: str) -> None:
+        """Tell *remote*'s node that it was invited to *room* (after the line saying so: same connection)."""
+        self._send("PUBLISH", self.direct + remote.node, json.dumps({"to": remote.id, "invite": room}))
+
     def on_direct(self, data: bytes) -> None:
-        """A message on this node's channel: a line or a private event for one of its members."""
+        """A message on this node's channel: a line, a private event or an invitation for one of its members."""
         message = json.loads(data)
         member = self.hub.members.get(message["to"])
         if member is None or isinstance(member, RemoteMember):
             return
-        if "event" in message:
+        if "invite" in message:
+            invited = getattr(member, "invited", None)  # only IRC connections hold invitations
+            if isinstance(invited, set):
+                invited.add(str(message["invite"]))
+        elif "event" in message:
             self.hub.send(member, decode(message["event"].encode(), "", 0).event)
         else:
             for line in message["lines"]:

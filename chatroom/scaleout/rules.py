@@ -7,6 +7,11 @@ A change made on a node (``/key``, ``/ban``, ``/op``... anything that saves a ro
 restarted without Redis still enforces them). A node (re)subscribing reads each room's rules from the
 meta hash. The last change wins (changes are rare and made by people).
 
+Who operates a room or has a voice in it *without an account* (``room.ops``, ``room.voices``: member ids,
+unique across nodes) follows the rooms' ``mode`` notices, in the order of the room's lines
+(:func:`mode_here`), and the first member of an unowned room operates it on every node
+(:meth:`chatroom.scaleout.presence.Presence.batch_event`).
+
 A member removed from a room by another node (a kick, or a ban that parts it) arrives as that room's
 ``part`` notice: the member's own node takes it out of the room too (:meth:`Node._deliver` calls
 :func:`part_here`), without announcing it twice. Loop thread only.
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
     from chatroom.scaleout.bus import Keys
     from chatroom.scaleout.link import RedisLink
 
-__all__ = ["SharedRules", "part_here"]
+__all__ = ["SharedRules", "mode_here", "part_here"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -101,3 +106,31 @@ def part_here(hub: Hub, member: Member, room: Room, event: Entry) -> None:
     pending = room.pending
     if pending and pending[-1][1].kind == "part" and pending[-1][1].nick == member.nick:
         pending.pop()  # the notice went out from the node that did it
+
+
+#: Mode letters whose change carries a parameter in a ``mode`` notice's ``extra`` (``"+ov-k bob ann *"``); ``l``
+#: only when set (chatroom.net.ircmodes writes them so).
+_WITH_PARAM = frozenset("ovbk")
+
+
+def mode_here(hub: Hub, room: Room, change: str) -> None:
+    """Another node changed *room*'s modes (*change*: a ``mode`` notice's ``extra``, ``"+v bob"``): the operators
+    and voices held by member id (guests: an account's operator status is in the shared rules) change here too."""
+    letters, *params = change.split()
+    sign = "+"
+    for letter in letters:
+        if letter in "+-":
+            sign = letter
+            continue
+        param = params.pop(0) if (letter in _WITH_PARAM or letter == "l" and sign == "+") and params else ""
+        if letter not in "ov" or not param:
+            continue
+        member = hub.find(param)
+        if member is None or room.members.get(member.id) is not member:
+            continue
+        held = room.ops if letter == "o" else room.voices
+        if sign == "+":
+            if letter == "v" or not member.account:
+                held.add(member.id)
+        else:
+            held.discard(member.id)

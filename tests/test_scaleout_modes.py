@@ -1,0 +1,79 @@
+"""Who operates a room, who has a voice and who was invited are the same on every ``chatroom-server --redis``
+node (real redis-server, two real nodes with the IRC door, real TCP): the first member of a room operates it
+everywhere, ``+v`` given on one node lets a member of another speak in a moderated room, ``-v`` silences it
+again, and an ``INVITE`` to a member of another node lets it into an invite-only room."""
+
+from __future__ import annotations
+
+from irc_kit import IrcClient
+from redis_kit import start_node
+
+from test_scaleout_presence import eventually
+
+
+def _irc(node) -> IrcClient:  # type: ignore[no-untyped-def]
+    line = next(l for l in node.startup_lines if l.startswith("chatroom-server IRC on "))
+    return IrcClient(int(line.strip().rpartition(":")[2]))
+
+
+def test_operators_voices_and_invitations_reach_the_members_node(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    irc_args = ("--irc-port", "0", "--irc-server-name", "irc.test")
+    a = start_node(server_factory, redis_server, "a", *irc_args)
+    b = start_node(server_factory, redis_server, "b", *irc_args)
+    ivy = _irc(a)
+    ivy.register("ivy")
+    ivy.send("JOIN #den")
+    ivy.expect("JOIN")
+    nora = b.connect("nora")  # a guest (no account): her voice is held by member id
+
+    def nora_in_den() -> bool:
+        nora.send("/join #den")
+        return any(l.startswith(("OK join #den", "ERROR you are in #den")) for l in nora.sync())
+
+    eventually(nora_in_den, "nora joins #den on node b")
+    ivy.expect("JOIN", lambda m: (m.source or "").startswith("nora"))
+    ivy.send("MODE #den +m")
+    ivy.expect("MODE", lambda m: m.params[1:] == ["+m"])
+
+    def silenced() -> bool:
+        nora.send("/join #den")
+        nora.send("may I?")
+        return any(l == "ERROR #den is moderated: only its operators and voiced members speak" for l in nora.sync())
+
+    eventually(silenced, "node b enforcing +m")
+    ivy.send("MODE #den +v nora")
+    ivy.expect("MODE", lambda m: m.params[1:] == ["+v", "nora"])
+
+    def heard() -> bool:
+        nora.send("now with a voice")
+        return not any(l.startswith("ERROR #den is moderated") for l in nora.sync())
+
+    eventually(heard, "nora's voice reaching node b")
+    ivy.expect("PRIVMSG", lambda m: m.params == ["#den", "now with a voice"])
+    ivy.send("MODE #den -v nora")
+    ivy.expect("MODE", lambda m: m.params[1:] == ["-v", "nora"])
+    eventually(silenced, "nora silenced again on node b")
+
+    iris = _irc(b)  # on node b: sees ivy (node a) as the operator of #den
+    iris.register("iris")
+    iris.send("NAMES #den")
+    assert "@ivy" in iris.expect("353").params[-1].split()
+    ivy.send("MODE #den +i")
+    ivy.expect("MODE", lambda m: m.params[1:] == ["+i"])
+
+    def refused() -> bool:
+        iris.send("JOIN #den")
+        return any(m.command == "473" for m in iris.sync())
+
+    eventually(refused, "node b enforcing +i")
+    ivy.send("INVITE iris #den")
+    ivy.expect("341")
+    iris.expect("NOTICE", lambda m: "invites you to #den" in m.params[-1])
+    iris.send("JOIN #den")
+    answer = iris.next()
+    while answer.command not in ("JOIN", "473"):
+        answer = iris.next()
+    assert answer.command == "JOIN" and answer.params[0] == "#den", answer
+    ivy.expect("JOIN", lambda m: (m.source or "").startswith("iris"))
+    for client in (ivy, iris):
+        client.close()
