@@ -426,7 +426,7 @@ class Hub:
             if lines is None:
                 encode = encoders[wire]
                 lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
-            if member.id in senders:  # a speaker gets the batch without its own lines
+            if member.id in senders and not (member.echoed and self.bus):  # a speaker: without its own lines
                 mid = member.id
                 data = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
             else:

@@ -40,6 +40,9 @@ class Member:
     greeted = True
     #: Index of the member's wire format in :attr:`chatroom.model.hub.Hub.encoders` (0: the line protocol).
     wire_index = 0
+    #: True when a room's pass that came back through the hub's bus (several servers) gives the member its own
+    #: lines too, as stored (IRC's ``echo-message``: the echo carries the ``msgid`` Redis gave the line).
+    echoed = False
 
     def __init__(self, mid: int, nick: str) -> None:
         self.id = mid

@@ -95,6 +95,11 @@ class IrcConnection(Connection):
             self.transport.door.message(self, "NICK", self.nick, source=old)
 
     @property
+    def echoed(self) -> bool:  # type: ignore[override]
+        """With several servers (``--redis``), ``echo-message`` comes with the stored line (chatroom.model.member)."""
+        return "echo-message" in self.irccaps
+
+    @property
     def source(self) -> str:
         """``nick!user@host`` as other clients see this one (made again when the nick changed)."""
         mask = self.mask_text

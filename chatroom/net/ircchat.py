@@ -87,7 +87,7 @@ def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: b
     entry = door.app.dispatcher.chat(conn, text, kind, room)
     if entry is not None:
         door.keep_tags(entry, tags)
-        if "echo-message" in conn.irccaps:
+        if "echo-message" in conn.irccaps and door.hub.bus is None:  # with a bus: once stored, with its id
             door.send(conn, render_event(entry, conn.tagged, door.mask_of, door.server_name, more=tags))
 
 

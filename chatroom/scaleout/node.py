@@ -80,6 +80,7 @@ class Node:
         self.accounts = (SharedAccounts(accounts, self.link, f"{prefix}:accounts", self.presence.key["ctl"], name)
                          if accounts is not None else None)
         self.feeds: dict[str, Feed] = {}
+        self.joining: set[tuple[str, int]] = set()  # (room, member id): this node's joins not back from Redis yet
         self._failing = False
         #: Redis's clock minus this host's (seconds; measured with TIME on every connection): a call's deadline is
         #: set on Redis's clock, so hosts whose clocks differ still agree when a call is too late.
@@ -130,6 +131,7 @@ class Node:
     def publish(self, room: Room, pending: list[tuple[int, Entry]]) -> None:
         """``hub.bus``: *room*'s events of this pass, ``(sender member id or 0, event)``, to Redis in one call."""
         self.presence.joined_or_left(pending)
+        self.joining.update((room.name, sender) for sender, event in pending if event.kind == "join" and sender)
         record = self.hub.record
         events = [(stored(event, record), encode(event, self.name, sender)) for sender, event in pending]
         try:
@@ -155,6 +157,7 @@ class Node:
 
     def _not_published(self, room: Room, pending: list[tuple[int, Entry]], reason: str) -> None:
         """Tell each speaker of *pending* that its line was not delivered (nobody got it)."""
+        self.joining.difference_update((room.name, sender) for sender, _ in pending)
         if self._closing:
             return
         self.refused += 1
@@ -274,6 +277,20 @@ class Node:
             text = f"{lost.lines} {what} of {target.label} were lost {why}"
             self.hub.deliver_batch(target, [(0, Entry(room, 0, self.hub.clock(), "notice", "", None, text))])
 
+    def _first_operator(self, room: Room, mid: int, local: bool) -> None:
+        """The first member of an unowned room operates it (Hub.join), decided in Redis's order on every node:
+        the join of *mid* came back; a local joiner its own node made operator that another node's member
+        preceded loses it."""
+        if local:
+            self.joining.discard((room.name, mid))
+        first = not room.rules.owner and room is not self.hub.default_room and not any(
+            other != mid and (room.name, other) not in self.joining for other in room.members)
+        if first and mid in room.members:
+            room.ops.add(mid)
+        elif local and mid in room.ops and not first:
+            room.ops.discard(mid)
+            log.info("%s: member %d joined after another server's member: not its operator", room.name, mid)
+
     def _deliver(self, name: str, events: list[tuple[int, bytes]]) -> None:
         try:
             room = self.hub.rooms.get(name) or self.hub.rooms.open(name)
@@ -293,6 +310,8 @@ class Node:
             local = carried.node == self.name and carried.member in self.hub.members
             if carried.node != self.name and event.kind == "join" and carried.member:
                 self.presence.batch_event(room, carried.node, carried.member, event)
+            if event.kind == "join" and carried.member:
+                self._first_operator(room, carried.member, carried.node == self.name)
             elif carried.node != self.name and event.kind == "part":
                 target = self.hub.find(event.nick)
                 if isinstance(target, RemoteMember):

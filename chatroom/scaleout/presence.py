@@ -273,10 +273,7 @@ class Presence:
     def batch_event(self, room: Room, node: str, mid: int, event: Entry) -> None:
         """A join or part of another node's member, in *room*'s batch: the mirror follows (before delivery)."""
         if event.kind == "join":
-            first = not room.members and not room.rules.owner and room is not self.hub.default_room
-            self.enter(remote := self.mirror(node, mid, event.nick, event.account), room)
-            if first:  # as its own node decided (Hub.join): the first member of an unowned room operates it
-                room.ops.add(remote.id)
+            self.enter(self.mirror(node, mid, event.nick, event.account), room)
         elif event.kind == "part":
             gone = self.mirrors.get((node, mid))
             if gone is not None:

@@ -1,7 +1,9 @@
-"""Who operates a room, who has a voice and who was invited are the same on every ``chatroom-server --redis``
-node (real redis-server, two real nodes with the IRC door, real TCP): the first member of a room operates it
-everywhere, ``+v`` given on one node lets a member of another speak in a moderated room, ``-v`` silences it
-again, and an ``INVITE`` to a member of another node lets it into an invite-only room."""
+"""The IRC door across ``chatroom-server --redis`` nodes (real redis-server, two real nodes, real TCP).
+
+Who operates a room, who has a voice and who was invited are the same on every node: the first member of a
+room operates it everywhere, ``+v`` given on one node lets a member of another speak in a moderated room,
+``-v`` silences it again, and an ``INVITE`` to a member of another node lets it into an invite-only room.
+A client's catch-up by message id (``draft/chathistory``) works on any node: the ids are the same everywhere."""
 
 from __future__ import annotations
 
@@ -75,5 +77,36 @@ def test_operators_voices_and_invitations_reach_the_members_node(server_factory,
         answer = iris.next()
     assert answer.command == "JOIN" and answer.params[0] == "#den", answer
     ivy.expect("JOIN", lambda m: (m.source or "").startswith("iris"))
+    for client in (ivy, iris):
+        client.close()
+
+
+def test_chathistory_after_a_msgid_seen_on_one_node_works_on_another(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    caps = ("batch", "message-tags", "server-time", "draft/chathistory", "echo-message")
+    irc_args = ("--irc-port", "0", "--irc-server-name", "irc.test")
+    a = start_node(server_factory, redis_server, "a", *irc_args)
+    b = start_node(server_factory, redis_server, "b", *irc_args)
+    ivy = _irc(a)
+    ivy.register("ivy", *caps)
+    ivy.send("JOIN #log")
+    ivy.expect("JOIN")
+    echoes = []
+    for text in ("one", "two", "three", "four"):
+        ivy.send(f"PRIVMSG #log :{text}")
+        echoes.append(ivy.expect("PRIVMSG", lambda m, t=text: m.params == ["#log", t]))
+    seen = echoes[1].tags["msgid"]  # what a client on node a last saw before it moved to node b
+    iris = _irc(b)
+    iris.register("iris", *caps)
+    iris.send("JOIN #log")
+    iris.expect("JOIN", lambda m: (m.source or "").startswith("iris"))
+
+    def after() -> list[tuple[str, str]]:
+        iris.send(f"CHATHISTORY AFTER #log msgid={seen} 10")
+        start = iris.expect("BATCH", lambda m: m.params[1:] == ["chathistory", "#log"])
+        lines = iris.until("BATCH", lambda m: m.params[0] == "-" + start.params[0][1:])
+        return [(m.params[1], m.tags["msgid"]) for m in lines if m.command == "PRIVMSG"]
+
+    want = [(e.params[1], e.tags["msgid"]) for e in echoes[2:]]
+    eventually(lambda: after() == want, "node b's history holding node a's lines with node a's ids")
     for client in (ivy, iris):
         client.close()
