@@ -91,3 +91,34 @@ def test_a_hole_found_by_a_fetch_with_a_new_epoch_waiting_is_blamed_on_the_resta
     assert feed.resync() == [Fetch(6, 0)]
     assert feed.receive(batch(9, 1, epoch="e2")) == []  # the new epoch's first line, held
     assert feed.fetched(lines(9, 9)) == [Lost(3, 6, True), Deliver(lines(9, 9))]
+
+
+def test_a_hole_found_by_a_fetch_that_read_a_new_epoch_is_blamed_on_the_restart() -> None:
+    feed = Feed(1)
+    feed.receive(batch(1, 5))
+    assert feed.resync() == [Fetch(6, 0)]
+    # the new epoch's first line is in the stream before its published batch reached this node
+    assert feed.fetched(lines(9, 9), "e2") == [Lost(3, 6, True), Deliver(lines(9, 9))]
+    assert feed.epoch == "e2" and feed.next_id == 10
+    assert feed.receive(batch(9, 1, epoch="e2")) == []  # (its batch, late: a duplicate)
+    assert feed.receive(batch(10, 1, epoch="e2")) == [Deliver(lines(10, 10))]
+
+
+def test_a_hole_in_the_same_epoch_is_not_blamed_on_a_restart() -> None:
+    feed = Feed(1)
+    feed.receive(batch(1, 5))
+    assert feed.resync() == [Fetch(6, 0)]
+    assert feed.fetched(lines(9, 9), "e1") == [Lost(3, 6, False), Deliver(lines(9, 9))]
+
+
+def test_a_new_epoch_read_with_no_line_yet_labels_the_loss_and_waits_for_its_first_batch() -> None:
+    feed = Feed(1)
+    feed.receive(batch(1, 5))
+    assert feed.receive(batch(9, 1)) == [Fetch(6, 8)]  # a gap in the old epoch...
+    assert feed.fetched([], "e2") == [Lost(3, 6, True), Deliver(lines(9, 9))]  # ...Redis lost it: restarted
+    assert feed.epoch == "e1"
+    feed = Feed(1)
+    feed.receive(batch(1, 5))
+    assert feed.resync() == [Fetch(6, 0)]
+    assert feed.fetched([], "e2") == [] and feed.epoch == "e1"  # (a room's meta made by a pass of notices)
+    assert feed.receive(batch(9, 1, epoch="e2")) == [Lost(3, 6, True), Deliver(lines(9, 9))]

@@ -100,17 +100,20 @@ class Feed:
             return [self.fetching]
         return []
 
-    def fetched(self, lines: list[tuple[int, bytes]]) -> list[Out]:
+    def fetched(self, lines: list[tuple[int, bytes]], epoch: str | None = None) -> list[Out]:
         """The stream's answer to the current :class:`Fetch` (``(id, payload)`` ascending, at most
-        :data:`FETCH_COUNT`): deliver them, report what the stream lacks, go on fetching or release the held
-        batches."""
+        :data:`FETCH_COUNT`), and the room's epoch read just before it (None: unknown): deliver them, report
+        what the stream lacks, go on fetching or release the held batches."""
         want = self.fetching
         if want is None:
             return []
         out: list[Out] = []
         events = []
-        # a batch of another epoch waiting behind this fetch: Redis lost the room, which explains a hole
-        restarted = self.epoch is not None and any(b.epoch != self.epoch for b in self.held)
+        # another epoch (in Redis, or of a batch waiting behind this fetch): Redis lost the room, which explains
+        # a hole
+        new_epoch = None if self.epoch is None else next((b.epoch for b in self.held if b.epoch != self.epoch), None)
+        read_new = self.epoch is not None and epoch is not None and epoch != self.epoch
+        restarted = new_epoch is not None or read_new
         for line_id, payload in lines:
             if line_id < self.next_id or (want.last and line_id > want.last):
                 continue
@@ -128,8 +131,10 @@ class Feed:
             out.append(Lost(want.last + 1 - self.next_id, self.next_id, restarted))
             self.next_id = want.last + 1
         self.fetching = None
-        if restarted:  # what was fetched is the new epoch's: its batches that wait are the same epoch
-            self.epoch = next(b.epoch for b in self.held if b.epoch != self.epoch)
+        if new_epoch is None and read_new and events:  # lines of the epoch read: its later batches go on from them
+            new_epoch = epoch
+        if new_epoch is not None:  # what was fetched is the new epoch's: its batches that wait are the same epoch
+            self.epoch = new_epoch
         held, self.held = self.held, []
         for batch in held:
             out += self.receive(batch)

@@ -232,6 +232,8 @@ class Node:
             for name in list(self.hub.rooms):  # the rooms this node holds: what was said while it was away
                 self._feed(name)
             self.rules.resync(list(self.hub.rooms))
+            if self.link.ready:
+                self.presence.resnapshot()
             for room, feed in list(self.feeds.items()):
                 self._run(room, feed.resync())
 
@@ -252,19 +254,22 @@ class Node:
                 self._lost(room, out)
 
     def _fetch(self, room: str, want: Fetch) -> None:
+        epoch: list[Any] = []  # the room's epoch, read just before the lines (one connection: replies in order)
         try:
+            self.link.call("HGET", self.keys.meta(room), "epoch", on_reply=epoch.append)
             self.link.call("XRANGE", self.keys.stream(room), f"{want.first}-0", f"{want.last}-0" if want.last else "+",
-                           "COUNT", FETCH_COUNT, on_reply=lambda reply: self._fetched(room, reply))
+                           "COUNT", FETCH_COUNT, on_reply=lambda reply: self._fetched(room, reply, epoch))
         except Unavailable:  # retried when the link is back (_link_ready), or soon
             self.loop.call_later(RETRY, lambda: self._run(room, self._feed(room).failed()))
 
-    def _fetched(self, room: str, reply: Any) -> None:
+    def _fetched(self, room: str, reply: Any, epoch: list[Any]) -> None:
         if isinstance(reply, Exception):
             log.warning("cannot fetch the missed lines of %s (%s): trying again", room, reply)
             self.loop.call_later(RETRY, lambda: self._run(room, self._feed(room).failed()))
             return
         lines = [(int(entry_id.split(b"-", 1)[0]), fields[1][1:]) for entry_id, fields in reply]
-        self._run(room, self._feed(room).fetched(lines))
+        known = epoch[0].decode() if epoch and isinstance(epoch[0], bytes) else None
+        self._run(room, self._feed(room).fetched(lines, known))
 
     def _lost(self, room: str, lost: Lost) -> None:
         self.lost += lost.lines

@@ -206,26 +206,33 @@ class Presence:
         self._send("EVAL", REAP_LUA, 4, self.key["nodes"], self.key["presence"], self.key["nicks"],
                    self.key["skeletons"], self.alive, self.name)
         self._heartbeat()
-        self._ctl({"k": "hello", "boot": self.boot})
         for member in list(self.hub.members.values()):
             if not isinstance(member, RemoteMember):
                 self.record(member)
                 if member.nick.lower() != f"guest{member.id}":
                     self._claim(member, member.nick, detail_old=member.nick)
+        self._ctl({"k": "hello", "boot": self.boot})  # after the records: a node reading them on hello has them
+        self.resnapshot()
+
+    def resnapshot(self) -> None:
+        """Read the whole presence hash again (after this node's subscription came back: it may have missed
+        renames, departures and other nodes' hellos meanwhile)."""
         self._send("HGETALL", self.key["presence"], on_reply=self._snapshot)
 
-    def _snapshot(self, reply: Any) -> None:
+    def _snapshot(self, reply: Any, only: str = "") -> None:
+        """The presence hash read whole: mirror every other node's members (*only*: that node's), drop the
+        mirrors it no longer holds (a Redis restarted empty: until their node registers them again)."""
         if not isinstance(reply, list):
             return
         seen = set()
         for field, value in zip(reply[::2], reply[1::2]):
             node, _, mid = field.decode().partition("/")
-            if node == self.name:
+            if node == self.name or only and node != only:
                 continue
             nick, account, rooms = json.loads(value)
             seen.add((node, int(mid)))
             self.mirror(node, int(mid), nick, account, rooms)
-        for key in [k for k in self.mirrors if k not in seen]:
+        for key in [k for k in self.mirrors if k not in seen and (not only or k[0] == only)]:
             self.drop(self.mirrors[key], "gone")
 
     # -- the mirror -------------------------------------------------------------------------------------
@@ -308,6 +315,7 @@ class Presence:
                 for old in [m for (n, _), m in self.mirrors.items() if n == node]:
                     self.drop(old, "server restarted", announce=True)
             self.boots[node] = message["boot"]
+            self._send("HGETALL", self.key["presence"], on_reply=lambda reply: self._snapshot(reply, node))
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "gone":
