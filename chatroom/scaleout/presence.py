@@ -127,6 +127,12 @@ class Presence:
         self.boot = os.urandom(6).hex()  # this process's life: a node started again under its name has another
         self.boots: dict[str, str] = {}  # node -> the boot id last heard from it
         self.reaped = 0  # nodes this node reaped
+        # A snapshot (HGETALL, on the command connection) can be read before an event that reaches this node
+        # first (on the subscription): it must not undo that event. Each change to a mirror gets a number;
+        # a snapshot leaves alone the mirrors changed after it was asked for.
+        self._changes = 0
+        self._changed: dict[tuple[str, int], int] = {}
+        self._snapshots = 0  # asked for, not answered yet
         hub.observer = self.observe
         self._timer = call_later(BEAT, self._beat)
 
@@ -214,26 +220,42 @@ class Presence:
         self._ctl({"k": "hello", "boot": self.boot})  # after the records: a node reading them on hello has them
         self.resnapshot()
 
-    def resnapshot(self) -> None:
+    def resnapshot(self, only: str = "") -> None:
         """Read the whole presence hash again (after this node's subscription came back: it may have missed
-        renames, departures and other nodes' hellos meanwhile)."""
-        self._send("HGETALL", self.key["presence"], on_reply=self._snapshot)
+        renames, departures and other nodes' hellos meanwhile; *only*: for that node's members)."""
+        asked = self._changes
+        try:
+            self.link.call("HGETALL", self.key["presence"],
+                           on_reply=lambda reply: self._snapshot(reply, asked, only))
+        except Unavailable:
+            return  # read again when the link is back (ready)
+        self._snapshots += 1
 
-    def _snapshot(self, reply: Any, only: str = "") -> None:
-        """The presence hash read whole: mirror every other node's members (*only*: that node's), drop the
-        mirrors it no longer holds (a Redis restarted empty: until their node registers them again)."""
-        if not isinstance(reply, list):
-            return
-        seen = set()
-        for field, value in zip(reply[::2], reply[1::2]):
-            node, _, mid = field.decode().partition("/")
-            if node == self.name or only and node != only:
-                continue
-            nick, account, rooms = json.loads(value)
-            seen.add((node, int(mid)))
-            self.mirror(node, int(mid), nick, account, rooms)
-        for key in [k for k in self.mirrors if k not in seen and (not only or k[0] == only)]:
-            self.drop(self.mirrors[key], "gone")
+    def _snapshot(self, reply: Any, asked: int, only: str = "") -> None:
+        """The presence hash read whole (asked for at change number *asked*): mirror every other node's members
+        (*only*: that node's), drop the mirrors it no longer holds (a Redis restarted empty: until their node
+        registers them again); a mirror changed since *asked* is left as the later event made it."""
+        self._snapshots -= 1
+        if isinstance(reply, list):
+            seen = set()
+            for field, value in zip(reply[::2], reply[1::2]):
+                node, _, mid = field.decode().partition("/")
+                key = (node, int(mid))
+                seen.add(key)
+                if node == self.name or only and node != only or self._changed.get(key, 0) > asked:
+                    continue
+                nick, account, rooms = json.loads(value)
+                self.mirror(node, int(mid), nick, account, rooms)
+            for key in [k for k in self.mirrors if k not in seen and (not only or k[0] == only)
+                        and self._changed.get(k, 0) <= asked]:
+                self.drop(self.mirrors[key], "gone")
+        if not self._snapshots:
+            self._changed.clear()
+
+    def _change(self, remote: RemoteMember) -> None:
+        self._changes += 1
+        if self._snapshots:
+            self._changed[(remote.node, remote.id)] = self._changes
 
     # -- the mirror -------------------------------------------------------------------------------------
     def mirror(self, node: str, mid: int, nick: str, account: str | None, rooms: list[str] | None = None) -> RemoteMember:
@@ -241,11 +263,13 @@ class Presence:
         remote = self.mirrors.get((node, mid))
         if remote is None:
             remote = self.mirrors[(node, mid)] = RemoteMember(mid, nick, node, self)
+            self._change(remote)
             remote.account = account
             self.hub.members[mid] = remote
             self.hub.nicks[nick_key(nick)] = remote
             self.hub.skeletons.setdefault(nick_skeleton_key(nick), remote)
         elif remote.nick != nick:
+            self._change(remote)
             remote.account = account
             key, skeleton = nick_key(nick), nick_skeleton_key(nick)
             local = self.hub.nicks.get(key), self.hub.skeletons.get(skeleton)
@@ -264,12 +288,14 @@ class Presence:
         return remote
 
     def enter(self, remote: RemoteMember, room: Room) -> None:
+        self._change(remote)
         room.members[remote.id] = remote
         remote.rooms[room.name] = room
         remote.room = room
         self.hub.rooms.occupied(room)
 
     def leave(self, remote: RemoteMember, room: Room) -> None:
+        self._change(remote)
         room.members.pop(remote.id, None)
         room.ops.discard(remote.id)
         room.voices.discard(remote.id)
@@ -289,6 +315,7 @@ class Presence:
     def drop(self, remote: RemoteMember, reason: str, announce: bool = False) -> None:
         """Forget a mirrored member; with *announce*, its rooms here hear that it left (*reason*)."""
         self.mirrors.pop((remote.node, remote.id), None)
+        self._change(remote)
         remote.gone = True
         for room in list(remote.rooms.values()):
             self.leave(remote, room)
@@ -315,7 +342,7 @@ class Presence:
                 for old in [m for (n, _), m in self.mirrors.items() if n == node]:
                     self.drop(old, "server restarted", announce=True)
             self.boots[node] = message["boot"]
-            self._send("HGETALL", self.key["presence"], on_reply=lambda reply: self._snapshot(reply, node))
+            self.resnapshot(node)
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "gone":
