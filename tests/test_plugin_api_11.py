@@ -103,6 +103,31 @@ def recorder() -> tuple[list[tuple[str, ...]], SimpleNamespace]:
         client_left=lambda ctx, reason: seen.append(("client_left", ctx.nick)))
 
 
+def test_a_member_of_another_server_kicked_here_runs_no_membership_hook_here(chatroom_room):
+    """With --redis, another server's member (the ``remote`` cap) is mirrored here; its own server runs its
+    member_left when the kick reaches it (tests/test_scaleout_presence.py), so this one must not."""
+    from chatroom.model.member import Member
+
+    class Mirror(Member):  # what chatroom.scaleout.presence.RemoteMember is to the room model
+        def deliver(self, data: bytes | memoryview) -> None:
+            forwarded.append(bytes(data))
+
+    forwarded: list[bytes] = []
+    seen, rec = recorder()
+    room = chatroom_room(plugins=[("rec", rec)])
+    alice = room.join("alice")
+    hub = room.server.hub
+    mirror = Mirror(9999, "bob")
+    mirror.caps = frozenset({"remote"})
+    lobby = hub.room("#lobby")
+    lobby.members[mirror.id], mirror.rooms[lobby.name] = mirror, lobby
+    seen.clear()
+    hub.part(mirror, lobby, notice="alice kicked bob from lobby", by="alice")
+    assert seen == [] and mirror.id not in lobby.members and forwarded == [b"* alice kicked bob from lobby\n"]
+    alice.say("/part #lobby")
+    assert seen == [("left", "alice", "#lobby", "", "False")]
+
+
 def test_membership_hooks_fire_for_every_join_and_leave_with_the_room(chatroom_room):
     seen, rec = recorder()
     room = chatroom_room(plugins=[("rec", rec)])

@@ -289,9 +289,11 @@ class ServerPort:
         return self._server.replay_recent(member, room)
 
     def watch_rooms(self, delivered: Delivered | None, membership: Membership | None) -> None:
-        """Report fanned-out lines to *delivered*, joins and leaves to *membership*."""
+        """Report fanned-out lines to *delivered*, joins and leaves to *membership*: those of this server's own
+        members (with ``--redis``, a member of another server, ``"remote"`` in its caps, is reported by its own
+        server: a kick made here runs ``member_left`` there once, docs/plugins.md "Several servers")."""
         self._server.hub.on_delivered = delivered
-        self._server.hub.on_membership = membership
+        self._server.hub.on_membership = membership if membership is None else _own(membership)
 
     # -- files --------------------------------------------------------------------------------
     def start_transfer(self, member: Member, name: str, size: int) -> int:
@@ -305,3 +307,11 @@ class ServerPort:
     def set_file_policy(self, member: Member, policy: str) -> None:
         """How offers to *member* are answered."""
         self._server.relay.set_policy(cast("Connection", member), policy)
+
+
+def _own(membership: Membership) -> Membership:
+    """*membership*, told only of this server's own members."""
+    def told(member: Member, room: Room, joined: bool, reason: str) -> None:
+        if "remote" not in member.caps:
+            membership(member, room, joined, reason)
+    return told
