@@ -110,3 +110,20 @@ def test_chathistory_after_a_msgid_seen_on_one_node_works_on_another(server_fact
     eventually(lambda: after() == want, "node b's history holding node a's lines with node a's ids")
     for client in (ivy, iris):
         client.close()
+
+
+def test_a_member_quitting_on_another_node_leaves_the_irc_clients_channels(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a = start_node(server_factory, redis_server, "a", "--irc-port", "0", "--irc-server-name", "irc.test")
+    b = start_node(server_factory, redis_server, "b")
+    ivy = _irc(a)
+    ivy.register("ivy")
+    ivy.send("JOIN #lobby")
+    ivy.expect("JOIN")
+    nora = b.connect("nora")
+    ivy.expect("NICK", lambda m: m.params[0] == "nora")
+    nora.send("/quit")
+    left = ivy.expect("PART", lambda m: (m.source or "").startswith("nora"))
+    assert left.params[0] == "#lobby" and "quit" in left.params[-1]
+    ivy.send("NAMES #lobby")
+    assert "nora" not in [n.lstrip("@+") for n in ivy.expect("353").params[-1].split()]
+    ivy.close()

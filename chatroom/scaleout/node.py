@@ -312,6 +312,9 @@ class Node:
                 log.error("ignoring an event of %s: %s", name, exc)
                 continue
             event = carried.event
+            if carried.node != self.name and event.kind == "part" and getattr(event, "cause", "") == "quit":
+                # its node told the quit once (IRC's QUIT) to its own members only: here each room hears a part
+                event = event._replace(cause="")  # type: ignore[attr-defined]
             local = carried.node == self.name and carried.member in self.hub.members
             if carried.node != self.name and event.kind == "join" and carried.member:
                 self.presence.batch_event(room, carried.node, carried.member, event)
