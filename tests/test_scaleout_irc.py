@@ -127,3 +127,26 @@ def test_a_member_quitting_on_another_node_leaves_the_irc_clients_channels(serve
     ivy.send("NAMES #lobby")
     assert "nora" not in [n.lstrip("@+") for n in ivy.expect("353").params[-1].split()]
     ivy.close()
+
+
+def test_away_set_on_one_node_shows_on_another(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a = start_node(server_factory, redis_server, "a", "--irc-port", "0", "--irc-server-name", "irc.test")
+    b = start_node(server_factory, redis_server, "b", "--irc-port", "0", "--irc-server-name", "irc.test")
+    ivy, iris = _irc(a), _irc(b)
+    ivy.register("ivy", "away-notify")
+    iris.register("iris")
+    for client in (ivy, iris):
+        client.send("JOIN #den")
+        client.expect("JOIN")
+    ivy.expect("JOIN", lambda m: (m.source or "").startswith("iris"))
+    iris.send("AWAY :at lunch")
+    iris.expect("306")
+    away = ivy.expect("AWAY", lambda m: (m.source or "").startswith("iris"))
+    assert away.params == ["at lunch"]
+    ivy.send("WHOIS iris")
+    assert ivy.expect("301").params[-1] == "at lunch"
+    iris.send("AWAY")
+    iris.expect("305")
+    assert ivy.expect("AWAY", lambda m: (m.source or "").startswith("iris")).params == []
+    for client in (ivy, iris):
+        client.close()

@@ -81,7 +81,7 @@ class Hub:
         self._pending: list[Room] = []
         #: Scale-out (docs/architecture.md, "The shared-state seam"): ``bus(room, events)`` takes each room's pass
         #: instead of the fan-out (it comes back, numbered, through :meth:`deliver_batch`); ``observer(kind, member,
-        #: detail)`` hears ``"add"``, ``"remove"`` (reason) and ``"nick"`` (old nick). None: one process.
+        #: detail)`` hears ``"add"``, ``"remove"`` (reason), ``"nick"`` (old nick), ``"away"``. None: one process.
         self.bus: Callable[[Room, list[tuple[int, Entry]]], None] | None = None
         self.observer: Callable[[str, Member, str], None] | None = None
         self.default_room = self.rooms.open(default)
@@ -180,6 +180,8 @@ class Hub:
         """Mark *member* away with *message* (``""``: back); co-members of ``once`` wires are told."""
         member.away, text = message, f"{member.nick} is away: {message}" if message else f"{member.nick} is back"
         self._tell(member, Notice("", 0, self.clock(), "away", member.nick, member.account, text, message), once=True)
+        if self.observer is not None:
+            self.observer("away", member, message)
 
     def _tell(self, member: Member, entry: Notice, *, once: bool = False) -> None:
         """A roomless notice about *member* once to each co-member: *once* (quit, away) to ``once`` wires only; a

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry
+from chatroom.model.notice import Notice
 from chatroom.scaleout.accounts import SharedAccounts
 from chatroom.scaleout.address import parse_redis_url
 from chatroom.scaleout.bus import Keys, Publisher, parse_batch
@@ -312,9 +313,9 @@ class Node:
                 log.error("ignoring an event of %s: %s", name, exc)
                 continue
             event = carried.event
-            if carried.node != self.name and event.kind == "part" and getattr(event, "cause", "") == "quit":
-                # its node told the quit once (IRC's QUIT) to its own members only: here each room hears a part
-                event = event._replace(cause="")  # type: ignore[attr-defined]
+            if carried.node != self.name and isinstance(event, Notice) and event.kind == "part" and \
+                    event.cause == "quit":  # its node told the quit once (IRC's QUIT) to its own members: a part here
+                event = event._replace(cause="")
             local = carried.node == self.name and carried.member in self.hub.members
             if carried.node != self.name and event.kind == "join" and carried.member:
                 self.presence.batch_event(room, carried.node, carried.member, event)

@@ -6,7 +6,7 @@ uniqueness and ``/msg`` work unchanged on every door. A remote member's wire enc
 nothing (its own node delivers them) and a private line as the event itself, which
 :meth:`RemoteMember.deliver` forwards to its node's channel, as it does any line sent to it directly.
 
-Redis keeps (under the prefix): ``presence`` (hash ``node/id`` -> JSON nick, account, rooms), ``nicks``
+Redis keeps (under the prefix): ``presence`` (hash ``node/id`` -> JSON nick, account, rooms, away message), ``nicks``
 and ``skeletons`` (hashes: nick key or look-alike skeleton -> ``node/id``, the claims), ``nodes`` (set)
 and ``alive:NODE`` (a key with a :data:`TTL`, refreshed every :data:`BEAT` s). Joins and parts travel
 in the rooms' batches (ordered with the lines); renames, departures and dead nodes on the ``ctl``
@@ -153,7 +153,7 @@ class Presence:
 
     def record(self, member: Member) -> None:
         """Write a local member's presence (nick, account, rooms) to Redis."""
-        value = json.dumps([member.nick, member.account, list(member.rooms)])
+        value = json.dumps([member.nick, member.account, list(member.rooms), member.away])
         self._send("HSET", self.key["presence"], self.me(member), value)
 
     def observe(self, kind: str, member: Member, detail: str) -> None:
@@ -171,6 +171,9 @@ class Presence:
             self._ctl({"k": "nick", "id": member.id, "nick": member.nick, "account": member.account})
             new = "" if member.nick.lower() == f"guest{member.id}" else member.nick
             self._claim(member, new, detail_old=detail)
+        elif kind == "away":
+            self.record(member)
+            self._ctl({"k": "away", "id": member.id, "away": member.away})
 
     def _claim(self, member: Member, nick: str, *, detail_old: str) -> None:
         old = "" if detail_old.lower() == f"guest{member.id}" else detail_old
@@ -244,8 +247,8 @@ class Presence:
                 seen.add(key)
                 if node == self.name or only and node != only or self._changed.get(key, 0) > asked:
                     continue
-                nick, account, rooms = json.loads(value)
-                self.mirror(node, int(mid), nick, account, rooms)
+                nick, account, rooms, *away = json.loads(value)
+                self._away(self.mirror(node, int(mid), nick, account, rooms), away[0] if away else "")
             for key in [k for k in self.mirrors if k not in seen and (not only or k[0] == only)
                         and self._changed.get(k, 0) <= asked]:
                 self.drop(self.mirrors[key], "gone")
@@ -345,6 +348,10 @@ class Presence:
             self.resnapshot(node)
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
+        elif message["k"] == "away":
+            remote = self.mirrors.get((node, message["id"]))
+            if remote is not None:
+                self._away(remote, str(message["away"]))
         elif message["k"] == "gone":
             gone = self.mirrors.get((node, message["id"]))
             if gone is not None:
@@ -355,6 +362,10 @@ class Presence:
                         len(dead))
             for remote in dead:
                 self.drop(remote, "server lost", announce=True)
+
+    def _away(self, remote: RemoteMember, message: str) -> None:
+        if remote.away != message:  # told here as its node told it (IRC away-notify)
+            self.hub.set_away(remote, message)
 
     def forward(self, remote: RemoteMember, data: bytes) -> None:
         """Send what a local part of the server gave a mirrored member to its node."""
