@@ -229,8 +229,8 @@ def test_a_redis_that_stops_answering_fails_commands_within_the_timeout_and_neve
         longest = pump(loop, lambda: probe.replies, timeout=3)
         failed_after = time.monotonic() - start
         assert isinstance(probe.replies[0], Unavailable) and "did not answer within 0.5 s" in str(probe.replies[0])
-        assert 0.45 < failed_after < 1.5
-        assert longest < 0.2 and len(ticks) > 10
+        assert 0.45 < failed_after < 2.5  # (the upper bound leaves room for a crowded machine's scheduling)
+        assert longest < 0.4 and len(ticks) > 10  # no pass waited for Redis (that would take the 0.5 s timeout)
         with pytest.raises(Unavailable):
             link.call("PING")
         attempts = link.losses

@@ -111,6 +111,53 @@ def flood_nodes(server_factory, redis_server):  # type: ignore[no-untyped-def]
             start_node(server_factory, redis_server, "b", "--flood-rate", "0"))
 
 
+def test_while_redis_is_down_a_topic_is_refused_and_a_rule_change_is_shared_once_it_is_back(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alice.send("/register correct-horse-battery")
+    alice.expect("OK registered alice; you are logged in")
+    alice.send("/join #den")
+    alice.expect_prefix("OK join #den")
+    alice.send("/topic plans")
+    alice.expect("OK topic")
+    bob.send("/join #den")
+    bob.expect_prefix("OK join #den")
+    bob.send("/part #den")
+    redis.stop()
+    alice.send("/topic new plans")
+    error = alice.expect_prefix("ERROR the topic of den was not changed", timeout=5)
+    assert "Redis" in error
+    alice.send("/topic")
+    assert alice.expect_prefix("* topic of den: ").startswith("* topic of den: plans (set by alice")
+    alice.send("/key door")  # a rule: kept here, shared when Redis is back
+    alice.expect_prefix("OK key")
+    alice.send("/password correct-horse-battery staple-battery-horse")  # so is an account's change
+    alice.expect("OK password changed")
+    redis.start()
+
+    def refused_without_key() -> bool:
+        bob.send("/join #den")
+        lines = bob.sync()
+        if any(l.startswith("OK join #den") for l in lines):
+            bob.send("/part #den")
+            bob.sync()
+        return any(l == "ERROR #den needs a key: /join #den KEY" for l in lines)
+
+    eventually(refused_without_key, "node b enforcing the key set while Redis was down")
+    bob.send("/join #den door")
+    bob.expect_prefix("OK join #den")
+    bob.send("/topic")
+    assert bob.expect_prefix("* topic of den: ").startswith("* topic of den: plans (set by alice")
+    guest = b.connect()
+
+    def logged_in() -> bool:
+        guest.send("/login alice staple-battery-horse")
+        guest.expect_where(lambda l: l.startswith(("OK logged in", "ERROR")), "the login's answer")
+        return guest.seen[-1].startswith("OK logged in as alice")
+
+    eventually(logged_in, "node b taking the password changed while Redis was down", timeout=15)
+
+
 def test_subscriptions_killed_by_redis_mid_burst_recover_every_line_exactly_once(flood_nodes) -> None:  # type: ignore[no-untyped-def]
     redis, a, b = flood_nodes
     alice, carol, bob = a.connect("alice"), a.connect("carol"), b.connect("bob")

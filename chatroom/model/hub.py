@@ -307,11 +307,13 @@ class Hub:
         return entry
 
     def set_topic(self, member: Member, room: Room, text: str) -> Entry:
-        """Set *room*'s topic (``""`` clears it), persist it and tell the room (the setter too)."""
+        """Set *room*'s topic (``""`` clears it), persist it and tell the room (the setter too). With a bus, the
+        topic changes when the event comes back from it (never on this server alone)."""
         entry = self._record(room, "topic", member, text)
-        room.topic, room.topic_by, room.topic_at = text, member.nick, entry.ts
-        if self.history is not None:
-            self.history.set_topic(room.name, text, member.nick, entry.ts)
+        if self.bus is None:
+            room.topic, room.topic_by, room.topic_at = text, member.nick, entry.ts
+            if self.history is not None:
+                self.history.set_topic(room.name, text, member.nick, entry.ts)
         self._pend(room, 0, entry)
         return entry
 

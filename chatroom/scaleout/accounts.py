@@ -74,12 +74,10 @@ class SharedAccounts:
     def _snapshot(self, reply: Any) -> None:
         if not isinstance(reply, list):
             return
-        held = {key.decode() for key in reply[::2]}
+        held = {key.decode(): float(json.loads(text)[3]) for key, text in zip(reply[::2], reply[1::2])}
         for text in reply[1::2]:
             self._put(text.decode())
-        try:
-            for account in self.store.all():
-                if nick_key(account.name) not in held:
-                    self.link.call("HSETNX", self.key, nick_key(account.name), self._json(account))
-        except Unavailable:
-            pass
+        for account in self.store.all():
+            changed = held.get(nick_key(account.name))
+            if changed is None or account.changed > changed:  # Redis lacks it, or it changed here while Redis was away
+                self.changed(account)

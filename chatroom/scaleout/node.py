@@ -167,11 +167,16 @@ class Node:
             log.error("cannot publish to Redis (%s): speakers are told their lines were not delivered", reason)
         told: set[int] = set()
         for sender, event in pending:
-            member = self.hub.members.get(sender)
-            if member is not None and sender not in told and event.kind in ("msg", "me", "topic"):
-                told.add(sender)
-                self.tell(member, f"ERROR not delivered to {room.label}: the servers' shared store (Redis) is "
-                                  f"unavailable; try again ({reason})")
+            if event.kind not in ("msg", "me", "topic"):
+                continue
+            # a topic is pended for everyone (the setter sees it too): its setter is found by its nick
+            member = self.hub.members.get(sender) if sender else self.hub.find(event.nick)
+            if member is not None and not isinstance(member, RemoteMember) and member.id not in told:
+                told.add(member.id)
+                what = f"the topic of {room.label} was not changed" if event.kind == "topic" else \
+                    f"not delivered to {room.label}"
+                self.tell(member, f"ERROR {what}: the servers' shared store (Redis) is unavailable; try again "
+                                  f"({reason})")
 
     # -- receiving --------------------------------------------------------------------------------
     def _sub_ready(self) -> None:
@@ -188,6 +193,7 @@ class Node:
         self.link.call("TIME", on_reply=lambda reply: self._timed(sent, reply))
         self.publisher.load()
         self.presence.ready()
+        self.rules.ready()
         if self.accounts is not None:
             self.accounts.ready()
         self._both_ready()
@@ -331,10 +337,10 @@ class Node:
                 mode_here(self.hub, room, getattr(event, "extra", ""))
             if entry_id and history is not None:
                 history.put(event)
-            if event.kind == "topic" and entry_id:
+            if event.kind == "topic":  # (stored or not: --no-history shares topics too)
                 room.topic, room.topic_by, room.topic_at = event.text, event.nick, event.ts
-                if history is not None:
-                    history.set_topic(name, event.text, event.nick, event.ts)
+                if self.history is not None:
+                    self.history.set_topic(name, event.text, event.nick, event.ts)
             pending.append((carried.member if local else 0, event))
         for member, gone in parted:  # out first: the batch is for those who stay; the member is told alone
             part_here(self.hub, member, room, gone)

@@ -51,6 +51,7 @@ class SharedRules:
         self.keys = keys
         self.name = name
         self.ctl = ctl
+        self.unsent: set[str] = set()  # rooms whose rules changed here while Redis was unreachable
         hub.rooms.on_rules = self.changed
 
     def close(self) -> None:
@@ -64,9 +65,19 @@ class SharedRules:
             self.link.call("HSET", self.keys.meta(room.name), "rules", text)
             self.link.call("PUBLISH", self.ctl, json.dumps({"k": "rules", "node": self.name, "room": room.name,
                                                             "rules": text}))
+            self.unsent.discard(room.name)
         except Unavailable as exc:
-            log.error("the rules of %s could not be shared (%s): other servers keep the old ones until they change "
-                      "again", room.name, exc)
+            self.unsent.add(room.name)
+            log.error("the rules of %s could not be shared yet (%s): they are when Redis is back", room.name, exc)
+
+    def ready(self) -> None:
+        """The command connection is (re)connected: share the rules changed here while it was down."""
+        for name in sorted(self.unsent):
+            room = self.hub.rooms.get(name)
+            if room is None:
+                self.unsent.discard(name)
+            else:
+                self.changed(room)
 
     def apply(self, name: str, text: str) -> None:
         """Rules of room *name* from another node (or Redis): replace this node's copy, save it here."""
@@ -85,7 +96,7 @@ class SharedRules:
 
     def resync(self, names: list[str]) -> None:
         """Read the rules of the rooms *names* from Redis (after a (re)subscription)."""
-        for name in names:
+        for name in [n for n in names if n not in self.unsent]:  # (those are this node's to share)
             try:
                 self.link.call("HGET", self.keys.meta(name), "rules", on_reply=functools.partial(self._got, name))
             except Unavailable:
