@@ -308,8 +308,8 @@ class Presence:
 
     def batch_event(self, room: Room, node: str, mid: int, event: Entry) -> None:
         """A join or part of another node's member, in *room*'s batch: the mirror follows (before delivery)."""
-        if event.kind == "join":
-            self.enter(self.mirror(node, mid, event.nick, event.account), room)
+        if event.kind == "join":  # (a known mirror keeps its nick: a rename or a snapshot may be newer than this)
+            self.enter(self.mirrors.get((node, mid)) or self.mirror(node, mid, event.nick, event.account), room)
         elif event.kind == "part":
             gone = self.mirrors.get((node, mid))
             if gone is not None:

@@ -1,0 +1,81 @@
+"""The mirror of other nodes' members (chatroom/scaleout/presence.py) when what reaches a node comes in another
+order than it happened: the subscription (batches, ``ctl``) and the command connection (snapshots of the
+presence hash) are two connections, so a snapshot or a rename can be newer than a batch processed after it.
+No Redis here: the link is a stub that records the commands and lets the test answer them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chatroom.model.hub import Hub
+from chatroom.model.notice import Notice
+from chatroom.scaleout.bus import Keys
+from chatroom.scaleout.presence import Presence
+
+
+class StubLink:
+    """What Presence uses of a RedisLink: ``call`` (recorded; replies handed back by the test) and ``ready``."""
+
+    ready = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[Any, ...], Callable[[Any], None] | None]] = []
+
+    def call(self, *args: Any, on_reply: Callable[[Any], None] | None = None) -> None:
+        self.calls.append((args, on_reply))
+
+    def answer(self, command: str, reply: Any) -> None:
+        """Answer the oldest unanswered *command* with *reply*."""
+        for i, (args, on_reply) in enumerate(self.calls):
+            if args[0] == command and on_reply is not None:
+                del self.calls[i]
+                on_reply(reply)
+                return
+        raise AssertionError(f"no {command} waiting")
+
+
+class Timer:
+    def cancel(self) -> None:
+        pass
+
+
+def node() -> tuple[Hub, Presence, StubLink]:
+    hub = Hub(None)
+    link = StubLink()
+    presence = Presence(hub, link, Keys("chatroom"), "a", tell=lambda member, line: None,  # type: ignore[arg-type]
+                        call_later=lambda *args: Timer())
+    return hub, presence, link
+
+
+def join(nick: str) -> Any:  # a Notice, which the hub passes as an Entry
+    return Notice("#lobby", 0, 0.0, "join", nick, None, f"{nick} joined lobby")
+
+
+def test_a_join_batch_older_than_a_rename_leaves_the_mirror_its_new_nick() -> None:
+    hub, presence, link = node()
+    presence.on_control(json.dumps({"k": "nick", "node": "b", "id": 10003, "nick": "bob", "account": None}).encode())
+    presence.batch_event(hub.default_room, "b", 10003, join("guest10003"))  # published before the rename
+    assert hub.find("bob") is not None and hub.find("guest10003") is None
+    assert [m.nick for m in hub.default_room.members.values()] == ["bob"]
+
+
+def test_a_snapshot_read_before_a_join_does_not_undo_it() -> None:
+    hub, presence, link = node()
+    presence.resnapshot()
+    presence.batch_event(hub.default_room, "b", 10003, join("bob"))  # reached this node first
+    link.answer("HGETALL", [])  # read in Redis before bob's record: bob is not in it
+    assert [m.nick for m in hub.default_room.members.values()] == ["bob"]
+    presence.resnapshot()
+    link.answer("HGETALL", [])  # a snapshot asked after the join, without bob: he is gone from Redis
+    assert hub.find("bob") is None and not hub.default_room.members
+
+
+def test_a_snapshot_read_before_a_departure_does_not_bring_the_member_back() -> None:
+    hub, presence, link = node()
+    presence.batch_event(hub.default_room, "b", 10003, join("bob"))
+    presence.resnapshot()
+    presence.on_control(json.dumps({"k": "gone", "node": "b", "id": 10003}).encode())
+    link.answer("HGETALL", [b"b/10003", json.dumps(["bob", None, ["#lobby"], ""]).encode()])
+    assert hub.find("bob") is None and not hub.default_room.members
