@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chatroom.model.hub import Hub
+from chatroom.model.member import Member
 from chatroom.model.notice import Notice
 from chatroom.scaleout.bus import Keys
 from chatroom.scaleout.presence import Presence
@@ -79,3 +80,25 @@ def test_a_snapshot_read_before_a_departure_does_not_bring_the_member_back() -> 
     presence.on_control(json.dumps({"k": "gone", "node": "b", "id": 10003}).encode())
     link.answer("HGETALL", [b"b/10003", json.dumps(["bob", None, ["#lobby"], ""]).encode()])
     assert hub.find("bob") is None and not hub.default_room.members
+
+
+def test_a_node_taken_for_dead_registers_its_members_again() -> None:
+    hub, presence, link = node()
+
+    alice = Member(7, "alice")  # a member of this node
+    alice.rooms["#lobby"] = hub.default_room
+    hub.members[7] = alice
+    presence.ready()  # the link came up: registered, listed
+    link.answer("SADD", 1)
+    link.calls.clear()
+    presence._beat()  # a beat after this process stalled past the TTL...
+    link.answer("SADD", 1)  # ...finds that a reaper took it out of the nodes set
+    sent = [args for args, _ in link.calls]
+    assert ("SET", "chatroom:alive:a", "1", "PX", 3000) in sent
+    assert ("HSET", "chatroom:presence", "a/7", json.dumps(["alice", None, ["#lobby"], ""])) in sent
+    assert any(args[0] == "EVAL" and "a/7" in args and "alice" in args for args in sent)  # the nick claimed again
+    assert sent[-1][0] == "PUBLISH" and json.loads(sent[-1][2])["k"] == "hello"
+    link.calls.clear()
+    presence._beat()
+    link.answer("SADD", 0)  # listed: nothing more
+    assert not any(args[0] == "HSET" for args, _ in link.calls)

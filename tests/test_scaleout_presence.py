@@ -71,6 +71,24 @@ def test_a_sigkilled_node_leaves_every_other_node_within_the_ttl_and_frees_its_n
     assert redis_server.command("HGET", "chatroom:nicks", "bob").startswith(b"a/")
 
 
+def test_a_node_stalled_past_the_ttl_is_taken_for_dead_then_its_members_come_back(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    alice, bob = a.connect("alice"), b.connect("bob")
+    eventually(lambda: "bob" in who(alice), "bob on a")
+    b.proc.send_signal(signal.SIGSTOP)  # alive, but silent: no heartbeat
+    try:
+        alice.expect_where(lambda l: l == "* bob left lobby (server lost)", "bob's leave", timeout=TTL_BOUND + 2)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    eventually(lambda: "bob" in who(alice), "bob back on a once node b runs again")
+    bob.send("still here")
+    alice.expect_where(lambda l: l.endswith("bob: still here"), "bob's line")
+    newcomer = a.connect()
+    newcomer.send("/nick bob")
+    newcomer.expect_prefix("ERROR ")  # taken, or claimed on another server at the same moment: never two bobs
+    assert redis_server.command("HGET", "chatroom:nicks", "bob").startswith(b"b/")
+
+
 def test_two_nodes_racing_for_one_nick_twenty_times_end_with_exactly_one_holder(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
     a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
     left, right, watch = a.connect(), b.connect(), a.connect("watcher")

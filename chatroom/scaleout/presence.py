@@ -127,6 +127,7 @@ class Presence:
         self.boot = os.urandom(6).hex()  # this process's life: a node started again under its name has another
         self.boots: dict[str, str] = {}  # node -> the boot id last heard from it
         self.reaped = 0  # nodes this node reaped
+        self.listed = False  # in the nodes set since this link came up (a reaper's removal is noticed by a beat)
         # A snapshot (HGETALL, on the command connection) can be read before an event that reaches this node
         # first (on the subscription): it must not undo that event. Each change to a mirror gets a number;
         # a snapshot leaves alone the mirrors changed after it was asked for.
@@ -214,6 +215,12 @@ class Presence:
         restarted empty), then take the others' presence."""
         self._send("EVAL", REAP_LUA, 4, self.key["nodes"], self.key["presence"], self.key["nicks"],
                    self.key["skeletons"], self.alive, self.name)
+        self.listed = False  # (the SADD below adds it)
+        self._register()
+        self.resnapshot()
+
+    def _register(self) -> None:
+        """Heartbeat, every local member's presence and nick claim, then ``hello`` (the others read them)."""
         self._heartbeat()
         for member in list(self.hub.members.values()):
             if not isinstance(member, RemoteMember):
@@ -221,7 +228,6 @@ class Presence:
                 if member.nick.lower() != f"guest{member.id}":
                     self._claim(member, member.nick, detail_old=member.nick)
         self._ctl({"k": "hello", "boot": self.boot})  # after the records: a node reading them on hello has them
-        self.resnapshot()
 
     def resnapshot(self, only: str = "") -> None:
         """Read the whole presence hash again (after this node's subscription came back: it may have missed
@@ -356,7 +362,7 @@ class Presence:
             gone = self.mirrors.get((node, message["id"]))
             if gone is not None:
                 self.drop(gone, "quit")
-        elif message["k"] == "dead":
+        elif message["k"] == "dead" and message["dead"] != self.name:  # (this node's next beat finds it out)
             dead = [m for (n, _), m in self.mirrors.items() if n == message["dead"]]
             log.warning("node %s is gone (no heartbeat for %g s): %d of its members leave", message["dead"], TTL,
                         len(dead))
@@ -398,7 +404,15 @@ class Presence:
     # -- heartbeat and reaper -----------------------------------------------------------------------------
     def _heartbeat(self) -> None:
         self._send("SET", self.alive + self.name, "1", "PX", int(TTL * 1000))
-        self._send("SADD", self.key["nodes"], self.name)
+        self._send("SADD", self.key["nodes"], self.name, on_reply=self._listed)
+
+    def _listed(self, reply: Any) -> None:
+        """SADD's answer: 1 when this node was not in the set: the first time, or a reaper took it for dead."""
+        if reply == 1 and self.listed:
+            log.warning("this node was taken for dead (no heartbeat for %g s): its members are registered again",
+                        TTL)
+            self._register()
+        self.listed = isinstance(reply, int)
 
     def _beat(self) -> None:
         self._timer = self.call_later(BEAT, self._beat)
