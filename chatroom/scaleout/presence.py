@@ -28,12 +28,12 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from chatroom.model.notice import Notice
 from chatroom.model.member import Member
 from chatroom.model.names import nick_key, nick_skeleton_key
-from chatroom.scaleout.events import decode, encode
+from chatroom.model.notice import Notice
+from chatroom.scaleout.events import decode
 from chatroom.scaleout.link import Unavailable
-from chatroom.wire.lines import encode_line
+from chatroom.scaleout.remote import RemoteMember, encode_remote
 
 if TYPE_CHECKING:
     from chatroom.model.history import Entry
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from chatroom.scaleout.bus import Keys
     from chatroom.scaleout.link import RedisLink
 
-__all__ = ["BEAT", "TTL", "Presence", "RemoteMember"]
+__all__ = ["BEAT", "TTL", "Presence", "RemoteMember"]  # (RemoteMember: chatroom.scaleout.remote)
 
 log = logging.getLogger("chatroom.server")
 
@@ -51,59 +51,6 @@ BEAT = 1.0
 TTL = 3.0
 CLAIM_LUA = files("chatroom.scaleout").joinpath("claim.lua").read_text(encoding="utf-8")
 REAP_LUA = files("chatroom.scaleout").joinpath("reap.lua").read_text(encoding="utf-8")
-
-
-_REMOTE_CAPS = frozenset({"remote"})
-
-
-def _encode_remote(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
-    """The remote wire: room lines are nothing here; a private line is the event, for its node."""
-    return b"\0" + encode(entry, "", 0) if entry.kind == "private" else b""
-
-
-class RemoteMember(Member):
-    """Another node's member, mirrored here: ``node`` its node's name. Lines sent to it go to that node."""
-
-    __slots__ = ("node", "presence", "wire_index")
-
-    def __init__(self, mid: int, nick: str, node: str, presence: Presence) -> None:
-        super().__init__(mid, nick)
-        self.node = node
-        self.presence = presence
-        self.wire_index = presence.wire
-        self.caps = _REMOTE_CAPS  # never offered a file (chatroom.net.relay says so to the room)
-
-    streams = None  # (what the loop checks before queueing a line: nothing is streamed to a mirror)
-
-    def encode_text(self, text: str) -> bytes:
-        """A direct line (a reply, a kick notice) as :meth:`deliver` forwards it: the line protocol's bytes."""
-        return encode_line(text)
-
-    def deliver(self, data: bytes | memoryview) -> None:
-        """Forward a direct line (or a private event) to the member's node; room batches are empty here."""
-        if data:
-            self.presence.forward(self, bytes(data))
-
-    @property
-    def closed(self) -> bool:
-        return self.gone
-
-    @property
-    def invited(self) -> _Invites:
-        """The rooms an IRC ``INVITE`` lets it join once: an invitation goes to its node (chatroom.net.ircchannels)."""
-        return _Invites(self)
-
-
-class _Invites:
-    """``remote.invited.add(room)``: tell the member's node that it was invited to *room*."""
-
-    __slots__ = ("member",)
-
-    def __init__(self, member: RemoteMember) -> None:
-        self.member = member
-
-    def add(self, room: str) -> None:
-        self.member.presence.forward_invite(self.member, room)
 
 
 class Presence:
@@ -122,7 +69,7 @@ class Presence:
         self.key = {k: f"{prefix}:{k}" for k in ("presence", "nicks", "skeletons", "nodes", "ctl")}
         self.alive = f"{prefix}:alive:"
         self.direct = f"{prefix}:node:"
-        self.wire = hub.add_wire(_encode_remote, variants=False)
+        self.wire = hub.add_wire(encode_remote, variants=False)
         self.mirrors: dict[tuple[str, int], RemoteMember] = {}
         self.boot = os.urandom(6).hex()  # this process's life: a node started again under its name has another
         self.boots: dict[str, str] = {}  # node -> the boot id last heard from it
