@@ -193,7 +193,8 @@ class Node:
         self.link.call("TIME", on_reply=lambda reply: self._timed(sent, reply))
         self.publisher.load()
         self.presence.ready()
-        self.rules.ready()
+        self.rules.ready()  # first what changed here while Redis was away, then what the others changed
+        self.rules.resync(list(self.hub.rooms))  # (a resync on resubscription finds this link down: it gives up)
         if self.accounts is not None:
             self.accounts.ready()
         self._both_ready()
@@ -239,8 +240,10 @@ class Node:
             for name in list(self.hub.rooms):  # the rooms this node holds: what was said while it was away
                 self._feed(name)
             self.rules.resync(list(self.hub.rooms))
-            if self.link.ready:
+            if self.link.ready:  # (else _link_ready reads them all)
                 self.presence.resnapshot()
+                if self.accounts is not None:  # a change published while this subscription was down
+                    self.accounts.ready()
             for room, feed in list(self.feeds.items()):
                 self._run(room, feed.resync())
 
