@@ -4,6 +4,7 @@ stated TTL and its nick claims released, and a 20-round race of two nodes claimi
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -186,6 +187,30 @@ def test_room_rules_are_the_same_on_every_node_and_a_kick_reaches_the_members_no
     bob.send("hello from lobby")  # bob's current room is no longer #den on his node
     alice.expect_where(lambda l: l == "[#lobby] bob: hello from lobby" or l == "bob: hello from lobby", "bob in lobby")
     assert sum(l == "* alice kicked bob from den" for l in bob.sync()) == 0  # told once
+
+
+def test_a_node_that_never_held_a_room_takes_its_rules_from_redis_when_a_member_creates_it(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a = start_node(server_factory, redis_server, "a")
+    alice = a.connect("alice")
+    alice.send("/register correct-horse-battery")
+    alice.expect("OK registered alice; you are logged in")
+    alice.send("/join #den")
+    alice.expect_prefix("OK join #den")
+    alice.send("/key door")
+    alice.expect_prefix("OK key")
+    alice.send("/part #den")  # #den is quiet: a node started now does not hold it
+    alice.expect_prefix("OK part")
+    b = start_node(server_factory, redis_server, "b")
+    bob = b.connect("bob")
+    bob.send("/register staple-battery-horse")
+    bob.expect("OK registered bob; you are logged in")
+    bob.send("/join #den")  # node b creates it, as its first member's (bob's) room...
+    bob.expect_where(lambda l: l == "ERROR #den needs a key: /join #den KEY", "the key from Redis", timeout=3)
+    rules = json.loads(redis_server.command("HGET", "chatroom:{#den}:meta", "rules"))
+    assert rules["owner"] == "alice" and rules["key"] == "door"  # ...never taking it over
+    bob.send("/join #den door")
+    bob.expect_prefix("OK join #den")
+    eventually(lambda: who(alice, "#den") == ["bob"], "bob in #den on node a")
 
 
 def test_an_account_registered_on_one_node_logs_in_on_another(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]

@@ -75,8 +75,10 @@ class Rooms:
         self.create_burst = create_burst
         self.create_every = create_every
         self.is_admin: Callable[[str | None], bool] = lambda account: False
-        #: Scale-out: ``on_rules(room)`` hears every change of a room's rules made here (None: nobody).
+        #: Scale-out: ``on_rules(room)`` hears every change of a room's rules made here (None: nobody);
+        #: ``on_created(room)`` every room this server creates (its first owner is then the bus's to share).
         self.on_rules: Callable[[Room], None] | None = None
+        self.on_created: Callable[[Room], None] | None = None
         self._rooms: dict[str, Room] = {}
         self._buckets: dict[int, tuple[float, float]] = {}  # member id -> (tokens, when), creators only
         if history is not None:
@@ -200,7 +202,9 @@ class Rooms:
             self.history.ensure_room(key)
         if owner:
             room.rules.owner = owner
-            self.save_rules(room)
+            self.save_rules(room, share=self.on_created is None)
+        if self.on_created is not None:
+            self.on_created(room)
         return room
 
     def _bucket(self, creator: Member) -> tuple[float, float] | None:

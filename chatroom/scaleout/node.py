@@ -78,6 +78,7 @@ class Node:
         self.publisher = Publisher(self.link, self.keys)
         self.presence = Presence(hub, self.link, self.keys, name, tell=tell, call_later=loop.call_later)
         self.rules = SharedRules(hub, self.link, self.keys, name, self.presence.key["ctl"])
+        self.rules.tell = tell
         self.accounts = (SharedAccounts(accounts, self.link, f"{prefix}:accounts", self.presence.key["ctl"], name)
                          if accounts is not None else None)
         self.feeds: dict[str, Feed] = {}

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
+from chatroom.model.errors import Refused
 from chatroom.model.member import Member
 from chatroom.model.names import nick_key, nick_skeleton_key
 from chatroom.model.notice import Notice
@@ -237,11 +238,18 @@ class Presence:
         if rooms is not None:
             for name in [r for r in remote.rooms if r not in rooms]:
                 self.leave(remote, remote.rooms[name])
-            for name in rooms:
-                room = self.hub.rooms.get(name)
+            for name in rooms:  # a room this node does not hold yet is held from now on (with its rules)
+                room = self.hub.rooms.get(name) or self._open(name)
                 if room is not None and name not in remote.rooms:
                     self.enter(remote, room)
         return remote
+
+    def _open(self, name: str) -> Room | None:
+        try:
+            return self.hub.rooms.open(name)
+        except Refused as exc:
+            log.error("cannot hold room %s of another node's member: %s", name, exc)
+            return None
 
     def enter(self, remote: RemoteMember, room: Room) -> None:
         self._change(remote)

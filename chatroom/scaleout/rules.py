@@ -22,8 +22,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from chatroom.model import access
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import RoomRules
 from chatroom.scaleout.link import Unavailable
@@ -40,6 +42,16 @@ __all__ = ["SharedRules", "mode_here", "part_here"]
 
 log = logging.getLogger("chatroom.server")
 
+#: Rules of a room a node just created: the room's if Redis knows no such room (KEYS[1] its meta hash, absent
+#: until a node created or spoke in it), else Redis's rules for it ("" for the defaults). Returns {1} or {0, rules}.
+CREATE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, redis.call('HGET', KEYS[1], 'rules') or ''}
+end
+redis.call('HSET', KEYS[1], 'rules', ARGV[1])
+return {1}
+"""
+
 
 class SharedRules:
     """Keeps *hub*'s rooms' rules the same as every other node's, through *link* (commands), *keys*, and the
@@ -52,19 +64,56 @@ class SharedRules:
         self.name = name
         self.ctl = ctl
         self.unsent: set[str] = set()  # rooms whose rules changed here while Redis was unreachable
+        self.tell: Callable[[Member, str], None] = lambda member, line: None
         hub.rooms.on_rules = self.changed
+        hub.rooms.on_created = self.created
 
     def close(self) -> None:
         if self.hub.rooms.on_rules == self.changed:
             self.hub.rooms.on_rules = None
+        if self.hub.rooms.on_created == self.created:
+            self.hub.rooms.on_created = None
+
+    def created(self, room: Room) -> None:
+        """``Rooms.on_created``: this node created *room*. If the chat has it already (created on another node,
+        or before this node ran), its rules are Redis's: they replace this node's (a creator's ownership
+        included), and a member of this node they refuse is taken out again, told why; else this node's
+        rules (its creator's ownership) are the room's everywhere. One atomic script: two nodes creating a
+        room at once agree on one owner."""
+        text = room.rules.to_json()
+        try:
+            self.link.call("EVAL", CREATE_LUA, 1, self.keys.meta(room.name), text,
+                           on_reply=functools.partial(self._created, room.name, text))
+        except Unavailable:
+            pass  # its rules are read from Redis when the link is back (resync of the rooms held)
+
+    def _created(self, name: str, text: str, reply: Any) -> None:
+        if not isinstance(reply, list):
+            return
+        if reply[0] == 1:  # the chat's first: these rules are the room's
+            self._publish(name, text)
+            return
+        room = self.hub.rooms.get(name)
+        if room is None:
+            return
+        self.apply(name, reply[1].decode() if reply[1] else RoomRules().to_json())
+        local = [m for m in room.members.values() if "remote" not in m.caps]
+        if room.rules.owner:  # an owned room: its first member here does not operate it (Hub.join's rule)
+            room.ops.difference_update(m.id for m in local)
+        for member in local:  # as if it were joining now, giving no key (this node ignored one it gave)
+            refusal = access.join_refusal(self.hub.rooms.viewer(member)._replace(member=None), room, None)
+            if refusal is not None:
+                log.info("%s: %s joined on this node before its rules came from Redis: out again (%s)", name,
+                         member.nick, refusal)
+                self.hub.part(member, room, "its rules came from the other servers")
+                self.tell(member, f"ERROR {refusal}")
 
     def changed(self, room: Room) -> None:
         """``Rooms.on_rules``: *room*'s rules changed here: to Redis and the other nodes."""
         text = room.rules.to_json()
         try:
             self.link.call("HSET", self.keys.meta(room.name), "rules", text)
-            self.link.call("PUBLISH", self.ctl, json.dumps({"k": "rules", "node": self.name, "room": room.name,
-                                                            "rules": text}))
+            self._publish(room.name, text)
             self.unsent.discard(room.name)
         except Unavailable as exc:
             self.unsent.add(room.name)
@@ -78,6 +127,9 @@ class SharedRules:
                 self.unsent.discard(name)
             else:
                 self.changed(room)
+
+    def _publish(self, name: str, text: str) -> None:
+        self.link.call("PUBLISH", self.ctl, json.dumps({"k": "rules", "node": self.name, "room": name, "rules": text}))
 
     def apply(self, name: str, text: str) -> None:
         """Rules of room *name* from another node (or Redis): replace this node's copy, save it here."""
