@@ -10,7 +10,7 @@ import time
 
 import pytest
 from redis_kit import start_node
-from test_scaleout_presence import eventually, who
+from test_scaleout_presence import eventually, refused_without_key, who
 
 from conftest import DEADLINE
 
@@ -137,16 +137,7 @@ def test_while_redis_is_down_a_topic_is_refused_and_a_rule_change_is_shared_once
     alice.send("/password correct-horse-battery staple-battery-horse")  # so is an account's change
     alice.expect("OK password changed")
     redis.start()
-
-    def refused_without_key() -> bool:
-        bob.send("/join #den")
-        lines = bob.sync()
-        if any(l.startswith("OK join #den") for l in lines):
-            bob.send("/part #den")
-            bob.sync()
-        return any(l == "ERROR #den needs a key: /join #den KEY" for l in lines)
-
-    eventually(refused_without_key, "node b enforcing the key set while Redis was down")
+    eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing the key set while Redis was down")
     bob.send("/join #den door")
     bob.expect_prefix("OK join #den")
     bob.send("/topic")

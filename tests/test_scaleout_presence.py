@@ -22,6 +22,16 @@ def who(client, room: str = "") -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(reply.split(": ", 1)[1].split(", ")) if ": " in reply else []
 
 
+def refused_without_key(client, room: str) -> bool:  # type: ignore[no-untyped-def]
+    """Does *client*'s node refuse it *room* without a key? (Let in before the rules reached it: out again.)"""
+    client.send(f"/join {room}")
+    lines = client.sync()
+    if any(l.startswith(f"OK join {room}") for l in lines):
+        client.send(f"/part {room}")
+        client.sync()
+    return any(l == f"ERROR {room} needs a key: /join {room} KEY" for l in lines)
+
+
 def eventually(check, what: str, timeout: float = DEADLINE) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not check():
@@ -165,15 +175,7 @@ def test_room_rules_are_the_same_on_every_node_and_a_kick_reaches_the_members_no
     alice.send("/key door")
     alice.expect("OK key set")
 
-    def refused_without_key() -> bool:
-        bob.send("/join #den")
-        lines = bob.sync()
-        if any(l.startswith("OK join #den") for l in lines):  # before the rules reached node b: out again
-            bob.send("/part #den")
-            bob.sync()
-        return any(l == "ERROR #den needs a key: /join #den KEY" for l in lines)
-
-    eventually(refused_without_key, "node b enforcing node a's key")
+    eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing node a's key")
     bob.send("/join #den door")
     bob.expect_prefix("OK join #den (2 members)")
     eventually(lambda: who(alice, "#den") == ["alice", "bob"], "bob in #den on node a")
