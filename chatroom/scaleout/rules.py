@@ -43,12 +43,14 @@ __all__ = ["SharedRules", "mode_here", "part_here"]
 log = logging.getLogger("chatroom.server")
 
 #: Rules of a room a node just created: the room's if Redis knows no such room (KEYS[1] its meta hash, absent
-#: until a node created or spoke in it), else Redis's rules for it ("" for the defaults). Returns {1} or {0, rules}.
+#: until a node created or spoke in it), else Redis's rules for it ("" for the defaults). Returns {1} or {0, rules};
+#: a new room's rules are published on ctl (ARGV[2], message ARGV[3]) in the same step, before any later change.
 CREATE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGET', KEYS[1], 'rules') or ''}
 end
 redis.call('HSET', KEYS[1], 'rules', ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return {1}
 """
 
@@ -65,6 +67,10 @@ class SharedRules:
         self.ctl = ctl
         self.unsent: set[str] = set()  # rooms whose rules changed here while Redis was unreachable
         self.tell: Callable[[Member, str], None] = lambda member, line: None
+        # A read of a room's rules (command connection) can be answered after a newer change reached this node
+        # on ctl (the subscription): it must not undo it. Each ctl change of a room gets a number.
+        self._heard = 0
+        self._heard_in: dict[str, int] = {}
         hub.rooms.on_rules = self.changed
         hub.rooms.on_created = self.created
 
@@ -82,19 +88,19 @@ class SharedRules:
         room at once agree on one owner."""
         text = room.rules.to_json()
         try:
-            self.link.call("EVAL", CREATE_LUA, 1, self.keys.meta(room.name), text,
-                           on_reply=functools.partial(self._created, room.name, text))
+            self.link.call("EVAL", CREATE_LUA, 1, self.keys.meta(room.name), text, self.ctl,
+                           self._message(room.name, text),
+                           on_reply=functools.partial(self._created, room.name, text, self._heard))
         except Unavailable:
             pass  # its rules are read from Redis when the link is back (resync of the rooms held)
 
-    def _created(self, name: str, text: str, reply: Any) -> None:
+    def _created(self, name: str, text: str, asked: int, reply: Any) -> None:
         if not isinstance(reply, list):
             return
-        if reply[0] == 1:  # the chat's first: these rules are the room's
-            self._publish(name, text)
+        if reply[0] == 1:  # the chat's first: these rules are the room's (the script published them)
             return
         room = self.hub.rooms.get(name)
-        if room is None:
+        if room is None or self._heard_in.get(name, 0) > asked:  # (a change heard since is newer than the reply)
             return
         self.apply(name, reply[1].decode() if reply[1] else RoomRules().to_json())
         local = [m for m in room.members.values() if "remote" not in m.caps]
@@ -110,6 +116,7 @@ class SharedRules:
 
     def changed(self, room: Room) -> None:
         """``Rooms.on_rules``: *room*'s rules changed here: to Redis and the other nodes."""
+        self._newer(room.name)
         text = room.rules.to_json()
         try:
             self.link.call("HSET", self.keys.meta(room.name), "rules", text)
@@ -128,8 +135,11 @@ class SharedRules:
             else:
                 self.changed(room)
 
+    def _message(self, name: str, text: str) -> str:
+        return json.dumps({"k": "rules", "node": self.name, "room": name, "rules": text})
+
     def _publish(self, name: str, text: str) -> None:
-        self.link.call("PUBLISH", self.ctl, json.dumps({"k": "rules", "node": self.name, "room": name, "rules": text}))
+        self.link.call("PUBLISH", self.ctl, self._message(name, text))
 
     def apply(self, name: str, text: str) -> None:
         """Rules of room *name* from another node (or Redis): replace this node's copy, save it here."""
@@ -142,7 +152,13 @@ class SharedRules:
             room.rules = RoomRules.from_json(text)
             self.hub.rooms.save_rules(room, share=False)
 
+    def _newer(self, name: str) -> None:
+        """A change of *name*'s rules made here or heard on ctl: reads asked for before it are stale."""
+        self._heard += 1
+        self._heard_in[name] = self._heard
+
     def on_control(self, message: dict[str, Any]) -> None:
+        self._newer(str(message["room"]))
         if message.get("node") != self.name:
             self.apply(str(message["room"]), str(message["rules"]))
 
@@ -150,12 +166,13 @@ class SharedRules:
         """Read the rules of the rooms *names* from Redis (after a (re)subscription)."""
         for name in [n for n in names if n not in self.unsent]:  # (those are this node's to share)
             try:
-                self.link.call("HGET", self.keys.meta(name), "rules", on_reply=functools.partial(self._got, name))
+                self.link.call("HGET", self.keys.meta(name), "rules",
+                               on_reply=functools.partial(self._got, name, self._heard))
             except Unavailable:
                 return
 
-    def _got(self, name: str, reply: Any) -> None:
-        if isinstance(reply, bytes):
+    def _got(self, name: str, asked: int, reply: Any) -> None:
+        if isinstance(reply, bytes) and self._heard_in.get(name, 0) <= asked:
             self.apply(name, reply.decode())
 
 
