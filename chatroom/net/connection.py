@@ -5,11 +5,36 @@ from __future__ import annotations
 import selectors
 import socket
 from collections import deque
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from chatroom.model.member import Member
-from chatroom.wire.lines import Event, Parser, encode_frame, encode_frame_header, encode_line
+from chatroom.wire.lines import FrameFilter, Parser, encode_frame, encode_frame_header, encode_line
 from chatroom.sockets.outqueue import OutQueue
+
+
+class EventParser(Protocol):
+    """What a connection's parser offers the line transport: the interface of :class:`chatroom.wire.lines.Parser`
+    (sans-I/O: bytes in, events out, in the style of h11), which a door's own parser has too
+    (:class:`chatroom.wire.irc.IrcParser`, :class:`chatroom.net.webproto.WebParser`).
+
+    :meth:`next_event` returns the next event or None until more bytes come: a
+    :class:`~chatroom.wire.lines.Line`, :class:`~chatroom.wire.lines.Frame`,
+    :class:`~chatroom.wire.lines.TooLong` or :class:`~chatroom.wire.lines.Refused`, or an event of the door's
+    own, which its transport's ``_other`` handles. ``partial``: an unfinished line or message is held;
+    ``in_frame``: it is a frame; ``frame_filter(meta, size)``: None to accept a frame, else the reason.
+    """
+
+    frame_filter: FrameFilter | None
+
+    @property
+    def partial(self) -> bool: ...
+
+    @property
+    def in_frame(self) -> bool: ...
+
+    def receive_data(self, data: bytes | memoryview) -> None: ...
+
+    def next_event(self) -> object: ...
 
 
 class Connection(Member):
@@ -25,7 +50,8 @@ class Connection(Member):
     (reading stopped: lagged behind a frame or a paused transfer),
     ``flood_since`` (start of the current throttling episode, 0 when none),
     ``partial_since`` (since when an unfinished line or frame has been held,
-    0 when none), ``deadline`` (when a closing connection is reaped).
+    0 when none), ``deadline`` (when a closing connection is reaped), ``more`` (over TLS: decrypted bytes wait
+    in the SSL object for the next pass; one slot here rather than one per TLS subclass of each door).
     ``transport`` is the object that reads it (:class:`~chatroom.net.tcp.LineTransport`), ``loop``
     the :class:`~chatroom.net.loop.Loop` that writes it (``max_queue``, ``dirty``, ``too_slow``).
     Slots keep an idle connection small (docs/benchmarks.md). Loop thread only.
@@ -35,7 +61,7 @@ class Connection(Member):
         "sock", "addr", "parser", "out", "loop", "transport",
         "closed", "closing", "doomed", "dirty", "want_write", "paused", "throttled", "lagged", "backlog",
         "streams", "mask", "tokens", "stamp", "held", "flood_since", "partial_since", "deadline",
-        "hint_at", "hints", "unknown_at", "unknown_quiet",
+        "hint_at", "hints", "unknown_at", "unknown_quiet", "more",
     )
 
     def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Any, transport: Any, *,
@@ -43,7 +69,7 @@ class Connection(Member):
         super().__init__(cid, f"guest{cid}")
         self.sock = sock
         self.addr = addr
-        self.parser = Parser()
+        self.parser: EventParser = Parser()
         self.out = OutQueue()
         self.loop = loop
         self.transport = transport
@@ -60,7 +86,7 @@ class Connection(Member):
         self.streams: list[tuple[Iterator[str], str]] | None = None
         self.tokens = tokens
         self.stamp = now
-        self.held: deque[Event] | None = None
+        self.held: deque[object] | None = None  # events of its parser
         self.flood_since = 0.0
         self.partial_since = 0.0
         self.deadline = 0.0
@@ -68,6 +94,7 @@ class Connection(Member):
         self.hints = 0
         self.unknown_at = -1e9
         self.unknown_quiet = 0
+        self.more = False
 
     def deliver(self, data: bytes | memoryview) -> None:
         """Queue *data* within the output budget; past ``loop.max_queue`` the connection is dropped as too slow.

@@ -61,8 +61,8 @@ class IrcConnection(Connection):
 
     def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.parser = IrcParser()  # type: ignore[assignment]
-        self.wire_index = wire_index  # type: ignore[misc]
+        self.parser = IrcParser()
+        self.wire_index = wire_index
         self.registered = False
         self.user = ""
         self.realname = ""
@@ -106,11 +106,7 @@ class IrcConnection(Connection):
 class IrcTLSConnection(IrcConnection):
     """An IRC connection over TLS (``more``: see :class:`~chatroom.net.tls.TLSConnection`)."""
 
-    __slots__ = ("more",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.more = False
+    __slots__ = ()
 
 
 def irc_host(address: str) -> str:
