@@ -8,7 +8,7 @@ from collections import deque
 from typing import Any, Iterator, Protocol
 
 from chatroom.model.member import Member
-from chatroom.wire.lines import FrameFilter, Parser, encode_frame, encode_frame_header, encode_line
+from chatroom.wire.lines import Frame, FrameFilter, Parser, encode_frame, encode_frame_header, encode_line
 from chatroom.sockets.outqueue import OutQueue
 
 
@@ -35,6 +35,46 @@ class EventParser(Protocol):
     def receive_data(self, data: bytes | memoryview) -> None: ...
 
     def next_event(self) -> object: ...
+
+
+class Application(Protocol):
+    """The door interface, upward: what every door (the line transport over TCP and TLS, the web transport, the
+    IRC door) calls on the application, :class:`chatroom.server.app.Server`. Loop thread only.
+
+    ``on_connect``: *conn* takes part (``passed``: it gave the server password already); ``on_line``: a line of
+    text (no newline) as the line protocol's commands and chat read it, returning its flood cost (tokens);
+    ``on_frame``: a file frame (:class:`~chatroom.wire.lines.Frame`); ``check_frame``: None to accept a frame of
+    *size* payload bytes with header text *meta*, else the reason; ``on_close``: *conn* is gone (*reason*).
+    """
+
+    def on_connect(self, conn: Connection, *, passed: bool = False) -> None: ...
+
+    def on_line(self, conn: Connection, text: str) -> float: ...
+
+    def on_frame(self, conn: Connection, frame: Frame) -> None: ...
+
+    def check_frame(self, conn: Connection, meta: str, size: int) -> str | None: ...
+
+    def on_close(self, conn: Connection, reason: str) -> None: ...
+
+
+class Transport(Protocol):
+    """The door interface, downward: what the loop and the server call on a door's transport
+    (:class:`chatroom.net.tcp.LineTransport` and the transports built on it). Loop thread only.
+
+    ``readable``: read *conn*'s socket once and serve it; ``serve``: handle a slice of the events already parsed;
+    ``close``: close *conn* (``flush``: after its queued output); ``connections``: the members by id (shared by
+    the transports of a server); ``app``: the :class:`Application` it calls.
+    """
+
+    app: Application
+    connections: dict[int, Connection]
+
+    def readable(self, conn: Connection) -> None: ...
+
+    def serve(self, conn: Connection) -> None: ...
+
+    def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None: ...
 
 
 class Connection(Member):
@@ -64,7 +104,7 @@ class Connection(Member):
         "hint_at", "hints", "unknown_at", "unknown_quiet", "more",
     )
 
-    def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Any, transport: Any, *,
+    def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Any, transport: Transport, *,
                  tokens: float = 0.0, now: float = 0.0) -> None:
         super().__init__(cid, f"guest{cid}")
         self.sock = sock
@@ -116,7 +156,7 @@ class Connection(Member):
     def vet_frame(self, meta: str, size: int) -> str | None:
         """The parser's frame filter: may this connection send a frame with this header? (the application's
         ``check_frame``). A bound method, not a closure per connection: an idle connection stays small."""
-        return self.transport.app.check_frame(self, meta, size)  # type: ignore[no-any-return]
+        return self.transport.app.check_frame(self, meta, size)
 
     # -- the connection's wire: a transport with another format overrides these -------------------
     def encode_text(self, text: str) -> bytes:

@@ -53,7 +53,7 @@ class _Irc(LineTransport):
         conn = self._connection_class(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now,
                                       wire_index=self.door.wire_index)
         conn.seen = self.loop.now
-        conn.password_ok = not self.app.gate.needed
+        conn.password_ok = not self.door.app.gate.needed  # the server's password gate
         return conn
 
     def _greet(self, conn: Connection) -> None:

@@ -38,7 +38,7 @@ from collections import deque
 from typing import Any
 
 from chatroom.net.budget import TOO_LONG_COST, FloodPolicy
-from chatroom.net.connection import Connection
+from chatroom.net.connection import Application, Connection
 from chatroom.net.linger import Lingering, shut_tcp
 from chatroom.net.logs import CONN, ERR, log_rejected
 from chatroom.net.loop import Loop
@@ -81,7 +81,7 @@ class LineTransport:
     Loop thread only.
     """
 
-    def __init__(self, loop: Loop, app: Any, listener: Any, *, flood: FloodPolicy, partial_timeout: float = 60.0,
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, flood: FloodPolicy, partial_timeout: float = 60.0,
                  max_per_address: int = 64, ids: Any = None, share: LineTransport | None = None) -> None:
         self.loop = loop
         self.app = app
