@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from chatroom import Command, CommandError, Context, UsageError, hookimpl
+from chatroom import Command, CommandError, Context, Example, UsageError, hookimpl
 
 if TYPE_CHECKING:
     from chatroom import PluginInfo
@@ -80,7 +80,8 @@ def help_(ctx: Context, args: list[str]) -> None:
     for sub in usable:
         ctx.reply(f"  {sub.usage_line()} - {sub.summary}")
         _params(ctx, sub, "    ")
-    for example in (*command.examples, *(e for sub in usable for e in sub.examples)):
+    for given in (*command.examples, *(e for sub in usable for e in sub.examples)):
+        example = Example.of(given)  # already one: Command keeps its examples as Example objects
         shown = " / ".join(example.replies) if example.replies else "(no reply)"
         ctx.reply(f"  e.g. {example.line}  ->  {shown}")
 
