@@ -15,7 +15,8 @@ import logging
 import socket
 from typing import Any
 
-from chatroom.net.connection import Connection
+from chatroom.net.connection import Application, Connection
+from chatroom.net.loop import Loop
 from chatroom.net.irc import IrcConnection, IrcDoor, IrcTLSConnection
 from chatroom.net.ircchannels import install as install_channels
 from chatroom.net.ircchat import install as install_chat
@@ -123,7 +124,7 @@ class IrcTransport(_Irc):
     """IRC on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (``share=`` the main
     transport) plus *door*, the :class:`IrcDoor` with the command table."""
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, **options: Any) -> None:
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, door: IrcDoor, **options: Any) -> None:
         LineTransport.__init__(self, loop, app, listener, **options)
         self._setup(door)
 
@@ -133,12 +134,12 @@ class IrcTLSTransport(_Irc, TLSTransport):
 
     _connection_class = IrcTLSConnection
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, **options: Any) -> None:
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, door: IrcDoor, **options: Any) -> None:
         TLSTransport.__init__(self, loop, app, listener, **options)
         self._setup(door)
 
 
-def open_irc(loop: Any, app: Any, listener: Any, tls_listener: Any = None, *, server_name: str = "",
+def open_irc(loop: Loop, app: Application, listener: Any, tls_listener: Any = None, *, server_name: str = "",
              version: str = "", tls: Any = None, handshake_timeout: float = 10.0, **options: Any) -> list[LineTransport]:
     """Serve IRC for *app* on *listener* (a bound listening socket, or None) and, with the ``ssl.SSLContext``
     *tls*, IRC over TLS on *tls_listener*. *server_name* (default: the host name) is the source of server

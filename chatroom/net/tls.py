@@ -38,7 +38,8 @@ from chatroom.net.certs import (
     load_tls,
     server_context,
 )
-from chatroom.net.connection import Connection
+from chatroom.net.connection import Application, Connection
+from chatroom.net.loop import Loop
 from chatroom.net.logs import CONN
 from chatroom.net.tcp import READ_SIZE, LineTransport
 from chatroom.wire.lines import encode_line
@@ -191,7 +192,7 @@ class TLSTransport(LineTransport):
     in their handshake. Loop thread only.
     """
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, context: ssl.SSLContext,
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, context: ssl.SSLContext,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, **options: Any) -> None:
         super().__init__(loop, app, listener, **options)
         self.context = context

@@ -41,7 +41,9 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
 from wsproto.utilities import ProtocolError
 
-from chatroom.net.connection import Connection
+from chatroom.model.hub import Hub
+from chatroom.net.connection import Application, Connection
+from chatroom.net.loop import Loop
 from chatroom.net.logs import CONN
 from chatroom.net.tcp import CLOSE_GRACE, LineTransport, listen
 from chatroom.net.tls import TLSTransport
@@ -324,7 +326,7 @@ class WebTransport(_Web):
     ``hello`` lists), *gate* (:class:`~chatroom.net.webgate.Gate`: what each request gets), *request_timeout*
     (seconds)."""
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, wire_index: int, version: str,
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, wire_index: int, version: str,
                  rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
                  **options: Any) -> None:
         LineTransport.__init__(self, loop, app, listener, **options)
@@ -337,7 +339,7 @@ class WebTLSTransport(_Web, TLSTransport):
 
     _connection_class = WebTLSConnection
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, wire_index: int, version: str,
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, wire_index: int, version: str,
                  rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
                  **options: Any) -> None:
         TLSTransport.__init__(self, loop, app, listener, **options)
@@ -349,7 +351,7 @@ class WebTLSTransport(_Web, TLSTransport):
         return plain_answer(400, "this port speaks HTTPS: use https:// in the address") if spoke else b""
 
 
-def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
+def open_web(loop: Loop, app: Application, hub: Hub, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
              origins: Iterable[str] = (), static: Path | None = None, hosts: Iterable[str] = (),
              request_timeout: float = REQUEST_TIMEOUT, listener: Any = None,
              **options: Any) -> WebTransport | WebTLSTransport:
@@ -367,11 +369,12 @@ def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: An
         return [room.name for room in hub.rooms.listed()[:HELLO_ROOMS]]
 
     gate = Gate(StaticFiles(static), Hosts([*_own_names(), host, *hosts]), origins, "http" if tls is None else "https")
-    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=rooms, gate=gate,
-               request_timeout=request_timeout)
+    kind: type[WebTransport] | type[WebTLSTransport] = WebTransport
     if tls is not None:
-        return WebTLSTransport(loop, app, listener, context=tls, handshake_timeout=handshake_timeout, **web, **options)
-    return WebTransport(loop, app, listener, **web, **options)
+        kind = WebTLSTransport
+        options.update(context=tls, handshake_timeout=handshake_timeout)
+    return kind(loop, app, listener, wire_index=hub.add_wire(encode_entry, variants=False), version=_version(),
+                rooms=rooms, gate=gate, request_timeout=request_timeout, **options)
 
 
 def _own_names() -> list[str]:
