@@ -145,7 +145,8 @@ class Server:
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
         doors = open_irc(self.loop, self, claim.irc_listener, claim.irc_tls_listener, tls=tls, version=_version(),
-                         server_name=options.irc_server_name, share=self.transport, handshake_timeout=timeout,
+                         server_name=options.irc_server_name, share=self.transport,
+                         ping_after=options.irc_ping_after, handshake_timeout=timeout,
                          **budgets) if claim.irc_listener or claim.irc_tls_listener else []
         self.transports += doors
         self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]
