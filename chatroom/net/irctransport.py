@@ -20,6 +20,7 @@ from chatroom.net.connection import Connection
 from chatroom.net.irc import IrcConnection, IrcDoor, IrcTLSConnection
 from chatroom.net.ircchannels import install as install_channels
 from chatroom.net.ircchat import install as install_chat
+from chatroom.net.ircfiles import install as install_files
 from chatroom.net.ircinfo import install as install_info
 from chatroom.net.ircinfo import remember
 from chatroom.net.ircregister import install as install_register
@@ -155,7 +156,7 @@ def open_irc(loop: Any, app: Any, listener: Any, tls_listener: Any = None, *, se
     :class:`~chatroom.net.tcp.LineTransport`'s. Returns the transports (the clear one
     first)."""
     door = IrcDoor(app, loop, server_name or socket.gethostname() or "chatroom", version)
-    for install in (install_register, install_channels, install_chat, install_info):
+    for install in (install_register, install_channels, install_chat, install_info, install_files):
         install(door)
     transports: list[LineTransport] = []
     if listener is not None:
