@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import re
 import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -154,3 +156,52 @@ def test_an_irc_member_shares_a_file_through_an_upload_link(server_factory: Any)
     again.request("PUT", parts.path + "x", body=b"abc")
     assert again.getresponse().status == 410  # one upload per link
     again.close()
+
+
+def test_a_download_is_streamed_with_the_relays_backpressure(server_factory: Any) -> None:
+    """A link fetched by a client that does not read holds the sender back (the server stops reading it);
+    the file never piles up in the server's memory; once the client reads, every byte arrives."""
+    server = start_irc(server_factory)
+    bob = server.connect("bob", binary=True)
+    bob.send("/join #team")
+    bob.expect_prefix("OK join #team")
+    alice = _irc_member(server, "alice")
+    chunk, count = os.urandom(1 << 20), 64
+    bob.send(f"/sendfile big.bin {len(chunk) * count}")
+    url = LINK.search(_notice(alice, lambda t: "bob offers" in t))[1]  # type: ignore[index]
+    parts = urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # a small window: it reads nothing yet
+    sock.settimeout(10)
+    sock.connect((parts.hostname, parts.port))
+    sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+    tid = int(bob.expect_prefix("OK sendfile ").split()[2])
+    before = server.rss_kib()
+    frame = protocol.encode_frame(f"file-data {tid}", chunk)
+    pushed, sent = 0, len(frame)
+    while pushed < count:  # push until the server stops taking bob's bytes
+        sent = bob.send_some(frame, timeout=1.0)
+        pushed += 1
+        if sent < len(frame):
+            break
+    assert pushed < count // 2, pushed  # the server stopped reading bob: the reader holds it back
+    assert server.rss_kib() - before < 24 * 1024  # a few chunks at most, never the file
+    received = bytearray()
+
+    def read() -> None:
+        while data := sock.recv(1 << 20):
+            received.extend(data)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    bob.sock.settimeout(30)
+    bob.sock.sendall(frame[sent:] + frame * (count - pushed))
+    whole = hashlib.sha256(chunk * count).hexdigest()
+    bob.sock.sendall(protocol.encode_frame(f"file-end {tid} {whole}", b""))
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    sock.close()
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and len(body) == len(chunk) * count
+    assert hashlib.sha256(body).hexdigest() == whole
+    assert _next_frame(bob).meta == f"file-done {tid} alice"
