@@ -9,12 +9,14 @@ import http.client
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from chatroom.wire import lines as protocol
+from conftest import LineClient
 from irc_kit import IrcClient, start_irc
 
 LINK = re.compile(r"(https?://\S+/[fu]/[A-Za-z0-9_-]+/?)")
@@ -205,3 +207,33 @@ def test_a_download_is_streamed_with_the_relays_backpressure(server_factory: Any
     assert head.startswith(b"HTTP/1.1 200 ") and len(body) == len(chunk) * count
     assert hashlib.sha256(body).hexdigest() == whole
     assert _next_frame(bob).meta == f"file-done {tid} alice"
+
+
+def test_with_tls_the_link_is_https_on_the_same_certificate(server_factory: Any) -> None:
+    server = start_irc(server_factory, "--tls")
+    assert server.web_url.startswith("https://")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the server's self-signed certificate
+    bob = LineClient.from_socket(context.wrap_socket(socket.create_connection((server.host, server.port),
+                                                                              timeout=10)))
+    server.clients.append(bob)  # the main port speaks TLS
+    bob.expect_prefix("* Welcome")
+    bob.send("/caps binary")
+    bob.expect("OK caps binary")
+    bob.send("/nick bob")
+    bob.expect("OK nick bob")
+    bob.send("/join #team")
+    bob.expect_prefix("OK join #team")
+    alice = _irc_member(server, "alice")
+    bob.send("/sendfile s.txt 6")
+    url = LINK.search(_notice(alice, lambda t: "bob offers" in t))[1]  # type: ignore[index]
+    assert url.startswith(server.web_url + "/f/")
+    parts = urlsplit(url)
+    conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=10, context=context)
+    conn.request("GET", parts.path)  # sent; the answer waits for bob's bytes
+    tid = int(bob.expect_prefix("OK sendfile ").split()[2])
+    bob.send_raw(protocol.encode_frame(f"file-data {tid}", b"secret"))
+    bob.send_raw(protocol.encode_frame(f"file-end {tid} {hashlib.sha256(b'secret').hexdigest()}", b""))
+    answer = conn.getresponse()
+    assert (answer.status, answer.read()) == (200, b"secret")
+    conn.close()
