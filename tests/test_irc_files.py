@@ -31,6 +31,15 @@ def _irc_member(server: Any, nick: str, room: str = "#team") -> IrcClient:
     return client
 
 
+def _team(server_factory: Any, *args: str) -> tuple[Any, Any, IrcClient]:
+    """A server (*args* added), with bob (a frame-capable line client) and alice (IRC) in #team."""
+    server = start_irc(server_factory, *args)
+    bob = server.connect("bob", binary=True)
+    bob.send("/join #team")
+    bob.expect_prefix("OK join #team")
+    return server, bob, _irc_member(server, "alice")
+
+
 def _notice(client: IrcClient, test: Any) -> str:
     return client.expect("NOTICE", lambda m: bool(test(m.params[-1]))).params[-1]
 
@@ -65,11 +74,7 @@ def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 def test_a_file_offered_in_a_room_reaches_irc_as_a_one_time_link(server_factory: Any) -> None:
-    server = start_irc(server_factory)
-    bob = server.connect("bob", binary=True)
-    bob.send("/join #team")
-    bob.expect_prefix("OK join #team")
-    alice = _irc_member(server, "alice")
+    server, bob, alice = _team(server_factory)
     content = b"hello, irc\n" * 1000
     bob.send(f"/sendfile notes.txt {len(content)}")
     offer = _notice(alice, lambda t: "bob offers" in t)
@@ -96,11 +101,7 @@ def test_a_file_offered_in_a_room_reaches_irc_as_a_one_time_link(server_factory:
 
 
 def test_irc_consent_timeout_and_no_web_listener(server_factory: Any) -> None:
-    server = start_irc(server_factory, "--file-offer-timeout", "1")
-    bob = server.connect("bob", binary=True)
-    bob.send("/join #team")
-    bob.expect_prefix("OK join #team")
-    alice = _irc_member(server, "alice")
+    server, bob, alice = _team(server_factory, "--file-offer-timeout", "1")
     bob.send("/sendfile late.txt 3")
     url = LINK.search(_notice(alice, lambda t: "bob offers" in t))[1]  # type: ignore[index]
     assert "nobody accepted the file (no answer from alice)" in bob.expect_prefix("ERROR sendfile late.txt")
@@ -126,11 +127,7 @@ def test_irc_consent_timeout_and_no_web_listener(server_factory: Any) -> None:
 
 
 def test_an_irc_member_shares_a_file_through_an_upload_link(server_factory: Any) -> None:
-    server = start_irc(server_factory)
-    bob = server.connect("bob", binary=True)
-    bob.send("/join #team")
-    bob.expect_prefix("OK join #team")
-    alice = _irc_member(server, "alice")
+    server, bob, alice = _team(server_factory)
     alice.send("SENDFILE #nowhere")
     alice.expect("442")
     alice.send("SENDFILE #team")
@@ -163,11 +160,7 @@ def test_an_irc_member_shares_a_file_through_an_upload_link(server_factory: Any)
 def test_a_download_is_streamed_with_the_relays_backpressure(server_factory: Any) -> None:
     """A link fetched by a client that does not read holds the sender back (the server stops reading it);
     the file never piles up in the server's memory; once the client reads, every byte arrives."""
-    server = start_irc(server_factory)
-    bob = server.connect("bob", binary=True)
-    bob.send("/join #team")
-    bob.expect_prefix("OK join #team")
-    alice = _irc_member(server, "alice")
+    server, bob, alice = _team(server_factory)
     chunk, count = os.urandom(1 << 20), 64
     bob.send(f"/sendfile big.bin {len(chunk) * count}")
     url = LINK.search(_notice(alice, lambda t: "bob offers" in t))[1]  # type: ignore[index]
