@@ -20,10 +20,8 @@ stalled) is dropped from that transfer (``file-abort``), so it cannot hold
 the others back for ever; a sender that sends nothing for
 :data:`IDLE_TIMEOUT` seconds loses its transfer. Quotas and consent come
 first (:mod:`chatroom.net.quota`, :mod:`chatroom.net.consent`): only
-receivers who accepted get bytes. Members without file frames (IRC) take
-and give files through one-time links on the web listener
-(:mod:`chatroom.net.filelinks`): the HTTP connection of a fetched link is a
-receiver, that of an upload a sender, in the same flow. The pausing and resuming is
+receivers who accepted get bytes. Members without frames (IRC) use one-time
+links (:mod:`chatroom.net.filelinks`): their HTTP connections join the flow. The pausing and resuming is
 :mod:`chatroom.net.backpressure`'s; the relay holds each of these parts
 and talks to the server through :class:`~chatroom.net.transfer.RelayHost`.
 """
@@ -185,9 +183,8 @@ class Relay:
         return self.consent.answer(client, tid, accept)
 
     def fetch(self, receiver: Client, token: str) -> Link | int:
-        """A download link was fetched on the HTTP connection *receiver*: it becomes the receiver of the link's
-        member (named after it) and the member's answer is ``accepted``. Returns the link, or the HTTP
-        status to answer (404: no such link; 410: spent, or its offer ended)."""
+        """A download link was fetched on the HTTP connection *receiver*: it receives in the link's member's name
+        (its answer: accepted). Returns the link, or the HTTP status (404: no such link; 410: spent, offer over)."""
         link = self.links.fetch(token)
         if isinstance(link, int):
             return link
@@ -198,9 +195,8 @@ class Relay:
         return link
 
     def upload(self, sender: Client, token: str, name: str, size: int) -> Client | int:
-        """An upload link was used on the HTTP connection *sender* for *name* (*size* bytes): it becomes a
-        sender in its member's name, to the link's room (:meth:`start`; its replies are the member's). Returns
-        the member, or the HTTP status (404, 410). Raises Refused as :meth:`start` does."""
+        """An upload link was used on the HTTP connection *sender* for *name* (*size* bytes): it offers the file to
+        the link's room in its member's name (:meth:`start`, which may raise Refused). The member, or 404/410."""
         link = self.links.put(token)
         if isinstance(link, int):
             return link
