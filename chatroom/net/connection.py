@@ -67,8 +67,10 @@ class Transport(Protocol):
     the transports of a server); ``app``: the :class:`Application` it calls.
     """
 
-    app: Application
     connections: dict[int, Connection]
+
+    @property
+    def app(self) -> Application: ...
 
     def readable(self, conn: Connection) -> None: ...
 
