@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chatroom.net.scheduler import Timer
+
 if TYPE_CHECKING:
     from chatroom.net.connection import Connection as Client
 
@@ -29,7 +31,7 @@ class RelayHost(Protocol):
 
     ``max_file_size`` and ``max_queue`` are bytes; lines are ``str`` without
     a newline, frames whole ``bytes`` in the receiver's wire format;
-    ``call_later`` delays are seconds and it returns a handle with ``cancel()``.
+    ``call_later`` delays are seconds and it returns the :class:`~chatroom.net.scheduler.Timer` (``cancel()`` it).
     """
 
     @property
@@ -50,7 +52,7 @@ class RelayHost(Protocol):
 
     def call_hook(self, hook: str, client: Client | None, /, **kwargs: Any) -> list[Any]: ...
 
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Any: ...
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer: ...
 
 
 @dataclass(eq=False)
