@@ -35,11 +35,14 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
+from chatroom.model.resumable import Leg, Offer, ResumeBook
 from chatroom.net.backpressure import Backpressure
 from chatroom.net.consent import OFFER_TIMEOUT, Consent, summary
 from chatroom.net.malloc import tune_malloc
 from chatroom.net.quota import Quota, quota_key
-from chatroom.net.transfer import RelayHost, Transfer
+from chatroom.net.resume import KINDS as RESUME_KINDS
+from chatroom.net.resume import Resumes
+from chatroom.net.transfer import Plan, RelayHost, Transfer
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import MAX_FRAME, Frame, sanitize
 from chatroom.wire.numbers import parse_uint
@@ -78,10 +81,12 @@ def parse_id(text: str) -> int | None:
 class Relay:
     """Relays file frames for one server (*server*: a :class:`~chatroom.net.transfer.RelayHost`).
 
-    It holds three parts, each with its own state: ``quota``
+    It holds four parts, each with its own state: ``quota``
     (:class:`~chatroom.net.quota.Quota`), ``consent``
-    (:class:`~chatroom.net.consent.Consent`) and ``flow``
-    (:class:`~chatroom.net.backpressure.Backpressure`); the relay itself owns
+    (:class:`~chatroom.net.consent.Consent`), ``flow``
+    (:class:`~chatroom.net.backpressure.Backpressure`) and ``resumes``
+    (:class:`~chatroom.net.resume.Resumes`, over *book*, the
+    :class:`~chatroom.model.resumable.ResumeBook`; default: one in memory); the relay itself owns
     the open ``transfers`` (id -> :class:`~chatroom.net.transfer.Transfer`),
     the ids of recently ended ones, and the tick timer.
 
@@ -105,6 +110,7 @@ class Relay:
         files_per_hour: int = 0,
         bytes_per_day: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        book: ResumeBook | None = None,
     ) -> None:
         self.server = server
         self.idle_timeout = idle_timeout
@@ -117,13 +123,16 @@ class Relay:
         self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock)
         self.flow = Backpressure(server, self.transfers, self._end, high_water=high_water,
                                  stall_timeout=stall_timeout, clock=clock)
+        self.resumes = Resumes(server, book if book is not None else ResumeBook(None), self)
         self._ids = count(1)
         self._ended: OrderedDict[int, int] = OrderedDict()  # ended transfer id -> sender id
         self._timer: Any = None
 
     # -- called by the sendfile command ------------------------------------------
-    def start(self, client: Client, name: str, size: int) -> int:
-        """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id.
+    def start(self, client: Client, name: str, size: int, *, plan: Plan | None = None) -> int:
+        """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id. With *plan*
+        (a ``file-announce``: chunk size, SHA-256 and hash list) it can resume (docs/protocol.md,
+        "Resumable transfers").
 
         Checks, before any byte moves: the sender announced ``/caps binary``,
         *size* is within ``server.max_file_size``, the sender has fewer than
@@ -158,7 +167,7 @@ class Relay:
             raise Refused(over)
         now = self.clock()
         tid = next(self._ids)
-        transfer = Transfer(tid, client, name, size, {}, now, now, window=now)
+        transfer = Transfer(tid, client, name, size, {}, now, now, window=now, plan=plan)
         transfer.charge = self.quota.charge(quota_key(client), size)
         self.transfers[tid] = transfer
         self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
@@ -190,6 +199,8 @@ class Relay:
             self.server.send_line(sender, f'* "{transfer.name}": {summary(transfer)}')
         now = self.clock()
         transfer.started = transfer.last_data = transfer.window = now
+        if transfer.plan is not None:
+            self.resumes.register(transfer, quota_key(sender))  # tokens to the parties, before file-begin
         begin = f"file-begin {transfer.id} {transfer.size} {sender.nick} {transfer.name}"
         for receiver in transfer.receivers.values():
             self.server.send_bytes(receiver, receiver.frame(begin))
@@ -212,6 +223,8 @@ class Relay:
         if "binary" not in client.caps:
             return "frames need /caps binary first"
         kind, _, rest = meta.partition(" ")
+        if kind in RESUME_KINDS:
+            return self.resumes.check(client, kind, rest, size)
         if kind not in FRAME_KINDS:
             return f"unknown frame kind: {sanitize(kind)[:40]}"
         found = self._own(client, kind, rest.partition(" ")[0])
@@ -222,38 +235,48 @@ class Relay:
         transfer, tid = found, found.id
         if transfer.asked:
             return f"file-data {tid}: the receivers have not answered yet; wait for OK sendfile"
+        if transfer.plan is not None:
+            return transfer.plan.refusal(tid, rest.partition(" ")[2], size)
         if size > transfer.size - transfer.relayed or size > MAX_FRAME:
             return f"file-data {tid}: {size} bytes is more than the {transfer.size - transfer.relayed} left to send"
         return None
 
-    def on_frame(self, client: Client, frame: Frame) -> None:
-        """Handle one frame *client* sent: ``file-data``, ``file-end`` or ``file-abort``.
+    def on_frame(self, client: Client, frame: Frame) -> float:
+        """Handle one frame *client* sent: ``file-data``, ``file-end``, ``file-abort``, or one of the
+        resumable kinds (:mod:`chatroom.net.resume`); returns its flood cost (0 for file frames).
 
         A frame for an unknown transfer, or one that is not the client's, is
         answered with an ``ERROR`` line (quietly dropped if the transfer just
         ended, since chunks already in flight still arrive).
         """
         kind, _, rest = frame.meta.partition(" ")
+        if kind in RESUME_KINDS:
+            return self.resumes.on_frame(client, kind, rest, frame.payload)
         tid_text, _, arg = rest.partition(" ")
         if kind not in FRAME_KINDS:
             self.server.send_line(client, f"ERROR unknown frame kind: {sanitize(kind)[:40]}")
-            return
+            return 0.0
         found = self._own(client, kind, tid_text)
         if isinstance(found, str):
             if found:
                 self.server.send_line(client, f"ERROR {found}")
-            return
+            return 0.0
         transfer = found
         if transfer.asked and kind != "file-abort":
             self.server.send_line(client, f"ERROR {kind} {transfer.id}: the receivers have not answered yet")
-            return
-        if kind == "file-data":
-            self._data(transfer, frame)
+        elif kind == "file-data":
+            why = transfer.plan.refusal(transfer.id, arg, len(frame.payload)) if transfer.plan is not None else None
+            if why:
+                self.server.send_line(client, f"ERROR {why}")
+            else:
+                self._data(transfer, frame)
         elif kind == "file-end":
             self._finish(transfer, arg.strip().lower())
         else:
             reason = sanitize(arg).strip()[:200] or "cancelled"
-            self._end(transfer, f"sender cancelled: {reason}", tell_sender=False)
+            why = "paused by the sender" if transfer.offer is not None else "sender cancelled"
+            self._end(transfer, f"{why}: {reason}", tell_sender=False)
+        return 0.0
 
     def _own(self, client: Client, kind: str, tid_text: str) -> Transfer | str:
         """*client*'s open transfer *tid_text* names, or why not (``""``: it just ended; drop the frame quietly,
@@ -277,25 +300,64 @@ class Relay:
                     self._end(transfer, "every receiver left")
         self.consent.left(client)
         self.flow.left(client)
+        self.resumes.left(client)
 
     def on_drain(self, client: Client) -> None:
         """*client*'s output queue drained: give it what was held for it, resume senders it no longer blocks."""
         self.flow.drained(client)
+
+    # -- sessions of resumable offers (called by self.resumes) ---------------------------------------
+    def open_session(self, offer: Offer, leg: Leg) -> Transfer:
+        """A session of *offer* from its (present) sender to *leg*'s (present) receiver, carrying the chunks
+        the receiver said it needs; no answer phase (it accepted the file before)."""
+        now = self.clock()
+        plan = Plan(offer.size, offer.chunk, offer.sha256, indices=list(leg.missing or []))
+        transfer = Transfer(next(self._ids), offer.sender, offer.name, plan.total(), {leg.receiver.id: leg.receiver},
+                            now, now, window=now, plan=plan, offer=offer)
+        self.transfers[transfer.id] = transfer
+        self.resumes.session_frames(offer, leg, transfer)
+        log.info("transfer %d: %s resumes %r to %s (%d of %d bytes)", transfer.id, offer.sender_nick, offer.name,
+                 leg.nick, transfer.size, offer.size)
+        self._arm_timer()
+        return transfer
+
+    def stop(self, transfer: Transfer, reason: str, *, cancel: bool = False) -> None:
+        """End a session early (see :meth:`_end`), telling its sender too."""
+        if transfer.id in self.transfers:
+            self._end(transfer, reason, cancel=cancel)
+
+    def drop_receiver(self, transfer: Transfer, receiver: Client, reason: str) -> None:
+        """Take *receiver* out of a running session (it cancelled, or another connection replaced it); the
+        session ends when nobody is left (``file-abort ID REASON`` to its sender)."""
+        if transfer.receivers.pop(receiver.id, None) is None:
+            return
+        transfer.held.pop(receiver.id, None)
+        self.flow.resume_unblocked()
+        if not transfer.receivers and transfer.id in self.transfers:
+            self._end(transfer, reason)
 
     # -- the flow -------------------------------------------------------------------
     def _data(self, transfer: Transfer, frame: Frame) -> None:
         payload = frame.payload
         n = len(payload)
         if transfer.relayed + n > transfer.size:
-            self._end(transfer, f"more data than the announced {transfer.size} bytes")
+            self._end(transfer, f"more data than the announced {transfer.size} bytes", cancel=True)
             return
         transfer.relayed += n
         transfer.last_data = self.clock()
         meta = f"file-data {transfer.id}"
+        indexed, legs = meta, transfer.legs
+        if transfer.plan is not None:  # a resumable session: its receivers that can resume get the chunk's index
+            step = transfer.plan.next()
+            assert step is not None  # Plan.refusal checked it
+            transfer.plan.pos += 1
+            indexed = f"{meta} {step[0]}"
+            for leg in legs.values():
+                leg.sent += n
         flow = self.flow
         blocked = False
         for receiver in transfer.receivers.values():  # one payload object, shared by every receiver's queue
-            header = receiver.frame_header(meta, n)  # a few bytes, in the receiver's wire format
+            header = receiver.frame_header(indexed if receiver.id in legs else meta, n)  # a few bytes
             if not flow.send(transfer, receiver, header, payload) or receiver.queued > flow.high_water:
                 blocked = True
         if blocked:
@@ -303,16 +365,20 @@ class Relay:
 
     def _finish(self, transfer: Transfer, digest: str) -> None:
         if transfer.relayed != transfer.size:
-            self._end(transfer, f"size mismatch: sent {transfer.relayed} of {transfer.size} bytes")
+            self._end(transfer, f"size mismatch: sent {transfer.relayed} of {transfer.size} bytes", cancel=True)
             return
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            self._end(transfer, "file-end without a SHA-256 hex digest")
+            self._end(transfer, "file-end without a SHA-256 hex digest", cancel=True)
+            return
+        if transfer.plan is not None and digest != transfer.plan.sha256:
+            self._end(transfer, "file-end with another SHA-256 than the one announced", cancel=True)
             return
         end = f"file-end {transfer.id} {digest}"
         for receiver in transfer.receivers.values():
             self.flow.send(transfer, receiver, receiver.frame(end))
         nicks = [r.nick for r in transfer.receivers.values()]
         self._forget(transfer)
+        self.resumes.ended(transfer, complete=True)
         self.server.send_bytes(transfer.sender, transfer.sender.frame(f"file-done {transfer.id} {','.join(nicks)}".rstrip()))
         elapsed = max(self.clock() - transfer.started, 1e-9)
         log.info(
@@ -323,14 +389,20 @@ class Relay:
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size,
                               receivers=nicks, ok=True)
 
-    def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True) -> None:
-        """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
-        transfer.held.clear()  # the receivers discard the file anyway
+    def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True, cancel: bool = False) -> None:
+        """End *transfer* early: ``file-abort`` to its receivers (and its sender if *tell_sender*), or
+        ``file-pause`` to the parties that can resume it; with *cancel* (the sender broke the protocol) a
+        resumable offer is over for good (``file-abort``, then ``file-gone``)."""
+        transfer.cancelled = transfer.cancelled or cancel
+        transfer.held.clear()  # the receivers discard (or keep) what they have anyway
         for receiver in [*transfer.receivers.values(), *transfer.asked.values()]:
             transfer.abort(self.server, receiver, reason)
         self._forget(transfer)
         if tell_sender:
             transfer.abort(self.server, transfer.sender, reason)
+        self.resumes.ended(transfer, complete=False)
+        if cancel and transfer.offer is not None:
+            self.resumes.drop(transfer.offer, reason)
         log.info("transfer %d: %r from %s aborted: %s", transfer.id, transfer.name, transfer.sender.nick, reason)
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
 
@@ -366,3 +438,4 @@ class Relay:
                     transfer.window, transfer.mark = now, transfer.relayed
         self.flow.resume_unblocked()
         self._arm_timer()
+
