@@ -84,8 +84,8 @@ def test_an_announced_file_goes_out_with_tokens_and_indexed_chunks(setup: Any) -
     tid, sender_token = start(relay, alice, content)
     bob_events, carol_events = bob.drain(), carol.drain()
     chunks_frame = [e for e in bob_events if isinstance(e, Frame) and e.meta.startswith("file-chunks")][0]
-    _, _, bob_token, chunk, sha = chunks_frame.meta.split()
-    assert chunks_frame.payload == hash_list(pieces(content)) and int(chunk) == CHUNK
+    _, _, bob_token, size, chunk, sha = chunks_frame.meta.split()
+    assert chunks_frame.payload == hash_list(pieces(content)) and int(chunk) == CHUNK and int(size) == len(content)
     assert sha == hashlib.sha256(content).hexdigest() and bob_token != sender_token
     assert frames(bob_events)[-1] == f"file-begin {tid} {len(content)} alice f.bin"
     assert frames(carol_events) == [f"file-begin {tid} {len(content)} alice f.bin"]  # nothing new for carol
@@ -121,7 +121,7 @@ def test_a_receiver_that_drops_resumes_with_what_it_lacks(setup: Any) -> None:
     events = bob2.drain()
     assert lines(events) == [f"OK resume {bob_token} f.bin: resuming from alice (3 chunks to go)"]
     new = int(frames(events)[0].split()[1])
-    assert frames(events) == [f"file-chunks {new} {bob_token} {CHUNK} {hashlib.sha256(content).hexdigest()}",
+    assert frames(events) == [f"file-chunks {new} {bob_token} {len(content)} {CHUNK} {hashlib.sha256(content).hexdigest()}",
                               f"file-begin {new} {len(content)} alice f.bin"]
     resend = alice.drain()[0]
     assert resend.meta == f"file-resend {new} {sender_token}" and set_bits(resend.payload, 4) == [1, 2, 3]

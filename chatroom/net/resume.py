@@ -109,7 +109,7 @@ class Resumes:
     # -- an offer that can resume ------------------------------------------------------------------------
     def register(self, transfer: Transfer, sender_key: str) -> None:
         """*transfer*'s receivers answered: keep it if any of them can resume, give every party its token
-        (``file-id ID TOKEN`` to the sender, ``file-chunks ID TOKEN CHUNK SHA256`` + the hash list to each
+        (``file-id ID TOKEN`` to the sender, ``file-chunks ID TOKEN SIZE CHUNK SHA256`` + the hash list to each
         such receiver). Call before ``file-begin`` and ``OK sendfile``."""
         plan = transfer.plan
         assert plan is not None
@@ -128,8 +128,8 @@ class Resumes:
             transfer.legs[receiver.id] = leg
             leg.session = transfer
             self._hold(receiver, offer, leg)
-            self._send(receiver, f"file-chunks {transfer.id} {tokens[receiver.id]} {plan.chunk} {plan.sha256}",
-                       hashes)
+            self._send(receiver, f"file-chunks {transfer.id} {tokens[receiver.id]} {plan.size} {plan.chunk} "
+                                 f"{plan.sha256}", hashes)
 
     def ended(self, transfer: Transfer, complete: bool) -> None:
         """A session ended (*complete*: every chunk of it was relayed): its legs wait for their receivers
@@ -217,7 +217,7 @@ class Resumes:
         receiver, indices = leg.receiver, leg.missing or []
         transfer.legs[receiver.id] = leg
         leg.session = transfer
-        self._send(receiver, f"file-chunks {transfer.id} {leg.token} {offer.chunk} {offer.sha256}")
+        self._send(receiver, f"file-chunks {transfer.id} {leg.token} {offer.size} {offer.chunk} {offer.sha256}")
         self._send(receiver, f"file-begin {transfer.id} {offer.size} {offer.sender_nick} {offer.name}")
         self._send(offer.sender, f"file-resend {transfer.id} {offer.token}",
                    bitmap(indices, chunk_count(offer.size, offer.chunk)))

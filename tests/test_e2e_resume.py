@@ -1,0 +1,267 @@
+"""Resumable transfers end to end: the real ``chatroom-server`` and ``chatroom-client`` processes over TCP.
+
+A transfer is interrupted by killing the server (and starting it again on the same port and data dir),
+by a proxy in the test that cuts the receiver's TCP stream at a random byte, by killing the receiving
+client (and starting it again), with a chunk damaged on the disk in between; and a third party tries
+tokens. Every case checks that the file arrives byte for byte and how much of it was sent again (the
+sender's ``resumed ... sent the missing N bytes`` line). The proxy holds or cuts the stream at a byte
+count it was given and reports it, so the tests synchronise on that and on printed lines, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ServerProcess
+from test_e2e_transfer import DEADLINE, ClientProcess, starts
+
+from chatroom.client.journal import SYNC_BYTES
+from chatroom.wire import lines as protocol
+
+MiB = 1024 * 1024
+SIZE = 48 * MiB
+CHUNK = MiB  # chatroom-client's chunk for files up to 64 GiB
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 to the server's *port*. Its first connection may be cut (both ends closed)
+    or held (nothing more forwarded to the client) once *limit* bytes went from the server to the client;
+    ``reached`` is set then. Later connections pass everything through."""
+
+    def __init__(self, port: int, limit: int, *, cut: bool) -> None:
+        self.port, self.limit, self.cut = port, limit, cut
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()[1]
+        self._first = True
+        self._socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.port), timeout=DEADLINE)
+            except OSError:
+                client.close()  # the server is down: the client tries again later
+                continue
+            self._socks += [client, upstream]
+            limit, self._first = (self.limit if self._first else None), False
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, limit), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
+        moved = 0
+        try:
+            while True:
+                want = 65536 if limit is None else min(65536, limit - moved)
+                data = source.recv(want) if want else b""
+                if not data:
+                    break
+                sink.sendall(data)
+                moved += len(data)
+            if limit is not None and moved >= limit:
+                self.reached.set()
+                if not self.cut:
+                    self.release.wait(DEADLINE * 3)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def close(self) -> None:
+        self.release.set()
+        self.listener.close()
+        for sock in self._socks:
+            sock.close()
+
+
+@pytest.fixture
+def proxies() -> Iterator[Callable[..., Proxy]]:
+    made: list[Proxy] = []
+
+    def make(port: int, limit: int, *, cut: bool) -> Proxy:
+        made.append(Proxy(port, limit, cut=cut))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.close()
+
+
+@pytest.fixture
+def people(tmp_path: Path) -> Iterator[Callable[..., ClientProcess]]:
+    """``people(port, nick, *args)``: a ``chatroom-client`` in ``tmp_path/nick`` past the greeting (killed at teardown)."""
+    started: list[ClientProcess] = []
+
+    def start(port: int, nick: str, *args: str) -> ClientProcess:
+        client = ClientProcess(port, tmp_path / nick, "--name", nick, *args)
+        started.append(client)
+        client.expect(starts("* Welcome"))
+        return client
+
+    yield start
+    for client in started:
+        client.kill()
+
+
+def resent(line: str) -> int:
+    """The bytes a sender's ``resumed "NAME" ... sent the missing N bytes`` line says went again."""
+    match = re.search(r"sent the missing (\d+) bytes", line)
+    assert match, line
+    return int(match.group(1))
+
+
+def sidecar(folder: Path) -> Path:
+    found = list(folder.glob(".*.chunks"))
+    assert len(found) == 1, sorted(p.name for p in folder.iterdir())
+    return found[0]
+
+
+def offer_file(alice: ClientProcess, bob: ClientProcess, content: bytes) -> None:
+    (alice.send_dir / "f.bin").write_bytes(content)
+    alice.send("/sendfile f.bin")
+    bob.expect(starts('* alice is sending "f.bin"'))
+
+
+def arrived(bob: ClientProcess, content: bytes, timeout: float = 60) -> str:
+    line = bob.expect(starts('received "f.bin"'), timeout)
+    assert "sha256 ok" in line and (bob.received_dir / "f.bin").read_bytes() == content
+    assert sorted(os.listdir(bob.received_dir)) == ["f.bin"]  # no part file, no sidecar left
+    return line
+
+
+def test_the_server_is_killed_mid_transfer_and_started_again(server_factory: Any, people: Any, proxies: Any,
+                                                             tmp_path: Path) -> None:
+    server = server_factory("--flood-rate", "0")
+    port, data_dir = server.port, server.data_dir
+    content = os.urandom(SIZE)
+    hold = SIZE * 2 // 5
+    proxy = proxies(port, hold, cut=False)
+    bob = people(proxy.address, "bob", "--reconnect")
+    alice = people(port, "alice", "--reconnect")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    offer_file(alice, bob, content)
+    assert proxy.reached.wait(DEADLINE)  # bob has had 40 % of the bytes, and no more
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(DEADLINE)
+    proxy.release.set()  # bob's connection goes down with the server's
+    again = server_factory("--flood-rate", "0", "--port", str(port), data_dir=data_dir)
+    assert again.port == port
+    line = alice.expect(starts('resumed "f.bin"'), 60)
+    arrived(bob, content)
+    assert resent(line) <= SIZE - hold + 2 * CHUNK  # at most what bob had not had, and a chunk in flight
+    assert not list(alice.send_dir.glob(".*.send"))  # the sender's record goes once bob has the file
+
+
+def test_the_receivers_stream_is_cut_at_a_random_byte(server: Any, people: Any, proxies: Any) -> None:
+    seed = random.randrange(1 << 30)
+    cut = random.Random(seed).randrange(SIZE // 5, SIZE * 4 // 5)
+    content = os.urandom(SIZE)
+    proxy = proxies(server.port, cut, cut=True)
+    bob = people(proxy.address, "bob", "--reconnect")
+    alice = people(server.port, "alice")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    offer_file(alice, bob, content)
+    assert proxy.reached.wait(DEADLINE), f"seed {seed}"
+    assert alice.expect(starts('sending "f.bin" paused: ')).endswith(
+        "every receiver left (it resumes when the receivers are back; /cancel " + alice_token(alice)[:8] + " gives up)")
+    line = alice.expect(starts('resumed "f.bin"'), 60)
+    received = arrived(bob, content)
+    assert received.endswith("this time)")
+    assert resent(line) <= SIZE - cut + 2 * CHUNK, f"seed {seed}: cut at {cut}, {line}"
+
+
+def alice_token(alice: ClientProcess) -> str:
+    record = list(alice.send_dir.glob(".*.send"))
+    assert len(record) == 1
+    return str(json.loads(record[0].read_text())["token"])
+
+
+def test_the_receiving_client_restarts_and_a_damaged_chunk_is_fetched_again(server: Any, people: Any,
+                                                                             proxies: Any) -> None:
+    content = os.urandom(SIZE)
+    hold = SIZE // 2
+    proxy = proxies(server.port, hold, cut=False)
+    bob = people(proxy.address, "bob")
+    alice = people(server.port, "alice")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    offer_file(alice, bob, content)
+    assert proxy.reached.wait(DEADLINE)
+    bob.kill()  # SIGKILL: whatever was not synced yet is lost, and must not count
+    proxy.release.set()
+    alice.expect(starts('sending "f.bin" paused: '))
+    side = sidecar(bob.received_dir)
+    header, *indices = side.read_text().splitlines()
+    meta = json.loads(header)
+    kept = sorted(int(i) for i in indices)
+    part = side.with_name(side.name.replace(".chunks", ".part")).read_bytes()
+    for i in kept:  # every chunk the sidecar lists is on the disk, whole: nothing trusted that is not
+        assert hashlib.sha256(part[i * CHUNK:(i + 1) * CHUNK]).digest() == \
+            bytes.fromhex(meta["hashes"])[i * 32:(i + 1) * 32]
+    assert len(kept) * CHUNK >= hold - SYNC_BYTES - 2 * CHUNK, (len(kept), hold)
+    # between the attempts: damage a recorded chunk, and claim one that was never written (a zero-filled hole)
+    with open(side.with_name(side.name.replace(".chunks", ".part")), "r+b") as f:
+        f.seek(kept[3] * CHUNK + 100)
+        f.write(b"\x00" * 10)
+    hole = max(kept) + 8
+    with open(side, "a") as f:
+        f.write(f"{hole}\n")
+    bob = people(server.port, "bob")  # started again, in the same folder
+    assert bob.expect(starts('"f.bin": ')) == ('"f.bin": 2 chunks on the disk no longer matched their SHA-256 and '
+                                               "will be fetched again")
+    line = alice.expect(starts('resumed "f.bin"'), 60)
+    arrived(bob, content)
+    assert resent(line) == SIZE - (len(kept) - 1) * CHUNK  # the damaged chunk again, and the rest
+
+
+def test_a_third_party_guessing_or_stealing_ids_learns_nothing(server_factory: Any, people: Any, proxies: Any) -> None:
+    server = server_factory("--flood-rate", "0")
+    registrar = server.connect("alice")
+    registrar.send("/register correct-horse")
+    registrar.expect_prefix("OK registered alice")
+    registrar.send("/quit")
+    content = os.urandom(8 * MiB)
+    proxy = proxies(server.port, 3 * MiB, cut=False)
+    bob = people(proxy.address, "bob", "--reconnect")
+    alice = people(server.port, "alice", "--password", "correct-horse")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    offer_file(alice, bob, content)
+    assert proxy.reached.wait(DEADLINE)
+    token = alice_token(alice)  # alice's token, bound to her account, stolen from her disk
+    mallory = server.connect("mallory", binary=True)
+    mallory.send("/caps resume")
+    mallory.expect("OK caps binary resume")
+    answers = set()
+    for guess in [*(secrets.token_hex(16) for _ in range(40)), token]:
+        for kind in ("file-resume", "file-cancel", "file-received"):
+            mallory.send_raw(protocol.encode_frame(f"{kind} {guess}", b""))
+        mallory.send("/upper sync")
+        answers.add(tuple(line.replace(guess, "ID") for line in mallory.expect("SYNC")))
+    assert answers == {(
+        "ERROR resume ID: no transfer of yours has this id (it may have finished, been cancelled or expired)",
+        "ERROR cancel ID: no transfer of yours has this id (it may have finished, been cancelled or expired)")}
+    proxy.release.set()  # nothing was disturbed: bob's held stream drops, he comes back and gets the rest
+    bob.expect(starts("* f.bin: resuming from alice"), DEADLINE)
+    arrived(bob, content)
+    assert not any("mallory" in line or "cancel" in line for line in alice.out)
