@@ -37,11 +37,12 @@ CHUNK = MiB  # chatroom-client's chunk for files up to 64 GiB
 
 class Proxy:
     """A TCP proxy on 127.0.0.1 to the server's *port*. Its first connection may be cut (both ends closed)
-    or held (nothing more forwarded to the client) once *limit* bytes went from the server to the client;
-    ``reached`` is set then. Later connections pass everything through."""
+    or held (nothing more forwarded) once *limit* bytes went from the server to the client (or, *upward*,
+    from the client to the server); ``reached`` is set then, and a held connection is closed on
+    ``release``. Later connections pass everything through."""
 
-    def __init__(self, port: int, limit: int, *, cut: bool) -> None:
-        self.port, self.limit, self.cut = port, limit, cut
+    def __init__(self, port: int, limit: int, *, cut: bool, upward: bool = False) -> None:
+        self.port, self.limit, self.cut, self.upward = port, limit, cut, upward
         self.reached = threading.Event()
         self.release = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -63,8 +64,9 @@ class Proxy:
                 continue
             self._socks += [client, upstream]
             limit, self._first = (self.limit if self._first else None), False
-            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, limit), daemon=True).start()
+            up, down = (limit, None) if self.upward else (None, limit)
+            threading.Thread(target=self._pipe, args=(client, upstream, up), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, down), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
         moved = 0
@@ -100,8 +102,8 @@ class Proxy:
 def proxies() -> Iterator[Callable[..., Proxy]]:
     made: list[Proxy] = []
 
-    def make(port: int, limit: int, *, cut: bool) -> Proxy:
-        made.append(Proxy(port, limit, cut=cut))
+    def make(port: int, limit: int, *, cut: bool, upward: bool = False) -> Proxy:
+        made.append(Proxy(port, limit, cut=cut, upward=upward))
         return made[-1]
 
     yield make

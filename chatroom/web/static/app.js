@@ -92,6 +92,7 @@ const transfers = new Transfers(wire, $("transfers"), announce);
 // Replies to lines the page sent by itself (not typed) stay out of the log: count one more of kind.
 const REPLIES = {
   files: /^OK files /,
+  caps: /^(OK caps |ERROR unknown capability)/,
   join: /^OK (join|current room) /,  // /join of a room one is in only switches to it
   history: /^OK history /,
 };
@@ -135,6 +136,8 @@ const handlers = {
     }
     if (state.connectedOnce) lines.push(...resyncLines());
     state.connectedOnce = true;
+    lines.push("/caps resume");  // after the name and login: its OK says transfers can resume (files.js)
+    hideReply("caps");
     sendLines(lines);
     renderMe();
   },
@@ -153,6 +156,7 @@ const handlers = {
       state.pendingIdentity = null;
       localStorage.setItem("chatroom.nick", event.nick);
     }
+    if (!state.pendingIdentity) transfers.settled();  // tokens bound to an account are presented only now
     const before = state.current;
     state.current = event.room;
     state.joined = event.rooms || [];
@@ -223,6 +227,8 @@ const handlers = {
 
   line(event) {
     const text = String(event.text);
+    if (/^OK caps .*\bresume\b/.test(text)) transfers.enable();
+    if (transfers.quietLine(text)) return;
     transfers.onLine(text);
     historyReply(text);
     if (identityReply(text)) return;
