@@ -73,6 +73,15 @@ class Arrivals:
         return [Progress(f"{s.name} from {s.sender}", s.done, s.size, s.started, "recv", tid)
                 for tid, s in self._sessions.items() if s is not None]
 
+    def tick(self) -> None:
+        """Record the verified chunks that waited :data:`~chatroom.client.journal.SYNC_SECONDS` for a sync."""
+        for tid, incoming in list(self._sessions.items()):
+            if incoming is not None and incoming.due():
+                try:
+                    incoming.sync()
+                except OSError as exc:
+                    self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
+
     # -- frames ----------------------------------------------------------------------------------------
     def chunks(self, tid: int, arg: str, piece: bytes | memoryview) -> None:
         """``file-chunks TID TOKEN SIZE CHUNK SHA256`` + (a piece of) the hash list."""

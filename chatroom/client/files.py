@@ -351,6 +351,9 @@ class Transfers:
         if now < self._next_progress:
             return
         self._next_progress = now + PROGRESS_INTERVAL
+        tick = getattr(self._tm, "tick", None)  # optional in the manager contract
+        if tick is not None:
+            tick()
         snapshot = list(self._tm.progress())
         if snapshot or self.progress:
             self.progress = snapshot

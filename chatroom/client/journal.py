@@ -220,6 +220,10 @@ class Incoming:
             self._whole = None  # it took pieces of a chunk that never completed
         self.sync()
 
+    def due(self) -> bool:
+        """Have verified chunks waited :data:`SYNC_SECONDS` or more for :meth:`sync`?"""
+        return bool(self.pending) and time.monotonic() - self._pending_since >= SYNC_SECONDS
+
     def sync(self) -> None:
         """Flush the part file to the disk, then record the verified chunks that were waiting for it."""
         if not self.pending:

@@ -113,6 +113,11 @@ class TransferManager:
         tid = parse_uint(what, max_digits=18)
         return tid is not None and self._in.cancel(tid)
 
+    def tick(self) -> None:
+        """A few times a second: verified chunks waiting longer than the sync delay are recorded, even when the
+        stream stalls (see :mod:`chatroom.client.journal`)."""
+        self._resumable.tick()
+
     # -- resuming ------------------------------------------------------------------
     def server_resumes(self) -> None:
         """The server took ``/caps resume``: offers from now on can resume."""
