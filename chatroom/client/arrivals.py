@@ -117,7 +117,8 @@ class Arrivals:
             except (OSError, ValueError) as exc:
                 self._sessions[tid] = None
                 why = getattr(exc, "strerror", None) or exc
-                self.emit(f'discarded "{safe_name(raw_name)}" from {sender}: cannot write in {self.received_dir}: {why}')
+                self.emit(f'discarded "{safe_name(raw_name)}" from {sender}: cannot write in '
+                          f"{self.received_dir}: {why}")
                 self.write(encode_frame(f"file-cancel {token} the receiver cannot write it", b""))
                 return
             self.journal.incoming[token] = incoming

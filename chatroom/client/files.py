@@ -265,7 +265,8 @@ class Transfers:
         if found:
             self.console.error(f"{arg} is the start of {len(found)} transfers' ids: give more of it (see /transfers)")
         elif verb == "resume":
-            self.console.error(f"no interrupted transfer {arg} (see /transfers)" if arg else "usage: /resume ID (see /transfers)")
+            self.console.error(f"no interrupted transfer {arg} (see /transfers)" if arg
+                               else "usage: /resume ID (see /transfers)")
         return None
 
     def _resume(self, arg: str) -> None:

@@ -2,7 +2,8 @@
 
 At start (:meth:`Handshake.start`) the client sends, pipelined, ``/caps binary`` and ``/caps resume``
 (when file transfer is available; the answer to the second goes to ``on_resume``: an older server refuses
-it, and transfers then cannot resume), ``/files ask`` or ``/files none`` (``--accept-files``; nothing for ``all``, the server's
+it, and transfers then cannot resume), ``/files ask`` or ``/files none`` (``--accept-files``; nothing for
+``all``, the server's
 default, so an old server sees today's handshake), ``/caps tags`` (when ``tags`` is set: its answer goes
 to ``on_tags``, which turns on :mod:`chatroom.client.catchup`), ``/nick NAME`` and, with a password,
 ``/login NAME PASSWORD``. Their replies come in that order and are taken through

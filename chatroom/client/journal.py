@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,8 @@ from pathlib import Path
 from chatroom.client.partfile import place
 from chatroom.wire.chunks import DIGEST, chunk_count, chunk_span, is_sha256, is_token
 
-__all__ = ["MAX_AGE", "SYNC_BYTES", "SYNC_SECONDS", "Incoming", "Journal", "SendRecord", "load_incoming",
-           "load_sends"]
+__all__ = ["MAX_AGE", "SYNC_BYTES", "SYNC_SECONDS", "HashJob", "Incoming", "Journal", "SendRecord",
+           "load_incoming", "load_sends"]
 
 #: Verified bytes written before the part file is synced and their chunks recorded in the sidecar.
 SYNC_BYTES = 16 * 1024 * 1024
@@ -65,7 +66,8 @@ def _write_atomically(path: Path, text: str) -> None:
 def _meta_ok(meta: dict[str, object]) -> bool:
     """Is *meta* (a record's JSON) well formed: a token, a name, sizes, a SHA-256 and a hash list that fit?"""
     try:
-        size, chunk, hashes = int(meta["size"]), int(meta["chunk"]), bytes.fromhex(str(meta["hashes"]))  # type: ignore[call-overload]
+        size, chunk = int(meta["size"]), int(meta["chunk"])  # type: ignore[call-overload]
+        hashes = bytes.fromhex(str(meta["hashes"]))
     except (KeyError, TypeError, ValueError):
         return False
     return (is_token(str(meta.get("token"))) and bool(meta.get("name")) and size >= 0 and chunk > 0
@@ -73,6 +75,36 @@ def _meta_ok(meta: dict[str, object]) -> bool:
 
 
 # -- sending ------------------------------------------------------------------------------------------------
+class HashJob:
+    """The SHA-256 of the file at *path* and of each of its *chunk*-byte chunks (a new offer's), computed on a
+    daemon thread: ``finished`` is set with ``result`` (SHA-256 hex, hash list, ``st_mtime_ns``) or ``error``
+    (why not; also when the file changed while it was read). The thread only fills these."""
+
+    def __init__(self, path: Path, chunk: int) -> None:
+        self.path, self.chunk = path, chunk
+        self.result: tuple[str, bytes, int] | None = None  # sha256 hex, hash list, mtime_ns
+        self.error: str | None = None
+        self.finished = threading.Event()
+        threading.Thread(target=self._run, name="chatroom-hash", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            with open(self.path, "rb") as file:
+                before = os.fstat(file.fileno())
+                whole, digests = hashlib.sha256(), []
+                while block := file.read(self.chunk):
+                    whole.update(block)
+                    digests.append(hashlib.sha256(block).digest())
+                after = os.fstat(file.fileno())
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                self.error = "the file changed while it was read"
+            else:
+                self.result = (whole.hexdigest(), b"".join(digests), after.st_mtime_ns)
+        except OSError as exc:
+            self.error = f"cannot read it: {exc.strerror or exc}"
+        self.finished.set()
+
+
 @dataclass
 class SendRecord:
     """An own offer that can resume: *token* (the sender's), *name* (the file in the send folder), its *size*
@@ -132,7 +164,8 @@ class Incoming:
 
     def __init__(self, meta: dict[str, object], part: Path, sidecar: Path, verified: set[int]) -> None:
         self.token, self.name, self.sender = str(meta["token"]), str(meta["name"]), str(meta.get("sender", ""))
-        self.size, self.chunk, self.sha256 = int(meta["size"]), int(meta["chunk"]), str(meta["sha256"])  # type: ignore[call-overload]
+        self.size, self.chunk = int(meta["size"]), int(meta["chunk"])  # type: ignore[call-overload]
+        self.sha256 = str(meta["sha256"])
         self.hashes = bytes.fromhex(str(meta["hashes"]))
         self.count = chunk_count(self.size, self.chunk)
         self.part, self.sidecar, self.verified = part, sidecar, verified

@@ -2,7 +2,7 @@
 
 ``send_file(name)`` offers ``send_dir/name`` (docs/protocol.md, "File transfer frames"). With a server
 that took ``/caps resume`` the offer can resume ("Resumable transfers"): the file is read once on a
-worker thread for its SHA-256 and its chunks' hash list (:class:`_Hashing`), then announced with
+worker thread for its SHA-256 and its chunks' hash list (:class:`~chatroom.client.journal.HashJob`), then announced with
 ``file-announce``; the server's ``file-id`` gives the sender's token, kept with the hash list in a
 :class:`~chatroom.client.journal.SendRecord`; every ``file-data ID INDEX`` frame is one chunk. A
 ``file-resend ID TOKEN`` (the receivers came back) sends the chunks its bitmap names, each read again
@@ -18,13 +18,12 @@ import hashlib
 import os
 import shlex
 import stat
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from chatroom.client.journal import Journal, SendRecord
+from chatroom.client.journal import HashJob, Journal, SendRecord
 from chatroom.client.offers import human_size, took
 from chatroom.client.receive import Progress
 from chatroom.wire.chunks import bitmap_size, chunk_count, chunk_span, pick_chunk, set_bits
@@ -35,34 +34,6 @@ __all__ = ["CHUNK", "Sender"]
 
 #: Largest file-data payload sent without resume, in bytes.
 CHUNK = 1024 * 1024
-
-
-class _Hashing:
-    """The SHA-256 of a file and of each of its *chunk*-byte chunks, computed on a daemon thread."""
-
-    def __init__(self, path: Path, chunk: int) -> None:
-        self.path, self.chunk = path, chunk
-        self.result: tuple[str, bytes, int] | None = None  # sha256 hex, hash list, mtime_ns
-        self.error: str | None = None
-        self.finished = threading.Event()
-        threading.Thread(target=self._run, name="chatroom-hash", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            with open(self.path, "rb") as file:
-                before = os.fstat(file.fileno())
-                whole, digests = hashlib.sha256(), []
-                while block := file.read(self.chunk):
-                    whole.update(block)
-                    digests.append(hashlib.sha256(block).digest())
-                after = os.fstat(file.fileno())
-            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-                self.error = "the file changed while it was read"
-            else:
-                self.result = (whole.hexdigest(), b"".join(digests), after.st_mtime_ns)
-        except OSError as exc:
-            self.error = f"cannot read it: {exc.strerror or exc}"
-        self.finished.set()
 
 
 class _Send:
@@ -77,7 +48,7 @@ class _Send:
         self.started = time.monotonic()
         self.ended = False  # file-end written; waiting for file-done
         self.cancelled = False  # /cancel while the offer waited for OK: abort as soon as the ID is known
-        self.hashing: _Hashing | None = None  # a resumable offer being hashed before its announce
+        self.hashing: HashJob | None = None  # a resumable offer being hashed before its announce
         self.record: SendRecord | None = None  # a resumable offer's record (its token, hash list)
         self.plan: list[int] | None = None  # a resumable session's chunks (None: all, in order)
         self.pos = 0
@@ -139,7 +110,7 @@ class Sender:
         offer = _Send(safe_name(path.name), file, size, path.name)
         chunk = pick_chunk(size) if self.resumable and self.journal is not None else None
         if chunk is not None:
-            offer.hashing = _Hashing(path, chunk)
+            offer.hashing = HashJob(path, chunk)
             self._hashing.append(offer)
             return
         self._offers.append(offer)
