@@ -270,3 +270,30 @@ def test_a_third_party_guessing_or_stealing_ids_learns_nothing(server_factory: A
     bob.expect(starts("* f.bin: resuming from alice"), DEADLINE)
     arrived(bob, content)
     assert not any("mallory" in line or "cancel" in line for line in alice.out)
+
+
+def test_an_older_client_still_sends_and_receives_without_resume(server: Any, people: Any) -> None:
+    dave = server.connect("dave", binary=True)  # an older client: frames, but never /caps resume
+    bob = people(server.port, "bob")
+    alice = people(server.port, "alice")
+    dave.expect_where(lambda line: line.endswith("is now known as alice"), "alice")
+    content = os.urandom(3 * MiB + 5)
+    offer_file(alice, bob, content)
+    metas, got = [], b""
+    while not metas or not metas[-1].startswith(("file-end", "file-abort")):
+        event = dave.next_event()
+        if isinstance(event, protocol.Frame):
+            metas.append(event.meta)
+            got += event.payload if event.meta.startswith("file-data") else b""
+    assert metas[0].startswith("file-begin ") and not any(m.startswith(("file-chunks", "file-id")) for m in metas)
+    assert {m for m in metas if m.startswith("file-data")} == {f"file-data {metas[0].split()[1]}"}  # no index
+    assert got == content and metas[-1].endswith(hashlib.sha256(content).hexdigest())
+    arrived(bob, content)
+    # and the other way: an older sender's file reaches a client that could resume, the old way
+    back = os.urandom(100_000)
+    dave.send("/sendfile old.bin 100000")
+    tid = int(dave.expect_prefix("OK sendfile ").split()[2])
+    dave.send_raw(protocol.encode_frame(f"file-data {tid}", back))
+    dave.send_raw(protocol.encode_frame(f"file-end {tid} {hashlib.sha256(back).hexdigest()}", b""))
+    assert "sha256 ok" in bob.expect(starts('received "old.bin"'))
+    assert (bob.received_dir / "old.bin").read_bytes() == back
