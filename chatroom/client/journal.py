@@ -41,7 +41,7 @@ __all__ = ["MAX_AGE", "SYNC_BYTES", "SYNC_SECONDS", "HashJob", "Incoming", "Jour
            "load_incoming", "load_sends"]
 
 #: Verified bytes written before the part file is synced and their chunks recorded in the sidecar.
-SYNC_BYTES = 16 * 1024 * 1024
+SYNC_BYTES = 8 * 1024 * 1024
 #: Seconds after which verified chunks are synced and recorded even when fewer bytes wait.
 SYNC_SECONDS = 0.5
 #: Records older than this (seconds since their last change) are removed when loaded.
