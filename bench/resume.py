@@ -5,7 +5,8 @@ Usage::
 
     python bench/resume.py                        # 1 GiB, 3 runs of each case, results as Markdown
     python bench/resume.py --size 256M --runs 1   # a quick look
-    python bench/resume.py --before /tmp/v-main/bin/chatroom-server   # also main's relay, same run
+    python bench/resume.py --before /tmp/v-main/bin   # also the version before (its chatroom-server and
+                                                      # chatroom-client), in the same run
 
 **Resume** (the real ``chatroom-client`` at both ends, through a fresh ``chatroom-server``): the sender
 offers the file; the receiver's connection goes through a TCP proxy of this script that stops at 50 % of
@@ -23,9 +24,15 @@ file; every run checks the received file's SHA-256 (the client does, and this sc
 **Relay** (raw frame clients, as ``bench/transfer.py``'s, so the clients are not what is measured): one
 sender, one receiver that reads and discards, through a fresh server; *v1*: ``/sendfile`` and
 ``file-data ID`` frames (an older client); *v2*: ``file-announce`` with the hash list and ``file-data ID
-INDEX`` frames to a receiver that sent ``/caps resume`` (the resumable path); *before*: v1 through another
-``chatroom-server`` (``--before``). MB/s end to end, server CPU seconds over the transfer. Cases are
-interleaved run by run; each figure is the median of the runs.
+INDEX`` frames to a receiver that sent ``/caps resume`` (the resumable path); *before*: v1 through the
+``chatroom-server`` of ``--before``. MB/s end to end, server CPU seconds over the transfer.
+
+**Clients** (the real ``chatroom-client`` at both ends, nothing interrupted): MB/s from ``/sendfile`` to
+the receiver's ``received`` line, and each client's CPU seconds over that time, per GiB: the sender's
+include hashing the file for its hash list before the offer, the receiver's hashing each chunk and the
+whole file and syncing its sidecar; with ``--before``, the same with that version's server and clients.
+
+Cases are interleaved run by run; each figure is the median of the runs.
 """
 
 from __future__ import annotations
@@ -261,11 +268,47 @@ def client(port: int, nick: str, folder: Path) -> Client:
     return Client(port, nick, folder, extra=("--reconnect",))
 
 
+def run_clients(bindir: Path | None, path: Path, size: int, tmp: Path) -> dict[str, float]:
+    """One uninterrupted transfer between two real clients (of *bindir*, else this version's)."""
+    for name in ("data", "alice", "bob"):
+        shutil.rmtree(tmp / name, ignore_errors=True)
+    server_cmd = str(bindir / "chatroom-server") if bindir else "chatroom-server"
+    server = subprocess.Popen([server_cmd, "--port", "0", "--quiet", "--data-dir", str(tmp / "data"), *tb.NO_FLOOD,
+                               "--max-file-size", "8G", "--web-port", "off"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    people: list[Client] = []
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline().strip().rsplit(":", 1)[1])
+        program = str(bindir / "chatroom-client") if bindir else None
+        bob = Client(port, "bob", tmp / "bob", program=program)
+        alice = Client(port, "alice", tmp / "alice", program=program)
+        people += [bob, alice]
+        (tmp / "alice" / "out").mkdir(parents=True, exist_ok=True)
+        os.link(path, tmp / "alice" / "out" / "big.bin")
+        cpu0 = (alice.cpu(), bob.cpu())
+        start = time.monotonic()
+        alice.send("/sendfile big.bin")
+        got, end = bob.expect('received "big.bin"')
+        alice.expect('sent "big.bin"')
+        cpu = (alice.cpu() - cpu0[0], bob.cpu() - cpu0[1])
+        if "sha256 ok" not in got:
+            raise RuntimeError(got)
+    finally:
+        for person in people:
+            person.stop()
+        server.kill()
+        server.wait()
+    return {"mbps": size / (end - start) / 1e6, "send_cpu": cpu[0] * GIB / size, "recv_cpu": cpu[1] * GIB / size}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=tb.parse_size, default=GIB, help="file size (default 1G)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--before", metavar="SERVER", help="also relay v1 frames through this chatroom-server")
+    parser.add_argument("--before", metavar="BINDIR", type=Path,
+                        help="a folder with the chatroom-server and chatroom-client of the version before (another "
+                             "venv's bin): its relay and its clients are measured in the same run")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -279,8 +322,11 @@ def main() -> None:
         return
     relay_cases = [("v1 frames (an older client)", "chatroom-server", "v1"),
                    ("v2 frames (resumable, /caps resume)", "chatroom-server", "v2")]
+    client_cases: list[tuple[str, Path | None]] = [("this version (resumable)", None)]
     if args.before:
-        relay_cases.append(("v1 frames through --before", args.before, "v1"))
+        relay_cases.append(("v1 frames, the version before", str(args.before / "chatroom-server"), "v1"))
+        client_cases.append(("the version before", args.before))
+    clients: dict[str, list[dict[str, float]]] = {name: [] for name, _ in client_cases}
     resume_cases = ["stream cut", "receiver killed", "server killed"]
     relay: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in relay_cases}
     resume: dict[str, list[dict[str, float]]] = {name: [] for name in resume_cases}
@@ -294,6 +340,9 @@ def main() -> None:
             for name, program, mode in relay_cases:
                 relay[name].append(run_relay(program, mode, path, args.size, tmp))
                 print(f"run {run + 1} {name}: {relay[name][-1]}", file=sys.stderr)
+            for name, bindir in client_cases:
+                clients[name].append(run_clients(bindir, path, args.size, tmp))
+                print(f"run {run + 1} clients, {name}: {clients[name][-1]}", file=sys.stderr)
             for case in resume_cases:
                 resume[case].append(run_resume(case, path, args.size, tmp))
                 print(f"run {run + 1} {case}: {resume[case][-1]}", file=sys.stderr)
@@ -312,6 +361,14 @@ def main() -> None:
         runs = ", ".join(f"{r['mbps']:.0f}" for r in results)
         print(f"| {name} | {statistics.median(r['mbps'] for r in results):.0f} ({runs}) | "
               f"{statistics.median(r['cpu'] for r in results):.2f} |")
+    print("\n| chatroom-client to chatroom-client, no interruption | MB/s (median; runs) | sender CPU s per GiB "
+          "| receiver CPU s per GiB |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, results in clients.items():
+        runs = ", ".join(f"{r['mbps']:.0f}" for r in results)
+        print(f"| {name} | {statistics.median(r['mbps'] for r in results):.0f} ({runs}) | "
+              f"{statistics.median(r['send_cpu'] for r in results):.2f} | "
+              f"{statistics.median(r['recv_cpu'] for r in results):.2f} |")
 
 
 if __name__ == "__main__":
