@@ -23,11 +23,12 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 #: (section, exported names), in the order the page shows them.
 SECTIONS: list[tuple[str, list[str]]] = [
-    ("The context", ["Context"]),
+    ("The context", ["Context", "ContextExpired"]),
     ("Commands", ["Command", "Param", "Args", "REQUIRED", "Rate", "Example", "CommandError", "UsageError"]),
     ("Configuration", ["Setting"]),
     ("Hooks", ["hookimpl"]),
-    ("Rooms, members, history, timers", ["Room", "Member", "Entry", "Timer", "RoomRules", "Ban", "Refused"]),
+    ("Rooms, members, history, timers", ["Room", "Member", "Entry", "SearchPage", "SearchCursor", "Timer", "RoomRules", "Ban",
+                                         "Refused"]),
     ("Plugins", ["PluginInfo"]),
     ("Storage", ["migrate", "transaction", "MigrationError"]),
     ("Accounts", ["AccountStore", "Account", "hash_password", "verify_password", "check_password", "author_label"]),

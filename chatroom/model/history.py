@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -49,6 +49,7 @@ from chatroom.model.history_sql import (
     BEFORE as _BEFORE, DELETE_TO as _DELETE_TO, DROPPED_MAX as _DROPPED_MAX, FLOOR as _FLOOR, INSERT as _INSERT,
     LAST as _LAST, MIGRATIONS, OLDEST as _OLDEST, ROOM as _ROOM, SEQ as _SEQ, SINCE as _SINCE,
 )
+from chatroom.model.search import PAGE, Query, SearchCursor, SearchPage, run as run_search
 from chatroom.model.store import close_store, migrate, open_store, transaction
 
 __all__ = ["KINDS", "MAX_FETCH", "Entry", "History", "RoomRecord"]
@@ -154,7 +155,6 @@ class History:
         self._closed = False
 
     # -- writing ---------------------------------------------------------------------
-
     def append(self, room: str, kind: str, nick: str, text: str, account: str | None = None) -> Entry:
         """Assign *room*'s next id and the clock's time to a line; buffer it; return it.
 
@@ -214,7 +214,6 @@ class History:
         return len(self._buffer)
 
     # -- reading ---------------------------------------------------------------------
-
     def _buffered(self, room: str) -> list[Entry]:
         floor = self._floor.get(room, 0)
         return [e for e in self._buffer if e.room == room and e.id > floor]
@@ -276,8 +275,12 @@ class History:
         """True if a line was stored in *room* since it was last dropped (:meth:`drop_room`), pruned or not."""
         return self.latest_id(room) > self._floor.get(room, 0)
 
-    # -- room records ----------------------------------------------------------------
+    def search(self, start: Query | SearchCursor, rooms: Iterable[str], *, limit: int = PAGE) -> SearchPage:
+        """:func:`chatroom.model.search.run` over *rooms* (readable ones), their floors and uncommitted lines applied."""
+        floors = {room: self._floor.get(room, 0) for room in rooms}
+        return run_search(self._conn, start, floors, [e for e in self._buffer if e.room in floors], Entry._make, limit=limit)
 
+    # -- room records ----------------------------------------------------------------
     def save_room(
         self,
         name: str,
@@ -335,8 +338,6 @@ class History:
         """Every room record, sorted by name (uncommitted changes included)."""
         return [self._rooms[name] for name in sorted(self._rooms)]
 
-    # -- retention -------------------------------------------------------------------
-
     def drop_room(self, name: str) -> None:
         """Forget room *name* (:mod:`chatroom.model.rooms`): its record goes now (its own transaction), its
         lines are hidden from every query now and deleted by :meth:`prune`'s bounded steps, then its counter
@@ -353,7 +354,6 @@ class History:
             self._floor[name] = last
 
     # -- retention -------------------------------------------------------------------
-
     def prune(self, keep_lines: int | None, keep_days: float | None, max_rows: int = 2000) -> bool:
         """Delete old history in one bounded step; True if there may be more to delete.
 
@@ -427,7 +427,6 @@ class History:
         return False
 
     # -- life cycle ------------------------------------------------------------------
-
     def close(self) -> None:
         """Commit what is buffered, then close the database
         (:func:`chatroom.model.store.close_store`: checkpoint the WAL). A second call

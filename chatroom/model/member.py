@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatroom.wire.lines import encode_line
+
 __all__ = ["Member"]
 
 _NO_CAPS: frozenset[str] = frozenset()
@@ -24,13 +26,18 @@ class Member:
     ``wire_index`` is its place in the hub's encoders (a transport with another
     format registers an encoder with :meth:`chatroom.model.hub.Hub.add_wire`);
     ``tagged`` is 1 when room lines carry message tags (``/caps tags``), else 0.
-    ``capture`` belongs to the command layer (input taken by a plugin).
-    Loop thread only.
+    ``capture`` belongs to the command layer (input taken by a plugin); ``gone`` is True once the member
+    left the server. ``away`` is the member's away
+    message (``""``: here; see :meth:`chatroom.model.hub.Hub.set_away`). ``greeted`` (a class attribute)
+    says whether the server greets a new member with a welcome line and puts it in the default room: a door
+    whose clients join rooms themselves (IRC) sets it False. Loop thread only.
     """
 
-    __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "__weakref__")
+    __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "away", "__weakref__")
 
     wire = "text"
+    #: False for a door whose clients get no welcome line and no automatic join (IRC clients join channels).
+    greeted = True
     #: Index of the member's wire format in :attr:`chatroom.model.hub.Hub.encoders` (0: the line protocol).
     wire_index = 0
 
@@ -44,6 +51,7 @@ class Member:
         self.tagged = 0
         self.capture: Any = None
         self.gone = False
+        self.away = ""
 
     def deliver(self, data: bytes | memoryview) -> None:
         """Queue already-encoded *data* (in this member's wire format) for the member.
@@ -61,6 +69,12 @@ class Member:
     def changed(self) -> None:
         """The hub changed this member's nick, current room or rooms (its account changes with its nick). A wire
         that shows them structurally tells the member here; the line protocol does nothing (replies say it)."""
+
+    def hit(self, entry: Any, line: str) -> None:
+        """One search hit for this member (``/search``): *entry*, a stored line
+        (:class:`~chatroom.model.history.Entry`), and *line*, what the line protocol shows of it (tags
+        included when asked). A wire that shows hits structurally (the browser's) sends its own event."""
+        self.deliver(encode_line(line))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.id}, {self.nick!r})"

@@ -48,7 +48,9 @@ from chatroom.net.tls import TLSTransport
 from chatroom.net.webgate import Gate, Hosts
 from chatroom.net.webhttp import StaticFiles, plain_answer
 from chatroom.net.webproto import HttpError, HttpRequest, PeerClosed, WebParser, WsClosed, WsPing
-from chatroom.wire.jsonwire import binary_frame, binary_header, encode_entry, hello_event, line_event, members_event, you_event
+from chatroom.wire.jsonwire import (
+    binary_frame, binary_header, encode_entry, hello_event, hit_event, line_event, members_event, you_event,
+)
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE
 
 __all__ = ["CLOSE_CODES", "REQUEST_TIMEOUT", "WebConnection", "WebTLSTransport", "WebTransport", "open_web"]
@@ -93,6 +95,10 @@ class WebConnection(Connection):
     def encode_text(self, text: str) -> bytes:
         """A line as a ``line`` event."""
         return line_event(text)
+
+    def hit(self, entry: Any, line: str) -> None:
+        """A search hit as a ``hit`` event."""
+        self.deliver(hit_event(entry))
 
     def frame(self, meta: str, payload: bytes = b"") -> bytes:
         """A file frame as one binary message."""
@@ -280,20 +286,9 @@ class _Web:
         if conn.upgraded:
             self._close_frame(conn, reason, flush)
             return super().close(conn, reason, flush=flush)  # type: ignore[misc,no-any-return]
-        if flush and conn.out and not conn.closing:
-            conn.closing = True
-            conn.deadline = self.loop.clock() + CLOSE_GRACE
-            self.loop.backlog.discard(conn)
-            self.loop.set_mask(conn)
-            self.loop.mark(conn)
-            self._watch_conn(conn)  # type: ignore[attr-defined]
-            return
-        conn.closed = True
-        self.loop.forget(conn)
-        conn.sock.close()
-        self._watch.discard(conn)
-        self._count_out(conn.host)  # type: ignore[attr-defined]
-        self.http.pop(conn.id, None)
+        self.close_unseen(conn, flush=flush)  # type: ignore[attr-defined]
+        if conn.closed:
+            self.http.pop(conn.id, None)
 
     def _close_frame(self, conn: WebConnection, reason: str, flush: bool) -> None:
         ws = conn.parser.ws  # type: ignore[attr-defined]

@@ -3,15 +3,14 @@
 :class:`Server` builds the loop (:mod:`chatroom.net.loop`), the room model (:mod:`chatroom.model.hub`)
 with its history, the plugin host, the command dispatcher, the file relay and the line transport over
 TCP, and is the application the transport calls (``on_connect``, ``on_line``, ``on_frame``, ``on_close``)
-and the services the context and the relay use (``send_line``, ``broadcast``, ``call_hook``...). Every
+and the services the relay uses (``send_line``, ``broadcast``, ``call_hook``...); plugins reach it only
+through its plugin port (``port``, :class:`chatroom.server.port.ServerPort`). Every
 part is given its collaborators at construction: the test kit builds the same server from a fake
 selector, clock and listener (:mod:`chatroom.testing`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import selectors
 import sqlite3
@@ -26,7 +25,6 @@ from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.resumable import ResumeBook
 from chatroom.model.room import Room
-from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.net.budget import FloodPolicy
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
@@ -35,13 +33,16 @@ from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
 from chatroom.net.tcp import LineTransport
 from chatroom.net.tls import TLSTransport
-from chatroom.net.web import open_web
+from chatroom.net.irctransport import open_irc
+from chatroom.net.web import _version, open_web
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
+from chatroom.plugins.events import PluginEvents
 from chatroom.plugins.manager import PluginHost
 from chatroom.server.claim import Claim, take
-from chatroom.server.events import PluginEvents
+from chatroom.server.gate import PasswordGate
 from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
+from chatroom.server.port import ServerPort
 from chatroom.wire.lines import sanitize
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "ServerOptions", "default_plugins"]
@@ -50,9 +51,9 @@ log = logging.getLogger("chatroom.server")
 
 #: Seconds between two retention passes over the history.
 PRUNE_EVERY = 60.0
-#: With a server password: the one line a new connection gets, and wrong passwords before it is disconnected.
-PASS_ASK = "* This server needs a password: /pass PASSWORD"
-PASS_TRIES = 3
+#: Lines one retention step deletes at most: deleting a line also takes its words out of the search index
+#: (about 10-25 us a line, bench/search.py), so a step holds the loop for a few milliseconds.
+PRUNE_ROWS = 500
 
 
 class Server:
@@ -68,8 +69,8 @@ class Server:
     (:func:`chatroom.server.claim.take`, which the command line calls before it loads plugins; else the
     server takes it here). ``address`` is the bound ``(host, port)``, ``tls_address`` and ``web_address``
     the TLS and web ones (or None). ``commit_window`` (seconds) groups history commits under load (see
-    :meth:`_commit_history`; 0: one commit per pass). A server password gates every connection (see
-    :meth:`_gate`).
+    :meth:`_commit_history`; 0: one commit per pass). A server password gates every connection (``gate``:
+    :class:`~chatroom.server.gate.PasswordGate`). ``irc_addresses``: the IRC door's (clear first, then TLS).
     :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises
     :class:`~chatroom.server.checks.StartupError` (one line) if the data dir is another server's or an
     address cannot be bound, sqlite3.Error if the history cannot be opened.
@@ -98,8 +99,6 @@ class Server:
         self.plugins = plugins if plugins is not None else default_plugins(options)
         self.wall_clock = wall_clock  # ctx.now(); the loop's clock is ctx.monotonic()
         self.loop_thread: int | None = None  # the thread that ran start(): contexts check it (chatroom.plugins.threads)
-        self._state: dict[str, dict[str, Any]] = {}
-        self._stores: dict[str, sqlite3.Connection] = {}
         self.loop = Loop(selector=selector, clock=clock, waker=waker, run=self.plugins.call_safely,
                          max_queue=options.max_queue)
         if inline_threads:
@@ -113,11 +112,10 @@ class Server:
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in options.admins)
         self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
-        password = options.server_password
-        self._password = hashlib.sha256(password.encode()).digest() if password else None
-        self._gated: dict[int, int] = {}  # connection id -> wrong passwords, until it gives the right one
-        self.dispatcher = Dispatcher(self)
-        self.events = PluginEvents(self, options.ready_grace)  # member_ready, message_delivered
+        self.gate = PasswordGate(self, options.server_password)  # --password-file: who still must give it
+        self.port = ServerPort(self)  # what plugins see of the server: the typed plugin port (plugins/port.py)
+        self.dispatcher = Dispatcher(self.port, self.plugins)
+        self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
                            files_per_hour=options.quota_files_per_hour,
                            bytes_per_day=options.quota_bytes_per_day,  # consent and quotas: chatroom.net.consent
@@ -148,6 +146,11 @@ class Server:
                             static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
+        doors = open_irc(self.loop, self, claim.irc_listener, claim.irc_tls_listener, tls=tls, version=_version(),
+                         server_name=options.irc_server_name, share=self.transport, handshake_timeout=timeout,
+                         **budgets) if claim.irc_listener or claim.irc_tls_listener else []
+        self.transports += doors
+        self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]
         self._history_failing = False
         self._left = False  # set by close() once every member got client_left
         self.commit_window = options.commit_window
@@ -167,7 +170,7 @@ class Server:
             log.info("%s", note)
         self.loop_thread = threading.get_ident()
         self.call_hook("startup", None)
-        self.hub.on_delivered = self.events.delivered_hook()
+        self.events.refresh()
         for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
             if not self.history.prune(*self.history_keep):
                 break
@@ -192,9 +195,10 @@ class Server:
         for transport in self.transports:
             transport.shutdown()
         for conn in list(self.clients.values()):
-            if conn.id not in self._gated:
+            if conn.id not in self.gate.held:
                 self.call_hook("client_left", conn, reason=reason)
         self._left = True  # on_close: client_left ran already
+        self.events.stop()  # nor member_left for the connections closed below
         self.scheduler.drain(5.0)
         self.call_hook("shutdown", None)
         for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in
@@ -211,8 +215,7 @@ class Server:
         self.hub.flush()
         self.commit_window = 0.0
         self._commit_history()
-        for store in self._stores.values():
-            close_store(store)
+        self.port.close()
         self.history.close()
         self.accounts.close()
         self.relay.resumes.book.close()
@@ -223,12 +226,15 @@ class Server:
     # -- the application the transport calls ------------------------------------------------
     def on_connect(self, conn: Connection, *, passed: bool = False) -> None:
         """A new connection: greet it, put it in the default room with its recent history; with a server
-        password not *passed* yet, only ask for it (:data:`PASS_ASK`) and wait for ``/pass`` (:meth:`_gate`)."""
-        if self._password is not None and not passed:
-            self._gated[conn.id] = 0
-            return self.loop.send_line(conn, PASS_ASK)
+        password not *passed* yet, only ask for it and wait for ``/pass`` (:class:`~chatroom.server.gate.PasswordGate`);
+        a door whose clients choose their rooms (``greeted`` False: IRC) gets no welcome line and no join."""
+        if self.gate.needed and not passed:
+            return self.gate.hold(conn)
         self.hub.add(conn)
         room = self.hub.default_room
+        if not conn.greeted:
+            self.call_hook("client_joined", conn)
+            return self.events.joined(conn)
         self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
                                   "Type /nick NAME to choose a name, /help for commands.")
         if room.rules.banned(None, conn.host):  # a guest banned by address from the default room
@@ -241,31 +247,14 @@ class Server:
 
     def on_line(self, conn: Connection, text: str) -> float:
         """One line from *conn*; returns its flood cost."""
-        if conn.id in self._gated:
-            return self._gate(conn, sanitize(text).strip())
+        if conn.id in self.gate.held:
+            return self.gate.line(conn, sanitize(text).strip())
         return self.dispatcher.handle_line(conn, text)
 
-    def _gate(self, conn: Connection, text: str) -> float:
-        """Before the server password: only ``/pass PASSWORD`` (compared in constant time; ``OK pass``, then
-        all of :meth:`on_connect`) and ``/quit`` act, the rest is ``ERROR send /pass PASSWORD first``; the
-        :data:`PASS_TRIES`-th wrong one disconnects. Returns the flood cost."""
-        word, _, given = text.partition(" ")
-        if word.lower() == "/quit":  # the built-in: OK, then disconnect
-            return self.dispatcher.handle_line(conn, text)
-        if word.lower() != "/pass":
-            self.loop.send_line(conn, "ERROR send /pass PASSWORD first")
-        elif hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), self._password or b""):
-            del self._gated[conn.id]
-            self.loop.send_line(conn, "OK pass")
-            self.on_connect(conn, passed=True)
-        else:
-            failures = self._gated[conn.id] = self._gated[conn.id] + 1
-            log.warning("%s from %s: wrong server password (%d of %d)", conn.nick, conn.host, failures,  # never it
-                        PASS_TRIES, extra=CONN)
-            self.loop.send_line(conn, "ERROR wrong password")
-            if failures >= PASS_TRIES:
-                self.close_client(conn, "wrong server password", flush=True)
-        return 1.0
+    def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
+        """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
+        hooks (what ``/msg`` does); False if a hook dropped it."""
+        return Context(self, "core", member).private(target, text, notice=notice)
 
     def on_frame(self, conn: Connection, frame: Any) -> float:
         """One frame from *conn* (file transfer); returns its flood cost."""
@@ -277,17 +266,18 @@ class Server:
 
     def on_close(self, conn: Connection, reason: str) -> None:
         """*conn* stops taking part: end its capture, leave its rooms, end its transfers, tell plugins."""
-        if self._gated.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
+        if self.gate.held.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
             return log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         if conn.capture is not None:
             plugin, _, on_end, _ = conn.capture
             conn.capture = None
             if on_end is not None:
-                self.plugins.run_for_client(plugin, on_end, Context(self, plugin, conn), reason)
+                self.plugins.run_for_client(plugin, on_end, Context(self.port, plugin, conn), reason)
         self.hub.remove(conn, reason)
         log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         self.relay.on_client_left(conn)
         self.events.left(conn)
+        self.dispatcher.left(conn)
         if not self._left:
             self.call_hook("client_left", conn, reason=reason)
 
@@ -318,7 +308,7 @@ class Server:
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
         more = self.hub.rooms.expire()
         self.relay.resumes.expire()  # resumable transfers idle past --resume-keep
-        more = self.history.prune(*self.history_keep) or more
+        more = self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS) or more
         self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
@@ -340,9 +330,9 @@ class Server:
         self.hub.flush_for(member)
         self.loop.send_line(member, text)  # type: ignore[arg-type]
 
-    def send_private(self, nick: str, account: str | None, target: Member, text: str) -> None:
+    def send_private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A ``/msg`` *text* from *nick* to *target* (a line ``NICK (private): text``, or a ``private`` event)."""
-        self.hub.private(nick, account, target, text)
+        self.hub.private(nick, account, target, text, notice=notice)
 
     def send_bytes(self, member: Member, data: bytes | memoryview) -> None:
         """Queue raw bytes (frames) for *member*; only for members with ``"binary"`` in caps."""
@@ -375,7 +365,7 @@ class Server:
 
     def call_hook(self, hook: str, client: Member | None, /, **kwargs: Any) -> list[Any]:
         """Call *hook* on every plugin with ``ctx.client`` = *client*; returns the non-None results."""
-        return self.plugins.call(hook, lambda plugin: Context(self, plugin, client), **kwargs)
+        return self.plugins.call(hook, lambda plugin: Context(self.port, plugin, client), **kwargs)
 
     def find_client(self, nick: str) -> Member | None:
         """The member called *nick* (case-insensitive), or None."""
@@ -394,18 +384,6 @@ class Server:
         if not self.history_on_join:
             return 0
         return self.hub.replay(member, self.hub.rooms.read(member, room, last=self.history_on_join))
-
-    def plugin_state(self, plugin: str) -> dict[str, Any]:
-        """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""
-        return self._state.setdefault(plugin, {})
-
-    def plugin_store(self, plugin: str) -> sqlite3.Connection:
-        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.model.store.open_store`)."""
-        store = self._stores.get(plugin)
-        if store is None:
-            store = open_store(plugin_store_path(self.data_dir, plugin))
-            self._stores[plugin] = store
-        return store
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
         """Call ``fn(*args)`` on the loop thread after *delay* seconds, with *plugin*'s fault isolation."""

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "member_ready hook (default 5)")
     _number(parser, "--plugin-fault-limit", metavar="N", help="disable a plugin after N faults (default 5)")
     _number(parser, "--slow-hook-ms", metavar="MS",
-            help="log a warning when a plugin blocks the loop longer than MS (default 100)")
+            help="log a warning when a plugin blocks the loop longer than MS (default 100); twice within "
+                 "10 minutes quarantines the plugin until an admin enables it")
     limits = parser.add_argument_group("flood control and connection limits")
     _number(limits, "--flood-rate", metavar="R",
             help="token bucket per connection: R tokens per second (a chat line costs 1, an unknown command "
@@ -174,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     _number(web, "--web-request-timeout", metavar="S",
             help="close an HTTP connection whose request is not complete S seconds after it began "
                  "(408; default 10)")
+    irc = parser.add_argument_group("IRC", "IRC clients in the same rooms (docs/irc.md); the address is printed")
+    _number(irc, "--irc-port", metavar="PORT", help="serve IRC on PORT (0: the kernel picks; default: no IRC)")
+    _number(irc, "--irc-tls-port", metavar="PORT", help="with --tls: IRC over TLS on PORT (6697 by convention)")
+    irc.add_argument("--irc-server-name", default=UNSET, metavar="NAME", help="IRC server name (default: host name)")
     parser.add_argument("--password-file", type=Path, metavar="FILE",
                         help="a shared server password (the first line of FILE): every connection, clear or TLS, "
                              "must send /pass PASSWORD before anything else")
