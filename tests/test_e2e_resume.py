@@ -113,11 +113,12 @@ def proxies() -> Iterator[Callable[..., Proxy]]:
 
 @pytest.fixture
 def people(tmp_path: Path) -> Iterator[Callable[..., ClientProcess]]:
-    """``people(port, nick, *args)``: a ``chatroom-client`` in ``tmp_path/nick`` past the greeting (killed at teardown)."""
+    """``people(port, nick, *args, folder=None)``: a ``chatroom-client`` in ``tmp_path/(folder or nick)`` past the
+    greeting (killed at teardown)."""
     started: list[ClientProcess] = []
 
-    def start(port: int, nick: str, *args: str) -> ClientProcess:
-        client = ClientProcess(port, tmp_path / nick, "--name", nick, *args)
+    def start(port: int, nick: str, *args: str, folder: str | None = None) -> ClientProcess:
+        client = ClientProcess(port, tmp_path / (folder or nick), "--name", nick, *args)
         started.append(client)
         client.expect(starts("* Welcome"))
         return client
@@ -297,3 +298,123 @@ def test_an_older_client_still_sends_and_receives_without_resume(server: Any, pe
     dave.send_raw(protocol.encode_frame(f"file-end {tid} {hashlib.sha256(back).hexdigest()}", b""))
     assert "sha256 ok" in bob.expect(starts('received "old.bin"'))
     assert (bob.received_dir / "old.bin").read_bytes() == back
+
+
+PAUSED_ROW = r"  (up|down) ([0-9a-f]{8}) (.+): (.+), (interrupted|the server does not know it now); /resume \2, /cancel \2"
+
+
+def paused_row(person: ClientProcess, summary: str) -> re.Match[str]:
+    """``/transfers`` on *person*: the *summary* line, then the one interrupted transfer's row, parsed."""
+    person.send("/transfers")
+    person.expect(summary)
+    row = person.expect(starts("  "))
+    match = re.fullmatch(PAUSED_ROW, row)
+    assert match, row
+    return match
+
+
+def test_the_senders_stream_is_cut_at_a_random_byte(server: Any, people: Any, proxies: Any) -> None:
+    seed = random.randrange(1 << 30)
+    cut = random.Random(seed).randrange(SIZE // 5, SIZE * 4 // 5)
+    content = os.urandom(SIZE)
+    proxy = proxies(server.port, cut, cut=True, upward=True)
+    bob = people(server.port, "bob")
+    alice = people(proxy.address, "alice", "--reconnect")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    offer_file(alice, bob, content)
+    assert proxy.reached.wait(DEADLINE), f"seed {seed}"
+    assert bob.expect(starts('"f.bin" from alice paused at ')).endswith("(it resumes when alice is back; /cancel "
+                                                                        f"{bob_token(bob)[:8]} gives up)")
+    line = alice.expect(starts('resumed "f.bin"'), 60)
+    arrived(bob, content)
+    assert resent(line) <= SIZE - cut + 2 * CHUNK, f"seed {seed}: cut at {cut}, {line}"
+
+
+def bob_token(bob: ClientProcess) -> str:
+    return str(json.loads(sidecar(bob.received_dir).read_text().splitlines()[0])["token"])
+
+
+def test_the_sending_client_restarts_and_transfers_shows_the_wait(server: Any, people: Any, proxies: Any) -> None:
+    content = os.urandom(SIZE)
+    hold = SIZE // 2
+    proxy = proxies(server.port, hold, cut=False, upward=True)
+    bob = people(server.port, "bob")
+    alice = people(proxy.address, "alice")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    offer_file(alice, bob, content)
+    assert proxy.reached.wait(DEADLINE)
+    alice.kill()  # SIGKILL: the sending client dies with its file half sent
+    proxy.release.set()
+    bob.expect(starts('"f.bin" from alice paused at '))
+    row = paused_row(bob, "transfers: 0 out, 0 in, 1 interrupted")
+    assert row[1] == "down" and row[3] == "f.bin from alice" and row[5] == "interrupted"
+    assert row[2] == bob_token(bob)[:8]
+    have = re.fullmatch(r"([0-9.]+) MiB of 48\.0 MiB \((\d+)%\)", row[4])
+    assert have and 8 <= float(have[1]) <= hold / MiB, row[4]
+    alice = people(server.port, "alice")  # started again in her folder: her record presents itself
+    line = alice.expect(starts('resumed "f.bin"'), 60)
+    arrived(bob, content)
+    assert resent(line) <= SIZE - int(float(have[1])) * CHUNK  # what bob had when he listed it is not sent again
+    bob.send("/transfers")
+    bob.expect("transfers: none")
+
+
+def test_a_refused_resume_is_listed_and_resume_asks_again_after_a_login(server_factory: Any, people: Any,
+                                                                        proxies: Any) -> None:
+    server = server_factory("--flood-rate", "0")
+    registrar = server.connect("bob")
+    registrar.send("/register correct-horse")
+    registrar.expect_prefix("OK registered bob")
+    registrar.send("/quit")
+    content = os.urandom(SIZE)
+    hold = SIZE // 2
+    proxy = proxies(server.port, hold, cut=False)
+    bob = people(proxy.address, "bob", "--password", "correct-horse")
+    alice = people(server.port, "alice")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    offer_file(alice, bob, content)
+    assert proxy.reached.wait(DEADLINE)
+    token = bob_token(bob)
+    bob.kill()
+    proxy.release.set()
+    alice.expect(starts('sending "f.bin" paused: '))
+    # bob's client starts again in his folder without logging in: his token is bound to his account
+    guest = people(server.port, "bobby", folder="bob")
+    assert guest.expect(lambda line: f"/resume {token[:8]} asks again" in line).startswith(
+        "no transfer of yours has this id")
+    row = paused_row(guest, "transfers: 0 out, 0 in, 1 interrupted")
+    assert row.group(1, 2, 3) == ("down", token[:8], "f.bin from alice") and row[5] == "the server does not know it now"
+    guest.send("/login bob correct-horse")
+    guest.expect("OK logged in as bob")
+    guest.send(f"/resume {token[:8]}")
+    guest.expect(starts("* f.bin: resuming from alice"))
+    alice.expect(starts('resumed "f.bin"'), 60)
+    arrived(guest, content)
+
+
+def test_cancel_ends_an_interrupted_transfer_on_both_ends(server: Any, people: Any, proxies: Any) -> None:
+    content = os.urandom(8 * MiB)
+    proxy = proxies(server.port, 3 * MiB, cut=False, upward=True)
+    bob = people(server.port, "bob")
+    alice = people(proxy.address, "alice")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    offer_file(alice, bob, content)
+    assert proxy.reached.wait(DEADLINE)
+    alice.kill()
+    proxy.release.set()
+    bob.expect(starts('"f.bin" from alice paused at '))
+    short = paused_row(bob, "transfers: 0 out, 0 in, 1 interrupted")[2]
+    bob.send(f"/cancel {short}")
+    bob.expect(starts('discarded "f.bin" from alice'))
+    assert os.listdir(bob.received_dir) == []  # no part file, no sidecar
+    bob.send("/transfers")
+    bob.expect("transfers: none")
+    alice = people(server.port, "alice")  # back: the offer is over, so her record is refused, not resumed
+    line = alice.expect(lambda line: "asks again" in line)
+    short = re.search(r"/cancel ([0-9a-f]{8}) forgets it", line)[1]  # type: ignore[index]
+    assert paused_row(alice, "transfers: 0 out, 0 in, 1 interrupted").group(1, 2, 3) == ("up", short, "f.bin")
+    alice.send(f"/cancel {short}")
+    alice.expect(starts('sending "f.bin" cancelled'))
+    assert not list(alice.send_dir.glob(".*.send"))
+    alice.send("/transfers")
+    alice.expect("transfers: none")
