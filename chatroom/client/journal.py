@@ -21,7 +21,9 @@ docs/protocol.md, "Resumable transfers", is the wire; this module is the two rec
   (a hard link to a free name, never overwriting, then the part file and the sidecar are removed).
 
 Records older than :data:`MAX_AGE` are removed when loaded (the server keeps an offer at most 30 days).
-Loop thread only; every method raises OSError for I/O failures it does not handle itself.
+Loop thread only; every method raises OSError for I/O failures it does not handle itself. The syncs of a
+batch (``fdatasync``, the sidecar's lines, ``fsync``) run in order on a thread of the record's own, so the
+loop goes on reading while the disk catches up; :meth:`Incoming.flush` waits for them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +175,8 @@ class Incoming:
         self.pending: list[int] = []
         self._pending_bytes = 0
         self._pending_since = 0.0
+        self._syncer: ThreadPoolExecutor | None = None  # one thread: batches reach the disk in order
+        self._syncing: list[Future[None]] = []  # batches handed to it and not yet seen done
         self._fd = os.open(part, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o666)
         self._side = os.open(sidecar, os.O_WRONLY | os.O_APPEND | _CLOEXEC)
         self._open: tuple[int, int, int, hashlib._Hash] | None = None  # index, offset, bytes so far, its hash
@@ -195,7 +200,7 @@ class Incoming:
 
     @property
     def done(self) -> int:
-        """Bytes of the verified chunks."""
+        """Bytes of the verified chunks (recorded in the sidecar or about to be)."""
         return sum(chunk_span(self.size, self.chunk, i)[1] for i in self.verified)
 
     def missing(self) -> list[int]:
@@ -251,32 +256,43 @@ class Incoming:
         if self._open is not None:
             self._open = None
             self._whole = None  # it took pieces of a chunk that never completed
-        self.sync()
+        self.flush()
 
     def due(self) -> bool:
         """Have verified chunks waited :data:`SYNC_SECONDS` or more for :meth:`sync`?"""
         return bool(self.pending) and time.monotonic() - self._pending_since >= SYNC_SECONDS
 
     def sync(self) -> None:
-        """Flush the part file to the disk, then record the verified chunks that were waiting for it."""
+        """Hand the verified chunks waiting for a sync to the sync thread: it flushes the part file to the disk,
+        then appends their lines to the sidecar and syncs it. Raises the OSError an earlier batch met."""
+        self._reap(wait=False)
         if not self.pending:
             return
-        os.fdatasync(self._fd)
-        os.write(self._side, "".join(f"{i}\n" for i in self.pending).encode())
-        os.fsync(self._side)
-        if _FADVISE is not None:  # the pages are clean now: hand them back, as PartFile does
-            try:
-                _FADVISE(self._fd, 0, 0, _DONTNEED)
-            except OSError:
-                pass
+        lines = "".join(f"{i}\n" for i in self.pending).encode()
         self.pending.clear()
         self._pending_bytes = 0
         self._pending_since = 0.0
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(1, thread_name_prefix="chatroom-sync")
+        self._syncing.append(self._syncer.submit(_record_batch, self._fd, self._side, lines))
+
+    def flush(self) -> None:
+        """:meth:`sync`, then wait until every batch is on the disk; raises the OSError one met."""
+        self.sync()
+        self._reap(wait=True)
+
+    def _reap(self, *, wait: bool) -> None:
+        """Forget the batches that are done (all of them, waiting, when *wait*); raise the first one's error."""
+        error = None
+        while self._syncing and (wait or self._syncing[0].done()):
+            error = error or self._syncing.pop(0).exception()
+        if error is not None:
+            raise error
 
     def verify(self) -> list[int]:
         """Read back and hash every recorded chunk; the ones that no longer match are dropped (the sidecar
         is rewritten without them). Returns the dropped indices."""
-        self.sync()
+        self.flush()
         bad = []
         for index in sorted(self.verified):
             offset, length = chunk_span(self.size, self.chunk, index)
@@ -308,7 +324,7 @@ class Incoming:
         """Every chunk is in: check the whole file's SHA-256, move the file into place under a free name and
         remove the sidecar; returns where it went. Raises ValueError when the SHA-256 does not match (the
         record is then removed) and OSError when it cannot be moved."""
-        self.sync()
+        self.flush()
         if self.size == 0:
             os.ftruncate(self._fd, 0)
         got = self.whole_sha256()
@@ -323,7 +339,14 @@ class Incoming:
         return dest
 
     def close(self) -> None:
-        """Close the files (safe twice); the record stays on the disk."""
+        """Close the files (safe twice) once the sync thread is done with them; the record stays on the disk."""
+        try:
+            self._reap(wait=True)
+        except OSError:
+            pass
+        if self._syncer is not None:
+            self._syncer.shutdown()
+            self._syncer = None
         for name in ("_fd", "_side"):
             fd = getattr(self, name)
             if fd >= 0:
@@ -338,6 +361,19 @@ class Incoming:
         self.close()
         self.part.unlink(missing_ok=True)
         self.sidecar.unlink(missing_ok=True)
+
+
+def _record_batch(fd: int, side: int, lines: bytes) -> None:
+    """On a record's sync thread: the part file *fd* to the disk, then the verified chunks' *lines* appended
+    to the sidecar *side* and that synced; the part's clean pages are handed back, as PartFile does."""
+    os.fdatasync(fd)
+    os.write(side, lines)
+    os.fsync(side)
+    if _FADVISE is not None:
+        try:
+            _FADVISE(fd, 0, 0, _DONTNEED)
+        except OSError:
+            pass
 
 
 def load_incoming(folder: Path) -> list[Incoming]:
