@@ -300,7 +300,8 @@ def test_an_older_client_still_sends_and_receives_without_resume(server: Any, pe
     assert (bob.received_dir / "old.bin").read_bytes() == back
 
 
-PAUSED_ROW = r"  (up|down) ([0-9a-f]{8}) (.+): (.+), (interrupted|the server does not know it now); /resume \2, /cancel \2"
+PAUSED_ROW = (r"  (up|down) ([0-9a-f]{8}) (.+): (.+), (interrupted|the server does not know it now); "
+              r"/resume \2, /cancel \2")
 
 
 def paused_row(person: ClientProcess, summary: str) -> re.Match[str]:

@@ -80,8 +80,9 @@ def _meta_ok(meta: dict[str, object]) -> bool:
 # -- sending ------------------------------------------------------------------------------------------------
 class HashJob:
     """The SHA-256 of the file at *path* and of each of its *chunk*-byte chunks (a new offer's), computed on a
-    daemon thread: ``finished`` is set with ``result`` (SHA-256 hex, hash list, ``st_mtime_ns``) or ``error``
-    (why not; also when the file changed while it was read). The thread only fills these."""
+    daemon thread (the whole-file hash on a second one, in step): ``finished`` is set with ``result``
+    (SHA-256 hex, hash list, ``st_mtime_ns``) or ``error`` (why not; also when the file changed while it was
+    read). The thread only fills these."""
 
     def __init__(self, path: Path, chunk: int) -> None:
         self.path, self.chunk = path, chunk
@@ -92,12 +93,13 @@ class HashJob:
 
     def _run(self) -> None:
         try:
-            with open(self.path, "rb") as file:
+            with open(self.path, "rb") as file, ThreadPoolExecutor(1, thread_name_prefix="chatroom-hash") as pool:
                 before = os.fstat(file.fileno())
                 whole, digests = hashlib.sha256(), []
-                while block := file.read(self.chunk):
-                    whole.update(block)
+                while block := file.read(self.chunk):  # hashlib lets go of the GIL: the two hashes run at once
+                    both = pool.submit(whole.update, block)
                     digests.append(hashlib.sha256(block).digest())
+                    both.result()
                 after = os.fstat(file.fileno())
             if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
                 self.error = "the file changed while it was read"
