@@ -199,6 +199,42 @@ def test_cancel_by_either_party(setup: Any) -> None:
     assert lines(bob.drain())[0].startswith(f"ERROR resume {tokens['bob']}: no transfer of yours")
 
 
+def test_a_party_away_when_its_transfer_ended_hears_why_once_after_a_restart(setup: Any, tmp_path: Path) -> None:
+    server, relay, book, wall, alice, bob, carol = setup
+    content = os.urandom(2 * CHUNK)
+    tid, first = start(relay, alice, content)  # 1: bob cancels while alice is away
+    bob_first = [f for f in frames(bob.drain()) if f.startswith("file-chunks")][0].split()[2]
+    alice.closed = True
+    relay.on_client_left(alice)
+    relay.on_frame(bob, Frame(f"file-cancel {bob_first} no room", b""))
+    assert lines(bob.drain()) == [f"OK cancel {bob_first} f.bin"]
+    alice = client(6, "alice", server, account="alice")
+    tid, second = start(relay, alice, content)  # 2: alice cancels while bob is away
+    bob_second = [f for f in frames(bob.drain()) if f.startswith("file-chunks")][0].split()[2]
+    bob.closed = True
+    relay.on_client_left(bob)
+    relay.on_frame(alice, Frame(f"file-cancel {second}", b""))
+    assert lines(alice.drain()) == [f"OK cancel {second} f.bin"] and book.offers == {}
+    book.close()
+    server2 = FakeServer()  # the server restarts
+    book2 = ResumeBook(tmp_path / "transfers.sqlite3", keep=3600, clock=wall)
+    relay2 = Relay(server2, clock=Clock(), book=book2)  # type: ignore[arg-type]
+    mallory = client(9, "mallory", server2, account="mallory")
+    relay2.on_frame(mallory, Frame(f"file-resume {first}", b""))  # alice's token, bound to her account
+    assert lines(mallory.drain()) == [f"ERROR resume {first}: no transfer of yours has this id (it may have "
+                                      "finished, been cancelled or expired)"]
+    alice2, bob2 = client(1, "alice", server2, account="alice"), client(2, "bob", server2)
+    relay2.on_frame(alice2, Frame(f"file-resume {first}", b""))
+    assert frames(alice2.drain()) == [f"file-gone {first} cancelled by bob: no room"]
+    relay2.on_frame(bob2, Frame(f"file-resume {bob_second}", bitmap([0, 1], 2)))
+    assert frames(bob2.drain()) == [f"file-gone {bob_second} cancelled by alice"]
+    relay2.on_frame(alice2, Frame(f"file-resume {second}", b""))  # alice cancelled it herself: nothing to tell
+    relay2.on_frame(alice2, Frame(f"file-resume {first}", b""))  # told once
+    assert [line.split(":")[0] for line in lines(alice2.drain())] == [f"ERROR resume {second}",
+                                                                      f"ERROR resume {first}"]
+    assert book2.db.execute("SELECT count(*) FROM ended").fetchone() == (0,)
+
+
 def test_the_book_expires_idle_offers_and_bounds_what_it_keeps(setup: Any) -> None:
     server, relay, book, wall, alice, bob, carol = setup
     content = os.urandom(CHUNK)

@@ -13,7 +13,7 @@ docs/protocol.md, "Resumable transfers", is the wire; this module is the two rec
   list, and its line is appended only after those bytes were flushed to the disk (``fdatasync`` of the
   part, then the line, then ``fsync`` of the sidecar), in batches of :data:`SYNC_BYTES` or
   :data:`SYNC_SECONDS`, whichever comes first, and whenever the transfer stops. So a crash loses at most
-  the last batch, and never makes a chunk count that is not on the disk: neither a prefix of the part
+  the last two batches (one being synced, one waiting), and never makes a chunk count that is not on the disk: neither a prefix of the part
   file nor a zero-filled hole is ever trusted. Before a transfer resumes, every chunk the sidecar lists is
   read back and hashed again (:meth:`Incoming.verify`): one damaged on the disk meanwhile is asked for
   again. When every chunk is in, the whole file's SHA-256 is checked (computed as the chunks arrive when
@@ -44,7 +44,7 @@ __all__ = ["MAX_AGE", "SYNC_BYTES", "SYNC_SECONDS", "HashJob", "Incoming", "Jour
            "load_incoming", "load_sends"]
 
 #: Verified bytes written before the part file is synced and their chunks recorded in the sidecar.
-SYNC_BYTES = 8 * 1024 * 1024
+SYNC_BYTES = 4 * 1024 * 1024
 #: Seconds after which verified chunks are synced and recorded even when fewer bytes wait.
 SYNC_SECONDS = 0.5
 #: Records older than this (seconds since their last change) are removed when loaded.
@@ -266,7 +266,8 @@ class Incoming:
 
     def sync(self) -> None:
         """Hand the verified chunks waiting for a sync to the sync thread: it flushes the part file to the disk,
-        then appends their lines to the sidecar and syncs it. Raises the OSError an earlier batch met."""
+        then appends their lines to the sidecar and syncs it. Waits while the batch before is still in flight,
+        so a crash loses at most two batches. Raises the OSError an earlier batch met."""
         self._reap(wait=False)
         if not self.pending:
             return
@@ -276,6 +277,9 @@ class Incoming:
         self._pending_since = 0.0
         if self._syncer is None:
             self._syncer = ThreadPoolExecutor(1, thread_name_prefix="chatroom-sync")
+        if self._syncing:  # one batch in flight at most: a slow disk slows the transfer, not the record
+            self._syncing[0].result()
+            self._syncing.pop(0)
         self._syncing.append(self._syncer.submit(_record_batch, self._fd, self._side, lines))
 
     def flush(self) -> None:

@@ -226,11 +226,12 @@ class Sender:
         send.close()
         self.emit(f'sending "{send.name}" stopped: {reason}')
 
-    def _give_up(self, record: SendRecord, reason: str) -> None:
-        """Cancel the own resumable offer *record* for good (``file-cancel``) and forget it."""
-        self.write(encode_frame(f"file-cancel {record.token} {reason}", b""))
+    def _give_up(self, record: SendRecord, reason: str = "") -> None:
+        """Cancel the own resumable offer *record* for good (``file-cancel``, with *reason* unless the user
+        chose it) and forget it."""
+        self.write(encode_frame(f"file-cancel {record.token} {reason}".rstrip(), b""))
         self.forget(record)
-        self.emit(f'sending "{safe_name(record.name)}" cancelled: {reason}')
+        self.emit(f'sending "{safe_name(record.name)}" cancelled' + (f": {reason}" if reason else ""))
 
     def forget(self, record: SendRecord) -> None:
         """Drop *record* from the journal and the disk."""
@@ -247,7 +248,7 @@ class Sender:
             elif send.record is not None and send.record.token:
                 self._sends.pop(send.id or 0, None)
                 send.close()
-                self._give_up(send.record, "cancelled")
+                self._give_up(send.record)
             else:
                 self._stop(send, "cancelled")
             return True
@@ -256,7 +257,7 @@ class Sender:
             for running in [s for s in self._sends.values() if s.record is record]:
                 self._sends.pop(running.id or 0, None)
                 running.close()
-            self._give_up(record, "cancelled")
+            self._give_up(record)
             return True
         for offer in (*self._hashing, *self._offers):
             if offer.name == what and not offer.cancelled:
@@ -290,7 +291,7 @@ class Sender:
             self._keep(send, self._ids.pop(send.id, None))
             if send.cancelled:
                 if send.record is not None and send.record.token:
-                    self._give_up(send.record, "cancelled")
+                    self._give_up(send.record)
                 else:
                     self.write(encode_frame(f"file-abort {send.id} cancelled", b""))
                 send.close()

@@ -15,9 +15,12 @@ THE rule for resuming a transfer lives here, once (docs/protocol.md, "Resumable 
 * **How long.** An offer lives while some leg is unfinished and at most ``keep`` seconds
   (``--resume-keep``, default 24 h) after it was last active (made, or a session of it started or
   ended); :meth:`ResumeBook.expire` drops the others. A leg ends when its receiver says it has the file,
-  or cancels; the offer ends with its last leg, or when its sender cancels.
+  or cancels; the offer ends with its last leg, or when its sender cancels. A party that was away when
+  its transfer ended (cancelled by the other side, or received in full) is told why when it presents its
+  token again (:meth:`ResumeBook.ended`): the token's hash, the party's account and the reason are kept
+  for ``keep`` seconds, bound as the token was.
 * **How much.** At most :data:`MAX_OFFERS` offers and :data:`MAX_LEGS` legs server-wide and
-  :data:`MAX_PER_SENDER` offers per sender key: past a bound, the least recently active offer with no
+  :data:`MAX_PER_SENDER` offers per sender key, and :data:`MAX_ENDED` reasons: past a bound, the least recently active offer with no
   session running makes room, and when none can, the new offer is not resumable (it still goes out).
   Each kept offer is one row of about 300 bytes and one per leg in ``DATA_DIR/transfers.sqlite3``.
 
@@ -40,7 +43,7 @@ from typing import Any
 
 from chatroom.model.store import close_store, migrate, open_store, transaction
 
-__all__ = ["DAY", "MAX_LEGS", "MAX_OFFERS", "MAX_PER_SENDER", "Leg", "Offer", "ResumeBook", "token_key"]
+__all__ = ["DAY", "MAX_ENDED", "MAX_LEGS", "MAX_OFFERS", "MAX_PER_SENDER", "Leg", "Offer", "ResumeBook", "token_key"]
 
 log = logging.getLogger("chatroom.relay")
 
@@ -49,6 +52,8 @@ DAY = 86400.0
 MAX_OFFERS = 1024
 MAX_LEGS = 16384
 MAX_PER_SENDER = 32
+#: Ended transfers whose reason waits for a party that was away (the oldest goes first).
+MAX_ENDED = MAX_OFFERS + MAX_LEGS
 
 MIGRATIONS = [
     """
@@ -60,6 +65,9 @@ MIGRATIONS = [
         key TEXT PRIMARY KEY, offer TEXT NOT NULL REFERENCES offers(key) ON DELETE CASCADE,
         nick TEXT NOT NULL, account TEXT, sent INTEGER NOT NULL DEFAULT 0);
     CREATE INDEX legs_offer ON legs(offer);
+    """,
+    """
+    CREATE TABLE ended (key TEXT PRIMARY KEY, account TEXT, why TEXT NOT NULL, at REAL NOT NULL);
     """,
 ]
 
@@ -90,7 +98,8 @@ class Leg:
 @dataclass(eq=False)
 class Offer:
     """A resumable offer (see the module docstring). Sizes in bytes, times in Unix seconds; ``sender`` is
-    the connection that holds the sender's token now and ``token`` that token (presence, not stored)."""
+    the connection that holds the sender's token now and ``token`` that token, ``told`` whether its end was
+    told (presence, not stored)."""
 
     key: str
     name: str
@@ -105,6 +114,7 @@ class Offer:
     legs: dict[str, Leg] = field(default_factory=dict)
     sender: Any = None
     token: str | None = None
+    told: bool = False  # its end was told (file-gone now, or kept for the parties away)
 
     @property
     def busy(self) -> bool:
@@ -131,6 +141,7 @@ class ResumeBook:
         self.offers: dict[str, Offer] = {}
         self._by_key: dict[str, tuple[Offer, Leg | None]] = {}
         self._legs = 0
+        self._ended: dict[str, tuple[str | None, str, float]] = {}  # token key -> account, why, when (oldest first)
         self._load()
 
     def _load(self) -> None:
@@ -141,6 +152,8 @@ class ResumeBook:
             offer = self.offers.get(offer_key)
             if offer is not None:
                 self._add_leg(Leg(key, offer, nick, account, sent))
+        for key, account, why, at in self.db.execute("SELECT key, account, why, at FROM ended ORDER BY at"):
+            self._ended[key] = (account, why, at)
 
     def _index(self, offer: Offer) -> None:
         self.offers[offer.key] = offer
@@ -216,10 +229,38 @@ class ResumeBook:
         if self.clock() - offer.touched > self.keep and not offer.busy:
             return None
         account = offer.sender_account if leg is None else leg.account
-        mine = getattr(member, "account", None)
-        if account is not None and (mine is None or mine.casefold() != account.casefold()):
+        return (offer, leg) if _bound_to(account, member) else None
+
+    def ended(self, token: str, member: Any) -> str | None:
+        """Why the transfer of *token* ended while its party was away, if *member* may hear it (as
+        :meth:`find`); the reason is told once. None otherwise, whatever the reason."""
+        key = token_key(token)
+        found = self._ended.get(key)
+        if found is None or self.clock() - found[2] > self.keep or not _bound_to(found[0], member):
             return None
-        return offer, leg
+        del self._ended[key]
+        self._write("DELETE FROM ended WHERE key=?", [(key,)])
+        return found[1]
+
+    def remember_end(self, keys: list[tuple[str, str | None]], why: str) -> None:
+        """The parties with these token *keys* (and accounts) were away when their transfer ended *why*."""
+        now = self.clock()
+        for key, account in keys:
+            self._ended.pop(key, None)
+            self._ended[key] = (account, why, now)
+        self._write("INSERT OR REPLACE INTO ended (key, account, why, at) VALUES (?, ?, ?, ?)",
+                    [(key, account, why, now) for key, account in keys],
+                    "DELETE FROM ended WHERE key=?", [(key,) for key in self._prune_ended(now)])
+
+    def _prune_ended(self, now: float) -> list[str]:
+        """Forget the reasons kept longer than ``keep``, then the oldest past :data:`MAX_ENDED`; their keys."""
+        old = [key for key, (_, _, at) in self._ended.items() if now - at > self.keep]
+        for key in old:
+            del self._ended[key]
+        extra = list(self._ended)[:max(0, len(self._ended) - MAX_ENDED)]
+        for key in extra:
+            del self._ended[key]
+        return old + extra
 
     # -- ending -------------------------------------------------------------------------------------
     def touch(self, offer: Offer) -> None:
@@ -252,8 +293,12 @@ class ResumeBook:
         self._write("DELETE FROM offers WHERE key=?", [(offer.key,)])
 
     def expire(self) -> list[Offer]:
-        """Drop the offers idle for longer than ``keep`` (none with a running session); returns them."""
+        """Drop the offers idle for longer than ``keep`` (none with a running session), and the ended ones'
+        reasons kept that long; returns the offers."""
         now = self.clock()
+        gone = self._prune_ended(now)
+        if gone:
+            self._write("DELETE FROM ended WHERE key=?", [(key,) for key in gone])
         old = [o for o in self.offers.values() if now - o.touched > self.keep and not o.busy]
         for offer in old:
             self.drop(offer)
@@ -269,3 +314,9 @@ class ResumeBook:
                     self.db.executemany(statement, params)
         except sqlite3.Error as exc:
             log.error("cannot update the resumable offers: %s", exc)
+
+
+def _bound_to(account: str | None, member: Any) -> bool:
+    """May *member* use a token bound to *account* (None: to whoever holds it)?"""
+    mine = getattr(member, "account", None)
+    return account is None or (mine is not None and mine.casefold() == account.casefold())

@@ -401,8 +401,9 @@ class Relay:
         if tell_sender:
             transfer.abort(self.server, transfer.sender, reason)
         self.resumes.ended(transfer, complete=False)
-        if cancel and transfer.offer is not None:
-            self.resumes.drop(transfer.offer, reason)
+        if cancel and transfer.offer is not None:  # the parties of this session were told with file-abort
+            told = {leg.key for leg in transfer.legs.values()} | ({transfer.offer.key} if tell_sender else set())
+            self.resumes.drop(transfer.offer, reason, told=told)
         log.info("transfer %d: %r from %s aborted: %s", transfer.id, transfer.name, transfer.sender.nick, reason)
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
 

@@ -22,6 +22,7 @@ id ...`` (or ``ERROR cancel ...``; ``file-received`` gets none), whatever the re
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatroom.model.errors import Refused
@@ -156,7 +157,11 @@ class Resumes:
         """``file-resume TOKEN`` + *bits*: *client* holds *token* now; start every session it makes possible."""
         found = self.book.find(token, client)
         if found is None:
-            self.host.send_line(client, f"ERROR resume {token}: {NOT_YOURS}")
+            why = self.book.ended(token, client)  # it ended while this party was away: it hears why, once
+            if why is not None:
+                self._send(client, f"file-gone {token} {why}")
+            else:
+                self.host.send_line(client, f"ERROR resume {token}: {NOT_YOURS}")
             return
         offer, leg = found
         if leg is None:
@@ -236,11 +241,14 @@ class Resumes:
         if leg is None:
             self._unhold(client, offer)
             offer.sender = None  # the canceller hears no file-gone
+            told = {offer.key}  # and neither do the receivers the sessions tell with file-abort
             for each in list(offer.legs.values()):
                 if each.session is not None:
+                    if self._present(each.receiver):
+                        told.add(each.key)
                     each.session.cancelled = True
                     self.sessions.stop(each.session, why, cancel=True)
-            self.drop(offer, why)
+            self.drop(offer, why, told=told)
             return
         receiver = leg.receiver
         if leg.session is not None and receiver is not None and receiver.id in leg.session.receivers:
@@ -262,14 +270,24 @@ class Resumes:
         if self.book.drop_leg(leg):
             self.drop(offer, why)
 
-    def drop(self, offer: Offer, why: str) -> None:
-        """*offer* is over: the parties still holding its token hear ``file-gone TOKEN WHY`` (once)."""
+    def drop(self, offer: Offer, why: str, *, told: Collection[str] = ()) -> None:
+        """*offer* is over: the parties still holding its token hear ``file-gone TOKEN WHY`` (once); those
+        away (but the keys *told* otherwise) hear it when they present their token again, unless it expired."""
+        if offer.told:  # a cancelled session dropped it already
+            return
+        offer.told = True
         self.book.drop(offer)
-        for holder, token, key in [(offer.sender, offer.token, offer),
-                                   *((leg.receiver, leg.token, leg) for leg in offer.legs.values())]:
+        away: list[tuple[str, str | None]] = []
+        for holder, token, what, account in [(offer.sender, offer.token, offer, offer.sender_account),
+                                             *((leg.receiver, leg.token, leg, leg.account)
+                                               for leg in offer.legs.values())]:
             if self._present(holder):
                 self._send(holder, f"file-gone {token} {why}")
-            self._unhold(holder, key)
+            elif what.key not in told:
+                away.append((what.key, account))
+            self._unhold(holder, what)
+        if away and why != "expired":
+            self.book.remember_end(away, why)
         offer.sender = None
         for leg in offer.legs.values():
             leg.receiver = None
