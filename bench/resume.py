@@ -28,7 +28,8 @@ INDEX`` frames to a receiver that sent ``/caps resume`` (the resumable path); *b
 ``chatroom-server`` of ``--before``. MB/s end to end, server CPU seconds over the transfer.
 
 **Clients** (the real ``chatroom-client`` at both ends, nothing interrupted): MB/s from ``/sendfile`` to
-the receiver's ``received`` line, and each client's CPU seconds over that time, per GiB: the sender's
+the receiver's ``received`` line, seconds from ``/sendfile`` to the receiver's ``is sending`` line (the
+offer; the resumable sender hashes the file first), and each client's CPU seconds over that time, per GiB: the sender's
 include hashing the file for its hash list before the offer, the receiver's hashing each chunk and the
 whole file and syncing its sidecar; with ``--before``, the same with that version's server and clients.
 
@@ -289,6 +290,7 @@ def run_clients(bindir: Path | None, path: Path, size: int, tmp: Path) -> dict[s
         cpu0 = (alice.cpu(), bob.cpu())
         start = time.monotonic()
         alice.send("/sendfile big.bin")
+        _, offered = bob.expect('* alice is sending "big.bin"')
         got, end = bob.expect('received "big.bin"')
         alice.expect('sent "big.bin"')
         cpu = (alice.cpu() - cpu0[0], bob.cpu() - cpu0[1])
@@ -299,7 +301,8 @@ def run_clients(bindir: Path | None, path: Path, size: int, tmp: Path) -> dict[s
             person.stop()
         server.kill()
         server.wait()
-    return {"mbps": size / (end - start) / 1e6, "send_cpu": cpu[0] * GIB / size, "recv_cpu": cpu[1] * GIB / size}
+    return {"mbps": size / (end - start) / 1e6, "offer": offered - start, "send_cpu": cpu[0] * GIB / size,
+            "recv_cpu": cpu[1] * GIB / size}
 
 
 def main() -> None:
@@ -361,12 +364,13 @@ def main() -> None:
         runs = ", ".join(f"{r['mbps']:.0f}" for r in results)
         print(f"| {name} | {statistics.median(r['mbps'] for r in results):.0f} ({runs}) | "
               f"{statistics.median(r['cpu'] for r in results):.2f} |")
-    print("\n| chatroom-client to chatroom-client, no interruption | MB/s (median; runs) | sender CPU s per GiB "
-          "| receiver CPU s per GiB |")
-    print("| --- | ---: | ---: | ---: |")
+    print("\n| chatroom-client to chatroom-client, no interruption | MB/s (median; runs) | offer s | sender CPU s "
+          "per GiB | receiver CPU s per GiB |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name, results in clients.items():
         runs = ", ".join(f"{r['mbps']:.0f}" for r in results)
         print(f"| {name} | {statistics.median(r['mbps'] for r in results):.0f} ({runs}) | "
+              f"{statistics.median(r['offer'] for r in results):.2f} | "
               f"{statistics.median(r['send_cpu'] for r in results):.2f} | "
               f"{statistics.median(r['recv_cpu'] for r in results):.2f} |")
 

@@ -459,7 +459,7 @@ export class Resumes {
   }
 
   cancel(entry) {
-    const meta = entry.token ? `file-cancel ${entry.token} cancelled` : `file-abort ${entry.id} cancelled by the sender`;
+    const meta = entry.token ? `file-cancel ${entry.token}` : `file-abort ${entry.id} cancelled by the sender`;
     if (!this.wire.sendFrame(meta)) {
       entry.card.set("not connected: cancel it once the connection is back");
       return;
