@@ -20,7 +20,8 @@ stalled) is dropped from that transfer (``file-abort``), so it cannot hold
 the others back for ever; a sender that sends nothing for
 :data:`IDLE_TIMEOUT` seconds loses its transfer. Quotas and consent come
 first (:mod:`chatroom.net.quota`, :mod:`chatroom.net.consent`): only
-receivers who accepted get bytes. The pausing and resuming is
+receivers who accepted get bytes. Members without frames (IRC) use one-time
+links (:mod:`chatroom.net.filelinks`): their HTTP connections join the flow. The pausing and resuming is
 :mod:`chatroom.net.backpressure`'s; the relay holds each of these parts
 and talks to the server through :class:`~chatroom.net.transfer.RelayHost`.
 """
@@ -35,9 +36,10 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
-from chatroom.model.resumable import Leg, Offer, ResumeBook
+from chatroom.model.resumable import ResumeBook
 from chatroom.net.backpressure import Backpressure
 from chatroom.net.consent import OFFER_TIMEOUT, Consent, summary
+from chatroom.net.filelinks import Link, Links
 from chatroom.net.malloc import tune_malloc
 from chatroom.net.quota import Quota, quota_key
 from chatroom.net.resume import KINDS as RESUME_KINDS
@@ -81,18 +83,14 @@ def parse_id(text: str) -> int | None:
 class Relay:
     """Relays file frames for one server (*server*: a :class:`~chatroom.net.transfer.RelayHost`).
 
-    It holds four parts, each with its own state: ``quota``
-    (:class:`~chatroom.net.quota.Quota`), ``consent``
-    (:class:`~chatroom.net.consent.Consent`), ``flow``
-    (:class:`~chatroom.net.backpressure.Backpressure`) and ``resumes``
-    (:class:`~chatroom.net.resume.Resumes`, over *book*, the
-    :class:`~chatroom.model.resumable.ResumeBook`; default: one in memory); the relay itself owns
-    the open ``transfers`` (id -> :class:`~chatroom.net.transfer.Transfer`),
-    the ids of recently ended ones, and the tick timer.
+    It holds four parts, each with its own state: ``quota`` (:class:`~chatroom.net.quota.Quota`), ``consent``
+    (:class:`~chatroom.net.consent.Consent`), ``flow`` (:class:`~chatroom.net.backpressure.Backpressure`) and
+    ``resumes`` (:class:`~chatroom.net.resume.Resumes`, over *book*, the :class:`~chatroom.model.resumable.ResumeBook`;
+    default: one in memory); the relay itself owns the open ``transfers`` (id ->
+    :class:`~chatroom.net.transfer.Transfer`), the ids of recently ended ones, and the tick timer.
 
-    Keyword arguments override the module constants (tests use small ones);
-    ``offer_timeout`` is how long asked receivers have to answer (seconds);
-    ``files_per_hour`` and ``bytes_per_day`` are the per-sender quotas (0:
+    Keyword arguments override the module constants (tests use small ones); ``offer_timeout`` is how long asked
+    receivers have to answer (seconds); ``files_per_hour`` and ``bytes_per_day`` are the per-sender quotas (0:
     unlimited); ``clock`` returns seconds (``time.monotonic`` by default).
     """
 
@@ -120,7 +118,8 @@ class Relay:
         self.clock = clock
         self.transfers: dict[int, Transfer] = {}
         self.quota = Quota(files_per_hour, bytes_per_day, clock)
-        self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock)
+        self.links = Links(server, clock=clock)
+        self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock, links=self.links)
         self.flow = Backpressure(server, self.transfers, self._end, high_water=high_water,
                                  stall_timeout=stall_timeout, clock=clock)
         self.resumes = Resumes(server, book if book is not None else ResumeBook(None), self)
@@ -129,10 +128,14 @@ class Relay:
         self._timer: Any = None
 
     # -- called by the sendfile command ------------------------------------------
-    def start(self, client: Client, name: str, size: int, *, plan: Plan | None = None) -> int:
+    def start(self, client: Client, name: str, size: int, *, plan: Plan | None = None,
+              behalf: Client | None = None) -> int:
         """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id. With *plan*
         (a ``file-announce``: chunk size, SHA-256 and hash list) it can resume (docs/protocol.md,
         "Resumable transfers").
+
+        *behalf* is the member an upload link's HTTP connection (*client*) sends for: it is not offered its own
+        file, and quota and hooks count the file as its.
 
         Checks, before any byte moves: the sender announced ``/caps binary``,
         *size* is within ``server.max_file_size``, the sender has fewer than
@@ -156,21 +159,23 @@ class Relay:
             raise Refused(f"you already have {self.max_active} transfers open; wait for one to finish")
         if client.room is None:
             raise Refused("you are in no room: /join #room first")
-        receivers = [c for c in client.room.members.values() if c is not client and not c.closed and "binary" in c.caps]
+        owner = behalf or client
+        receivers = [c for c in client.room.members.values() if c is not client and c is not behalf and not c.closed
+                     and ("binary" in c.caps or getattr(c, "takes_links", False))]
         if not receivers:
             raise Refused(f"nobody else in {client.room.label} can receive files")
-        for result in self.server.call_hook("file_offered", client, name=name, size=size):
+        for result in self.server.call_hook("file_offered", owner, name=name, size=size):
             if isinstance(result, str):
                 raise Refused(result)
-        over = self.quota.check(quota_key(client), size)
+        over = self.quota.check(quota_key(owner), size)
         if over:
             raise Refused(over)
         now = self.clock()
         tid = next(self._ids)
         transfer = Transfer(tid, client, name, size, {}, now, now, window=now, plan=plan)
-        transfer.charge = self.quota.charge(quota_key(client), size)
+        transfer.charge = self.quota.charge(quota_key(owner), size)
         self.transfers[tid] = transfer
-        self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
+        self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=owner)
         self.consent.offer(transfer, receivers)
         self._arm_timer()
         return tid
@@ -182,6 +187,32 @@ class Relay:
     def answer(self, client: Client, tid: int | None, accept: bool) -> str:
         """``/accept ID`` or ``/decline ID`` (see :meth:`chatroom.net.consent.Consent.answer`)."""
         return self.consent.answer(client, tid, accept)
+
+    def fetch(self, receiver: Client, token: str) -> Link | int:
+        """A download link was fetched on the HTTP connection *receiver*: it receives in the link's member's name
+        (its answer: accepted). Returns the link, or the HTTP status (404: no such link; 410: spent, offer over)."""
+        link = self.links.fetch(token)
+        if isinstance(link, int):
+            return link
+        transfer = link.transfer
+        assert transfer is not None
+        receiver.nick = link.member.nick
+        self.consent.fetched(transfer, link.member, receiver)
+        return link
+
+    def upload(self, sender: Client, token: str, name: str, size: int) -> Client | int:
+        """An upload link was used on the HTTP connection *sender* for *name* (*size* bytes): it offers the file to
+        the link's room in its member's name (:meth:`start`, which may raise Refused). The member, or 404/410."""
+        link = self.links.put(token)
+        if isinstance(link, int):
+            return link
+        member, room = link.member, link.room
+        if member.rooms.get(room.name) is not room:
+            raise Refused(f"you are no longer in {room.label}")
+        sender.nick, sender.account, sender.room = member.nick, member.account, room
+        sender.caps = frozenset({"binary"})
+        self.start(sender, name, size, behalf=member)
+        return member
 
     def _decided(self, transfer: Transfer) -> None:
         """Every receiver answered (or timed out): ``file-begin`` to the acceptors and ``OK sendfile`` to the
@@ -235,11 +266,7 @@ class Relay:
         transfer, tid = found, found.id
         if transfer.asked:
             return f"file-data {tid}: the receivers have not answered yet; wait for OK sendfile"
-        if transfer.plan is not None:
-            return transfer.plan.refusal(tid, rest.partition(" ")[2], size)
-        if size > transfer.size - transfer.relayed or size > MAX_FRAME:
-            return f"file-data {tid}: {size} bytes is more than the {transfer.size - transfer.relayed} left to send"
-        return None
+        return transfer.data_refusal(rest.partition(" ")[2], size, MAX_FRAME)
 
     def on_frame(self, client: Client, frame: Frame) -> float:
         """Handle one frame *client* sent: ``file-data``, ``file-end``, ``file-abort``, or one of the
@@ -299,6 +326,7 @@ class Relay:
                 if not transfer.receivers and not transfer.asked:
                     self._end(transfer, "every receiver left")
         self.consent.left(client)
+        self.links.left(client)
         self.flow.left(client)
         self.resumes.left(client)
 
@@ -307,34 +335,25 @@ class Relay:
         self.flow.drained(client)
 
     # -- sessions of resumable offers (called by self.resumes) ---------------------------------------
-    def open_session(self, offer: Offer, leg: Leg) -> Transfer:
-        """A session of *offer* from its (present) sender to *leg*'s (present) receiver, carrying the chunks
-        the receiver said it needs; no answer phase (it accepted the file before)."""
-        now = self.clock()
-        plan = Plan(offer.size, offer.chunk, offer.sha256, indices=list(leg.missing or []))
-        transfer = Transfer(next(self._ids), offer.sender, offer.name, plan.total(), {leg.receiver.id: leg.receiver},
-                            now, now, window=now, plan=plan, offer=offer)
+    def adopt(self, transfer: Transfer) -> None:
+        """Run *transfer* (a session :class:`~chatroom.net.resume.Resumes` made; no answer phase)."""
         self.transfers[transfer.id] = transfer
-        self.resumes.session_frames(offer, leg, transfer)
-        log.info("transfer %d: %s resumes %r to %s (%d of %d bytes)", transfer.id, offer.sender_nick, offer.name,
-                 leg.nick, transfer.size, offer.size)
         self._arm_timer()
-        return transfer
 
-    def stop(self, transfer: Transfer, reason: str, *, cancel: bool = False) -> None:
-        """End a session early (see :meth:`_end`), telling its sender too."""
-        if transfer.id in self.transfers:
+    def new_id(self) -> int:
+        """A transfer id never used before by this relay."""
+        return next(self._ids)
+
+    def stop(self, transfer: Transfer, reason: str, *, cancel: bool = False, receiver: Client | None = None) -> None:
+        """End a session early (see :meth:`_end`), telling its sender too; with *receiver*, take only it out (it
+        cancelled, or another connection replaced it): the session ends when nobody is left."""
+        if receiver is not None:
+            if transfer.receivers.pop(receiver.id, None) is None:
+                return
+            transfer.held.pop(receiver.id, None)
+            self.flow.resume_unblocked()
+        if transfer.id in self.transfers and (receiver is None or not transfer.receivers):
             self._end(transfer, reason, cancel=cancel)
-
-    def drop_receiver(self, transfer: Transfer, receiver: Client, reason: str) -> None:
-        """Take *receiver* out of a running session (it cancelled, or another connection replaced it); the
-        session ends when nobody is left (``file-abort ID REASON`` to its sender)."""
-        if transfer.receivers.pop(receiver.id, None) is None:
-            return
-        transfer.held.pop(receiver.id, None)
-        self.flow.resume_unblocked()
-        if not transfer.receivers and transfer.id in self.transfers:
-            self._end(transfer, reason)
 
     # -- the flow -------------------------------------------------------------------
     def _data(self, transfer: Transfer, frame: Frame) -> None:
@@ -345,15 +364,7 @@ class Relay:
             return
         transfer.relayed += n
         transfer.last_data = self.clock()
-        meta = f"file-data {transfer.id}"
-        indexed, legs = meta, transfer.legs
-        if transfer.plan is not None:  # a resumable session: its receivers that can resume get the chunk's index
-            step = transfer.plan.next()
-            assert step is not None  # Plan.refusal checked it
-            transfer.plan.pos += 1
-            indexed = f"{meta} {step[0]}"
-            for leg in legs.values():
-                leg.sent += n
+        (meta, indexed), legs = transfer.data_meta(n), transfer.legs  # receivers that can resume get the index
         flow = self.flow
         blocked = False
         for receiver in transfer.receivers.values():  # one payload object, shared by every receiver's queue
@@ -364,14 +375,9 @@ class Relay:
             flow.pause(transfer)
 
     def _finish(self, transfer: Transfer, digest: str) -> None:
-        if transfer.relayed != transfer.size:
-            self._end(transfer, f"size mismatch: sent {transfer.relayed} of {transfer.size} bytes", cancel=True)
-            return
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            self._end(transfer, "file-end without a SHA-256 hex digest", cancel=True)
-            return
-        if transfer.plan is not None and digest != transfer.plan.sha256:
-            self._end(transfer, "file-end with another SHA-256 than the one announced", cancel=True)
+        why = transfer.end_refusal(digest)
+        if why:
+            self._end(transfer, why, cancel=True)
             return
         end = f"file-end {transfer.id} {digest}"
         for receiver in transfer.receivers.values():
@@ -424,6 +430,7 @@ class Relay:
         self._timer = None
         now = self.clock()
         self.consent.expire(now)
+        self.links.expire(now)
         self.flow.tick(now)
         for transfer in list(self.transfers.values()):
             if transfer.sender.id in self.flow.paused or transfer.asked:

@@ -22,7 +22,7 @@ id ...`` (or ``ERROR cancel ...``; ``file-received`` gets none), whatever the re
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatroom.model.errors import Refused
@@ -51,13 +51,17 @@ NOT_YOURS = "no transfer of yours has this id (it may have finished, been cancel
 class Sessions(Protocol):
     """The relay as this part uses it."""
 
+    clock: Callable[[], float]
+
     def start(self, client: Client, name: str, size: int, *, plan: Plan | None = None) -> int: ...
 
-    def open_session(self, offer: Offer, leg: Leg) -> Transfer: ...
+    def adopt(self, transfer: Transfer) -> None: ...
 
-    def stop(self, transfer: Transfer, reason: str, *, cancel: bool = False) -> None: ...
+    def new_id(self) -> int: ...
 
-    def drop_receiver(self, transfer: Transfer, receiver: Client, reason: str) -> None: ...
+    def stop(self, transfer: Transfer, reason: str, *, cancel: bool = False, receiver: Client | None = None) -> None:
+        ...
+
 
 
 class Resumes:
@@ -180,7 +184,7 @@ class Resumes:
             if leg.session is not None:
                 continue
             if self._present(leg.receiver) and leg.missing:
-                self.sessions.open_session(offer, leg)
+                self.open_session(offer, leg)
                 started.append(leg.nick)
             else:
                 waiting.append(leg.nick)
@@ -201,7 +205,7 @@ class Resumes:
                 self.host.send_line(client, f"ERROR resume {token}: {offer.name} is arriving already")
                 return
             if leg.receiver is not None and leg.receiver.id in session.receivers:  # a connection this one replaces
-                self.sessions.drop_receiver(session, leg.receiver, f"{leg.nick} reconnected")
+                self.sessions.stop(session, f"{leg.nick} reconnected", receiver=leg.receiver)
             session.legs.pop(getattr(leg.receiver, "id", None), None)
             leg.session = None
         leg.receiver, leg.token, leg.missing = client, token, missing
@@ -212,9 +216,22 @@ class Resumes:
         elif self._present(offer.sender):
             self.host.send_line(client, f"OK resume {token} {offer.name}: resuming from {offer.sender_nick} "
                                         f"({len(missing)} chunks to go)")
-            self.sessions.open_session(offer, leg)
+            self.open_session(offer, leg)
         else:
             self.host.send_line(client, f"OK resume {token} {offer.name}: waiting for {offer.sender_nick}")
+
+    def open_session(self, offer: Offer, leg: Leg) -> Transfer:
+        """A session of *offer* from its (present) sender to *leg*'s (present) receiver, carrying the chunks
+        the receiver said it needs; no answer phase (it accepted the file before)."""
+        plan = Plan(offer.size, offer.chunk, offer.sha256, indices=list(leg.missing or []))
+        now = self.sessions.clock()
+        transfer = Transfer(self.sessions.new_id(), offer.sender, offer.name, plan.total(),
+                            {leg.receiver.id: leg.receiver}, now, now, window=now, plan=plan, offer=offer)
+        self.sessions.adopt(transfer)
+        self.session_frames(offer, leg, transfer)
+        log.info("transfer %d: %s resumes %r to %s (%d of %d bytes)", transfer.id, offer.sender_nick, offer.name,
+                 leg.nick, transfer.size, offer.size)
+        return transfer
 
     def session_frames(self, offer: Offer, leg: Leg, transfer: Transfer) -> None:
         """Tell both parties a session starts: ``file-chunks`` and ``file-begin`` to the receiver,
@@ -253,7 +270,7 @@ class Resumes:
         receiver = leg.receiver
         if leg.session is not None and receiver is not None and receiver.id in leg.session.receivers:
             leg.session.legs.pop(receiver.id, None)
-            self.sessions.drop_receiver(leg.session, receiver, why)
+            self.sessions.stop(leg.session, why, receiver=receiver)
         self._leg_over(leg, why)
 
     def received(self, client: Client, token: str) -> None:

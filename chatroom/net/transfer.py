@@ -153,3 +153,36 @@ class Transfer:
         """The frame that ends this session for *member*: ``file-pause`` if it can resume, else ``file-abort``."""
         resumable = member.id in self.legs or (member is self.sender and self.offer is not None)
         return "file-pause" if resumable and not self.cancelled else "file-abort"
+
+    def data_refusal(self, index_text: str, size: int, limit: int) -> str | None:
+        """Why a ``file-data ID [INDEX]`` frame of *size* bytes is not what this transfer takes next (more than
+        it has left, or than *limit*, a frame's most; in a session, not the plan's next chunk), or None."""
+        if self.plan is not None:
+            return self.plan.refusal(self.id, index_text, size)
+        if size > self.size - self.relayed or size > limit:
+            return f"file-data {self.id}: {size} bytes is more than the {self.size - self.relayed} left to send"
+        return None
+
+    def data_meta(self, n: int) -> tuple[str, str]:
+        """The ``file-data`` meta of the next *n*-byte chunk, for receivers without and with a resumable leg
+        (``file-data ID INDEX``: the plan moves on, each leg's ``sent`` grows)."""
+        meta = f"file-data {self.id}"
+        if self.plan is None:
+            return meta, meta
+        step = self.plan.next()
+        assert step is not None  # data_refusal checked it
+        self.plan.pos += 1
+        for leg in self.legs.values():
+            leg.sent += n
+        return meta, f"{meta} {step[0]}"
+
+    def end_refusal(self, digest: str) -> str | None:
+        """Why ``file-end ID SHA256HEX`` cannot end this transfer (bytes missing, no digest, in a session
+        another SHA-256 than the offer's), or None."""
+        if self.relayed != self.size:
+            return f"size mismatch: sent {self.relayed} of {self.size} bytes"
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            return "file-end without a SHA-256 hex digest"
+        if self.plan is not None and digest != self.plan.sha256:
+            return "file-end with another SHA-256 than the one announced"
+        return None
