@@ -352,28 +352,25 @@ def main() -> None:
     print(f"\n{args.size / GIB:g} GiB, {args.runs} runs, {platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, load average {load[0]:.1f} -> {os.getloadavg()[0]:.1f}, "
           f"{time.monotonic() - began:.0f} s in all\n")
-    print("| interrupted at 50 % by | re-sent (% of the file, median; runs) | time to the whole file s |")
-    print("| --- | ---: | ---: |")
-    for case, results in resume.items():
-        runs = ", ".join(f"{r['resent']:.2f}" for r in results)
-        print(f"| {case} | {statistics.median(r['resent'] for r in results):.2f} ({runs}) | "
-              f"{statistics.median(r['seconds'] for r in results):.1f} |")
-    print("\n| relay, no interruption | MB/s end to end (median; runs) | server CPU s |")
-    print("| --- | ---: | ---: |")
-    for name, results in relay.items():
-        runs = ", ".join(f"{r['mbps']:.0f}" for r in results)
-        print(f"| {name} | {statistics.median(r['mbps'] for r in results):.0f} ({runs}) | "
-              f"{statistics.median(r['cpu'] for r in results):.2f} |")
-    print("\n| chatroom-client to chatroom-client, no interruption | MB/s (median; runs) | offer s | sender CPU s "
-          "per GiB | receiver CPU s per GiB |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, results in clients.items():
-        runs = ", ".join(f"{r['mbps']:.0f}" for r in results)
-        print(f"| {name} | {statistics.median(r['mbps'] for r in results):.0f} ({runs}) | "
-              f"{statistics.median(r['offer'] for r in results):.2f} | "
-              f"{statistics.median(r['send_cpu'] for r in results):.2f} | "
-              f"{statistics.median(r['recv_cpu'] for r in results):.2f} |")
+    table("interrupted at 50 % by", resume, [("re-sent (% of the file, median; runs)", "resent", ".2f", True),
+                                             ("time to the whole file s", "seconds", ".1f", False)])
+    table("relay, no interruption", relay, [("MB/s end to end (median; runs)", "mbps", ".0f", True),
+                                            ("server CPU s", "cpu", ".2f", False)])
+    table("chatroom-client to chatroom-client, no interruption", clients,
+          [("MB/s (median; runs)", "mbps", ".0f", True), ("offer s", "offer", ".2f", False),
+           ("sender CPU s per GiB", "send_cpu", ".2f", False), ("receiver CPU s per GiB", "recv_cpu", ".2f", False)])
 
+
+def table(title: str, rows: dict[str, list[dict[str, float]]], columns: list[tuple[str, str, str, bool]]) -> None:
+    """A Markdown table: one row per case, each column (heading, key, format, with every run) the median."""
+    print(f"\n| {title} | " + " | ".join(c[0] for c in columns) + " |")
+    print("| --- |" + " ---: |" * len(columns))
+    for name, results in rows.items():
+        cells = []
+        for _, key, fmt, runs in columns:
+            cell = format(statistics.median(r[key] for r in results), fmt)
+            cells.append(cell + (" (" + ", ".join(format(r[key], fmt) for r in results) + ")" if runs else ""))
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 if __name__ == "__main__":
     main()
