@@ -43,7 +43,7 @@ class Application(Protocol):
 
     ``on_connect``: *conn* takes part (``passed``: it gave the server password already); ``on_line``: a line of
     text (no newline) as the line protocol's commands and chat read it, returning its flood cost (tokens);
-    ``on_frame``: a file frame (:class:`~chatroom.wire.lines.Frame`); ``check_frame``: None to accept a frame of
+    ``on_frame``: a file frame (:class:`~chatroom.wire.lines.Frame`), returning its flood cost; ``check_frame``: None to accept a frame of
     *size* payload bytes with header text *meta*, else the reason; ``on_close``: *conn* is gone (*reason*).
     """
 
@@ -51,7 +51,7 @@ class Application(Protocol):
 
     def on_line(self, conn: Connection, text: str) -> float: ...
 
-    def on_frame(self, conn: Connection, frame: Frame) -> None: ...
+    def on_frame(self, conn: Connection, frame: Frame) -> float: ...
 
     def check_frame(self, conn: Connection, meta: str, size: int) -> str | None: ...
 

@@ -250,8 +250,7 @@ class LineTransport:
             if event.__class__ is Line:  # (compared on the attribute, so the type checker narrows it)
                 cost = app.on_line(conn, event.text)
             elif event.__class__ is Frame:
-                cost = 0.0
-                app.on_frame(conn, event)
+                cost = app.on_frame(conn, event) or 0.0  # file data is free; a resume costs like a command
             else:
                 cost = self._other(conn, event)
             conn.tokens -= cost

@@ -23,6 +23,7 @@ from chatroom.model.accounts import AccountStore
 from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
+from chatroom.model.resumable import ResumeBook
 from chatroom.model.room import Room
 from chatroom.net.budget import FloodPolicy
 from chatroom.net.filelinks import link_base
@@ -134,7 +135,8 @@ class Server:
         self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
                            files_per_hour=options.quota_files_per_hour,
-                           bytes_per_day=options.quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
+                           bytes_per_day=options.quota_bytes_per_day,  # consent and quotas: chatroom.net.consent
+                           book=ResumeBook(self.data_dir / "transfers.sqlite3", options.resume_keep, wall_clock))
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
         claim, tls, timeout = self.claim, self.claim.tls, options.tls_handshake_timeout
@@ -236,6 +238,7 @@ class Server:
         self.port.close()
         self.history.close()
         self.accounts.close()
+        self.relay.resumes.book.close()
         self.loop.close()
         self.claim.release()
         log.info("stopped")
@@ -273,9 +276,9 @@ class Server:
         hooks (what ``/msg`` does); False if a hook dropped it."""
         return Context(self.port, "core", member).private(target, text, notice=notice)
 
-    def on_frame(self, conn: Connection, frame: Any) -> None:
-        """One frame from *conn* (file transfer)."""
-        self.relay.on_frame(conn, frame)
+    def on_frame(self, conn: Connection, frame: Any) -> float:
+        """One frame from *conn* (file transfer); returns its flood cost."""
+        return self.relay.on_frame(conn, frame)
 
     def check_frame(self, conn: Connection, meta: str, size: int) -> str | None:
         """May *conn* send this frame? (see :meth:`chatroom.net.relay.Relay.check_frame`)."""
@@ -324,6 +327,7 @@ class Server:
 
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
         more = self.hub.rooms.expire()
+        self.relay.resumes.expire()  # resumable transfers idle past --resume-keep
         more = self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS) or more
         self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
 
