@@ -229,7 +229,7 @@ class InProcessRoom:
             "flood_burst": flood_burst, "history_on_join": history_on_join, "announce_limit": announce_limit,
             "selector": FakeSelector(), "listener": self._listener, "waker": FakeWaker(),
             "clock": lambda: self._now, "wall_clock": lambda: self._wall_start + self._now,
-            "inline_threads": not threads, "commit_window": 0.0,
+            "inline_threads": not threads,
         }
         if max_queue is not None:
             options["max_queue"] = max_queue

@@ -262,17 +262,17 @@ def test_limit_options_have_the_documented_defaults_and_server_names() -> None:
         "flood_rate": 25.0, "flood_burst": 250.0, "flood_kill": 30.0,
         "partial_timeout": 60.0, "max_per_address": 64, "announce_limit": 200,
         "default_room": "#lobby", "history_on_join": 20, "history_keep_lines": None, "history_keep_days": None,
-        "record_history": True,
+        "record_history": True, "history_max_unsaved": 10_000,
     }
     args = server_cli.build_parser().parse_args([
         "--flood-rate", "0", "--flood-burst", "10.5", "--flood-kill", "0", "--idle-timeout", "2.5",
         "--max-per-address", "0", "--announce-limit", "0", "--default-room", "Class",
-        "--history-on-join", "0", "--history-keep", "1000,7d"])
+        "--history-on-join", "0", "--history-keep", "1000,7d", "--history-max-unsaved", "50"])
     assert server_cli.limit_options(args) == {
         "flood_rate": 0.0, "flood_burst": 10.5, "flood_kill": 0.0,
         "partial_timeout": 2.5, "max_per_address": 0, "announce_limit": 0,
         "default_room": "#class", "history_on_join": 0, "history_keep_lines": 1000, "history_keep_days": 7.0,
-        "record_history": True,
+        "record_history": True, "history_max_unsaved": 50,
     }
     assert set(server_cli.limit_options(args)) <= set(inspect.signature(Server).parameters)
 
@@ -280,6 +280,7 @@ def test_limit_options_have_the_documented_defaults_and_server_names() -> None:
 @pytest.mark.parametrize("option, value", [
     ("--flood-rate", "-1"), ("--flood-rate", "inf"), ("--flood-burst", "0"), ("--flood-kill", "nan"),
     ("--idle-timeout", "0"), ("--max-per-address", "-3"), ("--max-per-address", "1.5"), ("--announce-limit", "x"),
+    ("--history-max-unsaved", "0"),
 ])
 def test_a_bad_limit_is_one_line_and_status_2(tmp_path: Path, option: str, value: str) -> None:
     result = run_server(option, value, "--data-dir", str(tmp_path / "d"))

@@ -10,89 +10,58 @@ The server opens one :class:`History` on ``DATA_DIR/rooms.sqlite3``. It holds
 
 Write path (the hot path: one call per chat line)::
 
-    entry = history.append("#lobby", "msg", "alice", "hello")  # memory only
-    ...                                                         # rest of the loop pass
-    history.commit()      # ONE transaction for the whole pass, before output is sent
+    entry = history.append("#lobby", "msg", "alice", "hello")  # memory only: id, time
+    ...                                                         # the pass fans the line out
+    history.submit()    # end of the pass: hand its lines to the writer thread, never wait
+    history.collect()   # any later pass: apply what the writer reports (loop thread)
 
-:meth:`History.append` only assigns the id and timestamp and buffers the
-entry; :meth:`History.commit` writes every buffered entry (and every changed
-room record) in one ``BEGIN IMMEDIATE ... COMMIT`` with ``executemany``. The
-connection follows :mod:`chatroom.model.store` (WAL, ``synchronous=NORMAL``,
-autocommit outside explicit transactions), so once ``commit()`` returns the
-lines survive a kill of the process (SIGKILL included); a power loss can lose
-the last commits. A crash loses only buffered entries, which nobody has
-received yet if the caller commits before sending the pass's output; their
-ids are then assigned again after the restart (nobody saw them).
+:meth:`History.append` only assigns the id and timestamp and keeps the entry
+in memory; :meth:`History.submit` hands the pass's entries and changed room
+records to :class:`chatroom.model.pending.PendingWrites`, whose writer thread
+(:mod:`chatroom.model.writer`) commits everything waiting in ONE transaction
+(group commit) and retries a failing store with growing pauses. The loop
+thread writes no SQL and never waits for the disk: lines reach the room
+before they are committed. **Durability** (docs/protocol.md): a kill loses
+the lines not committed yet (the last few milliseconds, docs/benchmarks.md);
+committed lines survive a kill; a power loss can lose the last commits (WAL,
+``synchronous=NORMAL``). While the store fails at most ``max_unsaved`` lines
+wait; past that :meth:`History.append` raises :class:`StoreUnavailable`.
+Ids are never given twice: a saved counter runs ``max_unsaved`` ahead until a
+clean :meth:`History.close` (lines lost in a crash leave a gap).
 
 Queries are range scans of the primary key ``(room, id)`` of a ``WITHOUT
 ROWID`` table: O(log N + n), a 1,000,000-line room answers as fast as a small
-one (``bench/history.py``). They see buffered entries too (merged from
-memory). Start-up reads one id counter per room, never the history table;
-:meth:`History.prune` deletes in bounded steps.
+one (``bench/history.py``); lines not committed yet are merged from memory.
+Start-up reads one id counter per room, never the history table;
+:meth:`History.prune` deletes in bounded steps, on the writer thread too.
 
-Threading: a :class:`History` is used only by the server's loop thread (the
-thread that created it; ``sqlite3`` enforces this). No sockets, no loop, no
-plugins here: the module imports the standard library and
-:mod:`chatroom.model.store` only.
+Threading: a :class:`History` is used by one thread, the server's loop thread
+(its reading connection is that thread's); the writer thread only runs the
+jobs it is given. No sockets, no loop, no plugins here: the module imports the
+standard library and :mod:`chatroom.model` only.
 """
 
 from __future__ import annotations
 
-import bisect
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from chatroom.model.store import close_store, migrate, open_store, transaction
+from chatroom.model.history_sql import BEFORE as _BEFORE, BETWEEN as _BETWEEN, LAST as _LAST, MIGRATIONS, SINCE as _SINCE
+from chatroom.model.pending import MAX_UNSAVED, PendingWrites, StoreUnavailable, prune_step
+from chatroom.model.store import close_store, migrate, open_store
+from chatroom.model.writer import connect_writer
 
-__all__ = ["KINDS", "MAX_FETCH", "Entry", "History", "RoomRecord"]
+__all__ = ["KINDS", "MAX_FETCH", "MAX_UNSAVED", "Entry", "History", "RoomRecord", "StoreUnavailable"]
 
 #: Most entries one query may return (``n`` / ``limit`` of the queries).
 MAX_FETCH = 500
-
 #: The kinds of stored lines: chat, ``/me`` action, topic change, room notice.
 KINDS = frozenset({"msg", "me", "topic", "notice"})
-
-MIGRATIONS = [
-    # 1: first schema.
-    """
-    CREATE TABLE history (
-        room TEXT NOT NULL, id INTEGER NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL,
-        nick TEXT NOT NULL, account TEXT, text TEXT NOT NULL,
-        PRIMARY KEY (room, id)
-    ) WITHOUT ROWID;
-    -- Highest id ever assigned per room, written in the same transaction as
-    -- the lines: ids survive retention deleting every line of a room, and
-    -- start-up never scans history.
-    CREATE TABLE history_seq (room TEXT NOT NULL PRIMARY KEY, last_id INTEGER NOT NULL) WITHOUT ROWID;
-    CREATE TABLE rooms (
-        name TEXT NOT NULL PRIMARY KEY, topic TEXT NOT NULL DEFAULT '', topic_by TEXT NOT NULL DEFAULT '',
-        topic_at REAL NOT NULL DEFAULT 0, created REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # 2: room moderation (owner, operators, bans, topic lock, key) as JSON: chatroom.model.moderation.
-    "ALTER TABLE rooms ADD COLUMN rules TEXT NOT NULL DEFAULT ''",
-]
-
-_COLUMNS = "room, id, ts, kind, nick, account, text"
-_INSERT = f"INSERT INTO history ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-_SEQ = (
-    "INSERT INTO history_seq (room, last_id) VALUES (?, ?) "
-    "ON CONFLICT (room) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
-)
-_ROOM = (
-    "INSERT INTO rooms (name, topic, topic_by, topic_at, created) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, topic_by = excluded.topic_by, "
-    "topic_at = excluded.topic_at, created = excluded.created"
-)
-_LAST = f"SELECT {_COLUMNS} FROM history WHERE room = ? ORDER BY id DESC LIMIT ?"
-_SINCE = f"SELECT {_COLUMNS} FROM history WHERE room = ? AND id > ? ORDER BY id LIMIT ?"
-_BEFORE = f"SELECT {_COLUMNS} FROM history WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?"
-_OLDEST = "SELECT id, ts FROM history WHERE room = ? ORDER BY id LIMIT ?"
-_DELETE_TO = "DELETE FROM history WHERE room = ? AND id <= ?"
-
 
 class Entry(NamedTuple):
     """One stored line of a room (immutable).
@@ -152,17 +121,28 @@ class History:
     room record into memory. *clock* gives timestamps (Unix seconds UTC, as
     :func:`time.time`); tests pass a fake one.
 
+    Writes go to a :class:`chatroom.model.writer.Writer` thread (module
+    docstring). *wake* (thread-safe, no arguments) is called by that thread
+    when it has news for :meth:`collect` (the server passes ``loop.wake``);
+    *connect* opens the writer's connection (tests inject failing stores);
+    *max_unsaved* bounds the lines waiting in memory (:data:`MAX_UNSAVED`);
+    ``inline=True`` writes on the calling thread at each :meth:`submit` (the
+    plugin test kit: no thread, deterministic).
+
     Raises ``sqlite3.Error`` if the file is not a database,
     :class:`chatroom.model.store.MigrationError` if its schema is newer than this
     module's, ``OSError`` if the folder cannot be created.
 
-    Use from the server's loop thread only (the thread that created it).
+    Use from one thread (the server's loop thread), except where a method says otherwise.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time,
+                 wake: Callable[[], None] | None = None,
+                 connect: Callable[[Path], sqlite3.Connection] = connect_writer,
+                 max_unsaved: int = MAX_UNSAVED, inline: bool = False) -> None:
         self.path = Path(path)
         self._clock = clock
-        self._conn = open_store(self.path, check_same_thread=False)  # built on one thread, used on the loop's
+        self._conn = open_store(self.path, check_same_thread=False)  # reads; built on one thread, used on the loop's
         try:
             migrate(self._conn, MIGRATIONS)
             #: room -> next id to assign (last assigned + 1, buffered included).
@@ -176,22 +156,30 @@ class History:
         except BaseException:
             close_store(self._conn)
             raise
-        self._buffer: list[Entry] = []
         self._dirty_rooms: set[str] = set()
+        self._rules: dict[str, tuple[str, float, str]] = {}  # room -> (name, created, rules) not submitted yet
         self._prune_from = ""  # room name where the next prune() pass resumes
         self._closed = False
+        self.inline = inline
+        #: What is not committed yet, and the writer thread (``store_error``, ``max_unsaved``...).
+        self.writes = PendingWrites(self.path, wake=wake, connect=connect, max_unsaved=max_unsaved, inline=inline)
+        #: Counts every change (line appended, room record or rules saved): a caller compares two readings
+        #: to learn whether something it did must be committed before it is acknowledged (:meth:`when_saved`).
+        self.version = 0
 
     # -- writing ---------------------------------------------------------------------
 
     def append(self, room: str, kind: str, nick: str, text: str, account: str | None = None) -> Entry:
         """Assign *room*'s next id and the clock's time to a line; buffer it; return it.
 
-        Memory only (no SQL): :meth:`commit` writes it. *kind* is one of
+        Memory only (no SQL): :meth:`submit` hands it to the writer. *kind* is one of
         :data:`KINDS` (ValueError otherwise); *room*, *nick*, *text* are
         ``str`` and *account* ``str`` or None (TypeError otherwise, so a bad
-        entry never reaches the buffer and blocks every later commit). The
-        room needs no record (:meth:`save_room`) to have history. About 0.6
-        microseconds (``bench/history.py``).
+        entry never reaches the writer and blocks every later commit). Raises
+        :class:`StoreUnavailable` (no id taken) while ``writes.max_unsaved``
+        lines wait for the store. The room needs no record
+        (:meth:`save_room`) to have history. About 0.6 microseconds
+        (``bench/history.py``).
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
@@ -200,62 +188,77 @@ class History:
             and (account is None or isinstance(account, str))
         ):
             raise TypeError("room, nick and text must be str, account str or None")
+        self.writes.check()
         next_ids = self._next
         entry_id = next_ids.get(room, 1)
         next_ids[room] = entry_id + 1
         entry = Entry(room, entry_id, self._clock(), kind, nick, account, text)
-        self._buffer.append(entry)
+        self.writes.entries.append(entry)
+        self.version += 1
         return entry
 
-    def commit(self) -> int:
-        """Write every buffered entry and changed room record in ONE transaction.
-
-        Returns how many entries were written (0 when nothing was buffered; an
-        empty call touches no SQL unless a room record changed). Durable
-        against a process kill once it returns. On ``sqlite3.Error`` (disk
-        full, I/O error) the transaction is rolled back, the buffer is kept
-        (a later call retries) and the error is re-raised.
-        """
-        buffer = self._buffer
-        if not buffer and not self._dirty_rooms:
-            return 0
-        last: dict[str, int] = {}
-        for entry in buffer:
-            last[entry.room] = entry.id  # ids increase within a room: the last one wins
-        records = [self._rooms[name] for name in self._dirty_rooms]
-        with transaction(self._conn):
-            if buffer:
-                self._conn.executemany(_INSERT, buffer)
-                self._conn.executemany(_SEQ, last.items())
-            if records:
-                self._conn.executemany(
-                    _ROOM, [(r.name, r.topic, r.topic_by, r.topic_at, r.created) for r in records]
-                )
-        count = len(buffer)
-        self._buffer = []
+    def submit(self) -> int:
+        """Hand every entry appended and every room record or rule changed since the last call to the
+        writer thread, as one job; never waits. Returns how many entries (0: nothing to hand over, no job).
+        The server calls it at the end of every loop pass, after the pass's fan-out."""
+        records = [self._rooms[name] for name in self._dirty_rooms if name in self._rooms]
+        rules = list(self._rules.values())
         self._dirty_rooms.clear()
+        self._rules.clear()
+        count = self.writes.submit(records, rules)
+        if self.inline:
+            self.collect()  # written already (the kit): its callbacks run in this pass
+        return count
+
+    def collect(self) -> None:
+        """Apply what the writer reported (loop thread; cheap when there is nothing): committed lines leave
+        memory, ``writes.store_error`` follows the store's state, callbacks run."""
+        self.writes.collect()
+
+    def when_saved(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` once every change made so far (lines, room records, rules) is committed: at once if
+        it is, else at a later :meth:`collect` (this thread). While the store fails, that is once it
+        recovers: ``fn`` is never called for changes that were not saved. An acknowledgement waits here."""
+        self.submit()
+        self.writes.when_saved(fn)
+
+    def commit(self, timeout: float = 10.0) -> int:
+        """:meth:`submit`, then block until everything submitted is committed; returns how many entries
+        this call handed over. For start-up, shutdown, tools and tests: never from a serving loop.
+
+        Raises ``sqlite3.Error`` when the writer's attempt failed (disk full, I/O error, locked; the
+        entries stay in memory and the writer keeps trying), TimeoutError after *timeout* seconds.
+        """
+        count = self.submit()
+        self.writes.wait(timeout)
         return count
 
     @property
     def pending(self) -> int:
-        """How many entries are buffered, not yet committed."""
-        return len(self._buffer)
+        """How many entries are not known to be committed yet (in memory: appended, or with the writer)."""
+        return len(self.writes.entries)
 
     # -- reading ---------------------------------------------------------------------
 
+    # Entries not known to be committed are the newest of their room (the writer commits in order), and
+    # some may be committed already (the writer's news not collected yet): the file is read below the
+    # first of them only, and they are added from memory, so no entry is missing or there twice.
     def _buffered(self, room: str) -> list[Entry]:
-        return [e for e in self._buffer if e.room == room]
+        return self.writes.room(room)
 
     def last(self, room: str, n: int) -> list[Entry]:
         """The *n* newest entries of *room* (fewer if it has fewer), oldest first.
 
-        Buffered entries included. ValueError unless 1 <= n <= :data:`MAX_FETCH`.
+        Entries not committed yet included. ValueError unless 1 <= n <= :data:`MAX_FETCH`.
         """
         _check("n", n, 1, MAX_FETCH)
         pending = self._buffered(room)
         if len(pending) >= n:
             return pending[len(pending) - n:]
-        rows = self._conn.execute(_LAST, (room, n - len(pending))).fetchall()
+        if pending:
+            rows = self._conn.execute(_BEFORE, (room, pending[0].id, n - len(pending))).fetchall()
+        else:
+            rows = self._conn.execute(_LAST, (room, n)).fetchall()
         rows.reverse()
         return [Entry._make(r) for r in rows] + pending
 
@@ -265,34 +268,41 @@ class History:
         What a client that last saw *after_id* missed: if the answer is
         *limit* long, ask again with the last id. Entries deleted by
         retention are simply absent (compare the first id with
-        ``after_id + 1`` to tell). Buffered entries included.
+        ``after_id + 1`` to tell). Entries not committed yet included.
         ValueError unless 1 <= limit <= :data:`MAX_FETCH` and 0 <= after_id < 2**63.
         """
         _check("limit", limit, 1, MAX_FETCH)
         _check("after_id", after_id, 0, _MAX_ID)
-        out = [Entry._make(r) for r in self._conn.execute(_SINCE, (room, after_id, limit)).fetchall()]
+        pending = self._buffered(room)
+        if pending:
+            rows = self._conn.execute(_BETWEEN, (room, after_id, pending[0].id, limit)).fetchall()
+        else:
+            rows = self._conn.execute(_SINCE, (room, after_id, limit)).fetchall()
+        out = [Entry._make(r) for r in rows]
         if len(out) < limit:
-            out += [e for e in self._buffered(room) if e.id > after_id][: limit - len(out)]
+            out += [e for e in pending if e.id > after_id][: limit - len(out)]
         return out
 
     def before(self, room: str, before_id: int, n: int) -> list[Entry]:
         """The *n* entries of *room* just older than *before_id* (``id < before_id``), oldest first.
 
         For "load older" scrollback: pass the oldest id the reader has.
-        Buffered entries included. ValueError unless 1 <= n <= :data:`MAX_FETCH`
+        Entries not committed yet included. ValueError unless 1 <= n <= :data:`MAX_FETCH`
         and 0 <= before_id < 2**63.
         """
         _check("n", n, 1, MAX_FETCH)
         _check("before_id", before_id, 0, _MAX_ID)
-        pending = [e for e in self._buffered(room) if e.id < before_id]
+        buffered = self._buffered(room)
+        pending = [e for e in buffered if e.id < before_id]
         if len(pending) >= n:
             return pending[len(pending) - n:]
-        rows = self._conn.execute(_BEFORE, (room, before_id, n - len(pending))).fetchall()
+        below = min(before_id, buffered[0].id) if buffered else before_id
+        rows = self._conn.execute(_BEFORE, (room, below, n - len(pending))).fetchall()
         rows.reverse()
         return [Entry._make(r) for r in rows] + pending
 
     def latest_id(self, room: str) -> int:
-        """The last id assigned in *room* (buffered included), 0 if none ever was.
+        """The last id assigned in *room* (uncommitted included), 0 if none ever was.
 
         Still the last assigned id after retention deleted the lines.
         """
@@ -311,7 +321,7 @@ class History:
         """Create or overwrite the record of room *name* (stored as given); return it.
 
         *created* None keeps the stored creation time, or takes the clock's
-        time for a new room. Written by the next :meth:`commit` (visible to
+        time for a new room. Handed to the writer by the next :meth:`submit` (visible to
         :meth:`room` / :meth:`rooms` at once).
         """
         if created is None:
@@ -320,6 +330,7 @@ class History:
         record = RoomRecord(name, topic, topic_by, float(topic_at), float(created))
         self._rooms[name] = record
         self._dirty_rooms.add(name)
+        self.version += 1
         return record
 
     def ensure_room(self, name: str) -> RoomRecord:
@@ -330,7 +341,7 @@ class History:
     def set_topic(self, name: str, topic: str, by: str, at: float | None = None) -> RoomRecord:
         """Set room *name*'s topic (``""`` clears it), set by nick *by* at *at*
         (Unix seconds UTC; None = the clock's time); creates the record if
-        needed; return the new record. Written by the next :meth:`commit`.
+        needed; return the new record. Handed to the writer by the next :meth:`submit`.
 
         Does not append a ``"topic"`` entry to the history: the caller
         appends one if the change is to be replayed.
@@ -344,14 +355,17 @@ class History:
         return self._rooms.get(name)
 
     def room_rules(self) -> dict[str, str]:
-        """Room name -> its moderation rules (JSON text, :class:`chatroom.model.moderation.RoomRules`)."""
-        return dict(self._conn.execute("SELECT name, rules FROM rooms WHERE rules != ''"))
+        """Room name -> its moderation rules (JSON text, :class:`chatroom.model.moderation.RoomRules`),
+        saved ones and those not committed yet."""
+        rules = dict(self._conn.execute("SELECT name, rules FROM rooms WHERE rules != ''"))
+        rules.update((name, text) for name, _, text in self._rules.values() if text)
+        return rules
 
     def save_rules(self, name: str, rules: str) -> None:
-        """Write room *name*'s rules (JSON text) at once, in their own transaction (rare: moderation)."""
-        with transaction(self._conn):
-            self._conn.execute("INSERT INTO rooms (name, created, rules) VALUES (?, ?, ?) ON CONFLICT (name) "
-                               "DO UPDATE SET rules = excluded.rules", (name, self._clock(), rules))
+        """Save room *name*'s rules (JSON text): handed to the writer by the next :meth:`submit`, in order
+        with the lines (committed within the same few milliseconds as a chat line)."""
+        self._rules[name] = (name, self._clock(), rules)
+        self.version += 1
 
     def rooms(self) -> list[RoomRecord]:
         """Every room record, sorted by name (uncommitted changes included)."""
@@ -359,22 +373,29 @@ class History:
 
     # -- retention -------------------------------------------------------------------
 
-    def prune(self, keep_lines: int | None, keep_days: float | None, max_rows: int = 2000) -> bool:
+    def prune(self, keep_lines: int | None, keep_days: float | None, max_rows: int = 2000,
+              on_done: Callable[[bool, BaseException | None], None] | None = None) -> bool:
         """Delete old history in one bounded step; True if there may be more to delete.
 
-        Per room keeps at most *keep_lines* newest lines (counting buffered
+        Per room keeps at most *keep_lines* newest lines (counting uncommitted
         ones) and nothing older than *keep_days* days (by the clock); None
         disables that limit. Deletion goes oldest id first and stops at the
         first line both limits keep, so with a clock that stepped back a few
         old lines may wait behind a newer one until it ages too.
 
         One call deletes at most *max_rows* rows and looks at most at
-        *max_rows* rooms (one transaction), resuming at the room where the
-        previous call stopped, so its cost is bounded whatever the size of the
+        *max_rows* rooms (one transaction on the writer thread, after every
+        line submitted before it), resuming at the room where the previous
+        call stopped, so its cost is bounded whatever the size of the
         history. Call it again (from a timer) while it returns True; False
         means every room was found within its limits (until new lines come).
         Room id counters are kept: ids are never reused. ValueError for a
         negative limit or ``max_rows < 1``.
+
+        Without *on_done* it blocks until the step is committed (start-up,
+        tests; raises ``sqlite3.Error`` if it fails). With it, it returns
+        False at once and ``on_done(more, error)`` runs at a later
+        :meth:`collect` (the server's timer: the loop never waits).
         """
         if keep_lines is not None and (not isinstance(keep_lines, int) or keep_lines < 0):
             raise ValueError(f"keep_lines must be None or an int >= 0, not {keep_lines!r}")
@@ -383,53 +404,41 @@ class History:
         if not isinstance(max_rows, int) or max_rows < 1:
             raise ValueError(f"max_rows must be an int >= 1, not {max_rows!r}")
         if keep_lines is None and keep_days is None:
+            if on_done is not None:
+                on_done(False, None)
             return False
         age_cut = self._clock() - keep_days * 86400.0 if keep_days is not None else None
-        # A round walks the rooms in name order, over as many calls as it takes;
-        # a call resumes at the room where the previous one stopped.
-        rooms = sorted(self._next)
-        budget = max_rows
-        visited = 0
-        with transaction(self._conn):
-            for room in rooms[bisect.bisect_left(rooms, self._prune_from):]:
-                if visited >= max_rows:
-                    self._prune_from = room
-                    return True
-                visited += 1
-                id_cut = self._next[room] - 1 - keep_lines if keep_lines is not None else 0
-                upto = 0
-                taken = 0
-                # Lazily: only the rows that go, plus the first one that stays, are read.
-                cursor = self._conn.execute(_OLDEST, (room, budget))
-                for row_id, ts in cursor:
-                    if row_id <= id_cut or (age_cut is not None and ts < age_cut):
-                        upto = row_id
-                        taken += 1
-                    else:
-                        break
-                cursor.close()
-                if taken:
-                    self._conn.execute(_DELETE_TO, (room, upto))
-                    budget -= taken
-                    if budget <= 0:  # this room may have more: resume with it
-                        self._prune_from = room
-                        return True
-        self._prune_from = ""  # round complete: every room is within its limits
+        last_ids = {room: nxt - 1 for room, nxt in self._next.items()}  # a snapshot for the writer thread
+        step = partial(prune_step, last_ids=last_ids, start=self._prune_from, keep_lines=keep_lines,
+                       age_cut=age_cut, max_rows=max_rows)
+        self.submit()  # the lines said before this call go first
+        if on_done is None:
+            more, self._prune_from = self.writes.writer.run(step, timeout=60.0)
+            return bool(more)
+
+        def done(result: tuple[bool, str] | None, error: BaseException | None) -> None:
+            if result is not None:
+                self._prune_from = result[1]
+            on_done(bool(result and result[0]), error)
+
+        self.writes.job(step, done)  # done runs at a collect(), on this thread
         return False
 
     # -- life cycle ------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Commit what is buffered, then close the database
-        (:func:`chatroom.model.store.close_store`: checkpoint the WAL). A second call
-        does nothing. If the final commit raises, the database is closed
-        anyway and the error re-raised (the buffered entries are lost).
+    def close(self, timeout: float = 5.0) -> None:
+        """Hand over what is not submitted, let the writer commit everything (trying a failing store
+        for at most *timeout* seconds), then close both connections
+        (:func:`chatroom.model.store.close_store`: checkpoint the WAL). A second call does nothing.
+        Raises ``sqlite3.OperationalError`` naming how many lines were lost if some could not be
+        committed (the files are closed anyway).
         """
         if self._closed:
             return
         self._closed = True
         try:
-            self.commit()
+            self.submit()
+            self.writes.close(timeout, {room: nxt - 1 for room, nxt in self._next.items()})
         finally:
             close_store(self._conn)
 

@@ -111,9 +111,21 @@ class Dispatcher:
             self.server.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
                                           f"max {protocol.MAX_LINE - PREFIX_RESERVE})")
             return
-        self.server.hub.say(client, room, text, kind)
+        try:
+            self.server.hub.say(client, room, text, kind)
+        except Refused as exc:  # the history store cannot keep it: neither kept nor delivered
+            self.server.send_line(client, f"ERROR {exc}")
 
     def _command(self, client: Client, text: str) -> float:
+        history = self.server.history
+        mark = history.version
+        try:
+            return self._run_command(client, text)
+        finally:
+            if history.version != mark:  # it changed the room store: its answer waits for the commit
+                self.server.answer_when_saved(client)
+
+    def _run_command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)
         top = self.plugins.registry.get(name)
         if top is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chatroom.model.accounts import AccountStore
-from chatroom.model.history import MAX_FETCH, History
+from chatroom.model.history import MAX_FETCH, MAX_UNSAVED, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.room import Room
@@ -67,8 +67,7 @@ class Server:
     and topics still persist). I/O parts are injectable for the test kit: ``selector``, ``clock`` (loop
     seconds), ``wall_clock`` (Unix seconds for message times), ``listener`` (a bound listening socket; else
     one is bound on *host*:*port*), ``waker``, ``inline_threads`` (``ctx.run_in_thread`` work runs on the
-    loop thread). ``commit_window`` (seconds) groups history commits under load (see
-    :meth:`_commit_history`; 0: one commit per pass).
+    loop thread). ``history_max_unsaved``: lines kept while the history store fails (protocol.md, "Durability").
     TLS: *tls* (an ``ssl.SSLContext``, see :mod:`chatroom.net.tls`) makes the main port speak TLS, or, with
     *tls_port*, adds a TLS listener on *host*:*tls_port* beside the clear one (``tls_address``; both feed the
     same rooms); ``tls_handshake_timeout`` seconds to finish a handshake.
@@ -101,13 +100,13 @@ class Server:
         history_keep_lines: int | None = None,
         history_keep_days: float | None = None,
         record_history: bool = True,
+        history_max_unsaved: int = MAX_UNSAVED,
         selector: selectors.BaseSelector | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         listener: Any = None,
         waker: Any = None,
         inline_threads: bool = False,
-        commit_window: float = 0.002,
         ready_grace: float = 5.0,
         tls: Any = None,
         tls_port: int | None = None,
@@ -134,7 +133,8 @@ class Server:
         if inline_threads:
             self.loop.scheduler.inline = True
         self.loop.stream_fault = lambda owner, trace: self.plugins.fault(owner, trace, count=False)
-        self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock)
+        self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock, wake=self.loop.wake,
+                               inline=inline_threads, max_unsaved=history_max_unsaved)  # the kit: no writer thread
         self.hub = Hub(self.history, default_room=default_room, announce_limit=announce_limit, clock=wall_clock,
                        record=record_history)
         self.accounts = AccountStore(self.data_dir / "accounts.sqlite3")  # registered nicks (ctx.accounts)
@@ -173,10 +173,8 @@ class Server:
                             share=self.transport, **web, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
-        self._history_failing = False
+        self._history_failing: str | None = None  # what the log said last about the history store
         self._left = False  # set by close() once every member got client_left
-        self.commit_window = commit_window
-        self._last_commit = -1e9
 
     # -- running -------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -233,11 +231,13 @@ class Server:
         for conn in list(self.clients.values()):
             conn.transport.close(conn, reason)  # a capture's on_end still runs
         self.hub.flush()
-        self.commit_window = 0.0
         self._commit_history()
         for store in self._stores.values():
             close_store(store)
-        self.history.close()
+        try:
+            self.history.close()
+        except (sqlite3.Error, TimeoutError) as exc:
+            log.error("room history: %s", exc, extra=ERR)
         self.accounts.close()
         self.loop.close()
         log.info("stopped")
@@ -314,33 +314,34 @@ class Server:
             self.call_hook("client_left", conn, reason=reason)
 
     def _commit_history(self) -> None:
-        """Commit the pass's history lines before any output leaves; under load, group commits: when the last
-        commit is less than ``commit_window`` s old (and fewer than 1,000 lines wait) the pass's output is held
-        (``Loop.hold_until``) and goes with the next commit (PostgreSQL's ``commit_delay``; a commit costs about a
-        200-member fan-out). At most ``commit_window`` of added latency; no byte leaves before its lines are saved."""
-        pending = self.history.pending
-        if not pending:
-            self.loop.hold_until = 0.0
+        """End of every pass, after the fan-out: hand the pass's history lines to the writer thread
+        (:meth:`History.submit`, never waits) and apply what it reported; a failing store is logged once
+        when it starts failing and once when it recovers (docs/protocol.md, "Durability")."""
+        history, writes = self.history, self.history.writes
+        history.collect()
+        history.submit()
+        error = writes.store_error
+        if error != self._history_failing:
+            if error is not None and self._history_failing is None:
+                log.error("history store unavailable: %s; new lines wait in memory (at most %d, then speakers "
+                          "are refused) and are retried", error, writes.max_unsaved, extra=ERR)
+            elif error is None:
+                log.warning("history store recovered after %.1f s: %d lines saved", writes.outage,
+                            writes.saved_since_failure, extra=ERR)
+            self._history_failing = error
+
+    def answer_when_saved(self, member: Member) -> None:
+        """Hold what *member* is sent until every room-store change made so far is committed: who changed a
+        topic, a room or its rules hears ``OK`` only then (docs/protocol.md, "Durability"); others are not held."""
+        if member.gone:
             return
-        now = self.loop.clock()
-        if now - self._last_commit < self.commit_window and pending < 1000:
-            self.loop.hold_until = self._last_commit + self.commit_window
-            return
-        self._last_commit = now
-        self.loop.hold_until = 0.0
-        try:
-            self.history.commit()
-        except sqlite3.Error as exc:  # kept in memory and retried next pass; logged once per episode
-            if not self._history_failing:
-                log.error("cannot save the room history (will retry): %s", exc, extra=ERR)
-            self._history_failing = True
-        else:
-            self._history_failing = False
+        self.loop.gate(member)  # type: ignore[arg-type]
+        self.history.when_saved(lambda: self.loop.ungate(member))  # type: ignore[arg-type]
 
     def _prune(self) -> None:
-        lines, days = self.history_keep
-        more = self.history.prune(lines, days)
-        self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
+        lines, days = self.history_keep  # a step runs on the history's writer thread (retried if the store fails)
+        self.history.prune(lines, days, on_done=lambda more, _: self.loop.call_later(0 if more else PRUNE_EVERY,
+                                                                                     self._prune))
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
     @property

@@ -36,6 +36,7 @@ from chatroom.model.accounts import console_reset
 from chatroom.plugins.manager import PluginHost
 from chatroom.net.relay import tune_malloc
 from chatroom.server.reload import PluginReloader
+from chatroom.model.history import MAX_UNSAVED
 from chatroom.server.app import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_QUEUE, Server
 from chatroom.server.checks import StartupError, check_data_dir, check_store, check_stores  # noqa: F401
 from chatroom.server.options import (  # noqa: F401 - re-exported for callers and tests
@@ -53,6 +54,14 @@ from chatroom.net.tls import load_tls
 
 DISABLE_ENV = "CHATROOM_DISABLE_PLUGINS"
 CONFIG_ENV = "CHATROOM_CONFIG"
+def positive_int(text: str) -> int:
+    """``"3"`` -> 3: an int of at least 1; raises argparse.ArgumentTypeError otherwise."""
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, ``PROG: error: MESSAGE``, and exit status 2."""
 
@@ -148,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="lines of a room's history sent to a member who joins it (0-500, default 20; 0: none)")
     rooms.add_argument("--no-history", action="store_true",
                        help="do not record what is said in rooms (rooms and topics still persist)")
+    rooms.add_argument("--history-max-unsaved", type=positive_int, default=MAX_UNSAVED, metavar="N",
+                       help=f"lines kept in memory while the history store fails; past N a speaker is refused "
+                            f"(default {MAX_UNSAVED})")
     rooms.add_argument("--history-keep", type=history_keep, default=(None, None), metavar="SPEC",
                        help="retention of the room history: LINES per room, DAYS with a d (30d), or both "
                             "(100000,30d); default: keep everything")
@@ -283,7 +295,7 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {kw: getattr(args, opt) for opt, kw in SERVER_LIMITS.items()}
     options.update(default_room=args.default_room, history_on_join=args.history_on_join,
                    history_keep_lines=args.history_keep[0], history_keep_days=args.history_keep[1],
-                   record_history=not args.no_history)
+                   record_history=not args.no_history, history_max_unsaved=args.history_max_unsaved)
     return options
 
 
