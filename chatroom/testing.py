@@ -20,7 +20,9 @@ you move with :meth:`InProcessRoom.advance`, and worker-thread jobs run on
 the test's thread (``threads=True``: on real worker threads, which the room
 waits for, so a test catches a context used off the loop thread). Each call (``join``, ``say``, ``advance``...) then runs
 event-loop passes until nothing is left to do, so every reply is in
-``received`` when the call returns. No socket is ever opened.
+``received`` when the call returns. No socket is ever opened, and the data
+dir is not locked (chatroom-server allows one server per data dir; rooms of
+the kit may share one, to play a crash and a restart).
 
 Plugin faults are caught and logged as in a real room; they are also
 collected in :attr:`InProcessRoom.faults`, and the room's log records in
@@ -40,7 +42,7 @@ import pytest
 from chatroom.wire import lines as protocol
 from chatroom.plugins.context import Context
 from chatroom.fakeio import FakeListener, FakeSelector, FakeSocket, FakeWaker, LogCollector
-from chatroom.plugins.manager import PluginHost, PluginInfo
+from chatroom.plugins.manager import PluginInfo
 from chatroom.net.scheduler import Timer
 from chatroom.kitexamples import example_tests, plugin_name  # noqa: F401 - part of the kit
 
@@ -161,6 +163,12 @@ class InProcessRoom:
     ``threads``: run ``ctx.run_in_thread`` jobs on real worker threads (as
     the server does) instead of on the test's thread; every call still
     waits (at most :data:`MAX_SETTLE_SECONDS`) for the jobs it started.
+    Any other keyword is a field of
+    :class:`~chatroom.server.options.ServerOptions`, as the command line
+    would set it (``max_file_size=1000``, ``default_room="#class"``,
+    ``admins=["root"]``, ``server_password="s3cret"``...), checked the same
+    way (``ValueError`` naming it, ``TypeError`` for an unknown name); the
+    whole set is ``room.server.options``.
 
     Use it as a context manager, or call :meth:`close`; the
     ``chatroom_room`` fixture closes its rooms itself.
@@ -184,12 +192,18 @@ class InProcessRoom:
         history_on_join: int = 20,
         announce_limit: int = 200,
         threads: bool = False,
+        **options: Any,
     ) -> None:
-        self._setup = dict(plugins=list(plugins), data_dir=Path(data_dir), config=config, builtins=builtins,
-                           entry_points=entry_points, disabled=tuple(disabled), strict=strict,
-                           fault_limit=fault_limit, slow_seconds=slow_seconds, max_queue=max_queue,
-                           flood_rate=flood_rate, flood_burst=flood_burst, history_on_join=history_on_join,
-                           announce_limit=announce_limit, threads=threads)
+        from chatroom.server.options import ServerOptions  # not at import: pytest loads this module everywhere
+
+        kit = dict(data_dir=Path(data_dir), flood_rate=flood_rate, flood_burst=flood_burst,
+                   history_on_join=history_on_join, announce_limit=announce_limit, plugin_fault_limit=fault_limit,
+                   slow_hook_ms=slow_seconds * 1000, web=False)  # no flood control, no web door
+        if max_queue is not None:
+            kit["max_queue"] = max_queue
+        server_options = ServerOptions(**{**kit, **options})  # a field named outright wins over its kit alias
+        self._setup: dict[str, Any] = dict(plugins=list(plugins), config=config, builtins=builtins, entry_points=entry_points,
+                           disabled=tuple(disabled), strict=strict, threads=threads, options=server_options)
         self.faults: list[tuple[str, str]] = []
         self.logs: list[str] = []
         self._log_handler = LogCollector(self.logs)
@@ -202,15 +216,14 @@ class InProcessRoom:
         self._wall_start = time.time()
         self._build(**self._setup)
 
-    def _build(self, plugins: list[Any], data_dir: Path, config: Any, builtins: bool, entry_points: bool,
-               disabled: tuple[str, ...], strict: bool, fault_limit: int, slow_seconds: float,
-               max_queue: int | None, flood_rate: float, flood_burst: float, history_on_join: int,
-               announce_limit: int, threads: bool) -> None:
+    def _build(self, plugins: list[Any], config: Any, builtins: bool, entry_points: bool, disabled: tuple[str, ...],
+               strict: bool, threads: bool, options: Any) -> None:
         """Load the plugins and start a server on the fake I/O parts (see :meth:`__init__`, :meth:`restart`)."""
-        from chatroom.server.app import Server  # not at import: pytest loads this module for every project
+        from chatroom.server.app import Server, plugin_host  # not at import: pytest loads this module everywhere
+        from chatroom.server.claim import take
 
-        self.plugins = PluginHost(disabled=disabled, config=config, fault_limit=fault_limit,
-                                  slow_seconds=slow_seconds, on_fault=lambda p, t: self.faults.append((p, t)))
+        self.plugins = plugin_host(options, disabled=disabled, config=config,
+                                   on_fault=lambda p, t: self.faults.append((p, t)))
         if builtins:
             self.plugins.load_builtins()
         if entry_points:
@@ -224,16 +237,10 @@ class InProcessRoom:
             self._logger.setLevel(self._old_level)
             raise PluginLoadError("; ".join(self.plugins.load_errors))
         self._listener = FakeListener()
-        options: dict[str, Any] = {
-            "data_dir": data_dir, "plugins": self.plugins, "flood_rate": flood_rate,
-            "flood_burst": flood_burst, "history_on_join": history_on_join, "announce_limit": announce_limit,
-            "selector": FakeSelector(), "listener": self._listener, "waker": FakeWaker(),
-            "clock": lambda: self._now, "wall_clock": lambda: self._wall_start + self._now,
-            "inline_threads": not threads,
-        }
-        if max_queue is not None:
-            options["max_queue"] = max_queue
-        self.server = Server(**options)
+        claim = take(options, listener=self._listener, lock=False)  # rooms may share a data dir: a crash, a restart
+        self.server = Server(options, plugins=self.plugins, selector=FakeSelector(), claim=claim, waker=FakeWaker(),
+                             clock=lambda: self._now, wall_clock=lambda: self._wall_start + self._now,
+                             inline_threads=not threads)
         self._scheduler = self.server.loop.scheduler
         self.clients: list[FakeClient] = []
         self._closed = False

@@ -1,8 +1,8 @@
 """``chatroom-server``'s command line, as a new user meets it: real subprocesses.
 
 Every start-up mistake (bad port, unusable data folder, log file or plugin
-store) must end in one line on stderr, no traceback and exit status 2 before
-anything listens; a busy address in one line and status 1. Wildcard hosts
+store, a busy or foreign address) must end in one line on stderr, no
+traceback and exit status 2 before any plugin is loaded. Wildcard hosts
 print the LAN addresses; IPv6 hosts work. Synchronisation is on what the
 server prints, with deadlines.
 """
@@ -10,7 +10,7 @@ server prints, with deadlines.
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import shutil
 import socket
 import sqlite3
@@ -21,7 +21,7 @@ import pytest
 from conftest import DEADLINE, LineClient
 
 from chatroom.server import cli as server_cli
-from chatroom.server.app import Server
+from chatroom.server.options import ServerOptions
 
 # ---- helpers -----------------------------------------------------------------------------
 
@@ -192,13 +192,13 @@ def test_a_server_restarts_on_its_own_healthy_stores(tmp_path: Path, started) ->
 # ---- c. addresses --------------------------------------------------------------------------
 
 
-def test_address_in_use_is_printed_once_with_status_1(tmp_path: Path) -> None:
+def test_address_in_use_is_printed_once_with_status_2(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         quiet = run_server("--port", str(port), "--data-dir", str(tmp_path / "d"), "--quiet")
         loud = run_server("--port", str(port), "--data-dir", str(tmp_path / "d"))
-    assert_one_line_error(quiet, 1, f"cannot listen on 127.0.0.1:{port}", "Address already in use")
-    assert loud.returncode == 1 and "Traceback" not in loud.stderr
+    assert_one_line_error(quiet, 2, f"cannot listen on 127.0.0.1:{port}", "Address already in use")
+    assert loud.returncode == 2 and "Traceback" not in loud.stderr
     assert loud.stderr.count("Address already in use") == 1, loud.stderr
     assert "cannot listen on" in (tmp_path / "d" / "chatroom.log").read_text(), "still logged in the log file"
 
@@ -256,31 +256,39 @@ def test_ipv6_loopback_listens_and_prints_the_address_in_brackets(tmp_path: Path
 # ---- d. flood control and limits ---------------------------------------------------------------
 
 
+LIMITS = ("flood_rate", "flood_burst", "flood_kill", "idle_timeout", "max_per_address", "announce_limit",
+          "default_room", "history_on_join", "history_keep", "record_history", "max_rooms")
+
+
+def limit_options(*argv: str) -> dict[str, object]:
+    """The limit and room fields of the ServerOptions the command line *argv* builds."""
+    options = ServerOptions.from_args(server_cli.build_parser().parse_args(list(argv)))
+    return {name: getattr(options, name) for name in LIMITS}
+
+
 def test_limit_options_have_the_documented_defaults_and_server_names() -> None:
-    args = server_cli.build_parser().parse_args([])
-    assert server_cli.limit_options(args) == {
+    assert limit_options() == {
         "flood_rate": 25.0, "flood_burst": 250.0, "flood_kill": 30.0,
-        "partial_timeout": 60.0, "max_per_address": 64, "announce_limit": 200,
-        "default_room": "#lobby", "history_on_join": 20, "history_keep_lines": None, "history_keep_days": None,
-        "record_history": True, "history_max_unsaved": 10_000,
+        "idle_timeout": 60.0, "max_per_address": 64, "announce_limit": 200,
+        "default_room": "#lobby", "history_on_join": 20, "history_keep": (None, None),
+        "record_history": True, "max_rooms": 1000,
     }
-    args = server_cli.build_parser().parse_args([
+    assert limit_options(
         "--flood-rate", "0", "--flood-burst", "10.5", "--flood-kill", "0", "--idle-timeout", "2.5",
         "--max-per-address", "0", "--announce-limit", "0", "--default-room", "Class",
-        "--history-on-join", "0", "--history-keep", "1000,7d", "--history-max-unsaved", "50"])
-    assert server_cli.limit_options(args) == {
+        "--history-on-join", "0", "--history-keep", "1000,7d", "--max-rooms", "5") == {
         "flood_rate": 0.0, "flood_burst": 10.5, "flood_kill": 0.0,
-        "partial_timeout": 2.5, "max_per_address": 0, "announce_limit": 0,
-        "default_room": "#class", "history_on_join": 0, "history_keep_lines": 1000, "history_keep_days": 7.0,
-        "record_history": True, "history_max_unsaved": 50,
+        "idle_timeout": 2.5, "max_per_address": 0, "announce_limit": 0,
+        "default_room": "#class", "history_on_join": 0, "history_keep": (1000, 7.0),
+        "record_history": True, "max_rooms": 5,
     }
-    assert set(server_cli.limit_options(args)) <= set(inspect.signature(Server).parameters)
+    assert set(LIMITS) <= {f.name for f in dataclasses.fields(ServerOptions)}
+    assert limit_options("--no-history")["record_history"] is False
 
 
 @pytest.mark.parametrize("option, value", [
     ("--flood-rate", "-1"), ("--flood-rate", "inf"), ("--flood-burst", "0"), ("--flood-kill", "nan"),
     ("--idle-timeout", "0"), ("--max-per-address", "-3"), ("--max-per-address", "1.5"), ("--announce-limit", "x"),
-    ("--history-max-unsaved", "0"),
 ])
 def test_a_bad_limit_is_one_line_and_status_2(tmp_path: Path, option: str, value: str) -> None:
     result = run_server(option, value, "--data-dir", str(tmp_path / "d"))
@@ -318,20 +326,18 @@ def test_a_server_with_every_limit_set_starts_and_serves(tmp_path: Path, started
 def test_limit_options_reach_the_server_constructor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, object] = {}
 
-    class Refused(OSError):
-        pass
-
-    def fake_server(host: str, port: int, **kwargs: object) -> None:
-        seen.update(kwargs, host=host, port=port)
-        raise Refused(98, "stop here")
+    def fake_server(options: ServerOptions, **parts: object) -> None:
+        seen.update(vars(options), parts=set(parts))
+        raise server_cli.StartupError("stop here")
 
     monkeypatch.setattr(server_cli, "Server", fake_server)
     monkeypatch.setattr(server_cli, "setup_logging", lambda *a, **k: None)
     status = server_cli.main(["--data-dir", str(tmp_path / "d"), "--flood-rate", "7", "--max-per-address", "3",
                               "--no-plugins", "--quiet"])
-    assert status == 1
-    assert seen["flood_rate"] == 7.0 and seen["max_per_address"] == 3 and seen["partial_timeout"] == 60.0
+    assert status == 2
+    assert seen["flood_rate"] == 7.0 and seen["max_per_address"] == 3 and seen["idle_timeout"] == 60.0
     assert seen["announce_limit"] == 200 and seen["flood_burst"] == 250.0 and seen["flood_kill"] == 30.0
+    assert seen["parts"] == {"plugins", "claim"}, "I/O parts are arguments of their own, not options"
 
 
 def test_non_negative_int_and_floats_refuse_what_they_should() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from conftest import LineClient
 
-from chatroom.server.app import Server
+from chatroom.server.app import Server, ServerOptions
 
 
 def test_in_process_server_serves_and_shuts_down(tmp_path: Path) -> None:
-    server = Server("127.0.0.1", 0, data_dir=tmp_path)
+    server = Server(ServerOptions(port=0, data_dir=tmp_path))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.address
@@ -34,7 +34,7 @@ def test_in_process_server_serves_and_shuts_down(tmp_path: Path) -> None:
 
 
 def test_call_later_and_run_in_thread_come_back_on_the_loop_thread(tmp_path: Path) -> None:
-    server = Server("127.0.0.1", 0, data_dir=tmp_path)
+    server = Server(ServerOptions(port=0, data_dir=tmp_path))
     loop_thread = threading.Thread(target=server.serve_forever, daemon=True)
     seen: list[tuple[str, object]] = []
     done = threading.Event()

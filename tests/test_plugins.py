@@ -565,7 +565,7 @@ def test_run_and_call_safely_return_fault_for_a_raising_callable():
 def test_hooks_timers_and_worker_results_run_on_the_loop_thread(tmp_path):
     from conftest import LineClient
 
-    from chatroom.server.app import Server
+    from chatroom.server.app import Server, ServerOptions
 
     seen: list[tuple[str, int]] = []
     done = threading.Event()
@@ -592,7 +592,7 @@ def test_hooks_timers_and_worker_results_run_on_the_loop_thread(tmp_path):
     host.load_builtins()
     host.register(plugin, "probe", __import__("chatroom.plugins.manager").plugins.manager.PluginInfo("probe", "test"))
     host.finish_loading()
-    server = Server("127.0.0.1", 0, data_dir=tmp_path, plugins=host)
+    server = Server(ServerOptions(port=0, data_dir=tmp_path), plugins=host)
     loop = threading.Thread(target=server.serve_forever)
     loop.start()
     client = LineClient(*server.address)

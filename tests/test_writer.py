@@ -207,7 +207,7 @@ def collect_until(hist: History, test: Callable[[], bool]) -> None:
     while not test():
         assert time.monotonic() < deadline, "the writer never reported"
         time.sleep(0.005)
-        hist.collect()
+        hist.writes.collect()
 
 
 def test_lines_are_readable_before_during_and_after_their_commit(tmp_path: Path) -> None:
@@ -232,7 +232,7 @@ def test_lines_are_readable_before_during_and_after_their_commit(tmp_path: Path)
             assert hist.writes.writer.wait(DEADLINE)
             if hist.pending == 0:
                 break
-            hist.collect()
+            hist.writes.collect()
         assert hist.pending == 0
     finally:
         hist.close()

@@ -43,6 +43,7 @@ def who(ctx: Context, args: list[str]) -> None:
         if found is None:
             raise CommandError(f"no such room: {args[0]}")
         room = found
+    ctx.require_read(room)  # a keyed room's members only its members see; a banned member never
     nicks = room.nicks()
     ctx.reply(f"* {len(nicks)} in {room.label}: {', '.join(nicks)}")
 

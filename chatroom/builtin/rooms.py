@@ -18,8 +18,11 @@ JOIN_USAGE = "/join #ROOM [KEY]"
 PART_USAGE = "/part [#ROOM] [REASON]"  # the # may be left out when the word names one of your rooms
 TOPIC_USAGE = "/topic [TEXT | --clear | lock | unlock]"
 HISTORY_USAGE = "/history [#ROOM] [N] | since ID [N] | before ID [N]"
+ROOMS_USAGE = "/rooms [MATCH] [PAGE]"
 #: Most lines one /history call returns.
 MAX_HISTORY = 500
+#: Rooms per page of /rooms.
+ROOMS_PAGE = 50
 
 
 def join(ctx: Context, args: list[str]) -> None:
@@ -58,12 +61,25 @@ def part(ctx: Context, args: list[str]) -> None:
 
 
 def rooms(ctx: Context, args: list[str]) -> None:
-    """``/rooms``: every room with its member count and topic, then ``OK N rooms``."""
-    listed = ctx.rooms()
-    for room in listed:
-        topic = f": {room.topic}" if room.topic else ""
-        ctx.reply(f"* {room.name} ({len(room)}){topic}")
-    ctx.reply(f"OK {len(listed)} room{'s' * (len(listed) != 1)}")
+    """``/rooms [MATCH] [PAGE]``: the listed rooms (whose name contains MATCH), :data:`ROOMS_PAGE` a page, by
+    name: ``* #design (2): TOPIC`` (``[key]`` for a keyed room; the topic only of rooms you may read), then
+    ``OK N rooms`` (``OK N rooms (page 1 of 7: /rooms 2 for more)`` when there are more pages)."""
+    page = parse_uint(args[-1], max_digits=9, minimum=1) if args else None
+    match = " ".join(args[:-1] if page is not None else args)
+    if len(args) > 1 and page is None:
+        raise UsageError(ROOMS_USAGE)
+    wanted = match.lower().lstrip("#")
+    listed = [room for room in ctx.rooms() if wanted in room.name[1:]]
+    pages = max(1, -(-len(listed) // ROOMS_PAGE))
+    page = page or 1
+    if page > pages:
+        raise UsageError(f"{ROOMS_USAGE} (PAGE from 1 to {pages})")
+    for room in listed[(page - 1) * ROOMS_PAGE:page * ROOMS_PAGE]:
+        topic = f": {room.topic}" if room.topic and ctx.may_read(room) else ""
+        ctx.reply(f"* {room.name} ({len(room)}){' [key]' * bool(room.rules.key)}{topic}")
+    count = f"{len(listed)} room{'s' * (len(listed) != 1)}" + (f" matching {match}" if match else "")
+    more = f" /rooms {match + ' ' if match else ''}{page + 1} for more" if page < pages else ""
+    ctx.reply(f"OK {count}" + (f" (page {page} of {pages}{':' * bool(more)}{more})" if pages > 1 else ""))
 
 
 def topic(ctx: Context, args: list[str]) -> None:
@@ -96,12 +112,13 @@ def me(ctx: Context, args: list[str]) -> None:
 def history(ctx: Context, args: list[str]) -> None:
     """``/history [#room] [N]``, ``/history since ID [N]``, ``/history before ID [N]``: stored lines
     (marked as history), then ``OK N lines``."""
-    room = _current(ctx)
     if args and args[0].startswith("#"):
         found = ctx.find_room(args[0])
         if found is None:
             raise CommandError(f"no such room: {args[0]}")
         room, args = found, args[1:]
+    else:
+        room = _current(ctx)
     if args and args[0] in ("since", "before"):
         if len(args) not in (2, 3):
             raise UsageError(HISTORY_USAGE)
@@ -142,8 +159,8 @@ def register_commands() -> list[Command]:
                 min_args=1, max_args=2, aliases=("j",)),
         Command("part", part, usage=PART_USAGE, summary="Leave a room (default: your current room)", raw=True,
                 aliases=("leave",)),
-        Command("rooms", rooms, usage="/rooms", summary="List every room with its member count and topic",
-                max_args=0, cost=3.0),
+        Command("rooms", rooms, usage=ROOMS_USAGE, max_args=2, cost=3.0,
+                summary=f"List the rooms with their member counts and topics, {ROOMS_PAGE} a page (MATCH: in the name)"),
         Command("topic", topic, usage=TOPIC_USAGE, raw=True, sub_requires=(("lock", "operator"), ("unlock", "operator")),
                 summary="Show or set your current room's topic (operators: lock or unlock it)"),
         Command("me", me, usage="/me TEXT", summary="Say * NICK TEXT in your current room", min_args=1, raw=True),

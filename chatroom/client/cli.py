@@ -90,7 +90,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from chatroom.client.config import ConfigError, default_config_path, load_config
 from chatroom.client.console import LineConsole
@@ -136,9 +136,16 @@ def _seconds_arg(text: str) -> float:
     return value
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse whose usage error is one line, ``chatroom-client: error: MESSAGE``, exit status 2 (no usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``chatroom-client`` argument parser."""
-    p = argparse.ArgumentParser(
+    p = _OneLineErrors(
         prog="chatroom-client",
         formatter_class=argparse.RawDescriptionHelpFormatter,  # the config path below is never broken up
         description="Chat in a chatroom-server room. Type a line to send it; /help lists the server's\n"

@@ -13,21 +13,14 @@ Write path (the hot path: one call per chat line)::
     entry = history.append("#lobby", "msg", "alice", "hello")  # memory only: id, time
     ...                                                         # the pass fans the line out
     history.submit()    # end of the pass: hand its lines to the writer thread, never wait
-    history.collect()   # any later pass: apply what the writer reports (loop thread)
+    history.writes.collect()   # any later pass: apply what the writer reports
 
-:meth:`History.append` only assigns the id and timestamp and keeps the entry
-in memory; :meth:`History.submit` hands the pass's entries and changed room
-records to :class:`chatroom.model.pending.PendingWrites`, whose writer thread
-(:mod:`chatroom.model.writer`) commits everything waiting in ONE transaction
-(group commit) and retries a failing store with growing pauses. The loop
-thread writes no SQL and never waits for the disk: lines reach the room
-before they are committed. **Durability** (docs/protocol.md): a kill loses
-the lines not committed yet (the last few milliseconds, docs/benchmarks.md);
-committed lines survive a kill; a power loss can lose the last commits (WAL,
-``synchronous=NORMAL``). While the store fails at most ``max_unsaved`` lines
-wait; past that :meth:`History.append` raises :class:`StoreUnavailable`.
-Ids are never given twice: a saved counter runs ``max_unsaved`` ahead until a
-clean :meth:`History.close` (lines lost in a crash leave a gap).
+:meth:`History.submit` hands the pass's entries and changed room records to
+:class:`chatroom.model.pending.PendingWrites`, whose writer thread commits
+what waits in ONE transaction (group commit) and retries a failing store: the
+loop writes no SQL and never waits for the disk, lines reach the room before
+they are committed (the rule: docs/protocol.md, "Durability"). Ids:
+:class:`chatroom.model.ids.RoomIds`.
 
 Queries are range scans of the primary key ``(room, id)`` of a ``WITHOUT
 ROWID`` table: O(log N + n), a 1,000,000-line room answers as fast as a small
@@ -35,10 +28,9 @@ one (``bench/history.py``); lines not committed yet are merged from memory.
 Start-up reads one id counter per room, never the history table;
 :meth:`History.prune` deletes in bounded steps, on the writer thread too.
 
-Threading: a :class:`History` is used by one thread, the server's loop thread
-(its reading connection is that thread's); the writer thread only runs the
-jobs it is given. No sockets, no loop, no plugins here: the module imports the
-standard library and :mod:`chatroom.model` only.
+Threading: the server's loop thread only (the writer thread runs the jobs it
+is given). No sockets, no loop, no plugins: the standard library and
+:mod:`chatroom.model` only.
 """
 
 from __future__ import annotations
@@ -51,7 +43,11 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from chatroom.model.history_sql import BEFORE as _BEFORE, BETWEEN as _BETWEEN, LAST as _LAST, MIGRATIONS, SINCE as _SINCE
+from chatroom.model.history_sql import (
+    BEFORE as _BEFORE, BETWEEN as _BETWEEN, DELETE_ROOM as _DELETE_ROOM, FLOOR as _FLOOR, LAST as _LAST, MIGRATIONS,
+    SINCE as _SINCE,
+)
+from chatroom.model.ids import RoomIds
 from chatroom.model.pending import MAX_UNSAVED, PendingWrites, StoreUnavailable, prune_step
 from chatroom.model.store import close_store, migrate, open_store
 from chatroom.model.writer import connect_writer
@@ -112,6 +108,13 @@ def _check(name: str, value: object, low: int, high: int) -> None:
         raise ValueError(f"{name} must be an int in {low}..{high}, not {value!r}")
 
 
+def _drop(conn: sqlite3.Connection, name: str, last: int) -> None:
+    """Writer-thread job of :meth:`History.drop_room`."""
+    conn.execute(_DELETE_ROOM, (name,))
+    if last:
+        conn.execute(_FLOOR, (name, last, last))
+
+
 class History:
     """Room history and room records in the SQLite file at *path*.
 
@@ -121,13 +124,8 @@ class History:
     room record into memory. *clock* gives timestamps (Unix seconds UTC, as
     :func:`time.time`); tests pass a fake one.
 
-    Writes go to a :class:`chatroom.model.writer.Writer` thread (module
-    docstring). *wake* (thread-safe, no arguments) is called by that thread
-    when it has news for :meth:`collect` (the server passes ``loop.wake``);
-    *connect* opens the writer's connection (tests inject failing stores);
-    *max_unsaved* bounds the lines waiting in memory (:data:`MAX_UNSAVED`);
-    ``inline=True`` writes on the calling thread at each :meth:`submit` (the
-    plugin test kit: no thread, deterministic).
+    *wake*, *connect*, *max_unsaved*, *inline*: :class:`~chatroom.model.pending.PendingWrites`
+    (the server passes ``loop.wake``: the writer has news for :meth:`collect`).
 
     Raises ``sqlite3.Error`` if the file is not a database,
     :class:`chatroom.model.store.MigrationError` if its schema is newer than this
@@ -145,10 +143,10 @@ class History:
         self._conn = open_store(self.path, check_same_thread=False)  # reads; built on one thread, used on the loop's
         try:
             migrate(self._conn, MIGRATIONS)
-            #: room -> next id to assign (last assigned + 1, buffered included).
-            self._next: dict[str, int] = {
-                room: last + 1 for room, last in self._conn.execute("SELECT room, last_id FROM history_seq")
-            }
+            row = self._conn.execute("SELECT value FROM history_meta WHERE key = 'dropped_max'").fetchone()
+            #: The rooms' id counters (:class:`chatroom.model.ids.RoomIds`: never an id twice).
+            self.ids = RoomIds(self._conn.execute("SELECT room, last_id, floor FROM history_seq"),
+                               int(row[0]) if row else 0)
             self._rooms: dict[str, RoomRecord] = {
                 row[0]: RoomRecord(*row)
                 for row in self._conn.execute("SELECT name, topic, topic_by, topic_at, created FROM rooms")
@@ -172,14 +170,11 @@ class History:
     def append(self, room: str, kind: str, nick: str, text: str, account: str | None = None) -> Entry:
         """Assign *room*'s next id and the clock's time to a line; buffer it; return it.
 
-        Memory only (no SQL): :meth:`submit` hands it to the writer. *kind* is one of
-        :data:`KINDS` (ValueError otherwise); *room*, *nick*, *text* are
-        ``str`` and *account* ``str`` or None (TypeError otherwise, so a bad
-        entry never reaches the writer and blocks every later commit). Raises
-        :class:`StoreUnavailable` (no id taken) while ``writes.max_unsaved``
-        lines wait for the store. The room needs no record
-        (:meth:`save_room`) to have history. About 0.6 microseconds
-        (``bench/history.py``).
+        Memory only: :meth:`submit` hands it to the writer. *kind* is one of :data:`KINDS`
+        (ValueError otherwise); *room*, *nick*, *text* ``str``, *account* ``str`` or None
+        (TypeError otherwise: a bad entry never blocks later commits). :class:`StoreUnavailable`
+        (no id taken) while ``writes.max_unsaved`` lines wait. The room needs no record. About
+        0.6 microseconds (``bench/history.py``).
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
@@ -189,10 +184,7 @@ class History:
         ):
             raise TypeError("room, nick and text must be str, account str or None")
         self.writes.check()
-        next_ids = self._next
-        entry_id = next_ids.get(room, 1)
-        next_ids[room] = entry_id + 1
-        entry = Entry(room, entry_id, self._clock(), kind, nick, account, text)
+        entry = Entry(room, self.ids.assign(room), self._clock(), kind, nick, account, text)
         self.writes.entries.append(entry)
         self.version += 1
         return entry
@@ -207,28 +199,19 @@ class History:
         self._rules.clear()
         count = self.writes.submit(records, rules)
         if self.inline:
-            self.collect()  # written already (the kit): its callbacks run in this pass
+            self.writes.collect()  # written already (the kit): its callbacks run in this pass
         return count
 
-    def collect(self) -> None:
-        """Apply what the writer reported (loop thread; cheap when there is nothing): committed lines leave
-        memory, ``writes.store_error`` follows the store's state, callbacks run."""
-        self.writes.collect()
-
     def when_saved(self, fn: Callable[[], None]) -> None:
-        """Call ``fn()`` once every change made so far (lines, room records, rules) is committed: at once if
-        it is, else at a later :meth:`collect` (this thread). While the store fails, that is once it
-        recovers: ``fn`` is never called for changes that were not saved. An acknowledgement waits here."""
+        """Call ``fn()`` once every change made so far is committed (at once, or at a later
+        ``writes.collect()``; after a failing store recovers): an acknowledgement waits here."""
         self.submit()
         self.writes.when_saved(fn)
 
     def commit(self, timeout: float = 10.0) -> int:
-        """:meth:`submit`, then block until everything submitted is committed; returns how many entries
-        this call handed over. For start-up, shutdown, tools and tests: never from a serving loop.
-
-        Raises ``sqlite3.Error`` when the writer's attempt failed (disk full, I/O error, locked; the
-        entries stay in memory and the writer keeps trying), TimeoutError after *timeout* seconds.
-        """
+        """:meth:`submit`, then block until all is committed; returns how many entries this call handed over.
+        Start-up, shutdown, tools and tests only. ``sqlite3.Error`` when the attempt failed (the writer keeps
+        trying), TimeoutError after *timeout* s."""
         count = self.submit()
         self.writes.wait(timeout)
         return count
@@ -244,7 +227,8 @@ class History:
     # some may be committed already (the writer's news not collected yet): the file is read below the
     # first of them only, and they are added from memory, so no entry is missing or there twice.
     def _buffered(self, room: str) -> list[Entry]:
-        return self.writes.room(room)
+        floor = self.ids.floor_of(room)
+        return [e for e in self.writes.room(room) if e.id > floor]
 
     def last(self, room: str, n: int) -> list[Entry]:
         """The *n* newest entries of *room* (fewer if it has fewer), oldest first.
@@ -255,10 +239,11 @@ class History:
         pending = self._buffered(room)
         if len(pending) >= n:
             return pending[len(pending) - n:]
+        floor = self.ids.floor_of(room)
         if pending:
-            rows = self._conn.execute(_BEFORE, (room, pending[0].id, n - len(pending))).fetchall()
+            rows = self._conn.execute(_BEFORE, (room, pending[0].id, floor, n - len(pending))).fetchall()
         else:
-            rows = self._conn.execute(_LAST, (room, n)).fetchall()
+            rows = self._conn.execute(_LAST, (room, floor, n)).fetchall()
         rows.reverse()
         return [Entry._make(r) for r in rows] + pending
 
@@ -274,10 +259,11 @@ class History:
         _check("limit", limit, 1, MAX_FETCH)
         _check("after_id", after_id, 0, _MAX_ID)
         pending = self._buffered(room)
+        low = max(after_id, self.ids.floor_of(room))
         if pending:
-            rows = self._conn.execute(_BETWEEN, (room, after_id, pending[0].id, limit)).fetchall()
+            rows = self._conn.execute(_BETWEEN, (room, low, pending[0].id, limit)).fetchall()
         else:
-            rows = self._conn.execute(_SINCE, (room, after_id, limit)).fetchall()
+            rows = self._conn.execute(_SINCE, (room, low, limit)).fetchall()
         out = [Entry._make(r) for r in rows]
         if len(out) < limit:
             out += [e for e in pending if e.id > after_id][: limit - len(out)]
@@ -297,16 +283,20 @@ class History:
         if len(pending) >= n:
             return pending[len(pending) - n:]
         below = min(before_id, buffered[0].id) if buffered else before_id
-        rows = self._conn.execute(_BEFORE, (room, below, n - len(pending))).fetchall()
+        rows = self._conn.execute(_BEFORE, (room, below, self.ids.floor_of(room), n - len(pending))).fetchall()
         rows.reverse()
         return [Entry._make(r) for r in rows] + pending
 
     def latest_id(self, room: str) -> int:
         """The last id assigned in *room* (uncommitted included), 0 if none ever was.
 
-        Still the last assigned id after retention deleted the lines.
+        Still the last assigned id after retention deleted the lines (or :meth:`drop_room` the room).
         """
-        return self._next.get(room, 1) - 1
+        return self.ids.latest(room)
+
+    def has_lines(self, room: str) -> bool:
+        """True if a line was stored in *room* since it was last dropped (:meth:`drop_room`), pruned or not."""
+        return self.latest_id(room) > self.ids.floor_of(room)
 
     # -- room records ----------------------------------------------------------------
 
@@ -373,29 +363,31 @@ class History:
 
     # -- retention -------------------------------------------------------------------
 
+    def drop_room(self, name: str) -> None:
+        """Forget room *name* (:mod:`chatroom.model.rooms`): its record goes now (the writer deletes it after
+        every change before it, retrying a failing store), its lines are hidden at once and deleted by
+        :meth:`prune`, then its counter goes; ids are never given again (:class:`~chatroom.model.ids.RoomIds`)."""
+        last = self.ids.drop(name)
+        self._rooms.pop(name, None)
+        self._dirty_rooms.discard(name)
+        self._rules.pop(name, None)
+        self.version += 1
+        self.submit()  # what was said and saved before goes first
+        self.writes.job(partial(_drop, name=name, last=last))
+
     def prune(self, keep_lines: int | None, keep_days: float | None, max_rows: int = 2000,
               on_done: Callable[[bool, BaseException | None], None] | None = None) -> bool:
         """Delete old history in one bounded step; True if there may be more to delete.
 
-        Per room keeps at most *keep_lines* newest lines (counting uncommitted
-        ones) and nothing older than *keep_days* days (by the clock); None
-        disables that limit. Deletion goes oldest id first and stops at the
-        first line both limits keep, so with a clock that stepped back a few
-        old lines may wait behind a newer one until it ages too.
-
-        One call deletes at most *max_rows* rows and looks at most at
-        *max_rows* rooms (one transaction on the writer thread, after every
-        line submitted before it), resuming at the room where the previous
-        call stopped, so its cost is bounded whatever the size of the
-        history. Call it again (from a timer) while it returns True; False
-        means every room was found within its limits (until new lines come).
-        Room id counters are kept: ids are never reused. ValueError for a
-        negative limit or ``max_rows < 1``.
-
-        Without *on_done* it blocks until the step is committed (start-up,
-        tests; raises ``sqlite3.Error`` if it fails). With it, it returns
-        False at once and ``on_done(more, error)`` runs at a later
-        :meth:`collect` (the server's timer: the loop never waits).
+        Per room keeps at most *keep_lines* newest lines (uncommitted ones count) and nothing older than
+        *keep_days* days (by the clock); None disables a limit. Oldest id first, stopping at the first line
+        both limits keep. A dropped room's lines (:meth:`drop_room`) all go, then its counter
+        (:class:`~chatroom.model.ids.RoomIds`). One call deletes at most *max_rows* rows and looks at most at
+        *max_rows* rooms, in one transaction on the writer thread after everything submitted before it,
+        resuming where the previous call stopped: call it again while it returns True. ValueError for a
+        negative limit or ``max_rows < 1``. Without *on_done* it blocks until committed (start-up, tests;
+        ``sqlite3.Error`` if it fails); with it, it returns False at once and ``on_done(more, error)`` runs at
+        a later ``writes.collect()`` (the server's timer: the loop never waits).
         """
         if keep_lines is not None and (not isinstance(keep_lines, int) or keep_lines < 0):
             raise ValueError(f"keep_lines must be None or an int >= 0, not {keep_lines!r}")
@@ -403,26 +395,32 @@ class History:
             raise ValueError(f"keep_days must be None or >= 0, not {keep_days!r}")
         if not isinstance(max_rows, int) or max_rows < 1:
             raise ValueError(f"max_rows must be an int >= 1, not {max_rows!r}")
-        if keep_lines is None and keep_days is None:
+        if keep_lines is None and keep_days is None and not self.ids.floor:
             if on_done is not None:
                 on_done(False, None)
             return False
         age_cut = self._clock() - keep_days * 86400.0 if keep_days is not None else None
-        last_ids = {room: nxt - 1 for room, nxt in self._next.items()}  # a snapshot for the writer thread
-        step = partial(prune_step, last_ids=last_ids, start=self._prune_from, keep_lines=keep_lines,
-                       age_cut=age_cut, max_rows=max_rows)
+        last_ids = self.ids.last_ids()  # snapshots for the writer thread
+        gone_ok = self.ids.forgettable(last_ids, [*self._rooms, *(e.room for e in self.writes.entries)])
+        step = partial(prune_step, last_ids=last_ids, floors=dict(self.ids.floor), forget=gone_ok,
+                       start=self._prune_from, keep_lines=keep_lines, age_cut=age_cut, max_rows=max_rows)
         self.submit()  # the lines said before this call go first
         if on_done is None:
-            more, self._prune_from = self.writes.writer.run(step, timeout=60.0)
-            return bool(more)
+            return self._pruned(self.writes.writer.run(step, timeout=60.0), last_ids)
 
-        def done(result: tuple[bool, str] | None, error: BaseException | None) -> None:
-            if result is not None:
-                self._prune_from = result[1]
-            on_done(bool(result and result[0]), error)
+        def done(result: tuple[bool, str, list[str]] | None, error: BaseException | None) -> None:
+            on_done(self._pruned(result, last_ids) if result is not None else False, error)
 
         self.writes.job(step, done)  # done runs at a collect(), on this thread
         return False
+
+    def _pruned(self, result: tuple[bool, str, list[str]], last_ids: dict[str, int]) -> bool:
+        """Apply a committed prune step: where the next resumes, dropped rooms now forgotten."""
+        more, self._prune_from, gone = result
+        for room in gone:
+            if room not in self._rooms:
+                self.ids.forget(room, last_ids[room])
+        return bool(more)
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -438,7 +436,7 @@ class History:
         self._closed = True
         try:
             self.submit()
-            self.writes.close(timeout, {room: nxt - 1 for room, nxt in self._next.items()})
+            self.writes.close(timeout, self.ids.last_ids())
         finally:
             close_store(self._conn)
 

@@ -23,9 +23,9 @@ from typing import NamedTuple
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
-from chatroom.model.moderation import RoomRules
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
 from chatroom.model.room import Room
+from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
 from chatroom.wire.lines import encode_line
 from chatroom.wire.render import iso_time, render, stamp, tags
 
@@ -71,11 +71,15 @@ class Hub:
     events carry no ids). *default_room* is where every member
     starts. Rooms with more than *announce_limit* members do not announce
     joins and leaves (0: always). *clock* gives Unix seconds for events.
+    ``rooms`` holds the rooms and their lifetime (:class:`~chatroom.model.rooms.Rooms`: *max_rooms*,
+    *linger*, *create_burst*, *create_every* are its).
     Raises :class:`~chatroom.model.errors.Refused` for a bad default room.
     """
 
     def __init__(self, history: History | None = None, *, default_room: str = "#lobby",
-                 announce_limit: int = 200, clock: Callable[[], float] = time.time, record: bool = True) -> None:
+                 announce_limit: int = 200, clock: Callable[[], float] = time.time, record: bool = True,
+                 max_rooms: int = MAX_ROOMS, linger: float = LINGER, create_burst: int = CREATE_BURST,
+                 create_every: float = CREATE_EVERY) -> None:
         self.history = history
         self.record = record and history is not None
         self.announce_limit = announce_limit
@@ -83,7 +87,11 @@ class Hub:
         self.members: dict[int, Member] = {}
         self.nicks: dict[str, Member] = {}
         self.skeletons: dict[str, Member] = {}  # UTS #39 confusable skeleton -> member, for look-alike nicks
-        self.rooms: dict[str, Room] = {}
+        default = room_key(default_room)
+        if default is None:
+            raise Refused(f"{default_room!r} is not a room name: # and 1-32 of a-z 0-9 _ -")
+        self.rooms = Rooms(history, default_room=default, clock=clock, max_rooms=max_rooms, linger=linger,
+                           create_burst=create_burst, create_every=create_every)
         #: ``registered(nick) -> account name | None``: the account a nick belongs to (None: no accounts).
         #: A registered nick (or a look-alike of it) is only given to a member logged in to that account.
         self.registered: Callable[[str], str | None] | None = None
@@ -97,13 +105,7 @@ class Hub:
         self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
         self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
         self._pending: list[Room] = []
-        if history is not None:
-            for record in history.rooms():
-                self.rooms[record.name] = Room(record.name, record.topic, record.topic_by, record.topic_at)
-            for name, rules in history.room_rules().items():
-                if name in self.rooms:
-                    self.rooms[name].rules = RoomRules.from_json(rules)
-        self.default_room = self.open_room(default_room)
+        self.default_room = self.rooms.open(default)
 
     # -- members ---------------------------------------------------------------------
     def add(self, member: Member) -> None:
@@ -119,6 +121,7 @@ class Hub:
             self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason)
         member.room = None
         self.members.pop(member.id, None)
+        self.rooms.forget(member)
         if self.nicks.get(nick_key(member.nick)) is member:
             del self.nicks[nick_key(member.nick)]
         if self.skeletons.get(nick_skeleton_key(member.nick)) is member:
@@ -189,30 +192,17 @@ class Hub:
 
     # -- rooms -----------------------------------------------------------------------
     def room(self, name: str) -> Room | None:
-        """The room called *name* (``#x`` or ``x``, any case), or None (also for an invalid name)."""
-        key = room_key(name)
-        return self.rooms.get(key) if key else None
+        """The room called *name* (``#x`` or ``x``, any case; a lingering one too), or None (also for an invalid name)."""
+        return self.rooms.get(name)
 
-    def open_room(self, name: str, owner: str | None = None) -> Room:
-        """The room called *name*, created (and persisted) if new, then owned by the account *owner*
-        (None: no owner). Raises Refused for an invalid name."""
-        key = room_key(name)
-        if key is None:
-            raise Refused(f"{name!r} is not a room name: # and 1-32 of a-z 0-9 _ -")
-        room = self.rooms.get(key)
-        if room is None:
-            room = self.rooms[key] = Room(key)
-            if self.history is not None:
-                self.history.ensure_room(key)
-            if owner:
-                room.rules.owner = owner
-                self.save_rules(room)
-        return room
+    def open_room(self, name: str, owner: str | None = None, creator: Member | None = None) -> Room:
+        """:meth:`chatroom.model.rooms.Rooms.open`: the room *name*, created if new (owned by *owner*, charged
+        to *creator*'s creation rate). Raises Refused for an invalid name, a creator too fast, too many rooms."""
+        return self.rooms.open(name, owner, creator)
 
     def save_rules(self, room: Room) -> None:
         """Persist *room*'s moderation rules (``room.rules``) at once."""
-        if self.history is not None:
-            self.history.save_rules(room.name, room.rules.to_json())
+        self.rooms.save_rules(room)
 
     def join(self, member: Member, room: Room, *, quiet: bool = False) -> bool:
         """Put *member* in *room* and make it the current room; False if it was in it already.
@@ -229,6 +219,7 @@ class Hub:
         if not quiet:
             self._membership(room, "join", member, f"{member.nick} joined {room.label}")
         room.members[member.id] = member
+        self.rooms.occupied(room)
         member.rooms[room.name] = room
         if member.wire_index:
             self._structured[room.name] = self._structured.get(room.name, 0) + 1
@@ -256,6 +247,8 @@ class Hub:
                 self._structured.pop(room.name, None)
         member.rooms.pop(room.name, None)
         self._membership(room, "part", member, text, reason=reason, always=always)
+        if not room.members:
+            self.rooms.vacated(room)
 
     def _membership(self, room: Room, kind: str, member: Member, text: str, *, reason: str = "",
                     always: bool = False) -> None:

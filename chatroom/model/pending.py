@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from chatroom.model.errors import Refused
-from chatroom.model.history_sql import DELETE_TO, INSERT, OLDEST, ROOM, RULES, SEQ
+from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INSERT, OLDEST, ROOM, RULES, SEQ
 from chatroom.model.writer import Writer, connect_writer
 
 __all__ = ["MAX_UNSAVED", "PendingWrites", "StoreUnavailable", "nothing", "prune_step", "settle_counters",
@@ -74,19 +74,24 @@ def nothing(conn: sqlite3.Connection) -> None:
     """Writer-thread job that writes nothing: its ``on_done`` marks the point everything before it committed."""
 
 
-def prune_step(conn: sqlite3.Connection, last_ids: dict[str, int], start: str, keep_lines: int | None,
-                age_cut: float | None, max_rows: int) -> tuple[bool, str]:
-    """Writer-thread job of :meth:`History.prune`: ``(more, room to resume at)``."""
+def prune_step(conn: sqlite3.Connection, last_ids: dict[str, int], floors: dict[str, int], forget: set[str],
+               start: str, keep_lines: int | None, age_cut: float | None, max_rows: int) -> tuple[bool, str, list[str]]:
+    """Writer-thread job of :meth:`History.prune`: ``(more, room to resume at, dropped rooms forgotten)``.
+
+    *last_ids* and *floors* are the loop's snapshot; a room in *forget* (dropped, nothing said since) whose
+    lines are all deleted loses its counter, folded into ``dropped_max``."""
     # A round walks the rooms in name order, over as many calls as it takes;
     # a call resumes at the room where the previous one stopped.
     rooms = sorted(last_ids)
     budget = max_rows
     visited = 0
+    gone: list[str] = []
     for room in rooms[bisect.bisect_left(rooms, start):]:
         if visited >= max_rows:
-            return True, room
+            return True, room, gone
         visited += 1
-        id_cut = last_ids[room] - keep_lines if keep_lines is not None else 0
+        last, floor = last_ids[room], floors.get(room, 0)
+        id_cut = max(last - keep_lines if keep_lines is not None else 0, floor)
         upto = 0
         taken = 0
         # Lazily: only the rows that go, plus the first one that stays, are read.
@@ -102,8 +107,12 @@ def prune_step(conn: sqlite3.Connection, last_ids: dict[str, int], start: str, k
             conn.execute(DELETE_TO, (room, upto))
             budget -= taken
             if budget <= 0:  # this room may have more: resume with it
-                return True, room
-    return False, ""  # round complete: every room is within its limits
+                return True, room, gone
+        if room in forget:
+            conn.execute("DELETE FROM history_seq WHERE room = ?", (room,))  # dropped, and all gone
+            conn.execute(DROPPED_MAX, (last,))
+            gone.append(room)
+    return False, "", gone  # round complete: every room is within its limits
 
 
 class PendingWrites:

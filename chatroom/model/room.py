@@ -25,10 +25,12 @@ class Room:
     ``rules`` (owner, operators, bans, topic lock, key: :class:`~chatroom.model.moderation.RoomRules`).
 
     ``pending`` holds the events of the current loop pass as ``(sender id or 0, Entry)``;
-    the hub fans them out once at the end of the pass. Loop thread only.
+    the hub fans them out once at the end of the pass. ``emptied`` is when (Unix s) a room without
+    an owner was left empty, or the server started, 0.0 while it has members or will never linger
+    (its lifetime: :mod:`chatroom.model.rooms`). Loop thread only.
     """
 
-    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules")
+    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules", "emptied")
 
     def __init__(self, name: str, topic: str = "", topic_by: str = "", topic_at: float = 0.0) -> None:
         self.name = name
@@ -39,6 +41,7 @@ class Room:
         self.topic_at = topic_at
         self.pending: list[tuple[int, Entry]] = []
         self.rules = RoomRules()
+        self.emptied = 0.0
 
     def nicks(self) -> list[str]:
         """Members' nicks in join order."""

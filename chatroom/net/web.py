@@ -49,6 +49,8 @@ log = logging.getLogger("chatroom.server")
 
 #: Seconds an HTTP request may take from its first byte to its last header.
 REQUEST_TIMEOUT = 10.0
+#: Most room names the ``hello`` event lists (the first listed ones by name; ``/rooms`` pages through every one).
+HELLO_ROOMS = 100
 #: WebSocket close code by the reason a connection is closed for (anything else: 1001, going away).
 CLOSE_CODES = {"quit": 1000, "excess flood": 1008, "timeout": 1008, "too slow": 1008, "wrong server password": 1008,
                "internal error": 1011}
@@ -350,15 +352,20 @@ class WebTLSTransport(_Web, TLSTransport):
 
 def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
              origins: Iterable[str] = (), static: Path | None = None, request_timeout: float = REQUEST_TIMEOUT,
-             **options: Any) -> WebTransport | WebTLSTransport:
+             listener: Any = None, **options: Any) -> WebTransport | WebTLSTransport:
     """Bind *host*:*port* (0: the kernel picks) and serve the web transport there for *app*, whose room model is
     *hub* (:class:`~chatroom.model.hub.Hub`: the JSON encoder is registered with it); over TLS with the
     ``ssl.SSLContext`` *tls* (*handshake_timeout* seconds). *origins* are allowed besides the page's own (``"*"``:
     any); *static*, the folder of the page's files (default: the package's ``chatroom/web/static``; read once,
     here); *request_timeout*, seconds per HTTP request;
+    *listener*, a listening socket bound already (then *port* is unused);
     *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Raises OSError if it cannot bind."""
-    listener = listen(host, port)
-    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=lambda: list(hub.rooms),
+    listener = listener if listener is not None else listen(host, port)
+
+    def rooms() -> list[str]:  # what hello lists: the first listed rooms (/rooms pages through the rest)
+        return [room.name for room in hub.rooms.listed()[:HELLO_ROOMS]]
+
+    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=rooms,
                origins=origins, static=StaticFiles(static), request_timeout=request_timeout)
     if tls is not None:
         return WebTLSTransport(loop, app, listener, context=tls, handshake_timeout=handshake_timeout, **web, **options)

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from chatroom.model.access import check_read, join_refusal, may_read
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import allowed, denied
 from chatroom.model.names import nick_skeleton_key
@@ -242,12 +243,21 @@ class Context(ThreadSafeParts):
         return client.caps
 
     def rooms(self) -> list[Room]:
-        """Every room of the server (empty ones too), by name."""
-        return sorted(self._server.hub.rooms.values(), key=lambda r: r.name)
+        """Every listed room by name (docs/protocol.md, "Room lifetime"); show what is in one only if :meth:`may_read`."""
+        return self._server.hub.rooms.listed()
 
     def find_room(self, name: str) -> Room | None:
-        """The room called *name* (``#name`` or ``name``, any case), or None."""
+        """The room called *name* (``#name`` or ``name``, any case; a lingering one too), or None."""
         return self._server.hub.room(name)
+
+    def may_read(self, room: Room, member: Client | None = None) -> bool:
+        """May *member* (default: the caller; none: the server) read *room*'s history, members and topic?
+        (:mod:`chatroom.model.access`: a member reads, a banned viewer never, a keyed room only its members.)"""
+        return may_read(self._server.hub.rooms.viewer(member or self.client), room)
+
+    def require_read(self, room: Room) -> None:
+        """Raise Refused (``you are banned from #den``, ``#den has a key: ...``) unless :meth:`may_read`."""
+        check_read(self._server.hub.rooms.viewer(self.client), room)
 
     def join(self, name: str, key: str | None = None) -> tuple[Room, bool]:
         """Put the caller in room *name* (created if new, owned by the caller's account) and make it current.
@@ -255,19 +265,17 @@ class Context(ThreadSafeParts):
         Returns ``(room, joined)``: *joined* is False when the caller was in
         it already (the room just became current). Raises Refused for a bad
         room name, a caller banned from the room, or a room with a key
-        (``/key``) when *key* is not it (its operators and admins need none).
-        """
+        (``/key``) when *key* is not it (its operators and admins need none); for a new room, a caller
+        creating rooms too fast or a server at ``--max-rooms`` (docs/protocol.md, "Room lifetime")."""
         client = self._caller()
         hub = self._server.hub
         room = hub.room(name)
         if room is None:
-            room = hub.open_room(name, owner=client.account)
-        elif room.name not in client.rooms and not self.is_admin:
-            if room.rules.banned(client.account, self.address(client)):
-                raise Refused(f"you are banned from {room.name}")
-            if not room.rules.key_matches(key) and not room.rules.is_operator(client.account):
-                raise Refused(f"{room.name} needs a key: /join {room.name} KEY" if key is None
-                              else f"wrong key for {room.name}")
+            room = hub.open_room(name, owner=client.account, creator=client)
+        else:
+            reason = join_refusal(hub.rooms.viewer(client), room, key)
+            if reason is not None:
+                raise Refused(reason)
         joined = hub.join(client, room)
         return room, joined
 
@@ -290,14 +298,10 @@ class Context(ThreadSafeParts):
 
     def history(self, room: Room, *, last: int | None = None, since: int | None = None,
                 before: int | None = None) -> list[Entry]:
-        """Stored lines of *room*, oldest first: the *last* N, those after id *since*, or the N=*last*
-        before id *before*. N is 1..500; raises ValueError otherwise."""
-        history = self._server.history
-        if since is not None:
-            return history.since(room.name, since, last or 500)
-        if before is not None:
-            return history.before(room.name, before, last or 50)
-        return history.last(room.name, last or 20)
+        """Stored lines of *room*, oldest first: the *last* N, those after id *since*, or the N=*last* before id
+        *before* (N 1..500, else ValueError), as the caller may read them (Refused if not, :meth:`may_read`)."""
+        return self._server.hub.rooms.read(self._server.hub.rooms.viewer(self.client), room, last=last,
+                                           since=since, before=before)
 
     def replay(self, entries: Iterable[Entry]) -> int:
         """Send history *entries* to the caller, marked as history (``[HH:MM] ``); returns how many."""

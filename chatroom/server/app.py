@@ -17,12 +17,11 @@ import selectors
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chatroom.model.accounts import AccountStore
-from chatroom.model.history import MAX_FETCH, MAX_UNSAVED, History
+from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.room import Room
@@ -33,20 +32,21 @@ from chatroom.net.logs import CONN, ERR
 from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
 from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
-from chatroom.net.tcp import LineTransport, listen
+from chatroom.net.tcp import LineTransport
 from chatroom.net.tls import TLSTransport
 from chatroom.net.web import open_web
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.manager import PluginHost
+from chatroom.server.claim import Claim, take
 from chatroom.server.events import PluginEvents
+from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
 from chatroom.wire.lines import sanitize
 
-__all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "default_plugins"]
+__all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "ServerOptions", "default_plugins"]
 
 log = logging.getLogger("chatroom.server")
 
-DEFAULT_MAX_FILE_SIZE = 1024**3
 #: Seconds between two retention passes over the history.
 PRUNE_EVERY = 60.0
 #: With a server password: the one line a new connection gets, and wrong passwords before it is disconnected.
@@ -57,120 +57,91 @@ PASS_TRIES = 3
 class Server:
     """A chat server bound at construction; run it with :meth:`serve_forever`.
 
-    ``address`` is the bound ``(host, port)``. Budgets (docs/protocol.md, "Budgets and limits"): ``max_queue``
-    bytes of output per connection; ``flood_rate``/``flood_burst``/``flood_kill`` (token bucket; rate 0
-    disables); ``partial_timeout`` seconds an unfinished line or frame may be held; ``max_per_address``
-    connections per address (0: no limit); ``announce_limit``: rooms with more members do not announce joins
-    and leaves (0: always). Rooms: everyone starts in ``default_room``; joining a room replays its last
-    ``history_on_join`` lines (0: none; at most 500); the history keeps at most ``history_keep_lines`` lines
-    per room and ``history_keep_days`` days (None: no limit); ``record_history=False`` records nothing (rooms
-    and topics still persist). I/O parts are injectable for the test kit: ``selector``, ``clock`` (loop
-    seconds), ``wall_clock`` (Unix seconds for message times), ``listener`` (a bound listening socket; else
-    one is bound on *host*:*port*), ``waker``, ``inline_threads`` (``ctx.run_in_thread`` work runs on the
-    loop thread). ``history_max_unsaved``: lines kept while the history store fails (protocol.md, "Durability").
-    TLS: *tls* (an ``ssl.SSLContext``, see :mod:`chatroom.net.tls`) makes the main port speak TLS, or, with
-    *tls_port*, adds a TLS listener on *host*:*tls_port* beside the clear one (``tls_address``; both feed the
-    same rooms); ``tls_handshake_timeout`` seconds to finish a handshake.
-    Files: ``file_offer_timeout`` seconds a receiver asked for consent has to answer;
-    ``quota_files_per_hour`` and ``quota_bytes_per_day`` per sender (0: unlimited).
-    ``admins``: account names that moderate every room and enable or disable plugins at run time.
-    ``server_password``: every connection must first give it with ``/pass`` (see :meth:`_gate`; None: no gate).
-    *web*: :func:`chatroom.net.web.open_web`'s ``port`` and options, to serve the page and its WebSocket (None: no).
-    :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises OSError if the
-    address cannot be bound, sqlite3.Error if the history cannot be opened, Refused for a bad ``default_room``.
+    *options* (:class:`~chatroom.server.options.ServerOptions`, checked already) configure it: where it
+    listens, budgets and limits (docs/protocol.md, "Budgets and limits"), rooms and history, files, TLS,
+    the web door, admins and the server password. The rest are its parts, injectable for the test kit:
+    *plugins* (the plugin host; default: the built-ins), ``selector``, ``clock`` (loop seconds),
+    ``wall_clock`` (Unix seconds for message times), ``listener`` (a bound listening socket, or the kit's
+    fake; else one is bound as the options say), ``waker``, ``inline_threads`` (``ctx.run_in_thread`` work
+    runs on the loop thread), and *claim*: the data dir's lock and the bound listeners
+    (:func:`chatroom.server.claim.take`, which the command line calls before it loads plugins; else the
+    server takes it here). ``address`` is the bound ``(host, port)``, ``tls_address`` and ``web_address``
+    the TLS and web ones (or None). A server password gates every connection (see :meth:`_gate`).
+    :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises
+    :class:`~chatroom.server.checks.StartupError` (one line) if the data dir is another server's or an
+    address cannot be bound, sqlite3.Error if the history cannot be opened.
     """
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
-        port: int = 0,
+        options: ServerOptions | None = None,
         *,
-        data_dir: Path = Path("chatroom-data"),
-        max_queue: int = DEFAULT_MAX_QUEUE,
-        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
         plugins: PluginHost | None = None,
-        flood_rate: float = 25.0,
-        flood_burst: float = 250.0,
-        flood_kill: float = 30.0,
-        partial_timeout: float = 60.0,
-        max_per_address: int = 64,
-        announce_limit: int = 200,
-        default_room: str = "#lobby",
-        history_on_join: int = 20,
-        history_keep_lines: int | None = None,
-        history_keep_days: float | None = None,
-        record_history: bool = True,
-        history_max_unsaved: int = MAX_UNSAVED,
         selector: selectors.BaseSelector | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         listener: Any = None,
         waker: Any = None,
         inline_threads: bool = False,
-        ready_grace: float = 5.0,
-        tls: Any = None,
-        tls_port: int | None = None,
-        tls_handshake_timeout: float = 10.0,
-        file_offer_timeout: float = 60.0,
-        quota_files_per_hour: int = 0,
-        quota_bytes_per_day: int = 0,
-        admins: Iterable[str] = (),
-        server_password: str | None = None,
-        web: dict[str, Any] | None = None,
+        claim: Claim | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.max_file_size = max_file_size
-        self.history_on_join = min(history_on_join, MAX_FETCH)
-        self.history_keep = (history_keep_lines, history_keep_days)
-        self.plugins = plugins if plugins is not None else default_plugins()
+        self.options = options = options if options is not None else ServerOptions()
+        #: The data dir's lock and the bound listeners (chatroom.server.claim); the lock goes in close().
+        self.claim = claim if claim is not None else take(options, listener=listener)
+        self.data_dir = options.data_dir
+        self.max_file_size = options.max_file_size
+        self.history_on_join = min(options.history_on_join, MAX_FETCH)
+        self.history_keep = options.history_keep
+        self.plugins = plugins if plugins is not None else default_plugins(options)
         self.wall_clock = wall_clock  # ctx.now(); the loop's clock is ctx.monotonic()
         self.loop_thread: int | None = None  # the thread that ran start(): contexts check it (chatroom.plugins.threads)
         self._state: dict[str, dict[str, Any]] = {}
         self._stores: dict[str, sqlite3.Connection] = {}
         self.loop = Loop(selector=selector, clock=clock, waker=waker, run=self.plugins.call_safely,
-                         max_queue=max_queue)
+                         max_queue=options.max_queue)
         if inline_threads:
             self.loop.scheduler.inline = True
         self.loop.stream_fault = lambda owner, trace: self.plugins.fault(owner, trace, count=False)
         self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock, wake=self.loop.wake,
-                               inline=inline_threads, max_unsaved=history_max_unsaved)  # the kit: no writer thread
-        self.hub = Hub(self.history, default_room=default_room, announce_limit=announce_limit, clock=wall_clock,
-                       record=record_history)
+                               inline=inline_threads, max_unsaved=options.history_max_unsaved)  # kit: no thread
+        self.hub = Hub(self.history, default_room=options.default_room, announce_limit=options.announce_limit,
+                       clock=wall_clock, record=options.record_history, max_rooms=options.max_rooms)
         self.accounts = AccountStore(self.data_dir / "accounts.sqlite3")  # registered nicks (ctx.accounts)
         self.hub.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
-        self.admins = frozenset(a.casefold() for a in admins)
-        self._password = hashlib.sha256(server_password.encode()).digest() if server_password else None
+        self.admins = frozenset(a.casefold() for a in options.admins)
+        self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
+        password = options.server_password
+        self._password = hashlib.sha256(password.encode()).digest() if password else None
         self._gated: dict[int, int] = {}  # connection id -> wrong passwords, until it gives the right one
         self.dispatcher = Dispatcher(self)
-        self.events = PluginEvents(self, ready_grace)  # member_ready, message_delivered
-        self.relay = Relay(self, clock=clock, offer_timeout=file_offer_timeout, files_per_hour=quota_files_per_hour,
-                           bytes_per_day=quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
+        self.events = PluginEvents(self, options.ready_grace)  # member_ready, message_delivered
+        self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
+                           files_per_hour=options.quota_files_per_hour,
+                           bytes_per_day=options.quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
-        if listener is None:
-            listener = listen(host, port)
-        budgets = dict(flood=FloodPolicy(flood_rate, flood_burst, flood_kill), partial_timeout=partial_timeout,
-                       max_per_address=max_per_address)
-        if tls is not None and tls_port is None:  # the main port speaks TLS
-            self.transport = TLSTransport(self.loop, self, listener, context=tls,
-                                          handshake_timeout=tls_handshake_timeout, **budgets)
+        claim, tls, timeout = self.claim, self.claim.tls, options.tls_handshake_timeout
+        budgets = dict(flood=FloodPolicy(options.flood_rate, options.flood_burst, options.flood_kill),
+                       partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
+        if tls is not None and claim.tls_listener is None:  # the main port speaks TLS
+            self.transport = TLSTransport(self.loop, self, claim.listener, context=tls, handshake_timeout=timeout,
+                                          **budgets)
         else:
-            self.transport = LineTransport(self.loop, self, listener, **budgets)
-        self.address: tuple[str, int] = listener.getsockname()[:2]
+            self.transport = LineTransport(self.loop, self, claim.listener, **budgets)
+        self.address: tuple[str, int] = claim.listener.getsockname()[:2]
         #: Every transport (the TLS listener beside the clear one, if any); they share ids, connections, budgets.
         self.transports: list[LineTransport] = [self.transport]
-        self.tls_address: tuple[str, int] | None = self.address if tls is not None and tls_port is None else None
-        if tls is not None and tls_port is not None:
-            tls_listener = listen(host, tls_port)
-            self.transports.append(TLSTransport(self.loop, self, tls_listener, context=tls, share=self.transport,
-                                                handshake_timeout=tls_handshake_timeout, **budgets))
-            self.tls_address = tls_listener.getsockname()[:2]
+        self.tls_address: tuple[str, int] | None = self.address if tls is not None else None
+        if tls is not None and claim.tls_listener is not None:
+            self.transports.append(TLSTransport(self.loop, self, claim.tls_listener, context=tls, share=self.transport,
+                                                handshake_timeout=timeout, **budgets))
+            self.tls_address = claim.tls_listener.getsockname()[:2]
         self.web_address: tuple[str, int] | None = None
-        if web is not None:  # the browser's door (HTTPS/WSS with tls; web_address): same rooms, ids and budgets
-            door = open_web(self.loop, self, self.hub, host, tls=tls, handshake_timeout=tls_handshake_timeout,
-                            share=self.transport, **web, **budgets)
+        if claim.web_listener is not None:  # the browser's door (HTTPS/WSS with tls): same rooms, ids and budgets
+            door = open_web(self.loop, self, self.hub, options.host, tls=tls, handshake_timeout=timeout,
+                            share=self.transport, listener=claim.web_listener, origins=options.web_origins,
+                            static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
         self._history_failing: str | None = None  # what the log said last about the history store
@@ -186,16 +157,16 @@ class Server:
     def start(self) -> None:
         """Call the ``startup`` hook and arm the history retention (the kit calls this instead of serving)."""
         log.info("listening on %s:%d", *self.address)
+        for note in self.claim.notes:
+            log.info("%s", note)
         self.loop_thread = threading.get_ident()
         self.call_hook("startup", None)
         self.hub.on_delivered = self.events.delivered_hook()
-        if any(v is not None for v in self.history_keep):
-            lines, days = self.history_keep
-            for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
-                if not self.history.prune(lines, days):
-                    break
-            self.history.commit()
-            self.loop.call_later(PRUNE_EVERY, self._prune)
+        for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
+            if not self.history.prune(*self.history_keep):
+                break
+        self.history.commit()
+        self.loop.call_later(PRUNE_EVERY, self._prune)
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Ask the loop to stop (thread-safe); it tells the clients and closes."""
@@ -240,6 +211,7 @@ class Server:
             log.error("room history: %s", exc, extra=ERR)
         self.accounts.close()
         self.loop.close()
+        self.claim.release()
         log.info("stopped")
 
     # -- the application the transport calls ------------------------------------------------
@@ -317,9 +289,9 @@ class Server:
         """End of every pass, after the fan-out: hand the pass's history lines to the writer thread
         (:meth:`History.submit`, never waits) and apply what it reported; a failing store is logged once
         when it starts failing and once when it recovers (docs/protocol.md, "Durability")."""
-        history, writes = self.history, self.history.writes
-        history.collect()
-        history.submit()
+        writes = self.history.writes
+        writes.collect()
+        self.history.submit()
         error = writes.store_error
         if error != self._history_failing:
             if error is not None and self._history_failing is None:
@@ -338,10 +310,10 @@ class Server:
         self.loop.gate(member)  # type: ignore[arg-type]
         self.history.when_saved(lambda: self.loop.ungate(member))  # type: ignore[arg-type]
 
-    def _prune(self) -> None:
-        lines, days = self.history_keep  # a step runs on the history's writer thread (retried if the store fails)
-        self.history.prune(lines, days, on_done=lambda more, _: self.loop.call_later(0 if more else PRUNE_EVERY,
-                                                                                     self._prune))
+    def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
+        more = self.hub.rooms.expire()  # the step runs on the history's writer thread; the loop never waits
+        self.history.prune(*self.history_keep, on_done=lambda pruned, _: self.loop.call_later(
+            0 if pruned or more else PRUNE_EVERY, self._prune))
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
     @property
@@ -412,7 +384,7 @@ class Server:
         """Send *member* the last ``history_on_join`` lines of *room*, marked as history; returns how many."""
         if not self.history_on_join:
             return 0
-        return self.hub.replay(member, self.history.last(room.name, self.history_on_join))
+        return self.hub.replay(member, self.hub.rooms.read(member, room, last=self.history_on_join))
 
     def plugin_state(self, plugin: str) -> dict[str, Any]:
         """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""
@@ -441,10 +413,16 @@ class Server:
         return self.loop.scheduler
 
 
-def default_plugins() -> PluginHost:
-    """A plugin manager with the built-in plugins only."""
-    host = PluginHost()
+def default_plugins(options: ServerOptions | None = None) -> PluginHost:
+    """A plugin manager with the built-in plugins only (fault limits from *options*, if given)."""
+    host = plugin_host(options or ServerOptions())
     host.load_builtins()
     host.finish_loading()
     return host
+
+
+def plugin_host(options: ServerOptions, **more: Any) -> PluginHost:
+    """An empty plugin manager with *options*' ``plugin_fault_limit`` and ``slow_hook_ms`` (and *more* of
+    :class:`~chatroom.plugins.manager.PluginHost`'s keyword arguments: ``disabled``, ``config``, ``on_fault``)."""
+    return PluginHost(fault_limit=options.plugin_fault_limit, slow_seconds=options.slow_hook_ms / 1000, **more)
 

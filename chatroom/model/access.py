@@ -1,0 +1,130 @@
+"""Who may enter and who may read a room: the one rule every door, command and plugin read path follows.
+
+**Reading** a room is seeing what it holds: its history (replayed on join, ``/history``, a plugin's
+``ctx.history``, a search, IRC's CHATHISTORY), who is in it (``/who``, NAMES) and its topic. The rule,
+in this order (docs/protocol.md, "Who may read a room"):
+
+1. an **admin** (an account named in the server's ``admins``) reads every room;
+2. a viewer **banned** from the room never reads it, member or not, also what was said after the ban
+   (:meth:`~chatroom.model.moderation.RoomRules.banned`: by account, or a guest by address);
+3. a **member** of the room reads it;
+4. anyone else reads it when they could join it now without a key: the room has **no key**, or they
+   are its owner or one of its operators (who join without the key).
+
+So a keyed room is readable only by its members (and its operators and the admins, who may join it
+without the key), and a room is never readable by someone it has banned.
+
+**Listing** (``/rooms``, the web page's ``hello``, IRC LIST): a listed room shows everyone its name, its
+member count and whether it has a key (IRC LIST shows keyed channels too); its topic only to viewers who
+may read it (:func:`view`). chatroom has no secret rooms (IRC's +s/+p): which rooms are listed is the
+room lifetime's business (:mod:`chatroom.model.rooms`), not the viewer's.
+
+**Entering** (``/join``, IRC JOIN): :func:`join_refusal` (an admin always; never a banned viewer; a
+keyed room needs the key unless the viewer is its operator).
+
+The viewer is a :class:`Viewer`: a connected member (:meth:`Viewer.of`), or an account and an address
+for a reader that is not in the rooms (a search across nodes, a door checking before it joins).
+:data:`SERVER` is the server itself (plugins' timers and start-up), which reads everything. Pure
+functions on the loop thread's objects; no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from chatroom.model.errors import Refused
+
+if TYPE_CHECKING:
+    from chatroom.model.member import Member
+    from chatroom.model.room import Room
+
+__all__ = ["SERVER", "RoomView", "Viewer", "check_read", "join_refusal", "may_read", "read_refusal", "view"]
+
+
+class Viewer(NamedTuple):
+    """Who wants to read or enter a room: ``account`` (``str`` as registered, None for a guest),
+    ``address`` (the peer's address without the port, ``""`` if unknown), ``member`` (the connected
+    :class:`~chatroom.model.member.Member`, or None for a viewer that is not one) and ``admin``
+    (``bool``: logged in to an admin's account)."""
+
+    account: str | None
+    address: str = ""
+    member: Member | None = None
+    admin: bool = False
+
+    @classmethod
+    def of(cls, member: Member, admin: bool = False) -> Viewer:
+        """The viewer a connected *member* is: its account, its address (the transport's ``host``, ``""``
+        if it has none), *admin* or not."""
+        return cls(member.account, str(getattr(member, "host", "") or ""), member, admin)
+
+
+#: The server itself (plugins' server events, start-up, timers without a caller): reads every room.
+SERVER = Viewer(None, "", None, True)
+
+
+class RoomView(NamedTuple):
+    """What a viewer sees of a listed room: ``name`` (``#name``), ``label`` (bare), ``members`` (count),
+    ``topic`` (``""`` when it has none *or the viewer may not read it*), ``keyed`` (joining needs a key),
+    ``readable`` (the viewer may read it: :func:`may_read`), ``banned`` (the viewer is banned from it)."""
+
+    name: str
+    label: str
+    members: int
+    topic: str
+    keyed: bool
+    readable: bool
+    banned: bool
+
+
+def _is_member(viewer: Viewer, room: Room) -> bool:
+    member = viewer.member
+    return member is not None and room.members.get(member.id) is member
+
+
+def read_refusal(viewer: Viewer, room: Room) -> str | None:
+    """None if *viewer* may read *room* (the rule above), else the reason, for ``ERROR``:
+    ``you are banned from #den`` or ``#den has a key: only its members can read it (/join #den KEY)``."""
+    if viewer.admin:
+        return None
+    rules = room.rules
+    if rules.banned(viewer.account, viewer.address):
+        return f"you are banned from {room.name}"
+    if _is_member(viewer, room) or not rules.key or rules.is_operator(viewer.account):
+        return None
+    return f"{room.name} has a key: only its members can read it (/join {room.name} KEY)"
+
+
+def may_read(viewer: Viewer, room: Room) -> bool:
+    """True if *viewer* may read *room*'s history, members and topic (:func:`read_refusal` is None)."""
+    return read_refusal(viewer, room) is None
+
+
+def check_read(viewer: Viewer, room: Room) -> None:
+    """Raise :class:`~chatroom.model.errors.Refused` with the reason unless *viewer* may read *room*."""
+    reason = read_refusal(viewer, room)
+    if reason is not None:
+        raise Refused(reason)
+
+
+def join_refusal(viewer: Viewer, room: Room, key: str | None) -> str | None:
+    """None if *viewer* may join *room* giving *key* (None: no key given), else the reason: ``you are
+    banned from #den``, ``#den needs a key: /join #den KEY``, ``wrong key for #den``. A member is in
+    already; an admin always enters; a room's operators need no key."""
+    if viewer.admin or _is_member(viewer, room):
+        return None
+    rules = room.rules
+    if rules.banned(viewer.account, viewer.address):
+        return f"you are banned from {room.name}"
+    if rules.key_matches(key) or rules.is_operator(viewer.account):
+        return None
+    return f"{room.name} needs a key: /join {room.name} KEY" if key is None else f"wrong key for {room.name}"
+
+
+def view(viewer: Viewer, room: Room) -> RoomView:
+    """What *viewer* sees of *room* in a listing: name, member count and key to all; the topic only
+    if it may read the room."""
+    readable = may_read(viewer, room)
+    banned = not viewer.admin and room.rules.banned(viewer.account, viewer.address) is not None
+    return RoomView(room.name, room.label, len(room.members), room.topic if readable else "",
+                    bool(room.rules.key), readable, banned)
