@@ -78,3 +78,29 @@ def test_a_locked_store_stalls_nobody_refuses_past_the_cap_and_recovers(server_f
     assert [line.split("] ", 1)[1] for line in shown] == [
         "* alice set the topic of lobby: before", "alice: one", "alice: two", "alice: three",
         "* alice set the topic of lobby: during", "alice: five"]
+
+
+def test_a_locked_account_store_fails_the_register_alone_and_stalls_nobody(server_factory, tmp_path: Path) -> None:
+    """``/register`` is written by the account store's writer thread: while another connection holds the
+    file's write lock the room goes on, and the registrant gets an ERROR (nothing kept), never an OK."""
+    data = tmp_path / "data"
+    server = server_factory(data_dir=data)
+    alice, bob, carol = server.connect("alice"), server.connect("bob"), server.connect("carol")
+    lock = sqlite3.connect(data / "accounts.sqlite3", timeout=DEADLINE, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        alice.send("/register correct-horse")
+        bob.send("still talking")
+        carol.expect("bob: still talking", timeout=3.0)  # the loop never waits for the account store
+        error = alice.expect_prefix("ERROR account store error: database is locked")
+        assert "OK registered" not in " ".join(alice.seen) and error
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    alice.send("/register correct-horse")
+    alice.expect("OK registered alice; you are logged in")
+    assert server.stop() == 0
+    again = server_factory(data_dir=data)
+    dave = again.connect()
+    dave.send("/nick alice")
+    assert dave.expect_prefix("ERROR alice is registered")  # the OK meant it was committed

@@ -56,7 +56,7 @@ from typing import Any
 
 from chatroom.model.store import close_store, open_store
 
-__all__ = ["BUSY_MS", "RETRY_DELAYS", "Job", "Writer", "connect_writer"]
+__all__ = ["BUSY_MS", "RETRY_DELAYS", "Done", "Job", "Post", "Writer", "connect_writer"]
 
 #: How long one attempt waits for another connection's write lock, in milliseconds.
 BUSY_MS = 1000

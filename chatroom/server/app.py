@@ -106,7 +106,8 @@ class Server:
                                inline=inline_threads, max_unsaved=options.history_max_unsaved)  # kit: no thread
         self.hub = Hub(self.history, default_room=options.default_room, announce_limit=options.announce_limit,
                        clock=wall_clock, record=options.record_history, max_rooms=options.max_rooms)
-        self.accounts = AccountStore(self.data_dir / "accounts.sqlite3")  # registered nicks (ctx.accounts)
+        self.accounts = AccountStore(self.data_dir / "accounts.sqlite3", post=self.loop.scheduler.call_soon_threadsafe,
+                                     inline=inline_threads)  # registered nicks (ctx.accounts); writes off the loop
         self.hub.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in options.admins)
