@@ -293,3 +293,27 @@ def test_prune_runs_on_the_writer_after_the_lines_before_it(tmp_path: Path) -> N
         assert [e.id for e in hist.since("#a", 0, MAX_FETCH)] == list(range(16, 21))
     finally:
         hist.close()
+
+
+def test_checkpoints_run_on_their_own_thread_after_commits(table: Path) -> None:
+    """The writer's connection never checkpoints (a checkpoint's fsync must not delay a commit): the other
+    thread copies the WAL into the database file shortly after commits, and the WAL stays bounded."""
+    writer = Writer(table, post=Results())
+    try:
+        size = table.stat().st_size
+        for n in range(1, 3001):
+            writer.submit(insert(n, "p" * 300))
+            if n % 100 == 0:
+                assert writer.wait(DEADLINE)  # 30 commits of 100 rows: about 2,700 WAL pages without checkpoints
+        deadline = time.monotonic() + DEADLINE
+        while table.stat().st_size < size + 900_000:  # the rows reached the database file itself
+            assert time.monotonic() < deadline, "no checkpoint copied the WAL"
+            time.sleep(0.02)
+        conn = sqlite3.connect(table)
+        try:
+            assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # a reader's default, untouched
+        finally:
+            conn.close()
+    finally:
+        writer.close()
+    assert rows(table)[-1] == 3000

@@ -20,6 +20,7 @@ writer thread calls *wake* so the loop runs a pass). Standard library and :mod:`
 from __future__ import annotations
 
 import bisect
+import collections
 import queue
 import sqlite3
 import time
@@ -38,6 +39,8 @@ __all__ = ["MAX_UNSAVED", "PendingWrites", "StoreUnavailable", "nothing", "prune
 #: Lines that may wait in memory, not committed, before new ones are refused (:class:`StoreUnavailable`).
 #: A line is at most 64 KiB, most are under 200 bytes: about 2 MB in the usual case.
 MAX_UNSAVED = 10_000
+#: Commit lags kept for :meth:`PendingWrites.lag_report`.
+LAG_SAMPLES = 100_000
 
 
 class StoreUnavailable(Refused):
@@ -48,9 +51,9 @@ class StoreUnavailable(Refused):
 
 
 def write_batch(conn: sqlite3.Connection, entries: list[NamedTuple], records: list[Any],
-                rules: list[tuple[str, float, str]], reserve: int = 0) -> int:
+                rules: list[tuple[str, float, str]], reserve: int = 0) -> float | None:
     """Writer-thread job: one pass's lines (``Entry`` rows), id counters, room records and rules; returns the
-    number of lines. Each room's counter is saved *reserve* above its last line: ids that were handed out
+    time of its oldest line (Unix s; None without lines). Each room's counter is saved *reserve* above its last line: ids that were handed out
     but never committed (a crash) are never given again after a restart (:meth:`PendingWrites.close`)."""
     if entries:
         conn.executemany(INSERT, entries)
@@ -62,7 +65,7 @@ def write_batch(conn: sqlite3.Connection, entries: list[NamedTuple], records: li
         conn.executemany(ROOM, [(r.name, r.topic, r.topic_by, r.topic_at, r.created) for r in records])
     if rules:
         conn.executemany(RULES, rules)
-    return len(entries)
+    return entries[0][2] if entries else None  # (room, id, ts, ...)
 
 
 def settle_counters(conn: sqlite3.Connection, last_ids: dict[str, int]) -> None:
@@ -137,6 +140,10 @@ class PendingWrites:
         self.saved_since_failure = 0
         #: How long the last failure episode lasted, in seconds (set when the store recovers).
         self.outage = 0.0
+        #: Seconds from a batch's oldest line being appended to its commit being known here, per batch
+        #: (the last :data:`LAG_SAMPLES`): what a crash could have lost (:meth:`lag_report`).
+        self.lags: collections.deque[float] = collections.deque(maxlen=LAG_SAMPLES)
+        self.lag_max = 0.0
         self._wake = wake if wake is not None else (lambda: None)
         self._results: queue.SimpleQueue[tuple[Callable[..., Any], tuple]] = queue.SimpleQueue()
         self.writer = Writer(Path(path), post=self._post, name="chatroom-history", connect=connect, inline=inline,
@@ -174,12 +181,25 @@ class PendingWrites:
         self._results.put((fn, args))
         self._wake()
 
-    def _saved(self, count: int, written: int | None, error: BaseException | None) -> None:
+    def _saved(self, count: int, oldest: float | None, error: BaseException | None) -> None:
         """A batch of *count* entries left the writer: committed (or, for a bug in the job, dropped)."""
         del self.entries[:count]
         self.submitted -= count
         if error is None:
             self.saved_since_failure += count
+            if oldest is not None:
+                lag = time.time() - oldest
+                self.lags.append(lag)
+                self.lag_max = max(self.lag_max, lag)
+
+    def lag_report(self) -> str:
+        """``"commit lag p50 X ms, p99 Y ms, max Z ms over N batches"`` (the server logs it when it stops)."""
+        lags = sorted(self.lags)
+        if not lags:
+            return "no line committed"
+        p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+        return (f"commit lag p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {self.lag_max * 1e3:.1f} ms "
+                f"over {len(lags)} batches")
 
     def _store_state(self, error: str | None, since: float) -> None:
         """The writer's news, in order with its commits: the store fails (why, since when) or works again."""

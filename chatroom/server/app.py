@@ -210,6 +210,7 @@ class Server:
             self.history.close()
         except (sqlite3.Error, TimeoutError) as exc:
             log.error("room history: %s", exc, extra=ERR)
+        log.info("room history: %s", self.history.writes.lag_report())
         self.accounts.close()
         self.loop.close()
         self.claim.release()
