@@ -103,7 +103,7 @@ class FakeListener:
 
 
 class FakeWaker:
-    """Stands in for :class:`chatroom.wire.wakeup.Waker`: the in-process room never blocks."""
+    """Stands in for :class:`chatroom.sockets.wakeup.Waker`: the in-process room never blocks."""
 
     write_fd = -1
 

@@ -26,7 +26,7 @@ from test_transfer import Clock, FakeClient, FakeServer, data_frame, frames, lin
 from chatroom.client.cli import UsageFailure, resolve_password
 from chatroom.client.io import load_transfer
 from chatroom.model.errors import Refused
-from chatroom.net.consent import Quota
+from chatroom.net.quota import Quota
 from chatroom.net.relay import Relay
 from chatroom.wire.lines import Frame, encode_frame
 

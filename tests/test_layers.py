@@ -15,13 +15,19 @@ from importlinter.cli import lint_imports
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "chatroom"
-#: "No module over about 400 lines": the hard stop of this test.
+#: The guide asks for modules of "about 400 lines at most"; this is the hard stop of that "about": 450 lines, so a
+#: module near 400 can take a fix without being split in the same commit. A module that outgrows it is split by
+#: giving its parts their own state (the relay's Quota, Consent and Backpressure), never by moving methods into
+#: mixins spread over files, which would pass this count and still be one object.
 MAX_LINES = 450
+#: Modules that may not touch I/O: the sans-I/O wire (codecs: bytes in, events out; its sockets are chatroom.sockets).
+SANS_IO = {"socket", "ssl", "select", "selectors", "asyncio", "subprocess", "threading"}
 
 
 def test_the_import_linter_contracts_are_kept(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """pyproject.toml's [tool.importlinter] contracts: the floors, a wire that imports nothing of ours,
-    a client that shares only the wire, built-ins that use only the public plugin API."""
+    """pyproject.toml's [tool.importlinter] contracts: the floors (the room model and the sockets side by side,
+    neither importing the other), a wire and sockets that import nothing of ours, a client that shares only the
+    wire and the sockets, built-ins that use only the public plugin API."""
     monkeypatch.chdir(ROOT)
     loggers = {name: logger.disabled for name, logger in logging.Logger.manager.loggerDict.items()
                if isinstance(logger, logging.Logger)}
@@ -43,9 +49,21 @@ def test_no_import_cycles_counting_type_only_imports() -> None:
     assert cycles == []
 
 
-def test_no_module_is_much_over_400_lines() -> None:
+def test_no_module_is_over_450_lines() -> None:
+    """See MAX_LINES: 400 is the aim, 450 what this test enforces."""
     long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_wire_imports_no_io_module() -> None:
+    """Floor 1 is sans-I/O: no module of chatroom/wire imports a socket, TLS, selector, thread or process module."""
+    offenders = []
+    for path in sorted((PACKAGE / "wire").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}:{node.lineno} {name}" for name in names if name.split(".")[0] in SANS_IO]
+    assert offenders == []
 
 
 def test_the_kit_and_the_built_ins_use_no_private_names_of_the_server() -> None:

@@ -112,21 +112,23 @@ def closed_by_peer(sock: socket.socket, timeout: float = DEADLINE) -> bytes:
 class WSClient:
     """A WebSocket client of the server's ``/ws``: JSON text events become dicts, binary messages ``bytes``.
 
-    *origin* None sends no Origin header. ``status`` is 101 once accepted, else the refusal's status.
+    *origin* None sends no Origin header; "same" is the page's own origin for *name* (the ``Host`` name sent,
+    default *host*). ``status`` is 101 once accepted, else the refusal's status.
     """
 
     #: Every client made, for a fixture to close at teardown (:func:`close_all`).
     opened: list[WSClient] = []
 
     def __init__(self, host: str, port: int, *, origin: str | None = "same", tls: bool = False,
-                 path: str = "/ws") -> None:
+                 path: str = "/ws", name: str | None = None) -> None:
         self.sock = connect(host, port, tls)
         WSClient.opened.append(self)
         self.ws = WSConnection(ConnectionType.CLIENT)
+        name = name or host
         if origin == "same":
-            origin = f"{'https' if tls else 'http'}://{host}:{port}"
+            origin = f"{'https' if tls else 'http'}://{name}:{port}"
         headers = [("Origin", origin)] if origin is not None else []
-        self.sock.sendall(self.ws.send(Request(host=f"{host}:{port}", target=path, extra_headers=headers)))
+        self.sock.sendall(self.ws.send(Request(host=f"{name}:{port}", target=path, extra_headers=headers)))
         self.queue: deque[Any] = deque()
         self.seen: list[Any] = []
         self.close_code: int | None = None
@@ -237,6 +239,22 @@ class WSClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The WebSocket frames a server sent, as (opcode, payload), parsed by hand (RFC 6455 5.2: a server's frames
+    are unmasked), so that bytes after a Close frame are seen too (a client library would stop there)."""
+    frames, pos = [], 0
+    while pos + 2 <= len(data):
+        opcode, size = data[pos] & 0x0F, data[pos + 1] & 0x7F
+        pos += 2
+        if size >= 126:
+            width = 2 if size == 126 else 8
+            size, pos = int.from_bytes(data[pos:pos + width], "big"), pos + width
+        frames.append((opcode, data[pos:pos + size]))
+        pos += size
+    assert pos == len(data), f"{len(data) - pos} bytes of a partial frame at the end"
+    return frames
 
 
 def close_all() -> None:

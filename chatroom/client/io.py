@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Protocol
 
-from chatroom.wire.outqueue import SEND_BUFFERS, OutQueue
+from chatroom.sockets.outqueue import SEND_BUFFERS, OutQueue
 
 __all__ = ["SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
 

@@ -76,7 +76,7 @@ from chatroom.client.io import Console, OutQueue
 from chatroom.client.reconnect import LOST, Backoff, ReconnectSide
 from chatroom.wire.lines import Frame, Line, TooLong, encode_line, sanitize
 from chatroom.wire.stream import StreamParser
-from chatroom.wire.wakeup import Waker
+from chatroom.sockets.wakeup import Waker
 
 __all__ = ["LOST", "QUIT_WAIT", "ClientLoop"]
 

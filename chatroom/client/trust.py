@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from chatroom.wire.tlssocket import TLSSocket
+from chatroom.sockets.tlssocket import TLSSocket
 
 __all__ = ["TLSClientSocket", "TrustRefused", "known_hosts_path", "normalize_fingerprint", "open_tls"]
 

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from chatroom.model.member import Member
 from chatroom.wire.lines import Event, Parser, encode_frame, encode_frame_header, encode_line
-from chatroom.wire.outqueue import OutQueue
+from chatroom.sockets.outqueue import OutQueue
 
 
 class Connection(Member):
@@ -16,7 +16,7 @@ class Connection(Member):
 
     Plugins read ``nick``, ``room``, ``rooms``, ``caps``, ``addr``, ``id``,
     ``closed``. The rest is the loop's bookkeeping: ``out`` (an
-    :class:`~chatroom.wire.outqueue.OutQueue`; the output budget is checked
+    :class:`~chatroom.sockets.outqueue.OutQueue`; the output budget is checked
     against its size when bytes are queued, in :meth:`deliver`), ``tokens``
     and ``stamp`` (the flood token bucket and when it was last refilled, loop
     seconds), ``held`` (an event read while the bucket was empty),

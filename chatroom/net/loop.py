@@ -31,9 +31,9 @@ from typing import Any
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
 from chatroom.net.scheduler import Scheduler
-from chatroom.wire.wakeup import Waker
+from chatroom.sockets.wakeup import Waker
 
-__all__ = ["DEFAULT_MAX_QUEUE", "LOW_WATER", "PASS_BUDGET", "STREAM_BATCH", "WRITE_SIZE", "Loop"]
+__all__ = ["DEFAULT_MAX_QUEUE", "LOW_WATER", "MAX_WAIT", "PASS_BUDGET", "STREAM_BATCH", "WRITE_SIZE", "Loop"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -47,6 +47,9 @@ STREAM_BATCH = 2000
 WRITE_SIZE = 64 * 1024
 #: Seconds a pass may spend reading and serving input before it leaves the rest to the next pass.
 PASS_BUDGET = 0.005
+#: Longest wait of one ``select`` (seconds): epoll refuses waits over about 24.8 days (OverflowError), so a
+#: timer further away (a plugin's 30-day reminder) only wakes the loop once an hour until it is due.
+MAX_WAIT = 3600.0
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
@@ -144,10 +147,14 @@ class Loop:
         return busy
 
     def timeout(self) -> float | None:
-        """How long the next ``select`` may wait (0 while work is pending; else until the next timer)."""
+        """How long the next ``select`` may wait, in seconds (0 while work is pending; else until the next
+        timer, at most :data:`MAX_WAIT`; None: until an event)."""
         if self._streaming or self.backlog or self._doomed or self.dirty or self._writable:
             return 0
-        return self.scheduler.timeout()
+        timeout = self.scheduler.timeout()
+        if timeout is not None and timeout > MAX_WAIT:
+            timeout = MAX_WAIT
+        return timeout
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Ask :meth:`serve_forever` to return (thread-safe)."""

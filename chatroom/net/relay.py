@@ -18,8 +18,11 @@ the bytes never touch the disk. A receiver that holds a sender back for
 server's low-water mark (so one slower than about 1 MiB per 30 s, or
 stalled) is dropped from that transfer (``file-abort``), so it cannot hold
 the others back for ever; a sender that sends nothing for
-:data:`IDLE_TIMEOUT` seconds loses its transfer. Consent and quotas come
-first (:mod:`chatroom.net.consent`): only receivers who accepted get bytes.
+:data:`IDLE_TIMEOUT` seconds loses its transfer. Quotas and consent come
+first (:mod:`chatroom.net.quota`, :mod:`chatroom.net.consent`): only
+receivers who accepted get bytes. The pausing and resuming is
+:mod:`chatroom.net.backpressure`'s; the relay holds each of these parts
+and talks to the server through :class:`~chatroom.net.transfer.RelayHost`.
 """
 
 from __future__ import annotations
@@ -28,22 +31,21 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
-from chatroom.net.backpressure import BackpressureSide
-from chatroom.net.consent import OFFER_TIMEOUT, OfferSide, Quota, quota_key
+from chatroom.net.backpressure import Backpressure
+from chatroom.net.consent import OFFER_TIMEOUT, Consent, summary
 from chatroom.net.malloc import tune_malloc
+from chatroom.net.quota import Quota, quota_key
+from chatroom.net.transfer import RelayHost, Transfer
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import MAX_FRAME, Frame, sanitize
 from chatroom.wire.numbers import parse_uint
 
 if TYPE_CHECKING:
     from chatroom.net.connection import Connection as Client
-
-    Server = Any  # the application: send_line, send_bytes, broadcast, pause/resume_reading, call_hook, call_later
 
 __all__ = ["HIGH_WATER", "IDLE_TIMEOUT", "MAX_ACTIVE", "MIN_PROGRESS", "OFFER_TIMEOUT", "STALL_TIMEOUT", "Relay",
            "Transfer", "tune_malloc"]
@@ -64,6 +66,8 @@ MAX_ACTIVE = 8
 TICK = 1.0
 #: Ended transfer ids remembered, so late frames from their sender are dropped quietly.
 _ENDED_MEMORY = 1024
+#: The frames a client may send (docs/protocol.md, "File transfer frames").
+FRAME_KINDS = ("file-data", "file-end", "file-abort")
 
 
 def parse_id(text: str) -> int | None:
@@ -71,39 +75,15 @@ def parse_id(text: str) -> int | None:
     return parse_uint(text, max_digits=18)
 
 
-@dataclass(eq=False)
-class Transfer:
-    """One file on its way from ``sender`` to ``receivers`` (client id -> Client: those who accepted).
+class Relay:
+    """Relays file frames for one server (*server*: a :class:`~chatroom.net.transfer.RelayHost`).
 
-    ``size`` is the announced size and ``relayed`` the bytes forwarded so far
-    (both in bytes); ``started`` and ``last_data`` are ``time.monotonic()``
-    seconds. While ``asked`` (client id -> Client) is not empty the transfer is
-    in its answer phase (until ``deadline``); ``accepted``, ``declined`` and
-    ``timed_out`` are the nicks of the answers, for the sender's report.
-    """
-
-    id: int
-    sender: Client
-    name: str
-    size: int
-    receivers: dict[int, Client]
-    started: float
-    last_data: float
-    relayed: int = 0
-    window: float = 0.0  # when the current progress window started...
-    mark: int = 0  # ... and the bytes relayed by then
-    held: dict[int, list[bytes | memoryview]] = field(default_factory=dict)  # receiver id -> buffers not queued yet
-    asked: dict[int, Client] = field(default_factory=dict)
-    accepted: list[str] = field(default_factory=list)
-    declined: list[str] = field(default_factory=list)
-    timed_out: list[str] = field(default_factory=list)
-    deadline: float = 0.0
-    report: bool = False  # somebody was asked or declined: tell the sender who said what
-    charge: Any = None  # the quota entry, refunded if nobody accepts
-
-
-class Relay(OfferSide, BackpressureSide):
-    """Relays file frames for one :class:`~chatroom.net.loop.Server`.
+    It holds three parts, each with its own state: ``quota``
+    (:class:`~chatroom.net.quota.Quota`), ``consent``
+    (:class:`~chatroom.net.consent.Consent`) and ``flow``
+    (:class:`~chatroom.net.backpressure.Backpressure`); the relay itself owns
+    the open ``transfers`` (id -> :class:`~chatroom.net.transfer.Transfer`),
+    the ids of recently ended ones, and the tick timer.
 
     Keyword arguments override the module constants (tests use small ones);
     ``offer_timeout`` is how long asked receivers have to answer (seconds);
@@ -113,7 +93,7 @@ class Relay(OfferSide, BackpressureSide):
 
     def __init__(
         self,
-        server: Server,
+        server: RelayHost,
         *,
         high_water: int = HIGH_WATER,
         stall_timeout: float = STALL_TIMEOUT,
@@ -127,23 +107,19 @@ class Relay(OfferSide, BackpressureSide):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.server = server
-        self.high_water = high_water
-        self.stall_timeout = stall_timeout
         self.idle_timeout = idle_timeout
         self.max_active = max_active
         self.min_progress = min_progress
         self.tick = tick
         self.clock = clock
-        self.offer_timeout = offer_timeout
-        self.quota = Quota(files_per_hour, bytes_per_day, clock)
-        self.policies: dict[int, str] = {}  # client id -> "ask" or "none" (absent: "all")
         self.transfers: dict[int, Transfer] = {}
+        self.quota = Quota(files_per_hour, bytes_per_day, clock)
+        self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock)
+        self.flow = Backpressure(server, self.transfers, self._end, high_water=high_water,
+                                 stall_timeout=stall_timeout, clock=clock)
         self._ids = count(1)
-        self._paused: dict[int, Client] = {}  # senders whose reading we paused, by client id
-        self._blocked_since: dict[int, float] = {}  # receiver id -> when it was first seen holding a sender back
         self._ended: OrderedDict[int, int] = OrderedDict()  # ended transfer id -> sender id
         self._timer: Any = None
-        self._flushing: dict[int, Transfer] = {}  # ended transfers with buffers still held for slow receivers
 
     # -- called by the sendfile command ------------------------------------------
     def start(self, client: Client, name: str, size: int) -> int:
@@ -155,7 +131,7 @@ class Relay(OfferSide, BackpressureSide):
         receive frames, no ``file_offered`` hookimpl refuses, and the sender's
         quota allows it. Raises :class:`~chatroom.model.errors.Refused` with the
         reason otherwise. Then the room hears ``* NICK is sending "NAME" (SIZE
-        bytes)`` and the answer phase starts (:class:`~chatroom.net.consent.OfferSide`):
+        bytes)`` and the answer phase starts (:meth:`Consent.offer <chatroom.net.consent.Consent.offer>`):
         the sender gets ``OK sendfile ID NAME`` and the acceptors ``file-begin``
         once every answer is in, at once when nobody has to be asked.
         """
@@ -171,9 +147,7 @@ class Relay(OfferSide, BackpressureSide):
             raise Refused(f"you already have {self.max_active} transfers open; wait for one to finish")
         if client.room is None:
             raise Refused("you are in no room: /join #room first")
-        receivers = {
-            c.id: c for c in client.room.members.values() if c is not client and not c.closed and "binary" in c.caps
-        }
+        receivers = [c for c in client.room.members.values() if c is not client and not c.closed and "binary" in c.caps]
         if not receivers:
             raise Refused(f"nobody else in {client.room.label} can receive files")
         for result in self.server.call_hook("file_offered", client, name=name, size=size):
@@ -188,18 +162,39 @@ class Relay(OfferSide, BackpressureSide):
         transfer.charge = self.quota.charge(quota_key(client), size)
         self.transfers[tid] = transfer
         self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
-        self._offer(transfer, list(receivers.values()))
+        self.consent.offer(transfer, receivers)
+        self._arm_timer()
         return tid
 
-    def _go(self, transfer: Transfer) -> None:
-        """The answers are in and somebody accepted: ``file-begin`` to them, ``OK sendfile`` to the sender."""
+    def set_policy(self, client: Client, policy: str) -> None:
+        """``/files ask|all|none`` (see :meth:`chatroom.net.consent.Consent.set_policy`)."""
+        self.consent.set_policy(client, policy)
+
+    def answer(self, client: Client, tid: int | None, accept: bool) -> str:
+        """``/accept ID`` or ``/decline ID`` (see :meth:`chatroom.net.consent.Consent.answer`)."""
+        return self.consent.answer(client, tid, accept)
+
+    def _decided(self, transfer: Transfer) -> None:
+        """Every receiver answered (or timed out): ``file-begin`` to the acceptors and ``OK sendfile`` to the
+        sender, or, when nobody accepted, ``ERROR sendfile`` and the quota refunded."""
+        sender = transfer.sender
+        if not transfer.receivers:
+            self._forget(transfer)
+            self.quota.refund(quota_key(sender), transfer.charge)
+            self.server.send_line(sender, f"ERROR sendfile {transfer.name}: nobody accepted the file "
+                                          f"({summary(transfer)})")
+            self.server.call_hook("file_delivered", sender, name=transfer.name, size=transfer.size,
+                                  receivers=[], ok=False)
+            return
+        if transfer.report:
+            self.server.send_line(sender, f'* "{transfer.name}": {summary(transfer)}')
         now = self.clock()
         transfer.started = transfer.last_data = transfer.window = now
-        begin = f"file-begin {transfer.id} {transfer.size} {transfer.sender.nick} {transfer.name}"
+        begin = f"file-begin {transfer.id} {transfer.size} {sender.nick} {transfer.name}"
         for receiver in transfer.receivers.values():
             self.server.send_bytes(receiver, receiver.frame(begin))
-        self.server.send_line(transfer.sender, f"OK sendfile {transfer.id} {transfer.name}")
-        log.info("transfer %d: %s sends %r (%d bytes) to %d receivers", transfer.id, transfer.sender.nick,
+        self.server.send_line(sender, f"OK sendfile {transfer.id} {transfer.name}")
+        log.info("transfer %d: %s sends %r (%d bytes) to %d receivers", transfer.id, sender.nick,
                  transfer.name, transfer.size, len(transfer.receivers))
         self._arm_timer()
 
@@ -208,22 +203,23 @@ class Relay(OfferSide, BackpressureSide):
         """May *client* send a frame with this header? None, or why not (``""``: drop it quietly).
 
         Called by the parser before any payload byte is buffered: only a
-        client that sent ``/caps binary`` may send frames, a ``file-data``
-        payload must belong to one of its open transfers and fit in what is
-        left of it, and other frames carry no payload. A refused payload is
-        skipped as it arrives, never held in memory.
+        client that sent ``/caps binary`` may send frames, only of the
+        :data:`FRAME_KINDS`, each for one of its open transfers; a ``file-data``
+        payload must fit in what is left of it, and other frames carry no
+        payload. A refused payload is skipped as it arrives, never held in
+        memory, and the transport charges the refusal to flood control.
         """
         if "binary" not in client.caps:
             return "frames need /caps binary first"
         kind, _, rest = meta.partition(" ")
+        if kind not in FRAME_KINDS:
+            return f"unknown frame kind: {sanitize(kind)[:40]}"
+        found = self._own(client, kind, rest.partition(" ")[0])
+        if isinstance(found, str):
+            return found
         if kind != "file-data":
-            return None if size <= 4096 else f"{sanitize(kind)[:40]} frames carry no payload"
-        tid = parse_id(rest.partition(" ")[0])
-        transfer = self.transfers.get(tid) if tid is not None else None
-        if transfer is None or transfer.sender is not client:
-            if tid is not None and self._ended.get(tid) == client.id:
-                return ""  # chunks already in flight when the transfer ended
-            return f"file-data: no transfer {sanitize(rest)[:20]} of yours is open"
+            return None if size <= 4096 else f"{kind} frames carry no payload"
+        transfer, tid = found, found.id
         if transfer.asked:
             return f"file-data {tid}: the receivers have not answered yet; wait for OK sendfile"
         if size > transfer.size - transfer.relayed or size > MAX_FRAME:
@@ -239,18 +235,17 @@ class Relay(OfferSide, BackpressureSide):
         """
         kind, _, rest = frame.meta.partition(" ")
         tid_text, _, arg = rest.partition(" ")
-        if kind not in ("file-data", "file-end", "file-abort"):
+        if kind not in FRAME_KINDS:
             self.server.send_line(client, f"ERROR unknown frame kind: {sanitize(kind)[:40]}")
             return
-        tid = parse_id(tid_text)
-        transfer = self.transfers.get(tid) if tid is not None else None
-        if transfer is None or transfer.sender is not client:
-            if tid is not None and self._ended.get(tid) == client.id:
-                return
-            self.server.send_line(client, f"ERROR {kind}: no transfer {sanitize(tid_text)[:20]} of yours is open")
+        found = self._own(client, kind, tid_text)
+        if isinstance(found, str):
+            if found:
+                self.server.send_line(client, f"ERROR {found}")
             return
+        transfer = found
         if transfer.asked and kind != "file-abort":
-            self.server.send_line(client, f"ERROR {kind} {tid}: the receivers have not answered yet")
+            self.server.send_line(client, f"ERROR {kind} {transfer.id}: the receivers have not answered yet")
             return
         if kind == "file-data":
             self._data(transfer, frame)
@@ -260,36 +255,32 @@ class Relay(OfferSide, BackpressureSide):
             reason = sanitize(arg).strip()[:200] or "cancelled"
             self._end(transfer, f"sender cancelled: {reason}", tell_sender=False)
 
+    def _own(self, client: Client, kind: str, tid_text: str) -> Transfer | str:
+        """*client*'s open transfer *tid_text* names, or why not (``""``: it just ended; drop the frame quietly,
+        as chunks already in flight still arrive)."""
+        tid = parse_id(tid_text)
+        transfer = self.transfers.get(tid) if tid is not None else None
+        if transfer is not None and transfer.sender is client:
+            return transfer
+        if tid is not None and self._ended.get(tid) == client.id:
+            return ""
+        return f"{kind}: no transfer {sanitize(tid_text)[:20]} of yours is open"
+
     def on_client_left(self, client: Client) -> None:
         """*client* is gone: abort its own transfers and remove it as a receiver."""
         for transfer in list(self.transfers.values()):
             if transfer.sender is client:
                 self._end(transfer, f"{client.nick} disconnected", tell_sender=False)
-            elif transfer.asked.pop(client.id, None) is not None:
-                transfer.timed_out.append(client.nick)
-                if not transfer.asked:
-                    self._decided(transfer)
             elif transfer.receivers.pop(client.id, None) is not None:
                 transfer.held.pop(client.id, None)
                 if not transfer.receivers and not transfer.asked:
                     self._end(transfer, "every receiver left")
-        for transfer in list(self._flushing.values()):
-            transfer.held.pop(client.id, None)
-            if not transfer.held:
-                del self._flushing[transfer.id]
-        self._paused.pop(client.id, None)
-        self._blocked_since.pop(client.id, None)
-        self.policies.pop(client.id, None)
-        self._resume_unblocked()
+        self.consent.left(client)
+        self.flow.left(client)
 
     def on_drain(self, client: Client) -> None:
         """*client*'s output queue drained: give it what was held for it, resume senders it no longer blocks."""
-        self._blocked_since.pop(client.id, None)
-        for transfer in [*self.transfers.values(), *self._flushing.values()]:
-            if client.id in transfer.held:
-                self._release(transfer, client)
-        if self._paused:
-            self._resume_unblocked()
+        self.flow.drained(client)
 
     # -- the flow -------------------------------------------------------------------
     def _data(self, transfer: Transfer, frame: Frame) -> None:
@@ -301,35 +292,14 @@ class Relay(OfferSide, BackpressureSide):
         transfer.relayed += n
         transfer.last_data = self.clock()
         meta = f"file-data {transfer.id}"
+        flow = self.flow
         blocked = False
         for receiver in transfer.receivers.values():  # one payload object, shared by every receiver's queue
             header = receiver.frame_header(meta, n)  # a few bytes, in the receiver's wire format
-            if not self._send(transfer, receiver, header, payload) or receiver.queued > self.high_water:
+            if not flow.send(transfer, receiver, header, payload) or receiver.queued > flow.high_water:
                 blocked = True
         if blocked:
-            self._pause_senders(transfer)
-
-    def _send(self, transfer: Transfer, receiver: Client, *bufs: bytes | memoryview) -> bool:
-        """Queue *bufs* to *receiver* if they fit in its output budget; else hold them (no copy) and return False.
-
-        The sender is paused while anything is held, so at most about one chunk per
-        receiver waits here: memory stays within connections x budget + transfers x chunk.
-        """
-        held = transfer.held.get(receiver.id)
-        size = sum(len(b) for b in bufs)
-        if held is None and (not receiver.queued or receiver.queued + size <= self.server.max_queue):
-            for buf in bufs:
-                self.server.send_bytes(receiver, buf)
-            return True
-        transfer.held.setdefault(receiver.id, []).extend(bufs)
-        return False
-
-    def _release(self, transfer: Transfer, receiver: Client) -> None:
-        held = transfer.held.pop(receiver.id, [])
-        if held and not self._send(transfer, receiver, *held):
-            return
-        if not transfer.held:
-            self._flushing.pop(transfer.id, None)
+            flow.pause(transfer)
 
     def _finish(self, transfer: Transfer, digest: str) -> None:
         if transfer.relayed != transfer.size:
@@ -340,7 +310,7 @@ class Relay(OfferSide, BackpressureSide):
             return
         end = f"file-end {transfer.id} {digest}"
         for receiver in transfer.receivers.values():
-            self._send(transfer, receiver, receiver.frame(end))
+            self.flow.send(transfer, receiver, receiver.frame(end))
         nicks = [r.nick for r in transfer.receivers.values()]
         self._forget(transfer)
         self.server.send_bytes(transfer.sender, transfer.sender.frame(f"file-done {transfer.id} {','.join(nicks)}".rstrip()))
@@ -355,52 +325,35 @@ class Relay(OfferSide, BackpressureSide):
 
     def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True) -> None:
         """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
-        abort = f"file-abort {transfer.id} {reason}"
         transfer.held.clear()  # the receivers discard the file anyway
         for receiver in [*transfer.receivers.values(), *transfer.asked.values()]:
-            if not receiver.closed:
-                self.server.send_bytes(receiver, receiver.frame(abort))
+            transfer.abort(self.server, receiver, reason)
         self._forget(transfer)
-        if tell_sender and not transfer.sender.closed:
-            self.server.send_bytes(transfer.sender, transfer.sender.frame(abort))
+        if tell_sender:
+            transfer.abort(self.server, transfer.sender, reason)
         log.info("transfer %d: %r from %s aborted: %s", transfer.id, transfer.name, transfer.sender.nick, reason)
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
 
     def _forget(self, transfer: Transfer) -> None:
         self.transfers.pop(transfer.id, None)
-        if transfer.held:
-            self._flushing[transfer.id] = transfer
+        self.consent.drop(transfer)
         self._ended[transfer.id] = transfer.sender.id
         while len(self._ended) > _ENDED_MEMORY:
             self._ended.popitem(last=False)
-        self._resume_unblocked()
+        self.flow.ended(transfer)
 
     def _arm_timer(self) -> None:
-        if self._timer is None and (self.transfers or self._flushing):
+        if self._timer is None and (self.transfers or self.flow.flushing):
             self._timer = self.server.call_later(self.tick, self._on_tick, plugin="sendfile")
 
     def _on_tick(self) -> None:
-        """Drop receivers that held a sender back too long, and transfers whose sender went idle."""
+        """Expire offers, drop receivers that held a sender back too long, end transfers whose sender went idle."""
         self._timer = None
         now = self.clock()
-        self._expire_offers(now)
-        for sender in list(self._paused.values()):
-            for receiver in self._blocking(sender):
-                if now - self._blocked_since.setdefault(receiver.id, now) >= self.stall_timeout:
-                    self._drop_receiver(sender, receiver)
-        for transfer in list(self._flushing.values()):
-            for rid in list(transfer.held):
-                if now - self._blocked_since.setdefault(rid, now) >= self.stall_timeout:
-                    receiver = transfer.receivers.get(rid)
-                    transfer.held.pop(rid)
-                    if receiver is not None:
-                        self.server.send_bytes(receiver, receiver.frame(
-                            f"file-abort {transfer.id} too slow: {receiver.nick} held the transfer back for "
-                            f"{self.stall_timeout:g} s"))
-            if not transfer.held:
-                del self._flushing[transfer.id]
+        self.consent.expire(now)
+        self.flow.tick(now)
         for transfer in list(self.transfers.values()):
-            if transfer.sender.id in self._paused or transfer.asked:
+            if transfer.sender.id in self.flow.paused or transfer.asked:
                 continue
             if now - transfer.last_data >= self.idle_timeout:
                 self._end(transfer, f"the sender sent nothing for {self.idle_timeout:g} s")
@@ -411,5 +364,5 @@ class Relay(OfferSide, BackpressureSide):
                                         f"(at least {self.min_progress} are needed)")
                 else:
                     transfer.window, transfer.mark = now, transfer.relayed
-        self._resume_unblocked()
+        self.flow.resume_unblocked()
         self._arm_timer()

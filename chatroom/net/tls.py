@@ -46,7 +46,7 @@ from chatroom.wire.lines import encode_line
 __all__ = ["CERT_FILE", "CLEAR_ERROR", "HANDSHAKE_TIMEOUT", "KEY_FILE", "TLSConnection", "TLSSocket", "TLSTransport",
            "ensure_certificate", "fingerprint", "load_tls", "server_context"]
 
-from chatroom.wire.tlssocket import RECORD, TLSSocket  # noqa: E402,F401 - re-exported
+from chatroom.sockets.tlssocket import RECORD, TLSSocket  # noqa: E402,F401 - re-exported
 
 log = logging.getLogger("chatroom.server")
 
@@ -130,7 +130,7 @@ class _Handshake:
         self.refused = True
         try:
             self.sock.recv(READ_SIZE)
-            self.sock.send(encode_line(CLEAR_ERROR))
+            self.sock.send(self.transport._clear_text_answer(spoke=True))
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self.end("")
@@ -149,7 +149,7 @@ class _Handshake:
             return
         if self.tls is None and not self.refused:
             try:
-                self.sock.send(encode_line(CLEAR_ERROR))
+                self.sock.send(self.transport._clear_text_answer(spoke=False))
             except OSError:
                 pass
         self.end("" if self.refused else f"TLS handshake timeout ({self.transport.handshake_timeout:g} s)")
@@ -206,6 +206,11 @@ class TLSTransport(LineTransport):
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.handshakes[_Handshake(self, sock, addr)] = True
+
+    def _clear_text_answer(self, spoke: bool) -> bytes:
+        """What a client that sent clear text (*spoke*) or nothing to this TLS port is told, in clear, before it
+        is closed: :data:`CLEAR_ERROR` either way (a person on ``nc`` waiting for a greeting learns why)."""
+        return encode_line(CLEAR_ERROR)
 
     def _connection(self, cid: int, sock: Any, addr: Any) -> Connection:
         return TLSConnection(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now)

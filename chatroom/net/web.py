@@ -13,18 +13,25 @@ built on :class:`~chatroom.net.tls.TLSTransport`.
 
 Life of a connection: accepted, it is an HTTP connection (``http`` table,
 not the server's; the application does not know it) answering ``GET``/``HEAD``
-of the page's files (:mod:`chatroom.net.webhttp`), each request complete
-within ``request_timeout`` seconds (else ``408``), an idle keep-alive closed
-after ``idle_timeout``. ``GET /ws`` with a WebSocket upgrade and an allowed
-``Origin`` makes it a member: a server id and guest nick, the ``hello``
-event, then the application's ``on_connect`` as for a TCP client. The wire
-is specified in docs/protocol.md ("WebSocket and JSON events"). Loop thread only.
+of the page's files (:mod:`chatroom.net.webhttp`) for a ``Host`` that is
+one of the server's own names or addresses (:class:`~chatroom.net.webhttp.Hosts`),
+each request complete within ``request_timeout`` seconds (else ``408``; a
+connection that sends nothing is closed after as long), an idle keep-alive
+closed after ``idle_timeout``. HTTP connections have ids of their own
+(negative; ``http1``, ``http2``... in the log). ``GET /ws`` with a WebSocket
+upgrade and an allowed ``Origin`` makes it a member: a server id and guest
+nick (the next of the server's, so a page load costs one), the ``hello``
+event, then the application's ``on_connect`` as for a TCP client. After its
+own Close frame the server sends nothing more on it. The wire is specified
+in docs/protocol.md ("WebSocket and JSON events"). Loop thread only.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -38,7 +45,8 @@ from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN
 from chatroom.net.tcp import CLOSE_GRACE, LineTransport, listen
 from chatroom.net.tls import TLSTransport
-from chatroom.net.webhttp import StaticFiles, plain_answer, respond
+from chatroom.net.webgate import Gate, Hosts
+from chatroom.net.webhttp import StaticFiles, plain_answer
 from chatroom.net.webproto import HttpError, HttpRequest, PeerClosed, WebParser, WsClosed, WsPing
 from chatroom.wire.jsonwire import binary_frame, binary_header, encode_entry, hello_event, line_event, members_event, you_event
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE
@@ -60,10 +68,11 @@ class WebConnection(Connection):
     """A web connection: HTTP until ``upgraded``, then a member speaking JSON events.
 
     ``you`` is the last ``you`` event's state (nick, account, current room, rooms); ``since`` when the HTTP
-    request being received began (loop seconds, 0: none), ``idle_since`` when the last one was answered.
+    request being received began, or the connection if it sent none yet (loop seconds, 0: none), ``idle_since``
+    when the last one was answered; ``close_sent`` is true once our Close frame is queued (nothing follows it).
     """
 
-    __slots__ = ("wire_index", "upgraded", "you", "since", "idle_since")
+    __slots__ = ("wire_index", "upgraded", "you", "since", "idle_since", "close_sent")
 
     def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,6 +82,13 @@ class WebConnection(Connection):
         self.you: tuple[Any, ...] = ()
         self.since = 0.0
         self.idle_since = 0.0
+        self.close_sent = False
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        """As a connection's, except after our Close frame: RFC 6455 (5.5.1) allows no data frame after it,
+        and browsers would report 1006 instead of our code and reason."""
+        if not self.close_sent:
+            super().deliver(data)
 
     def encode_text(self, text: str) -> bytes:
         """A line as a ``line`` event."""
@@ -93,7 +109,7 @@ class WebConnection(Connection):
 
     def changed(self) -> None:
         """A ``you`` event, if nick, account, current room or rooms differ from the last one sent."""
-        if not self.upgraded or self.closed:
+        if not self.upgraded or self.closed or self.closing:
             return
         state = (self.nick, self.account, self.room.name if self.room is not None else None, tuple(self.rooms))
         if state != self.you:
@@ -123,16 +139,16 @@ class _Web:
     _watch: set[Connection]
     _connection_class: type[WebConnection] = WebConnection
 
-    def _setup(self, *, wire_index: int, version: str, rooms: Callable[[], Iterable[str]],
-               origins: Iterable[str] = (), static: StaticFiles | None = None,
-               request_timeout: float = REQUEST_TIMEOUT, scheme: str = "http") -> None:
+    def _setup(self, *, wire_index: int, version: str, rooms: Callable[[], Iterable[str]], gate: Gate,
+               request_timeout: float = REQUEST_TIMEOUT) -> None:
         self.wire_index = wire_index
         self.version = version
         self.rooms = rooms
-        self.origins = {_origin(o) for o in origins}
-        self.static = static if static is not None else StaticFiles()
+        self.gate = gate
+        # HTTP connections count on a counter of their own; a member takes the server's next id when its
+        # WebSocket opens, so loading a page (a connection per file) costs one guest number, not eight
+        self.member_ids, self.ids = self.ids, itertools.count(1)
         self.request_timeout = request_timeout
-        self.scheme = scheme
         self.http: dict[int, WebConnection] = {}
         self._http_timer: Any = None
 
@@ -144,14 +160,15 @@ class _Web:
         return conn
 
     def _greet(self, conn: WebConnection) -> None:  # type: ignore[override]
-        """An HTTP connection: in the web table only, until it opens a WebSocket."""
-        conn.idle_since = self.loop.now
+        """An HTTP connection: in the web table only, until it opens a WebSocket; its request timer runs."""
+        conn.idle_since = conn.since = self.loop.now
         self.http[conn.id] = conn
         if self._http_timer is None:
             self._http_timer = self.loop.call_later(1.0, self._sweep_http)
 
     def _too_many(self, text: str) -> bytes:
-        return plain_answer(503, text)
+        """A 503 on the clear port; nothing on the TLS one (a browser there reads no clear text)."""
+        return plain_answer(503, text) if self.gate.scheme == "http" else b""
 
     def serve(self, conn: WebConnection) -> None:  # type: ignore[override]
         """Handle a slice of events (the line transport's code), then start an HTTP request's timer, or tell a
@@ -172,15 +189,19 @@ class _Web:
             return 1.0
         if kind is WsPing:
             conn.deliver(event.pong)
-            return 0.0
+            return 1.0  # as a line: a pong for each ping is output the flood bucket must pay for
         if kind is WsClosed:
             if event.reply:
                 conn.deliver(event.reply)
+                conn.close_sent = True
             normal = event.code in (1000, 1001, 1005)
             self.close(conn, "connection lost" if normal else f"WebSocket error {event.code}: {event.reason}",
                        flush=True)
             return 0.0
         if kind is HttpError:
+            if event.detail:
+                log.info("refused an HTTP request from %s: %d %s (%r)", conn.host, event.status, event.reason,
+                         event.detail[:200], extra=CONN)
             self._refuse_http(conn, event.status, event.reason)
             return 2.0
         if kind is PeerClosed:
@@ -190,53 +211,34 @@ class _Web:
 
     # -- HTTP ------------------------------------------------------------------------------------
     def _request(self, conn: WebConnection, request: HttpRequest) -> None:
+        """Answer one request as the gate (:class:`~chatroom.net.webgate.Gate`) says: a refusal, the upgrade
+        to a WebSocket, or a file."""
         conn.since, conn.idle_since = 0.0, self.loop.now
         parser: WebParser = conn.parser  # type: ignore[assignment]
-        headers, host = request.headers, request.headers.get(b"host")
-        path = request.target.split(b"?", 1)[0]
-        if path == b"/ws":
-            if headers.get(b"upgrade", b"").lower() != b"websocket":
-                return self._refuse_http(conn, 426, "this is the WebSocket: connect with a WebSocket upgrade")
-            if request.method != b"GET":
-                return self._refuse_http(conn, 405, "GET only")
-            if not self._origin_allowed(headers.get(b"origin"), host):
-                origin = headers.get(b"origin", b"").decode("latin-1")[:100]
-                log.info("refused a WebSocket from %s: origin %r", conn.host, origin, extra=CONN)
-                return self._refuse_http(conn, 403, f"origin {origin} is not allowed (chatroom-server --web-origin)")
+        refusal = self.gate.check(request, _local_address(conn.sock))
+        if refusal is not None:
+            if refusal.log:
+                log.info("refused a request from %s: %s", conn.host, refusal.log, extra=CONN)
+            return self._refuse_http(conn, refusal.status, refusal.reason, refusal.extra)
+        if self.gate.websocket(request):
             try:
                 conn.deliver(parser.upgrade(request))
-            except ProtocolError as exc:  # no key, a wrong version...: wsproto's reason
-                return self._refuse_http(conn, 400, f"not a WebSocket upgrade: {exc}")
+            except ProtocolError:  # no key, no "Connection: Upgrade"...
+                return self._refuse_http(conn, 400, "not a WebSocket upgrade (RFC 6455: Connection: Upgrade, "
+                                                    "Sec-WebSocket-Key)")
             return self._open(conn)
-        if request.method not in (b"GET", b"HEAD"):
-            return self._refuse_http(conn, 405, "GET or HEAD only", allow=True)
         http = parser.http
         assert http is not None
-        found = self.static.get(request.target)
-        if found is None:
-            data = respond(http, 404, body=b"not found\n", host=host, head=request.method == b"HEAD")
-        else:
-            body, content_type, etag = found
-            match = etag in headers.get(b"if-none-match", b"")
-            data = respond(http, 304 if match else 200, body=body, content_type=content_type, etag=etag, host=host,
-                           head=request.method == b"HEAD")
-        conn.deliver(data)
+        conn.deliver(self.gate.answer(http, request))
         parser.answered()
         if http.our_state is h11.MUST_CLOSE:
             self.close(conn, "done", flush=True)
 
-    def _refuse_http(self, conn: WebConnection, status: int, reason: str, allow: bool = False) -> None:
-        """Answer *status* (a short text body) and close once it is sent."""
-        conn.deliver(plain_answer(status, reason, allow=allow))
+    def _refuse_http(self, conn: WebConnection, status: int, reason: str,
+                     extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        """Answer *status* (a short text body, *extra* headers) and close once it is sent."""
+        conn.deliver(plain_answer(status, reason, extra=extra))
         self.close(conn, f"HTTP {status}", flush=True)
-
-    def _origin_allowed(self, origin: bytes | None, host: bytes | None) -> bool:
-        if origin is None:  # not a browser: Origin is what protects a browser's user from other pages
-            return True
-        given = _origin(origin.decode("latin-1"))
-        if "*" in self.origins or given in self.origins:
-            return True
-        return host is not None and given == _origin(f"{self.scheme}://{host.decode('latin-1')}")
 
     def _sweep_http(self) -> None:
         """Every second: close HTTP connections whose request is late (408) or that idled too long."""
@@ -247,7 +249,10 @@ class _Web:
                 continue
             if conn.since and now - conn.since >= self.request_timeout:
                 log.info("closing %s from %s: request timeout", conn.nick, conn.host, extra=CONN)
-                self._refuse_http(conn, 408, f"the request took more than {self.request_timeout:g} s")
+                if conn.parser.head_pending:  # type: ignore[attr-defined]
+                    self._refuse_http(conn, 408, f"the request took more than {self.request_timeout:g} s")
+                else:  # it said nothing: a browser's spare connection, or a client holding a place
+                    self.close(conn, "request timeout")
             elif not conn.since and self.partial_timeout and now - conn.idle_since >= self.partial_timeout:
                 self.close(conn, "idle")
         if self.http:
@@ -258,7 +263,7 @@ class _Web:
         """The upgrade was answered: the connection becomes a member (an id and nick of the server's)."""
         del self.http[conn.id]
         old = conn.nick
-        conn.id = next(self.ids)
+        conn.id = next(self.member_ids)
         conn.nick = f"guest{conn.id}"
         conn.upgraded = True
         conn.caps = frozenset({"binary"})
@@ -297,6 +302,7 @@ class _Web:
         data = ws.send(CloseConnection(code=CLOSE_CODES.get(reason, 1001), reason=reason[:100]))
         if flush and not conn.doomed:
             conn.deliver(data)
+            conn.close_sent = True
         elif not conn.out:  # closing now: one try, never behind half-sent output
             try:
                 conn.sock.send(data)
@@ -312,28 +318,26 @@ class _Web:
         super().shutdown()  # type: ignore[misc]
 
 
-def _origin(text: str) -> str:
-    """An origin compared as browsers send it: lower case, no trailing slash, no default port."""
-    text = text.strip().lower().rstrip("/")
-    for scheme, port in (("http://", ":80"), ("https://", ":443")):
-        if text.startswith(scheme) and text.endswith(port):
-            return text[: -len(port)]
-    return text
+def _local_address(sock: Any) -> str:
+    """The address a connection came in on (``getsockname()``), ``""`` if the socket cannot say."""
+    try:
+        return str(sock.getsockname()[0])
+    except (OSError, AttributeError, IndexError):
+        return ""
 
 
 class WebTransport(_Web, LineTransport):
     """HTTP and WebSocket on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (pass
-    ``share=`` the main transport: one id counter, connection table and per-address budget) plus those of
-    ``_Web._setup``: *wire_index* (the hub's index of :func:`~chatroom.wire.jsonwire.encode_entry`),
-    *version*, *rooms* (the server's room names, for ``hello``), *origins* (allowed besides the page's own;
-    ``"*"``: any), *static*, *request_timeout* (seconds)."""
+    ``share=`` the main transport: one id counter, connection table and per-address budget) plus *wire_index*
+    (the hub's index of :func:`~chatroom.wire.jsonwire.encode_entry`), *version*, *rooms* (the room names
+    ``hello`` lists), *gate* (:class:`~chatroom.net.webgate.Gate`: what each request gets), *request_timeout*
+    (seconds)."""
 
     def __init__(self, loop: Any, app: Any, listener: Any, *, wire_index: int, version: str,
-                 rooms: Callable[[], Iterable[str]], origins: Iterable[str] = (), static: StaticFiles | None = None,
-                 request_timeout: float = REQUEST_TIMEOUT, **options: Any) -> None:
+                 rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
+                 **options: Any) -> None:
         LineTransport.__init__(self, loop, app, listener, **options)
-        self._setup(wire_index=wire_index, version=version, rooms=rooms, origins=origins, static=static,
-                    request_timeout=request_timeout)
+        self._setup(wire_index=wire_index, version=version, rooms=rooms, gate=gate, request_timeout=request_timeout)
 
 
 class WebTLSTransport(_Web, TLSTransport):
@@ -343,21 +347,27 @@ class WebTLSTransport(_Web, TLSTransport):
     _connection_class = WebTLSConnection
 
     def __init__(self, loop: Any, app: Any, listener: Any, *, wire_index: int, version: str,
-                 rooms: Callable[[], Iterable[str]], origins: Iterable[str] = (), static: StaticFiles | None = None,
-                 request_timeout: float = REQUEST_TIMEOUT, **options: Any) -> None:
+                 rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
+                 **options: Any) -> None:
         TLSTransport.__init__(self, loop, app, listener, **options)
-        self._setup(wire_index=wire_index, version=version, rooms=rooms, origins=origins, static=static,
-                    request_timeout=request_timeout, scheme="https")
+        self._setup(wire_index=wire_index, version=version, rooms=rooms, gate=gate, request_timeout=request_timeout)
+
+    def _clear_text_answer(self, spoke: bool) -> bytes:
+        """Clear HTTP on the HTTPS port gets a short HTTP 400 in clear (nothing else goes out in clear; a
+        client that said nothing gets nothing)."""
+        return plain_answer(400, "this port speaks HTTPS: use https:// in the address") if spoke else b""
 
 
 def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
-             origins: Iterable[str] = (), static: Path | None = None, request_timeout: float = REQUEST_TIMEOUT,
-             listener: Any = None, **options: Any) -> WebTransport | WebTLSTransport:
+             origins: Iterable[str] = (), static: Path | None = None, hosts: Iterable[str] = (),
+             request_timeout: float = REQUEST_TIMEOUT, listener: Any = None,
+             **options: Any) -> WebTransport | WebTLSTransport:
     """Bind *host*:*port* (0: the kernel picks) and serve the web transport there for *app*, whose room model is
     *hub* (:class:`~chatroom.model.hub.Hub`: the JSON encoder is registered with it); over TLS with the
     ``ssl.SSLContext`` *tls* (*handshake_timeout* seconds). *origins* are allowed besides the page's own (``"*"``:
     any); *static*, the folder of the page's files (default: the package's ``chatroom/web/static``; read once,
-    here); *request_timeout*, seconds per HTTP request;
+    here); *hosts*, ``Host`` names answered besides the machine's own names, *host* and the addresses
+    (``--web-host``; ``"*"``: any); *request_timeout*, seconds per HTTP request;
     *listener*, a listening socket bound already (then *port* is unused);
     *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Raises OSError if it cannot bind."""
     listener = listener if listener is not None else listen(host, port)
@@ -365,11 +375,18 @@ def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: An
     def rooms() -> list[str]:  # what hello lists: the first listed rooms (/rooms pages through the rest)
         return [room.name for room in hub.rooms.listed()[:HELLO_ROOMS]]
 
-    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=rooms,
-               origins=origins, static=StaticFiles(static), request_timeout=request_timeout)
+    gate = Gate(StaticFiles(static), Hosts([*_own_names(), host, *hosts]), origins, "http" if tls is None else "https")
+    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=rooms, gate=gate,
+               request_timeout=request_timeout)
     if tls is not None:
         return WebTLSTransport(loop, app, listener, context=tls, handshake_timeout=handshake_timeout, **web, **options)
     return WebTransport(loop, app, listener, **web, **options)
+
+
+def _own_names() -> list[str]:
+    """The machine's host name, and its ``.local`` (mDNS) form when it is a bare name."""
+    name = socket.gethostname().lower()
+    return [name, f"{name}.local"] if name and "." not in name else [name]
 
 
 def _version() -> str:

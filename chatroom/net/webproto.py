@@ -44,6 +44,8 @@ MAX_HEAD = 8 * 1024
 MAX_HEADERS = 64
 #: Bytes of META (before the ``\n``) a binary message may carry besides its payload.
 MAX_META = 1024
+#: What a request h11 cannot parse is told, by h11's status hint (anything else: 400).
+_BAD_HTTP = {431: f"request head over {MAX_HEAD} bytes"}
 
 
 class HttpRequest:
@@ -60,13 +62,15 @@ class HttpRequest:
 
 
 class HttpError:
-    """Bad input before the upgrade: answer ``status`` (``int``) with ``reason`` (``str``), then close."""
+    """Bad input before the upgrade: answer ``status`` (``int``) with ``reason`` (``str``, ours: never the
+    request's bytes), then close; ``detail`` is what h11 said, for the log only."""
 
-    __slots__ = ("status", "reason")
+    __slots__ = ("status", "reason", "detail")
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, detail: str = "") -> None:
         self.status = status
         self.reason = reason
+        self.detail = detail
 
 
 class PeerClosed:
@@ -176,7 +180,8 @@ class WebParser:
                 event = http.next_event()
             except h11.RemoteProtocolError as exc:
                 self.http = None
-                return HttpError(exc.error_status_hint, str(exc) or "bad request")
+                status = exc.error_status_hint
+                return HttpError(status, _BAD_HTTP.get(status, "malformed HTTP request"), str(exc))
             if event is h11.NEED_DATA:
                 return None
             if event is h11.PAUSED:

@@ -142,6 +142,7 @@ class Server:
         if claim.web_listener is not None:  # the browser's door (HTTPS/WSS with tls): same rooms, ids and budgets
             door = open_web(self.loop, self, self.hub, options.host, tls=tls, handshake_timeout=timeout,
                             share=self.transport, listener=claim.web_listener, origins=options.web_origins,
+                            hosts=options.web_hosts,
                             static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]

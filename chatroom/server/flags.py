@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web-origin", dest="web_origins", action="append", default=UNSET, metavar="ORIGIN",
                      help="also accept WebSockets from pages of ORIGIN (https://chat.example.org; repeatable; "
                           "'*': any); by default only the server's own page may connect")
+    web.add_argument("--web-host", dest="web_hosts", action="append", default=UNSET, metavar="NAME",
+                     help="also answer pages asked for as NAME (a DNS name or address of this server; repeatable; "
+                          "'*': any); by default only this machine's names and addresses, against DNS rebinding")
     web.add_argument("--web-static", type=Path, default=UNSET, metavar="DIR",
                      help="serve the page's files from DIR instead of the installed ones (to work on the page)")
     _number(web, "--web-request-timeout", metavar="S",

@@ -279,6 +279,8 @@ class ServerOptions:
     web: bool = True
     web_port: int | None = _port()
     web_origins: tuple[str, ...] = ()
+    #: ``Host`` names answered besides the machine's own names and addresses (against DNS rebinding; "*": any).
+    web_hosts: tuple[str, ...] = ()
     web_static: Path | None = None
     web_request_timeout: float = _num(10.0, above=True, high=DAY)
     #: Account names that moderate every room and enable or disable plugins (the config file's ``admins``).
@@ -301,7 +303,7 @@ class ServerOptions:
             raise OptionError("--tls-cert and --tls-key go together")
         if self.server_password is not None and not (isinstance(self.server_password, str) and self.server_password):
             self._refuse("server_password", "must be a non-empty string or None")
-        for name in ("admins", "web_origins"):
+        for name in ("admins", "web_origins", "web_hosts"):
             values = getattr(self, name)
             if isinstance(values, str) or not all(isinstance(v, str) for v in values):
                 self._refuse(name, "must be a list of strings")

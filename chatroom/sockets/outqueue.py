@@ -102,8 +102,8 @@ class OutQueue:
                 left -= size
                 i += 1
             else:
-                if head.__class__ is bytearray:
-                    del head[:left]  # type: ignore[union-attr]
+                if isinstance(head, bytearray):  # the coalesced tail: ours, resized in place
+                    del head[:left]
                 else:
                     bufs[i] = memoryview(head)[left:]
                 left = 0

@@ -1,4 +1,4 @@
-"""A TLS socket as a non-blocking loop and :class:`~chatroom.wire.outqueue.OutQueue` use a socket.
+"""A TLS socket as a non-blocking loop and :class:`~chatroom.sockets.outqueue.OutQueue` use a socket.
 
 Shared by the server's TLS transport and the client, like the output queue:
 ``recv`` raises BlockingIOError while TLS waits for the network, and
@@ -39,6 +39,10 @@ class TLSSocket:
     def fileno(self) -> int:
         """The underlying socket's descriptor, for the selector."""
         return self.ssl.fileno()
+
+    def getsockname(self) -> Any:
+        """The local address, as the underlying socket's ``getsockname()``."""
+        return self.ssl.getsockname()
 
     def pending(self) -> int:
         """Decrypted bytes waiting inside the SSL object."""
