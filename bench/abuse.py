@@ -271,7 +271,8 @@ PING_RE = re.compile(rb"ping (\d+) (\d+)")
 
 
 def probe_main(port: int, senders: int, ctl: Any) -> None:
-    """Probe process: *senders* ping connections and one timer; serves ``("measure", s)`` requests."""
+    """Probe process: *senders* ping connections and one timer; serves ``("measure", seconds, every_ns)``
+    requests (*seconds* None: until a ``("stop",)`` message; a ping every *every_ns* in all)."""
     try:
         tx = [connect(port) for _ in range(senders)]
         rx = connect(port)
@@ -295,12 +296,17 @@ def probe_main(port: int, senders: int, ctl: Any) -> None:
         msg = ctl.recv()
         if msg[0] != "measure":
             return
-        start, end = time.monotonic_ns(), time.monotonic_ns() + int(msg[1] * 1e9)
+        every = msg[2] if len(msg) > 2 else 5_000_000
+        start = time.monotonic_ns()
+        end = start + int(msg[1] * 1e9) if msg[1] is not None else 2**62
         sent: dict[int, int] = {}
         lat: list[float] = []
         nxt = start
         while True:
             now = time.monotonic_ns()
+            if end == 2**62 and ctl.poll():  # ("stop",)
+                ctl.recv()
+                end = now
             if now >= end and (not sent or now >= end + 2_000_000_000):
                 break
             if nxt <= now < end:
@@ -310,8 +316,8 @@ def probe_main(port: int, senders: int, ctl: Any) -> None:
                     sent[seq] = now
                 except OSError:
                     dead = True
-                nxt += 5_000_000
-            for key, _ in sel.select(max(0.0, min(nxt - now, 5_000_000) / 1e9)):
+                nxt += every
+            for key, _ in sel.select(max(0.0, min(nxt - now, every) / 1e9)):
                 try:
                     data = key.fileobj.recv(262144)
                 except BlockingIOError:
@@ -348,11 +354,18 @@ class Probe:
             self.stop()
             raise RuntimeError(f"probe: {msg[1]}")
 
-    def start(self, seconds: float) -> None:
-        self.ctl.send(("measure", seconds))
-        self.seconds = seconds
+    def start(self, seconds: float | None, every_ms: float = 5.0) -> None:
+        """Ping for *seconds* (None: until :meth:`finish`), one ping every *every_ms* ms in all."""
+        self.ctl.send(("measure", seconds, int(every_ms * 1e6)))
+        self.seconds = seconds if seconds is not None else 0.0
+
+    def finish(self) -> tuple[list[float], int, bool]:
+        """End an open-ended measure (:meth:`start` with None); its result."""
+        self.ctl.send(("stop",))
+        return self.result()
 
     def result(self) -> tuple[list[float], int, bool]:
+        """``(latencies ms, pings lost, a connection died)``; a lost ping counts with the time it waited."""
         if not self.ctl.poll(self.seconds + 10):
             return [], 0, True
         _, lat, lost, dead = self.ctl.recv()
