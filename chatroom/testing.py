@@ -345,8 +345,12 @@ class InProcessRoom:
         :data:`MAX_SETTLE_SECONDS` seconds.
         """
         deadline = time.monotonic() + MAX_SETTLE_SECONDS
+        writer = self.server.history.writes.writer  # threads=True: the history's writer is a thread too
         for _ in range(MAX_PASSES):
             if not self._pass():
+                if writer.pending:  # an acknowledgement waits for this commit
+                    writer.wait(max(0.0, deadline - time.monotonic()))
+                    continue
                 if not self._scheduler.outstanding:
                     return
                 self._scheduler.wait_done(max(0.0, deadline - time.monotonic()))  # threads=True: a job runs

@@ -319,3 +319,15 @@ def test_checkpoints_run_on_their_own_thread_after_commits(table: Path) -> None:
     finally:
         writer.close()
     assert rows(table)[-1] == 3000
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_the_kit_waits_for_the_acknowledgements_that_wait_for_a_commit(chatroom_room, threads: bool) -> None:  # type: ignore[no-untyped-def]
+    """The plugin test kit writes the history inline, or (threads=True) waits for its writer thread: a command
+    whose OK waits for its commit is answered by the time the kit's call returns."""
+    room = chatroom_room(threads=threads)
+    alice, bob = room.join("alice"), room.join("bob")
+    assert alice.say("/topic plans") == ["* alice set the topic of lobby: plans", "OK topic"]
+    assert bob.last == "* alice set the topic of lobby: plans"
+    assert alice.say("/join #new")[-1] == "OK join #new (1 member)"
+    assert room.server.history.pending == 0

@@ -308,10 +308,9 @@ class Server:
     def answer_when_saved(self, member: Member) -> None:
         """Hold what *member* is sent until every room-store change made so far is committed: who changed a
         topic, a room or its rules hears ``OK`` only then (docs/protocol.md, "Durability"); others are not held."""
-        if member.gone:
-            return
-        self.loop.gate(member)  # type: ignore[arg-type]
-        self.history.when_saved(lambda: self.loop.ungate(member))  # type: ignore[arg-type]
+        if isinstance(member, Connection) and not member.gone:  # a member the loop writes to
+            self.loop.gate(member)
+            self.history.when_saved(lambda: self.loop.ungate(member))
 
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
         more = self.hub.rooms.expire()  # the step runs on the history's writer thread; the loop never waits
