@@ -2,9 +2,9 @@
 
 Usage::
 
-    python bench/abuse.py [--attacks 3,4,5,6,7,8,9,10,11,13] [--seconds 5] [--runs 1]
+    python bench/abuse.py [--attacks 3,4,5,6,7,8,9,10,11,13,14] [--seconds 5] [--runs 1]
                           [--members 300] [--idle 1000] [--churn-rate 200]
-                          [--probe-senders 10] [--fd-limit] [--server-args "..."]
+                          [--probe-senders 30] [--probe-interval-ms 20] [--fd-limit] [--server-args "..."]
 
 For every attack (numbers are the rows of issue 8's table) and every run, a
 fresh ``chatroom-server --port 0 --quiet --data-dir TMP`` is started (port read
@@ -12,9 +12,10 @@ from its first stdout line ``chatroom-server listening on HOST:PORT``), with
 ``--max-per-address 0`` if its ``--help`` lists that flag (every attacker is on
 127.0.0.1, standing for many addresses), then ``--server-args``. A **probe**
 process joins the room: ``--probe-senders`` connections take turns to say
-``ping <n> <monotonic ns>`` every 5 ms in all (each sender every 50 ms by
-default: a single connection at 200 lines/s would itself be a flood under
-``--flood-rate 25``), and one more connection times each ping's arrival.
+``ping <n> <monotonic ns>`` every ``--probe-interval-ms`` in all (by default
+every 20 ms, each sender every 600 ms: 1.7 lines/s, under the default
+``--flood-rate 2``; one connection at 50 lines/s would itself be a flood),
+and one more connection times each ping's arrival.
 Phases: optional set-up (idle members: part of the scene, not of the attack),
 **baseline** (probe only, ``min(3, --seconds)`` s), **attack** (``--seconds``)
 with the probe measuring, then up to 2 s for late pings (a ping that never
@@ -42,6 +43,9 @@ Attacks (each bounded by its deadline; every loop bounded in count and time):
     RSS per idle connection and per unfinished line (``VmRSS`` differences).
 11  ``--idle`` idle members; connect/close churn at ``--churn-rate`` per second.
 13  a 65,535-byte chat line (line end included): does a receiver get a line over 65,536 bytes?
+14  (issue 17, row 4) a named client sends 5,000 chat lines of 100 bytes at once and never reads, as ``nc < file``
+    does; a named witness counts how many reach it before the flooder is gone (or the attack ends),
+    and the flooder's socket is read to its end: its last line, and a clean close (EOF) or a reset.
 """
 
 from __future__ import annotations
@@ -270,9 +274,9 @@ def flood(s: socket.socket, chunk: bytes, deadline: float, rate: float | None = 
 PING_RE = re.compile(rb"ping (\d+) (\d+)")
 
 
-def probe_main(port: int, senders: int, ctl: Any) -> None:
-    """Probe process: *senders* ping connections and one timer; serves ``("measure", seconds, every_ns)``
-    requests (*seconds* None: until a ``("stop",)`` message; a ping every *every_ns* in all)."""
+def probe_main(port: int, senders: int, interval_ns: int, ctl: Any) -> None:
+    """Probe process: *senders* ping connections and one timer; serves ``("measure", seconds)`` requests
+    (*seconds* None: until a ``("stop",)`` message)."""
     try:
         tx = [connect(port) for _ in range(senders)]
         rx = connect(port)
@@ -296,7 +300,6 @@ def probe_main(port: int, senders: int, ctl: Any) -> None:
         msg = ctl.recv()
         if msg[0] != "measure":
             return
-        every = msg[2] if len(msg) > 2 else 5_000_000
         start = time.monotonic_ns()
         end = start + int(msg[1] * 1e9) if msg[1] is not None else 2**62
         sent: dict[int, int] = {}
@@ -304,7 +307,7 @@ def probe_main(port: int, senders: int, ctl: Any) -> None:
         nxt = start
         while True:
             now = time.monotonic_ns()
-            if end == 2**62 and ctl.poll():  # ("stop",)
+            if end == 2**62 and ctl.poll():  # ("stop",) ends an open-ended measure
                 ctl.recv()
                 end = now
             if now >= end and (not sent or now >= end + 2_000_000_000):
@@ -316,8 +319,8 @@ def probe_main(port: int, senders: int, ctl: Any) -> None:
                     sent[seq] = now
                 except OSError:
                     dead = True
-                nxt += every
-            for key, _ in sel.select(max(0.0, min(nxt - now, every) / 1e9)):
+                nxt += interval_ns
+            for key, _ in sel.select(max(0.0, min(nxt - now, interval_ns) / 1e9)):
                 try:
                     data = key.fileobj.recv(262144)
                 except BlockingIOError:
@@ -344,19 +347,20 @@ def probe_main(port: int, senders: int, ctl: Any) -> None:
 class Probe:
     """The probe process and its control pipe."""
 
-    def __init__(self, port: int, senders: int) -> None:
+    def __init__(self, port: int, senders: int, interval_ms: float) -> None:
         ctx = get_context("fork")
         self.ctl, theirs = ctx.Pipe()
-        self.proc = ctx.Process(target=probe_main, args=(port, senders, theirs), daemon=True)
+        self.proc = ctx.Process(target=probe_main, args=(port, senders, int(interval_ms * 1e6), theirs),
+                                 daemon=True)
         self.proc.start()
         msg = self.ctl.recv() if self.ctl.poll(30) else ("fail", "probe not ready in 30 s")
         if msg[0] != "ready":
             self.stop()
             raise RuntimeError(f"probe: {msg[1]}")
 
-    def start(self, seconds: float | None, every_ms: float = 5.0) -> None:
-        """Ping for *seconds* (None: until :meth:`finish`), one ping every *every_ms* ms in all."""
-        self.ctl.send(("measure", seconds, int(every_ms * 1e6)))
+    def start(self, seconds: float | None) -> None:
+        """Ping for *seconds* (None: until :meth:`finish`)."""
+        self.ctl.send(("measure", seconds))
         self.seconds = seconds if seconds is not None else 0.0
 
     def finish(self) -> tuple[list[float], int, bool]:
@@ -557,6 +561,42 @@ def a13_long(sc: Scene) -> str:
     return "receiver got no such line" + (f"; sender got {err[0]}" if err else "; sender got no ERROR")
 
 
+def a14_flood_count(sc: Scene) -> str:
+    witness, flooder = sc.one(), sc.one()
+    for s, nick in ((witness, b"witness"), (flooder, b"flooder")):
+        s.send(b"/nick %s\n" % nick)
+        recv_lines(s, time.monotonic() + 5, until=b"\nOK")
+    t0 = time.monotonic()
+    flood = b"".join(b"flood %04d %s\n" % (i, b"z" * 88) for i in range(5000))  # 100-byte lines: 500 KB
+    sent = pump({flooder: flood}, sc.deadline)[flooder]
+    got, gone, buf = 0, 0.0, b""
+    while time.monotonic() < sc.deadline and not gone:  # the witness: flood lines until the flooder left
+        lines, eof = recv_lines(witness, min(sc.deadline, time.monotonic() + 0.2), until=b"flooder left")
+        got += sum(ln.startswith(b"flooder: flood ") for ln in lines)
+        if any(ln.startswith(b"* flooder left") for ln in lines):
+            gone = time.monotonic() - t0
+        if eof:
+            break
+    end = "still open"
+    while time.monotonic() < sc.deadline + 5:  # the flooder's stream, to its end
+        try:
+            data = flooder.recv(262144)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        except ConnectionResetError:
+            end = "a reset"
+            break
+        if not data:
+            end = "EOF"
+            break
+        buf = (buf + data)[-4096:]
+    last = buf.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode(errors="replace")[:40] or "nothing"
+    when = f"left after {gone:.1f} s" if gone else "still in the room"
+    return (f"witness got {got} of 5,000 lines (flooder sent {sent // 1024} KiB, {when}); "
+            f"flooder read {last!r} then {end}")
+
+
 #: key -> (label, setup or None, attack). 9 needs root and --fd-limit.
 ATTACKS: dict[str, tuple[str, Callable[[Scene], None] | None, Callable[[Scene], str]]] = {
     "3": ("3 unfinished 4 MiB frames, 50 conns, no caps", None, a3_frame),
@@ -571,6 +611,7 @@ ATTACKS: dict[str, tuple[str, Callable[[Scene], None] | None, Callable[[Scene], 
     "10": ("10 {idle} idle conns, 100 with 60 KiB unfinished line", None, a10_idle),
     "11": ("11 churn {churn_rate}/s beside {idle} members", setup_members("idle"), a11_churn),
     "13": ("13 65,535-byte chat line", None, a13_long),
+    "14": ("14 5,000-line chat flood, never reading", None, a14_flood_count),
 }
 
 
@@ -583,7 +624,7 @@ def run_attack(key: str, args: argparse.Namespace, extra: list[str], tmp: str) -
     server = probe = sc = None
     try:
         server = Server(tmp, extra, prefix)
-        probe = Probe(server.port, args.probe_senders)
+        probe = Probe(server.port, args.probe_senders, args.probe_interval_ms)
         sc = Scene(server, args)
         if setup:
             setup(sc)
@@ -627,13 +668,14 @@ def fmt(v: Any, spec: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; prints one Markdown table; returns 0."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--attacks", default="3,4,5,6,7,8,9,10,11,13", help="comma-separated; 8 = 8a,8b,8c")
+    ap.add_argument("--attacks", default="3,4,5,6,7,8,9,10,11,13,14", help="comma-separated; 8 = 8a,8b,8c")
     ap.add_argument("--seconds", type=float, default=5.0, help="attack duration per attack")
     ap.add_argument("--runs", type=int, default=1, help="runs per attack (median)")
     ap.add_argument("--members", type=int, default=300, help="idle members in attack 4's room")
     ap.add_argument("--idle", type=int, default=1000, help="idle connections in attacks 10 and 11")
     ap.add_argument("--churn-rate", type=float, default=200, help="connect/close per second (11)")
-    ap.add_argument("--probe-senders", type=int, default=10, help="connections the probe pings from")
+    ap.add_argument("--probe-senders", type=int, default=30, help="connections the probe pings from")
+    ap.add_argument("--probe-interval-ms", type=float, default=20.0, help="ms between two pings (all senders)")
     ap.add_argument("--fd-limit", action="store_true", help="run attack 9 (needs root)")
     ap.add_argument("--server-args", default="", help="extra chatroom-server arguments (shell-quoted)")
     args = ap.parse_args(argv)
@@ -652,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     with open("/proc/loadavg") as f:
         load0 = " ".join(f.read().split()[:3])
     print(f"<!-- chatroom-server {' '.join(extra)}; {args.seconds:g} s per attack, {args.runs} run(s), "
-          f"probe {args.probe_senders} senders; load average {load0} -->\n", flush=True)
+          f"probe {args.probe_senders} senders, a ping every {args.probe_interval_ms:g} ms; "
+          f"load average {load0} -->\n", flush=True)
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     tmp = tempfile.mkdtemp(prefix="abuse-")
     try:

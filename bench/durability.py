@@ -8,14 +8,15 @@ Usage::
                                [--ping-ms transfer=5,churn=50] [--before BINDIR] [--server-args "..."]
 
 Every run starts a fresh ``chatroom-server --port 0 --quiet --data-dir TMP --max-per-address 0
---max-file-size SIZE`` (``nohistory`` adds ``--no-history``; ``before`` is the ``chatroom-server`` found
-in ``--before BINDIR``, an older version installed in another venv, history on), targets interleaved run
-by run so a busy neighbour hurts them alike. The clients are always this venv's. A **probe** process
-joins ``#lobby`` with 10 sender connections that take turns to say ``ping SEQ T`` (T:
-``time.monotonic_ns()`` when sent) every ``--ping-ms`` ms in all (per case; default 5 ms during the
-transfer: 200 lines/s, each connection at 20/s, under the default 25/s flood budget; 50 ms during the
-churn, see below) and one connection that times each ping's arrival; a ping that never arrives within
-2 s of the end counts with the time it waited. Phases:
+--flood-rate 0 --max-file-size SIZE`` (flood control off, as in bench/transfer.py: the probe's 200 lines
+a second would be a flood under the defaults, and the room is what is measured); ``nohistory`` adds
+``--no-history``; ``before`` is the ``chatroom-server`` found in ``--before BINDIR``, an older version
+installed in another venv, history on. Targets are interleaved run by run so a busy neighbour hurts them
+alike; the clients are always this venv's. A **probe** process joins ``#lobby`` with 10 sender
+connections that take turns to say ``ping SEQ T`` (T: ``time.monotonic_ns()`` when sent) every
+``--ping-ms`` ms in all (per case; default 5 ms during the transfer, 200 lines a second; 50 ms during the
+churn, see below) and one connection that times each ping's arrival; a ping that never arrives within 2 s
+of the end counts with the time it waited. Phases:
 
 1. **baseline**: the probe alone for 3 s (the same server, just before the load);
 2. **load**, the probe measuring throughout:
@@ -67,27 +68,29 @@ import abuse  # noqa: E402 - bench/abuse.py: the server child, connect helpers, 
 import client_recv  # noqa: E402 - bench/client_recv.py: a real chatroom-client driven over its stdin
 import transfer as tb  # noqa: E402 - bench/transfer.py: the file maker, size parser
 
+#: Probe connections taking turns (the servers run with ``--flood-rate 0``: the probe measures the room).
+SENDERS = 10
 LAG = re.compile(r"commit lag p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms")
 TRANSFER_DEADLINE = 300.0
 
 
 # --------------------------------------------------------------------------- the probe
 class Probe(abuse.Probe):
-    """bench/abuse.py's probe (10 senders, one timer) pinging every *every_ms*: :meth:`begin` ... :meth:`end`."""
+    """bench/abuse.py's probe (:data:`SENDERS` senders, one timer) pinging every *every_ms*: :meth:`begin` ...
+    :meth:`end`, or :meth:`measure` for a fixed time."""
 
     def __init__(self, port: int, every_ms: float) -> None:
-        super().__init__(port, 10)
-        self.every_ms = every_ms
+        super().__init__(port, SENDERS, every_ms)
 
     def begin(self) -> None:
-        self.start(None, self.every_ms)
+        self.start(None)
 
     def end(self) -> tuple[list[float], int]:
         lat, lost, _ = self.finish()
         return lat, lost
 
     def measure(self, seconds: float) -> tuple[list[float], int]:
-        self.start(seconds, self.every_ms)
+        self.start(seconds)
         lat, lost, _ = self.result()
         return lat, lost
 
@@ -151,7 +154,8 @@ def load_churn(server: abuse.Server, probe: Probe, args: argparse.Namespace) -> 
 
 
 def run_once(case: str, target: str, args: argparse.Namespace, tmp: Path, source: Path) -> dict[str, Any]:
-    extra = ["--max-per-address", "0", "--max-file-size", str(args.size), *shlex.split(args.server_args)]
+    extra = ["--max-per-address", "0", "--flood-rate", "0", "--max-file-size", str(args.size),
+             *shlex.split(args.server_args)]
     if target == "nohistory":
         extra.append("--no-history")
     path = os.environ["PATH"]

@@ -63,6 +63,10 @@ class FakeSocket:
     def close(self) -> None:
         self.closed = True
 
+    def shutdown(self, how: int) -> None:
+        """The server is done writing: the kit's client, like a terminal client, closes its end in turn."""
+        self.eof = True
+
     def setblocking(self, flag: bool) -> None:
         pass
 

@@ -84,7 +84,7 @@ def test_two_pages_a_terminal_client_and_nc_chat_in_two_rooms(web_servers, pages
 
 
 def test_history_on_join_and_load_older(web_servers, pages: Pages) -> None:
-    server = web_servers()
+    server = web_servers("--flood-rate", "0")  # dave says 70 lines at once
     dave = server.connect("dave")
     for n in range(1, 71):
         dave.send(f"line {n}")

@@ -256,8 +256,8 @@ def test_ipv6_loopback_listens_and_prints_the_address_in_brackets(tmp_path: Path
 # ---- d. flood control and limits ---------------------------------------------------------------
 
 
-LIMITS = ("flood_rate", "flood_burst", "flood_kill", "idle_timeout", "max_per_address", "announce_limit",
-          "default_room", "history_on_join", "history_keep", "record_history", "max_rooms")
+LIMITS = ("flood_rate", "flood_burst", "flood_kill", "flood_backlog", "idle_timeout", "max_per_address",
+          "announce_limit", "default_room", "history_on_join", "history_keep", "record_history", "max_rooms")
 
 
 def limit_options(*argv: str) -> dict[str, object]:
@@ -268,16 +268,17 @@ def limit_options(*argv: str) -> dict[str, object]:
 
 def test_limit_options_have_the_documented_defaults_and_server_names() -> None:
     assert limit_options() == {
-        "flood_rate": 25.0, "flood_burst": 250.0, "flood_kill": 30.0,
+        "flood_rate": 2.0, "flood_burst": 20.0, "flood_kill": 0.0, "flood_backlog": 100,
         "idle_timeout": 60.0, "max_per_address": 64, "announce_limit": 200,
         "default_room": "#lobby", "history_on_join": 20, "history_keep": (None, None),
         "record_history": True, "max_rooms": 1000,
     }
     assert limit_options(
-        "--flood-rate", "0", "--flood-burst", "10.5", "--flood-kill", "0", "--idle-timeout", "2.5",
+        "--flood-rate", "0", "--flood-burst", "10.5", "--flood-kill", "0", "--flood-backlog", "7",
+        "--idle-timeout", "2.5",
         "--max-per-address", "0", "--announce-limit", "0", "--default-room", "Class",
         "--history-on-join", "0", "--history-keep", "1000,7d", "--max-rooms", "5") == {
-        "flood_rate": 0.0, "flood_burst": 10.5, "flood_kill": 0.0,
+        "flood_rate": 0.0, "flood_burst": 10.5, "flood_kill": 0.0, "flood_backlog": 7,
         "idle_timeout": 2.5, "max_per_address": 0, "announce_limit": 0,
         "default_room": "#class", "history_on_join": 0, "history_keep": (1000, 7.0),
         "record_history": True, "max_rooms": 5,
@@ -288,6 +289,7 @@ def test_limit_options_have_the_documented_defaults_and_server_names() -> None:
 
 @pytest.mark.parametrize("option, value", [
     ("--flood-rate", "-1"), ("--flood-rate", "inf"), ("--flood-burst", "0"), ("--flood-kill", "nan"),
+    ("--flood-backlog", "-1"), ("--flood-backlog", "2.5"),
     ("--idle-timeout", "0"), ("--max-per-address", "-3"), ("--max-per-address", "1.5"), ("--announce-limit", "x"),
 ])
 def test_a_bad_limit_is_one_line_and_status_2(tmp_path: Path, option: str, value: str) -> None:
@@ -299,9 +301,10 @@ def test_the_help_gives_units_and_defaults_of_every_limit() -> None:
     result = run_server("--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for option, words in [("--flood-rate R", ("per second", "default 25", "0 disables")),
-                          ("--flood-burst B", ("default 250",)),
-                          ("--flood-kill S", ("seconds", "default 30", "0: never")),
+    for option, words in [("--flood-rate R", ("per second", "default 2", "0 disables")),
+                          ("--flood-burst B", ("default 20",)),
+                          ("--flood-backlog N", ("lines", "default 100")),
+                          ("--flood-kill S", ("seconds", "default 0: never")),
                           ("--idle-timeout S", ("seconds", "default 60")),
                           ("--max-per-address N", ("default 64", "0: unlimited")),
                           ("--announce-limit N", ("default 200", "0: always announce"))]:
@@ -336,7 +339,8 @@ def test_limit_options_reach_the_server_constructor(tmp_path: Path, monkeypatch:
                               "--no-plugins", "--quiet"])
     assert status == 2
     assert seen["flood_rate"] == 7.0 and seen["max_per_address"] == 3 and seen["idle_timeout"] == 60.0
-    assert seen["announce_limit"] == 200 and seen["flood_burst"] == 250.0 and seen["flood_kill"] == 30.0
+    assert seen["announce_limit"] == 200 and seen["flood_burst"] == 20.0 and seen["flood_kill"] == 0.0
+    assert seen["flood_backlog"] == 100
     assert seen["parts"] == {"plugins", "claim"}, "I/O parts are arguments of their own, not options"
 
 

@@ -23,6 +23,12 @@ UP = "\x1b[A"
 
 
 @pytest.fixture
+def server(server_factory):  # type: ignore[no-untyped-def]
+    """The screen tests type and receive lines faster than people do: no flood budget (issue 17: 20 at once)."""
+    return server_factory("--flood-rate", "0")
+
+
+@pytest.fixture
 def term(server, tmp_path: Path) -> Iterator[Callable[..., Term]]:  # type: ignore[no-untyped-def]
     started: list[Term] = []
 

@@ -166,7 +166,7 @@ def test_announce_limit_in_the_kit(chatroom_room) -> None:  # type: ignore[no-un
     first.clear()
     room.join("third")
     assert not [line for line in first.received if "joined" in line]
-    assert first.received == ["* guest3 is now known as third"]
+    assert first.received == []  # nor renames (issue 17: 10,000 /nick in a big room were 10,000 x 10,000 notices)
 
 
 def test_rooms_topics_and_history_persist_in_the_data_dir(chatroom_room, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -124,7 +124,7 @@ def test_invalid_utf8_and_escapes_are_cleaned_before_relay(server: ServerProcess
 
 
 def test_a_client_that_never_reads_is_dropped_and_does_not_stall_others(server_factory) -> None:  # type: ignore[no-untyped-def]
-    server = server_factory("--max-queue", "256K")
+    server = server_factory("--max-queue", "256K", "--flood-rate", "0")  # alice's 200 lines at once: no paste limit
     sleeper = socket.socket()
     sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sleeper.connect((server.host, server.port))  # connects and never reads

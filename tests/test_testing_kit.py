@@ -157,6 +157,8 @@ def test_a_stalled_client_is_dropped_by_the_real_backpressure_code(chatroom_room
     bob.stall()
     for i in range(200):
         alice.say(f"{i:03d} " + "x" * 1000)
+    assert not bob.closed  # it leaves the room at once, and has a few seconds to read what it had and why
+    room.advance(3)
     assert bob.closed
     assert carol.last.startswith("alice: 199 ")
     assert "* bob left lobby (too slow)" in carol.received

@@ -132,7 +132,8 @@ class Hub:
         return self.nicks.get(nick_key(nick))
 
     def rename(self, member: Member, nick: str) -> str:
-        """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once.
+        """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once, by the
+        announce rule of joins and leaves (rooms over ``announce_limit``: only structured wires).
 
         Raises Refused if *nick* is invalid, taken, looks like (same
         confusable skeleton as) another member's nick, or belongs to an
@@ -169,17 +170,33 @@ class Hub:
         self.skeletons[skeleton] = member
         member.nick = nick
         if old != nick:
-            entry = Notice("", 0, self.clock(), "nick", nick, member.account, f"{old} is now known as {nick}", old)
-            encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
-            for other in self.co_members(member):
+            self._tell_rename(member, Notice("", 0, self.clock(), "nick", nick, member.account,
+                                             f"{old} is now known as {nick}", old))
+        member.changed()
+        return old
+
+    def _tell_rename(self, member: Member, entry: Notice) -> None:
+        """Deliver a rename notice once to every member sharing a room with *member*, by the announce rule of
+        joins and leaves: in a room over ``announce_limit`` members only those whose wire shows members
+        structurally hear it (a room without any is not even walked), so 10,000 renames in one big room cost
+        10,000 replies, not 10,000 x 10,000 notices."""
+        limit = self.announce_limit
+        told = {member.id}
+        encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
+        for room in member.rooms.values():
+            loud = not limit or len(room.members) - 1 <= limit  # the others, as a join or a leave counts them
+            if not loud and not self._structured.get(room.name):
+                continue
+            for other in room.members.values():
+                if other.id in told or not (loud or other.wire_index):
+                    continue
+                told.add(other.id)
                 self.flush_for(other)
                 key = (other.wire_index << 1) | other.tagged
                 data = encoded.get(key)
                 if data is None:
                     data = encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
                 other.deliver(data)
-        member.changed()
-        return old
 
     def co_members(self, member: Member) -> list[Member]:
         """Every other member sharing at least one room with *member*, once each."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import selectors
 import socket
+from collections import deque
 from typing import Any, Iterator
 
 from chatroom.model.member import Member
@@ -19,7 +20,9 @@ class Connection(Member):
     :class:`~chatroom.sockets.outqueue.OutQueue`; the output budget is checked
     against its size when bytes are queued, in :meth:`deliver`), ``tokens``
     and ``stamp`` (the flood token bucket and when it was last refilled, loop
-    seconds), ``held`` (an event read while the bucket was empty),
+    seconds), ``lagged`` (the bucket is empty: input is read ahead into
+    ``held``, a deque of events not handled yet, or None), ``throttled``
+    (reading stopped: lagged behind a frame or a paused transfer),
     ``flood_since`` (start of the current throttling episode, 0 when none),
     ``partial_since`` (since when an unfinished line or frame has been held,
     0 when none), ``deadline`` (when a closing connection is reaped).
@@ -30,7 +33,7 @@ class Connection(Member):
 
     __slots__ = (
         "sock", "addr", "parser", "out", "loop", "transport",
-        "closed", "closing", "doomed", "dirty", "want_write", "paused", "throttled", "backlog",
+        "closed", "closing", "doomed", "dirty", "want_write", "paused", "throttled", "lagged", "backlog",
         "streams", "mask", "tokens", "stamp", "held", "flood_since", "partial_since", "deadline",
         "hint_at", "hints", "unknown_at", "unknown_quiet",
     )
@@ -50,13 +53,14 @@ class Connection(Member):
         self.dirty = False
         self.want_write = False
         self.paused = False  # the relay paused reading (file backpressure)
-        self.throttled = False  # the flood bucket is empty
+        self.throttled = False  # not reading: lagged behind an event that is not a line
+        self.lagged = False  # the flood bucket is empty: events wait in `held`
         self.backlog = False  # parsed input is waiting for the next loop pass
         self.mask = selectors.EVENT_READ  # what the selector watches; 0 when unregistered
         self.streams: list[tuple[Iterator[str], str]] | None = None
         self.tokens = tokens
         self.stamp = now
-        self.held: Event | None = None
+        self.held: deque[Event] | None = None
         self.flood_since = 0.0
         self.partial_since = 0.0
         self.deadline = 0.0
@@ -81,6 +85,11 @@ class Connection(Member):
         if not self.dirty:
             self.dirty = True
             self.loop.dirty.append(self)
+
+    def vet_frame(self, meta: str, size: int) -> str | None:
+        """The parser's frame filter: may this connection send a frame with this header? (the application's
+        ``check_frame``). A bound method, not a closure per connection: an idle connection stays small."""
+        return self.transport.app.check_frame(self, meta, size)  # type: ignore[no-any-return]
 
     # -- the connection's wire: a transport with another format overrides these three --------------
     def encode_text(self, text: str) -> bytes:

@@ -197,12 +197,15 @@ class Loop:
         self._streaming.add(conn)
 
     def too_slow(self, conn: Connection) -> None:
-        """*conn*'s queue would pass its budget: drop its output now, close it at the end of the pass."""
+        """*conn*'s queue would pass its budget: queue nothing more for it but why (``ERROR too slow``, past the
+        budget by that line), close it at the end of the pass (its transport lets it read what it has, a few
+        seconds at most)."""
         log.warning("dropping %s: output queue %d bytes would pass the %d limit", conn.nick, conn.out.size,
                     self.max_queue, extra=CONN)
         conn.doomed = "too slow"
-        conn.out.clear()
         conn.streams = None
+        conn.out.append(conn.encode_text(f"ERROR too slow: more than {self.max_queue} bytes of output waiting "
+                                         "for you"))
         self._doomed.append(conn)
 
     def mark(self, conn: Connection) -> None:

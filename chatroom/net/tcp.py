@@ -10,10 +10,20 @@ is another module like this one, not a change to the model.
 
 Budgets enforced here (docs/protocol.md, "Budgets and limits"): at most
 :data:`READ_SIZE` bytes read per readable event and :data:`SLICE` events
-handled per pass; the flood token bucket (:mod:`chatroom.net.budget`); the
-time an unfinished line or frame may be held; connections per address;
-closing connections reaped after :data:`CLOSE_GRACE`; accepting paused when
-the process runs out of file descriptors.
+handled per pass; the flood token bucket (:mod:`chatroom.net.budget`): a
+connection whose bucket is empty is *lagged*, its input read ahead and held
+unhandled up to the policy's backlog, past which it is disconnected with
+``ERROR excess flood``; the time an unfinished line or frame may be held;
+connections per address; closing connections reaped after
+:data:`CLOSE_GRACE`; accepting paused when the process runs out of file
+descriptors.
+
+Closing: every close the server decides (excess flood, too slow, a timeout,
+a wrong password, a plugin's disconnect, shutdown) sends the connection's
+last line, flushes its output (at most :data:`CLOSE_GRACE` seconds), then
+ends the socket gracefully (:mod:`chatroom.net.linger`: shut down writing,
+drain the input, close), so ``nc`` shows that line even while it is still
+sending.
 """
 
 from __future__ import annotations
@@ -22,16 +32,19 @@ import errno
 import itertools
 import logging
 import socket
+import sys
 import traceback
+from collections import deque
 from typing import Any
 
 from chatroom.net.budget import TOO_LONG_COST, FloodPolicy
 from chatroom.net.connection import Connection
+from chatroom.net.linger import Lingering, shut_tcp
 from chatroom.net.logs import CONN, ERR, log_rejected
 from chatroom.net.loop import Loop
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE, Frame, Line, Refused, TooLong, encode_line
 
-__all__ = ["ACCEPT_PAUSE", "CLOSE_GRACE", "READ_SIZE", "SLICE", "LineTransport", "listen"]
+__all__ = ["ACCEPT_PAUSE", "CLOSE_GRACE", "LOST", "READ_SIZE", "SLICE", "LineTransport", "listen"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -43,6 +56,8 @@ SLICE = 64
 CLOSE_GRACE = 3.0
 #: Seconds accepting pauses after the process ran out of file descriptors.
 ACCEPT_PAUSE = 0.5
+#: The reason of a close the client made (end of input or a socket error): nothing to tell, nothing to drain.
+LOST = "connection lost"
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -77,8 +92,11 @@ class LineTransport:
         self.ids = ids if ids is not None else itertools.count(1)
         self.connections: dict[int, Connection] = {}
         self.per_address: dict[str, int] = {}
+        #: Sockets this server closed, drained until their clients close (see :mod:`chatroom.net.linger`).
+        self.lingering = Lingering(loop, self._count_out)
         if share is not None:  # a second listener of the same server: one id counter, one table, one budget
             self.ids, self.connections, self.per_address = share.ids, share.connections, share.per_address
+            self.lingering = share.lingering
         self._watch: set[Connection] = set()  # closing, or holding an unfinished line or frame
         self._sweep: Any = None
         self._accept_paused = False
@@ -108,19 +126,21 @@ class LineTransport:
         if self._count_in(sock, addr):
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._start(sock, addr)
+            self._start(sock, self._shared_host(addr))
 
     def _count_in(self, sock: socket.socket, addr: Any) -> bool:
-        """Count a new connection against its address's budget; False (and *sock* closed) past it."""
+        """Count a new connection against its address's budget; False (and *sock* told why and closed) past it."""
         host = str(addr[0]) if isinstance(addr, tuple) else ""
         count = self.per_address.get(host, 0)
         if self.max_per_address and count >= self.max_per_address:
+            log.info("refused a connection from %s: %d open already", host, count, extra=CONN)
             try:
+                sock.setblocking(False)
                 sock.send(self._too_many(f"too many connections from {host} (max {self.max_per_address})"))
             except OSError:
-                pass
-            sock.close()
-            log.info("refused a connection from %s: %d open already", host, count, extra=CONN)
+                sock.close()
+                return False
+            self.lingering.release(sock, None, self._shut)
             return False
         self.per_address[host] = count + 1
         return True
@@ -144,7 +164,7 @@ class LineTransport:
         """*sock* (non-blocking, counted) becomes a connection: registered, greeted by the application."""
         host = str(addr[0]) if isinstance(addr, tuple) else ""
         conn = self._connection(next(self.ids), sock, addr)
-        conn.parser.frame_filter = lambda meta, size: self.app.check_frame(conn, meta, size)
+        conn.parser.frame_filter = conn.vet_frame
         self.loop.selector.register(sock, 1, conn)
         log.info("%s connected from %s:%s", conn.nick, host, addr[1] if isinstance(addr, tuple) else "", extra=CONN)
         self._greet(conn)
@@ -201,13 +221,17 @@ class LineTransport:
                 self.close(conn, "internal error", flush=True)
 
     def _handle_events(self, conn: Connection) -> None:
+        if conn.lagged:  # the bucket is empty: read ahead, handle nothing
+            self._read_ahead(conn)
+            return
         parser, flood, now, app = conn.parser, self.flood, self.loop.now, self.app
         for _ in range(SLICE):
             if conn.closing or conn.closed or conn.paused:
                 return  # closing: input is over; paused: resume_reading puts it back in the backlog
-            event = conn.held or parser.next_event()
-            conn.held = None
+            held = conn.held
+            event = held.popleft() if held else parser.next_event()
             if event is None:  # input ran dry: the slice is over, and any flood episode too
+                conn.held = None
                 conn.flood_since = 0.0
                 self.loop.backlog.discard(conn)
                 conn.backlog = False
@@ -218,7 +242,9 @@ class LineTransport:
                 conn.tokens = flood.refill(conn.tokens, conn.stamp, now)
                 conn.stamp = now
                 if flood.empty(conn.tokens):
-                    conn.held = event
+                    if held is None:
+                        held = conn.held = deque()
+                    held.appendleft(event)
                     self._throttle(conn)
                     return
             kind = event.__class__
@@ -230,7 +256,7 @@ class LineTransport:
             else:
                 cost = self._other(conn, event)
             conn.tokens -= cost
-        if not (conn.closed or conn.closing or conn.paused or conn.throttled):
+        if not (conn.closed or conn.closing or conn.paused or conn.lagged or conn.throttled):
             conn.backlog = True
             self.loop.backlog.add(conn)
             self.loop.set_mask(conn)
@@ -252,25 +278,60 @@ class LineTransport:
 
     # -- flood control ------------------------------------------------------------------------
     def _throttle(self, conn: Connection) -> None:
-        """The flood bucket is empty: stop reading *conn* until it refills; past the hard limit, drop it."""
+        """The flood bucket is empty (*conn*'s next event is held): handle nothing more until it refills, reading
+        ahead meanwhile (:meth:`_read_ahead`); past ``kill`` seconds of it, drop the connection."""
         now = self.loop.now
         if not conn.flood_since:
             conn.flood_since = now
         elif self.flood.kill and now - conn.flood_since >= self.flood.kill:
-            log.warning("dropping %s: excess flood (throttled for %.0f s)", conn.nick, now - conn.flood_since,
-                        extra=CONN)
-            self.loop.send_line(conn, "ERROR excess flood")
-            self.close(conn, "excess flood", flush=True)
+            self._excess(conn, f"throttled for {now - conn.flood_since:.0f} s")
             return
-        conn.throttled = True
+        conn.lagged = True
+        conn.backlog = False
         self.loop.backlog.discard(conn)
         self.loop.set_mask(conn)
         self.loop.call_later(self.flood.wait(conn.tokens), self._unthrottle, conn)
+        self._read_ahead(conn)
+
+    def _read_ahead(self, conn: Connection) -> None:
+        """*conn* is lagged: move the events its parser completes into ``held``, unhandled, as InspIRCd's
+        fake lag holds them in its recvq. More lines waiting than the flood policy allows is a flood:
+        ``ERROR excess flood`` and a disconnect, and none of them reaches anyone. An event that is not a line
+        (a frame, a refused or over-long input) ends the reading ahead: the connection is not read until
+        the bucket refills (its frames' payloads never count as a flood)."""
+        held = conn.held
+        assert held is not None
+        parser, flood = conn.parser, self.flood
+        text = sum(len(event.text) + 1 for event in held if event.__class__ is Line)  # type: ignore[union-attr]
+        while not conn.closed:
+            if held and held[-1].__class__ is not Line:
+                if not conn.throttled:
+                    conn.throttled = True
+                    self.loop.set_mask(conn)
+                return
+            if flood.excess(len(held), text):
+                self._excess(conn, f"{len(held)} lines waiting while throttled")
+                return
+            event = parser.next_event()
+            if event is None:
+                self._track_partial(conn)
+                return
+            held.append(event)
+            if event.__class__ is Line:
+                text += len(event.text) + 1  # type: ignore[union-attr]
+
+    def _excess(self, conn: Connection, why: str) -> None:
+        """*conn* floods past its budget: tell it ``ERROR excess flood`` and close it (its held lines dropped)."""
+        log.warning("dropping %s: excess flood (%s)", conn.nick, why, extra=CONN)
+        conn.held = None
+        self.loop.send_line(conn, "ERROR excess flood")
+        self.close(conn, "excess flood", flush=True)
 
     def _unthrottle(self, conn: Connection) -> None:
-        if conn.closed or not conn.throttled:
+        """The bucket holds a token again: handle what *conn* holds (reading again once it is through)."""
+        if conn.closed or not conn.lagged:
             return
-        conn.throttled = False
+        conn.lagged = conn.throttled = False
         self.loop.now = self.loop.clock()
         self.serve(conn)
 
@@ -313,10 +374,16 @@ class LineTransport:
         """Disconnect *conn*; with *flush*, after its queued output is sent (or CLOSE_GRACE seconds).
 
         The application hears ``on_close(conn, reason)`` once, when the
-        connection stops taking part (at once, even when flushing).
+        connection stops taking part (at once, even when flushing). A
+        connection dropped as too slow (``doomed`` by the loop) keeps what it
+        had queued and gets ``ERROR too slow`` after it. Unless the client
+        closed first (*reason* :data:`LOST`), the socket then closes
+        gracefully (see the module docstring).
         """
         if conn.closed:
             return
+        if conn.doomed:  # over its output budget (Loop.too_slow): it reads what it has, then why
+            flush = True
         if flush and (conn.out or conn.streams) and not conn.closing:
             conn.closing = True
             conn.deadline = self.loop.clock() + CLOSE_GRACE
@@ -328,12 +395,31 @@ class LineTransport:
             return
         conn.closed = True
         self.loop.forget(conn)
-        conn.sock.close()
         self._watch.discard(conn)
-        self._count_out(conn.host)
         self.connections.pop(conn.id, None)
         if not conn.closing:
             self.app.on_close(conn, reason)
+        if reason == LOST:
+            conn.sock.close()
+            self._count_out(conn.host)
+        else:
+            self.lingering.release(conn.sock, conn.host, self._shut)
+
+    def _shut(self, sock: Any) -> None:
+        """Shut down the writing side of *sock* (a TCP FIN after what was written). Raises OSError."""
+        shut_tcp(sock)
+
+    def finish(self, timeout: float) -> None:
+        """Server shutdown, after every connection was closed: drain the lingering ones for at most *timeout*
+        seconds (until their clients close), then close them all. Loop thread only."""
+        self.lingering.finish(timeout)
+
+    @staticmethod
+    def _shared_host(addr: Any) -> Any:
+        """*addr* (a peer address) with its host string interned: the connections of one address share it."""
+        if isinstance(addr, tuple) and addr and isinstance(addr[0], str):
+            return (sys.intern(addr[0]), *addr[1:])
+        return addr
 
     def shutdown(self) -> None:
         """Stop accepting (the listener is closed)."""
@@ -342,3 +428,4 @@ class LineTransport:
         except (KeyError, ValueError):
             pass
         self.listener.close()
+

@@ -205,7 +205,7 @@ class TLSTransport(LineTransport):
         if self._count_in(sock, addr):
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.handshakes[_Handshake(self, sock, addr)] = True
+            self.handshakes[_Handshake(self, sock, self._shared_host(addr))] = True
 
     def _clear_text_answer(self, spoke: bool) -> bytes:
         """What a client that sent clear text (*spoke*) or nothing to this TLS port is told, in clear, before it
@@ -257,6 +257,18 @@ class TLSTransport(LineTransport):
         conn.backlog = True
         self.loop.backlog.add(conn)
         self.loop.set_mask(conn)
+
+    def _shut(self, sock: Any) -> None:
+        """Send TLS ``close_notify`` if it goes at once, then shut down the TCP writing side; what the peer
+        sends afterwards is drained as raw bytes (the SSL object is dropped). Raises OSError."""
+        if not isinstance(sock, TLSSocket):
+            return super()._shut(sock)
+        try:
+            sock.ssl.unwrap()
+        except (OSError, ValueError):  # SSLWantReadError: close_notify is out, the peer's is not awaited
+            pass
+        sock.ssl.shutdown(socket.SHUT_WR)
+        return None
 
     def shutdown(self) -> None:
         """Stop accepting and drop the handshakes in progress."""

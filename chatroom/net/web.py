@@ -303,6 +303,9 @@ class _Web:
         if flush and not conn.doomed:
             conn.deliver(data)
             conn.close_sent = True
+        elif conn.doomed:  # too slow: after what it has (ERROR too slow last), within the grace of a flushed close
+            conn.out.append(data)
+            conn.close_sent = True
         elif not conn.out:  # closing now: one try, never behind half-sent output
             try:
                 conn.sock.send(data)

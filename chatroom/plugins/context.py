@@ -174,10 +174,10 @@ class Context(ThreadSafeParts):
             self._server.stream(self.client, iter(lines), self.plugin)
 
     def disconnect(self, client: Client | None = None, reason: str = "disconnected") -> None:
-        """Close *client* (default: the caller) after its queued output is sent."""
+        """Close *client* (default: the caller) once its output is sent, ``ERROR disconnected (REASON)`` last."""
         target = client or self.client
         if target is not None:
-            self._server.close_client(target, reason, flush=True)
+            self._server.close_client(target, reason, flush=True, tell=reason != "quit")  # /quit got its OK
 
     # -- input ---------------------------------------------------------------
     def capture(self, on_line: LineHandler, on_end: Callable[[Context, str], None] | None = None,

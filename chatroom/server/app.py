@@ -123,8 +123,8 @@ class Server:
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
         claim, tls, timeout = self.claim, self.claim.tls, options.tls_handshake_timeout
-        budgets = dict(flood=FloodPolicy(options.flood_rate, options.flood_burst, options.flood_kill),
-                       partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
+        flood = FloodPolicy(options.flood_rate, options.flood_burst, options.flood_kill, options.flood_backlog)
+        budgets = dict(flood=flood, partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
         if tls is not None and claim.tls_listener is None:  # the main port speaks TLS
             self.transport = TLSTransport(self.loop, self, claim.listener, context=tls, handshake_timeout=timeout,
                                           **budgets)
@@ -203,6 +203,7 @@ class Server:
                     self.loop.write(key.data)
         for conn in list(self.clients.values()):
             conn.transport.close(conn, reason)  # a capture's on_end still runs
+        self.transport.finish(1.0)  # closed gracefully: their input drained until they close (1 s at most)
         self.hub.flush()
         self._commit_history()
         for store in self._stores.values():
@@ -354,8 +355,11 @@ class Server:
         self.hub.flush_for(member)
         self.loop.stream(member, lines, plugin)  # type: ignore[arg-type]
 
-    def close_client(self, member: Member, reason: str, *, flush: bool = False) -> None:
-        """Disconnect *member*; with *flush*, after its queued output is sent."""
+    def close_client(self, member: Member, reason: str, *, flush: bool = False, tell: bool = False) -> None:
+        """Disconnect *member*; with *flush*, after its queued output is sent; with *tell*, its last line is
+        ``ERROR disconnected (REASON)`` (just ``ERROR disconnected`` for the reason ``"disconnected"``)."""
+        if tell:
+            self.send_line(member, "ERROR disconnected" + (f" ({reason})" if reason != "disconnected" else ""))
         member.transport.close(member, reason, flush=flush)  # type: ignore[attr-defined]
 
     def pause_reading(self, member: Member) -> None:

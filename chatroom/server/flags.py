@@ -106,20 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
             help="log a warning when a plugin blocks the loop longer than MS (default 100)")
     limits = parser.add_argument_group("flood control and connection limits")
     _number(limits, "--flood-rate", metavar="R",
-            help="token bucket per connection: R tokens per second (a chat line costs 1, "
-                 "an unknown command or /who in a big room more); a client out of tokens is "
-                 "read no further until they refill (default 25; 0 disables flood control)")
-    _number(limits, "--flood-burst", metavar="B", help="bucket size: tokens a client may spend at once (default 250)")
+            help="token bucket per connection: R tokens per second (a chat line costs 1, an unknown command "
+                 "or /who more); a client out of tokens waits until they refill (default 2; 0 disables flood "
+                 "control)")
+    _number(limits, "--flood-burst", metavar="B",
+            help="bucket size: tokens a client may spend at once, so a paste of B lines is never slowed "
+                 "(default 20)")
+    _number(limits, "--flood-backlog", metavar="N",
+            help="a client out of tokens with more than N lines (or 128 KiB) waiting is flooding: "
+                 "'ERROR excess flood' and disconnected (default 100; 0: the 128 KiB only)")
     _number(limits, "--flood-kill", metavar="S",
-            help="disconnect with 'ERROR excess flood' a client throttled for S seconds in a row "
-                 "(default 30; 0: never)")
+            help="also disconnect with 'ERROR excess flood' a client throttled for S seconds in a row "
+                 "(default 0: never)")
     _number(limits, "--idle-timeout", metavar="S",
             help="close a connection that holds an unfinished line or frame for S seconds (default 60)")
     _number(limits, "--max-per-address", metavar="N",
             help="connections allowed from one IP address (default 64, generous for a LAN "
                  "behind one NAT; 0: unlimited)")
     _number(limits, "--announce-limit", metavar="N",
-            help="a room with more than N members does not announce joins and leaves "
+            help="a room with more than N other members does not announce joins, leaves and renames "
                  "(default 200; 0: always announce)")
     rooms = parser.add_argument_group("rooms and history")
     rooms.add_argument("--default-room", type=room_name, default=UNSET, metavar="#ROOM",

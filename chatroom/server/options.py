@@ -235,10 +235,12 @@ class ServerOptions:
     #: Unsent output a connection may have queued before it is dropped (bytes).
     max_queue: int = _num(DEFAULT_MAX_QUEUE, int, 4096, parse=parse_size)
     #: Flood control (token bucket per connection): tokens per second (0: off), bucket size, seconds
-    #: throttled in a row before ``ERROR excess flood`` (0: never).
-    flood_rate: float = _num(25.0)
-    flood_burst: float = _num(250.0, above=True)
-    flood_kill: float = _num(30.0, high=DAY)
+    #: throttled in a row before ``ERROR excess flood`` (0: never); lines a throttled client may have
+    #: waiting before ``ERROR excess flood`` (0: only chatroom.net.budget.BACKLOG_TEXT bytes).
+    flood_rate: float = _num(2.0)
+    flood_burst: float = _num(20.0, above=True)
+    flood_kill: float = _num(0.0, high=DAY)
+    flood_backlog: int = _num(100, int)
     #: Seconds an unfinished line or frame may be held before the connection is closed.
     idle_timeout: float = _num(60.0, above=True, high=DAY)
     #: Connections from one IP address (0: unlimited).
