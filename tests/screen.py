@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,6 +124,12 @@ class Term:
         """:meth:`lines` joined by newlines."""
         return "\n".join(self.lines())
 
+    def shows(self, text: str) -> bool:
+        """True if *text* is on the screen (scrollback included) however it was wrapped: compared with
+        every space and row break taken out (the client wraps long lines itself, indenting the rows)."""
+        squeeze = str.maketrans("", "", " \n")
+        return text.translate(squeeze) in self.text().translate(squeeze)
+
     def cursor_row(self) -> str:
         """The screen row the cursor is on (the prompt line)."""
         return self.screen.display[self.screen.cursor.y].rstrip()
@@ -161,7 +168,9 @@ class Term:
         return self.child.exitstatus
 
     def close(self) -> None:
-        """Kill the client if it still runs."""
+        """Kill the client if it still runs (SIGKILL, then wait for it: pexpect's own ``terminate`` gives up
+        after 0.1 s, too short on a loaded machine)."""
         if self.child.isalive():
-            self.child.terminate(force=True)
+            self.child.kill(signal.SIGKILL)
+            self.child.wait()
         self.child.close(force=True)

@@ -178,3 +178,43 @@ def test_rows_a_rewrapping_terminal_adds_above_the_cursor() -> None:
     assert extra_rows([40], 39, 40) == 0
     assert terminal_rewraps({"TERM": "xterm-256color"}) and terminal_rewraps({"TMUX": "x", "XTERM_VERSION": "1"})
     assert not terminal_rewraps({"XTERM_VERSION": "XTerm(390)"}) and not terminal_rewraps({"TERM": "linux"})
+
+
+# ---- issue 17 row 15: own /me, masked secrets, wrapped rows, transfer rates ---------------------------
+
+
+def test_own_me_lines_secrets_and_rates_read_as_a_person_expects() -> None:
+    from chatroom.client.display import own_line
+    from chatroom.client.keys import mask_secrets, secret_spans
+    from chatroom.client.offers import human_rate, took
+
+    assert format_own("/me waves", me="alice", current="#lobby", look=PLAIN) == "* alice waves"
+    assert own_line("/ME waves", me="alice", current=None, look=PLAIN).indent == len("* alice ")
+    assert format_own("/me", me="alice", current="#lobby", look=PLAIN) == "> /me"  # nothing to say: the command
+    assert format_own("//me too", me="alice", current="#lobby", look=PLAIN) == "alice: /me too"
+    assert mask_secrets("/login alice pw") == "/login alice ********"
+    assert mask_secrets("/password old new") == "/password ******** ********"
+    assert mask_secrets("/join #den door") == "/join #den ********" and mask_secrets("/join #den") == "/join #den"
+    assert mask_secrets("/REGISTER  s3cr3t ") == "/REGISTER  ******** "
+    assert mask_secrets("the /register command") == "the /register command"
+    assert secret_spans("/pass a b") == [(6, 7), (8, 9)]
+    assert [took(5, 0.003), took(5, 0.0), took(40, 2.04), took(6 << 20, 0.091)] == ["in 3 ms", "in 1 ms", "in 2.0 s",
+                                                                                 "69.1 MB/s"]
+    assert [human_rate(12_500, 1.0), human_rate(446_100_000, 1.0), human_rate(8 << 20, 0.0)] == [
+        "12.5 kB/s", "446.1 MB/s", "8388608.0 MB/s"]
+
+
+def test_long_lines_wrap_between_words_with_every_later_row_indented() -> None:
+    from chatroom.client.display import hang, width
+
+    assert hang("short", 80, 6) == "short"
+    assert hang("12:00 bob: the quick brown fox jumps over", 24, 11) == (
+        "12:00 bob: the quick\n           brown fox\n           jumps over")
+    assert hang("bob: " + "x" * 30, 20, 5) == "bob: " + "x" * 15 + "\n     " + "x" * 15
+    padded = hang("mallory: hi" + " " * 149 + "bob: not bob", 80, 9)
+    assert padded == "mallory: hi\n         bob: not bob"  # the padding went with the break
+    assert hang("abc\tdefg", 10, 2) == "abc\n  defg" and hang("x" * 10, 9, 2) == "x" * 10  # tabs count; too narrow: as it is
+    wide = hang("表" * 10, 12, 2)
+    assert [width(row) for row in wide.split("\n")] == [12, 10]
+    coloured = hang("\x1b[1mbold words that wrap\x1b[0m end", 12, 2)
+    assert coloured == "\x1b[1mbold words\x1b[0m\n  \x1b[1mthat wrap\x1b[0m\n  end"

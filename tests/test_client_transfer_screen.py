@@ -71,10 +71,10 @@ def test_a_file_arriving_shows_a_shortened_bar_at_50_columns_and_cancel_discards
     assert len(bar) <= 49, bar
     alice.type("/transfers\r")
     alice.wait_for(r"^transfers: 0 out, 1 in$", "/transfers")
-    alice.wait(lambda: f"  down {tid} {name} from sam: 1.0 MiB of 4.0 MiB (25%), " in "".join(alice.lines()),
+    alice.wait(lambda: alice.shows(f"  down {tid} {name} from sam: 1.0 MiB of 4.0 MiB (25%), "),
                "the transfer in /transfers (wrapped at 50 columns)")
     alice.type(f"/cancel {tid}\r")
-    alice.wait(lambda: f'discarded "{name}" from sam: cancelled (1048576 of 4194304 bytes)' in "".join(alice.lines()),
+    alice.wait(lambda: alice.shows(f'discarded "{name}" from sam: cancelled (1048576 of 4194304 bytes)'),
                "the discard")
     received = tmp_path / "alice" / "received"
     assert sorted(os.listdir(received)) == []  # no file, no .part

@@ -22,6 +22,7 @@ from chatroom.model.errors import Refused
 from chatroom.plugins.commands import UsageError
 from chatroom.wire.lines import Frame, Line, Parser, encode_frame, encode_frame_header
 from chatroom.net.relay import Relay
+from chatroom.client.partfile import PartFile
 from chatroom.client.transfer import TransferManager
 
 # -- fakes ---------------------------------------------------------------------
@@ -561,20 +562,19 @@ def test_mismatch_and_abort_leave_nothing(tmp_path: Path) -> None:
 def test_disk_full_discards_and_keeps_going(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tm, emitted, received = receiver(tmp_path)
     tm.handle_frame(Frame("file-begin 1 4 alice a.txt", b""))
-    recv = tm._recvs[1]
-    assert recv is not None
+    assert tm.receiving
 
-    def full(data: bytes) -> int:
+    def full(self: PartFile, data: bytes) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    recv.file.close()
-    monkeypatch.setattr(recv, "file", type("F", (), {"write": staticmethod(full), "close": lambda self: None})())
+    monkeypatch.setattr(PartFile, "write", full)  # the disk is full from now on
     tm.handle_frame(Frame("file-data 1", b"ab"))
     assert emitted == ['discarded "a.txt" from alice: disk full']
     assert list(received.iterdir()) == []
     tm.handle_frame(Frame("file-data 1", b"cd"))  # the rest is ignored
     tm.handle_frame(Frame(f"file-end 1 {'0' * 64}", b""))
     assert len(emitted) == 1 and not tm.busy
+    monkeypatch.undo()  # room again
     tm.handle_frame(Frame("file-begin 2 1 alice b.txt", b""))
     tm.handle_frame(Frame("file-data 2", b"z"))
     tm.handle_frame(Frame(f"file-end 2 {hashlib.sha256(b'z').hexdigest()}", b""))

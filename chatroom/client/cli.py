@@ -18,8 +18,8 @@ Two UIs, picked at start-up:
   prompt_toolkit prompt; incoming lines appear above it and never clobber the
   line being typed; transfer progress bars live in the bottom toolbar. A
   refused name asks for another one.
-* **Line mode** (anything else: pipes, files, scripts, tests): a stdin reader
-  thread feeds the network loop. At end of input the client waits for running
+* **Line mode** (anything else: pipes, files, scripts, tests;
+  :mod:`chatroom.client.linemode`): a stdin reader thread feeds the network loop. At end of input the client waits for running
   transfers, sends ``/quit``, waits for ``OK`` and exits 0. A refused name
   prints the server's ``ERROR`` line on stderr and exits 2.
 
@@ -32,7 +32,8 @@ from exiting. ``--quit-wait 0`` discards them at once.
 
 Client-side commands: ``/quit``, ``/sendfile NAME`` (any case; quote a name
 with spaces), ``/transfers``, ``/cancel ID``, ``/accept [ID]`` and ``/decline
-[ID]`` (:mod:`chatroom.client.files`). Every other line, ``/command`` or chat,
+[ID]`` (:mod:`chatroom.client.files`); ``/help`` shows them after the server's
+list (:mod:`chatroom.client.commands`). Every other line, ``/command`` or chat,
 goes to the server as typed (type ``//text`` to say the literal ``/text``).
 
 ``--auto-send`` sends each new file of the send folder once, when it is
@@ -60,8 +61,10 @@ does when the server refuses it.
 
 TLS (``--tls``): the certificate is checked as :mod:`chatroom.client.trust`
 says (system CAs or ``--ca FILE``; a self-signed server trusted on first use
-and remembered in ``~/.config/chatroom/known_hosts``; ``--fingerprint`` pins
-it); a refusal is one line on stderr and exit status 1.
+and remembered in ``~/.config/chatroom/known_hosts``, as are CA-verified ones,
+which never fall back to a self-signed certificate; a failed CA check is a
+refusal; ``--fingerprint`` pins it); a refusal is one line on stderr and exit
+status 1.
 
 Config file (:mod:`chatroom.client.config`): ``$XDG_CONFIG_HOME/chatroom/client.toml``
 (default ``~/.config/chatroom/client.toml``) or ``--config PATH`` sets any long
@@ -87,17 +90,16 @@ import getpass
 import os
 import socket
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from chatroom.client.config import ConfigError, default_config_path, load_config
-from chatroom.client.console import LineConsole
+from chatroom.client.connection import Transport
 from chatroom.client.display import add_display_options
 from chatroom.client.handshake import SERVER_PASSWORD_ENV
-from chatroom.client.io import load_transfer
-from chatroom.client.loop import QUIT_WAIT, ClientLoop
+from chatroom.client.inputs import QUIT_WAIT
+from chatroom.client.linemode import run_line_mode, stdin_reader
 from chatroom.client.trust import TrustRefused, open_tls
 
 __all__ = ["build_parser", "main", "parse_port", "read_line_fd", "resolve_args", "stdin_reader"]
@@ -194,8 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "a terminal, off when stdin or stdout is not one, so scripts see the loss: exit status 1)")
     tls = p.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true",
-                     help="connect with TLS (chatroom-server --tls or --tls-port); a self-signed certificate is "
-                     "trusted on first use and remembered in ~/.config/chatroom/known_hosts (XDG_CONFIG_HOME)")
+                     help="connect with TLS (chatroom-server --tls or --tls-port); a certificate the system CAs "
+                     "verify is trusted, a self-signed one on first use, both remembered in "
+                     "~/.config/chatroom/known_hosts (XDG_CONFIG_HOME); a host once CA-verified is never trusted "
+                     "with a self-signed certificate, and any other failed check is a refusal")
     tls.add_argument("--ca", type=Path, metavar="FILE",
                      help="trust only certificates signed by the CA certificates in FILE (implies --tls)")
     tls.add_argument("--fingerprint", metavar="SHA256:..",
@@ -293,31 +297,6 @@ def resolve_password(
     return password
 
 
-def stdin_reader(read: Callable[[int], bytes], submit: Callable[[str], None], end: Callable[[], None]) -> None:
-    """Split what *read(n)* returns (``b""`` at EOF) into lines for *submit*; call *end* at EOF.
-
-    Lines are decoded as UTF-8 with replacement; ``\r\n`` is accepted; a
-    last line without a newline is still submitted. Production passes
-    ``os.read`` on fd 0 (no buffered-reader lock is held by this daemon
-    thread, so the interpreter can exit while it blocks).
-    """
-    pending = b""
-    try:
-        while True:
-            data = read(65536)
-            if not data:
-                break
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                submit(raw.decode("utf-8", "replace").rstrip("\r"))
-    except (OSError, ValueError):
-        pass  # stdin closed under us: treat as end of input
-    if pending:
-        submit(pending.decode("utf-8", "replace").rstrip("\r"))
-    end()
-
-
 def connect(host: str, port: int) -> socket.socket:
     """A connected TCP socket with ``TCP_NODELAY``; raises OSError."""
     sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
@@ -325,62 +304,13 @@ def connect(host: str, port: int) -> socket.socket:
     return sock
 
 
-def dial(args: argparse.Namespace) -> socket.socket:
+def dial(args: argparse.Namespace) -> Transport:
     """A new connection to ``args.host``:``args.port``, over TLS when asked (trust checked as
     :func:`~chatroom.client.trust.open_tls` says). Raises OSError, ``ssl.SSLError``, TrustRefused, ValueError."""
     if args.tls or args.ca or args.fingerprint:
         return open_tls(functools.partial(connect, args.host, args.port), args.host, args.port, ca=args.ca,
                         pin=args.fingerprint, err=sys.stderr)
     return connect(args.host, args.port)
-
-
-def refusal_hint(loop: ClientLoop, args: argparse.Namespace) -> str | None:
-    """What to do after the server refused the name, the login or the server password (line mode, status 2)."""
-    if loop.refused == "nick":
-        return (f"chatroom-client: the server refused the name {loop.name} (its reason is above); "
-                f"choose another with --name NAME, or log in to your account with --password")
-    if loop.refused == "login":
-        return f"chatroom-client: login as {loop.name} refused (its reason is above); check --password"
-    return None
-
-
-def run_line_mode(args: argparse.Namespace, sock: socket.socket, stdin_fd: int) -> int:
-    """Plain line mode: stdin reader thread -> :class:`ClientLoop` on this thread."""
-    console = LineConsole()
-    loop = ClientLoop(
-        sock,
-        args.name,
-        console,
-        interactive=False,
-        send_dir=args.send_dir,
-        received_dir=args.received_dir,
-        auto_send=args.auto_send,
-        transfer=load_transfer(settle=args.settle),
-        quit_wait=args.quit_wait,
-        accept_files=args.accept_files or "all",
-        password=args.password,
-        server_password=args.server_password,
-        tags=getattr(args, "connect", None) is not None,
-        connect=getattr(args, "connect", None),
-    )
-    loop.on_change = lambda: console.update(loop.progress)
-    reader = threading.Thread(
-        target=stdin_reader,
-        args=(functools.partial(os.read, stdin_fd), loop.submit, loop.end_input),
-        name="stdin-reader",
-        daemon=True,
-    )
-    reader.start()
-    try:
-        status = loop.run()
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        console.close()
-    hint = refusal_hint(loop, args) if status == 2 else None
-    if hint:
-        print(hint, file=sys.stderr)
-    return status
 
 
 def main(argv: list[str] | None = None) -> int:

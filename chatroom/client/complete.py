@@ -23,17 +23,19 @@ from collections.abc import Iterable, Iterator
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
+from chatroom.client.commands import CLIENT_COMMANDS, TERMINAL_COMMANDS
 from chatroom.client.rooms import Rooms
 
 __all__ = ["COMMANDS", "ChatCompleter"]
 
 #: Commands known without asking: the server's built-in ones, their aliases, and the client's own.
-COMMANDS = (
+COMMANDS = tuple(sorted({
     "/accept", "/ban", "/bans", "/caps", "/decline", "/deop", "/files", "/help", "/history", "/identify",
     "/j", "/join", "/key", "/kick", "/leave", "/login", "/me", "/msg", "/names", "/nick", "/op", "/part",
     "/password", "/plugins", "/post", "/quit", "/read", "/register", "/rooms", "/sendfile", "/switch",
     "/tell", "/topic", "/tweet", "/tweets", "/unban", "/upper", "/who",
-)
+    *(usage.split()[0] for usage, _ in CLIENT_COMMANDS + TERMINAL_COMMANDS),
+}))
 _HELP = re.compile(r"(/[A-Za-z][\w-]*)(?:[^-]*?)(?: - |$)")
 _ALIAS = re.compile(r", (/[A-Za-z][\w-]*)")
 

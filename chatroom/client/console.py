@@ -58,8 +58,8 @@ def _shorten(text: str, room: int) -> str:
 
 
 def _meter(item: Any, elapsed: float, prefix: str, bar_format: str, ncols: int | None) -> str:
-    return tqdm.format_meter(item.done, item.total or None, elapsed, ncols=ncols, prefix=prefix, unit="B",
-                             unit_scale=True, unit_divisor=1024, bar_format=bar_format)
+    return str(tqdm.format_meter(item.done, item.total or None, elapsed, ncols=ncols, prefix=prefix, unit="B",
+                             unit_scale=True, unit_divisor=1024, bar_format=bar_format))
 
 
 def format_bars(items: Iterable[Any], width: int, now: float | None = None) -> str:

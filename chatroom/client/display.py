@@ -19,6 +19,13 @@ prints what the server sends, unchanged.
   line (``bob (private): hi``) is reported as :attr:`Shown.private`.
 * **Rooms**: a line from a room other than the UI's current one starts with
   ``[#room] `` (the room's own colour).
+* **Wrapping** (:func:`hang`): a line wider than the terminal is cut into rows
+  by the client, each row after the first indented under the line's text
+  (after ``12:03 bob: ``; :attr:`Shown.indent`), as irssi and WeeChat do. So
+  nothing a person says can start a row of its own: a line padded with spaces
+  up to ``bob: ...`` shows that text indented, inside the speaker's line.
+* **Your own lines** (:func:`format_own`): chat as ``12:03 alice: text``, ``/me
+  waves`` as ``12:03 * alice waves``, other commands as ``12:03 > /cmd``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from prompt_toolkit.utils import get_cwidth
+
 from chatroom.client.events import Event
 
 __all__ = [
@@ -43,8 +52,11 @@ __all__ = [
     "color_depth",
     "format_event",
     "format_own",
+    "hang",
     "nick_sgr",
+    "own_line",
     "paint",
+    "width",
     "write_line",
 ]
 
@@ -118,11 +130,13 @@ class Look:
 
 
 class Shown(NamedTuple):
-    """A line ready to print (``text``) and what it means to the user."""
+    """A line ready to print (``text``), what it means to the user, and the columns its wrapped rows are
+    indented by (``indent``: the width of its time, room and nick)."""
 
     text: str
     mention: bool = False
     private: bool = False
+    indent: int = 0
 
 
 def write_line(text: str) -> None:
@@ -195,10 +209,13 @@ def format_event(ev: Event, *, me: str, current: str | None, look: Look, now: fl
     kind, nick, room = ev.kind, ev.nick or "", ev.room
     own = bool(me) and nick.lower() == me.lower()
     mention = None if own or kind not in ("msg", "me") else _mentions(body, me)
+    head = 0  # columns of the nick part, for the indent of wrapped rows
     if kind == "msg" and nick and body.startswith(nick + ": "):
         shown = _nick_body(nick, body[len(nick) + 2:], ": ", look, own=own, mention=mention)
+        head = width(nick) + 2
     elif kind == "me" and nick and body.startswith(f"* {nick} "):
         shown = "* " + _nick_body(nick, body[len(nick) + 3:], " ", look, own=own, mention=mention)
+        head = width(nick) + 3
     elif kind in ("notice", "topic"):
         shown = paint(body, NOTICE.get(look.depth, ""), look)
     else:
@@ -210,7 +227,8 @@ def format_event(ev: Event, *, me: str, current: str | None, look: Look, now: fl
         marker = paint(f"[{room}]", nick_sgr(room, look.depth), look) + " "
     stamp = paint(_stamp(ev.time, look, ev.history, now), GREY.get(look.depth, ""), look)
     live = not ev.history
-    return Shown(stamp + marker + shown, mention=live and mention is not None)
+    return Shown(stamp + marker + shown, mention=live and mention is not None,
+                 indent=width(stamp + marker) + head)
 
 
 def _format_untagged(text: str, *, me: str, look: Look, now: float) -> Shown:
@@ -222,24 +240,37 @@ def _format_untagged(text: str, *, me: str, look: Look, now: float) -> Shown:
         nick = m.group(1)
         head = paint(nick, "1;" + nick_sgr(nick, look.depth), look) + " " + paint("(private)", "1;35" if look.depth
                                                                               else "", look)
-        return Shown(stamp + head + ": " + paint(text[m.end():], "1", look), private=True)
+        return Shown(stamp + head + ": " + paint(text[m.end():], "1", look), private=True,
+                     indent=width(stamp) + m.end())
     if text.startswith("ERROR"):
-        return Shown(stamp + paint(text, ERROR.get(look.depth, ""), look))
+        return Shown(stamp + paint(text, ERROR.get(look.depth, ""), look), indent=width(stamp))
     if text.startswith("* "):
-        return Shown(stamp + paint(text, NOTICE.get(look.depth, ""), look))
-    return Shown(stamp + text)
+        return Shown(stamp + paint(text, NOTICE.get(look.depth, ""), look), indent=width(stamp))
+    return Shown(stamp + text, indent=width(stamp))
 
 
 def format_own(text: str, *, me: str, current: str | None, look: Look, now: float | None = None,
                raw: bool = False) -> str:
-    """Show a line *me* typed: chat as ``12:03 alice: text`` in bold, a command (or any line, *raw*:
-    input a command took over, such as a ``/post`` body) as ``12:03 > text``."""
+    """Show a line *me* typed: chat as ``12:03 alice: text`` in bold, ``/me waves`` as ``12:03 * alice
+    waves`` (as the others see it), another command (or any line, *raw*: input a command took over,
+    such as a ``/post`` body) as ``12:03 > text``."""
+    return own_line(text, me=me, current=current, look=look, now=now, raw=raw).text
+
+
+def own_line(text: str, *, me: str, current: str | None, look: Look, now: float | None = None,
+             raw: bool = False) -> Shown:
+    """:func:`format_own` with the indent of its wrapped rows."""
     now = time.time() if now is None else now
     stamp = paint(_stamp(None, look, False, now), GREY.get(look.depth, ""), look)
+    head, _, rest = text.partition(" ")
+    if not raw and head.lower() == "/me" and rest.strip() and me:
+        return Shown(stamp + "* " + _nick_body(me, rest, " ", look, own=True, mention=None),
+                     indent=width(stamp) + width(me) + 3)
     if raw or (text.startswith("/") and not text.startswith("//")):
-        return stamp + paint("> " + text, GREY.get(look.depth, ""), look)
+        return Shown(stamp + paint("> " + text, GREY.get(look.depth, ""), look), indent=width(stamp) + 2)
     said = text[1:] if text.startswith("//") else text
-    return stamp + _nick_body(me, said, ": ", look, own=True, mention=None)
+    return Shown(stamp + _nick_body(me, said, ": ", look, own=True, mention=None),
+                 indent=width(stamp) + width(me) + 2)
 
 
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
@@ -247,3 +278,84 @@ _SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 def _strip_sgr(text: str) -> str:
     return _SGR.sub("", text)
+
+
+def width(text: str) -> int:
+    """Terminal columns *text* takes (SGR sequences take none; wide characters two)."""
+    return sum(get_cwidth(c) for c in _SGR.sub("", text))
+
+
+_PIECE = re.compile(r"\x1b\[[0-9;]*m|.", re.DOTALL)
+_RESETS = ("\x1b[0m", "\x1b[m")
+
+
+def _words(text: str) -> list[tuple[bool, list[str]]]:
+    """*text* as runs of spaces and of other characters: ``(spaces, pieces)``, a piece being one character
+    or one SGR sequence (which joins the run it is in); tabs become spaces up to the next multiple of 8."""
+    runs: list[tuple[bool, list[str]]] = []
+    column = 0
+    for piece in _PIECE.findall(text):
+        if len(piece) > 1:
+            if not runs:
+                runs.append((False, []))
+            runs[-1][1].append(piece)
+            continue
+        pieces = [" "] * (8 - column % 8) if piece == "\t" else [piece]
+        column += len(pieces) if piece == "\t" else get_cwidth(piece)
+        spaces = pieces[0] == " "
+        if runs and runs[-1][0] == spaces and (spaces or any(len(p) == 1 for p in runs[-1][1])):
+            runs[-1][1].extend(pieces)
+        else:
+            runs.append((spaces, pieces))
+    return runs
+
+
+def hang(text: str, columns: int, indent: int) -> str:
+    """*text* (one line, maybe with SGR sequences) cut into rows of at most *columns* columns, joined by
+    newlines, the way chat clients wrap: between words where it can (the spaces at a break are
+    dropped), inside a word longer than a row; every row after the first starts with *indent* spaces
+    (colours end before a row's end and resume after the indent). A terminal too narrow for that
+    (under *indent* + 8 columns) gets *text* as it is."""
+    runs = _words(text)
+    if columns < indent + 8 or sum(get_cwidth(p) for _, pieces in runs for p in pieces if len(p) == 1) <= columns:
+        return text
+    rows: list[str] = []
+    row: list[str] = []
+    active: list[str] = []  # SGR sequences in effect since the last reset
+    used = start = 0
+
+    def put(piece: str) -> int:
+        nonlocal active
+        row.append(piece)
+        if len(piece) == 1:
+            return get_cwidth(piece)
+        active = [] if piece in _RESETS else [*active, piece]
+        return 0
+
+    def next_row() -> None:
+        nonlocal row, used, start
+        while len(row) > 1 and row[-1] == " ":  # the spaces before a break go with it
+            row.pop()
+        rows.append("".join(row) + ("\x1b[0m" if active else ""))
+        row = [" " * indent, *active]
+        used = start = indent
+
+    for spaces, pieces in runs:
+        cells = sum(get_cwidth(p) for p in pieces if len(p) == 1)
+        if used + cells <= columns:
+            used += sum(put(p) for p in pieces)
+            continue
+        if spaces:  # a break: the spaces are dropped, their colours kept
+            for piece in pieces:
+                if len(piece) > 1:
+                    put(piece)
+            next_row()
+            continue
+        if used > start and cells <= columns - indent:
+            next_row()  # the word fits on a row of its own
+        for piece in pieces:
+            if len(piece) == 1 and used + get_cwidth(piece) > columns:
+                next_row()
+            used += put(piece)
+    rows.append("".join(row))
+    return "\n".join(rows)

@@ -1,5 +1,5 @@
-"""The file-transfer side of :class:`chatroom.client.loop.ClientLoop`: ``/sendfile``, the watched send
-folder, offers waiting for consent, and the progress snapshot the UIs draw.
+"""The client's file transfers (:class:`Transfers`): ``/sendfile``, the watched send folder, offers waiting
+for consent, giving up on files still arriving when quitting, and the progress snapshot the UIs draw.
 
 Consent (``--accept-files ask``, the default on a terminal): the server sends
 ``file-offer ID SIZE SENDER NAME`` and the client shows
@@ -22,50 +22,140 @@ an accepted offer whose file has not begun is ignored when it begins;
 ``/cancel NAME`` withdraws an own offer still waiting for the receivers'
 answers (aborted as soon as the server names its ID).
 
-A mixin: these methods run on the client loop's thread and use its
-attributes (``_tm``, the transfer manager; ``_watcher``; ``console``;
-``send_dir``; ``auto_send``; ``progress``...).
+The file-transfer component itself (:class:`~chatroom.client.transfer.TransferManager`, optional: see
+:func:`chatroom.client.io.load_transfer`) is made per connection through the *manager* factory, with
+the :class:`Link`'s ``write`` and ``queued``; the send-folder watcher (optional too) lives as long as
+the client. Loop thread only, except the watcher's own threads, which only call ``wake``.
 """
 
 from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from chatroom.client.io import ready_hint
+from chatroom.client.io import LOST, Console, ready_hint
 from chatroom.client.offers import Offer, pick_offer, transfer_lines
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import Frame
 
-#: Seconds between refreshes of ``ClientLoop.progress``.
+__all__ = ["PROGRESS_INTERVAL", "Link", "Transfers"]
+
+#: Seconds between refreshes of :attr:`Transfers.progress`.
 PROGRESS_INTERVAL = 0.2
 
 
-class FileSide:
-    """Transfer-related steps of the client loop (see the module docstring)."""
+class Link(Protocol):
+    """The connection as the transfer side sees it (its output queue)."""
 
-    _tm: Any
-    _watcher: Any
-    _named: bool
-    _quit: str
-    _next_progress: float
-    console: Any
-    send_dir: Path
-    auto_send: bool
-    progress: list[Any]
-    accept_files: str
-    _offered: dict[str, Offer]  # offer id -> offer, waiting for the person's answer or for its file
+    def send(self, text: str) -> None:
+        """Queue one line."""
 
-    def _changed(self) -> None:  # provided by ClientLoop
-        raise NotImplementedError
+    def write(self, data: bytes) -> None:
+        """Queue bytes as they are (frames)."""
 
-    def _send(self, text: str) -> None:  # provided by ClientLoop
-        raise NotImplementedError
+    def queued(self) -> int:
+        """Bytes queued, not yet taken by the kernel."""
 
-    def _file_frame(self, frame: Frame) -> None:
+
+class Transfers:
+    """Files in and out over the client's connections (see the module docstring).
+
+    *manager* is ``TransferManager``'s class or a factory with its signature ``(send_dir,
+    received_dir, write, out_queued, emit)``, None when file transfer is not installed; *watcher* is a
+    factory ``(send_dir, wake)`` or None. *changed* is called when :attr:`progress` changed.
+    """
+
+    def __init__(self, link: Link, console: Console, *, manager: Any, watcher: Any, send_dir: Path,
+                 received_dir: Path, auto_send: bool, accept_files: str, wake: Callable[[], None],
+                 changed: Callable[[], None]) -> None:
+        self.link = link
+        self.console = console
+        self.send_dir = Path(send_dir)
+        self.received_dir = Path(received_dir)
+        self.auto_send = auto_send
+        self.accept_files = accept_files
+        self._changed = changed
+        self._manager = manager
+        self._tm: Any = None
+        self._watcher: Any = None
+        self._offered: dict[str, Offer] = {}  # offer id -> offer, waiting for the person's answer or for its file
+        #: Snapshot of the running transfers (``progress()`` items), refreshed every :data:`PROGRESS_INTERVAL`.
+        self.progress: list[Any] = []
+        self._next_progress = 0.0
+        if manager is not None:
+            self.send_dir.mkdir(parents=True, exist_ok=True)
+            self.received_dir.mkdir(parents=True, exist_ok=True)
+            self._tm = self._new_manager()
+            if watcher is not None:
+                self._watcher = watcher(self.send_dir, wake)
+
+    def _new_manager(self) -> Any:
+        return self._manager(self.send_dir, self.received_dir, self.link.write, self.link.queued, self.console.line)
+
+    @property
+    def available(self) -> bool:
+        """True when file transfer is installed (the handshake asks for frames)."""
+        return self._manager is not None
+
+    @property
+    def busy(self) -> bool:
+        """True while file transfers are in flight."""
+        return bool(self._tm is not None and self._tm.busy)
+
+    @property
+    def receiving(self) -> bool:
+        """True while a file is arriving (not discarded)."""
+        return bool(self._tm is not None and self._tm.receiving)
+
+    # ---- the connection's life ------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching the send folder."""
+        if self._watcher is not None:
+            self._watcher.start()
+
+    def connected(self) -> None:
+        """A new connection after a lost one: a fresh manager, no offers."""
+        self._offered.clear()
+        if self._manager is not None and self._tm is None:
+            self._tm = self._new_manager()
+
+    def lost(self) -> None:
+        """The connection is gone: every transfer ends (``sending "NAME" stopped: connection to server lost``)."""
+        if self._tm is not None:
+            self._tm.close(LOST)
+            self._tm = None
+        self.progress = []
+        self._changed()
+
+    def abort(self) -> None:
+        """Ctrl-C while quitting: end every transfer now."""
+        if self._tm is not None:
+            self._tm.close()
+            self._tm = None
+
+    def discard_incoming(self, reason: str) -> None:
+        """Give up on every file still arriving (their part files removed; a line each says why)."""
+        if self._tm is not None:
+            self._tm.discard_incoming(reason)
+
+    def stop(self) -> None:
+        """The client ends: the watcher stops, transfers end, no progress."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        self.abort()
+        self.progress = []
+        self._changed()
+
+    # ---- what the server sends -------------------------------------------------------
+
+    def frame(self, frame: Frame) -> None:
         """A frame from the server: offers are handled here, everything else by the transfer component."""
+        if self._tm is None:
+            return
         kind, _, rest = frame.meta.partition(" ")
         tid, _, arg = rest.partition(" ")
         offered = self._offered
@@ -75,7 +165,7 @@ class FileSide:
             if not tid.isdigit() or not size.isdigit():
                 return
             if self.accept_files in ("all", "none"):
-                self._send(f"/{'accept' if self.accept_files == 'all' else 'decline'} {tid}")
+                self.link.send(f"/{'accept' if self.accept_files == 'all' else 'decline'} {tid}")
                 return
             offered[tid] = Offer(tid, safe_name(raw_name), sender, int(size))
             self.console.line(f'{sender} offers "{safe_name(raw_name)}" ({size} bytes): '
@@ -88,10 +178,15 @@ class FileSide:
                 return
             if offer.answer == "cancelled":
                 return  # never started here: its data and end frames find no transfer and are ignored
-        if self._tm is not None:
-            self._tm.handle_frame(frame)
+        self._tm.handle_frame(frame)
 
-    def _file_command(self, cmd: str, rest: str) -> bool:
+    def line(self, text: str) -> bool:
+        """A server line: True if it was the reply to an own offer (consumed, not shown)."""
+        return bool(self._tm is not None and self._tm.handle_line(text))
+
+    # ---- typed commands ----------------------------------------------------------------
+
+    def command(self, cmd: str, rest: str) -> bool:
         """A typed ``/sendfile``, ``/transfers``, ``/cancel``, ``/accept`` or ``/decline`` (*cmd* lower case,
         *rest* its arguments): act on it and return True; False for any other command."""
         if cmd == "/sendfile":
@@ -118,14 +213,11 @@ class FileSide:
             return
         if offer is not None:
             offer.answer = f"{verb}ed" if verb == "accept" else "declined"
-        self._send(f"/{verb} {offer.tid if offer is not None else arg}")
+        self.link.send(f"/{verb} {offer.tid if offer is not None else arg}")
 
     def _cancel(self, arg: str) -> None:
         """``/cancel ID`` (or ``/cancel NAME`` for an own offer still waiting for the receivers' answers)."""
-        try:
-            args = shlex.split(arg)
-        except ValueError:
-            args = []
+        args = _words(arg)
         if len(args) != 1:
             self.console.error("usage: /cancel ID (see /transfers)")
             return
@@ -143,10 +235,7 @@ class FileSide:
         self.console.error(f"no transfer {what} (see /transfers)")
 
     def _sendfile(self, rest: str) -> None:
-        try:
-            args = shlex.split(rest)
-        except ValueError:
-            args = []
+        args = _words(rest)
         if len(args) != 1:
             self.console.error('usage: /sendfile NAME (quote a name with spaces: /sendfile "my file.txt")')
             return
@@ -155,8 +244,11 @@ class FileSide:
             return
         self._tm.send_file(args[0])
 
-    def _drain_watcher(self) -> None:
-        if self._watcher is None or not self._named or self._quit != "no":
+    # ---- each pass -----------------------------------------------------------------------
+
+    def poll_watcher(self) -> None:
+        """Announce (or, with *auto_send*, send) the files the watcher found complete."""
+        if self._watcher is None:
             return
         for path in self._watcher.ready():
             name = Path(path).name
@@ -173,9 +265,13 @@ class FileSide:
             else:
                 self.console.line(hint)
 
-    # ---- quitting ------------------------------------------------------------------
+    def pump(self) -> None:
+        """Let the transfer component queue its next chunks."""
+        if self._tm is not None:
+            self._tm.pump()
 
-    def _refresh_progress(self) -> None:
+    def refresh(self) -> None:
+        """Refresh :attr:`progress` (at most every :data:`PROGRESS_INTERVAL` seconds)."""
         if self._tm is None:
             if self.progress:
                 self.progress = []
@@ -190,3 +286,9 @@ class FileSide:
             self.progress = snapshot
             self._changed()
 
+
+def _words(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return []

@@ -1,16 +1,21 @@
-"""What the person types, and quitting, for :class:`chatroom.client.loop.ClientLoop`.
+"""What the person types, and quitting: :class:`Inbox`, :class:`Quit` and :class:`CtrlC`.
 
-A mixin: these methods run on the client loop's thread. Input items come off
-the loop's queue in order: ``("line", text)``, ``("eof", None)`` (end of
-input, Ctrl-D) and ``("quit", force)`` (Ctrl-C; *force* aborts transfers).
+:class:`Inbox` is the only door between the UI threads and the client loop: ``("line", text)``,
+``("eof", None)`` (end of input, Ctrl-D) and ``("quit", force)`` (Ctrl-C; *force* aborts transfers)
+are put from any thread and acted on, in order, on the loop's thread by :meth:`Inbox.drain`:
 
-* Typed lines wait while the name is not accepted yet or a handshake reply is
-  still due, and while the client is reconnecting; then they go out in order.
-* While reconnecting (offline, or a new connection not through its rejoin),
-  ``/quit``, end of input and Ctrl-C end the client at once with status 0;
-  lines typed meanwhile are not sent (the client says how many).
-* Otherwise quitting waits for running transfers (see the loop's docstring),
-  sends ``/quit`` and waits ``quit_timeout`` seconds for the server's ``OK``.
+* typed lines wait while the handler is :meth:`~InputHandler.holding` them (the name not accepted yet,
+  a handshake reply still due, a reconnect under way; never while the next line is a name or the
+  server password); only Ctrl-C acts meanwhile;
+* while reconnecting, ``/quit``, end of input and Ctrl-C end the client at once: the handler's
+  :meth:`~InputHandler.give_up` learns how many typed lines were not sent.
+
+:class:`Quit` is quitting (``/quit``, end of input, Ctrl-C), a small state machine
+``no -> wanted -> sent -> ok``: once quitting began, files still *arriving* get ``quit_wait`` seconds,
+then are discarded; the person's own sends are waited for until they end (they move as fast as the
+server takes them, and the server aborts a transfer that stops moving). Then ``/quit`` goes out and the
+server has ``quit_timeout`` seconds to answer ``OK``. A sender trickling a byte every few seconds can
+therefore delay a client's exit by ``quit_wait`` seconds at most.
 """
 
 from __future__ import annotations
@@ -18,142 +23,78 @@ from __future__ import annotations
 import queue
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from chatroom.wire.lines import sanitize
+__all__ = ["CTRL_C_HINT", "CTRL_C_WINDOW", "QUIT_WAIT", "Arrivals", "CtrlC", "Inbox", "InputHandler", "Quit"]
 
-__all__ = ["CTRL_C_HINT", "CTRL_C_WINDOW", "CtrlC", "InputSide"]
+#: Default seconds files still arriving are waited for once quitting began (``--quit-wait``).
+QUIT_WAIT = 30.0
 
 
-class InputSide:
-    """Typed lines, end of input and Ctrl-C (see the module docstring)."""
+class InputHandler(Protocol):
+    """What :meth:`Inbox.drain` hands input to (the client session)."""
 
-    console: Any
-    interactive: bool
-    naming: bool
-    asking_password: bool
-    offline: bool
-    quit_wait: float
-    quit_timeout: float
-    _queue: queue.SimpleQueue[tuple[str, Any]]
-    _held: deque[tuple[str, Any]]
-    _pending: deque[str]
-    _named: bool
-    _status: int | None
-    _tm: Any
-    _quit: str
-    _quit_deadline: float
-    _arrivals_deadline: float
-    _lost_at: float
+    def holding(self) -> bool:
+        """True while typed lines must wait."""
 
-    if TYPE_CHECKING:  # provided by ClientLoop and its other mixins (type-only: no stub shadows them)
-        @property
-        def busy(self) -> bool: ...
-        def _send(self, text: str) -> None: ...
-        def _flush(self) -> None: ...
-        def _changed(self) -> None: ...
-        def _send_nick(self, name: str) -> None: ...
-        def _typed_password(self, text: str) -> None: ...
-        def _file_command(self, cmd: str, rest: str) -> bool: ...
-        def _typed_room_command(self, cmd: str, rest: str) -> None: ...
-        def _stop_dialing(self) -> None: ...
+    def recovering(self) -> bool:
+        """True from a lost connection until the new one has rejoined."""
 
-    def _drain_queue(self) -> None:
-        """Act on queued input in order; typed lines wait while the name is not accepted yet."""
+    def running(self) -> bool:
+        """False once the client is ending."""
+
+    def typed(self, text: str) -> None:
+        """One typed line."""
+
+    def end_of_input(self) -> None:
+        """End of input (Ctrl-D, the end of a pipe)."""
+
+    def interrupt(self, force: bool) -> None:
+        """Ctrl-C; *force*: abort running transfers."""
+
+    def give_up(self, unsent: int) -> None:
+        """``/quit``, end of input or Ctrl-C while reconnecting; *unsent* typed lines are dropped."""
+
+
+class Inbox:
+    """Input from any thread, acted on by the loop's thread (see the module docstring)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._held: deque[tuple[str, Any]] = deque()  # taken off the queue, not acted on yet
+
+    def put(self, kind: str, value: Any = None) -> None:
+        """``("line", text)``, ``("eof", None)`` or ``("quit", force)``; thread-safe, never blocks."""
+        self._queue.put((kind, value))
+        self._wake()
+
+    def drain(self, handler: InputHandler) -> None:
+        """Act on queued input in order, as far as *handler* lets it (loop thread)."""
+        held = self._held
         while True:
             try:
-                self._held.append(self._queue.get_nowait())
+                held.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        if self._lost_at and any(_ends(kind, value) for kind, value in self._held):
-            self._give_up_reconnecting()
+        if handler.recovering() and any(_ends(kind, value) for kind, value in held):
+            unsent = sum(1 for kind, value in held if kind == "line" and not _ends(kind, value) and value.strip())
+            held.clear()
+            handler.give_up(unsent)
             return
-        while self._held and self._status is None:
-            waiting = self._lost_at or not self._named or self._pending
-            if waiting and not self.naming and not self.asking_password:
-                # Waiting for the server to accept the name: only Ctrl-C acts now.
-                if any(kind == "quit" for kind, _ in self._held):
-                    self._on_input("quit", True)
+        while held and handler.running():
+            if handler.holding():
+                if any(kind == "quit" for kind, _ in held):
+                    handler.interrupt(True)  # only Ctrl-C acts now
                 return
-            kind, value = self._held.popleft()
-            self._on_input(kind, value)
-
-    def _give_up_reconnecting(self) -> None:
-        """``/quit``, Ctrl-D or Ctrl-C while reconnecting: end now."""
-        unsent = sum(1 for kind, value in self._held if kind == "line" and not _ends(kind, value) and value.strip())
-        self._held.clear()
-        self._stop_dialing()
-        if unsent:
-            self.console.error(f"not reconnected; {unsent} typed line{'s' * (unsent != 1)} not sent")
-        self._status = 0
-
-    def _on_input(self, kind: str, value: Any) -> None:
-        if kind == "eof":
-            self._want_quit()
-        elif kind == "quit":
-            if value and self._tm is not None:
-                self._tm.close()
-                self._tm = None
-            if not self._named:
-                self._status = 0  # not in the room yet: nothing to say goodbye to
-                return
-            self._want_quit()
-        elif kind == "line":
-            self._on_typed(value)
-
-    def _on_typed(self, raw: str) -> None:
-        text = sanitize(raw.rstrip("\r\n"))
-        if self.asking_password:
-            self._typed_password(text)
-            return
-        head, _, rest = text.partition(" ")
-        cmd = head.lower() if text.startswith("/") and not text.startswith("//") else ""
-        if self.naming:
-            if cmd == "/quit":
-                self._status = 0  # no name yet: nothing to say goodbye to
-            elif text.strip():
-                self.naming = False  # typed lines wait again until the server answers
-                self._send_nick(text.strip())
-                self._changed()
-            else:
-                self.console.error("a name is needed")
-            return
-        if self._quit != "no" or not text.strip():
-            if self._quit != "no" and text.strip() and self.interactive:
-                self.console.error(f"not sent (quitting): {text}")
-            return
-        if cmd == "/quit":
-            self._want_quit()
-            return
-        if self._file_command(cmd, rest):  # /sendfile /transfers /cancel /accept /decline (files.py)
-            return
-        if cmd:
-            self._typed_room_command(cmd, rest)
-        self._send(text)
-
-    def _want_quit(self) -> None:
-        if self._quit == "no":
-            self._quit = "wanted"
-            self._arrivals_deadline = time.monotonic() + self.quit_wait
-            if self.busy:
-                self.console.error(f"waiting for file transfers to finish before quitting "
-                                   f"(files arriving get {self.quit_wait:g} s at most)")
-
-    def _advance_quit(self) -> None:
-        if (self._quit == "wanted" and self._tm is not None and self._tm.receiving
-                and time.monotonic() >= self._arrivals_deadline):
-            self._tm.discard_incoming(f"still arriving {self.quit_wait:g} s after quitting")
-        if self._quit == "wanted" and not self.busy and not self._pending:
-            self._send("/quit")
-            self._flush()
-            self._quit = "sent"
-            self._quit_deadline = time.monotonic() + self.quit_timeout
-        elif self._quit in ("sent", "ok") and time.monotonic() >= self._quit_deadline:
-            if self._quit == "ok":
-                self._status = 0
-            else:
-                self.console.error("no reply to /quit from the server; closing")
-                self._status = 1
+            kind, value = held.popleft()
+            if kind == "eof":
+                handler.end_of_input()
+            elif kind == "quit":
+                handler.interrupt(bool(value))
+            elif kind == "line":
+                handler.typed(value)
 
 
 def _ends(kind: str, value: Any) -> bool:
@@ -161,6 +102,72 @@ def _ends(kind: str, value: Any) -> bool:
     if kind in ("eof", "quit"):
         return True
     return kind == "line" and isinstance(value, str) and value.strip().lower() == "/quit"
+
+
+class Arrivals(Protocol):
+    """The transfers as quitting sees them."""
+
+    @property
+    def busy(self) -> bool:
+        """Any transfer in flight, in or out."""
+
+    @property
+    def receiving(self) -> bool:
+        """Any file arriving."""
+
+    def discard_incoming(self, reason: str) -> None:
+        """Give up on the files arriving."""
+
+
+class Quit:
+    """Quitting (see the module docstring); *now* is ``time.monotonic()`` wherever it is passed."""
+
+    def __init__(self, *, quit_wait: float = QUIT_WAIT, quit_timeout: float = 5.0,
+                 error: Callable[[str], None]) -> None:
+        self.quit_wait = quit_wait
+        self.quit_timeout = quit_timeout
+        self._error = error
+        #: ``no``, ``wanted`` (waiting for transfers), ``sent`` (``/quit`` out) or ``ok`` (the server said OK).
+        self.state = "no"
+        self._arrivals_deadline = 0.0  # files still arriving after this are discarded
+        self._deadline = 0.0  # the server's OK must come before this
+
+    def want(self, files: Arrivals, now: float | None = None) -> None:
+        """Quitting begins (again: nothing changes)."""
+        if self.state != "no":
+            return
+        self.state = "wanted"
+        self._arrivals_deadline = (time.monotonic() if now is None else now) + self.quit_wait
+        if files.busy:
+            self._error(f"waiting for file transfers to finish before quitting "
+                        f"(files arriving get {self.quit_wait:g} s at most)")
+
+    def advance(self, files: Arrivals, replies_due: bool, send: Callable[[str], None],
+                now: float | None = None) -> int | None:
+        """One step (each loop pass): discard late arrivals, send ``/quit`` when nothing holds it back,
+        give up on the server's answer. Returns the exit status once the client may end, else None."""
+        now = time.monotonic() if now is None else now
+        if self.state == "wanted" and files.receiving and now >= self._arrivals_deadline:
+            files.discard_incoming(f"still arriving {self.quit_wait:g} s after quitting")
+        if self.state == "wanted" and not files.busy and not replies_due:
+            send("/quit")
+            self.state = "sent"
+            self._deadline = now + self.quit_timeout
+        elif self.state in ("sent", "ok") and now >= self._deadline:
+            if self.state == "ok":
+                return 0
+            self._error("no reply to /quit from the server; closing")
+            return 1
+        return None
+
+    def reply(self, text: str) -> None:
+        """A server line: the ``OK`` after ``/quit``."""
+        if self.state == "sent" and text.startswith("OK"):
+            self.state = "ok"
+
+    def wait(self, now: float) -> float | None:
+        """Seconds the loop may sleep before the server's answer is overdue (None: no deadline)."""
+        return max(0.0, self._deadline - now) if self.state in ("sent", "ok") else None
 
 
 #: Seconds within which a second Ctrl-C quits.

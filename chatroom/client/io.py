@@ -5,7 +5,7 @@
   and :class:`chatroom.client.tui.TuiConsole` implement it.
 * :func:`load_transfer`: the file-transfer component, if installed.
 * :func:`ready_hint`: the line shown when the send folder has a new file.
-* :class:`OutQueue` (from :mod:`chatroom.wire.outqueue`, shared with the server):
+* :class:`OutQueue` (through :mod:`chatroom.client.connection`, shared with the server):
   bytes waiting for the socket, sent with ``sendmsg``.
 """
 
@@ -14,9 +14,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Protocol
 
-from chatroom.sockets.outqueue import SEND_BUFFERS, OutQueue
+from chatroom.client.connection import SEND_BUFFERS, OutQueue
 
-__all__ = ["SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
+__all__ = ["LOST", "SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
+
+#: What the client says (and why its transfers end) when the connection to the server is lost.
+LOST = "connection to server lost"
 
 
 class Console(Protocol):

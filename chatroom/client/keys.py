@@ -13,6 +13,9 @@
 * Input history: typed lines, except those holding a password or a room key
   (``/login``, ``/identify``, ``/register``, ``/password``, ``/pass``, ``/key``,
   ``/join #room KEY``) and the answers to ``name:`` and ``server password:``.
+* Secrets are never shown: in those lines the password or key is drawn as
+  ``*`` while typed (:class:`MaskSecrets`, an input processor) and echoed as
+  ``********`` (:func:`mask_secrets`), e.g. ``> /login alice ********``.
 * Rooms: Alt-Right / Ctrl-N the next joined room, Alt-Left / Ctrl-P the
   previous one, Alt-1..Alt-9 the N-th (each sends ``/join #room``, which only
   makes a joined room current); ``/switch #room`` is typed ``/join #room``.
@@ -20,6 +23,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -28,14 +32,59 @@ from prompt_toolkit.filters import Condition
 from prompt_toolkit.history import History
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.keys import Keys
+from prompt_toolkit.layout.processors import Processor, Transformation, TransformationInput
+from prompt_toolkit.layout.utils import explode_text_fragments
 
-from chatroom.client.display import format_own, write_line
+from chatroom.client.display import Shown, own_line
 from chatroom.client.rooms import Rooms
 
-__all__ = ["SECRET_COMMANDS", "Typing", "key_bindings", "keep_in_history", "split_paste"]
+__all__ = ["SECRET_COMMANDS", "MaskSecrets", "Typing", "key_bindings", "keep_in_history", "mask_secrets",
+           "secret_spans", "split_paste"]
 
 #: Commands whose arguments hold a password or key: never written to the history file.
 SECRET_COMMANDS = frozenset({"/login", "/identify", "/register", "/password", "/pass", "/key"})
+#: Command -> how many of its words come before the secret ones (``/login NICK PASSWORD``: 1).
+_SECRET_AFTER = {"/login": 1, "/identify": 1, "/register": 0, "/password": 0, "/pass": 0, "/key": 0, "/join": 1,
+                 "/j": 1}
+_WORD = re.compile(r"\S+")
+
+
+def secret_spans(line: str) -> list[tuple[int, int]]:
+    """``(start, end)`` character spans of the passwords and keys in a typed *line* (see the module
+    docstring): ``/login alice pw`` -> ``[(13, 15)]``."""
+    words = list(_WORD.finditer(line))
+    if not words or not line.startswith("/"):
+        return []
+    skip = _SECRET_AFTER.get(words[0].group().lower())
+    if skip is None:
+        return []
+    return [m.span() for m in words[1 + skip:]]
+
+
+def mask_secrets(line: str) -> str:
+    """*line* with each password or key replaced by ``********`` (its length is not shown either)."""
+    for start, end in reversed(secret_spans(line)):
+        line = line[:start] + "********" + line[end:]
+    return line
+
+
+class MaskSecrets(Processor):
+    """Draws the passwords and keys of the line being typed as ``*`` (a prompt_toolkit input processor;
+    one ``*`` per character, so the cursor stays where it is)."""
+
+    def apply_transformation(self, transformation_input: TransformationInput) -> Transformation:
+        ti = transformation_input
+        document = ti.document
+        spans = secret_spans(document.text)
+        if not spans:
+            return Transformation(ti.fragments)
+        start = sum(len(line) + 1 for line in document.lines[:ti.lineno])
+        fragments = explode_text_fragments(ti.fragments)
+        for i, fragment in enumerate(fragments[:len(document.lines[ti.lineno])]):
+            at = start + i
+            if any(a <= at < b for a, b in spans):
+                fragments[i] = (fragment[0], "*", *fragment[2:])
+        return Transformation(fragments)
 
 
 def keep_in_history(line: str) -> bool:
@@ -115,7 +164,7 @@ class Typing:
             self.in_post = text != "#"
         elif text.split()[0].lower() == "/post":
             self.in_post = True
-        write_line(format_own(text, me=me, current=room, look=look, raw=post))
+        self.console.show(own_line(mask_secrets(text), me=me, current=room, look=look, raw=post))
 
     def paste(self, buff: Buffer, data: str) -> None:
         """A bracketed paste of *data* into *buff*."""
@@ -140,7 +189,7 @@ class Typing:
             for line in lines:
                 self.send(line)
         else:
-            write_line(f"paste of {len(lines)} lines dropped")
+            self.console.show(Shown(f"paste of {len(lines)} lines dropped"))
 
     def switch(self, room: str | None) -> None:
         """Make joined *room* current (None: nothing)."""

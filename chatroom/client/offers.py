@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Offer", "human_size", "pick_offer", "transfer_lines"]
+__all__ = ["Offer", "human_rate", "human_size", "pick_offer", "took", "transfer_lines"]
 
 
 def human_size(size: int) -> str:
@@ -26,6 +26,29 @@ def human_size(size: int) -> str:
             return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+#: A finished transfer smaller than this (bytes) reports its time, not a rate: its round trips are most
+#: of that time, so a rate would say little (and it used to read ``0.0 MB/s``).
+TINY = 64 * 1024
+
+
+def human_rate(size: int, seconds: float) -> str:
+    """How fast *size* bytes moved in *seconds*: ``"446.1 MB/s"``, ``"12.5 kB/s"``, ``"40 B/s"`` (decimal
+    units, as network rates are given), so a slow or tiny transfer never reads ``0.0 MB/s``."""
+    rate = size / max(seconds, 1e-6)
+    for unit, scale in (("MB/s", 1e6), ("kB/s", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.1f} {unit}"
+    return f"{rate:.0f} B/s"
+
+
+def took(size: int, seconds: float) -> str:
+    """What a finished transfer's summary says of its speed: :func:`human_rate`, or for a file under
+    :data:`TINY` bytes its time, ``"in 3 ms"`` (``"in 2.5 s"`` from a second on)."""
+    if size >= TINY:
+        return human_rate(size, seconds)
+    return f"in {max(1, round(seconds * 1000))} ms" if seconds < 1 else f"in {seconds:.1f} s"
 
 
 @dataclass
@@ -83,9 +106,9 @@ def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer]
     lines = ["transfers: " + ", ".join(parts)]
     for p in [*sends, *recvs]:
         arrow = "up" if p.direction == "send" else "down"
-        rate = p.done / max(now - p.started, 1e-6) / 1e6
+        rate = human_rate(p.done, now - p.started)
         lines.append(f"  {arrow} {p.tid} {p.desc}: {human_size(p.done)} of {human_size(p.total)} "
-                     f"({_percent(p.done, p.total)}), {rate:.1f} MB/s; /cancel {p.tid}")
+                     f"({_percent(p.done, p.total)}), {rate}; /cancel {p.tid}")
     for name in outgoing:
         lines.append(f'  up - "{name}": offered, waiting for the receivers\' answers; /cancel "{name}"')
     for o in offers:

@@ -10,22 +10,26 @@
   that thread; a socket that arrives after :meth:`Dialer.cancel` is closed
   instead.
 
-The client loop (:mod:`chatroom.client.loop`) drives these: it gives up after
-:data:`GIVE_UP` seconds of failed attempts, or at once when the server's TLS
-certificate is refused (``TrustRefused``: retrying would not change it).
+* :class:`Reconnector`: the offline state of one client. The client loop
+  (:mod:`chatroom.client.loop`) tells it when the connection dropped
+  (:meth:`Reconnector.lost`) and polls it for a new socket; it gives up after
+  :data:`GIVE_UP` seconds of failed attempts, or at once when the server's TLS
+  certificate is refused (``TrustRefused``: retrying would not change it).
 """
 
 from __future__ import annotations
 
 import queue
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import cast
 
-__all__ = ["CAP", "FIRST", "GIVE_UP", "LOST", "Backoff", "Dialer", "ReconnectSide"]
+from chatroom.client.connection import Transport
+from chatroom.client.io import LOST, Console
+
+__all__ = ["CAP", "FIRST", "GIVE_UP", "LOST", "Backoff", "Dialer", "Reconnector"]
 
 #: Seconds before the first attempt (the upper end; jitter takes up to half off).
 FIRST = 0.5
@@ -33,7 +37,6 @@ FIRST = 0.5
 CAP = 30.0
 #: Seconds of failed attempts after which the client stops trying (a day: a client left open overnight).
 GIVE_UP = 24 * 3600.0
-LOST = "connection to server lost"
 
 
 class Backoff:
@@ -47,7 +50,7 @@ class Backoff:
 
     def next(self) -> float:
         """The wait before the next attempt, in seconds: half of the step plus up to another half at random."""
-        step = min(self.cap, self.first * (2 ** min(self.attempts, 32)))
+        step = min(self.cap, self.first * 2.0 ** min(self.attempts, 32))
         self.attempts += 1
         return step / 2 + self.rng() * step / 2
 
@@ -62,7 +65,7 @@ class Dialer:
     :meth:`start` and :meth:`cancel` may be called from any thread.
     """
 
-    def __init__(self, connect: Callable[[], socket.socket], deliver: Callable[[object], None]) -> None:
+    def __init__(self, connect: Callable[[], Transport], deliver: Callable[[object], None]) -> None:
         self._connect = connect
         self._deliver = deliver
         self._lock = threading.Lock()
@@ -87,92 +90,89 @@ class Dialer:
                 return
         if not isinstance(result, BaseException):
             try:
-                result.close()  # type: ignore[attr-defined]
+                cast(Transport, result).close()
             except OSError:
                 pass
 
 
-class ReconnectSide:
-    """The reconnecting state of :class:`chatroom.client.loop.ClientLoop` (a mixin; loop thread only).
+class Reconnector:
+    """Whether and when to dial again after a loss (loop thread only, except the dialer's delivery).
 
-    While :attr:`offline`, the loop has no socket: it waits for the next
-    attempt (at most :data:`CAP` seconds away) or for the person, whose
-    ``/quit``, Ctrl-D or Ctrl-C ends the client at once (status 0).
+    *connect* (None: reconnecting is off) returns a new connected socket and may block; *wake* wakes
+    the loop when an attempt ends; *end* ends the client with a status (1: gave up). While
+    :attr:`offline` the loop has no socket: it sleeps at most :meth:`wait` seconds and polls
+    :meth:`poll`. :attr:`lost_at` stays set from the loss until :meth:`recovered` (the rejoin is through).
     """
 
-    console: Any
-    _status: int | None
-    _tm: Any
-    _lost_at: float
-    _sel: Any
-    sock: Any
-    _connect: Callable[[], socket.socket] | None
-
-    if TYPE_CHECKING:  # provided by ClientLoop and RoomSide (type-only: no stub shadows them)
-        def _attach(self, sock: socket.socket) -> None: ...
-        def _begin_rejoin(self) -> None: ...
-        def wake(self) -> None: ...
-
-    def _init_reconnect(self, connect: Callable[[], socket.socket] | None, backoff: Backoff | None) -> None:
+    def __init__(self, connect: Callable[[], Transport] | None, console: Console, *,
+                 wake: Callable[[], None], end: Callable[[int], None], backoff: Backoff | None = None) -> None:
         self._connect = connect
+        self.console = console
+        self._wake = wake
+        self._end = end
         self._backoff = backoff or Backoff()
         #: True from a lost connection until a new one is attached (no socket meanwhile).
         self.offline = False
+        #: ``time.monotonic()`` of the loss being recovered from; 0.0 when connected and caught up.
+        self.lost_at = 0.0
         self._dial_at = 0.0
         self._dialer: Dialer | None = None
         self._dialed: queue.SimpleQueue[object] = queue.SimpleQueue()
 
-    def _go_offline(self) -> None:
+    @property
+    def enabled(self) -> bool:
+        """True when a lost connection is dialled again."""
+        return self._connect is not None
+
+    def lost(self, now: float | None = None) -> None:
         """The connection dropped (or a new one closed before its rejoin): schedule the next attempt."""
-        try:
-            self._sel.unregister(self.sock)
-        except (KeyError, ValueError):
-            pass
-        self.sock.close()
+        now = time.monotonic() if now is None else now
         self.offline = True
-        now = time.monotonic()
-        if self._lost_at:  # a reconnect that did not get through: keep backing off
+        if self.lost_at:  # a reconnect that did not get through: keep backing off
             self._retry_later("the server closed the connection", now)
             return
-        self._lost_at = now
+        self.lost_at = now
         self._backoff.reset()
         delay = self._backoff.next()
         self._dial_at = now + delay
         self.console.error(f"{LOST}; reconnecting in {delay:.1f} s (/quit or Ctrl-D gives up)")
 
-    def _offline_wait(self, now: float) -> float:
+    def wait(self, now: float) -> float:
         """Seconds the loop may sleep before the next attempt is due (0 when due or dialing)."""
         return 0.0 if self._dialer is None and now >= self._dial_at else max(0.0, self._dial_at - now)
 
-    def _offline_pass(self) -> None:
-        now = time.monotonic()
-        if self._dialer is None and now >= self._dial_at:
-            self._dialer = Dialer(self._connect, self._deliver)  # type: ignore[arg-type]
+    def poll(self) -> Transport | None:
+        """Start the attempt when due; the new connected socket once one got through, else None."""
+        if self._dialer is None and time.monotonic() >= self._dial_at and self._connect is not None:
+            self._dialer = Dialer(self._connect, self._deliver)
             self._dialer.start()
         try:
             result = self._dialed.get_nowait()
         except queue.Empty:
-            return
+            return None
         self._dialer = None
         if isinstance(result, BaseException):
             self._attempt_failed(result)
-            return
+            return None
         self.offline = False
-        self._begin_rejoin()
-        self._attach(result)  # type: ignore[arg-type]
+        return cast(Transport, result)  # a Dialer delivers what connect() returned, or an exception
+
+    def recovered(self) -> None:
+        """The new connection has rejoined: the loss is over."""
+        self.lost_at = 0.0
 
     def _attempt_failed(self, exc: BaseException) -> None:
         if type(exc).__name__ == "TrustRefused":
             self.console.error(f"chatroom-client: {exc}")
-            self._status = 1
+            self._end(1)
             return
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         self._retry_later(reason, time.monotonic())
 
     def _retry_later(self, reason: str, now: float) -> None:
-        if now - self._lost_at > GIVE_UP:
+        if now - self.lost_at > GIVE_UP:
             self.console.error(f"{LOST}: gave up reconnecting after {GIVE_UP / 3600:g} h")
-            self._status = 1
+            self._end(1)
             return
         delay = self._backoff.next()
         self._dial_at = now + delay
@@ -180,9 +180,10 @@ class ReconnectSide:
 
     def _deliver(self, result: object) -> None:  # the dialer's thread
         self._dialed.put(result)
-        self.wake()
+        self._wake()
 
-    def _stop_dialing(self) -> None:
+    def stop(self) -> None:
+        """No more attempts; a socket still coming is closed."""
         if self._dialer is not None:
             self._dialer.cancel()
             self._dialer = None

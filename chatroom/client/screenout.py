@@ -73,7 +73,8 @@ class ChatStdout(StdoutProxy):
 @contextmanager
 def chat_stdout() -> Iterator[ChatStdout]:
     """``sys.stdout`` and ``sys.stderr`` go through a :class:`ChatStdout` inside the block."""
-    with ChatStdout() as proxy:
+    proxy = ChatStdout()
+    with proxy:
         original_stdout, original_stderr = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = cast(TextIO, proxy)
         try:

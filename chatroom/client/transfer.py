@@ -12,12 +12,9 @@ transfer frames"). Everything runs on the client's loop thread:
   ``file-end ID SHA256HEX``. The server answers ``file-done ID NICKS`` (or
   ``file-abort ID reason``), and a one-line summary is emitted.
 * Incoming ``file-begin`` / ``file-data`` / ``file-end`` / ``file-abort``
-  frames are written to ``received_dir/.NAME.ID.part`` (a
-  :class:`~chatroom.client.partfile.PartFile`: ``file-data`` payloads may be
-  pieces, ``memoryview`` slices of the loop's receive buffer, written and
-  hashed without a copy) and moved into place
-  (never overwriting: ``name (1).ext``) only when the size and SHA-256 match;
-  otherwise the partial file is removed and the reason emitted.
+  frames go to the manager's :class:`~chatroom.client.receive.Receiver`, which
+  writes each file to a part file and moves it into place only when its size
+  and SHA-256 match.
 * :meth:`TransferManager.discard_incoming` gives up on the files still
   arriving (the client loop calls it when quitting takes too long: see
   :mod:`chatroom.client.loop`); the rest of their frames are ignored.
@@ -31,12 +28,12 @@ import shlex
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from chatroom.client.partfile import PartFile, open_part
-from chatroom.wire.filenames import safe_name, unique_path
+from chatroom.client.offers import took
+from chatroom.client.receive import Progress, Receiver
+from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import Frame, encode_frame, encode_frame_header, encode_line
 
 __all__ = ["CHUNK", "OUT_LIMIT", "Progress", "TransferManager"]
@@ -45,19 +42,6 @@ __all__ = ["CHUNK", "OUT_LIMIT", "Progress", "TransferManager"]
 CHUNK = 1024 * 1024
 #: pump() queues more chunks only while the client's output queue holds fewer bytes than this.
 OUT_LIMIT = 1024 * 1024
-
-
-@dataclass
-class Progress:
-    """One running transfer, for a progress bar: ``done``/``total`` bytes,
-    ``started`` (``time.monotonic()``), ``direction`` ``"send"`` or ``"recv"``."""
-
-    desc: str
-    done: int
-    total: int
-    started: float
-    direction: str
-    tid: int = 0
 
 
 class _Send:
@@ -74,20 +58,6 @@ class _Send:
 
     def close(self) -> None:
         self.file.close()
-
-
-class _Recv:
-    __slots__ = ("done", "file", "hasher", "id", "name", "part", "sender", "size", "started")
-
-    def __init__(self, tid: int, name: str, sender: str, size: int, part: Path, file: PartFile) -> None:
-        self.id, self.name, self.sender, self.size, self.part, self.file = tid, name, sender, size, part, file
-        self.done = 0
-        self.hasher = hashlib.sha256()
-        self.started = time.monotonic()
-
-
-def _rate(size: int, started: float) -> str:
-    return f"{size / max(time.monotonic() - started, 1e-6) / 1e6:.1f} MB/s"
 
 
 class TransferManager:
@@ -119,7 +89,7 @@ class TransferManager:
         self.out_limit = out_limit
         self._offers: list[_Send] = []  # /sendfile written, waiting for OK or ERROR (replies come in order)
         self._sends: dict[int, _Send] = {}
-        self._recvs: dict[int, _Recv | None] = {}  # None: discarded, ignore its frames until it ends
+        self._in = Receiver(self.received_dir, emit)
         self._turn = 0
 
     # -- state ------------------------------------------------------------------
@@ -131,28 +101,16 @@ class TransferManager:
     @property
     def receiving(self) -> bool:
         """True while any incoming file is still being written (not discarded)."""
-        return any(recv is not None for recv in self._recvs.values())
+        return self._in.receiving
 
     def discard_incoming(self, reason: str) -> int:
-        """Give up on every incoming file: remove its part file, emit why, ignore its later frames.
-
-        Returns how many were discarded. The emitted line is
-        ``discarded "NAME" from SENDER: REASON (DONE of SIZE bytes)``.
-        """
-        live = [recv for recv in self._recvs.values() if recv is not None]
-        for recv in live:
-            self._fail(recv, f"{reason} ({recv.done} of {recv.size} bytes)")
-        return len(live)
+        """Give up on every incoming file (see :meth:`Receiver.discard_incoming`); returns how many."""
+        return self._in.discard_incoming(reason)
 
     def progress(self) -> list[Progress]:
         """The running transfers, sends first."""
         items = [Progress(s.name, s.done, s.size, s.started, "send", s.id or 0) for s in self._sends.values()]
-        items += [
-            Progress(f"{r.name} from {r.sender}", r.done, r.size, r.started, "recv", r.id)
-            for r in self._recvs.values()
-            if r is not None
-        ]
-        return items
+        return items + self._in.progress()
 
     def offered(self) -> list[str]:
         """Names of this client's offers still waiting for the server's ``OK sendfile`` (not cancelled)."""
@@ -175,9 +133,7 @@ class TransferManager:
                 else:
                     self._cancel_send(send, "cancelled")
                 return True
-            recv = self._recvs.get(tid)
-            if recv is not None:
-                self._fail(recv, f"cancelled ({recv.done} of {recv.size} bytes)")
+            if self._in.cancel(tid):
                 return True
         for send in self._offers:
             if send.name == what and not send.cancelled:
@@ -305,13 +261,14 @@ class TransferManager:
             return
         tid = int(tid_text)
         if kind == "file-data":
-            self._data(tid, frame.payload)
+            self._in.data(tid, frame.payload)
         elif kind == "file-begin":
-            self._begin(tid, arg)
+            self._in.begin(tid, arg)
         elif kind == "file-end":
-            self._end(tid, arg.strip().lower())
+            self._in.end(tid, arg.strip().lower())
         elif kind == "file-abort":
-            self._abort(tid, arg.strip() or "cancelled")
+            if not self._in.abort(tid, arg.strip() or "cancelled"):
+                self._abort(tid, arg.strip() or "cancelled")
         elif kind == "file-done":
             self._done(tid, [n for n in arg.strip().split(",") if n])
 
@@ -321,112 +278,15 @@ class TransferManager:
             return
         who = ", ".join(receivers) or "nobody"
         self.emit(
-            f'sent "{send.name}" ({send.size} bytes) to {who}: {_rate(send.size, send.started)}, '
+            f'sent "{send.name}" ({send.size} bytes) to {who}: {took(send.size, time.monotonic() - send.started)}, '
             f"sha256 {send.hasher.hexdigest()[:16]}"
         )
 
     def _abort(self, tid: int, reason: str) -> None:
-        if tid in self._recvs:
-            recv = self._recvs.pop(tid)
-            if recv is not None:
-                self._discard(recv, reason)
-            return
         send = self._sends.pop(tid, None)
         if send is not None:
             send.close()
             self.emit(f'sending "{send.name}" stopped: {reason}')
-
-    # -- receiving --------------------------------------------------------------------
-    def _begin(self, tid: int, arg: str) -> None:
-        size_text, _, rest = arg.partition(" ")
-        sender, _, raw_name = rest.partition(" ")
-        if not size_text.isdigit() or tid in self._recvs:
-            return
-        name = safe_name(raw_name)
-        try:
-            self.received_dir.mkdir(parents=True, exist_ok=True)
-            file = open_part(self.received_dir, name, tid)
-        except OSError as exc:
-            self._recvs[tid] = None
-            self.emit(f'discarded "{name}" from {sender}: cannot write in {self.received_dir}: {exc.strerror or exc}')
-            return
-        self._recvs[tid] = _Recv(tid, name, sender, int(size_text), file.path, file)
-
-    def _data(self, tid: int, payload: bytes | memoryview) -> None:
-        """A piece of file *tid*: written and hashed as it is (a view of the receive buffer: never copied)."""
-        recv = self._recvs.get(tid)
-        if recv is None:
-            return
-        size = len(payload)
-        if recv.done + size > recv.size:
-            self._fail(recv, f"more data than the announced {recv.size} bytes")
-            return
-        try:
-            recv.file.write(payload)
-        except OSError as exc:
-            self._fail(recv, "disk full" if exc.errno == 28 else f"write failed: {exc.strerror or exc}")
-            return
-        recv.hasher.update(payload)
-        recv.done += size
-
-    def _end(self, tid: int, digest: str) -> None:
-        if tid not in self._recvs:
-            return
-        recv = self._recvs.pop(tid)
-        if recv is None:
-            return
-        try:
-            recv.file.close()
-        except OSError as exc:
-            self._discard(recv, "disk full" if exc.errno == 28 else f"write failed: {exc.strerror or exc}")
-            return
-        if recv.done != recv.size:
-            self._discard(recv, f"size mismatch: got {recv.done} of {recv.size} bytes")
-            return
-        got = recv.hasher.hexdigest()
-        if got != digest:
-            self._discard(recv, f"sha256 mismatch (announced {digest[:16]}, got {got[:16]})")
-            return
-        try:
-            dest = self._place(recv)
-        except OSError as exc:
-            self._discard(recv, f"cannot move it into place: {exc.strerror or exc}")
-            return
-        self.emit(
-            f'received "{recv.name}" ({recv.size} bytes) from {recv.sender}: '
-            f"{_rate(recv.size, recv.started)}, sha256 ok -> {dest}"
-        )
-
-    def _place(self, recv: _Recv) -> Path:
-        """Move the finished part file to a free name; never overwrites (link, then unlink)."""
-        for _ in range(1000):
-            dest = unique_path(self.received_dir, recv.name)
-            try:
-                os.link(recv.part, dest)
-            except FileExistsError:
-                continue
-            except OSError:  # no hard links here: rename to the name just found free
-                os.rename(recv.part, dest)
-                return dest
-            os.unlink(recv.part)
-            return dest
-        raise FileExistsError(f"no free name for {recv.name}")
-
-    def _fail(self, recv: _Recv, reason: str) -> None:
-        """Stop writing *recv* (its remaining frames are ignored) and discard it."""
-        self._recvs[recv.id] = None
-        self._discard(recv, reason)
-
-    def _discard(self, recv: _Recv, reason: str) -> None:
-        try:
-            recv.file.close()
-        except OSError:
-            pass
-        try:
-            recv.part.unlink()
-        except FileNotFoundError:
-            pass
-        self.emit(f'discarded "{recv.name}" from {recv.sender}: {reason}')
 
     # -- shutdown ----------------------------------------------------------------------
     def close(self, reason: str = "cancelled") -> None:
@@ -440,7 +300,4 @@ class TransferManager:
                 self.emit(f'sending "{send.name}" stopped: {reason}')
             send.close()
         self._sends.clear()
-        for recv in list(self._recvs.values()):
-            if recv is not None:
-                self._discard(recv, "connection closed before the file was complete")
-        self._recvs.clear()
+        self._in.close()

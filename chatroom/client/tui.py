@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import threading
 import time
 import traceback
@@ -52,8 +51,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import Application
 from prompt_toolkit.application.current import get_app_or_none
 from prompt_toolkit.filters import Condition
+from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.shortcuts import CompleteStyle
@@ -61,12 +62,12 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import is_dumb_terminal
 
 from chatroom.client.complete import ChatCompleter
+from chatroom.client.connection import Transport
 from chatroom.client.console import format_bars
-from chatroom.client.display import ERROR, Look, Shown, color_depth, format_event, paint, write_line
+from chatroom.client.display import ERROR, Look, Shown, color_depth, format_event, hang, paint, write_line
 from chatroom.client.events import Event, parse
 from chatroom.client.inputs import CTRL_C_HINT, CtrlC
-from chatroom.client.io import load_transfer
-from chatroom.client.keys import Typing, key_bindings
+from chatroom.client.keys import MaskSecrets, Typing, key_bindings
 from chatroom.client.loop import ClientLoop
 from chatroom.client.resize import fix_resize, terminal_rewraps
 from chatroom.client.rooms import Rooms
@@ -89,19 +90,29 @@ STYLE = Style.from_dict({
 class TuiConsole:
     """Shows server lines the terminal UI's way; prints through whatever ``sys.stdout`` is at call time.
 
-    ``line``/``error`` run on the network thread. *rooms* learns from every
-    line, *completer* from ``/help`` lines; *notify* (thread-safe) is called
-    with the shown line and its event for a mention or a private message.
+    ``line``/``error`` run on the network thread, :meth:`show` on any. *rooms*
+    learns from every line, *completer* from ``/help`` lines; *notify*
+    (thread-safe) is called with the shown line and its event for a mention
+    or a private message. *columns* gives the terminal's width now: lines
+    wider are wrapped with their rows indented (:func:`~chatroom.client.display.hang`).
     """
 
     def __init__(self, look: Look, rooms: Rooms, completer: ChatCompleter,
-                 notify: Callable[[Shown, Event], None] | None = None) -> None:
+                 notify: Callable[[Shown, Event], None] | None = None,
+                 columns: Callable[[], int] = lambda: 80) -> None:
         self.look = look
         self.rooms = rooms
         self.completer = completer
         self.notify = notify
+        self.columns = columns
         self.nick = ""  # learnt from replies; before that, fallback_nick()
         self.fallback_nick: Callable[[], str] = lambda: ""
+
+    def show(self, shown: Shown) -> None:
+        """Print *shown*, its rows after the first indented (never less than 2 columns, never more
+        than half the terminal)."""
+        columns = self.columns()
+        write_line(hang(shown.text, columns, max(2, min(shown.indent, columns // 2))))
 
     def me(self) -> str:
         """The user's nick as far as the UI knows."""
@@ -135,16 +146,18 @@ class TuiConsole:
         self.rooms.seen(ev, me=self.me(), mention=shown.mention)
         if not ev.tags and text.startswith("/"):
             self.completer.learn_help(text)
-        write_line(shown.text)
+        self.show(shown)
         if (shown.mention or shown.private) and self.notify is not None:
             self.notify(shown, ev)
 
     def error(self, text: str) -> None:
-        write_line(paint(text, ERROR.get(self.look.depth, ""), self.look))
+        self.show(Shown(paint(text, ERROR.get(self.look.depth, ""), self.look)))
 
 
-def _columns() -> int:
-    app = get_app_or_none()
+def _columns(app: Application[str] | None = None) -> int:
+    """The terminal's width: of *app* (any thread), else of the running application (UI thread); 80
+    when unknown."""
+    app = app if app is not None else get_app_or_none()
     if app is None:
         return 80
     try:
@@ -175,7 +188,7 @@ def _history(path: Path | None) -> tuple[History, str | None]:
     return FileHistory(str(path)), None
 
 
-def run_tui(args: argparse.Namespace, sock: socket.socket) -> int:
+def run_tui(args: argparse.Namespace, sock: Transport) -> int:
     """Run the terminal UI on a connected *sock* until quit; returns the exit status.
 
     A SIGINT that lands between two prompts (not as a Ctrl-C key inside one)
@@ -191,7 +204,7 @@ def _opt(args: argparse.Namespace, name: str, default: object) -> object:
     return getattr(args, name, default)
 
 
-async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
+async def _run(args: argparse.Namespace, sock: Transport) -> int:
     env = dict(os.environ)
     look = Look(depth=color_depth(str(_opt(args, "color", "auto")), env),
                 timestamps=str(_opt(args, "timestamps", "%H:%M")))
@@ -200,22 +213,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
     history, history_problem = _history(history_path(_opt(args, "history_file", None), env))  # type: ignore[arg-type]
     aio = asyncio.get_running_loop()
     console = TuiConsole(look, rooms, completer)
-    loop = ClientLoop(
-        sock,
-        args.name,
-        console,
-        interactive=True,
-        send_dir=args.send_dir,
-        received_dir=args.received_dir,
-        auto_send=args.auto_send,
-        transfer=load_transfer(settle=getattr(args, "settle", None)),
-        quit_wait=args.quit_wait,
-        accept_files=args.accept_files or "ask",
-        password=args.password,
-        server_password=getattr(args, "server_password", None),
-        tags=True,
-        connect=getattr(args, "connect", None),
-    )
+    loop = ClientLoop.from_args(args, sock, console, interactive=True)
     console.fallback_nick = lambda: loop.name
     typing = Typing(loop, console, history, paste_confirm=int(_opt(args, "paste_confirm", 5)))  # type: ignore[call-overload]
     session: PromptSession[str] = PromptSession(
@@ -223,11 +221,13 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         completer=completer,
         complete_style=CompleteStyle.READLINE_LIKE,
         complete_while_typing=False,
+        input_processors=[MaskSecrets()],
         key_bindings=key_bindings(typing, rooms),
         style=STYLE,
         color_depth=None if look.depth else ColorDepth.DEPTH_1_BIT,
     )
     loop.on_change = session.app.invalidate
+    console.columns = lambda: _columns(session.app)
     if terminal_rewraps(env):
         fix_resize(session.app)
     dumb = is_dumb_terminal()
@@ -237,7 +237,11 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
     session.is_password = Condition(lambda: loop.asking_password)
     notifier = Notifier(session, bool(_opt(args, "bell", True)), bool(_opt(args, "title", True)))
     typing.on_sent = notifier.seen
-    console.notify = lambda shown, ev: aio.call_soon_threadsafe(notifier.ring, shown, ev)
+
+    def notify(shown: Shown, ev: Event) -> None:  # the network thread: ring on the UI thread
+        aio.call_soon_threadsafe(notifier.ring, shown, ev)
+
+    console.notify = notify
     finished = asyncio.Event()
     status: list[int] = []
 
@@ -245,7 +249,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         # On the asyncio thread: end a running prompt (it then returns None).
         future = session.app.future
         if finished.is_set() and future is not None and not future.done():
-            session.app.exit(result=None)
+            session.app.exit()  # the prompt returns None
 
     def on_finished() -> None:
         finished.set()
@@ -260,8 +264,8 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
         finally:
             aio.call_soon_threadsafe(on_finished)
 
-    def toolbar() -> list[tuple[str, str]]:
-        parts: list[tuple[str, str]] = []
+    def toolbar() -> StyleAndTextTuples:
+        parts: StyleAndTextTuples = []
         for tab in rooms.tabs():
             style = "class:room.current" if tab.current else "class:room.unread" if tab.unread else "class:room"
             label = tab.name + (f" ({tab.unread}" + (f", @{tab.mentions}" if tab.mentions else "") + ")"
@@ -303,7 +307,7 @@ async def _run(args: argparse.Namespace, sock: socket.socket) -> int:
                     kept = session.default_buffer.text
                     action = ctrl_c.press(time.monotonic())
                     if action == "hint":
-                        write_line(CTRL_C_HINT)
+                        console.show(Shown(CTRL_C_HINT))
                     else:
                         loop.request_quit(force=action == "abort")
                     continue
