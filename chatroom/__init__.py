@@ -12,8 +12,8 @@ setting without a default, ``Rate`` limits and ``Example`` calls) and
 config schema; ``Context`` is the ``ctx``
 every hook and command gets; ``migrate``, ``transaction`` and
 ``MigrationError`` manage a plugin's SQLite store; ``Room``, ``Member``,
-``Entry`` (a history line), ``Timer`` and ``PluginInfo`` are the types the
-context hands out; ``Refused`` is the room model's refusal (``CommandError``
+``Entry`` (a history line), ``SearchPage`` and ``SearchCursor`` (``ctx.search``), ``Timer`` and
+``PluginInfo`` are the types the context hands out; ``Refused`` is the room model's refusal (``CommandError``
 is a subclass); ``parse_uint`` parses a bounded number from user input and
 ``safe_name`` makes an untrusted file name safe; ``AccountStore``, ``Account``,
 ``hash_password``, ``verify_password`` and ``check_password`` are the accounts (``ctx.accounts``),
@@ -51,6 +51,8 @@ _EXPORTS = {
     "Ban": "chatroom.model.moderation",
     "Member": "chatroom.model.member",
     "Entry": "chatroom.model.history",
+    "SearchPage": "chatroom.model.search",
+    "SearchCursor": "chatroom.model.search",
     "Timer": "chatroom.net.scheduler",
     "parse_uint": "chatroom.wire.numbers",
     "safe_name": "chatroom.wire.filenames",

@@ -103,7 +103,7 @@ def test_disable_plugin_option_env_var_and_no_plugins(site, server_factory):
     result = list_plugins("--no-plugins", env=pythonpath(site))
     assert result.returncode == 0
     assert {line.split()[0] for line in result.stdout.splitlines()} == {"core", "rooms", "accounts", "board", "tweet", "sendfile",
-                                                                         "moderation"}
+                                                                         "moderation", "search"}
 
 
 FLAKY = '''

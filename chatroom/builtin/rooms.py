@@ -17,7 +17,7 @@ from chatroom import Command, CommandError, Context, Room, UsageError, hookimpl,
 JOIN_USAGE = "/join #ROOM [KEY]"
 PART_USAGE = "/part [#ROOM] [REASON]"  # the # may be left out when the word names one of your rooms
 TOPIC_USAGE = "/topic [TEXT | --clear | lock | unlock]"
-HISTORY_USAGE = "/history [#ROOM] [N] | since ID [N] | before ID [N]"
+HISTORY_USAGE = "/history [#ROOM] [N] | since ID [N] | before ID [N] | around ID [N]"
 ROOMS_USAGE = "/rooms [MATCH] [PAGE]"
 #: Most lines one /history call returns.
 MAX_HISTORY = 500
@@ -110,8 +110,9 @@ def me(ctx: Context, args: list[str]) -> None:
 
 
 def history(ctx: Context, args: list[str]) -> None:
-    """``/history [#room] [N]``, ``/history since ID [N]``, ``/history before ID [N]``: stored lines
-    (marked as history), then ``OK N lines``."""
+    """``/history [#room] [N]``, ``/history since ID [N]``, ``/history before ID [N]``, ``/history around ID [N]``
+    (the line ID, or the first after it, with up to N/2 lines before it: where a search hit was said): stored
+    lines (marked as history), then ``OK N lines``."""
     if args and args[0].startswith("#"):
         found = ctx.find_room(args[0])
         if found is None:
@@ -119,15 +120,18 @@ def history(ctx: Context, args: list[str]) -> None:
         room, args = found, args[1:]
     else:
         room = _current(ctx)
-    if args and args[0] in ("since", "before"):
+    if args and args[0] in ("since", "before", "around"):
         if len(args) not in (2, 3):
             raise UsageError(HISTORY_USAGE)
         anchor = parse_uint(args[1], max_digits=18)
-        count = _count(args[2:], 50)
+        count = _count(args[2:], 20 if args[0] == "around" else 50)
         if anchor is None:
             raise UsageError(HISTORY_USAGE)
-        key = "since" if args[0] == "since" else "before"
-        entries = ctx.history(room, last=count, **{key: anchor})
+        if args[0] == "around":
+            entries = ctx.history(room, last=count // 2, before=anchor) if count > 1 else []
+            entries += ctx.history(room, last=count - len(entries), since=max(anchor - 1, 0))
+        else:
+            entries = ctx.history(room, last=count, **{args[0]: anchor})
     else:
         if len(args) > 1:
             raise UsageError(HISTORY_USAGE)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -49,6 +49,7 @@ from chatroom.model.history_sql import (
 )
 from chatroom.model.ids import RoomIds
 from chatroom.model.pending import MAX_UNSAVED, PendingWrites, StoreUnavailable, prune_step
+from chatroom.model.search import PAGE, Query, SearchCursor, SearchPage, run as run_search
 from chatroom.model.store import close_store, migrate, open_store
 from chatroom.model.writer import connect_writer
 
@@ -166,7 +167,6 @@ class History:
         self.version = 0
 
     # -- writing ---------------------------------------------------------------------
-
     def append(self, room: str, kind: str, nick: str, text: str, account: str | None = None) -> Entry:
         """Assign *room*'s next id and the clock's time to a line; buffer it; return it.
 
@@ -298,8 +298,13 @@ class History:
         """True if a line was stored in *room* since it was last dropped (:meth:`drop_room`), pruned or not."""
         return self.latest_id(room) > self.ids.floor_of(room)
 
-    # -- room records ----------------------------------------------------------------
+    def search(self, start: Query | SearchCursor, rooms: Iterable[str], *, limit: int = PAGE) -> SearchPage:
+        """:func:`chatroom.model.search.run` over *rooms* (readable ones), their floors and uncommitted lines applied."""
+        floors = {room: self.ids.floor_of(room) for room in rooms}
+        return run_search(self._conn, start, floors, [e for e in self.writes.entries if e.room in floors], Entry._make,
+                          limit=limit)
 
+    # -- room records ----------------------------------------------------------------
     def save_room(
         self,
         name: str,
@@ -361,8 +366,6 @@ class History:
         """Every room record, sorted by name (uncommitted changes included)."""
         return [self._rooms[name] for name in sorted(self._rooms)]
 
-    # -- retention -------------------------------------------------------------------
-
     def drop_room(self, name: str) -> None:
         """Forget room *name* (:mod:`chatroom.model.rooms`): its record goes now (the writer deletes it after
         every change before it, retrying a failing store), its lines are hidden at once and deleted by
@@ -423,7 +426,6 @@ class History:
         return bool(more)
 
     # -- life cycle ------------------------------------------------------------------
-
     def close(self, timeout: float = 5.0) -> None:
         """Hand over what is not submitted, let the writer commit everything (trying a failing store
         for at most *timeout* seconds), then close both connections

@@ -10,6 +10,23 @@ from __future__ import annotations
 __all__ = ["BEFORE", "BETWEEN", "COLUMNS", "DELETE_ROOM", "DELETE_TO", "DROPPED_MAX", "FLOOR", "INSERT", "LAST",
            "MIGRATIONS", "OLDEST", "ROOM", "RULES", "SEQ", "SINCE"]
 
+# The search index (migration 4; queries in chatroom.model.search). SQLite 3.40's FTS5 writes its
+# pending terms out at every statement savepoint, so a trigger writing each line into the FTS table
+# would write one index segment per line (4-8x the cost of storing the line, bench/search.py). So
+# the per-line trigger only numbers the line in search_map (seq: one global order, the order lines
+# were stored in, across rooms), and the line's words go into the FTS table in ONE statement per
+# commit, from the trigger on history_seq: History writes each room's counter in the same
+# transaction as its lines, after them ("history_seq" below). history_meta's 'search_indexed' is
+# the highest seq in the FTS table. Deleting a line (retention, a dropped room's steps) deletes its
+# words in the same statement; lines are never changed in place.
+_INDEX_NEW = """
+    INSERT INTO search_fts (rowid, text, nick, room)
+        SELECT m.seq, h.text, h.nick, h.room FROM search_map AS m JOIN history AS h ON h.room = m.room AND h.id = m.id
+        WHERE m.seq > (SELECT value FROM history_meta WHERE key = 'search_indexed') ORDER BY m.seq;
+    UPDATE history_meta SET value = (SELECT max(seq) FROM search_map)
+        WHERE key = 'search_indexed' AND value < (SELECT max(seq) FROM search_map);
+"""
+
 MIGRATIONS = [
     # 1: first schema.
     """
@@ -35,6 +52,34 @@ MIGRATIONS = [
     """
     ALTER TABLE history_seq ADD COLUMN floor INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE history_meta (key TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    """,
+    # 4: full-text search (see above): FTS5, contentless (the text lives in history only), no column
+    # sizes (hits are ordered by time, never ranked); unicode61 folds case and removes diacritics,
+    # so "cafe" finds "café". Existing lines are indexed here, oldest first.
+    f"""
+    CREATE TABLE search_map (seq INTEGER PRIMARY KEY, room TEXT NOT NULL, id INTEGER NOT NULL);
+    CREATE UNIQUE INDEX search_map_line ON search_map (room, id);
+    CREATE VIRTUAL TABLE search_fts USING fts5(
+        text, nick, room, content='', columnsize=0, tokenize='unicode61 remove_diacritics 2'
+    );
+    INSERT INTO search_map (room, id) SELECT room, id FROM history ORDER BY ts, room, id;
+    INSERT INTO history_meta (key, value) VALUES ('search_indexed', 0);
+    {_INDEX_NEW}
+    CREATE TRIGGER search_line AFTER INSERT ON history BEGIN
+        INSERT INTO search_map (room, id) VALUES (new.room, new.id);
+    END;
+    CREATE TRIGGER search_index_new AFTER INSERT ON history_seq BEGIN {_INDEX_NEW} END;
+    CREATE TRIGGER search_index_more AFTER UPDATE ON history_seq BEGIN {_INDEX_NEW} END;
+    CREATE TRIGGER search_unline AFTER DELETE ON history BEGIN
+        INSERT INTO search_fts (search_fts, rowid, text, nick, room)
+            SELECT 'delete', seq, old.text, old.nick, old.room FROM search_map
+            WHERE room = old.room AND id = old.id
+            AND seq <= (SELECT value FROM history_meta WHERE key = 'search_indexed');
+        DELETE FROM search_map WHERE room = old.room AND id = old.id;
+    END;
+    CREATE TRIGGER search_fixed BEFORE UPDATE OF room, id, nick, text ON history BEGIN
+        SELECT RAISE(ABORT, 'history lines are never changed in place (the search index follows them)');
+    END;
     """,
 ]
 

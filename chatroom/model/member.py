@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatroom.wire.lines import encode_line
+
 __all__ = ["Member"]
 
 _NO_CAPS: frozenset[str] = frozenset()
@@ -61,6 +63,12 @@ class Member:
     def changed(self) -> None:
         """The hub changed this member's nick, current room or rooms (its account changes with its nick). A wire
         that shows them structurally tells the member here; the line protocol does nothing (replies say it)."""
+
+    def hit(self, entry: Any, line: str) -> None:
+        """One search hit for this member (``/search``): *entry*, a stored line
+        (:class:`~chatroom.model.history.Entry`), and *line*, what the line protocol shows of it (tags
+        included when asked). A wire that shows hits structurally (the browser's) sends its own event."""
+        self.deliver(encode_line(line))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.id}, {self.nick!r})"

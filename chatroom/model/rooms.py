@@ -19,8 +19,8 @@ The lifetime rule (docs/protocol.md, "Room lifetime"):
   rooms, lingering ones included: at the cap, the room that has lingered longest is deleted to make
   room; when none lingers, creating is refused.
 
-Reading a room's history goes through :meth:`Rooms.read`, which applies the access rule
-(:mod:`chatroom.model.access`). No sockets, no plugins; loop thread only.
+Reading a room's history goes through :meth:`Rooms.read`, and searching it through :meth:`Rooms.search`;
+both apply the access rule (:mod:`chatroom.model.access`). No sockets, no plugins; loop thread only.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
-from chatroom.model.access import SERVER, RoomView, Viewer, check_read, view
+from chatroom.model.access import SERVER, RoomView, Viewer, check_read, may_read, view
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import RoomRules
 from chatroom.model.names import room_key
 from chatroom.model.room import Room
+from chatroom.model.search import PAGE, SearchCursor, SearchPage
+from chatroom.model.searchquery import parse
 
 if TYPE_CHECKING:
     from chatroom.model.history import Entry, History
@@ -143,6 +145,29 @@ class Rooms:
         if before is not None:
             return history.before(room.name, before, last or 50)
         return history.last(room.name, last or 20)
+
+    def search(self, viewer: Viewer | Member, start: str | SearchCursor, *, limit: int = PAGE) -> SearchPage:
+        """One page of a full-text search (*start*: the query text, docs/protocol.md "Search", or the
+        ``more`` cursor of the previous page) over the history of every room *viewer* may read, newest
+        first; with a ``#room`` in the query, that room only. The access rule is checked on every page.
+
+        Raises :class:`~chatroom.model.searchquery.QueryError` (the reason) for a query that cannot run,
+        :class:`~chatroom.model.errors.Refused` for an unknown ``#room`` or one *viewer* may not read,
+        ValueError for *limit* outside 1..200. No history: no hits.
+        """
+        who = viewer if isinstance(viewer, Viewer) else self.viewer(viewer)
+        query = parse(start) if isinstance(start, str) else start.query
+        if query.room is not None:
+            room = self._rooms.get(query.room)
+            if room is None:
+                raise Refused(f"no such room: {query.room}")
+            check_read(who, room)
+            readable = [room.name]
+        else:
+            readable = [room.name for room in self._rooms.values() if may_read(who, room)]
+        if self.history is None:
+            return SearchPage([], None)
+        return self.history.search(query if isinstance(start, str) else start, readable, limit=limit)
 
     # -- life cycle ------------------------------------------------------------------------------
     def open(self, name: str, owner: str | None = None, creator: Member | None = None) -> Room:

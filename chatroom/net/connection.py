@@ -91,10 +91,14 @@ class Connection(Member):
         ``check_frame``). A bound method, not a closure per connection: an idle connection stays small."""
         return self.transport.app.check_frame(self, meta, size)  # type: ignore[no-any-return]
 
-    # -- the connection's wire: a transport with another format overrides these three --------------
+    # -- the connection's wire: a transport with another format overrides these -------------------
     def encode_text(self, text: str) -> bytes:
         """One line (a reply, a listing line: ``str``, no newline) as this connection's wire carries it."""
         return encode_line(text)
+
+    def hit(self, entry: Any, line: str) -> None:
+        """A search hit: *line* as any reply (:meth:`encode_text`), so a door with its own wire words it."""
+        self.deliver(self.encode_text(line))
 
     def frame(self, meta: str, payload: bytes = b"") -> bytes:
         """A whole file frame (docs/protocol.md, "Frames") with *meta* text and *payload*."""

@@ -48,7 +48,9 @@ from chatroom.net.tls import TLSTransport
 from chatroom.net.webgate import Gate, Hosts
 from chatroom.net.webhttp import StaticFiles, plain_answer
 from chatroom.net.webproto import HttpError, HttpRequest, PeerClosed, WebParser, WsClosed, WsPing
-from chatroom.wire.jsonwire import binary_frame, binary_header, encode_entry, hello_event, line_event, members_event, you_event
+from chatroom.wire.jsonwire import (
+    binary_frame, binary_header, encode_entry, hello_event, hit_event, line_event, members_event, you_event,
+)
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE
 
 __all__ = ["CLOSE_CODES", "REQUEST_TIMEOUT", "WebConnection", "WebTLSTransport", "WebTransport", "open_web"]
@@ -93,6 +95,10 @@ class WebConnection(Connection):
     def encode_text(self, text: str) -> bytes:
         """A line as a ``line`` event."""
         return line_event(text)
+
+    def hit(self, entry: Any, line: str) -> None:
+        """A search hit as a ``hit`` event."""
+        self.deliver(hit_event(entry))
 
     def frame(self, meta: str, payload: bytes = b"") -> bytes:
         """A file frame as one binary message."""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from chatroom.model.history import Entry
     from chatroom.model.member import Member as Client
     from chatroom.model.room import Room
+    from chatroom.model.search import SearchCursor, SearchPage
     from chatroom.net.scheduler import Timer
     from chatroom.plugins.commands import Command
     from chatroom.plugins.info import PluginInfo
@@ -251,8 +252,7 @@ class Context(ThreadSafeParts):
         return self._server.hub.room(name)
 
     def may_read(self, room: Room, member: Client | None = None) -> bool:
-        """May *member* (default: the caller; none: the server) read *room*'s history, members and topic?
-        (:mod:`chatroom.model.access`: a member reads, a banned viewer never, a keyed room only its members.)"""
+        """May *member* (default: the caller; none: the server) read *room*'s history, members and topic? (:mod:`chatroom.model.access`: a member reads, a banned viewer never, a keyed room only its members.)"""
         return may_read(self._server.hub.rooms.viewer(member or self.client), room)
 
     def require_read(self, room: Room) -> None:
@@ -261,12 +261,10 @@ class Context(ThreadSafeParts):
 
     def join(self, name: str, key: str | None = None) -> tuple[Room, bool]:
         """Put the caller in room *name* (created if new, owned by the caller's account) and make it current.
-
-        Returns ``(room, joined)``: *joined* is False when the caller was in
-        it already (the room just became current). Raises Refused for a bad
-        room name, a caller banned from the room, or a room with a key
-        (``/key``) when *key* is not it (its operators and admins need none); for a new room, a caller
-        creating rooms too fast or a server at ``--max-rooms`` (docs/protocol.md, "Room lifetime")."""
+        Returns ``(room, joined)``: *joined* is False when the caller was in it already (the room just became
+        current). Raises Refused for a bad room name, a caller banned from the room, or a room with a key (``/key``)
+        when *key* is not it (its operators and admins need none); for a new room, a caller creating rooms too
+        fast or a server at ``--max-rooms`` (docs/protocol.md, "Room lifetime")."""
         client = self._caller()
         hub = self._server.hub
         room = hub.room(name)
@@ -302,6 +300,11 @@ class Context(ThreadSafeParts):
         *before* (N 1..500, else ValueError), as the caller may read them (Refused if not, :meth:`may_read`)."""
         return self._server.hub.rooms.read(self._server.hub.rooms.viewer(self.client), room, last=last,
                                            since=since, before=before)
+
+    def search(self, query: str | SearchCursor, *, limit: int = 20, show: bool = False) -> SearchPage:
+        """A page (1..200 hits) of a full-text search of the history the caller may read (docs/plugins.md, "Search"); *show*:
+        send the caller the hits too. Refused: a query that cannot run, a ``#room`` the caller may not read."""
+        return self._server.search(self.client, query, limit, show)
 
     def replay(self, entries: Iterable[Entry]) -> int:
         """Send history *entries* to the caller, marked as history (``[HH:MM] ``); returns how many."""
@@ -426,15 +429,11 @@ class Context(ThreadSafeParts):
 
     # -- files --------------------------------------------------------------------
     def start_transfer(self, name: str, size: int) -> int:
-        """Open a relay of the file *name* (*size* bytes) from the caller to the room's other
-        frame-capable members; returns the transfer id.
-
-        Raises :class:`~chatroom.plugins.commands.CommandError` with the reason if the
-        caller never sent ``/caps binary``, *size* is negative or over
-        ``--max-file-size``, the caller has too many transfers open, nobody
-        else can receive files, or a ``file_offered`` hook refuses (see
-        :meth:`chatroom.net.relay.Relay.start`).
-        """
+        """Open a relay of the file *name* (*size* bytes) from the caller to the room's other frame-capable
+        members; returns the transfer id. Raises :class:`~chatroom.plugins.commands.CommandError` with the reason
+        if the caller never sent ``/caps binary``, *size* is negative or over ``--max-file-size``, the caller has
+        too many transfers open, nobody else can receive files, or a ``file_offered`` hook refuses (see
+        :meth:`chatroom.net.relay.Relay.start`)."""
         assert self.client is not None
         return self._server.relay.start(self.client, name, size)
 

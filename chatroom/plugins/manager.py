@@ -58,6 +58,7 @@ BUILTIN_PLUGINS = (
     "chatroom.builtin.sendfile",
     "chatroom.builtin.accounts",
     "chatroom.builtin.moderation",
+    "chatroom.builtin.search",
 )
 
 #: What a command name or alias may look like (it is typed after ``/``).

@@ -42,6 +42,7 @@ from chatroom.server.claim import Claim, take
 from chatroom.server.events import PluginEvents
 from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
 from chatroom.wire.lines import sanitize
+from chatroom.wire.render import hit_line
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "ServerOptions", "default_plugins"]
 
@@ -49,6 +50,9 @@ log = logging.getLogger("chatroom.server")
 
 #: Seconds between two retention passes over the history.
 PRUNE_EVERY = 60.0
+#: Lines one retention step deletes at most: deleting a line also takes its words out of the search index
+#: (about 10-25 us a line, bench/search.py), so a step holds the loop for a few milliseconds.
+PRUNE_ROWS = 500
 #: With a server password: the one line a new connection gets, and wrong passwords before it is disconnected.
 PASS_ASK = "* This server needs a password: /pass PASSWORD"
 PASS_TRIES = 3
@@ -315,7 +319,7 @@ class Server:
 
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
         more = self.hub.rooms.expire()  # the step runs on the history's writer thread; the loop never waits
-        self.history.prune(*self.history_keep, on_done=lambda pruned, _: self.loop.call_later(
+        self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS, on_done=lambda pruned, _: self.loop.call_later(
             0 if pruned or more else PRUNE_EVERY, self._prune))
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
@@ -391,6 +395,17 @@ class Server:
         if not self.history_on_join:
             return 0
         return self.hub.replay(member, self.hub.rooms.read(member, room, last=self.history_on_join))
+
+    def search(self, member: Member | None, query: Any, limit: int, show: bool) -> Any:
+        """A page of a full-text search of what *member* may read (None: the server, every room; see
+        :meth:`chatroom.model.rooms.Rooms.search`); with *show*, *member* is sent the hits (``Member.hit``)."""
+        rooms = self.hub.rooms
+        page = rooms.search(rooms.viewer(member), query, limit=limit)
+        if show and member is not None:
+            self.hub.flush_for(member)
+            for entry in page.hits:
+                member.hit(entry, hit_line(entry, member.tagged))
+        return page
 
     def plugin_state(self, plugin: str) -> dict[str, Any]:
         """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""

@@ -27,7 +27,7 @@ from chatroom.wire.render import iso_time
 
 __all__ = [
     "OP_BINARY", "OP_TEXT", "PROTOCOL", "binary_frame", "binary_header", "encode_entry", "frame_header",
-    "hello_event", "line_event", "line_kind", "members_event", "text_frame", "you_event",
+    "hello_event", "hit_event", "line_event", "line_kind", "members_event", "text_frame", "you_event",
 ]
 
 #: Version of the JSON event wire, sent in ``hello``.
@@ -88,6 +88,12 @@ def hello_event(nick: str, version: str, rooms: Iterable[str], max_line: int, ma
 def you_event(nick: str, account: str | None, room: str | None, rooms: Iterable[str]) -> bytes:
     """A ``you`` event: the connection's own nick, account, current room and rooms (join order)."""
     return text_frame({"type": "you", "nick": nick, "account": account, "room": room, "rooms": list(rooms)})
+
+
+def hit_event(entry: Any) -> bytes:
+    """A ``hit`` event: one search hit (an ``Entry``: a stored line of a room the reader may read)."""
+    return text_frame({"type": "hit", "kind": entry.kind, "room": entry.room, "id": entry.id,
+                       "time": iso_time(entry.ts), "nick": entry.nick, "account": entry.account, "text": entry.text})
 
 
 def members_event(room: str, nicks: Iterable[str], topic: str, topic_by: str, topic_at: float) -> bytes:

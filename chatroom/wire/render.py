@@ -13,14 +13,17 @@ Sans-I/O: strings in, strings out. The format is specified in
   with IRCv3-style message tags (https://ircv3.net/specs/extensions/message-tags):
   ``@msgid=42;room=#lobby;time=2026-12-01T23:14:05.123Z;kind=msg;nick=alice alice: hi``,
   so a program never parses the human text to learn a line's room, author,
-  time, id or kind. ``history`` is a tag without value on replayed lines.
+  time, id or kind. ``history`` is a tag without value on replayed lines;
+* a search hit (:func:`hit_line`) names its room, id and time in its text, and
+  carries a ``search`` tag without value.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
-__all__ = ["KINDS", "iso_time", "render", "room_label", "stamp", "tags"]
+__all__ = ["KINDS", "hit_line", "iso_time", "render", "room_label", "stamp", "tags"]
 
 #: Event kinds: chat, /me, a topic change, a notice (join, part...), a plugin's line sent as it is.
 KINDS = ("msg", "me", "topic", "notice", "raw")
@@ -78,3 +81,15 @@ def render(kind: str, room: str, nick: str, text: str, *, current: bool = True) 
     else:
         line = f"* {text}"
     return line if current else f"[{room}] {line}"
+
+
+def hit_line(entry: Any, tagged: int = 0) -> str:
+    """A search hit (docs/protocol.md, "Search") as a line: ``[#lobby 42 2026-12-01 23:14] alice: I love café``
+    (room, id, the server's local time, the line as history shows it); with *tagged*, its message tags and a
+    ``search`` tag first. *entry* has the attributes of ``chatroom.model.history.Entry``."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.ts))
+    line = f"[{entry.room} {entry.id} {when}] " + render(entry.kind, entry.room, entry.nick, entry.text)
+    if tagged:
+        line = tags(msgid=entry.id, room=entry.room, time=iso_time(entry.ts), kind=entry.kind, nick=entry.nick,
+                    account=entry.account, search=True) + line
+    return line

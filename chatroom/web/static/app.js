@@ -5,6 +5,7 @@
 import { Wire } from "./wire.js";
 import { Transfers } from "./files.js";
 import { formatTime, mentions, nickHue } from "./names.js";
+import { Search } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 const OLDER_PAGE = 50;    // lines per "load older"
@@ -88,6 +89,13 @@ const wire = new Wire(`${scheme}//${location.host}/ws`, {
   },
 });
 const transfers = new Transfers(wire, $("transfers"), announce);
+const search = new Search({
+  send: sendLines,
+  joined: (name) => state.joined.includes(name),
+  select: (name) => select(name, { tellServer: true }),
+  back: () => state.selected && select(state.selected, { tellServer: false }),
+  announce,
+});
 
 // Replies to lines the page sent by itself (not typed) stay out of the log: count one more of kind.
 const REPLIES = {
@@ -209,6 +217,7 @@ const handlers = {
     renderMembers();
   },
 
+  hit: (event) => search.onHit(event),
   notice: (event) => notice(room(event.room), event.text, event.time, "notice"),
   raw: (event) => notice(room(event.room), event.text, event.time, "raw"),
 
@@ -224,6 +233,7 @@ const handlers = {
   line(event) {
     const text = String(event.text);
     transfers.onLine(text);
+    if (search.onLine(text)) return;
     historyReply(text);
     if (identityReply(text)) return;
     for (const [kind, count] of state.hidden) {
@@ -354,6 +364,7 @@ function append(entry, item, id) {
 }
 
 function message(event) {
+  if (search.takes(event)) return;  // the lines around a search hit being opened
   const entry = room(event.room);
   const id = typeof event.id === "number" ? event.id : null;
   if (id !== null && entry.ids.has(id)) return;
@@ -453,7 +464,7 @@ function renderMembers() {
 function renderOlder() {
   const entry = state.selected ? room(state.selected) : null;
   const button = $("load-older");
-  button.hidden = !entry;
+  button.hidden = !entry || !$("context-bar").hidden;
   if (!entry) return;
   const none = entry.olderDone || entry.minId === null || entry.minId <= 1;
   button.disabled = none || entry.olderPending;
@@ -483,6 +494,7 @@ function announce(text) {
 
 function select(name, { tellServer }) {
   if (!name) return;
+  search.closeContext();
   const entry = room(name);
   if (state.selected && state.rooms.has(state.selected)) room(state.selected).log.hidden = true;
   state.selected = name;
@@ -538,6 +550,7 @@ function submit() {
       continue;
     }
     if (name === "quit") state.quitting = true;
+    if (name === "search") search.expect(command[2].trim());
     if (name === "login") {
       const [nick, password] = command[2].split(/\s+/);
       if (nick && password) state.pendingIdentity = { name: nick, line: `/login ${nick} ${password}` };
@@ -657,6 +670,7 @@ function start() {
     renderNotifyButton();
   });
   $("reconnect").addEventListener("click", () => wire.retryNow());
+  search.start();
   window.addEventListener("online", () => wire.retryNow());
   document.addEventListener("visibilitychange", updateTitle);
   document.addEventListener("keydown", (event) => {  // Alt+Up/Down: previous/next room
