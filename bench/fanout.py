@@ -32,6 +32,10 @@ Targets (each started as a child process on a free 127.0.0.1 port; how, in
   with an ``[SSL]`` section, the clients speaking TLS (``fanout_tls.py``; the
   negotiated version and cipher are printed with each row). Issue 10's target:
   chatroom-tls's deliv/s at least ngircd-tls's at N=200.
+* ``chatroom-irc``: ``chatroom`` with its IRC door (``--irc-port PORT``, the web
+  listener off) and the clients speaking IRC to it exactly as to ``ngircd``
+  (issue 19's target: at least 1.5x ngircd's deliv/s at no more than 0.5x its
+  server CPU per delivery, nothing lost, at every N).
 * ``baseline-pass``: the same, but each loop pass's lines from all clients are
   joined into one batch appended once per member (a sender gets the batch
   without its own lines), then one send per dirty connection: the fastest
@@ -294,6 +298,22 @@ def tls_verdict(summary: dict[tuple[str, int], dict[str, Any]], n: int = 200) ->
             f"no line lost: {'yes' if c['lost'] == 0 else 'no'})")
 
 
+def irc_verdicts(summary: dict[tuple[str, int], dict[str, Any]], sizes: list[int]) -> list[str]:
+    """Issue 19's target at each N where both ran: chatroom-irc deliv/s >= 1.5x ngircd's and srv us/deliv
+    <= 0.5x ngircd's, no line lost."""
+    out = []
+    for n in sizes:
+        c, o = summary.get(("chatroom-irc", n)), summary.get(("ngircd", n))
+        if not c or not o or "error" in c or "error" in o:
+            continue
+        speed = c["deliv_s"] / o["deliv_s"] if o["deliv_s"] else float("nan")
+        cost = c["us_deliv"] / o["us_deliv"] if o["us_deliv"] else float("nan")
+        ok = speed >= 1.5 and cost <= 0.5 and c["lost"] == 0
+        out.append(f"IRC target at N={n}: {'MET' if ok else 'NOT MET'} (deliv/s >= 1.5x ngircd: {speed:.2f}x; "
+                   f"srv us/deliv <= 0.5x ngircd: {cost:.2f}x; no line lost: {'yes' if c['lost'] == 0 else 'no'})")
+    return out
+
+
 def environment() -> str:
     """One line about the machine: cores, CPU model, Python, ngircd, load average."""
     model = "?"
@@ -364,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nMedians over {args.runs} run(s), {args.seconds:g} s measured each "
           "(lost: sum over runs):\n")
     print(markdown([format_row(summary[(t, n)], "med") for n in sizes for t in targets]))
-    for line in (verdict(summary), tls_verdict(summary)):
+    for line in (verdict(summary), tls_verdict(summary), *irc_verdicts(summary, sizes)):
         if line:
             print("\n" + line)
     print(f"\n<!-- after: {environment()} -->")

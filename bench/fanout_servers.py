@@ -9,7 +9,9 @@ each flag only if ``chatroom-server --help`` lists it, see
 ``bench/fanout_baselines.py``), and over TLS: ``chatroom-tls`` (``chatroom``
 plus ``--tls``: TLS on the main port, a self-signed certificate made in the
 fresh data dir) and ``ngircd-tls`` (the same ngIRCd config plus an ``[SSL]``
-section, clients on its TLS port; see ``fanout_tls.py``).
+section, clients on its TLS port; see ``fanout_tls.py``); and ``chatroom-irc``
+(``chatroom`` with its IRC door on the port the bench picked, ``--irc-port``,
+clients speaking IRC exactly as they do to ngIRCd).
 """
 
 
@@ -103,8 +105,10 @@ def _wait_port(proc: subprocess.Popen, port: int, deadline: float) -> int:
 
 
 TARGETS = ("chatroom", "chatroom-noflood", "chatroom-nohistory", "ngircd", "baseline-line",
-           "baseline-pass", "chatroom-tls", "ngircd-tls")
-CHATROOMS = ("chatroom", "chatroom-noflood", "chatroom-nohistory", "chatroom-tls")
+           "baseline-pass", "chatroom-tls", "ngircd-tls", "chatroom-irc")
+CHATROOMS = ("chatroom", "chatroom-noflood", "chatroom-nohistory", "chatroom-tls", "chatroom-irc")
+#: Targets whose clients speak IRC (NICK/USER, JOIN #bench, PRIVMSG #bench) on the port the bench chose.
+IRC_TARGETS = ("ngircd", "ngircd-tls", "chatroom-irc")
 BASELINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fanout_baselines.py")
 
 
@@ -151,6 +155,8 @@ def chatroom_args(target: str) -> list[str]:
         out += ["--no-history"]
     if target == "chatroom-tls":
         out += ["--tls"]
+    if target == "chatroom-irc":  # only the IRC door matters; the web listener is not needed
+        out += ["--web-port", "off"]
     return out
 
 
@@ -178,6 +184,8 @@ def target_command(target: str, tmp: str, port: int, extra: str = "") -> list[st
         data = os.path.join(tmp, "chatroom-data")
         os.makedirs(data, exist_ok=True)
         extra_args = shlex.split(extra)
+        if target == "chatroom-irc":  # the clients speak IRC on *port*, like ngIRCd's
+            return [exe, "--port", "0", "--irc-port", str(port), "--data-dir", data] + chatroom_args(target) + extra_args
         if target not in ("chatroom", "chatroom-tls"):  # its flood / history setting wins over *extra*
             return [exe, "--port", "0", "--data-dir", data] + extra_args + chatroom_args(target)
         return [exe, "--port", "0", "--data-dir", data] + chatroom_args(target) + extra_args
@@ -195,7 +203,7 @@ def start_server(target: str, tmp: str, extra: str = "") -> Server:
     log_path = os.path.join(tmp, f"{target}.log")
     port = free_port()
     cmd = target_command(target, tmp, port, extra)
-    irc = target.startswith("ngircd")
+    irc = target in IRC_TARGETS
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log if irc else subprocess.PIPE, stderr=log)
     try:

@@ -2,7 +2,7 @@
 
 * ``chromium`` (in conftest.py): one headless Chromium for the whole session, launched with
   ``executable_path`` (``playwright install`` cannot download browsers on these
-  machines; ``scripts/install-chromium.sh`` installs Debian's ``chromium``).
+  machines; ``scripts/install-test-packages.sh`` installs Debian's ``chromium``).
 * ``static_page``: a page whose origin ``http://localhost:1`` (routed) serves
   ``chatroom/web/static`` straight from the source tree (no server), for
   testing the page's modules alone.
@@ -40,7 +40,7 @@ def chromium_path() -> str:
     """The system Chromium (``str``); fails the test with what to run when it is missing."""
     path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
     if path is None:
-        pytest.fail("Chromium is missing: run scripts/install-chromium.sh (it installs Debian's chromium with apt-get)")
+        pytest.fail("Chromium is missing: run scripts/install-test-packages.sh (it installs Debian's chromium with apt-get)")
     return path
 
 

@@ -286,8 +286,8 @@ def test_history_survives_restart_and_sigkill(server_factory, tmp_path: Path) ->
     bob.expect_where(lambda line: line.endswith(" alice: lobby 19"), "lobby 19")
     last_id = int(str(parse_tags(bob.seen[-1])[0]["msgid"]))
     assert last_id == first_id + 19
-    alice.send("/me waits")  # a command that records: what alice is sent after it waits for its commit,
-    alice.sync()             # so SYNC means every line said before is saved (docs/protocol.md, "Durability")
+    alice.send("/topic saved")  # OK topic comes once the topic is committed, and every line said before it
+    alice.expect("OK topic")    # (docs/protocol.md, "Durability")
     server.proc.kill()  # SIGKILL
     server.proc.wait(DEADLINE)
     server = server_factory(data_dir=data)
@@ -295,7 +295,7 @@ def test_history_survives_restart_and_sigkill(server_factory, tmp_path: Path) ->
     carol.send("/history 50")
     got = carol.expect("OK history #lobby 21 lines")
     assert stamped(got[0], "* alice counts 0") and stamped(got[-2], "alice: lobby 19")
-    assert stamped(got[-1], "* alice waits")
+    assert stamped(got[-1], "* alice set the topic of lobby: saved")
     carol.send("/join #design")
     got = carol.expect("OK join #design (1 member)")
     assert len(got) == 1 and stamped(got[0], "alice: said before SIGTERM")

@@ -16,7 +16,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import DEADLINE, LineClient, ServerProcess
+from irc_kit import IrcClient
 
 
 def wait_for_log(server: ServerProcess, text: str, timeout: float = DEADLINE) -> str:
@@ -104,3 +107,34 @@ def test_a_locked_account_store_fails_the_register_alone_and_stalls_nobody(serve
     dave = again.connect()
     dave.send("/nick alice")
     assert dave.expect_prefix("ERROR alice is registered")  # the OK meant it was committed
+
+
+def test_an_irc_topic_is_answered_once_saved_and_irc_chat_never_waits(server_factory, tmp_path: Path) -> None:
+    """The same rule through the IRC door: with the room store locked, a PRIVMSG reaches the room and its
+    echo comes back at once; a TOPIC is shown to the room at once, but its setter's echo waits for the commit."""
+    data = tmp_path / "data"
+    server = server_factory("--irc-port", "0", "--irc-server-name", "irc.test", "--flood-rate", "0", data_dir=data)
+    irc_port = next(int(line.strip().rpartition(":")[2]) for line in iter(server.proc.stdout.readline, "")
+                    if line.startswith("chatroom-server IRC on "))
+    bob = server.connect("bob")
+    alice = IrcClient(irc_port)
+    try:
+        alice.register("alice", "echo-message")
+        alice.send("JOIN #lobby")
+        alice.expect("366")
+        lock = sqlite3.connect(data / "rooms.sqlite3", timeout=DEADLINE, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            alice.send("PRIVMSG #lobby :said over IRC")
+            bob.expect("alice: said over IRC", timeout=3.0)
+            alice.expect("PRIVMSG", lambda m: m.params[-1] == "said over IRC", timeout=3.0)  # its echo: at once
+            alice.send("TOPIC #lobby :set over IRC")
+            bob.expect("* alice set the topic of lobby: set over IRC", timeout=3.0)
+            with pytest.raises((AssertionError, TimeoutError)):  # nothing for alice while the topic is not saved
+                alice.next(timeout=1.5)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert alice.expect("TOPIC").params[-1] == "set over IRC"  # once saved
+    finally:
+        alice.close()

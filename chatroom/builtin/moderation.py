@@ -59,6 +59,11 @@ def _protected(ctx: Context, room: Room, member: Member, verb: str) -> None:
         raise CommandError(f"{member.nick} owns {room.label}")
 
 
+def _mask(kind: str, value: str) -> str:
+    """A ban as an IRC ban mask: ``$a:ACCOUNT`` or ``*!*@ADDRESS``."""
+    return f"$a:{value}" if kind == "account" else f"*!*@{value}"
+
+
 def _log(ctx: Context, room: Room, text: str) -> None:
     ctx.log.info("%s: %s (by %s, account %s)", room.name, text, ctx.nick, ctx.account or "-")
 
@@ -72,7 +77,7 @@ def op(ctx: Context, args: list[str]) -> None:
     if room.rules.is_operator(member.account):
         raise CommandError(f"{member.nick} is already an operator of {room.label}")
     room.rules.operators[member.account.casefold()] = member.account
-    ctx.moderate(room, f"{ctx.nick} made {member.nick} an operator of {room.label}")
+    ctx.moderate(room, f"{ctx.nick} made {member.nick} an operator of {room.label}", mode=f"+o {member.nick}")
     ctx.reply(f"OK op {member.nick}")
 
 
@@ -85,7 +90,7 @@ def deop(ctx: Context, args: list[str]) -> None:
         raise CommandError(f"{account} owns {room.label}")
     if room.rules.operators.pop(account.casefold(), None) is None:
         raise CommandError(f"{args[0]} is not an operator of {room.label}")
-    ctx.moderate(room, f"{ctx.nick} took operator from {args[0]} in {room.label}")
+    ctx.moderate(room, f"{ctx.nick} took operator from {args[0]} in {room.label}", mode=f"-o {args[0]}")
     ctx.reply(f"OK deop {args[0]}")
 
 
@@ -129,7 +134,7 @@ def ban(ctx: Context, args: list[str]) -> None:
     if kind == "account":
         room.rules.operators.pop(value, None)
     what = f"{kind} {value}" if kind == "account" else f"{name} (by address)"
-    ctx.moderate(room, f"{ctx.nick} banned {what} from {room.label}")
+    ctx.moderate(room, f"{ctx.nick} banned {what} from {room.label}", mode=f"+b {_mask(kind, value)}")
     for other in list(room.members.values()):
         if room.rules.banned(other.account, ctx.address(other)) and other is not ctx.client:
             ctx.kick(other, room, f"{other.nick} is banned from {room.label}")
@@ -142,7 +147,8 @@ def unban(ctx: Context, args: list[str]) -> None:
     removed = room.rules.remove_ban(args[0])
     if removed is None:
         raise CommandError(f"{args[0]} is not banned from {room.label} (see /bans)")
-    ctx.moderate(room, f"{ctx.nick} lifted the ban on {removed.label} in {room.label}")
+    ctx.moderate(room, f"{ctx.nick} lifted the ban on {removed.label} in {room.label}",
+                 mode=f"-b {_mask(removed.kind, removed.value)}")
     ctx.reply(f"OK unban {removed.label}")
 
 
@@ -163,13 +169,13 @@ def key(ctx: Context, args: list[str]) -> None:
         if not room.rules.key:
             raise CommandError(f"{room.label} has no key")
         room.rules.key = ""
-        ctx.moderate(room, f"{ctx.nick} removed the key of {room.label}")
+        ctx.moderate(room, f"{ctx.nick} removed the key of {room.label}", mode="-k *")
         ctx.reply("OK key off")
         return
     if len(args[0]) > MAX_KEY:
         raise CommandError(f"a key is at most {MAX_KEY} characters")
     room.rules.key = args[0]
-    ctx.moderate(room, f"{ctx.nick} set a key on {room.label}: /join {room.name} KEY")
+    ctx.moderate(room, f"{ctx.nick} set a key on {room.label}: /join {room.name} KEY", mode=f"+k {args[0]}")
     ctx.reply("OK key set")
 
 

@@ -95,7 +95,8 @@ def topic(ctx: Context, args: list[str]) -> None:
         return
     if text.lower() in ("lock", "unlock"):  # operators only: declared in sub_requires, checked by the core
         room.rules.topic_locked = text.lower() == "lock"
-        ctx.moderate(room, f"{ctx.nick} {text.lower()}ed the topic of {room.label}")
+        ctx.moderate(room, f"{ctx.nick} {text.lower()}ed the topic of {room.label}",
+                     mode="+t" if text.lower() == "lock" else "-t")
         ctx.reply(f"OK topic {text.lower()}ed")
         return
     if room.rules.topic_locked:

@@ -16,11 +16,14 @@ without the key), and a room is never readable by someone it has banned.
 
 **Listing** (``/rooms``, the web page's ``hello``, IRC LIST): a listed room shows everyone its name, its
 member count and whether it has a key (IRC LIST shows keyed channels too); its topic only to viewers who
-may read it (:func:`view`). chatroom has no secret rooms (IRC's +s/+p): which rooms are listed is the
-room lifetime's business (:mod:`chatroom.model.rooms`), not the viewer's.
+may read it (:func:`view`). Which rooms are listed is the room lifetime's business
+(:mod:`chatroom.model.rooms`), but a *secret* room (``RoomRules.secret``, IRC's ``+s``) is listed only to
+its members and the admins (:func:`listed_to`).
 
-**Entering** (``/join``, IRC JOIN): :func:`join_refusal` (an admin always; never a banned viewer; a
-keyed room needs the key unless the viewer is its operator).
+**Entering** (``/join``, IRC JOIN): :func:`join_refusal` (an admin always; never a banned viewer; an
+invited viewer passes the rest; an invite-only room needs an invitation, a keyed room the key and a full
+room (``RoomRules.limit``) a free place, unless the viewer is its operator). Bans match an account, a
+guest's address, or an IRC mask (``nick!user@host``, :attr:`Viewer.mask`).
 
 The viewer is a :class:`Viewer`: a connected member (:meth:`Viewer.of`), or an account and an address
 for a reader that is not in the rooms (a search across nodes, a door checking before it joins).
@@ -38,25 +41,29 @@ if TYPE_CHECKING:
     from chatroom.model.member import Member
     from chatroom.model.room import Room
 
-__all__ = ["SERVER", "RoomView", "Viewer", "check_read", "join_refusal", "may_read", "read_refusal", "view"]
+__all__ = ["SERVER", "RoomView", "Viewer", "check_read", "join_block", "join_refusal", "listed_to", "may_read",
+           "read_refusal", "view"]
 
 
 class Viewer(NamedTuple):
     """Who wants to read or enter a room: ``account`` (``str`` as registered, None for a guest),
     ``address`` (the peer's address without the port, ``""`` if unknown), ``member`` (the connected
-    :class:`~chatroom.model.member.Member`, or None for a viewer that is not one) and ``admin``
-    (``bool``: logged in to an admin's account)."""
+    :class:`~chatroom.model.member.Member`, or None for a viewer that is not one), ``admin``
+    (``bool``: logged in to an admin's account) and ``mask`` (its IRC ``nick!user@host``, ``""``: none)."""
 
     account: str | None
     address: str = ""
     member: Member | None = None
     admin: bool = False
+    mask: str = ""
 
     @classmethod
     def of(cls, member: Member, admin: bool = False) -> Viewer:
         """The viewer a connected *member* is: its account, its address (the transport's ``host``, ``""``
-        if it has none), *admin* or not."""
-        return cls(member.account, str(getattr(member, "host", "") or ""), member, admin)
+        if it has none), *admin* or not, its mask (an IRC member's ``source``; else ``nick!nick@address``)."""
+        address = str(getattr(member, "host", "") or "")
+        mask = getattr(member, "source", "") or f"{member.nick}!{member.nick}@{address or 'chatroom'}"
+        return cls(member.account, address, member, admin, mask)
 
 
 #: The server itself (plugins' server events, start-up, timers without a caller): reads every room.
@@ -88,11 +95,17 @@ def read_refusal(viewer: Viewer, room: Room) -> str | None:
     if viewer.admin:
         return None
     rules = room.rules
-    if rules.banned(viewer.account, viewer.address):
+    if rules.banned(viewer.account, viewer.address, viewer.mask):
         return f"you are banned from {room.name}"
     if _is_member(viewer, room) or not rules.key or rules.is_operator(viewer.account):
         return None
     return f"{room.name} has a key: only its members can read it (/join {room.name} KEY)"
+
+
+def listed_to(viewer: Viewer, room: Room) -> bool:
+    """May *viewer* see *room* in a listing at all: any room but a secret one, which only its members and
+    the admins see."""
+    return not room.rules.secret or viewer.admin or _is_member(viewer, room)
 
 
 def may_read(viewer: Viewer, room: Room) -> bool:
@@ -107,24 +120,45 @@ def check_read(viewer: Viewer, room: Room) -> None:
         raise Refused(reason)
 
 
-def join_refusal(viewer: Viewer, room: Room, key: str | None) -> str | None:
-    """None if *viewer* may join *room* giving *key* (None: no key given), else the reason: ``you are
-    banned from #den``, ``#den needs a key: /join #den KEY``, ``wrong key for #den``. A member is in
-    already; an admin always enters; a room's operators need no key."""
+#: What :func:`join_block` answers, in words (``{0}``: the room; the key's words depend on a key given).
+_BLOCKS = {"banned": "you are banned from {0}", "invite": "{0} is invite-only: it needs an invitation",
+           "full": "{0} is full", "key": "{0} needs a key: /join {0} KEY", "wrong key": "wrong key for {0}"}
+
+
+def join_block(viewer: Viewer, room: Room, key: str | None, *, invited: bool = False) -> str | None:
+    """None if *viewer* may join *room* giving *key* (None: no key given), else why not, as a word:
+    ``"banned"``, ``"invite"`` (invite-only, *invited* false), ``"key"`` (wrong or no key), ``"full"``
+    (``limit`` members in it). A member is in already; an admin always enters; an invitation passes all but
+    a ban; a room's operators pass all but a ban."""
     if viewer.admin or _is_member(viewer, room):
         return None
     rules = room.rules
-    if rules.banned(viewer.account, viewer.address):
-        return f"you are banned from {room.name}"
-    if rules.key_matches(key) or rules.is_operator(viewer.account):
+    if rules.banned(viewer.account, viewer.address, viewer.mask):
+        return "banned"
+    if invited or rules.is_operator(viewer.account) or (viewer.member is not None and viewer.member.id in room.ops):
         return None
-    return f"{room.name} needs a key: /join {room.name} KEY" if key is None else f"wrong key for {room.name}"
+    if rules.invite_only:
+        return "invite"
+    if not rules.key_matches(key):
+        return "key"
+    if rules.limit and len(room.members) >= rules.limit:
+        return "full"
+    return None
+
+
+def join_refusal(viewer: Viewer, room: Room, key: str | None, *, invited: bool = False) -> str | None:
+    """:func:`join_block` in words, for ``ERROR``: ``you are banned from #den``, ``#den needs a key: /join #den
+    KEY``, ``wrong key for #den``, ``#den is invite-only: ...``, ``#den is full``; None if *viewer* may join."""
+    block = join_block(viewer, room, key, invited=invited)
+    if block == "key" and key is not None:
+        block = "wrong key"
+    return None if block is None else _BLOCKS[block].format(room.name)
 
 
 def view(viewer: Viewer, room: Room) -> RoomView:
     """What *viewer* sees of *room* in a listing: name, member count and key to all; the topic only
     if it may read the room."""
     readable = may_read(viewer, room)
-    banned = not viewer.admin and room.rules.banned(viewer.account, viewer.address) is not None
+    banned = not viewer.admin and room.rules.banned(viewer.account, viewer.address, viewer.mask) is not None
     return RoomView(room.name, room.label, len(room.members), room.topic if readable else "",
                     bool(room.rules.key), readable, banned)

@@ -162,8 +162,9 @@ class History:
         self.inline = inline
         #: What is not committed yet, and the writer thread (``store_error``, ``max_unsaved``...).
         self.writes = PendingWrites(self.path, wake=wake, connect=connect, max_unsaved=max_unsaved, inline=inline)
-        #: Counts every change (line appended, room record or rules saved): a caller compares two readings
-        #: to learn whether something it did must be committed before it is acknowledged (:meth:`when_saved`).
+        #: Counts the changes of a room's state (record and topic, rules, a dropped room; not the lines said):
+        #: a caller compares two readings to learn whether what it did must be committed before it is
+        #: acknowledged (:meth:`when_saved`).
         self.version = 0
 
     # -- writing ---------------------------------------------------------------------
@@ -186,7 +187,6 @@ class History:
         self.writes.check()
         entry = Entry(room, self.ids.assign(room), self._clock(), kind, nick, account, text)
         self.writes.entries.append(entry)
-        self.version += 1
         return entry
 
     def submit(self) -> int:

@@ -26,13 +26,11 @@ from chatroom.model.member import Member
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
 from chatroom.model.room import Room
 from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
-from chatroom.wire.lines import encode_line
-from chatroom.wire.render import iso_time, render, stamp, tags
+from chatroom.wire.render import STRUCTURED, encode_event
 
 __all__ = ["Hub", "Notice"]
 
-#: Notice kinds with a structure of their own: a line client sees them as plain ``* text`` notices.
-_MEMBERSHIP = frozenset({"join", "part", "nick"})
+
 
 
 class Notice(NamedTuple):
@@ -41,11 +39,9 @@ class Notice(NamedTuple):
     ``kind`` is ``"notice"``, ``"raw"``, ``"join"`` / ``"part"`` (``nick``
     joined or left ``room``; ``extra`` the reason of a part), ``"nick"``
     (``room`` ``""``; ``nick`` the new nick, ``extra`` the old one) or
-    ``"private"`` (a ``/msg`` from ``nick`` to ``extra``). ``text`` is the
-    human notice (the whole ``* ...`` line without ``* ``; a private line's
-    text). ``quiet``: a join or part in a room over the announce limit, which
-    only wires that show members structurally receive (the line protocol
-    encodes it as nothing).
+    ``"private"`` (``/msg`` to ``extra``), ``"mode"`` (``by`` set ``extra``: ``+o bob``), once per co-member
+    ``"quit"``/``"away"`` (``extra``: reason, message). ``text``: the human notice. ``quiet``: past the announce
+    limit (structured wires only). ``by``: a kick's or mode's author; ``cause``: ``"kick"``, ``"quit"``, ``"notice"``.
     """
 
     room: str
@@ -57,6 +53,8 @@ class Notice(NamedTuple):
     text: str
     extra: str = ""
     quiet: bool = False
+    by: str = ""
+    cause: str = ""
 
 
 #: Rounds of fan-out per :meth:`Hub.flush` (events added while reporting deliveries get more rounds).
@@ -104,6 +102,7 @@ class Hub:
         self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
         self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
         self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
+        self._once: list[bool] = [False]  # per wire: are quits and away changes told once, not per room?
         self._pending: list[Room] = []
         self.default_room = self.rooms.open(default)
 
@@ -117,8 +116,10 @@ class Hub:
     def remove(self, member: Member, reason: str) -> None:
         """*member* is gone: it leaves every room (announced as ``* NICK left ROOM (reason)``)."""
         member.gone = True
+        self._tell(member, Notice("", 0, self.clock(), "quit", member.nick, member.account,
+                                  f"{member.nick} left ({reason})", reason), once=True)
         for room in list(member.rooms.values()):
-            self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason)
+            self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason, cause="quit")
         member.room = None
         self.members.pop(member.id, None)
         self.rooms.forget(member)
@@ -139,22 +140,28 @@ class Hub:
         confusable skeleton as) another member's nick, or belongs to an
         account *member* is not logged in to (see :attr:`registered`).
         """
-        reason = check_nick(nick)
+        reason = self.nick_refusal(nick, member, accounts=True)
         if reason:
             raise Refused(reason)
-        owner = self.registered(nick) if self.registered is not None else None
+        return self._swap(member, nick)
+
+    def nick_refusal(self, nick: str, member: Member, *, accounts: bool = False) -> str | None:
+        """Why *member* may not take *nick*, or None (*accounts*: registered nicks too): every door's nick rule."""
+        reason = check_nick(nick)
+        if reason:
+            return reason
+        owner = self.registered(nick) if accounts and self.registered is not None else None
         if owner is not None and (member.account is None or nick_key(owner) != nick_key(member.account)):
             if nick_key(owner) == nick_key(nick):
-                raise Refused(f"{nick} is registered; /login {nick} PASSWORD")
-            raise Refused(f"the nick {nick} is too much like the registered nick {owner}")
+                return f"{nick} is registered; /login {nick} PASSWORD"
+            return f"the nick {nick} is too much like the registered nick {owner}"
         other = self.nicks.get(nick_key(nick))
         if other is not None and other is not member:
-            raise Refused(f"the nick {nick} is taken")
-        skeleton = nick_skeleton_key(nick)
-        alike = self.skeletons.get(skeleton)
+            return f"the nick {nick} is taken"
+        alike = self.skeletons.get(nick_skeleton_key(nick))
         if alike is not None and alike is not member:
-            raise Refused(too_alike(nick, alike.nick))
-        return self._swap(member, nick)
+            return too_alike(nick, alike.nick)
+        return None
 
     def to_guest(self, member: Member) -> str:
         """Give *member* back its guest nick ``guestN`` (N: its id), reserved to it; return the old nick."""
@@ -170,33 +177,35 @@ class Hub:
         self.skeletons[skeleton] = member
         member.nick = nick
         if old != nick:
-            self._tell_rename(member, Notice("", 0, self.clock(), "nick", nick, member.account,
+            self._tell(member, Notice("", 0, self.clock(), "nick", nick, member.account,
                                              f"{old} is now known as {nick}", old))
         member.changed()
         return old
 
-    def _tell_rename(self, member: Member, entry: Notice) -> None:
-        """Deliver a rename notice once to every member sharing a room with *member*, by the announce rule of
-        joins and leaves: in a room over ``announce_limit`` members only those whose wire shows members
-        structurally hear it (a room without any is not even walked), so 10,000 renames in one big room cost
-        10,000 replies, not 10,000 x 10,000 notices."""
-        limit = self.announce_limit
-        told = {member.id}
-        encoded: dict[int, bytes] = {}  # (wire, tags) -> the notice, encoded once (not once per member)
+    def set_away(self, member: Member, message: str) -> None:
+        """Mark *member* away with *message* (``""``: back); co-members of ``once`` wires are told."""
+        member.away, text = message, f"{member.nick} is away: {message}" if message else f"{member.nick} is back"
+        self._tell(member, Notice("", 0, self.clock(), "away", member.nick, member.account, text, message), once=True)
+
+    def _tell(self, member: Member, entry: Notice, *, once: bool = False) -> None:
+        """A roomless notice about *member* once to each co-member: *once* (quit, away) to ``once`` wires only; a
+        rename by the announce rule (over the limit, structured wires only: 10,000 renames cost 10,000 replies)."""
+        limit, told, encoded = self.announce_limit, {member.id}, {}
         for room in member.rooms.values():
-            loud = not limit or len(room.members) - 1 <= limit  # the others, as a join or a leave counts them
+            loud = not once and (not limit or len(room.members) - 1 <= limit)
             if not loud and not self._structured.get(room.name):
                 continue
             for other in room.members.values():
-                if other.id in told or not (loud or other.wire_index):
+                wire = other.wire_index
+                if other.id in told or not (self._once[wire] if once else loud or wire):
                     continue
                 told.add(other.id)
                 self.flush_for(other)
-                key = (other.wire_index << 1) | other.tagged
-                data = encoded.get(key)
-                if data is None:
-                    data = encoded[key] = self.encoders[other.wire_index](entry, other.tagged, True, False)  # type: ignore[arg-type]
-                other.deliver(data)
+                key = (wire << 8) | other.tagged  # tagged: the wire's variant number
+                if key not in encoded:
+                    encoded[key] = self.encoders[wire](entry, other.tagged, True, False)  # type: ignore[arg-type]
+                if encoded[key]:
+                    other.deliver(encoded[key])
 
     def co_members(self, member: Member) -> list[Member]:
         """Every other member sharing at least one room with *member*, once each."""
@@ -235,6 +244,8 @@ class Hub:
             self._fan_out(room)
         if not quiet:
             self._membership(room, "join", member, f"{member.nick} joined {room.label}")
+        if not room.members and not room.rules.owner and room is not self.default_room:
+            room.ops.add(member.id)  # the first member of an unowned room operates it while connected (IRC)
         room.members[member.id] = member
         self.rooms.occupied(room)
         member.rooms[room.name] = room
@@ -244,18 +255,23 @@ class Hub:
         member.changed()
         return True
 
-    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "") -> None:
+    def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
-        size); its current room becomes the last one it joined."""
-        self._leave(member, room, notice or f"{member.nick} left {room.label}" + (f" ({reason})" if reason else ""),
-                    always=bool(notice), reason=reason)
+        size); its current room becomes the last one it joined. *by*: who kicked it (``cause`` ``"kick"``)."""
+        entry = self._leave(member, room, notice or f"{member.nick} left {room.label}" + f" ({reason})" * bool(reason),
+                            always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
+        if by and entry is not None:  # the one kicked is told too, in its wire's words
+            self.send(member, entry)  # type: ignore[arg-type]
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()
 
-    def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "") -> None:
+    def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "",
+               cause: str = "", by: str = "") -> Notice | None:
         if room.pending:
             self._fan_out(room)
+        room.ops.discard(member.id)
+        room.voices.discard(member.id)
         if room.members.pop(member.id, None) is not None and member.wire_index:
             left = self._structured.get(room.name, 1) - 1
             if left:
@@ -263,19 +279,21 @@ class Hub:
             else:
                 self._structured.pop(room.name, None)
         member.rooms.pop(room.name, None)
-        self._membership(room, "part", member, text, reason=reason, always=always)
+        entry = self._membership(room, "part", member, text, reason=reason, always=always, cause=cause, by=by)
         if not room.members:
             self.rooms.vacated(room)
+        return entry
 
     def _membership(self, room: Room, kind: str, member: Member, text: str, *, reason: str = "",
-                    always: bool = False) -> None:
+                    always: bool = False, cause: str = "", by: str = "") -> Notice | None:
         """Tell *room* that *member* joined or left (*kind*): a notice to everyone (but a joiner), or, over the
-        announce limit, only to members whose wire shows members structurally, if there are any."""
+        announce limit, only to members whose wire shows members structurally, if there are any; returns it."""
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
         if quiet and not self._structured.get(room.name):
-            return
-        entry = Notice(room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet)
-        self._pend(room, member.id if kind == "join" else 0, entry)  # type: ignore[arg-type]
+            return None
+        self._pend(room, member.id if kind == "join" else 0, entry := Notice(  # type: ignore[arg-type]
+            room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause))
+        return entry
 
     # -- what is said ----------------------------------------------------------------------
     def say(self, member: Member, room: Room, text: str, kind: str = "msg") -> Entry:
@@ -295,6 +313,12 @@ class Hub:
             self.history.set_topic(room.name, text, member.nick, entry.ts)
         self._pend(room, 0, entry)
         return entry
+
+    def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
+        """*by* changed *room*'s mode *change* (``"+o bob"``): a ``"mode"`` notice; else the plain ``* text``."""
+        if by is None or not change:
+            return self.notice(room, text)
+        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))  # type: ignore[arg-type]
 
     def notice(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Tell *room* ``* text`` (not recorded)."""
@@ -317,10 +341,9 @@ class Hub:
     def _notice_entry(self, room: str, text: str) -> Entry:
         return Entry(room, 0, self.clock(), "notice", "", None, text)
 
-    def private(self, nick: str, account: str | None, target: Member, text: str) -> None:
-        """Deliver a private line (``/msg``) from *nick* (logged in to *account*, or None) to *target* alone:
-        ``NICK (private): text`` on the line protocol, a ``private`` event on wires that show it structurally."""
-        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick))  # type: ignore[arg-type]
+    def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
+        """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone."""
+        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))  # type: ignore[arg-type]
 
     def _pend(self, room: Room, sender: int, entry: Entry) -> None:
         if not room.pending:
@@ -370,14 +393,19 @@ class Hub:
             member.deliver(b"".join(lines))
         return len(lines)
 
-    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes], *, variants: bool = True) -> int:
+    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes], *, variants: bool = True,
+                 once: bool = False) -> int:
         """Register another wire format's encoder; returns the ``wire_index`` its members must carry.
 
         ``variants=False``: its bytes depend neither on message tags nor on the current room (the JSON
         events), so each event is encoded once for all its members and they all share one batch buffer.
+        With variants, ``Member.tagged`` is a number (0-255) the wire gives a meaning to (line protocol: 0/1).
+        ``once=True``: its members get a co-member's ``"quit"`` and ``"away"`` notices once (IRC's ``QUIT``),
+        and its encoder shows parts whose ``cause`` is ``"quit"`` as nothing.
         """
         self.encoders.append(encode)
         self._variants.append(variants)
+        self._once.append(once)
         return len(self.encoders) - 1
 
     def _fan_out(self, room: Room) -> None:
@@ -386,7 +414,7 @@ class Hub:
             members = room.members
             count = len(members)
             self._delivered += [(room, _public(e), self.members.get(s), count - (s in members)) for s, e in pending
-                                if not (e.kind in _MEMBERSHIP and e.quiet)]  # type: ignore[attr-defined]
+                                if not (e.kind in STRUCTURED and e.quiet)]  # type: ignore[attr-defined]
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
@@ -395,11 +423,11 @@ class Hub:
             # one encoding per (wire format, tags or not, current room or not) present in the room;
             # a wire registered without variants has one encoding for all its members
             wire = member.wire_index
-            key = (wire << 2) | member.tagged | ((member.room is not room) << 1) if variants[wire] else wire << 2
+            key = (wire << 10) | (member.tagged << 1) | (member.room is not room) if variants[wire] else wire << 10
             lines = encoded.get(key)
             if lines is None:
                 encode = encoders[wire]
-                lines = encoded[key] = [encode(e, key & 1, not key & 2, False) for _, e in pending]
+                lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
             if member.id in senders:  # a speaker gets the batch without its own lines
                 mid = member.id
                 data = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
@@ -410,31 +438,13 @@ class Hub:
             if data:
                 member.deliver(data)
 
-    @staticmethod
-    def encode(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
-        """One event as a line of the line protocol (see :mod:`chatroom.wire.render`); joins, parts and
-        renames are plain notices (nothing for a quiet one), a private line carries no tags."""
-        kind = entry.kind
-        if kind in _MEMBERSHIP:
-            if entry.quiet:  # type: ignore[attr-defined]
-                return b""
-            entry = _public(entry)
-        elif kind == "private":
-            return encode_line(f"{entry.nick} (private): {entry.text}")
-        line = render(entry.kind, entry.room, entry.nick, entry.text)
-        if history:
-            line = stamp(entry.ts) + line
-        if not current and entry.room:
-            line = f"[{entry.room}] {line}"
-        if tagged:
-            line = tags(msgid=entry.id or None, room=entry.room or None, time=iso_time(entry.ts), kind=entry.kind,
-                        nick=entry.nick or None, account=entry.account, history=history) + line
-        return encode_line(line)
+    #: One event as a line of the line protocol (:func:`chatroom.wire.render.encode_event`).
+    encode = staticmethod(encode_event)
 
 
 def _public(entry: Entry) -> Entry:
     """What the line protocol and plugins (``message_delivered``) see of an event: a join, part or rename is a
     plain notice (kind ``"notice"``, no nick), as before these had a structure."""
-    if entry.kind in _MEMBERSHIP:
+    if entry.kind in STRUCTURED:
         return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
     return entry

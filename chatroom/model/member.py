@@ -26,13 +26,17 @@ class Member:
     ``wire_index`` is its place in the hub's encoders (a transport with another
     format registers an encoder with :meth:`chatroom.model.hub.Hub.add_wire`);
     ``tagged`` is 1 when room lines carry message tags (``/caps tags``), else 0.
-    ``capture`` belongs to the command layer (input taken by a plugin).
-    Loop thread only.
+    ``capture`` belongs to the command layer (input taken by a plugin). ``away`` is the member's away
+    message (``""``: here; see :meth:`chatroom.model.hub.Hub.set_away`). ``greeted`` (a class attribute)
+    says whether the server greets a new member with a welcome line and puts it in the default room: a door
+    whose clients join rooms themselves (IRC) sets it False. Loop thread only.
     """
 
-    __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "__weakref__")
+    __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "away", "__weakref__")
 
     wire = "text"
+    #: False for a door whose clients get no welcome line and no automatic join (IRC clients join channels).
+    greeted = True
     #: Index of the member's wire format in :attr:`chatroom.model.hub.Hub.encoders` (0: the line protocol).
     wire_index = 0
 
@@ -46,6 +50,7 @@ class Member:
         self.tagged = 0
         self.capture: Any = None
         self.gone = False
+        self.away = ""
 
     def deliver(self, data: bytes | memoryview) -> None:
         """Queue already-encoded *data* (in this member's wire format) for the member.

@@ -14,6 +14,7 @@ Pure data, no I/O: the standard library only.
 
 from __future__ import annotations
 
+import fnmatch
 import hmac
 import json
 from dataclasses import asdict, dataclass, field
@@ -27,8 +28,9 @@ _NEEDS = {"account": "a logged-in account", "operator": "a room operator", "admi
 
 @dataclass
 class Ban:
-    """One ban: ``kind`` ``"account"`` or ``"address"``; ``value`` the casefolded account or the
-    address; ``label`` what the operator named (a nick or account); ``by`` who banned (nick);
+    """One ban: ``kind`` ``"account"``, ``"address"`` or ``"mask"`` (an IRC ``nick!user@host`` pattern with
+    ``*`` and ``?``, for a nick nobody holds now); ``value`` the casefolded account, the address or the
+    lower-case mask; ``label`` what the operator named (a nick or account); ``by`` who banned (nick);
     ``at`` when (Unix seconds)."""
 
     kind: str
@@ -42,13 +44,22 @@ class Ban:
 class RoomRules:
     """A room's moderation state: ``owner`` (account name, ``""`` for none: ``#lobby``),
     ``operators`` (casefolded account -> account as registered), ``bans``, ``topic_locked``
-    (only operators set the topic) and ``key`` (``""``: none; else joining needs it)."""
+    (only operators set the topic), ``key`` (``""``: none; else joining needs it), ``secret`` (the room is
+    listed and its members shown to its members only: IRC's ``+s``), ``limit`` (most members, 0: no limit;
+    ``+l``), ``invite_only`` (only invited members join; ``+i``) and ``external`` (members outside the room may
+    send to it: IRC's ``-n``; only the IRC door has a way to) and ``moderated`` (only operators and voiced
+    members speak: IRC's ``+m``, :meth:`~chatroom.model.room.Room.may_speak`)."""
 
     owner: str = ""
     operators: dict[str, str] = field(default_factory=dict)
     bans: list[Ban] = field(default_factory=list)
     topic_locked: bool = False
     key: str = ""
+    secret: bool = False
+    limit: int = 0
+    invite_only: bool = False
+    external: bool = False
+    moderated: bool = False
 
     def is_operator(self, account: str | None) -> bool:
         """True if *account* owns the room or is one of its operators (None: a guest, never)."""
@@ -57,15 +68,18 @@ class RoomRules:
         folded = account.casefold()
         return folded == self.owner.casefold() or folded in self.operators
 
-    def banned(self, account: str | None, address: str) -> Ban | None:
-        """The ban that keeps out a member logged in to *account* (None: a guest) from *address*.
+    def banned(self, account: str | None, address: str, mask: str = "") -> Ban | None:
+        """The ban that keeps out a member logged in to *account* (None: a guest) from *address*, whose IRC
+        ``nick!user@host`` is *mask*.
 
         Address bans catch guests only: a logged-in member is known by its account (a LAN shares
-        addresses behind NAT)."""
+        addresses behind NAT); mask bans catch anyone whose mask matches."""
         for ban in self.bans:
             if ban.kind == "account" and account and ban.value == account.casefold():
                 return ban
             if ban.kind == "address" and not account and address and ban.value == address:
+                return ban
+            if ban.kind == "mask" and mask and fnmatch.fnmatchcase(mask.lower(), ban.value):
                 return ban
         return None
 
@@ -106,7 +120,9 @@ class RoomRules:
             data = {}
         return cls(owner=str(data.get("owner", "")), operators=dict(data.get("operators", {})),
                    bans=[Ban(**b) for b in data.get("bans", [])], topic_locked=bool(data.get("topic_locked")),
-                   key=str(data.get("key", "")))
+                   key=str(data.get("key", "")), secret=bool(data.get("secret")), limit=int(data.get("limit", 0)),
+                   invite_only=bool(data.get("invite_only")), external=bool(data.get("external")),
+                   moderated=bool(data.get("moderated")))
 
 
 def allowed(requires: str, account: str | None, rules: RoomRules | None, admin: bool) -> bool:

@@ -22,7 +22,10 @@ __all__ = ["Room"]
 class Room:
     """``name`` (canonical ``#name``), ``label`` (the bare name notices show), ``members``
     (member id -> Member, in join order), ``topic`` with ``topic_by`` and ``topic_at`` (Unix s),
-    ``rules`` (owner, operators, bans, topic lock, key: :class:`~chatroom.model.moderation.RoomRules`).
+    ``rules`` (owner, operators, bans, topic lock, key: :class:`~chatroom.model.moderation.RoomRules`);
+    ``ops``, the ids of members who operate the room while they stay in it (the first member of an unowned
+    room: :meth:`chatroom.model.hub.Hub.join`), and ``voices``, those who may speak in it when it is moderated
+    (IRC's ``+v``), neither persisted.
 
     ``pending`` holds the events of the current loop pass as ``(sender id or 0, Entry)``;
     the hub fans them out once at the end of the pass. ``emptied`` is when (Unix s) a room without
@@ -30,7 +33,8 @@ class Room:
     (its lifetime: :mod:`chatroom.model.rooms`). Loop thread only.
     """
 
-    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules", "emptied")
+    __slots__ = ("name", "label", "members", "topic", "topic_by", "topic_at", "pending", "rules", "ops", "voices",
+                 "emptied")
 
     def __init__(self, name: str, topic: str = "", topic_by: str = "", topic_at: float = 0.0) -> None:
         self.name = name
@@ -41,7 +45,19 @@ class Room:
         self.topic_at = topic_at
         self.pending: list[tuple[int, Entry]] = []
         self.rules = RoomRules()
+        self.ops: set[int] = set()
+        self.voices: set[int] = set()
         self.emptied = 0.0
+
+    def operated_by(self, member: Member) -> bool:
+        """True if *member* operates the room: by account (``rules``: owner or operator), or as the first member of
+        an unowned room, while it stays (``ops``). Server admins are the caller's business."""
+        return member.id in self.ops or self.rules.is_operator(member.account)
+
+    def may_speak(self, member: Member) -> bool:
+        """May *member* say something in the room: always, unless the room is moderated (``rules.moderated``),
+        then only its operators and voiced members. Server admins are the caller's business."""
+        return not self.rules.moderated or member.id in self.voices or self.operated_by(member)
 
     def nicks(self) -> list[str]:
         """Members' nicks in join order."""

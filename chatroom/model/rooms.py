@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
-from chatroom.model.access import SERVER, RoomView, Viewer, check_read, may_read, view
+from chatroom.model.access import SERVER, RoomView, Viewer, check_read, listed_to, may_read, view
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import RoomRules
 from chatroom.model.names import room_key
@@ -112,15 +112,18 @@ class Rooms:
         """True for the default room and rooms with an owner: they never go."""
         return room.name == self.default or bool(room.rules.owner)
 
-    def listed(self) -> list[Room]:
-        """The rooms a listing shows, by name: those with members, and those that persist."""
-        return sorted((r for r in self._rooms.values() if r.members or self.persists(r)), key=lambda r: r.name)
+    def listed(self, viewer: Viewer | None = None) -> list[Room]:
+        """The rooms a listing shows, by name: those with members, and those that persist; to a *viewer*, not
+        the secret rooms it is not in (:func:`~chatroom.model.access.listed_to`)."""
+        rooms = (r for r in self._rooms.values() if (r.members or self.persists(r)) and
+                 (viewer is None or listed_to(viewer, r)))
+        return sorted(rooms, key=lambda r: r.name)
 
     def listing(self, viewer: Viewer, match: str = "") -> list[RoomView]:
         """What *viewer* sees of each listed room whose name contains *match* (any case), by name
         (:func:`chatroom.model.access.view`: the topic only of rooms it may read)."""
         match = match.lower().lstrip("#")
-        return [view(viewer, r) for r in self.listed() if match in r.name[1:]]
+        return [view(viewer, r) for r in self.listed(viewer) if match in r.name[1:]]
 
     def viewer(self, member: Member | None) -> Viewer:
         """The :class:`~chatroom.model.access.Viewer` a connected *member* is (its account, address, admin or

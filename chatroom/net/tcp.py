@@ -385,12 +385,7 @@ class LineTransport:
         if conn.doomed:  # over its output budget (Loop.too_slow): it reads what it has, then why
             flush = True
         if flush and (conn.out or conn.streams) and not conn.closing:
-            conn.closing = True
-            conn.deadline = self.loop.clock() + CLOSE_GRACE
-            self.loop.backlog.discard(conn)
-            self.loop.set_mask(conn)
-            self.loop.mark(conn)
-            self._watch_conn(conn)
+            self._linger(conn)
             self.app.on_close(conn, reason)
             return
         conn.closed = True
@@ -420,6 +415,27 @@ class LineTransport:
         if isinstance(addr, tuple) and addr and isinstance(addr[0], str):
             return (sys.intern(addr[0]), *addr[1:])
         return addr
+
+    def _linger(self, conn: Connection) -> None:
+        """*conn* closes once its queued output is sent (or after CLOSE_GRACE seconds); it is read no more."""
+        conn.closing = True
+        conn.deadline = self.loop.clock() + CLOSE_GRACE
+        self.loop.backlog.discard(conn)
+        self.loop.set_mask(conn)
+        self.loop.mark(conn)
+        self._watch_conn(conn)
+
+    def close_unseen(self, conn: Connection, *, flush: bool = False) -> None:
+        """Close a connection the application never heard of (an HTTP request, an IRC client that never
+        registered): no ``on_close``; with *flush*, once its queued output is sent (or CLOSE_GRACE seconds)."""
+        if flush and (conn.out or conn.streams) and not conn.closing:
+            self._linger(conn)
+            return
+        conn.closed = True
+        self.loop.forget(conn)
+        conn.sock.close()
+        self._watch.discard(conn)
+        self._count_out(conn.host)
 
     def shutdown(self) -> None:
         """Stop accepting (the listener is closed)."""

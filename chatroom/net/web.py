@@ -286,20 +286,9 @@ class _Web:
         if conn.upgraded:
             self._close_frame(conn, reason, flush)
             return super().close(conn, reason, flush=flush)  # type: ignore[misc,no-any-return]
-        if flush and conn.out and not conn.closing:
-            conn.closing = True
-            conn.deadline = self.loop.clock() + CLOSE_GRACE
-            self.loop.backlog.discard(conn)
-            self.loop.set_mask(conn)
-            self.loop.mark(conn)
-            self._watch_conn(conn)  # type: ignore[attr-defined]
-            return
-        conn.closed = True
-        self.loop.forget(conn)
-        conn.sock.close()
-        self._watch.discard(conn)
-        self._count_out(conn.host)  # type: ignore[attr-defined]
-        self.http.pop(conn.id, None)
+        self.close_unseen(conn, flush=flush)  # type: ignore[attr-defined]
+        if conn.closed:
+            self.http.pop(conn.id, None)
 
     def _close_frame(self, conn: WebConnection, reason: str, flush: bool) -> None:
         ws = conn.parser.ws  # type: ignore[attr-defined]

@@ -136,12 +136,12 @@ class Context(ThreadSafeParts):
         self._server.send_line(client, text)
         return True
 
-    def private(self, to: Client | str, text: str) -> bool:
+    def private(self, to: Client | str, text: str, *, notice: bool = False) -> bool:
         """Send the caller's private line *text* to *to* as ``NICK (private): text`` (what ``/msg`` does).
 
         The ``private_message`` hooks run first and may rewrite or drop it.
         Returns False if there is no such member or a hook dropped the line.
-        Loop thread only.
+        *notice*: an IRC ``NOTICE`` (bots never answer one). Loop thread only.
         """
         target = self._server.find_client(to) if isinstance(to, str) else to
         if target is None or target.closed:
@@ -152,7 +152,7 @@ class Context(ThreadSafeParts):
             text = plugins.chain("private_message", make, "text", text, target=target)
             if text is None:
                 return False
-        self._server.send_private(self.nick, self.account, target, text)
+        self._server.send_private(self.nick, self.account, target, text, notice=notice)
         return True
 
     def broadcast(self, text: str, *, include_self: bool = False) -> None:
@@ -244,8 +244,9 @@ class Context(ThreadSafeParts):
         return client.caps
 
     def rooms(self) -> list[Room]:
-        """Every listed room by name (docs/protocol.md, "Room lifetime"); show what is in one only if :meth:`may_read`."""
-        return self._server.hub.rooms.listed()
+        """Every room listed to the caller by name (docs/protocol.md, "Room lifetime"); show what is in one only if
+        :meth:`may_read`."""
+        return self._server.hub.rooms.listed(self._server.hub.rooms.viewer(self.client))
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name* (``#name`` or ``name``, any case; a lingering one too), or None."""
@@ -261,10 +262,10 @@ class Context(ThreadSafeParts):
 
     def join(self, name: str, key: str | None = None) -> tuple[Room, bool]:
         """Put the caller in room *name* (created if new, owned by the caller's account) and make it current.
-        Returns ``(room, joined)``: *joined* is False when the caller was in it already (the room just became
-        current). Raises Refused for a bad room name, a caller banned from the room, or a room with a key (``/key``)
-        when *key* is not it (its operators and admins need none); for a new room, a caller creating rooms too
-        fast or a server at ``--max-rooms`` (docs/protocol.md, "Room lifetime")."""
+        Returns ``(room, joined)``: *joined* is False when the caller was in it already (the room just
+        became current). Raises Refused for a bad room name, what the room's rules refuse
+        (:func:`chatroom.model.access.join_refusal`: a ban, a key, invite-only, full), or, for a new room, a
+        caller creating rooms too fast or a server at ``--max-rooms`` (docs/protocol.md, "Room lifetime")."""
         client = self._caller()
         hub = self._server.hub
         room = hub.room(name)
@@ -340,7 +341,8 @@ class Context(ThreadSafeParts):
         ``"admin"``) in *room* (default: its current room)? The check the core makes for commands."""
         if room is None and self.client is not None:
             room = self.client.room
-        return allowed(requires, self.account, room.rules if room is not None else None, self.is_admin)
+        first = room is not None and self.client is not None and self.client.id in room.ops  # Room.operated_by
+        return first and requires == "operator" or allowed(requires, self.account, room and room.rules, self.is_admin)
 
     def require(self, requires: str, what: str, room: Room | None = None) -> None:
         """Raise Refused ``permission denied: WHAT needs a room operator`` (etc.) unless :meth:`allowed`."""
@@ -356,16 +358,15 @@ class Context(ThreadSafeParts):
         target = member or self.client
         return str(getattr(target, "host", "") or "")
 
-    def moderate(self, room: Room, action: str) -> None:
-        """Persist ``room.rules`` (after a change), tell *room* ``* ACTION`` and log ``[GENERAL]`` who did it."""
+    def moderate(self, room: Room, action: str, *, mode: str = "") -> None:
+        """Persist ``room.rules``, tell *room* ``* ACTION`` (*mode*: as an IRC mode, ``"+o bob"``) and log who did it."""
         self._server.hub.save_rules(room)
-        self._server.hub.notice(room, action)
+        self._server.hub.mode(room, self.client, mode, action)
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
-        """Take *member* out of *room*: the room and *member* are told ``* NOTICE``, whatever the room's size."""
-        self._server.hub.part(member, room, notice=notice)
-        self._server.send_line(member, f"* {notice}")
+        """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC: ``KICK``), always."""
+        self._server.hub.part(member, room, notice=notice, by=self.nick)
 
     def set_plugin_enabled(self, name: str, enabled: bool) -> None:
         """Enable or disable the plugin *name* at run time (admins: ``/plugins enable|disable NAME``).

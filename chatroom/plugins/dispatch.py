@@ -26,6 +26,8 @@ from chatroom.plugins.ratelimit import RateLimiter
 from chatroom.wire import lines as protocol
 
 if TYPE_CHECKING:
+    from chatroom.model.history import Entry
+    from chatroom.model.room import Room
     from chatroom.net.connection import Client
 
 log = logging.getLogger("chatroom.server")
@@ -88,33 +90,38 @@ class Dispatcher:
         else:
             client.capture = ("", None, None, terminator)
 
-    def chat(self, client: Client, text: str, kind: str = "msg") -> None:
-        """Say *text* from *client* in its current room (``NICK: text``; ``* NICK text`` for
-        ``kind="me"``), after the chat_message hook; recorded in the room's history.
+    def chat(self, client: Client, text: str, kind: str = "msg", room: Room | None = None) -> Entry | None:
+        """Say *text* from *client* in *room* (default: its current room; another of its rooms does not become
+        current) (``NICK: text``; ``* NICK text`` for ``kind="me"``), after the chat_message hook; recorded in the
+        room's history. Returns the event, or None if nothing was said (refused, or dropped by a hook).
 
         A line that would not fit the protocol's line limit with its prefixes
         (``NICK: ``, a room tag, message tags: :data:`PREFIX_RESERVE` bytes) is
         refused with ``ERROR`` to its sender, never cut.
         """
-        room = client.room
+        room = room or client.room
         if room is None:
             self.server.send_line(client, "ERROR you are in no room: /join #room first")
-            return
+            return None
+        if not room.may_speak(client) and (client.account or "").casefold() not in getattr(self.server, "admins", ()):
+            self.server.send_line(client, f"ERROR {room.name} is moderated: only its operators and voiced members speak")
+            return None
         if self.plugins.implemented("chat_message"):
             filtered = self.plugins.chain("chat_message", lambda p: Context(self.server, p, client), "text", text)
             if filtered is None:
-                return
+                return None
             text = protocol.sanitize(filtered)
         line = f"{client.nick}: {text}"
         size = (len(line) if line.isascii() else len(line.encode("utf-8", "replace"))) + 1
         if size + PREFIX_RESERVE > protocol.MAX_LINE:
             self.server.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
                                           f"max {protocol.MAX_LINE - PREFIX_RESERVE})")
-            return
+            return None
         try:
-            self.server.hub.say(client, room, text, kind)
+            return self.server.hub.say(client, room, text, kind)  # type: ignore[no-any-return]
         except Refused as exc:  # the history store cannot keep it: neither kept nor delivered
             self.server.send_line(client, f"ERROR {exc}")
+            return None
 
     def _command(self, client: Client, text: str) -> float:
         history = self.server.history
@@ -122,7 +129,7 @@ class Dispatcher:
         try:
             return self._run_command(client, text)
         finally:
-            if history.version != mark:  # it changed the room store: its answer waits for the commit
+            if history.version != mark:  # it changed a room's state: its answer waits for the commit
                 self.server.answer_when_saved(client)
 
     def _run_command(self, client: Client, text: str) -> float:

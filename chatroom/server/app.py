@@ -10,8 +10,6 @@ selector, clock and listener (:mod:`chatroom.testing`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import selectors
 import sqlite3
@@ -34,12 +32,14 @@ from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
 from chatroom.net.tcp import LineTransport
 from chatroom.net.tls import TLSTransport
-from chatroom.net.web import open_web
+from chatroom.net.irctransport import open_irc
+from chatroom.net.web import _version, open_web
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.manager import PluginHost
 from chatroom.server.claim import Claim, take
 from chatroom.server.events import PluginEvents
+from chatroom.server.gate import PasswordGate
 from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
 from chatroom.wire.lines import sanitize
 from chatroom.wire.render import hit_line
@@ -53,9 +53,6 @@ PRUNE_EVERY = 60.0
 #: Lines one retention step deletes at most: deleting a line also takes its words out of the search index
 #: (about 10-25 us a line, bench/search.py), so a step holds the loop for a few milliseconds.
 PRUNE_ROWS = 500
-#: With a server password: the one line a new connection gets, and wrong passwords before it is disconnected.
-PASS_ASK = "* This server needs a password: /pass PASSWORD"
-PASS_TRIES = 3
 
 
 class Server:
@@ -70,7 +67,8 @@ class Server:
     runs on the loop thread), and *claim*: the data dir's lock and the bound listeners
     (:func:`chatroom.server.claim.take`, which the command line calls before it loads plugins; else the
     server takes it here). ``address`` is the bound ``(host, port)``, ``tls_address`` and ``web_address``
-    the TLS and web ones (or None). A server password gates every connection (see :meth:`_gate`).
+    the TLS and web ones (or None). A server password gates every connection (``gate``:
+    :class:`~chatroom.server.gate.PasswordGate`). ``irc_addresses``: the IRC door's (clear first, then TLS).
     :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises
     :class:`~chatroom.server.checks.StartupError` (one line) if the data dir is another server's or an
     address cannot be bound, sqlite3.Error if the history cannot be opened.
@@ -116,9 +114,7 @@ class Server:
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in options.admins)
         self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
-        password = options.server_password
-        self._password = hashlib.sha256(password.encode()).digest() if password else None
-        self._gated: dict[int, int] = {}  # connection id -> wrong passwords, until it gives the right one
+        self.gate = PasswordGate(self, options.server_password)  # --password-file: who still must give it
         self.dispatcher = Dispatcher(self)
         self.events = PluginEvents(self, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
@@ -150,6 +146,11 @@ class Server:
                             static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
+        doors = open_irc(self.loop, self, claim.irc_listener, claim.irc_tls_listener, tls=tls, version=_version(),
+                         server_name=options.irc_server_name, share=self.transport, handshake_timeout=timeout,
+                         **budgets) if claim.irc_listener or claim.irc_tls_listener else []
+        self.transports += doors
+        self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]
         self._history_failing: str | None = None  # what the log said last about the history store
         self._left = False  # set by close() once every member got client_left
 
@@ -192,7 +193,7 @@ class Server:
         for transport in self.transports:
             transport.shutdown()
         for conn in list(self.clients.values()):
-            if conn.id not in self._gated:
+            if conn.id not in self.gate.held:
                 self.call_hook("client_left", conn, reason=reason)
         self._left = True  # on_close: client_left ran already
         self.scheduler.drain(5.0)
@@ -225,12 +226,15 @@ class Server:
     # -- the application the transport calls ------------------------------------------------
     def on_connect(self, conn: Connection, *, passed: bool = False) -> None:
         """A new connection: greet it, put it in the default room with its recent history; with a server
-        password not *passed* yet, only ask for it (:data:`PASS_ASK`) and wait for ``/pass`` (:meth:`_gate`)."""
-        if self._password is not None and not passed:
-            self._gated[conn.id] = 0
-            return self.loop.send_line(conn, PASS_ASK)
+        password not *passed* yet, only ask for it and wait for ``/pass`` (:class:`~chatroom.server.gate.PasswordGate`);
+        a door whose clients choose their rooms (``greeted`` False: IRC) gets no welcome line and no join."""
+        if self.gate.needed and not passed:
+            return self.gate.hold(conn)
         self.hub.add(conn)
         room = self.hub.default_room
+        if not conn.greeted:
+            self.call_hook("client_joined", conn)
+            return self.events.joined(conn)
         self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
                                   "Type /nick NAME to choose a name, /help for commands.")
         if room.rules.banned(None, conn.host):  # a guest banned by address from the default room
@@ -243,31 +247,14 @@ class Server:
 
     def on_line(self, conn: Connection, text: str) -> float:
         """One line from *conn*; returns its flood cost."""
-        if conn.id in self._gated:
-            return self._gate(conn, sanitize(text).strip())
+        if conn.id in self.gate.held:
+            return self.gate.line(conn, sanitize(text).strip())
         return self.dispatcher.handle_line(conn, text)
 
-    def _gate(self, conn: Connection, text: str) -> float:
-        """Before the server password: only ``/pass PASSWORD`` (compared in constant time; ``OK pass``, then
-        all of :meth:`on_connect`) and ``/quit`` act, the rest is ``ERROR send /pass PASSWORD first``; the
-        :data:`PASS_TRIES`-th wrong one disconnects. Returns the flood cost."""
-        word, _, given = text.partition(" ")
-        if word.lower() == "/quit":  # the built-in: OK, then disconnect
-            return self.dispatcher.handle_line(conn, text)
-        if word.lower() != "/pass":
-            self.loop.send_line(conn, "ERROR send /pass PASSWORD first")
-        elif hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), self._password or b""):
-            del self._gated[conn.id]
-            self.loop.send_line(conn, "OK pass")
-            self.on_connect(conn, passed=True)
-        else:
-            failures = self._gated[conn.id] = self._gated[conn.id] + 1
-            log.warning("%s from %s: wrong server password (%d of %d)", conn.nick, conn.host, failures,  # never it
-                        PASS_TRIES, extra=CONN)
-            self.loop.send_line(conn, "ERROR wrong password")
-            if failures >= PASS_TRIES:
-                self.close_client(conn, "wrong server password", flush=True)
-        return 1.0
+    def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
+        """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
+        hooks (what ``/msg`` does); False if a hook dropped it."""
+        return Context(self, "core", member).private(target, text, notice=notice)
 
     def on_frame(self, conn: Connection, frame: Any) -> None:
         """One frame from *conn* (file transfer)."""
@@ -279,7 +266,7 @@ class Server:
 
     def on_close(self, conn: Connection, reason: str) -> None:
         """*conn* stops taking part: end its capture, leave its rooms, end its transfers, tell plugins."""
-        if self._gated.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
+        if self.gate.held.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
             return log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         if conn.capture is not None:
             plugin, _, on_end, _ = conn.capture
@@ -312,7 +299,7 @@ class Server:
 
     def answer_when_saved(self, member: Member) -> None:
         """Hold what *member* is sent until every room-store change made so far is committed: who changed a
-        topic, a room or its rules hears ``OK`` only then (docs/protocol.md, "Durability"); others are not held."""
+        topic, a room or its rules hears ``OK`` (or the IRC reply) only then (docs/protocol.md, "Durability")."""
         if isinstance(member, Connection) and not member.gone:  # a member the loop writes to
             self.loop.gate(member)
             self.history.when_saved(lambda: self.loop.ungate(member))
@@ -341,9 +328,9 @@ class Server:
         self.hub.flush_for(member)
         self.loop.send_line(member, text)  # type: ignore[arg-type]
 
-    def send_private(self, nick: str, account: str | None, target: Member, text: str) -> None:
+    def send_private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A ``/msg`` *text* from *nick* to *target* (a line ``NICK (private): text``, or a ``private`` event)."""
-        self.hub.private(nick, account, target, text)
+        self.hub.private(nick, account, target, text, notice=notice)
 
     def send_bytes(self, member: Member, data: bytes | memoryview) -> None:
         """Queue raw bytes (frames) for *member*; only for members with ``"binary"`` in caps."""

@@ -151,6 +151,8 @@ class Claim:
     listener: Any
     tls_listener: socket.socket | None = None
     web_listener: socket.socket | None = None
+    irc_listener: socket.socket | None = None
+    irc_tls_listener: socket.socket | None = None
     tls: ssl.SSLContext | None = None
     tls_fingerprint: str = ""
     notes: list[str] = field(default_factory=list)
@@ -161,7 +163,7 @@ class Claim:
 
     def abandon(self) -> None:
         """Undo :func:`take` when the server cannot be built after all: close the listeners, unlock."""
-        for sock in (self.listener, self.tls_listener, self.web_listener):
+        for sock in (self.listener, self.tls_listener, self.web_listener, self.irc_listener, self.irc_tls_listener):
             if sock is not None:
                 sock.close()
         self.release()
@@ -204,6 +206,12 @@ def _take(options: ServerOptions, listener: Any, lock: DataDirLock) -> Claim:
             claim.web_listener = _bind(options.host, options.web_port, lock.last.get("web_port"), "web port",
                                        claim.notes)
             bound.append(claim.web_listener)
+        if options.irc_port is not None:
+            claim.irc_listener = _listen(options.host, options.irc_port)
+            bound.append(claim.irc_listener)
+        if options.irc_tls_port is not None:
+            claim.irc_tls_listener = _listen(options.host, options.irc_tls_port)
+            bound.append(claim.irc_tls_listener)
     except BaseException:
         for sock in bound:
             sock.close()

@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     _number(web, "--web-request-timeout", metavar="S",
             help="close an HTTP connection whose request is not complete S seconds after it began "
                  "(408; default 10)")
+    irc = parser.add_argument_group("IRC", "IRC clients in the same rooms (docs/irc.md); the address is printed")
+    _number(irc, "--irc-port", metavar="PORT", help="serve IRC on PORT (0: the kernel picks; default: no IRC)")
+    _number(irc, "--irc-tls-port", metavar="PORT", help="with --tls: IRC over TLS on PORT (6697 by convention)")
+    irc.add_argument("--irc-server-name", default=UNSET, metavar="NAME", help="IRC server name (default: host name)")
     parser.add_argument("--password-file", type=Path, metavar="FILE",
                         help="a shared server password (the first line of FILE): every connection, clear or TLS, "
                              "must send /pass PASSWORD before anything else")

@@ -285,6 +285,11 @@ class ServerOptions:
     web_hosts: tuple[str, ...] = ()
     web_static: Path | None = None
     web_request_timeout: float = _num(10.0, above=True, high=DAY)
+    #: The IRC door (docs/irc.md): *irc_port* (None: no IRC; 0: the kernel picks), *irc_tls_port* IRC over TLS
+    #: (needs TLS on), *irc_server_name* the server name IRC clients see (``""``: the host name).
+    irc_port: int | None = _port()
+    irc_tls_port: int | None = _port()
+    irc_server_name: str = ""
     #: Account names that moderate every room and enable or disable plugins (the config file's ``admins``).
     admins: tuple[str, ...] = ()
     #: Every connection must first send ``/pass PASSWORD`` (None: no gate). Never shown in ``repr``.
@@ -303,6 +308,8 @@ class ServerOptions:
             self._refuse("history_keep", problem)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise OptionError("--tls-cert and --tls-key go together")
+        if self.irc_tls_port is not None and not self.tls_enabled:
+            raise OptionError("--irc-tls-port needs TLS: add --tls (or --tls-cert and --tls-key)")
         if self.server_password is not None and not (isinstance(self.server_password, str) and self.server_password):
             self._refuse("server_password", "must be a non-empty string or None")
         for name in ("admins", "web_origins", "web_hosts"):

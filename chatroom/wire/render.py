@@ -23,10 +23,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["KINDS", "hit_line", "iso_time", "render", "room_label", "stamp", "tags"]
+from chatroom.wire.lines import encode_line
+
+__all__ = ["KINDS", "ONCE", "STRUCTURED", "encode_event", "hit_line", "iso_time", "render", "room_label", "stamp",
+           "tags"]
 
 #: Event kinds: chat, /me, a topic change, a notice (join, part...), a plugin's line sent as it is.
 KINDS = ("msg", "me", "topic", "notice", "raw")
+#: Event kinds with a structure of their own (``chatroom.model.hub.Notice``): the line protocol shows their text
+#: as a plain ``* text`` notice (a quiet one: nothing).
+STRUCTURED = frozenset({"join", "part", "nick", "mode"})
+#: Notices told to a member's co-members once, not per room: the line protocol shows none of them.
+ONCE = frozenset({"quit", "away"})
 
 _ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
 
@@ -78,6 +86,8 @@ def render(kind: str, room: str, nick: str, text: str, *, current: bool = True) 
         line = f"* {nick} set the topic of {label}: {text}" if text else f"* {nick} cleared the topic of {label}"
     elif kind == "raw":
         line = text
+    elif kind == "notice" and nick:  # a member's notice (an IRC NOTICE to a room): -NICK- text
+        line = f"-{nick}- {text}"
     else:
         line = f"* {text}"
     return line if current else f"[{room}] {line}"
@@ -93,3 +103,28 @@ def hit_line(entry: Any, tagged: int = 0) -> str:
         line = tags(msgid=entry.id, room=entry.room, time=iso_time(entry.ts), kind=entry.kind, nick=entry.nick,
                     account=entry.account, search=True) + line
     return line
+
+
+def encode_event(entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
+    """One room event (an ``Entry`` or a ``Notice`` of :mod:`chatroom.model`, duck-typed) as a line of the line
+    protocol: :func:`render`, with ``[HH:MM] `` for *history*, ``[#room] `` when not *current*, and message tags
+    when *tagged*. Joins, parts, renames and mode changes are plain notices (nothing for a quiet one), quits and
+    away changes are nothing (the parts say it), a private line carries no tags."""
+    kind, nick, account, msgid = entry.kind, entry.nick, entry.account, entry.id
+    if kind in ONCE:
+        return b""
+    if kind in STRUCTURED:
+        if entry.quiet:
+            return b""
+        kind, nick, account, msgid = "notice", "", None, 0
+    elif kind == "private":
+        return encode_line(f"{nick} (private): {entry.text}")
+    line = render(kind, entry.room, nick, entry.text)
+    if history:
+        line = stamp(entry.ts) + line
+    if not current and entry.room:
+        line = f"[{entry.room}] {line}"
+    if tagged:
+        line = tags(msgid=msgid or None, room=entry.room or None, time=iso_time(entry.ts), kind=kind,
+                    nick=nick or None, account=account, history=history) + line
+    return encode_line(line)

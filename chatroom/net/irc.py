@@ -1,0 +1,297 @@
+"""The IRC door: RFC 1459/2812 clients with IRCv3 capabilities in chatroom's rooms, on the server's one loop.
+
+This module holds the door's connection (:class:`IrcConnection`) and what its commands share
+(:class:`IrcDoor`); the listeners are in :mod:`chatroom.net.irctransport`. A third transport beside :mod:`chatroom.net.tcp` and :mod:`chatroom.net.web`,
+built the same way: an :class:`IrcTransport` *is* a
+:class:`~chatroom.net.tcp.LineTransport` whose connections parse with
+:class:`~chatroom.wire.irc.IrcParser`, so the line transport's code enforces
+every budget on them (64 KiB read and 64 messages per pass, the flood token
+bucket: each IRC command costs what its handler returns, 1 for most; the
+per-address limit shared with the other doors; the output budget;
+``--idle-timeout`` for an unfinished line). :class:`IrcTLSTransport` is the
+same over TLS. Members are :class:`IrcConnection` objects whose ``wire_index``
+is the IRC encoder's (:mod:`chatroom.wire.ircevents`), so the hub encodes each
+room event once per set of negotiated tags for all IRC members.
+
+Channels are rooms, nicks are the members' nicks, accounts are chatroom's
+accounts: docs/irc.md maps every command. The commands live in
+:mod:`chatroom.net.ircregister` (registration, CAP, SASL, PING, QUIT, user
+queries), :mod:`chatroom.net.ircchannels` (JOIN, PART, TOPIC, NAMES, LIST,
+KICK, MODE, INVITE) and :mod:`chatroom.net.ircchat` (PRIVMSG, NOTICE, TAGMSG,
+AWAY, CHATHISTORY, any other command handed to chatroom's commands, whose
+replies come back as NOTICEs). Loop thread only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from chatroom.net.connection import Connection
+from chatroom.wire.irc import IrcParser, Message, TooLong, encode
+from chatroom.wire.ircevents import AWAY, render_event
+from chatroom.wire.render import iso_time
+
+__all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
+
+
+
+#: Lines whose client-only tags the door keeps for their fan-out (they go out in the same loop pass).
+CLIENT_TAGS = 1024
+
+
+class IrcConnection(Connection):
+    """An IRC client: a member once registered (``registered``), speaking IRC messages.
+
+    ``user`` and ``realname`` come from ``USER``; ``want_nick`` is the nick asked before registration;
+    ``irccaps`` the IRCv3 capabilities negotiated (``cap_open`` while ``CAP LS``/``REQ`` hold registration);
+    ``umodes`` the user modes set (``i``, ``w``); ``collect`` the replies of a labeled command being handled
+    (``None`` when none); ``seen`` when the client last sent anything (loop seconds); ``pinged`` whether the
+    server's keep-alive PING waits for an answer; ``sasl`` the SASL exchange state; ``password_ok`` whether
+    ``PASS`` gave the server password (or none is needed); ``failures`` wrong passwords.
+    """
+
+    __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
+                 "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text",
+                 "shown_nick")
+
+    greeted = False  # no welcome line and no automatic join: an IRC client joins its channels
+
+    def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parser = IrcParser()  # type: ignore[assignment]
+        self.wire_index = wire_index  # type: ignore[misc]
+        self.registered = False
+        self.user = ""
+        self.realname = ""
+        self.want_nick = ""
+        self.irccaps: frozenset[str] = frozenset()
+        self.cap_open = False
+        self.cap_version = 0
+        self.umodes = ""
+        self.collect: list[bytes] | None = None
+        self.seen = 0.0
+        self.pinged = False
+        self.sasl: Any = None
+        self.password_ok = True
+        self.failures = 0
+        self.invited: set[str] = set()
+        self.mask_text = "!"
+        self.shown_nick = ""
+
+    def encode_text(self, text: str) -> bytes:
+        """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client."""
+        server = getattr(self.transport, "server_name", "chatroom")
+        return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
+
+    def changed(self) -> None:
+        """The hub changed this member's nick (its own NICK, or a login elsewhere that took it back): the client
+        hears ``:old!user@host NICK new``, as IRC clients track their own nick from it."""
+        if self.registered and not self.closed and self.nick != self.shown_nick:
+            old = self.source.replace(self.nick, self.shown_nick, 1) if self.shown_nick else self.source
+            self.shown_nick = self.nick
+            self.transport.door.message(self, "NICK", self.nick, source=old)
+
+    @property
+    def source(self) -> str:
+        """``nick!user@host`` as other clients see this one (made again when the nick changed)."""
+        mask = self.mask_text
+        if not mask.startswith(self.nick) or mask[len(self.nick)] != "!":
+            mask = self.mask_text = f"{self.nick}!{self.user or '~' + self.nick}@{irc_host(self.host)}"
+        return mask
+
+
+class IrcTLSConnection(IrcConnection):
+    """An IRC connection over TLS (``more``: see :class:`~chatroom.net.tls.TLSConnection`)."""
+
+    __slots__ = ("more",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.more = False
+
+
+def irc_host(address: str) -> str:
+    """An address as an IRC host: as it is, but an IPv6 address that starts with ``:`` gets a ``0`` first
+    (``::1`` -> ``0::1``: a host may not start with ``:`` in a message source); ``chatroom`` when unknown."""
+    if not address:
+        return "chatroom"
+    return "0" + address if address.startswith(":") else address
+
+
+class IrcDoor:
+    """What the IRC commands share: the *app* (the server assembly, duck-typed: ``hub``, ``dispatcher``,
+    ``plugins``, ``accounts``, ``admins``, ``on_connect``, ``on_line``, ``gate``, ``say_private``...),
+    its hub, the *server_name*, the transport's loop; the command table (command -> handler) and how replies
+    are sent: :meth:`send` (raw bytes, held for a labeled command) and :meth:`numeric`."""
+
+    def __init__(self, app: Any, loop: Any, server_name: str, version: str) -> None:
+        self.app = app
+        self.hub = app.hub
+        self.loop = loop
+        self.server_name = server_name
+        self.version = version
+        self.created = loop.clock()
+        self.batches = itertools.count(1)
+        self.wire_index = self.hub.add_wire(self.encode_event, once=True)
+        #: WHOWAS: ``(nick, user, host, realname, when)`` of IRC members who left a nick, newest first.
+        self.whowas: deque[tuple[str, str, str, str, float]] = deque(maxlen=1000)
+        #: Tags an IRC sender gave a line, for the IRC members with ``message-tags``: client-only tags by
+        #: ``(room, history id)`` (the latest :data:`CLIENT_TAGS` lines), and those of the private line being sent
+        #: (with its ``msgid``; private lines are not stored).
+        self.client_tags: OrderedDict[tuple[str, int], dict[str, str]] = OrderedDict()
+        self.private_tags: dict[str, str] | None = None
+        #: Most members registered at once (LUSERS).
+        self.max_users = 0
+        self.commands: dict[str, tuple[Callable[[IrcDoor, IrcConnection, Message], float], bool, int]] = {}
+        #: ``handler(door, conn, message)`` for a command not in the table (else ``421``).
+        self.fallback: Callable[[IrcDoor, IrcConnection, Message], float] | None = None
+
+    def command(self, name: str, handler: Callable[[IrcDoor, IrcConnection, Message], float], *,
+                registered: bool = True, params: int = 0) -> None:
+        """Route the IRC command *name* to ``handler(door, conn, message) -> flood cost``; *registered*: only
+        after registration (else ``451``); *params*: fewer parameters get ``461``."""
+        self.commands[name] = (handler, registered, params)
+
+    def keep_tags(self, entry: Any, tags: dict[str, str]) -> None:
+        """Relay *tags* (client-only ``+name`` tags) with *entry* to IRC members that negotiated message-tags."""
+        if entry.id and tags:
+            self.client_tags[(entry.room, entry.id)] = tags
+            while len(self.client_tags) > CLIENT_TAGS:
+                self.client_tags.popitem(last=False)
+
+    def is_op(self, member: Any, room: Any) -> bool:
+        """Does *member* operate *room* (its rules, the first member's right, or a server admin)?"""
+        return room.operated_by(member) or self.is_admin(member)
+
+    def is_admin(self, member: Any) -> bool:
+        """Is *member* logged in to a server admin's account (the config's ``admins``)?"""
+        return bool(member.account) and member.account.casefold() in self.app.admins
+
+    def replay_on_join(self, conn: IrcConnection, room: Any) -> None:
+        """Replay the room's last lines (``--history-on-join``) to a client that can tell them from new ones:
+        one that negotiated ``server-time`` and ``batch`` but not ``draft/chathistory`` (that one asks)."""
+        caps = conn.irccaps
+        count = getattr(self.app, "history_on_join", 0)
+        if not count or "server-time" not in caps or "batch" not in caps or "draft/chathistory" in caps:
+            return
+        entries = self.hub.rooms.read(conn, room, last=count)  # the access rule: a member reads
+        if not entries:
+            return
+        ref = f"j{next(self.batches)}"
+        out = [encode(Message("BATCH", [f"+{ref}", "chathistory", room.name], source=self.server_name))]
+        for entry in entries:
+            data = render_event(entry, conn.tagged, self.mask_of, self.server_name, history=True)
+            out += [tagged(line, b"batch=" + ref.encode()) for line in data.splitlines(keepends=True)]
+        out.append(encode(Message("BATCH", [f"-{ref}"], source=self.server_name)))
+        self.send(conn, b"".join(out))
+
+    # -- encoding ------------------------------------------------------------------------------------
+    def mask_of(self, nick: str) -> str:
+        """``nick!user@host`` of the member called *nick*; a nick no longer here gets ``nick!nick@SERVER``."""
+        member = self.hub.find(nick)
+        if member is None:
+            return f"{nick}!{nick}@{self.server_name}"
+        if isinstance(member, IrcConnection):
+            return member.source
+        user = getattr(member, "user", "") or member.nick
+        return f"{member.nick}!{user}@{irc_host(str(getattr(member, 'host', '') or ''))}"
+
+    def encode_event(self, entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
+        """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`); with
+        ``away-notify``, a JOIN of a member who is away is followed by its AWAY."""
+        more = self.private_tags if entry.kind == "private" else self.client_tags.get((entry.room, entry.id))
+        data = render_event(entry, tagged, self.mask_of, self.server_name, history, more)
+        if entry.kind == "join" and tagged & AWAY:
+            member = self.hub.find(entry.nick)
+            if member is not None and member.away:
+                data += encode(Message("AWAY", [member.away], source=self.mask_of(member.nick)))
+        return data
+
+    # -- output ------------------------------------------------------------------------------------------
+    def send(self, conn: IrcConnection, data: bytes) -> None:
+        """Queue *data* (whole lines) for *conn*, after its rooms' pending events; held while a labeled command
+        is handled (see :meth:`handle`)."""
+        if conn.collect is not None:
+            conn.collect.append(data)
+            return
+        self.hub.flush_for(conn)
+        conn.deliver(data)
+
+    def message(self, conn: IrcConnection, command: str, *params: str, source: str | None = None,
+                tags: dict[str, str] | None = None) -> None:
+        """Send one message built from *command* and *params* (source: the server unless given)."""
+        if source is None:
+            source = "" if command == "ERROR" else self.server_name
+        self.send(conn, encode(Message(command, params, source=source,
+                                       tags=tags)))
+
+    def numeric(self, conn: IrcConnection, code: str, *params: str) -> None:
+        """Send numeric *code* to *conn*: ``:SERVER CODE NICK params...`` (``*`` before registration)."""
+        self.message(conn, code, conn.nick if conn.registered else (conn.want_nick or "*"), *params)
+
+    def server_tags(self, conn: IrcConnection) -> dict[str, str]:
+        """The ``time`` tag for a reply made now, if *conn* negotiated ``server-time``."""
+        if "server-time" in conn.irccaps:
+            return {"time": iso_time(self.hub.clock())}
+        return {}
+
+    # -- handling -------------------------------------------------------------------------------------
+    def handle(self, conn: IrcConnection, msg: Message) -> float:
+        """Run the handler of *msg*'s command; with ``labeled-response`` and a ``label`` tag, its replies go out
+        labeled (one line), in a ``labeled-response`` batch (several) or as an ``ACK`` (none). Returns the cost."""
+        conn.seen = self.loop.now
+        conn.pinged = False
+        name = msg.command.upper()
+        label = msg.tags.get("label") if "labeled-response" in conn.irccaps else None
+        if label is not None:
+            conn.collect = []
+        changes = self.app.history.version
+        try:
+            return self._run(conn, name, msg)
+        finally:
+            if label is not None:
+                held, conn.collect = conn.collect or [], None
+                self._labeled(conn, label, held)
+            if self.app.history.version != changes:  # a room's state changed: the replies wait for its commit
+                self.app.answer_when_saved(conn)
+
+    def _run(self, conn: IrcConnection, name: str, msg: Message) -> float:
+        entry = self.commands.get(name)
+        if entry is None:
+            if not conn.registered:
+                self.numeric(conn, "451", name, "You have not registered")
+                return 1.0
+            if self.fallback is None:
+                self.numeric(conn, "421", name, "Unknown command")
+                return 5.0
+            return self.fallback(self, conn, msg)
+        handler, registered, params = entry
+        if registered and not conn.registered:
+            self.numeric(conn, "451", name, "You have not registered")
+            return 1.0
+        if len(msg.params) < params or (params and not msg.params[0]):
+            self.numeric(conn, "461", name, "Not enough parameters")
+            return 1.0
+        return handler(self, conn, msg)
+
+    def _labeled(self, conn: IrcConnection, label: str, held: list[bytes]) -> None:
+        lines = [line + b"\n" for line in b"".join(held).split(b"\n") if line]
+        tag = f"label={label}".encode()
+        if not lines:
+            self.send(conn, encode(Message("ACK", [], source=self.server_name, tags={"label": label})))
+        elif len(lines) == 1:
+            self.send(conn, tagged(lines[0], tag))
+        else:
+            ref = f"L{next(self.batches)}"
+            start = encode(Message("BATCH", [f"+{ref}", "labeled-response"], source=self.server_name,
+                                   tags={"label": label}))
+            inner = b"".join(tagged(line, b"batch=" + ref.encode()) for line in lines)
+            self.send(conn, start + inner + encode(Message("BATCH", [f"-{ref}"], source=self.server_name)))
+
+
+def tagged(line: bytes, tag: bytes) -> bytes:
+    """*line* with the tag *tag* (``key=value``) added first."""
+    return b"@" + tag + (b";" + line[1:] if line.startswith(b"@") else b" " + line)

@@ -1,0 +1,265 @@
+"""What IRC clients say: PRIVMSG, NOTICE, TAGMSG, AWAY, CHATHISTORY, and every other command handed to chatroom's
+commands.
+
+A ``PRIVMSG #room`` is chat in that room (through the ``chat_message`` hooks
+and the history, like a line typed by any member; the room does not become
+the sender's current one); ``\\x01ACTION ...\\x01`` is ``/me``; a ``PRIVMSG
+nick`` is a private line (``private_message`` hooks), to a member of any door.
+With ``echo-message`` the sender gets its own line back, with the ``msgid``
+and ``time`` everyone got. A command the door does not know (``BOARD``,
+``TWEET -d #tag``: ``/quote board`` in irssi) is run as ``/board`` by
+chatroom's commands, whose replies come back as NOTICEs; one nobody knows is
+``421``. ``draft/chathistory`` (ircv3.net/specs/extensions/chathistory)
+reads the rooms' history by ``msgid`` (``ROOM-ID``). Loop thread only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatroom.model.access import may_read
+from chatroom.net.irc import IrcConnection, IrcDoor, tagged
+from chatroom.wire.irc import MAX_LINE, Message, encode
+from chatroom.wire.ircevents import parse_msgid, render_event
+from chatroom.wire.lines import sanitize
+from chatroom.wire.render import iso_time
+
+__all__ = ["install", "other_command"]
+
+#: Most lines one CHATHISTORY query returns (ISUPPORT CHATHISTORY).
+MAX_HISTORY = 500
+
+
+def privmsg(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
+    """``PRIVMSG target[,target] :text``: 411 without a target, 412 without text, 401/403/404 for a bad target."""
+    return _message(door, conn, msg, notice=False)
+
+
+def notice(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
+    """``NOTICE target :text``: as PRIVMSG, but never answered with an error (RFC 2812 3.3.2)."""
+    return _message(door, conn, msg, notice=True)
+
+
+def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) -> float:
+    if not msg.params or not msg.params[0]:
+        if not notice:
+            door.numeric(conn, "411", f"No recipient given ({msg.command.upper()})")
+        return 1.0
+    if len(msg.params) < 2 or not msg.params[1]:
+        if not notice:
+            door.numeric(conn, "412", "No text to send")
+        return 1.0
+    text = msg.params[1]
+    cost = 0.0
+    tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}  # client-only tags travel with the line
+    for target in msg.params[0].split(",")[:4]:
+        cost += 1.0
+        if target.startswith("#"):
+            _to_room(door, conn, target, text, notice, tags)
+        else:
+            _to_member(door, conn, target, text, notice, tags)
+    return cost
+
+
+def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
+    room = conn.rooms.get(name) or door.hub.room(name)  # the exact name of one of its rooms: no parsing
+    if room is None:
+        if not notice:
+            door.numeric(conn, "403", name, "No such channel")
+        return
+    if room.name not in conn.rooms and (not room.rules.external or room.rules.banned(conn.account, conn.host,
+                                                                                         conn.source)):
+        if not notice:
+            door.numeric(conn, "404", room.name, "Cannot send to channel (you are not in it)")
+        return
+    if not room.may_speak(conn) and not door.is_admin(conn):
+        if not notice:
+            door.numeric(conn, "404", room.name, "Cannot send to channel (+m)")
+        return
+    kind = "notice" if notice else "msg"
+    if text.startswith("\x01ACTION ") or text == "\x01ACTION\x01":
+        kind, text = "me", text[8:].rstrip("\x01")
+    elif text.startswith("\x01"):
+        return  # other CTCP to a room (VERSION, PING...): nobody there answers them
+    if relayed_size(conn.source, "NOTICE" if notice else "PRIVMSG", room.name, text, kind == "me") > MAX_LINE:
+        door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
+        return
+    entry = door.app.dispatcher.chat(conn, text, kind, room)
+    if entry is not None:
+        door.keep_tags(entry, tags)
+        if "echo-message" in conn.irccaps:
+            door.send(conn, render_event(entry, conn.tagged, door.mask_of, door.server_name, more=tags))
+
+
+def _to_member(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
+    target = door.hub.find(name)
+    if target is None:
+        if not notice:
+            door.numeric(conn, "401", name, "No such nick/channel")
+        return
+    if relayed_size(conn.source, "PRIVMSG", target.nick, text) > MAX_LINE:
+        door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
+        return
+    if not isinstance(target, IrcConnection):  # other doors print it: no control characters, no CTCP
+        if text.startswith("\x01ACTION "):
+            text = f"* {conn.nick} {text[8:].rstrip(chr(1))}"
+        elif text.startswith("\x01"):
+            return
+        text = sanitize(text)
+    door.private_tags = {**tags, "msgid": f"pm-{next(door.batches)}"}  # the same msgid for the echo
+    try:
+        if not door.app.say_private(conn, target, text, notice=notice):
+            return
+    finally:
+        more, door.private_tags = door.private_tags, None
+    if "echo-message" in conn.irccaps:
+        echo = door.server_tags(conn)
+        if "message-tags" in conn.irccaps:
+            echo.update(more)
+        door.message(conn, "NOTICE" if notice else "PRIVMSG", target.nick, text, source=conn.source, tags=echo)
+    if target.away and not notice:
+        door.numeric(conn, "301", target.nick, target.away)
+
+
+def relayed_size(source: str, command: str, target: str, text: str, action: bool = False) -> int:
+    """Bytes of ``:SOURCE COMMAND TARGET :TEXT`` CR LF as relayed (the ``:`` only when needed; *action*: the
+    text goes in ``\x01ACTION ...\x01``); the hot path's cheap form of :func:`chatroom.wire.irc.line_size`."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+    if action:
+        size += 9
+    colon = action or not text or " " in text or text[0] == ":"
+    return len(source) + len(command) + len(target) + size + 6 + colon
+
+
+def tagmsg(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
+    """``TAGMSG target``: the client-only tags (``+typing``...) to the room's or the member's IRC clients that
+    negotiated ``message-tags``; nothing to other doors, nothing stored."""
+    client_tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}
+    target = msg.params[0]
+    if target.startswith("#"):
+        room = door.hub.room(target)
+        if room is None or room.name not in conn.rooms:
+            door.numeric(conn, "404" if room else "403", target, "Cannot send to channel")
+            return 1.0
+        members = [m for m in room.members.values() if m is not conn]
+        target = room.name
+    else:
+        found = door.hub.find(target)
+        if found is None:
+            door.numeric(conn, "401", target, "No such nick/channel")
+            return 1.0
+        members = [found]
+        target = found.nick
+    tags = {**client_tags, **door.server_tags(conn), "msgid": f"tag-{next(door.batches)}"}  # a TAGMSG is not stored
+    relayed = encode(Message("TAGMSG", [target], source=conn.source, tags=tags))
+    for member in members:  # as any relayed line: never part of the sender's labeled reply, even sent to itself
+        if isinstance(member, IrcConnection) and "message-tags" in member.irccaps:
+            door.hub.flush_for(member)
+            member.deliver(relayed)
+    if "echo-message" in conn.irccaps:
+        door.send(conn, encode(Message("TAGMSG", [target], source=conn.source, tags=tags)))
+    return 1.0
+
+
+def away(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
+    """``AWAY :message`` (306) or ``AWAY`` (305); co-members with ``away-notify`` see it."""
+    text = msg.params[0][:200] if msg.params else ""
+    door.hub.set_away(conn, sanitize(text))
+    if text:
+        door.numeric(conn, "306", "You have been marked as being away")
+    else:
+        door.numeric(conn, "305", "You are no longer marked as being away")
+    return 1.0
+
+
+# -- history -----------------------------------------------------------------------------------------------------
+def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
+    """``CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN #room ref [ref] limit`` and ``TARGETS``: a
+    ``chathistory`` batch; references are ``*`` or ``msgid=ROOM-ID``. Read access is the room's: members only."""
+    sub = msg.params[0].upper()
+    if sub == "TARGETS":
+        batch = _open_batch(door, conn, "draft/chathistory-targets")
+        for room in conn.rooms.values():
+            last = door.hub.rooms.read(conn, room, last=1)
+            when = last[0].ts if last else room.topic_at
+            door.message(conn, "CHATHISTORY", "TARGETS", room.name, iso_time(when), tags={"batch": batch})
+        door.message(conn, "BATCH", f"-{batch}")
+        return 3.0
+    if len(msg.params) < 4 or sub not in ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"):
+        door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
+        return 1.0
+    room = door.hub.room(msg.params[1])
+    if room is None or not may_read(door.hub.rooms.viewer(conn), room):  # the access rule for reading a room
+        door.message(conn, "FAIL", "CHATHISTORY", "INVALID_TARGET", sub, msg.params[1], "No such channel you may read")
+        return 1.0
+    limit_text = msg.params[-1]
+    limit = min(int(limit_text), MAX_HISTORY) if limit_text.isdigit() else 0
+    refs = [_ref(door, room, r) for r in msg.params[2:-1]]
+    if not limit or any(r is None for r in refs) or (sub != "LATEST" and refs[0] == 0):
+        door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
+        return 1.0
+    entries = _query(lambda **how: door.hub.rooms.read(conn, room, **how), sub, [r or 0 for r in refs], limit)
+    if "draft/event-playback" not in conn.irccaps:  # without it, the lines said, not the topic changes
+        entries = [e for e in entries if e.kind in ("msg", "me") or (e.kind == "notice" and e.nick)]
+    batch = _open_batch(door, conn, "chathistory", room.name)
+    for entry in entries:
+        line = render_event(entry, conn.tagged, door.mask_of, door.server_name, history=True)
+        door.send(conn, b"".join(tagged(part, b"batch=" + batch.encode()) for part in line.splitlines(keepends=True)))
+    door.message(conn, "BATCH", f"-{batch}")
+    return 3.0
+
+
+def _ref(door: IrcDoor, room: Any, text: str) -> int | None:
+    """``*`` -> 0; ``msgid=ROOM-ID`` of this room -> ID; anything else None."""
+    if text == "*":
+        return 0
+    if text.startswith("msgid="):
+        found = parse_msgid(text[6:])
+        if found is not None and found[0] == room.name:
+            return found[1]
+    return None
+
+
+def _query(read: Any, sub: str, refs: list[int], limit: int) -> list[Any]:
+    """The entries a CHATHISTORY subcommand asks for, through *read* (``Rooms.read`` for the room and viewer)."""
+    if sub == "LATEST":
+        return read(since=refs[0], last=limit)[-limit:] if refs[0] else read(last=limit)
+    if sub == "BEFORE":
+        return read(before=refs[0], last=limit)
+    if sub == "AFTER":
+        return read(since=refs[0], last=limit)
+    if sub == "AROUND":  # the line itself, centred: (limit - 1) // 2 before it
+        wanted = (limit - 1) // 2
+        before = read(before=refs[0], last=wanted) if wanted else []
+        return before + read(since=refs[0] - 1, last=limit - len(before))
+    first, second = refs[0], refs[1] if len(refs) > 1 else refs[0]
+    if first <= second:  # between, both excluded: the *limit* lines nearest the first reference
+        return [e for e in read(since=first, last=limit) if e.id < second]
+    return [e for e in read(before=first, last=limit) if e.id > second]
+
+
+def _open_batch(door: IrcDoor, conn: IrcConnection, kind: str, *params: str) -> str:
+    ref = f"h{next(door.batches)}"
+    door.message(conn, "BATCH", f"+{ref}", kind, *params)
+    return ref
+
+
+# -- everything else: chatroom's commands -----------------------------------------------------------------------------
+def other_command(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
+    """A command the door does not know: chatroom's ``/COMMAND params`` if a plugin provides it (replies come back
+    as NOTICEs), else ``421``. Returns the command's flood cost."""
+    name = msg.command.lower()
+    if door.app.plugins.registry.get(name) is None:
+        door.numeric(conn, "421", msg.command.upper(), "Unknown command")
+        return 5.0
+    return float(door.app.on_line(conn, "/" + " ".join([name, *msg.params])))
+
+
+def install(door: IrcDoor) -> None:
+    """Register this module's commands with *door*."""
+    door.command("PRIVMSG", privmsg)
+    door.command("NOTICE", notice)
+    door.command("TAGMSG", tagmsg, params=1)
+    door.command("AWAY", away)
+    door.command("CHATHISTORY", chathistory, params=1)
+    door.fallback = other_command

@@ -1,0 +1,158 @@
+"""The IRC door's listeners: IRC over TCP and over TLS on the server's loop, with the line transport's budgets.
+
+An :class:`IrcTransport` *is* a :class:`~chatroom.net.tcp.LineTransport` whose connections are
+:class:`~chatroom.net.irc.IrcConnection` objects (they parse with :class:`~chatroom.wire.irc.IrcParser`), so
+every budget of the line transport holds (see :mod:`chatroom.net.irc`). A connection stays in the ``pending``
+table until it registers (``REGISTRATION_TIMEOUT``), then joins the server's table and the application greets
+it; a silent registered client gets a PING after :data:`PING_AFTER` seconds and is closed after as many more.
+:func:`open_irc` builds the door (:class:`~chatroom.net.irc.IrcDoor` and its commands) and binds the listeners.
+Loop thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from chatroom.net.connection import Connection
+from chatroom.net.irc import IrcConnection, IrcDoor, IrcTLSConnection
+from chatroom.net.ircchannels import install as install_channels
+from chatroom.net.ircchat import install as install_chat
+from chatroom.net.ircinfo import install as install_info
+from chatroom.net.ircinfo import remember
+from chatroom.net.ircregister import install as install_register
+from chatroom.net.logs import CONN
+from chatroom.net.tcp import LineTransport
+from chatroom.net.tls import TLSTransport
+from chatroom.wire.irc import Message, TooLong, encode
+
+__all__ = ["PING_AFTER", "REGISTRATION_TIMEOUT", "IrcTLSTransport", "IrcTransport", "open_irc"]
+
+log = logging.getLogger("chatroom.server")
+
+#: Seconds a connection may take to register (NICK, USER, CAP END) before it is closed.
+REGISTRATION_TIMEOUT = 60.0
+#: Seconds of silence after which the server PINGs a client, and then waits as long for anything.
+PING_AFTER = 120.0
+
+
+class _Irc:
+    """What the clear and the TLS IRC transports add to their line transport (a mixin: it comes first)."""
+
+    loop: Any
+    app: Any
+    flood: Any
+    connections: dict[int, Connection]
+    _connection_class: type[IrcConnection] = IrcConnection
+
+    def _setup(self, door: IrcDoor) -> None:
+        self.door = door
+        self.server_name = door.server_name
+        self.pending: dict[int, IrcConnection] = {}  # connections not registered yet
+        self._timer: Any = None
+
+    def _connection(self, cid: int, sock: Any, addr: Any) -> Connection:
+        conn = self._connection_class(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now,
+                                      wire_index=self.door.wire_index)
+        conn.seen = self.loop.now
+        conn.password_ok = not self.app.gate.needed
+        return conn
+
+    def _greet(self, conn: IrcConnection) -> None:  # type: ignore[override]
+        """A new connection waits for NICK and USER; it enters the server's table once registered."""
+        self.pending[conn.id] = conn
+        if self._timer is None:
+            self._timer = self.loop.call_later(5.0, self._sweep)
+
+    def _too_many(self, text: str) -> bytes:
+        return encode(Message("ERROR", [f"Closing Link: {text}"]))
+
+    def _other(self, conn: IrcConnection, event: Any) -> float:
+        if event.__class__ is Message:
+            return self.door.handle(conn, event)
+        if event.__class__ is TooLong:
+            self.door.numeric(conn, "417", "Input line was too long")
+            return 2.0
+        return 0.0
+
+    def welcome(self, conn: IrcConnection) -> None:
+        """*conn* registered: it leaves the pending table for the server's (the application greets it)."""
+        self.pending.pop(conn.id, None)
+        self.connections[conn.id] = conn
+        self.app.on_connect(conn, passed=True)  # PASS gave the server password already, if there is one
+
+    def _sweep(self) -> None:
+        """Every 5 s: close connections that did not register in time; PING silent clients, close the mute."""
+        self._timer = None
+        now = self.loop.now = self.loop.clock()
+        for conn in list(self.pending.values()):
+            if not conn.closed and not conn.closing and now - conn.seen >= REGISTRATION_TIMEOUT:
+                self.door.message(conn, "ERROR", "Closing Link: registration timed out")
+                self.close(conn, "registration timeout", flush=True)  # type: ignore[attr-defined]
+        for conn in list(self.connections.values()):
+            if not isinstance(conn, IrcConnection) or conn.closed or conn.closing or conn.transport is not self:
+                continue
+            if now - conn.seen >= PING_AFTER * (2 if conn.pinged else 1):
+                if conn.pinged:
+                    self.door.message(conn, "ERROR", f"Closing Link: Ping timeout: {PING_AFTER * 2:g} seconds")
+                    self.close(conn, "ping timeout", flush=True)  # type: ignore[attr-defined]
+                else:
+                    conn.pinged = True
+                    self.door.message(conn, "PING", self.server_name)
+        self._timer = self.loop.call_later(5.0, self._sweep)
+
+    def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:
+        """As the line transport's; a connection that never registered is closed without the application."""
+        if isinstance(conn, IrcConnection) and not conn.registered and not conn.closed:
+            self.pending.pop(conn.id, None)
+            return self.close_unseen(conn, flush=flush)  # type: ignore[attr-defined,no-any-return]
+        if isinstance(conn, IrcConnection) and not conn.closing and not conn.closed:
+            remember(self.door, conn)
+        super().close(conn, reason, flush=flush)  # type: ignore[misc]
+
+    def shutdown(self) -> None:
+        """Stop accepting; close the connections that never registered."""
+        for conn in list(self.pending.values()):
+            self.close(conn, "shutdown")
+        if self._timer is not None:
+            self._timer.cancel()
+        super().shutdown()  # type: ignore[misc]
+
+
+class IrcTransport(_Irc, LineTransport):
+    """IRC on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (``share=`` the main
+    transport) plus *door*, the :class:`IrcDoor` with the command table."""
+
+    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, **options: Any) -> None:
+        LineTransport.__init__(self, loop, app, listener, **options)
+        self._setup(door)
+
+
+class IrcTLSTransport(_Irc, TLSTransport):
+    """IRC over TLS: :class:`IrcTransport` over :class:`~chatroom.net.tls.TLSTransport`."""
+
+    _connection_class = IrcTLSConnection
+
+    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, **options: Any) -> None:
+        TLSTransport.__init__(self, loop, app, listener, **options)
+        self._setup(door)
+
+
+def open_irc(loop: Any, app: Any, listener: Any, tls_listener: Any = None, *, server_name: str = "",
+             version: str = "", tls: Any = None, handshake_timeout: float = 10.0, **options: Any) -> list[LineTransport]:
+    """Serve IRC for *app* on *listener* (a bound listening socket, or None) and, with the ``ssl.SSLContext``
+    *tls*, IRC over TLS on *tls_listener*. *server_name* (default: the host name) is the source of server
+    messages; *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Returns the transports (the clear one
+    first)."""
+    door = IrcDoor(app, loop, server_name or socket.gethostname() or "chatroom", version)
+    for install in (install_register, install_channels, install_chat, install_info):
+        install(door)
+    transports: list[LineTransport] = []
+    if listener is not None:
+        transports.append(IrcTransport(loop, app, listener, door=door, **options))
+    if tls is not None and tls_listener is not None:
+        transports.append(IrcTLSTransport(loop, app, tls_listener, door=door, context=tls,
+                                          handshake_timeout=handshake_timeout, **options))
+    log.info("IRC door as %s", door.server_name, extra=CONN)
+    return transports
