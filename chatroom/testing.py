@@ -26,7 +26,10 @@ the kit may share one, to play a crash and a restart).
 
 Plugin faults are caught and logged as in a real room; they are also
 collected in :attr:`InProcessRoom.faults`, and the room's log records in
-:attr:`InProcessRoom.logs`.
+:attr:`InProcessRoom.logs`. Stricter than a server in one way: a context
+used for its client after that client left (docs/plugins.md, "How long a
+ctx stays usable") raises ``chatroom.ContextExpired`` out of the call that
+ran the plugin, where the server only logs it and ignores it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import pytest
 
 from chatroom.wire import lines as protocol
 from chatroom.plugins.context import Context
+from chatroom.plugins.threads import ContextExpired
 from chatroom.fakeio import FakeListener, FakeSelector, FakeSocket, FakeWaker, LogCollector
 from chatroom.plugins.manager import PluginInfo
 from chatroom.net.scheduler import Timer
@@ -49,6 +53,8 @@ from chatroom.kitexamples import example_tests, plugin_name  # noqa: F401 - part
 __all__ = ["InProcessRoom", "FakeClient", "PluginLoadError", "RoomNotSettled", "chatroom_room", "example_tests",
            "plugin_name"]
 
+#: The password hash of the accounts :meth:`InProcessRoom.join` makes: no password matches it.
+LOCKED_PASSWORD = "!"
 #: Loop passes :meth:`InProcessRoom.settle` runs before it gives up...
 MAX_PASSES = 10_000
 #: ...and seconds (wall clock) it may take: a safety net for runaway plugins, not a timing.
@@ -155,7 +161,7 @@ class InProcessRoom:
     (``/nick``, ``/help``, ``/quit``...). ``entry_points``: also load the
     installed ``chatroom`` entry points. ``strict``: raise
     :class:`PluginLoadError` when any plugin fails to load, register or names
-    an unknown hook. ``fault_limit`` and ``slow_seconds`` are the host's.
+    an unknown hook. ``fault_limit``, ``slow_seconds`` and ``slow_limit`` are the host's.
     ``max_queue`` is each client's output budget in bytes. Flood control is
     off in the kit (``flood_rate=0.0``) so a test can send any number of
     lines; pass ``flood_rate``/``flood_burst`` to test a plugin under it
@@ -186,6 +192,7 @@ class InProcessRoom:
         strict: bool = True,
         fault_limit: int = 5,
         slow_seconds: float = 0.1,
+        slow_limit: int = 2,
         max_queue: int | None = None,
         flood_rate: float = 0.0,
         flood_burst: float = 250.0,
@@ -203,8 +210,10 @@ class InProcessRoom:
             kit["max_queue"] = max_queue
         server_options = ServerOptions(**{**kit, **options})  # a field named outright wins over its kit alias
         self._setup: dict[str, Any] = dict(plugins=list(plugins), config=config, builtins=builtins, entry_points=entry_points,
-                           disabled=tuple(disabled), strict=strict, threads=threads, options=server_options)
+                           disabled=tuple(disabled), strict=strict, threads=threads, slow_limit=slow_limit,
+                           options=server_options)
         self.faults: list[tuple[str, str]] = []
+        self._expired: list[str] = []  # ContextExpired faults, raised by the next settle()
         self.logs: list[str] = []
         self._log_handler = LogCollector(self.logs)
         self._logger = logging.getLogger("chatroom")
@@ -217,13 +226,13 @@ class InProcessRoom:
         self._build(**self._setup)
 
     def _build(self, plugins: list[Any], config: Any, builtins: bool, entry_points: bool, disabled: tuple[str, ...],
-               strict: bool, threads: bool, options: Any) -> None:
+               strict: bool, threads: bool, slow_limit: int, options: Any) -> None:
         """Load the plugins and start a server on the fake I/O parts (see :meth:`__init__`, :meth:`restart`)."""
         from chatroom.server.app import Server, plugin_host  # not at import: pytest loads this module everywhere
         from chatroom.server.claim import take
 
-        self.plugins = plugin_host(options, disabled=disabled, config=config,
-                                   on_fault=lambda p, t: self.faults.append((p, t)))
+        self.plugins = plugin_host(options, disabled=disabled, config=config, slow_limit=slow_limit,
+                                   on_fault=self._fault)
         if builtins:
             self.plugins.load_builtins()
         if entry_points:
@@ -241,6 +250,7 @@ class InProcessRoom:
         self.server = Server(options, plugins=self.plugins, selector=FakeSelector(), claim=claim, waker=FakeWaker(),
                              clock=lambda: self._now, wall_clock=lambda: self._wall_start + self._now,
                              inline_threads=not threads)
+        self.server.port.strict = True  # a context used after its client left raises ContextExpired
         self._scheduler = self.server.loop.scheduler
         self.clients: list[FakeClient] = []
         self._closed = False
@@ -259,11 +269,19 @@ class InProcessRoom:
         return self
 
     # -- people ---------------------------------------------------------------------
-    def join(self, nick: str | None = None, *, binary: bool = False) -> FakeClient:
+    def join(self, nick: str | None = None, *, binary: bool = False, account: bool = False, admin: bool = False,
+             operator: str | Iterable[str] = ()) -> FakeClient:
         """Connect a new client (it gets the greeting), then ``/nick NICK`` and ``/caps binary`` if asked.
 
-        Raises ValueError if the server refuses the nick.
+        ``account=True``: instead of ``/nick``, log in to the account NICK as ``/login`` does (created if new,
+        with no password ``/login`` accepts: join with ``account=True`` again). ``admin=True``: that account is
+        a server admin too (the config file's ``admins``). ``operator="#den"`` (or several): it is an operator
+        of those rooms (created if new) and put in them (``ctx.join``; the last is current). Both imply
+        ``account``. Raises ValueError if the server refuses the nick.
         """
+        operators = (operator,) if isinstance(operator, str) else tuple(operator)
+        if (account or admin or operators) and not nick:
+            raise ValueError("account=, admin= and operator= need a nick")
         fake = FakeClient(self)
         before = set(self.server.clients)
         self._listener.pending.append(fake.sock)
@@ -273,13 +291,31 @@ class InProcessRoom:
             raise RuntimeError("the server did not accept the connection")
         fake.client = new[0]
         self.clients.append(fake)
-        if nick is not None:
+        if account or admin or operators:
+            self._log_in(fake, str(nick), admin, operators)
+        elif nick is not None:
             reply = fake.say(f"/nick {nick}")
             if f"OK nick {nick}" not in reply:
                 raise ValueError(f"/nick {nick} refused: {reply}")
         if binary:
             fake.say("/caps binary")
         return fake
+
+    def _log_in(self, fake: FakeClient, name: str, admin: bool, operators: tuple[str, ...]) -> None:
+        port = self.server.port
+        if port.accounts.get(name) is None:
+            port.accounts.create(name, LOCKED_PASSWORD)
+        name = port.accounts.registered(name) or name
+        if admin:
+            self.server.admins = self.server.admins | {name.casefold()}
+        ctx = Context(port, "accounts", fake.client)
+        ctx.login(name)
+        for room_name in operators:
+            room = port.find_room(room_name) or port.open_room(room_name, owner=None)
+            room.rules.operators[name.casefold()] = name
+            port.save_rules(room)
+            ctx.join(room.name)
+        self.settle()
 
     # -- time ----------------------------------------------------------------------
     @property
@@ -324,8 +360,11 @@ class InProcessRoom:
         return results
 
     def context(self, plugin: str, client: FakeClient | None = None) -> Context:
-        """A :class:`~chatroom.plugins.context.Context` for *plugin* (and *client*), to call plugin code directly."""
-        return Context(self.server, plugin, client.client if client else None)
+        """A :class:`~chatroom.plugins.context.Context` for the plugin named *plugin* (a ``str``: the name it was
+        given, which keys its ``ctx.state``, ``ctx.store`` and ``ctx.config``; not the module) and bound to
+        *client*'s connection (None: a server event's context), to call plugin code directly. It follows the
+        server's rules: used after *client* left, its client parts raise ``ContextExpired``."""
+        return Context(self.server.port, plugin, client.client if client else None)
 
     def find(self, nick: str) -> FakeClient | None:
         """The connected FakeClient whose nick is *nick* (case-insensitive), or None."""
@@ -341,17 +380,17 @@ class InProcessRoom:
     def settle(self) -> None:
         """Run event-loop passes until nothing is left to read, run or write.
 
-        Raises :class:`RoomNotSettled` after :data:`MAX_PASSES` busy passes or
-        :data:`MAX_SETTLE_SECONDS` seconds.
+        Raises :class:`RoomNotSettled` after :data:`MAX_PASSES` busy passes or :data:`MAX_SETTLE_SECONDS`
+        seconds; ``ContextExpired`` if a plugin used a context's client part after that client left.
         """
         deadline = time.monotonic() + MAX_SETTLE_SECONDS
-        writer = self.server.history.writes.writer  # threads=True: the history's writer is a thread too
         for _ in range(MAX_PASSES):
             if not self._pass():
-                if writer.pending:  # an acknowledgement waits for this commit
-                    writer.wait(max(0.0, deadline - time.monotonic()))
-                    continue
                 if not self._scheduler.outstanding:
+                    if self._expired:  # a plugin used a context after its client left: fail the call that ran it
+                        error = ContextExpired(self._expired[0])
+                        self._expired.clear()
+                        raise error
                     return
                 self._scheduler.wait_done(max(0.0, deadline - time.monotonic()))  # threads=True: a job runs
             if time.monotonic() > deadline:
@@ -359,9 +398,16 @@ class InProcessRoom:
         raise RoomNotSettled("the room is still busy (an endless ctx.stream, a 0 s timer re-arming itself, "
                              "or a worker job that never ends?)")
 
+    def _fault(self, plugin: str, trace: str) -> None:
+        self.faults.append((plugin, trace))
+        if "\nchatroom.plugins.threads.ContextExpired: " in trace:
+            self._expired.append(f"plugin {plugin}: {trace.rstrip().rsplit(chr(10), 1)[-1].split(': ', 1)[1]}\n"
+                                 f"{trace}")
+
     def _pass(self) -> bool:
-        """One loop pass of the real server (``Server.loop.run_once``); True if it did anything."""
-        return self.server.loop.run_once(0)
+        """One loop pass (``Server.loop.run_once``), else a wait for the history's writer; True if either ran."""
+        writer = self.server.history.writes.writer  # threads=True: an acknowledgement waits for its commit
+        return self.server.loop.run_once(0) or (writer.pending > 0 and writer.wait(MAX_SETTLE_SECONDS) in (True, False))
 
     # -- end -------------------------------------------------------------------------
     def close(self) -> None:

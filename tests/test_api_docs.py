@@ -23,7 +23,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 #: (section, exported names), in the order the page shows them.
 SECTIONS: list[tuple[str, list[str]]] = [
-    ("The context", ["Context"]),
+    ("The context", ["Context", "ContextExpired"]),
     ("Commands", ["Command", "Param", "Args", "REQUIRED", "Rate", "Example", "CommandError", "UsageError"]),
     ("Configuration", ["Setting"]),
     ("Hooks", ["hookimpl"]),

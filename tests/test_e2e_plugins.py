@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ["chatroom-remind", "chatroom-transcript", "chatroom-wordfilter"]
+EXAMPLES = ["chatroom-remind", "chatroom-standup", "chatroom-transcript", "chatroom-wordfilter"]
 PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore", "PIP_NO_INPUT": "1"}
 
 
@@ -165,3 +165,121 @@ def test_the_example_plugins_own_tests_pass_with_the_kit(site, name):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+SLEEPY = '''
+    import time
+
+    from chatroom import Command, hookimpl
+
+
+    def nap(ctx, args):
+        time.sleep(0.6)  # blocks the loop on purpose (limit: --slow-hook-ms 150)
+        ctx.reply("OK napped")
+
+
+    @hookimpl
+    def register_commands():
+        return [Command("nap", nap)]
+'''
+
+
+def test_a_plugin_that_keeps_blocking_the_loop_is_quarantined(server_factory, tmp_path):
+    """Issue 17 row 8: the second call over --slow-hook-ms quarantines the plugin, so a third never stalls the
+    room; the admins are told, the log says why, and an admin's /plugins enable takes it back."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "sleepy.py").write_text(textwrap.dedent(SLEEPY))
+    config = tmp_path / "room.toml"
+    config.write_text('admins = ["root"]\n')
+    server = server_factory("--quiet", "--plugin-dir", str(folder), "--slow-hook-ms", "150", "--config", str(config))
+    root = server.connect("root")
+    root.send("/register correct-horse")
+    root.expect("OK registered root; you are logged in")
+    guest, bob = server.connect("guest"), server.connect("bob")
+    for _ in range(2):
+        guest.send("/nap")
+        guest.expect("OK napped")
+    notice = root.expect_prefix("* plugin sleepy quarantined: it blocked the loop 2 times in 10 minutes")
+    assert "in nap (limit 150 ms)" in notice and notice.endswith("until an admin types /plugins enable sleepy")
+    guest.send("/nap")  # the third call: refused at once, the handler never runs
+    guest.expect("ERROR plugin sleepy is quarantined: it blocked the loop; an admin may /plugins enable sleepy")
+    guest.send("still here")
+    bob.expect("guest: still here")
+    bob.send("/plugins")
+    bob.expect_where(lambda line: line.startswith("* sleepy (file: ") and "[quarantined: it blocked the loop]" in line,
+                     "sleepy quarantined")
+    bob.send("/help nap")
+    bob.expect("/nap - ")  # still a known command, only unavailable
+    assert "[ERROR] chatroom.plugins: plugin sleepy quarantined: it blocked the loop 2 times" in server.log_text()
+    root.send("/plugins enable sleepy")
+    root.expect("OK plugin sleepy enabled")
+    guest.send("/nap")
+    guest.expect("OK napped")
+
+
+SAYER = '''
+    from chatroom import Command, hookimpl
+
+
+    def announce(ctx, args):
+        ctx.say(args[0], " ".join(args[1:]))
+
+
+    @hookimpl
+    def register_commands():
+        return [Command("announce", announce, min_args=2)]
+
+
+    @hookimpl
+    def member_joined(ctx, room):
+        if room.name == "#ops":
+            ctx.say(room, f"* welcome to ops, {ctx.nick}")
+'''
+
+
+def test_a_plugins_room_line_is_a_room_event_on_every_door(server_factory, tmp_path):
+    """Issue 22: ctx.say(room, text) reaches a browser as a room event (``raw`` with its room), not a roomless
+    ``line``; an IRC client as a NOTICE to the channel; a terminal whose current room is another sees
+    ``[#ops] ...``; member_joined greets in the room."""
+    from irc_kit import IrcClient
+    from web_kit import WSClient, close_all
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "sayer.py").write_text(textwrap.dedent(SAYER))
+    server = server_factory("--quiet", "--plugin-dir", str(folder), "--web-port", "0", "--irc-port", "0",
+                            "--irc-server-name", "irc.test", "--flood-rate", "0")
+    doors: dict[str, str] = {}
+    while len(doors) < 2:  # the web URL and the IRC address, in the order the server prints them
+        line = server.proc.stdout.readline()
+        assert line, "the server printed no web URL or IRC address"
+        for door, prefix in (("web", "chatroom-server web http://"), ("irc", "chatroom-server IRC on ")):
+            if line.startswith(prefix):
+                doors[door] = line.strip()[len(prefix):].rstrip("/")
+    host, _, port = doors["web"].rpartition(":")
+    irc = IrcClient(int(doors["irc"].rpartition(":")[2]))
+    irc.register("ircy")
+    irc.send("JOIN #ops")
+    assert irc.expect("NOTICE", lambda m: m.params[0] == "#ops").params[1] == "* welcome to ops, ircy"
+    try:
+        browser = WSClient(host, int(port))
+        browser.expect("you")
+        browser.send("/nick webby")
+        browser.send("/join #ops")
+        assert browser.expect("raw", room="#ops")["text"] == "* welcome to ops, webby"
+        bob = server.connect("bob")
+        bob.send("/join #ops")
+        bob.expect("* welcome to ops, bob")
+        bob.send("/join #side")
+        bob.expect_prefix("OK join #side")
+        alice = server.connect("alice")
+        alice.send("/announce #ops the build is green")
+        event = browser.expect("raw", text="the build is green")
+        assert event["room"] == "#ops" and event["time"]
+        bob.expect("[#ops] the build is green")
+        notice = irc.expect("NOTICE", lambda m: m.params[-1] == "the build is green")
+        assert notice.params[0] == "#ops" and notice.source == "irc.test"
+    finally:
+        irc.sock.close()
+        close_all()

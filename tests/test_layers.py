@@ -97,3 +97,47 @@ def test_the_old_plugin_paths_still_work_and_warn() -> None:
     import chatroom
 
     assert Context is chatroom.Context and migrate is chatroom.migrate
+
+
+def test_the_re_exports_are_static_so_a_lower_floor_importing_chatroom_breaks_the_layers() -> None:
+    """chatroom/__init__.py imports what it re-exports with import statements grimp sees (run on first use),
+    so a module of a lower floor doing ``from chatroom import Command`` would make a chain from its floor to
+    the plugin floor: what the layer contract refuses."""
+    import chatroom
+
+    graph = grimp.build_graph("chatroom")
+    reached = graph.find_modules_directly_imported_by("chatroom")
+    assert {getattr(chatroom, name).__module__ for name in chatroom.__all__
+            if hasattr(getattr(chatroom, name), "__module__") and name != "hookimpl"} <= reached
+    assert not graph.find_shortest_chains(importer="chatroom.model", imported="chatroom.plugins")
+    graph.add_import(importer="chatroom.model.room", imported="chatroom", line_number=1, line_contents="import chatroom")
+    assert graph.find_shortest_chains(importer="chatroom.model", imported="chatroom.plugins")
+    text = (PACKAGE / "__init__.py").read_text()
+    assert "importlib" not in text and "import_module" not in text
+
+
+def test_the_plugin_floor_reaches_the_server_only_through_the_port() -> None:
+    """Every service a context, the dispatcher, the plugin events and the reloader use of the server is a
+    member of the typed port (chatroom.plugins.port.Host), every member is used, and the server's port
+    implements it (structurally; mypy checks the signatures where it runs)."""
+    from chatroom.plugins.port import Host
+    from chatroom.server.port import ServerPort
+
+    declared = {name for klass in Host.__mro__ if klass.__module__ == "chatroom.plugins.port"
+                for name in vars(klass) if not name.startswith("_")}
+    holders = {"_srv", "_server", "host", "port"}  # how the plugin floor names its host
+    files = [PACKAGE / "plugins" / f"{name}.py" for name in ("context", "threads", "dispatch", "events")]
+    files.append(PACKAGE / "server" / "reload.py")
+    used: dict[str, str] = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute):
+                continue
+            base = node.value
+            if (isinstance(base, ast.Attribute) and base.attr in holders and isinstance(base.value, ast.Name)
+                    and base.value.id == "self") or (isinstance(base, ast.Name) and base.id == "host"):
+                used.setdefault(node.attr, f"{path.name}:{node.lineno}")
+    assert {name: where for name, where in used.items() if name not in declared} == {}
+    assert sorted(declared - set(used)) == []
+    missing = [name for name in declared if not hasattr(ServerPort, name)]
+    assert missing == []

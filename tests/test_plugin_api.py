@@ -162,7 +162,12 @@ def test_now_and_monotonic_follow_the_kit_clock(chatroom_room):
     room.advance(90)
     assert ctx.monotonic() == 90.0
     assert ctx.now() == pytest.approx(wall + 90)
-    assert ctx.now + 0.0 == 90.0  # before API 1.0 ctx.now was the loop's clock as a number: still is
+    with pytest.warns(DeprecationWarning, match=r"ctx.now used as a number .* deprecated since plugin API 1.1: "
+                                                r"call ctx.monotonic\(\) for that clock, or ctx.now\(\) for the wall"):
+        assert ctx.now + 0.0 == 90.0  # before API 1.0 ctx.now was the loop's clock as a number: still is, loudly
+    for use in (lambda n: n < 100, lambda n: float(n), lambda n: int(n), lambda n: f"{n:.0f}", lambda n: 60 + n):
+        with pytest.warns(DeprecationWarning, match="ctx.now used as a number"):
+            use(ctx.now)
 
 
 def test_data_dir_is_a_per_plugin_folder_created_on_first_use(chatroom_room, tmp_path):

@@ -162,6 +162,29 @@ def test_rate_per_user_room_and_server(chatroom_room):
     assert bob.say("/s") == ["ERROR slow down, 3 s to go"]
 
 
+def test_a_guest_rate_follows_its_connection_and_address_not_its_nick(chatroom_room):
+    """Issue 17 row 12: /nick gives no fresh Rate(user=...) bucket, nor does reconnecting from the same address;
+    another guest connected from that address keeps its own; an account's bucket follows the account."""
+    room = chatroom_room(plugins=[("rated", plugin(Command("u", echo_args, rate=Rate(user=60))))])
+    guest, other = room.join("guest"), room.join("other")  # both from 127.0.0.1 in the kit
+    assert guest.say("/u") == ["{}"]
+    guest.say("/nick renamed")
+    assert guest.say("/u") == ["ERROR /u: too soon, try again in 60 s"]
+    assert other.say("/u") == ["{}"]  # its own bucket, although from the same address
+    room.advance(10)
+    guest.leave()
+    again = room.join("again")
+    assert again.say("/u") == ["ERROR /u: too soon, try again in 50 s"]  # what the guest who left still owed
+    room.advance(50)
+    assert again.say("/u") == ["{}"]
+    alice = room.join("alice")
+    assert alice.say("/register hunter2hunter2")[-1].startswith("OK registered")
+    assert alice.say("/u") == ["{}"]
+    alice.leave()
+    assert room.join().say("/login alice hunter2hunter2") == ["OK logged in as alice"]
+    assert room.find("alice").say("/u") == ["ERROR /u: too soon, try again in 60 s"]  # keyed by the account
+
+
 def test_only_calls_that_reach_the_handler_count_and_admins_are_not_limited(chatroom_room, tmp_path):
     room = chatroom_room(plugins=[("rated", plugin(Command("roll", echo_args, rate=Rate(user=60),
                                                            params=[Param("n", int)])))])

@@ -553,6 +553,50 @@ def test_a_slow_hook_is_logged_naming_the_plugin(chatroom_room):
     assert "ms in test_a_slow_hook_is_logged_naming_the_plugin.<locals>.slow (limit 100 ms)" in warning
 
 
+def test_a_plugin_that_blocks_twice_is_quarantined_and_an_admin_lifts_it(chatroom_room):
+    calls = []
+
+    def slow(ctx, args):
+        calls.append(1)
+        time.sleep(0.12)  # the plugin under test blocks the loop on purpose
+        ctx.reply("done")
+
+    room = chatroom_room(plugins=[("sluggish", command_plugin(Command("slow", slow)))], slow_seconds=0.1)
+    alice = room.join("alice")
+    assert alice.say("/slow") == ["done"]
+    assert not room.plugins.info["sluggish"].disabled  # once is a warning
+    assert alice.say("/slow") == ["done"]
+    info = room.plugins.info["sluggish"]
+    assert info.disabled and info.quarantined.startswith("it blocked the loop 2 times in 10 minutes, the last for ")
+    assert alice.say("/slow") == ["ERROR plugin sluggish is quarantined: it blocked the loop; "
+                                  "an admin may /plugins enable sluggish"]
+    assert len(calls) == 2
+    assert any("plugin sluggish quarantined: it blocked the loop 2 times" in line for line in room.errors)
+    room.plugins.set_enabled("sluggish", True)
+    assert not info.quarantined and alice.say("/slow") == ["done"] and len(calls) == 3
+    assert not info.disabled  # its slow calls were forgotten: this one is the first again
+
+
+def test_slow_one_off_hooks_and_a_zero_slow_limit_never_quarantine(chatroom_room):
+    class Plugin:
+        @hookimpl
+        def startup(self, ctx):
+            time.sleep(0.12)  # a migration may take long once
+
+        @hookimpl
+        def register_commands(self):
+            return [Command("slow", lambda ctx, args: time.sleep(0.12))]
+
+    room = chatroom_room(plugins=[("starter", Plugin())], slow_seconds=0.1)
+    room.restart()
+    assert not room.plugins.info["starter"].disabled
+    patient = chatroom_room(plugins=[("starter", Plugin())], slow_seconds=0.1, slow_limit=0)
+    alice = patient.join("alice")
+    for _ in range(3):
+        assert alice.say("/slow") == []
+    assert not patient.plugins.info["starter"].disabled
+
+
 def test_run_and_call_safely_return_fault_for_a_raising_callable():
     host = PluginHost()
     assert host.call_safely("x", lambda: 1 / 0) is FAULT

@@ -168,3 +168,55 @@ def test_an_installed_plugin_is_not_reloaded_from_a_file(chatroom_room, tmp_path
     write(path, V1)
     assert not PluginReloader(room.server, [tmp_path]).reload(path)
     assert any("it is a builtin plugin; only --plugin-dir files reload" in line for line in room.errors)
+
+
+def test_a_new_version_whose_startup_raises_is_rolled_back(ver_room):
+    """Issue 17 row 11: the swap is undone; the old version runs again (its startup re-arms its timer)."""
+    import sys
+
+    room, reloader, path = ver_room
+    alice = room.join("alice")
+    old_module = sys.modules["chatroom_plugin_ver"]
+    write(path, V1.replace('"v1"', '"v2"').replace('ctx.log.info("ver %s starting", VERSION)',
+                                                    'ctx.call_later(60, lambda: None)\n    raise RuntimeError("v2 cannot start")'))
+    assert not reloader.reload(path)
+    room.settle()
+    assert any("reload of plugin ver" in line and "its startup hook raised" in line
+               and "the old version is back" in line for line in room.errors), room.errors
+    assert "RuntimeError: v2 cannot start" in room.faults[-1][1]
+    assert alice.say("/ver") == ["v1 call 1"]  # the old code; its state started empty, as after any reload
+    assert sys.modules["chatroom_plugin_ver"] is old_module
+    assert [t.plugin for t in room.timers] == ["ver"] and room.timers[0].when >= 3600  # v1's timer, not v2's
+    info = room.plugins.info["ver"]
+    assert info.commands == ["ver"] and not info.disabled and info.faults == 0
+    logs = "\n".join(room.logs)
+    assert logs.rindex("ver v1 starting") > logs.index("v2 cannot start")  # the old startup ran again
+    write(path, V1.replace('"v1"', '"v3"'))  # and a good version still reloads afterwards
+    assert reloader.reload(path)
+    assert alice.say("/ver") == ["v3 call 1"]
+
+
+def test_a_new_plugin_whose_startup_raises_is_not_loaded(chatroom_room, tmp_path):
+    import sys
+
+    path = tmp_path / "fresh.py"
+    write(path, V1.replace('"ver"', '"fresh"').replace('ctx.log.info("ver %s starting", VERSION)', "1 / 0"))
+    room = chatroom_room()
+    assert not PluginReloader(room.server, [tmp_path]).reload(path)
+    assert "fresh" not in room.plugins.info and "chatroom_plugin_fresh" not in sys.modules
+    assert room.join("alice").say("/fresh") == ["ERROR - Command not understood"]
+    assert room.timers == []
+
+
+def test_a_failed_reimport_keeps_the_old_module_in_sys_modules(ver_room):
+    import sys
+
+    room, reloader, path = ver_room
+    old_module = sys.modules["chatroom_plugin_ver"]
+    write(path, V1 + "\nraise ImportError('no such dependency')\n")
+    assert not reloader.reload(path)
+    assert sys.modules["chatroom_plugin_ver"] is old_module
+    write(path, V1.replace('Command("ver", ver)', 'Command("help", ver)'))  # imports, then fails its checks
+    assert not reloader.reload(path)
+    assert sys.modules["chatroom_plugin_ver"] is old_module
+    assert room.join("alice").say("/ver") == ["v1 call 1"]

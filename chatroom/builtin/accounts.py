@@ -132,7 +132,7 @@ def _keys(ctx: Context, account: str) -> list[tuple[Backoff, str]]:
 
 def _throttle(ctx: Context, account: str) -> None:
     """Refuse (CommandError) while *account* or the caller's address must wait; else charge both."""
-    now = ctx.now
+    now = ctx.monotonic()
     keys = _keys(ctx, account)
     wait = max(limiter.wait(key, now) for limiter, key in keys)
     if wait > 0:

@@ -63,27 +63,36 @@ def msg(ctx: Context, args: list[str]) -> None:
 
 
 def help_(ctx: Context, args: list[str]) -> None:
-    """``/help [COMMAND]``: the usage and summary of each command the caller may use, or of one."""
-    if args:
-        command = ctx.lookup_command(args[0])
-        if command is None:
-            raise CommandError(f"no such command: /{args[0].lstrip('/')}")
-        commands = [command]
-    else:
-        commands = [c for c in ctx.commands() if ctx.may(c)]  # only what the caller may use
-    for command in commands:
-        aliases = "".join(f", /{a}" for a in command.aliases)
-        ctx.reply(f"{command.usage_line()}{aliases} - {command.summary}")
-        if len(commands) == 1:  # one command asked for: its subcommands, parameters and examples too
-            for sub in command.subcommands:
-                if ctx.may(sub):
-                    ctx.reply(f"  {sub.usage_line()} - {sub.summary}")
-            for param in command.params:
-                if param.help:
-                    ctx.reply(f"  {param.name.upper()}: {param.help}")
-            for example in (*command.examples, *(e for s in command.subcommands for e in s.examples)):
-                shown = " / ".join(example.replies) if example.replies else "(no reply)"
-                ctx.reply(f"  e.g. {example.line}  ->  {shown}")
+    """``/help [COMMAND]``: the usage and summary of each command the caller may use; or of one command, with
+    its parameters' help, then each subcommand the caller may use with its parameters' help, then the
+    examples of the command and of those subcommands (a subcommand the caller may not use is not shown)."""
+    if not args:
+        for each in ctx.commands():
+            if ctx.may(each):  # only what the caller may use
+                ctx.reply(_summary(each))
+        return
+    command = ctx.lookup_command(args[0])
+    if command is None:
+        raise CommandError(f"no such command: /{args[0].lstrip('/')}")
+    ctx.reply(_summary(command))
+    _params(ctx, command, "  ")
+    usable = [sub for sub in command.subcommands if ctx.may(sub)]
+    for sub in usable:
+        ctx.reply(f"  {sub.usage_line()} - {sub.summary}")
+        _params(ctx, sub, "    ")
+    for example in (*command.examples, *(e for sub in usable for e in sub.examples)):
+        shown = " / ".join(example.replies) if example.replies else "(no reply)"
+        ctx.reply(f"  e.g. {example.line}  ->  {shown}")
+
+
+def _summary(command: Command) -> str:
+    return f"{command.usage_line()}{''.join(f', /{a}' for a in command.aliases)} - {command.summary}"
+
+
+def _params(ctx: Context, command: Command, indent: str) -> None:
+    for param in command.params:
+        if param.help:
+            ctx.reply(f"{indent}{param.name.upper()}: {param.help}")
 
 
 def caps(ctx: Context, args: list[str]) -> None:
@@ -112,13 +121,14 @@ def describe_plugins(infos: Iterable[PluginInfo]) -> list[str]:
     """One line per plugin (``str``, starting ``"* "``), built-ins first:
     name, where it comes from (distribution and version, or file), the
     commands it adds and the hooks it implements; ``[disabled after N faults]``
-    for a plugin the host switched off.
+    or ``[quarantined: it blocked the loop]`` for a plugin the host switched off.
     """
     lines = []
     for info in sorted(infos, key=lambda i: (i.source != "builtin", i.name)):
         commands = " ".join("/" + c for c in info.commands) or "-"
         hooks = ", ".join(h for h in info.hooks if h != "register_commands") or "-"
-        state = (f" [disabled after {info.faults} faults]" if info.faults else " [disabled]") if info.disabled else ""
+        state = (" [quarantined: it blocked the loop]" if info.quarantined else f" [disabled after {info.faults} faults]"
+                 if info.faults else " [disabled]") if info.disabled else ""
         lines.append(f"* {info.name} ({info.source}: {info.origin}){state} commands: {commands}; hooks: {hooks}")
     return lines
 

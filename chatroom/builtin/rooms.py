@@ -107,7 +107,7 @@ def topic(ctx: Context, args: list[str]) -> None:
 
 def me(ctx: Context, args: list[str]) -> None:
     """``/me TEXT``: ``* NICK TEXT`` to the current room, recorded like chat."""
-    ctx.say(ctx.text, kind="me")
+    ctx.chat(ctx.text, kind="me")
 
 
 def history(ctx: Context, args: list[str]) -> None:

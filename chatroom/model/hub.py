@@ -18,44 +18,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
 
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
+from chatroom.model.notice import Notice
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
 from chatroom.model.room import Room
 from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
 from chatroom.wire.render import STRUCTURED, encode_event
 
 __all__ = ["Hub", "Notice"]
-
-
-
-
-class Notice(NamedTuple):
-    """An event that is not stored: the fields of :class:`~chatroom.model.history.Entry` (``id`` 0) plus two.
-
-    ``kind`` is ``"notice"``, ``"raw"``, ``"join"`` / ``"part"`` (``nick``
-    joined or left ``room``; ``extra`` the reason of a part), ``"nick"``
-    (``room`` ``""``; ``nick`` the new nick, ``extra`` the old one) or
-    ``"private"`` (``/msg`` to ``extra``), ``"mode"`` (``by`` set ``extra``: ``+o bob``), once per co-member
-    ``"quit"``/``"away"`` (``extra``: reason, message). ``text``: the human notice. ``quiet``: past the announce
-    limit (structured wires only). ``by``: a kick's or mode's author; ``cause``: ``"kick"``, ``"quit"``, ``"notice"``.
-    """
-
-    room: str
-    id: int
-    ts: float
-    kind: str
-    nick: str
-    account: str | None
-    text: str
-    extra: str = ""
-    quiet: bool = False
-    by: str = ""
-    cause: str = ""
-
 
 #: Rounds of fan-out per :meth:`Hub.flush` (events added while reporting deliveries get more rounds).
 FLUSH_ROUNDS = 8
@@ -99,6 +72,8 @@ class Hub:
         #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
         #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
         self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
+        #: ``on_membership(member, room, joined, reason)`` once a join (True) or leave (False) was told; None: off.
+        self.on_membership: Callable[[Member, Room, bool, str], None] | None = None
         self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
         self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
         self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
@@ -118,7 +93,7 @@ class Hub:
         member.gone = True
         self._tell(member, Notice("", 0, self.clock(), "quit", member.nick, member.account,
                                   f"{member.nick} left ({reason})", reason), once=True)
-        for room in list(member.rooms.values()):
+        for room in (left := list(member.rooms.values())):
             self._leave(member, room, f"{member.nick} left {room.label} ({reason})", reason=reason, cause="quit")
         member.room = None
         self.members.pop(member.id, None)
@@ -127,6 +102,9 @@ class Hub:
             del self.nicks[nick_key(member.nick)]
         if self.skeletons.get(nick_skeleton_key(member.nick)) is member:
             del self.skeletons[nick_skeleton_key(member.nick)]
+        if self.on_membership is not None:
+            for room in left:
+                self.on_membership(member, room, False, reason)
 
     def find(self, nick: str) -> Member | None:
         """The member called *nick* (case-insensitive), or None."""
@@ -253,11 +231,14 @@ class Hub:
             self._structured[room.name] = self._structured.get(room.name, 0) + 1
         member.joined(room)
         member.changed()
+        if self.on_membership is not None:
+            self.on_membership(member, room, True, "")
         return True
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice*, such as a kick, is told whatever the room's
         size); its current room becomes the last one it joined. *by*: who kicked it (``cause`` ``"kick"``)."""
+        was_in = room.members.get(member.id) is member
         entry = self._leave(member, room, notice or f"{member.nick} left {room.label}" + f" ({reason})" * bool(reason),
                             always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
         if by and entry is not None:  # the one kicked is told too, in its wire's words
@@ -265,6 +246,8 @@ class Hub:
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()
+        if self.on_membership is not None and was_in:
+            self.on_membership(member, room, False, notice or reason)
 
     def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "",
                cause: str = "", by: str = "") -> Notice | None:

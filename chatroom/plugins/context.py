@@ -1,26 +1,30 @@
 """The context object: the only way a plugin acts on the room.
 
 Plugins never touch sockets. Each hook call and command call gets a
-:class:`Context` bound to the server, to the plugin being called (so
-``ctx.state`` and ``ctx.store`` are that plugin's own) and, for client
-events and commands, to the client concerned. Everything here runs on the
+:class:`Context` bound to the host (the plugin port,
+:class:`chatroom.plugins.port.Host`: the only way to the server), to the
+plugin being called (so ``ctx.state`` and ``ctx.store`` are that plugin's
+own) and, for client events and commands, to the client concerned. Everything here runs on the
 event-loop thread and returns at once; output is queued and written by the
 loop. Used from another thread, every method that touches the server raises
 RuntimeError (see :mod:`chatroom.plugins.threads`); ``call_soon_threadsafe``,
 ``now``, ``monotonic``, ``data_dir``, ``config``, ``log`` work from any thread.
+
+A context's room-wide parts (``say(room, ...)``, ``state``, ``call_later``...) work as long as the server
+runs, its client parts (``reply``, ``room``, ``join``...) until the client leaves (``ctx.expired``; see
+:class:`~chatroom.plugins.threads.ContextExpired` and docs/plugins.md, "How long a ctx stays usable").
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from chatroom.model.access import check_read, join_refusal, may_read
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import allowed, denied
-from chatroom.model.names import nick_skeleton_key
 from chatroom.plugins.commands import RunningCommand
 from chatroom.plugins.threads import ThreadSafeParts
 
@@ -33,14 +37,13 @@ if TYPE_CHECKING:
     from chatroom.net.scheduler import Timer
     from chatroom.plugins.commands import Command
     from chatroom.plugins.info import PluginInfo
-
-    Server = Any  # the server assembly (chatroom.server.app.Server): the services below
+    from chatroom.plugins.port import Host
 
 LineHandler = Callable[["Context", str], None]
 
 
 class Context(ThreadSafeParts):
-    """What a plugin may do, bound to ``(server, plugin, client)``.
+    """What a plugin may do, bound to ``(host, plugin, client)``.
 
     Attributes: ``plugin`` (``str``, the plugin's name), ``client`` (the
     member concerned, a :class:`~chatroom.model.member.Member`, or None for
@@ -49,14 +52,14 @@ class Context(ThreadSafeParts):
     with ``params``, and the raw argument text), ``command`` (for a command
     call: the :class:`~chatroom.plugins.commands.Command` being run, the
     subcommand when one was named; else None). Everything a plugin does goes
-    through the methods below (the server behind them is private).
+    through the methods below (the host behind them, :class:`~chatroom.plugins.port.Host`, is private).
     """
 
     __slots__ = ("_srv", "plugin", "client", "args", "text", "_command")
 
-    def __init__(self, server: Server, plugin: str, client: Client | None = None, text: str = "",
+    def __init__(self, host: Host, plugin: str, client: Client | None = None, text: str = "",
                  command: Command | None = None) -> None:
-        self._srv = server
+        self._srv = host
         self.plugin = plugin
         self.client = client
         self.args: Any = []
@@ -79,8 +82,10 @@ class Context(ThreadSafeParts):
     @property
     def room(self) -> Room:
         """The calling client's current room (the default room for server events, or when the client
-        is in no room)."""
-        return (self.client.room if self.client else None) or self._server.lobby
+        is in no room). A client part: see :attr:`expired`."""
+        client = self._live("room")
+        return (client.room if client else None) or self._server.lobby
+
 
     def find(self, nick: str) -> Client | None:
         """The connected client named *nick* (case-insensitive), or None."""
@@ -124,27 +129,25 @@ class Context(ThreadSafeParts):
 
     # -- output -------------------------------------------------------------
     def reply(self, text: str) -> None:
-        """Send one line (``str``, no newline) to the caller."""
-        if self.client is not None:
-            self._server.send_line(self.client, text)
+        """Send one line (``str``, no newline) to the caller (see :attr:`expired`)."""
+        client = self._live("reply")
+        if client is not None:
+            self._server.send_line(client, text)
 
     def send(self, to: Client | str, text: str) -> bool:
         """Send one line to the client *to* (or the nick *to*); False if there is no such client."""
         client = self._server.find_client(to) if isinstance(to, str) else to
-        if client is None or client.closed:
+        if client is None or client.gone:
             return False
         self._server.send_line(client, text)
         return True
 
     def private(self, to: Client | str, text: str, *, notice: bool = False) -> bool:
-        """Send the caller's private line *text* to *to* as ``NICK (private): text`` (what ``/msg`` does).
-
-        The ``private_message`` hooks run first and may rewrite or drop it.
-        Returns False if there is no such member or a hook dropped the line.
-        *notice*: an IRC ``NOTICE`` (bots never answer one). Loop thread only.
-        """
+        """Send the caller's private line *text* to *to* as ``NICK (private): text`` (what ``/msg`` does), after
+        the ``private_message`` hooks (which may rewrite or drop it); False if there is no such member or a hook
+        dropped it. *notice*: an IRC ``NOTICE`` (bots never answer one). Loop thread only."""
         target = self._server.find_client(to) if isinstance(to, str) else to
-        if target is None or target.closed:
+        if target is None or target.gone or (self.client is not None and self._live("private") is None):
             return False
         plugins = self._server.plugins
         if plugins.implemented("private_message"):
@@ -155,11 +158,33 @@ class Context(ThreadSafeParts):
         self._server.send_private(self.nick, self.account, target, text, notice=notice)
         return True
 
-    def broadcast(self, text: str, *, include_self: bool = False) -> None:
-        """Send one line, as it is, to everyone in the caller's current room (the caller too if
-        *include_self*); members for whom it is not the current room see it as ``[#room] text``."""
-        exclude = None if include_self else self.client
-        self._server.broadcast(self.room, text, exclude=exclude)
+    def broadcast(self, text: str, *, include_self: bool = False, room: Room | str | None = None) -> None:
+        """Send one line, as it is, to everyone in *room* (a Room or its name; default: the caller's current
+        room) but the caller (the caller too if *include_self*): as :meth:`say` does."""
+        target = self.room if room is None else self._find(room)
+        self._server.broadcast(target, text, exclude=None if include_self else self.client)
+
+    def say(self, room: Room | str | None = None, text: str | None = None, *, kind: str | None = None) -> None:
+        """``ctx.say(room, text)``: say *text* in *room* (a Room or its name) as this plugin: every member gets
+        the line as it is (``[#room] text`` where another room is current), a room event on every door (the
+        browser's ``raw`` event carries the room), reported to ``message_delivered``, not recorded. Works from
+        any context, a timer's whose client left too. Refused for an unknown room name. (1.0's
+        ``ctx.say(text, kind=...)``, the caller chatting, still works with a DeprecationWarning: :meth:`chat`.)"""
+        if room is None or text is None:
+            warnings.warn("ctx.say(text) is deprecated since plugin API 1.1: use ctx.chat(text) to speak as the "
+                          "caller, or ctx.say(room, text) to say something in a room", DeprecationWarning,
+                          stacklevel=2)
+            said = text if room is None else room
+            return self.chat(said if isinstance(said, str) else str(said), kind=kind or "msg")
+        if kind is not None:
+            raise TypeError("ctx.say(room, text) takes no kind: ctx.chat(text, kind=...) speaks as the caller")
+        self._server.broadcast(self._find(room), text)
+
+    def _find(self, room: Room | str) -> Room:
+        found = self._server.find_room(room) if isinstance(room, str) else room
+        if found is None:
+            raise Refused(f"no such room: {room}")
+        return found
 
     def stream(self, lines: Iterable[str]) -> None:
         """Send many lines to the caller, pulled lazily as its output queue drains.
@@ -171,13 +196,14 @@ class Context(ThreadSafeParts):
         with :meth:`reply` or :meth:`send` queue behind the stream, keeping
         replies in order; room broadcasts may arrive in between.
         """
-        if self.client is not None:
-            self._server.stream(self.client, iter(lines), self.plugin)
+        client = self._live("stream")
+        if client is not None:
+            self._server.stream(client, iter(lines), self.plugin)
 
     def disconnect(self, client: Client | None = None, reason: str = "disconnected") -> None:
         """Close *client* (default: the caller) once its output is sent, ``ERROR disconnected (REASON)`` last."""
         target = client or self.client
-        if target is not None:
+        if target is not None and not target.gone:
             self._server.close_client(target, reason, flush=True, tell=reason != "quit")  # /quit got its OK
 
     # -- input ---------------------------------------------------------------
@@ -185,21 +211,17 @@ class Context(ThreadSafeParts):
                 *, terminator: str | None = None) -> None:
         """Take over the caller's next lines until :meth:`release`.
 
-        Every line the caller sends (sanitized ``str``) goes to
-        ``on_line(ctx, line)`` instead of chat or commands. ``on_end(ctx,
-        reason)`` is called if the client leaves while captured.
-        *terminator* is the line that ends the input (``"#"`` for a post):
-        if the plugin is disabled while it holds the capture, the server
-        discards the caller's lines up to and including the terminator, so
-        the rest of the input is never broadcast as chat (without a
-        terminator, the capture ends at once). Raises RuntimeError if the
-        caller's input is already captured.
+        Every line the caller sends (sanitized ``str``) goes to ``on_line(ctx, line)`` instead of chat or
+        commands. ``on_end(ctx, reason)`` is called if the client leaves while captured. *terminator* is the
+        line that ends the input (``"#"`` for a post): if the plugin is disabled while it holds the capture,
+        the server discards the caller's lines up to and including the terminator, so the rest of the input
+        is never broadcast as chat (without a terminator, the capture ends at once). Raises RuntimeError if
+        the caller's input is already captured.
         """
-        if self.client is None:
-            raise RuntimeError("capture needs a client")
-        if self.client.capture is not None:
+        client = self._caller()
+        if client.capture is not None:
             raise RuntimeError("input already captured")
-        self.client.capture = (self.plugin, on_line, on_end, terminator)
+        client.capture = (self.plugin, on_line, on_end, terminator)
 
     def release(self) -> None:
         """Give the caller's input back to chat and commands."""
@@ -208,8 +230,7 @@ class Context(ThreadSafeParts):
 
     def dispatch(self, line: str) -> None:
         """Handle *line* as if the caller typed it (chat or command), bypassing any capture."""
-        if self.client is not None:
-            self._server.dispatcher.handle_line(self.client, line, bypass_capture=True)
+        self._server.handle_line(self._caller(), line, bypass_capture=True)
 
     # -- time and threads ------------------------------------------------------
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
@@ -244,21 +265,23 @@ class Context(ThreadSafeParts):
         return client.caps
 
     def rooms(self) -> list[Room]:
-        """Every room listed to the caller by name (docs/protocol.md, "Room lifetime"); show what is in one only if
-        :meth:`may_read`."""
-        return self._server.hub.rooms.listed(self._server.hub.rooms.viewer(self.client))
+        """Every room listed to the caller, by name (docs/protocol.md, "Room lifetime"); see :meth:`may_read`."""
+        return self._server.rooms(self.client)
 
     def find_room(self, name: str) -> Room | None:
         """The room called *name* (``#name`` or ``name``, any case; a lingering one too), or None."""
-        return self._server.hub.room(name)
+        return self._server.find_room(name)
 
     def may_read(self, room: Room, member: Client | None = None) -> bool:
-        """May *member* (default: the caller; none: the server) read *room*'s history, members and topic? (:mod:`chatroom.model.access`: a member reads, a banned viewer never, a keyed room only its members.)"""
-        return may_read(self._server.hub.rooms.viewer(member or self.client), room)
+        """May *member* (default: the caller; none: the server) read *room*'s history, members and topic?
+        (:mod:`chatroom.model.access`: a member reads, a banned viewer never, a keyed room only its members.)"""
+        return self._server.read_refusal(member or self.client, room) is None
 
     def require_read(self, room: Room) -> None:
         """Raise Refused (``you are banned from #den``, ``#den has a key: ...``) unless :meth:`may_read`."""
-        check_read(self._server.hub.rooms.viewer(self.client), room)
+        reason = self._server.read_refusal(self.client, room)
+        if reason is not None:
+            raise Refused(reason)
 
     def join(self, name: str, key: str | None = None) -> tuple[Room, bool]:
         """Put the caller in room *name* (created if new, owned by the caller's account) and make it current.
@@ -267,16 +290,14 @@ class Context(ThreadSafeParts):
         (:func:`chatroom.model.access.join_refusal`: a ban, a key, invite-only, full), or, for a new room, a
         caller creating rooms too fast or a server at ``--max-rooms`` (docs/protocol.md, "Room lifetime")."""
         client = self._caller()
-        hub = self._server.hub
-        room = hub.room(name)
+        room = self._server.find_room(name)
         if room is None:
-            room = hub.open_room(name, owner=client.account, creator=client)
+            room = self._server.open_room(name, owner=client.account, creator=client)
         else:
-            reason = join_refusal(hub.rooms.viewer(client), room, key)
+            reason = self._server.join_refusal(client, room, key)
             if reason is not None:
                 raise Refused(reason)
-        joined = hub.join(client, room)
-        return room, joined
+        return room, self._server.join(client, room)
 
     def replay_recent(self, room: Room) -> int:
         """Send the caller the last lines of *room* (``--history-on-join`` of them), marked as history."""
@@ -284,32 +305,32 @@ class Context(ThreadSafeParts):
 
     def part(self, room: Room, reason: str = "") -> None:
         """Take the caller out of *room* (announced); its current room becomes the last one it joined."""
-        self._server.hub.part(self._caller(), room, reason)
+        self._server.part(self._caller(), room, reason)
 
-    def say(self, text: str, *, kind: str = "msg") -> None:
-        """Say *text* in the caller's current room as the caller (``kind="me"``: ``* NICK text``), after
-        the ``chat_message`` hooks, recorded in the history."""
-        self._server.dispatcher.chat(self._caller(), text, kind)
+    def chat(self, text: str, *, kind: str = "msg") -> None:
+        """The caller says *text* in its current room, as if typed (``NICK: text``; ``kind="me"``:
+        ``* NICK text``), after the ``chat_message`` hooks, recorded in the history. (``ctx.say(text)`` in
+        plugin API 1.0.)"""
+        self._server.chat(self._caller(), text, kind)
 
     def set_topic(self, room: Room, text: str) -> None:
         """Set *room*'s topic (``""`` clears it): persisted, recorded, told to the room."""
-        self._server.hub.set_topic(self._caller(), room, text)
+        self._server.set_topic(self._caller(), room, text)
 
     def history(self, room: Room, *, last: int | None = None, since: int | None = None,
                 before: int | None = None) -> list[Entry]:
         """Stored lines of *room*, oldest first: the *last* N, those after id *since*, or the N=*last* before id
         *before* (N 1..500, else ValueError), as the caller may read them (Refused if not, :meth:`may_read`)."""
-        return self._server.hub.rooms.read(self._server.hub.rooms.viewer(self.client), room, last=last,
-                                           since=since, before=before)
+        return self._server.history(self.client, room, last=last, since=since, before=before)
 
     def search(self, query: str | SearchCursor, *, limit: int = 20, show: bool = False) -> SearchPage:
-        """A page (1..200 hits) of a full-text search of the history the caller may read (docs/plugins.md, "Search"); *show*:
-        send the caller the hits too. Refused: a query that cannot run, a ``#room`` the caller may not read."""
+        """A page (1..200 hits) of a full-text search of what the caller may read ("Search" in docs/plugins.md);
+        *show*: send the hits to the caller too. Refused: a query that cannot run, a ``#room`` it may not read."""
         return self._server.search(self.client, query, limit, show)
 
     def replay(self, entries: Iterable[Entry]) -> int:
         """Send history *entries* to the caller, marked as history (``[HH:MM] ``); returns how many."""
-        return self._server.hub.replay(self._caller(), entries)
+        return self._server.replay(self._caller(), entries)
 
     def commands(self) -> list[Command]:
         """Every registered command, by name (what ``/help`` lists)."""
@@ -334,7 +355,7 @@ class Context(ThreadSafeParts):
     def admin(self, member: Client | None) -> bool:
         """True if *member* is logged in to an admin's account."""
         account = member.account if member is not None else None
-        return account is not None and account.casefold() in getattr(self._server, "admins", ())
+        return account is not None and account.casefold() in self._server.admins
 
     def allowed(self, requires: str, room: Room | None = None) -> bool:
         """May the caller do what needs *requires* (``"anyone"``, ``"account"``, ``"operator"``,
@@ -360,13 +381,13 @@ class Context(ThreadSafeParts):
 
     def moderate(self, room: Room, action: str, *, mode: str = "") -> None:
         """Persist ``room.rules``, tell *room* ``* ACTION`` (*mode*: as an IRC mode, ``"+o bob"``) and log who did it."""
-        self._server.hub.save_rules(room)
-        self._server.hub.mode(room, self.client, mode, action)
+        self._server.save_rules(room)
+        self._server.mode(room, self.client, mode, action)
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
         """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC: ``KICK``), always."""
-        self._server.hub.part(member, room, notice=notice, by=self.nick)
+        self._server.part(member, room, notice=notice, by=self.nick)
 
     def set_plugin_enabled(self, name: str, enabled: bool) -> None:
         """Enable or disable the plugin *name* at run time (admins: ``/plugins enable|disable NAME``).
@@ -404,47 +425,26 @@ class Context(ThreadSafeParts):
         name = self._server.accounts.registered(account)
         if name is None or name.casefold() != account.casefold():
             raise Refused(f"no account {account}")
-        hub = self._server.hub
-        holders = {hub.find(name), hub.skeletons.get(nick_skeleton_key(name))} - {None, client}
-        for other in holders:
-            assert other is not None
-            other.account = None
-            old = hub.to_guest(other)
-            logging.getLogger("chatroom.server").info("%s is now known as %s (%s logged in)", old, other.nick, name,
-                                                      extra={"category": "CONNECTION"})
-            self._server.send_line(other, f"* you are {other.nick} now: {name} logged in")
-            self._server.call_hook("nick_changed", other, old=old, new=other.nick)
-        client.account = name
-        if client.nick != name:
-            self._server.set_nick(client, name)
-        else:
-            self._server.events.named(client)
+        self._server.log_in(client, name)
         for room in list(client.rooms.values()):  # an account ban holds whatever connection it logs in from
             if room.rules.banned(name, "") and not self.is_admin:
                 self.kick(client, room, f"{name} is banned from {room.label}")
 
-    def _caller(self) -> Client:
-        if self.client is None:
-            raise Refused("this needs a client")
-        return self.client
-
     # -- files --------------------------------------------------------------------
     def start_transfer(self, name: str, size: int) -> int:
         """Open a relay of the file *name* (*size* bytes) from the caller to the room's other frame-capable
-        members; returns the transfer id. Raises :class:`~chatroom.plugins.commands.CommandError` with the reason
-        if the caller never sent ``/caps binary``, *size* is negative or over ``--max-file-size``, the caller has
-        too many transfers open, nobody else can receive files, or a ``file_offered`` hook refuses (see
-        :meth:`chatroom.net.relay.Relay.start`)."""
-        assert self.client is not None
-        return self._server.relay.start(self.client, name, size)
+        members; returns the transfer id. Raises :class:`~chatroom.plugins.commands.CommandError` with the
+        reason if the caller never sent ``/caps binary``, *size* is negative or over ``--max-file-size``, the
+        caller has too many transfers open, nobody else can receive files, or a ``file_offered`` hook refuses."""
+        return self._server.start_transfer(self._caller(), name, size)
 
     def answer_offer(self, transfer_id: int | None, accept: bool) -> None:
         """The caller accepts (or declines) the file offered to it as *transfer_id*; the relay
         replies ``OK accepted ...``/``OK declined ...`` itself. Raises Refused for an unknown or
         expired offer (see docs/protocol.md, "Consent and quotas")."""
-        self._server.relay.answer(self._caller(), transfer_id, accept)
+        self._server.answer_offer(self._caller(), transfer_id, accept)
 
     def set_file_policy(self, policy: str) -> None:
         """How offers to the caller are answered from now on: ``"ask"``, ``"all"`` or ``"none"``
         (offers already waiting are answered by ``all``/``none``). Raises Refused otherwise."""
-        self._server.relay.set_policy(self._caller(), policy)
+        self._server.set_file_policy(self._caller(), policy)

@@ -1,10 +1,10 @@
 """What a line from a client means: captured input, a command, or chat.
 
 The server loop hands every complete line here; nothing in this module
-touches a socket, so the plugin test kit drives the same code with a fake
-server. *server* needs ``plugins`` (a :class:`~chatroom.plugins.manager.PluginHost`),
-``send_line(client, text)`` and ``broadcast(room, text, exclude)``, plus
-whatever the :class:`~chatroom.plugins.context.Context` methods the plugins call use.
+touches a socket. It reaches the server only through the plugin port
+(:class:`chatroom.plugins.port.Host`: ``send_line``, ``find_client``, ``say``,
+``now``), the same host every :class:`~chatroom.plugins.context.Context` it
+makes is bound to.
 
 :meth:`Dispatcher.handle_line` returns what the line costs the sender's flood
 token bucket (:mod:`chatroom.net.budget`).
@@ -13,22 +13,24 @@ token bucket (:mod:`chatroom.net.budget`).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chatroom.model.errors import Refused
 from chatroom.net.budget import UNKNOWN_COST
 from chatroom.net.logs import log_rejected
-from chatroom.model.names import nick_key
 from chatroom.plugins.commands import NOT_UNDERSTOOD, Command, UsageError, split_command
 from chatroom.plugins.context import Context
 from chatroom.plugins.manager import FAULT
-from chatroom.plugins.ratelimit import RateLimiter
+from chatroom.plugins.ratelimit import Rate, RateLimiter
 from chatroom.wire import lines as protocol
 
 if TYPE_CHECKING:
     from chatroom.model.history import Entry
+    from chatroom.model.member import Member
     from chatroom.model.room import Room
     from chatroom.net.connection import Client
+    from chatroom.plugins.manager import PluginHost
+    from chatroom.plugins.port import Host
 
 log = logging.getLogger("chatroom.server")
 
@@ -47,9 +49,9 @@ PREFIX_RESERVE = 256
 class Dispatcher:
     """Routes lines from clients to captures, commands and the room."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
-        self.plugins = server.plugins
+    def __init__(self, host: Host, plugins: PluginHost) -> None:
+        self.host = host
+        self.plugins = plugins
         self.rates = RateLimiter()
 
     def handle_line(self, client: Client, text: str, *, bypass_capture: bool = False) -> float:
@@ -69,24 +71,24 @@ class Dispatcher:
         if plugin == "":  # what is left of a capture whose plugin went away: swallowed up to its terminator
             if text == terminator:
                 client.capture = None
-                self.server.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
+                self.host.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
             return
         if not self.plugins.is_active(plugin):
             self._orphan(client, terminator, text)
             return
         try:
-            result = self.plugins.run(plugin, on_line, Context(self.server, plugin, client), text)
+            result = self.plugins.run(plugin, on_line, Context(self.host, plugin, client), text)
         except Refused as exc:
-            self.server.send_line(client, f"ERROR {exc}")
+            self.host.send_line(client, f"ERROR {exc}")
         else:
             if result is FAULT:
-                self.server.send_line(client, f"ERROR internal error in plugin {plugin}")
+                self.host.send_line(client, f"ERROR internal error in plugin {plugin}")
 
     def _orphan(self, client: Client, terminator: str | None, text: str) -> None:
         """The capturing plugin was disabled: its input is discarded, never broadcast."""
         if terminator is None or text == terminator:
             client.capture = None
-            self.server.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
+            self.host.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
         else:
             client.capture = ("", None, None, terminator)
 
@@ -101,87 +103,102 @@ class Dispatcher:
         """
         room = room or client.room
         if room is None:
-            self.server.send_line(client, "ERROR you are in no room: /join #room first")
+            self.host.send_line(client, "ERROR you are in no room: /join #room first")
             return None
-        if not room.may_speak(client) and (client.account or "").casefold() not in getattr(self.server, "admins", ()):
-            self.server.send_line(client, f"ERROR {room.name} is moderated: only its operators and voiced members speak")
+        if not room.may_speak(client) and (client.account or "").casefold() not in self.host.admins:
+            self.host.send_line(client, f"ERROR {room.name} is moderated: only its operators and voiced members speak")
             return None
         if self.plugins.implemented("chat_message"):
-            filtered = self.plugins.chain("chat_message", lambda p: Context(self.server, p, client), "text", text)
+            filtered = self.plugins.chain("chat_message", lambda p: Context(self.host, p, client), "text", text)
             if filtered is None:
                 return None
             text = protocol.sanitize(filtered)
         line = f"{client.nick}: {text}"
         size = (len(line) if line.isascii() else len(line.encode("utf-8", "replace"))) + 1
         if size + PREFIX_RESERVE > protocol.MAX_LINE:
-            self.server.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
+            self.host.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
                                           f"max {protocol.MAX_LINE - PREFIX_RESERVE})")
             return None
         try:
-            return self.server.hub.say(client, room, text, kind)  # type: ignore[no-any-return]
+            return self.host.say(client, room, text, kind)
         except Refused as exc:  # the history store cannot keep it: neither kept nor delivered
-            self.server.send_line(client, f"ERROR {exc}")
+            self.host.send_line(client, f"ERROR {exc}")
             return None
 
     def _command(self, client: Client, text: str) -> float:
-        history = self.server.history
-        mark = history.version
-        try:
-            return self._run_command(client, text)
-        finally:
-            if history.version != mark:  # it changed a room's state: its answer waits for the commit
-                self.server.answer_when_saved(client)
-
-    def _run_command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)
         top = self.plugins.registry.get(name)
         if top is None:
             self._unknown(client, name)
             return UNKNOWN_COST
         command, rest = top.resolve(rest)
-        ctx = Context(self.server, command.plugin, client, rest, command)
+        ctx = Context(self.host, command.plugin, client, rest, command)
         requires = command.required(rest)
         try:
             if requires != "anyone":  # the declared permission, checked before the handler runs
                 word = rest.split(None, 1)[0].lower() if requires != command.requires else ""
                 ctx.require(requires, f"/{command.name}" + (f" {word}" if word else ""))
-            ctx.args = command.parse_args(rest, self.server.find_client)  # type: ignore[assignment]
-            if command.rate is not None and not self._within_rate(ctx, command):
+            ctx.args = command.parse_args(rest, self.host.find_client)  # type: ignore[assignment]
+            charge = self._within_rate(ctx, command) if command.rate is not None else None
+            if charge is False:
                 return command.cost
             result = self.plugins.run(command.plugin, command.handler, ctx, ctx.args)
         except UsageError as exc:
-            self.server.send_line(client, f"ERROR usage: {str(exc) or command.usage_line()}")
+            self.host.send_line(client, f"ERROR usage: {str(exc) or command.usage_line()}")
         except Refused as exc:
-            self.server.send_line(client, f"ERROR {exc}")
+            self.host.send_line(client, f"ERROR {exc}")
         else:
             if result is FAULT:
-                self.server.send_line(client, f"ERROR /{command.name} failed: internal error in plugin {command.plugin}")
+                self.host.send_line(client, f"ERROR /{command.name} failed: internal error in plugin {command.plugin}")
+            elif isinstance(charge, tuple):  # only a call that succeeded counts against its Rate
+                self.rates.record(*charge)
         return command.cost
 
-    def _within_rate(self, ctx: Context, command: Command) -> bool:
-        """Check and record the command's :class:`~chatroom.plugins.ratelimit.Rate`; answer a call too soon."""
+    def _within_rate(self, ctx: Context, command: Command) -> tuple[str, Rate, str, str, float] | bool:
+        """Check the command's :class:`~chatroom.plugins.ratelimit.Rate`: False (answered) for a call too soon,
+        True for an admin (never limited), else what to record (:meth:`RateLimiter.record`'s arguments) once the
+        handler succeeded: a call the handler refuses (``CommandError``), or that fails, does not count.
+
+        The ``user`` scope is keyed by account for a logged-in caller, else by connection (a ``/nick`` keeps
+        it); a guest's connection also waits out what guests who left from its address still owe, so
+        reconnecting gives no fresh bucket either (see :meth:`left`)."""
         rate = command.rate
-        assert rate is not None
+        assert rate is not None and ctx.client is not None
         if ctx.is_admin:
             return True
-        account = ctx.client.account if ctx.client is not None else None
-        member, room, now = (f"@{account}" if account else nick_key(ctx.nick)), ctx.room.name, self.server.now
-        left = self.rates.wait(command.name, rate, member, room, now)
+        member, address = rate_keys(ctx.client, ctx.address())
+        room, now = ctx.room.name, self.host.now
+        left = self.rates.wait(command.name, rate, member, room, now, also=address)
         if left > 0:
-            self.server.send_line(ctx.client, "ERROR " + self.rates.refusal(command.name, rate, left))
+            self.host.send_line(ctx.client, "ERROR " + self.rates.refusal(command.name, rate, left))
             return False
-        self.rates.record(command.name, rate, member, room, now)
-        return True
+        return command.name, rate, member, room, now
+
+    def left(self, client: Client) -> None:
+        """*client* disconnected: what a guest's connection owes its ``Rate(user=...)`` limits passes to its
+        address, so a guest who reconnects from there waits it out all the same."""
+        if client.account is None:
+            member, address = rate_keys(client, getattr(client, "host", ""))
+            if address:
+                self.rates.move(member, address)
 
     def _unknown(self, client: Client, name: str) -> None:
         """``ERROR - Command not understood``; the did-you-mean lookup and the log line are rate-limited."""
-        self.server.send_line(client, NOT_UNDERSTOOD)
-        now = self.server.now
+        self.host.send_line(client, NOT_UNDERSTOOD)
+        now = self.host.now
         if now - client.hint_at >= HINT_INTERVAL:
             client.hint_at, client.hints = now, 0
         if client.hints < HINT_BURST:
             client.hints += 1
             hint = self.plugins.registry.suggest(name[:64])
             if hint:
-                self.server.send_line(client, f"* did you mean /{hint}?")
+                self.host.send_line(client, f"* did you mean /{hint}?")
         log_rejected(client, f"an unknown command /{name[:40]}", now)
+
+
+def rate_keys(client: Member, address: str) -> tuple[str, str]:
+    """The ``Rate(user=...)`` keys of *client*: ``("@account", "")`` when logged in, else its connection's
+    ``("#id", "=address")`` (``""`` for an unknown address)."""
+    if client.account:
+        return f"@{client.account.casefold()}", ""
+    return f"#{client.id}", f"={address}" if address else ""

@@ -78,7 +78,7 @@ def startup(ctx: Context) -> None:
 
         @hookimpl
         def startup(ctx):
-            ctx.state["started"] = time.time()
+            ctx.state["started"] = ctx.now()
     """
 
 
@@ -264,13 +264,19 @@ def message_delivered(ctx: Context, room: Room, entry: Entry, recipients: int) -
     """A room line was handed to its readers: observe only (loggers, bridges, counters).
 
     Called at the end of the loop pass in which ``entry`` (a chat line,
-    ``/me``, topic change or notice of ``room``; ``entry.id`` is its history
-    id, 0 for notices) was queued to the ``recipients`` members who got it
-    (the room's members but its author). ``ctx.client`` is the author while
-    connected, else None. Lines are reported in the order they were said.
-    Output a plugin sends from here reaches clients after the line itself.
-    Return value: ignored. It runs once per line, so keep it cheap, and
-    hand slow work to ``ctx.run_in_thread(..., serial=True)``.
+    ``/me``, topic change or notice of ``room``, or a plugin's line, kind
+    ``"raw"``, from ``ctx.say(room, text)`` or ``ctx.broadcast``;
+    ``entry.id`` is its history id, 0 for what is not recorded) was queued
+    to its readers. ``recipients`` is an ``int``, not a list: how many
+    members it was queued to, the room's members at that moment less its
+    author (a chat line's speaker, or a plugin line's excluded caller). It
+    may be 0 (the author alone in the room, an empty room): the hook fires
+    all the same, so a transcript records lines nobody read. ``ctx.client``
+    is the author while connected, else None (also for a plugin's line). Lines
+    are reported in the order they were said. Output a plugin sends from
+    here reaches clients after the line itself. Return value: ignored. It
+    runs once per line, so keep it cheap, and hand slow work to
+    ``ctx.run_in_thread(..., serial=True)``.
 
     Example, a transcript::
 
@@ -278,6 +284,50 @@ def message_delivered(ctx: Context, room: Room, entry: Entry, recipients: int) -
         def message_delivered(ctx, room, entry, recipients):
             line = json.dumps({"room": room.name, "id": entry.id, "nick": entry.nick, "text": entry.text})
             ctx.run_in_thread(lambda: append(line), lambda result, error: None, serial=True)
+    """
+
+
+@hookspec
+def member_joined(ctx: Context, room: Room) -> None:
+    """``ctx.client`` joined ``room`` (a :class:`~chatroom.model.room.Room`): it is one of its members now.
+
+    Called for every join of every room, once the member is in
+    ``room.members`` and the room was told: the default room when a client
+    connects (before ``client_joined``, while it is still ``guestN``),
+    ``/join``, ``ctx.join``, the kit's ``room.join``. Not called when the
+    member was in the room already (``/join`` of a room you are in only
+    makes it current). It runs during the command that joined, before its
+    reply. Return value: ignored.
+
+    Example, a greeter::
+
+        @hookimpl
+        def member_joined(ctx, room):
+            if room.name == "#help":
+                ctx.say(room, f"* {ctx.nick}: welcome to #help, ask away")
+    """
+
+
+@hookspec
+def member_left(ctx: Context, room: Room, reason: str) -> None:
+    """``ctx.client`` left ``room``: it is no longer in ``room.members``.
+
+    Called once per room left, after the room was told: ``/part``
+    (``reason`` is its text, often ``""``), a kick (``reason`` is the kick's
+    notice) or the connection closing (``reason`` is the disconnect's:
+    ``"quit"``, ``"connection lost"``..., once for each of its rooms, before
+    ``client_left``; then ``ctx.client`` has left the server and only the
+    room-wide parts of ``ctx`` work, such as ``ctx.say(room, text)``: see
+    "How long a ctx stays usable" in docs/plugins.md). Not called for the
+    connections the server closes at shutdown (``client_left`` ran for
+    them). Return value: ignored.
+
+    Example::
+
+        @hookimpl
+        def member_left(ctx, room, reason):
+            if not room.members:
+                ctx.log.info("%s is empty now", room.name)
     """
 
 

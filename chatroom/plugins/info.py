@@ -14,7 +14,9 @@ class PluginInfo:
     ``source`` is ``"builtin"``, ``"entry point"`` or ``"file"``;
     ``distribution`` and ``version`` name the installed distribution (empty
     for a file), ``path`` the file a drop-in plugin came from. ``disabled``
-    becomes True when the plugin was switched off after ``faults`` faults.
+    becomes True when the plugin was switched off after ``faults`` faults, by
+    an admin, or by a quarantine: then ``quarantined`` says why (it blocked the
+    loop repeatedly; ``""`` otherwise).
     """
 
     name: str
@@ -26,6 +28,7 @@ class PluginInfo:
     commands: list[str] = field(default_factory=list)
     faults: int = 0
     disabled: bool = False
+    quarantined: str = ""
 
     @property
     def origin(self) -> str:

@@ -18,6 +18,10 @@ plugin so the others still run, warn when one blocks the loop longer than
 own account (hooks, timers, worker results). A fault while serving one
 client's command or input is that command's error, answered to the caller and
 never counted, so no client can switch a plugin off for everyone.
+
+Blocking is different, since it stalls every client whoever caused it: a plugin
+that keeps blocking the loop is quarantined, whoever's calls did it (see
+:mod:`chatroom.plugins.slowness`; ``on_quarantine`` hears of it).
 """
 
 from __future__ import annotations
@@ -25,16 +29,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
-import importlib.util
 import logging
 import re
-import sys
 import time
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType, ModuleType
+from types import MappingProxyType
 from typing import Any, Callable
 
 import pluggy
@@ -44,7 +46,8 @@ from chatroom.model.errors import Refused
 from chatroom.plugins.commands import Command, CommandError, Registry
 from chatroom.plugins.config import Setting, apply_schemas, freeze
 from chatroom.plugins.info import PluginInfo
-from chatroom.plugins.reloading import Reloading
+from chatroom.plugins.reloading import Reloading, import_file
+from chatroom.plugins.slowness import SlowCalls
 from chatroom.net.logs import ERR
 
 ENTRY_POINT_GROUP = "chatroom"
@@ -66,6 +69,9 @@ COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 
 log = logging.getLogger("chatroom.plugins")
 
+#: Hooks called once per server run (or per reload), timed and warned about but never held against a plugin.
+ONE_OFF_HOOKS = frozenset({"startup", "shutdown", "register_commands", "config_schema"})
+
 #: Returned by :meth:`PluginHost.run` and :meth:`PluginHost.call_safely` when
 #: the plugin raised (and was logged), or is disabled.
 FAULT = object()
@@ -80,7 +86,10 @@ class PluginHost(Reloading):
     ``config``: plugin name -> that plugin's settings (``ctx.config``).
     ``fault_limit``: faults after which a plugin is switched off.
     ``slow_seconds``: a hook or command call longer than this is logged as blocking the loop.
+    ``slow_limit``: slow calls within :data:`~chatroom.plugins.slowness.QUARANTINE_WINDOW` seconds after which
+    a plugin is quarantined (0: never).
     ``on_fault(plugin, traceback_text)``: called after each fault is logged (the test kit records them).
+    ``on_quarantine(plugin, text)``: called after a plugin was quarantined, with the logged text.
     """
 
     def __init__(
@@ -90,6 +99,7 @@ class PluginHost(Reloading):
         config: Mapping[str, Mapping[str, Any]] | None = None,
         fault_limit: int = 5,
         slow_seconds: float = 0.1,
+        slow_limit: int = 2,
         on_fault: Callable[[str, str], None] | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -105,8 +115,9 @@ class PluginHost(Reloading):
         self.config_errors: list[str] = []
         self.config_warnings: list[str] = []
         self.fault_limit = fault_limit
-        self.slow_seconds = slow_seconds
+        self.slow = SlowCalls(slow_seconds, slow_limit)
         self.on_fault = on_fault
+        self.on_quarantine: Callable[[str, str], None] | None = None
         self.load_errors: list[str] = []
         self._skipped: set[str] = set()  # names in `disabled` that matched something
 
@@ -190,7 +201,7 @@ class PluginHost(Reloading):
                 self.register(None, name, PluginInfo(name, "file", path=str(path)))
                 continue
             try:
-                module = _import_file(name, path)
+                module = import_file(name, path)
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -211,7 +222,8 @@ class PluginHost(Reloading):
         for info in sorted(self.info.values(), key=lambda i: i.source != "builtin"):
             impl = impls.get(info.name)
             if impl is not None:
-                self._add_commands(info, self.call_safely(info.name, impl.function))
+                self._add_commands(info, self._guarded(info.name, impl.function, (), {}, passthrough=(), count=True,
+                                                       strike=False))
         self._check_config()
 
     def _check_config(self) -> None:
@@ -281,13 +293,17 @@ class PluginHost(Reloading):
         """Switch the loaded plugin *name* on or off at run time (its hooks, commands and timers).
 
         Raises CommandError for an unknown plugin, for ``core`` (``/plugins`` lives there), and to
-        enable a plugin switched off after faults (it was unloaded: restart the server)."""
+        enable a plugin switched off after faults (it was unloaded: restart the server). Enabling a
+        quarantined plugin lifts the quarantine (its slow calls are forgotten)."""
         info = self.info.get(name)
         if info is None or name == "core":
             raise CommandError(f"no plugin {name}" if info is None else "the core plugin cannot be disabled")
         if enabled and info.disabled and not self.pm.has_plugin(name):
             raise CommandError(f"plugin {name} was disabled after {info.faults} faults; restart the server")
         info.disabled = not enabled
+        if enabled:
+            info.quarantined = ""
+            self.slow.forget(name)
         log.info("plugin %s %s at run time", name, "enabled" if enabled else "disabled")
 
     def call(self, hook_name: str, make_ctx: Callable[[str], Any], /, **kwargs: Any) -> list[Any]:
@@ -297,9 +313,13 @@ class PluginHost(Reloading):
         A plugin that raises is logged and skipped; the others still run.
         """
         results = []
+        strike = hook_name not in ONE_OFF_HOOKS
         for impl in self.impls(hook_name):
+            if not self.is_active(impl.plugin_name):
+                continue
             args = {a: (make_ctx(impl.plugin_name) if a == "ctx" else kwargs[a]) for a in impl.argnames}
-            result = self.call_safely(impl.plugin_name, impl.function, **args)
+            result = self._guarded(impl.plugin_name, impl.function, (), args, passthrough=(), count=True,
+                                   strike=strike)
             if result is not None and result is not FAULT:
                 results.append(result)
         return results
@@ -338,16 +358,20 @@ class PluginHost(Reloading):
     def run(self, plugin: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn(*args)`` on behalf of *plugin* while serving one client's command or input.
 
-        Returns fn's result, or :data:`FAULT` if it raised (logged); a
-        :class:`~chatroom.plugins.commands.CommandError` (any
-        :class:`~chatroom.model.errors.Refused`) is re-raised for the caller to report. A fault here is that command's error, answered to its
-        caller: it is not counted towards disabling the plugin, so no
-        client's input can switch a plugin off for everyone. Raises
-        CommandError if *plugin* has been disabled.
+        Returns fn's result, or :data:`FAULT` if it raised (logged); a :class:`~chatroom.model.errors.Refused`
+        (``CommandError``) is re-raised for the caller to report. A fault here is that command's error, answered
+        to its caller and not counted, so no client's input can switch a plugin off for everyone. Raises
+        CommandError (:meth:`unavailable`) if *plugin* has been disabled.
         """
         if not self.is_active(plugin):
-            raise CommandError(f"plugin {plugin} is disabled")
+            raise CommandError(self.unavailable(plugin))
         return self._guarded(plugin, fn, args, {}, passthrough=Refused, count=False)
+
+    def unavailable(self, plugin: str) -> str:
+        """Why *plugin*'s commands are refused: ``plugin NAME is disabled`` (or quarantined, and how to undo it)."""
+        if (info := self.info.get(plugin)) is not None and info.quarantined:
+            return f"plugin {plugin} is quarantined: it blocked the loop; an admin may /plugins enable {plugin}"
+        return f"plugin {plugin} is disabled"
 
     def run_for_client(self, plugin: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Like :meth:`call_safely`, for plugin code run because of one client (a capture's
@@ -368,7 +392,7 @@ class PluginHost(Reloading):
         return self._guarded(plugin, fn, args, kwargs, passthrough=(), count=True)
 
     def _guarded(self, plugin: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
-                 passthrough: type[BaseException] | tuple[()], count: bool) -> Any:
+                 passthrough: type[BaseException] | tuple[()], count: bool, strike: bool = True) -> Any:
         """The one place plugin code runs: faults are logged (and counted if *count*), slow calls warned about.
 
         Every ``BaseException`` is caught, ``KeyboardInterrupt``,
@@ -387,16 +411,20 @@ class PluginHost(Reloading):
             self.fault(plugin, traceback.format_exc(), count=count)
             return FAULT
         finally:
-            self._check_time(plugin, fn, start)
+            elapsed = time.perf_counter() - start
+            if elapsed > self.slow.seconds:
+                self._slow_call(plugin, fn, elapsed, strike)
 
-    def _check_time(self, plugin: str, fn: Callable[..., Any], start: float) -> None:
-        elapsed = time.perf_counter() - start
-        if elapsed > self.slow_seconds:
-            log.warning(
-                "plugin %s blocked the loop for %.0f ms in %s (limit %.0f ms): use ctx.run_in_thread "
-                "or ctx.call_later", plugin, elapsed * 1000, getattr(fn, "__qualname__", fn),
-                self.slow_seconds * 1000, extra=ERR,
-            )
+    def _slow_call(self, plugin: str, fn: Callable[..., Any], elapsed: float, strike: bool) -> None:
+        """Warn about a call that blocked the loop; quarantine *plugin* if it keeps doing so."""
+        info = self.info.get(plugin)
+        text = self.slow.blocked(plugin, getattr(fn, "__qualname__", str(fn)), elapsed,
+                                 strike and info is not None and info.source != "builtin" and not info.disabled)
+        if text and info is not None:
+            info.disabled, info.quarantined = True, text
+            notice = self.slow.notice(plugin, text)
+            if self.on_quarantine is not None:
+                self.on_quarantine(plugin, notice)
 
     def fault(self, plugin: str, trace: str, *, count: bool = True) -> None:
         """Record one fault of *plugin* (logged with *trace*); with *count*, disable it at ``fault_limit``."""
@@ -413,25 +441,6 @@ class PluginHost(Reloading):
                 self.pm.unregister(name=plugin)
             self.registry.remove_plugin(plugin)
             log.error("plugin %s disabled after %d faults", plugin, info.faults, extra=ERR)
-
-
-def import_file(name: str, path: Path) -> ModuleType:
-    """Import the drop-in plugin file *path* as the module ``chatroom_plugin_NAME`` (replacing an older one)."""
-    return _import_file(name, path)
-
-
-def _import_file(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"chatroom_plugin_{name}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(spec.name, None)
-        raise
-    return module
 
 
 def _version(dist: str) -> str:

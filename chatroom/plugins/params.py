@@ -11,7 +11,8 @@ The core splits the argument text like a POSIX shell (:mod:`shlex`), converts
 and checks each value, and calls the handler with an :class:`Args` (attribute
 and item access: ``args.sides``, ``args["sides"]``). Any misuse is answered
 with ``ERROR usage: USAGE: WHY`` (``ERROR usage: /roll [SIDES]: SIDES must be
-a number from 2 to 1000``) and the handler never runs.
+from 2 to 1000``, ``...: SIDES must be a whole number``; docs/protocol.md
+lists them) and the handler never runs.
 
 Types: ``str`` (the default), ``int``, ``float``, ``bool`` (``on/off``,
 ``yes/no``, ``true/false``, ``1/0``), ``"nick"`` (a connected member's nick,

@@ -3,7 +3,8 @@
 :class:`Server` builds the loop (:mod:`chatroom.net.loop`), the room model (:mod:`chatroom.model.hub`)
 with its history, the plugin host, the command dispatcher, the file relay and the line transport over
 TCP, and is the application the transport calls (``on_connect``, ``on_line``, ``on_frame``, ``on_close``)
-and the services the context and the relay use (``send_line``, ``broadcast``, ``call_hook``...). Every
+and the services the relay uses (``send_line``, ``broadcast``, ``call_hook``...); plugins reach it only
+through its plugin port (``port``, :class:`chatroom.server.port.ServerPort`). Every
 part is given its collaborators at construction: the test kit builds the same server from a fake
 selector, clock and listener (:mod:`chatroom.testing`).
 """
@@ -23,7 +24,6 @@ from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.room import Room
-from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.net.budget import FloodPolicy
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
@@ -36,13 +36,13 @@ from chatroom.net.irctransport import open_irc
 from chatroom.net.web import _version, open_web
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
+from chatroom.plugins.events import PluginEvents
 from chatroom.plugins.manager import PluginHost
 from chatroom.server.claim import Claim, take
-from chatroom.server.events import PluginEvents
 from chatroom.server.gate import PasswordGate
 from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
+from chatroom.server.port import ServerPort
 from chatroom.wire.lines import sanitize
-from chatroom.wire.render import hit_line
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "ServerOptions", "default_plugins"]
 
@@ -97,8 +97,6 @@ class Server:
         self.plugins = plugins if plugins is not None else default_plugins(options)
         self.wall_clock = wall_clock  # ctx.now(); the loop's clock is ctx.monotonic()
         self.loop_thread: int | None = None  # the thread that ran start(): contexts check it (chatroom.plugins.threads)
-        self._state: dict[str, dict[str, Any]] = {}
-        self._stores: dict[str, sqlite3.Connection] = {}
         self.loop = Loop(selector=selector, clock=clock, waker=waker, run=self.plugins.call_safely,
                          max_queue=options.max_queue)
         if inline_threads:
@@ -115,8 +113,9 @@ class Server:
         self.admins = frozenset(a.casefold() for a in options.admins)
         self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
         self.gate = PasswordGate(self, options.server_password)  # --password-file: who still must give it
-        self.dispatcher = Dispatcher(self)
-        self.events = PluginEvents(self, options.ready_grace)  # member_ready, message_delivered
+        self.port = ServerPort(self)  # what plugins see of the server: the typed plugin port (plugins/port.py)
+        self.dispatcher = Dispatcher(self.port, self.plugins)
+        self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
                            files_per_hour=options.quota_files_per_hour,
                            bytes_per_day=options.quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
@@ -168,7 +167,7 @@ class Server:
             log.info("%s", note)
         self.loop_thread = threading.get_ident()
         self.call_hook("startup", None)
-        self.hub.on_delivered = self.events.delivered_hook()
+        self.events.refresh()
         for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
             if not self.history.prune(*self.history_keep):
                 break
@@ -196,6 +195,7 @@ class Server:
             if conn.id not in self.gate.held:
                 self.call_hook("client_left", conn, reason=reason)
         self._left = True  # on_close: client_left ran already
+        self.events.stop()  # nor member_left for the connections closed below
         self.scheduler.drain(5.0)
         self.call_hook("shutdown", None)
         for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in
@@ -211,8 +211,7 @@ class Server:
         self.transport.finish(1.0)  # closed gracefully: their input drained until they close (1 s at most)
         self.hub.flush()
         self._commit_history()
-        for store in self._stores.values():
-            close_store(store)
+        self.port.close()
         try:
             self.history.close()
         except (sqlite3.Error, TimeoutError) as exc:
@@ -246,10 +245,16 @@ class Server:
         self.events.joined(conn)
 
     def on_line(self, conn: Connection, text: str) -> float:
-        """One line from *conn*; returns its flood cost."""
+        """One line from *conn*; returns its flood cost. A line that changed a room's state (a topic, a new
+        room, its rules) has its answer held until that change is committed (:meth:`answer_when_saved`)."""
         if conn.id in self.gate.held:
             return self.gate.line(conn, sanitize(text).strip())
-        return self.dispatcher.handle_line(conn, text)
+        changes = self.history.version
+        try:
+            return self.dispatcher.handle_line(conn, text)
+        finally:
+            if self.history.version != changes:
+                self.answer_when_saved(conn)
 
     def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
         """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
@@ -272,11 +277,12 @@ class Server:
             plugin, _, on_end, _ = conn.capture
             conn.capture = None
             if on_end is not None:
-                self.plugins.run_for_client(plugin, on_end, Context(self, plugin, conn), reason)
+                self.plugins.run_for_client(plugin, on_end, Context(self.port, plugin, conn), reason)
         self.hub.remove(conn, reason)
         log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         self.relay.on_client_left(conn)
         self.events.left(conn)
+        self.dispatcher.left(conn)
         if not self._left:
             self.call_hook("client_left", conn, reason=reason)
 
@@ -363,7 +369,7 @@ class Server:
 
     def call_hook(self, hook: str, client: Member | None, /, **kwargs: Any) -> list[Any]:
         """Call *hook* on every plugin with ``ctx.client`` = *client*; returns the non-None results."""
-        return self.plugins.call(hook, lambda plugin: Context(self, plugin, client), **kwargs)
+        return self.plugins.call(hook, lambda plugin: Context(self.port, plugin, client), **kwargs)
 
     def find_client(self, nick: str) -> Member | None:
         """The member called *nick* (case-insensitive), or None."""
@@ -382,29 +388,6 @@ class Server:
         if not self.history_on_join:
             return 0
         return self.hub.replay(member, self.hub.rooms.read(member, room, last=self.history_on_join))
-
-    def search(self, member: Member | None, query: Any, limit: int, show: bool) -> Any:
-        """A page of a full-text search of what *member* may read (None: the server, every room; see
-        :meth:`chatroom.model.rooms.Rooms.search`); with *show*, *member* is sent the hits (``Member.hit``)."""
-        rooms = self.hub.rooms
-        page = rooms.search(rooms.viewer(member), query, limit=limit)
-        if show and member is not None:
-            self.hub.flush_for(member)
-            for entry in page.hits:
-                member.hit(entry, hit_line(entry, member.tagged))
-        return page
-
-    def plugin_state(self, plugin: str) -> dict[str, Any]:
-        """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""
-        return self._state.setdefault(plugin, {})
-
-    def plugin_store(self, plugin: str) -> sqlite3.Connection:
-        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.model.store.open_store`)."""
-        store = self._stores.get(plugin)
-        if store is None:
-            store = open_store(plugin_store_path(self.data_dir, plugin))
-            self._stores[plugin] = store
-        return store
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer:
         """Call ``fn(*args)`` on the loop thread after *delay* seconds, with *plugin*'s fault isolation."""

@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "member_ready hook (default 5)")
     _number(parser, "--plugin-fault-limit", metavar="N", help="disable a plugin after N faults (default 5)")
     _number(parser, "--slow-hook-ms", metavar="MS",
-            help="log a warning when a plugin blocks the loop longer than MS (default 100)")
+            help="log a warning when a plugin blocks the loop longer than MS (default 100); twice within "
+                 "10 minutes quarantines the plugin until an admin enables it")
     limits = parser.add_argument_group("flood control and connection limits")
     _number(limits, "--flood-rate", metavar="R",
             help="token bucket per connection: R tokens per second (a chat line costs 1, an unknown command "

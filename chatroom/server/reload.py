@@ -20,7 +20,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from chatroom.plugins.context import Context
-from chatroom.plugins.manager import import_file
+from chatroom.plugins.manager import FAULT
+from chatroom.plugins.reloading import import_file
 
 __all__ = ["SETTLE", "PluginReloader"]
 
@@ -42,15 +43,15 @@ class _Handler(FileSystemEventHandler):
         raw = getattr(event, "dest_path", "") or event.src_path
         path = Path(raw.decode() if isinstance(raw, bytes) else raw)
         if path.suffix == ".py" and not path.name.startswith(("_", ".")) and path.parent in self.reloader.folders:
-            self.reloader.server.loop.scheduler.call_soon_threadsafe(self.reloader.changed, (path,))
+            self.reloader.port.call_soon_threadsafe(self.reloader.changed, (path,), "core")
 
 
 class PluginReloader:
-    """Watches *folders* for *server* (the assembly: ``plugins``, ``loop``, ``plugin_state``, ``hub``,
-    ``events``). :meth:`start` and :meth:`stop` from the loop's thread; the rest runs on the loop."""
+    """Watches *folders* for *server* (its ``plugins``, ``events`` and plugin ``port``). :meth:`start` and
+    :meth:`stop` from the loop's thread; the rest runs on the loop."""
 
     def __init__(self, server: Any, folders: list[Path]) -> None:
-        self.server = server
+        self.plugins, self.events, self.port = server.plugins, server.events, server.port
         self.folders = {Path(f).resolve() for f in folders}
         self._observer: Any = None
         self._timers: dict[Path, Any] = {}
@@ -77,25 +78,28 @@ class PluginReloader:
         timer = self._timers.pop(path, None)
         if timer is not None:
             timer.cancel()
-        self._timers[path] = self.server.loop.call_later(SETTLE, self.reload, path)
+        self._timers[path] = self.port.call_later(SETTLE, self.reload, path)
 
     def reload(self, path: Path) -> bool:
         """Reload the plugin in *path* now; True if the new version runs (loop thread)."""
         self._timers.pop(path, None)
         if not path.exists():
             return False
-        return bool(self.server.plugins.reload_file(path.stem, path, import_file=import_file,
-                                                    on_swap=self._swap, call_hook=self._call_one))
+        return bool(self.plugins.reload_file(path.stem, path, import_file=import_file,
+                                             on_swap=self._swap, call_hook=self._call_one))
 
     def _swap(self, name: str) -> None:
-        self.server.loop.scheduler.cancel_plugin(name)
-        self.server.plugin_state(name).clear()  # a new version starts with an empty ctx.state
+        self.port.cancel_timers(name)
+        self.port.plugin_state(name).clear()  # a new version starts with an empty ctx.state
 
-    def _call_one(self, hook: str, name: str) -> None:
-        """Call *hook* (``startup`` or ``shutdown``) of the plugin *name* only."""
-        host = self.server.plugins
-        for impl in host.impls(hook):
+    def _call_one(self, hook: str, name: str) -> bool:
+        """Call *hook* (``startup`` or ``shutdown``) of the plugin *name* only; False if it raised."""
+        ok = True
+        for impl in self.plugins.impls(hook):
             if impl.plugin_name == name:
-                ctx = Context(self.server, name)
-                host.call_safely(name, impl.function, **({"ctx": ctx} if "ctx" in impl.argnames else {}))
-        self.server.hub.on_delivered = self.server.events.delivered_hook()
+                ctx = Context(self.port, name)
+                result = self.plugins.call_safely(name, impl.function,
+                                                  **({"ctx": ctx} if "ctx" in impl.argnames else {}))
+                ok = ok and result is not FAULT
+        self.events.refresh()
+        return ok
