@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
+from chatroom.model.checkpoint import Checkpointer, no_autocheckpoint
 from chatroom.model.errors import Refused
 from chatroom.model.history import MAX_FETCH, History, StoreUnavailable
 from chatroom.model.writer import Writer, connect_writer
@@ -319,6 +320,45 @@ def test_checkpoints_run_on_their_own_thread_after_commits(table: Path) -> None:
     finally:
         writer.close()
     assert rows(table)[-1] == 3000
+
+
+def grows(path: Path, size: int, what: str) -> None:
+    """Wait (bounded) until the file *path* is over *size* bytes: a checkpoint copied the WAL into it."""
+    deadline = time.monotonic() + DEADLINE
+    while path.stat().st_size <= size:
+        assert time.monotonic() < deadline, f"no checkpoint copied the WAL of {what}"
+        time.sleep(0.02)
+
+
+def test_a_watching_checkpointer_copies_the_wal_of_a_connection_it_does_not_see(table: Path) -> None:
+    """A plugin's store is written on the loop by a connection with ``wal_autocheckpoint`` off: the watching
+    Checkpointer notices the WAL change and copies it into the database file (nothing else would)."""
+    conn = no_autocheckpoint(sqlite3.connect(table, isolation_level=None))
+    checkpointer = Checkpointer(table, watch=True)
+    try:
+        size = table.stat().st_size
+        for n in range(1, 31):
+            conn.executemany("INSERT INTO t (n, pad) VALUES (?, ?)", [(n * 100 + i, "p" * 300) for i in range(100)])
+        grows(table, size + 900_000, "a connection with autocheckpoint off")
+        assert checkpointer.checkpoints >= 1
+    finally:
+        checkpointer.close()
+        conn.close()
+
+
+def test_a_plugin_store_never_checkpoints_on_the_loop(chatroom_room, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The board's store (``ctx.store``) commits on the loop without SQLite's automatic checkpoint (its fsync
+    stalled the room); its checkpointer thread copies the posts into the file while the server runs."""
+    room = chatroom_room(threads=True)
+    alice = room.join("alice")
+    store = room.server.port.plugin_store("board")
+    assert store.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    path = room.server.data_dir / "plugins" / "board.sqlite3"
+    size = path.stat().st_size
+    for _ in range(3):  # 3 posts of 2,000 lines: about 1,500 WAL pages
+        body = "".join(f"line {i} " + "x" * 480 + "\n" for i in range(2000))
+        assert alice.send_bytes(f"/post\n{body}#\n".encode()) == ["OK"]
+    grows(path, size + 2_000_000, "the board's store")
 
 
 @pytest.mark.parametrize("threads", [False, True])

@@ -14,17 +14,11 @@ commit is shared by everything said meanwhile and never paid on the loop
 thread (PostgreSQL's group commit). No artificial delay: an idle writer
 commits a lone job at once.
 
-**Checkpoints off the commit path.** With WAL and ``synchronous=NORMAL`` a
-commit is a ``write`` to the WAL, no ``fsync``; the ``fsync`` come with the
-checkpoint that copies the WAL into the database, which SQLite runs inside
-the commit that crosses 1,000 WAL pages. Measured here during connection
-churn beside a 1 GiB transfer: one such commit took 825 ms (2.4 ms of CPU);
-on the loop thread, as before this module, the whole room waited that long.
-So the writer's connection has ``wal_autocheckpoint`` off and a second
-thread runs ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection at most
-every :data:`CHECKPOINT_EVERY` seconds after commits: a slow ``fsync`` delays
-neither the room nor the next commit (a passive checkpoint never blocks a
-writer).
+**Checkpoints off the commit path.** The writer's connection never runs
+SQLite's automatic checkpoint (its ``fsync`` inside a commit was the 825 ms
+stall of issue 17, row 5): a :class:`~chatroom.model.checkpoint.Checkpointer`
+thread, poked after each commit, does it on its own connection, so a slow
+``fsync`` delays neither the room nor the next commit.
 
 **Two kinds of job.**
 
@@ -64,16 +58,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chatroom.model.checkpoint import Checkpointer, no_autocheckpoint
 from chatroom.model.store import close_store, open_store
 
-__all__ = ["BUSY_MS", "CHECKPOINT_EVERY", "RETRY_DELAYS", "Done", "Job", "Post", "Writer", "connect_writer"]
+__all__ = ["BUSY_MS", "RETRY_DELAYS", "Done", "Job", "Post", "Writer", "connect_writer"]
 
 #: How long one attempt waits for another connection's write lock, in milliseconds.
 BUSY_MS = 1000
 #: Pauses between attempts while a group of ``retry`` jobs keeps failing, in seconds (the last one repeats).
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
-#: Seconds between two checkpoints (at most; none while nothing is committed).
-CHECKPOINT_EVERY = 0.5
 
 Done = Callable[[Any, BaseException | None], None]
 Post = Callable[[Callable[..., Any], tuple, str], None]
@@ -146,12 +139,11 @@ class Writer:
         #: Groups committed and jobs written since start (statistics: ``int``).
         self.commits = 0
         self.written = 0
-        self._committed_since = threading.Event()  # a commit since the last checkpoint (wakes the checkpointer)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name=f"{name}-checkpoint", daemon=True)
+        self._checkpointer: Checkpointer | None = None
         if not inline:
+            self._checkpointer = Checkpointer(self.path, name=f"{name}-checkpoint")  # poked after each commit
             self._thread.start()
-            self._checkpointer.start()
 
     # -- any thread ------------------------------------------------------------------
     def submit(self, fn: Callable[[sqlite3.Connection], Any], on_done: Done | None = None, *,
@@ -223,8 +215,8 @@ class Writer:
                 self._conn = None
         else:
             self._thread.join(timeout + 2 * max(self._delays) + 1.0)
-            self._committed_since.set()  # wake the checkpointer: it sees the stop and ends
-            self._checkpointer.join(timeout)
+            if self._checkpointer is not None:
+                self._checkpointer.close(timeout)
         with self._cond:
             left = len(self._queue)
             self._queue.clear()
@@ -267,8 +259,8 @@ class Writer:
         try:
             if conn is None:
                 conn = self._connect(self.path)
-                if not self.inline:
-                    conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
+                if self._checkpointer is not None:
+                    no_autocheckpoint(conn)  # the checkpointer thread does it
             self._write(conn, group)
         except Exception as exc:  # noqa: BLE001 - sqlite3.Error, OSError, _GroupFailed: reported, retried
             if conn is not None:  # after a failure (an I/O error, a full disk) start the next attempt afresh
@@ -280,31 +272,9 @@ class Writer:
             self._failed(group, exc.__cause__ if isinstance(exc, _GroupFailed) and exc.__cause__ else exc)
             return conn, False
         self._committed(group)
-        self._committed_since.set()
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
         return conn, True
-
-    def _checkpoint_loop(self) -> None:
-        """The checkpointer thread: after commits, ``wal_checkpoint(PASSIVE)``, at most every CHECKPOINT_EVERY s."""
-        conn: sqlite3.Connection | None = None
-        try:
-            while True:
-                self._committed_since.wait()
-                if self._stop.is_set():
-                    return  # the writer's close checkpoints the rest
-                self._committed_since.clear()
-                try:
-                    if conn is None:
-                        conn = open_store(self.path)
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    if conn is not None:
-                        conn.close()
-                    conn = None  # tried again after the next commit
-                if self._stop.wait(CHECKPOINT_EVERY):
-                    return
-        finally:
-            if conn is not None:
-                conn.close()
 
     def _write(self, conn: sqlite3.Connection, group: list[Job]) -> None:
         """One transaction for *group*, one savepoint per job; sets each job's result or error."""

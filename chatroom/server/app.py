@@ -113,7 +113,7 @@ class Server:
         self.admins = frozenset(a.casefold() for a in options.admins)
         self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
         self.gate = PasswordGate(self, options.server_password)  # --password-file: who still must give it
-        self.port = ServerPort(self)  # what plugins see of the server: the typed plugin port (plugins/port.py)
+        self.port = ServerPort(self, checkpoints=not inline_threads)  # what plugins see: the typed plugin port
         self.dispatcher = Dispatcher(self.port, self.plugins)
         self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
