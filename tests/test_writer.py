@@ -298,6 +298,37 @@ def test_prune_runs_on_the_writer_after_the_lines_before_it(tmp_path: Path) -> N
         hist.close()
 
 
+def test_a_group_commit_indexes_the_lines_of_all_its_jobs_in_one_step(tmp_path: Path) -> None:
+    """The search index step runs once at the end of each group commit (not from triggers, once per job):
+    three passes' lines that waited behind a lock commit in one group, and every one of them is in the FTS5
+    index, in order, when the commit is known; what is appended later is indexed by the next group."""
+    path = tmp_path / "rooms.sqlite3"
+    hist = History(path, clock=Clock())
+    try:
+        hist.commit()
+        lock = sqlite3.connect(path, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # the writer waits: the next three submits become one group
+        for word in ("alpha", "bravo", "charlie"):
+            hist.append("#a", "msg", "alice", f"{word} said once")
+            hist.submit()
+        lock.execute("ROLLBACK")
+        hist.commit()
+        hist.append("#b", "msg", "bob", "delta later")
+        hist.commit()
+        conn = sqlite3.connect(path)
+        try:
+            triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+            assert "search_index_new" not in triggers and "search_index_more" not in triggers  # migration 5
+            indexed = {word: [r[0] for r in conn.execute("SELECT rowid FROM search_fts WHERE search_fts MATCH ?",
+                                                         (word,))] for word in ("alpha", "bravo", "charlie", "delta")}
+            assert indexed == {"alpha": [1], "bravo": [2], "charlie": [3], "delta": [4]}
+            assert conn.execute("SELECT value FROM history_meta WHERE key = 'search_indexed'").fetchone()[0] == 4
+        finally:
+            conn.close()
+    finally:
+        hist.close()
+
+
 def test_checkpoints_run_on_their_own_thread_after_commits(table: Path) -> None:
     """The writer's connection never checkpoints (a checkpoint's fsync must not delay a commit): the other
     thread copies the WAL into the database file shortly after commits, and the WAL stays bounded."""

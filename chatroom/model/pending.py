@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from chatroom.model.errors import Refused
-from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INSERT, OLDEST, ROOM, RULES, SEQ
+from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INDEX_NEW, INSERT, OLDEST, ROOM, RULES, SEQ
 from chatroom.model.writer import Writer, connect_writer
 
-__all__ = ["MAX_UNSAVED", "PendingWrites", "StoreUnavailable", "nothing", "prune_step", "settle_counters",
+__all__ = ["MAX_UNSAVED", "PendingWrites", "StoreUnavailable", "index_new", "nothing", "prune_step", "settle_counters",
            "write_batch"]
 
 #: Lines that may wait in memory, not committed, before new ones are refused (:class:`StoreUnavailable`).
@@ -66,6 +66,13 @@ def write_batch(conn: sqlite3.Connection, entries: list[NamedTuple], records: li
     if rules:
         conn.executemany(RULES, rules)
     return entries[0][2] if entries else None  # (room, id, ts, ...)
+
+
+def index_new(conn: sqlite3.Connection) -> None:
+    """Writer thread, at the end of each group commit: the lines it stored go into the search index (one
+    FTS5 statement for the whole group; see :mod:`chatroom.model.history_sql`)."""
+    for statement in INDEX_NEW:
+        conn.execute(statement)
 
 
 def settle_counters(conn: sqlite3.Connection, last_ids: dict[str, int]) -> None:
@@ -147,7 +154,7 @@ class PendingWrites:
         self._wake = wake if wake is not None else (lambda: None)
         self._results: queue.SimpleQueue[tuple[Callable[..., Any], tuple]] = queue.SimpleQueue()
         self.writer = Writer(Path(path), post=self._post, name="chatroom-history", connect=connect, inline=inline,
-                             on_state=self._store_state)
+                             on_state=self._store_state, group_end=index_new)
 
     def check(self) -> None:
         """Raise :class:`StoreUnavailable` if no more lines may wait."""
@@ -193,13 +200,14 @@ class PendingWrites:
                 self.lag_max = max(self.lag_max, lag)
 
     def lag_report(self) -> str:
-        """``"commit lag p50 X ms, p99 Y ms, max Z ms over N batches"`` (the server logs it when it stops)."""
+        """``"commit lag p50 X ms, p99 Y ms, max Z ms over N batches in M commits"`` (the server logs it when it
+        stops; N/M: batches, one per loop pass with lines, that shared a group commit)."""
         lags = sorted(self.lags)
         if not lags:
             return "no line committed"
         p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
         return (f"commit lag p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {self.lag_max * 1e3:.1f} ms "
-                f"over {len(lags)} batches")
+                f"over {len(lags)} batches in {self.writer.commits} commits")
 
     def _store_state(self, error: str | None, since: float) -> None:
         """The writer's news, in order with its commits: the store fails (why, since when) or works again."""

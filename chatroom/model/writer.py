@@ -107,6 +107,10 @@ class Writer:
     through it); *delays* are the pauses between failing attempts (:data:`RETRY_DELAYS`). The thread
     starts at once and is a daemon; :meth:`close` stops it. *name* names the thread (``ps -L``).
 
+    *group_end* ``(conn)`` runs on the writer's thread after the jobs of every group, before its
+    ``COMMIT`` (the history's search index step: once per commit, not once per job); if it raises, the
+    group fails as a whole (rolled back, ``retry`` jobs tried again).
+
     *on_state* ``(error, since)`` is delivered through *post* when the store starts failing (``error``
     the reason, ``since`` its ``time.monotonic()``) and when it recovers (``None, 0.0``), in order with the
     jobs' callbacks: a recovery comes after the ``on_done`` of every job it committed.
@@ -119,8 +123,10 @@ class Writer:
     def __init__(self, path: Path, *, post: Post, name: str = "chatroom-writer",
                  connect: Callable[[Path], sqlite3.Connection] = connect_writer,
                  delays: tuple[float, ...] = RETRY_DELAYS, inline: bool = False,
-                 on_state: Callable[[str | None, float], None] | None = None) -> None:
+                 on_state: Callable[[str | None, float], None] | None = None,
+                 group_end: Callable[[sqlite3.Connection], None] | None = None) -> None:
         self.path = Path(path)
+        self._group_end = group_end
         self._on_state = on_state
         self.inline = inline
         self._conn: sqlite3.Connection | None = None  # inline mode's connection (the thread keeps its own)
@@ -290,6 +296,8 @@ class Writer:
                     conn.execute("ROLLBACK TO job")
                     job.result, job.error = None, exc
                 conn.execute("RELEASE job")
+            if self._group_end is not None:  # once per group, in its transaction: an error fails the group
+                self._group_end(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # also after a COMMIT that failed (SQLITE_FULL, I/O error)
