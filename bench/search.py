@@ -224,7 +224,7 @@ def prune_steps(path: Path, index: bool, steps: int) -> tuple[float, float]:
     history = History(copy)
     if not index:
         for trigger in TRIGGERS:
-            history._conn.execute(f"DROP TRIGGER {trigger}")
+            history._conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     wall, cpu = [], []
     for step in range(1, steps + 1):
         keep = max(0, history.latest_id("#r00") - step * PRUNE_ROWS)
