@@ -22,8 +22,8 @@ thread, poked after each commit, does it on its own connection, so a slow
 
 **Two kinds of job.**
 
-- ``retry=False`` (an acknowledgement is waiting: ``/post``, ``/tweet``,
-  ``/register``): an exception raised by ``fn`` rolls back that job's
+- ``retry=False`` (an acknowledgement is waiting: ``/register``,
+  ``/password``): an exception raised by ``fn`` rolls back that job's
   savepoint alone and is handed to its ``on_done``; the other jobs of the
   group still commit. If the ``COMMIT`` itself fails, every such job of the
   group gets the error. The caller answers ``ERROR`` and nothing is kept.
