@@ -60,6 +60,10 @@ class Checkpointer:
         self._stop = threading.Event()
         #: Checkpoints run (statistics, ``int``).
         self.checkpoints = 0
+        try:  # opened now, not at the first checkpoint: the process's files stay the same while it runs
+            self._conn: sqlite3.Connection | None = open_store(self.path, check_same_thread=False)
+        except (sqlite3.Error, OSError):
+            self._conn = None  # opened at the first checkpoint
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -85,7 +89,7 @@ class Checkpointer:
         return True
 
     def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
+        conn, self._conn = self._conn, None
         try:
             while not self._stop.is_set():
                 if not self._written.wait(CHECKPOINT_EVERY if self._watch else None) and not self._changed():
@@ -95,7 +99,7 @@ class Checkpointer:
                 self._written.clear()
                 try:
                     if conn is None:
-                        conn = open_store(self.path)
+                        conn = open_store(self.path, check_same_thread=False)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.checkpoints += 1
                 except sqlite3.Error:
