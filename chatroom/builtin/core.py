@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from chatroom import PluginInfo
 
 PLUGINS_USAGE = "/plugins [enable|disable NAME]"
-#: Capabilities a client may announce with /caps: frames (file transfer), message tags on room lines.
-KNOWN_CAPS = frozenset({"binary", "tags"})
+#: Capabilities a client may announce with /caps: frames (file transfer), message tags on room lines,
+#: resumable transfers (docs/protocol.md, "Resumable transfers").
+KNOWN_CAPS = frozenset({"binary", "tags", "resume"})
 
 
 def quit_(ctx: Context, args: list[str]) -> None:
@@ -96,7 +97,7 @@ def _params(ctx: Context, command: Command, indent: str) -> None:
 
 
 def caps(ctx: Context, args: list[str]) -> None:
-    """``/caps CAPABILITY...``: announce ``binary`` and/or ``tags``; replies ``OK caps ...``."""
+    """``/caps CAPABILITY...``: announce ``binary``, ``tags`` and/or ``resume``; replies ``OK caps ...``."""
     unknown = [c for c in args if c.lower() not in KNOWN_CAPS]
     if unknown:
         raise CommandError(f"unknown capability: {' '.join(unknown)} (known: {' '.join(sorted(KNOWN_CAPS))})")

@@ -251,8 +251,7 @@ class LineTransport:
             if kind is Line:
                 cost = app.on_line(conn, event.text)  # type: ignore[union-attr]
             elif kind is Frame:
-                cost = 0.0
-                app.on_frame(conn, event)
+                cost = app.on_frame(conn, event) or 0.0  # file data is free; a resume costs like a command
             else:
                 cost = self._other(conn, event)
             conn.tokens -= cost

@@ -23,8 +23,10 @@ from chatroom.model.accounts import AccountStore
 from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
+from chatroom.model.resumable import ResumeBook
 from chatroom.model.room import Room
 from chatroom.net.budget import FloodPolicy
+from chatroom.net.filelinks import link_base
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
 from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
@@ -118,7 +120,8 @@ class Server:
         self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
                            files_per_hour=options.quota_files_per_hour,
-                           bytes_per_day=options.quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
+                           bytes_per_day=options.quota_bytes_per_day,  # consent and quotas: chatroom.net.consent
+                           book=ResumeBook(self.data_dir / "transfers.sqlite3", options.resume_keep, wall_clock))
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
         claim, tls, timeout = self.claim, self.claim.tls, options.tls_handshake_timeout
@@ -145,8 +148,10 @@ class Server:
                             static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
+            self.relay.links.base = link_base("http" if tls is None else "https", self.web_address[1])  # IRC files
         doors = open_irc(self.loop, self, claim.irc_listener, claim.irc_tls_listener, tls=tls, version=_version(),
-                         server_name=options.irc_server_name, share=self.transport, handshake_timeout=timeout,
+                         server_name=options.irc_server_name, share=self.transport,
+                         ping_after=options.irc_ping_after, handshake_timeout=timeout,
                          **budgets) if claim.irc_listener or claim.irc_tls_listener else []
         self.transports += doors
         self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]
@@ -218,6 +223,7 @@ class Server:
             log.error("room history: %s", exc, extra=ERR)
         log.info("room history: %s", self.history.writes.lag_report())
         self.accounts.close()
+        self.relay.resumes.book.close()
         self.loop.close()
         self.claim.release()
         log.info("stopped")
@@ -261,9 +267,9 @@ class Server:
         hooks (what ``/msg`` does); False if a hook dropped it."""
         return Context(self, "core", member).private(target, text, notice=notice)
 
-    def on_frame(self, conn: Connection, frame: Any) -> None:
-        """One frame from *conn* (file transfer)."""
-        self.relay.on_frame(conn, frame)
+    def on_frame(self, conn: Connection, frame: Any) -> float:
+        """One frame from *conn* (file transfer); returns its flood cost."""
+        return self.relay.on_frame(conn, frame)
 
     def check_frame(self, conn: Connection, meta: str, size: int) -> str | None:
         """May *conn* send this frame? (see :meth:`chatroom.net.relay.Relay.check_frame`)."""
@@ -312,6 +318,7 @@ class Server:
 
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
         more = self.hub.rooms.expire()  # the step runs on the history's writer thread; the loop never waits
+        self.relay.resumes.expire()  # resumable transfers idle past --resume-keep
         self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS, on_done=lambda pruned, _: self.loop.call_later(
             0 if pruned or more else PRUNE_EVERY, self._prune))
 
