@@ -16,10 +16,9 @@ How it works: the room is a real :class:`chatroom.server.app.Server` (real
 loop, plugin host, command dispatch, rooms and history, fan-out, streams,
 nick rules, file relay, budgets) built from public parts: an in-memory
 selector, listener and client sockets (:mod:`chatroom.fakeio`), a fake clock
-you move with :meth:`InProcessRoom.advance`, and worker-thread jobs run on
-the test's thread (``threads=True``: on real worker threads, which the room
-waits for, so a test catches a context used off the loop thread). Each call (``join``, ``say``, ``advance``...) then runs
-event-loop passes until nothing is left to do, so every reply is in
+you move with :meth:`InProcessRoom.advance`, and worker-thread jobs run on the test's thread (``threads=True``: on
+real worker threads, which the room waits for, so a test catches a context used off the loop thread). Each call
+(``join``, ``say``, ``advance``...) then runs event-loop passes until nothing is left to do, so every reply is in
 ``received`` when the call returns. No socket is ever opened, and the data
 dir is not locked (chatroom-server allows one server per data dir; rooms of
 the kit may share one, to play a crash and a restart).
@@ -46,7 +45,8 @@ from chatroom.wire import lines as protocol
 from chatroom.plugins.context import Context
 from chatroom.plugins.threads import ContextExpired
 from chatroom.fakeio import FakeListener, FakeSelector, FakeSocket, FakeWaker, LogCollector
-from chatroom.plugins.manager import PluginInfo
+from chatroom.plugins.info import PluginInfo
+from chatroom.net.connection import Connection
 from chatroom.net.scheduler import Timer
 from chatroom.kitexamples import example_tests, plugin_name  # noqa: F401 - part of the kit
 
@@ -84,7 +84,7 @@ class FakeClient:
         self.frames: list[protocol.Frame] = []
         self._parser = protocol.Parser()
         self.sock = FakeSocket(self._deliver)
-        self.client: Any = None
+        self.client: Connection  # set once the server accepted it (InProcessRoom.connect)
 
     def _deliver(self, data: bytes) -> None:
         for event in self._parser.feed(data):
@@ -205,7 +205,7 @@ class InProcessRoom:
 
         kit = dict(data_dir=Path(data_dir), flood_rate=flood_rate, flood_burst=flood_burst,
                    history_on_join=history_on_join, announce_limit=announce_limit, plugin_fault_limit=fault_limit,
-                   slow_hook_ms=slow_seconds * 1000, commit_window=0.0, web=False)  # no flood control, no web door
+                   slow_hook_ms=slow_seconds * 1000, web=False)  # no flood control, no web door
         if max_queue is not None:
             kit["max_queue"] = max_queue
         server_options = ServerOptions(**{**kit, **options})  # a field named outright wins over its kit alias
@@ -282,11 +282,11 @@ class InProcessRoom:
         operators = (operator,) if isinstance(operator, str) else tuple(operator)
         if (account or admin or operators) and not nick:
             raise ValueError("account=, admin= and operator= need a nick")
-        fake = FakeClient(self)
-        before = set(self.server.clients)
+        fake, before = FakeClient(self), set(self.server.clients)
+        sock: object = fake.sock  # a FakeSocket, held where a connection holds its socket
         self._listener.pending.append(fake.sock)
         self.settle()
-        new = [c for cid, c in self.server.clients.items() if cid not in before and c.sock is fake.sock]
+        new = [c for cid, c in self.server.clients.items() if cid not in before and c.sock is sock]
         if not new:
             raise RuntimeError("the server did not accept the connection")
         fake.client = new[0]
@@ -405,8 +405,9 @@ class InProcessRoom:
                                  f"{trace}")
 
     def _pass(self) -> bool:
-        """One loop pass of the real server (``Server.loop.run_once``); True if it did anything."""
-        return self.server.loop.run_once(0)
+        """One loop pass (``Server.loop.run_once``), else a wait for the history's writer; True if either ran."""
+        writer = self.server.history.writes.writer  # threads=True: an acknowledgement waits for its commit
+        return self.server.loop.run_once(0) or (writer.pending > 0 and writer.wait(MAX_SETTLE_SECONDS) in (True, False))
 
     # -- end -------------------------------------------------------------------------
     def close(self) -> None:

@@ -7,12 +7,14 @@
 #   irssi     a real IRC client in a pseudo-terminal (tests/test_irc_irssi.py)
 #   redis-server  the scale-out tests (tests/test_redis_*.py, tests/test_scaleout*.py) start their own Redis
 #             servers on unix sockets and stop them by PID (nothing is started here)
+#   curl      fetches and gives files by one-time link there, as an irssi user does
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v irssi >/dev/null 2>&1 || missing+=(irssi)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -23,7 +23,7 @@ from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
-from chatroom.model.notice import Notice, plain
+from chatroom.model.notice import Event, Notice, plain
 from chatroom.model.room import Room
 from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
 from chatroom.wire.render import STRUCTURED, encode_event
@@ -68,7 +68,7 @@ class Hub:
         self.registered: Callable[[str], str | None] | None = None
         #: ``encode(entry, tagged, current, history) -> bytes`` per wire format, by ``Member.wire_index``
         #: (*entry* an :class:`Entry` or a :class:`Notice`).
-        self.encoders: list[Callable[[Entry, int, bool, bool], bytes]] = [self.encode]
+        self.encoders: list[Callable[[Event, int, bool, bool], bytes]] = [self.encode]
         #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
         #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
         self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
@@ -82,7 +82,7 @@ class Hub:
         #: Scale-out (docs/architecture.md, "The shared-state seam"): ``bus(room, events)`` takes each room's pass
         #: instead of the fan-out (it comes back, numbered, through :meth:`deliver_batch`); ``observer(kind, member,
         #: detail)`` hears ``"add"``, ``"remove"`` (reason), ``"nick"`` (old nick), ``"away"``. None: one process.
-        self.bus: Callable[[Room, list[tuple[int, Entry]]], None] | None = None
+        self.bus: Callable[[Room, list[tuple[int, Event]]], None] | None = None
         self.observer: Callable[[str, Member, str], None] | None = None
         self.default_room = self.rooms.open(default)
 
@@ -199,7 +199,7 @@ class Hub:
                 self.flush_for(other)
                 key = (wire << 8) | other.tagged  # tagged: the wire's variant number
                 if key not in encoded:
-                    encoded[key] = self.encoders[wire](entry, other.tagged, True, False)  # type: ignore[arg-type]
+                    encoded[key] = self.encoders[wire](entry, other.tagged, True, False)
                 if encoded[key]:
                     other.deliver(encoded[key])
 
@@ -260,7 +260,7 @@ class Hub:
         entry = self._leave(member, room, notice or f"{member.nick} left {room.label}" + f" ({reason})" * bool(reason),
                             always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
         if by and entry is not None:  # the one kicked is told too, in its wire's words
-            self.send(member, entry)  # type: ignore[arg-type]
+            self.send(member, entry)
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()
@@ -292,7 +292,7 @@ class Hub:
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
         if quiet and not self._structured.get(room.name) and self.bus is None:  # other nodes keep presence by it
             return None
-        self._pend(room, member.id if kind == "join" else 0, entry := Notice(  # type: ignore[arg-type]
+        self._pend(room, member.id if kind == "join" else 0, entry := Notice(
             room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause))
         return entry
 
@@ -321,7 +321,7 @@ class Hub:
         """*by* changed *room*'s mode *change* (``"+o bob"``): a ``"mode"`` notice; else the plain ``* text``."""
         if by is None or not change:
             return self.notice(room, text)
-        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))  # type: ignore[arg-type]
+        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))
 
     def notice(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Tell *room* ``* text`` (not recorded)."""
@@ -332,15 +332,15 @@ class Hub:
         self._pend(room, exclude.id if exclude is not None else 0, Entry(room.name, 0, self.clock(), "raw", "", None, text))
 
     def _record(self, room: Room, kind: str, member: Member, text: str) -> Entry:
-        if self.record and self.bus is None:  # with a bus, the line's id comes back with it (deliver_batch)
-            return self.history.append(room.name, kind, member.nick, text, member.account)  # type: ignore[union-attr]
+        if self.record and self.history is not None and self.bus is None:  # a bus: the id comes back with the line
+            return self.history.append(room.name, kind, member.nick, text, member.account)
         return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
 
     def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone."""
-        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))  # type: ignore[arg-type]
+        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))
 
-    def _pend(self, room: Room, sender: int, entry: Entry) -> None:
+    def _pend(self, room: Room, sender: int, entry: Event) -> None:
         if not room.pending:
             self._pending.append(room)
         room.pending.append((sender, entry))
@@ -371,7 +371,7 @@ class Hub:
                 if room.pending and rooms.get(room.name) is room:
                     self._fan_out(room)
 
-    def send(self, member: Member, entry: Entry, *, history: bool = False) -> None:
+    def send(self, member: Member, entry: Event, *, history: bool = False) -> None:
         """Deliver one event to *member* alone (after its rooms' pending events)."""
         self.flush_for(member)
         room = member.rooms.get(entry.room)
@@ -388,7 +388,7 @@ class Hub:
             member.deliver(b"".join(lines))
         return len(lines)
 
-    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes], *, variants: bool = True,
+    def add_wire(self, encode: Callable[[Event, int, bool, bool], bytes], *, variants: bool = True,
                  once: bool = False) -> int:
         """Register another wire format's encoder; returns the ``wire_index`` its members must carry.
 
@@ -410,13 +410,13 @@ class Hub:
         else:
             self.deliver_batch(room, pending)
 
-    def deliver_batch(self, room: Room, pending: list[tuple[int, Entry]]) -> None:
+    def deliver_batch(self, room: Room, pending: list[tuple[int, Event]]) -> None:
         """Fan out *pending* (``(sender id or 0, event)``) to *room*'s members: each variant encoded once."""
         if self.on_delivered is not None:
             members = room.members
             count = len(members)
             self._delivered += [(room, plain(e), self.members.get(s), count - (s in members)) for s, e in pending
-                                if not (e.kind in STRUCTURED and e.quiet)]  # type: ignore[attr-defined]
+                                if not (e.kind in STRUCTURED and isinstance(e, Notice) and e.quiet)]
         senders = {sender for sender, _ in pending}
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
@@ -432,9 +432,9 @@ class Hub:
                 lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
             if member.id in senders and not (member.echoed and self.bus):  # a speaker: without its own lines
                 mid = member.id
-                data = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
+                data: bytes | None = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
             else:
-                data = batches.get(key)  # type: ignore[assignment]
+                data = batches.get(key)
                 if data is None:
                     data = batches[key] = b"".join(lines)
             if data:
@@ -442,4 +442,3 @@ class Hub:
 
     #: One event as a line of the line protocol (:func:`chatroom.wire.render.encode_event`).
     encode = staticmethod(encode_event)
-

@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from chatroom.model.history import Entry
 from chatroom.wire.render import STRUCTURED
 
-__all__ = ["Notice", "plain"]
+__all__ = ["Event", "Notice", "plain"]
 
 
 class Notice(NamedTuple):
@@ -39,9 +39,14 @@ class Notice(NamedTuple):
     cause: str = ""
 
 
-def plain(entry: Entry) -> Entry:
+def plain(entry: Event) -> Entry:
     """What the line protocol and plugins (``message_delivered``) see of an event: a join, part, rename or
     mode is a plain notice (kind ``"notice"``, no nick, id 0), as before these had a structure."""
-    if entry.kind in STRUCTURED:
+    if entry.kind in STRUCTURED or isinstance(entry, Notice):  # the notices a room fans out: joins, parts, modes
         return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
     return entry
+
+
+#: What the hub fans out and each wire's encoder renders: a stored line or a notice (``kind`` tells them apart for
+#: the wires; :func:`isinstance` for the type checker).
+Event: TypeAlias = "Entry | Notice"

@@ -27,9 +27,9 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from chatroom.net.connection import Connection
+from chatroom.net.connection import Connection, Transport
 from chatroom.wire.irc import IrcParser, Message, TooLong, encode
 from chatroom.wire.ircevents import AWAY, render_event
 from chatroom.wire.render import iso_time
@@ -40,6 +40,15 @@ __all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
 
 #: Lines whose client-only tags the door keeps for their fan-out (they go out in the same loop pass).
 CLIENT_TAGS = 1024
+
+
+class IrcTransportPort(Transport, Protocol):
+    """What an IRC connection needs of its transport (:mod:`chatroom.net.irctransport`): the door, and
+    ``welcome(conn)`` once it registered."""
+
+    door: IrcDoor
+
+    def welcome(self, conn: IrcConnection) -> None: ...
 
 
 class IrcConnection(Connection):
@@ -57,12 +66,15 @@ class IrcConnection(Connection):
                  "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text",
                  "shown_nick")
 
+    transport: IrcTransportPort
+
     greeted = False  # no welcome line and no automatic join: an IRC client joins its channels
+    takes_links = True  # no file frames: files come and go as one-time links (chatroom.net.filelinks)
 
     def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.parser = IrcParser()  # type: ignore[assignment]
-        self.wire_index = wire_index  # type: ignore[misc]
+        self.parser = IrcParser()
+        self.wire_index = wire_index
         self.registered = False
         self.user = ""
         self.realname = ""
@@ -86,6 +98,15 @@ class IrcConnection(Connection):
         server = getattr(self.transport, "server_name", "chatroom")
         return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
 
+    def frame(self, meta: str, payload: bytes = b"") -> bytes:
+        """The relay's word about an offer made by link (``file-abort ID REASON``) as a server ``NOTICE``;
+        an IRC client never gets a file's bytes."""
+        kind, _, rest = meta.partition(" ")
+        tid, _, reason = rest.partition(" ")
+        if kind == "file-abort":
+            return self.encode_text(f"* file {tid} is no longer offered: {reason}")
+        return b""
+
     def changed(self) -> None:
         """The hub changed this member's nick (its own NICK, or a login elsewhere that took it back): the client
         hears ``:old!user@host NICK new``, as IRC clients track their own nick from it."""
@@ -95,7 +116,7 @@ class IrcConnection(Connection):
             self.transport.door.message(self, "NICK", self.nick, source=old)
 
     @property
-    def echoed(self) -> bool:  # type: ignore[override]
+    def echoed(self) -> bool:  # type: ignore[override]  # Member.echoed is a plain class attribute (False)
         """With several servers (``--redis``), ``echo-message`` comes with the stored line (chatroom.model.member)."""
         return "echo-message" in self.irccaps
 
@@ -111,11 +132,7 @@ class IrcConnection(Connection):
 class IrcTLSConnection(IrcConnection):
     """An IRC connection over TLS (``more``: see :class:`~chatroom.net.tls.TLSConnection`)."""
 
-    __slots__ = ("more",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.more = False
+    __slots__ = ()
 
 
 def irc_host(address: str) -> str:
@@ -253,12 +270,15 @@ class IrcDoor:
         label = msg.tags.get("label") if "labeled-response" in conn.irccaps else None
         if label is not None:
             conn.collect = []
+        changes = self.app.history.version
         try:
             return self._run(conn, name, msg)
         finally:
             if label is not None:
                 held, conn.collect = conn.collect or [], None
                 self._labeled(conn, label, held)
+            if self.app.history.version != changes:  # a room's state changed: the replies wait for its commit
+                self.app.answer_when_saved(conn)
 
     def _run(self, conn: IrcConnection, name: str, msg: Message) -> float:
         entry = self.commands.get(name)

@@ -20,7 +20,8 @@ stalled) is dropped from that transfer (``file-abort``), so it cannot hold
 the others back for ever; a sender that sends nothing for
 :data:`IDLE_TIMEOUT` seconds loses its transfer. Quotas and consent come
 first (:mod:`chatroom.net.quota`, :mod:`chatroom.net.consent`): only
-receivers who accepted get bytes. The pausing and resuming is
+receivers who accepted get bytes. Members without frames (IRC) use one-time
+links (:mod:`chatroom.net.filelinks`): their HTTP connections join the flow. The pausing and resuming is
 :mod:`chatroom.net.backpressure`'s; the relay holds each of these parts
 and talks to the server through :class:`~chatroom.net.transfer.RelayHost`.
 """
@@ -35,11 +36,15 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
+from chatroom.model.resumable import ResumeBook
 from chatroom.net.backpressure import Backpressure
 from chatroom.net.consent import OFFER_TIMEOUT, Consent, summary
+from chatroom.net.filelinks import Link, Links
 from chatroom.net.malloc import tune_malloc
 from chatroom.net.quota import Quota, quota_key
-from chatroom.net.transfer import RelayHost, Transfer
+from chatroom.net.resume import KINDS as RESUME_KINDS
+from chatroom.net.resume import Resumes
+from chatroom.net.transfer import Plan, RelayHost, Transfer
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import MAX_FRAME, Frame, sanitize
 from chatroom.wire.numbers import parse_uint
@@ -78,16 +83,14 @@ def parse_id(text: str) -> int | None:
 class Relay:
     """Relays file frames for one server (*server*: a :class:`~chatroom.net.transfer.RelayHost`).
 
-    It holds three parts, each with its own state: ``quota``
-    (:class:`~chatroom.net.quota.Quota`), ``consent``
-    (:class:`~chatroom.net.consent.Consent`) and ``flow``
-    (:class:`~chatroom.net.backpressure.Backpressure`); the relay itself owns
-    the open ``transfers`` (id -> :class:`~chatroom.net.transfer.Transfer`),
-    the ids of recently ended ones, and the tick timer.
+    It holds four parts, each with its own state: ``quota`` (:class:`~chatroom.net.quota.Quota`), ``consent``
+    (:class:`~chatroom.net.consent.Consent`), ``flow`` (:class:`~chatroom.net.backpressure.Backpressure`) and
+    ``resumes`` (:class:`~chatroom.net.resume.Resumes`, over *book*, the :class:`~chatroom.model.resumable.ResumeBook`;
+    default: one in memory); the relay itself owns the open ``transfers`` (id ->
+    :class:`~chatroom.net.transfer.Transfer`), the ids of recently ended ones, and the tick timer.
 
-    Keyword arguments override the module constants (tests use small ones);
-    ``offer_timeout`` is how long asked receivers have to answer (seconds);
-    ``files_per_hour`` and ``bytes_per_day`` are the per-sender quotas (0:
+    Keyword arguments override the module constants (tests use small ones); ``offer_timeout`` is how long asked
+    receivers have to answer (seconds); ``files_per_hour`` and ``bytes_per_day`` are the per-sender quotas (0:
     unlimited); ``clock`` returns seconds (``time.monotonic`` by default).
     """
 
@@ -105,6 +108,7 @@ class Relay:
         files_per_hour: int = 0,
         bytes_per_day: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        book: ResumeBook | None = None,
     ) -> None:
         self.server = server
         self.idle_timeout = idle_timeout
@@ -114,16 +118,24 @@ class Relay:
         self.clock = clock
         self.transfers: dict[int, Transfer] = {}
         self.quota = Quota(files_per_hour, bytes_per_day, clock)
-        self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock)
+        self.links = Links(server, clock=clock)
+        self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock, links=self.links)
         self.flow = Backpressure(server, self.transfers, self._end, high_water=high_water,
                                  stall_timeout=stall_timeout, clock=clock)
+        self.resumes = Resumes(server, book if book is not None else ResumeBook(None), self)
         self._ids = count(1)
         self._ended: OrderedDict[int, int] = OrderedDict()  # ended transfer id -> sender id
         self._timer: Any = None
 
     # -- called by the sendfile command ------------------------------------------
-    def start(self, client: Client, name: str, size: int) -> int:
-        """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id.
+    def start(self, client: Client, name: str, size: int, *, plan: Plan | None = None,
+              behalf: Client | None = None) -> int:
+        """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id. With *plan*
+        (a ``file-announce``: chunk size, SHA-256 and hash list) it can resume (docs/protocol.md,
+        "Resumable transfers").
+
+        *behalf* is the member an upload link's HTTP connection (*client*) sends for: it is not offered its own
+        file, and quota and hooks count the file as its.
 
         Checks, before any byte moves: the sender announced ``/caps binary``,
         *size* is within ``server.max_file_size``, the sender has fewer than
@@ -138,35 +150,33 @@ class Relay:
         name = safe_name(name)
         if "binary" not in client.caps:
             raise Refused("files travel in frames: send /caps binary first (chatroom-client does)")
-        limit = self.server.max_file_size
         if size < 0:
             raise Refused("size must be a number of bytes")
-        if size > limit:
+        if size > (limit := self.server.max_file_size):
             raise Refused(f"{size} bytes is over the server's limit of {limit} bytes (--max-file-size)")
         if sum(1 for t in self.transfers.values() if t.sender is client) >= self.max_active:
             raise Refused(f"you already have {self.max_active} transfers open; wait for one to finish")
         if client.room is None:
             raise Refused("you are in no room: /join #room first")
-        receivers = [c for c in client.room.members.values() if c is not client and not c.closed and "binary" in c.caps]
+        owner = behalf or client
+        receivers = [c for c in client.room.members.values() if c is not client and c is not behalf and not c.closed
+                     and ("binary" in c.caps or getattr(c, "takes_links", False))]
         if not receivers:
             raise Refused(f"nobody else in {client.room.label} can receive files")
-        for result in self.server.call_hook("file_offered", client, name=name, size=size):
+        for result in self.server.call_hook("file_offered", owner, name=name, size=size):
             if isinstance(result, str):
                 raise Refused(result)
-        over = self.quota.check(quota_key(client), size)
-        if over:
+        if over := self.quota.check(quota_key(owner), size):
             raise Refused(over)
         now = self.clock()
         tid = next(self._ids)
-        transfer = Transfer(tid, client, name, size, {}, now, now, window=now)
-        transfer.charge = self.quota.charge(quota_key(client), size)
+        transfer = Transfer(tid, client, name, size, {}, now, now, window=now, plan=plan)
+        transfer.charge = self.quota.charge(quota_key(owner), size)
         self.transfers[tid] = transfer
-        self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
-        away = sum(1 for c in client.room.members.values() if "remote" in c.caps)  # scale-out: other nodes' members
-        if away:
+        self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=owner)
+        if away := sum(1 for c in client.room.members.values() if "remote" in c.caps):  # scale-out: other nodes'
             self.server.broadcast(client.room, f'* "{name}" reaches only the members on {client.nick}\'s server: files '
-                                               f'are not relayed between servers ({away} in {client.room.label} are '
-                                               f'on others)')
+                                  f'are not relayed between servers ({away} in {client.room.label} are on others)')
         self.consent.offer(transfer, receivers)
         self._arm_timer()
         return tid
@@ -178,6 +188,32 @@ class Relay:
     def answer(self, client: Client, tid: int | None, accept: bool) -> str:
         """``/accept ID`` or ``/decline ID`` (see :meth:`chatroom.net.consent.Consent.answer`)."""
         return self.consent.answer(client, tid, accept)
+
+    def fetch(self, receiver: Client, token: str) -> Link | int:
+        """A download link was fetched on the HTTP connection *receiver*: it receives in the link's member's name
+        (its answer: accepted). Returns the link, or the HTTP status (404: no such link; 410: spent, offer over)."""
+        link = self.links.fetch(token)
+        if isinstance(link, int):
+            return link
+        transfer = link.transfer
+        assert transfer is not None
+        receiver.nick = link.member.nick
+        self.consent.fetched(transfer, link.member, receiver)
+        return link
+
+    def upload(self, sender: Client, token: str, name: str, size: int) -> Client | int:
+        """An upload link was used on the HTTP connection *sender* for *name* (*size* bytes): it offers the file to
+        the link's room in its member's name (:meth:`start`, which may raise Refused). The member, or 404/410."""
+        link = self.links.put(token)
+        if isinstance(link, int):
+            return link
+        member, room = link.member, link.room
+        if member.rooms.get(room.name) is not room:
+            raise Refused(f"you are no longer in {room.label}")
+        sender.nick, sender.account, sender.room = member.nick, member.account, room
+        sender.caps = frozenset({"binary"})
+        self.start(sender, name, size, behalf=member)
+        return member
 
     def _decided(self, transfer: Transfer) -> None:
         """Every receiver answered (or timed out): ``file-begin`` to the acceptors and ``OK sendfile`` to the
@@ -195,6 +231,8 @@ class Relay:
             self.server.send_line(sender, f'* "{transfer.name}": {summary(transfer)}')
         now = self.clock()
         transfer.started = transfer.last_data = transfer.window = now
+        if transfer.plan is not None:
+            self.resumes.register(transfer, quota_key(sender))  # tokens to the parties, before file-begin
         begin = f"file-begin {transfer.id} {transfer.size} {sender.nick} {transfer.name}"
         for receiver in transfer.receivers.values():
             self.server.send_bytes(receiver, receiver.frame(begin))
@@ -217,6 +255,8 @@ class Relay:
         if "binary" not in client.caps:
             return "frames need /caps binary first"
         kind, _, rest = meta.partition(" ")
+        if kind in RESUME_KINDS:
+            return self.resumes.check(client, kind, rest, size)
         if kind not in FRAME_KINDS:
             return f"unknown frame kind: {sanitize(kind)[:40]}"
         found = self._own(client, kind, rest.partition(" ")[0])
@@ -227,38 +267,44 @@ class Relay:
         transfer, tid = found, found.id
         if transfer.asked:
             return f"file-data {tid}: the receivers have not answered yet; wait for OK sendfile"
-        if size > transfer.size - transfer.relayed or size > MAX_FRAME:
-            return f"file-data {tid}: {size} bytes is more than the {transfer.size - transfer.relayed} left to send"
-        return None
+        return transfer.data_refusal(rest.partition(" ")[2], size, MAX_FRAME)
 
-    def on_frame(self, client: Client, frame: Frame) -> None:
-        """Handle one frame *client* sent: ``file-data``, ``file-end`` or ``file-abort``.
+    def on_frame(self, client: Client, frame: Frame) -> float:
+        """Handle one frame *client* sent: ``file-data``, ``file-end``, ``file-abort``, or one of the
+        resumable kinds (:mod:`chatroom.net.resume`); returns its flood cost (0 for file frames).
 
         A frame for an unknown transfer, or one that is not the client's, is
         answered with an ``ERROR`` line (quietly dropped if the transfer just
         ended, since chunks already in flight still arrive).
         """
         kind, _, rest = frame.meta.partition(" ")
+        if kind in RESUME_KINDS:
+            return self.resumes.on_frame(client, kind, rest, frame.payload)
         tid_text, _, arg = rest.partition(" ")
         if kind not in FRAME_KINDS:
             self.server.send_line(client, f"ERROR unknown frame kind: {sanitize(kind)[:40]}")
-            return
+            return 0.0
         found = self._own(client, kind, tid_text)
         if isinstance(found, str):
             if found:
                 self.server.send_line(client, f"ERROR {found}")
-            return
+            return 0.0
         transfer = found
         if transfer.asked and kind != "file-abort":
             self.server.send_line(client, f"ERROR {kind} {transfer.id}: the receivers have not answered yet")
-            return
-        if kind == "file-data":
-            self._data(transfer, frame)
+        elif kind == "file-data":
+            why = transfer.plan.refusal(transfer.id, arg, len(frame.payload)) if transfer.plan is not None else None
+            if why:
+                self.server.send_line(client, f"ERROR {why}")
+            else:
+                self._data(transfer, frame)
         elif kind == "file-end":
             self._finish(transfer, arg.strip().lower())
         else:
             reason = sanitize(arg).strip()[:200] or "cancelled"
-            self._end(transfer, f"sender cancelled: {reason}", tell_sender=False)
+            why = "paused by the sender" if transfer.offer is not None else "sender cancelled"
+            self._end(transfer, f"{why}: {reason}", tell_sender=False)
+        return 0.0
 
     def _own(self, client: Client, kind: str, tid_text: str) -> Transfer | str:
         """*client*'s open transfer *tid_text* names, or why not (``""``: it just ended; drop the frame quietly,
@@ -281,43 +327,65 @@ class Relay:
                 if not transfer.receivers and not transfer.asked:
                     self._end(transfer, "every receiver left")
         self.consent.left(client)
+        self.links.left(client)
         self.flow.left(client)
+        self.resumes.left(client)
 
     def on_drain(self, client: Client) -> None:
         """*client*'s output queue drained: give it what was held for it, resume senders it no longer blocks."""
         self.flow.drained(client)
+
+    # -- sessions of resumable offers (called by self.resumes) ---------------------------------------
+    def adopt(self, transfer: Transfer) -> None:
+        """Run *transfer* (a session :class:`~chatroom.net.resume.Resumes` made; no answer phase)."""
+        self.transfers[transfer.id] = transfer
+        self._arm_timer()
+
+    def new_id(self) -> int:
+        """A transfer id never used before by this relay."""
+        return next(self._ids)
+
+    def stop(self, transfer: Transfer, reason: str, *, cancel: bool = False, receiver: Client | None = None) -> None:
+        """End a session early (see :meth:`_end`), telling its sender too; with *receiver*, take only it out (it
+        cancelled, or another connection replaced it): the session ends when nobody is left."""
+        if receiver is not None:
+            if transfer.receivers.pop(receiver.id, None) is None:
+                return
+            transfer.held.pop(receiver.id, None)
+            self.flow.resume_unblocked()
+        if transfer.id in self.transfers and (receiver is None or not transfer.receivers):
+            self._end(transfer, reason, cancel=cancel)
 
     # -- the flow -------------------------------------------------------------------
     def _data(self, transfer: Transfer, frame: Frame) -> None:
         payload = frame.payload
         n = len(payload)
         if transfer.relayed + n > transfer.size:
-            self._end(transfer, f"more data than the announced {transfer.size} bytes")
+            self._end(transfer, f"more data than the announced {transfer.size} bytes", cancel=True)
             return
         transfer.relayed += n
         transfer.last_data = self.clock()
-        meta = f"file-data {transfer.id}"
+        (meta, indexed), legs = transfer.data_meta(n), transfer.legs  # receivers that can resume get the index
         flow = self.flow
         blocked = False
         for receiver in transfer.receivers.values():  # one payload object, shared by every receiver's queue
-            header = receiver.frame_header(meta, n)  # a few bytes, in the receiver's wire format
+            header = receiver.frame_header(indexed if receiver.id in legs else meta, n)  # a few bytes
             if not flow.send(transfer, receiver, header, payload) or receiver.queued > flow.high_water:
                 blocked = True
         if blocked:
             flow.pause(transfer)
 
     def _finish(self, transfer: Transfer, digest: str) -> None:
-        if transfer.relayed != transfer.size:
-            self._end(transfer, f"size mismatch: sent {transfer.relayed} of {transfer.size} bytes")
-            return
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            self._end(transfer, "file-end without a SHA-256 hex digest")
+        why = transfer.end_refusal(digest)
+        if why:
+            self._end(transfer, why, cancel=True)
             return
         end = f"file-end {transfer.id} {digest}"
         for receiver in transfer.receivers.values():
             self.flow.send(transfer, receiver, receiver.frame(end))
         nicks = [r.nick for r in transfer.receivers.values()]
         self._forget(transfer)
+        self.resumes.ended(transfer, complete=True)
         self.server.send_bytes(transfer.sender, transfer.sender.frame(f"file-done {transfer.id} {','.join(nicks)}".rstrip()))
         elapsed = max(self.clock() - transfer.started, 1e-9)
         log.info(
@@ -328,14 +396,21 @@ class Relay:
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size,
                               receivers=nicks, ok=True)
 
-    def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True) -> None:
-        """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
-        transfer.held.clear()  # the receivers discard the file anyway
+    def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True, cancel: bool = False) -> None:
+        """End *transfer* early: ``file-abort`` to its receivers (and its sender if *tell_sender*), or
+        ``file-pause`` to the parties that can resume it; with *cancel* (the sender broke the protocol) a
+        resumable offer is over for good (``file-abort``, then ``file-gone``)."""
+        transfer.cancelled = transfer.cancelled or cancel
+        transfer.held.clear()  # the receivers discard (or keep) what they have anyway
         for receiver in [*transfer.receivers.values(), *transfer.asked.values()]:
             transfer.abort(self.server, receiver, reason)
         self._forget(transfer)
         if tell_sender:
             transfer.abort(self.server, transfer.sender, reason)
+        self.resumes.ended(transfer, complete=False)
+        if cancel and transfer.offer is not None:  # the parties of this session were told with file-abort
+            told = {leg.key for leg in transfer.legs.values()} | ({transfer.offer.key} if tell_sender else set())
+            self.resumes.drop(transfer.offer, reason, told=told)
         log.info("transfer %d: %r from %s aborted: %s", transfer.id, transfer.name, transfer.sender.nick, reason)
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
 
@@ -356,6 +431,7 @@ class Relay:
         self._timer = None
         now = self.clock()
         self.consent.expire(now)
+        self.links.expire(now)
         self.flow.tick(now)
         for transfer in list(self.transfers.values()):
             if transfer.sender.id in self.flow.paused or transfer.asked:
@@ -371,3 +447,4 @@ class Relay:
                     transfer.window, transfer.mark = now, transfer.relayed
         self.flow.resume_unblocked()
         self._arm_timer()
+

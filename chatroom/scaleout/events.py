@@ -18,7 +18,7 @@ import json
 from typing import NamedTuple
 
 from chatroom.model.history import Entry
-from chatroom.model.notice import Notice
+from chatroom.model.notice import Event, Notice
 
 __all__ = ["STORED_KINDS", "Carried", "decode", "encode", "stored"]
 
@@ -34,17 +34,17 @@ class Carried(NamedTuple):
     """One event off the bus: ``event`` (an Entry, or a Notice for a structured notice), ``node`` (``str``:
     where it happened) and ``member`` (``int``: the member id that caused it there, 0 for none)."""
 
-    event: Entry
+    event: Event
     node: str
     member: int
 
 
-def stored(event: Entry, record: bool = True) -> bool:
+def stored(event: Event, record: bool = True) -> bool:
     """Does the room's history keep *event* (gets an id)? Only with *record* (``--no-history``: nothing)."""
     return record and event.kind in STORED_KINDS and not isinstance(event, Notice)
 
 
-def encode(event: Entry, node: str, member: int) -> bytes:
+def encode(event: Event, node: str, member: int) -> bytes:
     """*event* (of *node*'s *member*, 0: none) as one line of UTF-8 JSON."""
     extra = getattr(event, "extra", "")
     quiet = 1 if getattr(event, "quiet", False) else 0
@@ -57,10 +57,10 @@ def decode(payload: bytes, room: str, entry_id: int) -> Carried:
     ValueError when it is not one."""
     try:
         kind, ts, nick, account, text, extra, quiet, node, member, by, cause = json.loads(payload)
-        event: Entry
+        event: Event
         if kind in _NOTICES or extra or quiet or by or cause:
             event = Notice(room, entry_id, float(ts), str(kind), str(nick), account, str(text), str(extra),
-                           bool(quiet), str(by), str(cause))  # type: ignore[assignment]
+                           bool(quiet), str(by), str(cause))
         else:
             event = Entry(room, entry_id, float(ts), str(kind), str(nick), account, str(text))
         return Carried(event, str(node), int(member))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry
-from chatroom.model.notice import Notice
+from chatroom.model.notice import Event, Notice
 from chatroom.scaleout.accounts import SharedAccounts
 from chatroom.scaleout.address import parse_redis_url
 from chatroom.scaleout.bus import Keys, Publisher, parse_batch
@@ -130,7 +130,7 @@ class Node:
         self.sub.close()
 
     # -- publishing -------------------------------------------------------------------------------
-    def publish(self, room: Room, pending: list[tuple[int, Entry]]) -> None:
+    def publish(self, room: Room, pending: list[tuple[int, Event]]) -> None:
         """``hub.bus``: *room*'s events of this pass, ``(sender member id or 0, event)``, to Redis in one call."""
         self.presence.joined_or_left(pending)
         self.joining.update((room.name, sender) for sender, event in pending if event.kind == "join" and sender)
@@ -148,7 +148,7 @@ class Node:
         known = self.history.latest_id(room) if self.history is not None and self.hub.record else 0
         return max(known, feed.next_id - 1 if feed is not None else 0)
 
-    def _published(self, room: Room, pending: list[tuple[int, Entry]], reply: Any) -> None:
+    def _published(self, room: Room, pending: list[tuple[int, Event]], reply: Any) -> None:
         if isinstance(reply, tuple):
             self.published += 1
             if self._failing:
@@ -157,7 +157,7 @@ class Node:
             return
         self._not_published(room, pending, str(reply))
 
-    def _not_published(self, room: Room, pending: list[tuple[int, Entry]], reason: str) -> None:
+    def _not_published(self, room: Room, pending: list[tuple[int, Event]], reason: str) -> None:
         """Tell each speaker of *pending* that its line was not delivered (nobody got it)."""
         self.joining.difference_update((room.name, sender) for sender, _ in pending)
         if self._closing:
@@ -314,8 +314,8 @@ class Node:
             log.error("cannot hold room %s from another node: %s", name, exc)
             return
         history = self.history if self.hub.record else None
-        pending: list[tuple[int, Entry]] = []
-        parted: list[tuple[Member, Entry]] = []
+        pending: list[tuple[int, Event]] = []
+        parted: list[tuple[Member, Event]] = []
         for entry_id, payload in events:
             try:
                 carried = decode(payload, name, entry_id)
@@ -339,7 +339,7 @@ class Node:
                     parted.append((target, event))
             elif carried.node != self.name and event.kind == "mode":
                 mode_here(self.hub, room, getattr(event, "extra", ""))
-            if entry_id and history is not None:
+            if entry_id and history is not None and isinstance(event, Entry):  # stored lines are Entries
                 history.put(event)
             if event.kind == "topic":  # (stored or not: --no-history shares topics too)
                 room.topic, room.topic_by, room.topic_at = event.text, event.nick, event.ts

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from chatroom.model.errors import Refused
 from chatroom.model.member import Member
 from chatroom.model.names import nick_key, nick_skeleton_key
-from chatroom.model.notice import Notice
+from chatroom.model.notice import Event, Notice
 from chatroom.scaleout.events import decode
 from chatroom.scaleout.link import Unavailable
 from chatroom.scaleout.remote import RemoteMember, encode_remote
@@ -149,7 +149,7 @@ class Presence:
         message["node"] = self.name
         self._send("PUBLISH", self.key["ctl"], json.dumps(message))
 
-    def joined_or_left(self, pending: list[tuple[int, Entry]]) -> None:
+    def joined_or_left(self, pending: list[tuple[int, Event]]) -> None:
         """A pass about to be published: record the rooms of its local members that joined or left."""
         for sender, event in pending:
             if event.kind in ("join", "part"):
@@ -267,7 +267,7 @@ class Presence:
         if not room.members:
             self.hub.rooms.vacated(room)
 
-    def batch_event(self, room: Room, node: str, mid: int, event: Entry) -> None:
+    def batch_event(self, room: Room, node: str, mid: int, event: Event) -> None:
         """A join or part of another node's member, in *room*'s batch: the mirror follows (before delivery)."""
         if event.kind == "join":  # (a known mirror keeps its nick: a rename or a snapshot may be newer than this)
             self.enter(self.mirrors.get((node, mid)) or self.mirror(node, mid, event.nick, event.account), room)
@@ -286,7 +286,7 @@ class Presence:
             if announce:
                 text = f"{remote.nick} left {room.label} ({reason})"
                 notice = Notice(room.name, 0, self.hub.clock(), "part", remote.nick, remote.account, text, reason)
-                self.hub.deliver_batch(room, [(0, notice)])  # type: ignore[list-item]
+                self.hub.deliver_batch(room, [(0, notice)])
         if self.hub.members.get(remote.id) is remote:
             del self.hub.members[remote.id]
         if self.hub.nicks.get(nick_key(remote.nick)) is remote:

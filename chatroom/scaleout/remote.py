@@ -16,7 +16,7 @@ from chatroom.scaleout.events import encode
 from chatroom.wire.lines import encode_line
 
 if TYPE_CHECKING:
-    from chatroom.model.history import Entry
+    from chatroom.model.notice import Event
 
 __all__ = ["Forwarder", "RemoteMember", "encode_remote"]
 
@@ -32,7 +32,7 @@ class Forwarder(Protocol):
 _REMOTE_CAPS = frozenset({"remote"})
 
 
-def encode_remote(entry: Entry, tagged: int, current: bool, history: bool = False) -> bytes:
+def encode_remote(entry: Event, tagged: int, current: bool, history: bool = False) -> bytes:
     """The remote wire: room lines are nothing here; a private line is the event, for its node."""
     return b"\0" + encode(entry, "", 0) if entry.kind == "private" else b""
 

@@ -31,7 +31,7 @@ from chatroom.model.moderation import RoomRules
 from chatroom.scaleout.link import Unavailable
 
 if TYPE_CHECKING:
-    from chatroom.model.history import Entry
+    from chatroom.model.notice import Event
     from chatroom.model.hub import Hub
     from chatroom.model.member import Member
     from chatroom.model.room import Room
@@ -176,7 +176,7 @@ class SharedRules:
             self.apply(name, reply.decode())
 
 
-def part_here(hub: Hub, member: Member, room: Room, event: Entry) -> None:
+def part_here(hub: Hub, member: Member, room: Room, event: Event) -> None:
     """Another node took this node's *member* out of *room* (*event*: its part notice, which the room's other
     members get from the batch): do it here too; the member is told (a kick, in its wire's words), the room not
     a second time."""

@@ -17,14 +17,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 from chatroom.model.accounts import AccountStore
 from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
+from chatroom.model.resumable import ResumeBook
 from chatroom.model.room import Room
 from chatroom.net.budget import FloodPolicy
+from chatroom.net.filelinks import link_base
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
 from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
@@ -56,6 +58,22 @@ PRUNE_EVERY = 60.0
 PRUNE_ROWS = 500
 
 
+class _Budgets(TypedDict):
+    """The budgets every transport of a server shares (:class:`~chatroom.net.tcp.LineTransport`'s keywords)."""
+
+    flood: FloodPolicy
+    partial_timeout: float
+    max_per_address: int
+
+
+def _connection(member: Member) -> Connection:
+    """*member* as the loop's connection: every member of a server is one (of the door it came through);
+    TypeError for a member of another hub."""
+    if not isinstance(member, Connection):
+        raise TypeError(f"{member!r} is not a connection of this server")
+    return member
+
+
 class Server:
     """A chat server bound at construction; run it with :meth:`serve_forever`.
 
@@ -68,8 +86,7 @@ class Server:
     runs on the loop thread), and *claim*: the data dir's lock and the bound listeners
     (:func:`chatroom.server.claim.take`, which the command line calls before it loads plugins; else the
     server takes it here). ``address`` is the bound ``(host, port)``, ``tls_address`` and ``web_address``
-    the TLS and web ones (or None). ``commit_window`` (seconds) groups history commits under load (see
-    :meth:`_commit_history`; 0: one commit per pass). A server password gates every connection (``gate``:
+    the TLS and web ones (or None). A server password gates every connection (``gate``:
     :class:`~chatroom.server.gate.PasswordGate`). ``irc_addresses``: the IRC door's (clear first, then TLS).
     :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises
     :class:`~chatroom.server.checks.StartupError` (one line) if the data dir is another server's or an
@@ -84,8 +101,7 @@ class Server:
         selector: selectors.BaseSelector | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        listener: Any = None,
-        waker: Any = None,
+        listener: Any = None, waker: Any = None,
         inline_threads: bool = False,
         claim: Claim | None = None,
     ) -> None:
@@ -104,26 +120,30 @@ class Server:
         if inline_threads:
             self.loop.scheduler.inline = True
         self.loop.stream_fault = lambda owner, trace: self.plugins.fault(owner, trace, count=False)
-        self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock)
+        self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock, wake=self.loop.wake,
+                               inline=inline_threads, max_unsaved=options.history_max_unsaved)  # kit: no thread
         self.hub = Hub(self.history, default_room=options.default_room, announce_limit=options.announce_limit,
                        clock=wall_clock, record=options.record_history, max_rooms=options.max_rooms)
-        self.accounts = AccountStore(self.data_dir / "accounts.sqlite3")  # registered nicks (ctx.accounts)
+        self.accounts = AccountStore(self.data_dir / "accounts.sqlite3", post=self.loop.scheduler.call_soon_threadsafe,
+                                     inline=inline_threads)  # registered nicks (ctx.accounts); writes off the loop
         self.hub.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in options.admins)
         self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
         self.gate = PasswordGate(self, options.server_password)  # --password-file: who still must give it
-        self.port = ServerPort(self)  # what plugins see of the server: the typed plugin port (plugins/port.py)
+        self.port = ServerPort(self, checkpoints=not inline_threads)  # what plugins see: the typed plugin port
         self.dispatcher = Dispatcher(self.port, self.plugins)
         self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
                            files_per_hour=options.quota_files_per_hour,
-                           bytes_per_day=options.quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
+                           bytes_per_day=options.quota_bytes_per_day,  # consent and quotas: chatroom.net.consent
+                           book=ResumeBook(self.data_dir / "transfers.sqlite3", options.resume_keep, wall_clock))
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
         claim, tls, timeout = self.claim, self.claim.tls, options.tls_handshake_timeout
         flood = FloodPolicy(options.flood_rate, options.flood_burst, options.flood_kill, options.flood_backlog)
-        budgets = dict(flood=flood, partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
+        budgets = _Budgets(flood=flood, partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
+        self.transport: LineTransport
         if tls is not None and claim.tls_listener is None:  # the main port speaks TLS
             self.transport = TLSTransport(self.loop, self, claim.listener, context=tls, handshake_timeout=timeout,
                                           **budgets)
@@ -145,18 +165,17 @@ class Server:
                             static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
+            self.relay.links.base = link_base("http" if tls is None else "https", self.web_address[1])  # IRC files
         doors = open_irc(self.loop, self, claim.irc_listener, claim.irc_tls_listener, tls=tls, version=_version(),
-                         server_name=options.irc_server_name, share=self.transport, handshake_timeout=timeout,
+                         server_name=options.irc_server_name, share=self.transport,
+                         ping_after=options.irc_ping_after, handshake_timeout=timeout,
                          **budgets) if claim.irc_listener or claim.irc_tls_listener else []
         self.transports += doors
         self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]
-        #: Scale-out (``--redis``): this server as a node of several (chatroom.scaleout.node.Node), or None.
         self.scaleout = (attach(options, self.loop, self.hub, self.history, self.send_line, self.transports,
-                                self.accounts) if options.redis is not None else None)
-        self._history_failing = False
+                                self.accounts) if options.redis is not None else None)  # --redis: a scaleout Node
+        self._history_failing: str | None = None  # what the log said last about the history store
         self._left = False  # set by close() once every member got client_left
-        self.commit_window = options.commit_window
-        self._last_commit = -1e9
 
     # -- running -------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -192,8 +211,8 @@ class Server:
     def close(self) -> None:
         """Shut down, in this order (docs/plugins.md, "Shutdown order"): stop accepting; ``client_left`` for
         every member (the reason); queued worker jobs drained and their ``on_done`` run (5 s at most, logged if
-        exceeded); ``shutdown`` hook (its lines still reach the clients); every connection told the reason,
-        output flushed (2 s at most), connections closed (no second ``client_left``); history and stores closed."""
+        exceeded); ``shutdown`` hook (its lines still reach the clients); every connection told the reason, output
+        flushed (2 s at most), connections closed (no second ``client_left``); scale-out, history, stores closed."""
         reason = self.loop.stop_reason or "server shutting down"
         log.info("shutting down: %s", reason)
         for transport in self.transports:
@@ -219,11 +238,15 @@ class Server:
         self.hub.flush()
         if self.scaleout is not None:
             self.scaleout.close()
-        self.commit_window = 0.0
         self._commit_history()
         self.port.close()
-        self.history.close()
+        try:
+            self.history.close()
+        except (sqlite3.Error, TimeoutError) as exc:
+            log.error("room history: %s", exc, extra=ERR)
+        log.info("room history: %s", self.history.writes.lag_report())
         self.accounts.close()
+        self.relay.resumes.book.close()
         self.loop.close()
         self.claim.release()
         log.info("stopped")
@@ -251,19 +274,25 @@ class Server:
         self.events.joined(conn)
 
     def on_line(self, conn: Connection, text: str) -> float:
-        """One line from *conn*; returns its flood cost."""
+        """One line from *conn*; returns its flood cost. A line that changed a room's state (a topic, a new
+        room, its rules) has its answer held until that change is committed (:meth:`answer_when_saved`)."""
         if conn.id in self.gate.held:
             return self.gate.line(conn, sanitize(text).strip())
-        return self.dispatcher.handle_line(conn, text)
+        changes = self.history.version
+        try:
+            return self.dispatcher.handle_line(conn, text)
+        finally:
+            if self.history.version != changes:
+                self.answer_when_saved(conn)
 
     def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
         """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
         hooks (what ``/msg`` does); False if a hook dropped it."""
-        return Context(self, "core", member).private(target, text, notice=notice)
+        return Context(self.port, "core", member).private(target, text, notice=notice)
 
-    def on_frame(self, conn: Connection, frame: Any) -> None:
-        """One frame from *conn* (file transfer)."""
-        self.relay.on_frame(conn, frame)
+    def on_frame(self, conn: Connection, frame: Any) -> float:
+        """One frame from *conn* (file transfer); returns its flood cost."""
+        return self.relay.on_frame(conn, frame)
 
     def check_frame(self, conn: Connection, meta: str, size: int) -> str | None:
         """May *conn* send this frame? (see :meth:`chatroom.net.relay.Relay.check_frame`)."""
@@ -287,33 +316,34 @@ class Server:
             self.call_hook("client_left", conn, reason=reason)
 
     def _commit_history(self) -> None:
-        """Commit the pass's history lines before any output leaves; under load, group commits: when the last
-        commit is less than ``commit_window`` s old (and fewer than 1,000 lines wait) the pass's output is held
-        (``Loop.hold_until``) and goes with the next commit (PostgreSQL's ``commit_delay``; a commit costs about a
-        200-member fan-out). At most ``commit_window`` of added latency; no byte leaves before its lines are saved."""
-        pending = self.history.pending
-        if not pending:
-            self.loop.hold_until = 0.0
-            return
-        now = self.loop.clock()
-        if now - self._last_commit < self.commit_window and pending < 1000:
-            self.loop.hold_until = self._last_commit + self.commit_window
-            return
-        self._last_commit = now
-        self.loop.hold_until = 0.0
-        try:
-            self.history.commit()
-        except sqlite3.Error as exc:  # kept in memory and retried next pass; logged once per episode
-            if not self._history_failing:
-                log.error("cannot save the room history (will retry): %s", exc, extra=ERR)
-            self._history_failing = True
-        else:
-            self._history_failing = False
+        """End of every pass, after the fan-out: hand the pass's lines to the writer (never waits), apply what it
+        reported; a failing store is logged when it starts failing and when it recovers (protocol.md, Durability)."""
+        writes = self.history.writes
+        writes.collect()
+        self.history.submit()
+        error = writes.store_error
+        if error != self._history_failing:
+            if error is not None and self._history_failing is None:
+                log.error("history store unavailable: %s; new lines wait in memory (at most %d, then speakers "
+                          "are refused) and are retried", error, writes.max_unsaved, extra=ERR)
+            elif error is None:
+                log.warning("history store recovered after %.1f s: %d lines saved", writes.outage,
+                            writes.saved_since_failure, extra=ERR)
+            self._history_failing = error
+
+    def answer_when_saved(self, member: Member) -> None:
+        """Hold what *member* is sent until every room-store change made so far is committed: who changed a
+        topic, a room or its rules hears ``OK`` (or the IRC reply) only then (docs/protocol.md, "Durability")."""
+        if isinstance(member, Connection) and not member.gone:  # a member the loop writes to
+            self.loop.gate(member)
+            self.history.when_saved(lambda: self.loop.ungate(member))
 
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
-        more = self.hub.rooms.expire()
-        more = self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS) or more
-        self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
+        more = self.hub.rooms.expire()  # the step runs on the history's writer thread; the loop never waits
+        self.relay.resumes.expire()  # resumable transfers idle past --resume-keep
+        def again(pruned: bool, _error: BaseException | None) -> None:
+            self.loop.call_later(0 if pruned or more else PRUNE_EVERY, self._prune)
+        self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS, on_done=again)
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
     @property
@@ -332,7 +362,7 @@ class Server:
     def send_line(self, member: Member, text: str) -> None:
         """Queue one line for *member*, after its rooms' pending lines and behind any listing it is streaming."""
         self.hub.flush_for(member)
-        self.loop.send_line(member, text)  # type: ignore[arg-type]
+        self.loop.send_line(_connection(member), text)
 
     def send_private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A ``/msg`` *text* from *nick* to *target* (a line ``NICK (private): text``, or a ``private`` event)."""
@@ -350,22 +380,23 @@ class Server:
     def stream(self, member: Member, lines: Iterator[str], plugin: str) -> None:
         """Send many lines to *member*, pulled lazily as its queue drains."""
         self.hub.flush_for(member)
-        self.loop.stream(member, lines, plugin)  # type: ignore[arg-type]
+        self.loop.stream(_connection(member), lines, plugin)
 
     def close_client(self, member: Member, reason: str, *, flush: bool = False, tell: bool = False) -> None:
         """Disconnect *member*; with *flush*, after its queued output is sent; with *tell*, its last line is
         ``ERROR disconnected (REASON)`` (just ``ERROR disconnected`` for the reason ``"disconnected"``)."""
         if tell:
             self.send_line(member, "ERROR disconnected" + (f" ({reason})" if reason != "disconnected" else ""))
-        member.transport.close(member, reason, flush=flush)  # type: ignore[attr-defined]
+        conn = _connection(member)
+        conn.transport.close(conn, reason, flush=flush)
 
     def pause_reading(self, member: Member) -> None:
         """Stop reading *member*'s input (file backpressure)."""
-        self.loop.pause_reading(member)  # type: ignore[arg-type]
+        self.loop.pause_reading(_connection(member))
 
     def resume_reading(self, member: Member) -> None:
         """Undo :meth:`pause_reading`."""
-        self.loop.resume_reading(member)  # type: ignore[arg-type]
+        self.loop.resume_reading(_connection(member))
 
     def call_hook(self, hook: str, client: Member | None, /, **kwargs: Any) -> list[Any]:
         """Call *hook* on every plugin with ``ctx.client`` = *client*; returns the non-None results."""

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     _number(parser, "--file-offer-timeout", metavar="S",
             help="seconds a receiver that asks for consent (/files ask) has to /accept or /decline "
                  "an offer before it counts as declined (default 60)")
+    _number(parser, "--resume-keep", metavar="TIME",
+            help="how long an interrupted transfer waits for both ends to come back and resume it, after its "
+                 "last activity: 3600, 90m, 24h, 7d (default 24h, at most 30d)")
     parser.add_argument("--plugin-dir", type=Path, action="append", default=[],
                         help="load every .py file in this folder as a plugin (repeatable)")
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
@@ -136,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
             "creating one more is refused (docs/protocol.md, Room lifetime)")
     rooms.add_argument("--no-history", dest="record_history", action="store_false", default=UNSET,
                        help="do not record what is said in rooms (rooms and topics still persist)")
+    _number(rooms, "--history-max-unsaved", metavar="N", help="lines kept in memory while the history store "
+            "fails; past N a speaker is refused (1-10000000, default 10000; docs/protocol.md, Durability)")
     rooms.add_argument("--history-keep", type=history_keep, default=UNSET, metavar="SPEC",
                        help="retention of the room history: LINES per room, DAYS with a d (30d), or both "
                             "(100000,30d); default: keep everything")
@@ -176,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     _number(irc, "--irc-port", metavar="PORT", help="serve IRC on PORT (0: the kernel picks; default: no IRC)")
     _number(irc, "--irc-tls-port", metavar="PORT", help="with --tls: IRC over TLS on PORT (6697 by convention)")
     irc.add_argument("--irc-server-name", default=UNSET, metavar="NAME", help="IRC server name (default: host name)")
+    _number(irc, "--irc-ping-after", metavar="S",
+            help="PING an IRC client silent for S seconds; close it after S more without an answer (default 120)")
     parser.add_argument("--password-file", type=Path, metavar="FILE",
                         help="a shared server password (the first line of FILE): every connection, clear or TLS, "
                              "must send /pass PASSWORD before anything else")

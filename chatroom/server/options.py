@@ -144,6 +144,17 @@ def _retention_problem(keep: Any) -> str | None:
     return None
 
 
+def parse_duration(text: str) -> float:
+    """``"24h"`` -> 86400.0, ``"90m"``, ``"7d"``, ``"3600"`` or ``"30s"`` -> seconds (``float``).
+
+    Raises argparse.ArgumentTypeError for anything else.
+    """
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 3600, 90m, 24h, 7d)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
 def web_port(text: str) -> int | None:
     """``--web-port``: ``"8080"`` -> 8080, ``"0"`` -> 0 (the kernel picks), ``"off"`` -> None (no web listener).
 
@@ -258,8 +269,9 @@ class ServerOptions:
     history_keep: tuple[int | None, float | None] = (None, None)
     #: False: record nothing said in rooms (rooms and topics still persist).
     record_history: bool = True
-    #: History commits are grouped under load within this many seconds (0: one per pass).
-    commit_window: float = _num(0.002, high=1.0)
+    #: Lines kept in memory while the history store fails; past it a speaker is refused (docs/protocol.md,
+    #: "Durability").
+    history_max_unsaved: int = _num(10_000, int, 1, 10_000_000)
     #: A member that never named itself counts as ready for ``member_ready`` after this many seconds.
     ready_grace: float = _num(5.0, high=DAY)
     #: The plugin host: disable a plugin after this many faults; warn when it blocks the loop this long (ms).
@@ -270,6 +282,8 @@ class ServerOptions:
     file_offer_timeout: float = _num(60.0, above=True, high=DAY)
     quota_files_per_hour: int = _num(0, int)
     quota_bytes_per_day: int = _num(0, int, parse=parse_size)
+    #: Seconds a resumable transfer waits for its parties to come back after its last activity (up to 30 days).
+    resume_keep: float = _num(DAY, above=True, high=30 * DAY, parse=parse_duration)
     #: TLS on the main port (a self-signed pair made in the data dir), or with *tls_cert* and *tls_key*;
     #: with *tls_port*, beside the clear port instead (implies TLS; 0: the kernel picks).
     tls: bool = False
@@ -290,6 +304,8 @@ class ServerOptions:
     irc_port: int | None = _port()
     irc_tls_port: int | None = _port()
     irc_server_name: str = ""
+    #: Seconds of silence after which an IRC client is PINGed, then as many more before ``ERROR`` and close.
+    irc_ping_after: float = _num(120.0, above=True, high=DAY)
     #: Account names that moderate every room and enable or disable plugins (the config file's ``admins``).
     admins: tuple[str, ...] = ()
     #: Every connection must first send ``/pass PASSWORD`` (None: no gate). Never shown in ``repr``.
