@@ -45,7 +45,7 @@ from chatroom.server.gate import PasswordGate
 from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
 from chatroom.server.port import ServerPort
 from chatroom.server.scale import attach
-from chatroom.wire.lines import sanitize
+from chatroom.wire.lines import encode_line, sanitize
 
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "ServerOptions", "default_plugins"]
 
@@ -53,8 +53,7 @@ log = logging.getLogger("chatroom.server")
 
 #: Seconds between two retention passes over the history.
 PRUNE_EVERY = 60.0
-#: Lines one retention step deletes at most: deleting a line also takes its words out of the search index
-#: (about 10-25 us a line, bench/search.py), so a step holds the loop for a few milliseconds.
+#: Lines one retention step deletes at most (each also leaves the search index, 10-25 us: bench/search.py).
 PRUNE_ROWS = 500
 
 
@@ -67,8 +66,7 @@ class _Budgets(TypedDict):
 
 
 def _connection(member: Member) -> Connection:
-    """*member* as the loop's connection: every member of a server is one (of the door it came through);
-    TypeError for a member of another hub."""
+    """*member* as the loop's connection (of the door it came through); TypeError for any other member."""
     if not isinstance(member, Connection):
         raise TypeError(f"{member!r} is not a connection of this server")
     return member
@@ -77,20 +75,19 @@ def _connection(member: Member) -> Connection:
 class Server:
     """A chat server bound at construction; run it with :meth:`serve_forever`.
 
-    *options* (:class:`~chatroom.server.options.ServerOptions`, checked already) configure it: where it
-    listens, budgets and limits (docs/protocol.md, "Budgets and limits"), rooms and history, files, TLS,
-    the web door, admins and the server password. The rest are its parts, injectable for the test kit:
-    *plugins* (the plugin host; default: the built-ins), ``selector``, ``clock`` (loop seconds),
-    ``wall_clock`` (Unix seconds for message times), ``listener`` (a bound listening socket, or the kit's
-    fake; else one is bound as the options say), ``waker``, ``inline_threads`` (``ctx.run_in_thread`` work
-    runs on the loop thread), and *claim*: the data dir's lock and the bound listeners
-    (:func:`chatroom.server.claim.take`, which the command line calls before it loads plugins; else the
-    server takes it here). ``address`` is the bound ``(host, port)``, ``tls_address`` and ``web_address``
-    the TLS and web ones (or None). A server password gates every connection (``gate``:
+    *options* (:class:`~chatroom.server.options.ServerOptions`, checked already) configure it: where it listens,
+    budgets and limits (docs/protocol.md, "Budgets and limits"), rooms and history, files, TLS, the web door, admins
+    and the server password. The rest are its parts, injectable for the test kit: *plugins* (the plugin host;
+    default: the built-ins), ``selector``, ``clock`` (loop seconds), ``wall_clock`` (Unix seconds for message
+    times), ``listener`` (a bound listening socket, or the kit's fake; else one is bound as the options say),
+    ``waker``, ``inline_threads`` (``ctx.run_in_thread`` work runs on the loop thread), and *claim*: the data dir's
+    lock and the bound listeners (:func:`chatroom.server.claim.take`, which the command line calls before it loads
+    plugins; else the server takes it here). ``address`` is the bound ``(host, port)``, ``tls_address`` and
+    ``web_address`` the TLS and web ones (or None). A server password gates every connection (``gate``:
     :class:`~chatroom.server.gate.PasswordGate`). ``irc_addresses``: the IRC door's (clear first, then TLS).
     :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises
-    :class:`~chatroom.server.checks.StartupError` (one line) if the data dir is another server's or an
-    address cannot be bound, sqlite3.Error if the history cannot be opened.
+    :class:`~chatroom.server.checks.StartupError` (one line) if the data dir is another server's or an address
+    cannot be bound, sqlite3.Error if the history cannot be opened.
     """
 
     def __init__(
@@ -362,7 +359,10 @@ class Server:
     def send_line(self, member: Member, text: str) -> None:
         """Queue one line for *member*, after its rooms' pending lines and behind any listing it is streaming."""
         self.hub.flush_for(member)
-        self.loop.send_line(_connection(member), text)
+        if isinstance(member, Connection):
+            self.loop.send_line(member, text)
+        elif not member.gone:  # another process's member (--redis: chatroom.scaleout.remote): its node gets it
+            member.deliver(encode_line(text))
 
     def send_private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A ``/msg`` *text* from *nick* to *target* (a line ``NICK (private): text``, or a ``private`` event)."""
