@@ -5,11 +5,13 @@
 #   chromium  the browser tests (tests/test_browser*.py) drive Debian's Chromium through Playwright, whose
 #             own browser download does not work everywhere (~480 MB, once)
 #   irssi     a real IRC client in a pseudo-terminal (tests/test_irc_irssi.py)
+#   curl      fetches and gives files by one-time link there, as an irssi user does
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v irssi >/dev/null 2>&1 || missing+=(irssi)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

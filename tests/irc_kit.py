@@ -17,11 +17,15 @@ DEADLINE = 10.0
 
 
 def start_irc(server_factory: Any, *args: str) -> Any:
-    """A running server with an IRC door; ``server.irc_port`` is the port it printed. Flood control is off
-    (``--flood-rate 0``): these tests send their set-up in bursts, as IRC clients do on connecting."""
+    """A running server with an IRC door; ``server.irc_port`` is the port it printed, ``server.web_url`` the
+    web listener's URL (None with ``--web-port off``). Flood control is off (``--flood-rate 0``): these tests
+    send their set-up in bursts, as IRC clients do on connecting."""
     server = server_factory("--irc-port", "0", "--irc-server-name", "irc.test", "--flood-rate", "0", *args)
+    server.web_url = None
     for _ in range(20):
         line = server.proc.stdout.readline()
+        if line.startswith("chatroom-server web "):
+            server.web_url = line.split()[2].rstrip("/")
         if line.startswith("chatroom-server IRC on "):
             server.irc_port = int(line.strip().rpartition(":")[2])
             return server

@@ -253,7 +253,8 @@ def test_requests_and_their_bounds() -> None:
     assert isinstance(error, HttpError) and error.status == 431
     body = WebParser()
     body.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-    assert isinstance(error := body.next_event(), HttpError) and error.status == 400
+    with_body = body.next_event()  # handed on: the gate answers 400 but for an upload link (test_file_links.py)
+    assert isinstance(with_body, HttpRequest) and with_body.body == 5
     garbage = WebParser()
     garbage.receive_data(b"\x00\x01 nonsense\r\n\r\n")
     assert isinstance(error := garbage.next_event(), HttpError) and error.status == 400

@@ -10,8 +10,12 @@ never says otherwise gets, so an old pipe client auto-accepts), ``ask``
 transfer's candidates by policy and asks the ``ask`` ones; answers, leaving
 members and the deadline fill the transfer's ``accepted``, ``declined`` and
 ``timed_out``; once nobody is left to answer, ``decided(transfer)`` (the
-relay's) sends the bytes to the acceptors or refuses. Its own state: the
-policies and the offers waiting for answers. Loop thread only.
+relay's) sends the bytes to the acceptors or refuses. A member whose door
+has no file frames (``takes_links``: IRC) is always asked, with a one-time
+link (:class:`~chatroom.net.filelinks.Links`, when a *links* part is given):
+fetching it is its acceptance (:meth:`Consent.fetched`), ``none`` still
+declines at once. Its own state: the policies and the offers waiting for
+answers. Loop thread only.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chatroom.model.errors import Refused
+from chatroom.net.filelinks import Links
 from chatroom.net.transfer import RelayHost, Transfer
 
 if TYPE_CHECKING:
@@ -47,12 +52,14 @@ class Consent:
 
     *host* sends the offers and replies; *decided* is called with a transfer
     once every receiver answered, declined or timed out; *timeout* is the
-    answer phase in ``clock()`` seconds.
+    answer phase in ``clock()`` seconds; *links* offers files to members that take links (None: they are
+    left out).
     """
 
     def __init__(self, host: RelayHost, decided: Callable[[Transfer], None], *, timeout: float = OFFER_TIMEOUT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, links: Links | None = None) -> None:
         self.host = host
+        self.links = links
         self.decided = decided
         self.timeout = timeout
         self.clock = clock
@@ -79,6 +86,8 @@ class Consent:
             shown = "" if tid is None else f" {tid}"
             raise Refused(f"no offer{shown} is waiting for your answer (an offer counts as declined "
                           f"after {self.timeout:g} s)")
+        if accept and getattr(client, "takes_links", False):
+            raise Refused(f"open the link of offer {transfer.id} to take the file: fetching it accepts it")
         verb = "accepted" if accept else "declined"
         self.host.send_line(client, f'OK {verb} {transfer.id} "{transfer.name}" from {transfer.sender.nick}')
         self._answer(transfer, client, accept)
@@ -86,14 +95,24 @@ class Consent:
 
     def offer(self, transfer: Transfer, candidates: list[Client]) -> None:
         """Sort *candidates* by their policy; ask the ``ask`` ones, or decide at once if nobody is asked."""
+        links: list[Client] = []
         for member in candidates:
             policy = self.policies.get(member.id, "all")
-            if policy == "all":
+            if getattr(member, "takes_links", False):
+                if policy == "none":
+                    transfer.declined.append(member.nick)
+                elif self.links is not None:
+                    links.append(member)
+            elif policy == "all":
                 transfer.receivers[member.id] = member
                 transfer.accepted.append(member.nick)
             elif policy == "none":
                 transfer.declined.append(member.nick)
             else:
+                transfer.asked[member.id] = member
+        for member in links:
+            assert self.links is not None
+            if self.links.offer(transfer, member, self.timeout):
                 transfer.asked[member.id] = member
         transfer.report = bool(transfer.asked or transfer.declined)
         if not transfer.asked:
@@ -103,10 +122,18 @@ class Consent:
         transfer.deadline = self.clock() + self.timeout
         offer = f"file-offer {transfer.id} {transfer.size} {transfer.sender.nick} {transfer.name}"
         for member in transfer.asked.values():
-            self.host.send_bytes(member, member.frame(offer))
+            if member not in links:
+                self.host.send_bytes(member, member.frame(offer))
         asked = ", ".join(m.nick for m in transfer.asked.values())
         self.host.send_line(transfer.sender, f'* offering "{transfer.name}" ({transfer.size} bytes) to {asked}: '
                                              f"waiting up to {self.timeout:g} s for their answers")
+
+    def fetched(self, transfer: Transfer, member: Client, receiver: Client) -> None:
+        """*member* fetched its link of *transfer*: *receiver* (the HTTP connection) takes the file in its name."""
+        del transfer.asked[member.id]
+        transfer.receivers[receiver.id] = receiver
+        transfer.accepted.append(member.nick)
+        self._settle(transfer)
 
     def expire(self, now: float) -> None:
         """Offers past their deadline: the receivers who did not answer count as declined."""
@@ -128,9 +155,13 @@ class Consent:
     def drop(self, transfer: Transfer) -> None:
         """*transfer* ended (its sender left or cancelled): no answer for it is awaited any more."""
         self.waiting.pop(transfer.id, None)
+        if self.links is not None:
+            self.links.transfer_ended(transfer)
 
     def _answer(self, transfer: Transfer, client: Client, accept: bool) -> None:
         del transfer.asked[client.id]
+        if self.links is not None:
+            self.links.answered(transfer, client)
         if accept:
             transfer.receivers[client.id] = client
             transfer.accepted.append(client.nick)
@@ -141,4 +172,6 @@ class Consent:
     def _settle(self, transfer: Transfer) -> None:
         if not transfer.asked:
             self.waiting.pop(transfer.id, None)
+            if self.links is not None:
+                self.links.transfer_ended(transfer)
             self.decided(transfer)

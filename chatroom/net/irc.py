@@ -58,6 +58,7 @@ class IrcConnection(Connection):
                  "shown_nick")
 
     greeted = False  # no welcome line and no automatic join: an IRC client joins its channels
+    takes_links = True  # no file frames: files come and go as one-time links (chatroom.net.filelinks)
 
     def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,6 +86,15 @@ class IrcConnection(Connection):
         """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client."""
         server = getattr(self.transport, "server_name", "chatroom")
         return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
+
+    def frame(self, meta: str, payload: bytes = b"") -> bytes:
+        """The relay's word about an offer made by link (``file-abort ID REASON``) as a server ``NOTICE``;
+        an IRC client never gets a file's bytes."""
+        kind, _, rest = meta.partition(" ")
+        tid, _, reason = rest.partition(" ")
+        if kind == "file-abort":
+            return self.encode_text(f"* file {tid} is no longer offered: {reason}")
+        return b""
 
     def changed(self) -> None:
         """The hub changed this member's nick (its own NICK, or a login elsewhere that took it back): the client

@@ -4,7 +4,8 @@ An :class:`IrcTransport` *is* a :class:`~chatroom.net.tcp.LineTransport` whose c
 :class:`~chatroom.net.irc.IrcConnection` objects (they parse with :class:`~chatroom.wire.irc.IrcParser`), so
 every budget of the line transport holds (see :mod:`chatroom.net.irc`). A connection stays in the ``pending``
 table until it registers (``REGISTRATION_TIMEOUT``), then joins the server's table and the application greets
-it; a silent registered client gets a PING after :data:`PING_AFTER` seconds and is closed after as many more.
+it; a silent registered client gets a PING after ``ping_after`` seconds (``--irc-ping-after``, default
+:data:`PING_AFTER`) and is closed with ``ERROR`` after as many more.
 :func:`open_irc` builds the door (:class:`~chatroom.net.irc.IrcDoor` and its commands) and binds the listeners.
 Loop thread only.
 """
@@ -19,6 +20,7 @@ from chatroom.net.connection import Connection
 from chatroom.net.irc import IrcConnection, IrcDoor, IrcTLSConnection
 from chatroom.net.ircchannels import install as install_channels
 from chatroom.net.ircchat import install as install_chat
+from chatroom.net.ircfiles import install as install_files
 from chatroom.net.ircinfo import install as install_info
 from chatroom.net.ircinfo import remember
 from chatroom.net.ircregister import install as install_register
@@ -46,8 +48,10 @@ class _Irc:
     connections: dict[int, Connection]
     _connection_class: type[IrcConnection] = IrcConnection
 
-    def _setup(self, door: IrcDoor) -> None:
+    def _setup(self, door: IrcDoor, ping_after: float = PING_AFTER) -> None:
         self.door = door
+        self.ping_after = ping_after
+        self.sweep_every = min(5.0, ping_after / 4)
         self.server_name = door.server_name
         self.pending: dict[int, IrcConnection] = {}  # connections not registered yet
         self._timer: Any = None
@@ -63,7 +67,7 @@ class _Irc:
         """A new connection waits for NICK and USER; it enters the server's table once registered."""
         self.pending[conn.id] = conn
         if self._timer is None:
-            self._timer = self.loop.call_later(5.0, self._sweep)
+            self._timer = self.loop.call_later(self.sweep_every, self._keepalive)
 
     def _too_many(self, text: str) -> bytes:
         return encode(Message("ERROR", [f"Closing Link: {text}"]))
@@ -82,8 +86,9 @@ class _Irc:
         self.connections[conn.id] = conn
         self.app.on_connect(conn, passed=True)  # PASS gave the server password already, if there is one
 
-    def _sweep(self) -> None:
-        """Every 5 s: close connections that did not register in time; PING silent clients, close the mute."""
+    def _keepalive(self) -> None:
+        """Every ``sweep_every`` s (5 s, or a quarter of ``ping_after``): close connections that did not register
+        in time; PING clients silent for ``ping_after`` s, close those silent for twice as long (``ERROR``)."""
         self._timer = None
         now = self.loop.now = self.loop.clock()
         for conn in list(self.pending.values()):
@@ -93,14 +98,14 @@ class _Irc:
         for conn in list(self.connections.values()):
             if not isinstance(conn, IrcConnection) or conn.closed or conn.closing or conn.transport is not self:
                 continue
-            if now - conn.seen >= PING_AFTER * (2 if conn.pinged else 1):
+            if now - conn.seen >= self.ping_after * (2 if conn.pinged else 1):
                 if conn.pinged:
-                    self.door.message(conn, "ERROR", f"Closing Link: Ping timeout: {PING_AFTER * 2:g} seconds")
+                    self.door.message(conn, "ERROR", f"Closing Link: Ping timeout: {self.ping_after * 2:g} seconds")
                     self.close(conn, "ping timeout", flush=True)  # type: ignore[attr-defined]
                 else:
                     conn.pinged = True
                     self.door.message(conn, "PING", self.server_name)
-        self._timer = self.loop.call_later(5.0, self._sweep)
+        self._timer = self.loop.call_later(self.sweep_every, self._keepalive)
 
     def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:
         """As the line transport's; a connection that never registered is closed without the application."""
@@ -122,11 +127,13 @@ class _Irc:
 
 class IrcTransport(_Irc, LineTransport):
     """IRC on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (``share=`` the main
-    transport) plus *door*, the :class:`IrcDoor` with the command table."""
+    transport) plus *door*, the :class:`IrcDoor` with the command table, and *ping_after* (seconds of silence
+    before the keep-alive PING; as many more without an answer close the connection)."""
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, **options: Any) -> None:
+    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, ping_after: float = PING_AFTER,
+                 **options: Any) -> None:
         LineTransport.__init__(self, loop, app, listener, **options)
-        self._setup(door)
+        self._setup(door, ping_after)
 
 
 class IrcTLSTransport(_Irc, TLSTransport):
@@ -134,25 +141,28 @@ class IrcTLSTransport(_Irc, TLSTransport):
 
     _connection_class = IrcTLSConnection
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, **options: Any) -> None:
+    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, ping_after: float = PING_AFTER,
+                 **options: Any) -> None:
         TLSTransport.__init__(self, loop, app, listener, **options)
-        self._setup(door)
+        self._setup(door, ping_after)
 
 
 def open_irc(loop: Any, app: Any, listener: Any, tls_listener: Any = None, *, server_name: str = "",
-             version: str = "", tls: Any = None, handshake_timeout: float = 10.0, **options: Any) -> list[LineTransport]:
+             version: str = "", tls: Any = None, handshake_timeout: float = 10.0, ping_after: float = PING_AFTER,
+             **options: Any) -> list[LineTransport]:
     """Serve IRC for *app* on *listener* (a bound listening socket, or None) and, with the ``ssl.SSLContext``
     *tls*, IRC over TLS on *tls_listener*. *server_name* (default: the host name) is the source of server
-    messages; *options*, :class:`~chatroom.net.tcp.LineTransport`'s. Returns the transports (the clear one
+    messages; *ping_after*, seconds of silence before the keep-alive PING (``--irc-ping-after``); *options*,
+    :class:`~chatroom.net.tcp.LineTransport`'s. Returns the transports (the clear one
     first)."""
     door = IrcDoor(app, loop, server_name or socket.gethostname() or "chatroom", version)
-    for install in (install_register, install_channels, install_chat, install_info):
+    for install in (install_register, install_channels, install_chat, install_info, install_files):
         install(door)
     transports: list[LineTransport] = []
     if listener is not None:
-        transports.append(IrcTransport(loop, app, listener, door=door, **options))
+        transports.append(IrcTransport(loop, app, listener, door=door, ping_after=ping_after, **options))
     if tls is not None and tls_listener is not None:
-        transports.append(IrcTLSTransport(loop, app, tls_listener, door=door, context=tls,
+        transports.append(IrcTLSTransport(loop, app, tls_listener, door=door, context=tls, ping_after=ping_after,
                                           handshake_timeout=handshake_timeout, **options))
     log.info("IRC door as %s", door.server_name, extra=CONN)
     return transports

@@ -20,7 +20,8 @@ stalled) is dropped from that transfer (``file-abort``), so it cannot hold
 the others back for ever; a sender that sends nothing for
 :data:`IDLE_TIMEOUT` seconds loses its transfer. Quotas and consent come
 first (:mod:`chatroom.net.quota`, :mod:`chatroom.net.consent`): only
-receivers who accepted get bytes. The pausing and resuming is
+receivers who accepted get bytes. Members without frames (IRC) use one-time
+links (:mod:`chatroom.net.filelinks`): their HTTP connections join the flow. The pausing and resuming is
 :mod:`chatroom.net.backpressure`'s; the relay holds each of these parts
 and talks to the server through :class:`~chatroom.net.transfer.RelayHost`.
 """
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from chatroom.model.errors import Refused
 from chatroom.net.backpressure import Backpressure
 from chatroom.net.consent import OFFER_TIMEOUT, Consent, summary
+from chatroom.net.filelinks import Link, Links
 from chatroom.net.malloc import tune_malloc
 from chatroom.net.quota import Quota, quota_key
 from chatroom.net.transfer import RelayHost, Transfer
@@ -114,7 +116,8 @@ class Relay:
         self.clock = clock
         self.transfers: dict[int, Transfer] = {}
         self.quota = Quota(files_per_hour, bytes_per_day, clock)
-        self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock)
+        self.links = Links(server, clock=clock)
+        self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock, links=self.links)
         self.flow = Backpressure(server, self.transfers, self._end, high_water=high_water,
                                  stall_timeout=stall_timeout, clock=clock)
         self._ids = count(1)
@@ -122,8 +125,11 @@ class Relay:
         self._timer: Any = None
 
     # -- called by the sendfile command ------------------------------------------
-    def start(self, client: Client, name: str, size: int) -> int:
+    def start(self, client: Client, name: str, size: int, *, behalf: Client | None = None) -> int:
         """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id.
+
+        *behalf* is the member an upload link's HTTP connection (*client*) sends for: it is not offered its own
+        file, and quota and hooks count the file as its.
 
         Checks, before any byte moves: the sender announced ``/caps binary``,
         *size* is within ``server.max_file_size``, the sender has fewer than
@@ -147,21 +153,23 @@ class Relay:
             raise Refused(f"you already have {self.max_active} transfers open; wait for one to finish")
         if client.room is None:
             raise Refused("you are in no room: /join #room first")
-        receivers = [c for c in client.room.members.values() if c is not client and not c.closed and "binary" in c.caps]
+        owner = behalf or client
+        receivers = [c for c in client.room.members.values() if c is not client and c is not behalf and not c.closed
+                     and ("binary" in c.caps or getattr(c, "takes_links", False))]
         if not receivers:
             raise Refused(f"nobody else in {client.room.label} can receive files")
-        for result in self.server.call_hook("file_offered", client, name=name, size=size):
+        for result in self.server.call_hook("file_offered", owner, name=name, size=size):
             if isinstance(result, str):
                 raise Refused(result)
-        over = self.quota.check(quota_key(client), size)
+        over = self.quota.check(quota_key(owner), size)
         if over:
             raise Refused(over)
         now = self.clock()
         tid = next(self._ids)
         transfer = Transfer(tid, client, name, size, {}, now, now, window=now)
-        transfer.charge = self.quota.charge(quota_key(client), size)
+        transfer.charge = self.quota.charge(quota_key(owner), size)
         self.transfers[tid] = transfer
-        self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=client)
+        self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=owner)
         self.consent.offer(transfer, receivers)
         self._arm_timer()
         return tid
@@ -173,6 +181,32 @@ class Relay:
     def answer(self, client: Client, tid: int | None, accept: bool) -> str:
         """``/accept ID`` or ``/decline ID`` (see :meth:`chatroom.net.consent.Consent.answer`)."""
         return self.consent.answer(client, tid, accept)
+
+    def fetch(self, receiver: Client, token: str) -> Link | int:
+        """A download link was fetched on the HTTP connection *receiver*: it receives in the link's member's name
+        (its answer: accepted). Returns the link, or the HTTP status (404: no such link; 410: spent, offer over)."""
+        link = self.links.fetch(token)
+        if isinstance(link, int):
+            return link
+        transfer = link.transfer
+        assert transfer is not None
+        receiver.nick = link.member.nick
+        self.consent.fetched(transfer, link.member, receiver)
+        return link
+
+    def upload(self, sender: Client, token: str, name: str, size: int) -> Client | int:
+        """An upload link was used on the HTTP connection *sender* for *name* (*size* bytes): it offers the file to
+        the link's room in its member's name (:meth:`start`, which may raise Refused). The member, or 404/410."""
+        link = self.links.put(token)
+        if isinstance(link, int):
+            return link
+        member, room = link.member, link.room
+        if member.rooms.get(room.name) is not room:
+            raise Refused(f"you are no longer in {room.label}")
+        sender.nick, sender.account, sender.room = member.nick, member.account, room
+        sender.caps = frozenset({"binary"})
+        self.start(sender, name, size, behalf=member)
+        return member
 
     def _decided(self, transfer: Transfer) -> None:
         """Every receiver answered (or timed out): ``file-begin`` to the acceptors and ``OK sendfile`` to the
@@ -276,6 +310,7 @@ class Relay:
                 if not transfer.receivers and not transfer.asked:
                     self._end(transfer, "every receiver left")
         self.consent.left(client)
+        self.links.left(client)
         self.flow.left(client)
 
     def on_drain(self, client: Client) -> None:
@@ -351,6 +386,7 @@ class Relay:
         self._timer = None
         now = self.clock()
         self.consent.expire(now)
+        self.links.expire(now)
         self.flow.tick(now)
         for transfer in list(self.transfers.values()):
             if transfer.sender.id in self.flow.paused or transfer.asked:

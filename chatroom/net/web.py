@@ -45,9 +45,10 @@ from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN
 from chatroom.net.tcp import CLOSE_GRACE, LineTransport, listen
 from chatroom.net.tls import TLSTransport
+from chatroom.net.webfiles import Download, Finish, Upload, link_target, serve_link
 from chatroom.net.webgate import Gate, Hosts
 from chatroom.net.webhttp import StaticFiles, plain_answer
-from chatroom.net.webproto import HttpError, HttpRequest, PeerClosed, WebParser, WsClosed, WsPing
+from chatroom.net.webproto import HttpBody, HttpError, HttpRequest, PeerClosed, WebParser, WsClosed, WsPing
 from chatroom.wire.jsonwire import (
     binary_frame, binary_header, encode_entry, hello_event, hit_event, line_event, members_event, you_event,
 )
@@ -71,10 +72,12 @@ class WebConnection(Connection):
 
     ``you`` is the last ``you`` event's state (nick, account, current room, rooms); ``since`` when the HTTP
     request being received began, or the connection if it sent none yet (loop seconds, 0: none), ``idle_since``
-    when the last one was answered; ``close_sent`` is true once our Close frame is queued (nothing follows it).
+    when the last one was answered; ``close_sent`` is true once our Close frame is queued (nothing follows it);
+    ``file`` the one-time file link it serves (:mod:`chatroom.net.webfiles`: the relay's lines and frames to
+    it are rendered as HTTP), or None.
     """
 
-    __slots__ = ("wire_index", "upgraded", "you", "since", "idle_since", "close_sent")
+    __slots__ = ("wire_index", "upgraded", "you", "since", "idle_since", "close_sent", "file")
 
     def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,15 +88,22 @@ class WebConnection(Connection):
         self.since = 0.0
         self.idle_since = 0.0
         self.close_sent = False
+        self.file: Download | Upload | None = None
 
     def deliver(self, data: bytes | memoryview) -> None:
         """As a connection's, except after our Close frame: RFC 6455 (5.5.1) allows no data frame after it,
-        and browsers would report 1006 instead of our code and reason."""
-        if not self.close_sent:
+        and browsers would report 1006 instead of our code and reason. A file link's :class:`Finish` closes it."""
+        if data.__class__ is Finish:  # the relay is done with it: it forgets it once this pass is over
+            self.file = None
+            self.loop.call_later(0, self.transport.app.relay.on_client_left, self)
+            self.transport.close(self, data.reason, flush=data.flush)  # type: ignore[union-attr]
+        elif data and not self.close_sent:
             super().deliver(data)
 
     def encode_text(self, text: str) -> bytes:
-        """A line as a ``line`` event."""
+        """A line as a ``line`` event (a file link's: as its HTTP side says)."""
+        if self.file is not None:
+            return self.file.text(text)
         return line_event(text)
 
     def hit(self, entry: Any, line: str) -> None:
@@ -101,11 +111,15 @@ class WebConnection(Connection):
         self.deliver(hit_event(entry))
 
     def frame(self, meta: str, payload: bytes = b"") -> bytes:
-        """A file frame as one binary message."""
+        """A file frame as one binary message (a file link's: as its HTTP side says)."""
+        if self.file is not None:
+            return self.file.frame(meta, payload)
         return binary_frame(meta, payload)
 
     def frame_header(self, meta: str, size: int) -> bytes:
-        """The WebSocket header and ``META\\n`` of a binary message whose payload is shared."""
+        """The WebSocket header and ``META\\n`` of a binary message whose payload is shared (a download's: nothing)."""
+        if self.file is not None:
+            return self.file.frame_header(meta, size)
         return binary_header(meta, size)
 
     def joined(self, room: Any) -> None:
@@ -156,6 +170,7 @@ class _Web:
         self.member_ids, self.ids = self.ids, itertools.count(1)
         self.request_timeout = request_timeout
         self.http: dict[int, WebConnection] = {}
+        self.files: dict[int, WebConnection] = {}  # connections serving a one-time file link
         self._http_timer: Any = None
 
     # -- connections ------------------------------------------------------------------------
@@ -210,6 +225,10 @@ class _Web:
                          event.detail[:200], extra=CONN)
             self._refuse_http(conn, event.status, event.reason)
             return 2.0
+        if kind is HttpBody:
+            if isinstance(conn.file, Upload):
+                conn.file.end() if event.end else conn.file.body(event.data)
+            return 0.0
         if kind is PeerClosed:
             self.close(conn, "connection lost")
             return 0.0
@@ -226,6 +245,9 @@ class _Web:
             if refusal.log:
                 log.info("refused a request from %s: %s", conn.host, refusal.log, extra=CONN)
             return self._refuse_http(conn, refusal.status, refusal.reason, refusal.extra)
+        link = link_target(request.target)
+        if link is not None:
+            return serve_link(self, conn, request, *link)
         if self.gate.websocket(request):
             try:
                 conn.deliver(parser.upgrade(request))
@@ -286,6 +308,8 @@ class _Web:
         if conn.upgraded:
             self._close_frame(conn, reason, flush)
             return super().close(conn, reason, flush=flush)  # type: ignore[misc,no-any-return]
+        if self.files.pop(conn.id, None) is not None and conn.file is not None and not conn.closing:
+            self.app.relay.on_client_left(conn)  # the relay forgets it as a receiver or sender
         self.close_unseen(conn, flush=flush)  # type: ignore[attr-defined]
         if conn.closed:
             self.http.pop(conn.id, None)
@@ -308,8 +332,8 @@ class _Web:
                 pass
 
     def shutdown(self) -> None:
-        """Stop accepting; close the HTTP connections (members are closed by the server)."""
-        for conn in list(self.http.values()):
+        """Stop accepting; close the HTTP connections and file links (members are closed by the server)."""
+        for conn in [*self.http.values(), *self.files.values()]:
             self.close(conn, "shutdown")
         if self._http_timer is not None:
             self._http_timer.cancel()

@@ -12,6 +12,8 @@ a WebSocket upgrade, or a file of the page. The rules (docs/protocol.md,
 - ``/ws`` needs a ``GET`` with ``Upgrade: websocket``, an allowed ``Origin``
   (the page's own, or one of ``--web-origin``) and
   ``Sec-WebSocket-Version: 13`` (otherwise ``426`` naming it, RFC 6455 4.4);
+- ``/f/TOKEN`` needs a ``GET``, ``/u/TOKEN/NAME`` a ``PUT`` or ``POST`` (one-time
+  file links, :mod:`chatroom.net.webfiles`); no other request may have a body;
 - anything else is ``GET`` or ``HEAD`` of the static files.
 
 Any thread (a :class:`Gate` is read-only once built).
@@ -123,10 +125,18 @@ class Gate:
     def check(self, request: HttpRequest, local: str) -> Refusal | None:
         """Why *request* (on a connection to the address *local*) is refused, or None."""
         headers, host = request.headers, request.headers.get(b"host")
+        if request.body is not None and request.target[:3] != b"/u/":
+            return Refusal(400, "request bodies are not accepted")
         if not self.hosts.allows(host, local):
             shown = (host or b"").decode("latin-1")[:100]
             return Refusal(403, f"this server does not answer to the name {shown} (chatroom-server --web-host "
                                 "NAME adds it)", log=f"host {shown!r} is not one of the server's")
+        link = request.target[:3]
+        if link in (b"/f/", b"/u/"):
+            allowed = (b"GET",) if link == b"/f/" else (b"PUT", b"POST")
+            if request.method not in allowed:
+                return Refusal(405, f"{' or '.join(m.decode() for m in allowed)} only", ((b"allow", b", ".join(allowed)),))
+            return None
         if not self.websocket(request):
             if request.method not in (b"GET", b"HEAD"):
                 return Refusal(405, "GET or HEAD only", ((b"allow", b"GET, HEAD"),))

@@ -5,9 +5,10 @@ parser's interface (``receive_data``, ``next_event``, ``partial``,
 ``in_frame``, ``frame_filter``), so the line transport's event loop, flood
 control and timeouts drive it unchanged (:mod:`chatroom.net.web`). Events:
 
-- before the upgrade: :class:`HttpRequest` (a complete request head; bodies
-  are refused), :class:`HttpError` (answer with this status and close),
-  :class:`PeerClosed`;
+- before the upgrade: :class:`HttpRequest` (a complete request head),
+  :class:`HttpBody` (a piece of its body, then its end: only file uploads
+  have one, :mod:`chatroom.net.webgate` refuses the others),
+  :class:`HttpError` (answer with this status and close), :class:`PeerClosed`;
 - after it: :class:`~chatroom.wire.lines.Line` for each line of a text
   message, :class:`~chatroom.wire.lines.Frame` for a binary message
   (``META\\n`` + payload), :class:`~chatroom.wire.lines.TooLong` for a message
@@ -35,8 +36,8 @@ from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping
 
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE, Frame, FrameFilter, Line, Refused, TooLong
 
-__all__ = ["MAX_HEAD", "MAX_HEADERS", "MAX_META", "HttpError", "HttpRequest", "PeerClosed", "WebParser", "WsClosed",
-           "WsPing"]
+__all__ = ["MAX_HEAD", "MAX_HEADERS", "MAX_META", "HttpBody", "HttpError", "HttpRequest", "PeerClosed", "WebParser",
+           "WsClosed", "WsPing"]
 
 #: Bytes of request line and headers h11 may hold (``max_incomplete_event_size``); past it: 431.
 MAX_HEAD = 8 * 1024
@@ -50,15 +51,28 @@ _BAD_HTTP = {431: f"request head over {MAX_HEAD} bytes"}
 
 class HttpRequest:
     """A complete HTTP request head: ``method`` and ``target`` (``bytes``), ``headers`` (lower-case name ->
-    value, ``bytes``; the last of repeated ones), ``raw`` (h11's header list, for wsproto)."""
+    value, ``bytes``; the last of repeated ones), ``raw`` (h11's header list, for wsproto); ``body`` the
+    announced body's length in bytes (``Content-Length``; -1: chunked; None: no body)."""
 
-    __slots__ = ("method", "target", "headers", "raw")
+    __slots__ = ("method", "target", "headers", "raw", "body")
 
     def __init__(self, method: bytes, target: bytes, raw: Any) -> None:
         self.method = method
         self.target = target
         self.raw = raw
         self.headers = {name: value for name, value in raw}
+        length = self.headers.get(b"content-length", b"0").strip()
+        self.body: int | None = -1 if b"transfer-encoding" in self.headers else int(length) if length != b"0" else None
+
+
+class HttpBody:
+    """A piece of a request's body (``data``, ``bytes``), or its end (``end`` True, no data)."""
+
+    __slots__ = ("data", "end")
+
+    def __init__(self, data: bytes, end: bool = False) -> None:
+        self.data = data
+        self.end = end
 
 
 class HttpError:
@@ -104,7 +118,7 @@ class WebParser:
     """h11 until :meth:`upgrade`, then wsproto; ``events`` holds the lines of a text message not handed out yet."""
 
     __slots__ = ("http", "ws", "events", "frame_filter", "max_text", "max_frame", "_parts", "_size", "_open",
-                 "_text", "_skip", "_gen")
+                 "_text", "_skip", "_gen", "_body")
 
     def __init__(self, max_text: int = MAX_LINE, max_frame: int = MAX_FRAME) -> None:
         self.http: h11.Connection | None = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
@@ -119,6 +133,7 @@ class WebParser:
         self._text = False
         self._skip = False  # over the limit: counted, not kept
         self._gen: Any = None  # wsproto's events() generator while it has events left
+        self._body = False  # the request being read has a body
 
     @property
     def partial(self) -> bool:
@@ -195,12 +210,15 @@ class WebParser:
                 if len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers) > MAX_HEAD:
                     return HttpError(431, f"request head over {MAX_HEAD} bytes")  # h11 bounds only partial heads
                 request = HttpRequest(event.method, event.target, event.headers)
-                length = request.headers.get(b"content-length", b"0")
-                if b"transfer-encoding" in request.headers or length.strip() != b"0":
-                    return HttpError(400, "request bodies are not accepted")
+                self._body = request.body is not None
                 return request
+            if isinstance(event, h11.Data):
+                return HttpBody(bytes(event.data))
             if isinstance(event, h11.ConnectionClosed):
                 return PeerClosed()
+            if self._body:  # EndOfMessage of a request with a body
+                self._body = False
+                return HttpBody(b"", True)
             # EndOfMessage: the request is complete; loop to start the next cycle once answered
         return None
 

@@ -25,6 +25,7 @@ from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.room import Room
 from chatroom.net.budget import FloodPolicy
+from chatroom.net.filelinks import link_base
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
 from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
@@ -144,8 +145,10 @@ class Server:
                             static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
             self.transports.append(door)
             self.web_address = door.listener.getsockname()[:2]
+            self.relay.links.base = link_base("http" if tls is None else "https", self.web_address[1])  # IRC files
         doors = open_irc(self.loop, self, claim.irc_listener, claim.irc_tls_listener, tls=tls, version=_version(),
-                         server_name=options.irc_server_name, share=self.transport, handshake_timeout=timeout,
+                         server_name=options.irc_server_name, share=self.transport,
+                         ping_after=options.irc_ping_after, handshake_timeout=timeout,
                          **budgets) if claim.irc_listener or claim.irc_tls_listener else []
         self.transports += doors
         self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]

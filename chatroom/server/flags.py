@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     _number(irc, "--irc-port", metavar="PORT", help="serve IRC on PORT (0: the kernel picks; default: no IRC)")
     _number(irc, "--irc-tls-port", metavar="PORT", help="with --tls: IRC over TLS on PORT (6697 by convention)")
     irc.add_argument("--irc-server-name", default=UNSET, metavar="NAME", help="IRC server name (default: host name)")
+    _number(irc, "--irc-ping-after", metavar="S",
+            help="PING an IRC client silent for S seconds; close it after S more without an answer (default 120)")
     parser.add_argument("--password-file", type=Path, metavar="FILE",
                         help="a shared server password (the first line of FILE): every connection, clear or TLS, "
                              "must send /pass PASSWORD before anything else")

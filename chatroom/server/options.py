@@ -289,6 +289,8 @@ class ServerOptions:
     irc_port: int | None = _port()
     irc_tls_port: int | None = _port()
     irc_server_name: str = ""
+    #: Seconds of silence after which an IRC client is PINGed, then as many more before ``ERROR`` and close.
+    irc_ping_after: float = _num(120.0, above=True, high=DAY)
     #: Account names that moderate every room and enable or disable plugins (the config file's ``admins``).
     admins: tuple[str, ...] = ()
     #: Every connection must first send ``/pass PASSWORD`` (None: no gate). Never shown in ``repr``.
