@@ -71,10 +71,10 @@ class Client:
     """A ``chatroom-client`` receiving into *folder*; its stdout lines are queued by a thread."""
 
     def __init__(self, port: int, nick: str, folder: Path, profile: Path | None = None,
-                 program: str | None = None) -> None:
+                 program: str | None = None, extra: tuple[str, ...] = ()) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         args = ["--port", str(port), "--name", nick, "--accept-files", "all", "--received-dir", str(folder / "in"),
-                "--send-dir", str(folder / "out")]
+                "--send-dir", str(folder / "out"), *extra]
         if profile is None:
             cmd = [program or shutil.which("chatroom-client") or "chatroom-client", *args]
         else:

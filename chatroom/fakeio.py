@@ -13,8 +13,8 @@ from __future__ import annotations
 import itertools
 import logging
 import selectors
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
@@ -127,36 +127,48 @@ class FakeWaker:
         pass
 
 
-class FakeSelector:
-    """A selector over objects with ``ready()``: ``select`` reports what is ready now, never waits."""
+class Ready(Protocol):
+    """What :class:`FakeSelector` watches: an object that says which events it is ready for now."""
+
+    def ready(self) -> int:
+        """``selectors.EVENT_READ`` and/or ``EVENT_WRITE`` (0: neither)."""
+        return 0  # (a protocol's body is not called)
+
+
+class FakeSelector(selectors.BaseSelector):
+    """A selector over :class:`Ready` objects: ``select`` reports what is ready now, never waits."""
 
     def __init__(self) -> None:
         self._keys: dict[int, selectors.SelectorKey] = {}
+        self._watched: dict[int, Ready] = {}
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         key = selectors.SelectorKey(fileobj, -1, events, data)
         self._keys[id(fileobj)] = key
+        self._watched[id(fileobj)] = fileobj
         return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self.register(fileobj, events, data)
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        self._watched.pop(id(fileobj), None)
         return self._keys.pop(id(fileobj))
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = []
-        for key in list(self._keys.values()):
-            mask = key.fileobj.ready() & key.events
+        for ident, key in list(self._keys.items()):
+            mask = self._watched[ident].ready() & key.events
             if mask:
                 ready.append((key, mask))
         return ready
 
-    def get_map(self) -> dict[int, selectors.SelectorKey]:
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:  # keyed by id(fileobj): fakes need not hash
         return dict(self._keys)
 
     def close(self) -> None:
         self._keys.clear()
+        self._watched.clear()
 
     def wants(self, fileobj: Any, event: int) -> bool:
         """True if *fileobj* is registered for *event*."""

@@ -39,7 +39,7 @@ def plugin_name(plugin: object) -> str:
     distribution declares it (``name = "pkg.mod"`` for a module, ``name = "pkg.mod:obj"`` for an object),
     else the module's last dotted part (or the object's class name, lower-cased)."""
     module = getattr(plugin, "__name__", None)
-    if isinstance(plugin, ModuleType) and module:
+    if isinstance(plugin, ModuleType) and isinstance(module, str) and module:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.value == module:
                 return ep.name
@@ -78,7 +78,7 @@ def collect_examples(plugins: Iterable[object | tuple[str, object]] = (), *,
     for command in host.registry.commands:
         if command.plugin in names or builtins:
             for cmd in (command, *command.subcommands):
-                found += [(cmd, example) for example in cmd.examples]
+                found += [(cmd, Example.of(example)) for example in cmd.examples]  # (Examples already)
     return found
 
 
@@ -106,8 +106,10 @@ def example_tests(*plugins: object | tuple[str, object], builtins: bool = False,
     if not cases:
         raise ValueError("example_tests: these plugins declare no examples")
 
-    @pytest.mark.parametrize("example", [e for _, e in cases], ids=[f"/{c.name}: {e.line}" for c, e in cases])
     def test_example(chatroom_room: Any, example: Example) -> None:
         check_example(chatroom_room(plugins, config=config, **room_options), example)
 
-    return test_example
+    # (pytest types its mark decorators' result loosely: the marked function, as declared here)
+    marked: Callable[..., None] = pytest.mark.parametrize(
+        "example", [e for _, e in cases], ids=[f"/{c.name}: {e.line}" for c, e in cases])(test_example)
+    return marked

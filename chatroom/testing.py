@@ -46,7 +46,8 @@ from chatroom.wire import lines as protocol
 from chatroom.plugins.context import Context
 from chatroom.plugins.threads import ContextExpired
 from chatroom.fakeio import FakeListener, FakeSelector, FakeSocket, FakeWaker, LogCollector
-from chatroom.plugins.manager import PluginInfo
+from chatroom.plugins.info import PluginInfo
+from chatroom.net.connection import Connection
 from chatroom.net.scheduler import Timer
 from chatroom.kitexamples import example_tests, plugin_name  # noqa: F401 - part of the kit
 
@@ -84,7 +85,7 @@ class FakeClient:
         self.frames: list[protocol.Frame] = []
         self._parser = protocol.Parser()
         self.sock = FakeSocket(self._deliver)
-        self.client: Any = None
+        self.client: Connection  # set once the server accepted it (InProcessRoom.connect)
 
     def _deliver(self, data: bytes) -> None:
         for event in self._parser.feed(data):
@@ -282,11 +283,11 @@ class InProcessRoom:
         operators = (operator,) if isinstance(operator, str) else tuple(operator)
         if (account or admin or operators) and not nick:
             raise ValueError("account=, admin= and operator= need a nick")
-        fake = FakeClient(self)
-        before = set(self.server.clients)
+        fake, before = FakeClient(self), set(self.server.clients)
+        sock: object = fake.sock  # a FakeSocket, held where a connection holds its socket
         self._listener.pending.append(fake.sock)
         self.settle()
-        new = [c for cid, c in self.server.clients.items() if cid not in before and c.sock is fake.sock]
+        new = [c for cid, c in self.server.clients.items() if cid not in before and c.sock is sock]
         if not new:
             raise RuntimeError("the server did not accept the connection")
         fake.client = new[0]

@@ -373,8 +373,9 @@ class FakeTransferManager:
 
     instances: ClassVar[list[FakeTransferManager]] = []
 
-    def __init__(self, send_dir, received_dir, write, out_queued, emit) -> None:
+    def __init__(self, send_dir, received_dir, write, out_queued, emit, *, journal=None) -> None:
         self.dirs = (send_dir, received_dir)
+        self.journal = journal
         self.write, self.out_queued, self.emit = write, out_queued, emit
         self.sent: list[str] = []
         self.frames: list[Frame] = []
@@ -410,8 +411,17 @@ class FakeTransferManager:
         self.emit(f"discarded: {reason}")
         return 1
 
-    def close(self) -> None:
+    def close(self, reason: str = "cancelled") -> None:
         self.closed = True
+
+    def server_resumes(self) -> None:
+        pass
+
+    def present_all(self) -> None:
+        pass
+
+    def running(self, token: str) -> bool:
+        return False
 
 
 class FakeWatcher:
@@ -444,8 +454,9 @@ def start_with_transfer(tmp_path: Path, **kw):
         **kw,
     )
     server.expect("/caps binary")
+    server.expect("/caps resume")
     server.expect("/nick alice")
-    server.say("OK caps binary", "OK nick alice")
+    server.say("OK caps binary", "ERROR unknown capability: resume (known: binary tags)", "OK nick alice")
     return server, console, run, FakeTransferManager.instances[0], FakeWatcher.instances[0]
 
 
@@ -582,8 +593,9 @@ def start_receiving(tmp_path: Path, quit_wait: float):
     server, console, run = start(transfer=(TransferManager, None), send_dir=tmp_path / "out",
                                  received_dir=tmp_path / "in", quit_wait=quit_wait)
     server.expect("/caps binary")
+    server.expect("/caps resume")
     server.expect("/nick alice")
-    server.say("OK caps binary", "OK nick alice")
+    server.say("OK caps binary", "ERROR unknown capability: resume (known: binary tags)", "OK nick alice")
     return server, console, run
 
 

@@ -82,20 +82,23 @@ def handshake(**kw: Any) -> tuple[Handshake, Replies, Wire, Console, list[Any]]:
     options.update(kw)
     part = Handshake(replies, console, changed=lambda: events.append("changed"),
                      end=lambda status: events.append(("end", status)),
-                     on_tags=lambda ok: events.append(("tags", ok)), **options)
+                     on_tags=lambda ok: events.append(("tags", ok)),
+                     on_resume=lambda ok: events.append(("resume", ok)), **options)
     part.start()
     return part, replies, wire, console, events
 
 
 def test_the_handshake_is_pipelined_and_its_replies_are_not_shown() -> None:
     part, replies, wire, console, events = handshake(password="s3cret-pw")
-    assert wire.take() == ["/caps binary", "/files ask", "/caps tags", "/nick alice", "/login alice s3cret-pw"]
+    assert wire.take() == ["/caps binary", "/caps resume", "/files ask", "/caps tags", "/nick alice",
+                           "/login alice s3cret-pw"]
     assert not part.greeting("* Welcome to chatroom, room lobby.")
-    for reply in ("OK caps binary", "OK files ask", "OK caps tags", "ERROR nick alice is registered"):
+    for reply in ("OK caps binary", "ERROR unknown capability: resume (known: binary tags)",  # an older server
+                  "OK files ask", "OK caps tags", "ERROR nick alice is registered"):
         replies.take(reply)
-    assert not part.named  # the refused nick waits for the login, which takes a registered nick
+    assert not part.named and not part.settled  # the refused nick waits for the login, which takes a registered nick
     replies.take("OK logged in as alice")
-    assert part.named and part.confirmed and events == [("tags", True)]
+    assert part.named and part.confirmed and part.settled and events == [("resume", False), ("tags", True)]
     assert console.lines == [] and console.errors == []  # line mode: no "* you are alice"
     part.learn("OK nick alice2")
     assert part.name == "alice2"
@@ -181,12 +184,23 @@ class Manager:
 
     made: list[Manager] = []
 
-    def __init__(self, send_dir: Path, received_dir: Path, write: Any, queued: Any, emit: Any) -> None:
+    def __init__(self, send_dir: Path, received_dir: Path, write: Any, queued: Any, emit: Any, *,
+                 journal: Any = None) -> None:
         Manager.made.append(self)
-        self.write, self.queued, self.emit = write, queued, emit
+        self.write, self.queued, self.emit, self.journal = write, queued, emit, journal
         self.frames: list[Frame] = []
+        self.resumes, self.presented = False, 0
         self.busy = self.receiving = False
         self.closed: list[str] = []
+
+    def server_resumes(self) -> None:
+        self.resumes = True
+
+    def present_all(self) -> None:
+        self.presented += 1
+
+    def running(self, token: str) -> bool:
+        return False
 
     def handle_frame(self, frame: Frame) -> None:
         self.frames.append(frame)
@@ -233,10 +247,17 @@ def test_transfers_ask_for_consent_answer_offers_and_end_with_the_connection(tmp
     manager.busy = True
     files.refresh()
     assert files.progress == ["p"] and changes == [1]
+    files.resume_answered(True)
+    files.ready()
+    files.ready()
+    assert manager.resumes and manager.presented == 1 and manager.journal is files.journal  # once per connection
     files.lost()
     assert manager.closed == ["connection to server lost"] and files.progress == [] and not files.busy
     files.connected()
     assert Manager.made[-1] is not manager  # a new manager for the new connection
+    files.ready()
+    assert Manager.made[-1].presented == 0  # not before the new connection's server took /caps resume
+    assert Manager.made[-1].journal is manager.journal  # the records outlive the connection
 
 
 # ---- Inbox and Quit -------------------------------------------------------------------------------
@@ -387,8 +408,8 @@ def test_help_shows_the_clients_commands_after_the_servers_list() -> None:
     assert not help_list.reply("/who [#ROOM], /names - List the names in your room (or in #ROOM)")
     assert help_list.reply(BARRIER_REPLY)
     assert console.lines[0] == "* chatroom-client's own commands:"
-    assert [line.split()[0] for line in console.lines[1:]] == ["/sendfile", "/transfers", "/cancel", "/accept",
-                                                               "/decline", "/quit"]
+    assert [line.split()[0] for line in console.lines[1:]] == ["/sendfile", "/transfers", "/resume", "/cancel",
+                                                               "/accept", "/decline", "/quit"]
     assert not help_list.reply(BARRIER_REPLY)  # only as many as were asked for
     assert help_list.typed("/transfers") and console.lines[-1].startswith("/transfers - ")
     assert not help_list.typed("join") and not help_list.typed("switch")  # /switch: the terminal UI's

@@ -54,8 +54,8 @@ def test_help_lists_the_clients_own_commands_after_the_servers(server: Any, term
     server_list = [i for i, line in enumerate(lines) if re.match(r"\d\d:\d\d /(who|join|upper) ", line)]
     assert len(server_list) == 3 and max(server_list) < header, alice.text()
     ours = [line[6:].split(" - ")[0] for line in lines[header + 1:] if re.match(r"\d\d:\d\d /", line)]
-    assert ours == ["/sendfile NAME", "/transfers", "/cancel ID", "/accept [ID]", "/decline [ID]", "/quit",
-                    "/switch #ROOM"]
+    assert ours == ["/sendfile NAME", "/transfers", "/resume ID", "/cancel ID", "/accept [ID]", "/decline [ID]",
+                    "/quit", "/switch #ROOM"]
     assert "no such command" not in alice.text()  # the end-of-list marker is never shown
     alice.type("/tr\t")
     alice.wait_for(r"^#lobby> /transfers$", "the client's command completes too")

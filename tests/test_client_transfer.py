@@ -112,9 +112,11 @@ def test_a_sender_sees_the_shutdown_notice_when_the_server_stops_mid_transfer(
         alice.send("/sendfile big.bin")
         bob.expect(starts('* alice is sending "big.bin"'))
         server.stop(signal.SIGTERM)
-        lines = alice.lines_until(starts('sending "big.bin" stopped: '))
+        lines = alice.lines_until(starts('sending "big.bin" paused: '))  # it can resume: its record stays
         assert "* server shutting down" in lines
-        assert alice.out[-1] == 'sending "big.bin" stopped: connection to server lost'
+        assert alice.out[-1] == ('sending "big.bin" paused: connection to server lost '
+                                 '(it resumes when you are both connected again)')
+        assert [p.name for p in alice.send_dir.glob(".big.bin.*.send")]
         alice.expect("connection to server lost")
         assert alice.proc.wait(10) == 1
     finally:

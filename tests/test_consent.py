@@ -356,9 +356,10 @@ def test_client_ask_mode_shows_offers_and_their_end(tmp_path: Path) -> None:
     server, console, run = start_client("bob", accept_files="ask", transfer=load_transfer(),
                                         send_dir=tmp_path / "send", received_dir=tmp_path / "received")
     server.expect("/caps binary")
+    server.expect("/caps resume")
     server.expect("/files ask")
     server.expect("/nick bob")
-    server.say("OK caps binary", "OK files ask", "OK nick bob")
+    server.say("OK caps binary", "OK caps binary resume", "OK files ask", "OK nick bob")
     server.sock.sendall(encode_frame("file-offer 7 12 alice a b.txt", b"")
                         + encode_frame("file-abort 7 no answer in 60 s: declined", b""))
     console.wait_for(lambda: len(console.lines) >= 2, "the offer and its end")

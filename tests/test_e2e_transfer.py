@@ -247,7 +247,8 @@ def test_chat_crosses_the_room_during_a_transfer(server: Any, clients: Any) -> N
     assert next_frame(alice).meta == f"file-done {tid} bob,carol"
 
 
-def test_sender_killed_mid_transfer_leaves_nothing(server: Any, clients: Any) -> None:
+def test_sender_killed_mid_transfer_pauses_a_resumable_receiver_and_aborts_the_others(server: Any,
+                                                                                      clients: Any) -> None:
     bob = clients("bob")
     stuck = server.connect("stuck", binary=True)  # reads one chunk, then nothing: the sender stalls
     alice = clients("alice")
@@ -260,9 +261,13 @@ def test_sender_killed_mid_transfer_leaves_nothing(server: Any, clients: Any) ->
     # Usually the server reads alice's end at once. If the relay had just paused her (stuck is full), her
     # kernel still holds unsent bytes and the FIN waits behind them: the server learns she is gone only
     # when the stalled receiver is dropped (STALL_TIMEOUT, 30 s) and she is read again. Both are right.
-    line = bob.expect(starts('discarded "huge.bin" from alice: '), timeout=STALL_TIMEOUT + 15)
-    assert line.endswith("alice disconnected")
-    assert files(bob.received_dir) == []  # no file, no .part
+    line = bob.expect(starts('"huge.bin" from alice paused at '), timeout=STALL_TIMEOUT + 15)
+    assert ": alice disconnected (it resumes when alice is back; /cancel " in line
+    kept = files(bob.received_dir)  # bob can resume: only his hidden part file and its sidecar of verified chunks
+    assert len(kept) == 2 and {Path(name).suffix for name in kept} == {".part", ".chunks"}, kept
+    bob.send(f"/cancel {line.rsplit('/cancel ', 1)[1].split()[0]}")  # he gives up: nothing is left
+    bob.expect(starts('discarded "huge.bin" from alice'))
+    assert files(bob.received_dir) == []
     for _ in range(200):  # the stalled receiver gets the abort after the chunks queued before it
         frame = next_frame(stuck)
         if not frame.meta.startswith("file-data"):

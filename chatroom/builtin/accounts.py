@@ -87,7 +87,7 @@ class Backoff:
         failures, last = self.keys.get(key, (0, 0.0))
         if failures < self.free or now - last >= self.forget:
             return 0.0
-        return max(0.0, last + min(self.base * 2 ** (failures - self.free), self.cap) - now)
+        return max(0.0, last + min(self.base * 2.0 ** (failures - self.free), self.cap) - now)
 
     def charge(self, key: str, now: float) -> None:
         """Count one failed attempt for *key* at *now*."""

@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from chatroom import Command, CommandError, Context, UsageError, hookimpl
+from chatroom import Command, CommandError, Context, Example, UsageError, hookimpl
 
 if TYPE_CHECKING:
     from chatroom import PluginInfo
 
 PLUGINS_USAGE = "/plugins [enable|disable NAME]"
-#: Capabilities a client may announce with /caps: frames (file transfer), message tags on room lines.
-KNOWN_CAPS = frozenset({"binary", "tags"})
+#: Capabilities a client may announce with /caps: frames (file transfer), message tags on room lines,
+#: resumable transfers (docs/protocol.md, "Resumable transfers").
+KNOWN_CAPS = frozenset({"binary", "tags", "resume"})
 
 
 def quit_(ctx: Context, args: list[str]) -> None:
@@ -80,7 +81,8 @@ def help_(ctx: Context, args: list[str]) -> None:
     for sub in usable:
         ctx.reply(f"  {sub.usage_line()} - {sub.summary}")
         _params(ctx, sub, "    ")
-    for example in (*command.examples, *(e for sub in usable for e in sub.examples)):
+    for given in (*command.examples, *(e for sub in usable for e in sub.examples)):
+        example = Example.of(given)  # already one: Command keeps its examples as Example objects
         shown = " / ".join(example.replies) if example.replies else "(no reply)"
         ctx.reply(f"  e.g. {example.line}  ->  {shown}")
 
@@ -96,7 +98,7 @@ def _params(ctx: Context, command: Command, indent: str) -> None:
 
 
 def caps(ctx: Context, args: list[str]) -> None:
-    """``/caps CAPABILITY...``: announce ``binary`` and/or ``tags``; replies ``OK caps ...``."""
+    """``/caps CAPABILITY...``: announce ``binary``, ``tags`` and/or ``resume``; replies ``OK caps ...``."""
     unknown = [c for c in args if c.lower() not in KNOWN_CAPS]
     if unknown:
         raise CommandError(f"unknown capability: {' '.join(unknown)} (known: {' '.join(sorted(KNOWN_CAPS))})")

@@ -36,7 +36,7 @@ MAX_KEY = 64
 
 def _room(ctx: Context) -> Room:
     room = ctx.client.room if ctx.client is not None else None
-    if room is None:
+    if not isinstance(room, Room):  # None: in no room (Member.room is untyped: the room imports the member)
         raise CommandError("you are in no room: /join #room first")
     return room
 

@@ -152,7 +152,7 @@ def _count(args: list[str], default: int) -> int:
 
 def _current(ctx: Context) -> Room:
     room = ctx.client.room if ctx.client is not None else None
-    if room is None:
+    if not isinstance(room, Room):  # None: in no room (Member.room is untyped: the room imports the member)
         raise CommandError("you are in no room: /join #room first")
     return room
 

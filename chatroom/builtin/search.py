@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from chatroom import CommandError, Command, Context, UsageError, hookimpl
+from chatroom import CommandError, Command, Context, SearchCursor, UsageError, hookimpl
 
 USAGE = "/search [#room] [from:NICK] [before:ID|DATE] [after:ID|DATE] WORDS | /search --more"
 #: Hits per page.
@@ -31,7 +31,7 @@ def search(ctx: Context, args: list[str]) -> None:
     """``/search QUERY``: the first page of hits; ``/search --more``: the next page of the last search."""
     assert ctx.client is not None
     text = ctx.text.strip()
-    cursors: dict[int, object] = ctx.state.setdefault("cursors", {})
+    cursors: dict[int, SearchCursor] = ctx.state.setdefault("cursors", {})
     if not text:
         raise UsageError(USAGE)
     start = cursors.get(ctx.client.id) if text == "--more" else text
@@ -47,7 +47,7 @@ def search(ctx: Context, args: list[str]) -> None:
             raise CommandError(f"{who} searching too much: try again in {-left / share:.0f} s")
     began = time.perf_counter()
     try:
-        page = ctx.search(start, limit=PAGE, show=True)  # type: ignore[arg-type]
+        page = ctx.search(start, limit=PAGE, show=True)
     finally:
         spent = time.perf_counter() - began
         for key, burst, share in (mine, server):

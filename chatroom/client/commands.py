@@ -19,8 +19,9 @@ __all__ = ["BARRIER", "BARRIER_REPLY", "CLIENT_COMMANDS", "TERMINAL_COMMANDS", "
 #: ``(usage, summary)`` of each command chatroom-client handles itself (or adds to the server's).
 CLIENT_COMMANDS = (
     ("/sendfile NAME", "Send NAME from the send folder to the room (quote a name with spaces)"),
-    ("/transfers", "List the files moving in and out and the offers waiting for an answer"),
-    ("/cancel ID", "Stop a transfer (see /transfers); /cancel NAME withdraws your offer still waiting"),
+    ("/transfers", "List the files moving in and out, the offers waiting for an answer, the interrupted transfers"),
+    ("/resume ID", "Resume an interrupted transfer now (see /transfers; they resume by themselves on reconnecting)"),
+    ("/cancel ID", "Stop a transfer for good (see /transfers); /cancel NAME withdraws your offer still waiting"),
     ("/accept [ID]", "Accept a file offered to you (no ID: the only offer waiting)"),
     ("/decline [ID]", "Decline a file offered to you (no ID: the only offer waiting)"),
     ("/quit", "Leave: your own sends finish first, files arriving get --quit-wait seconds"),
@@ -33,7 +34,7 @@ TERMINAL_COMMANDS = (
 BARRIER = "/help -end-"
 #: The server's answer to :data:`BARRIER`.
 BARRIER_REPLY = "ERROR no such command: /-end-"
-_ONLY_HERE = {"transfers", "cancel", "switch"}
+_ONLY_HERE = {"transfers", "resume", "cancel", "switch"}
 
 
 def help_lines(terminal: bool, name: str | None = None) -> list[str]:

@@ -143,8 +143,10 @@ def _value(action: argparse.Action, negative: argparse.Action | None, value: Any
         try:
             if action.type is Path:
                 converted: Any = Path(text).expanduser()
+            elif not callable(action.type):  # a type registered by name: none of the client's options
+                raise TypeError(f"{action.dest}: cannot convert to {action.type!r}")
             else:
-                converted = action.type(text)  # type: ignore[operator]
+                converted = action.type(text)
         except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
     elif not isinstance(value, str):

@@ -105,7 +105,7 @@ class Connection:
         """Hand the kernel what it takes of the queue; False when the connection is broken."""
         if self.out.size:
             try:
-                self.out.send_to(self.sock)  # type: ignore[arg-type]  # a TLSClientSocket has sendmsg too
+                self.out.send_to(self.sock)  # a socket, or a TLS one: both are Senders
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 from tqdm.utils import disp_len
@@ -58,8 +58,10 @@ def _shorten(text: str, room: int) -> str:
 
 
 def _meter(item: Any, elapsed: float, prefix: str, bar_format: str, ncols: int | None) -> str:
-    return str(tqdm.format_meter(item.done, item.total or None, elapsed, ncols=ncols, prefix=prefix, unit="B",
-                             unit_scale=True, unit_divisor=1024, bar_format=bar_format))
+    total = item.total or None  # None: a size not known yet, tqdm's documented "no total"
+    return str(tqdm.format_meter(item.done, total, elapsed,  # type: ignore[arg-type]  # types-tqdm lacks total=None
+                                 ncols=ncols, prefix=prefix, unit="B",
+                                 unit_scale=True, unit_divisor=1024, bar_format=bar_format))
 
 
 def format_bars(items: Iterable[Any], width: int, now: float | None = None) -> str:
@@ -100,7 +102,7 @@ class LineConsole:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self._lock = threading.Lock()
-        self._bars: dict[tuple[str, str, float], tqdm] = {}
+        self._bars: dict[tuple[str, str, float], tqdm[NoReturn]] = {}  # bars without an iterable
         try:
             self._bars_enabled = self.err.isatty()
         except (AttributeError, ValueError):

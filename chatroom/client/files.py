@@ -13,8 +13,14 @@ for the client (``/files``), and an offer that still arrives is answered at
 once.
 
 ``/transfers`` lists the transfers in and out with their progress, the own
-offers still waiting for answers, and the offers made to this person
-(:func:`chatroom.client.offers.transfer_lines`). ``/cancel ID`` stops one:
+offers still waiting for answers, the offers made to this person, and the
+interrupted transfers that can resume (:func:`chatroom.client.offers.transfer_lines`;
+docs/protocol.md, "Resumable transfers"): those are kept in a
+:class:`~chatroom.client.journal.Journal` that lives as long as the client,
+are presented again on every new connection (once the server took ``/caps
+resume`` and the name and login are settled), and ``/resume ID`` presents one
+at once (ID: the first digits of its token, as ``/transfers`` shows them).
+``/cancel ID`` stops one (a resumable one for good, on both ends):
 an own running send gets ``file-abort``; a file arriving is discarded (part
 file removed, its later frames ignored; the protocol has no receiver abort,
 so the relay still sends its bytes); an offer not answered yet is declined;
@@ -37,7 +43,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chatroom.client.io import LOST, Console, ready_hint
-from chatroom.client.offers import Offer, pick_offer, transfer_lines
+from chatroom.client.journal import Journal
+from chatroom.client.offers import Offer, Paused, pick_offer, transfer_lines
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import Frame
 
@@ -81,6 +88,9 @@ class Transfers:
         self._manager = manager
         self._tm: Any = None
         self._watcher: Any = None
+        self.journal: Journal | None = None  # resumable transfers, across connections
+        self._resumes = False  # the server took /caps resume on this connection
+        self._presented = False  # the journal's records were presented on this connection
         self._offered: dict[str, Offer] = {}  # offer id -> offer, waiting for the person's answer or for its file
         #: Snapshot of the running transfers (``progress()`` items), refreshed every :data:`PROGRESS_INTERVAL`.
         self.progress: list[Any] = []
@@ -88,12 +98,14 @@ class Transfers:
         if manager is not None:
             self.send_dir.mkdir(parents=True, exist_ok=True)
             self.received_dir.mkdir(parents=True, exist_ok=True)
+            self.journal = Journal(self.send_dir, self.received_dir)
             self._tm = self._new_manager()
             if watcher is not None:
                 self._watcher = watcher(self.send_dir, wake)
 
     def _new_manager(self) -> Any:
-        return self._manager(self.send_dir, self.received_dir, self.link.write, self.link.queued, self.console.line)
+        return self._manager(self.send_dir, self.received_dir, self.link.write, self.link.queued, self.console.line,
+                             journal=self.journal)
 
     @property
     def available(self) -> bool:
@@ -120,8 +132,21 @@ class Transfers:
     def connected(self) -> None:
         """A new connection after a lost one: a fresh manager, no offers."""
         self._offered.clear()
+        self._resumes = self._presented = False
         if self._manager is not None and self._tm is None:
             self._tm = self._new_manager()
+
+    def resume_answered(self, ok: bool) -> None:
+        """The server's answer to ``/caps resume``: with OK, offers can resume and records are presented."""
+        self._resumes = ok
+        if ok and self._tm is not None:
+            self._tm.server_resumes()
+
+    def ready(self) -> None:
+        """Named and logged in on this connection: present every resumable record once."""
+        if self._resumes and not self._presented and self._tm is not None:
+            self._presented = True
+            self._tm.present_all()
 
     def lost(self) -> None:
         """The connection is gone: every transfer ends (``sending "NAME" stopped: connection to server lost``)."""
@@ -147,6 +172,8 @@ class Transfers:
         if self._watcher is not None:
             self._watcher.stop()
         self.abort()
+        if self.journal is not None:
+            self.journal.close()
         self.progress = []
         self._changed()
 
@@ -194,8 +221,11 @@ class Transfers:
         elif cmd == "/transfers":
             tm = self._tm
             progress = tm.progress() if tm is not None else []
-            for line in transfer_lines(progress, tm.offered() if tm is not None else [], list(self._offered.values())):
+            for line in transfer_lines(progress, tm.offered() if tm is not None else [], list(self._offered.values()),
+                                       paused=self._paused()):
                 self.console.line(line)
+        elif cmd == "/resume":
+            self._resume(rest.strip())
         elif cmd == "/cancel":
             self._cancel(rest.strip())
         elif cmd in ("/accept", "/decline"):
@@ -215,6 +245,43 @@ class Transfers:
             offer.answer = f"{verb}ed" if verb == "accept" else "declined"
         self.link.send(f"/{verb} {offer.tid if offer is not None else arg}")
 
+    def _paused(self) -> list[Paused]:
+        """The resumable transfers not moving on this connection now, for ``/transfers``."""
+        journal, tm = self.journal, self._tm
+        if journal is None:
+            return []
+        moving = tm.running if tm is not None else (lambda token: False)
+        found = [Paused(t, "up", safe_name(r.name), 0, r.size, t in journal.refused)
+                 for t, r in journal.sends.items() if not moving(t)]
+        return found + [Paused(t, "down", f"{r.name} from {r.sender}", r.done, r.size, t in journal.refused)
+                        for t, r in journal.incoming.items() if not moving(t)]
+
+    def _token(self, arg: str, verb: str) -> str | None:
+        """The one resumable record whose token starts with *arg* (``/resume ID``, ``/cancel ID``), or None
+        (the reason shown)."""
+        found = self.journal.find(arg) if self.journal is not None else []
+        if len(found) == 1:
+            return found[0]
+        if found:
+            self.console.error(f"{arg} is the start of {len(found)} transfers' ids: give more of it (see /transfers)")
+        elif verb == "resume":
+            self.console.error(f"no interrupted transfer {arg} (see /transfers)" if arg
+                               else "usage: /resume ID (see /transfers)")
+        return None
+
+    def _resume(self, arg: str) -> None:
+        """``/resume ID``: present one resumable record to the server now."""
+        token = self._token(arg, "resume")
+        if token is None or self._tm is None or self.journal is None:
+            return
+        if not self._resumes:
+            self.console.error("this connection cannot resume transfers (not connected, or an older server)")
+        elif self._tm.running(token):
+            self.console.error(f"{arg} is moving already (see /transfers)")
+        else:
+            self.journal.refused.discard(token)
+            self._tm.present(token)
+
     def _cancel(self, arg: str) -> None:
         """``/cancel ID`` (or ``/cancel NAME`` for an own offer still waiting for the receivers' answers)."""
         args = _words(arg)
@@ -232,7 +299,11 @@ class Transfers:
             offer.answer = "cancelled"
             self.console.line(f'offer {what} of "{offer.name}" from {offer.sender}: cancelled')
             return
-        self.console.error(f"no transfer {what} (see /transfers)")
+        token = self._token(what, "cancel")
+        if token is not None and self._tm is not None and self._tm.cancel(token):
+            return
+        self.console.error(f"no transfer {what} (see /transfers)" if self._tm is not None or token is None
+                           else "not connected: cancel it once the connection is back")
 
     def _sendfile(self, rest: str) -> None:
         args = _words(rest)
@@ -281,6 +352,9 @@ class Transfers:
         if now < self._next_progress:
             return
         self._next_progress = now + PROGRESS_INTERVAL
+        tick = getattr(self._tm, "tick", None)  # optional in the manager contract
+        if tick is not None:
+            tick()
         snapshot = list(self._tm.progress())
         if snapshot or self.progress:
             self.progress = snapshot

@@ -1,7 +1,9 @@
 """The start of a connection: capabilities, file policy, name, login and the server password (:class:`Handshake`).
 
-At start (:meth:`Handshake.start`) the client sends, pipelined, ``/caps binary`` (when file transfer is
-available), ``/files ask`` or ``/files none`` (``--accept-files``; nothing for ``all``, the server's
+At start (:meth:`Handshake.start`) the client sends, pipelined, ``/caps binary`` and ``/caps resume``
+(when file transfer is available; the answer to the second goes to ``on_resume``: an older server refuses
+it, and transfers then cannot resume), ``/files ask`` or ``/files none`` (``--accept-files``; nothing for
+``all``, the server's
 default, so an old server sees today's handshake), ``/caps tags`` (when ``tags`` is set: its answer goes
 to ``on_tags``, which turns on :mod:`chatroom.client.catchup`), ``/nick NAME`` and, with a password,
 ``/login NAME PASSWORD``. Their replies come in that order and are taken through
@@ -52,7 +54,8 @@ class Handshake:
 
     def __init__(self, replies: Replies, console: Console, *, name: str, interactive: bool,
                  password: str | None, server_password: str | None, binary: bool, accept_files: str, tags: bool,
-                 changed: Callable[[], None], end: Callable[[int], None], on_tags: Callable[[bool], None]) -> None:
+                 changed: Callable[[], None], end: Callable[[int], None], on_tags: Callable[[bool], None],
+                 on_resume: Callable[[bool], None] = lambda ok: None) -> None:
         self.replies = replies
         self.console = console
         self.name = name
@@ -65,6 +68,7 @@ class Handshake:
         self._changed = changed
         self._end = end
         self._on_tags = on_tags
+        self._on_resume = on_resume
         #: True while the server has refused the name and the next typed line is a new one.
         self.naming = False
         #: True while the server wants its password and the next typed line is it (a terminal only).
@@ -89,6 +93,7 @@ class Handshake:
         ask = self.replies.ask
         if self.binary:
             ask("/caps binary", "caps", self._reply)
+            ask("/caps resume", "resume", self._reply)
             if self.accept_files in ("ask", "none"):
                 ask(f"/files {self.accept_files}", "files", self._reply)
         if self.tags:
@@ -132,6 +137,12 @@ class Handshake:
     # ---- typed lines ----------------------------------------------------------------------
 
     @property
+    def settled(self) -> bool:
+        """True once named on this connection with no name or login reply still due (tokens bound to an
+        account are presented only then)."""
+        return self.named and "nick" not in self.replies and "login" not in self.replies
+
+    @property
     def wants_input(self) -> bool:
         """True while the next typed line is a name or the server password, not a line to send."""
         return self.naming or self.asking_password
@@ -166,6 +177,8 @@ class Handshake:
         ok = text.startswith("OK")
         if what == "tags":
             self._on_tags(ok)
+        elif what == "resume":
+            self._on_resume(ok)  # an older server says ERROR: nothing to show
         elif what == "pass" and not ok:
             self.replies.forget()  # the handshake behind the wrong /pass is refused too
             self.console.error(text)

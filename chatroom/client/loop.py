@@ -132,7 +132,7 @@ class ClientLoop:
         handshake = Handshake(replies, console, name=name, interactive=interactive, password=password,
                               server_password=server_password, binary=transfers.available,
                               accept_files=accept_files, tags=tags, changed=self._changed, end=self._end,
-                              on_tags=rooms.tags_answered)
+                              on_tags=rooms.tags_answered, on_resume=transfers.resume_answered)
         self.session = Session(self, console, replies=replies, handshake=handshake, rooms=rooms,
                                transfers=transfers,
                                quitting=Quit(quit_wait=quit_wait, quit_timeout=quit_timeout, error=console.error),

@@ -12,10 +12,11 @@ I/O: the client loop's thread calls them.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Offer", "human_rate", "human_size", "pick_offer", "took", "transfer_lines"]
+__all__ = ["Offer", "Paused", "human_rate", "human_size", "pick_offer", "took", "transfer_lines"]
 
 
 def human_size(size: int) -> str:
@@ -64,6 +65,20 @@ class Offer:
     since: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class Paused:
+    """An interrupted transfer that can resume: its *token*, ``direction`` (``"up"``, ``"down"``), ``desc``,
+    ``done`` of ``total`` bytes verified (0 for an own offer: its receivers know), ``refused`` when the
+    server did not know it on this connection."""
+
+    token: str
+    direction: str
+    desc: str
+    done: int
+    total: int
+    refused: bool = False
+
+
 def pick_offer(offers: dict[str, Offer], arg: str, verb: str) -> tuple[Offer | None, str | None]:
     """The offer ``/accept ARG`` or ``/decline ARG`` (*verb*) means, from *offers* (transfer ID -> offer,
     oldest first): ``(offer, None)``, or ``(None, why)`` when *arg* is empty and not exactly one offer
@@ -84,25 +99,29 @@ def _percent(done: int, total: int) -> str:
     return f"{100 * done // total}%" if total else "100%"
 
 
-def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer], now: float | None = None) -> list[str]:
+def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer], now: float | None = None, *,
+                   paused: Sequence[Paused] = ()) -> list[str]:
     """The lines ``/transfers`` prints: a summary line, then one line per transfer.
 
     *progress* are running transfers (``.tid``, ``.desc``, ``.done``, ``.total`` bytes,
     ``.started`` monotonic seconds, ``.direction`` ``"send"``/``"recv"``), *outgoing* the names of
     this client's offers still waiting for the receivers' answers, *offers* the offers made to this
-    person. Example::
+    person, *paused* the interrupted transfers that can resume. Example::
 
-        transfers: 1 out, 1 in, 1 offer
+        transfers: 1 out, 1 in, 1 offer, 1 interrupted
           up 12 a.bin: 1.0 MiB of 2.0 MiB (50%), 3.1 MB/s; /cancel 12
+          down 3f9a1c2e b.iso from bob: 512.0 MiB of 1.0 GiB (50%), interrupted; /resume 3f9a1c2e, /cancel 3f9a1c2e
     """
     now = time.monotonic() if now is None else now
     sends = [p for p in progress if p.direction == "send"]
     recvs = [p for p in progress if p.direction == "recv"]
-    if not (sends or recvs or outgoing or offers):
+    if not (sends or recvs or outgoing or offers or paused):
         return ["transfers: none"]
     parts = [f"{len(sends) + len(outgoing)} out", f"{len(recvs)} in"]
     if offers:
         parts.append(f"{len(offers)} offer{'s' * (len(offers) > 1)}")
+    if paused:
+        parts.append(f"{len(paused)} interrupted")
     lines = ["transfers: " + ", ".join(parts)]
     for p in [*sends, *recvs]:
         arrow = "up" if p.direction == "send" else "down"
@@ -115,4 +134,10 @@ def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer]
         what = (f"{o.answer}, waiting for the file" if o.answer
                 else f"waiting for your answer: /accept {o.tid} or /decline {o.tid}")
         lines.append(f'  offer {o.tid} "{o.name}" ({human_size(o.size)}) from {o.sender}: {what}')
+    for p in paused:
+        short = p.token[:8]
+        have = (f"{human_size(p.done)} of {human_size(p.total)} ({_percent(p.done, p.total)})" if p.direction == "down"
+                else human_size(p.total))
+        state = "the server does not know it now" if p.refused else "interrupted"
+        lines.append(f"  {p.direction} {short} {p.desc}: {have}, {state}; /resume {short}, /cancel {short}")
     return lines

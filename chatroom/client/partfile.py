@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DROP_STEP", "DROP_WINDOW", "PartFile", "open_part"]
+from chatroom.wire.filenames import unique_path
+
+__all__ = ["DROP_STEP", "DROP_WINDOW", "PartFile", "open_part", "place"]
 
 #: Bytes written between two ``posix_fadvise`` calls.
 DROP_STEP = 4 * 1024 * 1024
@@ -68,3 +70,24 @@ def open_part(folder: Path, name: str, tid: int) -> PartFile:
         except FileExistsError:
             continue
     raise FileExistsError(f"too many partial files for {name}")
+
+
+def place(part: Path, folder: Path, name: str) -> Path:
+    """Move the finished *part* file to a free name for *name* in *folder* (``name (1).ext``...) and return it.
+
+    Never overwrites: a hard link to the free name is made atomically (a name taken meanwhile is skipped),
+    then *part* is unlinked; where hard links are not possible, *part* is renamed to the name just found
+    free. Raises OSError, FileExistsError when no name is free.
+    """
+    for _ in range(1000):
+        dest = unique_path(folder, name)
+        try:
+            os.link(part, dest)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here: rename to the name just found free
+            os.rename(part, dest)
+            return dest
+        os.unlink(part)
+        return dest
+    raise FileExistsError(f"no free name for {name}")

@@ -13,15 +13,14 @@ removed and the reason emitted. A file given up on (discarded, cancelled, failed
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from chatroom.client.offers import took
-from chatroom.client.partfile import PartFile, open_part
-from chatroom.wire.filenames import safe_name, unique_path
+from chatroom.client.partfile import PartFile, open_part, place
+from chatroom.wire.filenames import safe_name
 
 __all__ = ["Progress", "Receiver"]
 
@@ -143,7 +142,7 @@ class Receiver:
             self._discard(recv, f"sha256 mismatch (announced {digest[:16]}, got {got[:16]})")
             return
         try:
-            dest = self._place(recv)
+            dest = place(recv.part, self.received_dir, recv.name)
         except OSError as exc:
             self._discard(recv, f"cannot move it into place: {exc.strerror or exc}")
             return
@@ -167,21 +166,6 @@ class Receiver:
         self._recvs.clear()
 
     # ---- the part file -------------------------------------------------------------------
-
-    def _place(self, recv: _Recv) -> Path:
-        """Move the finished part file to a free name; never overwrites (link, then unlink)."""
-        for _ in range(1000):
-            dest = unique_path(self.received_dir, recv.name)
-            try:
-                os.link(recv.part, dest)
-            except FileExistsError:
-                continue
-            except OSError:  # no hard links here: rename to the name just found free
-                os.rename(recv.part, dest)
-                return dest
-            os.unlink(recv.part)
-            return dest
-        raise FileExistsError(f"no free name for {recv.name}")
 
     def _fail(self, recv: _Recv, reason: str) -> None:
         """Stop writing *recv* (its remaining frames are ignored) and discard it."""

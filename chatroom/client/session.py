@@ -189,6 +189,8 @@ class Session:
         """Files the send folder's watcher found complete (once named, not while quitting)."""
         if self.handshake.named and self.quit.state == "no":
             self.transfers.poll_watcher()
+        if self.handshake.settled:
+            self.transfers.ready()
 
     def advance_quit(self) -> None:
         """The next step of quitting, if it began."""

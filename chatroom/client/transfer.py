@@ -1,72 +1,46 @@
-"""Client side of file transfer: :class:`TransferManager`.
+"""Client side of file transfer: :class:`TransferManager`, one per connection.
 
-The client loop owns the socket; the manager only turns user requests and
-server events into bytes and files, following ``docs/protocol.md`` ("File
-transfer frames"). Everything runs on the client's loop thread:
+The client loop owns the socket; the manager only turns user requests and server events into bytes and
+files, following ``docs/protocol.md`` ("File transfer frames", "Resumable transfers"). It routes to its
+parts, each with its own state, all on the client's loop thread:
 
-* ``send_file(name)`` opens ``send_dir/name`` and offers it with
-  ``/sendfile "NAME" SIZE``; after the server's ``OK sendfile ID NAME``,
-  :meth:`TransferManager.pump` streams ``file-data ID`` frames of up to
-  :data:`CHUNK` bytes while the client's output queue is below
-  :data:`OUT_LIMIT`, hashing with SHA-256 as it reads, and ends with
-  ``file-end ID SHA256HEX``. The server answers ``file-done ID NICKS`` (or
-  ``file-abort ID reason``), and a one-line summary is emitted.
-* Incoming ``file-begin`` / ``file-data`` / ``file-end`` / ``file-abort``
-  frames go to the manager's :class:`~chatroom.client.receive.Receiver`, which
-  writes each file to a part file and moves it into place only when its size
-  and SHA-256 match.
-* :meth:`TransferManager.discard_incoming` gives up on the files still
-  arriving (the client loop calls it when quitting takes too long: see
-  :mod:`chatroom.client.loop`); the rest of their frames are ignored.
+* :class:`~chatroom.client.send.Sender`: ``/sendfile`` (announced with a hash list when the server can
+  resume), the chunks, ``file-done``, the resends a receiver that came back asks for;
+* :class:`~chatroom.client.receive.Receiver`: files that cannot resume, written to a part file and moved
+  into place only when size and SHA-256 match;
+* :class:`~chatroom.client.arrivals.Arrivals`: files that can resume (``file-chunks`` comes first), kept
+  with a sidecar of verified chunks in the client's :class:`~chatroom.client.journal.Journal`.
+
+:meth:`TransferManager.discard_incoming` gives up on the files still arriving (the client loop calls it
+when quitting takes too long: see :mod:`chatroom.client.loop`): a file that can resume keeps what it has.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shlex
-import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
-from chatroom.client.offers import took
+from chatroom.client.arrivals import Arrivals
+from chatroom.client.journal import Journal
 from chatroom.client.receive import Progress, Receiver
-from chatroom.wire.filenames import safe_name
-from chatroom.wire.lines import Frame, encode_frame, encode_frame_header, encode_line
+from chatroom.client.send import CHUNK, Sender
+from chatroom.wire.chunks import is_token
+from chatroom.wire.lines import Frame
+from chatroom.wire.numbers import parse_uint
 
 __all__ = ["CHUNK", "OUT_LIMIT", "Progress", "TransferManager"]
 
-#: Largest file-data payload sent, in bytes.
-CHUNK = 1024 * 1024
 #: pump() queues more chunks only while the client's output queue holds fewer bytes than this.
 OUT_LIMIT = 1024 * 1024
-
-
-class _Send:
-    __slots__ = ("cancelled", "done", "ended", "file", "hasher", "id", "name", "size", "started")
-
-    def __init__(self, name: str, file: IO[bytes], size: int) -> None:
-        self.name, self.file, self.size = name, file, size
-        self.id: int | None = None
-        self.done = 0
-        self.hasher = hashlib.sha256()
-        self.started = time.monotonic()
-        self.ended = False  # file-end written; waiting for file-done
-        self.cancelled = False  # /cancel while the offer waited for OK: abort as soon as the ID is known
-
-    def close(self) -> None:
-        self.file.close()
 
 
 class TransferManager:
     """Sends files from *send_dir* and receives them into *received_dir*.
 
-    *write* queues bytes for the server socket; *out_queued* returns the
-    bytes still waiting in the client's output buffer; *emit* prints one
-    status line (``str``). No method raises for transfer problems: they are
-    emitted and the connection stays usable.
+    *write* queues bytes for the server socket; *out_queued* returns the bytes still waiting in the
+    client's output buffer; *emit* prints one status line (``str``); *journal* holds the resumable
+    transfers across connections (default: a new one over the two folders). No method raises for transfer
+    problems: they are emitted and the connection stays usable.
     """
 
     def __init__(
@@ -79,225 +53,170 @@ class TransferManager:
         *,
         chunk: int = CHUNK,
         out_limit: int = OUT_LIMIT,
+        journal: Journal | None = None,
     ) -> None:
         self.send_dir = Path(send_dir)
         self.received_dir = Path(received_dir)
         self.write = write
         self.out_queued = out_queued
         self.emit = emit
-        self.chunk = chunk
         self.out_limit = out_limit
-        self._offers: list[_Send] = []  # /sendfile written, waiting for OK or ERROR (replies come in order)
-        self._sends: dict[int, _Send] = {}
+        self.journal = journal if journal is not None else Journal(self.send_dir, self.received_dir)
+        self._out = Sender(self.send_dir, write, emit, self.journal, chunk=chunk)
         self._in = Receiver(self.received_dir, emit)
-        self._turn = 0
+        self._resumable = Arrivals(self.received_dir, emit, write, self.journal)
 
     # -- state ------------------------------------------------------------------
     @property
+    def resumable(self) -> bool:
+        """True once the server took ``/caps resume`` on this connection."""
+        return self._out.resumable
+
+    @property
     def busy(self) -> bool:
         """True while any file is offered, being sent, or being received (discarded ones do not count)."""
-        return bool(self._offers or self._sends or self.receiving)
+        return self._out.busy or self.receiving
 
     @property
     def receiving(self) -> bool:
         """True while any incoming file is still being written (not discarded)."""
-        return self._in.receiving
+        return self._in.receiving or self._resumable.receiving
 
     def discard_incoming(self, reason: str) -> int:
-        """Give up on every incoming file (see :meth:`Receiver.discard_incoming`); returns how many."""
-        return self._in.discard_incoming(reason)
+        """Give up on every incoming file (see :meth:`Receiver.discard_incoming`; a file that can resume is
+        kept, paused); returns how many."""
+        paused = sum(1 for _ in self._resumable.progress())
+        self._resumable.close(reason)
+        return self._in.discard_incoming(reason) + paused
 
     def progress(self) -> list[Progress]:
         """The running transfers, sends first."""
-        items = [Progress(s.name, s.done, s.size, s.started, "send", s.id or 0) for s in self._sends.values()]
-        return items + self._in.progress()
+        return self._out.progress() + self._in.progress() + self._resumable.progress()
 
     def offered(self) -> list[str]:
         """Names of this client's offers still waiting for the server's ``OK sendfile`` (not cancelled)."""
-        return [s.name for s in self._offers if not s.cancelled]
+        return self._out.offered()
+
+    def running(self, token: str) -> bool:
+        """Is the resumable transfer *token* (either side) moving on this connection now?"""
+        return self._out.sending(token) or self._resumable.arriving(token)
 
     def cancel(self, what: str) -> bool:
         """``/cancel WHAT``: stop one transfer; False if *what* names none of this manager's.
 
-        *what* is a transfer ID (a running send gets ``file-abort ID cancelled``; a file
-        arriving is discarded, part file removed, and its remaining frames ignored: the
-        protocol has no receiver abort, so its bytes still arrive) or the name of an own
-        offer still waiting for the receivers (aborted as soon as the server gives its ID).
+        *what* is a transfer ID (a running send gets ``file-abort ID cancelled``, a resumable one
+        ``file-cancel``; a file arriving is discarded, part file removed, and its remaining frames ignored),
+        a resumable transfer's token, or the name of an own offer still waiting for the receivers.
         """
-        if what.isdigit():
-            tid = int(what)
-            send = self._sends.get(tid)
-            if send is not None:
-                if send.ended:
-                    self.emit(f'"{send.name}" is already sent; waiting for the server to confirm')
-                else:
-                    self._cancel_send(send, "cancelled")
-                return True
-            if self._in.cancel(tid):
-                return True
-        for send in self._offers:
-            if send.name == what and not send.cancelled:
-                send.cancelled = True
-                self.emit(f'offer of "{send.name}" cancelled')
-                return True
+        if self._out.cancel(what) or self._resumable.cancel(what):
+            return True
+        tid = parse_uint(what, max_digits=18)
+        return tid is not None and self._in.cancel(tid)
+
+    def tick(self) -> None:
+        """A few times a second: verified chunks waiting longer than the sync delay are recorded, even when the
+        stream stalls (see :mod:`chatroom.client.journal`)."""
+        self._resumable.tick()
+
+    # -- resuming ------------------------------------------------------------------
+    def server_resumes(self) -> None:
+        """The server took ``/caps resume``: offers from now on can resume."""
+        self._out.resumable = True
+
+    def present(self, token: str, *, auto: bool = False) -> bool:
+        """Tell the server this client holds the resumable transfer *token* (``file-resume``); False if no
+        record has it."""
+        record = self.journal.sends.get(token)
+        if record is not None:
+            self._out.present(record)
+            return True
+        incoming = self.journal.incoming.get(token)
+        if incoming is not None:
+            self._resumable.present(incoming, auto=auto)
+            return True
         return False
+
+    def present_all(self) -> None:
+        """A new connection: every record not refused before is presented (a reconnect, a restart)."""
+        for token in [*self.journal.sends, *self.journal.incoming]:
+            if token not in self.journal.refused and not self.running(token):
+                self.present(token)
 
     # -- sending ------------------------------------------------------------------
     def send_file(self, name: str) -> None:
         """Offer ``send_dir/name`` to the room (*name* already unquoted)."""
-        path = self._source(name)
-        if path is None:
-            return
-        try:
-            file = open(path, "rb")  # noqa: SIM115 - open until the transfer ends (closed by _Send.close)
-            size = os.fstat(file.fileno()).st_size
-        except OSError as exc:
-            self.emit(f"sendfile: cannot read {name!r}: {exc.strerror or exc}")
-            return
-        offer = _Send(safe_name(path.name), file, size)
-        self._offers.append(offer)
-        self.write(encode_line(f"/sendfile {shlex.quote(offer.name)} {size}"))
-
-    def _source(self, name: str) -> Path | None:
-        """``send_dir/name`` if it is a regular file inside send_dir, else emit why and return None."""
-        folder = self.send_dir.name or str(self.send_dir)
-        if not name or "\x00" in name:
-            self.emit("usage: /sendfile NAME (a file in the send folder; quote names with spaces)")
-            return None
-        root = self.send_dir.resolve()
-        path = (self.send_dir / name).resolve()
-        if Path(name).is_absolute() or not path.is_relative_to(root) or path == root:
-            self.emit(f"sendfile: {name!r} is not inside {folder}/")
-            return None
-        try:
-            mode = path.stat().st_mode
-        except OSError:
-            self.emit(f"sendfile: no file {name!r} in {folder}/")
-            return None
-        if not stat.S_ISREG(mode):
-            self.emit(f"sendfile: {folder}/{name} is not a regular file")
-            return None
-        return path
+        self._out.send_file(name)
 
     def pump(self) -> None:
         """Queue the next chunks of running sends while the output queue is below the limit."""
-        active = [s for s in self._sends.values() if not s.ended]
-        while active and self.out_queued() < self.out_limit:
-            self._turn = (self._turn + 1) % len(active)
-            send = active[self._turn]
-            self._send_chunk(send)
-            if send.ended or send.id not in self._sends:
-                active = [s for s in self._sends.values() if not s.ended]
-
-    def _send_chunk(self, send: _Send) -> None:
-        want = min(self.chunk, send.size - send.done)
-        try:
-            data = send.file.read(want) if want else b""
-        except OSError as exc:
-            self._cancel_send(send, f"read failed: {exc.strerror or exc}")
-            return
-        if data:
-            send.hasher.update(data)
-            send.done += len(data)
-            self.write(encode_frame_header(f"file-data {send.id}", len(data)))
-            self.write(data)
-        elif send.done < send.size:
-            self._cancel_send(send, f"the file shrank while sending ({send.done} of {send.size} bytes)")
-            return
-        if send.done >= send.size:
-            send.ended = True
-            send.close()
-            self.write(encode_frame(f"file-end {send.id} {send.hasher.hexdigest()}", b""))
-
-    def _cancel_send(self, send: _Send, reason: str) -> None:
-        self.write(encode_frame(f"file-abort {send.id} {reason}", b""))
-        self._sends.pop(send.id or 0, None)
-        send.close()
-        self.emit(f'sending "{send.name}" stopped: {reason}')
+        self._out.pump(self.out_queued, self.out_limit)
 
     # -- server events --------------------------------------------------------------
-    def _offer_named(self, name: str) -> _Send | None:
-        """The oldest offer of *name*, else the oldest offer (a server that renamed it), else None."""
-        for send in self._offers:
-            if send.name == name:
-                return send
-        return self._offers[0] if self._offers else None
-
     def handle_line(self, text: str) -> bool:
-        """Consume the reply to an offer (``OK sendfile ID NAME`` / ``ERROR sendfile NAME: ...``); True if consumed.
-
-        Replies are matched to offers by NAME: the server answers an offer only
-        when its receivers did (consent), so replies may come out of order.
-        """
-        if text.startswith("OK sendfile "):
-            parts = text.split(" ", 3)
-            send = self._offer_named(parts[3] if len(parts) > 3 else "")
-            if send is None or len(parts) < 3 or not parts[2].isdigit():
-                return False
-            self._offers.remove(send)
-            send.id = int(parts[2])
-            send.started = time.monotonic()
-            if send.cancelled:
-                self.write(encode_frame(f"file-abort {send.id} cancelled", b""))
-                send.close()
-                return True
-            self._sends[send.id] = send
+        """Consume the reply to an offer (``OK sendfile ID NAME`` / ``ERROR sendfile NAME: ...``) or to a
+        resume (``OK resume``, ``ERROR resume``, ``OK cancel``); True if consumed."""
+        if self._out.handle_line(text):
             return True
-        if self._offers and text.startswith(("ERROR sendfile ", "ERROR usage: /sendfile")):
-            named = [s for s in self._offers if text.startswith(f"ERROR sendfile {s.name}: ")]
-            send = named[0] if named else self._offers[0]
-            self._offers.remove(send)
-            send.close()
-            if not send.cancelled:
-                self.emit(text)
+        parts = text.split(" ", 3)
+        token = parts[2].rstrip(":") if len(parts) > 2 else ""
+        if parts[0] not in ("OK", "ERROR") or len(parts) < 3 or parts[1] not in ("resume", "cancel") \
+                or not is_token(token):
+            return False
+        journal, news = self.journal, parts[3] if len(parts) > 3 else ""
+        if parts[1] == "cancel":  # the answer to an own file-cancel: the record is gone already
             return True
-        return False
+        if token not in journal.sends and token not in journal.incoming:
+            return False
+        if parts[0] == "OK":
+            self.emit(f"* {news}")
+        elif token not in journal.refused:
+            journal.refused.add(token)
+            self.emit(f"{news} (/resume {token[:8]} asks again, /cancel {token[:8]} forgets it)")
+        return True
 
     def handle_frame(self, frame: Frame) -> None:
         """Act on one frame from the server (unknown kinds and ids are ignored)."""
         kind, _, rest = frame.meta.partition(" ")
         tid_text, _, arg = rest.partition(" ")
-        if not tid_text.isdigit():
+        if kind == "file-gone":
+            if not self._resumable.gone(tid_text, arg.strip()):
+                self._out.gone(tid_text, arg.strip())
             return
-        tid = int(tid_text)
-        if kind == "file-data":
+        tid = parse_uint(tid_text, max_digits=18)
+        if tid is None:
+            return
+        if kind == "file-chunks":
+            self._resumable.chunks(tid, arg, frame.payload)
+        elif self._resumable.owns(tid):
+            self._arrival(kind, tid, arg, frame.payload)
+        elif kind == "file-data":
             self._in.data(tid, frame.payload)
         elif kind == "file-begin":
             self._in.begin(tid, arg)
         elif kind == "file-end":
             self._in.end(tid, arg.strip().lower())
-        elif kind == "file-abort":
-            if not self._in.abort(tid, arg.strip() or "cancelled"):
-                self._abort(tid, arg.strip() or "cancelled")
-        elif kind == "file-done":
-            self._done(tid, [n for n in arg.strip().split(",") if n])
-
-    def _done(self, tid: int, receivers: list[str]) -> None:
-        send = self._sends.pop(tid, None)
-        if send is None:
+        elif kind in ("file-abort", "file-pause") and self._in.abort(tid, arg.strip() or "cancelled"):
             return
-        who = ", ".join(receivers) or "nobody"
-        self.emit(
-            f'sent "{send.name}" ({send.size} bytes) to {who}: {took(send.size, time.monotonic() - send.started)}, '
-            f"sha256 {send.hasher.hexdigest()[:16]}"
-        )
+        else:
+            self._out.frame(kind, tid, arg, frame.payload)
 
-    def _abort(self, tid: int, reason: str) -> None:
-        send = self._sends.pop(tid, None)
-        if send is not None:
-            send.close()
-            self.emit(f'sending "{send.name}" stopped: {reason}')
+    def _arrival(self, kind: str, tid: int, arg: str, payload: bytes | memoryview) -> None:
+        resumable = self._resumable
+        if kind == "file-data":
+            resumable.data(tid, arg, payload)
+        elif kind == "file-begin":
+            resumable.begin(tid, arg)
+        elif kind == "file-end":
+            resumable.end(tid)
+        elif kind == "file-pause":
+            resumable.pause(tid, arg.strip())
+        elif kind == "file-abort":
+            resumable.abort(tid, arg.strip() or "cancelled")
 
     # -- shutdown ----------------------------------------------------------------------
     def close(self, reason: str = "cancelled") -> None:
-        """Abort running sends (``file-abort``; ``sending "NAME" stopped: REASON``) and discard partial receives."""
-        for send in self._offers:
-            send.close()
-        self._offers.clear()
-        for send in list(self._sends.values()):
-            if not send.ended:
-                self.write(encode_frame(f"file-abort {send.id} the sender quit", b""))
-                self.emit(f'sending "{send.name}" stopped: {reason}')
-            send.close()
-        self._sends.clear()
+        """The connection ended: running sends stop (``file-abort``; resumable ones pause), partial files that
+        cannot resume are discarded, the others keep what they have."""
+        self._out.close(reason)
         self._in.close()
+        self._resumable.close(reason)

@@ -210,12 +210,14 @@ async def _run(args: argparse.Namespace, sock: Transport) -> int:
                 timestamps=str(_opt(args, "timestamps", "%H:%M")))
     rooms = Rooms()
     completer = ChatCompleter(rooms)
-    history, history_problem = _history(history_path(_opt(args, "history_file", None), env))  # type: ignore[arg-type]
+    history_file: Path | None = getattr(args, "history_file", None)  # (argparse's values are untyped)
+    history, history_problem = _history(history_path(history_file, env))
     aio = asyncio.get_running_loop()
     console = TuiConsole(look, rooms, completer)
     loop = ClientLoop.from_args(args, sock, console, interactive=True)
     console.fallback_nick = lambda: loop.name
-    typing = Typing(loop, console, history, paste_confirm=int(_opt(args, "paste_confirm", 5)))  # type: ignore[call-overload]
+    paste_confirm: int = getattr(args, "paste_confirm", 5)
+    typing = Typing(loop, console, history, paste_confirm=int(paste_confirm))
     session: PromptSession[str] = PromptSession(
         history=history,
         completer=completer,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
-from chatroom.model.notice import Notice
+from chatroom.model.notice import Event, Notice
 from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
 from chatroom.model.room import Room
 from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
@@ -69,7 +69,7 @@ class Hub:
         self.registered: Callable[[str], str | None] | None = None
         #: ``encode(entry, tagged, current, history) -> bytes`` per wire format, by ``Member.wire_index``
         #: (*entry* an :class:`Entry` or a :class:`Notice`).
-        self.encoders: list[Callable[[Entry, int, bool, bool], bytes]] = [self.encode]
+        self.encoders: list[Callable[[Event, int, bool, bool], bytes]] = [self.encode]
         #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
         #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
         self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
@@ -182,7 +182,7 @@ class Hub:
                 self.flush_for(other)
                 key = (wire << 8) | other.tagged  # tagged: the wire's variant number
                 if key not in encoded:
-                    encoded[key] = self.encoders[wire](entry, other.tagged, True, False)  # type: ignore[arg-type]
+                    encoded[key] = self.encoders[wire](entry, other.tagged, True, False)
                 if encoded[key]:
                     other.deliver(encoded[key])
 
@@ -243,7 +243,7 @@ class Hub:
         entry = self._leave(member, room, notice or f"{member.nick} left {room.label}" + f" ({reason})" * bool(reason),
                             always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
         if by and entry is not None:  # the one kicked is told too, in its wire's words
-            self.send(member, entry)  # type: ignore[arg-type]
+            self.send(member, entry)
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()
@@ -275,7 +275,7 @@ class Hub:
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
         if quiet and not self._structured.get(room.name):
             return None
-        self._pend(room, member.id if kind == "join" else 0, entry := Notice(  # type: ignore[arg-type]
+        self._pend(room, member.id if kind == "join" else 0, entry := Notice(
             room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause))
         return entry
 
@@ -302,7 +302,7 @@ class Hub:
         """*by* changed *room*'s mode *change* (``"+o bob"``): a ``"mode"`` notice; else the plain ``* text``."""
         if by is None or not change:
             return self.notice(room, text)
-        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))  # type: ignore[arg-type]
+        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))
 
     def notice(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Tell *room* ``* text`` (not recorded)."""
@@ -318,8 +318,8 @@ class Hub:
             self.notice(room, text, exclude)
 
     def _record(self, room: Room, kind: str, member: Member, text: str) -> Entry:
-        if self.record:
-            return self.history.append(room.name, kind, member.nick, text, member.account)  # type: ignore[union-attr]
+        if self.record and self.history is not None:  # record: a history is there
+            return self.history.append(room.name, kind, member.nick, text, member.account)
         return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
 
     def _notice_entry(self, room: str, text: str) -> Entry:
@@ -327,9 +327,9 @@ class Hub:
 
     def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone."""
-        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))  # type: ignore[arg-type]
+        self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))
 
-    def _pend(self, room: Room, sender: int, entry: Entry) -> None:
+    def _pend(self, room: Room, sender: int, entry: Event) -> None:
         if not room.pending:
             self._pending.append(room)
         room.pending.append((sender, entry))
@@ -360,7 +360,7 @@ class Hub:
                 if room.pending and rooms.get(room.name) is room:
                     self._fan_out(room)
 
-    def send(self, member: Member, entry: Entry, *, history: bool = False) -> None:
+    def send(self, member: Member, entry: Event, *, history: bool = False) -> None:
         """Deliver one event to *member* alone (after its rooms' pending events)."""
         self.flush_for(member)
         room = member.rooms.get(entry.room)
@@ -377,7 +377,7 @@ class Hub:
             member.deliver(b"".join(lines))
         return len(lines)
 
-    def add_wire(self, encode: Callable[[Entry, int, bool, bool], bytes], *, variants: bool = True,
+    def add_wire(self, encode: Callable[[Event, int, bool, bool], bytes], *, variants: bool = True,
                  once: bool = False) -> int:
         """Register another wire format's encoder; returns the ``wire_index`` its members must carry.
 
@@ -398,7 +398,7 @@ class Hub:
             members = room.members
             count = len(members)
             self._delivered += [(room, _public(e), self.members.get(s), count - (s in members)) for s, e in pending
-                                if not (e.kind in STRUCTURED and e.quiet)]  # type: ignore[attr-defined]
+                                if not (e.kind in STRUCTURED and isinstance(e, Notice) and e.quiet)]
         spoken: dict[int, list[int]] = {}  # sender id -> the positions of its events in the batch
         for i, (sender, _) in enumerate(pending):  # (0, no sender, is never a member's id)
             spoken.setdefault(sender, []).append(i)
@@ -415,14 +415,12 @@ class Hub:
             if lines is None:
                 encode = encoders[wire]
                 lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
-            data = batches.get(key)  # type: ignore[assignment]
+            data = batches.get(key)
             if data is None:
                 data = batches[key] = b"".join(lines)
             own = spoken.get(member.id)
             if own is not None:  # a speaker gets the batch without its own lines: the slices between them
-                where = bounds.get(key)
-                if where is None:
-                    where = bounds[key] = list(itertools.accumulate(map(len, lines), initial=0))
+                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, lines), initial=0)))
                 data = _without(data, where, own)
             if data:
                 member.deliver(data)
@@ -434,7 +432,8 @@ class Hub:
 def _without(batch: bytes, bounds: list[int], skip: list[int]) -> bytes:
     """*batch* without its events at the positions *skip* (ascending; event i is ``batch[bounds[i]:bounds[i + 1]]``):
     the hot path of a speaker's share of the fan-out, a few slices instead of a loop over the whole batch."""
-    parts, start = [], 0
+    parts: list[bytes] = []
+    start = 0
     for i in skip:
         parts.append(batch[start:bounds[i]])
         start = bounds[i + 1]
@@ -442,9 +441,9 @@ def _without(batch: bytes, bounds: list[int], skip: list[int]) -> bytes:
     return b"".join(parts)
 
 
-def _public(entry: Entry) -> Entry:
+def _public(entry: Event) -> Entry:
     """What the line protocol and plugins (``message_delivered``) see of an event: a join, part or rename is a
     plain notice (kind ``"notice"``, no nick), as before these had a structure."""
-    if entry.kind in STRUCTURED:
+    if entry.kind in STRUCTURED or isinstance(entry, Notice):  # the notices a room fans out: joins, parts, modes
         return Entry(entry.room, 0, entry.ts, "notice", "", None, entry.text)
     return entry

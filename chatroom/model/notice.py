@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
-__all__ = ["Notice"]
+from chatroom.model.history import Entry
+
+__all__ = ["Event", "Notice"]
 
 
 class Notice(NamedTuple):
@@ -34,3 +36,8 @@ class Notice(NamedTuple):
     quiet: bool = False
     by: str = ""
     cause: str = ""
+
+
+#: What the hub fans out and each wire's encoder renders: a stored line or a notice (``kind`` tells them apart for
+#: the wires; :func:`isinstance` for the type checker).
+Event: TypeAlias = "Entry | Notice"

@@ -13,7 +13,7 @@ from chatroom.model.moderation import RoomRules
 from chatroom.wire.render import room_label
 
 if TYPE_CHECKING:
-    from chatroom.model.history import Entry
+    from chatroom.model.notice import Event
     from chatroom.model.member import Member
 
 __all__ = ["Room"]
@@ -43,7 +43,7 @@ class Room:
         self.topic = topic
         self.topic_by = topic_by
         self.topic_at = topic_at
-        self.pending: list[tuple[int, Entry]] = []
+        self.pending: list[tuple[int, Event]] = []
         self.rules = RoomRules()
         self.ops: set[int] = set()
         self.voices: set[int] = set()

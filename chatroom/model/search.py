@@ -175,8 +175,9 @@ def _bounds(conn: sqlite3.Connection, query: Query, below: int) -> tuple[int, in
 
 def _seq_at(conn: sqlite3.Connection, when: float) -> int:
     """The first index number whose line was stored at or after *when* (one past the last if none)."""
-    first, last = conn.execute(_SEQ_RANGE).fetchone()
-    if first is None:
+    range_row: tuple[int | None, int | None] = conn.execute(_SEQ_RANGE).fetchone()
+    first, last = range_row
+    if first is None or last is None:
         return 0
     lo, hi = first, last + 1
     while lo < hi:  # ~log2(lines) probes, each one primary-key lookup

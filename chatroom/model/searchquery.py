@@ -30,10 +30,12 @@ import calendar
 import re
 import unicodedata
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from chatroom.model.errors import Refused
 from chatroom.model.names import room_key
+
+_T = TypeVar("_T")
 
 __all__ = ["MAX_TERMS", "MIN_PREFIX", "Query", "QueryError", "Term", "fts_match", "matches", "parse",
            "tokens"]
@@ -122,7 +124,9 @@ def parse(text: str) -> Query:
         raise QueryError(f"at most {MAX_TERMS} words or phrases in one search")
     if not terms and "nick" not in fields:
         raise QueryError("nothing to search for: give a word, a \"phrase\" or from:NICK")
-    query = Query(text, tuple(terms), tuple(excluded), **fields)  # type: ignore[arg-type]
+    query = Query(text, tuple(terms), tuple(excluded), room=_get(fields, "room", str), nick=_get(fields, "nick", str),
+                  before_id=_get(fields, "before_id", int), after_id=_get(fields, "after_id", int),
+                  before_ts=_get(fields, "before_ts", float), after_ts=_get(fields, "after_ts", float))
     if (query.before_id is not None or query.after_id is not None) and query.room is None:
         raise QueryError("before:ID and after:ID need a #room (ids count per room); before:DATE works across rooms")
     return query
@@ -143,6 +147,12 @@ def _once(fields: dict[str, object], key: str, value: object) -> None:
     if any(k.split("_")[0] == group for k in fields):
         raise QueryError(f"one {_NAMES[group]} per search")
     fields[key] = value
+
+
+def _get(fields: dict[str, object], key: str, kind: type[_T]) -> _T | None:
+    """The filter *key* of *fields* (set by :func:`_once`), or None."""
+    value = fields.get(key)
+    return value if isinstance(value, kind) else None
 
 
 def _room(word: str) -> str:

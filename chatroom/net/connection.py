@@ -5,11 +5,78 @@ from __future__ import annotations
 import selectors
 import socket
 from collections import deque
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from chatroom.model.member import Member
-from chatroom.wire.lines import Event, Parser, encode_frame, encode_frame_header, encode_line
+from chatroom.wire.lines import Frame, FrameFilter, Parser, encode_frame, encode_frame_header, encode_line
 from chatroom.sockets.outqueue import OutQueue
+
+
+class EventParser(Protocol):
+    """What a connection's parser offers the line transport: the interface of :class:`chatroom.wire.lines.Parser`
+    (sans-I/O: bytes in, events out, in the style of h11), which a door's own parser has too
+    (:class:`chatroom.wire.irc.IrcParser`, :class:`chatroom.net.webproto.WebParser`).
+
+    :meth:`next_event` returns the next event or None until more bytes come: a
+    :class:`~chatroom.wire.lines.Line`, :class:`~chatroom.wire.lines.Frame`,
+    :class:`~chatroom.wire.lines.TooLong` or :class:`~chatroom.wire.lines.Refused`, or an event of the door's
+    own, which its transport's ``_other`` handles. ``partial``: an unfinished line or message is held;
+    ``in_frame``: it is a frame; ``frame_filter(meta, size)``: None to accept a frame, else the reason.
+    """
+
+    frame_filter: FrameFilter | None
+
+    @property
+    def partial(self) -> bool: ...
+
+    @property
+    def in_frame(self) -> bool: ...
+
+    def receive_data(self, data: bytes | memoryview) -> None: ...
+
+    def next_event(self) -> object: ...
+
+
+class Application(Protocol):
+    """The door interface, upward: what every door (the line transport over TCP and TLS, the web transport, the
+    IRC door) calls on the application, :class:`chatroom.server.app.Server`. Loop thread only.
+
+    ``on_connect``: *conn* takes part (``passed``: it gave the server password already); ``on_line``: a line of
+    text (no newline) as the line protocol's commands and chat read it, returning its flood cost (tokens);
+    ``on_frame``: a file frame (:class:`~chatroom.wire.lines.Frame`), returning its flood cost; ``check_frame``: None to accept a frame of
+    *size* payload bytes with header text *meta*, else the reason; ``on_close``: *conn* is gone (*reason*).
+    """
+
+    def on_connect(self, conn: Connection, *, passed: bool = False) -> None: ...
+
+    def on_line(self, conn: Connection, text: str) -> float: ...
+
+    def on_frame(self, conn: Connection, frame: Frame) -> float: ...
+
+    def check_frame(self, conn: Connection, meta: str, size: int) -> str | None: ...
+
+    def on_close(self, conn: Connection, reason: str) -> None: ...
+
+
+class Transport(Protocol):
+    """The door interface, downward: what the loop and the server call on a door's transport
+    (:class:`chatroom.net.tcp.LineTransport` and the transports built on it). Loop thread only.
+
+    ``readable``: read *conn*'s socket once and serve it; ``serve``: handle a slice of the events already parsed;
+    ``close``: close *conn* (``flush``: after its queued output); ``connections``: the members by id (shared by
+    the transports of a server); ``app``: the :class:`Application` it calls.
+    """
+
+    connections: dict[int, Connection]
+
+    @property
+    def app(self) -> Application: ...
+
+    def readable(self, conn: Connection) -> None: ...
+
+    def serve(self, conn: Connection) -> None: ...
+
+    def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None: ...
 
 
 class Connection(Member):
@@ -25,7 +92,8 @@ class Connection(Member):
     (reading stopped: lagged behind a frame or a paused transfer),
     ``flood_since`` (start of the current throttling episode, 0 when none),
     ``partial_since`` (since when an unfinished line or frame has been held,
-    0 when none), ``deadline`` (when a closing connection is reaped).
+    0 when none), ``deadline`` (when a closing connection is reaped), ``more`` (over TLS: decrypted bytes wait
+    in the SSL object for the next pass; one slot here rather than one per TLS subclass of each door).
     ``transport`` is the object that reads it (:class:`~chatroom.net.tcp.LineTransport`), ``loop``
     the :class:`~chatroom.net.loop.Loop` that writes it (``max_queue``, ``dirty``, ``too_slow``).
     Slots keep an idle connection small (docs/benchmarks.md). Loop thread only.
@@ -35,15 +103,15 @@ class Connection(Member):
         "sock", "addr", "parser", "out", "loop", "transport",
         "closed", "closing", "doomed", "dirty", "want_write", "paused", "throttled", "lagged", "backlog",
         "streams", "mask", "tokens", "stamp", "held", "flood_since", "partial_since", "deadline",
-        "hint_at", "hints", "unknown_at", "unknown_quiet",
+        "hint_at", "hints", "unknown_at", "unknown_quiet", "more",
     )
 
-    def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Any, transport: Any, *,
+    def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Any, transport: Transport, *,
                  tokens: float = 0.0, now: float = 0.0) -> None:
         super().__init__(cid, f"guest{cid}")
         self.sock = sock
         self.addr = addr
-        self.parser = Parser()
+        self.parser: EventParser = Parser()
         self.out = OutQueue()
         self.loop = loop
         self.transport = transport
@@ -60,7 +128,7 @@ class Connection(Member):
         self.streams: list[tuple[Iterator[str], str]] | None = None
         self.tokens = tokens
         self.stamp = now
-        self.held: deque[Event] | None = None
+        self.held: deque[object] | None = None  # events of its parser
         self.flood_since = 0.0
         self.partial_since = 0.0
         self.deadline = 0.0
@@ -68,6 +136,7 @@ class Connection(Member):
         self.hints = 0
         self.unknown_at = -1e9
         self.unknown_quiet = 0
+        self.more = False
 
     def deliver(self, data: bytes | memoryview) -> None:
         """Queue *data* within the output budget; past ``loop.max_queue`` the connection is dropped as too slow.
@@ -89,7 +158,7 @@ class Connection(Member):
     def vet_frame(self, meta: str, size: int) -> str | None:
         """The parser's frame filter: may this connection send a frame with this header? (the application's
         ``check_frame``). A bound method, not a closure per connection: an idle connection stays small."""
-        return self.transport.app.check_frame(self, meta, size)  # type: ignore[no-any-return]
+        return self.transport.app.check_frame(self, meta, size)
 
     # -- the connection's wire: a transport with another format overrides these -------------------
     def encode_text(self, text: str) -> bytes:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from chatroom.net.connection import Connection
+from chatroom.net.connection import Connection, Transport
 from chatroom.wire.irc import IrcParser, Message, TooLong, encode
 from chatroom.wire.ircevents import AWAY, render_event
 from chatroom.wire.render import iso_time
@@ -40,6 +40,15 @@ __all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
 
 #: Lines whose client-only tags the door keeps for their fan-out (they go out in the same loop pass).
 CLIENT_TAGS = 1024
+
+
+class IrcTransportPort(Transport, Protocol):
+    """What an IRC connection needs of its transport (:mod:`chatroom.net.irctransport`): the door, and
+    ``welcome(conn)`` once it registered."""
+
+    door: IrcDoor
+
+    def welcome(self, conn: IrcConnection) -> None: ...
 
 
 class IrcConnection(Connection):
@@ -57,13 +66,15 @@ class IrcConnection(Connection):
                  "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text",
                  "shown_nick")
 
+    transport: IrcTransportPort
+
     greeted = False  # no welcome line and no automatic join: an IRC client joins its channels
     takes_links = True  # no file frames: files come and go as one-time links (chatroom.net.filelinks)
 
     def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.parser = IrcParser()  # type: ignore[assignment]
-        self.wire_index = wire_index  # type: ignore[misc]
+        self.parser = IrcParser()
+        self.wire_index = wire_index
         self.registered = False
         self.user = ""
         self.realname = ""
@@ -116,11 +127,7 @@ class IrcConnection(Connection):
 class IrcTLSConnection(IrcConnection):
     """An IRC connection over TLS (``more``: see :class:`~chatroom.net.tls.TLSConnection`)."""
 
-    __slots__ = ("more",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.more = False
+    __slots__ = ()
 
 
 def irc_host(address: str) -> str:

@@ -15,9 +15,11 @@ reads the rooms' history by ``msgid`` (``ROOM-ID``). Loop thread only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chatroom.model.access import may_read
+from chatroom.model.history import Entry
 from chatroom.net.irc import IrcConnection, IrcDoor, tagged
 from chatroom.wire.irc import MAX_LINE, Message, encode
 from chatroom.wire.ircevents import parse_msgid, render_event
@@ -221,7 +223,7 @@ def _ref(door: IrcDoor, room: Any, text: str) -> int | None:
     return None
 
 
-def _query(read: Any, sub: str, refs: list[int], limit: int) -> list[Any]:
+def _query(read: Callable[..., list[Entry]], sub: str, refs: list[int], limit: int) -> list[Entry]:
     """The entries a CHATHISTORY subcommand asks for, through *read* (``Rooms.read`` for the room and viewer)."""
     if sub == "LATEST":
         return read(since=refs[0], last=limit)[-limit:] if refs[0] else read(last=limit)

@@ -16,7 +16,8 @@ import logging
 import socket
 from typing import Any
 
-from chatroom.net.connection import Connection
+from chatroom.net.connection import Application, Connection
+from chatroom.net.loop import Loop
 from chatroom.net.irc import IrcConnection, IrcDoor, IrcTLSConnection
 from chatroom.net.ircchannels import install as install_channels
 from chatroom.net.ircchat import install as install_chat
@@ -39,13 +40,10 @@ REGISTRATION_TIMEOUT = 60.0
 PING_AFTER = 120.0
 
 
-class _Irc:
-    """What the clear and the TLS IRC transports add to their line transport (a mixin: it comes first)."""
+class _Irc(LineTransport):
+    """What the clear and the TLS IRC transports add to their line transport: a line transport itself, so
+    :class:`IrcTLSTransport` (``_Irc``, then :class:`~chatroom.net.tls.TLSTransport`) puts TLS between the two."""
 
-    loop: Any
-    app: Any
-    flood: Any
-    connections: dict[int, Connection]
     _connection_class: type[IrcConnection] = IrcConnection
 
     def _setup(self, door: IrcDoor, ping_after: float = PING_AFTER) -> None:
@@ -60,11 +58,12 @@ class _Irc:
         conn = self._connection_class(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now,
                                       wire_index=self.door.wire_index)
         conn.seen = self.loop.now
-        conn.password_ok = not self.app.gate.needed
+        conn.password_ok = not self.door.app.gate.needed  # the server's password gate
         return conn
 
-    def _greet(self, conn: IrcConnection) -> None:  # type: ignore[override]
+    def _greet(self, conn: Connection) -> None:
         """A new connection waits for NICK and USER; it enters the server's table once registered."""
+        assert isinstance(conn, IrcConnection)  # made by _connection
         self.pending[conn.id] = conn
         if self._timer is None:
             self._timer = self.loop.call_later(self.sweep_every, self._keepalive)
@@ -72,7 +71,8 @@ class _Irc:
     def _too_many(self, text: str) -> bytes:
         return encode(Message("ERROR", [f"Closing Link: {text}"]))
 
-    def _other(self, conn: IrcConnection, event: Any) -> float:
+    def _other(self, conn: Connection, event: object) -> float:
+        assert isinstance(conn, IrcConnection)  # made by _connection
         if event.__class__ is Message:
             return self.door.handle(conn, event)
         if event.__class__ is TooLong:
@@ -94,27 +94,27 @@ class _Irc:
         for conn in list(self.pending.values()):
             if not conn.closed and not conn.closing and now - conn.seen >= REGISTRATION_TIMEOUT:
                 self.door.message(conn, "ERROR", "Closing Link: registration timed out")
-                self.close(conn, "registration timeout", flush=True)  # type: ignore[attr-defined]
-        for conn in list(self.connections.values()):
-            if not isinstance(conn, IrcConnection) or conn.closed or conn.closing or conn.transport is not self:
+                self.close(conn, "registration timeout", flush=True)
+        for member in list(self.connections.values()):
+            if not isinstance(member, IrcConnection) or member.closed or member.closing or member.transport is not self:
                 continue
-            if now - conn.seen >= self.ping_after * (2 if conn.pinged else 1):
-                if conn.pinged:
-                    self.door.message(conn, "ERROR", f"Closing Link: Ping timeout: {self.ping_after * 2:g} seconds")
-                    self.close(conn, "ping timeout", flush=True)  # type: ignore[attr-defined]
+            if now - member.seen >= self.ping_after * (2 if member.pinged else 1):
+                if member.pinged:
+                    self.door.message(member, "ERROR", f"Closing Link: Ping timeout: {self.ping_after * 2:g} seconds")
+                    self.close(member, "ping timeout", flush=True)
                 else:
-                    conn.pinged = True
-                    self.door.message(conn, "PING", self.server_name)
+                    member.pinged = True
+                    self.door.message(member, "PING", self.server_name)
         self._timer = self.loop.call_later(self.sweep_every, self._keepalive)
 
     def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:
         """As the line transport's; a connection that never registered is closed without the application."""
         if isinstance(conn, IrcConnection) and not conn.registered and not conn.closed:
             self.pending.pop(conn.id, None)
-            return self.close_unseen(conn, flush=flush)  # type: ignore[attr-defined,no-any-return]
+            return self.close_unseen(conn, flush=flush)
         if isinstance(conn, IrcConnection) and not conn.closing and not conn.closed:
             remember(self.door, conn)
-        super().close(conn, reason, flush=flush)  # type: ignore[misc]
+        super().close(conn, reason, flush=flush)
 
     def shutdown(self) -> None:
         """Stop accepting; close the connections that never registered."""
@@ -122,15 +122,15 @@ class _Irc:
             self.close(conn, "shutdown")
         if self._timer is not None:
             self._timer.cancel()
-        super().shutdown()  # type: ignore[misc]
+        super().shutdown()
 
 
-class IrcTransport(_Irc, LineTransport):
+class IrcTransport(_Irc):
     """IRC on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (``share=`` the main
     transport) plus *door*, the :class:`IrcDoor` with the command table, and *ping_after* (seconds of silence
     before the keep-alive PING; as many more without an answer close the connection)."""
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, ping_after: float = PING_AFTER,
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, door: IrcDoor, ping_after: float = PING_AFTER,
                  **options: Any) -> None:
         LineTransport.__init__(self, loop, app, listener, **options)
         self._setup(door, ping_after)
@@ -141,13 +141,13 @@ class IrcTLSTransport(_Irc, TLSTransport):
 
     _connection_class = IrcTLSConnection
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, door: IrcDoor, ping_after: float = PING_AFTER,
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, door: IrcDoor, ping_after: float = PING_AFTER,
                  **options: Any) -> None:
         TLSTransport.__init__(self, loop, app, listener, **options)
         self._setup(door, ping_after)
 
 
-def open_irc(loop: Any, app: Any, listener: Any, tls_listener: Any = None, *, server_name: str = "",
+def open_irc(loop: Loop, app: Application, listener: Any, tls_listener: Any = None, *, server_name: str = "",
              version: str = "", tls: Any = None, handshake_timeout: float = 10.0, ping_after: float = PING_AFTER,
              **options: Any) -> list[LineTransport]:
     """Serve IRC for *app* on *listener* (a bound listening socket, or None) and, with the ``ssl.SSLContext``

@@ -29,7 +29,7 @@ from typing import Any
 
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
-from chatroom.net.scheduler import Scheduler
+from chatroom.net.scheduler import Scheduler, Timer
 from chatroom.sockets.wakeup import Waker
 
 __all__ = ["DEFAULT_MAX_QUEUE", "LOW_WATER", "MAX_WAIT", "PASS_BUDGET", "STREAM_BATCH", "WRITE_SIZE", "Loop"]
@@ -80,6 +80,8 @@ class Loop:
         self.backlog: set[Connection] = set()
         self.before_write: list[Callable[[], None]] = []
         self.on_drain: Callable[[Connection], None] = lambda conn: None
+        #: ``stream_fault(owner, traceback)``: a stream raised (the server sets the plugin host's fault accounting).
+        self.stream_fault: Callable[[str, str], None] = self._log_stream_fault
         self._doomed: list[Connection] = []
         self._writable: list[Connection] = []
         #: Loop-clock time before which output is held (a ``before_write`` step sets it: the history's
@@ -178,8 +180,8 @@ class Loop:
     def _wakeup(self) -> None:
         self.waker.drain()
 
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, owner: str = "core") -> Any:
-        """Call ``fn(*args)`` on the loop thread after *delay* seconds; returns a handle with ``cancel()``."""
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, owner: str = "core") -> Timer:
+        """Call ``fn(*args)`` on the loop thread after *delay* seconds; returns the timer (``cancel()`` it)."""
         return self.scheduler.call_later(delay, fn, *args, plugin=owner)
 
     # -- output ---------------------------------------------------------------------------
@@ -316,8 +318,8 @@ class Loop:
             if chunk:
                 conn.deliver(b"".join(chunk))
 
-    def stream_fault(self, owner: str, trace: str) -> None:
-        """A stream raised: log it (the server replaces this with the plugin host's fault accounting)."""
+    def _log_stream_fault(self, owner: str, trace: str) -> None:
+        """A stream raised: log it (``stream_fault`` unless the server sets its own)."""
         log.error("stream of %s raised:\n%s", owner, trace.rstrip(), extra=ERR)
 
     # -- selector interest --------------------------------------------------------------

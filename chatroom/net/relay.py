@@ -36,12 +36,15 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from chatroom.model.errors import Refused
+from chatroom.model.resumable import ResumeBook
 from chatroom.net.backpressure import Backpressure
 from chatroom.net.consent import OFFER_TIMEOUT, Consent, summary
 from chatroom.net.filelinks import Link, Links
 from chatroom.net.malloc import tune_malloc
 from chatroom.net.quota import Quota, quota_key
-from chatroom.net.transfer import RelayHost, Transfer
+from chatroom.net.resume import KINDS as RESUME_KINDS
+from chatroom.net.resume import Resumes
+from chatroom.net.transfer import Plan, RelayHost, Transfer
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import MAX_FRAME, Frame, sanitize
 from chatroom.wire.numbers import parse_uint
@@ -80,16 +83,14 @@ def parse_id(text: str) -> int | None:
 class Relay:
     """Relays file frames for one server (*server*: a :class:`~chatroom.net.transfer.RelayHost`).
 
-    It holds three parts, each with its own state: ``quota``
-    (:class:`~chatroom.net.quota.Quota`), ``consent``
-    (:class:`~chatroom.net.consent.Consent`) and ``flow``
-    (:class:`~chatroom.net.backpressure.Backpressure`); the relay itself owns
-    the open ``transfers`` (id -> :class:`~chatroom.net.transfer.Transfer`),
-    the ids of recently ended ones, and the tick timer.
+    It holds four parts, each with its own state: ``quota`` (:class:`~chatroom.net.quota.Quota`), ``consent``
+    (:class:`~chatroom.net.consent.Consent`), ``flow`` (:class:`~chatroom.net.backpressure.Backpressure`) and
+    ``resumes`` (:class:`~chatroom.net.resume.Resumes`, over *book*, the :class:`~chatroom.model.resumable.ResumeBook`;
+    default: one in memory); the relay itself owns the open ``transfers`` (id ->
+    :class:`~chatroom.net.transfer.Transfer`), the ids of recently ended ones, and the tick timer.
 
-    Keyword arguments override the module constants (tests use small ones);
-    ``offer_timeout`` is how long asked receivers have to answer (seconds);
-    ``files_per_hour`` and ``bytes_per_day`` are the per-sender quotas (0:
+    Keyword arguments override the module constants (tests use small ones); ``offer_timeout`` is how long asked
+    receivers have to answer (seconds); ``files_per_hour`` and ``bytes_per_day`` are the per-sender quotas (0:
     unlimited); ``clock`` returns seconds (``time.monotonic`` by default).
     """
 
@@ -107,6 +108,7 @@ class Relay:
         files_per_hour: int = 0,
         bytes_per_day: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        book: ResumeBook | None = None,
     ) -> None:
         self.server = server
         self.idle_timeout = idle_timeout
@@ -120,13 +122,17 @@ class Relay:
         self.consent = Consent(server, self._decided, timeout=offer_timeout, clock=clock, links=self.links)
         self.flow = Backpressure(server, self.transfers, self._end, high_water=high_water,
                                  stall_timeout=stall_timeout, clock=clock)
+        self.resumes = Resumes(server, book if book is not None else ResumeBook(None), self)
         self._ids = count(1)
         self._ended: OrderedDict[int, int] = OrderedDict()  # ended transfer id -> sender id
         self._timer: Any = None
 
     # -- called by the sendfile command ------------------------------------------
-    def start(self, client: Client, name: str, size: int, *, behalf: Client | None = None) -> int:
-        """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id.
+    def start(self, client: Client, name: str, size: int, *, plan: Plan | None = None,
+              behalf: Client | None = None) -> int:
+        """Open a transfer of *name* (*size* bytes) from *client* to its room; return its id. With *plan*
+        (a ``file-announce``: chunk size, SHA-256 and hash list) it can resume (docs/protocol.md,
+        "Resumable transfers").
 
         *behalf* is the member an upload link's HTTP connection (*client*) sends for: it is not offered its own
         file, and quota and hooks count the file as its.
@@ -166,7 +172,7 @@ class Relay:
             raise Refused(over)
         now = self.clock()
         tid = next(self._ids)
-        transfer = Transfer(tid, client, name, size, {}, now, now, window=now)
+        transfer = Transfer(tid, client, name, size, {}, now, now, window=now, plan=plan)
         transfer.charge = self.quota.charge(quota_key(owner), size)
         self.transfers[tid] = transfer
         self.server.broadcast(client.room, f'* {client.nick} is sending "{name}" ({size} bytes)', exclude=owner)
@@ -224,6 +230,8 @@ class Relay:
             self.server.send_line(sender, f'* "{transfer.name}": {summary(transfer)}')
         now = self.clock()
         transfer.started = transfer.last_data = transfer.window = now
+        if transfer.plan is not None:
+            self.resumes.register(transfer, quota_key(sender))  # tokens to the parties, before file-begin
         begin = f"file-begin {transfer.id} {transfer.size} {sender.nick} {transfer.name}"
         for receiver in transfer.receivers.values():
             self.server.send_bytes(receiver, receiver.frame(begin))
@@ -246,6 +254,8 @@ class Relay:
         if "binary" not in client.caps:
             return "frames need /caps binary first"
         kind, _, rest = meta.partition(" ")
+        if kind in RESUME_KINDS:
+            return self.resumes.check(client, kind, rest, size)
         if kind not in FRAME_KINDS:
             return f"unknown frame kind: {sanitize(kind)[:40]}"
         found = self._own(client, kind, rest.partition(" ")[0])
@@ -256,38 +266,44 @@ class Relay:
         transfer, tid = found, found.id
         if transfer.asked:
             return f"file-data {tid}: the receivers have not answered yet; wait for OK sendfile"
-        if size > transfer.size - transfer.relayed or size > MAX_FRAME:
-            return f"file-data {tid}: {size} bytes is more than the {transfer.size - transfer.relayed} left to send"
-        return None
+        return transfer.data_refusal(rest.partition(" ")[2], size, MAX_FRAME)
 
-    def on_frame(self, client: Client, frame: Frame) -> None:
-        """Handle one frame *client* sent: ``file-data``, ``file-end`` or ``file-abort``.
+    def on_frame(self, client: Client, frame: Frame) -> float:
+        """Handle one frame *client* sent: ``file-data``, ``file-end``, ``file-abort``, or one of the
+        resumable kinds (:mod:`chatroom.net.resume`); returns its flood cost (0 for file frames).
 
         A frame for an unknown transfer, or one that is not the client's, is
         answered with an ``ERROR`` line (quietly dropped if the transfer just
         ended, since chunks already in flight still arrive).
         """
         kind, _, rest = frame.meta.partition(" ")
+        if kind in RESUME_KINDS:
+            return self.resumes.on_frame(client, kind, rest, frame.payload)
         tid_text, _, arg = rest.partition(" ")
         if kind not in FRAME_KINDS:
             self.server.send_line(client, f"ERROR unknown frame kind: {sanitize(kind)[:40]}")
-            return
+            return 0.0
         found = self._own(client, kind, tid_text)
         if isinstance(found, str):
             if found:
                 self.server.send_line(client, f"ERROR {found}")
-            return
+            return 0.0
         transfer = found
         if transfer.asked and kind != "file-abort":
             self.server.send_line(client, f"ERROR {kind} {transfer.id}: the receivers have not answered yet")
-            return
-        if kind == "file-data":
-            self._data(transfer, frame)
+        elif kind == "file-data":
+            why = transfer.plan.refusal(transfer.id, arg, len(frame.payload)) if transfer.plan is not None else None
+            if why:
+                self.server.send_line(client, f"ERROR {why}")
+            else:
+                self._data(transfer, frame)
         elif kind == "file-end":
             self._finish(transfer, arg.strip().lower())
         else:
             reason = sanitize(arg).strip()[:200] or "cancelled"
-            self._end(transfer, f"sender cancelled: {reason}", tell_sender=False)
+            why = "paused by the sender" if transfer.offer is not None else "sender cancelled"
+            self._end(transfer, f"{why}: {reason}", tell_sender=False)
+        return 0.0
 
     def _own(self, client: Client, kind: str, tid_text: str) -> Transfer | str:
         """*client*'s open transfer *tid_text* names, or why not (``""``: it just ended; drop the frame quietly,
@@ -312,42 +328,63 @@ class Relay:
         self.consent.left(client)
         self.links.left(client)
         self.flow.left(client)
+        self.resumes.left(client)
 
     def on_drain(self, client: Client) -> None:
         """*client*'s output queue drained: give it what was held for it, resume senders it no longer blocks."""
         self.flow.drained(client)
+
+    # -- sessions of resumable offers (called by self.resumes) ---------------------------------------
+    def adopt(self, transfer: Transfer) -> None:
+        """Run *transfer* (a session :class:`~chatroom.net.resume.Resumes` made; no answer phase)."""
+        self.transfers[transfer.id] = transfer
+        self._arm_timer()
+
+    def new_id(self) -> int:
+        """A transfer id never used before by this relay."""
+        return next(self._ids)
+
+    def stop(self, transfer: Transfer, reason: str, *, cancel: bool = False, receiver: Client | None = None) -> None:
+        """End a session early (see :meth:`_end`), telling its sender too; with *receiver*, take only it out (it
+        cancelled, or another connection replaced it): the session ends when nobody is left."""
+        if receiver is not None:
+            if transfer.receivers.pop(receiver.id, None) is None:
+                return
+            transfer.held.pop(receiver.id, None)
+            self.flow.resume_unblocked()
+        if transfer.id in self.transfers and (receiver is None or not transfer.receivers):
+            self._end(transfer, reason, cancel=cancel)
 
     # -- the flow -------------------------------------------------------------------
     def _data(self, transfer: Transfer, frame: Frame) -> None:
         payload = frame.payload
         n = len(payload)
         if transfer.relayed + n > transfer.size:
-            self._end(transfer, f"more data than the announced {transfer.size} bytes")
+            self._end(transfer, f"more data than the announced {transfer.size} bytes", cancel=True)
             return
         transfer.relayed += n
         transfer.last_data = self.clock()
-        meta = f"file-data {transfer.id}"
+        (meta, indexed), legs = transfer.data_meta(n), transfer.legs  # receivers that can resume get the index
         flow = self.flow
         blocked = False
         for receiver in transfer.receivers.values():  # one payload object, shared by every receiver's queue
-            header = receiver.frame_header(meta, n)  # a few bytes, in the receiver's wire format
+            header = receiver.frame_header(indexed if receiver.id in legs else meta, n)  # a few bytes
             if not flow.send(transfer, receiver, header, payload) or receiver.queued > flow.high_water:
                 blocked = True
         if blocked:
             flow.pause(transfer)
 
     def _finish(self, transfer: Transfer, digest: str) -> None:
-        if transfer.relayed != transfer.size:
-            self._end(transfer, f"size mismatch: sent {transfer.relayed} of {transfer.size} bytes")
-            return
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            self._end(transfer, "file-end without a SHA-256 hex digest")
+        why = transfer.end_refusal(digest)
+        if why:
+            self._end(transfer, why, cancel=True)
             return
         end = f"file-end {transfer.id} {digest}"
         for receiver in transfer.receivers.values():
             self.flow.send(transfer, receiver, receiver.frame(end))
         nicks = [r.nick for r in transfer.receivers.values()]
         self._forget(transfer)
+        self.resumes.ended(transfer, complete=True)
         self.server.send_bytes(transfer.sender, transfer.sender.frame(f"file-done {transfer.id} {','.join(nicks)}".rstrip()))
         elapsed = max(self.clock() - transfer.started, 1e-9)
         log.info(
@@ -358,14 +395,21 @@ class Relay:
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size,
                               receivers=nicks, ok=True)
 
-    def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True) -> None:
-        """Abort *transfer*: ``file-abort`` to its receivers (and its sender if *tell_sender*)."""
-        transfer.held.clear()  # the receivers discard the file anyway
+    def _end(self, transfer: Transfer, reason: str, tell_sender: bool = True, cancel: bool = False) -> None:
+        """End *transfer* early: ``file-abort`` to its receivers (and its sender if *tell_sender*), or
+        ``file-pause`` to the parties that can resume it; with *cancel* (the sender broke the protocol) a
+        resumable offer is over for good (``file-abort``, then ``file-gone``)."""
+        transfer.cancelled = transfer.cancelled or cancel
+        transfer.held.clear()  # the receivers discard (or keep) what they have anyway
         for receiver in [*transfer.receivers.values(), *transfer.asked.values()]:
             transfer.abort(self.server, receiver, reason)
         self._forget(transfer)
         if tell_sender:
             transfer.abort(self.server, transfer.sender, reason)
+        self.resumes.ended(transfer, complete=False)
+        if cancel and transfer.offer is not None:  # the parties of this session were told with file-abort
+            told = {leg.key for leg in transfer.legs.values()} | ({transfer.offer.key} if tell_sender else set())
+            self.resumes.drop(transfer.offer, reason, told=told)
         log.info("transfer %d: %r from %s aborted: %s", transfer.id, transfer.name, transfer.sender.nick, reason)
         self.server.call_hook("file_delivered", transfer.sender, name=transfer.name, size=transfer.size, receivers=[], ok=False)
 
@@ -402,3 +446,4 @@ class Relay:
                     transfer.window, transfer.mark = now, transfer.relayed
         self.flow.resume_unblocked()
         self._arm_timer()
+

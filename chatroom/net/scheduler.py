@@ -27,7 +27,7 @@ class Timer:
 
     __slots__ = ("when", "fn", "args", "plugin", "cancelled")
 
-    def __init__(self, when: float, fn: Callable[..., Any], args: tuple, plugin: str) -> None:
+    def __init__(self, when: float, fn: Callable[..., Any], args: tuple[Any, ...], plugin: str) -> None:
         self.when, self.fn, self.args, self.plugin, self.cancelled = when, fn, args, plugin, False
 
     def cancel(self) -> None:
@@ -53,7 +53,7 @@ class Scheduler:
         self._jobs: list[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None], str]] = []
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
-        self._done: queue.SimpleQueue[tuple[Callable[..., Any], tuple, str]] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], str]] = queue.SimpleQueue()
         self._executor: ThreadPoolExecutor | None = None
         self._serial: dict[str, ThreadPoolExecutor] = {}  # plugin -> its single worker thread
         self._lock = threading.Lock()
@@ -87,7 +87,7 @@ class Scheduler:
                 self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="chatroom-worker")
             executor = self._executor
 
-        def finished(future: Future) -> None:
+        def finished(future: Future[Any]) -> None:
             cancelled = future.cancelled()
             error = RuntimeError("the server stopped before this job ran") if cancelled else future.exception()
             self._queue(on_done, (None if error else future.result(), error), plugin)
@@ -98,11 +98,11 @@ class Scheduler:
             self._outstanding += 1
         executor.submit(fn).add_done_callback(finished)
 
-    def call_soon_threadsafe(self, fn: Callable[..., Any], args: tuple, plugin: str = "core") -> None:
+    def call_soon_threadsafe(self, fn: Callable[..., Any], args: tuple[Any, ...], plugin: str = "core") -> None:
         """Queue ``fn(*args)`` to run on the loop thread at its next pass (callable from any thread)."""
         self._queue(fn, args, plugin)
 
-    def _queue(self, fn: Callable[..., Any], args: tuple, plugin: str) -> None:
+    def _queue(self, fn: Callable[..., Any], args: tuple[Any, ...], plugin: str) -> None:
         self._done.put((fn, args, plugin))
         self._signal.set()
         self._wake()

@@ -38,7 +38,7 @@ from collections import deque
 from typing import Any
 
 from chatroom.net.budget import TOO_LONG_COST, FloodPolicy
-from chatroom.net.connection import Connection
+from chatroom.net.connection import Application, Connection
 from chatroom.net.linger import Lingering, shut_tcp
 from chatroom.net.logs import CONN, ERR, log_rejected
 from chatroom.net.loop import Loop
@@ -81,7 +81,7 @@ class LineTransport:
     Loop thread only.
     """
 
-    def __init__(self, loop: Loop, app: Any, listener: Any, *, flood: FloodPolicy, partial_timeout: float = 60.0,
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, flood: FloodPolicy, partial_timeout: float = 60.0,
                  max_per_address: int = 64, ids: Any = None, share: LineTransport | None = None) -> None:
         self.loop = loop
         self.app = app
@@ -247,12 +247,10 @@ class LineTransport:
                     held.appendleft(event)
                     self._throttle(conn)
                     return
-            kind = event.__class__
-            if kind is Line:
-                cost = app.on_line(conn, event.text)  # type: ignore[union-attr]
-            elif kind is Frame:
-                cost = 0.0
-                app.on_frame(conn, event)
+            if event.__class__ is Line:  # (compared on the attribute, so the type checker narrows it)
+                cost = app.on_line(conn, event.text)
+            elif event.__class__ is Frame:
+                cost = app.on_frame(conn, event) or 0.0  # file data is free; a resume costs like a command
             else:
                 cost = self._other(conn, event)
             conn.tokens -= cost
@@ -261,20 +259,21 @@ class LineTransport:
             self.loop.backlog.add(conn)
             self.loop.set_mask(conn)
 
-    def _other(self, conn: Connection, event: Any) -> float:
+    def _other(self, conn: Connection, event: object) -> float:
         """An event that is neither a line nor a frame (here: input refused); returns its flood cost."""
-        self._refuse(conn, event)
+        if isinstance(event, (TooLong, Refused)):
+            self._refuse(conn, event)
         return TOO_LONG_COST
 
     def _refuse(self, conn: Connection, event: TooLong | Refused) -> None:
-        if event.__class__ is Refused:
-            if event.reason:  # type: ignore[union-attr]
-                self.loop.send_line(conn, f"ERROR {event.reason}")  # type: ignore[union-attr]
-                log_rejected(conn, f"a frame: {event.reason}", self.loop.now)  # type: ignore[union-attr]
+        if isinstance(event, Refused):
+            if event.reason:
+                self.loop.send_line(conn, f"ERROR {event.reason}")
+                log_rejected(conn, f"a frame: {event.reason}", self.loop.now)
             return
-        limit = MAX_LINE if event.kind == "line" else MAX_FRAME  # type: ignore[union-attr]
-        self.loop.send_line(conn, f"ERROR {event.kind} too long ({event.size} bytes, max {limit})")  # type: ignore[union-attr]
-        log_rejected(conn, f"a {event.kind} of {event.size} bytes: discarded", self.loop.now)  # type: ignore[union-attr]
+        limit = MAX_LINE if event.kind == "line" else MAX_FRAME
+        self.loop.send_line(conn, f"ERROR {event.kind} too long ({event.size} bytes, max {limit})")
+        log_rejected(conn, f"a {event.kind} of {event.size} bytes: discarded", self.loop.now)
 
     # -- flood control ------------------------------------------------------------------------
     def _throttle(self, conn: Connection) -> None:
@@ -302,7 +301,7 @@ class LineTransport:
         held = conn.held
         assert held is not None
         parser, flood = conn.parser, self.flood
-        text = sum(len(event.text) + 1 for event in held if event.__class__ is Line)  # type: ignore[union-attr]
+        text = sum(len(event.text) + 1 for event in held if event.__class__ is Line)
         while not conn.closed:
             if held and held[-1].__class__ is not Line:
                 if not conn.throttled:
@@ -318,7 +317,7 @@ class LineTransport:
                 return
             held.append(event)
             if event.__class__ is Line:
-                text += len(event.text) + 1  # type: ignore[union-attr]
+                text += len(event.text) + 1
 
     def _excess(self, conn: Connection, why: str) -> None:
         """*conn* floods past its budget: tell it ``ERROR excess flood`` and close it (its held lines dropped)."""

@@ -38,7 +38,8 @@ from chatroom.net.certs import (
     load_tls,
     server_context,
 )
-from chatroom.net.connection import Connection
+from chatroom.net.connection import Application, Connection
+from chatroom.net.loop import Loop
 from chatroom.net.logs import CONN
 from chatroom.net.tcp import READ_SIZE, LineTransport
 from chatroom.wire.lines import encode_line
@@ -59,13 +60,10 @@ _WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 # -- the connection ------------------------------------------------------------------------
 class TLSConnection(Connection):
-    """A connection over TLS; ``more`` is true while decrypted bytes wait in its SSL object for the next pass."""
+    """A connection over TLS; its ``more`` (:class:`~chatroom.net.connection.Connection`'s) is true while
+    decrypted bytes wait in its SSL object for the next pass."""
 
-    __slots__ = ("more",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.more = False
+    __slots__ = ()
 
 
 # -- the handshake ---------------------------------------------------------------------------
@@ -136,11 +134,12 @@ class _Handshake:
             self.end("")
 
     def _watch(self, mask: int) -> None:
-        selector = self.transport.loop.selector
+        selector, tls = self.transport.loop.selector, self.tls
+        assert tls is not None  # watched for the handshake only once the socket is wrapped (step)
         if not self.mask:
-            selector.register(self.tls, mask, self.step)
+            selector.register(tls, mask, self.step)
         elif mask != self.mask:
-            selector.modify(self.tls, mask, self.step)
+            selector.modify(tls, mask, self.step)
         self.mask = mask
 
     def expire(self) -> None:
@@ -193,7 +192,7 @@ class TLSTransport(LineTransport):
     in their handshake. Loop thread only.
     """
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, context: ssl.SSLContext,
+    def __init__(self, loop: Loop, app: Application, listener: Any, *, context: ssl.SSLContext,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, **options: Any) -> None:
         super().__init__(loop, app, listener, **options)
         self.context = context
@@ -218,14 +217,14 @@ class TLSTransport(LineTransport):
     def _start(self, sock: Any, addr: Any) -> Connection:
         conn = super()._start(sock, addr)
         if not conn.closed and sock.pending():  # bytes that came with the handshake's last flight
-            self._again(conn)  # type: ignore[arg-type]
+            self._again(conn)
         return conn
 
     def readable(self, conn: Connection) -> None:
         """Read until TLS wants more from the network, at most READ_SIZE bytes, and handle what it completes."""
         sock, scratch = conn.sock, self._scratch
         got = 0
-        conn.more = False  # type: ignore[attr-defined]
+        conn.more = False
         while got < READ_SIZE:
             try:
                 n = sock.recv_into(scratch[got:], READ_SIZE - got)
@@ -245,14 +244,16 @@ class TLSTransport(LineTransport):
 
     def serve(self, conn: Connection) -> None:
         """Handle up to SLICE events; when input runs dry but the SSL object holds bytes, read them next pass."""
-        if conn.more and not (conn.paused or conn.throttled or conn.closing):  # type: ignore[attr-defined]
+        if conn.more and not (conn.paused or conn.throttled or conn.closing):
             self.readable(conn)
             return
         super().serve(conn)
-        if not (conn.backlog or conn.closed or conn.closing or conn.paused or conn.throttled) and conn.sock.pending():
-            self._again(conn)  # type: ignore[arg-type]
+        sock = conn.sock  # a TLSSocket: every connection of this transport is made by _Handshake._done
+        if (not (conn.backlog or conn.closed or conn.closing or conn.paused or conn.throttled)
+                and isinstance(sock, TLSSocket) and sock.pending()):
+            self._again(conn)
 
-    def _again(self, conn: TLSConnection) -> None:
+    def _again(self, conn: Connection) -> None:
         conn.more = True
         conn.backlog = True
         self.loop.backlog.add(conn)

@@ -18,10 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chatroom.net.scheduler import Timer
+from chatroom.wire.lines import sanitize
+from chatroom.wire.numbers import parse_uint
+
 if TYPE_CHECKING:
     from chatroom.net.connection import Connection as Client
 
-__all__ = ["RelayHost", "Transfer"]
+__all__ = ["Plan", "RelayHost", "Transfer"]
 
 
 class RelayHost(Protocol):
@@ -29,7 +33,7 @@ class RelayHost(Protocol):
 
     ``max_file_size`` and ``max_queue`` are bytes; lines are ``str`` without
     a newline, frames whole ``bytes`` in the receiver's wire format;
-    ``call_later`` delays are seconds and it returns a handle with ``cancel()``.
+    ``call_later`` delays are seconds and it returns the :class:`~chatroom.net.scheduler.Timer` (``cancel()`` it).
     """
 
     @property
@@ -50,7 +54,52 @@ class RelayHost(Protocol):
 
     def call_hook(self, hook: str, client: Client | None, /, **kwargs: Any) -> list[Any]: ...
 
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Any: ...
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any, plugin: str = "core") -> Timer: ...
+
+
+@dataclass(eq=False)
+class Plan:
+    """The chunks a session of a resumable offer carries (docs/protocol.md, "Resumable transfers"): the file's
+    ``size`` and ``chunk`` size (bytes), its ``sha256``, the chunk ``indices`` to send in this order (None:
+    every chunk, from 0) and ``pos``, how many of them were relayed. ``hashes`` is the offer's hash list,
+    held only until the receivers got it with ``file-chunks``."""
+
+    size: int
+    chunk: int
+    sha256: str
+    indices: list[int] | None = None
+    pos: int = 0
+    hashes: bytes | None = None
+
+    def next(self) -> tuple[int, int] | None:
+        """``(index, length)`` of the next chunk to relay, or None when every chunk of the plan was."""
+        if self.indices is None:
+            index = self.pos
+            if index * self.chunk >= self.size:
+                return None
+        elif self.pos < len(self.indices):
+            index = self.indices[self.pos]
+        else:
+            return None
+        return index, min(self.chunk, self.size - index * self.chunk)
+
+    def refusal(self, tid: int, index_text: str, size: int) -> str | None:
+        """Why a ``file-data TID INDEX`` frame of *size* bytes is not this plan's next chunk, or None."""
+        step = self.next()
+        if step is None:
+            return f"file-data {tid}: every chunk was sent; file-end is next"
+        if parse_uint(index_text.strip(), max_digits=6) != step[0]:
+            shown = sanitize(index_text).strip()[:10] or "(none)"
+            return f"file-data {tid}: chunk {shown} is not the next one ({step[0]} is)"
+        if size != step[1]:
+            return f"file-data {tid}: chunk {step[0]} is {step[1]} bytes, not {size}"
+        return None
+
+    def total(self) -> int:
+        """Bytes of the chunks of the plan."""
+        if self.indices is None:
+            return self.size
+        return sum(min(self.chunk, self.size - i * self.chunk) for i in self.indices)
 
 
 @dataclass(eq=False)
@@ -66,6 +115,10 @@ class Transfer:
     sender's report (``report``: somebody was asked or declined). ``held``
     (receiver id -> buffers) is what backpressure holds back for a full
     receiver; ``charge`` the quota entry, refunded if nobody accepts.
+    A session of a resumable offer has a ``plan`` (its chunks; ``size`` is
+    then the plan's bytes), its ``offer`` (:class:`chatroom.model.resumable.Offer`)
+    and ``legs`` (receiver id -> :class:`~chatroom.model.resumable.Leg`: the
+    receivers that can resume); ``cancelled`` once it ends for good.
     """
 
     id: int
@@ -86,8 +139,51 @@ class Transfer:
     deadline: float = 0.0
     report: bool = False
     charge: list[float] | None = None
+    plan: Plan | None = None
+    offer: Any = None
+    legs: dict[int, Any] = field(default_factory=dict)
+    cancelled: bool = False
 
     def abort(self, host: RelayHost, member: Client, reason: str) -> None:
-        """Tell *member* (if still connected) that this transfer is over for it: ``file-abort ID REASON``."""
+        """Tell *member* (if still connected) that this transfer is over for it: ``file-abort ID REASON``, or
+        ``file-pause ID REASON`` when *member* can resume it (a party of a resumable offer, not cancelled)."""
         if not member.closed:
-            host.send_bytes(member, member.frame(f"file-abort {self.id} {reason}"))
+            host.send_bytes(member, member.frame(f"{self.ending(member)} {self.id} {reason}"))
+
+    def ending(self, member: Client) -> str:
+        """The frame that ends this session for *member*: ``file-pause`` if it can resume, else ``file-abort``."""
+        resumable = member.id in self.legs or (member is self.sender and self.offer is not None)
+        return "file-pause" if resumable and not self.cancelled else "file-abort"
+
+    def data_refusal(self, index_text: str, size: int, limit: int) -> str | None:
+        """Why a ``file-data ID [INDEX]`` frame of *size* bytes is not what this transfer takes next (more than
+        it has left, or than *limit*, a frame's most; in a session, not the plan's next chunk), or None."""
+        if self.plan is not None:
+            return self.plan.refusal(self.id, index_text, size)
+        if size > self.size - self.relayed or size > limit:
+            return f"file-data {self.id}: {size} bytes is more than the {self.size - self.relayed} left to send"
+        return None
+
+    def data_meta(self, n: int) -> tuple[str, str]:
+        """The ``file-data`` meta of the next *n*-byte chunk, for receivers without and with a resumable leg
+        (``file-data ID INDEX``: the plan moves on, each leg's ``sent`` grows)."""
+        meta = f"file-data {self.id}"
+        if self.plan is None:
+            return meta, meta
+        step = self.plan.next()
+        assert step is not None  # data_refusal checked it
+        self.plan.pos += 1
+        for leg in self.legs.values():
+            leg.sent += n
+        return meta, f"{meta} {step[0]}"
+
+    def end_refusal(self, digest: str) -> str | None:
+        """Why ``file-end ID SHA256HEX`` cannot end this transfer (bytes missing, no digest, in a session
+        another SHA-256 than the offer's), or None."""
+        if self.relayed != self.size:
+            return f"size mismatch: sent {self.relayed} of {self.size} bytes"
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            return "file-end without a SHA-256 hex digest"
+        if self.plan is not None and digest != self.plan.sha256:
+            return "file-end with another SHA-256 than the one announced"
+        return None

@@ -34,15 +34,18 @@ import logging
 import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import h11
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
 from wsproto.utilities import ProtocolError
 
-from chatroom.net.connection import Connection
+from chatroom.model.hub import Hub
+from chatroom.net.connection import Application, Connection
+from chatroom.net.loop import Loop
 from chatroom.net.logs import CONN
+from chatroom.net.relay import Relay
 from chatroom.net.tcp import CLOSE_GRACE, LineTransport, listen
 from chatroom.net.tls import TLSTransport
 from chatroom.net.webfiles import Download, Finish, Upload, link_target, serve_link
@@ -67,6 +70,13 @@ CLOSE_CODES = {"quit": 1000, "excess flood": 1008, "timeout": 1008, "too slow": 
                "internal error": 1011}
 
 
+class WebApplication(Application, Protocol):
+    """What the web door needs of the application besides the door interface: the file relay, whose one-time
+    links it serves (:mod:`chatroom.net.webfiles`)."""
+
+    relay: Relay
+
+
 class WebConnection(Connection):
     """A web connection: HTTP until ``upgraded``, then a member speaking JSON events.
 
@@ -79,10 +89,13 @@ class WebConnection(Connection):
 
     __slots__ = ("wire_index", "upgraded", "you", "since", "idle_since", "close_sent", "file")
 
+    parser: WebParser  # its parser (Connection's is any EventParser)
+    transport: _Web
+
     def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.parser = WebParser()  # type: ignore[assignment]
-        self.wire_index = wire_index  # type: ignore[misc]
+        self.parser = WebParser()
+        self.wire_index = wire_index
         self.upgraded = False
         self.you: tuple[Any, ...] = ()
         self.since = 0.0
@@ -96,7 +109,7 @@ class WebConnection(Connection):
         if data.__class__ is Finish:  # the relay is done with it: it forgets it once this pass is over
             self.file = None
             self.loop.call_later(0, self.transport.app.relay.on_client_left, self)
-            self.transport.close(self, data.reason, flush=data.flush)  # type: ignore[union-attr]
+            self.transport.close(self, data.reason, flush=data.flush)
         elif data and not self.close_sent:
             super().deliver(data)
 
@@ -118,7 +131,7 @@ class WebConnection(Connection):
 
     def frame_header(self, meta: str, size: int) -> bytes:
         """The WebSocket header and ``META\\n`` of a binary message whose payload is shared (a download's: nothing)."""
-        if self.file is not None:
+        if isinstance(self.file, Download):  # (an upload link sends, it is sent no file)
             return self.file.frame_header(meta, size)
         return binary_header(meta, size)
 
@@ -140,24 +153,15 @@ class WebConnection(Connection):
 class WebTLSConnection(WebConnection):
     """A web connection over TLS (``more``: see :class:`~chatroom.net.tls.TLSConnection`)."""
 
-    __slots__ = ("more",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.more = False
+    __slots__ = ()
 
 
-class _Web:
-    """What the clear and the TLS web transports add to their line transport (a mixin: it comes first)."""
+class _Web(LineTransport):
+    """What the clear and the TLS web transports add to their line transport: a line transport itself, so
+    :class:`WebTLSTransport` (``_Web``, then :class:`~chatroom.net.tls.TLSTransport`) puts TLS between the two."""
 
-    loop: Any
-    app: Any
-    flood: Any
-    ids: Any
-    connections: dict[int, Connection]
-    partial_timeout: float
-    _watch: set[Connection]
     _connection_class: type[WebConnection] = WebConnection
+    app: WebApplication
 
     def _setup(self, *, wire_index: int, version: str, rooms: Callable[[], Iterable[str]], gate: Gate,
                request_timeout: float = REQUEST_TIMEOUT) -> None:
@@ -180,8 +184,9 @@ class _Web:
         conn.nick = f"http{cid}"
         return conn
 
-    def _greet(self, conn: WebConnection) -> None:  # type: ignore[override]
+    def _greet(self, conn: Connection) -> None:
         """An HTTP connection: in the web table only, until it opens a WebSocket; its request timer runs."""
+        assert isinstance(conn, WebConnection)  # made by _connection
         conn.idle_since = conn.since = self.loop.now
         self.http[conn.id] = conn
         if self._http_timer is None:
@@ -191,27 +196,27 @@ class _Web:
         """A 503 on the clear port; nothing on the TLS one (a browser there reads no clear text)."""
         return plain_answer(503, text) if self.gate.scheme == "http" else b""
 
-    def serve(self, conn: WebConnection) -> None:  # type: ignore[override]
+    def serve(self, conn: Connection) -> None:
         """Handle a slice of events (the line transport's code), then start an HTTP request's timer, or tell a
         WebSocket member what its commands changed of its own state."""
-        super().serve(conn)  # type: ignore[misc]
-        if conn.closed:
+        super().serve(conn)
+        if conn.closed or not isinstance(conn, WebConnection):  # (all of this transport's are)
             return
         if conn.upgraded:
             conn.changed()
-        elif not conn.since and conn.parser.head_pending:  # type: ignore[attr-defined]
+        elif not conn.since and conn.parser.head_pending:
             conn.since = self.loop.now
 
-    def _other(self, conn: WebConnection, event: Any) -> float:
+    def _other(self, conn: Connection, event: object) -> float:
         """HTTP requests, pings, closes; over-long or refused messages are answered as on TCP."""
-        kind = event.__class__
-        if kind is HttpRequest:
+        assert isinstance(conn, WebConnection)  # made by _connection
+        if isinstance(event, HttpRequest):
             self._request(conn, event)
             return 1.0
-        if kind is WsPing:
+        if isinstance(event, WsPing):
             conn.deliver(event.pong)
             return 1.0  # as a line: a pong for each ping is output the flood bucket must pay for
-        if kind is WsClosed:
+        if isinstance(event, WsClosed):
             if event.reply:
                 conn.deliver(event.reply)
                 conn.close_sent = True
@@ -219,27 +224,27 @@ class _Web:
             self.close(conn, "connection lost" if normal else f"WebSocket error {event.code}: {event.reason}",
                        flush=True)
             return 0.0
-        if kind is HttpError:
+        if isinstance(event, HttpError):
             if event.detail:
                 log.info("refused an HTTP request from %s: %d %s (%r)", conn.host, event.status, event.reason,
                          event.detail[:200], extra=CONN)
             self._refuse_http(conn, event.status, event.reason)
             return 2.0
-        if kind is HttpBody:
+        if isinstance(event, HttpBody):
             if isinstance(conn.file, Upload):
                 conn.file.end() if event.end else conn.file.body(event.data)
             return 0.0
-        if kind is PeerClosed:
+        if isinstance(event, PeerClosed):
             self.close(conn, "connection lost")
             return 0.0
-        return super()._other(conn, event)  # type: ignore[misc,no-any-return]
+        return super()._other(conn, event)
 
     # -- HTTP ------------------------------------------------------------------------------------
     def _request(self, conn: WebConnection, request: HttpRequest) -> None:
         """Answer one request as the gate (:class:`~chatroom.net.webgate.Gate`) says: a refusal, the upgrade
         to a WebSocket, or a file."""
         conn.since, conn.idle_since = 0.0, self.loop.now
-        parser: WebParser = conn.parser  # type: ignore[assignment]
+        parser = conn.parser
         refusal = self.gate.check(request, _local_address(conn.sock))
         if refusal is not None:
             if refusal.log:
@@ -277,7 +282,7 @@ class _Web:
                 continue
             if conn.since and now - conn.since >= self.request_timeout:
                 log.info("closing %s from %s: request timeout", conn.nick, conn.host, extra=CONN)
-                if conn.parser.head_pending:  # type: ignore[attr-defined]
+                if conn.parser.head_pending:
                     self._refuse_http(conn, 408, f"the request took more than {self.request_timeout:g} s")
                 else:  # it said nothing: a browser's spare connection, or a client holding a place
                     self.close(conn, "request timeout")
@@ -297,7 +302,7 @@ class _Web:
         conn.caps = frozenset({"binary"})
         log.info("%s is %s (WebSocket)", old, conn.nick, extra=CONN)
         conn.deliver(hello_event(conn.nick, self.version, self.rooms(), MAX_LINE, MAX_FRAME))
-        LineTransport._greet(self, conn)  # type: ignore[arg-type]
+        LineTransport._greet(self, conn)
 
     def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:
         """As the line transport's, plus a WebSocket close frame (code from :data:`CLOSE_CODES`); an HTTP
@@ -307,15 +312,15 @@ class _Web:
         assert isinstance(conn, WebConnection)
         if conn.upgraded:
             self._close_frame(conn, reason, flush)
-            return super().close(conn, reason, flush=flush)  # type: ignore[misc,no-any-return]
+            return super().close(conn, reason, flush=flush)
         if self.files.pop(conn.id, None) is not None and conn.file is not None and not conn.closing:
             self.app.relay.on_client_left(conn)  # the relay forgets it as a receiver or sender
-        self.close_unseen(conn, flush=flush)  # type: ignore[attr-defined]
+        self.close_unseen(conn, flush=flush)
         if conn.closed:
             self.http.pop(conn.id, None)
 
     def _close_frame(self, conn: WebConnection, reason: str, flush: bool) -> None:
-        ws = conn.parser.ws  # type: ignore[attr-defined]
+        ws = conn.parser.ws
         if ws is None or ws.state is not ConnectionState.OPEN or reason == "connection lost":
             return
         data = ws.send(CloseConnection(code=CLOSE_CODES.get(reason, 1001), reason=reason[:100]))
@@ -337,7 +342,7 @@ class _Web:
             self.close(conn, "shutdown")
         if self._http_timer is not None:
             self._http_timer.cancel()
-        super().shutdown()  # type: ignore[misc]
+        super().shutdown()
 
 
 def _local_address(sock: Any) -> str:
@@ -348,14 +353,14 @@ def _local_address(sock: Any) -> str:
         return ""
 
 
-class WebTransport(_Web, LineTransport):
+class WebTransport(_Web):
     """HTTP and WebSocket on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (pass
     ``share=`` the main transport: one id counter, connection table and per-address budget) plus *wire_index*
     (the hub's index of :func:`~chatroom.wire.jsonwire.encode_entry`), *version*, *rooms* (the room names
     ``hello`` lists), *gate* (:class:`~chatroom.net.webgate.Gate`: what each request gets), *request_timeout*
     (seconds)."""
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, wire_index: int, version: str,
+    def __init__(self, loop: Loop, app: WebApplication, listener: Any, *, wire_index: int, version: str,
                  rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
                  **options: Any) -> None:
         LineTransport.__init__(self, loop, app, listener, **options)
@@ -368,7 +373,7 @@ class WebTLSTransport(_Web, TLSTransport):
 
     _connection_class = WebTLSConnection
 
-    def __init__(self, loop: Any, app: Any, listener: Any, *, wire_index: int, version: str,
+    def __init__(self, loop: Loop, app: WebApplication, listener: Any, *, wire_index: int, version: str,
                  rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
                  **options: Any) -> None:
         TLSTransport.__init__(self, loop, app, listener, **options)
@@ -380,7 +385,7 @@ class WebTLSTransport(_Web, TLSTransport):
         return plain_answer(400, "this port speaks HTTPS: use https:// in the address") if spoke else b""
 
 
-def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
+def open_web(loop: Loop, app: WebApplication, hub: Hub, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
              origins: Iterable[str] = (), static: Path | None = None, hosts: Iterable[str] = (),
              request_timeout: float = REQUEST_TIMEOUT, listener: Any = None,
              **options: Any) -> WebTransport | WebTLSTransport:
@@ -398,11 +403,12 @@ def open_web(loop: Any, app: Any, hub: Any, host: str, port: int = 0, *, tls: An
         return [room.name for room in hub.rooms.listed()[:HELLO_ROOMS]]
 
     gate = Gate(StaticFiles(static), Hosts([*_own_names(), host, *hosts]), origins, "http" if tls is None else "https")
-    web = dict(wire_index=hub.add_wire(encode_entry, variants=False), version=_version(), rooms=rooms, gate=gate,
-               request_timeout=request_timeout)
+    kind: type[WebTransport] | type[WebTLSTransport] = WebTransport
     if tls is not None:
-        return WebTLSTransport(loop, app, listener, context=tls, handshake_timeout=handshake_timeout, **web, **options)
-    return WebTransport(loop, app, listener, **web, **options)
+        kind = WebTLSTransport
+        options.update(context=tls, handshake_timeout=handshake_timeout)
+    return kind(loop, app, listener, wire_index=hub.add_wire(encode_entry, variants=False), version=_version(),
+                rooms=rooms, gate=gate, request_timeout=request_timeout, **options)
 
 
 def _own_names() -> list[str]:

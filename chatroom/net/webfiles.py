@@ -60,13 +60,16 @@ def serve_link(door: Any, conn: Any, request: Any, kind: str, token: str, name: 
     member = relay.links.owner(token)
     if member is None:
         gone = token in relay.links.ended
-        return door._refuse_http(conn, 410 if gone else 404, "this link was used, or its offer ended" if gone
-                                 else "no such link")  # type: ignore[no-any-return]
+        door._refuse_http(conn, 410 if gone else 404, "this link was used, or its offer ended" if gone
+                          else "no such link")
+        return
     if kind == "put" and (request.body is None or request.body < 0):
-        return door._refuse_http(conn, 411, "send the file with its Content-Length: curl -T FILE URL")  # type: ignore[no-any-return]
+        door._refuse_http(conn, 411, "send the file with its Content-Length: curl -T FILE URL")
+        return
     if kind == "put" and not name:
-        return door._refuse_http(conn, 400, "name the file at the end of the link: curl -T FILE URL "
-                                            "(the URL ending with /)")  # type: ignore[no-any-return]
+        door._refuse_http(conn, 400, "name the file at the end of the link: curl -T FILE URL "
+                                     "(the URL ending with /)")
+        return
     door.files[conn.id] = door.http.pop(conn.id)
     if kind == "put":
         conn.file = Upload(door, conn, member, http)

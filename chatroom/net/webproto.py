@@ -49,6 +49,11 @@ MAX_META = 1024
 _BAD_HTTP = {431: f"request head over {MAX_HEAD} bytes"}
 
 
+#: h11's state of a peer that asked to switch protocols (an upgrade request not answered yet): what it sends next
+#: is no more HTTP. h11 documents it ("Switching protocols") but leaves it out of its ``__all__``.
+_MIGHT_SWITCH = h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # documented, not in h11.__all__
+
+
 class HttpRequest:
     """A complete HTTP request head: ``method`` and ``target`` (``bytes``), ``headers`` (lower-case name ->
     value, ``bytes``; the last of repeated ones), ``raw`` (h11's header list, for wsproto); ``body`` the
@@ -154,7 +159,7 @@ class WebParser:
         """Feed bytes read from the socket (copied at once)."""
         if self.ws is not None:
             self.ws.receive_data(bytes(data))
-        elif self.http is not None and self.http.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
+        elif self.http is not None and self.http.their_state is not _MIGHT_SWITCH:
             self.http.receive_data(bytes(data))
 
     def upgrade(self, request: HttpRequest) -> bytes:

@@ -13,6 +13,7 @@ import difflib
 import shlex
 import warnings
 from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from chatroom.model.errors import Refused
@@ -121,7 +122,8 @@ class Command:
     params: tuple[Param, ...] = ()
     subcommands: tuple[Command, ...] = ()
     rate: Rate | None = None
-    examples: tuple[Example, ...] = ()
+    #: As given (:class:`Example` objects or ``(line, reply)`` tuples); kept as a tuple of :class:`Example`.
+    examples: Sequence[Example | tuple[Any, ...]] = ()
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

@@ -23,6 +23,7 @@ read the frozen values.
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class Setting:
     min: float | None = None
     max: float | None = None
     choices: tuple[Any, ...] = ()
-    items: type | None = None
+    items: builtins.type | None = None  # builtins: in this class body, "type" is the field above
     help: str = ""
 
 
@@ -144,7 +145,7 @@ def check_tables(tables: Iterable[str], plugins: Iterable[str]) -> list[str]:
     return warnings
 
 
-class FrozenList(list):  # type: ignore[type-arg]
+class FrozenList(list[Any]):
     """A list that refuses every change (``TypeError``): still a ``list`` for ``isinstance`` and ``==``,
     so plugins written before settings were frozen keep working."""
 
@@ -156,7 +157,7 @@ class FrozenList(list):  # type: ignore[type-arg]
     append = extend = insert = remove = pop = clear = sort = reverse = _refuse
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
 
-    def __hash__(self) -> int:  # type: ignore[override]
+    def __hash__(self) -> int:  # type: ignore[override]  # list sets __hash__ = None; a frozen one can be hashed
         return hash(tuple(self))
 
 

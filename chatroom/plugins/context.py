@@ -363,7 +363,7 @@ class Context(ThreadSafeParts):
         if room is None and self.client is not None:
             room = self.client.room
         first = room is not None and self.client is not None and self.client.id in room.ops  # Room.operated_by
-        return first and requires == "operator" or allowed(requires, self.account, room and room.rules, self.is_admin)
+        return first and requires == "operator" or allowed(requires, self.account, room.rules if room is not None else None, self.is_admin)
 
     def require(self, requires: str, what: str, room: Room | None = None) -> None:
         """Raise Refused ``permission denied: WHAT needs a room operator`` (etc.) unless :meth:`allowed`."""

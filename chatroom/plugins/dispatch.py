@@ -67,7 +67,7 @@ class Dispatcher:
         return CHAT_COST
 
     def _captured(self, client: Client, text: str) -> None:
-        plugin, on_line, _, terminator = client.capture  # type: ignore[misc]
+        plugin, on_line, _, terminator = client.capture
         if plugin == "":  # what is left of a capture whose plugin went away: swallowed up to its terminator
             if text == terminator:
                 client.capture = None
@@ -134,7 +134,7 @@ class Dispatcher:
             if requires != "anyone":  # the declared permission, checked before the handler runs
                 word = rest.split(None, 1)[0].lower() if requires != command.requires else ""
                 ctx.require(requires, f"/{command.name}" + (f" {word}" if word else ""))
-            ctx.args = command.parse_args(rest, self.host.find_client)  # type: ignore[assignment]
+            ctx.args = command.parse_args(rest, self.host.find_client)
             charge = self._within_rate(ctx, command) if command.rate is not None else None
             if charge is False:
                 return command.cost

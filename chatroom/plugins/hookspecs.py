@@ -63,6 +63,7 @@ def register_commands() -> list[Command]:
             return [Command("roll", roll, usage="/roll [SIDES]",
                             summary="Roll a die", max_args=1)]
     """
+    return []  # the spec's body is never called (pluggy calls the plugins' hookimpls)
 
 
 @hookspec
@@ -223,6 +224,7 @@ def config_schema() -> dict[str, Setting]:
         def config_schema():
             return {"timeout": Setting(int, default=300, min=10, max=86400, help="seconds a poll stays open")}
     """
+    return {}  # the spec's body is never called (pluggy calls the plugins' hookimpls)
 
 
 @hookspec

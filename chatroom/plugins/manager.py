@@ -391,7 +391,7 @@ class PluginHost(Reloading):
             return FAULT
         return self._guarded(plugin, fn, args, kwargs, passthrough=(), count=True)
 
-    def _guarded(self, plugin: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
+    def _guarded(self, plugin: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  passthrough: type[BaseException] | tuple[()], count: bool, strike: bool = True) -> Any:
         """The one place plugin code runs: faults are logged (and counted if *count*), slow calls warned about.
 

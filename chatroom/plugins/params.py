@@ -24,6 +24,7 @@ who is connected).
 
 from __future__ import annotations
 
+import io
 import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ class Param:
         except ParamError:
             raise
         except (ValueError, TypeError) as exc:
-            what = {int: "a whole number", float: "a number"}.get(kind)  # type: ignore[call-overload]
+            what = "a whole number" if kind is int else "a number" if kind is float else None
             reason = f"{name} must be {what}" if what else str(exc) or f"{name} is not valid"
             raise ParamError(reason) from None
         self._check(value)
@@ -192,7 +193,8 @@ def _split(text: str, count: int) -> tuple[list[str], str]:
 
     Raises ParamError on an unbalanced quote.
     """
-    lexer = shlex.shlex(text, posix=True)
+    stream = io.StringIO(text)  # what shlex wraps a string in; kept here to ask where the words stopped
+    lexer = shlex.shlex(stream, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""
     words: list[str] = []
@@ -202,7 +204,7 @@ def _split(text: str, count: int) -> tuple[list[str], str]:
             if word is None:
                 return words, ""
             words.append(word)
-        position = lexer.instream.tell()  # type: ignore[union-attr]
+        position = stream.tell()
     except ValueError:
         raise ParamError("unbalanced quotes") from None
     return words, text[position:].strip()

@@ -65,6 +65,7 @@ class Now(float):
     """
 
     __slots__ = ("_wall",)
+    _wall: Callable[[], float]
 
     def __new__(cls, monotonic: float, wall: Callable[[], float]) -> Now:
         value = super().__new__(cls, monotonic)

@@ -19,7 +19,7 @@ from pathlib import Path
 SIOCGIFADDR = 0x8915
 #: Addresses a UDP socket is "connected" to (nothing is sent) to learn the source address
 #: the routing table would use: TEST-NET-2 and the IPv6 documentation prefix.
-_ROUTE_PROBES = {socket.AF_INET: ("198.51.100.1", 9), socket.AF_INET6: ("2001:db8::1", 9)}
+_ROUTE_PROBES: dict[int, tuple[str, int]] = {socket.AF_INET: ("198.51.100.1", 9), socket.AF_INET6: ("2001:db8::1", 9)}
 
 
 def lan_addresses(family: int = socket.AF_INET) -> list[str]:

@@ -17,12 +17,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 from chatroom.model.accounts import AccountStore
 from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
+from chatroom.model.resumable import ResumeBook
 from chatroom.model.room import Room
 from chatroom.net.budget import FloodPolicy
 from chatroom.net.filelinks import link_base
@@ -54,6 +55,22 @@ PRUNE_EVERY = 60.0
 #: Lines one retention step deletes at most: deleting a line also takes its words out of the search index
 #: (about 10-25 us a line, bench/search.py), so a step holds the loop for a few milliseconds.
 PRUNE_ROWS = 500
+
+
+class _Budgets(TypedDict):
+    """The budgets every transport of a server shares (:class:`~chatroom.net.tcp.LineTransport`'s keywords)."""
+
+    flood: FloodPolicy
+    partial_timeout: float
+    max_per_address: int
+
+
+def _connection(member: Member) -> Connection:
+    """*member* as the loop's connection: every member of a server is one (of the door it came through);
+    TypeError for a member of another hub."""
+    if not isinstance(member, Connection):
+        raise TypeError(f"{member!r} is not a connection of this server")
+    return member
 
 
 class Server:
@@ -118,12 +135,14 @@ class Server:
         self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
                            files_per_hour=options.quota_files_per_hour,
-                           bytes_per_day=options.quota_bytes_per_day)  # consent and quotas: chatroom.net.consent
+                           bytes_per_day=options.quota_bytes_per_day,  # consent and quotas: chatroom.net.consent
+                           book=ResumeBook(self.data_dir / "transfers.sqlite3", options.resume_keep, wall_clock))
         self.loop.on_drain = self.relay.on_drain
         self.loop.before_write += [self.hub.flush, self._commit_history]
         claim, tls, timeout = self.claim, self.claim.tls, options.tls_handshake_timeout
         flood = FloodPolicy(options.flood_rate, options.flood_burst, options.flood_kill, options.flood_backlog)
-        budgets = dict(flood=flood, partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
+        budgets = _Budgets(flood=flood, partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
+        self.transport: LineTransport
         if tls is not None and claim.tls_listener is None:  # the main port speaks TLS
             self.transport = TLSTransport(self.loop, self, claim.listener, context=tls, handshake_timeout=timeout,
                                           **budgets)
@@ -219,6 +238,7 @@ class Server:
         self.port.close()
         self.history.close()
         self.accounts.close()
+        self.relay.resumes.book.close()
         self.loop.close()
         self.claim.release()
         log.info("stopped")
@@ -254,11 +274,11 @@ class Server:
     def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
         """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
         hooks (what ``/msg`` does); False if a hook dropped it."""
-        return Context(self, "core", member).private(target, text, notice=notice)
+        return Context(self.port, "core", member).private(target, text, notice=notice)
 
-    def on_frame(self, conn: Connection, frame: Any) -> None:
-        """One frame from *conn* (file transfer)."""
-        self.relay.on_frame(conn, frame)
+    def on_frame(self, conn: Connection, frame: Any) -> float:
+        """One frame from *conn* (file transfer); returns its flood cost."""
+        return self.relay.on_frame(conn, frame)
 
     def check_frame(self, conn: Connection, meta: str, size: int) -> str | None:
         """May *conn* send this frame? (see :meth:`chatroom.net.relay.Relay.check_frame`)."""
@@ -307,6 +327,7 @@ class Server:
 
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
         more = self.hub.rooms.expire()
+        self.relay.resumes.expire()  # resumable transfers idle past --resume-keep
         more = self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS) or more
         self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
 
@@ -327,7 +348,7 @@ class Server:
     def send_line(self, member: Member, text: str) -> None:
         """Queue one line for *member*, after its rooms' pending lines and behind any listing it is streaming."""
         self.hub.flush_for(member)
-        self.loop.send_line(member, text)  # type: ignore[arg-type]
+        self.loop.send_line(_connection(member), text)
 
     def send_private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A ``/msg`` *text* from *nick* to *target* (a line ``NICK (private): text``, or a ``private`` event)."""
@@ -345,22 +366,23 @@ class Server:
     def stream(self, member: Member, lines: Iterator[str], plugin: str) -> None:
         """Send many lines to *member*, pulled lazily as its queue drains."""
         self.hub.flush_for(member)
-        self.loop.stream(member, lines, plugin)  # type: ignore[arg-type]
+        self.loop.stream(_connection(member), lines, plugin)
 
     def close_client(self, member: Member, reason: str, *, flush: bool = False, tell: bool = False) -> None:
         """Disconnect *member*; with *flush*, after its queued output is sent; with *tell*, its last line is
         ``ERROR disconnected (REASON)`` (just ``ERROR disconnected`` for the reason ``"disconnected"``)."""
         if tell:
             self.send_line(member, "ERROR disconnected" + (f" ({reason})" if reason != "disconnected" else ""))
-        member.transport.close(member, reason, flush=flush)  # type: ignore[attr-defined]
+        conn = _connection(member)
+        conn.transport.close(conn, reason, flush=flush)
 
     def pause_reading(self, member: Member) -> None:
         """Stop reading *member*'s input (file backpressure)."""
-        self.loop.pause_reading(member)  # type: ignore[arg-type]
+        self.loop.pause_reading(_connection(member))
 
     def resume_reading(self, member: Member) -> None:
         """Undo :meth:`pause_reading`."""
-        self.loop.resume_reading(member)  # type: ignore[arg-type]
+        self.loop.resume_reading(_connection(member))
 
     def call_hook(self, hook: str, client: Member | None, /, **kwargs: Any) -> list[Any]:
         """Call *hook* on every plugin with ``ctx.client`` = *client*; returns the non-None results."""

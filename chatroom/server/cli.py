@@ -181,7 +181,7 @@ def _fail(status: int, message: str) -> int:
     """Print ``chatroom-server: error: MESSAGE`` once on stderr, log it to the log file only; return *status*."""
     print(f"chatroom-server: error: {message}", file=sys.stderr, flush=True)
     logger = logging.getLogger("chatroom")
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, (), None)
     record.category = "ERROR"
     for handler in logger.handlers:
         if isinstance(handler, logging.FileHandler):

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     _number(parser, "--file-offer-timeout", metavar="S",
             help="seconds a receiver that asks for consent (/files ask) has to /accept or /decline "
                  "an offer before it counts as declined (default 60)")
+    _number(parser, "--resume-keep", metavar="TIME",
+            help="how long an interrupted transfer waits for both ends to come back and resume it, after its "
+                 "last activity: 3600, 90m, 24h, 7d (default 24h, at most 30d)")
     parser.add_argument("--plugin-dir", type=Path, action="append", default=[],
                         help="load every .py file in this folder as a plugin (repeatable)")
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",

@@ -143,6 +143,17 @@ def _retention_problem(keep: Any) -> str | None:
     return None
 
 
+def parse_duration(text: str) -> float:
+    """``"24h"`` -> 86400.0, ``"90m"``, ``"7d"``, ``"3600"`` or ``"30s"`` -> seconds (``float``).
+
+    Raises argparse.ArgumentTypeError for anything else.
+    """
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 3600, 90m, 24h, 7d)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
 def web_port(text: str) -> int | None:
     """``--web-port``: ``"8080"`` -> 8080, ``"0"`` -> 0 (the kernel picks), ``"off"`` -> None (no web listener).
 
@@ -269,6 +280,8 @@ class ServerOptions:
     file_offer_timeout: float = _num(60.0, above=True, high=DAY)
     quota_files_per_hour: int = _num(0, int)
     quota_bytes_per_day: int = _num(0, int, parse=parse_size)
+    #: Seconds a resumable transfer waits for its parties to come back after its last activity (up to 30 days).
+    resume_keep: float = _num(DAY, above=True, high=30 * DAY, parse=parse_duration)
     #: TLS on the main port (a self-signed pair made in the data dir), or with *tls_cert* and *tls_key*;
     #: with *tls_port*, beside the clear port instead (implies TLS; 0: the kernel picks).
     tls: bool = False

@@ -13,15 +13,23 @@ buffers to one ``sendmsg`` call.
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Iterable
+from typing import Protocol
 
-__all__ = ["COALESCE", "SEND_BUFFERS", "OutQueue"]
+__all__ = ["COALESCE", "SEND_BUFFERS", "OutQueue", "Sender"]
 
 #: Buffers handed to one ``sendmsg`` call.
 SEND_BUFFERS = 64
 #: Writes shorter than this (bytes) are copied into the queue's tail instead of referenced.
 COALESCE = 4096
 _TAIL_MAX = 64 * 1024
+
+
+class Sender(Protocol):
+    """What :meth:`OutQueue.send_to` writes to: a ``socket.socket``, or a TLS socket of this package
+    (:class:`chatroom.sockets.tlssocket.TLSSocket`) with the same ``sendmsg(buffers) -> bytes sent``."""
+
+    def sendmsg(self, buffers: Iterable[bytes | bytearray | memoryview], /) -> int: ...
 
 
 class OutQueue:
@@ -70,7 +78,7 @@ class OutQueue:
         self._bufs = []
         self.size = 0
 
-    def send_to(self, sock: socket.socket, limit: int = 0) -> int:
+    def send_to(self, sock: Sender, limit: int = 0) -> int:
         """One ``sendmsg`` of the queued buffers (at most about *limit* bytes when *limit* > 0:
         a coalesced tail of up to 64 KiB is sent whole); returns the bytes sent and drops them.
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chatroom.wire.lines import TooLong  # the line protocol's event: kind "line" or "tags" here
+from chatroom.wire.lines import FrameFilter, TooLong  # the line protocol's event: kind "line" or "tags" here
 
 __all__ = [
     "CASEMAPPING", "MAX_CLIENT_TAGS", "MAX_LINE", "MAX_TAGS", "IrcParser", "Message", "TooLong", "casefold",
@@ -179,7 +179,7 @@ class IrcParser:
     def __init__(self, max_line: int = MAX_LINE, max_tags: int = MAX_CLIENT_TAGS) -> None:
         self.max_line = max_line
         self.max_tags = max_tags
-        self.frame_filter = None  # IRC has no frames: set by the transport, never called
+        self.frame_filter: FrameFilter | None = None  # IRC has no frames: set by the transport, never called
         self._buf = bytearray()
         self._pos = 0
         self._skip = 0  # > 0 while discarding the rest of an over-long line (bytes so far)
@@ -194,8 +194,8 @@ class IrcParser:
         """True while a line has started and not ended."""
         return self._skip > 0 or self.buffered > 0
 
-    def receive_data(self, data: bytes) -> None:
-        """Append *data* to the stream."""
+    def receive_data(self, data: bytes | memoryview) -> None:
+        """Append *data* (``bytes``-like) to the stream."""
         if self._pos and self._pos >= len(self._buf) >> 1:
             del self._buf[: self._pos]
             self._pos = 0

@@ -94,11 +94,12 @@ class Line:
 
 
 class Frame:
-    """A binary frame: ``meta`` (the header's text after the length) and ``payload`` (bytes)."""
+    """A binary frame: ``meta`` (the header's text after the length) and ``payload`` (bytes; from
+    :class:`chatroom.wire.stream.StreamParser`, a memoryview of its buffer)."""
 
     __slots__ = ("meta", "payload")
 
-    def __init__(self, meta: str, payload: bytes) -> None:
+    def __init__(self, meta: str, payload: bytes | memoryview) -> None:
         self.meta = meta
         self.payload = payload
 
@@ -209,7 +210,7 @@ class Parser:
         """True while a frame's payload is being received or skipped."""
         return self._need >= 0 or self._skip > 0
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Append *data* (``bytes``-like) to the stream; events come from :meth:`next_event`."""
         buf = self._buf
         if self._pos and self._pos >= len(buf) >> 1:

@@ -100,6 +100,7 @@ const search = new Search({
 // Replies to lines the page sent by itself (not typed) stay out of the log: count one more of kind.
 const REPLIES = {
   files: /^OK files /,
+  caps: /^(OK caps |ERROR unknown capability)/,
   join: /^OK (join|current room) /,  // /join of a room one is in only switches to it
   history: /^OK history /,
 };
@@ -143,6 +144,8 @@ const handlers = {
     }
     if (state.connectedOnce) lines.push(...resyncLines());
     state.connectedOnce = true;
+    lines.push("/caps resume");  // after the name and login: its OK says transfers can resume (files.js)
+    hideReply("caps");
     sendLines(lines);
     renderMe();
   },
@@ -161,6 +164,7 @@ const handlers = {
       state.pendingIdentity = null;
       localStorage.setItem("chatroom.nick", event.nick);
     }
+    if (!state.pendingIdentity) transfers.settled();  // tokens bound to an account are presented only now
     const before = state.current;
     state.current = event.room;
     state.joined = event.rooms || [];
@@ -232,6 +236,8 @@ const handlers = {
 
   line(event) {
     const text = String(event.text);
+    if (/^OK caps .*\bresume\b/.test(text)) transfers.enable();
+    if (transfers.quietLine(text)) return;
     transfers.onLine(text);
     if (search.onLine(text)) return;
     historyReply(text);

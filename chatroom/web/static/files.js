@@ -5,57 +5,14 @@
 // `file-end`, size and SHA-256 are checked before a Save link is offered. Every name shown or saved
 // is passed through safeName first; every text goes in with textContent.
 
+import { Card, el } from "./cards.js";
 import { formatSize, safeName } from "./names.js";
+import { Resumes } from "./resume.js";
 import { sha256Blob } from "./sha256.js";
 
 const CHUNK = 256 * 1024;           // bytes per file-data frame (the server takes up to 4 MiB)
 const HIGH_WATER = 2 * 1024 * 1024; // stop queueing while the socket holds this much unsent
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-// One transfer's card in the #transfers list: title, progress bar, status, buttons.
-class Card {
-  constructor(list, title, direction) {
-    this.item = el("li", `transfer ${direction}`);
-    this.title = el("p", "transfer-title", title);
-    this.progress = el("progress");
-    this.progress.max = 1;
-    this.progress.value = 0;
-    this.progress.setAttribute("aria-label", title);
-    this.status = el("p", "transfer-status");
-    this.actions = el("div", "transfer-actions");
-    this.item.append(this.title, this.progress, this.status, this.actions);
-    list.append(this.item);
-    list.hidden = false;
-  }
-
-  set(status, state) {
-    this.status.textContent = status;
-    if (state) this.item.dataset.state = state;
-  }
-
-  fraction(value) {
-    this.progress.value = Math.max(0, Math.min(1, value));
-  }
-
-  button(label, onClick) {
-    const button = el("button", "", label);
-    button.type = "button";
-    button.addEventListener("click", onClick);
-    this.actions.append(button);
-    return button;
-  }
-
-  clearActions() {
-    this.actions.replaceChildren();
-  }
-}
 
 export class Transfers {
   // wire: the Wire; list: the <ul> of cards; announce(text): tell screen readers.
@@ -66,6 +23,17 @@ export class Transfers {
     this.waiting = [];           // outgoing offers waiting for OK/ERROR sendfile, in order
     this.outgoing = new Map();   // id -> {name, file, card, hash, stopped}
     this.incoming = new Map();   // id -> {name, size, sender, card, chunks, received}
+    this.resume = new Resumes(wire, list, announce);  // transfers that can resume (resume.js)
+  }
+
+  // The server took /caps resume (enable), and the page's name and login are settled (settled): records
+  // are presented, and offers from now on can resume.
+  enable() {
+    this.resume.enable();
+  }
+
+  settled() {
+    this.resume.settle();
   }
 
   // -- sending ------------------------------------------------------------------------------------
@@ -73,6 +41,16 @@ export class Transfers {
     const name = safeName(file.name);
     const card = new Card(this.list, `${name} (${formatSize(file.size)}) to the room`, "out");
     card.set("offering…", "offering");
+    if (this.resume.on) {
+      const entry = { name, file, card, resumable: true, stopped: false, id: null };
+      this.waiting.push(entry);
+      this.resume.offer(entry).then((sent) => {
+        if (sent) return;
+        this.waiting.splice(this.waiting.indexOf(entry), 1);
+        if (!card.item.dataset.state || card.item.dataset.state === "offering") card.set("not sent: not connected", "failed");
+      });
+      return;
+    }
     const entry = { name, file, card, hash: sha256Blob(file), stopped: false, id: null };
     entry.hash.catch(() => {});
     this.waiting.push(entry);
@@ -80,6 +58,11 @@ export class Transfers {
       this.waiting.pop();
       card.set("not sent: not connected", "failed");
     }
+  }
+
+  // A reply to the page's own resume or cancel of a transfer: taken here, not shown in the log.
+  quietLine(text) {
+    return this.resume.onLine(text);
   }
 
   // A `line` event's text; true when it was about one of our offers (it is still shown in the log).
@@ -90,10 +73,14 @@ export class Transfers {
       const entry = this.waiting.splice(index, 1)[0];
       if (!entry) return false;
       entry.id = ok[1];
-      this.outgoing.set(entry.id, entry);
-      this.pump(entry);
+      if (entry.resumable) this.resume.started(entry, ok[1]);
+      else {
+        this.outgoing.set(entry.id, entry);
+        this.pump(entry);
+      }
       return true;
     }
+
     if (text.startsWith("ERROR sendfile ")) {
       const index = this.waiting.findIndex((entry) => text.startsWith(`ERROR sendfile ${entry.name}: `));
       const entry = this.waiting.splice(index < 0 ? 0 : index, 1)[0];
@@ -151,12 +138,32 @@ export class Transfers {
   // -- frames from the server ---------------------------------------------------------------------
   onFrame({ words, payload }) {
     const [kind, id] = words;
-    if (kind === "file-offer") this.offered(id, Number(words[2]), words[3], words.slice(4).join(" "));
+    const resume = this.resume;
+    if (kind === "file-id") resume.ids.set(id, words[2]);
+    else if (kind === "file-chunks") resume.chunksFrame(id, words, payload);
+    else if (kind === "file-resend") resume.resend(id, words[2], payload);
+    else if (kind === "file-gone") resume.gone(id, words.slice(2).join(" "));
+    else if (resume.owns(id)) this.resumable(kind, id, words, payload);
+    else if (kind === "file-offer") this.offered(id, Number(words[2]), words[3], words.slice(4).join(" "));
     else if (kind === "file-begin") this.begin(id, Number(words[2]), words[3], words.slice(4).join(" "));
     else if (kind === "file-data") this.data(id, payload);
     else if (kind === "file-end") this.end(id, words[2]);
     else if (kind === "file-done") this.done(id, words[2] || "");
     else if (kind === "file-abort") this.aborted(id, words.slice(2).join(" "));
+  }
+
+  // A frame of a session resume.js runs.
+  resumable(kind, id, words, payload) {
+    const resume = this.resume;
+    if (kind === "file-begin") {
+      const offer = this.incoming.get(id);
+      this.incoming.delete(id);
+      resume.begin(id, words[3], words.slice(4).join(" "), offer ? offer.card : null);
+    } else if (kind === "file-data") resume.data(id, Number(words[2]), payload);
+    else if (kind === "file-end") resume.end(id);
+    else if (kind === "file-done") resume.done(resume.sessions.get(id), words[2] || "");
+    else if (kind === "file-pause" || kind === "file-abort") resume.ended(id, kind, words.slice(2).join(" "));
+    if (kind === "file-done") resume.sessions.delete(id);
   }
 
   offered(id, size, sender, rawName) {
@@ -269,5 +276,6 @@ export class Transfers {
       this.aborted(id, "connection lost");
     }
     for (const [id, entry] of this.incoming) this.fail(id, entry, "connection lost");
+    this.resume.lost();
   }
 }

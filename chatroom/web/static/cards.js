@@ -1,0 +1,46 @@
+// One transfer's card in the #transfers list (files.js, resume.js): title, progress bar, status, buttons.
+// Every text goes in with textContent.
+
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export class Card {
+  constructor(list, title, direction) {
+    this.item = el("li", `transfer ${direction}`);
+    this.title = el("p", "transfer-title", title);
+    this.progress = el("progress");
+    this.progress.max = 1;
+    this.progress.value = 0;
+    this.progress.setAttribute("aria-label", title);
+    this.status = el("p", "transfer-status");
+    this.actions = el("div", "transfer-actions");
+    this.item.append(this.title, this.progress, this.status, this.actions);
+    list.append(this.item);
+    list.hidden = false;
+  }
+
+  set(status, state) {
+    this.status.textContent = status;
+    if (state) this.item.dataset.state = state;
+  }
+
+  fraction(value) {
+    this.progress.value = Math.max(0, Math.min(1, value));
+  }
+
+  button(label, onClick) {
+    const button = el("button", "", label);
+    button.type = "button";
+    button.addEventListener("click", onClick);
+    this.actions.append(button);
+    return button;
+  }
+
+  clearActions() {
+    this.actions.replaceChildren();
+  }
+}
