@@ -275,7 +275,8 @@ PING_RE = re.compile(rb"ping (\d+) (\d+)")
 
 
 def probe_main(port: int, senders: int, interval_ns: int, ctl: Any) -> None:
-    """Probe process: *senders* ping connections and one timer; serves ``("measure", s)`` requests."""
+    """Probe process: *senders* ping connections and one timer; serves ``("measure", seconds)`` requests
+    (*seconds* None: until a ``("stop",)`` message)."""
     try:
         tx = [connect(port) for _ in range(senders)]
         rx = connect(port)
@@ -299,12 +300,16 @@ def probe_main(port: int, senders: int, interval_ns: int, ctl: Any) -> None:
         msg = ctl.recv()
         if msg[0] != "measure":
             return
-        start, end = time.monotonic_ns(), time.monotonic_ns() + int(msg[1] * 1e9)
+        start = time.monotonic_ns()
+        end = start + int(msg[1] * 1e9) if msg[1] is not None else 2**62
         sent: dict[int, int] = {}
         lat: list[float] = []
         nxt = start
         while True:
             now = time.monotonic_ns()
+            if end == 2**62 and ctl.poll():  # ("stop",) ends an open-ended measure
+                ctl.recv()
+                end = now
             if now >= end and (not sent or now >= end + 2_000_000_000):
                 break
             if nxt <= now < end:
@@ -353,11 +358,18 @@ class Probe:
             self.stop()
             raise RuntimeError(f"probe: {msg[1]}")
 
-    def start(self, seconds: float) -> None:
+    def start(self, seconds: float | None) -> None:
+        """Ping for *seconds* (None: until :meth:`finish`)."""
         self.ctl.send(("measure", seconds))
-        self.seconds = seconds
+        self.seconds = seconds if seconds is not None else 0.0
+
+    def finish(self) -> tuple[list[float], int, bool]:
+        """End an open-ended measure (:meth:`start` with None); its result."""
+        self.ctl.send(("stop",))
+        return self.result()
 
     def result(self) -> tuple[list[float], int, bool]:
+        """``(latencies ms, pings lost, a connection died)``; a lost ping counts with the time it waited."""
         if not self.ctl.poll(self.seconds + 10):
             return [], 0, True
         _, lat, lost, dead = self.ctl.recv()

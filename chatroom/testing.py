@@ -206,7 +206,7 @@ class InProcessRoom:
 
         kit = dict(data_dir=Path(data_dir), flood_rate=flood_rate, flood_burst=flood_burst,
                    history_on_join=history_on_join, announce_limit=announce_limit, plugin_fault_limit=fault_limit,
-                   slow_hook_ms=slow_seconds * 1000, commit_window=0.0, web=False)  # no flood control, no web door
+                   slow_hook_ms=slow_seconds * 1000, web=False)  # no flood control, no web door
         if max_queue is not None:
             kit["max_queue"] = max_queue
         server_options = ServerOptions(**{**kit, **options})  # a field named outright wins over its kit alias
@@ -406,8 +406,9 @@ class InProcessRoom:
                                  f"{trace}")
 
     def _pass(self) -> bool:
-        """One loop pass of the real server (``Server.loop.run_once``); True if it did anything."""
-        return self.server.loop.run_once(0)
+        """One loop pass (``Server.loop.run_once``), else a wait for the history's writer; True if either ran."""
+        writer = self.server.history.writes.writer  # threads=True: an acknowledgement waits for its commit
+        return self.server.loop.run_once(0) or (writer.pending > 0 and writer.wait(MAX_SETTLE_SECONDS) in (True, False))
 
     # -- end -------------------------------------------------------------------------
     def close(self) -> None:

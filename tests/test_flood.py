@@ -141,12 +141,14 @@ def test_a_client_too_slow_to_read_gets_what_was_queued_then_too_slow(server_fac
     slow = server.silent_client(rcvbuf=4096)  # reads nothing until the server gave up on it
     slow.send_raw(b"/nick slow\n")
     bob.expect("* guest2 is now known as slow")
-    bob.send_raw(b"".join(b"chat %d %s\n" % (i, b"z" * 200) for i in range(10_000)))  # 2 MB for slow
+    # 8 MB for slow: more than the kernel's buffers take for one loopback connection (about 3 MB), so the rest
+    # waits in the server's queue, past --max-queue
+    bob.send_raw(b"".join(b"chat %d %s\n" % (i, b"z" * 1000) for i in range(8_000)))
     bob.expect("* slow left lobby (too slow)")
     lines = told_then_closed(slow)
     assert lines[-1].startswith("ERROR too slow"), lines[-3:]
     chat = [line for line in lines if line.startswith("bob: chat ")]
-    assert chat and chat == [f"bob: chat {i} {'z' * 200}" for i in range(len(chat))], "a line was cut or lost"
+    assert chat and chat == [f"bob: chat {i} {'z' * 1000}" for i in range(len(chat))], "a line was cut or lost"
 
 
 def test_an_unfinished_line_past_the_idle_timeout_gets_its_error_then_a_clean_close(server_factory: Any) -> None:

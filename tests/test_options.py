@@ -15,8 +15,7 @@ from chatroom.server.options import Bounds, OptionError, ServerOptions, flag, pa
 
 NUMERIC = {f.name: f.metadata["bounds"] for f in dataclasses.fields(ServerOptions) if "bounds" in f.metadata}
 #: Fields set otherwise than by a flag of their own name.
-NOT_FLAGS = {"admins": "the config file", "server_password": "--password-file", "web": "--web-port off",
-             "commit_window": "tests and benchmarks only"}
+NOT_FLAGS = {"admins": "the config file", "server_password": "--password-file", "web": "--web-port off"}
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -97,7 +96,7 @@ def test_the_kit_builds_the_server_from_the_same_options(chatroom_room) -> None:
     room = chatroom_room(max_file_size=10, default_room="#class", fault_limit=2, admins=["root"])
     options = room.server.options
     assert (options.max_file_size, options.default_room, options.plugin_fault_limit) == (10, "#class", 2)
-    assert (options.flood_rate, options.web, options.commit_window) == (0.0, False, 0.0), "the kit's own defaults"
+    assert (options.flood_rate, options.web) == (0.0, False), "the kit's own defaults"
     assert room.server.max_file_size == 10 and room.server.admins == frozenset({"root"})
     assert room.join("alice").received[0].startswith("* Welcome to chatroom, room class.")
     with pytest.raises(ValueError, match="slow_hook_ms"):

@@ -12,8 +12,9 @@ room model refuses it). Logging in takes the nick from whoever holds it (they
 become ``guestN`` again, with a notice). A password is 8 to 256 characters
 without spaces; it is stored only as a salted scrypt hash
 (:func:`chatroom.hash_password`), computed on a worker thread
-(``ctx.run_in_thread``, about 50 ms each): the answer comes when it is done.
-Each connection has at most one password check running, and the server at
+(``ctx.run_in_thread``, about 50 ms each), then written by the account store's
+writer thread: the ``OK`` of ``/register`` and ``/password`` comes once the
+change is committed (docs/protocol.md, "Durability"). Each connection has at most one password check running, and the server at
 most :data:`MAX_PENDING`.
 
 Failed logins are rate-limited per account and per address with exponential
@@ -178,6 +179,18 @@ def _start(ctx: Context, fn: Any, done: Any) -> None:
     ctx.run_in_thread(fn, finished)
 
 
+def _answered(ctx: Context, error: BaseException | None) -> bool:
+    """A write to the account store came back: False (and the caller told why, if still here) if it failed."""
+    if ctx.client is None or ctx.client.gone:
+        return False
+    if isinstance(error, Refused):  # registered meanwhile
+        ctx.reply(f"ERROR {error}")
+    elif error is not None:
+        ctx.log.error("account store error for %s: %s", ctx.nick, error)
+        ctx.reply(f"ERROR account store error: {error}")
+    return error is None
+
+
 def _words(ctx: Context, count: int, usage: str) -> list[str]:
     words = ctx.text.split()
     if len(words) != count:
@@ -213,13 +226,16 @@ def cmd_register(ctx: Context, args: list[str]) -> None:
         if ctx.nick != nick:
             ctx.reply(f"ERROR your nick changed while registering {nick}; nothing was registered")
             return
-        try:
-            ctx.accounts.create(nick, password_hash)
-        except Refused as exc:  # registered meanwhile
-            ctx.reply(f"ERROR {exc}")
+        ctx.accounts.create(nick, password_hash, on_done=created, owner=ctx.plugin)  # OK once committed
+
+    def created(account: Any, error: BaseException | None) -> None:
+        if not _answered(ctx, error):
+            return
+        ctx.log.info("%s registered from %s", nick, _address(ctx), extra=CONN)
+        if ctx.nick != nick:  # renamed while it was being saved: registered, not logged in
+            ctx.reply(f"OK registered {nick}; log in with /login {nick} PASSWORD")
             return
         ctx.login(nick)
-        ctx.log.info("%s registered from %s", nick, _address(ctx), extra=CONN)
         ctx.reply(f"OK registered {nick}; you are logged in")
 
     _start(ctx, lambda: hash_password(password), done)
@@ -268,9 +284,12 @@ def cmd_password(ctx: Context, args: list[str]) -> None:
             ctx.reply("ERROR wrong password; the password was not changed")
             return
         _succeeded(ctx, name)
-        ctx.accounts.set_password(name, password_hash)
-        ctx.log.info("/password %s *** ***: changed", name, extra=CONN)
-        ctx.reply("OK password changed")
+        ctx.accounts.set_password(name, password_hash, on_done=changed, owner=ctx.plugin)  # OK once committed
+
+    def changed(found: Any, error: BaseException | None) -> None:
+        if _answered(ctx, error):
+            ctx.log.info("/password %s *** ***: changed", name, extra=CONN)
+            ctx.reply("OK password changed")
 
     _start(ctx, check_and_hash, done)
 

@@ -23,9 +23,13 @@ is keyed like nicks (case-insensitive, :func:`~chatroom.model.names.nick_key`);
 :meth:`AccountStore.registered` also matches look-alikes (the nick's
 confusable skeleton), so ``aIice`` cannot pass for the registered ``alice``.
 
-Threading: the store's connection is used by one thread at a time (the loop
-thread in the server); :func:`hash_password` and :func:`verify_password`
-touch no database and are the functions to run on a worker thread.
+Threading: reads use the store's connection, one thread at a time (the loop
+thread in the server); writes go to its writer thread
+(:class:`chatroom.model.writer.Writer`), so a ``/register`` never makes the
+loop wait for the disk, and its ``OK`` comes once the account is committed
+(docs/protocol.md, "Durability"). :func:`hash_password` and
+:func:`verify_password` touch no database and are the functions to run on a
+worker thread.
 """
 
 from __future__ import annotations
@@ -35,15 +39,18 @@ import getpass
 import hashlib
 import hmac
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from chatroom.model.errors import Refused
 from chatroom.model.names import nick_key, nick_skeleton_key
-from chatroom.model.store import close_store, migrate, open_store, transaction
+from chatroom.model.store import close_store, migrate, open_store
+from chatroom.model.writer import Done, Post, Writer
 
 __all__ = [
     "MAX_PASSWORD",
@@ -157,15 +164,36 @@ def author_label(nick: str, account: str | None) -> str:
     return f"{nick} (verified)" if nick_key(account) == nick_key(nick) else f"{nick} (verified as {account})"
 
 
+def _create(conn: sqlite3.Connection, name: str, password_hash: str, now: float) -> Account:
+    """Writer-thread job of :meth:`AccountStore.create` (inside the writer's transaction)."""
+    row = conn.execute("SELECT name FROM accounts WHERE key = ? OR skeleton = ? LIMIT 1",
+                       (nick_key(name), nick_skeleton_key(name))).fetchone()
+    if row is not None:
+        raise Refused(f"{name} is registered already" if nick_key(row[0]) == nick_key(name)
+                      else f"{name} is too much like the registered nick {row[0]}")
+    conn.execute("INSERT INTO accounts (key, skeleton, name, password, created, changed) VALUES (?, ?, ?, ?, ?, ?)",
+                 (nick_key(name), nick_skeleton_key(name), name, password_hash, now, now))
+    return Account(name, password_hash, now, now)
+
+
+def _set_password(conn: sqlite3.Connection, name: str, password_hash: str, now: float) -> bool:
+    """Writer-thread job of :meth:`AccountStore.set_password`."""
+    cur = conn.execute("UPDATE accounts SET password = ?, changed = ? WHERE key = ?",
+                       (password_hash, now, nick_key(name)))
+    return cur.rowcount == 1
+
+
 class AccountStore:
     """The accounts of one server, in the SQLite file *path* (created and migrated on open).
 
-    Raises ``sqlite3.Error`` if the file is not a database,
-    :class:`~chatroom.model.store.MigrationError` if its schema is newer
-    than this code's. One thread at a time (see the module docstring).
+    Writes run on its writer thread; *post* ``(fn, args, owner)`` delivers their ``on_done`` (the server:
+    its scheduler's ``call_soon_threadsafe``, so they run on the loop thread; default: on the writer
+    thread); ``inline=True`` writes on the calling thread (the plugin test kit). Raises ``sqlite3.Error``
+    if the file is not a database, :class:`~chatroom.model.store.MigrationError` if its schema is newer
+    than this code's. Reads: one thread at a time (see the module docstring).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, post: Post | None = None, inline: bool = False) -> None:
         self.path = Path(path)
         self._conn = open_store(self.path, check_same_thread=False)  # opened on one thread, used on the loop's
         try:
@@ -173,6 +201,8 @@ class AccountStore:
         except BaseException:
             self._conn.close()
             raise
+        self._writer = Writer(self.path, post=post or (lambda fn, args, owner: fn(*args)), name="chatroom-accounts",
+                              inline=inline)
 
     def get(self, name: str) -> Account | None:
         """The account called *name* (case-insensitive), or None."""
@@ -189,36 +219,39 @@ class AccountStore:
         ).fetchone()
         return row[0] if row else None
 
-    def create(self, name: str, password_hash: str, *, now: float | None = None) -> Account:
-        """Register the account *name* with *password_hash* (from :func:`hash_password`); returns it.
+    def create(self, name: str, password_hash: str, *, now: float | None = None, on_done: Done | None = None,
+               owner: str = "core") -> Account | None:
+        """Register the account *name* with *password_hash* (from :func:`hash_password`).
 
-        Raises :class:`~chatroom.model.errors.Refused` if *name* (or a
-        look-alike of it) is registered already. Committed when it returns.
+        Without *on_done*: blocks until it is committed and returns the :class:`Account` (tools, tests);
+        raises :class:`~chatroom.model.errors.Refused` if *name* (or a look-alike of it) is registered
+        already, ``sqlite3.Error`` if the store fails (nothing kept). With *on_done*: returns None at once,
+        and ``on_done(account, error)`` comes through *post* for *owner* once committed (*error*: that
+        Refused or ``sqlite3.Error``, nothing kept): reply ``OK`` there.
         """
-        now = time.time() if now is None else now
-        with transaction(self._conn) as conn:
-            row = conn.execute("SELECT name FROM accounts WHERE key = ? OR skeleton = ? LIMIT 1",
-                               (nick_key(name), nick_skeleton_key(name))).fetchone()
-            if row is not None:
-                raise Refused(f"{name} is registered already" if nick_key(row[0]) == nick_key(name)
-                              else f"{name} is too much like the registered nick {row[0]}")
-            conn.execute("INSERT INTO accounts (key, skeleton, name, password, created, changed) VALUES (?, ?, ?, ?, ?, ?)",
-                         (nick_key(name), nick_skeleton_key(name), name, password_hash, now, now))
-        return Account(name, password_hash, now, now)
+        job = partial(_create, name=name, password_hash=password_hash, now=time.time() if now is None else now)
+        if on_done is None:
+            return self._writer.run(job)  # type: ignore[no-any-return]
+        self._writer.submit(job, on_done, owner=owner)
+        return None
 
-    def set_password(self, name: str, password_hash: str, *, now: float | None = None) -> bool:
-        """Replace the password hash of the account *name*; False if there is no such account."""
-        now = time.time() if now is None else now
-        cur = self._conn.execute("UPDATE accounts SET password = ?, changed = ? WHERE key = ?",
-                                 (password_hash, now, nick_key(name)))
-        return cur.rowcount == 1
+    def set_password(self, name: str, password_hash: str, *, now: float | None = None,
+                     on_done: Done | None = None, owner: str = "core") -> bool | None:
+        """Replace the password hash of the account *name*: whether there was such an account, as
+        :meth:`create` returns or reports its result (blocking without *on_done*)."""
+        job = partial(_set_password, name=name, password_hash=password_hash, now=time.time() if now is None else now)
+        if on_done is None:
+            return self._writer.run(job)  # type: ignore[no-any-return]
+        self._writer.submit(job, on_done, owner=owner)
+        return None
 
     def count(self) -> int:
         """How many accounts there are."""
         return int(self._conn.execute("SELECT count(*) FROM accounts").fetchone()[0])
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
+        """Commit what the writer has (5 s at most), then close the file (idempotent)."""
+        self._writer.close()
         close_store(self._conn)
 
     def __enter__(self) -> AccountStore:

@@ -10,53 +10,53 @@ The server opens one :class:`History` on ``DATA_DIR/rooms.sqlite3``. It holds
 
 Write path (the hot path: one call per chat line)::
 
-    entry = history.append("#lobby", "msg", "alice", "hello")  # memory only
-    ...                                                         # rest of the loop pass
-    history.commit()      # ONE transaction for the whole pass, before output is sent
+    entry = history.append("#lobby", "msg", "alice", "hello")  # memory only: id, time
+    ...                                                         # the pass fans the line out
+    history.submit()    # end of the pass: hand its lines to the writer thread, never wait
+    history.writes.collect()   # any later pass: apply what the writer reports
 
-:meth:`History.append` only assigns the id and timestamp and buffers the
-entry; :meth:`History.commit` writes every buffered entry (and every changed
-room record) in one ``BEGIN IMMEDIATE ... COMMIT`` with ``executemany``. The
-connection follows :mod:`chatroom.model.store` (WAL, ``synchronous=NORMAL``,
-autocommit outside explicit transactions), so once ``commit()`` returns the
-lines survive a kill of the process (SIGKILL included); a power loss can lose
-the last commits. A crash loses only buffered entries, which nobody has
-received yet if the caller commits before sending the pass's output; their
-ids are then assigned again after the restart (nobody saw them).
+:meth:`History.submit` hands the pass's entries and changed room records to
+:class:`chatroom.model.pending.PendingWrites`, whose writer thread commits
+what waits in ONE transaction (group commit) and retries a failing store: the
+loop writes no SQL and never waits for the disk, lines reach the room before
+they are committed (the rule: docs/protocol.md, "Durability"). Ids:
+:class:`chatroom.model.ids.RoomIds`.
 
 Queries are range scans of the primary key ``(room, id)`` of a ``WITHOUT
 ROWID`` table: O(log N + n), a 1,000,000-line room answers as fast as a small
-one (``bench/history.py``). They see buffered entries too (merged from
-memory). Start-up reads one id counter per room, never the history table;
-:meth:`History.prune` deletes in bounded steps.
+one (``bench/history.py``); lines not committed yet are merged from memory.
+Start-up reads one id counter per room, never the history table;
+:meth:`History.prune` deletes in bounded steps, on the writer thread too.
 
-Threading: a :class:`History` is used only by the server's loop thread (the
-thread that created it; ``sqlite3`` enforces this). No sockets, no loop, no
-plugins here: the module imports the standard library and
-:mod:`chatroom.model.store` only.
+Threading: the server's loop thread only (the writer thread runs the jobs it
+is given). No sockets, no loop, no plugins: the standard library and
+:mod:`chatroom.model` only.
 """
 
 from __future__ import annotations
 
-import bisect
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
 from chatroom.model.history_sql import (
-    BEFORE as _BEFORE, DELETE_TO as _DELETE_TO, DROPPED_MAX as _DROPPED_MAX, FLOOR as _FLOOR, INSERT as _INSERT,
-    LAST as _LAST, MIGRATIONS, OLDEST as _OLDEST, ROOM as _ROOM, SEQ as _SEQ, SINCE as _SINCE,
+    BEFORE as _BEFORE, BETWEEN as _BETWEEN, DELETE_ROOM as _DELETE_ROOM, FLOOR as _FLOOR, LAST as _LAST, MIGRATIONS,
+    SINCE as _SINCE,
 )
+from chatroom.model.ids import RoomIds
+from chatroom.model.pending import MAX_UNSAVED, PendingWrites, StoreUnavailable, prune_step
 from chatroom.model.search import PAGE, Query, SearchCursor, SearchPage, run as run_search
-from chatroom.model.store import close_store, migrate, open_store, transaction
+from chatroom.model.store import close_store, migrate, open_store
+from chatroom.model.writer import connect_writer
 
-__all__ = ["KINDS", "MAX_FETCH", "Entry", "History", "RoomRecord"]
+__all__ = ["KINDS", "MAX_FETCH", "MAX_UNSAVED", "Entry", "History", "RoomRecord", "StoreUnavailable"]
 
 #: Most entries one query may return (``n`` / ``limit`` of the queries).
 MAX_FETCH = 500
-
 #: The kinds of stored lines: chat, ``/me`` action, topic change, room notice.
 KINDS = frozenset({"msg", "me", "topic", "notice"})
 
@@ -109,6 +109,13 @@ def _check(name: str, value: object, low: int, high: int) -> None:
         raise ValueError(f"{name} must be an int in {low}..{high}, not {value!r}")
 
 
+def _drop(conn: sqlite3.Connection, name: str, last: int) -> None:
+    """Writer-thread job of :meth:`History.drop_room`."""
+    conn.execute(_DELETE_ROOM, (name,))
+    if last:
+        conn.execute(_FLOOR, (name, last, last))
+
+
 class History:
     """Room history and room records in the SQLite file at *path*.
 
@@ -118,30 +125,29 @@ class History:
     room record into memory. *clock* gives timestamps (Unix seconds UTC, as
     :func:`time.time`); tests pass a fake one.
 
+    *wake*, *connect*, *max_unsaved*, *inline*: :class:`~chatroom.model.pending.PendingWrites`
+    (the server passes ``loop.wake``: the writer has news for :meth:`collect`).
+
     Raises ``sqlite3.Error`` if the file is not a database,
     :class:`chatroom.model.store.MigrationError` if its schema is newer than this
     module's, ``OSError`` if the folder cannot be created.
 
-    Use from the server's loop thread only (the thread that created it).
+    Use from one thread (the server's loop thread), except where a method says otherwise.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time,
+                 wake: Callable[[], None] | None = None,
+                 connect: Callable[[Path], sqlite3.Connection] = connect_writer,
+                 max_unsaved: int = MAX_UNSAVED, inline: bool = False) -> None:
         self.path = Path(path)
         self._clock = clock
-        self._conn = open_store(self.path, check_same_thread=False)  # built on one thread, used on the loop's
+        self._conn = open_store(self.path, check_same_thread=False)  # reads; built on one thread, used on the loop's
         try:
             migrate(self._conn, MIGRATIONS)
-            #: room -> next id to assign (last assigned + 1, buffered included).
-            self._next: dict[str, int] = {}
-            #: room -> its floor: lines with id <= floor are a dropped room's (hidden, being deleted).
-            self._floor: dict[str, int] = {}
-            for room, last, floor in self._conn.execute("SELECT room, last_id, floor FROM history_seq"):
-                self._next[room] = last + 1
-                if floor:
-                    self._floor[room] = floor
             row = self._conn.execute("SELECT value FROM history_meta WHERE key = 'dropped_max'").fetchone()
-            #: The highest id any fully deleted room had: a room without a counter starts above it.
-            self._dropped_max = int(row[0]) if row else 0
+            #: The rooms' id counters (:class:`chatroom.model.ids.RoomIds`: never an id twice).
+            self.ids = RoomIds(self._conn.execute("SELECT room, last_id, floor FROM history_seq"),
+                               int(row[0]) if row else 0)
             self._rooms: dict[str, RoomRecord] = {
                 row[0]: RoomRecord(*row)
                 for row in self._conn.execute("SELECT name, topic, topic_by, topic_at, created FROM rooms")
@@ -149,21 +155,27 @@ class History:
         except BaseException:
             close_store(self._conn)
             raise
-        self._buffer: list[Entry] = []
         self._dirty_rooms: set[str] = set()
+        self._rules: dict[str, tuple[str, float, str]] = {}  # room -> (name, created, rules) not submitted yet
         self._prune_from = ""  # room name where the next prune() pass resumes
         self._closed = False
+        self.inline = inline
+        #: What is not committed yet, and the writer thread (``store_error``, ``max_unsaved``...).
+        self.writes = PendingWrites(self.path, wake=wake, connect=connect, max_unsaved=max_unsaved, inline=inline)
+        #: Counts the changes of a room's state (record and topic, rules, a dropped room; not the lines said):
+        #: a caller compares two readings to learn whether what it did must be committed before it is
+        #: acknowledged (:meth:`when_saved`).
+        self.version = 0
 
     # -- writing ---------------------------------------------------------------------
     def append(self, room: str, kind: str, nick: str, text: str, account: str | None = None) -> Entry:
         """Assign *room*'s next id and the clock's time to a line; buffer it; return it.
 
-        Memory only (no SQL): :meth:`commit` writes it. *kind* is one of
-        :data:`KINDS` (ValueError otherwise); *room*, *nick*, *text* are
-        ``str`` and *account* ``str`` or None (TypeError otherwise, so a bad
-        entry never reaches the buffer and blocks every later commit). The
-        room needs no record (:meth:`save_room`) to have history. About 0.6
-        microseconds (``bench/history.py``).
+        Memory only: :meth:`submit` hands it to the writer. *kind* is one of :data:`KINDS`
+        (ValueError otherwise); *room*, *nick*, *text* ``str``, *account* ``str`` or None
+        (TypeError otherwise: a bad entry never blocks later commits). :class:`StoreUnavailable`
+        (no id taken) while ``writes.max_unsaved`` lines wait. The room needs no record. About
+        0.6 microseconds (``bench/history.py``).
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
@@ -172,62 +184,66 @@ class History:
             and (account is None or isinstance(account, str))
         ):
             raise TypeError("room, nick and text must be str, account str or None")
-        next_ids = self._next
-        entry_id = next_ids.get(room) or self._dropped_max + 1
-        next_ids[room] = entry_id + 1
-        entry = Entry(room, entry_id, self._clock(), kind, nick, account, text)
-        self._buffer.append(entry)
+        self.writes.check()
+        entry = Entry(room, self.ids.assign(room), self._clock(), kind, nick, account, text)
+        self.writes.entries.append(entry)
         return entry
 
-    def commit(self) -> int:
-        """Write every buffered entry and changed room record in ONE transaction.
-
-        Returns how many entries were written (0 when nothing was buffered; an
-        empty call touches no SQL unless a room record changed). Durable
-        against a process kill once it returns. On ``sqlite3.Error`` (disk
-        full, I/O error) the transaction is rolled back, the buffer is kept
-        (a later call retries) and the error is re-raised.
-        """
-        buffer = self._buffer
-        if not buffer and not self._dirty_rooms:
-            return 0
-        last: dict[str, int] = {}
-        for entry in buffer:
-            last[entry.room] = entry.id  # ids increase within a room: the last one wins
-        records = [self._rooms[name] for name in self._dirty_rooms]
-        with transaction(self._conn):
-            if buffer:
-                self._conn.executemany(_INSERT, buffer)
-                self._conn.executemany(_SEQ, last.items())
-            if records:
-                self._conn.executemany(
-                    _ROOM, [(r.name, r.topic, r.topic_by, r.topic_at, r.created) for r in records]
-                )
-        count = len(buffer)
-        self._buffer = []
+    def submit(self) -> int:
+        """Hand every entry appended and every room record or rule changed since the last call to the
+        writer thread, as one job; never waits. Returns how many entries (0: nothing to hand over, no job).
+        The server calls it at the end of every loop pass, after the pass's fan-out."""
+        records = [self._rooms[name] for name in self._dirty_rooms if name in self._rooms]
+        rules = list(self._rules.values())
         self._dirty_rooms.clear()
+        self._rules.clear()
+        count = self.writes.submit(records, rules)
+        if self.inline:
+            self.writes.collect()  # written already (the kit): its callbacks run in this pass
+        return count
+
+    def when_saved(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` once every change made so far is committed (at once, or at a later
+        ``writes.collect()``; after a failing store recovers): an acknowledgement waits here."""
+        self.submit()
+        self.writes.when_saved(fn)
+
+    def commit(self, timeout: float = 10.0) -> int:
+        """:meth:`submit`, then block until all is committed; returns how many entries this call handed over.
+        Start-up, shutdown, tools and tests only. ``sqlite3.Error`` when the attempt failed (the writer keeps
+        trying), TimeoutError after *timeout* s."""
+        count = self.submit()
+        self.writes.wait(timeout)
         return count
 
     @property
     def pending(self) -> int:
-        """How many entries are buffered, not yet committed."""
-        return len(self._buffer)
+        """How many entries are not known to be committed yet (in memory: appended, or with the writer)."""
+        return len(self.writes.entries)
 
     # -- reading ---------------------------------------------------------------------
+
+    # Entries not known to be committed are the newest of their room (the writer commits in order), and
+    # some may be committed already (the writer's news not collected yet): the file is read below the
+    # first of them only, and they are added from memory, so no entry is missing or there twice.
     def _buffered(self, room: str) -> list[Entry]:
-        floor = self._floor.get(room, 0)
-        return [e for e in self._buffer if e.room == room and e.id > floor]
+        floor = self.ids.floor_of(room)
+        return [e for e in self.writes.room(room) if e.id > floor]
 
     def last(self, room: str, n: int) -> list[Entry]:
         """The *n* newest entries of *room* (fewer if it has fewer), oldest first.
 
-        Buffered entries included. ValueError unless 1 <= n <= :data:`MAX_FETCH`.
+        Entries not committed yet included. ValueError unless 1 <= n <= :data:`MAX_FETCH`.
         """
         _check("n", n, 1, MAX_FETCH)
         pending = self._buffered(room)
         if len(pending) >= n:
             return pending[len(pending) - n:]
-        rows = self._conn.execute(_LAST, (room, self._floor.get(room, 0), n - len(pending))).fetchall()
+        floor = self.ids.floor_of(room)
+        if pending:
+            rows = self._conn.execute(_BEFORE, (room, pending[0].id, floor, n - len(pending))).fetchall()
+        else:
+            rows = self._conn.execute(_LAST, (room, floor, n)).fetchall()
         rows.reverse()
         return [Entry._make(r) for r in rows] + pending
 
@@ -237,48 +253,56 @@ class History:
         What a client that last saw *after_id* missed: if the answer is
         *limit* long, ask again with the last id. Entries deleted by
         retention are simply absent (compare the first id with
-        ``after_id + 1`` to tell). Buffered entries included.
+        ``after_id + 1`` to tell). Entries not committed yet included.
         ValueError unless 1 <= limit <= :data:`MAX_FETCH` and 0 <= after_id < 2**63.
         """
         _check("limit", limit, 1, MAX_FETCH)
         _check("after_id", after_id, 0, _MAX_ID)
-        low = max(after_id, self._floor.get(room, 0))
-        out = [Entry._make(r) for r in self._conn.execute(_SINCE, (room, low, limit)).fetchall()]
+        pending = self._buffered(room)
+        low = max(after_id, self.ids.floor_of(room))
+        if pending:
+            rows = self._conn.execute(_BETWEEN, (room, low, pending[0].id, limit)).fetchall()
+        else:
+            rows = self._conn.execute(_SINCE, (room, low, limit)).fetchall()
+        out = [Entry._make(r) for r in rows]
         if len(out) < limit:
-            out += [e for e in self._buffered(room) if e.id > after_id][: limit - len(out)]
+            out += [e for e in pending if e.id > after_id][: limit - len(out)]
         return out
 
     def before(self, room: str, before_id: int, n: int) -> list[Entry]:
         """The *n* entries of *room* just older than *before_id* (``id < before_id``), oldest first.
 
         For "load older" scrollback: pass the oldest id the reader has.
-        Buffered entries included. ValueError unless 1 <= n <= :data:`MAX_FETCH`
+        Entries not committed yet included. ValueError unless 1 <= n <= :data:`MAX_FETCH`
         and 0 <= before_id < 2**63.
         """
         _check("n", n, 1, MAX_FETCH)
         _check("before_id", before_id, 0, _MAX_ID)
-        pending = [e for e in self._buffered(room) if e.id < before_id]
+        buffered = self._buffered(room)
+        pending = [e for e in buffered if e.id < before_id]
         if len(pending) >= n:
             return pending[len(pending) - n:]
-        rows = self._conn.execute(_BEFORE, (room, before_id, self._floor.get(room, 0), n - len(pending))).fetchall()
+        below = min(before_id, buffered[0].id) if buffered else before_id
+        rows = self._conn.execute(_BEFORE, (room, below, self.ids.floor_of(room), n - len(pending))).fetchall()
         rows.reverse()
         return [Entry._make(r) for r in rows] + pending
 
     def latest_id(self, room: str) -> int:
-        """The last id assigned in *room* (buffered included), 0 if none ever was.
+        """The last id assigned in *room* (uncommitted included), 0 if none ever was.
 
         Still the last assigned id after retention deleted the lines (or :meth:`drop_room` the room).
         """
-        return self._next.get(room, 1) - 1
+        return self.ids.latest(room)
 
     def has_lines(self, room: str) -> bool:
         """True if a line was stored in *room* since it was last dropped (:meth:`drop_room`), pruned or not."""
-        return self.latest_id(room) > self._floor.get(room, 0)
+        return self.latest_id(room) > self.ids.floor_of(room)
 
     def search(self, start: Query | SearchCursor, rooms: Iterable[str], *, limit: int = PAGE) -> SearchPage:
         """:func:`chatroom.model.search.run` over *rooms* (readable ones), their floors and uncommitted lines applied."""
-        floors = {room: self._floor.get(room, 0) for room in rooms}
-        return run_search(self._conn, start, floors, [e for e in self._buffer if e.room in floors], Entry._make, limit=limit)
+        floors = {room: self.ids.floor_of(room) for room in rooms}
+        return run_search(self._conn, start, floors, [e for e in self.writes.entries if e.room in floors], Entry._make,
+                          limit=limit)
 
     # -- room records ----------------------------------------------------------------
     def save_room(
@@ -292,7 +316,7 @@ class History:
         """Create or overwrite the record of room *name* (stored as given); return it.
 
         *created* None keeps the stored creation time, or takes the clock's
-        time for a new room. Written by the next :meth:`commit` (visible to
+        time for a new room. Handed to the writer by the next :meth:`submit` (visible to
         :meth:`room` / :meth:`rooms` at once).
         """
         if created is None:
@@ -301,6 +325,7 @@ class History:
         record = RoomRecord(name, topic, topic_by, float(topic_at), float(created))
         self._rooms[name] = record
         self._dirty_rooms.add(name)
+        self.version += 1
         return record
 
     def ensure_room(self, name: str) -> RoomRecord:
@@ -311,7 +336,7 @@ class History:
     def set_topic(self, name: str, topic: str, by: str, at: float | None = None) -> RoomRecord:
         """Set room *name*'s topic (``""`` clears it), set by nick *by* at *at*
         (Unix seconds UTC; None = the clock's time); creates the record if
-        needed; return the new record. Written by the next :meth:`commit`.
+        needed; return the new record. Handed to the writer by the next :meth:`submit`.
 
         Does not append a ``"topic"`` entry to the history: the caller
         appends one if the change is to be replayed.
@@ -325,52 +350,47 @@ class History:
         return self._rooms.get(name)
 
     def room_rules(self) -> dict[str, str]:
-        """Room name -> its moderation rules (JSON text, :class:`chatroom.model.moderation.RoomRules`)."""
-        return dict(self._conn.execute("SELECT name, rules FROM rooms WHERE rules != ''"))
+        """Room name -> its moderation rules (JSON text, :class:`chatroom.model.moderation.RoomRules`),
+        saved ones and those not committed yet."""
+        rules = dict(self._conn.execute("SELECT name, rules FROM rooms WHERE rules != ''"))
+        rules.update((name, text) for name, _, text in self._rules.values() if text)
+        return rules
 
     def save_rules(self, name: str, rules: str) -> None:
-        """Write room *name*'s rules (JSON text) at once, in their own transaction (rare: moderation)."""
-        with transaction(self._conn):
-            self._conn.execute("INSERT INTO rooms (name, created, rules) VALUES (?, ?, ?) ON CONFLICT (name) "
-                               "DO UPDATE SET rules = excluded.rules", (name, self._clock(), rules))
+        """Save room *name*'s rules (JSON text): handed to the writer by the next :meth:`submit`, in order
+        with the lines (committed within the same few milliseconds as a chat line)."""
+        self._rules[name] = (name, self._clock(), rules)
+        self.version += 1
 
     def rooms(self) -> list[RoomRecord]:
         """Every room record, sorted by name (uncommitted changes included)."""
         return [self._rooms[name] for name in sorted(self._rooms)]
 
     def drop_room(self, name: str) -> None:
-        """Forget room *name* (:mod:`chatroom.model.rooms`): its record goes now (its own transaction), its
-        lines are hidden from every query now and deleted by :meth:`prune`'s bounded steps, then its counter
-        goes. Ids are never given again: the name continues its counter, or, once forgotten, starts above
-        every id a forgotten room had (``history_meta``): a client catching up by id is never confused."""
-        last = self.latest_id(name)
-        with transaction(self._conn):  # raises sqlite3.Error (nothing changed) when the store fails
-            self._conn.execute("DELETE FROM rooms WHERE name = ?", (name,))
-            if last:
-                self._conn.execute(_FLOOR, (name, last, last))
+        """Forget room *name* (:mod:`chatroom.model.rooms`): its record goes now (the writer deletes it after
+        every change before it, retrying a failing store), its lines are hidden at once and deleted by
+        :meth:`prune`, then its counter goes; ids are never given again (:class:`~chatroom.model.ids.RoomIds`)."""
+        last = self.ids.drop(name)
         self._rooms.pop(name, None)
         self._dirty_rooms.discard(name)
-        if last:
-            self._floor[name] = last
+        self._rules.pop(name, None)
+        self.version += 1
+        self.submit()  # what was said and saved before goes first
+        self.writes.job(partial(_drop, name=name, last=last))
 
-    # -- retention -------------------------------------------------------------------
-    def prune(self, keep_lines: int | None, keep_days: float | None, max_rows: int = 2000) -> bool:
+    def prune(self, keep_lines: int | None, keep_days: float | None, max_rows: int = 2000,
+              on_done: Callable[[bool, BaseException | None], None] | None = None) -> bool:
         """Delete old history in one bounded step; True if there may be more to delete.
 
-        Per room keeps at most *keep_lines* newest lines (counting buffered
-        ones) and nothing older than *keep_days* days (by the clock); None
-        disables that limit. Deletion goes oldest id first and stops at the
-        first line both limits keep, so with a clock that stepped back a few
-        old lines may wait behind a newer one until it ages too. A dropped
-        room's lines (:meth:`drop_room`) all go.
-
-        One call deletes at most *max_rows* rows and looks at most at
-        *max_rows* rooms (one transaction), resuming at the room where the
-        previous call stopped, so its cost is bounded whatever the size of the
-        history. Call it again (from a timer) while it returns True; False
-        means every room was found within its limits (until new lines come).
-        Id counters are kept (a dropped room's folds into ``dropped_max``):
-        ids are never reused. ValueError for a negative limit or ``max_rows < 1``.
+        Per room keeps at most *keep_lines* newest lines (uncommitted ones count) and nothing older than
+        *keep_days* days (by the clock); None disables a limit. Oldest id first, stopping at the first line
+        both limits keep. A dropped room's lines (:meth:`drop_room`) all go, then its counter
+        (:class:`~chatroom.model.ids.RoomIds`). One call deletes at most *max_rows* rows and looks at most at
+        *max_rows* rooms, in one transaction on the writer thread after everything submitted before it,
+        resuming where the previous call stopped: call it again while it returns True. ValueError for a
+        negative limit or ``max_rows < 1``. Without *on_done* it blocks until committed (start-up, tests;
+        ``sqlite3.Error`` if it fails); with it, it returns False at once and ``on_done(more, error)`` runs at
+        a later ``writes.collect()`` (the server's timer: the loop never waits).
         """
         if keep_lines is not None and (not isinstance(keep_lines, int) or keep_lines < 0):
             raise ValueError(f"keep_lines must be None or an int >= 0, not {keep_lines!r}")
@@ -378,66 +398,47 @@ class History:
             raise ValueError(f"keep_days must be None or >= 0, not {keep_days!r}")
         if not isinstance(max_rows, int) or max_rows < 1:
             raise ValueError(f"max_rows must be an int >= 1, not {max_rows!r}")
-        if keep_lines is None and keep_days is None and not self._floor:
+        if keep_lines is None and keep_days is None and not self.ids.floor:
+            if on_done is not None:
+                on_done(False, None)
             return False
         age_cut = self._clock() - keep_days * 86400.0 if keep_days is not None else None
-        gone: list[str] = []  # dropped rooms whose lines are all deleted: their counters go after the commit
-        with transaction(self._conn):
-            more = self._prune_step(keep_lines, age_cut, max_rows, gone)
-        for room in gone:
-            self._dropped_max = max(self._dropped_max, self._next.pop(room) - 1)
-            del self._floor[room]
-        return more
+        last_ids = self.ids.last_ids()  # snapshots for the writer thread
+        gone_ok = self.ids.forgettable(last_ids, [*self._rooms, *(e.room for e in self.writes.entries)])
+        step = partial(prune_step, last_ids=last_ids, floors=dict(self.ids.floor), forget=gone_ok,
+                       start=self._prune_from, keep_lines=keep_lines, age_cut=age_cut, max_rows=max_rows)
+        self.submit()  # the lines said before this call go first
+        if on_done is None:
+            return self._pruned(self.writes.writer.run(step, timeout=60.0), last_ids)
 
-    def _prune_step(self, keep_lines: int | None, age_cut: float | None, max_rows: int, gone: list[str]) -> bool:
-        # A round walks the rooms in name order, over as many calls as it takes;
-        # a call resumes at the room where the previous one stopped.
-        rooms = sorted(self._next)
-        budget = max_rows
-        visited = 0
-        for room in rooms[bisect.bisect_left(rooms, self._prune_from):]:
-            if visited >= max_rows:
-                self._prune_from = room
-                return True
-            visited += 1
-            last, floor = self._next[room] - 1, self._floor.get(room, 0)
-            id_cut = max(last - keep_lines if keep_lines is not None else 0, floor)
-            upto = 0
-            taken = 0
-            # Lazily: only the rows that go, plus the first one that stays, are read.
-            cursor = self._conn.execute(_OLDEST, (room, budget))
-            for row_id, ts in cursor:
-                if row_id <= id_cut or (age_cut is not None and ts < age_cut):
-                    upto = row_id
-                    taken += 1
-                else:
-                    break
-            cursor.close()
-            if taken:
-                self._conn.execute(_DELETE_TO, (room, upto))
-                budget -= taken
-                if budget <= 0:  # this room may have more: resume with it
-                    self._prune_from = room
-                    return True
-            if floor == last and room not in self._rooms and not any(e.room == room for e in self._buffer):
-                self._conn.execute("DELETE FROM history_seq WHERE room = ?", (room,))  # dropped, and all gone
-                self._conn.execute(_DROPPED_MAX, (last,))
-                gone.append(room)
-        self._prune_from = ""  # round complete: every room is within its limits
+        def done(result: tuple[bool, str, list[str]] | None, error: BaseException | None) -> None:
+            on_done(self._pruned(result, last_ids) if result is not None else False, error)
+
+        self.writes.job(step, done)  # done runs at a collect(), on this thread
         return False
 
+    def _pruned(self, result: tuple[bool, str, list[str]], last_ids: dict[str, int]) -> bool:
+        """Apply a committed prune step: where the next resumes, dropped rooms now forgotten."""
+        more, self._prune_from, gone = result
+        for room in gone:
+            if room not in self._rooms:
+                self.ids.forget(room, last_ids[room])
+        return bool(more)
+
     # -- life cycle ------------------------------------------------------------------
-    def close(self) -> None:
-        """Commit what is buffered, then close the database
-        (:func:`chatroom.model.store.close_store`: checkpoint the WAL). A second call
-        does nothing. If the final commit raises, the database is closed
-        anyway and the error re-raised (the buffered entries are lost).
+    def close(self, timeout: float = 5.0) -> None:
+        """Hand over what is not submitted, let the writer commit everything (trying a failing store
+        for at most *timeout* seconds), then close both connections
+        (:func:`chatroom.model.store.close_store`: checkpoint the WAL). A second call does nothing.
+        Raises ``sqlite3.OperationalError`` naming how many lines were lost if some could not be
+        committed (the files are closed anyway).
         """
         if self._closed:
             return
         self._closed = True
         try:
-            self.commit()
+            self.submit()
+            self.writes.close(timeout, self.ids.last_ids())
         finally:
             close_store(self._conn)
 

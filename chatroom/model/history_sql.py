@@ -1,23 +1,25 @@
 """The SQL of the room history file (``DATA_DIR/rooms.sqlite3``): its migrations and statements.
 
-Used by :class:`chatroom.model.history.History` only; the schema is described there and in
-docs/protocol.md ("History"). Plain data, the standard library only.
+Used by :class:`chatroom.model.history.History` (reads) and :mod:`chatroom.model.pending` (writes, on the
+writer thread); the schema is described there and in docs/protocol.md ("History"). Plain data, the standard
+library only.
 """
 
 from __future__ import annotations
 
-__all__ = ["BEFORE", "COLUMNS", "DELETE_TO", "DROPPED_MAX", "FLOOR", "INSERT", "LAST", "MIGRATIONS", "OLDEST",
-           "ROOM", "SEQ", "SINCE"]
+__all__ = ["BEFORE", "BETWEEN", "COLUMNS", "DELETE_ROOM", "DELETE_TO", "DROPPED_MAX", "FLOOR", "INDEX_NEW", "INSERT",
+           "LAST", "MIGRATIONS", "OLDEST", "ROOM", "RULES", "SEQ", "SINCE"]
 
-# The search index (migration 4; queries in chatroom.model.search). SQLite 3.40's FTS5 writes its
-# pending terms out at every statement savepoint, so a trigger writing each line into the FTS table
+# The search index (migrations 4 and 5; queries in chatroom.model.search). SQLite 3.40's FTS5 writes
+# its pending terms out at every statement savepoint, so a trigger writing each line into the FTS table
 # would write one index segment per line (4-8x the cost of storing the line, bench/search.py). So
 # the per-line trigger only numbers the line in search_map (seq: one global order, the order lines
-# were stored in, across rooms), and the line's words go into the FTS table in ONE statement per
-# commit, from the trigger on history_seq: History writes each room's counter in the same
-# transaction as its lines, after them ("history_seq" below). history_meta's 'search_indexed' is
-# the highest seq in the FTS table. Deleting a line (retention, a dropped room's steps) deletes its
-# words in the same statement; lines are never changed in place.
+# were stored in, across rooms), and the lines' words go into the FTS table in ONE statement per
+# commit: INDEX_NEW, which the history's writer thread runs at the end of each group commit, after
+# every job of the group (chatroom.model.writer; migration 4 ran it from triggers on history_seq, once
+# per job: a group of 20 one-line jobs wrote 20 segments, 2x the cost, bench/search_loop.py).
+# history_meta's 'search_indexed' is the highest seq in the FTS table. Deleting a line (retention, a
+# dropped room's steps) deletes its words in the same statement; lines are never changed in place.
 _INDEX_NEW = """
     INSERT INTO search_fts (rowid, text, nick, room)
         SELECT m.seq, h.text, h.nick, h.room FROM search_map AS m JOIN history AS h ON h.room = m.room AND h.id = m.id
@@ -25,6 +27,8 @@ _INDEX_NEW = """
     UPDATE history_meta SET value = (SELECT max(seq) FROM search_map)
         WHERE key = 'search_indexed' AND value < (SELECT max(seq) FROM search_map);
 """
+#: The lines stored since the last call, into the search index (two statements, run in order).
+INDEX_NEW = tuple(statement.strip() for statement in _INDEX_NEW.split(";") if statement.strip())
 
 MIGRATIONS = [
     # 1: first schema.
@@ -80,6 +84,11 @@ MIGRATIONS = [
         SELECT RAISE(ABORT, 'history lines are never changed in place (the search index follows them)');
     END;
     """,
+    # 5: the index step leaves the triggers on history_seq for the end of each group commit (INDEX_NEW).
+    """
+    DROP TRIGGER search_index_new;
+    DROP TRIGGER search_index_more;
+    """,
 ]
 
 COLUMNS = "room, id, ts, kind, nick, account, text"
@@ -93,9 +102,12 @@ ROOM = (
     "ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, topic_by = excluded.topic_by, "
     "topic_at = excluded.topic_at, created = excluded.created"
 )
+RULES = "INSERT INTO rooms (name, created, rules) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET rules = excluded.rules"
+DELETE_ROOM = "DELETE FROM rooms WHERE name = ?"
 LAST = f"SELECT {COLUMNS} FROM history WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?"
 SINCE = f"SELECT {COLUMNS} FROM history WHERE room = ? AND id > ? ORDER BY id LIMIT ?"
 BEFORE = f"SELECT {COLUMNS} FROM history WHERE room = ? AND id < ? AND id > ? ORDER BY id DESC LIMIT ?"
+BETWEEN = f"SELECT {COLUMNS} FROM history WHERE room = ? AND id > ? AND id < ? ORDER BY id LIMIT ?"
 FLOOR = (
     "INSERT INTO history_seq (room, last_id, floor) VALUES (?, ?, ?) "
     "ON CONFLICT (room) DO UPDATE SET last_id = max(last_id, excluded.last_id), floor = excluded.floor"

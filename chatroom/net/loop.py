@@ -5,10 +5,11 @@ listener accepts, a readable connection is handed to its transport (which
 reads at most one slice), a writable one is noted. Connections
 with parsed input left over from the previous pass get one more slice each
 (:data:`chatroom.net.tcp.SLICE` events), then timers and worker results run,
-then the ``before_write`` steps (the room model's fan-out, the history
-commit), then every connection with pending output (or that became
-writable) gets one bounded ``sendmsg``: no byte of a pass reaches a socket
-before that pass's history is committed. Output is only ever *queued* during a pass: a connection's
+then the ``before_write`` steps (the room model's fan-out, handing the
+pass's history lines to the writer thread), then every connection with
+pending output (or that became writable) gets one bounded ``sendmsg``.
+Nothing here waits for the disk: output never waits for a commit
+(docs/protocol.md, "Durability"). Output is only ever *queued* during a pass: a connection's
 :meth:`~chatroom.net.connection.Connection.deliver` checks its output budget
 (``max_queue``) when bytes are queued and dooms a connection that would pass
 it; doomed connections are closed at the end of the pass.
@@ -84,9 +85,8 @@ class Loop:
         self.stream_fault: Callable[[str, str], None] = self._log_stream_fault
         self._doomed: list[Connection] = []
         self._writable: list[Connection] = []
-        #: Loop-clock time before which output is held (a ``before_write`` step sets it: the history's
-        #: group-commit window); 0 when writes go out at the end of every pass.
-        self.hold_until = 0.0
+        #: Connections whose output waits for a commit (:meth:`gate`), with how many gates each holds.
+        self._gated: dict[Connection, int] = {}
         self._turn = 0  # rotates where a pass starts reading and serving
         self._streaming: set[Connection] = set()
         self._stopping = False  # set once by shutdown(), never reset: a signal before serving still stops it
@@ -133,7 +133,7 @@ class Loop:
                 if mask & _READ and (time.perf_counter() < deadline or data.closing):
                     data.transport.readable(data)
                 if mask & _WRITE:
-                    self._writable.append(data)  # written in flush(), after the history commit
+                    self._writable.append(data)  # written in flush(), after the pass's fan-out
             else:
                 data()
         count = len(backlog)
@@ -149,16 +149,13 @@ class Loop:
         return busy
 
     def timeout(self) -> float | None:
-        """How long the next ``select`` may wait, in seconds (0 while work is pending; no later than a held
-        write; at most :data:`MAX_WAIT`; None: until an event)."""
+        """How long the next ``select`` may wait, in seconds (0 while work is pending; else until the next
+        timer, at most :data:`MAX_WAIT`; None: until an event)."""
         if self._streaming or self.backlog or self._doomed or self.dirty or self._writable:
             return 0
         timeout = self.scheduler.timeout()
         if timeout is not None and timeout > MAX_WAIT:
             timeout = MAX_WAIT
-        if self.hold_until:
-            held = max(0.0, self.hold_until - self.clock())
-            timeout = held if timeout is None else min(timeout, held)
         return timeout
 
     def shutdown(self, reason: str = "server shutting down") -> None:
@@ -233,24 +230,42 @@ class Loop:
             doomed, self._doomed = self._doomed, []
             for conn in doomed:
                 conn.transport.close(conn, conn.doomed)
-        if self.hold_until > self.now:  # output waits for the next commit (see Server._commit_history)
-            return
         deadline = time.perf_counter() + PASS_BUDGET  # writes too: what is left goes out next pass
+        gated = self._gated
         writable, self._writable = self._writable, []
         for i, conn in enumerate(writable):
             if time.perf_counter() >= deadline:
                 self._writable.extend(writable[i:])
                 break
-            if not conn.closed:
+            if not conn.closed and not (gated and conn in gated):
                 self.write(conn)
         dirty, self.dirty = self.dirty, []
         for i, conn in enumerate(dirty):
             if time.perf_counter() >= deadline:
                 self.dirty.extend(dirty[i:])
                 break
-            conn.dirty = False
-            if not conn.closed and not conn.want_write:
+            conn.dirty = False  # a gated connection is marked again when its gate opens
+            if not conn.closed and not conn.want_write and not (gated and conn in gated):
                 self.write(conn)
+
+    def gate(self, conn: Connection) -> None:
+        """Hold everything queued for *conn*, now and later, until :meth:`ungate` (as many calls as gates):
+        an acknowledgement waiting for its commit (``Server.answer_when_saved``). Only *conn* waits; the
+        loop never does (no ``EPOLLOUT`` interest while held, so a held connection costs no pass)."""
+        self._gated[conn] = self._gated.get(conn, 0) + 1
+        if conn.want_write:
+            conn.want_write = False
+            self.set_mask(conn)
+
+    def ungate(self, conn: Connection) -> None:
+        """Open one gate of *conn*; with the last, its output goes out this pass or the next."""
+        left = self._gated.get(conn, 0) - 1
+        if left > 0:
+            self._gated[conn] = left
+            return
+        self._gated.pop(conn, None)
+        if not conn.closed:
+            self.mark(conn)
 
     def write(self, conn: Connection) -> None:
         """Send what *conn* has queued (one bounded ``sendmsg``); an unexpected error closes it alone."""
@@ -360,6 +375,7 @@ class Loop:
             conn.mask = 0
         self._streaming.discard(conn)
         self.backlog.discard(conn)
+        self._gated.pop(conn, None)
         conn.out.clear()
         conn.streams = None
         conn.held = None

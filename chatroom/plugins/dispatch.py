@@ -119,7 +119,11 @@ class Dispatcher:
             self.host.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
                                           f"max {protocol.MAX_LINE - PREFIX_RESERVE})")
             return None
-        return self.host.say(client, room, text, kind)
+        try:
+            return self.host.say(client, room, text, kind)
+        except Refused as exc:  # the history store cannot keep it: neither kept nor delivered
+            self.host.send_line(client, f"ERROR {exc}")
+            return None
 
     def _command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)

@@ -85,8 +85,7 @@ class Server:
     runs on the loop thread), and *claim*: the data dir's lock and the bound listeners
     (:func:`chatroom.server.claim.take`, which the command line calls before it loads plugins; else the
     server takes it here). ``address`` is the bound ``(host, port)``, ``tls_address`` and ``web_address``
-    the TLS and web ones (or None). ``commit_window`` (seconds) groups history commits under load (see
-    :meth:`_commit_history`; 0: one commit per pass). A server password gates every connection (``gate``:
+    the TLS and web ones (or None). A server password gates every connection (``gate``:
     :class:`~chatroom.server.gate.PasswordGate`). ``irc_addresses``: the IRC door's (clear first, then TLS).
     :meth:`shutdown` may be called from any thread; the rest only from the loop thread. Raises
     :class:`~chatroom.server.checks.StartupError` (one line) if the data dir is another server's or an
@@ -121,16 +120,18 @@ class Server:
         if inline_threads:
             self.loop.scheduler.inline = True
         self.loop.stream_fault = lambda owner, trace: self.plugins.fault(owner, trace, count=False)
-        self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock)
+        self.history = History(self.data_dir / "rooms.sqlite3", clock=wall_clock, wake=self.loop.wake,
+                               inline=inline_threads, max_unsaved=options.history_max_unsaved)  # kit: no thread
         self.hub = Hub(self.history, default_room=options.default_room, announce_limit=options.announce_limit,
                        clock=wall_clock, record=options.record_history, max_rooms=options.max_rooms)
-        self.accounts = AccountStore(self.data_dir / "accounts.sqlite3")  # registered nicks (ctx.accounts)
+        self.accounts = AccountStore(self.data_dir / "accounts.sqlite3", post=self.loop.scheduler.call_soon_threadsafe,
+                                     inline=inline_threads)  # registered nicks (ctx.accounts); writes off the loop
         self.hub.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in options.admins)
         self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
         self.gate = PasswordGate(self, options.server_password)  # --password-file: who still must give it
-        self.port = ServerPort(self)  # what plugins see of the server: the typed plugin port (plugins/port.py)
+        self.port = ServerPort(self, checkpoints=not inline_threads)  # what plugins see: the typed plugin port
         self.dispatcher = Dispatcher(self.port, self.plugins)
         self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
@@ -171,10 +172,8 @@ class Server:
                          **budgets) if claim.irc_listener or claim.irc_tls_listener else []
         self.transports += doors
         self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]
-        self._history_failing = False
+        self._history_failing: str | None = None  # what the log said last about the history store
         self._left = False  # set by close() once every member got client_left
-        self.commit_window = options.commit_window
-        self._last_commit = -1e9
 
     # -- running -------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -233,10 +232,13 @@ class Server:
             conn.transport.close(conn, reason)  # a capture's on_end still runs
         self.transport.finish(1.0)  # closed gracefully: their input drained until they close (1 s at most)
         self.hub.flush()
-        self.commit_window = 0.0
         self._commit_history()
         self.port.close()
-        self.history.close()
+        try:
+            self.history.close()
+        except (sqlite3.Error, TimeoutError) as exc:
+            log.error("room history: %s", exc, extra=ERR)
+        log.info("room history: %s", self.history.writes.lag_report())
         self.accounts.close()
         self.relay.resumes.book.close()
         self.loop.close()
@@ -266,10 +268,16 @@ class Server:
         self.events.joined(conn)
 
     def on_line(self, conn: Connection, text: str) -> float:
-        """One line from *conn*; returns its flood cost."""
+        """One line from *conn*; returns its flood cost. A line that changed a room's state (a topic, a new
+        room, its rules) has its answer held until that change is committed (:meth:`answer_when_saved`)."""
         if conn.id in self.gate.held:
             return self.gate.line(conn, sanitize(text).strip())
-        return self.dispatcher.handle_line(conn, text)
+        changes = self.history.version
+        try:
+            return self.dispatcher.handle_line(conn, text)
+        finally:
+            if self.history.version != changes:
+                self.answer_when_saved(conn)
 
     def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
         """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
@@ -302,34 +310,34 @@ class Server:
             self.call_hook("client_left", conn, reason=reason)
 
     def _commit_history(self) -> None:
-        """Commit the pass's history lines before any output leaves; under load, group commits: when the last
-        commit is less than ``commit_window`` s old (and fewer than 1,000 lines wait) the pass's output is held
-        (``Loop.hold_until``) and goes with the next commit (PostgreSQL's ``commit_delay``; a commit costs about a
-        200-member fan-out). At most ``commit_window`` of added latency; no byte leaves before its lines are saved."""
-        pending = self.history.pending
-        if not pending:
-            self.loop.hold_until = 0.0
-            return
-        now = self.loop.clock()
-        if now - self._last_commit < self.commit_window and pending < 1000:
-            self.loop.hold_until = self._last_commit + self.commit_window
-            return
-        self._last_commit = now
-        self.loop.hold_until = 0.0
-        try:
-            self.history.commit()
-        except sqlite3.Error as exc:  # kept in memory and retried next pass; logged once per episode
-            if not self._history_failing:
-                log.error("cannot save the room history (will retry): %s", exc, extra=ERR)
-            self._history_failing = True
-        else:
-            self._history_failing = False
+        """End of every pass, after the fan-out: hand the pass's history lines to the writer thread
+        (:meth:`History.submit`, never waits) and apply what it reported; a failing store is logged once
+        when it starts failing and once when it recovers (docs/protocol.md, "Durability")."""
+        writes = self.history.writes
+        writes.collect()
+        self.history.submit()
+        error = writes.store_error
+        if error != self._history_failing:
+            if error is not None and self._history_failing is None:
+                log.error("history store unavailable: %s; new lines wait in memory (at most %d, then speakers "
+                          "are refused) and are retried", error, writes.max_unsaved, extra=ERR)
+            elif error is None:
+                log.warning("history store recovered after %.1f s: %d lines saved", writes.outage,
+                            writes.saved_since_failure, extra=ERR)
+            self._history_failing = error
+
+    def answer_when_saved(self, member: Member) -> None:
+        """Hold what *member* is sent until every room-store change made so far is committed: who changed a
+        topic, a room or its rules hears ``OK`` (or the IRC reply) only then (docs/protocol.md, "Durability")."""
+        if isinstance(member, Connection) and not member.gone:  # a member the loop writes to
+            self.loop.gate(member)
+            self.history.when_saved(lambda: self.loop.ungate(member))
 
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
-        more = self.hub.rooms.expire()
+        more = self.hub.rooms.expire()  # the step runs on the history's writer thread; the loop never waits
         self.relay.resumes.expire()  # resumable transfers idle past --resume-keep
-        more = self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS) or more
-        self.loop.call_later(0 if more else PRUNE_EVERY, self._prune)
+        self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS, on_done=lambda pruned, _: self.loop.call_later(
+            0 if pruned or more else PRUNE_EVERY, self._prune))
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
     @property

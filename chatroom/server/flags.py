@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
             "creating one more is refused (docs/protocol.md, Room lifetime)")
     rooms.add_argument("--no-history", dest="record_history", action="store_false", default=UNSET,
                        help="do not record what is said in rooms (rooms and topics still persist)")
+    _number(rooms, "--history-max-unsaved", metavar="N", help="lines kept in memory while the history store "
+            "fails; past N a speaker is refused (1-10000000, default 10000; docs/protocol.md, Durability)")
     rooms.add_argument("--history-keep", type=history_keep, default=UNSET, metavar="SPEC",
                        help="retention of the room history: LINES per room, DAYS with a d (30d), or both "
                             "(100000,30d); default: keep everything")

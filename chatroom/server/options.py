@@ -268,8 +268,9 @@ class ServerOptions:
     history_keep: tuple[int | None, float | None] = (None, None)
     #: False: record nothing said in rooms (rooms and topics still persist).
     record_history: bool = True
-    #: History commits are grouped under load within this many seconds (0: one per pass).
-    commit_window: float = _num(0.002, high=1.0)
+    #: Lines kept in memory while the history store fails; past it a speaker is refused (docs/protocol.md,
+    #: "Durability").
+    history_max_unsaved: int = _num(10_000, int, 1, 10_000_000)
     #: A member that never named itself counts as ready for ``member_ready`` after this many seconds.
     ready_grace: float = _num(5.0, high=DAY)
     #: The plugin host: disable a plugin after this many faults; warn when it blocks the loop this long (ms).

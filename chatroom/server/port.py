@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from chatroom.model import access
+from chatroom.model.checkpoint import Checkpointer, no_autocheckpoint
 from chatroom.model.names import nick_skeleton_key
 from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.net.logs import CONN, ERR
@@ -81,10 +82,11 @@ class ServerPort:
     raises :class:`~chatroom.plugins.threads.ContextExpired` (the kit) instead of being logged once and
     ignored."""
 
-    def __init__(self, server: Assembly) -> None:
+    def __init__(self, server: Assembly, *, checkpoints: bool = True) -> None:
         self._server = server
         self._state: dict[str, dict[str, Any]] = {}
         self._stores: dict[str, sqlite3.Connection] = {}
+        self._checkpoints: list[Checkpointer] | None = [] if checkpoints else None  # None: the kit, no threads
         self._told: set[tuple[str, str]] = set()  # (plugin, method) used after the client left, logged once
         self.strict = False
 
@@ -97,14 +99,22 @@ class ServerPort:
         return self._state.setdefault(plugin, {})
 
     def plugin_store(self, plugin: str) -> sqlite3.Connection:
-        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.model.store.open_store`)."""
+        """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.model.store.open_store`). Its
+        commits run on the loop but never checkpoint (the ``fsync`` that stalled the room): a
+        :class:`~chatroom.model.checkpoint.Checkpointer` thread watching the file does it."""
         store = self._stores.get(plugin)
         if store is None:
-            store = self._stores[plugin] = open_store(plugin_store_path(self.data_dir, plugin))
+            path = plugin_store_path(self.data_dir, plugin)
+            store = self._stores[plugin] = open_store(path)
+            if self._checkpoints is not None:
+                no_autocheckpoint(store)
+                self._checkpoints.append(Checkpointer(path, name=f"chatroom-{plugin}-checkpoint", watch=True))
         return store
 
     def close(self) -> None:
         """Close every plugin store (the server's last step)."""
+        for checkpointer in self._checkpoints or ():
+            checkpointer.close()
         for store in self._stores.values():
             close_store(store)
         self._stores.clear()
