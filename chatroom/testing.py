@@ -16,10 +16,9 @@ How it works: the room is a real :class:`chatroom.server.app.Server` (real
 loop, plugin host, command dispatch, rooms and history, fan-out, streams,
 nick rules, file relay, budgets) built from public parts: an in-memory
 selector, listener and client sockets (:mod:`chatroom.fakeio`), a fake clock
-you move with :meth:`InProcessRoom.advance`, and worker-thread jobs run on
-the test's thread (``threads=True``: on real worker threads, which the room
-waits for, so a test catches a context used off the loop thread). Each call (``join``, ``say``, ``advance``...) then runs
-event-loop passes until nothing is left to do, so every reply is in
+you move with :meth:`InProcessRoom.advance`, and worker-thread jobs run on the test's thread (``threads=True``: on
+real worker threads, which the room waits for, so a test catches a context used off the loop thread). Each call
+(``join``, ``say``, ``advance``...) then runs event-loop passes until nothing is left to do, so every reply is in
 ``received`` when the call returns. No socket is ever opened, and the data
 dir is not locked (chatroom-server allows one server per data dir; rooms of
 the kit may share one, to play a crash and a restart).

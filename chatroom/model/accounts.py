@@ -231,7 +231,7 @@ class AccountStore:
         """
         job = partial(_create, name=name, password_hash=password_hash, now=time.time() if now is None else now)
         if on_done is None:
-            return self._writer.run(job)  # type: ignore[no-any-return]
+            return self._writer.run(job)
         self._writer.submit(job, on_done, owner=owner)
         return None
 
@@ -241,7 +241,7 @@ class AccountStore:
         :meth:`create` returns or reports its result (blocking without *on_done*)."""
         job = partial(_set_password, name=name, password_hash=password_hash, now=time.time() if now is None else now)
         if on_done is None:
-            return self._writer.run(job)  # type: ignore[no-any-return]
+            return self._writer.run(job)
         self._writer.submit(job, on_done, owner=owner)
         return None
 

@@ -152,7 +152,7 @@ class PendingWrites:
         self.lags: collections.deque[float] = collections.deque(maxlen=LAG_SAMPLES)
         self.lag_max = 0.0
         self._wake = wake if wake is not None else (lambda: None)
-        self._results: queue.SimpleQueue[tuple[Callable[..., Any], tuple]] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
         self.writer = Writer(Path(path), post=self._post, name="chatroom-history", connect=connect, inline=inline,
                              on_state=self._store_state, group_end=index_new)
 
@@ -183,7 +183,7 @@ class PendingWrites:
         """Another write (retention), in order after everything submitted; *on_done* at a :meth:`collect`."""
         self.writer.submit(fn, on_done, retry=retry)
 
-    def _post(self, fn: Callable[..., Any], args: tuple, owner: str) -> None:
+    def _post(self, fn: Callable[..., Any], args: tuple[Any, ...], owner: str) -> None:
         """Writer thread: queue a result for :meth:`collect`, wake the loop."""
         self._results.put((fn, args))
         self._wake()

@@ -56,7 +56,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from chatroom.model.checkpoint import Checkpointer, no_autocheckpoint
 from chatroom.model.store import close_store, open_store
@@ -69,7 +69,8 @@ BUSY_MS = 1000
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 Done = Callable[[Any, BaseException | None], None]
-Post = Callable[[Callable[..., Any], tuple, str], None]
+R = TypeVar("R")
+Post = Callable[[Callable[..., Any], tuple[Any, ...], str], None]
 
 
 def connect_writer(path: Path) -> sqlite3.Connection:
@@ -168,7 +169,7 @@ class Writer:
             self._drain_inline()
         return job
 
-    def run(self, fn: Callable[[sqlite3.Connection], Any], *, retry: bool = False, timeout: float = 10.0) -> Any:
+    def run(self, fn: Callable[[sqlite3.Connection], R], *, retry: bool = False, timeout: float = 10.0) -> R:
         """Submit ``fn`` and block until it committed; return its result (start-up, shutdown, tools, tests).
 
         Raises what ``fn`` or the commit raised (a ``retry`` job stays queued and is tried again),
@@ -179,7 +180,7 @@ class Writer:
             raise TimeoutError(f"no commit to {self.path.name} within {timeout:g} s")
         if job.error is not None:
             raise job.error
-        return job.result
+        return cast(R, job.result)  # what fn returned, kept by the writer thread
 
     @property
     def pending(self) -> int:

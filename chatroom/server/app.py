@@ -336,8 +336,9 @@ class Server:
     def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
         more = self.hub.rooms.expire()  # the step runs on the history's writer thread; the loop never waits
         self.relay.resumes.expire()  # resumable transfers idle past --resume-keep
-        self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS, on_done=lambda pruned, _: self.loop.call_later(
-            0 if pruned or more else PRUNE_EVERY, self._prune))
+        def again(pruned: bool, _error: BaseException | None) -> None:
+            self.loop.call_later(0 if pruned or more else PRUNE_EVERY, self._prune)
+        self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS, on_done=again)
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
     @property
