@@ -223,6 +223,20 @@ def test_one_encode_per_variant_with_50_members(hub: Hub) -> None:
     assert [line.split(" ", 1)[1] for line in tagged[0].lines] == ["p0: line 0", "p1: line 1", "* a notice"]
 
 
+def test_a_speaker_of_several_lines_in_one_pass_gets_everyone_elses_in_order(hub: Hub) -> None:
+    alice, bob, carol = people(hub, "alice", "bob", "carol")
+    room = hub.default_room
+    for who, text in [(alice, "a1"), (bob, "b1"), (alice, "a2"), (alice, "a3"), (bob, "b2"), (alice, "a4")]:
+        hub.say(who, room, text)
+    hub.flush()
+    assert alice.lines == ["bob: b1", "bob: b2"]  # its own lines first, between and last are cut out
+    assert bob.lines == ["alice: a1", "alice: a2", "alice: a3", "alice: a4"]
+    assert carol.lines == ["alice: a1", "bob: b1", "alice: a2", "alice: a3", "bob: b2", "alice: a4"]
+    hub.say(alice, room, "alone")  # a pass with only its own line: nothing at all for it
+    hub.flush()
+    assert len(alice.buffers) == 1 and bob.lines[-1] == "alice: alone"
+
+
 def test_a_second_wire_format_is_encoded_once_with_its_own_encoder(hub: Hub) -> None:
     calls: list[str] = []
 

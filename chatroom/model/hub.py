@@ -16,9 +16,11 @@ straight to one member first fans out the rooms it is in
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 
+from chatroom.model.batch import without
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
@@ -417,9 +419,12 @@ class Hub:
             count = len(members)
             self._delivered += [(room, plain(e), self.members.get(s), count - (s in members)) for s, e in pending
                                 if not (e.kind in STRUCTURED and isinstance(e, Notice) and e.quiet)]
-        senders = {sender for sender, _ in pending}
+        spoken: dict[int, list[int]] = {}  # sender id -> the positions of its events in the batch
+        for i, (sender, _) in enumerate(pending):  # (0, no sender, is never a member's id)
+            spoken.setdefault(sender, []).append(i)
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
+        bounds: dict[int, list[int]] = {}  # variant -> where each event's bytes start in the batch, and the end
         encoders, variants = self.encoders, self._variants
         for member in room.members.values():
             # one encoding per (wire format, tags or not, current room or not) present in the room;
@@ -430,13 +435,13 @@ class Hub:
             if lines is None:
                 encode = encoders[wire]
                 lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
-            if member.id in senders and not (member.echoed and self.bus):  # a speaker: without its own lines
-                mid = member.id
-                data: bytes | None = b"".join([line for (sender, _), line in zip(pending, lines) if sender != mid])
-            else:
-                data = batches.get(key)
-                if data is None:
-                    data = batches[key] = b"".join(lines)
+            data = batches.get(key)
+            if data is None:
+                data = batches[key] = b"".join(lines)
+            own = spoken.get(member.id)
+            if own is not None and not (member.echoed and self.bus):  # a speaker: the slices between its own lines
+                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, lines), initial=0)))
+                data = without(data, where, own)
             if data:
                 member.deliver(data)
 

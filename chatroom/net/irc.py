@@ -224,7 +224,10 @@ class IrcDoor:
     def encode_event(self, entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
         """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`); with
         ``away-notify``, a JOIN of a member who is away is followed by its AWAY."""
-        more = self.private_tags if entry.kind == "private" else self.client_tags.get((entry.room, entry.id))
+        if entry.kind == "private":
+            more = self.private_tags
+        else:  # hot path (once per chat line): no key to build while no line carries client-only tags
+            more = self.client_tags.get((entry.room, entry.id)) if self.client_tags else None
         data = render_event(entry, tagged, self.mask_of, self.server_name, history, more)
         if entry.kind == "join" and tagged & AWAY:
             member = self.hub.find(entry.nick)

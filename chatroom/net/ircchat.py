@@ -53,7 +53,8 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
         return 1.0
     text = msg.params[1]
     cost = 0.0
-    tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}  # client-only tags travel with the line
+    # client-only tags travel with the line (hot path: most lines have no tags at all)
+    tags = {k: v for k, v in msg.tags.items() if k.startswith("+")} if msg.tags else {}
     for target in msg.params[0].split(",")[:4]:
         cost += 1.0
         if target.startswith("#"):

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chatroom.wire.irc import Message, encode, encode_whole, fit_text, split_text
+from chatroom.wire.irc import MAX_LINE, Message, encode, encode_whole, fit_text, split_text
 from chatroom.wire.render import iso_time
 
 __all__ = ["ACCOUNT", "AWAY", "TAGS", "TIME", "event_tags", "msgid", "parse_msgid", "render_event"]
@@ -76,6 +76,12 @@ def render_event(entry: Any, flags: int, mask: Callable[[str], str], server: str
     added for a member with ``message-tags`` (a private line's ``msgid``, the sender's client-only tags)."""
     kind = entry.kind
     room = entry.room
+    if kind == "msg" and not flags & (TIME | TAGS | ACCOUNT) and getattr(entry, "cause", "") != "notice":
+        # Hot path (every chat line, once per variant of the fan-out): a plain PRIVMSG with no tags,
+        # formatted straight into one line; the general path below when it would need cutting.
+        data = _plain(mask(entry.nick), room, entry.text)
+        if data is not None:
+            return data
     tags = event_tags(entry, flags, history)
     if more and flags & TAGS:
         tags.update(more)
@@ -112,6 +118,17 @@ def render_event(entry: Any, flags: int, mask: Callable[[str], str], server: str
     if kind == "notice" and entry.nick:  # a member's notice to the room
         return _one(tags, mask(entry.nick), "NOTICE", room, entry.text)
     return _long(tags, server, "NOTICE", room or "*", entry.text)
+
+
+def _plain(source: str, target: str, text: str) -> bytes | None:
+    """``:SOURCE PRIVMSG TARGET :TEXT`` CR LF as :func:`chatroom.wire.irc.encode_whole` makes it for a message
+    without tags, or None when it would pass 512 bytes (then the general path cuts it)."""
+    last = ":" + text if not text or " " in text or text[0] == ":" else text
+    body = f":{source} PRIVMSG {target} {last}" if source else f"PRIVMSG {target} {last}"
+    if "\0" in body or "\r" in body or "\n" in body:
+        return None
+    data = body.encode("utf-8", "replace")
+    return data + b"\r\n" if len(data) <= MAX_LINE - 2 else None
 
 
 def _long(tags: dict[str, str], source: str, command: str, target: str, text: str) -> bytes:
