@@ -70,11 +70,14 @@ class Entry(Protocol):
 
 class SearchCursor(NamedTuple):
     """Where the next page of a search starts: its ``query``, ``below`` (index lines stored before this
-    ``seq``) and ``unsaved`` (matching lines not committed when the search began, not shown yet)."""
+    ``seq``), ``unsaved`` (matching lines not committed when the search began, not shown yet) and ``served``
+    (``(room, id)`` of every line the search took from memory, which its index pages skip: a line the writer
+    had committed but not reported yet is in both)."""
 
     query: Query
     below: int
     unsaved: tuple[Entry, ...] = ()
+    served: frozenset[tuple[str, int]] = frozenset()
 
 
 class SearchPage(NamedTuple):
@@ -99,15 +102,15 @@ def run(conn: sqlite3.Connection, start: Query | SearchCursor, rooms: Mapping[st
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be an int in 1..{MAX_PAGE}, not {limit!r}")
     if isinstance(start, SearchCursor):
-        query, below, waiting = start.query, start.below, list(start.unsaved)
+        query, below, waiting, served = start.query, start.below, list(start.unsaved), start.served
     else:
         query = start
         below = int(conn.execute(_INDEXED).fetchone()[0]) + 1
         waiting = [e for e in reversed(unsaved) if _keep(query, e, rooms) and matches(query, e.room, e.nick, e.text)]
+        served = frozenset((e.room, e.id) for e in waiting)
     hits = waiting[:limit]
     if len(waiting) > limit:
-        return SearchPage(hits, SearchCursor(query, below, tuple(waiting[limit:])))
-    shown = {(e.room, e.id) for e in hits}
+        return SearchPage(hits, SearchCursor(query, below, tuple(waiting[limit:]), served))
     low, high = _bounds(conn, query, below)
     if low >= high:
         return SearchPage(hits, None)
@@ -118,9 +121,9 @@ def run(conn: sqlite3.Connection, start: Query | SearchCursor, rooms: Mapping[st
     try:
         for row in conn.execute(_HITS, (fts_match(query), high, low)):
             entry = make(row[1:])
-            if (entry.room, entry.id) not in shown and _keep(query, entry, rooms):
+            if (entry.room, entry.id) not in served and _keep(query, entry, rooms):
                 if len(hits) == limit:  # one more: the next page has something
-                    return SearchPage(hits, SearchCursor(query, seq))
+                    return SearchPage(hits, SearchCursor(query, seq, (), served))
                 hits.append(entry)
             seq, ts = row[0], entry.ts
             examined += 1
@@ -135,7 +138,7 @@ def run(conn: sqlite3.Connection, start: Query | SearchCursor, rooms: Mapping[st
             raise QueryError("this search takes too long: add words, a #room or from:NICK") from None
     finally:
         conn.set_progress_handler(None, 0)
-    return SearchPage(hits, SearchCursor(query, seq), ts)
+    return SearchPage(hits, SearchCursor(query, seq, (), served), ts)
 
 
 def _keep(query: Query, entry: Entry, rooms: Mapping[str, int]) -> bool:
