@@ -273,6 +273,38 @@ def test_the_cap_refuses_new_lines_while_the_store_fails_then_it_recovers(tmp_pa
         assert [e.id for e in again.last("#a", 10)] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_commit_wakes_the_loop_only_for_a_waiter_a_state_change_or_memory_pressure(tmp_path: Path) -> None:
+    wakes: list[float] = []
+    hist = History(tmp_path / "rooms.sqlite3", clock=Clock(), max_unsaved=80, wake=lambda: wakes.append(time.time()))
+    try:
+        hist.append("#a", "msg", "alice", "nobody waits")
+        hist.submit()
+        done = hist.writes._results  # what the writer posted for the next collect()
+        for _ in range(int(DEADLINE / 0.005)):
+            if not done.empty():
+                break
+            time.sleep(0.005)
+        time.sleep(0.05)  # a wake would come right after the post: give it time to show
+        assert wakes == [] and hist.pending == 1  # committed; the next pass collects it, no extra pass
+        hist.writes.collect()
+        assert hist.pending == 0 and len(hist.writes.lags) == 1
+        acked: list[str] = []
+        hist.append("#a", "msg", "alice", "somebody waits")
+        hist.when_saved(lambda: acked.append("OK"))
+        collect_until(hist, lambda: acked == ["OK"])
+        assert len(wakes) == 1 and hist.pending == 0  # one wake, for the waiter: its batch came with it
+        for i in range(10):  # 10 of at most 80 waiting: past WAKE_FRACTION, a plain commit wakes too
+            hist.append("#a", "msg", "alice", f"pressure {i}")
+        hist.submit()
+        for _ in range(int(DEADLINE / 0.005)):
+            if len(wakes) == 2:
+                break
+            time.sleep(0.005)
+        assert len(wakes) == 2 and hist.pending == 10  # woken, not collected yet
+    finally:
+        hist.close()
+
+
 def test_close_reports_lines_it_could_not_save(tmp_path: Path) -> None:
     path = tmp_path / "rooms.sqlite3"
     History(path).close()

@@ -13,8 +13,13 @@ into one transaction. Its state, all on the loop thread:
 - at most ``max_unsaved`` entries: past it, :meth:`PendingWrites.check` raises :class:`StoreUnavailable`
   (the speaker is told, the line is neither kept nor delivered).
 
-What the writer reports comes back through a queue that :meth:`PendingWrites.collect` drains (the
-writer thread calls *wake* so the loop runs a pass). Standard library and :mod:`chatroom.model` only.
+What the writer reports comes back through a queue that :meth:`PendingWrites.collect` drains. The writer
+thread calls *wake* (so the loop runs a pass at once) only when the loop must act soon: a result somebody
+waits for (:meth:`PendingWrites.when_saved`, a retention step), a change of the store's state (it fails, it
+recovers), or memory pressure (:data:`WAKE_FRACTION` of ``max_unsaved`` entries not known committed). A
+plain batch commit is left for the next pass to collect: a busy loop passes constantly, and an idle one has
+nothing growing; waking it for every commit doubled its passes (25-35 % more CPU per delivery,
+docs/benchmarks.md, "Fan-out hot path"). Standard library and :mod:`chatroom.model` only.
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ from chatroom.model.errors import Refused
 from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INDEX_NEW, INSERT, OLDEST, ROOM, RULES, SEQ
 from chatroom.model.writer import Writer, connect_writer
 
-__all__ = ["MAX_UNSAVED", "PendingWrites", "StoreUnavailable", "index_new", "nothing", "prune_step", "settle_counters",
+__all__ = ["MAX_UNSAVED", "WAKE_FRACTION", "PendingWrites", "StoreUnavailable", "index_new", "nothing", "prune_step", "settle_counters",
            "write_batch"]
 
 #: Lines that may wait in memory, not committed, before new ones are refused (:class:`StoreUnavailable`).
 #: A line is at most 64 KiB, most are under 200 bytes: about 2 MB in the usual case.
 MAX_UNSAVED = 10_000
+#: The writer wakes the loop for a plain batch commit once this fraction of ``max_unsaved`` entries waits.
+WAKE_FRACTION = 0.125
 #: Commit lags kept for :meth:`PendingWrites.lag_report`.
 LAG_SAMPLES = 100_000
 
@@ -128,7 +135,8 @@ def prune_step(conn: sqlite3.Connection, last_ids: dict[str, int], floors: dict[
 class PendingWrites:
     """What is not committed yet in the SQLite file *path*, and its writer (see the module docstring).
 
-    *wake* (thread-safe) is called by the writer thread when it has news; *connect* opens the writer's
+    *wake* (thread-safe) is called by the writer thread when it has news the loop must act on soon (see the
+    module docstring; a plain batch commit waits for the next :meth:`collect`); *connect* opens the writer's
     connection; ``inline=True`` writes on the calling thread (the plugin test kit). Loop thread only,
     except what the writer thread calls.
     """
@@ -147,11 +155,12 @@ class PendingWrites:
         self.saved_since_failure = 0
         #: How long the last failure episode lasted, in seconds (set when the store recovers).
         self.outage = 0.0
-        #: Seconds from a batch's oldest line being appended to its commit being known here, per batch
+        #: Seconds from a batch's oldest line being appended to its commit (the writer thread's clock), per batch
         #: (the last :data:`LAG_SAMPLES`): what a crash could have lost (:meth:`lag_report`).
         self.lags: collections.deque[float] = collections.deque(maxlen=LAG_SAMPLES)
         self.lag_max = 0.0
         self._wake = wake if wake is not None else (lambda: None)
+        self._wake_at = max(1, int(max_unsaved * WAKE_FRACTION))  # entries waiting that make a batch commit wake
         self._results: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
         self.writer = Writer(Path(path), post=self._post, name="chatroom-history", connect=connect, inline=inline,
                              on_state=self._store_state, group_end=index_new)
@@ -184,18 +193,27 @@ class PendingWrites:
         self.writer.submit(fn, on_done, retry=retry)
 
     def _post(self, fn: Callable[..., Any], args: tuple[Any, ...], owner: str) -> None:
-        """Writer thread: queue a result for :meth:`collect`, wake the loop."""
-        self._results.put((fn, args))
+        """Writer thread: queue a result for :meth:`collect`; wake the loop unless it is a plain batch commit
+        (:meth:`_saved`, stamped with the commit's time) and fewer than ``max_unsaved * WAKE_FRACTION``
+        entries wait. Results are collected in the order posted, so a wake for a waiter or a state change
+        also brings every batch committed before it."""
+        if getattr(fn, "func", None) == self._saved:
+            self._results.put((fn, (*args, time.time())))
+            if len(self.entries) < self._wake_at:  # a racy read of a length: at worst one wake more or less
+                return
+        else:
+            self._results.put((fn, args))
         self._wake()
 
-    def _saved(self, count: int, oldest: float | None, error: BaseException | None) -> None:
-        """A batch of *count* entries left the writer: committed (or, for a bug in the job, dropped)."""
+    def _saved(self, count: int, oldest: float | None, error: BaseException | None, committed: float) -> None:
+        """A batch of *count* entries left the writer at *committed* (Unix s): committed (or, for a bug in the
+        job, dropped)."""
         del self.entries[:count]
         self.submitted -= count
         if error is None:
             self.saved_since_failure += count
             if oldest is not None:
-                lag = time.time() - oldest
+                lag = committed - oldest
                 self.lags.append(lag)
                 self.lag_max = max(self.lag_max, lag)
 
