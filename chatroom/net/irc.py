@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 from chatroom.net.connection import Connection, Transport
 from chatroom.wire.irc import IrcParser, Message, TooLong, encode
-from chatroom.wire.ircevents import AWAY, render_event
+from chatroom.model.history import Entry
+from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME, plain_privmsg, render_event
 from chatroom.wire.render import iso_time
 
 __all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
@@ -224,6 +225,12 @@ class IrcDoor:
     def encode_event(self, entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
         """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`); with
         ``away-notify``, a JOIN of a member who is away is followed by its AWAY."""
+        if entry.__class__ is Entry and entry.kind == "msg" and not tagged & (TIME | TAGS | ACCOUNT):
+            # hot path (once per chat line and variant): a plain PRIVMSG, as render_event makes it, with no
+            # tags to look up and no Notice attribute to look for
+            data = plain_privmsg(self.mask_of(entry.nick), entry.room, entry.text)
+            if data is not None:
+                return data
         if entry.kind == "private":
             more = self.private_tags
         else:  # hot path (once per chat line): no key to build while no line carries client-only tags

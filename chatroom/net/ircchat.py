@@ -65,7 +65,9 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
 
 
 def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
-    room = conn.rooms.get(name) or door.hub.room(name)  # the exact name of one of its rooms: no parsing
+    room = conn.rooms.get(name)  # the exact name of one of its rooms: no parsing
+    if room is None:  # (never "or": a Room's truth is its len(), a call, and an empty room is falsy)
+        room = door.hub.room(name)
     if room is None:
         if not notice:
             door.numeric(conn, "403", name, "No such channel")

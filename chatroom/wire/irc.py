@@ -149,17 +149,19 @@ def parse_line(line: str) -> Message | None:
     if line.startswith(":"):  # a trailing parameter and no command
         return None
     head, colon, trailing = line.partition(" :")
-    words = head.split(" ")
-    if "" in words:  # repeated, leading or trailing spaces (rare: skip the filter otherwise)
-        words = [w for w in words if w]
-    if not words:
-        return None
-    command, params = words[0], words[1:]
+    params = head.split(" ")
+    if "" in params:  # repeated, leading or trailing spaces (rare: skip the filter otherwise)
+        params = [w for w in params if w]
+        if not params:
+            return None
+    command = params.pop(0)  # what is left are the parameters: no second list
     if colon:
         params.append(trailing)
     if len(params) > MAX_PARAMS:
         params[MAX_PARAMS - 1:] = [" ".join(params[MAX_PARAMS - 1:])]
-    return Message(command, params, source=source, tags=tags)
+    message = Message.__new__(Message)  # hot path (every line in): the slots set here, params not copied again
+    message.tags, message.source, message.command, message.params = tags, source, command, params
+    return message
 
 
 class IrcParser:
@@ -239,7 +241,10 @@ class IrcParser:
                 self._skip = 0
                 self._pos = nl + 1
                 return TooLong("line", size)
-            limit, kind = self._limit(pos, nl if nl >= 0 else end)
+            if buf[pos] != 64:  # no tag section ("@"): the hot path, no call
+                limit, kind = self.max_line, "line"
+            else:
+                limit, kind = self._limit(pos, nl if nl >= 0 else end)
             if nl < 0:
                 if end - pos > limit:
                     self._skip = end - pos
