@@ -2,8 +2,8 @@
 
 Usage::
 
-    python bench/loopcost.py [--door line,irc] [--members 50] [--speakers 20] [--lines 6] [--passes 300]
-                             [--repeat 3] [--no-history]
+    python bench/loopcost.py [--door line,irc] [--members 50] [--speakers 20] [--lines 6] [--passes 100]
+                             [--repeat 7] [--no-history]
 
 A real ``Server`` (built as ``chatroom-server --port 0 --irc-port 0 --web-port off --max-per-address 0
 --flood-rate 100000 --flood-burst 100000`` builds it, with its history writer thread) and ``--members``
@@ -122,8 +122,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=50)
     ap.add_argument("--speakers", type=int, default=20)
     ap.add_argument("--lines", type=int, default=6, help="lines per speaker per pass")
-    ap.add_argument("--passes", type=int, default=300)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--passes", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--no-history", action="store_true")
     args = ap.parse_args()
     print("| door | members | lines/pass | loop us/line | loop us/deliv |")

@@ -60,3 +60,35 @@ def test_the_size_check_counts_the_relayed_line_in_bytes(tmp_path: Path) -> None
         most = MAX_LINE - PREFIX_RESERVE - len("bob: \n")  # bytes of text that fit, relayed as "bob: text\n"
         assert not any(line.startswith("ERROR") for line in bob.say("é" * (most // 2)))  # two bytes each
         assert bob.say("é" * (most // 2) + "x")[-1].startswith("ERROR line too long for the room")
+
+
+class _Partial:
+    """A socket that takes at most *room* bytes per ``sendmsg`` (a full kernel buffer)."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.got = bytearray()
+
+    def sendmsg(self, buffers: list[bytes | bytearray | memoryview]) -> int:
+        data = b"".join(bytes(b) for b in buffers)[: self.room]
+        self.got += data
+        return len(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=9000), min_size=1, max_size=4), st.integers(1, 10_000),
+       st.sampled_from([0, 100, 64 * 1024]))
+def test_the_output_queue_sends_every_byte_once_in_order(pieces: list[bytes], room: int, limit: int) -> None:
+    from chatroom.sockets.outqueue import OutQueue
+
+    queue, sock = OutQueue(), _Partial(room)
+    for piece in pieces:
+        queue.append(piece)
+    total = sum(map(len, pieces))
+    for _ in range(total + 1):
+        if not queue:
+            break
+        sent = queue.send_to(sock, limit)
+        assert 0 < sent <= room and (not limit or sent <= max(limit, 64 * 1024))
+        assert queue.size == total - len(sock.got)
+    assert bytes(sock.got) == b"".join(pieces) and queue.size == 0

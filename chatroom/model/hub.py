@@ -431,16 +431,15 @@ class Hub:
             # a wire registered without variants has one encoding for all its members
             wire = member.wire_index
             key = (wire << 10) | (member.tagged << 1) | (member.room is not room) if variants[wire] else wire << 10
-            lines = encoded.get(key)
-            if lines is None:
-                encode = encoders[wire]
-                lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
             data = batches.get(key)
             if data is None:
+                encode = encoders[wire]
+                lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
                 data = batches[key] = b"".join(lines)
             own = spoken.get(member.id)
             if own is not None and not (member.echoed and self.bus):  # a speaker: the slices between its own lines
-                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, lines), initial=0)))
+                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, encoded[key]),
+                                                                                            initial=0)))
                 data = without(data, where, own)
             if data:
                 member.deliver(data)
