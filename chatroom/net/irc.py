@@ -65,7 +65,7 @@ class IrcConnection(Connection):
 
     __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
                  "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text",
-                 "shown_nick")
+                 "mask_nick", "shown_nick")
 
     transport: IrcTransportPort
 
@@ -92,6 +92,7 @@ class IrcConnection(Connection):
         self.failures = 0
         self.invited: set[str] = set()
         self.mask_text = "!"
+        self.mask_nick = ""  # the nick (the very string) mask_text was made for
         self.shown_nick = ""
 
     def encode_text(self, text: str) -> bytes:
@@ -124,9 +125,11 @@ class IrcConnection(Connection):
     @property
     def source(self) -> str:
         """``nick!user@host`` as other clients see this one (made again when the nick changed)."""
-        mask = self.mask_text
-        if not mask.startswith(self.nick) or mask[len(self.nick)] != "!":
-            mask = self.mask_text = f"{self.nick}!{self.user or '~' + self.nick}@{irc_host(self.host)}"
+        nick = self.nick
+        if nick is self.mask_nick:  # hot path (every line said and relayed): one identity check
+            return self.mask_text
+        self.mask_nick = nick
+        mask = self.mask_text = f"{nick}!{self.user or '~' + nick}@{irc_host(self.host)}"
         return mask
 
 

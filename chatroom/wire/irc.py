@@ -56,6 +56,7 @@ _RFC1459 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrs
 _UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 _ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
 _CONTROLS = str.maketrans({"\0": None, "\r": None, "\n": None})
+_PREFIXED = frozenset(("@", ":", " "))  # a line's first character when it does not start with its command
 
 
 def casefold(name: str, mapping: str = CASEMAPPING) -> str:
@@ -137,17 +138,18 @@ def parse_line(line: str) -> Message | None:
     if "\0" in line or "\r" in line:
         line = line.translate(_CONTROLS)
     tags: dict[str, str] = {}
-    if line.startswith("@"):
-        section, _, line = line.partition(" ")
-        tags = parse_tags(section[1:])
-    line = line.lstrip(" ")
     source = ""
-    if line.startswith(":"):
-        word, _, line = line.partition(" ")
-        source = word[1:]
+    if line[:1] in _PREFIXED:  # tags, a source or spaces first (a client's line is mostly a bare command)
+        if line.startswith("@"):
+            section, _, line = line.partition(" ")
+            tags = parse_tags(section[1:])
         line = line.lstrip(" ")
-    if line.startswith(":"):  # a trailing parameter and no command
-        return None
+        if line.startswith(":"):
+            word, _, line = line.partition(" ")
+            source = word[1:]
+            line = line.lstrip(" ")
+        if line.startswith(":"):  # a trailing parameter and no command
+            return None
     head, colon, trailing = line.partition(" :")
     params = head.split(" ")
     if "" in params:  # repeated, leading or trailing spaces (rare: skip the filter otherwise)
@@ -252,14 +254,15 @@ class IrcParser:
                 return None
             self._pos = nl + 1
             size = nl + 1 - pos
+            crlf = nl > pos and buf[nl - 1] == 13
             # CR LF counts in the limit; a bare LF is one byte shorter: compare as if it were CR LF
-            if size + (nl == pos or buf[nl - 1] != 13) > limit:
+            if size + (not crlf) > limit:
                 if kind == "tags" or buf.find(b" ", pos, nl) - pos + 1 > self.max_tags:
                     return TooLong("tags", size)
                 return TooLong("line", size)
             # Hot path: the line's own CR is cut here, so parse_line's slow control-byte pass
             # (str.translate, ~6 us a line) only runs for a stray NUL or CR inside a line.
-            stop = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+            stop = nl - 1 if crlf else nl
             message = parse_line(buf[pos:stop].decode("utf-8", "replace"))
             if message is not None:
                 return message
