@@ -125,12 +125,12 @@ def plain_privmsg(source: str, target: str, text: str) -> bytes | None:
     message without tags, or None when it would pass 512 bytes or holds NUL, CR or LF (then
     :func:`render_event`'s general path cuts or cleans it): the fan-out's hot path, one chat line for IRC clients
     that negotiated no tags."""
-    last = ":" + text if not text or " " in text or text[0] == ":" else text
-    body = f":{source} PRIVMSG {target} {last}" if source else f"PRIVMSG {target} {last}"
-    if "\0" in body or "\r" in body or "\n" in body:
+    if not text.isprintable() and ("\0" in text or "\r" in text or "\n" in text):  # (one scan for most lines)
         return None
-    data = body.encode("utf-8", "replace")
-    return data + b"\r\n" if len(data) <= MAX_LINE - 2 else None
+    last = ":" + text if not text or " " in text or text[0] == ":" else text
+    line = f":{source} PRIVMSG {target} {last}\r\n" if source else f"PRIVMSG {target} {last}\r\n"
+    data = line.encode("utf-8", "replace")
+    return data if len(data) <= MAX_LINE else None
 
 
 def _long(tags: dict[str, str], source: str, command: str, target: str, text: str) -> bytes:
