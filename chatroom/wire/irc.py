@@ -196,7 +196,7 @@ class IrcParser:
     @property
     def partial(self) -> bool:
         """True while a line has started and not ended."""
-        return self._skip > 0 or self.buffered > 0
+        return self._skip > 0 or len(self._buf) > self._pos
 
     def receive_data(self, data: bytes | memoryview) -> None:
         """Append *data* (``bytes``-like) to the stream."""
