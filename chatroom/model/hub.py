@@ -437,7 +437,7 @@ class Hub:
                 lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
                 data = batches[key] = b"".join(lines)
             own = spoken.get(member.id)
-            if own is not None and not (member.echoed and self.bus):  # a speaker: the slices between its own lines
+            if own is not None and not (self.bus and member.echoed):  # a speaker: the slices between its own lines
                 where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, encoded[key]),
                                                                                             initial=0)))
                 data = without(data, where, own)

@@ -39,6 +39,8 @@ __all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
 
 
 
+_SHOWN_TAGS = TIME | TAGS | ACCOUNT  # the capabilities that add tags to a chat line
+
 #: Lines whose client-only tags the door keeps for their fan-out (they go out in the same loop pass).
 CLIENT_TAGS = 1024
 
@@ -228,7 +230,7 @@ class IrcDoor:
     def encode_event(self, entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
         """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`); with
         ``away-notify``, a JOIN of a member who is away is followed by its AWAY."""
-        if entry.__class__ is Entry and entry.kind == "msg" and not tagged & (TIME | TAGS | ACCOUNT):
+        if entry.__class__ is Entry and entry.kind == "msg" and not tagged & _SHOWN_TAGS:
             # hot path (once per chat line and variant): a plain PRIVMSG, as render_event makes it, with no
             # tags to look up and no Notice attribute to look for
             data = plain_privmsg(self.mask_of(entry.nick), entry.room, entry.text)
