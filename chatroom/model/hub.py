@@ -421,7 +421,10 @@ class Hub:
                                 if not (e.kind in STRUCTURED and isinstance(e, Notice) and e.quiet)]
         spoken: dict[int, list[int]] = {}  # sender id -> the positions of its events in the batch
         for i, (sender, _) in enumerate(pending):  # (0, no sender, is never a member's id)
-            spoken.setdefault(sender, []).append(i)
+            if (own := spoken.get(sender)) is not None:  # (not setdefault: no list made and dropped per event)
+                own.append(i)
+            else:
+                spoken[sender] = [i]
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
         bounds: dict[int, list[int]] = {}  # variant -> where each event's bytes start in the batch, and the end
@@ -438,8 +441,7 @@ class Hub:
                 data = batches[key] = b"".join(lines)
             own = spoken.get(member.id)
             if own is not None and not (self.bus and member.echoed):  # a speaker: the slices between its own lines
-                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, encoded[key]),
-                                                                                            initial=0)))
+                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, encoded[key]), initial=0)))
                 data = without(data, where, own)
             if data:
                 member.deliver(data)

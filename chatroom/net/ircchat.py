@@ -68,18 +68,18 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
 
 
 def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
-    room = conn.rooms.get(name)  # the exact name of one of its rooms: no parsing
+    room = conn.rooms.get(name)  # hot path: the exact name of one of its rooms, no parsing, a member
     if room is None:  # (never "or": a Room's truth is its len(), a call, and an empty room is falsy)
         room = door.hub.room(name)
-    if room is None:
-        if not notice:
-            door.numeric(conn, "403", name, "No such channel")
-        return
-    if room.name not in conn.rooms and (not room.rules.external or room.rules.banned(conn.account, conn.host,
-                                                                                         conn.source)):
-        if not notice:
-            door.numeric(conn, "404", room.name, "Cannot send to channel (you are not in it)")
-        return
+        if room is None:
+            if not notice:
+                door.numeric(conn, "403", name, "No such channel")
+            return
+        if room.name not in conn.rooms and (not room.rules.external or room.rules.banned(conn.account, conn.host,
+                                                                                             conn.source)):
+            if not notice:
+                door.numeric(conn, "404", room.name, "Cannot send to channel (you are not in it)")
+            return
     if not room.may_speak(conn) and not door.is_admin(conn):
         if not notice:
             door.numeric(conn, "404", room.name, "Cannot send to channel (+m)")
