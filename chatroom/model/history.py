@@ -17,9 +17,9 @@ loop writes no SQL and never waits for the disk, lines reach the room before
 they are committed (the rule: docs/protocol.md, "Durability"). Ids:
 :class:`chatroom.model.ids.RoomIds`.
 
-Queries are range scans of the primary key ``(room, id)`` of a ``WITHOUT
-ROWID`` table: O(log N + n), a 1,000,000-line room answers as fast as a small
-one (``bench/history.py``); lines not committed yet are merged from memory.
+Queries are range scans of the unique index ``(room, id)`` (the rowid is the
+line's search number): O(log N + n), a 1,000,000-line room answers as fast as a
+small one (``bench/history.py``); lines not committed yet are merged from memory.
 Start-up reads one id counter per room, never the history table;
 :meth:`History.prune` deletes in bounded steps, on the writer thread too.
 
