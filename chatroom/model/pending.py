@@ -38,7 +38,7 @@ from chatroom.model.errors import Refused
 from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INDEX_NEW, INSERT, OLDEST, ROOM, RULES, SEQ
 from chatroom.model.writer import Writer, connect_writer
 
-__all__ = ["MAX_UNSAVED", "WAKE_FRACTION", "PendingWrites", "StoreUnavailable", "index_new", "nothing", "prune_step", "settle_counters",
+__all__ = ["COMMIT_EVERY", "MAX_UNSAVED", "WAKE_FRACTION", "PendingWrites", "StoreUnavailable", "index_new", "nothing", "prune_step", "settle_counters",
            "write_batch"]
 
 #: Lines that may wait in memory, not committed, before new ones are refused (:class:`StoreUnavailable`).
@@ -46,6 +46,10 @@ __all__ = ["MAX_UNSAVED", "WAKE_FRACTION", "PendingWrites", "StoreUnavailable", 
 MAX_UNSAVED = 10_000
 #: The writer wakes the loop for a plain batch commit once this fraction of ``max_unsaved`` entries waits.
 WAKE_FRACTION = 0.125
+#: Seconds from the start of one commit of chat lines to the next, at least, while nobody waits for one (the
+#: writer's ``pace``): under load a commit takes the lines of several loop passes. What a crash can lose grows
+#: by as much (docs/protocol.md, "Durability"); the knee of the cost per line is measured in docs/benchmarks.md.
+COMMIT_EVERY = 0.03
 #: Commit lags kept for :meth:`PendingWrites.lag_report`.
 LAG_SAMPLES = 100_000
 
@@ -143,7 +147,7 @@ class PendingWrites:
 
     def __init__(self, path: Path, *, wake: Callable[[], None] | None = None,
                  connect: Callable[[Path], sqlite3.Connection] = connect_writer,
-                 max_unsaved: int = MAX_UNSAVED, inline: bool = False) -> None:
+                 max_unsaved: int = MAX_UNSAVED, inline: bool = False, pace: float = COMMIT_EVERY) -> None:
         self.entries: list[Any] = []
         self.submitted = 0
         self.max_unsaved = max_unsaved
@@ -163,7 +167,7 @@ class PendingWrites:
         self._wake_at = max(1, int(max_unsaved * WAKE_FRACTION))  # entries waiting that make a batch commit wake
         self._results: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
         self.writer = Writer(Path(path), post=self._post, name="chatroom-history", connect=connect, inline=inline,
-                             on_state=self._store_state, group_end=index_new)
+                             on_state=self._store_state, group_end=index_new, pace=pace)
 
     def check(self) -> None:
         """Raise :class:`StoreUnavailable` if no more lines may wait."""
@@ -183,8 +187,10 @@ class PendingWrites:
         if not entries and not records and not rules:
             return 0
         self.submitted = len(self.entries)
+        # Paced (the writer may gather more passes into its next commit) unless memory fills up.
         self.writer.submit(partial(write_batch, entries=entries, records=records, rules=rules,
-                                   reserve=self.max_unsaved), partial(self._saved, len(entries)), retry=True)
+                                   reserve=self.max_unsaved), partial(self._saved, len(entries)), retry=True,
+                           paced=self.submitted < self._wake_at)
         return len(entries)
 
     def job(self, fn: Callable[[sqlite3.Connection], Any],
