@@ -31,11 +31,12 @@ import sqlite3
 import time
 from collections.abc import Callable
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from chatroom.model.errors import Refused
-from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INDEX_NEW, INSERT, OLDEST, ROOM, RULES, SEQ
+from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INDEX_NEW, INSERT_SIZES, INSERTS, OLDEST, ROOM, RULES, SEQ
 from chatroom.model.writer import Writer, connect_writer
 
 __all__ = ["COMMIT_EVERY", "MAX_UNSAVED", "WAKE_FRACTION", "PendingWrites", "StoreUnavailable", "index_new", "nothing", "prune_step", "settle_counters",
@@ -67,7 +68,11 @@ def write_batch(conn: sqlite3.Connection, entries: list[NamedTuple], records: li
     time of its oldest line (Unix s; None without lines). Each room's counter is saved *reserve* above its last line: ids that were handed out
     but never committed (a crash) are never given again after a restart (:meth:`PendingWrites.close`)."""
     if entries:
-        conn.executemany(INSERT, entries)
+        start, count = 0, len(entries)
+        for size in INSERT_SIZES:
+            while count - start >= size:
+                conn.execute(INSERTS[size], tuple(chain.from_iterable(entries[start:start + size])))
+                start += size
         last: dict[str, int] = {}
         for entry in entries:
             last[entry[0]] = entry[1] + reserve  # (room, id): ids increase within a room, the last one wins
