@@ -3,7 +3,8 @@
 :class:`PendingWrites` is the write side of :class:`chatroom.model.history.History`: the lines
 appended and not known to be committed (oldest first), and a :class:`chatroom.model.writer.Writer`
 that writes each loop pass's lines, room records and rules as one job, in order, grouping what waits
-into one transaction. Its state, all on the loop thread:
+into one transaction, at most one commit of such jobs every :data:`COMMIT_EVERY` seconds while nobody
+waits for one (the writer's pacing). Its state, all on the loop thread:
 
 - ``entries``: what is not committed; the first ``submitted`` of them are with the writer. Committed
   ones leave when :meth:`PendingWrites.collect` learns it, so they are always the newest of their room
@@ -146,7 +147,9 @@ class PendingWrites:
 
     *wake* (thread-safe) is called by the writer thread when it has news the loop must act on soon (see the
     module docstring; a plain batch commit waits for the next :meth:`collect`); *connect* opens the writer's
-    connection; ``inline=True`` writes on the calling thread (the plugin test kit). Loop thread only,
+    connection; ``inline=True`` writes on the calling thread (the plugin test kit); *pace* (seconds,
+    :data:`COMMIT_EVERY`) is the writer's pace for the batches of :meth:`submit`, which are paced unless
+    ``max_unsaved * WAKE_FRACTION`` entries wait (:class:`~chatroom.model.writer.Writer`). Loop thread only,
     except what the writer thread calls.
     """
 
