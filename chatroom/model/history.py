@@ -144,9 +144,7 @@ class History:
             self.ids = RoomIds(self._conn.execute("SELECT room, last_id, floor FROM history_seq"),
                                int(row[0]) if row else 0)
             self._rooms: dict[str, RoomRecord] = {
-                row[0]: RoomRecord(*row)
-                for row in self._conn.execute("SELECT name, topic, topic_by, topic_at, created FROM rooms")
-            }
+                row[0]: RoomRecord(*row) for row in self._conn.execute("SELECT name, topic, topic_by, topic_at, created FROM rooms")}
         except BaseException:
             close_store(self._conn)
             raise
@@ -184,8 +182,9 @@ class History:
         return entry
 
     def put(self, entry: Entry) -> None:
-        """Queue *entry* with its own id (scale-out: Redis numbers every node's lines) for the next :meth:`submit`,
-        unless it is a duplicate; while the store is unavailable and full, this node's copy is skipped."""
+        """Queue *entry* with its own id (scale-out: Redis numbers the lines, so no reserve: a node restarted
+        after a crash resumes after its last stored line) unless a duplicate; skipped while the store is full."""
+        self.writes.reserve = 0
         if self.ids.take(entry.room, entry.id) and len(self.writes.entries) < self.writes.max_unsaved:
             self.writes.entries.append(entry)
 

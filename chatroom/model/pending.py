@@ -159,6 +159,9 @@ class PendingWrites:
         self.entries: list[Any] = []
         self.submitted = 0
         self.max_unsaved = max_unsaved
+        #: How far above its last committed line each room's saved counter runs (:func:`write_batch`): the ids
+        #: this history hands out itself; 0 once ids come from elsewhere (scale-out: ``History.put``).
+        self.reserve = max_unsaved
         self.inline = inline
         #: Why the store fails (``str``, what SQLite said), or None while it works.
         self.store_error: str | None = None
@@ -197,7 +200,7 @@ class PendingWrites:
         self.submitted = len(self.entries)
         # Paced (the writer may gather more passes into its next commit) unless memory fills up.
         self.writer.submit(partial(write_batch, entries=entries, records=records, rules=rules,
-                                   reserve=self.max_unsaved), partial(self._saved, len(entries)), retry=True,
+                                   reserve=self.reserve), partial(self._saved, len(entries)), retry=True,
                            paced=self.submitted < self._wake_at)
         return len(entries)
 
