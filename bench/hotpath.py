@@ -3,15 +3,19 @@
 Usage::
 
     python bench/hotpath.py [--members 50] [--speakers 20] [--passes 400] [--repeat 5]
+                            [--parts history,loop,irc] [--batches 5,20,100,500,2000]
 
 What ``bench/fanout.py`` measures as one figure (server CPU per delivery), split into the parts a
 profiler finds under its N=50 load, each timed with ``time.process_time`` (every thread of this
 process), best of ``--repeat``:
 
-* **history**: ``History.append`` + ``History.commit`` per line, committed in batches of 5, 20, 100
-  and 500 lines (a loop pass's lines are one batch), on a fresh ``rooms.sqlite3``; and the same with
-  the search index's insert triggers dropped from a scratch copy of the schema (chatroom never runs
-  without them: this only shows what the index costs a line);
+* **history**: ``History.append`` + ``History.commit`` per line (the lines handed to the history's
+  writer thread as one job, committed there in one transaction with their search index step, the
+  caller waiting for it), in batches of ``--batches`` lines (one batch is one commit: in the server a
+  commit takes every loop pass's lines that waited), on a fresh ``rooms.sqlite3``; and the same with
+  the search index left out (the writer's index step replaced by nothing and, on a schema before
+  migration 6, the per-line ``search_line`` trigger dropped from the scratch file: chatroom never runs
+  without the index, this only shows what it costs a line);
 * **loop**: ``Server.on_line`` for ``--speakers`` lines and one ``Hub.flush`` per pass, in a room of
   ``--members`` members of the test kit's server (``chatroom.testing``: the real dispatcher, hooks,
   flood bucket, history append and fan-out); queued output is dropped instead of sent, the history is
@@ -33,8 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 TEXT = "K01S00000001T1234567890123456789 " + "x" * 26  # the fan-out bench's 59 characters
-#: The triggers that put each stored line into the search index (chatroom/model/history_sql.py, migration 4).
-INDEX_TRIGGERS = ("search_line", "search_index_new", "search_index_more")
+#: The per-line trigger of migrations 4 and 5 that numbered each stored line for the search index (none since 6).
+INDEX_TRIGGERS = ("search_line",)
 
 
 def best(fn: Callable[[], float], repeat: int) -> float:
@@ -44,18 +48,25 @@ def best(fn: Callable[[], float], repeat: int) -> float:
 
 def history_cost(batch: int, lines: int, index: bool, repeat: int) -> float:
     """Microseconds of CPU per line for append + commit in batches of *batch* (*index*: search index kept)."""
+    from chatroom.model import pending
     from chatroom.model.history import History
 
     def run() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "rooms.sqlite3"
             History(path).close()  # the schema, every migration applied
+            step = pending.index_new
             if not index:
-                with sqlite3.connect(path) as db:
-                    for name in INDEX_TRIGGERS:
-                        db.execute(f"DROP TRIGGER {name}")
+                db = sqlite3.connect(path)
+                for name in INDEX_TRIGGERS:
+                    db.execute(f"DROP TRIGGER IF EXISTS {name}")
+                db.commit()
                 db.close()
-            history = History(path)
+                pending.index_new = lambda conn: None  # the writer's index step, once per commit: nothing
+            try:
+                history = History(path)
+            finally:
+                pending.index_new = step
             try:
                 start = time.process_time()
                 for _ in range(lines // batch):
@@ -141,15 +152,22 @@ def main() -> None:
     ap.add_argument("--speakers", type=int, default=20)
     ap.add_argument("--passes", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--parts", default="history,loop,irc", help="which parts to time (comma-separated)")
+    ap.add_argument("--batches", default="5,20,100,500,2000", help="lines a commit for the history part")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     rows: list[tuple[str, float]] = []
-    for batch in (5, 20, 100, 500):
-        rows.append((f"history append+commit, {batch} lines a commit", history_cost(batch, 20_000, True, 3)))
-        rows.append((f"  the same without the search index", history_cost(batch, 20_000, False, 3)))
-    rows.append((f"loop: on_line + fan-out, {args.members} members, {args.speakers} lines a pass",
-                 loop_cost(args.members, args.speakers, args.passes, args.repeat)))
-    parse, render = irc_costs(args.repeat)
-    rows += [("irc: IrcParser, per PRIVMSG line", parse), ("irc: render_event, per chat line", render)]
+    if "history" in parts:
+        for batch in (int(b) for b in args.batches.split(",")):
+            lines = max(20_000, 10 * batch)
+            rows.append((f"history append+commit, {batch} lines a commit", history_cost(batch, lines, True, 3)))
+            rows.append(("  the same without the search index", history_cost(batch, lines, False, 3)))
+    if "loop" in parts:
+        rows.append((f"loop: on_line + fan-out, {args.members} members, {args.speakers} lines a pass",
+                     loop_cost(args.members, args.speakers, args.passes, args.repeat)))
+    if "irc" in parts:
+        parse, render = irc_costs(args.repeat)
+        rows += [("irc: IrcParser, per PRIVMSG line", parse), ("irc: render_event, per chat line", render)]
     print("| part | us of CPU per line |\n|---|---:|")
     for name, value in rows:
         print(f"| {name} | {value:.2f} |")

@@ -26,11 +26,11 @@ the index costs at most 1.3x storing them without.
 3. **Write cost**: ``--write-lines`` lines stored through ``History.append`` + ``History.commit`` in
    commits of each ``--batches`` size (1: a quiet room, one line per loop pass; 20 and 200: a busy
    server's passes), into a fresh store per variant, the variants alternating within each run:
-   ``off`` (the search triggers dropped: no index), ``on`` (the schema as shipped: one trigger numbers
-   each line, the words go into FTS5 once per commit), ``naive`` (a trigger writes each line into
-   FTS5 itself: SQLite 3.40's FTS5 writes out its pending terms at every statement savepoint, so this
-   writes one index segment per line), ``map`` (only the numbering of ``on``, no words indexed: what
-   the map costs), ``column`` and ``nopos`` (``on`` with FTS5's ``detail=column`` and ``detail=none``:
+   ``off`` (the search triggers dropped: no index), ``on`` (the schema as shipped: since schema 6 a line's
+   number is its row's rowid, the words go into FTS5 once per commit), ``naive`` (a trigger writes each
+   line into FTS5 itself: SQLite 3.40's FTS5 writes out its pending terms at every statement savepoint,
+   so this writes one index segment per line), ``map`` (only the numbering of ``on``, no words indexed:
+   what the map cost before schema 6; since then the same as ``off``), ``column`` and ``nopos`` (``on`` with FTS5's ``detail=column`` and ``detail=none``:
    smaller posting lists, but no phrase queries). CPU seconds of this process (``process_time``,
    steady on a loaded machine) per line and the ratio to ``off``, medians of the runs. Then the other
    design, **the commit writing both**: the history's own statements (``INSERT`` the lines, upsert the
@@ -155,11 +155,9 @@ def variant(history: History, name: str) -> None:
     if name == "off":
         conn.execute(f"DROP TRIGGER {TRIGGERS[3]}")
     if name == "naive":
-        conn.execute("CREATE TRIGGER naive AFTER INSERT ON history BEGIN "
-                     "INSERT INTO search_map (room, id) VALUES (new.room, new.id); "
-                     "INSERT INTO search_fts (rowid, text, nick, room) VALUES (last_insert_rowid(), new.text, "
-                     "new.nick, new.room); "
-                     "UPDATE history_meta SET value = last_insert_rowid() WHERE key = 'search_indexed'; END")
+        conn.execute("CREATE TRIGGER naive AFTER INSERT ON history BEGIN "  # schema 6: the line's number is its seq
+                     "INSERT INTO search_fts (rowid, text, nick, room) VALUES (new.seq, new.text, new.nick, new.room); "
+                     "UPDATE history_meta SET value = new.seq WHERE key = 'search_indexed'; END")
     if name in ("column", "nopos"):
         detail = "column" if name == "column" else "none"
         conn.execute("DROP TABLE search_fts")

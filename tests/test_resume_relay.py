@@ -57,7 +57,8 @@ def setup(tmp_path: Path) -> Any:
     alice = client(1, "alice", server, account="alice")
     bob = client(2, "bob", server)
     carol = client(3, "carol", server, resume=False)  # an older client: no resume for it
-    return server, relay, book, wall, alice, bob, carol
+    yield server, relay, book, wall, alice, bob, carol
+    book.close()
 
 
 def start(relay: Relay, alice: FakeClient, content: bytes) -> tuple[int, str]:
@@ -260,3 +261,27 @@ def test_chunk_arithmetic_and_bitmaps() -> None:
     assert bitmap([0, 9], 10) == bytes([0x80, 0x40]) and set_bits(bytes([0x80, 0x40]), 10) == [0, 9]
     assert set_bits(bytes([0x80, 0x20]), 10) is None  # a spare bit past the last chunk
     assert set_bits(b"\x80", 10) is None  # the wrong length
+
+
+def test_the_offers_file_never_checkpoints_in_a_commit(tmp_path: Path) -> None:
+    """transfers.sqlite3 is written on the loop (a few rows per session): its connection has SQLite's
+    automatic checkpoint off (the fsync inside a commit was issue 17's stall), and the book's own watching
+    checkpoint thread copies the WAL into the file instead."""
+    import time
+
+    path = tmp_path / "transfers.sqlite3"
+    book = ResumeBook(path, keep=3600, clock=Wall())
+    try:
+        assert book.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        server = FakeServer()
+        sender = client(1, "alice", server, account="alice")
+        made = book.create(name="f.bin", size=10, sha256="0" * 64, chunk=CHUNK, sender=sender, sender_key="k",
+                           receivers=[client(2, "bob", server)])
+        assert made is not None
+        deadline = time.monotonic() + 10
+        while book._checkpointer is not None and book._checkpointer.checkpoints < 1:
+            assert time.monotonic() < deadline, "the offers file was never checkpointed"
+            time.sleep(0.05)
+        assert b"f.bin" in path.read_bytes()  # copied from the WAL into the database file itself
+    finally:
+        book.close()

@@ -8,7 +8,8 @@
 - once a dropped room's lines are all deleted its counter is **forgotten**, folded into ``dropped_max``: a
   room that has no counter starts above every id a forgotten room had;
 - the saved counters run ahead of what is committed (``chatroom.model.pending.write_batch``'s reserve), so
-  ids handed out but lost in a crash are not given again either.
+  ids handed out but lost in a crash are not given again either (not when the ids come from elsewhere,
+  ``History.put``: Redis keeps them unique, and a node must resume right after its last stored line).
 
 Memory only (the history loads it from ``history_seq`` and ``history_meta``); loop thread only.
 """

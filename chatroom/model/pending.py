@@ -3,7 +3,8 @@
 :class:`PendingWrites` is the write side of :class:`chatroom.model.history.History`: the lines
 appended and not known to be committed (oldest first), and a :class:`chatroom.model.writer.Writer`
 that writes each loop pass's lines, room records and rules as one job, in order, grouping what waits
-into one transaction. Its state, all on the loop thread:
+into one transaction, at most one commit of such jobs every :data:`COMMIT_EVERY` seconds while nobody
+waits for one (the writer's pacing). Its state, all on the loop thread:
 
 - ``entries``: what is not committed; the first ``submitted`` of them are with the writer. Committed
   ones leave when :meth:`PendingWrites.collect` learns it, so they are always the newest of their room
@@ -31,14 +32,15 @@ import sqlite3
 import time
 from collections.abc import Callable
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from chatroom.model.errors import Refused
-from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INDEX_NEW, INSERT, OLDEST, ROOM, RULES, SEQ
+from chatroom.model.history_sql import DELETE_TO, DROPPED_MAX, INDEX_NEW, INSERT_SIZES, INSERTS, OLDEST, ROOM, RULES, SEQ
 from chatroom.model.writer import Writer, connect_writer
 
-__all__ = ["MAX_UNSAVED", "WAKE_FRACTION", "PendingWrites", "StoreUnavailable", "index_new", "nothing", "prune_step", "settle_counters",
+__all__ = ["COMMIT_EVERY", "MAX_UNSAVED", "WAKE_FRACTION", "PendingWrites", "StoreUnavailable", "index_new", "nothing", "prune_step", "settle_counters",
            "write_batch"]
 
 #: Lines that may wait in memory, not committed, before new ones are refused (:class:`StoreUnavailable`).
@@ -46,6 +48,10 @@ __all__ = ["MAX_UNSAVED", "WAKE_FRACTION", "PendingWrites", "StoreUnavailable", 
 MAX_UNSAVED = 10_000
 #: The writer wakes the loop for a plain batch commit once this fraction of ``max_unsaved`` entries waits.
 WAKE_FRACTION = 0.125
+#: Seconds from the start of one commit of chat lines to the next, at least, while nobody waits for one (the
+#: writer's ``pace``): under load a commit takes the lines of several loop passes. What a crash can lose grows
+#: by as much (docs/protocol.md, "Durability"); the knee of the cost per line is measured in docs/benchmarks.md.
+COMMIT_EVERY = 0.03
 #: Commit lags kept for :meth:`PendingWrites.lag_report`.
 LAG_SAMPLES = 100_000
 
@@ -63,7 +69,11 @@ def write_batch(conn: sqlite3.Connection, entries: list[NamedTuple], records: li
     time of its oldest line (Unix s; None without lines). Each room's counter is saved *reserve* above its last line: ids that were handed out
     but never committed (a crash) are never given again after a restart (:meth:`PendingWrites.close`)."""
     if entries:
-        conn.executemany(INSERT, entries)
+        start, count = 0, len(entries)
+        for size in INSERT_SIZES:
+            while count - start >= size:
+                conn.execute(INSERTS[size], tuple(chain.from_iterable(entries[start:start + size])))
+                start += size
         last: dict[str, int] = {}
         for entry in entries:
             last[entry[0]] = entry[1] + reserve  # (room, id): ids increase within a room, the last one wins
@@ -137,16 +147,21 @@ class PendingWrites:
 
     *wake* (thread-safe) is called by the writer thread when it has news the loop must act on soon (see the
     module docstring; a plain batch commit waits for the next :meth:`collect`); *connect* opens the writer's
-    connection; ``inline=True`` writes on the calling thread (the plugin test kit). Loop thread only,
+    connection; ``inline=True`` writes on the calling thread (the plugin test kit); *pace* (seconds,
+    :data:`COMMIT_EVERY`) is the writer's pace for the batches of :meth:`submit`, which are paced unless
+    ``max_unsaved * WAKE_FRACTION`` entries wait (:class:`~chatroom.model.writer.Writer`). Loop thread only,
     except what the writer thread calls.
     """
 
     def __init__(self, path: Path, *, wake: Callable[[], None] | None = None,
                  connect: Callable[[Path], sqlite3.Connection] = connect_writer,
-                 max_unsaved: int = MAX_UNSAVED, inline: bool = False) -> None:
+                 max_unsaved: int = MAX_UNSAVED, inline: bool = False, pace: float = COMMIT_EVERY) -> None:
         self.entries: list[Any] = []
         self.submitted = 0
         self.max_unsaved = max_unsaved
+        #: How far above its last committed line each room's saved counter runs (:func:`write_batch`): the ids
+        #: this history hands out itself; 0 once ids come from elsewhere (scale-out: ``History.put``).
+        self.reserve = max_unsaved
         self.inline = inline
         #: Why the store fails (``str``, what SQLite said), or None while it works.
         self.store_error: str | None = None
@@ -163,7 +178,7 @@ class PendingWrites:
         self._wake_at = max(1, int(max_unsaved * WAKE_FRACTION))  # entries waiting that make a batch commit wake
         self._results: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
         self.writer = Writer(Path(path), post=self._post, name="chatroom-history", connect=connect, inline=inline,
-                             on_state=self._store_state, group_end=index_new)
+                             on_state=self._store_state, group_end=index_new, pace=pace)
 
     def check(self) -> None:
         """Raise :class:`StoreUnavailable` if no more lines may wait."""
@@ -183,8 +198,10 @@ class PendingWrites:
         if not entries and not records and not rules:
             return 0
         self.submitted = len(self.entries)
+        # Paced (the writer may gather more passes into its next commit) unless memory fills up.
         self.writer.submit(partial(write_batch, entries=entries, records=records, rules=rules,
-                                   reserve=self.max_unsaved), partial(self._saved, len(entries)), retry=True)
+                                   reserve=self.reserve), partial(self._saved, len(entries)), retry=True,
+                           paced=self.submitted < self._wake_at)
         return len(entries)
 
     def job(self, fn: Callable[[sqlite3.Connection], Any],

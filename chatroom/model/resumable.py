@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatroom.model.checkpoint import Checkpointer, no_autocheckpoint
 from chatroom.model.store import close_store, migrate, open_store, transaction
 
 __all__ = ["DAY", "MAX_ENDED", "MAX_LEGS", "MAX_OFFERS", "MAX_PER_SENDER", "Leg", "Offer", "ResumeBook", "token_key"]
@@ -126,14 +127,18 @@ class ResumeBook:
     """The resumable offers (see the module docstring), stored in the SQLite file *path* (None: memory only).
 
     *keep* is how long an idle offer lives (seconds); *clock* gives Unix seconds. Raises sqlite3.Error
-    if the file cannot be opened. Loop thread only.
+    if the file cannot be opened. Loop thread only. Its commits (a few rows per transfer session, on the
+    loop) never checkpoint: a :class:`~chatroom.model.checkpoint.Checkpointer` thread watching the file
+    does it, as for the plugins' stores, so no commit waits for an ``fsync`` (issue 17, row 5).
     """
 
     def __init__(self, path: Path | None, keep: float = DAY, clock: Callable[[], float] = time.time) -> None:
         self.keep = keep
         self.clock = clock
+        self._checkpointer: Checkpointer | None = None
         if path is not None:
-            self.db = open_store(path, check_same_thread=False)
+            self.db = no_autocheckpoint(open_store(path, check_same_thread=False))
+            self._checkpointer = Checkpointer(path, name="chatroom-transfers-checkpoint", watch=True)
         else:
             self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -165,7 +170,9 @@ class ResumeBook:
         self._legs += 1
 
     def close(self) -> None:
-        """Close the database (the server's shutdown)."""
+        """Close the database (the server's shutdown) after stopping its checkpoint thread."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         close_store(self.db)
 
     # -- making offers ----------------------------------------------------------------------------

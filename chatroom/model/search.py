@@ -1,9 +1,9 @@
 """Full-text search over the room history: one page of hits, newest first, from SQLite FTS5.
 
-The index (``chatroom.model.history_sql``, migration 4) numbers every stored line in one global
-order, ``seq`` (the order lines were stored in, across rooms), and holds its words in the FTS5 table
-``search_fts`` under that number, kept in step with the ``history`` table by triggers in the same
-commit. A page is one FTS5 query read newest first (``ORDER BY rowid DESC``, which FTS5 answers from
+The index (``chatroom.model.history_sql``, migrations 4 to 6) numbers every stored line in one global
+order, ``seq`` (the order lines were stored in, across rooms: the ``history`` table's rowid), and holds
+its words in the FTS5 table ``search_fts`` under that number, written in the commit that stores the line
+(once per group commit) and deleted in the commit that deletes it. A page is one FTS5 query read newest first (``ORDER BY rowid DESC``, which FTS5 answers from
 its index without sorting), each candidate kept if the reader may read its room (the caller passes
 those rooms: :meth:`chatroom.model.rooms.Rooms.search` applies the access rule) and the exact
 filters agree; the next page continues below the last line looked at, so pages never repeat or skip
@@ -42,15 +42,13 @@ STEPS = 1000
 
 _HITS = (
     "SELECT f.rowid, h.room, h.id, h.ts, h.kind, h.nick, h.account, h.text FROM search_fts AS f "
-    "JOIN search_map AS m ON m.seq = f.rowid JOIN history AS h ON h.room = m.room AND h.id = m.id "
-    "WHERE search_fts MATCH ? AND f.rowid < ? AND f.rowid >= ? ORDER BY f.rowid DESC"
+    "JOIN history AS h ON h.seq = f.rowid WHERE search_fts MATCH ? AND f.rowid < ? AND f.rowid >= ? ORDER BY f.rowid DESC"
 )
 _INDEXED = "SELECT value FROM history_meta WHERE key = 'search_indexed'"
-_SEQ_RANGE = "SELECT min(seq), max(seq) FROM search_map"
-_FIRST_FROM = ("SELECT m.seq, h.ts FROM search_map AS m JOIN history AS h ON h.room = m.room AND h.id = m.id "
-               "WHERE m.seq >= ? ORDER BY m.seq LIMIT 1")
-_ID_AFTER = "SELECT seq FROM search_map WHERE room = ? AND id > ? ORDER BY id LIMIT 1"
-_ID_BEFORE = "SELECT seq FROM search_map WHERE room = ? AND id < ? ORDER BY id DESC LIMIT 1"
+_SEQ_RANGE = "SELECT min(seq), max(seq) FROM history"
+_FIRST_FROM = "SELECT seq, ts FROM history WHERE seq >= ? ORDER BY seq LIMIT 1"
+_ID_AFTER = "SELECT seq FROM history WHERE room = ? AND id > ? ORDER BY id LIMIT 1"
+_ID_BEFORE = "SELECT seq FROM history WHERE room = ? AND id < ? ORDER BY id DESC LIMIT 1"
 
 
 class Entry(Protocol):

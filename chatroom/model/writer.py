@@ -11,8 +11,17 @@ the loop thread, with its owner's fault isolation).
 written in ONE ``BEGIN IMMEDIATE ... COMMIT``, each job inside its own
 ``SAVEPOINT``: while one commit runs, the next jobs gather, so the cost of a
 commit is shared by everything said meanwhile and never paid on the loop
-thread (PostgreSQL's group commit). No artificial delay: an idle writer
-commits a lone job at once.
+thread (PostgreSQL's group commit).
+
+**Pacing** (``pace`` seconds, 0 by default). A job submitted ``paced=True``
+(the history's batches of chat lines, which nobody waits for) may wait until
+``pace`` seconds after the start of the previous commit, so that under load
+the lines of several loop passes share one commit (a commit's fixed cost and
+the search index's segment are per commit, not per line); an idle writer
+still commits a lone paced job at once, and a job submitted without
+``paced`` (an acknowledgement waits for it: ``History.when_saved``, an
+account), a :meth:`Writer.wait` or :meth:`Writer.close` starts the commit at
+once, taking every paced job queued before it along.
 
 **Checkpoints off the commit path.** The writer's connection never runs
 SQLite's automatic checkpoint (its ``fsync`` inside a commit was the 825 ms
@@ -88,10 +97,11 @@ class Job:
     failed attempt of a ``retry`` job (``error`` then holds that attempt's exception while it waits).
     """
 
-    __slots__ = ("fn", "on_done", "owner", "retry", "result", "error", "done")
+    __slots__ = ("fn", "on_done", "owner", "retry", "paced", "result", "error", "done")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], on_done: Done | None, owner: str, retry: bool) -> None:
-        self.fn, self.on_done, self.owner, self.retry = fn, on_done, owner, retry
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], on_done: Done | None, owner: str, retry: bool,
+                 paced: bool = False) -> None:
+        self.fn, self.on_done, self.owner, self.retry, self.paced = fn, on_done, owner, retry, paced
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -107,6 +117,8 @@ class Writer:
     *connect* opens the thread's connection (default :func:`connect_writer`; tests inject failures
     through it); *delays* are the pauses between failing attempts (:data:`RETRY_DELAYS`). The thread
     starts at once and is a daemon; :meth:`close` stops it. *name* names the thread (``ps -L``).
+    *pace*: seconds from the start of a commit before the next may start while only ``paced`` jobs
+    wait (see the module docstring).
 
     *group_end* ``(conn)`` runs on the writer's thread after the jobs of every group, before its
     ``COMMIT`` (the history's search index step: once per commit, not once per job); if it raises, the
@@ -125,8 +137,13 @@ class Writer:
                  connect: Callable[[Path], sqlite3.Connection] = connect_writer,
                  delays: tuple[float, ...] = RETRY_DELAYS, inline: bool = False,
                  on_state: Callable[[str | None, float], None] | None = None,
-                 group_end: Callable[[sqlite3.Connection], None] | None = None) -> None:
+                 group_end: Callable[[sqlite3.Connection], None] | None = None, pace: float = 0.0) -> None:
         self.path = Path(path)
+        self._pace = pace
+        self._next = 0.0  # time.monotonic() at which a group of paced jobs may start
+        self._urgent = 0  # jobs queued that are not paced: the next group starts at once
+        self._hurry = 0  # threads in wait(): the next group starts at once
+        self._idle = False  # the thread waits for a job with no deadline: a paced submit must wake it
         self._group_end = group_end
         self._on_state = on_state
         self.inline = inline
@@ -154,17 +171,22 @@ class Writer:
 
     # -- any thread ------------------------------------------------------------------
     def submit(self, fn: Callable[[sqlite3.Connection], Any], on_done: Done | None = None, *,
-               owner: str = "core", retry: bool = False) -> Job:
-        """Queue the write ``fn(conn)``; returns its :class:`Job`. Never blocks on the disk.
+               owner: str = "core", retry: bool = False, paced: bool = False) -> Job:
+        """Queue the write ``fn(conn)``; returns its :class:`Job`. Never blocks on the disk. *paced*: nobody
+        waits for it, it may wait for the writer's pace (see the module docstring).
 
         Raises RuntimeError once :meth:`close` was called.
         """
-        job = Job(fn, on_done, owner, retry)
+        job = Job(fn, on_done, owner, retry, paced)
         with self._cond:
             if self._stop.is_set():
                 raise RuntimeError(f"the writer of {self.path.name} is closed")
             self._queue.append(job)
-            self._cond.notify_all()
+            if not paced:
+                self._urgent += 1
+                self._cond.notify_all()
+            elif self._idle:  # else the thread is writing, or sleeps until the pace lets it: no wake-up
+                self._cond.notify_all()
         if self.inline:
             self._drain_inline()
         return job
@@ -196,14 +218,19 @@ class Writer:
         end = time.monotonic() + timeout
         with self._cond:
             start = self._attempts
-            while self._queue:
-                if self.error is not None and self._attempts > start:
-                    return False
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+            self._hurry += 1  # no pacing while somebody waits
+            self._cond.notify_all()
+            try:
+                while self._queue:
+                    if self.error is not None and self._attempts > start:
+                        return False
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+            finally:
+                self._hurry -= 1
 
     def close(self, timeout: float = 5.0) -> int:
         """Write what is queued (trying a failing store until *timeout* seconds have passed), stop the
@@ -236,11 +263,18 @@ class Writer:
         try:
             while True:
                 with self._cond:
-                    while not self._queue and not self._stop.is_set():
-                        self._cond.wait()
-                    if not self._queue:
-                        return  # closing, everything written
+                    while True:
+                        now = time.monotonic()
+                        if self._queue and (now >= self._next or self._urgent or self._hurry or self._stop.is_set()):
+                            break
+                        if not self._queue and self._stop.is_set():
+                            return  # closing, everything written
+                        # Paced jobs wait until the pace allows (an idle thread sleeps until a job comes).
+                        self._idle = now >= self._next
+                        self._cond.wait(None if self._idle else self._next - now)
+                        self._idle = False
                     group = list(self._queue)
+                    self._next = now + self._pace
                 conn, ok = self._attempt(conn, group)
                 if ok:
                     failures = 0
@@ -310,8 +344,9 @@ class Writer:
 
     def _committed(self, group: list[Job]) -> None:
         with self._cond:
-            for _ in group:
+            for job in group:
                 self._queue.popleft()
+                self._urgent -= not job.paced
             self._attempts += 1
             self.commits += 1
             self.written += len(group)
@@ -338,6 +373,7 @@ class Writer:
             kept = [job for job in self._queue if job.retry or id(job) not in tried]
             given_up = [job for job in group if not job.retry]
             self._queue = collections.deque(kept)
+            self._urgent = sum(not job.paced for job in kept)
             self._attempts += 1
             if any(job.retry for job in group):
                 if self.error is None:

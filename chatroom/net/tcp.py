@@ -94,13 +94,14 @@ class LineTransport:
         self.connections: dict[int, Connection] = {}
         self.per_address: dict[str, int] = {}
         #: Sockets this server closed, drained until their clients close (see :mod:`chatroom.net.linger`).
-        self.lingering = Lingering(loop, self._count_out)
+        self.lingering = Lingering(loop, self._lingered)
         if share is not None:  # a second listener of the same server: one id counter, one table, one budget
             self.ids, self.connections, self.per_address = share.ids, share.connections, share.per_address
             self.lingering = share.lingering
         self._watch: set[Connection] = set()  # closing, or holding an unfinished line or frame
         self._sweep: Any = None
-        self._accept_paused = False
+        self._accept_paused = False  # an out-of-descriptors episode is on (logged once)
+        self._listening = True  # the listener is registered with the selector
         listener.setblocking(False)
         loop.selector.register(listener, 1, self.accept)
 
@@ -157,6 +158,11 @@ class LineTransport:
         else:
             self.per_address.pop(host, None)
 
+    def _lingered(self, host: str) -> None:
+        """A lingering socket counted against *host* is closed at last: its budget and descriptor are free."""
+        self._count_out(host)
+        self._freed_descriptor()
+
     def _connection(self, cid: int, sock: Any, addr: Any) -> Connection:
         """A new connection object (a transport with its own kind of socket makes its own)."""
         return Connection(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now)
@@ -178,17 +184,28 @@ class LineTransport:
         self.app.on_connect(conn)
 
     def _pause_accepting(self, exc: OSError) -> None:
-        """Out of file descriptors: stop accepting for ACCEPT_PAUSE s instead of spinning; log once per episode."""
+        """Out of file descriptors: stop accepting instead of spinning, until a connection of this server
+        closes its socket or ACCEPT_PAUSE s pass (whichever comes first); log once per episode."""
         if not self._accept_paused:
             self._accept_paused = True
             log.error("accept failed: %s; pausing new connections (logged once until accepting works again)",
                       exc, extra=ERR)
-        self.loop.selector.unregister(self.listener)
-        self.loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
+        if self._listening:
+            self._listening = False
+            self.loop.selector.unregister(self.listener)
+            self.loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
 
     def _resume_accepting(self) -> None:
-        if self.listener.fileno() >= 0:
+        """Listen again (idempotent): a descriptor may be free. Loop thread only."""
+        if not self._listening and self.listener.fileno() >= 0:
+            self._listening = True
             self.loop.selector.register(self.listener, 1, self.accept)
+
+    def _freed_descriptor(self) -> None:
+        """A socket of this server was closed: if accepting is paused for want of descriptors, try at once
+        (each close allows at most one more accept attempt, so this cannot spin)."""
+        if self._accept_paused:
+            self._resume_accepting()
 
     # -- reading ---------------------------------------------------------------------------
     def readable(self, conn: Connection) -> None:
@@ -398,6 +415,7 @@ class LineTransport:
         if reason == LOST:
             conn.sock.close()
             self._count_out(conn.host)
+            self._freed_descriptor()
         else:
             self.lingering.release(conn.sock, conn.host, self._shut)
 
