@@ -17,8 +17,12 @@ was in (the current room last, so it is current again; ``/part`` of the default 
 it), then ``/history #room since ID 500`` per room, again while a page comes back full (at most
 :data:`MAX_PAGES` pages). Lines of its own nick are not counted as missed. Live lines of those rooms
 that arrive meanwhile are held. When every reply is in it prints ``* reconnected after 12 s; 5 missed
-lines in #lobby``, the missed lines, then the held live lines that were not among them (so each line is
-shown exactly once), and calls ``on_caught_up()``.
+lines in #lobby``, the missed lines, then the held live lines that were neither seen before the loss nor
+among them, and calls ``on_caught_up()``.
+
+A room's ids only grow (docs/protocol.md "Rooms"), so a live line whose id is at or below the last id seen
+in its room is never shown: each line is shown once per room. (A scale-out node killed before it stored a
+line it had sent fetches that line again from Redis when restarted and sends it live to the room.)
 
 Loop thread only; lines go out through :class:`~chatroom.client.replies.Replies`, whose replies come
 back to this object's handler.
@@ -88,6 +92,7 @@ class CatchUp:
         self._missed_ids: dict[str, set[int]] = {}
         self._pages: dict[str, int] = {}
         self._held_live: list[Event] = []
+        self._before: dict[str, int] = {}  # room -> last id seen before the loss (a rejoin's held lines)
 
     def tags_answered(self, ok: bool) -> None:
         """The reply to ``/caps tags``."""
@@ -123,8 +128,15 @@ class CatchUp:
             if event.msgid is not None:
                 self._note_id(room, event.msgid)
             return True
+        if not event.history and self._shown(room, event):
+            return True  # never an id twice per room (a node's own catch-up re-delivering a line, live)
         self._show_live(room, event)
         return True
+
+    def _shown(self, room: str, event: Event) -> bool:
+        """True when *event* has an id at or below the last one seen in *room* (a room's ids only grow:
+        docs/protocol.md "Rooms"): a live line shown already, or fetched as missed."""
+        return event.msgid is not None and event.msgid <= self.last_ids.get(room, 0)
 
     def _missed_line(self, room: str, event: Event) -> None:
         """A history line during a rejoin: missed when it answers ``/history since`` (not a /join replay)."""
@@ -262,6 +274,7 @@ class CatchUp:
         if default and default not in self._rejoin_rooms:
             self.replies.ask(f"/part {default}", f"part:{default}", self._reply)
         self.last_ids = {room: old_ids[room] for room in self._rejoin_rooms}
+        self._before = dict(self.last_ids)
         if self.tags_on:
             for room in self._rejoin_rooms:
                 self._ask_history(room)
@@ -283,11 +296,11 @@ class CatchUp:
                 marked = room == self.current_room or event.text.startswith(f"[{event.room}] ")
                 self._print(event, event.text if marked else f"[{event.room}] {event.text}")
         held, self._held_live = self._held_live, []
-        seen = self._missed_ids
+        seen, before = self._missed_ids, self._before
         self._pages = {}
-        for event in held:
+        for event in held:  # neither seen before the loss nor among the missed lines just shown
             room = _room(event.room or "")
-            if event.msgid is None or event.msgid not in seen.get(room, ()):
+            if event.msgid is None or (event.msgid > before.get(room, 0) and event.msgid not in seen.get(room, ())):
                 self._show_live(room, event)
         self._missed = {}
         self._missed_ids = {}

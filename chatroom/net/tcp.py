@@ -28,7 +28,6 @@ sending.
 
 from __future__ import annotations
 
-import errno
 import itertools
 import logging
 import socket
@@ -37,6 +36,7 @@ import traceback
 from collections import deque
 from typing import Any
 
+from chatroom.net.accept import ACCEPT_PAUSE, Acceptor, listen
 from chatroom.net.budget import EMPTY_BELOW, TOO_LONG_COST, FloodPolicy
 from chatroom.net.connection import Application, Connection
 from chatroom.net.linger import Lingering, shut_tcp
@@ -54,19 +54,8 @@ READ_SIZE = 64 * 1024
 SLICE = 64
 #: Seconds a closing connection may take to read its last output before it is closed anyway.
 CLOSE_GRACE = 3.0
-#: Seconds accepting pauses after the process ran out of file descriptors.
-ACCEPT_PAUSE = 0.5
 #: The reason of a close the client made (end of input or a socket error): nothing to tell, nothing to drain.
 LOST = "connection lost"
-_OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket bound to *host* (IPv4, or IPv6 when it has a colon) and *port* (0: the kernel
-    picks), backlog 512; *reuse_port*: with ``SO_REUSEPORT``, so other processes may bind the same port (the
-    kernel spreads new connections among them). Raises OSError if it cannot bind."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=512, reuse_port=reuse_port)
 
 
 class LineTransport:
@@ -100,29 +89,7 @@ class LineTransport:
             self.lingering = share.lingering
         self._watch: set[Connection] = set()  # closing, or holding an unfinished line or frame
         self._sweep: Any = None
-        self._accept_paused = False  # an out-of-descriptors episode is on (logged once)
-        self._listening = True  # the listener is registered with the selector
-        listener.setblocking(False)
-        loop.selector.register(listener, 1, self.accept)
-
-    # -- accepting ----------------------------------------------------------------------
-    def accept(self) -> None:
-        """Accept up to 64 pending connections (the listener is readable)."""
-        for _ in range(64):
-            try:
-                sock, addr = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in _OUT_OF_FDS:
-                    self._pause_accepting(exc)
-                else:
-                    log.error("accept failed: %s", exc, extra=ERR)
-                return
-            if self._accept_paused:
-                self._accept_paused = False
-                log.warning("accepting connections again", extra=ERR)
-            self._admit(sock, addr)
+        self.acceptor = Acceptor(loop, listener, self._admit)
 
     def _admit(self, sock: socket.socket, addr: Any) -> None:
         if self._count_in(sock, addr):
@@ -183,29 +150,9 @@ class LineTransport:
         self.connections[conn.id] = conn
         self.app.on_connect(conn)
 
-    def _pause_accepting(self, exc: OSError) -> None:
-        """Out of file descriptors: stop accepting instead of spinning, until a connection of this server
-        closes its socket or ACCEPT_PAUSE s pass (whichever comes first); log once per episode."""
-        if not self._accept_paused:
-            self._accept_paused = True
-            log.error("accept failed: %s; pausing new connections (logged once until accepting works again)",
-                      exc, extra=ERR)
-        if self._listening:
-            self._listening = False
-            self.loop.selector.unregister(self.listener)
-            self.loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
-
-    def _resume_accepting(self) -> None:
-        """Listen again (idempotent): a descriptor may be free. Loop thread only."""
-        if not self._listening and self.listener.fileno() >= 0:
-            self._listening = True
-            self.loop.selector.register(self.listener, 1, self.accept)
-
     def _freed_descriptor(self) -> None:
-        """A socket of this server was closed: if accepting is paused for want of descriptors, try at once
-        (each close allows at most one more accept attempt, so this cannot spin)."""
-        if self._accept_paused:
-            self._resume_accepting()
+        """A socket of this server was closed: its acceptor may listen again (see :class:`Acceptor`)."""
+        self.acceptor.freed()
 
     # -- reading ---------------------------------------------------------------------------
     def readable(self, conn: Connection) -> None:
@@ -458,9 +405,4 @@ class LineTransport:
 
     def shutdown(self) -> None:
         """Stop accepting (the listener is closed)."""
-        try:
-            self.loop.selector.unregister(self.listener)
-        except (KeyError, ValueError):
-            pass
-        self.listener.close()
-
+        self.acceptor.close()
