@@ -421,7 +421,10 @@ class Hub:
                                 if not (e.kind in STRUCTURED and isinstance(e, Notice) and e.quiet)]
         spoken: dict[int, list[int]] = {}  # sender id -> the positions of its events in the batch
         for i, (sender, _) in enumerate(pending):  # (0, no sender, is never a member's id)
-            spoken.setdefault(sender, []).append(i)
+            if (own := spoken.get(sender)) is not None:  # (not setdefault: no list made and dropped per event)
+                own.append(i)
+            else:
+                spoken[sender] = [i]
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
         bounds: dict[int, list[int]] = {}  # variant -> where each event's bytes start in the batch, and the end
@@ -431,16 +434,14 @@ class Hub:
             # a wire registered without variants has one encoding for all its members
             wire = member.wire_index
             key = (wire << 10) | (member.tagged << 1) | (member.room is not room) if variants[wire] else wire << 10
-            lines = encoded.get(key)
-            if lines is None:
-                encode = encoders[wire]
-                lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
             data = batches.get(key)
             if data is None:
+                encode = encoders[wire]
+                lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
                 data = batches[key] = b"".join(lines)
             own = spoken.get(member.id)
-            if own is not None and not (member.echoed and self.bus):  # a speaker: the slices between its own lines
-                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, lines), initial=0)))
+            if own is not None and not (self.bus and member.echoed):  # a speaker: the slices between its own lines
+                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, encoded[key]), initial=0)))
                 data = without(data, where, own)
             if data:
                 member.deliver(data)

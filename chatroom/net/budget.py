@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BACKLOG_TEXT", "FloodPolicy", "TOO_LONG_COST", "UNKNOWN_COST"]
+__all__ = ["BACKLOG_TEXT", "EMPTY_BELOW", "FloodPolicy", "TOO_LONG_COST", "UNKNOWN_COST"]
 
 #: Tokens an unknown command costs (it also costs a did-you-mean lookup).
 UNKNOWN_COST = 5.0
@@ -29,6 +29,8 @@ UNKNOWN_COST = 5.0
 TOO_LONG_COST = 2.0
 #: Characters of held lines a throttled connection may have waiting (twice the longest line, 64 KiB).
 BACKLOG_TEXT = 128 * 1024
+#: A bucket holding fewer tokens than this cannot pay for one more line (one token, float rounding forgiven).
+EMPTY_BELOW = 1.0 - 1e-9
 
 
 @dataclass(frozen=True)
@@ -63,4 +65,4 @@ class FloodPolicy:
     @staticmethod
     def empty(tokens: float) -> bool:
         """True when a bucket at *tokens* cannot pay for one more line (float rounding forgiven)."""
-        return tokens < 1.0 - 1e-9
+        return tokens < EMPTY_BELOW

@@ -31,12 +31,15 @@ from typing import Any, Protocol
 
 from chatroom.net.connection import Connection, Transport
 from chatroom.wire.irc import IrcParser, Message, TooLong, encode
-from chatroom.wire.ircevents import AWAY, render_event
+from chatroom.model.history import Entry
+from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME, plain_privmsg, render_event
 from chatroom.wire.render import iso_time
 
 __all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
 
 
+
+_SHOWN_TAGS = TIME | TAGS | ACCOUNT  # the capabilities that add tags to a chat line
 
 #: Lines whose client-only tags the door keeps for their fan-out (they go out in the same loop pass).
 CLIENT_TAGS = 1024
@@ -64,7 +67,7 @@ class IrcConnection(Connection):
 
     __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
                  "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text",
-                 "shown_nick")
+                 "mask_nick", "shown_nick")
 
     transport: IrcTransportPort
 
@@ -91,6 +94,7 @@ class IrcConnection(Connection):
         self.failures = 0
         self.invited: set[str] = set()
         self.mask_text = "!"
+        self.mask_nick = ""  # the nick (the very string) mask_text was made for
         self.shown_nick = ""
 
     def encode_text(self, text: str) -> bytes:
@@ -123,9 +127,11 @@ class IrcConnection(Connection):
     @property
     def source(self) -> str:
         """``nick!user@host`` as other clients see this one (made again when the nick changed)."""
-        mask = self.mask_text
-        if not mask.startswith(self.nick) or mask[len(self.nick)] != "!":
-            mask = self.mask_text = f"{self.nick}!{self.user or '~' + self.nick}@{irc_host(self.host)}"
+        nick = self.nick
+        if nick is self.mask_nick:  # hot path (every line said and relayed): one identity check
+            return self.mask_text
+        self.mask_nick = nick
+        mask = self.mask_text = f"{nick}!{self.user or '~' + nick}@{irc_host(self.host)}"
         return mask
 
 
@@ -224,6 +230,12 @@ class IrcDoor:
     def encode_event(self, entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
         """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`); with
         ``away-notify``, a JOIN of a member who is away is followed by its AWAY."""
+        if entry.__class__ is Entry and entry.kind == "msg" and not tagged & _SHOWN_TAGS:
+            # hot path (once per chat line and variant): a plain PRIVMSG, as render_event makes it, with no
+            # tags to look up and no Notice attribute to look for
+            data = plain_privmsg(self.mask_of(entry.nick), entry.room, entry.text)
+            if data is not None:
+                return data
         if entry.kind == "private":
             more = self.private_tags
         else:  # hot path (once per chat line): no key to build while no line carries client-only tags

@@ -51,11 +51,14 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
         if not notice:
             door.numeric(conn, "412", "No text to send")
         return 1.0
-    text = msg.params[1]
-    cost = 0.0
+    targets, text = msg.params[0], msg.params[1]
     # client-only tags travel with the line (hot path: most lines have no tags at all)
     tags = {k: v for k, v in msg.tags.items() if k.startswith("+")} if msg.tags else {}
-    for target in msg.params[0].split(",")[:4]:
+    if "," not in targets and targets[0] == "#":  # hot path: one room
+        _to_room(door, conn, targets, text, notice, tags)
+        return 1.0
+    cost = 0.0
+    for target in targets.split(",")[:4]:
         cost += 1.0
         if target.startswith("#"):
             _to_room(door, conn, target, text, notice, tags)
@@ -65,31 +68,34 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
 
 
 def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
-    room = conn.rooms.get(name) or door.hub.room(name)  # the exact name of one of its rooms: no parsing
-    if room is None:
-        if not notice:
-            door.numeric(conn, "403", name, "No such channel")
-        return
-    if room.name not in conn.rooms and (not room.rules.external or room.rules.banned(conn.account, conn.host,
-                                                                                         conn.source)):
-        if not notice:
-            door.numeric(conn, "404", room.name, "Cannot send to channel (you are not in it)")
-        return
+    room = conn.rooms.get(name)  # hot path: the exact name of one of its rooms, no parsing, a member
+    if room is None:  # (never "or": a Room's truth is its len(), a call, and an empty room is falsy)
+        room = door.hub.room(name)
+        if room is None:
+            if not notice:
+                door.numeric(conn, "403", name, "No such channel")
+            return
+        if room.name not in conn.rooms and (not room.rules.external or room.rules.banned(conn.account, conn.host,
+                                                                                             conn.source)):
+            if not notice:
+                door.numeric(conn, "404", room.name, "Cannot send to channel (you are not in it)")
+            return
     if not room.may_speak(conn) and not door.is_admin(conn):
         if not notice:
             door.numeric(conn, "404", room.name, "Cannot send to channel (+m)")
         return
     kind = "notice" if notice else "msg"
-    if text.startswith("\x01ACTION ") or text == "\x01ACTION\x01":
+    if text[:1] == "\x01":  # CTCP (one check for every other line)
+        if not (text.startswith("\x01ACTION ") or text == "\x01ACTION\x01"):
+            return  # other CTCP to a room (VERSION, PING...): nobody there answers them
         kind, text = "me", text[8:].rstrip("\x01")
-    elif text.startswith("\x01"):
-        return  # other CTCP to a room (VERSION, PING...): nobody there answers them
     if relayed_size(conn.source, "NOTICE" if notice else "PRIVMSG", room.name, text, kind == "me") > MAX_LINE:
         door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
         return
     entry = door.app.dispatcher.chat(conn, text, kind, room)
     if entry is not None:
-        door.keep_tags(entry, tags)
+        if tags:
+            door.keep_tags(entry, tags)
         if "echo-message" in conn.irccaps and door.hub.bus is None:  # with a bus: once stored, with its id
             door.send(conn, render_event(entry, conn.tagged, door.mask_of, door.server_name, more=tags))
 

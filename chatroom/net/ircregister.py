@@ -152,7 +152,7 @@ def user(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     name = "".join(c for c in msg.params[0] if c.isascii() and (c.isalnum() or c in "-_.")) or "user"
     conn.user = "~" + name[: USERLEN - 1]
-    conn.mask_text = "!"  # made again with the user name
+    conn.mask_nick = ""  # its mask (source) is made again, with the user name
     conn.realname = msg.params[3][:100]
     try_register(door, conn)
     return 1.0

@@ -246,7 +246,10 @@ class Loop:
                 break
             conn.dirty = False  # a gated connection is marked again when its gate opens
             if not conn.closed and not conn.want_write and not (gated and conn in gated):
-                self.write(conn)
+                try:  # what write() does, without its call: this runs for every member of a room every pass
+                    self._send_queued(conn)
+                except Exception:  # noqa: BLE001 - our bug, one connection's: never the loop's end
+                    self._write_failed(conn)
 
     def gate(self, conn: Connection) -> None:
         """Hold everything queued for *conn*, now and later, until :meth:`ungate` (as many calls as gates):
@@ -272,10 +275,14 @@ class Loop:
         try:
             self._send_queued(conn)
         except Exception:  # noqa: BLE001 - our bug, one connection's: never the loop's end
-            log.error("closing %s: internal error writing to it:\n%s", conn.nick,
-                      traceback.format_exc().rstrip(), extra=ERR)
-            conn.out.clear()
-            conn.transport.close(conn, "internal error")
+            self._write_failed(conn)
+
+    def _write_failed(self, conn: Connection) -> None:
+        """Writing to *conn* raised an unexpected error (a bug of ours): log it, close *conn* alone."""
+        log.error("closing %s: internal error writing to it:\n%s", conn.nick, traceback.format_exc().rstrip(),
+                  extra=ERR)
+        conn.out.clear()
+        conn.transport.close(conn, "internal error")
 
     def _send_queued(self, conn: Connection) -> None:
         out = conn.out

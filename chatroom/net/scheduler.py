@@ -172,13 +172,13 @@ class Scheduler:
 
     def _jobs_and_done(self) -> int:
         ran = 0
-        while True:
-            try:
-                fn, args, plugin = self._done.get_nowait()
-            except queue.Empty:
-                break
+        done = self._done
+        while not done.empty():  # (no Empty raised and caught every pass: only this thread takes from it)
+            fn, args, plugin = done.get_nowait()
             self._run(plugin, fn, *args)
             ran += 1
+        if not self._jobs:
+            return ran
         jobs, self._jobs = self._jobs, []
         for fn, on_done, plugin in jobs:
             try:

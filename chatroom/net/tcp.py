@@ -37,7 +37,7 @@ from collections import deque
 from typing import Any
 
 from chatroom.net.accept import ACCEPT_PAUSE, Acceptor, listen
-from chatroom.net.budget import TOO_LONG_COST, FloodPolicy
+from chatroom.net.budget import EMPTY_BELOW, TOO_LONG_COST, FloodPolicy
 from chatroom.net.connection import Application, Connection
 from chatroom.net.linger import Lingering, shut_tcp
 from chatroom.net.logs import CONN, ERR, log_rejected
@@ -189,12 +189,13 @@ class LineTransport:
         if conn.lagged:  # the bucket is empty: read ahead, handle nothing
             self._read_ahead(conn)
             return
-        parser, flood, now, app = conn.parser, self.flood, self.loop.now, self.app
+        flood, now, app = self.flood, self.loop.now, self.app
+        next_event, on_line, rate = conn.parser.next_event, app.on_line, flood.rate  # once per slice, not per line
         for _ in range(SLICE):
             if conn.closing or conn.closed or conn.paused:
                 return  # closing: input is over; paused: resume_reading puts it back in the backlog
             held = conn.held
-            event = held.popleft() if held else parser.next_event()
+            event = held.popleft() if held else next_event()
             if event is None:  # input ran dry: the slice is over, and any flood episode too
                 conn.held = None
                 conn.flood_since = 0.0
@@ -203,7 +204,7 @@ class LineTransport:
                 self._track_partial(conn)
                 self.loop.set_mask(conn)
                 return
-            if flood.rate and flood.empty(conn.tokens):
+            if rate and conn.tokens < EMPTY_BELOW:  # FloodPolicy.empty, inline: it runs for every line
                 conn.tokens = flood.refill(conn.tokens, conn.stamp, now)
                 conn.stamp = now
                 if flood.empty(conn.tokens):
@@ -213,7 +214,7 @@ class LineTransport:
                     self._throttle(conn)
                     return
             if event.__class__ is Line:  # (compared on the attribute, so the type checker narrows it)
-                cost = app.on_line(conn, event.text)
+                cost = on_line(conn, event.text)
             elif event.__class__ is Frame:
                 cost = app.on_frame(conn, event) or 0.0  # file data is free; a resume costs like a command
             else:

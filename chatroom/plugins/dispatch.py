@@ -101,7 +101,8 @@ class Dispatcher:
         (``NICK: ``, a room tag, message tags: :data:`PREFIX_RESERVE` bytes) is
         refused with ``ERROR`` to its sender, never cut.
         """
-        room = room or client.room
+        if room is None:  # (never "room or ...": an empty room is falsy, and a Room's len() is a call)
+            room = client.room
         if room is None:
             self.host.send_line(client, "ERROR you are in no room: /join #room first")
             return None
@@ -113,8 +114,9 @@ class Dispatcher:
             if filtered is None:
                 return None
             text = protocol.sanitize(filtered)
-        line = f"{client.nick}: {text}"
-        size = (len(line) if line.isascii() else len(line.encode("utf-8", "replace"))) + 1
+        nick = client.nick  # the relayed line is "NICK: text" and its newline: its size, without building it
+        size = ((len(nick) if nick.isascii() else len(nick.encode("utf-8", "replace"))) + 3
+                + (len(text) if text.isascii() else len(text.encode("utf-8", "replace"))))
         if size + PREFIX_RESERVE > protocol.MAX_LINE:
             self.host.send_line(client, f"ERROR line too long for the room ({size} bytes with your name, "
                                           f"max {protocol.MAX_LINE - PREFIX_RESERVE})")

@@ -88,6 +88,17 @@ class OutQueue:
         bufs = self._bufs
         if not bufs:
             return 0
+        if len(bufs) == 1 and (not limit or len(bufs[0]) <= limit):  # hot path: one buffer, a pass's fan-out
+            head = bufs[0]
+            n = sock.sendmsg(bufs)
+            self.size -= n
+            if n == len(head):
+                bufs.clear()
+            elif head.__class__ is bytearray:  # the coalesced tail: ours, resized in place
+                del head[:n]
+            else:
+                bufs[0] = memoryview(head)[n:]
+            return n
         batch = bufs[:SEND_BUFFERS]
         if limit:
             total = 0

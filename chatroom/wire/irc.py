@@ -56,6 +56,7 @@ _RFC1459 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrs
 _UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 _ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
 _CONTROLS = str.maketrans({"\0": None, "\r": None, "\n": None})
+_PREFIXED = frozenset(("@", ":", " "))  # a line's first character when it does not start with its command
 
 
 def casefold(name: str, mapping: str = CASEMAPPING) -> str:
@@ -137,29 +138,32 @@ def parse_line(line: str) -> Message | None:
     if "\0" in line or "\r" in line:
         line = line.translate(_CONTROLS)
     tags: dict[str, str] = {}
-    if line.startswith("@"):
-        section, _, line = line.partition(" ")
-        tags = parse_tags(section[1:])
-    line = line.lstrip(" ")
     source = ""
-    if line.startswith(":"):
-        word, _, line = line.partition(" ")
-        source = word[1:]
+    if line[:1] in _PREFIXED:  # tags, a source or spaces first (a client's line is mostly a bare command)
+        if line.startswith("@"):
+            section, _, line = line.partition(" ")
+            tags = parse_tags(section[1:])
         line = line.lstrip(" ")
-    if line.startswith(":"):  # a trailing parameter and no command
-        return None
+        if line.startswith(":"):
+            word, _, line = line.partition(" ")
+            source = word[1:]
+            line = line.lstrip(" ")
+        if line.startswith(":"):  # a trailing parameter and no command
+            return None
     head, colon, trailing = line.partition(" :")
-    words = head.split(" ")
-    if "" in words:  # repeated, leading or trailing spaces (rare: skip the filter otherwise)
-        words = [w for w in words if w]
-    if not words:
-        return None
-    command, params = words[0], words[1:]
+    params = head.split(" ")
+    if "" in params:  # repeated, leading or trailing spaces (rare: skip the filter otherwise)
+        params = [w for w in params if w]
+        if not params:
+            return None
+    command = params.pop(0)  # what is left are the parameters: no second list
     if colon:
         params.append(trailing)
     if len(params) > MAX_PARAMS:
         params[MAX_PARAMS - 1:] = [" ".join(params[MAX_PARAMS - 1:])]
-    return Message(command, params, source=source, tags=tags)
+    message = Message.__new__(Message)  # hot path (every line in): the slots set here, params not copied again
+    message.tags, message.source, message.command, message.params = tags, source, command, params
+    return message
 
 
 class IrcParser:
@@ -192,7 +196,7 @@ class IrcParser:
     @property
     def partial(self) -> bool:
         """True while a line has started and not ended."""
-        return self._skip > 0 or self.buffered > 0
+        return self._skip > 0 or len(self._buf) > self._pos
 
     def receive_data(self, data: bytes | memoryview) -> None:
         """Append *data* (``bytes``-like) to the stream."""
@@ -239,7 +243,10 @@ class IrcParser:
                 self._skip = 0
                 self._pos = nl + 1
                 return TooLong("line", size)
-            limit, kind = self._limit(pos, nl if nl >= 0 else end)
+            if buf[pos] != 64:  # no tag section ("@"): the hot path, no call
+                limit, kind = self.max_line, "line"
+            else:
+                limit, kind = self._limit(pos, nl if nl >= 0 else end)
             if nl < 0:
                 if end - pos > limit:
                     self._skip = end - pos
@@ -247,14 +254,15 @@ class IrcParser:
                 return None
             self._pos = nl + 1
             size = nl + 1 - pos
+            crlf = nl > pos and buf[nl - 1] == 13
             # CR LF counts in the limit; a bare LF is one byte shorter: compare as if it were CR LF
-            if size + (nl == pos or buf[nl - 1] != 13) > limit:
+            if size + (not crlf) > limit:
                 if kind == "tags" or buf.find(b" ", pos, nl) - pos + 1 > self.max_tags:
                     return TooLong("tags", size)
                 return TooLong("line", size)
             # Hot path: the line's own CR is cut here, so parse_line's slow control-byte pass
             # (str.translate, ~6 us a line) only runs for a stray NUL or CR inside a line.
-            stop = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+            stop = nl - 1 if crlf else nl
             message = parse_line(buf[pos:stop].decode("utf-8", "replace"))
             if message is not None:
                 return message

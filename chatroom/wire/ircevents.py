@@ -36,7 +36,7 @@ from typing import Any
 from chatroom.wire.irc import MAX_LINE, Message, encode, encode_whole, fit_text, split_text
 from chatroom.wire.render import iso_time
 
-__all__ = ["ACCOUNT", "AWAY", "TAGS", "TIME", "event_tags", "msgid", "parse_msgid", "render_event"]
+__all__ = ["ACCOUNT", "AWAY", "TAGS", "TIME", "event_tags", "msgid", "parse_msgid", "plain_privmsg", "render_event"]
 
 #: ``Member.tagged`` bits of an IRC member: the capabilities that change the bytes it receives.
 TIME, TAGS, ACCOUNT, AWAY = 1, 2, 4, 8
@@ -79,7 +79,7 @@ def render_event(entry: Any, flags: int, mask: Callable[[str], str], server: str
     if kind == "msg" and not flags & (TIME | TAGS | ACCOUNT) and getattr(entry, "cause", "") != "notice":
         # Hot path (every chat line, once per variant of the fan-out): a plain PRIVMSG with no tags,
         # formatted straight into one line; the general path below when it would need cutting.
-        data = _plain(mask(entry.nick), room, entry.text)
+        data = plain_privmsg(mask(entry.nick), room, entry.text)
         if data is not None:
             return data
     tags = event_tags(entry, flags, history)
@@ -120,15 +120,17 @@ def render_event(entry: Any, flags: int, mask: Callable[[str], str], server: str
     return _long(tags, server, "NOTICE", room or "*", entry.text)
 
 
-def _plain(source: str, target: str, text: str) -> bytes | None:
-    """``:SOURCE PRIVMSG TARGET :TEXT`` CR LF as :func:`chatroom.wire.irc.encode_whole` makes it for a message
-    without tags, or None when it would pass 512 bytes (then the general path cuts it)."""
-    last = ":" + text if not text or " " in text or text[0] == ":" else text
-    body = f":{source} PRIVMSG {target} {last}" if source else f"PRIVMSG {target} {last}"
-    if "\0" in body or "\r" in body or "\n" in body:
+def plain_privmsg(source: str, target: str, text: str) -> bytes | None:
+    """``:SOURCE PRIVMSG TARGET :TEXT`` CR LF (``bytes``) as :func:`chatroom.wire.irc.encode_whole` makes it for a
+    message without tags, or None when it would pass 512 bytes or holds NUL, CR or LF (then
+    :func:`render_event`'s general path cuts or cleans it): the fan-out's hot path, one chat line for IRC clients
+    that negotiated no tags."""
+    if not text.isprintable() and ("\0" in text or "\r" in text or "\n" in text):  # (one scan for most lines)
         return None
-    data = body.encode("utf-8", "replace")
-    return data + b"\r\n" if len(data) <= MAX_LINE - 2 else None
+    last = ":" + text if not text or " " in text or text[0] == ":" else text
+    line = f":{source} PRIVMSG {target} {last}\r\n" if source else f"PRIVMSG {target} {last}\r\n"
+    data = line.encode("utf-8", "replace")
+    return data if len(data) <= MAX_LINE else None
 
 
 def _long(tags: dict[str, str], source: str, command: str, target: str, text: str) -> bytes:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chatroom.wire.lines import encode_line
+from chatroom.wire.lines import MAX_LINE, encode_line
 
 __all__ = ["KINDS", "ONCE", "STRUCTURED", "encode_event", "hit_line", "iso_time", "render", "room_label", "stamp",
            "tags"]
@@ -110,7 +110,12 @@ def encode_event(entry: Any, tagged: int, current: bool, history: bool = False) 
     protocol: :func:`render`, with ``[HH:MM] `` for *history*, ``[#room] `` when not *current*, and message tags
     when *tagged*. Joins, parts, renames and mode changes are plain notices (nothing for a quiet one), quits and
     away changes are nothing (the parts say it), a private line carries no tags."""
-    kind, nick, account, msgid = entry.kind, entry.nick, entry.account, entry.id
+    kind = entry.kind
+    if kind == "msg" and current and not tagged and not history:  # hot path: a chat line, once per fan-out
+        data = f"{entry.nick}: {entry.text}\n".encode("utf-8", "replace")  # = encode_line(render(...))
+        if len(data) <= MAX_LINE:
+            return data
+    nick, account, msgid = entry.nick, entry.account, entry.id
     if kind in ONCE:
         return b""
     if kind in STRUCTURED:
