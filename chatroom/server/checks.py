@@ -67,3 +67,27 @@ def check_stores(data_dir: Path) -> None:
         if folder.is_dir():
             for path in sorted(folder.glob("*.sqlite3")):
                 check_store(path, kind)
+
+
+#: Descriptors the server keeps for itself (its SQLite stores with their WAL files, one connection per thread,
+#: the log, the lock, epoll; 37 measured with the built-in plugins): what is left of the limit is for sockets.
+OWN_DESCRIPTORS = 40
+#: Below this many sockets the start-up log warns that the descriptor limit, not the server, caps connections.
+FEW_SOCKETS = 200
+
+
+def raise_descriptor_limit() -> tuple[int, int, int]:
+    """Raise this process's soft ``RLIMIT_NOFILE`` to its hard limit (at most 2**20), as servers do: a shell's
+    default soft limit (often 1,024) would cap connections long before memory does. Returns ``(before, now,
+    hard)``; ``now`` is ``before`` when the kernel refuses. Main thread, at start-up."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard if hard != resource.RLIM_INFINITY else 1 << 20, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            return soft, soft, hard
+        return soft, want, hard
+    return soft, soft, hard

@@ -46,7 +46,9 @@ from chatroom.net.relay import tune_malloc
 from chatroom.server.reload import PluginReloader
 from chatroom.server.scale import preflight
 from chatroom.server.app import Server, plugin_host
-from chatroom.server.checks import StartupError, check_data_dir, check_store, check_stores  # noqa: F401
+from chatroom.server.checks import (  # noqa: F401
+    FEW_SOCKETS, OWN_DESCRIPTORS, StartupError, check_data_dir, check_store, check_stores, raise_descriptor_limit,
+)
 from chatroom.server.claim import format_address, take
 from chatroom.server.flags import CONFIG_ENV, DISABLE_ENV, build_parser  # noqa: F401 - re-exported
 from chatroom.server.options import (  # noqa: F401 - re-exported for callers and tests
@@ -267,6 +269,7 @@ def _main(argv: list[str] | None) -> int:
         claim = take(options)  # the data dir's lock, TLS, every port: before any plugin is loaded
     except StartupError as exc:
         return _fail(2, str(exc))
+    _descriptors()
     try:
         check_stores(options.data_dir)
         for warning in preflight(options):  # --redis: reachable, and set up not to lose chat
@@ -283,6 +286,17 @@ def _main(argv: list[str] | None) -> int:
         claim.abandon()
         raise
     return serve(server, options, args)
+
+
+def _descriptors() -> None:
+    """Raise the descriptor limit (see :func:`raise_descriptor_limit`) and log what it allows."""
+    before, now, hard = raise_descriptor_limit()
+    log = logging.getLogger("chatroom.server")
+    if now != before:
+        log.info("file descriptors: soft limit raised from %d to %d (the hard limit is %d)", before, now, hard)
+    if now - OWN_DESCRIPTORS < FEW_SOCKETS:
+        log.warning("only %d file descriptors (ulimit -n, hard limit %d): about %d connections at once; "
+                    "raise the hard limit for more", now, hard, max(0, now - OWN_DESCRIPTORS))
 
 
 def serve(server: Server, options: ServerOptions, args: argparse.Namespace) -> int:
