@@ -123,7 +123,7 @@ class Server:
                        clock=wall_clock, record=options.record_history, max_rooms=options.max_rooms)
         self.accounts = AccountStore(self.data_dir / "accounts.sqlite3", post=self.loop.scheduler.call_soon_threadsafe,
                                      inline=inline_threads)  # registered nicks (ctx.accounts); writes off the loop
-        self.hub.registered = self.accounts.registered
+        self.hub.nicks.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in options.admins)
         self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
