@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatroom.wire import irc, lines
+from chatroom.wire.irc import IrcParser, Message
 from chatroom.wire.lines import (
     FRAME_MARK,
     MAX_LINE,
@@ -15,6 +18,7 @@ from chatroom.wire.lines import (
     encode_frame,
     encode_line,
     sanitize,
+    skip_line,
 )
 
 
@@ -50,6 +54,57 @@ def test_over_long_line_is_reported_and_stream_stays_in_sync() -> None:
 
 def test_over_long_line_in_one_chunk() -> None:
     assert Parser(max_line=8).feed(b"123456789\nok\n") == [TooLong("line", 10), Line("ok")]
+
+
+def test_skip_line_drops_what_came_of_the_line_and_counts_it_until_its_end() -> None:
+    buf = bytearray(b"keep" + b"y" * 30)  # 4 bytes before pos stay; 12 bytes of the line were dropped already
+    assert skip_line(buf, 4, -1, 12) == (42, None)
+    assert buf == b"keep"  # nothing of the line is held
+    buf += b"yz\r\nnext\n"
+    nl = buf.find(b"\n", 4)
+    assert skip_line(buf, 4, nl, 42) == (0, TooLong("line", 42 + 4))  # "yz\r\n": the LF is the line's
+    assert buf == b"keepyz\r\nnext\n"  # with its end in sight nothing is deleted: the parser moves past nl
+
+
+@pytest.mark.parametrize("parser, after", [(Parser(max_line=16), Line("next")),
+                                           (IrcParser(max_line=16), Message("next"))], ids=["lines", "irc"])
+def test_both_parsers_skip_an_over_long_line_sent_in_pieces(parser: Parser | IrcParser, after: object) -> None:
+    """The line protocol's parser and the IRC parser share skip_line: an over-long line that comes in several
+    receive_data calls is dropped as it comes and reported once, with its whole size, at its end."""
+    events = []
+    for piece in (b"x" * 20, b"y" * 30, b"y" * 7, b"z\r\nnext\r\n"):
+        parser.receive_data(piece)
+        while (event := parser.next_event()) is not None:
+            events.append(event)
+        if piece[-1:] != b"\n":
+            assert parser.partial and parser.buffered == 0  # skipping: nothing of the line is held
+    assert events == [TooLong("line", 20 + 30 + 7 + 3), after]
+    assert not parser.partial
+
+
+def test_the_parsers_call_skip_line_only_for_an_over_long_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """skip_line is off the hot path: a stream of normal lines never calls it."""
+    calls = []
+
+    def counted(buf: bytearray, pos: int, nl: int, skipped: int) -> tuple[int, TooLong | None]:
+        calls.append(nl)
+        return skip_line(buf, pos, nl, skipped)
+
+    monkeypatch.setattr(lines, "skip_line", counted)
+    monkeypatch.setattr(irc, "skip_line", counted)
+    for parser, line in ((Parser(max_line=64), b"hello there\r\n"), (IrcParser(), b"PRIVMSG #r :hello\r\n")):
+        for chunk in (line * 50, line[:5], line[5:] * 3):
+            parser.receive_data(chunk)
+            while parser.next_event() is not None:
+                pass
+        assert calls == []
+        for _ in range(2):
+            parser.receive_data(b"x" * 600)  # the first starts the skipping, the second goes on with it
+            assert parser.next_event() is None
+        parser.receive_data(b"x\n")
+        assert isinstance(parser.next_event(), TooLong)
+        assert calls == [-1, 1]  # once while the line went on, once at its end (the LF's index)
+        calls.clear()
 
 
 def test_line_at_exactly_the_limit_is_accepted() -> None:

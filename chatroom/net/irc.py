@@ -30,6 +30,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from chatroom.net.connection import Connection, Transport
+from chatroom.net.ircport import IrcApplication
+from chatroom.net.loop import Loop
 from chatroom.wire.irc import IrcParser, Message, TooLong, encode
 from chatroom.model.history import Entry
 from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME, plain_privmsg, render_event
@@ -150,12 +152,12 @@ def irc_host(address: str) -> str:
 
 
 class IrcDoor:
-    """What the IRC commands share: the *app* (the server assembly, duck-typed: ``hub``, ``dispatcher``,
-    ``plugins``, ``accounts``, ``admins``, ``on_connect``, ``on_line``, ``gate``, ``say_private``...),
-    its hub, the *server_name*, the transport's loop; the command table (command -> handler) and how replies
-    are sent: :meth:`send` (raw bytes, held for a labeled command) and :meth:`numeric`."""
+    """What the IRC commands share: the *app* (the server assembly, through what the door needs of it:
+    :class:`~chatroom.net.ircport.IrcApplication`), its hub, the *server_name*, the transport's *loop*; the command
+    table (command -> handler) and how replies are sent: :meth:`send` (raw bytes, held for a labeled command) and
+    :meth:`numeric`."""
 
-    def __init__(self, app: Any, loop: Any, server_name: str, version: str) -> None:
+    def __init__(self, app: IrcApplication, loop: Loop, server_name: str, version: str) -> None:
         self.app = app
         self.hub = app.hub
         self.loop = loop
@@ -202,7 +204,7 @@ class IrcDoor:
         """Replay the room's last lines (``--history-on-join``) to a client that can tell them from new ones:
         one that negotiated ``server-time`` and ``batch`` but not ``draft/chathistory`` (that one asks)."""
         caps = conn.irccaps
-        count = getattr(self.app, "history_on_join", 0)
+        count = self.app.history_on_join
         if not count or "server-time" not in caps or "batch" not in caps or "draft/chathistory" in caps:
             return
         entries = self.hub.rooms.read(conn, room, last=count)  # the access rule: a member reads

@@ -342,7 +342,7 @@ def mode(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
             modes += "l"
             args.append(str(rules.limit))
         door.numeric(conn, "324", room.name, modes, *args)
-        created = door.app.history.room(room.name) if hasattr(door.app, "history") else None
+        created = door.app.history.room(room.name)
         door.numeric(conn, "329", room.name, str(int(created.created if created else 0)))
         return 1.0
     return change_modes(door, conn, room, msg.params[1], msg.params[2:])

@@ -207,7 +207,7 @@ def lusers(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     users = len(hub.members)
     door.max_users = most = max(door.max_users, users)
     admins = sum(1 for m in hub.members.values() if door.is_admin(m))
-    unknown = sum(len(getattr(t, "pending", ())) for t in getattr(door.app, "transports", ()))
+    unknown = sum(len(getattr(t, "pending", ())) for t in door.app.transports)
     door.numeric(conn, "251", f"There are {users} users and 0 invisible on 1 servers")
     door.numeric(conn, "252", str(admins), "operator(s) online")
     door.numeric(conn, "253", str(unknown), "unknown connection(s)")
@@ -279,7 +279,7 @@ def _check_sasl(door: IrcDoor, conn: IrcConnection, name: str, password: str) ->
         conn.sasl = None
         if conn.closed:
             return
-        if ok and not error:
+        if ok and not error and record is not None:  # ok: check() found the record
             conn.account = record.name
             door.numeric(conn, "900", conn.source, record.name, f"You are now logged in as {record.name}")
             door.numeric(conn, "903", "SASL authentication successful")

@@ -24,6 +24,7 @@ from chatroom.net.ircchat import install as install_chat
 from chatroom.net.ircfiles import install as install_files
 from chatroom.net.ircinfo import install as install_info
 from chatroom.net.ircinfo import remember
+from chatroom.net.ircport import IrcApplication
 from chatroom.net.ircregister import install as install_register
 from chatroom.net.logs import CONN
 from chatroom.net.tcp import LineTransport
@@ -147,7 +148,7 @@ class IrcTLSTransport(_Irc, TLSTransport):
         self._setup(door, ping_after)
 
 
-def open_irc(loop: Loop, app: Application, listener: Any, tls_listener: Any = None, *, server_name: str = "",
+def open_irc(loop: Loop, app: IrcApplication, listener: Any, tls_listener: Any = None, *, server_name: str = "",
              version: str = "", tls: Any = None, handshake_timeout: float = 10.0, ping_after: float = PING_AFTER,
              **options: Any) -> list[LineTransport]:
     """Serve IRC for *app* on *listener* (a bound listening socket, or None) and, with the ``ssl.SSLContext``

@@ -7,10 +7,11 @@ sharing the line transport's ids and connections, and says where each listens. L
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypedDict
+from typing import NamedTuple, Protocol, TypedDict
 
 from chatroom.model.hub import Hub
 from chatroom.net.budget import FloodPolicy
+from chatroom.net.ircport import IrcApplication
 from chatroom.net.irctransport import open_irc
 from chatroom.net.loop import Loop
 from chatroom.net.tcp import LineTransport
@@ -19,7 +20,7 @@ from chatroom.net.web import WebApplication, _version, open_web
 from chatroom.server.claim import Claim
 from chatroom.server.options import ServerOptions
 
-__all__ = ["Budgets", "Doors", "open_doors"]
+__all__ = ["Budgets", "DoorsApplication", "Doors", "open_doors"]
 
 
 class Budgets(TypedDict):
@@ -28,6 +29,11 @@ class Budgets(TypedDict):
     flood: FloodPolicy
     partial_timeout: float
     max_per_address: int
+
+
+class DoorsApplication(WebApplication, IrcApplication, Protocol):
+    """What every door needs of the application (:class:`chatroom.server.app.Server`, checked where it passes
+    itself to :func:`open_doors`): the web door's and the IRC door's interfaces, both over ``Application``."""
 
 
 class Doors(NamedTuple):
@@ -42,7 +48,7 @@ class Doors(NamedTuple):
     irc_addresses: list[tuple[str, int]]
 
 
-def open_doors(loop: Loop, app: WebApplication, hub: Hub, claim: Claim, options: ServerOptions) -> Doors:
+def open_doors(loop: Loop, app: DoorsApplication, hub: Hub, claim: Claim, options: ServerOptions) -> Doors:
     """Serve *app* on every listener of *claim* as *options* say (the web and IRC doors register their wires
     with *hub*, in that order)."""
     tls, timeout = claim.tls, options.tls_handshake_timeout

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chatroom.wire.lines import FrameFilter, TooLong  # the line protocol's event: kind "line" or "tags" here
+from chatroom.wire.lines import FrameFilter, TooLong, skip_line  # TooLong: kind "line" or "tags" here
 
 __all__ = [
     "CASEMAPPING", "MAX_CLIENT_TAGS", "MAX_LINE", "MAX_TAGS", "IrcParser", "Message", "TooLong", "casefold",
@@ -234,15 +234,11 @@ class IrcParser:
                     self._pos = 0
                 return None
             nl = buf.find(b"\n", pos)
-            if self._skip:
-                if nl < 0:
-                    self._skip += end - pos
-                    del buf[pos:]
-                    return None
-                size = self._skip + nl + 1 - pos
-                self._skip = 0
-                self._pos = nl + 1
-                return TooLong("line", size)
+            if self._skip:  # the rest of an over-long line
+                self._skip, too_long = skip_line(buf, pos, nl, self._skip)
+                if too_long is not None:
+                    self._pos = nl + 1
+                return too_long
             if buf[pos] != 64:  # no tag section ("@"): the hot path, no call
                 limit, kind = self.max_line, "line"
             else:

@@ -39,6 +39,7 @@ __all__ = [
     "encode_frame",
     "sanitize",
     "split_frame_header",
+    "skip_line",
 ]
 
 #: Longest line accepted, in bytes, terminator included.
@@ -154,6 +155,24 @@ class Refused:
 
 Event = Line | Frame | TooLong | Refused
 
+
+def skip_line(buf: bytearray, pos: int, nl: int, skipped: int) -> tuple[int, TooLong | None]:
+    """Discard more of an over-long line, for a parser (:class:`Parser`, :class:`chatroom.wire.irc.IrcParser`)
+    that already discarded *skipped* bytes (> 0) of it: its unparsed bytes start at *pos* in *buf*, where *nl* is
+    the index of the next LF (-1: none came yet).
+
+    Without an LF, every byte from *pos* on is deleted from *buf* (memory stays bounded however long the line
+    is) and the result is ``(skipped + those bytes, None)``: the parser keeps skipping. With one, nothing is
+    deleted and the result is ``(0, TooLong("line", size))``, *size* being every byte of the line, its LF
+    included: the parser resumes after *nl*. Called only on the over-long path, never per normal line.
+    """
+    if nl < 0:
+        skipped += len(buf) - pos
+        del buf[pos:]
+        return skipped, None
+    return 0, TooLong("line", skipped + nl + 1 - pos)
+
+
 #: A frame's length field: 1 to 10 ASCII digits (never ``str.isdigit()``, which
 #: accepts "²" and other digits ``int()`` refuses or reads differently).
 _LENGTH = re.compile(rb"[0-9]{1,10}")
@@ -263,15 +282,11 @@ class Parser:
                 self._need = -1
                 return Frame(self._meta, payload)
             nl = buf.find(b"\n", pos)
-            if self._skip_line:
-                if nl < 0:
-                    self._skip_line += end - pos
-                    del buf[pos:]
-                    return None
-                size = self._skip_line + nl + 1 - pos
-                self._skip_line = 0
-                self._pos = nl + 1
-                return TooLong("line", size)
+            if self._skip_line:  # the rest of an over-long line
+                self._skip_line, too_long = skip_line(buf, pos, nl, self._skip_line)
+                if too_long is not None:
+                    self._pos = nl + 1
+                return too_long
             if nl < 0:
                 if end - pos >= self.max_line:
                     self._skip_line = end - pos
