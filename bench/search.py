@@ -65,7 +65,7 @@ from chatroom.model.history import History
 from chatroom.model.history_sql import MIGRATIONS
 from chatroom.model.rooms import Rooms
 from chatroom.model.store import close_store, migrate, open_store
-from chatroom.server.app import PRUNE_ROWS
+from chatroom.server.keeper import PRUNE_ROWS
 
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "po", "shi", "ve", "da", "ze", "fu", "bo", "gri", "an", "el", "or",
              "un", "is", "café", "né", "über", "ço"]

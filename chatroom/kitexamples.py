@@ -29,7 +29,8 @@ import pytest
 
 from chatroom.plugins.commands import Command, Example
 from chatroom.plugins.info import PluginInfo
-from chatroom.plugins.manager import ENTRY_POINT_GROUP, PluginHost
+from chatroom.plugins.loader import ENTRY_POINT_GROUP
+from chatroom.plugins.manager import PluginHost
 
 __all__ = ["check_example", "collect_examples", "example_tests", "plugin_name"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chatroom.builtin import board
+from chatroom.builtin import board, boardpages
 from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.testing import FakeClient, InProcessRoom
 
@@ -88,7 +88,7 @@ def test_disconnect_in_mid_post_keeps_nothing(room: InProcessRoom, monkeypatch: 
 
 def test_long_posts_are_flushed_in_chunks_and_kept_whole(room: InProcessRoom, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(board, "FLUSH_LINES", 100)
-    monkeypatch.setattr(board, "PAGE", 7)
+    monkeypatch.setattr(boardpages, "PAGE", 7)
     alice, bob = room.join("alice"), room.join("bob")
     lines = [f"line {i}" for i in range(1234)]
     alice.say("/post")
@@ -123,7 +123,7 @@ def test_read_last_n_and_verbose(room: InProcessRoom) -> None:
 
 
 def test_read_pages_mix_small_and_long_posts(room: InProcessRoom, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(board, "PAGE", 4)
+    monkeypatch.setattr(boardpages, "PAGE", 4)
     alice = room.join("alice")
     expected: list[str] = []
     for i in range(30):

@@ -26,7 +26,8 @@ import pytest
 from chatroom import Command, CommandError, hookimpl
 from chatroom.server import cli as server_cli
 from chatroom.builtin.core import describe_plugins
-from chatroom.plugins.manager import BUILTIN_PLUGINS, FAULT, PluginHost
+from chatroom.plugins.loader import BUILTIN_PLUGINS
+from chatroom.plugins.manager import FAULT, PluginHost
 from chatroom.testing import PluginLoadError
 
 

@@ -24,10 +24,12 @@ from chatroom.model.batch import without
 from chatroom.model.errors import Refused
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
-from chatroom.model.names import check_nick, nick_key, nick_skeleton_key, room_key, too_alike
+from chatroom.model.names import room_key
+from chatroom.model.nicks import Nicks
 from chatroom.model.notice import Event, Notice, plain
 from chatroom.model.room import Room
 from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
+from chatroom.model.wires import Encoder, Wires
 from chatroom.wire.render import STRUCTURED, encode_event
 
 __all__ = ["Hub", "Notice"]
@@ -58,28 +60,23 @@ class Hub:
         self.announce_limit = announce_limit
         self.clock = clock
         self.members: dict[int, Member] = {}
-        self.nicks: dict[str, Member] = {}
-        self.skeletons: dict[str, Member] = {}  # UTS #39 confusable skeleton -> member, for look-alike nicks
+        #: The nick table and its rule (:class:`~chatroom.model.nicks.Nicks`; its ``registered`` looks up accounts).
+        self.nicks = Nicks()
         default = room_key(default_room)
         if default is None:
             raise Refused(f"{default_room!r} is not a room name: # and 1-32 of a-z 0-9 _ -")
         self.rooms = Rooms(history, default_room=default, clock=clock, max_rooms=max_rooms, linger=linger,
                            create_burst=create_burst, create_every=create_every)
-        #: ``registered(nick) -> account name | None``: the account a nick belongs to (None: no accounts).
-        #: A registered nick (or a look-alike of it) is only given to a member logged in to that account.
-        self.registered: Callable[[str], str | None] | None = None
-        #: ``encode(entry, tagged, current, history) -> bytes`` per wire format, by ``Member.wire_index``
-        #: (*entry* an :class:`Entry` or a :class:`Notice`).
-        self.encoders: list[Callable[[Event, int, bool, bool], bytes]] = [self.encode]
+        #: The wire formats (:class:`~chatroom.model.wires.Wires`); ``encoders`` is theirs, bound here for the
+        #: fan-out: ``encode(event, tagged, current, history) -> bytes`` by ``Member.wire_index``.
+        self.wires = Wires(self.encode)
+        self.encoders = self.wires.encoders
         #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
         #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
         self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
         #: ``on_membership(member, room, joined, reason)`` once a join (True) or leave (False) was told; None: off.
         self.on_membership: Callable[[Member, Room, bool, str], None] | None = None
         self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
-        self._structured: dict[str, int] = {}  # room -> members whose wire is not the line protocol
-        self._variants: list[bool] = [True]  # per wire: do tags and the current room change its bytes?
-        self._once: list[bool] = [False]  # per wire: are quits and away changes told once, not per room?
         self._pending: list[Room] = []
         #: Scale-out (docs/architecture.md, "The shared-state seam"): ``bus(room, events)`` takes each room's pass
         #: instead of the fan-out (it comes back, numbered, through :meth:`deliver_batch`); ``observer(kind, member,
@@ -92,8 +89,7 @@ class Hub:
     def add(self, member: Member) -> None:
         """Register a new *member* under its (guest) nick; it is in no room yet."""
         self.members[member.id] = member
-        self.nicks[nick_key(member.nick)] = member
-        self.skeletons[nick_skeleton_key(member.nick)] = member
+        self.nicks.claim(member)
         if self.observer is not None:
             self.observer("add", member, "")
 
@@ -107,10 +103,7 @@ class Hub:
         member.room = None
         self.members.pop(member.id, None)
         self.rooms.forget(member)
-        if self.nicks.get(nick_key(member.nick)) is member:
-            del self.nicks[nick_key(member.nick)]
-        if self.skeletons.get(nick_skeleton_key(member.nick)) is member:
-            del self.skeletons[nick_skeleton_key(member.nick)]
+        self.nicks.release(member)
         if self.on_membership is not None:
             for room in left:
                 self.on_membership(member, room, False, reason)
@@ -119,7 +112,7 @@ class Hub:
 
     def find(self, nick: str) -> Member | None:
         """The member called *nick* (case-insensitive), or None."""
-        return self.nicks.get(nick_key(nick))
+        return self.nicks.find(nick)
 
     def rename(self, member: Member, nick: str) -> str:
         """Give *member* the nick *nick*; return the old one. Everyone sharing a room hears it once, by the
@@ -127,7 +120,7 @@ class Hub:
 
         Raises Refused if *nick* is invalid, taken, looks like (same
         confusable skeleton as) another member's nick, or belongs to an
-        account *member* is not logged in to (see :attr:`registered`).
+        account *member* is not logged in to (see :attr:`Nicks.registered <chatroom.model.nicks.Nicks.registered>`).
         """
         reason = self.nick_refusal(nick, member, accounts=True)
         if reason:
@@ -136,21 +129,7 @@ class Hub:
 
     def nick_refusal(self, nick: str, member: Member, *, accounts: bool = False) -> str | None:
         """Why *member* may not take *nick*, or None (*accounts*: registered nicks too): every door's nick rule."""
-        reason = check_nick(nick)
-        if reason:
-            return reason
-        owner = self.registered(nick) if accounts and self.registered is not None else None
-        if owner is not None and (member.account is None or nick_key(owner) != nick_key(member.account)):
-            if nick_key(owner) == nick_key(nick):
-                return f"{nick} is registered; /login {nick} PASSWORD"
-            return f"the nick {nick} is too much like the registered nick {owner}"
-        other = self.nicks.get(nick_key(nick))
-        if other is not None and other is not member:
-            return f"the nick {nick} is taken"
-        alike = self.skeletons.get(nick_skeleton_key(nick))
-        if alike is not None and alike is not member:
-            return too_alike(nick, alike.nick)
-        return None
+        return self.nicks.refusal(nick, member, accounts=accounts)
 
     def to_guest(self, member: Member) -> str:
         """Give *member* back its guest nick ``guestN`` (N: its id), reserved to it; return the old nick."""
@@ -161,15 +140,10 @@ class Hub:
         return self._swap(member, nick)
 
     def _swap(self, member: Member, nick: str) -> str:
-        skeleton = nick_skeleton_key(nick)
         old = member.nick
-        if self.nicks.get(nick_key(old)) is member:
-            del self.nicks[nick_key(old)]
-        if self.skeletons.get(nick_skeleton_key(old)) is member:
-            del self.skeletons[nick_skeleton_key(old)]
-        self.nicks[nick_key(nick)] = member
-        self.skeletons[skeleton] = member
+        self.nicks.release(member)
         member.nick = nick
+        self.nicks.claim(member)
         if old != nick:
             self._tell(member, Notice("", 0, self.clock(), "nick", nick, member.account,
                                              f"{old} is now known as {nick}", old))
@@ -191,11 +165,11 @@ class Hub:
         limit, told, encoded = self.announce_limit, {member.id}, {}
         for room in member.rooms.values():
             loud = not once and (not limit or len(room.members) - 1 <= limit)
-            if not loud and not self._structured.get(room.name):
+            if not loud and not self.wires.structured_in(room.name):
                 continue
             for other in room.members.values():
                 wire = other.wire_index
-                if other.id in told or not (self._once[wire] if once else loud or wire):
+                if other.id in told or not (self.wires.once[wire] if once else loud or wire):
                     continue
                 told.add(other.id)
                 self.flush_for(other)
@@ -247,8 +221,7 @@ class Hub:
         room.members[member.id] = member
         self.rooms.occupied(room)
         member.rooms[room.name] = room
-        if member.wire_index:
-            self._structured[room.name] = self._structured.get(room.name, 0) + 1
+        self.wires.entered(room.name, member.wire_index)
         member.joined(room)
         member.changed()
         if self.on_membership is not None:
@@ -275,12 +248,8 @@ class Hub:
             self._fan_out(room)
         room.ops.discard(member.id)
         room.voices.discard(member.id)
-        if room.members.pop(member.id, None) is not None and member.wire_index:
-            left = self._structured.get(room.name, 1) - 1
-            if left:
-                self._structured[room.name] = left
-            else:
-                self._structured.pop(room.name, None)
+        if room.members.pop(member.id, None) is not None:
+            self.wires.left(room.name, member.wire_index)
         member.rooms.pop(room.name, None)
         entry = self._membership(room, "part", member, text, reason=reason, always=always, cause=cause, by=by)
         if not room.members:
@@ -292,7 +261,7 @@ class Hub:
         """Tell *room* that *member* joined or left (*kind*): a notice to everyone (but a joiner), or, over the
         announce limit, only to members whose wire shows members structurally, if there are any; returns it."""
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
-        if quiet and not self._structured.get(room.name) and self.bus is None:  # other nodes keep presence by it
+        if quiet and not self.wires.structured_in(room.name) and self.bus is None:  # other nodes keep presence by it
             return None
         self._pend(room, member.id if kind == "join" else 0, entry := Notice(
             room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause))
@@ -390,20 +359,10 @@ class Hub:
             member.deliver(b"".join(lines))
         return len(lines)
 
-    def add_wire(self, encode: Callable[[Event, int, bool, bool], bytes], *, variants: bool = True,
-                 once: bool = False) -> int:
-        """Register another wire format's encoder; returns the ``wire_index`` its members must carry.
-
-        ``variants=False``: its bytes depend neither on message tags nor on the current room (the JSON
-        events), so each event is encoded once for all its members and they all share one batch buffer.
-        With variants, ``Member.tagged`` is a number (0-255) the wire gives a meaning to (line protocol: 0/1).
-        ``once=True``: its members get a co-member's ``"quit"`` and ``"away"`` notices once (IRC's ``QUIT``),
-        and its encoder shows parts whose ``cause`` is ``"quit"`` as nothing.
-        """
-        self.encoders.append(encode)
-        self._variants.append(variants)
-        self._once.append(once)
-        return len(self.encoders) - 1
+    def add_wire(self, encode: Encoder, *, variants: bool = True, once: bool = False) -> int:
+        """Register another wire format's encoder; returns the ``wire_index`` its members must carry
+        (:meth:`chatroom.model.wires.Wires.add`: what *variants* and *once* mean)."""
+        return self.wires.add(encode, variants=variants, once=once)
 
     def _fan_out(self, room: Room) -> None:
         pending, room.pending = room.pending, []
@@ -428,7 +387,7 @@ class Hub:
         encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
         batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
         bounds: dict[int, list[int]] = {}  # variant -> where each event's bytes start in the batch, and the end
-        encoders, variants = self.encoders, self._variants
+        encoders, variants = self.encoders, self.wires.variants
         for member in room.members.values():
             # one encoding per (wire format, tags or not, current room or not) present in the room;
             # a wire registered without variants has one encoding for all its members

@@ -20,7 +20,8 @@ stalled) is dropped from that transfer (``file-abort``), so it cannot hold
 the others back for ever; a sender that sends nothing for
 :data:`IDLE_TIMEOUT` seconds loses its transfer. Quotas and consent come
 first (:mod:`chatroom.net.quota`, :mod:`chatroom.net.consent`): only
-receivers who accepted get bytes. Members without frames (IRC) use one-time
+receivers who accepted get bytes; which frames a sender may send is
+:mod:`chatroom.net.frames`'. Members without frames (IRC) use one-time
 links (:mod:`chatroom.net.filelinks`): their HTTP connections join the flow. The pausing and resuming is
 :mod:`chatroom.net.backpressure`'s; the relay holds each of these parts
 and talks to the server through :class:`~chatroom.net.transfer.RelayHost`.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from itertools import count
 from typing import TYPE_CHECKING, Any
@@ -40,14 +40,14 @@ from chatroom.model.resumable import ResumeBook
 from chatroom.net.backpressure import Backpressure
 from chatroom.net.consent import OFFER_TIMEOUT, Consent, summary
 from chatroom.net.filelinks import Link, Links
+from chatroom.net.frames import FRAME_KINDS, FrameGate
 from chatroom.net.malloc import tune_malloc
 from chatroom.net.quota import Quota, quota_key
 from chatroom.net.resume import KINDS as RESUME_KINDS
 from chatroom.net.resume import Resumes
 from chatroom.net.transfer import Plan, RelayHost, Transfer
 from chatroom.wire.filenames import safe_name
-from chatroom.wire.lines import MAX_FRAME, Frame, sanitize
-from chatroom.wire.numbers import parse_uint
+from chatroom.wire.lines import Frame, sanitize
 
 if TYPE_CHECKING:
     from chatroom.net.connection import Connection as Client
@@ -69,25 +69,16 @@ MIN_PROGRESS = 64 * 1024
 MAX_ACTIVE = 8
 #: Seconds between checks for stalled receivers and idle senders.
 TICK = 1.0
-#: Ended transfer ids remembered, so late frames from their sender are dropped quietly.
-_ENDED_MEMORY = 1024
-#: The frames a client may send (docs/protocol.md, "File transfer frames").
-FRAME_KINDS = ("file-data", "file-end", "file-abort")
-
-
-def parse_id(text: str) -> int | None:
-    """A transfer id from the wire: 1-18 ASCII digits, else None (see :func:`chatroom.wire.numbers.parse_uint`)."""
-    return parse_uint(text, max_digits=18)
 
 
 class Relay:
     """Relays file frames for one server (*server*: a :class:`~chatroom.net.transfer.RelayHost`).
 
-    It holds four parts, each with its own state: ``quota`` (:class:`~chatroom.net.quota.Quota`), ``consent``
-    (:class:`~chatroom.net.consent.Consent`), ``flow`` (:class:`~chatroom.net.backpressure.Backpressure`) and
-    ``resumes`` (:class:`~chatroom.net.resume.Resumes`, over *book*, the :class:`~chatroom.model.resumable.ResumeBook`;
+    It holds five parts, each with its own state: ``quota`` (:class:`~chatroom.net.quota.Quota`), ``consent``
+    (:class:`~chatroom.net.consent.Consent`), ``flow`` (:class:`~chatroom.net.backpressure.Backpressure`), ``gate``
+    (:class:`~chatroom.net.frames.FrameGate`: which frames a sender may send) and ``resumes`` (:class:`~chatroom.net.resume.Resumes`, over *book*, the :class:`~chatroom.model.resumable.ResumeBook`;
     default: one in memory); the relay itself owns the open ``transfers`` (id ->
-    :class:`~chatroom.net.transfer.Transfer`), the ids of recently ended ones, and the tick timer.
+    :class:`~chatroom.net.transfer.Transfer`), the id counter, and the tick timer.
 
     Keyword arguments override the module constants (tests use small ones); ``offer_timeout`` is how long asked
     receivers have to answer (seconds); ``files_per_hour`` and ``bytes_per_day`` are the per-sender quotas (0:
@@ -123,8 +114,8 @@ class Relay:
         self.flow = Backpressure(server, self.transfers, self._end, high_water=high_water,
                                  stall_timeout=stall_timeout, clock=clock)
         self.resumes = Resumes(server, book if book is not None else ResumeBook(None), self)
+        self.gate = FrameGate(self.transfers, self.resumes)  # which frames a sender may send; late ones of ended ids
         self._ids = count(1)
-        self._ended: OrderedDict[int, int] = OrderedDict()  # ended transfer id -> sender id
         self._timer: Any = None
 
     # -- called by the sendfile command ------------------------------------------
@@ -243,31 +234,9 @@ class Relay:
 
     # -- called by the server ------------------------------------------------------
     def check_frame(self, client: Client, meta: str, size: int) -> str | None:
-        """May *client* send a frame with this header? None, or why not (``""``: drop it quietly).
-
-        Called by the parser before any payload byte is buffered: only a
-        client that sent ``/caps binary`` may send frames, only of the
-        :data:`FRAME_KINDS`, each for one of its open transfers; a ``file-data``
-        payload must fit in what is left of it, and other frames carry no
-        payload. A refused payload is skipped as it arrives, never held in
-        memory, and the transport charges the refusal to flood control.
-        """
-        if "binary" not in client.caps:
-            return "frames need /caps binary first"
-        kind, _, rest = meta.partition(" ")
-        if kind in RESUME_KINDS:
-            return self.resumes.check(client, kind, rest, size)
-        if kind not in FRAME_KINDS:
-            return f"unknown frame kind: {sanitize(kind)[:40]}"
-        found = self._own(client, kind, rest.partition(" ")[0])
-        if isinstance(found, str):
-            return found
-        if kind != "file-data":
-            return None if size <= 4096 else f"{kind} frames carry no payload"
-        transfer, tid = found, found.id
-        if transfer.asked:
-            return f"file-data {tid}: the receivers have not answered yet; wait for OK sendfile"
-        return transfer.data_refusal(rest.partition(" ")[2], size, MAX_FRAME)
+        """May *client* send a frame with this header? None, or why not (``""``: drop it quietly); called before
+        any payload byte is buffered (:meth:`chatroom.net.frames.FrameGate.check`)."""
+        return self.gate.check(client, meta, size)
 
     def on_frame(self, client: Client, frame: Frame) -> float:
         """Handle one frame *client* sent: ``file-data``, ``file-end``, ``file-abort``, or one of the
@@ -284,7 +253,7 @@ class Relay:
         if kind not in FRAME_KINDS:
             self.server.send_line(client, f"ERROR unknown frame kind: {sanitize(kind)[:40]}")
             return 0.0
-        found = self._own(client, kind, tid_text)
+        found = self.gate.own(client, kind, tid_text)
         if isinstance(found, str):
             if found:
                 self.server.send_line(client, f"ERROR {found}")
@@ -305,17 +274,6 @@ class Relay:
             why = "paused by the sender" if transfer.offer is not None else "sender cancelled"
             self._end(transfer, f"{why}: {reason}", tell_sender=False)
         return 0.0
-
-    def _own(self, client: Client, kind: str, tid_text: str) -> Transfer | str:
-        """*client*'s open transfer *tid_text* names, or why not (``""``: it just ended; drop the frame quietly,
-        as chunks already in flight still arrive)."""
-        tid = parse_id(tid_text)
-        transfer = self.transfers.get(tid) if tid is not None else None
-        if transfer is not None and transfer.sender is client:
-            return transfer
-        if tid is not None and self._ended.get(tid) == client.id:
-            return ""
-        return f"{kind}: no transfer {sanitize(tid_text)[:20]} of yours is open"
 
     def on_client_left(self, client: Client) -> None:
         """*client* is gone: abort its own transfers and remove it as a receiver."""
@@ -417,9 +375,7 @@ class Relay:
     def _forget(self, transfer: Transfer) -> None:
         self.transfers.pop(transfer.id, None)
         self.consent.drop(transfer)
-        self._ended[transfer.id] = transfer.sender.id
-        while len(self._ended) > _ENDED_MEMORY:
-            self._ended.popitem(last=False)
+        self.gate.ended(transfer)
         self.flow.ended(transfer)
 
     def _arm_timer(self) -> None:
@@ -436,15 +392,8 @@ class Relay:
         for transfer in list(self.transfers.values()):
             if transfer.sender.id in self.flow.paused or transfer.asked:
                 continue
-            if now - transfer.last_data >= self.idle_timeout:
-                self._end(transfer, f"the sender sent nothing for {self.idle_timeout:g} s")
-            elif now - transfer.window >= self.idle_timeout:
-                progress = transfer.relayed - transfer.mark
-                if progress < self.min_progress and transfer.relayed < transfer.size:
-                    self._end(transfer, f"the sender sent only {progress} bytes in {self.idle_timeout:g} s "
-                                        f"(at least {self.min_progress} are needed)")
-                else:
-                    transfer.window, transfer.mark = now, transfer.relayed
+            if idle := transfer.idle(now, self.idle_timeout, self.min_progress):
+                self._end(transfer, idle)
         self.flow.resume_unblocked()
         self._arm_timer()
 

@@ -1,10 +1,11 @@
 """What the file relay's parts share: one :class:`Transfer`, and the host port (:class:`RelayHost`) they talk through.
 
-The relay (:mod:`chatroom.net.relay`) holds three parts, each with its own
+The relay (:mod:`chatroom.net.relay`) holds its parts, each with its own
 state: :class:`~chatroom.net.quota.Quota` (senders' budgets),
 :class:`~chatroom.net.consent.Consent` (receivers' policies and the answer
-phase of an offer) and :class:`~chatroom.net.backpressure.Backpressure`
-(pausing senders while receivers are full). They reach the server only
+phase of an offer), :class:`~chatroom.net.backpressure.Backpressure`
+(pausing senders while receivers are full), :class:`~chatroom.net.frames.FrameGate`
+(which frames a sender may send) and :class:`~chatroom.net.resume.Resumes`. They reach the server only
 through :class:`RelayHost`, which :class:`chatroom.server.app.Server`
 implements and the unit tests fake; a client is a
 :class:`~chatroom.net.connection.Connection` (tests use any object with its
@@ -176,6 +177,19 @@ class Transfer:
         for leg in self.legs.values():
             leg.sent += n
         return meta, f"{meta} {step[0]}"
+
+    def idle(self, now: float, timeout: float, least: int) -> str | None:
+        """Why this transfer's sender counts as gone idle at *now* (``clock()`` seconds): nothing for *timeout*
+        seconds, or fewer than *least* bytes in a progress window of *timeout* seconds while some are still due;
+        else None, and a window that is over starts the next one."""
+        if now - self.last_data >= timeout:
+            return f"the sender sent nothing for {timeout:g} s"
+        if now - self.window >= timeout:
+            progress = self.relayed - self.mark
+            if progress < least and self.relayed < self.size:
+                return f"the sender sent only {progress} bytes in {timeout:g} s (at least {least} are needed)"
+            self.window, self.mark = now, self.relayed
+        return None
 
     def end_refusal(self, digest: str) -> str | None:
         """Why ``file-end ID SHA256HEX`` cannot end this transfer (bytes missing, no digest, in a session

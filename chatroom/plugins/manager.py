@@ -1,14 +1,9 @@
 """The plugin manager: loads plugins and calls their hooks, one fault at a time.
 
 Plugins come from three places, loaded in this order: the built-ins listed in
-:data:`BUILTIN_PLUGINS`, installed distributions' entry points in the group
-``chatroom`` (``[project.entry-points.chatroom]``), and ``.py`` files in
-``--plugin-dir`` folders. Each one is loaded inside its own error handling:
-a plugin that fails to import or register is logged under ``[ERROR]`` with
-its source and the reason, and the server starts without it (pluggy's own
-``load_setuptools_entrypoints`` stops at the first failure, so it is not
-used). A plugin name is taken by the first plugin that claims it, so a
-built-in is never replaced.
+:data:`~chatroom.plugins.loader.BUILTIN_PLUGINS`, installed distributions' entry points in the group
+``chatroom`` (``[project.entry-points.chatroom]``), and ``.py`` files in ``--plugin-dir`` folders, each
+inside its own error handling (:mod:`chatroom.plugins.loader`).
 
 Hooks are called through :meth:`PluginHost.call` and :meth:`PluginHost.chain`,
 which run every implementation in turn (pluggy's order: ``tryfirst`` first,
@@ -27,8 +22,6 @@ that keeps blocking the loop is quarantined, whoever's calls did it (see
 from __future__ import annotations
 
 import difflib
-import importlib
-import importlib.metadata
 import logging
 import re
 import time
@@ -46,23 +39,10 @@ from chatroom.model.errors import Refused
 from chatroom.plugins.commands import Command, CommandError, Registry
 from chatroom.plugins.config import Setting, apply_schemas, freeze
 from chatroom.plugins.info import PluginInfo
-from chatroom.plugins.reloading import Reloading, import_file
+from chatroom.plugins.loader import ENTRY_POINT_GROUP, Loader
+from chatroom.plugins.reloading import Reloading
 from chatroom.plugins.slowness import SlowCalls
 from chatroom.net.logs import ERR
-
-ENTRY_POINT_GROUP = "chatroom"
-
-#: Modules of the built-in plugins, registered under their last dotted part.
-BUILTIN_PLUGINS = (
-    "chatroom.builtin.core",
-    "chatroom.builtin.rooms",
-    "chatroom.builtin.board",
-    "chatroom.builtin.tweet",
-    "chatroom.builtin.sendfile",
-    "chatroom.builtin.accounts",
-    "chatroom.builtin.moderation",
-    "chatroom.builtin.search",
-)
 
 #: What a command name or alias may look like (it is typed after ``/``).
 COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -106,7 +86,7 @@ class PluginHost(Reloading):
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.info: dict[str, PluginInfo] = {}
-        self.disabled = set(disabled)
+        self.loader = Loader(self.pm, self.info, disabled)  # loads plugins, keeps the load errors
         self._tables = {name: dict(table) for name, table in (config or {}).items()}  # as given, checked at the end
         self.config: dict[str, Mapping[str, Any]] = {name: freeze(table) for name, table in self._tables.items()}
         #: Plugin name -> its declared settings (``config_schema``), once loading ended.
@@ -118,96 +98,33 @@ class PluginHost(Reloading):
         self.slow = SlowCalls(slow_seconds, slow_limit)
         self.on_fault = on_fault
         self.on_quarantine: Callable[[str, str], None] | None = None
-        self.load_errors: list[str] = []
-        self._skipped: set[str] = set()  # names in `disabled` that matched something
 
     # -- loading -------------------------------------------------------------
-    def _is_disabled(self, *names: str) -> bool:
-        for name in names:
-            if name and name in self.disabled:
-                self._skipped.add(name)
-                return True
-        return False
+    @property
+    def disabled(self) -> set[str]:
+        """Plugin (or distribution) names not to load (the loader's)."""
+        return self.loader.disabled
+
+    @property
+    def load_errors(self) -> list[str]:
+        """Every load error logged so far, settings' problems included (the loader's)."""
+        return self.loader.errors
 
     def register(self, plugin: object, name: str, info: PluginInfo) -> bool:
         """Register *plugin* (a module or object with hookimpls) as *name*; False if refused (logged)."""
-        if self._is_disabled(name, info.distribution if info.source == "entry point" else ""):
-            log.info("plugin %s (%s) disabled by configuration", name, info.origin)
-            return False
-        if self.pm.has_plugin(name) or name in self.info:
-            other = self.info.get(name)
-            taken_by = f"{other.source} {other.origin}" if other else "another plugin"
-            self._load_error(
-                f"plugin {name} ({info.source} {info.origin}) not loaded: the name is taken by {taken_by}"
-            )
-            return False
-        try:
-            self.pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy raises PluginValidationError and others
-            self._load_error(f"plugin {name} ({info.source} {info.origin}) failed to register: {exc}")
-            return False
-        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [] if h.has_spec())
-        self.info[name] = info
-        log.info("loaded plugin %s (%s %s)", name, info.source, info.origin)
-        return True
+        return self.loader.register(plugin, name, info)
 
     def load_builtins(self) -> None:
-        """Register the modules in :data:`BUILTIN_PLUGINS`."""
-        for module_name in BUILTIN_PLUGINS:
-            name = module_name.rsplit(".", 1)[1]
-            if self._is_disabled(name):
-                log.info("built-in plugin %s disabled by configuration", name)
-                continue
-            try:
-                module = importlib.import_module(module_name)
-            except Exception as exc:
-                self._load_error(f"built-in plugin {name} failed to import: {exc!r}")
-                continue
-            self.register(module, name, PluginInfo(name, "builtin", "chatroom", _version("chatroom")))
+        """Register the modules in :data:`~chatroom.plugins.loader.BUILTIN_PLUGINS`."""
+        self.loader.builtins()
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load every entry point in *group*, each inside its own error handling."""
-        for ep in importlib.metadata.entry_points(group=group):
-            dist = ep.dist.name if ep.dist else "?"
-            version = ep.dist.version if ep.dist else ""
-            if self._is_disabled(ep.name, dist):
-                log.info("plugin %s (%s %s) disabled by configuration", ep.name, dist, version)
-                continue
-            try:
-                plugin = ep.load()
-            except BaseException as exc:  # SystemExit from a module body must not stop the server either
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self._load_error(
-                    f"plugin {ep.name} from distribution {dist} {version} failed to load "
-                    f"({ep.value}): {exc!r}"
-                )
-                continue
-            self.register(plugin, ep.name, PluginInfo(ep.name, "entry point", dist, version))
+        self.loader.entry_points(group)
 
     def load_dir(self, folder: Path) -> None:
         """Load every ``*.py`` file in *folder* (not starting with ``_``) as a plugin named after the file."""
-        if not folder.is_dir():
-            self._load_error(f"plugin folder {folder} does not exist")
-            return
-        for path in sorted(folder.glob("*.py")):
-            name = path.stem
-            if name.startswith("_"):
-                continue
-            if self._is_disabled(name):
-                log.info("plugin %s (%s) disabled by configuration", name, path)
-                continue
-            if name in self.info:  # checked before importing: never run a shadowed file's code
-                self.register(None, name, PluginInfo(name, "file", path=str(path)))
-                continue
-            try:
-                module = import_file(name, path)
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self._load_error(f"plugin {name} from file {path} failed to import: {exc!r}")
-                continue
-            self.register(module, name, PluginInfo(name, "file", path=str(path)))
+        self.loader.folder(folder)
 
     def finish_loading(self) -> None:
         """Report unknown hooks and disable names that matched nothing; collect commands.
@@ -216,7 +133,7 @@ class PluginHost(Reloading):
         collected first, so a plugin can never take a built-in's name.
         """
         self._check_hooks()
-        for name in sorted(self.disabled - self._skipped):
+        for name in self.loader.unmatched():
             log.warning("--disable-plugin %s: no plugin of that name was found", name, extra=ERR)
         impls = {impl.plugin_name: impl for impl in self.pm.hook.register_commands.get_hookimpls()}
         for info in sorted(self.info.values(), key=lambda i: i.source != "builtin"):
@@ -276,8 +193,7 @@ class PluginHost(Reloading):
                 info.commands.append(command.name)
 
     def _load_error(self, message: str) -> None:
-        self.load_errors.append(message)
-        log.error(message, extra=ERR)
+        self.loader.error(message)
 
     # -- configuration ---------------------------------------------------------
     def config_for(self, plugin: str) -> Mapping[str, Any]:
@@ -442,9 +358,3 @@ class PluginHost(Reloading):
             self.registry.remove_plugin(plugin)
             log.error("plugin %s disabled after %d faults", plugin, info.faults, extra=ERR)
 
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return ""

@@ -140,8 +140,7 @@ class Presence:
         self.hub.renamed(member, f"guest{member.id}")
         for remote in self.mirrors.values():  # the winner, if this node knows it already, holds the nick here
             if remote.nick == nick:
-                self.hub.nicks[nick_key(nick)] = remote
-                self.hub.skeletons[nick_skeleton_key(nick)] = remote
+                self.hub.nicks.claim(remote)
         self.tell(member, f"ERROR the nick {nick} was taken on another server at the same moment: you are "
                           f"{member.nick} again (/nick NAME)")
 
@@ -223,18 +222,18 @@ class Presence:
             self._change(remote)
             remote.account = account
             self.hub.members[mid] = remote
-            self.hub.nicks[nick_key(nick)] = remote
-            self.hub.skeletons.setdefault(nick_skeleton_key(nick), remote)
+            self.hub.nicks.by_key[nick_key(nick)] = remote
+            self.hub.nicks.by_skeleton.setdefault(nick_skeleton_key(nick), remote)
         elif remote.nick != nick:
             self._change(remote)
             remote.account = account
             key, skeleton = nick_key(nick), nick_skeleton_key(nick)
-            local = self.hub.nicks.get(key), self.hub.skeletons.get(skeleton)
+            local = self.hub.nicks.by_key.get(key), self.hub.nicks.by_skeleton.get(skeleton)
             self.hub.renamed(remote, nick)
             if local[0] is not None and not isinstance(local[0], RemoteMember):  # the claim decides between them
-                self.hub.nicks[key] = local[0]
+                self.hub.nicks.by_key[key] = local[0]
             if local[1] is not None and not isinstance(local[1], RemoteMember):
-                self.hub.skeletons[skeleton] = local[1]
+                self.hub.nicks.by_skeleton[skeleton] = local[1]
         if rooms is not None:
             for name in [r for r in remote.rooms if r not in rooms]:
                 self.leave(remote, remote.rooms[name])
@@ -289,10 +288,7 @@ class Presence:
                 self.hub.deliver_batch(room, [(0, notice)])
         if self.hub.members.get(remote.id) is remote:
             del self.hub.members[remote.id]
-        if self.hub.nicks.get(nick_key(remote.nick)) is remote:
-            del self.hub.nicks[nick_key(remote.nick)]
-        if self.hub.skeletons.get(nick_skeleton_key(remote.nick)) is remote:
-            del self.hub.skeletons[nick_skeleton_key(remote.nick)]
+        self.hub.nicks.release(remote)
 
     # -- messages -----------------------------------------------------------------------------------------
     def on_control(self, data: bytes) -> None:

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypedDict
+from typing import Any
 
 from chatroom.model.accounts import AccountStore
 from chatroom.model.history import MAX_FETCH, History
@@ -25,7 +25,6 @@ from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.resumable import ResumeBook
 from chatroom.model.room import Room
-from chatroom.net.budget import FloodPolicy
 from chatroom.net.filelinks import link_base
 from chatroom.net.connection import Connection
 from chatroom.net.logs import CONN, ERR
@@ -33,15 +32,14 @@ from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
 from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
 from chatroom.net.tcp import LineTransport
-from chatroom.net.tls import TLSTransport
-from chatroom.net.irctransport import open_irc
-from chatroom.net.web import _version, open_web
 from chatroom.plugins.context import Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.events import PluginEvents
 from chatroom.plugins.manager import PluginHost
 from chatroom.server.claim import Claim, take
+from chatroom.server.doors import open_doors
 from chatroom.server.gate import PasswordGate
+from chatroom.server.keeper import HistoryKeeper
 from chatroom.server.options import DEFAULT_MAX_FILE_SIZE, ServerOptions
 from chatroom.server.port import ServerPort
 from chatroom.server.scale import attach
@@ -50,19 +48,6 @@ from chatroom.wire.lines import encode_line, sanitize
 __all__ = ["DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_QUEUE", "Server", "ServerOptions", "default_plugins"]
 
 log = logging.getLogger("chatroom.server")
-
-#: Seconds between two retention passes over the history.
-PRUNE_EVERY = 60.0
-#: Lines one retention step deletes at most (each also leaves the search index, 10-25 us: bench/search.py).
-PRUNE_ROWS = 500
-
-
-class _Budgets(TypedDict):
-    """The budgets every transport of a server shares (:class:`~chatroom.net.tcp.LineTransport`'s keywords)."""
-
-    flood: FloodPolicy
-    partial_timeout: float
-    max_per_address: int
 
 
 def _connection(member: Member) -> Connection:
@@ -108,7 +93,6 @@ class Server:
         self.data_dir = options.data_dir
         self.max_file_size = options.max_file_size
         self.history_on_join = min(options.history_on_join, MAX_FETCH)
-        self.history_keep = options.history_keep
         self.plugins = plugins if plugins is not None else default_plugins(options)
         self.wall_clock = wall_clock  # ctx.now(); the loop's clock is ctx.monotonic()
         self.loop_thread: int | None = None  # the thread that ran start(): contexts check it (chatroom.plugins.threads)
@@ -123,7 +107,7 @@ class Server:
                        clock=wall_clock, record=options.record_history, max_rooms=options.max_rooms)
         self.accounts = AccountStore(self.data_dir / "accounts.sqlite3", post=self.loop.scheduler.call_soon_threadsafe,
                                      inline=inline_threads)  # registered nicks (ctx.accounts); writes off the loop
-        self.hub.registered = self.accounts.registered
+        self.hub.nicks.registered = self.accounts.registered
         #: Casefolded account names of the admins (the config file's ``admins``; see chatroom.model.moderation).
         self.admins = frozenset(a.casefold() for a in options.admins)
         self.hub.rooms.is_admin = lambda account: account is not None and account.casefold() in self.admins
@@ -136,42 +120,19 @@ class Server:
                            bytes_per_day=options.quota_bytes_per_day,  # consent and quotas: chatroom.net.consent
                            book=ResumeBook(self.data_dir / "transfers.sqlite3", options.resume_keep, wall_clock))
         self.loop.on_drain = self.relay.on_drain
-        self.loop.before_write += [self.hub.flush, self._commit_history]
-        claim, tls, timeout = self.claim, self.claim.tls, options.tls_handshake_timeout
-        flood = FloodPolicy(options.flood_rate, options.flood_burst, options.flood_kill, options.flood_backlog)
-        budgets = _Budgets(flood=flood, partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
-        self.transport: LineTransport
-        if tls is not None and claim.tls_listener is None:  # the main port speaks TLS
-            self.transport = TLSTransport(self.loop, self, claim.listener, context=tls, handshake_timeout=timeout,
-                                          **budgets)
-        else:
-            self.transport = LineTransport(self.loop, self, claim.listener, **budgets)
-        self.address: tuple[str, int] = claim.listener.getsockname()[:2]
+        #: Each pass's commit, answers held until saved, retention (chatroom.server.keeper).
+        self.keeper = HistoryKeeper(self.history, self.loop, self.hub.rooms, self.relay.resumes, options.history_keep)
+        self.loop.before_write += [self.hub.flush, self.keeper.commit]
+        doors = open_doors(self.loop, self, self.hub, self.claim, options)  # chatroom.server.doors
+        self.transport: LineTransport = doors.transport
         #: Every transport (the TLS listener beside the clear one, if any); they share ids, connections, budgets.
-        self.transports: list[LineTransport] = [self.transport]
-        self.tls_address: tuple[str, int] | None = self.address if tls is not None else None
-        if tls is not None and claim.tls_listener is not None:
-            self.transports.append(TLSTransport(self.loop, self, claim.tls_listener, context=tls, share=self.transport,
-                                                handshake_timeout=timeout, **budgets))
-            self.tls_address = claim.tls_listener.getsockname()[:2]
-        self.web_address: tuple[str, int] | None = None
-        if claim.web_listener is not None:  # the browser's door (HTTPS/WSS with tls): same rooms, ids and budgets
-            door = open_web(self.loop, self, self.hub, options.host, tls=tls, handshake_timeout=timeout,
-                            share=self.transport, listener=claim.web_listener, origins=options.web_origins,
-                            hosts=options.web_hosts,
-                            static=options.web_static, request_timeout=options.web_request_timeout, **budgets)
-            self.transports.append(door)
-            self.web_address = door.listener.getsockname()[:2]
-            self.relay.links.base = link_base("http" if tls is None else "https", self.web_address[1])  # IRC files
-        doors = open_irc(self.loop, self, claim.irc_listener, claim.irc_tls_listener, tls=tls, version=_version(),
-                         server_name=options.irc_server_name, share=self.transport,
-                         ping_after=options.irc_ping_after, handshake_timeout=timeout,
-                         **budgets) if claim.irc_listener or claim.irc_tls_listener else []
-        self.transports += doors
-        self.irc_addresses = [d.listener.getsockname()[:2] for d in doors]
+        self.transports: list[LineTransport] = doors.transports
+        self.address, self.tls_address, self.web_address = doors.address, doors.tls_address, doors.web_address
+        self.irc_addresses = doors.irc_addresses
+        if self.web_address is not None:  # the IRC door's file links point at the web door
+            self.relay.links.base = link_base("http" if self.claim.tls is None else "https", self.web_address[1])
         self.scaleout = (attach(options, self.loop, self.hub, self.history, self.send_line, self.transports,
                                 self.accounts) if options.redis is not None else None)  # --redis: a scaleout Node
-        self._history_failing: str | None = None  # what the log said last about the history store
         self._left = False  # set by close() once every member got client_left
 
     # -- running -------------------------------------------------------------------------
@@ -191,11 +152,7 @@ class Server:
             self.scaleout.start()
         self.call_hook("startup", None)
         self.events.refresh()
-        for _ in range(10_000):  # before the first client: nobody is replayed what retention drops
-            if not self.history.prune(*self.history_keep):
-                break
-        self.history.commit()
-        self.loop.call_later(PRUNE_EVERY, self._prune)
+        self.keeper.start()
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Ask the loop to stop (thread-safe); it tells the clients and closes."""
@@ -235,7 +192,7 @@ class Server:
         self.hub.flush()
         if self.scaleout is not None:
             self.scaleout.close()
-        self._commit_history()
+        self.keeper.commit()
         self.port.close()
         try:
             self.history.close()
@@ -280,7 +237,7 @@ class Server:
             return self.dispatcher.handle_line(conn, text)
         finally:
             if self.history.version != changes:
-                self.answer_when_saved(conn)
+                self.keeper.answer_when_saved(conn)
 
     def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
         """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
@@ -312,35 +269,10 @@ class Server:
         if not self._left:
             self.call_hook("client_left", conn, reason=reason)
 
-    def _commit_history(self) -> None:
-        """End of every pass, after the fan-out: hand the pass's lines to the writer (never waits), apply what it
-        reported; a failing store is logged when it starts failing and when it recovers (protocol.md, Durability)."""
-        writes = self.history.writes
-        writes.collect()
-        self.history.submit()
-        error = writes.store_error
-        if error != self._history_failing:
-            if error is not None and self._history_failing is None:
-                log.error("history store unavailable: %s; new lines wait in memory (at most %d, then speakers "
-                          "are refused) and are retried", error, writes.max_unsaved, extra=ERR)
-            elif error is None:
-                log.warning("history store recovered after %.1f s: %d lines saved", writes.outage,
-                            writes.saved_since_failure, extra=ERR)
-            self._history_failing = error
-
     def answer_when_saved(self, member: Member) -> None:
-        """Hold what *member* is sent until every room-store change made so far is committed: who changed a
-        topic, a room or its rules hears ``OK`` (or the IRC reply) only then (docs/protocol.md, "Durability")."""
-        if isinstance(member, Connection) and not member.gone:  # a member the loop writes to
-            self.loop.gate(member)
-            self.history.when_saved(lambda: self.loop.ungate(member))
-
-    def _prune(self) -> None:  # every minute: rooms whose linger is over, then one bounded retention step
-        more = self.hub.rooms.expire()  # the step runs on the history's writer thread; the loop never waits
-        self.relay.resumes.expire()  # resumable transfers idle past --resume-keep
-        def again(pruned: bool, _error: BaseException | None) -> None:
-            self.loop.call_later(0 if pruned or more else PRUNE_EVERY, self._prune)
-        self.history.prune(*self.history_keep, max_rows=PRUNE_ROWS, on_done=again)
+        """Hold what *member* is sent until its room-store changes are committed
+        (:meth:`chatroom.server.keeper.HistoryKeeper.answer_when_saved`)."""
+        self.keeper.answer_when_saved(member)
 
     # -- services for plugins, the dispatcher and the relay ------------------------------------------
     @property

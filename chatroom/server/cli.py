@@ -313,9 +313,9 @@ def serve(server: Server, options: ServerOptions, args: argparse.Namespace) -> i
             print(f"chatroom-server LAN address {format_address(address, port)}", flush=True)
     for url in web_urls(server, options.host, server.claim.tls is not None):
         print(f"chatroom-server web {url}", flush=True)
-    for i, address in enumerate(server.irc_addresses):  # the clear IRC port first, then IRC over TLS
+    for i, irc in enumerate(server.irc_addresses):  # the clear IRC port first, then IRC over TLS
         tls_irc = options.irc_tls_port is not None and (options.irc_port is None or i == 1)
-        print(f"chatroom-server IRC{' TLS' if tls_irc else ''} on {format_address(*address)}", flush=True)
+        print(f"chatroom-server IRC{' TLS' if tls_irc else ''} on {format_address(*irc)}", flush=True)
     for note in server.claim.notes:
         print(f"chatroom-server {note}", flush=True)
     tune_malloc()  # reuse chunk buffers instead of faulting them in again (see relay.tune_malloc)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from chatroom.model import access
 from chatroom.model.checkpoint import Checkpointer, no_autocheckpoint
-from chatroom.model.names import nick_skeleton_key
 from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.net.logs import CONN, ERR
 from chatroom.wire.render import hit_line
@@ -189,7 +188,7 @@ class ServerPort:
     def log_in(self, member: Member, account: str) -> None:
         """See :meth:`chatroom.plugins.port.MemberPort.log_in`."""
         hub = self._server.hub
-        holders = {hub.find(account), hub.skeletons.get(nick_skeleton_key(account))} - {None, member}
+        holders = {hub.find(account), hub.nicks.alike(account)} - {None, member}
         for other in holders:
             assert other is not None
             other.account = None
