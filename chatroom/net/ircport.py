@@ -2,7 +2,7 @@
 
 The door (:class:`chatroom.net.irc.IrcDoor` and its commands in ``chatroom/net/irc*.py``) reaches the server
 assembly (:class:`chatroom.server.app.Server`, which implements it; ``Server`` passing itself to
-:func:`chatroom.net.irctransport.open_irc` is where ``mypy --strict`` checks that it does) only through the
+:func:`chatroom.server.doors.open_doors`, typed with this protocol, is where ``mypy --strict`` checks that it does) only through the
 members named here: the :class:`~chatroom.net.connection.Application` every door calls, the room model's parts
 (hub, history, accounts) and the file relay, and the services below. The parts of floors above this one (the
 plugin host, the dispatcher, the server password gate) appear as the few members the door uses of them
