@@ -40,7 +40,7 @@ from chatroom.plugins.commands import Command, CommandError, Registry
 from chatroom.plugins.config import Setting, apply_schemas, freeze
 from chatroom.plugins.info import PluginInfo
 from chatroom.plugins.loader import ENTRY_POINT_GROUP, Loader
-from chatroom.plugins.reloading import Reloading
+from chatroom.plugins.reloading import Reloader
 from chatroom.plugins.slowness import SlowCalls
 from chatroom.net.logs import ERR
 
@@ -59,7 +59,7 @@ FAULT = object()
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-class PluginHost(Reloading):
+class PluginHost:
     """Owns the pluggy plugin manager, the command registry and plugin fault accounting.
 
     ``disabled``: plugin names (or distribution names) not to load.
@@ -91,6 +91,8 @@ class PluginHost(Reloading):
         self.config: dict[str, Mapping[str, Any]] = {name: freeze(table) for name, table in self._tables.items()}
         #: Plugin name -> its declared settings (``config_schema``), once loading ended.
         self.schemas: dict[str, Mapping[str, Setting]] = {}
+        #: Swaps a --plugin-dir file's new version in, or keeps the old one (:meth:`reload_file`).
+        self.reloader = Reloader(self.pm, self.registry, self.info, self.config, self.schemas, self._tables)
         #: Settings that cannot be used, and names that match nothing (also in ``load_errors``).
         self.config_errors: list[str] = []
         self.config_warnings: list[str] = []
@@ -100,6 +102,12 @@ class PluginHost(Reloading):
         self.on_quarantine: Callable[[str, str], None] | None = None
 
     # -- loading -------------------------------------------------------------
+    def reload_file(self, name: str, path: Path, *, import_file: Callable[[str, Path], Any],
+                    on_swap: Callable[[str], None], call_hook: Callable[[str, str], bool]) -> bool:
+        """Load *path* as the new version of the file plugin *name*; True if swapped in (see
+        :meth:`chatroom.plugins.reloading.Reloader.reload_file`)."""
+        return self.reloader.reload_file(name, path, import_file=import_file, on_swap=on_swap, call_hook=call_hook)
+
     @property
     def disabled(self) -> set[str]:
         """Plugin (or distribution) names not to load (the loader's)."""

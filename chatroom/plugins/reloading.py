@@ -44,7 +44,7 @@ from chatroom.plugins.commands import Command, Registry
 from chatroom.plugins.config import check_schema, freeze, validate
 from chatroom.plugins.info import PluginInfo
 
-__all__ = ["ReloadError", "Reloading", "import_file"]
+__all__ = ["ReloadError", "Reloader", "import_file"]
 
 log = logging.getLogger("chatroom.plugins")
 
@@ -53,16 +53,22 @@ class ReloadError(Exception):
     """Why a new version of a plugin was not swapped in (the old one keeps running)."""
 
 
-class Reloading:
-    """Mixed into :class:`chatroom.plugins.manager.PluginHost`: :meth:`reload_file`."""
+class Reloader:
+    """:meth:`reload_file` for a plugin host (:class:`chatroom.plugins.manager.PluginHost`, which holds one).
 
-    # provided by PluginHost
-    pm: pluggy.PluginManager
-    registry: Registry
-    info: dict[str, PluginInfo]
-    config: dict[str, Any]
-    schemas: dict[str, Any]
-    _tables: dict[str, dict[str, Any]]
+    It swaps plugins in the host's pluggy plugin manager *pm*, command *registry*, plugin *info*, settings
+    *config* and *schemas* (the host's own objects, changed in place); *tables* are the ``[plugins.NAME]``
+    tables as given, which a new version's ``config_schema`` is checked against. Loop thread only.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, registry: Registry, info: dict[str, PluginInfo],
+                 config: dict[str, Any], schemas: dict[str, Any], tables: dict[str, dict[str, Any]]) -> None:
+        self.pm = pm
+        self.registry = registry
+        self.info = info
+        self.config = config
+        self.schemas = schemas
+        self.tables = tables
 
     def reload_file(self, name: str, path: Path, *, import_file: Callable[[str, Path], Any],
                     on_swap: Callable[[str], None], call_hook: Callable[[str, str], bool]) -> bool:
@@ -169,7 +175,7 @@ class Reloading:
             problem = check_schema(name, schema)
             if problem:
                 raise ReloadError(problem)
-            values, report = validate(name, schema, self._tables.get(name, {}))
+            values, report = validate(name, schema, self.tables.get(name, {}))
             if report.errors:
                 raise ReloadError("; ".join(report.errors))
             settings = (schema, freeze(values))

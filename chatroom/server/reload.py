@@ -5,7 +5,7 @@ recursively. Its handler runs on the observer's thread and only hands the
 path to the loop (``Scheduler.call_soon_threadsafe``); on the loop, a path
 is reloaded :data:`SETTLE` seconds after its last change, so an editor's
 save (truncate, write, rename) is one reload. The reload itself, with its
-checks and rollback, is :meth:`chatroom.plugins.reloading.Reloading.reload_file`.
+checks and rollback, is :meth:`chatroom.plugins.reloading.Reloader.reload_file`.
 Files starting with ``_`` or ``.`` and anything but ``*.py`` are ignored; a
 deleted file leaves its plugin running (restart to drop it).
 """
