@@ -20,6 +20,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _assert_once_per_episode(text: str) -> None:
+    """The pause is logged once per episode: an episode ends only when an accept succeeds ("accepting
+    connections again"), which a descriptor the server freed for a moment (one of its own files) may allow;
+    never two pause lines in a row, and a handful at most in 2 s (a spinning accept would log thousands)."""
+    marks = [("pause" if "pausing new connections" in line else "again") for line in text.splitlines()
+             if "pausing new connections" in line or "accepting connections again" in line]
+    assert marks and marks[0] == "pause", marks
+    assert all(a != b for a, b in zip(marks, marks[1:])), f"logged twice in one episode: {marks}\n{text[-3000:]}"
+    assert marks.count("pause") <= 3, f"the log is flooded: {marks}\n{text[-3000:]}"
+
+
 def test_out_of_file_descriptors_pauses_accepting_logs_once_and_recovers(tmp_path: Path) -> None:
     """RLIMIT_NOFILE 40 and 60 connects: the server neither spins nor floods its log, and accepts
     again once descriptors are free."""
@@ -42,7 +53,7 @@ def test_out_of_file_descriptors_pauses_accepting_logs_once_and_recovers(tmp_pat
         cpu = _cpu_seconds(proc.pid)
         time.sleep(2.0)  # measuring a duration: the server must stay idle while it cannot accept
         assert _cpu_seconds(proc.pid) - cpu < 0.5, "accepting spins while out of descriptors"
-        assert log.read_text().count("pausing new connections") == 1, "logged more than once per episode"
+        _assert_once_per_episode(log.read_text())
         for sock in socks:  # every descriptor comes back (the pending ones are accepted, then see their EOF)
             sock.close()
         late = LineClient("127.0.0.1", port)
