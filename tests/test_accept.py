@@ -45,6 +45,9 @@ class _Listener:
     def fileno(self) -> int:
         return 3
 
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 5000)
+
     def close(self) -> None:
         pass
 
@@ -75,8 +78,8 @@ def test_out_of_descriptors_pauses_then_a_freed_socket_resumes_at_once(caplog: p
         acceptor.accept()
     assert admitted == ["a", "b", "c"]
     messages = [r.getMessage() for r in caplog.records]
-    assert sum("pausing new connections" in m for m in messages) == 1
-    assert sum("accepting connections again" in m for m in messages) == 1
+    assert sum("on 127.0.0.1:5000: " in m and "pausing new connections" in m for m in messages) == 1
+    assert messages.count("accepting connections again on 127.0.0.1:5000") == 1
 
 
 def test_freed_without_an_episode_changes_nothing() -> None:

@@ -65,15 +65,23 @@ class Acceptor:
                 return
             if self.paused:
                 self.paused = False
-                log.warning("accepting connections again", extra=ERR)
+                log.warning("accepting connections again on %s", self.where(), extra=ERR)
             self.admit(sock, addr)
+
+    def where(self) -> str:
+        """The listening address as ``HOST:PORT`` (for the log)."""
+        try:
+            host, port = self.listener.getsockname()[:2]
+        except (OSError, ValueError, TypeError):
+            return "the listener"
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
     def _pause(self, exc: OSError) -> None:
         """Out of file descriptors: stop listening until :meth:`freed` or ACCEPT_PAUSE s; log once per episode."""
         if not self.paused:
             self.paused = True
-            log.error("accept failed: %s; pausing new connections (logged once until accepting works again)",
-                      exc, extra=ERR)
+            log.error("accept failed on %s: %s; pausing new connections (logged once until accepting works again)",
+                      self.where(), exc, extra=ERR)
         if self.listening:
             self.listening = False
             self.loop.selector.unregister(self.listener)
