@@ -135,6 +135,29 @@ def test_kick_mode_and_quit_reach_every_door(irc: Any) -> None:
     bob.expect("* alice left ops (bye)")
 
 
+def test_an_invite_from_irc_lets_a_line_member_in_once(irc: Any) -> None:
+    """An invitation is the model's, whatever the invited member's door: INVITE from an IRC operator lets a
+    line-protocol member past the key and invite-only once (it said so, and /join must keep that promise)."""
+    alice = irc.irc("alice")
+    alice.send("JOIN #den")
+    alice.expect("366")
+    alice.send("MODE #den +ik door")
+    alice.expect("MODE")
+    bob = irc.connect("bob")
+    bob.send("/join #den")
+    bob.expect("ERROR #den is invite-only: it needs an invitation")
+    alice.send("INVITE bob #den")
+    assert alice.expect("341").params[1:] == ["bob", "#den"]
+    bob.expect("* alice invites you to #den: /join #den")
+    bob.send("/join #den")  # no key: the invitation passes it
+    bob.expect_prefix("OK join #den")
+    assert alice.expect("JOIN").source.startswith("bob!")
+    bob.send("/part #den")
+    bob.expect_prefix("OK part #den")
+    bob.send("/join #den")  # used up
+    bob.expect("ERROR #den is invite-only: it needs an invitation")
+
+
 def test_a_moderated_room_silences_every_door(irc: Any) -> None:
     alice = irc.irc("alice")
     alice.send("JOIN #quiet")

@@ -221,6 +221,8 @@ class Hub:
         room.members[member.id] = member
         self.rooms.occupied(room)
         member.rooms[room.name] = room
+        if member.invited is not None:  # an invitation lets in once
+            member.invited.discard(room.name)
         self.wires.entered(room.name, member.wire_index)
         member.joined(room)
         member.changed()

@@ -33,7 +33,8 @@ class Member:
     whose clients join rooms themselves (IRC) sets it False. Loop thread only.
     """
 
-    __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "away", "__weakref__")
+    __slots__ = ("id", "nick", "account", "room", "rooms", "caps", "tagged", "capture", "gone", "away", "invited",
+                 "__weakref__")
 
     wire = "text"
     #: False for a door whose clients get no welcome line and no automatic join (IRC clients join channels).
@@ -55,6 +56,18 @@ class Member:
         self.capture: Any = None
         self.gone = False
         self.away = ""
+        self.invited: set[str] | None = None  # room names this member was invited to (made at the first)
+
+    def invite(self, room: str) -> None:
+        """*room* (a room's name) lets this member in once past its key, invite-only and limit rules (not a
+        ban): an operator's ``INVITE`` from any door. Used up by :meth:`chatroom.model.hub.Hub.join`."""
+        if self.invited is None:
+            self.invited = set()
+        self.invited.add(room)
+
+    def invited_to(self, room: str) -> bool:
+        """True if this member holds an invitation to *room* (a room's name)."""
+        return self.invited is not None and room in self.invited
 
     def deliver(self, data: bytes | memoryview) -> None:
         """Queue already-encoded *data* (in this member's wire format) for the member.

@@ -68,7 +68,7 @@ class IrcConnection(Connection):
     """
 
     __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
-                 "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "invited", "mask_text",
+                 "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "mask_text",
                  "mask_nick", "shown_nick")
 
     transport: IrcTransportPort
@@ -94,7 +94,6 @@ class IrcConnection(Connection):
         self.sasl: Any = None
         self.password_ok = True
         self.failures = 0
-        self.invited: set[str] = set()
         self.mask_text = "!"
         self.mask_nick = ""  # the nick (the very string) mask_text was made for
         self.shown_nick = ""

@@ -80,13 +80,12 @@ def join_one(door: IrcDoor, conn: IrcConnection, name: str, key: str | None) -> 
             door.numeric(conn, "405" if room_key(name) else "403", name, str(exc))
             return
     else:
-        why = join_block(hub.rooms.viewer(conn), room, key, invited=room.name in conn.invited)
+        why = join_block(hub.rooms.viewer(conn), room, key, invited=conn.invited_to(room.name))
         if why is not None:
             code, mode = _REFUSED[why]
             door.numeric(conn, code, room.name, f"Cannot join channel (+{mode})")
             return
-    conn.invited.discard(room.name)
-    hub.join(conn, room)
+    hub.join(conn, room)  # (uses up an invitation)
     door.message(conn, "JOIN", room.name, source=conn.source, tags=door.server_tags(conn))
     if room.topic:
         send_topic(door, conn, room)
@@ -227,16 +226,14 @@ def invite(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         door.numeric(conn, "482", room.name, "You're not channel operator")
         return 1.0
     door.numeric(conn, "341", target.nick, room.name)
+    target.invite(room.name)  # the model's invitation, whatever the target's door (a remote member: its node)
     if isinstance(target, IrcConnection):
-        target.invited.add(room.name)
         tags = door.server_tags(target)
         if conn.account and target.irccaps & {"account-tag", "message-tags"}:
             tags["account"] = conn.account
         door.message(target, "INVITE", target.nick, room.name, source=conn.source, tags=tags)
     else:
         door.app.send_line(target, f"* {conn.nick} invites you to {room.name}: /join {room.name}")
-        if hasattr(target, "invited"):
-            target.invited.add(room.name)
     return 2.0
 
 

@@ -343,9 +343,7 @@ class Presence:
         if member is None or isinstance(member, RemoteMember):
             return
         if "invite" in message:
-            invited = getattr(member, "invited", None)  # only IRC connections hold invitations
-            if isinstance(invited, set):
-                invited.add(str(message["invite"]))
+            member.invite(str(message["invite"]))
         elif "event" in message:
             self.hub.send(member, decode(message["event"].encode(), "", 0).event)
         else:

@@ -64,19 +64,6 @@ class RemoteMember(Member):
     def closed(self) -> bool:
         return self.gone
 
-    @property
-    def invited(self) -> _Invites:
-        """The rooms an IRC ``INVITE`` lets it join once: an invitation goes to its node (chatroom.net.ircchannels)."""
-        return _Invites(self)
-
-
-class _Invites:
-    """``remote.invited.add(room)``: tell the member's node that it was invited to *room*."""
-
-    __slots__ = ("member",)
-
-    def __init__(self, member: RemoteMember) -> None:
-        self.member = member
-
-    def add(self, room: str) -> None:
-        self.member.presence.forward_invite(self.member, room)
+    def invite(self, room: str) -> None:
+        """An invitation to *room* goes to the member's node, which holds it (chatroom.scaleout.presence)."""
+        self.presence.forward_invite(self, room)

@@ -238,7 +238,8 @@ class ServerPort:
 
     def join_refusal(self, member: Member, room: Room, key: str | None) -> str | None:
         """The model's rule for entering *room*."""
-        return access.join_refusal(self._server.hub.rooms.viewer(member), room, key)
+        return access.join_refusal(self._server.hub.rooms.viewer(member), room, key,
+                                   invited=member.invited_to(room.name))
 
     def join(self, member: Member, room: Room) -> bool:
         """*member* into *room*."""
