@@ -90,3 +90,19 @@ def test_freed_without_an_episode_changes_nothing() -> None:
     assert loop.selector.registered == {listener: acceptor.accept} and not loop.timers
     acceptor.close()
     assert not loop.selector.registered
+
+
+def test_held_accepts_nothing_until_released_even_when_a_socket_is_freed() -> None:
+    loop = _Loop()
+    listener = _Listener(["a"])
+    admitted: list[Any] = []
+    acceptor = Acceptor(loop, listener, lambda sock, addr: admitted.append(sock))  # type: ignore[arg-type]
+    acceptor.hold()
+    assert listener not in loop.selector.registered
+    acceptor.freed()  # no out-of-descriptors episode: nothing changes; held stays held
+    assert listener not in loop.selector.registered
+    acceptor.release()
+    assert loop.selector.registered == {listener: acceptor.accept}
+    acceptor.release()  # idempotent: never registered twice
+    acceptor.accept()
+    assert admitted == ["a"]

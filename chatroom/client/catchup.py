@@ -21,8 +21,8 @@ lines in #lobby``, the missed lines, then the held live lines that were neither 
 among them, and calls ``on_caught_up()``.
 
 A room's ids only grow (docs/protocol.md "Rooms"), so a live line whose id is at or below the last id seen
-in its room is never shown: each line is shown once per room. (A scale-out node killed before it stored a
-line it had sent fetches that line again from Redis when restarted and sends it live to the room.)
+in its room is never shown: each line is shown once per room (a defence in depth: a restarted scale-out node
+fetches what it missed before it accepts connections, docs/scale-out.md).
 
 Loop thread only; lines go out through :class:`~chatroom.client.replies.Replies`, whose replies come
 back to this object's handler.

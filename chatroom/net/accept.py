@@ -47,6 +47,7 @@ class Acceptor:
         self.paused = False  # an out-of-descriptors episode is on (logged once)
         self.listening = True  # the listener is registered with the selector
         self.timer = False  # an ACCEPT_PAUSE timer is pending (one at a time)
+        self.held = False  # not accepting on purpose until release() (connections wait in the backlog)
         listener.setblocking(False)
         loop.selector.register(listener, 1, self.accept)
 
@@ -93,9 +94,23 @@ class Acceptor:
         self.timer = False
         self._resume()
 
+    def hold(self) -> None:
+        """Accept nothing until :meth:`release`: clients' connects complete in the kernel's listen backlog and
+        are accepted then (a scale-out node catching up before it serves anyone)."""
+        self.held = True
+        if self.listening:
+            self.listening = False
+            self.loop.selector.unregister(self.listener)
+
+    def release(self) -> None:
+        """Accept again after :meth:`hold` (idempotent)."""
+        if self.held:
+            self.held = False
+            self._resume()
+
     def _resume(self) -> None:
-        """Listen again (idempotent): a descriptor may be free."""
-        if not self.listening and self.listener.fileno() >= 0:
+        """Listen again (idempotent; not while held): a descriptor may be free."""
+        if not self.listening and not self.held and self.listener.fileno() >= 0:
             self.listening = True
             self.loop.selector.register(self.listener, 1, self.accept)
 

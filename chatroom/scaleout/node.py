@@ -90,6 +90,9 @@ class Node:
         self._closing = False
         self._joined = False  # both links were ready once (announced)
         self._subscribed = False  # the pattern subscription was confirmed once
+        #: Called once, when both links are ready and every room this node holds has fetched what was said
+        #: while it was away (the server holds its listeners until then: those lines are history, not news).
+        self.on_ready: Callable[[], None] | None = None
         #: Counters: passes published, passes refused (their speakers told), lines reported lost.
         self.published = self.refused = self.lost = 0
         hub.bus = self.publish
@@ -202,6 +205,7 @@ class Node:
         for room, feed in list(self.feeds.items()):  # fetches that waited for the link
             if feed.fetching is not None:
                 self._run(room, feed.failed())
+        self._check_ready()
 
     def _timed(self, sent: float, reply: Any) -> None:
         if isinstance(reply, list):
@@ -247,6 +251,14 @@ class Node:
                     self.accounts.ready()
             for room, feed in list(self.feeds.items()):
                 self._run(room, feed.resync())
+            self._check_ready()
+
+    def _check_ready(self) -> None:
+        """Call :attr:`on_ready` (once) when both links are ready and no room's catch-up fetch is under way."""
+        if self.on_ready is not None and self._joined and self._subscribed and \
+                all(feed.fetching is None for feed in self.feeds.values()):
+            on_ready, self.on_ready = self.on_ready, None
+            on_ready()
 
     def _feed(self, room: str) -> Feed:
         feed = self.feeds.get(room)
@@ -281,6 +293,7 @@ class Node:
         lines = [(int(entry_id.split(b"-", 1)[0]), fields[1][1:]) for entry_id, fields in reply]
         known = epoch[0].decode() if epoch and isinstance(epoch[0], bytes) else None
         self._run(room, self._feed(room).fetched(lines, known))
+        self._check_ready()
 
     def _lost(self, room: str, lost: Lost) -> None:
         self.lost += lost.lines

@@ -75,7 +75,33 @@ def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None
         raise StartupError(f"cannot reserve member ids in Redis: {exc}") from None
     for transport in transports:
         transport.ids = ids
+    _hold_until_caught_up(loop, node, transports)
     return node
+
+
+#: Seconds the doors wait at most for a starting node's catch-up before they accept anyway (with a warning).
+CATCH_UP_WAIT = 10.0
+
+
+def _hold_until_caught_up(loop: Loop, node: Node, transports: list[Any]) -> None:
+    """No door accepts until *node* fetched what its rooms missed while it was away (so a client that
+    reconnects to a restarted node gets those lines as history, replayed or fetched by id, never again as
+    live lines), or :data:`CATCH_UP_WAIT` seconds passed."""
+    for transport in transports:
+        transport.acceptor.hold()
+
+    def serve() -> None:
+        for transport in transports:
+            transport.acceptor.release()
+
+    def too_late() -> None:
+        if node.on_ready is not None:  # still catching up
+            node.on_ready = None
+            log.warning("serving before the catch-up through Redis finished (%.0f s passed)", CATCH_UP_WAIT)
+            serve()
+
+    node.on_ready = serve
+    loop.call_later(CATCH_UP_WAIT, too_late)
 
 
 def announce(text: str) -> None:
