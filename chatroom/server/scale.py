@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from chatroom.net.loop import Loop
     from chatroom.scaleout.node import Node
 
-__all__ = ["INSTALL_HINT", "attach", "node_name", "preflight"]
+__all__ = ["CATCH_UP_WAIT", "INSTALL_HINT", "attach", "hold_until_caught_up", "node_name", "preflight"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -75,7 +75,7 @@ def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None
         raise StartupError(f"cannot reserve member ids in Redis: {exc}") from None
     for transport in transports:
         transport.ids = ids
-    _hold_until_caught_up(loop, node, transports)
+    hold_until_caught_up(loop, node, transports)
     return node
 
 
@@ -83,7 +83,7 @@ def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None
 CATCH_UP_WAIT = 10.0
 
 
-def _hold_until_caught_up(loop: Loop, node: Node, transports: list[Any]) -> None:
+def hold_until_caught_up(loop: Loop, node: Node, transports: list[Any]) -> None:
     """No door accepts until *node* fetched what its rooms missed while it was away (so a client that
     reconnects to a restarted node gets those lines as history, replayed or fetched by id, never again as
     live lines), or :data:`CATCH_UP_WAIT` seconds passed."""
