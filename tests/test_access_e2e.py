@@ -53,13 +53,15 @@ def _close_websockets() -> Iterator[None]:
 
 @pytest.fixture
 def started(server_factory, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A server with the web door and the ``peek`` plugin: ``started(*args) -> (server, web host, web port)``."""
+    """A server with the web door and the ``peek`` plugin: ``started(*args) -> (server, web host, web port)``.
+    Flood control refills at 20 lines a second (not 2): these tests send every read path in bursts, and what
+    they check is who may read, not the pace."""
     folder = tmp_path / "plugins"
     folder.mkdir()
     (folder / "peek.py").write_text(textwrap.dedent(PEEK))
 
     def start(*args: str):  # type: ignore[no-untyped-def]
-        server = server_factory("--web-port", "0", "--plugin-dir", str(folder), *args)
+        server = server_factory("--web-port", "0", "--plugin-dir", str(folder), "--flood-rate", "20", *args)
         _, host, port = web_url(server)
         return server, host, port
 
