@@ -29,6 +29,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from chatroom.model.member import Member
+from chatroom.model.notice import Event
+from chatroom.model.room import Room
 from chatroom.net.connection import Connection, Transport
 from chatroom.net.ircport import IrcApplication
 from chatroom.net.loop import Loop
@@ -184,22 +187,23 @@ class IrcDoor:
         after registration (else ``451``); *params*: fewer parameters get ``461``."""
         self.commands[name] = (handler, registered, params)
 
-    def keep_tags(self, entry: Any, tags: dict[str, str]) -> None:
+    def keep_tags(self, entry: Event, tags: dict[str, str]) -> None:
         """Relay *tags* (client-only ``+name`` tags) with *entry* to IRC members that negotiated message-tags."""
         if entry.id and tags:
             self.client_tags[(entry.room, entry.id)] = tags
             while len(self.client_tags) > CLIENT_TAGS:
                 self.client_tags.popitem(last=False)
 
-    def is_op(self, member: Any, room: Any) -> bool:
+    def is_op(self, member: Member, room: Room) -> bool:
         """Does *member* operate *room* (its rules, the first member's right, or a server admin)?"""
         return room.operated_by(member) or self.is_admin(member)
 
-    def is_admin(self, member: Any) -> bool:
+    def is_admin(self, member: Member) -> bool:
         """Is *member* logged in to a server admin's account (the config's ``admins``)?"""
-        return bool(member.account) and member.account.casefold() in self.app.admins
+        account = member.account
+        return account is not None and account != "" and account.casefold() in self.app.admins
 
-    def replay_on_join(self, conn: IrcConnection, room: Any) -> None:
+    def replay_on_join(self, conn: IrcConnection, room: Room) -> None:
         """Replay the room's last lines (``--history-on-join``) to a client that can tell them from new ones:
         one that negotiated ``server-time`` and ``batch`` but not ``draft/chathistory`` (that one asks)."""
         caps = conn.irccaps
@@ -228,7 +232,7 @@ class IrcDoor:
         user = getattr(member, "user", "") or member.nick
         return f"{member.nick}!{user}@{irc_host(str(getattr(member, 'host', '') or ''))}"
 
-    def encode_event(self, entry: Any, tagged: int, current: bool, history: bool = False) -> bytes:
+    def encode_event(self, entry: Event, tagged: int, current: bool, history: bool = False) -> bytes:
         """The hub's encoder for IRC members (see :func:`chatroom.wire.ircevents.render_event`); with
         ``away-notify``, a JOIN of a member who is away is followed by its AWAY."""
         if entry.__class__ is Entry and entry.kind == "msg" and not tagged & _SHOWN_TAGS:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from chatroom.model.member import Member
+from chatroom.model.room import Room
 from chatroom.model.access import join_block, listed_to, may_read
 from chatroom.model.errors import Refused
 from chatroom.model.names import room_key
@@ -25,7 +27,7 @@ from chatroom.wire.irc import Message, casefold
 __all__ = ["install"]
 
 
-def _room(door: IrcDoor, conn: IrcConnection, name: str, *, member: bool = True) -> Any:
+def _room(door: IrcDoor, conn: IrcConnection, name: str, *, member: bool = True) -> Room | None:
     """The room *name*, or None after ``403`` (no such channel) or, with *member*, ``442`` (not on it)."""
     room = door.hub.room(name)
     if room is None:
@@ -37,13 +39,13 @@ def _room(door: IrcDoor, conn: IrcConnection, name: str, *, member: bool = True)
     return room
 
 
-def _prefix(door: IrcDoor, conn: IrcConnection, member: Any, room: Any) -> str:
+def _prefix(door: IrcDoor, conn: IrcConnection, member: Member, room: Room) -> str:
     """``@`` for an operator, ``+`` for a voiced member (both with ``multi-prefix``)."""
     marks = ("@" if door.is_op(member, room) else "") + ("+" if member.id in room.voices else "")
     return marks if "multi-prefix" in conn.irccaps else marks[:1]
 
 
-def _nick_item(door: IrcDoor, conn: IrcConnection, member: Any, room: Any) -> str:
+def _nick_item(door: IrcDoor, conn: IrcConnection, member: Member, room: Room) -> str:
     name = door.mask_of(member.nick) if "userhost-in-names" in conn.irccaps else member.nick
     return _prefix(door, conn, member, room) + name
 
@@ -105,7 +107,7 @@ def part(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 
 # -- TOPIC, NAMES, LIST ------------------------------------------------------------------------------------
-def send_topic(door: IrcDoor, conn: IrcConnection, room: Any) -> None:
+def send_topic(door: IrcDoor, conn: IrcConnection, room: Room) -> None:
     """332 and 333 (who set it, when), or 331 when there is none."""
     if not room.topic:
         door.numeric(conn, "331", room.name, "No topic is set")
@@ -132,7 +134,7 @@ def topic(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     return 1.0
 
 
-def names_of(door: IrcDoor, conn: IrcConnection, room: Any) -> None:
+def names_of(door: IrcDoor, conn: IrcConnection, room: Room) -> None:
     """353 lines of at most about 400 bytes, then 366."""
     items = [_nick_item(door, conn, m, room) for m in room.members.values()]
     line: list[str] = []
@@ -269,21 +271,21 @@ def who(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     return 3.0
 
 
-def visible(door: IrcDoor, conn: IrcConnection, room: Any) -> bool:
+def visible(door: IrcDoor, conn: IrcConnection, room: Room) -> bool:
     """May *conn* see *room*'s members and topic (:mod:`chatroom.model.access`: it may read the room, and a
     secret room only as a member)."""
     viewer = door.hub.rooms.viewer(conn)
     return listed_to(viewer, room) and may_read(viewer, room)
 
 
-def _visible(conn: IrcConnection, member: Any) -> bool:
+def _visible(conn: IrcConnection, member: Member) -> bool:
     """May *conn* find *member* by a mask: itself, a member without ``+i``, or one sharing a room."""
     if member is conn or "i" not in getattr(member, "umodes", ""):
         return True
     return any(name in conn.rooms for name in member.rooms)
 
 
-def _whox(door: IrcDoor, spec: str, member: Any, channel: str, user: str, host: str, flags: str) -> list[str]:
+def _whox(door: IrcDoor, spec: str, member: Member, channel: str, user: str, host: str, flags: str) -> list[str]:
     """The WHOX fields asked for, in the protocol's order (t c u i h s n f d l a o r)."""
     fields, _, token = spec.partition(",")
     values = {"t": token or "0", "c": channel, "u": user, "i": "255.255.255.255", "h": host, "s": door.server_name,

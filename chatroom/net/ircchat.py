@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chatroom.model.member import Member
+from chatroom.model.room import Room
 from chatroom.model.access import may_read
 from chatroom.model.history import Entry
 from chatroom.net.irc import IrcConnection, IrcDoor, tagged
@@ -218,7 +220,7 @@ def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     return 3.0
 
 
-def _ref(door: IrcDoor, room: Any, text: str) -> int | None:
+def _ref(door: IrcDoor, room: Room, text: str) -> int | None:
     """``*`` -> 0; ``msgid=ROOM-ID`` of this room -> ID; anything else None."""
     if text == "*":
         return 0

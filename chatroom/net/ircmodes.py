@@ -15,6 +15,8 @@ import logging
 import time
 from typing import Any
 
+from chatroom.model.member import Member
+from chatroom.model.room import Room
 from chatroom.model.moderation import Ban
 from chatroom.net.irc import IrcConnection, IrcDoor
 
@@ -28,7 +30,7 @@ _WITH_ARG = {"+": "obkvl", "-": "obv"}
 MAX_MODES = 4
 
 
-def change_modes(door: IrcDoor, conn: IrcConnection, room: Any, changes: str, args: list[str]) -> float:
+def change_modes(door: IrcDoor, conn: IrcConnection, room: Room, changes: str, args: list[str]) -> float:
     """Apply ``MODE #room CHANGES ARGS...``; returns the flood cost."""
     sign = "+"
     args = list(args)
@@ -86,7 +88,7 @@ def _mode_string(made: list[tuple[str, str, str]]) -> str:
     return " ".join([letters, *params])
 
 
-def _one(door: IrcDoor, conn: IrcConnection, room: Any, sign: str, char: str, arg: str,
+def _one(door: IrcDoor, conn: IrcConnection, room: Room, sign: str, char: str, arg: str,
          made: list[tuple[str, str, str]]) -> None:
     hub, rules = door.hub, room.rules
     label = room.label
