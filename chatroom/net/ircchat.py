@@ -16,7 +16,6 @@ reads the rooms' history by ``msgid`` (``ROOM-ID``). Loop thread only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from chatroom.model.member import Member
 from chatroom.model.room import Room

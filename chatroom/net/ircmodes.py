@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from chatroom.model.member import Member
 from chatroom.model.room import Room
