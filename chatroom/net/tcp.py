@@ -36,7 +36,7 @@ import traceback
 from collections import deque
 from typing import Any
 
-from chatroom.net.accept import ACCEPT_PAUSE, Acceptor, listen
+from chatroom.net.accept import Acceptor
 from chatroom.net.budget import EMPTY_BELOW, TOO_LONG_COST, FloodPolicy
 from chatroom.net.connection import Application, Connection
 from chatroom.net.linger import Lingering, shut_tcp
@@ -44,7 +44,7 @@ from chatroom.net.logs import CONN, ERR, log_rejected
 from chatroom.net.loop import Loop
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE, Frame, Line, Refused, TooLong, encode_line
 
-__all__ = ["ACCEPT_PAUSE", "CLOSE_GRACE", "LOST", "READ_SIZE", "SLICE", "LineTransport", "listen"]
+__all__ = ["CLOSE_GRACE", "LOST", "READ_SIZE", "SLICE", "LineTransport"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -84,12 +84,15 @@ class LineTransport:
         self.per_address: dict[str, int] = {}
         #: Sockets this server closed, drained until their clients close (see :mod:`chatroom.net.linger`).
         self.lingering = Lingering(loop, self._lingered)
+        #: The acceptors of every listener of this server (a closed socket frees a descriptor any of them may use).
+        self.acceptors: list[Acceptor] = []
         if share is not None:  # a second listener of the same server: one id counter, one table, one budget
             self.ids, self.connections, self.per_address = share.ids, share.connections, share.per_address
-            self.lingering = share.lingering
+            self.lingering, self.acceptors = share.lingering, share.acceptors
         self._watch: set[Connection] = set()  # closing, or holding an unfinished line or frame
         self._sweep: Any = None
         self.acceptor = Acceptor(loop, listener, self._admit)
+        self.acceptors.append(self.acceptor)
 
     def _admit(self, sock: socket.socket, addr: Any) -> None:
         if self._count_in(sock, addr):
@@ -151,8 +154,10 @@ class LineTransport:
         self.app.on_connect(conn)
 
     def _freed_descriptor(self) -> None:
-        """A socket of this server was closed: its acceptor may listen again (see :class:`Acceptor`)."""
-        self.acceptor.freed()
+        """A socket of this server was closed: every listener paused out of descriptors may accept again (see
+        :class:`~chatroom.net.accept.Acceptor`; once per close, never per line)."""
+        for acceptor in self.acceptors:
+            acceptor.freed()
 
     # -- reading ---------------------------------------------------------------------------
     def readable(self, conn: Connection) -> None:

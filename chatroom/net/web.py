@@ -42,11 +42,12 @@ from wsproto.events import CloseConnection
 from wsproto.utilities import ProtocolError
 
 from chatroom.model.hub import Hub
+from chatroom.net.accept import listen
 from chatroom.net.connection import Application, Connection
 from chatroom.net.loop import Loop
 from chatroom.net.logs import CONN
 from chatroom.net.relay import Relay
-from chatroom.net.tcp import CLOSE_GRACE, LineTransport, listen
+from chatroom.net.tcp import CLOSE_GRACE, LineTransport
 from chatroom.net.tls import TLSTransport
 from chatroom.net.webfiles import Download, Finish, Upload, link_target, serve_link
 from chatroom.net.webgate import Gate, Hosts

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatroom.net.tcp import listen
+from chatroom.net.accept import listen
 from chatroom.net.tls import load_tls
 from chatroom.server.checks import StartupError
 from chatroom.server.options import ServerOptions
