@@ -372,6 +372,8 @@ class RedisLink:
         if self.address.family != socket.AF_UNIX and self._failures > 1:
             self._sockaddr = None  # resolve the name again
         self._enter("down")
+        if self._retry is not None:  # a loss inside a loss (teardown failing a handshake reply): one retry only,
+            self._retry.cancel()  # or two dials would race and the first socket would leak, still registered
         self._retry = self.loop.call_later(delay, self._connect)
         if was_ready:
             self._guard(self.on_lost, reason)
