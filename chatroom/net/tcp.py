@@ -39,6 +39,7 @@ from typing import Any
 from chatroom.net.accept import Acceptor
 from chatroom.net.budget import EMPTY_BELOW, TOO_LONG_COST, FloodPolicy
 from chatroom.net.connection import Application, Connection
+from chatroom.net.deadlines import Deadlines
 from chatroom.net.linger import Lingering, shut_tcp
 from chatroom.net.logs import CONN, ERR, log_rejected
 from chatroom.net.loop import Loop
@@ -89,8 +90,7 @@ class LineTransport:
         if share is not None:  # a second listener of the same server: one id counter, one table, one budget
             self.ids, self.connections, self.per_address = share.ids, share.connections, share.per_address
             self.lingering, self.acceptors = share.lingering, share.acceptors
-        self._watch: set[Connection] = set()  # closing, or holding an unfinished line or frame
-        self._sweep: Any = None
+        self.deadlines = Deadlines(loop, self, partial_timeout)  # closing, or holding an unfinished line or frame
         self.acceptor = Acceptor(loop, listener, self._admit)
         self.acceptors.append(self.acceptor)
 
@@ -310,35 +310,9 @@ class LineTransport:
         if conn.parser.partial:
             if not conn.partial_since:
                 conn.partial_since = self.loop.now
-                self._watch_conn(conn)
+                self.deadlines.watch(conn)
         else:
             conn.partial_since = 0.0
-
-    def _watch_conn(self, conn: Connection) -> None:
-        self._watch.add(conn)
-        if self._sweep is None:
-            self._sweep = self.loop.call_later(1.0, self._sweep_watched)
-
-    def _sweep_watched(self) -> None:
-        """Close connections that held an unfinished line or frame too long, and reap closing ones."""
-        self._sweep = None
-        now = self.loop.now = self.loop.clock()
-        for conn in list(self._watch):
-            if conn.closed:
-                self._watch.discard(conn)
-            elif conn.closing:
-                if now >= conn.deadline:
-                    self.close(conn, "quit")
-            elif not conn.partial_since:
-                self._watch.discard(conn)
-            elif conn.paused or conn.throttled:
-                conn.partial_since = now  # not reading it: its clock does not run
-            elif self.partial_timeout and now - conn.partial_since >= self.partial_timeout:
-                what = "frame" if conn.parser.in_frame else "line"
-                self.loop.send_line(conn, f"ERROR timeout: unfinished {what} for {self.partial_timeout:g} s")
-                self.close(conn, "timeout", flush=True)
-        if self._watch:
-            self._sweep = self.loop.call_later(1.0, self._sweep_watched)
 
     def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:
         """Disconnect *conn*; with *flush*, after its queued output is sent (or CLOSE_GRACE seconds).
@@ -360,7 +334,7 @@ class LineTransport:
             return
         conn.closed = True
         self.loop.forget(conn)
-        self._watch.discard(conn)
+        self.deadlines.discard(conn)
         self.connections.pop(conn.id, None)
         if not conn.closing:
             self.app.on_close(conn, reason)
@@ -394,7 +368,7 @@ class LineTransport:
         self.loop.backlog.discard(conn)
         self.loop.set_mask(conn)
         self.loop.mark(conn)
-        self._watch_conn(conn)
+        self.deadlines.watch(conn)
 
     def close_unseen(self, conn: Connection, *, flush: bool = False) -> None:
         """Close a connection the application never heard of (an HTTP request, an IRC client that never
@@ -405,7 +379,7 @@ class LineTransport:
         conn.closed = True
         self.loop.forget(conn)
         conn.sock.close()
-        self._watch.discard(conn)
+        self.deadlines.discard(conn)
         self._count_out(conn.host)
 
     def shutdown(self) -> None:
