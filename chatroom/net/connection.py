@@ -6,6 +6,7 @@ import selectors
 from collections import deque
 from typing import Any, Iterator, Protocol
 
+from chatroom.model.history import Entry
 from chatroom.model.member import Member
 from chatroom.wire.lines import Frame, FrameFilter, Parser, encode_frame, encode_frame_header, encode_line
 from chatroom.sockets.outqueue import OutQueue
@@ -171,7 +172,7 @@ class Connection(Member):
         """One line (a reply, a listing line: ``str``, no newline) as this connection's wire carries it."""
         return encode_line(text)
 
-    def hit(self, entry: Any, line: str) -> None:
+    def hit(self, entry: Entry, line: str) -> None:
         """A search hit: *line* as any reply (:meth:`encode_text`), so a door with its own wire words it."""
         self.deliver(self.encode_text(line))
 
