@@ -57,8 +57,8 @@ class TLSSocket:
         return self.ssl.pending()
 
     def recv(self, size: int) -> bytes:
-        """Up to *size* decrypted bytes, reading until TLS wants the network; ``b""`` at the end (an end after
-        some bytes is reported by the next call); BlockingIOError while nothing came."""
+        """Up to *size* decrypted bytes, reading until TLS wants the network; ``b""`` at the end (an end or an
+        error after some bytes is reported by the next call); BlockingIOError while nothing came."""
         chunks: list[bytes] = []
         got = 0
         while got < size:
@@ -70,6 +70,10 @@ class TLSSocket:
                 raise BlockingIOError("TLS wants more bytes") from None
             except ssl.SSLZeroReturnError:
                 data = b""
+            except OSError:
+                if chunks:
+                    break  # what came first is served; the error comes again, or the end, on the next call
+                raise
             if not data:
                 break
             chunks.append(data)
@@ -89,6 +93,10 @@ class TLSSocket:
                     raise BlockingIOError("TLS wants more bytes") from None
                 except ssl.SSLZeroReturnError:
                     n = 0
+                except OSError:
+                    if got:
+                        break
+                    raise
                 if not n:
                     break
                 got += n
