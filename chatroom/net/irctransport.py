@@ -1,11 +1,12 @@
 """The IRC door's listeners: IRC over TCP and over TLS on the server's loop, with the line transport's budgets.
 
 An :class:`IrcTransport` *is* a :class:`~chatroom.net.tcp.LineTransport` (over TLS: holding a
-:class:`~chatroom.net.tls.TLSGate`) whose connections are :class:`~chatroom.net.irc.IrcConnection` objects (they parse with :class:`~chatroom.wire.irc.IrcParser`), so
-every budget of the line transport holds (see :mod:`chatroom.net.irc`). A connection stays in the ``pending``
-table until it registers (``REGISTRATION_TIMEOUT``), then joins the server's table and the application greets
-it; a silent registered client gets a PING after ``ping_after`` seconds (``--irc-ping-after``, default
-:data:`PING_AFTER`) and is closed with ``ERROR`` after as many more.
+:class:`~chatroom.net.tls.TLSGate`) whose connections are :class:`~chatroom.net.irc.IrcConnection` objects
+(they parse with :class:`~chatroom.wire.irc.IrcParser`), so every budget of the line transport holds (see
+:mod:`chatroom.net.irc`). A connection stays in the ``pending`` table until it registers
+(``REGISTRATION_TIMEOUT``), then joins the server's table and the application greets it; a silent registered
+client gets a PING after ``ping_after`` seconds (``--irc-ping-after``, default :data:`PING_AFTER`) and is
+closed with ``ERROR`` after as many more.
 :func:`open_irc` builds the door (:class:`~chatroom.net.irc.IrcDoor` and its commands) and binds the listeners.
 Loop thread only.
 """
