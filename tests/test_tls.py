@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import DEADLINE, LineClient, ServerProcess
 from test_e2e_transfer import ClientProcess, starts
+from web_kit import WSClient
 
 from chatroom.net.tls import CLEAR_ERROR
 
@@ -301,6 +302,22 @@ def test_shutdown_with_handshakes_in_flight_on_every_door(server_factory: Any) -
     for sock in waiting:
         assert read_to_the_end(sock) == b""
         sock.close()
+    assert "Traceback" not in server.log_text()
+
+
+def test_a_wss_member_at_shutdown_gets_the_notice_then_a_close_frame(server_factory: Any) -> None:
+    """The shutdown closes each member at once after its notice: over WSS the close frame goes out on the
+    TLS socket, like the notice (1001, going away), and the server stops cleanly."""
+    server, ports = every_tls_door(server_factory)
+    member = WSClient(server.host, ports["web"], tls=True, name="localhost")
+    try:
+        member.expect("hello")
+        member.sync()
+        assert server.stop() == 0
+        member.expect_line("* server shutting down")
+        assert member.expect_close() == 1001
+    finally:
+        member.close()
     assert "Traceback" not in server.log_text()
 
 
