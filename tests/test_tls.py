@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import DEADLINE, LineClient, ServerProcess
 from test_e2e_transfer import ClientProcess, starts
+from web_kit import WSClient
 
 from chatroom.net.tls import CLEAR_ERROR
 
@@ -233,6 +234,91 @@ def test_handshakes_count_against_the_per_address_budget(server_factory: Any) ->
             break
         except OSError:  # refused in clear text: the TLS handshake fails (ssl.SSLError), or the socket closes
             assert time.monotonic() < deadline, "the budget was never given back"
+
+
+def every_tls_door(server_factory: Any, *args: str) -> tuple[ServerProcess, dict[str, int]]:
+    """A server with a TLS port on every door (line, web, IRC): the server and each door's TLS port."""
+    server = server_factory("--tls-port", "0", "--web-port", "0", "--irc-port", "0", "--irc-tls-port", "0", *args)
+    ports: dict[str, int] = {}
+    for _ in range(10):
+        line = server.proc.stdout.readline()
+        words = line.split()
+        if line.startswith("chatroom-server TLS on "):
+            ports["line"] = int(words[3].rpartition(":")[2])
+        elif line.startswith("chatroom-server web https://"):
+            ports["web"] = int(words[2].rstrip("/").rpartition(":")[2])
+        elif line.startswith("chatroom-server IRC TLS on "):
+            ports["irc"] = int(words[4].rpartition(":")[2])
+        if len(ports) == 3:
+            return server, ports
+    raise AssertionError(f"the server did not print every TLS port: {ports}")
+
+
+def read_to_the_end(sock: socket.socket) -> bytes:
+    """What *sock* receives until the server closes it (DEADLINE at most)."""
+    sock.settimeout(DEADLINE)
+    got = b""
+    while data := sock.recv(65536):
+        got += data
+    return got
+
+
+def test_every_door_tells_clear_text_on_its_tls_port_in_its_own_words(server_factory: Any) -> None:
+    """Each door's TLS gate answers a client that speaks clear text (at once) or nothing (at the handshake
+    timeout) with that door's answer: ERROR lines on the line and IRC doors, an HTTP 400 or nothing on the web
+    door."""
+    server, ports = every_tls_door(server_factory, "--tls-handshake-timeout", "1")
+    error = (CLEAR_ERROR + "\n").encode()
+    spoken = {"line": (b"hello\n", error), "irc": (b"NICK x\r\nUSER x 0 * :X\r\n", error),
+              "web": (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", None)}
+    for door, (said, answer) in spoken.items():
+        with socket.create_connection((server.host, ports[door]), timeout=DEADLINE) as talker, \
+                socket.create_connection((server.host, ports[door]), timeout=DEADLINE) as silent:
+            talker.sendall(said)
+            got = read_to_the_end(talker)
+            if answer is None:
+                assert got.startswith(b"HTTP/1.1 400 ")
+                assert got.endswith(b"\r\n\r\nthis port speaks HTTPS: use https:// in the address\n"), got
+            else:
+                assert got == answer, door
+            started = time.monotonic()
+            assert read_to_the_end(silent) == (b"" if door == "web" else error), door
+            assert 0.5 <= time.monotonic() - started < 5.0
+    assert "Traceback" not in server.log_text()
+
+
+def test_shutdown_with_handshakes_in_flight_on_every_door(server_factory: Any) -> None:
+    """Handshakes begun, or not begun, on every door's TLS port do not hold up a shutdown nor break it."""
+    server, ports = every_tls_door(server_factory, "--tls-handshake-timeout", "60")
+    waiting = []
+    for port in ports.values():
+        begun = socket.create_connection((server.host, port), timeout=DEADLINE)
+        begun.sendall(b"\x16\x03\x01\x00\x10")  # a handshake record's header, its body never sent
+        waiting += [begun, socket.create_connection((server.host, port), timeout=DEADLINE)]
+    tls_client(server, ports["line"]).expect_prefix("* Welcome")  # accepted after the waiting ones
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 5.0
+    for sock in waiting:
+        assert read_to_the_end(sock) == b""
+        sock.close()
+    assert "Traceback" not in server.log_text()
+
+
+def test_a_wss_member_at_shutdown_gets_the_notice_then_a_close_frame(server_factory: Any) -> None:
+    """The shutdown closes each member at once after its notice: over WSS the close frame goes out on the
+    TLS socket, like the notice (1001, going away), and the server stops cleanly."""
+    server, ports = every_tls_door(server_factory)
+    member = WSClient(server.host, ports["web"], tls=True, name="localhost")
+    try:
+        member.expect("hello")
+        member.sync()
+        assert server.stop() == 0
+        member.expect_line("* server shutting down")
+        assert member.expect_close() == 1001
+    finally:
+        member.close()
+    assert "Traceback" not in server.log_text()
 
 
 def test_unusable_certificate_is_one_line_and_status_2(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
 
+from chatroom.net.connection import Address
 from chatroom.net.logs import ERR
+from chatroom.net.loop import Loop
 
 __all__ = ["ACCEPT_BATCH", "ACCEPT_PAUSE", "Acceptor", "listen"]
 
@@ -40,7 +42,7 @@ class Acceptor:
     """Accepts connections on *listener* (bound, listening; made non-blocking here) in *loop*'s selector and
     passes each ``(sock, addr)`` to *admit*. Loop thread only."""
 
-    def __init__(self, loop: Any, listener: socket.socket, admit: Callable[[socket.socket, Any], None]) -> None:
+    def __init__(self, loop: Loop, listener: socket.socket, admit: Callable[[socket.socket, Address], None]) -> None:
         self.loop = loop
         self.listener = listener
         self.admit = admit

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import selectors
-import socket
 from collections import deque
 from typing import Any, Iterator, Protocol
 
+from chatroom.model.history import Entry
 from chatroom.model.member import Member
 from chatroom.wire.lines import Frame, FrameFilter, Parser, encode_frame, encode_frame_header, encode_line
 from chatroom.sockets.outqueue import OutQueue
+from chatroom.sockets.tlssocket import Socket
+
+#: A peer's address as ``socket.accept()`` gives it: ``(host, port)`` over IPv4, ``(host, port, flowinfo,
+#: scope_id)`` over IPv6.
+Address = tuple[str, int] | tuple[str, int, int, int]
 
 
 class EventParser(Protocol):
@@ -92,8 +97,10 @@ class Connection(Member):
     (reading stopped: lagged behind a frame or a paused transfer),
     ``flood_since`` (start of the current throttling episode, 0 when none),
     ``partial_since`` (since when an unfinished line or frame has been held,
-    0 when none), ``deadline`` (when a closing connection is reaped), ``more`` (over TLS: decrypted bytes wait
-    in the SSL object for the next pass; one slot here rather than one per TLS subclass of each door).
+    0 when none), ``deadline`` (when a closing connection is reaped), ``more`` (its socket is a
+    :class:`~chatroom.sockets.tlssocket.TLSSocket` holding decrypted bytes the selector cannot see: the next
+    pass reads them). ``sock`` is a ``socket.socket`` or, behind a door's TLS gate, a ``TLSSocket``: the only
+    difference between a connection in clear and one over TLS.
     ``transport`` is the object that reads it (:class:`~chatroom.net.tcp.LineTransport`), ``loop``
     the :class:`~chatroom.net.loop.Loop` that writes it (``max_queue``, ``dirty``, ``too_slow``).
     Slots keep an idle connection small (docs/benchmarks.md). Loop thread only.
@@ -106,7 +113,7 @@ class Connection(Member):
         "hint_at", "hints", "unknown_at", "unknown_quiet", "more",
     )
 
-    def __init__(self, cid: int, sock: socket.socket, addr: Any, loop: Any, transport: Transport, *,
+    def __init__(self, cid: int, sock: Socket, addr: Address, loop: Any, transport: Transport, *,
                  tokens: float = 0.0, now: float = 0.0) -> None:
         super().__init__(cid, f"guest{cid}")
         self.sock = sock
@@ -165,7 +172,7 @@ class Connection(Member):
         """One line (a reply, a listing line: ``str``, no newline) as this connection's wire carries it."""
         return encode_line(text)
 
-    def hit(self, entry: Any, line: str) -> None:
+    def hit(self, entry: Entry, line: str) -> None:
         """A search hit: *line* as any reply (:meth:`encode_text`), so a door with its own wire words it."""
         self.deliver(self.encode_text(line))
 

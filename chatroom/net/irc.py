@@ -8,8 +8,8 @@ built the same way: an :class:`IrcTransport` *is* a
 every budget on them (64 KiB read and 64 messages per pass, the flood token
 bucket: each IRC command costs what its handler returns, 1 for most; the
 per-address limit shared with the other doors; the output budget;
-``--idle-timeout`` for an unfinished line). :class:`IrcTLSTransport` is the
-same over TLS. Members are :class:`IrcConnection` objects whose ``wire_index``
+``--idle-timeout`` for an unfinished line); over TLS it holds a
+:class:`~chatroom.net.tls.TLSGate`. Members are :class:`IrcConnection` objects whose ``wire_index``
 is the IRC encoder's (:mod:`chatroom.wire.ircevents`), so the hub encodes each
 room event once per set of negotiated tags for all IRC members.
 
@@ -32,15 +32,16 @@ from typing import Any, Protocol
 from chatroom.model.member import Member
 from chatroom.model.notice import Event
 from chatroom.model.room import Room
-from chatroom.net.connection import Connection, Transport
+from chatroom.net.connection import Address, Connection, Transport
 from chatroom.net.ircport import IrcApplication
 from chatroom.net.loop import Loop
+from chatroom.sockets.tlssocket import Socket
 from chatroom.wire.irc import IrcParser, Message, TooLong, encode
 from chatroom.model.history import Entry
 from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME, plain_privmsg, render_event
 from chatroom.wire.render import iso_time
 
-__all__ = ["IrcConnection", "IrcDoor", "IrcTLSConnection", "irc_host", "tagged"]
+__all__ = ["IrcConnection", "IrcDoor", "irc_host", "tagged"]
 
 
 
@@ -79,8 +80,9 @@ class IrcConnection(Connection):
     greeted = False  # no welcome line and no automatic join: an IRC client joins its channels
     takes_links = True  # no file frames: files come and go as one-time links (chatroom.net.filelinks)
 
-    def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, cid: int, sock: Socket, addr: Address, loop: Loop, transport: IrcTransportPort, *,
+                 tokens: float = 0.0, now: float = 0.0, wire_index: int = 0) -> None:
+        super().__init__(cid, sock, addr, loop, transport, tokens=tokens, now=now)
         self.parser = IrcParser()
         self.wire_index = wire_index
         self.registered = False
@@ -137,12 +139,6 @@ class IrcConnection(Connection):
         self.mask_nick = nick
         mask = self.mask_text = f"{nick}!{self.user or '~' + nick}@{irc_host(self.host)}"
         return mask
-
-
-class IrcTLSConnection(IrcConnection):
-    """An IRC connection over TLS (``more``: see :class:`~chatroom.net.tls.TLSConnection`)."""
-
-    __slots__ = ()
 
 
 def irc_host(address: str) -> str:

@@ -1,11 +1,12 @@
 """The IRC door's listeners: IRC over TCP and over TLS on the server's loop, with the line transport's budgets.
 
-An :class:`IrcTransport` *is* a :class:`~chatroom.net.tcp.LineTransport` whose connections are
-:class:`~chatroom.net.irc.IrcConnection` objects (they parse with :class:`~chatroom.wire.irc.IrcParser`), so
-every budget of the line transport holds (see :mod:`chatroom.net.irc`). A connection stays in the ``pending``
-table until it registers (``REGISTRATION_TIMEOUT``), then joins the server's table and the application greets
-it; a silent registered client gets a PING after ``ping_after`` seconds (``--irc-ping-after``, default
-:data:`PING_AFTER`) and is closed with ``ERROR`` after as many more.
+An :class:`IrcTransport` *is* a :class:`~chatroom.net.tcp.LineTransport` (over TLS: holding a
+:class:`~chatroom.net.tls.TLSGate`) whose connections are :class:`~chatroom.net.irc.IrcConnection` objects
+(they parse with :class:`~chatroom.wire.irc.IrcParser`), so every budget of the line transport holds (see
+:mod:`chatroom.net.irc`). A connection stays in the ``pending`` table until it registers
+(``REGISTRATION_TIMEOUT``), then joins the server's table and the application greets it; a silent registered
+client gets a PING after ``ping_after`` seconds (``--irc-ping-after``, default :data:`PING_AFTER`) and is
+closed with ``ERROR`` after as many more.
 :func:`open_irc` builds the door (:class:`~chatroom.net.irc.IrcDoor` and its commands) and binds the listeners.
 Loop thread only.
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
+import ssl
+from typing import Unpack
 
-from chatroom.net.connection import Application, Connection
+from chatroom.net.connection import Address, Application, Connection
 from chatroom.net.loop import Loop
-from chatroom.net.irc import IrcConnection, IrcDoor, IrcTLSConnection
+from chatroom.net.irc import IrcConnection, IrcDoor
 from chatroom.net.ircchannels import install as install_channels
 from chatroom.net.ircchat import install as install_chat
 from chatroom.net.ircfiles import install as install_files
@@ -27,11 +29,13 @@ from chatroom.net.ircinfo import remember
 from chatroom.net.ircport import IrcApplication
 from chatroom.net.ircregister import install as install_register
 from chatroom.net.logs import CONN
-from chatroom.net.tcp import LineTransport
-from chatroom.net.tls import TLSTransport
+from chatroom.net.scheduler import Timer
+from chatroom.net.tcp import DoorOptions, LineOptions, LineTransport
+from chatroom.net.tls import HANDSHAKE_TIMEOUT, TLSGate
+from chatroom.sockets.tlssocket import Socket
 from chatroom.wire.irc import Message, TooLong, encode
 
-__all__ = ["PING_AFTER", "REGISTRATION_TIMEOUT", "IrcTLSTransport", "IrcTransport", "open_irc"]
+__all__ = ["PING_AFTER", "REGISTRATION_TIMEOUT", "IrcTransport", "open_irc"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -41,23 +45,25 @@ REGISTRATION_TIMEOUT = 60.0
 PING_AFTER = 120.0
 
 
-class _Irc(LineTransport):
-    """What the clear and the TLS IRC transports add to their line transport: a line transport itself, so
-    :class:`IrcTLSTransport` (``_Irc``, then :class:`~chatroom.net.tls.TLSTransport`) puts TLS between the two."""
+class IrcTransport(LineTransport):
+    """IRC on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (``share=`` the main
+    transport; ``tls=`` a :class:`~chatroom.net.tls.TLSGate` for IRC over TLS) plus *door*, the :class:`IrcDoor`
+    with the command table, and *ping_after* (seconds of silence before the keep-alive PING; as many more
+    without an answer close the connection)."""
 
-    _connection_class: type[IrcConnection] = IrcConnection
-
-    def _setup(self, door: IrcDoor, ping_after: float = PING_AFTER) -> None:
+    def __init__(self, loop: Loop, app: Application, listener: socket.socket, *, door: IrcDoor,
+                 ping_after: float = PING_AFTER, **options: Unpack[LineOptions]) -> None:
+        super().__init__(loop, app, listener, **options)
         self.door = door
         self.ping_after = ping_after
         self.sweep_every = min(5.0, ping_after / 4)
         self.server_name = door.server_name
         self.pending: dict[int, IrcConnection] = {}  # connections not registered yet
-        self._timer: Any = None
+        self._timer: Timer | None = None
 
-    def _connection(self, cid: int, sock: Any, addr: Any) -> Connection:
-        conn = self._connection_class(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now,
-                                      wire_index=self.door.wire_index)
+    def _connection(self, cid: int, sock: Socket, addr: Address) -> Connection:
+        conn = IrcConnection(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now,
+                             wire_index=self.door.wire_index)
         conn.seen = self.loop.now
         conn.password_ok = not self.door.app.gate.needed  # the server's password gate
         return conn
@@ -126,31 +132,10 @@ class _Irc(LineTransport):
         super().shutdown()
 
 
-class IrcTransport(_Irc):
-    """IRC on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (``share=`` the main
-    transport) plus *door*, the :class:`IrcDoor` with the command table, and *ping_after* (seconds of silence
-    before the keep-alive PING; as many more without an answer close the connection)."""
-
-    def __init__(self, loop: Loop, app: Application, listener: Any, *, door: IrcDoor, ping_after: float = PING_AFTER,
-                 **options: Any) -> None:
-        LineTransport.__init__(self, loop, app, listener, **options)
-        self._setup(door, ping_after)
-
-
-class IrcTLSTransport(_Irc, TLSTransport):
-    """IRC over TLS: :class:`IrcTransport` over :class:`~chatroom.net.tls.TLSTransport`."""
-
-    _connection_class = IrcTLSConnection
-
-    def __init__(self, loop: Loop, app: Application, listener: Any, *, door: IrcDoor, ping_after: float = PING_AFTER,
-                 **options: Any) -> None:
-        TLSTransport.__init__(self, loop, app, listener, **options)
-        self._setup(door, ping_after)
-
-
-def open_irc(loop: Loop, app: IrcApplication, listener: Any, tls_listener: Any = None, *, server_name: str = "",
-             version: str = "", tls: Any = None, handshake_timeout: float = 10.0, ping_after: float = PING_AFTER,
-             **options: Any) -> list[LineTransport]:
+def open_irc(loop: Loop, app: IrcApplication, listener: socket.socket | None, tls_listener: socket.socket | None = None,
+             *, server_name: str = "", version: str = "", tls: ssl.SSLContext | None = None,
+             handshake_timeout: float = HANDSHAKE_TIMEOUT, ping_after: float = PING_AFTER,
+             **options: Unpack[DoorOptions]) -> list[IrcTransport]:
     """Serve IRC for *app* on *listener* (a bound listening socket, or None) and, with the ``ssl.SSLContext``
     *tls*, IRC over TLS on *tls_listener*. *server_name* (default: the host name) is the source of server
     messages; *ping_after*, seconds of silence before the keep-alive PING (``--irc-ping-after``); *options*,
@@ -159,11 +144,11 @@ def open_irc(loop: Loop, app: IrcApplication, listener: Any, tls_listener: Any =
     door = IrcDoor(app, loop, server_name or socket.gethostname() or "chatroom", version)
     for install in (install_register, install_channels, install_chat, install_info, install_files):
         install(door)
-    transports: list[LineTransport] = []
+    transports: list[IrcTransport] = []
     if listener is not None:
         transports.append(IrcTransport(loop, app, listener, door=door, ping_after=ping_after, **options))
     if tls is not None and tls_listener is not None:
-        transports.append(IrcTLSTransport(loop, app, tls_listener, door=door, context=tls, ping_after=ping_after,
-                                          handshake_timeout=handshake_timeout, **options))
+        gate = TLSGate(tls, handshake_timeout=handshake_timeout)  # clear text gets CLEAR_ERROR, as on the line door
+        transports.append(IrcTransport(loop, app, tls_listener, door=door, ping_after=ping_after, tls=gate, **options))
     log.info("IRC door as %s", door.server_name, extra=CONN)
     return transports

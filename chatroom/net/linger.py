@@ -21,6 +21,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from chatroom.net.loop import Loop
+from chatroom.sockets.tlssocket import Socket
+
 __all__ = ["LINGER", "LINGER_BYTES", "MAX_LINGERING", "Lingering"]
 
 #: Seconds a closed connection's input is still read and discarded, after the server shut down its writing.
@@ -39,15 +42,15 @@ class Lingering:
     (not for a socket released with host None). ``sockets`` maps each to ``[host, bytes left, timer]``.
     """
 
-    def __init__(self, loop: Any, closed: Callable[[str], None]) -> None:
+    def __init__(self, loop: Loop, closed: Callable[[str], None]) -> None:
         self.loop = loop
         self.closed = closed
-        self.sockets: dict[Any, list[Any]] = {}
+        self.sockets: dict[Socket, list[Any]] = {}
 
     def __len__(self) -> int:
         return len(self.sockets)
 
-    def release(self, sock: Any, host: str | None, shut: Callable[[Any], None]) -> None:
+    def release(self, sock: Socket, host: str | None, shut: Callable[[Socket], None]) -> None:
         """End *sock* (unregistered, no longer a connection) gracefully: ``shut(sock)`` shuts down its
         writing (raising OSError if it cannot), then its input is drained until the peer closes, for LINGER
         seconds or LINGER_BYTES at most; then it is closed. Immediate when MAX_LINGERING sockets linger."""
@@ -67,12 +70,12 @@ class Lingering:
         if host is not None:
             self.closed(host)
 
-    def _ready(self, sock: Any) -> None:
+    def _ready(self, sock: Socket) -> None:
         entry = self.sockets.get(sock)
         if entry is not None and not _drain(sock, entry):
             self.close(sock)
 
-    def close(self, sock: Any) -> None:
+    def close(self, sock: Socket) -> None:
         """*sock*'s linger is over (the peer closed, LINGER seconds passed, or the server stops): close it."""
         entry = self.sockets.pop(sock, None)
         if entry is None:
@@ -102,12 +105,13 @@ class Lingering:
             self.close(sock)
 
 
-def shut_tcp(sock: Any) -> None:
-    """Shut down the writing side of a TCP socket: a FIN after what was written. Raises OSError."""
+def shut_tcp(sock: Socket) -> None:
+    """Shut down the writing side of a TCP socket: a FIN after what was written (over TLS, ``close_notify``
+    first: :meth:`~chatroom.sockets.tlssocket.TLSSocket.shutdown`). Raises OSError."""
     sock.shutdown(socket.SHUT_WR)
 
 
-def _drain(sock: Any, entry: list[Any]) -> bool:
+def _drain(sock: Socket, entry: list[Any]) -> bool:
     """Read and discard what *sock* has (a few reads, ``entry[1]`` bytes at most); False at its end."""
     for _ in range(4):
         try:

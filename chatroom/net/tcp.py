@@ -34,17 +34,21 @@ import socket
 import sys
 import traceback
 from collections import deque
-from typing import Any
+from collections.abc import Iterator
+from typing import TypedDict
 
 from chatroom.net.accept import Acceptor
 from chatroom.net.budget import EMPTY_BELOW, TOO_LONG_COST, FloodPolicy
-from chatroom.net.connection import Application, Connection
+from chatroom.net.connection import Address, Application, Connection
+from chatroom.net.deadlines import Deadlines
 from chatroom.net.linger import Lingering, shut_tcp
 from chatroom.net.logs import CONN, ERR, log_rejected
 from chatroom.net.loop import Loop
+from chatroom.net.tls import TLSGate
+from chatroom.sockets.tlssocket import Socket
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE, Frame, Line, Refused, TooLong, encode_line
 
-__all__ = ["CLOSE_GRACE", "LOST", "READ_SIZE", "SLICE", "LineTransport"]
+__all__ = ["CLOSE_GRACE", "DoorOptions", "LOST", "READ_SIZE", "SLICE", "LineOptions", "LineTransport"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -58,6 +62,23 @@ CLOSE_GRACE = 3.0
 LOST = "connection lost"
 
 
+class DoorOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`LineTransport` a door's ``open_...`` function passes on as they are
+    (it makes its own TLS gate)."""
+
+    flood: FloodPolicy
+    partial_timeout: float
+    max_per_address: int
+    ids: Iterator[int] | None
+    share: LineTransport | None
+
+
+class LineOptions(DoorOptions, total=False):
+    """The keyword arguments of :class:`LineTransport`, which every door's transport takes too."""
+
+    tls: TLSGate | None
+
+
 class LineTransport:
     """Accepts TCP connections on *listener* (a bound, listening socket) and serves the line protocol.
 
@@ -66,16 +87,21 @@ class LineTransport:
     be held (0: for ever); *max_per_address* connections per peer address
     (0: no limit); *ids* gives connection ids (shared by every transport of
     a server); *share*, another transport of the same server whose ids,
-    connection table and per-address counts this one shares. A client that
-    opens a TLS handshake here (a line that starts with byte 0x16) is closed at once.
-    Loop thread only.
+    connection table and per-address counts this one shares; *tls*, the
+    :class:`~chatroom.net.tls.TLSGate` every accepted socket goes through
+    first (its connections' sockets are then
+    :class:`~chatroom.sockets.tlssocket.TLSSocket` objects). Without one, a
+    client that opens a TLS handshake here (a line that starts with byte
+    0x16) is closed at once. Loop thread only.
     """
 
-    def __init__(self, loop: Loop, app: Application, listener: Any, *, flood: FloodPolicy, partial_timeout: float = 60.0,
-                 max_per_address: int = 64, ids: Any = None, share: LineTransport | None = None) -> None:
+    def __init__(self, loop: Loop, app: Application, listener: socket.socket, *, flood: FloodPolicy,
+                 partial_timeout: float = 60.0, max_per_address: int = 64, ids: Iterator[int] | None = None,
+                 share: LineTransport | None = None, tls: TLSGate | None = None) -> None:
         self.loop = loop
         self.app = app
         self.listener = listener
+        self.tls = tls
         self.flood = flood
         self.partial_timeout = partial_timeout
         self.max_per_address = max_per_address
@@ -89,20 +115,22 @@ class LineTransport:
         if share is not None:  # a second listener of the same server: one id counter, one table, one budget
             self.ids, self.connections, self.per_address = share.ids, share.connections, share.per_address
             self.lingering, self.acceptors = share.lingering, share.acceptors
-        self._watch: set[Connection] = set()  # closing, or holding an unfinished line or frame
-        self._sweep: Any = None
+        self.deadlines = Deadlines(loop, self, partial_timeout)  # closing, or holding an unfinished line or frame
         self.acceptor = Acceptor(loop, listener, self._admit)
         self.acceptors.append(self.acceptor)
 
-    def _admit(self, sock: socket.socket, addr: Any) -> None:
+    def _admit(self, sock: socket.socket, addr: Address) -> None:
         if self._count_in(sock, addr):
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._start(sock, self._shared_host(addr))
+            if self.tls is None:
+                self.start(sock, self._shared_host(addr))
+            else:  # counted from the moment it is accepted: a handshake holds a place in the budget
+                self.tls.admit(self, sock, self._shared_host(addr))
 
-    def _count_in(self, sock: socket.socket, addr: Any) -> bool:
+    def _count_in(self, sock: socket.socket, addr: Address) -> bool:
         """Count a new connection against its address's budget; False (and *sock* told why and closed) past it."""
-        host = str(addr[0]) if isinstance(addr, tuple) else ""
+        host = str(addr[0])
         count = self.per_address.get(host, 0)
         if self.max_per_address and count >= self.max_per_address:
             log.info("refused a connection from %s: %d open already", host, count, extra=CONN)
@@ -112,7 +140,7 @@ class LineTransport:
             except OSError:
                 sock.close()
                 return False
-            self.lingering.release(sock, None, self._shut)
+            self.lingering.release(sock, None, shut_tcp)
             return False
         self.per_address[host] = count + 1
         return True
@@ -121,7 +149,8 @@ class LineTransport:
         """What a connection over the per-address budget is told before it is closed (*text*: why)."""
         return encode_line(f"ERROR {text}")
 
-    def _count_out(self, host: str) -> None:
+    def count_out(self, host: str) -> None:
+        """A connection (or a TLS handshake) of *host* is gone: its place in the per-address budget is free."""
         left = self.per_address.get(host, 1) - 1
         if left > 0:
             self.per_address[host] = left
@@ -130,21 +159,23 @@ class LineTransport:
 
     def _lingered(self, host: str) -> None:
         """A lingering socket counted against *host* is closed at last: its budget and descriptor are free."""
-        self._count_out(host)
+        self.count_out(host)
         self._freed_descriptor()
 
-    def _connection(self, cid: int, sock: Any, addr: Any) -> Connection:
-        """A new connection object (a transport with its own kind of socket makes its own)."""
+    def _connection(self, cid: int, sock: Socket, addr: Address) -> Connection:
+        """A new connection object (a door with its own kind of connection makes its own)."""
         return Connection(cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now)
 
-    def _start(self, sock: Any, addr: Any) -> Connection:
-        """*sock* (non-blocking, counted) becomes a connection: registered, greeted by the application."""
-        host = str(addr[0]) if isinstance(addr, tuple) else ""
+    def start(self, sock: Socket, addr: Address) -> Connection:
+        """*sock* (non-blocking, counted; over TLS, its handshake done) becomes a connection: registered,
+        greeted by the application."""
         conn = self._connection(next(self.ids), sock, addr)
         conn.parser.frame_filter = conn.vet_frame
         self.loop.selector.register(sock, 1, conn)
-        log.info("%s connected from %s:%s", conn.nick, host, addr[1] if isinstance(addr, tuple) else "", extra=CONN)
+        log.info("%s connected from %s:%s", conn.nick, addr[0], addr[1], extra=CONN)
         self._greet(conn)
+        if self.tls is not None:  # bytes that came with the handshake's last flight
+            self.tls.held_back(conn)
         return conn
 
     def _greet(self, conn: Connection) -> None:
@@ -161,7 +192,8 @@ class LineTransport:
 
     # -- reading ---------------------------------------------------------------------------
     def readable(self, conn: Connection) -> None:
-        """Read one slice of *conn*'s socket and handle what it completes."""
+        """Read one slice of *conn*'s socket (at most READ_SIZE bytes; over TLS, decrypted) and handle what it
+        completes."""
         try:
             data = conn.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -171,7 +203,7 @@ class LineTransport:
         if not data:
             self.close(conn, "connection lost")
             return
-        if data[:1] == b"\x16" and not conn.parser.partial:  # a TLS handshake record: it cannot read our lines
+        if data[:1] == b"\x16" and not conn.parser.partial and self.tls is None:  # TLS on the clear port
             log.info("closing %s: it speaks TLS on the clear port", conn.nick, extra=CONN)
             self.close(conn, "TLS on the clear port")
             return
@@ -179,7 +211,12 @@ class LineTransport:
         self.serve(conn)
 
     def serve(self, conn: Connection) -> None:
-        """Handle up to SLICE of *conn*'s events; a fault caused by its bytes closes it alone."""
+        """Handle up to SLICE of *conn*'s events; a fault caused by its bytes closes it alone. Over TLS, first
+        read what its SSL object held back (``more``: see :meth:`~chatroom.net.tls.TLSGate.held_back`)."""
+        if conn.more and not (conn.paused or conn.throttled or conn.closing):
+            conn.more = False
+            self.readable(conn)
+            return
         try:
             self._handle_events(conn)
         except Exception:  # noqa: BLE001 - our own bug, triggered by this client's input: never the loop's end
@@ -189,6 +226,8 @@ class LineTransport:
             if not conn.closed:
                 self.loop.send_line(conn, "ERROR internal error; closing the connection")
                 self.close(conn, "internal error", flush=True)
+        if self.tls is not None:
+            self.tls.held_back(conn)
 
     def _handle_events(self, conn: Connection) -> None:
         if conn.lagged:  # the bucket is empty: read ahead, handle nothing
@@ -310,35 +349,9 @@ class LineTransport:
         if conn.parser.partial:
             if not conn.partial_since:
                 conn.partial_since = self.loop.now
-                self._watch_conn(conn)
+                self.deadlines.watch(conn)
         else:
             conn.partial_since = 0.0
-
-    def _watch_conn(self, conn: Connection) -> None:
-        self._watch.add(conn)
-        if self._sweep is None:
-            self._sweep = self.loop.call_later(1.0, self._sweep_watched)
-
-    def _sweep_watched(self) -> None:
-        """Close connections that held an unfinished line or frame too long, and reap closing ones."""
-        self._sweep = None
-        now = self.loop.now = self.loop.clock()
-        for conn in list(self._watch):
-            if conn.closed:
-                self._watch.discard(conn)
-            elif conn.closing:
-                if now >= conn.deadline:
-                    self.close(conn, "quit")
-            elif not conn.partial_since:
-                self._watch.discard(conn)
-            elif conn.paused or conn.throttled:
-                conn.partial_since = now  # not reading it: its clock does not run
-            elif self.partial_timeout and now - conn.partial_since >= self.partial_timeout:
-                what = "frame" if conn.parser.in_frame else "line"
-                self.loop.send_line(conn, f"ERROR timeout: unfinished {what} for {self.partial_timeout:g} s")
-                self.close(conn, "timeout", flush=True)
-        if self._watch:
-            self._sweep = self.loop.call_later(1.0, self._sweep_watched)
 
     def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:
         """Disconnect *conn*; with *flush*, after its queued output is sent (or CLOSE_GRACE seconds).
@@ -360,20 +373,16 @@ class LineTransport:
             return
         conn.closed = True
         self.loop.forget(conn)
-        self._watch.discard(conn)
+        self.deadlines.discard(conn)
         self.connections.pop(conn.id, None)
         if not conn.closing:
             self.app.on_close(conn, reason)
         if reason == LOST:
             conn.sock.close()
-            self._count_out(conn.host)
+            self.count_out(conn.host)
             self._freed_descriptor()
         else:
-            self.lingering.release(conn.sock, conn.host, self._shut)
-
-    def _shut(self, sock: Any) -> None:
-        """Shut down the writing side of *sock* (a TCP FIN after what was written). Raises OSError."""
-        shut_tcp(sock)
+            self.lingering.release(conn.sock, conn.host, shut_tcp)  # over TLS: close_notify, then the FIN
 
     def finish(self, timeout: float) -> None:
         """Server shutdown, after every connection was closed: drain the lingering ones for at most *timeout*
@@ -381,11 +390,11 @@ class LineTransport:
         self.lingering.finish(timeout)
 
     @staticmethod
-    def _shared_host(addr: Any) -> Any:
+    def _shared_host(addr: Address) -> Address:
         """*addr* (a peer address) with its host string interned: the connections of one address share it."""
-        if isinstance(addr, tuple) and addr and isinstance(addr[0], str):
-            return (sys.intern(addr[0]), *addr[1:])
-        return addr
+        if len(addr) == 2:
+            return (sys.intern(addr[0]), addr[1])
+        return (sys.intern(addr[0]), addr[1], addr[2], addr[3])
 
     def _linger(self, conn: Connection) -> None:
         """*conn* closes once its queued output is sent (or after CLOSE_GRACE seconds); it is read no more."""
@@ -394,7 +403,7 @@ class LineTransport:
         self.loop.backlog.discard(conn)
         self.loop.set_mask(conn)
         self.loop.mark(conn)
-        self._watch_conn(conn)
+        self.deadlines.watch(conn)
 
     def close_unseen(self, conn: Connection, *, flush: bool = False) -> None:
         """Close a connection the application never heard of (an HTTP request, an IRC client that never
@@ -405,9 +414,11 @@ class LineTransport:
         conn.closed = True
         self.loop.forget(conn)
         conn.sock.close()
-        self._watch.discard(conn)
-        self._count_out(conn.host)
+        self.deadlines.discard(conn)
+        self.count_out(conn.host)
 
     def shutdown(self) -> None:
-        """Stop accepting (the listener is closed)."""
+        """Stop accepting (the listener is closed) and drop the TLS handshakes in progress."""
+        if self.tls is not None:
+            self.tls.shutdown()
         self.acceptor.close()

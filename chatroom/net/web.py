@@ -8,8 +8,8 @@ transport's code enforces every budget on them: 64 KiB read per pass, 64
 events per pass, the flood token bucket (an HTTP request costs 1, a line of
 a text message what a TCP line costs), ``--idle-timeout`` for an unfinished
 message, the per-address limit (shared with the line transports), the output
-budget. :class:`WebTLSTransport` is the same over TLS (HTTPS and WSS),
-built on :class:`~chatroom.net.tls.TLSTransport`.
+budget. Over TLS (HTTPS and WSS) it is the same transport holding a
+:class:`~chatroom.net.tls.TLSGate` (``tls=``) whose clear-text answer is :func:`https_only`.
 
 Life of a connection: accepted, it is an HTTP connection (``http`` table,
 not the server's; the application does not know it) answering ``GET``/``HEAD``
@@ -32,23 +32,28 @@ import importlib.metadata
 import itertools
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, Unpack
 
 import h11
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
 from wsproto.utilities import ProtocolError
 
+from chatroom.model.history import Entry
 from chatroom.model.hub import Hub
+from chatroom.model.room import Room
 from chatroom.net.accept import listen
-from chatroom.net.connection import Application, Connection
+from chatroom.net.connection import Address, Application, Connection
 from chatroom.net.loop import Loop
 from chatroom.net.logs import CONN
 from chatroom.net.relay import Relay
-from chatroom.net.tcp import CLOSE_GRACE, LineTransport
-from chatroom.net.tls import TLSTransport
+from chatroom.net.scheduler import Timer
+from chatroom.net.tcp import CLOSE_GRACE, DoorOptions, LineOptions, LineTransport
+from chatroom.net.tls import HANDSHAKE_TIMEOUT, TLSGate
+from chatroom.sockets.tlssocket import Socket
 from chatroom.net.webfiles import Download, Finish, Upload, link_target, serve_link
 from chatroom.net.webgate import Gate, Hosts
 from chatroom.net.webhttp import StaticFiles, plain_answer
@@ -58,7 +63,7 @@ from chatroom.wire.jsonwire import (
 )
 from chatroom.wire.lines import MAX_FRAME, MAX_LINE
 
-__all__ = ["CLOSE_CODES", "REQUEST_TIMEOUT", "WebConnection", "WebTLSTransport", "WebTransport", "open_web"]
+__all__ = ["CLOSE_CODES", "REQUEST_TIMEOUT", "WebConnection", "WebTransport", "https_only", "open_web"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -91,14 +96,15 @@ class WebConnection(Connection):
     __slots__ = ("wire_index", "upgraded", "you", "since", "idle_since", "close_sent", "file")
 
     parser: WebParser  # its parser (Connection's is any EventParser)
-    transport: _Web
+    transport: WebTransport
 
-    def __init__(self, *args: Any, wire_index: int = 0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, cid: int, sock: Socket, addr: Address, loop: Loop, transport: WebTransport, *,
+                 tokens: float = 0.0, now: float = 0.0, wire_index: int = 0) -> None:
+        super().__init__(cid, sock, addr, loop, transport, tokens=tokens, now=now)
         self.parser = WebParser()
         self.wire_index = wire_index
         self.upgraded = False
-        self.you: tuple[Any, ...] = ()
+        self.you: tuple[str, str | None, str | None, tuple[str, ...]] | tuple[()] = ()
         self.since = 0.0
         self.idle_since = 0.0
         self.close_sent = False
@@ -120,7 +126,7 @@ class WebConnection(Connection):
             return self.file.text(text)
         return line_event(text)
 
-    def hit(self, entry: Any, line: str) -> None:
+    def hit(self, entry: Entry, line: str) -> None:
         """A search hit as a ``hit`` event."""
         self.deliver(hit_event(entry))
 
@@ -136,7 +142,7 @@ class WebConnection(Connection):
             return self.file.frame_header(meta, size)
         return binary_header(meta, size)
 
-    def joined(self, room: Any) -> None:
+    def joined(self, room: Room) -> None:
         """A ``members`` event for the room just joined."""
         if self.upgraded:
             self.deliver(members_event(room.name, room.nicks(), room.topic, room.topic_by, room.topic_at))
@@ -151,21 +157,19 @@ class WebConnection(Connection):
             self.deliver(you_event(*state))
 
 
-class WebTLSConnection(WebConnection):
-    """A web connection over TLS (``more``: see :class:`~chatroom.net.tls.TLSConnection`)."""
+class WebTransport(LineTransport):
+    """HTTP and WebSocket on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (pass
+    ``share=`` the main transport: one id counter, connection table and per-address budget; ``tls=`` a
+    :class:`~chatroom.net.tls.TLSGate` for HTTPS and WSS) plus *wire_index* (the hub's index of
+    :func:`~chatroom.wire.jsonwire.encode_entry`), *version*, *rooms* (the room names ``hello`` lists), *gate*
+    (:class:`~chatroom.net.webgate.Gate`: what each request gets), *request_timeout* (seconds)."""
 
-    __slots__ = ()
-
-
-class _Web(LineTransport):
-    """What the clear and the TLS web transports add to their line transport: a line transport itself, so
-    :class:`WebTLSTransport` (``_Web``, then :class:`~chatroom.net.tls.TLSTransport`) puts TLS between the two."""
-
-    _connection_class: type[WebConnection] = WebConnection
     app: WebApplication
 
-    def _setup(self, *, wire_index: int, version: str, rooms: Callable[[], Iterable[str]], gate: Gate,
-               request_timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, loop: Loop, app: WebApplication, listener: socket.socket, *, wire_index: int, version: str,
+                 rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
+                 **options: Unpack[LineOptions]) -> None:
+        super().__init__(loop, app, listener, **options)
         self.wire_index = wire_index
         self.version = version
         self.rooms = rooms
@@ -176,11 +180,11 @@ class _Web(LineTransport):
         self.request_timeout = request_timeout
         self.http: dict[int, WebConnection] = {}
         self.files: dict[int, WebConnection] = {}  # connections serving a one-time file link
-        self._http_timer: Any = None
+        self._http_timer: Timer | None = None
 
     # -- connections ------------------------------------------------------------------------
-    def _connection(self, cid: int, sock: Any, addr: Any) -> Connection:
-        conn = self._connection_class(-cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now,
+    def _connection(self, cid: int, sock: Socket, addr: Address) -> Connection:
+        conn = WebConnection(-cid, sock, addr, self.loop, self, tokens=self.flood.burst, now=self.loop.now,
                                       wire_index=self.wire_index)  # a member's id and nick come with its WebSocket
         conn.nick = f"http{cid}"
         return conn
@@ -303,7 +307,7 @@ class _Web(LineTransport):
         conn.caps = frozenset({"binary"})
         log.info("%s is %s (WebSocket)", old, conn.nick, extra=CONN)
         conn.deliver(hello_event(conn.nick, self.version, self.rooms(), MAX_LINE, MAX_FRAME))
-        LineTransport._greet(self, conn)
+        super()._greet(conn)
 
     def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:
         """As the line transport's, plus a WebSocket close frame (code from :data:`CLOSE_CODES`); an HTTP
@@ -346,7 +350,7 @@ class _Web(LineTransport):
         super().shutdown()
 
 
-def _local_address(sock: Any) -> str:
+def _local_address(sock: Socket) -> str:
     """The address a connection came in on (``getsockname()``), ``""`` if the socket cannot say."""
     try:
         return str(sock.getsockname()[0])
@@ -354,42 +358,17 @@ def _local_address(sock: Any) -> str:
         return ""
 
 
-class WebTransport(_Web):
-    """HTTP and WebSocket on *listener*: :class:`~chatroom.net.tcp.LineTransport`'s keyword arguments (pass
-    ``share=`` the main transport: one id counter, connection table and per-address budget) plus *wire_index*
-    (the hub's index of :func:`~chatroom.wire.jsonwire.encode_entry`), *version*, *rooms* (the room names
-    ``hello`` lists), *gate* (:class:`~chatroom.net.webgate.Gate`: what each request gets), *request_timeout*
-    (seconds)."""
-
-    def __init__(self, loop: Loop, app: WebApplication, listener: Any, *, wire_index: int, version: str,
-                 rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
-                 **options: Any) -> None:
-        LineTransport.__init__(self, loop, app, listener, **options)
-        self._setup(wire_index=wire_index, version=version, rooms=rooms, gate=gate, request_timeout=request_timeout)
+def https_only(spoke: bool) -> bytes:
+    """The web door's clear-text answer on its HTTPS port (a :class:`~chatroom.net.tls.ClearTextAnswer`): clear
+    HTTP gets a short HTTP 400 in clear; nothing else goes out in clear (a client that said nothing gets
+    nothing)."""
+    return plain_answer(400, "this port speaks HTTPS: use https:// in the address") if spoke else b""
 
 
-class WebTLSTransport(_Web, TLSTransport):
-    """HTTPS and WSS: :class:`WebTransport` over :class:`~chatroom.net.tls.TLSTransport` (*context* the
-    server's ``ssl.SSLContext``, *handshake_timeout* seconds)."""
-
-    _connection_class = WebTLSConnection
-
-    def __init__(self, loop: Loop, app: WebApplication, listener: Any, *, wire_index: int, version: str,
-                 rooms: Callable[[], Iterable[str]], gate: Gate, request_timeout: float = REQUEST_TIMEOUT,
-                 **options: Any) -> None:
-        TLSTransport.__init__(self, loop, app, listener, **options)
-        self._setup(wire_index=wire_index, version=version, rooms=rooms, gate=gate, request_timeout=request_timeout)
-
-    def _clear_text_answer(self, spoke: bool) -> bytes:
-        """Clear HTTP on the HTTPS port gets a short HTTP 400 in clear (nothing else goes out in clear; a
-        client that said nothing gets nothing)."""
-        return plain_answer(400, "this port speaks HTTPS: use https:// in the address") if spoke else b""
-
-
-def open_web(loop: Loop, app: WebApplication, hub: Hub, host: str, port: int = 0, *, tls: Any = None, handshake_timeout: float = 10.0,
-             origins: Iterable[str] = (), static: Path | None = None, hosts: Iterable[str] = (),
-             request_timeout: float = REQUEST_TIMEOUT, listener: Any = None,
-             **options: Any) -> WebTransport | WebTLSTransport:
+def open_web(loop: Loop, app: WebApplication, hub: Hub, host: str, port: int = 0, *, tls: ssl.SSLContext | None = None,
+             handshake_timeout: float = HANDSHAKE_TIMEOUT, origins: Iterable[str] = (), static: Path | None = None,
+             hosts: Iterable[str] = (), request_timeout: float = REQUEST_TIMEOUT, listener: socket.socket | None = None,
+             **options: Unpack[DoorOptions]) -> WebTransport:
     """Bind *host*:*port* (0: the kernel picks) and serve the web transport there for *app*, whose room model is
     *hub* (:class:`~chatroom.model.hub.Hub`: the JSON encoder is registered with it); over TLS with the
     ``ssl.SSLContext`` *tls* (*handshake_timeout* seconds). *origins* are allowed besides the page's own (``"*"``:
@@ -404,12 +383,9 @@ def open_web(loop: Loop, app: WebApplication, hub: Hub, host: str, port: int = 0
         return [room.name for room in hub.rooms.listed()[:HELLO_ROOMS]]
 
     gate = Gate(StaticFiles(static), Hosts([*_own_names(), host, *hosts]), origins, "http" if tls is None else "https")
-    kind: type[WebTransport] | type[WebTLSTransport] = WebTransport
-    if tls is not None:
-        kind = WebTLSTransport
-        options.update(context=tls, handshake_timeout=handshake_timeout)
-    return kind(loop, app, listener, wire_index=hub.add_wire(encode_entry, variants=False), version=_version(),
-                rooms=rooms, gate=gate, request_timeout=request_timeout, **options)
+    https = None if tls is None else TLSGate(tls, handshake_timeout=handshake_timeout, answer=https_only)
+    return WebTransport(loop, app, listener, wire_index=hub.add_wire(encode_entry, variants=False), version=_version(),
+                        rooms=rooms, gate=gate, request_timeout=request_timeout, tls=https, **options)
 
 
 def _own_names() -> list[str]:

@@ -15,7 +15,7 @@ from chatroom.net.ircport import IrcApplication
 from chatroom.net.irctransport import open_irc
 from chatroom.net.loop import Loop
 from chatroom.net.tcp import LineTransport
-from chatroom.net.tls import TLSTransport
+from chatroom.net.tls import TLSGate
 from chatroom.net.web import WebApplication, _version, open_web
 from chatroom.server.claim import Claim
 from chatroom.server.options import ServerOptions
@@ -55,16 +55,14 @@ def open_doors(loop: Loop, app: DoorsApplication, hub: Hub, claim: Claim, option
     flood = FloodPolicy(options.flood_rate, options.flood_burst, options.flood_kill, options.flood_backlog)
     budgets = Budgets(flood=flood, partial_timeout=options.idle_timeout, max_per_address=options.max_per_address)
     transport: LineTransport
-    if tls is not None and claim.tls_listener is None:  # the main port speaks TLS
-        transport = TLSTransport(loop, app, claim.listener, context=tls, handshake_timeout=timeout, **budgets)
-    else:
-        transport = LineTransport(loop, app, claim.listener, **budgets)
+    main_tls = TLSGate(tls, handshake_timeout=timeout) if tls is not None and claim.tls_listener is None else None
+    transport = LineTransport(loop, app, claim.listener, tls=main_tls, **budgets)  # main_tls: the main port speaks TLS
     address: tuple[str, int] = claim.listener.getsockname()[:2]
     transports: list[LineTransport] = [transport]  # they share ids, connections, budgets
     tls_address: tuple[str, int] | None = address if tls is not None else None
     if tls is not None and claim.tls_listener is not None:
-        transports.append(TLSTransport(loop, app, claim.tls_listener, context=tls, share=transport,
-                                       handshake_timeout=timeout, **budgets))
+        transports.append(LineTransport(loop, app, claim.tls_listener, tls=TLSGate(tls, handshake_timeout=timeout),
+                                        share=transport, **budgets))
         tls_address = claim.tls_listener.getsockname()[:2]
     web_address: tuple[str, int] | None = None
     if claim.web_listener is not None:  # the browser's door (HTTPS/WSS with tls): same rooms, ids and budgets
