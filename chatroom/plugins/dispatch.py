@@ -127,6 +127,20 @@ class Dispatcher:
             self.host.send_line(client, f"ERROR {exc}")
             return None
 
+    def private(self, sender: Member | None, target: Member, text: str, *, notice: bool = False) -> bool:
+        """*sender*'s (None: the server's) private line *text* to *target* after the ``private_message`` hooks
+        (which may rewrite or drop it), ``NICK (private): text`` (*notice*: an IRC ``NOTICE``): what ``/msg``,
+        ``ctx.private`` and IRC's ``PRIVMSG nick`` do. False if a hook dropped it."""
+        if self.plugins.implemented("private_message"):
+            filtered = self.plugins.chain("private_message", lambda p: Context(self.host, p, sender), "text", text,
+                                          target=target)
+            if filtered is None:
+                return False
+            text = filtered
+        nick, account = (sender.nick, sender.account) if sender is not None else ("", None)
+        self.host.send_private(nick, account, target, text, notice=notice)
+        return True
+
     def _command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)
         top = self.plugins.registry.get(name)
