@@ -298,7 +298,9 @@ class Hub:
         return entry
 
     def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
-        """*by* changed *room*'s mode *change* (``"+o bob"``): a ``"mode"`` notice; else the plain ``* text``."""
+        """*by* (None: the server) changed *room*'s rules: they are persisted (:meth:`save_rules`), then the room is
+        told: the mode *change* (``"+o bob"``) as a ``"mode"`` notice; else the plain ``* text``. Every door's way."""
+        self.save_rules(room)
         if by is None or not change:
             return self.notice(room, text)
         self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))

@@ -201,8 +201,7 @@ class IrcDoor:
 
     def is_admin(self, member: Member) -> bool:
         """Is *member* logged in to a server admin's account (the config's ``admins``)?"""
-        account = member.account
-        return account is not None and account != "" and account.casefold() in self.app.admins
+        return self.hub.rooms.is_admin(member.account)  # the server's one admin rule
 
     def replay_on_join(self, conn: IrcConnection, room: Room) -> None:
         """Replay the room's last lines (``--history-on-join``) to a client that can tell them from new ones:

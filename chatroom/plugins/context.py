@@ -352,7 +352,7 @@ class Context:
 
     def admin(self, member: Client | None) -> bool:
         """True if *member* is logged in to an admin's account."""
-        return member is not None and member.account is not None and member.account.casefold() in self._server.admins
+        return self._server.is_admin(member)
 
     def allowed(self, requires: str, room: Room | None = None) -> bool:
         """May the caller do what needs *requires* (``"anyone"``, ``"account"``, ``"operator"``,
@@ -375,8 +375,7 @@ class Context:
 
     def moderate(self, room: Room, action: str, *, mode: str = "") -> None:
         """Persist ``room.rules``, tell *room* ``* ACTION`` (*mode*: as an IRC mode, ``"+o bob"``) and log who did it."""
-        self._server.save_rules(room)
-        self._server.mode(room, self.client, mode, action)
+        self._server.mode(room, self.client, mode, action)  # persisted, then told
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:

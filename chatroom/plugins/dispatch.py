@@ -106,7 +106,7 @@ class Dispatcher:
         if room is None:
             self.host.send_line(client, "ERROR you are in no room: /join #room first")
             return None
-        if not room.may_speak(client) and (client.account or "").casefold() not in self.host.admins:
+        if not room.may_speak(client) and not self.host.is_admin(client):
             self.host.send_line(client, f"ERROR {room.name} is moderated: only its operators and voiced members speak")
             return None
         if self.plugins.implemented("chat_message"):

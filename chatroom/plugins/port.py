@@ -84,9 +84,8 @@ class LoopPort(Protocol):
 class MemberPort(Protocol):
     """Members: finding them, what they are sent, their names and accounts."""
 
-    @property
-    def admins(self) -> frozenset[str]:
-        """The casefolded account names of the server's admins."""
+    def is_admin(self, member: Member | None) -> bool:
+        """Is *member* logged in to an account named in the server's ``admins`` (the one admin rule)?"""
 
     @property
     def accounts(self) -> AccountStore:
@@ -172,13 +171,11 @@ class RoomPort(Protocol):
         """The line *text*, as it is, to everyone in *room* but *exclude* (a room event, not recorded)."""
 
     def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
-        """Tell *room* a moderation change ``* text``, an IRC mode *change* (``"+o bob"``) on the IRC door."""
+        """Persist ``room.rules``, then tell *room* the moderation change ``* text``, an IRC mode *change*
+        (``"+o bob"``) on the IRC door (:meth:`chatroom.model.hub.Hub.mode`)."""
 
     def set_topic(self, member: Member, room: Room, text: str) -> None:
         """Set *room*'s topic as *member* (persisted, recorded, told)."""
-
-    def save_rules(self, room: Room) -> None:
-        """Persist ``room.rules``."""
 
     def history(self, reader: Member | None, room: Room, *, last: int | None, since: int | None,
                 before: int | None) -> list[Entry]:

@@ -57,7 +57,6 @@ class Assembly(Protocol):
     events: PluginEvents
     plugins: PluginHost
     accounts: AccountStore
-    admins: frozenset[str]
     data_dir: Path
     loop_thread: int | None
     wall_clock: Callable[[], float]
@@ -165,7 +164,10 @@ class ServerPort:
         self._server.loop.scheduler.cancel_plugin(plugin)
 
     # -- members ------------------------------------------------------------------------------
-    admins = property(lambda self: self._server.admins, doc="Casefolded admin account names.")
+    def is_admin(self, member: Member | None) -> bool:
+        """Is *member* logged in to an admin's account (the server's rule, ``Rooms.is_admin``)?"""
+        return member is not None and self._server.hub.rooms.is_admin(member.account)
+
     accounts = property(lambda self: self._server.accounts, doc="The account store.")
 
     def find_client(self, nick: str) -> Member | None:
@@ -216,7 +218,7 @@ class ServerPort:
             self.set_nick(member, account)
         else:
             self._server.events.named(member)
-        if account.casefold() not in self._server.admins:  # an account ban holds whatever connection it logs in from
+        if not self.is_admin(member):  # an account ban holds whatever connection it logs in from
             for room in list(member.rooms.values()):
                 if room.rules.banned(account, ""):
                     hub.part(member, room, notice=f"{account} is banned from {room.label}", by=member.nick)
@@ -231,9 +233,8 @@ class ServerPort:
 
     def notify_admins(self, text: str) -> None:
         """``text`` to every connected admin."""
-        admins = self._server.admins
         for member in list(self._server.hub.members.values()):
-            if member.account is not None and member.account.casefold() in admins:
+            if self.is_admin(member):
                 self.send_line(member, text)
 
     # -- rooms --------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ class ServerPort:
         self._server.broadcast(room, text, exclude)
 
     def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
-        """A moderation change told to *room*."""
+        """A moderation change persisted and told to *room*."""
         self._server.hub.mode(room, by, change, text)
 
     def set_topic(self, member: Member, room: Room, text: str) -> None:
@@ -284,7 +285,7 @@ class ServerPort:
         self._server.hub.set_topic(member, room, text)
 
     def save_rules(self, room: Room) -> None:
-        """Persist ``room.rules``."""
+        """Persist ``room.rules`` (the test kit's operators; plugins persist through :meth:`mode`)."""
         self._server.hub.save_rules(room)
 
     def history(self, reader: Member | None, room: Room, *, last: int | None, since: int | None,
