@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from chatroom.plugins.port import Host
 
 LineHandler = Callable[["Context", str], None]
-#: The warning ``ctx.say(text)`` (plugin API 1.0's form) gives.
-SAY_AS_CHAT = ("ctx.say(text) is deprecated since plugin API 1.1: use ctx.chat(text) to speak as the caller, or "
-               "ctx.say(room, text) to say something in a room")
 
 
 class Context:
@@ -65,18 +62,14 @@ class Context:
         ``members``, ``join``...) no longer work; its room-wide parts do (``say(room, ...)``). Any thread."""
         return self.client is not None and self.client.gone
 
-    def _caller(self) -> Client:
-        """The caller, for a method that acts on it: Refused without one, ContextExpired once it left."""
+    def _caller(self) -> Client:  # the caller, to act on: Refused without one, ContextExpired (reported) once it left
         if self.client is None:
             raise Refused("this needs a client")
-        if self.client.gone:
-            what = sys._getframe(1).f_code.co_name
-            self._live(what)
+        if self._live(what := sys._getframe(1).f_code.co_name) is None:
             raise ContextExpired(f"ctx.{what}: its client {self.client.nick} left")
         return self.client
 
-    def _live(self, what: str) -> Client | None:
-        """The caller, for output to it: None without one, or once it left (reported: see :attr:`expired`)."""
+    def _live(self, what: str) -> Client | None:  # the caller, for output: None without one or once it left (reported)
         if self.client is None or not self.client.gone:
             return self.client
         self._server.context_expired(self.plugin, what, self.client)
@@ -206,7 +199,8 @@ class Context:
         any context, a timer's whose client left too. Refused for an unknown room name. (1.0's
         ``ctx.say(text, kind=...)``, the caller chatting, still works with a DeprecationWarning: :meth:`chat`.)"""
         if room is None or text is None:
-            warnings.warn(SAY_AS_CHAT, DeprecationWarning, stacklevel=2)
+            warnings.warn("ctx.say(text) is deprecated since plugin API 1.1: use ctx.chat(text) to speak as the "
+                          "caller, or ctx.say(room, text) to say something in a room", DeprecationWarning, stacklevel=2)
             return self.chat(str(text if room is None else room), kind=kind or "msg")
         if kind is not None:
             raise TypeError("ctx.say(room, text) takes no kind: ctx.chat(text, kind=...) speaks as the caller")
