@@ -311,7 +311,7 @@ class InProcessRoom:
         ctx = Context(port, "accounts", fake.client)
         ctx.login(name)
         for room_name in operators:
-            room = port.find_room(room_name) or port.open_room(room_name, owner=None)
+            room = self.server.hub.open_room(room_name)
             room.rules.operators[name.casefold()] = name
             port.save_rules(room)
             ctx.join(room.name)

@@ -20,7 +20,8 @@ may read it (:func:`view`). Which rooms are listed is the room lifetime's busine
 (:mod:`chatroom.model.rooms`), but a *secret* room (``RoomRules.secret``, IRC's ``+s``) is listed only to
 its members and the admins (:func:`listed_to`).
 
-**Entering** (``/join``, IRC JOIN): :func:`join_refusal` (an admin always; never a banned viewer; an
+**Entering** (``/join``, IRC JOIN, ``ctx.join``: all through :meth:`chatroom.model.hub.Hub.enter`):
+:func:`join_refusal`, raised by :func:`check_join` (an admin always; never a banned viewer; an
 invited viewer passes the rest; an invite-only room needs an invitation, a keyed room the key and a full
 room (``RoomRules.limit``) a free place, unless the viewer is its operator). Bans match an account, a
 guest's address, or an IRC mask (``nick!user@host``, :attr:`Viewer.mask`).
@@ -35,14 +36,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from chatroom.model.errors import Refused
+from chatroom.model.errors import JoinRefused, Refused
 
 if TYPE_CHECKING:
     from chatroom.model.member import Member
     from chatroom.model.room import Room
 
-__all__ = ["SERVER", "RoomView", "Viewer", "check_read", "join_block", "join_refusal", "listed_to", "may_read",
-           "read_refusal", "view"]
+__all__ = ["SERVER", "RoomView", "Viewer", "check_join", "check_read", "join_block", "join_refusal", "listed_to",
+           "may_read", "read_refusal", "view"]
 
 
 class Viewer(NamedTuple):
@@ -150,9 +151,19 @@ def join_refusal(viewer: Viewer, room: Room, key: str | None, *, invited: bool =
     """:func:`join_block` in words, for ``ERROR``: ``you are banned from #den``, ``#den needs a key: /join #den
     KEY``, ``wrong key for #den``, ``#den is invite-only: ...``, ``#den is full``; None if *viewer* may join."""
     block = join_block(viewer, room, key, invited=invited)
-    if block == "key" and key is not None:
-        block = "wrong key"
-    return None if block is None else _BLOCKS[block].format(room.name)
+    return None if block is None else _words(block, room, key)
+
+
+def check_join(viewer: Viewer, room: Room, key: str | None, *, invited: bool = False) -> None:
+    """Raise :class:`~chatroom.model.errors.JoinRefused` (:func:`join_refusal`'s words, :func:`join_block`'s
+    word as ``block``) unless *viewer* may join *room* giving *key*."""
+    block = join_block(viewer, room, key, invited=invited)
+    if block is not None:
+        raise JoinRefused(_words(block, room, key), block)
+
+
+def _words(block: str, room: Room, key: str | None) -> str:
+    return _BLOCKS["wrong key" if block == "key" and key is not None else block].format(room.name)
 
 
 def view(viewer: Viewer, room: Room) -> RoomView:

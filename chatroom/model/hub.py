@@ -202,6 +202,13 @@ class Hub:
         """Persist *room*'s moderation rules (``room.rules``) at once."""
         self.rooms.save_rules(room)
 
+    def enter(self, member: Member, name: str, key: str | None = None) -> tuple[Room, bool]:
+        """*member* enters the room *name* with *key* (:meth:`Rooms.admit <chatroom.model.rooms.Rooms.admit>`: created
+        if new, else under its rules; raises JoinRefused or Refused), which becomes current (:meth:`join`); returns
+        ``(room, joined)``, *joined* False if it was in it already. ``/join``, ``ctx.join`` and IRC JOIN all do this."""
+        room = self.rooms.admit(member, name, key)
+        return room, self.join(member, room)
+
     def join(self, member: Member, room: Room, *, quiet: bool = False) -> bool:
         """Put *member* in *room* and make it the current room; False if it was in it already.
 
@@ -291,7 +298,9 @@ class Hub:
         return entry
 
     def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
-        """*by* changed *room*'s mode *change* (``"+o bob"``): a ``"mode"`` notice; else the plain ``* text``."""
+        """*by* (None: the server) changed *room*'s rules: they are persisted (:meth:`save_rules`), then the room is
+        told: the mode *change* (``"+o bob"``) as a ``"mode"`` notice; else the plain ``* text``. Every door's way."""
+        self.save_rules(room)
         if by is None or not change:
             return self.notice(room, text)
         self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))

@@ -8,6 +8,7 @@ and variant, and hands every recipient the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from chatroom.wire.lines import encode_line
@@ -68,6 +69,13 @@ class Member:
     def invited_to(self, room: str) -> bool:
         """True if this member holds an invitation to *room* (a room's name)."""
         return self.invited is not None and room in self.invited
+
+    def add_caps(self, caps: Iterable[str]) -> frozenset[str]:
+        """Add capabilities (any case; ``binary``: frames; ``tags``: message tags on room lines, which sets
+        ``tagged``) to this member's ``caps``; returns them all."""
+        self.caps = frozenset(self.caps) | {c.lower() for c in caps}
+        self.tagged = 1 if "tags" in self.caps else 0
+        return self.caps
 
     def deliver(self, data: bytes | memoryview) -> None:
         """Queue already-encoded *data* (in this member's wire format) for the member.

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chatroom.model.moderation import RoomRules
+from chatroom.model.moderation import RoomRules, allowed
 from chatroom.wire.render import room_label
 
 if TYPE_CHECKING:
     from chatroom.model.notice import Event
     from chatroom.model.member import Member
 
-__all__ = ["Room"]
+__all__ = ["Room", "permitted"]
 
 
 class Room:
@@ -68,3 +68,14 @@ class Room:
 
     def __repr__(self) -> str:
         return f"Room({self.name!r}, {len(self.members)} members)"
+
+
+def permitted(requires: str, member: Member | None, room: Room | None, admin: bool) -> bool:
+    """May *member* (None: the server's own events) do what needs *requires* (a level of
+    :data:`~chatroom.model.moderation.LEVELS`) in *room* (None: in no room), *admin* saying whether it is a
+    server admin? :func:`~chatroom.model.moderation.allowed`, where a room's operator is whoever
+    :meth:`Room.operated_by` names (the first member of an unowned room too): every door's permission rule."""
+    if requires == "operator" and member is not None and room is not None and room.operated_by(member):
+        return True
+    return allowed(requires, member.account if member is not None else None, room.rules if room is not None else None,
+                   admin)

@@ -19,8 +19,8 @@ The lifetime rule (docs/protocol.md, "Room lifetime"):
   rooms, lingering ones included: at the cap, the room that has lingered longest is deleted to make
   room; when none lingers, creating is refused.
 
-Reading a room's history goes through :meth:`Rooms.read`, and searching it through :meth:`Rooms.search`;
-both apply the access rule (:mod:`chatroom.model.access`). No sockets, no plugins; loop thread only.
+Reading a room's history goes through :meth:`Rooms.read`, searching it through :meth:`Rooms.search`, entering
+it through :meth:`Rooms.admit`; all apply the access rule (:mod:`chatroom.model.access`). No sockets, no plugins; loop thread only.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
-from chatroom.model.access import SERVER, RoomView, Viewer, check_read, listed_to, may_read, view
+from chatroom.model.access import SERVER, RoomView, Viewer, check_join, check_read, listed_to, may_read, view
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import RoomRules
 from chatroom.model.names import room_key
@@ -112,6 +112,14 @@ class Rooms:
         key = room_key(name)
         return self._rooms.get(key) if key else None
 
+    def named(self, name: str) -> Room:
+        """The room called *name* (as :meth:`get`); raises :class:`~chatroom.model.errors.Refused` ``no such room:
+        NAME`` if there is none."""
+        room = self.get(name)
+        if room is None:
+            raise Refused(f"no such room: {name}")
+        return room
+
     def persists(self, room: Room) -> bool:
         """True for the default room and rooms with an owner: they never go."""
         return room.name == self.default or bool(room.rules.owner)
@@ -165,9 +173,7 @@ class Rooms:
         who = viewer if isinstance(viewer, Viewer) else self.viewer(viewer)
         query = parse(start) if isinstance(start, str) else start.query
         if query.room is not None:
-            room = self._rooms.get(query.room)
-            if room is None:
-                raise Refused(f"no such room: {query.room}")
+            room = self.named(query.room)
             check_read(who, room)
             readable = [room.name]
         else:
@@ -205,6 +211,19 @@ class Rooms:
             self.save_rules(room, share=self.on_created is None)
         if self.on_created is not None:
             self.on_created(room)
+        return room
+
+    def admit(self, member: Member, name: str, key: str | None = None) -> Room:
+        """The room *name* for *member* to enter with *key*: created if new (owned by *member*'s account, charged
+        to its creation rate: :meth:`open`), else checked against the room's rules
+        (:func:`~chatroom.model.access.check_join`; a member of the room passes). Every door's join rule.
+
+        Raises :class:`~chatroom.model.errors.JoinRefused` for what the room's rules refuse (a ban, a key,
+        invite-only, full), :class:`~chatroom.model.errors.Refused` for a bad name or a refused creation."""
+        room = self.get(name)
+        if room is None:
+            return self.open(name, member.account, member)
+        check_join(self.viewer(member), room, key, invited=member.invited_to(room.name))
         return room
 
     def _bucket(self, creator: Member) -> tuple[float, float] | None:

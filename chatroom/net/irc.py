@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from chatroom.model.member import Member
 from chatroom.model.notice import Event
-from chatroom.model.room import Room
+from chatroom.model.room import Room, permitted
 from chatroom.net.connection import Address, Connection, Transport
 from chatroom.net.ircport import IrcApplication
 from chatroom.net.loop import Loop
@@ -191,13 +191,13 @@ class IrcDoor:
                 self.client_tags.popitem(last=False)
 
     def is_op(self, member: Member, room: Room) -> bool:
-        """Does *member* operate *room* (its rules, the first member's right, or a server admin)?"""
-        return room.operated_by(member) or self.is_admin(member)
+        """Does *member* operate *room* (its rules, the first member's right, or a server admin)? The model's rule,
+        as ``ctx.allowed("operator")``'s (:func:`chatroom.model.room.permitted`)."""
+        return permitted("operator", member, room, self.is_admin(member))
 
     def is_admin(self, member: Member) -> bool:
         """Is *member* logged in to a server admin's account (the config's ``admins``)?"""
-        account = member.account
-        return account is not None and account != "" and account.casefold() in self.app.admins
+        return self.hub.rooms.is_admin(member.account)  # the server's one admin rule
 
     def replay_on_join(self, conn: IrcConnection, room: Room) -> None:
         """Replay the room's last lines (``--history-on-join``) to a client that can tell them from new ones:

@@ -16,8 +16,8 @@ from typing import Any
 
 from chatroom.model.member import Member
 from chatroom.model.room import Room
-from chatroom.model.access import join_block, listed_to, may_read
-from chatroom.model.errors import Refused
+from chatroom.model.access import listed_to, may_read
+from chatroom.model.errors import JoinRefused, Refused
 from chatroom.model.names import room_key
 from chatroom.net.irc import IrcConnection, IrcDoor, irc_host
 from chatroom.net.ircmodes import change_modes
@@ -71,23 +71,18 @@ def join(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 def join_one(door: IrcDoor, conn: IrcConnection, name: str, key: str | None) -> None:
     """Join one room under the room's rules (bans 474, key 475), then JOIN, topic and NAMES."""
-    hub = door.hub
-    room = hub.room(name)
+    room = door.hub.room(name)
     if room is not None and room.name in conn.rooms:
         return
-    if room is None:
-        try:
-            room = hub.open_room(name, owner=conn.account, creator=conn)
-        except Refused as exc:  # a bad name, or too many rooms made (the room lifetime's bounds)
-            door.numeric(conn, "405" if room_key(name) else "403", name, str(exc))
-            return
-    else:
-        why = join_block(hub.rooms.viewer(conn), room, key, invited=conn.invited_to(room.name))
-        if why is not None:
-            code, mode = _REFUSED[why]
-            door.numeric(conn, code, room.name, f"Cannot join channel (+{mode})")
-            return
-    hub.join(conn, room)  # (uses up an invitation)
+    try:
+        room, _ = door.hub.enter(conn, name, key)  # the model's join rule, as /join's (uses up an invitation)
+    except JoinRefused as exc:
+        code, mode = _REFUSED[exc.block]
+        door.numeric(conn, code, room.name if room is not None else name, f"Cannot join channel (+{mode})")
+        return
+    except Refused as exc:  # a bad name, or too many rooms made (the room lifetime's bounds)
+        door.numeric(conn, "405" if room_key(name) else "403", name, str(exc))
+        return
     door.message(conn, "JOIN", room.name, source=conn.source, tags=door.server_tags(conn))
     if room.topic:
         send_topic(door, conn, room)

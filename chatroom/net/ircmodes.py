@@ -66,8 +66,7 @@ def change_modes(door: IrcDoor, conn: IrcConnection, room: Room, changes: str, a
         if done > MAX_MODES:
             break
         _one(door, conn, room, sign, char, arg or "", made)
-    if made:  # one MODE for the whole command, as IRC servers send it; one human line per change
-        door.hub.save_rules(room)
+    if made:  # one MODE for the whole command, as IRC servers send it (the rules saved first); a log line per change
         door.hub.mode(room, conn, _mode_string(made), "; ".join(text for _, _, text in made))
         for _, _, text in made:
             log.info("%s: %s (by %s, account %s)", room.name, text, conn.nick, conn.account or "-")

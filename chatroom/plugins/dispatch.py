@@ -106,7 +106,7 @@ class Dispatcher:
         if room is None:
             self.host.send_line(client, "ERROR you are in no room: /join #room first")
             return None
-        if not room.may_speak(client) and (client.account or "").casefold() not in self.host.admins:
+        if not room.may_speak(client) and not self.host.is_admin(client):
             self.host.send_line(client, f"ERROR {room.name} is moderated: only its operators and voiced members speak")
             return None
         if self.plugins.implemented("chat_message"):
@@ -126,6 +126,20 @@ class Dispatcher:
         except Refused as exc:  # the history store cannot keep it: neither kept nor delivered
             self.host.send_line(client, f"ERROR {exc}")
             return None
+
+    def private(self, sender: Member | None, target: Member, text: str, *, notice: bool = False) -> bool:
+        """*sender*'s (None: the server's) private line *text* to *target* after the ``private_message`` hooks
+        (which may rewrite or drop it), ``NICK (private): text`` (*notice*: an IRC ``NOTICE``): what ``/msg``,
+        ``ctx.private`` and IRC's ``PRIVMSG nick`` do. False if a hook dropped it."""
+        if self.plugins.implemented("private_message"):
+            filtered = self.plugins.chain("private_message", lambda p: Context(self.host, p, sender), "text", text,
+                                          target=target)
+            if filtered is None:
+                return False
+            text = filtered
+        nick, account = (sender.nick, sender.account) if sender is not None else ("", None)
+        self.host.send_private(nick, account, target, text, notice=notice)
+        return True
 
     def _command(self, client: Client, text: str) -> float:
         name, rest = split_command(text)

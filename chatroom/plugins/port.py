@@ -12,7 +12,7 @@ service the server offers plugins:
 - :class:`FilePort`: the file relay's offers and consent;
 
 plus the plugin floor's own parts the host holds: the plugin manager (``plugins``, seen here through
-:class:`PluginsPort`, what a context uses of it) and each plugin's state and store.
+:class:`PluginsPort`, what a context uses of it) and each plugin's state, store and folder.
 
 :class:`chatroom.server.port.ServerPort` implements it for one server process; the test kit
 (:mod:`chatroom.testing`) builds the same server from fake I/O parts, so plugins meet the same port in
@@ -84,9 +84,8 @@ class LoopPort(Protocol):
 class MemberPort(Protocol):
     """Members: finding them, what they are sent, their names and accounts."""
 
-    @property
-    def admins(self) -> frozenset[str]:
-        """The casefolded account names of the server's admins."""
+    def is_admin(self, member: Member | None) -> bool:
+        """Is *member* logged in to an account named in the server's ``admins`` (the one admin rule)?"""
 
     @property
     def accounts(self) -> AccountStore:
@@ -112,9 +111,15 @@ class MemberPort(Protocol):
     def set_nick(self, member: Member, nick: str) -> None:
         """Rename *member* (``nick_changed`` runs); raises Refused for a bad, taken or look-alike nick."""
 
+    def private(self, sender: Member | None, target: Member, text: str, *, notice: bool = False) -> bool:
+        """*sender*'s (None: the server's) private line to *target* after the ``private_message`` hooks (what
+        ``/msg`` does; *notice*: an IRC ``NOTICE``); False if a hook dropped it."""
+
     def log_in(self, member: Member, account: str) -> None:
-        """*member* is now logged in to *account* (its registered name) and named after it: whoever else holds
-        that nick or a look-alike is logged out and renamed ``guestN``, told why."""
+        """Log *member* in to *account* (Refused ``no account X`` unless it is a registered account's name, any
+        case) and name it after the account as registered: whoever else holds that nick or a look-alike is logged
+        out and renamed ``guestN``, told why; then, unless the account is an admin's, *member* is kicked from
+        every room that bans the account."""
 
     def handle_line(self, member: Member, line: str, *, bypass_capture: bool = False) -> float:
         """Act on *line* as if *member* typed it (chat or command); returns its flood cost."""
@@ -140,19 +145,18 @@ class RoomPort(Protocol):
     def find_room(self, name: str) -> Room | None:
         """The room called *name* (``#x`` or ``x``, any case), or None."""
 
-    def open_room(self, name: str, owner: str | None, creator: Member | None = None) -> Room:
-        """The room *name*, created if new (owned by the account *owner*, charged to *creator*'s creation
-        rate); Refused for a bad name, a creator too fast, a server at ``--max-rooms``."""
+    def named_room(self, room: Room | str) -> Room:
+        """*room* itself, or the room a name names (any case); Refused ``no such room: NAME`` if there is none."""
 
     def read_refusal(self, reader: Member | None, room: Room) -> str | None:
         """Why *reader* (None: the server itself) may not read *room*'s history, members and topic, or None if
         it may: the model's room access rule (:mod:`chatroom.model.access`), which every plugin read asks."""
 
-    def join_refusal(self, member: Member, room: Room, key: str | None) -> str | None:
-        """Why *member* may not enter *room* with *key* (a ban, a key), or None: the model's rule."""
-
-    def join(self, member: Member, room: Room) -> bool:
-        """Put *member* in *room* and make it current; False if it was in it."""
+    def enter(self, member: Member, name: str, key: str | None) -> tuple[Room, bool]:
+        """Put *member* in the room *name* (created if new, owned by its account) and make it current:
+        ``(room, joined)``, *joined* False if it was in it. Raises JoinRefused for what the room's rules refuse
+        (the model's rule: :meth:`chatroom.model.hub.Hub.enter`), Refused for a bad name, a creator too fast, a
+        server at ``--max-rooms``."""
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """Take *member* out of *room* (announced; a *notice* is told whatever the room's size; *by*: who kicked)."""
@@ -167,13 +171,11 @@ class RoomPort(Protocol):
         """The line *text*, as it is, to everyone in *room* but *exclude* (a room event, not recorded)."""
 
     def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
-        """Tell *room* a moderation change ``* text``, an IRC mode *change* (``"+o bob"``) on the IRC door."""
+        """Persist ``room.rules``, then tell *room* the moderation change ``* text``, an IRC mode *change*
+        (``"+o bob"``) on the IRC door (:meth:`chatroom.model.hub.Hub.mode`)."""
 
     def set_topic(self, member: Member, room: Room, text: str) -> None:
         """Set *room*'s topic as *member* (persisted, recorded, told)."""
-
-    def save_rules(self, room: Room) -> None:
-        """Persist ``room.rules``."""
 
     def history(self, reader: Member | None, room: Room, *, last: int | None, since: int | None,
                 before: int | None) -> list[Entry]:
@@ -240,9 +242,9 @@ class Host(LoopPort, MemberPort, RoomPort, FilePort, Protocol):
     def plugins(self) -> PluginsPort:
         """The plugin manager (hooks, commands, settings, faults)."""
 
-    @property
-    def data_dir(self) -> Path:
-        """The server's data folder."""
+    def plugin_folder(self, plugin: str) -> Path:
+        """*plugin*'s own folder (``ctx.data_dir``: ``DATA_DIR/plugins/<plugin>/``), created on first use. Any
+        thread."""
 
     def plugin_state(self, plugin: str) -> dict[str, Any]:
         """*plugin*'s private dict (``ctx.state``), kept for the server's lifetime."""

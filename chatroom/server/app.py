@@ -242,7 +242,7 @@ class Server:
     def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
         """A private line (*notice*: an IRC NOTICE) from *member* to *target* through the ``private_message``
         hooks (what ``/msg`` does); False if a hook dropped it."""
-        return Context(self.port, "core", member).private(target, text, notice=notice)
+        return self.dispatcher.private(member, target, text, notice=notice)
 
     def on_frame(self, conn: Connection, frame: Any) -> float:
         """One frame from *conn* (file transfer); returns its flood cost."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from chatroom.model import access
+from chatroom.model.errors import Refused
 from chatroom.model.checkpoint import Checkpointer, no_autocheckpoint
 from chatroom.model.store import close_store, open_store, plugin_store_path
 from chatroom.net.logs import CONN, ERR
@@ -56,7 +57,6 @@ class Assembly(Protocol):
     events: PluginEvents
     plugins: PluginHost
     accounts: AccountStore
-    admins: frozenset[str]
     data_dir: Path
     loop_thread: int | None
     wall_clock: Callable[[], float]
@@ -96,6 +96,12 @@ class ServerPort:
     def plugin_state(self, plugin: str) -> dict[str, Any]:
         """*plugin*'s private dict, kept for the server's lifetime (``ctx.state``)."""
         return self._state.setdefault(plugin, {})
+
+    def plugin_folder(self, plugin: str) -> Path:
+        """*plugin*'s own folder, ``DATA_DIR/plugins/<plugin>/``, created on first use. Any thread."""
+        folder = plugin_store_path(self.data_dir, plugin).with_suffix("")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def plugin_store(self, plugin: str) -> sqlite3.Connection:
         """*plugin*'s SQLite connection, opened on first use (see :func:`chatroom.model.store.open_store`). Its
@@ -158,7 +164,10 @@ class ServerPort:
         self._server.loop.scheduler.cancel_plugin(plugin)
 
     # -- members ------------------------------------------------------------------------------
-    admins = property(lambda self: self._server.admins, doc="Casefolded admin account names.")
+    def is_admin(self, member: Member | None) -> bool:
+        """Is *member* logged in to an admin's account (the server's rule, ``Rooms.is_admin``)?"""
+        return member is not None and self._server.hub.rooms.is_admin(member.account)
+
     accounts = property(lambda self: self._server.accounts, doc="The account store.")
 
     def find_client(self, nick: str) -> Member | None:
@@ -185,9 +194,17 @@ class ServerPort:
         """Rename *member* (Refused if not allowed)."""
         self._server.set_nick(member, nick)
 
+    def private(self, sender: Member | None, target: Member, text: str, *, notice: bool = False) -> bool:
+        """See :meth:`chatroom.plugins.dispatch.Dispatcher.private`."""
+        return self._server.dispatcher.private(sender, target, text, notice=notice)
+
     def log_in(self, member: Member, account: str) -> None:
         """See :meth:`chatroom.plugins.port.MemberPort.log_in`."""
         hub = self._server.hub
+        registered = self._server.accounts.registered(account)
+        if registered is None or registered.casefold() != account.casefold():
+            raise Refused(f"no account {account}")
+        account = registered
         holders = {hub.find(account), hub.nicks.alike(account)} - {None, member}
         for other in holders:
             assert other is not None
@@ -201,6 +218,10 @@ class ServerPort:
             self.set_nick(member, account)
         else:
             self._server.events.named(member)
+        if not self.is_admin(member):  # an account ban holds whatever connection it logs in from
+            for room in list(member.rooms.values()):
+                if room.rules.banned(account, ""):
+                    hub.part(member, room, notice=f"{account} is banned from {room.label}", by=member.nick)
 
     def handle_line(self, member: Member, line: str, *, bypass_capture: bool = False) -> float:
         """*line* as if *member* typed it."""
@@ -212,9 +233,8 @@ class ServerPort:
 
     def notify_admins(self, text: str) -> None:
         """``text`` to every connected admin."""
-        admins = self._server.admins
         for member in list(self._server.hub.members.values()):
-            if member.account is not None and member.account.casefold() in admins:
+            if self.is_admin(member):
                 self.send_line(member, text)
 
     # -- rooms --------------------------------------------------------------------------------
@@ -228,22 +248,17 @@ class ServerPort:
         """The room called *name*, or None."""
         return self._server.hub.room(name)
 
-    def open_room(self, name: str, owner: str | None, creator: Member | None = None) -> Room:
-        """The room *name*, created if new."""
-        return self._server.hub.open_room(name, owner=owner, creator=creator)
+    def named_room(self, room: Room | str) -> Room:
+        """*room*, or the room it names (Refused if none)."""
+        return self._server.hub.rooms.named(room) if isinstance(room, str) else room
 
     def read_refusal(self, reader: Member | None, room: Room) -> str | None:
         """The model's room access rule for *reader* (None: the server)."""
         return access.read_refusal(self._server.hub.rooms.viewer(reader), room)
 
-    def join_refusal(self, member: Member, room: Room, key: str | None) -> str | None:
-        """The model's rule for entering *room*."""
-        return access.join_refusal(self._server.hub.rooms.viewer(member), room, key,
-                                   invited=member.invited_to(room.name))
-
-    def join(self, member: Member, room: Room) -> bool:
-        """*member* into *room*."""
-        return self._server.hub.join(member, room)
+    def enter(self, member: Member, name: str, key: str | None) -> tuple[Room, bool]:
+        """*member* into the room *name* (the model's join rule: :meth:`chatroom.model.hub.Hub.enter`)."""
+        return self._server.hub.enter(member, name, key)
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
         """*member* out of *room*."""
@@ -262,7 +277,7 @@ class ServerPort:
         self._server.broadcast(room, text, exclude)
 
     def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
-        """A moderation change told to *room*."""
+        """A moderation change persisted and told to *room*."""
         self._server.hub.mode(room, by, change, text)
 
     def set_topic(self, member: Member, room: Room, text: str) -> None:
@@ -270,7 +285,7 @@ class ServerPort:
         self._server.hub.set_topic(member, room, text)
 
     def save_rules(self, room: Room) -> None:
-        """Persist ``room.rules``."""
+        """Persist ``room.rules`` (the test kit's operators; plugins persist through :meth:`mode`)."""
         self._server.hub.save_rules(room)
 
     def history(self, reader: Member | None, room: Room, *, last: int | None, since: int | None,
