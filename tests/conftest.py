@@ -205,13 +205,25 @@ class LineClient:
         while not self.pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no event within {timeout}s; seen so far: {self.seen[-10:]}")
+                raise TimeoutError(f"no event within {timeout:.1f}s; {self.received()}")
             self.sock.settimeout(remaining)
-            data = self.sock.recv(1 << 20)
+            try:
+                data = self.sock.recv(1 << 20)
+            except socket.timeout:  # the socket's own "timed out" would hide what came
+                raise TimeoutError(f"no event within {timeout:.1f}s; {self.received()}") from None
+            except ConnectionError as exc:  # a reset: the same class, saying what came before it
+                raise type(exc)(f"{exc.strerror or exc}; {self.received()}") from exc
             if not data:
-                raise ConnectionError(f"server closed the connection; seen so far: {self.seen[-10:]}")
+                raise ConnectionError(f"server closed the connection; {self.received()}")
             self.pending.extend(self.parser.feed(data))
         return self.pending.pop(0)
+
+    def received(self, last: int = 10) -> str:
+        """What came so far, for assertion messages: the last *last* lines (and how many in all), and how many
+        bytes wait unparsed (a line not ended yet, a frame not whole)."""
+        text = f"last {min(last, len(self.seen))} of {len(self.seen)} lines received: {self.seen[-last:]}"
+        waiting = self.parser.buffered
+        return text + (f"; {waiting} bytes of an unfinished line or frame" if waiting else "")
 
     def next_line(self, timeout: float = DEADLINE) -> str:
         """The next text line (frames are skipped)."""
@@ -232,13 +244,21 @@ class LineClient:
         return self.seen[-1]
 
     def expect_where(self, test, what: str, timeout: float = DEADLINE) -> list[str]:  # type: ignore[no-untyped-def]
+        """Read lines until ``test(line)``; return the lines before it. On a timeout or a closed connection
+        the error names *what* and lists the last lines received."""
         deadline = time.monotonic() + timeout
-        before = []
+        before: list[str] = []
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"never saw {what!r}; saw {before[-10:]}")
-            line = self.next_line(remaining)
+            try:
+                if remaining <= 0:
+                    raise TimeoutError("deadline passed")
+                line = self.next_line(remaining)
+            except TimeoutError:
+                raise TimeoutError(f"never saw {what!r} within {timeout:.1f}s ({len(before)} other line(s) read "
+                                   f"meanwhile); {self.received()}") from None
+            except ConnectionError as exc:  # the same class (a reset stays a ConnectionResetError)
+                raise type(exc)(f"waiting for {what!r}: {exc}") from exc
             if test(line):
                 return before
             before.append(line)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from redis_kit import start_node
-from test_scaleout_presence import eventually, refused_without_key, who
+from test_scaleout_presence import eventually, refused_without_key, seen_and_log, who
 
 from conftest import DEADLINE
 
@@ -137,7 +137,8 @@ def test_while_redis_is_down_a_topic_is_refused_and_a_rule_change_is_shared_once
     alice.send("/password correct-horse-battery staple-battery-horse")  # so is an account's change
     alice.expect("OK password changed")
     redis.start()
-    eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing the key set while Redis was down")
+    eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing the key set while Redis was down",
+               show=lambda: seen_and_log(bob, b))
     bob.send("/join #den door")
     bob.expect_prefix("OK join #den")
     bob.send("/topic")

@@ -32,11 +32,18 @@ def refused_without_key(client, room: str) -> bool:  # type: ignore[no-untyped-d
     return any(l == f"ERROR {room} needs a key: /join {room} KEY" for l in lines)
 
 
-def eventually(check, what: str, timeout: float = DEADLINE) -> None:  # type: ignore[no-untyped-def]
+def eventually(check, what: str, timeout: float = DEADLINE, *, show=None) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``check()`` every 50 ms until it is true; past *timeout* seconds fail saying *what*, and what
+    ``show()`` returns (the lines a client got, a node's log...) when given."""
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"never: {what}"
+        assert time.monotonic() < deadline, f"never: {what}" + (f"; {show()}" if show is not None else "")
         time.sleep(0.05)
+
+
+def seen_and_log(client, node) -> str:  # type: ignore[no-untyped-def]
+    """For a failed :func:`eventually`: *client*'s last lines and the tail of *node*'s log."""
+    return f"last lines: {client.seen[-6:]}; log of the node:\n{node.log_text()[-2000:]}"
 
 
 def test_who_and_private_lines_across_nodes_and_guest_numbers_unique(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
@@ -175,7 +182,8 @@ def test_room_rules_are_the_same_on_every_node_and_a_kick_reaches_the_members_no
     alice.send("/key door")
     alice.expect("OK key set")
 
-    eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing node a's key")
+    eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing node a's key",
+               show=lambda: seen_and_log(bob, b))
     bob.send("/join #den door")
     bob.expect_prefix("OK join #den (2 members)")
     eventually(lambda: who(alice, "#den") == ["alice", "bob"], "bob in #den on node a")
