@@ -393,6 +393,18 @@ def test_a_refused_resume_is_listed_and_resume_asks_again_after_a_login(server_f
     arrived(guest, content)
 
 
+def until_arriving(person: ClientProcess) -> None:
+    """Ask *person*'s ``/transfers`` until it lists one file arriving: its record is made then (the sidecar is
+    written and synced first, then the part file is opened: chatroom.client.journal), so both are on the disk."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        person.send("/transfers")
+        summary = person.expect(starts("transfers: "))
+        if re.match(r"transfers: \d+ out, 1 in(,|$)", summary):
+            return
+        assert time.monotonic() < deadline, f"/transfers never listed the file arriving; last: {summary!r}"
+
+
 def test_cancel_ends_an_interrupted_transfer_on_both_ends(server: Any, people: Any, proxies: Any) -> None:
     content = os.urandom(8 * MiB)
     proxy = proxies(server.port, 3 * MiB, cut=False, upward=True)
@@ -421,6 +433,7 @@ def test_cancel_ends_an_interrupted_transfer_on_both_ends(server: Any, people: A
     bob = people(proxy.address, "bob")
     offer_file(alice, bob, os.urandom(SIZE))  # more than the buffers between the server and the held stream
     assert proxy.reached.wait(DEADLINE)
+    until_arriving(bob)  # (the proxy passed bytes bob's client may not have read: killed before, he has no record)
     bob.kill()
     proxy.release.set()
     alice.expect(starts('sending "f.bin" paused: '))

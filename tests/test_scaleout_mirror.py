@@ -102,3 +102,43 @@ def test_a_node_taken_for_dead_registers_its_members_again() -> None:
     presence._beat()
     link.answer("SADD", 0)  # listed: nothing more
     assert not any(args[0] == "HSET" for args, _ in link.calls)
+
+
+def test_a_claim_lost_before_the_winners_rename_arrives_leaves_the_nick_to_the_winner_at_once() -> None:
+    """Two nodes gave ``racer`` at the same moment and node b's claim ran first in Redis. Node b published
+    its member's rename before claiming, but on the subscription: node a can read its own claim's answer
+    (``taken``, by ``b/10001``) first. From then on ``racer`` is b/10001's on node a too (a ``/msg racer`` sent
+    there reaches it), not unknown until the rename comes; the rename, when it comes, changes nothing."""
+    hub, presence, link = node()
+    told: list[str] = []
+    presence.tell = lambda member, line: told.append(line)
+    alice = Member(7, "guest7")
+    hub.add(alice)
+    presence.batch_event(hub.default_room, "b", 10001, join("guest10001"))  # b's member, known here
+    hub.rename(alice, "racer")  # node a's own check passes: nobody here is called racer yet
+    link.answer("EVAL", [b"taken", b"b/10001"])  # before b's rename reached this node
+    assert told == ["ERROR the nick racer was taken on another server at the same moment: you are guest7 again "
+                    "(/nick NAME)"]
+    winner = hub.find("racer")
+    assert winner is not None and (winner.id, winner.nick) == (10001, "racer")
+    assert hub.find("guest10001") is None and alice.nick == "guest7"
+    presence.on_control(json.dumps({"k": "nick", "node": "b", "id": 10001, "nick": "racer",
+                                    "account": None}).encode())  # the rename, late
+    assert hub.find("racer") is winner and sorted(m.nick for m in hub.members.values()) == ["guest7", "racer"]
+
+
+def test_a_lost_claim_does_not_take_the_winner_back_to_a_nick_it_left_since() -> None:
+    """As above, but node a read the winner's rename and its next rename (to ``racer2``) before its own claim's
+    answer: the answer is older than what the mirror knows, and changes nothing."""
+    hub, presence, link = node()
+    presence.tell = lambda member, line: None
+    alice = Member(7, "guest7")
+    hub.add(alice)
+    presence.batch_event(hub.default_room, "b", 10001, join("guest10001"))
+    hub.rename(alice, "racer")
+    for nick in ("racer", "racer2"):
+        presence.on_control(json.dumps({"k": "nick", "node": "b", "id": 10001, "nick": nick,
+                                        "account": None}).encode())
+    link.answer("EVAL", [b"taken", b"b/10001"])
+    assert hub.find("racer") is None and hub.find("racer2") is not None and hub.find("racer2").id == 10001
+    assert alice.nick == "guest7"

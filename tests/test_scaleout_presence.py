@@ -124,16 +124,23 @@ def test_two_nodes_racing_for_one_nick_twenty_times_end_with_exactly_one_holder(
             names = who(watch)
             return names.count(nick) == 1 and sum(1 for n in names if n.startswith("racer")) <= 2
 
-        eventually(settled, f"one {nick}")
-        owner = redis_server.command("HGET", "chatroom:nicks", nick).decode()
-        assert owner.split("/")[0] in ("a", "b")
+        def state() -> str:
+            return (f"round {round_}: answers {answers}; watcher's /who {who(watch)}; claims "
+                    f"{redis_server.command('HGETALL', 'chatroom:nicks')}; left {left.received()}; "
+                    f"right {right.received()}; log of a:\n{a.log_text()[-1500:]}\nlog of b:\n{b.log_text()[-1500:]}")
+
+        eventually(settled, f"one {nick}", show=state)
+        owner = (redis_server.command("HGET", "chatroom:nicks", nick) or b"").decode()
+        assert owner.split("/")[0] in ("a", "b"), state()
         winner, loser = (right, left) if owner.startswith("b/") else (left, right)
         if len(holders) == 2:  # both passed their node's check: the claim's loser is told and renamed
             loser.expect_where(lambda l: l.startswith(f"ERROR the nick {nick} was taken on another server"),
                                "the loser told")
         for sender in (watch, loser):  # on both nodes, the nick reaches its one holder
             sender.send(f"/msg {nick} hello {round_}")
-            sender.expect(f"OK sent to {nick}")
+            sender.expect_where(lambda l: l.startswith(("OK sent to", "ERROR")), "the /msg answer")
+            answer = sender.seen[-1]
+            assert answer == f"OK sent to {nick}", f"{'watcher' if sender is watch else 'loser'}: {state()}"
             winner.expect_where(lambda l: l.endswith(f"(private): hello {round_}"), "the private line")
 
 

@@ -128,16 +128,26 @@ class Presence:
         old = "" if detail_old.lower() == f"guest{member.id}" else detail_old
         args = [self.me(member), nick_key(nick) if nick else "", nick_skeleton_key(nick) if nick else "",
                 nick_key(old) if old else "", nick_skeleton_key(old) if old else ""]
+        asked = self._changes
         self._send("EVAL", CLAIM_LUA, 2, self.key["nicks"], self.key["skeletons"], *args,
-                   on_reply=lambda reply: self._claimed(member, nick, reply))
+                   on_reply=lambda reply: self._claimed(member, nick, reply, asked))
 
-    def _claimed(self, member: Member, nick: str, reply: Any) -> None:
+    def _claimed(self, member: Member, nick: str, reply: Any, asked: int) -> None:
+        """A claim's answer (asked for at change number *asked*): a member whose nick (or a look-alike) another
+        node's member holds in Redis gets its guest nick back, and a nick taken is that member's here too. The
+        winner published its rename before its claim, but on the subscription: when its mirror has not changed
+        since this claim was sent, the rename is still on its way (and changes nothing when it comes); a mirror
+        changed since may be newer than this answer, and is left as it is."""
         if not isinstance(reply, list) or reply[0] == b"ok" or member.gone or member.nick != nick:
             return
         holder = reply[1].decode()
         log.info("%s lost the nick %s to %s (claimed on another node at the same moment)", self.me(member), nick,
                  holder)
         self.hub.renamed(member, f"guest{member.id}")
+        node, _, mid = holder.partition("/")
+        winner = self.mirrors.get((node, int(mid))) if mid.isdigit() else None
+        if reply[0] == b"taken" and winner is not None and winner.nick != nick and winner.changed_at <= asked:
+            self.mirror(node, winner.id, nick, winner.account)
         for remote in self.mirrors.values():  # the winner, if this node knows it already, holds the nick here
             if remote.nick == nick:
                 self.hub.nicks.claim(remote)
@@ -210,6 +220,7 @@ class Presence:
 
     def _change(self, remote: RemoteMember) -> None:
         self._changes += 1
+        remote.changed_at = self._changes
         if self._snapshots:
             self._changed[(remote.node, remote.id)] = self._changes
 

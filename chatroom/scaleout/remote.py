@@ -38,15 +38,17 @@ def encode_remote(entry: Event, tagged: int, current: bool, history: bool = Fals
 
 
 class RemoteMember(Member):
-    """Another node's member, mirrored here: ``node`` its node's name. Lines sent to it go to that node."""
+    """Another node's member, mirrored here: ``node`` its node's name. Lines sent to it go to that node.
+    ``changed_at``: the number of the presence's last change to this mirror (its order of events)."""
 
-    __slots__ = ("node", "presence", "wire_index")
+    __slots__ = ("changed_at", "node", "presence", "wire_index")
 
     def __init__(self, mid: int, nick: str, node: str, presence: Forwarder) -> None:
         super().__init__(mid, nick)
         self.node = node
         self.presence = presence
         self.wire_index = presence.wire
+        self.changed_at = 0
         self.caps = _REMOTE_CAPS  # never offered a file (chatroom.net.relay says so to the room)
 
     streams = None  # (what the loop checks before queueing a line: nothing is streamed to a mirror)
