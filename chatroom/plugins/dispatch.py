@@ -19,7 +19,7 @@ from chatroom.model.errors import Refused
 from chatroom.net.budget import UNKNOWN_COST
 from chatroom.net.logs import log_rejected
 from chatroom.plugins.commands import NOT_UNDERSTOOD, Command, UsageError, split_command
-from chatroom.plugins.context import Context
+from chatroom.plugins.context import Capture, Context
 from chatroom.plugins.manager import FAULT
 from chatroom.plugins.ratelimit import Rate, RateLimiter
 from chatroom.wire import lines as protocol
@@ -67,8 +67,9 @@ class Dispatcher:
         return CHAT_COST
 
     def _captured(self, client: Client, text: str) -> None:
-        plugin, on_line, _, terminator = client.capture
-        if plugin == "":  # what is left of a capture whose plugin went away: swallowed up to its terminator
+        capture: Capture = client.capture
+        plugin, on_line, terminator = capture.plugin, capture.on_line, capture.terminator
+        if plugin == "" or on_line is None:  # what is left of a capture whose plugin went away: swallowed up to its terminator
             if text == terminator:
                 client.capture = None
                 self.host.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
@@ -90,7 +91,7 @@ class Dispatcher:
             client.capture = None
             self.host.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
         else:
-            client.capture = ("", None, None, terminator)
+            client.capture = Capture("", None, None, terminator)
 
     def chat(self, client: Client, text: str, kind: str = "msg", room: Room | None = None) -> Entry | None:
         """Say *text* from *client* in *room* (default: its current room; another of its rooms does not become

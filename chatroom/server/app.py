@@ -32,7 +32,7 @@ from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
 from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
 from chatroom.net.tcp import LineTransport
-from chatroom.plugins.context import Context
+from chatroom.plugins.context import Capture, Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.events import PluginEvents
 from chatroom.plugins.manager import PluginHost
@@ -256,11 +256,12 @@ class Server:
         """*conn* stops taking part: end its capture, leave its rooms, end its transfers, tell plugins."""
         if self.gate.held.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
             return log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
-        if conn.capture is not None:
-            plugin, _, on_end, _ = conn.capture
+        capture: Capture | None = conn.capture
+        if capture is not None:
             conn.capture = None
-            if on_end is not None:
-                self.plugins.run_for_client(plugin, on_end, Context(self.port, plugin, conn), reason)
+            if capture.on_end is not None:
+                ctx = Context(self.port, capture.plugin, conn)
+                self.plugins.run_for_client(capture.plugin, capture.on_end, ctx, reason)
         self.hub.remove(conn, reason)
         log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         self.relay.on_client_left(conn)
