@@ -199,7 +199,7 @@ def test_a_guest_banned_from_the_default_room_reads_nothing_of_it(started, tmp_p
     eve.expect("ERROR you are banned from #lobby")
     back = server.silent_client(source="127.0.0.7")  # a new connection from the banned address
     assert back.next_line().startswith("* Welcome")
-    assert back.next_line() == "* you are banned from lobby: /join another room"
+    assert back.next_line() == "* you are banned from #lobby: /join another room"
     assert back.sync() == []  # no replay on connecting
 
 

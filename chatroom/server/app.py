@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from chatroom.model.accounts import AccountStore
+from chatroom.model.errors import JoinRefused
 from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
@@ -219,10 +220,11 @@ class Server:
             return self.events.joined(conn)
         self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
                                   "Type /nick NAME to choose a name, /help for commands.")
-        if room.rules.banned(None, conn.host):  # a guest banned by address from the default room
-            self.loop.send_line(conn, f"* you are banned from {room.label}: /join another room")
+        try:  # the default room's rules, as for any join (a ban by address or mask, a key, invite-only, a limit)
+            self.hub.enter(conn, room.name)
+        except JoinRefused as exc:
+            self.loop.send_line(conn, f"* {exc}" + ": /join another room" * (exc.block != "key"))
         else:
-            self.hub.join(conn, room)
             self.replay_recent(conn, room)
         self.call_hook("client_joined", conn)
         self.events.joined(conn)
