@@ -13,10 +13,9 @@ NOTICE), the room hears none of it, and what voice and lifting the ban admit, ev
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
-from irc_kit import IrcClient, start_irc
+from irc_kit import operator_and_other, start_with_plugin
 
 from chatroom.model.errors import Refused, SpeakRefused
 from chatroom.model.history import History
@@ -107,15 +106,8 @@ def register_commands():
 
 
 def test_every_door_and_a_plugin_are_silenced_and_let_speak_alike(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "parrot.py").write_text(textwrap.dedent(PARROT))
-    server = start_irc(server_factory, "--plugin-dir", str(folder))
-    carol, dave = IrcClient(server.irc_port), IrcClient(server.irc_port)
-    carol.register("carol")
-    dave.register("dave")
-    carol.send("JOIN #open")  # the first member of an unowned room operates it
-    carol.expect("366")
+    server = start_with_plugin(server_factory, tmp_path, "parrot", PARROT)
+    carol, dave = operator_and_other(server, "#open")  # carol operates #open
     dave.send("JOIN #open")
     dave.expect("366")
     bob = server.connect("bob")
