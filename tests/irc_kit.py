@@ -8,7 +8,9 @@ waits for messages by command, with deadlines, parsing what it reads with the pr
 from __future__ import annotations
 
 import socket
+import textwrap
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from chatroom.wire.irc import IrcParser, Message, TooLong
@@ -30,6 +32,25 @@ def start_irc(server_factory: Any, *args: str) -> Any:
             server.irc_port = int(line.strip().rpartition(":")[2])
             return server
     raise AssertionError("the server printed no IRC address")
+
+
+def start_with_plugin(server_factory: Any, tmp_path: Path, name: str, source: str) -> Any:
+    """:func:`start_irc` with the plugin *name* (its *source*, dedented, as ``NAME.py``) in a plugin folder."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    return start_irc(server_factory, "--plugin-dir", str(folder))
+
+
+def operator_and_other(server: Any, room: str) -> tuple[IrcClient, IrcClient]:
+    """Two registered IRC clients of *server*: ``carol``, the first member of the new, unowned *room*, who
+    operates it, and ``dave``, in no room."""
+    carol, dave = IrcClient(server.irc_port), IrcClient(server.irc_port)
+    carol.register("carol")
+    dave.register("dave")
+    carol.send(f"JOIN {room}")
+    carol.expect("366")
+    return carol, dave
 
 
 class IrcClient:

@@ -199,8 +199,21 @@ def test_a_guest_banned_from_the_default_room_reads_nothing_of_it(started, tmp_p
     eve.expect("ERROR you are banned from #lobby")
     back = server.silent_client(source="127.0.0.7")  # a new connection from the banned address
     assert back.next_line().startswith("* Welcome")
-    assert back.next_line() == "* you are banned from lobby: /join another room"
+    assert back.next_line() == "* you are banned from #lobby: /join another room"
     assert back.sync() == []  # no replay on connecting
+    root.send("/unban eve")
+    root.expect("OK unban eve")
+    root.send("/key door")  # connecting enters the default room under its rules (Hub.enter), a key too
+    root.expect_prefix("OK key")
+    keyed = server.silent_client(source="127.0.0.8")
+    assert keyed.next_line().startswith("* Welcome")
+    assert keyed.next_line() == "* #lobby needs a key: /join #lobby KEY"
+    assert keyed.sync() == []
+    keyed.send("/join #lobby door")
+    keyed.expect_prefix("OK join #lobby")
+    again = server.silent_client(source="127.0.0.7")  # unbanned, with no key: refused for the key alone
+    again.expect_prefix("* Welcome")
+    assert again.next_line() == "* #lobby needs a key: /join #lobby KEY"
 
 
 def test_private_lines_are_never_stored_replayed_or_listed(started, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

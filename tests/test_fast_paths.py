@@ -50,6 +50,10 @@ def test_a_line_said_in_an_empty_room_goes_to_that_room(tmp_path: Path) -> None:
         server = room.server
         empty = server.hub.open_room("#empty")
         assert not empty.members and alice.client.room is not empty
+        assert server.dispatcher.chat(alice.client, "from outside", "msg", empty) is None  # the speak rule
+        room.settle()
+        assert alice.last == "ERROR you are not in #empty: /join #empty first"
+        empty.rules.external = True  # it takes lines from outside (IRC's -n): the empty room, not alice's, gets it
         entry = server.dispatcher.chat(alice.client, "to the empty room", "msg", empty)
         assert entry is not None and entry.room == "#empty"
 

@@ -11,11 +11,10 @@ others admit.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
-from irc_kit import IrcClient, start_irc
+from irc_kit import operator_and_other, start_with_plugin
 
 from chatroom.model.errors import JoinRefused, Refused
 from chatroom.model.history import History
@@ -86,15 +85,8 @@ def register_commands():
 
 
 def test_join_enter_and_irc_join_refuse_and_admit_alike(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "enter.py").write_text(textwrap.dedent(ENTER))
-    server = start_irc(server_factory, "--plugin-dir", str(folder))
-    carol, dave = IrcClient(server.irc_port), IrcClient(server.irc_port)
-    carol.register("carol")
-    dave.register("dave")
-    carol.send("JOIN #open")  # the first member of an unowned room operates it
-    carol.expect("366")
+    server = start_with_plugin(server_factory, tmp_path, "enter", ENTER)
+    carol, dave = operator_and_other(server, "#open")  # carol operates #open
     bob = server.connect("bob")
 
     def mode(change: str) -> None:

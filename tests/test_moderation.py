@@ -181,7 +181,7 @@ def test_a_guest_banned_from_the_default_room_by_address_is_not_put_in_it(chatro
     room.join("bob")
     assert root.say("/ban bob")[-1] == "OK ban bob"  # every kit client comes from 127.0.0.1
     newcomer = room.join()
-    assert newcomer.last == "* you are banned from lobby: /join another room"
+    assert newcomer.last == "* you are banned from #lobby: /join another room"
     assert newcomer.client.room is None and newcomer.say("/join #lobby") == ["ERROR you are banned from #lobby"]
     assert newcomer.say("/join #elsewhere")[-1] == "OK join #elsewhere (1 member)"
 

@@ -26,6 +26,11 @@ invited viewer passes the rest; an invite-only room needs an invitation, a keyed
 room (``RoomRules.limit``) a free place, unless the viewer is its operator). Bans match an account, a
 guest's address, or an IRC mask (``nick!user@host``, :attr:`Viewer.mask`).
 
+**Speaking** (a chat line, ``/me``, a plugin's ``ctx.chat``, IRC PRIVMSG and NOTICE to a channel: all through
+:meth:`chatroom.model.rooms.Rooms.speak_refusal`): :func:`speak_block` (an admin always; someone outside the
+room only where it takes lines from outside, IRC's ``-n``; its operators and voiced members always, a ban
+notwithstanding, as on IRC; never a banned viewer; in a moderated room nobody else).
+
 The viewer is a :class:`Viewer`: a connected member (:meth:`Viewer.of`), or an account and an address
 for a reader that is not in the rooms (a search across nodes, a door checking before it joins).
 :data:`SERVER` is the server itself (plugins' timers and start-up), which reads everything. Pure
@@ -36,14 +41,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from chatroom.model.errors import JoinRefused, Refused
+from chatroom.model.errors import JoinRefused, Refused, SpeakRefused
 
 if TYPE_CHECKING:
     from chatroom.model.member import Member
     from chatroom.model.room import Room
 
 __all__ = ["SERVER", "RoomView", "Viewer", "check_join", "check_read", "join_block", "join_refusal", "listed_to",
-           "may_read", "read_refusal", "view"]
+           "may_read", "read_refusal", "speak_block", "speak_refusal", "view"]
 
 
 class Viewer(NamedTuple):
@@ -164,6 +169,37 @@ def check_join(viewer: Viewer, room: Room, key: str | None, *, invited: bool = F
 
 def _words(block: str, room: Room, key: str | None) -> str:
     return _BLOCKS["wrong key" if block == "key" and key is not None else block].format(room.name)
+
+
+#: What :func:`speak_block` answers, in words (``{0}``: the room).
+_SILENCED = {"outside": "you are not in {0}: /join {0} first", "banned": "you are banned from {0}",
+             "moderated": "{0} is moderated: only its operators and voiced members speak"}
+
+
+def speak_block(viewer: Viewer, room: Room) -> str | None:
+    """None if *viewer* may say a line in *room*, else why not, as a word: ``"outside"`` (not a member, and the
+    room takes no lines from outside: ``rules.external`` off), ``"banned"``, ``"moderated"`` (neither an operator
+    nor voiced). An admin always speaks; the room's operators and voiced members speak, banned or not (IRC's
+    ``+o``/``+v`` before ``+b``, as ngircd and most servers do)."""
+    if viewer.admin:
+        return None
+    rules, member = room.rules, viewer.member
+    if not _is_member(viewer, room) and not rules.external:
+        return "outside"
+    if member is not None and (member.id in room.voices or room.operated_by(member)) or \
+            member is None and rules.is_operator(viewer.account):
+        return None
+    if rules.banned(viewer.account, viewer.address, viewer.mask):
+        return "banned"
+    return "moderated" if rules.moderated else None
+
+
+def speak_refusal(viewer: Viewer, room: Room) -> SpeakRefused | None:
+    """:func:`speak_block` as a :class:`~chatroom.model.errors.SpeakRefused` (the reason in words for ``ERROR``:
+    ``#den is moderated: only its operators and voiced members speak``, ``you are banned from #den``, ``you are
+    not in #den: /join #den first``; the word as ``block``), or None if *viewer* may speak."""
+    block = speak_block(viewer, room)
+    return None if block is None else SpeakRefused(_SILENCED[block].format(room.name), block)
 
 
 def view(viewer: Viewer, room: Room) -> RoomView:

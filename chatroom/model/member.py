@@ -27,7 +27,8 @@ class Member:
     ``wire_index`` is its place in the hub's encoders (a transport with another
     format registers an encoder with :meth:`chatroom.model.hub.Hub.add_wire`);
     ``tagged`` is 1 when room lines carry message tags (``/caps tags``), else 0.
-    ``capture`` belongs to the command layer (input taken by a plugin); ``gone`` is True once the member
+    ``capture`` belongs to the command layer (input taken by a plugin: a
+    :class:`chatroom.plugins.context.Capture`, or None); ``gone`` is True once the member
     left the server. ``away`` is the member's away
     message (``""``: here; see :meth:`chatroom.model.hub.Hub.set_away`). ``greeted`` (a class attribute)
     says whether the server greets a new member with a welcome line and puts it in the default room: a door

@@ -20,7 +20,8 @@ The lifetime rule (docs/protocol.md, "Room lifetime"):
   room; when none lingers, creating is refused.
 
 Reading a room's history goes through :meth:`Rooms.read`, searching it through :meth:`Rooms.search`, entering
-it through :meth:`Rooms.admit`; all apply the access rule (:mod:`chatroom.model.access`). No sockets, no plugins; loop thread only.
+it through :meth:`Rooms.admit`, speaking in it through :meth:`Rooms.speak_refusal`; all apply the access rule
+(:mod:`chatroom.model.access`). No sockets, no plugins; loop thread only.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
-from chatroom.model.access import SERVER, RoomView, Viewer, check_join, check_read, listed_to, may_read, view
-from chatroom.model.errors import Refused
+from chatroom.model.access import (SERVER, RoomView, Viewer, check_join, check_read, listed_to, may_read,
+                                   speak_refusal, view)
+from chatroom.model.errors import Refused, SpeakRefused
 from chatroom.model.moderation import RoomRules
 from chatroom.model.names import room_key
 from chatroom.model.room import Room
@@ -225,6 +227,16 @@ class Rooms:
             return self.open(name, member.account, member)
         check_join(self.viewer(member), room, key, invited=member.invited_to(room.name))
         return room
+
+    def speak_refusal(self, member: Member, room: Room) -> SpeakRefused | None:
+        """Why *member* may not say a line in *room* (:func:`~chatroom.model.access.speak_refusal`: outside the
+        room, banned, moderated), or None if it may. Every door's and the plugins' speak rule; the doors render the
+        refusal in their own words (``ERROR``, IRC's ``404``). Called per chat line: a member of a room that is
+        neither moderated nor has bans passes on three attribute reads and a dict lookup."""
+        rules = room.rules
+        if not rules.moderated and not rules.bans and room.members.get(member.id) is member:
+            return None
+        return speak_refusal(self.viewer(member), room)
 
     def _bucket(self, creator: Member) -> tuple[float, float] | None:
         """*creator*'s creation bucket now, ``(tokens, when)`` with at least one token (None: an admin, no

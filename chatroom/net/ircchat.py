@@ -68,6 +68,10 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
     return cost
 
 
+#: The reason a ``404`` gives for each way the speak rule refuses (:func:`chatroom.model.access.speak_block`).
+_CANNOT = {"outside": "you are not in it", "banned": "you are banned", "moderated": "+m"}
+
+
 def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
     room = conn.rooms.get(name)  # hot path: the exact name of one of its rooms, no parsing, a member
     if room is None:  # (never "or": a Room's truth is its len(), a call, and an empty room is falsy)
@@ -76,14 +80,10 @@ def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: b
             if not notice:
                 door.numeric(conn, "403", name, "No such channel")
             return
-        if room.name not in conn.rooms and (not room.rules.external or room.rules.banned(conn.account, conn.host,
-                                                                                             conn.source)):
-            if not notice:
-                door.numeric(conn, "404", room.name, "Cannot send to channel (you are not in it)")
-            return
-    if not room.may_speak(conn) and not door.is_admin(conn):
+    refused = door.hub.rooms.speak_refusal(conn, room)  # the one speak rule: a member of a free room passes at once
+    if refused is not None:
         if not notice:
-            door.numeric(conn, "404", room.name, "Cannot send to channel (+m)")
+            door.numeric(conn, "404", room.name, f"Cannot send to channel ({_CANNOT[refused.block]})")
         return
     kind = "notice" if notice else "msg"
     if text[:1] == "\x01":  # CTCP (one check for every other line)
@@ -93,7 +93,7 @@ def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: b
     if relayed_size(conn.source, "NOTICE" if notice else "PRIVMSG", room.name, text, kind == "me") > MAX_LINE:
         door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
         return
-    entry = door.app.dispatcher.chat(conn, text, kind, room)
+    entry = door.app.dispatcher.speak(conn, room, text, kind)
     if entry is not None:
         if tags:
             door.keep_tags(entry, tags)

@@ -54,11 +54,13 @@ class IrcPlugins(Protocol):
 
 
 class IrcDispatcher(Protocol):
-    """The command dispatcher (:class:`chatroom.plugins.dispatch.Dispatcher`): ``chat`` says *text* (``kind``:
-    ``"msg"``, ``"notice"`` or ``"me"``) in *room* as *client*, through the chat hooks, and returns the stored
-    :class:`~chatroom.model.history.Entry`, or None if a hook dropped it or the room refused it (told already)."""
+    """The command dispatcher (:class:`chatroom.plugins.dispatch.Dispatcher`): ``speak`` says *text* (``kind``:
+    ``"msg"``, ``"notice"`` or ``"me"``) in *room* as *client*, through the chat hooks, once the door has asked
+    the speak rule (:meth:`chatroom.model.rooms.Rooms.speak_refusal`, answered with ``404``), and returns the
+    stored :class:`~chatroom.model.history.Entry`, or None if a hook dropped it or the store refused it (told
+    already)."""
 
-    def chat(self, client: Connection, text: str, kind: str = "msg", room: Room | None = None) -> Entry | None: ...
+    def speak(self, client: Connection, room: Room, text: str, kind: str = "msg") -> Entry | None: ...
 
 
 class IrcGate(Protocol):

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import denied
@@ -37,6 +37,17 @@ if TYPE_CHECKING:
     from chatroom.plugins.port import Host
 
 LineHandler = Callable[["Context", str], None]
+
+
+class Capture(NamedTuple):
+    """A client's input taken by a plugin (``Member.capture``; :meth:`Context.capture` makes it): ``plugin`` (its
+    name; ``""`` once that plugin went away: the input is swallowed up to ``terminator``), ``on_line`` and
+    ``on_end`` (its handlers, None when it went away) and ``terminator`` (the line that ends the input, or None)."""
+
+    plugin: str
+    on_line: LineHandler | None
+    on_end: Callable[[Context, str], None] | None
+    terminator: str | None
 
 
 class Context:
@@ -231,7 +242,7 @@ class Context:
         RuntimeError if the caller's input is already captured."""
         if (client := self._caller()).capture is not None:
             raise RuntimeError("input already captured")
-        client.capture = (self.plugin, on_line, on_end, terminator)
+        client.capture = Capture(self.plugin, on_line, on_end, terminator)
 
     def release(self) -> None:
         """Give the caller's input back to chat and commands."""

@@ -19,7 +19,7 @@ from chatroom.model.errors import Refused
 from chatroom.net.budget import UNKNOWN_COST
 from chatroom.net.logs import log_rejected
 from chatroom.plugins.commands import NOT_UNDERSTOOD, Command, UsageError, split_command
-from chatroom.plugins.context import Context
+from chatroom.plugins.context import Capture, Context
 from chatroom.plugins.manager import FAULT
 from chatroom.plugins.ratelimit import Rate, RateLimiter
 from chatroom.wire import lines as protocol
@@ -67,8 +67,9 @@ class Dispatcher:
         return CHAT_COST
 
     def _captured(self, client: Client, text: str) -> None:
-        plugin, on_line, _, terminator = client.capture
-        if plugin == "":  # what is left of a capture whose plugin went away: swallowed up to its terminator
+        capture: Capture = client.capture
+        plugin, on_line, terminator = capture.plugin, capture.on_line, capture.terminator
+        if plugin == "" or on_line is None:  # what is left of a capture whose plugin went away: swallowed up to its terminator
             if text == terminator:
                 client.capture = None
                 self.host.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
@@ -90,25 +91,34 @@ class Dispatcher:
             client.capture = None
             self.host.send_line(client, "ERROR what you typed was discarded: the plugin that took it is gone")
         else:
-            client.capture = ("", None, None, terminator)
+            client.capture = Capture("", None, None, terminator)
 
     def chat(self, client: Client, text: str, kind: str = "msg", room: Room | None = None) -> Entry | None:
         """Say *text* from *client* in *room* (default: its current room; another of its rooms does not become
-        current) (``NICK: text``; ``* NICK text`` for ``kind="me"``), after the chat_message hook; recorded in the
-        room's history. Returns the event, or None if nothing was said (refused, or dropped by a hook).
-
-        A line that would not fit the protocol's line limit with its prefixes
-        (``NICK: ``, a room tag, message tags: :data:`PREFIX_RESERVE` bytes) is
-        refused with ``ERROR`` to its sender, never cut.
-        """
+        current) (``NICK: text``; ``* NICK text`` for ``kind="me"``) if the room's speak rule lets it
+        (:meth:`Host.speak_refusal <chatroom.plugins.port.RoomPort.speak_refusal>`: else ``ERROR`` with the
+        reason), then as :meth:`speak`. Returns the event, or None if nothing was said (refused, or dropped
+        by a hook). What typing a line, ``/me`` and a plugin's ``ctx.chat`` do."""
         if room is None:  # (never "room or ...": an empty room is falsy, and a Room's len() is a call)
             room = client.room
         if room is None:
             self.host.send_line(client, "ERROR you are in no room: /join #room first")
             return None
-        if not room.may_speak(client) and not self.host.is_admin(client):
-            self.host.send_line(client, f"ERROR {room.name} is moderated: only its operators and voiced members speak")
+        refused = self.host.speak_refusal(client, room)
+        if refused is not None:
+            self.host.send_line(client, f"ERROR {refused}")
             return None
+        return self.speak(client, room, text, kind)
+
+    def speak(self, client: Client, room: Room, text: str, kind: str = "msg") -> Entry | None:
+        """*client*'s *text* in *room*, which the speak rule let it say (:meth:`chat` asks it; a door that
+        answers a refusal in its own words, IRC's ``404``, asks it itself): after the ``chat_message`` hooks,
+        recorded in the room's history and fanned out. Returns the event, or None if a hook dropped it.
+
+        A line that would not fit the protocol's line limit with its prefixes
+        (``NICK: ``, a room tag, message tags: :data:`PREFIX_RESERVE` bytes) is
+        refused with ``ERROR`` to its sender, never cut.
+        """
         if self.plugins.implemented("chat_message"):
             filtered = self.plugins.chain("chat_message", lambda p: Context(self.host, p, client), "text", text)
             if filtered is None:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from chatroom.model.accounts import AccountStore
+    from chatroom.model.errors import SpeakRefused
     from chatroom.model.history import Entry
     from chatroom.model.member import Member
     from chatroom.model.room import Room
@@ -151,6 +152,10 @@ class RoomPort(Protocol):
     def read_refusal(self, reader: Member | None, room: Room) -> str | None:
         """Why *reader* (None: the server itself) may not read *room*'s history, members and topic, or None if
         it may: the model's room access rule (:mod:`chatroom.model.access`), which every plugin read asks."""
+
+    def speak_refusal(self, member: Member, room: Room) -> SpeakRefused | None:
+        """Why *member* may not say a line in *room* (outside it, banned, moderated), or None if it may: the
+        model's speak rule (:meth:`chatroom.model.rooms.Rooms.speak_refusal`), asked once per chat line."""
 
     def enter(self, member: Member, name: str, key: str | None) -> tuple[Room, bool]:
         """Put *member* in the room *name* (created if new, owned by its account) and make it current:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from chatroom.model.accounts import AccountStore
+from chatroom.model.errors import JoinRefused
 from chatroom.model.history import MAX_FETCH, History
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
@@ -32,7 +33,7 @@ from chatroom.net.loop import DEFAULT_MAX_QUEUE, Loop
 from chatroom.net.relay import Relay
 from chatroom.net.scheduler import Scheduler, Timer
 from chatroom.net.tcp import LineTransport
-from chatroom.plugins.context import Context
+from chatroom.plugins.context import Capture, Context
 from chatroom.plugins.dispatch import Dispatcher
 from chatroom.plugins.events import PluginEvents
 from chatroom.plugins.manager import PluginHost
@@ -219,10 +220,11 @@ class Server:
             return self.events.joined(conn)
         self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
                                   "Type /nick NAME to choose a name, /help for commands.")
-        if room.rules.banned(None, conn.host):  # a guest banned by address from the default room
-            self.loop.send_line(conn, f"* you are banned from {room.label}: /join another room")
+        try:  # the default room's rules, as for any join (a ban by address or mask, a key, invite-only, a limit)
+            self.hub.enter(conn, room.name)
+        except JoinRefused as exc:
+            self.loop.send_line(conn, f"* {exc}" + ": /join another room" * (exc.block != "key"))
         else:
-            self.hub.join(conn, room)
             self.replay_recent(conn, room)
         self.call_hook("client_joined", conn)
         self.events.joined(conn)
@@ -256,11 +258,12 @@ class Server:
         """*conn* stops taking part: end its capture, leave its rooms, end its transfers, tell plugins."""
         if self.gate.held.pop(conn.id, None) is not None:  # never got past the server password: nothing to undo
             return log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
-        if conn.capture is not None:
-            plugin, _, on_end, _ = conn.capture
+        capture: Capture | None = conn.capture
+        if capture is not None:
             conn.capture = None
-            if on_end is not None:
-                self.plugins.run_for_client(plugin, on_end, Context(self.port, plugin, conn), reason)
+            if capture.on_end is not None:
+                ctx = Context(self.port, capture.plugin, conn)
+                self.plugins.run_for_client(capture.plugin, capture.on_end, ctx, reason)
         self.hub.remove(conn, reason)
         log.info("%s disconnected (%s)", conn.nick, reason, extra=CONN)
         self.relay.on_client_left(conn)

@@ -26,6 +26,7 @@ from chatroom.plugins.threads import ContextExpired
 
 if TYPE_CHECKING:
     from chatroom.model.accounts import AccountStore
+    from chatroom.model.errors import SpeakRefused
     from chatroom.model.history import Entry, History
     from chatroom.model.hub import Hub
     from chatroom.model.member import Member
@@ -255,6 +256,10 @@ class ServerPort:
     def read_refusal(self, reader: Member | None, room: Room) -> str | None:
         """The model's room access rule for *reader* (None: the server)."""
         return access.read_refusal(self._server.hub.rooms.viewer(reader), room)
+
+    def speak_refusal(self, member: Member, room: Room) -> SpeakRefused | None:
+        """The model's speak rule for *member* in *room* (:meth:`chatroom.model.rooms.Rooms.speak_refusal`)."""
+        return self._server.hub.rooms.speak_refusal(member, room)
 
     def enter(self, member: Member, name: str, key: str | None) -> tuple[Room, bool]:
         """*member* into the room *name* (the model's join rule: :meth:`chatroom.model.hub.Hub.enter`)."""
