@@ -42,12 +42,12 @@ def start_with_plugin(server_factory: Any, tmp_path: Path, name: str, source: st
     return start_irc(server_factory, "--plugin-dir", str(folder))
 
 
-def operator_and_other(server: Any, room: str) -> tuple[IrcClient, IrcClient]:
-    """Two registered IRC clients of *server*: ``carol``, the first member of the new, unowned *room*, who
-    operates it, and ``dave``, in no room."""
+def operator_and_other(server: Any, room: str, *caps: str) -> tuple[IrcClient, IrcClient]:
+    """Two registered IRC clients of *server* (both with the capabilities *caps*): ``carol``, the first member of
+    the new, unowned *room*, who operates it, and ``dave``, in no room."""
     carol, dave = IrcClient(server.irc_port), IrcClient(server.irc_port)
-    carol.register("carol")
-    dave.register("dave")
+    carol.register("carol", *caps)
+    dave.register("dave", *caps)
     carol.send(f"JOIN {room}")
     carol.expect("366")
     return carol, dave

@@ -154,6 +154,27 @@ def arrived(bob: ClientProcess, content: bytes, timeout: float = 60) -> str:
     return line
 
 
+UNITS = {"B": 1, "KiB": 1024, "MiB": MiB, "GiB": 1024 * MiB}
+
+
+def until_arriving(person: ClientProcess, at_least: int = 0) -> None:
+    """Ask *person*'s ``/transfers`` until it lists one file arriving with at least *at_least* bytes verified (its
+    row's ``N MiB of ...``). Its record is made as it starts arriving (the sidecar is written and synced first,
+    then the part file is opened: chatroom.client.journal), so both are on the disk then; and every verified chunk
+    but the last two sync batches (fewer than 2 * SYNC_BYTES) is listed in the sidecar."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        person.send("/transfers")
+        summary = person.expect(starts("transfers: "))
+        if re.match(r"transfers: \d+ out, 1 in(,|$)", summary):
+            row = person.expect(starts("  down "))
+            have = re.search(r": ([0-9.]+) (B|KiB|MiB|GiB) of ", row)
+            assert have, row
+            if float(have[1]) * UNITS[have[2]] >= at_least:
+                return
+        assert time.monotonic() < deadline, f"/transfers never listed the file arriving; last: {summary!r}"
+
+
 def test_the_server_is_killed_mid_transfer_and_started_again(server_factory: Any, people: Any, proxies: Any,
                                                              tmp_path: Path) -> None:
     server = server_factory("--flood-rate", "0")
@@ -211,10 +232,8 @@ def test_the_receiving_client_restarts_and_a_damaged_chunk_is_fetched_again(serv
     bob.expect(lambda line: line.endswith("is now known as alice"))
     offer_file(alice, bob, content)
     assert proxy.reached.wait(DEADLINE)
+    until_arriving(bob, 16 * MiB)  # 16 chunks verified: at least 9 in the sidecar (a batch is 4 chunks)
     side = sidecar(bob.received_dir)
-    deadline = time.monotonic() + DEADLINE  # bob records what he verified within SYNC_SECONDS, stalled or not
-    while len(side.read_text().splitlines()) - 1 < 8 and time.monotonic() < deadline:
-        time.sleep(0.05)
     bob.kill()  # SIGKILL: whatever was not synced yet is lost, and must not count
     proxy.release.set()
     alice.expect(starts('sending "f.bin" paused: '))
@@ -375,6 +394,7 @@ def test_a_refused_resume_is_listed_and_resume_asks_again_after_a_login(server_f
     bob.expect(lambda line: line.endswith("is now known as alice"))
     offer_file(alice, bob, content)
     assert proxy.reached.wait(DEADLINE)
+    until_arriving(bob)  # his sidecar is on the disk
     token = bob_token(bob)
     bob.kill()
     proxy.release.set()
@@ -391,18 +411,6 @@ def test_a_refused_resume_is_listed_and_resume_asks_again_after_a_login(server_f
     guest.expect(starts("* f.bin: resuming from alice"))
     alice.expect(starts('resumed "f.bin"'), 60)
     arrived(guest, content)
-
-
-def until_arriving(person: ClientProcess) -> None:
-    """Ask *person*'s ``/transfers`` until it lists one file arriving: its record is made then (the sidecar is
-    written and synced first, then the part file is opened: chatroom.client.journal), so both are on the disk."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        person.send("/transfers")
-        summary = person.expect(starts("transfers: "))
-        if re.match(r"transfers: \d+ out, 1 in(,|$)", summary):
-            return
-        assert time.monotonic() < deadline, f"/transfers never listed the file arriving; last: {summary!r}"
 
 
 def test_cancel_ends_an_interrupted_transfer_on_both_ends(server: Any, people: Any, proxies: Any) -> None:

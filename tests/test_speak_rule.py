@@ -5,10 +5,11 @@ Unit: ``Rooms.speak_refusal`` over each rule (a member of a free room, someone o
 from outside or not, a ban, a moderated room, voice and operators over both, an admin) and the word
 ``SpeakRefused`` carries; a member of a free room passes without the admin check (the per-line fast path).
 End to end (the real ``chatroom-server`` with its IRC door): a line-protocol client's plain line and ``/me``, a
-third-party plugin's ``ctx.chat`` and 1.0's ``ctx.say(text)``, and an IRC client's PRIVMSG, CTCP ACTION and NOTICE
-to the channel, tried in a moderated room and under a ban (a mask ban matching two members after a nick change:
-both stay in the room, banned); each door answers in its own words (``ERROR ...``; IRC's 404, nothing for a
-NOTICE), the room hears none of it, and what voice and lifting the ban admit, every path admits.
+third-party plugin's ``ctx.chat`` and 1.0's ``ctx.say(text)``, and an IRC client's PRIVMSG, CTCP ACTION, NOTICE
+and TAGMSG (client-only tags, ``message-tags``) to the channel, tried in a moderated room and under a ban (a mask
+ban matching two members after a nick change: both stay in the room, banned); each door answers in its own words
+(``ERROR ...``; IRC's 404, nothing for a NOTICE), the room hears none of it, and what voice and lifting the ban
+admit, every path admits. A TAGMSG from outside a ``+n`` room is refused too, and taken once the room is ``-n``.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def register_commands():
 
 def test_every_door_and_a_plugin_are_silenced_and_let_speak_alike(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = start_with_plugin(server_factory, tmp_path, "parrot", PARROT)
-    carol, dave = operator_and_other(server, "#open")  # carol operates #open
+    carol, dave = operator_and_other(server, "#open", "message-tags")  # carol operates #open
     dave.send("JOIN #open")
     dave.expect("366")
     bob = server.connect("bob")
@@ -120,7 +121,7 @@ def test_every_door_and_a_plugin_are_silenced_and_let_speak_alike(server_factory
         carol.expect("MODE")
 
     def attempt(tag: str) -> None:
-        """Every path to the rule, from a line client, a plugin it calls and an IRC client: seven lines."""
+        """Every path to the rule, from a line client, a plugin it calls and an IRC client: eight lines."""
         assert tag.startswith("t-")  # (no notice of the room has it)
         bob.send(f"plain {tag}")
         bob.send(f"/me waves {tag}")
@@ -129,20 +130,22 @@ def test_every_door_and_a_plugin_are_silenced_and_let_speak_alike(server_factory
         dave.send(f"PRIVMSG #open :irc {tag}")
         dave.send(f"PRIVMSG #open :\x01ACTION acts {tag}\x01")
         dave.send(f"NOTICE #open :notice {tag}")
+        dave.send(f"@+typing=active;+t={tag} TAGMSG #open")
 
     def heard(tag: str) -> list[tuple[str, str, str]]:
-        """What carol (an operator in the room) heard of *tag*: (sender, command, text)."""
-        return [(str(m.source).partition("!")[0], m.command, m.params[-1]) for m in carol.sync()
-                if m.command in ("PRIVMSG", "NOTICE") and tag in m.params[-1]]
+        """What carol (an operator in the room) heard of *tag*: (sender, command, text or a TAGMSG's ``+t`` tag)."""
+        got = [(str(m.source).partition("!")[0], m.command, m.tags.get("+t", "") if m.command == "TAGMSG"
+                else m.params[-1]) for m in carol.sync() if m.command in ("PRIVMSG", "NOTICE", "TAGMSG")]
+        return [said for said in got if tag in said[2]]
 
     def refused(tag: str, words: str, why: str) -> None:
         attempt(tag)
         replies = dave.sync()
-        assert [m.params[1:] for m in replies if m.command == "404"] == [["#open", f"Cannot send to channel ({why})"]] * 2
+        assert [m.params[1:] for m in replies if m.command == "404"] == [["#open", f"Cannot send to channel ({why})"]] * 3
         lines = bob.sync()
         assert [line for line in lines if line.startswith("ERROR")] == [f"ERROR {words}"] * 4, lines
         assert not [line for line in lines if tag in line], lines
-        assert not [m for m in dave.sync() if m.command in ("PRIVMSG", "NOTICE") and tag in m.params[-1]]
+        assert not [m for m in dave.sync() if m.command in ("PRIVMSG", "NOTICE", "TAGMSG")]
         assert heard(tag) == []
 
     def admitted(tag: str) -> None:
@@ -157,7 +160,8 @@ def test_every_door_and_a_plugin_are_silenced_and_let_speak_alike(server_factory
             (b, "PRIVMSG", f"plain {tag}"), (b, "PRIVMSG", f"\x01ACTION waves {tag}\x01"),
             (b, "PRIVMSG", f"chat {tag}"), (b, "PRIVMSG", f"say {tag}")], got
         assert [said for said in got if said[0] == d] == [
-            (d, "PRIVMSG", f"irc {tag}"), (d, "PRIVMSG", f"\x01ACTION acts {tag}\x01"), (d, "NOTICE", f"notice {tag}")], got
+            (d, "PRIVMSG", f"irc {tag}"), (d, "PRIVMSG", f"\x01ACTION acts {tag}\x01"), (d, "NOTICE", f"notice {tag}"),
+            (d, "TAGMSG", tag)], got
 
     admitted("t-free")
     mode("+m")
@@ -189,5 +193,16 @@ def test_every_door_and_a_plugin_are_silenced_and_let_speak_alike(server_factory
     refused("t-stillbanned", "you are banned from #open", "you are banned")
     mode("-b mute*!*@*")
     admitted("t-unbanned")
+    dave.send("PART #open")
+    dave.expect("PART")
+    dave.send("@+t=t-outside TAGMSG #open")  # from outside a +n room: refused, as a PRIVMSG is
+    assert dave.expect("404").params[1:] == ["#open", "Cannot send to channel (you are not in it)"]
+    dave.send("TAGMSG #nowhere")
+    assert dave.expect("403").params[1] == "#nowhere"
+    assert heard("t-outside") == []
+    mode("-n")  # lines from outside are taken
+    dave.send("@+t=t-external TAGMSG #open")
+    assert [m for m in dave.sync() if m.command == "404"] == []
+    assert heard("t-external") == [("mutedave", "TAGMSG", "t-external")]
     for client in (carol, dave):
         client.close()

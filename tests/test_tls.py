@@ -23,6 +23,7 @@ from test_e2e_transfer import ClientProcess, starts
 from web_kit import WSClient
 
 from chatroom.net.tls import CLEAR_ERROR
+from chatroom.wire.irc import IrcParser, Message
 
 MiB = 1024 * 1024
 
@@ -265,11 +266,18 @@ def read_to_the_end(sock: socket.socket) -> bytes:
 
 def test_every_door_tells_clear_text_on_its_tls_port_in_its_own_words(server_factory: Any) -> None:
     """Each door's TLS gate answers a client that speaks clear text (at once) or nothing (at the handshake
-    timeout) with that door's answer: ERROR lines on the line and IRC doors, an HTTP 400 or nothing on the web
-    door."""
+    timeout) with that door's answer: the line protocol's ERROR line, an IRC ``ERROR :Closing Link: ...`` message
+    (parsed as one, as a client would), an HTTP 400 or nothing on the web door."""
     server, ports = every_tls_door(server_factory, "--tls-handshake-timeout", "1")
     error = (CLEAR_ERROR + "\n").encode()
-    spoken = {"line": (b"hello\n", error), "irc": (b"NICK x\r\nUSER x 0 * :X\r\n", error),
+    closing = b"ERROR :Closing Link: this port speaks TLS; connect with TLS (port 6697 convention)\r\n"
+    parser = IrcParser()
+    parser.receive_data(closing)
+    said_irc = parser.next_event()
+    assert isinstance(said_irc, Message) and said_irc.command == "ERROR" and said_irc.params == [
+        "Closing Link: this port speaks TLS; connect with TLS (port 6697 convention)"]
+    answers = {"line": error, "irc": closing, "web": b""}
+    spoken = {"line": (b"hello\n", error), "irc": (b"NICK x\r\nUSER x 0 * :X\r\n", closing),
               "web": (b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", None)}
     for door, (said, answer) in spoken.items():
         with socket.create_connection((server.host, ports[door]), timeout=DEADLINE) as talker, \
@@ -282,7 +290,7 @@ def test_every_door_tells_clear_text_on_its_tls_port_in_its_own_words(server_fac
             else:
                 assert got == answer, door
             started = time.monotonic()
-            assert read_to_the_end(silent) == (b"" if door == "web" else error), door
+            assert read_to_the_end(silent) == answers[door], door
             assert 0.5 <= time.monotonic() - started < 5.0
     assert "Traceback" not in server.log_text()
 

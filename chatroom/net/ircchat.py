@@ -72,6 +72,18 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
 _CANNOT = {"outside": "you are not in it", "banned": "you are banned", "moderated": "+m"}
 
 
+def _silenced(door: IrcDoor, conn: IrcConnection, room: Room, *, answer: bool) -> bool:
+    """Whether the speak rule (:meth:`chatroom.model.rooms.Rooms.speak_refusal`) refuses *conn* a line in *room*;
+    if so and *answer*, tell it with ``404 ERR_CANNOTSENDTOCHAN`` and the reason (RFC 2812 3.3.1; never for a
+    NOTICE, 3.3.2). A member of a free room passes on the rule's fast path."""
+    refused = door.hub.rooms.speak_refusal(conn, room)
+    if refused is None:
+        return False
+    if answer:
+        door.numeric(conn, "404", room.name, f"Cannot send to channel ({_CANNOT[refused.block]})")
+    return True
+
+
 def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: bool, tags: dict[str, str]) -> None:
     room = conn.rooms.get(name)  # hot path: the exact name of one of its rooms, no parsing, a member
     if room is None:  # (never "or": a Room's truth is its len(), a call, and an empty room is falsy)
@@ -80,10 +92,7 @@ def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: b
             if not notice:
                 door.numeric(conn, "403", name, "No such channel")
             return
-    refused = door.hub.rooms.speak_refusal(conn, room)  # the one speak rule: a member of a free room passes at once
-    if refused is not None:
-        if not notice:
-            door.numeric(conn, "404", room.name, f"Cannot send to channel ({_CANNOT[refused.block]})")
+    if _silenced(door, conn, room, answer=not notice):
         return
     kind = "notice" if notice else "msg"
     if text[:1] == "\x01":  # CTCP (one check for every other line)
@@ -143,13 +152,16 @@ def relayed_size(source: str, command: str, target: str, text: str, action: bool
 
 def tagmsg(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``TAGMSG target``: the client-only tags (``+typing``...) to the room's or the member's IRC clients that
-    negotiated ``message-tags``; nothing to other doors, nothing stored."""
+    negotiated ``message-tags``; nothing to other doors, nothing stored. To a room it meets the speak rule as a
+    PRIVMSG does (``404`` in a moderated room, under a ban, from outside a ``+n`` room; ``403`` for no room)."""
     client_tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}
     target = msg.params[0]
     if target.startswith("#"):
         room = door.hub.room(target)
-        if room is None or room.name not in conn.rooms:
-            door.numeric(conn, "404" if room else "403", target, "Cannot send to channel")
+        if room is None:
+            door.numeric(conn, "403", target, "No such channel")
+            return 1.0
+        if _silenced(door, conn, room, answer=True):  # the speak rule, as PRIVMSG (ergo and solanum alike)
             return 1.0
         members = [m for m in room.members.values() if m is not conn]
         target = room.name

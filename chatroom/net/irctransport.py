@@ -35,7 +35,7 @@ from chatroom.net.tls import HANDSHAKE_TIMEOUT, TLSGate
 from chatroom.sockets.tlssocket import Socket
 from chatroom.wire.irc import Message, TooLong, encode
 
-__all__ = ["PING_AFTER", "REGISTRATION_TIMEOUT", "IrcTransport", "open_irc"]
+__all__ = ["CLEAR_CLOSING", "PING_AFTER", "REGISTRATION_TIMEOUT", "IrcTransport", "irc_tls_only", "open_irc"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -43,6 +43,15 @@ log = logging.getLogger("chatroom.server")
 REGISTRATION_TIMEOUT = 60.0
 #: Seconds of silence after which the server PINGs a client, and then waits as long for anything.
 PING_AFTER = 120.0
+#: Why a clear-text client on the IRC TLS port is closed (the trailing text of its ``ERROR``).
+CLEAR_CLOSING = "Closing Link: this port speaks TLS; connect with TLS (port 6697 convention)"
+
+
+def irc_tls_only(spoke: bool) -> bytes:
+    """The IRC door's clear-text answer on its TLS port (a :class:`~chatroom.net.tls.ClearTextAnswer`), either way:
+    ``ERROR :Closing Link: ...`` CR LF (:data:`CLEAR_CLOSING`), an IRC message a client shows as the reason it
+    was closed (RFC 2812 3.7.4; "Modern IRC": ``ERROR <reason>``), not the line protocol's bare ``ERROR`` line."""
+    return encode(Message("ERROR", [CLEAR_CLOSING]))
 
 
 class IrcTransport(LineTransport):
@@ -148,7 +157,7 @@ def open_irc(loop: Loop, app: IrcApplication, listener: socket.socket | None, tl
     if listener is not None:
         transports.append(IrcTransport(loop, app, listener, door=door, ping_after=ping_after, **options))
     if tls is not None and tls_listener is not None:
-        gate = TLSGate(tls, handshake_timeout=handshake_timeout)  # clear text gets CLEAR_ERROR, as on the line door
+        gate = TLSGate(tls, handshake_timeout=handshake_timeout, answer=irc_tls_only)  # clear text: an IRC ERROR
         transports.append(IrcTransport(loop, app, tls_listener, door=door, ping_after=ping_after, tls=gate, **options))
     log.info("IRC door as %s", door.server_name, extra=CONN)
     return transports

@@ -6,9 +6,9 @@ one accepts in clear. The transport counts each accepted socket against the per-
 its gate (:meth:`TLSGate.admit`), which drives the non-blocking handshake in the one loop (``do_handshake()``,
 the selector mask switched on ``SSLWantReadError``/``SSLWantWriteError``), bounded by the gate's
 ``handshake_timeout`` seconds (default :data:`HANDSHAKE_TIMEOUT`). The first byte is peeked: a client that does
-not start with a TLS handshake record (``0x16``) gets the door's clear-text answer (*answer*: the line door's and
-the IRC door's is :data:`CLEAR_ERROR`, the web door's an HTTP 400) and is drained until it closes. A finished
-handshake goes back to the transport as a :class:`~chatroom.sockets.tlssocket.TLSSocket`
+not start with a TLS handshake record (``0x16``) gets the door's clear-text answer (*answer*: the line door's is
+:data:`CLEAR_ERROR`, the IRC door's an IRC ``ERROR`` message, the web door's an HTTP 400) and is drained until it
+closes. A finished handshake goes back to the transport as a :class:`~chatroom.sockets.tlssocket.TLSSocket`
 (:meth:`HandshakeDoor.start`), whose ``recv``, ``sendmsg`` and ``shutdown`` are all that differs afterwards; a
 failed one gives its place in the budget back (:meth:`HandshakeDoor.count_out`).
 
@@ -54,13 +54,13 @@ class ClearTextAnswer(Protocol):
     """What a door tells a client on its TLS port, in clear, before closing it: ``answer(spoke)`` returns the
     bytes (``b""``: nothing); *spoke* is true when the client sent clear text, false when it sent nothing
     until the handshake timeout. A plain function will do (:func:`clear_error`,
-    :func:`chatroom.net.web.https_only`)."""
+    :func:`chatroom.net.web.https_only`, :func:`chatroom.net.irctransport.irc_tls_only`)."""
 
     def __call__(self, spoke: bool) -> bytes: ...
 
 
 def clear_error(spoke: bool) -> bytes:
-    """The line and IRC doors' answer: :data:`CLEAR_ERROR` either way (a person on ``nc`` waiting for a greeting
+    """The line door's answer: :data:`CLEAR_ERROR` either way (a person on ``nc`` waiting for a greeting
     learns why)."""
     return encode_line(CLEAR_ERROR)
 
