@@ -206,6 +206,8 @@ class ServerPort:
         if registered is None or registered.casefold() != account.casefold():
             raise Refused(f"no account {account}")
         account = registered
+        if member.nick != account and (banned := hub.rooms.nick_refusal(member)) is not None:
+            raise banned  # the rename below would be refused: refuse the login before it changes anything
         holders = {hub.find(account), hub.nicks.alike(account)} - {None, member}
         for other in holders:
             assert other is not None
