@@ -31,6 +31,11 @@ guest's address, or an IRC mask (``nick!user@host``, :attr:`Viewer.mask`).
 room only where it takes lines from outside, IRC's ``-n``; its operators and voiced members always, a ban
 notwithstanding, as on IRC; never a banned viewer; in a moderated room nobody else).
 
+**Changing nick** (``/nick``, ``ctx.rename``, the web page's nick, IRC NICK, a login's rename: all through
+:meth:`chatroom.model.hub.Hub.rename`): :func:`nick_refusal`: a member the speak rule silences for a ban in a
+room it is in may not change nick (no evading a mask ban), as solanum and hybrid answer ``435``; a nick change
+*into* a banned mask is allowed (the speak rule then silences it).
+
 The viewer is a :class:`Viewer`: a connected member (:meth:`Viewer.of`), or an account and an address
 for a reader that is not in the rooms (a search across nodes, a door checking before it joins).
 :data:`SERVER` is the server itself (plugins' timers and start-up), which reads everything. Pure
@@ -41,14 +46,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from chatroom.model.errors import JoinRefused, Refused, SpeakRefused
+from chatroom.model.errors import JoinRefused, NickRefused, Refused, SpeakRefused
 
 if TYPE_CHECKING:
     from chatroom.model.member import Member
     from chatroom.model.room import Room
 
 __all__ = ["SERVER", "RoomView", "Viewer", "check_join", "check_read", "join_block", "join_refusal", "listed_to",
-           "may_read", "read_refusal", "speak_block", "speak_refusal", "view"]
+           "may_read", "nick_refusal", "read_refusal", "speak_block", "speak_refusal", "view"]
 
 
 class Viewer(NamedTuple):
@@ -200,6 +205,16 @@ def speak_refusal(viewer: Viewer, room: Room) -> SpeakRefused | None:
     not in #den: /join #den first``; the word as ``block``), or None if *viewer* may speak."""
     block = speak_block(viewer, room)
     return None if block is None else SpeakRefused(_SILENCED[block].format(room.name), block)
+
+
+def nick_refusal(viewer: Viewer, room: Room) -> NickRefused | None:
+    """A :class:`~chatroom.model.errors.NickRefused` (``you are banned from #den: you cannot change your nick
+    there``) if :func:`speak_block` silences *viewer* in *room* for a ban (so admins, the room's operators and
+    voiced members pass), else None. Source: solanum's ``m_nick.c`` (``435 ERR_BANNICKCHANGE``)."""
+    if speak_block(viewer, room) != "banned":
+        return None
+    return NickRefused(f"{_SILENCED['banned'].format(room.name)}: you cannot change your nick there", "banned",
+                       room.name)
 
 
 def view(viewer: Viewer, room: Room) -> RoomView:

@@ -3,7 +3,7 @@ entering a room, :class:`JoinRefused`, or speaking in one, :class:`SpeakRefused`
 
 from __future__ import annotations
 
-__all__ = ["JoinRefused", "Refused", "RuleRefused", "SpeakRefused"]
+__all__ = ["JoinRefused", "NickRefused", "Refused", "RuleRefused", "SpeakRefused"]
 
 
 class Refused(Exception):
@@ -34,3 +34,13 @@ class SpeakRefused(RuleRefused):
     it rather than raising it): ``str(exc)`` the reason in words (``#den is moderated: ...``), ``block``
     ``"outside"`` (not a member, and the room takes no lines from outside), ``"banned"`` or ``"moderated"``,
     for IRC's ``404`` reasons."""
+
+
+class NickRefused(RuleRefused):
+    """A room's ban refuses a member's nick change (:meth:`chatroom.model.rooms.Rooms.nick_refusal`): ``str(exc)``
+    the reason in words (``you are banned from #den: you cannot change your nick there``), ``block``
+    ``"banned"``, ``room`` the room's name (``#den``), for IRC's ``435 ERR_BANNICKCHANGE``."""
+
+    def __init__(self, reason: str, block: str, room: str) -> None:
+        super().__init__(reason, block)
+        self.room = room

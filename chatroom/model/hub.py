@@ -120,11 +120,15 @@ class Hub:
 
         Raises Refused if *nick* is invalid, taken, looks like (same
         confusable skeleton as) another member's nick, or belongs to an
-        account *member* is not logged in to (see :attr:`Nicks.registered <chatroom.model.nicks.Nicks.registered>`).
+        account *member* is not logged in to (see :attr:`Nicks.registered <chatroom.model.nicks.Nicks.registered>`);
+        raises :class:`~chatroom.model.errors.NickRefused` if a ban silences *member* in a room it is in
+        (:meth:`Rooms.nick_refusal <chatroom.model.rooms.Rooms.nick_refusal>`).
         """
         reason = self.nick_refusal(nick, member, accounts=True)
         if reason:
             raise Refused(reason)
+        if nick != member.nick and (banned := self.rooms.nick_refusal(member)) is not None:
+            raise banned
         return self._swap(member, nick)
 
     def nick_refusal(self, nick: str, member: Member, *, accounts: bool = False) -> str | None:

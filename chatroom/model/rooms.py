@@ -33,8 +33,8 @@ from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
 from chatroom.model.access import (SERVER, RoomView, Viewer, check_join, check_read, listed_to, may_read,
-                                   speak_refusal, view)
-from chatroom.model.errors import Refused, SpeakRefused
+                                   nick_refusal, speak_refusal, view)
+from chatroom.model.errors import NickRefused, Refused, SpeakRefused
 from chatroom.model.moderation import RoomRules
 from chatroom.model.names import room_key
 from chatroom.model.room import Room
@@ -237,6 +237,18 @@ class Rooms:
         if not rules.moderated and not rules.bans and room.members.get(member.id) is member:
             return None
         return speak_refusal(self.viewer(member), room)
+
+    def nick_refusal(self, member: Member) -> NickRefused | None:
+        """Why *member* may not change its nick (:func:`~chatroom.model.access.nick_refusal`: a ban silences it in
+        a room it is in, the first such room in join order), or None. Every door's rename passes here
+        (:meth:`chatroom.model.hub.Hub.rename`)."""
+        viewer = None
+        for room in member.rooms.values():
+            if room.rules.bans:
+                viewer = viewer or self.viewer(member)
+                if (refusal := nick_refusal(viewer, room)) is not None:
+                    return refusal
+        return None
 
     def _bucket(self, creator: Member) -> tuple[float, float] | None:
         """*creator*'s creation bucket now, ``(tokens, when)`` with at least one token (None: an admin, no

@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from chatroom.model.accounts import verify_password
-from chatroom.model.errors import Refused
+from chatroom.model.errors import NickRefused, Refused
 from chatroom.model.names import MAX_NICK
 from chatroom.net.irc import IrcConnection, IrcDoor
 from chatroom.net.ircinfo import remember
@@ -131,6 +131,8 @@ def nick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     remember(door, conn)
     try:
         door.app.set_nick(conn, wanted)  # the client hears its NICK from IrcConnection.changed
+    except NickRefused as exc:  # a ban silences it in a channel: solanum's and hybrid's ERR_BANNICKCHANGE
+        door.numeric(conn, "435", wanted, exc.room, "Cannot change nickname while banned on channel")
     except Refused as exc:
         _refuse_nick(door, conn, wanted, str(exc))
     return 1.0

@@ -206,6 +206,8 @@ class ServerPort:
         if registered is None or registered.casefold() != account.casefold():
             raise Refused(f"no account {account}")
         account = registered
+        if member.nick != account and (banned := hub.rooms.nick_refusal(member)) is not None:
+            raise banned  # the rename below would be refused: refuse the login before it changes anything
         holders = {hub.find(account), hub.nicks.alike(account)} - {None, member}
         for other in holders:
             assert other is not None
@@ -215,14 +217,14 @@ class ServerPort:
             self.send_line(other, f"* you are {other.nick} now: {account} logged in")
             self.call_hook("nick_changed", other, old=old, new=other.nick)
         member.account = account
+        if not self.is_admin(member):  # an account ban holds whatever connection it logs in from (before the
+            for room in list(member.rooms.values()):  # rename, which a room banning the account would refuse)
+                if room.rules.banned(account, ""):
+                    hub.part(member, room, notice=f"{account} is banned from {room.label}", by=member.nick)
         if member.nick != account:
             self.set_nick(member, account)
         else:
             self._server.events.named(member)
-        if not self.is_admin(member):  # an account ban holds whatever connection it logs in from
-            for room in list(member.rooms.values()):
-                if room.rules.banned(account, ""):
-                    hub.part(member, room, notice=f"{account} is banned from {room.label}", by=member.nick)
 
     def handle_line(self, member: Member, line: str, *, bypass_capture: bool = False) -> float:
         """*line* as if *member* typed it."""
