@@ -138,7 +138,8 @@ def test_while_redis_is_down_a_topic_is_refused_and_a_rule_change_is_shared_once
     alice.expect("OK password changed")
     redis.start()
     eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing the key set while Redis was down",
-               show=lambda: seen_and_log(bob, b))
+               show=lambda: f"{seen_and_log(bob, b)}\nnode a: {seen_and_log(alice, a)}\n#den's rules in Redis: "
+               f"{redis.command('HGET', 'chatroom:{#den}:meta', 'rules')!r}")
     bob.send("/join #den door")
     bob.expect_prefix("OK join #den")
     bob.send("/topic")
