@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -265,6 +266,35 @@ def test_the_output_queue_is_bounded(loop, redis_server) -> None:  # type: ignor
     pump(loop, lambda: link.in_flight == 0)
     assert probe.replies and all(r == b"OK" for r in probe.replies)
     assert len(probe.replies) == 2000 - refused
+    link.close()
+
+
+def test_a_redis_still_loading_its_data_after_a_restart_is_not_ready_until_it_has_loaded(loop, redis_factory) -> None:  # type: ignore[no-untyped-def]
+    """A restarted Redis accepts connections and answers CLIENT SETNAME while it loads its data, but -LOADING
+    to HSET: a link ready then would lose the writes its owner queues first (a scale-out node re-sharing a
+    room's rules). The handshake ends with PING, which Redis refuses while loading: ready means loaded."""
+    redis = redis_factory(appendonly=False, extra=("--enable-debug-command", "yes"))
+    assert redis.command("DEBUG", "POPULATE", "1000000") == b"OK"  # about half a second to load
+    assert redis.command("SAVE") == b"OK"
+    link, probe = open_link(loop, redis.url, backoff=(0.01, 0.02))
+    pump(loop, lambda: link.ready)
+    redis.stop()
+    pump(loop, lambda: bool(probe.lost))
+    errors: set[str] = set()
+
+    def ready() -> None:  # as a node does: what waited for the link is written as soon as it is ready
+        probe.on_ready()
+        link.call("HSET", "h", "f", "v", on_reply=probe.replies.append)
+
+    link.on_ready = ready
+    starter = threading.Thread(target=redis.start)  # the loop keeps dialling while Redis starts and loads
+    starter.start()
+    try:
+        pump(loop, lambda: errors.add(link.last_error) or bool(probe.replies))
+    finally:
+        starter.join(DEADLINE)
+    assert probe.replies == [1]  # not ReplyError('LOADING Redis is loading the dataset in memory')
+    assert any("LOADING" in error for error in errors), errors  # the link met Redis loading, and waited
     link.close()
 
 

@@ -16,7 +16,9 @@ callback runs when the socket is readable, or writable while output waits), with
   :class:`Unavailable` (its outcome is unknown: it may have run);
 - **reconnects** with exponential backoff (*backoff*: first and longest delay, each with jitter)
   for ever, until :meth:`close`; ``on_ready`` runs on every (re)connection after the handshake
-  (``AUTH``, ``SELECT``, ``CLIENT SETNAME``), ``on_lost(reason)`` on every loss. While not ready,
+  (``AUTH``, ``SELECT``, ``CLIENT SETNAME``, then ``PING``, which a Redis still loading its data after a
+  restart refuses with ``-LOADING``: the link retries until it answers), ``on_lost(reason)`` on every loss.
+  While not ready,
   :meth:`call` raises :class:`Unavailable` at once.
 
 A *subscriber* link (RESP2 Pub/Sub needs a connection of its own) hands every reply after the
@@ -248,6 +250,9 @@ class RedisLink:
         if self.address.db:
             steps.append(("SELECT", self.address.db))
         steps.append(("CLIENT", "SETNAME", self.name))
+        # Last, PING: a restarted Redis accepts connections and answers AUTH, SELECT and CLIENT while it still
+        # loads its data, but -LOADING to PING and to every read and write; the link is not ready until then.
+        steps.append(("PING",))
         left = [len(steps)]
 
         def answered(reply: Any) -> None:
