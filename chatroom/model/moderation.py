@@ -48,7 +48,7 @@ class RoomRules:
     listed and its members shown to its members only: IRC's ``+s``), ``limit`` (most members, 0: no limit;
     ``+l``), ``invite_only`` (only invited members join; ``+i``) and ``external`` (members outside the room may
     send to it: IRC's ``-n``; only the IRC door has a way to) and ``moderated`` (only operators and voiced
-    members speak: IRC's ``+m``, :meth:`~chatroom.model.room.Room.may_speak`)."""
+    members speak: IRC's ``+m``, :meth:`~chatroom.model.rooms.Rooms.speak_refusal`)."""
 
     owner: str = ""
     operators: dict[str, str] = field(default_factory=dict)

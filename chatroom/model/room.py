@@ -55,8 +55,10 @@ class Room:
         return member.id in self.ops or self.rules.is_operator(member.account)
 
     def may_speak(self, member: Member) -> bool:
-        """May *member* say something in the room: always, unless the room is moderated (``rules.moderated``),
-        then only its operators and voiced members. Server admins are the caller's business."""
+        """May *member* say something in the room as far as ``+m`` goes: always, unless the room is moderated
+        (``rules.moderated``), then only its operators and voiced members. Only that part of the speak rule: bans,
+        lines from outside and admins are in the whole rule, :meth:`chatroom.model.rooms.Rooms.speak_refusal`,
+        which every door and plugin path asks."""
         return not self.rules.moderated or member.id in self.voices or self.operated_by(member)
 
     def nicks(self) -> list[str]:

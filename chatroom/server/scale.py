@@ -14,7 +14,7 @@ import os
 import re
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chatroom.server.checks import StartupError
 from chatroom.server.options import ServerOptions
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from chatroom.model.hub import Hub
     from chatroom.model.member import Member
     from chatroom.net.loop import Loop
+    from chatroom.net.tcp import LineTransport
     from chatroom.scaleout.node import Node
 
 __all__ = ["CATCH_UP_WAIT", "INSTALL_HINT", "attach", "hold_until_caught_up", "node_name", "preflight"]
@@ -59,7 +60,7 @@ def node_name(options: ServerOptions) -> str:
 
 
 def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None,
-           tell: Callable[[Member, str], None], transports: list[Any], accounts: AccountStore | None = None) -> Node:
+           tell: Callable[[Member, str], None], transports: list[LineTransport], accounts: AccountStore | None = None) -> Node:
     """Make the server of these parts a node of the scale-out *options* name (``--redis``): its room model
     publishes through Redis and delivers what every node said; ``tell(member, line)`` answers a speaker. Call
     only with ``options.redis`` set (and :func:`preflight` passed)."""
@@ -83,7 +84,7 @@ def attach(options: ServerOptions, loop: Loop, hub: Hub, history: History | None
 CATCH_UP_WAIT = 10.0
 
 
-def hold_until_caught_up(loop: Loop, node: Node, transports: list[Any]) -> None:
+def hold_until_caught_up(loop: Loop, node: Node, transports: list[LineTransport]) -> None:
     """No door accepts until *node* fetched what its rooms missed while it was away (so a client that
     reconnects to a restarted node gets those lines as history, replayed or fetched by id, never again as
     live lines), or :data:`CATCH_UP_WAIT` seconds passed."""
