@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import selectors
 from collections import deque
-from typing import Any, Iterator, Protocol
+from typing import Iterator, Protocol
 
 from chatroom.model.history import Entry
 from chatroom.model.member import Member
@@ -63,6 +63,21 @@ class Application(Protocol):
     def on_close(self, conn: Connection, reason: str) -> None: ...
 
 
+class Writer(Protocol):
+    """What a connection needs of the loop that writes it (:class:`chatroom.net.loop.Loop`): ``max_queue``
+    (bytes of output a connection may have queued), ``dirty`` (the connections with output queued this pass),
+    ``backlog`` (those with bytes read ahead to serve next pass), ``too_slow(conn)`` (*conn* is over its output
+    budget: dropped) and ``set_mask(conn)`` (the selector's events for *conn* again). Loop thread only."""
+
+    max_queue: int
+    dirty: list[Connection]
+    backlog: set[Connection]
+
+    def too_slow(self, conn: Connection) -> None: ...
+
+    def set_mask(self, conn: Connection) -> None: ...
+
+
 class Transport(Protocol):
     """The door interface, downward: what the loop and the server call on a door's transport
     (:class:`chatroom.net.tcp.LineTransport` and the transports built on it). Loop thread only.
@@ -102,7 +117,7 @@ class Connection(Member):
     pass reads them). ``sock`` is a ``socket.socket`` or, behind a door's TLS gate, a ``TLSSocket``: the only
     difference between a connection in clear and one over TLS.
     ``transport`` is the object that reads it (:class:`~chatroom.net.tcp.LineTransport`), ``loop``
-    the :class:`~chatroom.net.loop.Loop` that writes it (``max_queue``, ``dirty``, ``too_slow``).
+    the :class:`~chatroom.net.loop.Loop` that writes it (seen through :class:`Writer`).
     Slots keep an idle connection small (docs/benchmarks.md). Loop thread only.
     """
 
@@ -113,7 +128,7 @@ class Connection(Member):
         "hint_at", "hints", "unknown_at", "unknown_quiet", "more",
     )
 
-    def __init__(self, cid: int, sock: Socket, addr: Address, loop: Any, transport: Transport, *,
+    def __init__(self, cid: int, sock: Socket, addr: Address, loop: Writer, transport: Transport, *,
                  tokens: float = 0.0, now: float = 0.0) -> None:
         super().__init__(cid, f"guest{cid}")
         self.sock = sock

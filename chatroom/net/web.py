@@ -96,6 +96,7 @@ class WebConnection(Connection):
     __slots__ = ("wire_index", "upgraded", "you", "since", "idle_since", "close_sent", "file")
 
     parser: WebParser  # its parser (Connection's is any EventParser)
+    loop: Loop  # its loop, all of it (Connection needs only a Writer)
     transport: WebTransport
 
     def __init__(self, cid: int, sock: Socket, addr: Address, loop: Loop, transport: WebTransport, *,
