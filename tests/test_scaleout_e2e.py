@@ -156,6 +156,31 @@ def test_while_redis_is_down_a_topic_is_refused_and_a_rule_change_is_shared_once
     assert guest.seen[-1].startswith("OK logged in as alice"), guest.seen[-1]
 
 
+def test_a_rule_change_whose_connection_drops_before_redis_ran_it_is_shared_once_the_link_is_back(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alice.send("/register correct-horse-battery")
+    alice.expect("OK registered alice; you are logged in")
+    alice.send("/join #den")
+    alice.expect_prefix("OK join #den")
+    bob.send("/join #den")  # node b holds #den: it learns the key on ctl
+    bob.expect_prefix("OK join #den")
+    bob.send("/part #den")
+    bob.sync()
+    assert redis.command("CLIENT", "PAUSE", "5000", "WRITE") == b"OK"  # Redis holds every write it gets...
+    try:
+        alice.send("/key door")  # ...node a's share of the key among them (written before alice's OK)
+        alice.expect_prefix("OK key")
+        (link,) = [c for c in redis.clients() if c.get("name") == "chatroom-a"]
+        assert redis.command("CLIENT", "KILL", "ID", link["id"]) == 1  # its connection dropped before Redis ran it
+        assert json.loads(redis.command("HGET", "chatroom:{#den}:meta", "rules"))["key"] == ""
+    finally:
+        redis.command("CLIENT", "UNPAUSE")
+    eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing the key whose first share was lost",
+               show=lambda: f"{seen_and_log(bob, b)}\nnode a: {seen_and_log(alice, a)}")
+    assert json.loads(redis.command("HGET", "chatroom:{#den}:meta", "rules"))["key"] == "door"
+
+
 def test_subscriptions_killed_by_redis_mid_burst_recover_every_line_exactly_once(flood_nodes) -> None:  # type: ignore[no-untyped-def]
     redis, a, b = flood_nodes
     alice, carol, bob = a.connect("alice"), a.connect("carol"), b.connect("bob")
