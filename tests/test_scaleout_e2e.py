@@ -181,6 +181,24 @@ def test_a_rule_change_whose_connection_drops_before_redis_ran_it_is_shared_once
     assert json.loads(redis.command("HGET", "chatroom:{#den}:meta", "rules"))["key"] == "door"
 
 
+def test_redis_restarted_empty_gets_a_rooms_rules_back_from_the_node_holding_it(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alice.send("/register correct-horse-battery")
+    alice.expect("OK registered alice; you are logged in")
+    alice.send("/join #den")
+    alice.expect_prefix("OK join #den")
+    alice.send("/key door")
+    alice.expect_prefix("OK key")
+    rules = lambda: redis.command("HGET", "chatroom:{#den}:meta", "rules")  # noqa: E731
+    eventually(lambda: rules() is not None and json.loads(rules())["key"] == "door", "the key in Redis")
+    redis.restart(empty=True)
+    eventually(lambda: rules() is not None and json.loads(rules())["key"] == "door",
+               "node a restoring #den's rules when its subscription came back", show=lambda: seen_and_log(alice, a))
+    assert refused_without_key(bob, "#den")  # node b never held #den: it takes the chat's rules, never a new room's
+    assert json.loads(rules())["owner"] == "alice"
+
+
 def test_subscriptions_killed_by_redis_mid_burst_recover_every_line_exactly_once(flood_nodes) -> None:  # type: ignore[no-untyped-def]
     redis, a, b = flood_nodes
     alice, carol, bob = a.connect("alice"), a.connect("carol"), b.connect("bob")

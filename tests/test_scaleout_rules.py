@@ -108,7 +108,8 @@ def writes(calls: list[Call]) -> list[dict[str, Any]]:
         args = call.args
         if args[0] == "HSET" and args[1] == META and args[2] == "rules":
             found.append(json.loads(args[3]))
-        elif args[0] == "EVAL" and args[3] == META and "HSET" in args[1] and "EXISTS" not in args[1]:
+        elif args[0] == "EVAL" and args[3] == META and "HSET" in args[1] and "EXISTS" not in args[1] and \
+                "HSETNX" not in args[1]:
             found.append(json.loads(args[4]))
     return found
 
@@ -116,6 +117,11 @@ def writes(calls: list[Call]) -> list[dict[str, Any]]:
 def creations(calls: list[Call]) -> list[dict[str, Any]]:
     """The rules of #den's creation scripts (set only if the chat has no such room)."""
     return [json.loads(c.args[4]) for c in calls if c.args[0] == "EVAL" and c.args[3] == META and "EXISTS" in c.args[1]]
+
+
+def restores(calls: list[Call]) -> list[dict[str, Any]]:
+    """The rules of #den's restoring scripts (set only if Redis has no rules for it)."""
+    return [json.loads(c.args[4]) for c in calls if c.args[0] == "EVAL" and c.args[3] == META and "HSETNX" in c.args[1]]
 
 
 def reads(calls: list[Call]) -> list[Call]:
@@ -298,3 +304,23 @@ def test_close_cancels_the_retry_and_ignores_late_replies(setup, caplog) -> None
     assert link.loop.timers and all(t.cancelled for t in link.loop.timers)
     link.lose()  # (the link's close fails what was in flight)
     assert not caplog.records
+
+
+def test_a_room_whose_rules_redis_lost_gets_this_nodes_copy_back_unless_another_node_restored_it_first(setup) -> None:  # type: ignore[no-untyped-def]
+    hub, link, rules = setup
+    room = den(hub, link)
+    set_key(hub, room, "door")
+    link.answer_all(1)
+    link.lose()  # Redis restarted empty: the node reads #den's rules again and finds none
+    mark = len(link.calls)
+    link.back(rules)
+    (read,) = reads(since(link, mark))
+    link.answer(read, None)
+    assert [r["key"] for r in restores(link.pending)] == ["door"]  # this node's copy, unless Redis has some by then
+    assert not writes(link.pending)  # (never overwriting rules another node restored first)
+    link.lose()  # lost before the answer: asked again, the same way
+    mark = len(link.calls)
+    link.back(rules)
+    assert [r["key"] for r in restores(since(link, mark))] == ["door"] and not creations(since(link, mark))
+    link.answer_all([0, json.dumps({"owner": "alice", "key": "theirs"}).encode()])  # node b's copy came first
+    assert room.rules.key == "theirs" and not rules.uncreated and not rules.unsent

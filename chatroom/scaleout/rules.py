@@ -69,6 +69,17 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return {1}
 """
 
+#: Rules of a room this node holds that Redis has none for (Redis restarted empty, or a room of this node's data dir
+#: never shared): this node's copy (ARGV[1]) becomes the chat's, published on ctl (ARGV[2], ARGV[3]), unless another
+#: node's came first. Returns {1} or {0, rules}, as :data:`CREATE_LUA`.
+RESTORE_LUA = """
+if redis.call('HSETNX', KEYS[1], 'rules', ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return {1}
+end
+return {0, redis.call('HGET', KEYS[1], 'rules')}
+"""
+
 #: A change of a room's rules made here: stored in its meta hash (KEYS[1], field ``rules``: ARGV[1]) and published
 #: on ctl (ARGV[2], message ARGV[3]) in one step, so one reply tells that both ran (an error reply: neither did).
 SHARE_LUA = """
@@ -93,8 +104,9 @@ class SharedRules:
         self.call_later = call_later if call_later is not None else link.loop.call_later
         #: Rooms whose rules changed here and Redis has not acknowledged (the change in flight or to send again).
         self.unsent: set[str] = set()
-        #: Rooms created here whose creation Redis has not answered (:data:`CREATE_LUA`); their changes wait.
-        self.uncreated: set[str] = set()
+        #: Rooms created here (or restored: a room Redis has no rules for) whose creation Redis has not answered,
+        #: with its script (:data:`CREATE_LUA`, :data:`RESTORE_LUA`); their changes wait for that answer.
+        self.uncreated: dict[str, str] = {}
         #: Rooms whose resync read failed: read again (a timer on a live link; the node's resync after a reconnection).
         self.unread: set[str] = set()
         self.tell: Callable[[Member, str], None] = lambda member, line: None
@@ -129,16 +141,16 @@ class SharedRules:
         rules (its creator's ownership) are the room's everywhere. One atomic script: two nodes creating a
         room at once agree on one owner. Until Redis answered, the room's changes made here wait (:meth:`changed`);
         without an answer it is asked again (when the link is back, or on a timer after an error reply)."""
-        self.uncreated.add(room.name)
-        self._create(room)
+        self._create(room, CREATE_LUA)
 
-    def _create(self, room: Room) -> None:
+    def _create(self, room: Room, script: str) -> None:
+        self.uncreated[room.name] = script
         text = room.rules.to_json()
         self._call(room.name, functools.partial(self._created, room.name, self._heard, text),
-                   "EVAL", CREATE_LUA, 1, self.keys.meta(room.name), text, self.ctl, self._message(room.name, text))
+                   "EVAL", script, 1, self.keys.meta(room.name), text, self.ctl, self._message(room.name, text))
 
     def _created(self, name: str, asked: int, text: str, reply: Any) -> None:
-        self.uncreated.discard(name)
+        restored = self.uncreated.pop(name, None) == RESTORE_LUA
         room = self.hub.rooms.get(name)
         if room is None or not isinstance(reply, list):
             self.unsent.discard(name)
@@ -149,9 +161,11 @@ class SharedRules:
             else:
                 self.unsent.discard(name)
             return
-        if self._heard_in.get(name, 0) > asked:  # a change heard on ctl since is newer than the reply (applied)
-            if name in self.unsent:  # (made here after it: on the chat's rules, so shared)
-                self._share(room)
+        heard = self._heard_in.get(name, 0) > asked  # a change heard on ctl since: newer than the reply (applied)
+        if name in self.unsent and (heard or restored):  # a change made here on the chat's rules (heard, or those
+            self._share(room)  # of a room this node held): the newest
+            return
+        if heard:
             return
         if name in self.unsent:
             self.unsent.discard(name)
@@ -215,17 +229,17 @@ class SharedRules:
         self._again(reads=False)
 
     def _again(self, reads: bool) -> None:
-        for name in sorted(self.uncreated | self.unsent | (self.unread if reads else set())):
+        for name in sorted(self.uncreated.keys() | self.unsent | (self.unread if reads else set())):
             room = self.hub.rooms.get(name)
             if room is None:  # let go meanwhile: nothing to share
-                self.uncreated.discard(name)
+                self.uncreated.pop(name, None)
                 self.unsent.discard(name)
                 self.unread.discard(name)
                 self._failing.pop(name, None)
             elif name in self._sent:  # in flight: its reply decides
                 continue
             elif name in self.uncreated:
-                self._create(room)
+                self._create(room, self.uncreated[name])
             elif name in self.unsent:
                 self._share(room)
             elif reads and name in self.unread:
@@ -314,10 +328,15 @@ class SharedRules:
                 self.unread.add(name)
                 self._failed(name, reply)
             return
-        if name not in self.unsent and name not in self.uncreated:  # (else a failure logged is theirs)
-            self._ok(name)
-        if isinstance(reply, bytes) and self._heard_in.get(name, 0) <= asked:
+        if name in self.unsent or name in self.uncreated:
+            return  # (this node's to tell Redis)
+        self._ok(name)
+        if self._heard_in.get(name, 0) > asked:
+            return  # a change heard since is newer than the reply
+        if isinstance(reply, bytes):
             self.apply(name, reply.decode())
+        elif reply is None and (room := self.hub.rooms.get(name)) is not None:  # Redis lost them: this node's
+            self._create(room, RESTORE_LUA)
 
 
 def part_here(hub: Hub, member: Member, room: Room, event: Event) -> None:
