@@ -10,7 +10,7 @@ import time
 
 import pytest
 from redis_kit import start_node
-from test_scaleout_presence import eventually, refused_without_key, seen_and_log, who
+from test_scaleout_presence import alices_room, eventually, refused_without_key, seen_and_log, who
 
 from conftest import DEADLINE
 
@@ -159,10 +159,7 @@ def test_while_redis_is_down_a_topic_is_refused_and_a_rule_change_is_shared_once
 def test_a_rule_change_whose_connection_drops_before_redis_ran_it_is_shared_once_the_link_is_back(two_nodes) -> None:  # type: ignore[no-untyped-def]
     redis, a, b = two_nodes
     alice, bob = a.connect("alice"), b.connect("bob")
-    alice.send("/register correct-horse-battery")
-    alice.expect("OK registered alice; you are logged in")
-    alice.send("/join #den")
-    alice.expect_prefix("OK join #den")
+    alices_room(alice)
     bob.send("/join #den")  # node b holds #den: it learns the key on ctl
     bob.expect_prefix("OK join #den")
     bob.send("/part #den")
@@ -184,12 +181,7 @@ def test_a_rule_change_whose_connection_drops_before_redis_ran_it_is_shared_once
 def test_redis_restarted_empty_gets_a_rooms_rules_back_from_the_node_holding_it(two_nodes) -> None:  # type: ignore[no-untyped-def]
     redis, a, b = two_nodes
     alice, bob = a.connect("alice"), b.connect("bob")
-    alice.send("/register correct-horse-battery")
-    alice.expect("OK registered alice; you are logged in")
-    alice.send("/join #den")
-    alice.expect_prefix("OK join #den")
-    alice.send("/key door")
-    alice.expect_prefix("OK key")
+    alices_room(alice, key="door")
     rules = lambda: redis.command("HGET", "chatroom:{#den}:meta", "rules")  # noqa: E731
     eventually(lambda: rules() is not None and json.loads(rules())["key"] == "door", "the key in Redis")
     redis.restart(empty=True)

@@ -5,7 +5,8 @@ A change made on a node (``/key``, ``/ban``, ``/op``... anything that saves a ro
 ``rules``: the rules' JSON, :class:`~chatroom.model.moderation.RoomRules`) and published on the
 ``ctl`` channel, in one script (:data:`SHARE_LUA`); every other node replaces its copy and saves it in its
 own data dir (so a node restarted without Redis still enforces them). A node (re)subscribing reads each
-room's rules from the meta hash. The last change wins (changes are rare and made by people).
+room's rules from the meta hash; a room it holds whose rules Redis lost (restarted empty) gets this node's copy
+back (:data:`RESTORE_LUA`). The last change wins (changes are rare and made by people).
 
 **Nothing is forgotten on the way** (docs/scale-out.md): a room's change stays in :attr:`SharedRules.unsent`
 until Redis answered its script with a reply that is not an error. A connection lost first (``Unavailable``: it
@@ -223,8 +224,8 @@ class SharedRules:
 
     # -- what Redis has not taken yet ------------------------------------------------------------------
     def ready(self) -> None:
-        """The command connection is (re)connected: what Redis has not acknowledged goes again (creations first,
-        then each changed room's current rules). The reads are the node's resync, which follows."""
+        """The command connection is (re)connected: what Redis has not acknowledged goes again (each room's
+        creation if unanswered, else its current rules). The reads are the node's resync, which follows."""
         self._rounds = 0
         self._again(reads=False)
 
