@@ -10,7 +10,7 @@ import time
 
 import pytest
 from redis_kit import start_node
-from test_scaleout_presence import eventually, refused_without_key, seen_and_log, who
+from test_scaleout_presence import alices_room, eventually, refused_without_key, seen_and_log, who
 
 from conftest import DEADLINE
 
@@ -154,6 +154,41 @@ def test_while_redis_is_down_a_topic_is_refused_and_a_rule_change_is_shared_once
             break
         time.sleep(1.0)
     assert guest.seen[-1].startswith("OK logged in as alice"), guest.seen[-1]
+
+
+def test_a_rule_change_whose_connection_drops_before_redis_ran_it_is_shared_once_the_link_is_back(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alices_room(alice)
+    bob.send("/join #den")  # node b holds #den: it learns the key on ctl
+    bob.expect_prefix("OK join #den")
+    bob.send("/part #den")
+    bob.sync()
+    assert redis.command("CLIENT", "PAUSE", "5000", "WRITE") == b"OK"  # Redis holds every write it gets...
+    try:
+        alice.send("/key door")  # ...node a's share of the key among them (written before alice's OK)
+        alice.expect_prefix("OK key")
+        (link,) = [c for c in redis.clients() if c.get("name") == "chatroom-a"]
+        assert redis.command("CLIENT", "KILL", "ID", link["id"]) == 1  # its connection dropped before Redis ran it
+        assert json.loads(redis.command("HGET", "chatroom:{#den}:meta", "rules"))["key"] == ""
+    finally:
+        redis.command("CLIENT", "UNPAUSE")
+    eventually(lambda: refused_without_key(bob, "#den"), "node b enforcing the key whose first share was lost",
+               show=lambda: f"{seen_and_log(bob, b)}\nnode a: {seen_and_log(alice, a)}")
+    assert json.loads(redis.command("HGET", "chatroom:{#den}:meta", "rules"))["key"] == "door"
+
+
+def test_redis_restarted_empty_gets_a_rooms_rules_back_from_the_node_holding_it(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alices_room(alice, key="door")
+    rules = lambda: redis.command("HGET", "chatroom:{#den}:meta", "rules")  # noqa: E731
+    eventually(lambda: rules() is not None and json.loads(rules())["key"] == "door", "the key in Redis")
+    redis.restart(empty=True)
+    eventually(lambda: rules() is not None and json.loads(rules())["key"] == "door",
+               "node a restoring #den's rules when its subscription came back", show=lambda: seen_and_log(alice, a))
+    assert refused_without_key(bob, "#den")  # node b never held #den: it takes the chat's rules, never a new room's
+    assert json.loads(rules())["owner"] == "alice"
 
 
 def test_subscriptions_killed_by_redis_mid_burst_recover_every_line_exactly_once(flood_nodes) -> None:  # type: ignore[no-untyped-def]

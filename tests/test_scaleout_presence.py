@@ -32,6 +32,17 @@ def refused_without_key(client, room: str) -> bool:  # type: ignore[no-untyped-d
     return any(l == f"ERROR {room} needs a key: /join {room} KEY" for l in lines)
 
 
+def alices_room(alice, key: str = "", room: str = "#den") -> None:  # type: ignore[no-untyped-def]
+    """*alice* registers (password ``correct-horse-battery``) and creates *room*, which she owns, keyed with *key*."""
+    alice.send("/register correct-horse-battery")
+    alice.expect("OK registered alice; you are logged in")
+    alice.send(f"/join {room}")
+    alice.expect_prefix(f"OK join {room}")
+    if key:
+        alice.send(f"/key {key}")
+        alice.expect_prefix("OK key")
+
+
 def eventually(check, what: str, timeout: float = DEADLINE, *, show=None) -> None:  # type: ignore[no-untyped-def]
     """Poll ``check()`` every 50 ms until it is true; past *timeout* seconds fail saying *what*, and what
     ``show()`` returns (the lines a client got, a node's log...) when given."""
@@ -209,12 +220,7 @@ def test_room_rules_are_the_same_on_every_node_and_a_kick_reaches_the_members_no
 def test_a_node_that_never_held_a_room_takes_its_rules_from_redis_when_a_member_creates_it(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
     a = start_node(server_factory, redis_server, "a")
     alice = a.connect("alice")
-    alice.send("/register correct-horse-battery")
-    alice.expect("OK registered alice; you are logged in")
-    alice.send("/join #den")
-    alice.expect_prefix("OK join #den")
-    alice.send("/key door")
-    alice.expect_prefix("OK key")
+    alices_room(alice, key="door")
     alice.send("/part #den")  # #den is quiet: a node started now does not hold it
     alice.expect_prefix("OK part")
     b = start_node(server_factory, redis_server, "b")

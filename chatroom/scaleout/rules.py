@@ -3,9 +3,19 @@
 A change made on a node (``/key``, ``/ban``, ``/op``... anything that saves a room's rules,
 :meth:`chatroom.model.rooms.Rooms.save_rules`) is written to the room's meta hash in Redis (field
 ``rules``: the rules' JSON, :class:`~chatroom.model.moderation.RoomRules`) and published on the
-``ctl`` channel; every other node replaces its copy and saves it in its own data dir (so a node
-restarted without Redis still enforces them). A node (re)subscribing reads each room's rules from the
-meta hash. The last change wins (changes are rare and made by people).
+``ctl`` channel, in one script (:data:`SHARE_LUA`); every other node replaces its copy and saves it in its
+own data dir (so a node restarted without Redis still enforces them). A node (re)subscribing reads each
+room's rules from the meta hash; a room it holds whose rules Redis lost (restarted empty) gets this node's copy
+back (:data:`RESTORE_LUA`). The last change wins (changes are rare and made by people).
+
+**Nothing is forgotten on the way** (docs/scale-out.md): a room's change stays in :attr:`SharedRules.unsent`
+until Redis answered its script with a reply that is not an error. A connection lost first (``Unavailable``: it
+may or may not have run) puts it back, and the room's *current* rules are sent again when the link is back
+(:meth:`SharedRules.ready`); an error reply (``-OOM``, ``-READONLY``, ``-BUSY``...) or a full output queue on a
+live link sends them again on a timer (:data:`RETRY`: 1 s, doubling to 30 s). The same holds for a room's
+creation (:data:`CREATE_LUA`: asked again until answered; the room's changes wait for that answer, so a node that
+created a room the chat already has never overwrites its rules) and for the reads of a resync. Each failure is
+logged once, and its recovery once.
 
 Who operates a room or has a voice in it *without an account* (``room.ops``, ``room.voices``: member ids,
 unique across nodes) follows the rooms' ``mode`` notices, in the order of the room's lines
@@ -28,19 +38,25 @@ from typing import TYPE_CHECKING, Any
 from chatroom.model import access
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import RoomRules
-from chatroom.scaleout.link import Unavailable
+from chatroom.scaleout.link import Backpressure, Unavailable
 
 if TYPE_CHECKING:
     from chatroom.model.notice import Event
     from chatroom.model.hub import Hub
     from chatroom.model.member import Member
     from chatroom.model.room import Room
+    from chatroom.net.scheduler import Timer
     from chatroom.scaleout.bus import Keys
     from chatroom.scaleout.link import RedisLink
 
-__all__ = ["SharedRules", "mode_here", "part_here"]
+__all__ = ["RETRY", "SharedRules", "mode_here", "part_here"]
 
 log = logging.getLogger("chatroom.server")
+
+#: Seconds before what Redis refused (an error reply) or could not queue (its output queue full) on a live link is
+#: sent again: the first delay, doubled after each retry round, up to the longest; back to the first once nothing
+#: fails. A lost connection needs no timer: its reconnection calls :meth:`SharedRules.ready`.
+RETRY = (1.0, 30.0)
 
 #: Rules of a room a node just created: the room's if Redis knows no such room (KEYS[1] its meta hash, absent
 #: until a node created or spoke in it), else Redis's rules for it ("" for the defaults). Returns {1} or {0, rules};
@@ -54,54 +70,108 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return {1}
 """
 
+#: Rules of a room this node holds that Redis has none for (Redis restarted empty, or a room of this node's data dir
+#: never shared): this node's copy (ARGV[1]) becomes the chat's, published on ctl (ARGV[2], ARGV[3]), unless another
+#: node's came first. Returns {1} or {0, rules}, as :data:`CREATE_LUA`.
+RESTORE_LUA = """
+if redis.call('HSETNX', KEYS[1], 'rules', ARGV[1]) == 1 then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return {1}
+end
+return {0, redis.call('HGET', KEYS[1], 'rules')}
+"""
+
+#: A change of a room's rules made here: stored in its meta hash (KEYS[1], field ``rules``: ARGV[1]) and published
+#: on ctl (ARGV[2], message ARGV[3]) in one step, so one reply tells that both ran (an error reply: neither did).
+SHARE_LUA = """
+redis.call('HSET', KEYS[1], 'rules', ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+"""
+
 
 class SharedRules:
     """Keeps *hub*'s rooms' rules the same as every other node's, through *link* (commands), *keys*, and the
-    ``ctl`` channel *ctl*; *name* is this node's."""
+    ``ctl`` channel *ctl*; *name* is this node's. *call_later(delay, fn)* (default: the link's loop's) times the
+    retries of what Redis refused (:data:`RETRY`)."""
 
-    def __init__(self, hub: Hub, link: RedisLink, keys: Keys, name: str, ctl: str) -> None:
+    def __init__(self, hub: Hub, link: RedisLink, keys: Keys, name: str, ctl: str,
+                 call_later: Callable[[float, Callable[[], None]], Timer] | None = None) -> None:
         self.hub = hub
         self.link = link
         self.keys = keys
         self.name = name
         self.ctl = ctl
-        self.unsent: set[str] = set()  # rooms whose rules changed here while Redis was unreachable
+        self.call_later = call_later if call_later is not None else link.loop.call_later
+        #: Rooms whose rules changed here and Redis has not acknowledged (the change in flight or to send again).
+        self.unsent: set[str] = set()
+        #: Rooms created here (or restored: a room Redis has no rules for) whose creation Redis has not answered,
+        #: with its script (:data:`CREATE_LUA`, :data:`RESTORE_LUA`); their changes wait for that answer.
+        self.uncreated: dict[str, str] = {}
+        #: Rooms whose resync read failed: read again (a timer on a live link; the node's resync after a reconnection).
+        self.unread: set[str] = set()
         self.tell: Callable[[Member, str], None] = lambda member, line: None
         # A read of a room's rules (command connection) can be answered after a newer change reached this node
         # on ctl (the subscription): it must not undo it. Each ctl change of a room gets a number.
         self._heard = 0
         self._heard_in: dict[str, int] = {}
+        self._calls = 0
+        self._sent: dict[str, int] = {}  # room -> number of its share or creation in flight (only the last counts)
+        self._failing: dict[str, bool] = {}  # room -> its failure was logged (it is, once, until Redis takes it)
+        self._rounds = 0  # retry rounds since nothing failed (the backoff's exponent)
+        self._timer: Timer | None = None
+        self._closed = False
         hub.rooms.on_rules = self.changed
         hub.rooms.on_created = self.created
 
     def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.hub.rooms.on_rules == self.changed:
             self.hub.rooms.on_rules = None
         if self.hub.rooms.on_created == self.created:
             self.hub.rooms.on_created = None
 
+    # -- rooms created here ------------------------------------------------------------------------------
     def created(self, room: Room) -> None:
         """``Rooms.on_created``: this node created *room*. If the chat has it already (created on another node,
         or before this node ran), its rules are Redis's: they replace this node's (a creator's ownership
         included), and a member of this node they refuse is taken out again, told why; else this node's
         rules (its creator's ownership) are the room's everywhere. One atomic script: two nodes creating a
-        room at once agree on one owner."""
-        text = room.rules.to_json()
-        try:
-            self.link.call("EVAL", CREATE_LUA, 1, self.keys.meta(room.name), text, self.ctl,
-                           self._message(room.name, text),
-                           on_reply=functools.partial(self._created, room.name, text, self._heard))
-        except Unavailable:
-            pass  # its rules are read from Redis when the link is back (resync of the rooms held)
+        room at once agree on one owner. Until Redis answered, the room's changes made here wait (:meth:`changed`);
+        without an answer it is asked again (when the link is back, or on a timer after an error reply)."""
+        self._create(room, CREATE_LUA)
 
-    def _created(self, name: str, text: str, asked: int, reply: Any) -> None:
-        if not isinstance(reply, list):
-            return
-        if reply[0] == 1:  # the chat's first: these rules are the room's (the script published them)
-            return
+    def _create(self, room: Room, script: str) -> None:
+        self.uncreated[room.name] = script
+        text = room.rules.to_json()
+        self._call(room.name, functools.partial(self._created, room.name, self._heard, text),
+                   "EVAL", script, 1, self.keys.meta(room.name), text, self.ctl, self._message(room.name, text))
+
+    def _created(self, name: str, asked: int, text: str, reply: Any) -> None:
+        restored = self.uncreated.pop(name, None) == RESTORE_LUA
         room = self.hub.rooms.get(name)
-        if room is None or self._heard_in.get(name, 0) > asked:  # (a change heard since is newer than the reply)
+        if room is None or not isinstance(reply, list):
+            self.unsent.discard(name)
             return
+        if reply[0] == 1:  # the chat's first: *text* is the room's (the script published it); then what changed since
+            if name in self.unsent and room.rules.to_json() != text:
+                self._share(room)
+            else:
+                self.unsent.discard(name)
+            return
+        heard = self._heard_in.get(name, 0) > asked  # a change heard on ctl since: newer than the reply (applied)
+        if name in self.unsent and (heard or restored):  # a change made here on the chat's rules (heard, or those
+            self._share(room)  # of a room this node held): the newest
+            return
+        if heard:
+            return
+        if name in self.unsent:
+            self.unsent.discard(name)
+            log.warning("%s: the rules changed here before the other servers said they have this room were "
+                        "dropped: its rules are theirs", name)
         self.apply(name, reply[1].decode() if reply[1] else RoomRules().to_json())
         local = [m for m in room.members.values() if "remote" not in m.caps]
         if room.rules.owner:  # an owned room: its first member here does not operate it (Hub.join's rule)
@@ -114,32 +184,102 @@ class SharedRules:
                 self.hub.part(member, room, "its rules came from the other servers")
                 self.tell(member, f"ERROR {refusal}")
 
+    # -- changes made here -----------------------------------------------------------------------------
     def changed(self, room: Room) -> None:
-        """``Rooms.on_rules``: *room*'s rules changed here: to Redis and the other nodes."""
+        """``Rooms.on_rules``: *room*'s rules changed here: to Redis and the other nodes (after its creation's
+        answer when that is awaited); kept in :attr:`unsent` until Redis took them."""
+        self.unsent.add(room.name)
+        if room.name not in self.uncreated:
+            self._share(room)
+
+    def _share(self, room: Room) -> None:
         self._newer(room.name)
         text = room.rules.to_json()
+        self._call(room.name, functools.partial(self._stored, room.name),
+                   "EVAL", SHARE_LUA, 1, self.keys.meta(room.name), text, self.ctl, self._message(room.name, text))
+
+    def _stored(self, name: str, reply: Any) -> None:
+        self.unsent.discard(name)
+
+    def _call(self, name: str, done: Callable[[Any], None], *command: str | int) -> None:
+        """Send *command*, the room *name*'s share or creation: its reply goes to ``done(reply)`` if it is the
+        room's last such call and not an error; a failure marks the room to do again (:meth:`_failed`)."""
+        self._calls += 1
+        number = self._sent[name] = self._calls
         try:
-            self.link.call("HSET", self.keys.meta(room.name), "rules", text)
-            self._publish(room.name, text)
-            self.unsent.discard(room.name)
+            self.link.call(*command, on_reply=functools.partial(self._answered, name, number, done))
         except Unavailable as exc:
-            self.unsent.add(room.name)
-            log.error("the rules of %s could not be shared yet (%s): they are when Redis is back", room.name, exc)
+            del self._sent[name]  # (an earlier call of this room still in flight decides nothing now)
+            self._failed(name, exc)
 
+    def _answered(self, name: str, number: int, done: Callable[[Any], None], reply: Any) -> None:
+        if self._closed or self._sent.get(name) != number:  # (a later call of this room decides)
+            return
+        del self._sent[name]
+        if isinstance(reply, Exception):
+            self._failed(name, reply)
+        else:
+            self._ok(name)
+            done(reply)
+
+    # -- what Redis has not taken yet ------------------------------------------------------------------
     def ready(self) -> None:
-        """The command connection is (re)connected: share the rules changed here while it was down."""
-        for name in sorted(self.unsent):
-            room = self.hub.rooms.get(name)
-            if room is None:
-                self.unsent.discard(name)
-            else:
-                self.changed(room)
+        """The command connection is (re)connected: what Redis has not acknowledged goes again (each room's
+        creation if unanswered, else its current rules). The reads are the node's resync, which follows."""
+        self._rounds = 0
+        self._again(reads=False)
 
+    def _again(self, reads: bool) -> None:
+        for name in sorted(self.uncreated.keys() | self.unsent | (self.unread if reads else set())):
+            room = self.hub.rooms.get(name)
+            if room is None:  # let go meanwhile: nothing to share
+                self.uncreated.pop(name, None)
+                self.unsent.discard(name)
+                self.unread.discard(name)
+                self._failing.pop(name, None)
+            elif name in self._sent:  # in flight: its reply decides
+                continue
+            elif name in self.uncreated:
+                self._create(room, self.uncreated[name])
+            elif name in self.unsent:
+                self._share(room)
+            elif reads and name in self.unread:
+                self._read(name)
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        """Redis did not take the room *name*'s call: logged once (a lost connection's reads not at all: the
+        node reads every room again), tried again (:meth:`ready`, or the timer on a live link)."""
+        quiet = isinstance(exc, Unavailable) and not isinstance(exc, Backpressure) and \
+            name not in self.unsent and name not in self.uncreated
+        if not quiet and not self._failing.get(name):
+            if name in self.uncreated:
+                what = "whether the other servers have this room is not known yet"
+            elif name in self.unsent:
+                what = "its rules could not be shared yet"
+            else:
+                what = "its rules could not be read from Redis"
+            log.error("%s: %s (%s): Redis is asked again %s", name, what, exc,
+                      "when it is back" if type(exc) is Unavailable else "shortly")
+        self._failing[name] = self._failing.get(name, False) or not quiet
+        if self._timer is None and not self._closed:
+            first, longest = RETRY
+            self._timer = self.call_later(min(longest, first * 2 ** min(self._rounds, 8)), self._retry)
+            self._rounds += 1
+
+    def _retry(self) -> None:
+        self._timer = None
+        if self.link.ready:  # (else its reconnection calls ready())
+            self._again(reads=True)
+
+    def _ok(self, name: str) -> None:
+        if self._failing.pop(name, False):
+            log.warning("%s: Redis answered about its rules again", name)
+        if not self._failing:
+            self._rounds = 0
+
+    # -- the other nodes' changes ----------------------------------------------------------------------
     def _message(self, name: str, text: str) -> str:
         return json.dumps({"k": "rules", "node": self.name, "room": name, "rules": text})
-
-    def _publish(self, name: str, text: str) -> None:
-        self.link.call("PUBLISH", self.ctl, self._message(name, text))
 
     def apply(self, name: str, text: str) -> None:
         """Rules of room *name* from another node (or Redis): replace this node's copy, save it here."""
@@ -163,17 +303,41 @@ class SharedRules:
             self.apply(str(message["room"]), str(message["rules"]))
 
     def resync(self, names: list[str]) -> None:
-        """Read the rules of the rooms *names* from Redis (after a (re)subscription)."""
-        for name in [n for n in names if n not in self.unsent]:  # (those are this node's to share)
-            try:
-                self.link.call("HGET", self.keys.meta(name), "rules",
-                               on_reply=functools.partial(self._got, name, self._heard))
-            except Unavailable:
-                return
+        """Read the rules of the rooms *names* from Redis (after a (re)subscription; the link down: once it is
+        back, by the node's resync then)."""
+        for name in names:
+            if name not in self.unsent and name not in self.uncreated:  # (those are this node's to tell Redis)
+                if not self.link.ready:
+                    self.unread.add(name)
+                else:
+                    self._read(name)
+
+    def _read(self, name: str) -> None:
+        self.unread.discard(name)
+        try:
+            self.link.call("HGET", self.keys.meta(name), "rules",
+                           on_reply=functools.partial(self._got, name, self._heard))
+        except Unavailable as exc:
+            self.unread.add(name)
+            self._failed(name, exc)
 
     def _got(self, name: str, asked: int, reply: Any) -> None:
-        if isinstance(reply, bytes) and self._heard_in.get(name, 0) <= asked:
+        if self._closed:
+            return
+        if isinstance(reply, Exception):
+            if name not in self.unsent and name not in self.uncreated:
+                self.unread.add(name)
+                self._failed(name, reply)
+            return
+        if name in self.unsent or name in self.uncreated:
+            return  # (this node's to tell Redis)
+        self._ok(name)
+        if self._heard_in.get(name, 0) > asked:
+            return  # a change heard since is newer than the reply
+        if isinstance(reply, bytes):
             self.apply(name, reply.decode())
+        elif reply is None and (room := self.hub.rooms.get(name)) is not None:  # Redis lost them: this node's
+            self._create(room, RESTORE_LUA)
 
 
 def part_here(hub: Hub, member: Member, room: Room, event: Event) -> None:
