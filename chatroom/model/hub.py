@@ -297,7 +297,7 @@ class Hub:
         if self.bus is None:
             room.topic, room.topic_by, room.topic_at = text, member.nick, entry.ts
             if self.history is not None:
-                self.history.set_topic(room.name, text, member.nick, entry.ts)
+                self.history.records.set_topic(room.name, text, member.nick, entry.ts)
         self._pend(room, 0, entry)
         return entry
 
