@@ -143,9 +143,8 @@ class History:
 
     @property
     def version(self) -> int:
-        """Counts the changes of a room's state (``records.version``: record and topic, rules, a dropped room;
-        not the lines said): a caller compares two readings to learn whether what it did must be committed
-        before it is acknowledged (:meth:`when_saved`)."""
+        """``records.version`` (:class:`~chatroom.model.records.RoomRecords`: the changes of a room's state),
+        for the readers that hold the history; a reader per line reads ``records.version`` (no call)."""
         return self.records.version
 
     # -- writing ---------------------------------------------------------------------
