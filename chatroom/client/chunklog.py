@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["SYNC_BYTES", "SYNC_SECONDS", "ChunkLog", "start", "write_atomically"]
+__all__ = ["SYNC_BYTES", "SYNC_SECONDS", "ChunkLog", "close_quietly", "start", "write_atomically"]
 
 #: Verified bytes written before the part file is synced and their chunks recorded in the sidecar.
 SYNC_BYTES = 4 * 1024 * 1024
@@ -43,6 +43,16 @@ def write_atomically(path: Path, text: str) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def close_quietly(fd: int) -> int:
+    """Close the file descriptor *fd* unless it is -1 (closed already), ignoring errors; returns -1."""
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    return -1
 
 
 def start(path: Path, header: str) -> None:
@@ -126,12 +136,7 @@ class ChunkLog:
         if self._syncer is not None:
             self._syncer.shutdown()
             self._syncer = None
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._fd = close_quietly(self._fd)
 
 
 def _record_batch(fd: int, side: int, lines: bytes) -> None:

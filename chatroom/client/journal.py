@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatroom.client.chunklog import ChunkLog, start, write_atomically
+from chatroom.client.chunklog import ChunkLog, close_quietly, start, write_atomically
 from chatroom.client.partfile import place
 from chatroom.wire.chunks import DIGEST, chunk_count, chunk_span, is_sha256, is_token
 
@@ -290,12 +290,7 @@ class Incoming:
     def close(self) -> None:
         """Close the files (safe twice) once the sync thread is done with them; the record stays on the disk."""
         self.log.close()
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._fd = close_quietly(self._fd)
 
     def discard(self) -> None:
         """Remove the part file and the sidecar."""
