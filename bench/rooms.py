@@ -103,7 +103,7 @@ def fill(data_dir: Path, room: str, lines: int) -> float:
     texts = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 25)))[:140] for _ in range(1000)]
     t0 = time.perf_counter()
     h = History(data_dir / "rooms.sqlite3", max_unsaved=100_001)  # commits of 100,000 lines
-    h.ensure_room(room)
+    h.records.ensure_room(room)
     for i in range(lines):
         h.append(room, "msg", NICKS[i % 50], texts[i % 1000])
         if h.pending >= 100_000:

@@ -6,6 +6,11 @@ selector reports a socket readable when bytes (or the end of input) wait in
 it, writable unless the test stalled it, and a listener readable while
 connections are pending. The server is built from these public parts through
 its constructor (``selector=``, ``listener=``, ``waker=``, ``clock=``).
+
+The other end of each fake socket is a :class:`FakeClient`: what a person at a
+terminal would see of the server (the lines and frames it sent), and what they
+type; every call lets the room settle, so replies are in when it returns.
+:mod:`chatroom.testing` re-exports it (``from chatroom.testing import FakeClient``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import logging
 import selectors
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+
+from chatroom.net.connection import Connection
+from chatroom.wire import lines as protocol
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
@@ -75,6 +83,91 @@ class FakeSocket:
 
     def fileno(self) -> int:
         return -1
+
+
+class Settles(Protocol):
+    """What a :class:`FakeClient` needs of its room (:class:`chatroom.testing.InProcessRoom`)."""
+
+    def settle(self) -> None:
+        """Run event-loop passes until nothing is left to read, run or write."""
+
+
+class FakeClient:
+    """One connected client of a :class:`chatroom.testing.InProcessRoom`, as a person at a terminal sees it.
+
+    ``received`` holds every text line the server sent (``str``, without the
+    newline), ``frames`` every binary frame (:class:`chatroom.wire.lines.Frame`).
+    ``client`` is the server-side :class:`~chatroom.net.connection.Client`.
+    """
+
+    def __init__(self, room: Settles) -> None:
+        self.room = room
+        self.received: list[str] = []
+        self.frames: list[protocol.Frame] = []
+        self._parser = protocol.Parser()
+        self.sock = FakeSocket(self._deliver)
+        self.client: Connection  # set once the server accepted it (InProcessRoom.connect)
+
+    def _deliver(self, data: bytes) -> None:
+        for event in self._parser.feed(data):
+            if isinstance(event, protocol.Line):
+                self.received.append(event.text)
+            elif isinstance(event, protocol.Frame):
+                self.frames.append(event)
+
+    @property
+    def nick(self) -> str:
+        """The nick the server knows this client by."""
+        return self.client.nick
+
+    @property
+    def closed(self) -> bool:
+        """True once the server closed this connection."""
+        return self.sock.closed
+
+    @property
+    def last(self) -> str:
+        """The last line received (IndexError if none)."""
+        return self.received[-1]
+
+    def say(self, line: str) -> list[str]:
+        """Send one line (chat or ``/command``) and let the room settle; return the lines *this* client got meanwhile."""
+        return self.send_bytes(protocol.encode_line(line))
+
+    def send_bytes(self, data: bytes) -> list[str]:
+        """Send raw bytes (lines and/or frames) and settle; return the lines this client got meanwhile."""
+        if self.sock.closed or self.sock.eof:
+            raise RuntimeError(f"{self.nick} is not connected")
+        start = len(self.received)
+        self.sock.inbound += data
+        self.room.settle()
+        return self.received[start:]
+
+    def send_frame(self, meta: str, payload: bytes = b"") -> list[str]:
+        """Send one binary frame (see docs/protocol.md) and settle."""
+        return self.send_bytes(protocol.encode_frame(meta, payload))
+
+    def clear(self) -> None:
+        """Forget the lines and frames received so far."""
+        self.received.clear()
+        self.frames.clear()
+
+    def leave(self) -> None:
+        """Drop the connection (as if the terminal was closed) and settle."""
+        self.sock.eof = True
+        self.room.settle()
+
+    def stall(self) -> None:
+        """Stop reading from the server (its output to this client queues up), to test backpressure."""
+        self.sock.stalled = True
+
+    def resume(self) -> None:
+        """Read again after :meth:`stall`, and settle."""
+        self.sock.stalled = False
+        self.room.settle()
+
+    def __repr__(self) -> str:
+        return f"FakeClient({self.nick!r}, {len(self.received)} lines)"
 
 
 class FakeListener:

@@ -15,7 +15,8 @@ every test can ask for the ``chatroom_room`` fixture::
 How it works: the room is a real :class:`chatroom.server.app.Server` (real
 loop, plugin host, command dispatch, rooms and history, fan-out, streams,
 nick rules, file relay, budgets) built from public parts: an in-memory
-selector, listener and client sockets (:mod:`chatroom.fakeio`), a fake clock
+selector, listener and client sockets, the clients' end of them
+(:class:`FakeClient`; both :mod:`chatroom.fakeio`), a fake clock
 you move with :meth:`InProcessRoom.advance`, and worker-thread jobs run on the test's thread (``threads=True``: on
 real worker threads, which the room waits for, so a test catches a context used off the loop thread). Each call
 (``join``, ``say``, ``advance``...) then runs event-loop passes until nothing is left to do, so every reply is in
@@ -41,12 +42,10 @@ from typing import Any
 
 import pytest
 
-from chatroom.wire import lines as protocol
 from chatroom.plugins.context import Context
 from chatroom.plugins.threads import ContextExpired
-from chatroom.fakeio import FakeListener, FakeSelector, FakeSocket, FakeWaker, LogCollector
+from chatroom.fakeio import FakeClient, FakeListener, FakeSelector, FakeWaker, LogCollector
 from chatroom.plugins.info import PluginInfo
-from chatroom.net.connection import Connection
 from chatroom.net.scheduler import Timer
 from chatroom.kitexamples import example_tests, plugin_name  # noqa: F401 - part of the kit
 
@@ -67,85 +66,6 @@ class PluginLoadError(Exception):
 
 class RoomNotSettled(RuntimeError):
     """The room still had work after :data:`MAX_PASSES` loop passes (an endless stream or timer chain?)."""
-
-
-# -- fake I/O ---------------------------------------------------------------------
-class FakeClient:
-    """One connected client of an :class:`InProcessRoom`, as a person at a terminal sees it.
-
-    ``received`` holds every text line the server sent (``str``, without the
-    newline), ``frames`` every binary frame (:class:`chatroom.wire.lines.Frame`).
-    ``client`` is the server-side :class:`~chatroom.net.connection.Client`.
-    """
-
-    def __init__(self, room: InProcessRoom) -> None:
-        self.room = room
-        self.received: list[str] = []
-        self.frames: list[protocol.Frame] = []
-        self._parser = protocol.Parser()
-        self.sock = FakeSocket(self._deliver)
-        self.client: Connection  # set once the server accepted it (InProcessRoom.connect)
-
-    def _deliver(self, data: bytes) -> None:
-        for event in self._parser.feed(data):
-            if isinstance(event, protocol.Line):
-                self.received.append(event.text)
-            elif isinstance(event, protocol.Frame):
-                self.frames.append(event)
-
-    @property
-    def nick(self) -> str:
-        """The nick the server knows this client by."""
-        return self.client.nick
-
-    @property
-    def closed(self) -> bool:
-        """True once the server closed this connection."""
-        return self.sock.closed
-
-    @property
-    def last(self) -> str:
-        """The last line received (IndexError if none)."""
-        return self.received[-1]
-
-    def say(self, line: str) -> list[str]:
-        """Send one line (chat or ``/command``) and let the room settle; return the lines *this* client got meanwhile."""
-        return self.send_bytes(protocol.encode_line(line))
-
-    def send_bytes(self, data: bytes) -> list[str]:
-        """Send raw bytes (lines and/or frames) and settle; return the lines this client got meanwhile."""
-        if self.sock.closed or self.sock.eof:
-            raise RuntimeError(f"{self.nick} is not connected")
-        start = len(self.received)
-        self.sock.inbound += data
-        self.room.settle()
-        return self.received[start:]
-
-    def send_frame(self, meta: str, payload: bytes = b"") -> list[str]:
-        """Send one binary frame (see docs/protocol.md) and settle."""
-        return self.send_bytes(protocol.encode_frame(meta, payload))
-
-    def clear(self) -> None:
-        """Forget the lines and frames received so far."""
-        self.received.clear()
-        self.frames.clear()
-
-    def leave(self) -> None:
-        """Drop the connection (as if the terminal was closed) and settle."""
-        self.sock.eof = True
-        self.room.settle()
-
-    def stall(self) -> None:
-        """Stop reading from the server (its output to this client queues up), to test backpressure."""
-        self.sock.stalled = True
-
-    def resume(self) -> None:
-        """Read again after :meth:`stall`, and settle."""
-        self.sock.stalled = False
-        self.room.settle()
-
-    def __repr__(self) -> str:
-        return f"FakeClient({self.nick!r}, {len(self.received)} lines)"
 
 
 class InProcessRoom:

@@ -396,36 +396,36 @@ def test_prune_arguments(hist: History) -> None:
 
 def test_room_records_persist_with_topic(db: Path, clock: FakeClock) -> None:
     h = History(db, clock=clock)
-    lobby = h.ensure_room("#lobby")
+    lobby = h.records.ensure_room("#lobby")
     assert lobby == RoomRecord("#lobby", "", "", 0.0, 1_000_000_000.0)
-    h.ensure_room("#empty")
+    h.records.ensure_room("#empty")
     clock.now += 60
-    topic = h.set_topic("#design", "Layouts", "alice")  # creates the record too
+    topic = h.records.set_topic("#design", "Layouts", "alice")  # creates the record too
     assert topic == RoomRecord("#design", "Layouts", "alice", 1_000_000_060.0, 1_000_000_060.0)
     clock.now += 60
-    h.set_topic("#lobby", "Welcome", "bob", at=1234.5)
-    assert h.ensure_room("#lobby").topic == "Welcome"  # ensure_room never overwrites
-    assert h.room("#nowhere") is None
-    assert [r.name for r in h.rooms()] == ["#design", "#empty", "#lobby"]  # visible before commit
+    h.records.set_topic("#lobby", "Welcome", "bob", at=1234.5)
+    assert h.records.ensure_room("#lobby").topic == "Welcome"  # ensure_room never overwrites
+    assert h.records.room("#nowhere") is None
+    assert [r.name for r in h.records.rooms()] == ["#design", "#empty", "#lobby"]  # visible before commit
     h.commit()
-    h.save_room("#later", topic="t", topic_by="c", topic_at=5.0)  # uncommitted: close() writes it
+    h.records.save_room("#later", topic="t", topic_by="c", topic_at=5.0)  # uncommitted: close() writes it
     h.close()
     with History(db, clock=clock) as h2:
-        assert h2.rooms() == [
+        assert h2.records.rooms() == [
             RoomRecord("#design", "Layouts", "alice", 1_000_000_060.0, 1_000_000_060.0),
             RoomRecord("#empty", "", "", 0.0, 1_000_000_000.0),
             RoomRecord("#later", "t", "c", 5.0, 1_000_000_120.0),
             RoomRecord("#lobby", "Welcome", "bob", 1234.5, 1_000_000_000.0),
         ]
-        assert h2.set_topic("#lobby", "", "carol").created == 1_000_000_000.0  # created is kept
-        assert h2.save_room("#empty", created=7.0).created == 7.0
+        assert h2.records.set_topic("#lobby", "", "carol").created == 1_000_000_000.0  # created is kept
+        assert h2.records.save_room("#empty", created=7.0).created == 7.0
     with History(db, clock=clock) as h3:
         assert h3.room("#lobby") == RoomRecord("#lobby", "", "carol", 1_000_000_120.0, 1_000_000_000.0)
         assert h3.room("#empty") == RoomRecord("#empty", created=7.0)
 
 
 def test_room_records_and_lines_commit_together(hist: History, db: Path) -> None:
-    hist.set_topic("#a", "news", "alice")
+    hist.records.set_topic("#a", "news", "alice")
     hist.append("#a", "topic", "alice", "news")
     assert hist.commit() == 1  # the record is written by the same commit
     conn = sqlite3.connect(db)

@@ -1,4 +1,5 @@
-"""The receiving side of a resumable transfer on disk (chatroom.client.journal.Incoming), without a socket:
+"""The receiving side of a resumable transfer on disk (chatroom.client.journal.Incoming and its sidecar,
+chatroom.client.chunklog.ChunkLog), without a socket:
 verified chunks are recorded in the sidecar only through the sync thread, after the part file was flushed;
 a chunk that does not hash right is never recorded; a failing disk is reported, not swallowed; and what a
 restart reads back counts only the chunks that still hash right."""
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chatroom.client import journal
+from chatroom.client import chunklog
 from chatroom.client.journal import Incoming, load_incoming
 
 CHUNK = 4096
@@ -37,12 +38,12 @@ def test_chunks_are_recorded_by_the_sync_thread_only_when_they_hashed_right(tmp_
     assert incoming.write(1, content[CHUNK:CHUNK + 100]) is None  # pieces of one chunk, in order
     assert incoming.write(1, content[CHUNK + 100:2 * CHUNK]) is True
     assert recorded(incoming) == []  # a batch waits for SYNC_BYTES or SYNC_SECONDS
-    incoming.flush()
+    incoming.log.flush()
     assert recorded(incoming) == [0, 1]
     assert incoming.missing() == list(range(2, 11))
     for index in range(2, 11):
         incoming.write(index, content[index * CHUNK:(index + 1) * CHUNK])
-    incoming.sync()  # handed to the sync thread; close() waits for it
+    incoming.log.sync()  # handed to the sync thread; close() waits for it
     incoming.close()
     assert sorted(recorded(incoming)) == list(range(11))
     (again,) = load_incoming(tmp_path)
@@ -58,11 +59,11 @@ def test_a_failing_disk_is_reported_by_the_next_sync(tmp_path: Path, monkeypatch
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(journal.os, "fdatasync", broken)
+    monkeypatch.setattr(chunklog.os, "fdatasync", broken)
     incoming.write(0, content[:CHUNK])
-    incoming.sync()  # the batch fails on the sync thread...
+    incoming.log.sync()  # the batch fails on the sync thread...
     with pytest.raises(OSError, match="Input/output error"):
-        incoming.flush()  # ...and the loop hears of it
+        incoming.log.flush()  # ...and the loop hears of it
     assert recorded(incoming) == []  # nothing counts that was not flushed
     incoming.close()
 
@@ -77,7 +78,7 @@ def test_a_restart_trusts_only_chunks_that_still_hash_right(tmp_path: Path) -> N
     incoming = load_incoming(tmp_path)[0]
     for index in range(3):
         incoming.write(index, content[index * CHUNK:(index + 1) * CHUNK])
-    incoming.flush()
+    incoming.log.flush()
     incoming.close()
     with open(incoming.part, "r+b") as part:  # a chunk damaged on the disk, and one claimed but never written
         part.seek(CHUNK + 7)

@@ -77,11 +77,11 @@ def test_rules_round_trip_through_json_and_the_history_file(tmp_path: Path) -> N
     assert RoomRules.from_json(rules.to_json()) == rules
     assert RoomRules.from_json("not json") == RoomRules() == RoomRules.from_json("")
     with History(tmp_path / "rooms.sqlite3") as history:
-        history.ensure_room("#den")
-        history.save_rules("#den", rules.to_json())
+        history.records.ensure_room("#den")
+        history.records.save_rules("#den", rules.to_json())
     with History(tmp_path / "rooms.sqlite3") as history:
-        assert [r.name for r in history.rooms()] == ["#den"]
-        assert RoomRules.from_json(history.room_rules()["#den"]) == rules
+        assert [r.name for r in history.records.rooms()] == ["#den"]
+        assert RoomRules.from_json(history.records.room_rules()["#den"]) == rules
 
 
 def test_a_command_declares_what_it_requires() -> None:

@@ -140,10 +140,10 @@ def test_a_name_reused_before_its_old_lines_are_deleted_continues_their_ids(tmp_
     with History(path, clock=clock) as history:
         for i in range(1, 6):
             history.append("#team", "msg", "alice", f"old {i}")
-        history.ensure_room("#team")
+        history.records.ensure_room("#team")
         history.commit()
         history.drop_room("#team")  # not pruned yet
-        history.ensure_room("#team")
+        history.records.ensure_room("#team")
         assert history.append("#team", "msg", "bob", "new").id == 6
         assert [e.text for e in history.last("#team", 50)] == ["new"]
         history.commit()
@@ -163,17 +163,17 @@ def test_a_restart_starts_every_linger_again_and_deletes_rooms_that_hold_nothing
     path = tmp_path / "rooms.sqlite3"
     with History(path, clock=clock) as history:
         for i in range(301):
-            history.ensure_room(f"#r{i}")
+            history.records.ensure_room(f"#r{i}")
         history.append("#kept", "msg", "alice", "said")
-        history.ensure_room("#kept")
-        history.save_rules("#owned", '{"owner": "alice"}')
+        history.records.ensure_room("#kept")
+        history.records.save_rules("#owned", '{"owner": "alice"}')
     clock.now += 3600
     with History(path, clock=clock) as history:
         hub = Hub(history, clock=clock)
         assert sorted(hub.rooms) == ["#kept", "#lobby", "#owned"]
         assert hub.rooms["#kept"].emptied == clock.now and listed(hub) == ["#lobby", "#owned"]
     with History(path, clock=clock) as history:
-        assert [r.name for r in history.rooms()] == ["#kept", "#lobby", "#owned"]
+        assert [r.name for r in history.records.rooms()] == ["#kept", "#lobby", "#owned"]
 
 
 # -- bounds on creation --------------------------------------------------------------------------------

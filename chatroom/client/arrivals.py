@@ -74,11 +74,11 @@ class Arrivals:
                 for tid, s in self._sessions.items() if s is not None]
 
     def tick(self) -> None:
-        """Record the verified chunks that waited :data:`~chatroom.client.journal.SYNC_SECONDS` for a sync."""
+        """Record the verified chunks that waited :data:`~chatroom.client.chunklog.SYNC_SECONDS` for a sync."""
         for tid, incoming in list(self._sessions.items()):
-            if incoming is not None and incoming.due():
+            if incoming is not None and incoming.log.due():
                 try:
-                    incoming.sync()
+                    incoming.log.sync()
                 except OSError as exc:
                     self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
 

@@ -10,9 +10,8 @@ docs/protocol.md, "Resumable transfers", is the wire; this module is the two rec
   offset) and its sidecar ``received_dir/.NAME.TOKEN.chunks``: a first line of JSON (token, name, sender,
   size, chunk size, SHA-256, hash list), written and synced before any byte of the file, then one line
   per **verified** chunk (its index). A chunk counts only when its bytes hashed to its entry in the hash
-  list, and its line is appended only after those bytes were flushed to the disk (``fdatasync`` of the
-  part, then the line, then ``fsync`` of the sidecar), in batches of :data:`SYNC_BYTES` or
-  :data:`SYNC_SECONDS`, whichever comes first, and whenever the transfer stops. So a crash loses at most
+  list, and its line is appended only after those bytes were flushed to the disk, in batches
+  (:class:`chatroom.client.chunklog.ChunkLog`, the sidecar's own object). So a crash loses at most
   the last two batches (one being synced, one waiting), and never makes a chunk count that is not on the disk: neither a prefix of the part
   file nor a zero-filled hole is ever trusted. Before a transfer resumes, every chunk the sidecar lists is
   read back and hashed again (:meth:`Incoming.verify`): one damaged on the disk meanwhile is asked for
@@ -22,8 +21,8 @@ docs/protocol.md, "Resumable transfers", is the wire; this module is the two rec
 
 Records older than :data:`MAX_AGE` are removed when loaded (the server keeps an offer at most 30 days).
 Loop thread only; every method raises OSError for I/O failures it does not handle itself. The syncs of a
-batch (``fdatasync``, the sidecar's lines, ``fsync``) run in order on a thread of the record's own, so the
-loop goes on reading while the disk catches up; :meth:`Incoming.flush` waits for them.
+batch run in order on a thread of the sidecar's own (:class:`~chatroom.client.chunklog.ChunkLog`), so the
+loop goes on reading while the disk catches up; ``incoming.log.flush()`` waits for them.
 """
 
 from __future__ import annotations
@@ -33,37 +32,19 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatroom.client.chunklog import ChunkLog, close_quietly, start, write_atomically
 from chatroom.client.partfile import place
 from chatroom.wire.chunks import DIGEST, chunk_count, chunk_span, is_sha256, is_token
 
-__all__ = ["MAX_AGE", "SYNC_BYTES", "SYNC_SECONDS", "HashJob", "Incoming", "Journal", "SendRecord",
-           "load_incoming", "load_sends"]
+__all__ = ["MAX_AGE", "HashJob", "Incoming", "Journal", "SendRecord", "load_incoming", "load_sends"]
 
-#: Verified bytes written before the part file is synced and their chunks recorded in the sidecar.
-SYNC_BYTES = 4 * 1024 * 1024
-#: Seconds after which verified chunks are synced and recorded even when fewer bytes wait.
-SYNC_SECONDS = 0.5
 #: Records older than this (seconds since their last change) are removed when loaded.
 MAX_AGE = 30 * 86400.0
-_FADVISE = getattr(os, "posix_fadvise", None)
-_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """*text* into *path* via a temporary file, synced, then renamed over it."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _int(value: object) -> int:
@@ -137,7 +118,7 @@ class SendRecord:
                hashes: bytes) -> SendRecord:
         """Write a new record in *folder*."""
         record = cls(token, name, size, mtime_ns, chunk, sha256, hashes, Path(folder) / f".{name}.{token}.send")
-        _write_atomically(record.path, json.dumps({
+        write_atomically(record.path, json.dumps({
             "format": "chatroom-send/1", "token": token, "name": name, "size": size, "mtime_ns": mtime_ns,
             "chunk": chunk, "sha256": sha256, "hashes": hashes.hex()}))
         return record
@@ -170,8 +151,9 @@ def load_sends(folder: Path) -> list[SendRecord]:
 class Incoming:
     """A resumable file arriving (see the module docstring): the part file, its sidecar, the verified chunks.
 
-    ``verified`` holds every chunk that hashed right (``pending`` those of them not synced and recorded
-    yet); the open chunk is the one whose pieces are arriving.
+    ``verified`` holds every chunk that hashed right; ``log`` (:class:`~chatroom.client.chunklog.ChunkLog`)
+    records them in the sidecar (``log.pending``: those not synced and recorded yet); the open chunk is the
+    one whose pieces are arriving.
     """
 
     def __init__(self, meta: dict[str, object], part: Path, sidecar: Path, verified: set[int]) -> None:
@@ -181,13 +163,9 @@ class Incoming:
         self.hashes = bytes.fromhex(str(meta["hashes"]))
         self.count = chunk_count(self.size, self.chunk)
         self.part, self.sidecar, self.verified = part, sidecar, verified
-        self.pending: list[int] = []
-        self._pending_bytes = 0
-        self._pending_since = 0.0
-        self._syncer: ThreadPoolExecutor | None = None  # one thread: batches reach the disk in order
-        self._syncing: list[Future[None]] = []  # batches handed to it and not yet seen done
         self._fd = os.open(part, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o666)
-        self._side = os.open(sidecar, os.O_WRONLY | os.O_APPEND | _CLOEXEC)
+        #: The sidecar, where the verified chunks are recorded in batches.
+        self.log = ChunkLog(sidecar, self._fd)
         self._open: tuple[int, int, int, hashlib._Hash] | None = None  # index, offset, bytes so far, its hash
         self._whole: hashlib._Hash | None = hashlib.sha256() if not verified else None  # in order from chunk 0
         self._next = 0  # the chunk the in-order hash expects
@@ -204,7 +182,7 @@ class Incoming:
         if not _meta_ok(meta):
             raise ValueError("the offer's hash list does not fit its size and chunk size")
         sidecar = stem.with_name(stem.name + ".chunks")
-        _write_atomically(sidecar, json.dumps(meta) + "\n")
+        start(sidecar, json.dumps(meta))
         return cls(meta, stem.with_name(stem.name + ".part"), sidecar, set())
 
     @property
@@ -253,11 +231,7 @@ class Incoming:
                 self._whole = None
         if index not in self.verified:
             self.verified.add(index)
-            self.pending.append(index)
-            self._pending_bytes += length
-            self._pending_since = self._pending_since or time.monotonic()
-            if self._pending_bytes >= SYNC_BYTES or time.monotonic() - self._pending_since >= SYNC_SECONDS:
-                self.sync()
+            self.log.add(index, length)
         return True
 
     def interrupted(self) -> None:
@@ -265,47 +239,12 @@ class Incoming:
         if self._open is not None:
             self._open = None
             self._whole = None  # it took pieces of a chunk that never completed
-        self.flush()
-
-    def due(self) -> bool:
-        """Have verified chunks waited :data:`SYNC_SECONDS` or more for :meth:`sync`?"""
-        return bool(self.pending) and time.monotonic() - self._pending_since >= SYNC_SECONDS
-
-    def sync(self) -> None:
-        """Hand the verified chunks waiting for a sync to the sync thread: it flushes the part file to the disk,
-        then appends their lines to the sidecar and syncs it. Waits while the batch before is still in flight,
-        so a crash loses at most two batches. Raises the OSError an earlier batch met."""
-        self._reap(wait=False)
-        if not self.pending:
-            return
-        lines = "".join(f"{i}\n" for i in self.pending).encode()
-        self.pending.clear()
-        self._pending_bytes = 0
-        self._pending_since = 0.0
-        if self._syncer is None:
-            self._syncer = ThreadPoolExecutor(1, thread_name_prefix="chatroom-sync")
-        if self._syncing:  # one batch in flight at most: a slow disk slows the transfer, not the record
-            self._syncing[0].result()
-            self._syncing.pop(0)
-        self._syncing.append(self._syncer.submit(_record_batch, self._fd, self._side, lines))
-
-    def flush(self) -> None:
-        """:meth:`sync`, then wait until every batch is on the disk; raises the OSError one met."""
-        self.sync()
-        self._reap(wait=True)
-
-    def _reap(self, *, wait: bool) -> None:
-        """Forget the batches that are done (all of them, waiting, when *wait*); raise the first one's error."""
-        error = None
-        while self._syncing and (wait or self._syncing[0].done()):
-            error = error or self._syncing.pop(0).exception()
-        if error is not None:
-            raise error
+        self.log.flush()
 
     def verify(self) -> list[int]:
         """Read back and hash every recorded chunk; the ones that no longer match are dropped (the sidecar
         is rewritten without them). Returns the dropped indices."""
-        self.flush()
+        self.log.flush()
         bad = []
         for index in sorted(self.verified):
             offset, length = chunk_span(self.size, self.chunk, index)
@@ -315,10 +254,7 @@ class Incoming:
         if bad:
             self.verified.difference_update(bad)
             self._whole = None
-            header = self.sidecar.read_text().split("\n", 1)[0]
-            _write_atomically(self.sidecar, header + "\n" + "".join(f"{i}\n" for i in sorted(self.verified)))
-            os.close(self._side)
-            self._side = os.open(self.sidecar, os.O_WRONLY | os.O_APPEND | _CLOEXEC)
+            self.log.rewrite(self.verified)
         return bad
 
     # -- the end ---------------------------------------------------------------------------------------------
@@ -337,7 +273,7 @@ class Incoming:
         """Every chunk is in: check the whole file's SHA-256, move the file into place under a free name and
         remove the sidecar; returns where it went. Raises ValueError when the SHA-256 does not match (the
         record is then removed) and OSError when it cannot be moved."""
-        self.flush()
+        self.log.flush()
         if self.size == 0:
             os.ftruncate(self._fd, 0)
         got = self.whole_sha256()
@@ -353,40 +289,14 @@ class Incoming:
 
     def close(self) -> None:
         """Close the files (safe twice) once the sync thread is done with them; the record stays on the disk."""
-        try:
-            self._reap(wait=True)
-        except OSError:
-            pass
-        if self._syncer is not None:
-            self._syncer.shutdown()
-            self._syncer = None
-        for name in ("_fd", "_side"):
-            fd = getattr(self, name)
-            if fd >= 0:
-                setattr(self, name, -1)
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        self.log.close()
+        self._fd = close_quietly(self._fd)
 
     def discard(self) -> None:
         """Remove the part file and the sidecar."""
         self.close()
         self.part.unlink(missing_ok=True)
         self.sidecar.unlink(missing_ok=True)
-
-
-def _record_batch(fd: int, side: int, lines: bytes) -> None:
-    """On a record's sync thread: the part file *fd* to the disk, then the verified chunks' *lines* appended
-    to the sidecar *side* and that synced; the part's clean pages are handed back, as PartFile does."""
-    os.fdatasync(fd)
-    os.write(side, lines)
-    os.fsync(side)
-    if _FADVISE is not None:
-        try:
-            _FADVISE(fd, 0, 0, _DONTNEED)
-        except OSError:
-            pass
 
 
 def load_incoming(folder: Path) -> list[Incoming]:

@@ -5,8 +5,10 @@ The server opens one :class:`History` on ``DATA_DIR/rooms.sqlite3``. It holds
 - **history**: every stored line of every room as an :class:`Entry`, with an
   id per room (1, 2, 3, ... strictly increasing, never reused: not after
   retention deleted old lines, not after a restart) and a UTC timestamp;
-- **room records** (:class:`RoomRecord`): name, topic, who set it and when,
-  creation time, so rooms (empty ones too) survive a restart.
+- **room records** (:class:`~chatroom.model.records.RoomRecord`): name, topic, who set it and when,
+  creation time, rules, so rooms (empty ones too) survive a restart; ``history.records``
+  (:class:`~chatroom.model.records.RoomRecords`) holds them, and :meth:`History.submit` hands their changes
+  to the writer with the lines.
 
 Write path (the hot path): :meth:`History.append` per chat line (memory only: id, time); after the pass's
 fan-out, :meth:`History.submit` (never waits); ``history.writes.collect()`` in a later pass applies what the
@@ -32,7 +34,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -43,6 +44,7 @@ from chatroom.model.history_sql import (
 )
 from chatroom.model.ids import RoomIds
 from chatroom.model.pending import MAX_UNSAVED, PendingWrites, StoreUnavailable, prune_step
+from chatroom.model.records import RoomRecord, RoomRecords
 from chatroom.model.search import PAGE, Query, SearchCursor, SearchPage, run as run_search
 from chatroom.model.store import close_store, migrate, open_store
 from chatroom.model.writer import connect_writer
@@ -79,22 +81,6 @@ class Entry(NamedTuple):
     text: str
 
 
-@dataclass(frozen=True)
-class RoomRecord:
-    """A room's persistent record.
-
-    ``name`` canonical (``"#design"``); ``topic`` ("" for none); ``topic_by``
-    the nick that set it ("" for none); ``topic_at`` when, Unix seconds UTC
-    (0.0 for never); ``created`` when the room was first saved, Unix seconds UTC.
-    """
-
-    name: str
-    topic: str = ""
-    topic_by: str = ""
-    topic_at: float = 0.0
-    created: float = 0.0
-
-
 _MAX_ID = 2**63 - 1  # SQLite's largest integer
 _new_entry = tuple.__new__  # Entry(...) without the NamedTuple's __new__ (a Python function): half the cost
 
@@ -117,7 +103,7 @@ class History:
     Opens (creating file and folder if needed) with
     :func:`chatroom.model.store.open_store`, brings the schema up to date with
     :func:`chatroom.model.store.migrate`, then loads each room's next id and every
-    room record into memory. *clock* gives timestamps (Unix seconds UTC, as
+    room record into memory (``records``). *clock* gives timestamps (Unix seconds UTC, as
     :func:`time.time`); tests pass a fake one.
 
     *wake*, *connect*, *max_unsaved*, *inline*: :class:`~chatroom.model.pending.PendingWrites`
@@ -143,22 +129,23 @@ class History:
             #: The rooms' id counters (:class:`chatroom.model.ids.RoomIds`: never an id twice).
             self.ids = RoomIds(self._conn.execute("SELECT room, last_id, floor FROM history_seq"),
                                int(row[0]) if row else 0)
-            self._rooms: dict[str, RoomRecord] = {
-                row[0]: RoomRecord(*row) for row in self._conn.execute("SELECT name, topic, topic_by, topic_at, created FROM rooms")}
+            #: The room records and rules (:class:`~chatroom.model.records.RoomRecords`: changed in memory,
+            #: handed to the writer by :meth:`submit`).
+            self.records = RoomRecords(self._conn, clock)
         except BaseException:
             close_store(self._conn)
             raise
-        self._dirty_rooms: set[str] = set()
-        self._rules: dict[str, tuple[str, float, str]] = {}  # room -> (name, created, rules) not submitted yet
         self._prune_from = ""  # room name where the next prune() pass resumes
         self._closed = False
         self.inline = inline
         #: What is not committed yet, and the writer thread (``store_error``, ``max_unsaved``...).
         self.writes = PendingWrites(self.path, wake=wake, connect=connect, max_unsaved=max_unsaved, inline=inline)
-        #: Counts the changes of a room's state (record and topic, rules, a dropped room; not the lines said):
-        #: a caller compares two readings to learn whether what it did must be committed before it is
-        #: acknowledged (:meth:`when_saved`).
-        self.version = 0
+
+    @property
+    def version(self) -> int:
+        """``records.version`` (:class:`~chatroom.model.records.RoomRecords`: the changes of a room's state),
+        for the readers that hold the history; a reader per line reads ``records.version`` (no call)."""
+        return self.records.version
 
     # -- writing ---------------------------------------------------------------------
     def append(self, room: str, kind: str, nick: str, text: str, account: str | None = None) -> Entry:
@@ -192,11 +179,7 @@ class History:
         """Hand every entry appended and every room record or rule changed since the last call to the
         writer thread, as one job; never waits. Returns how many entries (0: nothing to hand over, no job).
         The server calls it at the end of every loop pass, after the pass's fan-out."""
-        records = [self._rooms[name] for name in self._dirty_rooms if name in self._rooms]
-        rules = list(self._rules.values())
-        self._dirty_rooms.clear()
-        self._rules.clear()
-        count = self.writes.submit(records, rules)
+        count = self.writes.submit(*self.records.changes())
         if self.inline:
             self.writes.collect()  # written already (the kit): its callbacks run in this pass
         return count
@@ -303,77 +286,17 @@ class History:
         return run_search(self._conn, start, floors, [e for e in self.writes.entries if e.room in floors], Entry._make,
                           limit=limit)
 
-    # -- room records ----------------------------------------------------------------
-    def save_room(
-        self,
-        name: str,
-        topic: str = "",
-        topic_by: str = "",
-        topic_at: float = 0.0,
-        created: float | None = None,
-    ) -> RoomRecord:
-        """Create or overwrite the record of room *name* (stored as given); return it.
-
-        *created* None keeps the stored creation time, or takes the clock's
-        time for a new room. Handed to the writer by the next :meth:`submit` (visible to
-        :meth:`room` / :meth:`rooms` at once).
-        """
-        if created is None:
-            old = self._rooms.get(name)
-            created = old.created if old is not None else self._clock()
-        record = RoomRecord(name, topic, topic_by, float(topic_at), float(created))
-        self._rooms[name] = record
-        self._dirty_rooms.add(name)
-        self.version += 1
-        return record
-
-    def ensure_room(self, name: str) -> RoomRecord:
-        """The record of room *name*, created (no topic, created now) if there is none."""
-        record = self._rooms.get(name)
-        return record if record is not None else self.save_room(name)
-
-    def set_topic(self, name: str, topic: str, by: str, at: float | None = None) -> RoomRecord:
-        """Set room *name*'s topic (``""`` clears it), set by nick *by* at *at*
-        (Unix seconds UTC; None = the clock's time); creates the record if
-        needed; return the new record. Handed to the writer by the next :meth:`submit`.
-
-        Does not append a ``"topic"`` entry to the history: the caller
-        appends one if the change is to be replayed.
-        """
-        when = self._clock() if at is None else float(at)
-        old = self.ensure_room(name)
-        return self.save_room(name, topic, by, when, old.created)
-
+    # -- rooms -----------------------------------------------------------------------
     def room(self, name: str) -> RoomRecord | None:
-        """Room *name*'s record (saved, committed or not), or None."""
-        return self._rooms.get(name)
-
-    def room_rules(self) -> dict[str, str]:
-        """Room name -> its moderation rules (JSON text, :class:`chatroom.model.moderation.RoomRules`),
-        saved ones and those not committed yet."""
-        rules = dict(self._conn.execute("SELECT name, rules FROM rooms WHERE rules != ''"))
-        rules.update((name, text) for name, _, text in self._rules.values() if text)
-        return rules
-
-    def save_rules(self, name: str, rules: str) -> None:
-        """Save room *name*'s rules (JSON text): handed to the writer by the next :meth:`submit`, in order
-        with the lines (committed within the same few milliseconds as a chat line)."""
-        self._rules[name] = (name, self._clock(), rules)
-        self.version += 1
-
-    def rooms(self) -> list[RoomRecord]:
-        """Every room record, sorted by name (uncommitted changes included)."""
-        return [self._rooms[name] for name in sorted(self._rooms)]
+        """Room *name*'s record (``records.room``: saved, committed or not), or None."""
+        return self.records.room(name)
 
     def drop_room(self, name: str) -> None:
         """Forget room *name* (:mod:`chatroom.model.rooms`): its record goes now (the writer deletes it after
         every change before it, retrying a failing store), its lines are hidden at once and deleted by
         :meth:`prune`, then its counter goes; ids are never given again (:class:`~chatroom.model.ids.RoomIds`)."""
         last = self.ids.drop(name)
-        self._rooms.pop(name, None)
-        self._dirty_rooms.discard(name)
-        self._rules.pop(name, None)
-        self.version += 1
+        self.records.drop(name)
         self.submit()  # what was said and saved before goes first
         self.writes.job(partial(_drop, name=name, last=last))
 
@@ -403,7 +326,7 @@ class History:
             return False
         age_cut = self._clock() - keep_days * 86400.0 if keep_days is not None else None
         last_ids = self.ids.last_ids()  # snapshots for the writer thread
-        gone_ok = self.ids.forgettable(last_ids, [*self._rooms, *(e.room for e in self.writes.entries)])
+        gone_ok = self.ids.forgettable(last_ids, [*self.records.names(), *(e.room for e in self.writes.entries)])
         step = partial(prune_step, last_ids=last_ids, floors=dict(self.ids.floor), forget=gone_ok,
                        start=self._prune_from, keep_lines=keep_lines, age_cut=age_cut, max_rows=max_rows)
         self.submit()  # the lines said before this call go first
@@ -420,7 +343,7 @@ class History:
         """Apply a committed prune step: where the next resumes, dropped rooms now forgotten."""
         more, self._prune_from, gone = result
         for room in gone:
-            if room not in self._rooms:
+            if self.records.room(room) is None:
                 self.ids.forget(room, last_ids[room])
         return bool(more)
 

@@ -1,41 +1,35 @@
-"""The hub: every member, nick and room of one server, and the fan-out of what is said in them.
+"""The hub: every member, nick and room of one server, and what is said in them.
 
 No sockets, no loop, no plugins: a transport registers its connections as
 :class:`~chatroom.model.member.Member` objects and the hub reaches them only
 through :meth:`Member.deliver`. Everything runs on the loop thread.
 
-Fan-out, once per loop pass (the hot path): what is said in a room during a
-pass is appended to the room's ``pending`` list (and to the history's batch);
-:meth:`Hub.flush` then encodes each room's batch once per wire variant present
-among its members (the line protocol has four: with or without message tags,
-current room or another one) and hands every member one buffer; a member who
-spoke in the pass gets the batch without its own lines. Anything sent
-straight to one member first fans out the rooms it is in
-(:meth:`Hub.flush_for`), so one sender's lines always arrive in order.
+What is said in a room during a pass is recorded (the history's batch) and
+queued for the fan-out at the pass's end (:mod:`chatroom.model.fanout`, the hot
+path: ``hub.fanout``; :meth:`Hub.flush` runs it): each room's batch is encoded
+once per wire variant present among its members, and anything sent straight
+to one member first fans out the rooms it is in, so one sender's lines always
+arrive in order.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Iterable
 
-from chatroom.model.batch import without
 from chatroom.model.errors import Refused
+from chatroom.model.fanout import FanOut
 from chatroom.model.history import Entry, History
 from chatroom.model.member import Member
 from chatroom.model.names import room_key
 from chatroom.model.nicks import Nicks
-from chatroom.model.notice import Event, Notice, plain
+from chatroom.model.notice import Event, Notice
 from chatroom.model.room import Room
 from chatroom.model.rooms import CREATE_BURST, CREATE_EVERY, LINGER, MAX_ROOMS, Rooms
 from chatroom.model.wires import Encoder, Wires
-from chatroom.wire.render import STRUCTURED, encode_event
+from chatroom.wire.render import encode_event
 
 __all__ = ["Hub", "Notice"]
-
-#: Rounds of fan-out per :meth:`Hub.flush` (events added while reporting deliveries get more rounds).
-FLUSH_ROUNDS = 8
 
 
 class Hub:
@@ -71,19 +65,26 @@ class Hub:
         #: fan-out: ``encode(event, tagged, current, history) -> bytes`` by ``Member.wire_index``.
         self.wires = Wires(self.encode)
         self.encoders = self.wires.encoders
-        #: ``on_delivered(room, entry, author, recipients)``, called after each pass's fan-out for every event
-        #: queued (author: the Member or None; recipients: how many got it); None: nothing is reported.
-        self.on_delivered: Callable[[Room, Entry, Member | None, int], None] | None = None
+        #: The fan-out of each pass (:class:`~chatroom.model.fanout.FanOut`; its ``on_delivered`` reports what
+        #: was delivered, its ``bus`` takes the passes when scaled out: :attr:`bus`).
+        self.fanout = FanOut(self.wires, self.members.get)
         #: ``on_membership(member, room, joined, reason)`` once a join (True) or leave (False) was told; None: off.
         self.on_membership: Callable[[Member, Room, bool, str], None] | None = None
-        self._delivered: list[tuple[Room, Entry, Member | None, int]] = []
-        self._pending: list[Room] = []
-        #: Scale-out (docs/architecture.md, "The shared-state seam"): ``bus(room, events)`` takes each room's pass
-        #: instead of the fan-out (it comes back, numbered, through :meth:`deliver_batch`); ``observer(kind, member,
-        #: detail)`` hears ``"add"``, ``"remove"`` (reason), ``"nick"`` (old nick), ``"away"``. None: one process.
-        self.bus: Callable[[Room, list[tuple[int, Event]]], None] | None = None
+        #: Scale-out (docs/architecture.md, "The shared-state seam"): ``observer(kind, member, detail)`` hears
+        #: ``"add"``, ``"remove"`` (reason), ``"nick"`` (old nick), ``"away"``. None: one process.
         self.observer: Callable[[str, Member, str], None] | None = None
         self.default_room = self.rooms.open(default)
+
+    @property
+    def bus(self) -> Callable[[Room, list[tuple[int, Event]]], None] | None:
+        """Scale-out (docs/architecture.md, "The shared-state seam"): ``bus(room, events)`` takes each room's pass
+        instead of the fan-out (it comes back, numbered, through :meth:`deliver_batch`); then a line's id and a
+        topic come back with it too. None: one process. ``hub.fanout.bus``, set here."""
+        return self.fanout.bus
+
+    @bus.setter
+    def bus(self, bus: Callable[[Room, list[tuple[int, Event]]], None] | None) -> None:
+        self.fanout.bus = bus
 
     # -- members ---------------------------------------------------------------------
     def add(self, member: Member) -> None:
@@ -176,7 +177,7 @@ class Hub:
                 if other.id in told or not (self.wires.once[wire] if once else loud or wire):
                     continue
                 told.add(other.id)
-                self.flush_for(other)
+                self.fanout.flush_for(other)
                 key = (wire << 8) | other.tagged  # tagged: the wire's variant number
                 if key not in encoded:
                     encoded[key] = self.encoders[wire](entry, other.tagged, True, False)
@@ -224,7 +225,7 @@ class Hub:
             member.changed()
             return False
         if room.pending:  # what was said before the join belongs to the members present then
-            self._fan_out(room)
+            self.fanout.fan_out(room)
         if not quiet:
             self._membership(room, "join", member, f"{member.nick} joined {room.label}")
         if not room.members and not room.rules.owner and room is not self.default_room:
@@ -258,7 +259,7 @@ class Hub:
     def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "",
                cause: str = "", by: str = "") -> Notice | None:
         if room.pending:
-            self._fan_out(room)
+            self.fanout.fan_out(room)
         room.ops.discard(member.id)
         room.voices.discard(member.id)
         if room.members.pop(member.id, None) is not None:
@@ -274,9 +275,9 @@ class Hub:
         """Tell *room* that *member* joined or left (*kind*): a notice to everyone (but a joiner), or, over the
         announce limit, only to members whose wire shows members structurally, if there are any; returns it."""
         quiet = not (always or not self.announce_limit or len(room.members) <= self.announce_limit)
-        if quiet and not self.wires.structured_in(room.name) and self.bus is None:  # other nodes keep presence by it
+        if quiet and not self.wires.structured_in(room.name) and self.fanout.bus is None:  # other nodes keep presence by it
             return None
-        self._pend(room, member.id if kind == "join" else 0, entry := Notice(
+        self.fanout.pend(room, member.id if kind == "join" else 0, entry := Notice(
             room.name, 0, self.clock(), kind, member.nick, member.account, text, reason, quiet, by, cause))
         return entry
 
@@ -287,18 +288,18 @@ class Hub:
         *kind* is ``"msg"`` or ``"me"``. The fan-out happens at :meth:`flush`.
         """
         entry = self._record(room, kind, member, text)
-        self._pend(room, member.id, entry)
+        self.fanout.pend(room, member.id, entry)
         return entry
 
     def set_topic(self, member: Member, room: Room, text: str) -> Entry:
         """Set *room*'s topic (``""`` clears it), persist it and tell the room (the setter too). With a bus, the
         topic changes when the event comes back from it (never on this server alone)."""
         entry = self._record(room, "topic", member, text)
-        if self.bus is None:
+        if self.fanout.bus is None:
             room.topic, room.topic_by, room.topic_at = text, member.nick, entry.ts
             if self.history is not None:
-                self.history.set_topic(room.name, text, member.nick, entry.ts)
-        self._pend(room, 0, entry)
+                self.history.records.set_topic(room.name, text, member.nick, entry.ts)
+        self.fanout.pend(room, 0, entry)
         return entry
 
     def mode(self, room: Room, by: Member | None, change: str, text: str) -> None:
@@ -307,18 +308,18 @@ class Hub:
         self.save_rules(room)
         if by is None or not change:
             return self.notice(room, text)
-        self._pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))
+        self.fanout.pend(room, 0, Notice(room.name, 0, self.clock(), "mode", by.nick, by.account, text, change, by=by.nick))
 
     def notice(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Tell *room* ``* text`` (not recorded)."""
-        self._pend(room, exclude.id if exclude is not None else 0, Entry(room.name, 0, self.clock(), "notice", "", None, text))
+        self.fanout.pend(room, exclude.id if exclude is not None else 0, Entry(room.name, 0, self.clock(), "notice", "", None, text))
 
     def post(self, room: Room, text: str, exclude: Member | None = None) -> None:
         """Send the line *text*, as it is, to everyone in *room* but *exclude* (a plugin's broadcast; not recorded)."""
-        self._pend(room, exclude.id if exclude is not None else 0, Entry(room.name, 0, self.clock(), "raw", "", None, text))
+        self.fanout.pend(room, exclude.id if exclude is not None else 0, Entry(room.name, 0, self.clock(), "raw", "", None, text))
 
     def _record(self, room: Room, kind: str, member: Member, text: str) -> Entry:
-        if self.record and self.history is not None and self.bus is None:  # a bus: the id comes back with the line
+        if self.record and self.history is not None and self.fanout.bus is None:  # a bus: the id comes back with the line
             return self.history.append(room.name, kind, member.nick, text, member.account)
         return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
 
@@ -326,99 +327,32 @@ class Hub:
         """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone."""
         self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))
 
-    def _pend(self, room: Room, sender: int, entry: Event) -> None:
-        if not room.pending:
-            self._pending.append(room)
-        room.pending.append((sender, entry))
-
-    # -- output ----------------------------------------------------------------------------
+    # -- output (hub.fanout) ---------------------------------------------------------------
     def flush(self) -> None:
-        """Fan out every room's pending events (end of the loop pass), rooms in the order they were
-        first spoken in, so a reader of several rooms gets one speaker's lines in order; then report them
-        to :attr:`on_delivered`. Events that report adds are fanned out too, for at most
-        :data:`FLUSH_ROUNDS` rounds (the rest waits for the next pass)."""
-        for _ in range(FLUSH_ROUNDS):
-            if not self._pending and not self._delivered:
-                return
-            rooms, self._pending = self._pending, []
-            for room in rooms:
-                if room.pending:
-                    self._fan_out(room)
-            if self._delivered and self.on_delivered is not None:
-                delivered, self._delivered = self._delivered, []
-                for event in delivered:
-                    self.on_delivered(*event)
+        """Fan out every room's pending events (end of the loop pass): :meth:`FanOut.flush
+        <chatroom.model.fanout.FanOut.flush>`."""
+        self.fanout.flush()
 
     def flush_for(self, member: Member) -> None:
         """Fan out the pending events of *member*'s rooms, before something is sent to it directly."""
-        if self._pending:
-            rooms = member.rooms
-            for room in self._pending:  # in the order they were spoken in; only the pending ones
-                if room.pending and rooms.get(room.name) is room:
-                    self._fan_out(room)
+        self.fanout.flush_for(member)
 
     def send(self, member: Member, entry: Event, *, history: bool = False) -> None:
         """Deliver one event to *member* alone (after its rooms' pending events)."""
-        self.flush_for(member)
-        room = member.rooms.get(entry.room)
-        encode = self.encoders[member.wire_index]
-        member.deliver(encode(entry, member.tagged, room is None or room is member.room, history))
+        self.fanout.send(member, entry, history=history)
 
     def replay(self, member: Member, entries: Iterable[Entry]) -> int:
         """Deliver history *entries* to *member*, marked as history; returns how many."""
-        self.flush_for(member)
-        encode = self.encoders[member.wire_index]
-        current = member.room.name if member.room else ""
-        lines = [encode(e, member.tagged, e.room == current, True) for e in entries]
-        if lines:
-            member.deliver(b"".join(lines))
-        return len(lines)
+        return self.fanout.replay(member, entries)
+
+    def deliver_batch(self, room: Room, pending: list[tuple[int, Event]]) -> None:
+        """Fan out *pending* (``(sender id or 0, event)``, a pass back from the bus) to *room*'s members."""
+        self.fanout.deliver_batch(room, pending)
 
     def add_wire(self, encode: Encoder, *, variants: bool = True, once: bool = False) -> int:
         """Register another wire format's encoder; returns the ``wire_index`` its members must carry
         (:meth:`chatroom.model.wires.Wires.add`: what *variants* and *once* mean)."""
         return self.wires.add(encode, variants=variants, once=once)
-
-    def _fan_out(self, room: Room) -> None:
-        pending, room.pending = room.pending, []
-        if self.bus is not None:
-            self.bus(room, pending)
-        else:
-            self.deliver_batch(room, pending)
-
-    def deliver_batch(self, room: Room, pending: list[tuple[int, Event]]) -> None:
-        """Fan out *pending* (``(sender id or 0, event)``) to *room*'s members: each variant encoded once."""
-        if self.on_delivered is not None:
-            members = room.members
-            count = len(members)
-            self._delivered += [(room, plain(e), self.members.get(s), count - (s in members)) for s, e in pending
-                                if not (e.kind in STRUCTURED and isinstance(e, Notice) and e.quiet)]
-        spoken: dict[int, list[int]] = {}  # sender id -> the positions of its events in the batch
-        for i, (sender, _) in enumerate(pending):  # (0, no sender, is never a member's id)
-            if (own := spoken.get(sender)) is not None:  # (not setdefault: no list made and dropped per event)
-                own.append(i)
-            else:
-                spoken[sender] = [i]
-        encoded: dict[int, list[bytes]] = {}  # variant -> each event encoded once
-        batches: dict[int, bytes] = {}  # variant -> the whole batch, joined once
-        bounds: dict[int, list[int]] = {}  # variant -> where each event's bytes start in the batch, and the end
-        encoders, variants = self.encoders, self.wires.variants
-        for member in room.members.values():
-            # one encoding per (wire format, tags or not, current room or not) present in the room;
-            # a wire registered without variants has one encoding for all its members
-            wire = member.wire_index
-            key = (wire << 10) | (member.tagged << 1) | (member.room is not room) if variants[wire] else wire << 10
-            data = batches.get(key)
-            if data is None:
-                encode = encoders[wire]
-                lines = encoded[key] = [encode(e, (key >> 1) & 0x1FF, not key & 1, False) for _, e in pending]
-                data = batches[key] = b"".join(lines)
-            own = spoken.get(member.id)
-            if own is not None and not (self.bus and member.echoed):  # a speaker: the slices between its own lines
-                where = bounds.get(key) or bounds.setdefault(key, list(itertools.accumulate(map(len, encoded[key]), initial=0)))
-                data = without(data, where, own)
-            if data:
-                member.deliver(data)
 
     #: One event as a line of the line protocol (:func:`chatroom.wire.render.encode_event`).
     encode = staticmethod(encode_event)

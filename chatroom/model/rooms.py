@@ -84,9 +84,9 @@ class Rooms:
         self._rooms: dict[str, Room] = {}
         self._buckets: dict[int, tuple[float, float]] = {}  # member id -> (tokens, when), creators only
         if history is not None:
-            for record in history.rooms():
+            for record in history.records.rooms():
                 self._rooms[record.name] = Room(record.name, record.topic, record.topic_by, record.topic_at)
-            for name, rules in history.room_rules().items():
+            for name, rules in history.records.room_rules().items():
                 if name in self._rooms:
                     self._rooms[name].rules = RoomRules.from_json(rules)
             for room in list(self._rooms.values()):  # start-up: every room is empty
@@ -207,7 +207,7 @@ class Rooms:
                 self._buckets[creator.id] = (bucket[0] - 1.0, bucket[1])
         room = self._rooms[key] = Room(key)
         if self.history is not None:
-            self.history.ensure_room(key)
+            self.history.records.ensure_room(key)
         if owner:
             room.rules.owner = owner
             self.save_rules(room, share=self.on_created is None)
@@ -272,7 +272,7 @@ class Rooms:
         """Persist *room*'s moderation rules (``room.rules``) at once; tell :attr:`on_rules` unless *share* is
         False (rules that came from another node)."""
         if self.history is not None and self._rooms.get(room.name) is room:
-            self.history.save_rules(room.name, room.rules.to_json())
+            self.history.records.save_rules(room.name, room.rules.to_json())
         if share and self.on_rules is not None:
             self.on_rules(room)
 

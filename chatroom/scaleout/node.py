@@ -357,7 +357,7 @@ class Node:
             if event.kind == "topic":  # (stored or not: --no-history shares topics too)
                 room.topic, room.topic_by, room.topic_at = event.text, event.nick, event.ts
                 if self.history is not None:
-                    self.history.set_topic(name, event.text, event.nick, event.ts)
+                    self.history.records.set_topic(name, event.text, event.nick, event.ts)
             pending.append((carried.member if local else 0, event))
         for member, gone in parted:  # out first: the batch is for those who stay; the member is told alone
             part_here(self.hub, member, room, gone)

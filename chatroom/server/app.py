@@ -234,11 +234,12 @@ class Server:
         room, its rules) has its answer held until that change is committed (:meth:`answer_when_saved`)."""
         if conn.id in self.gate.held:
             return self.gate.line(conn, sanitize(text).strip())
-        changes = self.history.version
+        records = self.history.records
+        changes = records.version
         try:
             return self.dispatcher.handle_line(conn, text)
         finally:
-            if self.history.version != changes:
+            if records.version != changes:
                 self.keeper.answer_when_saved(conn)
 
     def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:

@@ -324,7 +324,7 @@ class ServerPort:
         """Report fanned-out lines to *delivered*, joins and leaves to *membership*: those of this server's own
         members (with ``--redis``, a member of another server, ``"remote"`` in its caps, is reported by its own
         server: a kick made here runs ``member_left`` there once, docs/plugins.md "Several servers")."""
-        self._server.hub.on_delivered = delivered
+        self._server.hub.fanout.on_delivered = delivered
         self._server.hub.on_membership = membership if membership is None else _own(membership)
 
     # -- files --------------------------------------------------------------------------------
