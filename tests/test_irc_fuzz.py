@@ -283,3 +283,34 @@ def test_the_irc_door_survives_any_input_before_registration(scene: Scene, data:
 @example(data=b"AUTHENTICATE PLAIN\r\nAUTHENTICATE \xc3\xa9\r\n", cuts=[])  # b64decode("é"): ValueError
 def test_the_irc_door_survives_any_input_after_registration(scene: Scene, data: bytes, cuts: list[int]) -> None:
     hostile_session(scene, data, cuts, register=True)
+
+
+# -- found by hand against the real server (see docs/irc.md, "Hostile input") ------------------------------------
+def test_an_irc_client_flooding_past_the_backlog_is_dropped_for_excess_flood(tmp_path: Path) -> None:
+    # IRC messages were not counted as lines by the flood policy: a flooder was throttled for ever (two PONGs a
+    # second for 200,000 PINGs) instead of being dropped past --flood-backlog, as on the line protocol
+    with irc_room(tmp_path, flood_rate=2.0, flood_burst=20.0, flood_backlog=100) as room:
+        scene = Scene(room)
+        mallory = IrcFake(room)
+        mallory.send(b"PING x\r\n" * 1000)
+        answers = [m for m in mallory.take() if isinstance(m, Message)]
+        assert mallory.sock.closed, "the flooder is still connected"
+        assert answers[-1].command == "NOTICE" and answers[-1].params[-1] == "ERROR excess flood"
+        assert 1 <= sum(m.command == "PONG" for m in answers) <= 25
+        room.advance(30)  # the others' buckets refill
+        scene.still_chat()
+        check_room(room)
+
+
+def test_pings_do_not_stretch_the_time_to_register(tmp_path: Path) -> None:
+    # the registration deadline counted from the last message: a client PINGing every 20 s held its place
+    # unregistered for ever; it counts from the connection now (docs/irc.md: 60 seconds to register)
+    with irc_room(tmp_path) as room:
+        mallory = IrcFake(room)
+        for _ in range(3):
+            room.advance(20)
+            mallory.line("PING keep")
+        room.advance(5)
+        assert mallory.sock.closed, "an unregistered client outlived the registration timeout"
+        errors = [m for m in mallory.take() if isinstance(m, Message) and m.command == "ERROR"]
+        assert [m.params for m in errors] == [["Closing Link: registration timed out"]]
