@@ -20,9 +20,10 @@ hostile connection each), so the file takes a few seconds. Bugs found are pinned
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -82,27 +83,42 @@ CLIENT_BOUND = {
 }
 
 
-class IrcFake:
-    """One client of the in-process IRC door: what it sends goes to the server's fake socket, what it gets is
-    parsed with IRC's own limits into ``received`` (``TooLong`` events too: a server line over the limits)."""
+class FakePeer:
+    """A client of a door of an in-process room, on a :class:`FakeSocket` whose output goes to *deliver*; ``conn``
+    is the server's connection, found in *table* (the door's connections not yet members)."""
 
-    def __init__(self, room: InProcessRoom) -> None:
+    def __init__(self, room: InProcessRoom, listener: FakeListener, table: dict[int, Any],
+                 deliver: Callable[[bytes], None]) -> None:
         self.room = room
-        self.parser = IrcParser(max_line=MAX_LINE, max_tags=MAX_TAGS)
-        self.received: list[Message | TooLong] = []
-        self.sock = FakeSocket(lambda data: self.received.extend(self.parser.feed(data)))
-        transport = irc_transport(room)
-        before = set(transport.pending)
-        room.server.claim.irc_listener.pending.append(self.sock)
+        self.sock = FakeSocket(deliver)
+        before = set(table)
+        listener.pending.append(self.sock)
         room.settle()
-        new = [c for cid, c in transport.pending.items() if cid not in before]
-        assert len(new) == 1, "the IRC door did not accept the connection"
-        self.conn: IrcConnection = new[0]
+        new = [c for cid, c in table.items() if cid not in before]
+        assert len(new) == 1, "the door did not accept the connection"
+        self.conn = new[0]
 
     def send(self, data: bytes) -> None:
         if not self.sock.closed and not self.sock.eof:
             self.sock.inbound += data
             self.room.settle()
+
+    def leave(self) -> None:
+        self.sock.eof = True
+        self.room.settle()
+
+
+class IrcFake(FakePeer):
+    """One client of the in-process IRC door: what it sends goes to the server's fake socket, what it gets is
+    parsed with IRC's own limits into ``received`` (``TooLong`` events too: a server line over the limits)."""
+
+    conn: IrcConnection
+
+    def __init__(self, room: InProcessRoom) -> None:
+        self.parser = IrcParser(max_line=MAX_LINE, max_tags=MAX_TAGS)
+        self.received: list[Message | TooLong] = []
+        super().__init__(room, room.server.claim.irc_listener, irc_transport(room).pending,  # type: ignore[arg-type]
+                         lambda data: self.received.extend(self.parser.feed(data)))
 
     def line(self, text: str) -> None:
         self.send(text.encode() + b"\r\n")
@@ -110,10 +126,6 @@ class IrcFake:
     def take(self) -> list[Message | TooLong]:
         out, self.received = self.received, []
         return out
-
-    def leave(self) -> None:
-        self.sock.eof = True
-        self.room.settle()
 
 
 def irc_transport(room: InProcessRoom) -> IrcTransport:

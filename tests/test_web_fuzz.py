@@ -30,16 +30,17 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_irc_fuzz import FakePeer
 from web_kit import server_frames
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import Request
 
-from chatroom.fakeio import FakeListener, FakeSocket
+from chatroom.fakeio import FakeListener
 from chatroom.net.web import WebConnection, WebTransport
 from chatroom.net.webproto import (MAX_HEAD, MAX_META, HttpBody, HttpError, HttpRequest, PeerClosed, WebParser,
                                    WsClosed, WsPing)
 from chatroom.server import claim as claim_module
-from chatroom.testing import FakeClient, InProcessRoom
+from chatroom.testing import InProcessRoom
 from chatroom.wire.lines import Frame, Line, Refused, TooLong
 
 EVENTS = (HttpRequest, HttpBody, HttpError, PeerClosed, WsPing, WsClosed, Line, Frame, TooLong, Refused)
@@ -217,25 +218,15 @@ def web_transport(room: InProcessRoom) -> WebTransport:
     return next(t for t in room.server.transports if isinstance(t, WebTransport))
 
 
-class WebFake:
+class WebFake(FakePeer):
     """One connection to the in-process web door: ``out`` holds every byte the server sent it."""
 
-    def __init__(self, room: InProcessRoom) -> None:
-        self.room = room
-        self.out = bytearray()
-        self.sock = FakeSocket(self.out.extend)
-        transport = web_transport(room)
-        before = set(transport.http)
-        room.server.claim.web_listener.pending.append(self.sock)
-        room.settle()
-        new = [c for cid, c in transport.http.items() if cid not in before]
-        assert len(new) == 1, "the web door did not accept the connection"
-        self.conn: WebConnection = new[0]
+    conn: WebConnection
 
-    def send(self, data: bytes) -> None:
-        if not self.sock.closed and not self.sock.eof:
-            self.sock.inbound += data
-            self.room.settle()
+    def __init__(self, room: InProcessRoom) -> None:
+        self.out = bytearray()
+        super().__init__(room, room.server.claim.web_listener, web_transport(room).http,  # type: ignore[arg-type]
+                         self.out.extend)
 
     def upgrade(self) -> None:
         client = WSConnection(ConnectionType.CLIENT)
@@ -249,10 +240,6 @@ class WebFake:
         ops = [op for op, _ in frames]
         assert 8 not in ops or ops.index(8) == len(ops) - 1, f"frames after the Close frame: {ops}"
         return frames
-
-    def leave(self) -> None:
-        self.sock.eof = True
-        self.room.settle()
 
 
 class Scene:
