@@ -68,12 +68,13 @@ class IrcConnection(Connection):
     ``umodes`` the user modes set (``i``, ``w``); ``collect`` the replies of a labeled command being handled
     (``None`` when none); ``seen`` when the client last sent anything (loop seconds); ``pinged`` whether the
     server's keep-alive PING waits for an answer; ``sasl`` the SASL exchange state; ``password_ok`` whether
-    ``PASS`` gave the server password (or none is needed); ``failures`` wrong passwords.
+    ``PASS`` gave the server password (or none is needed); ``failures`` wrong passwords; ``arrived`` when it
+    connected (loop seconds).
     """
 
     __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
                  "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "mask_text",
-                 "mask_nick", "shown_nick")
+                 "mask_nick", "shown_nick", "arrived")
 
     transport: IrcTransportPort
 
@@ -102,6 +103,7 @@ class IrcConnection(Connection):
         self.mask_text = "!"
         self.mask_nick = ""  # the nick (the very string) mask_text was made for
         self.shown_nick = ""
+        self.arrived = now  # when it connected: registration must end REGISTRATION_TIMEOUT s later
 
     def encode_text(self, text: str) -> bytes:
         """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client."""

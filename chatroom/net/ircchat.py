@@ -25,6 +25,7 @@ from chatroom.net.irc import IrcConnection, IrcDoor, tagged
 from chatroom.wire.irc import MAX_LINE, Message, encode
 from chatroom.wire.ircevents import parse_msgid, render_event
 from chatroom.wire.lines import sanitize
+from chatroom.wire.numbers import parse_uint
 from chatroom.wire.render import iso_time
 
 __all__ = ["install", "other_command"]
@@ -215,7 +216,7 @@ def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         door.message(conn, "FAIL", "CHATHISTORY", "INVALID_TARGET", sub, msg.params[1], "No such channel you may read")
         return 1.0
     limit_text = msg.params[-1]
-    limit = min(int(limit_text), MAX_HISTORY) if limit_text.isdigit() else 0
+    limit = min(parse_uint(limit_text, max_digits=9) or 0, MAX_HISTORY)  # never int('²')
     refs = [_ref(door, room, r) for r in msg.params[2:-1]]
     if not limit or any(r is None for r in refs) or (sub != "LATEST" and refs[0] == 0):
         door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")

@@ -13,6 +13,7 @@ from collections import deque
 
 from chatroom.net.irc import IrcConnection, IrcDoor, irc_host
 from chatroom.wire.irc import Message, casefold
+from chatroom.wire.numbers import parse_uint
 
 __all__ = ["WHOWAS_KEEP", "install", "remember"]
 
@@ -82,7 +83,7 @@ def whowas(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``WHOWAS nick [count]``: 314 + 312 per remembered use, newest first, then 369; 406 when none."""
     name = msg.params[0]
     count = msg.params[1] if len(msg.params) > 1 else ""
-    limit = int(count) if count.lstrip("-").isdigit() and int(count) > 0 else 0
+    limit = parse_uint(count, max_digits=9) or 0  # 0 (none, negative, not a number): every remembered use
     key = casefold(name)
     found = 0
     for nick, user, host, realname, when in door.whowas:

@@ -18,6 +18,7 @@ from chatroom.model.member import Member
 from chatroom.model.room import Room
 from chatroom.model.moderation import Ban
 from chatroom.net.irc import IrcConnection, IrcDoor
+from chatroom.wire.numbers import parse_uint
 
 __all__ = ["change_modes"]
 
@@ -155,7 +156,7 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Room, sign: str, char: str, a
             rules.key = ""
             _changed(made, "-k *", f"{conn.nick} removed the key of {label}")
     elif char == "l":
-        limit = int(arg) if sign == "+" and arg.isdigit() and 0 < int(arg) < 1_000_000 else 0
+        limit = (parse_uint(arg, max_digits=6, minimum=1) or 0) if sign == "+" else 0  # 1 to 999999; never int('²')
         if sign == "+" and not limit:
             door.numeric(conn, "696", room.name, "l", arg or "*", "The limit is a number of members, 1 or more")
             return

@@ -15,7 +15,6 @@ document and ircv3.net (capability-negotiation, sasl-3.1). Loop thread only.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from typing import Any
 
@@ -27,6 +26,7 @@ from chatroom.net.ircinfo import remember
 from chatroom.net.logs import CONN
 from chatroom.wire.irc import CASEMAPPING, Message
 from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME
+from chatroom.wire.numbers import parse_uint
 
 __all__ = ["CAPS", "install", "isupport"]
 
@@ -65,7 +65,7 @@ def cap(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if sub == "LS":
         if not conn.registered:
             conn.cap_open = True
-        version = int(msg.params[1]) if len(msg.params) > 1 and msg.params[1].isdigit() else 0
+        version = (parse_uint(msg.params[1], max_digits=6) or 0) if len(msg.params) > 1 else 0  # never int('²')
         conn.cap_version = max(conn.cap_version, version)
         if version >= 302:
             items = [f"{k}={v}" if v else k for k, v in CAPS.items()]
@@ -259,7 +259,7 @@ def authenticate(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     try:
         fields = base64.b64decode(conn.sasl, validate=True).decode("utf-8").split("\0")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and a str with non-ASCII characters (b64decode)
         fields = []
     conn.sasl = None
     if len(fields) != 3 or not fields[1]:

@@ -96,6 +96,13 @@ class IrcTransport(LineTransport):
             return 2.0
         return 0.0
 
+    def _line_size(self, event: object) -> int:
+        """An IRC message is a line for the flood policy (``--flood-backlog``): a throttled client sending more
+        of them than it allows is flooding, as on the line protocol."""
+        if event.__class__ is Message:
+            return len(event.command) + sum(len(p) + 1 for p in event.params) + 1
+        return super()._line_size(event)
+
     def welcome(self, conn: IrcConnection) -> None:
         """*conn* registered: it leaves the pending table for the server's (the application greets it)."""
         self.pending.pop(conn.id, None)
@@ -104,11 +111,12 @@ class IrcTransport(LineTransport):
 
     def _keepalive(self) -> None:
         """Every ``sweep_every`` s (5 s, or a quarter of ``ping_after``): close connections that did not register
-        in time; PING clients silent for ``ping_after`` s, close those silent for twice as long (``ERROR``)."""
+        within REGISTRATION_TIMEOUT s of connecting (whatever they sent meanwhile: PINGs do not buy time); PING
+        clients silent for ``ping_after`` s, close those silent for twice as long (``ERROR``)."""
         self._timer = None
         now = self.loop.now = self.loop.clock()
         for conn in list(self.pending.values()):
-            if not conn.closed and not conn.closing and now - conn.seen >= REGISTRATION_TIMEOUT:
+            if not conn.closed and not conn.closing and now - conn.arrived >= REGISTRATION_TIMEOUT:
                 self.door.message(conn, "ERROR", "Closing Link: registration timed out")
                 self.close(conn, "registration timeout", flush=True)
         for member in list(self.connections.values()):

@@ -310,10 +310,10 @@ class LineTransport:
         the bucket refills (its frames' payloads never count as a flood)."""
         held = conn.held
         assert held is not None
-        parser, flood = conn.parser, self.flood
-        text = sum(len(event.text) + 1 for event in held if event.__class__ is Line)
+        parser, flood, size = conn.parser, self.flood, self._line_size
+        text = sum(max(size(event), 0) for event in held)
         while not conn.closed:
-            if held and held[-1].__class__ is not Line:
+            if held and size(held[-1]) < 0:
                 if not conn.throttled:
                     conn.throttled = True
                     self.loop.set_mask(conn)
@@ -326,8 +326,13 @@ class LineTransport:
                 self._track_partial(conn)
                 return
             held.append(event)
-            if event.__class__ is Line:
-                text += len(event.text) + 1
+            text += max(size(event), 0)
+
+    def _line_size(self, event: object) -> int:
+        """Characters *event* adds to what a throttled client has waiting, if it is a line (what the flood policy
+        counts), else -1 (a frame, a refusal: reading ahead stops there). A door whose parser makes other line
+        events (IRC's messages) overrides it."""
+        return len(event.text) + 1 if event.__class__ is Line else -1
 
     def _excess(self, conn: Connection, why: str) -> None:
         """*conn* floods past its budget: tell it ``ERROR excess flood`` and close it (its held lines dropped)."""
