@@ -269,6 +269,20 @@ def test_over_long_input_is_refused_not_relayed(irc: Any) -> None:
     alice.expect("417")
 
 
+def test_a_client_the_server_closes_is_told_why_in_an_irc_error(server_factory: Any) -> None:
+    # the server's own closes (here an unfinished line past --idle-timeout; excess flood and too slow alike) end
+    # with IRC's ERROR :Closing Link, which clients show as the reason, not a NOTICE worded for the line protocol
+    server = start_irc(server_factory, "--idle-timeout", "1")
+    alice = IrcClient(server.irc_port)
+    alice.register("alice")
+    alice.sock.sendall(b"PRIVMSG #lobby :never finished")
+    error = alice.expect("ERROR", timeout=5)
+    assert error.params == ["Closing Link: 127.0.0.1 (timeout: unfinished line for 1 s)"], error
+    assert alice.sock.recv(100) == b"", "still connected after the ERROR"
+    assert not [m for m in alice.seen if m.command == "NOTICE" and "timeout" in m.params[-1]]
+    alice.sock.close()
+
+
 def test_irc_over_tls_with_the_server_certificate(server_factory: Any) -> None:
     import socket
     import ssl

@@ -307,7 +307,7 @@ def test_an_irc_client_flooding_past_the_backlog_is_dropped_for_excess_flood(tmp
         mallory.send(b"PING x\r\n" * 1000)
         answers = [m for m in mallory.take() if isinstance(m, Message)]
         assert mallory.sock.closed, "the flooder is still connected"
-        assert answers[-1].command == "NOTICE" and answers[-1].params[-1] == "ERROR excess flood"
+        assert answers[-1].command == "ERROR" and answers[-1].params == ["Closing Link: 127.0.0.1 (excess flood)"]
         assert 1 <= sum(m.command == "PONG" for m in answers) <= 25
         room.advance(30)  # the others' buckets refill
         scene.still_chat()

@@ -187,6 +187,12 @@ class Connection(Member):
         """One line (a reply, a listing line: ``str``, no newline) as this connection's wire carries it."""
         return encode_line(text)
 
+    def encode_closing(self, reason: str) -> bytes:
+        """The last line before the server closes this connection for *reason* (``excess flood``, ``too slow: ...``,
+        ``timeout: ...``, ``internal error``): on the line protocol ``ERROR reason``, as :meth:`encode_text` words
+        it; a door whose protocol has its own closing message overrides it (IRC's ``ERROR :Closing Link``)."""
+        return self.encode_text(f"ERROR {reason}")
+
     def hit(self, entry: Entry, line: str) -> None:
         """A search hit: *line* as any reply (:meth:`encode_text`), so a door with its own wire words it."""
         self.deliver(self.encode_text(line))

@@ -56,7 +56,7 @@ class Deadlines:
                 conn.partial_since = now  # not reading it: its clock does not run
             elif timeout and now - conn.partial_since >= timeout:
                 what = "frame" if conn.parser.in_frame else "line"
-                self.loop.send_line(conn, f"ERROR timeout: unfinished {what} for {timeout:g} s")
+                self.loop.send_closing(conn, f"timeout: unfinished {what} for {timeout:g} s")
                 close(conn, "timeout", flush=True)
         if watched:
             self._timer = self.loop.call_later(1.0, self._sweep)

@@ -110,6 +110,11 @@ class IrcConnection(Connection):
         server = getattr(self.transport, "server_name", "chatroom")
         return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
 
+    def encode_closing(self, reason: str) -> bytes:
+        """The server closes this client for *reason*: IRC's ``ERROR :Closing Link: HOST (reason)``, the message
+        clients show as why they were disconnected (Modern IRC, "ERROR"), as a QUIT's is worded."""
+        return encode(Message("ERROR", [f"Closing Link: {self.host or 'client'} ({reason})"]))
+
     def frame(self, meta: str, payload: bytes = b"") -> bytes:
         """The relay's word about an offer made by link (``file-abort ID REASON``) as a server ``NOTICE``;
         an IRC client never gets a file's bytes."""

@@ -191,6 +191,14 @@ class Loop:
             return
         conn.deliver(conn.encode_text(text))
 
+    def send_closing(self, conn: Connection, reason: str) -> None:
+        """Queue the line telling *conn* the server closes it for *reason* (:meth:`Connection.encode_closing`, in
+        its wire's words), dropping any listing it was still streaming. The caller closes it."""
+        if conn.closed:
+            return
+        conn.streams = None
+        conn.deliver(conn.encode_closing(reason))
+
     def stream(self, conn: Connection, lines: Iterator[str], owner: str) -> None:
         """Queue a lazy source of lines for *conn*, pulled while its queue is below LOW_WATER."""
         if conn.streams is None:
@@ -206,8 +214,7 @@ class Loop:
                     self.max_queue, extra=CONN)
         conn.doomed = "too slow"
         conn.streams = None
-        conn.out.append(conn.encode_text(f"ERROR too slow: more than {self.max_queue} bytes of output waiting "
-                                         "for you"))
+        conn.out.append(conn.encode_closing(f"too slow: more than {self.max_queue} bytes of output waiting for you"))
         self._doomed.append(conn)
 
     def mark(self, conn: Connection) -> None:

@@ -224,7 +224,7 @@ class LineTransport:
                       traceback.format_exc().rstrip(), extra=ERR)
             self.loop.backlog.discard(conn)
             if not conn.closed:
-                self.loop.send_line(conn, "ERROR internal error; closing the connection")
+                self.loop.send_closing(conn, "internal error; closing the connection")
                 self.close(conn, "internal error", flush=True)
         if self.tls is not None:
             self.tls.held_back(conn)
@@ -338,7 +338,7 @@ class LineTransport:
         """*conn* floods past its budget: tell it ``ERROR excess flood`` and close it (its held lines dropped)."""
         log.warning("dropping %s: excess flood (%s)", conn.nick, why, extra=CONN)
         conn.held = None
-        self.loop.send_line(conn, "ERROR excess flood")
+        self.loop.send_closing(conn, "excess flood")
         self.close(conn, "excess flood", flush=True)
 
     def _unthrottle(self, conn: Connection) -> None:
