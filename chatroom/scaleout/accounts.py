@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from chatroom.model.accounts import Account
 from chatroom.model.names import nick_key
 from chatroom.scaleout.link import Backpressure, Unavailable
-from chatroom.scaleout.retry import RetryTimer
+from chatroom.scaleout.retry import LastCalls, RetryTimer
 
 if TYPE_CHECKING:
     from chatroom.model.accounts import AccountStore
@@ -58,7 +58,7 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {1}
 """
 
-#: The name :attr:`SharedAccounts._sent` and the failure log use for the read of every account (no account key
+#: The name :attr:`SharedAccounts.calls` and the failure log use for the read of every account (no account key
 #: is empty: a nick has at least one character).
 _ALL = ""
 
@@ -80,15 +80,14 @@ class SharedAccounts:
         #: The read of every account failed: read again (on the timer on a live link, or when the link is back).
         self.unread = False
         self.retries = RetryTimer(call_later if call_later is not None else link.loop.call_later, self._retry)
-        self._calls = 0
-        self._sent: dict[str, int] = {}  # account key (or _ALL) -> number of its call in flight (only the last counts)
+        #: Each account's shares (and the reads of every account, :data:`_ALL`): the last one of each decides.
+        self.calls = LastCalls(link, self._ok, self._failed)
         self._failing: set[str] = set()  # account keys (or _ALL) whose failure was logged, until Redis answers
-        self._closed = False
         store.on_change = self.changed
 
     def close(self) -> None:
         """Stop: the retry timer is cancelled, late replies are ignored, the store tells no one any more."""
-        self._closed = True
+        self.calls.close()
         self.retries.close()
         if self.store.on_change == self.changed:
             self.store.on_change = None
@@ -112,7 +111,7 @@ class SharedAccounts:
             return
         text = self._json(account)
         message = json.dumps({"k": "account", "node": self.name, "account": text})
-        self._call(key, functools.partial(self._shared, key), "EVAL", SHARE_LUA, 1, self.key, key, text,
+        self.calls.send(key, functools.partial(self._shared, key), "EVAL", SHARE_LUA, 1, self.key, key, text,
                    repr(account.changed), self.ctl, message)
 
     def _shared(self, key: str, reply: Any) -> None:
@@ -124,25 +123,8 @@ class SharedAccounts:
                 log.error("ignoring the account %s Redis holds: %s", key, exc)
 
     # -- calls and their failures ------------------------------------------------------------------------
-    def _call(self, name: str, done: Callable[[Any], None], *command: str | int) -> None:
-        """Send *command*, the account *name*'s share (or, *name* :data:`_ALL`, the read of every account): its
-        reply goes to ``done(reply)`` if it is *name*'s last such call and not an error; a failure is logged once
-        and the call done again (:meth:`_failed`)."""
-        self._calls += 1
-        number = self._sent[name] = self._calls
-        try:
-            self.link.call(*command, on_reply=functools.partial(self._answered, name, number, done))
-        except Unavailable as exc:
-            del self._sent[name]  # (an earlier call still in flight decides nothing now)
-            self._failed(name, exc)
-
-    def _answered(self, name: str, number: int, done: Callable[[Any], None], reply: Any) -> None:
-        if self._closed or self._sent.get(name) != number:  # (a later call of *name* decides)
-            return
-        del self._sent[name]
-        if isinstance(reply, Exception):
-            self._failed(name, reply)
-            return
+    def _ok(self, name: str) -> None:
+        """Redis answered *name*'s last call: its recovery logged (once, if its failure was)."""
         if name in self._failing:
             self._failing.discard(name)
             if name == _ALL:
@@ -151,7 +133,6 @@ class SharedAccounts:
                 log.warning("account %s shared through Redis again", name)
         if not self._failing:
             self.retries.reset()
-        done(reply)
 
     def _failed(self, name: str, exc: Exception) -> None:
         """Redis did not take *name*'s call: an account's change stays unsent, a failed read of every account is
@@ -170,15 +151,15 @@ class SharedAccounts:
 
     def _retry(self) -> None:
         if self.link.ready:  # (else its reconnection calls ready())
-            self._again(read=self.unread and _ALL not in self._sent)
+            self._again(read=self.unread and _ALL not in self.calls)
 
     def _again(self, read: bool) -> None:
         for key in sorted(self.unsent):
-            if key not in self._sent:  # (in flight: its reply decides)
+            if key not in self.calls:  # (in flight: its reply decides)
                 self._share(key)
         if read:
             self.unread = False
-            self._call(_ALL, self._snapshot, "HGETALL", self.key)
+            self.calls.send(_ALL, self._snapshot, "HGETALL", self.key)
 
     # -- the other nodes' changes ----------------------------------------------------------------------
     def on_control(self, message: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ from chatroom.model import access
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import RoomRules
 from chatroom.scaleout.link import Backpressure, Unavailable
-from chatroom.scaleout.retry import RetryTimer
+from chatroom.scaleout.retry import LastCalls, RetryTimer
 
 if TYPE_CHECKING:
     from chatroom.model.notice import Event
@@ -112,8 +112,7 @@ class SharedRules:
         # on ctl (the subscription): it must not undo it. Each ctl change of a room gets a number.
         self._heard = 0
         self._heard_in: dict[str, int] = {}
-        self._calls = 0
-        self._sent: dict[str, int] = {}  # room -> number of its share or creation in flight (only the last counts)
+        self.calls = LastCalls(link, self._ok, self._failed)  # a room's shares and creations: its last one decides
         self._failing: dict[str, bool] = {}  # room -> its failure was logged (it is, once, until Redis takes it)
         self._closed = False
         hub.rooms.on_rules = self.changed
@@ -121,6 +120,7 @@ class SharedRules:
 
     def close(self) -> None:
         self._closed = True
+        self.calls.close()
         self.retries.close()
         if self.hub.rooms.on_rules == self.changed:
             self.hub.rooms.on_rules = None
@@ -140,7 +140,7 @@ class SharedRules:
     def _create(self, room: Room, script: str) -> None:
         self.uncreated[room.name] = script
         text = room.rules.to_json()
-        self._call(room.name, functools.partial(self._created, room.name, self._heard, text),
+        self.calls.send(room.name, functools.partial(self._created, room.name, self._heard, text),
                    "EVAL", script, 1, self.keys.meta(room.name), text, self.ctl, self._message(room.name, text))
 
     def _created(self, name: str, asked: int, text: str, reply: Any) -> None:
@@ -188,32 +188,11 @@ class SharedRules:
     def _share(self, room: Room) -> None:
         self._newer(room.name)
         text = room.rules.to_json()
-        self._call(room.name, functools.partial(self._stored, room.name),
+        self.calls.send(room.name, functools.partial(self._stored, room.name),
                    "EVAL", SHARE_LUA, 1, self.keys.meta(room.name), text, self.ctl, self._message(room.name, text))
 
     def _stored(self, name: str, reply: Any) -> None:
         self.unsent.discard(name)
-
-    def _call(self, name: str, done: Callable[[Any], None], *command: str | int) -> None:
-        """Send *command*, the room *name*'s share or creation: its reply goes to ``done(reply)`` if it is the
-        room's last such call and not an error; a failure marks the room to do again (:meth:`_failed`)."""
-        self._calls += 1
-        number = self._sent[name] = self._calls
-        try:
-            self.link.call(*command, on_reply=functools.partial(self._answered, name, number, done))
-        except Unavailable as exc:
-            del self._sent[name]  # (an earlier call of this room still in flight decides nothing now)
-            self._failed(name, exc)
-
-    def _answered(self, name: str, number: int, done: Callable[[Any], None], reply: Any) -> None:
-        if self._closed or self._sent.get(name) != number:  # (a later call of this room decides)
-            return
-        del self._sent[name]
-        if isinstance(reply, Exception):
-            self._failed(name, reply)
-        else:
-            self._ok(name)
-            done(reply)
 
     # -- what Redis has not taken yet ------------------------------------------------------------------
     def ready(self) -> None:
@@ -230,7 +209,7 @@ class SharedRules:
                 self.unsent.discard(name)
                 self.unread.discard(name)
                 self._failing.pop(name, None)
-            elif name in self._sent:  # in flight: its reply decides
+            elif name in self.calls:  # in flight: its reply decides
                 continue
             elif name in self.uncreated:
                 self._create(room, self.uncreated[name])
