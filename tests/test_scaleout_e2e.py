@@ -178,6 +178,33 @@ def test_a_rule_change_whose_connection_drops_before_redis_ran_it_is_shared_once
     assert json.loads(redis.command("HGET", "chatroom:{#den}:meta", "rules"))["key"] == "door"
 
 
+def test_an_account_registered_as_its_connection_drops_before_redis_ran_it_logs_in_on_another_node(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    redis, a, b = two_nodes
+    alice = a.connect("alice")
+    assert redis.command("CLIENT", "PAUSE", "5000", "WRITE") == b"OK"  # Redis holds every write it gets...
+    try:
+        alice.send("/register correct-horse-battery")  # ...node a's share of the account among them
+        alice.expect("OK registered alice; you are logged in")
+        (link,) = [c for c in redis.clients() if c.get("name") == "chatroom-a"]
+        assert redis.command("CLIENT", "KILL", "ID", link["id"]) == 1  # its connection dropped before Redis ran it
+        assert redis.command("HEXISTS", "chatroom:accounts", "alice") == 0
+    finally:
+        redis.command("CLIENT", "UNPAUSE")
+    eventually(lambda: redis.command("HEXISTS", "chatroom:accounts", "alice") == 1,
+               "node a sharing the account again once its link was back", show=lambda: seen_and_log(alice, a))
+    eventually(lambda: "account alice shared through Redis again" in a.log_text(), "the recovery logged")
+    assert a.log_text().count("account alice could not be shared yet") == 1  # the loss logged once
+    alice.send("/quit")
+    guest = b.connect()
+
+    def logged_in() -> bool:  # node b heard it when Redis stored it (one script), and node a's alice is gone
+        guest.send("/login alice correct-horse-battery")
+        guest.expect_where(lambda l: l.startswith(("OK logged in", "ERROR")), "the login's answer")
+        return guest.seen[-1] == "OK logged in as alice"
+
+    eventually(logged_in, "alice logs in on node b", show=lambda: seen_and_log(guest, b))
+
+
 def test_redis_restarted_empty_gets_a_rooms_rules_back_from_the_node_holding_it(two_nodes) -> None:  # type: ignore[no-untyped-def]
     redis, a, b = two_nodes
     alice, bob = a.connect("alice"), b.connect("bob")

@@ -171,23 +171,26 @@ def test_a_file_offered_on_one_node_is_refused_to_the_others_with_a_clear_messag
 def test_a_web_page_on_one_node_and_nc_on_another_are_one_room(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
     import re
 
-    from web_kit import WSClient
+    from web_kit import WSClient, close_all
 
     a = start_node(server_factory, redis_server, "a", "--web-port", "0")
     b = start_node(server_factory, redis_server, "b")
     host, port = re.search(r"web http://([^:/]+):(\d+)/", "".join(a.startup_lines)).groups()  # type: ignore[union-attr]
     nc = b.connect("nora")
     browser = WSClient(host, int(port))
-    browser.send("/nick wendy")
-    browser.expect_line("OK nick wendy")
-    nc.expect_where(lambda line: line.endswith(" is now known as wendy"), "the rename on node b")
-    browser.send("hello from the page")
-    nc.expect("wendy: hello from the page")
-    nc.send("hello from nc")
-    event = browser.expect("msg", nick="nora")
-    assert (event["room"], event["text"]) == ("#lobby", "hello from nc") and isinstance(event["id"], int)
-    nc.send("/who")
-    assert nc.expect_prefix("* 2 in lobby: ") in ("* 2 in lobby: nora, wendy", "* 2 in lobby: wendy, nora")
+    try:  # (WSClient.opened keeps every client until close_all: unclosed, its socket warned at the session's end)
+        browser.send("/nick wendy")
+        browser.expect_line("OK nick wendy")
+        nc.expect_where(lambda line: line.endswith(" is now known as wendy"), "the rename on node b")
+        browser.send("hello from the page")
+        nc.expect("wendy: hello from the page")
+        nc.send("hello from nc")
+        event = browser.expect("msg", nick="nora")
+        assert (event["room"], event["text"]) == ("#lobby", "hello from nc") and isinstance(event["id"], int)
+        nc.send("/who")
+        assert nc.expect_prefix("* 2 in lobby: ") in ("* 2 in lobby: nora, wendy", "* 2 in lobby: wendy, nora")
+    finally:
+        close_all()
 
 
 def test_room_rules_are_the_same_on_every_node_and_a_kick_reaches_the_members_node(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]

@@ -10,90 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis_fakes
+from redis_fakes import Call, since
 
 from chatroom.model.hub import Hub
 from chatroom.model.room import Room
 from chatroom.scaleout.bus import Keys
-from chatroom.scaleout.link import Backpressure, Unavailable
 from chatroom.scaleout.resp import ReplyError
 from chatroom.scaleout.rules import SharedRules
 
 META = "chatroom:{#den}:meta"
 
 
-@dataclass
-class Call:
-    args: tuple[Any, ...]
-    on_reply: Any
-
-
-class FakeTimer:
-    def __init__(self, delay: float, fn: Any) -> None:
-        self.delay, self.fn, self.cancelled = delay, fn, False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class FakeLoop:
-    """``call_later`` records timers; the test fires them (:meth:`fire`)."""
-
-    def __init__(self) -> None:
-        self.timers: list[FakeTimer] = []
-
-    def call_later(self, delay: float, fn: Any, *args: Any, owner: str = "core") -> FakeTimer:
-        self.timers.append(FakeTimer(delay, lambda: fn(*args)))
-        return self.timers[-1]
-
-    def fire(self) -> float:
-        """Run the timers due (each once); returns the longest delay among them."""
-        due = [t for t in self.timers if not t.cancelled]
-        assert due, "no timer pending"
-        self.timers = []
-        for timer in due:
-            timer.fn()
-        return max(t.delay for t in due)
-
-
-class FakeLink:
-    """A command link as SharedRules sees it: ``call`` queues (raising ``Unavailable`` when down, ``Backpressure``
-    when *full*); :meth:`answer` gives a call its reply, :meth:`lose` fails every call in flight, in order."""
-
-    def __init__(self) -> None:
-        self.loop = FakeLoop()
-        self.ready = True
-        self.full = False
-        self.calls: list[Call] = []
-        self.pending: list[Call] = []
-
-    def call(self, *args: Any, on_reply: Any = None) -> None:
-        if not self.ready:
-            raise Unavailable("Redis is not connected (test)")
-        if self.full:
-            raise Backpressure("Redis output queue full (test)")
-        self.calls.append(Call(args, on_reply))
-        self.pending.append(self.calls[-1])
-
-    def answer(self, call: Call, reply: Any) -> None:
-        self.pending.remove(call)
-        if call.on_reply is not None:
-            call.on_reply(reply)
-
-    def answer_all(self, reply: Any = 1) -> None:
-        for call in list(self.pending):
-            self.answer(call, reply)
-
-    def lose(self) -> None:
-        self.ready = False
-        pending, self.pending = self.pending, []
-        for call in pending:
-            if call.on_reply is not None:
-                call.on_reply(Unavailable("Redis connection lost (test)"))
-
+class FakeLink(redis_fakes.FakeLink):
     def back(self, rules: SharedRules) -> None:
         """Reconnected: what the node does on its link's return (``ready()``, then a resync of every room)."""
         self.ready = True
@@ -126,10 +58,6 @@ def restores(calls: list[Call]) -> list[dict[str, Any]]:
 
 def reads(calls: list[Call]) -> list[Call]:
     return [c for c in calls if c.args[:3] == ("HGET", META, "rules")]
-
-
-def since(link: FakeLink, mark: int) -> list[Call]:
-    return link.calls[mark:]
 
 
 @pytest.fixture

@@ -198,7 +198,9 @@ class Node:
         self.publisher.load()
         self.presence.ready()
         self.rules.ready()  # first what changed here while Redis was away, then what the others changed
-        self.rules.resync(list(self.hub.rooms))  # (a resync on resubscription finds this link down: it gives up)
+        # every room's rules, read now: those a resync on resubscription could not read while this link was down
+        # (it kept them in rules.unread) among them
+        self.rules.resync(list(self.hub.rooms))
         if self.accounts is not None:
             self.accounts.ready()
         self._both_ready()

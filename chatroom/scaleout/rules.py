@@ -12,10 +12,10 @@ back (:data:`RESTORE_LUA`). The last change wins (changes are rare and made by p
 until Redis answered its script with a reply that is not an error. A connection lost first (``Unavailable``: it
 may or may not have run) puts it back, and the room's *current* rules are sent again when the link is back
 (:meth:`SharedRules.ready`); an error reply (``-OOM``, ``-READONLY``, ``-BUSY``...) or a full output queue on a
-live link sends them again on a timer (:data:`RETRY`: 1 s, doubling to 30 s). The same holds for a room's
-creation (:data:`CREATE_LUA`: asked again until answered; the room's changes wait for that answer, so a node that
-created a room the chat already has never overwrites its rules) and for the reads of a resync. Each failure is
-logged once, and its recovery once.
+live link sends them again on a timer (:class:`~chatroom.scaleout.retry.RetryTimer`: 1 s, doubling to 30 s).
+The same holds for a room's creation (:data:`CREATE_LUA`: asked again until answered; the room's changes wait for
+that answer, so a node that created a room the chat already has never overwrites its rules) and for the reads of a
+resync. Each failure is logged once, and its recovery once.
 
 Who operates a room or has a voice in it *without an account* (``room.ops``, ``room.voices``: member ids,
 unique across nodes) follows the rooms' ``mode`` notices, in the order of the room's lines
@@ -39,6 +39,7 @@ from chatroom.model import access
 from chatroom.model.errors import Refused
 from chatroom.model.moderation import RoomRules
 from chatroom.scaleout.link import Backpressure, Unavailable
+from chatroom.scaleout.retry import LastCalls, RetryTimer
 
 if TYPE_CHECKING:
     from chatroom.model.notice import Event
@@ -49,14 +50,9 @@ if TYPE_CHECKING:
     from chatroom.scaleout.bus import Keys
     from chatroom.scaleout.link import RedisLink
 
-__all__ = ["RETRY", "SharedRules", "mode_here", "part_here"]
+__all__ = ["SharedRules", "mode_here", "part_here"]
 
 log = logging.getLogger("chatroom.server")
-
-#: Seconds before what Redis refused (an error reply) or could not queue (its output queue full) on a live link is
-#: sent again: the first delay, doubled after each retry round, up to the longest; back to the first once nothing
-#: fails. A lost connection needs no timer: its reconnection calls :meth:`SharedRules.ready`.
-RETRY = (1.0, 30.0)
 
 #: Rules of a room a node just created: the room's if Redis knows no such room (KEYS[1] its meta hash, absent
 #: until a node created or spoke in it), else Redis's rules for it ("" for the defaults). Returns {1} or {0, rules};
@@ -93,7 +89,8 @@ return 1
 class SharedRules:
     """Keeps *hub*'s rooms' rules the same as every other node's, through *link* (commands), *keys*, and the
     ``ctl`` channel *ctl*; *name* is this node's. *call_later(delay, fn)* (default: the link's loop's) times the
-    retries of what Redis refused (:data:`RETRY`)."""
+    retries of what Redis refused or could not queue on a live link (:class:`~chatroom.scaleout.retry.RetryTimer`;
+    a lost connection needs none: its reconnection calls :meth:`ready`)."""
 
     def __init__(self, hub: Hub, link: RedisLink, keys: Keys, name: str, ctl: str,
                  call_later: Callable[[float, Callable[[], None]], Timer] | None = None) -> None:
@@ -102,7 +99,7 @@ class SharedRules:
         self.keys = keys
         self.name = name
         self.ctl = ctl
-        self.call_later = call_later if call_later is not None else link.loop.call_later
+        self.retries = RetryTimer(call_later if call_later is not None else link.loop.call_later, self._retry)
         #: Rooms whose rules changed here and Redis has not acknowledged (the change in flight or to send again).
         self.unsent: set[str] = set()
         #: Rooms created here (or restored: a room Redis has no rules for) whose creation Redis has not answered,
@@ -115,20 +112,16 @@ class SharedRules:
         # on ctl (the subscription): it must not undo it. Each ctl change of a room gets a number.
         self._heard = 0
         self._heard_in: dict[str, int] = {}
-        self._calls = 0
-        self._sent: dict[str, int] = {}  # room -> number of its share or creation in flight (only the last counts)
+        self.calls = LastCalls(link, self._ok, self._failed)  # a room's shares and creations: its last one decides
         self._failing: dict[str, bool] = {}  # room -> its failure was logged (it is, once, until Redis takes it)
-        self._rounds = 0  # retry rounds since nothing failed (the backoff's exponent)
-        self._timer: Timer | None = None
         self._closed = False
         hub.rooms.on_rules = self.changed
         hub.rooms.on_created = self.created
 
     def close(self) -> None:
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.calls.close()
+        self.retries.close()
         if self.hub.rooms.on_rules == self.changed:
             self.hub.rooms.on_rules = None
         if self.hub.rooms.on_created == self.created:
@@ -147,7 +140,7 @@ class SharedRules:
     def _create(self, room: Room, script: str) -> None:
         self.uncreated[room.name] = script
         text = room.rules.to_json()
-        self._call(room.name, functools.partial(self._created, room.name, self._heard, text),
+        self.calls.send(room.name, functools.partial(self._created, room.name, self._heard, text),
                    "EVAL", script, 1, self.keys.meta(room.name), text, self.ctl, self._message(room.name, text))
 
     def _created(self, name: str, asked: int, text: str, reply: Any) -> None:
@@ -195,38 +188,17 @@ class SharedRules:
     def _share(self, room: Room) -> None:
         self._newer(room.name)
         text = room.rules.to_json()
-        self._call(room.name, functools.partial(self._stored, room.name),
+        self.calls.send(room.name, functools.partial(self._stored, room.name),
                    "EVAL", SHARE_LUA, 1, self.keys.meta(room.name), text, self.ctl, self._message(room.name, text))
 
     def _stored(self, name: str, reply: Any) -> None:
         self.unsent.discard(name)
 
-    def _call(self, name: str, done: Callable[[Any], None], *command: str | int) -> None:
-        """Send *command*, the room *name*'s share or creation: its reply goes to ``done(reply)`` if it is the
-        room's last such call and not an error; a failure marks the room to do again (:meth:`_failed`)."""
-        self._calls += 1
-        number = self._sent[name] = self._calls
-        try:
-            self.link.call(*command, on_reply=functools.partial(self._answered, name, number, done))
-        except Unavailable as exc:
-            del self._sent[name]  # (an earlier call of this room still in flight decides nothing now)
-            self._failed(name, exc)
-
-    def _answered(self, name: str, number: int, done: Callable[[Any], None], reply: Any) -> None:
-        if self._closed or self._sent.get(name) != number:  # (a later call of this room decides)
-            return
-        del self._sent[name]
-        if isinstance(reply, Exception):
-            self._failed(name, reply)
-        else:
-            self._ok(name)
-            done(reply)
-
     # -- what Redis has not taken yet ------------------------------------------------------------------
     def ready(self) -> None:
         """The command connection is (re)connected: what Redis has not acknowledged goes again (each room's
         creation if unanswered, else its current rules). The reads are the node's resync, which follows."""
-        self._rounds = 0
+        self.retries.reset()
         self._again(reads=False)
 
     def _again(self, reads: bool) -> None:
@@ -237,7 +209,7 @@ class SharedRules:
                 self.unsent.discard(name)
                 self.unread.discard(name)
                 self._failing.pop(name, None)
-            elif name in self._sent:  # in flight: its reply decides
+            elif name in self.calls:  # in flight: its reply decides
                 continue
             elif name in self.uncreated:
                 self._create(room, self.uncreated[name])
@@ -261,13 +233,9 @@ class SharedRules:
             log.error("%s: %s (%s): Redis is asked again %s", name, what, exc,
                       "when it is back" if type(exc) is Unavailable else "shortly")
         self._failing[name] = self._failing.get(name, False) or not quiet
-        if self._timer is None and not self._closed:
-            first, longest = RETRY
-            self._timer = self.call_later(min(longest, first * 2 ** min(self._rounds, 8)), self._retry)
-            self._rounds += 1
+        self.retries.schedule()
 
     def _retry(self) -> None:
-        self._timer = None
         if self.link.ready:  # (else its reconnection calls ready())
             self._again(reads=True)
 
@@ -275,7 +243,7 @@ class SharedRules:
         if self._failing.pop(name, False):
             log.warning("%s: Redis answered about its rules again", name)
         if not self._failing:
-            self._rounds = 0
+            self.retries.reset()
 
     # -- the other nodes' changes ----------------------------------------------------------------------
     def _message(self, name: str, text: str) -> str:
