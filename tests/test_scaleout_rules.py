@@ -17,6 +17,7 @@ import redis_fakes
 from redis_fakes import Call, since
 
 from chatroom.model.hub import Hub
+from chatroom.model.member import Member
 from chatroom.model.room import Room
 from chatroom.scaleout.bus import Keys
 from chatroom.scaleout.resp import ReplyError
@@ -192,8 +193,13 @@ def test_a_creation_lost_before_its_answer_is_asked_again_and_the_chats_rules_wi
 
 def test_changes_made_before_the_creation_is_answered_never_overwrite_the_chats_room(setup) -> None:  # type: ignore[no-untyped-def]
     hub, link, rules = setup
+    told: list[tuple[str, str]] = []
+    rules.tell = lambda member, line: told.append((member.nick, line))
     link.ready = False  # Redis unreachable: alice creates #den here and keys it
     room = hub.rooms.open("#den", owner="alice")
+    alice = Member(7, "alice")
+    hub.add(alice)
+    hub.join(alice, room)
     set_key(hub, room, "mine")
     mark = len(link.calls)
     link.back(rules)
@@ -202,10 +208,28 @@ def test_changes_made_before_the_creation_is_answered_never_overwrite_the_chats_
     link.answer_all([0, json.dumps({"owner": "carol", "key": "door"}).encode()])
     assert room.rules.owner == "carol" and room.rules.key == "door"
     assert not rules.unsent and not writes(link.calls)  # carol's rules were never overwritten
+    assert told == [("alice", "ERROR #den needs a key: /join #den KEY")]  # carol's key keeps her out
     mark = len(link.calls)
     link.lose()
     link.back(rules)
     assert not writes(since(link, mark))
+
+
+def test_a_member_whose_change_the_chats_rules_replaced_is_told_it_was_not_kept(setup) -> None:  # type: ignore[no-untyped-def]
+    hub, link, rules = setup
+    told: list[tuple[str, str]] = []
+    rules.tell = lambda member, line: told.append((member.nick, line))
+    link.ready = False  # Redis unreachable: alice creates #den here and keys it (she was answered OK)
+    room = hub.rooms.open("#den", owner="alice")
+    alice = Member(7, "alice")
+    hub.add(alice)
+    hub.join(alice, room)
+    set_key(hub, room, "mine")
+    link.back(rules)
+    link.answer_all([0, json.dumps({"owner": "carol"}).encode()])  # the chat's #den: carol's, no key
+    assert room.rules.owner == "carol" and not room.rules.key and alice.id in room.members
+    assert told == [("alice", "* #den: the other servers had this room already and its rules are theirs: changes "
+                              "made here before they answered were not kept")]
 
 
 def test_a_change_made_while_a_new_rooms_creation_is_in_flight_is_shared_after_it(setup) -> None:  # type: ignore[no-untyped-def]

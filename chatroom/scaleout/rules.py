@@ -161,7 +161,8 @@ class SharedRules:
             return
         if heard:
             return
-        if name in self.unsent:
+        dropped = name in self.unsent
+        if dropped:
             self.unsent.discard(name)
             log.warning("%s: the rules changed here before the other servers said they have this room were "
                         "dropped: its rules are theirs", name)
@@ -176,6 +177,9 @@ class SharedRules:
                          member.nick, refusal)
                 self.hub.part(member, room, "its rules came from the other servers")
                 self.tell(member, f"ERROR {refusal}")
+            elif dropped:  # whoever changed them here was told OK: say they were not kept
+                self.tell(member, f"* {name}: the other servers had this room already and its rules are theirs: "
+                                  "changes made here before they answered were not kept")
 
     # -- changes made here -----------------------------------------------------------------------------
     def changed(self, room: Room) -> None:
