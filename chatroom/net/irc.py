@@ -293,14 +293,15 @@ class IrcDoor:
         label = msg.tags.get("label") if "labeled-response" in conn.irccaps else None
         if label is not None:
             conn.collect = []
-        changes = self.app.history.version
+        records = self.app.history.records  # (its version read directly: a property call per message costs)
+        changes = records.version
         try:
             return self._run(conn, name, msg)
         finally:
             if label is not None:
                 held, conn.collect = conn.collect or [], None
                 self._labeled(conn, label, held)
-            if self.app.history.version != changes:  # a room's state changed: the replies wait for its commit
+            if records.version != changes:  # a room's state changed: the replies wait for its commit
                 self.app.answer_when_saved(conn)
 
     def _run(self, conn: IrcConnection, name: str, msg: Message) -> float:
