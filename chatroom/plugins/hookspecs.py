@@ -105,7 +105,11 @@ def client_joined(ctx: Context) -> None:
     """A client connected and joined ``ctx.room``; ``ctx.client`` is it.
 
     Called after the greeting was sent and the room was told, while the
-    client still has its ``guestN`` nick. Return value: ignored.
+    client still has its ``guestN`` nick. An IRC client is different: it
+    is called when registration ends (the nick is the one its ``NICK``
+    chose, it is in no room yet: ``ctx.client.rooms`` is empty and it
+    joins its channels itself, each a ``member_joined``), before the IRC
+    welcome (001). Return value: ignored.
 
     Example: greet the newcomer::
 
@@ -233,7 +237,9 @@ def member_ready(ctx: Context) -> None:
     ``grace`` seconds (``chatroom-server --ready-grace``, default 5) without doing so (a person on ``nc``).
 
     Called at most once per connection, after ``client_joined`` and never
-    after ``client_left``. Use it instead of ``client_joined`` to greet
+    after ``client_left``. An IRC client named itself to register, so it
+    is ready right after the IRC welcome (in no room yet; before 1.2 it
+    waited out the grace). Use it instead of ``client_joined`` to greet
     someone by the name they chose. Return value: ignored.
 
     Example::
@@ -295,7 +301,8 @@ def member_joined(ctx: Context, room: Room) -> None:
 
     Called for every join of every room, once the member is in
     ``room.members`` and the room was told: the default room when a client
-    connects (before ``client_joined``, while it is still ``guestN``),
+    connects (before ``client_joined``, while it is still ``guestN``;
+    an IRC client joins no room on connecting, only each ``JOIN``),
     ``/join``, ``ctx.join``, the kit's ``room.join``. Not called when the
     member was in the room already (``/join`` of a room you are in only
     makes it current). It runs during the command that joined, before its
