@@ -155,11 +155,15 @@ def nick_changed(ctx: Context, old: str, new: str) -> None:
 
 
 @hookspec
-def chat_message(ctx: Context, text: str) -> str | None | bool:
-    """A chat line from ``ctx.client`` is about to be broadcast to ``ctx.room``.
+def chat_message(ctx: Context, text: str, room: Room) -> str | None | bool:
+    """A chat line from ``ctx.client`` is about to be broadcast to ``room``.
 
     Called for every chat line (not for commands or private messages).
     ``text`` is the sanitized line (``str``, without the ``NICK: `` prefix).
+    ``room`` (a :class:`~chatroom.model.room.Room`; since 1.2) is the room
+    it is said in, and ``ctx.room`` is that room too. It is not always the
+    member's current room: an IRC client says ``PRIVMSG #aa`` in any of its
+    channels (before 1.2, ``ctx.room`` was then the channel it joined last).
     Return value: ``None`` to leave it as it is, a ``str`` to replace it
     (the next plugin sees the replacement), or ``False`` to drop it (no
     later plugin is called and nobody receives it). Anything else is
