@@ -123,9 +123,12 @@ def client_joined(ctx: Context) -> None:
 def client_left(ctx: Context, reason: str) -> None:
     """``ctx.client`` left: it is out of every room and takes no more part.
 
-    Called after its rooms were told. ``reason`` is a short text:
-    ``"quit"``, ``"connection lost"``, ``"too slow"``, ``"server shutting
-    down"``. Forget what you kept about the client (``ctx.client.id`` is a
+    Called after its rooms were told. ``reason`` is a short text for
+    people and logs, not a closed set: ``"quit"`` (it asked to go),
+    ``"connection lost"``, ``"server shutting down"`` (or ``"server
+    error"``) at shutdown, and whatever a door closes a client for
+    (``"too slow"``, ``"timeout"``, ``"excess flood"``, ``"ping
+    timeout"``, ``"internal error"``...). Forget what you kept about the client (``ctx.client.id`` is a
     good key); do not write to it. At shutdown it is called for every member
     first, before queued worker jobs finish and before the ``shutdown`` hook
     (see "Shutdown order" in docs/plugins.md). Return value: ignored.
