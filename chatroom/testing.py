@@ -175,6 +175,9 @@ class InProcessRoom:
         self.clients: list[FakeClient] = []
         self._closed = False
         self.server.start()
+        if strict and self.plugins.load_errors:  # a startup hook raised: the plugin is off
+            self.close()
+            raise PluginLoadError("; ".join(self.plugins.load_errors))
         self.settle()
 
     def restart(self) -> InProcessRoom:

@@ -73,7 +73,11 @@ def startup(ctx: Context) -> None:
     Called once, before the first client is accepted. ``ctx`` is bound to
     the plugin; ``ctx.client`` is None. Use it to check ``ctx.config``,
     migrate ``ctx.store`` or start timers (``ctx.call_later``). Return
-    value: ignored.
+    value: ignored. If it raises, the plugin is switched off (its hooks,
+    commands and timers; ``/plugins`` shows ``[disabled: its startup hook
+    raised]``) and the error is logged like a load error, so its commands
+    never run on state it did not set up (since 1.2; the kit raises
+    ``PluginLoadError``).
 
     Example::
 

@@ -151,7 +151,7 @@ class Server:
         self.loop_thread = threading.get_ident()
         if self.scaleout is not None:
             self.scaleout.start()
-        self.call_hook("startup", None)
+        self.plugins.start(lambda plugin: Context(self.port, plugin, None))  # a startup that raises: plugin off
         self.events.refresh()
         self.keeper.start()
 
