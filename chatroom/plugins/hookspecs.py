@@ -128,7 +128,9 @@ def client_left(ctx: Context, reason: str) -> None:
     """``ctx.client`` left: it is out of every room and takes no more part.
 
     Called after its rooms were told. ``reason`` is a short text for
-    people and logs, not a closed set: ``"quit"`` (it asked to go),
+    people and logs, not a closed set: ``"quit"`` (``/quit``; an IRC
+    client's ``QUIT :gone fishing`` gives its own text, ``"gone
+    fishing"``, so never parse it),
     ``"connection lost"``, ``"server shutting down"`` (or ``"server
     error"``) at shutdown, and whatever a door closes a client for
     (``"too slow"``, ``"timeout"``, ``"excess flood"``, ``"ping
