@@ -220,6 +220,8 @@ def test_a_plugin_whose_startup_raises_is_switched_off_not_left_half_started(cha
     assert any(line.startswith("* half (test: HalfStarted) [disabled: its startup hook raised]")
                for line in alice.say("/plugins"))
     assert any("plugin half is off: its startup hook raised" in line for line in room.errors)
+    root = room.join("root", admin=True)
+    assert root.say("/plugins enable half") == ["ERROR plugin half is off: its startup hook raised; restart the server"]
     room.close()
     with pytest.raises(Exception, match="plugin half is off: its startup hook raised"):
         chatroom_room(plugins=[("half", HalfStarted())])  # strict (the default): the test fails at once

@@ -130,12 +130,12 @@ def client_left(ctx: Context, reason: str) -> None:
     Called after its rooms were told. ``reason`` is a short text for
     people and logs, not a closed set: ``"quit"`` (``/quit``; an IRC
     client's ``QUIT :gone fishing`` gives its own text, ``"gone
-    fishing"``, so never parse it),
-    ``"connection lost"``, ``"server shutting down"`` (or ``"server
-    error"``) at shutdown, and whatever a door closes a client for
-    (``"too slow"``, ``"timeout"``, ``"excess flood"``, ``"ping
-    timeout"``, ``"internal error"``...). Forget what you kept about the client (``ctx.client.id`` is a
-    good key); do not write to it. At shutdown it is called for every member
+    fishing"``, so never parse it), ``"connection lost"``, ``"server
+    shutting down"`` (or ``"server error"``) at shutdown, and whatever a
+    door closes a client for (``"too slow"``, ``"timeout"``, ``"excess
+    flood"``, ``"ping timeout"``, ``"internal error"``...). Forget what
+    you kept about the client (``ctx.client.id`` is a good key); do not
+    write to it. At shutdown it is called for every member
     first, before queued worker jobs finish and before the ``shutdown`` hook
     (see "Shutdown order" in docs/plugins.md). Return value: ignored.
 

@@ -223,7 +223,8 @@ class PluginHost:
         if info is None or name == "core":
             raise CommandError(f"no plugin {name}" if info is None else "the core plugin cannot be disabled")
         if enabled and info.disabled and not self.pm.has_plugin(name):
-            raise CommandError(f"plugin {name} was disabled after {info.faults} faults; restart the server")
+            raise CommandError(f"plugin {name} is off: {info.off}; restart the server" if info.off else
+                               f"plugin {name} was disabled after {info.faults} faults; restart the server")
         info.disabled = not enabled
         if enabled:
             info.quarantined = ""
