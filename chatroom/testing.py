@@ -175,6 +175,9 @@ class InProcessRoom:
         self.clients: list[FakeClient] = []
         self._closed = False
         self.server.start()
+        if strict and self.plugins.load_errors:  # a startup hook raised: the plugin is off
+            self.close()
+            raise PluginLoadError("; ".join(self.plugins.load_errors))
         self.settle()
 
     def restart(self) -> InProcessRoom:
@@ -317,6 +320,24 @@ class InProcessRoom:
                 break
         raise RoomNotSettled("the room is still busy (an endless ctx.stream, a 0 s timer re-arming itself, "
                              "or a worker job that never ends?)")
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Settle until ``predicate()`` is true and return its value: for work a plugin's **own** thread hands
+        to the loop with ``ctx.call_soon_threadsafe`` (a bridge, a file watcher), which no call of the kit
+        waits for. Wakes as soon as such a call is queued (and checks every 50 ms for anything else); raises
+        ``TimeoutError`` after *timeout* seconds of real time (the fake clock does not move). Test thread only.
+        """
+        deadline = time.monotonic() + timeout
+        for _ in range(int(timeout / 0.05) + 1_000_000):  # bounded by the deadline long before the count
+            self.settle()
+            value = predicate()
+            if value:
+                return value
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._scheduler.wait_done(min(left, 0.05))
+        raise TimeoutError(f"room.wait_for: {getattr(predicate, '__name__', predicate)} still false after {timeout} s")
 
     def _fault(self, plugin: str, trace: str) -> None:
         self.faults.append((plugin, trace))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ["chatroom-remind", "chatroom-standup", "chatroom-transcript", "chatroom-wordfilter"]
+EXAMPLES = ["chatroom-remind", "chatroom-standup", "chatroom-tell", "chatroom-transcript", "chatroom-wordfilter"]
 PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore", "PIP_NO_INPUT": "1"}
 
 

@@ -192,3 +192,36 @@ def test_transaction_commits_or_rolls_back(chatroom_room):
     assert not ctx.store.in_transaction
     with pytest.raises(sqlite3.OperationalError), ctx.transaction(), ctx.transaction():  # not re-entrant
         pass
+
+
+# -- a startup hook that raises -----------------------------------------------------------------------------
+class HalfStarted:
+    """A plugin whose startup (a migration, a config check) fails: its commands would run on missing state."""
+
+    @hookimpl
+    def startup(self, ctx):  # type: ignore[no-untyped-def]
+        raise RuntimeError("migration failed")
+
+    @hookimpl
+    def register_commands(self):  # type: ignore[no-untyped-def]
+        return [Command("half", lambda ctx, args: ctx.reply("half ran"))]
+
+    @hookimpl
+    def chat_message(self, ctx, text):  # type: ignore[no-untyped-def]
+        return text.upper()
+
+
+def test_a_plugin_whose_startup_raises_is_switched_off_not_left_half_started(chatroom_room):
+    room = chatroom_room(plugins=[("half", HalfStarted())], builtins=True, strict=False)
+    alice, bob = room.join("alice"), room.join("bob")
+    assert alice.say("/half") == ["ERROR - Command not understood"]
+    alice.say("hello")
+    assert bob.last.endswith("alice: hello")  # not HELLO: its chat_message hook is off too
+    assert any(line.startswith("* half (test: HalfStarted) [disabled: its startup hook raised]")
+               for line in alice.say("/plugins"))
+    assert any("plugin half is off: its startup hook raised" in line for line in room.errors)
+    root = room.join("root", admin=True)
+    assert root.say("/plugins enable half") == ["ERROR plugin half is off: its startup hook raised; restart the server"]
+    room.close()
+    with pytest.raises(Exception, match="plugin half is off: its startup hook raised"):
+        chatroom_room(plugins=[("half", HalfStarted())])  # strict (the default): the test fails at once

@@ -10,8 +10,11 @@ the public room API: things an end-to-end test cannot arrange exactly.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from chatroom import Command, hookimpl
 from chatroom.wire import lines as protocol
@@ -305,3 +308,28 @@ def test_no_room_line_reaches_a_socket_before_it_is_committed(chatroom_room, tmp
                                  "alice (private): psst"]
     db.close()
     assert uncommitted == []
+
+
+# -- a plugin's own thread: room.wait_for --------------------------------------------------------------------
+class Bridge:
+    """A plugin with a thread of its own (a bridge) that hands lines to the loop with ctx.call_soon_threadsafe."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+
+    @hookimpl
+    def startup(self, ctx):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            if self.go.wait(5):
+                ctx.call_soon_threadsafe(lambda: ctx.broadcast("* from the bridge", room="#lobby"))
+        threading.Thread(target=run, daemon=True).start()
+
+
+def test_wait_for_settles_until_a_plugin_thread_delivered(chatroom_room):
+    bridge = Bridge()
+    room = chatroom_room(plugins=[("bridge", bridge)])
+    alice = room.join("alice")
+    bridge.go.set()
+    assert room.wait_for(lambda: "* from the bridge" in alice.received, timeout=5) is True
+    with pytest.raises(TimeoutError, match="still false after 0.2 s"):
+        room.wait_for(lambda: "never" in alice.received, timeout=0.2)

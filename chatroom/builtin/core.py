@@ -129,8 +129,8 @@ def describe_plugins(infos: Iterable[PluginInfo]) -> list[str]:
     for info in sorted(infos, key=lambda i: (i.source != "builtin", i.name)):
         commands = " ".join("/" + c for c in info.commands) or "-"
         hooks = ", ".join(h for h in info.hooks if h != "register_commands") or "-"
-        state = (" [quarantined: it blocked the loop]" if info.quarantined else f" [disabled after {info.faults} faults]"
-                 if info.faults else " [disabled]") if info.disabled else ""
+        state = (" [quarantined: it blocked the loop]" if info.quarantined else f" [disabled: {info.off}]" if info.off
+                 else f" [disabled after {info.faults} faults]" if info.faults else " [disabled]") if info.disabled else ""
         lines.append(f"* {info.name} ({info.source}: {info.origin}){state} commands: {commands}; hooks: {hooks}")
     return lines
 

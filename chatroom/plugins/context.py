@@ -59,11 +59,12 @@ class Context:
     plugin does goes through the methods below (the host behind them, :class:`~chatroom.plugins.port.Host`, is private).
     """
 
-    __slots__ = ("_srv", "plugin", "client", "args", "text", "_command")
+    __slots__ = ("_srv", "plugin", "client", "args", "text", "_command", "_room")
 
     def __init__(self, host: Host, plugin: str, client: Client | None = None, text: str = "",
-                 command: Command | None = None) -> None:
+                 command: Command | None = None, *, room: Room | None = None) -> None:
         self._srv, self.plugin, self.client, self.text, self._command = host, plugin, client, text, command
+        self._room = room  # the room the event is in, when it is not the client's current one (chat_message)
         self.args: Any = []
 
     # -- lifetime, clocks and threads ------------------------------------------------------------
@@ -134,8 +135,11 @@ class Context:
     @property
     def room(self) -> Room:
         """The calling client's current room (the default room for server events, or when the client
-        is in no room). A client part: see :attr:`expired`."""
-        return (client.room if (client := self._live("room")) else None) or self._server.lobby
+        is in no room); in ``chat_message``, the room the line is said in. A client part: see :attr:`expired`."""
+        client = self._live("room")
+        if client is not None and self._room is not None:
+            return self._room
+        return (client.room if client else None) or self._server.lobby
 
     def find(self, nick: str) -> Client | None:
         """The connected client named *nick* (case-insensitive), or None."""

@@ -120,7 +120,8 @@ class Dispatcher:
         refused with ``ERROR`` to its sender, never cut.
         """
         if self.plugins.implemented("chat_message"):
-            filtered = self.plugins.chain("chat_message", lambda p: Context(self.host, p, client), "text", text)
+            filtered = self.plugins.chain("chat_message", lambda p: Context(self.host, p, client, room=room), "text",
+                                          text, room=room)
             if filtered is None:
                 return None
             text = protocol.sanitize(filtered)

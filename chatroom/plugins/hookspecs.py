@@ -73,7 +73,11 @@ def startup(ctx: Context) -> None:
     Called once, before the first client is accepted. ``ctx`` is bound to
     the plugin; ``ctx.client`` is None. Use it to check ``ctx.config``,
     migrate ``ctx.store`` or start timers (``ctx.call_later``). Return
-    value: ignored.
+    value: ignored. If it raises, the plugin is switched off (its hooks,
+    commands and timers; ``/plugins`` shows ``[disabled: its startup hook
+    raised]``) and the error is logged like a load error, so its commands
+    never run on state it did not set up (since 1.2; the kit raises
+    ``PluginLoadError``).
 
     Example::
 
@@ -105,7 +109,11 @@ def client_joined(ctx: Context) -> None:
     """A client connected and joined ``ctx.room``; ``ctx.client`` is it.
 
     Called after the greeting was sent and the room was told, while the
-    client still has its ``guestN`` nick. Return value: ignored.
+    client still has its ``guestN`` nick. An IRC client is different: it
+    is called when registration ends (the nick is the one its ``NICK``
+    chose, it is in no room yet: ``ctx.client.rooms`` is empty and it
+    joins its channels itself, each a ``member_joined``), before the IRC
+    welcome (001). Return value: ignored.
 
     Example: greet the newcomer::
 
@@ -119,10 +127,15 @@ def client_joined(ctx: Context) -> None:
 def client_left(ctx: Context, reason: str) -> None:
     """``ctx.client`` left: it is out of every room and takes no more part.
 
-    Called after its rooms were told. ``reason`` is a short text:
-    ``"quit"``, ``"connection lost"``, ``"too slow"``, ``"server shutting
-    down"``. Forget what you kept about the client (``ctx.client.id`` is a
-    good key); do not write to it. At shutdown it is called for every member
+    Called after its rooms were told. ``reason`` is a short text for
+    people and logs, not a closed set: ``"quit"`` (``/quit``; an IRC
+    client's ``QUIT :gone fishing`` gives its own text, ``"gone
+    fishing"``, so never parse it), ``"connection lost"``, ``"server
+    shutting down"`` (or ``"server error"``) at shutdown, and whatever a
+    door closes a client for (``"too slow"``, ``"timeout"``, ``"excess
+    flood"``, ``"ping timeout"``, ``"internal error"``...). Forget what
+    you kept about the client (``ctx.client.id`` is a good key); do not
+    write to it. At shutdown it is called for every member
     first, before queued worker jobs finish and before the ``shutdown`` hook
     (see "Shutdown order" in docs/plugins.md). Return value: ignored.
 
@@ -151,11 +164,15 @@ def nick_changed(ctx: Context, old: str, new: str) -> None:
 
 
 @hookspec
-def chat_message(ctx: Context, text: str) -> str | None | bool:
-    """A chat line from ``ctx.client`` is about to be broadcast to ``ctx.room``.
+def chat_message(ctx: Context, text: str, room: Room) -> str | None | bool:
+    """A chat line from ``ctx.client`` is about to be broadcast to ``room``.
 
     Called for every chat line (not for commands or private messages).
     ``text`` is the sanitized line (``str``, without the ``NICK: `` prefix).
+    ``room`` (a :class:`~chatroom.model.room.Room`; since 1.2) is the room
+    it is said in, and ``ctx.room`` is that room too. It is not always the
+    member's current room: an IRC client says ``PRIVMSG #aa`` in any of its
+    channels (before 1.2, ``ctx.room`` was then the channel it joined last).
     Return value: ``None`` to leave it as it is, a ``str`` to replace it
     (the next plugin sees the replacement), or ``False`` to drop it (no
     later plugin is called and nobody receives it). Anything else is
@@ -233,7 +250,9 @@ def member_ready(ctx: Context) -> None:
     ``grace`` seconds (``chatroom-server --ready-grace``, default 5) without doing so (a person on ``nc``).
 
     Called at most once per connection, after ``client_joined`` and never
-    after ``client_left``. Use it instead of ``client_joined`` to greet
+    after ``client_left``. An IRC client named itself to register, so it
+    is ready right after the IRC welcome (in no room yet; before 1.2 it
+    waited out the grace). Use it instead of ``client_joined`` to greet
     someone by the name they chose. Return value: ignored.
 
     Example::
@@ -295,7 +314,8 @@ def member_joined(ctx: Context, room: Room) -> None:
 
     Called for every join of every room, once the member is in
     ``room.members`` and the room was told: the default room when a client
-    connects (before ``client_joined``, while it is still ``guestN``),
+    connects (before ``client_joined``, while it is still ``guestN``;
+    an IRC client joins no room on connecting, only each ``JOIN``),
     ``/join``, ``ctx.join``, the kit's ``room.join``. Not called when the
     member was in the room already (``/join`` of a room you are in only
     makes it current). It runs during the command that joined, before its

@@ -16,7 +16,8 @@ class PluginInfo:
     for a file), ``path`` the file a drop-in plugin came from. ``disabled``
     becomes True when the plugin was switched off after ``faults`` faults, by
     an admin, or by a quarantine: then ``quarantined`` says why (it blocked the
-    loop repeatedly; ``""`` otherwise).
+    loop repeatedly; ``""`` otherwise), ``off`` why the host switched it off
+    otherwise (``"its startup hook raised"``; since plugin API 1.2).
     """
 
     name: str
@@ -29,6 +30,7 @@ class PluginInfo:
     faults: int = 0
     disabled: bool = False
     quarantined: str = ""
+    off: str = ""
 
     @property
     def origin(self) -> str:

@@ -223,12 +223,32 @@ class PluginHost:
         if info is None or name == "core":
             raise CommandError(f"no plugin {name}" if info is None else "the core plugin cannot be disabled")
         if enabled and info.disabled and not self.pm.has_plugin(name):
-            raise CommandError(f"plugin {name} was disabled after {info.faults} faults; restart the server")
+            raise CommandError(f"plugin {name} is off: {info.off}; restart the server" if info.off else
+                               f"plugin {name} was disabled after {info.faults} faults; restart the server")
         info.disabled = not enabled
         if enabled:
             info.quarantined = ""
             self.slow.forget(name)
         log.info("plugin %s %s at run time", name, "enabled" if enabled else "disabled")
+
+    def start(self, make_ctx: Callable[[str], Any]) -> None:
+        """Call every ``startup`` hook. A plugin whose startup raises is switched off (its hooks, commands and
+        timers), logged as a load error, never left half started (its commands on a store it did not migrate)."""
+        for impl in self.impls("startup"):
+            name = impl.plugin_name
+            args = {a: make_ctx(name) for a in impl.argnames}
+            if self.is_active(name) and self._guarded(name, impl.function, (), args, passthrough=(), count=False,
+                                                      strike=False) is FAULT:
+                self._switch_off(name, "its startup hook raised")
+                self._load_error(f"plugin {name} is off: its startup hook raised (see the traceback above)")
+
+    def _switch_off(self, plugin: str, why: str) -> None:
+        info = self.info.get(plugin)
+        if info is not None:
+            info.disabled, info.off = True, why
+        if self.pm.has_plugin(plugin):
+            self.pm.unregister(name=plugin)
+        self.registry.remove_plugin(plugin)
 
     def call(self, hook_name: str, make_ctx: Callable[[str], Any], /, **kwargs: Any) -> list[Any]:
         """Call every implementation of *hook_name*; return their non-None results.
@@ -360,9 +380,6 @@ class PluginHost:
             return
         info.faults += 1
         if info.faults >= self.fault_limit:
-            info.disabled = True
-            if self.pm.has_plugin(plugin):
-                self.pm.unregister(name=plugin)
-            self.registry.remove_plugin(plugin)
+            self._switch_off(plugin, "")
             log.error("plugin %s disabled after %d faults", plugin, info.faults, extra=ERR)
 

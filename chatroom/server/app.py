@@ -151,7 +151,7 @@ class Server:
         self.loop_thread = threading.get_ident()
         if self.scaleout is not None:
             self.scaleout.start()
-        self.call_hook("startup", None)
+        self.plugins.start(lambda plugin: Context(self.port, plugin, None))  # a startup that raises: plugin off
         self.events.refresh()
         self.keeper.start()
 
@@ -217,7 +217,8 @@ class Server:
         room = self.hub.default_room
         if not conn.greeted:
             self.call_hook("client_joined", conn)
-            return self.events.joined(conn)
+            self.events.joined(conn)
+            return self.events.named(conn)  # it chose its nick to register (IRC's NICK): ready after the welcome
         self.loop.send_line(conn, f"* Welcome to chatroom, room {room.label}. You are {conn.nick}. "
                                   "Type /nick NAME to choose a name, /help for commands.")
         try:  # the default room's rules, as for any join (a ban by address or mask, a key, invite-only, a limit)
