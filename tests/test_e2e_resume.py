@@ -175,6 +175,17 @@ def until_arriving(person: ClientProcess, at_least: int = 0) -> None:
         assert time.monotonic() < deadline, f"/transfers never listed the file arriving; last: {summary!r}"
 
 
+def until_none(person: ClientProcess) -> None:
+    """Ask *person*'s ``/transfers`` until it lists nothing (``transfers: none``): an offer that ended is gone."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        person.send("/transfers")
+        summary = person.expect(starts("transfers: "))
+        if summary == "transfers: none":
+            return
+        assert time.monotonic() < deadline, f"/transfers still lists a transfer; last: {summary!r}"
+
+
 def test_the_server_is_killed_mid_transfer_and_started_again(server_factory: Any, people: Any, proxies: Any,
                                                              tmp_path: Path) -> None:
     server = server_factory("--flood-rate", "0")
@@ -195,6 +206,7 @@ def test_the_server_is_killed_mid_transfer_and_started_again(server_factory: Any
     line = alice.expect(starts('resumed "f.bin"'), 60)
     arrived(bob, content)
     assert resent(line) <= SIZE - hold + 2 * CHUNK  # at most what bob had not had, and a chunk in flight
+    until_none(alice)  # the offer ends (file-gone) once bob's client confirmed the file, after his line above
     assert not list(alice.send_dir.glob(".*.send"))  # the sender's record goes once bob has the file
 
 
