@@ -185,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files others offer you: ask each time (/accept ID or /decline ID; the default on a "
                    "terminal), take all (the default when stdin is not a terminal), or refuse all")
     p.add_argument("--password", nargs="?", const="", default=None, metavar="PASSWORD",
-                   help=f"log in to the account NAME after connecting; without a value it is asked for without "
-                   f"echo (a terminal only); ${PASSWORD_ENV} works too and keeps it out of the process list")
+                   help=f"log in to the account NAME after connecting; without a value: ${PASSWORD_ENV} if set "
+                   f"(it keeps the password out of the process list), else asked for without echo (a terminal "
+                   f"only)")
     p.add_argument("--server-password", metavar="PASSWORD",
                    help=f"the shared password of a server that asks for one (chatroom-server --password-file); "
                    f"${SERVER_PASSWORD_ENV} works too; otherwise a terminal asks for it without echo")
@@ -278,13 +279,14 @@ def resolve_password(
     given: str | None, env: dict[str, str], tty: bool, ask: Callable[[str], str] = getpass.getpass
 ) -> str | None:
     """The password to log in with: *given* (``--password VALUE``), else ``env[PASSWORD_ENV]``; ``""``
-    (``--password`` alone) asks with *ask* (no echo) on a terminal. None: no login.
+    (``--password`` alone) takes ``env[PASSWORD_ENV]`` when set, else asks with *ask* (no echo) on a
+    terminal. None: no login.
 
     Raises :class:`UsageFailure` when it must be asked for but stdin is no terminal, or the answer is empty
     or holds a space (the server's passwords have none). The password is never printed.
     """
     password = given if given else None
-    if password is None and given is None:
+    if password is None:
         password = env.get(PASSWORD_ENV) or None
     if password is None and given == "":
         if not tty:
