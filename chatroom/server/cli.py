@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Prints ``chatroom-server listening on HOST:PORT`` first (flushed), serves
     until SIGINT/SIGTERM and returns 0; 2 for bad arguments, configuration, data dir (another server's too),
-    password file, log file, plugin store, TLS certificate, or an address that cannot be bound (one line on
+    password file, log file, plugin store, a --plugin-dir that is no folder, TLS certificate, or an address
+    that cannot be bound (one line on
     stderr each, before any plugin is loaded; see the module docstring); 130 for Ctrl-C during start-up.
     """
     try:
@@ -231,6 +232,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"chatroom-server: warning: --no-plugins: not loading the --plugin-dir folder "
               f"{', '.join(map(str, args.plugin_dir))}", file=sys.stderr, flush=True)
         args.reload = False
+    elif missing := [str(folder) for folder in args.plugin_dir if not os.path.isdir(folder)]:
+        parser.error(f"--plugin-dir {missing[0]}: not a folder")
     if args.check_config is not None:
         return check_config(args)
     try:
