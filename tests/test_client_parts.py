@@ -417,6 +417,15 @@ def test_help_shows_the_clients_commands_after_the_servers_list() -> None:
     assert console.lines[-1].startswith("/switch #ROOM - ")
 
 
+def test_help_sendfile_is_the_clients_own_usage_not_the_servers() -> None:
+    """In chatroom-client ``/sendfile NAME`` is the command; the server's ``/sendfile NAME SIZE`` is what a
+    program sends, so ``/help sendfile`` must not show that to a person."""
+    wire, console = Wire(), Console()
+    assert Help(console, wire.send, terminal=True).typed("sendfile")
+    assert wire.take() == [] and console.lines == [
+        "/sendfile NAME - Send NAME from the send folder to the room (quote a name with spaces)"]
+
+
 # ---- Session --------------------------------------------------------------------------------------
 
 
