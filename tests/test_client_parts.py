@@ -120,6 +120,28 @@ def test_a_refused_name_ends_line_mode_and_asks_again_on_a_terminal() -> None:
     assert console.lines[-1] == "* you are alice2" and console.errors[-1] == "a name is needed"
 
 
+def test_at_the_name_prompt_login_logs_in_and_other_commands_are_not_taken_for_a_name() -> None:
+    """The server answers a registered nick with ``ERROR carol is registered; /login carol PASSWORD``; typed at
+    the name prompt, that line used to go out as ``/nick /login carol PASSWORD`` and come back printed,
+    password and all, as a refused name."""
+    part, replies, wire, console, events = handshake(name="carol", binary=False, tags=False, interactive=True)
+    wire.take()
+    replies.take("ERROR carol is registered; /login carol PASSWORD")
+    assert part.naming
+    part.typed("/accept 2")
+    assert wire.take() == [] and part.naming
+    assert console.errors[-1] == "type a name first (or /login NICK PASSWORD, or /quit)"
+    part.typed("/login carol")
+    assert wire.take() == [] and part.naming and console.errors[-1] == "usage: /login NICK PASSWORD"
+    part.typed("/login carol s3cret-pw")
+    assert wire.take() == ["/login carol s3cret-pw"] and not part.naming
+    replies.take("OK logged in as carol")
+    assert part.named and console.lines[-1] == "* you are carol"
+    assert not any("s3cret-pw" in line for line in console.lines + console.errors)
+    part.start()  # a reconnect logs in again
+    assert wire.take() == ["/nick carol", "/login carol s3cret-pw"]
+
+
 def test_a_server_asking_for_its_password_gets_it_and_the_handshake_again() -> None:
     part, replies, wire, _console, _events = handshake(binary=False, tags=False, server_password="door")
     wire.take()

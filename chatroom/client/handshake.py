@@ -14,7 +14,8 @@ to ``on_tags``, which turns on :mod:`chatroom.client.catchup`), ``/nick NAME`` a
 * ``nick``: ``OK`` names the client (on a terminal: ``* you are NAME``). ``ERROR`` ends line mode with
   status 2 (``refused = "nick"``; the command line says what to do), or, interactive, says
   ``* the server refused the name NAME: type another name (or /quit)`` and makes the next typed line
-  the new name (:attr:`Handshake.naming`); when a login follows, the login decides instead (``/nick
+  the new name (:attr:`Handshake.naming`; ``/login NICK PASSWORD`` there logs in instead, another
+  ``/command`` is refused); when a login follows, the login decides instead (``/nick
   alice`` is refused for a registered nick, and ``/login`` takes it).
 * ``pass``: a server started with ``--password-file`` answers the connection with one line,
   ``* This server needs a password: /pass PASSWORD``, and every other line with ``ERROR send /pass
@@ -156,14 +157,30 @@ class Handshake:
             else:
                 self.console.error("a password is needed")
             return
-        if text.partition(" ")[0].lower() == "/quit":
+        head, _, rest = text.strip().partition(" ")
+        if head.lower() == "/quit":
             self._end(0)  # no name yet: nothing to say goodbye to
+        elif head.lower() in ("/login", "/identify"):
+            self._typed_login(rest.split())
+        elif head.startswith("/") and not head.startswith("//"):
+            self.console.error("type a name first (or /login NICK PASSWORD, or /quit)")
         elif text.strip():
             self.naming = False  # typed lines wait again until the server answers
             self._send_nick(text.strip())
             self._changed()
         else:
             self.console.error("a name is needed")
+
+    def _typed_login(self, words: list[str]) -> None:
+        """``/login NICK PASSWORD`` typed at the name prompt (as the server's refusal of a registered nick
+        says): sent as a login, kept for reconnects like ``--password``; never printed."""
+        if len(words) != 2:
+            self.console.error("usage: /login NICK PASSWORD")
+            return
+        self.naming = False
+        self.name, self.password = words
+        self.replies.ask(f"/login {self.name} {self.password}", "login", self._reply)
+        self._changed()
 
     def learn(self, reply: str) -> None:
         """A reply to a typed line: ``OK nick NAME`` and ``OK logged in as NAME`` give the name a
