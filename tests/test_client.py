@@ -94,6 +94,18 @@ def test_interactive_asks_again_until_valid() -> None:
     assert err.getvalue().count("a port is an integer") == 2
 
 
+def test_a_command_is_not_taken_for_the_name_asked_for() -> None:
+    """``echo "/login carol PW" | chatroom-client --port P`` used to send ``/nick /login carol PW`` and print
+    the refusal, password and all; a /command where the name is asked for is refused, never sent."""
+    with pytest.raises(UsageFailure, match=r"a name is needed \(--name\); the first line of input is a command") as caught:
+        resolve_args(_ns(port=7), io.BytesIO(b"/login carol s3cret-pw\n").readline, io.StringIO(), interactive=False)
+    assert "s3cret-pw" not in str(caught.value)
+    err = io.StringIO()
+    args = resolve_args(_ns(port=7), io.BytesIO(b"/login carol s3cret-pw\ncarol\n").readline, err, interactive=True)
+    assert args.name == "carol" and "s3cret-pw" not in err.getvalue()
+    assert err.getvalue() == "name: a name first (log in once connected: --password, or /login NICK PASSWORD)\nname: "
+
+
 def test_non_interactive_bad_or_missing_answer_fails() -> None:
     with pytest.raises(UsageFailure, match="invalid port"):
         resolve_args(_ns(name="x"), io.BytesIO(b"abc\n").readline, io.StringIO(), interactive=False)

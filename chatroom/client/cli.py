@@ -251,14 +251,18 @@ def resolve_args(
 ) -> argparse.Namespace:
     """Ask for a missing name or port: prompt on *err*, answer from *readline* (``b""`` at EOF).
 
-    On a terminal (*interactive*) an empty or invalid answer is asked again;
+    On a terminal (*interactive*) an empty or invalid answer (a ``/command`` for the name) is asked again;
     otherwise it raises :class:`UsageFailure`, as does end of input.
     """
     while not args.name:
         answer = _ask_line("name: ", readline, err)
         if answer is None:
             raise UsageFailure("a name is needed (--name)")
-        if answer:
+        if answer.startswith("/") and not interactive:
+            raise UsageFailure("a name is needed (--name); the first line of input is a command")
+        if answer.startswith("/"):
+            err.write("a name first (log in once connected: --password, or /login NICK PASSWORD)\n")
+        elif answer:
             args.name = answer
         elif not interactive:
             raise UsageFailure("a name is needed (--name)")
