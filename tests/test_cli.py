@@ -313,6 +313,28 @@ def test_the_help_gives_units_and_defaults_of_every_limit() -> None:
             assert word in text[start:start + 400], (option, word)
 
 
+def test_the_help_is_grouped_with_a_short_usage_line() -> None:
+    """A person reading ``chatroom-server --help`` sees a one-line usage, then the few options every run
+    uses, then one titled group per subject (the usage block used to run to 22 lines, and files, plugins
+    and passwords were mixed into the first group)."""
+    result = run_server("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: chatroom-server [OPTION]...\n\n")
+    groups: dict[str, list[str]] = {}
+    title = ""
+    for line in result.stdout.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            title = line[:-1]
+        elif line.startswith("  -"):
+            groups.setdefault(title, []).append(line.split()[0].rstrip(","))
+    assert groups["options"] == ["-h", "--host", "--port", "--data-dir", "--log-file", "--config", "--quiet", "-v",
+                                 "--version"]
+    assert groups["file transfer"][0] == "--max-file-size" and "--resume-keep" in groups["file transfer"]
+    assert "--plugin-dir" in groups["plugins"] and "--slow-hook-ms" in groups["plugins"]
+    assert groups["passwords"] == ["--password-file", "--reset-password"]
+    assert "--max-queue" in groups["flood control and connection limits"]
+
+
 def test_a_server_with_every_limit_set_starts_and_serves(tmp_path: Path, started) -> None:
     server = started("--data-dir", str(tmp_path / "d"), "--quiet", "--flood-rate", "5", "--flood-burst", "50",
                      "--flood-kill", "10", "--idle-timeout", "30", "--max-per-address", "8",
