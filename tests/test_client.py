@@ -78,6 +78,17 @@ def _ns(name: str | None = None, port: int | None = None) -> argparse.Namespace:
     return argparse.Namespace(name=name, port=port)
 
 
+def test_the_help_has_a_short_usage_and_groups_the_file_options() -> None:
+    """The usage names what a first run needs (it ran to 11 lines of every flag), and the file options
+    have their own group, apart from the connection's."""
+    text = build_parser().format_help()
+    assert text.startswith("usage: chatroom-client [--name NAME] [--port PORT] [--host HOST] [OPTION]...\n\n")
+    files = text[text.index("\nfiles:\n"):text.index("\nTLS:\n")]
+    for flag in ("--send-dir DIR", "--received-dir DIR", "--auto-send", "--settle S", "--quit-wait S",
+                 "--accept-files"):
+        assert f"  {flag}" in files, flag
+
+
 def test_missing_name_and_port_are_asked_for() -> None:
     err = io.StringIO()
     args = resolve_args(_ns(), io.BytesIO(b"alice\n4242\nhello\n").readline, err, interactive=False)

@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``chatroom-client`` argument parser."""
     p = _OneLineErrors(
         prog="chatroom-client",
+        usage="%(prog)s [--name NAME] [--port PORT] [--host HOST] [OPTION]...",
         formatter_class=argparse.RawDescriptionHelpFormatter,  # the config path below is never broken up
         description="Chat in a chatroom-server room. Type a line to send it; /help lists the server's\n"
         "commands; /sendfile NAME sends a file from the send folder; /transfers lists files\n"
@@ -162,26 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, metavar="PATH",
                    help="read settings from PATH instead of the config file named below")
     p.add_argument("--name", help="your nick in the room (asked for when missing)")
-    p.add_argument("--port", type=_port_arg, help="the server's port (asked for when missing)")
+    p.add_argument("--port", type=_port_arg,
+                   help="the server's port, as chatroom-server prints it at start-up (asked for when missing)")
     p.add_argument("--host", default="127.0.0.1", help="the server's address (default: %(default)s)")
-    p.add_argument("--send-dir", type=Path, default=Path("send"), help="folder /sendfile reads from (default: %(default)s)")
-    p.add_argument(
-        "--received-dir", type=Path, default=Path("received"), help="folder received files go to (default: %(default)s)"
+    files = p.add_argument_group("files", "/sendfile NAME sends send/NAME; what others send lands in received/")
+    files.add_argument("--send-dir", type=Path, default=Path("send"), metavar="DIR", help="folder /sendfile reads from (default: %(default)s)")
+    files.add_argument(
+        "--received-dir", type=Path, default=Path("received"), metavar="DIR", help="folder received files go to (default: %(default)s)"
     )
-    p.add_argument("--auto-send", action="store_true",
+    files.add_argument("--auto-send", action="store_true",
                    help="send each new file in the send folder once, when it is complete: closed after writing "
                    "and then unchanged for --settle seconds, or renamed or moved into the folder (the safe way: "
                    "write it elsewhere or as NAME.part, then rename it). A file changed after it was sent is not "
                    "sent again: /sendfile NAME sends it. Without --auto-send the client says when a file is ready")
-    p.add_argument("--settle", type=_seconds_arg, default=None, metavar="S",
+    files.add_argument("--settle", type=_seconds_arg, default=None, metavar="S",
                    help="seconds a file written in the send folder must stay closed and unchanged before it counts "
                    "as complete (default: 1)")
-    p.add_argument(
+    files.add_argument(
         "--quit-wait", type=_seconds_arg, default=QUIT_WAIT, metavar="S",
         help="at end of input or /quit, wait at most S seconds for files still arriving, then discard them "
         "and quit; your own sends are always finished (default: %(default)g)",
     )
-    p.add_argument("--accept-files", choices=("ask", "all", "none"), default=None,
+    files.add_argument("--accept-files", choices=("ask", "all", "none"), default=None,
                    help="files others offer you: ask each time (/accept ID or /decline ID; the default on a "
                    "terminal), take all (the default when stdin is not a terminal), or refuse all")
     p.add_argument("--password", nargs="?", const="", default=None, metavar="PASSWORD",
