@@ -100,7 +100,7 @@ from chatroom.client.display import add_display_options
 from chatroom.client.handshake import SERVER_PASSWORD_ENV
 from chatroom.client.inputs import QUIT_WAIT
 from chatroom.client.linemode import run_line_mode, stdin_reader
-from chatroom.client.trust import TrustRefused, open_tls
+from chatroom.client.trust import TrustRefused, normalize_fingerprint, open_tls
 
 __all__ = ["build_parser", "main", "parse_port", "read_line_fd", "resolve_args", "stdin_reader"]
 
@@ -126,6 +126,13 @@ def _port_arg(text: str) -> int:
         return parse_port(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid port: {text!r} (an integer 1-65535)") from None
+
+
+def _fingerprint_arg(text: str) -> str:
+    try:
+        return normalize_fingerprint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds_arg(text: str) -> float:
@@ -206,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "with a self-signed certificate, and any other failed check is a refusal")
     tls.add_argument("--ca", type=Path, metavar="FILE",
                      help="trust only certificates signed by the CA certificates in FILE (implies --tls)")
-    tls.add_argument("--fingerprint", metavar="SHA256:..",
+    tls.add_argument("--fingerprint", type=_fingerprint_arg, metavar="SHA256:..",
                      help="trust only the certificate with this SHA-256 fingerprint, as chatroom-server prints "
                      "it (implies --tls)")
     add_display_options(p)
