@@ -31,9 +31,10 @@ def test_the_default_path_follows_xdg_config_home(tmp_path: Path) -> None:
 
 def test_values_are_checked_and_converted_like_flags() -> None:
     got = values('host = "10.0.0.2"\nport = 4000\nname = "alice"\nsend-dir = "~/out"\nquit_wait = 2\n'
-                 'auto_send = true\nreconnect = false\n[tls]\ntls = true\nfingerprint = "SHA256:AB"\n')
+                 'auto_send = true\nreconnect = false\n[tls]\ntls = true\nfingerprint = "sha256:' + "ab" * 32 + '"\n')
     assert got == {"host": "10.0.0.2", "port": 4000, "name": "alice", "send_dir": Path("~/out").expanduser(),
-                   "quit_wait": 2.0, "auto_send": True, "reconnect": False, "tls": True, "fingerprint": "SHA256:AB"}
+                   "quit_wait": 2.0, "auto_send": True, "reconnect": False, "tls": True,
+                   "fingerprint": "SHA256:" + ":".join(["AB"] * 32)}  # normalised, as the flag is
     assert values('accept_files = "none"') == {"accept_files": "none"}
 
 
