@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chatroom.client.catchup import PAGE, CatchUp
 from chatroom.client.commands import BARRIER, BARRIER_REPLY, Help
 from chatroom.client.files import Transfers
@@ -140,6 +142,23 @@ def test_at_the_name_prompt_login_logs_in_and_other_commands_are_not_taken_for_a
     assert not any("s3cret-pw" in line for line in console.lines + console.errors)
     part.start()  # a reconnect logs in again
     assert wire.take() == ["/nick carol", "/login carol s3cret-pw"]
+
+
+@pytest.mark.parametrize("first, door", [("HTTP/1.1 408 Request Timeout", "HTTP (the web page's port: open it in a browser)"),
+                                         (":vm 451 * /CAPS :You have not registered", "IRC"),
+                                         ("ERROR :Closing Link: 127.0.0.1 (Registration timeout)", "IRC")])
+def test_a_port_of_another_door_is_named_and_ends_the_client(first: str, door: str) -> None:
+    """``chatroom-client --port`` given the web or the IRC port (the server prints three): it hung on the IRC
+    port, and printed an HTTP response after 10 s on the web port; now one line says which port to use."""
+    for interactive in (False, True):
+        part, _replies, wire, console, events = handshake(binary=False, tags=False, interactive=interactive)
+        wire.take()
+        assert part.greeting(first)
+        assert events == [("end", 2)] and part.refused == "port" and wire.take() == []
+        assert console.errors == [f"chatroom-client: this port speaks {door}, not chatroom's line protocol: "
+                                  f"give --port the port of the 'chatroom-server listening on' line"]
+    part, _replies, _wire, _console, events = handshake(binary=False, tags=False)
+    assert not part.greeting("* Welcome to chatroom, room lobby.") and events == []
 
 
 def test_a_server_asking_for_its_password_gets_it_and_the_handshake_again() -> None:

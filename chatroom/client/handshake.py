@@ -34,6 +34,7 @@ Loop thread only. Outcomes leave through the callables given: ``changed()`` when
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from chatroom.client.io import Console
@@ -43,6 +44,9 @@ __all__ = ["PASS_ASK", "SERVER_PASSWORD_ENV", "Handshake"]
 
 #: How the first line of a server that needs the shared server password begins.
 PASS_ASK = "* This server needs a password"
+#: A first line that comes from another door of chatroom-server (or another server): the web port's HTTP,
+#: an IRC numeric or IRC's ``ERROR`` (the server prints all three ports; only one speaks lines).
+_OTHER_DOOR = re.compile(r"HTTP/\d|:\S+ \d{3} |ERROR :Closing Link")
 #: The environment variable the server password may come from (``--server-password`` wins).
 SERVER_PASSWORD_ENV = "CHATROOM_SERVER_PASSWORD"
 
@@ -74,7 +78,7 @@ class Handshake:
         self.naming = False
         #: True while the server wants its password and the next typed line is it (a terminal only).
         self.asking_password = False
-        #: Why the client ended with status 2: ``"nick"``, ``"login"`` or ``"pass"``.
+        #: Why the client ended with status 2: ``"nick"``, ``"login"``, ``"pass"`` or ``"port"`` (another door's).
         self.refused: str | None = None
         #: The server accepted a name on this connection.
         self.named = False
@@ -108,11 +112,17 @@ class Handshake:
         self.replies.ask(f"/nick {name}", "nick", self._reply)
 
     def greeting(self, text: str) -> bool:
-        """Every server line goes here first: True if it is the first and asks for the server password
-        (then it was handled here)."""
+        """Every server line goes here first: True if it is the first and asks for the server password, or
+        comes from another door (HTTP, IRC: the client ends with status 2); then it was handled here."""
         if self._greeted:
             return False
         self._greeted = True
+        if _OTHER_DOOR.match(text):
+            door = "HTTP (the web page's port: open it in a browser)" if text.startswith("HTTP/") else "IRC"
+            self.console.error(f"chatroom-client: this port speaks {door}, not chatroom's line protocol: "
+                               f"give --port the port of the 'chatroom-server listening on' line")
+            self._refuse("port")
+            return True
         if not text.startswith(PASS_ASK):
             return False
         self.replies.forget()  # the handshake sent so far is refused before /pass
