@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"config file: {default_config_path()}\n"
         "  ($XDG_CONFIG_HOME/chatroom/client.toml, or --config PATH) sets any long option\n"
         "  by its name without dashes (port = 5000, send_dir = \"out\", reconnect = true;\n"
-        "  tables [tls] and [display] only group keys); flags given here win. See the README.",
+        "  tables [tls] and [display] only group keys); flags given here win. See docs/client.md.",
     )
     p.add_argument("--config", type=Path, metavar="PATH",
                    help="read settings from PATH instead of the config file named below")
