@@ -89,6 +89,15 @@ def test_the_help_has_a_short_usage_and_groups_the_file_options() -> None:
         assert f"  {flag}" in files, flag
 
 
+def test_version_says_which_chatroom_this_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug report starts with the version: the server had ``--version``, the client did not."""
+    from chatroom import __version__
+
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"chatroom {__version__}\n"
+
+
 def test_missing_name_and_port_are_asked_for() -> None:
     err = io.StringIO()
     args = resolve_args(_ns(), io.BytesIO(b"alice\n4242\nhello\n").readline, err, interactive=False)

@@ -87,6 +87,7 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
+import importlib.metadata
 import os
 import socket
 import sys
@@ -126,6 +127,15 @@ def _port_arg(text: str) -> int:
         return parse_port(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid port: {text!r} (an integer 1-65535)") from None
+
+
+def _installed_version() -> str:
+    """The installed distribution's version (the client imports nothing of the server's, not even
+    ``chatroom.__version__``, which is the same number)."""
+    try:
+        return importlib.metadata.version("chatroom")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "(not installed)"
 
 
 def _fingerprint_arg(text: str) -> str:
@@ -217,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="trust only the certificate with this SHA-256 fingerprint, as chatroom-server prints "
                      "it (implies --tls)")
     add_display_options(p)
+    p.add_argument("--version", action="version", version=f"chatroom {_installed_version()}")
     return p
 
 
