@@ -228,6 +228,30 @@ def test_a_wildcard_host_prints_the_lan_addresses_and_each_one_works(tmp_path: P
             client.close()
 
 
+def test_a_wildcard_host_prints_the_lan_addresses_of_the_tls_and_irc_ports_too(tmp_path: Path, started) -> None:
+    """LAN machines need the address of every door, not only the main port's: it used to print
+    ``IRC on 0.0.0.0:PORT``, which no other machine can use, and nothing for ``--tls-port``."""
+    expected = server_cli.lan_addresses()  # none on a machine without a network: the bound lines alone
+    server = started("--host", "0.0.0.0", "--data-dir", str(tmp_path / "d"), "--quiet", "--tls-port", "0",
+                     "--web-port", "off", "--irc-port", "0")
+    lines: list[str] = []
+    while sum(line.startswith("chatroom-server IRC on ") for line in lines) < 1 + len(expected):
+        lines.append(server.readline())
+    tls_port = int(next(line for line in lines if line.startswith("chatroom-server TLS on ")).split()[3].rpartition(":")[2])
+    assert [f"chatroom-server LAN address {address}:{tls_port} (TLS)" for address in expected] == [
+        line for line in lines if line.endswith(" (TLS)")]
+    irc = [line for line in lines if line.startswith("chatroom-server IRC on ")]
+    irc_port = int(irc[0].rpartition(":")[2])
+    assert irc == [f"chatroom-server IRC on {address}:{irc_port}" for address in ["0.0.0.0", *expected]]
+    with socket.create_connection(([*expected, "127.0.0.1"][0], irc_port), timeout=DEADLINE) as sock:
+        sock.sendall(b"NICK lan\r\nUSER lan 0 * :lan\r\n")
+        got = b""
+        while b" 001 lan " not in got:
+            chunk = sock.recv(4096)
+            assert chunk, got
+            got += chunk
+
+
 def test_lan_addresses_leave_out_loopback_and_link_local() -> None:
     for family in (socket.AF_INET, socket.AF_INET6):
         for address in server_cli.lan_addresses(family):
@@ -311,6 +335,28 @@ def test_the_help_gives_units_and_defaults_of_every_limit() -> None:
         start = text.rindex(option)  # the help entry, not the usage line
         for word in words:
             assert word in text[start:start + 400], (option, word)
+
+
+def test_the_help_is_grouped_with_a_short_usage_line() -> None:
+    """A person reading ``chatroom-server --help`` sees a one-line usage, then the few options every run
+    uses, then one titled group per subject (the usage block used to run to 22 lines, and files, plugins
+    and passwords were mixed into the first group)."""
+    result = run_server("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: chatroom-server [OPTION]...\n\n")
+    groups: dict[str, list[str]] = {}
+    title = ""
+    for line in result.stdout.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            title = line[:-1]
+        elif line.startswith("  -"):
+            groups.setdefault(title, []).append(line.split()[0].rstrip(","))
+    assert groups["options"] == ["-h", "--host", "--port", "--data-dir", "--log-file", "--config", "--quiet", "-v",
+                                 "--version"]
+    assert groups["file transfer"][0] == "--max-file-size" and "--resume-keep" in groups["file transfer"]
+    assert "--plugin-dir" in groups["plugins"] and "--slow-hook-ms" in groups["plugins"]
+    assert groups["passwords"] == ["--password-file", "--reset-password"]
+    assert "--max-queue" in groups["flood control and connection limits"]
 
 
 def test_a_server_with_every_limit_set_starts_and_serves(tmp_path: Path, started) -> None:

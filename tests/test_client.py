@@ -78,6 +78,26 @@ def _ns(name: str | None = None, port: int | None = None) -> argparse.Namespace:
     return argparse.Namespace(name=name, port=port)
 
 
+def test_the_help_has_a_short_usage_and_groups_the_file_options() -> None:
+    """The usage names what a first run needs (it ran to 11 lines of every flag), and the file options
+    have their own group, apart from the connection's."""
+    text = build_parser().format_help()
+    assert text.startswith("usage: chatroom-client [--name NAME] [--port PORT] [--host HOST] [OPTION]...\n\n")
+    files = text[text.index("\nfiles:\n"):text.index("\nTLS:\n")]
+    for flag in ("--send-dir DIR", "--received-dir DIR", "--auto-send", "--settle S", "--quit-wait S",
+                 "--accept-files"):
+        assert f"  {flag}" in files, flag
+
+
+def test_version_says_which_chatroom_this_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug report starts with the version: the server had ``--version``, the client did not."""
+    from chatroom import __version__
+
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"chatroom {__version__}\n"
+
+
 def test_missing_name_and_port_are_asked_for() -> None:
     err = io.StringIO()
     args = resolve_args(_ns(), io.BytesIO(b"alice\n4242\nhello\n").readline, err, interactive=False)
@@ -92,6 +112,18 @@ def test_interactive_asks_again_until_valid() -> None:
     args = resolve_args(_ns(name="x"), io.BytesIO(b"nope\n99999\n81\n").readline, err, interactive=True)
     assert args.port == 81
     assert err.getvalue().count("a port is an integer") == 2
+
+
+def test_a_command_is_not_taken_for_the_name_asked_for() -> None:
+    """``echo "/login carol PW" | chatroom-client --port P`` used to send ``/nick /login carol PW`` and print
+    the refusal, password and all; a /command where the name is asked for is refused, never sent."""
+    with pytest.raises(UsageFailure, match=r"a name is needed \(--name\); the first line of input is a command") as caught:
+        resolve_args(_ns(port=7), io.BytesIO(b"/login carol s3cret-pw\n").readline, io.StringIO(), interactive=False)
+    assert "s3cret-pw" not in str(caught.value)
+    err = io.StringIO()
+    args = resolve_args(_ns(port=7), io.BytesIO(b"/login carol s3cret-pw\ncarol\n").readline, err, interactive=True)
+    assert args.name == "carol" and "s3cret-pw" not in err.getvalue()
+    assert err.getvalue() == "name: a name first (log in once connected: --password, or /login NICK PASSWORD)\nname: "
 
 
 def test_non_interactive_bad_or_missing_answer_fails() -> None:

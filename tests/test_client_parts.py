@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chatroom.client.catchup import PAGE, CatchUp
 from chatroom.client.commands import BARRIER, BARRIER_REPLY, Help
 from chatroom.client.files import Transfers
@@ -118,6 +120,45 @@ def test_a_refused_name_ends_line_mode_and_asks_again_on_a_terminal() -> None:
     assert wire.take() == ["/nick alice2"] and not part.naming
     replies.take("OK nick alice2")
     assert console.lines[-1] == "* you are alice2" and console.errors[-1] == "a name is needed"
+
+
+def test_at_the_name_prompt_login_logs_in_and_other_commands_are_not_taken_for_a_name() -> None:
+    """The server answers a registered nick with ``ERROR carol is registered; /login carol PASSWORD``; typed at
+    the name prompt, that line used to go out as ``/nick /login carol PASSWORD`` and come back printed,
+    password and all, as a refused name."""
+    part, replies, wire, console, events = handshake(name="carol", binary=False, tags=False, interactive=True)
+    wire.take()
+    replies.take("ERROR carol is registered; /login carol PASSWORD")
+    assert part.naming
+    part.typed("/accept 2")
+    assert wire.take() == [] and part.naming
+    assert console.errors[-1] == "type a name first (or /login NICK PASSWORD, or /quit)"
+    part.typed("/login carol")
+    assert wire.take() == [] and part.naming and console.errors[-1] == "usage: /login NICK PASSWORD"
+    part.typed("/login carol s3cret-pw")
+    assert wire.take() == ["/login carol s3cret-pw"] and not part.naming
+    replies.take("OK logged in as carol")
+    assert part.named and console.lines[-1] == "* you are carol"
+    assert not any("s3cret-pw" in line for line in console.lines + console.errors)
+    part.start()  # a reconnect logs in again
+    assert wire.take() == ["/nick carol", "/login carol s3cret-pw"]
+
+
+@pytest.mark.parametrize("first, door", [("HTTP/1.1 408 Request Timeout", "HTTP (the web page's port: open it in a browser)"),
+                                         (":vm 451 * /CAPS :You have not registered", "IRC"),
+                                         ("ERROR :Closing Link: 127.0.0.1 (Registration timeout)", "IRC")])
+def test_a_port_of_another_door_is_named_and_ends_the_client(first: str, door: str) -> None:
+    """``chatroom-client --port`` given the web or the IRC port (the server prints three): it hung on the IRC
+    port, and printed an HTTP response after 10 s on the web port; now one line says which port to use."""
+    for interactive in (False, True):
+        part, _replies, wire, console, events = handshake(binary=False, tags=False, interactive=interactive)
+        wire.take()
+        assert part.greeting(first)
+        assert events == [("end", 2)] and part.refused == "port" and wire.take() == []
+        assert console.errors == [f"chatroom-client: this port speaks {door}, not chatroom's line protocol: "
+                                  f"give --port the port of the 'chatroom-server listening on' line"]
+    part, _replies, _wire, _console, events = handshake(binary=False, tags=False)
+    assert not part.greeting("* Welcome to chatroom, room lobby.") and events == []
 
 
 def test_a_server_asking_for_its_password_gets_it_and_the_handshake_again() -> None:
@@ -415,6 +456,15 @@ def test_help_shows_the_clients_commands_after_the_servers_list() -> None:
     assert not help_list.typed("join") and not help_list.typed("switch")  # /switch: the terminal UI's
     assert Help(console, wire.send, terminal=True).typed("switch")
     assert console.lines[-1].startswith("/switch #ROOM - ")
+
+
+def test_help_sendfile_is_the_clients_own_usage_not_the_servers() -> None:
+    """In chatroom-client ``/sendfile NAME`` is the command; the server's ``/sendfile NAME SIZE`` is what a
+    program sends, so ``/help sendfile`` must not show that to a person."""
+    wire, console = Wire(), Console()
+    assert Help(console, wire.send, terminal=True).typed("sendfile")
+    assert wire.take() == [] and console.lines == [
+        "/sendfile NAME - Send NAME from the send folder to the room (quote a name with spaces)"]
 
 
 # ---- Session --------------------------------------------------------------------------------------

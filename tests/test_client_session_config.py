@@ -7,6 +7,7 @@ The end-to-end tests run the real console scripts with ``XDG_CONFIG_HOME`` in a 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -30,9 +31,10 @@ def test_the_default_path_follows_xdg_config_home(tmp_path: Path) -> None:
 
 def test_values_are_checked_and_converted_like_flags() -> None:
     got = values('host = "10.0.0.2"\nport = 4000\nname = "alice"\nsend-dir = "~/out"\nquit_wait = 2\n'
-                 'auto_send = true\nreconnect = false\n[tls]\ntls = true\nfingerprint = "SHA256:AB"\n')
+                 'auto_send = true\nreconnect = false\n[tls]\ntls = true\nfingerprint = "sha256:' + "ab" * 32 + '"\n')
     assert got == {"host": "10.0.0.2", "port": 4000, "name": "alice", "send_dir": Path("~/out").expanduser(),
-                   "quit_wait": 2.0, "auto_send": True, "reconnect": False, "tls": True, "fingerprint": "SHA256:AB"}
+                   "quit_wait": 2.0, "auto_send": True, "reconnect": False, "tls": True,
+                   "fingerprint": "SHA256:" + ":".join(["AB"] * 32)}  # normalised, as the flag is
     assert values('accept_files = "none"') == {"accept_files": "none"}
 
 
@@ -96,6 +98,21 @@ def test_a_bad_config_file_is_one_line_and_status_2(tmp_path: Path) -> None:
     assert "not valid TOML" in done.stderr and "line 1" in done.stderr
     done = _run(["--config", str(tmp_path / "missing.toml")], "", tmp_path, tmp_path)
     assert (done.returncode, done.stderr) == (2, f"chatroom-client: {tmp_path / 'missing.toml'}: no such file\n")
+
+
+def test_a_malformed_fingerprint_is_a_usage_mistake_from_the_flag_or_the_file(tmp_path: Path) -> None:
+    """A mistyped ``--fingerprint`` is one line and status 2, like every other bad value (it was status 1, the
+    status of a lost server, found only when connecting), and so is the same value in the config file."""
+    with socket.create_server(("127.0.0.1", 0)) as unused:  # never reached: the mistake comes first
+        port = str(unused.getsockname()[1])
+        done = _run(["--name", "a", "--port", port, "--fingerprint", "SHA256:00:11"], "", tmp_path, tmp_path)
+        assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+        assert "not a SHA-256 fingerprint: 'SHA256:00:11'" in done.stderr
+        (tmp_path / "chatroom").mkdir()
+        (tmp_path / "chatroom" / "client.toml").write_text('[tls]\nfingerprint = "SHA256:AA"\n')
+        done = _run(["--name", "a", "--port", port], "", tmp_path, tmp_path)
+        assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+        assert "fingerprint: not a SHA-256 fingerprint: 'SHA256:AA'" in done.stderr
 
 
 def test_help_says_where_the_config_file_is_read_from(tmp_path: Path) -> None:

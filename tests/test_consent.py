@@ -174,6 +174,16 @@ def test_resolve_password_never_asks_off_a_terminal() -> None:
         resolve_password("", {}, tty=False, ask=fake_getpass)
 
 
+def test_bare_password_flag_takes_the_environment_s_password() -> None:
+    """``CHATROOM_PASSWORD=... chatroom-client --name carol --password`` in a script logs in with the
+    variable, as the README's "or $CHATROOM_PASSWORD" reads; it used to stop with "give $CHATROOM_PASSWORD"."""
+    def no_prompt(prompt: str) -> str:
+        raise AssertionError("asked although $CHATROOM_PASSWORD is set")
+
+    for tty in (False, True):
+        assert resolve_password("", {"CHATROOM_PASSWORD": "env-pw"}, tty=tty, ask=no_prompt) == "env-pw"
+
+
 # -- end to end ------------------------------------------------------------------------------------
 
 

@@ -220,6 +220,17 @@ def test_start_up_mistakes_are_one_line_before_any_plugin_is_loaded(tmp_path: Pa
     assert again.returncode == 0 and mark.exists(), "the marker plugin works when it is loaded"
 
 
+def test_a_plugin_dir_that_is_no_folder_is_one_line(tmp_path: Path, marker) -> None:
+    """A typo in ``--plugin-dir`` stops the server (it used to run without the plugins, saying so only in
+    a log line among the others); ``--no-plugins`` still only warns, since nothing is loaded."""
+    plugins, env, mark = marker
+    (tmp_path / "file.py").write_text("")
+    for missing in (tmp_path / "no-such-folder", tmp_path / "file.py"):
+        result = refused(*plugins, "--plugin-dir", str(missing), "--data-dir", str(tmp_path / "data"), env=env)
+        one_line_error(result, "--plugin-dir", str(missing), "not a folder")
+    assert not mark.exists() and not (tmp_path / "data").exists()
+
+
 @pytest.mark.parametrize("option, value", [("--slow-hook-ms", "nan"), ("--ready-grace", "-1"),
                                            ("--plugin-fault-limit", "0"), ("--slow-hook-ms", "inf"),
                                            ("--max-queue", "0"), ("--file-offer-timeout", "1e9"),

@@ -260,6 +260,23 @@ def test_requests_and_their_bounds() -> None:
     assert isinstance(error := garbage.next_event(), HttpError) and error.status == 400
 
 
+def test_a_first_line_that_is_no_request_line_is_answered_at_once() -> None:
+    """``chatroom-client`` or ``nc`` pointed at the web port by mistake sends a chat line: it waited for a
+    header block that never comes and got a 408 ten seconds later; a complete first line that cannot begin
+    an HTTP request gets the 400 at once, saying which port they want. Requests still arrive in pieces."""
+    for line in (b"/caps binary\n", b"hello everyone\r\n", b"NICK alice\r\n"):
+        parser = WebParser()
+        parser.receive_data(line)
+        error = parser.next_event()
+        assert isinstance(error, HttpError) and error.status == 400, line
+        assert "web port" in error.reason and "listening on" in error.reason
+    pieces = WebParser()
+    for piece in (b"GET / HT", b"TP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+        assert pieces.next_event() is None
+        pieces.receive_data(piece)
+    assert isinstance(pieces.next_event(), HttpRequest)
+
+
 def test_text_messages_are_lines_and_binary_messages_frames() -> None:
     parser, client = upgraded([TextMessage(data="hi\n/join #x\r\nlast\n"), TextMessage(data=""),
                                BytesMessage(data=b"file-data 7\n\x00\x01\x02"), Ping(payload=b"p"),

@@ -87,6 +87,7 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
+import importlib.metadata
 import os
 import socket
 import sys
@@ -100,7 +101,7 @@ from chatroom.client.display import add_display_options
 from chatroom.client.handshake import SERVER_PASSWORD_ENV
 from chatroom.client.inputs import QUIT_WAIT
 from chatroom.client.linemode import run_line_mode, stdin_reader
-from chatroom.client.trust import TrustRefused, open_tls
+from chatroom.client.trust import TrustRefused, normalize_fingerprint, open_tls
 
 __all__ = ["build_parser", "main", "parse_port", "read_line_fd", "resolve_args", "stdin_reader"]
 
@@ -128,6 +129,22 @@ def _port_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid port: {text!r} (an integer 1-65535)") from None
 
 
+def _installed_version() -> str:
+    """The installed distribution's version (the client imports nothing of the server's, not even
+    ``chatroom.__version__``, which is the same number)."""
+    try:
+        return importlib.metadata.version("chatroom")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "(not installed)"
+
+
+def _fingerprint_arg(text: str) -> str:
+    try:
+        return normalize_fingerprint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _seconds_arg(text: str) -> float:
     try:
         value = float(text)
@@ -149,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``chatroom-client`` argument parser."""
     p = _OneLineErrors(
         prog="chatroom-client",
+        usage="%(prog)s [--name NAME] [--port PORT] [--host HOST] [OPTION]...",
         formatter_class=argparse.RawDescriptionHelpFormatter,  # the config path below is never broken up
         description="Chat in a chatroom-server room. Type a line to send it; /help lists the server's\n"
         "commands; /sendfile NAME sends a file from the send folder; /transfers lists files\n"
@@ -157,36 +175,39 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"config file: {default_config_path()}\n"
         "  ($XDG_CONFIG_HOME/chatroom/client.toml, or --config PATH) sets any long option\n"
         "  by its name without dashes (port = 5000, send_dir = \"out\", reconnect = true;\n"
-        "  tables [tls] and [display] only group keys); flags given here win. See the README.",
+        "  tables [tls] and [display] only group keys); flags given here win. See docs/client.md.",
     )
     p.add_argument("--config", type=Path, metavar="PATH",
                    help="read settings from PATH instead of the config file named below")
     p.add_argument("--name", help="your nick in the room (asked for when missing)")
-    p.add_argument("--port", type=_port_arg, help="the server's port (asked for when missing)")
+    p.add_argument("--port", type=_port_arg,
+                   help="the server's port, as chatroom-server prints it at start-up (asked for when missing)")
     p.add_argument("--host", default="127.0.0.1", help="the server's address (default: %(default)s)")
-    p.add_argument("--send-dir", type=Path, default=Path("send"), help="folder /sendfile reads from (default: %(default)s)")
-    p.add_argument(
-        "--received-dir", type=Path, default=Path("received"), help="folder received files go to (default: %(default)s)"
+    files = p.add_argument_group("files", "/sendfile NAME sends send/NAME; what others send lands in received/")
+    files.add_argument("--send-dir", type=Path, default=Path("send"), metavar="DIR", help="folder /sendfile reads from (default: %(default)s)")
+    files.add_argument(
+        "--received-dir", type=Path, default=Path("received"), metavar="DIR", help="folder received files go to (default: %(default)s)"
     )
-    p.add_argument("--auto-send", action="store_true",
+    files.add_argument("--auto-send", action="store_true",
                    help="send each new file in the send folder once, when it is complete: closed after writing "
                    "and then unchanged for --settle seconds, or renamed or moved into the folder (the safe way: "
                    "write it elsewhere or as NAME.part, then rename it). A file changed after it was sent is not "
                    "sent again: /sendfile NAME sends it. Without --auto-send the client says when a file is ready")
-    p.add_argument("--settle", type=_seconds_arg, default=None, metavar="S",
+    files.add_argument("--settle", type=_seconds_arg, default=None, metavar="S",
                    help="seconds a file written in the send folder must stay closed and unchanged before it counts "
                    "as complete (default: 1)")
-    p.add_argument(
+    files.add_argument(
         "--quit-wait", type=_seconds_arg, default=QUIT_WAIT, metavar="S",
         help="at end of input or /quit, wait at most S seconds for files still arriving, then discard them "
         "and quit; your own sends are always finished (default: %(default)g)",
     )
-    p.add_argument("--accept-files", choices=("ask", "all", "none"), default=None,
+    files.add_argument("--accept-files", choices=("ask", "all", "none"), default=None,
                    help="files others offer you: ask each time (/accept ID or /decline ID; the default on a "
                    "terminal), take all (the default when stdin is not a terminal), or refuse all")
     p.add_argument("--password", nargs="?", const="", default=None, metavar="PASSWORD",
-                   help=f"log in to the account NAME after connecting; without a value it is asked for without "
-                   f"echo (a terminal only); ${PASSWORD_ENV} works too and keeps it out of the process list")
+                   help=f"log in to the account NAME after connecting; without a value: ${PASSWORD_ENV} if set "
+                   f"(it keeps the password out of the process list), else asked for without echo (a terminal "
+                   f"only)")
     p.add_argument("--server-password", metavar="PASSWORD",
                    help=f"the shared password of a server that asks for one (chatroom-server --password-file); "
                    f"${SERVER_PASSWORD_ENV} works too; otherwise a terminal asks for it without echo")
@@ -202,10 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "with a self-signed certificate, and any other failed check is a refusal")
     tls.add_argument("--ca", type=Path, metavar="FILE",
                      help="trust only certificates signed by the CA certificates in FILE (implies --tls)")
-    tls.add_argument("--fingerprint", metavar="SHA256:..",
+    tls.add_argument("--fingerprint", type=_fingerprint_arg, metavar="SHA256:..",
                      help="trust only the certificate with this SHA-256 fingerprint, as chatroom-server prints "
                      "it (implies --tls)")
     add_display_options(p)
+    p.add_argument("--version", action="version", version=f"chatroom {_installed_version()}")
     return p
 
 
@@ -250,14 +272,18 @@ def resolve_args(
 ) -> argparse.Namespace:
     """Ask for a missing name or port: prompt on *err*, answer from *readline* (``b""`` at EOF).
 
-    On a terminal (*interactive*) an empty or invalid answer is asked again;
+    On a terminal (*interactive*) an empty or invalid answer (a ``/command`` for the name) is asked again;
     otherwise it raises :class:`UsageFailure`, as does end of input.
     """
     while not args.name:
         answer = _ask_line("name: ", readline, err)
         if answer is None:
             raise UsageFailure("a name is needed (--name)")
-        if answer:
+        if answer.startswith("/") and not interactive:
+            raise UsageFailure("a name is needed (--name); the first line of input is a command")
+        if answer.startswith("/"):
+            err.write("a name first (log in once connected: --password, or /login NICK PASSWORD)\n")
+        elif answer:
             args.name = answer
         elif not interactive:
             raise UsageFailure("a name is needed (--name)")
@@ -278,13 +304,14 @@ def resolve_password(
     given: str | None, env: dict[str, str], tty: bool, ask: Callable[[str], str] = getpass.getpass
 ) -> str | None:
     """The password to log in with: *given* (``--password VALUE``), else ``env[PASSWORD_ENV]``; ``""``
-    (``--password`` alone) asks with *ask* (no echo) on a terminal. None: no login.
+    (``--password`` alone) takes ``env[PASSWORD_ENV]`` when set, else asks with *ask* (no echo) on a
+    terminal. None: no login.
 
     Raises :class:`UsageFailure` when it must be asked for but stdin is no terminal, or the answer is empty
     or holds a space (the server's passwords have none). The password is never printed.
     """
     password = given if given else None
-    if password is None and given is None:
+    if password is None:
         password = env.get(PASSWORD_ENV) or None
     if password is None and given == "":
         if not tty:

@@ -5,7 +5,8 @@ a typed ``/help`` the client sends :data:`BARRIER`, a ``/help`` for a name no co
 begin with a letter or digit): the server answers it with :data:`BARRIER_REPLY`, after the whole list,
 and the client shows its own commands in that reply's place, in the server's format (``/usage -
 summary``, so the terminal UI's completion learns them too). ``/help NAME`` for a command only the
-client has (``/help transfers``) is answered by the client alone. Loop thread only.
+client has (``/help transfers``), or whose server form is for programs (``/help sendfile``: the server's
+takes a SIZE), is answered by the client alone. Loop thread only.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ TERMINAL_COMMANDS = (
 BARRIER = "/help -end-"
 #: The server's answer to :data:`BARRIER`.
 BARRIER_REPLY = "ERROR no such command: /-end-"
-_ONLY_HERE = {"transfers", "resume", "cancel", "switch"}
+_ONLY_HERE = {"sendfile", "transfers", "resume", "cancel", "switch"}  # sendfile: the server's has SIZE
 
 
 def help_lines(terminal: bool, name: str | None = None) -> list[str]:

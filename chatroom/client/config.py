@@ -51,7 +51,7 @@ GROUPS = ("tls", "display", "files")
 NOT_IN_FILE = {"config": "the config file cannot name another",
                "password": "passwords are not read from the config file: use $CHATROOM_PASSWORD",
                "server_password": "passwords are not read from the config file: use $CHATROOM_SERVER_PASSWORD",
-               "help": "not an option"}
+               "help": "not an option", "version": "not an option"}
 
 
 class ConfigError(Exception):

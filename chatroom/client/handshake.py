@@ -14,7 +14,8 @@ to ``on_tags``, which turns on :mod:`chatroom.client.catchup`), ``/nick NAME`` a
 * ``nick``: ``OK`` names the client (on a terminal: ``* you are NAME``). ``ERROR`` ends line mode with
   status 2 (``refused = "nick"``; the command line says what to do), or, interactive, says
   ``* the server refused the name NAME: type another name (or /quit)`` and makes the next typed line
-  the new name (:attr:`Handshake.naming`); when a login follows, the login decides instead (``/nick
+  the new name (:attr:`Handshake.naming`; ``/login NICK PASSWORD`` there logs in instead, another
+  ``/command`` is refused); when a login follows, the login decides instead (``/nick
   alice`` is refused for a registered nick, and ``/login`` takes it).
 * ``pass``: a server started with ``--password-file`` answers the connection with one line,
   ``* This server needs a password: /pass PASSWORD``, and every other line with ``ERROR send /pass
@@ -33,6 +34,7 @@ Loop thread only. Outcomes leave through the callables given: ``changed()`` when
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from chatroom.client.io import Console
@@ -42,6 +44,9 @@ __all__ = ["PASS_ASK", "SERVER_PASSWORD_ENV", "Handshake"]
 
 #: How the first line of a server that needs the shared server password begins.
 PASS_ASK = "* This server needs a password"
+#: A first line that comes from another door of chatroom-server (or another server): the web port's HTTP,
+#: an IRC numeric or IRC's ``ERROR`` (the server prints all three ports; only one speaks lines).
+_OTHER_DOOR = re.compile(r"HTTP/\d|:\S+ \d{3} |ERROR :Closing Link")
 #: The environment variable the server password may come from (``--server-password`` wins).
 SERVER_PASSWORD_ENV = "CHATROOM_SERVER_PASSWORD"
 
@@ -73,7 +78,7 @@ class Handshake:
         self.naming = False
         #: True while the server wants its password and the next typed line is it (a terminal only).
         self.asking_password = False
-        #: Why the client ended with status 2: ``"nick"``, ``"login"`` or ``"pass"``.
+        #: Why the client ended with status 2: ``"nick"``, ``"login"``, ``"pass"`` or ``"port"`` (another door's).
         self.refused: str | None = None
         #: The server accepted a name on this connection.
         self.named = False
@@ -107,11 +112,17 @@ class Handshake:
         self.replies.ask(f"/nick {name}", "nick", self._reply)
 
     def greeting(self, text: str) -> bool:
-        """Every server line goes here first: True if it is the first and asks for the server password
-        (then it was handled here)."""
+        """Every server line goes here first: True if it is the first and asks for the server password, or
+        comes from another door (HTTP, IRC: the client ends with status 2); then it was handled here."""
         if self._greeted:
             return False
         self._greeted = True
+        if _OTHER_DOOR.match(text):
+            door = "HTTP (the web page's port: open it in a browser)" if text.startswith("HTTP/") else "IRC"
+            self.console.error(f"chatroom-client: this port speaks {door}, not chatroom's line protocol: "
+                               f"give --port the port of the 'chatroom-server listening on' line")
+            self._refuse("port")
+            return True
         if not text.startswith(PASS_ASK):
             return False
         self.replies.forget()  # the handshake sent so far is refused before /pass
@@ -156,14 +167,30 @@ class Handshake:
             else:
                 self.console.error("a password is needed")
             return
-        if text.partition(" ")[0].lower() == "/quit":
+        head, _, rest = text.strip().partition(" ")
+        if head.lower() == "/quit":
             self._end(0)  # no name yet: nothing to say goodbye to
+        elif head.lower() in ("/login", "/identify"):
+            self._typed_login(rest.split())
+        elif head.startswith("/") and not head.startswith("//"):
+            self.console.error("type a name first (or /login NICK PASSWORD, or /quit)")
         elif text.strip():
             self.naming = False  # typed lines wait again until the server answers
             self._send_nick(text.strip())
             self._changed()
         else:
             self.console.error("a name is needed")
+
+    def _typed_login(self, words: list[str]) -> None:
+        """``/login NICK PASSWORD`` typed at the name prompt (as the server's refusal of a registered nick
+        says): sent as a login, kept for reconnects like ``--password``; never printed."""
+        if len(words) != 2:
+            self.console.error("usage: /login NICK PASSWORD")
+            return
+        self.naming = False
+        self.name, self.password = words
+        self.replies.ask(f"/login {self.name} {self.password}", "login", self._reply)
+        self._changed()
 
     def learn(self, reply: str) -> None:
         """A reply to a typed line: ``OK nick NAME`` and ``OK logged in as NAME`` give the name a

@@ -26,6 +26,7 @@ Loop thread only (one parser per connection).
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Any
 
@@ -47,6 +48,11 @@ MAX_HEADERS = 64
 MAX_META = 1024
 #: What a request h11 cannot parse is told, by h11's status hint (anything else: 400).
 _BAD_HTTP = {431: f"request head over {MAX_HEAD} bytes"}
+#: A request line (RFC 9112, 3): METHOD (a token) SP target SP HTTP-version.
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP/\d\.\d")
+#: The answer to a first line that is none: a chat line or an IRC command sent to the web port by mistake.
+NOT_HTTP = ("this is chatroom-server's web port (open it in a browser); chatroom-client and nc use the port "
+            "of the 'chatroom-server listening on' line")
 
 
 #: h11's state of a peer that asked to switch protocols (an upgrade request not answered yet): what it sends next
@@ -117,6 +123,12 @@ class WsClosed:
         self.code = code
         self.reason = reason
         self.reply = reply
+
+
+def _request_line_so_far(head: bytes) -> bool:
+    """False when *head* (a request's bytes so far) has a complete first line that is no request line."""
+    end = head.find(b"\n")
+    return end < 0 or _REQUEST_LINE.fullmatch(head[:end].rstrip(b"\r")) is not None
 
 
 class WebParser:
@@ -203,6 +215,9 @@ class WebParser:
                 status = exc.error_status_hint
                 return HttpError(status, _BAD_HTTP.get(status, "malformed HTTP request"), str(exc))
             if event is h11.NEED_DATA:
+                if http.their_state is h11.IDLE and not _request_line_so_far(http.trailing_data[0]):
+                    self.http = None
+                    return HttpError(400, NOT_HTTP)
                 return None
             if event is h11.PAUSED:
                 if http.our_state is h11.DONE and http.their_state is h11.DONE:

@@ -19,7 +19,9 @@ Output on stdout, flushed: first ``chatroom-server listening on HOST:PORT``
 (an IPv6 host in brackets: ``[::1]:PORT``), then, for a wildcard host
 (``0.0.0.0``, ``::`` or empty), one ``chatroom-server LAN address ADDR:PORT``
 line per address of this machine that other machines can use (see
-:func:`lan_addresses`), the web URLs, and last one line for each port taken
+:func:`lan_addresses`; with ``--tls-port`` the same for that port, marked ``(TLS)``), the web URLs, the
+IRC addresses (``chatroom-server IRC on HOST:PORT``, ``IRC TLS on``: the bound one, then each LAN address
+for a wildcard host), and last one line for each port taken
 from the data dir's memory (``reusing port 5000, ...`` or ``... is taken:
 using 41234 instead ...``; see :mod:`chatroom.server.claim`).
 """
@@ -212,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Prints ``chatroom-server listening on HOST:PORT`` first (flushed), serves
     until SIGINT/SIGTERM and returns 0; 2 for bad arguments, configuration, data dir (another server's too),
-    password file, log file, plugin store, TLS certificate, or an address that cannot be bound (one line on
+    password file, log file, plugin store, a --plugin-dir that is no folder, TLS certificate, or an address
+    that cannot be bound (one line on
     stderr each, before any plugin is loaded; see the module docstring); 130 for Ctrl-C during start-up.
     """
     try:
@@ -231,6 +234,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"chatroom-server: warning: --no-plugins: not loading the --plugin-dir folder "
               f"{', '.join(map(str, args.plugin_dir))}", file=sys.stderr, flush=True)
         args.reload = False
+    elif missing := [str(folder) for folder in args.plugin_dir if not os.path.isdir(folder)]:
+        parser.error(f"--plugin-dir {missing[0]}: not a folder")
     if args.check_config is not None:
         return check_config(args)
     try:
@@ -307,15 +312,21 @@ def serve(server: Server, options: ServerOptions, args: argparse.Namespace) -> i
     if server.tls_address is not None:
         print(f"chatroom-server TLS on {format_address(*server.tls_address)} fingerprint "
               f"{server.claim.tls_fingerprint}", flush=True)
+    lan: list[str] = []
     if options.host in ("0.0.0.0", "", "::"):
-        family = socket.AF_INET6 if options.host == "::" else socket.AF_INET
-        for address in lan_addresses(family):
+        lan = lan_addresses(socket.AF_INET6 if options.host == "::" else socket.AF_INET)
+        for address in lan:
             print(f"chatroom-server LAN address {format_address(address, port)}", flush=True)
+        if server.tls_address is not None and server.tls_address[1] != port:  # --tls-port beside the clear one
+            for address in lan:
+                print(f"chatroom-server LAN address {format_address(address, server.tls_address[1])} (TLS)",
+                      flush=True)
     for url in web_urls(server, options.host, server.claim.tls is not None):
         print(f"chatroom-server web {url}", flush=True)
     for i, irc in enumerate(server.irc_addresses):  # the clear IRC port first, then IRC over TLS
         tls_irc = options.irc_tls_port is not None and (options.irc_port is None or i == 1)
-        print(f"chatroom-server IRC{' TLS' if tls_irc else ''} on {format_address(*irc)}", flush=True)
+        for address in [irc[0], *lan]:  # the bound address, then the ones LAN machines use
+            print(f"chatroom-server IRC{' TLS' if tls_irc else ''} on {format_address(address, irc[1])}", flush=True)
     for note in server.claim.notes:
         print(f"chatroom-server {note}", flush=True)
     tune_malloc()  # reuse chunk buffers instead of faulting them in again (see relay.tune_malloc)

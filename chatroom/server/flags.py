@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog="chatroom-server",
-        description="Run a chat room: one event loop for every client; commands are plugins.",
+        usage="%(prog)s [OPTION]...",
+        description="Run a chat room: one event loop for every client; commands are plugins. The address "
+                    "to give clients is printed at start-up; every option below has a working default.",
     )
     parser.add_argument("--host", default=UNSET,
                         help="address to bind (default 127.0.0.1; 0.0.0.0 serves the LAN over IPv4, "
@@ -68,47 +70,50 @@ def build_parser() -> argparse.ArgumentParser:
     _number(parser, "--port", metavar="PORT",
             help="TCP port, 0-65535 (default: the port this data dir had last time if it is free, else one "
                  "the kernel picks; 0: always one the kernel picks)")
-    parser.add_argument("--data-dir", type=Path, default=UNSET,
+    parser.add_argument("--data-dir", type=Path, default=UNSET, metavar="DIR",
                         help="folder for the stores, the log and the lock file (default ./chatroom-data); one "
                              "server at a time")
-    parser.add_argument("--log-file", type=Path, help="log file (default DATA_DIR/chatroom.log)")
-    _number(parser, "--max-queue", metavar="SIZE",
-            help="drop a client whose unsent output passes this size (default 8MiB, at least 4KiB)")
-    _number(parser, "--max-file-size", metavar="SIZE", help="largest file /sendfile relays (default 1GiB)")
-    _number(parser, "--quota-files-per-hour", metavar="N",
+    parser.add_argument("--log-file", type=Path, metavar="FILE", help="log file (default chatroom.log in the --data-dir)")
+    files = parser.add_argument_group("file transfer", "files sent with /sendfile, relayed to those who accept")
+    _number(files, "--max-file-size", metavar="SIZE", help="largest file /sendfile relays (default 1GiB)")
+    _number(files, "--quota-files-per-hour", metavar="N",
             help="files one sender (account, else address) may offer per hour (default 0: unlimited)")
-    _number(parser, "--quota-bytes-per-day", metavar="SIZE",
+    _number(files, "--quota-bytes-per-day", metavar="SIZE",
             help="bytes one sender may offer per day, e.g. 2GiB (default 0: unlimited)")
-    _number(parser, "--file-offer-timeout", metavar="S",
+    _number(files, "--file-offer-timeout", metavar="S",
             help="seconds a receiver that asks for consent (/files ask) has to /accept or /decline "
                  "an offer before it counts as declined (default 60)")
-    _number(parser, "--resume-keep", metavar="TIME",
+    _number(files, "--resume-keep", metavar="TIME",
             help="how long an interrupted transfer waits for both ends to come back and resume it, after its "
                  "last activity: 3600, 90m, 24h, 7d (default 24h, at most 30d)")
-    parser.add_argument("--plugin-dir", type=Path, action="append", default=[],
+    plugins = parser.add_argument_group("plugins", "commands are pluggy plugins: the built-ins, installed "
+                                        "packages (entry-point group 'chatroom') and --plugin-dir files")
+    plugins.add_argument("--plugin-dir", type=Path, action="append", default=[], metavar="DIR",
                         help="load every .py file in this folder as a plugin (repeatable)")
-    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+    plugins.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
                         help=f"do not load plugin NAME (repeatable; also ${DISABLE_ENV}=a,b)")
-    parser.add_argument("--reload", action="store_true",
+    plugins.add_argument("--reload", action="store_true",
                         help="with --plugin-dir: reload a plugin file when it changes (the old version keeps "
                              "running if the new one fails to load); for developing plugins")
-    parser.add_argument("--no-plugins", action="store_true", help="load the built-in plugins only")
-    parser.add_argument("--list-plugins", action="store_true", help="list the plugins that would load, and exit")
+    plugins.add_argument("--no-plugins", action="store_true", help="load the built-in plugins only")
+    plugins.add_argument("--list-plugins", action="store_true", help="list the plugins that would load, and exit")
     parser.add_argument("--config", type=Path, default=os.environ.get(CONFIG_ENV) or None, metavar="FILE",
                         help=f"TOML file: admins = [ACCOUNT, ...] (moderate every room, /plugins enable|disable), "
                              f"and [plugins.NAME] tables that configure plugins (ctx.config); "
                              f"default ${CONFIG_ENV}")
-    parser.add_argument("--check-config", type=Path, metavar="FILE",
+    plugins.add_argument("--check-config", type=Path, metavar="FILE",
                         help="check FILE (a --config file) against every loaded plugin's declared settings, "
                              "print each problem, and exit (0: valid, 1: problems, 2: unreadable)")
-    _number(parser, "--ready-grace", metavar="S",
+    _number(plugins, "--ready-grace", metavar="S",
             help="seconds after which a member that never named itself counts as ready for the "
                  "member_ready hook (default 5)")
-    _number(parser, "--plugin-fault-limit", metavar="N", help="disable a plugin after N faults (default 5)")
-    _number(parser, "--slow-hook-ms", metavar="MS",
+    _number(plugins, "--plugin-fault-limit", metavar="N", help="disable a plugin after N faults (default 5)")
+    _number(plugins, "--slow-hook-ms", metavar="MS",
             help="log a warning when a plugin blocks the loop longer than MS (default 100); twice within "
                  "10 minutes quarantines the plugin until an admin enables it")
     limits = parser.add_argument_group("flood control and connection limits")
+    _number(limits, "--max-queue", metavar="SIZE",
+            help="drop a client whose unsent output passes this size (default 8MiB, at least 4KiB)")
     _number(limits, "--flood-rate", metavar="R",
             help="token bucket per connection: R tokens per second (a chat line costs 1, an unknown command "
                  "or /who more); a client out of tokens waits until they refill (default 2; 0 disables flood "
@@ -183,10 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     irc.add_argument("--irc-server-name", default=UNSET, metavar="NAME", help="IRC server name (default: host name)")
     _number(irc, "--irc-ping-after", metavar="S",
             help="PING an IRC client silent for S seconds; close it after S more without an answer (default 120)")
-    parser.add_argument("--password-file", type=Path, metavar="FILE",
+    accounts = parser.add_argument_group("passwords")
+    accounts.add_argument("--password-file", type=Path, metavar="FILE",
                         help="a shared server password (the first line of FILE): every connection, clear or TLS, "
                              "must send /pass PASSWORD before anything else")
-    parser.add_argument("--reset-password", metavar="NICK",
+    accounts.add_argument("--reset-password", metavar="NICK",
                         help="set the password of the account NICK (asked twice without echo; one line of stdin "
                              "when it is not a terminal), then exit")
     scale = parser.add_argument_group(
