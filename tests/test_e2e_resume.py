@@ -391,6 +391,30 @@ def test_the_sending_client_restarts_and_transfers_shows_the_wait(server: Any, p
     bob.expect("transfers: none")
 
 
+def test_a_sent_offer_waiting_for_its_receivers_to_confirm_is_not_listed_as_interrupted(server: Any,
+                                                                                       people: Any) -> None:
+    dave = server.connect("dave", binary=True)  # takes every byte, never says file-received
+    dave.send("/caps resume")
+    dave.expect("OK caps binary resume")
+    alice = people(server.port, "alice")
+    dave.expect_where(lambda line: line.endswith("is now known as alice"), "alice")
+    content = os.urandom(MiB + 7)
+    (alice.send_dir / "f.bin").write_bytes(content)
+    alice.send("/sendfile f.bin")
+    metas = []
+    while not metas or not metas[-1].startswith(("file-end", "file-abort")):
+        event = dave.next_event()
+        if isinstance(event, protocol.Frame):
+            metas.append(event.meta)
+    assert metas[-1].startswith("file-end"), metas[-3:]
+    alice.expect(starts('sent "f.bin"'))
+    token = alice_token(alice)  # kept: dave has not confirmed
+    alice.send("/transfers")
+    assert alice.expect(starts("transfers: ")) == "transfers: 1 out, 0 in"
+    assert alice.expect(starts("  ")) == (f"  up {token[:8]} f.bin: 1.0 MiB, sent, waiting for the receivers to "
+                                          f"confirm; /cancel {token[:8]}")
+
+
 def test_a_refused_resume_is_listed_and_resume_asks_again_after_a_login(server_factory: Any, people: Any,
                                                                         proxies: Any) -> None:
     server = server_factory("--flood-rate", "0")

@@ -251,7 +251,8 @@ class Transfers:
         if journal is None:
             return []
         moving = tm.running if tm is not None else (lambda token: False)
-        found = [Paused(t, "up", safe_name(r.name), 0, r.size, t in journal.refused)
+        delivered = tm.delivered if tm is not None else (lambda token: False)
+        found = [Paused(t, "up", safe_name(r.name), 0, r.size, t in journal.refused, delivered(t))
                  for t, r in journal.sends.items() if not moving(t)]
         return found + [Paused(t, "down", f"{r.name} from {r.sender}", r.done, r.size, t in journal.refused)
                         for t, r in journal.incoming.items() if not moving(t)]

@@ -69,7 +69,8 @@ class Offer:
 class Paused:
     """An interrupted transfer that can resume: its *token*, ``direction`` (``"up"``, ``"down"``), ``desc``,
     ``done`` of ``total`` bytes verified (0 for an own offer: its receivers know), ``refused`` when the
-    server did not know it on this connection."""
+    server did not know it on this connection, ``delivered`` when an own offer was relayed in full on this
+    connection and waits for its receivers to confirm the file (not interrupted)."""
 
     token: str
     direction: str
@@ -77,6 +78,7 @@ class Paused:
     done: int
     total: int
     refused: bool = False
+    delivered: bool = False
 
 
 def pick_offer(offers: dict[str, Offer], arg: str, verb: str) -> tuple[Offer | None, str | None]:
@@ -117,11 +119,12 @@ def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer]
     recvs = [p for p in progress if p.direction == "recv"]
     if not (sends or recvs or outgoing or offers or paused):
         return ["transfers: none"]
-    parts = [f"{len(sends) + len(outgoing)} out", f"{len(recvs)} in"]
+    interrupted = sum(not p.delivered for p in paused)
+    parts = [f"{len(sends) + len(outgoing) + len(paused) - interrupted} out", f"{len(recvs)} in"]
     if offers:
         parts.append(f"{len(offers)} offer{'s' * (len(offers) > 1)}")
-    if paused:
-        parts.append(f"{len(paused)} interrupted")
+    if interrupted:
+        parts.append(f"{interrupted} interrupted")
     lines = ["transfers: " + ", ".join(parts)]
     for p in [*sends, *recvs]:
         arrow = "up" if p.direction == "send" else "down"
@@ -136,6 +139,10 @@ def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer]
         lines.append(f'  offer {o.tid} "{o.name}" ({human_size(o.size)}) from {o.sender}: {what}')
     for p in paused:
         short = p.token[:8]
+        if p.delivered:
+            lines.append(f"  up {short} {p.desc}: {human_size(p.total)}, sent, waiting for the receivers to confirm; "
+                         f"/cancel {short}")
+            continue
         have = (f"{human_size(p.done)} of {human_size(p.total)} ({_percent(p.done, p.total)})" if p.direction == "down"
                 else human_size(p.total))
         state = "the server does not know it now" if p.refused else "interrupted"

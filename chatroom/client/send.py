@@ -75,6 +75,9 @@ class Sender:
         self._ids: dict[int, str] = {}  # file-id: transfer id -> token, until its OK sendfile
         self._resend: dict[int, tuple[str, bytearray]] = {}  # file-resend arriving in pieces
         self._turn = 0
+        #: Tokens of own resumable offers whose session ended with ``file-done`` on this connection: relayed,
+        #: their record kept until ``file-gone`` says every receiver checked the file.
+        self.delivered: set[str] = set()
 
     # -- state --------------------------------------------------------------------------------------
     @property
@@ -235,6 +238,7 @@ class Sender:
 
     def forget(self, record: SendRecord) -> None:
         """Drop *record* from the journal and the disk."""
+        self.delivered.discard(record.token)
         if self.journal is not None:
             self.journal.sends.pop(record.token, None)
         record.remove()
@@ -376,6 +380,8 @@ class Sender:
             return
         who, speed = ", ".join(receivers) or "nobody", took(send.size, time.monotonic() - send.started)
         record = send.record
+        if record is not None and record.token:
+            self.delivered.add(record.token)
         if send.plan is not None and record is not None:
             share = 100 * send.size / max(1, record.size)
             self.emit(f'resumed "{send.name}" ({record.size} bytes) to {who}: sent the missing {send.size} bytes '

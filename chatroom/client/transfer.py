@@ -101,6 +101,11 @@ class TransferManager:
         """Is the resumable transfer *token* (either side) moving on this connection now?"""
         return self._out.sending(token) or self._resumable.arriving(token)
 
+    def delivered(self, token: str) -> bool:
+        """Was the own resumable offer *token* relayed in full on this connection (its receivers not all
+        confirmed yet)?"""
+        return token in self._out.delivered
+
     def cancel(self, what: str) -> bool:
         """``/cancel WHAT``: stop one transfer; False if *what* names none of this manager's.
 
