@@ -447,11 +447,17 @@ def test_help_shows_the_clients_commands_after_the_servers_list() -> None:
     assert help_list.typed("")
     assert wire.take() == ["/help", BARRIER]
     assert not help_list.reply("/who [#ROOM], /names - List the names in your room (or in #ROOM)")
+    # the server's lines for commands the client lists in its own words are not shown twice
+    assert help_list.reply("/accept ID - Accept the file offered as ID")
+    assert help_list.reply("/quit - Leave the room and close the connection")
+    assert help_list.reply("/sendfile NAME SIZE - Offer a file of SIZE bytes to the room")
+    assert not help_list.reply("/quitters - a plugin's command")
     assert help_list.reply(BARRIER_REPLY)
     assert console.lines[0] == "* chatroom-client's own commands:"
     assert [line.split()[0] for line in console.lines[1:]] == ["/sendfile", "/transfers", "/resume", "/cancel",
                                                                "/accept", "/decline", "/quit"]
     assert not help_list.reply(BARRIER_REPLY)  # only as many as were asked for
+    assert not help_list.reply("/accept ID - Accept the file offered as ID")  # (no /help asked: shown as sent)
     assert help_list.typed("/transfers") and console.lines[-1].startswith("/transfers - ")
     assert not help_list.typed("join") and not help_list.typed("switch")  # /switch: the terminal UI's
     assert Help(console, wire.send, terminal=True).typed("switch")

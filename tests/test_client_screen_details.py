@@ -57,6 +57,8 @@ def test_help_lists_the_clients_own_commands_after_the_servers(server: Any, term
     assert ours == ["/sendfile NAME", "/transfers", "/resume ID", "/cancel ID", "/accept [ID]", "/decline [ID]",
                     "/quit", "/switch #ROOM"]
     assert "no such command" not in alice.text()  # the end-of-list marker is never shown
+    twice = [line for line in lines[:header] if re.match(r"\d\d:\d\d /(accept ID|decline ID|quit|sendfile NAME SIZE) - ", line)]
+    assert not twice, twice  # the server's lines for the client's own commands: shown once, in the client's words
     alice.type("/tr\t")
     alice.wait_for(r"^#lobby> /transfers$", "the client's command completes too")
 

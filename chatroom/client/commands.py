@@ -36,6 +36,8 @@ BARRIER = "/help -end-"
 #: The server's answer to :data:`BARRIER`.
 BARRIER_REPLY = "ERROR no such command: /-end-"
 _ONLY_HERE = {"sendfile", "transfers", "resume", "cancel", "switch"}  # sendfile: the server's has SIZE
+#: The server's ``/help`` lines the client's own list replaces (``/accept ID - ...``: it lists them in its words).
+_REPLACED = tuple(f"{usage.split()[0]} " for usage, _ in CLIENT_COMMANDS)
 
 
 def help_lines(terminal: bool, name: str | None = None) -> list[str]:
@@ -72,9 +74,12 @@ class Help:
         return False
 
     def reply(self, text: str) -> bool:
-        """A server line: True for the barrier's reply, replaced by the client's list."""
-        if not self._due or text != BARRIER_REPLY:
+        """A server line: True for the barrier's reply, replaced by the client's list, and for a line of the
+        server's list that the client's list gives in its own words (``/accept ID``, ``/quit``...: not twice)."""
+        if not self._due:
             return False
+        if text != BARRIER_REPLY:
+            return text.startswith(_REPLACED) and " - " in text
         self._due -= 1
         for line in help_lines(self.terminal):
             self.console.line(line)
