@@ -126,7 +126,7 @@ def test_subscribe_push_and_unsubscribe(room: InProcessRoom) -> None:
     assert bob.say("/subscribe #cats") == ["OK subscribed to #cats"]
     assert bob.say("/subscribe Dogs") == ["OK subscribed to #dogs"]
     assert bob.say("/subscribe #cats") == ["OK already subscribed to #cats"]
-    assert bob.say("/subscribe") == ["OK subscribed to #cats #dogs"]
+    assert bob.say("/subscribe") == ["OK your subscriptions: #cats #dogs"]  # a listing, not a new subscription
     assert alice.say("/subscribe #cats") == ["OK subscribed to #cats"]
     for client in (alice, bob, carol):
         client.clear()

@@ -253,7 +253,7 @@ def cmd_subscribe(ctx: Context, args: list[str]) -> None:
     mine = by_client.get(key, set())
     if not args:
         listed = " ".join("#" + t for t in sorted(mine))
-        ctx.reply(f"OK subscribed to {listed}" if mine else "OK no subscriptions")
+        ctx.reply(f"OK your subscriptions: {listed}" if mine else "OK no subscriptions")
         return
     tag = parse_tag(args[0])
     if tag in mine:
