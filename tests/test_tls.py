@@ -191,6 +191,15 @@ def test_clear_client_on_the_tls_port_is_told_and_closed(server_factory: Any) ->
     server.connect("still").sync()  # the server serves on
 
 
+def test_chatroom_client_without_tls_on_the_tls_port_is_told_to_add_it(server_factory: Any, tmp_path: Path) -> None:
+    server, port, _ = start_tls(server_factory, "--tls-port", "0")
+    (tmp_path / "c").mkdir()
+    run = run_client(port, tmp_path / "c", tmp_path / "home", "--name", "carol", stdin="hi\n")
+    assert run.returncode == 2, run  # a usage mistake, as another door's port is (1 is a server lost)
+    assert "chatroom-client: this port speaks TLS: add --tls (or give --port the clear port)" in run.stderr, run
+    server.connect("still").sync()
+
+
 def test_tls_client_on_the_clear_port_is_closed_at_once(server_factory: Any) -> None:
     server, _, _ = start_tls(server_factory, "--tls-port", "0")
     started = time.monotonic()

@@ -47,6 +47,9 @@ PASS_ASK = "* This server needs a password"
 #: A first line that comes from another door of chatroom-server (or another server): the web port's HTTP,
 #: an IRC numeric or IRC's ``ERROR`` (the server prints all three ports; only one speaks lines).
 _OTHER_DOOR = re.compile(r"HTTP/\d|:\S+ \d{3} |ERROR :Closing Link")
+#: The first line of a server's TLS port read in clear (chatroom.net.tls.CLEAR_ERROR; the client imports nothing
+#: from the server).
+_TLS_PORT = "ERROR this port speaks TLS"
 #: The environment variable the server password may come from (``--server-password`` wins).
 SERVER_PASSWORD_ENV = "CHATROOM_SERVER_PASSWORD"
 
@@ -121,6 +124,10 @@ class Handshake:
             door = "HTTP (the web page's port: open it in a browser)" if text.startswith("HTTP/") else "IRC"
             self.console.error(f"chatroom-client: this port speaks {door}, not chatroom's line protocol: "
                                f"give --port the port of the 'chatroom-server listening on' line")
+            self._refuse("port")
+            return True
+        if text.startswith(_TLS_PORT):
+            self.console.error(f"chatroom-client: this port speaks TLS: add --tls (or give --port the clear port)")
             self._refuse("port")
             return True
         if not text.startswith(PASS_ASK):
