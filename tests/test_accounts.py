@@ -19,6 +19,7 @@ import pytest
 
 from chatroom import AccountStore, author_label, check_password, hash_password, verify_password
 from chatroom.builtin.accounts import Backoff
+from chatroom.model.accounts import Account, reset_password
 
 PW = "correct-horse"
 DEADLINE = 10.0
@@ -298,6 +299,34 @@ def test_e2e_register_restart_login_and_the_log(server_factory, tmp_path: Path) 
     assert PW not in log and "wrong-password" not in log
 
 
+def test_look_outside_tells_on_change_only_what_another_process_changed(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.sqlite3"
+    told: list[str] = []
+    with AccountStore(path, inline=True) as store:  # its writer's own connection, on this thread
+        store.look_outside()  # nobody listens: no look at all
+        store.on_change = lambda account: told.append(f"{account.name} {account.password_hash}")
+        store.create("alice", "hash-a", now=100.0)  # (long ago: a look tells again what changed in its last minute)
+        store.create("bob", "hash-b", now=100.0)
+        store.look_outside()  # the first look on the writer's connection: what changed lately (nothing here)
+        assert told == ["alice hash-a", "bob hash-b"]  # (when created)
+        told.clear()
+        store.look_outside()
+        store.set_password("alice", "hash-a2")  # its own change: told once, when committed
+        store.put(Account("carol", "hash-c", 1.0, time.time()))  # another node's: never told back
+        store.look_outside()
+        assert told == ["alice hash-a2"]
+        reset_password(path, "BOB", lambda name: "new-password")  # another connection: as the console does
+        store.look_outside()
+        account = store.get("bob")
+        assert account is not None and f"bob {account.password_hash}" in told[1:]
+        assert set(told[1:]) <= {f"bob {account.password_hash}", "alice hash-a2", "carol hash-c"}  # (the last
+        # minute's changes are told again: a look cannot tell whose they were; harmless, the newer change wins)
+        assert verify_password("new-password", account.password_hash)
+        count = len(told)
+        store.look_outside()  # nothing new since
+        assert len(told) == count
+
+
 def reset(data: Path, nick: str, stdin: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["chatroom-server", "--data-dir", str(data), "--reset-password", nick],
                           input=stdin, capture_output=True, text=True, timeout=DEADLINE)
@@ -306,11 +335,13 @@ def reset(data: Path, nick: str, stdin: str) -> subprocess.CompletedProcess[str]
 def test_e2e_reset_password_at_the_console(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "data"
     missing = reset(data, "alice", "new-password\n")
-    assert missing.returncode == 1 and "no account alice" in missing.stderr and not data.exists()
+    assert missing.returncode == 2 and "no account alice" in missing.stderr and not data.exists()  # a usage mistake
     server = server_factory(data_dir=data)
     alice = server.connect("alice")
     alice.send(f"/register {PW}")
     alice.expect("OK registered alice; you are logged in")
+    unknown = reset(data, "carol", "new-password\n")
+    assert (unknown.returncode, unknown.stderr) == (2, "chatroom-server: error: no account carol\n")
     refused = reset(data, "alice", "short\n")
     assert refused.returncode == 2 and "a password needs at least 8 characters" in refused.stderr
     done = reset(data, "ALICE", "new-password\n")  # while the server runs: it reads the store at each login

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_fakes import Call, FakeLink, since
+from redis_fakes import Call, FakeLink, FakeLoop, since
+from redis_kit import DEADLINE, start_node
+from test_scaleout_presence import eventually, seen_and_log
 
-from chatroom.model.accounts import AccountStore
+from chatroom.model.accounts import AccountStore, reset_password
 from chatroom.scaleout.accounts import SharedAccounts
 from chatroom.scaleout.resp import ReplyError
 
@@ -52,7 +55,8 @@ def record(name: str, password_hash: str, created: float, changed: float) -> byt
 def setup(tmp_path: Path) -> Iterator[tuple[AccountStore, FakeLink, SharedAccounts]]:
     store = AccountStore(tmp_path / "accounts.sqlite3", inline=True)
     link = FakeLink()
-    shared = SharedAccounts(store, link, KEY, CTL, "a")  # type: ignore[arg-type]
+    shared = SharedAccounts(store, link, KEY, CTL, "a",  # type: ignore[arg-type]
+                            look_later=FakeLoop().call_later)  # (link.loop: the retries alone)
     yield store, link, shared
     shared.close()
     store.close()
@@ -229,3 +233,50 @@ def test_the_share_script_stores_and_publishes_in_one_step_unless_redis_holds_a_
     assert messages == [b"hash-1", b"hash-2", b"hash-b"]  # each record stored was published, the others not
     assert json.loads(redis_server.command("HGET", KEY, "alice"))[1] == "hash-2"
     assert redis_server.command("HEXISTS", KEY, "carol") == 0  # refused: neither stored nor published
+
+
+def test_an_account_changed_by_another_process_is_shared_at_the_next_look(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, link, shared = setup
+    looks = FakeLoop()
+    shared.close()
+    shared = SharedAccounts(store, link, KEY, CTL, "a", look_later=looks.call_later)  # type: ignore[arg-type]
+    store.create("alice", "hash-a", now=100.0)
+    link.answer_all([1])
+    assert looks.fire() == 1.0  # a look every second: nothing changed
+    mark = len(link.calls)
+    looks.fire()
+    assert not since(link, mark)
+    reset_password(tmp_path / "accounts.sqlite3", "alice", lambda name: "new-password")  # the console, beside it
+    looks.fire()
+    (shared_record,) = published(since(link, mark))
+    account = store.get("alice")
+    assert account is not None and shared_record == list(account) and shared_record[1] != "hash-a"
+    shared.close()
+    assert not looks.due()  # closed: no more looks
+
+
+def test_e2e_a_password_reset_at_a_running_nodes_console_logs_in_on_every_node(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    alice = a.connect("alice")
+    alice.send("/register correct-horse-battery")
+    alice.expect("OK registered alice; you are logged in")
+    eventually(lambda: redis_server.command("HEXISTS", KEY, "alice") == 1, "alice shared")
+    held = redis_server.command("HGET", KEY, "alice")
+    done = subprocess.run(["chatroom-server", "--data-dir", str(a.data_dir), "--reset-password", "alice"],
+                          input="new-password-1\n", capture_output=True, text=True, timeout=DEADLINE)
+    assert (done.returncode, done.stdout) == (0, "OK password of alice reset\n"), done.stderr
+    eventually(lambda: redis_server.command("HGET", KEY, "alice") != held, "node a sharing the reset",
+               show=lambda: a.log_text()[-2000:])  # Redis stores and publishes it in one step: b hears it too
+    for node in (b, a):
+        guest = node.connect()
+
+        def logged_in(guest=guest) -> bool:  # (b's writer may not have committed it yet: asked again)
+            guest.send("/login alice new-password-1")
+            guest.expect_where(lambda l: l.startswith(("OK logged in", "ERROR")), "the login's answer")
+            return guest.seen[-1] == "OK logged in as alice"
+
+        eventually(logged_in, "alice logs in with the new password", show=lambda: seen_and_log(guest, node))
+        guest.send("/quit")
+    late = b.connect()
+    late.send("/login alice correct-horse-battery")
+    late.expect("ERROR wrong password for alice")  # the old one is gone on every node

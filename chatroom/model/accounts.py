@@ -30,6 +30,18 @@ loop wait for the disk, and its ``OK`` comes once the account is committed
 (docs/protocol.md, "Durability"). :func:`hash_password` and
 :func:`verify_password` touch no database and are the functions to run on a
 worker thread.
+
+Changes made by another process: ``chatroom-server --reset-password`` writes
+the file while the server runs. A login reads the file, so the running
+server takes the new password at once; but :attr:`AccountStore.on_change`
+(scale-out: the other nodes) hears only of what this store wrote, until
+:meth:`AccountStore.look_outside` looks (scale-out calls it every second): a
+``PRAGMA data_version`` on the loop's connection says whether anyone
+committed; if so, the writer thread's own ``data_version`` (which its own
+commits never move) says whether another process did, and then every
+account changed since the previous look (less :data:`OUTSIDE_MARGIN`, for the
+other process's commit delay) is told to ``on_change``. Telling an account
+twice is harmless there (the newer change wins everywhere).
 """
 
 from __future__ import annotations
@@ -75,6 +87,9 @@ SALT_BYTES = 16
 KEY_BYTES = 32
 #: Memory scrypt may use (bytes); hashes whose parameters need more are refused.
 MAX_MEMORY = 64 << 20
+#: How far before its previous look :meth:`AccountStore.look_outside` still counts a change another process
+#: committed since (seconds): that process takes ``changed`` before its commit, which may wait for the lock.
+OUTSIDE_MARGIN = 60.0
 #: Password length bounds, in characters.
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
 
@@ -194,6 +209,35 @@ def _put(conn: sqlite3.Connection, account: Account) -> None:
                   account.created, account.changed))
 
 
+class _Looks:
+    """What the writer thread saw at :meth:`AccountStore.look_outside`'s last look: its connection, that
+    connection's ``data_version``, and when (Unix seconds). Writer thread only."""
+
+    def __init__(self, since: float) -> None:
+        self.conn: sqlite3.Connection | None = None
+        self.version = -1
+        self.since = self.before = since
+
+    def outside(self, conn: sqlite3.Connection) -> list[Account]:
+        """Writer-thread job of :meth:`AccountStore.look_outside`: the accounts another process may have
+        changed since the last look (none if no other process committed; every one changed since then,
+        less :data:`OUTSIDE_MARGIN`, if one did or the writer's connection is new)."""
+        now = time.time()
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        changed: list[Account] = []
+        if conn is not self.conn or version != self.version:
+            changed = [Account(*row) for row in conn.execute(
+                "SELECT name, password, created, changed FROM accounts WHERE changed >= ?",
+                (self.since - OUTSIDE_MARGIN,))]
+        self.conn, self.version, self.since, self.before = conn, version, now, self.since
+        return changed
+
+    def undo(self) -> None:
+        """The last look's transaction failed (its result was lost): the next look looks as far back again.
+        Loop thread, once that look is over (:meth:`AccountStore.look_outside` queues one at a time)."""
+        self.conn, self.since = None, self.before
+
+
 class AccountStore:
     """The accounts of one server, in the SQLite file *path* (created and migrated on open).
 
@@ -215,8 +259,37 @@ class AccountStore:
         self._writer = Writer(self.path, post=post or (lambda fn, args, owner: fn(*args)), name="chatroom-accounts",
                               inline=inline)
         #: Scale-out: ``on_change(account)`` hears every account created or changed here once committed, on the
-        #: thread that gets ``on_done`` (None: nobody).
+        #: thread that gets ``on_done`` (None: nobody); one changed by another process at :meth:`look_outside`.
         self.on_change: Callable[[Account], None] | None = None
+        self._looks = _Looks(time.time())
+        self._version = self._data_version()  # the loop's connection: anyone's commit moves it
+        self._looking = False  # a look is queued on the writer (one at a time)
+
+    def _data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def look_outside(self) -> None:
+        """Tell :attr:`on_change` of the accounts another process changed in the file since the last look
+        (``chatroom-server --reset-password`` while this server runs). Returns at once: when nothing was
+        committed since (one ``PRAGMA``), else after a look on the writer thread, whose result comes through
+        *post*. Does nothing while nobody listens (``on_change`` None). Reads' thread (the loop) only."""
+        if self.on_change is None or self._looking:
+            return
+        version = self._data_version()
+        if version == self._version:
+            return
+        self._version, self._looking = version, True
+        self._writer.submit(self._looks.outside, self._tell_outside)
+
+    def _tell_outside(self, changed: list[Account] | None, error: BaseException | None) -> None:
+        self._looking = False
+        if error is not None:  # (the writer failed: look again, as far back, at the next call)
+            self._looks.undo()
+            self._version = -1
+            return
+        for account in changed or ():
+            if self.on_change is not None:
+                self.on_change(account)
 
     def get(self, name: str) -> Account | None:
         """The account called *name* (case-insensitive), or None."""
@@ -330,11 +403,9 @@ def reset_password(path: Path, nick: str, read_password: Callable[[str], str] = 
 
 def console_reset(path: Path, nick: str) -> tuple[int, str]:
     """``chatroom-server --reset-password NICK``: :func:`reset_password` with :func:`console_password`;
-    returns ``(exit status, line)``: ``(0, "OK password of NICK reset")``, ``(1, reason)`` for no such
-    account, ``(2, reason)`` for a refused password."""
+    returns ``(exit status, line)``: ``(0, "OK password of NICK reset")``, or ``(2, reason)`` for a usage
+    mistake (no such account, a refused password: docs/protocol.md, "Accounts")."""
     try:
         return 0, f"OK password of {reset_password(path, nick)} reset"
-    except LookupError as exc:
-        return 1, str(exc)
-    except ValueError as exc:
+    except (LookupError, ValueError) as exc:
         return 2, str(exc)

@@ -16,7 +16,8 @@ A connection lost first (``Unavailable``: it may or may not have run) sends it a
 on a timer (:class:`~chatroom.scaleout.retry.RetryTimer`: 1 s, doubling to 30 s). What goes again is the
 account's *current* record, read from the store, never an older one. The read of every account (``HGETALL``,
 when the link comes up) is asked again the same way. Each failure is logged once per account, and its recovery
-once. Loop thread only.
+once. An account changed in the data dir by another process (``chatroom-server --reset-password`` while this node
+runs) is shared the same way within :data:`LOOK_EVERY` seconds (``AccountStore.look_outside``). Loop thread only.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from chatroom.net.scheduler import Timer
     from chatroom.scaleout.link import RedisLink
 
-__all__ = ["SHARE_LUA", "SharedAccounts"]
+__all__ = ["LOOK_EVERY", "SHARE_LUA", "SharedAccounts"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -58,6 +59,10 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {1}
 """
 
+#: Seconds between two looks for accounts another process changed in this node's store (one ``PRAGMA`` when
+#: nothing was committed).
+LOOK_EVERY = 1.0
+
 #: The name :attr:`SharedAccounts.calls` and the failure log use for the read of every account (no account key
 #: is empty: a nick has at least one character).
 _ALL = ""
@@ -66,10 +71,12 @@ _ALL = ""
 class SharedAccounts:
     """Keeps *store* in step with every node's through *link*, the hash *key* and the ``ctl`` channel *ctl*;
     *name* is this node's. *call_later(delay, fn)* (default: the link's loop's) times the retries of what Redis
-    refused or could not queue on a live link (:class:`~chatroom.scaleout.retry.RetryTimer`)."""
+    refused or could not queue on a live link (:class:`~chatroom.scaleout.retry.RetryTimer`); *look_later*
+    (default: the same) the looks for accounts another process changed in *store*, every :data:`LOOK_EVERY` s."""
 
     def __init__(self, store: AccountStore, link: RedisLink, key: str, ctl: str, name: str,
-                 call_later: Callable[[float, Callable[[], None]], Timer] | None = None) -> None:
+                 call_later: Callable[[float, Callable[[], None]], Timer] | None = None,
+                 look_later: Callable[[float, Callable[[], None]], Timer] | None = None) -> None:
         self.store = store
         self.link = link
         self.key = key
@@ -79,16 +86,27 @@ class SharedAccounts:
         self.unsent: set[str] = set()
         #: The read of every account failed: read again (on the timer on a live link, or when the link is back).
         self.unread = False
-        self.retries = RetryTimer(call_later if call_later is not None else link.loop.call_later, self._retry)
+        call_later = call_later if call_later is not None else link.loop.call_later
+        self.retries = RetryTimer(call_later, self._retry)
+        self._look_later = look_later if look_later is not None else call_later
         #: Each account's shares (and the reads of every account, :data:`_ALL`): the last one of each decides.
         self.calls = LastCalls(link, self._ok, self._failed)
         self._failing: set[str] = set()  # account keys (or _ALL) whose failure was logged, until Redis answers
         store.on_change = self.changed
+        self._look: Timer | None = self._look_later(LOOK_EVERY, self._look_outside)
+
+    def _look_outside(self) -> None:
+        """Every :data:`LOOK_EVERY` seconds: share what another process changed in the store."""
+        self.store.look_outside()
+        self._look = self._look_later(LOOK_EVERY, self._look_outside)
 
     def close(self) -> None:
         """Stop: the retry timer is cancelled, late replies are ignored, the store tells no one any more."""
         self.calls.close()
         self.retries.close()
+        if self._look is not None:
+            self._look.cancel()
+            self._look = None
         if self.store.on_change == self.changed:
             self.store.on_change = None
 

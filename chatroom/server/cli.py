@@ -247,7 +247,7 @@ def _main(argv: list[str] | None) -> int:
     except ValueError as exc:  # what the flags cannot check alone (--tls-cert without --tls-key...)
         return _fail(2, str(exc))
     log_file = args.log_file or options.data_dir / "chatroom.log"
-    if args.reset_password is not None:  # exit 0 (OK printed), 1 (no such account), 2 (refused password)
+    if args.reset_password is not None:  # exit 0 (OK printed), 2 (no such account, refused password)
         status, line = console_reset(options.data_dir / "accounts.sqlite3", args.reset_password)
         if status:
             return _fail(status, line)

@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "must send /pass PASSWORD before anything else")
     accounts.add_argument("--reset-password", metavar="NICK",
                         help="set the password of the account NICK (asked twice without echo; one line of stdin "
-                             "when it is not a terminal), then exit")
+                             "when it is not a terminal), then exit; a server running on the data dir "
+                             "(and, with --redis, every node) takes it within a second")
     scale = parser.add_argument_group(
         "scale-out", "several servers as one chat through Redis (docs/scale-out.md; pip install 'chatroom[redis]')")
     scale.add_argument("--redis", default=UNSET, metavar="URL",
