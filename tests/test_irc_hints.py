@@ -48,14 +48,63 @@ def test_a_real_registration_burst_never_gets_the_wrong_door_notice(tmp_path: Pa
         assert "001" in [m.command for m in got], got
 
 
-def test_e2e_wrong_door_names_the_line_port(server_factory: Any) -> None:
+def _help_lines(fake: IrcFake, subject: str) -> list[Message]:
+    fake.line(f"HELP {subject}".rstrip())
+    return [m for m in _messages(fake) if m.command in ("704", "705", "706")]
+
+
+def test_help_cmd_is_the_line_protocols_help_text(tmp_path: Path) -> None:
+    with irc_room(tmp_path) as room:
+        alice = room.join("alice")
+        bob = IrcFake(room)
+        for text in ("NICK bob", "USER b 0 * :Bob"):
+            bob.line(text)
+        bob.take()
+        for subject in ("nick", "upper", "help", "plugins", ""):
+            alice.clear()
+            alice.say(f"/help {subject}".rstrip())
+            want = alice.received[:]
+            got = _help_lines(bob, subject)
+            assert [m.command for m in got] == ["704", *["705"] * (len(got) - 2), "706"], got
+            assert all(m.params[1] == (subject or "*") for m in got), got
+            text = [m.params[2] for m in got[:-1]]
+            if not subject:
+                text = text[1:]  # the list's heading (how IRC clients send chatroom's commands)
+            assert text == want, (subject, text, want)
+        nick = _help_lines(bob, "nick")
+        assert any("e.g. /nick carol" in m.params[2] for m in nick), nick  # the examples, not only the usage
+        assert _help_lines(bob, "/upper")[0].params[2].startswith("/upper TEXT")
+        privmsg = _help_lines(bob, "PRIVMSG")
+        assert privmsg[0].params[1:] == ["privmsg", "PRIVMSG: an IRC command"]
+        carol = IrcFake(room)  # labeled-response: the help's lines in the command's batch, in order
+        for text in ("CAP REQ :labeled-response batch", "NICK carol", "USER c 0 * :Carol", "CAP END"):
+            carol.line(text)
+        carol.take()
+        carol.line("@label=h1 HELP upper")
+        batch = _messages(carol)
+        assert [m.command for m in batch] == ["BATCH", "704", "705", "706", "BATCH"], batch
+        assert batch[0].tags["label"] == "h1" and batch[2].params[2].startswith("  e.g. /upper")
+        bob.line("HELP nosuchthing")
+        assert [(m.command, m.params[1]) for m in _messages(bob)] == [("524", "nosuchthing")]
+
+
+def test_e2e_wrong_door_names_the_line_port_and_help_shows_examples(server_factory: Any) -> None:
     server = start_irc(server_factory)
     line_port = server.port
     nc = IrcClient(server.irc_port)
+    bob = IrcClient(server.irc_port)
     try:
         nc.send("/nick bob")
         assert nc.expect("451").params[1] == "/NICK"
         notice = nc.expect("NOTICE")
         assert f"use port {line_port}," in notice.params[1], notice
+        bob.register("bob")
+        bob.send("HELP upper")
+        start = bob.expect("704")
+        assert start.params[1:] == ["upper", "/upper TEXT - Echo TEXT back in upper case, to you only"]
+        txt = bob.expect("705")
+        assert txt.params[2] == "  e.g. /upper hello, world  ->  HELLO, WORLD", txt
+        bob.expect("706")
     finally:
         nc.close()
+        bob.close()

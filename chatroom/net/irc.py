@@ -83,7 +83,7 @@ class IrcConnection(Connection):
 
     __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
                  "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "mask_text",
-                 "mask_nick", "shown_nick", "arrived", "told_door")
+                 "mask_nick", "shown_nick", "arrived", "told_door", "replies")
 
     transport: IrcTransportPort
 
@@ -114,9 +114,15 @@ class IrcConnection(Connection):
         self.shown_nick = ""
         self.arrived = now  # when it connected: registration must end REGISTRATION_TIMEOUT s later
         self.told_door = False  # the wrong-door NOTICE was sent (once per connection)
+        #: While ``HELP`` runs chatroom's ``/help``: its reply lines, kept here instead of sent (see encode_text).
+        self.replies: list[str] | None = None
 
     def encode_text(self, text: str) -> bytes:
-        """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client."""
+        """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client;
+        nothing while ``HELP`` collects ``/help``'s lines in ``replies`` (it sends them as 704-706)."""
+        if self.replies is not None:
+            self.replies.append(text)
+            return b""
         server = getattr(self.transport, "server_name", "chatroom")
         return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
 
