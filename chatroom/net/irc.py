@@ -50,6 +50,15 @@ _SHOWN_TAGS = TIME | TAGS | ACCOUNT  # the capabilities that add tags to a chat 
 #: Lines whose client-only tags the door keeps for their fan-out (they go out in the same loop pass).
 CLIENT_TAGS = 1024
 
+#: IRC commands (RFC 1459/2812, Modern IRC, IRCv3) the door does not serve but a real client or gateway may send
+#: before registering: like the door's own, they never get the wrong-door notice (see :meth:`IrcDoor.not_irc`).
+OTHER_IRC = frozenset((
+    "ADMIN", "BATCH", "CONNECT", "CPRIVMSG", "CNOTICE", "DIE", "ENCAP", "ERROR", "HELPOP", "ISON", "KNOCK", "LINKS",
+    "MARKREAD", "METADATA", "MONITOR", "NJOIN", "PROTOCTL", "REDACT", "REGISTER", "REHASH", "RESTART", "SERVER",
+    "SERVICE", "SERVLIST", "SETNAME", "SILENCE", "SQUERY", "SQUIT", "STARTTLS", "STATS", "SUMMON", "TRACE", "USERS",
+    "VERIFY", "VERSION", "WALLOPS", "WATCH", "WEBIRC",
+))
+
 
 class IrcTransportPort(Transport, Protocol):
     """What an IRC connection needs of its transport (:mod:`chatroom.net.irctransport`): the door, and
@@ -74,7 +83,7 @@ class IrcConnection(Connection):
 
     __slots__ = ("wire_index", "registered", "user", "realname", "want_nick", "irccaps", "cap_open", "cap_version",
                  "umodes", "collect", "seen", "pinged", "sasl", "password_ok", "failures", "mask_text",
-                 "mask_nick", "shown_nick", "arrived")
+                 "mask_nick", "shown_nick", "arrived", "told_door", "replies")
 
     transport: IrcTransportPort
 
@@ -104,9 +113,16 @@ class IrcConnection(Connection):
         self.mask_nick = ""  # the nick (the very string) mask_text was made for
         self.shown_nick = ""
         self.arrived = now  # when it connected: registration must end REGISTRATION_TIMEOUT s later
+        self.told_door = False  # the wrong-door NOTICE was sent (once per connection)
+        #: While ``HELP`` runs chatroom's ``/help``: its reply lines, kept here instead of sent (see encode_text).
+        self.replies: list[str] | None = None
 
     def encode_text(self, text: str) -> bytes:
-        """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client."""
+        """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client;
+        nothing while ``HELP`` collects ``/help``'s lines in ``replies`` (it sends them as 704-706)."""
+        if self.replies is not None:
+            self.replies.append(text)
+            return b""
         server = getattr(self.transport, "server_name", "chatroom")
         return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
 
@@ -183,6 +199,9 @@ class IrcDoor:
         self.commands: dict[str, tuple[Callable[[IrcDoor, IrcConnection, Message], float], bool, int]] = {}
         #: ``handler(door, conn, message)`` for a command not in the table (else ``421``).
         self.fallback: Callable[[IrcDoor, IrcConnection, Message], float] | None = None
+        #: The line protocol's port and whether it speaks TLS, for the wrong-door notice (0: not known).
+        self.line_port = 0
+        self.line_tls = False
 
     def command(self, name: str, handler: Callable[[IrcDoor, IrcConnection, Message], float], *,
                 registered: bool = True, params: int = 0) -> None:
@@ -309,6 +328,9 @@ class IrcDoor:
         if entry is None:
             if not conn.registered:
                 self.numeric(conn, "451", name, "You have not registered")
+                if not conn.told_door and self.not_irc(name):
+                    conn.told_door = True
+                    self.message(conn, "NOTICE", "*", self.wrong_door())
                 return 1.0
             if self.fallback is None:
                 self.numeric(conn, "421", name, "Unknown command")
@@ -322,6 +344,25 @@ class IrcDoor:
             self.numeric(conn, "461", name, "Not enough parameters")
             return 1.0
         return handler(self, conn, msg)
+
+    def not_irc(self, name: str) -> bool:
+        """Is the command *name* (upper case) clearly no IRC, a line typed for chatroom's line protocol by a person
+        with ``nc`` or a line client on the IRC port: one starting with ``/`` (no IRC command does), or a word
+        that is none of the door's commands, of :data:`OTHER_IRC` and no numeric (``HELLO``)? Asked only before
+        registration, for a command that got ``451``; a real client's registration burst (CAP, PASS, NICK, USER,
+        PING, AUTHENTICATE, QUIT, WEBIRC, STARTTLS...) never is."""
+        if name.startswith("/"):
+            return True
+        return name not in self.commands and name not in OTHER_IRC and not name.isdigit()
+
+    def wrong_door(self) -> str:
+        """The one NOTICE a line-protocol client on the IRC port gets: this port speaks IRC, and the port to use."""
+        if self.line_port:
+            where = f"port {self.line_port}" + (" (TLS: chatroom-client --tls)" if self.line_tls else "")
+        else:
+            where = "the port of the 'chatroom-server listening on' line"
+        return (f"this port speaks IRC (irssi, WeeChat: NICK and USER first); chatroom-client and nc use {where}, "
+                "where /nick and plain lines work")
 
     def _labeled(self, conn: IrcConnection, label: str, held: list[bytes]) -> None:
         lines = [line + b"\n" for line in b"".join(held).split(b"\n") if line]

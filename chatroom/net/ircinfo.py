@@ -1,7 +1,7 @@
 """IRC server queries and admin commands: HELP, TIME, INFO, USERHOST, WHOWAS, KILL.
 
-``HELP`` lists chatroom's commands (the ones the client may use, as ``/help``
-does) in 704/705/706; ``WHOWAS`` remembers the last :data:`WHOWAS_KEEP` IRC
+``HELP`` gives chatroom's ``/help`` text (the commands the client may use, or
+one command explained) in 704/705/706; ``WHOWAS`` remembers the last :data:`WHOWAS_KEEP` IRC
 members who left or changed nick; ``KILL`` is for server admins (an account in
 the config's ``admins``, after ``OPER`` or SASL). Loop thread only.
 """
@@ -22,27 +22,33 @@ WHOWAS_KEEP = 1000
 
 
 def help_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
-    """``HELP [subject]``: chatroom's commands, 704/705.../706; an unknown subject is 524."""
+    """``HELP [subject]``: 704, 705..., 706 (Modern IRC, "HELP"); an unknown subject is 524. The text of a chatroom
+    command, or of the list, is what chatroom's ``/help [COMMAND]`` replies to this member (run for it, its lines
+    collected: one source of the help text, usage, parameters, subcommands and examples, only what the member may
+    use); a subject that is only an IRC command of the door's gets its first docstring line."""
     subject = msg.params[0].lower().lstrip("/") if msg.params else ""
     registry = door.app.plugins.registry
-    if subject:
-        command = registry.get(subject)
+    cost = 3.0
+    if subject and registry.get(subject) is None:
         handler = door.commands.get(subject.upper())
-        if command is not None:
-            lines = [command.usage_line(), command.summary]
-        elif handler is not None:  # one of the door's own IRC commands
-            lines = [f"{subject.upper()}: an IRC command", *(handler[0].__doc__ or "").split("\n")[:1]]
-        else:
+        if handler is None:
             door.numeric(conn, "524", subject, "Help not found")
             return 2.0
+        lines = [f"{subject.upper()}: an IRC command", *(handler[0].__doc__ or "").split("\n")[:1]]
     else:
-        lines = ["chatroom's commands (send them as IRC commands: /quote NAME ARGS in irssi):"]
-        lines += [f"{c.usage_line()} - {c.summary}" for c in registry.sorted()]
-    door.numeric(conn, "704", subject or "*", lines[0])
+        lines = [] if subject else ["chatroom's commands (send them as IRC commands: /quote NAME ARGS in irssi):"]
+        conn.replies, streaming = [], conn.streams  # a listing being streamed to it waits (its lines not taken)
+        conn.streams = None
+        try:
+            cost = float(door.app.on_line(conn, f"/help {subject}".rstrip()))
+        finally:
+            lines += conn.replies
+            conn.replies, conn.streams = None, streaming
+    door.numeric(conn, "704", subject or "*", lines[0] if lines else "")
     for line in lines[1:]:
         door.numeric(conn, "705", subject or "*", line)
     door.numeric(conn, "706", subject or "*", "End of /HELP")
-    return 3.0
+    return cost
 
 
 def time_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:

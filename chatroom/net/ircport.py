@@ -23,31 +23,20 @@ from chatroom.model.room import Room
 from chatroom.net.connection import Application, Connection, Transport
 from chatroom.net.relay import Relay
 
-__all__ = ["CommandInfo", "CommandIndex", "IrcApplication", "IrcDispatcher", "IrcGate", "IrcPlugins"]
-
-
-class CommandInfo(Protocol):
-    """A command of chatroom's command registry as ``HELP`` lists it (:class:`chatroom.plugins.commands.Command`):
-    its usage line (``/msg NAME TEXT``) and its one-line ``summary``."""
-
-    @property
-    def summary(self) -> str: ...
-
-    def usage_line(self) -> str: ...
+__all__ = ["CommandIndex", "IrcApplication", "IrcDispatcher", "IrcGate", "IrcPlugins"]
 
 
 class CommandIndex(Protocol):
     """The command registry (:class:`chatroom.plugins.commands.Registry`): ``get(name)`` the command a name or
-    alias calls (lower case, no ``/``), or None; ``sorted()`` every command by name."""
+    alias calls (lower case, no ``/``), or None. The door only asks whether chatroom has a command: what it says
+    of one is what ``/help`` replies (``HELP``), and running it is the dispatcher's."""
 
-    def get(self, name: str) -> CommandInfo | None: ...
-
-    def sorted(self) -> Sequence[CommandInfo]: ...
+    def get(self, name: str) -> object | None: ...
 
 
 class IrcPlugins(Protocol):
     """The plugin host (:class:`chatroom.plugins.manager.PluginHost`) as the door sees it: its command registry
-    (``HELP`` lists it; a command the door does not know is chatroom's if the registry has it)."""
+    (a command the door does not know, or a ``HELP`` subject, is chatroom's if the registry has it)."""
 
     @property
     def registry(self) -> CommandIndex: ...

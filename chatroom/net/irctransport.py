@@ -156,11 +156,15 @@ def open_irc(loop: Loop, app: IrcApplication, listener: socket.socket | None, tl
     """Serve IRC for *app* on *listener* (a bound listening socket, or None) and, with the ``ssl.SSLContext``
     *tls*, IRC over TLS on *tls_listener*. *server_name* (default: the host name) is the source of server
     messages; *ping_after*, seconds of silence before the keep-alive PING (``--irc-ping-after``); *options*,
-    :class:`~chatroom.net.tcp.LineTransport`'s. Returns the transports (the clear one
+    :class:`~chatroom.net.tcp.LineTransport`'s (``share``, the line protocol's transport, is also the port the
+    door names to a line client that reached it by mistake: :meth:`~chatroom.net.irc.IrcDoor.wrong_door`). Returns the transports (the clear one
     first)."""
     door = IrcDoor(app, loop, server_name or socket.gethostname() or "chatroom", version)
     for install in (install_register, install_channels, install_chat, install_info, install_files):
         install(door)
+    line = options.get("share")  # the line protocol's transport: its port, for the wrong-door notice
+    if line is not None:
+        door.line_port, door.line_tls = int(line.listener.getsockname()[1]), line.tls is not None
     transports: list[IrcTransport] = []
     if listener is not None:
         transports.append(IrcTransport(loop, app, listener, door=door, ping_after=ping_after, **options))
