@@ -50,6 +50,20 @@ _OTHER_DOOR = re.compile(r"HTTP/\d|:\S+ \d{3} |ERROR :Closing Link")
 #: The first line of a server's TLS port read in clear (chatroom.net.tls.CLEAR_ERROR; the client imports nothing
 #: from the server).
 _TLS_PORT = "ERROR this port speaks TLS"
+
+
+def _wrong_port(first: str) -> str | None:
+    """What the port whose *first* line this is speaks, and what to do, when it is not this client's (another
+    door's port, or a TLS port reached without ``--tls``); None when it may be."""
+    if first.startswith(_TLS_PORT):
+        return "TLS: add --tls (or give --port the clear port)"
+    if _OTHER_DOOR.match(first):
+        door = "HTTP (the web page's port: open it in a browser)" if first.startswith("HTTP/") else "IRC"
+        return (f"{door}, not chatroom's line protocol: give --port the port of the 'chatroom-server listening on' "
+                "line")
+    return None
+
+
 #: The environment variable the server password may come from (``--server-password`` wins).
 SERVER_PASSWORD_ENV = "CHATROOM_SERVER_PASSWORD"
 
@@ -120,14 +134,9 @@ class Handshake:
         if self._greeted:
             return False
         self._greeted = True
-        if _OTHER_DOOR.match(text):
-            door = "HTTP (the web page's port: open it in a browser)" if text.startswith("HTTP/") else "IRC"
-            self.console.error(f"chatroom-client: this port speaks {door}, not chatroom's line protocol: "
-                               f"give --port the port of the 'chatroom-server listening on' line")
-            self._refuse("port")
-            return True
-        if text.startswith(_TLS_PORT):
-            self.console.error(f"chatroom-client: this port speaks TLS: add --tls (or give --port the clear port)")
+        wrong = _wrong_port(text)
+        if wrong is not None:
+            self.console.error(f"chatroom-client: this port speaks {wrong}")
             self._refuse("port")
             return True
         if not text.startswith(PASS_ASK):

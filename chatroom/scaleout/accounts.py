@@ -181,6 +181,9 @@ class SharedAccounts:
 
     # -- the other nodes' changes ----------------------------------------------------------------------
     def on_control(self, message: dict[str, Any]) -> None:
+        """An ``account`` message on ``ctl`` (``{"k": "account", "node", "account"}``, the account's JSON record
+        ``[name, password hash, created, changed]``): another node's change goes into this node's store (the
+        newer change wins); this node's own, heard back, is ignored."""
         if message.get("node") != self.name:
             self._put(str(message["account"]))
 

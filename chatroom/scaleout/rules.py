@@ -119,6 +119,8 @@ class SharedRules:
         hub.rooms.on_created = self.created
 
     def close(self) -> None:
+        """Stop (the node closes): the retry timer is cancelled, late replies are ignored, the room model tells
+        this object nothing more. Idempotent."""
         self._closed = True
         self.calls.close()
         self.retries.close()
@@ -270,6 +272,10 @@ class SharedRules:
         self._heard_in[name] = self._heard
 
     def on_control(self, message: dict[str, Any]) -> None:
+        """A ``rules`` message on ``ctl`` (:meth:`_message`'s JSON, decoded: ``{"k": "rules", "node", "room",
+        "rules"}``): another node's change replaces this node's copy; this node's own, heard back, only marks
+        reads asked before it as stale. Raises ``KeyError`` for a message without ``room`` (the node's ctl
+        dispatcher logs it)."""
         self._newer(str(message["room"]))
         if message.get("node") != self.name:
             self.apply(str(message["room"]), str(message["rules"]))
