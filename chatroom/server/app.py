@@ -117,6 +117,7 @@ class Server:
         self.dispatcher = Dispatcher(self.port, self.plugins)
         self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
+                           stall_timeout=options.file_stall_timeout,
                            files_per_hour=options.quota_files_per_hour,
                            bytes_per_day=options.quota_bytes_per_day,  # consent and quotas: chatroom.net.consent
                            book=ResumeBook(self.data_dir / "transfers.sqlite3", options.resume_keep, wall_clock))
