@@ -179,7 +179,7 @@ class Server:
         self._left = True  # on_close: client_left ran already
         self.events.stop()  # nor member_left for the connections closed below
         self.scheduler.drain(5.0)
-        self.call_hook("shutdown", None)
+        self.plugins.stop(lambda plugin: Context(self.port, plugin, None))  # every plugin's shutdown, once
         for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in
             self.send_line(conn, f"* {reason}")
         self.loop.flush()
