@@ -367,3 +367,35 @@ def test_restart_keeps_the_data_folder_and_drops_clients_and_state(chatroom_room
     bob = room.join("bob")
     assert bob.say("/note two") == ["OK 2 stored, 1 this run"]  # the store survived, ctx.state did not
     assert any(line.endswith("alice: hello before the restart") for line in bob.received)  # history too
+
+
+# -- the IRC door ------------------------------------------------------------------------------------------
+def test_an_irc_client_joins_chats_and_reaches_a_plugins_command_as_a_notice(chatroom_room):
+    def greet(ctx, args):
+        ctx.reply(f"hello {ctx.nick}")
+        ctx.broadcast(f"* {ctx.nick} was greeted")
+
+    room = chatroom_room(plugins=[commands(Command("greet", greet))])
+    alice = room.join("alice")
+    dave = room.join("dave", door="irc")
+    assert dave.received[0] == ":chatroom.test 001 dave :Welcome to the chatroom IRC door dave!~dave@127.0.0.1"
+    assert dave.nick == "dave" and dave.client in room.server.clients.values()
+    assert dave.say("JOIN #lobby")[0] == ":dave!~dave@127.0.0.1 JOIN #lobby"
+    alice.say("hi dave")
+    assert dave.last == ":alice!alice@127.0.0.1 PRIVMSG #lobby :hi dave"
+    assert dave.say("PRIVMSG #lobby :hi alice") == [] and alice.last == "dave: hi alice"
+    assert dave.say("GREET") == [":chatroom.test NOTICE dave :hello dave"]  # a broadcast leaves out its caller
+    assert alice.last == "* dave was greeted"
+    with pytest.raises(ValueError, match="an IRC client has none"):
+        dave.send_frame("file-end 1")
+
+
+def test_an_irc_nick_the_door_refuses_raises_and_irc_needs_a_nick(chatroom_room):
+    room = chatroom_room()
+    room.join("alice")
+    with pytest.raises(ValueError, match="433"):
+        room.join("alice", door="irc")
+    with pytest.raises(ValueError, match="needs a nick"):
+        room.join(door="irc")
+    with pytest.raises(ValueError, match="door must be"):
+        room.join("bob", door="web")
