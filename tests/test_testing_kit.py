@@ -399,3 +399,26 @@ def test_an_irc_nick_the_door_refuses_raises_and_irc_needs_a_nick(chatroom_room)
         room.join(door="irc")
     with pytest.raises(ValueError, match="door must be"):
         room.join("bob", door="web")
+
+
+def test_an_irc_client_is_told_join_and_part_whatever_path_moves_it(chatroom_room):
+    """IRC clients keep channel state from JOIN and PART: a plugin's ctx.join or ctx.part must send them, as the
+    client's own JOIN and PART do (before, the member was in #den in the model and outside it in irssi)."""
+    def go(ctx, args):
+        ctx.join(args[0])
+
+    def leave(ctx, args):
+        ctx.part(ctx.room, "done here")
+
+    room = chatroom_room(plugins=[commands(Command("go", go), Command("goaway", leave))])
+    room.join("alice").say("/join #den")
+    room.server.hub.rooms.get("#den").topic = "plans"
+    dave = room.join("dave", door="irc")
+    assert dave.say("GO #den") == [":dave!~dave@127.0.0.1 JOIN #den", ":chatroom.test 332 dave #den plans",
+                                   ":chatroom.test 333 dave #den chatroom.test 0",
+                                   ":chatroom.test 353 dave = #den :@alice dave",
+                                   ":chatroom.test 366 dave #den :End of /NAMES list"]
+    assert dave.say("GOAWAY") == [":dave!~dave@127.0.0.1 PART #den :done here"]
+    assert dave.say("PART #den") == [":chatroom.test 442 dave #den :You're not on that channel"]
+    ops = room.join("opx", door="irc", operator="#ops")  # the kit's own ctx.join: told too
+    assert ":opx!~opx@127.0.0.1 JOIN #ops" in ops.received
