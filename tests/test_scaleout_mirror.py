@@ -142,3 +142,27 @@ def test_a_lost_claim_does_not_take_the_winner_back_to_a_nick_it_left_since() ->
     link.answer("EVAL", [b"taken", b"b/10001"])
     assert hub.find("racer") is None and hub.find("racer2") is not None and hub.find("racer2").id == 10001
     assert alice.nick == "guest7"
+
+
+def test_a_login_without_a_rename_reaches_the_mirror_by_ctl_and_by_snapshot() -> None:
+    """``/register`` or ``/login`` under the nick a member has renames nobody: the login itself is shared
+    (``login`` on ``ctl``, and the presence record), so other nodes can make it an operator or ban its account."""
+    hub, presence, link = node()
+    bob = Member(7, "bob")
+    hub.add(bob)
+    link.calls.clear()
+    hub.set_account(bob, "bob")
+    sent = [args for args, _ in link.calls]
+    assert ("HSET", "chatroom:presence", "a/7", json.dumps(["bob", "bob", [], ""])) in sent
+    assert any(args[0] == "PUBLISH" and json.loads(args[2]) == {"k": "login", "id": 7, "account": "bob", "node": "a"}
+               for args in sent)
+    presence.batch_event(hub.default_room, "b", 10003, join("carol"))  # carol of node b, a guest so far
+    presence.on_control(json.dumps({"k": "login", "node": "b", "id": 10003, "account": "carol"}).encode())
+    carol = hub.find("carol")
+    assert carol is not None and carol.account == "carol"
+    presence.batch_event(hub.default_room, "b", 10004, join("dave"))
+    presence.resnapshot()  # dave's login missed (the subscription was down): the snapshot has it
+    link.answer("HGETALL", [b"b/10003", json.dumps(["carol", "carol", ["#lobby"], ""]).encode(),
+                            b"b/10004", json.dumps(["dave", "dave", ["#lobby"], ""]).encode()])
+    dave = hub.find("dave")
+    assert dave is not None and dave.account == "dave"

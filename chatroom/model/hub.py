@@ -71,7 +71,7 @@ class Hub:
         #: ``on_membership(member, room, joined, reason)`` once a join (True) or leave (False) was told; None: off.
         self.on_membership: Callable[[Member, Room, bool, str], None] | None = None
         #: Scale-out (docs/architecture.md, "The shared-state seam"): ``observer(kind, member, detail)`` hears
-        #: ``"add"``, ``"remove"`` (reason), ``"nick"`` (old nick), ``"away"``. None: one process.
+        #: ``"add"``, ``"remove"`` (reason), ``"nick"`` (old nick), ``"away"``, ``"account"``. None: one process.
         self.observer: Callable[[str, Member, str], None] | None = None
         self.default_room = self.rooms.open(default)
 
@@ -156,6 +156,15 @@ class Hub:
                 self.observer("nick", member, old)
         member.changed()
         return old
+
+    def set_account(self, member: Member, account: str | None) -> None:
+        """*member* is logged in to *account* from now on (None: to none); with a scale-out, every node hears it
+        (a login under the nick one already has changes no nick: the observer is told ``"account"``)."""
+        if member.account == account:
+            return
+        member.account = account
+        if self.observer is not None:
+            self.observer("account", member, account or "")
 
     def set_away(self, member: Member, message: str) -> None:
         """Mark *member* away with *message* (``""``: back); co-members of ``once`` wires are told."""

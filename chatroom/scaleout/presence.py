@@ -9,7 +9,7 @@ nothing (its own node delivers them) and a private line as the event itself, whi
 Redis keeps (under the prefix): ``presence`` (hash ``node/id`` -> JSON nick, account, rooms, away message), ``nicks``
 and ``skeletons`` (hashes: nick key or look-alike skeleton -> ``node/id``, the claims), ``nodes`` (set)
 and ``alive:NODE`` (a key with a :data:`TTL`, refreshed every :data:`BEAT` s). Joins and parts travel
-in the rooms' batches (ordered with the lines); renames, departures and dead nodes on the ``ctl``
+in the rooms' batches (ordered with the lines); renames, logins, departures and dead nodes on the ``ctl``
 channel. A node whose ``alive`` key expired (SIGKILLed, cut off) is reaped by whichever node runs
 ``reap.lua`` first: its presence and claims go, and every node announces its members as leaving
 (``left ROOM (server lost)``), within :data:`TTL` + :data:`BEAT` seconds.
@@ -106,7 +106,7 @@ class Presence:
         self._send("HSET", self.key["presence"], self.me(member), value)
 
     def observe(self, kind: str, member: Member, detail: str) -> None:
-        """``hub.observer``: a local member was added, removed or renamed."""
+        """``hub.observer``: a local member was added, removed, renamed, went away or logged in."""
         if isinstance(member, RemoteMember):
             return
         if kind == "add":
@@ -123,6 +123,9 @@ class Presence:
         elif kind == "away":
             self.record(member)
             self._ctl({"k": "away", "id": member.id, "away": member.away})
+        elif kind == "account":  # logged in under the nick it had: no rename carries the account
+            self.record(member)
+            self._ctl({"k": "login", "id": member.id, "account": member.account})  # ("account": SharedAccounts')
 
     def _claim(self, member: Member, nick: str, *, detail_old: str) -> None:
         old = "" if detail_old.lower() == f"guest{member.id}" else detail_old
@@ -235,6 +238,9 @@ class Presence:
             self.hub.members[mid] = remote
             self.hub.nicks.by_key[nick_key(nick)] = remote
             self.hub.nicks.by_skeleton.setdefault(nick_skeleton_key(nick), remote)
+        elif remote.nick == nick and remote.account != account:  # logged in without a rename
+            self._change(remote)
+            remote.account = account
         elif remote.nick != nick:
             self._change(remote)
             remote.account = account
@@ -303,7 +309,7 @@ class Presence:
 
     # -- messages -----------------------------------------------------------------------------------------
     def on_control(self, data: bytes) -> None:
-        """A ``ctl`` message: another node's member renamed or gone, a node dead."""
+        """A ``ctl`` message: another node's member renamed, away, logged in or gone, a node dead."""
         message = json.loads(data)
         node = message.get("node")
         if node == self.name:
@@ -320,6 +326,11 @@ class Presence:
             remote = self.mirrors.get((node, message["id"]))
             if remote is not None:
                 self._away(remote, str(message["away"]))
+        elif message["k"] == "login":
+            remote = self.mirrors.get((node, message["id"]))
+            if remote is not None:
+                self._change(remote)
+                remote.account = message.get("account")
         elif message["k"] == "gone":
             gone = self.mirrors.get((node, message["id"]))
             if gone is not None:
