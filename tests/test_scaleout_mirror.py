@@ -9,6 +9,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from redis_fakes import FakeLink, since
+
+from chatroom.model.errors import Refused
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.notice import Notice
@@ -166,3 +170,31 @@ def test_a_login_without_a_rename_reaches_the_mirror_by_ctl_and_by_snapshot() ->
                             b"b/10004", json.dumps(["dave", "dave", ["#lobby"], ""]).encode()])
     dave = hub.find("dave")
     assert dave is not None and dave.account == "dave"
+
+
+def test_a_private_line_to_another_nodes_member_is_refused_or_its_loss_told_never_lost_unsaid() -> None:
+    """Redis unreachable: the hub refuses the line (its sender is answered ``ERROR``, not ``OK``). Redis took
+    it but nobody listens on the member's node (dead, not reaped yet): the sender is told once Redis says so."""
+    hub = Hub(None)
+    link = FakeLink()
+    told: list[tuple[str, str]] = []
+    presence = Presence(hub, link, Keys("chatroom"), "a", tell=lambda m, line: told.append((m.nick, line)),  # type: ignore[arg-type]
+                        call_later=link.loop.call_later)
+    alice = Member(7, "alice")
+    hub.add(alice)
+    presence.batch_event(hub.default_room, "b", 10003, join("bob"))
+    bob = hub.find("bob")
+    assert bob is not None
+    link.ready = False
+    with pytest.raises(Refused, match="^not delivered to bob: the servers' shared store \\(Redis\\) is unavailable"):
+        hub.private("alice", None, bob, "are you there?")
+    link.ready = True
+    mark = len(link.calls)
+    hub.private("alice", None, bob, "hello")
+    (call,) = [c for c in since(link, mark) if c.args[:2] == ("PUBLISH", "chatroom:node:b")]
+    link.answer(call, 0)  # no subscriber on node b's channel
+    assert told == [("alice", "ERROR your private line to bob was not delivered: bob's server is not answering; "
+                              "try again")]
+    hub.private("alice", None, bob, "hello again")
+    link.answer([c for c in link.pending if c.args[:2] == ("PUBLISH", "chatroom:node:b")][0], 1)
+    assert len(told) == 1

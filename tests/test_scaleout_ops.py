@@ -4,10 +4,14 @@ on different nodes do to each other, and what a speaker is told while Redis is a
 - a member who logs in (``/register``, ``/login``) under the nick it already has is logged in on every node:
   an operator on another node can make it an operator, ban its account (it is put out on its own node), and
   ``/op`` is refused to nobody for "not logged in";
+- a private line to a member of another node while Redis is unreachable is refused to its sender
+  (``ERROR not delivered to NICK ...``), on the line protocol and on the IRC door, never answered ``OK`` and
+  lost; once Redis is back it goes through.
 """
 
 from __future__ import annotations
 
+from irc_kit import IrcClient
 from redis_kit import start_node
 
 from test_scaleout_presence import alices_room, eventually, who
@@ -38,3 +42,35 @@ def test_a_member_logged_in_under_its_own_nick_on_another_node_can_be_made_opera
     bob.send("/join #den")
     bob.expect("ERROR you are banned from #den")
 
+
+def test_a_private_line_to_another_node_while_redis_is_down_is_refused_not_lost(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    a = start_node(server_factory, redis_server, "a", "--irc-port", "0", "--irc-server-name", "irc.test")
+    b = start_node(server_factory, redis_server, "b")
+    alice, bob = a.connect("alice"), b.connect("bob")
+    line = next(l for l in a.startup_lines if l.startswith("chatroom-server IRC on "))
+    ivy = IrcClient(int(line.strip().rpartition(":")[2]))
+    ivy.register("ivy")
+    eventually(lambda: "bob" in who(alice), "bob on node a")
+    redis_server.kill()
+
+    def refused() -> bool:
+        alice.send("/msg bob are you there?")
+        replies = alice.sync()
+        assert "OK sent to bob" not in replies, "answered OK while Redis is down: the line is lost"
+        return any(l.startswith("ERROR not delivered to bob: the servers' shared store (Redis) is unavailable")
+                   for l in replies)
+
+    eventually(refused, "alice's private line refused while Redis is down", show=lambda: alice.seen[-4:])
+    ivy.send("PRIVMSG bob :and from IRC?")
+    ivy.expect("NOTICE", lambda m: m.params[-1].startswith("ERROR not delivered to bob: the servers' shared "
+                                                           "store (Redis) is unavailable"))
+    ivy.close()
+    redis_server.start()
+
+    def delivered() -> bool:
+        alice.send("/msg bob back again")
+        return "OK sent to bob" in alice.sync()
+
+    eventually(delivered, "alice's private line sent once Redis is back")
+    bob.expect("alice (private): back again")
+    assert not any("are you there" in l for l in bob.seen)

@@ -333,7 +333,9 @@ class Hub:
         return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
 
     def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
-        """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone."""
+        """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone.
+        Raises Refused (``not delivered to NICK: ...``) when *target* cannot be reached now (a member of another
+        node while Redis is unavailable: :meth:`chatroom.scaleout.presence.Presence.forward`)."""
         self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))
 
     # -- output (hub.fanout) ---------------------------------------------------------------

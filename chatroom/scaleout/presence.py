@@ -347,12 +347,34 @@ class Presence:
             self.hub.set_away(remote, message)
 
     def forward(self, remote: RemoteMember, data: bytes) -> None:
-        """Send what a local part of the server gave a mirrored member to its node."""
-        if data[:1] == b"\0":
-            message = {"to": remote.id, "event": data[1:].decode()}
-        else:
+        """Send what a local part of the server gave a mirrored member to its node.
+
+        A private line (``/msg``, IRC ``PRIVMSG nick``) is never lost unsaid: Raises Refused (``not delivered
+        to NICK: ...``, which its sender is answered instead of ``OK``) when Redis cannot take it now; when
+        Redis took it but nobody listens on the member's node (dead within the TTL, or its subscription being
+        made again: Pub/Sub keeps nothing), its sender, if a member here, is told so (``ERROR``)."""
+        if data[:1] != b"\0":
             message = {"to": remote.id, "lines": data.decode("utf-8", "replace").splitlines()}
-        self._send("PUBLISH", self.direct + remote.node, json.dumps(message))
+            self._send("PUBLISH", self.direct + remote.node, json.dumps(message))
+            return
+        event = data[1:].decode()
+        sender = self.hub.find(decode(data[1:], "", 0).event.nick)
+        nick = remote.nick
+
+        def published(receivers: Any) -> None:
+            if sender is not None and not sender.gone and not isinstance(sender, RemoteMember) and (
+                    receivers == 0 or isinstance(receivers, Exception)):
+                why = (f"was not delivered: {nick}'s server is not answering" if receivers == 0
+                       else f"may not have been delivered ({receivers})" if isinstance(receivers, Unavailable)
+                       else f"was not delivered: Redis refused it ({receivers})")
+                self.tell(sender, f"ERROR your private line to {nick} {why}; try again")
+
+        try:
+            self.link.call("PUBLISH", self.direct + remote.node, json.dumps({"to": remote.id, "event": event}),
+                           on_reply=published)
+        except Unavailable as exc:
+            raise Refused(f"not delivered to {nick}: the servers' shared store (Redis) is unavailable; try again "
+                          f"({exc})") from None
 
     def forward_invite(self, remote: RemoteMember, room: str) -> None:
         """Tell *remote*'s node that it was invited to *room* (after the line saying so: same connection)."""
