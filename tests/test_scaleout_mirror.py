@@ -198,3 +198,28 @@ def test_a_private_line_to_another_nodes_member_is_refused_or_its_loss_told_neve
     hub.private("alice", None, bob, "hello again")
     link.answer([c for c in link.pending if c.args[:2] == ("PUBLISH", "chatroom:node:b")][0], 1)
     assert len(told) == 1
+
+
+def test_a_restarted_node_never_heard_before_has_its_previous_lifes_members_announced_as_leaving() -> None:
+    """Node b started before this node: its first hello heard here is of its next life (killed, restarted at
+    once by a supervisor under the same name; its restart cleared its old members from Redis). The mirrors of
+    its old life leave with a line, as with a known boot: silently dropped, an IRC client kept them in NAMES."""
+    hub, presence, link = node()
+    seen: list[str] = []
+
+    class Local(Member):
+        def deliver(self, data: bytes | memoryview) -> None:
+            seen.append(bytes(data).decode())
+
+    alice = Local(7, "alice")
+    hub.add(alice)
+    hub.join(alice, hub.default_room)
+    presence.resnapshot()
+    link.answer("HGETALL", [b"b/10003", json.dumps(["bob", None, ["#lobby"], ""]).encode()])
+    assert hub.find("bob") is not None
+    seen.clear()
+    presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "second-life"}).encode())
+    link.answer("HGETALL", [])  # its new life has no members yet
+    hub.flush()
+    assert hub.find("bob") is None and [m.nick for m in hub.default_room.members.values()] == ["alice"]
+    assert "* bob left lobby (server restarted)\n" in seen

@@ -189,21 +189,23 @@ class Presence:
                     self._claim(member, member.nick, detail_old=member.nick)
         self._ctl({"k": "hello", "boot": self.boot})  # after the records: a node reading them on hello has them
 
-    def resnapshot(self, only: str = "") -> None:
+    def resnapshot(self, only: str = "", gone: str = "") -> None:
         """Read the whole presence hash again (after this node's subscription came back: it may have missed
-        renames, departures and other nodes' hellos meanwhile; *only*: for that node's members)."""
+        renames, departures and other nodes' hellos meanwhile; *only*: for that node's members, whose rooms here
+        hear that those no longer in it left, for the reason *gone*, if given)."""
         asked = self._changes
         try:
             self.link.call("HGETALL", self.key["presence"],
-                           on_reply=lambda reply: self._snapshot(reply, asked, only))
+                           on_reply=lambda reply: self._snapshot(reply, asked, only, gone))
         except Unavailable:
             return  # read again when the link is back (ready)
         self._snapshots += 1
 
-    def _snapshot(self, reply: Any, asked: int, only: str = "") -> None:
+    def _snapshot(self, reply: Any, asked: int, only: str = "", gone: str = "") -> None:
         """The presence hash read whole (asked for at change number *asked*): mirror every other node's members
         (*only*: that node's), drop the mirrors it no longer holds (a Redis restarted empty: until their node
-        registers them again); a mirror changed since *asked* is left as the later event made it."""
+        registers them again; with *gone*, announced as leaving for that reason); a mirror changed since *asked*
+        is left as the later event made it."""
         self._snapshots -= 1
         if isinstance(reply, list):
             seen = set()
@@ -217,7 +219,7 @@ class Presence:
                 self._away(self.mirror(node, int(mid), nick, account, rooms), away[0] if away else "")
             for key in [k for k in self.mirrors if k not in seen and (not only or k[0] == only)
                         and self._changed.get(k, 0) <= asked]:
-                self.drop(self.mirrors[key], "gone")
+                self.drop(self.mirrors[key], gone or "gone", announce=bool(gone))
         if not self._snapshots:
             self._changed.clear()
 
@@ -318,8 +320,11 @@ class Presence:
             if self.boots.get(node, message["boot"]) != message["boot"]:
                 for old in [m for (n, _), m in self.mirrors.items() if n == node]:
                     self.drop(old, "server restarted", announce=True)
+            # It registered its members before its hello: those of its mirrors here not in the hash now are gone.
+            # A life of it this node never heard from (started after it) was cleared by its restart (reap.lua).
+            gone = "quit" if node in self.boots else "server restarted"
             self.boots[node] = message["boot"]
-            self.resnapshot(node)
+            self.resnapshot(node, gone)
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "away":
