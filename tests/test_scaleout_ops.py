@@ -6,14 +6,19 @@ on different nodes do to each other, and what a speaker is told while Redis is a
   ``/op`` is refused to nobody for "not logged in";
 - a private line to a member of another node while Redis is unreachable is refused to its sender
   (``ERROR not delivered to NICK ...``), on the line protocol and on the IRC door, never answered ``OK`` and
-  lost; once Redis is back it goes through.
+  lost; once Redis is back it goes through;
+- a second process started under a running node's ``--node`` name is refused (exit 2, one line).
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+
 from irc_kit import IrcClient
 from redis_kit import start_node
 
+from conftest import DEADLINE
 from test_scaleout_presence import alices_room, eventually, who
 
 
@@ -74,3 +79,26 @@ def test_a_private_line_to_another_node_while_redis_is_down_is_refused_not_lost(
     eventually(delivered, "alice's private line sent once Redis is back")
     bob.expect("alice (private): back again")
     assert not any("are you there" in l for l in bob.seen)
+
+
+def test_a_second_process_with_a_running_nodes_name_exits_2_and_leaves_that_node_alone(server_factory, redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two processes under one ``--node`` name (a copied command line; containers sharing a host name with PID 1)
+    would each take the other's members for a previous life of their own: cleared from Redis, nicks claimable
+    twice. The second is refused at start-up; a name whose node is dead (its heartbeat not refreshed) is taken."""
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    alice, bob = a.connect("alice"), b.connect("bob")
+    eventually(lambda: "alice" in who(bob), "alice on node b")
+    done = subprocess.run(["chatroom-server", "--port", "0", "--web-port", "off", "--data-dir", str(tmp_path / "a2"),
+                           "--redis", redis_server.url, "--node", "a"], capture_output=True, text=True,
+                          timeout=DEADLINE)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "chatroom-server: error: the node name a is in use: a running chatroom-server shares rooms under "
+        "--node a through this Redis (its heartbeat is alive); give each process its own --node"]
+    assert redis_server.command("HGET", "chatroom:nicks", "alice").startswith(b"a/")
+    alice.send("still one alice")
+    bob.expect("alice: still one alice")
+    a.proc.send_signal(signal.SIGKILL)  # dead: its name is free at once for its supervisor's restart
+    a.proc.wait()
+    start_node(server_factory, redis_server, "a")
+    bob.expect_where(lambda l: l == "* alice left lobby (server restarted)", "node a's previous life cleared")
