@@ -79,6 +79,11 @@ def test_a_private_line_to_another_node_while_redis_is_down_is_refused_not_lost(
     eventually(delivered, "alice's private line sent once Redis is back")
     bob.expect("alice (private): back again")
     assert not any("are you there" in l for l in bob.seen)
+    log = a.log_text().splitlines()  # each of the node's two connections says, once, that it was lost and is back
+    for link in ("commands", "subscription"):
+        where = f"Redis at unix:{redis_server.socket_path} ({link})"
+        assert len([l for l in log if f"[ERROR] chatroom.server: {where}: " in l and "; reconnecting" in l]) == 1, log
+        assert len([l for l in log if l.endswith(f"[GENERAL] chatroom.server: {where} is back")]) == 1, log
 
 
 def test_a_second_process_with_a_running_nodes_name_exits_2_and_leaves_that_node_alone(server_factory, redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]

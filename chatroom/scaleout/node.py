@@ -156,7 +156,7 @@ class Node:
             self.published += 1
             if self._failing:
                 self._failing = False
-                log.warning("Redis takes the rooms' lines again")
+                log.info("Redis takes the rooms' lines again")
             return
         self._not_published(room, pending, str(reply))
 
