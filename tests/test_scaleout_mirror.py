@@ -223,3 +223,33 @@ def test_a_restarted_node_never_heard_before_has_its_previous_lifes_members_anno
     hub.flush()
     assert hub.find("bob") is None and [m.nick for m in hub.default_room.members.values()] == ["alice"]
     assert "* bob left lobby (server restarted)\n" in seen
+
+
+def test_a_node_taken_for_dead_that_comes_back_has_its_members_announced_as_joining_again() -> None:
+    """Node b stalled past the TTL (SIGSTOP, a long pause): its members were announced as leaving (``server
+    lost``; IRC: PART). When it runs again it registers them and says hello under the same life: they join
+    again, said as such (else an IRC client's nick list, which followed the PART, never has them back)."""
+    hub, presence, link = node()
+    seen: list[str] = []
+
+    class Local(Member):
+        def deliver(self, data: bytes | memoryview) -> None:
+            seen.append(bytes(data).decode())
+
+    alice = Local(7, "alice")
+    hub.add(alice)
+    hub.join(alice, hub.default_room)
+    bob_record = [b"b/10003", json.dumps(["bob", None, ["#lobby"], ""]).encode()]
+    presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "life1"}).encode())
+    link.answer("HGETALL", bob_record)
+    presence.on_control(json.dumps({"k": "dead", "node": "c", "dead": "b"}).encode())
+    assert hub.find("bob") is None and seen[-1] == "* bob left lobby (server lost)\n"
+    presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "life1"}).encode())  # back, same life
+    link.answer("HGETALL", bob_record)
+    hub.flush()
+    assert hub.find("bob") is not None and seen[-1] == "* bob joined lobby\n"
+    seen.clear()
+    presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "life1"}).encode())  # a reconnection
+    link.answer("HGETALL", bob_record)
+    hub.flush()
+    assert seen == []  # nothing to say: bob never left

@@ -74,6 +74,7 @@ class Presence:
         self.mirrors: dict[tuple[str, int], RemoteMember] = {}
         self.boot = os.urandom(6).hex()  # this process's life: a node started again under its name has another
         self.boots: dict[str, str] = {}  # node -> the boot id last heard from it
+        self.lost: dict[str, str] = {}  # node taken for dead -> its boot then ("": unknown): back, its members join
         self.reaped = 0  # nodes this node reaped
         self.listed = False  # in the nodes set since this link came up (a reaper's removal is noticed by a beat)
         # A snapshot (HGETALL, on the command connection) can be read before an event that reaches this node
@@ -189,19 +190,20 @@ class Presence:
                     self._claim(member, member.nick, detail_old=member.nick)
         self._ctl({"k": "hello", "boot": self.boot})  # after the records: a node reading them on hello has them
 
-    def resnapshot(self, only: str = "", gone: str = "") -> None:
+    def resnapshot(self, only: str = "", gone: str = "", back: bool = False) -> None:
         """Read the whole presence hash again (after this node's subscription came back: it may have missed
         renames, departures and other nodes' hellos meanwhile; *only*: for that node's members, whose rooms here
-        hear that those no longer in it left, for the reason *gone*, if given)."""
+        hear that those no longer in it left, for the reason *gone*, if given; *back*: that those new here joined,
+        after they were told it left for dead)."""
         asked = self._changes
         try:
             self.link.call("HGETALL", self.key["presence"],
-                           on_reply=lambda reply: self._snapshot(reply, asked, only, gone))
+                           on_reply=lambda reply: self._snapshot(reply, asked, only, gone, back))
         except Unavailable:
             return  # read again when the link is back (ready)
         self._snapshots += 1
 
-    def _snapshot(self, reply: Any, asked: int, only: str = "", gone: str = "") -> None:
+    def _snapshot(self, reply: Any, asked: int, only: str = "", gone: str = "", back: bool = False) -> None:
         """The presence hash read whole (asked for at change number *asked*): mirror every other node's members
         (*only*: that node's), drop the mirrors it no longer holds (a Redis restarted empty: until their node
         registers them again; with *gone*, announced as leaving for that reason); a mirror changed since *asked*
@@ -216,7 +218,12 @@ class Presence:
                 if node == self.name or only and node != only or self._changed.get(key, 0) > asked:
                     continue
                 nick, account, rooms, *away = json.loads(value)
-                self._away(self.mirror(node, int(mid), nick, account, rooms), away[0] if away else "")
+                new = key not in self.mirrors
+                remote = self.mirror(node, int(mid), nick, account, rooms)
+                self._away(remote, away[0] if away else "")
+                if back and new:
+                    for room in remote.rooms.values():
+                        self._announce(room, remote, "join", f"{remote.nick} joined {room.label}")
             for key in [k for k in self.mirrors if k not in seen and (not only or k[0] == only)
                         and self._changed.get(k, 0) <= asked]:
                 self.drop(self.mirrors[key], gone or "gone", announce=bool(gone))
@@ -302,12 +309,15 @@ class Presence:
         for room in list(remote.rooms.values()):
             self.leave(remote, room)
             if announce:
-                text = f"{remote.nick} left {room.label} ({reason})"
-                notice = Notice(room.name, 0, self.hub.clock(), "part", remote.nick, remote.account, text, reason)
-                self.hub.deliver_batch(room, [(0, notice)])
+                self._announce(room, remote, "part", f"{remote.nick} left {room.label} ({reason})", reason)
         if self.hub.members.get(remote.id) is remote:
             del self.hub.members[remote.id]
         self.hub.nicks.release(remote)
+
+    def _announce(self, room: Room, remote: RemoteMember, kind: str, text: str, reason: str = "") -> None:
+        """Tell *room*'s members here that *remote* joined or left it (*kind*), as its node would have."""
+        notice = Notice(room.name, 0, self.hub.clock(), kind, remote.nick, remote.account, text, reason)
+        self.hub.deliver_batch(room, [(0, notice)])
 
     # -- messages -----------------------------------------------------------------------------------------
     def on_control(self, data: bytes) -> None:
@@ -322,9 +332,11 @@ class Presence:
                     self.drop(old, "server restarted", announce=True)
             # It registered its members before its hello: those of its mirrors here not in the hash now are gone.
             # A life of it this node never heard from (started after it) was cleared by its restart (reap.lua).
+            # The same life back after it was taken for dead (stalled past the TTL): its members join again.
             gone = "quit" if node in self.boots else "server restarted"
+            back = self.lost.pop(node, None) in ("", message["boot"])  # ("": a life never heard: it has none yet)
             self.boots[node] = message["boot"]
-            self.resnapshot(node, gone)
+            self.resnapshot(node, gone, back)
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "away":
@@ -342,6 +354,7 @@ class Presence:
                 self.drop(gone, "quit")
         elif message["k"] == "dead" and message["dead"] != self.name:  # (this node's next beat finds it out)
             dead = [m for (n, _), m in self.mirrors.items() if n == message["dead"]]
+            self.lost[message["dead"]] = self.boots.get(message["dead"], "")
             log.warning("node %s is gone (no heartbeat for %g s): %d of its members leave", message["dead"], TTL,
                         len(dead))
             for remote in dead:
