@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from chatroom.scaleout.address import RedisAddress
-from chatroom.scaleout.presence import BEAT
+from chatroom.scaleout.presence import BEAT, TTL
 from chatroom.scaleout.resp import Codec, ProtocolError, ReplyError, pack
 
 __all__ = ["BlockingRedis", "RedisCheckError", "check_node_name", "check_redis"]
@@ -109,16 +109,16 @@ def check_redis(address: RedisAddress, timeout: float = 2.0, *, node: str = "", 
         raise RedisCheckError(f"cannot reach Redis at {address}: {reason}") from None
 
 
-def check_node_name(redis: BlockingRedis, prefix: str, name: str, *, beat: float = BEAT) -> None:
+def check_node_name(redis: BlockingRedis, prefix: str, name: str, *, beat: float = BEAT, ttl: float = TTL) -> None:
     """Raise :class:`RedisCheckError` when a running node shares rooms under *name*: its heartbeat key
-    (``PREFIX:alive:NAME``, :mod:`chatroom.scaleout.presence`) is refreshed within a *beat* and a half. Two
-    processes under one name would each clear the other's members from Redis as "its previous life". A key
-    left by a node that died (SIGKILL, a crash: a supervisor restarting it at once) is not refreshed: the name
-    is free. Waits only while such a key exists (at most 1.5 *beat* s); blocks."""
+    (``PREFIX:alive:NAME``, set to *ttl* s every *beat* s: :mod:`chatroom.scaleout.presence`) is refreshed
+    within a *beat* and a half of its last refresh. Two processes under one name would each clear the other's
+    members from Redis as "its previous life". A key left by a node that died (SIGKILL, a crash: a supervisor
+    restarting it at once) is not refreshed: the name is free. Waits only while such a key was refreshed less
+    than 1.5 *beat* s ago (so at most that long after the death); blocks."""
     key = f"{prefix}:alive:{name}"
-    left = redis.command("PTTL", key)
-    deadline = time.monotonic() + 1.5 * beat
-    while isinstance(left, int) and left > 0 and time.monotonic() < deadline:
+    left = redis.command("PTTL", key)  # ms: the key is set to TTL at each beat
+    while isinstance(left, int) and left > 0 and (ttl - left / 1000) < 1.5 * beat:  # (beaten within 1.5 beats)
         time.sleep(beat / 10)
         now = redis.command("PTTL", key)
         if isinstance(now, int) and now > left:  # refreshed: alive
