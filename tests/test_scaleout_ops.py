@@ -107,3 +107,21 @@ def test_a_second_process_with_a_running_nodes_name_exits_2_and_leaves_that_node
     a.proc.wait()
     start_node(server_factory, redis_server, "a")
     bob.expect_where(lambda l: l == "* alice left lobby (server restarted)", "node a's previous life cleared")
+
+
+def test_guest_numbers_stay_unique_after_redis_restarted_empty(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    """Redis restarted empty loses the counter of member ids (``chatroom:ids``): a node that reserves a block then
+    (started, restarted, or past half of its block) began again at 1, giving ids, and guest nicks, that the other
+    nodes' members hold (the other node's mirror of one replaced its own member of that id)."""
+    a, b = start_node(server_factory, redis_server, "a"), start_node(server_factory, redis_server, "b")
+    first = a.raw_client()
+    number = first.next_line().split(" You are ")[1].split(".")[0]  # guestN of node a's first block
+    redis_server.restart(empty=True)
+    eventually(lambda: redis_server.command("HLEN", "chatroom:presence") == 1, "node a registered again",
+               show=lambda: a.log_text()[-1500:])
+    b.stop()
+    b = start_node(server_factory, redis_server, "b")
+    guests = [b.raw_client() for _ in range(3)]
+    numbers = [g.next_line().split(" You are ")[1].split(".")[0] for g in guests]
+    assert number not in numbers, (number, numbers)
+    eventually(lambda: sorted(who(first)) == sorted([number, *numbers]), "node a sees four guests, one of each")
