@@ -253,3 +253,38 @@ def test_a_node_taken_for_dead_that_comes_back_has_its_members_announced_as_join
     link.answer("HGETALL", bob_record)
     hub.flush()
     assert seen == []  # nothing to say: bob never left
+
+
+def test_ctx_private_to_an_unreachable_member_refuses_in_a_command_and_is_false_in_a_hook() -> None:
+    """A plugin's private line to another node's member while Redis is away: a command's caller is answered
+    ``ERROR`` (Refused, as ``/msg``); a hook or a timer gets False, never an exception that counts as its fault."""
+    from chatroom.plugins.commands import Command
+    from chatroom.plugins.context import Context
+
+    hub = Hub(None)
+    link = FakeLink()
+    Presence(hub, link, Keys("chatroom"), "a", tell=lambda m, line: None,  # type: ignore[arg-type]
+             call_later=link.loop.call_later)
+    sender = Member(7, "alice")
+    hub.add(sender)
+    hub.join(sender, hub.default_room)
+    hub.fanout.bus = None
+
+    class Host:
+        loop_thread = None
+
+        def find_client(self, nick: str) -> Member | None:
+            return hub.find(nick)
+
+        def private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
+            hub.private(member.nick, member.account, target, text, notice=notice)
+            return True
+
+    presence = hub.observer.__self__  # type: ignore[union-attr]
+    presence.batch_event(hub.default_room, "b", 10003, join("bob"))
+    link.ready = False
+    hook = Context(Host(), "bot", sender)  # type: ignore[arg-type]
+    assert hook.private("bob", "hello") is False
+    command = Context(Host(), "bot", sender, "", Command("greet", lambda ctx, args: None, plugin="bot"))  # type: ignore[arg-type]
+    with pytest.raises(Refused, match="^not delivered to bob"):
+        command.private("bob", "hello")
