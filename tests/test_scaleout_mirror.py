@@ -54,6 +54,25 @@ def node() -> tuple[Hub, Presence, StubLink]:
     return hub, presence, link
 
 
+class Listener(Member):
+    """A local member that keeps what it is sent (``seen``: the line protocol's lines)."""
+
+    def __init__(self, mid: int, nick: str) -> None:
+        super().__init__(mid, nick)
+        self.seen: list[str] = []
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        self.seen.append(bytes(data).decode())
+
+
+def listening(hub: Hub) -> list[str]:
+    """alice, a local member in the lobby; the lines she is sent."""
+    alice = Listener(7, "alice")
+    hub.add(alice)
+    hub.join(alice, hub.default_room)
+    return alice.seen
+
+
 def join(nick: str) -> Any:  # a Notice, which the hub passes as an Entry
     return Notice("#lobby", 0, 0.0, "join", nick, None, f"{nick} joined lobby")
 
@@ -205,15 +224,7 @@ def test_a_restarted_node_never_heard_before_has_its_previous_lifes_members_anno
     once by a supervisor under the same name; its restart cleared its old members from Redis). The mirrors of
     its old life leave with a line, as with a known boot: silently dropped, an IRC client kept them in NAMES."""
     hub, presence, link = node()
-    seen: list[str] = []
-
-    class Local(Member):
-        def deliver(self, data: bytes | memoryview) -> None:
-            seen.append(bytes(data).decode())
-
-    alice = Local(7, "alice")
-    hub.add(alice)
-    hub.join(alice, hub.default_room)
+    seen = listening(hub)
     presence.resnapshot()
     link.answer("HGETALL", [b"b/10003", json.dumps(["bob", None, ["#lobby"], ""]).encode()])
     assert hub.find("bob") is not None
@@ -230,15 +241,7 @@ def test_a_node_taken_for_dead_that_comes_back_has_its_members_announced_as_join
     lost``; IRC: PART). When it runs again it registers them and says hello under the same life: they join
     again, said as such (else an IRC client's nick list, which followed the PART, never has them back)."""
     hub, presence, link = node()
-    seen: list[str] = []
-
-    class Local(Member):
-        def deliver(self, data: bytes | memoryview) -> None:
-            seen.append(bytes(data).decode())
-
-    alice = Local(7, "alice")
-    hub.add(alice)
-    hub.join(alice, hub.default_room)
+    seen = listening(hub)
     bob_record = [b"b/10003", json.dumps(["bob", None, ["#lobby"], ""]).encode()]
     presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "life1"}).encode())
     link.answer("HGETALL", bob_record)
