@@ -333,10 +333,10 @@ class Presence:
             # It registered its members before its hello: those of its mirrors here not in the hash now are gone.
             # A life of it this node never heard from (started after it) was cleared by its restart (reap.lua).
             # The same life back after it was taken for dead (stalled past the TTL): its members join again.
-            gone = "quit" if node in self.boots else "server restarted"
+            left = "quit" if node in self.boots else "server restarted"
             back = self.lost.pop(node, None) in ("", message["boot"])  # ("": a life never heard: it has none yet)
             self.boots[node] = message["boot"]
-            self.resnapshot(node, gone, back)
+            self.resnapshot(node, left, back)
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "away":
