@@ -222,7 +222,8 @@ def test_a_private_line_to_another_nodes_member_is_refused_or_its_loss_told_neve
 def test_a_restarted_node_never_heard_before_has_its_previous_lifes_members_announced_as_leaving() -> None:
     """Node b started before this node: its first hello heard here is of its next life (killed, restarted at
     once by a supervisor under the same name; its restart cleared its old members from Redis). The mirrors of
-    its old life leave with a line, as with a known boot: silently dropped, an IRC client kept them in NAMES."""
+    its old life leave with a line (``quit``: this node cannot tell a restart from a reconnection of a life it never
+    heard from): silently dropped, an IRC client kept them in NAMES."""
     hub, presence, link = node()
     seen = listening(hub)
     presence.resnapshot()
@@ -233,7 +234,7 @@ def test_a_restarted_node_never_heard_before_has_its_previous_lifes_members_anno
     link.answer("HGETALL", [])  # its new life has no members yet
     hub.flush()
     assert hub.find("bob") is None and [m.nick for m in hub.default_room.members.values()] == ["alice"]
-    assert "* bob left lobby (server restarted)\n" in seen
+    assert "* bob left lobby (quit)\n" in seen
 
 
 def test_a_node_taken_for_dead_that_comes_back_has_its_members_announced_as_joining_again() -> None:

@@ -330,10 +330,11 @@ class Presence:
             if self.boots.get(node, message["boot"]) != message["boot"]:
                 for old in [m for (n, _), m in self.mirrors.items() if n == node]:
                     self.drop(old, "server restarted", announce=True)
-            # It registered its members before its hello: those of its mirrors here not in the hash now are gone.
-            # A life of it this node never heard from (started after it) was cleared by its restart (reap.lua).
-            # The same life back after it was taken for dead (stalled past the TTL): its members join again.
-            left = "quit" if node in self.boots else "server restarted"
+            # It registered its members before its hello: those of its mirrors here not in the hash now are gone
+            # (quit while this node could not hear it, or, of a life this node never heard a hello from, cleared by
+            # its restart: reap.lua). The same life back after it was taken for dead (stalled past the TTL): its
+            # members join again.
+            left = "quit"
             back = self.lost.pop(node, None) in ("", message["boot"])  # ("": a life never heard: it has none yet)
             self.boots[node] = message["boot"]
             self.resnapshot(node, left, back)
@@ -393,6 +394,12 @@ class Presence:
         except Unavailable as exc:
             raise Refused(f"not delivered to {nick}: the servers' shared store (Redis) is unavailable; try again "
                           f"({exc})") from None
+
+    def unreachable(self) -> str | None:
+        """Why the other nodes cannot be told anything now (the command link is down), or None."""
+        if self.link.ready:
+            return None
+        return f"the servers' shared store (Redis) is unavailable ({self.link.last_error or 'not connected'})"
 
     def forward_invite(self, remote: RemoteMember, room: str) -> None:
         """Tell *remote*'s node that it was invited to *room* (after the line saying so: same connection)."""
