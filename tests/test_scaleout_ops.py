@@ -57,6 +57,9 @@ def test_a_private_line_to_another_node_while_redis_is_down_is_refused_not_lost(
     ivy.register("ivy")
     eventually(lambda: "bob" in who(alice), "bob on node a")
     redis_server.kill()
+    eventually(lambda: "(commands): Redis closed the connection; reconnecting" in a.log_text(), "node a sees it")
+    # (a line sent in the moment before is answered OK, then "ERROR your private line ... may not have been
+    # delivered" when the connection is found lost: its outcome is unknown)
 
     def refused() -> bool:
         alice.send("/msg bob are you there?")
@@ -106,7 +109,7 @@ def test_a_second_process_with_a_running_nodes_name_exits_2_and_leaves_that_node
     a.proc.send_signal(signal.SIGKILL)  # dead: its name is free at once for its supervisor's restart
     a.proc.wait()
     start_node(server_factory, redis_server, "a")
-    bob.expect_where(lambda l: l == "* alice left lobby (server restarted)", "node a's previous life cleared")
+    bob.expect_where(lambda l: l == "* alice left lobby (quit)", "node a's previous life cleared")
 
 
 def test_guest_numbers_stay_unique_after_redis_restarted_empty(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
@@ -125,3 +128,48 @@ def test_guest_numbers_stay_unique_after_redis_restarted_empty(server_factory, r
     numbers = [g.next_line().split(" You are ")[1].split(".")[0] for g in guests]
     assert number not in numbers, (number, numbers)
     eventually(lambda: sorted(who(first)) == sorted([number, *numbers]), "node a sees four guests, one of each")
+
+
+def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undone_unsaid(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
+    """A kick its member's node cannot hear (Redis unreachable) was answered ``OK kick``, took the member out of
+    the room on the kicker's node only, and was undone without a word when Redis came back (the member's node
+    registered it again, in the room). Now it is refused, on the line protocol and on the IRC door."""
+    irc_args = ("--irc-port", "0", "--irc-server-name", "irc.test")
+    a, b = start_node(server_factory, redis_server, "a", *irc_args), start_node(server_factory, redis_server, "b")
+    alice, bob = a.connect("alice"), b.connect("bob")
+    alices_room(alice)
+    bob.send("/join #den")
+    bob.expect_prefix("OK join #den")
+    eventually(lambda: who(alice, "#den") == ["alice", "bob"], "bob in #den on node a")
+    line = next(l for l in a.startup_lines if l.startswith("chatroom-server IRC on "))
+    ivy = IrcClient(int(line.strip().rpartition(":")[2]))
+    ivy.register("ivy")
+    ivy.send("JOIN #irc")  # an unowned room: its first member operates it
+    ivy.expect("JOIN")
+    bob.send("/join #irc")
+    ivy.expect("JOIN", lambda m: (m.source or "").startswith("bob"))
+    redis_server.kill()
+    eventually(lambda: "(commands): Redis closed the connection; reconnecting" in a.log_text(), "node a sees it")
+
+    def refused() -> bool:
+        alice.send("/kick bob go")
+        replies = alice.sync()
+        assert "OK kick bob" not in replies, "answered OK while bob's node cannot hear it"
+        return any(l.startswith("ERROR bob was not kicked from den: the servers' shared store (Redis) is unavailable")
+                   for l in replies)
+
+    eventually(refused, "the kick refused while Redis is down", show=lambda: alice.seen[-4:])
+    assert who(alice, "#den") == ["alice", "bob"]
+    ivy.send("KICK #irc bob :go")
+    ivy.expect("NOTICE", lambda m: m.params[-1].startswith("ERROR bob was not kicked from irc: the servers' shared "
+                                                           "store (Redis) is unavailable"))
+    ivy.close()
+    redis_server.start()
+
+    def kicked() -> bool:  # once Redis is back (node a's link too), it works, and holds
+        alice.send("/kick bob go")
+        return "OK kick bob" in alice.sync()
+
+    eventually(kicked, "the kick done once Redis is back", show=lambda: alice.seen[-4:])
+    bob.expect_where(lambda l: l == "* alice kicked bob from den (go)", "bob kicked on node b")
+    eventually(lambda: who(alice, "#den") == ["alice"], "bob out of #den on node a")

@@ -265,6 +265,16 @@ class Hub:
         if self.on_membership is not None and was_in:
             self.on_membership(member, room, False, notice or reason)
 
+    def kick(self, member: Member, room: Room, notice: str, *, by: str, reason: str = "") -> None:
+        """*by* puts *member* out of *room*: :meth:`part` with *notice*, told whatever the room's size (every door's
+        kick). Raises Refused (``NICK was not kicked: ...``) when the member cannot be reached now (of another
+        server while Redis is unavailable: :meth:`Member.unreachable <chatroom.model.member.Member.unreachable>`):
+        a kick that its node never hears would be undone, unsaid, when Redis is back."""
+        why = member.unreachable()
+        if why is not None:
+            raise Refused(f"{member.nick} was not kicked from {room.label}: {why}; try again")
+        self.part(member, room, reason, notice=notice, by=by)
+
     def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "",
                cause: str = "", by: str = "") -> Notice | None:
         if room.pending:

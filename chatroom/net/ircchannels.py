@@ -200,7 +200,10 @@ def kick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
             door.numeric(conn, "482", room.name, f"{victim.nick} owns the channel or is an admin")
             continue
         text = f"{conn.nick} kicked {victim.nick} from {room.label}" + (f" ({reason})" if reason else "")
-        door.hub.part(victim, room, reason, notice=text, by=conn.nick)
+        try:
+            door.hub.kick(victim, room, text, by=conn.nick, reason=reason)
+        except Refused as exc:  # another server's member while Redis is away: said, never undone unsaid
+            door.app.send_line(conn, f"ERROR {exc}")
     return 2.0
 
 

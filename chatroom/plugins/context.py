@@ -396,7 +396,8 @@ class Context:
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
-        """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC: ``KICK``), always."""
+        """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC: ``KICK``), always. Raises
+        Refused when *member* cannot be reached now (of another server while Redis is unavailable)."""
         self._server.part(member, room, notice=notice, by=self.nick)
 
     def set_plugin_enabled(self, name: str, enabled: bool) -> None:

@@ -173,6 +173,12 @@ class Node:
             log.error("cannot publish to Redis (%s): speakers are told their lines were not delivered", reason)
         told: set[int] = set()
         for sender, event in pending:
+            if event.kind == "part" and isinstance(event, Notice) and event.cause == "kick":
+                kicker = self.hub.find(event.by)  # its node never heard it: undone when Redis is back
+                if kicker is not None and not isinstance(kicker, RemoteMember):
+                    self.tell(kicker, f"ERROR {event.nick} was kicked from {room.label} on this server only: the "
+                                      f"servers' shared store (Redis) is unavailable; try again ({reason})")
+                continue
             if event.kind not in ("msg", "me", "topic"):
                 continue
             # a topic is pended for everyone (the setter sees it too): its setter is found by its nick

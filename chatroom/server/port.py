@@ -268,8 +268,11 @@ class ServerPort:
         return self._server.hub.enter(member, name, key)
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
-        """*member* out of *room*."""
-        self._server.hub.part(member, room, reason, notice=notice, by=by)
+        """*member* out of *room* (*by*: kicked, :meth:`chatroom.model.hub.Hub.kick`, Refused if unreachable)."""
+        if by:
+            self._server.hub.kick(member, room, notice, by=by, reason=reason)
+        else:
+            self._server.hub.part(member, room, reason, notice=notice)
 
     def say(self, member: Member, room: Room, text: str, kind: str) -> Entry:
         """*member* says *text* in *room*."""
