@@ -133,7 +133,8 @@ def test_guest_numbers_stay_unique_after_redis_restarted_empty(server_factory, r
 def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undone_unsaid(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
     """A kick its member's node cannot hear (Redis unreachable) was answered ``OK kick``, took the member out of
     the room on the kicker's node only, and was undone without a word when Redis came back (the member's node
-    registered it again, in the room). Now it is refused, on the line protocol and on the IRC door."""
+    registered it again, in the room). Now it is refused, on the line protocol and on the IRC door; so is an IRC
+    ``INVITE`` of such a member (answered 341 and lost before)."""
     irc_args = ("--irc-port", "0", "--irc-server-name", "irc.test")
     a, b = start_node(server_factory, redis_server, "a", *irc_args), start_node(server_factory, redis_server, "b")
     alice, bob = a.connect("alice"), b.connect("bob")
@@ -146,6 +147,8 @@ def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undon
     ivy.register("ivy")
     ivy.send("JOIN #irc")  # an unowned room: its first member operates it
     ivy.expect("JOIN")
+    ivy.send("JOIN #irc2")
+    ivy.expect("JOIN", lambda m: m.params[0] == "#irc2")
     bob.send("/join #irc")
     ivy.expect("JOIN", lambda m: (m.source or "").startswith("bob"))
     redis_server.kill()
@@ -163,6 +166,9 @@ def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undon
     ivy.send("KICK #irc bob :go")
     ivy.expect("NOTICE", lambda m: m.params[-1].startswith("ERROR bob was not kicked from irc: the servers' shared "
                                                            "store (Redis) is unavailable"))
+    ivy.send("INVITE bob #irc2")  # (an invitation its node never gets: refused too, never 341 and lost)
+    ivy.expect("NOTICE", lambda m: m.params[-1].startswith("ERROR bob was not invited to #irc2: the servers' "
+                                                           "shared store (Redis) is unavailable"))
     ivy.close()
     redis_server.start()
 

@@ -225,6 +225,9 @@ def invite(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if (room.rules.key or room.rules.invite_only or room.rules.limit) and not door.is_op(conn, room):
         door.numeric(conn, "482", room.name, "You're not channel operator")
         return 1.0
+    if (why := target.unreachable()) is not None:  # another server's member while Redis is away: never lost unsaid
+        door.app.send_line(conn, f"ERROR {target.nick} was not invited to {room.name}: {why}; try again")
+        return 1.0
     door.numeric(conn, "341", target.nick, room.name)
     target.invite(room.name)  # the model's invitation, whatever the target's door (a remote member: its node)
     if isinstance(target, IrcConnection):
