@@ -15,11 +15,29 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from irc_kit import IrcClient
 from redis_kit import start_node
 
 from conftest import DEADLINE
+from test_scaleout_irc import _irc
 from test_scaleout_presence import alices_room, eventually, who
+
+
+def redis_down(redis, node) -> None:  # type: ignore[no-untyped-def]
+    """Kill *redis* and wait until *node* found its connection lost (a command sent in the moment before is
+    answered OK, then told that it may not have been delivered: its outcome is unknown)."""
+    redis.kill()
+    eventually(lambda: "(commands): Redis closed the connection; reconnecting" in node.log_text(), "the loss seen")
+
+
+def refused(client, command: str, ok: str, error: str) -> None:  # type: ignore[no-untyped-def]
+    """*command* sent by *client* until it is answered with a line starting *error*; never *ok*."""
+    def answered() -> bool:
+        client.send(command)
+        replies = client.sync()
+        assert ok not in replies, f"{command}: answered {ok!r} while Redis is down"
+        return any(l.startswith(error) for l in replies)
+
+    eventually(answered, f"{command} refused while Redis is down", show=lambda: client.seen[-4:])
 
 
 def test_a_member_logged_in_under_its_own_nick_on_another_node_can_be_made_operator_and_banned(server_factory, redis_server) -> None:  # type: ignore[no-untyped-def]
@@ -52,28 +70,18 @@ def test_a_private_line_to_another_node_while_redis_is_down_is_refused_not_lost(
     a = start_node(server_factory, redis_server, "a", "--irc-port", "0", "--irc-server-name", "irc.test")
     b = start_node(server_factory, redis_server, "b")
     alice, bob = a.connect("alice"), b.connect("bob")
-    line = next(l for l in a.startup_lines if l.startswith("chatroom-server IRC on "))
-    ivy = IrcClient(int(line.strip().rpartition(":")[2]))
+    ivy = _irc(a)
     ivy.register("ivy")
     eventually(lambda: "bob" in who(alice), "bob on node a")
-    redis_server.kill()
-    eventually(lambda: "(commands): Redis closed the connection; reconnecting" in a.log_text(), "node a sees it")
-    # (a line sent in the moment before is answered OK, then "ERROR your private line ... may not have been
-    # delivered" when the connection is found lost: its outcome is unknown)
-
-    def refused() -> bool:
-        alice.send("/msg bob are you there?")
-        replies = alice.sync()
-        assert "OK sent to bob" not in replies, "answered OK while Redis is down: the line is lost"
-        return any(l.startswith("ERROR not delivered to bob: the servers' shared store (Redis) is unavailable")
-                   for l in replies)
-
-    eventually(refused, "alice's private line refused while Redis is down", show=lambda: alice.seen[-4:])
+    redis_down(redis_server, a)
+    refused(alice, "/msg bob are you there?", "OK sent to bob",
+            "ERROR not delivered to bob: the servers' shared store (Redis) is unavailable")
     ivy.send("PRIVMSG bob :and from IRC?")
     ivy.expect("NOTICE", lambda m: m.params[-1].startswith("ERROR not delivered to bob: the servers' shared "
                                                            "store (Redis) is unavailable"))
     ivy.close()
-    redis_server.start()
+    redis_server.start()  # (until node b's subscription is back too, a line to bob reaches nobody: alice is told)
+    eventually(lambda: all("(subscription) is back" in n.log_text() for n in (a, b)), "both nodes back")
 
     def delivered() -> bool:
         alice.send("/msg bob back again")
@@ -142,8 +150,7 @@ def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undon
     bob.send("/join #den")
     bob.expect_prefix("OK join #den")
     eventually(lambda: who(alice, "#den") == ["alice", "bob"], "bob in #den on node a")
-    line = next(l for l in a.startup_lines if l.startswith("chatroom-server IRC on "))
-    ivy = IrcClient(int(line.strip().rpartition(":")[2]))
+    ivy = _irc(a)
     ivy.register("ivy")
     ivy.send("JOIN #irc")  # an unowned room: its first member operates it
     ivy.expect("JOIN")
@@ -151,17 +158,9 @@ def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undon
     ivy.expect("JOIN", lambda m: m.params[0] == "#irc2")
     bob.send("/join #irc")
     ivy.expect("JOIN", lambda m: (m.source or "").startswith("bob"))
-    redis_server.kill()
-    eventually(lambda: "(commands): Redis closed the connection; reconnecting" in a.log_text(), "node a sees it")
-
-    def refused() -> bool:
-        alice.send("/kick bob go")
-        replies = alice.sync()
-        assert "OK kick bob" not in replies, "answered OK while bob's node cannot hear it"
-        return any(l.startswith("ERROR bob was not kicked from den: the servers' shared store (Redis) is unavailable")
-                   for l in replies)
-
-    eventually(refused, "the kick refused while Redis is down", show=lambda: alice.seen[-4:])
+    redis_down(redis_server, a)
+    refused(alice, "/kick bob go", "OK kick bob",
+            "ERROR bob was not kicked from den: the servers' shared store (Redis) is unavailable")
     assert who(alice, "#den") == ["alice", "bob"]
     ivy.send("KICK #irc bob :go")
     ivy.expect("NOTICE", lambda m: m.params[-1].startswith("ERROR bob was not kicked from irc: the servers' shared "
@@ -171,6 +170,7 @@ def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undon
                                                            "shared store (Redis) is unavailable"))
     ivy.close()
     redis_server.start()
+    eventually(lambda: all("(subscription) is back" in n.log_text() for n in (a, b)), "both nodes back")
 
     def kicked() -> bool:  # once Redis is back (node a's link too), it works, and holds
         alice.send("/kick bob go")
