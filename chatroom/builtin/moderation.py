@@ -139,8 +139,8 @@ def ban(ctx: Context, args: list[str]) -> None:
         if room.rules.banned(other.account, ctx.address(other)) and other is not ctx.client:
             try:
                 ctx.kick(other, room, f"{other.nick} is banned from {room.label}")
-            except Refused as exc:  # another server's member, unreachable now: the ban holds, said
-                ctx.reply(f"ERROR {exc}")
+            except Refused as exc:  # another server's member, unreachable now: the ban holds; said (the answer is OK)
+                ctx.reply(f"* {exc}")
     ctx.reply(f"OK ban {name}")
 
 
