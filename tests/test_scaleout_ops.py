@@ -26,7 +26,8 @@ def redis_down(redis, node) -> None:  # type: ignore[no-untyped-def]
     """Kill *redis* and wait until *node* found its connection lost (a command sent in the moment before is
     answered OK, then told that it may not have been delivered: its outcome is unknown)."""
     redis.kill()
-    eventually(lambda: "(commands): Redis closed the connection; reconnecting" in node.log_text(), "the loss seen")
+    eventually(lambda: any("(commands): " in l and l.endswith("; reconnecting") for l in node.log_text().splitlines()),
+               "the loss seen", show=lambda: node.log_text()[-800:])
 
 
 def refused(client, command: str, ok: str, error: str) -> None:  # type: ignore[no-untyped-def]
@@ -147,6 +148,8 @@ def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undon
     a, b = start_node(server_factory, redis_server, "a", *irc_args), start_node(server_factory, redis_server, "b")
     alice, bob = a.connect("alice"), b.connect("bob")
     alices_room(alice)
+    bob.send("/register bobs-password-1")
+    bob.expect("OK registered bob; you are logged in")
     bob.send("/join #den")
     bob.expect_prefix("OK join #den")
     eventually(lambda: who(alice, "#den") == ["alice", "bob"], "bob in #den on node a")
@@ -162,6 +165,10 @@ def test_a_kick_of_another_nodes_member_while_redis_is_down_is_refused_not_undon
     refused(alice, "/kick bob go", "OK kick bob",
             "ERROR bob was not kicked from den: the servers' shared store (Redis) is unavailable")
     assert who(alice, "#den") == ["alice", "bob"]
+    alice.send("/ban bob")  # the ban holds (shared when Redis is back); that bob could not be put out is said
+    said = [l for l in alice.sync() if "bob" in l]
+    assert len(said) == 2 and said[1] == "OK ban bob", said
+    assert said[0].startswith("* bob was not kicked from den: the servers' shared store (Redis) is unavailable")
     ivy.send("KICK #irc bob :go")
     ivy.expect("NOTICE", lambda m: m.params[-1].startswith("ERROR bob was not kicked from irc: the servers' shared "
                                                            "store (Redis) is unavailable"))
