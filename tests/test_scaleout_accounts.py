@@ -106,7 +106,8 @@ def test_an_error_reply_is_retried_on_a_backing_off_timer_logged_once_per_accoun
         assert len(errors) == 1, [r.getMessage() for r in caplog.records]  # once per failure, not per retry
     link.answer_all([1])
     assert not shared.unsent
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING and "alice" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if r.levelno == logging.INFO  # good news: [GENERAL], not [ERROR]
+                and r.getMessage() == "account alice shared through Redis again"]) == 1
     assert not link.loop.due()  # nothing left to retry
     link.loop.timers.clear()
     store.set_password("alice", "hash-a2", now=200.0)

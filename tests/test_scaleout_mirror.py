@@ -9,6 +9,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from redis_fakes import FakeLink, since
+
+from chatroom.model.errors import Refused
 from chatroom.model.hub import Hub
 from chatroom.model.member import Member
 from chatroom.model.notice import Notice
@@ -48,6 +52,25 @@ def node() -> tuple[Hub, Presence, StubLink]:
     presence = Presence(hub, link, Keys("chatroom"), "a", tell=lambda member, line: None,  # type: ignore[arg-type]
                         call_later=lambda *args: Timer())
     return hub, presence, link
+
+
+class Listener(Member):
+    """A local member that keeps what it is sent (``seen``: the line protocol's lines)."""
+
+    def __init__(self, mid: int, nick: str) -> None:
+        super().__init__(mid, nick)
+        self.seen: list[str] = []
+
+    def deliver(self, data: bytes | memoryview) -> None:
+        self.seen.append(bytes(data).decode())
+
+
+def listening(hub: Hub) -> list[str]:
+    """alice, a local member in the lobby; the lines she is sent."""
+    alice = Listener(7, "alice")
+    hub.add(alice)
+    hub.join(alice, hub.default_room)
+    return alice.seen
 
 
 def join(nick: str) -> Any:  # a Notice, which the hub passes as an Entry
@@ -142,3 +165,130 @@ def test_a_lost_claim_does_not_take_the_winner_back_to_a_nick_it_left_since() ->
     link.answer("EVAL", [b"taken", b"b/10001"])
     assert hub.find("racer") is None and hub.find("racer2") is not None and hub.find("racer2").id == 10001
     assert alice.nick == "guest7"
+
+
+def test_a_login_without_a_rename_reaches_the_mirror_by_ctl_and_by_snapshot() -> None:
+    """``/register`` or ``/login`` under the nick a member has renames nobody: the login itself is shared
+    (``login`` on ``ctl``, and the presence record), so other nodes can make it an operator or ban its account."""
+    hub, presence, link = node()
+    bob = Member(7, "bob")
+    hub.add(bob)
+    link.calls.clear()
+    hub.set_account(bob, "bob")
+    sent = [args for args, _ in link.calls]
+    assert ("HSET", "chatroom:presence", "a/7", json.dumps(["bob", "bob", [], ""])) in sent
+    assert any(args[0] == "PUBLISH" and json.loads(args[2]) == {"k": "login", "id": 7, "account": "bob", "node": "a"}
+               for args in sent)
+    presence.batch_event(hub.default_room, "b", 10003, join("carol"))  # carol of node b, a guest so far
+    presence.on_control(json.dumps({"k": "login", "node": "b", "id": 10003, "account": "carol"}).encode())
+    carol = hub.find("carol")
+    assert carol is not None and carol.account == "carol"
+    presence.batch_event(hub.default_room, "b", 10004, join("dave"))
+    presence.resnapshot()  # dave's login missed (the subscription was down): the snapshot has it
+    link.answer("HGETALL", [b"b/10003", json.dumps(["carol", "carol", ["#lobby"], ""]).encode(),
+                            b"b/10004", json.dumps(["dave", "dave", ["#lobby"], ""]).encode()])
+    dave = hub.find("dave")
+    assert dave is not None and dave.account == "dave"
+
+
+def test_a_private_line_to_another_nodes_member_is_refused_or_its_loss_told_never_lost_unsaid() -> None:
+    """Redis unreachable: the hub refuses the line (its sender is answered ``ERROR``, not ``OK``). Redis took
+    it but nobody listens on the member's node (dead, not reaped yet): the sender is told once Redis says so."""
+    hub = Hub(None)
+    link = FakeLink()
+    told: list[tuple[str, str]] = []
+    presence = Presence(hub, link, Keys("chatroom"), "a", tell=lambda m, line: told.append((m.nick, line)),  # type: ignore[arg-type]
+                        call_later=link.loop.call_later)
+    alice = Member(7, "alice")
+    hub.add(alice)
+    presence.batch_event(hub.default_room, "b", 10003, join("bob"))
+    bob = hub.find("bob")
+    assert bob is not None
+    link.ready = False
+    with pytest.raises(Refused, match="^not delivered to bob: the servers' shared store \\(Redis\\) is unavailable"):
+        hub.private("alice", None, bob, "are you there?")
+    link.ready = True
+    mark = len(link.calls)
+    hub.private("alice", None, bob, "hello")
+    (call,) = [c for c in since(link, mark) if c.args[:2] == ("PUBLISH", "chatroom:node:b")]
+    link.answer(call, 0)  # no subscriber on node b's channel
+    assert told == [("alice", "ERROR your private line to bob was not delivered: bob's server is not answering; "
+                              "try again")]
+    hub.private("alice", None, bob, "hello again")
+    link.answer([c for c in link.pending if c.args[:2] == ("PUBLISH", "chatroom:node:b")][0], 1)
+    assert len(told) == 1
+
+
+def test_a_restarted_node_never_heard_before_has_its_previous_lifes_members_announced_as_leaving() -> None:
+    """Node b started before this node: its first hello heard here is of its next life (killed, restarted at
+    once by a supervisor under the same name; its restart cleared its old members from Redis). The mirrors of
+    its old life leave with a line (``quit``: this node cannot tell a restart from a reconnection of a life it never
+    heard from): silently dropped, an IRC client kept them in NAMES."""
+    hub, presence, link = node()
+    seen = listening(hub)
+    presence.resnapshot()
+    link.answer("HGETALL", [b"b/10003", json.dumps(["bob", None, ["#lobby"], ""]).encode()])
+    assert hub.find("bob") is not None
+    seen.clear()
+    presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "second-life"}).encode())
+    link.answer("HGETALL", [])  # its new life has no members yet
+    hub.flush()
+    assert hub.find("bob") is None and [m.nick for m in hub.default_room.members.values()] == ["alice"]
+    assert "* bob left lobby (quit)\n" in seen
+
+
+def test_a_node_taken_for_dead_that_comes_back_has_its_members_announced_as_joining_again() -> None:
+    """Node b stalled past the TTL (SIGSTOP, a long pause): its members were announced as leaving (``server
+    lost``; IRC: PART). When it runs again it registers them and says hello under the same life: they join
+    again, said as such (else an IRC client's nick list, which followed the PART, never has them back)."""
+    hub, presence, link = node()
+    seen = listening(hub)
+    bob_record = [b"b/10003", json.dumps(["bob", None, ["#lobby"], ""]).encode()]
+    presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "life1"}).encode())
+    link.answer("HGETALL", bob_record)
+    presence.on_control(json.dumps({"k": "dead", "node": "c", "dead": "b"}).encode())
+    assert hub.find("bob") is None and seen[-1] == "* bob left lobby (server lost)\n"
+    presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "life1"}).encode())  # back, same life
+    link.answer("HGETALL", bob_record)
+    hub.flush()
+    assert hub.find("bob") is not None and seen[-1] == "* bob joined lobby\n"
+    seen.clear()
+    presence.on_control(json.dumps({"k": "hello", "node": "b", "boot": "life1"}).encode())  # a reconnection
+    link.answer("HGETALL", bob_record)
+    hub.flush()
+    assert seen == []  # nothing to say: bob never left
+
+
+def test_ctx_private_to_an_unreachable_member_refuses_in_a_command_and_is_false_in_a_hook() -> None:
+    """A plugin's private line to another node's member while Redis is away: a command's caller is answered
+    ``ERROR`` (Refused, as ``/msg``); a hook or a timer gets False, never an exception that counts as its fault."""
+    from chatroom.plugins.commands import Command
+    from chatroom.plugins.context import Context
+
+    hub = Hub(None)
+    link = FakeLink()
+    Presence(hub, link, Keys("chatroom"), "a", tell=lambda m, line: None,  # type: ignore[arg-type]
+             call_later=link.loop.call_later)
+    sender = Member(7, "alice")
+    hub.add(sender)
+    hub.join(sender, hub.default_room)
+    hub.fanout.bus = None
+
+    class Host:
+        loop_thread = None
+
+        def find_client(self, nick: str) -> Member | None:
+            return hub.find(nick)
+
+        def private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool:
+            hub.private(member.nick, member.account, target, text, notice=notice)
+            return True
+
+    presence = hub.observer.__self__  # type: ignore[union-attr]
+    presence.batch_event(hub.default_room, "b", 10003, join("bob"))
+    link.ready = False
+    hook = Context(Host(), "bot", sender)  # type: ignore[arg-type]
+    assert hook.private("bob", "hello") is False
+    command = Context(Host(), "bot", sender, "", Command("greet", lambda ctx, args: None, plugin="bot"))  # type: ignore[arg-type]
+    with pytest.raises(Refused, match="^not delivered to bob"):
+        command.private("bob", "hello")

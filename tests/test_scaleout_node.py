@@ -39,3 +39,26 @@ def test_a_host_clock_half_a_minute_behind_redis_still_publishes(redis_server) -
     finally:
         node.close()
         loop.close()
+
+
+def test_a_kick_redis_did_not_take_is_told_to_its_kicker(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """A kick sent in the moment Redis was lost (the link still up when it was made: not refused at once) is done
+    on this node only, and undone when Redis is back: its kicker is told, as a speaker is of its line."""
+    from chatroom.model.member import Member
+    from chatroom.model.notice import Notice
+
+    loop = Loop()
+    hub = Hub(None)
+    told: list[tuple[str, str]] = []
+    node = Node(loop, hub, None, url=redis_server.url, name="a", tell=lambda m, line: told.append((m.nick, line)))
+    try:
+        alice = Member(7, "alice")
+        hub.add(alice)
+        room = hub.default_room
+        kick = Notice(room.name, 0, 0.0, "part", "bob", None, "alice kicked bob from lobby", "", False, "alice", "kick")
+        node._not_published(room, [(0, kick)], "Redis connection lost (test)")
+        assert told == [("alice", "ERROR bob was kicked from lobby on this server only: the servers' shared store "
+                                   "(Redis) is unavailable; try again (Redis connection lost (test))")]
+    finally:
+        node.close()
+        loop.close()

@@ -110,6 +110,8 @@ def test_a_node_stalled_past_the_ttl_is_taken_for_dead_then_its_members_come_bac
     finally:
         b.proc.send_signal(signal.SIGCONT)
     eventually(lambda: "bob" in who(alice), "bob back on a once node b runs again")
+    eventually(lambda: "* bob joined lobby" in alice.seen or "* bob joined lobby" in alice.sync(),
+               "bob's return told on node a")  # (told he left: told he is back, as an IRC client's JOIN)
     bob.send("still here")
     alice.expect_where(lambda l: l.endswith("bob: still here"), "bob's line")
     newcomer = a.connect()

@@ -142,7 +142,8 @@ def test_an_error_reply_is_retried_on_a_backing_off_timer_logged_once(setup, cap
     assert len(errors) == 1, [r.getMessage() for r in errors]  # once per failure, not per retry
     link.answer_all(1)
     assert not rules.unsent
-    assert any("#den" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)  # recovery said
+    assert any(r.getMessage() == "#den: Redis answered about its rules again" and r.levelno == logging.INFO
+               for r in caplog.records)  # recovery said, as good news ([GENERAL], not [ERROR])
     assert not [t for t in link.loop.timers if not t.cancelled]
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 
-from chatroom import Ban, Command, CommandError, Context, Member, Room, hookimpl
+from chatroom import Ban, Command, CommandError, Context, Member, Refused, Room, hookimpl
 
 #: Longest kick reason kept, and longest key (characters).
 MAX_REASON = 200
@@ -137,7 +137,10 @@ def ban(ctx: Context, args: list[str]) -> None:
     ctx.moderate(room, f"{ctx.nick} banned {what} from {room.label}", mode=f"+b {_mask(kind, value)}")
     for other in list(room.members.values()):
         if room.rules.banned(other.account, ctx.address(other)) and other is not ctx.client:
-            ctx.kick(other, room, f"{other.nick} is banned from {room.label}")
+            try:
+                ctx.kick(other, room, f"{other.nick} is banned from {room.label}")
+            except Refused as exc:  # another server's member, unreachable now: the ban holds; said (the answer is OK)
+                ctx.reply(f"* {exc}")
     ctx.reply(f"OK ban {name}")
 
 

@@ -71,7 +71,7 @@ class Hub:
         #: ``on_membership(member, room, joined, reason)`` once a join (True) or leave (False) was told; None: off.
         self.on_membership: Callable[[Member, Room, bool, str], None] | None = None
         #: Scale-out (docs/architecture.md, "The shared-state seam"): ``observer(kind, member, detail)`` hears
-        #: ``"add"``, ``"remove"`` (reason), ``"nick"`` (old nick), ``"away"``. None: one process.
+        #: ``"add"``, ``"remove"`` (reason), ``"nick"`` (old nick), ``"away"``, ``"account"``. None: one process.
         self.observer: Callable[[str, Member, str], None] | None = None
         self.default_room = self.rooms.open(default)
 
@@ -156,6 +156,15 @@ class Hub:
                 self.observer("nick", member, old)
         member.changed()
         return old
+
+    def set_account(self, member: Member, account: str | None) -> None:
+        """*member* is logged in to *account* from now on (None: to none); with a scale-out, every node hears it
+        (a login under the nick one already has changes no nick: the observer is told ``"account"``)."""
+        if member.account == account:
+            return
+        member.account = account
+        if self.observer is not None:
+            self.observer("account", member, account or "")
 
     def set_away(self, member: Member, message: str) -> None:
         """Mark *member* away with *message* (``""``: back); co-members of ``once`` wires are told."""
@@ -258,6 +267,16 @@ class Hub:
         if self.on_membership is not None and was_in:
             self.on_membership(member, room, False, notice or reason)
 
+    def kick(self, member: Member, room: Room, notice: str, *, by: str, reason: str = "") -> None:
+        """*by* puts *member* out of *room*: :meth:`part` with *notice*, told whatever the room's size (every door's
+        kick). Raises Refused (``NICK was not kicked: ...``) when the member cannot be reached now (of another
+        server while Redis is unavailable: :meth:`Member.unreachable <chatroom.model.member.Member.unreachable>`):
+        a kick that its node never hears would be undone, unsaid, when Redis is back."""
+        why = member.unreachable()
+        if why is not None:
+            raise Refused(f"{member.nick} was not kicked from {room.label}: {why}; try again")
+        self.part(member, room, reason, notice=notice, by=by)
+
     def _leave(self, member: Member, room: Room, text: str, always: bool = False, reason: str = "",
                cause: str = "", by: str = "") -> Notice | None:
         if room.pending:
@@ -326,7 +345,9 @@ class Hub:
         return Entry(room.name, 0, self.clock(), kind, member.nick, member.account, text)
 
     def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
-        """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone."""
+        """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone.
+        Raises Refused (``not delivered to NICK: ...``) when *target* cannot be reached now (a member of another
+        node while Redis is unavailable: :meth:`chatroom.scaleout.presence.Presence.forward`)."""
         self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))
 
     # -- output (hub.fanout) ---------------------------------------------------------------

@@ -103,6 +103,11 @@ class Member:
         """The hub changed this member's nick, current room or rooms (its account changes with its nick). A wire
         that shows them structurally tells the member here; the line protocol does nothing (replies say it)."""
 
+    def unreachable(self) -> str | None:
+        """Why a change made here to this member (a kick) cannot reach it now, or None: it can. A member of
+        another server (scale-out) while the servers' shared store is unavailable says why; a local one never."""
+        return None
+
     def hit(self, entry: Any, line: str) -> None:
         """One search hit for this member (``/search``): *entry*, a stored line
         (:class:`~chatroom.model.history.Entry`), and *line*, what the line protocol shows of it (tags

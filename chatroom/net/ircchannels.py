@@ -207,7 +207,10 @@ def kick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
             door.numeric(conn, "482", room.name, f"{victim.nick} owns the channel or is an admin")
             continue
         text = f"{conn.nick} kicked {victim.nick} from {room.label}" + (f" ({reason})" if reason else "")
-        door.hub.part(victim, room, reason, notice=text, by=conn.nick)
+        try:
+            door.hub.kick(victim, room, text, by=conn.nick, reason=reason)
+        except Refused as exc:  # another server's member while Redis is away: said, never undone unsaid
+            door.app.send_line(conn, f"ERROR {exc}")
     return 2.0
 
 
@@ -228,6 +231,9 @@ def invite(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 1.0
     if (room.rules.key or room.rules.invite_only or room.rules.limit) and not door.is_op(conn, room):
         door.numeric(conn, "482", room.name, "You're not channel operator")
+        return 1.0
+    if (why := target.unreachable()) is not None:  # another server's member while Redis is away: never lost unsaid
+        door.app.send_line(conn, f"ERROR {target.nick} was not invited to {room.name}: {why}; try again")
         return 1.0
     door.numeric(conn, "341", target.nick, room.name)
     target.invite(room.name)  # the model's invitation, whatever the target's door (a remote member: its node)

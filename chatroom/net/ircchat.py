@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chatroom.model.errors import Refused
 from chatroom.model.member import Member
 from chatroom.model.room import Room
 from chatroom.model.access import may_read
@@ -130,6 +131,9 @@ def _to_member(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice:
     try:
         if not door.app.say_private(conn, target, text, notice=notice):
             return
+    except Refused as exc:  # not deliverable now (another node's member while Redis is away): never lost unsaid
+        door.app.send_line(conn, f"ERROR {exc}")
+        return
     finally:
         more, door.private_tags = door.private_tags, None
     if "echo-message" in conn.irccaps:

@@ -329,7 +329,7 @@ def oper(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         if conn.closed:
             return
         if ok and not error:
-            conn.account = record.name
+            door.hub.set_account(conn, record.name)  # (registered: every node hears it)
             door.numeric(conn, "381", "You are now an IRC operator")
             if "o" not in conn.umodes:
                 conn.umodes += "o"

@@ -195,11 +195,19 @@ class Context:
     def private(self, to: Client | str, text: str, *, notice: bool = False) -> bool:
         """Send the caller's private line *text* to *to* as ``NICK (private): text`` (what ``/msg`` does), after
         the ``private_message`` hooks (which may rewrite or drop it); False if there is no such member or a hook
-        dropped it. *notice*: an IRC ``NOTICE`` (bots never answer one). Loop thread only."""
+        dropped it. *notice*: an IRC ``NOTICE`` (bots never answer one). A member that cannot be reached now (of
+        another server while the servers' Redis is unavailable: docs/scale-out.md): in a command, Refused (its
+        caller is answered ``ERROR not delivered to NICK: ...``); elsewhere (a hook, a timer) False. Loop thread
+        only."""
         target = self._member(to)
         if target is None or (self.client is not None and self._live("private") is None):
             return False
-        return self._server.private(self.client, target, text, notice=notice)
+        try:
+            return self._server.private(self.client, target, text, notice=notice)
+        except Refused:
+            if self._command is not None:
+                raise
+            return False
 
     def broadcast(self, text: str, *, include_self: bool = False, room: Room | str | None = None) -> None:
         """Send one line, as it is, to everyone in *room* (a Room or its name; default: the caller's current
@@ -388,7 +396,8 @@ class Context:
         self.log.info("%s: %s (by %s, account %s)", room.name, action, self.nick, self.account or "-")
 
     def kick(self, member: Client, room: Room, notice: str) -> None:
-        """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC: ``KICK``), always."""
+        """Take *member* out of *room*: the room and *member* are told ``* NOTICE`` (IRC: ``KICK``), always. Raises
+        Refused when *member* cannot be reached now (of another server while Redis is unavailable)."""
         self._server.part(member, room, notice=notice, by=self.nick)
 
     def set_plugin_enabled(self, name: str, enabled: bool) -> None:

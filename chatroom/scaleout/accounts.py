@@ -146,9 +146,9 @@ class SharedAccounts:
         if name in self._failing:
             self._failing.discard(name)
             if name == _ALL:
-                log.warning("the accounts of the other servers were read from Redis again")
+                log.info("the accounts of the other servers were read from Redis again")
             else:
-                log.warning("account %s shared through Redis again", name)
+                log.info("account %s shared through Redis again", name)
         if not self._failing:
             self.retries.reset()
 

@@ -114,6 +114,12 @@ class RedisLink:
         self._sockaddr: Any = None
         loop.before_write.append(self.flush)
 
+    @property
+    def where(self) -> str:
+        """Which connection, for the log: ``Redis at ADDRESS (commands)`` or ``(subscription)`` (a node has both,
+        and each says when it is lost and back)."""
+        return f"Redis at {self.address} ({'subscription' if self.subscriber else 'commands'})"
+
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Begin connecting (at once; later attempts follow the backoff)."""
@@ -270,7 +276,7 @@ class RedisLink:
 
     def _ready(self) -> None:
         if self.connects and self._failures:
-            log.warning("Redis at %s is back", self.address)
+            log.info("%s is back", self.where)
         self._enter("ready")
         self.connects += 1
         self._failures = 0
@@ -368,7 +374,7 @@ class RedisLink:
         if self.state == "closed":
             return
         if was_ready or not self._failures:
-            log.warning("Redis at %s: %s; reconnecting", self.address, reason)
+            log.warning("%s: %s; reconnecting", self.where, reason)
         self.last_error = reason
         self.losses += was_ready
         first, longest = self.backoff

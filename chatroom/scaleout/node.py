@@ -82,6 +82,7 @@ class Node:
         self.accounts = (SharedAccounts(accounts, self.link, f"{prefix}:accounts", self.presence.key["ctl"], name)
                          if accounts is not None else None)
         self.feeds: dict[str, Feed] = {}
+        self.id_blocks: IdBlocks | None = None  # member ids (:meth:`ids`)
         self.joining: set[tuple[str, int]] = set()  # (room, member id): this node's joins not back from Redis yet
         self._failing = False
         #: Redis's clock minus this host's (seconds; measured with TIME on every connection): a call's deadline is
@@ -106,8 +107,9 @@ class Node:
                               self.link.address.password)
             if self.link.address.db:
                 redis.command("SELECT", self.link.address.db)
-            first = IdBlocks.reserve(redis, f"{self.keys.prefix}:ids")
-        return IdBlocks(first, self.link, f"{self.keys.prefix}:ids")
+            first = IdBlocks.reserve(redis, f"{self.keys.prefix}:ids", self.presence.key["presence"])
+        self.id_blocks = IdBlocks(first, self.link, f"{self.keys.prefix}:ids", self.presence.key["presence"])
+        return self.id_blocks
 
     def start(self) -> None:
         """Connect both links (they reconnect by themselves for as long as the node runs)."""
@@ -156,7 +158,7 @@ class Node:
             self.published += 1
             if self._failing:
                 self._failing = False
-                log.warning("Redis takes the rooms' lines again")
+                log.info("Redis takes the rooms' lines again")
             return
         self._not_published(room, pending, str(reply))
 
@@ -171,6 +173,12 @@ class Node:
             log.error("cannot publish to Redis (%s): speakers are told their lines were not delivered", reason)
         told: set[int] = set()
         for sender, event in pending:
+            if event.kind == "part" and isinstance(event, Notice) and event.cause == "kick":
+                kicker = self.hub.find(event.by)  # its node never heard it: undone when Redis is back
+                if kicker is not None and not isinstance(kicker, RemoteMember):
+                    self.tell(kicker, f"ERROR {event.nick} was kicked from {room.label} on this server only: the "
+                                      f"servers' shared store (Redis) is unavailable; try again ({reason})")
+                continue
             if event.kind not in ("msg", "me", "topic"):
                 continue
             # a topic is pended for everyone (the setter sees it too): its setter is found by its nick
@@ -197,6 +205,8 @@ class Node:
         self.link.call("TIME", on_reply=lambda reply: self._timed(sent, reply))
         self.publisher.load()
         self.presence.ready()
+        if self.id_blocks is not None:
+            self.id_blocks.ready()
         self.rules.ready()  # first what changed here while Redis was away, then what the others changed
         # every room's rules, read now: those a resync on resubscription could not read while this link was down
         # (it kept them in rules.unread) among them

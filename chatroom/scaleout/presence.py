@@ -9,7 +9,7 @@ nothing (its own node delivers them) and a private line as the event itself, whi
 Redis keeps (under the prefix): ``presence`` (hash ``node/id`` -> JSON nick, account, rooms, away message), ``nicks``
 and ``skeletons`` (hashes: nick key or look-alike skeleton -> ``node/id``, the claims), ``nodes`` (set)
 and ``alive:NODE`` (a key with a :data:`TTL`, refreshed every :data:`BEAT` s). Joins and parts travel
-in the rooms' batches (ordered with the lines); renames, departures and dead nodes on the ``ctl``
+in the rooms' batches (ordered with the lines); renames, logins, departures and dead nodes on the ``ctl``
 channel. A node whose ``alive`` key expired (SIGKILLed, cut off) is reaped by whichever node runs
 ``reap.lua`` first: its presence and claims go, and every node announces its members as leaving
 (``left ROOM (server lost)``), within :data:`TTL` + :data:`BEAT` seconds.
@@ -74,6 +74,7 @@ class Presence:
         self.mirrors: dict[tuple[str, int], RemoteMember] = {}
         self.boot = os.urandom(6).hex()  # this process's life: a node started again under its name has another
         self.boots: dict[str, str] = {}  # node -> the boot id last heard from it
+        self.lost: dict[str, str] = {}  # node taken for dead -> its boot then ("": unknown): back, its members join
         self.reaped = 0  # nodes this node reaped
         self.listed = False  # in the nodes set since this link came up (a reaper's removal is noticed by a beat)
         # A snapshot (HGETALL, on the command connection) can be read before an event that reaches this node
@@ -106,7 +107,7 @@ class Presence:
         self._send("HSET", self.key["presence"], self.me(member), value)
 
     def observe(self, kind: str, member: Member, detail: str) -> None:
-        """``hub.observer``: a local member was added, removed or renamed."""
+        """``hub.observer``: a local member was added, removed, renamed, went away or logged in."""
         if isinstance(member, RemoteMember):
             return
         if kind == "add":
@@ -123,6 +124,9 @@ class Presence:
         elif kind == "away":
             self.record(member)
             self._ctl({"k": "away", "id": member.id, "away": member.away})
+        elif kind == "account":  # logged in under the nick it had: no rename carries the account
+            self.record(member)
+            self._ctl({"k": "login", "id": member.id, "account": member.account})  # ("account": SharedAccounts')
 
     def _claim(self, member: Member, nick: str, *, detail_old: str) -> None:
         old = "" if detail_old.lower() == f"guest{member.id}" else detail_old
@@ -186,21 +190,24 @@ class Presence:
                     self._claim(member, member.nick, detail_old=member.nick)
         self._ctl({"k": "hello", "boot": self.boot})  # after the records: a node reading them on hello has them
 
-    def resnapshot(self, only: str = "") -> None:
+    def resnapshot(self, only: str = "", gone: str = "", back: bool = False) -> None:
         """Read the whole presence hash again (after this node's subscription came back: it may have missed
-        renames, departures and other nodes' hellos meanwhile; *only*: for that node's members)."""
+        renames, departures and other nodes' hellos meanwhile; *only*: for that node's members, whose rooms here
+        hear that those no longer in it left, for the reason *gone*, if given; *back*: that those new here joined,
+        after they were told it left for dead)."""
         asked = self._changes
         try:
             self.link.call("HGETALL", self.key["presence"],
-                           on_reply=lambda reply: self._snapshot(reply, asked, only))
+                           on_reply=lambda reply: self._snapshot(reply, asked, only, gone, back))
         except Unavailable:
             return  # read again when the link is back (ready)
         self._snapshots += 1
 
-    def _snapshot(self, reply: Any, asked: int, only: str = "") -> None:
+    def _snapshot(self, reply: Any, asked: int, only: str = "", gone: str = "", back: bool = False) -> None:
         """The presence hash read whole (asked for at change number *asked*): mirror every other node's members
         (*only*: that node's), drop the mirrors it no longer holds (a Redis restarted empty: until their node
-        registers them again); a mirror changed since *asked* is left as the later event made it."""
+        registers them again; with *gone*, announced as leaving for that reason); a mirror changed since *asked*
+        is left as the later event made it."""
         self._snapshots -= 1
         if isinstance(reply, list):
             seen = set()
@@ -211,10 +218,15 @@ class Presence:
                 if node == self.name or only and node != only or self._changed.get(key, 0) > asked:
                     continue
                 nick, account, rooms, *away = json.loads(value)
-                self._away(self.mirror(node, int(mid), nick, account, rooms), away[0] if away else "")
+                new = key not in self.mirrors
+                remote = self.mirror(node, int(mid), nick, account, rooms)
+                self._away(remote, away[0] if away else "")
+                if back and new:
+                    for room in remote.rooms.values():
+                        self._announce(room, remote, "join", f"{remote.nick} joined {room.label}")
             for key in [k for k in self.mirrors if k not in seen and (not only or k[0] == only)
                         and self._changed.get(k, 0) <= asked]:
-                self.drop(self.mirrors[key], "gone")
+                self.drop(self.mirrors[key], gone or "gone", announce=bool(gone))
         if not self._snapshots:
             self._changed.clear()
 
@@ -235,6 +247,9 @@ class Presence:
             self.hub.members[mid] = remote
             self.hub.nicks.by_key[nick_key(nick)] = remote
             self.hub.nicks.by_skeleton.setdefault(nick_skeleton_key(nick), remote)
+        elif remote.nick == nick and remote.account != account:  # logged in without a rename
+            self._change(remote)
+            remote.account = account
         elif remote.nick != nick:
             self._change(remote)
             remote.account = account
@@ -294,16 +309,19 @@ class Presence:
         for room in list(remote.rooms.values()):
             self.leave(remote, room)
             if announce:
-                text = f"{remote.nick} left {room.label} ({reason})"
-                notice = Notice(room.name, 0, self.hub.clock(), "part", remote.nick, remote.account, text, reason)
-                self.hub.deliver_batch(room, [(0, notice)])
+                self._announce(room, remote, "part", f"{remote.nick} left {room.label} ({reason})", reason)
         if self.hub.members.get(remote.id) is remote:
             del self.hub.members[remote.id]
         self.hub.nicks.release(remote)
 
+    def _announce(self, room: Room, remote: RemoteMember, kind: str, text: str, reason: str = "") -> None:
+        """Tell *room*'s members here that *remote* joined or left it (*kind*), as its node would have."""
+        notice = Notice(room.name, 0, self.hub.clock(), kind, remote.nick, remote.account, text, reason)
+        self.hub.deliver_batch(room, [(0, notice)])
+
     # -- messages -----------------------------------------------------------------------------------------
     def on_control(self, data: bytes) -> None:
-        """A ``ctl`` message: another node's member renamed or gone, a node dead."""
+        """A ``ctl`` message: another node's member renamed, away, logged in or gone, a node dead."""
         message = json.loads(data)
         node = message.get("node")
         if node == self.name:
@@ -312,20 +330,32 @@ class Presence:
             if self.boots.get(node, message["boot"]) != message["boot"]:
                 for old in [m for (n, _), m in self.mirrors.items() if n == node]:
                     self.drop(old, "server restarted", announce=True)
+            # It registered its members before its hello: those of its mirrors here not in the hash now are gone
+            # (quit while this node could not hear it, or, of a life this node never heard a hello from, cleared by
+            # its restart: reap.lua). The same life back after it was taken for dead (stalled past the TTL): its
+            # members join again.
+            left = "quit"
+            back = self.lost.pop(node, None) in ("", message["boot"])  # ("": a life never heard: it has none yet)
             self.boots[node] = message["boot"]
-            self.resnapshot(node)
+            self.resnapshot(node, left, back)
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "away":
             remote = self.mirrors.get((node, message["id"]))
             if remote is not None:
                 self._away(remote, str(message["away"]))
+        elif message["k"] == "login":
+            remote = self.mirrors.get((node, message["id"]))
+            if remote is not None:
+                self._change(remote)
+                remote.account = message.get("account")
         elif message["k"] == "gone":
             gone = self.mirrors.get((node, message["id"]))
             if gone is not None:
                 self.drop(gone, "quit")
         elif message["k"] == "dead" and message["dead"] != self.name:  # (this node's next beat finds it out)
             dead = [m for (n, _), m in self.mirrors.items() if n == message["dead"]]
+            self.lost[message["dead"]] = self.boots.get(message["dead"], "")
             log.warning("node %s is gone (no heartbeat for %g s): %d of its members leave", message["dead"], TTL,
                         len(dead))
             for remote in dead:
@@ -336,12 +366,40 @@ class Presence:
             self.hub.set_away(remote, message)
 
     def forward(self, remote: RemoteMember, data: bytes) -> None:
-        """Send what a local part of the server gave a mirrored member to its node."""
-        if data[:1] == b"\0":
-            message = {"to": remote.id, "event": data[1:].decode()}
-        else:
+        """Send what a local part of the server gave a mirrored member to its node.
+
+        A private line (``/msg``, IRC ``PRIVMSG nick``) is never lost unsaid: Raises Refused (``not delivered
+        to NICK: ...``, which its sender is answered instead of ``OK``) when Redis cannot take it now; when
+        Redis took it but nobody listens on the member's node (dead within the TTL, or its subscription being
+        made again: Pub/Sub keeps nothing), its sender, if a member here, is told so (``ERROR``)."""
+        if data[:1] != b"\0":
             message = {"to": remote.id, "lines": data.decode("utf-8", "replace").splitlines()}
-        self._send("PUBLISH", self.direct + remote.node, json.dumps(message))
+            self._send("PUBLISH", self.direct + remote.node, json.dumps(message))
+            return
+        event = data[1:].decode()
+        sender = self.hub.find(decode(data[1:], "", 0).event.nick)
+        nick = remote.nick
+
+        def published(receivers: Any) -> None:
+            if sender is not None and not sender.gone and not isinstance(sender, RemoteMember) and (
+                    receivers == 0 or isinstance(receivers, Exception)):
+                why = (f"was not delivered: {nick}'s server is not answering" if receivers == 0
+                       else f"may not have been delivered ({receivers})" if isinstance(receivers, Unavailable)
+                       else f"was not delivered: Redis refused it ({receivers})")
+                self.tell(sender, f"ERROR your private line to {nick} {why}; try again")
+
+        try:
+            self.link.call("PUBLISH", self.direct + remote.node, json.dumps({"to": remote.id, "event": event}),
+                           on_reply=published)
+        except Unavailable as exc:
+            raise Refused(f"not delivered to {nick}: the servers' shared store (Redis) is unavailable; try again "
+                          f"({exc})") from None
+
+    def unreachable(self) -> str | None:
+        """Why the other nodes cannot be told anything now (the command link is down), or None."""
+        if self.link.ready:
+            return None
+        return f"the servers' shared store (Redis) is unavailable ({self.link.last_error or 'not connected'})"
 
     def forward_invite(self, remote: RemoteMember, room: str) -> None:
         """Tell *remote*'s node that it was invited to *room* (after the line saying so: same connection)."""

@@ -17,12 +17,14 @@ warning. :class:`BlockingRedis` is the small client it uses (the tests use it to
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 from chatroom.scaleout.address import RedisAddress
+from chatroom.scaleout.presence import BEAT, TTL
 from chatroom.scaleout.resp import Codec, ProtocolError, ReplyError, pack
 
-__all__ = ["BlockingRedis", "RedisCheckError", "check_redis"]
+__all__ = ["BlockingRedis", "RedisCheckError", "check_node_name", "check_redis"]
 
 #: Oldest Redis the scripts run on (XADD with explicit ids and XTRIM MAXLEN ~: 5.0; HSET with many fields: 4.0;
 #: the CLIENT KILL and output-buffer behaviour the tests rely on: 6.2).
@@ -77,16 +79,23 @@ class BlockingRedis:
         self.close()
 
 
-def check_redis(address: RedisAddress, timeout: float = 2.0) -> list[str]:
+def _log_in(redis: BlockingRedis, address: RedisAddress) -> None:
+    if address.password is not None:
+        login = ([address.username] if address.username else []) + [address.password]
+        _ok(redis.command("AUTH", *login), "AUTH")
+    if address.db:
+        _ok(redis.command("SELECT", address.db), f"SELECT {address.db}")
+
+
+def check_redis(address: RedisAddress, timeout: float = 2.0, *, node: str = "", prefix: str = "chatroom") -> list[str]:
     """Connect to *address*, log in, check version and settings; the warnings (see the module docstring).
+    With *node* (this process's ``--node`` name), also that no running node uses it: :func:`check_node_name`.
     Raises :class:`RedisCheckError`."""
     try:
         with BlockingRedis(address, timeout) as redis:
-            if address.password is not None:
-                login = ([address.username] if address.username else []) + [address.password]
-                _ok(redis.command("AUTH", *login), "AUTH")
-            if address.db:
-                _ok(redis.command("SELECT", address.db), f"SELECT {address.db}")
+            _log_in(redis, address)
+            if node:
+                check_node_name(redis, prefix, node)
             info = redis.command("INFO", "server")
             if isinstance(info, ReplyError):
                 raise RedisCheckError(f"Redis at {address} refused INFO: {info}")
@@ -98,6 +107,25 @@ def check_redis(address: RedisAddress, timeout: float = 2.0) -> list[str]:
     except (OSError, ProtocolError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise RedisCheckError(f"cannot reach Redis at {address}: {reason}") from None
+
+
+def check_node_name(redis: BlockingRedis, prefix: str, name: str, *, beat: float = BEAT, ttl: float = TTL) -> None:
+    """Raise :class:`RedisCheckError` when a running node shares rooms under *name*: its heartbeat key
+    (``PREFIX:alive:NAME``, set to *ttl* s every *beat* s: :mod:`chatroom.scaleout.presence`) is refreshed
+    within a *beat* and a half of its last refresh. Two processes under one name would each clear the other's
+    members from Redis as "its previous life". A key left by a node that died (SIGKILL, a crash: a supervisor
+    restarting it at once) is not refreshed: the name is free. Waits only while such a key was refreshed less
+    than 1.5 *beat* s ago (so at most that long after the death); blocks."""
+    key = f"{prefix}:alive:{name}"
+    left = redis.command("PTTL", key)  # ms: the key is set to TTL at each beat
+    while isinstance(left, int) and left > 0 and (ttl - left / 1000) < 1.5 * beat:  # (beaten within 1.5 beats)
+        time.sleep(beat / 10)
+        now = redis.command("PTTL", key)
+        if isinstance(now, int) and now > left:  # refreshed: alive
+            raise RedisCheckError(f"the node name {name} is in use: a running chatroom-server shares rooms under "
+                                  f"--node {name} through this Redis (its heartbeat is alive); give each process "
+                                  f"its own --node")
+        left = now
 
 
 def _ok(reply: Any, what: str) -> None:

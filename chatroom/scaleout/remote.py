@@ -28,6 +28,7 @@ class Forwarder(Protocol):
 
     def forward(self, remote: RemoteMember, data: bytes) -> None: ...
     def forward_invite(self, remote: RemoteMember, room: str) -> None: ...
+    def unreachable(self) -> str | None: ...
 
 _REMOTE_CAPS = frozenset({"remote"})
 
@@ -65,6 +66,10 @@ class RemoteMember(Member):
     @property
     def closed(self) -> bool:
         return self.gone
+
+    def unreachable(self) -> str | None:
+        """Why its node cannot be told now (Redis unavailable), or None."""
+        return self.presence.unreachable()
 
     def invite(self, room: str) -> None:
         """An invitation to *room* goes to the member's node, which holds it (chatroom.scaleout.presence)."""

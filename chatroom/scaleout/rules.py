@@ -247,7 +247,7 @@ class SharedRules:
 
     def _ok(self, name: str) -> None:
         if self._failing.pop(name, False):
-            log.warning("%s: Redis answered about its rules again", name)
+            log.info("%s: Redis answered about its rules again", name)
         if not self._failing:
             self.retries.reset()
 

@@ -211,12 +211,12 @@ class ServerPort:
         holders = {hub.find(account), hub.nicks.alike(account)} - {None, member}
         for other in holders:
             assert other is not None
-            other.account = None
+            hub.set_account(other, None)
             old = hub.to_guest(other)
             log.info("%s is now known as %s (%s logged in)", old, other.nick, account, extra=CONN)
             self.send_line(other, f"* you are {other.nick} now: {account} logged in")
             self.call_hook("nick_changed", other, old=old, new=other.nick)
-        member.account = account
+        hub.set_account(member, account)
         if not self.is_admin(member):  # an account ban holds whatever connection it logs in from (before the
             for room in list(member.rooms.values()):  # rename, which a room banning the account would refuse)
                 if room.rules.banned(account, ""):
@@ -268,8 +268,11 @@ class ServerPort:
         return self._server.hub.enter(member, name, key)
 
     def part(self, member: Member, room: Room, reason: str = "", *, notice: str = "", by: str = "") -> None:
-        """*member* out of *room*."""
-        self._server.hub.part(member, room, reason, notice=notice, by=by)
+        """*member* out of *room* (*by*: kicked, :meth:`chatroom.model.hub.Hub.kick`, Refused if unreachable)."""
+        if by:
+            self._server.hub.kick(member, room, notice, by=by, reason=reason)
+        else:
+            self._server.hub.part(member, room, reason, notice=notice)
 
     def say(self, member: Member, room: Room, text: str, kind: str) -> Entry:
         """*member* says *text* in *room*."""

@@ -2,7 +2,7 @@
 
 :func:`preflight` runs before any plugin is loaded, so its mistakes are one line and exit status 2 like
 every start-up mistake: the ``redis`` extra missing (``pip install 'chatroom[redis]'``), Redis unreachable,
-refusing the password, too old. It returns warnings for settings that can lose chat (no persistence, an
+refusing the password, too old, a ``--node`` name a running node uses. It returns warnings for settings that can lose chat (no persistence, an
 evicting memory policy). Nothing here runs, and :mod:`chatroom.scaleout` is never imported, without
 ``--redis``.
 """
@@ -46,7 +46,7 @@ def preflight(options: ServerOptions) -> list[str]:
     except ImportError as exc:
         raise StartupError(f"{INSTALL_HINT} ({exc})") from None
     try:
-        return check_redis(parse_redis_url(options.redis), options.redis_timeout)
+        return check_redis(parse_redis_url(options.redis), options.redis_timeout, node=node_name(options))
     except RedisCheckError as exc:
         raise StartupError(str(exc)) from None
 
