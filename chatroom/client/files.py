@@ -222,7 +222,7 @@ class Transfers:
             tm = self._tm
             progress = tm.progress() if tm is not None else []
             for line in transfer_lines(progress, tm.offered() if tm is not None else [], list(self._offered.values()),
-                                       paused=self._paused()):
+                                       paused=self._paused(), queued=getattr(tm, "queued", list)()):
                 self.console.line(line)
         elif cmd == "/resume":
             self._resume(rest.strip())

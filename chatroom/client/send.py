@@ -30,10 +30,13 @@ from chatroom.wire.chunks import bitmap_size, chunk_count, chunk_span, pick_chun
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import encode_frame, encode_frame_header, encode_line
 
-__all__ = ["CHUNK", "Sender"]
+__all__ = ["CHUNK", "MAX_OPEN", "Sender"]
 
 #: Largest file-data payload sent without resume, in bytes.
 CHUNK = 1024 * 1024
+#: Offers and sends one client keeps open at once: the server refuses a sender's ninth (docs/protocol.md, "File
+#: transfer frames"), so more files wait in the client's queue and are offered as earlier ones end.
+MAX_OPEN = 8
 
 
 class _Send:
@@ -75,6 +78,8 @@ class Sender:
         self._ids: dict[int, str] = {}  # file-id: transfer id -> token, until its OK sendfile
         self._resend: dict[int, tuple[str, bytearray]] = {}  # file-resend arriving in pieces
         self._turn = 0
+        self._queue: list[str] = []  # names (in send_dir) waiting for fewer than MAX_OPEN open offers and sends
+        self._full = MAX_OPEN  # open offers and sends at which the server refused one: wait below that
         #: Tokens of own resumable offers whose session ended with ``file-done`` on this connection: relayed,
         #: their record kept until ``file-gone`` says every receiver checked the file.
         self.delivered: set[str] = set()
@@ -82,7 +87,14 @@ class Sender:
     # -- state --------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return bool(self._hashing or self._offers or self._sends)
+        return bool(self._hashing or self._offers or self._sends or self._queue)
+
+    def _open(self) -> int:
+        return len(self._hashing) + len(self._offers) + len(self._sends)
+
+    def queued(self) -> list[str]:
+        """Names waiting in the client's queue (see :data:`MAX_OPEN`), in the order they go."""
+        return list(self._queue)
 
     def progress(self) -> list[Progress]:
         return [Progress(s.name, s.done, s.size, s.started, "send", s.id or 0) for s in self._sends.values()]
@@ -104,13 +116,19 @@ class Sender:
         path = self._source(name)
         if path is None:
             return
+        if self._queue or self._open() >= self._full:
+            self._wait(name)
+            return
+        self._offer(path, name)
+
+    def _offer(self, path: Path, name: str) -> None:
         try:
             file = open(path, "rb")  # noqa: SIM115 - open until the transfer ends (closed by _Send.close)
             size = os.fstat(file.fileno()).st_size
         except OSError as exc:
             self.emit(f"sendfile: cannot read {name!r}: {exc.strerror or exc}")
             return
-        offer = _Send(safe_name(path.name), file, size, path.name)
+        offer = _Send(safe_name(path.name), file, size, path.relative_to(self.send_dir.resolve()).as_posix())
         chunk = pick_chunk(size) if self.resumable and self.journal is not None else None
         if chunk is not None:
             offer.hashing = HashJob(path, chunk)
@@ -118,6 +136,11 @@ class Sender:
             return
         self._offers.append(offer)
         self.write(encode_line(f"/sendfile {shlex.quote(offer.name)} {size}"))
+
+    def _wait(self, name: str, front: bool = False) -> None:
+        self._queue.insert(0 if front else len(self._queue), name)
+        self.emit(f'sendfile: "{name}" waits: {self._open()} files are on their way (it goes when one ends; '
+                  f'/cancel "{name}" drops it)')
 
     def _announce(self) -> None:
         """Announce the resumable offers whose hashing finished."""
@@ -162,6 +185,12 @@ class Sender:
         """Announce what finished hashing; queue the next chunks of running sends while the output is short."""
         if self._hashing:
             self._announce()
+        if self._queue and self._open() < self._full:
+            self._full = MAX_OPEN  # one ended
+            while self._queue and self._open() < self._full:
+                name = self._queue.pop(0)
+                if (path := self._source(name)) is not None:
+                    self._offer(path, name)
         active = [s for s in self._sends.values() if not s.ended]
         while active and out_queued() < out_limit:
             self._turn = (self._turn + 1) % len(active)
@@ -263,6 +292,10 @@ class Sender:
                 running.close()
             self._give_up(record)
             return True
+        if what in self._queue:
+            self._queue.remove(what)
+            self.emit(f'"{what}" will not be sent')
+            return True
         for offer in (*self._hashing, *self._offers):
             if offer.name == what and not offer.cancelled:
                 offer.cancelled = True
@@ -307,7 +340,10 @@ class Sender:
             send = named[0] if named else self._offers[0]
             self._offers.remove(send)
             send.close()
-            if not send.cancelled:
+            if text.endswith("transfers open; wait for one to finish") and not send.cancelled:
+                self._full = max(1, self._open())  # the server counts more than this client: wait for an end
+                self._wait(send.source, front=True)
+            elif not send.cancelled:
                 self.emit(text)
             return True
         return False
@@ -400,6 +436,9 @@ class Sender:
 
     def close(self, reason: str) -> None:
         """The connection ended: running sends stop (a resumable offer keeps its record and pauses)."""
+        for name in self._queue:
+            self.emit(f'"{name}" was not offered: {reason}')
+        self._queue.clear()
         for send in (*self._hashing, *self._offers):
             send.close()
         self._hashing.clear()

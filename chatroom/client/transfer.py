@@ -97,6 +97,10 @@ class TransferManager:
         """Names of this client's offers still waiting for the server's ``OK sendfile`` (not cancelled)."""
         return self._out.offered()
 
+    def queued(self) -> list[str]:
+        """Names of files waiting in this client's queue to be offered (more than eight at once)."""
+        return self._out.queued()
+
     def running(self, token: str) -> bool:
         """Is the resumable transfer *token* (either side) moving on this connection now?"""
         return self._out.sending(token) or self._resumable.arriving(token)

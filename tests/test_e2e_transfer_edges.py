@@ -1,0 +1,39 @@
+"""File transfers at their edges, end to end: the real ``chatroom-server`` and ``chatroom-client`` processes.
+
+What a user meets first when many files go at once, a folder cannot be written, a receiver gives up, or a
+name is long: every file arrives or the user is told plainly why, and no message contradicts another. The
+tests synchronise on printed lines, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from test_e2e_transfer import DEADLINE, ClientProcess, clients, files, starts  # noqa: F401 - fixture
+
+MiB = 1024 * 1024
+
+
+def test_more_files_than_the_server_keeps_open_wait_in_the_client_and_all_arrive(server: Any, clients: Any) -> None:
+    """The server refuses a sender's ninth open transfer; the client queues the rest instead of losing them
+    (``--auto-send`` dropping a folder of twelve files used to send eight)."""
+    bob = clients("bob")
+    alice = clients("alice")
+    bob.expect(lambda line: line.endswith("is now known as alice"))
+    contents = {f"f{i}.bin": os.urandom(MiB + i) for i in range(11)}
+    for name, content in contents.items():
+        (alice.send_dir / name).write_bytes(content)
+    for name in contents:
+        alice.send(f"/sendfile {name}")
+    waits = alice.expect(starts('sendfile: "f8.bin" waits: 8 files are on their way'))
+    assert '/cancel "f8.bin" drops it' in waits
+    alice.send('/cancel "f10.bin"')
+    alice.expect('"f10.bin" will not be sent')
+    for name in [n for n in contents if n != "f10.bin"]:
+        bob.saw(starts(f'received "{name}"'), 30)
+        assert (bob.received_dir / name).read_bytes() == contents[name]
+    assert not any("ERROR" in line for line in alice.out), alice.out
+    assert "f10.bin" not in files(bob.received_dir)
