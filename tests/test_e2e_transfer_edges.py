@@ -37,3 +37,14 @@ def test_more_files_than_the_server_keeps_open_wait_in_the_client_and_all_arrive
         assert (bob.received_dir / name).read_bytes() == contents[name]
     assert not any("ERROR" in line for line in alice.out), alice.out
     assert "f10.bin" not in files(bob.received_dir)
+
+
+def test_a_received_folder_that_cannot_be_made_is_one_line_and_exit_2(server: Any, tmp_path: Path) -> None:
+    """``--received-dir`` naming a file (or a folder that cannot be made) is a usage mistake: one line on stderr,
+    exit 2, no traceback (before: a FileExistsError traceback once connected)."""
+    (tmp_path / "taken").write_text("not a folder")
+    for option in ("--received-dir", "--send-dir"):
+        done = subprocess.run(["chatroom-client", "--port", str(server.port), "--name", "bob", option, "taken"],
+                              cwd=tmp_path, input="", capture_output=True, text=True, timeout=DEADLINE)
+        assert done.returncode == 2, done
+        assert done.stderr == f"chatroom-client: {option} taken: cannot make that folder: a file has that name\n"
