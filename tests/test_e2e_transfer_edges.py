@@ -12,7 +12,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from test_e2e_transfer import DEADLINE, ClientProcess, clients, files, starts  # noqa: F401 - fixture
+from test_e2e_transfer import DEADLINE, ClientProcess, clients, files, next_frame, starts  # noqa: F401 - fixture
+
+from chatroom.wire.lines import encode_frame
 
 MiB = 1024 * 1024
 
@@ -48,3 +50,28 @@ def test_a_received_folder_that_cannot_be_made_is_one_line_and_exit_2(server: An
                               cwd=tmp_path, input="", capture_output=True, text=True, timeout=DEADLINE)
         assert done.returncode == 2, done
         assert done.stderr == f"chatroom-client: {option} taken: cannot make that folder: a file has that name\n"
+
+
+def test_the_only_receiver_giving_up_ends_the_send_with_one_line_and_no_record(server: Any, clients: Any) -> None:
+    """A receiver that gives up for good (``file-cancel``: its disk is full, or /cancel) while the file moves: the
+    sender hears once that it stopped and why, and keeps no record to resume (before: ``paused ... it resumes when
+    the receivers are back`` and at once ``offer ... ended``, two lines that contradict each other)."""
+    bob = server.silent_client(rcvbuf=65536)  # reads only what the test asks for: the transfer stays in flight
+    bob.expect_prefix("* Welcome")
+    for line in ("/caps binary", "/caps resume", "/nick bob"):
+        bob.send(line)
+    bob.expect("OK nick bob")
+    alice = clients("alice")
+    (alice.send_dir / "big.bin").write_bytes(os.urandom(24 * MiB))
+    alice.send("/sendfile big.bin")
+    frame = next_frame(bob)
+    while not frame.meta.startswith("file-chunks "):
+        frame = next_frame(bob)
+    token = frame.meta.split()[2]
+    bob.send_raw(encode_frame(f"file-cancel {token} disk full", b""))
+    stopped = alice.expect(starts('sending "big.bin" '))
+    assert stopped == 'sending "big.bin" stopped: cancelled by bob: disk full'
+    alice.send("/transfers")
+    assert alice.expect(starts("transfers: ")) == "transfers: none"
+    assert not list(alice.send_dir.glob(".*.send"))
+    assert not [line for line in alice.out if "ended" in line or "paused" in line], alice.out

@@ -379,6 +379,8 @@ class Sender:
                 self.emit(f'sending "{send.name}" paused: {arg.strip()} (it resumes when the receivers are back; '
                           f"/cancel {send.record.token[:8]} gives up)")
             else:
+                if send.record is not None and send.record.token:  # file-abort: the offer is over for good
+                    self.forget(send.record)
                 self.emit(f'sending "{send.name}" stopped: {arg.strip() or "cancelled"}')
         else:
             return False

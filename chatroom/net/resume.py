@@ -267,11 +267,15 @@ class Resumes:
                     self.sessions.stop(each.session, why, cancel=True)
             self.drop(offer, why, told=told)
             return
-        receiver = leg.receiver
-        if leg.session is not None and receiver is not None and receiver.id in leg.session.receivers:
-            leg.session.legs.pop(receiver.id, None)
-            self.sessions.stop(leg.session, why, receiver=receiver)
-        self._leg_over(leg, why)
+        receiver, session = leg.receiver, leg.session
+        told: set[str] = set()
+        if session is not None and receiver is not None and receiver.id in session.receivers:
+            session.legs.pop(receiver.id, None)
+            if len(offer.legs) == 1 and len(session.receivers) == 1:  # the offer ends with this session: its
+                session.cancelled = True  # sender hears file-abort WHY, not a pause and then file-gone
+                told.add(offer.key)
+            self.sessions.stop(session, why, receiver=receiver)
+        self._leg_over(leg, why, told=told)
 
     def received(self, client: Client, token: str) -> None:
         """``file-received TOKEN``: the receiver checked the whole file; its leg is over (no reply, ever)."""
@@ -279,13 +283,13 @@ class Resumes:
         if found is not None and found[1] is not None and found[1].session is None:
             self._leg_over(found[1], "every receiver has it")
 
-    def _leg_over(self, leg: Leg, why: str) -> None:
+    def _leg_over(self, leg: Leg, why: str, *, told: Collection[str] = ()) -> None:
         """*leg* is over (its receiver has the file, or cancelled); the last one ends the offer, and its sender
-        hears ``file-gone TOKEN WHY``."""
+        hears ``file-gone TOKEN WHY`` (unless its key is in *told*: see :meth:`drop`)."""
         offer = leg.offer
         self._unhold(leg.receiver, leg)
         if self.book.drop_leg(leg):
-            self.drop(offer, why)
+            self.drop(offer, why, told=told)
 
     def drop(self, offer: Offer, why: str, *, told: Collection[str] = ()) -> None:
         """*offer* is over: the parties still holding its token hear ``file-gone TOKEN WHY`` (once); those
