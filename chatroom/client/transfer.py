@@ -25,6 +25,7 @@ from chatroom.client.journal import Journal
 from chatroom.client.receive import Progress, Receiver
 from chatroom.client.send import CHUNK, Sender
 from chatroom.wire.chunks import is_token
+from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import Frame
 from chatroom.wire.numbers import parse_uint
 
@@ -180,7 +181,10 @@ class TransferManager:
             self.emit(f"* {news}")
         elif token not in journal.refused:
             journal.refused.add(token)
-            self.emit(f"{news} (/resume {token[:8]} asks again, /cancel {token[:8]} forgets it)")
+            send, incoming = journal.sends.get(token), journal.incoming.get(token)
+            what = (f'sending "{safe_name(send.name)}"' if send is not None
+                    else f'"{incoming.name}" from {incoming.sender}' if incoming is not None else token[:8])
+            self.emit(f"{what}: {news} (/resume {token[:8]} asks again, /cancel {token[:8]} forgets it)")
         return True
 
     def handle_frame(self, frame: Frame) -> None:
