@@ -156,10 +156,11 @@ class Transfers:
         self.progress = []
         self._changed()
 
-    def abort(self) -> None:
-        """Ctrl-C while quitting: end every transfer now."""
+    def abort(self, reason: str = "the client quit") -> None:
+        """Ctrl-C while quitting (or the client ends): end every transfer now, saying *reason* (a file that can
+        resume pauses)."""
         if self._tm is not None:
-            self._tm.close()
+            self._tm.close(reason)
             self._tm = None
 
     def discard_incoming(self, reason: str) -> None:

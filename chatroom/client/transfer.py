@@ -227,9 +227,9 @@ class TransferManager:
             resumable.abort(tid, arg.strip() or "cancelled")
 
     # -- shutdown ----------------------------------------------------------------------
-    def close(self, reason: str = "cancelled") -> None:
-        """The connection ended: running sends stop (``file-abort``; resumable ones pause), partial files that
-        cannot resume are discarded, the others keep what they have."""
-        self._out.close(reason)
-        self._in.close()
-        self._resumable.close(reason)
+    def close(self, reason: str | None = None) -> None:
+        """The connection ended (or the client quits, *reason* saying why): running sends stop (``file-abort``;
+        resumable ones pause), partial files that cannot resume are discarded, the others keep what they have."""
+        self._out.close(reason or "cancelled")
+        self._in.close(reason or "connection closed before the file was complete")
+        self._resumable.close(reason or "cancelled")
