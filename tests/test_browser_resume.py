@@ -14,7 +14,9 @@ from pathlib import Path
 from browser_kit import Pages, pages, shot, web_servers  # noqa: F401
 from playwright.sync_api import expect
 from test_e2e_resume import Proxy, proxies  # noqa: F401
-from test_e2e_transfer import DEADLINE, ClientProcess, starts
+from test_e2e_transfer import DEADLINE, ClientProcess, next_frame, starts
+
+from chatroom.wire.lines import encode_frame
 
 MiB = 1024 * 1024
 OCTETS = "application/octet-stream"
@@ -99,3 +101,28 @@ def test_an_upload_resumes_after_a_reload_with_the_same_file_picked_again(web_se
         shot(alice, "resume-upload-done")
     finally:
         carol.kill()
+
+
+def test_an_upload_whose_only_receiver_gives_up_is_stopped_and_not_kept(web_servers, pages: Pages) -> None:  # type: ignore[no-untyped-def]
+    """The only receiver gives up for good (its disk is full): the page's upload card says so and offers no Resume,
+    and a reload does not bring it back as paused (the server's file-abort ends the offer; the record goes)."""
+    server = web_servers("--flood-rate", "0")
+    alice = pages.open(server.url, "alice")
+    bob = server.silent_client(rcvbuf=65536)  # reads only the frames the test asks for: the upload stays in flight
+    bob.expect_prefix("* Welcome")
+    for line in ("/caps binary", "/caps resume", "/nick bob"):
+        bob.send(line)
+    bob.expect("OK nick bob")
+    expect(alice.locator("#member-list")).to_contain_text("bob")
+    alice.locator("#file-input").set_input_files(
+        files=[{"name": "up.bin", "mimeType": OCTETS, "buffer": os.urandom(16 * MiB)}])
+    frame = next_frame(bob)
+    while not frame.meta.startswith("file-chunks "):
+        frame = next_frame(bob)
+    bob.send_raw(encode_frame(f"file-cancel {frame.meta.split()[2]} disk full", b""))
+    card = alice.locator("li.transfer.out", has_text="up.bin")
+    expect(card.locator(".transfer-status")).to_have_text("stopped: cancelled by bob: disk full")
+    expect(card.get_by_role("button", name="Resume")).to_have_count(0)
+    alice.reload()
+    expect(alice.locator("#member-list")).to_contain_text("bob")
+    expect(alice.locator("li.transfer.out", has_text="up.bin")).to_have_count(0)

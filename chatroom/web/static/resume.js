@@ -435,9 +435,8 @@ export class Resumes {
     session.queue = (session.queue || Promise.resolve()).then(() => {
       const { entry } = session;
       if (!entry) return;
-      if (kind === "file-abort") {
-        if (entry.role === "down") this.forget(entry, `not received: ${reason}`);
-        else entry.card.set(`stopped: ${reason}`, "failed");
+      if (kind === "file-abort") {  // the offer is over for good: neither side keeps its record
+        this.forget(entry, entry.role === "down" ? `not received: ${reason}` : `stopped: ${reason}`);
         return;
       }
       const who = entry.role === "down" ? `${entry.sender} is` : "the receivers are";
