@@ -75,3 +75,33 @@ def test_the_only_receiver_giving_up_ends_the_send_with_one_line_and_no_record(s
     assert alice.expect(starts("transfers: ")) == "transfers: none"
     assert not list(alice.send_dir.glob(".*.send"))
     assert not [line for line in alice.out if "ended" in line or "paused" in line], alice.out
+
+
+def test_offers_waiting_for_answers_when_the_server_restarts_are_said_to_have_ended(server_factory: Any,
+                                                                                  tmp_path: Path) -> None:
+    """The server restarts while an offer waits for its receiver's answer: nothing can resume it (no receiver
+    took it yet), so both ends are told it ended and how to offer it again (before: it vanished without a word,
+    and the sender waited for an answer that could never come)."""
+    server = server_factory()
+    port, data_dir = server.port, server.data_dir
+    alice = ClientProcess(port, tmp_path / "alice", "--name", "alice", "--reconnect")
+    alice.expect(starts("* Welcome"))
+    bob = ClientProcess(port, tmp_path / "bob", "--name", "bob", "--reconnect", "--accept-files", "ask")
+    try:
+        alice.expect(lambda line: line.endswith("is now known as bob"))
+        (alice.send_dir / "my notes.txt").write_bytes(os.urandom(200_000))
+        alice.send('/sendfile "my notes.txt"')
+        tid = bob.expect(starts('alice offers "my notes.txt"')).rsplit(" ", 1)[1]
+        alice.expect(starts('* offering "my notes.txt"'))
+        server.stop()
+        assert alice.expect(starts('offer of "my notes.txt" ended: ')) == \
+            "offer of \"my notes.txt\" ended: connection to server lost (/sendfile 'my notes.txt' offers it again)"
+        assert bob.expect(starts(f"offer {tid} ")) == \
+            f'offer {tid} of "my notes.txt" from alice ended: connection to server lost'
+        server_factory("--port", str(port), data_dir=data_dir)
+        alice.expect(starts("* reconnected"))
+        alice.send("/sendfile 'my notes.txt'")
+        bob.expect(starts('alice offers "my notes.txt"'))
+    finally:
+        alice.kill()
+        bob.kill()

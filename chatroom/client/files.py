@@ -153,6 +153,10 @@ class Transfers:
         if self._tm is not None:
             self._tm.close(LOST)
             self._tm = None
+        for offer in self._offered.values():  # the server forgets them with this connection
+            if offer.answer in ("", "accepted"):
+                self.console.line(f'offer {offer.tid} of "{offer.name}" from {offer.sender} ended: {LOST}')
+        self._offered.clear()
         self.progress = []
         self._changed()
 

@@ -438,8 +438,9 @@ class Sender:
 
     def close(self, reason: str) -> None:
         """The connection ended: running sends stop (a resumable offer keeps its record and pauses)."""
-        for name in self._queue:
-            self.emit(f'"{name}" was not offered: {reason}')
+        unsent = [s.source for s in (*self._hashing, *self._offers) if not s.cancelled] + self._queue
+        for name in unsent:  # never offered, or its receivers had not all answered: nothing can resume it
+            self.emit(f'offer of "{name}" ended: {reason} (/sendfile {shlex.quote(name)} offers it again)')
         self._queue.clear()
         for send in (*self._hashing, *self._offers):
             send.close()
