@@ -14,16 +14,15 @@ fills its own result).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from chatroom.client.journal import HashJob, Journal, SendRecord
+from chatroom.client.outgoing import Outgoing
+from chatroom.client.outgoing import source_path
 from chatroom.client.offers import human_size, took
 from chatroom.client.receive import Progress
 from chatroom.wire.chunks import bitmap_size, chunk_count, chunk_span, pick_chunk, set_bits
@@ -39,27 +38,6 @@ CHUNK = 1024 * 1024
 MAX_OPEN = 8
 
 
-class _Send:
-    __slots__ = ("cancelled", "done", "ended", "file", "hasher", "hashing", "id", "name", "plan", "pos", "record",
-                 "size", "source", "started")
-
-    def __init__(self, name: str, file: IO[bytes], size: int, source: str) -> None:
-        self.name, self.file, self.size, self.source = name, file, size, source
-        self.id: int | None = None
-        self.done = 0
-        self.hasher = hashlib.sha256()
-        self.started = time.monotonic()
-        self.ended = False  # file-end written; waiting for file-done
-        self.cancelled = False  # /cancel while the offer waited for OK: abort as soon as the ID is known
-        self.hashing: HashJob | None = None  # a resumable offer being hashed before its announce
-        self.record: SendRecord | None = None  # a resumable offer's record (its token, hash list)
-        self.plan: list[int] | None = None  # a resumable session's chunks (None: all, in order)
-        self.pos = 0
-
-    def close(self) -> None:
-        self.file.close()
-
-
 class Sender:
     """Sends files from *send_dir*; *write* queues bytes, *emit* prints a line, *journal* keeps the resumable
     records (see the module docstring). ``resumable`` is set once the server took ``/caps resume``."""
@@ -72,9 +50,9 @@ class Sender:
         self.journal = journal
         self.chunk = chunk
         self.resumable = False
-        self._hashing: list[_Send] = []  # resumable offers whose hash list is being computed
-        self._offers: list[_Send] = []  # offered, waiting for OK or ERROR sendfile
-        self._sends: dict[int, _Send] = {}
+        self._hashing: list[Outgoing] = []  # resumable offers whose hash list is being computed
+        self._offers: list[Outgoing] = []  # offered, waiting for OK or ERROR sendfile
+        self._sends: dict[int, Outgoing] = {}
         self._ids: dict[int, str] = {}  # file-id: transfer id -> token, until its OK sendfile
         self._resend: dict[int, tuple[str, bytearray]] = {}  # file-resend arriving in pieces
         self._turn = 0
@@ -123,12 +101,12 @@ class Sender:
 
     def _offer(self, path: Path, name: str) -> None:
         try:
-            file = open(path, "rb")  # noqa: SIM115 - open until the transfer ends (closed by _Send.close)
+            file = open(path, "rb")  # noqa: SIM115 - open until the transfer ends (closed by Outgoing.close)
             size = os.fstat(file.fileno()).st_size
         except OSError as exc:
             self.emit(f"sendfile: cannot read {name!r}: {exc.strerror or exc}")
             return
-        offer = _Send(safe_name(path.name), file, size, path.relative_to(self.send_dir.resolve()).as_posix())
+        offer = Outgoing(safe_name(path.name), file, size, path.relative_to(self.send_dir.resolve()).as_posix())
         chunk = pick_chunk(size) if self.resumable and self.journal is not None else None
         if chunk is not None:
             offer.hashing = HashJob(path, chunk)
@@ -161,23 +139,9 @@ class Sender:
 
     def _source(self, name: str) -> Path | None:
         """``send_dir/name`` if it is a regular file inside send_dir, else emit why and return None."""
-        folder = self.send_dir.name or str(self.send_dir)
-        if not name or "\x00" in name:
-            self.emit("usage: /sendfile NAME (a file in the send folder; quote names with spaces)")
-            return None
-        root = self.send_dir.resolve()
-        path = (self.send_dir / name).resolve()
-        if Path(name).is_absolute() or not path.is_relative_to(root) or path == root:
-            self.emit(f"sendfile: {name!r} is not inside {folder}/")
-            return None
-        try:
-            mode = path.stat().st_mode
-        except OSError:
-            self.emit(f"sendfile: no file {name!r} in {folder}/")
-            return None
-        if not stat.S_ISREG(mode):
-            self.emit(f"sendfile: {folder}/{name} is not a regular file")
-            return None
+        path, why = source_path(self.send_dir, name)
+        if why:
+            self.emit(why)
         return path
 
     # -- sending --------------------------------------------------------------------------------------
@@ -199,7 +163,7 @@ class Sender:
             if send.ended or send.id not in self._sends:
                 active = [s for s in self._sends.values() if not s.ended]
 
-    def _send_chunk(self, send: _Send) -> None:
+    def _send_chunk(self, send: Outgoing) -> None:
         if send.record is not None:  # announced: one indexed chunk per frame, resumable or not
             self._send_indexed(send, send.record)
             return
@@ -222,7 +186,7 @@ class Sender:
             send.close()
             self.write(encode_frame(f"file-end {send.id} {send.hasher.hexdigest()}", b""))
 
-    def _send_indexed(self, send: _Send, record: SendRecord) -> None:
+    def _send_indexed(self, send: Outgoing, record: SendRecord) -> None:
         """The next chunk of a resumable session, ``file-data ID INDEX``; a resend checks it first."""
         count = chunk_count(record.size, record.chunk)
         indices = send.plan if send.plan is not None else range(count)
@@ -235,10 +199,13 @@ class Sender:
         offset, length = chunk_span(record.size, record.chunk, index)
         try:
             data = os.pread(send.file.fileno(), length, offset)
+            now = os.fstat(send.file.fileno())  # first session: a file written since it was hashed is not sent
         except OSError as exc:
             self._stop(send, f"read failed: {exc.strerror or exc}")
             return
-        if len(data) != length or (send.plan is not None and not record.chunk_ok(index, data)):
+        changed = (now.st_size, now.st_mtime_ns) != (record.size, record.mtime_ns) if send.plan is None else \
+            not record.chunk_ok(index, data)  # a resend checks every chunk against the list
+        if len(data) != length or changed:
             if record.token:
                 self._sends.pop(send.id or 0, None)
                 send.close()
@@ -251,7 +218,7 @@ class Sender:
         self.write(encode_frame_header(f"file-data {send.id} {index}", length))
         self.write(data)
 
-    def _stop(self, send: _Send, reason: str) -> None:
+    def _stop(self, send: Outgoing, reason: str) -> None:
         """End a running session: ``file-abort`` (a resumable offer only pauses: its record stays)."""
         self.write(encode_frame(f"file-abort {send.id} {reason}", b""))
         self._sends.pop(send.id or 0, None)
@@ -304,7 +271,7 @@ class Sender:
         return False
 
     # -- the server's answers ----------------------------------------------------------------------------
-    def _offer_named(self, name: str) -> _Send | None:
+    def _offer_named(self, name: str) -> Outgoing | None:
         """The oldest offer of *name*, else the oldest offer (a server that renamed it), else None."""
         for send in self._offers:
             if send.name == name:
@@ -348,7 +315,7 @@ class Sender:
             return True
         return False
 
-    def _keep(self, send: _Send, token: str | None) -> None:
+    def _keep(self, send: Outgoing, token: str | None) -> None:
         """The server gave *send* (a resumable offer) its *token*: write its record; without one (nobody
         can resume it) it goes out without an index, as any offer."""
         draft = send.record
@@ -398,7 +365,7 @@ class Sender:
         del self._resend[tid]
         indices = set_bits(bytes(got), count)
         try:
-            file = open(self.send_dir / record.name, "rb")  # noqa: SIM115 - closed by _Send.close
+            file = open(self.send_dir / record.name, "rb")  # noqa: SIM115 - closed by Outgoing.close
             size = os.fstat(file.fileno()).st_size
         except OSError as exc:
             self._give_up(record, f"cannot read it: {exc.strerror or exc}")
@@ -407,7 +374,7 @@ class Sender:
             file.close()
             self._give_up(record, "the file changed since it was offered")
             return
-        send = _Send(safe_name(record.name), file, sum(chunk_span(record.size, record.chunk, i)[1] for i in indices),
+        send = Outgoing(safe_name(record.name), file, sum(chunk_span(record.size, record.chunk, i)[1] for i in indices),
                      record.name)
         send.id, send.record, send.plan = tid, record, indices
         self._sends[tid] = send
