@@ -7,6 +7,7 @@ tests synchronise on printed lines, never on sleeps.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -105,3 +106,53 @@ def test_offers_waiting_for_answers_when_the_server_restarts_are_said_to_have_en
     finally:
         alice.kill()
         bob.kill()
+
+
+def test_a_file_written_after_it_was_offered_is_not_sent_as_the_old_one(server: Any, tmp_path: Path) -> None:
+    """alice's file changes between her offer (its hash list) and bob's answer: her client stops at the first
+    chunk and says why, bob hears why (before: every byte went, alice read ``sent "f.bin" ... sha256 ...``, bob a
+    line per chunk that did not match, and only the resend found the change)."""
+    alice = ClientProcess(server.port, tmp_path / "alice", "--name", "alice")
+    bob = ClientProcess(server.port, tmp_path / "bob", "--name", "bob", "--accept-files", "ask")
+    try:
+        alice.expect(starts("* Welcome"))
+        bob.expect(starts("* Welcome"))
+        bob.send("/who")
+        bob.expect(lambda line: "alice" in line and "bob" in line)
+        (alice.send_dir / "f.bin").write_bytes(os.urandom(8 * MiB))
+        alice.send("/sendfile f.bin")
+        bob.expect(starts('alice offers "f.bin"'))
+        with open(alice.send_dir / "f.bin", "r+b") as file:  # written in place: same size, new bytes
+            file.write(os.urandom(MiB))
+            os.utime(file.fileno(), ns=(1, 1))  # a time no write keeps: file systems with coarse clocks too
+        bob.send("/accept")
+        assert alice.expect(starts('sending "f.bin" ')) == \
+            'sending "f.bin" cancelled: the file changed since it was offered'
+        assert bob.expect(starts('discarded "f.bin"')) == \
+            'discarded "f.bin" from alice: cancelled by alice: the file changed since it was offered'
+        assert not [line for line in bob.out if "did not match" in line]
+        assert files(bob.received_dir) == []
+    finally:
+        alice.kill()
+        bob.kill()
+
+
+def test_chunks_that_do_not_match_their_hashes_are_one_line_not_one_each(server: Any, clients: Any) -> None:
+    """A sender whose chunks do not match the hash list it announced (a hostile one, or a file changed under it):
+    the receiver says so once per attempt, with the count (before: a line per chunk, 1,024 for a GiB)."""
+    bob = clients("bob")
+    mallory = server.connect("mallory", binary=True)
+    mallory.send("/caps resume")
+    mallory.expect("OK caps binary resume")
+    chunk, content = 65536, os.urandom(4 * 65536)
+    hashes = os.urandom(32 * 4)  # no chunk matches
+    mallory.send_raw(encode_frame(f"file-announce {len(content)} {chunk} {hashlib.sha256(content).hexdigest()} x.bin",
+                                  hashes))
+    tid = mallory.expect_prefix("OK sendfile ").split()[2]
+    for i in range(4):
+        mallory.send_raw(encode_frame(f"file-data {tid} {i}", content[i * chunk:(i + 1) * chunk]))
+    mallory.send_raw(encode_frame(f"file-end {tid} {hashlib.sha256(content).hexdigest()}", b""))
+    bob.expect('"x.bin" from mallory: 4 chunks did not match their SHA-256; asking for the rest')
+    assert [line for line in bob.out if "did not match" in line] == [
+        'chunk 0 of "x.bin" did not match its SHA-256: it is asked for again',
+        '"x.bin" from mallory: 4 chunks did not match their SHA-256; asking for the rest']

@@ -57,6 +57,7 @@ class Arrivals:
         self._lists: dict[int, tuple[str, int, int, str, bytearray]] = {}  # file-chunks arriving in pieces
         self._sessions: dict[int, Incoming | None] = {}  # None: given up on, its frames ignored
         self._tries: dict[str, int] = {}  # token -> asks in a row without a verified chunk
+        self._bad: dict[int, int] = {}  # session -> chunks that did not match their hash (the first one is shown)
 
     @property
     def receiving(self) -> bool:
@@ -137,20 +138,25 @@ class Arrivals:
             self._fail(tid, incoming, "disk full" if exc.errno == 28 else f"write failed: {exc.strerror or exc}")
             return
         if ok is False:
-            self.emit(f'chunk {index} of "{incoming.name}" did not match its SHA-256: it is asked for again')
+            bad = self._bad[tid] = self._bad.get(tid, 0) + 1
+            if bad == 1:  # one line, not one per chunk of a file that changed under its sender
+                self.emit(f'chunk {index} of "{incoming.name}" did not match its SHA-256: it is asked for again')
         elif ok:
             self._tries.pop(incoming.token, None)
 
     def end(self, tid: int) -> None:
         """``file-end``: the session is over; the file is finished, or what is missing is asked for again."""
         incoming = self._sessions.pop(tid, None)
+        bad = self._bad.pop(tid, 0)
         if incoming is not None:
-            self._settle(incoming, "some chunks did not arrive whole")
+            self._settle(incoming, f"{bad} chunks did not match their SHA-256" if bad > 1 else
+                         "some chunks did not arrive whole")
 
     def pause(self, tid: int, reason: str) -> bool:
         """``file-pause TID REASON``: keep what arrived and say what is still needed; True if *tid* was ours."""
         if tid not in self._sessions:
             return False
+        self._bad.pop(tid, None)
         incoming = self._sessions.pop(tid)
         if incoming is not None:
             try:
@@ -167,6 +173,7 @@ class Arrivals:
         if tid not in self._sessions and tid not in self._lists:
             return False
         self._lists.pop(tid, None)
+        self._bad.pop(tid, None)
         incoming = self._sessions.pop(tid, None)
         if incoming is not None:
             self._drop(incoming, reason)
@@ -275,3 +282,4 @@ class Arrivals:
                       f"(/transfers lists it; it resumes when you are both connected)")
         self._sessions.clear()
         self._lists.clear()
+        self._bad.clear()
