@@ -156,3 +156,22 @@ def test_chunks_that_do_not_match_their_hashes_are_one_line_not_one_each(server:
     assert [line for line in bob.out if "did not match" in line] == [
         'chunk 0 of "x.bin" did not match its SHA-256: it is asked for again',
         '"x.bin" from mallory: 4 chunks did not match their SHA-256; asking for the rest']
+
+
+def test_a_file_sent_before_it_settled_is_neither_hinted_nor_auto_sent_again(server: Any, clients: Any) -> None:
+    """``/sendfile x`` typed as soon as x lands in send/: the watcher, finding x settled a moment later, neither
+    says ``send/x is ready: /sendfile x`` (it went) nor, with --auto-send, sends it a second time."""
+    bob = clients("bob")
+    hinting = clients("alice", "--settle", "0.3")
+    auto = clients("carol", "--settle", "0.3", "--auto-send")
+    bob.expect(lambda line: line.endswith("is now known as carol"))
+    for person in (hinting, auto):
+        (person.send_dir / f"{person.cwd.name}.bin").write_bytes(os.urandom(300_000))
+        person.send(f"/sendfile {person.cwd.name}.bin")
+        person.expect(starts(f'sent "{person.cwd.name}.bin"'))
+        (person.send_dir / "later.bin").write_bytes(os.urandom(1000))  # the watcher reports in order
+    hinting.expect("send/later.bin is ready: /sendfile later.bin")
+    assert not [line for line in hinting.out if "alice.bin is ready" in line]
+    bob.expect(starts('received "later.bin" (1000 bytes) from carol'))
+    assert len([line for line in bob.out if line.startswith('received "carol')]) == 1, bob.out
+    assert len([line for line in auto.out if line.startswith('sent "carol.bin"')]) == 1, auto.out

@@ -327,8 +327,11 @@ class Transfers:
         """Announce (or, with *auto_send*, send) the files the watcher found complete."""
         if self._watcher is None:
             return
+        sent = getattr(self._tm, "sent_before", None)  # optional in the manager contract
         for path in self._watcher.ready():
             name = Path(path).name
+            if sent is not None and sent(name):
+                continue  # sent already: /sendfile was typed before the file settled
             if self.auto_send and self._tm is not None:
                 self._tm.send_file(name)
             else:

@@ -58,6 +58,7 @@ class Sender:
         self._turn = 0
         self._queue: list[str] = []  # names (in send_dir) waiting for fewer than MAX_OPEN open offers and sends
         self._full = MAX_OPEN  # open offers and sends at which the server refused one: wait below that
+        self.named: set[str] = set()  # files offered on this connection (paths inside send_dir)
         #: Tokens of own resumable offers whose session ended with ``file-done`` on this connection: relayed,
         #: their record kept until ``file-gone`` says every receiver checked the file.
         self.delivered: set[str] = set()
@@ -107,6 +108,7 @@ class Sender:
             self.emit(f"sendfile: cannot read {name!r}: {exc.strerror or exc}")
             return
         offer = Outgoing(safe_name(path.name), file, size, path.relative_to(self.send_dir.resolve()).as_posix())
+        self.named.add(offer.source)
         chunk = pick_chunk(size) if self.resumable and self.journal is not None else None
         if chunk is not None:
             offer.hashing = HashJob(path, chunk)

@@ -98,6 +98,10 @@ class TransferManager:
         """Names of this client's offers still waiting for the server's ``OK sendfile`` (not cancelled)."""
         return self._out.offered()
 
+    def sent_before(self, name: str) -> bool:
+        """Was ``send_dir/name`` offered on this connection already (a typed ``/sendfile``)?"""
+        return name in self._out.named
+
     def queued(self) -> list[str]:
         """Names of files waiting in this client's queue to be offered (more than eight at once)."""
         return self._out.queued()
