@@ -104,8 +104,10 @@ def test_an_upload_resumes_after_a_reload_with_the_same_file_picked_again(web_se
 
 
 def test_an_upload_whose_only_receiver_gives_up_is_stopped_and_not_kept(web_servers, pages: Pages) -> None:  # type: ignore[no-untyped-def]
-    """The only receiver gives up for good (its disk is full): the page's upload card says so and offers no Resume,
-    and a reload does not bring it back as paused (the server's file-abort ends the offer; the record goes)."""
+    """The only receiver gives up for good (its disk is full) as soon as the file begins: the page's upload card says
+    so and offers no Resume, and a reload does not bring it back as paused (the server's file-abort ends the offer;
+    the record goes). Before, a file-abort that came while the page stored its record was missed: every chunk went
+    out regardless and the card stayed at "sent; waiting for the receivers…"."""
     server = web_servers("--flood-rate", "0")
     alice = pages.open(server.url, "alice")
     bob = server.silent_client(rcvbuf=65536)  # reads only the frames the test asks for: the upload stays in flight
@@ -119,7 +121,9 @@ def test_an_upload_whose_only_receiver_gives_up_is_stopped_and_not_kept(web_serv
     frame = next_frame(bob)
     while not frame.meta.startswith("file-chunks "):
         frame = next_frame(bob)
-    bob.send_raw(encode_frame(f"file-cancel {frame.meta.split()[2]} disk full", b""))
+    token = frame.meta.split()[2]
+    bob.send_raw(encode_frame(f"file-cancel {token} disk full", b""))
+    bob.expect(f"OK cancel {token} up.bin")  # reading on: a receiver's full queue may hold its input back
     card = alice.locator("li.transfer.out", has_text="up.bin")
     expect(card.locator(".transfer-status")).to_have_text("stopped: cancelled by bob: disk full")
     expect(card.get_by_role("button", name="Resume")).to_have_count(0)
