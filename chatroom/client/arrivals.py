@@ -13,6 +13,8 @@ part file and a sidecar of verified chunks, kept across connections and restarts
 * ``file-pause`` (the sender left, the connection broke, the server restarts) keeps what arrived; the
   client says what it still needs at once (``file-resume TOKEN`` + bitmap) so that the session starts
   again as soon as the sender is back. ``file-abort`` (cancelled) and ``file-gone`` discard the record.
+* No room left (a full disk, a quota): the client stops the session with ``file-pause TOKEN`` and keeps what
+  it verified; ``/resume ID`` (or the next connection) asks for the rest once there is room.
 * :meth:`Arrivals.present` is what a (re)connected client does for each record: read back and hash every
   recorded chunk (:meth:`Incoming.verify`), then ask for the rest, or, when nothing is missing, check the
   whole file, move it into place and say ``file-received``.
@@ -22,6 +24,7 @@ Loop thread only; problems are emitted, never raised.
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +41,8 @@ __all__ = ["RETRIES", "Arrivals"]
 
 #: Times in a row the client asks again for chunks that did not arrive (or did not verify) by itself.
 RETRIES = 5
+#: Write errors that mean "no room": the file pauses (ENOSPC, EDQUOT, EFBIG) instead of ending.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _percent(incoming: Incoming) -> str:
@@ -81,7 +86,10 @@ class Arrivals:
                 try:
                     incoming.log.sync()
                 except OSError as exc:
-                    self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
+                    if exc.errno in _NO_ROOM:
+                        self._hold(tid, incoming, exc)
+                    else:
+                        self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
 
     # -- frames ----------------------------------------------------------------------------------------
     def chunks(self, tid: int, arg: str, piece: bytes | memoryview) -> None:
@@ -135,7 +143,10 @@ class Arrivals:
         try:
             ok = incoming.write(index, piece)
         except OSError as exc:
-            self._fail(tid, incoming, "disk full" if exc.errno == 28 else f"write failed: {exc.strerror or exc}")
+            if exc.errno in _NO_ROOM:
+                self._hold(tid, incoming, exc)
+            else:
+                self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
             return
         if ok is False:
             bad = self._bad[tid] = self._bad.get(tid, 0) + 1
@@ -259,6 +270,19 @@ class Arrivals:
         self.write(encode_frame(f"file-cancel {incoming.token}", b""))
         self._drop(incoming, "cancelled")
         return True
+
+    def _hold(self, tid: int, incoming: Incoming, exc: OSError) -> None:
+        """No room left for *incoming* (disk full, quota, file size limit): stop its session with ``file-pause``,
+        keep the verified chunks, and wait for ``/resume`` (or the next connection) once there is room."""
+        self._sessions[tid] = None  # the frames still in flight are ignored
+        self._bad.pop(tid, None)
+        try:
+            incoming.interrupted()
+        except OSError:
+            pass  # chunks not recorded are fetched again
+        self.write(encode_frame(f"file-pause {incoming.token} no room left", b""))
+        self.emit(f'"{incoming.name}" from {incoming.sender} paused at {_percent(incoming)}: no room left in '
+                  f"{self.received_dir} ({exc.strerror or exc}); make room, then /resume {incoming.token[:8]}")
 
     def _fail(self, tid: int, incoming: Incoming, reason: str) -> None:
         self._sessions[tid] = None

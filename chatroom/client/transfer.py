@@ -173,11 +173,11 @@ class TransferManager:
             return True
         parts = text.split(" ", 3)
         token = parts[2].rstrip(":") if len(parts) > 2 else ""
-        if parts[0] not in ("OK", "ERROR") or len(parts) < 3 or parts[1] not in ("resume", "cancel") \
+        if parts[0] not in ("OK", "ERROR") or len(parts) < 3 or parts[1] not in ("resume", "cancel", "pause") \
                 or not is_token(token):
             return False
         journal, news = self.journal, parts[3] if len(parts) > 3 else ""
-        if parts[1] == "cancel":  # the answer to an own file-cancel: the record is gone already
+        if parts[1] in ("cancel", "pause"):  # the answer to an own file-cancel (its record is gone) or file-pause
             return True
         if token not in journal.sends and token not in journal.incoming:
             return False
