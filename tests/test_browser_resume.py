@@ -14,9 +14,8 @@ from pathlib import Path
 from browser_kit import Pages, pages, shot, web_servers  # noqa: F401
 from playwright.sync_api import expect
 from test_e2e_resume import Proxy, proxies  # noqa: F401
-from test_e2e_transfer import DEADLINE, ClientProcess, next_frame, starts
-
-from chatroom.wire.lines import encode_frame
+from test_e2e_transfer import DEADLINE, ClientProcess, starts
+from test_e2e_transfer_edges import cancel_as_it_begins, raw_receiver
 
 MiB = 1024 * 1024
 OCTETS = "application/octet-stream"
@@ -110,20 +109,11 @@ def test_an_upload_whose_only_receiver_gives_up_is_stopped_and_not_kept(web_serv
     out regardless and the card stayed at "sent; waiting for the receivers…"."""
     server = web_servers("--flood-rate", "0")
     alice = pages.open(server.url, "alice")
-    bob = server.silent_client(rcvbuf=65536)  # reads only the frames the test asks for: the upload stays in flight
-    bob.expect_prefix("* Welcome")
-    for line in ("/caps binary", "/caps resume", "/nick bob"):
-        bob.send(line)
-    bob.expect("OK nick bob")
+    bob = raw_receiver(server)
     expect(alice.locator("#member-list")).to_contain_text("bob")
     alice.locator("#file-input").set_input_files(
         files=[{"name": "up.bin", "mimeType": OCTETS, "buffer": os.urandom(16 * MiB)}])
-    frame = next_frame(bob)
-    while not frame.meta.startswith("file-chunks "):
-        frame = next_frame(bob)
-    token = frame.meta.split()[2]
-    bob.send_raw(encode_frame(f"file-cancel {token} disk full", b""))
-    bob.expect(f"OK cancel {token} up.bin")  # reading on: a receiver's full queue may hold its input back
+    cancel_as_it_begins(bob, "up.bin", "disk full")
     card = alice.locator("li.transfer.out", has_text="up.bin")
     expect(card.locator(".transfer-status")).to_have_text("stopped: cancelled by bob: disk full")
     expect(card.get_by_role("button", name="Resume")).to_have_count(0)

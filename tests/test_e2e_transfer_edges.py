@@ -55,24 +55,35 @@ def test_a_received_folder_that_cannot_be_made_is_one_line_and_exit_2(server: An
         assert done.stderr == f"chatroom-client: {option} taken: cannot make that folder: a file has that name\n"
 
 
-def test_the_only_receiver_giving_up_ends_the_send_with_one_line_and_no_record(server: Any, clients: Any) -> None:
-    """A receiver that gives up for good (``file-cancel``: its disk is full, or /cancel) while the file moves: the
-    sender hears once that it stopped and why, and keeps no record to resume (before: ``paused ... it resumes when
-    the receivers are back`` and at once ``offer ... ended``, two lines that contradict each other)."""
-    bob = server.silent_client(rcvbuf=65536)  # reads only what the test asks for: the transfer stays in flight
+def raw_receiver(server: Any) -> Any:
+    """bob, a raw client that can resume and reads only what the test asks for (the transfer stays in flight)."""
+    bob = server.silent_client(rcvbuf=65536)
     bob.expect_prefix("* Welcome")
     for line in ("/caps binary", "/caps resume", "/nick bob"):
         bob.send(line)
     bob.expect("OK nick bob")
-    alice = clients("alice")
-    (alice.send_dir / "big.bin").write_bytes(os.urandom(24 * MiB))
-    alice.send("/sendfile big.bin")
+    return bob
+
+
+def cancel_as_it_begins(bob: Any, name: str, reason: str) -> None:
+    """The raw receiver *bob* gives up on *name* for good as soon as its token comes (``file-chunks``)."""
     frame = next_frame(bob)
     while not frame.meta.startswith("file-chunks "):
         frame = next_frame(bob)
     token = frame.meta.split()[2]
-    bob.send_raw(encode_frame(f"file-cancel {token} disk full", b""))
-    bob.expect(f"OK cancel {token} big.bin")  # reading on: a receiver's full queue may hold its input back
+    bob.send_raw(encode_frame(f"file-cancel {token} {reason}", b""))
+    bob.expect(f"OK cancel {token} {name}")  # reading on: a receiver's full queue may hold its input back
+
+
+def test_the_only_receiver_giving_up_ends_the_send_with_one_line_and_no_record(server: Any, clients: Any) -> None:
+    """A receiver that gives up for good (``file-cancel``: its disk is full, or /cancel) while the file moves: the
+    sender hears once that it stopped and why, and keeps no record to resume (before: ``paused ... it resumes when
+    the receivers are back`` and at once ``offer ... ended``, two lines that contradict each other)."""
+    bob = raw_receiver(server)
+    alice = clients("alice")
+    (alice.send_dir / "big.bin").write_bytes(os.urandom(24 * MiB))
+    alice.send("/sendfile big.bin")
+    cancel_as_it_begins(bob, "big.bin", "disk full")
     stopped = alice.expect(starts('sending "big.bin" '))
     assert stopped == 'sending "big.bin" stopped: cancelled by bob: disk full'
     alice.send("/transfers")
