@@ -339,7 +339,7 @@ class Transfers:
         changed = getattr(self._watcher, "changed", list)  # optional in the watcher contract
         for path in changed():  # changed in place after it was reported: never resent by itself
             hint = ready_hint(self.send_dir.as_posix(), Path(path).name)
-            if self.auto_send and self._tm is not None:
+            if self.auto_send and self._tm is not None and " is ready: " in hint:
                 folder_name, _, command = hint.partition(" is ready: ")
                 self.console.line(f"{folder_name} changed after it was sent; not sent again ({command} sends it)")
             else:
