@@ -15,6 +15,7 @@ from browser_kit import Pages, pages, shot, web_servers  # noqa: F401
 from playwright.sync_api import expect
 from test_e2e_resume import Proxy, proxies  # noqa: F401
 from test_e2e_transfer import DEADLINE, ClientProcess, starts
+from test_e2e_transfer_edges import cancel_as_it_begins, raw_receiver
 
 MiB = 1024 * 1024
 OCTETS = "application/octet-stream"
@@ -99,3 +100,23 @@ def test_an_upload_resumes_after_a_reload_with_the_same_file_picked_again(web_se
         shot(alice, "resume-upload-done")
     finally:
         carol.kill()
+
+
+def test_an_upload_whose_only_receiver_gives_up_is_stopped_and_not_kept(web_servers, pages: Pages) -> None:  # type: ignore[no-untyped-def]
+    """The only receiver gives up for good (its disk is full) as soon as the file begins: the page's upload card says
+    so and offers no Resume, and a reload does not bring it back as paused (the server's file-abort ends the offer;
+    the record goes). Before, a file-abort that came while the page stored its record was missed: every chunk went
+    out regardless and the card stayed at "sent; waiting for the receivers…"."""
+    server = web_servers("--flood-rate", "0")
+    alice = pages.open(server.url, "alice")
+    bob = raw_receiver(server)
+    expect(alice.locator("#member-list")).to_contain_text("bob")
+    alice.locator("#file-input").set_input_files(
+        files=[{"name": "up.bin", "mimeType": OCTETS, "buffer": os.urandom(16 * MiB)}])
+    cancel_as_it_begins(bob, "up.bin", "disk full")
+    card = alice.locator("li.transfer.out", has_text="up.bin")
+    expect(card.locator(".transfer-status")).to_have_text("stopped: cancelled by bob: disk full")
+    expect(card.get_by_role("button", name="Resume")).to_have_count(0)
+    alice.reload()
+    expect(alice.locator("#member-list")).to_contain_text("bob")
+    expect(alice.locator("li.transfer.out", has_text="up.bin")).to_have_count(0)

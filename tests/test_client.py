@@ -187,6 +187,9 @@ def test_read_line_fd_reads_one_line_unbuffered() -> None:
 def test_ready_hint_quotes_names_with_spaces() -> None:
     assert ready_hint("send", "a.txt") == "send/a.txt is ready: /sendfile a.txt"
     assert ready_hint("send", "my file.txt") == 'send/my file.txt is ready: /sendfile "my file.txt"'
+    # a control character never survives a typed line: no /sendfile that would find no file
+    assert ready_hint("send", "x\x01y") == "send/xy is ready, but its name has characters that cannot be typed: " \
+                                           "rename it to send it"
 
 
 def test_line_console_prints_and_draws_no_bars_off_terminal() -> None:

@@ -75,3 +75,19 @@ def test_a_history_listing_the_person_asked_for_is_shown_even_with_ids_seen() ->
     assert rooms.line(tag(1, "#lobby", "bob", "bob: seen"))  # live again: not shown
     assert rooms.line(tag(1, "#den", "carol", "[#den] carol: hi"))  # another room's ids are its own
     assert console.lines == ["bob: seen", "[00:01] bob: seen", "[#den] carol: hi"]
+
+
+def test_e2e_a_nick_change_is_shown_without_its_tags_in_line_mode(server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A line-mode client that asked for tags (``--reconnect`` does, to catch up) shows a server notice of no room,
+    a nick change, as people read it (before: ``@time=...;kind=notice * guest2 is now known as bob``)."""
+    from test_e2e_transfer import ClientProcess
+
+    alice = ClientProcess(server.port, tmp_path / "alice", "--name", "alice", "--reconnect")
+    try:
+        alice.expect(lambda line: line.startswith("* Welcome"))
+        bob = server.connect()
+        bob.send("/nick bob")
+        shown = alice.expect(lambda line: line.endswith("is now known as bob"))
+        assert shown.startswith("* guest"), shown
+    finally:
+        alice.kill()

@@ -82,3 +82,24 @@ def test_a_file_arriving_shows_a_shortened_bar_at_50_columns_and_cancel_discards
     sam.send("after the file")
     alice.wait_for(r"sam: after the file$", "chat after the cancelled file")
     assert sorted(os.listdir(received)) == []
+
+
+def test_ctrl_c_three_times_says_the_transfers_were_interrupted(server: Any, term: Any, tmp_path: Path) -> None:
+    """The third Ctrl-C while quitting ends the files still arriving and says why: interrupted by Ctrl-C (before:
+    ``cancelled``, as if someone had cancelled it, or ``connection closed``)."""
+    sam = server.connect("sam", binary=True)
+    alice = term(cols=100)
+    sam.expect_where(lambda line: line.endswith("is now known as alice"), "alice")
+    sam.send(f"/sendfile big.bin {4 * MiB}")
+    tid = int(alice.wait_for(r"/accept (\d+)", "the offer").group(1))
+    alice.type(f"/accept {tid}\r")
+    sam.expect(f"OK sendfile {tid} big.bin")
+    sam.send_raw(data(tid, os.urandom(MiB)))  # a quarter, then the sender pauses
+    alice.wait_for(r"^↓ big.bin.*25%", "the progress bar")
+    alice.type("\x03")
+    alice.wait_for(r"Ctrl-C again within 2 s quits", "the first Ctrl-C")
+    alice.type("\x03")
+    alice.wait_for(r"^waiting for file transfers to finish", "the quit waiting for the file")
+    alice.type("\x03")
+    assert alice.exit_status() == 0
+    assert alice.shows('discarded "big.bin" from sam: interrupted (Ctrl-C)'), alice.text()

@@ -438,7 +438,7 @@ def test_a_refused_resume_is_listed_and_resume_asks_again_after_a_login(server_f
     # bob's client starts again in his folder without logging in: his token is bound to his account
     guest = people(server.port, "bobby", folder="bob")
     assert guest.expect(lambda line: f"/resume {token[:8]} asks again" in line).startswith(
-        "no transfer of yours has this id")
+        '"f.bin" from alice: no transfer of yours has this id')  # which transfer it is about
     row = paused_row(guest, "transfers: 0 out, 0 in, 1 interrupted")
     assert row.group(1, 2, 3) == ("down", token[:8], "f.bin from alice") and row[5] == "the server does not know it now"
     guest.send("/login bob correct-horse")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from chatroom.client import chunklog
-from chatroom.client.journal import Incoming, load_incoming
+from chatroom.client.journal import Incoming, SendRecord, load_incoming, load_sends
 
 CHUNK = 4096
 
@@ -90,3 +90,15 @@ def test_a_restart_trusts_only_chunks_that_still_hash_right(tmp_path: Path) -> N
     assert again.verify() == [1, 3]
     assert again.missing() == [1, 3] and recorded(again) == [0, 2]
     again.close()
+
+
+@pytest.mark.parametrize("name", ["n" * 240 + ".bin", "sub/dir.bin", "é" * 120 + ".txt"])
+def test_a_send_record_is_written_for_long_names_and_files_in_subfolders(tmp_path: Path, name: str) -> None:
+    """A sender's record is named after the file's safe name: a 240-byte name (a file system takes 255, the record
+    adds 39) or a file in a subfolder of send/ still gets one, and it keeps the name whole for a resend."""
+    (tmp_path / "sub").mkdir()
+    token = secrets.token_hex(16)
+    record = SendRecord.create(tmp_path, token, name, 10, 1, 65536, "0" * 64, b"\1" * 32)
+    assert record.path.parent == tmp_path and record.path.exists()
+    (loaded,) = load_sends(tmp_path)
+    assert (loaded.token, loaded.name) == (token, name)

@@ -285,3 +285,30 @@ def test_the_offers_file_never_checkpoints_in_a_commit(tmp_path: Path) -> None:
         assert b"f.bin" in path.read_bytes()  # copied from the WAL into the database file itself
     finally:
         book.close()
+
+
+def test_a_receiver_out_of_room_pauses_its_session_and_resumes_later(setup: Any) -> None:
+    """``file-pause TOKEN`` from a receiver (its disk is full): its session stops, the sender hears why with a
+    pause (its record stays), the leg waits; a third party's pause gets the one answer for ids not its own."""
+    server, relay, book, wall, alice, bob, carol = setup
+    carol.closed = True
+    relay.on_client_left(carol)
+    content = os.urandom(4 * CHUNK)
+    tid, sender_token = start(relay, alice, content)
+    bob_token = [f for f in frames(bob.drain()) if f.startswith("file-chunks")][0].split()[2]
+    send_chunks(relay, alice, tid, content, [0, 1])
+    mallory, guess = client(9, "mallory", server), secrets.token_hex(16)
+    for token in (guess, sender_token):  # unknown, or not a receiver's
+        relay.on_frame(mallory if token == guess else alice, Frame(f"file-pause {token}", b""))
+    assert lines(mallory.drain() + alice.drain()) == [
+        f"ERROR pause {token}: no transfer of yours has this id (it may have finished, been cancelled or expired)"
+        for token in (guess, sender_token)]
+    assert relay.check_frame(bob, f"file-pause {bob_token} no room left", 0) is None
+    relay.on_frame(bob, Frame(f"file-pause {bob_token} no room left", b""))
+    assert lines(bob.drain()) == [f"OK pause {bob_token} f.bin"]
+    assert frames(alice.drain()) == [f"file-pause {tid} bob: no room left"]
+    assert relay.transfers == {} and token_key(sender_token) in book.offers
+    relay.on_frame(bob, Frame(f"file-resume {bob_token}", bitmap([2, 3], 4)))
+    assert lines(bob.drain())[0] == f"OK resume {bob_token} f.bin: resuming from alice (2 chunks to go)"
+    resend = alice.drain()[0]
+    assert resend.meta.startswith("file-resend ") and set_bits(resend.payload, 4) == [2, 3]

@@ -13,6 +13,8 @@ part file and a sidecar of verified chunks, kept across connections and restarts
 * ``file-pause`` (the sender left, the connection broke, the server restarts) keeps what arrived; the
   client says what it still needs at once (``file-resume TOKEN`` + bitmap) so that the session starts
   again as soon as the sender is back. ``file-abort`` (cancelled) and ``file-gone`` discard the record.
+* No room left (a full disk, a quota): the client stops the session with ``file-pause TOKEN`` and keeps what
+  it verified; ``/resume ID`` (or the next connection) asks for the rest once there is room.
 * :meth:`Arrivals.present` is what a (re)connected client does for each record: read back and hash every
   recorded chunk (:meth:`Incoming.verify`), then ask for the rest, or, when nothing is missing, check the
   whole file, move it into place and say ``file-received``.
@@ -22,6 +24,7 @@ Loop thread only; problems are emitted, never raised.
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +41,8 @@ __all__ = ["RETRIES", "Arrivals"]
 
 #: Times in a row the client asks again for chunks that did not arrive (or did not verify) by itself.
 RETRIES = 5
+#: Write errors that mean "no room": the file pauses (ENOSPC, EDQUOT, EFBIG) instead of ending.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _percent(incoming: Incoming) -> str:
@@ -57,6 +62,7 @@ class Arrivals:
         self._lists: dict[int, tuple[str, int, int, str, bytearray]] = {}  # file-chunks arriving in pieces
         self._sessions: dict[int, Incoming | None] = {}  # None: given up on, its frames ignored
         self._tries: dict[str, int] = {}  # token -> asks in a row without a verified chunk
+        self._bad: dict[int, int] = {}  # session -> chunks that did not match their hash (the first one is shown)
 
     @property
     def receiving(self) -> bool:
@@ -80,7 +86,10 @@ class Arrivals:
                 try:
                     incoming.log.sync()
                 except OSError as exc:
-                    self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
+                    if exc.errno in _NO_ROOM:
+                        self._hold(tid, incoming, exc)
+                    else:
+                        self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
 
     # -- frames ----------------------------------------------------------------------------------------
     def chunks(self, tid: int, arg: str, piece: bytes | memoryview) -> None:
@@ -134,23 +143,31 @@ class Arrivals:
         try:
             ok = incoming.write(index, piece)
         except OSError as exc:
-            self._fail(tid, incoming, "disk full" if exc.errno == 28 else f"write failed: {exc.strerror or exc}")
+            if exc.errno in _NO_ROOM:
+                self._hold(tid, incoming, exc)
+            else:
+                self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
             return
         if ok is False:
-            self.emit(f'chunk {index} of "{incoming.name}" did not match its SHA-256: it is asked for again')
+            bad = self._bad[tid] = self._bad.get(tid, 0) + 1
+            if bad == 1:  # one line, not one per chunk of a file that changed under its sender
+                self.emit(f'chunk {index} of "{incoming.name}" did not match its SHA-256: it is asked for again')
         elif ok:
             self._tries.pop(incoming.token, None)
 
     def end(self, tid: int) -> None:
         """``file-end``: the session is over; the file is finished, or what is missing is asked for again."""
         incoming = self._sessions.pop(tid, None)
+        bad = self._bad.pop(tid, 0)
         if incoming is not None:
-            self._settle(incoming, "some chunks did not arrive whole")
+            self._settle(incoming, f"{bad} chunks did not match their SHA-256" if bad > 1 else
+                         "some chunks did not arrive whole")
 
     def pause(self, tid: int, reason: str) -> bool:
         """``file-pause TID REASON``: keep what arrived and say what is still needed; True if *tid* was ours."""
         if tid not in self._sessions:
             return False
+        self._bad.pop(tid, None)
         incoming = self._sessions.pop(tid)
         if incoming is not None:
             try:
@@ -167,6 +184,7 @@ class Arrivals:
         if tid not in self._sessions and tid not in self._lists:
             return False
         self._lists.pop(tid, None)
+        self._bad.pop(tid, None)
         incoming = self._sessions.pop(tid, None)
         if incoming is not None:
             self._drop(incoming, reason)
@@ -253,6 +271,19 @@ class Arrivals:
         self._drop(incoming, "cancelled")
         return True
 
+    def _hold(self, tid: int, incoming: Incoming, exc: OSError) -> None:
+        """No room left for *incoming* (disk full, quota, file size limit): stop its session with ``file-pause``,
+        keep the verified chunks, and wait for ``/resume`` (or the next connection) once there is room."""
+        self._sessions[tid] = None  # the frames still in flight are ignored
+        self._bad.pop(tid, None)
+        try:
+            incoming.interrupted()
+        except OSError:
+            pass  # chunks not recorded are fetched again
+        self.write(encode_frame(f"file-pause {incoming.token} no room left", b""))
+        self.emit(f'"{incoming.name}" from {incoming.sender} paused at {_percent(incoming)}: no room left in '
+                  f"{self.received_dir} ({exc.strerror or exc}); make room, then /resume {incoming.token[:8]}")
+
     def _fail(self, tid: int, incoming: Incoming, reason: str) -> None:
         self._sessions[tid] = None
         self.write(encode_frame(f"file-cancel {incoming.token} {reason}", b""))
@@ -275,3 +306,4 @@ class Arrivals:
                       f"(/transfers lists it; it resumes when you are both connected)")
         self._sessions.clear()
         self._lists.clear()
+        self._bad.clear()

@@ -114,6 +114,9 @@ class CatchUp:
         if event.tags.get("search"):  # a /search hit: no line of a room you are in; shown as the server wrote it
             self.console.line(event.text)
             return True
+        if event.room is None and event.kind is not None:  # a server notice of no room (a nick change)
+            self.console.line(event.text)  # shown without its tags
+            return True
         if event.room is None or event.kind is None:  # not a room line (a reply starting with "@" stays whole)
             return self._catching and text.startswith("* topic of ")  # a rejoin's /join reply
         room = _room(event.room or "")

@@ -324,6 +324,17 @@ def resolve_password(
     return password
 
 
+def make_folders(args: argparse.Namespace) -> None:
+    """Create ``--send-dir`` and ``--received-dir`` if missing; raises :class:`UsageFailure` naming the option
+    when one cannot be (a file has its name, a parent is not writable...)."""
+    for option, folder in (("--send-dir", args.send_dir), ("--received-dir", args.received_dir)):
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "a file has that name" if isinstance(exc, FileExistsError) else exc.strerror or exc
+            raise UsageFailure(f"{option} {folder}: cannot make that folder: {why}") from None
+
+
 def connect(host: str, port: int) -> socket.socket:
     """A connected TCP socket with ``TCP_NODELAY``; raises OSError."""
     sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
@@ -355,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         args.server_password = args.server_password or os.environ.get(SERVER_PASSWORD_ENV) or None
         if args.accept_files is None:
             args.accept_files = "ask" if tty else "all"
+        make_folders(args)
     except UsageFailure as exc:
         print(f"chatroom-client: {exc}", file=sys.stderr)
         return 2

@@ -153,13 +153,18 @@ class Transfers:
         if self._tm is not None:
             self._tm.close(LOST)
             self._tm = None
+        for offer in self._offered.values():  # the server forgets them with this connection
+            if offer.answer in ("", "accepted"):
+                self.console.line(f'offer {offer.tid} of "{offer.name}" from {offer.sender} ended: {LOST}')
+        self._offered.clear()
         self.progress = []
         self._changed()
 
-    def abort(self) -> None:
-        """Ctrl-C while quitting: end every transfer now."""
+    def abort(self, reason: str = "the client quit") -> None:
+        """Ctrl-C while quitting (or the client ends): end every transfer now, saying *reason* (a file that can
+        resume pauses)."""
         if self._tm is not None:
-            self._tm.close()
+            self._tm.close(reason)
             self._tm = None
 
     def discard_incoming(self, reason: str) -> None:
@@ -222,7 +227,7 @@ class Transfers:
             tm = self._tm
             progress = tm.progress() if tm is not None else []
             for line in transfer_lines(progress, tm.offered() if tm is not None else [], list(self._offered.values()),
-                                       paused=self._paused()):
+                                       paused=self._paused(), queued=getattr(tm, "queued", list)()):
                 self.console.line(line)
         elif cmd == "/resume":
             self._resume(rest.strip())
@@ -322,8 +327,11 @@ class Transfers:
         """Announce (or, with *auto_send*, send) the files the watcher found complete."""
         if self._watcher is None:
             return
+        sent = getattr(self._tm, "sent_before", None)  # optional in the manager contract
         for path in self._watcher.ready():
             name = Path(path).name
+            if sent is not None and sent(name):
+                continue  # sent already: /sendfile was typed before the file settled
             if self.auto_send and self._tm is not None:
                 self._tm.send_file(name)
             else:
@@ -331,7 +339,7 @@ class Transfers:
         changed = getattr(self._watcher, "changed", list)  # optional in the watcher contract
         for path in changed():  # changed in place after it was reported: never resent by itself
             hint = ready_hint(self.send_dir.as_posix(), Path(path).name)
-            if self.auto_send and self._tm is not None:
+            if self.auto_send and self._tm is not None and " is ready: " in hint:
                 folder_name, _, command = hint.partition(" is ready: ")
                 self.console.line(f"{folder_name} changed after it was sent; not sent again ({command} sends it)")
             else:

@@ -15,6 +15,7 @@ import functools
 from typing import Any, Protocol
 
 from chatroom.client.connection import SEND_BUFFERS, OutQueue
+from chatroom.wire.lines import sanitize
 
 __all__ = ["LOST", "SEND_BUFFERS", "Console", "OutQueue", "load_transfer", "ready_hint"]
 
@@ -56,7 +57,12 @@ def load_transfer(settle: float | None = None) -> tuple[Any, Any] | None:
 
 
 def ready_hint(folder: str, name: str) -> str:
-    """The line printed when the watcher finds a complete file: ``send/a.txt is ready: /sendfile a.txt``."""
+    """The line printed when the watcher finds a complete file: ``send/a.txt is ready: /sendfile a.txt``; a name
+    with characters no typed line keeps (control characters: see :func:`chatroom.wire.lines.sanitize`) gets no
+    command that could not work."""
+    shown = sanitize(name)
+    if shown != name:
+        return f"{folder}/{shown} is ready, but its name has characters that cannot be typed: rename it to send it"
     plain = name and not any(c.isspace() or c in "\"'\\" for c in name)
     arg = name if plain else '"' + name.replace('"', '\\"') + '"'
     return f"{folder}/{name} is ready: /sendfile {arg}"

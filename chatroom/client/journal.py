@@ -2,7 +2,8 @@
 
 docs/protocol.md, "Resumable transfers", is the wire; this module is the two records a client keeps:
 
-* **Sending** (:class:`SendRecord`): ``send_dir/.NAME.TOKEN.send``, one JSON object: the sender's token,
+* **Sending** (:class:`SendRecord`): ``send_dir/.NAME.TOKEN.send`` (NAME: the file's safe name, at most 200
+  bytes), one JSON object: the sender's token,
   the file's name, size and modification time, the chunk size, the whole-file SHA-256 and the hash list.
   Written when the server gives the token (``file-id``), removed when the server says the offer is over
   (``file-gone``) or it is cancelled. The send folder's watcher ignores dotfiles.
@@ -39,6 +40,7 @@ from pathlib import Path
 from chatroom.client.chunklog import ChunkLog, close_quietly, start, write_atomically
 from chatroom.client.partfile import place
 from chatroom.wire.chunks import DIGEST, chunk_count, chunk_span, is_sha256, is_token
+from chatroom.wire.filenames import safe_name
 
 __all__ = ["MAX_AGE", "HashJob", "Incoming", "Journal", "SendRecord", "load_incoming", "load_sends"]
 
@@ -116,8 +118,10 @@ class SendRecord:
     @classmethod
     def create(cls, folder: Path, token: str, name: str, size: int, mtime_ns: int, chunk: int, sha256: str,
                hashes: bytes) -> SendRecord:
-        """Write a new record in *folder*."""
-        record = cls(token, name, size, mtime_ns, chunk, sha256, hashes, Path(folder) / f".{name}.{token}.send")
+        """Write a new record in *folder*, named after the file's safe name (*name* may be a long one, or a
+        path inside the send folder; the record keeps it whole)."""
+        path = Path(folder) / f".{safe_name(Path(name).name)}.{token}.send"
+        record = cls(token, name, size, mtime_ns, chunk, sha256, hashes, path)
         write_atomically(record.path, json.dumps({
             "format": "chatroom-send/1", "token": token, "name": name, "size": size, "mtime_ns": mtime_ns,
             "chunk": chunk, "sha256": sha256, "hashes": hashes.hex()}))

@@ -102,13 +102,14 @@ def _percent(done: int, total: int) -> str:
 
 
 def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer], now: float | None = None, *,
-                   paused: Sequence[Paused] = ()) -> list[str]:
+                   paused: Sequence[Paused] = (), queued: Sequence[str] = ()) -> list[str]:
     """The lines ``/transfers`` prints: a summary line, then one line per transfer.
 
     *progress* are running transfers (``.tid``, ``.desc``, ``.done``, ``.total`` bytes,
     ``.started`` monotonic seconds, ``.direction`` ``"send"``/``"recv"``), *outgoing* the names of
     this client's offers still waiting for the receivers' answers, *offers* the offers made to this
-    person, *paused* the interrupted transfers that can resume. Example::
+    person, *paused* the interrupted transfers that can resume, *queued* this client's files waiting to be
+    offered. Example::
 
         transfers: 1 out, 1 in, 1 offer, 1 interrupted
           up 12 a.bin: 1.0 MiB of 2.0 MiB (50%), 3.1 MB/s; /cancel 12
@@ -117,10 +118,10 @@ def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer]
     now = time.monotonic() if now is None else now
     sends = [p for p in progress if p.direction == "send"]
     recvs = [p for p in progress if p.direction == "recv"]
-    if not (sends or recvs or outgoing or offers or paused):
+    if not (sends or recvs or outgoing or offers or paused or queued):
         return ["transfers: none"]
     interrupted = sum(not p.delivered for p in paused)
-    parts = [f"{len(sends) + len(outgoing) + len(paused) - interrupted} out", f"{len(recvs)} in"]
+    parts = [f"{len(sends) + len(outgoing) + len(paused) + len(queued) - interrupted} out", f"{len(recvs)} in"]
     if offers:
         parts.append(f"{len(offers)} offer{'s' * (len(offers) > 1)}")
     if interrupted:
@@ -133,6 +134,8 @@ def transfer_lines(progress: list[Any], outgoing: list[str], offers: list[Offer]
                      f"({_percent(p.done, p.total)}), {rate}; /cancel {p.tid}")
     for name in outgoing:
         lines.append(f'  up - "{name}": offered, waiting for the receivers\' answers; /cancel "{name}"')
+    for name in queued:
+        lines.append(f'  up - "{name}": queued behind the files on their way; /cancel "{name}"')
     for o in offers:
         what = (f"{o.answer}, waiting for the file" if o.answer
                 else f"waiting for your answer: /accept {o.tid} or /decline {o.tid}")

@@ -158,11 +158,11 @@ class Receiver:
             self._discard(recv, reason)
         return True
 
-    def close(self) -> None:
-        """The connection ended: discard every partial file."""
+    def close(self, reason: str = "connection closed before the file was complete") -> None:
+        """The connection ended (or the client quits): discard every partial file, saying *reason*."""
         for recv in list(self._recvs.values()):
             if recv is not None:
-                self._discard(recv, "connection closed before the file was complete")
+                self._discard(recv, reason)
         self._recvs.clear()
 
     # ---- the part file -------------------------------------------------------------------

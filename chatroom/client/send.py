@@ -14,47 +14,28 @@ fills its own result).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from chatroom.client.journal import HashJob, Journal, SendRecord
+from chatroom.client.outgoing import Outgoing
+from chatroom.client.outgoing import source_path
 from chatroom.client.offers import human_size, took
 from chatroom.client.receive import Progress
 from chatroom.wire.chunks import bitmap_size, chunk_count, chunk_span, pick_chunk, set_bits
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import encode_frame, encode_frame_header, encode_line
 
-__all__ = ["CHUNK", "Sender"]
+__all__ = ["CHUNK", "MAX_OPEN", "Sender"]
 
 #: Largest file-data payload sent without resume, in bytes.
 CHUNK = 1024 * 1024
-
-
-class _Send:
-    __slots__ = ("cancelled", "done", "ended", "file", "hasher", "hashing", "id", "name", "plan", "pos", "record",
-                 "size", "source", "started")
-
-    def __init__(self, name: str, file: IO[bytes], size: int, source: str) -> None:
-        self.name, self.file, self.size, self.source = name, file, size, source
-        self.id: int | None = None
-        self.done = 0
-        self.hasher = hashlib.sha256()
-        self.started = time.monotonic()
-        self.ended = False  # file-end written; waiting for file-done
-        self.cancelled = False  # /cancel while the offer waited for OK: abort as soon as the ID is known
-        self.hashing: HashJob | None = None  # a resumable offer being hashed before its announce
-        self.record: SendRecord | None = None  # a resumable offer's record (its token, hash list)
-        self.plan: list[int] | None = None  # a resumable session's chunks (None: all, in order)
-        self.pos = 0
-
-    def close(self) -> None:
-        self.file.close()
+#: Offers and sends one client keeps open at once: the server refuses a sender's ninth (docs/protocol.md, "File
+#: transfer frames"), so more files wait in the client's queue and are offered as earlier ones end.
+MAX_OPEN = 8
 
 
 class Sender:
@@ -69,12 +50,15 @@ class Sender:
         self.journal = journal
         self.chunk = chunk
         self.resumable = False
-        self._hashing: list[_Send] = []  # resumable offers whose hash list is being computed
-        self._offers: list[_Send] = []  # offered, waiting for OK or ERROR sendfile
-        self._sends: dict[int, _Send] = {}
+        self._hashing: list[Outgoing] = []  # resumable offers whose hash list is being computed
+        self._offers: list[Outgoing] = []  # offered, waiting for OK or ERROR sendfile
+        self._sends: dict[int, Outgoing] = {}
         self._ids: dict[int, str] = {}  # file-id: transfer id -> token, until its OK sendfile
         self._resend: dict[int, tuple[str, bytearray]] = {}  # file-resend arriving in pieces
         self._turn = 0
+        self._queue: list[str] = []  # names (in send_dir) waiting for fewer than MAX_OPEN open offers and sends
+        self._full = MAX_OPEN  # open offers and sends at which the server refused one: wait below that
+        self.named: set[str] = set()  # files offered on this connection (paths inside send_dir)
         #: Tokens of own resumable offers whose session ended with ``file-done`` on this connection: relayed,
         #: their record kept until ``file-gone`` says every receiver checked the file.
         self.delivered: set[str] = set()
@@ -82,7 +66,14 @@ class Sender:
     # -- state --------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return bool(self._hashing or self._offers or self._sends)
+        return bool(self._hashing or self._offers or self._sends or self._queue)
+
+    def _open(self) -> int:
+        return len(self._hashing) + len(self._offers) + len(self._sends)
+
+    def queued(self) -> list[str]:
+        """Names waiting in the client's queue (see :data:`MAX_OPEN`), in the order they go."""
+        return list(self._queue)
 
     def progress(self) -> list[Progress]:
         return [Progress(s.name, s.done, s.size, s.started, "send", s.id or 0) for s in self._sends.values()]
@@ -104,13 +95,20 @@ class Sender:
         path = self._source(name)
         if path is None:
             return
+        if self._queue or self._open() >= self._full:
+            self._wait(name)
+            return
+        self._offer(path, name)
+
+    def _offer(self, path: Path, name: str) -> None:
         try:
-            file = open(path, "rb")  # noqa: SIM115 - open until the transfer ends (closed by _Send.close)
+            file = open(path, "rb")  # noqa: SIM115 - open until the transfer ends (closed by Outgoing.close)
             size = os.fstat(file.fileno()).st_size
         except OSError as exc:
             self.emit(f"sendfile: cannot read {name!r}: {exc.strerror or exc}")
             return
-        offer = _Send(safe_name(path.name), file, size, path.name)
+        offer = Outgoing(safe_name(path.name), file, size, path.relative_to(self.send_dir.resolve()).as_posix())
+        self.named.add(offer.source)
         chunk = pick_chunk(size) if self.resumable and self.journal is not None else None
         if chunk is not None:
             offer.hashing = HashJob(path, chunk)
@@ -118,6 +116,11 @@ class Sender:
             return
         self._offers.append(offer)
         self.write(encode_line(f"/sendfile {shlex.quote(offer.name)} {size}"))
+
+    def _wait(self, name: str, front: bool = False) -> None:
+        self._queue.insert(0 if front else len(self._queue), name)
+        self.emit(f'sendfile: "{name}" waits: {self._open()} files are on their way (it goes when one ends; '
+                  f'/cancel "{name}" drops it)')
 
     def _announce(self) -> None:
         """Announce the resumable offers whose hashing finished."""
@@ -138,23 +141,9 @@ class Sender:
 
     def _source(self, name: str) -> Path | None:
         """``send_dir/name`` if it is a regular file inside send_dir, else emit why and return None."""
-        folder = self.send_dir.name or str(self.send_dir)
-        if not name or "\x00" in name:
-            self.emit("usage: /sendfile NAME (a file in the send folder; quote names with spaces)")
-            return None
-        root = self.send_dir.resolve()
-        path = (self.send_dir / name).resolve()
-        if Path(name).is_absolute() or not path.is_relative_to(root) or path == root:
-            self.emit(f"sendfile: {name!r} is not inside {folder}/")
-            return None
-        try:
-            mode = path.stat().st_mode
-        except OSError:
-            self.emit(f"sendfile: no file {name!r} in {folder}/")
-            return None
-        if not stat.S_ISREG(mode):
-            self.emit(f"sendfile: {folder}/{name} is not a regular file")
-            return None
+        path, why = source_path(self.send_dir, name)
+        if why:
+            self.emit(why)
         return path
 
     # -- sending --------------------------------------------------------------------------------------
@@ -162,6 +151,12 @@ class Sender:
         """Announce what finished hashing; queue the next chunks of running sends while the output is short."""
         if self._hashing:
             self._announce()
+        if self._queue and self._open() < self._full:
+            self._full = MAX_OPEN  # one ended
+            while self._queue and self._open() < self._full:
+                name = self._queue.pop(0)
+                if (path := self._source(name)) is not None:
+                    self._offer(path, name)
         active = [s for s in self._sends.values() if not s.ended]
         while active and out_queued() < out_limit:
             self._turn = (self._turn + 1) % len(active)
@@ -170,7 +165,7 @@ class Sender:
             if send.ended or send.id not in self._sends:
                 active = [s for s in self._sends.values() if not s.ended]
 
-    def _send_chunk(self, send: _Send) -> None:
+    def _send_chunk(self, send: Outgoing) -> None:
         if send.record is not None:  # announced: one indexed chunk per frame, resumable or not
             self._send_indexed(send, send.record)
             return
@@ -193,7 +188,7 @@ class Sender:
             send.close()
             self.write(encode_frame(f"file-end {send.id} {send.hasher.hexdigest()}", b""))
 
-    def _send_indexed(self, send: _Send, record: SendRecord) -> None:
+    def _send_indexed(self, send: Outgoing, record: SendRecord) -> None:
         """The next chunk of a resumable session, ``file-data ID INDEX``; a resend checks it first."""
         count = chunk_count(record.size, record.chunk)
         indices = send.plan if send.plan is not None else range(count)
@@ -206,10 +201,13 @@ class Sender:
         offset, length = chunk_span(record.size, record.chunk, index)
         try:
             data = os.pread(send.file.fileno(), length, offset)
+            now = os.fstat(send.file.fileno())  # first session: a file written since it was hashed is not sent
         except OSError as exc:
             self._stop(send, f"read failed: {exc.strerror or exc}")
             return
-        if len(data) != length or (send.plan is not None and not record.chunk_ok(index, data)):
+        changed = (now.st_size, now.st_mtime_ns) != (record.size, record.mtime_ns) if send.plan is None else \
+            not record.chunk_ok(index, data)  # a resend checks every chunk against the list
+        if len(data) != length or changed:
             if record.token:
                 self._sends.pop(send.id or 0, None)
                 send.close()
@@ -222,7 +220,7 @@ class Sender:
         self.write(encode_frame_header(f"file-data {send.id} {index}", length))
         self.write(data)
 
-    def _stop(self, send: _Send, reason: str) -> None:
+    def _stop(self, send: Outgoing, reason: str) -> None:
         """End a running session: ``file-abort`` (a resumable offer only pauses: its record stays)."""
         self.write(encode_frame(f"file-abort {send.id} {reason}", b""))
         self._sends.pop(send.id or 0, None)
@@ -263,6 +261,10 @@ class Sender:
                 running.close()
             self._give_up(record)
             return True
+        if what in self._queue:
+            self._queue.remove(what)
+            self.emit(f'"{what}" will not be sent')
+            return True
         for offer in (*self._hashing, *self._offers):
             if offer.name == what and not offer.cancelled:
                 offer.cancelled = True
@@ -271,7 +273,7 @@ class Sender:
         return False
 
     # -- the server's answers ----------------------------------------------------------------------------
-    def _offer_named(self, name: str) -> _Send | None:
+    def _offer_named(self, name: str) -> Outgoing | None:
         """The oldest offer of *name*, else the oldest offer (a server that renamed it), else None."""
         for send in self._offers:
             if send.name == name:
@@ -307,12 +309,15 @@ class Sender:
             send = named[0] if named else self._offers[0]
             self._offers.remove(send)
             send.close()
-            if not send.cancelled:
+            if text.endswith("transfers open; wait for one to finish") and not send.cancelled:
+                self._full = max(1, self._open())  # the server counts more than this client: wait for an end
+                self._wait(send.source, front=True)
+            elif not send.cancelled:
                 self.emit(text)
             return True
         return False
 
-    def _keep(self, send: _Send, token: str | None) -> None:
+    def _keep(self, send: Outgoing, token: str | None) -> None:
         """The server gave *send* (a resumable offer) its *token*: write its record; without one (nobody
         can resume it) it goes out without an index, as any offer."""
         draft = send.record
@@ -343,6 +348,8 @@ class Sender:
                 self.emit(f'sending "{send.name}" paused: {arg.strip()} (it resumes when the receivers are back; '
                           f"/cancel {send.record.token[:8]} gives up)")
             else:
+                if send.record is not None and send.record.token:  # file-abort: the offer is over for good
+                    self.forget(send.record)
                 self.emit(f'sending "{send.name}" stopped: {arg.strip() or "cancelled"}')
         else:
             return False
@@ -360,7 +367,7 @@ class Sender:
         del self._resend[tid]
         indices = set_bits(bytes(got), count)
         try:
-            file = open(self.send_dir / record.name, "rb")  # noqa: SIM115 - closed by _Send.close
+            file = open(self.send_dir / record.name, "rb")  # noqa: SIM115 - closed by Outgoing.close
             size = os.fstat(file.fileno()).st_size
         except OSError as exc:
             self._give_up(record, f"cannot read it: {exc.strerror or exc}")
@@ -369,7 +376,7 @@ class Sender:
             file.close()
             self._give_up(record, "the file changed since it was offered")
             return
-        send = _Send(safe_name(record.name), file, sum(chunk_span(record.size, record.chunk, i)[1] for i in indices),
+        send = Outgoing(safe_name(record.name), file, sum(chunk_span(record.size, record.chunk, i)[1] for i in indices),
                      record.name)
         send.id, send.record, send.plan = tid, record, indices
         self._sends[tid] = send
@@ -400,6 +407,10 @@ class Sender:
 
     def close(self, reason: str) -> None:
         """The connection ended: running sends stop (a resumable offer keeps its record and pauses)."""
+        unsent = [s.source for s in (*self._hashing, *self._offers) if not s.cancelled] + self._queue
+        for name in unsent:  # never offered, or its receivers had not all answered: nothing can resume it
+            self.emit(f'offer of "{name}" ended: {reason} (/sendfile {shlex.quote(name)} offers it again)')
+        self._queue.clear()
         for send in (*self._hashing, *self._offers):
             send.close()
         self._hashing.clear()

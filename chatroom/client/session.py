@@ -171,7 +171,7 @@ class Session:
 
     def interrupt(self, force: bool) -> None:
         if force:
-            self.transfers.abort()
+            self.transfers.abort("interrupted (Ctrl-C)")
         if not self.handshake.named:
             self.end(0)  # not in the room yet: nothing to say goodbye to
             return

@@ -25,6 +25,7 @@ from chatroom.client.journal import Journal
 from chatroom.client.receive import Progress, Receiver
 from chatroom.client.send import CHUNK, Sender
 from chatroom.wire.chunks import is_token
+from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import Frame
 from chatroom.wire.numbers import parse_uint
 
@@ -97,6 +98,14 @@ class TransferManager:
         """Names of this client's offers still waiting for the server's ``OK sendfile`` (not cancelled)."""
         return self._out.offered()
 
+    def sent_before(self, name: str) -> bool:
+        """Was ``send_dir/name`` offered on this connection already (a typed ``/sendfile``)?"""
+        return name in self._out.named
+
+    def queued(self) -> list[str]:
+        """Names of files waiting in this client's queue to be offered (more than eight at once)."""
+        return self._out.queued()
+
     def running(self, token: str) -> bool:
         """Is the resumable transfer *token* (either side) moving on this connection now?"""
         return self._out.sending(token) or self._resumable.arriving(token)
@@ -164,11 +173,11 @@ class TransferManager:
             return True
         parts = text.split(" ", 3)
         token = parts[2].rstrip(":") if len(parts) > 2 else ""
-        if parts[0] not in ("OK", "ERROR") or len(parts) < 3 or parts[1] not in ("resume", "cancel") \
+        if parts[0] not in ("OK", "ERROR") or len(parts) < 3 or parts[1] not in ("resume", "cancel", "pause") \
                 or not is_token(token):
             return False
         journal, news = self.journal, parts[3] if len(parts) > 3 else ""
-        if parts[1] == "cancel":  # the answer to an own file-cancel: the record is gone already
+        if parts[1] in ("cancel", "pause"):  # the answer to an own file-cancel (its record is gone) or file-pause
             return True
         if token not in journal.sends and token not in journal.incoming:
             return False
@@ -176,7 +185,10 @@ class TransferManager:
             self.emit(f"* {news}")
         elif token not in journal.refused:
             journal.refused.add(token)
-            self.emit(f"{news} (/resume {token[:8]} asks again, /cancel {token[:8]} forgets it)")
+            send, incoming = journal.sends.get(token), journal.incoming.get(token)
+            what = (f'sending "{safe_name(send.name)}"' if send is not None
+                    else f'"{incoming.name}" from {incoming.sender}' if incoming is not None else token[:8])
+            self.emit(f"{what}: {news} (/resume {token[:8]} asks again, /cancel {token[:8]} forgets it)")
         return True
 
     def handle_frame(self, frame: Frame) -> None:
@@ -219,9 +231,9 @@ class TransferManager:
             resumable.abort(tid, arg.strip() or "cancelled")
 
     # -- shutdown ----------------------------------------------------------------------
-    def close(self, reason: str = "cancelled") -> None:
-        """The connection ended: running sends stop (``file-abort``; resumable ones pause), partial files that
-        cannot resume are discarded, the others keep what they have."""
-        self._out.close(reason)
-        self._in.close()
-        self._resumable.close(reason)
+    def close(self, reason: str | None = None) -> None:
+        """The connection ended (or the client quits, *reason* saying why): running sends stop (``file-abort``;
+        resumable ones pause), partial files that cannot resume are discarded, the others keep what they have."""
+        self._out.close(reason or "cancelled")
+        self._in.close(reason or "connection closed before the file was complete")
+        self._resumable.close(reason or "cancelled")

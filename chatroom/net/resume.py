@@ -13,7 +13,9 @@ client that sent ``/caps resume``:
   sender and a receiver are both back, a session carries what that receiver needs (``file-resend`` with
   the bitmap to the sender, ``file-chunks`` and ``file-begin`` to the receiver);
 * ``file-cancel TOKEN [REASON]``: the party gives up for good; the others hear ``file-gone``;
-* ``file-received TOKEN``: the receiver has the whole file, checked; its leg ends.
+* ``file-received TOKEN``: the receiver has the whole file, checked; its leg ends;
+* ``file-pause TOKEN [REASON]``: a receiver stops its running session (its disk is full) and keeps its
+  leg: it presents the token again when it can take the rest.
 
 Any token that is not the caller's gets one answer, ``ERROR resume TOKEN: no transfer of yours has this
 id ...`` (or ``ERROR cancel ...``; ``file-received`` gets none), whatever the reason. Loop thread only.
@@ -42,7 +44,7 @@ __all__ = ["COSTS", "KINDS", "Resumes", "Sessions"]
 log = logging.getLogger("chatroom.relay")
 
 #: Flood cost of each frame a client sends about resumable transfers (docs/protocol.md, "Budgets").
-COSTS = {"file-announce": 1.0, "file-resume": 2.0, "file-cancel": 1.0, "file-received": 1.0}
+COSTS = {"file-announce": 1.0, "file-resume": 2.0, "file-cancel": 1.0, "file-received": 1.0, "file-pause": 1.0}
 KINDS = tuple(COSTS)
 #: The one answer to a token that is not the caller's.
 NOT_YOURS = "no transfer of yours has this id (it may have finished, been cancelled or expired)"
@@ -96,6 +98,8 @@ class Resumes:
             self.present(client, token, bytes(payload))
         elif kind == "file-cancel":
             self.cancel(client, token, sanitize(arg).strip()[:200])
+        elif kind == "file-pause":
+            self.hold(client, token, sanitize(arg).strip()[:200])
         else:
             self.received(client, token)
         return COSTS[kind]
@@ -267,11 +271,31 @@ class Resumes:
                     self.sessions.stop(each.session, why, cancel=True)
             self.drop(offer, why, told=told)
             return
-        receiver = leg.receiver
-        if leg.session is not None and receiver is not None and receiver.id in leg.session.receivers:
-            leg.session.legs.pop(receiver.id, None)
-            self.sessions.stop(leg.session, why, receiver=receiver)
-        self._leg_over(leg, why)
+        receiver, session = leg.receiver, leg.session
+        ending: set[str] = set()
+        if session is not None and receiver is not None and receiver.id in session.receivers:
+            session.legs.pop(receiver.id, None)
+            if len(offer.legs) == 1 and len(session.receivers) == 1:  # the offer ends with this session: its
+                session.cancelled = True  # sender hears file-abort WHY, not a pause and then file-gone
+                ending.add(offer.key)
+            self.sessions.stop(session, why, receiver=receiver)
+        self._leg_over(leg, why, told=ending)
+
+    def hold(self, client: Client, token: str, reason: str) -> None:
+        """``file-pause TOKEN [REASON]`` from a receiver: its running session stops (the sender hears
+        ``file-pause ID NICK: REASON`` when nobody else is in it); the leg waits for its next ``file-resume``."""
+        found = self.book.find(token, client)
+        if found is None or found[1] is None:
+            self.host.send_line(client, f"ERROR pause {token}: {NOT_YOURS}")
+            return
+        leg = found[1]
+        session = leg.session
+        self.host.send_line(client, f"OK pause {token} {leg.offer.name}")
+        if session is None or leg.receiver is not client or client.id not in session.receivers:
+            return
+        session.legs.pop(client.id, None)
+        leg.session = leg.missing = None
+        self.sessions.stop(session, f"{client.nick}: {reason or 'paused'}", receiver=client)
 
     def received(self, client: Client, token: str) -> None:
         """``file-received TOKEN``: the receiver checked the whole file; its leg is over (no reply, ever)."""
@@ -279,13 +303,13 @@ class Resumes:
         if found is not None and found[1] is not None and found[1].session is None:
             self._leg_over(found[1], "every receiver has it")
 
-    def _leg_over(self, leg: Leg, why: str) -> None:
+    def _leg_over(self, leg: Leg, why: str, *, told: Collection[str] = ()) -> None:
         """*leg* is over (its receiver has the file, or cancelled); the last one ends the offer, and its sender
-        hears ``file-gone TOKEN WHY``."""
+        hears ``file-gone TOKEN WHY`` (unless its key is in *told*: see :meth:`drop`)."""
         offer = leg.offer
         self._unhold(leg.receiver, leg)
         if self.book.drop_leg(leg):
-            self.drop(offer, why)
+            self.drop(offer, why, told=told)
 
     def drop(self, offer: Offer, why: str, *, told: Collection[str] = ()) -> None:
         """*offer* is over: the parties still holding its token hear ``file-gone TOKEN WHY`` (once); those

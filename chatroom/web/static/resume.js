@@ -267,13 +267,17 @@ export class Resumes {
     const token = this.ids.get(id);
     this.ids.delete(id);
     Object.assign(entry, { id, token: token || null, role: "up", have: null, tries: 0 });
+    // Known at once: a file-abort or file-pause that comes while the record is stored finds its session (and
+    // waits for the store, in session.queue) instead of being missed while every chunk goes out regardless.
+    const session = { kind: "up", entry, id, plan: null, stopped: false };
+    this.sessions.set(id, session);
     if (token) {
       this.ups.set(token, entry);
-      await this.ready;
-      await this.store.putRecord({ token, role: "up", name: entry.name, sender: "", size: entry.size,
-        chunk: entry.chunk, sha256: entry.sha256, hashes: entry.hashes });
+      session.queue = this.ready.then(() => this.store.putRecord({ token, role: "up", name: entry.name, sender: "",
+        size: entry.size, chunk: entry.chunk, sha256: entry.sha256, hashes: entry.hashes }));
+      await session.queue;
     }
-    this.pump({ kind: "up", entry, id, plan: null, stopped: false });
+    if (!session.stopped) this.pump(session);
   }
 
   async pump(session) {
@@ -435,9 +439,8 @@ export class Resumes {
     session.queue = (session.queue || Promise.resolve()).then(() => {
       const { entry } = session;
       if (!entry) return;
-      if (kind === "file-abort") {
-        if (entry.role === "down") this.forget(entry, `not received: ${reason}`);
-        else entry.card.set(`stopped: ${reason}`, "failed");
+      if (kind === "file-abort") {  // the offer is over for good: neither side keeps its record
+        this.forget(entry, entry.role === "down" ? `not received: ${reason}` : `stopped: ${reason}`);
         return;
       }
       const who = entry.role === "down" ? `${entry.sender} is` : "the receivers are";
