@@ -325,4 +325,4 @@ def test_pings_do_not_stretch_the_time_to_register(tmp_path: Path) -> None:
         room.advance(5)
         assert mallory.sock.closed, "an unregistered client outlived the registration timeout"
         errors = [m for m in mallory.take() if isinstance(m, Message) and m.command == "ERROR"]
-        assert [m.params for m in errors] == [["Closing Link: registration timed out"]]
+        assert [m.params for m in errors] == [["Closing Link: 127.0.0.1 (registration timed out)"]]

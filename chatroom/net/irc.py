@@ -292,6 +292,23 @@ class IrcDoor:
         self.send(conn, encode(Message(command, params, source=source,
                                        tags=tags)))
 
+    def close(self, conn: Connection, reason: str, logged: str = "") -> None:
+        """The server closes *conn* (an IRC client, or, for ``KILL``, a member of any door of this server) for
+        *reason* (``registration timed out``, ``Quit: bye``...): what its rooms owed it first, a labeled command's
+        replies held so far (unlabeled: no reply follows), then its door's closing message (IRC's
+        ``ERROR :Closing Link: HOST (reason)``, :meth:`IrcConnection.encode_closing`) by the path every
+        server-decided close takes (:meth:`Loop.send_closing <chatroom.net.loop.Loop.send_closing>`); the
+        connection closes once its output is sent. *logged*: the reason the log and the application get (default
+        *reason*)."""
+        held = None
+        if isinstance(conn, IrcConnection):
+            held, conn.collect = conn.collect, None
+        self.hub.flush_for(conn)
+        if held:
+            conn.deliver(b"".join(held))
+        self.loop.send_closing(conn, reason)
+        conn.transport.close(conn, logged or reason, flush=True)
+
     def numeric(self, conn: IrcConnection, code: str, *params: str) -> None:
         """Send numeric *code* to *conn*: ``:SERVER CODE NICK params...`` (``*`` before registration)."""
         self.message(conn, code, conn.nick if conn.registered else (conn.want_nick or "*"), *params)
@@ -317,8 +334,8 @@ class IrcDoor:
         try:
             return self._run(conn, name, msg)
         finally:
-            if label is not None:
-                held, conn.collect = conn.collect or [], None
+            if label is not None and conn.collect is not None:  # (None: the command closed the connection)
+                held, conn.collect = conn.collect, None
                 self._labeled(conn, label, held)
             if records.version != changes:  # a room's state changed: the replies wait for its commit
                 self.app.answer_when_saved(conn)

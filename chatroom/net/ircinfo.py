@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from chatroom.net.connection import Connection
 from chatroom.net.irc import IrcConnection, IrcDoor, irc_host
 from chatroom.wire.irc import Message, casefold
 from chatroom.wire.numbers import parse_uint
@@ -115,12 +116,11 @@ def kill(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if target is None:
         door.numeric(conn, "401", msg.params[0], "No such nick/channel")
         return 1.0
-    reason = msg.params[1] if len(msg.params) > 1 else conn.nick
-    if isinstance(target, IrcConnection):
-        door.message(target, "ERROR", f"Closing Link: Killed ({conn.nick} ({reason}))")
-    else:
-        door.app.send_line(target, f"* killed by {conn.nick}: {reason}")
-    door.app.close_client(target, f"Killed ({conn.nick} ({reason}))", flush=True)
+    if not isinstance(target, Connection):  # a member of another node (--redis): its own server closes it
+        door.numeric(conn, "483", target.nick, "is on another server: KILL it there")
+        return 1.0
+    reason = f"Killed ({conn.nick} ({msg.params[1] if len(msg.params) > 1 and msg.params[1] else conn.nick}))"
+    door.close(target, reason)  # in its door's words: IRC's ERROR :Closing Link, the line protocol's ERROR Killed
     return 2.0
 
 

@@ -168,8 +168,7 @@ def try_register(door: IrcDoor, conn: IrcConnection) -> None:
         return
     if not conn.password_ok:
         door.numeric(conn, "464", "Password incorrect")
-        door.message(conn, "ERROR", "Closing Link: wrong server password")
-        conn.transport.close(conn, "wrong server password", flush=True)
+        door.close(conn, "wrong server password")
         return
     hub = door.hub
     hub.add(conn)
@@ -292,8 +291,7 @@ def _check_sasl(door: IrcDoor, conn: IrcConnection, name: str, password: str) ->
         log.warning("IRC SASL login to %s from %s failed (%d of %d)", name, conn.host, conn.failures, TRIES, extra=CONN)
         door.numeric(conn, "904", "SASL authentication failed")
         if conn.failures >= TRIES:
-            door.message(conn, "ERROR", "Closing Link: too many failed logins")
-            conn.transport.close(conn, "too many failed logins", flush=True)
+            door.close(conn, "too many failed logins")
         else:
             try_register(door, conn)
 
@@ -357,8 +355,7 @@ def pong(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 def quit_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``QUIT [:reason]``: ``ERROR``, then the connection closes; everyone sharing a channel sees QUIT."""
     reason = msg.params[0][:KICKLEN] if msg.params else ""
-    door.message(conn, "ERROR", f"Closing Link: {conn.host or 'client'} (Quit: {reason or conn.nick})", source="")
-    conn.transport.close(conn, reason or "quit", flush=True)
+    door.close(conn, f"Quit: {reason or conn.nick}", reason or "quit")
     return 1.0
 
 
