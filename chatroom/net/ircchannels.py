@@ -56,7 +56,9 @@ _REFUSED = {"banned": ("474", "b"), "invite": ("473", "i"), "key": ("475", "k"),
 
 # -- JOIN and PART ----------------------------------------------------------------------------------------
 def join(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
-    """``JOIN #a,#b [key,key]``; ``JOIN 0`` leaves every channel."""
+    """``JOIN #a,#b [key,key]``; ``JOIN 0`` leaves every channel. Every channel named is joined or refused with a
+    numeric, however many (ISUPPORT ``TARGMAX=JOIN:``: no limit but the 512-byte line; each costs the flood
+    bucket 2), as a client's autojoin list of a dozen channels is sent in one line."""
     if msg.params[0] == "0":
         for room in list(conn.rooms.values()):
             door.hub.part(conn, room)
@@ -64,9 +66,9 @@ def join(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         return 2.0
     names = msg.params[0].split(",")
     keys = msg.params[1].split(",") if len(msg.params) > 1 else []
-    for i, name in enumerate(names[:10]):
+    for i, name in enumerate(names):
         join_one(door, conn, name, keys[i] if i < len(keys) else None)
-    return 2.0 * min(len(names), 10)
+    return 2.0 * len(names)
 
 
 def join_one(door: IrcDoor, conn: IrcConnection, name: str, key: str | None) -> None:

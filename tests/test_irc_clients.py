@@ -1,0 +1,38 @@
+"""What IRC clients and bot libraries do on connecting and in their channels, against the door in-process (the
+server on the kit's fake I/O): defects found by driving irssi, WeeChat, the ``irc`` and ``pydle`` libraries
+against ``chatroom-server --irc-port 0`` (docs/irc.md, "Tried with real clients"), pinned here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chatroom.testing import InProcessRoom
+from chatroom.wire.irc import Message
+
+from test_irc_fuzz import IrcFake, irc_room
+
+
+def _registered(room: InProcessRoom, nick: str, *lines: str) -> IrcFake:
+    client = IrcFake(room)
+    for text in (*lines, f"NICK {nick}", f"USER {nick} 0 * :{nick}"):
+        client.line(text)
+    assert any(isinstance(m, Message) and m.command == "001" for m in client.take()), f"{nick} did not register"
+    return client
+
+
+def _messages(client: IrcFake) -> list[Message]:
+    return [m for m in client.take() if isinstance(m, Message)]
+
+
+def test_an_autojoin_list_of_a_dozen_channels_is_joined_whole(tmp_path: Path) -> None:
+    # irssi and WeeChat send their autojoin list as one JOIN: the door joined the first 10 and dropped the rest
+    # without a word
+    with irc_room(tmp_path) as room:
+        maker = room.join("maker", admin=True)  # admins may make any number of rooms at once
+        names = [f"#chan{i}" for i in range(14)]
+        for name in names:
+            maker.say(f"/join {name}")
+        bob = _registered(room, "bob")
+        bob.line("JOIN " + ",".join(names))
+        joined = [m.params[0] for m in _messages(bob) if m.command == "JOIN"]
+        assert joined == names
