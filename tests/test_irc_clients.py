@@ -36,3 +36,18 @@ def test_an_autojoin_list_of_a_dozen_channels_is_joined_whole(tmp_path: Path) ->
         bob.line("JOIN " + ",".join(names))
         joined = [m.params[0] for m in _messages(bob) if m.command == "JOIN"]
         assert joined == names
+
+
+def test_isupport_chanlimit_is_a_number_bot_libraries_can_parse(tmp_path: Path) -> None:
+    # CHANLIMIT=#: (empty: no limit) made pydle's int('') fail and drop the rest of that 005 line (CHANNELLEN,
+    # CHANTYPES, MODES, NETWORK...); a member can be in at most the rooms the server holds (--max-rooms)
+    with irc_room(tmp_path, max_rooms=250) as room:
+        bob = IrcFake(room)
+        bob.line("NICK bob")
+        bob.line("USER b 0 * :B")
+        tokens = [t for m in _messages(bob) if m.command == "005" for t in m.params[1:-1]]
+        limits = [t.partition("=")[2] for t in tokens if t.startswith("CHANLIMIT=")]
+        assert limits == ["#:250"]
+        for token in tokens:  # every name=value token has a value a client can read
+            name, eq, value = token.partition("=")
+            assert not eq or value or name in ("TARGMAX",), token

@@ -46,10 +46,13 @@ TRIES = 3
 TOPICLEN, KICKLEN, AWAYLEN, USERLEN = 400, 200, 200, 16
 
 
-def isupport() -> list[str]:
-    """The ISUPPORT tokens (``005``), the real limits of chatroom's rooms and nicks."""
+def isupport(max_rooms: int) -> list[str]:
+    """The ISUPPORT tokens (``005``), the real limits of chatroom's rooms and nicks; *max_rooms*: the most rooms the
+    server holds (``--max-rooms``), so the most a member can be in (``CHANLIMIT``: a number, as bot libraries
+    such as pydle parse it: an empty one, valid for "no limit", made pydle drop the rest of that 005 line)."""
     return [
-        f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", "CHANLIMIT=#:", "CHANMODES=b,k,l,imnst", "CHANNELLEN=33",
+        f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", f"CHANLIMIT=#:{max_rooms}", "CHANMODES=b,k,l,imnst",
+        "CHANNELLEN=33",
         "CHANTYPES=#", "CHATHISTORY=500", f"KICKLEN={KICKLEN}", "LINELEN=512", "MODES=4", "MSGREFTYPES=msgid",
         "NETWORK=chatroom", f"NICKLEN={MAX_NICK}", "PREFIX=(ov)@+",
         "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1", f"TOPICLEN={TOPICLEN}",
@@ -193,7 +196,7 @@ def welcome(door: IrcDoor, conn: IrcConnection) -> None:
     door.numeric(conn, "002", f"Your host is {door.server_name}, running version {version}")
     door.numeric(conn, "003", "This server was created when it started")
     door.numeric(conn, "004", door.server_name, version, "iow", "biklmnostv", "bklov")
-    tokens = isupport()
+    tokens = isupport(door.hub.rooms.max_rooms)
     for start in range(0, len(tokens), 12):
         door.numeric(conn, "005", *tokens[start:start + 12], "are supported by this server")
     lusers(door, conn, Message("LUSERS"))
