@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+from chatroom import Command, hookimpl
 from chatroom.model.accounts import hash_password
 from chatroom.testing import InProcessRoom
 from chatroom.wire.irc import Message
@@ -95,3 +98,35 @@ def test_a_labeled_quit_ends_with_error_and_nothing_after_it(tmp_path: Path) -> 
         got = [m for m in bob.take() if isinstance(m, Message)]
         assert [m.command for m in got] == ["ERROR"], got
         assert got[0].params == ["Closing Link: 127.0.0.1 (Quit: bye)"]
+
+
+def test_a_server_shutdown_ends_with_error_for_irc_and_the_notice_for_the_line_protocol(tmp_path: Path) -> None:
+    # IRC clients got the line protocol's "* server shutting down" as a NOTICE and a bare end of stream: irssi and
+    # WeeChat show a lost connection with no reason
+    with irc_room(tmp_path) as room:
+        bob = _registered(room, "bob")
+        bob.line("JOIN #team")
+        alice = room.join("alice")
+        bob.take()
+        room.close()
+        assert bob.sock.closed
+        assert [m.command for m in bob.take() if isinstance(m, Message)] == ["ERROR"]
+        assert _errors(bob) == [] and alice.received[-1] == "* server shutting down"
+
+
+def test_a_plugin_disconnecting_an_irc_client_gives_irc_closing_link(tmp_path: Path) -> None:
+    # ctx.disconnect(reason=...) sent "ERROR disconnected (...)" through the reply path: a NOTICE to an IRC client
+    def bye(ctx: Any, args: Any) -> None:
+        ctx.disconnect(reason="asked to leave")
+
+    kicker = SimpleNamespace(register_commands=hookimpl(lambda: [Command("bye", bye)]))
+    with irc_room(tmp_path, plugins=[("kicker", kicker)]) as room:
+        bob = _registered(room, "bob")
+        alice = room.join("alice")
+        bob.line("BYE")
+        assert bob.sock.closed
+        got = [m for m in bob.take() if isinstance(m, Message)]
+        assert [(m.command, m.params) for m in got] == [
+            ("ERROR", ["Closing Link: 127.0.0.1 (disconnected (asked to leave))"])], got
+        alice.say("/bye")
+        assert alice.received[-1] == "ERROR disconnected (asked to leave)"

@@ -131,6 +131,11 @@ class IrcConnection(Connection):
         clients show as why they were disconnected (Modern IRC, "ERROR"), as a QUIT's is worded."""
         return encode(Message("ERROR", [f"Closing Link: {self.host or 'client'} ({reason})"]))
 
+    def encode_farewell(self, reason: str) -> bytes:
+        """The server stops: IRC's closing message (:meth:`encode_closing`), which clients show and reconnect after,
+        not a NOTICE and a bare end of stream."""
+        return self.encode_closing(reason)
+
     def frame(self, meta: str, payload: bytes = b"") -> bytes:
         """The relay's word about an offer made by link (``file-abort ID REASON``) as a server ``NOTICE``;
         an IRC client never gets a file's bytes."""
