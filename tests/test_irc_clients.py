@@ -51,3 +51,18 @@ def test_isupport_chanlimit_is_a_number_bot_libraries_can_parse(tmp_path: Path) 
         for token in tokens:  # every name=value token has a value a client can read
             name, eq, value = token.partition("=")
             assert not eq or value or name in ("TARGMAX",), token
+
+
+def test_a_privmsg_to_more_targets_than_targmax_says_which_were_not_sent(tmp_path: Path) -> None:
+    # PRIVMSG a,b,c,d,e,f went to the first 4 (ISUPPORT TARGMAX=PRIVMSG:4) and the rest were dropped unsaid
+    with irc_room(tmp_path) as room:
+        names = [f"peer{i}" for i in range(6)]
+        peers = [_registered(room, name) for name in names]
+        bob = _registered(room, "bob")
+        bob.line(f"PRIVMSG {','.join(names)} :hello all")
+        refused = [m.params[1:] for m in _messages(bob) if m.command == "407"]
+        assert len(refused) == 1 and refused[0][0] == "peer4" and "not to the other 2" in refused[0][1], refused
+        got = [any(m.command == "PRIVMSG" for m in _messages(peer)) for peer in peers]
+        assert got == [True] * 4 + [False] * 2
+        bob.line(f"NOTICE {','.join(names)} :hello all")  # a NOTICE is never answered
+        assert not [m for m in _messages(bob) if m.command == "407"]

@@ -32,6 +32,8 @@ __all__ = ["install", "other_command"]
 
 #: Most lines one CHATHISTORY query returns (ISUPPORT CHATHISTORY).
 MAX_HISTORY = 500
+#: Most targets of one PRIVMSG or NOTICE (ISUPPORT TARGMAX); those past it get ``407`` (a NOTICE: nothing).
+MAX_TARGETS = 4
 
 
 def privmsg(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
@@ -60,7 +62,11 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
         _to_room(door, conn, targets, text, notice, tags)
         return 1.0
     cost = 0.0
-    for target in targets.split(",")[:4]:
+    names = targets.split(",")
+    if len(names) > MAX_TARGETS and not notice:  # past ISUPPORT TARGMAX: refused, never dropped unsaid (one 407)
+        door.numeric(conn, "407", names[MAX_TARGETS], f"Too many recipients: sent to the first {MAX_TARGETS} "
+                                                      f"(TARGMAX), not to the other {len(names) - MAX_TARGETS}")
+    for target in names[:MAX_TARGETS]:
         cost += 1.0
         if target.startswith("#"):
             _to_room(door, conn, target, text, notice, tags)
