@@ -4,8 +4,10 @@ against ``chatroom-server --irc-port 0`` (docs/irc.md, "Tried with real clients"
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+from chatroom.model.accounts import hash_password
 from chatroom.testing import InProcessRoom
 from chatroom.wire.irc import Message
 
@@ -66,3 +68,17 @@ def test_a_privmsg_to_more_targets_than_targmax_says_which_were_not_sent(tmp_pat
         assert got == [True] * 4 + [False] * 2
         bob.line(f"NOTICE {','.join(names)} :hello all")  # a NOTICE is never answered
         assert not [m for m in _messages(bob) if m.command == "407"]
+
+
+def test_sasl_900_names_the_mask_of_the_nick_asked_for_not_the_guest_nick(tmp_path: Path) -> None:
+    # pydle (and every client that logs in before registering) got "900 bot guest1!~bot@127.0.0.1 acct": the mask
+    # was made from the guest nick the connection holds until it registers
+    with irc_room(tmp_path) as room:
+        room.server.port.accounts.create("acct", hash_password("acct-password"))
+        bot = IrcFake(room)
+        for text in ("CAP LS 302", "NICK bot", "USER botuser 0 * :Bot", "CAP REQ :sasl", "AUTHENTICATE PLAIN"):
+            bot.line(text)
+        bot.line("AUTHENTICATE " + base64.b64encode(b"\0acct\0acct-password").decode())
+        room.settle()
+        logged = [m.params for m in _messages(bot) if m.command == "900"]
+        assert logged == [["bot", "bot!~botuser@127.0.0.1", "acct", "You are now logged in as acct"]]

@@ -160,8 +160,9 @@ class IrcConnection(Connection):
 
     @property
     def source(self) -> str:
-        """``nick!user@host`` as other clients see this one (made again when the nick changed)."""
-        nick = self.nick
+        """``nick!user@host`` as other clients see this one (made again when the nick changed); before it registered,
+        with the nick it asked for (``NICK``; ``*`` before any), never the guest nick it holds meanwhile."""
+        nick = self.nick if self.registered else (self.want_nick or "*")
         if nick is self.mask_nick:  # hot path (every line said and relayed): one identity check
             return self.mask_text
         self.mask_nick = nick
