@@ -82,3 +82,14 @@ def test_sasl_900_names_the_mask_of_the_nick_asked_for_not_the_guest_nick(tmp_pa
         room.settle()
         logged = [m.params for m in _messages(bot) if m.command == "900"]
         assert logged == [["bot", "bot!~botuser@127.0.0.1", "acct", "You are now logged in as acct"]]
+
+
+def test_a_line_member_messaging_an_away_irc_member_learns_it_is_away(tmp_path: Path) -> None:
+    # an IRC sender got 301 with the AWAY message; a line-protocol sender got a bare "OK sent to bob"
+    with irc_room(tmp_path) as room:
+        bob = _registered(room, "bob")
+        bob.line("AWAY :at lunch")
+        alice = room.join("alice")
+        assert alice.say("/msg bob are you there") == ["OK sent to bob (bob is away: at lunch)"]
+        bob.line("AWAY")
+        assert alice.say("/msg bob back?") == ["OK sent to bob"]
