@@ -93,3 +93,30 @@ def test_a_line_member_messaging_an_away_irc_member_learns_it_is_away(tmp_path: 
         assert alice.say("/msg bob are you there") == ["OK sent to bob (bob is away: at lunch)"]
         bob.line("AWAY")
         assert alice.say("/msg bob back?") == ["OK sent to bob"]
+
+
+def test_chathistory_targets_keeps_to_the_time_window_and_the_limit(tmp_path: Path) -> None:
+    # TARGETS listed every room the client was in, whatever the window and the limit it asked for
+    with irc_room(tmp_path) as room:
+        bob = _registered(room, "bob", "CAP LS 302",
+                          "CAP REQ :draft/chathistory batch server-time message-tags echo-message", "CAP END")
+        bob.line("JOIN #quiet,#aa,#bb,#cc")  # #quiet: nothing said there
+        times = {}
+        for name in ("#aa", "#bb", "#cc"):
+            room.advance(1.5)
+            bob.take()
+            bob.line(f"PRIVMSG {name} :hello {name}")
+            times[name] = next(m.tags["time"] for m in _messages(bob) if m.command == "PRIVMSG")
+
+        def targets(query: str) -> list[tuple[str, str]]:
+            bob.line(f"CHATHISTORY TARGETS {query}")
+            return [(m.params[1], m.params[2]) for m in _messages(bob) if m.command == "CHATHISTORY"]
+
+        everything = "timestamp=2020-01-01T00:00:00.000Z timestamp=2262-01-01T00:00:00.000Z"
+        assert targets(f"{everything} 100") == [(name, times[name]) for name in ("#aa", "#bb", "#cc")]
+        assert [t for t, _ in targets(f"{everything} 2")] == ["#aa", "#bb"]
+        assert [t for t, _ in targets(f"timestamp={times['#aa']} timestamp=2262-01-01T00:00:00Z 9")] == ["#bb", "#cc"]
+        assert [t for t, _ in targets(f"timestamp={times['#cc']} timestamp={times['#aa']} 9")] == ["#bb"]
+        bob.line("CHATHISTORY TARGETS * * 10")
+        assert [m.params[:3] for m in _messages(bob) if m.command == "FAIL"] == [
+            ["CHATHISTORY", "INVALID_PARAMS", "TARGETS"]]

@@ -16,6 +16,7 @@ reads the rooms' history by ``msgid`` (``ROOM-ID``). Loop thread only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from chatroom.model.member import Member
 from chatroom.model.room import Room
@@ -203,17 +204,11 @@ def away(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 # -- history -----------------------------------------------------------------------------------------------------
 def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
-    """``CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN #room ref [ref] limit`` and ``TARGETS``: a
+    """``CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN #room ref [ref] limit`` and ``TARGETS`` (:func:`_targets`): a
     ``chathistory`` batch; references are ``*`` or ``msgid=ROOM-ID``. Read access is the room's: members only."""
     sub = msg.params[0].upper()
     if sub == "TARGETS":
-        batch = _open_batch(door, conn, "draft/chathistory-targets")
-        for room in conn.rooms.values():
-            last = door.hub.rooms.read(conn, room, last=1)
-            when = last[0].ts if last else room.topic_at
-            door.message(conn, "CHATHISTORY", "TARGETS", room.name, iso_time(when), tags={"batch": batch})
-        door.message(conn, "BATCH", f"-{batch}")
-        return 3.0
+        return _targets(door, conn, msg.params[1:])
     if len(msg.params) < 4 or sub not in ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"):
         door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
         return 1.0
@@ -236,6 +231,41 @@ def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         door.send(conn, b"".join(tagged(part, b"batch=" + batch.encode()) for part in line.splitlines(keepends=True)))
     door.message(conn, "BATCH", f"-{batch}")
     return 3.0
+
+
+def _targets(door: IrcDoor, conn: IrcConnection, params: list[str]) -> float:
+    """``CHATHISTORY TARGETS timestamp=A timestamp=B limit``: the client's rooms whose latest line falls strictly
+    between A and B (either order), earliest first, at most *limit*, each with that line's time."""
+    bounds = [_timestamp(p) for p in params[:2]]
+    limit = min(parse_uint(params[2], max_digits=9) or 0, MAX_HISTORY) if len(params) > 2 else 0  # never int('²')
+    if len(params) < 3 or not limit or None in bounds:
+        door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Invalid parameters")
+        return 1.0
+    low, high = sorted(b or "" for b in bounds)
+    found = []
+    for room in conn.rooms.values():
+        last = door.hub.rooms.read(conn, room, last=1)  # the access rule for reading a room
+        if last and low < (when := iso_time(last[0].ts)) < high:  # one format: the strings sort as the times
+            found.append((when, room.name))
+    batch = _open_batch(door, conn, "draft/chathistory-targets")
+    for when, name in sorted(found)[:limit]:
+        door.message(conn, "CHATHISTORY", "TARGETS", name, when, tags={"batch": batch})
+    door.message(conn, "BATCH", f"-{batch}")
+    return 3.0
+
+
+def _timestamp(text: str) -> str | None:
+    """``timestamp=2026-01-02T03:04:05.678Z`` (any ISO 8601 form with a zone, or none: UTC) as :func:`iso_time`
+    writes times (``2026-01-02T03:04:05.678Z``); None if it is not one."""
+    if not text.startswith("timestamp="):
+        return None
+    try:
+        when = datetime.fromisoformat(text[10:])
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{when.microsecond // 1000:03d}Z"
 
 
 def _ref(door: IrcDoor, room: Room, text: str) -> int | None:
