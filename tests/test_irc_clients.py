@@ -120,3 +120,20 @@ def test_chathistory_targets_keeps_to_the_time_window_and_the_limit(tmp_path: Pa
         bob.line("CHATHISTORY TARGETS * * 10")
         assert [m.params[:3] for m in _messages(bob) if m.command == "FAIL"] == [
             ["CHATHISTORY", "INVALID_PARAMS", "TARGETS"]]
+
+
+def test_a_ban_by_bare_nick_is_told_and_listed_as_the_same_mask(tmp_path: Path) -> None:
+    # MODE +b lvic was broadcast as "+b lvic" but listed (367) as "*!*@127.0.0.1", what it means for a guest:
+    # WeeChat and irssi keep the channel's ban list from both, and their lists disagreed with the server's
+    with irc_room(tmp_path) as room:
+        room.join("lvic")  # a guest of the line protocol: a ban by its nick bans its address
+        bop = _registered(room, "bop")
+        bop.line("JOIN #bans")
+        bop.take()
+        bop.line("MODE #bans +b lvic")
+        bop.line("MODE #bans b")
+        got = _messages(bop)
+        assert [m.params[1:] for m in got if m.command == "MODE"] == [["+b", "*!*@127.0.0.1"]]
+        assert [m.params[2] for m in got if m.command == "367"] == ["*!*@127.0.0.1"]
+        bop.line("MODE #bans -b lvic")  # the nick it was given by still lifts it
+        assert [m.params[1:] for m in _messages(bop) if m.command == "MODE"] == [["-b", "*!*@127.0.0.1"]]
