@@ -137,3 +137,22 @@ def test_a_ban_by_bare_nick_is_told_and_listed_as_the_same_mask(tmp_path: Path) 
         assert [m.params[2] for m in got if m.command == "367"] == ["*!*@127.0.0.1"]
         bop.line("MODE #bans -b lvic")  # the nick it was given by still lifts it
         assert [m.params[1:] for m in _messages(bop) if m.command == "MODE"] == [["-b", "*!*@127.0.0.1"]]
+
+
+def test_dcc_is_refused_aloud_and_ctcp_to_other_doors_is_answered(tmp_path: Path) -> None:
+    # /dcc send from irssi reached another IRC client (a direct transfer past the relay, its consent and its
+    # quotas, which docs/irc.md says the door does not do) and vanished without a word towards a line member;
+    # so did a CTCP VERSION to a line member
+    with irc_room(tmp_path) as room:
+        alice = room.join("alice")
+        bob, carol = _registered(room, "bob"), _registered(room, "carol")
+        dcc = "\x01DCC SEND notes.txt 2130706433 5000 100\x01"
+        bob.line(f"PRIVMSG carol :{dcc}")
+        bob.line(f"PRIVMSG alice :{dcc}")
+        bob.line("PRIVMSG alice :\x01VERSION\x01")
+        bob.line("NOTICE alice :\x01VERSION irssi\x01")  # a CTCP reply: dropped, never answered
+        told = [m.params[1] for m in _messages(bob) if m.command == "NOTICE"]
+        assert len(told) == 3 and all("DCC is not relayed" in t for t in told[:2]), told
+        assert "does not answer CTCP VERSION" in told[2], told
+        assert not [m for m in _messages(carol) if m.command == "PRIVMSG"]
+        assert not [line for line in alice.received if "bob" in line and "(private)" in line], alice.received

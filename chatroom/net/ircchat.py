@@ -127,10 +127,19 @@ def _to_member(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice:
     if relayed_size(conn.source, "PRIVMSG", target.nick, text) > MAX_LINE:
         door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
         return
+    if text.startswith("\x01DCC "):  # no DCC: it would bypass the relay, its consent and its quotas
+        if not notice:
+            door.message(conn, "NOTICE", conn.nick, f"* DCC is not relayed here, {target.nick} got nothing: offer "
+                                                    "files with SENDFILE #channel (a one-time upload link)")
+        return
     if not isinstance(target, IrcConnection):  # other doors print it: no control characters, no CTCP
         if text.startswith("\x01ACTION "):
             text = f"* {conn.nick} {text[8:].rstrip(chr(1))}"
         elif text.startswith("\x01"):
+            if not notice:  # a CTCP query (VERSION, PING...): nothing there answers it; a reply (NOTICE): dropped
+                query = text.strip("\x01").split(" ", 1)[0]
+                door.message(conn, "NOTICE", conn.nick, f"* {target.nick} is not on IRC: its client does not "
+                                                        f"answer CTCP {query}")
             return
         text = sanitize(text)
     door.private_tags = {**tags, "msgid": f"pm-{next(door.batches)}"}  # the same msgid for the echo
