@@ -156,3 +156,18 @@ def test_dcc_is_refused_aloud_and_ctcp_to_other_doors_is_answered(tmp_path: Path
         assert "does not answer CTCP VERSION" in told[2], told
         assert not [m for m in _messages(carol) if m.command == "PRIVMSG"]
         assert not [line for line in alice.received if "bob" in line and "(private)" in line], alice.received
+
+
+def test_a_labeled_chatroom_command_gets_its_replies_under_its_label(tmp_path: Path) -> None:
+    # "@label=r1 ROOMS" got its NOTICEs unlabeled and then "ACK" (labeled-response: no reply at all): a bot
+    # matching replies to its commands by label saw none
+    with irc_room(tmp_path) as room:
+        bot = _registered(room, "bot", "CAP LS 302", "CAP REQ :batch labeled-response", "CAP END")
+        bot.line("@label=r1 ROOMS")
+        got = _messages(bot)
+        assert [m.command for m in got] == ["BATCH", "NOTICE", "NOTICE", "BATCH"], got
+        assert got[0].tags == {"label": "r1"} and got[0].params[1] == "labeled-response"
+        assert all(m.tags.get("batch") == got[0].params[0][1:] for m in got[1:3]), got
+        assert got[-1].params == ["-" + got[0].params[0][1:]]
+        bot.line("@label=r2 NICK bot")  # a command with no reply still gets its ACK
+        assert [(m.command, m.tags) for m in _messages(bot)] == [("ACK", {"label": "r2"})]

@@ -119,12 +119,17 @@ class IrcConnection(Connection):
 
     def encode_text(self, text: str) -> bytes:
         """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client;
-        nothing while ``HELP`` collects ``/help``'s lines in ``replies`` (it sends them as 704-706)."""
+        nothing while ``HELP`` collects ``/help``'s lines in ``replies`` (it sends them as 704-706), nor while a
+        labeled command runs (``collect``: the NOTICE is held there, to go out with the command's label)."""
         if self.replies is not None:
             self.replies.append(text)
             return b""
         server = getattr(self.transport, "server_name", "chatroom")
-        return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
+        data = encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
+        if self.collect is not None:
+            self.collect.append(data)
+            return b""
+        return data
 
     def encode_closing(self, reason: str) -> bytes:
         """The server closes this client for *reason*: IRC's ``ERROR :Closing Link: HOST (reason)``, the message
