@@ -12,29 +12,20 @@ from typing import Any
 
 from chatroom import Command, hookimpl
 from chatroom.model.accounts import hash_password
-from chatroom.testing import InProcessRoom
 from chatroom.wire.irc import Message
 
-from test_irc_fuzz import IrcFake, irc_room
+from test_irc_fuzz import IrcFake, irc_room, registered
 
 
 def _errors(client: IrcFake) -> list[list[str]]:
     return [m.params for m in client.take() if isinstance(m, Message) and m.command == "ERROR"]
 
 
-def _registered(room: InProcessRoom, nick: str, *lines: str) -> IrcFake:
-    client = IrcFake(room)
-    for text in (*lines, f"NICK {nick}", f"USER {nick} 0 * :{nick}"):
-        client.line(text)
-    assert any(isinstance(m, Message) and m.command == "001" for m in client.take()), f"{nick} did not register"
-    return client
-
-
 def test_registration_and_ping_timeouts_close_with_the_standard_closing_link(tmp_path: Path) -> None:
     with irc_room(tmp_path) as room:
         late = IrcFake(room)
         late.line("NICK late")
-        mute = _registered(room, "mute")
+        mute = registered(room, "mute")
         room.advance(65)  # past the 60 s to register
         assert late.sock.closed
         assert _errors(late) == [["Closing Link: 127.0.0.1 (registration timed out)"]]
@@ -54,7 +45,7 @@ def test_a_wrong_server_password_closes_with_the_standard_closing_link(tmp_path:
         assert [m.command for m in got] == ["464", "ERROR"], got
         assert got[-1].params == ["Closing Link: 127.0.0.1 (wrong server password)"]
         assert wrong.sock.closed
-        _registered(room, "right", "PASS s3cret-pass")
+        registered(room, "right", "PASS s3cret-pass")
 
 
 def test_too_many_failed_sasl_logins_close_with_the_standard_closing_link(tmp_path: Path) -> None:
@@ -77,11 +68,11 @@ def test_too_many_failed_sasl_logins_close_with_the_standard_closing_link(tmp_pa
 def test_kill_closes_a_member_of_any_door_in_its_doors_words(tmp_path: Path) -> None:
     with irc_room(tmp_path, admins=["root"]) as room:
         room.server.port.accounts.create("root", hash_password("root-password"))
-        root = _registered(room, "boss")
+        root = registered(room, "boss")
         root.line("OPER root root-password")
         room.settle()
         assert any(isinstance(m, Message) and m.command == "381" for m in root.take())
-        bob = _registered(room, "bob")
+        bob = registered(room, "bob")
         alice = room.join("alice")
         root.line("KILL bob :spamming")
         root.line("KILL alice")
@@ -93,7 +84,7 @@ def test_kill_closes_a_member_of_any_door_in_its_doors_words(tmp_path: Path) -> 
 
 def test_a_labeled_quit_ends_with_error_and_nothing_after_it(tmp_path: Path) -> None:
     with irc_room(tmp_path) as room:
-        bob = _registered(room, "bob", "CAP LS 302", "CAP REQ :labeled-response batch", "CAP END")
+        bob = registered(room, "bob", "CAP LS 302", "CAP REQ :labeled-response batch", "CAP END")
         bob.line("@label=q1 QUIT :bye")
         got = [m for m in bob.take() if isinstance(m, Message)]
         assert [m.command for m in got] == ["ERROR"], got
@@ -104,7 +95,7 @@ def test_a_server_shutdown_ends_with_error_for_irc_and_the_notice_for_the_line_p
     # IRC clients got the line protocol's "* server shutting down" as a NOTICE and a bare end of stream: irssi and
     # WeeChat show a lost connection with no reason
     with irc_room(tmp_path) as room:
-        bob = _registered(room, "bob")
+        bob = registered(room, "bob")
         bob.line("JOIN #team")
         alice = room.join("alice")
         bob.take()
@@ -121,7 +112,7 @@ def test_a_plugin_disconnecting_an_irc_client_gives_irc_closing_link(tmp_path: P
 
     kicker = SimpleNamespace(register_commands=hookimpl(lambda: [Command("bye", bye)]))
     with irc_room(tmp_path, plugins=[("kicker", kicker)]) as room:
-        bob = _registered(room, "bob")
+        bob = registered(room, "bob")
         alice = room.join("alice")
         bob.line("BYE")
         assert bob.sock.closed
