@@ -8,18 +8,9 @@ import base64
 from pathlib import Path
 
 from chatroom.model.accounts import hash_password
-from chatroom.testing import InProcessRoom
 from chatroom.wire.irc import Message
 
-from test_irc_fuzz import IrcFake, irc_room
-
-
-def _registered(room: InProcessRoom, nick: str, *lines: str) -> IrcFake:
-    client = IrcFake(room)
-    for text in (*lines, f"NICK {nick}", f"USER {nick} 0 * :{nick}"):
-        client.line(text)
-    assert any(isinstance(m, Message) and m.command == "001" for m in client.take()), f"{nick} did not register"
-    return client
+from test_irc_fuzz import IrcFake, irc_room, registered
 
 
 def _messages(client: IrcFake) -> list[Message]:
@@ -34,7 +25,7 @@ def test_an_autojoin_list_of_a_dozen_channels_is_joined_whole(tmp_path: Path) ->
         names = [f"#chan{i}" for i in range(14)]
         for name in names:
             maker.say(f"/join {name}")
-        bob = _registered(room, "bob")
+        bob = registered(room, "bob")
         bob.line("JOIN " + ",".join(names))
         joined = [m.params[0] for m in _messages(bob) if m.command == "JOIN"]
         assert joined == names
@@ -59,8 +50,8 @@ def test_a_privmsg_to_more_targets_than_targmax_says_which_were_not_sent(tmp_pat
     # PRIVMSG a,b,c,d,e,f went to the first 4 (ISUPPORT TARGMAX=PRIVMSG:4) and the rest were dropped unsaid
     with irc_room(tmp_path) as room:
         names = [f"peer{i}" for i in range(6)]
-        peers = [_registered(room, name) for name in names]
-        bob = _registered(room, "bob")
+        peers = [registered(room, name) for name in names]
+        bob = registered(room, "bob")
         bob.line(f"PRIVMSG {','.join(names)} :hello all")
         refused = [m.params[1:] for m in _messages(bob) if m.command == "407"]
         assert len(refused) == 1 and refused[0][0] == "peer4" and "not to the other 2" in refused[0][1], refused
@@ -87,7 +78,7 @@ def test_sasl_900_names_the_mask_of_the_nick_asked_for_not_the_guest_nick(tmp_pa
 def test_a_line_member_messaging_an_away_irc_member_learns_it_is_away(tmp_path: Path) -> None:
     # an IRC sender got 301 with the AWAY message; a line-protocol sender got a bare "OK sent to bob"
     with irc_room(tmp_path) as room:
-        bob = _registered(room, "bob")
+        bob = registered(room, "bob")
         bob.line("AWAY :at lunch")
         alice = room.join("alice")
         assert alice.say("/msg bob are you there") == ["OK sent to bob (bob is away: at lunch)"]
@@ -98,7 +89,7 @@ def test_a_line_member_messaging_an_away_irc_member_learns_it_is_away(tmp_path: 
 def test_chathistory_targets_keeps_to_the_time_window_and_the_limit(tmp_path: Path) -> None:
     # TARGETS listed every room the client was in, whatever the window and the limit it asked for
     with irc_room(tmp_path) as room:
-        bob = _registered(room, "bob", "CAP LS 302",
+        bob = registered(room, "bob", "CAP LS 302",
                           "CAP REQ :draft/chathistory batch server-time message-tags echo-message", "CAP END")
         bob.line("JOIN #quiet,#aa,#bb,#cc")  # #quiet: nothing said there
         times = {}
@@ -127,7 +118,7 @@ def test_a_ban_by_bare_nick_is_told_and_listed_as_the_same_mask(tmp_path: Path) 
     # WeeChat and irssi keep the channel's ban list from both, and their lists disagreed with the server's
     with irc_room(tmp_path) as room:
         room.join("lvic")  # a guest of the line protocol: a ban by its nick bans its address
-        bop = _registered(room, "bop")
+        bop = registered(room, "bop")
         bop.line("JOIN #bans")
         bop.take()
         bop.line("MODE #bans +b lvic")
@@ -145,7 +136,7 @@ def test_dcc_is_refused_aloud_and_ctcp_to_other_doors_is_answered(tmp_path: Path
     # so did a CTCP VERSION to a line member
     with irc_room(tmp_path) as room:
         alice = room.join("alice")
-        bob, carol = _registered(room, "bob"), _registered(room, "carol")
+        bob, carol = registered(room, "bob"), registered(room, "carol")
         dcc = "\x01DCC SEND notes.txt 2130706433 5000 100\x01"
         bob.line(f"PRIVMSG carol :{dcc}")
         bob.line(f"PRIVMSG alice :{dcc}")
@@ -162,7 +153,7 @@ def test_a_labeled_chatroom_command_gets_its_replies_under_its_label(tmp_path: P
     # "@label=r1 ROOMS" got its NOTICEs unlabeled and then "ACK" (labeled-response: no reply at all): a bot
     # matching replies to its commands by label saw none
     with irc_room(tmp_path) as room:
-        bot = _registered(room, "bot", "CAP LS 302", "CAP REQ :batch labeled-response", "CAP END")
+        bot = registered(room, "bot", "CAP LS 302", "CAP REQ :batch labeled-response", "CAP END")
         bot.line("@label=r1 ROOMS")
         got = _messages(bot)
         assert [m.command for m in got] == ["BATCH", "NOTICE", "NOTICE", "BATCH"], got
@@ -171,3 +162,20 @@ def test_a_labeled_chatroom_command_gets_its_replies_under_its_label(tmp_path: P
         assert got[-1].params == ["-" + got[0].params[0][1:]]
         bot.line("@label=r2 NICK bot")  # a command with no reply still gets its ACK
         assert [(m.command, m.tags) for m in _messages(bot)] == [("ACK", {"label": "r2"})]
+
+
+def test_list_takes_channel_masks(tmp_path: Path) -> None:
+    # irssi's "/list #py*" sends LIST #py*: the door looked it up as a room name and listed nothing
+    with irc_room(tmp_path) as room:
+        bob = registered(room, "bob")
+        bob.line("JOIN #pyone,#PyTwo,#other")
+        bob.take()
+
+        def listed(query: str) -> list[str]:
+            bob.line(f"LIST {query}".rstrip())
+            return sorted(m.params[1] for m in _messages(bob) if m.command == "322")
+
+        assert listed("#py*") == ["#pyone", "#pytwo"]
+        assert listed("#PY?WO,#other") == ["#other", "#pytwo"]
+        assert listed("#nothing*") == []
+        assert listed("") == ["#other", "#pyone", "#pytwo"]

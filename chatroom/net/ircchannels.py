@@ -163,12 +163,14 @@ def names(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 
 def list_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
-    """``LIST [#a,#b]``: 321, a 322 per room (a keyed room only to its members), 323."""
-    wanted = {door.hub.room(n) for n in msg.params[0].split(",")} if msg.params and msg.params[0] else None
+    """``LIST [#a,#py*]``: 321, a 322 per room (a keyed room only to its members) whose name is one of those given
+    or matches one given as a mask (``*``, ``?``; irssi's ``/list #py*``), 323."""
+    masks = [casefold(n) for n in msg.params[0].split(",") if n] if msg.params else []
     door.numeric(conn, "321", "Channel", "Users  Name")
     viewer = door.hub.rooms.viewer(conn)
     for room in door.hub.rooms.listed():
-        if (wanted is not None and room not in wanted) or not len(room) or not listed_to(viewer, room):
+        if (masks and not any(fnmatch.fnmatchcase(room.name, m) for m in masks)) or not len(room) \
+                or not listed_to(viewer, room):
             continue  # a channel exists while occupied; a secret one is listed to its members
         door.numeric(conn, "322", room.name, str(len(room)), room.topic if may_read(viewer, room) else "")
     door.numeric(conn, "323", "End of /LIST")
