@@ -179,3 +179,25 @@ def test_list_takes_channel_masks(tmp_path: Path) -> None:
         assert listed("#PY?WO,#other") == ["#other", "#pytwo"]
         assert listed("#nothing*") == []
         assert listed("") == ["#other", "#pyone", "#pytwo"]
+
+
+def test_terminal_escapes_from_irc_never_reach_the_other_doors(tmp_path: Path) -> None:
+    # a room line, a topic and a part reason from IRC reached nc users with their escape sequences (ESC [2J
+    # clears a terminal), where the line protocol strips them from its own input; IRC's formatting codes stay
+    with irc_room(tmp_path) as room:
+        alice = room.join("alice")
+        alice.say("/join #colors")
+        bob, carol = registered(room, "bob"), registered(room, "carol")
+        bob.line("JOIN #colors")
+        carol.line("JOIN #colors")
+        carol.take()
+        bob.line("PRIVMSG #colors :\x02bold\x02 \x0304red\x03 \x1b[2Jgone\x07 \x9b31mx")
+        bob.line("TOPIC #colors :\x1b]0;title\x07topic")
+        bob.line("PRIVMSG #colors :\x1b[2J")
+        bob.line("PART #colors :\x1b[31mbye")
+        said = [line for line in alice.received if "bob" in line and "joined" not in line]
+        assert said == ["bob: \x02bold\x02 \x0304red\x03 gone x", "* bob set the topic of colors: topic",
+                        "* bob left colors (bye)"], said
+        got = [(m.command, m.params[-1]) for m in _messages(carol) if m.command in ("PRIVMSG", "TOPIC", "PART")]
+        assert got == [("PRIVMSG", "\x02bold\x02 \x0304red\x03 gone x"), ("TOPIC", "topic"), ("PART", "bye")]
+        assert [m.command for m in _messages(bob) if m.command == "412"] == ["412"]

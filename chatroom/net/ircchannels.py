@@ -22,7 +22,7 @@ from chatroom.model.names import room_key
 from chatroom.net.irc import IrcConnection, IrcDoor, irc_host
 from chatroom.net.ircmodes import change_modes
 from chatroom.net.ircregister import KICKLEN, TOPICLEN
-from chatroom.wire.irc import Message, casefold
+from chatroom.wire.irc import Message, casefold, clean
 
 __all__ = ["install"]
 
@@ -94,7 +94,7 @@ def join_one(door: IrcDoor, conn: IrcConnection, name: str, key: str | None) -> 
 
 def part(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``PART #a,#b [:reason]``."""
-    reason = msg.params[1][:KICKLEN] if len(msg.params) > 1 else ""
+    reason = clean(msg.params[1])[:KICKLEN] if len(msg.params) > 1 else ""
     for name in msg.params[0].split(","):
         room = _room(door, conn, name)
         if room is not None:
@@ -127,7 +127,7 @@ def topic(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if room.rules.topic_locked and not door.is_op(conn, room):
         door.numeric(conn, "482", room.name, "You're not channel operator")
         return 1.0
-    door.hub.set_topic(conn, room, msg.params[1][:TOPICLEN])
+    door.hub.set_topic(conn, room, clean(msg.params[1])[:TOPICLEN])  # no terminal escapes for the other doors
     return 1.0
 
 
@@ -186,7 +186,7 @@ def kick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     room = _room(door, conn, msg.params[0])
     if room is None:
         return 1.0
-    reason = (msg.params[2] if len(msg.params) > 2 and msg.params[2] else conn.nick)[:KICKLEN]
+    reason = clean(msg.params[2] if len(msg.params) > 2 and msg.params[2] else conn.nick)[:KICKLEN]
     for name in msg.params[1].split(",")[:4]:
         victim = door.hub.find(name)
         if not door.is_op(conn, room):

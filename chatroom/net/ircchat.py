@@ -23,7 +23,7 @@ from chatroom.model.room import Room
 from chatroom.model.access import may_read
 from chatroom.model.history import Entry
 from chatroom.net.irc import IrcConnection, IrcDoor, tagged
-from chatroom.wire.irc import MAX_LINE, Message, encode
+from chatroom.wire.irc import MAX_LINE, Message, clean, encode
 from chatroom.wire.ircevents import parse_msgid, render_event
 from chatroom.wire.lines import sanitize
 from chatroom.wire.numbers import parse_uint
@@ -107,6 +107,11 @@ def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: b
         if not (text.startswith("\x01ACTION ") or text == "\x01ACTION\x01"):
             return  # other CTCP to a room (VERSION, PING...): nobody there answers them
         kind, text = "me", text[8:].rstrip("\x01")
+    text = clean(text)  # what every door prints: no terminal escapes (IRC's formatting codes stay)
+    if not text:
+        if not notice:
+            door.numeric(conn, "412", "No text to send")
+        return
     if relayed_size(conn.source, "NOTICE" if notice else "PRIVMSG", room.name, text, kind == "me") > MAX_LINE:
         door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
         return

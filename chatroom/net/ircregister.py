@@ -24,7 +24,7 @@ from chatroom.model.names import MAX_NICK
 from chatroom.net.irc import IrcConnection, IrcDoor
 from chatroom.net.ircinfo import remember
 from chatroom.net.logs import CONN
-from chatroom.wire.irc import CASEMAPPING, Message
+from chatroom.wire.irc import CASEMAPPING, Message, clean
 from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME
 from chatroom.wire.numbers import parse_uint
 
@@ -158,7 +158,7 @@ def user(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     name = "".join(c for c in msg.params[0] if c.isascii() and (c.isalnum() or c in "-_.")) or "user"
     conn.user = "~" + name[: USERLEN - 1]
     conn.mask_nick = ""  # its mask (source) is made again, with the user name
-    conn.realname = msg.params[3][:100]
+    conn.realname = clean(msg.params[3])[:100]
     try_register(door, conn)
     return 1.0
 
@@ -357,7 +357,7 @@ def pong(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 def quit_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``QUIT [:reason]``: ``ERROR``, then the connection closes; everyone sharing a channel sees QUIT."""
-    reason = msg.params[0][:KICKLEN] if msg.params else ""
+    reason = clean(msg.params[0])[:KICKLEN] if msg.params else ""
     door.close(conn, f"Quit: {reason or conn.nick}", reason or "quit")
     return 1.0
 
