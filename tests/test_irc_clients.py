@@ -201,3 +201,13 @@ def test_terminal_escapes_from_irc_never_reach_the_other_doors(tmp_path: Path) -
         got = [(m.command, m.params[-1]) for m in _messages(carol) if m.command in ("PRIVMSG", "TOPIC", "PART")]
         assert got == [("PRIVMSG", "\x02bold\x02 \x0304red\x03 gone x"), ("TOPIC", "topic"), ("PART", "bye")]
         assert [m.command for m in _messages(bob) if m.command == "412"] == ["412"]
+
+
+def test_ison_answers_for_members_of_every_door(tmp_path: Path) -> None:
+    # irssi's and WeeChat's /notify send ISON every minute: it was "421 ISON Unknown command" in the status window
+    with irc_room(tmp_path) as room:
+        room.join("alice")
+        bob = registered(room, "bob")
+        bob.line("ISON ALICE nobody bob")
+        bob.line("ISON :alice carol")  # the trailing form irssi sends
+        assert [m.params[1:] for m in _messages(bob) if m.command in ("303", "421")] == [["alice bob"], ["alice"]]

@@ -53,7 +53,7 @@ CLIENT_TAGS = 1024
 #: IRC commands (RFC 1459/2812, Modern IRC, IRCv3) the door does not serve but a real client or gateway may send
 #: before registering: like the door's own, they never get the wrong-door notice (see :meth:`IrcDoor.not_irc`).
 OTHER_IRC = frozenset((
-    "ADMIN", "BATCH", "CONNECT", "CPRIVMSG", "CNOTICE", "DIE", "ENCAP", "ERROR", "HELPOP", "ISON", "KNOCK", "LINKS",
+    "ADMIN", "BATCH", "CONNECT", "CPRIVMSG", "CNOTICE", "DIE", "ENCAP", "ERROR", "HELPOP", "KNOCK", "LINKS",
     "MARKREAD", "METADATA", "MONITOR", "NJOIN", "PROTOCTL", "REDACT", "REGISTER", "REHASH", "RESTART", "SERVER",
     "SERVICE", "SERVLIST", "SETNAME", "SILENCE", "SQUERY", "SQUIT", "STARTTLS", "STATS", "SUMMON", "TRACE", "USERS",
     "VERIFY", "VERSION", "WALLOPS", "WATCH", "WEBIRC",

@@ -1,4 +1,4 @@
-"""IRC server queries and admin commands: HELP, TIME, INFO, USERHOST, WHOWAS, KILL.
+"""IRC server queries and admin commands: HELP, TIME, INFO, USERHOST, ISON, WHOWAS, KILL.
 
 ``HELP`` gives chatroom's ``/help`` text (the commands the client may use, or
 one command explained) in 704/705/706; ``WHOWAS`` remembers the last :data:`WHOWAS_KEEP` IRC
@@ -80,6 +80,15 @@ def userhost(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     return 1.0
 
 
+def ison(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
+    """``ISON nick...``: ``303`` with those of the nicks that are here, as each spells its nick (RFC 2812 4.9; what
+    irssi's and WeeChat's ``/notify`` ask every minute). Members of every door count."""
+    names = " ".join(msg.params).split()[:30]
+    here = [member.nick for member in map(door.hub.find, names) if member is not None]
+    door.numeric(conn, "303", " ".join(here))
+    return 1.0
+
+
 def remember(door: IrcDoor, conn: IrcConnection) -> None:
     """*conn* leaves its nick (a QUIT, a close, a NICK): WHOWAS will answer with it."""
     past: deque[tuple[str, str, str, str, float]] = door.whowas
@@ -130,6 +139,7 @@ def install(door: IrcDoor) -> None:
     door.command("TIME", time_)
     door.command("INFO", info)
     door.command("USERHOST", userhost, params=1)
+    door.command("ISON", ison, params=1)
     door.command("WHOWAS", whowas, params=1)
     door.command("KILL", kill, params=1)
 
