@@ -98,15 +98,26 @@ class FakeClient:
     ``received`` holds every text line the server sent (``str``, without the
     newline), ``frames`` every binary frame (:class:`chatroom.wire.lines.Frame`).
     ``client`` is the server-side :class:`~chatroom.net.connection.Client`.
+    ``door``: ``"line"`` (chatroom's line protocol, as ``chatroom-client`` and ``nc`` speak it) or ``"irc"``
+    (an IRC client: ``received`` holds the raw IRC messages, ``":srv 001 alice :Welcome ..."``, without
+    ``\\r\\n``; :meth:`say` sends one raw IRC message, ``"PRIVMSG #lobby :hi"``; no frames).
     """
 
-    def __init__(self, room: Settles) -> None:
+    def __init__(self, room: Settles, door: str = "line") -> None:
+        if door not in ("line", "irc"):
+            raise ValueError(f"door must be 'line' or 'irc', not {door!r}")
         self.room = room
+        self.door = door
         self.received: list[str] = []
         self.frames: list[protocol.Frame] = []
         self._parser = protocol.Parser()
-        self.sock = FakeSocket(self._deliver)
+        self._irc_rest = b""  # an IRC message not yet ended by its line end
+        self.sock = FakeSocket(self._deliver if door == "line" else self._deliver_irc)
         self.client: Connection  # set once the server accepted it (InProcessRoom.connect)
+
+    def _deliver_irc(self, data: bytes) -> None:
+        *whole, self._irc_rest = (self._irc_rest + data).split(b"\n")
+        self.received += [line.rstrip(b"\r").decode("utf-8", "replace") for line in whole]
 
     def _deliver(self, data: bytes) -> None:
         for event in self._parser.feed(data):
@@ -131,7 +142,10 @@ class FakeClient:
         return self.received[-1]
 
     def say(self, line: str) -> list[str]:
-        """Send one line (chat or ``/command``) and let the room settle; return the lines *this* client got meanwhile."""
+        """Send one line (chat or ``/command``; on the IRC door one IRC message) and let the room settle; return
+        the lines *this* client got meanwhile."""
+        if self.door == "irc":
+            return self.send_bytes(line.encode("utf-8") + b"\r\n")
         return self.send_bytes(protocol.encode_line(line))
 
     def send_bytes(self, data: bytes) -> list[str]:
@@ -144,7 +158,9 @@ class FakeClient:
         return self.received[start:]
 
     def send_frame(self, meta: str, payload: bytes = b"") -> list[str]:
-        """Send one binary frame (see docs/protocol.md) and settle."""
+        """Send one binary frame (see docs/protocol.md) and settle. ValueError on the IRC door."""
+        if self.door != "line":
+            raise ValueError("binary frames are the line protocol's; an IRC client has none")
         return self.send_bytes(protocol.encode_frame(meta, payload))
 
     def clear(self) -> None:

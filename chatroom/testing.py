@@ -125,7 +125,8 @@ class InProcessRoom:
 
         kit = dict(data_dir=Path(data_dir), flood_rate=flood_rate, flood_burst=flood_burst,
                    history_on_join=history_on_join, announce_limit=announce_limit, plugin_fault_limit=fault_limit,
-                   slow_hook_ms=slow_seconds * 1000, web=False)  # no flood control, no web door
+                   slow_hook_ms=slow_seconds * 1000, web=False,  # no flood control, no web door
+                   irc_server_name="chatroom.test")  # the IRC door's name, whatever the machine's
         if max_queue is not None:
             kit["max_queue"] = max_queue
         server_options = ServerOptions(**{**kit, **options})  # a field named outright wins over its kit alias
@@ -165,8 +166,9 @@ class InProcessRoom:
             self._logger.removeHandler(self._log_handler)
             self._logger.setLevel(self._old_level)
             raise PluginLoadError("; ".join(self.plugins.load_errors))
-        self._listener = FakeListener()
-        claim = take(options, listener=self._listener, lock=False)  # rooms may share a data dir: a crash, a restart
+        self._listener, self._irc_listener = FakeListener(), FakeListener()  # the line door and the IRC door
+        claim = take(options, listener=self._listener, irc_listener=self._irc_listener,
+                     lock=False)  # rooms may share a data dir: a crash, a restart
         self.server = Server(options, plugins=self.plugins, selector=FakeSelector(), claim=claim, waker=FakeWaker(),
                              clock=lambda: self._now, wall_clock=lambda: self._wall_start + self._now,
                              inline_threads=not threads)
@@ -193,7 +195,7 @@ class InProcessRoom:
 
     # -- people ---------------------------------------------------------------------
     def join(self, nick: str | None = None, *, binary: bool = False, account: bool = False, admin: bool = False,
-             operator: str | Iterable[str] = ()) -> FakeClient:
+             operator: str | Iterable[str] = (), door: str = "line") -> FakeClient:
         """Connect a new client (it gets the greeting), then ``/nick NICK`` and ``/caps binary`` if asked.
 
         ``account=True``: instead of ``/nick``, log in to the account NICK as ``/login`` does (created if new,
@@ -201,14 +203,25 @@ class InProcessRoom:
         a server admin too (the config file's ``admins``). ``operator="#den"`` (or several): it is an operator
         of those rooms (created if new) and put in them (``ctx.join``; the last is current). Both imply
         ``account``. Raises ValueError if the server refuses the nick.
+
+        ``door="irc"``: an IRC client instead (since plugin API 1.3), registered with ``NICK`` and ``USER``
+        (*nick* needed; ``binary`` refused); like a real one it is in no room until it sends ``JOIN #lobby``
+        (``operator=`` puts it in those rooms). Its ``received`` holds raw IRC messages, and commands reach the
+        plugins as ``/quote CMD ...`` or an unknown IRC command does, answered with NOTICEs (docs/irc.md).
         """
         operators = (operator,) if isinstance(operator, str) else tuple(operator)
         if (account or admin or operators) and not nick:
             raise ValueError("account=, admin= and operator= need a nick")
-        fake, before = FakeClient(self), set(self.server.clients)
+        if door == "irc" and (not nick or binary):
+            raise ValueError("an IRC client needs a nick, and has no binary frames")
+        fake, before = FakeClient(self, door), set(self.server.clients)
         sock: object = fake.sock  # a FakeSocket, held where a connection holds its socket
-        self._listener.pending.append(fake.sock)
+        (self._irc_listener if door == "irc" else self._listener).pending.append(fake.sock)
         self.settle()
+        if door == "irc":  # it enters the server's table once registered
+            reply = fake.say(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}")
+            if not any(line.split(" ", 2)[1:2] == ["001"] for line in reply):
+                raise ValueError(f"the IRC door refused NICK {nick}: {reply}")
         new = [c for cid, c in self.server.clients.items() if cid not in before and c.sock is sock]
         if not new:
             raise RuntimeError("the server did not accept the connection")
@@ -216,7 +229,7 @@ class InProcessRoom:
         self.clients.append(fake)
         if account or admin or operators:
             self._log_in(fake, str(nick), admin, operators)
-        elif nick is not None:
+        elif nick is not None and door == "line":
             reply = fake.say(f"/nick {nick}")
             if f"OK nick {nick}" not in reply:
                 raise ValueError(f"/nick {nick} refused: {reply}")

@@ -156,6 +156,65 @@ def test_a_failing_and_slow_drop_in_plugin_is_contained(server_factory, tmp_path
     assert "[ERROR] chatroom.plugins: plugin flaky disabled after 2 faults" in log
 
 
+WORKER = '''
+    import threading
+
+    from chatroom import Command, hookimpl
+
+    stop = threading.Event()
+
+
+    @hookimpl
+    def startup(ctx):
+        # a worker of its own, not a daemon: the process cannot end while it runs
+        threading.Thread(target=stop.wait, name="worker-plugin", daemon=False).start()
+        ctx.state["mark"] = ctx.data_dir / "stopped"
+
+
+    @hookimpl
+    def shutdown(ctx):
+        stop.set()
+        ctx.state["mark"].write_text("stopped\\n", encoding="utf-8")
+
+
+    @hookimpl
+    def chat_message(ctx, text, room):
+        if text == "trip":
+            raise RuntimeError("worker plugin failed")
+'''
+
+
+@pytest.mark.parametrize("how", ["faults", "admin"])
+def test_a_plugin_switched_off_or_disabled_still_gets_its_shutdown_and_the_server_stops(server_factory, tmp_path,
+                                                                                         how):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "worker.py").write_text(textwrap.dedent(WORKER))
+    config = tmp_path / "chatroom.toml"
+    config.write_text('admins = ["root"]\n')
+    server = server_factory("--quiet", "--plugin-dir", str(folder), "--plugin-fault-limit", "1",
+                            "--config", str(config))
+    mark = server.data_dir / "plugins" / "worker" / "stopped"
+    root = server.connect("root")
+    if how == "faults":
+        bob = server.connect("bob")
+        root.send("trip")  # its own fault: switched off for good at once, and its shutdown hook runs then
+        bob.expect("root: trip")
+        root.send("/plugins")
+        root.expect_where(lambda line: line.startswith("* worker (file: ") and "[disabled after 1 faults]" in line,
+                          "worker switched off")
+        assert mark.read_text(encoding="utf-8") == "stopped\n"
+    else:  # paused by an admin: it may be enabled again, so its shutdown waits for the server's stop
+        root.send("/register correct-horse")
+        root.expect("OK registered root; you are logged in")
+        root.send("/plugins disable worker")
+        root.expect("OK plugin worker disabled")
+        assert not mark.exists()
+    assert server.stop() == 0  # before: the plugin's thread kept the process alive after SIGTERM
+    assert mark.read_text(encoding="utf-8") == "stopped\n"
+    assert server.log_text().count("RuntimeError: worker plugin failed") == (how == "faults")
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_the_example_plugins_own_tests_pass_with_the_kit(site, name):
     result = subprocess.run(

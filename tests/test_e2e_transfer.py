@@ -23,7 +23,6 @@ from typing import IO, Any
 
 import pytest
 
-from chatroom.net.relay import STALL_TIMEOUT
 from chatroom.wire import lines as protocol
 
 DEADLINE = 20.0
@@ -247,11 +246,13 @@ def test_chat_crosses_the_room_during_a_transfer(server: Any, clients: Any) -> N
     assert next_frame(alice).meta == f"file-done {tid} bob,carol"
 
 
-def test_sender_killed_mid_transfer_pauses_a_resumable_receiver_and_aborts_the_others(server: Any,
+def test_sender_killed_mid_transfer_pauses_a_resumable_receiver_and_aborts_the_others(server_factory: Any,
                                                                                       clients: Any) -> None:
-    bob = clients("bob")
+    stall = 3  # --file-stall-timeout: how long the stuck receiver may hold alice back before it is dropped
+    server = server_factory("--file-stall-timeout", str(stall))
+    bob = clients("bob", port=server.port)
     stuck = server.connect("stuck", binary=True)  # reads one chunk, then nothing: the sender stalls
-    alice = clients("alice")
+    alice = clients("alice", port=server.port)
     join_all(stuck, "alice")
     (alice.send_dir / "huge.bin").write_bytes(os.urandom(64 * MiB))
     alice.send("/sendfile huge.bin")
@@ -260,8 +261,8 @@ def test_sender_killed_mid_transfer_pauses_a_resumable_receiver_and_aborts_the_o
     alice.proc.send_signal(signal.SIGKILL)
     # Usually the server reads alice's end at once. If the relay had just paused her (stuck is full), her
     # kernel still holds unsent bytes and the FIN waits behind them: the server learns she is gone only
-    # when the stalled receiver is dropped (STALL_TIMEOUT, 30 s) and she is read again. Both are right.
-    line = bob.expect(starts('"huge.bin" from alice paused at '), timeout=STALL_TIMEOUT + 15)
+    # when the stalled receiver is dropped (after --file-stall-timeout) and she is read again. Both are right.
+    line = bob.expect(starts('"huge.bin" from alice paused at '), timeout=stall + 15)
     assert ": alice disconnected (it resumes when alice is back; /cancel " in line
     kept = files(bob.received_dir)  # bob can resume: only his hidden part file and its sidecar of verified chunks
     assert len(kept) == 2 and {Path(name).suffix for name in kept} == {".part", ".chunks"}, kept
@@ -274,6 +275,26 @@ def test_sender_killed_mid_transfer_pauses_a_resumable_receiver_and_aborts_the_o
             break
     assert frame.meta.startswith("file-abort ")
     assert frame.meta.endswith("alice disconnected") or " too slow: stuck held the transfer back" in frame.meta
+
+
+def test_a_receiver_that_stalls_is_dropped_after_the_file_stall_timeout_and_the_others_get_the_file(
+        server_factory: Any, clients: Any) -> None:
+    server = server_factory("--file-stall-timeout", "1")
+    bob = clients("bob", port=server.port)
+    stuck = server.connect("stuck", binary=True)  # reads two frames, then nothing
+    alice = clients("alice", port=server.port)
+    join_all(stuck, "alice")
+    content = os.urandom(32 * MiB)  # more than the kernel's buffers and the relay's high water hold for stuck
+    (alice.send_dir / "f.bin").write_bytes(content)
+    alice.send("/sendfile f.bin")
+    assert next_frame(stuck).meta.startswith("file-begin ")
+    bob.expect(starts('received "f.bin"'), timeout=30)
+    assert (bob.received_dir / "f.bin").read_bytes() == content
+    for _ in range(2000):  # stuck gets the abort after the chunks queued before it
+        frame = next_frame(stuck)
+        if not frame.meta.startswith("file-data"):
+            break
+    assert frame.meta.endswith(" too slow: stuck held the transfer back for 1 s"), frame.meta
 
 
 def test_receiver_leaving_does_not_disturb_the_others(server: Any, clients: Any) -> None:

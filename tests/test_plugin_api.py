@@ -198,9 +198,16 @@ def test_transaction_commits_or_rolls_back(chatroom_room):
 class HalfStarted:
     """A plugin whose startup (a migration, a config check) fails: its commands would run on missing state."""
 
+    def __init__(self) -> None:
+        self.shutdowns = 0
+
     @hookimpl
     def startup(self, ctx):  # type: ignore[no-untyped-def]
         raise RuntimeError("migration failed")
+
+    @hookimpl
+    def shutdown(self, ctx):  # type: ignore[no-untyped-def]
+        self.shutdowns += 1  # releases what startup took before it raised
 
     @hookimpl
     def register_commands(self):  # type: ignore[no-untyped-def]
@@ -212,7 +219,9 @@ class HalfStarted:
 
 
 def test_a_plugin_whose_startup_raises_is_switched_off_not_left_half_started(chatroom_room):
-    room = chatroom_room(plugins=[("half", HalfStarted())], builtins=True, strict=False)
+    half = HalfStarted()
+    room = chatroom_room(plugins=[("half", half)], builtins=True, strict=False)
+    assert half.shutdowns == 1  # switched off: its shutdown hook ran at once
     alice, bob = room.join("alice"), room.join("bob")
     assert alice.say("/half") == ["ERROR - Command not understood"]
     alice.say("hello")
@@ -223,5 +232,6 @@ def test_a_plugin_whose_startup_raises_is_switched_off_not_left_half_started(cha
     root = room.join("root", admin=True)
     assert root.say("/plugins enable half") == ["ERROR plugin half is off: its startup hook raised; restart the server"]
     room.close()
+    assert half.shutdowns == 1  # once, not again when the server stops
     with pytest.raises(Exception, match="plugin half is off: its startup hook raised"):
         chatroom_room(plugins=[("half", HalfStarted())])  # strict (the default): the test fails at once

@@ -450,6 +450,30 @@ def test_a_plugin_that_keeps_failing_is_disabled_with_a_log_line(chatroom_room):
     assert any(line.startswith("* faulty (test: Faulty) [disabled after 3 faults]") for line in alice.say("/plugins"))
 
 
+def test_every_plugins_shutdown_runs_once_whether_switched_off_quarantined_or_paused(chatroom_room):
+    calls: list[str] = []
+
+    def plugin(name: str) -> SimpleNamespace:
+        def trip(ctx, text, room):
+            if text == f"trip {name}":
+                raise RuntimeError(f"{name} tripped")
+
+        return SimpleNamespace(chat_message=hookimpl(trip),
+                               shutdown=hookimpl(lambda ctx: calls.append(f"{name} {ctx.plugin}")))
+
+    room = chatroom_room(plugins=[("faulty", plugin("faulty")), ("paused", plugin("paused")),
+                                  ("plain", plugin("plain"))], fault_limit=1)
+    alice = room.join("alice")
+    alice.say("trip faulty")  # one fault: switched off for good, and its shutdown runs now
+    assert calls == ["faulty faulty"]
+    assert "[ERROR] chatroom.plugins: plugin faulty disabled after 1 faults" in room.errors
+    root = room.join("root", admin=True)
+    assert root.say("/plugins disable paused") == ["OK plugin paused disabled"]
+    assert calls == ["faulty faulty"]  # a pause may be undone: its shutdown waits for the stop
+    room.close()
+    assert sorted(calls) == ["faulty faulty", "paused paused", "plain plain"]
+
+
 def test_a_disabled_plugins_timers_and_thread_results_are_dropped(chatroom_room):
     ran: list[str] = []
 

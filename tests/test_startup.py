@@ -234,7 +234,8 @@ def test_a_plugin_dir_that_is_no_folder_is_one_line(tmp_path: Path, marker) -> N
 @pytest.mark.parametrize("option, value", [("--slow-hook-ms", "nan"), ("--ready-grace", "-1"),
                                            ("--plugin-fault-limit", "0"), ("--slow-hook-ms", "inf"),
                                            ("--max-queue", "0"), ("--file-offer-timeout", "1e9"),
-                                           ("--history-on-join", "501"), ("--tls-port", "65536")])
+                                           ("--history-on-join", "501"), ("--tls-port", "65536"),
+                                           ("--file-stall-timeout", "0")])
 def test_numeric_options_out_of_range_are_one_line(tmp_path: Path, option: str, value: str) -> None:
     result = refused(f"{option}={value}", "--data-dir", str(tmp_path / "data"))
     one_line_error(result, f"argument {option}", repr(value))

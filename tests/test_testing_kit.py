@@ -367,3 +367,58 @@ def test_restart_keeps_the_data_folder_and_drops_clients_and_state(chatroom_room
     bob = room.join("bob")
     assert bob.say("/note two") == ["OK 2 stored, 1 this run"]  # the store survived, ctx.state did not
     assert any(line.endswith("alice: hello before the restart") for line in bob.received)  # history too
+
+
+# -- the IRC door ------------------------------------------------------------------------------------------
+def test_an_irc_client_joins_chats_and_reaches_a_plugins_command_as_a_notice(chatroom_room):
+    def greet(ctx, args):
+        ctx.reply(f"hello {ctx.nick}")
+        ctx.broadcast(f"* {ctx.nick} was greeted")
+
+    room = chatroom_room(plugins=[commands(Command("greet", greet))])
+    alice = room.join("alice")
+    dave = room.join("dave", door="irc")
+    assert dave.received[0] == ":chatroom.test 001 dave :Welcome to the chatroom IRC door dave!~dave@127.0.0.1"
+    assert dave.nick == "dave" and dave.client in room.server.clients.values()
+    assert dave.say("JOIN #lobby")[0] == ":dave!~dave@127.0.0.1 JOIN #lobby"
+    alice.say("hi dave")
+    assert dave.last == ":alice!alice@127.0.0.1 PRIVMSG #lobby :hi dave"
+    assert dave.say("PRIVMSG #lobby :hi alice") == [] and alice.last == "dave: hi alice"
+    assert dave.say("GREET") == [":chatroom.test NOTICE dave :hello dave"]  # a broadcast leaves out its caller
+    assert alice.last == "* dave was greeted"
+    with pytest.raises(ValueError, match="an IRC client has none"):
+        dave.send_frame("file-end 1")
+
+
+def test_an_irc_nick_the_door_refuses_raises_and_irc_needs_a_nick(chatroom_room):
+    room = chatroom_room()
+    room.join("alice")
+    with pytest.raises(ValueError, match="433"):
+        room.join("alice", door="irc")
+    with pytest.raises(ValueError, match="needs a nick"):
+        room.join(door="irc")
+    with pytest.raises(ValueError, match="door must be"):
+        room.join("bob", door="web")
+
+
+def test_an_irc_client_is_told_join_and_part_whatever_path_moves_it(chatroom_room):
+    """IRC clients keep channel state from JOIN and PART: a plugin's ctx.join or ctx.part must send them, as the
+    client's own JOIN and PART do (before, the member was in #den in the model and outside it in irssi)."""
+    def go(ctx, args):
+        ctx.join(args[0])
+
+    def leave(ctx, args):
+        ctx.part(ctx.room, "done here")
+
+    room = chatroom_room(plugins=[commands(Command("go", go), Command("goaway", leave))])
+    room.join("alice").say("/join #den")
+    room.server.hub.rooms.get("#den").topic = "plans"
+    dave = room.join("dave", door="irc")
+    assert dave.say("GO #den") == [":dave!~dave@127.0.0.1 JOIN #den", ":chatroom.test 332 dave #den plans",
+                                   ":chatroom.test 333 dave #den chatroom.test 0",
+                                   ":chatroom.test 353 dave = #den :@alice dave",
+                                   ":chatroom.test 366 dave #den :End of /NAMES list"]
+    assert dave.say("GOAWAY") == [":dave!~dave@127.0.0.1 PART #den :done here"]
+    assert dave.say("PART #den") == [":chatroom.test 442 dave #den :You're not on that channel"]
+    ops = room.join("opx", door="irc", operator="#ops")  # the kit's own ctx.join: told too
+    assert ":opx!~opx@127.0.0.1 JOIN #ops" in ops.received

@@ -250,6 +250,8 @@ class Hub:
                             always=bool(notice), reason=reason, cause="kick" * bool(by), by=by)
         if by and entry is not None:  # the one kicked is told too, in its wire's words
             self.send(member, entry)
+        elif was_in and not by:
+            member.left(room, reason)
         if member.room is room:
             member.room = next(reversed(member.rooms.values()), None)
         member.changed()

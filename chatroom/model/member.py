@@ -89,7 +89,15 @@ class Member:
     def joined(self, room: Any) -> None:
         """The hub just put this member in *room* (a :class:`~chatroom.model.room.Room`; the member is in
         ``room.members`` already, nothing of the room's history was sent yet). A wire that shows members and
-        topics structurally (the browser's) sends them here; the line protocol does nothing."""
+        topics structurally (the browser's) sends them here; the line protocol does nothing. Called whatever put
+        the member there: its own ``/join`` or IRC ``JOIN``, a plugin's ``ctx.join``, the kit."""
+
+    def left(self, room: Any, reason: str) -> None:
+        """The hub just took this member out of *room* (it is not in ``room.members`` any more), by any path but a
+        kick (whose notice tells it) or its going away: its own ``/part`` or IRC ``PART``, a plugin's ``ctx.part``,
+        the scale-out rules. *reason*: the part reason (``""``: none). A wire that keeps channel state on the
+        client's side (IRC's ``PART``) tells it here; the line protocol and the browser's ``you`` event do not need
+        it."""
 
     def changed(self) -> None:
         """The hub changed this member's nick, current room or rooms (its account changes with its nick). A wire

@@ -131,6 +131,17 @@ class IrcConnection(Connection):
             return b""
         return data
 
+    def joined(self, room: Room) -> None:
+        """JOIN, the topic and NAMES for *room*, however this member entered it (IRC clients keep channel state
+        from these: a plugin's ``ctx.join`` without them would leave the client outside a channel it is in)."""
+        if self.registered:
+            self.transport.door.show_join(self, room)
+
+    def left(self, room: Room, reason: str) -> None:
+        """PART for *room*, however this member left it but a kick (see :meth:`joined`)."""
+        if self.registered and not self.closed:
+            self.transport.door.show_part(self, room, reason)
+
     def encode_closing(self, reason: str) -> bytes:
         """The server closes this client for *reason*: IRC's ``ERROR :Closing Link: HOST (reason)``, the message
         clients show as why they were disconnected (Modern IRC, "ERROR"), as a QUIT's is worded."""
@@ -213,6 +224,10 @@ class IrcDoor:
         #: The line protocol's port and whether it speaks TLS, for the wrong-door notice (0: not known).
         self.line_port = 0
         self.line_tls = False
+        #: ``show_join(conn, room)``: JOIN, topic and NAMES for a room *conn* just entered; ``show_part(conn, room,
+        #: reason)``: PART for one it left (chatroom.net.ircchannels installs them; see IrcConnection.joined).
+        self.show_join: Callable[[IrcConnection, Room], None] = lambda conn, room: None
+        self.show_part: Callable[[IrcConnection, Room, str], None] = lambda conn, room, reason: None
 
     def command(self, name: str, handler: Callable[[IrcDoor, IrcConnection, Message], float], *,
                 registered: bool = True, params: int = 0) -> None:

@@ -61,8 +61,7 @@ def join(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     bucket 2), as a client's autojoin list of a dozen channels is sent in one line."""
     if msg.params[0] == "0":
         for room in list(conn.rooms.values()):
-            door.hub.part(conn, room)
-            door.message(conn, "PART", room.name, source=conn.source)
+            door.hub.part(conn, room)  # PART: IrcConnection.left
         return 2.0
     names = msg.params[0].split(",")
     keys = msg.params[1].split(",") if len(msg.params) > 1 else []
@@ -85,11 +84,20 @@ def join_one(door: IrcDoor, conn: IrcConnection, name: str, key: str | None) -> 
     except Refused as exc:  # a bad name, or too many rooms made (the room lifetime's bounds)
         door.numeric(conn, "405" if room_key(name) else "403", name, str(exc))
         return
+    door.replay_on_join(conn, room)  # after JOIN, topic and NAMES (show_join, from IrcConnection.joined)
+
+
+def show_join(door: IrcDoor, conn: IrcConnection, room: Room) -> None:
+    """What an IRC client learns on entering *room*, by its JOIN or any other path: JOIN, the topic, NAMES."""
     door.message(conn, "JOIN", room.name, source=conn.source, tags=door.server_tags(conn))
     if room.topic:
         send_topic(door, conn, room)
     names_of(door, conn, room)
-    door.replay_on_join(conn, room)
+
+
+def show_part(door: IrcDoor, conn: IrcConnection, room: Room, reason: str) -> None:
+    """PART for a room *conn* left, by its PART or any other path but a kick."""
+    door.message(conn, "PART", room.name, *([reason] if reason else []), source=conn.source)
 
 
 def part(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
@@ -98,8 +106,7 @@ def part(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     for name in msg.params[0].split(","):
         room = _room(door, conn, name)
         if room is not None:
-            door.hub.part(conn, room, reason)
-            door.message(conn, "PART", room.name, *([reason] if reason else []), source=conn.source)
+            door.hub.part(conn, room, reason)  # PART: IrcConnection.left
     return 1.0
 
 
@@ -373,6 +380,8 @@ def _user_mode(door: IrcDoor, conn: IrcConnection, target: str, args: list[str])
 
 def install(door: IrcDoor) -> None:
     """Register this module's commands with *door*."""
+    door.show_join = lambda conn, room: show_join(door, conn, room)
+    door.show_part = lambda conn, room, reason: show_part(door, conn, room, reason)
     door.command("JOIN", join, params=1)
     door.command("PART", part, params=1)
     door.command("TOPIC", topic, params=1)

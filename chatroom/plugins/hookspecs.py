@@ -89,12 +89,19 @@ def startup(ctx: Context) -> None:
 
 @hookspec
 def shutdown(ctx: Context) -> None:
-    """The server is stopping (SIGINT, SIGTERM or ``Server.shutdown()``).
+    """The server is stopping (SIGINT, SIGTERM or ``Server.shutdown()``),
+    or the host is switching this plugin off for good.
 
-    Called once, before clients are disconnected: lines sent with
-    ``ctx.broadcast`` here still reach them. ``ctx.client`` is None; the
-    plugin's ``ctx.store`` is closed by the server afterwards. Return
-    value: ignored.
+    Called at most once per plugin, so it is the place to stop the
+    threads and close the files ``startup`` started: when the server
+    stops, before clients are disconnected (lines sent with
+    ``ctx.broadcast`` here still reach them), for every plugin, one an
+    admin disabled or a quarantine paused included; or earlier, when the
+    host switches the plugin off because its ``startup`` raised (release
+    only what it took) or after ``--plugin-fault-limit`` faults (since
+    1.3; before, such a plugin never heard of it). ``ctx.client`` is
+    None; the plugin's ``ctx.store`` is closed by the server when it
+    stops. A raise is logged, never counted. Return value: ignored.
 
     Example::
 

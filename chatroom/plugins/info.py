@@ -17,7 +17,8 @@ class PluginInfo:
     becomes True when the plugin was switched off after ``faults`` faults, by
     an admin, or by a quarantine: then ``quarantined`` says why (it blocked the
     loop repeatedly; ``""`` otherwise), ``off`` why the host switched it off
-    otherwise (``"its startup hook raised"``; since plugin API 1.2).
+    otherwise (``"its startup hook raised"``; since plugin API 1.2). ``shut`` becomes True once its
+    ``shutdown`` hook was called (at most once: when the host switches it off, else when the server stops).
     """
 
     name: str
@@ -31,6 +32,7 @@ class PluginInfo:
     disabled: bool = False
     quarantined: str = ""
     off: str = ""
+    shut: bool = False
 
     @property
     def origin(self) -> str:

@@ -100,6 +100,7 @@ class PluginHost:
         self.slow = SlowCalls(slow_seconds, slow_limit)
         self.on_fault = on_fault
         self.on_quarantine: Callable[[str, str], None] | None = None
+        self._make_ctx: Callable[[str], Any] | None = None  # given to start(): ctx for a late shutdown hook
 
     # -- loading -------------------------------------------------------------
     def reload_file(self, name: str, path: Path, *, import_file: Callable[[str, Path], Any],
@@ -233,7 +234,9 @@ class PluginHost:
 
     def start(self, make_ctx: Callable[[str], Any]) -> None:
         """Call every ``startup`` hook. A plugin whose startup raises is switched off (its hooks, commands and
-        timers), logged as a load error, never left half started (its commands on a store it did not migrate)."""
+        timers), logged as a load error, never left half started (its commands on a store it did not migrate);
+        its ``shutdown`` hook is called then, to release what the startup took before raising. Loop thread only."""
+        self._make_ctx = make_ctx
         for impl in self.impls("startup"):
             name = impl.plugin_name
             args = {a: make_ctx(name) for a in impl.argnames}
@@ -242,10 +245,33 @@ class PluginHost:
                 self._switch_off(name, "its startup hook raised")
                 self._load_error(f"plugin {name} is off: its startup hook raised (see the traceback above)")
 
+    def stop(self, make_ctx: Callable[[str], Any]) -> None:
+        """Call the ``shutdown`` hook of every plugin that has not had it: disabled and quarantined ones too (an
+        admin's ``/plugin disable`` pauses a plugin; its threads and files still need releasing). Loop thread,
+        once, when the server stops."""
+        for impl in self.impls("shutdown"):
+            self._shut_down(impl.plugin_name, make_ctx)
+
+    def _shut_down(self, plugin: str, make_ctx: Callable[[str], Any]) -> None:
+        """Call *plugin*'s ``shutdown`` hook unless it had it already (its faults are logged, never counted)."""
+        info = self.info.get(plugin)
+        if info is not None:
+            if info.shut:
+                return
+            info.shut = True
+        for impl in self.impls("shutdown"):
+            if impl.plugin_name == plugin:
+                args = {a: make_ctx(plugin) for a in impl.argnames}
+                self._guarded(plugin, impl.function, (), args, passthrough=(), count=False, strike=False)
+
     def _switch_off(self, plugin: str, why: str) -> None:
+        """Switch *plugin* off for good (until a restart or its file's reload): its ``shutdown`` hook is called
+        first (it may still log and use ``ctx``), then its hooks, commands and timers go."""
         info = self.info.get(plugin)
         if info is not None:
             info.disabled, info.off = True, why
+        if self._make_ctx is not None and self.pm.has_plugin(plugin):
+            self._shut_down(plugin, self._make_ctx)
         if self.pm.has_plugin(plugin):
             self.pm.unregister(name=plugin)
         self.registry.remove_plugin(plugin)

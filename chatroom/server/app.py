@@ -117,6 +117,7 @@ class Server:
         self.dispatcher = Dispatcher(self.port, self.plugins)
         self.events = PluginEvents(self.port, self.plugins, options.ready_grace)  # member_ready, message_delivered
         self.relay = Relay(self, clock=clock, offer_timeout=options.file_offer_timeout,
+                           stall_timeout=options.file_stall_timeout,
                            files_per_hour=options.quota_files_per_hour,
                            bytes_per_day=options.quota_bytes_per_day,  # consent and quotas: chatroom.net.consent
                            book=ResumeBook(self.data_dir / "transfers.sqlite3", options.resume_keep, wall_clock))
@@ -178,7 +179,7 @@ class Server:
         self._left = True  # on_close: client_left ran already
         self.events.stop()  # nor member_left for the connections closed below
         self.scheduler.drain(5.0)
-        self.call_hook("shutdown", None)
+        self.plugins.stop(lambda plugin: Context(self.port, plugin, None))  # every plugin's shutdown, once
         for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in, in its door's words
             self.hub.flush_for(conn)
             conn.deliver(conn.encode_farewell(reason))

@@ -151,7 +151,7 @@ class Claim:
     listener: Any
     tls_listener: socket.socket | None = None
     web_listener: socket.socket | None = None
-    irc_listener: socket.socket | None = None
+    irc_listener: Any = None  # a bound socket, or the kit's fake
     irc_tls_listener: socket.socket | None = None
     tls: ssl.SSLContext | None = None
     tls_fingerprint: str = ""
@@ -169,9 +169,10 @@ class Claim:
         self.release()
 
 
-def take(options: ServerOptions, *, listener: Any = None, lock: bool = True) -> Claim:
+def take(options: ServerOptions, *, listener: Any = None, irc_listener: Any = None, lock: bool = True) -> Claim:
     """Lock *options*' data dir, load TLS, bind the main port (unless *listener* is given: an already
-    bound listening socket, or the kit's fake), the TLS port and the web port, and record them.
+    bound listening socket, or the kit's fake), the TLS port, the web port and the IRC ports (*irc_listener*:
+    the kit's fake IRC door, instead of ``--irc-port``), and record them.
     ``lock=False`` takes no lock and remembers no port: for the test kit, whose in-process servers may
     share a data dir to play a crash and a restart.
 
@@ -183,13 +184,14 @@ def take(options: ServerOptions, *, listener: Any = None, lock: bool = True) -> 
     else:
         options.data_dir.mkdir(parents=True, exist_ok=True)
         held = DataDirLock(options.data_dir / LOCK_NAME, None, {})
-    return _take(options, listener, held)
+    return _take(options, listener, irc_listener, held)
 
 
-def _take(options: ServerOptions, listener: Any, lock: DataDirLock) -> Claim:
+def _take(options: ServerOptions, listener: Any, irc_listener: Any, lock: DataDirLock) -> Claim:
     bound: list[socket.socket] = []
     try:
         claim = Claim(lock, listener)
+        claim.irc_listener = irc_listener
         reuse = options.reuse_port
         if options.tls_enabled:
             try:

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     _number(files, "--file-offer-timeout", metavar="S",
             help="seconds a receiver that asks for consent (/files ask) has to /accept or /decline "
                  "an offer before it counts as declined (default 60)")
+    _number(files, "--file-stall-timeout", metavar="S",
+            help="seconds a receiver may hold a sender back (its queue never draining below 256 KiB) before "
+                 "it is dropped from the transfer (default 30)")
     _number(files, "--resume-keep", metavar="TIME",
             help="how long an interrupted transfer waits for both ends to come back and resume it, after its "
                  "last activity: 3600, 90m, 24h, 7d (default 24h, at most 30d)")

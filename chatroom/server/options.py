@@ -280,6 +280,8 @@ class ServerOptions:
     #: Largest file relayed (bytes); seconds a receiver has to answer an offer; per-sender quotas (0: none).
     max_file_size: int = _num(DEFAULT_MAX_FILE_SIZE, int, parse=parse_size)
     file_offer_timeout: float = _num(60.0, above=True, high=DAY)
+    #: Seconds a receiver may hold a transfer's sender back before it is dropped from the transfer.
+    file_stall_timeout: float = _num(30.0, above=True, high=DAY)
     quota_files_per_hour: int = _num(0, int)
     quota_bytes_per_day: int = _num(0, int, parse=parse_size)
     #: Seconds a resumable transfer waits for its parties to come back after its last activity (up to 30 days).
