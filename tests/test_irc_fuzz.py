@@ -128,6 +128,16 @@ class IrcFake(FakePeer):
         return out
 
 
+def registered(room: InProcessRoom, nick: str, *lines: str) -> IrcFake:
+    """A new client of *room*'s IRC door that sent *lines* (``CAP ...``, ``PASS ...``), then ``NICK`` and ``USER``
+    and got ``001``; what it received so far is taken."""
+    client = IrcFake(room)
+    for text in (*lines, f"NICK {nick}", f"USER {nick} 0 * :{nick}"):
+        client.line(text)
+    assert any(isinstance(m, Message) and m.command == "001" for m in client.take()), f"{nick} did not register"
+    return client
+
+
 def irc_transport(room: InProcessRoom) -> IrcTransport:
     """The IRC door's (clear) transport of *room*'s server."""
     return next(t for t in room.server.transports if isinstance(t, IrcTransport))
@@ -325,4 +335,4 @@ def test_pings_do_not_stretch_the_time_to_register(tmp_path: Path) -> None:
         room.advance(5)
         assert mallory.sock.closed, "an unregistered client outlived the registration timeout"
         errors = [m for m in mallory.take() if isinstance(m, Message) and m.command == "ERROR"]
-        assert [m.params for m in errors] == [["Closing Link: registration timed out"]]
+        assert [m.params for m in errors] == [["Closing Link: 127.0.0.1 (registration timed out)"]]

@@ -50,7 +50,8 @@ def who(ctx: Context, args: list[str]) -> None:
 
 
 def msg(ctx: Context, args: list[str]) -> None:
-    """``/msg NICK TEXT``: a private line to NICK (``NICK (private): TEXT``)."""
+    """``/msg NICK TEXT``: a private line to NICK (``NICK (private): TEXT``); ``OK sent to NICK``, with
+    ``(NICK is away: MESSAGE)`` when NICK is away (an IRC member's ``AWAY``)."""
     target_nick, _, text = ctx.text.partition(" ")
     text = text.strip()
     if not text:
@@ -60,7 +61,8 @@ def msg(ctx: Context, args: list[str]) -> None:
         raise CommandError(f"no such nick: {target_nick}")
     if not ctx.private(target, text):
         raise CommandError(f"not sent to {target.nick}: a plugin refused it")
-    ctx.reply(f"OK sent to {target.nick}")
+    away = target.away  # an IRC member's AWAY: the sender learns it as an IRC sender does (301)
+    ctx.reply(f"OK sent to {target.nick}" + (f" ({target.nick} is away: {away})" if away else ""))
 
 
 def help_(ctx: Context, args: list[str]) -> None:

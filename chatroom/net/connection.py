@@ -193,6 +193,12 @@ class Connection(Member):
         it; a door whose protocol has its own closing message overrides it (IRC's ``ERROR :Closing Link``)."""
         return self.encode_text(f"ERROR {reason}")
 
+    def encode_farewell(self, reason: str) -> bytes:
+        """The last line when the whole server stops for *reason* (``server shutting down``): on the line protocol
+        the notice ``* reason`` (what chatroom-client waits for), as :meth:`encode_text` words it; a door whose
+        protocol has its own closing message overrides it (IRC's ``ERROR :Closing Link``)."""
+        return self.encode_text(f"* {reason}")
+
     def hit(self, entry: Entry, line: str) -> None:
         """A search hit: *line* as any reply (:meth:`encode_text`), so a door with its own wire words it."""
         self.deliver(self.encode_text(line))

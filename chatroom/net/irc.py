@@ -53,7 +53,7 @@ CLIENT_TAGS = 1024
 #: IRC commands (RFC 1459/2812, Modern IRC, IRCv3) the door does not serve but a real client or gateway may send
 #: before registering: like the door's own, they never get the wrong-door notice (see :meth:`IrcDoor.not_irc`).
 OTHER_IRC = frozenset((
-    "ADMIN", "BATCH", "CONNECT", "CPRIVMSG", "CNOTICE", "DIE", "ENCAP", "ERROR", "HELPOP", "ISON", "KNOCK", "LINKS",
+    "ADMIN", "BATCH", "CONNECT", "CPRIVMSG", "CNOTICE", "DIE", "ENCAP", "ERROR", "HELPOP", "KNOCK", "LINKS",
     "MARKREAD", "METADATA", "MONITOR", "NJOIN", "PROTOCTL", "REDACT", "REGISTER", "REHASH", "RESTART", "SERVER",
     "SERVICE", "SERVLIST", "SETNAME", "SILENCE", "SQUERY", "SQUIT", "STARTTLS", "STATS", "SUMMON", "TRACE", "USERS",
     "VERIFY", "VERSION", "WALLOPS", "WATCH", "WEBIRC",
@@ -119,12 +119,17 @@ class IrcConnection(Connection):
 
     def encode_text(self, text: str) -> bytes:
         """A reply or notice of chatroom's commands (``OK ...``, ``* ...``) as a server ``NOTICE`` to this client;
-        nothing while ``HELP`` collects ``/help``'s lines in ``replies`` (it sends them as 704-706)."""
+        nothing while ``HELP`` collects ``/help``'s lines in ``replies`` (it sends them as 704-706), nor while a
+        labeled command runs (``collect``: the NOTICE is held there, to go out with the command's label)."""
         if self.replies is not None:
             self.replies.append(text)
             return b""
         server = getattr(self.transport, "server_name", "chatroom")
-        return encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
+        data = encode(Message("NOTICE", [self.nick if self.registered else "*", text], source=server))
+        if self.collect is not None:
+            self.collect.append(data)
+            return b""
+        return data
 
     def joined(self, room: Room) -> None:
         """JOIN, the topic and NAMES for *room*, however this member entered it (IRC clients keep channel state
@@ -141,6 +146,11 @@ class IrcConnection(Connection):
         """The server closes this client for *reason*: IRC's ``ERROR :Closing Link: HOST (reason)``, the message
         clients show as why they were disconnected (Modern IRC, "ERROR"), as a QUIT's is worded."""
         return encode(Message("ERROR", [f"Closing Link: {self.host or 'client'} ({reason})"]))
+
+    def encode_farewell(self, reason: str) -> bytes:
+        """The server stops: IRC's closing message (:meth:`encode_closing`), which clients show and reconnect after,
+        not a NOTICE and a bare end of stream."""
+        return self.encode_closing(reason)
 
     def frame(self, meta: str, payload: bytes = b"") -> bytes:
         """The relay's word about an offer made by link (``file-abort ID REASON``) as a server ``NOTICE``;
@@ -166,8 +176,9 @@ class IrcConnection(Connection):
 
     @property
     def source(self) -> str:
-        """``nick!user@host`` as other clients see this one (made again when the nick changed)."""
-        nick = self.nick
+        """``nick!user@host`` as other clients see this one (made again when the nick changed); before it registered,
+        with the nick it asked for (``NICK``; ``*`` before any), never the guest nick it holds meanwhile."""
+        nick = self.nick if self.registered else (self.want_nick or "*")
         if nick is self.mask_nick:  # hot path (every line said and relayed): one identity check
             return self.mask_text
         self.mask_nick = nick
@@ -307,6 +318,23 @@ class IrcDoor:
         self.send(conn, encode(Message(command, params, source=source,
                                        tags=tags)))
 
+    def close(self, conn: Connection, reason: str, logged: str = "") -> None:
+        """The server closes *conn* (an IRC client, or, for ``KILL``, a member of any door of this server) for
+        *reason* (``registration timed out``, ``Quit: bye``...): what its rooms owed it first, a labeled command's
+        replies held so far (unlabeled: no reply follows), then its door's closing message (IRC's
+        ``ERROR :Closing Link: HOST (reason)``, :meth:`IrcConnection.encode_closing`) by the path every
+        server-decided close takes (:meth:`Loop.send_closing <chatroom.net.loop.Loop.send_closing>`); the
+        connection closes once its output is sent. *logged*: the reason the log and the application get (default
+        *reason*)."""
+        held = None
+        if isinstance(conn, IrcConnection):
+            held, conn.collect = conn.collect, None
+        self.hub.flush_for(conn)
+        if held:
+            conn.deliver(b"".join(held))
+        self.loop.send_closing(conn, reason)
+        conn.transport.close(conn, logged or reason, flush=True)
+
     def numeric(self, conn: IrcConnection, code: str, *params: str) -> None:
         """Send numeric *code* to *conn*: ``:SERVER CODE NICK params...`` (``*`` before registration)."""
         self.message(conn, code, conn.nick if conn.registered else (conn.want_nick or "*"), *params)
@@ -332,8 +360,8 @@ class IrcDoor:
         try:
             return self._run(conn, name, msg)
         finally:
-            if label is not None:
-                held, conn.collect = conn.collect or [], None
+            if label is not None and conn.collect is not None:  # (None: the command closed the connection)
+                held, conn.collect = conn.collect, None
                 self._labeled(conn, label, held)
             if records.version != changes:  # a room's state changed: the replies wait for its commit
                 self.app.answer_when_saved(conn)

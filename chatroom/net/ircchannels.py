@@ -22,7 +22,7 @@ from chatroom.model.names import room_key
 from chatroom.net.irc import IrcConnection, IrcDoor, irc_host
 from chatroom.net.ircmodes import change_modes
 from chatroom.net.ircregister import KICKLEN, TOPICLEN
-from chatroom.wire.irc import Message, casefold
+from chatroom.wire.irc import Message, casefold, clean
 
 __all__ = ["install"]
 
@@ -56,16 +56,18 @@ _REFUSED = {"banned": ("474", "b"), "invite": ("473", "i"), "key": ("475", "k"),
 
 # -- JOIN and PART ----------------------------------------------------------------------------------------
 def join(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
-    """``JOIN #a,#b [key,key]``; ``JOIN 0`` leaves every channel."""
+    """``JOIN #a,#b [key,key]``; ``JOIN 0`` leaves every channel. Every channel named is joined or refused with a
+    numeric, however many (ISUPPORT ``TARGMAX=JOIN:``: no limit but the 512-byte line; each costs the flood
+    bucket 2), as a client's autojoin list of a dozen channels is sent in one line."""
     if msg.params[0] == "0":
         for room in list(conn.rooms.values()):
             door.hub.part(conn, room)  # PART: IrcConnection.left
         return 2.0
     names = msg.params[0].split(",")
     keys = msg.params[1].split(",") if len(msg.params) > 1 else []
-    for i, name in enumerate(names[:10]):
+    for i, name in enumerate(names):
         join_one(door, conn, name, keys[i] if i < len(keys) else None)
-    return 2.0 * min(len(names), 10)
+    return 2.0 * len(names)
 
 
 def join_one(door: IrcDoor, conn: IrcConnection, name: str, key: str | None) -> None:
@@ -100,7 +102,7 @@ def show_part(door: IrcDoor, conn: IrcConnection, room: Room, reason: str) -> No
 
 def part(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``PART #a,#b [:reason]``."""
-    reason = msg.params[1][:KICKLEN] if len(msg.params) > 1 else ""
+    reason = clean(msg.params[1])[:KICKLEN] if len(msg.params) > 1 else ""
     for name in msg.params[0].split(","):
         room = _room(door, conn, name)
         if room is not None:
@@ -132,7 +134,7 @@ def topic(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if room.rules.topic_locked and not door.is_op(conn, room):
         door.numeric(conn, "482", room.name, "You're not channel operator")
         return 1.0
-    door.hub.set_topic(conn, room, msg.params[1][:TOPICLEN])
+    door.hub.set_topic(conn, room, clean(msg.params[1])[:TOPICLEN])  # no terminal escapes for the other doors
     return 1.0
 
 
@@ -168,12 +170,14 @@ def names(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 
 def list_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
-    """``LIST [#a,#b]``: 321, a 322 per room (a keyed room only to its members), 323."""
-    wanted = {door.hub.room(n) for n in msg.params[0].split(",")} if msg.params and msg.params[0] else None
+    """``LIST [#a,#py*]``: 321, a 322 per room (a keyed room only to its members) whose name is one of those given
+    or matches one given as a mask (``*``, ``?``; irssi's ``/list #py*``), 323."""
+    masks = [casefold(n) for n in msg.params[0].split(",") if n] if msg.params else []
     door.numeric(conn, "321", "Channel", "Users  Name")
     viewer = door.hub.rooms.viewer(conn)
     for room in door.hub.rooms.listed():
-        if (wanted is not None and room not in wanted) or not len(room) or not listed_to(viewer, room):
+        if (masks and not any(fnmatch.fnmatchcase(room.name, m) for m in masks)) or not len(room) \
+                or not listed_to(viewer, room):
             continue  # a channel exists while occupied; a secret one is listed to its members
         door.numeric(conn, "322", room.name, str(len(room)), room.topic if may_read(viewer, room) else "")
     door.numeric(conn, "323", "End of /LIST")
@@ -189,7 +193,7 @@ def kick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     room = _room(door, conn, msg.params[0])
     if room is None:
         return 1.0
-    reason = (msg.params[2] if len(msg.params) > 2 and msg.params[2] else conn.nick)[:KICKLEN]
+    reason = clean(msg.params[2] if len(msg.params) > 2 and msg.params[2] else conn.nick)[:KICKLEN]
     for name in msg.params[1].split(",")[:4]:
         victim = door.hub.find(name)
         if not door.is_op(conn, room):

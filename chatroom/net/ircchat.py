@@ -16,6 +16,7 @@ reads the rooms' history by ``msgid`` (``ROOM-ID``). Loop thread only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from chatroom.model.errors import Refused
 from chatroom.model.member import Member
@@ -23,7 +24,7 @@ from chatroom.model.room import Room
 from chatroom.model.access import may_read
 from chatroom.model.history import Entry
 from chatroom.net.irc import IrcConnection, IrcDoor, tagged
-from chatroom.wire.irc import MAX_LINE, Message, encode
+from chatroom.wire.irc import MAX_LINE, Message, clean, encode
 from chatroom.wire.ircevents import parse_msgid, render_event
 from chatroom.wire.lines import sanitize
 from chatroom.wire.numbers import parse_uint
@@ -33,6 +34,8 @@ __all__ = ["install", "other_command"]
 
 #: Most lines one CHATHISTORY query returns (ISUPPORT CHATHISTORY).
 MAX_HISTORY = 500
+#: Most targets of one PRIVMSG or NOTICE (ISUPPORT TARGMAX); those past it get ``407`` (a NOTICE: nothing).
+MAX_TARGETS = 4
 
 
 def privmsg(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
@@ -61,7 +64,11 @@ def _message(door: IrcDoor, conn: IrcConnection, msg: Message, *, notice: bool) 
         _to_room(door, conn, targets, text, notice, tags)
         return 1.0
     cost = 0.0
-    for target in targets.split(",")[:4]:
+    names = targets.split(",")
+    if len(names) > MAX_TARGETS and not notice:  # past ISUPPORT TARGMAX: refused, never dropped unsaid (one 407)
+        door.numeric(conn, "407", names[MAX_TARGETS], f"Too many recipients: sent to the first {MAX_TARGETS} "
+                                                      f"(TARGMAX), not to the other {len(names) - MAX_TARGETS}")
+    for target in names[:MAX_TARGETS]:
         cost += 1.0
         if target.startswith("#"):
             _to_room(door, conn, target, text, notice, tags)
@@ -101,6 +108,11 @@ def _to_room(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice: b
         if not (text.startswith("\x01ACTION ") or text == "\x01ACTION\x01"):
             return  # other CTCP to a room (VERSION, PING...): nobody there answers them
         kind, text = "me", text[8:].rstrip("\x01")
+    text = clean(text)  # what every door prints: no terminal escapes (IRC's formatting codes stay)
+    if not text:
+        if not notice:
+            door.numeric(conn, "412", "No text to send")
+        return
     if relayed_size(conn.source, "NOTICE" if notice else "PRIVMSG", room.name, text, kind == "me") > MAX_LINE:
         door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
         return
@@ -121,10 +133,19 @@ def _to_member(door: IrcDoor, conn: IrcConnection, name: str, text: str, notice:
     if relayed_size(conn.source, "PRIVMSG", target.nick, text) > MAX_LINE:
         door.numeric(conn, "417", "Input line was too long (with your address, for the others)")
         return
+    if text.startswith("\x01DCC "):  # no DCC: it would bypass the relay, its consent and its quotas
+        if not notice:
+            door.message(conn, "NOTICE", conn.nick, f"* DCC is not relayed here, {target.nick} got nothing: offer "
+                                                    "files with SENDFILE #channel (a one-time upload link)")
+        return
     if not isinstance(target, IrcConnection):  # other doors print it: no control characters, no CTCP
         if text.startswith("\x01ACTION "):
             text = f"* {conn.nick} {text[8:].rstrip(chr(1))}"
         elif text.startswith("\x01"):
+            if not notice:  # a CTCP query (VERSION, PING...): nothing there answers it; a reply (NOTICE): dropped
+                query = text.strip("\x01").split(" ", 1)[0]
+                door.message(conn, "NOTICE", conn.nick, f"* {target.nick} is not on IRC: its client does not "
+                                                        f"answer CTCP {query}")
             return
         text = sanitize(text)
     door.private_tags = {**tags, "msgid": f"pm-{next(door.batches)}"}  # the same msgid for the echo
@@ -201,17 +222,11 @@ def away(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 # -- history -----------------------------------------------------------------------------------------------------
 def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
-    """``CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN #room ref [ref] limit`` and ``TARGETS``: a
+    """``CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN #room ref [ref] limit`` and ``TARGETS`` (:func:`_targets`): a
     ``chathistory`` batch; references are ``*`` or ``msgid=ROOM-ID``. Read access is the room's: members only."""
     sub = msg.params[0].upper()
     if sub == "TARGETS":
-        batch = _open_batch(door, conn, "draft/chathistory-targets")
-        for room in conn.rooms.values():
-            last = door.hub.rooms.read(conn, room, last=1)
-            when = last[0].ts if last else room.topic_at
-            door.message(conn, "CHATHISTORY", "TARGETS", room.name, iso_time(when), tags={"batch": batch})
-        door.message(conn, "BATCH", f"-{batch}")
-        return 3.0
+        return _targets(door, conn, msg.params[1:])
     if len(msg.params) < 4 or sub not in ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"):
         door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
         return 1.0
@@ -234,6 +249,41 @@ def chathistory(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
         door.send(conn, b"".join(tagged(part, b"batch=" + batch.encode()) for part in line.splitlines(keepends=True)))
     door.message(conn, "BATCH", f"-{batch}")
     return 3.0
+
+
+def _targets(door: IrcDoor, conn: IrcConnection, params: list[str]) -> float:
+    """``CHATHISTORY TARGETS timestamp=A timestamp=B limit``: the client's rooms whose latest line falls strictly
+    between A and B (either order), earliest first, at most *limit*, each with that line's time."""
+    bounds = [_timestamp(p) for p in params[:2]]
+    limit = min(parse_uint(params[2], max_digits=9) or 0, MAX_HISTORY) if len(params) > 2 else 0  # never int('²')
+    if len(params) < 3 or not limit or None in bounds:
+        door.message(conn, "FAIL", "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Invalid parameters")
+        return 1.0
+    low, high = sorted(b or "" for b in bounds)
+    found = []
+    for room in conn.rooms.values():
+        last = door.hub.rooms.read(conn, room, last=1)  # the access rule for reading a room
+        if last and low < (when := iso_time(last[0].ts)) < high:  # one format: the strings sort as the times
+            found.append((when, room.name))
+    batch = _open_batch(door, conn, "draft/chathistory-targets")
+    for when, name in sorted(found)[:limit]:
+        door.message(conn, "CHATHISTORY", "TARGETS", name, when, tags={"batch": batch})
+    door.message(conn, "BATCH", f"-{batch}")
+    return 3.0
+
+
+def _timestamp(text: str) -> str | None:
+    """``timestamp=2026-01-02T03:04:05.678Z`` (any ISO 8601 form with a zone, or none: UTC) as :func:`iso_time`
+    writes times (``2026-01-02T03:04:05.678Z``); None if it is not one."""
+    if not text.startswith("timestamp="):
+        return None
+    try:
+        when = datetime.fromisoformat(text[10:])
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{when.microsecond // 1000:03d}Z"
 
 
 def _ref(door: IrcDoor, room: Room, text: str) -> int | None:

@@ -1,4 +1,4 @@
-"""IRC server queries and admin commands: HELP, TIME, INFO, USERHOST, WHOWAS, KILL.
+"""IRC server queries and admin commands: HELP, TIME, INFO, USERHOST, ISON, WHOWAS, KILL.
 
 ``HELP`` gives chatroom's ``/help`` text (the commands the client may use, or
 one command explained) in 704/705/706; ``WHOWAS`` remembers the last :data:`WHOWAS_KEEP` IRC
@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from chatroom.net.connection import Connection
 from chatroom.net.irc import IrcConnection, IrcDoor, irc_host
 from chatroom.wire.irc import Message, casefold
 from chatroom.wire.numbers import parse_uint
@@ -79,6 +80,15 @@ def userhost(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     return 1.0
 
 
+def ison(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
+    """``ISON nick...``: ``303`` with those of the nicks that are here, as each spells its nick (RFC 2812 4.9; what
+    irssi's and WeeChat's ``/notify`` ask every minute). Members of every door count."""
+    names = " ".join(msg.params).split()[:30]
+    here = [member.nick for member in map(door.hub.find, names) if member is not None]
+    door.numeric(conn, "303", " ".join(here))
+    return 1.0
+
+
 def remember(door: IrcDoor, conn: IrcConnection) -> None:
     """*conn* leaves its nick (a QUIT, a close, a NICK): WHOWAS will answer with it."""
     past: deque[tuple[str, str, str, str, float]] = door.whowas
@@ -115,12 +125,11 @@ def kill(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if target is None:
         door.numeric(conn, "401", msg.params[0], "No such nick/channel")
         return 1.0
-    reason = msg.params[1] if len(msg.params) > 1 else conn.nick
-    if isinstance(target, IrcConnection):
-        door.message(target, "ERROR", f"Closing Link: Killed ({conn.nick} ({reason}))")
-    else:
-        door.app.send_line(target, f"* killed by {conn.nick}: {reason}")
-    door.app.close_client(target, f"Killed ({conn.nick} ({reason}))", flush=True)
+    if not isinstance(target, Connection):  # a member of another node (--redis): its own server closes it
+        door.numeric(conn, "483", target.nick, "is on another server: KILL it there")
+        return 1.0
+    reason = f"Killed ({conn.nick} ({msg.params[1] if len(msg.params) > 1 and msg.params[1] else conn.nick}))"
+    door.close(target, reason)  # in its door's words: IRC's ERROR :Closing Link, the line protocol's ERROR Killed
     return 2.0
 
 
@@ -130,6 +139,7 @@ def install(door: IrcDoor) -> None:
     door.command("TIME", time_)
     door.command("INFO", info)
     door.command("USERHOST", userhost, params=1)
+    door.command("ISON", ison, params=1)
     door.command("WHOWAS", whowas, params=1)
     door.command("KILL", kill, params=1)
 

@@ -20,7 +20,7 @@ from chatroom.model.moderation import Ban
 from chatroom.net.irc import IrcConnection, IrcDoor
 from chatroom.wire.numbers import parse_uint
 
-__all__ = ["change_modes"]
+__all__ = ["change_modes", "make_ban", "shown"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -43,9 +43,7 @@ def change_modes(door: IrcDoor, conn: IrcConnection, room: Room, changes: str, a
         arg = args.pop(0) if char in _WITH_ARG[sign] and args else None
         if char == "b" and arg is None:
             for ban in room.rules.bans:
-                shown = ban.label if "!" in ban.label or ban.label.startswith("$") else \
-                    f"$a:{ban.value}" if ban.kind == "account" else f"*!*@{ban.value}"
-                door.numeric(conn, "367", room.name, shown, ban.by or door.server_name, str(int(ban.at)))
+                door.numeric(conn, "367", room.name, shown(ban), ban.by or door.server_name, str(int(ban.at)))
             door.numeric(conn, "368", room.name, "End of channel ban list")
             continue
         if char not in "obktnvslim":
@@ -134,7 +132,7 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Room, sign: str, char: str, a
                 return
             if ban.kind == "account":
                 rules.operators.pop(ban.value, None)
-            _changed(made, f"+b {ban.label}", f"{conn.nick} banned {ban.kind} {ban.value} from {label}")
+            _changed(made, f"+b {shown(ban)}", f"{conn.nick} banned {ban.kind} {ban.value} from {label}")
             for other in list(room.members.values()):
                 if other is not conn and rules.banned(other.account, str(getattr(other, "host", "")),
                                                       door.mask_of(other.nick)) and not door.is_admin(other):
@@ -144,7 +142,7 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Room, sign: str, char: str, a
                                                                 arg[4:] if arg.startswith("*!*@") else arg)
             if removed is None:
                 return
-            _changed(made, f"-b {arg}", f"{conn.nick} lifted the ban on {removed.label} in {label}")
+            _changed(made, f"-b {shown(removed)}", f"{conn.nick} lifted the ban on {removed.label} in {label}")
     elif char == "k":
         if sign == "+":
             if not arg.strip() or " " in arg or len(arg) > 64:
@@ -186,6 +184,15 @@ def _changed(made: list[tuple[str, str, str]], change: str, text: str) -> None:
     """Note one applied change (``"+k KEY"``, ``"-t"``) and its human *text*; :func:`change_modes` tells the room."""
     letters, _, param = change.partition(" ")
     made.append((letters, param, text))
+
+
+def shown(ban: Ban) -> str:
+    """*ban* as a mask in ``367`` and in the ``MODE +b/-b`` every member sees (the same, so clients keep a ban list
+    they can ``-b`` from): the mask given when it has the ``nick!user@host`` or ``$a:`` form, else what the
+    bare nick or ``/ban`` meant: ``$a:ACCOUNT`` or ``*!*@ADDRESS``."""
+    if "!" in ban.label or ban.label.startswith("$"):
+        return ban.label
+    return f"$a:{ban.value}" if ban.kind == "account" else f"*!*@{ban.value}"
 
 
 def make_ban(door: IrcDoor, mask: str, by: str) -> Ban:

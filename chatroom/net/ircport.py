@@ -74,7 +74,7 @@ class IrcApplication(Application, Protocol):
 
     Services: ``send_line`` (a line of chatroom's as a ``NOTICE``), ``say_private`` (a private line through the
     ``private_message`` hooks; False if one dropped it), ``set_nick`` (raises
-    :class:`~chatroom.model.errors.Refused`), ``close_client`` (``KILL``), ``run_in_thread`` (password checks:
+    :class:`~chatroom.model.errors.Refused`), ``run_in_thread`` (password checks:
     ``fn()`` on a worker thread, then ``on_done(result, error)`` on the loop thread), ``answer_when_saved``
     (hold a member's replies until the room store committed).
     """
@@ -114,8 +114,6 @@ class IrcApplication(Application, Protocol):
     def say_private(self, member: Member, target: Member, text: str, *, notice: bool = False) -> bool: ...
 
     def set_nick(self, member: Member, nick: str) -> None: ...
-
-    def close_client(self, member: Member, reason: str, *, flush: bool = False) -> None: ...
 
     def run_in_thread(self, fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None]) -> None: ...
 

@@ -24,7 +24,7 @@ from chatroom.model.names import MAX_NICK
 from chatroom.net.irc import IrcConnection, IrcDoor
 from chatroom.net.ircinfo import remember
 from chatroom.net.logs import CONN
-from chatroom.wire.irc import CASEMAPPING, Message
+from chatroom.wire.irc import CASEMAPPING, Message, clean
 from chatroom.wire.ircevents import ACCOUNT, AWAY, TAGS, TIME
 from chatroom.wire.numbers import parse_uint
 
@@ -46,10 +46,13 @@ TRIES = 3
 TOPICLEN, KICKLEN, AWAYLEN, USERLEN = 400, 200, 200, 16
 
 
-def isupport() -> list[str]:
-    """The ISUPPORT tokens (``005``), the real limits of chatroom's rooms and nicks."""
+def isupport(max_rooms: int) -> list[str]:
+    """The ISUPPORT tokens (``005``), the real limits of chatroom's rooms and nicks; *max_rooms*: the most rooms the
+    server holds (``--max-rooms``), so the most a member can be in (``CHANLIMIT``: a number, as bot libraries
+    such as pydle parse it: an empty one, valid for "no limit", made pydle drop the rest of that 005 line)."""
     return [
-        f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", "CHANLIMIT=#:", "CHANMODES=b,k,l,imnst", "CHANNELLEN=33",
+        f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", f"CHANLIMIT=#:{max_rooms}", "CHANMODES=b,k,l,imnst",
+        "CHANNELLEN=33",
         "CHANTYPES=#", "CHATHISTORY=500", f"KICKLEN={KICKLEN}", "LINELEN=512", "MODES=4", "MSGREFTYPES=msgid",
         "NETWORK=chatroom", f"NICKLEN={MAX_NICK}", "PREFIX=(ov)@+",
         "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1", f"TOPICLEN={TOPICLEN}",
@@ -155,7 +158,7 @@ def user(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     name = "".join(c for c in msg.params[0] if c.isascii() and (c.isalnum() or c in "-_.")) or "user"
     conn.user = "~" + name[: USERLEN - 1]
     conn.mask_nick = ""  # its mask (source) is made again, with the user name
-    conn.realname = msg.params[3][:100]
+    conn.realname = clean(msg.params[3])[:100]
     try_register(door, conn)
     return 1.0
 
@@ -168,8 +171,7 @@ def try_register(door: IrcDoor, conn: IrcConnection) -> None:
         return
     if not conn.password_ok:
         door.numeric(conn, "464", "Password incorrect")
-        door.message(conn, "ERROR", "Closing Link: wrong server password")
-        conn.transport.close(conn, "wrong server password", flush=True)
+        door.close(conn, "wrong server password")
         return
     hub = door.hub
     hub.add(conn)
@@ -194,7 +196,7 @@ def welcome(door: IrcDoor, conn: IrcConnection) -> None:
     door.numeric(conn, "002", f"Your host is {door.server_name}, running version {version}")
     door.numeric(conn, "003", "This server was created when it started")
     door.numeric(conn, "004", door.server_name, version, "iow", "biklmnostv", "bklov")
-    tokens = isupport()
+    tokens = isupport(door.hub.rooms.max_rooms)
     for start in range(0, len(tokens), 12):
         door.numeric(conn, "005", *tokens[start:start + 12], "are supported by this server")
     lusers(door, conn, Message("LUSERS"))
@@ -292,8 +294,7 @@ def _check_sasl(door: IrcDoor, conn: IrcConnection, name: str, password: str) ->
         log.warning("IRC SASL login to %s from %s failed (%d of %d)", name, conn.host, conn.failures, TRIES, extra=CONN)
         door.numeric(conn, "904", "SASL authentication failed")
         if conn.failures >= TRIES:
-            door.message(conn, "ERROR", "Closing Link: too many failed logins")
-            conn.transport.close(conn, "too many failed logins", flush=True)
+            door.close(conn, "too many failed logins")
         else:
             try_register(door, conn)
 
@@ -356,9 +357,8 @@ def pong(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 def quit_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``QUIT [:reason]``: ``ERROR``, then the connection closes; everyone sharing a channel sees QUIT."""
-    reason = msg.params[0][:KICKLEN] if msg.params else ""
-    door.message(conn, "ERROR", f"Closing Link: {conn.host or 'client'} (Quit: {reason or conn.nick})", source="")
-    conn.transport.close(conn, reason or "quit", flush=True)
+    reason = clean(msg.params[0])[:KICKLEN] if msg.params else ""
+    door.close(conn, f"Quit: {reason or conn.nick}", reason or "quit")
     return 1.0
 
 

@@ -117,15 +117,13 @@ class IrcTransport(LineTransport):
         now = self.loop.now = self.loop.clock()
         for conn in list(self.pending.values()):
             if not conn.closed and not conn.closing and now - conn.arrived >= REGISTRATION_TIMEOUT:
-                self.door.message(conn, "ERROR", "Closing Link: registration timed out")
-                self.close(conn, "registration timeout", flush=True)
+                self.door.close(conn, "registration timed out", "registration timeout")
         for member in list(self.connections.values()):
             if not isinstance(member, IrcConnection) or member.closed or member.closing or member.transport is not self:
                 continue
             if now - member.seen >= self.ping_after * (2 if member.pinged else 1):
                 if member.pinged:
-                    self.door.message(member, "ERROR", f"Closing Link: Ping timeout: {self.ping_after * 2:g} seconds")
-                    self.close(member, "ping timeout", flush=True)
+                    self.door.close(member, f"Ping timeout: {self.ping_after * 2:g} seconds", "ping timeout")
                 else:
                     member.pinged = True
                     self.door.message(member, "PING", self.server_name)

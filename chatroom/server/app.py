@@ -180,8 +180,9 @@ class Server:
         self.events.stop()  # nor member_left for the connections closed below
         self.scheduler.drain(5.0)
         self.plugins.stop(lambda plugin: Context(self.port, plugin, None))  # every plugin's shutdown, once
-        for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in
-            self.send_line(conn, f"* {reason}")
+        for conn in list(self.clients.values()):  # once per connection, whatever rooms it is in, in its door's words
+            self.hub.flush_for(conn)
+            conn.deliver(conn.encode_farewell(reason))
         self.loop.flush()
         deadline = time.monotonic() + 2.0
         while any(c.out for c in self.clients.values()) and time.monotonic() < deadline:
@@ -322,10 +323,12 @@ class Server:
 
     def close_client(self, member: Member, reason: str, *, flush: bool = False, tell: bool = False) -> None:
         """Disconnect *member*; with *flush*, after its queued output is sent; with *tell*, its last line is
-        ``ERROR disconnected (REASON)`` (just ``ERROR disconnected`` for the reason ``"disconnected"``)."""
-        if tell:
-            self.send_line(member, "ERROR disconnected" + (f" ({reason})" if reason != "disconnected" else ""))
+        ``ERROR disconnected (REASON)`` (just ``ERROR disconnected`` for the reason ``"disconnected"``) in its door's
+        words (:meth:`Loop.send_closing <chatroom.net.loop.Loop.send_closing>`: IRC's ``ERROR :Closing Link``)."""
         conn = _connection(member)
+        if tell:
+            self.hub.flush_for(conn)
+            self.loop.send_closing(conn, "disconnected" + (f" ({reason})" if reason != "disconnected" else ""))
         conn.transport.close(conn, reason, flush=flush)
 
     def pause_reading(self, member: Member) -> None:

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chatroom.wire.lines import FrameFilter, TooLong, skip_line  # TooLong: kind "line" or "tags" here
+import re
+
+from chatroom.wire.lines import FrameFilter, TooLong, sanitize, skip_line  # TooLong: kind "line" or "tags" here
 
 __all__ = [
-    "CASEMAPPING", "MAX_CLIENT_TAGS", "MAX_LINE", "MAX_TAGS", "IrcParser", "Message", "TooLong", "casefold",
+    "CASEMAPPING", "MAX_CLIENT_TAGS", "MAX_LINE", "MAX_TAGS", "UNSAFE", "IrcParser", "Message", "TooLong", "casefold", "clean",
     "encode", "encode_whole", "escape_tag", "fit_text", "format_tags", "line_size", "parse_line", "parse_tags", "split_text", "unescape_tag",
 ]
 
@@ -51,6 +53,10 @@ MAX_PARAMS = 15
 #: The case mapping every door uses for nicks and room names (ISUPPORT ``CASEMAPPING``).
 CASEMAPPING = "ascii"
 
+#: The control characters :func:`clean` removes: C0 and C1 but TAB and IRC's formatting codes (bold 02, colour 03,
+#: hex colour 04, reset 0F, monospace 11, reverse 16, italics 1D, strikethrough 1E, underline 1F).
+UNSAFE = re.compile(r"[\x00\x01\x05-\x08\x0a-\x0e\x10\x12-\x15\x17-\x1c\x7f-\x9f]")
+
 _ASCII = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _RFC1459 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
 _UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
@@ -63,6 +69,14 @@ def casefold(name: str, mapping: str = CASEMAPPING) -> str:
     """*name* folded by the IRC case mapping *mapping* (``"ascii"`` or ``"rfc1459"``): the key two names are
     equal under. Non-ASCII characters are left as they are (neither mapping folds them)."""
     return name.translate(_RFC1459 if mapping == "rfc1459" else _ASCII)
+
+
+def clean(text: str) -> str:
+    """*text* an IRC client said, as the room keeps it for every door: terminal escapes, control characters
+    (:data:`UNSAFE`) and invisible characters removed as the line protocol removes them from its input
+    (:func:`chatroom.wire.lines.sanitize`), IRC's formatting codes kept (terminals ignore them; IRC clients show
+    them)."""
+    return sanitize(text, UNSAFE)
 
 
 class Message:

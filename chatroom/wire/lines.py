@@ -61,8 +61,10 @@ _ANSI = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
-def sanitize(text: str) -> str:
-    """Strip control characters, terminal escapes and invisible characters from *text*.
+def sanitize(text: str, controls: re.Pattern[str] = _CONTROL) -> str:
+    """Strip control characters, terminal escapes and invisible characters from *text*; *controls*: the control
+    characters removed (default: every C0/C1 one but TAB; the IRC door keeps IRC's formatting codes,
+    :data:`chatroom.wire.irc.UNSAFE`).
 
     Removes ANSI/VT100 escape sequences (CSI, OSC and two-byte ``ESC x``
     forms, as described in ECMA-48) and every remaining C0/C1 control
@@ -74,8 +76,8 @@ def sanitize(text: str) -> str:
     terminal and can never begin with :data:`FRAME_MARK`. Plain ASCII text
     is returned unchanged, cheaply (two scans in C, no regex).
     """
-    if not text.isprintable() and _CONTROL.search(text) is not None:  # (printable: no control character)
-        text = _CONTROL.sub("", _ANSI.sub("", text))
+    if not text.isprintable() and controls.search(text) is not None:  # (printable: no control character)
+        text = controls.sub("", _ANSI.sub("", text))
     return text if text.isascii() else strip_invisible(text)
 
 
