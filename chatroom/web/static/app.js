@@ -4,7 +4,8 @@
 
 import { Wire } from "./wire.js";
 import { Transfers } from "./files.js";
-import { formatTime, mentions, nickHue } from "./names.js";
+import { el, lineNodes, nickNode, richText, timeNode } from "./lines.js";
+import { mentions } from "./names.js";
 import { Search } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,13 +13,6 @@ const OLDER_PAGE = 50;    // lines per "load older"
 const CATCH_UP_PAGE = 50; // lines per /history since (the server's default page)
 const CATCH_UP_ROUNDS = 20;
 const MAX_MESSAGE = 60 * 1024; // bytes of lines per WebSocket message (the server takes 64 KiB)
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 const state = {
   nick: null,
@@ -229,7 +223,7 @@ const handlers = {
     const target = state.selected ? room(state.selected) : null;
     if (!target) return;
     const item = el("li", "private");
-    item.append(timeNode(event.time), nickNode(event.nick), el("span", "tag", " (private)"), el("span", "sep", ": "), el("span", "text", event.text));
+    item.append(...lineNodes({ ...event, type: "msg" }, { tag: " (private)" }));
     append(target, item, null);
     maybeNotify(`${event.nick} (private)`, event.text, true);
   },
@@ -327,18 +321,6 @@ function finishResync(force = false) {
 }
 
 // -- the log --------------------------------------------------------------------------------------
-function timeNode(iso) {
-  const node = el("time", "time", formatTime(iso));
-  if (iso) node.dateTime = iso;
-  return node;
-}
-
-function nickNode(nick) {
-  const node = el("span", "nick", nick);
-  node.style.setProperty("--hue", String(nickHue(nick)));
-  return node;
-}
-
 // Put item in the room's log: ordered by history id when it has one, else at the end.
 function append(entry, item, id) {
   const log = entry.log;
@@ -381,12 +363,7 @@ function message(event) {
     && echo.type === event.type && echo.text === event.text);
   if (index >= 0) state.pendingEcho.splice(index, 1)[0].node.remove();
   const item = el("li", `${event.type}${event.history ? " history" : ""}`);
-  item.append(timeNode(event.time));
-  if (event.type === "me") item.append(el("span", "star", "* "), nickNode(event.nick), el("span", "text", ` ${event.text}`));
-  else if (event.type === "topic") {
-    const what = event.text ? `set the topic: ${event.text}` : "cleared the topic";
-    item.append(el("span", "star", "* "), nickNode(event.nick), el("span", "text", ` ${what}`));
-  } else item.append(nickNode(event.nick), el("span", "sep", ": "), el("span", "text", event.text));
+  item.append(...lineNodes(event));
   if (event.account) item.dataset.account = event.account;
   if (!own && mentions(event.text, state.nick)) item.classList.add("mention");
   append(entry, item, id);
@@ -446,7 +423,7 @@ function renderRooms() {
 function renderRoomHeader() {
   const entry = state.selected ? room(state.selected) : null;
   $("room-name").textContent = entry ? entry.name : "no room";
-  $("topic").textContent = entry && entry.topic ? entry.topic : "";
+  richText($("topic"), entry && entry.topic ? entry.topic : "");
   $("topic").hidden = !(entry && entry.topic);
   $("composer-input").placeholder = entry ? `Message ${entry.name}` : "/join #room";
   renderMembers();
@@ -587,9 +564,7 @@ function submit() {
 // Show an own chat line (type "msg") or /me ("me") at once: the server sends it to the others only.
 function echo(name, type, text) {
   const item = el("li", `${type} own`);
-  item.append(timeNode(new Date().toISOString()));
-  if (type === "me") item.append(el("span", "star", "* "), nickNode(state.nick), el("span", "text", ` ${text}`));
-  else item.append(nickNode(state.nick), el("span", "sep", ": "), el("span", "text", text));
+  item.append(...lineNodes({ type, time: new Date().toISOString(), nick: state.nick, text }));
   state.pendingEcho.push({ room: name, nick: state.nick, type, text, node: item });
   if (state.pendingEcho.length > 500) state.pendingEcho.shift();
   append(room(name), item, null);

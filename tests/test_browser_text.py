@@ -1,0 +1,65 @@
+"""What people send, as the page shows it, in real Chromium against the real ``chatroom-server``: links
+that can be clicked and cannot script the page or reach back to it, right-to-left text in its own
+direction, and a big room's joins and parts kept out of the log as the server keeps them from line clients.
+
+Each test saves screenshots of the states it checks under ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+from browser_kit import Pages, log, pages, say, shot, web_servers  # noqa: F401
+from playwright.sync_api import expect
+
+
+def test_links_are_clickable_open_apart_from_the_page_and_only_for_http(web_servers, pages: Pages) -> None:
+    server = web_servers()
+    page = pages.open(server.url, "alice")
+    dave = server.connect("dave")
+    own = f"{server.url}style.css"  # a page the test can open: the server's own, no network needed
+    text = (f"notes: {own}. see (https://en.wikipedia.org/wiki/Foo_(bar)) and www.example.org/x, "
+            "not javascript:alert(1) nor data:text/html,<b>x</b>")
+    dave.send(text)
+    dave.send("/topic agenda https://example.com/agenda?a=1&b=2")
+    line = log(page, "#lobby").locator("li.msg .text").last
+    expect(line).to_have_text(text)  # the words are unchanged: links are the same text, clickable
+    links = line.locator("a")
+    expect(links).to_have_count(3)
+    assert [a.get_attribute("href") for a in links.all()] == [
+        own, "https://en.wikipedia.org/wiki/Foo_(bar)", "http://www.example.org/x"]
+    assert links.all_text_contents() == [own, "https://en.wikipedia.org/wiki/Foo_(bar)", "www.example.org/x"]
+    for link in links.all():
+        assert link.get_attribute("target") == "_blank"
+        assert {"noopener", "noreferrer"} <= set((link.get_attribute("rel") or "").split())
+    expect(page.locator("#topic a")).to_have_attribute("href", "https://example.com/agenda?a=1&b=2")
+    expect(page.locator("#topic")).to_have_text("agenda https://example.com/agenda?a=1&b=2")
+    shot(page, "text-links")
+    # a click opens a new tab that cannot reach back to the chat (no opener, no referrer)
+    with page.expect_popup() as popup_info:
+        links.first.click()
+    popup = popup_info.value
+    popup.wait_for_load_state()
+    assert popup.evaluate("[window.opener, document.referrer]") == [None, ""]
+    popup.close()
+    # the page's own lines get links too
+    say(page, "mine: https://example.net/a")
+    expect(log(page, "#lobby").locator("li.own .text a")).to_have_attribute("href", "https://example.net/a")
+
+
+def test_right_to_left_text_runs_in_its_own_direction(web_servers, pages: Pages) -> None:
+    server = web_servers()
+    page = pages.open(server.url, "alice")
+    dave = server.connect("dave")
+    dave.send("שלום עולם!")
+    dave.send("hello there!")
+    dave.send("/topic مرحبا بالعالم!")
+    texts = log(page, "#lobby").locator("li.msg .text")
+    expect(texts).to_have_count(2)
+    expect(page.locator("#topic")).to_have_text("مرحبا بالعالم!")
+    direction = "e => getComputedStyle(e).direction"
+    assert [texts.nth(0).evaluate(direction), texts.nth(1).evaluate(direction)] == ["rtl", "ltr"]
+    assert page.locator("#topic").evaluate(direction) == "rtl"
+    # the layout stays left to right; the composer follows what is typed in it
+    assert log(page, "#lobby").evaluate(direction) == "ltr"
+    page.locator("#composer-input").fill("ما الأخبار؟")
+    assert page.locator("#composer-input").evaluate("e => e.matches(':dir(rtl)')")
+    shot(page, "text-right-to-left")
