@@ -63,3 +63,20 @@ def test_right_to_left_text_runs_in_its_own_direction(web_servers, pages: Pages)
     page.locator("#composer-input").fill("ما الأخبار؟")
     assert page.locator("#composer-input").evaluate("e => e.matches(':dir(rtl)')")
     shot(page, "text-right-to-left")
+
+
+def test_a_big_rooms_joins_and_parts_change_the_members_not_the_log(web_servers, pages: Pages) -> None:
+    server = web_servers("--announce-limit", "1")  # a room of more than one: line clients are not told
+    page = pages.open(server.url, "alice")
+    dave = server.connect("dave")  # alice was alone: announced
+    members = page.locator("#member-list")
+    expect(members).to_contain_text("dave")
+    erin = server.connect("erin")
+    expect(members).to_contain_text("erin")
+    dave.close()
+    expect(members).not_to_contain_text("dave")
+    erin.send("hello")
+    expect(log(page, "#lobby")).to_contain_text("erin: hello")
+    notices = log(page, "#lobby").locator("li.notice-join, li.notice-part")
+    assert [text[5:] for text in notices.all_text_contents()] == ["* guest2 joined lobby"]
+    shot(page, "text-quiet-joins")

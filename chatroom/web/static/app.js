@@ -191,14 +191,14 @@ const handlers = {
   join(event) {
     const entry = room(event.room);
     entry.members.add(event.nick);
-    notice(entry, event.text, event.time, "join");
+    if (!event.quiet) notice(entry, event.text, event.time, "join");  // quiet: a big room (--announce-limit)
     if (event.room === state.selected) renderMembers();
   },
 
   part(event) {
     const entry = room(event.room);
     entry.members.delete(event.nick);
-    notice(entry, event.text, event.time, "part");
+    if (!event.quiet) notice(entry, event.text, event.time, "part");
     if (event.room === state.selected) renderMembers();
   },
 
