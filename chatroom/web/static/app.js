@@ -29,6 +29,7 @@ const state = {
   quitting: false,
   early: [],         // lines that came before there was a room to show them in
   pendingEcho: [],    // own lines shown by the page (the server sends them to the others only)
+  marker: null,       // the "new messages" line
 };
 
 class Room {
@@ -44,7 +45,8 @@ class Room {
     this.ids = new Set();
     this.maxId = null;
     this.minId = null;
-    this.unread = 0;
+    this.unread = 0;        // messages from others not seen: in another room, or while the tab was away
+    this.firstUnread = null; // the first of them
     this.members = new Set();
     this.topic = "";
     this.olderDone = false;
@@ -368,7 +370,8 @@ function message(event) {
   if (!own && mentions(event.text, state.nick)) item.classList.add("mention");
   append(entry, item, id);
   if (!event.history && !own) {
-    if (event.room !== state.selected) {
+    if (event.room !== state.selected || document.hidden) {  // not seen yet: another room, or the tab is away
+      if (entry.unread === 0) entry.firstUnread = item;
       entry.unread += 1;
       renderRooms();
     }
@@ -483,7 +486,7 @@ function select(name, { tellServer }) {
   state.selected = name;
   entry.log.hidden = false;
   if (state.early.length) entry.log.prepend(...state.early.splice(0));
-  entry.unread = 0;
+  markSeen(entry);
   if (tellServer && state.current !== name) {
     hideReply("join");
     sendLines([`/join ${name}`]);
@@ -492,6 +495,18 @@ function select(name, { tellServer }) {
   renderRoomHeader();
   updateTitle();
   scrollToBottom();
+}
+
+// The room is looked at: its unread messages are seen, and a "new messages" line (one in the page) marks
+// where they start, until the next time.
+function markSeen(entry) {
+  const first = entry.firstUnread;
+  if (entry.unread > 0 && first && first.parentNode === entry.log) {
+    state.marker = state.marker || el("li", "unseen", "new messages");
+    entry.log.insertBefore(state.marker, first);
+  }
+  entry.firstUnread = null;
+  entry.unread = 0;
 }
 
 function closeSidebar() {
@@ -653,7 +668,13 @@ function start() {
   $("reconnect").addEventListener("click", () => wire.retryNow());
   search.start();
   window.addEventListener("online", () => wire.retryNow());
-  document.addEventListener("visibilitychange", updateTitle);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.selected) {
+      markSeen(room(state.selected));
+      renderRooms();
+    }
+    updateTitle();
+  });
   document.addEventListener("keydown", (event) => {  // Alt+Up/Down: previous/next room
     if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
     const index = state.joined.indexOf(state.selected);
