@@ -30,6 +30,7 @@ const state = {
   early: [],         // lines that came before there was a room to show them in
   pendingEcho: [],    // own lines shown by the page (the server sends them to the others only)
   marker: null,       // the "new messages" line
+  kicked: null,       // the part event of a kick out of the room shown, until the page shows another
 };
 
 class Room {
@@ -168,8 +169,11 @@ const handlers = {
     if (!state.resyncing && event.room && (event.room !== before || !state.joined.includes(state.selected))) {
       select(event.room, { tellServer: false });
     }
+    const kicked = state.kicked;
+    state.kicked = null;
+    if (kicked && state.selected && kicked.room !== state.selected) notice(room(state.selected), kicked.text, kicked.time, "part");
     renderRooms();
-    renderMembers();
+    renderRoomHeader();
     renderMe();
   },
 
@@ -201,6 +205,10 @@ const handlers = {
     const entry = room(event.room);
     entry.members.delete(event.nick);
     if (!event.quiet) notice(entry, event.text, event.time, "part");
+    if (event.nick === state.nick) {  // kicked (a /part of one's own is not told back): say it where the page is
+      if (event.room !== state.selected && state.selected) notice(room(state.selected), event.text, event.time, "part");
+      else state.kicked = event;  // the "you" event that follows moves the page to another room
+    }
     if (event.room === state.selected) renderMembers();
   },
 
@@ -423,12 +431,17 @@ function renderRooms() {
   }
 }
 
+// The room shown is one the page left (the server put it in no room) until it joins one again.
+const leftSelected = () => state.selected !== null && state.connectedOnce && !state.resyncing
+  && !state.joined.includes(state.selected);
+
 function renderRoomHeader() {
   const entry = state.selected ? room(state.selected) : null;
-  $("room-name").textContent = entry ? entry.name : "no room";
-  richText($("topic"), entry && entry.topic ? entry.topic : "");
-  $("topic").hidden = !(entry && entry.topic);
-  $("composer-input").placeholder = entry ? `Message ${entry.name}` : "/join #room";
+  const left = leftSelected();
+  $("room-name").textContent = entry ? `${entry.name}${left ? " (you left it)" : ""}` : "no room";
+  richText($("topic"), entry && entry.topic && !left ? entry.topic : "");
+  $("topic").hidden = !(entry && entry.topic && !left);
+  $("composer-input").placeholder = entry && !left ? `Message ${entry.name}` : "/join #room";
   renderMembers();
   renderOlder();
 }
@@ -437,7 +450,7 @@ function renderMembers() {
   const entry = state.selected ? room(state.selected) : null;
   const list = $("member-list");
   list.replaceChildren();
-  const nicks = entry ? [...entry.members].sort((a, b) => a.localeCompare(b)) : [];
+  const nicks = entry && !leftSelected() ? [...entry.members].sort((a, b) => a.localeCompare(b)) : [];
   $("members-heading").textContent = `Members (${nicks.length})`;
   for (const nick of nicks) {
     const item = el("li");
@@ -558,6 +571,10 @@ function submit() {
     } else if (name === "register" && state.nick) {
       const password = command[2].trim();
       if (password) state.pendingIdentity = { name: state.nick, line: `/login ${state.nick} ${password}` };
+    }
+    if ((!name || name === "me") && leftSelected()) {  // never join the room again behind the person's back
+      append(room(state.selected), el("li", "line error", "not sent: you are in no room (/join #room)"), null);
+      continue;
     }
     if ((!name || name === "me") && state.selected) {
       if (state.current !== state.selected) {
