@@ -80,3 +80,28 @@ def test_a_big_rooms_joins_and_parts_change_the_members_not_the_log(web_servers,
     notices = log(page, "#lobby").locator("li.notice-join, li.notice-part")
     assert [text[5:] for text in notices.all_text_contents()] == ["* guest2 joined lobby"]
     shot(page, "text-quiet-joins")
+
+
+def test_a_long_paste_is_paced_to_the_servers_flood_limit_and_a_too_long_line_is_kept(web_servers, pages: Pages) -> None:
+    # 5 lines at once, 20 a second, 5 waiting at most: 40 lines sent at once would be dropped as a flood
+    server = web_servers("--flood-rate", "20", "--flood-burst", "5", "--flood-backlog", "5")
+    page = pages.open(server.url, "alice")
+    dave = server.connect("dave")
+    paste = [f"line {n} of the paste" for n in range(40)]
+    page.locator("#composer-input").fill("\n".join(paste))
+    page.locator("#composer-input").press("Enter")
+    got = dave.expect("alice: line 39 of the paste")
+    assert [line for line in got if line.startswith("alice: ")] == [f"alice: {line}" for line in paste[:-1]]
+    expect(log(page, "#lobby").locator("li.own")).to_have_count(40)
+    expect(log(page, "#lobby").locator("li.pending")).to_have_count(0)
+    expect(page.locator("#status")).to_have_text("connected")
+    # a line longer than the server takes is not sent at all: it stays in the box, and the page says why
+    long = "y" * 65_536  # with its end, one byte more than the server takes
+    page.locator("#composer-input").fill(long)
+    page.locator("#composer-input").press("Enter")
+    expect(log(page, "#lobby").locator("li.line.error").last).to_have_text(
+        "not sent: a line of 65536 bytes is longer than the server takes (65535); send it as a file")
+    expect(page.locator("#composer-input")).to_have_value(long)
+    expect(log(page, "#lobby").locator("li.own")).to_have_count(40)
+    dave.sync()
+    shot(page, "text-long-paste")

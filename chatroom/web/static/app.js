@@ -12,7 +12,7 @@ const $ = (id) => document.getElementById(id);
 const OLDER_PAGE = 50;    // lines per "load older"
 const CATCH_UP_PAGE = 50; // lines per /history since (the server's default page)
 const CATCH_UP_ROUNDS = 20;
-const MAX_MESSAGE = 60 * 1024; // bytes of lines per WebSocket message (the server takes 64 KiB)
+const encoder = new TextEncoder();
 
 const state = {
   nick: null,
@@ -27,6 +27,7 @@ const state = {
   connectedOnce: false,
   resyncing: false,
   quitting: false,
+  maxLine: 65536,     // bytes of a line with its end the server takes (hello's max_line)
   early: [],         // lines that came before there was a room to show them in
   pendingEcho: [],    // own lines shown by the page (the server sends them to the others only)
   marker: null,       // the "new messages" line
@@ -84,6 +85,10 @@ const wire = new Wire(`${scheme}//${location.host}/ws`, {
     $("reconnect").hidden = false;
     document.body.classList.add("offline");
   },
+  queued: (count) => {
+    if (count > 0) setStatus(`connected; sending ${count} more line${count === 1 ? "" : "s"} at the server's pace…`);
+    else if (wire.open && !state.resyncing) setStatus("connected");
+  },
 });
 const transfers = new Transfers(wire, $("transfers"), announce);
 const search = new Search({
@@ -106,28 +111,16 @@ function hideReply(kind) {
   state.hidden.set(kind, (state.hidden.get(kind) || 0) + 1);
 }
 
-// Lines to the server, in messages under MAX_MESSAGE bytes (the server splits them at "\n").
+// Lines to the server (the wire paces and batches them).
 function sendLines(lines) {
-  let batch = [];
-  let size = 0;
-  for (const line of lines) {
-    const bytes = new TextEncoder().encode(line).length + 1;
-    if (batch.length && size + bytes > MAX_MESSAGE) {
-      wire.sendLines(batch.join("\n"));
-      batch = [];
-      size = 0;
-    }
-    batch.push(line);
-    size += bytes;
-  }
-  if (batch.length) return wire.sendLines(batch.join("\n"));
-  return true;
+  return lines.length ? wire.sendLines(lines.join("\n")) : true;
 }
 
 // -- events from the server -----------------------------------------------------------------------
 const handlers = {
   hello(event) {
-    wire.established();
+    wire.established(event.flood);
+    if (event.max_line) state.maxLine = Number(event.max_line);
     document.body.classList.remove("offline");
     $("reconnect").hidden = true;
     state.nick = event.nick;
@@ -552,7 +545,14 @@ function submit() {
     announce("not connected: the message was kept");
     return;
   }
-  const out = [];
+  const long = lines.find((line) => encoder.encode(line).length + 1 > state.maxLine);
+  if (long !== undefined && state.selected) {  // kept in the box: nothing of it is sent
+    const size = encoder.encode(long).length;
+    append(room(state.selected), el("li", "line error",
+      `not sent: a line of ${size} bytes is longer than the server takes (${state.maxLine - 1}); send it as a file`), null);
+    return;
+  }
+  const out = [];  // [line, its echo or null]
   for (const line of lines) {
     const command = /^\/(\S+)\s*(.*)$/.exec(line);
     const name = command && !line.startsWith("//") ? command[1].toLowerCase() : null;
@@ -579,28 +579,39 @@ function submit() {
     if ((!name || name === "me") && state.selected) {
       if (state.current !== state.selected) {
         hideReply("join");
-        out.push(`/join ${state.selected}`);
+        out.push([`/join ${state.selected}`, null]);
         state.current = state.selected;
       }
-      if (name === "me") echo(state.selected, "me", command[2]);
-      else echo(state.selected, "msg", line.startsWith("//") ? line.slice(1) : line);
+      if (name === "me") out.push([line, echo(state.selected, "me", command[2])]);
+      else out.push([line, echo(state.selected, "msg", line.startsWith("//") ? line.slice(1) : line)]);
+      continue;
     }
-    out.push(line);
+    out.push([line, null]);
   }
-  sendLines(out);
+  for (const [line, node] of out) {
+    wire.sendLines(line, node ? {
+      sent: () => node.classList.remove("pending"),
+      lost: () => {
+        node.classList.replace("pending", "unsent");
+        node.append(el("span", "tag", " (not sent: the connection was lost)"));
+      },
+    } : {});
+  }
   if (state.quitting) wire.stop();
   input.value = "";
   autosize();
 }
 
-// Show an own chat line (type "msg") or /me ("me") at once: the server sends it to the others only.
+// Show an own chat line (type "msg") or /me ("me") at once, "pending" until the wire sends it: the server
+// sends it to the others only. Returns its node.
 function echo(name, type, text) {
-  const item = el("li", `${type} own`);
+  const item = el("li", `${type} own pending`);
   item.append(...lineNodes({ type, time: new Date().toISOString(), nick: state.nick, text }));
   state.pendingEcho.push({ room: name, nick: state.nick, type, text, node: item });
   if (state.pendingEcho.length > 500) state.pendingEcho.shift();
   append(room(name), item, null);
   scrollToBottom();
+  return item;
 }
 
 function autosize() {
