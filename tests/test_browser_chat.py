@@ -234,3 +234,20 @@ def test_a_tab_in_the_background_counts_what_came_in_its_room_and_marks_where_it
     expect(page).to_have_title("chatroom")
     expect(marker).to_have_count(1)
     expect(marker.locator("xpath=following-sibling::li[1]")).to_contain_text("dave: three")
+
+
+def test_a_busy_room_keeps_the_last_thousand_lines_on_the_page_and_older_ones_load_again(web_servers, pages: Pages) -> None:
+    server = web_servers("--flood-rate", "0")
+    page = pages.open(server.url)
+    dave = server.connect("dave")
+    for n in range(1, 1101):
+        dave.send(f"busy {n}")
+    lobby = log(page, "#lobby")
+    expect(lobby.locator("li").last).to_have_text(re.compile(r"dave: busy 1100$"))
+    expect(lobby.locator("li")).to_have_count(1000)  # a tab open all day does not grow without end
+    expect(lobby.locator("li").first).to_have_text(re.compile(r"dave: busy 101$"))
+    page.get_by_role("button", name="Load older messages").click()
+    expect(lobby.locator("li.history")).to_have_count(50)
+    expect(lobby.locator("li").first).to_have_text(re.compile(r"dave: busy 51$"))
+    texts = lobby.locator("li .text").all_text_contents()
+    assert texts == [f"busy {n}" for n in range(51, 1101)]

@@ -12,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 const OLDER_PAGE = 50;    // lines per "load older"
 const CATCH_UP_PAGE = 50; // lines per /history since (the server's default page)
 const CATCH_UP_ROUNDS = 20;
+const MAX_LOG = 1000;     // lines a room's log keeps on the page; older ones load again with "load older"
 const encoder = new TextEncoder();
 
 const state = {
@@ -352,6 +353,23 @@ function append(entry, item, id) {
     if (entry.minId !== oldest && entry.name === state.selected) renderOlder();
   }
   if (nearBottom) scrollToBottom();
+  if (log.childElementCount > MAX_LOG && (log !== currentLog() || nearBottom)) prune(entry);
+}
+
+// Drop the oldest lines of a room's log past MAX_LOG (not while the person reads back in it): a tab left open
+// all day stays as light as it started. "Load older messages" fetches them again from the server.
+function prune(entry) {
+  const log = entry.log;
+  while (log.childElementCount > MAX_LOG) {
+    const first = log.firstElementChild;
+    if (first.dataset.id) entry.ids.delete(Number(first.dataset.id));
+    first.remove();
+  }
+  let oldest = log.firstElementChild;
+  while (oldest && !oldest.dataset.id) oldest = oldest.nextElementSibling;
+  entry.minId = oldest ? Number(oldest.dataset.id) : null;
+  entry.olderDone = false;
+  if (entry.name === state.selected) renderOlder();
 }
 
 function message(event) {
