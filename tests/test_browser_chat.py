@@ -251,3 +251,19 @@ def test_a_busy_room_keeps_the_last_thousand_lines_on_the_page_and_older_ones_lo
     expect(lobby.locator("li").first).to_have_text(re.compile(r"dave: busy 51$"))
     texts = lobby.locator("li .text").all_text_contents()
     assert texts == [f"busy {n}" for n in range(51, 1101)]
+
+
+def test_the_member_list_is_in_the_order_people_expect_through_joins_leaves_and_renames(web_servers, pages: Pages) -> None:
+    server = web_servers()
+    page = pages.open(server.url, "alice")
+    clients = {nick: server.connect(nick) for nick in ("w10", "w2", "W3", "bob")}
+    names = page.locator("#member-list .nick")
+    expect(page.locator("#members-heading")).to_have_text("Members (5)")
+    assert names.all_text_contents() == ["alice", "bob", "w2", "W3", "w10"]  # numbers by value, any case
+    clients["w2"].send("/nick w11")
+    clients["bob"].close()
+    expect(page.locator("#members-heading")).to_have_text("Members (4)")
+    expect(names).to_have_text(["alice", "W3", "w10", "w11"])
+    server.connect("a1")
+    expect(names).to_have_text(["a1", "alice", "W3", "w10", "w11"])
+    expect(page.locator("#member-list li", has_text="alice")).to_have_text("alice (you)")

@@ -32,6 +32,7 @@ const state = {
   early: [],         // lines that came before there was a room to show them in
   pendingEcho: [],    // own lines shown by the page (the server sends them to the others only)
   marker: null,       // the "new messages" line
+  memberView: null,   // the member list shown: {room, nicks (sorted), items (nick -> li)}
   kicked: null,       // the part event of a kick out of the room shown, until the page shows another
 };
 
@@ -192,7 +193,7 @@ const handlers = {
     const entry = room(event.room);
     entry.members.add(event.nick);
     if (!event.quiet) notice(entry, event.text, event.time, "join");  // quiet: a big room (--announce-limit)
-    if (event.room === state.selected) renderMembers();
+    memberChanged(event.room, event.nick, true);
   },
 
   part(event) {
@@ -203,7 +204,7 @@ const handlers = {
       if (event.room !== state.selected && state.selected) notice(room(state.selected), event.text, event.time, "part");
       else state.kicked = event;  // the "you" event that follows moves the page to another room
     }
-    if (event.room === state.selected) renderMembers();
+    memberChanged(event.room, event.nick, false);
   },
 
   nick(event) {
@@ -212,11 +213,12 @@ const handlers = {
       if (entry.members.delete(event.old)) {
         entry.members.add(event.nick);
         notice(entry, event.text, event.time, "nick");
+        memberChanged(entry.name, event.old, false);
+        memberChanged(entry.name, event.nick, true);
         shown = true;
       }
     }
     if (!shown && state.selected) notice(room(state.selected), event.text, event.time, "nick");
-    renderMembers();
   },
 
   hit: (event) => search.onHit(event),
@@ -457,18 +459,55 @@ function renderRoomHeader() {
   renderOlder();
 }
 
+// Members in the order people expect: case-insensitive, numbers by value (guest2 before guest10).
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+const byNick = (a, b) => collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+
+function memberItem(nick) {
+  const item = el("li");
+  item.append(nickNode(nick));
+  if (nick === state.nick) item.append(el("span", "you", " (you)"));
+  return item;
+}
+
+// The member list of the room shown, drawn whole (a room switch, a members event), then kept item by item
+// (memberChanged): in a room of thousands a join costs one item, not the whole list.
 function renderMembers() {
   const entry = state.selected ? room(state.selected) : null;
-  const list = $("member-list");
-  list.replaceChildren();
-  const nicks = entry && !leftSelected() ? [...entry.members].sort((a, b) => a.localeCompare(b)) : [];
+  const nicks = entry && !leftSelected() ? [...entry.members].sort(byNick) : [];
+  const items = new Map(nicks.map((nick) => [nick, memberItem(nick)]));
+  $("member-list").replaceChildren(...items.values());
+  state.memberView = { room: entry && entry.name, nicks, items };
   $("members-heading").textContent = `Members (${nicks.length})`;
-  for (const nick of nicks) {
-    const item = el("li");
-    item.append(nickNode(nick));
-    if (nick === state.nick) item.append(el("span", "you", " (you)"));
-    list.append(item);
+}
+
+// nick joined (present) or left (!present) the room name: its item in the list, if that room is shown.
+function memberChanged(name, nick, present) {
+  const view = state.memberView;
+  if (name !== state.selected) return;
+  if (!view || view.room !== name || leftSelected()) {
+    renderMembers();
+    return;
   }
+  if (view.items.has(nick) === present) return;
+  let low = 0;
+  let high = view.nicks.length;
+  while (low < high) {  // where nick is, or goes
+    const middle = (low + high) >> 1;
+    if (byNick(view.nicks[middle], nick) < 0) low = middle + 1;
+    else high = middle;
+  }
+  if (present) {
+    const item = memberItem(nick);
+    $("member-list").insertBefore(item, low < view.nicks.length ? view.items.get(view.nicks[low]) : null);
+    view.nicks.splice(low, 0, nick);
+    view.items.set(nick, item);
+  } else {
+    view.items.get(nick).remove();
+    view.items.delete(nick);
+    view.nicks.splice(low, 1);
+  }
+  $("members-heading").textContent = `Members (${view.nicks.length})`;
 }
 
 function renderOlder() {
