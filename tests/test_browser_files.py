@@ -24,9 +24,18 @@ def terminal_client(server, folder: Path, nick: str, *args: str) -> ClientProces
     return client
 
 
+#: Run before the page's scripts: the Blob URLs the page lets go of, in ``window.revoked`` (the page's policy
+#: does not let a test fetch one to see).
+RECORD_REVOKED = """
+window.revoked = [];
+const revoke = URL.revokeObjectURL;
+URL.revokeObjectURL = (url) => { window.revoked.push(url); revoke.call(URL, url); };
+"""
+
+
 def test_a_file_from_the_browser_to_the_terminal_client_and_back(web_servers, pages: Pages, tmp_path: Path) -> None:
     server = web_servers()
-    alice = pages.open(server.url, "alice")
+    alice = pages.open(server.url, "alice", init_script=RECORD_REVOKED)
     carol = terminal_client(server, tmp_path, "carol")  # pipe mode takes every file
     expect(alice.locator("#member-list")).to_contain_text("carol")
     try:
@@ -62,6 +71,11 @@ def test_a_file_from_the_browser_to_the_terminal_client_and_back(web_servers, pa
         assert hashlib.sha256(Path(download.path()).read_bytes()).hexdigest() == hashlib.sha256(back).hexdigest()
         assert card.locator("a.save").get_attribute("data-sha256") == hashlib.sha256(back).hexdigest()
         shot(alice, "files-received-and-checked")
+        # a finished card can be dismissed; the file's bytes held for "Save" are let go with it
+        href = card.locator("a.save").get_attribute("href")
+        card.get_by_role("button", name="Dismiss").click()
+        expect(card).to_have_count(0)
+        assert alice.evaluate("window.revoked") == [href]
     finally:
         carol.kill()
 
@@ -79,6 +93,8 @@ def test_drop_a_file_and_decline_an_offer(web_servers, pages: Pages, tmp_path: P
         offer_card = bob.locator("li.transfer.in", has_text="alice offers eviltxt.exe")
         offer_card.get_by_role("button", name="Decline").click()
         expect(offer_card).to_have_attribute("data-state", "declined")
+        offer_card.get_by_role("button", name="Dismiss").click()
+        expect(bob.locator("#transfers")).to_be_hidden()  # its last card gone
         line = carol.expect(starts('received "eviltxt.exe"'))
         assert "sha256 ok" in line and (carol.received_dir / "eviltxt.exe").read_bytes() == content
         sent = alice.locator("li.transfer.out", has_text="eviltxt.exe")

@@ -8,8 +8,12 @@ export function el(tag, className, text) {
   return node;
 }
 
+// States after which nothing more happens to a transfer: its card can be dismissed.
+const FINAL = new Set(["done", "failed", "declined", "cancelled"]);
+
 export class Card {
   constructor(list, title, direction) {
+    this.list = list;
     this.item = el("li", `transfer ${direction}`);
     this.title = el("p", "transfer-title", title);
     this.progress = el("progress");
@@ -18,7 +22,12 @@ export class Card {
     this.progress.setAttribute("aria-label", title);
     this.status = el("p", "transfer-status");
     this.actions = el("div", "transfer-actions");
-    this.item.append(this.title, this.progress, this.status, this.actions);
+    this.dismiss = el("button", "dismiss", "Dismiss");
+    this.dismiss.type = "button";
+    this.dismiss.hidden = true;
+    this.dismiss.setAttribute("aria-label", `Dismiss: ${title}`);
+    this.dismiss.addEventListener("click", () => this.remove());
+    this.item.append(this.dismiss, this.title, this.progress, this.status, this.actions);
     list.append(this.item);
     list.hidden = false;
   }
@@ -26,6 +35,16 @@ export class Card {
   set(status, state) {
     this.status.textContent = status;
     if (state) this.item.dataset.state = state;
+    this.dismiss.hidden = !FINAL.has(this.item.dataset.state);
+  }
+
+  // Take the card away (Dismiss), letting go of the bytes a Save link held.
+  remove() {
+    for (const link of this.item.querySelectorAll("a.save")) {
+      if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+    }
+    this.item.remove();
+    this.list.hidden = this.list.childElementCount === 0;
   }
 
   fraction(value) {
