@@ -12,6 +12,8 @@ const $ = (id) => document.getElementById(id);
 const OLDER_PAGE = 50;    // lines per "load older"
 const CATCH_UP_PAGE = 50; // lines per /history since (the server's default page)
 const CATCH_UP_ROUNDS = 20;
+const PROBE_WAIT = 5000;  // ms the server has to answer a probe before the connection is taken for dead
+const WAKE_GAP = 30000;   // ms between two ticks of a 10 s timer that mean the machine slept (or the tab froze)
 const MAX_LOG = 1000;     // lines a room's log keeps on the page; older ones load again with "load older"
 const encoder = new TextEncoder();
 
@@ -122,6 +124,7 @@ function sendLines(lines) {
 const handlers = {
   hello(event) {
     wire.established(event.flood);
+    state.hidden.clear();  // replies to what the page sent on a lost connection never come
     if (event.max_line) state.maxLine = Number(event.max_line);
     document.body.classList.remove("offline");
     $("reconnect").hidden = true;
@@ -593,6 +596,15 @@ function renderNotifyButton() {
   button.hidden = !("Notification" in window) || Notification.permission !== "default";
 }
 
+// -- is the connection alive? -------------------------------------------------------------------------
+// After the tab was away, the machine slept or the network came back, ask the server something and give it
+// PROBE_WAIT to answer (wire.expectAnswer); a silent connection is closed, and the page reconnects and catches up.
+function probe() {
+  if (!wire.open) return;
+  hideReply("files");
+  wire.sendLines("/files ask", { sent: () => wire.expectAnswer(PROBE_WAIT) });
+}
+
 // -- the composer ---------------------------------------------------------------------------------
 function submit() {
   const input = $("composer-input");
@@ -752,8 +764,14 @@ function start() {
   });
   $("reconnect").addEventListener("click", () => wire.retryNow());
   search.start();
-  window.addEventListener("online", () => wire.retryNow());
+  window.addEventListener("online", () => (wire.open ? probe() : wire.retryNow()));
+  let tick = Date.now();
+  setInterval(() => {
+    if (Date.now() - tick > WAKE_GAP) probe();
+    tick = Date.now();
+  }, 10000);
   document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) probe();
     if (!document.hidden && state.selected) {
       markSeen(room(state.selected));
       renderRooms();

@@ -43,6 +43,7 @@ export class Wire {
     this.queue = [];       // lines waiting for a token: {line, sent(), lost()}
     this.bucket = null;    // {rate, burst, tokens, stamp} of this connection; null: no flood control
     this.pumpTimer = null;
+    this.deadline = null;  // the timer of an answer expected (expectAnswer)
   }
 
   // Lines waiting to be sent (the composer shows how many).
@@ -71,6 +72,8 @@ export class Wire {
     });
     socket.addEventListener("message", (message) => {
       if (socket !== this.socket) return;
+      clearTimeout(this.deadline);  // anything from the server proves the connection alive
+      this.deadline = null;
       if (typeof message.data === "string") {
         let event;
         try {
@@ -83,20 +86,39 @@ export class Wire {
         this.handlers.frame(decodeFrame(message.data));
       }
     });
-    socket.addEventListener("close", (close) => {
+    socket.addEventListener("close", (close) => this.lost(socket, close.code, close.reason));
+  }
+
+  // socket is gone (closed, or abandoned as silent): queued lines are not sent; try again after the backoff.
+  lost(socket, code, reason) {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    clearTimeout(this.deadline);
+    this.deadline = null;
+    this.dropQueue();
+    let retryIn = null;
+    if (!this.stopped) {
+      const base = Math.min(15000, 500 * 2 ** this.attempt);
+      retryIn = this.soon ? 0 : Math.round(base * (0.75 + Math.random() * 0.5));
+      this.soon = false;
+      this.attempt = Math.min(this.attempt + 1, 10);
+      this.timer = setTimeout(() => this.connect(), retryIn);
+    }
+    this.handlers.closed({ code, reason, retryIn });
+  }
+
+  // The server must answer within ms (a line that gets a reply was just sent), else the connection is taken
+  // for dead and closed: a laptop that slept, a network that dropped, a server that hung leave a socket that
+  // looks open and carries nothing, and the browser may not notice for many minutes.
+  expectAnswer(ms) {
+    if (!this.open || this.deadline) return;
+    const socket = this.socket;
+    this.deadline = setTimeout(() => {
+      this.deadline = null;
       if (socket !== this.socket) return;
-      this.socket = null;
-      this.dropQueue();
-      let retryIn = null;
-      if (!this.stopped) {
-        const base = Math.min(15000, 500 * 2 ** this.attempt);
-        retryIn = this.soon ? 0 : Math.round(base * (0.75 + Math.random() * 0.5));
-        this.soon = false;
-        this.attempt = Math.min(this.attempt + 1, 10);
-        this.timer = setTimeout(() => this.connect(), retryIn);
-      }
-      this.handlers.closed({ code: close.code, reason: close.reason, retryIn });
-    });
+      socket.close(4000, "no answer");  // its own close event comes later, or never: not waited for
+      this.lost(socket, 4000, "no answer from the server");
+    }, ms);
   }
 
   // The server said hello: the connection is good, so the next loss starts the backoff afresh. flood: the
