@@ -105,3 +105,23 @@ def test_a_long_paste_is_paced_to_the_servers_flood_limit_and_a_too_long_line_is
     expect(log(page, "#lobby").locator("li.own")).to_have_count(40)
     dave.sync()
     shot(page, "text-long-paste")
+
+
+def test_a_huge_message_is_shown_folded_until_asked(web_servers, pages: Pages) -> None:
+    server = web_servers()
+    page = pages.open(server.url, "alice", viewport={"width": 390, "height": 844})
+    dave = server.connect("dave")
+    huge = "see https://example.com/x " + "lorem ipsum " * 5000  # 60 KB: pages and pages on a phone
+    dave.send(huge)
+    dave.send("after it")
+    item = log(page, "#lobby").locator("li.msg", has_text="dave: see")
+    expect(log(page, "#lobby")).to_contain_text("dave: after it")
+    text = item.locator(".text")
+    shown = text.evaluate("e => e.textContent")
+    assert 400 <= len(shown) <= 700 and huge.startswith(shown.removesuffix("…"))
+    expect(text.locator("a")).to_have_attribute("href", "https://example.com/x")
+    assert item.evaluate("e => e.getBoundingClientRect().height") < 844 / 2
+    shot(page, "text-huge-folded")
+    item.get_by_role("button", name=f"Show all {len(huge)} characters").click()
+    expect(item.get_by_role("button")).to_have_count(0)
+    assert text.evaluate("e => e.textContent") == huge

@@ -90,18 +90,42 @@ export function nickNode(nick) {
   return node;
 }
 
+const FOLD = 700;       // characters of a message past which it is folded
+const FOLD_SHOWN = 500; // characters shown of a folded message
+
+// A message's text as nodes: the span of its text, folded past FOLD characters (a 64 KiB line would be pages
+// of a phone's screen) with a "Show all" button that unfolds it (none inside a button: links false).
+function textNodes(text, links) {
+  const full = String(text ?? "");
+  const span = el("span", "text");
+  if (full.length <= FOLD) return [richText(span, full, links)];
+  let cut = full.slice(0, FOLD_SHOWN);
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);  // never half a character
+  const space = cut.lastIndexOf(" ");
+  if (space > FOLD_SHOWN - 100) cut = cut.slice(0, space);
+  richText(span, `${cut}…`, links);
+  if (!links) return [span];
+  const more = el("button", "more", `Show all ${[...full].length} characters`);
+  more.type = "button";
+  more.addEventListener("click", () => {
+    richText(span, full, true);
+    more.remove();
+  });
+  return [span, " ", more];
+}
+
 // One line's nodes: time, then "nick: text", "* nick text" or a topic change. event: {type or kind, time,
 // nick, text}; tag: a few words after the nick (" (private)"), or none; links: false inside a button.
 export function lineNodes(event, { tag = "", links = true } = {}) {
-  const textSpan = (text) => richText(el("span", "text"), text, links);
+  const textSpan = (text) => textNodes(text, links);
   const time = timeNode(event.time);
   const nick = nickNode(event.nick);
   const kind = event.kind || event.type;
-  if (kind === "me") return [time, el("span", "star", "* "), nick, " ", textSpan(event.text)];
+  if (kind === "me") return [time, el("span", "star", "* "), nick, " ", ...textSpan(event.text)];
   if (kind === "topic") {
     const what = event.text ? "set the topic: " : "cleared the topic";
-    return [time, el("span", "star", "* "), nick, " ", what, ...(event.text ? [textSpan(event.text)] : [])];
+    return [time, el("span", "star", "* "), nick, " ", what, ...(event.text ? textSpan(event.text) : [])];
   }
   const extra = tag ? [el("span", "tag", tag)] : [];
-  return [time, nick, ...extra, el("span", "sep", ": "), textSpan(event.text)];
+  return [time, nick, ...extra, el("span", "sep", ": "), ...textSpan(event.text)];
 }
