@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from browser_kit import Pages, log, pages, shot, web_servers  # noqa: F401
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 from test_e2e_transfer import ClientProcess, data, starts
 
@@ -119,6 +120,29 @@ def test_a_file_whose_checksum_does_not_match_is_never_offered_to_save(web_serve
     expect(card.locator(".transfer-status")).to_contain_text("SHA-256 mismatch")
     expect(card.locator("a.save")).to_have_count(0)
     shot(alice, "files-checksum-mismatch")
+
+
+def test_a_received_web_page_is_saved_never_shown_on_the_chats_origin(web_servers, pages: Pages) -> None:
+    server = web_servers()
+    alice = pages.open(server.url, "alice")
+    mallory = server.connect("mallory", binary=True)
+    content = b"<!doctype html><title>looks like chatroom</title><h1>Log in again</h1>"
+    tid = offer_when_asked(mallory, alice, "page.html", len(content))
+    mallory.send_raw(data(tid, content))
+    mallory.send_raw(protocol.encode_frame(f"file-end {tid} {hashlib.sha256(content).hexdigest()}", b""))
+    card = alice.locator("li.transfer.in", has_text="page.html")
+    expect(card).to_have_attribute("data-state", "done")
+    href = card.locator("a.save").get_attribute("href")
+    assert href is not None and href.startswith("blob:")
+    # the link opened as a page (a middle click, "open in new tab"): the browser saves it, it does not render it
+    opened = alice.context.new_page()
+    with opened.expect_download() as download:
+        try:
+            opened.goto(href)
+        except PlaywrightError:
+            pass  # a navigation that turns into a download is aborted
+    assert Path(download.value.path()).read_bytes() == content
+    assert opened.title() != "looks like chatroom"
 
 
 def offer_when_asked(raw, page, name: str, size: int) -> int:  # type: ignore[no-untyped-def]

@@ -8,6 +8,10 @@ export function el(tag, className, text) {
   return node;
 }
 
+// The type of every received file's Blob: whatever it holds (a web page, an SVG), a browser opening its
+// blob: URL (a middle click, "open in new tab") saves it instead of rendering it on the chat's origin.
+export const OCTETS = "application/octet-stream";
+
 // States after which nothing more happens to a transfer: its card can be dismissed.
 const FINAL = new Set(["done", "failed", "declined", "cancelled"]);
 
@@ -57,6 +61,16 @@ export class Card {
     button.addEventListener("click", onClick);
     this.actions.append(button);
     return button;
+  }
+
+  // The "Save NAME" link of a received and checked file (blob: its bytes, of type OCTETS), its SHA-256 kept.
+  saveLink(name, blob, sha256) {
+    const link = el("a", "save", `Save ${name}`);
+    link.href = URL.createObjectURL(blob);
+    link.download = name;
+    link.dataset.sha256 = sha256;
+    this.actions.append(link);
+    return link;
   }
 
   clearActions() {
