@@ -60,6 +60,10 @@ def test_reconnect_after_a_server_restart_catches_up_on_history(web_servers, pag
     texts = log(page, "#design").locator("li.msg .text").all_text_contents()
     assert texts == ["before the restart"] + [f"missed {n}" for n in range(1, 26)]
     expect(log(page, "#lobby")).to_contain_text("dave: missed in the lobby")
+    # what was missed is unread like anything new: in the room not shown, not in the one shown
+    expect(page.locator('#room-list button[data-room="#lobby"] .unread')).to_have_text("1")
+    expect(page.locator('#room-list button[data-room="#design"] .unread')).to_have_count(0)
+    expect(page).to_have_title("(1) chatroom")
     # replies to what the page sent by itself stay out of the log; those to what the person typed do not
     replies = [text for text in page.locator("#logs li.line.ok").all_text_contents() if not text.startswith("OK logged in")]
     assert replies == ["OK join #design (1 member)"]

@@ -58,6 +58,7 @@ class Room {
     this.olderDone = false;
     this.olderPending = false;
     this.catchUp = 0; // rounds of /history since left for this room
+    this.seenUpTo = null; // the last id the page had when it reconnected: history past it was missed, so new
   }
 }
 
@@ -301,6 +302,7 @@ function resyncLines() {
   state.resyncing = true;
   const rooms = [...state.rooms.values()].filter((entry) => state.joined.includes(entry.name));
   for (const entry of rooms) {
+    entry.seenUpTo = entry.maxId ?? 0;  // a room the page had no line of: whatever comes now is new
     hideReply("join");
     lines.push(`/join ${entry.name}`);
     if (entry.maxId !== null) {
@@ -393,7 +395,8 @@ function message(event) {
   if (event.account) item.dataset.account = event.account;
   if (!own && mentions(event.text, state.nick)) item.classList.add("mention");
   append(entry, item, id);
-  if (!event.history && !own) {
+  const missed = event.history && id !== null && entry.seenUpTo !== null && id > entry.seenUpTo;
+  if ((!event.history || missed) && !own) {
     if (event.room !== state.selected || document.hidden) {  // not seen yet: another room, or the tab is away
       if (entry.unread === 0) entry.firstUnread = item;
       entry.unread += 1;
