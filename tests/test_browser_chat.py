@@ -164,6 +164,17 @@ def test_a_phone_sized_screen_used_by_keyboard_alone(web_servers, pages: Pages) 
     expect(page.locator("#room-name")).to_have_text("#lobby")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "phone-rooms-open")
+    # Escape folds the rooms panel away, and closes the search panel
+    page.keyboard.press("Escape")
+    expect(page.locator("#sidebar")).to_be_hidden()
+    expect(page.locator("#menu-toggle")).to_have_attribute("aria-expanded", "false")
+    page.locator("#search-input").focus()
+    page.keyboard.type("pasted")
+    page.keyboard.press("Enter")
+    expect(page.locator("#search-status")).to_contain_text("2 shown")
+    page.keyboard.press("Escape")
+    expect(page.locator("#search-panel")).to_be_hidden()
+    expect(page.locator("#search-input")).to_be_focused()
     # new messages are announced to screen readers
     expect(log(page, "#lobby")).to_have_attribute("aria-live", "polite")
     expect(log(page, "#lobby")).to_have_attribute("role", "log")

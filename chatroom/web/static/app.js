@@ -781,6 +781,16 @@ function start() {
     }
     updateTitle();
   });
+  document.addEventListener("keydown", (event) => {  // Escape: fold the rooms panel away, else close search
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    if (document.body.classList.contains("sidebar-open")) {
+      const inside = $("sidebar").contains(document.activeElement);
+      closeSidebar();
+      if (inside) $("menu-toggle").focus();
+    } else if (!$("search-panel").hidden) {
+      $("search-close").click();
+    }
+  });
   document.addEventListener("keydown", (event) => {  // Alt+Up/Down: previous/next room
     if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
     const index = state.joined.indexOf(state.selected);
