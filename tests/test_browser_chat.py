@@ -122,6 +122,23 @@ def test_markup_in_a_message_is_shown_as_text(web_servers, pages: Pages) -> None
     assert pages.dialogs == []
 
 
+def type_and_enter(page: Page, field: str, text: str) -> None:
+    """Focus *field* (a selector), type *text* key by key and press Enter: the keyboard alone."""
+    page.locator(field).focus()
+    page.keyboard.type(text)
+    page.keyboard.press("Enter")
+
+
+def expect_rooms_panel(page: Page, *, shown: bool) -> None:
+    """The rooms panel is shown (or folded away), and its button says so to screen readers."""
+    panel = expect(page.locator("#sidebar"))
+    if shown:
+        panel.to_be_visible()
+    else:
+        panel.to_be_hidden()
+    expect(page.locator("#menu-toggle")).to_have_attribute("aria-expanded", "true" if shown else "false")
+
+
 def test_a_phone_sized_screen_used_by_keyboard_alone(web_servers, pages: Pages) -> None:
     server = web_servers()
     dave = server.connect("dave")
@@ -154,11 +171,8 @@ def test_a_phone_sized_screen_used_by_keyboard_alone(web_servers, pages: Pages) 
     # the rooms panel opens from the keyboard; a room is joined and chosen without a mouse
     page.locator("#menu-toggle").focus()
     page.keyboard.press("Enter")
-    expect(page.locator("#sidebar")).to_be_visible()
-    expect(page.locator("#menu-toggle")).to_have_attribute("aria-expanded", "true")
-    page.locator("#join-input").focus()
-    page.keyboard.type("#phone")
-    page.keyboard.press("Enter")
+    expect_rooms_panel(page, shown=True)
+    type_and_enter(page, "#join-input", "#phone")
     expect(page.locator("#room-name")).to_have_text("#phone")
     page.keyboard.press("Alt+ArrowUp")
     expect(page.locator("#room-name")).to_have_text("#lobby")
@@ -166,11 +180,8 @@ def test_a_phone_sized_screen_used_by_keyboard_alone(web_servers, pages: Pages) 
     shot(page, "phone-rooms-open")
     # Escape folds the rooms panel away, and closes the search panel
     page.keyboard.press("Escape")
-    expect(page.locator("#sidebar")).to_be_hidden()
-    expect(page.locator("#menu-toggle")).to_have_attribute("aria-expanded", "false")
-    page.locator("#search-input").focus()
-    page.keyboard.type("pasted")
-    page.keyboard.press("Enter")
+    expect_rooms_panel(page, shown=False)
+    type_and_enter(page, "#search-input", "pasted")
     expect(page.locator("#search-status")).to_contain_text("2 shown")
     page.keyboard.press("Escape")
     expect(page.locator("#search-panel")).to_be_hidden()

@@ -5,6 +5,7 @@
 import { Wire } from "./wire.js";
 import { Transfers } from "./files.js";
 import { el, lineNodes, nickNode, richText, timeNode } from "./lines.js";
+import { MemberList } from "./members.js";
 import { mentions } from "./names.js";
 import { Search } from "./search.js";
 
@@ -34,7 +35,6 @@ const state = {
   early: [],         // lines that came before there was a room to show them in
   pendingEcho: [],    // own lines shown by the page (the server sends them to the others only)
   marker: null,       // the "new messages" line
-  memberView: null,   // the member list shown: {room, nicks (sorted), items (nick -> li)}
   kicked: null,       // the part event of a kick out of the room shown, until the page shows another
 };
 
@@ -95,6 +95,7 @@ const wire = new Wire(`${scheme}//${location.host}/ws`, {
     else if (wire.open && !state.resyncing) setStatus("connected");
   },
 });
+const members = new MemberList($("member-list"), $("members-heading"));
 const transfers = new Transfers(wire, $("transfers"), announce);
 const search = new Search({
   send: sendLines,
@@ -465,55 +466,15 @@ function renderRoomHeader() {
   renderOlder();
 }
 
-// Members in the order people expect: case-insensitive, numbers by value (guest2 before guest10).
-const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
-const byNick = (a, b) => collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
-
-function memberItem(nick) {
-  const item = el("li");
-  item.append(nickNode(nick));
-  if (nick === state.nick) item.append(el("span", "you", " (you)"));
-  return item;
-}
-
-// The member list of the room shown, drawn whole (a room switch, a members event), then kept item by item
-// (memberChanged): in a room of thousands a join costs one item, not the whole list.
+// The member list of the room shown (members.js), drawn whole (a room switch, a members event).
 function renderMembers() {
-  const entry = state.selected ? room(state.selected) : null;
-  const nicks = entry && !leftSelected() ? [...entry.members].sort(byNick) : [];
-  const items = new Map(nicks.map((nick) => [nick, memberItem(nick)]));
-  $("member-list").replaceChildren(...items.values());
-  state.memberView = { room: entry && entry.name, nicks, items };
-  $("members-heading").textContent = `Members (${nicks.length})`;
+  const entry = state.selected && !leftSelected() ? room(state.selected) : null;
+  members.show(entry && entry.name, entry ? entry.members : [], state.nick);
 }
 
-// nick joined (present) or left (!present) the room name: its item in the list, if that room is shown.
+// nick joined (present) or left the room name: its item in the list if that room is shown.
 function memberChanged(name, nick, present) {
-  const view = state.memberView;
-  if (name !== state.selected) return;
-  if (!view || view.room !== name || leftSelected()) {
-    renderMembers();
-    return;
-  }
-  if (view.items.has(nick) === present) return;
-  let low = 0;
-  let high = view.nicks.length;
-  while (low < high) {  // where nick is, or goes
-    const middle = (low + high) >> 1;
-    if (byNick(view.nicks[middle], nick) < 0) low = middle + 1;
-    else high = middle;
-  }
-  if (present) {
-    const item = memberItem(nick);
-    $("member-list").insertBefore(item, low < view.nicks.length ? view.items.get(view.nicks[low]) : null);
-    view.nicks.splice(low, 0, nick);
-    view.items.set(nick, item);
-  } else {
-    view.items.get(nick).remove();
-    view.items.delete(nick);
-    view.nicks.splice(low, 1);
-  }
-  $("members-heading").textContent = `Members (${view.nicks.length})`;
+  if (name === state.selected && !members.changed(name, nick, present)) renderMembers();
 }
 
 function renderOlder() {
