@@ -188,7 +188,7 @@ class Pages:
 
     def check(self) -> None:
         errors = [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
-        assert (self.dialogs, errors) == ([], [])
+        assert (self.dialogs, errors) == ([], []), (self.dialogs, errors)
 
     def close(self) -> None:
         for context in self.contexts:

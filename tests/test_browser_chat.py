@@ -122,6 +122,23 @@ def test_markup_in_a_message_is_shown_as_text(web_servers, pages: Pages) -> None
     assert pages.dialogs == []
 
 
+def type_and_enter(page: Page, field: str, text: str) -> None:
+    """Focus *field* (a selector), type *text* key by key and press Enter: the keyboard alone."""
+    page.locator(field).focus()
+    page.keyboard.type(text)
+    page.keyboard.press("Enter")
+
+
+def expect_rooms_panel(page: Page, *, shown: bool) -> None:
+    """The rooms panel is shown (or folded away), and its button says so to screen readers."""
+    panel = expect(page.locator("#sidebar"))
+    if shown:
+        panel.to_be_visible()
+    else:
+        panel.to_be_hidden()
+    expect(page.locator("#menu-toggle")).to_have_attribute("aria-expanded", "true" if shown else "false")
+
+
 def test_a_phone_sized_screen_used_by_keyboard_alone(web_servers, pages: Pages) -> None:
     server = web_servers()
     dave = server.connect("dave")
@@ -154,16 +171,21 @@ def test_a_phone_sized_screen_used_by_keyboard_alone(web_servers, pages: Pages) 
     # the rooms panel opens from the keyboard; a room is joined and chosen without a mouse
     page.locator("#menu-toggle").focus()
     page.keyboard.press("Enter")
-    expect(page.locator("#sidebar")).to_be_visible()
-    expect(page.locator("#menu-toggle")).to_have_attribute("aria-expanded", "true")
-    page.locator("#join-input").focus()
-    page.keyboard.type("#phone")
-    page.keyboard.press("Enter")
+    expect_rooms_panel(page, shown=True)
+    type_and_enter(page, "#join-input", "#phone")
     expect(page.locator("#room-name")).to_have_text("#phone")
     page.keyboard.press("Alt+ArrowUp")
     expect(page.locator("#room-name")).to_have_text("#lobby")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "phone-rooms-open")
+    # Escape folds the rooms panel away, and closes the search panel
+    page.keyboard.press("Escape")
+    expect_rooms_panel(page, shown=False)
+    type_and_enter(page, "#search-input", "pasted")
+    expect(page.locator("#search-status")).to_contain_text("2 shown")
+    page.keyboard.press("Escape")
+    expect(page.locator("#search-panel")).to_be_hidden()
+    expect(page.locator("#search-input")).to_be_focused()
     # new messages are announced to screen readers
     expect(log(page, "#lobby")).to_have_attribute("aria-live", "polite")
     expect(log(page, "#lobby")).to_have_attribute("role", "log")
@@ -203,3 +225,67 @@ def test_a_mention_notifies_only_while_hidden_and_only_when_allowed(web_servers,
     expect(log(page, "#lobby")).to_contain_text("alice: while hidden")
     expect(log(page, "#lobby").locator("li.mention")).to_have_count(3)
     assert page.evaluate("window.__notes") == [["dave in #lobby", "alice: while hidden"]]
+
+
+def test_a_tab_in_the_background_counts_what_came_in_its_room_and_marks_where_it_starts(web_servers, pages: Pages) -> None:
+    server = web_servers()
+    page = pages.open(server.url, "alice", init_script=NOTIFICATION_STUB)
+    dave = server.connect("dave")
+    dave.send("seen")
+    expect(log(page, "#lobby")).to_contain_text("dave: seen")
+    expect(page).to_have_title("chatroom")
+    page.evaluate("window.__hidden = true; document.dispatchEvent(new Event('visibilitychange'))")
+    dave.send("one")
+    dave.send("two")
+    expect(page).to_have_title("(2) chatroom")
+    expect(room_button(page, "#lobby").locator(".unread")).to_have_text("2")
+    page.evaluate("window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))")
+    expect(page).to_have_title("chatroom")
+    expect(room_button(page, "#lobby").locator(".unread")).to_have_count(0)
+    # a line marks where the unseen messages start, until the next time away
+    marker = log(page, "#lobby").locator("li.unseen")
+    expect(marker).to_have_text("new messages")
+    expect(marker.locator("xpath=following-sibling::li[1]")).to_contain_text("dave: one")
+    shot(page, "chat-back-to-the-tab")
+    say(page, "back")
+    dave.expect("alice: back")
+    page.evaluate("window.__hidden = true; document.dispatchEvent(new Event('visibilitychange'))")
+    dave.send("three")
+    expect(page).to_have_title("(1) chatroom")
+    page.evaluate("window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))")
+    expect(page).to_have_title("chatroom")
+    expect(marker).to_have_count(1)
+    expect(marker.locator("xpath=following-sibling::li[1]")).to_contain_text("dave: three")
+
+
+def test_a_busy_room_keeps_the_last_thousand_lines_on_the_page_and_older_ones_load_again(web_servers, pages: Pages) -> None:
+    server = web_servers("--flood-rate", "0")
+    page = pages.open(server.url)
+    dave = server.connect("dave")
+    for n in range(1, 1101):
+        dave.send(f"busy {n}")
+    lobby = log(page, "#lobby")
+    expect(lobby.locator("li").last).to_have_text(re.compile(r"dave: busy 1100$"))
+    expect(lobby.locator("li")).to_have_count(1000)  # a tab open all day does not grow without end
+    expect(lobby.locator("li").first).to_have_text(re.compile(r"dave: busy 101$"))
+    page.get_by_role("button", name="Load older messages").click()
+    expect(lobby.locator("li.history")).to_have_count(50)
+    expect(lobby.locator("li").first).to_have_text(re.compile(r"dave: busy 51$"))
+    texts = lobby.locator("li .text").all_text_contents()
+    assert texts == [f"busy {n}" for n in range(51, 1101)]
+
+
+def test_the_member_list_is_in_the_order_people_expect_through_joins_leaves_and_renames(web_servers, pages: Pages) -> None:
+    server = web_servers()
+    page = pages.open(server.url, "alice")
+    clients = {nick: server.connect(nick) for nick in ("w10", "w2", "W3", "bob")}
+    names = page.locator("#member-list .nick")
+    expect(page.locator("#members-heading")).to_have_text("Members (5)")
+    assert names.all_text_contents() == ["alice", "bob", "w2", "W3", "w10"]  # numbers by value, any case
+    clients["w2"].send("/nick w11")
+    clients["bob"].close()
+    expect(page.locator("#members-heading")).to_have_text("Members (4)")
+    expect(names).to_have_text(["alice", "W3", "w10", "w11"])
+    server.connect("a1")
+    expect(names).to_have_text(["a1", "alice", "W3", "w10", "w11"])
+    expect(page.locator("#member-list li", has_text="alice")).to_have_text("alice (you)")

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from browser_kit import Pages, log, pages, shot, web_servers  # noqa: F401
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 from test_e2e_transfer import ClientProcess, data, starts
 
@@ -24,9 +25,18 @@ def terminal_client(server, folder: Path, nick: str, *args: str) -> ClientProces
     return client
 
 
+#: Run before the page's scripts: the Blob URLs the page lets go of, in ``window.revoked`` (the page's policy
+#: does not let a test fetch one to see).
+RECORD_REVOKED = """
+window.revoked = [];
+const revoke = URL.revokeObjectURL;
+URL.revokeObjectURL = (url) => { window.revoked.push(url); revoke.call(URL, url); };
+"""
+
+
 def test_a_file_from_the_browser_to_the_terminal_client_and_back(web_servers, pages: Pages, tmp_path: Path) -> None:
     server = web_servers()
-    alice = pages.open(server.url, "alice")
+    alice = pages.open(server.url, "alice", init_script=RECORD_REVOKED)
     carol = terminal_client(server, tmp_path, "carol")  # pipe mode takes every file
     expect(alice.locator("#member-list")).to_contain_text("carol")
     try:
@@ -62,6 +72,11 @@ def test_a_file_from_the_browser_to_the_terminal_client_and_back(web_servers, pa
         assert hashlib.sha256(Path(download.path()).read_bytes()).hexdigest() == hashlib.sha256(back).hexdigest()
         assert card.locator("a.save").get_attribute("data-sha256") == hashlib.sha256(back).hexdigest()
         shot(alice, "files-received-and-checked")
+        # a finished card can be dismissed; the file's bytes held for "Save" are let go with it
+        href = card.locator("a.save").get_attribute("href")
+        card.get_by_role("button", name="Dismiss").click()
+        expect(card).to_have_count(0)
+        assert alice.evaluate("window.revoked") == [href]
     finally:
         carol.kill()
 
@@ -79,6 +94,8 @@ def test_drop_a_file_and_decline_an_offer(web_servers, pages: Pages, tmp_path: P
         offer_card = bob.locator("li.transfer.in", has_text="alice offers eviltxt.exe")
         offer_card.get_by_role("button", name="Decline").click()
         expect(offer_card).to_have_attribute("data-state", "declined")
+        offer_card.get_by_role("button", name="Dismiss").click()
+        expect(bob.locator("#transfers")).to_be_hidden()  # its last card gone
         line = carol.expect(starts('received "eviltxt.exe"'))
         assert "sha256 ok" in line and (carol.received_dir / "eviltxt.exe").read_bytes() == content
         sent = alice.locator("li.transfer.out", has_text="eviltxt.exe")
@@ -103,6 +120,29 @@ def test_a_file_whose_checksum_does_not_match_is_never_offered_to_save(web_serve
     expect(card.locator(".transfer-status")).to_contain_text("SHA-256 mismatch")
     expect(card.locator("a.save")).to_have_count(0)
     shot(alice, "files-checksum-mismatch")
+
+
+def test_a_received_web_page_is_saved_never_shown_on_the_chats_origin(web_servers, pages: Pages) -> None:
+    server = web_servers()
+    alice = pages.open(server.url, "alice")
+    mallory = server.connect("mallory", binary=True)
+    content = b"<!doctype html><title>looks like chatroom</title><h1>Log in again</h1>"
+    tid = offer_when_asked(mallory, alice, "page.html", len(content))
+    mallory.send_raw(data(tid, content))
+    mallory.send_raw(protocol.encode_frame(f"file-end {tid} {hashlib.sha256(content).hexdigest()}", b""))
+    card = alice.locator("li.transfer.in", has_text="page.html")
+    expect(card).to_have_attribute("data-state", "done")
+    href = card.locator("a.save").get_attribute("href")
+    assert href is not None and href.startswith("blob:")
+    # the link opened as a page (a middle click, "open in new tab"): the browser saves it, it does not render it
+    opened = alice.context.new_page()
+    with opened.expect_download() as download:
+        try:
+            opened.goto(href)
+        except PlaywrightError:
+            pass  # a navigation that turns into a download is aborted
+    assert Path(download.value.path()).read_bytes() == content
+    assert opened.title() != "looks like chatroom"
 
 
 def offer_when_asked(raw, page, name: str, size: int) -> int:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@ logged in again, in the same rooms, with the history it missed fetched by `/hist
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from browser_kit import Pages, log, pages, say, set_name, shot, web_servers  # noqa: F401
@@ -59,6 +60,10 @@ def test_reconnect_after_a_server_restart_catches_up_on_history(web_servers, pag
     texts = log(page, "#design").locator("li.msg .text").all_text_contents()
     assert texts == ["before the restart"] + [f"missed {n}" for n in range(1, 26)]
     expect(log(page, "#lobby")).to_contain_text("dave: missed in the lobby")
+    # what was missed is unread like anything new: in the room not shown, not in the one shown
+    expect(page.locator('#room-list button[data-room="#lobby"] .unread')).to_have_text("1")
+    expect(page.locator('#room-list button[data-room="#design"] .unread')).to_have_count(0)
+    expect(page).to_have_title("(1) chatroom")
     # replies to what the page sent by itself stay out of the log; those to what the person typed do not
     replies = [text for text in page.locator("#logs li.line.ok").all_text_contents() if not text.startswith("OK logged in")]
     assert replies == ["OK join #design (1 member)"]
@@ -70,3 +75,27 @@ def test_reconnect_after_a_server_restart_catches_up_on_history(web_servers, pag
     expect(log(page, "#design")).to_contain_text("dave: live again")
     say(page, "glad to be back")
     dave.expect("alice: glad to be back")
+
+
+def test_a_connection_that_went_silent_is_noticed_when_the_person_comes_back(web_servers, pages: Pages) -> None:
+    # what a laptop that slept or a network that dropped leaves: a socket that looks open and carries nothing.
+    # The server is frozen (SIGSTOP): its kernel keeps the TCP connection, nothing answers on it.
+    server = web_servers()
+    page = pages.open(server.url, "alice")
+    dave = server.connect("dave")
+    dave.send("before")
+    expect(log(page, "#lobby")).to_contain_text("dave: before")
+    pages.allow(r"WebSocket connection to 'ws://.*' failed")
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        dave.send("while the page was away")  # read by the server only once it runs again
+        page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # the person looks at the tab
+        expect(page.locator("#status")).to_contain_text("connection lost (no answer from the server)")
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    reconnect_soon(page)
+    expect(page.locator("body")).to_have_attribute("data-synced", "1")
+    expect(log(page, "#lobby")).to_contain_text("dave: while the page was away")
+    expect(page.locator("#me")).to_have_text("You are alice")
+    say(page, "back")
+    dave.expect("alice: back")

@@ -78,3 +78,23 @@ def test_frames_nick_colours_mentions_and_sizes(static_page: Page) -> None:
     assert got["mentions"] == [True, False, True, True, False]
     assert got["sizes"] == ["0 bytes", "1023 bytes", "2.0 MiB"]
     assert got["time"] == len("2020-01-02 03:04")
+
+
+def test_only_http_and_https_become_links_and_they_end_where_people_mean(static_page: Page) -> None:
+    cases = {
+        "see https://example.com/a.": [["see ", None], ["https://example.com/a", "https://example.com/a"], [".", None]],
+        "(https://x.org/Foo_(bar))": [["(", None], ["https://x.org/Foo_(bar)", "https://x.org/Foo_(bar)"], [")", None]],
+        "www.example.org, ok": [["www.example.org", "http://www.example.org/"], [", ok", None]],
+        "javascript:alert(1) data:text/html,x file:///etc/passwd": [
+            ["javascript:alert(1) data:text/html,x file:///etc/passwd", None]],
+        "https://javascript:alert(1)": [["https://javascript:alert(1)", None]],  # no host: not a URL
+        'x https://a.b/"onmouseover=alert(1) y': [["x ", None], ["https://a.b/", "https://a.b/"],
+                                                  ['"onmouseover=alert(1) y', None]],
+        "HTTPS://EXAMPLE.COM/Path?q=1&r=2#f": [["HTTPS://EXAMPLE.COM/Path?q=1&r=2#f", "https://example.com/Path?q=1&r=2#f"]],
+        "https://": [["https://", None]],
+        "": [["", None]],
+    }
+    got = static_page.evaluate(
+        "async (texts) => { const m = await import('/lines.js'); return texts.map((t) => m.linkRuns(t)); }", list(cases)
+    )
+    assert dict(zip(cases, got)) == cases

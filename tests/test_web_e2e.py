@@ -117,6 +117,7 @@ def test_upgrade_origin_check_and_hello(web) -> None:  # type: ignore[no-untyped
     hello = client.next()
     assert hello["type"] == "hello" and hello["protocol"] == 1 and hello["nick"].startswith("guest")
     assert "#lobby" in hello["rooms"] and hello["max_line"] == 65536
+    assert hello["flood"] == {"rate": 2.0, "burst": 20.0}  # the defaults (--flood-rate, --flood-burst)
     client.expect_line("* Welcome to chatroom")
     assert client.expect("members", room="#lobby")["nicks"] == [hello["nick"]]
     assert client.expect("you")["room"] == "#lobby"

@@ -307,7 +307,8 @@ class WebTransport(LineTransport):
         conn.upgraded = True
         conn.caps = frozenset({"binary"})
         log.info("%s is %s (WebSocket)", old, conn.nick, extra=CONN)
-        conn.deliver(hello_event(conn.nick, self.version, self.rooms(), MAX_LINE, MAX_FRAME))
+        conn.deliver(hello_event(conn.nick, self.version, self.rooms(), MAX_LINE, MAX_FRAME,
+                                 (self.flood.rate, self.flood.burst)))
         super()._greet(conn)
 
     def close(self, conn: Connection, reason: str, *, flush: bool = False) -> None:

@@ -79,10 +79,13 @@ def line_event(text: str) -> bytes:
     return text_frame({"type": "line", "kind": line_kind(text), "text": text})
 
 
-def hello_event(nick: str, version: str, rooms: Iterable[str], max_line: int, max_frame: int) -> bytes:
-    """The first event of every WebSocket."""
+def hello_event(nick: str, version: str, rooms: Iterable[str], max_line: int, max_frame: int,
+                flood: tuple[float, float] = (0.0, 0.0)) -> bytes:
+    """The first event of every WebSocket; *flood* the connection's token bucket (lines per second, 0: no flood
+    control; lines at once), so that a page paces what it sends instead of being dropped for flooding."""
     return text_frame({"type": "hello", "protocol": PROTOCOL, "server": "chatroom", "version": version,
-                       "nick": nick, "rooms": list(rooms), "max_line": max_line, "max_frame": max_frame})
+                       "nick": nick, "rooms": list(rooms), "max_line": max_line, "max_frame": max_frame,
+                       "flood": {"rate": flood[0], "burst": flood[1]}})
 
 
 def you_event(nick: str, account: str | None, room: str | None, rooms: Iterable[str]) -> bytes:

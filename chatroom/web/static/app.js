@@ -4,21 +4,19 @@
 
 import { Wire } from "./wire.js";
 import { Transfers } from "./files.js";
-import { formatTime, mentions, nickHue } from "./names.js";
+import { el, lineNodes, nickNode, richText, timeNode } from "./lines.js";
+import { MemberList } from "./members.js";
+import { mentions } from "./names.js";
 import { Search } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 const OLDER_PAGE = 50;    // lines per "load older"
 const CATCH_UP_PAGE = 50; // lines per /history since (the server's default page)
 const CATCH_UP_ROUNDS = 20;
-const MAX_MESSAGE = 60 * 1024; // bytes of lines per WebSocket message (the server takes 64 KiB)
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+const PROBE_WAIT = 5000;  // ms the server has to answer a probe before the connection is taken for dead
+const WAKE_GAP = 30000;   // ms between two ticks of a 10 s timer that mean the machine slept (or the tab froze)
+const MAX_LOG = 1000;     // lines a room's log keeps on the page; older ones load again with "load older"
+const encoder = new TextEncoder();
 
 const state = {
   nick: null,
@@ -33,8 +31,11 @@ const state = {
   connectedOnce: false,
   resyncing: false,
   quitting: false,
+  maxLine: 65536,     // bytes of a line with its end the server takes (hello's max_line)
   early: [],         // lines that came before there was a room to show them in
   pendingEcho: [],    // own lines shown by the page (the server sends them to the others only)
+  marker: null,       // the "new messages" line
+  kicked: null,       // the part event of a kick out of the room shown, until the page shows another
 };
 
 class Room {
@@ -50,12 +51,14 @@ class Room {
     this.ids = new Set();
     this.maxId = null;
     this.minId = null;
-    this.unread = 0;
+    this.unread = 0;        // messages from others not seen: in another room, or while the tab was away
+    this.firstUnread = null; // the first of them
     this.members = new Set();
     this.topic = "";
     this.olderDone = false;
     this.olderPending = false;
     this.catchUp = 0; // rounds of /history since left for this room
+    this.seenUpTo = null; // the last id the page had when it reconnected: history past it was missed, so new
   }
 }
 
@@ -87,7 +90,12 @@ const wire = new Wire(`${scheme}//${location.host}/ws`, {
     $("reconnect").hidden = false;
     document.body.classList.add("offline");
   },
+  queued: (count) => {
+    if (count > 0) setStatus(`connected; sending ${count} more line${count === 1 ? "" : "s"} at the server's pace…`);
+    else if (wire.open && !state.resyncing) setStatus("connected");
+  },
 });
+const members = new MemberList($("member-list"), $("members-heading"));
 const transfers = new Transfers(wire, $("transfers"), announce);
 const search = new Search({
   send: sendLines,
@@ -109,28 +117,17 @@ function hideReply(kind) {
   state.hidden.set(kind, (state.hidden.get(kind) || 0) + 1);
 }
 
-// Lines to the server, in messages under MAX_MESSAGE bytes (the server splits them at "\n").
+// Lines to the server (the wire paces and batches them).
 function sendLines(lines) {
-  let batch = [];
-  let size = 0;
-  for (const line of lines) {
-    const bytes = new TextEncoder().encode(line).length + 1;
-    if (batch.length && size + bytes > MAX_MESSAGE) {
-      wire.sendLines(batch.join("\n"));
-      batch = [];
-      size = 0;
-    }
-    batch.push(line);
-    size += bytes;
-  }
-  if (batch.length) return wire.sendLines(batch.join("\n"));
-  return true;
+  return lines.length ? wire.sendLines(lines.join("\n")) : true;
 }
 
 // -- events from the server -----------------------------------------------------------------------
 const handlers = {
   hello(event) {
-    wire.established();
+    wire.established(event.flood);
+    state.hidden.clear();  // replies to what the page sent on a lost connection never come
+    if (event.max_line) state.maxLine = Number(event.max_line);
     document.body.classList.remove("offline");
     $("reconnect").hidden = true;
     state.nick = event.nick;
@@ -172,8 +169,11 @@ const handlers = {
     if (!state.resyncing && event.room && (event.room !== before || !state.joined.includes(state.selected))) {
       select(event.room, { tellServer: false });
     }
+    const kicked = state.kicked;
+    state.kicked = null;
+    if (kicked && state.selected && kicked.room !== state.selected) notice(room(state.selected), kicked.text, kicked.time, "part");
     renderRooms();
-    renderMembers();
+    renderRoomHeader();
     renderMe();
   },
 
@@ -197,15 +197,19 @@ const handlers = {
   join(event) {
     const entry = room(event.room);
     entry.members.add(event.nick);
-    notice(entry, event.text, event.time, "join");
-    if (event.room === state.selected) renderMembers();
+    if (!event.quiet) notice(entry, event.text, event.time, "join");  // quiet: a big room (--announce-limit)
+    memberChanged(event.room, event.nick, true);
   },
 
   part(event) {
     const entry = room(event.room);
     entry.members.delete(event.nick);
-    notice(entry, event.text, event.time, "part");
-    if (event.room === state.selected) renderMembers();
+    if (!event.quiet) notice(entry, event.text, event.time, "part");
+    if (event.nick === state.nick) {  // kicked (a /part of one's own is not told back): say it where the page is
+      if (event.room !== state.selected && state.selected) notice(room(state.selected), event.text, event.time, "part");
+      else state.kicked = event;  // the "you" event that follows moves the page to another room
+    }
+    memberChanged(event.room, event.nick, false);
   },
 
   nick(event) {
@@ -214,11 +218,12 @@ const handlers = {
       if (entry.members.delete(event.old)) {
         entry.members.add(event.nick);
         notice(entry, event.text, event.time, "nick");
+        memberChanged(entry.name, event.old, false);
+        memberChanged(entry.name, event.nick, true);
         shown = true;
       }
     }
     if (!shown && state.selected) notice(room(state.selected), event.text, event.time, "nick");
-    renderMembers();
   },
 
   hit: (event) => search.onHit(event),
@@ -229,7 +234,7 @@ const handlers = {
     const target = state.selected ? room(state.selected) : null;
     if (!target) return;
     const item = el("li", "private");
-    item.append(timeNode(event.time), nickNode(event.nick), el("span", "tag", " (private)"), el("span", "sep", ": "), el("span", "text", event.text));
+    item.append(...lineNodes({ ...event, type: "msg" }, { tag: " (private)" }));
     append(target, item, null);
     maybeNotify(`${event.nick} (private)`, event.text, true);
   },
@@ -298,6 +303,7 @@ function resyncLines() {
   state.resyncing = true;
   const rooms = [...state.rooms.values()].filter((entry) => state.joined.includes(entry.name));
   for (const entry of rooms) {
+    entry.seenUpTo = entry.maxId ?? 0;  // a room the page had no line of: whatever comes now is new
     hideReply("join");
     lines.push(`/join ${entry.name}`);
     if (entry.maxId !== null) {
@@ -327,18 +333,6 @@ function finishResync(force = false) {
 }
 
 // -- the log --------------------------------------------------------------------------------------
-function timeNode(iso) {
-  const node = el("time", "time", formatTime(iso));
-  if (iso) node.dateTime = iso;
-  return node;
-}
-
-function nickNode(nick) {
-  const node = el("span", "nick", nick);
-  node.style.setProperty("--hue", String(nickHue(nick)));
-  return node;
-}
-
 // Put item in the room's log: ordered by history id when it has one, else at the end.
 function append(entry, item, id) {
   const log = entry.log;
@@ -367,6 +361,23 @@ function append(entry, item, id) {
     if (entry.minId !== oldest && entry.name === state.selected) renderOlder();
   }
   if (nearBottom) scrollToBottom();
+  if (log.childElementCount > MAX_LOG && (log !== currentLog() || nearBottom)) prune(entry);
+}
+
+// Drop the oldest lines of a room's log past MAX_LOG (not while the person reads back in it): a tab left open
+// all day stays as light as it started. "Load older messages" fetches them again from the server.
+function prune(entry) {
+  const log = entry.log;
+  while (log.childElementCount > MAX_LOG) {
+    const first = log.firstElementChild;
+    if (first.dataset.id) entry.ids.delete(Number(first.dataset.id));
+    first.remove();
+  }
+  let oldest = log.firstElementChild;
+  while (oldest && !oldest.dataset.id) oldest = oldest.nextElementSibling;
+  entry.minId = oldest ? Number(oldest.dataset.id) : null;
+  entry.olderDone = false;
+  if (entry.name === state.selected) renderOlder();
 }
 
 function message(event) {
@@ -381,17 +392,14 @@ function message(event) {
     && echo.type === event.type && echo.text === event.text);
   if (index >= 0) state.pendingEcho.splice(index, 1)[0].node.remove();
   const item = el("li", `${event.type}${event.history ? " history" : ""}`);
-  item.append(timeNode(event.time));
-  if (event.type === "me") item.append(el("span", "star", "* "), nickNode(event.nick), el("span", "text", ` ${event.text}`));
-  else if (event.type === "topic") {
-    const what = event.text ? `set the topic: ${event.text}` : "cleared the topic";
-    item.append(el("span", "star", "* "), nickNode(event.nick), el("span", "text", ` ${what}`));
-  } else item.append(nickNode(event.nick), el("span", "sep", ": "), el("span", "text", event.text));
+  item.append(...lineNodes(event));
   if (event.account) item.dataset.account = event.account;
   if (!own && mentions(event.text, state.nick)) item.classList.add("mention");
   append(entry, item, id);
-  if (!event.history && !own) {
-    if (event.room !== state.selected) {
+  const missed = event.history && id !== null && entry.seenUpTo !== null && id > entry.seenUpTo;
+  if ((!event.history || missed) && !own) {
+    if (event.room !== state.selected || document.hidden) {  // not seen yet: another room, or the tab is away
+      if (entry.unread === 0) entry.firstUnread = item;
       entry.unread += 1;
       renderRooms();
     }
@@ -443,28 +451,30 @@ function renderRooms() {
   }
 }
 
+// The room shown is one the page left (the server put it in no room) until it joins one again.
+const leftSelected = () => state.selected !== null && state.connectedOnce && !state.resyncing
+  && !state.joined.includes(state.selected);
+
 function renderRoomHeader() {
   const entry = state.selected ? room(state.selected) : null;
-  $("room-name").textContent = entry ? entry.name : "no room";
-  $("topic").textContent = entry && entry.topic ? entry.topic : "";
-  $("topic").hidden = !(entry && entry.topic);
-  $("composer-input").placeholder = entry ? `Message ${entry.name}` : "/join #room";
+  const left = leftSelected();
+  $("room-name").textContent = entry ? `${entry.name}${left ? " (you left it)" : ""}` : "no room";
+  richText($("topic"), entry && entry.topic && !left ? entry.topic : "");
+  $("topic").hidden = !(entry && entry.topic && !left);
+  $("composer-input").placeholder = entry && !left ? `Message ${entry.name}` : "/join #room";
   renderMembers();
   renderOlder();
 }
 
+// The member list of the room shown (members.js), drawn whole (a room switch, a members event).
 function renderMembers() {
-  const entry = state.selected ? room(state.selected) : null;
-  const list = $("member-list");
-  list.replaceChildren();
-  const nicks = entry ? [...entry.members].sort((a, b) => a.localeCompare(b)) : [];
-  $("members-heading").textContent = `Members (${nicks.length})`;
-  for (const nick of nicks) {
-    const item = el("li");
-    item.append(nickNode(nick));
-    if (nick === state.nick) item.append(el("span", "you", " (you)"));
-    list.append(item);
-  }
+  const entry = state.selected && !leftSelected() ? room(state.selected) : null;
+  members.show(entry && entry.name, entry ? entry.members : [], state.nick);
+}
+
+// nick joined (present) or left the room name: its item in the list if that room is shown.
+function memberChanged(name, nick, present) {
+  if (name === state.selected && !members.changed(name, nick, present)) renderMembers();
 }
 
 function renderOlder() {
@@ -506,7 +516,7 @@ function select(name, { tellServer }) {
   state.selected = name;
   entry.log.hidden = false;
   if (state.early.length) entry.log.prepend(...state.early.splice(0));
-  entry.unread = 0;
+  markSeen(entry);
   if (tellServer && state.current !== name) {
     hideReply("join");
     sendLines([`/join ${name}`]);
@@ -515,6 +525,18 @@ function select(name, { tellServer }) {
   renderRoomHeader();
   updateTitle();
   scrollToBottom();
+}
+
+// The room is looked at: its unread messages are seen, and a "new messages" line (one in the page) marks
+// where they start, until the next time.
+function markSeen(entry) {
+  const first = entry.firstUnread;
+  if (entry.unread > 0 && first && first.parentNode === entry.log) {
+    state.marker = state.marker || el("li", "unseen", "new messages");
+    entry.log.insertBefore(state.marker, first);
+  }
+  entry.firstUnread = null;
+  entry.unread = 0;
 }
 
 function closeSidebar() {
@@ -538,6 +560,15 @@ function renderNotifyButton() {
   button.hidden = !("Notification" in window) || Notification.permission !== "default";
 }
 
+// -- is the connection alive? -------------------------------------------------------------------------
+// After the tab was away, the machine slept or the network came back, ask the server something and give it
+// PROBE_WAIT to answer (wire.expectAnswer); a silent connection is closed, and the page reconnects and catches up.
+function probe() {
+  if (!wire.open) return;
+  hideReply("files");
+  wire.sendLines("/files ask", { sent: () => wire.expectAnswer(PROBE_WAIT) });
+}
+
 // -- the composer ---------------------------------------------------------------------------------
 function submit() {
   const input = $("composer-input");
@@ -547,7 +578,14 @@ function submit() {
     announce("not connected: the message was kept");
     return;
   }
-  const out = [];
+  const long = lines.find((line) => encoder.encode(line).length + 1 > state.maxLine);
+  if (long !== undefined && state.selected) {  // kept in the box: nothing of it is sent
+    const size = encoder.encode(long).length;
+    append(room(state.selected), el("li", "line error",
+      `not sent: a line of ${size} bytes is longer than the server takes (${state.maxLine - 1}); send it as a file`), null);
+    return;
+  }
+  const out = [];  // [line, its echo or null]
   for (const line of lines) {
     const command = /^\/(\S+)\s*(.*)$/.exec(line);
     const name = command && !line.startsWith("//") ? command[1].toLowerCase() : null;
@@ -567,33 +605,46 @@ function submit() {
       const password = command[2].trim();
       if (password) state.pendingIdentity = { name: state.nick, line: `/login ${state.nick} ${password}` };
     }
+    if ((!name || name === "me") && leftSelected()) {  // never join the room again behind the person's back
+      append(room(state.selected), el("li", "line error", "not sent: you are in no room (/join #room)"), null);
+      continue;
+    }
     if ((!name || name === "me") && state.selected) {
       if (state.current !== state.selected) {
         hideReply("join");
-        out.push(`/join ${state.selected}`);
+        out.push([`/join ${state.selected}`, null]);
         state.current = state.selected;
       }
-      if (name === "me") echo(state.selected, "me", command[2]);
-      else echo(state.selected, "msg", line.startsWith("//") ? line.slice(1) : line);
+      if (name === "me") out.push([line, echo(state.selected, "me", command[2])]);
+      else out.push([line, echo(state.selected, "msg", line.startsWith("//") ? line.slice(1) : line)]);
+      continue;
     }
-    out.push(line);
+    out.push([line, null]);
   }
-  sendLines(out);
+  for (const [line, node] of out) {
+    wire.sendLines(line, node ? {
+      sent: () => node.classList.remove("pending"),
+      lost: () => {
+        node.classList.replace("pending", "unsent");
+        node.append(el("span", "tag", " (not sent: the connection was lost)"));
+      },
+    } : {});
+  }
   if (state.quitting) wire.stop();
   input.value = "";
   autosize();
 }
 
-// Show an own chat line (type "msg") or /me ("me") at once: the server sends it to the others only.
+// Show an own chat line (type "msg") or /me ("me") at once, "pending" until the wire sends it: the server
+// sends it to the others only. Returns its node.
 function echo(name, type, text) {
-  const item = el("li", `${type} own`);
-  item.append(timeNode(new Date().toISOString()));
-  if (type === "me") item.append(el("span", "star", "* "), nickNode(state.nick), el("span", "text", ` ${text}`));
-  else item.append(nickNode(state.nick), el("span", "sep", ": "), el("span", "text", text));
+  const item = el("li", `${type} own pending`);
+  item.append(...lineNodes({ type, time: new Date().toISOString(), nick: state.nick, text }));
   state.pendingEcho.push({ room: name, nick: state.nick, type, text, node: item });
   if (state.pendingEcho.length > 500) state.pendingEcho.shift();
   append(room(name), item, null);
   scrollToBottom();
+  return item;
 }
 
 function autosize() {
@@ -677,8 +728,30 @@ function start() {
   });
   $("reconnect").addEventListener("click", () => wire.retryNow());
   search.start();
-  window.addEventListener("online", () => wire.retryNow());
-  document.addEventListener("visibilitychange", updateTitle);
+  window.addEventListener("online", () => (wire.open ? probe() : wire.retryNow()));
+  let tick = Date.now();
+  setInterval(() => {
+    if (Date.now() - tick > WAKE_GAP) probe();
+    tick = Date.now();
+  }, 10000);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) probe();
+    if (!document.hidden && state.selected) {
+      markSeen(room(state.selected));
+      renderRooms();
+    }
+    updateTitle();
+  });
+  document.addEventListener("keydown", (event) => {  // Escape: fold the rooms panel away, else close search
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    if (document.body.classList.contains("sidebar-open")) {
+      const inside = $("sidebar").contains(document.activeElement);
+      closeSidebar();
+      if (inside) $("menu-toggle").focus();
+    } else if (!$("search-panel").hidden) {
+      $("search-close").click();
+    }
+  });
   document.addEventListener("keydown", (event) => {  // Alt+Up/Down: previous/next room
     if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
     const index = state.joined.indexOf(state.selected);

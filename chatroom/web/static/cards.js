@@ -8,8 +8,16 @@ export function el(tag, className, text) {
   return node;
 }
 
+// The type of every received file's Blob: whatever it holds (a web page, an SVG), a browser opening its
+// blob: URL (a middle click, "open in new tab") saves it instead of rendering it on the chat's origin.
+export const OCTETS = "application/octet-stream";
+
+// States after which nothing more happens to a transfer: its card can be dismissed.
+const FINAL = new Set(["done", "failed", "declined", "cancelled"]);
+
 export class Card {
   constructor(list, title, direction) {
+    this.list = list;
     this.item = el("li", `transfer ${direction}`);
     this.title = el("p", "transfer-title", title);
     this.progress = el("progress");
@@ -18,7 +26,12 @@ export class Card {
     this.progress.setAttribute("aria-label", title);
     this.status = el("p", "transfer-status");
     this.actions = el("div", "transfer-actions");
-    this.item.append(this.title, this.progress, this.status, this.actions);
+    this.dismiss = el("button", "dismiss", "Dismiss");
+    this.dismiss.type = "button";
+    this.dismiss.hidden = true;
+    this.dismiss.setAttribute("aria-label", `Dismiss: ${title}`);
+    this.dismiss.addEventListener("click", () => this.remove());
+    this.item.append(this.dismiss, this.title, this.progress, this.status, this.actions);
     list.append(this.item);
     list.hidden = false;
   }
@@ -26,6 +39,16 @@ export class Card {
   set(status, state) {
     this.status.textContent = status;
     if (state) this.item.dataset.state = state;
+    this.dismiss.hidden = !FINAL.has(this.item.dataset.state);
+  }
+
+  // Take the card away (Dismiss), letting go of the bytes a Save link held.
+  remove() {
+    for (const link of this.item.querySelectorAll("a.save")) {
+      if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+    }
+    this.item.remove();
+    this.list.hidden = this.list.childElementCount === 0;
   }
 
   fraction(value) {
@@ -38,6 +61,16 @@ export class Card {
     button.addEventListener("click", onClick);
     this.actions.append(button);
     return button;
+  }
+
+  // The "Save NAME" link of a received and checked file (blob: its bytes, of type OCTETS), its SHA-256 kept.
+  saveLink(name, blob, sha256) {
+    const link = el("a", "save", `Save ${name}`);
+    link.href = URL.createObjectURL(blob);
+    link.download = name;
+    link.dataset.sha256 = sha256;
+    this.actions.append(link);
+    return link;
   }
 
   clearActions() {

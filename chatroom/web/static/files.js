@@ -5,7 +5,7 @@
 // `file-end`, size and SHA-256 are checked before a Save link is offered. Every name shown or saved
 // is passed through safeName first; every text goes in with textContent.
 
-import { Card, el } from "./cards.js";
+import { Card, OCTETS } from "./cards.js";
 import { formatSize, safeName } from "./names.js";
 import { Resumes } from "./resume.js";
 import { sha256Blob } from "./sha256.js";
@@ -215,7 +215,7 @@ export class Transfers {
     const entry = this.incoming.get(id);
     if (!entry || !entry.began) return;
     this.incoming.delete(id);
-    const blob = new Blob(entry.chunks);
+    const blob = new Blob(entry.chunks, { type: OCTETS });
     entry.chunks = [];
     if (blob.size !== entry.size) {
       this.fail(id, entry, `got ${blob.size} of ${entry.size} bytes; discarded`);
@@ -229,11 +229,7 @@ export class Transfers {
     }
     entry.card.fraction(1);
     entry.card.set(`${formatSize(entry.size)}, SHA-256 ${actual.slice(0, 16)}… checked`, "done");
-    const link = el("a", "save", `Save ${entry.name}`);
-    link.href = URL.createObjectURL(blob);
-    link.download = entry.name;
-    link.dataset.sha256 = actual;
-    entry.card.actions.append(link);
+    entry.card.saveLink(entry.name, blob, actual);
     this.announce(`${entry.name} from ${entry.sender} is ready to save`);
   }
 

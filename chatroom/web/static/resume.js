@@ -8,7 +8,7 @@
 // them there, every one is hashed again before the page says what it still needs (`file-resume TOKEN` +
 // bitmap), and at the end the whole file's SHA-256 is checked before "Save" is offered.
 
-import { Card } from "./cards.js";
+import { Card, OCTETS } from "./cards.js";
 import { formatSize, safeName } from "./names.js";
 import { Sha256, hasWebCrypto, sha256Blob } from "./sha256.js";
 import { openStore } from "./store.js";
@@ -406,7 +406,7 @@ export class Resumes {
     entry.card.set("checking SHA-256…", "checking");
     const parts = [];
     for (let i = 0; i < chunkCount(entry.size, entry.chunk); i += 1) parts.push(await this.store.chunk(entry.token, i));
-    const blob = new Blob(parts);
+    const blob = new Blob(parts, { type: OCTETS });
     const actual = await sha256Blob(blob);
     this.downs.delete(entry.token);
     if (blob.size !== entry.size || actual !== entry.sha256) {
@@ -420,13 +420,7 @@ export class Resumes {
     entry.card.fraction(1);
     entry.card.clearActions();
     entry.card.set(`${formatSize(entry.size)}, SHA-256 ${actual.slice(0, 16)}… checked`, "done");
-    const link = document.createElement("a");
-    link.className = "save";
-    link.textContent = `Save ${entry.name}`;
-    link.href = URL.createObjectURL(blob);
-    link.download = entry.name;
-    link.dataset.sha256 = actual;
-    entry.card.actions.append(link);
+    entry.card.saveLink(entry.name, blob, actual);
     this.announce(`${entry.name} from ${entry.sender} is ready to save`);
   }
 

@@ -2,31 +2,9 @@
 // "More results" (/search --more), and a hit that opens its room at that message with the lines around it
 // (/history #room around ID). All text goes into the page with textContent, never as HTML.
 
-import { formatTime, nickHue } from "./names.js";
+import { el, lineNodes } from "./lines.js";
 
 const AROUND = 21; // lines shown around a hit: 10 before it, the hit, the rest after
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-// One stored line as the page shows it: time, then "nick: text", "* nick text" or a topic change.
-export function lineNodes(event) {
-  const time = el("time", "time", formatTime(event.time));
-  if (event.time) time.dateTime = event.time;
-  const nick = el("span", "nick", event.nick);
-  nick.style.setProperty("--hue", String(nickHue(event.nick)));
-  const kind = event.kind || event.type;
-  if (kind === "me") return [time, el("span", "star", "* "), nick, el("span", "text", ` ${event.text}`)];
-  if (kind === "topic") {
-    const what = event.text ? `set the topic: ${event.text}` : "cleared the topic";
-    return [time, el("span", "star", "* "), nick, el("span", "text", ` ${what}`)];
-  }
-  return [time, nick, el("span", "sep", ": "), el("span", "text", event.text)];
-}
 
 export class Search {
   // send(lines): lines to the server; joined(room): is the page in it; select(room): show a room the page is in;
@@ -83,7 +61,7 @@ export class Search {
     button.type = "button";
     button.dataset.room = event.room;
     button.dataset.id = String(event.id);
-    button.append(el("span", "hit-room", event.room), " ", ...lineNodes(event));
+    button.append(el("span", "hit-room", event.room), " ", ...lineNodes(event, { links: false }));
     button.addEventListener("click", () => this.open(event.room, event.id));
     const item = el("li");
     item.append(button);

@@ -1,11 +1,15 @@
 // The page's WebSocket (docs/protocol.md "WebSocket and JSON events"): text lines up, one JSON
 // event per text message down, file frames as binary messages ("META\nPAYLOAD") both ways.
 // Reconnects by itself with exponential backoff (0.5 s doubling to 15 s, +-25 % jitter) until
-// close() is called or the person quits.
+// close() is called or the person quits. Lines go out at the pace of the server's flood control (the
+// token bucket its hello gives: docs/protocol.md "Budgets and limits"), the rest queued, so a long paste
+// is slowed instead of getting the connection dropped for flooding.
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const NEWLINE = 0x0a;
+const MAX_MESSAGE = 60 * 1024; // bytes of lines per WebSocket message (the server takes 64 KiB)
+const SPARE = 2;               // tokens the bucket keeps back: the upgrade request paid one
 
 // "file-data 7", Uint8Array -> one binary message: meta, "\n", payload.
 export function encodeFrame(meta, payload = new Uint8Array(0)) {
@@ -26,7 +30,8 @@ export function decodeFrame(buffer) {
 }
 
 export class Wire {
-  // handlers: {open(), event(obj), frame({meta, words, payload}), closed({code, reason, retryIn})}
+  // handlers: {open(), event(obj), frame({meta, words, payload}), closed({code, reason, retryIn}),
+  // queued(lines waiting)}
   constructor(url, handlers) {
     this.url = url;
     this.handlers = handlers;
@@ -35,6 +40,15 @@ export class Wire {
     this.stopped = false;
     this.timer = null;
     this.soon = false;
+    this.queue = [];       // lines waiting for a token: {line, sent(), lost()}
+    this.bucket = null;    // {rate, burst, tokens, stamp} of this connection; null: no flood control
+    this.pumpTimer = null;
+    this.deadline = null;  // the timer of an answer expected (expectAnswer)
+  }
+
+  // Lines waiting to be sent (the composer shows how many).
+  get waiting() {
+    return this.queue.length;
   }
 
   get open() {
@@ -58,6 +72,8 @@ export class Wire {
     });
     socket.addEventListener("message", (message) => {
       if (socket !== this.socket) return;
+      clearTimeout(this.deadline);  // anything from the server proves the connection alive
+      this.deadline = null;
       if (typeof message.data === "string") {
         let event;
         try {
@@ -70,24 +86,48 @@ export class Wire {
         this.handlers.frame(decodeFrame(message.data));
       }
     });
-    socket.addEventListener("close", (close) => {
-      if (socket !== this.socket) return;
-      this.socket = null;
-      let retryIn = null;
-      if (!this.stopped) {
-        const base = Math.min(15000, 500 * 2 ** this.attempt);
-        retryIn = this.soon ? 0 : Math.round(base * (0.75 + Math.random() * 0.5));
-        this.soon = false;
-        this.attempt = Math.min(this.attempt + 1, 10);
-        this.timer = setTimeout(() => this.connect(), retryIn);
-      }
-      this.handlers.closed({ code: close.code, reason: close.reason, retryIn });
-    });
+    socket.addEventListener("close", (close) => this.lost(socket, close.code, close.reason));
   }
 
-  // The server said hello: the connection is good, so the next loss starts the backoff afresh.
-  established() {
+  // socket is gone (closed, or abandoned as silent): queued lines are not sent; try again after the backoff.
+  lost(socket, code, reason) {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    clearTimeout(this.deadline);
+    this.deadline = null;
+    this.dropQueue();
+    let retryIn = null;
+    if (!this.stopped) {
+      const base = Math.min(15000, 500 * 2 ** this.attempt);
+      retryIn = this.soon ? 0 : Math.round(base * (0.75 + Math.random() * 0.5));
+      this.soon = false;
+      this.attempt = Math.min(this.attempt + 1, 10);
+      this.timer = setTimeout(() => this.connect(), retryIn);
+    }
+    this.handlers.closed({ code, reason, retryIn });
+  }
+
+  // The server must answer within ms (a line that gets a reply was just sent), else the connection is taken
+  // for dead and closed: a laptop that slept, a network that dropped, a server that hung leave a socket that
+  // looks open and carries nothing, and the browser may not notice for many minutes.
+  expectAnswer(ms) {
+    if (!this.open || this.deadline) return;
+    const socket = this.socket;
+    this.deadline = setTimeout(() => {
+      this.deadline = null;
+      if (socket !== this.socket) return;
+      socket.close(4000, "no answer");  // its own close event comes later, or never: not waited for
+      this.lost(socket, 4000, "no answer from the server");
+    }, ms);
+  }
+
+  // The server said hello: the connection is good, so the next loss starts the backoff afresh. flood: the
+  // hello's {rate, burst} (lines per second, 0: no flood control; lines at once); absent from older servers.
+  established(flood) {
     this.attempt = 0;
+    const rate = flood ? Number(flood.rate) : 0;
+    this.bucket = rate > 0 ? { rate, burst: Math.max(1, Number(flood.burst) - SPARE), stamp: performance.now() } : null;
+    if (this.bucket) this.bucket.tokens = this.bucket.burst;
   }
 
   // Try again now (the "Reconnect now" button, the browser coming back online).
@@ -97,11 +137,51 @@ export class Wire {
     else if (this.socket.readyState === WebSocket.CONNECTING) this.soon = true;  // if this try fails, again at once
   }
 
-  // Lines as typed (several separated by "\n" go in one message; the server splits them).
-  sendLines(text) {
+  // Lines as typed ("\n" between lines): queued in order, sent as the bucket allows (several lines to a
+  // message, under MAX_MESSAGE bytes). false when not connected (nothing queued). sent(): the last of them
+  // went out; lost(): the connection was lost first.
+  sendLines(text, { sent, lost } = {}) {
     if (!this.open) return false;
-    this.socket.send(text);
+    const lines = String(text).split("\n");
+    lines.forEach((line, index) => this.queue.push(index === lines.length - 1 ? { line, sent, lost } : { line }));
+    this.pump();
     return true;
+  }
+
+  pump() {
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+    const bucket = this.bucket;
+    if (bucket) {
+      const now = performance.now();
+      bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.stamp) / 1000) * bucket.rate);
+      bucket.stamp = now;
+    }
+    while (this.queue.length && this.open && (!bucket || bucket.tokens >= 1)) {
+      const batch = [];
+      let size = 0;
+      while (this.queue.length && (!bucket || bucket.tokens >= 1)) {
+        const bytes = encoder.encode(this.queue[0].line).length + 1;
+        if (batch.length && size + bytes > MAX_MESSAGE) break;
+        batch.push(this.queue.shift());
+        size += bytes;
+        if (bucket) bucket.tokens -= 1;
+      }
+      this.socket.send(batch.map((item) => item.line).join("\n"));
+      for (const item of batch) if (item.sent) item.sent();
+    }
+    if (this.queue.length && this.open && bucket) {
+      this.pumpTimer = setTimeout(() => this.pump(), Math.max(5, ((1 - bucket.tokens) / bucket.rate) * 1000));
+    }
+    this.handlers.queued(this.queue.length);
+  }
+
+  // The connection is gone: lines still queued are not sent.
+  dropQueue() {
+    clearTimeout(this.pumpTimer);
+    const lost = this.queue.splice(0);
+    for (const item of lost) if (item.lost) item.lost();
+    if (lost.length) this.handlers.queued(0);
   }
 
   sendFrame(meta, payload) {
