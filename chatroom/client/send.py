@@ -8,7 +8,8 @@ worker thread for its SHA-256 and its chunks' hash list (:class:`~chatroom.clien
 ``file-resend ID TOKEN`` (the receivers came back) sends the chunks its bitmap names, each read again
 and checked against the hash list first: a file changed since it was offered is never sent as the old
 one (the offer is cancelled). Without resume, ``/sendfile "NAME" SIZE`` and ``file-data ID`` frames of up
-to :data:`CHUNK` bytes, hashed as they are read, as before. Loop thread only (the hashing thread only
+to :data:`CHUNK` bytes, hashed as they are read, as before. Files asked for beyond :data:`MAX_OPEN` open
+offers and sends wait in :class:`~chatroom.client.waiting.Waiting`. Loop thread only (the hashing thread only
 fills its own result).
 """
 
@@ -25,17 +26,15 @@ from chatroom.client.outgoing import Outgoing
 from chatroom.client.outgoing import source_path
 from chatroom.client.offers import human_size, took
 from chatroom.client.receive import Progress
+from chatroom.client.waiting import MAX_OPEN, Waiting
 from chatroom.wire.chunks import bitmap_size, chunk_count, chunk_span, pick_chunk, set_bits
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import encode_frame, encode_frame_header, encode_line
 
-__all__ = ["CHUNK", "MAX_OPEN", "Sender"]
+__all__ = ["CHUNK", "MAX_OPEN", "Sender"]  # (MAX_OPEN: chatroom.client.waiting)
 
 #: Largest file-data payload sent without resume, in bytes.
 CHUNK = 1024 * 1024
-#: Offers and sends one client keeps open at once: the server refuses a sender's ninth (docs/protocol.md, "File
-#: transfer frames"), so more files wait in the client's queue and are offered as earlier ones end.
-MAX_OPEN = 8
 
 
 class Sender:
@@ -56,8 +55,7 @@ class Sender:
         self._ids: dict[int, str] = {}  # file-id: transfer id -> token, until its OK sendfile
         self._resend: dict[int, tuple[str, bytearray]] = {}  # file-resend arriving in pieces
         self._turn = 0
-        self._queue: list[str] = []  # names (in send_dir) waiting for fewer than MAX_OPEN open offers and sends
-        self._full = MAX_OPEN  # open offers and sends at which the server refused one: wait below that
+        self.waiting = Waiting(emit)  # files waiting for fewer than MAX_OPEN open offers and sends
         self.named: set[str] = set()  # files offered on this connection (paths inside send_dir)
         #: Tokens of own resumable offers whose session ended with ``file-done`` on this connection: relayed,
         #: their record kept until ``file-gone`` says every receiver checked the file.
@@ -66,14 +64,14 @@ class Sender:
     # -- state --------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return bool(self._hashing or self._offers or self._sends or self._queue)
+        return bool(self._hashing or self._offers or self._sends or self.waiting.names)
 
     def _open(self) -> int:
         return len(self._hashing) + len(self._offers) + len(self._sends)
 
     def queued(self) -> list[str]:
         """Names waiting in the client's queue (see :data:`MAX_OPEN`), in the order they go."""
-        return list(self._queue)
+        return list(self.waiting.names)
 
     def progress(self) -> list[Progress]:
         return [Progress(s.name, s.done, s.size, s.started, "send", s.id or 0) for s in self._sends.values()]
@@ -95,8 +93,8 @@ class Sender:
         path = self._source(name)
         if path is None:
             return
-        if self._queue or self._open() >= self._full:
-            self._wait(name)
+        if self.waiting.blocks(self._open()):
+            self.waiting.add(name, self._open())
             return
         self._offer(path, name)
 
@@ -116,11 +114,6 @@ class Sender:
             return
         self._offers.append(offer)
         self.write(encode_line(f"/sendfile {shlex.quote(offer.name)} {size}"))
-
-    def _wait(self, name: str, front: bool = False) -> None:
-        self._queue.insert(0 if front else len(self._queue), name)
-        self.emit(f'sendfile: "{name}" waits: {self._open()} files are on their way (it goes when one ends; '
-                  f'/cancel "{name}" drops it)')
 
     def _announce(self) -> None:
         """Announce the resumable offers whose hashing finished."""
@@ -151,12 +144,9 @@ class Sender:
         """Announce what finished hashing; queue the next chunks of running sends while the output is short."""
         if self._hashing:
             self._announce()
-        if self._queue and self._open() < self._full:
-            self._full = MAX_OPEN  # one ended
-            while self._queue and self._open() < self._full:
-                name = self._queue.pop(0)
-                if (path := self._source(name)) is not None:
-                    self._offer(path, name)
+        for name in self.waiting.due(self._open):
+            if (path := self._source(name)) is not None:
+                self._offer(path, name)
         active = [s for s in self._sends.values() if not s.ended]
         while active and out_queued() < out_limit:
             self._turn = (self._turn + 1) % len(active)
@@ -261,9 +251,7 @@ class Sender:
                 running.close()
             self._give_up(record)
             return True
-        if what in self._queue:
-            self._queue.remove(what)
-            self.emit(f'"{what}" will not be sent')
+        if self.waiting.drop(what):
             return True
         for offer in (*self._hashing, *self._offers):
             if offer.name == what and not offer.cancelled:
@@ -310,8 +298,7 @@ class Sender:
             self._offers.remove(send)
             send.close()
             if text.endswith("transfers open; wait for one to finish") and not send.cancelled:
-                self._full = max(1, self._open())  # the server counts more than this client: wait for an end
-                self._wait(send.source, front=True)
+                self.waiting.refused(send.source, self._open())  # the server counts more: wait for an end
             elif not send.cancelled:
                 self.emit(text)
             return True
@@ -407,10 +394,10 @@ class Sender:
 
     def close(self, reason: str) -> None:
         """The connection ended: running sends stop (a resumable offer keeps its record and pauses)."""
-        unsent = [s.source for s in (*self._hashing, *self._offers) if not s.cancelled] + self._queue
+        unsent = [s.source for s in (*self._hashing, *self._offers) if not s.cancelled] + self.waiting.names
         for name in unsent:  # never offered, or its receivers had not all answered: nothing can resume it
             self.emit(f'offer of "{name}" ended: {reason} (/sendfile {shlex.quote(name)} offers it again)')
-        self._queue.clear()
+        self.waiting.names.clear()
         for send in (*self._hashing, *self._offers):
             send.close()
         self._hashing.clear()

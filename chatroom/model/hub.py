@@ -347,7 +347,7 @@ class Hub:
     def private(self, nick: str, account: str | None, target: Member, text: str, *, notice: bool = False) -> None:
         """A private line (``/msg``; *notice*: an IRC NOTICE) from *nick* (of *account*, or None) to *target* alone.
         Raises Refused (``not delivered to NICK: ...``) when *target* cannot be reached now (a member of another
-        node while Redis is unavailable: :meth:`chatroom.scaleout.presence.Presence.forward`)."""
+        node while Redis is unavailable: :meth:`chatroom.scaleout.direct.DirectLines.forward`)."""
         self.send(target, Notice("", 0, self.clock(), "private", nick, account, text, target.nick, cause="notice" * notice))
 
     # -- output (hub.fanout) ---------------------------------------------------------------

@@ -192,7 +192,7 @@ class Node:
 
     # -- receiving --------------------------------------------------------------------------------
     def _sub_ready(self) -> None:
-        self.sub.send("SUBSCRIBE", self.presence.key["ctl"], self.presence.direct + self.name)
+        self.sub.send("SUBSCRIBE", self.presence.key["ctl"], self.presence.lines.channel + self.name)
         self.sub.send("PSUBSCRIBE", self.keys.channel("#*"))
 
     def _both_ready(self) -> None:
@@ -248,7 +248,7 @@ class Node:
                     else:
                         self.presence.on_control(reply[2])
                 else:
-                    self.presence.on_direct(reply[2])
+                    self.presence.lines.on_direct(reply[2])
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("ignoring a message on %r: %s", reply[1], exc)
         elif kind == b"psubscribe":  # (re)subscribed: anything published meanwhile is fetched

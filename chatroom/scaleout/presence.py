@@ -4,7 +4,8 @@ Every node mirrors the other nodes' members as :class:`RemoteMember` objects in 
 ``hub.members``, ``hub.nicks`` and each room's ``members``), so ``/who``, NAMES, member counts, nick
 uniqueness and ``/msg`` work unchanged on every door. A remote member's wire encodes room lines as
 nothing (its own node delivers them) and a private line as the event itself, which
-:meth:`RemoteMember.deliver` forwards to its node's channel, as it does any line sent to it directly.
+:meth:`RemoteMember.deliver` hands to :class:`~chatroom.scaleout.direct.DirectLines` for its node's channel, as
+it does any line sent to it directly.
 
 Redis keeps (under the prefix): ``presence`` (hash ``node/id`` -> JSON nick, account, rooms, away message), ``nicks``
 and ``skeletons`` (hashes: nick key or look-alike skeleton -> ``node/id``, the claims), ``nodes`` (set)
@@ -32,9 +33,9 @@ from chatroom.model.errors import Refused
 from chatroom.model.member import Member
 from chatroom.model.names import nick_key, nick_skeleton_key
 from chatroom.model.notice import Event, Notice
-from chatroom.scaleout.events import decode
+from chatroom.scaleout.direct import DirectLines
 from chatroom.scaleout.link import Unavailable
-from chatroom.scaleout.remote import RemoteMember, encode_remote
+from chatroom.scaleout.remote import RemoteMember
 
 if TYPE_CHECKING:
     from chatroom.model.history import Entry
@@ -57,7 +58,8 @@ REAP_LUA = files("chatroom.scaleout").joinpath("reap.lua").read_text(encoding="u
 class Presence:
     """The mirror and the claims of one node (*name*), on *link*, with *keys*' prefix, for *hub*.
     ``tell(member, line)`` sends a local member a line. Call :meth:`ready` when the link is (re)connected and
-    :meth:`on_control` / :meth:`on_direct` with the ``ctl`` and the node's own channel's messages."""
+    :meth:`on_control` with the ``ctl`` channel's messages; ``lines`` (:class:`~chatroom.scaleout.direct.DirectLines`)
+    carries what is sent to the mirrors to their nodes, and takes the node's own channel's messages."""
 
     def __init__(self, hub: Hub, link: RedisLink, keys: Keys, name: str, *, tell: Callable[[Member, str], None],
                  call_later: Callable[..., Any]) -> None:
@@ -69,8 +71,7 @@ class Presence:
         prefix = keys.prefix
         self.key = {k: f"{prefix}:{k}" for k in ("presence", "nicks", "skeletons", "nodes", "ctl")}
         self.alive = f"{prefix}:alive:"
-        self.direct = f"{prefix}:node:"
-        self.wire = hub.add_wire(encode_remote, variants=False)
+        self.lines = DirectLines(hub, link, keys, tell=tell)  # what is sent to the mirrors goes to their nodes
         self.mirrors: dict[tuple[str, int], RemoteMember] = {}
         self.boot = os.urandom(6).hex()  # this process's life: a node started again under its name has another
         self.boots: dict[str, str] = {}  # node -> the boot id last heard from it
@@ -241,7 +242,7 @@ class Presence:
         """The mirror of *node*'s member *mid*, made if new; its nick set; with *rooms*, in exactly those."""
         remote = self.mirrors.get((node, mid))
         if remote is None:
-            remote = self.mirrors[(node, mid)] = RemoteMember(mid, nick, node, self)
+            remote = self.mirrors[(node, mid)] = RemoteMember(mid, nick, node, self.lines)
             self._change(remote)
             remote.account = account
             self.hub.members[mid] = remote
@@ -364,60 +365,6 @@ class Presence:
     def _away(self, remote: RemoteMember, message: str) -> None:
         if remote.away != message:  # told here as its node told it (IRC away-notify)
             self.hub.set_away(remote, message)
-
-    def forward(self, remote: RemoteMember, data: bytes) -> None:
-        """Send what a local part of the server gave a mirrored member to its node.
-
-        A private line (``/msg``, IRC ``PRIVMSG nick``) is never lost unsaid: Raises Refused (``not delivered
-        to NICK: ...``, which its sender is answered instead of ``OK``) when Redis cannot take it now; when
-        Redis took it but nobody listens on the member's node (dead within the TTL, or its subscription being
-        made again: Pub/Sub keeps nothing), its sender, if a member here, is told so (``ERROR``)."""
-        if data[:1] != b"\0":
-            message = {"to": remote.id, "lines": data.decode("utf-8", "replace").splitlines()}
-            self._send("PUBLISH", self.direct + remote.node, json.dumps(message))
-            return
-        event = data[1:].decode()
-        sender = self.hub.find(decode(data[1:], "", 0).event.nick)
-        nick = remote.nick
-
-        def published(receivers: Any) -> None:
-            if sender is not None and not sender.gone and not isinstance(sender, RemoteMember) and (
-                    receivers == 0 or isinstance(receivers, Exception)):
-                why = (f"was not delivered: {nick}'s server is not answering" if receivers == 0
-                       else f"may not have been delivered ({receivers})" if isinstance(receivers, Unavailable)
-                       else f"was not delivered: Redis refused it ({receivers})")
-                self.tell(sender, f"ERROR your private line to {nick} {why}; try again")
-
-        try:
-            self.link.call("PUBLISH", self.direct + remote.node, json.dumps({"to": remote.id, "event": event}),
-                           on_reply=published)
-        except Unavailable as exc:
-            raise Refused(f"not delivered to {nick}: the servers' shared store (Redis) is unavailable; try again "
-                          f"({exc})") from None
-
-    def unreachable(self) -> str | None:
-        """Why the other nodes cannot be told anything now (the command link is down), or None."""
-        if self.link.ready:
-            return None
-        return f"the servers' shared store (Redis) is unavailable ({self.link.last_error or 'not connected'})"
-
-    def forward_invite(self, remote: RemoteMember, room: str) -> None:
-        """Tell *remote*'s node that it was invited to *room* (after the line saying so: same connection)."""
-        self._send("PUBLISH", self.direct + remote.node, json.dumps({"to": remote.id, "invite": room}))
-
-    def on_direct(self, data: bytes) -> None:
-        """A message on this node's channel: a line, a private event or an invitation for one of its members."""
-        message = json.loads(data)
-        member = self.hub.members.get(message["to"])
-        if member is None or isinstance(member, RemoteMember):
-            return
-        if "invite" in message:
-            member.invite(str(message["invite"]))
-        elif "event" in message:
-            self.hub.send(member, decode(message["event"].encode(), "", 0).event)
-        else:
-            for line in message["lines"]:
-                self.tell(member, line)
 
     # -- heartbeat and reaper -----------------------------------------------------------------------------
     def _heartbeat(self) -> None:

@@ -3,7 +3,7 @@
 A :class:`RemoteMember` sits in ``hub.members``, ``hub.nicks`` and rooms' ``members`` like a local member,
 so ``/who``, NAMES, counts, nick uniqueness and ``/msg`` work unchanged on every door; its wire
 (:func:`encode_remote`) encodes room lines as nothing (its own node delivers them) and a private line as the
-event, and whatever is sent to it directly goes to its node (:meth:`chatroom.scaleout.presence.Presence.forward`).
+event, and whatever is sent to it directly goes to its node (:meth:`chatroom.scaleout.direct.DirectLines.forward`).
 Loop thread only.
 """
 
@@ -22,7 +22,7 @@ __all__ = ["Forwarder", "RemoteMember", "encode_remote"]
 
 
 class Forwarder(Protocol):
-    """What a mirror needs of its node's presence (:class:`chatroom.scaleout.presence.Presence`)."""
+    """What a mirror needs to reach its node (:class:`chatroom.scaleout.direct.DirectLines`)."""
 
     wire: int  # the hub's wire index of mirrors
 
@@ -42,13 +42,13 @@ class RemoteMember(Member):
     """Another node's member, mirrored here: ``node`` its node's name. Lines sent to it go to that node.
     ``changed_at``: the number of the presence's last change to this mirror (its order of events)."""
 
-    __slots__ = ("changed_at", "node", "presence", "wire_index")
+    __slots__ = ("changed_at", "lines", "node", "wire_index")
 
-    def __init__(self, mid: int, nick: str, node: str, presence: Forwarder) -> None:
+    def __init__(self, mid: int, nick: str, node: str, lines: Forwarder) -> None:
         super().__init__(mid, nick)
         self.node = node
-        self.presence = presence
-        self.wire_index = presence.wire
+        self.lines = lines
+        self.wire_index = lines.wire
         self.changed_at = 0
         self.caps = _REMOTE_CAPS  # never offered a file (chatroom.net.relay says so to the room)
 
@@ -61,7 +61,7 @@ class RemoteMember(Member):
     def deliver(self, data: bytes | memoryview) -> None:
         """Forward a direct line (or a private event) to the member's node; room batches are empty here."""
         if data:
-            self.presence.forward(self, bytes(data))
+            self.lines.forward(self, bytes(data))
 
     @property
     def closed(self) -> bool:
@@ -69,8 +69,8 @@ class RemoteMember(Member):
 
     def unreachable(self) -> str | None:
         """Why its node cannot be told now (Redis unavailable), or None."""
-        return self.presence.unreachable()
+        return self.lines.unreachable()
 
     def invite(self, room: str) -> None:
-        """An invitation to *room* goes to the member's node, which holds it (chatroom.scaleout.presence)."""
-        self.presence.forward_invite(self, room)
+        """An invitation to *room* goes to the member's node, which holds it (chatroom.scaleout.direct)."""
+        self.lines.forward_invite(self, room)
