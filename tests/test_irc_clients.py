@@ -211,3 +211,25 @@ def test_ison_answers_for_members_of_every_door(tmp_path: Path) -> None:
         bob.line("ISON ALICE nobody bob")
         bob.line("ISON :alice carol")  # the trailing form irssi sends
         assert [m.params[1:] for m in _messages(bob) if m.command in ("303", "421")] == [["alice bob"], ["alice"]]
+
+
+def test_a_kick_of_more_nicks_than_targmax_says_which_were_not_kicked(tmp_path: Path) -> None:
+    # ISUPPORT said KICK:1 while the door kicked up to 4 and dropped the rest of the list without a word
+    with irc_room(tmp_path) as room:
+        op = registered(room, "op")
+        op.line("JOIN #den")
+        names = [f"peer{i}" for i in range(6)]
+        peers = [registered(room, name) for name in names]
+        for peer in peers:
+            peer.line("JOIN #den")
+        op.take()
+        op.line(f"KICK #den {','.join(names)} :out")
+        replies = _messages(op)
+        refused = [m.params[1:] for m in replies if m.command == "407"]
+        assert len(refused) == 1 and refused[0][0] == "peer4" and "not the other 2" in refused[0][1], refused
+        assert [m.params[1] for m in replies if m.command == "KICK"] == names[:4]
+        welcome = IrcFake(room)
+        welcome.line("NICK w")
+        welcome.line("USER w 0 * :W")
+        tokens = [t for m in _messages(welcome) if m.command == "005" for t in m.params[1:-1]]
+        assert any(t.startswith("TARGMAX=") and "KICK:4" in t for t in tokens), tokens

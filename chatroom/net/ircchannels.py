@@ -185,6 +185,9 @@ def list_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 
 # -- KICK and INVITE --------------------------------------------------------------------------------
+#: Most nicks one KICK takes (ISUPPORT ``TARGMAX=KICK:4``); those past it get one ``407``.
+MAX_KICKS = 4
+
 def kick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``KICK #room nick [:reason]``: operators only (482); the owner and admins cannot be kicked."""
     if len(msg.params) < 2:
@@ -194,7 +197,11 @@ def kick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     if room is None:
         return 1.0
     reason = clean(msg.params[2] if len(msg.params) > 2 and msg.params[2] else conn.nick)[:KICKLEN]
-    for name in msg.params[1].split(",")[:4]:
+    names = msg.params[1].split(",")
+    if len(names) > MAX_KICKS and door.is_op(conn, room):  # past ISUPPORT TARGMAX=KICK:4: said, never dropped unsaid
+        door.numeric(conn, "407", names[MAX_KICKS], f"Too many targets: kicks only the first {MAX_KICKS} "
+                                                     f"(TARGMAX), not the other {len(names) - MAX_KICKS}")
+    for name in names[:MAX_KICKS]:
         victim = door.hub.find(name)
         if not door.is_op(conn, room):
             door.numeric(conn, "482", room.name, "You're not channel operator")

@@ -55,7 +55,7 @@ def isupport(max_rooms: int) -> list[str]:
         "CHANNELLEN=33",
         "CHANTYPES=#", "CHATHISTORY=500", f"KICKLEN={KICKLEN}", "LINELEN=512", "MODES=4", "MSGREFTYPES=msgid",
         "NETWORK=chatroom", f"NICKLEN={MAX_NICK}", "PREFIX=(ov)@+",
-        "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1", f"TOPICLEN={TOPICLEN}",
+        "TARGMAX=JOIN:,KICK:4,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1", f"TOPICLEN={TOPICLEN}",
         f"USERLEN={USERLEN}", "WHOX",
     ]
 
