@@ -440,6 +440,12 @@ class FakeTransferManager:
     def progress(self) -> list:
         return []
 
+    def queued(self) -> list[str]:
+        return []
+
+    def sent_before(self, name: str) -> bool:
+        return False
+
     def discard_incoming(self, reason: str) -> int:
         self.discarded.append(reason)
         self.receiving = False

@@ -228,7 +228,7 @@ class Manager:
     def __init__(self, send_dir: Path, received_dir: Path, write: Any, queued: Any, emit: Any, *,
                  journal: Any = None) -> None:
         Manager.made.append(self)
-        self.write, self.queued, self.emit, self.journal = write, queued, emit, journal
+        self.write, self.out_queued, self.emit, self.journal = write, queued, emit, journal
         self.frames: list[Frame] = []
         self.resumes, self.presented = False, 0
         self.busy = self.receiving = False
@@ -257,6 +257,12 @@ class Manager:
 
     def offered(self) -> list[str]:
         return []
+
+    def queued(self) -> list[str]:
+        return []
+
+    def sent_before(self, name: str) -> bool:
+        return False
 
     def close(self, reason: str = "cancelled") -> None:
         self.closed.append(reason)

@@ -624,3 +624,17 @@ def test_quoted_offer_line(tmp_path: Path) -> None:
     assert shlex.split(out.decode()) == ["/sendfile", "it's mine.txt", "3"]
     tm.close()
     assert encode_frame("x", b"") == b"\x100 x\n"
+
+
+def test_a_file_waiting_in_the_clients_queue_counts_as_sent_for_the_folder_watcher(tmp_path: Path) -> None:
+    # a /sendfile typed while 8 files are on their way waits in the client; when the watcher then finds the file
+    # settled, it must not be hinted ("ready: /sendfile") or --auto-sent a second time
+    tm, emitted, _ = receiver(tmp_path)
+    send = tmp_path / "send"
+    send.mkdir()
+    for i in range(9):
+        (send / f"f{i}.bin").write_bytes(b"x" * 10)
+        tm.send_file(f"f{i}.bin")
+    assert tm.queued() == ["f8.bin"]
+    assert all(tm.sent_before(f"f{i}.bin") for i in range(9))
+    tm.close()

@@ -86,10 +86,7 @@ class Arrivals:
                 try:
                     incoming.log.sync()
                 except OSError as exc:
-                    if exc.errno in _NO_ROOM:
-                        self._hold(tid, incoming, exc)
-                    else:
-                        self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
+                    self._write_failed(tid, incoming, exc)
 
     # -- frames ----------------------------------------------------------------------------------------
     def chunks(self, tid: int, arg: str, piece: bytes | memoryview) -> None:
@@ -143,10 +140,7 @@ class Arrivals:
         try:
             ok = incoming.write(index, piece)
         except OSError as exc:
-            if exc.errno in _NO_ROOM:
-                self._hold(tid, incoming, exc)
-            else:
-                self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
+            self._write_failed(tid, incoming, exc)
             return
         if ok is False:
             bad = self._bad[tid] = self._bad.get(tid, 0) + 1
@@ -270,6 +264,13 @@ class Arrivals:
         self.write(encode_frame(f"file-cancel {incoming.token}", b""))
         self._drop(incoming, "cancelled")
         return True
+
+    def _write_failed(self, tid: int, incoming: Incoming, exc: OSError) -> None:
+        """Writing *incoming* raised *exc*: no room left pauses it (:meth:`_hold`), anything else fails it."""
+        if exc.errno in _NO_ROOM:
+            self._hold(tid, incoming, exc)
+        else:
+            self._fail(tid, incoming, f"write failed: {exc.strerror or exc}")
 
     def _hold(self, tid: int, incoming: Incoming, exc: OSError) -> None:
         """No room left for *incoming* (disk full, quota, file size limit): stop its session with ``file-pause``,

@@ -227,7 +227,7 @@ class Transfers:
             tm = self._tm
             progress = tm.progress() if tm is not None else []
             for line in transfer_lines(progress, tm.offered() if tm is not None else [], list(self._offered.values()),
-                                       paused=self._paused(), queued=getattr(tm, "queued", list)()):
+                                       paused=self._paused(), queued=tm.queued() if tm is not None else []):
                 self.console.line(line)
         elif cmd == "/resume":
             self._resume(rest.strip())
@@ -327,10 +327,9 @@ class Transfers:
         """Announce (or, with *auto_send*, send) the files the watcher found complete."""
         if self._watcher is None:
             return
-        sent = getattr(self._tm, "sent_before", None)  # optional in the manager contract
         for path in self._watcher.ready():
             name = Path(path).name
-            if sent is not None and sent(name):
+            if self._tm is not None and self._tm.sent_before(name):
                 continue  # sent already: /sendfile was typed before the file settled
             if self.auto_send and self._tm is not None:
                 self._tm.send_file(name)

@@ -8,8 +8,8 @@ worker thread for its SHA-256 and its chunks' hash list (:class:`~chatroom.clien
 ``file-resend ID TOKEN`` (the receivers came back) sends the chunks its bitmap names, each read again
 and checked against the hash list first: a file changed since it was offered is never sent as the old
 one (the offer is cancelled). Without resume, ``/sendfile "NAME" SIZE`` and ``file-data ID`` frames of up
-to :data:`CHUNK` bytes, hashed as they are read, as before. Files asked for beyond :data:`MAX_OPEN` open
-offers and sends wait in :class:`~chatroom.client.waiting.Waiting`. Loop thread only (the hashing thread only
+to :data:`CHUNK` bytes, hashed as they are read, as before. Files asked for beyond
+:data:`~chatroom.client.waiting.MAX_OPEN` open offers and sends wait in :class:`~chatroom.client.waiting.Waiting`. Loop thread only (the hashing thread only
 fills its own result).
 """
 
@@ -22,16 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chatroom.client.journal import HashJob, Journal, SendRecord
-from chatroom.client.outgoing import Outgoing
-from chatroom.client.outgoing import source_path
+from chatroom.client.outgoing import Outgoing, source_path
 from chatroom.client.offers import human_size, took
 from chatroom.client.receive import Progress
-from chatroom.client.waiting import MAX_OPEN, Waiting
+from chatroom.client.waiting import Waiting
 from chatroom.wire.chunks import bitmap_size, chunk_count, chunk_span, pick_chunk, set_bits
 from chatroom.wire.filenames import safe_name
 from chatroom.wire.lines import encode_frame, encode_frame_header, encode_line
 
-__all__ = ["CHUNK", "MAX_OPEN", "Sender"]  # (MAX_OPEN: chatroom.client.waiting)
+__all__ = ["CHUNK", "Sender"]
 
 #: Largest file-data payload sent without resume, in bytes.
 CHUNK = 1024 * 1024
@@ -70,7 +69,7 @@ class Sender:
         return len(self._hashing) + len(self._offers) + len(self._sends)
 
     def queued(self) -> list[str]:
-        """Names waiting in the client's queue (see :data:`MAX_OPEN`), in the order they go."""
+        """Names waiting in the client's queue (see :data:`~chatroom.client.waiting.MAX_OPEN`), in the order they go."""
         return list(self.waiting.names)
 
     def progress(self) -> list[Progress]:
@@ -191,12 +190,14 @@ class Sender:
         offset, length = chunk_span(record.size, record.chunk, index)
         try:
             data = os.pread(send.file.fileno(), length, offset)
-            now = os.fstat(send.file.fileno())  # first session: a file written since it was hashed is not sent
+            if send.plan is None:  # first session: a file written since it was hashed is not sent
+                now = os.fstat(send.file.fileno())
+                changed = (now.st_size, now.st_mtime_ns) != (record.size, record.mtime_ns)
+            else:  # a resend checks every chunk against the list
+                changed = not record.chunk_ok(index, data)
         except OSError as exc:
             self._stop(send, f"read failed: {exc.strerror or exc}")
             return
-        changed = (now.st_size, now.st_mtime_ns) != (record.size, record.mtime_ns) if send.plan is None else \
-            not record.chunk_ok(index, data)  # a resend checks every chunk against the list
         if len(data) != length or changed:
             if record.token:
                 self._sends.pop(send.id or 0, None)

@@ -99,8 +99,9 @@ class TransferManager:
         return self._out.offered()
 
     def sent_before(self, name: str) -> bool:
-        """Was ``send_dir/name`` offered on this connection already (a typed ``/sendfile``)?"""
-        return name in self._out.named
+        """Was ``send_dir/name`` offered on this connection already, or is it waiting in the client's queue to be
+        (a typed ``/sendfile``)?"""
+        return name in self._out.named or name in self._out.waiting.names
 
     def queued(self) -> list[str]:
         """Names of files waiting in this client's queue to be offered (more than eight at once)."""

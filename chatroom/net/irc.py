@@ -260,8 +260,6 @@ class IrcDoor:
         that is none of the door's commands, of :data:`OTHER_IRC` and no numeric (``HELLO``)? Asked only before
         registration, for a command that got ``451``; a real client's registration burst (CAP, PASS, NICK, USER,
         PING, AUTHENTICATE, QUIT, WEBIRC, STARTTLS...) never is."""
-        if name.startswith("/"):
-            return True
         return name not in self.commands and name not in OTHER_IRC and not name.isdigit()
 
     def wrong_door(self) -> str:

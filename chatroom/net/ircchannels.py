@@ -21,7 +21,7 @@ from chatroom.model.errors import JoinRefused, Refused
 from chatroom.model.names import room_key
 from chatroom.net.irc import IrcConnection, IrcDoor, irc_host
 from chatroom.net.ircmodes import change_modes
-from chatroom.net.ircregister import KICKLEN, TOPICLEN
+from chatroom.net.ircregister import KICKLEN, MAX_KICKS, TOPICLEN
 from chatroom.wire.irc import Message, casefold, clean
 
 __all__ = ["install"]
@@ -185,8 +185,6 @@ def list_(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
 
 
 # -- KICK and INVITE --------------------------------------------------------------------------------
-#: Most nicks one KICK takes (ISUPPORT ``TARGMAX=KICK:4``); those past it get one ``407``.
-MAX_KICKS = 4
 
 def kick(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:
     """``KICK #room nick [:reason]``: operators only (482); the owner and admins cannot be kicked."""

@@ -24,6 +24,7 @@ from chatroom.model.room import Room
 from chatroom.model.access import may_read
 from chatroom.model.history import Entry
 from chatroom.net.irc import IrcConnection, IrcDoor, tagged
+from chatroom.net.ircregister import MAX_HISTORY, MAX_TARGETS
 from chatroom.wire.irc import MAX_LINE, Message, clean, encode
 from chatroom.wire.ircevents import parse_msgid, render_event
 from chatroom.wire.lines import sanitize
@@ -32,10 +33,6 @@ from chatroom.wire.render import iso_time
 
 __all__ = ["install", "other_command"]
 
-#: Most lines one CHATHISTORY query returns (ISUPPORT CHATHISTORY).
-MAX_HISTORY = 500
-#: Most targets of one PRIVMSG or NOTICE (ISUPPORT TARGMAX); those past it get ``407`` (a NOTICE: nothing).
-MAX_TARGETS = 4
 
 
 def privmsg(door: IrcDoor, conn: IrcConnection, msg: Message) -> float:

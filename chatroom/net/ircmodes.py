@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
+from chatroom.model.errors import Refused
 from chatroom.model.member import Member
 from chatroom.model.room import Room
 from chatroom.model.moderation import Ban
@@ -136,7 +137,10 @@ def _one(door: IrcDoor, conn: IrcConnection, room: Room, sign: str, char: str, a
             for other in list(room.members.values()):
                 if other is not conn and rules.banned(other.account, str(getattr(other, "host", "")),
                                                       door.mask_of(other.nick)) and not door.is_admin(other):
-                    hub.part(other, room, "banned", notice=f"{other.nick} is banned from {label}", by=conn.nick)
+                    try:  # as /ban and KICK: a member of another server out of reach is refused aloud
+                        hub.kick(other, room, f"{other.nick} is banned from {label}", by=conn.nick, reason="banned")
+                    except Refused as exc:
+                        door.app.send_line(conn, f"ERROR {exc}")
         else:
             removed = rules.remove_ban(arg) or rules.remove_ban(arg[3:] if arg.lower().startswith("$a:") else
                                                                 arg[4:] if arg.startswith("*!*@") else arg)

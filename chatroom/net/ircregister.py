@@ -44,6 +44,10 @@ _BITS = {"server-time": TIME, "message-tags": TAGS, "account-tag": ACCOUNT, "awa
 TRIES = 3
 #: Lengths announced in ISUPPORT and enforced.
 TOPICLEN, KICKLEN, AWAYLEN, USERLEN = 400, 200, 200, 16
+#: Most lines one CHATHISTORY query returns (ISUPPORT CHATHISTORY).
+MAX_HISTORY = 500
+#: Most targets of one PRIVMSG or NOTICE, and most nicks of one KICK (ISUPPORT TARGMAX); past them, one ``407``.
+MAX_TARGETS = MAX_KICKS = 4
 
 
 def isupport(max_rooms: int) -> list[str]:
@@ -53,9 +57,10 @@ def isupport(max_rooms: int) -> list[str]:
     return [
         f"AWAYLEN={AWAYLEN}", f"CASEMAPPING={CASEMAPPING}", f"CHANLIMIT=#:{max_rooms}", "CHANMODES=b,k,l,imnst",
         "CHANNELLEN=33",
-        "CHANTYPES=#", "CHATHISTORY=500", f"KICKLEN={KICKLEN}", "LINELEN=512", "MODES=4", "MSGREFTYPES=msgid",
+        "CHANTYPES=#", f"CHATHISTORY={MAX_HISTORY}", f"KICKLEN={KICKLEN}", "LINELEN=512", "MODES=4", "MSGREFTYPES=msgid",
         "NETWORK=chatroom", f"NICKLEN={MAX_NICK}", "PREFIX=(ov)@+",
-        "TARGMAX=JOIN:,KICK:4,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1", f"TOPICLEN={TOPICLEN}",
+        f"TARGMAX=JOIN:,KICK:{MAX_KICKS},NAMES:1,NOTICE:{MAX_TARGETS},PART:,PRIVMSG:{MAX_TARGETS},WHOIS:1",
+        f"TOPICLEN={TOPICLEN}",
         f"USERLEN={USERLEN}", "WHOX",
     ]
 

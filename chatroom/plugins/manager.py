@@ -250,19 +250,18 @@ class PluginHost:
         admin's ``/plugin disable`` pauses a plugin; its threads and files still need releasing). Loop thread,
         once, when the server stops."""
         for impl in self.impls("shutdown"):
-            self._shut_down(impl.plugin_name, make_ctx)
+            self._shut_down(impl, make_ctx)
 
-    def _shut_down(self, plugin: str, make_ctx: Callable[[str], Any]) -> None:
-        """Call *plugin*'s ``shutdown`` hook unless it had it already (its faults are logged, never counted)."""
+    def _shut_down(self, impl: Any, make_ctx: Callable[[str], Any]) -> None:
+        """Call the ``shutdown`` hookimpl *impl* unless its plugin had it already (faults logged, never counted)."""
+        plugin = impl.plugin_name
         info = self.info.get(plugin)
         if info is not None:
             if info.shut:
                 return
             info.shut = True
-        for impl in self.impls("shutdown"):
-            if impl.plugin_name == plugin:
-                args = {a: make_ctx(plugin) for a in impl.argnames}
-                self._guarded(plugin, impl.function, (), args, passthrough=(), count=False, strike=False)
+        args = {a: make_ctx(plugin) for a in impl.argnames}
+        self._guarded(plugin, impl.function, (), args, passthrough=(), count=False, strike=False)
 
     def _switch_off(self, plugin: str, why: str) -> None:
         """Switch *plugin* off for good (until a restart or its file's reload): its ``shutdown`` hook is called
@@ -270,8 +269,10 @@ class PluginHost:
         info = self.info.get(plugin)
         if info is not None:
             info.disabled, info.off = True, why
-        if self._make_ctx is not None and self.pm.has_plugin(plugin):
-            self._shut_down(plugin, self._make_ctx)
+        if self._make_ctx is not None:
+            for impl in self.impls("shutdown"):
+                if impl.plugin_name == plugin:
+                    self._shut_down(impl, self._make_ctx)
         if self.pm.has_plugin(plugin):
             self.pm.unregister(name=plugin)
         self.registry.remove_plugin(plugin)

@@ -335,10 +335,9 @@ class Presence:
             # (quit while this node could not hear it, or, of a life this node never heard a hello from, cleared by
             # its restart: reap.lua). The same life back after it was taken for dead (stalled past the TTL): its
             # members join again.
-            left = "quit"
             back = self.lost.pop(node, None) in ("", message["boot"])  # ("": a life never heard: it has none yet)
             self.boots[node] = message["boot"]
-            self.resnapshot(node, left, back)
+            self.resnapshot(node, "quit", back)
         elif message["k"] == "nick":
             self.mirror(node, message["id"], message["nick"], message.get("account"))
         elif message["k"] == "away":
